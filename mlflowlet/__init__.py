@@ -1,0 +1,49 @@
+"""mlflowlet: write a handler once, run it anywhere, and have every run recorded.
+
+Nothing heavy happens at import: public names load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "Context": "mlflowlet.context",
+    "DataItem": "mlflowlet.datastore",
+    "MLClientCtx": "mlflowlet.context",
+    "NewRun": "mlflowlet.model",
+    "NewTask": "mlflowlet.model",
+    "RunObject": "mlflowlet.model",
+    "RunTemplate": "mlflowlet.model",
+    "get_or_create_ctx": "mlflowlet.context",
+    "get_run_db": "mlflowlet.db",
+    "new_function": "mlflowlet.runtimes",
+    "new_runner": "mlflowlet.runtimes",
+    "new_task": "mlflowlet.model",
+}
+
+__all__ = sorted(["__version__", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlflowlet' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import Context, MLClientCtx, get_or_create_ctx
+    from .datastore import DataItem
+    from .db import get_run_db
+    from .model import NewRun, NewTask, RunObject, RunTemplate, new_task
+    from .runtimes import new_function, new_runner

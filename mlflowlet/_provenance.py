@@ -1,0 +1,80 @@
+"""Where a run ran: host, owner, Python version and git commit (read cheaply, cached)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def host_facts() -> dict[str, str]:
+    """Return ``host``, ``owner`` and ``python_version`` of this process."""
+    owner = os.environ.get("USER") or os.environ.get("USERNAME") or ""
+    if not owner:
+        try:
+            import getpass
+
+            owner = getpass.getuser()
+        except Exception:  # no passwd entry in some containers
+            owner = str(os.getuid()) if hasattr(os, "getuid") else ""
+    return {"host": socket.gethostname(), "owner": owner, "python_version": platform.python_version()}
+
+
+@lru_cache(maxsize=64)
+def git_info(start: str) -> dict[str, str]:
+    """Return ``repo`` (origin URL or path) and ``commit`` of the git checkout holding ``start``.
+
+    Reads ``.git`` files directly (no ``git`` subprocess); empty when not in a checkout.
+    """
+    folder = os.path.abspath(start)
+    while True:
+        gitdir = os.path.join(folder, ".git")
+        if os.path.isdir(gitdir):
+            break
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return {}
+        folder = parent
+    try:
+        with open(os.path.join(gitdir, "HEAD")) as fh:
+            head = fh.read().strip()
+        commit = head
+        if head.startswith("ref: "):
+            ref = head[5:]
+            commit = _read_ref(gitdir, ref)
+    except OSError:
+        return {}
+    return {"repo": _origin(gitdir) or folder, "commit": commit}
+
+
+def _read_ref(gitdir: str, ref: str) -> str:
+    path = os.path.join(gitdir, ref)
+    if os.path.isfile(path):
+        with open(path) as fh:
+            return fh.read().strip()
+    packed = os.path.join(gitdir, "packed-refs")
+    if os.path.isfile(packed):
+        with open(packed) as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref:
+                    return parts[0]
+    return ""
+
+
+def _origin(gitdir: str) -> str:
+    try:
+        with open(os.path.join(gitdir, "config")) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return ""
+    in_origin = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_origin = stripped == '[remote "origin"]'
+        elif in_origin and stripped.startswith("url"):
+            return stripped.split("=", 1)[1].strip()
+    return ""

@@ -1,0 +1,135 @@
+"""Streaming, hashing and atomic file writes shared by the stores and the artifact manager.
+
+A write goes to a hidden temporary file in the destination directory, then ``os.replace``
+moves it into place, so readers see either the old file or the whole new one, never a
+partial one. (No ``fsync``: this protects readers, not against power loss.)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+CHUNK_SIZE = 1 << 20  # 1 MiB
+
+
+def iter_stream(fileobj: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Yield ``fileobj``'s bytes in chunks of at most ``chunk_size``."""
+    while True:
+        chunk = fileobj.read(chunk_size)
+        if not chunk:
+            return
+        yield chunk
+
+
+def iter_file(path: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Yield the bytes of the file at ``path`` in chunks, never holding it whole."""
+    with open(path, "rb") as f:
+        yield from iter_stream(f, chunk_size)
+
+
+def hash_file(path: str) -> tuple[str, int]:
+    """Return ``(sha256 hex digest, size in bytes)`` of a file, read in chunks."""
+    import hashlib
+
+    sha, size = hashlib.sha256(), 0
+    for chunk in iter_file(path):
+        sha.update(chunk)
+        size += len(chunk)
+    return sha.hexdigest(), size
+
+
+class AtomicFile(io.RawIOBase):
+    """A binary writer that lands at ``path`` only when closed without error.
+
+    It hashes (sha256) and counts what goes through it. Leaving a ``with`` block on an
+    exception, or calling :meth:`abort`, removes the temporary file and leaves ``path``
+    as it was.
+
+    Args:
+        path: the final file path; missing parent directories are created.
+    """
+
+    def __init__(self, path: str) -> None:
+        import hashlib
+
+        super().__init__()
+        self.path = path
+        parent = os.path.dirname(path) or "."
+        os.makedirs(parent, exist_ok=True)
+        # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
+        self._tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
+        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def writable(self) -> bool:
+        """Return True: this is a writer."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` (bytes-like) to the temporary file, hashing it."""
+        view = memoryview(data).cast("B")
+        written = 0
+        while written < len(view):
+            written += os.write(self._fd, view[written:])
+        self._sha.update(view)
+        self.size += len(view)
+        return len(view)
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 hex digest of everything written so far."""
+        return self._sha.hexdigest()
+
+    def abort(self) -> None:
+        """Drop the temporary file; ``path`` is left untouched."""
+        if not self._done:
+            self._done = True
+            os.close(self._fd)
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+        super().close()
+
+    def close(self) -> None:
+        """Move the temporary file into place (once)."""
+        if not self._done:
+            self._done = True
+            try:
+                os.close(self._fd)
+                os.replace(self._tmp, self.path)
+            except BaseException:
+                try:
+                    os.unlink(self._tmp)
+                except FileNotFoundError:
+                    pass
+                raise
+        super().close()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        # IOBase.__del__ would close(), i.e. publish a half-written file: abort instead.
+        if not getattr(self, "_done", True):
+            self.abort()
+
+
+def write_atomic(path: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+    """Write ``chunks`` to ``path`` atomically.
+
+    Returns:
+        ``(sha256 hex digest, size in bytes)`` of what was written.
+    """
+    with AtomicFile(path) as out:
+        for chunk in chunks:
+            out.write(chunk)
+    return out.sha256, out.size

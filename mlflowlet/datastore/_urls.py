@@ -1,0 +1,83 @@
+"""URL helpers for the data stores: scheme detection, local paths, joins.
+
+Kept free of :mod:`urllib.parse` at import time (it pulls in :mod:`re`), so
+``import mlflowlet.datastore`` stays cheap; the parser is loaded on first use.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlflowlet.errors import DataStoreError
+
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
+_COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
+
+
+def url_scheme(url: str) -> str:
+    """Return the lower-case scheme of ``url``, or ``''`` for a plain path.
+
+    Only ``scheme://`` counts as a scheme, so Windows paths such as ``C:\\data`` stay local.
+    """
+    head, sep, _ = url.partition("://")
+    if not sep or not head or not head[0].isalpha():
+        return ""
+    head = head.lower()
+    return head if set(head) <= _SCHEME_CHARS else ""
+
+
+def is_local(url: str) -> bool:
+    """Return True for plain paths and ``file://`` URLs."""
+    return url_scheme(url) in ("", "file")
+
+
+def local_path(url: str) -> str:
+    """Return the absolute local path a plain path or ``file://`` URL names.
+
+    Raises:
+        DataStoreError: ``url`` is not local, or a ``file://`` URL names another host.
+    """
+    scheme = url_scheme(url)
+    if scheme == "":
+        return os.path.abspath(url)
+    if scheme != "file":
+        raise DataStoreError(f"not a local path: {url!r}")
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise DataStoreError(f"file URL {url!r} names host {parts.netloc!r}; only local files work")
+    path = unquote(parts.path)
+    if os.name == "nt" and len(path) > 2 and path[0] == "/" and path[2] == ":":
+        path = path[1:]  # file:///C:/x -> C:/x
+    return os.path.abspath(path)
+
+
+def url_basename(url: str) -> str:
+    """Return the last path segment of ``url`` (no query or fragment), or ``''``."""
+    if is_local(url):
+        return os.path.basename(local_path(url))
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2])
+
+
+def url_format(url: str) -> str:
+    """Return the data format a URL's suffix suggests (``'csv'``, ``'parquet'``...), or ``''``.
+
+    A compression suffix (``.gz``, ``.zip``...) is looked through: ``a.csv.gz`` is ``'csv'``.
+    """
+    name = url_basename(url).lower()
+    for comp in _COMPRESSIONS:
+        if name.endswith(comp):
+            name = name[: -len(comp)]
+            break
+    _, dot, ext = name.rpartition(".")
+    return ext if dot else ""
+
+
+def join_url(base: str, name: str) -> str:
+    """Join a relative ``name`` (``/`` separated) under a directory path or URL."""
+    if is_local(base):
+        return os.path.join(local_path(base), *name.replace("\\", "/").split("/"))
+    return base.rstrip("/") + "/" + name.lstrip("/")

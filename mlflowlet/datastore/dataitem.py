@@ -1,0 +1,245 @@
+""":class:`DataItem`: a lazy handle on the data at one URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+from mlflowlet.datastore._urls import is_local, local_path, url_basename, url_format, url_scheme
+from mlflowlet.datastore.base import DataStore
+from mlflowlet.datastore.registry import get_store
+from mlflowlet.errors import DataNotFoundError, DataStoreError
+
+CACHE_ENV = "MLFLOWLET_CACHE_DIR"
+_READERS = {
+    "csv": ("read_csv", {}),
+    "tsv": ("read_csv", {"sep": "\t"}),
+    "parquet": ("read_parquet", {}),
+    "pq": ("read_parquet", {}),
+    "json": ("read_json", {}),
+    "jsonl": ("read_json", {"lines": True}),
+    "ndjson": ("read_json", {"lines": True}),
+}
+
+
+class DataItem:
+    """A lazy handle on the data at a URL (local path, ``file://``, ``http(s)://``, ``s3://``,
+    ``store://`` artifact reference...).
+
+    Nothing is read until asked. ``store://`` references are resolved through the run DB on
+    first use; their record is then :attr:`meta`.
+
+    Args:
+        key: the name this data goes by (an input name); used in error messages.
+        url: where the data is.
+        store: the data store to use; found from the URL's scheme when None.
+        secrets: credentials for the store (a dict or ``get(key)`` object).
+        db: the run DB resolving ``store://`` references (default: ``get_run_db()``).
+        artifact: the artifact record (dict or object with ``to_dict()``) when already known;
+            a ``store://`` reference then needs no DB lookup.
+    """
+
+    def __init__(
+        self,
+        key: str | None,
+        url: str,
+        store: DataStore | None = None,
+        secrets: Any = None,
+        db: Any = None,
+        artifact: Any = None,
+    ) -> None:
+        self._key = key
+        self._url = os.fspath(url)
+        self._secrets = secrets
+        self._db = db
+        if artifact is not None and hasattr(artifact, "to_dict"):
+            artifact = artifact.to_dict()
+        self._meta: dict[str, Any] | None = dict(artifact) if artifact is not None else None
+        self._store = store
+        self._real: str | None = None if url_scheme(self._url) == "store" else self._url
+        if self._real is None and self._meta and self._meta.get("uri"):
+            self._real = str(self._meta["uri"])
+        self._local: str | None = None
+
+    # identity -----------------------------------------------------------------------------
+    @property
+    def key(self) -> str | None:
+        """The name this data goes by, or None."""
+        return self._key
+
+    @property
+    def url(self) -> str:
+        """The URL as given (a ``store://`` reference stays a reference)."""
+        return self._url
+
+    @property
+    def meta(self) -> dict[str, Any] | None:
+        """The artifact record for ``store://`` references (or as given), else None."""
+        if self._meta is None and url_scheme(self._url) == "store":
+            self._resolve()
+        return self._meta
+
+    @property
+    def suffix(self) -> str:
+        """The file extension of the (resolved) URL, e.g. ``'.csv'``, or ``''``."""
+        name = url_basename(self._resolve())
+        _, dot, ext = name.rpartition(".")
+        return f".{ext}" if dot else ""
+
+    def __str__(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"DataItem(key={self._key!r}, url={self._url!r})"
+
+    # plumbing -----------------------------------------------------------------------------
+    def _resolve(self) -> str:
+        """Return the real URL, looking ``store://`` references up once."""
+        if self._real is None:
+            from mlflowlet.datastore.storeref import StoreRefStore
+
+            with self._named():
+                meta, self._real = StoreRefStore(self._secrets, db=self._db).resolve(self._url)
+            self._meta = meta if self._meta is None else {**meta, **self._meta}
+        return self._real
+
+    def _target(self) -> tuple[DataStore, str]:
+        real = self._resolve()
+        if self._store is None or url_scheme(real) != url_scheme(self._url):
+            self._store = get_store(real, self._secrets)
+        return self._store, real
+
+    @contextmanager
+    def _named(self) -> Iterator[None]:
+        """Prefix not-found errors with the input's key."""
+        try:
+            yield
+        except DataNotFoundError as exc:
+            if self._key is None or str(exc).startswith("input "):
+                raise
+            raise DataNotFoundError(f"input {self._key!r}: {exc}") from exc
+
+    # reading ------------------------------------------------------------------------------
+    def get(self, size: int | None = None, offset: int = 0) -> bytes:
+        """Return ``size`` bytes (all when None) from ``offset``."""
+        with self._named():
+            store, real = self._target()
+            return store.get(real, size=size, offset=offset)
+
+    def open(self, mode: str = "rb") -> BinaryIO:
+        """Open the data as a binary file object (``'rb'`` or ``'wb'``)."""
+        with self._named():
+            store, real = self._target()
+            return store.open(real, mode)
+
+    def stat(self) -> dict[str, Any]:
+        """Return ``{'size', 'modified', 'etag'}`` (``None`` where unknown)."""
+        with self._named():
+            store, real = self._target()
+            return store.stat(real)
+
+    def listdir(self) -> list[str]:
+        """Return the sorted names under this directory or prefix."""
+        with self._named():
+            store, real = self._target()
+            return store.listdir(real)
+
+    def local(self) -> str:
+        """Return a local path holding the data.
+
+        Local files are returned as they are. Anything else is downloaded once into the
+        cache directory (``$MLFLOWLET_CACHE_DIR``, else ``<tmp>/mlflowlet-cache``), under a
+        name derived from a hash of the URL, and reused by later calls and later items.
+        """
+        if self._local is not None and os.path.exists(self._local):
+            return self._local
+        with self._named():
+            store, real = self._target()
+            if is_local(real):
+                path = local_path(real)
+                if not os.path.exists(path):
+                    raise DataNotFoundError(f"no such file '{path}'")
+            else:
+                path = _cache_path(real)
+                if not os.path.isfile(path):
+                    store.download(real, path)
+        self._local = path
+        return path
+
+    def download(self, path: str) -> None:
+        """Copy the data to the local file ``path`` (atomically)."""
+        with self._named():
+            store, real = self._target()
+            store.download(real, os.fspath(path))
+
+    def as_df(self, format: str | None = None, **kwargs: Any) -> Any:
+        """Read the data into a pandas DataFrame.
+
+        Args:
+            format: ``csv``, ``tsv``, ``parquet``/``pq``, ``json`` or ``jsonl``; guessed from
+                the URL's suffix (or the artifact record's ``format``) when None.
+            **kwargs: passed to the pandas reader.
+
+        Raises:
+            MissingDependencyError: pandas (or pyarrow, for parquet) is not installed.
+            DataStoreError: the format cannot be told or is not supported.
+        """
+        from mlflowlet.datastore._optional import require
+
+        real = self._resolve()
+        fmt = (format or url_format(real) or (self.meta or {}).get("format") or "").lower()
+        if fmt not in _READERS:
+            name = f"input {self._key!r}" if self._key else repr(self._url)
+            raise DataStoreError(
+                f"{name}: cannot read format {fmt or '(unknown)'!r} as a DataFrame; "
+                f"pass format= one of {', '.join(sorted(_READERS))}"
+            )
+        pd = require("pandas", "pandas")
+        if fmt in ("parquet", "pq"):
+            require("pyarrow", "pandas")
+        reader, defaults = _READERS[fmt]
+        path = self.local()
+        with self._named():
+            try:
+                return getattr(pd, reader)(path, **{**defaults, **kwargs})
+            except FileNotFoundError:
+                raise DataNotFoundError(f"no such file '{path}'") from None
+
+    # writing ------------------------------------------------------------------------------
+    def put(self, data: bytes | str) -> None:
+        """Write ``data`` (``str`` is encoded as UTF-8), replacing what is there."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        store, real = self._target()
+        store.put(real, bytes(data))
+        self._local = None
+
+    def upload(self, path: str) -> None:
+        """Copy the local file ``path`` to this URL."""
+        store, real = self._target()
+        with self._named():
+            store.upload(real, os.fspath(path))
+        self._local = None
+
+
+def _cache_path(url: str) -> str:
+    import hashlib
+    import tempfile
+
+    root = os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(), "mlflowlet-cache")
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
+    return os.path.join(os.path.abspath(root), digest, url_basename(url) or "data")
+
+
+def get_dataitem(url: str, key: str | None = None, secrets: Any = None, db: Any = None) -> DataItem:
+    """Return a :class:`DataItem` for ``url``.
+
+    Args:
+        url: a local path or URL.
+        key: the name the data goes by, used in error messages.
+        secrets: credentials for the store (a dict or ``get(key)`` object).
+        db: the run DB for ``store://`` references.
+    """
+    return DataItem(key, url, secrets=secrets, db=db)

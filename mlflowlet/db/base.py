@@ -1,0 +1,180 @@
+"""The run DB interface every backend implements (SQLite here, the HTTP client of the server later)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import ConfigError
+
+
+class RunDB(ABC):
+    """Stores runs, artifacts, logs, metrics and lineage.
+
+    Backends implement the abstract methods; :meth:`commit_run` has a default built on them that a
+    backend may override to write everything in one transaction.
+    """
+
+    def connect(self) -> RunDB:
+        """Return self, connected (for ``get_run_db(...).connect()``)."""
+        return self
+
+    @property
+    def artifact_root(self) -> str:
+        """Default root directory or URL for artifacts of runs recorded here."""
+        return ""
+
+    # runs -----------------------------------------------------------------------------------
+    @abstractmethod
+    def store_run(self, run: dict[str, Any], uid: str, project: str = "", iter: int = 0) -> None:
+        """Insert or replace a run."""
+
+    @abstractmethod
+    def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
+        """Return a run as a dict; raises ``NotFoundError``."""
+
+    @abstractmethod
+    def list_runs(
+        self,
+        name: str = "",
+        uid: str | None = None,
+        project: str = "",
+        labels: Any = None,
+        state: str = "",
+        sort: bool = True,
+        last: int = 0,
+        iter: bool = False,
+        **filters: Any,
+    ) -> Any:
+        """Return a ``RunList`` of the runs that match every filter given."""
+
+    @abstractmethod
+    def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
+        """Delete a run (all its iterations unless ``iter`` is given)."""
+
+    @abstractmethod
+    def del_runs(
+        self, name: str = "", project: str = "", labels: Any = None, state: str = "",
+        days_ago: int = 0,
+    ) -> int:
+        """Delete the runs matching the filter; refuses an empty filter. Returns the count."""
+
+    def update_run(self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0) -> None:
+        """Apply dotted-key updates (``{'status.state': 'error'}``) to a stored run."""
+        run = self.read_run(uid, project, iter)
+        for dotted, value in updates.items():
+            target = run
+            *path, last = dotted.split(".")
+            for part in path:
+                target = target.setdefault(part, {})
+            target[last] = value
+        self.store_run(run, uid, project, iter)
+
+    # artifacts ------------------------------------------------------------------------------
+    @abstractmethod
+    def store_artifact(
+        self, key: str, artifact: dict[str, Any], uid: str | None = None, iter: int | None = None,
+        tag: str = "", project: str = "", tree: str = "",
+    ) -> None:
+        """Store an artifact version and move the ``latest`` tag (and ``tag``) to it."""
+
+    @abstractmethod
+    def read_artifact(
+        self, key: str, tag: str = "", iter: int | None = None, project: str = "",
+        uid: str | None = None,
+    ) -> dict[str, Any]:
+        """Return an artifact version by tag (default ``latest``) or uid."""
+
+    @abstractmethod
+    def list_artifacts(
+        self, name: str = "", project: str = "", tag: str = "", labels: Any = None,
+        kind: str | None = None, since: str | None = None, until: str | None = None,
+        tree: str | None = None,
+    ) -> Any:
+        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version."""
+
+    @abstractmethod
+    def del_artifact(self, key: str, tag: str = "", project: str = "", uid: str | None = None) -> int:
+        """Delete one artifact version (or every version of ``key`` when neither is given)."""
+
+    @abstractmethod
+    def del_artifacts(self, name: str = "", project: str = "", tag: str = "", labels: Any = None) -> int:
+        """Delete the artifacts matching the filter; refuses an empty filter."""
+
+    @abstractmethod
+    def list_artifact_tags(self, project: str = "") -> list[str]:
+        """Return the distinct artifact tags of a project."""
+
+    # logs and metrics -----------------------------------------------------------------------
+    @abstractmethod
+    def store_log(self, uid: str, project: str = "", body: bytes = b"", append: bool = True) -> None:
+        """Append (or replace) a run's captured output."""
+
+    @abstractmethod
+    def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
+        """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
+
+    @abstractmethod
+    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+        """Append metric rows ``(key, step, value, time)``."""
+
+    @abstractmethod
+    def get_metrics(
+        self, uid: str, key: str | None = None, iter: int = 0, project: str = ""
+    ) -> list[dict[str, Any]]:
+        """Return metric rows as dicts ``key, step, value, time``."""
+
+    # lineage ---------------------------------------------------------------------------------
+    @abstractmethod
+    def store_lineage(self, edges: Iterable[dict[str, Any]]) -> None:
+        """Store lineage edges (producer run, output, artifact uri/hash, consumer run, param)."""
+
+    @abstractmethod
+    def list_lineage(
+        self, run_uid: str | None = None, artifact_key: str | None = None,
+        pipeline_uid: str | None = None, upstream: bool = False, downstream: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Return lineage edges touching a run or artifact; walk the graph when asked."""
+
+    # one-shot commit ------------------------------------------------------------------------
+    def commit_run(
+        self, run: dict[str, Any], artifacts: Iterable[dict[str, Any]] = (),
+        metrics: Iterable[tuple] = (), log: bytes = b"",
+    ) -> None:
+        """Write a run with its new artifacts, metric rows and log output at once."""
+        meta = run["metadata"]
+        uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
+        for art in artifacts:
+            self.store_artifact(
+                art["key"], art, uid=art.get("uid"), iter=it, tag=art.get("tag") or "",
+                project=project, tree=art.get("tree", uid),
+            )
+        rows = list(metrics)
+        if rows:
+            self.store_metrics(uid, project, it, rows)
+        if log:
+            self.store_log(uid, project, log)
+        self.store_run(run, uid, project, it)
+
+
+def parse_label_filters(labels: Any) -> list[tuple[str, str, str | None]]:
+    """Turn label filters into ``(op, key, value)``: ``k=v``, ``k!=v``, ``k~=v``, bare ``k``, or a dict."""
+    if not labels:
+        return []
+    if isinstance(labels, dict):
+        return [("=", str(k), str(v)) for k, v in labels.items()]
+    if isinstance(labels, str):
+        labels = [labels]
+    out: list[tuple[str, str, str | None]] = []
+    for item in labels:
+        for op in ("!=", "~=", "="):
+            if op in item:
+                key, value = item.split(op, 1)
+                if not key:
+                    raise ConfigError(f"label filter {item!r} has no key; use k=v, k!=v, k~=v or k")
+                out.append((op, key.strip(), value.strip()))
+                break
+        else:
+            out.append(("exists", item.strip(), None))
+    return out

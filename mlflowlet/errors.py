@@ -1,0 +1,130 @@
+"""Every error mlflowlet raises, under one root.
+
+Hierarchy (each subclass also inherits the matching builtin, so callers may catch either)::
+
+    MlflowletError
+    ├── ConfigError (ValueError)            bad settings, unknown runtime/compiler, bad URL
+    │   └── UnknownBackendError             a runtime kind / URL scheme / compiler target nobody provides
+    ├── MissingDependencyError (ImportError) an optional extra is not installed
+    ├── ParameterError (ValueError)         a param that does not coerce, is missing, or is unknown
+    │   └── HyperParamError                 bad hyper-parameters, param file, selector, stop condition
+    ├── SecretsError (ValueError)           a secrets source that is missing or malformed
+    ├── ArtifactError (ValueError)          an artifact body, key or format that cannot be stored
+    │   └── PathTraversalError              a key or target path escaping its root
+    ├── DataStoreError (OSError)            a URL that cannot be read or written
+    │   └── DataNotFoundError (FileNotFoundError)
+    ├── RunDBError (RuntimeError)           the run database cannot be opened or written
+    │   └── NotFoundError (KeyError)        a run or artifact that does not exist
+    ├── RunError (RuntimeError)             a run ended in error (``.run`` holds the RunObject)
+    ├── PipelineError (ValueError)          a pipeline or step that is badly defined
+    │   ├── StepDefinitionError (TypeError) a decorator used on a bad signature
+    │   └── CycleError                      the DAG has a cycle (``.cycle`` lists the steps)
+    └── CompileError (ValueError)           a pipeline that a target cannot carry
+
+No error type depends on an HTTP library; messages are built here, from the fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MlflowletError(Exception):
+    """Root of every mlflowlet error."""
+
+
+class ConfigError(MlflowletError, ValueError):
+    """A setting, URL or option is not valid."""
+
+
+class UnknownBackendError(ConfigError):
+    """No runtime, store or compiler is registered under that name."""
+
+    def __init__(self, what: str, name: str, available: list[str]) -> None:
+        self.what, self.name, self.available = what, name, sorted(available)
+        super().__init__(
+            f"unknown {what} {name!r}; available: {', '.join(self.available) or 'none'}"
+        )
+
+
+class MissingDependencyError(MlflowletError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package, self.extra = package, extra
+        super().__init__(f"{package} is not installed: pip install 'mlflowlet[{extra}]'")
+
+
+class ParameterError(MlflowletError, ValueError):
+    """A parameter is missing, unknown, or cannot be coerced to its type."""
+
+
+class HyperParamError(ParameterError):
+    """Hyper-parameters, a param file, a selector or a stop condition is not valid."""
+
+
+class SecretsError(MlflowletError, ValueError):
+    """A secrets source does not exist or is malformed."""
+
+
+class ArtifactError(MlflowletError, ValueError):
+    """An artifact cannot be stored as asked."""
+
+
+class PathTraversalError(ArtifactError):
+    """A key or path tries to leave its root (``..``, absolute, NUL)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"refused path {path!r}: keys and target paths must be relative, "
+            "without '..' or NUL characters"
+        )
+
+
+class DataStoreError(MlflowletError, OSError):
+    """A URL cannot be read or written."""
+
+
+class DataNotFoundError(DataStoreError, FileNotFoundError):
+    """A URL names nothing."""
+
+
+class RunDBError(MlflowletError, RuntimeError):
+    """The run database cannot be opened or written."""
+
+
+class NotFoundError(RunDBError, KeyError):
+    """A run, artifact or log does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RunError(MlflowletError, RuntimeError):
+    """A run ended in ``error``; the failed ``RunObject`` is ``.run``."""
+
+    def __init__(self, message: str, run: Any = None) -> None:
+        self.run = run
+        super().__init__(message)
+
+
+class PipelineError(MlflowletError, ValueError):
+    """A pipeline or a step is badly defined or cannot run."""
+
+
+class StepDefinitionError(PipelineError, TypeError):
+    """A decorator was applied to a function it cannot capture."""
+
+
+class CycleError(PipelineError):
+    """The pipeline graph has a cycle."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = list(cycle)
+        path = " -> ".join([*self.cycle, self.cycle[0]]) if self.cycle else "?"
+        super().__init__(f"the pipeline has a cycle: {path}; remove one of these edges")
+
+
+class CompileError(MlflowletError, ValueError):
+    """A pipeline cannot be compiled for the target as it is."""

@@ -1,0 +1,408 @@
+"""Run and task models: what to run with (``RunTemplate``) and what happened (``RunObject``).
+
+``new_task`` (aliases ``NewTask``, ``NewRun``) builds a ``RunTemplate``; runtimes turn it into a
+``RunObject`` that the run DB stores as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import HyperParamError, ParameterError
+
+RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
+TERMINAL_STATES = ("completed", "error", "aborted", "skipped")
+STRATEGIES = ("grid", "list", "random")
+
+
+def now_iso() -> str:
+    """Return the current UTC time as an ISO 8601 string."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def new_uid() -> str:
+    """Return a new run uid (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", validate_assignment=False)
+
+
+class RunMetadata(_Model):
+    """Who and what a run is: uid, name, project, iteration, labels."""
+
+    uid: str = ""
+    name: str = ""
+    project: str = ""
+    iteration: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    tag: str = ""
+    owner: str = ""
+
+
+class RunSpec(_Model):
+    """What a run runs with."""
+
+    handler: str = ""
+    command: str = ""
+    mode: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+    secret_sources: list[dict[str, Any]] = Field(default_factory=list)
+    hyper_params: dict[str, Any] = Field(default_factory=dict)
+    param_file: str = ""
+    selector: str = ""
+    strategy: str = ""
+    max_iterations: int | None = None
+    max_errors: int | None = None
+    stop_condition: str = ""
+    parallel: int | None = None
+    seed: int | None = None
+    artifact_path: str = ""
+    timeout: float | None = None
+    strict: bool = False
+    parent_uid: str = ""
+    pipeline_uid: str = ""
+
+
+class RunStatus(_Model):
+    """What happened: state, results, artifacts, iterations, error and timings."""
+
+    state: str = "created"
+    results: dict[str, Any] = Field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    iterations: list[list[Any]] = Field(default_factory=list)
+    error: str = ""
+    start_time: str = ""
+    end_time: str = ""
+    last_update: str = ""
+    host: str = ""
+    python_version: str = ""
+    code_hash: str = ""
+    git: dict[str, str] = Field(default_factory=dict)
+    exit_code: int | None = None
+
+
+def _as_dict(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    raise ParameterError(f"{what} must be a dict, got {type(value).__name__}")
+
+
+class RunTemplate(_Model):
+    """A task: the metadata and spec a runtime runs with. Methods chain."""
+
+    kind: str = "run"
+    metadata: RunMetadata = Field(default_factory=RunMetadata)
+    spec: RunSpec = Field(default_factory=RunSpec)
+
+    def with_params(self, params: dict[str, Any] | None = None, **kw: Any) -> RunTemplate:
+        """Add or replace parameters, from a dict and/or keyword arguments."""
+        self.spec.params.update(_as_dict(params, "params"))
+        self.spec.params.update(kw)
+        return self
+
+    def with_input(self, key: str, url: str) -> RunTemplate:
+        """Bind input ``key`` to a URL or path (read by the handler as a ``DataItem``)."""
+        self.spec.inputs[key] = str(url)
+        return self
+
+    def with_secrets(self, kind: str, source: Any) -> RunTemplate:
+        """Add a secrets source: ``('file', 'secrets.txt')``, ``('env', 'A,B')``, ``('inline', {...})``."""
+        if kind not in ("file", "env", "inline"):
+            from .errors import SecretsError
+
+            raise SecretsError(f"unknown secrets kind {kind!r}; use file, env or inline")
+        self.spec.secret_sources.append({"kind": kind, "source": source})
+        return self
+
+    def set_label(self, key: str, value: Any) -> RunTemplate:
+        """Set a label on the runs made from this task."""
+        self.metadata.labels[key] = str(value)
+        return self
+
+    def with_hyper_params(
+        self,
+        hyper_params: dict[str, list[Any]],
+        selector: str | None = None,
+        strategy: str = "grid",
+        max_iterations: int | None = None,
+        max_errors: int | None = None,
+        stop_condition: str | None = None,
+        parallel: int | None = None,
+        seed: int | None = None,
+    ) -> RunTemplate:
+        """Run once per combination of the hyper-parameters and pick the best by ``selector``."""
+        if not isinstance(hyper_params, dict):
+            raise HyperParamError(
+                f"hyper_params must be a dict of lists, got {type(hyper_params).__name__}"
+            )
+        _check_strategy(strategy)
+        for key, values in hyper_params.items():
+            if not isinstance(values, (list, tuple)) or not values:
+                raise HyperParamError(
+                    f"hyper-parameter {key!r} must be a non-empty list of values, got "
+                    f"{type(values).__name__} {values!r} (e.g. {{{key!r}: [1, 2, 3]}})"
+                )
+        if strategy == "list":
+            lengths = {k: len(v) for k, v in hyper_params.items()}
+            if len(set(lengths.values())) > 1:
+                raise HyperParamError(
+                    f"strategy 'list' needs lists of equal length, got {lengths}"
+                )
+        self.spec.hyper_params = {k: list(v) for k, v in hyper_params.items()}
+        self._set_iteration_options(
+            selector, strategy, max_iterations, max_errors, stop_condition, parallel, seed
+        )
+        return self
+
+    def with_param_file(
+        self,
+        param_file: str,
+        selector: str | None = None,
+        strategy: str = "list",
+        max_iterations: int | None = None,
+        max_errors: int | None = None,
+        stop_condition: str | None = None,
+        parallel: int | None = None,
+    ) -> RunTemplate:
+        """Run once per row of a CSV/JSON param file and pick the best by ``selector``."""
+        _check_strategy(strategy)
+        self.spec.param_file = str(param_file)
+        self._set_iteration_options(
+            selector, strategy, max_iterations, max_errors, stop_condition, parallel, None
+        )
+        return self
+
+    def _set_iteration_options(self, selector, strategy, max_it, max_err, stop, parallel, seed):
+        if selector is not None:
+            from .hyper import parse_selector
+
+            parse_selector(selector)
+            self.spec.selector = selector
+        self.spec.strategy = strategy
+        self.spec.max_iterations = max_it
+        self.spec.max_errors = max_err
+        if stop:
+            from .hyper import parse_stop_condition
+
+            parse_stop_condition(stop)
+            self.spec.stop_condition = stop
+        self.spec.parallel = parallel
+        if seed is not None:
+            self.spec.seed = seed
+
+    def copy(self, **_: Any) -> RunTemplate:  # type: ignore[override]
+        """Return a deep copy."""
+        return self.model_copy(deep=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict; inline secret values are reduced to their key names."""
+        data = self.model_dump(mode="json")
+        data["spec"]["secret_sources"] = [safe_secret_source(s) for s in self.spec.secret_sources]
+        return data
+
+    def to_json(self) -> str:
+        """Return :meth:`to_dict` as JSON."""
+        return json.dumps(self.to_dict(), default=str)
+
+    def to_yaml(self) -> str:
+        """Return :meth:`to_dict` as YAML."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+
+
+def safe_secret_source(source: dict[str, Any]) -> dict[str, Any]:
+    """Describe a secrets source without its values (inline dicts keep key names only)."""
+    kind, value = source.get("kind"), source.get("source")
+    if kind == "inline":
+        keys = source.get("keys")
+        if keys is None:
+            from .secrets import SecretsStore
+
+            store = SecretsStore()
+            store.add_source("inline", value)
+            keys = sorted(store.keys())
+        return {"kind": "inline", "source": None, "keys": list(keys)}
+    return {"kind": kind, "source": value}
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise HyperParamError(
+            f"unknown hyper-parameter strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
+        )
+
+
+class RunObject(RunTemplate):
+    """A run: metadata, spec and status. ``state`` and ``results`` are status shortcuts."""
+
+    status: RunStatus = Field(default_factory=RunStatus)
+
+    @property
+    def uid(self) -> str:
+        """The run's uid."""
+        return self.metadata.uid
+
+    @property
+    def state(self) -> str:
+        """``status.state``."""
+        return self.status.state
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """``status.results``."""
+        return self.status.results
+
+    @property
+    def error(self) -> str:
+        """``status.error``."""
+        return self.status.error
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """Results and artifact URIs in one dict (results win on a clash)."""
+        out: dict[str, Any] = {a["key"]: a.get("uri", "") for a in self.status.artifacts}
+        out.update(self.status.results)
+        return out
+
+    def output(self, key: str) -> Any:
+        """Return result ``key``, else the uri of artifact ``key``."""
+        if key in self.status.results:
+            return self.status.results[key]
+        for art in self.status.artifacts:
+            if art.get("key") == key:
+                return art.get("uri")
+        known = sorted(self.outputs)
+        raise ParameterError(f"run {self.uid} has no output {key!r}; outputs: {known}")
+
+    def artifact(self, key: str) -> Any:
+        """Return artifact ``key`` as a ``DataItem``."""
+        from .datastore import get_dataitem
+
+        for art in self.status.artifacts:
+            if art.get("key") == key:
+                return get_dataitem(art["uri"], key=key)
+        keys = [a.get("key") for a in self.status.artifacts]
+        raise ParameterError(f"run {self.uid} has no artifact {key!r}; artifacts: {keys}")
+
+    def logs(self, db: Any = None) -> str:
+        """Return the run's captured output from the run DB."""
+        from .db import get_run_db
+
+        db = db or get_run_db()
+        return db.get_log(self.uid, project=self.metadata.project).decode("utf-8", "replace")
+
+    def metric_history(self, key: str | None = None, db: Any = None) -> list[dict[str, Any]]:
+        """Return the logged metric series (``key, step, value, time`` dicts)."""
+        from .db import get_run_db
+
+        db = db or get_run_db()
+        return db.get_metrics(self.uid, key=key, iter=self.metadata.iteration)
+
+    def show(self, display: bool = True) -> str | None:
+        """Print a one-run table (terminal) or return its HTML with ``display=False``."""
+        from .db.lists import RunList
+
+        return RunList([self.to_dict()]).show(display=display)
+
+    def refresh(self, db: Any = None) -> RunObject:
+        """Reload the run from the run DB."""
+        from .db import get_run_db
+
+        db = db or get_run_db()
+        return RunObject.model_validate(
+            db.read_run(self.uid, project=self.metadata.project, iter=self.metadata.iteration)
+        )
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def __repr__(self) -> str:
+        return f"<RunObject {self.metadata.name!r} uid={self.uid} state={self.state}>"
+
+
+def new_task(
+    name: str | None = None,
+    project: str | None = None,
+    handler: Any = None,
+    params: dict[str, Any] | None = None,
+    inputs: dict[str, str] | None = None,
+    outputs: list[str] | None = None,
+    secrets: Any = None,
+    labels: dict[str, Any] | None = None,
+    hyper_params: dict[str, list[Any]] | None = None,
+    param_file: str | None = None,
+    selector: str | None = None,
+    strategy: str | None = None,
+    artifact_path: str | None = None,
+    base: RunTemplate | None = None,
+) -> RunTemplate:
+    """Create a task (``RunTemplate``) to run with a runtime.
+
+    Args:
+        name: run name (default: the handler's name).
+        project: project name (default from settings).
+        handler: a function or ``'module:function'`` / function name.
+        params: parameters bound to the handler's arguments.
+        inputs: input key to URL/path, read as ``DataItem``.
+        outputs: declared output keys.
+        secrets: a list of ``{'kind', 'source'}`` dicts, or a ``(kind, source)`` pair.
+        labels: labels set on the runs.
+        hyper_params: dict of lists, one run per combination.
+        param_file: CSV/JSON file of parameter rows.
+        selector: ``'min.loss'`` / ``'max.accuracy'`` picks the best iteration.
+        strategy: ``grid`` (default), ``list`` or ``random``.
+        artifact_path: where artifacts are written.
+        base: a template to copy and extend.
+
+    Returns:
+        The task.
+    """
+    task = base.copy() if base is not None else RunTemplate()
+    if name:
+        task.metadata.name = name
+    if project:
+        task.metadata.project = project
+    if handler is not None:
+        task.spec.handler = handler if isinstance(handler, str) else handler.__name__
+        if not task.metadata.name and not isinstance(handler, str):
+            task.metadata.name = handler.__name__
+    if params:
+        task.with_params(params)
+    for key, url in (inputs or {}).items():
+        task.with_input(key, url)
+    if outputs:
+        task.spec.outputs = list(outputs)
+    if secrets:
+        if isinstance(secrets, tuple):
+            secrets = [{"kind": secrets[0], "source": secrets[1]}]
+        for src in secrets:
+            task.with_secrets(src["kind"], src["source"])
+    for key, value in (labels or {}).items():
+        task.set_label(key, value)
+    if hyper_params:
+        task.with_hyper_params(hyper_params, selector=selector, strategy=strategy or "grid")
+    elif param_file:
+        task.with_param_file(param_file, selector=selector, strategy=strategy or "list")
+    elif selector:
+        task._set_iteration_options(selector, strategy or "", None, None, None, None, None)
+    if artifact_path:
+        task.spec.artifact_path = artifact_path
+    return task
+
+
+NewTask = new_task
+NewRun = new_task

@@ -1,0 +1,261 @@
+"""The runtime base class: turns a task into runs, expands hyper-parameters, selects the best.
+
+A runtime implements :meth:`Runtime._execute` (run one prepared ``RunObject`` to a terminal state)
+and may override :meth:`Runtime._execute_many` to run iterations its own way (processes, Dask
+tasks, an Indexed Job). Everything else (merging arguments, storing the parent, stop conditions,
+``max_errors``, the iteration table, ``best_iteration``) lives here once.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from typing import Any, Callable
+
+from ..errors import ConfigError, RunError
+from ..model import RunObject, RunTemplate, new_task, new_uid, now_iso
+
+
+class Runtime(ABC):
+    """Runs tasks. Subclasses set ``kind`` and implement :meth:`_execute`.
+
+    Args:
+        command: what to run (a URL, a file, ``module:function``), as the runtime understands it.
+        **options: runtime-specific options kept in ``self.options``.
+    """
+
+    kind = ""
+
+    def __init__(self, command: str = "", **options: Any) -> None:
+        self.command = command
+        self.options = options
+        self.handler = options.pop("handler", None)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} command={self.command!r}>"
+
+    # public API -------------------------------------------------------------------------------
+    def run(
+        self, task: RunTemplate | dict | None = None, handler: Any = None, name: str = "",
+        project: str = "", params: dict[str, Any] | None = None,
+        inputs: dict[str, str] | None = None, artifact_path: str = "", watch: bool = True,
+        raise_on_error: bool = True, db: Any = None, labels: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> RunObject:
+        """Run a task (one run, or one run per hyper-parameter iteration).
+
+        Args:
+            task: a ``RunTemplate`` (from ``new_task``) or its dict.
+            handler: the function (or ``'module:function'`` / a name in the command file).
+            name: run name (default: the task's, else the handler's).
+            project: project name.
+            params: parameters merged over the task's.
+            inputs: inputs merged over the task's.
+            artifact_path: where artifacts go.
+            watch: print progress/logs where the runtime can (out-of-process runtimes).
+            raise_on_error: raise ``RunError`` when the run ends in ``error``.
+            db: a run DB (default: ``get_run_db()``).
+            labels: labels merged over the task's.
+            **options: runtime-specific options for this run (e.g. ``timeout``).
+
+        Returns:
+            The finished ``RunObject``.
+
+        Raises:
+            RunError: the run ended in ``error`` (the run is ``.run``) and ``raise_on_error``.
+        """
+        handler = handler if handler is not None else self.handler
+        run = self._prepare(task, handler, name, project, params, inputs, artifact_path, labels)
+        if db is None:
+            from ..db import get_run_db
+
+            db = get_run_db()
+        self._before_run(run, handler, db, watch=watch, **options)
+        if run.spec.hyper_params or run.spec.param_file:
+            result = self._run_iterations(run, handler, db)
+        else:
+            result = self._execute(run, handler, db)
+        if raise_on_error and result.state == "error":
+            last = (result.status.error or "").strip().splitlines()[-1:] or ["unknown error"]
+            raise RunError(
+                f"run {result.metadata.name!r} ({result.uid}) failed: {last[0]}", run=result
+            )
+        return result
+
+    # hooks ------------------------------------------------------------------------------------
+    def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
+        """Validate or set up before anything runs (runtime-specific options arrive here)."""
+        if options.get("timeout") is not None:
+            run.spec.timeout = float(options["timeout"])
+
+    @abstractmethod
+    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+        """Run one prepared run (or iteration) to a terminal state, record it, and return it."""
+
+    def _execute_many(
+        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+    ) -> Iterator[RunObject]:
+        """Yield finished iterations as they complete (default: a thread pool of ``_execute``)."""
+        runs = iter(runs)
+        if parallel <= 1:
+            for run in runs:
+                yield self._execute(run, handler, db)
+            return
+        with ThreadPoolExecutor(parallel, thread_name_prefix="mlflowlet-iter") as pool:
+            pending: set[Future] = set()
+            for run in runs:  # pulled lazily, so a stop condition stops new launches
+                pending.add(pool.submit(self._execute, run, handler, db))
+                while len(pending) >= parallel:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+            for fut in as_completed(pending):
+                yield fut.result()
+
+    # preparation ------------------------------------------------------------------------------
+    def _prepare(
+        self, task: Any, handler: Any, name: str, project: str, params: dict | None,
+        inputs: dict | None, artifact_path: str, labels: dict | None,
+    ) -> RunObject:
+        if isinstance(task, dict):
+            task = RunTemplate.model_validate(task)
+        elif task is not None and not isinstance(task, RunTemplate):
+            raise ConfigError(f"task must be a RunTemplate or dict, got {type(task).__name__}")
+        template = new_task(base=task) if task is not None else RunTemplate()
+        data = template.model_dump()
+        data.pop("status", None)
+        run = RunObject.model_validate(data)
+        meta, spec = run.metadata, run.spec
+        if handler is not None and not spec.handler:
+            spec.handler = handler if isinstance(handler, str) else _qualname(handler)
+        meta.name = name or meta.name or _short_name(handler) or _short_name(self.command) or "run"
+        if not meta.project:
+            from ..settings import get_settings
+
+            meta.project = project or get_settings().project
+        elif project:
+            meta.project = project
+        spec.params.update(params or {})
+        spec.inputs.update({k: str(v) for k, v in (inputs or {}).items()})
+        meta.labels.update({k: str(v) for k, v in (labels or {}).items()})
+        meta.labels.setdefault("kind", self.kind or "local")
+        if artifact_path:
+            spec.artifact_path = artifact_path
+        if self.command and not spec.command:
+            spec.command = self.command
+        meta.uid = new_uid()
+        run.status.state = "created"
+        return run
+
+    # hyper-parameters -------------------------------------------------------------------------
+    def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
+        from .. import hyper
+        from ..context import Context
+
+        spec = parent.spec
+        combos = hyper.expand_iterations(
+            spec.hyper_params or None, spec.strategy or None, spec.param_file or None,
+            spec.max_iterations, spec.seed,
+        )
+        ctx = Context(parent, db)
+        ctx._start(None)
+        stop = hyper.parse_stop_condition(spec.stop_condition) if spec.stop_condition else None
+        parallel = spec.parallel or self._default_parallel()
+        finished: dict[int, RunObject] = {}
+        errors, stopped = 0, ""
+
+        def children() -> Iterator[RunObject]:
+            for i, combo in enumerate(combos, start=1):
+                if stopped:
+                    return
+                yield self._child(parent, i, combo)
+
+        gen = self._execute_many(children(), handler, db, parallel)
+        for child in gen:
+            finished[child.metadata.iteration] = child
+            if child.state == "error":
+                errors += 1
+                if spec.max_errors is not None and errors >= spec.max_errors:
+                    stopped = f"stopped after {errors} failed iteration(s) (max_errors)"
+            elif stop is not None and stop(child.status.results):
+                stopped = stopped or f"stop condition {spec.stop_condition!r} met at " \
+                                     f"iteration {child.metadata.iteration}"
+        self._summarise(ctx, combos, finished, errors, stopped)
+        return ctx.to_run_object()
+
+    @staticmethod
+    def _default_parallel() -> int:
+        return 1
+
+    @staticmethod
+    def _child(parent: RunObject, iteration: int, combo: dict[str, Any]) -> RunObject:
+        child = parent.model_copy(deep=True)
+        child.status = type(parent.status)()
+        child.metadata.iteration = iteration
+        child.spec.params.update(combo)
+        child.spec.hyper_params, child.spec.param_file = {}, ""
+        child.spec.parent_uid = parent.uid
+        return child
+
+    def _summarise(self, ctx: Any, combos: list, finished: dict[int, RunObject], errors: int,
+                   stopped: str) -> None:
+        from .. import hyper
+
+        parent = ctx.to_run_object()
+        rows = [
+            {"iter": i, "state": r.state, "params": {k: r.spec.params.get(k) for k in combos[i - 1]},
+             "results": r.status.results}
+            for i, r in sorted(finished.items())
+        ]
+        table = hyper.iteration_table(rows)
+        parent.status.iterations = table
+        ok = [(i, r.status.results) for i, r in sorted(finished.items()) if r.state == "completed"]
+        problems, best = [], None
+        if parent.spec.selector and ok:
+            try:
+                best = hyper.select_best(ok, parent.spec.selector)
+            except Exception as exc:  # a selector naming a result no iteration logged
+                problems.append(str(exc))
+        if best is not None:
+            parent.status.results.update(finished[best].status.results)
+            parent.status.results["best_iteration"] = best
+            parent.status.artifacts.extend(finished[best].status.artifacts)
+        if finished:
+            ctx.log_artifact("iteration_results", body=hyper.table_to_csv(table), format="csv",
+                             viewer="table")
+        if errors:
+            problems.append(f"{errors} of {len(finished)} iteration(s) failed")
+        if stopped:
+            parent.status.results["stopped"] = stopped
+            if "max_errors" in stopped:
+                problems.append(stopped)
+        if not ok:
+            problems.insert(0, "no iteration succeeded")
+        failed = not ok or "max_errors" in stopped or bool(parent.spec.selector and best is None)
+        parent.status.error = "; ".join(problems)
+        ctx._finish("error" if failed else "completed")
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", "") or ""
+    name = getattr(fn, "__name__", "") or ""
+    return f"{module}:{name}" if module and module != "__main__" else name
+
+
+def _short_name(obj: Any) -> str:
+    if obj is None or obj == "":
+        return ""
+    if callable(obj):
+        return getattr(obj, "__name__", "")
+    text = str(obj).rstrip("/")
+    text = text.rsplit(":", 1)[-1] if ":" in text and "://" not in text else text
+    return os.path.splitext(os.path.basename(text))[0]
+
+
+def finish_time_fields(run: RunObject) -> None:
+    """Fill missing timing fields of a run that ended outside a context."""
+    status = run.status
+    status.end_time = status.end_time or now_iso()
+    status.last_update = status.end_time

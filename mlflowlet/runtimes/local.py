@@ -1,0 +1,83 @@
+"""The local runtime: runs a handler in this process, in a context of its own."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+from .._binding import bind_arguments, resolve_handler
+from ..context import Context, activate, deactivate
+from ..errors import ConfigError
+from ..model import RunObject
+from .base import Runtime
+
+
+class LocalRuntime(Runtime):
+    """Runs the handler in-process; hyper-parameter iterations run in threads with ``parallel=N``.
+
+    ``command`` may name where the handler lives: ``'module:function'``, ``'file.py:function'`` or
+    a module/file with the function given as ``handler=``.
+    """
+
+    kind = "local"
+
+    def _resolve(self, run: RunObject, handler: Any) -> Any:
+        if callable(handler):
+            return handler
+        target = handler or run.spec.handler
+        command = self.command
+        if not target and ":" in command:
+            return resolve_handler(command)
+        if not target:
+            raise ConfigError(
+                "the local runtime needs a handler: run(handler=fn) or new_runner('module:fn')"
+            )
+        return resolve_handler(target, command)
+
+    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+        ctx = Context(run, db)
+        token = activate(ctx)
+        try:
+            try:
+                fn = self._resolve(run, handler)
+                ctx._start(fn)
+                kwargs = bind_arguments(
+                    fn, ctx, run.spec.params, run.spec.inputs, strict=run.spec.strict,
+                    dataitem=ctx._dataitem,
+                )
+                log_return(ctx, fn(**kwargs))
+            except KeyboardInterrupt:
+                ctx._finish("aborted", "aborted by KeyboardInterrupt")
+                raise
+            except BaseException as exc:  # the handler's failure is the run's, not ours
+                if isinstance(exc, (SystemExit,)) and exc.code in (0, None):
+                    ctx._finish("completed")
+                else:
+                    ctx._finish("error", _format_error(exc))
+            else:
+                ctx._finish("completed")
+        finally:
+            deactivate(token)
+        return ctx.to_run_object()
+
+    @staticmethod
+    def _default_parallel() -> int:
+        return 1
+
+
+def log_return(ctx: Context, value: Any) -> None:
+    """Log a handler's return value: a dict logs each key, anything else non-None as ``return``."""
+    if value is None:
+        return
+    if isinstance(value, dict):
+        ctx.log_results(value)
+    else:
+        ctx.log_result("return", value)
+
+
+def _format_error(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if os.environ.get("MLFLOWLET_SHORT_TRACEBACK"):
+        return f"{type(exc).__name__}: {exc}"
+    return text

@@ -1,0 +1,57 @@
+"""Typed, frozen settings read lazily from ``MLFLOWLET_*`` environment variables.
+
+Nothing is read at import; :func:`get_settings` reads the environment each time it is called
+(a handful of ``os.environ`` lookups), so tests and child processes see changes at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+_PREFIX = "MLFLOWLET_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration.
+
+    Attributes:
+        dbpath: run DB location: a directory (SQLite file ``mlflowlet.db`` inside), a ``.db``
+            file, or an ``http(s)://`` server URL. Empty means the current directory.
+        artifact_path: root for artifacts; empty means ``<db dir>/artifacts``.
+        project: default project name.
+        log_level: the context logger's level.
+        api_token: bearer token for the mlflowlet server.
+        exec_config: a JSON run spec handed to a child process by a runtime.
+        flush_interval: seconds between background flushes of a long run's buffered writes.
+    """
+
+    dbpath: str = ""
+    artifact_path: str = ""
+    project: str = "default"
+    log_level: str = "info"
+    api_token: str = ""
+    exec_config: str = ""
+    flush_interval: float = 1.0
+
+    def sources(self) -> dict[str, tuple[object, str]]:
+        """Return each setting with where its value came from (env variable or default)."""
+        out: dict[str, tuple[object, str]] = {}
+        for f in fields(self):
+            env = _PREFIX + f.name.upper()
+            origin = env if env in os.environ else "default"
+            out[f.name] = (getattr(self, f.name), origin)
+        return out
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now."""
+    env = os.environ
+    kwargs: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = env.get(_PREFIX + f.name.upper())
+        if raw is None:
+            continue
+        kwargs[f.name] = float(raw) if f.type == "float" else raw
+    return Settings(**kwargs)  # type: ignore[arg-type]

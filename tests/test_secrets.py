@@ -1,0 +1,168 @@
+import json
+import time
+
+import pytest
+
+from mlflowlet.errors import SecretsError
+from mlflowlet.secrets import SecretsStore
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in ("MLF_TEST_A", "MLF_TEST_B", "MLF_TEST_MISSING"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_secrets_file_reads_key_values(tmp_path):
+    path = tmp_path / "secrets.env"
+    path.write_text(
+        "# a comment\n\nexport API_KEY=abc123\nDB_PASS = \"p@ss word\"\nQUOTED='x=y'\nEMPTY=\n"
+    )
+    store = SecretsStore().add_source("file", str(path))
+    assert store.get("API_KEY") == "abc123"
+    assert store.get("DB_PASS") == "p@ss word"
+    assert store.get("QUOTED") == "x=y"
+    assert store.get("EMPTY") == ""
+    assert "# a comment" not in store
+
+
+def test_secrets_file_missing_errors(tmp_path):
+    missing = str(tmp_path / "none.env")
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("file", missing)
+    assert str(err.value) == (
+        f"secrets file {missing!r} does not exist (with_secrets('file', path))"
+    )
+
+
+def test_secrets_file_malformed_line_names_line_number(tmp_path):
+    path = tmp_path / "secrets.env"
+    path.write_text("A=1\n# c\nsupersecretvalue\n")
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("file", str(path))
+    msg = str(err.value)
+    assert "line 3" in msg and str(path) in msg
+    assert "supersecretvalue" not in msg
+
+
+def test_env_source_reads_present_and_notes_missing(monkeypatch):
+    monkeypatch.setenv("MLF_TEST_A", "alpha")
+    monkeypatch.setenv("MLF_TEST_B", "beta")
+    store = SecretsStore().add_source("env", "MLF_TEST_A, MLF_TEST_MISSING")
+    store.add_source("env", ["MLF_TEST_B"])
+    assert store.get("MLF_TEST_A") == "alpha"
+    assert store.get("MLF_TEST_B") == "beta"
+    assert "MLF_TEST_MISSING" not in store
+    assert store.missing_keys == ["MLF_TEST_MISSING"]
+    assert store.to_dict()[0] == {"kind": "env", "source": "MLF_TEST_A,MLF_TEST_MISSING"}
+
+
+@pytest.mark.parametrize(
+    "source", [{"TOKEN": "t0ken"}, json.dumps({"TOKEN": "t0ken"}), "{'TOKEN': 't0ken'}"]
+)
+def test_inline_source_accepts_dict_json_and_repr(source):
+    store = SecretsStore().add_source("inline", source)
+    assert store.get("TOKEN") == "t0ken"
+    assert store.has("TOKEN") and not store.has("OTHER")
+
+
+def test_inline_bad_text_errors_without_quoting_it():
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("inline", "TOKEN: hunter22")
+    assert "hunter22" not in str(err.value)
+
+
+def test_unknown_kind_lists_kinds():
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("vault", "x")
+    assert all(kind in str(err.value) for kind in ("file", "env", "inline"))
+
+
+def test_later_source_overrides_earlier():
+    store = SecretsStore().add_source("inline", {"A": "one"}).add_source("inline", {"A": "two"})
+    assert store.get("A") == "two"
+    assert dict(store.items()) == {"A": "two"}
+    assert list(store.keys()) == ["A"]
+
+
+def test_to_dict_never_holds_values(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLF_TEST_A", "envsecret")
+    path = tmp_path / "s.env"
+    path.write_text("F=filesecret\n")
+    store = (
+        SecretsStore()
+        .add_source("file", str(path))
+        .add_source("env", "MLF_TEST_A")
+        .add_source("inline", {"I1": "inlinesecret", "I2": "other"})
+    )
+    described = store.to_dict()
+    assert described == [
+        {"kind": "file", "source": str(path)},
+        {"kind": "env", "source": "MLF_TEST_A"},
+        {"kind": "inline", "source": None, "keys": ["I1", "I2"]},
+    ]
+    text = json.dumps(described)
+    for value in store.values():
+        assert value not in text
+
+
+def test_from_sources_round_trips_to_dict(tmp_path):
+    path = tmp_path / "s.env"
+    path.write_text("F=filesecret\n")
+    store = SecretsStore().add_source("file", str(path)).add_source("inline", {"I": "secret"})
+    again = SecretsStore.from_sources(store.to_dict())
+    assert again.get("F") == "filesecret"
+    assert "I" not in again  # inline values are never stored
+    assert again.missing_keys == ["I"]
+    assert again.to_dict() == store.to_dict()
+
+
+def test_from_sources_reads_inline_values_of_a_task_spec():
+    store = SecretsStore.from_sources([{"kind": "inline", "source": {"K": "value"}}])
+    assert store.get("K") == "value"
+
+
+def test_from_sources_rejects_bad_entry():
+    with pytest.raises(SecretsError):
+        SecretsStore.from_sources(["file"])
+
+
+def test_mask_hides_values():
+    store = SecretsStore().add_source("inline", {"A": "abc", "B": "abcdef", "C": "xy"})
+    masked = store.mask("key abcdef and abc and xy")
+    assert masked == "key *** and *** and xy"  # 'xy' is too short to mask
+    assert "abcdef" not in masked
+
+
+def test_mask_longest_value_first():
+    store = SecretsStore().add_source("inline", {"A": "pass", "B": "password1"})
+    assert store.mask("password1") == "***"
+
+
+def test_mask_handles_regex_characters():
+    store = SecretsStore().add_source("inline", {"A": "a.b*c"})
+    assert store.mask("x a.b*c y aXbbc") == "x *** y aXbbc"
+
+
+def test_mask_without_secrets_returns_text_fast():
+    store = SecretsStore()
+    text = "nothing to hide"
+    assert store.mask(text) is text
+    start = time.perf_counter()
+    for _ in range(100_000):
+        store.mask(text)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_mask_sees_sources_added_later():
+    store = SecretsStore().add_source("inline", {"A": "first"})
+    assert store.mask("first second") == "*** second"
+    store.add_source("inline", {"B": "second"})
+    assert store.mask("first second") == "*** ***"
+
+
+def test_repr_shows_keys_not_values():
+    store = SecretsStore().add_source("inline", {"API_KEY": "verysecret"})
+    text = repr(store)
+    assert "API_KEY" in text and "inline" in text
+    assert "verysecret" not in text

@@ -1,0 +1,23 @@
+"""The quickstart `make demo` runs: a tracked handler, a hyper-parameter sweep, the recorded runs.
+
+Everything lands in the embedded SQLite run DB of the current directory (./mlflowlet.db) and
+artifacts under ./artifacts/.
+"""
+
+from handler import training
+
+from mlflowlet import get_run_db, new_runner, new_task
+
+# 1. one tracked run of a plain handler
+run = new_runner().run(handler=training, params={"p1": 5})
+print(f"run {run.uid}: {run.state}, results {run.results}")
+
+# 2. a hyper-parameter sweep: one child run per value, the best selected by min.loss
+task = new_task(name="training-sweep").with_hyper_params({"p1": [5, 2, 3]}, selector="min.loss")
+sweep = new_runner().run(task, handler=training)
+print(f"sweep {sweep.uid}: best iteration {sweep.results['best_iteration']}, loss {sweep.results['loss']}")
+
+# 3. what the run DB recorded
+db = get_run_db("./").connect()
+db.list_runs("", iter=True).show()
+db.list_artifacts("", tag="*").show()

@@ -3,11 +3,38 @@
 Built-in schemes: plain paths and ``file://`` (:mod:`.filestore`), ``http(s)://``
 (:mod:`.httpstore`, read-only), ``store://`` artifact references (:mod:`.storeref`) and
 ``s3://``; any other scheme fsspec knows works when fsspec is installed. Backends load on
-first use; :func:`register_store` adds more.
+first use; :func:`register_store` adds more. The public names below load on first access.
 """
 
-from mlflowlet.datastore.base import DataStore
-from mlflowlet.datastore.dataitem import DataItem, get_dataitem
-from mlflowlet.datastore.registry import get_store, register_store
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflowlet.datastore.base import DataStore
+    from mlflowlet.datastore.dataitem import DataItem, get_dataitem
+    from mlflowlet.datastore.registry import get_store, register_store
 
 __all__ = ["DataItem", "DataStore", "get_dataitem", "get_store", "register_store"]
+
+_WHERE = {
+    "DataItem": "mlflowlet.datastore.dataitem",
+    "DataStore": "mlflowlet.datastore.base",
+    "get_dataitem": "mlflowlet.datastore.dataitem",
+    "get_store": "mlflowlet.datastore.registry",
+    "register_store": "mlflowlet.datastore.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlflowlet.datastore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -15,9 +15,9 @@ _COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
 
 def url_scheme(url: str) -> str:
-    """Return the lower-case scheme of ``url``, or ``''`` for a plain path.
+    r"""Return the lower-case scheme of ``url``, or ``''`` for a plain path.
 
-    Only ``scheme://`` counts as a scheme, so Windows paths such as ``C:\\data`` stay local.
+    Only ``scheme://`` counts as a scheme, so Windows paths such as ``C:\data`` stay local.
     """
     head, sep, _ = url.partition("://")
     if not sep or not head or not head[0].isalpha():

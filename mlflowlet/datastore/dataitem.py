@@ -13,7 +13,7 @@ from mlflowlet.datastore.registry import get_store
 from mlflowlet.errors import DataNotFoundError, DataStoreError
 
 CACHE_ENV = "MLFLOWLET_CACHE_DIR"
-_READERS = {
+_READERS: dict[str, tuple[str, dict[str, Any]]] = {
     "csv": ("read_csv", {}),
     "tsv": ("read_csv", {"sep": "\t"}),
     "parquet": ("read_parquet", {}),
@@ -25,11 +25,12 @@ _READERS = {
 
 
 class DataItem:
-    """A lazy handle on the data at a URL (local path, ``file://``, ``http(s)://``, ``s3://``,
-    ``store://`` artifact reference...).
+    """A lazy handle on the data at a URL.
 
-    Nothing is read until asked. ``store://`` references are resolved through the run DB on
-    first use; their record is then :attr:`meta`.
+    URLs: local paths, ``file://``, ``http(s)://``, ``s3://``, ``store://`` artifact
+    references, and whatever else a registered store handles. Nothing is read until asked;
+    ``store://`` references are resolved through the run DB on first use and their record
+    is then :attr:`meta`.
 
     Args:
         key: the name this data goes by (an input name); used in error messages.
@@ -100,16 +101,28 @@ class DataItem:
         if self._real is None:
             from mlflowlet.datastore.storeref import StoreRefStore
 
+            resolver = self._store
+            if not isinstance(resolver, StoreRefStore):
+                resolver = StoreRefStore(self._secrets, db=self._db)
             with self._named():
-                meta, self._real = StoreRefStore(self._secrets, db=self._db).resolve(self._url)
+                meta, self._real = resolver.resolve(self._url)
+            self._store = None  # the store of the resolved URI is found next
             self._meta = meta if self._meta is None else {**meta, **self._meta}
         return self._real
 
     def _target(self) -> tuple[DataStore, str]:
         real = self._resolve()
-        if self._store is None or url_scheme(real) != url_scheme(self._url):
+        if self._store is None:
             self._store = get_store(real, self._secrets)
         return self._store, real
+
+    def _writable(self) -> tuple[DataStore, str]:
+        if url_scheme(self._url) == "store":
+            raise DataStoreError(
+                f"cannot write '{self._url}': store:// references are read-only; "
+                "log a new artifact version instead"
+            )
+        return self._target()
 
     @contextmanager
     def _named(self) -> Iterator[None]:
@@ -131,7 +144,7 @@ class DataItem:
     def open(self, mode: str = "rb") -> BinaryIO:
         """Open the data as a binary file object (``'rb'`` or ``'wb'``)."""
         with self._named():
-            store, real = self._target()
+            store, real = self._target() if mode == "rb" else self._writable()
             return store.open(real, mode)
 
     def stat(self) -> dict[str, Any]:
@@ -189,6 +202,7 @@ class DataItem:
         from mlflowlet.datastore._optional import require
 
         real = self._resolve()
+        path = self.local()  # a missing input is the first thing to report
         fmt = (format or url_format(real) or (self.meta or {}).get("format") or "").lower()
         if fmt not in _READERS:
             name = f"input {self._key!r}" if self._key else repr(self._url)
@@ -200,7 +214,6 @@ class DataItem:
         if fmt in ("parquet", "pq"):
             require("pyarrow", "pandas")
         reader, defaults = _READERS[fmt]
-        path = self.local()
         with self._named():
             try:
                 return getattr(pd, reader)(path, **{**defaults, **kwargs})
@@ -212,13 +225,13 @@ class DataItem:
         """Write ``data`` (``str`` is encoded as UTF-8), replacing what is there."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        store, real = self._target()
+        store, real = self._writable()
         store.put(real, bytes(data))
         self._local = None
 
     def upload(self, path: str) -> None:
         """Copy the local file ``path`` to this URL."""
-        store, real = self._target()
+        store, real = self._writable()
         with self._named():
             store.upload(real, os.fspath(path))
         self._local = None

@@ -6,7 +6,6 @@ Nothing is imported until a scheme is first asked for, so an unused backend cost
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,6 @@ _BUILTIN: dict[str, str] = {
 }
 _plugins: dict[str, str | type[DataStore]] = {}
 _loaded: dict[str, Callable[..., DataStore]] = {}
-_lock = threading.Lock()
 
 
 def register_store(scheme: str, store: str | type[DataStore]) -> None:
@@ -45,9 +43,8 @@ def register_store(scheme: str, store: str | type[DataStore]) -> None:
     elif not (isinstance(store, type) and issubclass(store, DataStore)):
         raise ConfigError(f"store for {scheme!r} must be a DataStore subclass, got {store!r}")
     key = scheme.lower()
-    with _lock:
-        _plugins[key] = store
-        _loaded.pop(key, None)
+    _plugins[key] = store
+    _loaded.pop(key, None)
 
 
 def available_schemes() -> list[str]:
@@ -71,9 +68,8 @@ def get_store(url: str, secrets: Any = None, **options: Any) -> DataStore:
     scheme = url_scheme(url)
     factory = _loaded.get(scheme)
     if factory is None:
-        factory = _find(scheme)
-        with _lock:
-            _loaded[scheme] = factory
+        # Two threads may both look a scheme up; they find the same class, so no lock.
+        factory = _loaded[scheme] = _find(scheme)
     return factory(secrets=secrets, **options)
 
 

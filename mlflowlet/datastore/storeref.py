@@ -1,4 +1,4 @@
-"""``store://artifacts/<project>/<key>[#iter][:tag][@uid]`` references, resolved through the run DB."""
+"""``store://artifacts/<project>/<key>[#iter][:tag][@uid]`` references, via the run DB."""
 
 from __future__ import annotations
 

@@ -1,0 +1,57 @@
+"""Artifacts: versioned run outputs (files, tables, charts, plots, datasets, models, pages).
+
+:class:`ArtifactManager` stores them under a run's artifact path; each kind renders its own
+body. The public names below load on first access, so importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflowlet.artifacts._keys import validate_key
+    from mlflowlet.artifacts.base import Artifact, artifact_from_dict
+    from mlflowlet.artifacts.chart import ChartArtifact
+    from mlflowlet.artifacts.dataset import DatasetArtifact
+    from mlflowlet.artifacts.manager import ArtifactManager
+    from mlflowlet.artifacts.model import ModelArtifact
+    from mlflowlet.artifacts.plot import PlotArtifact
+    from mlflowlet.artifacts.table import TableArtifact
+
+__all__ = [
+    "Artifact",
+    "ArtifactManager",
+    "ChartArtifact",
+    "DatasetArtifact",
+    "ModelArtifact",
+    "PlotArtifact",
+    "TableArtifact",
+    "artifact_from_dict",
+    "validate_key",
+]
+
+_WHERE = {
+    "Artifact": "mlflowlet.artifacts.base",
+    "ArtifactManager": "mlflowlet.artifacts.manager",
+    "ChartArtifact": "mlflowlet.artifacts.chart",
+    "DatasetArtifact": "mlflowlet.artifacts.dataset",
+    "ModelArtifact": "mlflowlet.artifacts.model",
+    "PlotArtifact": "mlflowlet.artifacts.plot",
+    "TableArtifact": "mlflowlet.artifacts.table",
+    "artifact_from_dict": "mlflowlet.artifacts.base",
+    "validate_key": "mlflowlet.artifacts._keys",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlflowlet.artifacts' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,46 @@
+"""Importing mlflowlet.artifacts stays cheap: no heavy modules, a few milliseconds."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+HEAVY = ("pandas", "pyarrow", "numpy", "matplotlib", "boto3", "fsspec", "urllib.request")
+
+
+def _run(code: str) -> tuple[str, str]:
+    """Run ``code`` in a fresh interpreter; return (stdout, the -X importtime report)."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
+    return out.stdout, out.stderr
+
+
+def test_import_pulls_in_no_heavy_module():
+    code = (
+        "import sys, mlflowlet.artifacts as a\n"
+        "a.ArtifactManager, a.DatasetArtifact, a.PlotArtifact, a.ChartArtifact\n"
+        "print(sorted(sys.modules))"
+    )
+    loaded = set(eval(_run(code)[0]))
+    assert "mlflowlet.artifacts.manager" in loaded
+    assert not loaded & set(HEAVY)
+
+
+def test_import_takes_under_5ms():
+    _, report = _run("import mlflowlet.errors, mlflowlet.artifacts")
+    line = next(ln for ln in report.splitlines() if re.search(r"\| mlflowlet\.artifacts$", ln))
+    assert int(line.split("|")[1]) < 5000, line
+
+
+def test_all_is_sorted_and_complete():
+    import mlflowlet.artifacts as artifacts
+
+    assert artifacts.__all__ == sorted(artifacts.__all__)
+    assert set(artifacts.__all__) == {
+        "Artifact", "ArtifactManager", "ChartArtifact", "DatasetArtifact", "ModelArtifact",
+        "PlotArtifact", "TableArtifact", "artifact_from_dict", "validate_key",
+    }  # fmt: skip
+    for name in artifacts.__all__:
+        assert getattr(artifacts, name).__doc__

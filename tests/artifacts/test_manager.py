@@ -1,0 +1,330 @@
+"""ArtifactManager: keys, file names, atomic writes, hashing, records, remote stores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from mlflowlet.artifacts import Artifact, ArtifactManager, TableArtifact, validate_key
+from mlflowlet.datastore import DataStore, _streams, register_store, registry
+from mlflowlet.errors import ArtifactError, DataNotFoundError, PathTraversalError
+
+PRODUCER = {"uid": "run1", "name": "train", "iteration": 0, "kind": "local"}
+
+
+@pytest.fixture
+def root(tmp_path):
+    path = tmp_path / "artifacts" / "run1"
+    return path
+
+
+@pytest.fixture
+def manager(root):
+    return ArtifactManager(str(root))
+
+
+@pytest.fixture
+def _registry():
+    plugins, loaded = dict(registry._plugins), dict(registry._loaded)
+    yield
+    registry._plugins.clear()
+    registry._plugins.update(plugins)
+    registry._loaded.clear()
+    registry._loaded.update(loaded)
+
+
+def _files(root):
+    return sorted(
+        os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+    )
+
+
+# keys ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "key",
+    ["..", "../x", "a/../../b", "a/..", "/etc/passwd", "\\share\\x", "C:\\x", "c:x",
+     "a\\..\\..\\b", "", "   ", "a\x00b"],
+)  # fmt: skip
+def test_key_with_dotdot_is_refused(manager, root, key):
+    with pytest.raises(PathTraversalError):
+        manager.log(key, body=b"x")
+    assert not root.exists()
+
+
+@pytest.mark.parametrize("key", ["a/", "plots/", ".", "a/.", "a\\"])
+def test_key_naming_a_directory_is_refused(manager, key):
+    with pytest.raises(ArtifactError, match="must name a file"):
+        manager.log(key, body=b"x")
+
+
+@pytest.mark.parametrize("key", ["a", "plots/loss", "a..b", "..a", "v1.2/model"])
+def test_safe_keys_are_accepted(key):
+    assert validate_key(key) == key
+
+
+def test_relative_target_path_with_dotdot_is_refused(manager, tmp_path):
+    with pytest.raises(PathTraversalError):
+        manager.log("k", body=b"x", target_path="../escape.txt")
+    assert not (tmp_path / "artifacts" / "escape.txt").exists()
+
+
+def test_path_traversal_error_is_an_artifact_error_and_value_error():
+    with pytest.raises(ArtifactError):
+        validate_key("../x")
+    with pytest.raises(ValueError):
+        validate_key("../x")
+
+
+# bodies and hashing ----------------------------------------------------------------------------
+def test_hash_matches_sha256_of_content(manager):
+    art = manager.log("blob", body=b"\x00\x01payload", producer=PRODUCER)
+    content = open(art.uri, "rb").read()
+    assert content == b"\x00\x01payload"
+    assert art.hash == hashlib.sha256(content).hexdigest()
+    assert art.size == len(content)
+
+
+@pytest.mark.parametrize(
+    ("body", "name", "expected"),
+    [
+        (b"raw", "k", b"raw"),
+        ("text é", "k.txt", "text é".encode()),
+        ({"a": 1}, "k.json", None),
+        ([1, 2], "k.json", None),
+    ],
+)
+def test_body_types_are_encoded(manager, root, body, name, expected):
+    art = manager.log("k", body=body)
+    assert art.uri == str(root / name)
+    data = open(art.uri, "rb").read()
+    if expected is None:
+        assert json.loads(data) == body
+        assert art.format == "json"
+    else:
+        assert data == expected
+
+
+def test_dataframe_body_on_plain_artifact_is_a_csv_table(manager, root):
+    pd = pytest.importorskip("pandas")
+    art = manager.log("scores", body=pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+    assert isinstance(art, TableArtifact)
+    assert (art.kind, art.format, art.viewer) == ("table", "csv", "table")
+    assert open(art.uri).read() == "a,b\n1,x\n2,y\n"
+    assert art.uri == str(root / "scores.csv")
+
+
+def test_bad_body_type_names_key_and_type(manager):
+    class Foo:
+        pass
+
+    with pytest.raises(ArtifactError) as err:
+        manager.log("k", body=Foo())
+    assert str(err.value) == (
+        "artifact 'k': body must be bytes, str, dict/list or a DataFrame, got Foo "
+        "(pass local_path= for files)"
+    )
+
+
+def test_body_and_local_path_together_are_refused(manager, tmp_path):
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"x")
+    with pytest.raises(ArtifactError, match="not both"):
+        manager.log("k", body=b"y", local_path=str(src))
+
+
+def test_nothing_to_store_is_refused(manager):
+    with pytest.raises(ArtifactError, match="nothing to store"):
+        manager.log("k")
+
+
+# file names --------------------------------------------------------------------------------
+def test_file_name_is_key_plus_suffix(manager, root):
+    assert manager.log("plots/loss", body="<html/>", format="html").uri == str(
+        root / "plots" / "loss.html"
+    )
+    assert manager.log("page.html", body="<html/>", format="html").uri == str(root / "page.html")
+
+
+def test_file_name_is_local_path_basename(manager, root, tmp_path):
+    src = tmp_path / "model.pkl"
+    src.write_bytes(b"weights")
+    art = manager.log("model", local_path=str(src))
+    assert art.uri == str(root / "model.pkl")
+    assert open(art.uri, "rb").read() == b"weights"
+    assert art.format == "pkl"
+
+
+def test_relative_target_path_goes_under_artifact_path(manager, root):
+    art = manager.log("k", body=b"x", target_path="deep/dir/out.bin")
+    assert art.uri == art.target_path == str(root / "deep" / "dir" / "out.bin")
+
+
+def test_absolute_target_path_is_used_as_is(manager, tmp_path):
+    target = tmp_path / "elsewhere" / "out.bin"
+    art = manager.log("k", body=b"x", target_path=str(target))
+    assert art.uri == str(target)
+    assert target.read_bytes() == b"x"
+
+
+def test_file_url_artifact_path_is_local(tmp_path):
+    art = ArtifactManager((tmp_path / "r").as_uri()).log("k", body=b"x")
+    assert art.uri == str(tmp_path / "r" / "k")
+
+
+# atomic, streamed writes --------------------------------------------------------------------------
+def test_write_is_atomic_no_temp_left(manager, root):
+    manager.log("a", body=b"1" * 10)
+    manager.log("a", body=b"2" * 10)
+    assert _files(root) == ["a"]
+    assert (root / "a").read_bytes() == b"2" * 10
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out" / "f.bin"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+
+    def chunks():
+        yield b"new part"
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _streams.write_atomic(str(target), chunks())
+    assert target.read_bytes() == b"old"
+    assert os.listdir(target.parent) == ["f.bin"]
+
+
+def test_large_local_path_is_copied_in_1mib_chunks(manager, tmp_path, monkeypatch):
+    src = tmp_path / "big.bin"
+    data = os.urandom(3 * (1 << 20) + 7)
+    src.write_bytes(data)
+    sizes: list[int] = []
+    real_write = os.write
+
+    def spy(fd, buf):
+        sizes.append(len(buf))
+        return real_write(fd, buf)
+
+    monkeypatch.setattr(_streams.os, "write", spy)
+    art = manager.log("big", local_path=str(src))
+    monkeypatch.undo()
+    assert open(art.uri, "rb").read() == data
+    assert art.hash == hashlib.sha256(data).hexdigest()
+    assert art.size == len(data)
+    assert len(sizes) >= 4
+    assert max(sizes) <= 1 << 20
+
+
+def test_upload_false_records_local_path_without_copy(manager, root, tmp_path):
+    src = tmp_path / "data.bin"
+    src.write_bytes(b"abc")
+    art = manager.log("data", local_path=str(src), upload=False)
+    assert art.uri == str(src)
+    assert art.hash == hashlib.sha256(b"abc").hexdigest()
+    assert art.size == 3
+    assert not root.exists()
+
+
+def test_missing_local_path_names_key_and_path(manager, tmp_path):
+    missing = tmp_path / "nope.bin"
+    with pytest.raises(DataNotFoundError) as err:
+        manager.log("weights", local_path=str(missing))
+    assert str(err.value) == f"artifact 'weights': no such file '{missing}'"
+
+
+def test_local_path_already_in_place_is_not_copied(manager, root):
+    root.mkdir(parents=True)
+    (root / "in_place.bin").write_bytes(b"here")
+    mtime = os.stat(root / "in_place.bin").st_mtime_ns
+    art = manager.log("k", local_path=str(root / "in_place.bin"))
+    assert art.uri == str(root / "in_place.bin")
+    assert os.stat(root / "in_place.bin").st_mtime_ns == mtime
+    assert art.hash == hashlib.sha256(b"here").hexdigest()
+
+
+def test_existing_target_can_be_linked_without_a_body(manager, tmp_path):
+    existing = tmp_path / "existing.bin"
+    existing.write_bytes(b"12345")
+    art = manager.log("k", target_path=str(existing))
+    assert (art.uri, art.size, art.hash) == (str(existing), 5, None)
+
+
+# records ------------------------------------------------------------------------------------
+def test_record_fields_are_filled(manager):
+    art = manager.log("k", body=b"x", producer=PRODUCER, project="proj", iteration=3, tag="v1")
+    assert art.producer == PRODUCER
+    assert (art.project, art.tree, art.iteration, art.tag) == ("proj", "run1", 3, "v1")
+    updated = datetime.fromisoformat(art.updated)
+    assert updated.utcoffset() == timezone.utc.utcoffset(None)
+    assert abs((datetime.now(timezone.utc) - updated).total_seconds()) < 60
+    assert manager.log("k2", body=b"x", tree="pipe9").tree == "pipe9"
+    assert manager.log("k3", body=b"x").tag == "latest"
+
+
+def test_uid_is_stable_per_content_and_producer(manager):
+    a = manager.log("k", body=b"same", producer=PRODUCER).uid
+    b = manager.log("k", body=b"same", producer=PRODUCER).uid
+    c = manager.log("k", body=b"other", producer=PRODUCER).uid
+    d = manager.log("k", body=b"same", producer={**PRODUCER, "uid": "run2"}).uid
+    assert a == b
+    assert len({a, c, d}) == 3
+
+
+def test_overrides_apply_to_an_artifact_object(manager, root):
+    art = Artifact("page", body="<p>old</p>", viewer="web-app", format="html", labels={"a": "1"})
+    out = manager.log(art, body="<p>new</p>", labels={"b": "2"}, tag="t")
+    assert out is art
+    assert open(art.uri).read() == "<p>new</p>"
+    assert art.labels == {"a": "1", "b": "2"}
+    assert (art.viewer, art.format, art.tag) == ("web-app", "html", "t")
+    assert art.uri == str(root / "page.html")
+
+
+def test_log_rejects_other_item_types(manager):
+    with pytest.raises(ArtifactError, match="key or an Artifact"):
+        manager.log(42, body=b"x")
+
+
+# remote destinations ------------------------------------------------------------------------------
+class RecordingStore(DataStore):
+    objects: dict[str, bytes] = {}
+    calls: list[tuple[str, str]] = []
+
+    def get(self, url, size=None, offset=0):
+        return self.objects[url]
+
+    def put(self, url, data):
+        self.calls.append(("put", url))
+        self.objects[url] = bytes(data)
+
+    def upload(self, url, path):
+        self.calls.append(("upload", url))
+        self.objects[url] = open(path, "rb").read()
+
+    def stat(self, url):
+        return {"size": len(self.objects[url]), "modified": None, "etag": None}
+
+    def listdir(self, url):
+        return []
+
+
+def test_remote_destination_goes_through_the_store(_registry, tmp_path):
+    register_store("rec", RecordingStore)
+    manager = ArtifactManager("rec://bucket/runs/run1/")
+    art = manager.log("metrics", body={"acc": 0.9}, secrets={"K": "v"})
+    assert art.uri == "rec://bucket/runs/run1/metrics.json"
+    assert json.loads(RecordingStore.objects[art.uri]) == {"acc": 0.9}
+    assert art.hash == hashlib.sha256(RecordingStore.objects[art.uri]).hexdigest()
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"m" * 100)
+    art = manager.log("model", local_path=str(src))
+    assert art.uri == "rec://bucket/runs/run1/model.bin"
+    assert RecordingStore.calls[-2:] == [
+        ("put", "rec://bucket/runs/run1/metrics.json"),
+        ("upload", "rec://bucket/runs/run1/model.bin"),
+    ]
+    assert (art.size, art.hash) == (100, hashlib.sha256(b"m" * 100).hexdigest())

@@ -1,0 +1,159 @@
+"""The remote runtime: runs a task on an HTTP function (``mlflowlet serve``, Nuclio, MLRun style).
+
+``new_runner('http://host:port')`` sends each run as JSON (never a pickle) to ``POST /`` and
+records the run the function returns, with its artifacts, metric rows and log, in the caller's
+run DB. Hyper-parameter iterations become concurrent requests, at most ``max_concurrency`` at
+once. An unreachable endpoint, a timeout or an error answer ends the run in ``error`` with a
+one-line reason, after a bounded number of connection retries.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..errors import ConfigError, MissingDependencyError
+from ..model import RunObject, now_iso
+from .base import Runtime, _short_name
+
+_clients: dict[tuple[int, str], Any] = {}
+_lock = threading.Lock()
+
+
+def _client(url: str) -> Any:
+    try:
+        import httpx
+    except ImportError:
+        raise MissingDependencyError("httpx", "server") from None
+    key = (os.getpid(), url)
+    with _lock:
+        if key not in _clients:
+            _clients[key] = httpx.Client(
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+        return _clients[key]
+
+
+class RemoteRuntime(Runtime):
+    """Runs tasks on a remote HTTP function.
+
+    Args:
+        command: the function URL, ``http(s)://host:port[/path]``.
+        timeout: seconds to wait for one run's answer (a run's ``spec.timeout`` wins).
+        connect_timeout: seconds to wait for a connection.
+        retries: extra connection attempts when the endpoint refuses or is unreachable.
+        max_concurrency: hyper-parameter iterations in flight at once.
+        token: bearer token for the function (default ``MLFLOWLET_API_TOKEN``).
+    """
+
+    kind = "remote"
+
+    def __init__(self, command: str = "", **options: Any) -> None:
+        super().__init__(command, **options)
+        if not command.startswith(("http://", "https://")):
+            raise ConfigError(f"the remote runtime needs an http(s):// URL, got {command!r}")
+        self.url = command
+        self.timeout = float(self.options.pop("timeout", 600.0))
+        self.connect_timeout = float(self.options.pop("connect_timeout", 5.0))
+        self.retries = int(self.options.pop("retries", 2))
+        self.max_concurrency = max(1, int(self.options.pop("max_concurrency", 8)))
+        token = self.options.pop("token", None)
+        if token is None:
+            from ..settings import get_settings
+
+            token = get_settings().api_token
+        self._headers = {"authorization": f"Bearer {token}"} if token else {}
+
+    def _prepare(self, task: Any, handler: Any, name: str, *rest: Any) -> RunObject:
+        run = super()._prepare(task, handler, name, *rest)
+        if not name and run.metadata.name == _short_name(self.command):
+            path = self.url.split("://", 1)[1].partition("/")[2].strip("/")
+            run.metadata.name = path.rsplit("/", 1)[-1] or "remote"
+        return run
+
+    def _default_parallel(self) -> int:  # type: ignore[override]
+        return self.max_concurrency
+
+    def _execute_many(self, runs: Iterable[RunObject], handler: Any, db: Any,
+                      parallel: int) -> Iterator[RunObject]:
+        """Send iterations as concurrent requests, never more than ``max_concurrency`` at once."""
+        yield from super()._execute_many(runs, handler, db, min(parallel, self.max_concurrency))
+
+    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+        run.metadata.labels.setdefault("kind", "remote")
+        run.status.state, run.status.start_time = "running", run.status.start_time or now_iso()
+        if db is not None:
+            db.store_run(run.to_dict(), run.uid, run.metadata.project, run.metadata.iteration)
+        try:
+            envelope = self._post(run)
+        except _RemoteFailure as exc:
+            return self._fail(run, db, str(exc))
+        try:
+            done = RunObject.model_validate(envelope["run"])
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._fail(run, db, f"remote function {self.url} answered something that is "
+                                       f"not a run ({type(exc).__name__}: {exc})")
+        done.metadata.uid, done.metadata.iteration = run.uid, run.metadata.iteration
+        done.metadata.project = done.metadata.project or run.metadata.project
+        done.spec.parent_uid = run.spec.parent_uid
+        if db is not None:
+            rows = [tuple(r) for r in envelope.get("metrics") or []]
+            arts = [a for a in envelope.get("artifacts") or [] if isinstance(a, dict)]
+            log = str(envelope.get("log") or "").encode()
+            db.commit_run(done.to_dict(), arts, rows, log)
+        return done
+
+    # transport --------------------------------------------------------------------------------
+    def _post(self, run: RunObject) -> dict[str, Any]:
+        import httpx
+
+        client = _client(self.url)
+        read = run.spec.timeout or self.timeout
+        timeout = httpx.Timeout(read, connect=self.connect_timeout)
+        delay, attempt = 0.1, 0
+        while True:
+            try:
+                resp = client.post(self.url, params={"envelope": "1"}, json=run.to_dict(),
+                                   headers=self._headers, timeout=timeout)
+                break
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                attempt += 1
+                if attempt > self.retries:
+                    raise _RemoteFailure(
+                        f"remote function {self.url} is unreachable after {attempt} attempt(s) "
+                        f"({type(exc).__name__}: {exc}); is `mlflowlet serve` running there?"
+                    ) from None
+                time.sleep(delay * (1 + random.random() / 2))  # backoff before reconnecting
+                delay *= 2
+            except httpx.TimeoutException:
+                raise _RemoteFailure(f"remote function {self.url} did not answer within "
+                                     f"{read:g}s (raise timeout= to wait longer)") from None
+            except httpx.HTTPError as exc:
+                raise _RemoteFailure(f"remote function {self.url} failed: "
+                                     f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code != 200:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise _RemoteFailure(f"remote function {self.url} answered {resp.status_code}: "
+                                 f"{str(detail)[:500]}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise _RemoteFailure(f"remote function {self.url} answered non-JSON: "
+                                 f"{resp.text[:200]!r}") from None
+
+    def _fail(self, run: RunObject, db: Any, message: str) -> RunObject:
+        run.status.state, run.status.error = "error", message
+        run.status.end_time = run.status.last_update = now_iso()
+        if db is not None:
+            db.commit_run(run.to_dict(), (), (), (message + "\n").encode())
+        return run
+
+
+class _RemoteFailure(Exception):
+    """The request did not produce a run (unreachable, timeout, error answer)."""

@@ -1,0 +1,71 @@
+"""The FastAPI app behind :func:`mlflowlet.server.serve.create_function_app`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ..errors import MlflowletError
+from ._middleware import (
+    BodyLimitMiddleware,
+    BodyTimeout,
+    BodyTooLarge,
+    TokenAuthMiddleware,
+    install_redaction,
+)
+from .app import json_response_class, status_for
+from .serve import Event, execute
+
+JSONResponse = json_response_class()
+
+
+def build_function_app(fn: Any, db: Any, token: str, artifact_root: str, max_body: int,
+                       max_concurrency: int) -> FastAPI:
+    """Return the app: ``POST``/``PUT /`` runs ``fn`` with the body's run spec, ``GET /health``."""
+    slots = threading.BoundedSemaphore(max_concurrency)
+    app = FastAPI(title=f"mlflowlet function {getattr(fn, '__name__', 'handler')}",
+                  default_response_class=JSONResponse)
+    app.state.handler = fn
+
+    def run_one(body: Any, event: Event, envelope: bool) -> dict[str, Any]:
+        with slots:
+            out = execute(fn, body, event, db, artifact_root)
+        return out if envelope else out["run"]
+
+    @app.get("/health")
+    def health() -> dict:
+        """Liveness (no token needed)."""
+        return {"status": "ok", "handler": getattr(fn, "__name__", "")}
+
+    @app.api_route("/", methods=["POST", "PUT"])
+    async def invoke(request: Request, envelope: bool = False) -> Any:
+        """Run the handler with the run spec in the body; answer the run JSON."""
+        try:
+            raw = await request.body()
+        except BodyTooLarge as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=413)
+        except BodyTimeout as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=408)
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            return JSONResponse({"detail": f"malformed JSON body: {exc}"}, status_code=400)
+        event = Event(body, dict(request.headers), request.method, request.url.path)
+        try:
+            out = await run_in_threadpool(run_one, body, event, envelope)
+        except MlflowletError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+        except Exception as exc:  # a failure outside the handler: say what
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            return JSONResponse({"detail": detail}, status_code=500)
+        return JSONResponse(out)
+
+    install_redaction(token)
+    app.add_middleware(TokenAuthMiddleware, token=token, public=("/health",))
+    app.add_middleware(BodyLimitMiddleware, max_body=max_body)
+    return app

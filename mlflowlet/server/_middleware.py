@@ -1,0 +1,203 @@
+"""ASGI middleware shared by the run DB server and HTTP functions: token auth and a body limit.
+
+Both are plain ASGI (no Starlette ``BaseHTTPMiddleware``) so they cost almost nothing per request
+and never buffer a response. Tokens are compared in constant time and never logged:
+:class:`RedactFilter` scrubs them from any log record, in case a client put one in a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+COOKIE = "mlflowlet_token"
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+Scope = dict[str, Any]
+ASGIApp = Callable[..., Any]
+
+
+class BodyTooLarge(Exception):
+    """A request body went over the server's limit (answered with 413)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"request body is larger than the server's limit of {limit} bytes")
+
+
+async def _send_json(send: Callable[..., Any], status: int, detail: str,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({
+        "type": "http.response.start", "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()), *(headers or [])],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTimeout(Exception):
+    """A client stopped sending its request body (answered with 408)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"the request body did not arrive within {seconds:g}s")
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_body`` bytes (413) and clients stalling mid-body (408).
+
+    Args:
+        app: the wrapped ASGI app.
+        max_body: largest body in bytes, checked on ``Content-Length`` and while streaming.
+        body_timeout: seconds to wait for each chunk of a body still being sent.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY,
+                 body_timeout: float = 60.0) -> None:
+        self.app, self.max_body, self.body_timeout = app, max_body, body_timeout
+
+    async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body
+            except ValueError:
+                return await _send_json(send, 400, "bad Content-Length header")
+            if too_big:
+                return await _send_json(send, 413, str(BodyTooLarge(self.max_body)))
+        seen, complete = 0, False
+        limit, wait = self.max_body, self.body_timeout
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal seen, complete
+            if complete:  # later calls only wait for a disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), wait)
+            except asyncio.TimeoutError:
+                raise BodyTimeout(wait) from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except BodyTimeout as exc:
+            await _send_json(send, 408, str(exc))
+
+
+def _is_html_get(scope: Scope) -> bool:
+    accept = dict(scope.get("headers") or []).get(b"accept", b"")
+    return scope.get("method") == "GET" and b"text/html" in accept
+
+
+class TokenAuthMiddleware:
+    """Demand ``Authorization: Bearer <token>`` (or the UI's login cookie) on every request.
+
+    Args:
+        app: the wrapped ASGI app.
+        token: the expected token; empty disables auth (the server then binds to loopback).
+        public: path prefixes served without a token (health, static files, login).
+    """
+
+    def __init__(self, app: ASGIApp, token: str, public: tuple[str, ...] = ()) -> None:
+        self.app, self.public = app, public
+        self._token = token.encode()
+
+    def _valid(self, scope: Scope) -> tuple[bool, str]:
+        headers = dict(scope.get("headers") or [])
+        auth = headers.get(b"authorization")
+        if auth is not None:
+            scheme, _, value = auth.partition(b" ")
+            if scheme.lower() != b"bearer":
+                return False, "send the token as 'Authorization: Bearer <token>'"
+            return hmac.compare_digest(value.strip(), self._token), "invalid token"
+        cookie = _cookie(headers.get(b"cookie", b""), COOKIE.encode())
+        if cookie is not None:
+            return hmac.compare_digest(cookie, self._token), "invalid token"
+        return False, (
+            "missing token: send 'Authorization: Bearer <token>' (the server's "
+            "MLFLOWLET_API_TOKEN)"
+        )
+
+    async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]):
+        if scope["type"] != "http" or not self._token:
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.public):
+            return await self.app(scope, receive, send)
+        ok, why = self._valid(scope)
+        if ok:
+            return await self.app(scope, receive, send)
+        if _is_html_get(scope):
+            return await _send_login_page(send, path)
+        await _send_json(send, 401, why, [(b"www-authenticate", b'Bearer realm="mlflowlet"')])
+
+
+def _cookie(raw: bytes, name: bytes) -> bytes | None:
+    for part in raw.split(b";"):
+        key, _, value = part.strip().partition(b"=")
+        if key == name:
+            return value
+    return None
+
+
+async def _send_login_page(send: Callable[..., Any], path: str) -> None:
+    target = quote(path or "/", safe="/")
+    body = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>mlflowlet login"
+        "</title><link rel='stylesheet' href='/static/style.css'></head><body><main>"
+        "<h1>mlflowlet</h1><p>This server needs its API token (MLFLOWLET_API_TOKEN).</p>"
+        f"<form method='post' action='/login?next={target}'>"
+        "<input type='password' name='token' placeholder='token' autocomplete='off'>"
+        "<button type='submit'>Log in</button></form></main></body></html>"
+    ).encode()
+    await send({
+        "type": "http.response.start", "status": 401,
+        "headers": [(b"content-type", b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="mlflowlet"')],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class RedactFilter(logging.Filter):
+    """Replace a secret with ``***`` in every log record that passes through."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secret:
+            return True
+        text = record.getMessage()
+        if self.secret in text:
+            record.msg, record.args = text.replace(self.secret, "***"), ()
+        return True
+
+
+def install_redaction(secret: str, names: tuple[str, ...] = (
+        "uvicorn", "uvicorn.access", "uvicorn.error", "mlflowlet")) -> None:
+    """Attach a :class:`RedactFilter` for ``secret`` to the server's loggers and their handlers."""
+    if not secret:
+        return
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactFilter) and f.secret == secret for f in logger.filters):
+            logger.addFilter(RedactFilter(secret))
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactFilter) and f.secret == secret
+                       for f in handler.filters):
+                handler.addFilter(RedactFilter(secret))

@@ -1,0 +1,170 @@
+"""The run DB server app: REST under ``/api/v1``, health and version, the web UI at ``/``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .. import __version__
+from ..errors import (
+    DataNotFoundError,
+    MissingDependencyError,
+    MlflowletError,
+    NotFoundError,
+    RunDBError,
+)
+from ._middleware import (
+    DEFAULT_MAX_BODY,
+    BodyLimitMiddleware,
+    BodyTimeout,
+    BodyTooLarge,
+    TokenAuthMiddleware,
+    install_redaction,
+)
+
+log = logging.getLogger("mlflowlet.server")
+PUBLIC_PATHS = ("/health", "/api/v1/health", "/login", "/static/", "/favicon.ico")
+
+
+def require_fastapi() -> None:
+    """Raise ``MissingDependencyError`` naming the ``server`` extra when FastAPI is missing."""
+    try:
+        import fastapi  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("fastapi", "server") from None
+
+
+def status_for(exc: Exception) -> int:
+    """Return the HTTP status that stands for an mlflowlet error."""
+    if isinstance(exc, (NotFoundError, DataNotFoundError)):
+        return 404
+    if isinstance(exc, (ValueError, KeyError, TypeError)) and not isinstance(exc, RunDBError):
+        return 400
+    return 500
+
+
+_RESPONSE_CLASS: list[Any] = []
+
+
+def json_response_class() -> Any:
+    """Return a JSON response class that writes NaN/Infinity (results may hold them) as JS does."""
+    if _RESPONSE_CLASS:
+        return _RESPONSE_CLASS[0]
+    import json
+
+    from fastapi.responses import JSONResponse
+
+    class NaNJSONResponse(JSONResponse):
+        def render(self, content: Any) -> bytes:
+            return json.dumps(content, ensure_ascii=False, allow_nan=True,
+                              separators=(",", ":"), default=str).encode("utf-8")
+
+    _RESPONSE_CLASS.append(NaNJSONResponse)
+    return NaNJSONResponse
+
+
+def create_app(
+    db: Any = None, token: str | None = None, artifact_root: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY, ui: bool = True, body_timeout: float = 60.0,
+) -> Any:
+    """Build the FastAPI app of ``mlflowlet server``.
+
+    Args:
+        db: the run DB the server stores into (a ``RunDB`` or a URL/path for ``get_run_db``;
+            default: ``MLFLOWLET_DBPATH``, else the current directory's SQLite file).
+        token: the bearer token clients must send; None reads ``MLFLOWLET_API_TOKEN``; empty
+            disables auth.
+        artifact_root: directory whose files ``/api/v1/files/...`` serves (default: the DB's).
+        max_body: largest accepted request body in bytes (413 above).
+        ui: serve the web UI at ``/``.
+        body_timeout: seconds a client may stall while sending a body (408 after).
+
+    Returns:
+        The ASGI app (FastAPI), with ``app.state.db`` and ``app.state.artifact_root`` set.
+    """
+    require_fastapi()
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    from ..db import RunDB, get_run_db
+    from .api import router
+
+    if not isinstance(db, RunDB):
+        db = get_run_db(db or "", cached=False)
+    if token is None:
+        from ..settings import get_settings
+
+        token = get_settings().api_token
+    app = FastAPI(title="mlflowlet", version=__version__,
+                  default_response_class=json_response_class(),
+                  description="The mlflowlet run DB over REST. Send 'Authorization: Bearer "
+                              "<MLFLOWLET_API_TOKEN>' when the server has a token.")
+    app.state.db = db
+    app.state.artifact_root = os.path.abspath(artifact_root or db.artifact_root or "artifacts")
+    app.state.auth = bool(token)
+
+    @app.exception_handler(MlflowletError)
+    async def _mlflowlet_error(_request: Request, exc: MlflowletError) -> JSONResponse:
+        code = status_for(exc)
+        if code == 500:
+            log.error("run DB error: %s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.exception_handler(BodyTimeout)
+    async def _timeout(_request: Request, exc: BodyTimeout) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=408)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:
+        return JSONResponse({"detail": f"a number is out of range: {exc}"}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            msg = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {})
+            return JSONResponse(
+                {"detail": f"malformed JSON body: {msg.get('error', 'cannot parse')}"},
+                status_code=400,
+            )
+        slim = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+        return JSONResponse({"detail": slim}, status_code=422)
+
+    @app.get("/health", tags=["server"], summary="health")
+    @app.get("/api/v1/health", tags=["server"], include_in_schema=False)
+    def health() -> dict:
+        """Liveness: ``{"status": "ok"}`` (no token needed)."""
+        return {"status": "ok"}
+
+    @app.get("/api/v1/version", tags=["server"], summary="version")
+    def version() -> dict:
+        """Server version, API version, artifact root and store kind."""
+        return {"version": __version__, "api": "v1", "artifact_root": app.state.artifact_root,
+                "db": type(app.state.db).__name__, "auth": app.state.auth}
+
+    app.include_router(router)
+    if ui:
+        from .ui import mount_ui
+
+        mount_ui(app, token or "")
+    install_redaction(token or "")
+    app.add_middleware(TokenAuthMiddleware, token=token or "", public=PUBLIC_PATHS)
+    app.add_middleware(BodyLimitMiddleware, max_body=max_body, body_timeout=body_timeout)
+    return app
+
+
+def check_bind(host: str, token: str) -> str:
+    """Return the host to bind: without a token only loopback is allowed (and said so)."""
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    if token or loopback:
+        return host
+    log.warning("no MLFLOWLET_API_TOKEN set: listening on 127.0.0.1 only instead of %s; set a "
+                "token to serve other hosts", host)
+    return "127.0.0.1"
+

@@ -1,0 +1,267 @@
+"""One run-DB contract, run against SQLiteRunDB and against HTTPRunDB talking to a real server.
+
+The HTTP case starts uvicorn once per module on 127.0.0.1 (free port, readiness by polling
+``/health``) and gives each test a fresh SQLite store behind it. A PostgreSQL case runs too when
+a throwaway cluster can be started (see ``tests/db/test_postgres.py`` for its fixture).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mlflowlet.db.sqlite import SQLiteRunDB
+from mlflowlet.errors import ConfigError, NotFoundError
+from mlflowlet.model import RunObject
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    import tempfile
+
+    from mlflowlet.server._uvicorn import ThreadedServer
+    from mlflowlet.server.app import create_app
+
+    holder = tempfile.mkdtemp(prefix="mlflowlet-contract-")
+    app = create_app(SQLiteRunDB(f"{holder}/boot.db"), token="contract-token", ui=False)
+    with ThreadedServer(app) as server:
+        yield app, server
+
+
+def _backends() -> list:
+    return ["sqlite", "http"]
+
+
+@pytest.fixture(params=_backends())
+def rundb(request, tmp_path):
+    if request.param == "sqlite":
+        db = SQLiteRunDB(str(tmp_path / "contract.db"))
+        yield db
+        db.close()
+    elif request.param == "http":
+        from mlflowlet.db.http import HTTPRunDB
+
+        app, server = request.getfixturevalue("http_server")
+        app.state.db = SQLiteRunDB(str(tmp_path / "server.db"))
+        yield HTTPRunDB(server.url, token="contract-token", retries=0)
+    else:
+        yield request.getfixturevalue("postgres_rundb")
+
+
+def make_run(uid: str, name: str = "train", project: str = "p", state: str = "completed",
+             labels: dict | None = None, start: str = "2024-01-01T00:00:00+00:00",
+             iteration: int = 0, **spec) -> dict:
+    run = RunObject()
+    run.metadata.uid, run.metadata.name, run.metadata.project = uid, name, project
+    run.metadata.iteration = iteration
+    run.metadata.labels = dict(labels or {})
+    run.status.state, run.status.start_time = state, start
+    run.status.results = {"accuracy": 0.5 + iteration / 10}
+    for key, value in spec.items():
+        setattr(run.spec, key, value)
+    return run.to_dict()
+
+
+def store(db, run: dict) -> None:
+    meta = run["metadata"]
+    db.store_run(run, meta["uid"], meta["project"], meta["iteration"])
+
+
+# runs -------------------------------------------------------------------------------------------
+def test_store_then_read_returns_the_same_run(rundb):
+    run = make_run("u1", labels={"team": "a"})
+    store(rundb, run)
+    got = rundb.read_run("u1", "p")
+    assert got["metadata"]["labels"] == {"team": "a"}
+    assert got["status"]["results"] == {"accuracy": 0.5}
+    assert got == rundb.read_run("u1")
+
+
+def test_store_replaces_an_existing_run(rundb):
+    store(rundb, make_run("u1", state="running"))
+    store(rundb, make_run("u1", state="completed"))
+    assert rundb.read_run("u1", "p")["status"]["state"] == "completed"
+    assert len(rundb.list_runs(project="p")) == 1
+
+
+def test_read_unknown_run_raises_not_found_naming_the_uid(rundb):
+    with pytest.raises(NotFoundError, match="missing-uid"):
+        rundb.read_run("missing-uid", "p")
+
+
+def test_update_run_sets_dotted_keys(rundb):
+    store(rundb, make_run("u1", state="running"))
+    rundb.update_run({"status.state": "error", "status.error": "boom"}, "u1", "p")
+    got = rundb.read_run("u1", "p")
+    assert (got["status"]["state"], got["status"]["error"]) == ("error", "boom")
+
+
+def test_list_runs_filters_by_name_project_state_and_labels(rundb):
+    store(rundb, make_run("a", name="train", labels={"team": "x", "size": "large"}))
+    store(rundb, make_run("b", name="train", state="error", labels={"team": "y"}))
+    store(rundb, make_run("c", name="eval", project="q", labels={"team": "x"}))
+    uids = lambda runs: sorted(r["metadata"]["uid"] for r in runs)  # noqa: E731
+    assert uids(rundb.list_runs(name="train")) == ["a", "b"]
+    assert uids(rundb.list_runs(project="q")) == ["c"]
+    assert uids(rundb.list_runs(state="error")) == ["b"]
+    assert uids(rundb.list_runs(labels=["team=x"])) == ["a", "c"]
+    assert uids(rundb.list_runs(labels={"team": "x"})) == ["a", "c"]
+    assert uids(rundb.list_runs(labels=["team!=x"])) == ["b"]
+    assert uids(rundb.list_runs(labels=["size~=arg"])) == ["a"]
+    assert uids(rundb.list_runs(labels=["size"])) == ["a"]
+    assert uids(rundb.list_runs(labels="team=x", name="eval")) == ["c"]
+
+
+def test_list_runs_sorts_newest_first_and_limits_with_last(rundb):
+    for i in range(5):
+        store(rundb, make_run(f"r{i}", start=f"2024-01-0{i + 1}T00:00:00+00:00"))
+    runs = rundb.list_runs(project="p", sort=True)
+    assert [r["metadata"]["uid"] for r in runs] == ["r4", "r3", "r2", "r1", "r0"]
+    assert [r["metadata"]["uid"] for r in rundb.list_runs(last=2)] == ["r4", "r3"]
+
+
+def test_list_runs_hides_iterations_unless_asked(rundb):
+    store(rundb, make_run("h"))
+    for i in (1, 2):
+        store(rundb, make_run("h", iteration=i, parent_uid="h"))
+    assert len(rundb.list_runs(uid="h")) == 1
+    assert sorted(r["metadata"]["iteration"] for r in rundb.list_runs(uid="h", iter=True)) == [
+        0, 1, 2]
+    assert rundb.read_run("h", "p", 2)["status"]["results"]["accuracy"] == pytest.approx(0.7)
+
+
+def test_list_runs_filters_by_pipeline_and_parent(rundb):
+    store(rundb, make_run("pipe"))
+    store(rundb, make_run("s1", pipeline_uid="pipe"))
+    store(rundb, make_run("s2", pipeline_uid="pipe", parent_uid="pipe"))
+    assert sorted(r["metadata"]["uid"] for r in rundb.list_runs(pipeline_uid="pipe")) == [
+        "s1", "s2"]
+    assert [r["metadata"]["uid"] for r in rundb.list_runs(parent_uid="pipe")] == ["s2"]
+
+
+def test_list_runs_unknown_filter_is_a_config_error(rundb):
+    with pytest.raises(ConfigError, match="colour"):
+        rundb.list_runs(colour="red")
+
+
+def test_bad_label_filter_is_a_config_error(rundb):
+    with pytest.raises(ConfigError, match="no key"):
+        rundb.list_runs(labels=["=v"])
+
+
+def test_del_run_removes_every_iteration_or_one(rundb):
+    for i in (0, 1, 2):
+        store(rundb, make_run("d", iteration=i))
+    rundb.del_run("d", "p", iter=2)
+    assert len(rundb.list_runs(uid="d", iter=True)) == 2
+    rundb.del_run("d", "p")
+    assert len(rundb.list_runs(uid="d", iter=True)) == 0
+
+
+def test_del_runs_deletes_matching_and_refuses_an_empty_filter(rundb):
+    store(rundb, make_run("a", state="error"))
+    store(rundb, make_run("b", state="completed"))
+    with pytest.raises(ConfigError, match="needs a filter"):
+        rundb.del_runs()
+    assert rundb.del_runs(state="error") == 1
+    assert [r["metadata"]["uid"] for r in rundb.list_runs()] == ["b"]
+
+
+# artifacts --------------------------------------------------------------------------------------
+def art(key: str, h: str, **kw) -> dict:
+    return {"key": key, "kind": kw.pop("kind", "artifact"), "hash": h, "uri": f"/x/{h}",
+            "labels": kw.pop("labels", {}), **kw}
+
+
+def test_store_artifact_moves_latest_and_keeps_tags(rundb):
+    rundb.store_artifact("model", art("model", "h1"), uid="v1", project="p", tag="prod")
+    rundb.store_artifact("model", art("model", "h2"), uid="v2", project="p")
+    assert rundb.read_artifact("model", project="p")["hash"] == "h2"
+    assert rundb.read_artifact("model", tag="prod", project="p")["hash"] == "h1"
+    assert rundb.read_artifact("model", project="p", uid="v1")["hash"] == "h1"
+    assert rundb.list_artifact_tags("p") == ["latest", "prod"]
+
+
+def test_read_unknown_artifact_raises_not_found(rundb):
+    with pytest.raises(NotFoundError, match="nothing"):
+        rundb.read_artifact("nothing", project="p")
+
+
+def test_list_artifacts_latest_all_versions_kind_and_labels(rundb):
+    rundb.store_artifact("data", art("data", "d1", kind="dataset"), uid="1", project="p")
+    rundb.store_artifact("data", art("data", "d2", kind="dataset"), uid="2", project="p")
+    rundb.store_artifact("plots/loss", art("plots/loss", "c1", kind="chart",
+                                           labels={"stage": "train"}), uid="3", project="p")
+    assert sorted(a["key"] for a in rundb.list_artifacts(project="p")) == ["data", "plots/loss"]
+    assert len(rundb.list_artifacts(project="p", tag="*")) == 3
+    assert [a["key"] for a in rundb.list_artifacts(project="p", kind="chart")] == ["plots/loss"]
+    assert [a["hash"] for a in rundb.list_artifacts(labels=["stage=train"])] == ["c1"]
+    assert [a["hash"] for a in rundb.list_artifacts(name="data")] == ["d2"]
+
+
+def test_del_artifact_and_del_artifacts(rundb):
+    rundb.store_artifact("a", art("a", "1"), uid="1", project="p")
+    rundb.store_artifact("a", art("a", "2"), uid="2", project="p")
+    rundb.store_artifact("b", art("b", "3"), uid="3", project="p")
+    assert rundb.del_artifact("a", project="p", uid="1") == 1
+    assert len(rundb.list_artifacts(name="a", tag="*")) == 1
+    with pytest.raises(ConfigError, match="needs a filter"):
+        rundb.del_artifacts()
+    assert rundb.del_artifacts(project="p") == 2
+    assert len(rundb.list_artifacts(project="p", tag="*")) == 0
+
+
+# logs and metrics -------------------------------------------------------------------------------
+def test_logs_append_replace_offset_and_size(rundb):
+    rundb.store_log("u", "p", b"hello ")
+    rundb.store_log("u", "p", "world\n")
+    assert rundb.get_log("u", "p") == b"hello world\n"
+    assert rundb.get_log("u", "p", offset=6) == b"world\n"
+    assert rundb.get_log("u", "p", offset=6, size=3) == b"wor"
+    rundb.store_log("u", "p", b"\xff\x00binary", append=False)
+    assert rundb.get_log("u", "p") == b"\xff\x00binary"
+    assert rundb.get_log("nobody", "p") == b""
+
+
+def test_metrics_keep_order_and_filter_by_key(rundb):
+    rundb.store_metrics("u", "p", 0, [("loss", 0, 0.9, 1.0), ("acc", 0, 0.1, 1.0)])
+    rundb.store_metrics("u", "p", 0, [("loss", 1, 0.5, 2.0)])
+    rundb.store_metrics("u", "p", 1, [("loss", 0, 7.0, 3.0)])
+    assert [m["value"] for m in rundb.get_metrics("u", "loss")] == [0.9, 0.5]
+    assert [m["key"] for m in rundb.get_metrics("u")] == ["loss", "acc", "loss"]
+    assert rundb.get_metrics("u", "loss", iter=1) == [
+        {"key": "loss", "step": 0, "value": 7.0, "time": 3.0}]
+
+
+# lineage ----------------------------------------------------------------------------------------
+def edge(producer: str, consumer: str, key: str, pipeline: str = "pipe") -> dict:
+    return {"project": "p", "pipeline_uid": pipeline, "producer_uid": producer,
+            "producer_iter": 0, "output": key, "artifact_key": key, "artifact_uri": f"/a/{key}",
+            "artifact_hash": "h", "consumer_uid": consumer, "consumer_param": key,
+            "time": "2024-01-01T00:00:00+00:00"}
+
+
+def test_lineage_lists_edges_and_walks_up_and_down(rundb):
+    rundb.store_lineage([edge("prep", "train", "data"), edge("train", "eval", "model"),
+                         edge("other", "x", "z", pipeline="p2")])
+    assert len(rundb.list_lineage(pipeline_uid="pipe")) == 2
+    assert [e["consumer_uid"] for e in rundb.list_lineage(run_uid="prep")] == ["train"]
+    up = rundb.list_lineage(run_uid="eval", upstream=True)
+    assert {e["producer_uid"] for e in up} == {"prep", "train"}
+    down = rundb.list_lineage(artifact_key="data", downstream=True)
+    assert {e["consumer_uid"] for e in down} == {"eval"}
+    assert rundb.list_lineage(run_uid="prep")[0]["artifact_uri"] == "/a/data"
+
+
+# one-shot commit --------------------------------------------------------------------------------
+def test_commit_run_writes_run_artifacts_metrics_and_log(rundb):
+    run = make_run("c1", state="running")
+    rundb.commit_run(run, [art("out", "o1", uid="o1")], [("loss", 0, 0.3, 1.0)], b"line\n")
+    run["status"]["state"] = "completed"
+    rundb.commit_run(run, [], [("loss", 1, 0.2, 2.0)], b"done\n")
+    assert rundb.read_run("c1", "p")["status"]["state"] == "completed"
+    assert rundb.read_artifact("out", project="p")["tree"] == "c1"
+    assert [m["value"] for m in rundb.get_metrics("c1", "loss")] == [0.3, 0.2]
+    assert rundb.get_log("c1", "p") == b"line\ndone\n"

@@ -18,6 +18,7 @@ demo: install
 	cd examples && ../$(BIN)/python quickstart.py
 
 test: install
+	bash scripts/test-deps.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install

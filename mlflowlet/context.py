@@ -56,17 +56,23 @@ class Context:
     def __init__(self, run: RunObject, db: Any = None, secrets: Any = None) -> None:
         self._run = run
         self._db = db
+        if db is not None:
+            run._db_url = getattr(db, "url", "") or ""
         self._secrets = secrets
         self._pending_artifacts: list[dict[str, Any]] = []
         self._pending_metrics: list[tuple] = []
         self._log: list[str] = []
         self._log_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._deferred: dict[str, Any] | None = None  # the start record not yet written
         self._last_flush = time.monotonic()
         self._flush_interval = 1.0
         self._metric_steps: dict[str, int] = {}
         self._inputs: dict[str, Any] = {}
         self._manager: Any = None
         self._finished = False
+        self._dask_client: Any = None
+        self._token: Any = None  # set when get_or_create_ctx activated this context
         self.log_level = "info"
 
     # read-only views --------------------------------------------------------------------------
@@ -138,7 +144,10 @@ class Context:
         if base:
             base = base.replace("{{run.uid}}", meta.uid).replace("{{run.project}}", meta.project)
         else:
-            root = self._db.artifact_root if self._db is not None else ""
+            from .settings import get_settings
+
+            root = get_settings().artifact_path
+            root = root or (self._db.artifact_root if self._db is not None else "")
             root = root or os.path.join(os.getcwd(), "artifacts")
             base = f"{root.rstrip('/')}/{meta.project}/{meta.uid}"
         if meta.iteration:
@@ -151,6 +160,29 @@ class Context:
     def logger(self) -> Any:
         """A ``logging.Logger`` whose output lands in the run's log."""
         return _capture.get_logger(self.log_level)
+
+    @property
+    def dask_client(self) -> Any:
+        """The ``distributed.Client`` of the Dask cluster running this run, to submit more work.
+
+        On a Dask worker (the ``dask`` runtime) this is the worker's client; elsewhere the default
+        client, if one exists. Call ``distributed.secede()`` before waiting on your own futures.
+        """
+        if self._dask_client is None:
+            try:
+                from distributed import get_client
+            except ImportError:
+                from .errors import MissingDependencyError
+
+                raise MissingDependencyError("dask[distributed]", "dask") from None
+            try:
+                self._dask_client = get_client()
+            except ValueError:
+                raise ConfigError(
+                    "context.dask_client needs a Dask client: run with new_runner('dask://') or "
+                    "create a distributed.Client first"
+                ) from None
+        return self._dask_client
 
     @property
     def secrets(self) -> Any:
@@ -174,16 +206,18 @@ class Context:
         return self.secrets.get(key)
 
     def get_input(self, key: str, url: str | None = None) -> Any:
-        """Return input ``key`` as a ``DataItem`` (``url`` adds or replaces it)."""
+        """Return input ``key`` as a ``DataItem``.
+
+        ``url`` adds or replaces the input; a key the run was not given is read as a URL itself
+        (``get_input('infile.txt')`` reads the local file, as in MLRun), and recorded as an input.
+        """
+        if url is None and key not in self._run.spec.inputs:
+            url = key
         if url is not None:
+            item = self._dataitem(key, str(url))  # a URL it refuses is never recorded
             self._run.spec.inputs[key] = str(url)
-            self._inputs.pop(key, None)
+            self._inputs[key] = item
         if key not in self._inputs:
-            if key not in self._run.spec.inputs:
-                raise ConfigError(
-                    f"run has no input {key!r}; inputs: {sorted(self._run.spec.inputs)} "
-                    f"(add it with -i {key}=URL or task.with_input({key!r}, url))"
-                )
             self._inputs[key] = self._dataitem(key, self._run.spec.inputs[key])
         return self._inputs[key]
 
@@ -238,7 +272,7 @@ class Context:
         labels: dict[str, str] | None = None, format: str | None = None, tag: str | None = None,
         upload: bool = True, **kw: Any,
     ) -> Any:
-        """Store an artifact (a key with ``body``/``local_path``, or an ``Artifact``) and record it."""
+        """Store an artifact (a key with ``body``/``local_path``, or an ``Artifact``); record it."""
         if self._manager is None:
             from .artifacts import ArtifactManager
 
@@ -303,16 +337,43 @@ class Context:
             return
         with self._log_lock:
             log, self._log = "".join(self._log), []
-        if log and self._secrets is not None:
-            log = self._secrets.mask(log)
+        record = self.to_dict()
+        secrets = self._mask_store()
+        if secrets is not None:
+            log, record = secrets.mask(log), _masked(record, secrets.mask)
         arts, self._pending_artifacts = self._pending_artifacts, []
         metrics, self._pending_metrics = self._pending_metrics, []
-        self._db.commit_run(self.to_dict(), arts, metrics, log.encode())
+        with self._commit_lock:
+            self._deferred = None  # this record supersedes the start record
+            self._db.commit_run(record, arts, metrics, log.encode())
 
-    def _start(self, handler: Any = None) -> None:
+    def _flush_deferred_start(self) -> None:
+        """Write the start record of a run still going (called by the deferred-start thread)."""
+        with self._commit_lock:
+            record, self._deferred = self._deferred, None
+            if record is not None and not self._finished:
+                self._db.commit_run(record)
+
+    def _mask_store(self) -> Any:
+        """Return the secrets store when the run has secret values to hide, else None."""
+        if self._secrets is None and self._run.spec.secret_sources:
+            try:
+                self.secrets  # noqa: B018 - read the sources now: output may quote their values
+            except SecretsError:  # reported by _start; nothing was read, so nothing to hide
+                return None
+        return self._secrets if self._secrets is not None and len(self._secrets) else None
+
+    def _start(self, handler: Any = None, defer: bool = False) -> None:
+        """Mark the run ``running`` and record it; ``defer`` writes it only if it lasts.
+
+        With ``defer`` the ``running`` record is written after ``flush_interval`` seconds if the
+        run has not committed by then (a run that ends sooner costs one transaction, not two).
+        """
         from ._binding import code_hash
 
         status, meta = self._run.status, self._run.metadata
+        if self._run.spec.secret_sources:
+            self.secrets  # noqa: B018 - a missing secrets file fails the run now, naming it
         facts = host_facts()
         status.host, status.python_version = facts["host"], facts["python_version"]
         meta.owner = meta.owner or facts["owner"]
@@ -323,13 +384,26 @@ class Context:
         status.state = "running"
         status.start_time = status.start_time or now_iso()
         _capture.install()
-        self.commit()
+        from .settings import get_settings
+
+        self._flush_interval = get_settings().flush_interval
+        if not defer or self._db is None:
+            self.commit()
+            return
+        from ._flush import deferred_starts
+
+        status.last_update = now_iso()
+        record = self.to_dict()
+        secrets = self._mask_store()
+        self._deferred = _masked(record, secrets.mask) if secrets is not None else record
+        deferred_starts.add(self, self._flush_interval)
 
     def _finish(self, state: str, error: str = "") -> None:
         status = self._run.status
         status.state = state
         if error:
-            status.error = error
+            secrets = self._mask_store()
+            status.error = error = secrets.mask(error) if secrets is not None else error
             self._write_log(error if error.endswith("\n") else error + "\n")
         status.end_time = now_iso()
         self._finished = True
@@ -351,6 +425,23 @@ class Context:
         """Return the run as YAML."""
         return self._run.to_yaml()
 
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """End a run started by :func:`get_or_create_ctx`: ``completed``, or ``error``."""
+        if self._finished or self._token is None:
+            return  # a runtime owns this run's end
+        if exc_type is None:
+            self._finish("completed")
+        else:
+            self._finish("error", "".join(traceback.format_exception(exc_type, exc, tb)))
+        token, self._token = self._token, None
+        try:
+            deactivate(token)
+        except ValueError:  # activated in another context (thread); nothing to undo here
+            pass
+
     def __repr__(self) -> str:
         return f"<Context {self.name!r} uid={self.uid} iter={self.iteration} state={self.state}>"
 
@@ -358,10 +449,25 @@ class Context:
 MLClientCtx = Context
 
 
+def _masked(value: Any, mask: Any) -> Any:
+    """Return ``value`` with every string passed through ``mask`` (secret values hidden)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: _masked(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, mask) for v in value]
+    return value
+
+
 def _source_dir(handler: Any) -> str:
-    code = getattr(handler, "__code__", None)
+    import inspect  # a wrapped handler (functools.wraps) lives where the function it wraps does
+
+    code = getattr(inspect.unwrap(handler) if handler is not None else None, "__code__", None)
     path = code.co_filename if code is not None else (sys.argv[0] if sys.argv else "")
-    return os.path.dirname(os.path.abspath(path)) if path and not path.startswith("<") else os.getcwd()
+    if not path or path.startswith("<"):
+        return os.getcwd()
+    return os.path.dirname(os.path.abspath(path))
 
 
 def get_active_context() -> Context | None:
@@ -399,8 +505,41 @@ def _run_from(event: Any, spec: Any, with_env: bool) -> RunObject | None:
 
         config = get_settings().exec_config
         if config:
-            return RunObject.model_validate(json.loads(config))
+            return with_exec_secrets(RunObject.model_validate(json.loads(config)))
     return None
+
+
+EXEC_SECRETS_ENV = "MLFLOWLET_EXEC_SECRETS"
+
+
+def with_exec_secrets(run: RunObject) -> RunObject:
+    """Give ``run`` the inline secret values a parent process handed over out of band.
+
+    Out-of-process runtimes keep inline secret values out of ``MLFLOWLET_EXEC_CONFIG`` (and so out
+    of the run DB) and pass them as a JSON object in ``MLFLOWLET_EXEC_SECRETS``. The variable is
+    removed from the environment once read, so the values go no further than this run.
+
+    Raises:
+        SecretsError: the variable does not hold a JSON object.
+    """
+    raw = os.environ.pop(EXEC_SECRETS_ENV, "")
+    if not raw:
+        return run
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        values = None
+    if not isinstance(values, dict):  # never quote the text: it holds secrets
+        raise SecretsError(f"{EXEC_SECRETS_ENV} must hold a JSON object of secret names to values")
+    sources, placed = run.spec.secret_sources, False
+    for i, src in enumerate(sources):
+        if src.get("kind") == "inline" and src.get("source") is None:
+            keys = src.get("keys") or list(values)
+            sources[i] = {"kind": "inline", "source": {k: values[k] for k in keys if k in values}}
+            placed = True
+    if not placed:
+        sources.append({"kind": "inline", "source": values})
+    return run
 
 
 def get_or_create_ctx(
@@ -414,7 +553,7 @@ def get_or_create_ctx(
     ``MLFLOWLET_EXEC_CONFIG`` environment variable set by out-of-process runtimes; else a new run
     recorded in the default run DB, so ``python training.py`` alone is tracked. A context started
     here ends with the process: ``completed``, or ``error`` with the traceback of an uncaught
-    exception.
+    exception; or earlier, at the end of a ``with get_or_create_ctx(...) as ctx:`` block.
     """
     active = _active.get()
     if active is not None:
@@ -439,7 +578,7 @@ def get_or_create_ctx(
     except SecretsError:
         raise
     ctx._start()
-    activate(ctx)
+    ctx._token = activate(ctx)
     if event is None:
         _finish_at_exit(ctx)
     return ctx

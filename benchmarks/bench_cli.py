@@ -1,0 +1,134 @@
+"""Figures of issue 3: command-line start time, subprocess-runtime overhead, a 100-run sweep.
+
+Each variant runs interleaved with the others, several rounds, and the median is reported, so a
+busy machine slows every variant alike. Every run records into a fresh SQLite DB in a temporary
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROUNDS = 7
+SWEEP = 100
+
+TRACKED = """\
+from mlflowlet import get_or_create_ctx
+ctx = get_or_create_ctx("bench")
+p = ctx.get_param("p", 1)
+ctx.log_result("score", p * 2)
+"""
+PLAIN = "x = sum(range(1000))\n"
+
+
+def _env(folder: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
+    env["MLFLOWLET_DBPATH"] = folder
+    return env
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _medians(variants: dict[str, object], rounds: int = ROUNDS) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for fn in variants.values():
+        fn()  # warm caches (file system, .pyc, the DB schema)
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            samples[name].append(_timed(fn))
+    return {name: statistics.median(values) * 1000 for name, values in samples.items()}
+
+
+def _cli(folder: str, *args: str):
+    argv = [sys.executable, "-m", "mlflowlet", *args]
+    return lambda: subprocess.run(argv, cwd=folder, env=_env(folder), check=True,
+                                  capture_output=True)
+
+
+def _python(folder: str, *args: str):
+    argv = [sys.executable, *args]
+    return lambda: subprocess.run(argv, cwd=folder, env=_env(folder), check=True,
+                                  capture_output=True)
+
+
+def _runtime(folder: str, script: str, **options):
+    from mlflowlet.runtimes import new_runner
+
+    runner = new_runner(command=os.path.join(folder, script), **options)
+
+    def go() -> None:
+        run = runner.run(watch=False)
+        assert run.state == "completed", run.error
+
+    return go
+
+
+def run() -> list[tuple[str, float, str, str]]:
+    """Return the figures as ``(name, value, unit, target)`` rows."""
+    folder = tempfile.mkdtemp(prefix="mlflowlet-bench-cli-")
+    saved = os.environ.get("MLFLOWLET_DBPATH")
+    os.environ["MLFLOWLET_DBPATH"] = folder  # the runtime parent records here too
+    try:
+        with open(os.path.join(folder, "tracked.py"), "w") as fh:
+            fh.write(TRACKED)
+        with open(os.path.join(folder, "plain.py"), "w") as fh:
+            fh.write(PLAIN)
+        start = _medians({
+            "python -c pass": _python(folder, "-c", "pass"),
+            "mlflowlet --help": _cli(folder, "--help"),
+            "mlflowlet version": _cli(folder, "version"),
+            "mlflowlet run --help": _cli(folder, "run", "--help"),
+        })
+        runs = _medians({
+            "plain": _python(folder, "plain.py"),
+            "tracked": _python(folder, "tracked.py"),
+            "runtime tracked": _runtime(folder, "tracked.py"),
+            "runtime plain": _runtime(folder, "plain.py"),
+            "runtime noctx": _runtime(folder, "plain.py", mode="noctx"),
+        })
+        values = "[" + ",".join(str(i) for i in range(SWEEP)) + "]"
+        sweep = _timed(_cli(folder, "run", "-x", f"p={values}", "--parallel", "2",
+                            "--selector", "max.score", "--no-watch", "tracked.py"))
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOWLET_DBPATH", None)
+        else:
+            os.environ["MLFLOWLET_DBPATH"] = saved
+        import mlflowlet.db as dbmod
+
+        for db in list(dbmod._cache.values()):
+            db.close()
+        dbmod._cache.clear()
+        shutil.rmtree(folder, ignore_errors=True)
+    return [
+        ("python -c pass (baseline)", start["python -c pass"], "ms", "reference"),
+        ("python -m mlflowlet --help", start["mlflowlet --help"], "ms", "< 300 ms"),
+        ("python -m mlflowlet version", start["mlflowlet version"], "ms", "< 300 ms"),
+        ("python -m mlflowlet run --help", start["mlflowlet run --help"], "ms",
+         "reference (typer builds the options)"),
+        ("python plain.py (bare)", runs["plain"], "ms", "reference"),
+        ("python tracked.py (get_or_create_ctx)", runs["tracked"], "ms", "reference"),
+        ("subprocess runtime overhead, tracked script",
+         runs["runtime tracked"] - runs["tracked"], "ms", "< 150 ms over python tracked.py"),
+        ("subprocess runtime overhead, plain script",
+         runs["runtime plain"] - runs["plain"], "ms", "< 150 ms over bare python"),
+        ("subprocess runtime overhead, noctx", runs["runtime noctx"] - runs["plain"], "ms",
+         "< 150 ms over bare python"),
+        (f"-x sweep, {SWEEP} iterations, 2 children at once", sweep, "s", "reference"),
+        ("-x sweep, per iteration", sweep * 1000 / SWEEP, "ms", "reference"),
+    ]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(f"{row[0]:<48} {row[1]:>10.1f} {row[2]:<3} {row[3]}")

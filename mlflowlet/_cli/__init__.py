@@ -1,0 +1,1 @@
+"""Command modules of the ``mlflowlet`` command line; see :mod:`mlflowlet.cli` for the layout."""

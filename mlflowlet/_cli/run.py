@@ -1,0 +1,444 @@
+"""``mlflowlet run``: run a script, a function or a pipeline, tracked.
+
+What runs where: ``file.py`` runs in a child process (the subprocess runtime; with ``--handler``
+the child calls that function); ``module:function`` and ``file.py:function`` run in this process
+(the local runtime), and an object there with a ``.run`` method that is not a plain function (a
+pipeline) is called as ``obj.run(**params)``; ``dask://``, ``http(s)://``, ``job://`` URLs pick
+their runtime. ``--mode noctx|pass`` always runs a child process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import json
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+
+from ._common import STATE, check_choice, error_line, open_db, parse_pairs, usage_error
+
+ORDER = 10
+_EPILOG = (
+    "Examples:\n\n"
+    "mlflowlet run --name train -p p2=5 -i infile.txt=infile.txt -s file=secrets.txt training.py"
+    "\n\n"
+    'mlflowlet run --name train_hyper -x p1="[3,7,5]" -x p2="[5,2,9]" --selector max.accuracy '
+    "training.py\n\n"
+    "mlflowlet run examples.handler:my_func -p p1=3 --dump\n\n"
+    "mlflowlet run --handler my_func handler.py\n\n"
+    "mlflowlet run --mode noctx script.py -- --extra-arg 1"
+)
+
+_Opt = typer.Option
+_Many = list[str] | None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to the app."""
+    app.command("run", epilog=_EPILOG)(run)
+
+
+def run(  # noqa: PLR0913 - one option per flag of the command
+    url: Annotated[
+        str | None,
+        typer.Argument(help="training.py, module:function, file.py:function, or a runtime URL"),
+    ] = None,
+    args: Annotated[_Many, typer.Argument(help="arguments for the script (after --)")] = None,
+    param: Annotated[
+        _Many,
+        _Opt(
+            "-p",
+            "--param",
+            metavar="KEY=VALUE",
+            help="a parameter; the value is a Python/JSON literal or a string",
+        ),
+    ] = None,
+    inputs: Annotated[_Many, _Opt("-i", "--input", metavar="KEY=URL", help="an input")] = None,
+    outputs: Annotated[
+        _Many,
+        _Opt(
+            "-o",
+            "--output",
+            metavar="KEY=PATH",
+            help="after the run, write artifact/result KEY to PATH",
+        ),
+    ] = None,
+    secrets: Annotated[
+        _Many, _Opt("-s", "--secrets", metavar="KIND=SOURCE", help="file=secrets.txt or env=A,B")
+    ] = None,
+    hyperparam: Annotated[
+        _Many, _Opt("-x", "--hyperparam", metavar="KEY=[..]", help="hyper-parameter values, a list")
+    ] = None,
+    param_file: Annotated[str | None, _Opt(help="CSV/JSON file, one row per run")] = None,
+    selector: Annotated[str | None, _Opt(help="best iteration, e.g. max.accuracy")] = None,
+    strategy: Annotated[str | None, _Opt(help="grid | list | random")] = None,
+    max_iterations: Annotated[int | None, _Opt(help="at most this many iterations")] = None,
+    parallel: Annotated[int | None, _Opt(help="iterations at once (default: CPUs)")] = None,
+    timeout: Annotated[float | None, _Opt(help="seconds before a run is killed")] = None,
+    name: Annotated[str | None, _Opt(help="run name")] = None,
+    project: Annotated[str | None, _Opt(help="project name")] = None,
+    handler: Annotated[str | None, _Opt(help="function to run (in the script, or mod:fn)")] = None,
+    label: Annotated[_Many, _Opt("-l", "--label", metavar="KEY=VALUE", help="a run label")] = None,
+    artifact_path: Annotated[
+        str | None, _Opt("--artifact-path", "--out-path", help="where artifacts are written")
+    ] = None,
+    db: Annotated[str | None, _Opt(help="run DB: a directory, .db file or server URL")] = None,
+    mode: Annotated[
+        str | None, _Opt(help="noctx: plain script, params as --k v; pass: the command as given")
+    ] = None,
+    watch: Annotated[bool, _Opt(help="show the run's output / progress")] = True,
+    dump: Annotated[bool, _Opt("--dump", help="print the final run as YAML")] = False,
+    as_json: Annotated[bool, _Opt("--json", help="print the final run as JSON")] = False,
+    verbose: Annotated[bool, _Opt("--verbose", "-v", help="tracebacks on errors")] = False,
+) -> None:
+    """Run a script, a function or a pipeline and record the run.
+
+    Exit code 0 when the run completed, 1 when it failed, 2 on bad usage.
+    """
+    STATE["verbose"] = STATE["verbose"] or verbose
+    check_choice(mode, ("noctx", "pass"), "--mode")
+    check_choice(strategy, ("grid", "list", "random"), "--strategy")
+    if dump and as_json:
+        raise usage_error("--dump and --json both print the run: choose one")
+    task = _build_task(
+        param,
+        inputs,
+        outputs,
+        secrets,
+        hyperparam,
+        param_file,
+        selector,
+        strategy,
+        max_iterations,
+        parallel,
+        timeout,
+        name,
+        project,
+        label,
+        artifact_path,
+    )
+    rundb = open_db(db)
+    kind, target, fn = _resolve_target(url, args or [], handler, mode)
+    if kind == "run":
+        _check_iteration_names(task, fn, url)
+    quiet = dump or as_json
+    try:
+        with _stdout_to_stderr(quiet):
+            if kind == "pipeline":
+                result = target.run(**task.spec.params)
+            else:
+                result = _run_task(target, task, fn, rundb, watch, mode, timeout)
+    except KeyboardInterrupt:
+        sys.stderr.write("aborted (Ctrl-C): unfinished runs are marked aborted\n")
+        raise typer.Exit(130) from None
+    if not (hasattr(result, "metadata") and hasattr(result, "status")):
+        print(result)  # a pipeline object of another shape: its own summary
+        if getattr(result, "state", "completed") != "completed":
+            raise typer.Exit(1)
+        return
+    if kind == "pipeline" and not quiet and callable(getattr(result, "show", None)):
+        result.show()  # the pipeline's steps, one line each
+    final = _stored(result, rundb)
+    wanted = parse_pairs(outputs, "-o/--output")
+    if wanted and result.state == "completed":
+        _export(result, wanted)
+    _report(final, dump, as_json)
+    if result.state != "completed":
+        meta = result.metadata
+        reason = error_line(result.status.error) if result.status.error else result.state
+        verb = "failed" if result.state == "error" else f"ended {result.state}"
+        sys.stderr.write(f"error: run {meta.name!r} ({meta.uid}) {verb}: {reason}\n")
+        raise typer.Exit(1)
+
+
+def _build_task(
+    param,
+    inputs,
+    outputs,
+    secrets,
+    hyperparam,
+    param_file,
+    selector,
+    strategy,
+    max_iterations,
+    parallel,
+    timeout,
+    name,
+    project,
+    label,
+    artifact_path,
+) -> Any:
+    from .._binding import parse_literal
+    from ..model import new_task
+
+    params = {k: parse_literal(v) for k, v in parse_pairs(param, "-p/--param").items()}
+    hyper = _hyper_params(hyperparam)
+    task = new_task(
+        name=name,
+        project=project,
+        params=params,
+        inputs=_inputs(inputs),
+        outputs=list(parse_pairs(outputs, "-o/--output")),
+        labels=parse_pairs(label, "-l/--label"),
+        artifact_path=artifact_path,
+    )
+    for kind, source in _secret_sources(secrets):
+        task.with_secrets(kind, source)
+    if hyper:
+        task.with_hyper_params(
+            hyper,
+            selector=selector,
+            strategy=strategy or "grid",
+            max_iterations=max_iterations,
+            parallel=parallel,
+        )
+    elif param_file:
+        task.with_param_file(
+            param_file,
+            selector=selector,
+            strategy=strategy or "list",
+            max_iterations=max_iterations,
+            parallel=parallel,
+        )
+    elif selector:
+        task.spec.selector = selector
+    if timeout is not None:
+        task.spec.timeout = timeout
+    return task
+
+
+def _hyper_params(items: list[str] | None) -> dict[str, list[Any]]:
+    from .._binding import parse_literal
+
+    out: dict[str, list[Any]] = {}
+    for key, text in parse_pairs(items, "-x/--hyperparam").items():
+        values = parse_literal(text)
+        if not isinstance(values, (list, tuple)) or not values:
+            raise usage_error(
+                f"-x {key}={text}: hyper-parameter values must be a non-empty list, "
+                f'e.g. -x {key}="[1,2,3]"'
+            )
+        out[key] = list(values)
+    return out
+
+
+def _inputs(items: list[str] | None) -> dict[str, str]:
+    out = parse_pairs(items, "-i/--input")
+    # a relative local path is recorded absolute, so the run stays readable from elsewhere
+    return {
+        k: os.path.abspath(v) if "://" not in v and os.path.exists(v) else v for k, v in out.items()
+    }
+
+
+def _secret_sources(items: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for kind, source in parse_pairs(items, "-s/--secrets").items():
+        check_choice(kind, ("file", "env", "inline"), "-s/--secrets kind")
+        out.append((kind, os.path.abspath(source) if kind == "file" else source))
+    return out
+
+
+def _resolve_target(
+    url: str | None, args: list[str], handler: str | None, mode: str | None
+) -> tuple[str, Any, Any]:
+    """Return ``(kind, runtime or pipeline object, handler)`` for what the command names."""
+    from ..runtimes import new_runner
+
+    if url is None:
+        if handler and ":" in handler:
+            return "run", new_runner(kind="local"), handler
+        raise usage_error(
+            "say what to run: a script (training.py), module:function, or --handler module:fn"
+        )
+    if "://" in url:
+        return "run", new_runner(shlex.join([url, *args]) if args else url), handler
+    if mode or url.endswith(".py") or " " in url.strip():
+        command = shlex.join([url, *args]) if args else url
+        return "run", new_runner(command, kind="subprocess"), handler
+    if args:
+        raise usage_error(f"extra arguments {args} only go to scripts (file.py)")
+    if ":" in url:
+        obj = _load_object(url)
+        if callable(getattr(obj, "run", None)) and not (
+            inspect.isroutine(obj) or inspect.isclass(obj)
+        ):
+            return "pipeline", obj, None
+        if handler:
+            raise usage_error(f"{url} already names the function: drop --handler {handler}")
+        return "run", new_runner(kind="local"), obj
+    if handler:
+        return "run", new_runner(url, kind="local"), handler
+    raise usage_error(
+        f"cannot tell how to run {url!r}: give a .py script, module:function, or a runtime URL"
+    )
+
+
+def _load_object(url: str) -> Any:
+    from .._binding import load_module_from_file
+    from ..errors import ConfigError, MlflowletError
+
+    source, _, attr = url.rpartition(":")
+    try:
+        if source.endswith(".py"):
+            module = load_module_from_file(source)
+        else:
+            module = importlib.import_module(source)
+    except MlflowletError:
+        raise
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {source!r}: {error_line(str(exc))}") from None
+    except Exception as exc:  # the module itself failed while importing
+        raise ConfigError(
+            f"importing {source!r} failed: {type(exc).__name__}: {error_line(str(exc))}"
+        ) from exc
+    if not hasattr(module, attr):
+        public = sorted(
+            n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+        )[:10]
+        raise ConfigError(f"{source!r} has no {attr!r}; it defines {', '.join(public) or 'none'}")
+    return getattr(module, attr)
+
+
+def _check_iteration_names(task: Any, fn: Any, url: str | None) -> None:
+    """Refuse hyper-parameters or param-file columns that name no parameter of the handler."""
+    spec = task.spec
+    if spec.hyper_params:
+        keys, origin = list(spec.hyper_params), "-x"
+    elif spec.param_file:
+        from ..hyper import read_param_file
+
+        rows = read_param_file(spec.param_file)
+        keys = (
+            list(rows)
+            if isinstance(rows, dict)
+            else list(dict.fromkeys(k for r in rows for k in r))
+        )
+        origin = f"param file {spec.param_file!r} column(s)"
+    else:
+        return
+    known = _handler_params(fn, url)
+    if known is None:
+        return
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        from ..errors import HyperParamError
+
+        name = fn if isinstance(fn, str) else getattr(fn, "__name__", "the handler")
+        raise HyperParamError(
+            f"{origin} {', '.join(map(repr, unknown))} name no parameter of {name}(); "
+            f"its parameters: {', '.join(known) or 'none'}"
+        )
+
+
+def _handler_params(fn: Any, url: str | None) -> list[str] | None:
+    """Return the handler's parameter names; None when unknowable (scripts, ``**kwargs``)."""
+    if callable(fn):
+        from .._binding import handler_signature
+
+        sig = handler_signature(fn)
+        return None if sig.var_keyword else sig.names()
+    if not (isinstance(fn, str) and url and url.endswith(".py") and os.path.isfile(url)):
+        return None
+    import ast
+
+    try:  # read the signature without importing (and so running) the script here
+        tree = ast.parse(open(url, encoding="utf-8").read())
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == fn:
+            a = node.args
+            if a.kwarg is not None:
+                return None
+            return [x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs] if x.arg != "context"]
+    return None
+
+
+def _run_task(
+    runtime: Any, task: Any, fn: Any, db: Any, watch: bool, mode: str | None, timeout: float | None
+) -> Any:
+    options: dict[str, Any] = {}
+    if mode:
+        options["mode"] = mode
+    if timeout is not None:
+        options["timeout"] = timeout
+    sweep = bool(task.spec.hyper_params or task.spec.param_file)
+    progress = None
+    if sweep and watch:
+        from ._progress import IterationProgress
+
+        progress = IterationProgress.for_task(task)
+        progress.attach(runtime)
+    try:
+        return runtime.run(
+            task, handler=fn, db=db, watch=watch and not sweep, raise_on_error=False, **options
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """Send the run's own output to stderr, so stdout holds only the YAML/JSON asked for."""
+    if not active:
+        yield
+        return
+    from .. import _capture
+
+    saved = sys.stdout
+    sys.stdout = _capture._Tee(sys.stderr)  # still copied into the run's log
+    try:
+        yield
+    finally:
+        sys.stdout = saved
+
+
+def _stored(run: Any, db: Any) -> Any:
+    """Return the run as recorded (secret values masked), else the object itself."""
+    from ..errors import MlflowletError
+    from ..model import RunObject
+
+    meta = run.metadata
+    try:
+        return RunObject.model_validate(db.read_run(meta.uid, meta.project, meta.iteration))
+    except (MlflowletError, ValueError):
+        return run
+
+
+def _export(run: Any, wanted: dict[str, str]) -> None:
+    from ..entrypoint import export_outputs
+
+    results = {k: p for k, p in wanted.items() if k in run.status.results}
+    artifacts = {k: p for k, p in wanted.items() if k not in results}
+    export_outputs(run, artifacts, results)
+
+
+def _report(run: Any, dump: bool, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(run.to_dict(), indent=2, default=str))
+        return
+    if dump:
+        print(run.to_yaml(), end="")
+        return
+    meta, status = run.metadata, run.status
+    line = f"run {meta.name!r} {status.state}  uid={meta.uid}"
+    if status.iterations:
+        line += f"  iterations={max(len(status.iterations) - 1, 0)}"
+    print(line)
+    if status.results:
+        print("  results:   " + ", ".join(f"{k}={_short(v)}" for k, v in status.results.items()))
+    if status.artifacts:
+        print("  artifacts: " + ", ".join(a.get("key", "?") for a in status.artifacts))
+    print(f"  more:      mlflowlet get run {meta.uid}   |   mlflowlet logs {meta.uid}")
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:39] + "…"

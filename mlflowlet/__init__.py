@@ -18,14 +18,38 @@ _LAZY: dict[str, str] = {
     "NewTask": "mlflowlet.model",
     "RunObject": "mlflowlet.model",
     "RunTemplate": "mlflowlet.model",
+    "collect": "mlflowlet.pipelines.refs",
+    "compile": "mlflowlet.compilers",
+    "condition": "mlflowlet.pipelines.refs",
     "get_or_create_ctx": "mlflowlet.context",
     "get_run_db": "mlflowlet.db",
     "new_function": "mlflowlet.runtimes",
     "new_runner": "mlflowlet.runtimes",
     "new_task": "mlflowlet.model",
+    "pipeline": "mlflowlet.pipelines.pipeline",
+    "step": "mlflowlet.pipelines.step",
 }
 
-__all__ = sorted(["__version__", *_LAZY])
+__all__ = [
+    "Context",
+    "DataItem",
+    "MLClientCtx",
+    "NewRun",
+    "NewTask",
+    "RunObject",
+    "RunTemplate",
+    "__version__",
+    "collect",
+    "compile",
+    "condition",
+    "get_or_create_ctx",
+    "get_run_db",
+    "new_function",
+    "new_runner",
+    "new_task",
+    "pipeline",
+    "step",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -42,8 +66,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .compilers import compile
     from .context import Context, MLClientCtx, get_or_create_ctx
     from .datastore import DataItem
     from .db import get_run_db
     from .model import NewRun, NewTask, RunObject, RunTemplate, new_task
+    from .pipelines.pipeline import pipeline
+    from .pipelines.refs import collect, condition
+    from .pipelines.step import step
     from .runtimes import new_function, new_runner

@@ -15,9 +15,10 @@ import os
 import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError, ParameterError
 
@@ -213,9 +214,16 @@ def code_hash(fn: Callable[..., Any]) -> str:
     try:
         text = inspect.getsource(fn).encode()
     except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        text = code.co_code if code is not None else repr(fn).encode()
+        code = getattr(inspect.unwrap(fn), "__code__", None)
+        text = _code_bytes(code) if code is not None else repr(fn).encode()
     return hashlib.sha256(text).hexdigest()
+
+
+def _code_bytes(code: types.CodeType) -> bytes:
+    # The bytecode alone misses constants (`x + 1` and `x + 2` compile alike) and names.
+    consts = [_code_bytes(c) if isinstance(c, types.CodeType) else repr(c).encode()
+              for c in code.co_consts]
+    return b"\0".join([code.co_code, *consts, repr(code.co_names).encode()])
 
 
 def load_module_from_file(path: str) -> types.ModuleType:

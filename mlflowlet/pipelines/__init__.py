@@ -1,0 +1,70 @@
+"""Pipelines: ``@step``, ``@pipeline``, ``condition``, ``collect`` and the local DAG executor.
+
+The DAG accessor API for compilers is documented in :mod:`mlflowlet.pipelines.graph`. Names load
+on first access; networkx loads only when a pipeline is traced.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The decorators are imported eagerly (they are light): importing a submodule binds its name on
+# the package, so ``step`` and ``pipeline`` must be rebound to the functions here, once.
+from mlflowlet.pipelines.pipeline import NodeHandle, Pipeline, pipeline
+from mlflowlet.pipelines.refs import (
+    Collected,
+    Condition,
+    OutputRef,
+    PipelineParam,
+    collect,
+    condition,
+)
+from mlflowlet.pipelines.step import HyperSpec, ParamSpec, Step, StepSpec, step
+
+if TYPE_CHECKING:
+    from mlflowlet.pipelines.graph import Edge, MapSpec, Node, PipelineGraph
+    from mlflowlet.pipelines.run import PipelineRun
+
+_WHERE = {
+    "Edge": "mlflowlet.pipelines.graph",
+    "MapSpec": "mlflowlet.pipelines.graph",
+    "Node": "mlflowlet.pipelines.graph",
+    "PipelineGraph": "mlflowlet.pipelines.graph",
+    "PipelineRun": "mlflowlet.pipelines.run",
+}
+
+__all__ = [
+    "Collected",
+    "Condition",
+    "Edge",
+    "HyperSpec",
+    "MapSpec",
+    "Node",
+    "NodeHandle",
+    "OutputRef",
+    "ParamSpec",
+    "Pipeline",
+    "PipelineGraph",
+    "PipelineParam",
+    "PipelineRun",
+    "Step",
+    "StepSpec",
+    "collect",
+    "condition",
+    "pipeline",
+    "step",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlflowlet.pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,150 @@
+"""Resolve a ready node's arguments from its upstream runs: params, inputs, hashes, lineage.
+
+Artifact references become input URIs (the step gets ``DataItem`` s), results become parameter
+values, collected references become lists (per item of the mapped step, in item order), pipeline
+parameters their run values. Each data edge yields a lineage row; the executor adds the consumer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import PipelineError
+from ..model import RunObject
+from .cache import CACHED_FROM
+from .refs import Collected, OutputRef, PipelineParam
+
+
+class InputError(PipelineError):
+    """A step's input cannot be resolved (the step fails without running)."""
+
+
+class Resolver:
+    """Reads values from the finished runs of one pipeline run.
+
+    Args:
+        runs: node name to its finished ``RunObject`` (filled as nodes finish).
+        params: the pipeline parameters' values.
+        db: the run DB (for the items of mapped steps).
+        project: the project (lineage rows).
+        pipeline_uid: the pipeline run's uid (lineage rows).
+    """
+
+    def __init__(
+        self,
+        runs: dict[str, RunObject],
+        params: dict[str, Any],
+        db: Any,
+        project: str,
+        pipeline_uid: str,
+    ) -> None:
+        self.runs, self.params, self.db = runs, params, db
+        self.project, self.pipeline_uid = project, pipeline_uid
+
+    def value_of(self, operand: Any) -> Any:
+        """Return the value of a pipeline parameter or a result reference."""
+        if isinstance(operand, PipelineParam):
+            return self.params[operand.name]
+        run = self.runs[operand.node]
+        if operand.key not in run.status.results:
+            raise InputError(
+                f"step {operand.node!r} logged no result {operand.key!r} (results: "
+                f"{sorted(run.status.results)}); log it with "
+                f"context.log_result({operand.key!r}, ...)"
+            )
+        return run.status.results[operand.key]
+
+    def resolve(self, node: Any) -> tuple[dict, dict, dict, list]:
+        """Return ``(params, inputs, input hashes, lineage rows)`` of a ready node.
+
+        Map items are returned as params ``__items__``; lineage rows lack the consumer.
+        """
+        params: dict[str, Any] = {}
+        inputs: dict[str, str] = {}
+        hashes: dict[str, Any] = {}
+        rows: list[dict[str, Any]] = []
+        arguments = dict(node.arguments)
+        if node.map is not None:
+            arguments["__items__"] = node.map.items
+        for param, value in arguments.items():
+            lineage_param = node.map.item_param if param == "__items__" else param
+            if isinstance(value, Collected):
+                self._collect(value.ref, param, params, inputs, hashes, rows)
+            elif isinstance(value, OutputRef) and value.kind == "artifact":
+                run = self.runs[value.node]
+                art = _artifact(run, value.key, value.node)
+                inputs[param], hashes[param] = art["uri"], art.get("hash") or art["uri"]
+                rows.append(self._row(run, art.get("iteration", 0), value.key, lineage_param, art))
+            elif isinstance(value, (OutputRef, PipelineParam)):
+                params[param] = self.value_of(value)
+                if isinstance(value, OutputRef):
+                    run = self.runs[value.node]
+                    best = run.status.results.get("best_iteration", run.metadata.iteration)
+                    rows.append(self._row(run, best, value.key, lineage_param))
+            else:
+                params[param] = value
+        return params, inputs, hashes, rows
+
+    def _collect(
+        self, ref: OutputRef, param: str, params: dict, inputs: dict, hashes: dict, rows: list
+    ) -> None:
+        run = self.runs[ref.node]
+        source = run.metadata.labels.get(CACHED_FROM) or run.uid
+        found = self.db.list_runs(uid=source, iter=True, sort=False)
+        items = sorted(
+            (r for r in found if r["metadata"].get("iteration", 0) > 0),
+            key=lambda r: r["metadata"]["iteration"],
+        )
+        values, digests = [], []
+        for i, item in enumerate(items):
+            it, status = item["metadata"]["iteration"], item.get("status", {})
+            if ref.kind == "result":
+                if ref.key not in status.get("results", {}):
+                    raise InputError(
+                        f"item {it} of mapped step {ref.node!r} logged no result {ref.key!r}"
+                    )
+                values.append(status["results"][ref.key])
+                rows.append(self._row(run, it, ref.key, param))
+            else:
+                art = _artifact_in(status.get("artifacts", []), ref.key, f"{ref.node}#{it}")
+                values.append(art["uri"])
+                digests.append(art.get("hash") or art["uri"])
+                inputs[f"{param}[{i}]"] = art["uri"]
+                rows.append(self._row(run, it, ref.key, param, art))
+        params[param] = values
+        if ref.kind == "artifact":
+            hashes[param] = digests
+
+    def _row(
+        self,
+        producer: RunObject,
+        iteration: int,
+        output: str,
+        param: str,
+        art: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "pipeline_uid": self.pipeline_uid,
+            "producer_uid": producer.uid,
+            "producer_iter": iteration,
+            "output": output,
+            "artifact_key": art.get("key", "") if art else "",
+            "artifact_uri": art.get("uri", "") if art else "",
+            "artifact_hash": (art.get("hash") or "") if art else "",
+            "consumer_param": param,
+        }
+
+
+def _artifact(run: RunObject, key: str, node: str) -> dict[str, Any]:
+    return _artifact_in(run.status.artifacts, key, node)
+
+
+def _artifact_in(artifacts: list[dict[str, Any]], key: str, where: str) -> dict[str, Any]:
+    for art in artifacts:
+        if art.get("key") == key:
+            return art
+    raise InputError(
+        f"step {where!r} has no artifact {key!r} to pass on (artifacts: "
+        f"{[a.get('key') for a in artifacts]})"
+    )

@@ -1,0 +1,240 @@
+"""Run one step call through the local runtime: attempts with retries, timeouts, hyper-params.
+
+Each attempt is a ``RunObject`` prepared here and run by ``LocalRuntime._execute`` (or
+``Runtime._run_iterations`` for hyper-parameters and fan-outs), so binding, error capture and
+the buffered DB commits are the core's. Used by the pipeline executor and by a step called
+outside a pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._provenance import git_info
+from ..errors import RunError
+from ..model import RunObject, new_uid, now_iso
+
+
+@dataclass
+class StepCall:
+    """What one step run needs: the step, its resolved arguments and where it belongs."""
+
+    step: Any
+    spec: Any
+    name: str
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    labels: dict[str, str]
+    project: str
+    artifact_path: str = ""
+    parent_uid: str = ""
+    pipeline_uid: str = ""
+    iterate: dict[str, Any] | None = None  # RunSpec fields of hyper-params or a fan-out
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    lineage: list[dict[str, Any]] = field(default_factory=list)  # rows, consumer filled later
+
+
+def _runtime() -> Any:
+    from ..runtimes.local import LocalRuntime
+
+    return LocalRuntime()
+
+
+def new_run(call: StepCall, attempt: int) -> RunObject:
+    """Prepare the ``RunObject`` of one attempt (``created``, not stored yet)."""
+    spec = call.spec
+    run = RunObject()
+    meta, rspec = run.metadata, run.spec
+    meta.uid, meta.name, meta.project = new_uid(), call.name, call.project
+    meta.labels = {"kind": "local", **spec.labels, **call.labels}
+    if spec.retries:
+        meta.labels["attempt"] = str(attempt)
+        if call.attempts:
+            meta.labels["retry_of"] = call.attempts[0]["uid"]
+    rspec.handler, rspec.params, rspec.inputs = spec.handler, dict(call.params), dict(call.inputs)
+    rspec.outputs, rspec.artifact_path = list(spec.outputs), call.artifact_path
+    rspec.strict = True  # a param naming no parameter is a mistake, not something to ignore
+    rspec.parent_uid, rspec.pipeline_uid, rspec.timeout = (
+        call.parent_uid,
+        call.pipeline_uid,
+        spec.timeout,
+    )
+    for key, value in (call.iterate or {}).items():
+        setattr(rspec, key, value)
+    run.status.git = _git(spec.source)
+    return run
+
+
+def _git(source: str) -> dict[str, str]:
+    path = source.rsplit(":", 1)[0]
+    return dict(git_info(os.path.dirname(os.path.abspath(path)))) if path and path != "?" else {}
+
+
+def execute(call: StepCall, db: Any) -> RunObject:
+    """Run ``call`` with its retries; return the last attempt (``call.attempts`` lists them all)."""
+    spec, runtime, handler = call.spec, _runtime(), call.step.handler()
+    result = None
+    for attempt in range(1, spec.retries + 2):
+        run = new_run(call, attempt)
+        result = _run_once(runtime, run, handler, db, spec.timeout, call.iterate is not None)
+        result._db_url = getattr(db, "url", "")
+        call.attempts.append(
+            {"uid": result.uid, "state": result.state, "error": last_line(result.status.error)}
+        )
+        if result.state != "error" or attempt > spec.retries:
+            break
+        delay = spec.retry_delay * 2 ** (attempt - 1)
+        if delay:
+            time.sleep(delay)  # the retry back-off itself, not a synchronisation
+    assert result is not None
+    return result
+
+
+def last_line(text: str) -> str:
+    """Return the last non-empty line of an error (its message, after a traceback)."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+class _GuardedDB:
+    """Passes writes through until closed: a timed-out step keeps running but records nothing."""
+
+    def __init__(self, db: Any) -> None:
+        self._db, self._lock, self.closed = db, threading.Lock(), False
+
+    def commit_run(self, *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            if not self.closed:
+                self._db.commit_run(*args, **kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def _run_once(
+    runtime: Any, run: RunObject, handler: Any, db: Any, timeout: float | None, iterate: bool
+) -> RunObject:
+    target = runtime._run_iterations if iterate else runtime._execute
+    if not timeout:
+        return target(run, handler, db)
+    guard, box = _GuardedDB(db), {}
+
+    def work() -> None:
+        try:
+            box["run"] = target(run, handler, guard)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["exc"] = exc
+
+    thread = threading.Thread(target=work, daemon=True, name=f"mlflowlet-{run.metadata.name}")
+    thread.start()
+    thread.join(timeout)
+    if not thread.is_alive():
+        if "exc" in box:
+            raise box["exc"]
+        return box["run"]
+    guard.close()  # an in-process step cannot be killed: it is abandoned, its writes dropped
+    data = _snapshot(run)
+    message = (
+        f"step {run.metadata.name!r} timed out after {timeout:g}s (the in-process call "
+        "was abandoned; raise timeout= or make the step faster)"
+    )
+    data["status"].update(state="error", error=message, end_time=now_iso(), last_update=now_iso())
+    db.commit_run(data, (), (), (message + "\n").encode())
+    return RunObject.model_validate(data)
+
+
+def _snapshot(run: RunObject) -> dict[str, Any]:
+    for _ in range(5):  # the abandoned thread may be changing the run right now
+        try:
+            return run.to_dict()
+        except RuntimeError:
+            continue
+    return run.to_dict()
+
+
+def run_direct(st: Any, args: tuple, kwargs: dict[str, Any]) -> RunObject:
+    """Run a step outside a pipeline as one tracked run (with its retries and hyper-params).
+
+    Keywords ``project``, ``db``, ``artifact_path``, ``labels`` and ``raise_on_error`` (default
+    True) configure the run; the rest bind to the step's parameters. ``DataItem`` s and paths
+    passed to ``DataItem`` parameters become inputs.
+
+    Raises:
+        RunError: the run ended in ``error`` and ``raise_on_error``.
+    """
+    from ..errors import ParameterError
+
+    opts = {
+        k: kwargs.pop(k)
+        for k in ("project", "db", "artifact_path", "labels", "raise_on_error")
+        if k in kwargs
+    }
+    spec = st.spec
+    names = [p.name for p in spec.params]
+    if len(args) > len(names):
+        raise ParameterError(
+            f"step {spec.name!r} takes {len(names)} argument(s), got {len(args)} positional"
+        )
+    values = {**dict(zip(names, args, strict=False)), **kwargs}
+    params, inputs = {}, {}
+    for key, value in values.items():
+        param = spec.param(key)
+        if hasattr(value, "url") and hasattr(value, "local"):  # a DataItem
+            inputs[key] = value.url
+        elif isinstance(value, os.PathLike) or (
+            param is not None and param.dataitem and isinstance(value, str)
+        ):
+            inputs[key] = os.fspath(value)
+        else:
+            params[key] = value
+    db = opts.get("db")
+    if db is None:
+        from ..db import get_run_db
+
+        db = get_run_db()
+    if not opts.get("project"):
+        from ..settings import get_settings
+
+        opts["project"] = get_settings().project
+    call = StepCall(
+        st,
+        spec,
+        spec.name,
+        params,
+        inputs,
+        {"step": spec.name, **(opts.get("labels") or {})},
+        opts["project"],
+        opts.get("artifact_path", ""),
+        iterate=hyper_fields(st.hyper),
+    )
+    result = execute(call, db)
+    if result.state == "error" and opts.get("raise_on_error", True):
+        raise RunError(
+            f"step {spec.name!r} ({result.uid}) failed: "
+            f"{last_line(result.status.error) or 'unknown error'}",
+            run=result,
+        )
+    return result
+
+
+def hyper_fields(hyper: Any) -> dict[str, Any] | None:
+    """Return the ``RunSpec`` fields of a ``HyperSpec`` (None when there is none)."""
+    if hyper is None:
+        return None
+    return {
+        "hyper_params": {k: list(v) for k, v in hyper.hyper_params.items()},
+        "selector": hyper.selector,
+        "strategy": hyper.strategy,
+        "max_iterations": hyper.max_iterations,
+        "max_errors": hyper.max_errors,
+        "parallel": hyper.parallel,
+        "seed": hyper.seed,
+    }

@@ -1,0 +1,307 @@
+"""Tracing internals: the active tracer, node handles and the references they hand out.
+
+:class:`Tracer` collects nodes while a ``@pipeline`` function runs with placeholders (see
+:mod:`mlflowlet.pipelines.pipeline`); calling a step asks :func:`current_tracer` whether it is
+being traced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextvars import ContextVar
+from types import FrameType
+from typing import Any
+
+from .._binding import coerce
+from ..errors import ParameterError, PipelineError
+from .refs import Collected, Condition, Operand, OutputRef, PipelineParam
+
+_tracer: ContextVar[Tracer | None] = ContextVar("mlflowlet_pipeline_tracer", default=None)
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def current_tracer() -> Tracer | None:
+    """Return the tracer of the ``@pipeline`` function being traced in this context, if any."""
+    return _tracer.get()
+
+
+def _call_site() -> str:
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_HERE):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
+
+
+class _Refs:
+    """``node.outputs`` / ``node.results``: item access returns references."""
+
+    def __init__(self, handle: NodeHandle, kind: str) -> None:
+        self._handle, self._kind = handle, kind
+
+    def __getitem__(self, key: str) -> OutputRef:
+        node = self._handle._node
+        if not isinstance(key, str):
+            raise PipelineError(f"{node.name}: output keys are strings, got {key!r}")
+        if self._kind == "artifact" and key not in node.spec.outputs:
+            declared = list(node.spec.outputs)
+            raise PipelineError(
+                f"{_call_site()}: step {node.name!r} has no declared output {key!r}; declared "
+                f"outputs: {declared or 'none'} (add it with @step(outputs=[{key!r}, ...]))"
+            )
+        if node.hyper is not None and not node.hyper.selector:
+            raise PipelineError(
+                f"{_call_site()}: step {node.name!r} runs hyper-parameters without a selector, so "
+                "no single iteration's outputs can flow on; pass selector='max.<result>'"
+            )
+        return OutputRef(node.name, key, self._kind, mapped=node.map is not None)
+
+    def __repr__(self) -> str:
+        return f"<{self._handle._node.name}.{'outputs' if self._kind == 'artifact' else 'results'}>"
+
+
+class NodeHandle:
+    """What a step call returns inside a pipeline.
+
+    Attributes:
+        name: the node's unique name.
+        outputs: ``outputs['key']`` references a declared artifact output.
+        results: ``results['key']`` references a scalar result (``'return'`` for the return value).
+    """
+
+    def __init__(self, tracer: Tracer, node: Any) -> None:
+        self._tracer, self._node = tracer, node
+        self.name: str = node.name
+        self.outputs = _Refs(self, "artifact")
+        self.results = _Refs(self, "result")
+
+    @property
+    def output(self) -> OutputRef:
+        """The step's return value (result ``'return'``)."""
+        return self.results["return"]
+
+    def after(self, *others: NodeHandle) -> NodeHandle:
+        """Run this node only after ``others`` finished (an ordering edge); returns self."""
+        if self._tracer.closed:
+            raise PipelineError(f"{self.name}.after() is used while the pipeline is traced")
+        names = list(self._node.after)
+        for other in others:
+            if not isinstance(other, NodeHandle) or other._tracer is not self._tracer:
+                raise PipelineError(
+                    f"{_call_site()}: {self.name}.after() takes nodes of the same pipeline, "
+                    f"got {other!r}"
+                )
+            if other.name not in names:
+                names.append(other.name)
+        self._node.after = tuple(names)
+        return self
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<NodeHandle {self.name!r}>"
+
+
+class Tracer:
+    """Collects the nodes while a pipeline function runs with placeholders."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.nodes: list[Any] = []
+        self.names: set[str] = set()
+        self.counts: dict[str, int] = {}
+        self.conditions: list[Condition] = []
+        self.closed = False
+
+    def unique(self, base: str) -> str:
+        """Return ``base``, or ``base-2``, ``base-3``... when taken."""
+        name, i = base, self.counts.get(base, 1)
+        while name in self.names:
+            i += 1
+            name = f"{base}-{i}"
+        self.counts[base] = i
+        self.names.add(name)
+        return name
+
+    def add(
+        self,
+        st: Any,
+        args: tuple,
+        kwargs: dict[str, Any],
+        items: Any = None,
+        item_param: str | None = None,
+        parallel: int | None = None,
+    ) -> NodeHandle:
+        """Add a node for a call of ``st`` and return its handle."""
+        from .graph import MapSpec, Node
+
+        site = _call_site()
+        spec = st.spec
+        arguments = self._bind(st, args, kwargs, site)
+        mapping = None
+        if item_param is not None:
+            mapping = self._map(st, item_param, items, arguments, parallel, site)
+        missing = [
+            p.name
+            for p in spec.params
+            if p.required
+            and p.name not in arguments
+            and p.name != item_param
+            and not (st.hyper and p.name in st.hyper.hyper_params)
+        ]
+        if missing:
+            raise PipelineError(
+                f"{site}: step {spec.name!r} is missing required parameter(s) {missing}; "
+                f"pass them in the call, e.g. {spec.name}({missing[0]}=...)"
+            )
+        cond = None
+        for c in self.conditions:
+            cond = c if cond is None else Condition("and", cond, c)
+        if cond is not None:
+            for operand in cond.operands():
+                self._check_operand(operand, site, "condition")
+        node = Node(
+            self.unique(spec.name),
+            st,
+            arguments,
+            condition=cond,
+            hyper=st.hyper,
+            map=MapSpec(items, item_param or "", parallel) if mapping else None,
+            call_site=site,
+            index=len(self.nodes),
+        )
+        self.nodes.append(node)
+        return NodeHandle(self, node)
+
+    def _bind(self, st: Any, args: tuple, kwargs: dict[str, Any], site: str) -> dict[str, Any]:
+        spec = st.spec
+        names = [p.name for p in spec.params]
+        if len(args) > len(names):
+            raise PipelineError(
+                f"{site}: step {spec.name!r} takes {len(names)} argument(s), "
+                f"got {len(args)} positional"
+            )
+        bound = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key in bound:
+                raise PipelineError(f"{site}: step {spec.name!r} got parameter {key!r} twice")
+            bound[key] = value
+        out: dict[str, Any] = {}
+        for key, value in bound.items():
+            param = spec.param(key)
+            if param is None and not spec.var_keyword:
+                what = "a reference" if isinstance(value, (Operand, Collected)) else "a value"
+                raise PipelineError(
+                    f"{site}: {what} is passed to {key!r}, which step {spec.name!r} does not "
+                    f"have; its parameters: {names}"
+                )
+            if st.hyper is not None and key in st.hyper.hyper_params:
+                raise PipelineError(
+                    f"{site}: {key!r} of step {spec.name!r} is both an argument "
+                    "and a hyper-parameter; give it once"
+                )
+            out[key] = self._value(value, param, spec.name, key, site)
+        return out
+
+    def _value(self, value: Any, param: Any, step_name: str, key: str, site: str) -> Any:
+        if isinstance(value, NodeHandle):
+            raise PipelineError(
+                f"{site}: {key}={value.name} passes a whole node; pass "
+                f"{value.name}.outputs['<output>'] or {value.name}.results['<result>']"
+            )
+        if isinstance(value, Condition):
+            raise PipelineError(f"{site}: {key} gets a condition; use `with condition(...)`")
+        if isinstance(value, (Operand, Collected)):
+            self._check_operand(value, site, f"parameter {key!r} of step {step_name!r}")
+            return value
+        _check_nested(value, site, key)
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise PipelineError(
+                f"{site}: {key}= of step {step_name!r} gets a {type(value).__name__}; step "
+                "arguments are JSON values (pass data as an artifact output instead)"
+            ) from None
+        if param is not None and not param.dataitem:
+            try:
+                value = coerce(value, param.hint, key)
+            except ParameterError as exc:
+                raise PipelineError(f"{site}: step {step_name!r}: {exc}") from None
+        return value
+
+    def _check_operand(self, value: Any, site: str, where_: str) -> None:
+        ref = value.ref if isinstance(value, Collected) else value
+        if isinstance(ref, PipelineParam):
+            if self.pipe.param(ref.name) is not ref:
+                raise PipelineError(
+                    f"{site}: {where_} uses parameter {ref.name!r} of another pipeline"
+                )
+            return
+        if isinstance(ref, OutputRef):
+            if ref.node not in self.names:
+                raise PipelineError(f"{site}: {where_} uses step {ref.node!r} of another pipeline")
+            if ref.mapped and not isinstance(value, Collected) and where_ != "map items":
+                raise PipelineError(
+                    f"{site}: {where_} gets {ref!r} of a mapped step; wrap it: collect({ref!r})"
+                )
+
+    def _map(
+        self,
+        st: Any,
+        item_param: str,
+        items: Any,
+        arguments: dict[str, Any],
+        parallel: int | None,
+        site: str,
+    ) -> bool:
+        spec = st.spec
+        if spec.param(item_param) is None and not spec.var_keyword:
+            raise PipelineError(
+                f"{site}: item_param={item_param!r} is not a parameter of step "
+                f"{spec.name!r}; parameters: {[p.name for p in spec.params]}"
+            )
+        if item_param in arguments:
+            raise PipelineError(
+                f"{site}: {item_param!r} is the item parameter of the map; "
+                "do not pass it as an argument too"
+            )
+        if st.hyper is not None:
+            raise PipelineError(
+                f"{site}: step {spec.name!r} cannot be mapped and use hyper-parameters at once"
+            )
+        if parallel is not None and (not isinstance(parallel, int) or parallel < 1):
+            raise PipelineError(f"{site}: parallel must be a positive integer, got {parallel!r}")
+        if isinstance(items, OutputRef):
+            if items.kind != "result" or items.mapped:
+                raise PipelineError(
+                    f"{site}: map items must be a result list, a pipeline "
+                    f"parameter or a literal list, got {items!r}"
+                )
+            self._check_operand(items, site, "map items")
+        elif isinstance(items, PipelineParam):
+            self._check_operand(items, site, "map items")
+        elif not isinstance(items, (list, tuple)):
+            raise PipelineError(
+                f"{site}: map items must be a list (or a reference to one), "
+                f"got {type(items).__name__}"
+            )
+        else:
+            _check_nested(items, site, "items")
+        return True
+
+
+def _check_nested(value: Any, site: str, key: str) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (Operand, Collected, NodeHandle)):
+            raise PipelineError(
+                f"{site}: {key} holds {item!r} inside a list or dict; pass each "
+                "reference as its own parameter (or use collect() on a map)"
+            )
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)

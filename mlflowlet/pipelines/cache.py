@@ -1,0 +1,85 @@
+"""Step caching: a key from code, params and input hashes; hits recorded as runs of their own.
+
+The key is the sha256 of the step's code hash, handler, declared outputs, resolved parameters,
+the hashes of its input artifacts (their URIs when a store gives no hash), and its hyper-parameter
+or fan-out settings. Every step run carries it as the label ``cache_key`` (an indexed label, so a
+lookup is one query). With caching on, a step whose key matches an earlier ``completed`` run is
+not run: a new run is recorded, labelled ``cached_from=<original uid>``, with the original's
+results and artifact records (the same files), so outputs flow on and lineage stays whole.
+Changing the code, a parameter or an input's content gives a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .._binding import code_hash
+from ..model import RunObject, new_uid, now_iso
+
+CACHE_LABEL = "cache_key"
+CACHED_FROM = "cached_from"
+
+
+def cache_key(
+    fn: Any,
+    spec: Any,
+    params: dict[str, Any],
+    input_hashes: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Return the cache key of one step run.
+
+    Args:
+        fn: the step's raw function (its source is hashed).
+        spec: the step's ``StepSpec``.
+        params: the resolved parameter values.
+        input_hashes: parameter name to the input artifact's hash (or a list for collected inputs).
+        extra: hyper-parameter / fan-out settings that change what runs.
+    """
+    body = {
+        "code": code_hash(fn),
+        "handler": spec.handler,
+        "outputs": list(spec.outputs),
+        "params": params,
+        "inputs": input_hashes,
+        "extra": extra or {},
+    }
+    text = json.dumps(body, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def find_cached(db: Any, key: str, project: str) -> dict[str, Any] | None:
+    """Return the newest completed run recorded with cache key ``key`` (as a dict), or None."""
+    found = db.list_runs(project=project, labels={CACHE_LABEL: key}, state="completed", last=1)
+    return found[0] if found else None
+
+
+def record_hit(
+    db: Any,
+    original: dict[str, Any],
+    name: str,
+    labels: dict[str, str],
+    parent_uid: str,
+    pipeline_uid: str,
+    params: dict[str, Any],
+    inputs: dict[str, str],
+) -> RunObject:
+    """Record a run that reuses ``original``'s results and artifacts, and return it.
+
+    The new run keeps the original's status (results, artifact records, iterations, code hash),
+    gets its own uid, this pipeline's labels and ``cached_from`` (the first original, when the
+    original was itself a cache hit).
+    """
+    data = json.loads(json.dumps(original))
+    meta = data["metadata"]
+    spec, status = data.setdefault("spec", {}), data.setdefault("status", {})
+    source = (meta.get("labels") or {}).get(CACHED_FROM) or meta["uid"]
+    meta.update(uid=new_uid(), name=name, iteration=0)
+    meta["labels"] = {**(meta.get("labels") or {}), **labels, CACHED_FROM: source}
+    spec.update(parent_uid=parent_uid, pipeline_uid=pipeline_uid, params=params, inputs=inputs)
+    stamp = now_iso()
+    status.update(state="completed", start_time=stamp, end_time=stamp, last_update=stamp, error="")
+    db.store_run(data, meta["uid"], meta.get("project", ""), 0)
+    return RunObject.model_validate(data)

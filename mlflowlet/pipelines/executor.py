@@ -1,0 +1,404 @@
+"""Run a traced pipeline locally, in this process: the pipeline run and its step runs.
+
+The pipeline run is a ``RunObject`` labelled ``kind=pipeline`` whose ``spec.graph`` is the DAG
+(``describe()``) and whose ``status.steps`` holds each step's uid, state, duration and attempts;
+it commits through a ``Context`` like any run (at state changes, and at most every
+``flush_interval`` seconds in between, together with the buffered lineage rows).
+
+Steps run in topological order, independent ones at once (``max_parallel`` threads; 1 runs them
+in the calling thread, so breakpoints work). Each is a child run (``parent_uid``/``pipeline_uid``
+set, labels ``pipeline``, ``pipeline_uid``, ``step``). Artifact references reach a step as
+``DataItem`` inputs, results as parameter values. A failed step skips what depends on it while
+independent branches finish; a false condition skips its steps (and what needs their data).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Any
+
+from .._binding import code_hash
+from ..context import Context
+from ..errors import ConfigError, PipelineError
+from ..model import RunObject, new_uid, now_iso
+from . import cache as _cache
+from ._inputs import InputError, Resolver
+from ._spec import where
+from ._stepexec import StepCall, execute, hyper_fields, last_line
+from .run import PipelineRun, step_states
+
+
+class LocalExecutor:
+    """Runs one pipeline run of a traced DAG (see :meth:`Pipeline.run` for the arguments)."""
+
+    def __init__(
+        self,
+        pipe: Any,
+        dag: Any,
+        params: dict[str, Any],
+        *,
+        resume: str | None = None,
+        cache: bool | None = None,
+        max_parallel: int | None = None,
+        project: str = "",
+        artifact_path: str = "",
+        db: Any = None,
+        labels: dict[str, Any] | None = None,
+    ) -> None:
+        from ..settings import get_settings
+
+        settings = get_settings()
+        if db is None:
+            from ..db import get_run_db
+
+            db = get_run_db()
+        if max_parallel is not None and (
+            isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+        ):
+            raise ConfigError(f"max_parallel must be a positive integer, got {max_parallel!r}")
+        self.pipe, self.dag, self.params, self.db = pipe, dag, params, db
+        self.project = project or settings.project
+        self.cache, self.artifact_path = bool(cache), artifact_path
+        self.max_parallel = max_parallel or os.cpu_count() or 1
+        self.interval = settings.flush_interval
+        self.runs: dict[str, RunObject] = {}
+        self.states: dict[str, str] = {}
+        self.lineage: list[dict[str, Any]] = []
+        self.reused: dict[str, RunObject] = {}
+        self.run = self._pipeline_run(labels or {}, resume)
+        if resume:
+            self._load_resume(resume)
+        self.ctx = Context(self.run, db)
+        self.inputs = Resolver(self.runs, params, db, self.project, self.run.uid)
+        self._last_flush = time.monotonic()
+
+    # the pipeline run ------------------------------------------------------------------------
+    def _pipeline_run(self, labels: dict[str, Any], resume: str | None) -> RunObject:
+        run = RunObject()
+        meta, spec = run.metadata, run.spec
+        meta.uid, meta.name, meta.project = new_uid(), self.pipe.name, self.project
+        meta.labels = {
+            "kind": "pipeline",
+            "pipeline": self.pipe.name,
+            **{k: str(v) for k, v in labels.items()},
+        }
+        if resume:
+            meta.labels["resumed_from"] = resume
+        spec.handler, spec.params = self.pipe.handler, dict(self.params)
+        spec.artifact_path = self.artifact_path
+        spec.pipeline_uid = meta.uid
+        # extra fields: the DAG (shared, read-only: a copy per run costs more) and, for
+        # `mlflowlet resume`, where the pipeline function lives
+        assert spec.model_extra is not None
+        spec.model_extra.update(graph=self.dag.described(), source=where(self.pipe.fn))
+        step_states(run)
+        run._db_url = getattr(self.db, "url", "")
+        return run
+
+    def start(self, wait: bool = True) -> PipelineRun:
+        """Run the pipeline (in a background thread when ``wait`` is False)."""
+        handle = PipelineRun(self.run, self.runs, self.db)
+        self.ctx._start(self.pipe.fn)  # recorded as running before this returns
+        if wait:
+            self._execute()
+        else:
+            thread = threading.Thread(
+                target=self._execute, daemon=True, name=f"mlflowlet-pipeline-{self.pipe.name}"
+            )
+            handle._thread = thread
+            thread.start()
+        return handle
+
+    def _execute(self) -> None:
+        try:
+            self._schedule()
+            state, error = self._outcome()
+            if self.dag.exit_handler is not None:
+                self._run_exit(self.dag.exit_handler, state)
+        except BaseException as exc:
+            self._flush(True)
+            aborted = isinstance(exc, KeyboardInterrupt)
+            self.ctx._finish("aborted" if aborted else "error", f"{type(exc).__name__}: {exc}")
+            raise
+        self._store_lineage()
+        self.ctx._finish(state, error)  # the failed steps also land in the pipeline run's log
+
+    def _outcome(self) -> tuple[str, str]:
+        failed = [n.name for n in self.dag.nodes if self.states.get(n.name) in ("error", "aborted")]
+        if not failed:
+            return "completed", ""
+        return "error", "; ".join(
+            f"step {name!r} failed: {step_states(self.run)[name].get('error') or 'error'}"
+            for name in failed
+        )
+
+    def _flush(self, force: bool) -> None:
+        now = time.monotonic()
+        if force or now - self._last_flush >= self.interval:
+            self._last_flush = now
+            self._store_lineage()
+            self.ctx.commit()
+
+    def _store_lineage(self) -> None:
+        rows, self.lineage = self.lineage, []
+        if rows:
+            self.db.store_lineage(rows)
+
+    # scheduling ------------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        dag = self.dag
+        waiting = {n.name: len(dag.upstream(n.name)) for n in dag.nodes}
+        ready = deque(dag.roots())
+        running: dict[Any, tuple[Any, StepCall]] = {}
+        pool = (
+            ThreadPoolExecutor(self.max_parallel, thread_name_prefix="mlflowlet-step")
+            if self.max_parallel > 1
+            else None
+        )
+
+        def finished(name: str) -> None:
+            for down in dag.downstream(name):
+                waiting[down] -= 1
+                if waiting[down] == 0:
+                    ready.append(down)
+
+        try:
+            while ready or running:
+                while ready:
+                    node = dag.node(ready.popleft())
+                    call = self._prepare(node)
+                    if call is None:
+                        finished(node.name)
+                    elif pool is None or (not running and not ready):
+                        # alone: run it in this thread (a chain costs no thread hand-offs)
+                        self._complete(node, call, execute(call, self.db))
+                        finished(node.name)
+                    else:
+                        running[pool.submit(execute, call, self.db)] = (node, call)
+                if running:
+                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        node, call = running.pop(fut)
+                        self._complete(node, call, fut.result())
+                        finished(node.name)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare(self, node: Any) -> StepCall | None:
+        """Decide a ready node: record it (skipped, failed, reused, cached) or return its call."""
+        for up in self.dag.upstream(node.name):
+            state = self.states[up]
+            if state in ("error", "aborted"):
+                self._record(node, "skipped", f"upstream step {up!r} failed")
+                return None
+            if state == "skipped" and any(
+                e.carries_data for e in self.dag.edges_between(up, node.name)
+            ):
+                self._record(node, "skipped", f"upstream step {up!r} was skipped")
+                return None
+        if node.name in self.reused:
+            self._finish(node, self.reused[node.name], None, reused=True)
+            return None
+        try:
+            if node.condition is not None and not node.condition.evaluate(self.inputs.value_of):
+                self._record(node, "skipped", f"condition {node.condition} is false")
+                return None
+            params, inputs, hashes, rows = self.inputs.resolve(node)
+            iterate = self._iterate(node, params)
+        except PipelineError as exc:
+            self._record(node, "error", str(exc))
+            return None
+        labels = {"pipeline": self.pipe.name, "pipeline_uid": self.run.uid, "step": node.name}
+        key = _cache.cache_key(node.step.fn, node.spec, params, hashes, iterate)
+        labels[_cache.CACHE_LABEL] = key
+        common = dict(
+            name=node.name,
+            labels=labels,
+            parent_uid=self.run.uid,
+            pipeline_uid=self.run.uid,
+            params=params,
+            inputs=inputs,
+        )
+        use_cache = node.spec.cache if node.spec.cache is not None else self.cache
+        if use_cache:
+            hit = _cache.find_cached(self.db, key, self.project)
+            if hit is not None:
+                run = _cache.record_hit(self.db, hit, **common)
+                self._finish(node, run, rows, cached=True)
+                return None
+        call = StepCall(
+            node.step,
+            node.spec,
+            node.name,
+            params,
+            inputs,
+            labels,
+            self.project,
+            self.artifact_path,
+            self.run.uid,
+            self.run.uid,
+            iterate,
+            lineage=rows,
+        )
+        if iterate is not None and iterate.get("hyper_params") == {}:
+            self._complete(node, call, self._empty_map(call))
+            return None
+        return call
+
+    def _iterate(self, node: Any, params: dict[str, Any]) -> dict[str, Any] | None:
+        if node.map is None:
+            return hyper_fields(node.hyper)
+        items = params.pop("__items__")
+        if not isinstance(items, (list, tuple)):
+            raise InputError(
+                f"step {node.name!r} maps over {node.map.items!r}, which is a "
+                f"{type(items).__name__}, not a list"
+            )
+        if not items:
+            return {"hyper_params": {}}
+        return {
+            "hyper_params": {node.map.item_param: list(items)},
+            "strategy": "list",
+            "selector": "",
+            "max_errors": 1,
+            "parallel": node.map.parallel or self.max_parallel,
+        }
+
+    def _empty_map(self, call: StepCall) -> RunObject:
+        from ._stepexec import new_run
+
+        call.iterate = None
+        run = new_run(call, 1)
+        stamp = now_iso()
+        run.status.state, run.status.start_time, run.status.end_time = "completed", stamp, stamp
+        run.status.iterations = []
+        self.db.store_run(run.to_dict(), run.uid, run.metadata.project, 0)
+        return run
+
+    # results ---------------------------------------------------------------------------------
+    def _complete(self, node: Any, call: StepCall, run: RunObject) -> None:
+        self._finish(node, run, call.lineage, attempts=call.attempts)
+
+    def _finish(
+        self,
+        node: Any,
+        run: RunObject,
+        rows: list[dict[str, Any]] | None,
+        attempts: list | None = None,
+        cached: bool = False,
+        reused: bool = False,
+    ) -> None:
+        self.runs[node.name], self.states[node.name] = run, run.state
+        status = run.status
+        entry: dict[str, Any] = {
+            "uid": run.uid,
+            "state": run.state,
+            "start_time": status.start_time,
+            "end_time": status.end_time,
+            "duration": _duration(status),
+            "error": last_line(status.error),
+            "attempts": len(attempts or []) or 1,
+        }
+        if cached:
+            entry["cached_from"] = run.metadata.labels.get(_cache.CACHED_FROM, "")
+        if reused:
+            entry["reused_from"] = self.run.metadata.labels.get("resumed_from", "")
+        if attempts and len(attempts) > 1:
+            entry["attempt_uids"] = [a["uid"] for a in attempts]
+        if run.metadata.annotations.get("reason"):
+            entry["reason"] = run.metadata.annotations["reason"]
+        step_states(self.run)[node.name] = entry
+        stamp = now_iso()
+        for row in rows or ():
+            self.lineage.append({**row, "consumer_uid": run.uid, "time": stamp})
+        self._flush(False)
+
+    def _record(self, node: Any, state: str, reason: str) -> None:
+        """Record a step that does not run (skipped, or failed on its inputs)."""
+        run = RunObject()
+        meta = run.metadata
+        meta.uid, meta.name, meta.project = new_uid(), node.name, self.project
+        meta.labels = {
+            "kind": "local",
+            **node.spec.labels,
+            "pipeline": self.pipe.name,
+            "pipeline_uid": self.run.uid,
+            "step": node.name,
+        }
+        meta.annotations["reason"] = reason
+        run.spec.handler, run.spec.parent_uid = node.spec.handler, self.run.uid
+        run.spec.pipeline_uid = self.run.uid
+        stamp = now_iso()
+        run.status.state, run.status.start_time, run.status.end_time = state, stamp, stamp
+        if state == "error":
+            run.status.error = reason
+        self.db.store_run(run.to_dict(), run.uid, self.project, 0)
+        self._finish(node, run, None)
+
+    def _run_exit(self, node: Any, state: str) -> None:
+        labels = {
+            "pipeline": self.pipe.name,
+            "pipeline_uid": self.run.uid,
+            "step": node.name,
+            "exit_handler": "true",
+        }
+        call = StepCall(
+            node.step,
+            node.spec,
+            node.name,
+            {"state": state},
+            {},
+            labels,
+            self.project,
+            self.artifact_path,
+            self.run.uid,
+            self.run.uid,
+        )
+        self._complete(node, call, execute(call, self.db))
+
+    # resume ----------------------------------------------------------------------------------
+    def _load_resume(self, uid: str) -> None:
+        old = self.db.read_run(uid, project=self.project)
+        labels = old["metadata"].get("labels", {})
+        if labels.get("kind") != "pipeline" or labels.get("pipeline") != self.pipe.name:
+            found = labels.get("pipeline") or old["metadata"].get("name")
+            raise PipelineError(
+                f"run {uid} is not a run of pipeline {self.pipe.name!r} (it is {found!r})"
+            )
+        before = old.get("spec", {}).get("params", {})
+        changed = sorted(
+            k for k in set(before) | set(self.params) if before.get(k) != self.params.get(k)
+        )
+        if changed:
+            shown = ", ".join(f"{k} ({before.get(k)!r} -> {self.params.get(k)!r})" for k in changed)
+            raise PipelineError(
+                f"cannot resume run {uid} with different parameters: {shown}; "
+                "resume with the same values, or start a new run"
+            )
+        steps = old.get("status", {}).get("steps", {})
+        for node in self.dag.nodes:  # topological: reuse only when every upstream is reused
+            entry = steps.get(node.name) or {}
+            if entry.get("state") != "completed" or any(
+                up not in self.reused for up in self.dag.upstream(node.name)
+            ):
+                continue
+            prev = RunObject.model_validate(self.db.read_run(entry["uid"], project=self.project))
+            if prev.status.code_hash in ("", code_hash(node.step.fn)):
+                prev._db_url = getattr(self.db, "url", "")
+                self.reused[node.name] = prev
+
+
+def _duration(status: Any) -> float | None:
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(status.start_time)
+        end = datetime.fromisoformat(status.end_time)
+    except (TypeError, ValueError):
+        return None
+    return round((end - start).total_seconds(), 6)

@@ -1,0 +1,331 @@
+"""What flows between steps at trace time: pipeline parameters, output references, conditions.
+
+Inside a ``@pipeline`` function nothing has a value yet. A pipeline parameter is a
+:class:`PipelineParam` placeholder; ``node.outputs['model']`` and ``node.results['accuracy']`` are
+:class:`OutputRef` references; comparing a reference or a parameter builds a :class:`Condition`
+for :func:`condition`; :func:`collect` turns the reference of a mapped step into the list of its
+per-item values. Every operand describes itself as a plain dict (``describe()``) for compilers:
+
+* ``{"kind": "value", "value": 3}`` - a literal;
+* ``{"kind": "param", "name": "rows"}`` - a pipeline parameter;
+* ``{"kind": "artifact", "node": "prep", "output": "dataset"}`` - an artifact output;
+* ``{"kind": "result", "node": "train", "result": "accuracy"}`` - a scalar result;
+* ``{"kind": "collect", "node": "score", "artifact"|"result": key}`` - every item of a mapped step.
+
+Using a reference where Python needs a value (``if ref > 0.5:``) raises, naming the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import PipelineError
+
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_NO_BOOL = (
+    "{what} has no value while the pipeline is traced; use `with condition({what} ...):` "
+    "around the steps to run conditionally instead of `if`"
+)
+
+
+class Operand:
+    """Base of placeholders and references: comparisons build a :class:`Condition`."""
+
+    __slots__ = ()
+
+    def describe(self) -> dict[str, Any]:
+        """Return the operand as a plain dict."""
+        raise NotImplementedError
+
+    def _cmp(self, op: str, other: Any) -> Condition:
+        return Condition(op, self, other)
+
+    def __eq__(self, other: Any) -> Condition:  # type: ignore[override]
+        return self._cmp("==", other)
+
+    def __ne__(self, other: Any) -> Condition:  # type: ignore[override]
+        return self._cmp("!=", other)
+
+    def __lt__(self, other: Any) -> Condition:
+        return self._cmp("<", other)
+
+    def __le__(self, other: Any) -> Condition:
+        return self._cmp("<=", other)
+
+    def __gt__(self, other: Any) -> Condition:
+        return self._cmp(">", other)
+
+    def __ge__(self, other: Any) -> Condition:
+        return self._cmp(">=", other)
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise PipelineError(_NO_BOOL.format(what=repr(self)))
+
+    def __iter__(self) -> Iterator[Any]:
+        raise PipelineError(
+            f"{self!r} cannot be iterated while the pipeline is traced; fan out over it with "
+            "step.map(items=..., item_param=...)"
+        )
+
+
+class PipelineParam(Operand):
+    """A typed placeholder for a pipeline parameter.
+
+    Attributes:
+        name: the parameter name.
+        hint: the type hint (``inspect.Parameter.empty`` when unannotated).
+        type: the hint as a short name (``'int'``, ``'list[str]'``; ``''`` when unannotated).
+        default: the default value (meaningful only when not ``required``).
+        required: True when the pipeline function gives no default.
+    """
+
+    __slots__ = ("name", "hint", "type", "default", "required")
+
+    def __init__(self, name: str, hint: Any, type: str, default: Any, required: bool) -> None:
+        self.name, self.hint, self.type = name, hint, type
+        self.default, self.required = default, required
+
+    def describe(self) -> dict[str, Any]:
+        """``{"kind": "param", "name": ...}``."""
+        return {"kind": "param", "name": self.name}
+
+    def spec(self) -> dict[str, Any]:
+        """Return the declaration: name, type, required and (when optional) default."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "required": self.required}
+        if not self.required:
+            out["default"] = self.default
+        return out
+
+    def __repr__(self) -> str:
+        return f"PipelineParam({self.name!r})"
+
+
+class OutputRef(Operand):
+    """A reference to an artifact output or a scalar result of a node.
+
+    Attributes:
+        node: the producing node's name.
+        key: the output (artifact) key or result key.
+        kind: ``'artifact'`` or ``'result'``.
+        mapped: True when the node is a mapped (fan-out) step; pass it through :func:`collect`.
+    """
+
+    __slots__ = ("node", "key", "kind", "mapped")
+
+    def __init__(self, node: str, key: str, kind: str, mapped: bool = False) -> None:
+        self.node, self.key, self.kind, self.mapped = node, key, kind, mapped
+
+    def describe(self) -> dict[str, Any]:
+        """Return ``{"kind": "artifact", "node", "output"}`` or ``{"kind": "result", ...}``."""
+        field = "output" if self.kind == "artifact" else "result"
+        return {"kind": self.kind, "node": self.node, field: self.key}
+
+    def __repr__(self) -> str:
+        where = "outputs" if self.kind == "artifact" else "results"
+        return f"{self.node}.{where}[{self.key!r}]"
+
+
+class Collected:
+    """The list of one output or result over every item of a mapped step (see :func:`collect`).
+
+    Attributes:
+        ref: the reference to the mapped node's output or result.
+    """
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: OutputRef) -> None:
+        self.ref = ref
+
+    @property
+    def node(self) -> str:
+        """The mapped node's name."""
+        return self.ref.node
+
+    def describe(self) -> dict[str, Any]:
+        """``{"kind": "collect", "node": ..., "artifact"|"result": key}``."""
+        return {"kind": "collect", "node": self.ref.node, self.ref.kind: self.ref.key}
+
+    def __bool__(self) -> bool:
+        raise PipelineError(_NO_BOOL.format(what=repr(self)))
+
+    def __repr__(self) -> str:
+        return f"collect({self.ref!r})"
+
+
+def collect(ref: OutputRef) -> Collected:
+    """Pass every item's output (or result) of a mapped step downstream as one list.
+
+    Args:
+        ref: ``mapped.results['score']`` or ``mapped.outputs['model']`` of a ``step.map(...)`` node.
+
+    Returns:
+        A reference the consuming step receives as a list (results as values, artifacts as
+        ``DataItem`` s), in item order.
+
+    Raises:
+        PipelineError: ``ref`` is not a reference to a mapped step.
+    """
+    if not isinstance(ref, OutputRef):
+        raise PipelineError(
+            f"collect() takes mapped.results['key'] or mapped.outputs['key'], got {ref!r}"
+        )
+    if not ref.mapped:
+        raise PipelineError(
+            f"collect({ref!r}): step {ref.node!r} is not mapped; pass the reference directly, "
+            "or create the step with step.map(items=..., item_param=...)"
+        )
+    return Collected(ref)
+
+
+class Condition:
+    """A comparison of results and pipeline parameters, or ``&`` / ``|`` of conditions.
+
+    Attributes:
+        op: one of ``==, !=, <, <=, >, >=`` (comparisons) or ``and`` / ``or``.
+        left: an operand (or a condition for ``and`` / ``or``).
+        right: an operand or literal (or a condition for ``and`` / ``or``).
+    """
+
+    __slots__ = ("op", "left", "right")
+
+    def __init__(self, op: str, left: Any, right: Any) -> None:
+        if op in COMPARISONS:
+            for side in (left, right):
+                if isinstance(side, (Condition, Collected)):
+                    raise PipelineError(
+                        f"cannot compare {side!r} with {op!r}; combine conditions with & and |"
+                    )
+                if isinstance(side, OutputRef) and side.kind != "result":
+                    raise PipelineError(
+                        f"{side!r} is an artifact; conditions compare results "
+                        "(node.results['key']) and pipeline parameters"
+                    )
+                if isinstance(side, OutputRef) and side.mapped:
+                    raise PipelineError(f"{side!r} belongs to a mapped step; it has no one value")
+                if not isinstance(side, Operand):
+                    _check_literal(side, "a condition")
+        self.op, self.left, self.right = op, left, right
+
+    def __and__(self, other: Condition) -> Condition:
+        return Condition("and", self, _as_condition(other, "&"))
+
+    def __or__(self, other: Condition) -> Condition:
+        return Condition("or", self, _as_condition(other, "|"))
+
+    def __bool__(self) -> bool:
+        raise PipelineError(
+            f"condition {self} has no value while the pipeline is traced; use "
+            "`with condition(...):` (and combine conditions with & and |, not `and` / `or`)"
+        )
+
+    def operands(self) -> Iterator[Operand]:
+        """Yield every reference and pipeline parameter the condition reads."""
+        for side in (self.left, self.right):
+            if isinstance(side, Condition):
+                yield from side.operands()
+            elif isinstance(side, Operand):
+                yield side
+
+    def describe(self) -> dict[str, Any]:
+        """Return ``{"op", "left", "right"}`` with operands as dicts (nested for and/or)."""
+        return {
+            "op": self.op,
+            "left": describe_value(self.left),
+            "right": describe_value(self.right),
+        }
+
+    def evaluate(self, value_of: Callable[[Operand], Any]) -> bool:
+        """Evaluate with ``value_of`` giving each operand's run-time value."""
+        if self.op == "and":
+            return self.left.evaluate(value_of) and self.right.evaluate(value_of)
+        if self.op == "or":
+            return self.left.evaluate(value_of) or self.right.evaluate(value_of)
+        left, right = (
+            value_of(s) if isinstance(s, Operand) else s for s in (self.left, self.right)
+        )
+        fn = _OPS[self.op]
+        try:
+            return bool(fn(left, right))
+        except TypeError as exc:
+            raise PipelineError(
+                f"condition {self} cannot compare {left!r} and {right!r}: {exc}"
+            ) from None
+
+    def __str__(self) -> str:
+        if self.op in ("and", "or"):
+            return f"({self.left} {'&' if self.op == 'and' else '|'} {self.right})"
+        return f"{self.left!r} {self.op} {self.right!r}"
+
+    __repr__ = __str__
+
+
+def _as_condition(other: Any, sign: str) -> Condition:
+    if not isinstance(other, Condition):
+        raise PipelineError(
+            f"{sign} combines conditions; got {other!r} (compare it first, e.g. ref >= 0.9)"
+        )
+    return other
+
+
+def _check_literal(value: Any, where: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise PipelineError(
+            f"{where} takes JSON values (numbers, strings, bools, lists, dicts); got a "
+            f"{type(value).__name__}: {value!r:.80}"
+        ) from None
+
+
+def describe_value(value: Any) -> dict[str, Any]:
+    """Describe an operand, a collected reference, a condition or a literal as a plain dict."""
+    if isinstance(value, (Operand, Collected, Condition)):
+        return value.describe()
+    return {"kind": "value", "value": value}
+
+
+@contextmanager
+def condition(expr: Condition) -> Iterator[Condition]:
+    """Run the steps created inside the ``with`` block only when ``expr`` holds at run time.
+
+    ``expr`` compares results and pipeline parameters (``==, !=, <, <=, >, >=``), combined with
+    ``&`` and ``|`` (parenthesise each comparison). Nested blocks must all hold. Steps whose
+    condition is false are recorded as ``skipped``.
+
+    Example::
+
+        with condition(train.results["accuracy"] >= 0.9):
+            deploy(model=train.outputs["model"])
+
+    Raises:
+        PipelineError: outside a ``@pipeline`` function, or ``expr`` is not a comparison.
+    """
+    from ._trace import current_tracer
+
+    tracer = current_tracer()
+    if tracer is None:
+        raise PipelineError("condition() is used inside a @pipeline function, around step calls")
+    if not isinstance(expr, Condition):
+        raise PipelineError(
+            f"condition() takes a comparison such as node.results['accuracy'] >= 0.9, got {expr!r}"
+        )
+    tracer.conditions.append(expr)
+    try:
+        yield expr
+    finally:
+        tracer.conditions.pop()

@@ -1,0 +1,110 @@
+import types
+
+from mlflowlet import DataItem, get_run_db, pipeline, step
+from mlflowlet.pipelines import cache
+
+CALLS: list[str] = []
+
+
+@step(outputs=["data"])
+def make(context, rows: int = 3):
+    CALLS.append("make")
+    context.log_artifact("data", body=",".join(map(str, range(rows))), format="txt")
+
+
+@step
+def total(context, data: DataItem) -> int:
+    CALLS.append("total")
+    return sum(int(x) for x in data.get().decode().split(","))
+
+
+@step(cache=False)
+def uncached(context, x: int) -> int:
+    CALLS.append("uncached")
+    return x
+
+
+@pipeline
+def summed(rows: int = 3):
+    t = total(data=make(rows=rows).outputs["data"])
+    uncached(x=t.output)
+
+
+def test_cached_rerun_reuses_outputs_without_running(dbdir):
+    first = summed.run(rows=4, cache=True)
+    CALLS.clear()
+    second = summed.run(rows=4, cache=True)
+    assert CALLS == ["uncached"]  # cache=False on the step wins over run(cache=True)
+    assert second.steps["total"].results == first.steps["total"].results == {"return": 6}
+    for name in ("make", "total"):
+        hit, orig = second.steps[name], first.steps[name]
+        assert hit.uid != orig.uid and hit.metadata.labels["cached_from"] == orig.uid
+        assert hit.spec.pipeline_uid == second.uid and hit.state == "completed"
+        assert second.run.status.steps[name]["cached_from"] == orig.uid
+    assert second.steps["make"].status.artifacts[0]["uri"] == \
+        first.steps["make"].status.artifacts[0]["uri"]
+    rows = second.lineage()
+    assert {(r["producer_uid"], r["consumer_uid"]) for r in rows} >= {
+        (second.steps["make"].uid, second.steps["total"].uid)}
+    assert get_run_db().read_run(second.steps["total"].uid)["metadata"]["labels"][
+        "cached_from"] == first.steps["total"].uid
+
+
+def test_a_hit_of_a_hit_points_at_the_original(dbdir):
+    first = summed.run(cache=True)
+    summed.run(cache=True)
+    third = summed.run(cache=True)
+    assert third.steps["make"].metadata.labels["cached_from"] == first.steps["make"].uid
+
+
+def test_without_cache_everything_runs_again(dbdir):
+    summed.run(rows=2)
+    CALLS.clear()
+    summed.run(rows=2)
+    assert CALLS == ["make", "total", "uncached"]
+
+
+def test_changed_param_misses_and_changed_input_invalidates_downstream(dbdir):
+    summed.run(rows=3, cache=True)
+    CALLS.clear()
+    summed.run(rows=5, cache=True)
+    assert CALLS == ["make", "total", "uncached"]  # new rows: new data, new input hash
+
+
+def test_same_input_content_from_a_rerun_producer_still_hits(dbdir):
+    summed.run(rows=3, cache=True)
+    CALLS.clear()
+    again = pipeline(summed.fn)
+    run = again.run(rows=3, cache=True, labels={"try": "2"})
+    assert CALLS == ["uncached"] and run.state == "completed"
+
+
+def _step_from_source(body: str):
+    module = types.ModuleType("cache_dynamic")
+    exec(compile(f"def work(context, x: int = 1):\n    return {body}\n", "<dynamic>", "exec"),
+         module.__dict__)
+    return step(module.work)
+
+
+def test_changed_code_invalidates_the_cache(dbdir):
+    v1, v1_again, v2 = (_step_from_source(b) for b in ("x + 1", "x + 1", "x + 2"))
+    assert v1.spec.handler == v2.spec.handler == "cache_dynamic:work"
+
+    def pipe_of(st):
+        return pipeline(name="dyn")(lambda: st(x=1))
+
+    first = pipe_of(v1).run(cache=True)
+    same = pipe_of(v1_again).run(cache=True)
+    changed = pipe_of(v2).run(cache=True)
+    assert same.steps["work"].metadata.labels.get("cached_from") == first.steps["work"].uid
+    assert "cached_from" not in changed.steps["work"].metadata.labels
+    assert changed.steps["work"].results == {"return": 3}
+
+
+def test_cache_key_depends_on_params_inputs_and_code():
+    spec = total.spec
+    base = cache.cache_key(total.fn, spec, {"a": 1}, {"data": "h1"})
+    assert base == cache.cache_key(total.fn, spec, {"a": 1}, {"data": "h1"})
+    assert base != cache.cache_key(total.fn, spec, {"a": 2}, {"data": "h1"})
+    assert base != cache.cache_key(total.fn, spec, {"a": 1}, {"data": "h2"})
+    assert base != cache.cache_key(make.fn, spec, {"a": 1}, {"data": "h1"})

@@ -1,0 +1,274 @@
+import threading
+from pathlib import Path
+
+import pytest
+
+from mlflowlet import DataItem, get_run_db, pipeline, step
+from mlflowlet.errors import ConfigError, RunError
+
+GATE = threading.Event()
+BARRIER = threading.Barrier(2, timeout=10)
+ATTEMPTS: list[str] = []
+
+
+@step(outputs=["dataset"])
+def prep(context, rows: int = 100):
+    context.log_artifact("dataset", body="\n".join(map(str, range(rows))), format="csv")
+
+
+@step(outputs=["model"])
+def train(context, dataset: DataItem, lr: float = 0.1):
+    n = len(dataset.get().decode().splitlines())
+    context.log_result("accuracy", round(min(1.0, n * lr / 10), 3))
+    context.log_artifact("model", body=f"lr={lr} n={n}".encode(), format="txt")
+
+
+@step
+def evaluate(context, model: DataItem, threshold: float = 0.5) -> str:
+    return model.get().decode()
+
+
+@pipeline(name="train-eval")
+def train_eval(rows: int = 100, lr: float = 0.1):
+    data = prep(rows=rows)
+    model = train(dataset=data.outputs["dataset"], lr=lr)
+    evaluate(model=model.outputs["model"], threshold=0.7)
+
+
+@step
+def source(context, n: int = 4) -> int:
+    return n
+
+
+@step
+def double(context, x: int) -> int:
+    return 2 * x
+
+
+@step
+def plus(context, x: int, y: int = 1) -> int:
+    return x + y
+
+
+@step
+def combine(context, a: int, b: int) -> int:
+    return a * 100 + b
+
+
+@step
+def boom(context, x: int = 0):
+    raise ValueError(f"boom on {x}")
+
+
+@pipeline
+def diamond(n: int = 4):
+    s = source(n=n)
+    a = double(x=s.output)
+    b = plus(x=s.output)
+    combine(a=a.output, b=b.output)
+
+
+@pipeline
+def broken():
+    s = source(n=1)
+    bad = boom(x=s.output)
+    plus(x=bad.output)              # depends on the failure: skipped
+    after = plus(x=5).after(bad)    # ordering on the failure: skipped
+    plus(x=after.output)            # downstream of a skipped step: skipped
+    healthy = double(x=s.output)    # independent branch: completes
+    plus(x=healthy.output)
+
+
+@step(retries=2, retry_delay=0.01)
+def flaky(context, fail_times: int = 2) -> int:
+    ATTEMPTS.append(context.uid)
+    if len(ATTEMPTS) <= fail_times:
+        raise RuntimeError(f"transient failure {len(ATTEMPTS)}")
+    return len(ATTEMPTS)
+
+
+@pipeline
+def retrying(fail_times: int = 2):
+    plus(x=flaky(fail_times=fail_times).output)
+
+
+@step
+def meet(context, who: str) -> str:
+    BARRIER.wait()  # passes only when the other branch is running at the same time
+    return who
+
+
+@pipeline
+def parallel_pair():
+    meet(who="a")
+    meet(who="b")
+
+
+@step
+def held(context) -> str:
+    if not GATE.wait(10):
+        raise TimeoutError("gate never opened")
+    return "released"
+
+
+@pipeline
+def gated():
+    held()
+
+
+@step(timeout=0.2)
+def stuck(context) -> str:
+    GATE.wait(10)
+    return "late"
+
+
+@pipeline
+def times_out():
+    plus(x=1)
+    stuck()
+
+
+@step(outputs=["config"])
+def config(context):
+    return {"depth": 3, "name": "tree"}
+
+
+@step
+def typed(context, config: dict) -> int:
+    return config["depth"]
+
+
+@pipeline
+def typed_inputs():
+    typed(config=config().outputs["config"])
+
+
+def test_train_eval_runs_with_dataitems_and_results(dbdir):
+    run = train_eval.run(rows=50)
+    assert run.state == "completed" and run.error == ""
+    assert list(run.steps) == ["prep", "train", "evaluate"]
+    assert run.steps["train"].results["accuracy"] == 0.5
+    assert run.steps["evaluate"].results["return"] == "lr=0.1 n=50"
+    train_run = run.steps["train"]
+    assert train_run.spec.inputs["dataset"].endswith("dataset.csv")
+    assert Path(train_run.spec.inputs["dataset"]).is_file()
+
+
+def test_each_step_is_a_labelled_child_run_of_the_pipeline_run(dbdir):
+    run = train_eval.run(rows=20)
+    db = get_run_db()
+    children = db.list_runs(labels={"pipeline_uid": run.uid}, sort=False)
+    assert sorted(r["metadata"]["name"] for r in children) == ["evaluate", "prep", "train"]
+    for child in children:
+        labels, spec = child["metadata"]["labels"], child["spec"]
+        assert labels["pipeline"] == "train-eval" and labels["step"] == child["metadata"]["name"]
+        assert spec["parent_uid"] == run.uid == spec["pipeline_uid"]
+        assert child["status"]["state"] == "completed"
+    assert {r["metadata"]["uid"] for r in db.list_runs(parent_uid=run.uid)} == {
+        r["metadata"]["uid"] for r in children}
+
+
+def test_pipeline_run_records_graph_and_step_states(dbdir):
+    run = train_eval.run(rows=20)
+    stored = get_run_db().read_run(run.uid, project=run.project)
+    assert stored["metadata"]["labels"]["kind"] == "pipeline"
+    assert stored["status"]["state"] == "completed"
+    assert [n["name"] for n in stored["spec"]["graph"]["nodes"]] == ["prep", "train", "evaluate"]
+    assert stored["spec"]["params"] == {"rows": 20, "lr": 0.1}
+    steps = stored["status"]["steps"]
+    assert set(steps) == {"prep", "train", "evaluate"}
+    for name, entry in steps.items():
+        assert entry["uid"] == run.steps[name].uid and entry["state"] == "completed"
+        assert entry["duration"] >= 0
+
+
+def test_diamond_runs_both_branches_into_the_join(dbdir):
+    run = diamond.run(n=4)
+    assert run.state == "completed"
+    assert run.steps["combine"].results["return"] == 805
+    assert run.steps["combine"].spec.params == {"a": 8, "b": 5}
+
+
+def test_failing_branch_skips_its_downstream_and_lets_the_other_finish(dbdir):
+    run = broken.run(max_parallel=1)
+    states = {name: r.state for name, r in run.steps.items()}
+    assert states == {"source": "completed", "boom": "error", "plus": "skipped",
+                      "plus-2": "skipped", "plus-3": "skipped", "double": "completed",
+                      "plus-4": "completed"}
+    assert run.state == "error" and "step 'boom' failed: ValueError: boom on 1" in run.error
+    reasons = {name: e.get("reason") for name, e in run.run.status.steps.items()}
+    assert reasons["plus"] == "upstream step 'boom' failed"
+    assert reasons["plus-3"] == "upstream step 'plus-2' was skipped"
+    stored = get_run_db().read_run(run.steps["plus"].uid, project=run.project)
+    assert stored["status"]["state"] == "skipped"
+
+
+def test_failed_pipeline_raises_only_when_asked(dbdir):
+    run = broken.run()
+    with pytest.raises(RunError, match="boom"):
+        run.wait(raise_on_error=True)
+
+
+def test_retries_record_each_attempt_with_backoff(dbdir):
+    ATTEMPTS.clear()
+    run = retrying.run(fail_times=2)
+    assert run.state == "completed" and run.steps["plus"].results["return"] == 4
+    entry = run.run.status.steps["flaky"]
+    assert entry["attempts"] == 3 and entry["attempt_uids"] == ATTEMPTS
+    states = [get_run_db().read_run(uid)["status"]["state"] for uid in ATTEMPTS]
+    assert states == ["error", "error", "completed"]
+
+
+def test_retries_exhausted_fail_the_step(dbdir):
+    ATTEMPTS.clear()
+    run = retrying.run(fail_times=9)
+    assert run.state == "error" and len(ATTEMPTS) == 3
+    assert run.steps["plus"].state == "skipped"
+    assert "transient failure 3" in run.error
+
+
+def test_independent_steps_run_concurrently(dbdir):
+    run = parallel_pair.run(max_parallel=2)
+    assert run.state == "completed", run.error
+    assert sorted(r.results["return"] for r in run.steps.values()) == ["a", "b"]
+
+
+def test_wait_false_returns_while_running(dbdir):
+    GATE.clear()
+    try:
+        run = gated.run(wait=False)
+        assert run.state == "running" and run.steps == {}
+    finally:
+        GATE.set()
+    run.wait(timeout=10)
+    assert run.state == "completed" and run.steps["held"].results["return"] == "released"
+
+
+def test_step_timeout_fails_the_step_and_keeps_the_others(dbdir):
+    GATE.clear()
+    try:
+        run = times_out.run(max_parallel=1)
+    finally:
+        GATE.set()
+    assert run.steps["plus"].state == "completed"
+    assert run.steps["stuck"].state == "error"
+    assert "timed out after 0.2s" in run.steps["stuck"].status.error
+    stored = get_run_db().read_run(run.steps["stuck"].uid)
+    assert stored["status"]["state"] == "error"
+
+
+def test_typed_parameter_gets_the_loaded_artifact(dbdir):
+    run = typed_inputs.run()
+    assert run.steps["typed"].results["return"] == 3
+
+
+def test_bad_max_parallel_is_refused(dbdir):
+    with pytest.raises(ConfigError, match="max_parallel"):
+        diamond.run(max_parallel=0)
+
+
+def test_pipeline_run_shows_its_steps(dbdir):
+    run = diamond.run()
+    text = run.show(display=False)
+    assert text.splitlines()[0] == f"pipeline diamond {run.uid} completed"
+    assert "combine" in text and "805" in text

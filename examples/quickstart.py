@@ -17,7 +17,17 @@ task = new_task(name="training-sweep").with_hyper_params({"p1": [5, 2, 3]}, sele
 sweep = new_runner().run(task, handler=training)
 print(f"sweep {sweep.uid}: best iteration {sweep.results['best_iteration']}, loss {sweep.results['loss']}")
 
-# 3. what the run DB recorded
+# 3. a pipeline: data prep -> train (a small sweep) -> evaluate, each step a tracked child run
+from train_eval import train_eval  # noqa: E402
+
+pipe_run = train_eval.run(rows=200)
+print(f"pipeline {pipe_run.uid}: {pipe_run.state}")
+pipe_run.show()
+print("lineage (producer.output -> consumer.param):")
+for e in pipe_run.lineage():
+    print(f"  {e['producer_uid'][:8]}.{e['output']} -> {e['consumer_uid'][:8]}.{e['consumer_param']}")
+
+# 4. what the run DB recorded
 db = get_run_db("./").connect()
 db.list_runs("", iter=True).show()
 db.list_artifacts("", tag="*").show()

@@ -1,0 +1,192 @@
+"""What travels to the Dask workers: the pickled handler, and the task that runs one run there.
+
+Kept apart from :mod:`mlflowlet.runtimes.dask` so a worker imports only this (and the local
+runtime), never the caller's connection and waiting machinery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import ConfigError
+from ..model import RunObject, now_iso
+
+_pickle_lock = threading.Lock()
+_handlers: dict[str, Any] = {}  # payload digest -> unpickled handler, per worker process
+
+
+# caller side ------------------------------------------------------------------------------------
+def pickle_handler(fn: Any) -> bytes:
+    """Pickle a handler for the workers; user modules go by value, so workers need not import them.
+
+    Raises:
+        ConfigError: the handler (or something it uses) cannot be pickled; the message names it.
+    """
+    import cloudpickle
+
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    by_value = module is not None and module.__name__ != "__main__" and not _installed(module)
+    with _pickle_lock:
+        try:
+            if by_value:
+                cloudpickle.register_pickle_by_value(module)
+            try:
+                return cloudpickle.dumps(fn)
+            finally:
+                if by_value:
+                    cloudpickle.unregister_pickle_by_value(module)
+        except Exception as exc:
+            error = exc
+        if by_value:  # a module global that cannot travel: the workers may import the module
+            try:
+                return cloudpickle.dumps(fn)
+            except Exception:
+                pass
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    raise ConfigError(
+        f"handler {name!r} cannot be pickled to ship it to Dask: "
+        f"{unpicklable_part(fn) or 'it'} cannot be pickled ({type(error).__name__}: {error}); "
+        "create that object inside the handler, or pass what it needs as params"
+    )
+
+
+def _installed(module: Any) -> bool:
+    """Whether ``module`` comes from the standard library, site-packages or mlflowlet itself."""
+    import sysconfig
+
+    filename = getattr(module, "__file__", None)
+    if not filename or module.__name__.split(".")[0] == "mlflowlet":
+        return True
+    path = os.path.abspath(filename)
+    roots = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    if any(path.startswith(os.path.abspath(root) + os.sep) for root in roots):
+        return True
+    return any(part in ("site-packages", "dist-packages") for part in path.split(os.sep))
+
+
+def unpicklable_part(fn: Any) -> str:
+    """Name the closure variable, global or parameter default of ``fn`` that cannot be pickled."""
+    import inspect
+
+    import cloudpickle
+
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return f"the {type(fn).__name__} object"
+    parts: list[tuple[str, Any]] = []
+    for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=False):
+        try:
+            parts.append((f"closure variable {name!r}", cell.cell_contents))
+        except ValueError:  # an empty cell
+            continue
+    names, stack = set(), [code]
+    while stack:  # globals used by the function and by the functions nested in it
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(c for c in current.co_consts if hasattr(c, "co_names"))
+    parts += [(f"global {n!r}", fn.__globals__[n]) for n in sorted(names) if n in fn.__globals__]
+    parts += [
+        (f"the default of parameter {p.name!r}", p.default)
+        for p in inspect.signature(fn).parameters.values()
+        if p.default is not p.empty
+    ]
+    for label, value in parts:
+        try:
+            cloudpickle.dumps(value)
+        except Exception:
+            return f"{label} ({type(value).__module__}.{type(value).__qualname__})"
+    return ""
+
+
+# worker side ------------------------------------------------------------------------------------
+class MemoryDB:
+    """What a worker's context commits to when the caller stores the run: kept in memory."""
+
+    artifact_root = ""
+
+    def __init__(self) -> None:
+        self.run: dict[str, Any] | None = None
+        self.artifacts: list[dict[str, Any]] = []
+        self.metrics: list[tuple] = []
+        self.log = bytearray()
+
+    def commit_run(
+        self, run: dict, artifacts: Iterable = (), metrics: Iterable = (), log: bytes = b""
+    ) -> None:
+        """Keep the latest run record (secret values already masked) and accumulate the rest."""
+        self.run = run
+        self.artifacts.extend(artifacts)
+        self.metrics.extend(metrics)
+        self.log += log
+
+    def read_artifact(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Resolve ``store://`` inputs through the worker's own run DB (``MLFLOWLET_DBPATH``)."""
+        from ..db import get_run_db
+
+        return get_run_db().read_artifact(*args, **kwargs)
+
+
+def _load_handler(payload: bytes) -> Any:
+    digest = hashlib.sha256(payload).hexdigest()
+    fn = _handlers.get(digest)
+    if fn is None:  # unpickle once per worker: later iterations reuse it (and its code hash)
+        import cloudpickle
+
+        fn = cloudpickle.loads(payload)
+        if len(_handlers) >= 64:
+            _handlers.clear()
+        _handlers[digest] = fn
+    return fn
+
+
+def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
+    """Run one run on a Dask worker through the local runtime; return its record.
+
+    Args:
+        payload: the cloudpickled handler.
+        run_json: the run as JSON (inline secret values included: they never reach a DB).
+        db_url: a run DB the worker writes to itself; empty to return everything to the caller.
+
+    Returns:
+        ``run`` (the run dict), ``artifacts``, ``metrics`` (rows), ``log`` (bytes) and
+        ``stored`` (whether the worker already wrote the run to ``db_url``).
+    """
+    from .local import LocalRuntime
+
+    run = RunObject.model_validate_json(run_json)
+    try:
+        from distributed import get_worker
+
+        run.metadata.annotations["dask.worker"] = get_worker().address
+    except (ImportError, ValueError):  # called outside a worker
+        pass
+    memory = MemoryDB()
+    try:
+        fn = _load_handler(payload)
+    except BaseException as exc:  # a module the worker cannot import, a broken pickle
+        where = run.metadata.annotations.get("dask.worker", "the Dask worker")
+        run.status.state, run.status.end_time = "error", now_iso()
+        run.status.error = (
+            f"cannot load the handler on {where}: {type(exc).__name__}: {exc} "
+            "(install the modules it imports on the workers)"
+        )
+        log = (run.status.error + "\n").encode()
+        return {"run": run.to_dict(), "artifacts": [], "metrics": [], "log": log, "stored": False}
+    db: Any = memory
+    if db_url:
+        from ..db import get_run_db
+
+        db = get_run_db(db_url)
+    result = LocalRuntime()._execute(run, fn, db)
+    return {
+        "run": memory.run or result.to_dict(),
+        "artifacts": memory.artifacts,
+        "metrics": memory.metrics,
+        "log": bytes(memory.log),
+        "stored": bool(db_url),
+    }

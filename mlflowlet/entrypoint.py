@@ -33,6 +33,11 @@ Environment:
     ``MLFLOWLET_EXEC_SECRETS``: inline secret values as a JSON object; read once and removed.
     ``MLFLOWLET_DBPATH``: the run DB to record into. Unset: a throwaway SQLite DB in a temporary
     directory (artifacts stay there; the DB file is removed at exit).
+    ``JOB_COMPLETION_INDEX``: set by Kubernetes in each pod of an Indexed Job. When the spec has
+    hyper-parameters, this process runs only iteration ``index + 1`` of them (no summary; the
+    caller that submitted the Job selects the best), and reports that iteration's run.
+    ``OMPI_COMM_WORLD_RANK`` / ``PMI_RANK`` / ``PMIX_RANK``: under ``mpirun`` only rank 0
+    records: other ranks run the handler with a throwaway DB and print no run JSON line.
 
 Output and exit code:
     The handler's own output, then always, as the last line on stdout,
@@ -55,7 +60,9 @@ from .errors import ArtifactError, ConfigError, MlflowletError, ParameterError, 
 
 RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
 
-__all__ = ["RUN_JSON_MARKER", "export_outputs", "main", "read_run_json", "run_entrypoint"]
+__all__ = [
+    "RUN_JSON_MARKER", "export_outputs", "main", "mpi_rank", "read_run_json", "run_entrypoint",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,8 +217,35 @@ def run_entrypoint(run: Any, db: Any) -> Any:
     runtime = LocalRuntime(command)
     handler = _step_handler(run.spec.handler, command)
     if run.spec.hyper_params or run.spec.param_file:  # iterations run here, as they do locally
+        index = os.environ.get("JOB_COMPLETION_INDEX", "").strip()
+        if index.isdigit():  # one pod of an Indexed Job: only its own iteration
+            return _run_indexed(runtime, run, handler, db, int(index))
         return runtime._run_iterations(run, handler, db)
     return runtime._execute(run, handler, db)
+
+
+def _run_indexed(runtime: Any, run: Any, handler: Any, db: Any, index: int) -> Any:
+    """Run iteration ``index + 1`` of the run's hyper-parameters (``JOB_COMPLETION_INDEX``)."""
+    from . import hyper
+
+    spec = run.spec
+    combos = hyper.expand_iterations(spec.hyper_params or None, spec.strategy or None,
+                                     spec.param_file or None, spec.max_iterations, spec.seed)
+    if index >= len(combos):
+        raise ConfigError(
+            f"JOB_COMPLETION_INDEX={index} but the spec has {len(combos)} iteration(s); "
+            "the Job's completions must equal the number of iterations"
+        )
+    return runtime._execute(runtime._child(run, index + 1, combos[index]), handler, db)
+
+
+def mpi_rank() -> int:
+    """Return this process's MPI rank (0 when not under ``mpirun``)."""
+    for name in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 def _step_handler(name: str, command: str) -> Any:
@@ -376,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     except MlflowletError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    rank = mpi_rank()
+    if rank:  # only rank 0 records the run; the others still run the handler (collectives)
+        os.environ.pop("MLFLOWLET_DBPATH", None)
     db, cleanup = _open_db()
     code = 0
     try:
@@ -399,9 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cleanup()
     sys.stderr.flush()
-    sys.stdout.write(
-        RUN_JSON_MARKER + json.dumps(record, separators=(",", ":"), default=str) + "\n"
-    )
+    if not rank:
+        sys.stdout.write(
+            RUN_JSON_MARKER + json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        )
     sys.stdout.flush()
     return code or (0 if final.state == "completed" else 1)
 

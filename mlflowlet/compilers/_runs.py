@@ -1,0 +1,83 @@
+"""What a local check records per container run (shared by the Argo and KFP checks)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def digest(path: str) -> str:
+    """Return the sha256 of a file's bytes (lineage compares them with a local run).
+
+    A folder holding one file (how compiled pipelines pass an artifact) digests as that file.
+    """
+    import os
+
+    if os.path.isdir(path):
+        entries = sorted(os.listdir(path))
+        if len(entries) == 1 and os.path.isfile(os.path.join(path, entries[0])):
+            return digest(os.path.join(path, entries[0]))
+        h = hashlib.sha256()
+        for entry in entries:
+            h.update(entry.encode() + b"\0" + digest(os.path.join(path, entry)).encode())
+        return h.hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class PodRun:
+    """One container run of a compiled workflow, run as a local subprocess.
+
+    Attributes:
+        task: the engine's task name.
+        node: the pipeline step (node) name.
+        iteration: the map item (1-based), 0 when not mapped.
+        attempts: how many times it ran (retries).
+        returncode: the last exit code.
+        run: the run dict the entrypoint printed (``MLFLOWLET_RUN_JSON``), or None.
+        parameters: output parameter name to its text.
+        artifacts: output artifact name to the sha256 of its bytes.
+        log: the tail of stdout and stderr.
+    """
+
+    task: str
+    node: str
+    iteration: int = 0
+    attempts: int = 0
+    returncode: int | None = None
+    run: dict[str, Any] | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the container exited 0."""
+        return self.returncode == 0
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """The recorded run's results."""
+        return dict((self.run or {}).get("status", {}).get("results", {}))
+
+    @property
+    def state(self) -> str:
+        """The recorded run's state (``error`` when none was printed)."""
+        return (self.run or {}).get("status", {}).get("state", "error")
+
+    def finish(self, returncode: int, stdout: str, stderr: str) -> None:
+        """Record one attempt's exit code, output and the run JSON it printed."""
+        from ..entrypoint import read_run_json
+        from ..errors import RunError
+
+        self.returncode = returncode
+        self.log = (stdout[-2000:] + "\n" + stderr[-2000:]).strip()
+        try:
+            self.run = read_run_json(stdout)
+        except RunError:
+            self.run = None

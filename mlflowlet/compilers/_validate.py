@@ -1,0 +1,185 @@
+"""Semantic checks of compiled documents that no schema catches.
+
+* Argo: every ``{{...}}`` reference resolves (workflow parameters, template inputs, earlier
+  tasks' outputs, ``item`` inside a fan-out), every artifact ``from`` names a declared output,
+  and every edge of the pipeline DAG appears as a task dependency.
+* KFP: every ``producerTask`` names a task of the same DAG, every ``{{$.inputs...}}`` /
+  ``{{$.outputs...}}`` placeholder of an executor names an input or output of its component,
+  and every DAG edge appears as a dependency (``dependentTasks`` of the task or an enclosing
+  condition / loop group).
+
+Each function returns a list of problems (empty when the document is sound).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ._naming import dns1123
+
+_ARGO_REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_KFP_REF = re.compile(r"\{\{\$\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\]")
+
+
+def _argo_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["spec"]["workflowSpec"] if doc.get("kind") == "CronWorkflow" else doc["spec"]
+
+
+def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
+    """Return the problems of a compiled Argo document (see the module docstring)."""
+    spec = _argo_spec(doc)
+    problems: list[str] = []
+    templates = {t["name"]: t for t in spec["templates"]}
+    wf_params = {
+        f"workflow.parameters.{p['name']}" for p in spec.get("arguments", {}).get("parameters", [])
+    }
+    known = wf_params | {"workflow.status", "workflow.name", "workflow.namespace"}
+    main = templates[spec["entrypoint"]]
+    tasks = {t["name"]: t for t in main["dag"]["tasks"]}
+    for name, task in tasks.items():
+        if task["template"] not in templates:
+            problems.append(f"task {name!r} uses unknown template {task['template']!r}")
+            continue
+        outs = set()
+        for dep in task.get("dependencies", []):
+            if dep not in tasks:
+                problems.append(f"task {name!r} depends on unknown task {dep!r}")
+                continue
+            t_out = templates[tasks[dep]["template"]].get("outputs", {})
+            outs |= {
+                f"tasks.{dep}.outputs.parameters.{p['name']}" for p in t_out.get("parameters", [])
+            }
+            outs |= {
+                f"tasks.{dep}.outputs.artifacts.{a['name']}" for a in t_out.get("artifacts", [])
+            }
+        scope = known | outs | ({"item"} if "withParam" in task or "withItems" in task else set())
+        args = task.get("arguments", {})
+        texts = [p.get("value", "") for p in args.get("parameters", [])]
+        texts += [a.get("from", "") for a in args.get("artifacts", [])]
+        texts += [task.get("when", ""), task.get("withParam", "")]
+        for text in texts:
+            for ref in _ARGO_REF.findall(text):
+                if ref not in scope:
+                    problems.append(f"task {name!r}: {{{{{ref}}}}} does not resolve")
+        declared = {
+            p["name"] for p in templates[task["template"]].get("inputs", {}).get("parameters", [])
+        }
+        given = {p["name"] for p in args.get("parameters", [])}
+        if declared - given:
+            problems.append(f"task {name!r} gives no value to inputs {sorted(declared - given)}")
+    for template in spec["templates"]:
+        if "container" not in template:
+            continue
+        inputs = {
+            f"inputs.parameters.{p['name']}"
+            for p in template.get("inputs", {}).get("parameters", [])
+        }
+        for arg in template["container"].get("args", []):
+            for ref in _ARGO_REF.findall(arg):
+                if ref not in inputs | known:
+                    problems.append(
+                        f"template {template['name']!r}: {{{{{ref}}}}} does not resolve"
+                    )
+    if dag is not None:
+        for edge in dag.edges:
+            source, target = dns1123(edge.source), dns1123(edge.target)
+            if source not in tasks.get(target, {}).get("dependencies", []):
+                problems.append(
+                    f"edge {edge.source} -> {edge.target} ({edge.kind}) is not a dependency"
+                )
+    return problems
+
+
+def _kfp_tasks(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], list[str]]]:
+    """Every DAG task as ``(dag component, task name, task, dependencies incl. enclosing)``."""
+    comps = spec.get("components", {})
+    out: list[tuple[str, str, dict[str, Any], list[str]]] = []
+
+    def walk(comp_name: str, dag: dict[str, Any], inherited: list[str]) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            deps = inherited + list(task.get("dependentTasks", []))
+            out.append((comp_name, name, task, deps))
+            ref = task.get("componentRef", {}).get("name", "")
+            if "dag" in comps.get(ref, {}):
+                walk(ref, comps[ref]["dag"], deps + _data_sources(task))
+
+    walk("root", spec["root"]["dag"], [])
+    return out
+
+
+def _data_sources(task: dict[str, Any]) -> list[str]:
+    inputs = task.get("inputs", {})
+    found = []
+    for item in [*inputs.get("parameters", {}).values(), *inputs.get("artifacts", {}).values()]:
+        for key in ("taskOutputParameter", "taskOutputArtifact"):
+            if key in item:
+                found.append(item[key]["producerTask"])
+    return found
+
+
+def validate_kfp(spec: dict[str, Any], dag: Any = None) -> list[str]:
+    """Return the problems of a compiled KFP ``PipelineSpec`` dict (see the module docstring)."""
+    problems: list[str] = []
+    comps = spec.get("components", {})
+    dags = {"root": spec["root"]["dag"], **{k: v["dag"] for k, v in comps.items() if "dag" in v}}
+    for comp_name, name, task, _deps in _kfp_tasks(spec):
+        siblings = dags[comp_name].get("tasks", {})
+        for producer in _data_sources(task) + list(task.get("dependentTasks", [])):
+            if producer not in siblings:
+                problems.append(
+                    f"task {name!r} in {comp_name}: producerTask {producer!r} is not "
+                    "a task of the same DAG"
+                )
+        if task.get("componentRef", {}).get("name") not in comps:
+            problems.append(f"task {name!r} refers to unknown component")
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+    for comp_name, comp in comps.items():
+        label = comp.get("executorLabel")
+        if not label:
+            continue
+        if label not in executors:
+            problems.append(f"component {comp_name!r} has no executor {label!r}")
+            continue
+        io = {
+            ("inputs", kind, key)
+            for kind in ("parameters", "artifacts")
+            for key in comp.get("inputDefinitions", {}).get(kind, {})
+        }
+        io |= {
+            ("outputs", kind, key)
+            for kind in ("parameters", "artifacts")
+            for key in comp.get("outputDefinitions", {}).get(kind, {})
+        }
+        container = executors[label]["container"]
+        for arg in [*container.get("command", []), *container.get("args", [])]:
+            for ref in _KFP_REF.findall(arg):
+                if ref not in io:
+                    problems.append(
+                        f"executor {label!r}: placeholder {ref} names no "
+                        f"input/output of {comp_name!r}"
+                    )
+    if dag is not None:
+        tasks = _kfp_tasks(spec)
+        nested: dict[str, set[str]] = {}  # group task -> every task inside it
+        for comp_name, name, _t, _d in tasks:
+            for _pc, parent, ptask, _pd in tasks:
+                if ptask.get("componentRef", {}).get("name") == comp_name:
+                    nested.setdefault(parent, set()).add(name)
+        for _ in range(len(tasks)):  # close over nesting depth
+            for names in nested.values():
+                names |= {n for inner in list(names) for n in nested.get(inner, ())}
+        by_display = {
+            t.get("taskInfo", {}).get("name"): (name, deps) for _c, name, t, deps in tasks
+        }
+        for edge in dag.edges:
+            source, target = by_display.get(edge.source), by_display.get(edge.target)
+            if source is None or target is None:
+                problems.append(f"edge {edge.source} -> {edge.target}: a step has no task")
+                continue
+            deps = set(target[1]) | {n for d in target[1] for n in nested.get(d, ())}
+            if source[0] not in deps:
+                problems.append(
+                    f"edge {edge.source} -> {edge.target} ({edge.kind}) is not a dependency"
+                )
+    return problems

@@ -1,0 +1,51 @@
+import pytest
+
+from mlflowlet.compilers._naming import check_image, dns1123, kfp_name, unique_labels
+from mlflowlet.errors import CompileError
+
+
+@pytest.mark.parametrize(("name", "label"), [
+    ("train", "train"), ("Train_Model.v2", "train-model-v2"), ("__x__", "x"),
+    ("a--b", "a-b"), ("-lead", "lead"), ("x" * 80, "x" * 63), ("add_all", "add-all"),
+])
+def test_dns1123_makes_kubernetes_labels(name, label):
+    assert dns1123(name) == label
+
+
+def test_dns1123_refuses_a_name_without_letters_or_digits():
+    with pytest.raises(CompileError, match="no letter or digit"):
+        dns1123("__")
+
+
+def test_names_colliding_after_sanitising_are_an_error_naming_both():
+    with pytest.raises(CompileError) as err:
+        unique_labels(["train_a", "train.a"])
+    assert "'train_a'" in str(err.value) and "'train.a'" in str(err.value)
+    assert "train-a" in str(err.value)
+
+
+def test_unique_labels_keeps_distinct_names():
+    assert unique_labels(["prep", "train", "train-2"]) == {
+        "prep": "prep", "train": "train", "train-2": "train-2"}
+
+
+def test_kfp_name_is_an_identifier():
+    assert kfp_name("model.txt") == "model_txt"
+    assert kfp_name("2x") == "_2x"
+
+
+@pytest.mark.parametrize("image", ["python:3.11", "repo/img:tag", "ghcr.io/org/img:1.0",
+                                   "localhost:5000/a/b", "img@sha256:" + "a" * 64])
+def test_valid_images_pass(image):
+    assert check_image(image, "step") == image
+
+
+@pytest.mark.parametrize("image", ["Repo/Img", "img:", "has space:1", "img:tag:more"])
+def test_invalid_images_are_named(image):
+    with pytest.raises(CompileError, match="not a valid image reference"):
+        check_image(image, "step 'x'")
+
+
+def test_missing_image_says_how_to_give_one():
+    with pytest.raises(CompileError, match="--image"):
+        check_image("", "step 'x'")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Callable
+from typing import Any
 
 _sink: ContextVar[Callable[[str], None] | None] = ContextVar("mlflowlet_log_sink", default=None)
 _install_lock = threading.Lock()

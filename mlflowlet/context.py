@@ -185,6 +185,20 @@ class Context:
         return self._dask_client
 
     @property
+    def spark(self) -> Any:
+        """The active ``SparkSession`` (``kind='spark'``: ``local[*]`` or an application's driver).
+
+        Needs pyspark (``pip install 'mlflowlet[spark]'``); made on first use when none is active.
+        """
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            from .errors import MissingDependencyError
+
+            raise MissingDependencyError("pyspark", "spark") from None
+        return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+
+    @property
     def secrets(self) -> Any:
         """The run's ``SecretsStore``."""
         if self._secrets is None:
@@ -369,8 +383,6 @@ class Context:
         With ``defer`` the ``running`` record is written after ``flush_interval`` seconds if the
         run has not committed by then (a run that ends sooner costs one transaction, not two).
         """
-        from ._binding import code_hash
-
         status, meta = self._run.status, self._run.metadata
         if self._run.spec.secret_sources:
             self.secrets  # noqa: B018 - a missing secrets file fails the run now, naming it
@@ -378,6 +390,8 @@ class Context:
         status.host, status.python_version = facts["host"], facts["python_version"]
         meta.owner = meta.owner or facts["owner"]
         if handler is not None:
+            from ._binding import code_hash
+
             status.code_hash = code_hash(handler)
         if not status.git:
             status.git = git_info(_source_dir(handler))

@@ -11,13 +11,12 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .errors import HyperParamError, ParameterError
 
 RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
 TERMINAL_STATES = ("completed", "error", "aborted", "skipped")
-STRATEGIES = ("grid", "list", "random")
 
 
 def now_iso() -> str:
@@ -106,6 +105,7 @@ class RunTemplate(_Model):
     kind: str = "run"
     metadata: RunMetadata = Field(default_factory=RunMetadata)
     spec: RunSpec = Field(default_factory=RunSpec)
+    _handler: Any = PrivateAttr(default=None)  # the function given to new_task, kept in memory
 
     def with_params(self, params: dict[str, Any] | None = None, **kw: Any) -> RunTemplate:
         """Add or replace parameters, from a dict and/or keyword arguments."""
@@ -119,7 +119,7 @@ class RunTemplate(_Model):
         return self
 
     def with_secrets(self, kind: str, source: Any) -> RunTemplate:
-        """Add a secrets source: ``('file', 'secrets.txt')``, ``('env', 'A,B')``, ``('inline', {...})``."""
+        """Add a secrets source: ``('file', path)``, ``('env', 'A,B')``, ``('inline', {...})``."""
         if kind not in ("file", "env", "inline"):
             from .errors import SecretsError
 
@@ -143,24 +143,21 @@ class RunTemplate(_Model):
         parallel: int | None = None,
         seed: int | None = None,
     ) -> RunTemplate:
-        """Run once per combination of the hyper-parameters and pick the best by ``selector``."""
-        if not isinstance(hyper_params, dict):
+        """Run once per combination of the hyper-parameters and pick the best by ``selector``.
+
+        Raises:
+            HyperParamError: a value that is not a non-empty list, unequal lists for ``list``,
+                an unknown strategy, a bad selector or stop condition.
+        """
+        from .hyper import expand_iterations
+
+        if not isinstance(hyper_params, dict) or not hyper_params:
             raise HyperParamError(
-                f"hyper_params must be a dict of lists, got {type(hyper_params).__name__}"
+                f"hyper_params must be a non-empty dict of lists, got {hyper_params!r:.80} "
+                "(e.g. {'p1': [1, 2, 3]})"
             )
-        _check_strategy(strategy)
-        for key, values in hyper_params.items():
-            if not isinstance(values, (list, tuple)) or not values:
-                raise HyperParamError(
-                    f"hyper-parameter {key!r} must be a non-empty list of values, got "
-                    f"{type(values).__name__} {values!r} (e.g. {{{key!r}: [1, 2, 3]}})"
-                )
-        if strategy == "list":
-            lengths = {k: len(v) for k, v in hyper_params.items()}
-            if len(set(lengths.values())) > 1:
-                raise HyperParamError(
-                    f"strategy 'list' needs lists of equal length, got {lengths}"
-                )
+        # The runtime expands again when it runs; expanding here validates with the same rules.
+        expand_iterations(hyper_params, strategy, None, max_iterations, seed)
         self.spec.hyper_params = {k: list(v) for k, v in hyper_params.items()}
         self._set_iteration_options(
             selector, strategy, max_iterations, max_errors, stop_condition, parallel, seed
@@ -240,16 +237,23 @@ def safe_secret_source(source: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_strategy(strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise HyperParamError(
-            f"unknown hyper-parameter strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
-        )
+    from .hyper import _check_strategy as check  # one rule, kept in hyper
+
+    check(strategy)
 
 
 class RunObject(RunTemplate):
     """A run: metadata, spec and status. ``state`` and ``results`` are status shortcuts."""
 
     status: RunStatus = Field(default_factory=RunStatus)
+    _db_url: str = PrivateAttr(default="")  # the run DB that recorded this run, when known
+
+    def _run_db(self, db: Any = None) -> Any:
+        if db is not None:
+            return db
+        from .db import get_run_db
+
+        return get_run_db(self._db_url)
 
     @property
     def uid(self) -> str:
@@ -300,16 +304,12 @@ class RunObject(RunTemplate):
 
     def logs(self, db: Any = None) -> str:
         """Return the run's captured output from the run DB."""
-        from .db import get_run_db
-
-        db = db or get_run_db()
+        db = self._run_db(db)
         return db.get_log(self.uid, project=self.metadata.project).decode("utf-8", "replace")
 
     def metric_history(self, key: str | None = None, db: Any = None) -> list[dict[str, Any]]:
         """Return the logged metric series (``key, step, value, time`` dicts)."""
-        from .db import get_run_db
-
-        db = db or get_run_db()
+        db = self._run_db(db)
         return db.get_metrics(self.uid, key=key, iter=self.metadata.iteration)
 
     def show(self, display: bool = True) -> str | None:
@@ -320,12 +320,12 @@ class RunObject(RunTemplate):
 
     def refresh(self, db: Any = None) -> RunObject:
         """Reload the run from the run DB."""
-        from .db import get_run_db
-
-        db = db or get_run_db()
-        return RunObject.model_validate(
+        db = self._run_db(db)
+        run = RunObject.model_validate(
             db.read_run(self.uid, project=self.metadata.project, iter=self.metadata.iteration)
         )
+        run._db_url = getattr(db, "url", "") or self._db_url
+        return run
 
     def __str__(self) -> str:
         return repr(self)
@@ -378,6 +378,8 @@ def new_task(
         task.metadata.project = project
     if handler is not None:
         task.spec.handler = handler if isinstance(handler, str) else handler.__name__
+        if callable(handler):
+            task._handler = handler
         if not task.metadata.name and not isinstance(handler, str):
             task.metadata.name = handler.__name__
     if params:

@@ -12,7 +12,12 @@ __all__ = ["RunDB", "get_run_db", "register_db"]
 
 DB_FILENAME = "mlflowlet.db"
 
-_BACKENDS: dict[str, str] = {"http": "mlflowlet.db.http:HTTPRunDB", "https": "mlflowlet.db.http:HTTPRunDB"}
+_BACKENDS: dict[str, str] = {
+    "http": "mlflowlet.db.http:HTTPRunDB",
+    "https": "mlflowlet.db.http:HTTPRunDB",
+    "postgresql": "mlflowlet.db.postgres:PostgresRunDB",
+    "postgres": "mlflowlet.db.postgres:PostgresRunDB",
+}
 _cache: dict[tuple[int, str], RunDB] = {}
 _cache_lock = threading.Lock()
 
@@ -23,9 +28,12 @@ def register_db(scheme: str, target: str) -> None:
 
 
 def resolve_db_path(url: str = "") -> str:
-    """Turn a DB location (dir, ``.db`` file, ``sqlite:///path``) into the SQLite file path."""
+    """Turn a DB location (dir, ``.db`` file, ``sqlite:///path``) into the SQLite file path.
+
+    ``sqlite:///x.db`` is relative and ``sqlite:////abs/x.db`` absolute, as in SQLAlchemy/MLflow.
+    """
     if url.startswith("sqlite:///"):
-        url = url[len("sqlite:///") - 1:]
+        url = url[len("sqlite:///"):]
     elif url.startswith("file://"):
         url = url[len("file://"):]
     path = os.path.abspath(os.path.expanduser(url or "."))
@@ -38,8 +46,9 @@ def get_run_db(url: str = "", cached: bool = True) -> RunDB:
     """Open the run DB at ``url``.
 
     Args:
-        url: a directory (its ``mlflowlet.db`` is used), a ``.db`` file, ``sqlite:///path``, or an
-            ``http(s)://`` server URL. Empty means ``MLFLOWLET_DBPATH``, else the current directory.
+        url: a directory (its ``mlflowlet.db`` is used), a ``.db`` file, ``sqlite:///path``, a
+            ``postgresql://`` URL, or an ``http(s)://`` server URL. Empty means
+            ``MLFLOWLET_DBPATH``, else the current directory.
         cached: reuse one connection per location in this process.
 
     Returns:
@@ -56,7 +65,14 @@ def get_run_db(url: str = "", cached: bool = True) -> RunDB:
         from importlib import import_module
 
         module, _, cls = _BACKENDS[scheme].partition(":")
-        return getattr(import_module(module), cls)(url)
+        backend = getattr(import_module(module), cls)
+        if not (cached and getattr(backend, "cacheable", False)):
+            return backend(url)
+        with _cache_lock:  # backends holding connections (PostgreSQL) are kept like SQLite's
+            key = (os.getpid(), url)
+            if key not in _cache:
+                _cache[key] = backend(url)
+            return _cache[key]
     path = resolve_db_path(url)
     key = (os.getpid(), path)
     if cached and key in _cache:

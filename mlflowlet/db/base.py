@@ -1,4 +1,4 @@
-"""The run DB interface every backend implements (SQLite here, the HTTP client of the server later)."""
+"""The run DB interface every backend implements (SQLite, the HTTP client of the server)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ class RunDB(ABC):
     def connect(self) -> RunDB:
         """Return self, connected (for ``get_run_db(...).connect()``)."""
         return self
+
+    @property
+    def url(self) -> str:
+        """Where this DB lives, as ``get_run_db(url)`` accepts it (empty when unknown)."""
+        return ""
 
     @property
     def artifact_root(self) -> str:
@@ -60,7 +65,9 @@ class RunDB(ABC):
     ) -> int:
         """Delete the runs matching the filter; refuses an empty filter. Returns the count."""
 
-    def update_run(self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0) -> None:
+    def update_run(
+        self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
+    ) -> None:
         """Apply dotted-key updates (``{'status.state': 'error'}``) to a stored run."""
         run = self.read_run(uid, project, iter)
         for dotted, value in updates.items():
@@ -95,11 +102,15 @@ class RunDB(ABC):
         """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version."""
 
     @abstractmethod
-    def del_artifact(self, key: str, tag: str = "", project: str = "", uid: str | None = None) -> int:
+    def del_artifact(
+        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+    ) -> int:
         """Delete one artifact version (or every version of ``key`` when neither is given)."""
 
     @abstractmethod
-    def del_artifacts(self, name: str = "", project: str = "", tag: str = "", labels: Any = None) -> int:
+    def del_artifacts(
+        self, name: str = "", project: str = "", tag: str = "", labels: Any = None
+    ) -> int:
         """Delete the artifacts matching the filter; refuses an empty filter."""
 
     @abstractmethod
@@ -108,7 +119,9 @@ class RunDB(ABC):
 
     # logs and metrics -----------------------------------------------------------------------
     @abstractmethod
-    def store_log(self, uid: str, project: str = "", body: bytes = b"", append: bool = True) -> None:
+    def store_log(
+        self, uid: str, project: str = "", body: bytes = b"", append: bool = True
+    ) -> None:
         """Append (or replace) a run's captured output."""
 
     @abstractmethod
@@ -159,7 +172,11 @@ class RunDB(ABC):
 
 
 def parse_label_filters(labels: Any) -> list[tuple[str, str, str | None]]:
-    """Turn label filters into ``(op, key, value)``: ``k=v``, ``k!=v``, ``k~=v``, bare ``k``, or a dict."""
+    """Turn label filters into ``(op, key, value)``.
+
+    Accepts ``k=v``, ``k!=v``, ``k~=v`` (value contains), bare ``k`` (exists), a list of those,
+    or a dict (every key equal).
+    """
     if not labels:
         return []
     if isinstance(labels, dict):

@@ -1,4 +1,4 @@
-"""``RunList`` and ``ArtifactList``: what list calls return, with table, HTML and DataFrame views."""
+"""``RunList`` and ``ArtifactList``: what list calls return; table, HTML and DataFrame views."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ class _RecordList(list):
         """Return a plain-text table."""
         rows = [[_cell(c) for c in row] for row in self.to_rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
@@ -40,7 +43,10 @@ class _RecordList(list):
             "<tr>" + "".join(f"<td>{html.escape(_cell(c, 200))}</td>" for c in row) + "</tr>"
             for row in rows[1:]
         )
-        return f"<table class='mlflowlet'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return (
+            f"<table class='mlflowlet'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
 
     def show(self, display: bool = True) -> str | None:
         """Print the table (HTML in a notebook); ``display=False`` returns the HTML instead."""
@@ -81,7 +87,7 @@ class RunList(_RecordList):
         meta, spec, status = run["metadata"], run.get("spec", {}), run.get("status", {})
         return [
             meta.get("project", ""), meta.get("uid", ""), meta.get("iteration", 0),
-            status.get("start_time", "")[:19], status.get("state", ""), meta.get("name", ""),
+            (status.get("start_time") or "")[:19], status.get("state", ""), meta.get("name", ""),
             meta.get("labels", {}), spec.get("params", {}), status.get("results", {}),
         ]
 
@@ -108,7 +114,9 @@ class RunList(_RecordList):
 class ArtifactList(_RecordList):
     """Artifacts returned by ``list_artifacts``."""
 
-    columns = ("project", "key", "kind", "iter", "tag", "uri", "size", "hash", "updated", "producer")
+    columns = (
+        "project", "key", "kind", "iter", "tag", "uri", "size", "hash", "updated", "producer",
+    )
 
     def _row(self, art: dict[str, Any]) -> list[Any]:
         return [

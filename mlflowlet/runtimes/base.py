@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError, RunError
-from ..model import RunObject, RunTemplate, new_task, new_uid, now_iso
+from ..model import RunObject, RunTemplate, new_uid, now_iso
 
 
 class Runtime(ABC):
@@ -58,7 +58,8 @@ class Runtime(ABC):
             raise_on_error: raise ``RunError`` when the run ends in ``error``.
             db: a run DB (default: ``get_run_db()``).
             labels: labels merged over the task's.
-            **options: runtime-specific options for this run (e.g. ``timeout``).
+            **options: runtime-specific options for this run (e.g. ``timeout``; ``strict=True``
+                makes a param that names no handler parameter an error).
 
         Returns:
             The finished ``RunObject``.
@@ -66,6 +67,8 @@ class Runtime(ABC):
         Raises:
             RunError: the run ended in ``error`` (the run is ``.run``) and ``raise_on_error``.
         """
+        if handler is None and isinstance(task, RunTemplate):
+            handler = task._handler  # new_task(handler=fn) keeps the function in memory
         handler = handler if handler is not None else self.handler
         run = self._prepare(task, handler, name, project, params, inputs, artifact_path, labels)
         if db is None:
@@ -89,6 +92,8 @@ class Runtime(ABC):
         """Validate or set up before anything runs (runtime-specific options arrive here)."""
         if options.get("timeout") is not None:
             run.spec.timeout = float(options["timeout"])
+        if options.get("strict") is not None:
+            run.spec.strict = bool(options["strict"])
 
     @abstractmethod
     def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
@@ -123,10 +128,10 @@ class Runtime(ABC):
             task = RunTemplate.model_validate(task)
         elif task is not None and not isinstance(task, RunTemplate):
             raise ConfigError(f"task must be a RunTemplate or dict, got {type(task).__name__}")
-        template = new_task(base=task) if task is not None else RunTemplate()
-        data = template.model_dump()
-        data.pop("status", None)
-        run = RunObject.model_validate(data)
+        if task is None:
+            run = RunObject()
+        else:  # a deep copy: the task itself is never changed by running it
+            run = RunObject.model_validate(task.model_dump(exclude={"status"}))
         meta, spec = run.metadata, run.spec
         if handler is not None and not spec.handler:
             spec.handler = handler if isinstance(handler, str) else _qualname(handler)
@@ -143,6 +148,11 @@ class Runtime(ABC):
         meta.labels.setdefault("kind", self.kind or "local")
         if artifact_path:
             spec.artifact_path = artifact_path
+        from ..datastore._urls import check_no_credentials  # refused before anything is stored
+
+        for key, url in spec.inputs.items():
+            check_no_credentials(url, f"input {key!r}")
+        check_no_credentials(spec.artifact_path or "", "artifact_path")
         if self.command and not spec.command:
             spec.command = self.command
         meta.uid = new_uid()
@@ -191,13 +201,22 @@ class Runtime(ABC):
 
     @staticmethod
     def _child(parent: RunObject, iteration: int, combo: dict[str, Any]) -> RunObject:
-        child = parent.model_copy(deep=True)
-        child.status = type(parent.status)()
-        child.metadata.iteration = iteration
-        child.spec.params.update(combo)
-        child.spec.hyper_params, child.spec.param_file = {}, ""
-        child.spec.parent_uid = parent.uid
-        return child
+        # Copy only what a child keeps, and only the containers a child may change (a deep copy
+        # of the parent's hyper_params and status made a sweep quadratic in its iterations).
+        meta, spec = parent.metadata, parent.spec
+        child_meta = meta.model_copy(update={
+            "iteration": iteration, "labels": dict(meta.labels),
+            "annotations": dict(meta.annotations),
+        })
+        child_spec = spec.model_copy(update={
+            "params": {**spec.params, **combo}, "inputs": dict(spec.inputs),
+            "outputs": list(spec.outputs), "hyper_params": {}, "param_file": "",
+            "secret_sources": [dict(src) for src in spec.secret_sources],
+            "parent_uid": parent.uid,
+        })
+        return parent.model_copy(
+            update={"metadata": child_meta, "spec": child_spec, "status": type(parent.status)()}
+        )
 
     def _summarise(self, ctx: Any, combos: list, finished: dict[int, RunObject], errors: int,
                    stopped: str) -> None:
@@ -205,8 +224,8 @@ class Runtime(ABC):
 
         parent = ctx.to_run_object()
         rows = [
-            {"iter": i, "state": r.state, "params": {k: r.spec.params.get(k) for k in combos[i - 1]},
-             "results": r.status.results}
+            {"iter": i, "state": r.state, "results": r.status.results,
+             "params": {k: r.spec.params.get(k) for k in combos[i - 1]}}
             for i, r in sorted(finished.items())
         ]
         table = hyper.iteration_table(rows)

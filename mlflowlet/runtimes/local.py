@@ -41,7 +41,7 @@ class LocalRuntime(Runtime):
         try:
             try:
                 fn = self._resolve(run, handler)
-                ctx._start(fn)
+                ctx._start(fn, defer=True)
                 kwargs = bind_arguments(
                     fn, ctx, run.spec.params, run.spec.inputs, strict=run.spec.strict,
                     dataitem=ctx._dataitem,

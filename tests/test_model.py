@@ -1,0 +1,167 @@
+"""Tasks (``new_task`` / ``RunTemplate``) and runs (``RunObject``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from mlflowlet import NewRun, NewTask, RunObject, RunTemplate, new_task
+from mlflowlet.errors import HyperParamError, ParameterError, SecretsError
+
+
+def training(context, p1: int = 1):
+    context.log_result("accuracy", p1)
+
+
+def test_new_task_fills_every_field():
+    task = new_task(
+        name="train", project="proj", handler=training, params={"p1": 5},
+        inputs={"data": "data.csv"}, outputs=["model"], secrets=("env", "A,B"),
+        labels={"owner": "me", "n": 3}, hyper_params={"p1": [1, 2]}, selector="max.accuracy",
+        artifact_path="/tmp/arts",
+    )
+    assert isinstance(task, RunTemplate)
+    assert task.metadata.name == "train" and task.metadata.project == "proj"
+    assert task.spec.handler == "training"
+    assert task.spec.params == {"p1": 5}
+    assert task.spec.inputs == {"data": "data.csv"}
+    assert task.spec.outputs == ["model"]
+    assert task.spec.secret_sources == [{"kind": "env", "source": "A,B"}]
+    assert task.metadata.labels == {"owner": "me", "n": "3"}
+    assert task.spec.hyper_params == {"p1": [1, 2]}
+    assert task.spec.selector == "max.accuracy" and task.spec.strategy == "grid"
+    assert task.spec.artifact_path == "/tmp/arts"
+
+
+def test_new_task_takes_its_name_from_the_handler():
+    assert new_task(handler=training).metadata.name == "training"
+
+
+def test_new_task_with_param_file_defaults_to_list_strategy():
+    task = new_task(param_file="params.csv", selector="max.accuracy")
+    assert task.spec.param_file == "params.csv" and task.spec.strategy == "list"
+
+
+def test_aliases_are_new_task():
+    assert NewRun is new_task and NewTask is new_task
+
+
+def test_chainable_methods_return_the_task():
+    task = (
+        new_task("t")
+        .with_params(p1=1)
+        .with_params({"p2": "x"})
+        .with_input("infile", "in.txt")
+        .with_secrets("file", "secrets.txt")
+        .set_label("stage", "dev")
+        .with_hyper_params({"p1": [1, 2, 3]}, selector="min.loss", max_errors=2, parallel=2)
+    )
+    assert task.spec.params == {"p1": 1, "p2": "x"}
+    assert task.spec.inputs == {"infile": "in.txt"}
+    assert task.spec.secret_sources == [{"kind": "file", "source": "secrets.txt"}]
+    assert task.metadata.labels == {"stage": "dev"}
+    assert task.spec.selector == "min.loss"
+    assert task.spec.max_errors == 2 and task.spec.parallel == 2
+
+
+def test_with_param_file_sets_file_selector_and_strategy():
+    task = new_task().with_param_file("params.csv", "max.accuracy")
+    assert (task.spec.param_file, task.spec.selector, task.spec.strategy) == (
+        "params.csv", "max.accuracy", "list")
+
+
+def test_copy_is_deep():
+    task = new_task(params={"p1": 1}, labels={"a": "1"})
+    other = task.copy().with_params(p1=2).set_label("a", "2")
+    assert task.spec.params == {"p1": 1} and task.metadata.labels == {"a": "1"}
+    assert other.spec.params == {"p1": 2}
+
+
+def test_to_dict_and_to_yaml_round_trip():
+    task = new_task("t", params={"p1": 5, "lr": 0.1}, labels={"k": "v"})
+    data = task.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["metadata"]["name"] == "t" and data["spec"]["params"] == {"p1": 5, "lr": 0.1}
+    assert yaml.safe_load(task.to_yaml()) == data
+    assert RunTemplate.model_validate(data).spec.params == {"p1": 5, "lr": 0.1}
+
+
+def test_inline_secret_values_are_not_in_to_dict_or_yaml():
+    task = new_task().with_secrets("inline", {"TOKEN": "s3cr3t-value"})
+    data = task.to_dict()
+    assert data["spec"]["secret_sources"] == [{"kind": "inline", "source": None, "keys": ["TOKEN"]}]
+    assert "s3cr3t-value" not in json.dumps(data)
+    assert "s3cr3t-value" not in task.to_yaml()
+    assert "s3cr3t-value" not in task.to_json()
+
+
+def test_unknown_secrets_kind_is_refused():
+    with pytest.raises(SecretsError, match="vault"):
+        new_task().with_secrets("vault", "x")
+
+
+def test_with_params_refuses_a_non_dict():
+    with pytest.raises(ParameterError, match="dict"):
+        new_task().with_params([1, 2])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [5, "abc", None, {"a": 1}])
+def test_with_hyper_params_refuses_a_non_list_value(value):
+    with pytest.raises(HyperParamError, match="'p1'"):
+        new_task().with_hyper_params({"p1": value})
+
+
+def test_with_hyper_params_refuses_unequal_lists_for_list_strategy():
+    with pytest.raises(HyperParamError, match="equal length"):
+        new_task().with_hyper_params({"a": [1, 2], "b": [1]}, strategy="list")
+
+
+def test_with_hyper_params_refuses_an_unknown_strategy():
+    with pytest.raises(HyperParamError, match="bogus"):
+        new_task().with_hyper_params({"a": [1]}, strategy="bogus")
+
+
+def test_with_hyper_params_refuses_a_bad_selector_and_stop_condition():
+    with pytest.raises(HyperParamError):
+        new_task().with_hyper_params({"a": [1]}, selector="min.")
+    with pytest.raises(HyperParamError, match="stop condition"):
+        new_task().with_hyper_params({"a": [1]}, stop_condition="accuracy >>> 3")
+
+
+def _run(**status) -> RunObject:
+    run = RunObject()
+    run.metadata.uid, run.metadata.name = "u1", "r"
+    for key, value in status.items():
+        setattr(run.status, key, value)
+    return run
+
+
+def test_run_object_shortcuts_and_outputs():
+    run = _run(state="completed", results={"accuracy": 0.9},
+               artifacts=[{"key": "model", "uri": "/x/model.pkl"}])
+    assert run.uid == "u1" and run.state == "completed"
+    assert run.results == {"accuracy": 0.9}
+    assert run.output("accuracy") == 0.9
+    assert run.output("model") == "/x/model.pkl"
+    assert run.outputs == {"accuracy": 0.9, "model": "/x/model.pkl"}
+    with pytest.raises(ParameterError, match="'nope'"):
+        run.output("nope")
+
+
+def test_run_object_to_dict_and_yaml_carry_the_status():
+    run = _run(state="error", error="boom")
+    data = run.to_dict()
+    assert data["status"]["state"] == "error" and data["status"]["error"] == "boom"
+    assert yaml.safe_load(run.to_yaml())["status"]["error"] == "boom"
+    assert RunObject.model_validate(data).state == "error"
+
+
+def test_run_object_show_returns_html_with_the_run(capsys):
+    run = _run(state="completed", results={"accuracy": 0.9})
+    html = run.show(display=False)
+    assert "<table" in html and "u1" in html and "accuracy" in html
+    assert run.show() is None
+    out = capsys.readouterr().out
+    assert "u1" in out and "completed" in out

@@ -10,6 +10,10 @@ from mlflowlet.artifacts.base import Artifact, is_dataframe
 from mlflowlet.datastore._urls import is_local, join_url, local_path, url_scheme
 from mlflowlet.errors import ArtifactError, DataNotFoundError
 
+#: A ``body=`` larger than this warns: it is held in memory whole (it is still written in
+#: chunks). Files of any size stream with bounded memory through ``local_path=``.
+BODY_WARN_BYTES = 64 << 20
+
 
 class ArtifactManager:
     """Write a run's artifacts under its artifact path and fill in their records.
@@ -83,6 +87,14 @@ class ArtifactManager:
         src = _source(key, art.local_path)
         if data is not None and src is not None:
             raise ArtifactError(f"artifact {key!r}: pass a body or a local_path, not both")
+        if data is not None and len(data) > BODY_WARN_BYTES:
+            import warnings
+
+            warnings.warn(
+                f"artifact {key!r}: a body of {len(data) >> 20} MiB is held in memory; write "
+                "it to a file and pass local_path= to stream it with bounded memory",
+                stacklevel=3,
+            )
         digest: str | None
         size: int | None
         if src is not None and not upload:
@@ -165,11 +177,13 @@ def _store(
     key: str, uri: str, data: bytes | None, src: str | None, secrets: Any
 ) -> tuple[str | None, int | None]:
     """Write ``data`` or copy ``src`` to ``uri``; return ``(sha256, size)``."""
-    from mlflowlet.datastore._streams import hash_file, iter_file, write_atomic
+    from mlflowlet.datastore._streams import CHUNK_SIZE, hash_file, iter_file, write_atomic
 
     if is_local(uri):
         if data is not None:
-            return write_atomic(uri, [data])
+            view = memoryview(data)
+            chunks = (view[i : i + CHUNK_SIZE] for i in range(0, len(view), CHUNK_SIZE))
+            return write_atomic(uri, chunks)  # type: ignore[arg-type] # bytes-like chunks
         if src is not None:
             if os.path.exists(uri) and os.path.samefile(src, uri):
                 return hash_file(src)  # already in place
@@ -184,9 +198,7 @@ def _store(
         store.put(uri, data)
         return hashlib.sha256(data).hexdigest(), len(data)
     if src is not None:
-        digest, size = hash_file(src)
-        store.upload(uri, src)
-        return digest, size
+        return store.upload_hashed(uri, src)  # hashed while it is read for the upload
     return _link(key, uri, secrets)
 
 

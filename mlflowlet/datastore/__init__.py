@@ -3,7 +3,8 @@
 Built-in schemes: plain paths and ``file://`` (:mod:`.filestore`), ``http(s)://``
 (:mod:`.httpstore`, read-only), ``store://`` artifact references (:mod:`.storeref`) and
 ``s3://``; any other scheme fsspec knows works when fsspec is installed. Backends load on
-first use; :func:`register_store` adds more. The public names below load on first access.
+first use; :func:`register_store` adds more; :func:`copy` moves files between any two stores.
+The public names below load on first access.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlflowlet.datastore._copy import copy
     from mlflowlet.datastore.base import DataStore
     from mlflowlet.datastore.dataitem import DataItem, get_dataitem
     from mlflowlet.datastore.registry import get_store, register_store
 
-__all__ = ["DataItem", "DataStore", "get_dataitem", "get_store", "register_store"]
+__all__ = ["DataItem", "DataStore", "copy", "get_dataitem", "get_store", "register_store"]
 
 _WHERE = {
     "DataItem": "mlflowlet.datastore.dataitem",
     "DataStore": "mlflowlet.datastore.base",
+    "copy": "mlflowlet.datastore._copy",
     "get_dataitem": "mlflowlet.datastore.dataitem",
     "get_store": "mlflowlet.datastore.registry",
     "register_store": "mlflowlet.datastore.registry",

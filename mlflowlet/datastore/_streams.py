@@ -41,6 +41,56 @@ def hash_file(path: str) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
+class HashingReader(io.RawIOBase):
+    """A read-only, forward-only view of ``fileobj`` that hashes (sha256) what is read.
+
+    It says it cannot seek, so a consumer (boto3's managed upload) reads every byte exactly
+    once, in order: the digest is then the digest of the whole stream, computed while
+    copying instead of in a second pass.
+
+    Args:
+        fileobj: a binary file object to read.
+    """
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        import hashlib
+
+        super().__init__()
+        self._f = fileobj
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        """Return True: this is a reader."""
+        return True
+
+    def seekable(self) -> bool:
+        """Return False: bytes are hashed in order, so there is no going back."""
+        return False
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into ``buffer``, hashing the bytes read."""
+        view = memoryview(buffer).cast("B")
+        data = self._f.read(len(view))
+        n = len(data)
+        view[:n] = data
+        self._sha.update(data)
+        self.size += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all when negative), hashing them."""
+        data = self._f.read() if size is None or size < 0 else self._f.read(size)
+        self._sha.update(data)
+        self.size += len(data)
+        return data
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 hex digest of everything read so far."""
+        return self._sha.hexdigest()
+
+
 class AtomicFile(io.RawIOBase):
     """A binary writer that lands at ``path`` only when closed without error.
 
@@ -121,6 +171,28 @@ class AtomicFile(io.RawIOBase):
         # IOBase.__del__ would close(), i.e. publish a half-written file: abort instead.
         if not getattr(self, "_done", True):
             self.abort()
+
+
+def copy_atomic(src: str, path: str) -> None:
+    """Copy the file ``src`` to ``path`` atomically, in the kernel where it can (no hashing).
+
+    ``shutil.copyfile`` uses ``copy_file_range``/``sendfile``: no bytes pass through Python,
+    as fast as ``cp``. For copies whose digest is needed, use :func:`write_atomic`.
+    """
+    import shutil
+
+    parent = os.path.dirname(path) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def write_atomic(path: str, chunks: Iterable[bytes]) -> tuple[str, int]:

@@ -81,3 +81,39 @@ def join_url(base: str, name: str) -> str:
     if is_local(base):
         return os.path.join(local_path(base), *name.replace("\\", "/").split("/"))
     return base.rstrip("/") + "/" + name.lstrip("/")
+
+
+def check_no_credentials(url: str, what: str = "") -> str:
+    """Return ``url`` unless it carries credentials (``scheme://user:secret@host/...``).
+
+    Credentials belong in the run's secrets, never in a URL: URLs are stored with the run
+    and printed in messages. The refusal never quotes the URL, so the secret goes nowhere.
+    For ``s3://`` URLs any user part counts, and a secret key holding ``/`` is caught too
+    (``s3://KEY:SE/CRET@bucket/key``). Plain paths and ``store://`` references are not URLs
+    with a host, and pass.
+
+    Args:
+        url: the URL to check.
+        what: what the URL is for, e.g. ``"input 'data'"``, to prefix the message.
+
+    Raises:
+        ConfigError: the URL holds credentials.
+    """
+    scheme = url_scheme(url)
+    if scheme in ("", "file", "store"):
+        return url
+    rest = url.partition("://")[2]
+    netloc = rest.partition("/")[0]
+    has_userinfo = "@" in netloc
+    if not has_userinfo and scheme in ("s3", "s3a") and ":" in netloc and "@" in rest:
+        has_userinfo = True  # the secret key itself held a '/'
+    if has_userinfo:
+        from mlflowlet.errors import ConfigError
+
+        prefix = f"{what}: " if what else ""
+        raise ConfigError(
+            f"{prefix}refused a {scheme}:// URL with credentials in it (user:secret@ before "
+            "the host or bucket): remove them and give them as the run's secrets instead, "
+            "e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in with_secrets('file', ...)"
+        )
+    return url

@@ -21,6 +21,9 @@ class DataStore(ABC):
     """
 
     chunk_size: int = CHUNK_SIZE
+    #: True when ``open(url, 'rb')`` returns a seekable stream that reads byte ranges on
+    #: demand, so readers such as pandas/pyarrow need no local copy.
+    random_access: bool = False
 
     def __init__(self, secrets: Any = None) -> None:
         self.secrets = secrets
@@ -84,6 +87,26 @@ class DataStore(ABC):
         with open(path, "rb") as src, self.open(url, "wb") as dst:
             for chunk in iter_stream(src, self.chunk_size):
                 dst.write(chunk)
+
+    def upload_hashed(self, url: str, path: str) -> tuple[str, int]:
+        """Copy the local file ``path`` to ``url``; return its ``(sha256, size)``.
+
+        The file is hashed while it is copied (one read). A subclass with its own
+        :meth:`upload` keeps it: the file is then hashed first, in a separate pass.
+        """
+        if type(self).upload is not DataStore.upload:
+            from mlflowlet.datastore._streams import hash_file
+
+            digest = hash_file(path)
+            self.upload(url, path)
+            return digest
+        from mlflowlet.datastore._streams import HashingReader
+
+        with open(path, "rb") as f, self.open(url, "wb") as dst:
+            src = HashingReader(f)
+            for chunk in iter_stream(src, self.chunk_size):  # type: ignore[arg-type]
+                dst.write(chunk)
+        return src.sha256, src.size
 
     def download(self, url: str, path: str) -> None:
         """Copy ``url`` to the local file ``path`` in chunks, atomically."""

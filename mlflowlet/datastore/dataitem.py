@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from mlflowlet.datastore._urls import is_local, local_path, url_basename, url_format, url_scheme
+from mlflowlet.datastore._urls import (
+    check_no_credentials,
+    is_local,
+    local_path,
+    url_basename,
+    url_format,
+    url_scheme,
+)
 from mlflowlet.datastore.base import DataStore
 from mlflowlet.datastore.registry import get_store
 from mlflowlet.errors import DataNotFoundError, DataStoreError
@@ -52,7 +59,7 @@ class DataItem:
         artifact: Any = None,
     ) -> None:
         self._key = key
-        self._url = os.fspath(url)
+        self._url = check_no_credentials(os.fspath(url), f"input {key!r}" if key else "")
         self._secrets = secrets
         self._db = db
         if artifact is not None and hasattr(artifact, "to_dict"):
@@ -163,8 +170,10 @@ class DataItem:
         """Return a local path holding the data.
 
         Local files are returned as they are. Anything else is downloaded once into the
-        cache directory (``$MLFLOWLET_CACHE_DIR``, else ``<tmp>/mlflowlet-cache``), under a
-        name derived from a hash of the URL, and reused by later calls and later items.
+        cache directory (``$MLFLOWLET_CACHE_DIR``, else ``<tmp>/mlflowlet-cache``) under a
+        name derived from the URL and the object's version (ETag, size and modification
+        time from :meth:`stat`), and reused by later calls and later items while that
+        version is current. A store that reports none of them is downloaded again.
         """
         if self._local is not None and os.path.exists(self._local):
             return self._local
@@ -175,9 +184,7 @@ class DataItem:
                 if not os.path.exists(path):
                     raise DataNotFoundError(f"no such file '{path}'")
             else:
-                path = _cache_path(real)
-                if not os.path.isfile(path):
-                    store.download(real, path)
+                path = _fetch(store, real)
         self._local = path
         return path
 
@@ -202,23 +209,34 @@ class DataItem:
         from mlflowlet.datastore._optional import require
 
         real = self._resolve()
-        path = self.local()  # a missing input is the first thing to report
-        fmt = (format or url_format(real) or (self.meta or {}).get("format") or "").lower()
-        if fmt not in _READERS:
-            name = f"input {self._key!r}" if self._key else repr(self._url)
-            raise DataStoreError(
-                f"{name}: cannot read format {fmt or '(unknown)'!r} as a DataFrame; "
-                f"pass format= one of {', '.join(sorted(_READERS))}"
-            )
-        pd = require("pandas", "pandas")
-        if fmt in ("parquet", "pq"):
-            require("pyarrow", "pandas")
-        reader, defaults = _READERS[fmt]
-        with self._named():
-            try:
-                return getattr(pd, reader)(path, **{**defaults, **kwargs})
-            except FileNotFoundError:
-                raise DataNotFoundError(f"no such file '{path}'") from None
+        store, _ = self._target()
+        # Seekable remote streams (S3, fsspec) feed pandas/pyarrow directly: no local copy.
+        stream = not is_local(real) and store.random_access
+        with self._named():  # a missing input is the first thing to report
+            source: Any = store.open(real, "rb") if stream else self.local()
+        try:
+            fmt = (format or url_format(real) or (self.meta or {}).get("format") or "").lower()
+            if fmt not in _READERS:
+                name = f"input {self._key!r}" if self._key else repr(self._url)
+                raise DataStoreError(
+                    f"{name}: cannot read format {fmt or '(unknown)'!r} as a DataFrame; "
+                    f"pass format= one of {', '.join(sorted(_READERS))}"
+                )
+            pd = require("pandas", "pandas")
+            if fmt in ("parquet", "pq"):
+                require("pyarrow", "pandas")
+            reader, defaults = _READERS[fmt]
+            options = {**defaults, **kwargs}
+            if stream and reader != "read_parquet":
+                options.setdefault("compression", _compression(real))
+            with self._named():
+                try:
+                    return getattr(pd, reader)(source, **options)
+                except FileNotFoundError:
+                    raise DataNotFoundError(f"no such file '{source}'") from None
+        finally:
+            if stream:
+                source.close()
 
     # writing ------------------------------------------------------------------------------
     def put(self, data: bytes | str) -> None:
@@ -237,12 +255,44 @@ class DataItem:
         self._local = None
 
 
-def _cache_path(url: str) -> str:
+_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz", ".zst": "zstd"}
+
+
+def _compression(url: str) -> str | None:
+    """Return pandas' ``compression=`` for a URL's suffix (not inferred from a stream)."""
+    name = url_basename(url).lower()
+    return next((kind for ext, kind in _COMPRESSION.items() if name.endswith(ext)), None)
+
+
+def _fetch(store: DataStore, url: str) -> str:
+    """Download ``url`` into the cache unless the same version is there; return the path."""
+    try:
+        info = store.stat(url)
+    except DataNotFoundError:
+        raise
+    except DataStoreError:  # e.g. a server that refuses HEAD: the version is unknown
+        info = {}
+    version = [info.get("etag"), info.get("size"), info.get("modified")]
+    known = any(v is not None for v in version)
+    path = _cache_path(url, version)
+    if known and os.path.isfile(path):
+        return path
+    store.download(url, path)
+    size = info.get("size")
+    if size is not None and os.path.getsize(path) != size:
+        got = os.path.getsize(path)
+        os.unlink(path)
+        raise DataStoreError(f"'{url}' was cut short: got {got} of {size} bytes; try again")
+    return path
+
+
+def _cache_path(url: str, version: list[Any] | None = None) -> str:
     import hashlib
     import tempfile
 
     root = os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(), "mlflowlet-cache")
-    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
+    ident = url if not version else "\n".join([url, *map(str, version)])
+    digest = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32]
     return os.path.join(os.path.abspath(root), digest, url_basename(url) or "data")
 
 

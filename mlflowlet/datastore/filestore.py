@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, BinaryIO
 
-from mlflowlet.datastore._streams import AtomicFile, iter_file, write_atomic
+from mlflowlet.datastore._streams import AtomicFile, copy_atomic, iter_file, write_atomic
 from mlflowlet.datastore._urls import local_path
 from mlflowlet.datastore.base import DataStore
 from mlflowlet.errors import DataNotFoundError, DataStoreError
@@ -76,11 +76,17 @@ class FileStore(DataStore):
         """Copy the local file ``path`` to ``url`` (a local path) atomically."""
         if not os.path.isfile(path):
             raise _missing(os.path.abspath(path))
-        write_atomic(local_path(url), iter_file(path, self.chunk_size))
+        copy_atomic(path, local_path(url))
+
+    def upload_hashed(self, url: str, path: str) -> tuple[str, int]:
+        """Copy ``path`` to ``url`` atomically, hashing while copying; return ``(sha256, size)``."""
+        if not os.path.isfile(path):
+            raise _missing(os.path.abspath(path))
+        return write_atomic(local_path(url), iter_file(path, self.chunk_size))
 
     def download(self, url: str, path: str) -> None:
         """Copy the file at ``url`` to ``path`` atomically."""
         src = local_path(url)
         if not os.path.isfile(src):
             raise _missing(src)
-        write_atomic(os.path.abspath(path), iter_file(src, self.chunk_size))
+        copy_atomic(src, os.path.abspath(path))

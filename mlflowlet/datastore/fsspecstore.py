@@ -17,6 +17,8 @@ class FsspecStore(DataStore):
         **options: keyword arguments for ``fsspec.filesystem(protocol, **options)``.
     """
 
+    random_access = True  # fsspec files seek and read ranges on demand
+
     def __init__(self, secrets: Any = None, protocol: str = "", **options: Any) -> None:
         import fsspec
 

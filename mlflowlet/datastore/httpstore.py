@@ -7,26 +7,69 @@ from typing import Any, BinaryIO
 from mlflowlet.datastore.base import DataStore
 from mlflowlet.errors import DataNotFoundError, DataStoreError
 
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class _Retryable(Exception):
+    """A failure worth another try: a connection error, a 5xx, a body cut short."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
 
 class HttpStore(DataStore):
     """Fetch web resources; writes are refused.
 
     Reads stream (``open`` returns the live response), ``get`` asks for a byte range and
     slices locally when the server ignores it, and every request is bounded by
-    :attr:`timeout`.
+    :attr:`timeout`. Connection errors and 429/5xx answers are retried up to
+    :attr:`retries` times with exponential backoff; :meth:`download` also resumes a body
+    cut short with a ``Range`` request when the server supports it. A timeout is not
+    retried: it already is the bound on waiting.
 
     Args:
         secrets: a dict or ``get(key)`` object; ``HTTP_TOKEN`` becomes a bearer token.
         timeout: seconds to wait for a connection or for data (default 30).
+        retries: further attempts after a retryable failure (default 3).
+        backoff: seconds before the first retry, doubled each time (default 0.1, at most 5).
     """
 
     default_timeout: float = 30.0
+    default_retries: int = 3
+    default_backoff: float = 0.1
 
-    def __init__(self, secrets: Any = None, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        secrets: Any = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+    ) -> None:
         super().__init__(secrets)
         self.timeout = self.default_timeout if timeout is None else float(timeout)
+        self.retries = self.default_retries if retries is None else max(0, int(retries))
+        self.backoff = self.default_backoff if backoff is None else max(0.0, float(backoff))
+
+    def _pause(self, attempt: int) -> None:
+        """Sleep before retry ``attempt`` (1-based): exponential backoff with jitter."""
+        import random
+        import time
+
+        time.sleep(min(5.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
 
     def _request(self, url: str, method: str = "GET", headers: dict[str, str] | None = None) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return self._request_once(url, method, headers)
+            except _Retryable as exc:
+                if attempt == self.retries:
+                    tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                    raise DataStoreError(f"{exc.message}{tries}") from None
+                self._pause(attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_once(self, url: str, method: str, headers: dict[str, str] | None) -> Any:
         import urllib.error
         import urllib.request
 
@@ -40,7 +83,10 @@ class HttpStore(DataStore):
             exc.close()
             if exc.code == 404:
                 raise DataNotFoundError(f"no such URL '{url}' (HTTP 404)") from None
-            raise DataStoreError(f"{method} '{url}' failed: HTTP {exc.code} {exc.reason}") from None
+            message = f"{method} '{url}' failed: HTTP {exc.code} {exc.reason}"
+            if exc.code in RETRY_STATUS:
+                raise _Retryable(message) from None
+            raise DataStoreError(message) from None
         except TimeoutError:
             raise DataStoreError(f"{method} '{url}' timed out after {self.timeout:g} s") from None
         except urllib.error.URLError as exc:
@@ -49,9 +95,9 @@ class HttpStore(DataStore):
                 raise DataStoreError(
                     f"{method} '{url}' timed out after {self.timeout:g} s"
                 ) from None
-            raise DataStoreError(f"cannot reach '{url}': {reason}") from None
-        except OSError as exc:
-            raise DataStoreError(f"cannot reach '{url}': {exc}") from None
+            raise _Retryable(f"cannot reach '{url}': {reason}") from None
+        except OSError as exc:  # reset, refused, or the server closed without answering
+            raise _Retryable(f"cannot reach '{url}': {exc}") from None
 
     def _read(self, url: str, resp: Any, size: int | None = None) -> bytes:
         try:
@@ -110,11 +156,16 @@ class HttpStore(DataStore):
         }
 
     def download(self, url: str, path: str) -> None:
-        """Stream ``url`` to the local file ``path`` (atomically)."""
-        try:
-            super().download(url, path)
-        except TimeoutError:
-            raise DataStoreError(f"GET '{url}' timed out after {self.timeout:g} s") from None
+        """Stream ``url`` to the local file ``path`` (atomically), resuming when cut short.
+
+        A body that ends early or a dropped connection is picked up where it stopped with
+        ``Range: bytes=<n>-`` (guarded by ``If-Range`` so a changed resource starts over);
+        a server that ignores ranges sends the whole body again. At most :attr:`retries`
+        resumptions, with backoff.
+        """
+        from mlflowlet.datastore._resume import resumable_download
+
+        resumable_download(self, url, path)
 
     def listdir(self, url: str) -> list[str]:
         """Refuse: HTTP has no directory listing."""

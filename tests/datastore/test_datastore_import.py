@@ -40,4 +40,4 @@ def test_public_names_resolve_lazily():
         "print(sorted(d.__all__))"
     )
     out, _ = _run(code)
-    assert "['DataItem', 'DataStore', 'get_dataitem', 'get_store', 'register_store']" in out
+    assert "['DataItem', 'DataStore', 'copy', 'get_dataitem', 'get_store', 'register_store']" in out

@@ -96,6 +96,13 @@ def run(  # noqa: PLR0913 - one option per flag of the command
     dump: Annotated[bool, _Opt("--dump", help="print the final run as YAML")] = False,
     as_json: Annotated[bool, _Opt("--json", help="print the final run as JSON")] = False,
     verbose: Annotated[bool, _Opt("--verbose", "-v", help="tracebacks on errors")] = False,
+    runtime_kind: Annotated[
+        str | None, _Opt("--kind", help="runtime kind: job, mpijob, spark, dask, ...")
+    ] = None,
+    image: Annotated[str | None, _Opt(help="container image (kinds job, mpijob, spark)")] = None,
+    dry_run: Annotated[
+        bool, _Opt("--dry-run", help="print the Kubernetes manifest(s); submit nothing")
+    ] = False,
 ) -> None:
     """Run a script, a function or a pipeline and record the run.
 
@@ -124,7 +131,13 @@ def run(  # noqa: PLR0913 - one option per flag of the command
         artifact_path,
     )
     rundb = open_db(db)
-    kind, target, fn = _resolve_target(url, args or [], handler, mode)
+    if runtime_kind or image or dry_run:  # a runtime named by --kind (Kubernetes kinds)
+        target, fn, kind = _kind_runner(url, args or [], runtime_kind, image), handler, "run"
+        if dry_run:
+            _print_manifests(target, task, fn, as_json)
+            return
+    else:
+        kind, target, fn = _resolve_target(url, args or [], handler, mode)
     if kind == "run":
         _check_iteration_names(task, fn, url)
     quiet = dump or as_json
@@ -277,6 +290,32 @@ def _resolve_target(
     raise usage_error(
         f"cannot tell how to run {url!r}: give a .py script, module:function, or a runtime URL"
     )
+
+
+def _kind_runner(url: str | None, args: list[str], kind: str | None, image: str | None) -> Any:
+    """Return the runtime for ``--kind`` / ``--image`` (``job`` when only ``--image`` is given)."""
+    from ..runtimes import new_runner
+
+    command = shlex.join([url, *args]) if url and args else (url or "")
+    options = {"image": image} if image else {}
+    if kind is None and "://" in command:
+        return new_runner(command, **options)
+    return new_runner(command, kind=kind or "job", **options)
+
+
+def _print_manifests(runtime: Any, task: Any, fn: Any, as_json: bool) -> None:
+    """Print what ``--dry-run`` would submit (a Secret with its values redacted, then the job)."""
+    if not hasattr(runtime, "last_manifests"):
+        raise usage_error(f"--dry-run prints Kubernetes manifests: use --kind job, mpijob or "
+                          f"spark, not {runtime.kind!r}")
+    runtime.run(task, handler=fn, dry_run=True)
+    docs = runtime.last_manifests
+    if as_json:
+        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
+        return
+    import yaml
+
+    print(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False), end="")
 
 
 def _load_object(url: str) -> Any:

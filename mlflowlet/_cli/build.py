@@ -1,0 +1,78 @@
+"""``mlflowlet build``: write a Dockerfile and build context, then build (and push) the image."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+ORDER = 60
+_Opt = typer.Option
+_EPILOG = (
+    "Examples:\n\n"
+    "mlflowlet build ghcr.io/team/train:1.0 -r scikit-learn --source . --dry-run\n\n"
+    "mlflowlet build ghcr.io/team/train:1.0 --requirements-file requirements.txt --push\n\n"
+    "mlflowlet build ghcr.io/team/train:1.0 --builder kaniko --registry-secret regcred --push"
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``build`` to the app."""
+    app.command("build", epilog=_EPILOG)(build)
+
+
+def build(  # noqa: PLR0913 - one option per flag of the command
+    image: Annotated[str, typer.Argument(help="the image to build, e.g. ghcr.io/team/train:1.0")],
+    base_image: Annotated[str, _Opt(help="the FROM image")] = "python:3.11-slim",
+    requirement: Annotated[
+        list[str] | None, _Opt("-r", "--requirement", help="a pip requirement (repeatable)")
+    ] = None,
+    requirements_file: Annotated[str | None, _Opt(help="a requirements.txt file")] = None,
+    code: Annotated[str | None, _Opt(help="a .py file copied in as /mlflowlet/handler.py")] = None,
+    source: Annotated[
+        str | None, _Opt(help="a folder, a tarball, or a git:// / https:// repository URL")
+    ] = None,
+    command: Annotated[
+        list[str] | None, _Opt("-c", "--command", help="a RUN command (repeatable)")
+    ] = None,
+    with_mlflowlet: Annotated[bool, _Opt(help="install this mlflowlet in the image")] = True,
+    builder: Annotated[
+        str | None, _Opt(help="docker | podman | buildah | kaniko (default: first available)")
+    ] = None,
+    push: Annotated[bool, _Opt("--push", help="push the image after building")] = False,
+    dry_run: Annotated[
+        bool, _Opt("--dry-run", help="write the Dockerfile and context only")
+    ] = False,
+    context_dir: Annotated[str | None, _Opt(help="where to write the build context")] = None,
+    namespace: Annotated[str, _Opt(help="namespace of the kaniko Job")] = "default",
+    registry_secret: Annotated[
+        str, _Opt(help="kaniko: a dockerconfigjson Secret to push with")
+    ] = "",
+) -> None:
+    """Write a deterministic Dockerfile and build context, then build the image."""
+    from ..build import build_image
+    from ._common import usage_error
+
+    if requirement and requirements_file:
+        raise usage_error("give -r/--requirement or --requirements-file, not both")
+    inline = None
+    if code:
+        try:
+            with open(code, encoding="utf-8") as fh:
+                inline = fh.read()
+        except OSError as exc:
+            raise usage_error(f"--code {code!r}: {exc.strerror}") from None
+    result = build_image(
+        image, base_image=base_image, requirements=requirements_file or requirement,
+        inline_code=inline, source=source, commands=command, with_mlflowlet=with_mlflowlet,
+        builder=builder, push=push, context_dir=context_dir, dry_run=dry_run,
+        namespace=namespace, registry_secret=registry_secret,
+    )
+    print(f"dockerfile: {result.dockerfile}")
+    print(f"context:    {result.context_dir} ({result.digest})")
+    if result.built:
+        print(f"built:      {result.image} with {result.builder}"
+              f"{' (pushed)' if result.pushed else ''}")
+    else:
+        print(f"not built (--dry-run): build it with `docker build -t {result.image} "
+              f"{result.context_dir}`")

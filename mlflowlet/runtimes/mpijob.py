@@ -1,0 +1,153 @@
+"""The MPIJob runtime: a Kubeflow ``MPIJob`` (``kubeflow.org/v2beta1``) for Horovod / MPI training.
+
+The launcher pod runs ``mpirun -np <workers x slots> ... python -m mlflowlet.entrypoint``,
+forwarding the run spec (and the secret references) to every rank with ``-x``; the worker pods run
+``sshd`` for mpirun to reach them. Every rank runs the handler; only rank 0 records the run (the
+entrypoint reads ``OMPI_COMM_WORLD_RANK``), and its ``MLFLOWLET_RUN_JSON`` line reaches the
+launcher's log, which this runtime follows. Needs the MPI operator installed in the cluster.
+Hyper-parameter iterations run as one MPIJob each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..errors import ConfigError
+from ..model import RunObject
+from . import _k8s
+from .base import Runtime
+from .kubejob import KubeJobRuntime, _api_client
+
+__all__ = ["MPIJobRuntime"]
+
+GROUP, VERSION, PLURAL = "kubeflow.org", "v2beta1", "mpijobs"
+
+
+class MPIJobRuntime(KubeJobRuntime):
+    """Runs each run as an MPIJob: one launcher and ``replicas`` workers.
+
+    Args:
+        command: a file in the image holding the handler (or ``'mpijob://image#file.py'``).
+        replicas: worker pods.
+        slots_per_worker: MPI processes per worker (usually its GPU count).
+        mpi_args: extra ``mpirun`` arguments.
+        worker_command: what the workers run (default ``/usr/sbin/sshd -De``).
+        clean_pod_policy: ``Running`` (default), ``All`` or ``None``: which pods to delete at
+            the end.
+        custom_api: a ``kubernetes.client.CustomObjectsApi`` (default: from the kube config).
+        **options: the options of :class:`~mlflowlet.runtimes.kubejob.KubeJobRuntime`.
+
+    ``with_limits`` and ``with_requests`` apply to the workers (GPUs too); the launcher only
+    starts mpirun.
+    """
+
+    kind = "mpijob"
+    workload_kind = "MPIJob"
+
+    def __init__(self, command: str = "", replicas: int = 2, slots_per_worker: int = 1,
+                 mpi_args: Iterable[str] = (), worker_command: Iterable[str] | None = None,
+                 clean_pod_policy: str = "Running", custom_api: Any = None,
+                 **options: Any) -> None:
+        super().__init__(command, **options)
+        if int(replicas) < 1 or int(slots_per_worker) < 1:
+            raise ConfigError(f"replicas ({replicas}) and slots_per_worker ({slots_per_worker}) "
+                              "must be at least 1")
+        if clean_pod_policy not in ("Running", "All", "None"):
+            raise ConfigError(f"clean_pod_policy {clean_pod_policy!r}: use Running, All or None")
+        self.replicas, self.slots_per_worker = int(replicas), int(slots_per_worker)
+        self.mpi_args = list(mpi_args)
+        self.worker_command = list(worker_command or ["/usr/sbin/sshd", "-De"])
+        self.clean_pod_policy = clean_pod_policy
+        self._custom_api = custom_api
+
+    @property
+    def custom_api(self) -> Any:
+        """The ``CustomObjectsApi`` MPIJobs are created with."""
+        if self._custom_api is None:
+            self._custom_api = _k8s.client().CustomObjectsApi(_api_client())
+        return self._custom_api
+
+    def _execute_many(self, runs: Iterable[RunObject], handler: Any, db: Any,
+                      parallel: int) -> Iterator[RunObject]:
+        """One MPIJob per iteration (``parallel`` at once)."""
+        return Runtime._execute_many(self, runs, handler, db, parallel)
+
+    @staticmethod
+    def _default_parallel() -> int:
+        return 1
+
+    def _dry_iterations(self, run: RunObject) -> list[dict]:
+        raise ConfigError("dry_run with hyper-parameters: an MPIJob runs one iteration; "
+                          "dry-run the task without hyper-parameters to see its manifest")
+
+    def launcher_command(self, run: RunObject, env_names: list[str]) -> list[str]:
+        """Return the launcher's ``mpirun`` command line."""
+        forward = [x for name in env_names for x in ("-x", name)]
+        return ["mpirun", "--allow-run-as-root", "-np", str(self.replicas * self.slots_per_worker),
+                "-bind-to", "none", "-map-by", "slot", *forward, *self.mpi_args,
+                *self._command(run)]
+
+    def _workload_manifest(self, run: RunObject, name: str, env: list[Any], labels: dict,
+                           iterations: list | None, parallel: int) -> dict:
+        k8s = _k8s.client()
+        if iterations is not None:
+            raise ConfigError("an MPIJob runs one iteration; iterations run one MPIJob each")
+        launcher = self._container(run, env, self.launcher_command(run, [e.name for e in env]))
+        launcher.resources = None  # the launcher only runs mpirun: no GPUs, no big limits
+        worker = self._container(run, [], self.worker_command)
+        worker.env, worker.termination_message_policy = None, None
+
+        def template(container: Any) -> Any:
+            return _k8s.serialize(k8s.V1PodTemplateSpec(
+                metadata=k8s.V1ObjectMeta(labels=labels), spec=self._pod_spec([container])))
+
+        run_policy: dict[str, Any] = {"cleanPodPolicy": self.clean_pod_policy,
+                                      "backoffLimit": self.backoff_limit}
+        if self.ttl_seconds_after_finished is not None:
+            run_policy["ttlSecondsAfterFinished"] = self.ttl_seconds_after_finished
+        if run.spec.timeout:
+            run_policy["activeDeadlineSeconds"] = int(run.spec.timeout)
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "MPIJob",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
+            "spec": {
+                "slotsPerWorker": self.slots_per_worker,
+                "runPolicy": run_policy,
+                "mpiImplementation": "OpenMPI",
+                "mpiReplicaSpecs": {
+                    "Launcher": {"replicas": 1, "restartPolicy": "Never",
+                                 "template": template(launcher)},
+                    "Worker": {"replicas": self.replicas, "restartPolicy": "Never",
+                               "template": template(worker)},
+                },
+            },
+        }
+
+    # the MPIJob through the API ---------------------------------------------------------------
+    def _create_workload(self, manifest: dict, **kw: Any) -> Any:
+        return self.custom_api.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, manifest, **kw)
+
+    def _workload_state(self, name: str) -> tuple[str, str]:
+        obj = self.custom_api.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name)
+        for cond in (obj.get("status") or {}).get("conditions") or []:
+            if cond.get("status") != "True":
+                continue
+            if cond.get("type") == "Succeeded":
+                return "succeeded", ""
+            if cond.get("type") == "Failed":
+                return "failed", (f"the MPIJob {name} failed: {cond.get('reason', '')}: "
+                                  f"{cond.get('message', '')}").rstrip(": ")
+        return "", ""
+
+    def _list_pods(self, name: str) -> list[Any]:
+        selector = (f"training.kubeflow.org/job-name={name},"
+                    "training.kubeflow.org/job-role=launcher")
+        pods = self.core_api.list_namespaced_pod(self.namespace, label_selector=selector).items
+        return sorted(pods, key=lambda p: p.metadata.name)
+
+    def _delete_workload(self, name: str, namespace: str, **kw: Any) -> Any:
+        return self.custom_api.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, **kw)

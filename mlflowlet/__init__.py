@@ -18,6 +18,7 @@ _LAZY: dict[str, str] = {
     "NewTask": "mlflowlet.model",
     "RunObject": "mlflowlet.model",
     "RunTemplate": "mlflowlet.model",
+    "build_image": "mlflowlet.build",
     "collect": "mlflowlet.pipelines.refs",
     "compile": "mlflowlet.compilers",
     "condition": "mlflowlet.pipelines.refs",
@@ -39,6 +40,7 @@ __all__ = [
     "RunObject",
     "RunTemplate",
     "__version__",
+    "build_image",
     "collect",
     "compile",
     "condition",
@@ -66,6 +68,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .build import build_image
     from .compilers import compile
     from .context import Context, MLClientCtx, get_or_create_ctx
     from .datastore import DataItem

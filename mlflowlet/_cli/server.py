@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -24,7 +25,8 @@ def server(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
     db: Annotated[str | None, typer.Option(
-        help="run DB: a directory, .db file or sqlite:/// URL (default MLFLOWLET_DBPATH)")] = None,
+        help="run DB: a directory, .db file, sqlite:/// or postgresql:// URL "
+             "(default MLFLOWLET_DBPATH)")] = None,
     artifact_root: Annotated[str | None, typer.Option(
         help="directory whose files the server lets clients download (default: the DB's)")] = None,
     max_body_mb: Annotated[int, typer.Option(help="largest request body, in MiB")] = 64,
@@ -39,6 +41,7 @@ def server(
     app = create_app(db or None, token=token, artifact_root=artifact_root,
                      max_body=max_body_mb * 1024 * 1024)
     where = getattr(app.state.db, "url", "") or repr(app.state.db)
+    where = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", where)  # never print a DB password
     typer.echo(f"mlflowlet server on http://{bind}:{port}  (runs: {where}; artifacts: "
                f"{app.state.artifact_root})")
     if not token:

@@ -1,8 +1,9 @@
 """One run-DB contract, run against SQLiteRunDB and against HTTPRunDB talking to a real server.
 
 The HTTP case starts uvicorn once per module on 127.0.0.1 (free port, readiness by polling
-``/health``) and gives each test a fresh SQLite store behind it. A PostgreSQL case runs too when
-a throwaway cluster can be started (see ``tests/db/test_postgres.py`` for its fixture).
+``/health``) and gives each test a fresh SQLite store behind it. The PostgreSQL case runs on a
+new database of a throwaway cluster (``tests/db/conftest.py``), and skips, saying why, where the
+PostgreSQL binaries or psycopg are missing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def http_server():
 
 
 def _backends() -> list:
-    return ["sqlite", "http"]
+    return ["sqlite", "http", "postgres"]
 
 
 @pytest.fixture(params=_backends())

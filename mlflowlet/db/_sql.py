@@ -1,0 +1,303 @@
+"""What the SQL run DBs share: one schema and migration story, run filters, the lineage walk.
+
+SQL is written once with ``?`` placeholders, SQLite's own style, so the embedded DB runs it as
+is; the PostgreSQL backend turns ``?`` into ``%s`` (see ``postgres.py``). The few dialect
+differences (identity columns, 64-bit integer, float and binary types, ``WITHOUT ROWID``, the
+substring function) live in :class:`Dialect`.
+
+Migrations: bump ``SCHEMA_VERSION`` and add the statements that take version ``N - 1`` to ``N``
+under ``MIGRATIONS[N]`` (formatted with the dialect like the schema); every backend applies them
+through :func:`upgrade_schema` when it opens an older database, and refuses a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..errors import ConfigError, RunDBError
+from .base import parse_label_filters
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    {id},
+    project TEXT NOT NULL, uid TEXT NOT NULL, iteration {int} NOT NULL,
+    name TEXT, state TEXT, start_time TEXT, last_update TEXT,
+    parent_uid TEXT, pipeline_uid TEXT, body TEXT NOT NULL,
+    UNIQUE (uid, iteration, project));
+CREATE INDEX IF NOT EXISTS runs_name ON runs (name);
+CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
+CREATE INDEX IF NOT EXISTS runs_start ON runs (start_time);
+CREATE INDEX IF NOT EXISTS runs_pipeline ON runs (pipeline_uid) WHERE pipeline_uid != '';
+CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_uid) WHERE parent_uid != '';
+CREATE TABLE IF NOT EXISTS run_labels (
+    run_id {ref} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    key TEXT NOT NULL, value TEXT, PRIMARY KEY (run_id, key)){without_rowid};
+CREATE INDEX IF NOT EXISTS run_labels_kv ON run_labels (key, value, run_id);
+CREATE TABLE IF NOT EXISTS artifacts (
+    {id},
+    project TEXT NOT NULL, key TEXT NOT NULL, uid TEXT NOT NULL, tree TEXT,
+    iteration {int}, kind TEXT, updated TEXT, body TEXT NOT NULL,
+    UNIQUE (key, project, uid, iteration));
+CREATE INDEX IF NOT EXISTS artifacts_tree ON artifacts (tree);
+CREATE TABLE IF NOT EXISTS artifact_tags (
+    project TEXT NOT NULL, key TEXT NOT NULL, tag TEXT NOT NULL,
+    artifact_id {ref} NOT NULL REFERENCES artifacts (id) ON DELETE CASCADE,
+    PRIMARY KEY (project, key, tag)){without_rowid};
+CREATE INDEX IF NOT EXISTS artifact_tags_artifact ON artifact_tags (artifact_id);
+CREATE TABLE IF NOT EXISTS metrics (
+    {metrics_id}uid TEXT NOT NULL, project TEXT, iteration {int}, key TEXT NOT NULL,
+    step {int}, value {real}, time {real});
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (uid, iteration, key);
+CREATE TABLE IF NOT EXISTS logs (
+    {id}, uid TEXT NOT NULL, project TEXT, body {blob} NOT NULL);
+CREATE INDEX IF NOT EXISTS logs_uid ON logs (uid);
+CREATE TABLE IF NOT EXISTS lineage (
+    {id}, project TEXT, pipeline_uid TEXT,
+    producer_uid TEXT, producer_iter {int}, output TEXT, artifact_key TEXT,
+    artifact_uri TEXT, artifact_hash TEXT, consumer_uid TEXT, consumer_param TEXT, time TEXT);
+CREATE INDEX IF NOT EXISTS lineage_producer ON lineage (producer_uid);
+CREATE INDEX IF NOT EXISTS lineage_consumer ON lineage (consumer_uid);
+CREATE INDEX IF NOT EXISTS lineage_key ON lineage (artifact_key);
+CREATE INDEX IF NOT EXISTS lineage_pipeline ON lineage (pipeline_uid);
+"""
+
+LABEL_PROBE = (
+    "SELECT count(*) FROM (SELECT 1 FROM run_labels WHERE key=? AND value=? LIMIT 1000) AS hits"
+)
+RUN_COLUMNS = ("name", "state", "start_time", "last_update", "parent_uid", "pipeline_uid")
+LINEAGE_COLS = (
+    "project", "pipeline_uid", "producer_uid", "producer_iter", "output", "artifact_key",
+    "artifact_uri", "artifact_hash", "consumer_uid", "consumer_param", "time",
+)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The few places where SQLite and PostgreSQL SQL differ."""
+
+    name: str
+    types: dict[str, str]  # fills the {placeholders} of the schema
+    metrics_order: str  # the column that keeps metric rows in logging order
+    contains: str  # SQL that is true when ``{}`` contains the ``?`` argument
+    table_exists: str  # one row when the table named by ``?`` exists
+
+    def schema(self) -> list[str]:
+        """Return the ``CREATE`` statements of the current schema."""
+        return [s.strip() for s in _SCHEMA.format(**self.types).split(";") if s.strip()]
+
+    def migration(self, version: int) -> list[str]:
+        """Return the statements that take the schema from ``version - 1`` to ``version``."""
+        return [s.format(**self.types) for s in MIGRATIONS.get(version, ())]
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    types={"id": "id INTEGER PRIMARY KEY", "ref": "INTEGER", "int": "INTEGER", "real": "REAL",
+           "blob": "BLOB", "without_rowid": " WITHOUT ROWID", "metrics_id": ""},
+    metrics_order="rowid",
+    contains="instr({}, ?) > 0",
+    table_exists="SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+)
+POSTGRES = Dialect(
+    name="postgresql",
+    types={"id": "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "ref": "BIGINT",
+           "int": "BIGINT", "real": "DOUBLE PRECISION", "blob": "BYTEA", "without_rowid": "",
+           "metrics_id": "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "},
+    metrics_order="id",
+    contains="strpos({}, ?) > 0",
+    table_exists="SELECT 1 FROM pg_tables WHERE schemaname=current_schema() AND tablename=?",
+)
+
+
+# schema and migrations ---------------------------------------------------------------------------
+def stored_version(conn: Any, dialect: Dialect) -> int | None:
+    """Return the schema version stored in the database (None when there is none yet)."""
+    if conn.execute(dialect.table_exists, ("schema_version",)).fetchone() is None:
+        return None
+    got = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    return None if got is None else int(got)
+
+
+def upgrade_schema(conn: Any, dialect: Dialect, version: int | None) -> int:
+    """Create the schema (``version`` None) or migrate it up to ``SCHEMA_VERSION``.
+
+    Call inside a write transaction that serialises schema changes between processes (SQLite's
+    ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), after reading ``version`` again in it.
+    Returns the version the database is at (a newer one is returned untouched).
+    """
+    if version is None:
+        for stmt in dialect.schema():
+            conn.execute(stmt)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        return SCHEMA_VERSION
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for stmt in dialect.migration(step):
+            conn.execute(stmt)
+        conn.execute("UPDATE schema_version SET version=?", (step,))
+    return max(version, SCHEMA_VERSION)
+
+
+def check_version(version: int, where: str) -> None:
+    """Refuse a database written by a newer mlflowlet."""
+    if version > SCHEMA_VERSION:
+        raise RunDBError(
+            f"run DB {where} has schema version {version}, newer than this mlflowlet "
+            f"({SCHEMA_VERSION}); upgrade mlflowlet"
+        )
+
+
+# run filters ------------------------------------------------------------------------------------
+def run_where(
+    dialect: Dialect, probe: Callable[[tuple[str, Any]], int], name: str = "",
+    uid: str | None = None, project: str = "", labels: Any = None, state: str = "",
+    iter: bool = False, days_ago: int = 0, **filters: Any,
+) -> tuple[str, list[Any]]:
+    """Return the ``WHERE`` clause (or ``''``) and its arguments for a run filter.
+
+    ``probe((key, value))`` counts (up to 1,000) the runs carrying a label, to pick the most
+    selective ``k=v`` filter; see :func:`label_where`.
+    """
+    clauses, args = [], []
+    for column, value in (("name", name), ("uid", uid), ("project", project), ("state", state)):
+        if value:
+            clauses.append(f"{column}=?")
+            args.append(value)
+    for column in ("parent_uid", "pipeline_uid"):
+        if filters.get(column):
+            # the extra term lets the planner use the partial index (WHERE column != '')
+            clauses.append(f"{column}=? AND {column}!=''")
+            args.append(filters[column])
+    unknown = set(filters) - {"parent_uid", "pipeline_uid"}
+    if unknown:
+        raise ConfigError(f"unknown run filter(s) {sorted(unknown)}")
+    if not iter:
+        clauses.append("iteration=0")
+    if days_ago:
+        since = datetime.now(timezone.utc) - timedelta(days=days_ago)
+        clauses.append("start_time>=?")
+        args.append(since.isoformat())
+    label_clauses, label_args = label_where(dialect, probe, parse_label_filters(labels))
+    clauses += label_clauses
+    args += label_args
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def label_where(
+    dialect: Dialect, probe: Callable[[tuple[str, Any]], int],
+    filters: list[tuple[str, str, str | None]],
+) -> tuple[list[str], list[Any]]:
+    """Return SQL for label filters: the most selective ``k=v`` drives, the rest check.
+
+    An ``id IN (SELECT ...)`` list costs what it matches (a ``parity=1`` label matching half
+    the runs costs a 50,000-id list), so only the ``k=v`` filter with the fewest rows (probed
+    with a bounded count) becomes the list; every other filter is a correlated lookup on the
+    ``(run_id, key)`` primary key of each candidate run.
+    """
+    equal = [(k, v) for op, k, v in filters if op == "="]
+    if len(equal) > 1:
+        equal.sort(key=probe)
+    driver = equal[0] if equal else None
+    clauses, args = [], []
+    own = "SELECT 1 FROM run_labels l WHERE l.run_id=runs.id AND l.key=?"
+    for op, key, value in filters:
+        if op == "=" and (key, value) == driver:
+            clauses.append("id IN (SELECT run_id FROM run_labels WHERE key=? AND value=?)")
+            args += [key, value]
+            driver = None  # a repeated filter is checked like the others
+        elif op == "=":
+            clauses.append(f"EXISTS ({own} AND l.value=?)")
+            args += [key, value]
+        elif op == "!=":
+            clauses.append(f"NOT EXISTS ({own} AND l.value=?)")
+            args += [key, value]
+        elif op == "~=" and equal:
+            clauses.append(f"EXISTS ({own} AND {dialect.contains.format('l.value')})")
+            args += [key, value]
+        elif op == "~=":
+            clauses.append("id IN (SELECT run_id FROM run_labels WHERE key=? AND "
+                           f"{dialect.contains.format('value')})")
+            args += [key, value]
+        elif equal:
+            clauses.append(f"EXISTS ({own})")
+            args.append(key)
+        else:
+            clauses.append("id IN (SELECT run_id FROM run_labels WHERE key=?)")
+            args.append(key)
+    return clauses, args
+
+
+def labels_match(have: dict[str, Any], filters: Any) -> bool:
+    """Return whether a label dict passes the label filters (for artifacts, filtered in Python)."""
+    for op, key, value in parse_label_filters(filters):
+        got = have.get(key)
+        if op == "exists" and key not in have:
+            return False
+        if op == "=" and (got is None or str(got) != value):
+            return False
+        if op == "!=" and got is not None and str(got) == value:
+            return False
+        if op == "~=" and (got is None or (value or "") not in str(got)):
+            return False
+    return True
+
+
+# runs and labels --------------------------------------------------------------------------------
+def run_row(run: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, str]]:
+    """Return a run's indexed column values (in ``RUN_COLUMNS`` order) and its labels."""
+    meta, status, spec = run["metadata"], run.get("status", {}), run.get("spec", {})
+    values = (
+        meta.get("name", ""), status.get("state", ""), status.get("start_time", ""),
+        status.get("last_update", ""), spec.get("parent_uid", ""), spec.get("pipeline_uid", ""),
+    )
+    return values, {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+
+
+def write_labels(conn: Any, run_id: Any, labels: dict[str, str], old: dict[str, str]) -> None:
+    """Rewrite only the label rows that changed (each written row dirties index pages)."""
+    if labels == old:
+        return
+    conn.executemany(
+        "DELETE FROM run_labels WHERE run_id=? AND key=?",
+        [(run_id, k) for k, v in old.items() if labels.get(k) != v],
+    )
+    conn.executemany(
+        "INSERT INTO run_labels (run_id, key, value) VALUES (?,?,?)",
+        [(run_id, k, v) for k, v in labels.items() if old.get(k) != v],
+    )
+
+
+# lineage ----------------------------------------------------------------------------------------
+def walk_lineage(
+    start: set[str], rows: Callable[[str, list[Any]], list[dict[str, Any]]], upstream: bool,
+    downstream: bool,
+) -> list[dict[str, Any]]:
+    """Follow lineage edges from the ``start`` runs, up (producers) and/or down (consumers)."""
+    seen_edges: list[dict[str, Any]] = []
+    seen_runs, frontier = set(start), list(start)
+    while frontier:
+        uid = frontier.pop()
+        found = []
+        if upstream:
+            found += [(e, e["producer_uid"]) for e in rows("consumer_uid=?", [uid])]
+        if downstream:
+            found += [(e, e["consumer_uid"]) for e in rows("producer_uid=?", [uid])]
+        for edge, nxt in found:
+            if edge not in seen_edges:
+                seen_edges.append(edge)
+            if nxt and nxt not in seen_runs:
+                seen_runs.add(nxt)
+                frontier.append(nxt)
+    return seen_edges
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """Yield ``items`` in lists of at most ``size`` (bound the ``IN (...)`` argument count)."""
+    for start in range(0, len(items), size):
+        yield items[start: start + size]

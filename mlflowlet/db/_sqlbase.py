@@ -1,0 +1,385 @@
+"""The queries every SQL run DB runs, written once: :class:`SQLRunDB` under SQLite and PostgreSQL.
+
+A backend supplies its :class:`~mlflowlet.db._sql.Dialect`, ``_read`` (rows of one query),
+``_transact`` (run ``fn(conn, *args)`` in one write transaction; ``conn.execute`` and
+``conn.executemany`` take ``?`` placeholders) and ``_store_run`` (the insert-or-update of a run,
+where the backends differ: SQLite writes as few pages as it can, PostgreSQL upserts).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import ConfigError, NotFoundError
+from ._sql import (
+    LABEL_PROBE,
+    LINEAGE_COLS,
+    Dialect,
+    chunks,
+    labels_match,
+    run_where,
+    walk_lineage,
+)
+from .base import RunDB
+
+_METRIC_KEYS = ("key", "step", "value", "time")
+
+
+class SQLRunDB(RunDB):
+    """The run DB interface over SQL tables (see ``_sql.py`` for the schema)."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        """Return the rows of one read query."""
+
+    @abstractmethod
+    def _transact(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Return ``fn(conn, *args)`` run inside one write transaction."""
+
+    @abstractmethod
+    def _store_run(self, conn: Any, run: dict, uid: str, project: str, it: int) -> None:
+        """Insert or update a run row and its labels on ``conn``."""
+
+    # runs -----------------------------------------------------------------------------------
+    def store_run(self, run: dict[str, Any], uid: str, project: str = "", iter: int = 0) -> None:
+        """Insert or replace a run and its labels."""
+        self._transact(self._store_run, run, uid, project, iter)
+
+    def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
+        """Return a run; raises ``NotFoundError`` naming the uid."""
+        sql, args = "SELECT body FROM runs WHERE uid=? AND iteration=?", [uid, iter]
+        if project:
+            sql += " AND project=?"
+            args.append(project)
+        rows = self._read(sql, args)
+        if not rows:
+            where = f" in project {project!r}" if project else ""
+            raise NotFoundError(f"run {uid} (iteration {iter}) not found{where}")
+        return json.loads(rows[0][0])
+
+    def _run_where(
+        self, name: str = "", uid: str | None = None, project: str = "", labels: Any = None,
+        state: str = "", iter: bool = False, days_ago: int = 0, **filters: Any,
+    ) -> tuple[str, list[Any]]:
+        """Return ``(' WHERE ...', args)`` for a run filter (the UI pages with it too)."""
+        return run_where(self.dialect, self._probe, name, uid, project, labels, state, iter,
+                         days_ago, **filters)
+
+    def _probe(self, key_value: tuple[str, Any]) -> int:
+        return self._read(LABEL_PROBE, key_value)[0][0]
+
+    def list_runs(
+        self, name: str = "", uid: str | None = None, project: str = "", labels: Any = None,
+        state: str = "", sort: bool = True, last: int = 0, iter: bool = False, **filters: Any,
+    ) -> Any:
+        """Return a ``RunList`` (newest first when ``sort``; ``last`` limits the count)."""
+        from .lists import RunList
+
+        where, args = self._run_where(name, uid, project, labels, state, iter, **filters)
+        sql = "SELECT body FROM runs" + where
+        if sort:
+            sql += " ORDER BY start_time DESC, iteration ASC"
+        if last:
+            sql += f" LIMIT {int(last)}"
+        return RunList(json.loads(r[0]) for r in self._read(sql, args))
+
+    def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
+        """Delete a run (every iteration unless ``iter`` is given) with its logs and metrics."""
+        self._transact(_del_run, uid, project, iter)
+
+    def del_runs(
+        self, name: str = "", project: str = "", labels: Any = None, state: str = "",
+        days_ago: int = 0,
+    ) -> int:
+        """Delete every run matching the filter (all iterations); refuses an empty filter."""
+        if not (name or project or labels or state or days_ago):
+            raise ConfigError(
+                "del_runs() needs a filter (name, project, labels, state or days_ago); "
+                "refusing to delete every run"
+            )
+        where, args = self._run_where(name, None, project, labels, state, False, days_ago)
+        return self._transact(_del_runs, where, args)
+
+    # artifacts ------------------------------------------------------------------------------
+    def store_artifact(
+        self, key: str, artifact: dict[str, Any], uid: str | None = None, iter: int | None = None,
+        tag: str = "", project: str = "", tree: str = "",
+    ) -> None:
+        """Store an artifact version; ``latest`` (and ``tag``) move to it."""
+        self._transact(self._store_artifact, key, artifact, uid, iter, tag, project, tree)
+
+    @staticmethod
+    def _store_artifact(conn, key, artifact, uid, it, tag, project, tree) -> None:
+        # a linked (remote) artifact has no hash: its version id then comes from the clock
+        uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
+        uid = uid or str(time.time_ns())
+        it = it if it is not None else artifact.get("iteration", 0)
+        tree = tree or artifact.get("tree", "")
+        body = dict(artifact, key=key, uid=uid, iteration=it, tree=tree, project=project)
+        art_id = conn.execute(
+            "INSERT INTO artifacts (project, key, uid, tree, iteration, kind, updated, body)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (project, key, uid, iteration) DO UPDATE SET"
+            " tree=excluded.tree, kind=excluded.kind, updated=excluded.updated,"
+            " body=excluded.body RETURNING id",
+            (project, key, uid, tree, it, body.get("kind", ""), body.get("updated", ""),
+             json.dumps(body, default=str)),
+        ).fetchone()[0]
+        for name in sorted({"latest", tag} - {""}):  # one lock order for concurrent writers
+            conn.execute(
+                "INSERT INTO artifact_tags (project, key, tag, artifact_id) VALUES (?,?,?,?)"
+                " ON CONFLICT (project, key, tag) DO UPDATE SET artifact_id=excluded.artifact_id",
+                (project, key, name, art_id),
+            )
+
+    def read_artifact(
+        self, key: str, tag: str = "", iter: int | None = None, project: str = "",
+        uid: str | None = None,
+    ) -> dict[str, Any]:
+        """Return an artifact by ``uid`` or ``tag`` (default ``latest``)."""
+        rows = self._read(*_artifact_query(key, tag, iter, project, uid))
+        if not rows:
+            raise NotFoundError(_artifact_missing(key, tag, project, uid))
+        return json.loads(rows[0][0])
+
+    def list_artifacts(
+        self, name: str = "", project: str = "", tag: str = "", labels: Any = None,
+        kind: str | None = None, since: str | None = None, until: str | None = None,
+        tree: str | None = None,
+    ) -> Any:
+        """Return an ``ArtifactList`` (``tag=''`` latest, ``'*'`` all versions, else that tag)."""
+        from .lists import ArtifactList
+
+        if tag == "*":
+            sql, args = "SELECT a.body FROM artifacts a WHERE 1=1", []
+        else:
+            sql = (
+                "SELECT a.body FROM artifacts a JOIN artifact_tags t ON t.artifact_id=a.id"
+                " WHERE t.tag=?"
+            )
+            args = [tag or "latest"]
+        for column, value in (("a.key", name), ("a.project", project), ("a.kind", kind),
+                              ("a.tree", tree)):
+            if value:
+                sql += f" AND {column}=?"
+                args.append(value)
+        if since:
+            sql += " AND a.updated>=?"
+            args.append(since)
+        if until:
+            sql += " AND a.updated<=?"
+            args.append(until)
+        rows = [json.loads(r[0]) for r in self._read(sql + " ORDER BY a.id DESC", args)]
+        return ArtifactList(r for r in rows if labels_match(r.get("labels") or {}, labels))
+
+    def del_artifact(
+        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+    ) -> int:
+        """Delete one version (by tag or uid) or, with neither, every version of ``key``."""
+        return self._transact(_del_artifact, key, tag, project, uid)
+
+    def del_artifacts(
+        self, name: str = "", project: str = "", tag: str = "", labels: Any = None
+    ) -> int:
+        """Delete every artifact version matching the filter; refuses an empty filter."""
+        if not (name or project or tag or labels):
+            raise ConfigError(
+                "del_artifacts() needs a filter (name, project, tag or labels); "
+                "refusing to delete every artifact"
+            )
+        found = self.list_artifacts(name, project, tag or "*", labels)
+        rows = [(a.get("project", ""), a["key"], a["uid"], a.get("iteration", 0)) for a in found]
+        self._transact(_executemany, "DELETE FROM artifacts WHERE project=? AND key=? AND uid=?"
+                       " AND iteration=?", rows)
+        return len(found)
+
+    def list_artifact_tags(self, project: str = "") -> list[str]:
+        """Return the distinct tags (including ``latest``)."""
+        sql, args = "SELECT DISTINCT tag FROM artifact_tags", []
+        if project:
+            sql += " WHERE project=?"
+            args.append(project)
+        return sorted(r[0] for r in self._read(sql, args))
+
+    # logs and metrics -----------------------------------------------------------------------
+    def store_log(
+        self, uid: str, project: str = "", body: bytes = b"", append: bool = True
+    ) -> None:
+        """Append a chunk to the run's log (or replace the whole log with ``append=False``)."""
+        if isinstance(body, str):
+            body = body.encode()
+        self._transact(_store_log, uid, project, body, append)
+
+    def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
+        """Return the log bytes from ``offset`` (``size`` 0: to the end)."""
+        data = b"".join(
+            r[0] for r in self._read("SELECT body FROM logs WHERE uid=? ORDER BY id", (uid,))
+        )
+        return data[offset: offset + size] if size else data[offset:]
+
+    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+        """Append metric rows ``(key, step, value, time)``."""
+        self._transact(self._store_metrics, uid, project, iter, list(rows))
+
+    @staticmethod
+    def _store_metrics(conn, uid, project, it, rows) -> None:
+        conn.executemany(
+            "INSERT INTO metrics (uid, project, iteration, key, step, value, time)"
+            " VALUES (?,?,?,?,?,?,?)",
+            [(uid, project, it, *row) for row in rows],
+        )
+
+    def get_metrics(
+        self, uid: str, key: str | None = None, iter: int = 0, project: str = ""
+    ) -> list[dict[str, Any]]:
+        """Return the metric series of a run (optionally one key), in logging order."""
+        sql = "SELECT key, step, value, time FROM metrics WHERE uid=? AND iteration=?"
+        args: list[Any] = [uid, iter]
+        if key:
+            sql += " AND key=?"
+            args.append(key)
+        rows = self._read(f"{sql} ORDER BY {self.dialect.metrics_order}", args)
+        return [dict(zip(_METRIC_KEYS, r, strict=True)) for r in rows]
+
+    # lineage ---------------------------------------------------------------------------------
+    def store_lineage(self, edges: Iterable[dict[str, Any]]) -> None:
+        """Store lineage edges (missing fields are stored empty)."""
+        rows = [tuple(e.get(c) for c in LINEAGE_COLS) for e in edges]
+        if rows:
+            marks = ",".join("?" * len(LINEAGE_COLS))
+            self._transact(_executemany, f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)})"
+                           f" VALUES ({marks})", rows)
+
+    def list_lineage(
+        self, run_uid: str | None = None, artifact_key: str | None = None,
+        pipeline_uid: str | None = None, upstream: bool = False, downstream: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Return lineage edges; ``upstream``/``downstream`` walk from ``run_uid`` transitively."""
+        sel = f"SELECT {', '.join(LINEAGE_COLS)} FROM lineage"
+
+        def rows(where: str, args: list[Any]) -> list[dict[str, Any]]:
+            got = self._read(f"{sel} WHERE {where} ORDER BY id", args)
+            return [dict(zip(LINEAGE_COLS, r, strict=True)) for r in got]
+
+        if not (upstream or downstream):
+            clauses, args = [], []
+            for column, value in (("pipeline_uid", pipeline_uid), ("artifact_key", artifact_key)):
+                if value:
+                    clauses.append(f"{column}=?")
+                    args.append(value)
+            if run_uid:
+                clauses.append("(producer_uid=? OR consumer_uid=?)")
+                args += [run_uid, run_uid]
+            return rows(" AND ".join(clauses) or "1=1", args)
+        start = set()
+        if run_uid:
+            start.add(run_uid)
+        if artifact_key:
+            for edge in rows("artifact_key=?", [artifact_key]):
+                start.add(edge["consumer_uid"] if downstream else edge["producer_uid"])
+        return walk_lineage(start, rows, upstream, downstream)
+
+    # one-shot commit ------------------------------------------------------------------------
+    def commit_run(
+        self, run: dict[str, Any], artifacts: Iterable[dict[str, Any]] = (),
+        metrics: Iterable[tuple] = (), log: bytes = b"",
+    ) -> None:
+        """Write a run with its new artifacts, metric rows and log output in one transaction."""
+        if isinstance(log, str):
+            log = log.encode()
+        self._transact(self._commit_run, run, list(artifacts), list(metrics), log)
+
+    def _commit_run(self, conn: Any, run: dict[str, Any], artifacts: list[dict[str, Any]],
+                    metrics: list[tuple], log: bytes) -> None:
+        meta = run["metadata"]
+        uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
+        for art in artifacts:
+            self._store_artifact(conn, art["key"], art, art.get("uid"), it,
+                                 art.get("tag") or "", project, art.get("tree") or uid)
+        if metrics:
+            self._store_metrics(conn, uid, project, it, metrics)
+        if log:
+            conn.execute("INSERT INTO logs (uid, project, body) VALUES (?,?,?)",
+                         (uid, project, log))
+        self._store_run(conn, run, uid, project, it)
+
+
+# transaction bodies -----------------------------------------------------------------------------
+def _executemany(conn: Any, sql: str, rows: list[tuple]) -> None:
+    conn.executemany(sql, rows)
+
+
+def _del_run(conn: Any, uid: str, project: str, it: int | None) -> None:
+    where, args = "uid=?", [uid]
+    if project:
+        where += " AND project=?"
+        args.append(project)
+    if it is None:
+        conn.execute(f"DELETE FROM runs WHERE {where}", args)
+        conn.execute("DELETE FROM logs WHERE uid=?", (uid,))
+        conn.execute("DELETE FROM metrics WHERE uid=?", (uid,))
+    else:
+        conn.execute(f"DELETE FROM runs WHERE {where} AND iteration=?", [*args, it])
+
+
+def _del_runs(conn: Any, where: str, args: list[Any]) -> int:
+    uids = [r[0] for r in conn.execute(f"SELECT DISTINCT uid FROM runs{where}", args)]
+    for chunk in chunks(uids, 500):
+        marks = ",".join("?" * len(chunk))
+        for table in ("runs", "logs", "metrics"):
+            conn.execute(f"DELETE FROM {table} WHERE uid IN ({marks})", chunk)
+    return len(uids)
+
+
+def _artifact_query(key: str, tag: str, it: int | None, project: str,
+                    uid: str | None) -> tuple[str, list[Any]]:
+    if uid:
+        sql = "SELECT body FROM artifacts a WHERE key=? AND uid=?"
+        args: list[Any] = [key, uid]
+        if it is not None:
+            sql += " AND iteration=?"
+            args.append(it)
+    else:
+        sql = (
+            "SELECT a.body FROM artifacts a JOIN artifact_tags t ON t.artifact_id=a.id"
+            " WHERE t.key=? AND t.tag=?"
+        )
+        args = [key, tag or "latest"]
+    if project:
+        sql += " AND a.project=?"
+        args.append(project)
+    return sql + " ORDER BY a.id DESC LIMIT 1", args
+
+
+def _artifact_missing(key: str, tag: str, project: str, uid: str | None) -> str:
+    which = f"@{uid}" if uid else f":{tag or 'latest'}"
+    return f"artifact {key}{which} not found in project {project or '*'!r}"
+
+
+def _del_artifact(conn: Any, key: str, tag: str, project: str, uid: str | None) -> int:
+    if uid or tag:
+        row = conn.execute(*_artifact_query(key, tag, None, project, uid)).fetchone()
+        if row is None:
+            raise NotFoundError(_artifact_missing(key, tag, project, uid))
+        art = json.loads(row[0])
+        return conn.execute(
+            "DELETE FROM artifacts WHERE key=? AND uid=? AND project=?",
+            (key, art["uid"], art.get("project", project)),
+        ).rowcount
+    sql, args = "DELETE FROM artifacts WHERE key=?", [key]
+    if project:
+        sql += " AND project=?"
+        args.append(project)
+    return conn.execute(sql, args).rowcount
+
+
+def _store_log(conn: Any, uid: str, project: str, body: bytes, append: bool) -> None:
+    if not append:
+        conn.execute("DELETE FROM logs WHERE uid=?", (uid,))
+    if body:
+        conn.execute("INSERT INTO logs (uid, project, body) VALUES (?,?,?)", (uid, project, body))

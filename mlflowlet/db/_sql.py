@@ -154,6 +154,17 @@ def check_version(version: int, where: str) -> None:
 
 
 # run filters ------------------------------------------------------------------------------------
+def match_clause(column: str, value: str) -> tuple[str, Any]:
+    """Return SQL matching ``column`` to ``value``: exact, or (``~text``) a case-insensitive substring.
+
+    The ``~`` prefix follows MLRun's name filters (``list_runs('~train')``).
+    """
+    if value.startswith("~"):
+        text = value[1:].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"lower({column}) LIKE ? ESCAPE '\\'", f"%{text}%"
+    return f"{column}=?", value
+
+
 def run_where(
     dialect: Dialect, probe: Callable[[tuple[str, Any]], int], name: str = "",
     uid: str | None = None, project: str = "", labels: Any = None, state: str = "",
@@ -167,8 +178,9 @@ def run_where(
     clauses, args = [], []
     for column, value in (("name", name), ("uid", uid), ("project", project), ("state", state)):
         if value:
-            clauses.append(f"{column}=?")
-            args.append(value)
+            clause, arg = match_clause(column, value) if column == "name" else (f"{column}=?", value)
+            clauses.append(clause)
+            args.append(arg)
     for column in ("parent_uid", "pipeline_uid"):
         if filters.get(column):
             # the extra term lets the planner use the partial index (WHERE column != '')

@@ -21,10 +21,11 @@ from ._sql import (
     Dialect,
     chunks,
     labels_match,
+    match_clause,
     run_where,
     walk_lineage,
 )
-from .base import RunDB
+from .base import RunDB, log_window
 
 _METRIC_KEYS = ("key", "step", "value", "time")
 
@@ -166,8 +167,10 @@ class SQLRunDB(RunDB):
         for column, value in (("a.key", name), ("a.project", project), ("a.kind", kind),
                               ("a.tree", tree)):
             if value:
-                sql += f" AND {column}=?"
-                args.append(value)
+                clause, arg = match_clause(column, value) if column == "a.key" else (
+                    f"{column}=?", value)
+                sql += f" AND {clause}"
+                args.append(arg)
         if since:
             sql += " AND a.updated>=?"
             args.append(since)
@@ -217,6 +220,7 @@ class SQLRunDB(RunDB):
 
     def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
         """Return the log bytes from ``offset`` (``size`` 0: to the end)."""
+        project, offset, size = log_window(project, offset, size)
         data = b"".join(
             r[0] for r in self._read("SELECT body FROM logs WHERE uid=? ORDER BY id", (uid,))
         )

@@ -171,6 +171,17 @@ class RunDB(ABC):
         self.store_run(run, uid, project, it)
 
 
+def log_window(project: Any, offset: Any, size: Any) -> tuple[str, int, int]:
+    """Accept ``get_log(uid, offset, size)`` as well as ``get_log(uid, project, offset, size)``.
+
+    The issue's form puts the offset second; MLRun's puts the project there. An int in the
+    project slot is the offset.
+    """
+    if isinstance(project, int) and not isinstance(project, bool):
+        return "", int(project), int(offset or 0)
+    return project or "", int(offset or 0), int(size or 0)
+
+
 def parse_label_filters(labels: Any) -> list[tuple[str, str, str | None]]:
     """Turn label filters into ``(op, key, value)``.
 

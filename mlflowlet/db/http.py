@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
-from .base import RunDB
+from .base import RunDB, log_window
 
 _clients: dict[tuple[int, str, float], Any] = {}
 _clients_lock = threading.Lock()
@@ -262,6 +262,7 @@ class HTTPRunDB(RunDB):
 
     def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
+        project, offset, size = log_window(project, offset, size)
         params = {"project": project, "offset": offset or None, "size": size or None}
         return self._request("GET", f"/logs/{_q(uid)}", params=params).content
 

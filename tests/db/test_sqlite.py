@@ -431,3 +431,32 @@ def test_runs_from_the_runtime_are_listed_with_their_results(dbdir):
     assert _uids(listed) == [run.uid]
     assert listed[0]["status"]["results"] == {"accuracy": 8}
     assert listed.objects()[0].state == "completed"
+
+
+def test_name_filter_with_tilde_matches_a_case_insensitive_substring(tmp_path):
+    from mlflowlet.db import get_run_db
+    from mlflowlet.model import RunObject
+
+    db = get_run_db(str(tmp_path))
+    for uid, name in (("u1", "train"), ("u2", "Train_Hyper"), ("u3", "evaluate"), ("u4", "a%b")):
+        run = RunObject()
+        run.metadata.uid, run.metadata.name, run.metadata.project = uid, name, "p"
+        db.store_run(run.to_dict(), uid, "p")
+    assert {r["metadata"]["uid"] for r in db.list_runs("train")} == {"u1"}
+    assert {r["metadata"]["uid"] for r in db.list_runs("~train")} == {"u1", "u2"}
+    assert {r["metadata"]["uid"] for r in db.list_runs("~%")} == {"u4"}  # % is literal
+    db.store_artifact("chart.html", {"kind": "chart", "uri": "/x"}, uid="v1", project="p")
+    db.store_artifact("model", {"kind": "model", "uri": "/y"}, uid="v2", project="p")
+    assert [a["key"] for a in db.list_artifacts("~ch", tag="*")] == ["chart.html"]
+    assert db.list_artifacts("ch", tag="*") == []
+
+
+def test_get_log_accepts_offset_and_size_positionally(tmp_path):
+    from mlflowlet.db import get_run_db
+
+    db = get_run_db(str(tmp_path))
+    db.store_log("u1", "p", b"0123456789")
+    assert db.get_log("u1", 0, 4) == b"0123"
+    assert db.get_log("u1", 2) == b"23456789"
+    assert db.get_log("u1", "p", 3, 2) == b"34"
+    assert db.get_log("u1", offset=5, size=2) == b"56"

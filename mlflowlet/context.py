@@ -165,8 +165,9 @@ class Context:
     def dask_client(self) -> Any:
         """The ``distributed.Client`` of the Dask cluster running this run, to submit more work.
 
-        On a Dask worker (the ``dask`` runtime) this is the worker's client; elsewhere the default
-        client, if one exists. Call ``distributed.secede()`` before waiting on your own futures.
+        On a Dask worker (the ``dask`` runtime) this is the worker's client, and the run's task
+        secedes from the worker's thread pool (as ``distributed.worker_client`` does), so waiting
+        on the work it submits cannot deadlock a busy worker; elsewhere the default client.
         """
         if self._dask_client is None:
             try:
@@ -182,6 +183,9 @@ class Context:
                     "context.dask_client needs a Dask client: run with new_runner('dask://') or "
                     "create a distributed.Client first"
                 ) from None
+            from ._dask_pool import leave_pool
+
+            leave_pool()  # waiting on its own sub-tasks must not deadlock a busy worker
         return self._dask_client
 
     @property
@@ -351,7 +355,7 @@ class Context:
             return
         with self._log_lock:
             log, self._log = "".join(self._log), []
-        record = self.to_dict()
+        record = self._run.to_dict()
         secrets = self._mask_store()
         if secrets is not None:
             log, record = secrets.mask(log), _masked(record, secrets.mask)
@@ -407,9 +411,7 @@ class Context:
         from ._flush import deferred_starts
 
         status.last_update = now_iso()
-        record = self.to_dict()
-        secrets = self._mask_store()
-        self._deferred = _masked(record, secrets.mask) if secrets is not None else record
+        self._deferred = self.to_dict()  # masked when the run has secrets
         deferred_starts.add(self, self._flush_interval)
 
     def _finish(self, state: str, error: str = "") -> None:
@@ -421,6 +423,13 @@ class Context:
             self._write_log(error if error.endswith("\n") else error + "\n")
         status.end_time = now_iso()
         self._finished = True
+        secrets = self._mask_store()
+        if secrets is not None:  # the returned run matches its DB record: no secret values
+            spec, meta = self._run.spec, self._run.metadata
+            status.results = _masked(status.results, secrets.mask)
+            spec.params = _masked(spec.params, secrets.mask)
+            meta.labels = _masked(meta.labels, secrets.mask)
+            meta.annotations = _masked(meta.annotations, secrets.mask)
         self.commit()
 
     def to_run_object(self) -> RunObject:
@@ -429,15 +438,19 @@ class Context:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the run as a JSON-safe dict (secret values never included)."""
-        return self._run.to_dict()
+        record = self._run.to_dict()
+        secrets = self._mask_store()
+        return _masked(record, secrets.mask) if secrets is not None else record
 
     def to_json(self) -> str:
         """Return the run as JSON."""
         return json.dumps(self.to_dict(), default=str)
 
     def to_yaml(self) -> str:
-        """Return the run as YAML."""
-        return self._run.to_yaml()
+        """Return the run as YAML (secret values never included)."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
 
     def __enter__(self) -> Context:
         return self

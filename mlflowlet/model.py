@@ -166,17 +166,25 @@ class RunTemplate(_Model):
 
     def with_param_file(
         self,
-        param_file: str,
+        path: str | None = None,
         selector: str | None = None,
         strategy: str = "list",
         max_iterations: int | None = None,
         max_errors: int | None = None,
         stop_condition: str | None = None,
         parallel: int | None = None,
+        *,
+        param_file: str | None = None,
     ) -> RunTemplate:
-        """Run once per row of a CSV/JSON param file and pick the best by ``selector``."""
+        """Run once per row of a CSV/JSON param file and pick the best by ``selector``.
+
+        ``param_file=`` is accepted as another name for ``path`` (MLRun's spelling).
+        """
+        path = path if path is not None else param_file
+        if path is None:
+            raise ParameterError("with_param_file() needs the path of a CSV or JSON file")
         _check_strategy(strategy)
-        self.spec.param_file = str(param_file)
+        self.spec.param_file = str(path)
         self._set_iteration_options(
             selector, strategy, max_iterations, max_errors, stop_condition, parallel, None
         )
@@ -317,6 +325,26 @@ class RunObject(RunTemplate):
         from .db.lists import RunList
 
         return RunList([self.to_dict()]).show(display=display)
+
+    def abort(self, db: Any = None, **runtime_options: Any) -> RunObject:
+        """Stop the run where it runs and mark it ``aborted``.
+
+        A Kubernetes run's workload is deleted, with its pods and Secret.
+
+        Args:
+            db: the run DB to record it in (default: the one that recorded the run).
+            **runtime_options: options for the runtime that aborts it (``namespace=``,
+                ``batch_api=``, ``core_api=``, ``custom_api=``; by default read from the run).
+
+        Returns:
+            The run, now ``aborted``.
+
+        Raises:
+            ConfigError: the run already ended, or its runtime kind cannot abort runs.
+        """
+        from .runtimes import abort_run
+
+        return abort_run(self, self._run_db(db), **runtime_options)
 
     def refresh(self, db: Any = None) -> RunObject:
         """Reload the run from the run DB."""

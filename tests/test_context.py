@@ -505,3 +505,13 @@ def test_git_repo_and_commit_of_the_handler_are_recorded(tmp_path):
     run = new_runner().run(handler=f"{repo}/pkg/git_handlers.py:train")
     assert run.status.git == {"repo": "https://example.com/team/ml.git", "commit": "ab" * 20}
     assert get_run_db().read_run(run.uid)["status"]["git"]["commit"] == "ab" * 20
+
+
+def test_a_secret_logged_as_a_result_is_masked_in_the_returned_run():
+    def handler(context):
+        context.log_result("leak", context.get_secret("TOKEN"))
+
+    run = _run(handler, new_task().with_secrets("inline", {"TOKEN": "t0p-s3cret"}))
+    assert run.results == {"leak": "***"}
+    assert "t0p-s3cret" not in run.to_yaml()
+    assert get_run_db().read_run(run.uid)["status"]["results"] == {"leak": "***"}

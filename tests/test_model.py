@@ -165,3 +165,11 @@ def test_run_object_show_returns_html_with_the_run(capsys):
     assert run.show() is None
     out = capsys.readouterr().out
     assert "u1" in out and "completed" in out
+
+
+def test_with_param_file_takes_path_by_keyword_and_param_file_alias():
+    task = new_task().with_param_file(path="params.csv", selector="max.accuracy", strategy="list")
+    assert (task.spec.param_file, task.spec.selector) == ("params.csv", "max.accuracy")
+    assert new_task().with_param_file(param_file="p.json").spec.param_file == "p.json"
+    with pytest.raises(ParameterError, match="with_param_file"):
+        new_task().with_param_file()

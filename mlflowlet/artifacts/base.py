@@ -105,9 +105,18 @@ class Artifact:
 
     @property
     def suffix(self) -> str:
-        """The file extension used when no file name is given, e.g. ``'.csv'``, or ``''``."""
+        """The file extension used when no file name is given, e.g. ``'.csv'``, or ``''``.
+
+        An explicit ``format`` always gives the suffix; otherwise a key that already has an
+        extension (``'report.html'``) keeps it, and the body type or a ``web-app`` viewer
+        picks one.
+        """
         if self.format:
             return "." + self.format.lstrip(".")
+        if "." in self.key.replace("\\", "/").rsplit("/", 1)[-1].lstrip("."):
+            return ""  # the key names its own file type; never 'page.html.txt'
+        if self.viewer == "web-app":
+            return ".html"
         if isinstance(self.body, (dict, list)):
             return ".json"
         if isinstance(self.body, str):

@@ -84,6 +84,13 @@ class ArtifactManager:
         art = self._prepare(item, body, local_path, target_path, viewer, labels, format, tag)
         key = validate_key(art.key)
         data = art.get_body()
+        if (
+            data is not None
+            and art.local_path is not None
+            and not art.target_path
+            and not os.path.exists(os.fspath(art.local_path))
+        ):  # MLRun's log_artifact(key, body=..., local_path='model.pkl'): the body's file name
+            art.target_path, art.local_path = os.fspath(art.local_path), None
         src = _source(key, art.local_path)
         if data is not None and src is not None:
             raise ArtifactError(f"artifact {key!r}: pass a body or a local_path, not both")

@@ -17,7 +17,7 @@ class ModelArtifact(Artifact, kind="model"):
 
     Args:
         key: the artifact key.
-        model_file: the local model file.
+        model_file: the local model file; with ``body``, the name of the stored file.
         body: the model's bytes, when there is no file.
         metrics: evaluation metrics, e.g. ``{'accuracy': 0.93}``.
         parameters: training parameters.
@@ -38,14 +38,20 @@ class ModelArtifact(Artifact, kind="model"):
         **kwargs: Any,
     ) -> None:
         local_path = kwargs.pop("local_path", None)
+        name = None
         if model_file is not None:
             model_file = os.fspath(model_file)
-            local_path = os.path.join(model_dir, model_file) if model_dir else model_file
+            if body is None:
+                local_path = os.path.join(model_dir, model_file) if model_dir else model_file
+            else:  # MLRun style: log_model(key, body=pickle.dumps(m), model_file='model.pkl')
+                name = os.path.basename(model_file)
+                if not kwargs.get("target_path"):
+                    kwargs["target_path"] = name
         super().__init__(key, body=body, local_path=local_path, **kwargs)
         self.metrics = dict(metrics or {})
         self.parameters = dict(parameters or {})
         self.framework = framework
-        self.model_file = os.path.basename(local_path) if local_path else None
+        self.model_file = os.path.basename(local_path) if local_path else name
 
     @property
     def extra(self) -> dict[str, Any]:

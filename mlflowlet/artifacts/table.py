@@ -20,7 +20,7 @@ class TableArtifact(Artifact, kind="table"):
 
     Args:
         key: the artifact key.
-        body: ready-made CSV text or bytes.
+        body: ready-made CSV text or bytes (a list of rows is taken as ``rows``).
         df: a pandas DataFrame.
         header: column names for ``rows``.
         viewer: how a UI shows it (default ``'table'``).
@@ -50,6 +50,12 @@ class TableArtifact(Artifact, kind="table"):
             raise ArtifactError(
                 f"table {key!r}: df must be a pandas DataFrame, got {type(df).__name__}"
             )
+        if (
+            rows is None
+            and isinstance(body, (list, tuple))
+            and all(isinstance(row, (list, tuple)) for row in body)
+        ):  # a body of rows is written as CSV with the header, not as JSON
+            rows, body = body, None
         super().__init__(key, body=body, viewer=viewer, format=format, **kwargs)
         self.df = df
         self.header = list(header) if header is not None else None

@@ -21,7 +21,7 @@ class StoreRef:
         project: the project name.
         key: the artifact key (may contain ``/``).
         tag: the tag; ``"latest"`` when neither a tag nor a uid is given.
-        uid: a version uid (``@uid``), or None.
+        uid: an artifact version uid, or the uid of the run that logged it (``@uid``), or None.
         iteration: the iteration (``#n``), or None for the DB's default.
     """
 
@@ -94,10 +94,24 @@ class StoreRefStore(DataStore):
         try:
             meta = self.db.read_artifact(ref.key, **kwargs)
         except KeyError:  # NotFoundError is a KeyError
-            raise DataNotFoundError(f"no artifact '{url}' in the run DB") from None
+            meta = self._by_producer(ref)
+            if meta is None:
+                raise DataNotFoundError(f"no artifact '{url}' in the run DB") from None
         if not meta or not meta.get("uri"):
             raise DataStoreError(f"artifact '{url}' has no uri in the run DB")
         return dict(meta), str(meta["uri"])
+
+    def _by_producer(self, ref: StoreRef) -> dict[str, Any] | None:
+        """Return the newest version of ``ref.key`` logged by run ``ref.uid`` (``@<run uid>``)."""
+        lister = getattr(self.db, "list_artifacts", None)
+        if not ref.uid or lister is None:
+            return None
+        found = [
+            dict(art)
+            for art in lister(name=ref.key, project=ref.project, tag="*", tree=ref.uid)
+            if ref.iteration is None or art.get("iteration") == ref.iteration
+        ]
+        return max(found, key=lambda art: art.get("updated") or "") if found else None
 
     def _target(self, url: str) -> tuple[DataStore, str]:
         from mlflowlet.datastore.registry import get_store

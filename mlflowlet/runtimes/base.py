@@ -37,6 +37,17 @@ class Runtime(ABC):
         return f"<{type(self).__name__} command={self.command!r}>"
 
     # public API -------------------------------------------------------------------------------
+    def with_limits(self, cpu: Any = None, memory: Any = None, gpus: int | None = None,
+                    **_: Any) -> Runtime:
+        """Resource limits exist for pod runtimes only (``job``, ``mpijob``, ``spark``).
+
+        Raises:
+            ConfigError: always, naming this runtime (and ``gpus`` when given).
+        """
+        what = "gpus" if gpus is not None else "resource limits"
+        raise ConfigError(f"with_limits: the {self.kind or 'local'} runtime cannot use {what}; "
+                          "run on Kubernetes with new_runner(kind='job' or 'mpijob', image=...)")
+
     def run(
         self, task: RunTemplate | dict | None = None, handler: Any = None, name: str = "",
         project: str = "", params: dict[str, Any] | None = None,
@@ -170,7 +181,7 @@ class Runtime(ABC):
             spec.max_iterations, spec.seed,
         )
         ctx = Context(parent, db)
-        ctx._start(None)
+        ctx._start(handler if callable(handler) else None)  # the parent records code hash, git
         stop = hyper.parse_stop_condition(spec.stop_condition) if spec.stop_condition else None
         parallel = spec.parallel or self._default_parallel()
         finished: dict[int, RunObject] = {}

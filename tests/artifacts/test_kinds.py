@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -343,3 +344,15 @@ def test_from_dict_keeps_unknown_kinds():
 def test_from_dict_needs_a_key():
     with pytest.raises(ArtifactError, match="needs a 'key'"):
         artifact_from_dict({"kind": "table"})
+
+
+def test_model_body_with_model_file_stores_the_body_under_that_name(manager):
+    model = ModelArtifact("clf", body=b"pickled", model_file="model.pkl", framework="sklearn")
+    art = manager.log(model)
+    assert os.path.basename(art.uri) == "model.pkl" and open(art.uri, "rb").read() == b"pickled"
+    assert art.to_dict()["extra"]["model_file"] == "model.pkl"
+
+
+def test_table_body_of_rows_is_written_as_csv_with_the_header(manager):
+    art = manager.log(TableArtifact("t", body=[[1, 2], [3, 4]], header=["x", "y"]))
+    assert open(art.uri).read() == "x,y\n1,2\n3,4\n" and art.extra["length"] == 2

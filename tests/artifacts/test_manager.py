@@ -328,3 +328,19 @@ def test_remote_destination_goes_through_the_store(_registry, tmp_path):
         ("upload", "rec://bucket/runs/run1/model.bin"),
     ]
     assert (art.size, art.hash) == (100, hashlib.sha256(b"m" * 100).hexdigest())
+
+
+def test_key_with_an_extension_keeps_it_for_a_str_body(manager, root):
+    art = manager.log("results.html", body="<b>hi</b>", viewer="web-app")
+    assert art.uri == str(root / "results.html")
+    assert art.format == "html"
+
+
+def test_web_app_viewer_without_extension_stores_html(manager, root):
+    assert manager.log("report", body="<p>x</p>", viewer="web-app").uri == str(root / "report.html")
+
+
+def test_body_with_a_local_path_that_does_not_exist_names_the_file(manager, root):
+    art = manager.log("model", body=b"weights", local_path="model.pkl")  # MLRun's form
+    assert art.uri.endswith("model.pkl") and art.format == "pkl"
+    assert (root / "model.pkl").read_bytes() == b"weights"

@@ -369,3 +369,17 @@ def test_store_ref_as_df_uses_the_record_format(tmp_path):
     db.add("p", "rows", str(path), format="json")
     df = get_dataitem("store://artifacts/p/rows", db=db).as_df()
     assert df["a"].tolist() == [1, 2]
+
+
+def test_store_ref_at_the_producing_run_uid_reads_its_artifact():
+    from mlflowlet import new_runner
+
+    def handler(context):
+        context.log_artifact("model.txt", body=b"weights")
+
+    run = new_runner().run(handler=handler)
+    assert get_dataitem(f"store://artifacts/{run.metadata.project}/model.txt@{run.uid}").get() == (
+        b"weights"
+    )
+    with pytest.raises(DataNotFoundError, match="no artifact"):
+        get_dataitem(f"store://artifacts/{run.metadata.project}/model.txt@nosuchrun").get()

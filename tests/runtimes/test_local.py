@@ -363,3 +363,15 @@ def test_a_lasting_run_is_recorded_running_within_the_flush_interval(monkeypatch
     assert seen["released"] and seen["run"].state == "completed"
     assert db.states == ["running", "completed"]
     assert get_run_db().read_run(seen["run"].uid)["status"]["state"] == "completed"
+
+
+def test_hyper_parent_records_the_handler_code_hash_like_its_children():
+    run = new_runner().run(new_task(handler=training).with_hyper_params({"p1": [1, 2]}))
+    child = get_run_db().read_run(run.uid, iter=1)["status"]
+    assert len(run.status.code_hash) == 64 and run.status.code_hash == child["code_hash"]
+
+
+@pytest.mark.parametrize("command", ["", "train.py"])
+def test_gpus_on_a_runtime_without_pods_is_a_clear_error(command):
+    with pytest.raises(ConfigError, match=r"the (local|subprocess) runtime cannot use gpus"):
+        new_runner(command).with_limits(gpus=1)

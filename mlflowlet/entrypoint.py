@@ -8,7 +8,7 @@ Usage::
 
     python -m mlflowlet.entrypoint [--spec FILE] [--handler module:function | file.py:function]
         [--param KEY=VALUE ...] [--input KEY=PATH ...] [--output KEY=PATH ...]
-        [--result KEY=PATH ...] [--state STATE]
+        [--result KEY=PATH ...] [--metrics PATH] [--state STATE]
 
 Flags:
     --spec FILE: the run spec, a JSON or YAML file holding a run (or task) dict. Default: the
@@ -25,6 +25,8 @@ Flags:
         name. Repeatable.
     --result KEY=PATH: after the run, write result KEY to PATH: a string as it is, any other
         value as JSON. Repeatable.
+    --metrics PATH: after the run, write its numeric results as one JSON object (``{"accuracy":
+        0.9}``; booleans left out) to PATH, e.g. a KFP ``system.Metrics`` output artifact.
     --state STATE: for an exit handler: the engine's final state (``Succeeded``, ``Failed``, a
         KFP final-status JSON) becomes parameter ``state`` = ``completed`` or ``error``.
 
@@ -61,7 +63,8 @@ from .errors import ArtifactError, ConfigError, MlflowletError, ParameterError, 
 RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
 
 __all__ = [
-    "RUN_JSON_MARKER", "export_outputs", "main", "mpi_rank", "read_run_json", "run_entrypoint",
+    "RUN_JSON_MARKER", "export_metrics", "export_outputs", "main", "mpi_rank", "read_run_json",
+    "run_entrypoint",
 ]
 
 
@@ -81,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         ("--result", "KEY=PATH", "write result KEY to PATH after the run"),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=text)
+    parser.add_argument(
+        "--metrics", metavar="PATH", help="write the numeric results as JSON to PATH after the run"
+    )
     parser.add_argument(
         "--state",
         help="the pipeline's final state as the engine reports it "
@@ -313,6 +319,16 @@ def export_outputs(run: Any, artifacts: dict[str, str], results: dict[str, str])
         _write(path, text.encode("utf-8"), f"result {key!r}")
 
 
+def export_metrics(run: Any, path: str) -> None:
+    """Write the run's numeric results (not booleans) to ``path`` as one JSON object."""
+    numeric = {
+        key: value
+        for key, value in sorted(run.status.results.items())
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    _write(path, json.dumps(numeric, sort_keys=True).encode("utf-8"), "metrics")
+
+
 def _input_path(value: str) -> str:
     """``DIR/`` → the single file in ``DIR`` (compiled pipelines pass artifacts as folders)."""
     if not value.endswith(("/", os.sep)) or not os.path.isdir(value):
@@ -423,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
         if final.state == "completed" and (wanted["output"] or wanted["result"]):
             try:
                 export_outputs(final, wanted["output"], wanted["result"])
+            except ArtifactError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                _finish_failed_export(final, db, exc)
+        if final.state == "completed" and args.metrics:
+            try:
+                export_metrics(final, args.metrics)
             except ArtifactError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 _finish_failed_export(final, db, exc)

@@ -120,10 +120,11 @@ class StepDefinitionError(PipelineError, TypeError):
 class CycleError(PipelineError):
     """The pipeline graph has a cycle."""
 
-    def __init__(self, cycle: list[str]) -> None:
+    def __init__(self, cycle: list[str], where: str = "") -> None:
         self.cycle = list(cycle)
         path = " -> ".join([*self.cycle, self.cycle[0]]) if self.cycle else "?"
-        super().__init__(f"the pipeline has a cycle: {path}; remove one of these edges")
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}the pipeline has a cycle: {path}; remove one of these edges")
 
 
 class CompileError(MlflowletError, ValueError):

@@ -177,3 +177,14 @@ def test_the_module_docstring_documents_every_flag():
     parser_flags = textwrap.dedent(ep._parser().format_help())
     for flag in ("--spec", "--handler", "--param", "--input", "--output", "--result"):
         assert flag in parser_flags
+
+
+def test_metrics_flag_writes_the_numeric_results_as_one_json_object(in_examples, capsys):
+    code = main(["--handler", "handler.py:my_func", "--param", "p1=3",
+                 "--metrics", "out/metrics/mlflowlet_metrics"])
+    assert code == 0
+    written = json.loads((in_examples / "out/metrics/mlflowlet_metrics").read_text())
+    assert written == {"accuracy": 6, "p2_length": 8}
+    import mlflowlet.entrypoint as ep
+
+    assert "--metrics" in ep.__doc__

@@ -13,6 +13,25 @@ ORDER = 60
 _Opt = typer.Option
 _Pairs = list[str] | None
 
+# Flags ``compile`` and ``submit`` share, spelled once.
+PipelineArg = Annotated[
+    str, typer.Argument(metavar="FILE.py:NAME", help="the pipeline: file.py:name or module:name")
+]
+ImageOpt = Annotated[str | None, _Opt("--image", help="default container image of the steps")]
+EnvOpt = Annotated[
+    _Pairs, _Opt("--env", "-e", metavar="KEY=VALUE", help="environment variable of every step")
+]
+SecretOpt = Annotated[
+    _Pairs,
+    _Opt(
+        "--secret", metavar="ENV=SECRET:KEY", help="env var from a Kubernetes secret (a reference)"
+    ),
+]
+KindOpt = Annotated[str | None, _Opt("--kind", help="Argo: Workflow | WorkflowTemplate")]
+ServiceAccountOpt = Annotated[
+    str | None, _Opt("--service-account", help="the pods' service account")
+]
+
 
 def register(app: typer.Typer) -> None:
     """Add ``compile`` to the app."""
@@ -56,34 +75,22 @@ def literal_params(items: _Pairs) -> dict[str, Any]:
 
 
 def compile_command(
-    pipeline: Annotated[
-        str,
-        typer.Argument(metavar="FILE.py:NAME", help="the pipeline: file.py:name or module:name"),
-    ],
+    pipeline: PipelineArg,
     target: Annotated[str, _Opt("--target", "-t", help="kfp | argo (or a plugin target)")] = "kfp",
     output: Annotated[
         str | None, _Opt("--output", "-o", help="YAML file (default: stdout)")
     ] = None,
-    image: Annotated[str | None, _Opt(help="default container image of the steps")] = None,
+    image: ImageOpt = None,
     param: Annotated[
         _Pairs,
         _Opt("--param", "-p", metavar="KEY=VALUE", help="pipeline parameter default to compile in"),
     ] = None,
-    env: Annotated[
-        _Pairs, _Opt("--env", "-e", metavar="KEY=VALUE", help="environment variable of every step")
-    ] = None,
-    secret: Annotated[
-        _Pairs,
-        _Opt(
-            "--secret",
-            metavar="ENV=SECRET:KEY",
-            help="env var from a Kubernetes secret (a reference)",
-        ),
-    ] = None,
+    env: EnvOpt = None,
+    secret: SecretOpt = None,
     dbpath: Annotated[str | None, _Opt(help="MLFLOWLET_DBPATH of the steps (a server URL)")] = None,
     schedule: Annotated[str | None, _Opt(help="cron expression (Argo: a CronWorkflow)")] = None,
-    kind: Annotated[str | None, _Opt(help="Argo: Workflow | WorkflowTemplate")] = None,
-    service_account: Annotated[str | None, _Opt(help="the pods' service account")] = None,
+    kind: KindOpt = None,
+    service_account: ServiceAccountOpt = None,
     check: Annotated[
         bool,
         _Opt(

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from .compile import compile_options, literal_params
+from .compile import (
+    EnvOpt,
+    ImageOpt,
+    KindOpt,
+    PipelineArg,
+    SecretOpt,
+    ServiceAccountOpt,
+    compile_options,
+    literal_params,
+)
 
 ORDER = 61
 _Opt = typer.Option
@@ -24,10 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 def submit_command(
-    pipeline: Annotated[
-        str,
-        typer.Argument(metavar="FILE.py:NAME", help="the pipeline: file.py:name or module:name"),
-    ],
+    pipeline: PipelineArg,
     target: Annotated[str, _Opt("--target", "-t", help="kfp | argo")] = "kfp",
     host: Annotated[
         str | None, _Opt(help="KFP endpoint or Argo Server URL (default $KFP_HOST / $ARGO_SERVER)")
@@ -35,28 +41,19 @@ def submit_command(
     param: Annotated[
         _Pairs, _Opt("--param", "-p", metavar="KEY=VALUE", help="pipeline parameter of this run")
     ] = None,
-    image: Annotated[str | None, _Opt(help="default container image of the steps")] = None,
+    image: ImageOpt = None,
     experiment: Annotated[str | None, _Opt(help="KFP experiment")] = None,
     run_name: Annotated[str | None, _Opt("--name", help="KFP run name")] = None,
     token: Annotated[str | None, _Opt(help="bearer token (default $ARGO_TOKEN for Argo)")] = None,
     namespace: Annotated[str | None, _Opt(help="namespace (Argo default: argo)")] = None,
-    env: Annotated[
-        _Pairs, _Opt("--env", "-e", metavar="KEY=VALUE", help="environment variable of every step")
-    ] = None,
-    secret: Annotated[
-        _Pairs,
-        _Opt(
-            "--secret",
-            metavar="ENV=SECRET:KEY",
-            help="env var from a Kubernetes secret (a reference)",
-        ),
-    ] = None,
+    env: EnvOpt = None,
+    secret: SecretOpt = None,
     dbpath: Annotated[str | None, _Opt(help="MLFLOWLET_DBPATH of the steps")] = None,
     schedule: Annotated[
         str | None, _Opt(help="cron: a KFP recurring run / Argo CronWorkflow")
     ] = None,
-    kind: Annotated[str | None, _Opt(help="Argo: Workflow | WorkflowTemplate")] = None,
-    service_account: Annotated[str | None, _Opt(help="the pods' service account")] = None,
+    kind: KindOpt = None,
+    service_account: ServiceAccountOpt = None,
     wait: Annotated[bool, _Opt("--wait", help="wait for the run to end")] = False,
 ) -> None:
     """Compile a pipeline and submit it to Kubeflow Pipelines or an Argo Server."""

@@ -16,12 +16,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from typing import Any
 
 from ..errors import CompileError
-from ._runs import PodRun, digest
+from ._runs import LocalRunner, PodRun, digest
 
 _REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _TASK_PARAM = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.parameters\.([^}]+)\}\}$")
@@ -77,7 +75,7 @@ def evaluate_when(expr: str) -> bool:
     return bool(value(tree.body))
 
 
-class ArgoLocalRunner:
+class ArgoLocalRunner(LocalRunner):
     """Interpret one compiled workflow (see the module docstring)."""
 
     def __init__(
@@ -94,9 +92,9 @@ class ArgoLocalRunner:
             if doc.get("kind") == "CronWorkflow"
             else doc["spec"]
         )
-        self.spec, self.workdir, self.timeout = spec, workdir, timeout
+        super().__init__(workdir, env, secrets, timeout)
+        self.spec = spec
         os.makedirs(workdir, exist_ok=True)
-        self.env, self.secrets = dict(env or {}), secrets or {}
         self.templates = {t["name"]: t for t in spec["templates"]}
         self.scope: dict[str, str] = {}
         for p in spec.get("arguments", {}).get("parameters", []):
@@ -114,7 +112,6 @@ class ArgoLocalRunner:
         if missing:
             raise CompileError(f"workflow parameter(s) {missing} have no value; pass params")
         self.artifacts: dict[str, str] = {}  # "tasks.X.outputs.artifacts.Y" -> stored path
-        self.pods: list[PodRun] = []
         self.task_state: dict[str, str] = {}
         self.lineage: list[dict[str, Any]] = []
         self._count = 0
@@ -285,22 +282,11 @@ class ArgoLocalRunner:
             for a in [*container.get("command", []), *container.get("args", [])]
         ]
         argv = [_map_paths(a, paths) for a in argv]
-        if argv and argv[0] in ("python", "python3"):
-            argv[0] = sys.executable
         attempts = 1 + int(template.get("retryStrategy", {}).get("limit", 0))
         pod = PodRun(task=task, node=_node_name(container, task), iteration=iteration)
-        for attempt in range(attempts):
-            pod.attempts = attempt + 1
-            proc = subprocess.run(
-                argv,
-                env=self._env(container),
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                cwd=self.workdir,
-            )
-            pod.finish(proc.returncode, proc.stdout, proc.stderr)
-            if pod.ok:
+        env = self._env(container)
+        for _ in range(attempts):
+            if self.attempt(pod, argv, env):
                 break
         if pod.ok:
             for p in outs.get("parameters", []):

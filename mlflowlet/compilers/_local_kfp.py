@@ -21,19 +21,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 from typing import Any
 
 from ..errors import CompileError, MissingDependencyError
 from ._naming import kfp_name
-from ._runs import PodRun, digest
+from ._runs import LocalRunner, PodRun, digest
 
 _LOCK = threading.Lock()  # kfp.local keeps one global config: one check at a time
 
 
-class KFPLocalRunner:
+class KFPLocalRunner(LocalRunner):
     """Run one compiled KFP document through kfp.local (see the module docstring)."""
 
     def __init__(
@@ -47,10 +45,8 @@ class KFPLocalRunner:
     ) -> None:
         self.spec = doc.get("pipeline_spec", doc)
         self.platform = doc.get("platform_spec", {})
-        self.workdir, self.timeout = workdir, timeout
+        super().__init__(workdir, env, secrets, timeout)
         self.params = {kfp_name(k): v for k, v in (params or {}).items()}
-        self.env, self.secrets = dict(env or {}), secrets or {}
-        self.pods: list[PodRun] = []
         self.status = ""
         self._iteration = 0  # the map item being run (1-based), 0 outside a ParallelFor
         self._secret_env = self._platform_secrets()
@@ -265,15 +261,8 @@ class KFPLocalRunner:
         env.update(env_vars)
         env.update(self._secret_env.get(self._executor_of(env_vars), {}))
         env.update(self.env)
-        if argv and argv[0] in ("python", "python3"):
-            argv[0] = sys.executable
         pod = PodRun(task=node, node=node, iteration=self._iteration)
-        proc = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=self.timeout, cwd=self.workdir
-        )
-        pod.attempts = 1
-        pod.finish(proc.returncode, proc.stdout, proc.stderr)
-        if pod.ok:
+        if self.attempt(pod, argv, env):
             outputs = {}
             for i, arg in enumerate(argv[:-1]):
                 if arg == "--output":

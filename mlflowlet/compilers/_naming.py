@@ -9,6 +9,7 @@ so a compiled name always points back at one step.
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Iterable
 
@@ -70,9 +71,13 @@ def param_name(name: str) -> str:
 
 
 def kfp_name(name: str) -> str:
-    """Return ``name`` as a Python identifier for a KFP component input or output."""
+    """Return ``name`` as a Python identifier for a KFP component input or output.
+
+    Python keywords get a trailing ``_`` (a step's ``return`` value is the result ``return``).
+    """
     ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return ident if ident and not ident[0].isdigit() else f"_{ident}"
+    ident = ident if ident and not ident[0].isdigit() else f"_{ident}"
+    return f"{ident}_" if keyword.iskeyword(ident) else ident
 
 
 def check_image(image: str, where: str) -> str:

@@ -171,8 +171,9 @@ def _result_types(dag: Any) -> dict[tuple[str, str], str]:
             spec = node.spec.param(param)
             hint = spec.type if spec is not None else ""
             if hasattr(value, "ref"):  # collected: the element type
-                inner = hint[hint.find("[") + 1 : -1] if "[" in hint else ""
-                hint = inner
+                hint = hint[hint.find("[") + 1 : -1] if "[" in hint else ""
+                if not hint:  # a bare ``list``: the producer's return annotation decides
+                    continue
             try:
                 typ = value_type(hint, None, "")
             except CompileError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,3 +83,40 @@ class PodRun:
             self.run = read_run_json(stdout)
         except RunError:
             self.run = None
+
+
+class LocalRunner:
+    """What the Argo and KFP checks share: the pods' folder, extra env, secrets, one attempt.
+
+    Attributes:
+        workdir: where pods run (their working directory) and write their files.
+        env: environment variables added to every pod.
+        secrets: ``{secret name: {key: value}}`` standing in for Kubernetes secrets.
+        timeout: seconds one container attempt may run.
+        pods: every container run, in the order they ran.
+    """
+
+    def __init__(
+        self,
+        workdir: str,
+        env: dict[str, str] | None = None,
+        secrets: dict[str, dict[str, str]] | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        self.workdir, self.timeout = workdir, timeout
+        self.env, self.secrets = dict(env or {}), secrets or {}
+        self.pods: list[PodRun] = []
+
+    def attempt(self, pod: PodRun, argv: list[str], env: dict[str, str]) -> bool:
+        """Run ``argv`` once as a subprocess in the workdir (``python`` is this interpreter).
+
+        Records the attempt on ``pod`` and returns True when it exited 0.
+        """
+        if argv and argv[0] in ("python", "python3"):
+            argv = [sys.executable, *argv[1:]]
+        proc = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=self.timeout, cwd=self.workdir
+        )
+        pod.attempts += 1
+        pod.finish(proc.returncode, proc.stdout, proc.stderr)
+        return pod.ok

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._naming import param_name
+from ._naming import kfp_name, param_name
 from ._runs import PodRun
 
 __all__ = ["CheckReport", "check", "local_shape", "run_compiled"]
@@ -140,6 +140,11 @@ def local_shape(run: Any) -> list[tuple[Any, ...]]:
     return sorted(rows)
 
 
+def _canonical(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Spell output keys one way: Argo keeps ``model-txt``, KFP ``model_txt``, ``return_``."""
+    return sorted((*r[:2], kfp_name(param_name(r[2])), *r[3:]) for r in rows)
+
+
 def _local_items(run: Any, name: str) -> list[dict[str, Any]]:
     step = run.steps[name]
     found = run._db.list_runs(uid=step.uid, iter=True, sort=False)
@@ -248,13 +253,13 @@ def check(
         status, pods, states, shape = run_compiled(
             doc, target, os.path.join(root, target), params, env, secret_values, timeout
         )
-        report = CheckReport(target, status, pods, states, shape)
+        report = CheckReport(target, status, pods, states, _canonical(shape))
         db = get_run_db(os.path.join(root, "local-db"), cached=False)
         try:
             local = pipe.run(
                 dict(params or {}), db=db, artifact_path=os.path.join(root, "local-artifacts")
             )
-            report.local_lineage = local_shape(local)
+            report.local_lineage = _canonical(local_shape(local))
             mapped = {n.name for n in pipe.dag.nodes if n.map is not None}
             report.differences = compare(local, report, mapped, ignore_results)
         finally:

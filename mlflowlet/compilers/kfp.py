@@ -15,6 +15,9 @@ parameters calls them, and ``kfp.compiler.Compiler`` writes the IR
   ``dsl.ExitHandler`` around every step, given ``dsl.PipelineTaskFinalStatus``.
 * Secrets (``kubernetes.use_secret_as_env``), node selectors, pod labels and timeouts go through
   ``kfp-kubernetes``; retries use ``set_retry``, caching ``set_caching_options``.
+* Every step also has a ``system.Metrics`` output artifact, :data:`METRICS_OUTPUT`: the
+  entrypoint writes the run's numeric results there as one JSON object (``--metrics``), so
+  they show in the KFP UI beside the step.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ._naming import kfp_name
 from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, make_plan
 
+METRICS_OUTPUT = "mlflowlet_metrics"
 _PY = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
 _KINDS = (
     ("model", "Model"),
@@ -161,10 +165,12 @@ def build_component(plan: Plan, st: StepPlan) -> Any:
         add(Slot("out_artifact", key), dsl.Output[types[(st.name, key)]])
     for key in sorted(st.results):
         add(Slot("out_result", key), dsl.OutputPath(_PY[st.results[key]]))
+    add(Slot("out_metrics", METRICS_OUTPUT), dsl.Output[dsl.Metrics])
 
     def body(*values: Any) -> Any:
         found = dict(zip(slots, values, strict=True))
-        args = ["".join(_render(p, found) for p in parts) for parts in st.args()]
+        parts_list = [*st.args(), ["--metrics"], [Slot("out_metrics", METRICS_OUTPUT)]]
+        args = ["".join(_render(p, found) for p in parts) for parts in parts_list]
         return dsl.ContainerSpec(
             image=st.image, command=["python", "-m", "mlflowlet.entrypoint"], args=args
         )
@@ -180,7 +186,7 @@ def _render(part: str | Slot, found: dict[Slot, Any]) -> str:
     if isinstance(part, str):
         return part
     value = found[part]
-    if part.kind in ("in_artifact", "out_artifact"):
+    if part.kind in ("in_artifact", "out_artifact", "out_metrics"):
         return str(value.path)
     return str(value)
 

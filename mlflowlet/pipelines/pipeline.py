@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from .._binding import coerce
-from ..errors import ParameterError, PipelineError, StepDefinitionError
+from ..errors import CycleError, ParameterError, PipelineError, StepDefinitionError
 from ._spec import _fail, type_name, where
 from ._trace import NodeHandle, Tracer, _tracer, current_tracer
 from .refs import PipelineParam
@@ -110,15 +110,20 @@ class Pipeline:
                 call_site=where(self.fn),
                 index=len(tracer.nodes),
             )
-        return PipelineGraph(
-            self.name,
-            self.params,
-            tracer.nodes,
-            exit_node,
-            self.description,
-            self.handler,
-            self.image,
-        )
+        try:
+            return PipelineGraph(
+                self.name,
+                self.params,
+                tracer.nodes,
+                exit_node,
+                self.description,
+                self.handler,
+                self.image,
+            )
+        except CycleError as exc:  # name the pipeline function and where it is defined
+            raise CycleError(
+                exc.cycle, f"@pipeline {self.fn.__qualname__} ({where(self.fn)})"
+            ) from None
 
     def validate(self) -> Pipeline:
         """Trace now (if not yet) so definition errors raise here; returns self."""
@@ -161,8 +166,8 @@ class Pipeline:
                 out[p.name] = coerce(given[p.name], p.hint, p.name)
             elif p.required:
                 raise ParameterError(
-                    f"pipeline {self.name!r} needs a value for parameter {p.name!r} (it has no "
-                    f"default); pass run({p.name}=...) or -p {p.name}=..."
+                    f"pipeline {self.name!r} ({where(self.fn)}) needs a value for parameter "
+                    f"{p.name!r} (it has no default); pass run({p.name}=...) or -p {p.name}=..."
                 )
             else:
                 out[p.name] = p.default

@@ -93,6 +93,12 @@ class Step:
         Options: ``name``, ``image``, ``resources``, ``retries``, ``retry_delay``, ``timeout``,
         ``cache``, ``labels``, ``outputs`` (as for :func:`step`).
         """
+        unknown = sorted(set(options) - set(STEP_OPTIONS))
+        if unknown:
+            raise _fail(
+                self.fn,
+                f"with_options() got unknown option(s) {unknown}; options: {list(STEP_OPTIONS)}",
+            )
         opts = _check_options(self.fn, options)
         copy = Step(self.fn, replace(self.spec, **opts), self.hyper)
         copy._handler = self._handler if "outputs" not in opts else None
@@ -176,8 +182,16 @@ class Step:
 
         tracer = current_tracer()
         if tracer is None:
-            raise PipelineError(f"{self.spec.name}.map() is used inside a @pipeline function")
+            raise PipelineError(
+                f"{self.spec.name}.map() fans out a step inside a @pipeline function only; call "
+                f"it there (outside a pipeline, call {self.spec.name}(...) once per item)"
+            )
         return tracer.add(self, (), kwargs, items=items, item_param=item_param, parallel=parallel)
+
+
+STEP_OPTIONS = (
+    "name", "outputs", "image", "resources", "retries", "retry_delay", "timeout", "cache", "labels",
+)
 
 
 @overload

@@ -149,3 +149,21 @@ def either(threshold: float = 0.5):
     tr = train(lr=0.2, depth=1)
     with condition((tr.results["accuracy"] >= threshold) | (tr.results["accuracy"] < 0.1)):
         deploy(accuracy=tr.results["accuracy"])
+
+
+@step
+def halve(x: int) -> float:
+    return x / 2
+
+
+@step
+def add_floats(values: list) -> float:
+    return sum(values)
+
+
+@pipeline(image=IMAGE)
+def returned_fanout(k: int = 3):
+    """A fan-out over return values (result ``return``), collected into a bare ``list``."""
+    it = items(k=k)
+    half = halve.map(items=it.results["items"], item_param="x")
+    add_floats(values=collect(half.results["return"]))

@@ -113,3 +113,22 @@ def test_validator_catches_a_dangling_producer_task():
     _task(spec, "join")["inputs"]["parameters"]["n"]["taskOutputParameter"]["producerTask"] = \
         "nope"
     assert any("'nope'" in p for p in validate_kfp(spec))
+
+
+def test_numeric_results_go_to_a_metrics_artifact_for_the_kfp_ui():
+    spec = compile(cp.diamond, "kfp")
+    for name, comp in spec["components"].items():
+        if "executorLabel" not in comp:
+            continue
+        out = comp["outputDefinitions"]["artifacts"]["mlflowlet_metrics"]
+        assert out["artifactType"]["schemaTitle"] == "system.Metrics", name
+    args = _executor(spec, "join")["args"]
+    assert args[-2:] == ["--metrics", "{{$.outputs.artifacts['mlflowlet_metrics'].path}}"]
+
+
+def test_collected_return_values_keep_the_producer_return_type(tmp_path):
+    text = compile_text(cp.returned_fanout, "kfp")  # 'return' is a keyword: 'return_' in KFP
+    assert kfp_strict_errors(text, tmp_path) == []
+    spec = kfp_docs(text)[0]
+    outputs = spec["components"]["comp-halve"]["outputDefinitions"]["parameters"]
+    assert outputs["return_"]["parameterType"] == "NUMBER_DOUBLE"

@@ -49,3 +49,8 @@ def test_invalid_images_are_named(image):
 def test_missing_image_says_how_to_give_one():
     with pytest.raises(CompileError, match="--image"):
         check_image("", "step 'x'")
+
+
+def test_kfp_name_of_a_python_keyword_gets_a_trailing_underscore():
+    assert kfp_name("return") == "return_"
+    assert kfp_name("class") == "class_"

@@ -301,3 +301,63 @@ def test_a_pipeline_run_inside_another_pipeline_is_refused():
 
     with pytest.raises(PipelineError, match="inside another pipeline"):
         outer.validate()
+
+
+def test_cycle_error_names_the_pipeline_function_and_its_file_line():
+    @pipeline
+    def looped():
+        a = needs(a=1)
+        b = needs(a=2)
+        a.after(b)
+        b.after(a)
+
+    with pytest.raises(PipelineError) as err:
+        looped.validate()
+    text = str(err.value)
+    assert text.startswith(f"@pipeline {looped.fn.__qualname__} ({__file__}:")
+    assert "cycle: needs" in text and "\n" not in text
+
+
+def test_missing_pipeline_param_names_the_file_and_line():
+    @pipeline
+    def required_here(a: int):
+        needs(a=a)
+
+    with pytest.raises(ParameterError, match=rf"'required-here' \({__file__}:\d+\) needs a value"):
+        required_here.run()
+
+
+@step(outputs=["dataset"])
+def api_prep(context, rows: int = 100):
+    import pandas as pd
+
+    context.log_dataset("dataset", pd.DataFrame({"x": list(range(rows))}))
+
+
+@step(outputs=["model"], retries=2)
+def api_train(context, dataset: DataItem, lr: float = 0.1):
+    acc = len(dataset.as_df()) / 100 + lr
+    context.log_result("accuracy", acc)
+    context.log_artifact("model", body=b"weights", local_path="model.pkl")
+
+
+@step
+def api_evaluate(context, model: DataItem, threshold: float = 0.5) -> float:
+    return float(len(model.get()) > threshold)
+
+
+@pipeline(name="train-eval")
+def api_train_eval(rows: int = 100, lr: float = 0.1):
+    data = api_prep(rows=rows)
+    model = api_train(dataset=data.outputs["dataset"], lr=lr)
+    api_evaluate(model=model.outputs["model"], threshold=0.7)
+
+
+def test_the_issue_api_example_runs_as_written():
+    run = api_train_eval.run(rows=50)
+    assert run.state == "completed"
+    assert run.steps["api_train"].results["accuracy"] == pytest.approx(0.6)
+    model = next(a for a in run.steps["api_train"].status.artifacts if a["key"] == "model")
+    assert model["uri"].endswith("model.pkl") and model["format"] == "pkl"
+    assert {(r["output"], r["consumer_param"]) for r in run.lineage()} == {
+        ("dataset", "dataset"), ("model", "model")}

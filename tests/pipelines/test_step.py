@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlflowlet import Context, DataItem, get_run_db
-from mlflowlet.errors import RunError, StepDefinitionError
+from mlflowlet.errors import PipelineError, RunError, StepDefinitionError
 from mlflowlet.pipelines import Step, step
 
 CALLS: list[str] = []
@@ -262,3 +262,14 @@ def test_hyper_param_naming_no_parameter_fails():
 def test_unknown_argument_outside_a_pipeline_is_an_error():
     with pytest.raises(RunError, match=r"no parameter\(s\) \['z'\]"):
         plain(x=1, z=2)
+
+
+def test_with_options_refuses_an_unknown_option_naming_the_function():
+    with pytest.raises(StepDefinitionError, match=r"@step on prep \(.*:\d+\): with_options\(\) got "
+                       r"unknown option\(s\) \['colour'\]; options: \['name'"):
+        prep.with_options(colour="red")
+
+
+def test_map_outside_a_pipeline_says_where_it_belongs():
+    with pytest.raises(PipelineError, match=r"prepare.map\(\) fans out a step inside a @pipeline"):
+        prep.map(items=[1], item_param="rows")

@@ -280,13 +280,18 @@ class SQLRunDB(RunDB):
                 clauses.append("(producer_uid=? OR consumer_uid=?)")
                 args += [run_uid, run_uid]
             return rows(" AND ".join(clauses) or "1=1", args)
-        start = set()
+        start, own = set(), []
         if run_uid:
             start.add(run_uid)
-        if artifact_key:
-            for edge in rows("artifact_key=?", [artifact_key]):
-                start.add(edge["consumer_uid"] if downstream else edge["producer_uid"])
-        return walk_lineage(start, rows, upstream, downstream)
+        if artifact_key:  # the artifact's own edges, then onwards from its consumers/producers
+            own = rows("artifact_key=?", [artifact_key])
+            for edge in own:
+                if downstream:
+                    start.add(edge["consumer_uid"])
+                if upstream:
+                    start.add(edge["producer_uid"])
+        walked = walk_lineage(start, rows, upstream, downstream)
+        return own + [e for e in walked if e not in own]
 
     # one-shot commit ------------------------------------------------------------------------
     def commit_run(

@@ -252,7 +252,9 @@ def test_lineage_lists_edges_and_walks_up_and_down(rundb):
     up = rundb.list_lineage(run_uid="eval", upstream=True)
     assert {e["producer_uid"] for e in up} == {"prep", "train"}
     down = rundb.list_lineage(artifact_key="data", downstream=True)
-    assert {e["consumer_uid"] for e in down} == {"eval"}
+    assert {e["consumer_uid"] for e in down} == {"train", "eval"}
+    up_from_model = rundb.list_lineage(artifact_key="model", upstream=True)
+    assert {e["producer_uid"] for e in up_from_model} == {"prep", "train"}
     assert rundb.list_lineage(run_uid="prep")[0]["artifact_uri"] == "/a/data"
 
 

@@ -383,7 +383,7 @@ def test_lineage_edges_and_walks(db):
     down = db.list_lineage(run_uid="a", downstream=True)
     assert sorted(e["consumer_uid"] for e in down) == ["b", "c"]
     assert [e["consumer_uid"] for e in db.list_lineage(artifact_key="data", downstream=True)] \
-        == ["c"]
+        == ["b", "c"]
 
 
 # -- several writers ------------------------------------------------------------------------

@@ -61,14 +61,15 @@ def test_db_walks_lineage_upstream_and_downstream(dbdir):
     assert [r["consumer_uid"] for r in by_key] == [run.steps["fit"].uid]
 
 
-def test_walks_from_an_artifact_go_on_from_its_consumers_and_producer(dbdir):
+def test_walks_from_an_artifact_keep_its_own_edges_and_go_on(dbdir):
     run = chain.run()
     db = get_run_db()
     down = db.list_lineage(artifact_key="clean", downstream=True)
     assert {(r["output"], r["consumer_uid"]) for r in down} == {
-        ("model", run.steps["publish"].uid)}
+        ("clean", run.steps["fit"].uid), ("model", run.steps["publish"].uid)}
     up = db.list_lineage(artifact_key="clean", upstream=True)
-    assert {(r["output"], r["producer_uid"]) for r in up} == {("raw", run.steps["ingest"].uid)}
+    assert {(r["output"], r["producer_uid"]) for r in up} == {
+        ("clean", run.steps["clean"].uid), ("raw", run.steps["ingest"].uid)}
 
 
 def test_lineage_of_two_runs_stays_apart(dbdir):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from mlflowlet.datastore._streams import PublishingWriter
 from mlflowlet.errors import DataNotFoundError, DataStoreError
 
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ class S3Reader(io.RawIOBase):
         super().close()
 
 
-class S3Writer(io.RawIOBase):
+class S3Writer(PublishingWriter):
     """A write stream that becomes one object when closed without error.
 
     Bytes are buffered up to the store's part size; each full part is sent as a multipart
@@ -241,40 +242,22 @@ class S3Writer(io.RawIOBase):
     """
 
     def __init__(self, store: S3Store, bucket: str, key: str) -> None:
-        import hashlib
-
         super().__init__()
         self._store, self._bucket, self._key = store, bucket, key
         self._buf = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
-        self._done = False
-        self._sha = hashlib.sha256()
-        self.size = 0
 
-    @property
-    def sha256(self) -> str:
-        """The sha256 hex digest of everything written so far."""
-        return self._sha.hexdigest()
-
-    def writable(self) -> bool:
-        """Return True."""
-        return True
-
-    def write(self, data: Any) -> int:
-        """Buffer ``data``; every full part goes up at once."""
+    def _put(self, view: memoryview) -> None:
+        """Buffer the bytes; every full part goes up at once."""
         if self._done:
             raise ValueError("write to a closed S3 writer")
-        view = memoryview(data).cast("B")
         self._buf += view
-        self._sha.update(view)
-        self.size += len(view)
         part = self._store.part_size
         while len(self._buf) >= part:
             chunk = bytes(self._buf[:part])
             del self._buf[:part]
             self._send(chunk)
-        return len(view)
 
     def _send(self, chunk: bytes) -> None:
         client = self._store.client
@@ -332,14 +315,3 @@ class S3Writer(io.RawIOBase):
             except Exception:  # noqa: BLE001 - best effort; S3 lifecycle rules clean up too
                 pass
         super().close()
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
-    def __del__(self) -> None:
-        # IOBase.__del__ would close(), i.e. publish a partial object: abort instead.
-        if not getattr(self, "_done", True):
-            self.abort()

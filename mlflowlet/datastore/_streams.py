@@ -91,7 +91,59 @@ class HashingReader(io.RawIOBase):
         return self._sha.hexdigest()
 
 
-class AtomicFile(io.RawIOBase):
+class PublishingWriter(io.RawIOBase):
+    """A hashing, counting binary writer whose output is published by ``close()`` only.
+
+    Leaving a ``with`` block on an exception, or garbage collection before ``close()``, calls
+    :meth:`abort` instead, so a half-written target is never published. Subclasses implement
+    ``_put(view)`` (store the bytes), ``close()`` and ``abort()``, and set ``_done``.
+    """
+
+    def __init__(self) -> None:
+        import hashlib
+
+        super().__init__()
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def writable(self) -> bool:
+        """Return True: this is a writer."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` (bytes-like), hashing and counting it."""
+        view = memoryview(data).cast("B")
+        self._put(view)
+        self._sha.update(view)
+        self.size += len(view)
+        return len(view)
+
+    def _put(self, view: memoryview) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop what was written; the target is left as it was."""
+        raise NotImplementedError
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 hex digest of everything written so far."""
+        return self._sha.hexdigest()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        # IOBase.__del__ would close(), i.e. publish a partial target: abort instead.
+        if not getattr(self, "_done", True):
+            self.abort()
+
+
+class AtomicFile(PublishingWriter):
     """A binary writer that lands at ``path`` only when closed without error.
 
     It hashes (sha256) and counts what goes through it. Leaving a ``with`` block on an
@@ -103,8 +155,6 @@ class AtomicFile(io.RawIOBase):
     """
 
     def __init__(self, path: str) -> None:
-        import hashlib
-
         super().__init__()
         self.path = path
         parent = os.path.dirname(path) or "."
@@ -112,28 +162,11 @@ class AtomicFile(io.RawIOBase):
         # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
         self._tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        self._sha = hashlib.sha256()
-        self.size = 0
-        self._done = False
 
-    def writable(self) -> bool:
-        """Return True: this is a writer."""
-        return True
-
-    def write(self, data: Any) -> int:
-        """Write ``data`` (bytes-like) to the temporary file, hashing it."""
-        view = memoryview(data).cast("B")
+    def _put(self, view: memoryview) -> None:
         written = 0
         while written < len(view):
             written += os.write(self._fd, view[written:])
-        self._sha.update(view)
-        self.size += len(view)
-        return len(view)
-
-    @property
-    def sha256(self) -> str:
-        """The sha256 hex digest of everything written so far."""
-        return self._sha.hexdigest()
 
     def abort(self) -> None:
         """Drop the temporary file; ``path`` is left untouched."""
@@ -160,17 +193,6 @@ class AtomicFile(io.RawIOBase):
                     pass
                 raise
         super().close()
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
-    def __del__(self) -> None:
-        # IOBase.__del__ would close(), i.e. publish a half-written file: abort instead.
-        if not getattr(self, "_done", True):
-            self.abort()
 
 
 def copy_atomic(src: str, path: str) -> None:

@@ -12,7 +12,9 @@ from typing import Any
 from ..errors import UnknownBackendError
 from .base import Runtime
 
-__all__ = ["Runtime", "new_function", "new_runner", "register_runtime", "runtime_kinds"]
+__all__ = [
+    "Runtime", "abort_run", "new_function", "new_runner", "register_runtime", "runtime_kinds",
+]
 
 _BUILTIN: dict[str, str] = {
     "local": "mlflowlet.runtimes.local:LocalRuntime",
@@ -69,7 +71,7 @@ def _load(kind: str) -> type[Runtime]:
 
 
 def kind_for_command(command: str) -> str:
-    """Pick a runtime kind from a command URL: ``''`` or ``module:fn`` local, ``x.py`` subprocess, ..."""
+    """Pick a runtime kind from a command URL: ``''``/``module:fn`` local, ``x.py`` subprocess..."""
     if "://" in command:
         scheme = command.split("://", 1)[0]
         if scheme not in _SCHEMES:
@@ -83,7 +85,9 @@ def kind_for_command(command: str) -> str:
     return "local"
 
 
-def new_runner(command: str = "", runtime: Any = None, kind: str | None = None, **options: Any) -> Runtime:
+def new_runner(
+    command: str = "", runtime: Any = None, kind: str | None = None, **options: Any
+) -> Runtime:
     """Return a runtime for ``command``.
 
     Args:
@@ -106,3 +110,23 @@ def new_runner(command: str = "", runtime: Any = None, kind: str | None = None, 
 
 
 new_function = new_runner
+
+
+def abort_run(run: Any, db: Any = None, **options: Any) -> Any:
+    """Abort ``run`` through the runtime kind that runs it (its ``kind`` label).
+
+    See ``RunObject.abort``.
+    """
+    from ..errors import ConfigError
+    from ..model import TERMINAL_STATES
+
+    kind = run.metadata.labels.get("kind", "local")
+    if run.state in TERMINAL_STATES:
+        raise ConfigError(f"run {run.metadata.name!r} ({run.uid}) already ended ({run.state}); "
+                          "there is nothing to abort")
+    for_run = getattr(_load(kind), "for_run", None)
+    if for_run is None:
+        raise ConfigError(f"run {run.metadata.name!r} ({run.uid}): the {kind} runtime cannot "
+                          "abort a run from outside it (press Ctrl-C where it runs); Kubernetes "
+                          "runs (job, mpijob, spark) can be aborted")
+    return for_run(run, **options).abort(run, db)

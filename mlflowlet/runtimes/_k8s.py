@@ -108,7 +108,10 @@ def to_model(cls: Any, data: Any, where: str) -> Any:
                 f"{where}: unknown field {key!r}; known: {', '.join(sorted(inverse))}"
             )
         kwargs[attr] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # the client's own checks: a required field missing, a bad enum
+        raise ConfigError(f"{where}: {exc}".replace("`", "")) from None
 
 
 def serialize(obj: Any) -> Any:

@@ -85,7 +85,13 @@ class Watch:
         rt, begun, started = self.rt, time.monotonic(), False
         try:
             while self.open:
-                state, message = rt._workload_state(self.name)
+                try:
+                    state, message = rt._workload_state(self.name)
+                except Exception as exc:
+                    if getattr(exc, "status", None) != 404:
+                        raise
+                    yield from self._deleted()  # run.abort() (or kubectl delete) removed it
+                    return
                 for pod in rt._list_pods(self.name):
                     started = started or _started(pod)
                     yield from self._pod(pod)
@@ -181,6 +187,12 @@ class Watch:
             f"{'; ' + follower.error if follower.error else ''}; see `mlflowlet logs {meta.uid}`"
         )
         return rt._finish(run, db, "error", error)
+
+    def _deleted(self) -> Iterator[RunObject]:
+        text = f"aborted: the {self.rt.workload_kind} {self.name} was deleted"
+        for _, run in sorted(self.open.items()):
+            yield self.rt._finish(run, self.db, "aborted", text)
+        self.open.clear()
 
     def _fail_open(self, reason: str) -> Iterator[RunObject]:
         for index, run in sorted(self.open.items()):

@@ -30,6 +30,7 @@ from .base import Runtime
 __all__ = ["KubeJobRuntime"]
 
 TOKEN_KEY = "MLFLOWLET_API_TOKEN"
+NAMESPACE_KEY, WORKLOAD_KEY = "mlflowlet.io/namespace", "mlflowlet.io/workload"  # annotations
 
 
 class KubeJobRuntime(Runtime):
@@ -149,19 +150,25 @@ class KubeJobRuntime(Runtime):
         return self
 
     def with_tolerations(self, *tolerations: Any) -> KubeJobRuntime:
-        """Add tolerations (dicts with key/operator/value/effect, or ``V1Toleration``)."""
+        """Add tolerations: dicts with key/operator/value/effect, ``V1Toleration``s, or lists."""
         k8s = _k8s.client()
-        self._tolerations += [_k8s.to_model(k8s.V1Toleration, t, "toleration") for t in tolerations]
+        flat = [t for item in tolerations for t in (item if isinstance(item, list) else [item])]
+        self._tolerations += [_k8s.to_model(k8s.V1Toleration, t, "toleration") for t in flat]
         return self
 
-    def with_volume(self, mount_path: str, *, name: str = "", pvc: str = "", secret: str = "",
-                    config_map: str = "", empty_dir: bool = False, host_path: str = "",
-                    read_only: bool = False, sub_path: str = "") -> KubeJobRuntime:
+    def with_volume(self, mount_path: Any, mount: Any = None, *, name: str = "", pvc: str = "",
+                    secret: str = "", config_map: str = "", empty_dir: bool = False,
+                    host_path: str = "", read_only: bool = False,
+                    sub_path: str = "") -> KubeJobRuntime:
         """Mount a volume at ``mount_path``.
 
         Give exactly one source: ``pvc``, ``secret``, ``config_map``, ``empty_dir`` or
-        ``host_path``; the volume's name defaults to the source's.
+        ``host_path``; the volume's name defaults to the source's. Or give a whole volume (a
+        ``V1Volume`` or its dict) and its mount: ``with_volume(volume, '/data')`` (or a
+        ``V1VolumeMount`` / dict as ``mount``).
         """
+        if not isinstance(mount_path, str):
+            return self._with_raw_volume(mount_path, mount)
         sources = {"persistentVolumeClaim": {"claimName": pvc} if pvc else None,
                    "secret": {"secretName": secret} if secret else None,
                    "configMap": {"name": config_map} if config_map else None,
@@ -177,6 +184,18 @@ class KubeJobRuntime(Runtime):
                  "subPath": sub_path or None}
         self._volumes.append(({"name": vol_name, **given},
                               {k: v for k, v in mount.items() if v is not None}))
+        return self
+
+    def _with_raw_volume(self, volume: Any, mount: Any) -> KubeJobRuntime:
+        k8s = _k8s.client()
+        vol = _k8s.serialize(_k8s.to_model(k8s.V1Volume, volume, "with_volume volume"))
+        if isinstance(mount, str):
+            mount = {"name": vol.get("name"), "mountPath": mount}
+        if mount is None:
+            raise ConfigError(f"with_volume({vol.get('name')!r} volume) needs where to mount it: "
+                              "with_volume(volume, '/mount/path')")
+        mnt = _k8s.serialize(_k8s.to_model(k8s.V1VolumeMount, mount, "with_volume mount"))
+        self._volumes.append((vol, mnt))
         return self
 
     def with_service_account(self, name: str) -> KubeJobRuntime:
@@ -296,6 +315,9 @@ class KubeJobRuntime(Runtime):
                   parallel: int = 0) -> Iterator[RunObject]:
         first = runs[0]
         iterations = [r.spec.params for r in runs] if indexed else None
+        for run in runs:  # where the run lives, so run.abort() can find it later
+            run.metadata.annotations.update({NAMESPACE_KEY: self.namespace,
+                                             WORKLOAD_KEY: self.workload_name(first)})
         manifests, _ = self.build_manifests(first, db, iterations, parallel)
         name = manifests[-1]["metadata"]["name"]
         for run in runs:
@@ -311,9 +333,15 @@ class KubeJobRuntime(Runtime):
             return
         yield from Watch(self, name, runs, db, indexed).follow()
 
+    @classmethod
+    def for_run(cls, run: RunObject, **options: Any) -> KubeJobRuntime:
+        """Return a runtime that reaches ``run``'s workload (its namespace read from the run)."""
+        options.setdefault("namespace", run.metadata.annotations.get(NAMESPACE_KEY, "default"))
+        return cls(**options)
+
     def abort(self, run: RunObject, db: Any = None) -> RunObject:
         """Delete the run's workload (and its pods and Secret) and mark the run ``aborted``."""
-        self._delete(self.workload_name(run))
+        self._delete(run.metadata.annotations.get(WORKLOAD_KEY) or self.workload_name(run))
         if db is None:
             from ..db import get_run_db
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Callable
 from typing import Any
 
-from .._binding import bind_arguments, resolve_handler
+from .._binding import bind_arguments, handler_signature, resolve_handler
 from ..context import Context, activate, deactivate
 from ..errors import ConfigError
 from ..model import RunObject
@@ -37,33 +38,53 @@ class LocalRuntime(Runtime):
 
     def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
         ctx = Context(run, db)
-        token = activate(ctx)
-        try:
-            try:
-                fn = self._resolve(run, handler)
-                ctx._start(fn, defer=True)
-                kwargs = bind_arguments(
-                    fn, ctx, run.spec.params, run.spec.inputs, strict=run.spec.strict,
-                    dataitem=ctx._dataitem,
-                )
-                log_return(ctx, fn(**kwargs))
-            except KeyboardInterrupt:
-                ctx._finish("aborted", "aborted by KeyboardInterrupt")
-                raise
-            except BaseException as exc:  # the handler's failure is the run's, not ours
-                if isinstance(exc, (SystemExit,)) and exc.code in (0, None):
-                    ctx._finish("completed")
-                else:
-                    ctx._finish("error", _format_error(exc))
-            else:
-                ctx._finish("completed")
-        finally:
-            deactivate(token)
+        call_handler(ctx, lambda: self._resolve(run, handler), defer=True)
         return ctx.to_run_object()
 
     @staticmethod
     def _default_parallel() -> int:
         return 1
+
+
+def call_handler(ctx: Context, resolve: Callable[[], Any], extra: dict[str, Any] | None = None,
+                 defer: bool = False) -> None:
+    """Run a handler in ``ctx`` (made the active context) and finish the run.
+
+    The run ends ``completed`` (the return value logged), ``error`` (the traceback; a failure
+    to resolve or bind the handler counts too) or ``aborted`` on Ctrl-C, which propagates.
+
+    Args:
+        ctx: the run's context.
+        resolve: returns the handler (called inside, so its failure is the run's).
+        extra: arguments offered to the handler when it declares them and the params do not
+            set them (``event`` for HTTP functions).
+        defer: write the ``running`` record only if the run lasts (see ``Context._start``).
+    """
+    run = ctx._run
+    token = activate(ctx)
+    try:
+        try:
+            fn = resolve()
+            ctx._start(fn, defer=defer)
+            params = dict(run.spec.params)
+            if extra:
+                names = handler_signature(fn).names()
+                params.update({k: v for k, v in extra.items() if k in names and k not in params})
+            kwargs = bind_arguments(fn, ctx, params, run.spec.inputs, strict=run.spec.strict,
+                                    dataitem=ctx._dataitem)
+            log_return(ctx, fn(**kwargs))
+        except KeyboardInterrupt:
+            ctx._finish("aborted", "aborted by KeyboardInterrupt")
+            raise
+        except BaseException as exc:  # the handler's failure is the run's, not ours
+            if isinstance(exc, SystemExit) and exc.code in (0, None):
+                ctx._finish("completed")
+            else:
+                ctx._finish("error", _format_error(exc))
+        else:
+            ctx._finish("completed")
+    finally:
+        deactivate(token)
 
 
 def log_return(ctx: Context, value: Any) -> None:

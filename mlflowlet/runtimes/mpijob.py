@@ -10,21 +10,20 @@ Hyper-parameter iterations run as one MPIJob each.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ConfigError
 from ..model import RunObject
 from . import _k8s
-from .base import Runtime
-from .kubejob import KubeJobRuntime, _api_client
+from ._k8s_custom import CustomWorkloadRuntime
 
 __all__ = ["MPIJobRuntime"]
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v2beta1", "mpijobs"
 
 
-class MPIJobRuntime(KubeJobRuntime):
+class MPIJobRuntime(CustomWorkloadRuntime):
     """Runs each run as an MPIJob: one launcher and ``replicas`` workers.
 
     Args:
@@ -44,12 +43,13 @@ class MPIJobRuntime(KubeJobRuntime):
 
     kind = "mpijob"
     workload_kind = "MPIJob"
+    group, version, plural = GROUP, VERSION, PLURAL
 
     def __init__(self, command: str = "", replicas: int = 2, slots_per_worker: int = 1,
                  mpi_args: Iterable[str] = (), worker_command: Iterable[str] | None = None,
                  clean_pod_policy: str = "Running", custom_api: Any = None,
                  **options: Any) -> None:
-        super().__init__(command, **options)
+        super().__init__(command, custom_api=custom_api, **options)
         if int(replicas) < 1 or int(slots_per_worker) < 1:
             raise ConfigError(f"replicas ({replicas}) and slots_per_worker ({slots_per_worker}) "
                               "must be at least 1")
@@ -59,27 +59,6 @@ class MPIJobRuntime(KubeJobRuntime):
         self.mpi_args = list(mpi_args)
         self.worker_command = list(worker_command or ["/usr/sbin/sshd", "-De"])
         self.clean_pod_policy = clean_pod_policy
-        self._custom_api = custom_api
-
-    @property
-    def custom_api(self) -> Any:
-        """The ``CustomObjectsApi`` MPIJobs are created with."""
-        if self._custom_api is None:
-            self._custom_api = _k8s.client().CustomObjectsApi(_api_client())
-        return self._custom_api
-
-    def _execute_many(self, runs: Iterable[RunObject], handler: Any, db: Any,
-                      parallel: int) -> Iterator[RunObject]:
-        """One MPIJob per iteration (``parallel`` at once)."""
-        return Runtime._execute_many(self, runs, handler, db, parallel)
-
-    @staticmethod
-    def _default_parallel() -> int:
-        return 1
-
-    def _dry_iterations(self, run: RunObject) -> list[dict]:
-        raise ConfigError("dry_run with hyper-parameters: an MPIJob runs one iteration; "
-                          "dry-run the task without hyper-parameters to see its manifest")
 
     def launcher_command(self, run: RunObject, env_names: list[str]) -> list[str]:
         """Return the launcher's ``mpirun`` command line."""
@@ -125,14 +104,8 @@ class MPIJobRuntime(KubeJobRuntime):
         }
 
     # the MPIJob through the API ---------------------------------------------------------------
-    def _create_workload(self, manifest: dict, **kw: Any) -> Any:
-        return self.custom_api.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, manifest, **kw)
-
-    def _workload_state(self, name: str) -> tuple[str, str]:
-        obj = self.custom_api.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name)
-        for cond in (obj.get("status") or {}).get("conditions") or []:
+    def _state_of(self, status: dict, name: str) -> tuple[str, str]:
+        for cond in status.get("conditions") or []:
             if cond.get("status") != "True":
                 continue
             if cond.get("type") == "Succeeded":
@@ -147,7 +120,3 @@ class MPIJobRuntime(KubeJobRuntime):
                     "training.kubeflow.org/job-role=launcher")
         pods = self.core_api.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted(pods, key=lambda p: p.metadata.name)
-
-    def _delete_workload(self, name: str, namespace: str, **kw: Any) -> Any:
-        return self.custom_api.delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, **kw)

@@ -10,14 +10,13 @@ SparkSession. Hyper-parameter iterations run one application each.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError
 from ..model import RunObject
 from . import _k8s
+from ._k8s_custom import CustomWorkloadRuntime
 from .base import Runtime
-from .kubejob import KubeJobRuntime, _api_client
 
 __all__ = ["DEFAULT_MAIN_FILE", "SparkRuntime"]
 
@@ -27,7 +26,7 @@ DEFAULT_MAIN_FILE = (
 )
 
 
-class SparkRuntime(KubeJobRuntime):
+class SparkRuntime(CustomWorkloadRuntime):
     """Runs each run as a SparkApplication, or locally with ``master='local[*]'``.
 
     Args:
@@ -49,13 +48,14 @@ class SparkRuntime(KubeJobRuntime):
     kind = "spark"
     workload_kind = "SparkApplication"
     container_name = "spark-kubernetes-driver"
+    group, version, plural = GROUP, VERSION, PLURAL
 
     def __init__(self, command: str = "", master: str = "", spark_version: str = "3.5.1",
                  main_file: str = DEFAULT_MAIN_FILE, executors: int = 1, executor_cores: int = 1,
                  executor_memory: str = "1g", driver_cores: int = 1, driver_memory: str = "1g",
                  spark_conf: dict[str, str] | None = None, custom_api: Any = None,
                  **options: Any) -> None:
-        super().__init__(command, **options)
+        super().__init__(command, custom_api=custom_api, **options)
         if master and not master.startswith("local"):
             raise ConfigError(f"master {master!r}: use 'local[*]' to run here, or leave it empty "
                               "to run a SparkApplication on Kubernetes")
@@ -70,7 +70,6 @@ class SparkRuntime(KubeJobRuntime):
         self.spark_conf = {str(k): str(v) for k, v in (spark_conf or {}).items()}
         self.supports_gpus = not master  # local Spark has no GPU scheduling
         self._gpu: dict[str, Any] | None = None
-        self._custom_api = custom_api
 
     def _gpu_where(self) -> str:
         return f" with master={self.master!r} (local Spark)"
@@ -88,13 +87,6 @@ class SparkRuntime(KubeJobRuntime):
         if gpus:
             self._gpu = {"name": gpu_type, "quantity": int(gpus)}
         return self
-
-    @property
-    def custom_api(self) -> Any:
-        """The ``CustomObjectsApi`` SparkApplications are created with."""
-        if self._custom_api is None:
-            self._custom_api = _k8s.client().CustomObjectsApi(_api_client())
-        return self._custom_api
 
     # local Spark ------------------------------------------------------------------------------
     def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
@@ -116,19 +108,6 @@ class SparkRuntime(KubeJobRuntime):
 
         SparkSession.builder.master(self.master).appName(run.metadata.name).getOrCreate()
         return LocalRuntime(self.command)._execute(run, handler, db)  # context.spark finds it
-
-    def _execute_many(self, runs: Iterable[RunObject], handler: Any, db: Any,
-                      parallel: int) -> Iterator[RunObject]:
-        """One application (or one local run) per iteration."""
-        return Runtime._execute_many(self, runs, handler, db, parallel)
-
-    @staticmethod
-    def _default_parallel() -> int:
-        return 1
-
-    def _dry_iterations(self, run: RunObject) -> list[dict]:
-        raise ConfigError("dry_run with hyper-parameters: a SparkApplication runs one iteration; "
-                          "dry-run the task without hyper-parameters to see its manifest")
 
     # the SparkApplication ---------------------------------------------------------------------
     def _pod(self, env: list[Any], labels: dict, cores: int, memory: str) -> dict[str, Any]:
@@ -176,14 +155,8 @@ class SparkRuntime(KubeJobRuntime):
                 "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
                 "spec": spec}
 
-    def _create_workload(self, manifest: dict, **kw: Any) -> Any:
-        return self.custom_api.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, manifest, **kw)
-
-    def _workload_state(self, name: str) -> tuple[str, str]:
-        obj = self.custom_api.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name)
-        app = (obj.get("status") or {}).get("applicationState") or {}
+    def _state_of(self, status: dict, name: str) -> tuple[str, str]:
+        app = status.get("applicationState") or {}
         state = app.get("state", "")
         if state == "COMPLETED":
             return "succeeded", ""
@@ -196,7 +169,3 @@ class SparkRuntime(KubeJobRuntime):
         selector = f"spark-role=driver,sparkoperator.k8s.io/app-name={name}"
         pods = self.core_api.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted(pods, key=lambda p: p.metadata.name)
-
-    def _delete_workload(self, name: str, namespace: str, **kw: Any) -> Any:
-        return self.custom_api.delete_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, **kw)

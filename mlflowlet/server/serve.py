@@ -84,10 +84,9 @@ def execute(fn: Any, body: Any, event: Event | None = None, db: Any = None,
     Raises:
         ConfigError: the body is not a run spec.
     """
-    from .._binding import bind_arguments, handler_signature
-    from ..context import Context, activate, deactivate
+    from ..context import Context
     from ..model import RunObject, new_uid
-    from ..runtimes.local import _format_error, log_return
+    from ..runtimes.local import call_handler
 
     if body in (None, b"", ""):
         body = {}
@@ -106,25 +105,7 @@ def execute(fn: Any, body: Any, event: Event | None = None, db: Any = None,
     run.status.state = "created"
     recorder = _Recorder(db, artifact_root)
     ctx = Context(run, recorder)
-    token = activate(ctx)
-    try:
-        try:
-            ctx._start(fn)
-            params = dict(run.spec.params)
-            if "event" in handler_signature(fn).names() and "event" not in params:
-                params["event"] = event
-            kwargs = bind_arguments(fn, ctx, params, run.spec.inputs, strict=run.spec.strict,
-                                    dataitem=ctx._dataitem)
-            log_return(ctx, fn(**kwargs))
-        except BaseException as exc:  # the handler's failure is the run's, reported to the caller
-            if isinstance(exc, SystemExit) and exc.code in (0, None):
-                ctx._finish("completed")
-            else:
-                ctx._finish("error", _format_error(exc))
-        else:
-            ctx._finish("completed")
-    finally:
-        deactivate(token)
+    call_handler(ctx, lambda: fn, {"event": event})  # a failure is the run's, sent to the caller
     return {"run": recorder.run or ctx.to_dict(),
             "log": b"".join(recorder.log).decode("utf-8", "replace"),
             "metrics": recorder.metrics, "artifacts": list(recorder.artifacts.values())}

@@ -119,6 +119,10 @@ class FakeBatchV1Api:
         return model({**body, "metadata": {**body["metadata"], "uid": "uid-of-" + name}}, "V1Job")
 
     def read_namespaced_job_status(self, name, namespace):
+        if ("Job", name, "Background") in self.cluster.deleted:
+            from kubernetes.client import ApiException
+
+            raise ApiException(status=404, reason="Not Found")
         body = self.cluster.jobs[name][0]
         return model({**body, "status": {"conditions": self.cluster.condition()}}, "V1Job")
 

@@ -85,6 +85,11 @@ def fan_out(context, n: int = 4):
     return {"total": sum(values), "client_type": type(client).__name__}
 
 
+def wait_on_own_task(context, x: int):
+    """Submit a sub-task and wait on it without seceding (all worker threads run iterations)."""
+    return {"y": context.dask_client.submit(lambda v: v + 1, x, pure=False).result(timeout=30)}
+
+
 def with_secret(context):
     return {"token_ok": context.get_secret("TOKEN") == "s3cr3t-value"}
 
@@ -373,3 +378,11 @@ def test_example_dask_sweep_runs_and_records_every_iteration(examples_dir):
     assert "best iteration 7:" in out.stdout  # lr=0.01, layers=3
     runs = get_run_db().list_runs(name="dask-sweep", iter=True)
     assert len(runs) == 17 and {r["metadata"]["labels"]["kind"] for r in runs} == {"dask"}
+
+
+@pytest.mark.timeout(120)
+def test_sweep_whose_handlers_wait_on_their_own_tasks_does_not_deadlock(runner):
+    task = new_task(hyper_params={"x": [1, 2, 3, 4]}, selector="max.y")
+    run = runner.run(task, handler=wait_on_own_task)
+    assert run.state == "completed", run.error
+    assert run.results["y"] == 5 and run.results["best_iteration"] == 4

@@ -317,3 +317,52 @@ def test_example_k8s_job_dry_run_prints_valid_manifests():
     assert "not-a-real-key" not in proc.stdout
     assert job["spec"]["completions"] == 3
     kubernetes_validate.validate(job, K8S, strict=True)
+
+
+def test_run_abort_of_a_running_job_deletes_it_and_the_watch_ends_aborted():
+    from mlflowlet.model import RunObject
+
+    cluster = FakeCluster(frames=[[pod_json("j-0", "Running")]])
+    aborted = []
+
+    class AbortingCore(FakeCoreV1Api):  # aborts the run (read back from the DB) while it runs
+        def list_namespaced_pod(self, namespace, label_selector=""):
+            if not aborted:
+                runs = get_run_db().list_runs()
+                (stored,) = [r for r in runs if r["status"]["state"] == "pending"]
+                run = RunObject.model_validate(stored)
+                aborted.append(run.abort(batch_api=FakeBatchV1Api(cluster), core_api=self))
+            return super().list_namespaced_pod(namespace, label_selector)
+
+    rt = KubeJobRuntime("training.py", image="repo/img:tag", namespace="ml", poll_interval=0.01,
+                        batch_api=FakeBatchV1Api(cluster), core_api=AbortingCore(cluster))
+    run = rt.run(handler="train", watch=False)
+    assert aborted[0].state == "aborted" and run.state == "aborted", run.error
+    assert run.metadata.annotations["mlflowlet.io/namespace"] == "ml"
+    assert ("Job", rt.workload_name(run), "Background") in cluster.deleted
+    assert get_run_db().read_run(run.uid, run.metadata.project)["status"]["state"] == "aborted"
+
+
+def test_run_abort_of_a_local_or_finished_run_says_why_not():
+    run = new_runner().run(handler=lambda: 1)
+    with pytest.raises(ConfigError, match="already ended"):
+        run.abort()
+    run.status.state = "running"
+    with pytest.raises(ConfigError, match="local runtime cannot abort"):
+        run.abort()
+
+
+def test_with_tolerations_accepts_a_list():
+    rt = KubeJobRuntime("t.py", image="repo/img:tag").with_tolerations(
+        [{"key": "gpu", "operator": "Exists"}], {"key": "spot", "operator": "Exists"})
+    spec = rt.run(handler="train", dry_run=True)["spec"]["template"]["spec"]
+    assert [t["key"] for t in spec["tolerations"]] == ["gpu", "spot"]
+
+
+def test_with_volume_takes_a_whole_volume_and_its_mount_path():
+    rt = KubeJobRuntime("t.py", image="repo/img:tag").with_volume(
+        {"name": "scratch", "emptyDir": {"medium": "Memory"}}, "/scratch")
+    manifest = rt.run(handler="train", dry_run=True)  # validated against the schema
+    pod = manifest["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "scratch", "emptyDir": {"medium": "Memory"}}]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "scratch", "mountPath": "/scratch"}]

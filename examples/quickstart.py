@@ -15,7 +15,8 @@ print(f"run {run.uid}: {run.state}, results {run.results}")
 # 2. a hyper-parameter sweep: one child run per value, the best selected by min.loss
 task = new_task(name="training-sweep").with_hyper_params({"p1": [5, 2, 3]}, selector="min.loss")
 sweep = new_runner().run(task, handler=training)
-print(f"sweep {sweep.uid}: best iteration {sweep.results['best_iteration']}, loss {sweep.results['loss']}")
+best = sweep.results["best_iteration"]
+print(f"sweep {sweep.uid}: best iteration {best}, loss {sweep.results['loss']}")
 
 # 3. a pipeline: data prep -> train (a small sweep) -> evaluate, each step a tracked child run
 from train_eval import train_eval  # noqa: E402
@@ -25,7 +26,8 @@ print(f"pipeline {pipe_run.uid}: {pipe_run.state}")
 pipe_run.show()
 print("lineage (producer.output -> consumer.param):")
 for e in pipe_run.lineage():
-    print(f"  {e['producer_uid'][:8]}.{e['output']} -> {e['consumer_uid'][:8]}.{e['consumer_param']}")
+    producer, consumer = e["producer_uid"][:8], e["consumer_uid"][:8]
+    print(f"  {producer}.{e['output']} -> {consumer}.{e['consumer_param']}")
 
 # 4. what the run DB recorded
 db = get_run_db("./").connect()

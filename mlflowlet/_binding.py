@@ -59,8 +59,10 @@ def _hint_name(hint: Any) -> str:
 
 
 def _is_named(hint: Any, *names: str) -> bool:
-    return isinstance(hint, type) and hint.__name__ in names or (
-        isinstance(hint, str) and hint.split(".")[-1] in names
+    return (
+        isinstance(hint, type)
+        and hint.__name__ in names
+        or (isinstance(hint, str) and hint.split(".")[-1] in names)
     )
 
 
@@ -161,8 +163,12 @@ def coerce(value: Any, hint: Any, name: str) -> Any:
 
 
 def bind_arguments(
-    fn: Callable[..., Any], context: Any, params: dict[str, Any], inputs: dict[str, Any],
-    strict: bool = False, dataitem: Callable[[str, str], Any] | None = None,
+    fn: Callable[..., Any],
+    context: Any,
+    params: dict[str, Any],
+    inputs: dict[str, Any],
+    strict: bool = False,
+    dataitem: Callable[[str, str], Any] | None = None,
 ) -> dict[str, Any]:
     """Build the keyword arguments for ``fn``.
 
@@ -221,8 +227,10 @@ def code_hash(fn: Callable[..., Any]) -> str:
 
 def _code_bytes(code: types.CodeType) -> bytes:
     # The bytecode alone misses constants (`x + 1` and `x + 2` compile alike) and names.
-    consts = [_code_bytes(c) if isinstance(c, types.CodeType) else repr(c).encode()
-              for c in code.co_consts]
+    consts = [
+        _code_bytes(c) if isinstance(c, types.CodeType) else repr(c).encode()
+        for c in code.co_consts
+    ]
     return b"\0".join([code.co_code, *consts, repr(code.co_names).encode()])
 
 

@@ -285,10 +285,17 @@ class Context:
 
     # artifacts --------------------------------------------------------------------------------
     def log_artifact(
-        self, item: Any, body: Any = None, local_path: str | None = None,
-        target_path: str | None = None, viewer: str | None = None,
-        labels: dict[str, str] | None = None, format: str | None = None, tag: str | None = None,
-        upload: bool = True, **kw: Any,
+        self,
+        item: Any,
+        body: Any = None,
+        local_path: str | None = None,
+        target_path: str | None = None,
+        viewer: str | None = None,
+        labels: dict[str, str] | None = None,
+        format: str | None = None,
+        tag: str | None = None,
+        upload: bool = True,
+        **kw: Any,
     ) -> Any:
         """Store an artifact (a key with ``body``/``local_path``, or an ``Artifact``); record it."""
         if self._manager is None:
@@ -297,12 +304,26 @@ class Context:
             self._manager = ArtifactManager(self.artifact_path)
         meta = self._run.metadata
         art = self._manager.log(
-            item, body=body, local_path=local_path, target_path=target_path, viewer=viewer,
-            labels=labels, format=format, tag=tag, upload=upload,
-            producer={"uid": meta.uid, "name": meta.name, "iteration": meta.iteration,
-                      "kind": "run"},
-            project=meta.project, tree=self._run.spec.pipeline_uid or meta.uid,
-            iteration=meta.iteration, secrets=self._secrets, **kw,
+            item,
+            body=body,
+            local_path=local_path,
+            target_path=target_path,
+            viewer=viewer,
+            labels=labels,
+            format=format,
+            tag=tag,
+            upload=upload,
+            producer={
+                "uid": meta.uid,
+                "name": meta.name,
+                "iteration": meta.iteration,
+                "kind": "run",
+            },
+            project=meta.project,
+            tree=self._run.spec.pipeline_uid or meta.uid,
+            iteration=meta.iteration,
+            secrets=self._secrets,
+            **kw,
         )
         record = art.to_dict()
         arts = self._run.status.artifacts
@@ -313,8 +334,15 @@ class Context:
         return art
 
     def log_dataset(
-        self, key: str, df: Any, format: str = "parquet", preview: int = 20, stats: bool = True,
-        labels: dict[str, str] | None = None, tag: str | None = None, **kw: Any,
+        self,
+        key: str,
+        df: Any,
+        format: str = "parquet",
+        preview: int = 20,
+        stats: bool = True,
+        labels: dict[str, str] | None = None,
+        tag: str | None = None,
+        **kw: Any,
     ) -> Any:
         """Store a DataFrame as a dataset artifact with schema, preview and stats."""
         from .artifacts import DatasetArtifact
@@ -323,16 +351,30 @@ class Context:
         return self.log_artifact(art, labels=labels, tag=tag, **kw)
 
     def log_model(
-        self, key: str, model_file: str | None = None, body: Any = None,
-        metrics: dict[str, Any] | None = None, parameters: dict[str, Any] | None = None,
-        framework: str = "", labels: dict[str, str] | None = None, tag: str | None = None,
-        model_dir: str | None = None, **kw: Any,
+        self,
+        key: str,
+        model_file: str | None = None,
+        body: Any = None,
+        metrics: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        framework: str = "",
+        labels: dict[str, str] | None = None,
+        tag: str | None = None,
+        model_dir: str | None = None,
+        **kw: Any,
     ) -> Any:
         """Store a model file (or body) with its metrics, parameters and framework."""
         from .artifacts import ModelArtifact
 
-        art = ModelArtifact(key, model_file=model_file, body=body, metrics=metrics,
-                            parameters=parameters, framework=framework, model_dir=model_dir)
+        art = ModelArtifact(
+            key,
+            model_file=model_file,
+            body=body,
+            metrics=metrics,
+            parameters=parameters,
+            framework=framework,
+            model_dir=model_dir,
+        )
         return self.log_artifact(art, labels=labels, tag=tag, **kw)
 
     # persistence ------------------------------------------------------------------------------
@@ -570,7 +612,11 @@ def with_exec_secrets(run: RunObject) -> RunObject:
 
 
 def get_or_create_ctx(
-    name: str, event: Any = None, spec: Any = None, with_env: bool = True, project: str = "",
+    name: str,
+    event: Any = None,
+    spec: Any = None,
+    with_env: bool = True,
+    project: str = "",
     db: Any = None,
 ) -> Context:
     """Return the active run's context, or start one.

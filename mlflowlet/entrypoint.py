@@ -63,7 +63,12 @@ from .errors import ArtifactError, ConfigError, MlflowletError, ParameterError, 
 RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
 
 __all__ = [
-    "RUN_JSON_MARKER", "export_metrics", "export_outputs", "main", "mpi_rank", "read_run_json",
+    "RUN_JSON_MARKER",
+    "export_metrics",
+    "export_outputs",
+    "main",
+    "mpi_rank",
+    "read_run_json",
     "run_entrypoint",
 ]
 
@@ -154,8 +159,9 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, dict[str, str]
     run.spec.params.update({k: parse_literal(v) for k, v in params.items()})
     if args.state is not None:
         run.spec.params["state"] = engine_state(args.state)
-    run.spec.inputs.update({k: _input_path(v) for k, v in
-                            split_pairs(args.input, "--input").items()})
+    run.spec.inputs.update(
+        {k: _input_path(v) for k, v in split_pairs(args.input, "--input").items()}
+    )
     wanted = {
         "output": split_pairs(args.output, "--output"),
         "result": split_pairs(args.result, "--result"),
@@ -235,8 +241,13 @@ def _run_indexed(runtime: Any, run: Any, handler: Any, db: Any, index: int) -> A
     from . import hyper
 
     spec = run.spec
-    combos = hyper.expand_iterations(spec.hyper_params or None, spec.strategy or None,
-                                     spec.param_file or None, spec.max_iterations, spec.seed)
+    combos = hyper.expand_iterations(
+        spec.hyper_params or None,
+        spec.strategy or None,
+        spec.param_file or None,
+        spec.max_iterations,
+        spec.seed,
+    )
     if index >= len(combos):
         raise ConfigError(
             f"JOB_COMPLETION_INDEX={index} but the spec has {len(combos)} iteration(s); "
@@ -262,8 +273,9 @@ def _step_handler(name: str, command: str) -> Any:
         target = resolve_handler(name, command) if name else None
     except MlflowletError:
         return None  # the runtime resolves it again and records the error on the run
-    if hasattr(target, "spec") and callable(getattr(target, "handler", None)):
-        return target.handler()
+    handler = getattr(target, "handler", None)
+    if hasattr(target, "spec") and callable(handler):
+        return handler()
     return None
 
 

@@ -4,10 +4,10 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
 
     MlflowletError
     ├── ConfigError (ValueError)            bad settings, unknown runtime/compiler, bad URL
-    │   └── UnknownBackendError             a runtime kind / URL scheme / compiler target nobody provides
+    │   └── UnknownBackendError             no runtime kind, URL scheme or compiler by that name
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── ParameterError (ValueError)         a param that does not coerce, is missing, or is unknown
-    │   └── HyperParamError                 bad hyper-parameters, param file, selector, stop condition
+    │   └── HyperParamError                 bad hyper-params, param file, selector, stop condition
     ├── SecretsError (ValueError)           a secrets source that is missing or malformed
     ├── ArtifactError (ValueError)          an artifact body, key or format that cannot be stored
     │   └── PathTraversalError              a key or target path escaping its root

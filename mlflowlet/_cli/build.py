@@ -63,16 +63,29 @@ def build(  # noqa: PLR0913 - one option per flag of the command
         except OSError as exc:
             raise usage_error(f"--code {code!r}: {exc.strerror}") from None
     result = build_image(
-        image, base_image=base_image, requirements=requirements_file or requirement,
-        inline_code=inline, source=source, commands=command, with_mlflowlet=with_mlflowlet,
-        builder=builder, push=push, context_dir=context_dir, dry_run=dry_run,
-        namespace=namespace, registry_secret=registry_secret,
+        image,
+        base_image=base_image,
+        requirements=requirements_file or requirement,
+        inline_code=inline,
+        source=source,
+        commands=command,
+        with_mlflowlet=with_mlflowlet,
+        builder=builder,
+        push=push,
+        context_dir=context_dir,
+        dry_run=dry_run,
+        namespace=namespace,
+        registry_secret=registry_secret,
     )
     print(f"dockerfile: {result.dockerfile}")
     print(f"context:    {result.context_dir} ({result.digest})")
     if result.built:
-        print(f"built:      {result.image} with {result.builder}"
-              f"{' (pushed)' if result.pushed else ''}")
+        print(
+            f"built:      {result.image} with {result.builder}"
+            f"{' (pushed)' if result.pushed else ''}"
+        )
     else:
-        print(f"not built (--dry-run): build it with `docker build -t {result.image} "
-              f"{result.context_dir}`")
+        print(
+            f"not built (--dry-run): build it with `docker build -t {result.image} "
+            f"{result.context_dir}`"
+        )

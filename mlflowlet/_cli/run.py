@@ -306,8 +306,10 @@ def _kind_runner(url: str | None, args: list[str], kind: str | None, image: str 
 def _print_manifests(runtime: Any, task: Any, fn: Any, as_json: bool) -> None:
     """Print what ``--dry-run`` would submit (a Secret with its values redacted, then the job)."""
     if not hasattr(runtime, "last_manifests"):
-        raise usage_error(f"--dry-run prints Kubernetes manifests: use --kind job, mpijob or "
-                          f"spark, not {runtime.kind!r}")
+        raise usage_error(
+            f"--dry-run prints Kubernetes manifests: use --kind job, mpijob or "
+            f"spark, not {runtime.kind!r}"
+        )
     runtime.run(task, handler=fn, dry_run=True)
     docs = runtime.last_manifests
     if as_json:

@@ -197,8 +197,9 @@ class KFPLocalRunner(LocalRunner):
             )
             if isinstance(items, str):
                 items = json.loads(items)
-            per_item, ok = [], True
-            for i, item in enumerate(items, start=1):
+            per_item: list[Any] = []
+            ok = True
+            for i, item in enumerate(items or [], start=1):
                 self._iteration = i
                 item_ok, out = self._run_dag(ref, comp["dag"], {**args, it["itemInput"]: item})
                 ok, per_item = ok and item_ok, [*per_item, out]

@@ -189,10 +189,10 @@ def compare(
                 out.append(f"step {name!r}: item results {got_items} != local {want_items}")
             continue
         step = local.steps[name]
-        want = {k: v for k, v in step.status.results.items() if k not in drop}
-        got = {k: v for k, v in group[-1].results.items() if k not in drop}
-        if want != got:
-            out.append(f"step {name!r}: results {got} != local {want}")
+        want_results = {k: v for k, v in step.status.results.items() if k not in drop}
+        got_results = {k: v for k, v in group[-1].results.items() if k not in drop}
+        if want_results != got_results:
+            out.append(f"step {name!r}: results {got_results} != local {want_results}")
         want_keys = sorted(a.get("key") for a in step.status.artifacts)
         got_keys = sorted(
             a.get("key") for a in (group[-1].run or {}).get("status", {}).get("artifacts", [])
@@ -263,7 +263,7 @@ def check(
             mapped = {n.name for n in pipe.dag.nodes if n.map is not None}
             report.differences = compare(local, report, mapped, ignore_results)
         finally:
-            db.close()
+            db.close()  # type: ignore[attr-defined]
         return report
     finally:
         if own is not None:

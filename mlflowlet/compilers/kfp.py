@@ -169,7 +169,7 @@ def build_component(plan: Plan, st: StepPlan) -> Any:
 
     def body(*values: Any) -> Any:
         found = dict(zip(slots, values, strict=True))
-        parts_list = [*st.args(), ["--metrics"], [Slot("out_metrics", METRICS_OUTPUT)]]
+        parts_list: list[Any] = [*st.args(), ["--metrics"], [Slot("out_metrics", METRICS_OUTPUT)]]
         args = ["".join(_render(p, found) for p in parts) for parts in parts_list]
         return dsl.ContainerSpec(
             image=st.image, command=["python", "-m", "mlflowlet.entrypoint"], args=args

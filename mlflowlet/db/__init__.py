@@ -33,9 +33,9 @@ def resolve_db_path(url: str = "") -> str:
     ``sqlite:///x.db`` is relative and ``sqlite:////abs/x.db`` absolute, as in SQLAlchemy/MLflow.
     """
     if url.startswith("sqlite:///"):
-        url = url[len("sqlite:///"):]
+        url = url[len("sqlite:///") :]
     elif url.startswith("file://"):
-        url = url[len("file://"):]
+        url = url[len("file://") :]
     path = os.path.abspath(os.path.expanduser(url or "."))
     if path.endswith(".db") or os.path.isfile(path):
         return path

@@ -65,19 +65,35 @@ class SQLRunDB(RunDB):
         return json.loads(rows[0][0])
 
     def _run_where(
-        self, name: str = "", uid: str | None = None, project: str = "", labels: Any = None,
-        state: str = "", iter: bool = False, days_ago: int = 0, **filters: Any,
+        self,
+        name: str = "",
+        uid: str | None = None,
+        project: str = "",
+        labels: Any = None,
+        state: str = "",
+        iter: bool = False,
+        days_ago: int = 0,
+        **filters: Any,
     ) -> tuple[str, list[Any]]:
         """Return ``(' WHERE ...', args)`` for a run filter (the UI pages with it too)."""
-        return run_where(self.dialect, self._probe, name, uid, project, labels, state, iter,
-                         days_ago, **filters)
+        return run_where(
+            self.dialect, self._probe, name, uid, project, labels, state, iter, days_ago, **filters
+        )
 
     def _probe(self, key_value: tuple[str, Any]) -> int:
         return self._read(LABEL_PROBE, key_value)[0][0]
 
     def list_runs(
-        self, name: str = "", uid: str | None = None, project: str = "", labels: Any = None,
-        state: str = "", sort: bool = True, last: int = 0, iter: bool = False, **filters: Any,
+        self,
+        name: str = "",
+        uid: str | None = None,
+        project: str = "",
+        labels: Any = None,
+        state: str = "",
+        sort: bool = True,
+        last: int = 0,
+        iter: bool = False,
+        **filters: Any,
     ) -> Any:
         """Return a ``RunList`` (newest first when ``sort``; ``last`` limits the count)."""
         from .lists import RunList
@@ -95,7 +111,11 @@ class SQLRunDB(RunDB):
         self._transact(_del_run, uid, project, iter)
 
     def del_runs(
-        self, name: str = "", project: str = "", labels: Any = None, state: str = "",
+        self,
+        name: str = "",
+        project: str = "",
+        labels: Any = None,
+        state: str = "",
         days_ago: int = 0,
     ) -> int:
         """Delete every run matching the filter (all iterations); refuses an empty filter."""
@@ -109,8 +129,14 @@ class SQLRunDB(RunDB):
 
     # artifacts ------------------------------------------------------------------------------
     def store_artifact(
-        self, key: str, artifact: dict[str, Any], uid: str | None = None, iter: int | None = None,
-        tag: str = "", project: str = "", tree: str = "",
+        self,
+        key: str,
+        artifact: dict[str, Any],
+        uid: str | None = None,
+        iter: int | None = None,
+        tag: str = "",
+        project: str = "",
+        tree: str = "",
     ) -> None:
         """Store an artifact version; ``latest`` (and ``tag``) move to it."""
         self._transact(self._store_artifact, key, artifact, uid, iter, tag, project, tree)
@@ -128,8 +154,16 @@ class SQLRunDB(RunDB):
             " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (project, key, uid, iteration) DO UPDATE SET"
             " tree=excluded.tree, kind=excluded.kind, updated=excluded.updated,"
             " body=excluded.body RETURNING id",
-            (project, key, uid, tree, it, body.get("kind", ""), body.get("updated", ""),
-             json.dumps(body, default=str)),
+            (
+                project,
+                key,
+                uid,
+                tree,
+                it,
+                body.get("kind", ""),
+                body.get("updated", ""),
+                json.dumps(body, default=str),
+            ),
         ).fetchone()[0]
         for name in sorted({"latest", tag} - {""}):  # one lock order for concurrent writers
             conn.execute(
@@ -139,7 +173,11 @@ class SQLRunDB(RunDB):
             )
 
     def read_artifact(
-        self, key: str, tag: str = "", iter: int | None = None, project: str = "",
+        self,
+        key: str,
+        tag: str = "",
+        iter: int | None = None,
+        project: str = "",
         uid: str | None = None,
     ) -> dict[str, Any]:
         """Return an artifact by ``uid`` or ``tag`` (default ``latest``)."""
@@ -149,8 +187,14 @@ class SQLRunDB(RunDB):
         return json.loads(rows[0][0])
 
     def list_artifacts(
-        self, name: str = "", project: str = "", tag: str = "", labels: Any = None,
-        kind: str | None = None, since: str | None = None, until: str | None = None,
+        self,
+        name: str = "",
+        project: str = "",
+        tag: str = "",
+        labels: Any = None,
+        kind: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
         tree: str | None = None,
     ) -> Any:
         """Return an ``ArtifactList`` (``tag=''`` latest, ``'*'`` all versions, else that tag)."""
@@ -164,11 +208,16 @@ class SQLRunDB(RunDB):
                 " WHERE t.tag=?"
             )
             args = [tag or "latest"]
-        for column, value in (("a.key", name), ("a.project", project), ("a.kind", kind),
-                              ("a.tree", tree)):
+        for column, value in (
+            ("a.key", name),
+            ("a.project", project),
+            ("a.kind", kind),
+            ("a.tree", tree),
+        ):
             if value:
-                clause, arg = match_clause(column, value) if column == "a.key" else (
-                    f"{column}=?", value)
+                clause, arg = (
+                    match_clause(column, value) if column == "a.key" else (f"{column}=?", value)
+                )
                 sql += f" AND {clause}"
                 args.append(arg)
         if since:
@@ -197,8 +246,11 @@ class SQLRunDB(RunDB):
             )
         found = self.list_artifacts(name, project, tag or "*", labels)
         rows = [(a.get("project", ""), a["key"], a["uid"], a.get("iteration", 0)) for a in found]
-        self._transact(_executemany, "DELETE FROM artifacts WHERE project=? AND key=? AND uid=?"
-                       " AND iteration=?", rows)
+        self._transact(
+            _executemany,
+            "DELETE FROM artifacts WHERE project=? AND key=? AND uid=? AND iteration=?",
+            rows,
+        )
         return len(found)
 
     def list_artifact_tags(self, project: str = "") -> list[str]:
@@ -224,7 +276,7 @@ class SQLRunDB(RunDB):
         data = b"".join(
             r[0] for r in self._read("SELECT body FROM logs WHERE uid=? ORDER BY id", (uid,))
         )
-        return data[offset: offset + size] if size else data[offset:]
+        return data[offset : offset + size] if size else data[offset:]
 
     def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
         """Append metric rows ``(key, step, value, time)``."""
@@ -256,12 +308,19 @@ class SQLRunDB(RunDB):
         rows = [tuple(e.get(c) for c in LINEAGE_COLS) for e in edges]
         if rows:
             marks = ",".join("?" * len(LINEAGE_COLS))
-            self._transact(_executemany, f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)})"
-                           f" VALUES ({marks})", rows)
+            self._transact(
+                _executemany,
+                f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({marks})",
+                rows,
+            )
 
     def list_lineage(
-        self, run_uid: str | None = None, artifact_key: str | None = None,
-        pipeline_uid: str | None = None, upstream: bool = False, downstream: bool = False,
+        self,
+        run_uid: str | None = None,
+        artifact_key: str | None = None,
+        pipeline_uid: str | None = None,
+        upstream: bool = False,
+        downstream: bool = False,
     ) -> list[dict[str, Any]]:
         """Return lineage edges; ``upstream``/``downstream`` walk from ``run_uid`` transitively."""
         sel = f"SELECT {', '.join(LINEAGE_COLS)} FROM lineage"
@@ -295,26 +354,44 @@ class SQLRunDB(RunDB):
 
     # one-shot commit ------------------------------------------------------------------------
     def commit_run(
-        self, run: dict[str, Any], artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (), log: bytes = b"",
+        self,
+        run: dict[str, Any],
+        artifacts: Iterable[dict[str, Any]] = (),
+        metrics: Iterable[tuple] = (),
+        log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log output in one transaction."""
         if isinstance(log, str):
             log = log.encode()
         self._transact(self._commit_run, run, list(artifacts), list(metrics), log)
 
-    def _commit_run(self, conn: Any, run: dict[str, Any], artifacts: list[dict[str, Any]],
-                    metrics: list[tuple], log: bytes) -> None:
+    def _commit_run(
+        self,
+        conn: Any,
+        run: dict[str, Any],
+        artifacts: list[dict[str, Any]],
+        metrics: list[tuple],
+        log: bytes,
+    ) -> None:
         meta = run["metadata"]
         uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
         for art in artifacts:
-            self._store_artifact(conn, art["key"], art, art.get("uid"), it,
-                                 art.get("tag") or "", project, art.get("tree") or uid)
+            self._store_artifact(
+                conn,
+                art["key"],
+                art,
+                art.get("uid"),
+                it,
+                art.get("tag") or "",
+                project,
+                art.get("tree") or uid,
+            )
         if metrics:
             self._store_metrics(conn, uid, project, it, metrics)
         if log:
-            conn.execute("INSERT INTO logs (uid, project, body) VALUES (?,?,?)",
-                         (uid, project, log))
+            conn.execute(
+                "INSERT INTO logs (uid, project, body) VALUES (?,?,?)", (uid, project, log)
+            )
         self._store_run(conn, run, uid, project, it)
 
 
@@ -345,8 +422,9 @@ def _del_runs(conn: Any, where: str, args: list[Any]) -> int:
     return len(uids)
 
 
-def _artifact_query(key: str, tag: str, it: int | None, project: str,
-                    uid: str | None) -> tuple[str, list[Any]]:
+def _artifact_query(
+    key: str, tag: str, it: int | None, project: str, uid: str | None
+) -> tuple[str, list[Any]]:
     if uid:
         sql = "SELECT body FROM artifacts a WHERE key=? AND uid=?"
         args: list[Any] = [key, uid]

@@ -60,7 +60,11 @@ class RunDB(ABC):
 
     @abstractmethod
     def del_runs(
-        self, name: str = "", project: str = "", labels: Any = None, state: str = "",
+        self,
+        name: str = "",
+        project: str = "",
+        labels: Any = None,
+        state: str = "",
         days_ago: int = 0,
     ) -> int:
         """Delete the runs matching the filter; refuses an empty filter. Returns the count."""
@@ -81,22 +85,38 @@ class RunDB(ABC):
     # artifacts ------------------------------------------------------------------------------
     @abstractmethod
     def store_artifact(
-        self, key: str, artifact: dict[str, Any], uid: str | None = None, iter: int | None = None,
-        tag: str = "", project: str = "", tree: str = "",
+        self,
+        key: str,
+        artifact: dict[str, Any],
+        uid: str | None = None,
+        iter: int | None = None,
+        tag: str = "",
+        project: str = "",
+        tree: str = "",
     ) -> None:
         """Store an artifact version and move the ``latest`` tag (and ``tag``) to it."""
 
     @abstractmethod
     def read_artifact(
-        self, key: str, tag: str = "", iter: int | None = None, project: str = "",
+        self,
+        key: str,
+        tag: str = "",
+        iter: int | None = None,
+        project: str = "",
         uid: str | None = None,
     ) -> dict[str, Any]:
         """Return an artifact version by tag (default ``latest``) or uid."""
 
     @abstractmethod
     def list_artifacts(
-        self, name: str = "", project: str = "", tag: str = "", labels: Any = None,
-        kind: str | None = None, since: str | None = None, until: str | None = None,
+        self,
+        name: str = "",
+        project: str = "",
+        tag: str = "",
+        labels: Any = None,
+        kind: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
         tree: str | None = None,
     ) -> Any:
         """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version."""
@@ -145,23 +165,35 @@ class RunDB(ABC):
 
     @abstractmethod
     def list_lineage(
-        self, run_uid: str | None = None, artifact_key: str | None = None,
-        pipeline_uid: str | None = None, upstream: bool = False, downstream: bool = False,
+        self,
+        run_uid: str | None = None,
+        artifact_key: str | None = None,
+        pipeline_uid: str | None = None,
+        upstream: bool = False,
+        downstream: bool = False,
     ) -> list[dict[str, Any]]:
         """Return lineage edges touching a run or artifact; walk the graph when asked."""
 
     # one-shot commit ------------------------------------------------------------------------
     def commit_run(
-        self, run: dict[str, Any], artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (), log: bytes = b"",
+        self,
+        run: dict[str, Any],
+        artifacts: Iterable[dict[str, Any]] = (),
+        metrics: Iterable[tuple] = (),
+        log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log output at once."""
         meta = run["metadata"]
         uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
         for art in artifacts:
             self.store_artifact(
-                art["key"], art, uid=art.get("uid"), iter=it, tag=art.get("tag") or "",
-                project=project, tree=art.get("tree", uid),
+                art["key"],
+                art,
+                uid=art.get("uid"),
+                iter=it,
+                tag=art.get("tag") or "",
+                project=project,
+                tree=art.get("tree", uid),
             )
         rows = list(metrics)
         if rows:

@@ -62,8 +62,14 @@ class HTTPRunDB(RunDB):
         backoff: first retry delay in seconds (doubled each time, with jitter).
     """
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0,
-                 retries: int = 4, backoff: float = 0.1) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.1,
+    ) -> None:
         if "://" not in url:
             raise ConfigError(f"server URL {url!r} needs a scheme: http://host:port")
         self._url = url.rstrip("/")
@@ -97,8 +103,9 @@ class HTTPRunDB(RunDB):
         delay, attempt = self.backoff, 0
         while True:
             try:
-                resp = self._client.request(method, "/api/v1" + path,
-                                            headers={**self._headers, **extra}, **kw)
+                resp = self._client.request(
+                    method, "/api/v1" + path, headers={**self._headers, **extra}, **kw
+                )
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
                 attempt += 1
@@ -135,8 +142,9 @@ class HTTPRunDB(RunDB):
             )
         if code in (400, 413, 416, 422):
             raise ConfigError(f"{method} {path}: {text}")
-        raise RunDBError(f"the mlflowlet server at {self._url} failed on {method} {path} "
-                         f"({code}): {text}")
+        raise RunDBError(
+            f"the mlflowlet server at {self._url} failed on {method} {path} ({code}): {text}"
+        )
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         return self._request(method, path, **kw).json()
@@ -155,22 +163,33 @@ class HTTPRunDB(RunDB):
     # runs -------------------------------------------------------------------------------------
     def store_run(self, run: dict[str, Any], uid: str, project: str = "", iter: int = 0) -> None:
         """Insert or replace a run."""
-        self._request("PUT", f"/runs/{_q(uid)}", json=run,
-                      params={"project": project, "iter": iter})
+        self._request(
+            "PUT", f"/runs/{_q(uid)}", json=run, params={"project": project, "iter": iter}
+        )
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
         """Return a run; raises ``NotFoundError``."""
         return self._json("GET", f"/runs/{_q(uid)}", params={"project": project, "iter": iter})
 
-    def update_run(self, updates: dict[str, Any], uid: str, project: str = "",
-                   iter: int = 0) -> None:
+    def update_run(
+        self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
+    ) -> None:
         """Apply dotted-key updates on the server."""
-        self._request("PATCH", f"/runs/{_q(uid)}", json=updates,
-                      params={"project": project, "iter": iter})
+        self._request(
+            "PATCH", f"/runs/{_q(uid)}", json=updates, params={"project": project, "iter": iter}
+        )
 
     def list_runs(
-        self, name: str = "", uid: str | None = None, project: str = "", labels: Any = None,
-        state: str = "", sort: bool = True, last: int = 0, iter: bool = False, **filters: Any,
+        self,
+        name: str = "",
+        uid: str | None = None,
+        project: str = "",
+        labels: Any = None,
+        state: str = "",
+        sort: bool = True,
+        last: int = 0,
+        iter: bool = False,
+        **filters: Any,
     ) -> Any:
         """Return a ``RunList`` of the runs matching every filter."""
         from .lists import RunList
@@ -178,58 +197,109 @@ class HTTPRunDB(RunDB):
         unknown = set(filters) - {"parent_uid", "pipeline_uid"}
         if unknown:
             raise ConfigError(f"unknown run filter(s) {sorted(unknown)}")
-        params = {"name": name, "uid": uid, "project": project, "state": state,
-                  "sort": sort, "last": last, "iter": iter, "label": _labels(labels), **filters}
+        params = {
+            "name": name,
+            "uid": uid,
+            "project": project,
+            "state": state,
+            "sort": sort,
+            "last": last,
+            "iter": iter,
+            "label": _labels(labels),
+            **filters,
+        }
         return RunList(self._json("GET", "/runs", params=params)["runs"])
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given)."""
         self._request("DELETE", f"/runs/{_q(uid)}", params={"project": project, "iter": iter})
 
-    def del_runs(self, name: str = "", project: str = "", labels: Any = None, state: str = "",
-                 days_ago: int = 0) -> int:
+    def del_runs(
+        self,
+        name: str = "",
+        project: str = "",
+        labels: Any = None,
+        state: str = "",
+        days_ago: int = 0,
+    ) -> int:
         """Delete the runs matching the filter; refuses an empty filter."""
         if not (name or project or labels or state or days_ago):
             raise ConfigError(
                 "del_runs() needs a filter (name, project, labels, state or days_ago); "
                 "refusing to delete every run"
             )
-        params = {"name": name, "project": project, "label": _labels(labels), "state": state,
-                  "days_ago": days_ago or None}
+        params = {
+            "name": name,
+            "project": project,
+            "label": _labels(labels),
+            "state": state,
+            "days_ago": days_ago or None,
+        }
         return self._json("DELETE", "/runs", params=params)["deleted"]
 
     # artifacts --------------------------------------------------------------------------------
-    def store_artifact(self, key: str, artifact: dict[str, Any], uid: str | None = None,
-                       iter: int | None = None, tag: str = "", project: str = "",
-                       tree: str = "") -> None:
+    def store_artifact(
+        self,
+        key: str,
+        artifact: dict[str, Any],
+        uid: str | None = None,
+        iter: int | None = None,
+        tag: str = "",
+        project: str = "",
+        tree: str = "",
+    ) -> None:
         """Store an artifact version and move ``latest`` (and ``tag``) to it."""
         params = {"uid": uid, "iter": iter, "tag": tag, "project": project, "tree": tree}
         self._request("PUT", f"/artifacts/{_q(key, '/')}", json=artifact, params=params)
 
-    def read_artifact(self, key: str, tag: str = "", iter: int | None = None, project: str = "",
-                      uid: str | None = None) -> dict[str, Any]:
+    def read_artifact(
+        self,
+        key: str,
+        tag: str = "",
+        iter: int | None = None,
+        project: str = "",
+        uid: str | None = None,
+    ) -> dict[str, Any]:
         """Return an artifact version by tag (default ``latest``) or uid."""
         params = {"tag": tag, "iter": iter, "project": project, "uid": uid}
         return self._json("GET", f"/artifacts/{_q(key, '/')}", params=params)
 
-    def list_artifacts(self, name: str = "", project: str = "", tag: str = "", labels: Any = None,
-                       kind: str | None = None, since: str | None = None,
-                       until: str | None = None, tree: str | None = None) -> Any:
+    def list_artifacts(
+        self,
+        name: str = "",
+        project: str = "",
+        tag: str = "",
+        labels: Any = None,
+        kind: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        tree: str | None = None,
+    ) -> Any:
         """Return an ``ArtifactList``."""
         from .lists import ArtifactList
 
-        params = {"name": name, "project": project, "tag": tag, "label": _labels(labels),
-                  "kind": kind, "since": since, "until": until, "tree": tree}
+        params = {
+            "name": name,
+            "project": project,
+            "tag": tag,
+            "label": _labels(labels),
+            "kind": kind,
+            "since": since,
+            "until": until,
+            "tree": tree,
+        }
         return ArtifactList(self._json("GET", "/artifacts", params=params)["artifacts"])
 
-    def del_artifact(self, key: str, tag: str = "", project: str = "",
-                     uid: str | None = None) -> int:
+    def del_artifact(
+        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+    ) -> int:
         """Delete one artifact version (or every version of ``key``)."""
         params = {"tag": tag, "project": project, "uid": uid}
         return self._json("DELETE", f"/artifacts/{_q(key, '/')}", params=params)["deleted"]
 
-    def del_artifacts(self, name: str = "", project: str = "", tag: str = "",
-                      labels: Any = None) -> int:
+    def del_artifacts(
+        self, name: str = "", project: str = "", tag: str = "", labels: Any = None
+    ) -> int:
         """Delete the artifacts matching the filter; refuses an empty filter."""
         if not (name or project or tag or labels):
             raise ConfigError(
@@ -251,14 +321,19 @@ class HTTPRunDB(RunDB):
         return self._request("GET", f"/files/{_q(path, '/')}", headers=headers).content
 
     # logs and metrics -------------------------------------------------------------------------
-    def store_log(self, uid: str, project: str = "", body: bytes = b"",
-                  append: bool = True) -> None:
+    def store_log(
+        self, uid: str, project: str = "", body: bytes = b"", append: bool = True
+    ) -> None:
         """Append (or replace) a run's captured output."""
         if isinstance(body, str):
             body = body.encode()
-        self._request("POST", f"/logs/{_q(uid)}", content=body,
-                      params={"project": project, "append": append},
-                      headers={"content-type": "application/octet-stream"})
+        self._request(
+            "POST",
+            f"/logs/{_q(uid)}",
+            content=body,
+            params={"project": project, "append": append},
+            headers={"content-type": "application/octet-stream"},
+        )
 
     def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
@@ -268,11 +343,16 @@ class HTTPRunDB(RunDB):
 
     def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
         """Append metric rows ``(key, step, value, time)``."""
-        self._request("POST", f"/metrics/{_q(uid)}", json={"rows": [list(r) for r in rows]},
-                      params={"project": project, "iter": iter})
+        self._request(
+            "POST",
+            f"/metrics/{_q(uid)}",
+            json={"rows": [list(r) for r in rows]},
+            params={"project": project, "iter": iter},
+        )
 
-    def get_metrics(self, uid: str, key: str | None = None, iter: int = 0,
-                    project: str = "") -> list[dict[str, Any]]:
+    def get_metrics(
+        self, uid: str, key: str | None = None, iter: int = 0, project: str = ""
+    ) -> list[dict[str, Any]]:
         """Return metric rows as dicts ``key, step, value, time``."""
         params = {"key": key, "iter": iter, "project": project}
         return self._json("GET", f"/metrics/{_q(uid)}", params=params)["metrics"]
@@ -284,13 +364,22 @@ class HTTPRunDB(RunDB):
         if edges:
             self._request("POST", "/lineage", json={"edges": edges})
 
-    def list_lineage(self, run_uid: str | None = None, artifact_key: str | None = None,
-                     pipeline_uid: str | None = None, upstream: bool = False,
-                     downstream: bool = False) -> list[dict[str, Any]]:
+    def list_lineage(
+        self,
+        run_uid: str | None = None,
+        artifact_key: str | None = None,
+        pipeline_uid: str | None = None,
+        upstream: bool = False,
+        downstream: bool = False,
+    ) -> list[dict[str, Any]]:
         """Return lineage edges touching a run or artifact; walk the graph when asked."""
-        params = {"run_uid": run_uid, "artifact_key": artifact_key,
-                  "pipeline_uid": pipeline_uid, "upstream": upstream or None,
-                  "downstream": downstream or None}
+        params = {
+            "run_uid": run_uid,
+            "artifact_key": artifact_key,
+            "pipeline_uid": pipeline_uid,
+            "upstream": upstream or None,
+            "downstream": downstream or None,
+        }
         return self._json("GET", "/lineage", params=params)["edges"]
 
     def pipeline_graph(self, uid: str, project: str = "") -> dict[str, Any]:
@@ -298,15 +387,23 @@ class HTTPRunDB(RunDB):
         return self._json("GET", f"/pipelines/{_q(uid)}/graph", params={"project": project})
 
     # one-shot commit --------------------------------------------------------------------------
-    def commit_run(self, run: dict[str, Any], artifacts: Iterable[dict[str, Any]] = (),
-                   metrics: Iterable[tuple] = (), log: bytes = b"") -> None:
+    def commit_run(
+        self,
+        run: dict[str, Any],
+        artifacts: Iterable[dict[str, Any]] = (),
+        metrics: Iterable[tuple] = (),
+        log: bytes = b"",
+    ) -> None:
         """Write a run with its new artifacts, metric rows and log chunk in one request."""
         meta = run["metadata"]
         if isinstance(log, str):
             log = log.encode()
-        body = {"run": run, "artifacts": list(artifacts),
-                "metrics": [list(r) for r in metrics],
-                "log_b64": base64.b64encode(log).decode() if log else ""}
+        body = {
+            "run": run,
+            "artifacts": list(artifacts),
+            "metrics": [list(r) for r in metrics],
+            "log_b64": base64.b64encode(log).decode() if log else "",
+        }
         self._request("POST", f"/runs/{_q(meta['uid'])}/commit", json=body)
 
 

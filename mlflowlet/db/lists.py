@@ -30,8 +30,7 @@ class _RecordList(list):
         rows = [[_cell(c) for c in row] for row in self.to_rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
@@ -44,8 +43,7 @@ class _RecordList(list):
             for row in rows[1:]
         )
         return (
-            f"<table class='mlflowlet'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>"
+            f"<table class='mlflowlet'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         )
 
     def show(self, display: bool = True) -> str | None:
@@ -86,18 +84,28 @@ class RunList(_RecordList):
     def _row(self, run: dict[str, Any]) -> list[Any]:
         meta, spec, status = run["metadata"], run.get("spec", {}), run.get("status", {})
         return [
-            meta.get("project", ""), meta.get("uid", ""), meta.get("iteration", 0),
-            (status.get("start_time") or "")[:19], status.get("state", ""), meta.get("name", ""),
-            meta.get("labels", {}), spec.get("params", {}), status.get("results", {}),
+            meta.get("project", ""),
+            meta.get("uid", ""),
+            meta.get("iteration", 0),
+            (status.get("start_time") or "")[:19],
+            status.get("state", ""),
+            meta.get("name", ""),
+            meta.get("labels", {}),
+            spec.get("params", {}),
+            status.get("results", {}),
         ]
 
     def _flat(self, run: dict[str, Any]) -> dict[str, Any]:
         meta, spec, status = run["metadata"], run.get("spec", {}), run.get("status", {})
         out: dict[str, Any] = {
-            "project": meta.get("project"), "uid": meta.get("uid"),
-            "iter": meta.get("iteration", 0), "name": meta.get("name"),
-            "state": status.get("state"), "start": status.get("start_time"),
-            "end": status.get("end_time"), "error": status.get("error"),
+            "project": meta.get("project"),
+            "uid": meta.get("uid"),
+            "iter": meta.get("iteration", 0),
+            "name": meta.get("name"),
+            "state": status.get("state"),
+            "start": status.get("start_time"),
+            "end": status.get("end_time"),
+            "error": status.get("error"),
         }
         out.update({f"label.{k}": v for k, v in meta.get("labels", {}).items()})
         out.update({f"param.{k}": v for k, v in spec.get("params", {}).items()})
@@ -115,14 +123,29 @@ class ArtifactList(_RecordList):
     """Artifacts returned by ``list_artifacts``."""
 
     columns = (
-        "project", "key", "kind", "iter", "tag", "uri", "size", "hash", "updated", "producer",
+        "project",
+        "key",
+        "kind",
+        "iter",
+        "tag",
+        "uri",
+        "size",
+        "hash",
+        "updated",
+        "producer",
     )
 
     def _row(self, art: dict[str, Any]) -> list[Any]:
         return [
-            art.get("project", ""), art.get("key", ""), art.get("kind", ""),
-            art.get("iteration", 0), art.get("tag", ""), art.get("uri", ""), art.get("size"),
-            (art.get("hash") or "")[:12], (art.get("updated") or "")[:19],
+            art.get("project", ""),
+            art.get("key", ""),
+            art.get("kind", ""),
+            art.get("iteration", 0),
+            art.get("tag", ""),
+            art.get("uri", ""),
+            art.get("size"),
+            (art.get("hash") or "")[:12],
+            (art.get("updated") or "")[:19],
             (art.get("producer") or {}).get("name", ""),
         ]
 

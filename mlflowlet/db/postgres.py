@@ -112,8 +112,10 @@ class _Pool:
         with self._cond:
             while not self._idle and self._open >= self._size:
                 if not self._cond.wait(deadline - time.monotonic()):
-                    raise RunDBError(f"all {self._size} PostgreSQL connections of this process "
-                                     f"stayed busy for {POOL_WAIT} s; retry or lower the load")
+                    raise RunDBError(
+                        f"all {self._size} PostgreSQL connections of this process "
+                        f"stayed busy for {POOL_WAIT} s; retry or lower the load"
+                    )
             if self._idle:
                 return self._idle.pop(), True
             self._open += 1
@@ -131,8 +133,9 @@ class _Pool:
         with self._cond:
             if os.getpid() != self._pid:
                 return
-            if (self._closed or conn.closed or conn.broken
-                    or conn.info.transaction_status != 0):  # 0: TransactionStatus.IDLE
+            if (
+                self._closed or conn.closed or conn.broken or conn.info.transaction_status != 0
+            ):  # 0: TransactionStatus.IDLE
                 conn.close()
                 self._open -= 1
             else:
@@ -203,8 +206,10 @@ class PostgresRunDB(SQLRunDB):
         try:
             self._params = self._pg.conninfo.conninfo_to_dict(url)
         except self._pg.Error as exc:
-            raise RunDBError(f"bad PostgreSQL run DB URL ({_mask(_first_line(exc))}); use "
-                             "postgresql://user@host:port/dbname") from None
+            raise RunDBError(
+                f"bad PostgreSQL run DB URL ({_mask(_first_line(exc))}); use "
+                "postgresql://user@host:port/dbname"
+            ) from None
         self._where = _display(self._params)
         self._pool = _Pool(self._connect, pool_size)
         self._ensure_schema()
@@ -255,11 +260,15 @@ class PostgresRunDB(SQLRunDB):
             name = self._params.get("dbname", "")
             return f"PostgreSQL run DB {where}: {text}; create it (createdb {name}) or fix the URL"
         if connecting and ("password" in text or "authentication" in text):
-            return (f"PostgreSQL run DB {where} refused the login ({text}); set PGPASSWORD or "
-                    "~/.pgpass for that user")
+            return (
+                f"PostgreSQL run DB {where} refused the login ({text}); set PGPASSWORD or "
+                "~/.pgpass for that user"
+            )
         if connecting or _lost_connection(exc):
-            return (f"cannot reach PostgreSQL run DB {where} ({text}); start the server or fix "
-                    "the host/port in the URL (MLFLOWLET_DBPATH or --db)")
+            return (
+                f"cannot reach PostgreSQL run DB {where} ({text}); start the server or fix "
+                "the host/port in the URL (MLFLOWLET_DBPATH or --db)"
+            )
         return f"PostgreSQL run DB {where}: {text}"
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
@@ -303,11 +312,13 @@ class PostgresRunDB(SQLRunDB):
             except races as exc:
                 if attempt == _RETRIES:
                     raise RunDBError(self._explain(exc)) from None
-                time.sleep(0.005 * 2 ** attempt)  # back off so the winner can finish
+                time.sleep(0.005 * 2**attempt)  # back off so the winner can finish
             except self._pg.Error as exc:
                 raise RunDBError(self._explain(exc)) from None
-        raise RunDBError(f"PostgreSQL run DB {self._where}: no live connection after "
-                         f"{_RETRIES} attempts; check the server")
+        raise RunDBError(
+            f"PostgreSQL run DB {self._where}: no live connection after "
+            f"{_RETRIES} attempts; check the server"
+        )
 
     @contextmanager
     def _write(self) -> Iterator[_Conn]:

@@ -165,11 +165,13 @@ class SQLiteRunDB(SQLRunDB):
             ).lastrowid
         else:
             run_id = row[0]
-            changed = [(c, v) for c, v, old in zip(RUN_COLUMNS, values, row[1:], strict=True)
-                       if v != old]
+            changed = [
+                (c, v) for c, v, old in zip(RUN_COLUMNS, values, row[1:], strict=True) if v != old
+            ]
             sets = "".join(f"{column}=?, " for column, _ in changed)
-            conn.execute(f"UPDATE runs SET {sets}body=? WHERE id=?",
-                         (*(v for _, v in changed), body, run_id))
+            conn.execute(
+                f"UPDATE runs SET {sets}body=? WHERE id=?", (*(v for _, v in changed), body, run_id)
+            )
             old_labels = dict(
                 conn.execute("SELECT key, value FROM run_labels WHERE run_id=?", (run_id,))
             )

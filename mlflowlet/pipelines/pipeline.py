@@ -233,8 +233,13 @@ class Pipeline:
         )
         return executor.start(wait=wait)
 
-    def submit(self, target: str = "kfp", host: str = "", arguments: dict[str, Any] | None = None,
-               **options: Any) -> Any:
+    def submit(
+        self,
+        target: str = "kfp",
+        host: str = "",
+        arguments: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
         """Compile and submit the pipeline to Kubeflow Pipelines or an Argo Server.
 
         See :func:`mlflowlet.compilers.submit.submit` (``experiment``, ``token``, ``namespace``,

@@ -190,7 +190,15 @@ class Step:
 
 
 STEP_OPTIONS = (
-    "name", "outputs", "image", "resources", "retries", "retry_delay", "timeout", "cache", "labels",
+    "name",
+    "outputs",
+    "image",
+    "resources",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "cache",
+    "labels",
 )
 
 

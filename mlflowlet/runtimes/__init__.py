@@ -13,7 +13,12 @@ from ..errors import UnknownBackendError
 from .base import Runtime
 
 __all__ = [
-    "Runtime", "abort_run", "new_function", "new_runner", "register_runtime", "runtime_kinds",
+    "Runtime",
+    "abort_run",
+    "new_function",
+    "new_runner",
+    "register_runtime",
+    "runtime_kinds",
 ]
 
 _BUILTIN: dict[str, str] = {
@@ -26,8 +31,13 @@ _BUILTIN: dict[str, str] = {
     "spark": "mlflowlet.runtimes.spark:SparkRuntime",
 }
 _SCHEMES: dict[str, str] = {
-    "local": "local", "dask": "dask", "http": "remote", "https": "remote", "job": "job",
-    "mpijob": "mpijob", "spark": "spark",
+    "local": "local",
+    "dask": "dask",
+    "http": "remote",
+    "https": "remote",
+    "job": "job",
+    "mpijob": "mpijob",
+    "spark": "spark",
 }
 _registered: dict[str, Any] = {}
 
@@ -122,11 +132,15 @@ def abort_run(run: Any, db: Any = None, **options: Any) -> Any:
 
     kind = run.metadata.labels.get("kind", "local")
     if run.state in TERMINAL_STATES:
-        raise ConfigError(f"run {run.metadata.name!r} ({run.uid}) already ended ({run.state}); "
-                          "there is nothing to abort")
+        raise ConfigError(
+            f"run {run.metadata.name!r} ({run.uid}) already ended ({run.state}); "
+            "there is nothing to abort"
+        )
     for_run = getattr(_load(kind), "for_run", None)
     if for_run is None:
-        raise ConfigError(f"run {run.metadata.name!r} ({run.uid}): the {kind} runtime cannot "
-                          "abort a run from outside it (press Ctrl-C where it runs); Kubernetes "
-                          "runs (job, mpijob, spark) can be aborted")
+        raise ConfigError(
+            f"run {run.metadata.name!r} ({run.uid}): the {kind} runtime cannot "
+            "abort a run from outside it (press Ctrl-C where it runs); Kubernetes "
+            "runs (job, mpijob, spark) can be aborted"
+        )
     return for_run(run, **options).abort(run, db)

@@ -109,7 +109,7 @@ def to_model(cls: Any, data: Any, where: str) -> Any:
             )
         kwargs[attr] = value
     try:
-        return cls(**kwargs)
+        return cls(**kwargs)  # type: ignore[arg-type]
     except ValueError as exc:  # the client's own checks: a required field missing, a bad enum
         raise ConfigError(f"{where}: {exc}".replace("`", "")) from None
 
@@ -125,7 +125,9 @@ def secret_manifest(name: str, namespace: str, values: dict[str, str], labels: d
     """Return an Opaque Secret manifest holding ``values`` (as ``stringData``)."""
     k8s = client()
     secret = k8s.V1Secret(
-        api_version="v1", kind="Secret", type="Opaque",
+        api_version="v1",
+        kind="Secret",
+        type="Opaque",
         metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
         string_data=dict(values),
     )
@@ -158,8 +160,12 @@ def validate(manifest: dict, version: str = K8S_VERSION) -> dict:
         _schema_check(manifest, version, kind)
     for path, template in _pod_templates(manifest):
         if kind not in ("Job", "Pod", "PodTemplate"):
-            wrapper = {"apiVersion": "v1", "kind": "PodTemplate",
-                       "metadata": {"name": "check"}, "template": template}
+            wrapper = {
+                "apiVersion": "v1",
+                "kind": "PodTemplate",
+                "metadata": {"name": "check"},
+                "template": template,
+            }
             _schema_check(wrapper, version, kind, prefix=path)
         _check_pod(template.get("spec") or {}, f"{path}.spec", kind)
     meta = manifest.get("metadata") or {}
@@ -180,7 +186,7 @@ def _schema_check(manifest: dict, version: str, kind: str, prefix: str = "") -> 
     except kubernetes_validate.ValidationError as exc:
         inner = ".".join(str(p) for p in exc.path)
         if prefix:  # report the path inside the custom resource, not the wrapper's
-            inner = prefix + inner[len("template"):] if inner.startswith("template") else prefix
+            inner = prefix + inner[len("template") :] if inner.startswith("template") else prefix
         raise ConfigError(
             f"the {kind} manifest is invalid at {inner or '<root>'}: {_short(exc.message)} "
             f"(Kubernetes {exc.version} schema)"
@@ -197,8 +203,10 @@ def _pod_templates(manifest: dict) -> list[tuple[str, dict]]:
     if kind == "Job":
         return [("spec.template", spec.get("template") or {})]
     if kind == "MPIJob":
-        return [(f"spec.mpiReplicaSpecs.{role}.template", rs.get("template") or {})
-                for role, rs in (spec.get("mpiReplicaSpecs") or {}).items()]
+        return [
+            (f"spec.mpiReplicaSpecs.{role}.template", rs.get("template") or {})
+            for role, rs in (spec.get("mpiReplicaSpecs") or {}).items()
+        ]
     return []
 
 

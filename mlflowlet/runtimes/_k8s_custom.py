@@ -39,8 +39,9 @@ class CustomWorkloadRuntime(KubeJobRuntime):
             self._custom_api = _k8s.client().CustomObjectsApi(_api_client())
         return self._custom_api
 
-    def _execute_many(self, runs: Iterable[RunObject], handler: Any, db: Any,
-                      parallel: int) -> Iterator[RunObject]:
+    def _execute_many(
+        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+    ) -> Iterator[RunObject]:
         """One workload per iteration (``parallel`` at once)."""
         return Runtime._execute_many(self, runs, handler, db, parallel)
 
@@ -49,17 +50,21 @@ class CustomWorkloadRuntime(KubeJobRuntime):
         return 1
 
     def _dry_iterations(self, run: RunObject) -> list[dict]:
-        raise ConfigError(f"dry_run with hyper-parameters: a {self.workload_kind} runs one "
-                          "iteration; dry-run the task without hyper-parameters to see its "
-                          "manifest")
+        raise ConfigError(
+            f"dry_run with hyper-parameters: a {self.workload_kind} runs one "
+            "iteration; dry-run the task without hyper-parameters to see its "
+            "manifest"
+        )
 
     def _create_workload(self, manifest: dict, **kw: Any) -> Any:
         return self.custom_api.create_namespaced_custom_object(
-            self.group, self.version, self.namespace, self.plural, manifest, **kw)
+            self.group, self.version, self.namespace, self.plural, manifest, **kw
+        )
 
     def _workload_state(self, name: str) -> tuple[str, str]:
         obj = self.custom_api.get_namespaced_custom_object(
-            self.group, self.version, self.namespace, self.plural, name)
+            self.group, self.version, self.namespace, self.plural, name
+        )
         return self._state_of(obj.get("status") or {}, name)
 
     def _state_of(self, status: dict, name: str) -> tuple[str, str]:
@@ -68,4 +73,5 @@ class CustomWorkloadRuntime(KubeJobRuntime):
 
     def _delete_workload(self, name: str, namespace: str, **kw: Any) -> Any:
         return self.custom_api.delete_namespaced_custom_object(
-            self.group, self.version, namespace, self.plural, name, **kw)
+            self.group, self.version, namespace, self.plural, name, **kw
+        )

@@ -43,7 +43,10 @@ class Follower:
         last = time.monotonic()
         try:
             resp = self.rt.core_api.read_namespaced_pod_log(
-                self.pod, self.rt.namespace, container=self.rt.container_name, follow=True,
+                self.pod,
+                self.rt.namespace,
+                container=self.rt.container_name,
+                follow=True,
                 _preload_content=False,
             )
             for raw in resp:
@@ -159,8 +162,9 @@ class Watch:
         record = follower.run_json or _termination_record(pod, rt.container_name)
         if rt._shared_db(db):
             try:
-                final = RunObject.model_validate(db.read_run(meta.uid, meta.project,
-                                                             meta.iteration))
+                final = RunObject.model_validate(
+                    db.read_run(meta.uid, meta.project, meta.iteration)
+                )
                 if final.state in ("completed", "error", "aborted"):
                     return final
             except (MlflowletError, ValueError):
@@ -172,8 +176,13 @@ class Watch:
                 return rt._finish(run, db, "error", f"pod {pod.metadata.name}: {exc}")
             got = (data["metadata"].get("uid"), data["metadata"].get("iteration", 0))
             if got != (meta.uid, meta.iteration):
-                return rt._finish(run, db, "error", f"pod {pod.metadata.name} reported run "
-                                  f"{got[0]} iteration {got[1]}, not {meta.uid} {meta.iteration}")
+                return rt._finish(
+                    run,
+                    db,
+                    "error",
+                    f"pod {pod.metadata.name} reported run "
+                    f"{got[0]} iteration {got[1]}, not {meta.uid} {meta.iteration}",
+                )
             data["spec"]["secret_sources"] = run.to_dict()["spec"]["secret_sources"]
             artifacts = data.get("status", {}).get("artifacts") or []
             db.commit_run(data, [a for a in artifacts if a.get("key")])

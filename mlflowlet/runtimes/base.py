@@ -37,22 +37,32 @@ class Runtime(ABC):
         return f"<{type(self).__name__} command={self.command!r}>"
 
     # public API -------------------------------------------------------------------------------
-    def with_limits(self, cpu: Any = None, memory: Any = None, gpus: int | None = None,
-                    **_: Any) -> Runtime:
+    def with_limits(self, *args: Any, **kwargs: Any) -> Any:
         """Resource limits exist for pod runtimes only (``job``, ``mpijob``, ``spark``).
 
         Raises:
             ConfigError: always, naming this runtime (and ``gpus`` when given).
         """
+        gpus = kwargs.get("gpus", args[2] if len(args) > 2 else None)
         what = "gpus" if gpus is not None else "resource limits"
-        raise ConfigError(f"with_limits: the {self.kind or 'local'} runtime cannot use {what}; "
-                          "run on Kubernetes with new_runner(kind='job' or 'mpijob', image=...)")
+        raise ConfigError(
+            f"with_limits: the {self.kind or 'local'} runtime cannot use {what}; "
+            "run on Kubernetes with new_runner(kind='job' or 'mpijob', image=...)"
+        )
 
     def run(
-        self, task: RunTemplate | dict | None = None, handler: Any = None, name: str = "",
-        project: str = "", params: dict[str, Any] | None = None,
-        inputs: dict[str, str] | None = None, artifact_path: str = "", watch: bool = True,
-        raise_on_error: bool = True, db: Any = None, labels: dict[str, Any] | None = None,
+        self,
+        task: RunTemplate | dict | None = None,
+        handler: Any = None,
+        name: str = "",
+        project: str = "",
+        params: dict[str, Any] | None = None,
+        inputs: dict[str, str] | None = None,
+        artifact_path: str = "",
+        watch: bool = True,
+        raise_on_error: bool = True,
+        db: Any = None,
+        labels: dict[str, Any] | None = None,
         **options: Any,
     ) -> RunObject:
         """Run a task (one run, or one run per hyper-parameter iteration).
@@ -132,8 +142,15 @@ class Runtime(ABC):
 
     # preparation ------------------------------------------------------------------------------
     def _prepare(
-        self, task: Any, handler: Any, name: str, project: str, params: dict | None,
-        inputs: dict | None, artifact_path: str, labels: dict | None,
+        self,
+        task: Any,
+        handler: Any,
+        name: str,
+        project: str,
+        params: dict | None,
+        inputs: dict | None,
+        artifact_path: str,
+        labels: dict | None,
     ) -> RunObject:
         if isinstance(task, dict):
             task = RunTemplate.model_validate(task)
@@ -177,8 +194,11 @@ class Runtime(ABC):
 
         spec = parent.spec
         combos = hyper.expand_iterations(
-            spec.hyper_params or None, spec.strategy or None, spec.param_file or None,
-            spec.max_iterations, spec.seed,
+            spec.hyper_params or None,
+            spec.strategy or None,
+            spec.param_file or None,
+            spec.max_iterations,
+            spec.seed,
         )
         ctx = Context(parent, db)
         ctx._start(handler if callable(handler) else None)  # the parent records code hash, git
@@ -201,8 +221,11 @@ class Runtime(ABC):
                 if spec.max_errors is not None and errors >= spec.max_errors:
                     stopped = f"stopped after {errors} failed iteration(s) (max_errors)"
             elif stop is not None and stop(child.status.results):
-                stopped = stopped or f"stop condition {spec.stop_condition!r} met at " \
-                                     f"iteration {child.metadata.iteration}"
+                stopped = (
+                    stopped
+                    or f"stop condition {spec.stop_condition!r} met at "
+                    f"iteration {child.metadata.iteration}"
+                )
         self._summarise(ctx, combos, finished, errors, stopped)
         return ctx.to_run_object()
 
@@ -215,28 +238,41 @@ class Runtime(ABC):
         # Copy only what a child keeps, and only the containers a child may change (a deep copy
         # of the parent's hyper_params and status made a sweep quadratic in its iterations).
         meta, spec = parent.metadata, parent.spec
-        child_meta = meta.model_copy(update={
-            "iteration": iteration, "labels": dict(meta.labels),
-            "annotations": dict(meta.annotations),
-        })
-        child_spec = spec.model_copy(update={
-            "params": {**spec.params, **combo}, "inputs": dict(spec.inputs),
-            "outputs": list(spec.outputs), "hyper_params": {}, "param_file": "",
-            "secret_sources": [dict(src) for src in spec.secret_sources],
-            "parent_uid": parent.uid,
-        })
+        child_meta = meta.model_copy(
+            update={
+                "iteration": iteration,
+                "labels": dict(meta.labels),
+                "annotations": dict(meta.annotations),
+            }
+        )
+        child_spec = spec.model_copy(
+            update={
+                "params": {**spec.params, **combo},
+                "inputs": dict(spec.inputs),
+                "outputs": list(spec.outputs),
+                "hyper_params": {},
+                "param_file": "",
+                "secret_sources": [dict(src) for src in spec.secret_sources],
+                "parent_uid": parent.uid,
+            }
+        )
         return parent.model_copy(
             update={"metadata": child_meta, "spec": child_spec, "status": type(parent.status)()}
         )
 
-    def _summarise(self, ctx: Any, combos: list, finished: dict[int, RunObject], errors: int,
-                   stopped: str) -> None:
+    def _summarise(
+        self, ctx: Any, combos: list, finished: dict[int, RunObject], errors: int, stopped: str
+    ) -> None:
         from .. import hyper
 
         parent = ctx.to_run_object()
         rows = [
-            {"iter": i, "state": r.state, "results": r.status.results,
-             "params": {k: r.spec.params.get(k) for k in combos[i - 1]}}
+            {
+                "iter": i,
+                "state": r.state,
+                "results": r.status.results,
+                "params": {k: r.spec.params.get(k) for k in combos[i - 1]},
+            }
             for i, r in sorted(finished.items())
         ]
         table = hyper.iteration_table(rows)
@@ -253,8 +289,9 @@ class Runtime(ABC):
             parent.status.results["best_iteration"] = best
             parent.status.artifacts.extend(finished[best].status.artifacts)
         if finished:
-            ctx.log_artifact("iteration_results", body=hyper.table_to_csv(table), format="csv",
-                             viewer="table")
+            ctx.log_artifact(
+                "iteration_results", body=hyper.table_to_csv(table), format="csv", viewer="table"
+            )
         if errors:
             problems.append(f"{errors} of {len(finished)} iteration(s) failed")
         if stopped:

@@ -59,15 +59,24 @@ class KubeJobRuntime(Runtime):
     supports_gpus = True
 
     def __init__(  # noqa: PLR0913 - one keyword per Job setting
-        self, command: str = "", image: str = "", namespace: str = "default",
-        ttl_seconds_after_finished: int | None = 3600, backoff_limit: int = 0,
-        start_timeout: float = 300.0, poll_interval: float = 2.0, dbpath: str = "",
-        working_dir: str = "", batch_api: Any = None, core_api: Any = None,
-        k8s_version: str = _k8s.K8S_VERSION, **options: Any,
+        self,
+        command: str = "",
+        image: str = "",
+        namespace: str = "default",
+        ttl_seconds_after_finished: int | None = 3600,
+        backoff_limit: int = 0,
+        start_timeout: float = 300.0,
+        poll_interval: float = 2.0,
+        dbpath: str = "",
+        working_dir: str = "",
+        batch_api: Any = None,
+        core_api: Any = None,
+        k8s_version: str = _k8s.K8S_VERSION,
+        **options: Any,
     ) -> None:
         scheme = f"{self.kind}://"
         if command.startswith(scheme):
-            url_image, _, command = command[len(scheme):].partition("#")
+            url_image, _, command = command[len(scheme) :].partition("#")
             image = image or url_image
         super().__init__(command, **options)
         self.image = _k8s.check_image(image) if image else ""
@@ -96,14 +105,21 @@ class KubeJobRuntime(Runtime):
         return f"<{type(self).__name__} image={self.image!r} command={self.command!r}>"
 
     # pod settings (each returns the runtime, so calls chain) -----------------------------------
-    def with_limits(self, cpu: Any = None, memory: Any = None, gpus: int | None = None,
-                    gpu_type: str = "nvidia.com/gpu") -> KubeJobRuntime:
+    def with_limits(
+        self,
+        cpu: Any = None,
+        memory: Any = None,
+        gpus: int | None = None,
+        gpu_type: str = "nvidia.com/gpu",
+    ) -> KubeJobRuntime:
         """Set resource limits: ``cpu`` ('2', '500m'), ``memory`` ('4Gi'), ``gpus`` (a count)."""
         self._limits.update(self._resources(cpu, memory, "with_limits"))
         if gpus is not None:
             if not self.supports_gpus:
-                raise ConfigError(f"gpus: the {self.kind} runtime{self._gpu_where()} cannot use "
-                                  "GPUs; drop gpus=, or run with kind='job' or 'mpijob'")
+                raise ConfigError(
+                    f"gpus: the {self.kind} runtime{self._gpu_where()} cannot use "
+                    "GPUs; drop gpus=, or run with kind='job' or 'mpijob'"
+                )
             if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
                 raise ConfigError(f"with_limits gpus={gpus!r} must be a whole number >= 0")
             self._limits[gpu_type] = str(gpus)
@@ -133,8 +149,9 @@ class KubeJobRuntime(Runtime):
         self._env[str(name)] = str(value)
         return self
 
-    def with_secret_env(self, secret: str, key: str | None = None,
-                        env_name: str | None = None) -> KubeJobRuntime:
+    def with_secret_env(
+        self, secret: str, key: str | None = None, env_name: str | None = None
+    ) -> KubeJobRuntime:
         """Read an existing Kubernetes Secret: all keys (``envFrom``) or ``key``."""
         _k8s.check_dns_label(secret, "with_secret_env secret")
         if key is None:
@@ -143,8 +160,9 @@ class KubeJobRuntime(Runtime):
             self._secret_refs[env_name or key] = (secret, key)
         return self
 
-    def with_node_selector(self, selector: dict[str, str] | None = None,
-                           **labels: str) -> KubeJobRuntime:
+    def with_node_selector(
+        self, selector: dict[str, str] | None = None, **labels: str
+    ) -> KubeJobRuntime:
         """Schedule the pods on nodes with these labels."""
         self._node_selector.update({**(selector or {}), **labels})
         return self
@@ -156,10 +174,20 @@ class KubeJobRuntime(Runtime):
         self._tolerations += [_k8s.to_model(k8s.V1Toleration, t, "toleration") for t in flat]
         return self
 
-    def with_volume(self, mount_path: Any, mount: Any = None, *, name: str = "", pvc: str = "",
-                    secret: str = "", config_map: str = "", empty_dir: bool = False,
-                    host_path: str = "", read_only: bool = False,
-                    sub_path: str = "") -> KubeJobRuntime:
+    def with_volume(
+        self,
+        mount_path: Any,
+        mount: Any = None,
+        *,
+        name: str = "",
+        pvc: str = "",
+        secret: str = "",
+        config_map: str = "",
+        empty_dir: bool = False,
+        host_path: str = "",
+        read_only: bool = False,
+        sub_path: str = "",
+    ) -> KubeJobRuntime:
         """Mount a volume at ``mount_path``.
 
         Give exactly one source: ``pvc``, ``secret``, ``config_map``, ``empty_dir`` or
@@ -169,21 +197,32 @@ class KubeJobRuntime(Runtime):
         """
         if not isinstance(mount_path, str):
             return self._with_raw_volume(mount_path, mount)
-        sources = {"persistentVolumeClaim": {"claimName": pvc} if pvc else None,
-                   "secret": {"secretName": secret} if secret else None,
-                   "configMap": {"name": config_map} if config_map else None,
-                   "emptyDir": {} if empty_dir else None,
-                   "hostPath": {"path": host_path} if host_path else None}
+        sources = {
+            "persistentVolumeClaim": {"claimName": pvc} if pvc else None,
+            "secret": {"secretName": secret} if secret else None,
+            "configMap": {"name": config_map} if config_map else None,
+            "emptyDir": {} if empty_dir else None,
+            "hostPath": {"path": host_path} if host_path else None,
+        }
         given = {k: v for k, v in sources.items() if v is not None}
         if len(given) != 1:
-            raise ConfigError(f"with_volume({mount_path!r}) needs exactly one source: pvc=, "
-                              "secret=, config_map=, empty_dir=True or host_path=")
-        vol_name = _k8s.dns_name(name or pvc or secret or config_map or "vol",
-                                 str(len(self._volumes)) if not name else "")
-        mount = {"name": vol_name, "mountPath": mount_path, "readOnly": read_only or None,
-                 "subPath": sub_path or None}
-        self._volumes.append(({"name": vol_name, **given},
-                              {k: v for k, v in mount.items() if v is not None}))
+            raise ConfigError(
+                f"with_volume({mount_path!r}) needs exactly one source: pvc=, "
+                "secret=, config_map=, empty_dir=True or host_path="
+            )
+        vol_name = _k8s.dns_name(
+            name or pvc or secret or config_map or "vol",
+            str(len(self._volumes)) if not name else "",
+        )
+        mount = {
+            "name": vol_name,
+            "mountPath": mount_path,
+            "readOnly": read_only or None,
+            "subPath": sub_path or None,
+        }
+        self._volumes.append(
+            ({"name": vol_name, **given}, {k: v for k, v in mount.items() if v is not None})
+        )
         return self
 
     def _with_raw_volume(self, volume: Any, mount: Any) -> KubeJobRuntime:
@@ -192,8 +231,10 @@ class KubeJobRuntime(Runtime):
         if isinstance(mount, str):
             mount = {"name": vol.get("name"), "mountPath": mount}
         if mount is None:
-            raise ConfigError(f"with_volume({vol.get('name')!r} volume) needs where to mount it: "
-                              "with_volume(volume, '/mount/path')")
+            raise ConfigError(
+                f"with_volume({vol.get('name')!r} volume) needs where to mount it: "
+                "with_volume(volume, '/mount/path')"
+            )
         mnt = _k8s.serialize(_k8s.to_model(k8s.V1VolumeMount, mount, "with_volume mount"))
         self._volumes.append((vol, mnt))
         return self
@@ -225,8 +266,14 @@ class KubeJobRuntime(Runtime):
         return self._core_api
 
     # running ----------------------------------------------------------------------------------
-    def run(self, task: Any = None, handler: Any = None, *args: Any, dry_run: bool | str = False,
-            **kwargs: Any) -> Any:
+    def run(
+        self,
+        task: Any = None,
+        handler: Any = None,
+        *args: Any,
+        dry_run: bool | str = False,
+        **kwargs: Any,
+    ) -> Any:
         """Run a task as a Job (see :meth:`Runtime.run`); ``dry_run=True`` returns the manifest.
 
         Args:
@@ -251,9 +298,16 @@ class KubeJobRuntime(Runtime):
         if handler is None and hasattr(task, "_handler"):
             handler = task._handler
         handler = handler if handler is not None else self.handler
-        run = self._prepare(task, handler, picked.get("name", ""), picked.get("project", ""),
-                            picked.get("params"), picked.get("inputs"),
-                            picked.get("artifact_path", ""), kwargs.pop("labels", None))
+        run = self._prepare(
+            task,
+            handler,
+            picked.get("name", ""),
+            picked.get("project", ""),
+            picked.get("params"),
+            picked.get("inputs"),
+            picked.get("artifact_path", ""),
+            kwargs.pop("labels", None),
+        )
         db = kwargs.pop("db", None)
         self._before_run(run, handler, db, **{k: v for k, v in kwargs.items() if k != "watch"})
         iterations = None
@@ -269,8 +323,13 @@ class KubeJobRuntime(Runtime):
         from .. import hyper
 
         spec = run.spec
-        combos = hyper.expand_iterations(spec.hyper_params or None, spec.strategy or None,
-                                         spec.param_file or None, spec.max_iterations, spec.seed)
+        combos = hyper.expand_iterations(
+            spec.hyper_params or None,
+            spec.strategy or None,
+            spec.param_file or None,
+            spec.max_iterations,
+            spec.seed,
+        )
         return [{**spec.params, **combo} for combo in combos]
 
     def _server_dry_run(self, manifests: list[dict]) -> Any:
@@ -278,8 +337,9 @@ class KubeJobRuntime(Runtime):
         out = None
         for m in manifests:
             if m["kind"] == "Secret":
-                self.core_api.create_namespaced_secret(self.namespace, m, dry_run="All",
-                                                       field_validation="Strict")
+                self.core_api.create_namespaced_secret(
+                    self.namespace, m, dry_run="All", field_validation="Strict"
+                )
             else:
                 out = self._create_workload(m, dry_run="All", field_validation="Strict")
         return api.ApiClient().sanitize_for_serialization(out)
@@ -288,10 +348,15 @@ class KubeJobRuntime(Runtime):
         self.watch_output = bool(options.pop("watch", True))
         super()._before_run(run, handler, db, **options)
         if not self.image:
-            raise ConfigError(f"the {self.kind} runtime needs an image: new_runner(kind="
-                              f"'{self.kind}', image='repo/name:tag') or '{self.kind}://image#file'")
-        if callable(handler) and getattr(handler, "__module__", "") == "__main__" \
-                and not self.command:
+            raise ConfigError(
+                f"the {self.kind} runtime needs an image: new_runner(kind="
+                f"'{self.kind}', image='repo/name:tag') or '{self.kind}://image#file'"
+            )
+        if (
+            callable(handler)
+            and getattr(handler, "__module__", "") == "__main__"
+            and not self.command
+        ):
             raise ConfigError(
                 f"handler {handler.__name__!r} lives in __main__, which the image does not have: "
                 "give command='file.py' (a file in the image) or handler='module:function'"
@@ -300,8 +365,9 @@ class KubeJobRuntime(Runtime):
     def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
         return next(iter(self._workload([run], db, indexed=False)))
 
-    def _execute_many(self, runs: Iterable[RunObject], handler: Any, db: Any,
-                      parallel: int) -> Iterator[RunObject]:
+    def _execute_many(
+        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+    ) -> Iterator[RunObject]:
         """Run every iteration as one pod of a single Indexed Job."""
         children = list(runs)
         if children:
@@ -311,13 +377,15 @@ class KubeJobRuntime(Runtime):
     def _default_parallel() -> int:
         return 0  # all iterations at once, as far as the cluster schedules them
 
-    def _workload(self, runs: list[RunObject], db: Any, indexed: bool,
-                  parallel: int = 0) -> Iterator[RunObject]:
+    def _workload(
+        self, runs: list[RunObject], db: Any, indexed: bool, parallel: int = 0
+    ) -> Iterator[RunObject]:
         first = runs[0]
         iterations = [r.spec.params for r in runs] if indexed else None
         for run in runs:  # where the run lives, so run.abort() can find it later
-            run.metadata.annotations.update({NAMESPACE_KEY: self.namespace,
-                                             WORKLOAD_KEY: self.workload_name(first)})
+            run.metadata.annotations.update(
+                {NAMESPACE_KEY: self.namespace, WORKLOAD_KEY: self.workload_name(first)}
+            )
         manifests, _ = self.build_manifests(first, db, iterations, parallel)
         name = manifests[-1]["metadata"]["name"]
         for run in runs:
@@ -328,8 +396,13 @@ class KubeJobRuntime(Runtime):
         except Exception as exc:  # the API refused it, or no cluster is reachable
             reason = _k8s.api_error(exc) if hasattr(exc, "status") else str(exc)
             for run in runs:
-                yield self._finish(run, db, "error", f"submitting the {self.workload_kind} "
-                                   f"{name} to namespace {self.namespace!r} failed: {reason}")
+                yield self._finish(
+                    run,
+                    db,
+                    "error",
+                    f"submitting the {self.workload_kind} "
+                    f"{name} to namespace {self.namespace!r} failed: {reason}",
+                )
             return
         yield from Watch(self, name, runs, db, indexed).follow()
 
@@ -359,8 +432,13 @@ class KubeJobRuntime(Runtime):
         """Return the workload's name: the run name and the first 8 characters of its uid."""
         return f"{_k8s.dns_name(run.metadata.name, max_len=41)}-{run.uid[:8]}"
 
-    def build_manifests(self, run: RunObject, db: Any = None, iterations: list[dict] | None = None,
-                        parallel: int = 0) -> tuple[list[dict], dict[str, str]]:
+    def build_manifests(
+        self,
+        run: RunObject,
+        db: Any = None,
+        iterations: list[dict] | None = None,
+        parallel: int = 0,
+    ) -> tuple[list[dict], dict[str, str]]:
         """Return ``([Secret?, workload], secret values)``, each manifest validated.
 
         Args:
@@ -380,14 +458,21 @@ class KubeJobRuntime(Runtime):
         _k8s.validate(workload, self.k8s_version)
         manifests = [workload]
         if values:
-            manifests.insert(0, _k8s.validate(
-                _k8s.secret_manifest(secret, self.namespace, values, labels), self.k8s_version))
+            manifests.insert(
+                0,
+                _k8s.validate(
+                    _k8s.secret_manifest(secret, self.namespace, values, labels), self.k8s_version
+                ),
+            )
         return manifests, values
 
     def _labels(self, run: RunObject) -> dict[str, str]:
-        return {**_k8s.MANAGED_BY, "mlflowlet.io/uid": run.uid[:63],
-                "mlflowlet.io/name": _k8s.dns_name(run.metadata.name),
-                "mlflowlet.io/project": _k8s.dns_name(run.metadata.project)}
+        return {
+            **_k8s.MANAGED_BY,
+            "mlflowlet.io/uid": run.uid[:63],
+            "mlflowlet.io/name": _k8s.dns_name(run.metadata.name),
+            "mlflowlet.io/project": _k8s.dns_name(run.metadata.project),
+        }
 
     def _secret_values(self, run: RunObject, db: Any) -> dict[str, str]:
         from ..secrets import SecretsStore
@@ -425,27 +510,43 @@ class KubeJobRuntime(Runtime):
             secret_keys += list(SecretsStore.from_sources([src]).keys())
         spec["secret_sources"] = (
             [{"kind": "inline", "source": None, "keys": sorted(set(secret_keys))}]
-            if _k8s.SECRETS_KEY in keys else []
+            if _k8s.SECRETS_KEY in keys
+            else []
         )
         if iterations is not None:  # the exact iterations, so every pod expands the same list
             names = list(dict.fromkeys(k for it in iterations for k in it))
-            spec.update(params={}, param_file="", strategy="list", max_iterations=None,
-                        hyper_params={k: [it.get(k) for it in iterations] for k in names})
+            spec.update(
+                params={},
+                param_file="",
+                strategy="list",
+                max_iterations=None,
+                hyper_params={k: [it.get(k) for it in iterations] for k in names},
+            )
             data["metadata"]["iteration"] = 0
         return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 
-    def _env_vars(self, run: RunObject, db: Any, secret: str, keys: list[str],
-                  iterations: list | None) -> list[Any]:
+    def _env_vars(
+        self, run: RunObject, db: Any, secret: str, keys: list[str], iterations: list | None
+    ) -> list[Any]:
         k8s = _k8s.client()
-        env = [k8s.V1EnvVar(name="MLFLOWLET_EXEC_CONFIG",
-                            value=self._pod_spec_json(run, keys, iterations)),
-               k8s.V1EnvVar(name="PYTHONUNBUFFERED", value="1")]
+        env = [
+            k8s.V1EnvVar(
+                name="MLFLOWLET_EXEC_CONFIG", value=self._pod_spec_json(run, keys, iterations)
+            ),
+            k8s.V1EnvVar(name="PYTHONUNBUFFERED", value="1"),
+        ]
         if self._db_url(db):
             env.append(k8s.V1EnvVar(name="MLFLOWLET_DBPATH", value=self._db_url(db)))
         refs = {**{k: (secret, k) for k in keys}, **self._secret_refs}
         for env_name, (sec, key) in sorted(refs.items()):
-            env.append(k8s.V1EnvVar(name=env_name, value_from=k8s.V1EnvVarSource(
-                secret_key_ref=k8s.V1SecretKeySelector(name=sec, key=key))))
+            env.append(
+                k8s.V1EnvVar(
+                    name=env_name,
+                    value_from=k8s.V1EnvVarSource(
+                        secret_key_ref=k8s.V1SecretKeySelector(name=sec, key=key)
+                    ),
+                )
+            )
         env += [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(self._env.items())]
         return env
 
@@ -453,13 +554,21 @@ class KubeJobRuntime(Runtime):
         k8s = _k8s.client()
         resources = None
         if self._limits or self._requests:
-            resources = k8s.V1ResourceRequirements(limits=dict(self._limits) or None,
-                                                   requests=dict(self._requests) or None)
+            resources = k8s.V1ResourceRequirements(
+                limits=dict(self._limits) or None, requests=dict(self._requests) or None
+            )
         return k8s.V1Container(
-            name=self.container_name, image=self.image, command=command or self._command(run),
-            env=env, resources=resources, working_dir=self.working_dir or None,
-            env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n))
-                      for n in self._env_from] or None,
+            name=self.container_name,
+            image=self.image,
+            command=command or self._command(run),
+            env=env,
+            resources=resources,
+            working_dir=self.working_dir or None,
+            env_from=[
+                k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n))
+                for n in self._env_from
+            ]
+            or None,
             volume_mounts=[m for _, m in self._volumes] or None,
             termination_message_policy="FallbackToLogsOnError",
         )
@@ -472,20 +581,31 @@ class KubeJobRuntime(Runtime):
     def _pod_spec(self, containers: list[Any], restart_policy: str = "Never") -> Any:
         k8s = _k8s.client()
         return k8s.V1PodSpec(
-            containers=containers, restart_policy=restart_policy,
+            containers=containers,
+            restart_policy=restart_policy,
             service_account_name=self._service_account or None,
             node_selector=dict(self._node_selector) or None,
             tolerations=list(self._tolerations) or None,
             volumes=[v for v, _ in self._volumes] or None,
         )
 
-    def _workload_manifest(self, run: RunObject, name: str, env: list[Any], labels: dict,
-                           iterations: list | None, parallel: int) -> dict:
+    def _workload_manifest(
+        self,
+        run: RunObject,
+        name: str,
+        env: list[Any],
+        labels: dict,
+        iterations: list | None,
+        parallel: int,
+    ) -> dict:
         k8s = _k8s.client()
-        template = k8s.V1PodTemplateSpec(metadata=k8s.V1ObjectMeta(labels=labels),
-                                         spec=self._pod_spec([self._container(run, env)]))
+        template = k8s.V1PodTemplateSpec(
+            metadata=k8s.V1ObjectMeta(labels=labels),
+            spec=self._pod_spec([self._container(run, env)]),
+        )
         spec = k8s.V1JobSpec(
-            template=template, ttl_seconds_after_finished=self.ttl_seconds_after_finished,
+            template=template,
+            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
             active_deadline_seconds=int(run.spec.timeout) if run.spec.timeout else None,
         )
         if iterations is not None:
@@ -495,9 +615,12 @@ class KubeJobRuntime(Runtime):
             spec.backoff_limit_per_index = self.backoff_limit  # one failed iteration fails alone
         else:
             spec.backoff_limit = self.backoff_limit
-        job = k8s.V1Job(api_version="batch/v1", kind="Job", spec=spec,
-                        metadata=k8s.V1ObjectMeta(name=name, namespace=self.namespace,
-                                                  labels=labels))
+        job = k8s.V1Job(
+            api_version="batch/v1",
+            kind="Job",
+            spec=spec,
+            metadata=k8s.V1ObjectMeta(name=name, namespace=self.namespace, labels=labels),
+        )
         return _k8s.serialize(job)
 
     # the workload through the API (overridden by MPIJob and Spark) ----------------------------
@@ -508,12 +631,18 @@ class KubeJobRuntime(Runtime):
         created = self._create_workload(manifests[-1])
         if secret is not None:  # the Job owns its Secret: Kubernetes deletes both together
             meta = _meta(created)
-            owner = {"apiVersion": manifests[-1]["apiVersion"], "kind": self.workload_kind,
-                     "name": meta.get("name"), "uid": meta.get("uid")}
+            owner = {
+                "apiVersion": manifests[-1]["apiVersion"],
+                "kind": self.workload_kind,
+                "name": meta.get("name"),
+                "uid": meta.get("uid"),
+            }
             if owner["uid"]:
                 self.core_api.patch_namespaced_secret(
-                    secret["metadata"]["name"], self.namespace,
-                    {"metadata": {"ownerReferences": [owner]}})
+                    secret["metadata"]["name"],
+                    self.namespace,
+                    {"metadata": {"ownerReferences": [owner]}},
+                )
 
     def _create_workload(self, manifest: dict, **kw: Any) -> Any:
         return self.batch_api.create_namespaced_job(self.namespace, manifest, **kw)
@@ -528,19 +657,24 @@ class KubeJobRuntime(Runtime):
             if cond.type == "Failed":
                 deadline = job.spec.active_deadline_seconds
                 if cond.reason == "DeadlineExceeded":
-                    return "failed", (f"the Job {name} ran past its deadline of {deadline} s "
-                                      "(activeDeadlineSeconds, from the run's timeout)")
+                    return "failed", (
+                        f"the Job {name} ran past its deadline of {deadline} s "
+                        "(activeDeadlineSeconds, from the run's timeout)"
+                    )
                 return "failed", f"the Job {name} failed: {cond.reason}: {cond.message or ''}"
         return "", ""
 
     def _list_pods(self, name: str) -> list[Any]:
-        pods = self.core_api.list_namespaced_pod(self.namespace,
-                                                 label_selector=f"job-name={name}").items
+        pods = self.core_api.list_namespaced_pod(
+            self.namespace, label_selector=f"job-name={name}"
+        ).items
         return sorted(pods, key=lambda p: p.metadata.name)
 
     def _delete(self, name: str) -> None:
-        for call, target in ((self._delete_workload, name),
-                             (self.core_api.delete_namespaced_secret, f"{name}-secrets")):
+        for call, target in (
+            (self._delete_workload, name),
+            (self.core_api.delete_namespaced_secret, f"{name}-secrets"),
+        ):
             try:
                 call(target, self.namespace, propagation_policy="Background")
             except Exception as exc:

@@ -46,8 +46,12 @@ class LocalRuntime(Runtime):
         return 1
 
 
-def call_handler(ctx: Context, resolve: Callable[[], Any], extra: dict[str, Any] | None = None,
-                 defer: bool = False) -> None:
+def call_handler(
+    ctx: Context,
+    resolve: Callable[[], Any],
+    extra: dict[str, Any] | None = None,
+    defer: bool = False,
+) -> None:
     """Run a handler in ``ctx`` (made the active context) and finish the run.
 
     The run ends ``completed`` (the return value logged), ``error`` (the traceback; a failure
@@ -70,8 +74,9 @@ def call_handler(ctx: Context, resolve: Callable[[], Any], extra: dict[str, Any]
             if extra:
                 names = handler_signature(fn).names()
                 params.update({k: v for k, v in extra.items() if k in names and k not in params})
-            kwargs = bind_arguments(fn, ctx, params, run.spec.inputs, strict=run.spec.strict,
-                                    dataitem=ctx._dataitem)
+            kwargs = bind_arguments(
+                fn, ctx, params, run.spec.inputs, strict=run.spec.strict, dataitem=ctx._dataitem
+            )
             log_return(ctx, fn(**kwargs))
         except KeyboardInterrupt:
             ctx._finish("aborted", "aborted by KeyboardInterrupt")

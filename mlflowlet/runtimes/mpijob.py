@@ -45,14 +45,23 @@ class MPIJobRuntime(CustomWorkloadRuntime):
     workload_kind = "MPIJob"
     group, version, plural = GROUP, VERSION, PLURAL
 
-    def __init__(self, command: str = "", replicas: int = 2, slots_per_worker: int = 1,
-                 mpi_args: Iterable[str] = (), worker_command: Iterable[str] | None = None,
-                 clean_pod_policy: str = "Running", custom_api: Any = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        command: str = "",
+        replicas: int = 2,
+        slots_per_worker: int = 1,
+        mpi_args: Iterable[str] = (),
+        worker_command: Iterable[str] | None = None,
+        clean_pod_policy: str = "Running",
+        custom_api: Any = None,
+        **options: Any,
+    ) -> None:
         super().__init__(command, custom_api=custom_api, **options)
         if int(replicas) < 1 or int(slots_per_worker) < 1:
-            raise ConfigError(f"replicas ({replicas}) and slots_per_worker ({slots_per_worker}) "
-                              "must be at least 1")
+            raise ConfigError(
+                f"replicas ({replicas}) and slots_per_worker ({slots_per_worker}) "
+                "must be at least 1"
+            )
         if clean_pod_policy not in ("Running", "All", "None"):
             raise ConfigError(f"clean_pod_policy {clean_pod_policy!r}: use Running, All or None")
         self.replicas, self.slots_per_worker = int(replicas), int(slots_per_worker)
@@ -63,12 +72,29 @@ class MPIJobRuntime(CustomWorkloadRuntime):
     def launcher_command(self, run: RunObject, env_names: list[str]) -> list[str]:
         """Return the launcher's ``mpirun`` command line."""
         forward = [x for name in env_names for x in ("-x", name)]
-        return ["mpirun", "--allow-run-as-root", "-np", str(self.replicas * self.slots_per_worker),
-                "-bind-to", "none", "-map-by", "slot", *forward, *self.mpi_args,
-                *self._command(run)]
+        return [
+            "mpirun",
+            "--allow-run-as-root",
+            "-np",
+            str(self.replicas * self.slots_per_worker),
+            "-bind-to",
+            "none",
+            "-map-by",
+            "slot",
+            *forward,
+            *self.mpi_args,
+            *self._command(run),
+        ]
 
-    def _workload_manifest(self, run: RunObject, name: str, env: list[Any], labels: dict,
-                           iterations: list | None, parallel: int) -> dict:
+    def _workload_manifest(
+        self,
+        run: RunObject,
+        name: str,
+        env: list[Any],
+        labels: dict,
+        iterations: list | None,
+        parallel: int,
+    ) -> dict:
         k8s = _k8s.client()
         if iterations is not None:
             raise ConfigError("an MPIJob runs one iteration; iterations run one MPIJob each")
@@ -78,27 +104,39 @@ class MPIJobRuntime(CustomWorkloadRuntime):
         worker.env, worker.termination_message_policy = None, None
 
         def template(container: Any) -> Any:
-            return _k8s.serialize(k8s.V1PodTemplateSpec(
-                metadata=k8s.V1ObjectMeta(labels=labels), spec=self._pod_spec([container])))
+            return _k8s.serialize(
+                k8s.V1PodTemplateSpec(
+                    metadata=k8s.V1ObjectMeta(labels=labels), spec=self._pod_spec([container])
+                )
+            )
 
-        run_policy: dict[str, Any] = {"cleanPodPolicy": self.clean_pod_policy,
-                                      "backoffLimit": self.backoff_limit}
+        run_policy: dict[str, Any] = {
+            "cleanPodPolicy": self.clean_pod_policy,
+            "backoffLimit": self.backoff_limit,
+        }
         if self.ttl_seconds_after_finished is not None:
             run_policy["ttlSecondsAfterFinished"] = self.ttl_seconds_after_finished
         if run.spec.timeout:
             run_policy["activeDeadlineSeconds"] = int(run.spec.timeout)
         return {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "MPIJob",
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MPIJob",
             "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
             "spec": {
                 "slotsPerWorker": self.slots_per_worker,
                 "runPolicy": run_policy,
                 "mpiImplementation": "OpenMPI",
                 "mpiReplicaSpecs": {
-                    "Launcher": {"replicas": 1, "restartPolicy": "Never",
-                                 "template": template(launcher)},
-                    "Worker": {"replicas": self.replicas, "restartPolicy": "Never",
-                               "template": template(worker)},
+                    "Launcher": {
+                        "replicas": 1,
+                        "restartPolicy": "Never",
+                        "template": template(launcher),
+                    },
+                    "Worker": {
+                        "replicas": self.replicas,
+                        "restartPolicy": "Never",
+                        "template": template(worker),
+                    },
                 },
             },
         }
@@ -111,12 +149,12 @@ class MPIJobRuntime(CustomWorkloadRuntime):
             if cond.get("type") == "Succeeded":
                 return "succeeded", ""
             if cond.get("type") == "Failed":
-                return "failed", (f"the MPIJob {name} failed: {cond.get('reason', '')}: "
-                                  f"{cond.get('message', '')}").rstrip(": ")
+                return "failed", (
+                    f"the MPIJob {name} failed: {cond.get('reason', '')}: {cond.get('message', '')}"
+                ).rstrip(": ")
         return "", ""
 
     def _list_pods(self, name: str) -> list[Any]:
-        selector = (f"training.kubeflow.org/job-name={name},"
-                    "training.kubeflow.org/job-role=launcher")
+        selector = f"training.kubeflow.org/job-name={name},training.kubeflow.org/job-role=launcher"
         pods = self.core_api.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted(pods, key=lambda p: p.metadata.name)

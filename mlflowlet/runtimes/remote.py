@@ -33,7 +33,8 @@ def _client(url: str) -> Any:
     with _lock:
         if key not in _clients:
             _clients[key] = httpx.Client(
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            )
         return _clients[key]
 
 
@@ -77,8 +78,9 @@ class RemoteRuntime(Runtime):
     def _default_parallel(self) -> int:  # type: ignore[override]
         return self.max_concurrency
 
-    def _execute_many(self, runs: Iterable[RunObject], handler: Any, db: Any,
-                      parallel: int) -> Iterator[RunObject]:
+    def _execute_many(
+        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+    ) -> Iterator[RunObject]:
         """Send iterations as concurrent requests, never more than ``max_concurrency`` at once."""
         yield from super()._execute_many(runs, handler, db, min(parallel, self.max_concurrency))
 
@@ -94,8 +96,12 @@ class RemoteRuntime(Runtime):
         try:
             done = RunObject.model_validate(envelope["run"])
         except (KeyError, TypeError, ValueError) as exc:
-            return self._fail(run, db, f"remote function {self.url} answered something that is "
-                                       f"not a run ({type(exc).__name__}: {exc})")
+            return self._fail(
+                run,
+                db,
+                f"remote function {self.url} answered something that is "
+                f"not a run ({type(exc).__name__}: {exc})",
+            )
         done.metadata.uid, done.metadata.iteration = run.uid, run.metadata.iteration
         done.metadata.project = done.metadata.project or run.metadata.project
         done.spec.parent_uid = run.spec.parent_uid
@@ -116,8 +122,13 @@ class RemoteRuntime(Runtime):
         delay, attempt = 0.1, 0
         while True:
             try:
-                resp = client.post(self.url, params={"envelope": "1"}, json=run.to_dict(),
-                                   headers=self._headers, timeout=timeout)
+                resp = client.post(
+                    self.url,
+                    params={"envelope": "1"},
+                    json=run.to_dict(),
+                    headers=self._headers,
+                    timeout=timeout,
+                )
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 attempt += 1
@@ -129,23 +140,28 @@ class RemoteRuntime(Runtime):
                 time.sleep(delay * (1 + random.random() / 2))  # backoff before reconnecting
                 delay *= 2
             except httpx.TimeoutException:
-                raise _RemoteFailure(f"remote function {self.url} did not answer within "
-                                     f"{read:g}s (raise timeout= to wait longer)") from None
+                raise _RemoteFailure(
+                    f"remote function {self.url} did not answer within "
+                    f"{read:g}s (raise timeout= to wait longer)"
+                ) from None
             except httpx.HTTPError as exc:
-                raise _RemoteFailure(f"remote function {self.url} failed: "
-                                     f"{type(exc).__name__}: {exc}") from None
+                raise _RemoteFailure(
+                    f"remote function {self.url} failed: {type(exc).__name__}: {exc}"
+                ) from None
         if resp.status_code != 200:
             try:
                 detail = resp.json().get("detail", resp.text)
             except ValueError:
                 detail = resp.text
-            raise _RemoteFailure(f"remote function {self.url} answered {resp.status_code}: "
-                                 f"{str(detail)[:500]}")
+            raise _RemoteFailure(
+                f"remote function {self.url} answered {resp.status_code}: {str(detail)[:500]}"
+            )
         try:
             return resp.json()
         except ValueError:
-            raise _RemoteFailure(f"remote function {self.url} answered non-JSON: "
-                                 f"{resp.text[:200]!r}") from None
+            raise _RemoteFailure(
+                f"remote function {self.url} answered non-JSON: {resp.text[:200]!r}"
+            ) from None
 
     def _fail(self, run: RunObject, db: Any, message: str) -> RunObject:
         run.status.state, run.status.error = "error", message

@@ -50,22 +50,40 @@ class SparkRuntime(CustomWorkloadRuntime):
     container_name = "spark-kubernetes-driver"
     group, version, plural = GROUP, VERSION, PLURAL
 
-    def __init__(self, command: str = "", master: str = "", spark_version: str = "3.5.1",
-                 main_file: str = DEFAULT_MAIN_FILE, executors: int = 1, executor_cores: int = 1,
-                 executor_memory: str = "1g", driver_cores: int = 1, driver_memory: str = "1g",
-                 spark_conf: dict[str, str] | None = None, custom_api: Any = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        command: str = "",
+        master: str = "",
+        spark_version: str = "3.5.1",
+        main_file: str = DEFAULT_MAIN_FILE,
+        executors: int = 1,
+        executor_cores: int = 1,
+        executor_memory: str = "1g",
+        driver_cores: int = 1,
+        driver_memory: str = "1g",
+        spark_conf: dict[str, str] | None = None,
+        custom_api: Any = None,
+        **options: Any,
+    ) -> None:
         super().__init__(command, custom_api=custom_api, **options)
         if master and not master.startswith("local"):
-            raise ConfigError(f"master {master!r}: use 'local[*]' to run here, or leave it empty "
-                              "to run a SparkApplication on Kubernetes")
-        for what, value in (("executors", executors), ("executor_cores", executor_cores),
-                            ("driver_cores", driver_cores)):
+            raise ConfigError(
+                f"master {master!r}: use 'local[*]' to run here, or leave it empty "
+                "to run a SparkApplication on Kubernetes"
+            )
+        for what, value in (
+            ("executors", executors),
+            ("executor_cores", executor_cores),
+            ("driver_cores", driver_cores),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{what}={value!r} must be a whole number >= 1")
         self.master, self.spark_version, self.main_file = master, spark_version, main_file
         self.executors, self.executor_cores, self.executor_memory = (
-            executors, executor_cores, executor_memory)
+            executors,
+            executor_cores,
+            executor_memory,
+        )
         self.driver_cores, self.driver_memory = driver_cores, driver_memory
         self.spark_conf = {str(k): str(v) for k, v in (spark_conf or {}).items()}
         self.supports_gpus = not master  # local Spark has no GPU scheduling
@@ -74,15 +92,22 @@ class SparkRuntime(CustomWorkloadRuntime):
     def _gpu_where(self) -> str:
         return f" with master={self.master!r} (local Spark)"
 
-    def with_limits(self, cpu: Any = None, memory: Any = None, gpus: int | None = None,
-                    gpu_type: str = "nvidia.com/gpu") -> SparkRuntime:
+    def with_limits(
+        self,
+        cpu: Any = None,
+        memory: Any = None,
+        gpus: int | None = None,
+        gpu_type: str = "nvidia.com/gpu",
+    ) -> SparkRuntime:
         """Set ``cpu`` (the pods' ``coreLimit``) and ``gpus`` per executor.
 
         Spark sizes memory itself: use ``executor_memory=`` / ``driver_memory=``.
         """
         if memory is not None:
-            raise ConfigError("with_limits(memory=...): Spark sizes its JVMs itself; give "
-                              "executor_memory='4g' / driver_memory='2g' to the runtime")
+            raise ConfigError(
+                "with_limits(memory=...): Spark sizes its JVMs itself; give "
+                "executor_memory='4g' / driver_memory='2g' to the runtime"
+            )
         super().with_limits(cpu=cpu, gpus=gpus, gpu_type=gpu_type)
         if gpus:
             self._gpu = {"name": gpu_type, "quantity": int(gpus)}
@@ -126,8 +151,15 @@ class SparkRuntime(CustomWorkloadRuntime):
             pod["volumeMounts"] = [m for _, m in self._volumes]
         return pod
 
-    def _workload_manifest(self, run: RunObject, name: str, env: list[Any], labels: dict,
-                           iterations: list | None, parallel: int) -> dict:
+    def _workload_manifest(
+        self,
+        run: RunObject,
+        name: str,
+        env: list[Any],
+        labels: dict,
+        iterations: list | None,
+        parallel: int,
+    ) -> dict:
         if iterations is not None:
             raise ConfigError("a SparkApplication runs one iteration; iterations run one each")
         driver = self._pod(env, labels, self.driver_cores, self.driver_memory)
@@ -137,23 +169,32 @@ class SparkRuntime(CustomWorkloadRuntime):
         if self._gpu:
             executor["gpu"] = dict(self._gpu)
         spec: dict[str, Any] = {
-            "type": "Python", "pythonVersion": "3", "mode": "cluster", "image": self.image,
-            "mainApplicationFile": self.main_file, "sparkVersion": self.spark_version,
+            "type": "Python",
+            "pythonVersion": "3",
+            "mode": "cluster",
+            "image": self.image,
+            "mainApplicationFile": self.main_file,
+            "sparkVersion": self.spark_version,
             "restartPolicy": {"type": "OnFailure" if self.backoff_limit else "Never"},
-            "driver": driver, "executor": executor,
+            "driver": driver,
+            "executor": executor,
         }
         if self.backoff_limit:
-            spec["restartPolicy"].update(onFailureRetries=self.backoff_limit,
-                                         onSubmissionFailureRetries=self.backoff_limit)
+            spec["restartPolicy"].update(
+                onFailureRetries=self.backoff_limit, onSubmissionFailureRetries=self.backoff_limit
+            )
         if self.spark_conf:
             spec["sparkConf"] = dict(sorted(self.spark_conf.items()))
         if self.ttl_seconds_after_finished is not None:
             spec["timeToLiveSeconds"] = self.ttl_seconds_after_finished
         if self._volumes:
             spec["volumes"] = [v for v, _ in self._volumes]
-        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SparkApplication",
-                "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
-                "spec": spec}
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "SparkApplication",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
+            "spec": spec,
+        }
 
     def _state_of(self, status: dict, name: str) -> tuple[str, str]:
         app = status.get("applicationState") or {}
@@ -161,8 +202,9 @@ class SparkRuntime(CustomWorkloadRuntime):
         if state == "COMPLETED":
             return "succeeded", ""
         if state in ("FAILED", "SUBMISSION_FAILED"):
-            return "failed", (f"the SparkApplication {name} {state}: "
-                              f"{app.get('errorMessage', '')}").rstrip(": ")
+            return "failed", (
+                f"the SparkApplication {name} {state}: {app.get('errorMessage', '')}"
+            ).rstrip(": ")
         return "", ""
 
     def _list_pods(self, name: str) -> list[Any]:

@@ -36,7 +36,7 @@ def relative_to_root(root: str, uri: str) -> str | None:
     """Return ``uri`` relative to ``root`` when it is a local file inside it, else None."""
     if not uri or not root:
         return None
-    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    path = uri[len("file://") :] if uri.startswith("file://") else uri
     if "://" in path:
         return None
     base, full = os.path.realpath(root), os.path.realpath(path)
@@ -108,5 +108,6 @@ def file_response(root: str, rel: str, range_header: str | None) -> Any:
     start, end = span
     headers["content-range"] = f"bytes {start}-{end}/{size}"
     headers["content-length"] = str(end - start + 1)
-    return StreamingResponse(_stream(path, start, end), status_code=206, media_type=media,
-                             headers=headers)
+    return StreamingResponse(
+        _stream(path, start, end), status_code=206, media_type=media, headers=headers
+    )

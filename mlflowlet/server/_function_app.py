@@ -24,12 +24,15 @@ from .serve import Event, execute
 JSONResponse = json_response_class()
 
 
-def build_function_app(fn: Any, db: Any, token: str, artifact_root: str, max_body: int,
-                       max_concurrency: int) -> FastAPI:
+def build_function_app(
+    fn: Any, db: Any, token: str, artifact_root: str, max_body: int, max_concurrency: int
+) -> FastAPI:
     """Return the app: ``POST``/``PUT /`` runs ``fn`` with the body's run spec, ``GET /health``."""
     slots = threading.BoundedSemaphore(max_concurrency)
-    app = FastAPI(title=f"mlflowlet function {getattr(fn, '__name__', 'handler')}",
-                  default_response_class=JSONResponse)
+    app = FastAPI(
+        title=f"mlflowlet function {getattr(fn, '__name__', 'handler')}",
+        default_response_class=JSONResponse,
+    )
     app.state.handler = fn
 
     def run_one(body: Any, event: Event, envelope: bool) -> dict[str, Any]:

@@ -28,8 +28,11 @@ def pipeline_graph(db: Any, uid: str, project: str = "") -> dict[str, Any]:
     Raises:
         NotFoundError: neither a run ``uid`` nor any step of such a pipeline exists.
     """
-    steps = [r for r in db.list_runs(project=project, pipeline_uid=uid, iter=False, sort=False)
-             if r["metadata"].get("uid") != uid]
+    steps = [
+        r
+        for r in db.list_runs(project=project, pipeline_uid=uid, iter=False, sort=False)
+        if r["metadata"].get("uid") != uid
+    ]
     try:
         pipeline: dict[str, Any] | None = db.read_run(uid, project)
     except NotFoundError:
@@ -40,19 +43,28 @@ def pipeline_graph(db: Any, uid: str, project: str = "") -> dict[str, Any]:
     nodes = []
     for run in steps:
         meta, status = run["metadata"], run.get("status", {})
-        nodes.append({
-            "uid": meta["uid"], "name": meta.get("name", ""), "project": meta.get("project", ""),
-            "state": status.get("state", ""), "start_time": status.get("start_time", ""),
-            "duration": duration_seconds(status),
-        })
+        nodes.append(
+            {
+                "uid": meta["uid"],
+                "name": meta.get("name", ""),
+                "project": meta.get("project", ""),
+                "state": status.get("state", ""),
+                "start_time": status.get("start_time", ""),
+                "duration": duration_seconds(status),
+            }
+        )
     known = {n["uid"] for n in nodes}
     edges = []
     for edge in db.list_lineage(pipeline_uid=uid):
         src, dst = edge.get("producer_uid"), edge.get("consumer_uid")
         if src in known and dst in known:
-            edges.append({
-                "source": src, "target": dst, "output": edge.get("output") or "",
-                "artifact_key": edge.get("artifact_key") or "",
-                "param": edge.get("consumer_param") or "",
-            })
+            edges.append(
+                {
+                    "source": src,
+                    "target": dst,
+                    "output": edge.get("output") or "",
+                    "artifact_key": edge.get("artifact_key") or "",
+                    "param": edge.get("consumer_param") or "",
+                }
+            )
     return {"pipeline": pipeline, "nodes": nodes, "edges": edges}

@@ -30,14 +30,24 @@ class BodyTooLarge(Exception):
         super().__init__(f"request body is larger than the server's limit of {limit} bytes")
 
 
-async def _send_json(send: Callable[..., Any], status: int, detail: str,
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(
+    send: Callable[..., Any],
+    status: int,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()), *(headers or [])],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -58,8 +68,9 @@ class BodyLimitMiddleware:
         body_timeout: seconds to wait for each chunk of a body still being sent.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY,
-                 body_timeout: float = 60.0) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY, body_timeout: float = 60.0
+    ) -> None:
         self.app, self.max_body, self.body_timeout = app, max_body, body_timeout
 
     async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]):
@@ -127,8 +138,7 @@ class TokenAuthMiddleware:
         if cookie is not None:
             return hmac.compare_digest(cookie, self._token), "invalid token"
         return False, (
-            "missing token: send 'Authorization: Bearer <token>' (the server's "
-            "MLFLOWLET_API_TOKEN)"
+            "missing token: send 'Authorization: Bearer <token>' (the server's MLFLOWLET_API_TOKEN)"
         )
 
     async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]):
@@ -163,12 +173,17 @@ async def _send_login_page(send: Callable[..., Any], path: str) -> None:
         "<input type='password' name='token' placeholder='token' autocomplete='off'>"
         "<button type='submit'>Log in</button></form></main></body></html>"
     ).encode()
-    await send({
-        "type": "http.response.start", "status": 401,
-        "headers": [(b"content-type", b"text/html; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="mlflowlet"')],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Bearer realm="mlflowlet"'),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -188,8 +203,10 @@ class RedactFilter(logging.Filter):
         return True
 
 
-def install_redaction(secret: str, names: tuple[str, ...] = (
-        "uvicorn", "uvicorn.access", "uvicorn.error", "mlflowlet")) -> None:
+def install_redaction(
+    secret: str,
+    names: tuple[str, ...] = ("uvicorn", "uvicorn.access", "uvicorn.error", "mlflowlet"),
+) -> None:
     """Attach a :class:`RedactFilter` for ``secret`` to the server's loggers and their handlers."""
     if not secret:
         return
@@ -198,6 +215,5 @@ def install_redaction(secret: str, names: tuple[str, ...] = (
         if not any(isinstance(f, RedactFilter) and f.secret == secret for f in logger.filters):
             logger.addFilter(RedactFilter(secret))
         for handler in logger.handlers:
-            if not any(isinstance(f, RedactFilter) and f.secret == secret
-                       for f in handler.filters):
+            if not any(isinstance(f, RedactFilter) and f.secret == secret for f in handler.filters):
                 handler.addFilter(RedactFilter(secret))

@@ -8,9 +8,17 @@ from typing import Any
 SORTS = {"start": "start_time", "name": "name", "state": "state", "updated": "last_update"}
 
 
-def page_runs(db: Any, project: str = "", name: str = "", labels: Any = None, state: str = "",
-              sort: str = "start", desc: bool = True, offset: int = 0,
-              limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+def page_runs(
+    db: Any,
+    project: str = "",
+    name: str = "",
+    labels: Any = None,
+    state: str = "",
+    sort: str = "start",
+    desc: bool = True,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], int]:
     """Return one page of top-level runs matching the filters and how many match in all.
 
     SQL stores (SQLite, PostgreSQL) answer with ``LIMIT``/``OFFSET`` and ``count(*)`` through
@@ -21,11 +29,13 @@ def page_runs(db: Any, project: str = "", name: str = "", labels: Any = None, st
     if where_builder is None or not hasattr(db, "_read"):
         runs = list(db.list_runs(name=name, project=project, labels=labels, state=state))
         runs.sort(key=lambda r: _sort_key(r, column), reverse=desc)
-        return runs[offset: offset + limit], len(runs)
+        return runs[offset : offset + limit], len(runs)
     where, args = where_builder(name, None, project, labels, state, False)
     order = f"{column} {'DESC' if desc else 'ASC'}, id {'DESC' if desc else 'ASC'}"
-    rows = db._read(f"SELECT body FROM runs{where} ORDER BY {order} LIMIT {int(limit)} "
-                    f"OFFSET {int(offset)}", args)
+    rows = db._read(
+        f"SELECT body FROM runs{where} ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}",
+        args,
+    )
     total = db._read(f"SELECT count(*) FROM runs{where}", args)[0][0]
     return [json.loads(r[0]) for r in rows], int(total)
 
@@ -34,5 +44,6 @@ def _sort_key(run: dict[str, Any], column: str) -> str:
     if column == "name":
         return run["metadata"].get("name") or ""
     status = run.get("status", {})
-    return str(status.get({"start_time": "start_time", "state": "state"}.get(column,
-                                                                        "last_update")) or "")
+    return str(
+        status.get({"start_time": "start_time", "state": "state"}.get(column, "last_update")) or ""
+    )

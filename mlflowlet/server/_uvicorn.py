@@ -63,8 +63,9 @@ class ThreadedServer:
         self.config = uvicorn.Config(app, host=self.host, port=self.port, **config)
         self.server = uvicorn.Server(self.config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self.server.run, daemon=True,
-                                        name=f"uvicorn-{self.port}")
+        self._thread = threading.Thread(
+            target=self.server.run, daemon=True, name=f"uvicorn-{self.port}"
+        )
 
     @property
     def url(self) -> str:
@@ -89,7 +90,8 @@ class ThreadedServer:
         self.stop()
 
 
-def run_foreground(app: Any, host: str, port: int, access_log: bool = True,
-                   log_level: str = "info") -> None:
+def run_foreground(
+    app: Any, host: str, port: int, access_log: bool = True, log_level: str = "info"
+) -> None:
     """Serve ``app`` until interrupted (``mlflowlet server`` / ``mlflowlet serve``)."""
     _uvicorn().run(app, host=host, port=port, access_log=access_log, log_level=log_level)

@@ -64,8 +64,9 @@ class LineageEdge(BaseModel):
     time: str | None = None
 
 
-MetricRow = tuple[str, Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)] | None, float | None,
-                  float | None]
+MetricRow = tuple[
+    str, Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)] | None, float | None, float | None
+]
 
 
 class MetricRows(BaseModel):
@@ -115,8 +116,9 @@ def _art_dict(art: ArtifactRecord) -> dict[str, Any]:
 
 # runs -------------------------------------------------------------------------------------------
 @router.put("/runs/{uid}", status_code=204, tags=["runs"], summary="store_run")
-def store_run(request: Request, uid: str, run: RunObject, project: Project = "",
-              iter: Iter = 0) -> Response:
+def store_run(
+    request: Request, uid: str, run: RunObject, project: Project = "", iter: Iter = 0
+) -> Response:
     """Insert or replace a run."""
     _db(request).store_run(_run_dict(run, uid, project, iter), uid, project, iter)
     return Response(status_code=204)
@@ -129,9 +131,13 @@ def read_run(request: Request, uid: str, project: Project = "", iter: Iter = 0):
 
 
 @router.patch("/runs/{uid}", status_code=204, tags=["runs"], summary="update_run")
-def update_run(request: Request, uid: str,
-               updates: Annotated[dict[str, Any], Body(description="dotted keys to values")],
-               project: Project = "", iter: Iter = 0) -> Response:
+def update_run(
+    request: Request,
+    uid: str,
+    updates: Annotated[dict[str, Any], Body(description="dotted keys to values")],
+    project: Project = "",
+    iter: Iter = 0,
+) -> Response:
     """Apply dotted-key updates (``{"status.state": "error"}``) to a stored run."""
     from ..errors import ConfigError
 
@@ -159,10 +165,17 @@ def del_run(request: Request, uid: str, project: Project = "", iter: OptIter = N
 
 @router.get("/runs", tags=["runs"], summary="list_runs")
 def list_runs(
-    request: Request, name: str = "", uid: str | None = None, project: Project = "",
+    request: Request,
+    name: str = "",
+    uid: str | None = None,
+    project: Project = "",
     label: Annotated[list[str] | None, Query(description="k=v, k!=v, k~=v or k")] = None,
-    state: str = "", sort: bool = True, last: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
-    iter: bool = False, parent_uid: str = "", pipeline_uid: str = "",
+    state: str = "",
+    sort: bool = True,
+    last: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    iter: bool = False,
+    parent_uid: str = "",
+    pipeline_uid: str = "",
 ):
     """Return ``{"runs": [...]}`` matching every filter given (newest first with ``sort``)."""
     filters = {k: v for k, v in (("parent_uid", parent_uid), ("pipeline_uid", pipeline_uid)) if v}
@@ -172,8 +185,11 @@ def list_runs(
 
 @router.delete("/runs", tags=["runs"], summary="del_runs")
 def del_runs(
-    request: Request, name: str = "", project: Project = "",
-    label: Annotated[list[str] | None, Query()] = None, state: str = "",
+    request: Request,
+    name: str = "",
+    project: Project = "",
+    label: Annotated[list[str] | None, Query()] = None,
+    state: str = "",
     days_ago: Annotated[int, Query(ge=0, le=100000)] = 0,
 ):
     """Delete the runs matching the filter (400 for an empty filter); returns the count."""
@@ -191,17 +207,24 @@ def commit_run(request: Request, uid: str, body: CommitBody) -> Response:
     except ValueError:
         raise ConfigError("commit body: log_b64 is not valid base64") from None
     run = _run_dict(body.run, uid, meta.project, meta.iteration)
-    _db(request).commit_run(run, [_art_dict(a) for a in body.artifacts if a.key],
-                            [tuple(r) for r in body.metrics], log)
+    _db(request).commit_run(
+        run, [_art_dict(a) for a in body.artifacts if a.key], [tuple(r) for r in body.metrics], log
+    )
     return Response(status_code=204)
 
 
 # artifacts --------------------------------------------------------------------------------------
 @router.get("/artifacts", tags=["artifacts"], summary="list_artifacts")
 def list_artifacts(
-    request: Request, name: str = "", project: Project = "", tag: str = "",
-    label: Annotated[list[str] | None, Query()] = None, kind: str | None = None,
-    since: str | None = None, until: str | None = None, tree: str | None = None,
+    request: Request,
+    name: str = "",
+    project: Project = "",
+    tag: str = "",
+    label: Annotated[list[str] | None, Query()] = None,
+    kind: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    tree: str | None = None,
 ):
     """Return ``{"artifacts": [...]}``: latest versions, ``tag="*"`` all, else that tag."""
     arts = _db(request).list_artifacts(name, project, tag, label, kind, since, until, tree)
@@ -209,8 +232,13 @@ def list_artifacts(
 
 
 @router.delete("/artifacts", tags=["artifacts"], summary="del_artifacts")
-def del_artifacts(request: Request, name: str = "", project: Project = "", tag: str = "",
-                  label: Annotated[list[str] | None, Query()] = None):
+def del_artifacts(
+    request: Request,
+    name: str = "",
+    project: Project = "",
+    tag: str = "",
+    label: Annotated[list[str] | None, Query()] = None,
+):
     """Delete the artifacts matching the filter (400 for an empty filter); returns the count."""
     return {"deleted": _db(request).del_artifacts(name, project, tag, label)}
 
@@ -221,11 +249,17 @@ def list_artifact_tags(request: Request, project: Project = ""):
     return {"tags": _db(request).list_artifact_tags(project)}
 
 
-@router.put("/artifacts/{key:path}", status_code=204, tags=["artifacts"],
-            summary="store_artifact")
-def store_artifact(request: Request, key: str, artifact: ArtifactRecord,
-                   uid: str | None = None, iter: OptIter = None, tag: str = "",
-                   project: Project = "", tree: str = "") -> Response:
+@router.put("/artifacts/{key:path}", status_code=204, tags=["artifacts"], summary="store_artifact")
+def store_artifact(
+    request: Request,
+    key: str,
+    artifact: ArtifactRecord,
+    uid: str | None = None,
+    iter: OptIter = None,
+    tag: str = "",
+    project: Project = "",
+    tree: str = "",
+) -> Response:
     """Store an artifact version and move ``latest`` (and ``tag``) to it."""
     from ..artifacts._keys import validate_key
 
@@ -235,55 +269,78 @@ def store_artifact(request: Request, key: str, artifact: ArtifactRecord,
 
 
 @router.get("/artifacts/{key:path}", tags=["artifacts"], summary="read_artifact")
-def read_artifact(request: Request, key: str, tag: str = "", iter: OptIter = None,
-                  project: Project = "", uid: str | None = None):
+def read_artifact(
+    request: Request,
+    key: str,
+    tag: str = "",
+    iter: OptIter = None,
+    project: Project = "",
+    uid: str | None = None,
+):
     """Return an artifact version by tag (default ``latest``) or uid (404 when unknown)."""
     return _db(request).read_artifact(key, tag, iter, project, uid)
 
 
 @router.delete("/artifacts/{key:path}", tags=["artifacts"], summary="del_artifact")
-def del_artifact(request: Request, key: str, tag: str = "", project: Project = "",
-                 uid: str | None = None):
+def del_artifact(
+    request: Request, key: str, tag: str = "", project: Project = "", uid: str | None = None
+):
     """Delete one version (by tag or uid) or every version of ``key``; returns the count."""
     return {"deleted": _db(request).del_artifact(key, tag, project, uid)}
 
 
 # logs and metrics -------------------------------------------------------------------------------
-_RAW_BODY = {"requestBody": {"required": False, "content": {
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+_RAW_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
-@router.post("/logs/{uid}", status_code=204, tags=["logs"], summary="store_log",
-             openapi_extra=_RAW_BODY)
-async def store_log(request: Request, uid: str, project: Project = "",
-                    append: bool = True) -> Response:
+@router.post(
+    "/logs/{uid}", status_code=204, tags=["logs"], summary="store_log", openapi_extra=_RAW_BODY
+)
+async def store_log(
+    request: Request, uid: str, project: Project = "", append: bool = True
+) -> Response:
     """Append the raw request body to the run's log (or replace it with ``append=false``)."""
     body = await request.body()
     await run_in_threadpool(_db(request).store_log, uid, project, body, append)
     return Response(status_code=204)
 
 
-@router.get("/logs/{uid}", tags=["logs"], summary="get_log",
-            responses={200: {"content": {"application/octet-stream": {}}}})
-def get_log(request: Request, uid: str, project: Project = "",
-            offset: Annotated[int, Query(ge=0)] = 0,
-            size: Annotated[int, Query(ge=0)] = 0) -> Response:
+@router.get(
+    "/logs/{uid}",
+    tags=["logs"],
+    summary="get_log",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_log(
+    request: Request,
+    uid: str,
+    project: Project = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    size: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
     """Return the log bytes from ``offset`` (``size`` 0: to the end)."""
     data = _db(request).get_log(uid, project, offset, size)
     return Response(data, media_type="application/octet-stream")
 
 
 @router.post("/metrics/{uid}", status_code=204, tags=["metrics"], summary="store_metrics")
-def store_metrics(request: Request, uid: str, body: MetricRows, project: Project = "",
-                  iter: Iter = 0) -> Response:
+def store_metrics(
+    request: Request, uid: str, body: MetricRows, project: Project = "", iter: Iter = 0
+) -> Response:
     """Append metric rows ``(key, step, value, time)``."""
     _db(request).store_metrics(uid, project, iter, [tuple(r) for r in body.rows])
     return Response(status_code=204)
 
 
 @router.get("/metrics/{uid}", tags=["metrics"], summary="get_metrics")
-def get_metrics(request: Request, uid: str, key: str | None = None, iter: Iter = 0,
-                project: Project = ""):
+def get_metrics(
+    request: Request, uid: str, key: str | None = None, iter: Iter = 0, project: Project = ""
+):
     """Return ``{"metrics": [{key, step, value, time}, ...]}``."""
     return {"metrics": _db(request).get_metrics(uid, key, iter, project)}
 
@@ -297,9 +354,14 @@ def store_lineage(request: Request, body: LineageEdges) -> Response:
 
 
 @router.get("/lineage", tags=["lineage"], summary="list_lineage")
-def list_lineage(request: Request, run_uid: str | None = None, artifact_key: str | None = None,
-                 pipeline_uid: str | None = None, upstream: bool = False,
-                 downstream: bool = False):
+def list_lineage(
+    request: Request,
+    run_uid: str | None = None,
+    artifact_key: str | None = None,
+    pipeline_uid: str | None = None,
+    upstream: bool = False,
+    downstream: bool = False,
+):
     """Return ``{"edges": [...]}`` touching a run or artifact; walk the graph when asked."""
     edges = _db(request).list_lineage(run_uid, artifact_key, pipeline_uid, upstream, downstream)
     return {"edges": edges}
@@ -314,8 +376,12 @@ def pipeline_graph(request: Request, uid: str, project: Project = ""):
 
 
 # files ------------------------------------------------------------------------------------------
-@router.get("/files/{path:path}", tags=["artifacts"], summary="download a file",
-            responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 416: {}})
+@router.get(
+    "/files/{path:path}",
+    tags=["artifacts"],
+    summary="download a file",
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 416: {}},
+)
 def download_file(request: Request, path: str) -> Response:
     """Stream a file under the artifact root (honours ``Range``; refuses paths leaving the root)."""
     from ._files import file_response
@@ -324,8 +390,9 @@ def download_file(request: Request, path: str) -> Response:
 
 
 @router.get("/download", tags=["artifacts"], summary="download an artifact's file")
-def download_artifact(request: Request, key: str, project: Project = "", tag: str = "",
-                      uid: str | None = None) -> Response:
+def download_artifact(
+    request: Request, key: str, project: Project = "", tag: str = "", uid: str | None = None
+) -> Response:
     """Stream the file of an artifact version stored under the artifact root."""
     from ..errors import DataNotFoundError
     from ._files import file_response, relative_to_root

@@ -57,16 +57,21 @@ def json_response_class() -> Any:
 
     class NaNJSONResponse(JSONResponse):
         def render(self, content: Any) -> bytes:
-            return json.dumps(content, ensure_ascii=False, allow_nan=True,
-                              separators=(",", ":"), default=str).encode("utf-8")
+            return json.dumps(
+                content, ensure_ascii=False, allow_nan=True, separators=(",", ":"), default=str
+            ).encode("utf-8")
 
     _RESPONSE_CLASS.append(NaNJSONResponse)
     return NaNJSONResponse
 
 
 def create_app(
-    db: Any = None, token: str | None = None, artifact_root: str | None = None,
-    max_body: int = DEFAULT_MAX_BODY, ui: bool = True, body_timeout: float = 60.0,
+    db: Any = None,
+    token: str | None = None,
+    artifact_root: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    ui: bool = True,
+    body_timeout: float = 60.0,
 ) -> Any:
     """Build the FastAPI app of ``mlflowlet server``.
 
@@ -97,10 +102,13 @@ def create_app(
         from ..settings import get_settings
 
         token = get_settings().api_token
-    app = FastAPI(title="mlflowlet", version=__version__,
-                  default_response_class=json_response_class(),
-                  description="The mlflowlet run DB over REST. Send 'Authorization: Bearer "
-                              "<MLFLOWLET_API_TOKEN>' when the server has a token.")
+    app = FastAPI(
+        title="mlflowlet",
+        version=__version__,
+        default_response_class=json_response_class(),
+        description="The mlflowlet run DB over REST. Send 'Authorization: Bearer "
+        "<MLFLOWLET_API_TOKEN>' when the server has a token.",
+    )
     app.state.db = db
     app.state.artifact_root = os.path.abspath(artifact_root or db.artifact_root or "artifacts")
     app.state.auth = bool(token)
@@ -145,8 +153,13 @@ def create_app(
     @app.get("/api/v1/version", tags=["server"], summary="version")
     def version() -> dict:
         """Server version, API version, artifact root and store kind."""
-        return {"version": __version__, "api": "v1", "artifact_root": app.state.artifact_root,
-                "db": type(app.state.db).__name__, "auth": app.state.auth}
+        return {
+            "version": __version__,
+            "api": "v1",
+            "artifact_root": app.state.artifact_root,
+            "db": type(app.state.db).__name__,
+            "auth": app.state.auth,
+        }
 
     app.include_router(router)
     if ui:
@@ -164,7 +177,9 @@ def check_bind(host: str, token: str) -> str:
     loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
     if token or loopback:
         return host
-    log.warning("no MLFLOWLET_API_TOKEN set: listening on 127.0.0.1 only instead of %s; set a "
-                "token to serve other hosts", host)
+    log.warning(
+        "no MLFLOWLET_API_TOKEN set: listening on 127.0.0.1 only instead of %s; set a "
+        "token to serve other hosts",
+        host,
+    )
     return "127.0.0.1"
-

@@ -39,8 +39,13 @@ def _runtime() -> str:
 
 
 def nuclio_function(
-    handler: str, name: str = "", base_image: str = "", requirements: list[str] | None = None,
-    env: dict[str, str] | None = None, workers: int = 4, db: str = "",
+    handler: str,
+    name: str = "",
+    base_image: str = "",
+    requirements: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    workers: int = 4,
+    db: str = "",
 ) -> dict[str, Any]:
     """Return the Nuclio function configuration for ``handler`` as a dict.
 
@@ -74,9 +79,11 @@ def nuclio_function(
         with open(source, encoding="utf-8") as fh:
             code = fh.read()
         module = os.path.splitext(os.path.basename(source))[0]
-        code += (f"\n\ndef {ENTRY}(context, event):  # added by mlflowlet serve --export nuclio\n"
-                 f"    from mlflowlet.server.nuclio import handle\n\n"
-                 f"    return handle(context, event, {func})\n")
+        code += (
+            f"\n\ndef {ENTRY}(context, event):  # added by mlflowlet serve --export nuclio\n"
+            f"    from mlflowlet.server.nuclio import handle\n\n"
+            f"    return handle(context, event, {func})\n"
+        )
         build["functionSourceCode"] = base64.b64encode(code.encode()).decode()
         build["codeEntryType"] = "sourceCode"
         entry = f"{module}:{ENTRY}"
@@ -86,8 +93,10 @@ def nuclio_function(
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": function_name(name or func),
-                     "labels": {"mlflowlet.io/handler": function_name(func)}},
+        "metadata": {
+            "name": function_name(name or func),
+            "labels": {"mlflowlet.io/handler": function_name(func)},
+        },
         "spec": {
             "description": f"mlflowlet handler {handler}",
             "runtime": runtime,
@@ -96,8 +105,13 @@ def nuclio_function(
             "minReplicas": 1,
             "maxReplicas": 1,
             "build": build,
-            "triggers": {"http": {"kind": "http", "numWorkers": int(workers),
-                                  "attributes": {"serviceType": "ClusterIP"}}},
+            "triggers": {
+                "http": {
+                    "kind": "http",
+                    "numWorkers": int(workers),
+                    "attributes": {"serviceType": "ClusterIP"},
+                }
+            },
         },
     }
 

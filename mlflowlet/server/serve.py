@@ -55,8 +55,13 @@ class _Recorder:
     def artifact_root(self) -> str:
         return self._root or (self._inner.artifact_root if self._inner is not None else "")
 
-    def commit_run(self, run: dict[str, Any], artifacts: Iterable[dict[str, Any]] = (),
-                   metrics: Iterable[tuple] = (), log: bytes = b"") -> None:
+    def commit_run(
+        self,
+        run: dict[str, Any],
+        artifacts: Iterable[dict[str, Any]] = (),
+        metrics: Iterable[tuple] = (),
+        log: bytes = b"",
+    ) -> None:
         artifacts, metrics = list(artifacts), list(metrics)
         self.run = run
         self.artifacts.update({a["key"]: a for a in artifacts})
@@ -68,13 +73,16 @@ class _Recorder:
 
     def __getattr__(self, name: str) -> Any:  # store:// inputs read through the real DB
         if self._inner is None:
-            raise AttributeError(f"this HTTP function has no run DB for {name}(); start it with "
-                                 "--db or MLFLOWLET_DBPATH")
+            raise AttributeError(
+                f"this HTTP function has no run DB for {name}(); start it with "
+                "--db or MLFLOWLET_DBPATH"
+            )
         return getattr(self._inner, name)
 
 
-def execute(fn: Any, body: Any, event: Event | None = None, db: Any = None,
-            artifact_root: str = "") -> dict[str, Any]:
+def execute(
+    fn: Any, body: Any, event: Event | None = None, db: Any = None, artifact_root: str = ""
+) -> dict[str, Any]:
     """Run ``fn`` for one request body (a run spec dict) and return the envelope.
 
     Returns:
@@ -91,8 +99,10 @@ def execute(fn: Any, body: Any, event: Event | None = None, db: Any = None,
     if body in (None, b"", ""):
         body = {}
     if not isinstance(body, dict):
-        raise ConfigError("the request body must be a JSON object: a run spec "
-                          '({"metadata": {...}, "spec": {"params": {...}}})')
+        raise ConfigError(
+            "the request body must be a JSON object: a run spec "
+            '({"metadata": {...}, "spec": {"params": {...}}})'
+        )
     try:
         run = RunObject.model_validate(body)
     except ValueError as exc:
@@ -106,14 +116,21 @@ def execute(fn: Any, body: Any, event: Event | None = None, db: Any = None,
     recorder = _Recorder(db, artifact_root)
     ctx = Context(run, recorder)
     call_handler(ctx, lambda: fn, {"event": event})  # a failure is the run's, sent to the caller
-    return {"run": recorder.run or ctx.to_dict(),
-            "log": b"".join(recorder.log).decode("utf-8", "replace"),
-            "metrics": recorder.metrics, "artifacts": list(recorder.artifacts.values())}
+    return {
+        "run": recorder.run or ctx.to_dict(),
+        "log": b"".join(recorder.log).decode("utf-8", "replace"),
+        "metrics": recorder.metrics,
+        "artifacts": list(recorder.artifacts.values()),
+    }
 
 
 def create_function_app(
-    handler: Any, db: Any = None, token: str | None = None, artifact_root: str = "",
-    max_body: int = DEFAULT_MAX_BODY, max_concurrency: int = 32,
+    handler: Any,
+    db: Any = None,
+    token: str | None = None,
+    artifact_root: str = "",
+    max_body: int = DEFAULT_MAX_BODY,
+    max_concurrency: int = 32,
 ) -> Any:
     """Build the ASGI app of ``mlflowlet serve``.
 

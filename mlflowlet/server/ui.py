@@ -32,9 +32,11 @@ def _templates() -> Any:
         from ..errors import MissingDependencyError
 
         raise MissingDependencyError("jinja2", "server") from None
-    env = Environment(loader=FileSystemLoader(os.path.join(HERE, "templates")),
-                      autoescape=select_autoescape(["html"]))
-    env.filters["short"] = lambda t, n=19: (str(t or "")[:n])
+    env = Environment(
+        loader=FileSystemLoader(os.path.join(HERE, "templates")),
+        autoescape=select_autoescape(["html"]),
+    )
+    env.filters["short"] = lambda t, n=19: str(t or "")[:n]
     return env
 
 
@@ -50,24 +52,53 @@ def _qs(request: Request, **changes: Any) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def runs_page(request: Request, project: str = "", name: str = "", label: str = "",
-              state: str = "", sort: str = "start", order: str = "desc",
-              page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> HTMLResponse:
+def runs_page(
+    request: Request,
+    project: str = "",
+    name: str = "",
+    label: str = "",
+    state: str = "",
+    sort: str = "start",
+    order: str = "desc",
+    page: Annotated[int, Query(ge=1, le=10**6)] = 1,
+) -> HTMLResponse:
     """Show the runs table."""
     from ._query import page_runs
 
     labels = [x.strip() for x in label.split(",") if x.strip()] or None
-    runs, total = page_runs(request.app.state.db, project, name, labels, state, sort,
-                            order != "asc", (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    runs, total = page_runs(
+        request.app.state.db,
+        project,
+        name,
+        labels,
+        state,
+        sort,
+        order != "asc",
+        (page - 1) * PAGE_SIZE,
+        PAGE_SIZE,
+    )
     pages = max(1, -(-total // PAGE_SIZE))
-    return _render(request, "runs.html", runs=runs, total=total, page=page, pages=pages,
-                   f={"project": project, "name": name, "label": label, "state": state},
-                   sort=sort, order=order, qs=lambda **kw: _qs(request, **kw))
+    return _render(
+        request,
+        "runs.html",
+        runs=runs,
+        total=total,
+        page=page,
+        pages=pages,
+        f={"project": project, "name": name, "label": label, "state": state},
+        sort=sort,
+        order=order,
+        qs=lambda **kw: _qs(request, **kw),
+    )
 
 
 @router.get("/runs/{uid}", response_class=HTMLResponse)
-def run_page(request: Request, uid: str, project: str = "",
-             iter: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> HTMLResponse:
+def run_page(
+    request: Request,
+    uid: str,
+    project: str = "",
+    iter: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> HTMLResponse:
     """One run: params, results, labels, timings, log, artifacts, metrics."""
     from ._graph import duration_seconds
     from ._views import artifact_preview, metric_charts
@@ -79,14 +110,23 @@ def run_page(request: Request, uid: str, project: str = "",
     charts = metric_charts(db.get_metrics(uid, None, iter, project))
     steps = db.list_runs(project=project, pipeline_uid=uid, sort=False, last=1)
     log = db.get_log(uid, project).decode("utf-8", "replace")
-    return _render(request, "run.html", run=run, previews=previews, charts=charts, log=log,
-                   log_size=len(log.encode()), duration=duration_seconds(run.get("status", {})),
-                   is_pipeline=bool(steps))
+    return _render(
+        request,
+        "run.html",
+        run=run,
+        previews=previews,
+        charts=charts,
+        log=log,
+        log_size=len(log.encode()),
+        duration=duration_seconds(run.get("status", {})),
+        is_pipeline=bool(steps),
+    )
 
 
 @router.get("/runs/{uid}/iterations", response_class=HTMLResponse)
-def hyper_page(request: Request, uid: str, project: str = "", x: str = "",
-               y: str = "") -> HTMLResponse:
+def hyper_page(
+    request: Request, uid: str, project: str = "", x: str = "", y: str = ""
+) -> HTMLResponse:
     """Show the iteration table (best highlighted) and a param against a result."""
     from ._views import scatter_svg
 
@@ -107,8 +147,19 @@ def hyper_page(request: Request, uid: str, project: str = "", x: str = "",
             except (TypeError, ValueError):
                 continue
     svg = scatter_svg(points, best, x, y)
-    return _render(request, "hyper.html", run=run, header=header, rows=rows, best=best,
-                   params=params, outputs=outputs, x=x, y=y, svg=svg)
+    return _render(
+        request,
+        "hyper.html",
+        run=run,
+        header=header,
+        rows=rows,
+        best=best,
+        params=params,
+        outputs=outputs,
+        x=x,
+        y=y,
+        svg=svg,
+    )
 
 
 @router.get("/pipelines/{uid}", response_class=HTMLResponse)
@@ -136,15 +187,18 @@ def lineage_page(request: Request, key: str, project: str = "") -> HTMLResponse:
 
 
 @router.get("/compare", response_class=HTMLResponse)
-def compare_page(request: Request, uid: Annotated[list[str] | None, Query()] = None,
-                 project: str = "") -> HTMLResponse:
+def compare_page(
+    request: Request, uid: Annotated[list[str] | None, Query()] = None, project: str = ""
+) -> HTMLResponse:
     """Two or more runs side by side; rows whose values differ are marked."""
     db = request.app.state.db
     runs = [db.read_run(u, project) for u in (uid or [])]
     sections = []
-    for title, get in (("params", lambda r: r.get("spec", {}).get("params", {})),
-                       ("results", lambda r: r.get("status", {}).get("results", {})),
-                       ("labels", lambda r: r["metadata"].get("labels", {}))):
+    for title, get in (
+        ("params", lambda r: r.get("spec", {}).get("params", {})),
+        ("results", lambda r: r.get("status", {}).get("results", {})),
+        ("labels", lambda r: r["metadata"].get("labels", {})),
+    ):
         keys = sorted({k for r in runs for k in get(r)})
         rows = [(k, [get(r).get(k) for r in runs]) for k in keys]
         sections.append((title, [(k, vals, len({repr(v) for v in vals}) > 1) for k, vals in rows]))

@@ -136,7 +136,7 @@ def _writer(url: str, worker: int, barrier, errors) -> None:
 
 
 def test_several_processes_writing_at_once_lose_nothing(postgres_url):
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     barrier, errors = ctx.Barrier(WRITERS), ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(postgres_url, w, barrier, errors))
              for w in range(WRITERS)]

@@ -404,7 +404,8 @@ def _writer(worker: int, barrier) -> None:
 
 
 def test_four_processes_writing_at_once_lose_nothing(dbdir):
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: forking a test process that already runs threads can inherit held locks
+    ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(4)
     procs = [ctx.Process(target=_writer, args=(w, barrier)) for w in range(4)]
     for proc in procs:

@@ -201,10 +201,10 @@ class SQLRunDB(RunDB):
         from .lists import ArtifactList
 
         if tag == "*":
-            sql, args = "SELECT a.body FROM artifacts a WHERE 1=1", []
+            sql, args = "SELECT a.body, a.id FROM artifacts a WHERE 1=1", []
         else:
             sql = (
-                "SELECT a.body FROM artifacts a JOIN artifact_tags t ON t.artifact_id=a.id"
+                "SELECT a.body, a.id FROM artifacts a JOIN artifact_tags t ON t.artifact_id=a.id"
                 " WHERE t.tag=?"
             )
             args = [tag or "latest"]
@@ -226,8 +226,23 @@ class SQLRunDB(RunDB):
         if until:
             sql += " AND a.updated<=?"
             args.append(until)
-        rows = [json.loads(r[0]) for r in self._read(sql + " ORDER BY a.id DESC", args)]
+        found = self._read(sql + " ORDER BY a.id DESC", args)
+        tags = self._tags_of([r[1] for r in found])
+        rows = []
+        for body, art_id in found:
+            art = json.loads(body)
+            art["tags"] = tags.get(art_id, [])  # the version's tags now: 'latest' moves on
+            rows.append(art)
         return ArtifactList(r for r in rows if labels_match(r.get("labels") or {}, labels))
+
+    def _tags_of(self, ids: list[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for chunk in chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT artifact_id, tag FROM artifact_tags WHERE artifact_id IN ({marks})"
+            for art_id, name in self._read(sql + " ORDER BY tag", chunk):
+                out.setdefault(art_id, []).append(name)
+        return out
 
     def del_artifact(
         self, key: str, tag: str = "", project: str = "", uid: str | None = None

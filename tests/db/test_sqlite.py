@@ -461,3 +461,14 @@ def test_get_log_accepts_offset_and_size_positionally(tmp_path):
     assert db.get_log("u1", 2) == b"23456789"
     assert db.get_log("u1", "p", 3, 2) == b"34"
     assert db.get_log("u1", offset=5, size=2) == b"56"
+
+
+def test_listed_artifact_versions_carry_their_current_tags(tmp_path):
+    from mlflowlet.db import get_run_db
+
+    db = get_run_db(str(tmp_path))
+    db.store_artifact("model", {"kind": "model", "uri": "/v1"}, uid="v1", project="p", tag="prod")
+    db.store_artifact("model", {"kind": "model", "uri": "/v2"}, uid="v2", project="p")
+    versions = {a["uid"]: a["tags"] for a in db.list_artifacts("model", tag="*")}
+    assert versions == {"v1": ["prod"], "v2": ["latest"]}
+    assert "latest" in db.list_artifacts("model").to_text()

@@ -184,7 +184,7 @@ def _store(
     key: str, uri: str, data: bytes | None, src: str | None, secrets: Any
 ) -> tuple[str | None, int | None]:
     """Write ``data`` or copy ``src`` to ``uri``; return ``(sha256, size)``."""
-    from mlflowlet.datastore._streams import CHUNK_SIZE, hash_file, iter_file, write_atomic
+    from mlflowlet.datastore._streams import CHUNK_SIZE, copy_hashed, hash_file, write_atomic
 
     if is_local(uri):
         if data is not None:
@@ -194,7 +194,7 @@ def _store(
         if src is not None:
             if os.path.exists(uri) and os.path.samefile(src, uri):
                 return hash_file(src)  # already in place
-            return write_atomic(uri, iter_file(src))
+            return copy_hashed(src, uri)  # kernel copy, hashed alongside
         return _link(key, uri, secrets)
     from mlflowlet.datastore.registry import get_store
 

@@ -7,8 +7,11 @@ partial one. (No ``fsync``: this protects readers, not against power loss.)
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
@@ -215,6 +218,113 @@ def copy_atomic(src: str, path: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+#: Read size when hashing beside a kernel copy: hashlib releases the GIL on buffers this big.
+HASH_CHUNK = 4 << 20  # 4 MiB
+#: Bytes per copy_file_range/sendfile call; the copy thread checks for cancellation between.
+COPY_SLICE = 64 << 20  # 64 MiB, in the kernel: no user memory
+# A kernel copy call failing with one of these before any byte moved means "not here".
+_NO_FAST_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSOCK,
+                 errno.EBADF, errno.EPERM, errno.ENOTSUP}  # fmt: skip
+
+
+def _kernel_copy(src_fd: int, dst_fd: int, cancel: threading.Event) -> int:
+    """Copy ``src_fd`` (from offset 0, its own offset untouched) to ``dst_fd``; return bytes.
+
+    ``copy_file_range``, else ``sendfile``, else ``pread``/``write`` in 1 MiB chunks.
+    """
+    copied = 0
+    calls: list[Any] = []
+    if hasattr(os, "copy_file_range"):
+        calls.append(lambda n: os.copy_file_range(src_fd, dst_fd, n, copied))
+    if sys.platform.startswith("linux"):  # sendfile to a regular file: Linux only
+        calls.append(lambda n: os.sendfile(dst_fd, src_fd, copied, n))
+    for call in calls:
+        try:
+            while not cancel.is_set():
+                n = call(COPY_SLICE)
+                if not n:
+                    return copied
+                copied += n
+            return copied
+        except OSError as exc:
+            if copied or exc.errno not in _NO_FAST_COPY:
+                raise
+    while not cancel.is_set():
+        chunk = os.pread(src_fd, CHUNK_SIZE, copied)
+        if not chunk:
+            break
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst_fd, view) :]
+        copied += len(chunk)
+    return copied
+
+
+def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
+    return (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+
+
+def copy_hashed(src: str, path: str) -> tuple[str, int]:
+    """Copy the file ``src`` to ``path`` atomically; return its ``(sha256, size)``.
+
+    The kernel copies (``copy_file_range``, else ``sendfile``) in a worker thread while this
+    thread hashes the source through the page cache with hashlib, which releases the GIL: a
+    hashed copy then takes as long as sha256 alone, not read + hash + write in series. Memory
+    is one :data:`HASH_CHUNK` buffer. The bytes are read twice, so the source's size and
+    mtime are checked after both passes; when it changed meanwhile (or the copied size differs
+    from the hashed one), the copy is redone in one pass with :func:`write_atomic`, so the
+    digest is always the digest of the published bytes. On any error ``path`` is left as it
+    was and the temporary file is removed.
+    """
+    import hashlib
+
+    if not hasattr(os, "pread"):  # no positional reads (Windows): hash while copying, serially
+        return write_atomic(path, iter_file(src))
+    parent = os.path.dirname(path) or "."
+    os.makedirs(parent, exist_ok=True)
+    with open(src, "rb", buffering=0) as fin:
+        before = os.fstat(fin.fileno())
+        tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        cancel = threading.Event()
+        outcome: list[int | BaseException] = []  # the copy's byte count or its error
+
+        def copy() -> None:
+            try:
+                outcome.append(_kernel_copy(fin.fileno(), fd, cancel))
+            except BaseException as exc:  # re-raised in the caller's thread
+                outcome.append(exc)
+
+        worker = threading.Thread(target=copy, name="mlflowlet-copy", daemon=True)
+        try:
+            worker.start()
+            sha, size, buf = hashlib.sha256(), 0, bytearray(HASH_CHUNK)
+            view = memoryview(buf)
+            while n := fin.readinto(buf):
+                sha.update(view[:n])
+                size += n
+            worker.join()
+            if isinstance(outcome[0], BaseException):
+                raise outcome[0]
+            same = outcome[0] == size and _unchanged(before, os.fstat(fin.fileno()))
+            os.close(fd)
+            fd = -1
+            if same:
+                os.replace(tmp, path)
+                return sha.hexdigest(), size
+        finally:
+            cancel.set()
+            if worker.ident is not None:
+                worker.join()
+            if fd >= 0:
+                os.close(fd)
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+    return write_atomic(path, iter_file(src))  # the source changed while it was read twice
 
 
 def write_atomic(path: str, chunks: Iterable[bytes]) -> tuple[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, BinaryIO
 
-from mlflowlet.datastore._streams import AtomicFile, copy_atomic, iter_file, write_atomic
+from mlflowlet.datastore._streams import AtomicFile, copy_atomic, copy_hashed, write_atomic
 from mlflowlet.datastore._urls import local_path
 from mlflowlet.datastore.base import DataStore
 from mlflowlet.errors import DataNotFoundError, DataStoreError
@@ -79,10 +79,10 @@ class FileStore(DataStore):
         copy_atomic(path, local_path(url))
 
     def upload_hashed(self, url: str, path: str) -> tuple[str, int]:
-        """Copy ``path`` to ``url`` atomically, hashing while copying; return ``(sha256, size)``."""
+        """Copy ``path`` to ``url`` atomically, hashed beside the copy; return (sha256, size)."""
         if not os.path.isfile(path):
             raise _missing(os.path.abspath(path))
-        return write_atomic(local_path(url), iter_file(path, self.chunk_size))
+        return copy_hashed(path, local_path(url))
 
     def download(self, url: str, path: str) -> None:
         """Copy the file at ``url`` to ``path`` atomically."""

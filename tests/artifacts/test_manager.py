@@ -198,25 +198,32 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
     assert os.listdir(target.parent) == ["f.bin"]
 
 
-def test_large_local_path_is_copied_in_1mib_chunks(manager, tmp_path, monkeypatch):
+@pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="needs copy_file_range (Linux)")
+def test_large_local_path_is_copied_by_the_kernel_in_bounded_slices(manager, tmp_path, monkeypatch):
     src = tmp_path / "big.bin"
     data = os.urandom(3 * (1 << 20) + 7)
     src.write_bytes(data)
-    sizes: list[int] = []
-    real_write = os.write
+    slices: list[int] = []
+    real_copy = os.copy_file_range
 
-    def spy(fd, buf):
-        sizes.append(len(buf))
-        return real_write(fd, buf)
+    def spy(*args):
+        slices.append(args[2])
+        return real_copy(*args)
 
-    monkeypatch.setattr(_streams.os, "write", spy)
+    def no_write(fd, buf):
+        raise AssertionError("bytes went through Python's os.write")
+
+    monkeypatch.setattr(_streams, "COPY_SLICE", 1 << 20)
+    monkeypatch.setattr(_streams, "HASH_CHUNK", 1 << 20)
+    monkeypatch.setattr(_streams.os, "copy_file_range", spy)
+    monkeypatch.setattr(_streams.os, "write", no_write)
     art = manager.log("big", local_path=str(src))
     monkeypatch.undo()
     assert open(art.uri, "rb").read() == data
     assert art.hash == hashlib.sha256(data).hexdigest()
     assert art.size == len(data)
-    assert len(sizes) >= 4
-    assert max(sizes) <= 1 << 20
+    assert len(slices) >= 4
+    assert max(slices) <= 1 << 20
 
 
 def test_upload_false_records_local_path_without_copy(manager, root, tmp_path):

@@ -142,6 +142,16 @@ class Step:
             parallel,
             seed,
         )  # validates
+        from .refs import Collected, OutputRef, PipelineParam
+
+        for key, values in hyper_params.items():
+            if any(isinstance(v, (PipelineParam, OutputRef, Collected)) for v in values):
+                raise _fail(
+                    self.fn,
+                    f"hyper-parameter {key!r} holds a pipeline parameter or step output; "
+                    "hyper-parameter values must be literals known at trace time "
+                    f"(e.g. {{{key!r}: [0.01, 0.1]}})",
+                )
         names = {p.name for p in self.spec.params}
         unknown = sorted(k for k in hyper_params if k not in names)
         if unknown and not self.spec.var_keyword:

@@ -273,3 +273,19 @@ def test_with_options_refuses_an_unknown_option_naming_the_function():
 def test_map_outside_a_pipeline_says_where_it_belongs():
     with pytest.raises(PipelineError, match=r"prepare.map\(\) fans out a step inside a @pipeline"):
         prep.map(items=[1], item_param="rows")
+
+
+def test_hyper_params_holding_a_pipeline_param_are_refused_at_trace_time():
+    from mlflowlet import pipeline, step
+    from mlflowlet.errors import StepDefinitionError
+
+    @step
+    def fit(context, lr: float = 0.1):
+        return lr
+
+    @pipeline
+    def sweep(lr: float = 0.1):
+        fit.with_hyper_params({"lr": [0.01, lr]}, selector="max.return")()
+
+    with pytest.raises(StepDefinitionError, match="hyper-parameter 'lr' holds a pipeline parameter"):
+        sweep.describe()

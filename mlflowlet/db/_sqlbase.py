@@ -28,6 +28,9 @@ from ._sql import (
 from .base import RunDB, log_window
 
 _METRIC_KEYS = ("key", "step", "value", "time")
+_LINEAGE_INSERT = (
+    f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({','.join('?' * len(LINEAGE_COLS))})"
+)
 
 
 class SQLRunDB(RunDB):
@@ -322,12 +325,7 @@ class SQLRunDB(RunDB):
         """Store lineage edges (missing fields are stored empty)."""
         rows = [tuple(e.get(c) for c in LINEAGE_COLS) for e in edges]
         if rows:
-            marks = ",".join("?" * len(LINEAGE_COLS))
-            self._transact(
-                _executemany,
-                f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({marks})",
-                rows,
-            )
+            self._transact(_executemany, _LINEAGE_INSERT, rows)
 
     def list_lineage(
         self,
@@ -408,6 +406,21 @@ class SQLRunDB(RunDB):
                 "INSERT INTO logs (uid, project, body) VALUES (?,?,?)", (uid, project, log)
             )
         self._store_run(conn, run, uid, project, it)
+
+    def store_runs(
+        self, runs: Iterable[dict[str, Any]], lineage: Iterable[dict[str, Any]] = ()
+    ) -> None:
+        """Store whole runs (keyed by their metadata) and lineage edges in one transaction."""
+        edges = [tuple(e.get(c) for c in LINEAGE_COLS) for e in lineage]
+        self._transact(self._store_runs, list(runs), edges)
+
+    def _store_runs(self, conn: Any, runs: list[dict[str, Any]], edges: list[tuple]) -> None:
+        for run in runs:
+            meta = run["metadata"]
+            uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
+            self._store_run(conn, run, uid, project, it)
+        if edges:
+            _executemany(conn, _LINEAGE_INSERT, edges)
 
 
 # transaction bodies -----------------------------------------------------------------------------

@@ -202,6 +202,17 @@ class RunDB(ABC):
             self.store_log(uid, project, log)
         self.store_run(run, uid, project, it)
 
+    def store_runs(
+        self, runs: Iterable[dict[str, Any]], lineage: Iterable[dict[str, Any]] = ()
+    ) -> None:
+        """Store whole runs (keyed by their metadata) and lineage edges at once."""
+        for run in runs:
+            meta = run["metadata"]
+            self.store_run(run, meta["uid"], meta.get("project", ""), meta.get("iteration", 0))
+        edges = list(lineage)
+        if edges:
+            self.store_lineage(edges)
+
 
 def log_window(project: Any, offset: Any, size: Any) -> tuple[str, int, int]:
     """Accept ``get_log(uid, offset, size)`` as well as ``get_log(uid, project, offset, size)``.

@@ -28,6 +28,7 @@ def cache_key(
     params: dict[str, Any],
     input_hashes: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    code: str | None = None,
 ) -> str:
     """Return the cache key of one step run.
 
@@ -37,9 +38,10 @@ def cache_key(
         params: the resolved parameter values.
         input_hashes: parameter name to the input artifact's hash (or a list for collected inputs).
         extra: hyper-parameter / fan-out settings that change what runs.
+        code: ``code_hash(fn)`` when the caller already knows it.
     """
     body = {
-        "code": code_hash(fn),
+        "code": code or code_hash(fn),
         "handler": spec.handler,
         "outputs": list(spec.outputs),
         "params": params,
@@ -72,7 +74,27 @@ def record_hit(
     gets its own uid, this pipeline's labels and ``cached_from`` (the first original, when the
     original was itself a cache hit).
     """
-    data = json.loads(json.dumps(original))
+    run, data = hit_run(
+        json.loads(json.dumps(original)), name, labels, parent_uid, pipeline_uid, params, inputs
+    )
+    db.store_run(data, run.uid, run.metadata.project, 0)
+    return run
+
+
+def hit_run(
+    data: dict[str, Any],
+    name: str,
+    labels: dict[str, str],
+    parent_uid: str,
+    pipeline_uid: str,
+    params: dict[str, Any],
+    inputs: dict[str, str],
+) -> tuple[RunObject, dict[str, Any]]:
+    """Turn ``data`` (a fresh copy of the original run, changed in place) into the hit's run.
+
+    Returns the hit as a ``RunObject`` and as the dict to store (see :func:`record_hit`); the
+    caller stores it, so several hits can be written in one transaction.
+    """
     meta = data["metadata"]
     spec, status = data.setdefault("spec", {}), data.setdefault("status", {})
     source = (meta.get("labels") or {}).get(CACHED_FROM) or meta["uid"]
@@ -81,5 +103,4 @@ def record_hit(
     spec.update(parent_uid=parent_uid, pipeline_uid=pipeline_uid, params=params, inputs=inputs)
     stamp = now_iso()
     status.update(state="completed", start_time=stamp, end_time=stamp, last_update=stamp, error="")
-    db.store_run(data, meta["uid"], meta.get("project", ""), 0)
-    return RunObject.model_validate(data)
+    return RunObject.model_validate(data), data

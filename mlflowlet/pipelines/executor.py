@@ -69,6 +69,8 @@ class LocalExecutor:
         self.states: dict[str, str] = {}
         self.lineage: list[dict[str, Any]] = []
         self.reused: dict[str, RunObject] = {}
+        self.hits: list[dict[str, Any]] = []  # cache-hit runs not written yet (see _store_lineage)
+        self._codes: dict[Any, str] = {}  # step function to its code hash (getsource is slow)
         self.run = self._pipeline_run(labels or {}, resume)
         if resume:
             self._load_resume(resume)
@@ -144,9 +146,19 @@ class LocalExecutor:
             self.ctx.commit()
 
     def _store_lineage(self) -> None:
+        """Write the buffered lineage rows and cache-hit runs, in one transaction."""
         rows, self.lineage = self.lineage, []
-        if rows:
+        hits, self.hits = self.hits, []
+        if hits:
+            self.db.store_runs(hits, rows)
+        elif rows:
             self.db.store_lineage(rows)
+
+    def _code(self, fn: Any) -> str:
+        found = self._codes.get(fn)
+        if found is None:
+            found = self._codes[fn] = code_hash(fn)
+        return found
 
     # scheduling ------------------------------------------------------------------------------
     def _schedule(self) -> None:
@@ -173,7 +185,10 @@ class LocalExecutor:
                     call = self._prepare(node)
                     if call is None:
                         finished(node.name)
-                    elif pool is None or (not running and not ready):
+                        continue
+                    if self.hits:  # the hits so far are recorded before real work starts
+                        self._store_lineage()
+                    if pool is None or (not running and not ready):
                         # alone: run it in this thread (a chain costs no thread hand-offs)
                         self._complete(node, call, execute(call, self.db))
                         finished(node.name)
@@ -214,7 +229,9 @@ class LocalExecutor:
             self._record(node, "error", str(exc))
             return None
         labels = {"pipeline": self.pipe.name, "pipeline_uid": self.run.uid, "step": node.name}
-        key = _cache.cache_key(node.step.fn, node.spec, params, hashes, iterate)
+        key = _cache.cache_key(
+            node.step.fn, node.spec, params, hashes, iterate, code=self._code(node.step.fn)
+        )
         labels[_cache.CACHE_LABEL] = key
         common = dict(
             name=node.name,
@@ -228,7 +245,9 @@ class LocalExecutor:
         if use_cache:
             hit = _cache.find_cached(self.db, key, self.project)
             if hit is not None:
-                run = _cache.record_hit(self.db, hit, **common)
+                # recorded in memory, written with the next batch (one transaction for all)
+                run, data = _cache.hit_run(hit, **common)
+                self.hits.append(data)
                 self._finish(node, run, rows, cached=True)
                 return None
         call = StepCall(
@@ -388,7 +407,7 @@ class LocalExecutor:
             ):
                 continue
             prev = RunObject.model_validate(self.db.read_run(entry["uid"], project=self.project))
-            if prev.status.code_hash in ("", code_hash(node.step.fn)):
+            if prev.status.code_hash in ("", self._code(node.step.fn)):
                 prev._db_url = getattr(self.db, "url", "")
                 self.reused[node.name] = prev
 

@@ -386,6 +386,19 @@ def test_lineage_edges_and_walks(db):
         == ["b", "c"]
 
 
+def test_store_runs_writes_runs_and_lineage_in_one_transaction(db):
+    edge = {"producer_uid": "h1", "output": "x", "consumer_uid": "h2", "pipeline_uid": "p"}
+    db.store_runs([_run("h1"), _run("h2", labels={"cached_from": "o"})], [edge])
+    assert db.read_run("h2", "p")["metadata"]["labels"] == {"cached_from": "o"}
+    assert _uids(db.list_runs(labels={"cached_from": "o"})) == ["h2"]
+    assert [e["consumer_uid"] for e in db.list_lineage(pipeline_uid="p")] == ["h2"]
+    with pytest.raises(KeyError):  # the second run is broken: nothing of the batch lands
+        db.store_runs([_run("h3"), {"spec": {}}], [{"producer_uid": "h3", "pipeline_uid": "q"}])
+    with pytest.raises(NotFoundError):
+        db.read_run("h3", "p")
+    assert db.list_lineage(pipeline_uid="q") == []
+
+
 # -- several writers ------------------------------------------------------------------------
 
 RUNS_PER_WRITER = 300

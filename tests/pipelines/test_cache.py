@@ -50,6 +50,46 @@ def test_cached_rerun_reuses_outputs_without_running(dbdir):
         "cached_from"] == first.steps["total"].uid
 
 
+SEEN: list[dict] = []
+
+
+@step(cache=False)
+def peek(context, x: int) -> int:
+    pipe = context.labels["pipeline_uid"]
+    SEEN.append({r["metadata"]["name"]: r["metadata"]["labels"].get("cached_from")
+                 for r in get_run_db().list_runs(pipeline_uid=pipe)})
+    return x
+
+
+@pipeline
+def peeked(rows: int = 3):
+    peek(x=total(data=make(rows=rows).outputs["data"]).output)
+
+
+def test_hits_are_in_the_db_before_a_real_step_runs(dbdir):
+    first = peeked.run(rows=5, cache=True)
+    SEEN.clear()
+    second = peeked.run(rows=5, cache=True)
+    assert second.state == "completed" and len(SEEN) == 1
+    assert SEEN[0]["make"] == first.steps["make"].uid
+    assert SEEN[0]["total"] == first.steps["total"].uid
+    edges = {(r["producer_uid"], r["consumer_uid"]) for r in second.lineage()}
+    assert edges == {(second.steps["make"].uid, second.steps["total"].uid),
+                     (second.steps["total"].uid, second.steps["peek"].uid)}
+
+
+def test_hits_from_another_pipeline_are_recorded_with_their_results(dbdir):
+    first = summed.run(rows=6, cache=True)
+    second = peeked.run(rows=6, cache=True)  # make and total hit, from another pipeline
+    db = get_run_db()
+    for name in ("make", "total"):
+        stored = db.read_run(second.steps[name].uid)
+        assert stored["metadata"]["labels"]["cached_from"] == first.steps[name].uid
+        assert stored["status"]["results"] == first.steps[name].results
+    hits = db.list_runs(pipeline_uid=second.uid, labels="cached_from")
+    assert sorted(r["metadata"]["name"] for r in hits) == ["make", "total"]
+
+
 def test_a_hit_of_a_hit_points_at_the_original(dbdir):
     first = summed.run(cache=True)
     summed.run(cache=True)

@@ -1,0 +1,339 @@
+"""The README's snippets run as written, so the docs cannot drift from the code.
+
+Python blocks run in a fresh ``python -c`` process with cwd = a private copy of ``examples/`` and
+``MLFLOWLET_DBPATH`` at the test's own directory; shell commands run through ``bash -c`` with the
+venv's ``mlflowlet`` script first on ``PATH``. Each check asserts what the snippet's comments
+promise. Commands needing a cluster, a server, a registry or the network are skipped by name, and
+a README command or block that is neither checked nor skipped fails the suite.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+
+README = Path(__file__).parents[1] / "README.md"
+VENV_BIN = Path(sys.executable).parent
+TIMEOUT = 120
+
+
+def _sections() -> dict[str, str]:
+    """README text by ``## `` heading."""
+    parts = re.split(r"^## (.+)$", README.read_text(), flags=re.M)
+    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def _blocks(section: str, lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```", _sections()[section], flags=re.M | re.S)
+
+
+def _commands(block: str) -> list[str]:
+    """The block's logical command lines: continuations joined, comment-only lines dropped."""
+    joined = re.sub(r"\\\n\s*", "", block)
+    lines = [ln.strip() for ln in joined.splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def _until(block: str, marker: str) -> str:
+    """The block up to (not including) the first line containing ``marker``."""
+    lines = block.splitlines()
+    cut = next(i for i, ln in enumerate(lines) if marker in ln)
+    return "\n".join(lines[:cut]) + "\n"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, f"README python block failed:\n{code}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=TIMEOUT)
+
+
+def _ok(proc: subprocess.CompletedProcess[str], command: str) -> str:
+    assert proc.returncode == 0, f"{command!r} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def _field(text: str, name: str) -> str:
+    """The last ``name=value`` in ``text`` (the run summary comes after any progress lines)."""
+    values = re.findall(rf"\b{name}=(\S+?)(?:,|\s|$)", text)
+    assert values, f"no {name}= in:\n{text}"
+    return values[-1]
+
+
+def test_venv_mlflowlet_script_is_the_one_the_commands_run():
+    assert shutil.which("mlflowlet", path=_env()["PATH"]) == str(VENV_BIN / "mlflowlet")
+
+
+# --- python blocks -----------------------------------------------------------------------------
+
+
+def test_quickstart_block_prints_completed_and_best_iteration_2(examples_dir: Path, dbdir: Path):
+    (block,) = _blocks("Quickstart", "python")
+    lines = _python(block, examples_dir).stdout.splitlines()
+
+    state, _, results = lines[0].partition(" ")
+    assert state == "completed"
+    assert ast.literal_eval(results) == {"accuracy": 10, "loss": 13}
+    assert lines[1] == "2"  # loss = 3*p1 - 2 over p1 in [5, 2, 3] is least at iteration 2
+    tables = "\n".join(lines[2:])
+    assert re.search(r"\bsweep\b.*completed|completed.*\bsweep\b", tables), tables
+    assert "model.txt" in tables
+    assert (dbdir / "mlflowlet.db").exists() and not (examples_dir / "mlflowlet.db").exists()
+
+
+def test_pipelines_block_runs_the_dag_and_prints_lineage_and_mermaid(examples_dir: Path):
+    (block,) = _blocks("Pipelines", "python")
+    lines = _python(block, examples_dir).stdout.splitlines()
+
+    assert lines[0] == "completed 0.9"  # the best lr (1.0) gives accuracy 0.8 + 1.0 / 10
+    edges = lines[1 : lines.index("flowchart TD")]
+    assert sorted(edges) == ["dataset -> dataset", "model -> model", "model -> model"]
+    mermaid = "\n".join(lines[lines.index("flowchart TD") :])
+    for name in ("prep", "train (hyper)", "evaluate", "deploy"):
+        assert f'"{name}"' in mermaid
+
+
+def test_compile_block_writes_argo_yaml_with_secret_references_only(tmp_path: Path,
+                                                                    examples_dir: Path):
+    (block,) = _blocks("Compile and submit", "python")
+    _python(_until(block, ".submit("), examples_dir)  # submit needs a KFP host
+
+    text = (examples_dir / "train_eval.argo.yaml").read_text()
+    workflow = yaml.safe_load(text)
+    assert workflow["kind"] == "Workflow"
+    envs = [e for t in workflow["spec"]["templates"] for e in t.get("container", {}).get("env", [])]
+    refs = [e["valueFrom"]["secretKeyRef"] for e in envs if e["name"] == "AWS_SECRET_ACCESS_KEY"]
+    assert refs and all(r == {"name": "aws", "key": "secret"} for r in refs)
+    assert "repo/img:tag" in text
+
+
+def test_kubernetes_block_dry_run_returns_the_job_manifest(examples_dir: Path):
+    (block,) = _blocks("Run on Kubernetes", "python")
+    prelude = "import json\nfrom mlflowlet import new_runner, new_task\ntask = new_task()\n"
+    body = _until(block, 'handler="my_job")  ')  # the last line submits to a cluster
+    body = body.replace("r.run(task", "manifest = r.run(task", 1)
+    out = _python(prelude + body + "print(json.dumps(manifest))\n", examples_dir).stdout
+    job = json.loads(out.strip().splitlines()[-1])
+
+    assert job["kind"] == "Job"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"}
+    (container,) = pod["containers"]
+    assert container["image"] == "ghcr.io/team/train:1.0"
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
+
+
+def test_dask_block_is_not_self_contained():
+    (block,) = _blocks("Scale out with Dask", "python")
+    assert "handler=train)" in block and "def train" not in block
+    pytest.skip("the Dask block uses a `train` handler it does not define (covered by "
+                "tests/runtimes/test_dask.py and examples/dask_sweep.py)")
+
+
+def test_every_python_block_has_a_test():
+    with_blocks = {name for name in _sections() if _blocks(name, "python")}
+    assert with_blocks == {"Quickstart", "Pipelines", "Scale out with Dask", "Compile and submit",
+                           "Run on Kubernetes"}
+
+
+# --- the "Command line" section, in order ------------------------------------------------------
+
+
+def test_command_line_section_commands_do_what_their_comments_say(tmp_path: Path,
+                                                                  examples_dir: Path,
+                                                                  dbdir: Path):
+    (block,) = _blocks("Command line", "bash")
+    cwd, seen, uid = tmp_path, {}, ""
+
+    def run_train(out: str, err: str) -> None:
+        nonlocal uid
+        assert "run 'train' completed" in out
+        assert _field(out, "accuracy") == "2" and _field(out, "loss") == "3"  # p1=1 by default
+        assert "access key is set: True" in out + err and "line two of the input" in out + err
+        uid = _field(out, "uid")
+
+    def sweep(out: str, err: str) -> None:
+        assert "iterations=9" in out and _field(out, "accuracy") == "14"  # max over p1 in [3,7,5]
+
+    def param_file(out: str, err: str) -> None:
+        assert "iterations=4" in out  # params.csv has 4 rows; p1=4 is row 3
+        assert _field(out, "accuracy") == "8" and _field(out, "best_iteration") == "3"
+
+    def dump(out: str, err: str) -> None:
+        run = yaml.safe_load(out[out.index("kind: run") :])
+        assert run["status"]["state"] == "completed"
+        assert run["status"]["results"] == {"accuracy": 6, "p2_length": 8}
+
+    def noctx(out: str, err: str) -> None:
+        argv = ast.literal_eval(out.splitlines()[0])
+        assert sorted(argv) == sorted(["--p1", "5", "--extra-arg", "1"])
+        assert "run 'my_script' completed" in out
+
+    def pipeline(out: str, err: str) -> None:
+        assert re.search(r"pipeline train-eval \w+ completed", out)
+        for step in ("prep", "train", "evaluate"):
+            assert re.search(rf"^{step}\s+completed", out, flags=re.M)
+
+    def get_runs(out: str, err: str) -> None:
+        rows = [ln for ln in out.splitlines() if ln.startswith("default ")]
+        assert len(rows) == 1 and uid in rows[0]  # the pipeline's train step has no such label
+
+    def get_run(out: str, err: str) -> None:
+        run = yaml.safe_load(out)
+        assert run["metadata"]["uid"] == uid and run["metadata"]["name"] == "train"
+
+    def artifacts(out: str, err: str) -> None:
+        table, _, rest = out.partition("\n{")
+        assert "model.txt" in table and "chart.html" in table
+        artifact = json.loads("{" + rest)
+        assert artifact["key"] == "model.txt" and artifact["tag"] == "latest"
+
+    def logs(out: str, err: str) -> None:
+        assert "Params: p1=1, p2=5" in out
+
+    def delete(out: str, err: str) -> None:
+        assert re.search(r"deleted \d+ run\(s\)", out)
+        refused = _shell("mlflowlet del runs", cwd)  # "refuses to run without a filter"
+        assert refused.returncode == 2 and "refusing" in refused.stderr
+
+    def config(out: str, err: str) -> None:
+        assert re.search(rf"^dbpath\s+{re.escape(str(dbdir))}\s+MLFLOWLET_DBPATH$", out, re.M)
+
+    def show_version(out: str, err: str) -> None:
+        assert out.strip() == f"mlflowlet {version('mlflowlet')}"
+
+    checks: dict[str, Callable[[str, str], None]] = {
+        "mlflowlet run --name train ": run_train,
+        "mlflowlet run --name train_hyper ": sweep,
+        "mlflowlet run --param-file ": param_file,
+        "mlflowlet run handler.py:my_func ": dump,
+        "echo ": lambda out, err: None,
+        "mlflowlet run --mode noctx ": noctx,
+        "mlflowlet run train_eval.py:train_eval ": pipeline,
+        "mlflowlet get runs ": get_runs,
+        "mlflowlet get run UID": get_run,
+        "mlflowlet get artifacts ": artifacts,
+        "mlflowlet logs UID": logs,
+        "mlflowlet del runs ": delete,
+        "mlflowlet config": config,
+        "mlflowlet version": show_version,
+    }
+    for command in _commands(block):
+        if command == "cd examples":
+            cwd = examples_dir
+            continue
+        key = next((k for k in checks if command.startswith(k)), None)
+        assert key, f"README command {command!r} has no check in tests/test_readme.py: add one"
+        proc = _shell(re.sub(r"\bUID\b", uid, command), cwd)
+        checks[key](_ok(proc, command), proc.stderr)
+        seen[key] = command
+    assert seen.keys() == checks.keys(), f"checks for commands no longer in the README: " \
+                                         f"{set(checks) - set(seen)}"
+
+
+# --- shell commands elsewhere ------------------------------------------------------------------
+
+SKIPS = [
+    (r"^make ", "creates a .venv and installs from the network"),
+    (r"^pip install", "installs packages from the network"),
+    (r"mlflowlet submit", "needs a KFP/Argo server and a token"),
+    (r"s3://", "needs an S3 bucket and credentials"),
+    (r"mlflowlet server", "starts a long-running server (or needs PostgreSQL)"),
+    (r"^export MLFLOWLET_DBPATH=http", "points at the server started above"),
+    (r"mlflowlet serve .*--port", "starts a long-running HTTP server"),
+    (r"http://127\.0\.0\.1:8090", "needs the `mlflowlet serve` above running"),
+    (r"\bURL\b|\bIMG\b|\bKEY\b|\bUID\b|\[", "a synopsis with placeholders, not a command"),
+]
+
+
+def _other_commands() -> list[tuple[str, str]]:
+    found = []
+    for name, text in _sections().items():
+        if name == "Command line":
+            continue
+        for block in _blocks(name, "bash"):
+            found += [(name, c) for c in _commands(block)]
+        prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+        inline = re.findall(r"`(mlflowlet (?:run|compile|build) [^`]+)`", prose)
+        found += [(name, c) for c in inline]
+    return found
+
+
+def _check_kfp(out: str, cwd: Path) -> None:
+    spec = yaml.safe_load((cwd / "out.yaml").read_text())
+    assert spec["root"]["inputDefinitions"]["parameters"]["rows"]["defaultValue"] == 500
+    assert "repo/img:tag" in (cwd / "out.yaml").read_text()
+
+
+def _check_argo(out: str, cwd: Path) -> None:
+    assert "matches the local run" in out
+
+
+def _check_job(out: str, cwd: Path) -> None:
+    job = yaml.safe_load(out)
+    assert job["kind"] == "Job"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "ghcr.io/team/train:1.0"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    spec = json.loads(env["MLFLOWLET_EXEC_CONFIG"])
+    assert spec["spec"]["handler"] == "my_job" and spec["spec"]["command"] == "training.py"
+
+
+def _check_pipeline(out: str, cwd: Path) -> None:
+    assert re.search(r"pipeline train-eval \w+ completed", out)
+
+
+def _check_nuclio(out: str, cwd: Path) -> None:
+    function = yaml.safe_load((cwd / "function.yaml").read_text())
+    assert function["kind"] == "NuclioFunction"
+    assert {"name": "MLFLOWLET_HANDLER", "value": "handler:training"} in function["spec"]["env"]
+
+
+OTHER_CHECKS: dict[str, Callable[[str, Path], None]] = {
+    "mlflowlet compile examples/train_eval.py:train_eval --target kfp": _check_kfp,
+    "mlflowlet compile examples/train_eval.py:train_eval --target argo --check": _check_argo,
+    "mlflowlet run --kind job ": _check_job,
+    "mlflowlet run examples/train_eval.py:train_eval ": _check_pipeline,
+    "mlflowlet serve examples/handler.py:training --export nuclio": _check_nuclio,
+}
+
+
+@pytest.mark.parametrize(("section", "command"), _other_commands(), ids=lambda v: v[:70])
+def test_readme_shell_command_runs_offline(section: str, command: str, tmp_path: Path,
+                                          examples_dir: Path):
+    for pattern, reason in SKIPS:
+        if re.search(pattern, command):
+            pytest.skip(f"{section}: {reason}")
+    key = next((k for k in OTHER_CHECKS if command.startswith(k)), None)
+    assert key, f"README command {command!r} ({section}) is neither checked nor skipped here"
+    cwd = tmp_path if "examples/" in command else examples_dir
+    OTHER_CHECKS[key](_ok(_shell(command, cwd), command), cwd)
+
+
+def test_every_offline_check_matches_a_readme_command():
+    commands = [c for _, c in _other_commands()]
+    for key in OTHER_CHECKS:
+        assert any(c.startswith(key) for c in commands), f"{key!r} is no longer in the README"
+

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from contextvars import ContextVar
 from typing import Any
 
@@ -23,6 +24,7 @@ from .errors import ConfigError, SecretsError
 from .model import RunObject, new_uid, now_iso
 
 _active: ContextVar[Context | None] = ContextVar("mlflowlet_active_run", default=None)
+_live: weakref.WeakSet[Context] = weakref.WeakSet()  # for fresh locks in a forked child
 
 
 def _jsonable(value: Any) -> Any:
@@ -64,6 +66,7 @@ class Context:
         self._log: list[str] = []
         self._log_lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        _live.add(self)
         self._deferred: dict[str, Any] | None = None  # the start record not yet written
         self._last_flush = time.monotonic()
         self._flush_interval = 1.0
@@ -516,6 +519,16 @@ class Context:
 
 
 MLClientCtx = Context
+
+
+def _after_fork_in_child() -> None:
+    """Give every context fresh locks: a thread of the parent may have held one at the fork."""
+    for ctx in list(_live):
+        ctx._log_lock, ctx._commit_lock = threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # a child printing through the tee takes the log lock
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _masked(value: Any, mask: Any) -> Any:

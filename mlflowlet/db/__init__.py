@@ -22,6 +22,17 @@ _cache: dict[tuple[int, str], RunDB] = {}
 _cache_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # another thread may have held the lock at the fork; the child opens its own connections
+    # (keys hold the pid), and never uses or closes the parent's (see sqlite.py)
+    global _cache_lock
+    _cache_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def register_db(scheme: str, target: str) -> None:
     """Register a run DB backend for a URL scheme (``'dotted.module:Class'``)."""
     _BACKENDS[scheme] = target

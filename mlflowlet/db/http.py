@@ -25,6 +25,15 @@ _clients: dict[tuple[int, str, float], Any] = {}
 _clients_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _clients_lock
+    _clients_lock = threading.Lock()  # a parent thread may have held it; clients are per pid
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _httpx() -> Any:
     try:
         import httpx

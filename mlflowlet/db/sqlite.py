@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +40,11 @@ from ._sqlbase import SQLRunDB
 
 __all__ = ["SCHEMA_VERSION", "SQLiteRunDB"]
 
+# Every open SQLiteRunDB of this process, so a fork can wait for their transactions (see below).
+_live: weakref.WeakSet[SQLiteRunDB] = weakref.WeakSet()
+_live_lock = threading.Lock()  # held across a fork with every DB's lock
+_held: list[SQLiteRunDB] = []
+
 
 class SQLiteRunDB(SQLRunDB):
     """Run DB kept in one SQLite file.
@@ -52,7 +58,10 @@ class SQLiteRunDB(SQLRunDB):
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self._lock = threading.RLock()
-        self._conn = self._open()
+        with _live_lock:
+            _live.add(self)
+        with self._lock:
+            self._conn = self._open()
 
     def __repr__(self) -> str:
         return f"SQLiteRunDB({self.path!r})"
@@ -176,3 +185,41 @@ class SQLiteRunDB(SQLRunDB):
                 conn.execute("SELECT key, value FROM run_labels WHERE run_id=?", (run_id,))
             )
         write_labels(conn, run_id, labels, old_labels)
+
+
+# SQLite keeps its file-lock bookkeeping per process, in C (one record per open file, shared by
+# every connection), and a forked child inherits that memory but not the parent's fcntl locks.
+# A fork taken while another thread is inside a transaction leaves the child believing "another
+# connection of this process" holds the WAL write lock forever: each of its BEGIN IMMEDIATE
+# waits out busy_timeout and fails with "database is locked" (https://sqlite.org/howtocorrupt.html
+# section 2.6). So a fork waits until no thread of ours is inside SQLite (every call holds the
+# DB's lock), and the child gets fresh locks; its own connections are opened anew (the cache in
+# db/__init__.py is keyed by pid) and the parent's are never used there.
+def _before_fork() -> None:
+    _live_lock.acquire()
+    _held[:] = list(_live)
+    for db in _held:
+        db._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for db in _held:
+        db._lock.release()
+    _held.clear()
+    _live_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _live_lock
+    _held.clear()
+    for db in list(_live):
+        db._lock = threading.RLock()
+    _live_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

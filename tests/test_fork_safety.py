@@ -1,0 +1,109 @@
+"""A process whose threads are tracking runs can fork: its children lose nothing and never hang.
+
+multiprocessing forks by default on Linux (Python 3.11), as gunicorn and the Dask nanny do, so the
+children here are forked on purpose from a parent with the deferred-start thread running, a long
+run committing from another thread, and a thread inside a write transaction of the same DB.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+
+from mlflowlet import new_runner
+from mlflowlet._flush import deferred_starts
+from mlflowlet.db import get_run_db
+
+RUNS_PER_CHILD = 100
+CHILDREN = 4
+_release_at_fork: list[threading.Event] = []
+_hook_registered = False
+
+
+def _release_before_fork() -> None:
+    # registered after mlflowlet's hooks, so it runs before them: the writer holding a
+    # transaction is let go only once the fork has begun
+    while _release_at_fork:
+        _release_at_fork.pop().set()
+
+
+def _tick(context, i: int) -> None:
+    print(f"child tick {i}")
+    context.log_result("i", i)
+
+
+def _child(worker: int) -> None:
+    runner = new_runner()
+    for i in range(RUNS_PER_CHILD):
+        runner.run(handler=_tick, params={"i": i}, labels={"worker": worker})
+
+
+def _long_run(started: threading.Event, stop: threading.Event):
+    def long(context) -> None:
+        n = 0
+        while not stop.is_set():
+            print(f"parent tick {n}")  # through the stdout tee, into this run's log
+            context.log_result("n", n)
+            context.commit()  # one write transaction after another while the children start
+            started.set()
+            n += 1
+
+    return long
+
+
+def _hold_a_transaction(db, inside: threading.Event, release: threading.Event) -> None:
+    def hold(_conn) -> None:
+        inside.set()
+        release.wait(timeout=60)
+
+    db._transact(hold)
+
+
+def test_children_forked_from_a_busy_tracking_process_lose_nothing(dbdir, monkeypatch):
+    global _hook_registered
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.05")
+    db = get_run_db()  # imports the SQLite backend, whose fork hooks must come first
+    if not _hook_registered:
+        os.register_at_fork(before=_release_before_fork)
+        _hook_registered = True
+
+    started, stop = threading.Event(), threading.Event()
+    long_run = threading.Thread(
+        target=lambda: new_runner().run(handler=_long_run(started, stop), name="long")
+    )
+    long_run.start()
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_a_transaction, args=(db, inside, release))
+    procs = []
+    try:
+        assert started.wait(timeout=30)
+        assert deferred_starts._thread is not None and deferred_starts._thread.is_alive()
+        _release_at_fork.append(release)
+        holder.start()
+        assert inside.wait(timeout=30)
+
+        fork = multiprocessing.get_context("fork")
+        procs = [fork.Process(target=_child, args=(w,)) for w in range(CHILDREN)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=90)
+        assert [p.exitcode for p in procs] == [0] * CHILDREN  # None would be a hung child
+    finally:
+        release.set()
+        stop.set()
+        for proc in procs:
+            if proc.exitcode is None:
+                proc.kill()
+        holder.join(timeout=30)
+        long_run.join(timeout=30)
+
+    for worker in range(CHILDREN):
+        mine = db.list_runs(labels=f"worker={worker}")
+        assert sorted(r["status"]["results"]["i"] for r in mine) == list(range(RUNS_PER_CHILD))
+        assert {r["status"]["state"] for r in mine} == {"completed"}
+    (parent,) = db.list_runs(name="long")
+    assert parent["status"]["state"] == "completed"
+    assert parent["status"]["results"]["n"] >= 1
+    assert "parent tick 0" in db.get_log(parent["metadata"]["uid"]).decode()

@@ -153,3 +153,18 @@ def test_a_failed_mpijob_is_a_run_error():
     run = rt.run(handler="train", watch=False, raise_on_error=False)
     assert run.state == "error"
     assert "MPIJobFailed: launcher pod failed" in run.status.error
+
+
+def test_example_prints_an_mpijob_and_a_spark_application(examples_dir):
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = subprocess.run([sys.executable, "mpi_spark.py"], cwd=examples_dir, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    assert [(d["apiVersion"], d["kind"]) for d in docs] == [
+        ("kubeflow.org/v2beta1", "MPIJob"), ("sparkoperator.k8s.io/v1beta2", "SparkApplication")]
+    assert docs[0]["spec"]["mpiReplicaSpecs"]["Worker"]["replicas"] == 2

@@ -159,12 +159,14 @@ class AtomicFile(PublishingWriter):
 
     def __init__(self, path: str) -> None:
         super().__init__()
+        self._done = True  # nothing to abort until the temporary file exists
         self.path = path
         parent = os.path.dirname(path) or "."
         os.makedirs(parent, exist_ok=True)
         # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
         self._tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._done = False
 
     def _put(self, view: memoryview) -> None:
         written = 0

@@ -7,10 +7,7 @@ a long run, and on :meth:`Context.commit`.
 
 from __future__ import annotations
 
-import atexit
-import json
 import os
-import sys
 import threading
 import time
 import traceback
@@ -19,34 +16,19 @@ from contextvars import ContextVar
 from typing import Any
 
 from . import _capture
-from ._provenance import git_info, host_facts
+from ._ctx_artifacts import _ArtifactLogging
+from ._ctx_factory import EXEC_SECRETS_ENV as EXEC_SECRETS_ENV
+from ._ctx_factory import _finish_at_exit, _run_from
+from ._ctx_factory import with_exec_secrets as with_exec_secrets
+from ._ctx_persist import _jsonable, _Persistence
 from .errors import ConfigError, SecretsError
-from .model import RunObject, new_uid, now_iso
+from .model import RunObject, new_uid
 
 _active: ContextVar[Context | None] = ContextVar("mlflowlet_active_run", default=None)
 _live: weakref.WeakSet[Context] = weakref.WeakSet()  # for fresh locks in a forked child
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return _jsonable(item())
-        except (TypeError, ValueError):
-            pass
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return _jsonable(tolist())
-    return str(value)
-
-
-class Context:
+class Context(_ArtifactLogging, _Persistence):
     """What a handler logs through: params, inputs, secrets, results, metrics, artifacts, logger.
 
     Args:
@@ -286,217 +268,6 @@ class Context:
         if replace or key not in notes:
             notes[key] = str(value)
 
-    # artifacts --------------------------------------------------------------------------------
-    def log_artifact(
-        self,
-        item: Any,
-        body: Any = None,
-        local_path: str | None = None,
-        target_path: str | None = None,
-        viewer: str | None = None,
-        labels: dict[str, str] | None = None,
-        format: str | None = None,
-        tag: str | None = None,
-        upload: bool = True,
-        **kw: Any,
-    ) -> Any:
-        """Store an artifact (a key with ``body``/``local_path``, or an ``Artifact``); record it."""
-        if self._manager is None:
-            from .artifacts import ArtifactManager
-
-            self._manager = ArtifactManager(self.artifact_path)
-        meta = self._run.metadata
-        art = self._manager.log(
-            item,
-            body=body,
-            local_path=local_path,
-            target_path=target_path,
-            viewer=viewer,
-            labels=labels,
-            format=format,
-            tag=tag,
-            upload=upload,
-            producer={
-                "uid": meta.uid,
-                "name": meta.name,
-                "iteration": meta.iteration,
-                "kind": "run",
-            },
-            project=meta.project,
-            tree=self._run.spec.pipeline_uid or meta.uid,
-            iteration=meta.iteration,
-            secrets=self._secrets,
-            **kw,
-        )
-        record = art.to_dict()
-        arts = self._run.status.artifacts
-        arts[:] = [a for a in arts if a.get("key") != record["key"]]
-        arts.append(record)
-        self._pending_artifacts.append(record)
-        self._maybe_flush(False)
-        return art
-
-    def log_dataset(
-        self,
-        key: str,
-        df: Any,
-        format: str = "parquet",
-        preview: int = 20,
-        stats: bool = True,
-        labels: dict[str, str] | None = None,
-        tag: str | None = None,
-        **kw: Any,
-    ) -> Any:
-        """Store a DataFrame as a dataset artifact with schema, preview and stats."""
-        from .artifacts import DatasetArtifact
-
-        art = DatasetArtifact(key, df=df, format=format, preview=preview, stats=stats)
-        return self.log_artifact(art, labels=labels, tag=tag, **kw)
-
-    def log_model(
-        self,
-        key: str,
-        model_file: str | None = None,
-        body: Any = None,
-        metrics: dict[str, Any] | None = None,
-        parameters: dict[str, Any] | None = None,
-        framework: str = "",
-        labels: dict[str, str] | None = None,
-        tag: str | None = None,
-        model_dir: str | None = None,
-        **kw: Any,
-    ) -> Any:
-        """Store a model file (or body) with its metrics, parameters and framework."""
-        from .artifacts import ModelArtifact
-
-        art = ModelArtifact(
-            key,
-            model_file=model_file,
-            body=body,
-            metrics=metrics,
-            parameters=parameters,
-            framework=framework,
-            model_dir=model_dir,
-        )
-        return self.log_artifact(art, labels=labels, tag=tag, **kw)
-
-    # persistence ------------------------------------------------------------------------------
-    def _write_log(self, text: str) -> None:
-        with self._log_lock:
-            self._log.append(text)
-
-    def _maybe_flush(self, force: bool) -> None:
-        if force or time.monotonic() - self._last_flush >= self._flush_interval:
-            self.commit()
-
-    def commit(self, message: str = "", completed: bool = False) -> None:
-        """Flush buffered writes to the run DB now (one transaction)."""
-        if message:
-            self.logger.info(message)
-        run = self._run
-        run.status.last_update = now_iso()
-        self._last_flush = time.monotonic()
-        if self._db is None:
-            return
-        with self._log_lock:
-            log, self._log = "".join(self._log), []
-        record = self._run.to_dict()
-        secrets = self._mask_store()
-        if secrets is not None:
-            log, record = secrets.mask(log), _masked(record, secrets.mask)
-        arts, self._pending_artifacts = self._pending_artifacts, []
-        metrics, self._pending_metrics = self._pending_metrics, []
-        with self._commit_lock:
-            self._deferred = None  # this record supersedes the start record
-            self._db.commit_run(record, arts, metrics, log.encode())
-
-    def _flush_deferred_start(self) -> None:
-        """Write the start record of a run still going (called by the deferred-start thread)."""
-        with self._commit_lock:
-            record, self._deferred = self._deferred, None
-            if record is not None and not self._finished:
-                self._db.commit_run(record)
-
-    def _mask_store(self) -> Any:
-        """Return the secrets store when the run has secret values to hide, else None."""
-        if self._secrets is None and self._run.spec.secret_sources:
-            try:
-                self.secrets  # noqa: B018 - read the sources now: output may quote their values
-            except SecretsError:  # reported by _start; nothing was read, so nothing to hide
-                return None
-        return self._secrets if self._secrets is not None and len(self._secrets) else None
-
-    def _start(self, handler: Any = None, defer: bool = False) -> None:
-        """Mark the run ``running`` and record it; ``defer`` writes it only if it lasts.
-
-        With ``defer`` the ``running`` record is written after ``flush_interval`` seconds if the
-        run has not committed by then (a run that ends sooner costs one transaction, not two).
-        """
-        status, meta = self._run.status, self._run.metadata
-        if self._run.spec.secret_sources:
-            self.secrets  # noqa: B018 - a missing secrets file fails the run now, naming it
-        facts = host_facts()
-        status.host, status.python_version = facts["host"], facts["python_version"]
-        meta.owner = meta.owner or facts["owner"]
-        if handler is not None:
-            from ._binding import code_hash
-
-            status.code_hash = code_hash(handler)
-        if not status.git:
-            status.git = git_info(_source_dir(handler))
-        status.state = "running"
-        status.start_time = status.start_time or now_iso()
-        _capture.install()
-        from .settings import get_settings
-
-        self._flush_interval = get_settings().flush_interval
-        if not defer or self._db is None:
-            self.commit()
-            return
-        from ._flush import deferred_starts
-
-        status.last_update = now_iso()
-        self._deferred = self.to_dict()  # masked when the run has secrets
-        deferred_starts.add(self, self._flush_interval)
-
-    def _finish(self, state: str, error: str = "") -> None:
-        status = self._run.status
-        status.state = state
-        if error:
-            secrets = self._mask_store()
-            status.error = error = secrets.mask(error) if secrets is not None else error
-            self._write_log(error if error.endswith("\n") else error + "\n")
-        status.end_time = now_iso()
-        self._finished = True
-        secrets = self._mask_store()
-        if secrets is not None:  # the returned run matches its DB record: no secret values
-            spec, meta = self._run.spec, self._run.metadata
-            status.results = _masked(status.results, secrets.mask)
-            spec.params = _masked(spec.params, secrets.mask)
-            meta.labels = _masked(meta.labels, secrets.mask)
-            meta.annotations = _masked(meta.annotations, secrets.mask)
-        self.commit()
-
-    def to_run_object(self) -> RunObject:
-        """Return the run as recorded so far (the live object, not a copy)."""
-        return self._run
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the run as a JSON-safe dict (secret values never included)."""
-        record = self._run.to_dict()
-        secrets = self._mask_store()
-        return _masked(record, secrets.mask) if secrets is not None else record
-
-    def to_json(self) -> str:
-        """Return the run as JSON."""
-        return json.dumps(self.to_dict(), default=str)
-
-    def to_yaml(self) -> str:
-        """Return the run as YAML (secret values never included)."""
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
-
     def __enter__(self) -> Context:
         return self
 
@@ -531,27 +302,6 @@ if hasattr(os, "register_at_fork"):  # a child printing through the tee takes th
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _masked(value: Any, mask: Any) -> Any:
-    """Return ``value`` with every string passed through ``mask`` (secret values hidden)."""
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {k: _masked(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, mask) for v in value]
-    return value
-
-
-def _source_dir(handler: Any) -> str:
-    import inspect  # a wrapped handler (functools.wraps) lives where the function it wraps does
-
-    code = getattr(inspect.unwrap(handler) if handler is not None else None, "__code__", None)
-    path = code.co_filename if code is not None else (sys.argv[0] if sys.argv else "")
-    if not path or path.startswith("<"):
-        return os.getcwd()
-    return os.path.dirname(os.path.abspath(path))
-
-
 def get_active_context() -> Context | None:
     """Return the context of the run active in this thread/task, if any."""
     return _active.get()
@@ -566,62 +316,6 @@ def deactivate(token: Any) -> None:
     """Undo :func:`activate`."""
     _capture.reset_sink(token[1])
     _active.reset(token[0])
-
-
-def _run_from(event: Any, spec: Any, with_env: bool) -> RunObject | None:
-    if spec is not None:
-        if isinstance(spec, RunObject):
-            return spec
-        data = spec.to_dict() if hasattr(spec, "to_dict") else spec
-        if isinstance(data, (str, bytes)):
-            data = json.loads(data)
-        return RunObject.model_validate(data)
-    if event is not None:
-        body = getattr(event, "body", event)
-        if isinstance(body, (str, bytes)):
-            body = json.loads(body or b"{}")
-        if body:
-            return RunObject.model_validate(body)
-    if with_env:
-        from .settings import get_settings
-
-        config = get_settings().exec_config
-        if config:
-            return with_exec_secrets(RunObject.model_validate(json.loads(config)))
-    return None
-
-
-EXEC_SECRETS_ENV = "MLFLOWLET_EXEC_SECRETS"
-
-
-def with_exec_secrets(run: RunObject) -> RunObject:
-    """Give ``run`` the inline secret values a parent process handed over out of band.
-
-    Out-of-process runtimes keep inline secret values out of ``MLFLOWLET_EXEC_CONFIG`` (and so out
-    of the run DB) and pass them as a JSON object in ``MLFLOWLET_EXEC_SECRETS``. The variable is
-    removed from the environment once read, so the values go no further than this run.
-
-    Raises:
-        SecretsError: the variable does not hold a JSON object.
-    """
-    raw = os.environ.pop(EXEC_SECRETS_ENV, "")
-    if not raw:
-        return run
-    try:
-        values = json.loads(raw)
-    except ValueError:
-        values = None
-    if not isinstance(values, dict):  # never quote the text: it holds secrets
-        raise SecretsError(f"{EXEC_SECRETS_ENV} must hold a JSON object of secret names to values")
-    sources, placed = run.spec.secret_sources, False
-    for i, src in enumerate(sources):
-        if src.get("kind") == "inline" and src.get("source") is None:
-            keys = src.get("keys") or list(values)
-            sources[i] = {"kind": "inline", "source": {k: values[k] for k in keys if k in values}}
-            placed = True
-    if not placed:
-        sources.append({"kind": "inline", "source": values})
-    return run
 
 
 def get_or_create_ctx(
@@ -668,20 +362,3 @@ def get_or_create_ctx(
     if event is None:
         _finish_at_exit(ctx)
     return ctx
-
-
-def _finish_at_exit(ctx: Context) -> None:
-    previous_hook = sys.excepthook
-
-    def on_uncaught(exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        if not ctx._finished:
-            text = "".join(traceback.format_exception(exc_type, exc, tb))
-            ctx._finish("error", text)
-        previous_hook(exc_type, exc, tb)
-
-    def at_exit() -> None:
-        if not ctx._finished:
-            ctx._finish("completed")
-
-    sys.excepthook = on_uncaught
-    atexit.register(at_exit)

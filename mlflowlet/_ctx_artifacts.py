@@ -1,0 +1,117 @@
+"""The artifact-logging methods of a run context (a base of ``Context``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .model import RunObject
+
+
+class _ArtifactLogging:
+    """``log_artifact``, ``log_dataset`` and ``log_model`` of ``Context``."""
+
+    _run: RunObject
+    _secrets: Any
+    _manager: Any
+    _pending_artifacts: list[dict[str, Any]]
+
+    if TYPE_CHECKING:
+
+        @property
+        def artifact_path(self) -> str:
+            """Defined by ``Context``."""
+
+        def _maybe_flush(self, force: bool) -> None: ...
+
+    def log_artifact(
+        self,
+        item: Any,
+        body: Any = None,
+        local_path: str | None = None,
+        target_path: str | None = None,
+        viewer: str | None = None,
+        labels: dict[str, str] | None = None,
+        format: str | None = None,
+        tag: str | None = None,
+        upload: bool = True,
+        **kw: Any,
+    ) -> Any:
+        """Store an artifact (a key with ``body``/``local_path``, or an ``Artifact``); record it."""
+        if self._manager is None:
+            from .artifacts import ArtifactManager
+
+            self._manager = ArtifactManager(self.artifact_path)
+        meta = self._run.metadata
+        art = self._manager.log(
+            item,
+            body=body,
+            local_path=local_path,
+            target_path=target_path,
+            viewer=viewer,
+            labels=labels,
+            format=format,
+            tag=tag,
+            upload=upload,
+            producer={
+                "uid": meta.uid,
+                "name": meta.name,
+                "iteration": meta.iteration,
+                "kind": "run",
+            },
+            project=meta.project,
+            tree=self._run.spec.pipeline_uid or meta.uid,
+            iteration=meta.iteration,
+            secrets=self._secrets,
+            **kw,
+        )
+        record = art.to_dict()
+        arts = self._run.status.artifacts
+        arts[:] = [a for a in arts if a.get("key") != record["key"]]
+        arts.append(record)
+        self._pending_artifacts.append(record)
+        self._maybe_flush(False)
+        return art
+
+    def log_dataset(
+        self,
+        key: str,
+        df: Any,
+        format: str = "parquet",
+        preview: int = 20,
+        stats: bool = True,
+        labels: dict[str, str] | None = None,
+        tag: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """Store a DataFrame as a dataset artifact with schema, preview and stats."""
+        from .artifacts import DatasetArtifact
+
+        art = DatasetArtifact(key, df=df, format=format, preview=preview, stats=stats)
+        return self.log_artifact(art, labels=labels, tag=tag, **kw)
+
+    def log_model(
+        self,
+        key: str,
+        model_file: str | None = None,
+        body: Any = None,
+        metrics: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        framework: str = "",
+        labels: dict[str, str] | None = None,
+        tag: str | None = None,
+        model_dir: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """Store a model file (or body) with its metrics, parameters and framework."""
+        from .artifacts import ModelArtifact
+
+        art = ModelArtifact(
+            key,
+            model_file=model_file,
+            body=body,
+            metrics=metrics,
+            parameters=parameters,
+            framework=framework,
+            model_dir=model_dir,
+        )
+        return self.log_artifact(art, labels=labels, tag=tag, **kw)

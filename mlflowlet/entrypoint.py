@@ -7,8 +7,9 @@ directly. The flags below are a stable interface: compiled pipelines call them.
 Usage::
 
     python -m mlflowlet.entrypoint [--spec FILE] [--handler module:function | file.py:function]
-        [--param KEY=VALUE ...] [--input KEY=PATH ...] [--output KEY=PATH ...]
-        [--result KEY=PATH ...] [--metrics PATH] [--state STATE]
+        [--param KEY=VALUE ...] [--collected KEY ...] [--input KEY=PATH ...]
+        [--output KEY=PATH ...] [--result KEY=PATH ...] [--result-json KEY=PATH ...]
+        [--metrics PATH] [--state STATE]
 
 Flags:
     --spec FILE: the run spec, a JSON or YAML file holding a run (or task) dict. Default: the
@@ -17,6 +18,10 @@ Flags:
         (overrides the spec's handler). A bare name is looked up in the spec's ``command`` file.
     --param KEY=VALUE: a parameter; the value is parsed as a JSON/Python literal, else kept as a
         string. Overrides the spec. Repeatable.
+    --collected KEY: parameter KEY is a list collected from a mapped step, given as the JSON
+        list an engine aggregates (Argo: one string per item, or the items themselves when
+        every one is a JSON object or array). Each string item is decoded as the JSON that
+        ``--result-json`` wrote, so items keep their types (numbers stay numbers). Repeatable.
     --input KEY=PATH: an input URL or local path (e.g. where an orchestrator put an upstream
         artifact). ``PATH/`` (a trailing slash) names a directory: the one file in it, so the
         file keeps its name and format suffix. Repeatable.
@@ -25,6 +30,8 @@ Flags:
         name. Repeatable.
     --result KEY=PATH: after the run, write result KEY to PATH: a string as it is, any other
         value as JSON. Repeatable.
+    --result-json KEY=PATH: like ``--result``, but always JSON (a string too, quoted), so a
+        consumer's ``--collected`` decodes every item to its original value. Repeatable.
     --metrics PATH: after the run, write its numeric results as one JSON object (``{"accuracy":
         0.9}``; booleans left out) to PATH, e.g. a KFP ``system.Metrics`` output artifact.
     --state STATE: for an exit handler: the engine's final state (``Succeeded``, ``Failed``, a
@@ -64,6 +71,7 @@ RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
 
 __all__ = [
     "RUN_JSON_MARKER",
+    "decode_collected",
     "export_metrics",
     "export_outputs",
     "main",
@@ -87,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         ("--input", "KEY=PATH", "an input URL or local path"),
         ("--output", "KEY=PATH", "copy artifact KEY to PATH after the run"),
         ("--result", "KEY=PATH", "write result KEY to PATH after the run"),
+        ("--result-json", "KEY=PATH", "write result KEY to PATH as JSON after the run"),
+        ("--collected", "KEY", "param KEY is an aggregated JSON list: decode each item"),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=text)
     parser.add_argument(
@@ -157,6 +167,10 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, dict[str, str]
 
     params = split_pairs(args.param, "--param")
     run.spec.params.update({k: parse_literal(v) for k, v in params.items()})
+    for key in args.collected:
+        if key not in run.spec.params:
+            raise ParameterError(f"--collected {key}: no --param {key}=... (or spec param) given")
+        run.spec.params[key] = decode_collected(key, run.spec.params[key])
     if args.state is not None:
         run.spec.params["state"] = engine_state(args.state)
     run.spec.inputs.update(
@@ -165,8 +179,9 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, dict[str, str]
     wanted = {
         "output": split_pairs(args.output, "--output"),
         "result": split_pairs(args.result, "--result"),
+        "result_json": split_pairs(args.result_json, "--result-json"),
     }
-    for key in [*wanted["output"], *wanted["result"]]:
+    for key in [*wanted["output"], *wanted["result"], *wanted["result_json"]]:
         if key not in run.spec.outputs:
             run.spec.outputs.append(key)
     if args.handler:
@@ -189,6 +204,38 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, dict[str, str]
     meta.labels.setdefault("kind", "entrypoint")
     run.status.state = "created"
     return wanted
+
+
+def decode_collected(key: str, value: Any) -> list[Any]:
+    """Return an engine-aggregated list with each string item decoded as JSON.
+
+    The inverse of ``--result-json``: Argo aggregates a mapped task's output parameter as a JSON
+    list of the raw texts (``["0.5", "2"]``), or of the values themselves when every
+    item is a JSON object or array; either way the result is the list of the items' values.
+    A string item that is not JSON (a producer that wrote plain text) is kept as it is.
+
+    Raises:
+        ParameterError: ``value`` is not a list (or JSON text of one).
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    if not isinstance(value, list):
+        raise ParameterError(
+            f"--collected {key}: expected a JSON list (an aggregated output), "
+            f"got {type(value).__name__} {str(value)[:60]!r}"
+        )
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, str):
+            try:
+                item = json.loads(item)
+            except ValueError:
+                pass
+        out.append(item)
+    return out
 
 
 def _open_db() -> tuple[Any, Any]:
@@ -299,13 +346,19 @@ def engine_state(value: str) -> str:
     return low
 
 
-def export_outputs(run: Any, artifacts: dict[str, str], results: dict[str, str]) -> None:
+def export_outputs(
+    run: Any,
+    artifacts: dict[str, str],
+    results: dict[str, str],
+    json_results: dict[str, str] | None = None,
+) -> None:
     """Copy artifact files and write result values to the paths asked for.
 
     Args:
         run: the finished ``RunObject``.
         artifacts: artifact key to target path (its file, or directory, is copied there).
         results: result key to target path (a string as is, other values as JSON).
+        json_results: result key to target path, every value as JSON (strings quoted).
 
     Raises:
         ArtifactError: an artifact or result that the run does not have, or a path that cannot
@@ -320,14 +373,18 @@ def export_outputs(run: Any, artifacts: dict[str, str], results: dict[str, str])
                 f"artifacts: {sorted(k for k in by_key if k)}"
             )
         _copy_artifact(key, art, path)
-    for key, path in results.items():
+    wanted = [(k, p, False) for k, p in results.items()]
+    wanted += [(k, p, True) for k, p in (json_results or {}).items()]
+    for key, path, as_json in wanted:
         if key not in run.status.results:
+            flag = "--result-json" if as_json else "--result"
             raise ArtifactError(
-                f"run {run.metadata.name!r} logged no result {key!r} (--result {key}=...); "
+                f"run {run.metadata.name!r} logged no result {key!r} ({flag} {key}=...); "
                 f"results: {sorted(run.status.results)}"
             )
         value = run.status.results[key]
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        as_text = isinstance(value, str) and not as_json
+        text = value if as_text else json.dumps(value, default=str)
         _write(path, text.encode("utf-8"), f"result {key!r}")
 
 
@@ -448,9 +505,11 @@ def main(argv: list[str] | None = None) -> int:
             final = run_entrypoint(run, db)
         except KeyboardInterrupt:
             final, code = run, 130
-        if final.state == "completed" and (wanted["output"] or wanted["result"]):
+        if final.state == "completed" and any(wanted.values()):
             try:
-                export_outputs(final, wanted["output"], wanted["result"])
+                export_outputs(
+                    final, wanted["output"], wanted["result"], wanted["result_json"]
+                )
             except ArtifactError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 _finish_failed_export(final, db, exc)

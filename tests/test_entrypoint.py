@@ -12,8 +12,14 @@ import pytest
 import yaml
 
 from mlflowlet import get_run_db, new_task
-from mlflowlet.entrypoint import RUN_JSON_MARKER, load_spec, main, read_run_json
-from mlflowlet.errors import RunError
+from mlflowlet.entrypoint import (
+    RUN_JSON_MARKER,
+    decode_collected,
+    load_spec,
+    main,
+    read_run_json,
+)
+from mlflowlet.errors import ParameterError, RunError
 
 
 def _entry(*args, env=None, cwd=None):
@@ -171,11 +177,12 @@ def test_read_run_json_refuses_missing_or_garbage_lines():
 def test_the_module_docstring_documents_every_flag():
     import mlflowlet.entrypoint as ep
 
-    for flag in ("--spec", "--handler", "--param", "--input", "--output", "--result",
-                 "MLFLOWLET_EXEC_CONFIG", "MLFLOWLET_DBPATH", RUN_JSON_MARKER):
+    flags = ("--spec", "--handler", "--param", "--input", "--output", "--result",
+             "--result-json", "--collected")
+    for flag in (*flags, "MLFLOWLET_EXEC_CONFIG", "MLFLOWLET_DBPATH", RUN_JSON_MARKER):
         assert flag in ep.__doc__
     parser_flags = textwrap.dedent(ep._parser().format_help())
-    for flag in ("--spec", "--handler", "--param", "--input", "--output", "--result"):
+    for flag in flags:
         assert flag in parser_flags
 
 
@@ -188,3 +195,45 @@ def test_metrics_flag_writes_the_numeric_results_as_one_json_object(in_examples,
     import mlflowlet.entrypoint as ep
 
     assert "--metrics" in ep.__doc__
+
+
+def test_result_json_items_aggregated_as_strings_decode_back_to_their_values(
+    tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "mods.py").write_text(textwrap.dedent("""
+        def produce(context, v: str):
+            import json
+            context.log_result("v", json.loads(v))
+
+        def consume(values: list):
+            return [type(v).__name__ for v in values]
+    """))
+    monkeypatch.chdir(tmp_path)
+    values = [2.0, "1", "abc", [1, 2], {"a": None}, True]
+    texts = []
+    for i, value in enumerate(values):
+        path = tmp_path / f"r{i}"
+        arg = f"v={json.dumps(json.dumps(value))}"
+        assert main(["--handler", "mods.py:produce", "--param", arg,
+                     "--result-json", f"v={path}"]) == 0
+        texts.append(path.read_text())
+    assert texts[1] == '"1"'  # a string is quoted, so it cannot read back as a number
+    capsys.readouterr()
+    aggregated = json.dumps(texts)  # what Argo passes for a mix of scalars and objects
+    assert main(["--handler", "mods.py:consume", "--param", f"values={aggregated}",
+                 "--collected", "values"]) == 0
+    run = read_run_json(capsys.readouterr().out)
+    assert run["status"]["results"]["return"] == ["float", "str", "str", "list", "dict", "bool"]
+    assert decode_collected("values", aggregated) == values
+
+
+def test_collected_keeps_items_argo_already_decoded_and_refuses_a_non_list():
+    assert decode_collected("v", [[1], {"a": 2}]) == [[1], {"a": 2}]
+    assert decode_collected("v", '["plain text", "3"]') == ["plain text", 3]
+    with pytest.raises(ParameterError, match="--collected v: expected a JSON list"):
+        decode_collected("v", "5")
+
+
+def test_collected_without_its_param_is_bad_usage(capsys):
+    assert main(["--handler", "x:y", "--collected", "values"]) == 2
+    assert "--collected values: no --param values" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 Interprets the subset of Argo that :mod:`mlflowlet.compilers.argo` emits, the way the Argo
 controller does: DAG tasks in dependency order, ``when`` conditions, ``withItems``/``withParam``
-fan-out (aggregated output parameters are JSON lists of strings, as in Argo), ``{{...}}``
+fan-out (aggregated output parameters as :func:`aggregate` builds them), ``{{...}}``
 substitution, input artifacts copied from a temporary directory that stands in for the artifact
 repository, output parameters read from their ``valueFrom.path``, ``retryStrategy.limit``
 retries and the ``onExit`` template with ``{{workflow.status}}``. Container paths are mapped
@@ -40,6 +40,25 @@ def substitute(text: str, scope: dict[str, str], where: str) -> str:
         return scope[key]
 
     return _REF.sub(one, text)
+
+
+def aggregate(values: list[str]) -> str:
+    """Aggregate a fanned-out task's output parameter values the way the Argo controller does.
+
+    A JSON list of the values themselves when every one parses as a JSON object or array, else
+    a JSON list of their texts (scalars such as ``2.0`` stay the string ``"2.0"``); see
+    ``aggregatedJsonValueList`` in Argo's ``workflow/controller/operator.go``.
+    """
+    parsed: list[Any] = []
+    for value in values:
+        try:
+            item = json.loads(value)
+        except ValueError:
+            return json.dumps(values)
+        if not isinstance(item, (dict, list)):
+            return json.dumps(values)
+        parsed.append(item)
+    return json.dumps(parsed)
 
 
 def evaluate_when(expr: str) -> bool:
@@ -226,7 +245,7 @@ class ArgoLocalRunner(LocalRunner):
             key = f"tasks.{name}.outputs.parameters.{p['name']}"
             values = [o[p["name"]] for o in outputs if p["name"] in o]
             if fanned:  # Argo aggregates a fanned-out task's output parameter as a JSON list
-                self.scope[key] = json.dumps(values)
+                self.scope[key] = aggregate(values)
             elif values:
                 self.scope[key] = values[0]
 

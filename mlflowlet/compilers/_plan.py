@@ -90,8 +90,14 @@ class StepPlan:
     depends: tuple[str, ...] = ()
     node: Any = None
 
-    def args(self) -> list[list[str | Slot]]:
-        """Return the entrypoint arguments, each a list of parts to concatenate."""
+    def args(self, json_collect: bool = False) -> list[list[str | Slot]]:
+        """Return the entrypoint arguments, each a list of parts to concatenate.
+
+        Args:
+            json_collect: for an engine that aggregates a mapped step's results as a list of
+                their texts (Argo): a mapped step writes its results with ``--result-json``
+                and a collecting step decodes them with ``--collected``, so types survive.
+        """
         out: list[list[str | Slot]] = [["--handler"], [self.handler]]
         for key in sorted(self.literals):
             out += [["--param"], [f"{key}={json.dumps(self.literals[key], sort_keys=True)}"]]
@@ -100,12 +106,16 @@ class StepPlan:
                 out += [["--state"], [Slot("param", key)]]
             else:
                 out += [["--param"], [f"{key}=", Slot("param", key)]]
+            if json_collect and self.params[key].kind == "collect":
+                out += [["--collected"], [key]]
         for key in sorted(self.artifacts_in):
             out += [["--input"], [f"{key}=", Slot("in_artifact", key), "/"]]
         for key in self.outputs:
             out += [["--output"], [f"{key}=", Slot("out_artifact", key), "/"]]
+        mapped = json_collect and self.node is not None and self.node.map is not None
         for key in sorted(self.results):
-            out += [["--result"], [f"{key}=", Slot("out_result", key)]]
+            flag = "--result-json" if mapped else "--result"
+            out += [[flag], [f"{key}=", Slot("out_result", key)]]
         return out
 
 

@@ -14,7 +14,10 @@ then dumped to the plain dict the Argo JSON schema describes
   output parameters (``valueFrom.path``);
 * the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state``.
 
-A collected result of a mapped task is Argo's aggregated output parameter (a JSON list).
+A collected result of a mapped task is Argo's aggregated output parameter (a JSON list). Argo
+keeps each item as its text (a scalar is not decoded), so a mapped step writes its results as
+JSON (``--result-json``) and the collecting step decodes every item (``--collected KEY``):
+collected values keep their types, as in a local run.
 """
 
 from __future__ import annotations
@@ -294,7 +297,7 @@ def _cached(spec: Any, opts: CompileOptions) -> bool:
 def build_container(st: StepPlan, exit_step: bool = False) -> Any:
     """Build the ``Container``: image, the entrypoint command, env and resources."""
     m = _models()
-    args = ["".join(render(p, exit_step) for p in parts) for parts in st.args()]
+    args = ["".join(render(p, exit_step) for p in parts) for parts in st.args(json_collect=True)]
     return m.Container(
         image=st.image,
         command=["python", "-m", "mlflowlet.entrypoint"],

@@ -118,6 +118,18 @@ def test_map_and_collect_use_with_param_and_the_aggregated_output():
         "{{tasks.square.outputs.parameters.sq}}"
 
 
+def test_mapped_results_are_written_as_json_and_decoded_by_the_collector():
+    doc = compile(cp.fanout, "argo")
+    square = _template(doc, "square")["container"]["args"]
+    assert "--result-json" in square and "--result" not in square
+    add_all = _template(doc, "add-all")["container"]["args"]
+    i = add_all.index("--collected")
+    assert add_all[i + 1] == "values"
+    items = _template(doc, "items")["container"]["args"]  # unmapped: plain text, as before
+    assert "--result" in items and "--result-json" not in items
+    assert argo_schema_errors(doc) == []
+
+
 def test_conditions_become_when_and_the_exit_handler_on_exit():
     doc = compile(cp.gated, "argo")
     assert _tasks(doc)["deploy"]["when"] == \

@@ -507,9 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             final, code = run, 130
         if final.state == "completed" and any(wanted.values()):
             try:
-                export_outputs(
-                    final, wanted["output"], wanted["result"], wanted["result_json"]
-                )
+                export_outputs(final, wanted["output"], wanted["result"], wanted["result_json"])
             except ArtifactError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 _finish_failed_export(final, db, exc)

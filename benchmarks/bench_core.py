@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+
+from _common import fresh_dir  # benchmarks/ is on sys.path (run.py)
 
 HEAVY = ("kfp", "hera", "dask", "distributed", "kubernetes", "boto3", "pandas", "fastapi",
          "typer", "httpx", "networkx", "pydantic", "matplotlib")
@@ -25,25 +24,8 @@ LIST_RUNS = 100_000
 WRITERS, RUNS_PER_WRITER = 4, 5_000
 
 
-@contextmanager
 def _fresh_dir():
-    """A temporary directory holding the run DB, with MLFLOWLET_* cleared meanwhile."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOWLET_")}
-    for key in saved:
-        del os.environ[key]
-    folder = tempfile.mkdtemp(prefix="mlflowlet-bench-")
-    os.environ["MLFLOWLET_DBPATH"] = folder
-    try:
-        yield folder
-    finally:
-        os.environ.pop("MLFLOWLET_DBPATH", None)
-        os.environ.update(saved)
-        import mlflowlet.db as dbmod
-
-        for db in list(dbmod._cache.values()):
-            db.close()
-        dbmod._cache.clear()
-        shutil.rmtree(folder, ignore_errors=True)
+    return fresh_dir("mlflowlet-bench-")
 
 
 def _env() -> dict[str, str]:

@@ -7,12 +7,11 @@ a temporary directory. The caller stores every iteration (the default: workers n
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
+
+from _common import fresh_dir  # benchmarks/ is on sys.path (run.py)
 
 SWEEP = 1_000
 CPU_ITERATIONS, CPU_WORK = 16, 1_500_000  # ~150 ms of pure Python per iteration
@@ -51,24 +50,8 @@ def _two_process_ceiling() -> float:
     return max(wall(1) / wall(2) for _ in range(ROUNDS))
 
 
-@contextmanager
 def _fresh_dir():
-    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOWLET_")}
-    for key in saved:
-        del os.environ[key]
-    folder = tempfile.mkdtemp(prefix="mlflowlet-bench-dask-")
-    os.environ["MLFLOWLET_DBPATH"] = folder
-    try:
-        yield folder
-    finally:
-        os.environ.pop("MLFLOWLET_DBPATH", None)
-        os.environ.update(saved)
-        import mlflowlet.db as dbmod
-
-        for db in list(dbmod._cache.values()):
-            db.close()
-        dbmod._cache.clear()
-        shutil.rmtree(folder, ignore_errors=True)
+    return fresh_dir("mlflowlet-bench-dask-")
 
 
 def _sweep(runner, handler, n: int) -> float:

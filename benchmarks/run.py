@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench modules share helpers from benchmarks/_common.py
 
 
 def discover(only: str = "") -> list[Path]:

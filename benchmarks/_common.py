@@ -1,0 +1,30 @@
+"""Helpers shared by the benchmark modules (not a benchmark itself: run.py loads bench_*.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def fresh_dir(prefix: str = "mlflowlet-bench-") -> Iterator[str]:
+    """A temporary directory holding the run DB, with MLFLOWLET_* cleared meanwhile."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOWLET_")}
+    for key in saved:
+        del os.environ[key]
+    folder = tempfile.mkdtemp(prefix=prefix)
+    os.environ["MLFLOWLET_DBPATH"] = folder
+    try:
+        yield folder
+    finally:
+        os.environ.pop("MLFLOWLET_DBPATH", None)
+        os.environ.update(saved)
+        import mlflowlet.db as dbmod
+
+        for db in list(dbmod._cache.values()):
+            db.close()
+        dbmod._cache.clear()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -6,8 +6,9 @@ body. The public names below load on first access, so importing this package is 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from .. import _lazy
 
 if TYPE_CHECKING:
     from mlflowlet.artifacts._keys import validate_key
@@ -45,12 +46,7 @@ _WHERE = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mlflowlet.artifacts' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _lazy.load(__name__, _WHERE, globals(), name)
 
 
 def __dir__() -> list[str]:

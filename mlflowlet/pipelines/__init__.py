@@ -6,7 +6,6 @@ on first access; networkx loads only when a pipeline is traced.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 # The decorators are imported eagerly (they are light): importing a submodule binds its name on
@@ -21,6 +20,8 @@ from mlflowlet.pipelines.refs import (
     condition,
 )
 from mlflowlet.pipelines.step import HyperSpec, ParamSpec, Step, StepSpec, step
+
+from .. import _lazy
 
 if TYPE_CHECKING:
     from mlflowlet.pipelines.graph import Edge, MapSpec, Node, PipelineGraph
@@ -58,12 +59,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mlflowlet.pipelines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _lazy.load(__name__, _WHERE, globals(), name)
 
 
 def __dir__() -> list[str]:

@@ -14,7 +14,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError
+from ..errors import NotFoundError
 from ._sql import (
     LABEL_PROBE,
     LINEAGE_COLS,
@@ -25,7 +25,7 @@ from ._sql import (
     run_where,
     walk_lineage,
 )
-from .base import RunDB, log_window
+from .base import RunDB, log_window, require_filter
 
 _METRIC_KEYS = ("key", "step", "value", "time")
 _LINEAGE_INSERT = (
@@ -122,11 +122,15 @@ class SQLRunDB(RunDB):
         days_ago: int = 0,
     ) -> int:
         """Delete every run matching the filter (all iterations); refuses an empty filter."""
-        if not (name or project or labels or state or days_ago):
-            raise ConfigError(
-                "del_runs() needs a filter (name, project, labels, state or days_ago); "
-                "refusing to delete every run"
-            )
+        require_filter(
+            "del_runs",
+            "run",
+            name=name,
+            project=project,
+            labels=labels,
+            state=state,
+            days_ago=days_ago,
+        )
         where, args = self._run_where(name, None, project, labels, state, False, days_ago)
         return self._transact(_del_runs, where, args)
 
@@ -257,11 +261,9 @@ class SQLRunDB(RunDB):
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
     ) -> int:
         """Delete every artifact version matching the filter; refuses an empty filter."""
-        if not (name or project or tag or labels):
-            raise ConfigError(
-                "del_artifacts() needs a filter (name, project, tag or labels); "
-                "refusing to delete every artifact"
-            )
+        require_filter(
+            "del_artifacts", "artifact", name=name, project=project, tag=tag, labels=labels
+        )
         found = self.list_artifacts(name, project, tag or "*", labels)
         rows = [(a.get("project", ""), a["key"], a["uid"], a.get("iteration", 0)) for a in found]
         self._transact(

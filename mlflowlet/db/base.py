@@ -214,6 +214,14 @@ class RunDB(ABC):
             self.store_lineage(edges)
 
 
+def require_filter(call: str, what: str, **filters: Any) -> None:
+    """Refuse a bulk delete with no filter, naming the call and the filters it takes."""
+    if not any(filters.values()):
+        raise ConfigError(
+            f"{call}() needs a filter ({', '.join(filters)}); refusing to delete every {what}"
+        )
+
+
 def log_window(project: Any, offset: Any, size: Any) -> tuple[str, int, int]:
     """Accept ``get_log(uid, offset, size)`` as well as ``get_log(uid, project, offset, size)``.
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
-from .base import RunDB, log_window
+from .base import RunDB, log_window, require_filter
 
 _clients: dict[tuple[int, str, float], Any] = {}
 _clients_lock = threading.Lock()
@@ -232,11 +232,15 @@ class HTTPRunDB(RunDB):
         days_ago: int = 0,
     ) -> int:
         """Delete the runs matching the filter; refuses an empty filter."""
-        if not (name or project or labels or state or days_ago):
-            raise ConfigError(
-                "del_runs() needs a filter (name, project, labels, state or days_ago); "
-                "refusing to delete every run"
-            )
+        require_filter(
+            "del_runs",
+            "run",
+            name=name,
+            project=project,
+            labels=labels,
+            state=state,
+            days_ago=days_ago,
+        )
         params = {
             "name": name,
             "project": project,
@@ -310,11 +314,9 @@ class HTTPRunDB(RunDB):
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
     ) -> int:
         """Delete the artifacts matching the filter; refuses an empty filter."""
-        if not (name or project or tag or labels):
-            raise ConfigError(
-                "del_artifacts() needs a filter (name, project, tag or labels); "
-                "refusing to delete every artifact"
-            )
+        require_filter(
+            "del_artifacts", "artifact", name=name, project=project, tag=tag, labels=labels
+        )
         params = {"name": name, "project": project, "tag": tag, "label": _labels(labels)}
         return self._json("DELETE", "/artifacts", params=params)["deleted"]
 

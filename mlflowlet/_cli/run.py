@@ -113,6 +113,7 @@ def run(  # noqa: PLR0913 - one option per flag of the command
     check_choice(strategy, ("grid", "list", "random"), "--strategy")
     if dump and as_json:
         raise usage_error("--dump and --json both print the run: choose one")
+    _check_positive(parallel=parallel, max_iterations=max_iterations, timeout=timeout)
     task = _build_task(
         param,
         inputs,
@@ -132,7 +133,8 @@ def run(  # noqa: PLR0913 - one option per flag of the command
     )
     rundb = open_db(db)
     if runtime_kind or image or dry_run:  # a runtime named by --kind (Kubernetes kinds)
-        target, fn, kind = _kind_runner(url, args or [], runtime_kind, image), handler, "run"
+        target, fn = _kind_runner(url, args or [], runtime_kind, image, handler)
+        kind = "run"
         if dry_run:
             _print_manifests(target, task, fn, as_json)
             return
@@ -168,6 +170,14 @@ def run(  # noqa: PLR0913 - one option per flag of the command
         verb = "failed" if result.state == "error" else f"ended {result.state}"
         sys.stderr.write(f"error: run {meta.name!r} ({meta.uid}) {verb}: {reason}\n")
         raise typer.Exit(1)
+
+
+def _check_positive(**values: float | None) -> None:
+    """Refuse a zero or negative ``--parallel``, ``--max-iterations`` or ``--timeout``."""
+    for name, value in values.items():
+        if value is not None and not value > 0:  # NaN too
+            flag = "--" + name.replace("_", "-")
+            raise usage_error(f"{flag} {value:g} must be greater than 0")
 
 
 def _build_task(
@@ -292,15 +302,31 @@ def _resolve_target(
     )
 
 
-def _kind_runner(url: str | None, args: list[str], kind: str | None, image: str | None) -> Any:
-    """Return the runtime for ``--kind`` / ``--image`` (``job`` when only ``--image`` is given)."""
+def _kind_runner(
+    url: str | None, args: list[str], kind: str | None, image: str | None, handler: str | None
+) -> tuple[Any, Any]:
+    """Return ``(runtime, handler)`` for ``--kind`` / ``--image`` (``job`` with only ``--image``).
+
+    A file or module given with a runtime that takes its code as a handler (``--kind dask``, local)
+    becomes the handler's location: ``--kind dask --handler fn file.py`` runs ``file.py:fn`` on a
+    local Dask cluster.
+    """
     from ..runtimes import new_runner
 
     command = shlex.join([url, *args]) if url and args else (url or "")
     options = {"image": image} if image else {}
     if kind is None and "://" in command:
-        return new_runner(command, **options)
-    return new_runner(command, kind=kind or "job", **options)
+        return new_runner(command, **options), handler
+    if kind in ("dask", "local") and url and "://" not in url:
+        if args:
+            raise usage_error(f"--kind {kind} runs a function: extra arguments {args} have no use")
+        if ":" in url and handler:
+            raise usage_error(f"{url} already names the function: drop --handler {handler}")
+        if ":" not in url and not handler:
+            raise usage_error(f"--kind {kind} runs a function: give --handler NAME (or {url}:NAME)")
+        target = url if ":" in url else f"{url}:{handler}"
+        return new_runner("dask://" if kind == "dask" else "", kind=kind, **options), target
+    return new_runner(command, kind=kind or "job", **options), handler
 
 
 def _print_manifests(runtime: Any, task: Any, fn: Any, as_json: bool) -> None:
@@ -468,15 +494,18 @@ def _report(run: Any, dump: bool, as_json: bool) -> None:
     if dump:
         print(run.to_yaml(), end="")
         return
+    from .._text import printable
+
     meta, status = run.metadata, run.status
     line = f"run {meta.name!r} {status.state}  uid={meta.uid}"
     if status.iterations:
         line += f"  iterations={max(len(status.iterations) - 1, 0)}"
     print(line)
     if status.results:
-        print("  results:   " + ", ".join(f"{k}={_short(v)}" for k, v in status.results.items()))
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in status.results.items())
+        print("  results:   " + printable(shown))
     if status.artifacts:
-        print("  artifacts: " + ", ".join(a.get("key", "?") for a in status.artifacts))
+        print("  artifacts: " + printable(", ".join(a.get("key", "?") for a in status.artifacts)))
     print(f"  more:      mlflowlet get run {meta.uid}   |   mlflowlet logs {meta.uid}")
 
 

@@ -1,8 +1,8 @@
-"""Text shown on a terminal: names and values with control characters made visible.
+r"""Text shown on a terminal: names and values with control characters made visible.
 
-A run name, label or artifact key is user data; printed raw, ``\\x1b[...`` sequences recolour
-or retitle the terminal, ``\\r`` overwrites the line, and bidi overrides reorder what is read.
-:func:`printable` escapes them the way Python's ``repr`` does (``\\x1b``, ``\\r``, ``\\u202e``)
+A run name, label or artifact key is user data; printed raw, ``\x1b[...`` sequences recolour
+or retitle the terminal, ``\r`` overwrites the line, and bidi overrides reorder what is read.
+:func:`printable` escapes them the way Python's ``repr`` does (``\x1b``, ``\r``, ``\u202e``)
 and leaves every other character, non-ASCII letters included, as it is.
 """
 
@@ -28,5 +28,5 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def printable(text: str) -> str:
-    """Return ``text`` with control and bidi-override characters escaped (``\\x1b``, ``\\n``)."""
+    r"""Return ``text`` with control and bidi-override characters escaped (``\x1b``, ``\n``)."""
     return _CONTROLS.sub(_escape, text) if _CONTROLS.search(text) else text

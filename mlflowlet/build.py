@@ -16,26 +16,42 @@ what was looked for and where the Dockerfile was written; ``dry_run=True`` stops
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import __version__
+from ._buildctx import (
+    RUNTIME_EXTRAS,
+    Context,
+    check_base_image,
+    context_tarball,
+    dockerfile_text,
+    image_context,
+    runtime_context,
+)
 from .errors import ConfigError, RunError
 
-__all__ = ["BUILDERS", "BuildResult", "build_image", "dockerfile_text", "find_builder"]
+__all__ = [
+    "BUILDERS",
+    "RUNTIME_IMAGE",
+    "BuildResult",
+    "build_image",
+    "build_runtime_image",
+    "context_tarball",
+    "dockerfile_text",
+    "find_builder",
+]
 
 BUILDERS = ("docker", "podman", "buildah", "kaniko")
 KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
+RUNTIME_IMAGE = f"mlflowlet/mlflowlet:{__version__}"  # built from mlflowlet/docker/Dockerfile
 _CONFIGMAP_LIMIT = 1024 * 1024  # a ConfigMap holds at most 1 MiB
-_SRC = "/mlflowlet"  # the image's working directory: handler files live here
 
 
 @dataclass(frozen=True)
@@ -105,12 +121,86 @@ def build_image(
     from .runtimes import _k8s
 
     _k8s.check_image(image)
-    _k8s.check_image(base_image, "base_image")
+    check_base_image(_k8s.check_image(base_image, "base_image"))
     if builder is not None and builder not in BUILDERS:
         raise ConfigError(f"builder {builder!r} is not one of {', '.join(BUILDERS)}")
-    files = _context_files(base_image, requirements, inline_code, source, commands, with_mlflowlet)
-    folder = Path(context_dir or Path("mlflowlet-build") / _k8s.dns_name(image)).absolute()
-    digest = _write_context(folder, files)
+    folder = _context_folder(image, context_dir)
+    ctx = image_context(
+        base_image, requirements, inline_code, source, commands, with_mlflowlet, skip={folder}
+    )
+    kaniko = dict(
+        namespace=namespace,
+        registry_secret=registry_secret,
+        timeout=timeout,
+        batch_api=batch_api,
+        core_api=core_api,
+        poll_interval=poll_interval,
+    )
+    return _build(ctx, image, folder, builder, push, dry_run, kaniko)
+
+
+def build_runtime_image(
+    image: str = RUNTIME_IMAGE,
+    base_image: str = "python:3.11-slim",
+    extras: tuple[str, ...] | list[str] = RUNTIME_EXTRAS,
+    builder: str | None = None,
+    push: bool = False,
+    *,
+    context_dir: str | None = None,
+    dry_run: bool = False,
+    **kaniko: Any,
+) -> BuildResult:
+    """Build the official runtime image (``mlflowlet/docker/Dockerfile``) from this installation.
+
+    Args:
+        image: the reference to build (default :data:`RUNTIME_IMAGE`; tag it for your registry
+            and set ``MLFLOWLET_IMAGE`` to it).
+        base_image: the ``FROM`` image (Python 3.10 or newer).
+        extras: the mlflowlet extras installed in it (default ``s3``, ``pandas``).
+        builder: as in :func:`build_image`.
+        push: push the image after building it.
+        context_dir: where the context is written (default ``./mlflowlet-build/<image>``).
+        dry_run: write the context only.
+        **kaniko: ``namespace``, ``registry_secret``, ``timeout``, ``batch_api``, ``core_api``,
+            ``poll_interval`` as in :func:`build_image`.
+
+    Returns:
+        A :class:`BuildResult`.
+    """
+    from .runtimes import _k8s
+
+    _k8s.check_image(image)
+    check_base_image(_k8s.check_image(base_image, "base_image"))
+    if builder is not None and builder not in BUILDERS:
+        raise ConfigError(f"builder {builder!r} is not one of {', '.join(BUILDERS)}")
+    from importlib.metadata import metadata
+
+    known = set(metadata("mlflowlet").get_all("Provides-Extra") or [])
+    unknown = sorted(set(extras) - known)
+    if unknown:
+        raise ConfigError(f"unknown mlflowlet extra(s) {unknown}; known: {sorted(known)}")
+    ctx = runtime_context(base_image, tuple(extras))
+    folder = _context_folder(image, context_dir)
+    return _build(ctx, image, folder, builder, push, dry_run, kaniko)
+
+
+def _context_folder(image: str, context_dir: str | None) -> Path:
+    from .runtimes import _k8s
+
+    return Path(context_dir or Path("mlflowlet-build") / _k8s.dns_name(image)).absolute()
+
+
+def _build(
+    ctx: Context,
+    image: str,
+    folder: Path,
+    builder: str | None,
+    push: bool,
+    dry_run: bool,
+    kaniko: dict[str, Any],
+) -> BuildResult:
+    """Write ``ctx`` to ``folder`` and build it with the first available (or named) builder."""
+    digest = ctx.write(folder)
     dockerfile = str(folder / "Dockerfile")
     result = BuildResult(image, str(folder), dockerfile, digest)
     if dry_run:
@@ -121,171 +211,25 @@ def build_image(
             f"no image builder is available ({'; '.join(looked)}); the Dockerfile is at "
             f"{dockerfile}: build it yourself, or install one of {', '.join(BUILDERS[:3])}"
         )
+    timeout = float(kaniko.get("timeout", 1800.0))
     if chosen == "kaniko":
-        manifests = kaniko_manifests(image, folder, namespace, registry_secret, push)
-        _run_kaniko(manifests, namespace, batch_api, core_api, timeout, poll_interval)
+        namespace = kaniko.get("namespace") or "default"
+        manifests = kaniko_manifests(
+            image, folder, namespace, kaniko.get("registry_secret", ""), push
+        )
+        _run_kaniko(
+            manifests,
+            namespace,
+            kaniko.get("batch_api"),
+            kaniko.get("core_api"),
+            timeout,
+            float(kaniko.get("poll_interval", 2.0)),
+        )
         return BuildResult(image, str(folder), dockerfile, digest, "kaniko", True, push, manifests)
     _run(_build_argv(chosen, image, folder), timeout, chosen)
     if push:
         _run([chosen, "push", image], timeout, chosen)
     return BuildResult(image, str(folder), dockerfile, digest, chosen, True, push)
-
-
-# the context ---------------------------------------------------------------------------------
-def dockerfile_text(
-    base_image: str,
-    has_requirements: bool,
-    source: str | None,
-    has_code: bool,
-    commands: list[str],
-    with_mlflowlet: bool,
-) -> str:
-    """Return the Dockerfile for these inputs (pure: same inputs, same text)."""
-    lines = [
-        "# generated by mlflowlet build_image: change its inputs, not this file",
-        f"FROM {base_image}",
-        "ENV PYTHONUNBUFFERED=1",
-        f"WORKDIR {_SRC}",
-    ]
-    if with_mlflowlet:
-        lines += [
-            "COPY _mlflowlet/ /opt/mlflowlet-src/",
-            "RUN pip install --no-cache-dir /opt/mlflowlet-src && rm -rf /opt/mlflowlet-src",
-        ]
-    if has_requirements:
-        lines += [
-            f"COPY requirements.txt {_SRC}/requirements.txt",
-            f"RUN pip install --no-cache-dir -r {_SRC}/requirements.txt",
-        ]
-    lines += _source_lines(source)
-    if has_code:
-        lines.append(f"COPY handler.py {_SRC}/handler.py")
-    lines += [f"RUN {cmd}" for cmd in commands]
-    return "\n".join(lines) + "\n"
-
-
-def _source_lines(source: str | None) -> list[str]:
-    if not source:
-        return []
-    if "://" not in source:
-        return [f"ADD source.tar.gz {_SRC}/"] if _is_tarball(source) else [f"COPY source/ {_SRC}/"]
-    url, _, ref = source.partition("#")
-    if url.startswith("https://") and _is_tarball(url):
-        return [
-            f"ADD {url} /tmp/source.tar.gz",
-            f"RUN tar -xzf /tmp/source.tar.gz -C {_SRC} && rm /tmp/source.tar.gz",
-        ]
-    branch = f"--branch {ref} " if ref else ""
-    return [
-        "RUN apt-get update && apt-get install -y --no-install-recommends git "
-        "&& rm -rf /var/lib/apt/lists/*",
-        f"RUN git clone --depth 1 {branch}{url.removeprefix('git+')} /tmp/source "
-        f"&& cp -a /tmp/source/. {_SRC}/ && rm -rf /tmp/source",
-    ]
-
-
-def _is_tarball(path: str) -> bool:
-    return path.endswith((".tar.gz", ".tgz", ".tar"))
-
-
-def _context_files(
-    base_image: str,
-    requirements: Any,
-    inline_code: str | None,
-    source: str | None,
-    commands: Any,
-    with_mlflowlet: bool,
-) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    reqs = _requirements(requirements)
-    if reqs:
-        files["requirements.txt"] = reqs.encode()
-    if inline_code:
-        files["handler.py"] = inline_code.encode()
-    if source and "://" not in source:
-        path = Path(source)
-        if _is_tarball(source) and path.is_file():
-            files["source.tar.gz"] = path.read_bytes()
-        elif path.is_dir():
-            for item in sorted(path.rglob("*")):
-                if item.is_file() and "__pycache__" not in item.parts and ".git" not in item.parts:
-                    files[f"source/{item.relative_to(path).as_posix()}"] = item.read_bytes()
-        else:
-            raise ConfigError(
-                f"source {source!r} is neither a folder, a tarball nor a git:// / https:// URL"
-            )
-    elif source and not source.startswith(("git://", "https://", "git+https://", "git+ssh://")):
-        raise ConfigError(
-            f"source {source!r}: use a local folder, a tarball, or a git:// or "
-            "https:// repository URL"
-        )
-    if with_mlflowlet:
-        files.update(_mlflowlet_files())
-    cmds = [commands] if isinstance(commands, str) else list(commands or [])
-    files["Dockerfile"] = dockerfile_text(
-        base_image, bool(reqs), source, bool(inline_code), cmds, with_mlflowlet
-    ).encode()
-    return files
-
-
-def _requirements(requirements: Any) -> str:
-    if not requirements:
-        return ""
-    if isinstance(requirements, (str, os.PathLike)):
-        path = Path(requirements)
-        if not path.is_file():
-            raise ConfigError(
-                f"requirements file {str(path)!r} does not exist; give a path or "
-                "a list such as ['scikit-learn>=1.4']"
-            )
-        return path.read_text(encoding="utf-8")
-    return "".join(f"{req}\n" for req in requirements)
-
-
-def _mlflowlet_files() -> dict[str, bytes]:
-    """Return mlflowlet's package files and a minimal pyproject (pip installs it and its deps)."""
-    from importlib.metadata import requires
-
-    from . import __version__
-
-    root = Path(__file__).parent
-    files = {}
-    for item in sorted(root.rglob("*")):
-        if item.is_file() and "__pycache__" not in item.parts and item.suffix != ".pyc":
-            files[f"_mlflowlet/mlflowlet/{item.relative_to(root).as_posix()}"] = item.read_bytes()
-    deps = sorted(r for r in (requires("mlflowlet") or []) if "extra ==" not in r)
-    listed = ", ".join(f'"{d}"' for d in deps)
-    files["_mlflowlet/pyproject.toml"] = (
-        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
-        f'\n[project]\nname = "mlflowlet"\nversion = "{__version__}"\ndependencies = [{listed}]\n'
-        '\n[tool.setuptools.packages.find]\ninclude = ["mlflowlet*"]\n'
-        '\n[tool.setuptools.package-data]\n"*" = ["*", "*/*"]\n'
-    ).encode()
-    return files
-
-
-def _write_context(folder: Path, files: dict[str, bytes]) -> str:
-    if folder.exists():
-        shutil.rmtree(folder)  # a stale file from an earlier build must not leak in
-    digest = hashlib.sha256()
-    for rel in sorted(files):
-        target = folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(files[rel])
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
-    return "sha256:" + digest.hexdigest()
-
-
-def context_tarball(folder: Path) -> bytes:
-    """Return the context as a reproducible ``.tar.gz`` (sorted, zero mtimes, no owners)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for item in sorted(p for p in folder.rglob("*") if p.is_file()):
-            info = tarfile.TarInfo(item.relative_to(folder).as_posix())
-            data = item.read_bytes()
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
 
 
 # builders --------------------------------------------------------------------------------------

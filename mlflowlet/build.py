@@ -15,12 +15,9 @@ what was looked for and where the Dockerfile was written; ``dry_run=True`` stops
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from ._buildctx import (
     image_context,
     runtime_context,
 )
+from ._kaniko import kaniko_manifests, run_kaniko
 from .errors import ConfigError, RunError
 
 __all__ = [
@@ -42,16 +40,16 @@ __all__ = [
     "RUNTIME_IMAGE",
     "BuildResult",
     "build_image",
+    "build_pipeline_image",
     "build_runtime_image",
     "context_tarball",
     "dockerfile_text",
     "find_builder",
+    "kaniko_manifests",
 ]
 
 BUILDERS = ("docker", "podman", "buildah", "kaniko")
-KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
 RUNTIME_IMAGE = f"mlflowlet/mlflowlet:{__version__}"  # built from mlflowlet/docker/Dockerfile
-_CONFIGMAP_LIMIT = 1024 * 1024  # a ConfigMap holds at most 1 MiB
 
 
 @dataclass(frozen=True)
@@ -217,7 +215,7 @@ def _build(
         manifests = kaniko_manifests(
             image, folder, namespace, kaniko.get("registry_secret", ""), push
         )
-        _run_kaniko(
+        run_kaniko(
             manifests,
             namespace,
             kaniko.get("batch_api"),
@@ -286,109 +284,70 @@ def _run(argv: list[str], timeout: float, builder: str) -> None:
         raise RunError(f"`{' '.join(argv[:2])}` failed (exit code {proc.returncode}): {tail[0]}")
 
 
-# kaniko ----------------------------------------------------------------------------------------
-def kaniko_manifests(
+# a pipeline's code -----------------------------------------------------------------------------
+def build_pipeline_image(
+    pipe: Any,
     image: str,
-    folder: Path,
-    namespace: str = "default",
-    registry_secret: str = "",
+    requirements: Any = None,
+    base_image: str = "python:3.11-slim",
+    builder: str | None = None,
     push: bool = False,
-) -> list[dict]:
-    """Return ``[ConfigMap with the context, kaniko Job]``, validated.
+    *,
+    context_dir: str | None = None,
+    dry_run: bool = False,
+    **kaniko: Any,
+) -> BuildResult:
+    """Build an image holding this mlflowlet and the code of ``pipe``'s steps, to compile against.
+
+    The folder the steps' modules are imported from is copied to ``/mlflowlet`` (the working
+    directory the compiled containers start in), as :func:`build_image` copies a ``source``.
+
+    Args:
+        pipe: the ``@pipeline``.
+        image: the reference to build (and then compile with).
+        requirements: pip requirements the steps need: a list or a requirements file.
+        base_image: the ``FROM`` image (Python 3.10 or newer).
+        builder: as in :func:`build_image`.
+        push: push the image after building it (a cluster pulls it from the registry).
+        context_dir: where the context is written.
+        dry_run: write the context only.
+        **kaniko: the kaniko options of :func:`build_image`.
 
     Raises:
-        ConfigError: the context is over a ConfigMap's 1 MiB, or a manifest is invalid.
+        ConfigError: the steps come from more than one folder, or a build input is invalid.
     """
-    from .runtimes import _k8s
+    from .compilers.check import _pythonpath
 
-    k8s = _k8s.client()
-    tarball = context_tarball(Path(folder))
-    if len(tarball) > _CONFIGMAP_LIMIT:
+    roots = [r for r in _pythonpath(pipe) if not _installed(r)]
+    if len(roots) > 1:
         raise ConfigError(
-            f"the build context is {len(tarball)} bytes compressed; a ConfigMap holds at most "
-            "1 MiB: use a local builder, or pass source= as a git URL"
+            f"the steps of {pipe.dag.name!r} are imported from {len(roots)} folders "
+            f"({', '.join(roots)}); --build copies one: put the modules under one folder"
         )
-    name = _k8s.dns_name(
-        "build", _k8s.dns_name(image, max_len=40), hashlib.sha256(tarball).hexdigest()[:8]
+    return build_image(
+        image,
+        base_image=base_image,
+        requirements=requirements,
+        source=roots[0] if roots else None,
+        builder=builder,
+        push=push,
+        context_dir=context_dir,
+        dry_run=dry_run,
+        **kaniko,
     )
-    labels = {**_k8s.MANAGED_BY, "mlflowlet.io/build": name}
-    config = k8s.V1ConfigMap(
-        api_version="v1",
-        kind="ConfigMap",
-        binary_data={"context.tar.gz": base64.b64encode(tarball).decode()},
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
-    )
-    args = [
-        "--dockerfile=Dockerfile",
-        "--context=tar:///workspace/context.tar.gz",
-        f"--destination={image}",
-        "--reproducible",
-    ]
-    if not push:
-        args.append("--no-push")
-    mounts = [k8s.V1VolumeMount(name="context", mount_path="/workspace", read_only=True)]
-    volumes = [k8s.V1Volume(name="context", config_map=k8s.V1ConfigMapVolumeSource(name=name))]
-    if registry_secret:
-        _k8s.check_dns_label(registry_secret, "registry_secret")
-        mounts.append(
-            k8s.V1VolumeMount(name="registry", mount_path="/kaniko/.docker", read_only=True)
-        )
-        volumes.append(
-            k8s.V1Volume(
-                name="registry",
-                secret=k8s.V1SecretVolumeSource(
-                    secret_name=registry_secret,
-                    items=[k8s.V1KeyToPath(key=".dockerconfigjson", path="config.json")],
-                ),
-            )
-        )
-    container = k8s.V1Container(name="kaniko", image=KANIKO_IMAGE, args=args, volume_mounts=mounts)
-    job = k8s.V1Job(
-        api_version="batch/v1",
-        kind="Job",
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
-        spec=k8s.V1JobSpec(
-            backoff_limit=0,
-            ttl_seconds_after_finished=3600,
-            template=k8s.V1PodTemplateSpec(
-                metadata=k8s.V1ObjectMeta(labels=labels),
-                spec=k8s.V1PodSpec(containers=[container], volumes=volumes, restart_policy="Never"),
-            ),
-        ),
-    )
-    return [_k8s.validate(_k8s.serialize(obj)) for obj in (config, job)]
 
 
-def _run_kaniko(
-    manifests: list[dict], namespace: str, batch: Any, core: Any, timeout: float, poll: float
-) -> None:
-    from .runtimes import _k8s
-    from .runtimes.kubejob import _api_client
+def _installed(folder: str) -> bool:
+    """Return whether ``folder`` is an installed packages folder (steps there come from pip)."""
+    import sysconfig
 
-    if batch is None or core is None:
-        api = _api_client()
-        batch = batch or _k8s.client().BatchV1Api(api)
-        core = core or _k8s.client().CoreV1Api(api)
-    config, job = manifests
-    name = job["metadata"]["name"]
-    try:
-        core.create_namespaced_config_map(namespace, config)
-        batch.create_namespaced_job(namespace, job)
-    except Exception as exc:
-        reason = _k8s.api_error(exc) if hasattr(exc, "status") else str(exc)
-        raise RunError(f"submitting the kaniko Job {name} failed: {reason}") from None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = batch.read_namespaced_job_status(name, namespace).status
-        for cond in (status.conditions or []) if status else []:
-            if cond.status == "True" and cond.type == "Complete":
-                return
-            if cond.status == "True" and cond.type == "Failed":
-                pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
-                problem = next((p for p in map(_k8s.pod_problem, pods.items) if p), "")
-                raise RunError(
-                    f"the kaniko Job {name} failed: {problem or cond.reason}; see "
-                    f"`kubectl logs -n {namespace} job/{name}`"
-                )
-        time.sleep(poll)
-    raise RunError(f"the kaniko Job {name} did not finish within {timeout:g} s")
+    parts = Path(folder).parts
+    return (
+        "site-packages" in parts
+        or "dist-packages" in parts
+        or folder
+        in {
+            sysconfig.get_paths()["purelib"],
+            sysconfig.get_paths()["platlib"],
+        }
+    )

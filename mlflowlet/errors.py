@@ -21,6 +21,11 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     │   └── CycleError                      the DAG has a cycle (``.cycle`` lists the steps)
     └── CompileError (ValueError)           a pipeline that a target cannot carry
 
+Warnings (``warnings.warn`` categories, under ``MlflowletWarning(UserWarning)``)::
+
+    MlflowletWarning
+    └── BareImageWarning                    a compiled step's image is a bare base image
+
 No error type depends on an HTTP library; messages are built here, from the fields.
 """
 
@@ -129,3 +134,11 @@ class CycleError(PipelineError):
 
 class CompileError(MlflowletError, ValueError):
     """A pipeline cannot be compiled for the target as it is."""
+
+
+class MlflowletWarning(UserWarning):
+    """Root of every warning mlflowlet emits."""
+
+
+class BareImageWarning(MlflowletWarning):
+    """A step runs in a bare base image (``python:*``, ``alpine:*``...) that has no mlflowlet."""

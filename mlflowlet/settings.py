@@ -25,6 +25,8 @@ class Settings:
         api_token: bearer token for the mlflowlet server.
         exec_config: a JSON run spec handed to a child process by a runtime.
         flush_interval: seconds between background flushes of a long run's buffered writes.
+        image: the default container image of compiled steps, ``mlrun_op`` tasks and Kubernetes
+            jobs that name none (an image with mlflowlet installed).
     """
 
     dbpath: str = ""
@@ -34,6 +36,7 @@ class Settings:
     api_token: str = ""
     exec_config: str = ""
     flush_interval: float = 1.0
+    image: str = ""
 
     def sources(self) -> dict[str, tuple[object, str]]:
         """Return each setting with where its value came from (env variable or default)."""

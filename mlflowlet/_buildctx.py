@@ -89,6 +89,7 @@ def dockerfile_text(
     has_code: bool,
     commands: list[str],
     with_mlflowlet: bool,
+    has_files: bool = False,
 ) -> str:
     """Return the Dockerfile for these inputs (pure: same inputs, same text)."""
     lines = [
@@ -110,6 +111,8 @@ def dockerfile_text(
     lines += _source_lines(source)
     if has_code:
         lines.append(f"COPY handler.py {SRC}/handler.py")
+    if has_files:
+        lines.append(f"COPY files/ {SRC}/")
     lines += [f"RUN {cmd}" for cmd in commands]
     return "\n".join(lines) + "\n"
 
@@ -147,9 +150,15 @@ def image_context(
     commands: Any,
     with_mlflowlet: bool,
     skip: set[Path] | None = None,
+    files: dict[str, str | bytes] | None = None,
 ) -> Context:
     """Return the context of :func:`mlflowlet.build.build_image` (see its arguments)."""
     ctx = Context()
+    for rel, body in sorted((files or {}).items()):
+        clean = Path(rel).as_posix()
+        if clean.startswith(("/", "../")) or "/../" in clean or clean in ("", "."):
+            raise ConfigError(f"files: {rel!r} must be a relative path inside the image's {SRC}")
+        ctx.files[f"files/{clean}"] = body.encode() if isinstance(body, str) else bytes(body)
     reqs = requirements_text(requirements)
     if reqs:
         ctx.files["requirements.txt"] = reqs.encode()
@@ -168,7 +177,7 @@ def image_context(
         )
     cmds = [commands] if isinstance(commands, str) else list(commands or [])
     ctx.files["Dockerfile"] = dockerfile_text(
-        base_image, bool(reqs), source, bool(inline_code), cmds, with_mlflowlet
+        base_image, bool(reqs), source, bool(inline_code), cmds, with_mlflowlet, bool(files)
     ).encode()
     return ctx
 

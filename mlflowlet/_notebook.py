@@ -118,13 +118,13 @@ def notebook_to_script(path: str, run_name: str = "") -> str:
     if not isinstance(notebook, dict) or notebook.get("nbformat") != 4:
         raise ConfigError(f"notebook {path!r} is not an nbformat 4 notebook")
     name = run_name or os.path.splitext(os.path.basename(path))[0]
-    cells = [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
-    blocks = [f"# converted by mlflowlet from {os.path.basename(path)}: edit the notebook\n"]
-    tagged = [
-        i for i, c in enumerate(cells) if "parameters" in (c.get("metadata") or {}).get("tags", [])
+    cells = [
+        (i, c) for i, c in enumerate(notebook.get("cells", [])) if c.get("cell_type") == "code"
     ]
+    blocks = [f"# converted by mlflowlet from {os.path.basename(path)}: edit the notebook\n"]
+    tagged = [i for i, c in cells if "parameters" in (c.get("metadata") or {}).get("tags", [])]
     declared: list[str] = []
-    for index, cell in enumerate(cells):
+    for index, cell in cells:  # numbered as the notebook numbers them, markdown included
         where = f"notebook {os.path.basename(path)!r} cell {index + 1}"
         code = _clean(_source(cell), where)
         blocks.append(f"# %% cell {index + 1}\n{code}\n")

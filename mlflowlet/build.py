@@ -15,6 +15,7 @@ what was looked for and where the Dockerfile was written; ``dry_run=True`` stops
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -64,6 +65,7 @@ class BuildResult:
     built: bool = False
     pushed: bool = False
     manifests: list[dict] = field(default_factory=list)
+    reused: bool = False  # ``reuse=True`` and this context was built as this image before
 
 
 def build_image(
@@ -85,6 +87,8 @@ def build_image(
     batch_api: Any = None,
     core_api: Any = None,
     poll_interval: float = 2.0,
+    files: dict[str, str | bytes] | None = None,
+    reuse: bool = False,
 ) -> BuildResult:
     """Write a Dockerfile and build context for ``image``, then build (and push) it.
 
@@ -108,9 +112,12 @@ def build_image(
         batch_api: a ``BatchV1Api`` for kaniko (default: from the kube config).
         core_api: a ``CoreV1Api`` for kaniko (default: from the kube config).
         poll_interval: seconds between kaniko Job status polls.
+        files: more files for ``/mlflowlet``: relative path in the image → text or bytes.
+        reuse: when this same context was already built as ``image`` (from this context
+            folder), build nothing and return ``reused=True``.
 
     Returns:
-        A :class:`BuildResult` (``built=False`` for a dry run).
+        A :class:`BuildResult` (``built=False`` for a dry run or a reused build).
 
     Raises:
         ConfigError: an invalid image reference or input, or no builder available.
@@ -124,7 +131,14 @@ def build_image(
         raise ConfigError(f"builder {builder!r} is not one of {', '.join(BUILDERS)}")
     folder = _context_folder(image, context_dir)
     ctx = image_context(
-        base_image, requirements, inline_code, source, commands, with_mlflowlet, skip={folder}
+        base_image,
+        requirements,
+        inline_code,
+        source,
+        commands,
+        with_mlflowlet,
+        skip={folder},
+        files=files,
     )
     kaniko = dict(
         namespace=namespace,
@@ -134,7 +148,7 @@ def build_image(
         core_api=core_api,
         poll_interval=poll_interval,
     )
-    return _build(ctx, image, folder, builder, push, dry_run, kaniko)
+    return _build(ctx, image, folder, builder, push, dry_run, kaniko, reuse)
 
 
 def build_runtime_image(
@@ -196,13 +210,44 @@ def _build(
     push: bool,
     dry_run: bool,
     kaniko: dict[str, Any],
+    reuse: bool = False,
 ) -> BuildResult:
     """Write ``ctx`` to ``folder`` and build it with the first available (or named) builder."""
-    digest = ctx.write(folder)
+    stamp = folder.parent / f".{folder.name}.built"  # what the last build of this folder was
     dockerfile = str(folder / "Dockerfile")
+    digest = ctx.digest()
+    if reuse and not dry_run and stamp.is_file():
+        last = json.loads(stamp.read_text(encoding="utf-8"))
+        same = last.get("digest") == digest and last.get("image") == image
+        if same and (last.get("pushed") or not push):
+            return BuildResult(
+                image,
+                str(folder),
+                dockerfile,
+                digest,
+                last.get("builder", ""),
+                reused=True,
+                pushed=bool(last.get("pushed")),
+            )
+    stamp.unlink(missing_ok=True)
+    ctx.write(folder)
     result = BuildResult(image, str(folder), dockerfile, digest)
     if dry_run:
         return result
+    result = _run_builder(folder, image, digest, builder, push, kaniko)
+    stamp.write_text(
+        json.dumps(
+            {"digest": digest, "image": image, "builder": result.builder, "pushed": result.pushed}
+        ),
+        encoding="utf-8",
+    )
+    return result
+
+
+def _run_builder(
+    folder: Path, image: str, digest: str, builder: str | None, push: bool, kaniko: dict[str, Any]
+) -> BuildResult:
+    dockerfile = str(folder / "Dockerfile")
     chosen, looked = find_builder(builder)
     if chosen is None:
         raise ConfigError(

@@ -286,6 +286,10 @@ def _resolve_target(
         return "run", new_runner(command, kind="subprocess"), handler
     if args:
         raise usage_error(f"extra arguments {args} only go to scripts (file.py)")
+    if url.endswith(".ipynb"):  # a notebook runs as a whole, in this process, its params injected
+        if handler:
+            raise usage_error(f"{url} runs as a whole: drop --handler {handler}")
+        return "run", new_runner(url, kind="local"), None
     if ":" in url:
         obj = _load_object(url)
         if callable(getattr(obj, "run", None)) and not (

@@ -224,7 +224,8 @@ def mlflowlet_files(readme: bool = True) -> dict[str, bytes]:
     for item in sorted(root.rglob("*")):
         if item.is_file() and "__pycache__" not in item.parts and item.suffix != ".pyc":
             files[f"mlflowlet/{item.relative_to(root).as_posix()}"] = item.read_bytes()
-    deps, extras = [], {}
+    deps: list[str] = []
+    extras: dict[str, list[str]] = {}
     for req in requires("mlflowlet") or []:
         spec, _, marker = req.partition(";")
         found = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)

@@ -32,7 +32,7 @@ def _relative(command: str) -> str:
     return path.replace(os.sep, "/")
 
 
-def image_files(command: str, code: str | None) -> tuple[dict[str, str], str]:
+def image_files(command: str, code: str | None) -> tuple[dict[str, str | bytes], str]:
     """Return ``(files for /mlflowlet, the script a notebook runs as)`` for a runner's code.
 
     Raises:

@@ -135,9 +135,10 @@ def mount_secret(
     Raises:
         ConfigError: ``items`` given for a KFP task (KFP v2 mounts every key).
     """
-    volume = {"name": volume_name, "secret": {"secretName": secret_name}}
+    source: dict[str, Any] = {"secretName": secret_name}
     if items:
-        volume["secret"]["items"] = list(items)
+        source["items"] = list(items)
+    volume = {"name": volume_name, "secret": source}
 
     def _mount_secret(target: Any) -> Any:
         if items and _is_kfp_task(target):
@@ -163,9 +164,10 @@ def mount_configmap(
     Raises:
         ConfigError: ``items`` given for a KFP task (KFP v2 mounts every key).
     """
-    volume = {"name": volume_name, "configMap": {"name": configmap_name}}
+    source: dict[str, Any] = {"name": configmap_name}
     if items:
-        volume["configMap"]["items"] = list(items)
+        source["items"] = list(items)
+    volume = {"name": volume_name, "configMap": source}
 
     def _mount_configmap(target: Any) -> Any:
         if items and _is_kfp_task(target):

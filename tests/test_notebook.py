@@ -85,3 +85,19 @@ def test_cli_runs_a_notebook_with_params(tmp_path, capsys):
     assert "run 'train' completed" in capsys.readouterr().out
     (run,) = get_run_db().list_runs("train").objects()
     assert run.results == {"accuracy": 4.0}
+
+
+def test_script_iterations_in_parallel_threads_do_not_mix_their_globals(tmp_path):
+    from mlflowlet import new_task
+
+    (tmp_path / "s.py").write_text(
+        "import sys, time\nfrom mlflowlet import get_or_create_ctx\n"
+        "ctx = get_or_create_ctx('s')\nmine = ctx.get_param('p', 0)\ntime.sleep(0.05)  # widens any overlap\n"
+        "ctx.log_result('echo', mine)\nctx.log_result('argv', sys.argv[0])\n")
+    task = new_task().with_hyper_params({"p": [1, 2, 3, 4]}, selector="max.echo", parallel=4)
+    run = new_runner(str(tmp_path / "s.py"), kind="local").run(task)
+    assert run.state == "completed" and run.results["best_iteration"] == 4
+    rows = run.status.iterations
+    header = rows[0]
+    echo, p = header.index("output.echo"), header.index("param.p")
+    assert all(row[echo] == row[p] for row in rows[1:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -144,8 +145,17 @@ class ScriptHandler:
     def __repr__(self) -> str:
         return f"<script {self.path}>"
 
+    _lock = threading.Lock()  # sys.argv and sys.modules['__main__'] are one per process
+
     def __call__(self, **_params: Any) -> None:
-        """Run the script as ``__main__`` (``sys.argv`` = its path, its folder on ``sys.path``)."""
+        """Run the script as ``__main__`` (``sys.argv`` = its path, its folder on ``sys.path``).
+
+        Scripts run one at a time in a process (parallel iterations wait their turn).
+        """
+        with self._lock:
+            self._run()
+
+    def _run(self) -> None:
         import types
 
         folder = os.path.dirname(self.path)

@@ -92,7 +92,8 @@ def test_script_iterations_in_parallel_threads_do_not_mix_their_globals(tmp_path
 
     (tmp_path / "s.py").write_text(
         "import sys, time\nfrom mlflowlet import get_or_create_ctx\n"
-        "ctx = get_or_create_ctx('s')\nmine = ctx.get_param('p', 0)\ntime.sleep(0.05)  # widens any overlap\n"
+        "ctx = get_or_create_ctx('s')\nmine = ctx.get_param('p', 0)\n"
+        "time.sleep(0.05)  # widens any overlap of two iterations\n"
         "ctx.log_result('echo', mine)\nctx.log_result('argv', sys.argv[0])\n")
     task = new_task().with_hyper_params({"p": [1, 2, 3, 4]}, selector="max.echo", parallel=4)
     run = new_runner(str(tmp_path / "s.py"), kind="local").run(task)

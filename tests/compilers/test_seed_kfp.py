@@ -4,6 +4,8 @@ Docker), recording into the run DB the snippet names. Then the mount helpers and
 other keywords one by one."""
 
 import importlib
+import os
+import re
 import shutil
 import sys
 import warnings
@@ -21,6 +23,7 @@ from mlflowlet.kfp import DEFAULT_IMAGE, mlrun_op
 from mlflowlet.platforms import mount_configmap, mount_hostpath, mount_pvc, mount_secret
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+REGENERATE = os.environ.get("MLFLOWLET_REGENERATE") == "1"  # read before the env is cleaned
 
 
 @pytest.fixture
@@ -45,6 +48,24 @@ def _compile(pipeline, tmp_path):
     path = tmp_path / "pipeline.yaml"
     compiler.Compiler().compile(pipeline, str(path))
     return path.read_text()
+
+
+def test_seed_example_compiles_to_its_golden_file(tmp_path, monkeypatch):
+    for var in ("SEED_MOUNT", "SEED_CODE", "SEED_ARTIFACTS", "SEED_DB"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    sys.modules.pop("seed_kfp", None)
+    try:
+        text = _compile(importlib.import_module("seed_kfp").mlrun_pipeline, tmp_path)
+    finally:
+        sys.modules.pop("seed_kfp", None)
+    golden = EXAMPLES / "seed_kfp.kfp.yaml"
+    if REGENERATE:
+        golden.write_text(text)
+    sdk = re.compile(r"^sdkVersion: .*$", re.M)  # kfp stamps its own version into the IR
+    assert sdk.sub("", text) == sdk.sub("", golden.read_text()), \
+        "compiled YAML changed; rerun with MLFLOWLET_REGENERATE=1 if intended"
+    assert "/mnt/pipeline/examples/training.py" in text
 
 
 def test_seed_snippet_compiles_with_kfps_compiler(seed, tmp_path):

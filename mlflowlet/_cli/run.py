@@ -10,11 +10,8 @@ their runtime. ``--mode noctx|pass`` always runs a child process.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import json
 import os
-import shlex
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -22,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from ._common import STATE, check_choice, error_line, open_db, parse_pairs, usage_error
+from ._targets import kind_runner, resolve_target
 
 ORDER = 10
 _EPILOG = (
@@ -133,13 +131,13 @@ def run(  # noqa: PLR0913 - one option per flag of the command
     )
     rundb = open_db(db)
     if runtime_kind or image or dry_run:  # a runtime named by --kind (Kubernetes kinds)
-        target, fn = _kind_runner(url, args or [], runtime_kind, image, handler)
+        target, fn = kind_runner(url, args or [], runtime_kind, image, handler)
         kind = "run"
         if dry_run:
             _print_manifests(target, task, fn, as_json)
             return
     else:
-        kind, target, fn = _resolve_target(url, args or [], handler, mode)
+        kind, target, fn = resolve_target(url, args or [], handler, mode)
     if kind == "run":
         _check_iteration_names(task, fn, url)
     quiet = dump or as_json
@@ -267,72 +265,6 @@ def _secret_sources(items: list[str] | None) -> list[tuple[str, str]]:
     return out
 
 
-def _resolve_target(
-    url: str | None, args: list[str], handler: str | None, mode: str | None
-) -> tuple[str, Any, Any]:
-    """Return ``(kind, runtime or pipeline object, handler)`` for what the command names."""
-    from ..runtimes import new_runner
-
-    if url is None:
-        if handler and ":" in handler:
-            return "run", new_runner(kind="local"), handler
-        raise usage_error(
-            "say what to run: a script (training.py), module:function, or --handler module:fn"
-        )
-    if "://" in url:
-        return "run", new_runner(shlex.join([url, *args]) if args else url), handler
-    if mode or url.endswith(".py") or " " in url.strip():
-        command = shlex.join([url, *args]) if args else url
-        return "run", new_runner(command, kind="subprocess"), handler
-    if args:
-        raise usage_error(f"extra arguments {args} only go to scripts (file.py)")
-    if url.endswith(".ipynb"):  # a notebook runs as a whole, in this process, its params injected
-        if handler:
-            raise usage_error(f"{url} runs as a whole: drop --handler {handler}")
-        return "run", new_runner(url, kind="local"), None
-    if ":" in url:
-        obj = _load_object(url)
-        if callable(getattr(obj, "run", None)) and not (
-            inspect.isroutine(obj) or inspect.isclass(obj)
-        ):
-            return "pipeline", obj, None
-        if handler:
-            raise usage_error(f"{url} already names the function: drop --handler {handler}")
-        return "run", new_runner(kind="local"), obj
-    if handler:
-        return "run", new_runner(url, kind="local"), handler
-    raise usage_error(
-        f"cannot tell how to run {url!r}: give a .py script, module:function, or a runtime URL"
-    )
-
-
-def _kind_runner(
-    url: str | None, args: list[str], kind: str | None, image: str | None, handler: str | None
-) -> tuple[Any, Any]:
-    """Return ``(runtime, handler)`` for ``--kind`` / ``--image`` (``job`` with only ``--image``).
-
-    A file or module given with a runtime that takes its code as a handler (``--kind dask``, local)
-    becomes the handler's location: ``--kind dask --handler fn file.py`` runs ``file.py:fn`` on a
-    local Dask cluster.
-    """
-    from ..runtimes import new_runner
-
-    command = shlex.join([url, *args]) if url and args else (url or "")
-    options = {"image": image} if image else {}
-    if kind is None and "://" in command:
-        return new_runner(command, **options), handler
-    if kind in ("dask", "local") and url and "://" not in url:
-        if args:
-            raise usage_error(f"--kind {kind} runs a function: extra arguments {args} have no use")
-        if ":" in url and handler:
-            raise usage_error(f"{url} already names the function: drop --handler {handler}")
-        if ":" not in url and not handler:
-            raise usage_error(f"--kind {kind} runs a function: give --handler NAME (or {url}:NAME)")
-        target = url if ":" in url else f"{url}:{handler}"
-        return new_runner("dask://" if kind == "dask" else "", kind=kind, **options), target
-    return new_runner(command, kind=kind or "job", **options), handler
-
-
 def _print_manifests(runtime: Any, task: Any, fn: Any, as_json: bool) -> None:
     """Print what ``--dry-run`` would submit (a Secret with its values redacted, then the job)."""
     if not hasattr(runtime, "last_manifests"):
@@ -348,32 +280,6 @@ def _print_manifests(runtime: Any, task: Any, fn: Any, as_json: bool) -> None:
     import yaml
 
     print(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False), end="")
-
-
-def _load_object(url: str) -> Any:
-    from .._binding import load_module_from_file
-    from ..errors import ConfigError, MlflowletError
-
-    source, _, attr = url.rpartition(":")
-    try:
-        if source.endswith(".py"):
-            module = load_module_from_file(source)
-        else:
-            module = importlib.import_module(source)
-    except MlflowletError:
-        raise
-    except ImportError as exc:
-        raise ConfigError(f"cannot import {source!r}: {error_line(str(exc))}") from None
-    except Exception as exc:  # the module itself failed while importing
-        raise ConfigError(
-            f"importing {source!r} failed: {type(exc).__name__}: {error_line(str(exc))}"
-        ) from exc
-    if not hasattr(module, attr):
-        public = sorted(
-            n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
-        )[:10]
-        raise ConfigError(f"{source!r} has no {attr!r}; it defines {', '.join(public) or 'none'}")
-    return getattr(module, attr)
 
 
 def _check_iteration_names(task: Any, fn: Any, url: str | None) -> None:

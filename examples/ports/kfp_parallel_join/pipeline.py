@@ -9,7 +9,8 @@ and return the text, and ``echo2_op`` takes both results.
 
 from __future__ import annotations
 
-from mlflowlet import get_dataitem, pipeline, step
+from mlflowlet import pipeline, step
+from mlflowlet.datastore import get_dataitem
 
 
 @step

@@ -139,6 +139,33 @@ def test_port_compiled_run_matches_the_local_run(port, target, tmp_path):
         db.close()
 
 
+def test_kfp_caching_port_reuses_its_cached_result(tmp_path):
+    pipe = _load(BY_NAME["kfp_caching"])
+    db = get_run_db(str(tmp_path / "db"), cached=False)
+    try:
+        runs = [pipe.run({"seconds": s}, db=db, artifact_path=str(tmp_path / "art"))
+                for s in (1, 1, 0)]
+    finally:
+        db.close()
+    first, again, other = (r.steps["do_work_op"] for r in runs)
+    assert again.status.results == first.status.results  # the same finish time: not rerun
+    assert runs[1].run.status.steps["do_work_op"]["cached_from"] == first.uid
+    assert again.logs() == "" and "Working: 0." in first.logs()
+    assert other.status.results != first.status.results  # other params: it ran again
+    assert not runs[2].run.status.steps["do_work_op"].get("cached_from")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_ports_compile_the_originals_retries_and_caching(target):
+    retry = compile_text(_load(BY_NAME["kfp_retry"]), target, image=IMAGE)
+    if target == "argo":  # set_retry(10) / set_retry(5): 10 and 5 retries after the first try
+        assert re.findall(r"retryStrategy:\n\s+limit: '(\d+)'", retry) == ["10", "5"]
+    else:
+        assert re.findall(r"maxRetryCount: (\d+)", retry) == ["10", "5"]
+        caching = compile_text(_load(BY_NAME["kfp_caching"]), target, image=IMAGE)
+        assert "cachingOptions:\n          enableCache: true" in caching
+
+
 def test_every_port_folder_has_a_case_and_a_migration_line():
     folders = sorted(p.name for p in PORTS_DIR.iterdir() if (p / "__init__.py").exists()
                      or (p / "PORT.md").exists())

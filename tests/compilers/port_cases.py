@@ -26,8 +26,9 @@ JSON_ITEMS = "#12: mapping over a JSON-string result errors locally but runs com
 MARKER = "#12: the run-JSON marker is glued to step output without a trailing newline"
 RETRIES_KFP = "#12: --check runs KFP steps once (no retries)"
 INTS_KFP = "#12: KFP turns ints inside dict/list parameters into floats"
-KEY_ORDER_KFP = "KFP does not keep the key order of a dict parameter (new, sibling of ints->floats)"
-DASH_LINEAGE = "--check (KFP) loses the digest of an artifact whose key has '-' (new, check blind spot)"
+# found by the corpus, not in #12's list
+KEY_ORDER_KFP = "KFP does not keep the key order of a dict parameter (sibling of ints->floats)"
+DASH_LINEAGE = "--check (KFP) loses the digest of an artifact whose key has '-' (blind spot)"
 UNSEEN = "--check does not notice (it compares neither ordering nor printed output)"
 
 
@@ -230,7 +231,8 @@ def hera_dynamic_fanout(o: Outcome, p: dict[str, Any]) -> None:
 
 def hera_fan_in(o: Outcome, p: dict[str, Any]) -> None:
     assert o.items["fanout"] == [{"value": i} for i in range(10)]
-    assert sorted(o.printed("fanout")) == sorted(f"Received object: {{'value': {i}}}!" for i in range(10))
+    objects = [f"Received object: {{'value': {i}}}!" for i in range(10)]
+    assert sorted(o.printed("fanout")) == sorted(objects)
     assert o.printed("fanin") == [f"Received values: {list(range(10))}!"]
 
 

@@ -1,4 +1,4 @@
-"""The corpus of ported published pipelines (``examples/ports``): local run, compile, validate, check.
+"""The corpus of ported published pipelines (``examples/ports``): run, compile, validate, check.
 
 For every port: the local run computes what the original computes (``port_cases``); it compiles
 to KFP and Argo; the YAML passes strict validation (KFP ``PipelineSpec`` strict parse and

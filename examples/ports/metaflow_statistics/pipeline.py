@@ -39,7 +39,9 @@ def compute_statistics(genre: str, dataframe: dict) -> dict:
     print(f"Computing statistics for {genre}")
     selector = [genre in row for row in dataframe["genres"]]
     for col in dataframe.keys():
-        dataframe[col] = [col for col, is_genre in zip(dataframe[col], selector) if is_genre]
+        dataframe[col] = [
+            col for col, is_genre in zip(dataframe[col], selector, strict=True) if is_genre
+        ]
     argsort_indices = sorted(range(len(dataframe["gross"])), key=dataframe["gross"].__getitem__)
     for col in dataframe.keys():
         dataframe[col] = [dataframe[col][idx] for idx in argsort_indices]

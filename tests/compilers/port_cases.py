@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from port_outcome import Outcome
+from port_outcome import Outcome, typed
 
 # the defects of issue #12 the ports hit (engineer i12-compile fixes them)
 COND_BLOCK = "#12: KFP condition block with two dependent steps (InvalidTopologyException)"
@@ -64,7 +64,7 @@ def _skipped(o: Outcome, *names: str) -> None:
 def kfp_condition(o: Outcome, p: dict[str, Any]) -> None:
     flip1 = p["force_flip_result"]
     assert o.state == "completed"
-    assert o.results["flip_coin"] == {"return": flip1}
+    assert typed(o.results["flip_coin"]) == typed({"return": flip1})
     assert o.printed("print_msg") == [flip1]
     if flip1 == "heads":  # both steps of the block run; the second prints the second flip
         assert o.results["flip_coin-2"] == {"return": p["force_flip2"]}
@@ -78,7 +78,7 @@ def kfp_nested_condition(o: Outcome, p: dict[str, Any]) -> None:
     flips = [p[f"force_flip{i}"] for i in range(1, 5)]
     for i, flip in enumerate(flips[:3]):  # flip3 runs: flip1 is never 'no-such-result'
         node = "flip_coin_op" + (f"-{i + 1}" if i else "")
-        assert o.results[node] == {"return": flip}
+        assert typed(o.results[node]) == typed({"return": flip})
         assert o.printed("print_op" + (f"-{i + 1}" if i else "")) == [flip]
     if flips[1] == flips[2]:
         assert o.printed("print_op-4") == [flips[3]]
@@ -121,7 +121,7 @@ def kfp_pipeline_with_loops(o: Outcome, p: dict[str, Any]) -> None:
     loop = p.get("loop_parameter", ["a", "b"])
     assert sorted(o.printed("print_text")) == sorted(loop)  # each item verbatim, as a str
     structs = [{"A_a": "1", "B_b": "2"}, {"A_a": "10", "B_b": "20"}]
-    assert o.results["args_generator_op"] == {"return": structs}
+    assert typed(o.results["args_generator_op"]) == typed({"return": structs})
     assert sorted(o.printed("print_struct")) == sorted(str(s) for s in structs)
     assert len(o.items["print_text"]) == len(loop) and len(o.items["print_struct"]) == 2
 
@@ -135,13 +135,12 @@ def kfp_loop_output(o: Outcome, p: dict[str, Any]) -> None:
 def kfp_lightweight_functions(o: Outcome, p: dict[str, Any]) -> None:
     msg, dct = p["message"], p.get("input_dict", {"A": 1, "B": 2})
     res = o.results["preprocess"]
-    assert res == {
+    assert typed(res) == typed({
         "output_parameter_path": msg,
         "output_bool_parameter_path": True,
-        "output_dict_parameter_path": dct,
+        "output_dict_parameter_path": dct,  # ints stay ints
         "output_list_parameter_path": ["a", "b", "c"],
-    }
-    assert [type(v) for v in res["output_dict_parameter_path"].values()] == [int] * len(dct)
+    })
     assert o.artifacts[("preprocess", "output_dataset_one")] == msg.encode()
     line = (
         f"dataset_one_contents: {msg} || dataset_two_contents: {msg} || message: {msg} || "
@@ -191,7 +190,7 @@ def kfp_parallel_join(o: Outcome, p: dict[str, Any]) -> None:
 def kfp_reused_component(o: Outcome, p: dict[str, Any]) -> None:
     a, b = p.get("a", 2), p.get("b", 5)
     sums = [a + 3, a + 3 + b, a + 3 + b + 7]
-    assert [o.results[n]["sum"] for n in ("add_op", "add_op-2", "add_op-3")] == sums
+    assert typed([o.results[n]["sum"] for n in ("add_op", "add_op-2", "add_op-3")]) == typed(sums)
 
 
 def argo_coinflip(o: Outcome, p: dict[str, Any]) -> None:
@@ -224,13 +223,13 @@ def hera_dynamic_fanout(o: Outcome, p: dict[str, Any]) -> None:
     values = o.results["generate"]["return"]
     n = p.get("force_count") or len(values)
     assert 8 <= n <= 12 or n == p.get("force_count")
-    assert values == list(range(n)) and o.printed("generate") == [json.dumps(values)]
+    assert typed(values) == typed(list(range(n))) and o.printed("generate") == [json.dumps(values)]
     assert len(o.items["consume"]) == n
     assert sorted(o.printed("consume")) == sorted(f"Received value: {i}!" for i in range(n))
 
 
 def hera_fan_in(o: Outcome, p: dict[str, Any]) -> None:
-    assert o.items["fanout"] == [{"value": i} for i in range(10)]
+    assert typed(o.items["fanout"]) == typed([{"value": i} for i in range(10)])
     objects = [f"Received object: {{'value': {i}}}!" for i in range(10)]
     assert sorted(o.printed("fanout")) == sorted(objects)
     assert o.printed("fanin") == [f"Received values: {list(range(10))}!"]
@@ -270,8 +269,8 @@ STATS_QUARTILES = {
 def metaflow_statistics(o: Outcome, p: dict[str, Any]) -> None:
     assert o.results["start"]["genres"] == ["Comedy", "Drama", "Romance", "Sci-Fi", "Thriller"]
     stats = o.results["join"]["genre_stats"]
-    assert {g: s["quartiles"] for g, s in stats.items()} == STATS_QUARTILES
-    assert all(type(q) is int for s in stats.values() for q in s["quartiles"])
+    assert typed({g: s["quartiles"] for g, s in stats.items()}) == typed(STATS_QUARTILES)
+    assert typed(stats["comedy"]["dataframe"]["gross"]) == typed([950000, 1500000, 2200000])
     assert stats["drama"]["dataframe"]["movie_title"] == [
         "The Quiet Harbor", "Paper Lanterns", "Orbit of Glass", "Cold Ledger"]
     assert "title_year" not in stats["comedy"]["dataframe"]

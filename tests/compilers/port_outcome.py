@@ -53,6 +53,18 @@ class Outcome:
         return {n for n, s in self.states.items() if s == "completed"}
 
 
+def typed(value: Any) -> Any:
+    """``value`` with every scalar paired with its type, so ``1``, ``1.0`` and ``True`` differ.
+
+    Compare ``typed(got) == typed(want)``: plain ``==`` holds for ``{'A': 1} == {'A': 1.0}``.
+    """
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [typed(v) for v in value]
+    return (type(value).__name__, value)
+
+
 def _lines(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if not ln.startswith(RUN_JSON_MARKER)]
 

@@ -7,6 +7,7 @@ write goes to the real stream and to the sink of the run active in the writer's 
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sys
@@ -56,6 +57,67 @@ def install() -> None:
             sys.stdout = _Tee(sys.stdout)
         if not isinstance(sys.stderr, _Tee) and sys.stderr is not None:
             sys.stderr = _Tee(sys.stderr)
+
+
+class LogLimit:
+    """Keeps a run's stored output under ``limit`` bytes: the head, a marker, then the tail.
+
+    :meth:`take` returns the part of each write to store now (everything until the limit);
+    past it, writes are counted and only the last ``tail`` bytes are kept, which
+    :meth:`closing` returns after a marker saying how much was left out.
+
+    Args:
+        limit: the most bytes stored as they come (``MLFLOWLET_MAX_LOG_BYTES`` by default).
+        tail: how many of the last bytes are kept once the limit is reached.
+    """
+
+    def __init__(self, limit: int | None = None, tail: int = 64 * 1024) -> None:
+        if limit is None:
+            from .settings import get_settings
+
+            limit = get_settings().max_log_bytes
+        self.limit, self.tail = max(int(limit), 0), tail
+        self.stored = 0
+        self.dropped = 0
+        self._tail: collections.deque[str] = collections.deque()
+        self._tail_size = 0
+
+    def take(self, text: str) -> str:
+        """Return the part of ``text`` to store now ('' once the limit is reached)."""
+        head = ""
+        if not self.dropped:
+            size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+            if self.stored + size <= self.limit:
+                self.stored += size
+                return text
+            keep = text.encode("utf-8", "replace")[: self.limit - self.stored]
+            head = keep.decode("utf-8", "ignore")
+            self.stored += len(head.encode())
+            text = text[len(head) :]
+        if text:
+            self.dropped += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+            piece = text[-self.tail :]
+            self._tail.append(piece)
+            self._tail_size += len(piece)
+            while self._tail_size - len(self._tail[0]) >= self.tail:
+                self._tail_size -= len(self._tail.popleft())
+        return head
+
+    def closing(self) -> str:
+        """Return the marker and the kept tail (once), or '' when nothing was left out."""
+        if not self.dropped:
+            return ""
+        tail = "".join(self._tail)[-self.tail :]
+        left_out = self.dropped - len(tail.encode("utf-8", "replace"))
+        self._tail.clear()
+        self._tail_size, self.dropped = 0, 0
+        if left_out <= 0:
+            return tail
+        return (
+            f"\n[mlflowlet: {left_out:,} bytes of output left out: the stored log keeps "
+            f"{self.limit:,} bytes (MLFLOWLET_MAX_LOG_BYTES), then the last {len(tail):,}]\n"
+            + tail
+        )
 
 
 def set_sink(sink: Callable[[str], None] | None) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
 from typing import Any
 
 from ..errors import ConfigError, RunError
@@ -97,10 +97,13 @@ class Runtime(ABC):
 
             db = get_run_db()
         self._before_run(run, handler, db, watch=watch, **options)
-        if run.spec.hyper_params or run.spec.param_file:
-            result = self._run_iterations(run, handler, db)
-        else:
-            result = self._execute(run, handler, db)
+        from .._interrupt import guard
+
+        with guard():  # Ctrl-C / SIGTERM: every unfinished run of this call ends aborted
+            if run.spec.hyper_params or run.spec.param_file:
+                result = self._run_iterations(run, handler, db)
+            else:
+                result = self._execute(run, handler, db)
         if raise_on_error and result.state == "error":
             last = (result.status.error or "").strip().splitlines()[-1:] or ["unknown error"]
             raise RunError(
@@ -129,8 +132,11 @@ class Runtime(ABC):
             for run in runs:
                 yield self._execute(run, handler, db)
             return
-        with ThreadPoolExecutor(parallel, thread_name_prefix="mlflowlet-iter") as pool:
-            pending: set[Future] = set()
+        from .._interrupt import DaemonPool
+
+        pool = DaemonPool(parallel, "mlflowlet-iter")  # daemons: Ctrl-C never waits on a handler
+        pending: set[Future] = set()
+        try:
             for run in runs:  # pulled lazily, so a stop condition stops new launches
                 pending.add(pool.submit(self._execute, run, handler, db))
                 while len(pending) >= parallel:
@@ -139,6 +145,8 @@ class Runtime(ABC):
                         yield fut.result()
             for fut in as_completed(pending):
                 yield fut.result()
+        finally:
+            pool.shutdown(wait=False)
 
     # preparation ------------------------------------------------------------------------------
     def _prepare(

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from . import _fdcapture
+
 _sink: ContextVar[Callable[[str], None] | None] = ContextVar("mlflowlet_log_sink", default=None)
 _install_lock = threading.Lock()
 
@@ -30,19 +32,43 @@ if hasattr(os, "register_at_fork"):
 
 
 class _Tee:
-    """A text stream that forwards to the original and copies to the active run's sink."""
+    """A text stream that forwards to the original and copies to the active run's sink.
+
+    While fds 1/2 are captured (:mod:`mlflowlet._fdcapture`) and the original stream writes to
+    one of them, text goes past the pipe, straight to where the fd pointed before, so it is
+    recorded once, in the run of the writing thread.
+    """
 
     def __init__(self, original: Any) -> None:
         self._original = original
+        try:
+            self._fd = original.fileno()
+        except Exception:  # no fd behind it (pytest's capsys, a notebook)
+            self._fd = -1
 
     def write(self, text: str) -> int:
+        fds = _fdcapture.capture
+        past_pipe = self._fd in (1, 2) and fds.active()
+        if past_pipe:
+            fds.drain(c_buffers=False)  # an earlier os.write stays earlier in the log
         sink = _sink.get()
         if sink is not None and text:
             sink(text)
+        if past_pipe:
+            self._original.flush()
+            orig = self._original
+            fds.echo_text(self._fd, text, getattr(orig, "encoding", ""), orig.errors or "")
+            return len(text)
         return self._original.write(text)
 
     def flush(self) -> None:
         self._original.flush()
+
+    def isatty(self) -> bool:
+        fds = _fdcapture.capture
+        if self._fd in (1, 2) and fds.active():
+            return os.isatty(fds._saved.get(self._fd, self._fd))
+        return bool(self._original.isatty())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._original, name)
@@ -120,14 +146,28 @@ class LogLimit:
         )
 
 
-def set_sink(sink: Callable[[str], None] | None) -> Any:
-    """Make ``sink`` receive this context's output; returns a token for :func:`reset_sink`."""
-    return _sink.set(sink)
+def set_sink(sink: Callable[[str], None] | None, shared: bool = False) -> Any:
+    """Make ``sink`` receive this context's output; returns a token for :func:`reset_sink`.
+
+    A sink also receives fd-level output (see :mod:`mlflowlet._fdcapture`); ``shared`` marks a
+    run that contains others (a sweep's parent, a pipeline run), which takes fd-level output
+    that parallel runs inside it cannot be told apart by.
+    """
+    captured = sink is not None and _fdcapture.capture.acquire(sink, shared)
+    return (_sink.set(sink), sink if captured else None)
 
 
 def reset_sink(token: Any) -> None:
     """Undo :func:`set_sink`."""
-    _sink.reset(token)
+    var_token, captured = token
+    if captured is not None:
+        _fdcapture.capture.release(captured)
+    _sink.reset(var_token)
+
+
+def drain() -> None:
+    """Route fd-level output already written to the runs' sinks (before a run's last commit)."""
+    _fdcapture.capture.drain()
 
 
 class _StderrHandler(logging.StreamHandler):

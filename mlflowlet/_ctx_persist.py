@@ -173,6 +173,7 @@ class _Persistence:
         deferred_starts.add(self, self._flush_interval)
 
     def _finish(self, state: str, error: str = "") -> None:
+        _capture.drain()  # what C code and child processes wrote so far belongs to this run
         status = self._run.status
         status.state = state
         if error:

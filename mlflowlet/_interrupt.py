@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import Interrupted
 
@@ -54,6 +56,35 @@ def reason(exc: BaseException | None = None) -> str:
     if signum == signal.SIGINT:
         return "aborted by Ctrl-C (SIGINT)"
     return f"aborted by {signal.Signals(signum).name}"
+
+
+def exit_now(exc: BaseException) -> NoReturn:
+    """End the process after an interrupt: say so, flush, exit 130 (SIGINT) or 143 (SIGTERM).
+
+    ``os._exit`` after the runs were recorded: threads still running a handler, or a library's
+    non-daemon thread, must not hold the process past its bound.
+    """
+    signum = getattr(exc, "signum", 0) or signal.SIGINT
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    try:
+        sys.stderr.write(f"aborted ({name}): unfinished runs are marked aborted\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    logging.shutdown()
+    os._exit(128 + signum)
+
+
+def on_sigterm() -> None:
+    """Make SIGTERM raise :class:`Interrupted` for the rest of this process (a script's run).
+
+    Only from the main thread, and only over the default action; a second SIGTERM while the
+    first is handled ends the process at once.
+    """
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _handle)
 
 
 def _install() -> None:

@@ -198,10 +198,12 @@ class Runtime(ABC):
     # hyper-parameters -------------------------------------------------------------------------
     def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
         from .. import hyper
+        from .._fdcapture import capture
         from ..context import Context
+        from ._sweep import Fold, summarise
 
         spec = parent.spec
-        combos = hyper.expand_iterations(
+        combos = hyper.iter_iterations(  # lazily: a million iterations are never held at once
             spec.hyper_params or None,
             spec.strategy or None,
             spec.param_file or None,
@@ -212,29 +214,29 @@ class Runtime(ABC):
         ctx._start(handler if callable(handler) else None)  # the parent records code hash, git
         stop = hyper.parse_stop_condition(spec.stop_condition) if spec.stop_condition else None
         parallel = spec.parallel or self._default_parallel()
-        finished: dict[int, RunObject] = {}
-        errors, stopped = 0, ""
+        fold = Fold(spec)
 
         def children() -> Iterator[RunObject]:
             for i, combo in enumerate(combos, start=1):
-                if stopped:
+                if fold.stopped:
                     return
+                fold.launched(i, combo)
                 yield self._child(parent, i, combo)
 
-        gen = self._execute_many(children(), handler, db, parallel)
-        for child in gen:
-            finished[child.metadata.iteration] = child
-            if child.state == "error":
-                errors += 1
-                if spec.max_errors is not None and errors >= spec.max_errors:
-                    stopped = f"stopped after {errors} failed iteration(s) (max_errors)"
-            elif stop is not None and stop(child.status.results):
-                stopped = (
-                    stopped
-                    or f"stop condition {spec.stop_condition!r} met at "
-                    f"iteration {child.metadata.iteration}"
-                )
-        self._summarise(ctx, combos, finished, errors, stopped)
+        shared = capture.acquire(ctx._write_log, shared=True)  # fd output of parallel iterations
+        try:
+            for child in self._execute_many(children(), handler, db, parallel):
+                fold.add(child)
+                if stop is not None and child.state == "completed" and not fold.stopped:
+                    if stop(child.status.results):
+                        fold.stopped = (
+                            f"stop condition {spec.stop_condition!r} met at "
+                            f"iteration {child.metadata.iteration}"
+                        )
+        finally:
+            if shared:
+                capture.release(ctx._write_log)
+        summarise(ctx, fold)
         return ctx.to_run_object()
 
     @staticmethod
@@ -267,50 +269,6 @@ class Runtime(ABC):
         return parent.model_copy(
             update={"metadata": child_meta, "spec": child_spec, "status": type(parent.status)()}
         )
-
-    def _summarise(
-        self, ctx: Any, combos: list, finished: dict[int, RunObject], errors: int, stopped: str
-    ) -> None:
-        from .. import hyper
-
-        parent = ctx.to_run_object()
-        rows = [
-            {
-                "iter": i,
-                "state": r.state,
-                "results": r.status.results,
-                "params": {k: r.spec.params.get(k) for k in combos[i - 1]},
-            }
-            for i, r in sorted(finished.items())
-        ]
-        table = hyper.iteration_table(rows)
-        parent.status.iterations = table
-        ok = [(i, r.status.results) for i, r in sorted(finished.items()) if r.state == "completed"]
-        problems, best = [], None
-        if parent.spec.selector and ok:
-            try:
-                best = hyper.select_best(ok, parent.spec.selector)
-            except Exception as exc:  # a selector naming a result no iteration logged
-                problems.append(str(exc))
-        if best is not None:
-            parent.status.results.update(finished[best].status.results)
-            parent.status.results["best_iteration"] = best
-            parent.status.artifacts.extend(finished[best].status.artifacts)
-        if finished:
-            ctx.log_artifact(
-                "iteration_results", body=hyper.table_to_csv(table), format="csv", viewer="table"
-            )
-        if errors:
-            problems.append(f"{errors} of {len(finished)} iteration(s) failed")
-        if stopped:
-            parent.status.results["stopped"] = stopped
-            if "max_errors" in stopped:
-                problems.append(stopped)
-        if not ok:
-            problems.insert(0, "no iteration succeeded")
-        failed = not ok or "max_errors" in stopped or bool(parent.spec.selector and best is None)
-        parent.status.error = "; ".join(problems)
-        ctx._finish("error" if failed else "completed")
 
 
 def _qualname(fn: Callable[..., Any]) -> str:

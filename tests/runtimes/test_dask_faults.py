@@ -19,7 +19,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from mlflowlet import get_run_db, new_runner, new_task  # noqa: E402
+from mlflowlet import get_run_db, new_runner  # noqa: E402
 from mlflowlet.errors import RunError  # noqa: E402
 from tests._procs import alive, wait_for, wait_gone  # noqa: E402
 

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from typing import Any
 
 from .. import hyper
@@ -25,12 +26,26 @@ TABLE_ROWS_KEPT = 10_000
 _CHUNK_ROWS = 2_000
 
 
+_current = threading.local()  # the fold of the sweep this thread runs (see sweep_stopped)
+
+
+def sweep_stopped() -> str:
+    """Why the sweep running in this thread stopped launching ('' while it goes on).
+
+    A runtime that started every iteration at once (an Indexed Job) checks this after each
+    finished iteration, to end the ones a stop condition made unnecessary.
+    """
+    fold = getattr(_current, "fold", None)
+    return fold.stopped if fold is not None else ""
+
+
 class Fold:
     """The running summary of a sweep (see the module doc)."""
 
     def __init__(self, spec: Any) -> None:
         self.spec = spec
-        self.count = self.errors = self.ok = 0
+        self.count = self.errors = self.ok = self.aborted = 0
+        self.first_abort = ""
         self.stopped = ""
         self.best = hyper.Best(spec.selector) if spec.selector else None
         self.best_run: RunObject | None = None
@@ -65,6 +80,9 @@ class Fold:
             limit = self.spec.max_errors
             if limit is not None and self.errors >= limit:
                 self.stopped = f"stopped after {self.errors} failed iteration(s) (max_errors)"
+        elif child.state == "aborted":
+            self.aborted += 1
+            self.first_abort = self.first_abort or child.status.error
         elif child.state == "completed":
             self.ok += 1
             if self.best is not None and self.best.add(it, status.results):
@@ -152,5 +170,9 @@ def summarise(ctx: Any, fold: Fold) -> None:
     if not fold.ok:
         problems.insert(0, "no iteration succeeded")
     failed = not fold.ok or "max_errors" in stopped or bool(parent.spec.selector and best is None)
+    if fold.aborted and not stopped:  # the sweep's work was deleted or stopped from outside
+        problems.insert(0, f"{fold.aborted} iteration(s) aborted ({fold.first_abort})")
+        ctx._finish("aborted", "; ".join(problems))
+        return
     parent.status.error = "; ".join(problems)
     ctx._finish("error" if failed else "completed")

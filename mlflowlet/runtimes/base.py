@@ -200,6 +200,7 @@ class Runtime(ABC):
         from .. import hyper
         from .._fdcapture import capture
         from ..context import Context
+        from . import _sweep
         from ._sweep import Fold, summarise
 
         spec = parent.spec
@@ -224,6 +225,7 @@ class Runtime(ABC):
                 yield self._child(parent, i, combo)
 
         shared = capture.acquire(ctx._write_log, shared=True)  # fd output of parallel iterations
+        outer, _sweep._current.fold = getattr(_sweep._current, "fold", None), fold
         try:
             for child in self._execute_many(children(), handler, db, parallel):
                 fold.add(child)
@@ -234,6 +236,7 @@ class Runtime(ABC):
                             f"iteration {child.metadata.iteration}"
                         )
         finally:
+            _sweep._current.fold = outer
             if shared:
                 capture.release(ctx._write_log)
         summarise(ctx, fold)

@@ -61,6 +61,14 @@ class _Tee:
             return len(text)
         return self._original.write(text)
 
+    def _past_pipe(self) -> bool:
+        return self._fd in (1, 2) and _fdcapture.capture.active()
+
+    @property
+    def buffer(self) -> Any:
+        """The binary stream under the text stream, copied to the run's sink too."""
+        return _BinaryTee(self, self._original.buffer)
+
     def flush(self) -> None:
         self._original.flush()
 
@@ -72,6 +80,23 @@ class _Tee:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._original, name)
+
+
+class _BinaryTee:
+    """``sys.stdout.buffer`` of a tee: bytes reach the run's log however the stream is wired."""
+
+    def __init__(self, tee: _Tee, raw: Any) -> None:
+        self._tee, self._raw = tee, raw
+
+    def write(self, data: Any) -> int:
+        if not self._tee._past_pipe():  # else fd 1/2 is captured: the bytes arrive that way
+            sink = _sink.get()
+            if sink is not None and data:
+                sink(bytes(data).decode("utf-8", "replace"))
+        return self._raw.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 def install() -> None:

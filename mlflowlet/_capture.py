@@ -49,7 +49,7 @@ class _Tee:
     def write(self, text: str) -> int:
         fds = _fdcapture.capture
         past_pipe = self._fd in (1, 2) and fds.active()
-        if past_pipe:
+        if fds.active():
             fds.drain(c_buffers=False)  # an earlier os.write stays earlier in the log
         sink = _sink.get()
         if sink is not None and text:
@@ -90,6 +90,8 @@ class _BinaryTee:
 
     def write(self, data: Any) -> int:
         if not self._tee._past_pipe():  # else fd 1/2 is captured: the bytes arrive that way
+            if _fdcapture.capture.active():
+                _fdcapture.capture.drain(c_buffers=False)  # earlier fd writes stay earlier
             sink = _sink.get()
             if sink is not None and data:
                 sink(bytes(data).decode("utf-8", "replace"))

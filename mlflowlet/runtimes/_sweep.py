@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from typing import Any
 
 from .. import hyper
@@ -176,3 +177,57 @@ def summarise(ctx: Any, fold: Fold) -> None:
         return
     parent.status.error = "; ".join(problems)
     ctx._finish("error" if failed else "completed")
+
+
+class BatchedDB:
+    """The run DB as a sweep's iterations see it: their commits are written in batches.
+
+    One transaction per iteration caps a sweep at a few thousand iterations a second; here an
+    iteration's ``commit_run`` is buffered and written with the others in one transaction when
+    ``rows`` are waiting or ``interval`` seconds passed (a crash loses at most that window, as
+    DESIGN.md allows). Everything else, and DBs without transactions of their own (the HTTP
+    client), pass straight through.
+    """
+
+    def __init__(self, db: Any, interval: float, rows: int = 500) -> None:
+        self._db, self._interval, self._rows = db, interval, rows
+        self._pending: list[tuple] = []
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        self._batching = hasattr(db, "_transact") and hasattr(db, "_commit_run")
+        self.closed = False
+
+    def commit_run(
+        self, run: dict, artifacts: Any = (), metrics: Any = (), log: bytes = b""
+    ) -> None:
+        """Buffer an iteration's commit (written within ``interval`` seconds)."""
+        if not self._batching or self.closed:  # after the sweep: an abort recorded at once
+            self._db.commit_run(run, artifacts, metrics, log)
+            return
+        if isinstance(log, str):
+            log = log.encode()
+        with self._lock:
+            self._pending.append((run, list(artifacts), list(metrics), log))
+            due = len(self._pending) >= self._rows
+        if due or time.monotonic() - self._last >= self._interval:
+            self.flush()
+
+    def close(self) -> None:
+        """Write what is buffered; later commits go straight to the DB."""
+        self.closed = True
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered commit now, in one transaction."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._last = time.monotonic()
+            if batch:
+                self._db._transact(self._write, batch)
+
+    def _write(self, conn: Any, batch: list[tuple]) -> None:
+        for run, artifacts, metrics, log in batch:
+            self._db._commit_run(conn, run, artifacts, metrics, log)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)

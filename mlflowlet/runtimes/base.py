@@ -226,8 +226,9 @@ class Runtime(ABC):
 
         shared = capture.acquire(ctx._write_log, shared=True)  # fd output of parallel iterations
         outer, _sweep._current.fold = getattr(_sweep._current, "fold", None), fold
+        batched = _sweep.BatchedDB(db, ctx._flush_interval)
         try:
-            for child in self._execute_many(children(), handler, db, parallel):
+            for child in self._execute_many(children(), handler, batched, parallel):
                 fold.add(child)
                 if stop is not None and child.state == "completed" and not fold.stopped:
                     if stop(child.status.results):
@@ -236,6 +237,7 @@ class Runtime(ABC):
                             f"iteration {child.metadata.iteration}"
                         )
         finally:
+            batched.close()
             _sweep._current.fold = outer
             if shared:
                 capture.release(ctx._write_log)

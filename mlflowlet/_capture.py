@@ -168,8 +168,7 @@ class LogLimit:
             return tail
         return (
             f"\n[mlflowlet: {left_out:,} bytes of output left out: the stored log keeps "
-            f"{self.limit:,} bytes (MLFLOWLET_MAX_LOG_BYTES), then the last {len(tail):,}]\n"
-            + tail
+            f"{self.limit:,} bytes (MLFLOWLET_MAX_LOG_BYTES), then the last {len(tail):,}]\n" + tail
         )
 
 

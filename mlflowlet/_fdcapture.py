@@ -91,7 +91,7 @@ class FdCapture:
     def _redirect(self) -> bool:
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             with contextlib.suppress(Exception):
-                stream.flush()  # what Python buffered goes where it was meant to go
+                stream.flush()  # type: ignore[union-attr]  # what Python buffered goes first
         self._c_flush()
         try:
             for fd in _FDS:

@@ -132,9 +132,7 @@ class Fold:
                         chunk = []
                 writer.writerows(chunk)
             if self.count:
-                ctx.log_artifact(
-                    "iteration_results", local_path=path, format="csv", viewer="table"
-                )
+                ctx.log_artifact("iteration_results", local_path=path, format="csv", viewer="table")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
             self._spool.close()

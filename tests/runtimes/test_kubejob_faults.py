@@ -49,8 +49,9 @@ class SweepCluster(FakeCluster):
 
 
 def _runtime(cluster, core=None):
+    core = core or FakeCoreV1Api(cluster)
     return KubeJobRuntime("training.py", image="repo/img:tag", poll_interval=0.01,
-                          batch_api=FakeBatchV1Api(cluster), core_api=core or FakeCoreV1Api(cluster))
+                          batch_api=FakeBatchV1Api(cluster), core_api=core)
 
 
 def test_aborting_a_sweep_parent_deletes_its_indexed_job():

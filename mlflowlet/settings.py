@@ -25,6 +25,8 @@ class Settings:
         api_token: bearer token for the mlflowlet server.
         exec_config: a JSON run spec handed to a child process by a runtime.
         flush_interval: seconds between background flushes of a long run's buffered writes.
+        max_log_bytes: the most of a run's output its stored log keeps: the first bytes, then
+            a marker saying how much was left out, then the last 64 KiB.
         image: the default container image of compiled steps, ``mlrun_op`` tasks and Kubernetes
             jobs that name none (an image with mlflowlet installed).
     """
@@ -36,6 +38,7 @@ class Settings:
     api_token: str = ""
     exec_config: str = ""
     flush_interval: float = 1.0
+    max_log_bytes: int = 64 * 1024 * 1024
     image: str = ""
 
     def sources(self) -> dict[str, tuple[object, str]]:
@@ -56,5 +59,5 @@ def get_settings() -> Settings:
         raw = env.get(_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kwargs[f.name] = float(raw) if f.type == "float" else raw
+        kwargs[f.name] = float(raw) if f.type == "float" else int(raw) if f.type == "int" else raw
     return Settings(**kwargs)  # type: ignore[arg-type]

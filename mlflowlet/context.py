@@ -123,11 +123,19 @@ class Context(_ArtifactLogging, _Persistence):
 
     @property
     def artifact_path(self) -> str:
-        """Directory (or URL) where this run's artifacts are written."""
+        """Directory (or URL) where this run's artifacts are written: the run's own directory.
+
+        It is ``<artifact_path>/<run uid>`` for a given ``artifact_path`` (unless the path already
+        names the run, e.g. through ``{{run.uid}}``), else ``<artifact root>/<project>/<run uid>``;
+        a hyper-parameter iteration adds ``/<iteration>``. Runs sharing an ``artifact_path``
+        therefore never share a file.
+        """
         spec, meta = self._run.spec, self._run.metadata
         base = spec.artifact_path
         if base:
             base = base.replace("{{run.uid}}", meta.uid).replace("{{run.project}}", meta.project)
+            if meta.uid and meta.uid not in base.replace("\\", "/").split("/"):
+                base = f"{base.rstrip('/')}/{meta.uid}"
         else:
             from .settings import get_settings
 

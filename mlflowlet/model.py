@@ -300,13 +300,18 @@ class RunObject(RunTemplate):
         known = sorted(self.outputs)
         raise ParameterError(f"run {self.uid} has no output {key!r}; outputs: {known}")
 
-    def artifact(self, key: str) -> Any:
-        """Return artifact ``key`` as a ``DataItem``."""
+    def artifact(self, key: str, verify: bool = False) -> Any:
+        """Return artifact ``key`` as a ``DataItem`` on the recorded version.
+
+        Every read checks the stored object against the record (size, mtime or ETag; the full
+        sha256 with ``verify=True``) and raises ``ArtifactIntegrityError`` when it differs. On a
+        sweep's parent this is the best iteration's version.
+        """
         from .datastore import get_dataitem
 
         for art in self.status.artifacts:
             if art.get("key") == key:
-                return get_dataitem(art["uri"], key=key)
+                return get_dataitem(art["uri"], key=key, artifact=art, verify=verify)
         keys = [a.get("key") for a in self.status.artifacts]
         raise ParameterError(f"run {self.uid} has no artifact {key!r}; artifacts: {keys}")
 

@@ -203,6 +203,7 @@ class SQLRunDB(RunDB):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
         """Return an ``ArtifactList`` (``tag=''`` latest, ``'*'`` all versions, else that tag)."""
         from .lists import ArtifactList
@@ -227,6 +228,9 @@ class SQLRunDB(RunDB):
                 )
                 sql += f" AND {clause}"
                 args.append(arg)
+        if iter is not None:
+            sql += " AND a.iteration=?"
+            args.append(int(iter))
         if since:
             sql += " AND a.updated>=?"
             args.append(since)

@@ -118,8 +118,13 @@ class RunDB(ABC):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
-        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version."""
+        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version.
+
+        ``iter`` keeps the versions of one hyper-parameter iteration (0: plain runs and a sweep's
+        parent, whose versions link to its best iteration's).
+        """
 
     @abstractmethod
     def del_artifact(

@@ -287,6 +287,7 @@ class HTTPRunDB(RunDB):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
         """Return an ``ArtifactList``."""
         from .lists import ArtifactList
@@ -300,6 +301,7 @@ class HTTPRunDB(RunDB):
             "since": since,
             "until": until,
             "tree": tree,
+            "iter": iter,
         }
         return ArtifactList(self._json("GET", "/artifacts", params=params)["artifacts"])
 

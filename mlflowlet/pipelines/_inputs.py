@@ -74,7 +74,8 @@ class Resolver:
                 run = self.runs[value.node]
                 art = _artifact(run, value.key, value.node)
                 inputs[param], hashes[param] = art["uri"], art.get("hash") or art["uri"]
-                rows.append(self._row(run, art.get("iteration", 0), value.key, lineage_param, art))
+                it = art.get("link_iteration") or art.get("iteration", 0)  # a sweep's best
+                rows.append(self._row(run, it, value.key, lineage_param, art))
             elif isinstance(value, (OutputRef, PipelineParam)):
                 params[param] = self.value_of(value)
                 if isinstance(value, OutputRef):

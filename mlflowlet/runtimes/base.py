@@ -287,7 +287,7 @@ class Runtime(ABC):
         if best is not None:
             parent.status.results.update(finished[best].status.results)
             parent.status.results["best_iteration"] = best
-            parent.status.artifacts.extend(finished[best].status.artifacts)
+            ctx._link_best(finished[best].status.artifacts, best)
         if finished:
             ctx.log_artifact(
                 "iteration_results", body=hyper.table_to_csv(table), format="csv", viewer="table"

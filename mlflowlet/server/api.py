@@ -225,9 +225,10 @@ def list_artifacts(
     since: str | None = None,
     until: str | None = None,
     tree: str | None = None,
+    iter: int | None = None,
 ):
     """Return ``{"artifacts": [...]}``: latest versions, ``tag="*"`` all, else that tag."""
-    arts = _db(request).list_artifacts(name, project, tag, label, kind, since, until, tree)
+    arts = _db(request).list_artifacts(name, project, tag, label, kind, since, until, tree, iter)
     return _json({"artifacts": list(arts)})
 
 

@@ -235,7 +235,9 @@ class Context(_ArtifactLogging, _Persistence):
     def _dataitem(self, key: str, url: str) -> Any:
         from .datastore import get_dataitem
 
-        return get_dataitem(url, key=key, secrets=self.secrets, db=self._db)
+        art = self._run._input_artifacts.get(key)  # a recorded version: its reads are checked
+        art = art if art is not None and art.get("uri") == url else None
+        return get_dataitem(url, key=key, secrets=self.secrets, db=self._db, artifact=art)
 
     # results, labels, metrics -----------------------------------------------------------------
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:

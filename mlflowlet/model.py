@@ -255,6 +255,9 @@ class RunObject(RunTemplate):
 
     status: RunStatus = Field(default_factory=RunStatus)
     _db_url: str = PrivateAttr(default="")  # the run DB that recorded this run, when known
+    # input key -> the artifact record of the version it reads (a pipeline step's inputs), so
+    # its reads are checked against the record; kept in memory only
+    _input_artifacts: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
 
     def _run_db(self, db: Any = None) -> Any:
         if db is not None:

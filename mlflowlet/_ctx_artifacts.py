@@ -82,7 +82,6 @@ class _ArtifactLogging:
         arts = self._run.status.artifacts
         for rec in records:
             link = dict(rec, iteration=self._run.metadata.iteration, link_iteration=iteration)
-            link["owned"] = False  # the best iteration's run owns the file
             arts[:] = [a for a in arts if a.get("key") != link["key"]]
             arts.append(link)
             self._pending_artifacts.append(link)

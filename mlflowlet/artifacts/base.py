@@ -50,8 +50,8 @@ class Artifact:
         extra: kind-specific metadata (schema, preview, metrics...).
         mtime_ns: the stored local file's modification time (checked on every read).
         etag: the stored remote object's ETag (checked on every read).
-        owned: True when mlflowlet wrote the stored file for this version (removed with the
-            runs that own it); False for files recorded where they are and for links.
+        owned: True when mlflowlet wrote the stored file (``mlflowlet gc`` removes it once no
+            recorded version references it); False for files recorded where they are.
         link_iteration: on a sweep's parent, the best iteration whose version this links to.
     """
 

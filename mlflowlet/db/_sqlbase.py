@@ -256,10 +256,15 @@ class SQLRunDB(RunDB):
         return out
 
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
-        """Delete one version (by tag or uid) or, with neither, every version of ``key``."""
-        return self._transact(_del_artifact, key, tag, project, uid)
+        """Delete one version (by tag or uid; ``iter`` with uid) or, with neither, every one."""
+        return self._transact(_del_artifact, key, tag, project, uid, iter)
 
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
@@ -482,16 +487,20 @@ def _artifact_missing(key: str, tag: str, project: str, uid: str | None) -> str:
     return f"artifact {key}{which} not found in project {project or '*'!r}"
 
 
-def _del_artifact(conn: Any, key: str, tag: str, project: str, uid: str | None) -> int:
+def _del_artifact(
+    conn: Any, key: str, tag: str, project: str, uid: str | None, it: int | None = None
+) -> int:
     if uid or tag:
-        row = conn.execute(*_artifact_query(key, tag, None, project, uid)).fetchone()
+        row = conn.execute(*_artifact_query(key, tag, it, project, uid)).fetchone()
         if row is None:
             raise NotFoundError(_artifact_missing(key, tag, project, uid))
         art = json.loads(row[0])
-        return conn.execute(
-            "DELETE FROM artifacts WHERE key=? AND uid=? AND project=?",
-            (key, art["uid"], art.get("project", project)),
-        ).rowcount
+        sql, args = "DELETE FROM artifacts WHERE key=? AND uid=? AND project=?", [key, art["uid"]]
+        args.append(art.get("project", project))
+        if uid and it is not None:
+            sql += " AND iteration=?"
+            args.append(it)
+        return conn.execute(sql, args).rowcount
     sql, args = "DELETE FROM artifacts WHERE key=?", [key]
     if project:
         sql += " AND project=?"

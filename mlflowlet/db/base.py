@@ -128,9 +128,18 @@ class RunDB(ABC):
 
     @abstractmethod
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
-        """Delete one artifact version (or every version of ``key`` when neither is given)."""
+        """Delete one artifact version (or every version of ``key`` when neither is given).
+
+        With ``uid``, ``iter`` keeps the deletion to that iteration's record (a sweep parent's
+        link shares its version uid with the best iteration's record).
+        """
 
     @abstractmethod
     def del_artifacts(

@@ -306,10 +306,15 @@ class HTTPRunDB(RunDB):
         return ArtifactList(self._json("GET", "/artifacts", params=params)["artifacts"])
 
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
         """Delete one artifact version (or every version of ``key``)."""
-        params = {"tag": tag, "project": project, "uid": uid}
+        params = {"tag": tag, "project": project, "uid": uid, "iter": iter}
         return self._json("DELETE", f"/artifacts/{_q(key, '/')}", params=params)["deleted"]
 
     def del_artifacts(

@@ -31,7 +31,7 @@ def test_latest_store_url_and_the_parent_give_the_best_iteration():
     assert run.results["best_iteration"] == 2
     db = get_run_db()
     latest = db.read_artifact("model", project="sw")
-    assert (latest["iteration"], latest["link_iteration"], latest["owned"]) == (0, 2, False)
+    assert (latest["iteration"], latest["link_iteration"]) == (0, 2)
     assert get_dataitem("store://artifacts/sw/model").get() == b"model 2"
     assert get_dataitem("store://artifacts/sw/model:candidate").get() == b"model 2"  # its tag too
     assert run.artifact("model").get() == b"model 2"

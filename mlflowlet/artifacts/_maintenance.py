@@ -67,6 +67,11 @@ def verify_artifacts(db: Any = None, project: str = "", secrets: Any = None) -> 
     return report
 
 
+def artifact_problems(db: Any, project: str = "") -> list[str]:
+    """Return one line per damaged or missing artifact version (the ``doctor`` check)."""
+    return verify_artifacts(db, project).problems
+
+
 def _verify_one(art: dict[str, Any], uri: str, get_store: Any, integrity: Any, secrets: Any) -> str:
     try:
         if is_local(uri):

@@ -138,7 +138,13 @@ class DataItem:
                 f"cannot write '{self._url}': store:// references are read-only; "
                 "log a new artifact version instead"
             )
-        return self._target()
+        store, real = self._target()
+        if _integrity.is_record(self._meta, real):  # e.g. run.artifact(key): a recorded version
+            raise DataStoreError(
+                f"cannot write '{real}': it holds a recorded version of artifact "
+                f"{(self._meta or {}).get('key')!r}, which is immutable; log a new version instead"
+            )
+        return store, real
 
     @contextmanager
     def _named(self) -> Iterator[None]:

@@ -114,3 +114,15 @@ def test_verify_artifacts_names_every_damaged_version():
     assert "missing" in missing
     assert verify_artifacts(project="other").problems == []
     assert _uri(good) not in " ".join(report.problems)
+
+
+def test_doctor_command_reports_damaged_versions(dbdir):
+    bad = _log("bad", b"original")
+    cmd = [sys.executable, "-m", "mlflowlet", "doctor"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "artifacts: ok (1 stored object(s) verified)" in out.stdout
+    with open(_uri(bad), "r+b") as f:
+        f.write(b"O")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "artifacts: failed" in out.stdout
+    assert f"at '{_uri(bad)}'" in out.stdout and "sha256" in out.stdout

@@ -127,3 +127,15 @@ def test_verify_of_a_version_without_a_hash_refuses(tmp_path):
     with pytest.raises(ArtifactIntegrityError, match="no sha256 was recorded"):
         run.artifact("linked").get(verify=True)
     assert get_run_db().read_artifact("linked")["owned"] is False
+
+
+def test_a_recorded_version_cannot_be_written_through_its_data_item(tmp_path):
+    run, art = _logged(tmp_path)
+    for write in (
+        lambda: run.artifact("table").put(b"other"),
+        lambda: run.artifact("table").open("wb"),
+        lambda: run.artifact("table").upload(art["uri"]),
+    ):
+        with pytest.raises(DataStoreError, match="immutable; log a new version"):
+            write()
+    assert open(art["uri"], "rb").read() == BODY

@@ -194,8 +194,8 @@ def _read_rows(tmp: str, src: str, size: int) -> list[tuple]:
     return [
         (f"read a recorded {gb} artifact: cat (baseline)", round(best["cat"], 3), "s",
          "baseline, same run"),
-        (f"read a recorded {gb} artifact: DataItem.open() streamed, checked", round(best["open"], 3),
-         "s", f"within 1.1x of cat (ratio {ratio:.2f})"),
+        (f"read a recorded {gb} artifact: DataItem.open() streamed, checked",
+         round(best["open"], 3), "s", f"within 1.1x of cat (ratio {ratio:.2f})"),
         (f"read a recorded {gb} artifact: DataItem.get() into memory, checked",
          round(best["get"], 3), "s", "one allocation of the whole file"),
         (f"read a recorded {gb} artifact: open(verify=True), full sha256",

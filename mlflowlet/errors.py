@@ -13,7 +13,7 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     │   └── PathTraversalError              a key or target path escaping its root
     ├── DataStoreError (OSError)            a URL that cannot be read or written
     │   ├── DataNotFoundError (FileNotFoundError)
-    │   └── ArtifactIntegrityError          a recorded artifact version's bytes are not what was recorded
+    │   └── ArtifactIntegrityError          a recorded artifact version's bytes changed
     ├── RunDBError (RuntimeError)           the run database cannot be opened or written
     │   └── NotFoundError (KeyError)        a run or artifact that does not exist
     ├── RunError (RuntimeError)             a run ended in error (``.run`` holds the RunObject)

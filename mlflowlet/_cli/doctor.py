@@ -37,5 +37,7 @@ def doctor(
     if report.unverifiable:
         typer.echo(f"    {len(report.unverifiable)} version(s) have no sha256 (linked objects)")
     if report.problems:
-        typer.echo("problems found: the damaged versions cannot be trusted; log them again", err=True)
+        typer.echo(
+            "problems found: the damaged versions cannot be trusted; log them again", err=True
+        )
         raise typer.Exit(1)

@@ -2,7 +2,8 @@
 
 :class:`ArtifactManager` stores them under a run's artifact path, each version at a location of
 its own; each kind renders its own body. :func:`verify_artifacts` compares stored versions with
-their sha256, :func:`collect_garbage` removes what deleted runs left behind. The public names below load on first access, so importing this package is cheap.
+their sha256, :func:`collect_garbage` removes what deleted runs left behind. The public names
+below load on first access, so importing this package is cheap.
 """
 
 from __future__ import annotations

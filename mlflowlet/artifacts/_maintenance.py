@@ -144,9 +144,9 @@ def collect_garbage(
         report.files = sorted(files)
         report.bytes = sum(int(a.get("size") or 0) for a in files.values())
         return report
-    for project_, key, uid, it in report.versions:  # records first: a crash leaves a file
+    for project_, name, uid, it in report.versions:  # records first: a crash leaves a file
         try:
-            db.del_artifact(key, project=project_, uid=uid, iter=it)
+            db.del_artifact(name, project=project_, uid=uid, iter=it)
         except NotFoundError:  # removed meanwhile
             pass
     for uri, art in sorted(files.items()):

@@ -106,6 +106,8 @@ class ArtifactManager:
                 stacklevel=3,
             )
         owned = True  # a file written here for this version (deleted with its run's files)
+        digest: str | None
+        size: int | None
         if src is not None and not upload:
             from mlflowlet.datastore._streams import hash_file
 

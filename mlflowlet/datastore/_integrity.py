@@ -33,7 +33,7 @@ def stamp(uri: str, store: Any = None) -> dict[str, Any]:
 
 
 def is_record(meta: dict[str, Any] | None, real: str) -> bool:
-    """Return whether ``meta`` is the record of the version stored at ``real`` (so it is checked)."""
+    """Return whether ``meta`` is the record of the version stored at ``real`` (to check)."""
     if not meta or meta.get("uri") != real:
         return False
     return meta.get("size") is not None or bool(meta.get("hash"))
@@ -82,14 +82,18 @@ def check(meta: dict[str, Any], store: Any, real: str) -> None:
     recorded = meta.get("etag")
     if recorded and info.get("etag") and info["etag"] != recorded:
         raise _fail(
-            meta, real, f"ETag {info['etag']!r}, recorded {recorded!r} (verify=True compares sha256)"
+            meta,
+            real,
+            f"ETag {info['etag']!r}, recorded {recorded!r} (verify=True compares sha256)",
         )
 
 
 def _expected(meta: dict[str, Any], where: str) -> str:
     digest = meta.get("hash")
     if not digest:
-        raise _fail(meta, where, "no sha256 was recorded for this version, so it cannot be verified")
+        raise _fail(
+            meta, where, "no sha256 was recorded for this version, so it cannot be verified"
+        )
     return str(digest)
 
 

@@ -151,7 +151,11 @@ def test_two_steps_with_one_output_key_feed_their_own_consumers(tmp_path):
     run = same_key.run(artifact_path=str(tmp_path / "pipe"))
     assert run.state == "completed", run.error
     steps = get_run_db().list_runs(labels=f"pipeline_uid={run.uid}")
-    got = sorted(r["status"]["results"]["return"] for r in steps if r["metadata"]["name"].startswith("consume"))
+    got = sorted(
+        r["status"]["results"]["return"]
+        for r in steps
+        if r["metadata"]["name"].startswith("consume")
+    )
     assert got == ["from a", "from b"]
     uris = [a["uri"] for r in steps for a in r["status"]["artifacts"]]
     assert len(uris) == len(set(uris)) == 2

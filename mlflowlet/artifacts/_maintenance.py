@@ -4,8 +4,9 @@
 ``mlflowlet doctor`` runs). :func:`collect_garbage` (``mlflowlet gc``) removes what deleted runs
 leave behind: ``del_run``/``del_runs`` delete run records only, so the artifact versions those
 runs produced stay listed until ``gc`` deletes their records and the files they own. A file is
-removed only when mlflowlet wrote it for that version (``owned``) and no remaining version
-references it (a sweep parent's link, a record of the same file made elsewhere); files recorded
+removed only when mlflowlet wrote it for that version (``owned``) and no remaining version or
+run record references it (a sweep parent's link, a cached pipeline step, a record of the same
+file made elsewhere); files recorded
 where they are (``upload=False``, existing targets) are never removed; a file that another
 version still references (a sweep parent's link) goes with the last version referencing it.
 """
@@ -129,6 +130,8 @@ def collect_garbage(
     ]
     gone = {id(art) for art in orphans}
     referenced = {art.get("uri") for art in every if id(art) not in gone}
+    for run in db.list_runs(iter=True, sort=False):  # e.g. a cached step reuses another's files
+        referenced.update(a.get("uri") for a in (run.get("status") or {}).get("artifacts") or [])
     report = GarbageReport()
     files: dict[str, dict[str, Any]] = {}
     for art in orphans:

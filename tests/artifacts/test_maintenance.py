@@ -126,3 +126,28 @@ def test_doctor_command_reports_damaged_versions(dbdir):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "artifacts: failed" in out.stdout
     assert f"at '{_uri(bad)}'" in out.stdout and "sha256" in out.stdout
+
+
+def test_gc_keeps_the_files_a_cached_pipeline_step_still_lists():
+    from mlflowlet import pipeline, step
+
+    @step(outputs=["data"])
+    def make(context):
+        context.log_artifact("data", body=b"cached bytes", format="bin")
+
+    @pipeline(name="cached")
+    def cached():
+        make()
+
+    first = cached.run(cache=True, artifact_path="out")
+    second = cached.run(cache=True, artifact_path="out")
+    db = get_run_db()
+    (hit,) = [
+        r for r in db.list_runs(labels=f"pipeline_uid={second.uid}") if r["status"]["artifacts"]
+    ]
+    uri = hit["status"]["artifacts"][0]["uri"]
+    assert uri.split("/")[-2] != hit["metadata"]["uid"]  # the first run's file, reused
+    for run in db.list_runs(labels=f"pipeline_uid={first.uid}"):
+        db.del_run(run["metadata"]["uid"])
+    report = collect_garbage()
+    assert uri in report.kept and os.path.exists(uri)

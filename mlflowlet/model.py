@@ -145,6 +145,13 @@ class RunTemplate(_Model):
     ) -> RunTemplate:
         """Run once per combination of the hyper-parameters and pick the best by ``selector``.
 
+        The best iteration (the lowest one on a tie) gives the parent run its results and its
+        artifact versions (links, not copies): ``latest`` of each of its keys, ``store://``
+        references and ``run.artifact(key)`` on the parent then read the best iteration's bytes.
+        Without a selector there is no best: ``latest`` of a key is the version recorded last,
+        i.e. the iteration that finished last. Every iteration's versions stay listable with
+        ``list_artifacts(key, tag='*', iter=n)``.
+
         Raises:
             HyperParamError: a value that is not a non-empty list, unequal lists for ``list``,
                 an unknown strategy, a bad selector or stop condition.
@@ -399,7 +406,8 @@ def new_task(
         labels: labels set on the runs.
         hyper_params: dict of lists, one run per combination.
         param_file: CSV/JSON file of parameter rows.
-        selector: ``'min.loss'`` / ``'max.accuracy'`` picks the best iteration.
+        selector: ``'min.loss'`` / ``'max.accuracy'`` picks the best iteration (the lowest on a
+            tie), whose artifact versions become the parent's and ``latest``.
         strategy: ``grid`` (default), ``list`` or ``random``.
         artifact_path: where artifacts are written.
         base: a template to copy and extend.

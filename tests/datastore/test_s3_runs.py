@@ -85,8 +85,10 @@ def test_artifact_path_on_s3_for_a_whole_hyper_parameter_sweep(
     assert keys == [f"sweep/{run.uid}/{name}" for name in names]
     db = get_run_db(str(dbdir)).connect()
     arts = db.list_artifacts("", tag="*")
-    weights = [a for a in arts if a["key"] == "weights"]
+    weights = [a for a in arts if a["key"] == "weights" and a["iteration"]]
     assert len(weights) == 3
+    (link,) = [a for a in arts if a["key"] == "weights" and not a["iteration"]]  # the parent's
+    assert link["link_iteration"] == 3 and link["uri"].endswith("/3/weights-3.bin")
     for art in weights:
         body = get_store(art["uri"], s3_secrets).get(art["uri"])
         assert art["hash"] == hashlib.sha256(body).hexdigest() and art["size"] == 6 * MiB

@@ -123,11 +123,19 @@ class Context(_ArtifactLogging, _Persistence):
 
     @property
     def artifact_path(self) -> str:
-        """Directory (or URL) where this run's artifacts are written."""
+        """Directory (or URL) where this run's artifacts are written: the run's own directory.
+
+        It is ``<artifact_path>/<run uid>`` for a given ``artifact_path`` (unless the path already
+        names the run, e.g. through ``{{run.uid}}``), else ``<artifact root>/<project>/<run uid>``;
+        a hyper-parameter iteration adds ``/<iteration>``. Runs sharing an ``artifact_path``
+        therefore never share a file.
+        """
         spec, meta = self._run.spec, self._run.metadata
         base = spec.artifact_path
         if base:
             base = base.replace("{{run.uid}}", meta.uid).replace("{{run.project}}", meta.project)
+            if meta.uid and meta.uid not in base.replace("\\", "/").split("/"):
+                base = f"{base.rstrip('/')}/{meta.uid}"
         else:
             from .settings import get_settings
 
@@ -227,7 +235,9 @@ class Context(_ArtifactLogging, _Persistence):
     def _dataitem(self, key: str, url: str) -> Any:
         from .datastore import get_dataitem
 
-        return get_dataitem(url, key=key, secrets=self.secrets, db=self._db)
+        art = self._run._input_artifacts.get(key)  # a recorded version: its reads are checked
+        art = art if art is not None and art.get("uri") == url else None
+        return get_dataitem(url, key=key, secrets=self.secrets, db=self._db, artifact=art)
 
     # results, labels, metrics -----------------------------------------------------------------
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:

@@ -12,7 +12,8 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     ├── ArtifactError (ValueError)          an artifact body, key or format that cannot be stored
     │   └── PathTraversalError              a key or target path escaping its root
     ├── DataStoreError (OSError)            a URL that cannot be read or written
-    │   └── DataNotFoundError (FileNotFoundError)
+    │   ├── DataNotFoundError (FileNotFoundError)
+    │   └── ArtifactIntegrityError          a recorded artifact version's bytes changed
     ├── RunDBError (RuntimeError)           the run database cannot be opened or written
     │   └── NotFoundError (KeyError)        a run or artifact that does not exist
     ├── RunError (RuntimeError)             a run ended in error (``.run`` holds the RunObject)
@@ -92,6 +93,25 @@ class DataStoreError(MlflowletError, OSError):
 
 class DataNotFoundError(DataStoreError, FileNotFoundError):
     """A URL names nothing."""
+
+
+class ArtifactIntegrityError(DataStoreError):
+    """The bytes at a recorded artifact version's location are not the recorded ones.
+
+    Attributes:
+        key: the artifact key.
+        version: the version uid (and iteration, when not 0).
+        location: the file or URL that was read.
+        reason: what differs (size, modification time, ETag or sha256).
+    """
+
+    def __init__(self, key: str, version: str, location: str, reason: str) -> None:
+        self.key, self.version, self.location, self.reason = key, version, location, reason
+        super().__init__(
+            f"artifact {key!r} version {version} at '{location}' is not the recorded version: "
+            f"{reason}; it was changed or replaced after it was logged (log it again to record "
+            "the new bytes as a new version)"
+        )
 
 
 class RunDBError(MlflowletError, RuntimeError):

@@ -145,6 +145,13 @@ class RunTemplate(_Model):
     ) -> RunTemplate:
         """Run once per combination of the hyper-parameters and pick the best by ``selector``.
 
+        The best iteration (the lowest one on a tie) gives the parent run its results and its
+        artifact versions (links, not copies): ``latest`` of each of its keys, ``store://``
+        references and ``run.artifact(key)`` on the parent then read the best iteration's bytes.
+        Without a selector there is no best: ``latest`` of a key is the version recorded last,
+        i.e. the iteration that finished last. Every iteration's versions stay listable with
+        ``list_artifacts(key, tag='*', iter=n)``.
+
         Raises:
             HyperParamError: a value that is not a non-empty list, unequal lists for ``list``,
                 an unknown strategy, a bad selector or stop condition.
@@ -255,6 +262,9 @@ class RunObject(RunTemplate):
 
     status: RunStatus = Field(default_factory=RunStatus)
     _db_url: str = PrivateAttr(default="")  # the run DB that recorded this run, when known
+    # input key -> the artifact record of the version it reads (a pipeline step's inputs), so
+    # its reads are checked against the record; kept in memory only
+    _input_artifacts: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
 
     def _run_db(self, db: Any = None) -> Any:
         if db is not None:
@@ -300,13 +310,18 @@ class RunObject(RunTemplate):
         known = sorted(self.outputs)
         raise ParameterError(f"run {self.uid} has no output {key!r}; outputs: {known}")
 
-    def artifact(self, key: str) -> Any:
-        """Return artifact ``key`` as a ``DataItem``."""
+    def artifact(self, key: str, verify: bool = False) -> Any:
+        """Return artifact ``key`` as a ``DataItem`` on the recorded version.
+
+        Every read checks the stored object against the record (size, mtime or ETag; the full
+        sha256 with ``verify=True``) and raises ``ArtifactIntegrityError`` when it differs. On a
+        sweep's parent this is the best iteration's version.
+        """
         from .datastore import get_dataitem
 
         for art in self.status.artifacts:
             if art.get("key") == key:
-                return get_dataitem(art["uri"], key=key)
+                return get_dataitem(art["uri"], key=key, artifact=art, verify=verify)
         keys = [a.get("key") for a in self.status.artifacts]
         raise ParameterError(f"run {self.uid} has no artifact {key!r}; artifacts: {keys}")
 
@@ -391,7 +406,8 @@ def new_task(
         labels: labels set on the runs.
         hyper_params: dict of lists, one run per combination.
         param_file: CSV/JSON file of parameter rows.
-        selector: ``'min.loss'`` / ``'max.accuracy'`` picks the best iteration.
+        selector: ``'min.loss'`` / ``'max.accuracy'`` picks the best iteration (the lowest on a
+            tie), whose artifact versions become the parent's and ``latest``.
         strategy: ``grid`` (default), ``list`` or ``random``.
         artifact_path: where artifacts are written.
         base: a template to copy and extend.

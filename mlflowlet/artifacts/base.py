@@ -48,12 +48,18 @@ class Artifact:
         updated: ISO 8601 UTC time it was logged.
         uid: the version id, stable for the same content from the same run and iteration.
         extra: kind-specific metadata (schema, preview, metrics...).
+        mtime_ns: the stored local file's modification time (checked on every read).
+        etag: the stored remote object's ETag (checked on every read).
+        owned: True when mlflowlet wrote the stored file (``mlflowlet gc`` removes it once no
+            recorded version references it); False for files recorded where they are.
+        link_iteration: on a sweep's parent, the best iteration whose version this links to.
     """
 
     default_kind: ClassVar[str] = "artifact"
     _FIELDS: ClassVar[tuple[str, ...]] = (
         "kind", "key", "uid", "uri", "target_path", "hash", "size", "format", "viewer",
         "labels", "tag", "producer", "project", "tree", "iteration", "updated", "extra",
+        "mtime_ns", "etag", "owned", "link_iteration",
     )  # fmt: skip
 
     def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
@@ -93,6 +99,10 @@ class Artifact:
         self.updated: str | None = None
         self.uid: str | None = None
         self.extra: dict[str, Any] = {}
+        self.mtime_ns: int | None = None
+        self.etag: str | None = None
+        self.owned = False
+        self.link_iteration: int | None = None
 
     # content ------------------------------------------------------------------------------
     def get_body(self) -> bytes | None:

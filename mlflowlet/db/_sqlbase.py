@@ -19,7 +19,10 @@ from ._sql import (
     LABEL_PROBE,
     LINEAGE_COLS,
     Dialect,
+    artifact_missing,
+    artifact_query,
     chunks,
+    del_artifact_rows,
     labels_match,
     match_clause,
     run_where,
@@ -188,9 +191,9 @@ class SQLRunDB(RunDB):
         uid: str | None = None,
     ) -> dict[str, Any]:
         """Return an artifact by ``uid`` or ``tag`` (default ``latest``)."""
-        rows = self._read(*_artifact_query(key, tag, iter, project, uid))
+        rows = self._read(*artifact_query(key, tag, iter, project, uid))
         if not rows:
-            raise NotFoundError(_artifact_missing(key, tag, project, uid))
+            raise NotFoundError(artifact_missing(key, tag, project, uid))
         return json.loads(rows[0][0])
 
     def list_artifacts(
@@ -203,10 +206,12 @@ class SQLRunDB(RunDB):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
         """Return an ``ArtifactList`` (``tag=''`` latest, ``'*'`` all versions, else that tag)."""
         from .lists import ArtifactList
 
+        args: list[Any]
         if tag == "*":
             sql, args = "SELECT a.body, a.id FROM artifacts a WHERE 1=1", []
         else:
@@ -227,6 +232,9 @@ class SQLRunDB(RunDB):
                 )
                 sql += f" AND {clause}"
                 args.append(arg)
+        if iter is not None:
+            sql += " AND a.iteration=?"
+            args.append(int(iter))
         if since:
             sql += " AND a.updated>=?"
             args.append(since)
@@ -252,10 +260,15 @@ class SQLRunDB(RunDB):
         return out
 
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
-        """Delete one version (by tag or uid) or, with neither, every version of ``key``."""
-        return self._transact(_del_artifact, key, tag, project, uid)
+        """Delete one version (by tag or uid; ``iter`` with uid) or, with neither, every one."""
+        return self._transact(del_artifact_rows, key, tag, project, uid, iter)
 
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
@@ -450,49 +463,6 @@ def _del_runs(conn: Any, where: str, args: list[Any]) -> int:
         for table in ("runs", "logs", "metrics"):
             conn.execute(f"DELETE FROM {table} WHERE uid IN ({marks})", chunk)
     return len(uids)
-
-
-def _artifact_query(
-    key: str, tag: str, it: int | None, project: str, uid: str | None
-) -> tuple[str, list[Any]]:
-    if uid:
-        sql = "SELECT body FROM artifacts a WHERE key=? AND uid=?"
-        args: list[Any] = [key, uid]
-        if it is not None:
-            sql += " AND iteration=?"
-            args.append(it)
-    else:
-        sql = (
-            "SELECT a.body FROM artifacts a JOIN artifact_tags t ON t.artifact_id=a.id"
-            " WHERE t.key=? AND t.tag=?"
-        )
-        args = [key, tag or "latest"]
-    if project:
-        sql += " AND a.project=?"
-        args.append(project)
-    return sql + " ORDER BY a.id DESC LIMIT 1", args
-
-
-def _artifact_missing(key: str, tag: str, project: str, uid: str | None) -> str:
-    which = f"@{uid}" if uid else f":{tag or 'latest'}"
-    return f"artifact {key}{which} not found in project {project or '*'!r}"
-
-
-def _del_artifact(conn: Any, key: str, tag: str, project: str, uid: str | None) -> int:
-    if uid or tag:
-        row = conn.execute(*_artifact_query(key, tag, None, project, uid)).fetchone()
-        if row is None:
-            raise NotFoundError(_artifact_missing(key, tag, project, uid))
-        art = json.loads(row[0])
-        return conn.execute(
-            "DELETE FROM artifacts WHERE key=? AND uid=? AND project=?",
-            (key, art["uid"], art.get("project", project)),
-        ).rowcount
-    sql, args = "DELETE FROM artifacts WHERE key=?", [key]
-    if project:
-        sql += " AND project=?"
-        args.append(project)
-    return conn.execute(sql, args).rowcount
 
 
 def _store_log(conn: Any, uid: str, project: str, body: bytes, append: bool) -> None:

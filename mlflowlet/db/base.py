@@ -118,14 +118,28 @@ class RunDB(ABC):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
-        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version."""
+        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version.
+
+        ``iter`` keeps the versions of one hyper-parameter iteration (0: plain runs and a sweep's
+        parent, whose versions link to its best iteration's).
+        """
 
     @abstractmethod
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
-        """Delete one artifact version (or every version of ``key`` when neither is given)."""
+        """Delete one artifact version (or every version of ``key`` when neither is given).
+
+        With ``uid``, ``iter`` keeps the deletion to that iteration's record (a sweep parent's
+        link shares its version uid with the best iteration's record).
+        """
 
     @abstractmethod
     def del_artifacts(

@@ -287,6 +287,7 @@ class HTTPRunDB(RunDB):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
         """Return an ``ArtifactList``."""
         from .lists import ArtifactList
@@ -300,14 +301,20 @@ class HTTPRunDB(RunDB):
             "since": since,
             "until": until,
             "tree": tree,
+            "iter": iter,
         }
         return ArtifactList(self._json("GET", "/artifacts", params=params)["artifacts"])
 
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
         """Delete one artifact version (or every version of ``key``)."""
-        params = {"tag": tag, "project": project, "uid": uid}
+        params = {"tag": tag, "project": project, "uid": uid, "iter": iter}
         return self._json("DELETE", f"/artifacts/{_q(key, '/')}", params=params)["deleted"]
 
     def del_artifacts(

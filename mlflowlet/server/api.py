@@ -225,9 +225,10 @@ def list_artifacts(
     since: str | None = None,
     until: str | None = None,
     tree: str | None = None,
+    iter: int | None = None,
 ):
     """Return ``{"artifacts": [...]}``: latest versions, ``tag="*"`` all, else that tag."""
-    arts = _db(request).list_artifacts(name, project, tag, label, kind, since, until, tree)
+    arts = _db(request).list_artifacts(name, project, tag, label, kind, since, until, tree, iter)
     return _json({"artifacts": list(arts)})
 
 
@@ -283,10 +284,15 @@ def read_artifact(
 
 @router.delete("/artifacts/{key:path}", tags=["artifacts"], summary="del_artifact")
 def del_artifact(
-    request: Request, key: str, tag: str = "", project: Project = "", uid: str | None = None
+    request: Request,
+    key: str,
+    tag: str = "",
+    project: Project = "",
+    uid: str | None = None,
+    iter: int | None = None,
 ):
     """Delete one version (by tag or uid) or every version of ``key``; returns the count."""
-    return {"deleted": _db(request).del_artifact(key, tag, project, uid)}
+    return {"deleted": _db(request).del_artifact(key, tag, project, uid, iter)}
 
 
 # logs and metrics -------------------------------------------------------------------------------

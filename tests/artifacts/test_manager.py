@@ -176,11 +176,13 @@ def test_file_url_artifact_path_is_local(tmp_path):
 
 
 # atomic, streamed writes --------------------------------------------------------------------------
-def test_write_is_atomic_no_temp_left(manager, root):
-    manager.log("a", body=b"1" * 10)
-    manager.log("a", body=b"2" * 10)
-    assert _files(root) == ["a"]
-    assert (root / "a").read_bytes() == b"2" * 10
+def test_write_is_atomic_no_temp_left_and_never_replaces_a_version(manager, root):
+    first = manager.log("a", body=b"1" * 10)
+    second = manager.log("a", body=b"2" * 10)
+    assert _files(root) == ["a", "a.v2"]
+    assert (first.uri, second.uri) == (str(root / "a"), str(root / "a.v2"))
+    assert (root / "a").read_bytes() == b"1" * 10
+    assert (root / "a.v2").read_bytes() == b"2" * 10
 
 
 def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
@@ -313,7 +315,9 @@ class RecordingStore(DataStore):
         self.objects[url] = open(path, "rb").read()
 
     def stat(self, url):
-        return {"size": len(self.objects[url]), "modified": None, "etag": None}
+        if url not in self.objects:
+            raise DataNotFoundError(url)
+        return {"size": len(self.objects[url]), "modified": None, "etag": f"e{len(self.calls)}"}
 
     def listdir(self, url):
         return []
@@ -335,6 +339,10 @@ def test_remote_destination_goes_through_the_store(_registry, tmp_path):
         ("upload", "rec://bucket/runs/run1/model.bin"),
     ]
     assert (art.size, art.hash) == (100, hashlib.sha256(b"m" * 100).hexdigest())
+    assert (art.etag, art.owned) == ("e2", True)
+    again = manager.log("model", local_path=str(src))  # a second version: a name of its own
+    assert again.uri == "rec://bucket/runs/run1/model.v2.bin"
+    assert RecordingStore.objects[art.uri] == b"m" * 100
 
 
 def test_key_with_an_extension_keeps_it_for_a_str_body(manager, root):

@@ -214,6 +214,18 @@ def test_del_artifact_and_del_artifacts(rundb):
     assert len(rundb.list_artifacts(project="p", tag="*")) == 0
 
 
+def test_iteration_versions_list_and_delete_one_by_one(rundb):
+    for it in (1, 2):  # a sweep: one version per iteration, then the parent's link to the best
+        rundb.store_artifact("m", art("m", f"h{it}"), uid=f"v{it}", iter=it, project="p")
+    rundb.store_artifact("m", art("m", "h2", link_iteration=2), uid="v2", iter=0, project="p")
+    assert rundb.read_artifact("m", project="p")["link_iteration"] == 2
+    assert [a["hash"] for a in rundb.list_artifacts("m", project="p", tag="*", iter=1)] == ["h1"]
+    assert [a["iteration"] for a in rundb.list_artifacts("m", project="p", tag="*", iter=0)] == [0]
+    assert len(rundb.list_artifacts("m", project="p", tag="*")) == 3
+    assert rundb.del_artifact("m", project="p", uid="v2", iter=2) == 1  # the link stays
+    assert [a["iteration"] for a in rundb.list_artifacts("m", project="p", tag="*")] == [0, 1]
+
+
 # logs and metrics -------------------------------------------------------------------------------
 def test_logs_append_replace_offset_and_size(rundb):
     rundb.store_log("u", "p", b"hello ")

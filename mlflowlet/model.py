@@ -30,7 +30,10 @@ def new_uid() -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", validate_assignment=False)
+    # NaN and infinities stay floats in JSON-mode dumps (pydantic's default turns them to null)
+    model_config = ConfigDict(
+        extra="allow", validate_assignment=False, ser_json_inf_nan="constants"
+    )
 
 
 class RunMetadata(_Model):
@@ -67,7 +70,7 @@ class RunSpec(_Model):
     seed: int | None = None
     artifact_path: str = ""
     timeout: float | None = None
-    strict: bool = False
+    strict: bool = True
     parent_uid: str = ""
     pipeline_uid: str = ""
 
@@ -377,6 +380,7 @@ def new_task(
     strategy: str | None = None,
     artifact_path: str | None = None,
     base: RunTemplate | None = None,
+    strict: bool | None = None,
 ) -> RunTemplate:
     """Create a task (``RunTemplate``) to run with a runtime.
 
@@ -395,6 +399,9 @@ def new_task(
         strategy: ``grid`` (default), ``list`` or ``random``.
         artifact_path: where artifacts are written.
         base: a template to copy and extend.
+        strict: ``False`` lets params that name no handler parameter through (the handler
+            reads them with ``context.get_param``); by default they are an error naming the
+            parameters the handler accepts. ``run(strict=...)`` overrides it.
 
     Returns:
         The task.
@@ -431,6 +438,8 @@ def new_task(
         task._set_iteration_options(selector, strategy or "", None, None, None, None, None)
     if artifact_path:
         task.spec.artifact_path = artifact_path
+    if strict is not None:
+        task.spec.strict = bool(strict)
     return task
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import Any
 
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, ParameterError, RunError
 from ..model import RunObject, RunTemplate, new_uid, now_iso
 
 
@@ -176,7 +176,10 @@ class Runtime(ABC):
         meta.labels.setdefault("kind", self.kind or "local")
         if artifact_path:
             spec.artifact_path = artifact_path
+        from .._coerce import check_recordable
         from ..datastore._urls import check_no_credentials  # refused before anything is stored
+
+        check_recordable(spec.params, spec.hyper_params)
 
         for key, url in spec.inputs.items():
             check_no_credentials(url, f"input {key!r}")
@@ -202,6 +205,14 @@ class Runtime(ABC):
         )
         ctx = Context(parent, db)
         ctx._start(handler if callable(handler) else None)  # the parent records code hash, git
+        if callable(handler) and spec.hyper_params:  # a bad value fails before any iteration
+            from .._binding import check_values
+
+            try:
+                check_values(handler, spec.hyper_params, spec.strict)
+            except ParameterError as exc:
+                ctx._finish("error", str(exc))
+                return ctx.to_run_object()
         stop = hyper.parse_stop_condition(spec.stop_condition) if spec.stop_condition else None
         parallel = spec.parallel or self._default_parallel()
         finished: dict[int, RunObject] = {}

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .._binding import bind_arguments, handler_signature, resolve_handler
+from .._binding import bind, handler_signature, resolve_handler
 from ..context import Context, activate, deactivate
 from ..errors import ConfigError
 from ..model import RunObject
@@ -69,14 +69,10 @@ def call_handler(
     try:
         try:
             fn = resolve()
-            ctx._start(fn, defer=defer)
-            params = dict(run.spec.params)
-            if extra:
-                names = handler_signature(fn).names()
-                params.update({k: v for k, v in extra.items() if k in names and k not in params})
-            kwargs = bind_arguments(
-                fn, ctx, params, run.spec.inputs, strict=run.spec.strict, dataitem=ctx._dataitem
-            )
+            try:
+                kwargs = _bind(ctx, fn, extra)
+            finally:  # a binding failure is recorded with the run's host and code hash too
+                ctx._start(fn, defer=defer)
             log_return(ctx, fn(**kwargs))
         except KeyboardInterrupt:
             ctx._finish("aborted", "aborted by KeyboardInterrupt")
@@ -90,6 +86,23 @@ def call_handler(
             ctx._finish("completed")
     finally:
         deactivate(token)
+
+
+def _bind(ctx: Context, fn: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """Bind the run's params and inputs to ``fn``; record the params it receives (defaults too)."""
+    spec = ctx._run.spec
+    params = spec.params
+    offered = {}
+    if extra:
+        names = handler_signature(fn).names()
+        offered = {k: v for k, v in extra.items() if k in names and k not in params}
+    kwargs, effective = bind(
+        fn, ctx, {**params, **offered}, spec.inputs, strict=spec.strict, dataitem=ctx._dataitem
+    )
+    for key in offered:  # offered by the runtime (an HTTP event), not a param of the run
+        effective.pop(key, None)
+    spec.params = effective
+    return kwargs
 
 
 def log_return(ctx: Context, value: Any) -> None:

@@ -64,7 +64,6 @@ def call_handler(
             set them (``event`` for HTTP functions).
         defer: write the ``running`` record only if the run lasts (see ``Context._start``).
     """
-    run = ctx._run
     token = activate(ctx)
     try:
         try:

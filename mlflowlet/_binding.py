@@ -116,17 +116,19 @@ def bind(
     inputs: dict[str, Any],
     strict: bool = True,
     dataitem: Callable[[str, str], Any] | None = None,
+    offered: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(kwargs, effective)``: the arguments for ``fn`` and the params it receives.
 
     ``context`` goes to the parameter named ``context`` or annotated ``Context``; other
     parameters take params by name (coerced and validated by their hints, see
     :mod:`mlflowlet._coerce`), then inputs (as ``DataItem``, or the URL when hinted ``str``),
-    then their defaults. ``effective`` holds every param the handler receives, defaults
+    then what the runtime ``offered`` (an HTTP ``event``: passed as is, not recorded), then
+    their defaults. ``effective`` holds every param the handler receives, defaults
     included, as JSON (a default JSON cannot hold is left out; rerunning without it gives the
     same default). Params naming no parameter are an error when ``strict`` (the default), unless
-    the handler takes ``**kwargs``; with ``strict=False`` they stay in the record, for
-    ``context.get_param`` to read.
+    the handler takes ``**kwargs`` or an offered ``event`` (whose body holds them); with
+    ``strict=False`` they stay in the record, for ``context.get_param`` to read.
 
     Raises:
         ParameterError: a required parameter has no value, a value does not fit its type or
@@ -153,6 +155,8 @@ def bind(
                 kwargs[p.name] = url
             else:
                 kwargs[p.name] = dataitem(p.name, url)
+        elif offered and p.name in offered:
+            kwargs[p.name] = offered[p.name]
         elif p.required:
             raise ParameterError(
                 f"{fn.__name__}() is missing a value for parameter {p.name!r}; pass it with "
@@ -165,7 +169,8 @@ def bind(
                 pass  # a sentinel default: not JSON, and the same on every run
     known = set(sig.names())
     extra = [k for k in params if k not in known]
-    if extra and strict and not sig.var_keyword:
+    takes_event = bool(offered) and any(k in known for k in offered)  # reads params from it
+    if extra and strict and not (sig.var_keyword or takes_event):
         raise unknown_params(fn, extra, known)
     for key in extra:  # **kwargs receives them; without it context.get_param can read them
         if sig.var_keyword:

@@ -416,7 +416,9 @@ def _export(run: Any, wanted: dict[str, str]) -> None:
 
 def _report(run: Any, dump: bool, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(run.to_dict(), indent=2, default=str))
+        from ..db._json import dumps
+
+        print(dumps(run.to_dict(), indent=2))
         return
     if dump:
         print(run.to_yaml(), end="")

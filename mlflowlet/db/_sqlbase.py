@@ -8,13 +8,13 @@ where the backends differ: SQLite writes as few pages as it can, PostgreSQL upse
 
 from __future__ import annotations
 
-import json
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import NotFoundError
+from ._json import dumps, loads
 from ._sql import (
     LABEL_PROBE,
     LINEAGE_COLS,
@@ -27,7 +27,6 @@ from ._sql import (
 )
 from .base import RunDB, log_window, require_filter
 
-_METRIC_KEYS = ("key", "step", "value", "time")
 _LINEAGE_INSERT = (
     f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({','.join('?' * len(LINEAGE_COLS))})"
 )
@@ -65,7 +64,7 @@ class SQLRunDB(RunDB):
         if not rows:
             where = f" in project {project!r}" if project else ""
             raise NotFoundError(f"run {uid} (iteration {iter}) not found{where}")
-        return json.loads(rows[0][0])
+        return loads(rows[0][0])
 
     def _run_where(
         self,
@@ -107,7 +106,7 @@ class SQLRunDB(RunDB):
             sql += " ORDER BY start_time DESC, iteration ASC"
         if last:
             sql += f" LIMIT {int(last)}"
-        return RunList(json.loads(r[0]) for r in self._read(sql, args))
+        return RunList(loads(r[0]) for r in self._read(sql, args))
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given) with its logs and metrics."""
@@ -169,7 +168,7 @@ class SQLRunDB(RunDB):
                 it,
                 body.get("kind", ""),
                 body.get("updated", ""),
-                json.dumps(body, default=str),
+                dumps(body),
             ),
         ).fetchone()[0]
         for name in sorted({"latest", tag} - {""}):  # one lock order for concurrent writers
@@ -191,7 +190,7 @@ class SQLRunDB(RunDB):
         rows = self._read(*_artifact_query(key, tag, iter, project, uid))
         if not rows:
             raise NotFoundError(_artifact_missing(key, tag, project, uid))
-        return json.loads(rows[0][0])
+        return loads(rows[0][0])
 
     def list_artifacts(
         self,
@@ -237,7 +236,7 @@ class SQLRunDB(RunDB):
         tags = self._tags_of([r[1] for r in found])
         rows = []
         for body, art_id in found:
-            art = json.loads(body)
+            art = loads(body)
             art["tags"] = tags.get(art_id, [])  # the version's tags now: 'latest' moves on
             rows.append(art)
         return ArtifactList(r for r in rows if labels_match(r.get("labels") or {}, labels))
@@ -320,7 +319,10 @@ class SQLRunDB(RunDB):
             sql += " AND key=?"
             args.append(key)
         rows = self._read(f"{sql} ORDER BY {self.dialect.metrics_order}", args)
-        return [dict(zip(_METRIC_KEYS, r, strict=True)) for r in rows]
+        return [  # SQLite keeps a NaN value as the text 'NaN' (see SQLiteRunDB._store_metrics)
+            {"key": k, "step": s, "value": float(v) if isinstance(v, str) else v, "time": t}
+            for k, s, v, t in rows
+        ]
 
     # lineage ---------------------------------------------------------------------------------
     def store_lineage(self, edges: Iterable[dict[str, Any]]) -> None:
@@ -483,7 +485,7 @@ def _del_artifact(conn: Any, key: str, tag: str, project: str, uid: str | None) 
         row = conn.execute(*_artifact_query(key, tag, None, project, uid)).fetchone()
         if row is None:
             raise NotFoundError(_artifact_missing(key, tag, project, uid))
-        art = json.loads(row[0])
+        art = loads(row[0])
         return conn.execute(
             "DELETE FROM artifacts WHERE key=? AND uid=? AND project=?",
             (key, art["uid"], art.get("project", project)),

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .._binding import bind, handler_signature, resolve_handler
+from .._binding import bind, resolve_handler
 from ..context import Context, activate, deactivate
 from ..errors import ConfigError
 from ..model import RunObject
@@ -90,16 +90,9 @@ def call_handler(
 def _bind(ctx: Context, fn: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
     """Bind the run's params and inputs to ``fn``; record the params it receives (defaults too)."""
     spec = ctx._run.spec
-    params = spec.params
-    offered = {}
-    if extra:
-        names = handler_signature(fn).names()
-        offered = {k: v for k, v in extra.items() if k in names and k not in params}
     kwargs, effective = bind(
-        fn, ctx, {**params, **offered}, spec.inputs, strict=spec.strict, dataitem=ctx._dataitem
+        fn, ctx, spec.params, spec.inputs, spec.strict, ctx._dataitem, offered=extra
     )
-    for key in offered:  # offered by the runtime (an HTTP event), not a param of the run
-        effective.pop(key, None)
     spec.params = effective
     return kwargs
 

@@ -169,7 +169,7 @@ def bind(
                 pass  # a sentinel default: not JSON, and the same on every run
     known = set(sig.names())
     extra = [k for k in params if k not in known]
-    takes_event = bool(offered) and any(k in known for k in offered)  # reads params from it
+    takes_event = any(k in known for k in offered or {})  # the handler reads params from it
     if extra and strict and not (sig.var_keyword or takes_event):
         raise unknown_params(fn, extra, known)
     for key in extra:  # **kwargs receives them; without it context.get_param can read them

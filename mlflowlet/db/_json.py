@@ -43,10 +43,11 @@ def dumps(value: Any, **options: Any) -> str:
 def loads(text: str | bytes) -> Any:
     """Return the value of JSON ``text`` written by :func:`dumps` (tags decoded)."""
     value = json.loads(text)
-    tagged = (b'"$float"', b'"$dict"') if isinstance(text, bytes) else ('"$float"', '"$dict"')
-    if tagged[0] in text or tagged[1] in text:
-        return decode(value)
-    return value
+    if isinstance(text, bytes):
+        tagged = b'"$float"' in text or b'"$dict"' in text
+    else:
+        tagged = '"$float"' in text or '"$dict"' in text
+    return decode(value) if tagged else value
 
 
 def encode(value: Any) -> Any:

@@ -187,6 +187,20 @@ def match_clause(column: str, value: str) -> tuple[str, Any]:
     return f"{column}=?", value
 
 
+def key_clause(column: str, value: str) -> tuple[str, list[Any]]:
+    """Return SQL matching an artifact key filter and its arguments.
+
+    ``name`` matches keys that start with ``name`` (case-sensitive), ``~text`` keys that
+    contain ``text`` (any case), ``=name`` the key ``name`` exactly.
+    """
+    if value.startswith("="):
+        return f"{column}=?", [value[1:]]
+    if value.startswith("~"):
+        clause, arg = match_clause(column, value)
+        return clause, [arg]
+    return f"substr({column}, 1, ?)=?", [len(value), value]
+
+
 def run_where(
     dialect: Dialect,
     probe: Callable[[tuple[str, Any]], int],

@@ -20,12 +20,12 @@ from ._sql import (
     LINEAGE_COLS,
     Dialect,
     chunks,
+    key_clause,
     labels_match,
-    match_clause,
     run_where,
     walk_lineage,
 )
-from .base import RunDB, log_window, require_filter
+from .base import RunDB, exact_key, log_window, require_filter
 
 _LINEAGE_INSERT = (
     f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({','.join('?' * len(LINEAGE_COLS))})"
@@ -203,7 +203,11 @@ class SQLRunDB(RunDB):
         until: str | None = None,
         tree: str | None = None,
     ) -> Any:
-        """Return an ``ArtifactList`` (``tag=''`` latest, ``'*'`` all versions, else that tag)."""
+        """Return an ``ArtifactList`` (``tag=''`` latest, ``'*'`` all versions, else that tag).
+
+        ``name`` selects keys: ``'ch'`` those starting with ``ch``, ``'~text'`` those
+        containing ``text`` (any case), ``'=chart.html'`` exactly that key.
+        """
         from .lists import ArtifactList
 
         if tag == "*":
@@ -214,18 +218,14 @@ class SQLRunDB(RunDB):
                 " WHERE t.tag=?"
             )
             args = [tag or "latest"]
-        for column, value in (
-            ("a.key", name),
-            ("a.project", project),
-            ("a.kind", kind),
-            ("a.tree", tree),
-        ):
+        if name:
+            clause, key_args = key_clause("a.key", name)
+            sql += f" AND {clause}"
+            args += key_args
+        for column, value in (("a.project", project), ("a.kind", kind), ("a.tree", tree)):
             if value:
-                clause, arg = (
-                    match_clause(column, value) if column == "a.key" else (f"{column}=?", value)
-                )
-                sql += f" AND {clause}"
-                args.append(arg)
+                sql += f" AND {column}=?"
+                args.append(value)
         if since:
             sql += " AND a.updated>=?"
             args.append(since)
@@ -259,11 +259,14 @@ class SQLRunDB(RunDB):
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
     ) -> int:
-        """Delete every artifact version matching the filter; refuses an empty filter."""
+        """Delete every artifact version matching the filter; refuses an empty filter.
+
+        ``name`` is the exact key here (``'~text'``: keys containing ``text``), never a prefix.
+        """
         require_filter(
             "del_artifacts", "artifact", name=name, project=project, tag=tag, labels=labels
         )
-        found = self.list_artifacts(name, project, tag or "*", labels)
+        found = self.list_artifacts(exact_key(name), project, tag or "*", labels)
         rows = [(a.get("project", ""), a["key"], a["uid"], a.get("iteration", 0)) for a in found]
         self._transact(
             _executemany,

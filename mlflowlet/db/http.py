@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
 from ._json import dumps, loads
-from .base import RunDB, log_window, require_filter
+from .base import RunDB, log_window, parse_label_filters, require_filter
 
 _clients: dict[tuple[int, str, float], Any] = {}
 _clients_lock = threading.Lock()
@@ -288,7 +288,7 @@ class HTTPRunDB(RunDB):
         until: str | None = None,
         tree: str | None = None,
     ) -> Any:
-        """Return an ``ArtifactList``."""
+        """Return an ``ArtifactList`` (``name``: a key prefix, ``~text`` or ``=key``)."""
         from .lists import ArtifactList
 
         params = {
@@ -425,6 +425,7 @@ def _q(part: str, safe: str = "") -> str:
 def _labels(labels: Any) -> list[str] | None:
     if not labels:
         return None
+    parse_label_filters(labels)  # refuse here what the server would read another way
     if isinstance(labels, dict):
         return [f"{k}={v}" for k, v in labels.items()]
     if isinstance(labels, str):

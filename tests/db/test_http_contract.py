@@ -326,3 +326,42 @@ def test_nan_and_infinities_round_trip_exactly_as_strict_json(rundb, request):
         assert doc["status"]["results"]["nan"] == {"$float": "NaN"}
         assert doc["spec"]["params"]["limit"] == {"$float": "Infinity"}
         assert _same(decode(doc)["status"]["results"], values)
+
+
+# filters ----------------------------------------------------------------------------------------
+def test_a_label_filter_splits_at_the_first_equals_sign(rundb):
+    store(rundb, make_run("x", labels={"k": "a!=b"}))
+    store(rundb, make_run("y", labels={"k": "a"}))
+    store(rundb, make_run("z", labels={"k": "b", "k=a!": "b"}))
+    store(rundb, make_run("w", labels={"k": "x=y~=z"}))
+    uids = lambda **kw: sorted(r["metadata"]["uid"] for r in rundb.list_runs(**kw))  # noqa: E731
+    assert uids(labels="k=a!=b") == ["x"]
+    assert uids(labels=["k!=a!=b"]) == ["w", "y", "z"]
+    assert uids(labels="k=x=y~=z") == ["w"]
+    assert uids(labels="k~==y~") == ["w"]
+    assert uids(labels={"k": "a!=b"}) == ["x"]
+    assert uids(labels="k=") == []
+    with pytest.raises(ConfigError, match="'='"):
+        rundb.list_runs(labels={"k=a": "b"})
+    assert rundb.del_runs(labels="k=a!=b") == 1
+    assert uids(labels="k") == ["w", "y", "z"]
+
+
+def test_artifact_label_filters_use_the_same_grammar(rundb):
+    rundb.store_artifact("m1", art("m1", "1", labels={"k": "a!=b"}), uid="1", project="p")
+    rundb.store_artifact("m2", art("m2", "2", labels={"k": "a"}), uid="2", project="p")
+    assert [a["key"] for a in rundb.list_artifacts(labels="k=a!=b")] == ["m1"]
+    assert [a["key"] for a in rundb.list_artifacts(labels="k!=a")] == ["m1"]
+
+
+def test_list_artifacts_name_is_a_prefix_tilde_a_substring_equals_exact(rundb):
+    for i, key in enumerate(("ch", "chart.html", "Chart2.png", "model", "xch")):
+        rundb.store_artifact(key, art(key, str(i)), uid=str(i), project="p")
+    keys = lambda name, **kw: sorted(a["key"] for a in rundb.list_artifacts(name, **kw))  # noqa: E731
+    assert keys("ch") == ["ch", "chart.html"]
+    assert keys("ch", tag="*") == ["ch", "chart.html"]  # the seed's list_artifacts('ch', tag='*')
+    assert keys("~CH") == ["Chart2.png", "ch", "chart.html", "xch"]
+    assert keys("=ch") == ["ch"] and keys("=c") == [] and keys("chart.html") == ["chart.html"]
+    assert keys("%") == [] and keys("~_") == []  # LIKE wildcards are plain text
+    assert rundb.del_artifacts(name="ch", project="p") == 1  # a delete never takes a prefix
+    assert keys("ch") == ["chart.html"]

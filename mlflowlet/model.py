@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from ._names import check_project, check_run_name
 from .errors import HyperParamError, ParameterError
 
 RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
@@ -385,8 +386,9 @@ def new_task(
     """Create a task (``RunTemplate``) to run with a runtime.
 
     Args:
-        name: run name (default: the handler's name).
-        project: project name (default from settings).
+        name: run name (default: the handler's name); no path separator, NUL or control
+            characters.
+        project: project name (default from settings): a DNS-1123 label.
         handler: a function or ``'module:function'`` / function name.
         params: parameters bound to the handler's arguments.
         inputs: input key to URL/path, read as ``DataItem``.
@@ -408,9 +410,9 @@ def new_task(
     """
     task = base.copy() if base is not None else RunTemplate()
     if name:
-        task.metadata.name = name
+        task.metadata.name = check_run_name(name)
     if project:
-        task.metadata.project = project
+        task.metadata.project = check_project(project)
     if handler is not None:
         task.spec.handler = handler if isinstance(handler, str) else handler.__name__
         if callable(handler):

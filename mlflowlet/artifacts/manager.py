@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mlflowlet.artifacts._keys import validate_key
+from mlflowlet.artifacts._keys import validate_key, validate_relpath
 from mlflowlet.artifacts.base import Artifact, is_dataframe
 from mlflowlet.datastore._urls import is_local, join_url, local_path, url_scheme
 from mlflowlet.errors import ArtifactError, DataNotFoundError
@@ -157,7 +157,7 @@ class ArtifactManager:
                 return target
             if url_scheme(target) == "file" or os.path.isabs(target):
                 return local_path(target)
-            validate_key(target)
+            validate_relpath(target)
             name = target
         elif src is not None:
             name = os.path.basename(src)

@@ -170,6 +170,10 @@ class Runtime(ABC):
             meta.project = project or get_settings().project
         elif project:
             meta.project = project
+        from .._names import check_project, check_run_name  # before anything is stored
+
+        check_project(meta.project)
+        check_run_name(meta.name)
         spec.params.update(params or {})
         spec.inputs.update({k: str(v) for k, v in (inputs or {}).items()})
         meta.labels.update({k: str(v) for k, v in (labels or {}).items()})

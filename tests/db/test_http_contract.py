@@ -197,11 +197,11 @@ def test_read_unknown_artifact_raises_not_found(rundb):
 def test_list_artifacts_latest_all_versions_kind_and_labels(rundb):
     rundb.store_artifact("data", art("data", "d1", kind="dataset"), uid="1", project="p")
     rundb.store_artifact("data", art("data", "d2", kind="dataset"), uid="2", project="p")
-    rundb.store_artifact("plots/loss", art("plots/loss", "c1", kind="chart",
+    rundb.store_artifact("loss-plot", art("loss-plot", "c1", kind="chart",
                                            labels={"stage": "train"}), uid="3", project="p")
-    assert sorted(a["key"] for a in rundb.list_artifacts(project="p")) == ["data", "plots/loss"]
+    assert sorted(a["key"] for a in rundb.list_artifacts(project="p")) == ["data", "loss-plot"]
     assert len(rundb.list_artifacts(project="p", tag="*")) == 3
-    assert [a["key"] for a in rundb.list_artifacts(project="p", kind="chart")] == ["plots/loss"]
+    assert [a["key"] for a in rundb.list_artifacts(project="p", kind="chart")] == ["loss-plot"]
     assert [a["hash"] for a in rundb.list_artifacts(labels=["stage=train"])] == ["c1"]
     assert [a["hash"] for a in rundb.list_artifacts(name="data")] == ["d2"]
 

@@ -259,6 +259,9 @@ class RunObject(RunTemplate):
 
     status: RunStatus = Field(default_factory=RunStatus)
     _db_url: str = PrivateAttr(default="")  # the run DB that recorded this run, when known
+    # The secret sources of the task, values included, in the process that ran it: they read
+    # the artifacts back (store credentials). Private attributes are never dumped or stored.
+    _secret_sources: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
     def _run_db(self, db: Any = None) -> Any:
         if db is not None:
@@ -305,14 +308,25 @@ class RunObject(RunTemplate):
         raise ParameterError(f"run {self.uid} has no output {key!r}; outputs: {known}")
 
     def artifact(self, key: str) -> Any:
-        """Return artifact ``key`` as a ``DataItem``."""
+        """Return artifact ``key`` as a ``DataItem``.
+
+        In the process that ran the task, the data item reads with the store credentials of the
+        task's secrets (kept in memory only); elsewhere with the environment's.
+        """
         from .datastore import get_dataitem
 
         for art in self.status.artifacts:
             if art.get("key") == key:
-                return get_dataitem(art["uri"], key=key)
+                return get_dataitem(art["uri"], key=key, secrets=self._secrets_store())
         keys = [a.get("key") for a in self.status.artifacts]
         raise ParameterError(f"run {self.uid} has no artifact {key!r}; artifacts: {keys}")
+
+    def _secrets_store(self) -> Any:
+        if not self._secret_sources:
+            return None
+        from .secrets import SecretsStore
+
+        return SecretsStore.from_sources(self._secret_sources)
 
     def logs(self, db: Any = None) -> str:
         """Return the run's captured output from the run DB."""
@@ -357,6 +371,7 @@ class RunObject(RunTemplate):
             db.read_run(self.uid, project=self.metadata.project, iter=self.metadata.iteration)
         )
         run._db_url = getattr(db, "url", "") or self._db_url
+        run._secret_sources = self._secret_sources
         return run
 
     def __str__(self) -> str:

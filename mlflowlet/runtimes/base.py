@@ -101,6 +101,8 @@ class Runtime(ABC):
             result = self._run_iterations(run, handler, db)
         else:
             result = self._execute(run, handler, db)
+        if run.spec.secret_sources:  # in memory only: run.artifact(key).get() reads with them
+            result._secret_sources = [dict(s) for s in run.spec.secret_sources]
         if raise_on_error and result.state == "error":
             last = (result.status.error or "").strip().splitlines()[-1:] or ["unknown error"]
             raise RunError(

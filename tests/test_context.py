@@ -533,3 +533,16 @@ def test_nan_and_infinite_results_and_metrics_are_recorded_as_such(dbdir):
     assert results["series"] == [-math.inf, 1.0] and stored["status"]["metrics"]["loss"] == math.inf
     series = [m["value"] for m in get_run_db().get_metrics(run.uid, "loss")]
     assert math.isnan(series[0]) and series[1] == math.inf
+
+
+def test_nan_model_metrics_are_recorded_as_such(dbdir):
+    import math
+
+    def handler(context):
+        context.log_model("m", body=b"w", model_file="m.pkl",
+                          metrics={"auc": float("nan"), "loss": float("inf")})
+
+    run = _run(handler)
+    record = get_run_db().read_artifact("m", project=run.metadata.project)
+    metrics = record["extra"]["metrics"]
+    assert math.isnan(metrics["auc"]) and metrics["loss"] == math.inf

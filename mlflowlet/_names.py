@@ -55,7 +55,6 @@ def check_run_name(name: str, what: str = "run name") -> str:
         raise InvalidNameError(what, name, "contains a path separator ('/' or '\\')", "use '-'")
     if name in (".", ".."):
         raise InvalidNameError(what, name, "is a path component, not a name")
-    bad = control_chars(name)
-    if bad:
-        raise InvalidNameError(what, name, f"contains control characters ({bad})")
+    if _CONTROL.search(name):
+        raise InvalidNameError(what, name, f"contains control characters ({control_chars(name)})")
     return name

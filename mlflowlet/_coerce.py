@@ -174,6 +174,14 @@ def json_value(value: Any, name: str) -> Any:
     Raises:
         ParameterError: an object JSON cannot hold (an ``object()``, invalid UTF-8 bytes...).
     """
+    if type(value) is str and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8 (a CLI arg)
+            raise ParameterError(
+                f"parameter {name!r}: {short(value)} (str) is not valid UTF-8 text; pass the "
+                "value in UTF-8"
+            ) from None
     if value is None or type(value) in _SCALARS:
         return value
     from pydantic_core import to_jsonable_python

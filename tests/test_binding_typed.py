@@ -265,3 +265,12 @@ def test_cli_no_strict_lets_unknown_params_through(tmp_path, monkeypatch, capsys
     out = capsys.readouterr()
     assert info.value.code in (0, None), out.err
     assert json.loads(out.out)["status"]["results"] == {"p": 3}
+
+
+def test_text_that_was_not_utf8_is_refused_naming_the_param(tmp_path, monkeypatch, capsys):
+    (tmp_path / "utf_cli_mod.py").write_text("def f(context, text: str = ''):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as info:  # argv carries byte 0xff as the surrogate \udcff
+        main(["run", "utf_cli_mod:f", "-p", "text=ok\udcff"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "'text'" in err and "UTF-8" in err

@@ -62,7 +62,11 @@ def json_response_class() -> Any:
 
     class NaNJSONResponse(JSONResponse):
         def render(self, content: Any) -> bytes:
-            return dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            text = dumps(content, ensure_ascii=False, separators=(",", ":"))
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate somewhere: escape it (still JSON)
+                return dumps(content, separators=(",", ":")).encode("ascii")
 
     _RESPONSE_CLASS.append(NaNJSONResponse)
     return NaNJSONResponse

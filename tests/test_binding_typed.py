@@ -152,12 +152,17 @@ def test_a_bad_hyper_value_fails_before_any_iteration_runs():
 
 def test_param_file_rows_are_coerced_and_a_bad_row_names_the_param(tmp_path):
     (tmp_path / "rows.csv").write_text(
-        "ids,mode,color\n\"['1', '2']\",b,blue\n\"[5]\",c,red\n")
+        "ids,mode,color,window,optim\n"
+        "\"['1', '2']\",b,blue,\"{'start': '1', 'end': 2}\",\"{'name': 'adam'}\"\n"
+        "\"[5]\",c,red,,\n")
     task = new_task().with_param_file(str(tmp_path / "rows.csv"), selector="max.return")
     run = new_runner().run(task, handler=typed, raise_on_error=False)
     kids = {c["metadata"]["iteration"]: c for c in
             get_run_db().list_runs(iter=True, parent_uid=run.uid)}
-    assert kids[1]["spec"]["params"]["ids"] == [1, 2] and kids[1]["status"]["state"] == "completed"
+    assert kids[1]["status"]["state"] == "completed"
+    assert kids[1]["spec"]["params"] == {"ids": [1, 2], "mode": "b", "color": "blue",
+                                         "window": {"start": 1, "end": 2},
+                                         "optim": {"name": "adam", "lr": 0.1}, "scale": 1.0}
     assert kids[2]["status"]["state"] == "error" and "'mode'" in kids[2]["status"]["error"]
     assert run.results["best_iteration"] == 1
 

@@ -203,11 +203,7 @@ class SQLRunDB(RunDB):
         until: str | None = None,
         tree: str | None = None,
     ) -> Any:
-        """Return an ``ArtifactList`` (``tag=''`` latest, ``'*'`` all versions, else that tag).
-
-        ``name`` selects keys: ``'ch'`` those starting with ``ch``, ``'~text'`` those
-        containing ``text`` (any case), ``'=chart.html'`` exactly that key.
-        """
+        """Return an ``ArtifactList`` (``name``: key prefix, ``~text`` or ``=key``; see base)."""
         from .lists import ArtifactList
 
         if tag == "*":
@@ -259,10 +255,7 @@ class SQLRunDB(RunDB):
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
     ) -> int:
-        """Delete every artifact version matching the filter; refuses an empty filter.
-
-        ``name`` is the exact key here (``'~text'``: keys containing ``text``), never a prefix.
-        """
+        """Delete the artifact versions matching the filter (``name``: exact key, or ``~text``)."""
         require_filter(
             "del_artifacts", "artifact", name=name, project=project, tag=tag, labels=labels
         )
@@ -322,7 +315,7 @@ class SQLRunDB(RunDB):
             sql += " AND key=?"
             args.append(key)
         rows = self._read(f"{sql} ORDER BY {self.dialect.metrics_order}", args)
-        return [  # SQLite keeps a NaN value as the text 'NaN' (see SQLiteRunDB._store_metrics)
+        return [  # SQLite keeps a NaN value as the text 'NaN' (SQLiteRunDB._store_metrics)
             {"key": k, "step": s, "value": float(v) if isinstance(v, str) else v, "time": t}
             for k, s, v, t in rows
         ]

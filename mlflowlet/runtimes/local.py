@@ -73,8 +73,10 @@ def call_handler(
             finally:  # a binding failure is recorded with the run's host and code hash too
                 ctx._start(fn, defer=defer)
             log_return(ctx, fn(**kwargs))
-        except KeyboardInterrupt:
-            ctx._finish("aborted", "aborted by KeyboardInterrupt")
+        except KeyboardInterrupt as exc:
+            from .._interrupt import reason
+
+            ctx._finish("aborted", reason(exc))
             raise
         except BaseException as exc:  # the handler's failure is the run's, not ours
             if isinstance(exc, SystemExit) and exc.code in (0, None):

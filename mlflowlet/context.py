@@ -21,6 +21,7 @@ from ._ctx_factory import EXEC_SECRETS_ENV as EXEC_SECRETS_ENV
 from ._ctx_factory import _finish_at_exit, _run_from
 from ._ctx_factory import with_exec_secrets as with_exec_secrets
 from ._ctx_persist import _jsonable, _Persistence
+from ._names import check_project, check_run_name
 from .errors import ConfigError, SecretsError
 from .model import RunObject, new_uid
 
@@ -131,6 +132,9 @@ class Context(_ArtifactLogging, _Persistence):
         therefore never share a file.
         """
         spec, meta = self._run.spec, self._run.metadata
+        check_run_name(meta.uid, "run uid")  # both become directories under the root
+        if meta.project:
+            check_project(meta.project)
         base = spec.artifact_path
         if base:
             base = base.replace("{{run.uid}}", meta.uid).replace("{{run.project}}", meta.project)
@@ -358,6 +362,8 @@ def get_or_create_ctx(
     meta.uid = meta.uid or new_uid()
     meta.name = meta.name or name
     meta.project = meta.project or project or "default"
+    check_project(meta.project)
+    check_run_name(meta.name)
     if db is None:
         from .db import get_run_db
 

@@ -4,7 +4,8 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
 
     MlflowletError
     ├── ConfigError (ValueError)            bad settings, unknown runtime/compiler, bad URL
-    │   └── UnknownBackendError             no runtime kind, URL scheme or compiler by that name
+    │   ├── UnknownBackendError             no runtime kind, URL scheme or compiler by that name
+    │   └── InvalidNameError                a project or run name that cannot become a path
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── ParameterError (ValueError)         a param that does not coerce, is missing, or is unknown
     │   └── HyperParamError                 bad hyper-params, param file, selector, stop condition
@@ -52,6 +53,14 @@ class UnknownBackendError(ConfigError):
         )
 
 
+class InvalidNameError(ConfigError):
+    """A project or run name that cannot be used (it would become an unsafe path or text)."""
+
+    def __init__(self, what: str, name: str, reason: str, fix: str = "") -> None:
+        self.what, self.name, self.reason = what, name, reason
+        super().__init__(f"{what} {name!r} {reason}" + (f"; {fix}" if fix else ""))
+
+
 class MissingDependencyError(MlflowletError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
@@ -79,11 +88,11 @@ class ArtifactError(MlflowletError, ValueError):
 class PathTraversalError(ArtifactError):
     """A key or path tries to leave its root (``..``, absolute, NUL)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, reason: str = "") -> None:
         self.path = path
         super().__init__(
-            f"refused path {path!r}: keys and target paths must be relative, "
-            "without '..' or NUL characters"
+            f"refused path {path!r}: "
+            + (reason or "keys and target paths must be relative, without '..' or NUL characters")
         )
 
 

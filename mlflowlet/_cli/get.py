@@ -63,7 +63,7 @@ def get_runs(
 )
 def get_artifacts(
     project: _Project = None,
-    name: Annotated[str | None, _Opt(help="artifact key")] = None,
+    name: Annotated[str | None, _Opt(help="key prefix (~text: contains, =key: exact)")] = None,
     label: _Labels = None,
     tag: Annotated[str | None, _Opt(help="tag (default: latest; '*' every version)")] = None,
     iteration: Annotated[int | None, _Opt("--iter", help="one hyper-parameter iteration")] = None,

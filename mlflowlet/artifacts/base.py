@@ -135,8 +135,8 @@ class Artifact:
 
     # records ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-safe flat record (never the body)."""
-        return {name: json_safe(getattr(self, name)) for name in self._FIELDS}
+        """Return the JSON-safe flat record (never the body; NaN/inf metrics kept as floats)."""
+        return {name: json_safe(getattr(self, name), keep_nonfinite=True) for name in self._FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Artifact:
@@ -220,24 +220,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def json_safe(value: Any) -> Any:
+def json_safe(value: Any, keep_nonfinite: bool = False) -> Any:
     """Return ``value`` made JSON-safe.
 
-    Numpy scalars are unwrapped, NaN/inf become None, tuples and sets lists, keys strings,
-    dates ISO strings, and anything else unknown its ``str``.
+    Numpy scalars are unwrapped, tuples and sets become lists, keys strings, dates ISO strings,
+    and anything else unknown its ``str``. NaN/inf become None (a missing value in a data
+    preview), or stay floats with ``keep_nonfinite`` (a metric: the run DB keeps them exactly).
     """
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if keep_nonfinite or math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, keep_nonfinite) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, keep_nonfinite) for v in value]
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        return json_safe(value.item())
+        return json_safe(value.item(), keep_nonfinite)
     if hasattr(value, "tolist"):
-        return json_safe(value.tolist())
+        return json_safe(value.tolist(), keep_nonfinite)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)

@@ -6,7 +6,7 @@ import os
 import posixpath
 from typing import Any
 
-from mlflowlet.artifacts._keys import validate_key
+from mlflowlet.artifacts._keys import validate_key, validate_relpath
 from mlflowlet.artifacts._write import Claims, link_existing, stamp_of, store_version
 from mlflowlet.artifacts.base import Artifact, is_dataframe
 from mlflowlet.datastore._urls import is_local, join_url, local_path, url_scheme
@@ -164,7 +164,7 @@ class ArtifactManager:
             return target
         if url_scheme(target) == "file" or os.path.isabs(target):
             return local_path(target)
-        return self._inside(art.key, validate_key(target) if target else art.key)
+        return self._inside(art.key, validate_relpath(target) if target else art.key)
 
     def _destination(
         self, art: Artifact, src: str | None, producer: dict[str, Any] | None, iteration: int
@@ -183,7 +183,7 @@ class ArtifactManager:
             run_dir = "/".join([uid, str(iteration)] if iteration else [uid]) if uid else ""
             return join_url(join_url(head, run_dir) if run_dir else head, name)
         if target:
-            name = validate_key(target)
+            name = validate_relpath(target)
         elif src is not None:
             name = os.path.basename(src)
         else:

@@ -12,13 +12,13 @@ through :func:`upgrade_schema` when it opens an older database, and refuses a ne
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError, RunDBError
+from ._json import loads
 from .base import parse_label_filters
 
 SCHEMA_VERSION = 1
@@ -186,6 +186,20 @@ def match_clause(column: str, value: str) -> tuple[str, Any]:
         text = value[1:].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"lower({column}) LIKE ? ESCAPE '\\'", f"%{text}%"
     return f"{column}=?", value
+
+
+def key_clause(column: str, value: str) -> tuple[str, list[Any]]:
+    """Return SQL matching an artifact key filter and its arguments.
+
+    ``name`` matches keys that start with ``name`` (case-sensitive), ``~text`` keys that
+    contain ``text`` (any case), ``=name`` the key ``name`` exactly.
+    """
+    if value.startswith("="):
+        return f"{column}=?", [value[1:]]
+    if value.startswith("~"):
+        clause, arg = match_clause(column, value)
+        return clause, [arg]
+    return f"substr({column}, 1, ?)=?", [len(value), value]
 
 
 def run_where(
@@ -393,7 +407,7 @@ def del_artifact_rows(
         row = conn.execute(*artifact_query(key, tag, it, project, uid)).fetchone()
         if row is None:
             raise NotFoundError(artifact_missing(key, tag, project, uid))
-        art = json.loads(row[0])
+        art = loads(row[0])
         sql, args = "DELETE FROM artifacts WHERE key=? AND uid=? AND project=?", [key, art["uid"]]
         args.append(art.get("project", project))
         if uid and it is not None:

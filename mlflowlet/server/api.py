@@ -16,8 +16,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..model import RunObject
+from ._jsonroute import TaggedJSONRoute
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=TaggedJSONRoute)
 
 MAX_INT = 2**31 - 1
 Iter = Annotated[int, Query(ge=0, le=MAX_INT, description="hyper-parameter iteration")]
@@ -28,7 +29,7 @@ Project = Annotated[str, Query(max_length=256, description="project name ('' = a
 class ArtifactRecord(BaseModel):
     """An artifact record as the run DB stores it (unknown fields kept)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
     key: str | None = None
     kind: str | None = None
     uid: str | None = None

@@ -139,3 +139,21 @@ def test_large_body_warns_and_goes_up_in_parts(seaweedfs, s3_bucket, s3_secrets,
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         am.log("small", body=b"x" * 1000, secrets=s3_secrets)  # under the threshold: silent
+
+
+def test_run_artifact_get_uses_the_run_secrets_kept_in_memory(seaweedfs, s3_bucket, s3_secrets,
+                                                             dbdir):
+    def handler(context):
+        context.log_artifact("model.txt", body=b"weights from s3")
+
+    task = new_task(artifact_path=f"s3://{s3_bucket}/mem").with_secrets("inline", s3_secrets)
+    run = new_runner().run(task, handler=handler)
+    assert run.artifact("model.txt").get() == b"weights from s3"  # no AWS_* variables anywhere
+    assert run.refresh().artifact("model.txt").get() == b"weights from s3"
+    assert seaweedfs.secret_key not in run.to_json()
+    assert seaweedfs.secret_key.encode() not in _db_bytes(dbdir)
+    stored = get_run_db(str(dbdir)).read_run(run.uid, project=run.metadata.project)
+    from mlflowlet.model import RunObject
+
+    with pytest.raises(Exception, match="credential|Credentials|Access|403|denied"):
+        RunObject.model_validate(stored).artifact("model.txt").get()  # the record alone: none

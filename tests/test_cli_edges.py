@@ -71,23 +71,30 @@ def test_printable_escapes_controls_and_keeps_letters():
 
 def test_hostile_names_are_escaped_on_the_terminal(capsys):
     def handler(context):
-        context.log_result(HOSTILE, 1)
-        context.log_artifact("model.txt", body=b"x")
+        context.log_result("x", 1)
 
-    new_runner().run(handler=handler, name=HOSTILE)
+    # new names with control characters are refused; a record written before that check (or by
+    # another client of the DB) still holds them, and bidi overrides are allowed in names
+    run = new_runner().run(handler=handler, name="txt\u202egnp.exe")
+    record = run.to_dict()
+    record["metadata"]["uid"] = "0" * 32
+    record["metadata"]["name"] = HOSTILE
+    record["status"]["results"] = {HOSTILE: 1}
+    get_run_db().store_run(record, "0" * 32, run.metadata.project)
     code, out, _ = cli(capsys, "get", "runs")
     assert code == 0
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out and "\u202e" not in out
-    assert "evil\\x1b[31mRED" in out
+    assert "evil\\x1b[31mRED" in out and "txt\\u202egnp.exe" in out
     code, out, _ = cli(capsys, "get", "runs", "-o", "json")  # JSON escapes them itself
     assert code == 0 and "\x1b" not in out and "\\u001b" in out
 
 
 def test_run_summary_escapes_result_keys(capsys, tmp_path):
-    (tmp_path / "h.py").write_text(f"def h(context):\n    context.log_result({HOSTILE!r}, 2)\n")
-    code, out, _ = cli(capsys, "run", f"{tmp_path / 'h.py'}:h", "--name", HOSTILE)
+    key = "acc\u202e\u2066"
+    (tmp_path / "h.py").write_text(f"def h(context):\n    context.log_result({key!r}, 2)\n")
+    code, out, _ = cli(capsys, "run", f"{tmp_path / 'h.py'}:h", "--name", "summary")
     assert code == 0
-    assert "\x1b" not in out and "\\x1b[31mRED" in out
+    assert "\u202e" not in out and "acc\\u202e\\u2066=2" in out
 
 
 def test_run_kind_dask_with_a_file_and_handler(capsys, examples_dir):

@@ -101,8 +101,9 @@ def test_seed_snippet_runs_locally_and_records_both_steps(seed, tmp_path):
     assert runs["training"].state == runs["validation"].state == "completed"
     assert runs["training"].spec.params == {"p1": 3, "p2": "text"}
     assert runs["validation"].spec.inputs["model.txt"].endswith("/model.txt")
-    assert (Path(seed.artifacts_path) / "validation.txt").read_bytes() == \
-        b"model said: abc is 123"
+    validated = runs["validation"].artifact("validation.txt")
+    assert validated.get() == b"model said: abc is 123"
+    assert validated.url.removeprefix("file://").startswith(seed.artifacts_path)  # out_path
     assert runs["training"].status.code_hash  # the script's own code is on the record
 
 

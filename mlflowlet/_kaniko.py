@@ -33,7 +33,8 @@ def kaniko_manifests(
     Raises:
         ConfigError: the context is over a ConfigMap's 1 MiB, or a manifest is invalid.
     """
-    from .runtimes import _k8s
+    from .runtimes.k8s import checks as _k8s
+    from .runtimes.k8s.manifests import serialize
 
     k8s = _k8s.client()
     tarball = context_tarball(Path(folder))
@@ -90,7 +91,7 @@ def kaniko_manifests(
             ),
         ),
     )
-    return [_k8s.validate(_k8s.serialize(obj)) for obj in (config, job)]
+    return [_k8s.validate(serialize(obj)) for obj in (config, job)]
 
 
 def run_kaniko(
@@ -102,11 +103,12 @@ def run_kaniko(
         RunError: the API refused them, the Job failed (naming the pod's problem), or it did not
             finish within ``timeout`` seconds.
     """
-    from .runtimes import _k8s
-    from .runtimes.kubejob import _api_client
+    from .runtimes.k8s import checks as _k8s
+    from .runtimes.k8s.client import api_client
+    from .runtimes.k8s.pods import api_error, pod_problem
 
     if batch is None or core is None:
-        api = _api_client()
+        api = api_client()
         batch = batch or _k8s.client().BatchV1Api(api)
         core = core or _k8s.client().CoreV1Api(api)
     config, job = manifests
@@ -115,7 +117,7 @@ def run_kaniko(
         core.create_namespaced_config_map(namespace, config)
         batch.create_namespaced_job(namespace, job)
     except Exception as exc:
-        reason = _k8s.api_error(exc) if hasattr(exc, "status") else str(exc)
+        reason = api_error(exc) if hasattr(exc, "status") else str(exc)
         raise RunError(f"submitting the kaniko Job {name} failed: {reason}") from None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,7 +127,7 @@ def run_kaniko(
                 return
             if cond.status == "True" and cond.type == "Failed":
                 pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
-                problem = next((p for p in map(_k8s.pod_problem, pods.items) if p), "")
+                problem = next((p for p in map(pod_problem, pods.items) if p), "")
                 raise RunError(
                     f"the kaniko Job {name} failed: {problem or cond.reason}; see "
                     f"`kubectl logs -n {namespace} job/{name}`"

@@ -123,7 +123,7 @@ def build_image(
         ConfigError: an invalid image reference or input, or no builder available.
         RunError: the builder failed.
     """
-    from .runtimes import _k8s
+    from .runtimes.k8s import checks as _k8s
 
     _k8s.check_image(image)
     check_base_image(_k8s.check_image(base_image, "base_image"))
@@ -179,7 +179,7 @@ def build_runtime_image(
     Returns:
         A :class:`BuildResult`.
     """
-    from .runtimes import _k8s
+    from .runtimes.k8s import checks as _k8s
 
     _k8s.check_image(image)
     check_base_image(_k8s.check_image(base_image, "base_image"))
@@ -197,7 +197,7 @@ def build_runtime_image(
 
 
 def _context_folder(image: str, context_dir: str | None) -> Path:
-    from .runtimes import _k8s
+    from .runtimes.k8s import checks as _k8s
 
     return Path(context_dir or Path("mlflowlet-build") / _k8s.dns_name(image)).absolute()
 

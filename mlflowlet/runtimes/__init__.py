@@ -26,9 +26,9 @@ _BUILTIN: dict[str, str] = {
     "subprocess": "mlflowlet.runtimes.subprocess:SubprocessRuntime",
     "dask": "mlflowlet.runtimes.dask:DaskRuntime",
     "remote": "mlflowlet.runtimes.remote:RemoteRuntime",
-    "job": "mlflowlet.runtimes.kubejob:KubeJobRuntime",
-    "mpijob": "mlflowlet.runtimes.mpijob:MPIJobRuntime",
-    "spark": "mlflowlet.runtimes.spark:SparkRuntime",
+    "job": "mlflowlet.runtimes.k8s.job:KubeJobRuntime",
+    "mpijob": "mlflowlet.runtimes.k8s.mpijob:MPIJobRuntime",
+    "spark": "mlflowlet.runtimes.k8s.spark:SparkRuntime",
 }
 _SCHEMES: dict[str, str] = {
     "local": "local",

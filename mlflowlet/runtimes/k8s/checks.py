@@ -1,10 +1,10 @@
-"""Kubernetes helpers shared by the job, MPIJob, Spark runtimes and the kaniko builder.
+"""What the Kubernetes runtimes and the kaniko builder check before anything is submitted.
 
 One place for: image references (the OCI distribution grammar), DNS-1123 names, resource
-quantities, building pod parts with the official client's models, validating a manifest (the
-official OpenAPI schemas through ``kubernetes-validate`` in strict mode, plus what an API server
-refuses that the schema lets through), and reading pod state (failure reasons, last events).
-``kubernetes`` and ``kubernetes_validate`` are imported inside the functions that use them.
+quantities, and validating a manifest (the official OpenAPI schemas through
+``kubernetes-validate`` in strict mode, plus what an API server refuses that the schema lets
+through). ``kubernetes`` and ``kubernetes_validate`` are imported inside the functions that use
+them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ConfigError, MissingDependencyError
+from ...errors import ConfigError, MissingDependencyError
 
 K8S_VERSION = "1.30"  # the schema set of kubernetes-validate the manifests are checked against
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mlflowlet"}
@@ -35,13 +35,6 @@ QUANTITY = re.compile(
     r"|(\.[0-9]+))))?$"
 )
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-_FATAL_WAITING = {
-    "ErrImagePull": "the image cannot be pulled",
-    "ImagePullBackOff": "the image cannot be pulled",
-    "InvalidImageName": "the image name is invalid",
-    "CreateContainerConfigError": "the container's configuration refers to something missing",
-    "CreateContainerError": "the container cannot be created",
-}
 
 
 def client() -> Any:
@@ -93,56 +86,6 @@ def check_quantity(value: Any, where: str) -> str:
     return text
 
 
-def to_model(cls: Any, data: Any, where: str) -> Any:
-    """Build a client model from a model, or a dict in camelCase or snake_case keys."""
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a dict or {cls.__name__}, got {type(data).__name__}")
-    inverse = {v: k for k, v in cls.attribute_map.items()}
-    kwargs = {}
-    for key, value in data.items():
-        attr = inverse.get(key, key)
-        if attr not in cls.attribute_map:
-            raise ConfigError(
-                f"{where}: unknown field {key!r}; known: {', '.join(sorted(inverse))}"
-            )
-        kwargs[attr] = value
-    try:
-        return cls(**kwargs)  # type: ignore[arg-type]
-    except ValueError as exc:  # the client's own checks: a required field missing, a bad enum
-        raise ConfigError(f"{where}: {exc}".replace("`", "")) from None
-
-
-def serialize(obj: Any) -> Any:
-    """Return a model (or a structure of models) as the plain dict the API server receives."""
-    from kubernetes.client import ApiClient
-
-    return ApiClient().sanitize_for_serialization(obj)
-
-
-def secret_manifest(name: str, namespace: str, values: dict[str, str], labels: dict) -> dict:
-    """Return an Opaque Secret manifest holding ``values`` (as ``stringData``)."""
-    k8s = client()
-    secret = k8s.V1Secret(
-        api_version="v1",
-        kind="Secret",
-        type="Opaque",
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
-        string_data=dict(values),
-    )
-    return serialize(secret)
-
-
-def redact(manifest: dict) -> dict:
-    """Return a copy of a Secret manifest with every value replaced by ``<redacted>``."""
-    out = {k: v for k, v in manifest.items() if k not in ("data", "stringData")}
-    for field in ("data", "stringData"):
-        if manifest.get(field):
-            out[field] = {key: "<redacted>" for key in manifest[field]}
-    return out
-
-
 # validation ------------------------------------------------------------------------------------
 def validate(manifest: dict, version: str = K8S_VERSION) -> dict:
     """Check a manifest as an API server would; return it, or raise ``ConfigError``.
@@ -188,12 +131,13 @@ def _schema_check(manifest: dict, version: str, kind: str, prefix: str = "") -> 
         if prefix:  # report the path inside the custom resource, not the wrapper's
             inner = prefix + inner[len("template") :] if inner.startswith("template") else prefix
         raise ConfigError(
-            f"the {kind} manifest is invalid at {inner or '<root>'}: {_short(exc.message)} "
+            f"the {kind} manifest is invalid at {inner or '<root>'}: {short(exc.message)} "
             f"(Kubernetes {exc.version} schema)"
         ) from None
 
 
-def _short(text: str) -> str:
+def short(text: str) -> str:
+    """Return ``text`` on one line, at most 200 characters."""
     text = " ".join(str(text).split())
     return text if len(text) <= 200 else text[:199] + "…"
 
@@ -230,68 +174,3 @@ def _check_pod(spec: dict, path: str, kind: str) -> None:
                 if not ENV_NAME.match(env.get("name", "")):
                     raise ConfigError(f"{where}.env[{j}].name {env.get('name')!r} is not valid")
     check_dns_label(spec.get("serviceAccountName") or "default", f"{path}.serviceAccountName")
-
-
-# pod state -------------------------------------------------------------------------------------
-def pod_problem(pod: Any) -> str:
-    """Return why a pod can never succeed (image pull, config, OOM, eviction), else ``''``."""
-    status = pod.status
-    if status is None:
-        return ""
-    name = pod.metadata.name
-    statuses = [*(status.init_container_statuses or []), *(status.container_statuses or [])]
-    for cs in statuses:
-        waiting = cs.state.waiting if cs.state else None
-        if waiting is not None and waiting.reason in _FATAL_WAITING:
-            return (
-                f"pod {name}: {_FATAL_WAITING[waiting.reason]} ({waiting.reason}, image "
-                f"{cs.image!r}): {_short(waiting.message or 'no message')}"
-            )
-        term = cs.state.terminated if cs.state else None
-        if term is not None and term.reason == "OOMKilled":
-            return (
-                f"pod {name}: container {cs.name!r} ran out of memory (OOMKilled, exit code "
-                f"{term.exit_code}); raise its limit with with_limits(memory=...)"
-            )
-    if status.reason in ("Evicted", "DeadlineExceeded"):
-        return f"pod {name} {status.reason}: {_short(status.message or '')}".rstrip(": ")
-    return ""
-
-
-def terminated(pod: Any, container: str) -> Any:
-    """Return the terminated state of ``container`` in ``pod`` (or None)."""
-    for cs in (pod.status.container_statuses or []) if pod.status else []:
-        if cs.name == container and cs.state is not None and cs.state.terminated is not None:
-            return cs.state.terminated
-    return None
-
-
-def last_event(core: Any, namespace: str, names: list[str]) -> str:
-    """Return the newest event about any of ``names`` as ``'Reason: message'`` (or ``''``)."""
-    found = []
-    for name in names:
-        events = core.list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={name}"
-        ).items
-        found.extend(events)
-    if not found:
-        return ""
-
-    def when(ev: Any) -> Any:
-        stamp = ev.last_timestamp or ev.event_time or ev.first_timestamp
-        return stamp.isoformat() if stamp is not None else ""
-
-    ev = max(found, key=when)
-    return f"{ev.reason}: {_short(ev.message or '')} (on {ev.involved_object.name})"
-
-
-def api_error(exc: Any) -> str:
-    """Return a one-line reason from a ``kubernetes.client.ApiException``."""
-    import json
-
-    message = ""
-    try:
-        message = json.loads(exc.body or "{}").get("message", "")
-    except (ValueError, AttributeError):
-        message = str(exc.body or "")
-    return f"{exc.status} {exc.reason}: {_short(message)}".rstrip(": ")

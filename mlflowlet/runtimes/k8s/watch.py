@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..entrypoint import RUN_JSON_MARKER, read_run_json
-from ..errors import MlflowletError
-from ..model import RunObject, now_iso
-from . import _k8s
-from ._sweep import sweep_stopped
+from ...entrypoint import RUN_JSON_MARKER, read_run_json
+from ...errors import MlflowletError
+from ...model import RunObject, now_iso
+from .._sweep import sweep_stopped
+from .pods import last_event, pod_problem, terminated
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 _FLUSH_SECONDS = 1.0
@@ -43,13 +43,7 @@ class Follower:
         unsaved: list[str] = []
         last = time.monotonic()
         try:
-            resp = self.rt.core_api.read_namespaced_pod_log(
-                self.pod,
-                self.rt.namespace,
-                container=self.rt.container_name,
-                follow=True,
-                _preload_content=False,
-            )
+            resp = self.rt.client.log_stream(self.pod, self.rt.workload.container)
             for raw in resp:
                 line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
                 if line.startswith(RUN_JSON_MARKER):
@@ -90,13 +84,13 @@ class Watch:
         try:
             while self.open:
                 try:
-                    state, message = rt._workload_state(self.name)
+                    state, message = rt.client.state(rt.workload, self.name)
                 except Exception as exc:
                     if getattr(exc, "status", None) != 404:
                         raise
                     yield from self._deleted()  # run.abort() (or kubectl delete) removed it
                     return
-                for pod in rt._list_pods(self.name):
+                for pod in rt.client.pods(rt.workload, self.name):
                     started = started or _started(pod)
                     yield from self._pod(pod)
                     if not self.open:
@@ -105,20 +99,20 @@ class Watch:
                         yield from self._stop_rest(sweep_stopped())
                         return
                     waiting = pod.status is None or pod.status.phase in ("Pending", "Running")
-                    problem = _k8s.pod_problem(pod) if waiting else ""
+                    problem = pod_problem(pod) if waiting else ""
                     if problem:
                         rt._delete(self.name)
                         yield from self._fail_open(problem)
                         return
                 if state:
-                    yield from self._fail_open(message or f"the {rt.workload_kind} {state}")
+                    yield from self._fail_open(message or f"the {rt.workload.kind} {state}")
                     return
                 if not started and time.monotonic() - begun > rt.start_timeout:
                     yield from self._fail_open(self._not_started())
                     return
                 time.sleep(rt.poll_interval)
         except KeyboardInterrupt as exc:
-            from .._interrupt import reason
+            from ..._interrupt import reason
 
             rt._delete(self.name)
             for run in self.open.values():
@@ -127,11 +121,11 @@ class Watch:
 
     def _not_started(self) -> str:
         rt = self.rt
-        names = [p.metadata.name for p in rt._list_pods(self.name)] or [self.name]
-        event = _k8s.last_event(rt.core_api, rt.namespace, names)
+        names = [p.metadata.name for p in rt.client.pods(rt.workload, self.name)] or [self.name]
+        event = last_event(rt.client.core, rt.namespace, names)
         rt._delete(self.name)
         return (
-            f"the {rt.workload_kind} {self.name} did not start within {rt.start_timeout:g} s "
+            f"the {rt.workload.kind} {self.name} did not start within {rt.start_timeout:g} s "
             f"(start_timeout); last event: {event or 'none recorded'}"
         )
 
@@ -165,7 +159,7 @@ class Watch:
 
     def _outcome(self, pod: Any, follower: Follower, run: RunObject, phase: str) -> RunObject:
         rt, db, meta = self.rt, self.db, run.metadata
-        record = follower.run_json or _termination_record(pod, rt.container_name)
+        record = follower.run_json or _termination_record(pod, rt.workload.container)
         if rt._shared_db(db):
             try:
                 final = RunObject.model_validate(
@@ -195,9 +189,9 @@ class Watch:
             return RunObject.model_validate(data)
         if phase == "Succeeded" and not run.spec.handler:  # a plain script reports nothing
             return rt._finish(run, db, "completed", "")
-        term = _k8s.terminated(pod, rt.container_name)
+        term = terminated(pod, rt.workload.container)
         code = f"exit code {term.exit_code}, {term.reason}" if term is not None else phase
-        error = _k8s.pod_problem(pod) or (
+        error = pod_problem(pod) or (
             f"pod {pod.metadata.name} ended {phase} ({code}) without reporting the run"
             f"{'; ' + follower.error if follower.error else ''}; see `mlflowlet logs {meta.uid}`"
         )
@@ -205,13 +199,13 @@ class Watch:
 
     def _stop_rest(self, why: str) -> Iterator[RunObject]:
         self.rt._delete(self.name)
-        text = f"{why}: the {self.rt.workload_kind} {self.name} was deleted with its other pods"
+        text = f"{why}: the {self.rt.workload.kind} {self.name} was deleted with its other pods"
         for _, run in sorted(self.open.items()):
             yield self.rt._finish(run, self.db, "aborted", text)
         self.open.clear()
 
     def _deleted(self) -> Iterator[RunObject]:
-        text = f"aborted: the {self.rt.workload_kind} {self.name} was deleted"
+        text = f"aborted: the {self.rt.workload.kind} {self.name} was deleted"
         for _, run in sorted(self.open.items()):
             yield self.rt._finish(run, self.db, "aborted", text)
         self.open.clear()
@@ -224,11 +218,11 @@ class Watch:
 
 def _started(pod: Any) -> bool:
     phase = pod.status.phase if pod.status else "Pending"
-    return phase in ("Running", "Succeeded", "Failed") or bool(_k8s.pod_problem(pod))
+    return phase in ("Running", "Succeeded", "Failed") or bool(pod_problem(pod))
 
 
 def _termination_record(pod: Any, container: str) -> str:
-    term = _k8s.terminated(pod, container)
+    term = terminated(pod, container)
     message = (term.message or "") if term is not None else ""
     lines = [ln for ln in message.splitlines() if ln.startswith(RUN_JSON_MARKER)]
     return lines[-1] if lines else ""

@@ -1,0 +1,120 @@
+"""The Kubernetes manifests a run becomes, kept as golden YAML (like the compiled examples).
+
+Each case dry-runs a runtime with a fixed run uid and compares every manifest with
+``golden/<case>.yaml`` byte for byte; ``MLFLOWLET_REGENERATE=1`` rewrites the files (review the
+diff). Every golden manifest is also validated: built-in kinds against the official OpenAPI schema
+(kubernetes-validate, strict), the operators' resources against their CRD schemas
+(``tests/schemas``) with their pod templates as ``v1/PodTemplate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+jsonschema = pytest.importorskip("jsonschema")
+
+from mlflowlet import new_runner, new_task  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "golden"
+SCHEMAS = Path(__file__).parents[1] / "schemas"
+REGENERATE = os.environ.get("MLFLOWLET_REGENERATE") == "1"  # read before the env is cleaned
+UID = "0123456789abcdef0123456789abcdef"
+K8S = "1.30"
+CRD = {
+    "MPIJob": "mpijob-v2beta1.schema.json",
+    "SparkApplication": "sparkapplication-v1beta2.schema.json",
+}
+
+
+@pytest.fixture(autouse=True)
+def fixed_uid(monkeypatch):
+    monkeypatch.setattr("mlflowlet.runtimes.base.new_uid", lambda: UID)
+
+
+def validate(manifest: dict) -> None:
+    """Validate a manifest as the API server (and the operator's CRD) would."""
+    kind = manifest["kind"]
+    if kind not in CRD:
+        kubernetes_validate.validate(manifest, K8S, strict=True)
+        return
+    jsonschema.validate(manifest, json.loads((SCHEMAS / CRD[kind]).read_text()))
+    templates = [rs["template"] for rs in manifest["spec"].get("mpiReplicaSpecs", {}).values()]
+    for template in templates:
+        kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
+             "template": template}, K8S, strict=True)
+
+
+def _job():
+    rt = new_runner(command="job://ghcr.io/team/train:1.0#training.py", namespace="ml",
+                    ttl_seconds_after_finished=600, backoff_limit=2)
+    rt.with_limits(cpu="2", memory="4Gi", gpus=1).with_requests(cpu="500m", memory="1Gi")
+    rt.set_env("MODE", "fast").with_node_selector(pool="gpu").with_secret_env("s3-creds")
+    rt.with_tolerations({"key": "gpu", "operator": "Exists", "effect": "NoSchedule"})
+    rt.with_volume("/data", pvc="datasets", read_only=True).with_service_account("trainer")
+    task = new_task(name="train", params={"p1": 3}).with_secrets("inline", {"TOKEN": "x-1"})
+    rt.run(task, handler="train", dry_run=True, timeout=120)
+    return rt.last_manifests
+
+
+def _indexed_job():
+    rt = new_runner(kind="job", image="repo/img:tag", command="training.py")
+    task = new_task(name="sweep").with_hyper_params({"p1": [1, 2, 3, 4]}, selector="max.accuracy",
+                                                    parallel=2)
+    rt.run(task, handler="train", dry_run=True)
+    return rt.last_manifests
+
+
+def _script_job():
+    rt = new_runner(kind="job", image="repo/img:tag", command="training.py --epochs 2")
+    rt.run(new_task(name="script"), dry_run=True)
+    return rt.last_manifests
+
+
+def _mpijob():
+    rt = new_runner(kind="mpijob", command="train_hvd.py", image="repo/hvd:1", replicas=2,
+                    slots_per_worker=4, mpi_args=["-x", "NCCL_DEBUG=INFO"])
+    rt.with_limits(cpu="8", memory="32Gi", gpus=4)
+    task = new_task(name="hvd", params={"epochs": 2}).with_secrets("inline", {"KEY": "v"})
+    rt.run(task, handler="train", dry_run=True, timeout=600)
+    return rt.last_manifests
+
+
+def _spark():
+    rt = new_runner(command="spark://repo/spark-py:3.5#etl.py", executors=3, executor_cores=2,
+                    executor_memory="4g", spark_conf={"spark.sql.shuffle.partitions": 64})
+    rt.with_limits(cpu="2", gpus=1).with_node_selector(pool="spark").with_volume("/d", pvc="d")
+    rt.run(new_task(name="etl", params={"day": "2024-01-01"}), handler="etl", dry_run=True)
+    return rt.last_manifests
+
+
+CASES = {"job": _job, "indexed_job": _indexed_job, "script_job": _script_job,
+         "mpijob": _mpijob, "spark_application": _spark}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_manifests_equal_their_golden_yaml(case):
+    docs = CASES[case]()
+    text = yaml.safe_dump_all(docs, sort_keys=False)
+    path = GOLDEN / f"{case}.yaml"
+    if REGENERATE:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path.name} is missing: run with MLFLOWLET_REGENERATE=1"
+    assert text == path.read_text(), (
+        f"the {case} manifests changed; rerun with MLFLOWLET_REGENERATE=1 if intended")
+    for doc in yaml.safe_load_all(path.read_text()):
+        validate(doc)
+
+
+def test_builders_are_pure(monkeypatch):
+    """The same inputs give the same manifests, whatever the clock or the environment."""
+    first = yaml.safe_dump_all(_job(), sort_keys=False)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    assert yaml.safe_dump_all(_job(), sort_keys=False) == first

@@ -4,51 +4,32 @@ Each case dry-runs a runtime with a fixed run uid and compares every manifest wi
 ``golden/<case>.yaml`` byte for byte; ``MLFLOWLET_REGENERATE=1`` rewrites the files (review the
 diff). Every golden manifest is also validated: built-in kinds against the official OpenAPI schema
 (kubernetes-validate, strict), the operators' resources against their CRD schemas
-(``tests/schemas``) with their pod templates as ``v1/PodTemplate``.
+(``tests/schemas``, whole and strict), an MPIJob's pod templates also as ``v1/PodTemplate``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 import yaml
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
-jsonschema = pytest.importorskip("jsonschema")
+pytest.importorskip("kubernetes_validate")
+pytest.importorskip("jsonschema")
+
+from _crd import validate  # noqa: E402
 
 from mlflowlet import new_runner, new_task  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
-SCHEMAS = Path(__file__).parents[1] / "schemas"
 REGENERATE = os.environ.get("MLFLOWLET_REGENERATE") == "1"  # read before the env is cleaned
 UID = "0123456789abcdef0123456789abcdef"
-K8S = "1.30"
-CRD = {
-    "MPIJob": "mpijob-v2beta1.schema.json",
-    "SparkApplication": "sparkapplication-v1beta2.schema.json",
-}
 
 
 @pytest.fixture(autouse=True)
 def fixed_uid(monkeypatch):
     monkeypatch.setattr("mlflowlet.runtimes.base.new_uid", lambda: UID)
-
-
-def validate(manifest: dict) -> None:
-    """Validate a manifest as the API server (and the operator's CRD) would."""
-    kind = manifest["kind"]
-    if kind not in CRD:
-        kubernetes_validate.validate(manifest, K8S, strict=True)
-        return
-    jsonschema.validate(manifest, json.loads((SCHEMAS / CRD[kind]).read_text()))
-    templates = [rs["template"] for rs in manifest["spec"].get("mpiReplicaSpecs", {}).values()]
-    for template in templates:
-        kubernetes_validate.validate(
-            {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
-             "template": template}, K8S, strict=True)
 
 
 def _job():

@@ -6,21 +6,20 @@ import importlib.util
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
 jsonschema = pytest.importorskip("jsonschema")
 pytest.importorskip("kubernetes")
 
+from _crd import schema  # noqa: E402
 from _k8s_fakes import FakeCluster, FakeCoreV1Api, FakeCustomObjectsApi, pod_json  # noqa: E402
 
 from mlflowlet import new_runner, new_task  # noqa: E402
 from mlflowlet.errors import ConfigError, MissingDependencyError  # noqa: E402
 from mlflowlet.runtimes.spark import SparkRuntime  # noqa: E402
 
-SCHEMA = json.loads(
-    (Path(__file__).parents[1] / "schemas" / "sparkapplication-v1beta2.schema.json").read_text())
+SCHEMA = schema("SparkApplication")  # the whole CRD of spark-operator v2.5.2, strict
 HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
 HAS_JAVA = shutil.which("java") is not None
 

@@ -69,6 +69,7 @@ class FakeCluster:
             if indexed:
                 env["JOB_COMPLETION_INDEX"] = str(index)
             argv = [sys.executable if a == "python" else a for a in container["command"]]
+            argv = self._mount_config_maps(pod_spec, container, argv)
             proc = subprocess.run(argv, cwd=self.workdir, env=env, capture_output=True,
                                   timeout=120)
             self.logs[name] = proc.stdout + proc.stderr
@@ -82,6 +83,22 @@ class FakeCluster:
         self.frames = [pending, running, done]
         self.final = {"type": "Complete" if ok else "Failed", "status": "True",
                       "reason": "" if ok else "FailedIndexes"}
+
+    def _mount_config_maps(self, pod_spec, container, argv):
+        """Write each mounted ConfigMap's keys as files (as a kubelet does), under workdir."""
+        volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
+        for mount in container.get("volumeMounts") or []:
+            source = volumes.get(mount["name"], {}).get("configMap")
+            if source is None:
+                continue
+            folder = os.path.join(str(self.workdir), ".kubelet" + mount["mountPath"])
+            os.makedirs(folder, exist_ok=True)
+            for key, text in getattr(self, "config_maps", {})[source["name"]]["data"].items():
+                with open(os.path.join(folder, key), "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            argv = [folder + a[len(mount["mountPath"]):]
+                    if a.startswith(mount["mountPath"] + "/") else a for a in argv]
+        return argv
 
     def _env(self, container):
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
@@ -145,6 +162,12 @@ class FakeCoreV1Api:
 
     def patch_namespaced_secret(self, name, namespace, body):
         self.cluster.patches.append((name, body))
+
+    def patch_namespaced_config_map(self, name, namespace, body):
+        self.cluster.patches.append((name, body))
+
+    def delete_namespaced_config_map(self, name, namespace, **kw):
+        self.cluster.deleted.append(("ConfigMap", name, kw.get("propagation_policy")))
 
     def delete_namespaced_secret(self, name, namespace, **kw):
         self.cluster.deleted.append(("Secret", name, kw.get("propagation_policy")))

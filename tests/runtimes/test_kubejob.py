@@ -106,9 +106,12 @@ def test_hyper_params_become_one_indexed_job():
     kubernetes_validate.validate(job, K8S, strict=True)
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 4, 2)
-    assert spec["backoffLimitPerIndex"] == 0 and "backoffLimit" not in spec
-    env = {e["name"]: e.get("value") for e in spec["template"]["spec"]["containers"][0]["env"]}
-    shipped = json.loads(env["MLFLOWLET_EXEC_CONFIG"])["spec"]
+    assert spec["backoffLimitPerIndex"] == 0 and spec["backoffLimit"] == 4  # 4 x (0 + 1)
+    ctr = spec["template"]["spec"]["containers"][0]
+    assert "MLFLOWLET_EXEC_CONFIG" not in {e["name"] for e in ctr["env"]}
+    assert ctr["command"][-2:] == ["--spec", "/etc/mlflowlet/spec.json"]
+    (config_map,) = [m for m in rt.last_manifests if m["kind"] == "ConfigMap"]
+    shipped = json.loads(config_map["data"]["spec.json"])["spec"]
     assert shipped["hyper_params"] == {"p1": [1, 2, 3, 4]} and shipped["strategy"] == "list"
 
 
@@ -312,8 +315,9 @@ def test_example_k8s_job_dry_run_prints_valid_manifests():
     proc = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    secret, job = yaml.safe_load_all(proc.stdout)
+    secret, config_map, job = yaml.safe_load_all(proc.stdout)
     assert secret["stringData"] == {"MLFLOWLET_EXEC_SECRETS": "<redacted>"}
+    assert json.loads(config_map["data"]["spec.json"])["spec"]["hyper_params"]["p1"] == [1, 3, 5]
     assert "not-a-real-key" not in proc.stdout
     assert job["spec"]["completions"] == 3
     kubernetes_validate.validate(job, K8S, strict=True)

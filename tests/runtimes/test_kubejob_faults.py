@@ -30,8 +30,7 @@ class SweepCluster(FakeCluster):
     def next_pods(self):
         self.tick += 1
         (name, (body, _)), = self.jobs.items()
-        env = body["spec"]["template"]["spec"]["containers"][0]["env"]
-        spec = json.loads(next(e["value"] for e in env if e["name"] == "MLFLOWLET_EXEC_CONFIG"))
+        spec = json.loads(self.config_maps[f"{name}-spec"]["data"]["spec.json"])
         meta = spec["metadata"]
         pods = []
         for index in range(body["spec"]["completions"]):

@@ -186,7 +186,8 @@ class KubeRuntime(PodSettings, Runtime):
         iterations = None
         if run.spec.hyper_params or run.spec.param_file:
             iterations = self._dry_iterations(run)
-        built, _ = self.build_manifests(run, db, iterations, run.spec.parallel or 0)
+        parallel = run.spec.parallel or self._default_parallel()  # as a submit would
+        built, _ = self.build_manifests(run, db, iterations, parallel)
         self.last_manifests = [manifests.redact(m) if m["kind"] == "Secret" else m for m in built]
         if dry_run == "server":
             return self.client.dry_run(self.workload, built)
@@ -241,7 +242,8 @@ class KubeRuntime(PodSettings, Runtime):
             run.status.state = "pending"
             db.store_run(run.to_dict(), run.uid, run.metadata.project, run.metadata.iteration)
         try:
-            self.client.submit(self.workload, built)
+            created = self.client.submit(self.workload, built)
+            self._check_created(built[-1], created)
         except Exception as exc:  # the API refused it, or no cluster is reachable
             from .pods import api_error
 
@@ -256,6 +258,9 @@ class KubeRuntime(PodSettings, Runtime):
                 )
             return
         yield from Watch(self, name, runs, db, indexed).follow()
+
+    def _check_created(self, manifest: dict, created: Any) -> None:
+        """Refuse (deleting it) a workload the API server created other than asked."""
 
     @classmethod
     def for_run(cls, run: RunObject, **options: Any) -> KubeRuntime:
@@ -293,7 +298,11 @@ class KubeRuntime(PodSettings, Runtime):
         iterations: list[dict] | None = None,
         parallel: int = 0,
     ) -> tuple[list[dict], dict[str, str]]:
-        """Return ``([Secret?, workload], secret values)``, each manifest validated.
+        """Return ``([Secret?, ConfigMap?, workload], secret values)``, each manifest validated.
+
+        A sweep's spec (every iteration's params) goes into a ConfigMap the pods mount: one
+        environment variable holds at most 128 KiB on Linux (``MAX_ARG_STRLEN``, execve(2)),
+        and a 12,000-iteration spec is about 117 KB.
 
         Args:
             run: the prepared run.
@@ -302,19 +311,28 @@ class KubeRuntime(PodSettings, Runtime):
             parallel: pods at once for iterations (0: all).
         """
         name = self.workload_name(run)
-        labels = manifests.run_labels(run)
+        mask = self._masker(run)
+        labels = manifests.run_labels(run, mask)
         values = self._secret_values(run, db)
         secret = f"{name}-secrets" if values else ""
-        spec = manifests.spec_json(run, checks.SECRETS_KEY in values, iterations)
+        spec: str | None = manifests.spec_json(run, checks.SECRETS_KEY in values, iterations, mask)
+        built: list[dict] = []
+        if values:
+            doc = manifests.secret_manifest(secret, self.namespace, values, labels)
+            built.append(checks.validate(doc, self.k8s_version))
+        if iterations is not None:  # a sweep's spec lists every iteration: too big for an env
+            data = {manifests.SPEC_FILE: spec or ""}
+            doc = manifests.config_map_manifest(f"{name}-spec", self.namespace, data, labels)
+            built.append(checks.validate(doc, self.k8s_version))
+            spec = None
         env = manifests.env_vars(spec, self._db_url(db), secret, sorted(values), self.pod)
         workload = self._workload_manifest(run, name, env, labels, iterations, parallel)
+        annotations = manifests.run_annotations(run, labels, mask)
+        if annotations:
+            workload["metadata"].setdefault("annotations", {}).update(annotations)
         for fn in self._appliers:
             workload = fn(workload) or workload
-        checks.validate(workload, self.k8s_version)
-        built = [workload]
-        if values:
-            secret_doc = manifests.secret_manifest(secret, self.namespace, values, labels)
-            built.insert(0, checks.validate(secret_doc, self.k8s_version))
+        built.append(checks.validate(workload, self.k8s_version))
         return built, values
 
     def _workload_manifest(

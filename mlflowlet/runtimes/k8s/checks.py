@@ -93,7 +93,7 @@ def validate(manifest: dict, version: str = K8S_VERSION) -> dict:
     Built-in kinds are validated against the official OpenAPI schema of ``version`` in strict
     mode (an unknown field is an error); pod templates inside custom resources (MPIJob) are
     validated as ``v1/PodTemplate``. Then the checks the schema lets through: DNS-1123 names,
-    a Job's ``restartPolicy``, resource quantities, environment variable names.
+    label syntax, a Job's ``restartPolicy``, resource quantities, environment variable names.
 
     Raises:
         ConfigError: naming the field path and what is wrong.
@@ -111,12 +111,18 @@ def validate(manifest: dict, version: str = K8S_VERSION) -> dict:
             }
             _schema_check(wrapper, version, kind, prefix=path)
         _check_pod(template.get("spec") or {}, f"{path}.spec", kind)
+        _check_labels((template.get("metadata") or {}).get("labels"), f"the {kind} {path}")
     meta = manifest.get("metadata") or {}
     check_dns_label(meta.get("name", ""), f"{kind} metadata.name")
-    for key, value in (meta.get("labels") or {}).items():
-        if len(str(value)) > 63:
-            raise ConfigError(f"{kind} metadata.labels.{key}: label values are at most 63 chars")
+    _check_labels(meta.get("labels"), f"the {kind} metadata")
     return manifest
+
+
+def _check_labels(labels: dict | None, where: str) -> None:
+    from ..._k8s_labels import check_label
+
+    for key, value in (labels or {}).items():
+        check_label(key, value, f"{where}.labels")
 
 
 def _schema_check(manifest: dict, version: str, kind: str, prefix: str = "") -> None:

@@ -9,6 +9,7 @@ watcher call one client whatever they submit.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -129,30 +130,56 @@ class KubeClient:
             )
         return self.batch.create_namespaced_job(self.namespace, manifest, **kw)
 
-    def submit(self, workload: Workload, manifests: list[dict]) -> None:
-        """Create ``[Secret?, workload]``; the workload then owns the Secret (deleted with it)."""
-        secret = next((m for m in manifests if m["kind"] == "Secret"), None)
-        if secret is not None:
-            self.core.create_namespaced_secret(self.namespace, secret)
-        created = self.create(workload, manifests[-1])
-        owner = owner_reference(manifests[-1], created)
-        if secret is not None and owner is not None:
-            self.core.patch_namespaced_secret(
-                secret["metadata"]["name"],
-                self.namespace,
-                {"metadata": {"ownerReferences": [owner]}},
-            )
+    def submit(self, workload: Workload, manifests: list[dict]) -> Any:
+        """Create ``[Secret?, ConfigMap?, workload]``; return the workload as created.
+
+        The workload then owns the Secret and ConfigMap (Kubernetes deletes them with it,
+        https://kubernetes.io/docs/concepts/architecture/garbage-collection/#owners-dependents).
+        When the workload cannot be created, the Secret and ConfigMap created for it are deleted
+        again before the error propagates: nothing is left behind.
+        """
+        *parts, body = manifests
+        made: list[dict] = []
+        try:
+            for part in parts:
+                self._create_part(part)
+                made.append(part)
+            created = self.create(workload, body)
+        except Exception:
+            for part in made:
+                self._delete_part(part)
+            raise
+        owner = owner_reference(body, created)
+        for part in parts if owner is not None else []:
+            patch = {"metadata": {"ownerReferences": [owner]}}
+            name = part["metadata"]["name"]
+            if part["kind"] == "Secret":
+                self.core.patch_namespaced_secret(name, self.namespace, patch)
+            else:
+                self.core.patch_namespaced_config_map(name, self.namespace, patch)
+        return created
+
+    def _create_part(self, part: dict, **kw: Any) -> Any:
+        if part["kind"] == "Secret":
+            return self.core.create_namespaced_secret(self.namespace, part, **kw)
+        return self.core.create_namespaced_config_map(self.namespace, part, **kw)
+
+    def _delete_part(self, part: dict) -> None:
+        name = part["metadata"]["name"]
+        call = (
+            self.core.delete_namespaced_secret
+            if part["kind"] == "Secret"
+            else self.core.delete_namespaced_config_map
+        )
+        with contextlib.suppress(Exception):  # best effort: the creation error is reported
+            call(name, self.namespace)
 
     def dry_run(self, workload: Workload, manifests: list[dict]) -> Any:
         """Ask the API server to validate ``manifests`` (strict fields); return its answer."""
-        out = None
-        for m in manifests:
-            if m["kind"] == "Secret":
-                self.core.create_namespaced_secret(
-                    self.namespace, m, dry_run="All", field_validation="Strict"
-                )
-            else:
-                out = self.create(workload, m, dry_run="All", field_validation="Strict")
+        *parts, body = manifests
+        for part in parts:
+            self._create_part(part, dry_run="All", field_validation="Strict")
+        out = self.create(workload, body, dry_run="All", field_validation="Strict")
         return k8s_client().ApiClient().sanitize_for_serialization(out)
 
     # reading ----------------------------------------------------------------------------------
@@ -182,7 +209,10 @@ class KubeClient:
 
     # deleting ---------------------------------------------------------------------------------
     def delete(self, workload: Workload, name: str) -> None:
-        """Delete the workload ``name`` (its pods with it) and its Secret; gone already is fine."""
+        """Delete the workload ``name`` (its pods with it), its Secret and spec ConfigMap.
+
+        Gone already is fine.
+        """
         if workload.custom:
             group, version = workload.api_version.split("/")
 
@@ -195,6 +225,7 @@ class KubeClient:
         for call, target in (
             (delete_workload, name),
             (self.core.delete_namespaced_secret, f"{name}-secrets"),
+            (self.core.delete_namespaced_config_map, f"{name}-spec"),
         ):
             try:
                 call(target, self.namespace, propagation_policy="Background")

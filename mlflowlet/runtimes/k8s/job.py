@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ...errors import ConfigError
 from ...model import RunObject
 from . import manifests
+from .manifests import SPEC_FILE
 from .base import NAMESPACE_KEY, WORKLOAD_KEY, KubeRuntime
 from .client import Workload
 
@@ -42,17 +44,41 @@ def job_state(job: Any, name: str) -> tuple[str, str]:
 JOB = Workload("Job", "batch/v1", "", "main", "job-name={name}", job_state)
 
 
+DEFAULT_SWEEP_PARALLELISM = 10
+
+
 class KubeJobRuntime(KubeRuntime):
     """Runs each run as a Kubernetes Job (hyper-parameter sweeps as one Indexed Job).
 
-    Takes the options of :class:`~mlflowlet.runtimes.k8s.base.KubeRuntime`: ``command``,
-    ``image``, ``namespace``, ``ttl_seconds_after_finished``, ``backoff_limit``,
-    ``start_timeout``, ``poll_interval``, ``dbpath``, ``working_dir``, ``batch_api``,
-    ``core_api``, ``k8s_version``.
+    A sweep's Indexed Job runs ``parallel`` pods at once (the task's ``parallel``, else
+    ``sweep_parallelism``); each pod's ``activeDeadlineSeconds`` is the run's ``timeout``; a
+    task's ``max_errors`` becomes ``maxFailedIndexes``; the spec is mounted from a ConfigMap.
+
+    Args:
+        command: as for :class:`~mlflowlet.runtimes.k8s.base.KubeRuntime`.
+        sweep_parallelism: pods of a sweep at once when the task does not say (default 10).
+        **options: the options of :class:`~mlflowlet.runtimes.k8s.base.KubeRuntime`
+            (``image``, ``namespace``, ``ttl_seconds_after_finished``, ``backoff_limit``,
+            ``start_timeout``, ``poll_interval``, ``dbpath``, ``working_dir``, ``batch_api``,
+            ``core_api``, ``k8s_version``).
     """
 
     kind = "job"
     workload = JOB
+
+    def __init__(
+        self, command: str = "", sweep_parallelism: int = DEFAULT_SWEEP_PARALLELISM, **options: Any
+    ) -> None:
+        super().__init__(command, **options)
+        if (
+            isinstance(sweep_parallelism, bool)
+            or not isinstance(sweep_parallelism, int)
+            or (sweep_parallelism < 1)
+        ):
+            raise ConfigError(
+                f"sweep_parallelism={sweep_parallelism!r} must be a whole number >= 1"
+            )
+        self.sweep_parallelism = sweep_parallelism
 
     def _dry_iterations(self, run: RunObject) -> list[dict]:
         from ... import hyper
@@ -75,9 +101,8 @@ class KubeJobRuntime(KubeRuntime):
         if children:
             yield from self._workload(children, db, indexed=True, parallel=parallel)
 
-    @staticmethod
-    def _default_parallel() -> int:
-        return 0  # all iterations at once, as far as the cluster schedules them
+    def _default_parallel(self) -> int:  # type: ignore[override]
+        return self.sweep_parallelism  # not all at once: a 12,000-pod burst helps no one
 
     def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
         # the parent names the Indexed Job too, so aborting the parent deletes it
@@ -95,9 +120,26 @@ class KubeJobRuntime(KubeRuntime):
         iterations: list[dict] | None,
         parallel: int,
     ) -> dict:
-        ctr = manifests.container(self.pod, "main", self.image, self.entry_command(run), env)
-        template = manifests.pod_template(self.pod, labels, [ctr])
-        count = len(iterations) if iterations is not None else None
+        timeout = int(run.spec.timeout) if run.spec.timeout else None
+        if iterations is None:
+            ctr = manifests.container(self.pod, "main", self.image, self.entry_command(run), env)
+            return manifests.job_manifest(
+                name,
+                self.namespace,
+                labels,
+                manifests.pod_template(self.pod, labels, [ctr]),
+                ttl_seconds_after_finished=self.ttl_seconds_after_finished,
+                backoff_limit=self.backoff_limit,
+                deadline=timeout,
+            )
+        volume, mount = manifests.spec_volume(f"{name}-spec")
+        command = [*self._sweep_command(run), "--spec", f"{mount['mountPath']}/{SPEC_FILE}"]
+        ctr = manifests.container(self.pod, "main", self.image, command, env, mounts=[mount])
+        count, errors = len(iterations), run.spec.max_errors
+        # the run's timeout is each iteration's (a pod's deadline), not the whole sweep's
+        template = manifests.pod_template(
+            self.pod, labels, [ctr], deadline=timeout, volumes=[volume]
+        )
         return manifests.job_manifest(
             name,
             self.namespace,
@@ -105,7 +147,40 @@ class KubeJobRuntime(KubeRuntime):
             template,
             ttl_seconds_after_finished=self.ttl_seconds_after_finished,
             backoff_limit=self.backoff_limit,
-            deadline=int(run.spec.timeout) if run.spec.timeout else None,
             completions=count,
-            parallelism=min(parallel, count) if count and parallel and parallel > 0 else count,
+            parallelism=min(parallel, count) if parallel and parallel > 0 else count,
+            max_failed_indexes=max(errors - 1, 0) if errors is not None else None,
+        )
+
+    def _sweep_command(self, run: RunObject) -> list[str]:
+        """The entrypoint (a script too: each pod runs its own iteration of the spec)."""
+        command = self.entry_command(run)
+        if command[:3] == ["python", "-m", "mlflowlet.entrypoint"]:
+            return command
+        script, *args = command[1:]
+        if args:
+            raise ConfigError(
+                f"command {self.command!r}: a sweep runs the script through the entrypoint, one "
+                "iteration per pod, which passes no arguments; read them as params instead"
+            )
+        return ["python", "-m", "mlflowlet.entrypoint", "--script", script]
+
+    def _check_created(self, manifest: dict, created: Any) -> None:
+        """Refuse an Indexed Job whose ``backoffLimitPerIndex`` the API server dropped.
+
+        Kubernetes 1.28 has the field behind an alpha gate (off by default), and older
+        servers do not know it: they drop it silently, so a failed iteration would fail the
+        whole Job instead of only itself
+        (https://kubernetes.io/docs/reference/command-line-tools-reference/feature-gates/).
+        """
+        wanted = (manifest.get("spec") or {}).get("backoffLimitPerIndex")
+        spec = getattr(created, "spec", None)
+        if wanted is None or spec is None or spec.backoff_limit_per_index is not None:
+            return
+        self._delete(manifest["metadata"]["name"])
+        raise ConfigError(
+            "the cluster dropped the Indexed Job's backoffLimitPerIndex (Kubernetes < 1.29, or "
+            "the JobBackoffLimitPerIndex feature gate off), so one failed iteration would end "
+            "the sweep; the Job was deleted: run on Kubernetes 1.29 or later (or enable the "
+            "gate)"
         )

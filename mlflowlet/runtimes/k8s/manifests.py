@@ -20,6 +20,8 @@ from ...model import RunObject
 from .checks import MANAGED_BY, client, dns_name
 from .options import PodOptions
 
+CONFIG_MAP_LIMIT = 1024 * 1024
+
 
 def to_model(cls: Any, data: Any, where: str) -> Any:
     """Build a client model from a model, or a dict in camelCase or snake_case keys."""
@@ -50,9 +52,38 @@ def serialize(obj: Any) -> Any:
 
 
 # the run in the pod ----------------------------------------------------------------------------
-def run_labels(run: RunObject) -> dict[str, str]:
-    """Return the labels every object of a run carries (uid, name, project, managed-by)."""
+# labels of the workloads mlflowlet owns (and the pod selectors of the controllers)
+RESERVED_LABELS = (
+    "mlflowlet.io/",
+    "app.kubernetes.io/managed-by",
+    "batch.kubernetes.io/",
+    "controller-uid",
+    "job-name",
+    "training.kubeflow.org/",
+    "spark-role",
+    "sparkoperator.k8s.io/",
+)
+LABELS_ANNOTATION = "mlflowlet.io/labels"
+SPEC_DIR, SPEC_FILE = "/etc/mlflowlet", "spec.json"  # where a sweep's pods read the spec
+
+
+def run_labels(run: RunObject, mask: Any = None) -> dict[str, str]:
+    """Return the labels every object of a run carries: mlflowlet's, and the run's sanitised.
+
+    The run's labels are recorded exactly; on Kubernetes objects each key and value is made
+    valid (``owner: Jane Doe`` becomes ``owner: Jane-Doe``; the API server refuses the first),
+    and :func:`run_annotations` keeps the exact ones. Keys of mlflowlet and of the controllers'
+    pod selectors are not the run's to set.
+
+    Args:
+        run: the prepared run.
+        mask: a secrets store whose values are masked in the labels first (or None).
+    """
+    from ..._k8s_labels import sanitise_labels
+
+    own = {k: _masked(v, mask) for k, v in run.metadata.labels.items()}
     return {
+        **sanitise_labels(own, RESERVED_LABELS),
         **MANAGED_BY,
         "mlflowlet.io/uid": run.uid[:63],
         "mlflowlet.io/name": dns_name(run.metadata.name),
@@ -60,7 +91,21 @@ def run_labels(run: RunObject) -> dict[str, str]:
     }
 
 
-def spec_json(run: RunObject, with_secrets: bool, iterations: list[dict] | None) -> str:
+def run_annotations(run: RunObject, labels: dict[str, str], mask: Any = None) -> dict[str, str]:
+    """Return ``{'mlflowlet.io/labels': exact JSON}`` when a run label was changed or dropped."""
+    own = {k: _masked(str(v), mask) for k, v in run.metadata.labels.items()}
+    if all(labels.get(k) == v for k, v in own.items()):
+        return {}
+    return {LABELS_ANNOTATION: json.dumps(own, sort_keys=True, separators=(",", ":"))}
+
+
+def _masked(value: Any, mask: Any) -> str:
+    return mask.mask(str(value)) if mask is not None else str(value)
+
+
+def spec_json(
+    run: RunObject, with_secrets: bool, iterations: list[dict] | None, mask: Any = None
+) -> str:
     """Return the run spec a pod runs (``MLFLOWLET_EXEC_CONFIG``), as compact sorted JSON.
 
     Args:
@@ -69,11 +114,15 @@ def spec_json(run: RunObject, with_secrets: bool, iterations: list[dict] | None)
             arrive in ``MLFLOWLET_EXEC_SECRETS``).
         iterations: the exact params of each iteration (an Indexed Job: every pod expands the
             same list), or None.
+        mask: a secrets store whose values are masked in the labels (they are recorded
+            masked anyway, and a manifest must not hold a secret).
     """
     from ...secrets import SecretsStore
 
     data = run.to_dict()
     data.pop("status", None)
+    labels = data["metadata"].get("labels") or {}
+    data["metadata"]["labels"] = {k: _masked(v, mask) for k, v in labels.items()}
     spec = data["spec"]
     secret_keys: list[str] = []
     for src in run.spec.secret_sources:  # the pod gets every value as one inline source
@@ -97,21 +146,20 @@ def spec_json(run: RunObject, with_secrets: bool, iterations: list[dict] | None)
 
 
 def env_vars(
-    spec: str, db_url: str, secret: str, keys: list[str], opts: PodOptions
+    spec: str | None, db_url: str, secret: str, keys: list[str], opts: PodOptions
 ) -> list[dict[str, Any]]:
     """Return the container's ``env``: the spec, the DB, secret references, the plain ones.
 
     Args:
-        spec: the run spec JSON (:func:`spec_json`).
+        spec: the run spec JSON (:func:`spec_json`), or None when a ConfigMap holds it.
         db_url: the run DB the pod records into (``''``: none; the pod reports in its log).
         secret: the run's Secret holding ``keys`` (each read through ``secretKeyRef``).
         keys: the keys of that Secret.
         opts: the runtime's pod options (its own secret references and plain variables).
     """
-    env: list[dict[str, Any]] = [
-        {"name": "MLFLOWLET_EXEC_CONFIG", "value": spec},
-        {"name": "PYTHONUNBUFFERED", "value": "1"},
-    ]
+    env: list[dict[str, Any]] = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+    if spec is not None:
+        env.insert(0, {"name": "MLFLOWLET_EXEC_CONFIG", "value": spec})
     if db_url:
         env.append({"name": "MLFLOWLET_DBPATH", "value": db_url})
     refs = {**{k: (secret, k) for k in keys}, **opts.secret_refs}
@@ -131,6 +179,7 @@ def container(
     *,
     resources: bool = True,
     report: bool = True,
+    mounts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Return a container of the pod.
 
@@ -142,6 +191,7 @@ def container(
         env: its environment (:func:`env_vars`), or None.
         resources: give it the options' limits and requests (an MPI launcher gets none).
         report: it reports the run: its log is the termination message on error.
+        mounts: volume mounts besides the options' (the spec's ConfigMap).
     """
     k8s = client()
     limits = resources and (opts.limits or opts.requests)
@@ -158,25 +208,42 @@ def container(
             else None,
             working_dir=opts.working_dir or None,
             env_from=[{"secretRef": {"name": n}} for n in opts.env_from] or None,
-            volume_mounts=[m for _, m in opts.volumes] or None,
+            volume_mounts=[m for _, m in opts.volumes] + list(mounts or []) or None,
             termination_message_policy="FallbackToLogsOnError" if report else None,
+            image_pull_policy=opts.pull_policy(image),
+            security_context=dict(opts.container_security) or None,
         )
     )
 
 
 def pod_spec(
-    opts: PodOptions, containers: list[dict[str, Any]], restart_policy: str | None = "Never"
+    opts: PodOptions,
+    containers: list[dict[str, Any]],
+    restart_policy: str | None = "Never",
+    deadline: int | None = None,
+    volumes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Return a ``PodSpec``: the containers with the options' scheduling and volumes."""
+    """Return a ``PodSpec``: the containers with the options' scheduling and volumes.
+
+    Args:
+        opts: the pod options.
+        containers: the containers (:func:`container`).
+        restart_policy: the pod's ``restartPolicy`` (None: the operator sets it).
+        deadline: the pod's ``activeDeadlineSeconds`` (each pod's own timeout), or None.
+        volumes: volumes besides the options' (the spec's ConfigMap).
+    """
     k8s = client()
     return serialize(
         k8s.V1PodSpec(
             containers=containers,
             restart_policy=restart_policy,
+            active_deadline_seconds=deadline,
             service_account_name=opts.service_account or None,
             node_selector=dict(opts.node_selector) or None,
             tolerations=list(opts.tolerations) or None,
-            volumes=[v for v, _ in opts.volumes] or None,
+            volumes=[v for v, _ in opts.volumes] + list(volumes or []) or None,
+            image_pull_secrets=[{"name": n} for n in opts.image_pull_secrets] or None,
+            security_context=dict(opts.pod_security) or None,
         )
     )
 
@@ -186,12 +253,19 @@ def pod_template(
     labels: dict[str, str],
     containers: list[dict[str, Any]],
     restart_policy: str | None = "Never",
+    **spec: Any,
 ) -> dict[str, Any]:
-    """Return a ``PodTemplateSpec`` (labels, and :func:`pod_spec`)."""
+    """Return a ``PodTemplateSpec``: labels, and :func:`pod_spec` (``spec``: its keywords)."""
     return {
         "metadata": {"labels": dict(labels)},
-        "spec": pod_spec(opts, containers, restart_policy),
+        "spec": pod_spec(opts, containers, restart_policy, **spec),
     }
+
+
+def spec_volume(config_map: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(volume, mount)`` of the ConfigMap holding a sweep's spec at :data:`SPEC_DIR`."""
+    volume = {"name": "mlflowlet-spec", "configMap": {"name": config_map}}
+    return volume, {"name": "mlflowlet-spec", "mountPath": SPEC_DIR, "readOnly": True}
 
 
 # workloads -------------------------------------------------------------------------------------
@@ -206,6 +280,8 @@ def job_manifest(
     deadline: int | None = None,
     completions: int | None = None,
     parallelism: int | None = None,
+    max_failed_indexes: int | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return a ``batch/v1`` Job; with ``completions`` an Indexed Job (one pod per iteration).
 
@@ -219,6 +295,15 @@ def job_manifest(
         deadline: ``activeDeadlineSeconds``, or None.
         completions: the number of iterations (an Indexed Job), or None.
         parallelism: pods at once for an Indexed Job.
+        max_failed_indexes: failed iterations the Indexed Job tolerates before it ends the
+            rest (a sweep's ``max_errors - 1``), or None.
+        annotations: the Job's annotations.
+
+    An Indexed Job retries each index alone (``backoffLimitPerIndex``); its ``backoffLimit`` is
+    set too, to the most failures that can give, because a cluster without the per-index
+    feature (Kubernetes < 1.29, or its gate off) drops that field and would fall back to a
+    ``backoffLimit`` of 6 (JobSpec: "Defaults to 6, unless backoffLimitPerIndex is specified";
+    https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/job-v1/#JobSpec).
     """
     k8s = client()
     spec = k8s.V1JobSpec(
@@ -230,15 +315,38 @@ def job_manifest(
         spec.completion_mode, spec.completions = "Indexed", completions
         spec.parallelism = parallelism or completions
         spec.backoff_limit_per_index = backoff_limit  # one failed iteration fails alone
+        spec.backoff_limit = completions * (backoff_limit + 1)
+        spec.max_failed_indexes = max_failed_indexes
     else:
         spec.backoff_limit = backoff_limit
-    job = k8s.V1Job(
-        api_version="batch/v1",
-        kind="Job",
-        spec=spec,
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=dict(labels)),
+    meta = k8s.V1ObjectMeta(
+        name=name, namespace=namespace, labels=dict(labels), annotations=annotations or None
     )
+    job = k8s.V1Job(api_version="batch/v1", kind="Job", spec=spec, metadata=meta)
     return serialize(job)
+
+
+def config_map_manifest(name: str, namespace: str, data: dict[str, str], labels: dict) -> dict:
+    """Return a ConfigMap manifest holding ``data`` (at most 1 MiB in all).
+
+    Raises:
+        ConfigError: the data is over a ConfigMap's 1 MiB
+            (https://kubernetes.io/docs/concepts/configuration/configmap/#motivation).
+    """
+    size = sum(len(k) + len(v.encode()) for k, v in data.items())
+    if size > CONFIG_MAP_LIMIT:
+        raise ConfigError(
+            f"ConfigMap {name}: {size:,} bytes is over the 1 MiB a ConfigMap holds; a sweep's "
+            "spec lists every iteration: sweep fewer iterations per run, or use param_file="
+        )
+    k8s = client()
+    config = k8s.V1ConfigMap(
+        api_version="v1",
+        kind="ConfigMap",
+        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
+        data=dict(data),
+    )
+    return serialize(config)
 
 
 def secret_manifest(name: str, namespace: str, values: dict[str, str], labels: dict) -> dict:

@@ -13,6 +13,8 @@ from typing import Any
 from ...errors import ConfigError
 from . import checks
 
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
 
 @dataclass
 class PodOptions:
@@ -28,6 +30,10 @@ class PodOptions:
     volumes: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
     service_account: str = ""
     working_dir: str = ""
+    image_pull_secrets: list[str] = field(default_factory=list)
+    image_pull_policy: str = ""  # '': Always for a tag, the default for a digest
+    pod_security: dict[str, Any] = field(default_factory=dict)  # PodSecurityContext
+    container_security: dict[str, Any] = field(default_factory=dict)  # SecurityContext
 
     # resources --------------------------------------------------------------------------------
     @staticmethod
@@ -74,6 +80,74 @@ class PodOptions:
         """Run the pods as this service account."""
         checks.check_dns_label(name, "service account")
         self.service_account = name
+
+    def add_image_pull_secrets(self, *names: str) -> None:
+        """Pull the image with these ``kubernetes.io/dockerconfigjson`` Secrets."""
+        for name in names:
+            checks.check_dns_label(name, "image pull secret")
+            if name not in self.image_pull_secrets:
+                self.image_pull_secrets.append(name)
+
+    def set_image_pull_policy(self, policy: str) -> None:
+        """Set ``imagePullPolicy``: ``Always``, ``IfNotPresent`` or ``Never``."""
+        if policy not in PULL_POLICIES:
+            raise ConfigError(
+                f"image_pull_policy {policy!r}: use one of {', '.join(PULL_POLICIES)}"
+            )
+        self.image_pull_policy = policy
+
+    def pull_policy(self, image: str) -> str | None:
+        """Return ``imagePullPolicy`` for ``image``: ``Always`` for a (mutable) tag.
+
+        A node that has an image keeps running it when the tag is pushed again unless the
+        policy is ``Always``; a digest names one image, so Kubernetes' default is right there.
+        https://kubernetes.io/docs/concepts/containers/images/#image-pull-policy
+        """
+        if self.image_pull_policy:
+            return self.image_pull_policy
+        return None if "@" in image else "Always"
+
+    def set_security(  # noqa: PLR0913 - one keyword per securityContext field
+        self,
+        run_as_user: int | None,
+        run_as_group: int | None,
+        fs_group: int | None,
+        read_only_root_filesystem: bool,
+        seccomp: str,
+    ) -> None:
+        """Set the pod and container security contexts (see ``with_security_context``)."""
+        for what, value in (
+            ("run_as_user", run_as_user),
+            ("run_as_group", run_as_group),
+            ("fs_group", fs_group),
+        ):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (1 if what == "run_as_user" else 0)
+            ):
+                low = "1 (a non-root user)" if what == "run_as_user" else "0"
+                raise ConfigError(f"with_security_context {what}={value!r} must be an int >= {low}")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            raise ConfigError(
+                f"with_security_context seccomp={seccomp!r}: the restricted policy allows "
+                "'RuntimeDefault' or 'Localhost'"
+            )
+        pod: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": seccomp}}
+        for key, value in (
+            ("runAsUser", run_as_user),
+            ("runAsGroup", run_as_group),
+            ("fsGroup", fs_group),
+        ):
+            if value is not None:
+                pod[key] = value
+        self.pod_security = pod
+        self.container_security = {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": bool(read_only_root_filesystem),
+            "runAsNonRoot": True,
+        }
 
     # volumes ----------------------------------------------------------------------------------
     def add_volume(  # noqa: PLR0913 - one keyword per volume source

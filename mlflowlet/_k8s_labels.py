@@ -80,8 +80,9 @@ def sanitise_labels(labels: dict[str, str], reserved: tuple[str, ...] = ()) -> d
     out: dict[str, str] = {}
     for key, value in labels.items():
         clean = sanitise_key(str(key))
-        if not clean or any(clean == r or (r.endswith("/") and clean.startswith(r))
-                            for r in reserved):
+        if not clean or any(
+            clean == r or (r.endswith("/") and clean.startswith(r)) for r in reserved
+        ):
             continue
         out[clean] = sanitise_value(str(value))
     return out

@@ -41,7 +41,8 @@ def test_a_12000_iteration_sweep_mounts_its_spec_from_a_config_map():
     assert len(text) > 128 * 1024  # what used to be one environment variable
     assert json.loads(text)["spec"]["hyper_params"]["p1"][-1] == "shard-11999"
     volume = job["spec"]["template"]["spec"]["volumes"][0]
-    assert volume == {"name": "mlflowlet-spec", "configMap": {"name": config_map["metadata"]["name"]}}
+    assert volume == {"name": "mlflowlet-spec",
+                      "configMap": {"name": config_map["metadata"]["name"]}}
     assert ctr["volumeMounts"] == [{"mountPath": "/etc/mlflowlet", "name": "mlflowlet-spec",
                                     "readOnly": True}]
     validate(config_map)

@@ -16,9 +16,9 @@ from typing import Any
 from ...errors import ConfigError
 from ...model import RunObject
 from . import manifests
-from .manifests import SPEC_FILE
 from .base import NAMESPACE_KEY, WORKLOAD_KEY, KubeRuntime
 from .client import Workload
+from .manifests import SPEC_FILE
 
 __all__ = ["JOB", "KubeJobRuntime", "job_state"]
 
@@ -153,7 +153,7 @@ class KubeJobRuntime(KubeRuntime):
         )
 
     def _sweep_command(self, run: RunObject) -> list[str]:
-        """The entrypoint (a script too: each pod runs its own iteration of the spec)."""
+        """Return the entrypoint command (a script too: each pod runs one iteration)."""
         command = self.entry_command(run)
         if command[:3] == ["python", "-m", "mlflowlet.entrypoint"]:
             return command

@@ -69,13 +69,29 @@ def _mpijob():
 
 def _spark():
     rt = new_runner(command="spark://repo/spark-py:3.5#etl.py", executors=3, executor_cores=2,
-                    executor_memory="4g", spark_conf={"spark.sql.shuffle.partitions": 64})
+                    executor_memory="4g", spark_conf={"spark.sql.shuffle.partitions": 64},
+                    webhook=True)
     rt.with_limits(cpu="2", gpus=1).with_node_selector(pool="spark").with_volume("/d", pvc="d")
     rt.run(new_task(name="etl", params={"day": "2024-01-01"}), handler="etl", dry_run=True)
     return rt.last_manifests
 
 
-CASES = {"job": _job, "indexed_job": _indexed_job, "script_job": _script_job,
+def _spark_script():
+    rt = new_runner(kind="spark", image="repo/spark-py:3.5", command="etl.py --day 2024-01-01")
+    rt.with_node_selector(pool="spark").with_image_pull_secrets("regcred")
+    task = new_task(name="etl").with_secrets("inline", {"PW": "x"})
+    rt.run(task, dry_run=True)
+    return rt.last_manifests
+
+
+def _secure_job():
+    rt = new_runner(kind="job", image="repo/img@sha256:" + "a" * 64, command="training.py")
+    rt.with_security_context().with_image_pull_secrets("regcred")
+    rt.run(new_task(name="secure"), handler="train", dry_run=True)
+    return rt.last_manifests
+
+
+CASES = {"job": _job, "secure_job": _secure_job, "spark_script": _spark_script, "indexed_job": _indexed_job, "script_job": _script_job,
          "mpijob": _mpijob, "spark_application": _spark}
 
 

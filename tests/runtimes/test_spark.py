@@ -26,7 +26,8 @@ HAS_JAVA = shutil.which("java") is not None
 
 def test_spark_application_matches_the_crd_subset():
     rt = new_runner(command="spark://repo/spark-py:3.5#etl.py", executors=3, executor_cores=2,
-                    executor_memory="4g", spark_conf={"spark.sql.shuffle.partitions": 64})
+                    executor_memory="4g", spark_conf={"spark.sql.shuffle.partitions": 64},
+                    webhook=True)
     rt.with_limits(cpu="2", gpus=1).with_node_selector(pool="spark").with_volume("/d", pvc="d")
     task = new_task(params={"day": "2024-01-01"}).with_secrets("inline", {"PW": "hunter2-x"})
     app = rt.run(task, handler="etl", dry_run=True)
@@ -35,14 +36,15 @@ def test_spark_application_matches_the_crd_subset():
     spec = app["spec"]
     assert (spec["type"], spec["mode"], spec["image"]) == ("Python", "cluster",
                                                            "repo/spark-py:3.5")
-    assert spec["mainApplicationFile"].endswith("mlflowlet/runtimes/_spark_main.py")
+    assert spec["mainApplicationFile"] == "local:///opt/mlflowlet/spark_main.py"
     assert spec["executor"]["instances"] == 3 and spec["executor"]["gpu"] == {
         "name": "nvidia.com/gpu", "quantity": 1}
     assert spec["sparkConf"] == {"spark.sql.shuffle.partitions": "64"}
-    env = {e["name"]: e for e in spec["driver"]["env"]}
-    assert json.loads(env["MLFLOWLET_EXEC_CONFIG"]["value"])["spec"]["handler"] == "etl"
-    assert env["MLFLOWLET_EXEC_SECRETS"]["valueFrom"]["secretKeyRef"]["key"] == \
+    env = spec["driver"]["envVars"]
+    assert json.loads(env["MLFLOWLET_EXEC_CONFIG"])["spec"]["handler"] == "etl"
+    assert spec["driver"]["envSecretKeyRefs"]["MLFLOWLET_EXEC_SECRETS"]["key"] == \
         "MLFLOWLET_EXEC_SECRETS"
+    assert spec["driver"]["volumeMounts"] == [{"name": "d-0", "mountPath": "/d"}]
 
 
 def test_a_spark_override_that_breaks_the_crd_is_caught_by_the_schema():

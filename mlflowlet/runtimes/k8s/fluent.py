@@ -116,6 +116,52 @@ class PodSettings:
         self.pod.set_service_account(name)
         return self
 
+    def with_image_pull_secrets(self, *names: str) -> Self:
+        """Pull the image with these ``kubernetes.io/dockerconfigjson`` Secrets (a private registry).
+
+        https://kubernetes.io/docs/concepts/containers/images/#specifying-imagepullsecrets-on-a-pod
+        """
+        self.pod.add_image_pull_secrets(*names)
+        return self
+
+    def with_image_pull_policy(self, policy: str) -> Self:
+        """Set ``imagePullPolicy`` (default: ``Always`` for a tag, Kubernetes' for a digest).
+
+        A node that has a tag keeps running it when the tag is pushed again unless the policy is
+        ``Always``; an image referenced by digest (``repo/img@sha256:...``) is the same image
+        wherever it runs (https://kubernetes.io/docs/concepts/containers/images/#image-pull-policy).
+        """
+        self.pod.set_image_pull_policy(policy)
+        return self
+
+    def with_security_context(
+        self,
+        run_as_user: int | None = 1000,
+        run_as_group: int | None = None,
+        fs_group: int | None = None,
+        read_only_root_filesystem: bool = False,
+        seccomp: str = "RuntimeDefault",
+    ) -> Self:
+        """Run the pods as the Pod Security Standard "restricted" requires.
+
+        Sets ``runAsNonRoot``, a ``RuntimeDefault`` seccomp profile, no privilege escalation and
+        every capability dropped (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted),
+        so the pods start in a namespace labelled ``pod-security.kubernetes.io/enforce:
+        restricted``. ``run_as_user`` (default 1000) makes an image whose ``USER`` is root run as
+        that user; pass None to keep the image's own (non-root) user.
+
+        Args:
+            run_as_user: the UID the containers run as (>= 1), or None.
+            run_as_group: the GID, or None.
+            fs_group: the group that owns mounted volumes, or None.
+            read_only_root_filesystem: mount the image's filesystem read-only.
+            seccomp: the seccomp profile type (``RuntimeDefault`` or ``Localhost``).
+        """
+        self.pod.set_security(
+            run_as_user, run_as_group, fs_group, read_only_root_filesystem, seccomp
+        )
+        return self
+
     def apply(self, fn: Callable[[dict], Any]) -> Self:
         """Edit the workload manifest with ``fn(manifest)`` (in place, or return a new dict)."""
         self._appliers.append(fn)

@@ -1,9 +1,14 @@
 """The Spark runtime: a ``SparkApplication`` (``sparkoperator.k8s.io/v1beta2``) per run.
 
-With the Spark operator installed, each run is a Python SparkApplication whose driver runs the
-mlflowlet entrypoint (``main_file``, by default the ``_spark_main.py`` of mlflowlet as installed
-in a ``python:3.11`` image by :func:`mlflowlet.build.build_image`) with the run spec in its
-environment; the handler gets the driver's session as ``context.spark``. Hyper-parameter
+With the Spark operator installed, each run is a Python SparkApplication. A handler runs in the
+driver through the mlflowlet entrypoint (``main_file``: ``/opt/mlflowlet/spark_main.py``, which
+the ``spark`` preset of :func:`mlflowlet.build.build_image` puts there) and gets the driver's
+session as ``context.spark``; a plain script is the ``mainApplicationFile`` itself, its arguments
+the application's ``arguments``. The run spec reaches the driver through ``envVars`` and
+``envSecretKeyRefs``, which spark-submit applies, so no mutating webhook is needed; settings only
+the webhook applies (whole-Secret env, tolerations, volumes, security contexts, GPUs) are refused
+unless ``webhook=True``. The driver runs as the service account the operator's Helm chart creates
+(``<release>-spark``: ``spark-operator-spark`` for the release ``spark-operator``). Hyper-parameter
 iterations run one application each. ``SparkRuntime(master='local[*]')`` is local Spark:
 :class:`~mlflowlet.runtimes.spark_local.LocalSparkRuntime`.
 """
@@ -21,9 +26,8 @@ from .client import Workload
 __all__ = ["DEFAULT_MAIN_FILE", "SPARK", "SparkRuntime", "spark_state"]
 
 GROUP, VERSION, PLURAL = crds.SPARK_API
-DEFAULT_MAIN_FILE = (
-    "local:///usr/local/lib/python3.11/site-packages/mlflowlet/runtimes/_spark_main.py"
-)
+DEFAULT_MAIN_FILE = "local:///opt/mlflowlet/spark_main.py"  # the spark build preset's copy
+SCRIPT_DIR = "/mlflowlet"  # where build_image puts a runner's script (its WORKDIR)
 
 
 def spark_state(obj: dict, name: str) -> tuple[str, str]:
@@ -65,6 +69,11 @@ class SparkRuntime(KubeRuntime):
         driver_cores: cores of the driver.
         driver_memory: JVM memory of the driver.
         spark_conf: extra ``spark.*`` settings.
+        operator_release: the Helm release of the Spark operator, which names the default
+            service account (``<release>-spark``; see
+            :func:`~mlflowlet.runtimes.k8s.crds.spark_service_account`).
+        webhook: the operator's mutating webhook is installed: allow the settings only it
+            applies (whole-Secret env, tolerations, volumes, security contexts, GPUs).
         custom_api: a ``kubernetes.client.CustomObjectsApi`` (default: from the kube config).
         **options: the options of :class:`~mlflowlet.runtimes.k8s.base.KubeRuntime`.
     """
@@ -97,10 +106,16 @@ class SparkRuntime(KubeRuntime):
         driver_cores: int = 1,
         driver_memory: str = "1g",
         spark_conf: dict[str, str] | None = None,
+        operator_release: str = "spark-operator",
+        webhook: bool = False,
         custom_api: Any = None,
         **options: Any,
     ) -> None:
         super().__init__(command, custom_api=custom_api, **options)
+        from .checks import check_dns_label
+
+        check_dns_label(operator_release, "operator_release")
+        self.operator_release, self.webhook = operator_release, bool(webhook)
         for what, value in (
             ("executors", executors),
             ("executor_cores", executor_cores),
@@ -147,23 +162,54 @@ class SparkRuntime(KubeRuntime):
     ) -> dict:
         if iterations is not None:
             raise ConfigError("a SparkApplication runs one iteration; iterations run one each")
-        driver = crds.spark_pod(self.pod, env, labels, self.driver_cores, self.driver_memory)
-        driver["serviceAccount"] = self.pod.service_account or "spark"
-        executor = crds.spark_pod(self.pod, [], labels, self.executor_cores, self.executor_memory)
+        needs = crds.webhook_fields(self.pod, bool(self._gpu))
+        if needs and not self.webhook:
+            raise ConfigError(
+                f"{', '.join(needs)}: only the Spark operator's mutating webhook applies this to "
+                "the pods, and without it the setting would be dropped silently; install the "
+                "operator with its webhook and pass webhook=True, or drop the setting"
+            )
+        driver = crds.spark_pod(
+            self.pod, env, labels, self.driver_cores, self.driver_memory, self.webhook
+        )
+        driver["serviceAccount"] = self.pod.service_account or crds.spark_service_account(
+            self.operator_release
+        )
+        user_env = [
+            e for e in env if e["name"] in self.pod.env or e["name"] in self.pod.secret_refs
+        ]
+        executor = crds.spark_pod(
+            self.pod, user_env, labels, self.executor_cores, self.executor_memory, self.webhook
+        )
         executor["instances"] = self.executors
         if self._gpu:
             executor["gpu"] = dict(self._gpu)
+        main_file, arguments = self._main(run)
         return crds.spark_application(
             name,
             self.namespace,
             labels,
             image=self.image,
-            main_file=self.main_file,
+            main_file=main_file,
+            arguments=arguments,
             spark_version=self.spark_version,
             driver=driver,
             executor=executor,
             retries=self.backoff_limit,
             spark_conf=self.spark_conf,
             ttl=self.ttl_seconds_after_finished,
-            volumes=[v for v, _ in self.pod.volumes],
+            volumes=[v for v, _ in self.pod.volumes] if self.webhook else [],
+            node_selector=self.pod.node_selector,
+            image_pull_secrets=self.pod.image_pull_secrets,
+            image_pull_policy=self.pod.pull_policy(self.image),
         )
+
+    def _main(self, run: RunObject) -> tuple[str, list[str]]:
+        """Return ``(mainApplicationFile, arguments)``: the entrypoint, or the script itself."""
+        command = self.entry_command(run)
+        if command[:3] == ["python", "-m", "mlflowlet.entrypoint"]:
+            return self.main_file, command[3:]
+        script, *args = command[1:]
+        if "://" not in script and not script.startswith("/"):
+            script = f"{(self.pod.working_dir or SCRIPT_DIR).rstrip('/')}/{script}"
+        return (script if "://" in script else f"local://{script}"), args

@@ -91,8 +91,9 @@ def _secure_job():
     return rt.last_manifests
 
 
-CASES = {"job": _job, "secure_job": _secure_job, "spark_script": _spark_script, "indexed_job": _indexed_job, "script_job": _script_job,
-         "mpijob": _mpijob, "spark_application": _spark}
+CASES = {"job": _job, "secure_job": _secure_job, "spark_script": _spark_script,
+         "indexed_job": _indexed_job, "script_job": _script_job, "mpijob": _mpijob,
+         "spark_application": _spark}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

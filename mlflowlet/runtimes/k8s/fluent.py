@@ -117,7 +117,7 @@ class PodSettings:
         return self
 
     def with_image_pull_secrets(self, *names: str) -> Self:
-        """Pull the image with these ``kubernetes.io/dockerconfigjson`` Secrets (a private registry).
+        """Pull the image with these ``kubernetes.io/dockerconfigjson`` Secrets (private registry).
 
         https://kubernetes.io/docs/concepts/containers/images/#specifying-imagepullsecrets-on-a-pod
         """

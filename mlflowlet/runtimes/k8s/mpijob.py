@@ -146,7 +146,7 @@ class MPIJobRuntime(KubeRuntime):
         return ["/bin/sh", "-c", script, "mpirun", *mpirun[1:]]
 
     def _rank_command(self, run: RunObject) -> list[str]:
-        """What every rank runs: the entrypoint (a script too, so that only rank 0 records)."""
+        """Return what every rank runs: the entrypoint (a script too: only rank 0 records)."""
         command = self.entry_command(run)
         if command[:3] == ["python", "-m", "mlflowlet.entrypoint"]:
             return command

@@ -171,18 +171,12 @@ class MPIJobRuntime(KubeRuntime):
         if iterations is not None:
             raise ConfigError("an MPIJob runs one iteration; iterations run one MPIJob each")
         command = self.launcher_command(run, [e["name"] for e in env])
-        volumes = [
-            {"name": f"env-{name}"[:63], "secret": {"secretName": name}}
-            for name in self.pod.env_from
-        ]
-        mounts = [
-            {
-                "name": v["name"],
-                "mountPath": f"{ENV_DIR}/{v['secret']['secretName']}",
-                "readOnly": True,
-            }
-            for v in volumes
-        ]
+        volumes: list[dict[str, Any]] = []
+        mounts: list[dict[str, Any]] = []
+        for secret in self.pod.env_from:
+            volume = f"env-{secret}"[:63].rstrip("-")
+            volumes.append({"name": volume, "secret": {"secretName": secret}})
+            mounts.append({"name": volume, "mountPath": f"{ENV_DIR}/{secret}", "readOnly": True})
         # the launcher only runs mpirun: no GPUs, no big limits
         launcher = manifests.container(
             self.pod, "main", self.image, command, env, resources=False, mounts=mounts

@@ -199,3 +199,89 @@ def test_a_label_written_into_the_manifest_is_checked_naming_it():
         lambda m: m["metadata"]["labels"].update({"my label": "x"}))
     with pytest.raises(ConfigError, match="label key 'my label' is not valid"):
         bad_key.run(handler="train", dry_run=True)
+
+
+# images and pod security ------------------------------------------------------------------------
+_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                       "persistentVolumeClaim", "projected", "secret"}
+
+
+def restricted_violations(pod_spec: dict) -> list[str]:
+    """What breaks the Pod Security Standard "restricted" profile, rule by rule
+    (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted)."""
+    pod_ctx = pod_spec.get("securityContext") or {}
+    found = [f"volume {v['name']}" for v in pod_spec.get("volumes") or []
+             if not set(v) - {"name"} <= _RESTRICTED_VOLUMES]
+    for ctr in pod_spec["containers"]:
+        ctx = ctr.get("securityContext") or {}
+        if not (ctx.get("runAsNonRoot") or pod_ctx.get("runAsNonRoot")):
+            found.append(f"{ctr['name']}: runAsNonRoot")
+        if 0 in (ctx.get("runAsUser"), pod_ctx.get("runAsUser")):
+            found.append(f"{ctr['name']}: runAsUser 0")
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{ctr['name']}: allowPrivilegeEscalation")
+        caps = ctx.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []) or set(caps.get("add") or []) - {
+                "NET_BIND_SERVICE"}:
+            found.append(f"{ctr['name']}: capabilities")
+        profile = (ctx.get("seccompProfile") or pod_ctx.get("seccompProfile") or {}).get("type")
+        if profile not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{ctr['name']}: seccompProfile")
+        if ctx.get("privileged"):
+            found.append(f"{ctr['name']}: privileged")
+    return found
+
+
+def test_with_security_context_meets_the_restricted_pod_security_standard():
+    """Each rule of the "restricted" profile (link in ``restricted_violations``); without the
+    call a pod breaks several, so a namespace enforcing it refuses the pods."""
+    from mlflowlet.runtimes.mpijob import MPIJobRuntime
+
+    plain = KubeJobRuntime("training.py", image="repo/img:tag").with_volume("/s", empty_dir=True)
+    pod = plain.run(handler="train", dry_run=True)["spec"]["template"]["spec"]
+    assert restricted_violations(pod)
+    secure = KubeJobRuntime("training.py", image="repo/img:tag").with_volume("/s", empty_dir=True)
+    job = secure.with_security_context().run(handler="train", dry_run=True)
+    assert restricted_violations(job["spec"]["template"]["spec"]) == []
+    validate(job)
+    mpi = MPIJobRuntime("hvd.py", image="repo/hvd:1").with_security_context(run_as_user=2000)
+    mpijob = mpi.run(handler="train", dry_run=True)
+    for role, replica in mpijob["spec"]["mpiReplicaSpecs"].items():
+        assert restricted_violations(replica["template"]["spec"]) == [], role
+    with pytest.raises(ConfigError, match="run_as_user=0 must be an int >= 1"):
+        secure.with_security_context(run_as_user=0)
+    with pytest.raises(ConfigError, match="seccomp='Unconfined'"):
+        secure.with_security_context(seccomp="Unconfined")
+
+
+def test_a_mutable_tag_is_pulled_always_and_a_digest_keeps_kubernetes_default():
+    """"If you would like to always force a pull, you can ... set the imagePullPolicy of the
+    container to Always"; without it a node keeps the image it has for a tag pushed again, while
+    a digest names one image (https://kubernetes.io/docs/concepts/containers/images/
+    #image-pull-policy)."""
+    tagged = KubeJobRuntime("t.py", image="repo/img:1.0").run(handler="f", dry_run=True)
+    assert tagged["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "Always"
+    pinned = KubeJobRuntime("t.py", image="repo/img@sha256:" + "b" * 64)
+    ctr = pinned.run(handler="f", dry_run=True)["spec"]["template"]["spec"]["containers"][0]
+    assert "imagePullPolicy" not in ctr
+    chosen = KubeJobRuntime("t.py", image="repo/img:1.0").with_image_pull_policy("IfNotPresent")
+    ctr = chosen.run(handler="f", dry_run=True)["spec"]["template"]["spec"]["containers"][0]
+    assert ctr["imagePullPolicy"] == "IfNotPresent"
+    with pytest.raises(ConfigError, match="image_pull_policy 'always'"):
+        chosen.with_image_pull_policy("always")
+
+
+def test_image_pull_secrets_reach_every_pod():
+    """``imagePullSecrets`` on the pod spec (https://kubernetes.io/docs/concepts/containers/
+    images/#specifying-imagepullsecrets-on-a-pod)."""
+    from mlflowlet.runtimes.mpijob import MPIJobRuntime
+
+    rt = KubeJobRuntime("t.py", image="repo/img:1").with_image_pull_secrets("regcred", "regcred")
+    job = rt.run(handler="f", dry_run=True)
+    assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    mpi = MPIJobRuntime("hvd.py", image="repo/hvd:1").with_image_pull_secrets("regcred")
+    mpijob = mpi.run(handler="f", dry_run=True)
+    for replica in mpijob["spec"]["mpiReplicaSpecs"].values():
+        assert replica["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    with pytest.raises(ConfigError, match="image pull secret 'Reg Cred'"):
+        rt.with_image_pull_secrets("Reg Cred")

@@ -63,7 +63,9 @@ def build_runner_image(runner: Any, image: str = "", force: bool = False, **opti
         image: the reference to build (default: the runner's ``image``).
         force: build even when the same inputs were built before.
         **options: :func:`mlflowlet.build.build_image` options (``requirements``,
-            ``base_image``, ``commands``, ``builder``, ``push``, ``dry_run``, kaniko's).
+            ``base_image``, ``commands``, ``builder``, ``push``, ``dry_run``, kaniko's). An
+            MPIJob runner builds on the ``mpi`` preset and a Spark runner on ``spark`` unless
+            ``base_image`` or ``preset`` says otherwise.
 
     Returns:
         The :class:`mlflowlet.build.BuildResult`.
@@ -79,6 +81,8 @@ def build_runner_image(runner: Any, image: str = "", force: bool = False, **opti
     code = config.get("code")
     files, script = image_files(runner.command, code)
     requirements = options.pop("requirements", None) or config.get("requirements")
+    if getattr(runner, "build_preset", "") and not options.get("base_image"):
+        options.setdefault("preset", runner.build_preset)  # Open MPI and sshd, or Spark
     result = build_image(
         image,
         requirements=requirements,
@@ -87,7 +91,8 @@ def build_runner_image(runner: Any, image: str = "", force: bool = False, **opti
         reuse=not force,
         **options,
     )
-    runner.image, runner._notebook_script = image, script
+    # a pushed image by its digest: a tag pushed again later does not change what runs
+    runner.image, runner._notebook_script = result.image_ref or image, script
     if not options.get("dry_run"):
         config["built"] = result.digest
     return result

@@ -16,15 +16,13 @@ what was looked for and where the Dockerfile was written; ``dry_run=True`` stops
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from ._buildctx import (
+    PRESETS,
     RUNTIME_EXTRAS,
     Context,
     check_base_image,
@@ -33,11 +31,14 @@ from ._buildctx import (
     image_context,
     runtime_context,
 )
+from ._buildctx import preset as find_preset
+from ._builders import BUILDERS, _build_argv, _push, _run, find_builder
 from ._kaniko import kaniko_manifests, run_kaniko
-from .errors import ConfigError, RunError
+from .errors import ConfigError
 
 __all__ = [
     "BUILDERS",
+    "PRESETS",
     "RUNTIME_IMAGE",
     "BuildResult",
     "build_image",
@@ -49,7 +50,6 @@ __all__ = [
     "kaniko_manifests",
 ]
 
-BUILDERS = ("docker", "podman", "buildah", "kaniko")
 RUNTIME_IMAGE = f"mlflowlet/mlflowlet:{__version__}"  # built from mlflowlet/docker/Dockerfile
 
 
@@ -66,11 +66,12 @@ class BuildResult:
     pushed: bool = False
     manifests: list[dict] = field(default_factory=list)
     reused: bool = False  # ``reuse=True`` and this context was built as this image before
+    image_ref: str = ""  # pushed: the image by digest (``repo@sha256:...``), when the builder says
 
 
 def build_image(
     image: str,
-    base_image: str = "python:3.11-slim",
+    base_image: str | None = None,
     requirements: Any = None,
     inline_code: str | None = None,
     source: str | None = None,
@@ -89,12 +90,13 @@ def build_image(
     poll_interval: float = 2.0,
     files: dict[str, str | bytes] | None = None,
     reuse: bool = False,
+    preset: str | None = None,
 ) -> BuildResult:
     """Write a Dockerfile and build context for ``image``, then build (and push) it.
 
     Args:
         image: the reference to build, e.g. ``'ghcr.io/team/train:1.0'``.
-        base_image: the ``FROM`` image.
+        base_image: the ``FROM`` image (default ``python:3.11-slim``, or the preset's).
         requirements: pip requirements: a list, or the path of a requirements file.
         inline_code: Python source written as ``/mlflowlet/handler.py`` in the image.
         source: a local folder, a ``.tar``/``.tar.gz``/``.tgz`` file, or a ``git://`` /
@@ -115,9 +117,13 @@ def build_image(
         files: more files for ``/mlflowlet``: relative path in the image → text or bytes.
         reuse: when this same context was already built as ``image`` (from this context
             folder), build nothing and return ``reused=True``.
+        preset: an image set up for a runtime (:data:`PRESETS`): ``'mpi'`` (Open MPI and
+            sshd as mpi-operator's base image has them) or ``'spark'`` (the official Spark
+            image with Python 3.10, and the driver's main file).
 
     Returns:
-        A :class:`BuildResult` (``built=False`` for a dry run or a reused build).
+        A :class:`BuildResult` (``built=False`` for a dry run or a reused build); a pushed
+        image's ``image_ref`` names it by digest when the builder reports it.
 
     Raises:
         ConfigError: an invalid image reference or input, or no builder available.
@@ -125,6 +131,8 @@ def build_image(
     """
     from .runtimes.k8s import checks as _k8s
 
+    chosen = find_preset(preset)
+    base_image = base_image or (chosen.base_image if chosen else "python:3.11-slim")
     _k8s.check_image(image)
     check_base_image(_k8s.check_image(base_image, "base_image"))
     if builder is not None and builder not in BUILDERS:
@@ -139,6 +147,7 @@ def build_image(
         with_mlflowlet,
         skip={folder},
         files=files,
+        image_preset=chosen,
     )
     kaniko = dict(
         namespace=namespace,
@@ -228,6 +237,7 @@ def _build(
                 last.get("builder", ""),
                 reused=True,
                 pushed=bool(last.get("pushed")),
+                image_ref=last.get("image_ref", "") if push else "",
             )
     stamp.unlink(missing_ok=True)
     ctx.write(folder)
@@ -237,7 +247,13 @@ def _build(
     result = _run_builder(folder, image, digest, builder, push, kaniko)
     stamp.write_text(
         json.dumps(
-            {"digest": digest, "image": image, "builder": result.builder, "pushed": result.pushed}
+            {
+                "digest": digest,
+                "image": image,
+                "builder": result.builder,
+                "pushed": result.pushed,
+                "image_ref": result.image_ref,
+            }
         ),
         encoding="utf-8",
     )
@@ -258,9 +274,9 @@ def _run_builder(
     if chosen == "kaniko":
         namespace = kaniko.get("namespace") or "default"
         manifests = kaniko_manifests(
-            image, folder, namespace, kaniko.get("registry_secret", ""), push
+            image, folder, namespace, kaniko.get("registry_secret", ""), push, timeout
         )
-        run_kaniko(
+        ref = run_kaniko(
             manifests,
             namespace,
             kaniko.get("batch_api"),
@@ -268,65 +284,12 @@ def _run_builder(
             timeout,
             float(kaniko.get("poll_interval", 2.0)),
         )
-        return BuildResult(image, str(folder), dockerfile, digest, "kaniko", True, push, manifests)
+        return BuildResult(
+            image, str(folder), dockerfile, digest, "kaniko", True, push, manifests, image_ref=ref
+        )
     _run(_build_argv(chosen, image, folder), timeout, chosen)
-    if push:
-        _run([chosen, "push", image], timeout, chosen)
-    return BuildResult(image, str(folder), dockerfile, digest, chosen, True, push)
-
-
-# builders --------------------------------------------------------------------------------------
-def find_builder(wanted: str | None = None) -> tuple[str | None, list[str]]:
-    """Return the first usable builder (or ``wanted``'s availability) and what was looked at."""
-    looked, names = [], [wanted] if wanted else list(BUILDERS)
-    for name in names:
-        ok, why = _kaniko_usable() if name == "kaniko" else _local_usable(name)
-        looked.append(f"{name}: {why}")
-        if ok:
-            return name, looked
-    return None, looked
-
-
-def _local_usable(name: str) -> tuple[bool, str]:
-    path = shutil.which(name)
-    if path is None:
-        return False, "not on PATH"
-    probe = [path, "version"] if name == "buildah" else [path, "info"]
-    try:
-        proc = subprocess.run(
-            probe, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"`{name} {probe[1]}` failed ({exc})"
-    if proc.returncode != 0:
-        first = (proc.stderr or proc.stdout).strip().splitlines()[:1] or ["no output"]
-        return False, f"`{name} {probe[1]}` failed: {first[0][:120]}"
-    return True, f"usable ({path})"
-
-
-def _kaniko_usable() -> tuple[bool, str]:
-    if os.environ.get("KUBECONFIG") or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return True, "a Kubernetes config is set"
-    if (Path.home() / ".kube" / "config").is_file():
-        return True, "~/.kube/config exists"
-    return False, "no Kubernetes config (KUBECONFIG unset, no ~/.kube/config, not in a cluster)"
-
-
-def _build_argv(builder: str, image: str, folder: Path) -> list[str]:
-    verb = "bud" if builder == "buildah" else "build"
-    return [builder, verb, "-t", image, "-f", str(folder / "Dockerfile"), str(folder)]
-
-
-def _run(argv: list[str], timeout: float, builder: str) -> None:
-    try:
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        raise RunError(f"{builder} did not finish within {timeout:g} s: {' '.join(argv)}") from None
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RunError(f"`{' '.join(argv[:2])}` failed (exit code {proc.returncode}): {tail[0]}")
+    ref = _push(chosen, image, folder, timeout) if push else ""
+    return BuildResult(image, str(folder), dockerfile, digest, chosen, True, push, image_ref=ref)
 
 
 # a pipeline's code -----------------------------------------------------------------------------

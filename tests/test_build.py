@@ -92,14 +92,25 @@ def test_no_builder_lists_what_was_looked_for_and_the_dockerfile(bare_path, tmp_
 
 
 def test_podman_builds_and_pushes_when_docker_has_no_engine(bare_path, tmp_path):
+    """After a push the image is referenced by the digest the registry gave it: a tag can be
+    pushed again with other content (https://kubernetes.io/docs/concepts/containers/images/
+    #image-names); podman/docker keep it in ``RepoDigests``."""
+    digest = "sha256:" + "c" * 64
+    repo = IMAGE.rsplit(":", 1)[0]
     write_tool(bare_path, "docker", "exit 1")
-    write_tool(bare_path, "podman", "exit 0")
+    write_tool(bare_path, "podman", f"""case "$1 $2" in "image inspect")
+        echo '["other/repo@sha256:{'d' * 64}", "{repo}@{digest}"]';; esac; exit 0""")
     result = build_image(IMAGE, with_mlflowlet=False, push=True, context_dir=str(tmp_path / "c"))
     assert (result.builder, result.built, result.pushed) == ("podman", True, True)
+    assert result.image_ref == f"{repo}@{digest}"
     calls = (bare_path / "calls.log").read_text().splitlines()
     ctx = tmp_path / "c"
-    assert calls[-2:] == [f"podman build -t {IMAGE} -f {ctx}/Dockerfile {ctx}",
-                          f"podman push {IMAGE}"]
+    assert calls[-3:] == [f"podman build -t {IMAGE} -f {ctx}/Dockerfile {ctx}",
+                          f"podman push {IMAGE}",
+                          f"podman image inspect --format {{{{json .RepoDigests}}}} {IMAGE}"]
+    again = build_image(IMAGE, with_mlflowlet=False, push=True, context_dir=str(tmp_path / "c"),
+                        reuse=True)
+    assert again.reused and again.image_ref == result.image_ref
 
 
 def test_a_failing_build_is_a_run_error(bare_path, tmp_path):

@@ -13,6 +13,7 @@ _EPILOG = (
     "mlflowlet build --runtime-image ghcr.io/team/mlflowlet:0.1 --push\n\n"
     "mlflowlet build ghcr.io/team/train:1.0 -r scikit-learn --source . --dry-run\n\n"
     "mlflowlet build ghcr.io/team/train:1.0 --requirements-file requirements.txt --push\n\n"
+    "mlflowlet build ghcr.io/team/hvd:1.0 --preset mpi --source . --push\n\n"
     "mlflowlet build ghcr.io/team/train:1.0 --builder kaniko --registry-secret regcred --push"
 )
 
@@ -40,7 +41,13 @@ def build(  # noqa: PLR0913 - one option per flag of the command
     extras: Annotated[
         str | None, _Opt(help="--runtime-image: the mlflowlet extras, comma-separated")
     ] = None,
-    base_image: Annotated[str, _Opt(help="the FROM image")] = "python:3.11-slim",
+    base_image: Annotated[
+        str | None, _Opt(help="the FROM image (default python:3.11-slim, or the preset's)")
+    ] = None,
+    preset: Annotated[
+        str | None,
+        _Opt(help="mpi (Open MPI + sshd, as mpi-operator's base) | spark (official Spark image)"),
+    ] = None,
     requirement: Annotated[
         list[str] | None, _Opt("-r", "--requirement", help="a pip requirement (repeatable)")
     ] = None,
@@ -71,14 +78,14 @@ def build(  # noqa: PLR0913 - one option per flag of the command
     from ._common import usage_error
 
     if runtime_image:
-        if requirement or requirements_file or code or source or command:
+        if requirement or requirements_file or code or source or command or preset:
             raise usage_error(
                 "--runtime-image builds the official image as it is: drop "
-                "-r/--requirements-file/--code/--source/--command"
+                "-r/--requirements-file/--code/--source/--command/--preset"
             )
         return _runtime_image(
             image,
-            base_image,
+            base_image or "python:3.11-slim",
             extras,
             builder,
             push,
@@ -114,6 +121,7 @@ def build(  # noqa: PLR0913 - one option per flag of the command
         dry_run=dry_run,
         namespace=namespace,
         registry_secret=registry_secret,
+        preset=preset,
     )
     _report(result)
 
@@ -148,6 +156,8 @@ def _report(result) -> None:
             f"built:      {result.image} with {result.builder}"
             f"{' (pushed)' if result.pushed else ''}"
         )
+        if result.image_ref:
+            print(f"by digest:  {result.image_ref}")
     else:
         print(
             f"not built (--dry-run): build it with `docker build -t {result.image} "

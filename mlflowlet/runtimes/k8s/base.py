@@ -60,6 +60,7 @@ class KubeRuntime(PodSettings, Runtime):
 
     workload: ClassVar[Workload]
     supports_gpus = True
+    build_preset = ""  # the build_image preset of this runtime's image (see mlflowlet.build)
 
     def __init__(  # noqa: PLR0913 - one keyword per workload setting
         self,

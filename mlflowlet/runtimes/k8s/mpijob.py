@@ -81,6 +81,7 @@ class MPIJobRuntime(KubeRuntime):
 
     kind = "mpijob"
     workload = MPIJOB
+    build_preset = "mpi"
 
     def __init__(
         self,

@@ -80,6 +80,7 @@ class SparkRuntime(KubeRuntime):
 
     kind = "spark"
     workload = SPARK
+    build_preset = "spark"
 
     def __new__(cls, command: str = "", master: str = "", **options: Any) -> Any:
         """Return local Spark for ``master='local[...]'``, else a SparkApplication runtime."""

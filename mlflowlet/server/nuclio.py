@@ -4,7 +4,11 @@ The function runs :func:`handler` (this module) inside Nuclio's Python runtime; 
 user's handler from ``MLFLOWLET_HANDLER`` and runs each event's body as a run spec, exactly as
 ``mlflowlet serve`` does. For a handler in a ``.py`` file, the file's source is embedded
 (``build.functionSourceCode``, base64) with a small entry function appended, so ``nuctl deploy
---file function.yaml`` needs nothing else. Field reference:
+--file function.yaml`` needs nothing else. The build installs this mlflowlet's own version
+(``mlflowlet[server]==<version>``), not whatever the index has newest; the function answers with
+the run as JSON (a dict, which Nuclio's SDK sends as ``application/json``:
+nuclio-sdk-py ``nuclio_sdk/response.py`` ``Response.from_entrypoint_output``), and scales
+between ``min_replicas`` and ``max_replicas`` at ``target_cpu`` percent. Field reference:
 https://docs.nuclio.io/en/stable/reference/function-configuration/function-configuration-reference.html
 """
 
@@ -46,6 +50,9 @@ def nuclio_function(
     env: dict[str, str] | None = None,
     workers: int = 4,
     db: str = "",
+    min_replicas: int = 1,
+    max_replicas: int = 4,
+    target_cpu: int = 75,
 ) -> dict[str, Any]:
     """Return the Nuclio function configuration for ``handler`` as a dict.
 
@@ -53,19 +60,31 @@ def nuclio_function(
         handler: ``'file.py:function'`` or ``'module:function'``.
         name: the function name (default: the handler function's, made DNS-safe).
         base_image: the build's base image (default ``python:<runtime version>``).
-        requirements: pip requirements installed at build (``mlflowlet[server]`` is added).
+        requirements: pip requirements installed at build (this version of
+            ``mlflowlet[server]`` is added).
         env: extra environment variables.
         workers: concurrent requests per replica (the HTTP trigger's ``numWorkers``).
         db: the run DB URL the function records into (``MLFLOWLET_DBPATH``).
+        min_replicas: replicas kept running (``spec.minReplicas``).
+        max_replicas: replicas at most under load (``spec.maxReplicas``).
+        target_cpu: the CPU percentage Nuclio scales at (``spec.targetCPU``).
 
     Raises:
-        ConfigError: the handler is not ``source:function`` or its file does not exist.
+        ConfigError: the handler is not ``source:function``, its file does not exist, or the
+            replica counts are not ``1 <= min_replicas <= max_replicas``.
     """
+    from .. import __version__
+
+    if not 1 <= int(min_replicas) <= int(max_replicas):
+        raise ConfigError(
+            f"min_replicas={min_replicas}, max_replicas={max_replicas}: need "
+            "1 <= min_replicas <= max_replicas"
+        )
     source, _, func = handler.rpartition(":")
     if not source or not func.isidentifier():
         raise ConfigError(f"handler {handler!r} must be 'file.py:function' or 'module:function'")
     runtime = _runtime()
-    pip = ["mlflowlet[server]", *(requirements or [])]
+    pip = [f"mlflowlet[server]=={__version__}", *(requirements or [])]
     build: dict[str, Any] = {
         "baseImage": base_image or f"python:{runtime.split(':')[1]}",
         "commands": ["pip install " + " ".join(f"'{r}'" for r in pip)],
@@ -102,8 +121,9 @@ def nuclio_function(
             "runtime": runtime,
             "handler": entry,
             "env": [{"name": k, "value": str(v)} for k, v in variables.items()],
-            "minReplicas": 1,
-            "maxReplicas": 1,
+            "minReplicas": int(min_replicas),
+            "maxReplicas": int(max_replicas),
+            "targetCPU": int(target_cpu),
             "build": build,
             "triggers": {
                 "http": {
@@ -126,8 +146,13 @@ def export_nuclio(handler: str, path: str = "function.yaml", **options: Any) -> 
     return path
 
 
-def handle(context: Any, event: Any, fn: Any) -> str:
-    """Run ``fn`` for one Nuclio event; return the run JSON (Nuclio sends it as the response)."""
+def handle(context: Any, event: Any, fn: Any) -> dict[str, Any]:
+    """Run ``fn`` for one Nuclio event; return the run as a JSON-ready dict.
+
+    Nuclio's SDK sends a dict as the body with ``Content-Type: application/json``
+    (nuclio-sdk-py ``nuclio_sdk/response.py``, ``Response.from_entrypoint_output``); a string was
+    sent as ``text/plain``.
+    """
     from .serve import Event, execute
 
     body = getattr(event, "body", None)
@@ -140,10 +165,11 @@ def handle(context: Any, event: Any, fn: Any) -> str:
         from ..db import get_run_db
 
         db = get_run_db()
-    return json.dumps(execute(fn, body, ev, db)["run"], default=str)
+    run: dict[str, Any] = json.loads(json.dumps(execute(fn, body, ev, db)["run"], default=str))
+    return run
 
 
-def handler(context: Any, event: Any) -> str:
+def handler(context: Any, event: Any) -> dict[str, Any]:
     """Nuclio entry for module handlers: runs ``MLFLOWLET_HANDLER`` (``module:function``)."""
     from .._binding import resolve_handler
 

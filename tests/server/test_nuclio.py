@@ -66,7 +66,7 @@ def test_exported_source_runs_an_event_like_nuclio_would(tmp_path, monkeypatch):
         headers = {"content-type": "application/json"}
         method, path = "POST", "/"
 
-    run = json.loads(namespace["mlflowlet_nuclio_handler"](object(), NuclioEvent()))
+    run = namespace["mlflowlet_nuclio_handler"](object(), NuclioEvent())
     assert run["status"]["state"] == "completed" and run["status"]["results"] == {"y": 15}
 
 
@@ -85,7 +85,7 @@ def test_export_of_a_module_handler_uses_the_package_entry(monkeypatch, tmp_path
     class Ev:
         body = {"spec": {"params": {"x": 2}}}
 
-    assert json.loads(nuclio.handler(None, Ev()))["status"]["results"] == {"y": 6}
+    assert nuclio.handler(None, Ev())["status"]["results"] == {"y": 6}
     sys.modules.pop("modhandlers", None)
 
 
@@ -96,3 +96,50 @@ def test_bad_handler_reference_is_refused():
         nuclio_function("no_colon_here")
     with pytest.raises(ConfigError, match="does not exist"):
         nuclio_function("missing.py:f")
+
+
+def test_the_build_installs_this_mlflowlet_version(tmp_path):
+    """An unpinned ``mlflowlet[server]`` installs whatever the index has newest, not the version
+    that wrote the function (the entry code and the package would disagree)."""
+    from mlflowlet import __version__
+
+    path = tmp_path / "scoring.py"
+    path.write_text(HANDLER)
+    (command,) = nuclio_function(f"{path}:score", requirements=["numpy"])["spec"]["build"][
+        "commands"]
+    assert command == f"pip install 'mlflowlet[server]=={__version__}' 'numpy'"
+
+
+def test_the_function_answers_json_through_nuclios_response_rules(tmp_path, monkeypatch):
+    """nuclio-sdk-py ``Response.from_entrypoint_output``: a str is sent as ``text/plain``, a
+    dict as ``application/json`` (the rules re-stated here, as the SDK applies them)."""
+    path = tmp_path / "scoring.py"
+    path.write_text(HANDLER)
+    source = base64.b64decode(
+        nuclio_function(f"{path}:score")["spec"]["build"]["functionSourceCode"]).decode()
+    monkeypatch.delenv("MLFLOWLET_DBPATH", raising=False)
+    namespace: dict = {}
+    exec(compile(source, "scoring.py", "exec"), namespace)
+
+    class Ev:
+        body = b'{"spec": {"params": {"x": 4}}}'
+
+    out = namespace["mlflowlet_nuclio_handler"](object(), Ev())
+    content_type = "text/plain" if isinstance(out, str) else "application/json"
+    assert content_type == "application/json" and json.dumps(out)
+    assert out["status"]["results"] == {"y": 12}
+
+
+def test_replicas_scale_by_default_and_bad_counts_are_refused(tmp_path):
+    """``spec.minReplicas`` / ``maxReplicas`` / ``targetCPU`` (function-configuration reference):
+    min = max = 1 pinned one replica whatever the load."""
+    path = tmp_path / "scoring.py"
+    path.write_text(HANDLER)
+    spec = nuclio_function(f"{path}:score")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"], spec["targetCPU"]) == (1, 4, 75)
+    spec = nuclio_function(f"{path}:score", min_replicas=2, max_replicas=10)["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10)
+    from mlflowlet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_replicas=3, max_replicas=2"):
+        nuclio_function(f"{path}:score", min_replicas=3, max_replicas=2)

@@ -55,7 +55,9 @@ Environment:
     records: other ranks run the handler with a throwaway DB and print no run JSON line.
 
 Output and exit code:
-    The handler's own output, then always, as the last line on stdout,
+    In a Kubernetes pod (``/dev/termination-log`` exists, or ``MLFLOWLET_TERMINATION_LOG`` names
+    a file) the run's outcome is written there as compact JSON under 4 KiB
+    (:mod:`mlflowlet._termlog`). The handler's own output, then always, as the last line on stdout,
     ``MLFLOWLET_RUN_JSON=<the final run as one line of JSON>`` so a caller without a shared run
     DB can store it (:func:`read_run_json` parses it back). Exit code 0 when the run completed,
     1 when it failed or an output could not be written, 2 on bad usage (flags, spec).
@@ -555,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         cleanup()
     sys.stderr.flush()
     if not rank:
+        from ._termlog import write_termination_log
+
+        write_termination_log(record)  # in a pod: the outcome survives a lost log too
         sys.stdout.write(
             RUN_JSON_MARKER + json.dumps(record, separators=(",", ":"), default=str) + "\n"
         )

@@ -285,3 +285,46 @@ def test_image_pull_secrets_reach_every_pod():
         assert replica["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
     with pytest.raises(ConfigError, match="image pull secret 'Reg Cred'"):
         rt.with_image_pull_secrets("Reg Cred")
+
+
+class _TerminationOnlyCluster(FakeCluster):
+    """A pod whose log cannot be read: its outcome is only in its termination message."""
+
+    def next_pods(self):
+        from _k8s_fakes import pod_json
+
+        from mlflowlet._termlog import compact_record
+
+        self.tick += 1
+        (name, (body, _)), = self.jobs.items()
+        env = body["spec"]["template"]["spec"]["containers"][0]["env"]
+        meta = json.loads(next(e["value"] for e in env if e["name"] == "MLFLOWLET_EXEC_CONFIG"))[
+            "metadata"]
+        results = {"accuracy": 0.91, **{f"note_{i}": "n" * 50 for i in range(100)}}
+        record = {"metadata": meta, "status": {"state": "completed", "results": results}}
+        term = {"exitCode": 0, "reason": "Completed", "message": compact_record(record)}
+        return model({"items": [pod_json(f"{name}-0", "Succeeded", terminated=term, job=name)]},
+                     "V1PodList")
+
+
+def test_the_outcome_comes_back_through_the_termination_message_when_the_log_is_lost():
+    """The termination message holds at most 4096 bytes and the log fallback only 2048 bytes or
+    80 lines, on failure only (https://kubernetes.io/docs/tasks/debug/debug-application/
+    determine-reason-pod-failure/#customizing-the-termination-message): the entrypoint writes a
+    compact record there, and the runtime stores it, naming what did not fit."""
+    cluster = _TerminationOnlyCluster()
+
+    class LostLogs(FakeCoreV1Api):
+        def read_namespaced_pod_log(self, *args, **kw):
+            raise RuntimeError("log rotated away")
+
+    rt = KubeJobRuntime("training.py", image="repo/img:tag", poll_interval=0.01,
+                        batch_api=FakeBatchV1Api(cluster), core_api=LostLogs(cluster))
+    run = rt.run(handler="train", watch=False)
+    assert run.state == "completed", run.error
+    stored = get_run_db().read_run(run.uid, run.metadata.project)
+    assert stored["status"]["results"]["accuracy"] == 0.91
+    assert "note_0" not in stored["status"]["results"]
+    assert "results: more than the 4 KiB" in stored["metadata"]["annotations"][
+        "mlflowlet.io/truncated"]
+    assert stored["spec"]["handler"] == "train"  # the rest of the record is the submitted run

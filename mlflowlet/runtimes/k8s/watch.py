@@ -183,6 +183,8 @@ class Watch:
                     f"pod {pod.metadata.name} reported run "
                     f"{got[0]} iteration {got[1]}, not {meta.uid} {meta.iteration}",
                 )
+            if data.get("compact"):  # the termination message: the outcome, not the whole run
+                data = _merged(run, data)
             data["spec"]["secret_sources"] = run.to_dict()["spec"]["secret_sources"]
             artifacts = data.get("status", {}).get("artifacts") or []
             db.commit_run(data, [a for a in artifacts if a.get("key")])
@@ -214,6 +216,23 @@ class Watch:
         for index, run in sorted(self.open.items()):
             yield self.rt._finish(run, self.db, "error", self.failures.get(index) or reason)
         self.open.clear()
+
+
+def _merged(run: RunObject, compact: dict) -> dict:
+    """Return ``run`` with the outcome a compact termination record carries.
+
+    (:func:`mlflowlet._termlog.compact_record`; what it had to leave out is named in the
+    run's annotations.)
+    """
+    data = run.to_dict()
+    data["status"].update({k: v for k, v in compact["status"].items() if v is not None})
+    data["status"]["error"] = compact["status"].get("error") or ""
+    if compact.get("truncated"):
+        left = ", ".join(compact["truncated"])
+        data["metadata"].setdefault("annotations", {})["mlflowlet.io/truncated"] = (
+            f"{left}: more than the 4 KiB termination message holds; see the run's log"
+        )
+    return data
 
 
 def _started(pod: Any) -> bool:

@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from .model import RunObject
 
+if TYPE_CHECKING:
+    import threading
+
 
 class _ArtifactLogging:
     """``log_artifact``, ``log_dataset`` and ``log_model`` of ``Context``."""
@@ -14,6 +17,7 @@ class _ArtifactLogging:
     _secrets: Any
     _manager: Any
     _pending_artifacts: list[dict[str, Any]]
+    _log_lock: threading.Lock
 
     if TYPE_CHECKING:
 
@@ -68,7 +72,8 @@ class _ArtifactLogging:
         arts = self._run.status.artifacts
         arts[:] = [a for a in arts if a.get("key") != record["key"]]
         arts.append(record)
-        self._pending_artifacts.append(record)
+        with self._log_lock:
+            self._pending_artifacts.append(record)
         self._maybe_flush(False)
         return art
 

@@ -89,6 +89,8 @@ class RunStatus(_Model):
     code_hash: str = ""
     git: dict[str, str] = Field(default_factory=dict)
     exit_code: int | None = None
+    process: dict[str, Any] = Field(default_factory=dict)  # owner: host, pid, started, boot
+    heartbeat: str = ""  # the owner's last write (see mlflowlet/_owner.py)
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:

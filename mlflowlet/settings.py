@@ -24,7 +24,10 @@ class Settings:
         log_level: the context logger's level.
         api_token: bearer token for the mlflowlet server.
         exec_config: a JSON run spec handed to a child process by a runtime.
-        flush_interval: seconds between background flushes of a long run's buffered writes.
+        flush_interval: seconds within which what a run logs reaches the run DB (a background
+            thread flushes buffered writes; at most 1 s by default).
+        heartbeat_timeout: seconds without a heartbeat after which a reader on another host
+            takes a ``running`` run's process for dead and records the run as ``error``.
     """
 
     dbpath: str = ""
@@ -34,6 +37,7 @@ class Settings:
     api_token: str = ""
     exec_config: str = ""
     flush_interval: float = 1.0
+    heartbeat_timeout: float = 300.0
 
     def sources(self) -> dict[str, tuple[object, str]]:
         """Return each setting with where its value came from (env variable or default)."""

@@ -38,7 +38,7 @@ class LocalRuntime(Runtime):
 
     def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
         ctx = Context(run, db)
-        call_handler(ctx, lambda: self._resolve(run, handler), defer=True)
+        call_handler(ctx, lambda: self._resolve(run, handler))
         return ctx.to_run_object()
 
     @staticmethod
@@ -50,7 +50,6 @@ def call_handler(
     ctx: Context,
     resolve: Callable[[], Any],
     extra: dict[str, Any] | None = None,
-    defer: bool = False,
 ) -> None:
     """Run a handler in ``ctx`` (made the active context) and finish the run.
 
@@ -62,14 +61,13 @@ def call_handler(
         resolve: returns the handler (called inside, so its failure is the run's).
         extra: arguments offered to the handler when it declares them and the params do not
             set them (``event`` for HTTP functions).
-        defer: write the ``running`` record only if the run lasts (see ``Context._start``).
     """
     run = ctx._run
     token = activate(ctx)
     try:
         try:
             fn = resolve()
-            ctx._start(fn, defer=defer)
+            ctx._start(fn)
             params = dict(run.spec.params)
             if extra:
                 names = handler_signature(fn).names()

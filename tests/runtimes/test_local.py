@@ -319,11 +319,11 @@ def test_children_artifacts_go_to_iteration_folders(dbdir):
 
 
 class _RecordingDB:
-    """The real run DB, noting each commit and signalling when a 'running' record lands."""
+    """The real run DB, noting each commit and signalling when a flushed result lands."""
 
     def __init__(self, db):
         self._db, self.states = db, []
-        self.running = threading.Event()
+        self.flushed = threading.Event()
 
     def __getattr__(self, name):
         return getattr(self._db, name)
@@ -331,37 +331,39 @@ class _RecordingDB:
     def commit_run(self, run, *args, **kw):
         self._db.commit_run(run, *args, **kw)
         self.states.append(run["status"]["state"])
-        if run["status"]["state"] == "running":
-            self.running.set()
+        if run["status"]["state"] == "running" and "started" in run["status"]["results"]:
+            self.flushed.set()
 
 
-def test_a_quick_run_is_written_once():
+def test_a_quick_run_is_written_when_it_starts_and_when_it_ends():
     db = _RecordingDB(get_run_db())
     new_runner().run(handler=training, db=db)
-    assert db.states == ["completed"]
+    assert db.states == ["running", "completed"]
 
 
-def test_a_lasting_run_is_recorded_running_within_the_flush_interval(monkeypatch):
+def test_what_a_lasting_run_logs_is_written_within_the_flush_interval(monkeypatch):
     monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.05")
     db = _RecordingDB(get_run_db())
     release = threading.Event()
     seen = {}
 
     def slow(context):
-        context.log_result("started", 1)  # buffered: nothing flushes it but the deferred start
+        context.log_result("started", 1)  # buffered: nothing but the flush thread writes it
         seen["released"] = release.wait(timeout=30)
 
     worker = threading.Thread(target=lambda: seen.update(run=new_runner().run(handler=slow, db=db)))
     worker.start()
     try:
-        assert db.running.wait(timeout=30)
+        assert db.flushed.wait(timeout=30)
         stored = get_run_db().list_runs(name="slow")
-        assert [r["status"]["state"] for r in stored] == ["running"]
+        assert [(r["status"]["state"], r["status"]["results"]) for r in stored] == [
+            ("running", {"started": 1})
+        ]
     finally:
         release.set()
         worker.join(timeout=30)
     assert seen["released"] and seen["run"].state == "completed"
-    assert db.states == ["running", "completed"]
+    assert db.states[0] == "running" and db.states[-1] == "completed"
     assert get_run_db().read_run(seen["run"].uid)["status"]["state"] == "completed"
 
 

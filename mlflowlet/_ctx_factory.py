@@ -81,7 +81,9 @@ def _finish_at_exit(ctx: Context) -> None:
     previous_hook = sys.excepthook
 
     def on_uncaught(exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        if not ctx._finished:
+        if not ctx._finished and issubclass(exc_type, KeyboardInterrupt):
+            ctx._finish("aborted", "aborted by KeyboardInterrupt")  # Ctrl-C, or mlflowlet abort
+        elif not ctx._finished:
             text = "".join(traceback.format_exception(exc_type, exc, tb))
             ctx._finish("error", text)
         previous_hook(exc_type, exc, tb)

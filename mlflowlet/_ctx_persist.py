@@ -93,6 +93,7 @@ class _Persistence:
     _finished: bool
     _final_written: bool
     _flush_error: str
+    _abort_requested: str
 
     if TYPE_CHECKING:
 
@@ -111,6 +112,8 @@ class _Persistence:
     def _maybe_flush(self, force: bool) -> None:
         """Flush now when ``force``; else the flush thread writes it within ``flush_interval``."""
         self._dirty = True
+        if self._abort_requested and not self._finished:
+            raise KeyboardInterrupt(self._abort_requested)
         if force:
             self.commit()
 
@@ -250,6 +253,10 @@ class _Persistence:
                 ``flush_interval`` seconds until this process exits.
         """
         status = self._run.status
+        if self._abort_requested and state != "aborted":
+            state, error = "aborted", self._abort_requested
+        elif self._abort_requested:
+            error = self._abort_requested
         status.state = state
         if error:
             secrets = self._mask_store()

@@ -56,6 +56,7 @@ class Context(_ArtifactLogging, _Persistence):
         self._heartbeat_every = 30.0
         self._final_written = False
         self._flush_error = ""
+        self._abort_requested = ""  # set by request_abort: the next log call stops the handler
         self._metric_steps: dict[str, int] = {}
         self._inputs: dict[str, Any] = {}
         self._manager: Any = None
@@ -256,7 +257,7 @@ class Context(_ArtifactLogging, _Persistence):
         with self._log_lock:
             self._pending_metrics.append((key, step, value, time.time()))
         self._run.status.metrics[key] = value
-        self._dirty = True
+        self._maybe_flush(False)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log several metrics at one step."""
@@ -268,7 +269,7 @@ class Context(_ArtifactLogging, _Persistence):
         labels = self._run.metadata.labels
         if replace or key not in labels:
             labels[key] = str(value)
-            self._dirty = True
+            self._maybe_flush(False)
 
     def set_annotation(self, key: str, value: Any, replace: bool = True) -> None:
         """Set an annotation."""
@@ -309,6 +310,22 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # a child printing through the tee takes the log lock
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def request_abort(run: RunObject, message: str) -> bool:
+    """Ask the live context of ``run`` in this process to stop; return whether one was found.
+
+    Its next log call raises ``KeyboardInterrupt`` (as Ctrl-C would), and the run ends
+    ``aborted`` with ``message``.
+    """
+    meta = run.metadata
+    for ctx in list(_live):
+        other = ctx._run.metadata
+        if (other.uid, other.iteration, other.project) == (meta.uid, meta.iteration, meta.project):
+            if not ctx._finished:
+                ctx._abort_requested = message
+                return True
+    return False
 
 
 def get_active_context() -> Context | None:

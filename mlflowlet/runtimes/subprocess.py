@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import IO, Any
 
+from .._owner import is_died_message
 from ..context import EXEC_SECRETS_ENV
 from ..entrypoint import RUN_JSON_MARKER
 from ..errors import ConfigError, MlflowletError
@@ -222,10 +223,15 @@ class SubprocessRuntime(Runtime):
         final, problem = _read_back(run, db)
         started = final.status.state not in ("created",)
         child_owned = not run.spec.mode and started
+        died = child_owned and final.state == "error" and is_died_message(final.status.error)
+        if died:  # a reader saw the child gone first; the exit code says more
+            final.status.state = "running"
         error = problem
+        if final.state == "aborted" and code and not reason:  # aborted from outside (abort_run)
+            reason, error = "aborted", final.status.error
         if reason == "aborted":
             state = "completed" if final.state == "completed" and code == 0 else "aborted"
-            error = "" if state == "completed" else "aborted by KeyboardInterrupt"
+            error = "" if state == "completed" else error or "aborted by KeyboardInterrupt"
         elif reason:
             state, error = "error", reason
         elif problem:

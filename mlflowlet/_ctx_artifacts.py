@@ -27,6 +27,8 @@ class _ArtifactLogging:
 
         def _maybe_flush(self, force: bool) -> None: ...
 
+        def _mask_store(self) -> Any: ...
+
     def log_artifact(
         self,
         item: Any,
@@ -45,6 +47,12 @@ class _ArtifactLogging:
             from .artifacts import ArtifactManager
 
             self._manager = ArtifactManager(self.artifact_path)
+        secrets = self._mask_store()
+        if secrets is not None:  # names become file paths: hide secret values before any write
+            item, target_path, labels, kw = _hide_names(
+                secrets.mask, item, local_path, target_path, labels, kw
+            )
+            tag = secrets.mask(tag) if tag else tag
         meta = self._run.metadata
         art = self._manager.log(
             item,
@@ -120,3 +128,41 @@ class _ArtifactLogging:
             model_dir=model_dir,
         )
         return self.log_artifact(art, labels=labels, tag=tag, **kw)
+
+
+def _hide_names(
+    mask: Any,
+    item: Any,
+    local_path: str | None,
+    target_path: str | None,
+    labels: dict[str, str] | None,
+    kw: dict[str, Any],
+) -> tuple[Any, str | None, dict[str, str] | None, dict[str, Any]]:
+    """Mask secret values in an artifact's key, target path, labels and other string options.
+
+    The record's metadata is masked when it is written (``_Persistence._write``); this covers
+    what becomes a file name first. A ``local_path`` whose file name holds a secret is stored
+    under the masked name.
+    """
+    from ._ctx_persist import _masked
+
+    if isinstance(item, str):
+        item = mask(item)
+    elif hasattr(item, "key"):
+        item.key = mask(item.key)
+        item.labels = _masked(dict(item.labels or {}), mask)
+        item.tag = mask(item.tag) if item.tag else item.tag
+        if getattr(item, "target_path", None):
+            item.target_path = mask(item.target_path)
+    if target_path is None and local_path is not None:
+        import os
+
+        name = os.path.basename(os.fspath(local_path))
+        if mask(name) != name:
+            target_path = mask(name)
+    if target_path is not None:
+        target_path = mask(target_path)
+    if labels is not None:
+        labels = _masked(dict(labels), mask)
+    kw = {k: mask(v) if isinstance(v, str) else v for k, v in kw.items()}
+    return item, target_path, labels, kw

@@ -94,6 +94,7 @@ class _Persistence:
     _final_written: bool
     _flush_error: str
     _abort_requested: str
+    _recorded: bool  # some record of this run reached the DB
 
     if TYPE_CHECKING:
 
@@ -166,6 +167,7 @@ class _Persistence:
             raise
         if not record_only:
             self._log_held = held
+        self._recorded = True
         self._last_flush = time.monotonic()
 
     def _background_flush(self, now: float, final: bool = False) -> None:
@@ -276,7 +278,7 @@ class _Persistence:
                 self._write(final=True)
                 self._final_written = True
         except Exception as exc:
-            flusher.add(self)  # retried by the flush thread, and at exit
+            flusher.add(self, keep=True)  # retried by the flush thread, and at exit
             raise self._unrecorded(exc) from None
         flusher.discard(self)
 
@@ -292,7 +294,8 @@ class _Persistence:
                 self._write(final=True, record_only=True)
             saved = f"is recorded {state}, but its last output and artifact/metric records are not"
         except Exception:
-            saved = f"ended {state} but is still recorded as it was before"
+            before = "still recorded as it was before" if self._recorded else "not recorded at all"
+            saved = f"ended {state} but is {before}"
         return RunDBError(
             f"{exc}; run {meta.name!r} ({meta.uid}) {saved} (retried every "
             f"{self._flush_interval:g} s until this process exits)"

@@ -29,15 +29,19 @@ class Flusher:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._live: dict[int, weakref.ref[Any]] = {}
+        self._live: dict[int, Any] = {}  # id -> weakref.ref (or _Strong): call it for the ctx
         self._thread: threading.Thread | None = None
         self._sleeping = False
         self._exit_hooked = False
 
-    def add(self, ctx: Any) -> None:
-        """Flush ``ctx`` (``ctx._background_flush()``) every tick until :meth:`discard`."""
+    def add(self, ctx: Any, keep: bool = False) -> None:
+        """Flush ``ctx`` (``ctx._background_flush()``) every tick until :meth:`discard`.
+
+        A live run is held weakly (a context nobody holds any more stops heartbeating); with
+        ``keep`` (a final record still to write) it is held until written.
+        """
         with self._cond:
-            self._live[id(ctx)] = weakref.ref(ctx)
+            self._live[id(ctx)] = _Strong(ctx) if keep else weakref.ref(ctx)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="mlflowlet-flush", daemon=True
@@ -100,6 +104,18 @@ class Flusher:
         self._live = {}
         self._thread = None
         self._sleeping = False
+
+
+class _Strong:
+    """A strong reference with the call interface of ``weakref.ref``."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __call__(self) -> Any:
+        return self.obj
 
 
 flusher = Flusher()

@@ -55,6 +55,7 @@ class Context(_ArtifactLogging, _Persistence):
         self._flush_interval = 1.0
         self._heartbeat_every = 30.0
         self._final_written = False
+        self._recorded = False
         self._flush_error = ""
         self._abort_requested = ""  # set by request_abort: the next log call stops the handler
         self._metric_steps: dict[str, int] = {}

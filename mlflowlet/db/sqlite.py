@@ -57,7 +57,7 @@ class SQLiteRunDB(SQLRunDB):
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
-        self._damaged = ""  # set when SQLite reports corruption: writes are refused from then on
+        self._damaged = ""  # why writes are refused (damaged pages, a read-only filesystem)
         self._lock = threading.RLock()
         with _live_lock:
             _live.add(self)
@@ -81,6 +81,7 @@ class SQLiteRunDB(SQLRunDB):
     # connection -----------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._damaged = damage_found(self.path)
         try:
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -91,9 +92,30 @@ class SQLiteRunDB(SQLRunDB):
             conn.execute("PRAGMA busy_timeout=30000")
             version = self._ensure_schema(conn)
         except sqlite3.DatabaseError as exc:
-            raise RunDBError(self._explain(exc)) from None
+            if not (_code(exc) in (_CANTOPEN, _READONLY) and _on_read_only_fs(self.path)):
+                raise RunDBError(self._explain(exc)) from None
+            conn, version = self._open_read_only(exc)
         check_version(version, self.path)
         return conn
+
+    def _open_read_only(self, exc: sqlite3.Error) -> tuple[sqlite3.Connection, int]:
+        """Open a DB on a read-only filesystem for reading (nothing can change it there)."""
+        from urllib.parse import quote
+
+        self._damaged = self._damaged or explain_sqlite(self.path, sqlite3.OperationalError(
+            "attempt to write a readonly database: the filesystem is mounted read-only"
+        ))
+        try:  # WAL mode needs a writable -shm file; 'immutable' reads without one
+            conn = sqlite3.connect(
+                f"file:{quote(self.path)}?immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            version = stored_version(conn, SQLITE)
+        except sqlite3.DatabaseError:
+            raise RunDBError(self._explain(exc)) from None
+        return conn, version or 0
 
     @staticmethod
     def _ensure_schema(conn: sqlite3.Connection) -> int:
@@ -111,8 +133,9 @@ class SQLiteRunDB(SQLRunDB):
 
     def _explain(self, exc: sqlite3.Error) -> str:
         message = explain_sqlite(self.path, exc)
-        if _code(exc) == _CORRUPT:  # never write to it again from here (see _write)
+        if _code(exc) == _CORRUPT:  # never write to it again (see _write), nor may others
             self._damaged = message
+            mark_damaged(self.path, message)
         return message
 
     @contextmanager
@@ -188,6 +211,7 @@ class SQLiteRunDB(SQLRunDB):
 
 
 # errors -----------------------------------------------------------------------------------------
+DAMAGED_SUFFIX = ".damaged"  # beside the DB file: written when damage is found
 _CORRUPT, _NOTADB, _FULL, _READONLY, _CANTOPEN, _IOERR = 11, 26, 13, 8, 14, 10
 _CAUSES = {
     _FULL: "the disk is full",
@@ -238,6 +262,13 @@ def explain_sqlite(path: str, exc: sqlite3.Error) -> str:
     return f"run DB {path}: {text}"
 
 
+def _on_read_only_fs(path: str) -> bool:
+    try:
+        return bool(os.statvfs(os.path.dirname(path)).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         try:
@@ -246,12 +277,48 @@ def _rollback(conn: sqlite3.Connection) -> None:
             pass
 
 
+def damage_found(path: str) -> str:
+    """Return the damage recorded for the DB at ``path`` (its ``.damaged`` marker), else ``''``."""
+    try:
+        with open(path + DAMAGED_SUFFIX) as fh:
+            return fh.readline().strip() or f"run DB {path} is damaged"
+    except OSError:
+        return ""
+
+
+def mark_damaged(path: str, message: str) -> None:
+    """Record that the DB at ``path`` is damaged, so every process refuses to write to it.
+
+    ``mlflowlet doctor`` removes the marker once ``quick_check`` finds the file sound again.
+    """
+    try:
+        with open(path + DAMAGED_SUFFIX, "w") as fh:
+            fh.write(message + "\n")
+    except OSError:  # a read-only directory: this process still refuses (see _write)
+        pass
+
+
 def check_sqlite_file(path: str) -> list[str]:
-    """Run ``PRAGMA quick_check`` on the SQLite file at ``path`` without changing it.
+    """Run ``PRAGMA quick_check`` on the SQLite file at ``path`` (opened read-only).
+
+    A damaged file gets a ``.damaged`` marker beside it (every process then refuses to write
+    to it); a sound one loses its marker.
 
     Returns:
         The problems found (``[]`` when the file is sound), each naming the file.
     """
+    problems = _quick_check(path)
+    if problems and os.path.isfile(path):
+        mark_damaged(path, problems[0])
+    elif not problems:
+        try:
+            os.remove(path + DAMAGED_SUFFIX)
+        except OSError:
+            pass
+    return problems
+
+
+def _quick_check(path: str) -> list[str]:
     from urllib.parse import quote
 
     if not os.path.isfile(path):
@@ -266,7 +333,9 @@ def check_sqlite_file(path: str) -> list[str]:
         return [explain_sqlite(path, exc)]
     finally:
         conn.close()
-    return [] if rows == ["ok"] else [f"run DB {path}: {row}" for row in rows]
+    if rows == ["ok"]:
+        return []
+    return [f"run DB {path} is damaged: {row}" for row in rows]
 
 
 # SQLite keeps its file-lock bookkeeping per process, in C (one record per open file, shared by

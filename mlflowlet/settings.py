@@ -57,5 +57,17 @@ def get_settings() -> Settings:
         raw = env.get(_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kwargs[f.name] = float(raw) if f.type == "float" else raw
+        kwargs[f.name] = _seconds(_PREFIX + f.name.upper(), raw) if f.type == "float" else raw
     return Settings(**kwargs)  # type: ignore[arg-type]
+
+
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):  # NaN fails the comparison too
+        from .errors import ConfigError
+
+        raise ConfigError(f"{name}={raw!r} is not a positive number of seconds; e.g. {name}=1")
+    return value

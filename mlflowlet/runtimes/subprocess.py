@@ -141,7 +141,7 @@ class SubprocessRuntime(Runtime):
         meta = run.metadata
         if owner:
             _mark_running(run)
-        db.store_run(run.to_dict(), meta.uid, meta.project, meta.iteration)
+        db.store_run(_record(run, masker), meta.uid, meta.project, meta.iteration)
         if self._abort.is_set():
             return self._finalize(run, db, None, "aborted", _Pump(None, None, None, masker))
         try:
@@ -254,7 +254,7 @@ class SubprocessRuntime(Runtime):
         final.status.exit_code = code
         final.status.start_time = final.status.start_time or run.status.start_time or now_iso()
         finish_time_fields(final)
-        db.store_run(final.to_dict(), meta.uid, meta.project, meta.iteration)
+        db.store_run(_record(final, pump._masker), meta.uid, meta.project, meta.iteration)
         return final
 
     # many children ----------------------------------------------------------------------------
@@ -470,6 +470,15 @@ def _masker(run: RunObject) -> Any:
 
     store = SecretsStore.from_sources(run.spec.secret_sources)
     return store if len(store) else None
+
+
+def _record(run: RunObject, masker: Any) -> dict[str, Any]:
+    """The run as stored: secret values hidden in every string (params may quote them)."""
+    if masker is None:
+        return run.to_dict()
+    from .._ctx_persist import _masked
+
+    return _masked(run.to_dict(), masker.mask)
 
 
 def _as_arg(value: Any) -> str:

@@ -117,3 +117,19 @@ def test_a_secret_reaches_no_stored_byte(store, tmp_path):
     assert [m["key"] for m in db.get_metrics(run.uid)] == ["loss_***"]
     keys = sorted(a["key"] for a in db.list_artifacts(project=run.metadata.project))
     assert keys == ["file_***.txt", "model"]
+
+
+def test_a_subprocess_run_stores_no_secret_either(tmp_path, dbdir):
+    (tmp_path / "job.py").write_text(
+        "def job(context, echo=''):\n"
+        "    s = context.get_secret('TOKEN')\n"
+        "    context.log_result(f'acc_{s}', 1)\n"
+        "    print(s[:9], end='', flush=True)\n"
+        "    context.commit()\n"
+        "    print(s[9:])\n"
+    )
+    task = new_task(params={"echo": SECRET}).with_secrets("inline", {"TOKEN": SECRET})
+    run = new_runner("job.py", handler="job").run(task, artifact_path=str(tmp_path / "art"))
+    assert run.state == "completed", run.error
+    assert _hits_in_tree(dbdir) == [] and SECRET not in run.to_json()
+    assert run.results == {"acc_***": 1}

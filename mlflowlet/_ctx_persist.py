@@ -51,7 +51,9 @@ def _masked(value: Any, mask: Any) -> Any:
         for key, item in value.items():
             new = mask(key) if isinstance(key, str) else key
             if new in out:  # two keys that differ only by a secret value: keep both
-                new = next(f"{new}#{n}" for n in range(2, len(value) + 2) if f"{new}#{n}" not in out)
+                new = next(
+                    f"{new}#{n}" for n in range(2, len(value) + 2) if f"{new}#{n}" not in out
+                )
             out[new] = _masked(item, mask)
         return out
     if isinstance(value, (list, tuple)):

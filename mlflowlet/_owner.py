@@ -23,7 +23,7 @@ _boot_id: list[str] = []
 
 
 def hostname() -> str:
-    """This machine's host name (``os.uname`` avoids importing ``socket``)."""
+    """Return this machine's host name (``os.uname`` avoids importing ``socket``)."""
     if hasattr(os, "uname"):
         return os.uname().nodename
     import socket
@@ -32,7 +32,7 @@ def hostname() -> str:
 
 
 def boot_id() -> str:
-    """The kernel's boot id (Linux), empty elsewhere."""
+    """Return the kernel's boot id (Linux), empty elsewhere."""
     if not _boot_id:
         try:
             with open("/proc/sys/kernel/random/boot_id") as fh:

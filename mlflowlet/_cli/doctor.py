@@ -53,8 +53,10 @@ def abort(
     ] = 10.0,
     db: _Db = None,
 ) -> None:
-    """Abort a run: SIGINT to its process on this host, its Kubernetes workload deleted, or
-    (where neither can be reached) marked aborted."""
+    """Abort a run: signal its process (SIGINT), delete its Kubernetes workload, or mark it.
+
+    Where neither the process nor the workload can be reached, the run is marked aborted.
+    """
     from ..model import RunObject
 
     rundb = open_db(db)

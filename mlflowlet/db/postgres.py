@@ -336,8 +336,10 @@ class PostgresRunDB(SQLRunDB):
         self._pool.close()
 
     def check_integrity(self) -> list[str]:
-        """Read every table whole (a damaged page fails the read) and, where the ``amcheck``
-        extension is installed, check every index of the schema (``bt_index_check``).
+        """Read every table whole (a damaged page fails the read); check indexes with amcheck.
+
+        ``bt_index_check`` runs on every index of the schema where the ``amcheck`` extension
+        is installed.
 
         Returns:
             The problems found (``[]`` when none), each naming the table or index.

@@ -102,9 +102,12 @@ class SQLiteRunDB(SQLRunDB):
         """Open a DB on a read-only filesystem for reading (nothing can change it there)."""
         from urllib.parse import quote
 
-        self._damaged = self._damaged or explain_sqlite(self.path, sqlite3.OperationalError(
-            "attempt to write a readonly database: the filesystem is mounted read-only"
-        ))
+        self._damaged = self._damaged or explain_sqlite(
+            self.path,
+            sqlite3.OperationalError(
+                "attempt to write a readonly database: the filesystem is mounted read-only"
+            ),
+        )
         try:  # WAL mode needs a writable -shm file; 'immutable' reads without one
             conn = sqlite3.connect(
                 f"file:{quote(self.path)}?immutable=1",
@@ -222,7 +225,7 @@ _CAUSES = {
 
 
 def _code(exc: sqlite3.Error) -> int:
-    """The primary SQLite result code of ``exc`` (0 when unknown)."""
+    """Return the primary SQLite result code of ``exc`` (0 when unknown)."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None:  # errors raised before a statement ran carry only their text
         text = str(exc)

@@ -36,7 +36,7 @@ def abort_process_run(run: RunObject, db: Any, timeout: float | None = None) -> 
     """
     timeout = ABORT_TIMEOUT if timeout is None else float(timeout)
     proc = run.status.process or {}
-    pid, host = proc.get("pid"), proc.get("host")
+    pid, host = int(proc.get("pid") or 0), proc.get("host")
     kind = run.metadata.labels.get("kind", "local")
     here = hostname()
     reachable = (
@@ -56,7 +56,7 @@ def abort_process_run(run: RunObject, db: Any, timeout: float | None = None) -> 
         request_abort(run, f"aborted by {who}")
         return _mark(run, db, f"aborted by {who}")
     try:
-        os.kill(int(pid), signal.SIGINT)
+        os.kill(pid, signal.SIGINT)
     except ProcessLookupError:
         return _mark(run, db, f"aborted by {who} (pid {pid} had exited)")
     final = _wait_terminal(run, db, timeout)

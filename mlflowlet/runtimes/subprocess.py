@@ -473,7 +473,7 @@ def _masker(run: RunObject) -> Any:
 
 
 def _record(run: RunObject, masker: Any) -> dict[str, Any]:
-    """The run as stored: secret values hidden in every string (params may quote them)."""
+    """Return the run as stored: secret values hidden in every string (params may quote them)."""
     if masker is None:
         return run.to_dict()
     from .._ctx_persist import _masked

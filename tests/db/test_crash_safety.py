@@ -99,7 +99,8 @@ def test_sigkill_after_logging_keeps_everything_and_the_run_ends_error(tmp_path,
     status, uid = run["status"], run["metadata"]["uid"]
     assert status["state"] == "error"
     beat = status["heartbeat"]
-    assert status["error"] == f"process died (pid {proc.pid} on {hostname()}, last heartbeat {beat})"
+    where = f"pid {proc.pid} on {hostname()}"
+    assert status["error"] == f"process died ({where}, last heartbeat {beat})"
     assert status["results"] == {"accuracy": 0.93, "epochs": 7}
     assert run["metadata"]["labels"]["stage"] == "train"
     assert [(m["step"], m["value"]) for m in db.get_metrics(uid, "loss")] == [(0, 0.25), (1, 0.125)]

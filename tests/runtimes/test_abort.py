@@ -136,7 +136,6 @@ def test_abort_of_a_run_on_another_host_marks_it():
 
 def test_abort_of_a_run_in_this_process_stops_it_at_its_next_log_call():
     go, stopped = threading.Event(), threading.Event()
-    seen = {}
 
     def looping(context):
         context.log_result("before", 1)

@@ -184,6 +184,8 @@ class _Persistence:
             pending = self._dirty or self._log or (final and self._log_held)
             if not (pending or quiet or self._finished):
                 return
+            if not self._finished and self._aborted_elsewhere():
+                return  # never write `running` over it: the handler stops at its next log call
             try:
                 self._write(final=final or self._finished)
             except Exception as exc:
@@ -193,6 +195,24 @@ class _Persistence:
             if self._finished:
                 self._final_written = True
                 flusher.discard(self)
+
+    def _aborted_elsewhere(self) -> bool:
+        """Whether the DB says this run was aborted (``mlflowlet abort`` from another host).
+
+        Then the handler is asked to stop, as :func:`~mlflowlet.context.request_abort` does.
+        """
+        read = getattr(self._db, "read_run", None)
+        if read is None:
+            return False
+        meta = self._run.metadata
+        try:
+            status = read(meta.uid, meta.project, meta.iteration).get("status") or {}
+        except Exception:  # not stored yet, or unreachable: the write reports it
+            return False
+        if status.get("state") != "aborted":
+            return False
+        self._abort_requested = status.get("error") or "aborted"
+        return True
 
     def _report_flush_error(self, exc: Exception) -> None:
         """Say once (on stderr, not in the run's output) that writes to the run DB fail."""

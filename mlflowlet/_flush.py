@@ -59,8 +59,10 @@ class Flusher:
             self._live.pop(id(ctx), None)
 
     def live(self) -> list[Any]:
-        """Return the contexts being flushed."""
+        """Return the contexts being flushed (forgetting those nobody holds any more)."""
         with self._cond:
+            for key in [k for k, ref in self._live.items() if ref() is None]:
+                del self._live[key]
             refs = list(self._live.values())
         return [c for c in (r() for r in refs) if c is not None]
 

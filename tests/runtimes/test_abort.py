@@ -169,3 +169,40 @@ def test_abort_of_an_unknown_or_finished_run_says_why():
     get_run_db().del_run(run.uid)
     with pytest.raises(KeyError, match=run.uid):
         run.abort()
+
+
+IGNORES_SIGINT = textwrap.dedent("""
+    import signal, time
+    from mlflowlet import new_runner
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a job started with `&` by a shell has it
+
+    def stubborn(context):
+        context.log_result("before", 1)
+        context.commit()
+        for i in range(6000):  # logs on: once the DB says aborted, a log call stops it
+            context.log_metric("tick", i)
+            time.sleep(0.01)
+
+    try:
+        new_runner().run(handler=stubborn, name="stubborn")
+    except KeyboardInterrupt:
+        print("stopped")
+""")
+
+
+def test_a_run_whose_process_ignores_sigint_is_marked_and_stops_at_its_next_log(tmp_path, dbdir):
+    (tmp_path / "stubborn.py").write_text(IGNORES_SIGINT)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "stubborn.py")], cwd=tmp_path,
+                            env={**os.environ, "MLFLOWLET_DBPATH": str(dbdir)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run = wait_for(lambda: _running("stubborn"), what="the stubborn run")
+        done = run.abort(timeout=0.5)
+        assert done.state == "aborted" and "had not recorded the run's end" in done.error
+        out, err = proc.communicate(timeout=60)  # it stops on its own, well before 60 s
+    finally:
+        proc.kill()
+    assert "stopped" in out, err
+    final = get_run_db().read_run(run.uid)["status"]
+    assert final["state"] == "aborted" and final["results"] == {"before": 1}

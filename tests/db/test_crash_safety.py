@@ -66,8 +66,13 @@ def _spawn(tmp_path, dbdir, script: str, **env) -> subprocess.Popen:
     path = tmp_path / "child.py"
     path.write_text(script)
     full = {**os.environ, "MLFLOWLET_DBPATH": str(dbdir), **env}
-    return subprocess.Popen([sys.executable, str(path)], env=full, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(path)],
+        env=full,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _one(name: str) -> dict | None:
@@ -84,6 +89,7 @@ def test_sigkill_after_logging_keeps_everything_and_the_run_ends_error(tmp_path,
     proc = _spawn(tmp_path, dbdir, VICTIM)
     db = get_run_db()
     try:
+
         def flushed():
             run = _one("victim")
             if not run or not run["status"]["artifacts"]:
@@ -134,9 +140,14 @@ def test_cli_get_runs_resolves_a_dead_run(tmp_path, dbdir):
         wait_for(lambda: _one("early"), what="the early run's row")
     finally:
         _kill(proc)
-    out = subprocess.run([sys.executable, "-m", "mlflowlet", "get", "runs", "-o", "json"],
-                         capture_output=True, text=True, timeout=120, check=True,
-                         env={**os.environ, "MLFLOWLET_DBPATH": str(dbdir)}).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mlflowlet", "get", "runs", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "MLFLOWLET_DBPATH": str(dbdir)},
+    ).stdout
     (run,) = json.loads(out)
     assert run["status"]["state"] == "error"
     assert run["status"]["error"].startswith(f"process died (pid {proc.pid} on ")
@@ -195,10 +206,12 @@ def test_servers_and_postgresql_resolve_dead_runs_too(backend, request, tmp_path
         from mlflowlet.server._uvicorn import ThreadedServer
         from mlflowlet.server.app import create_app
 
-        app = create_app(SQLiteRunDB(str(tmp_path / "server.db")), token="t", ui=False)
+        app = create_app(
+            SQLiteRunDB(str(tmp_path / "server.db")), token="crash-test-token", ui=False
+        )
         server = ThreadedServer(app).__enter__()
         request.addfinalizer(lambda: server.__exit__(None, None, None))
-        db = HTTPRunDB(server.url, token="t", retries=0)
+        db = HTTPRunDB(server.url, token="crash-test-token", retries=0)
     else:
         db = request.getfixturevalue("postgres_rundb")
     foreign = {"host": "elsewhere.example", "pid": 4242, "started": 1, "boot": "x"}

@@ -53,10 +53,13 @@ def store(request, tmp_path):
         from mlflowlet.server._uvicorn import ThreadedServer
         from mlflowlet.server.app import create_app
 
-        app = create_app(SQLiteRunDB(str(tmp_path / "srv" / "mlflowlet.db")), token="t", ui=False)
+        app = create_app(
+            SQLiteRunDB(str(tmp_path / "srv" / "mlflowlet.db")), token="crash-test-token", ui=False
+        )
         with ThreadedServer(app) as server:
-            yield HTTPRunDB(server.url, token="t", retries=0), lambda: _hits_in_tree(
-                tmp_path / "srv"
+            yield (
+                HTTPRunDB(server.url, token="crash-test-token", retries=0),
+                lambda: _hits_in_tree(tmp_path / "srv"),
             )
     else:
         import psycopg
@@ -69,8 +72,15 @@ def store(request, tmp_path):
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("CHECKPOINT")
                 rows = []
-                for table in ("runs", "run_labels", "artifacts", "artifact_tags", "metrics",
-                              "logs", "lineage"):
+                for table in (
+                    "runs",
+                    "run_labels",
+                    "artifacts",
+                    "artifact_tags",
+                    "metrics",
+                    "logs",
+                    "lineage",
+                ):
                     rows += [r[0] for r in conn.execute(f"SELECT t::text FROM {table} t")]
             dumped = [f"{n!r} in a row read back" for n in NEEDLES if any(n in r for r in rows)]
             return dumped + _hits_in_tree(Path(cluster.root) / "data")
@@ -90,10 +100,10 @@ def test_a_secret_reaches_no_stored_byte(store, tmp_path):
         context.log_metric(f"loss_{s}", 0.5)
         context.set_label(f"lab_{s}", s)
         context.set_annotation(f"note_{s}", s)
-        context.log_artifact(f"file_{s}.txt", body=b"plain body", labels={f"l_{s}": s},
-                             tag=f"t{s}")
-        context.log_model("model", body=b"weights", metrics={f"m_{s}": 1},
-                          parameters={"p": s}, labels={"x": s})
+        context.log_artifact(f"file_{s}.txt", body=b"plain body", labels={f"l_{s}": s}, tag=f"t{s}")
+        context.log_model(
+            "model", body=b"weights", metrics={f"m_{s}": 1}, parameters={"p": s}, labels={"x": s}
+        )
         context.commit()  # the mid-run record
         found["mid-run"] = hits()
         print(f"first half {s[:9]}", end="", flush=True)

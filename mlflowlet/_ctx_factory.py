@@ -82,7 +82,9 @@ def _finish_at_exit(ctx: Context) -> None:
 
     def on_uncaught(exc_type, exc, tb):  # type: ignore[no-untyped-def]
         if not ctx._finished and issubclass(exc_type, KeyboardInterrupt):
-            ctx._finish("aborted", "aborted by KeyboardInterrupt")  # Ctrl-C, or mlflowlet abort
+            from ._interrupt import reason
+
+            ctx._finish("aborted", reason(exc))
         elif not ctx._finished:
             text = "".join(traceback.format_exception(exc_type, exc, tb))
             ctx._finish("error", text)
@@ -94,3 +96,6 @@ def _finish_at_exit(ctx: Context) -> None:
 
     sys.excepthook = on_uncaught
     atexit.register(at_exit)
+    from ._interrupt import on_sigterm
+
+    on_sigterm()  # SIGTERM ends the script's run aborted, as Ctrl-C does

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,6 @@ from ._owner import process_identity
 from ._provenance import git_info, host_facts
 from .errors import SecretsError
 from .model import RunObject, now_iso
-
-if TYPE_CHECKING:
-    import threading
 
 
 def _jsonable(value: Any) -> Any:
@@ -110,7 +108,12 @@ class _Persistence:
 
     def _write_log(self, text: str) -> None:
         with self._log_lock:
-            self._log.append(text)
+            limit = self.__dict__.get("_log_limit")
+            if limit is None:
+                limit = self._log_limit = _capture.LogLimit()
+            text = limit.take(text)  # beyond MLFLOWLET_MAX_LOG_BYTES: a marker and the tail
+            if text:
+                self._log.append(text)
 
     def _maybe_flush(self, force: bool) -> None:
         """Flush now when ``force``; else the flush thread writes it within ``flush_interval``."""
@@ -130,13 +133,17 @@ class _Persistence:
         with self._commit_lock:
             self._write(final=self._finished)
 
-    def _write(self, final: bool, record_only: bool = False) -> None:
+    def _write(self, final: bool, record_only: bool = False, retry: bool = False) -> None:
         """Write the run record and the buffered rows in one transaction (holding the commit lock).
 
         Secret values are hidden in every string (dict keys too) and in the output, masked on
         the joined stream: unless ``final``, a tail that may be the start of a secret is kept back
-        for the next write. On failure the buffers are put back, so nothing is lost.
+        for the next write. On failure the buffers are put back, so nothing is lost. ``retry``:
+        the flush thread writing a final record that failed (even for a sealed run).
         """
+        sealed = getattr(self, "_sealed_for", None)  # aborted by an interrupt (_interrupt.py)
+        if sealed is not None and sealed != threading.get_ident() and not retry:
+            return  # a thread still running after its run was aborted records nothing
         status = self._run.status
         status.last_update = now_iso()
         if status.process:
@@ -187,7 +194,7 @@ class _Persistence:
             if not self._finished and self._aborted_elsewhere():
                 return  # never write `running` over it: the handler stops at its next log call
             try:
-                self._write(final=final or self._finished)
+                self._write(final=final or self._finished, retry=self._finished)
             except Exception as exc:
                 self._report_flush_error(exc)
                 return
@@ -276,6 +283,7 @@ class _Persistence:
             RunDBError: the final record could not be written; it is retried every
                 ``flush_interval`` seconds until this process exits.
         """
+        _capture.drain()  # what C code and child processes wrote so far belongs to this run
         status = self._run.status
         if self._abort_requested and state != "aborted":
             state, error = "aborted", self._abort_requested
@@ -287,6 +295,10 @@ class _Persistence:
             status.error = error = secrets.mask(error) if secrets is not None else error
             self._write_log(error if error.endswith("\n") else error + "\n")
         status.end_time = now_iso()
+        limit = self.__dict__.get("_log_limit")
+        if limit is not None and limit.dropped:
+            with self._log_lock:
+                self._log.append(limit.closing())
         self._finished = True
         secrets = self._mask_store()
         if secrets is not None:  # the returned run matches its DB record: no secret values

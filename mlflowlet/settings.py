@@ -28,6 +28,8 @@ class Settings:
             thread flushes buffered writes; at most 1 s by default).
         heartbeat_timeout: seconds without a heartbeat after which a reader on another host
             takes a ``running`` run's process for dead and records the run as ``error``.
+        max_log_bytes: the most of a run's output its stored log keeps: the first bytes, then
+            a marker saying how much was left out, then the last 64 KiB.
     """
 
     dbpath: str = ""
@@ -38,6 +40,7 @@ class Settings:
     exec_config: str = ""
     flush_interval: float = 1.0
     heartbeat_timeout: float = 300.0
+    max_log_bytes: int = 64 * 1024 * 1024
 
     def sources(self) -> dict[str, tuple[object, str]]:
         """Return each setting with where its value came from (env variable or default)."""
@@ -57,7 +60,10 @@ def get_settings() -> Settings:
         raw = env.get(_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kwargs[f.name] = _seconds(_PREFIX + f.name.upper(), raw) if f.type == "float" else raw
+        if f.type == "float":
+            kwargs[f.name] = _seconds(_PREFIX + f.name.upper(), raw)
+        else:
+            kwargs[f.name] = int(raw) if f.type == "int" else raw
     return Settings(**kwargs)  # type: ignore[arg-type]
 
 

@@ -14,8 +14,8 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._owner import died_message, mark_died
-from ..errors import NotFoundError, RunDBError
+from ..errors import NotFoundError
+from ._dead import run_key, settle
 from ._sql import (
     LABEL_PROBE,
     LINEAGE_COLS,
@@ -72,7 +72,7 @@ class SQLRunDB(RunDB):
             raise NotFoundError(f"run {uid} (iteration {iter}) not found{where}")
         run = json.loads(rows[0][0])
         if (run.get("status") or {}).get("state") == "running":
-            run = self._settle([run]).get(_run_key(run), run)
+            run = settle(self, [run]).get(run_key(run), run)
         return run
 
     # runs whose process is gone ---------------------------------------------------------------
@@ -85,25 +85,7 @@ class SQLRunDB(RunDB):
         the runs are returned resolved all the same.
         """
         rows = self._read("SELECT body FROM runs WHERE state=?", ("running",))
-        return list(self._settle([json.loads(r[0]) for r in rows]).values())
-
-    def _settle(self, runs: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-        """Return ``{key: run resolved}`` for those of ``runs`` whose owner is gone (and save)."""
-        from ..settings import get_settings
-
-        timeout = get_settings().heartbeat_timeout
-        dead = {}
-        for run in runs:
-            message = died_message(run, timeout)
-            if message:
-                dead[_run_key(run)] = (run, message)
-        if not dead:
-            return {}
-        try:
-            self._transact(_save_dead, self._store_run, list(dead.values()))
-        except RunDBError:  # a read-only DB: report them resolved, store nothing
-            pass
-        return {key: mark_died(run, message) for key, (run, message) in dead.items()}
+        return list(settle(self, [json.loads(r[0]) for r in rows]).values())
 
     def _run_where(
         self,
@@ -140,7 +122,7 @@ class SQLRunDB(RunDB):
         from .lists import RunList
 
         where, args = self._run_where(name, uid, project, labels, state, iter, **filters)
-        settled = {key: run for run in self.resolve_dead_runs() for key in [_run_key(run)]}
+        settled = {run_key(run): run for run in self.resolve_dead_runs()}
         sql = "SELECT body FROM runs" + where
         if sort:
             sql += " ORDER BY start_time DESC, iteration ASC"
@@ -149,7 +131,7 @@ class SQLRunDB(RunDB):
         runs = (json.loads(r[0]) for r in self._read(sql, args))
         if not settled:
             return RunList(runs)
-        found = (settled.get(_run_key(run), run) for run in runs)  # a read-only DB kept them
+        found = (settled.get(run_key(run), run) for run in runs)  # a read-only DB kept them
         return RunList(r for r in found if not state or r["status"].get("state") == state)
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
@@ -469,28 +451,6 @@ class SQLRunDB(RunDB):
 
 
 # transaction bodies -----------------------------------------------------------------------------
-def _run_key(run: dict[str, Any]) -> tuple[str, int, str]:
-    meta = run.get("metadata") or {}
-    return meta.get("uid", ""), int(meta.get("iteration") or 0), meta.get("project", "")
-
-
-def _save_dead(conn: Any, store_run: Callable[..., None], dead: list[tuple[dict, str]]) -> None:
-    """Record each run ended by :func:`~mlflowlet._owner.mark_died`, if still as it was read."""
-    for run, message in dead:
-        uid, it, project = _run_key(run)
-        row = conn.execute(
-            "SELECT body FROM runs WHERE uid=? AND iteration=? AND project=?", (uid, it, project)
-        ).fetchone()
-        now = json.loads(row[0]) if row else {}
-        if (now.get("status") or {}) != (run.get("status") or {}):
-            continue  # written since it was read: the owner is alive after all, or resolved
-        store_run(conn, mark_died(run, message), uid, project, it)
-        conn.execute(
-            "INSERT INTO logs (uid, project, body) VALUES (?,?,?)",
-            (uid, project, f"{message}\n".encode()),
-        )
-
-
 def _executemany(conn: Any, sql: str, rows: list[tuple]) -> None:
     conn.executemany(sql, rows)
 

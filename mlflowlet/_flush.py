@@ -91,7 +91,8 @@ class Flusher:
 
     def _flush(self, final: bool) -> None:
         now = time.monotonic()
-        for ctx in self.live():
+        # runs first, then what they write into (a sweep's batched DB): one tick carries it all
+        for ctx in sorted(self.live(), key=lambda o: getattr(o, "flush_after_runs", False)):
             try:
                 ctx._background_flush(now, final)
             except Exception:  # noqa: S110 - the context keeps its buffers and reports the error

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import threading
+import time
 
 import pytest
 
@@ -377,3 +378,32 @@ def test_hyper_parent_records_the_handler_code_hash_like_its_children():
 def test_gpus_on_a_runtime_without_pods_is_a_clear_error(command):
     with pytest.raises(ConfigError, match=r"the (local|subprocess) runtime cannot use gpus"):
         new_runner(command).with_limits(gpus=1)
+
+
+def test_what_a_sweep_iteration_logs_is_written_while_it_still_runs(monkeypatch):
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.2")
+    monkeypatch.setenv("MLFLOWLET_HEARTBEAT_TIMEOUT", "3600")  # no heartbeat within the test
+    release, seen = threading.Event(), {}
+
+    def slow(context, x: int = 0):
+        context.log_result("x", x)
+        context.commit()  # into the sweep's batch: nothing but the flush thread writes it now
+        release.wait(timeout=60)
+
+    task = new_task().with_hyper_params({"x": [7]}, strategy="list")
+    worker = threading.Thread(target=lambda: seen.update(run=new_runner().run(task, handler=slow)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20  # well below the 30 s of a heartbeat
+        while time.monotonic() < deadline:
+            rows = [r for r in get_run_db().list_runs(iter=True) if r["metadata"]["iteration"]]
+            if rows and rows[0]["status"]["results"] == {"x": 7}:
+                break
+            time.sleep(0.05)  # polling the DB file, not synchronising
+        else:
+            raise AssertionError("the iteration's result never reached the DB while it ran")
+        assert rows[0]["status"]["state"] == "running"
+    finally:
+        release.set()
+        worker.join(timeout=60)
+    assert seen["run"].state == "completed"

@@ -216,3 +216,19 @@ def test_doctor_on_a_sound_db_reports_every_check():
     done = _cli("doctor", db=os.path.dirname(db.path))
     assert done.returncode == 0, done.stderr
     assert "db-integrity: ok" in done.stdout and "dead-runs: ok" in done.stdout
+
+
+def test_doctor_checks_a_postgresql_db_and_says_why_it_skips_a_server(postgres_rundb, tmp_path):
+    from mlflowlet.doctor import open_target, run_checks
+
+    new_runner().run(handler=ok, db=postgres_rundb)
+    findings = run_checks(open_target(postgres_rundb.url))
+    assert [(f.check, f.status) for f in findings] == [("db-integrity", "ok"), ("dead-runs", "ok")]
+    pytest.importorskip("fastapi")
+    from mlflowlet.server._uvicorn import ThreadedServer
+    from mlflowlet.server.app import create_app
+
+    app = create_app(SQLiteRunDB(str(tmp_path / "srv.db")), token="doctor-token", ui=False)
+    with ThreadedServer(app) as server:
+        (integrity, *_) = run_checks(open_target(server.url))
+    assert integrity.status == "skipped" and "run `mlflowlet doctor` where" in integrity.note

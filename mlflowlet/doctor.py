@@ -1,16 +1,18 @@
 """``mlflowlet doctor``: check a run DB, and what it records, for damage.
 
 Each check is a function ``check(target) -> list[str]`` (the problems found, each a line naming
-what is wrong and where) registered under a name with :func:`register_check`; ``run_checks``
-runs them in order and reports each as passed, failed or skipped. Built in:
+what is wrong and where; or ``(problems, note)`` to add a note to the report) registered under a
+name with :func:`register_check`; ``run_checks`` runs them in order and reports each as ``ok``,
+``failed`` or ``skipped``. Built in:
 
 - ``db-integrity``: SQLite's ``PRAGMA quick_check`` on the file (opened read-only, so a damaged
   DB is examined as it is), or for PostgreSQL a read of every table and, with the ``amcheck``
   extension, ``bt_index_check`` of every index.
 - ``dead-runs``: resolves ``running`` runs whose process is gone (recorded as ``error``).
+- ``artifacts``: every recorded artifact version's bytes against its sha256
+  (:func:`mlflowlet.artifacts.verify_artifacts`; ``target.project`` narrows it).
 
-More checks (the artifact hash verification of issue 11) register here and get the opened run
-DB through ``target.db()``.
+A check gets the opened run DB through ``target.db()``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Target:
 
     url: str
     sqlite_path: str = ""  # set when the location is an SQLite file
+    project: str = ""  # checks that walk records look at this project only (empty: all)
     _db: Any = field(default=None, repr=False)
 
     def db(self) -> Any:
@@ -49,7 +52,7 @@ class Finding:
     note: str = ""
 
 
-Check = Callable[[Target], list[str]]
+Check = Callable[[Target], Any]  # -> list[str], or (list[str], note)
 CHECKS: dict[str, Check] = {}
 
 
@@ -58,7 +61,7 @@ def register_check(name: str, check: Check) -> None:
     CHECKS[name] = check
 
 
-def open_target(url: str = "") -> Target:
+def open_target(url: str = "", project: str = "") -> Target:
     """Return the check target for a run DB location (default: ``MLFLOWLET_DBPATH``)."""
     from .settings import get_settings
 
@@ -67,8 +70,8 @@ def open_target(url: str = "") -> Target:
     if scheme in ("", "file", "sqlite"):
         from .db import resolve_db_path
 
-        return Target(url=url, sqlite_path=resolve_db_path(url))
-    return Target(url=url)
+        return Target(url=url, sqlite_path=resolve_db_path(url), project=project)
+    return Target(url=url, project=project)
 
 
 def run_checks(target: Target, only: list[str] | None = None) -> list[Finding]:
@@ -88,6 +91,7 @@ def run_checks(target: Target, only: list[str] | None = None) -> list[Finding]:
         if damaged:
             findings.append(Finding(name, "skipped", note="the run DB is damaged"))
             continue
+        note = ""
         try:
             problems = check(target)
         except ConfigError as exc:
@@ -95,7 +99,9 @@ def run_checks(target: Target, only: list[str] | None = None) -> list[Finding]:
             continue
         except MlflowletError as exc:
             problems = [str(exc)]
-        findings.append(Finding(name, "failed" if problems else "ok", problems))
+        if isinstance(problems, tuple):
+            problems, note = problems
+        findings.append(Finding(name, "failed" if problems else "ok", list(problems), note))
         damaged = damaged or (name == "db-integrity" and bool(problems))
     return findings
 
@@ -113,5 +119,16 @@ def _dead_runs(target: Target) -> list[str]:
     return []
 
 
+def _artifacts(target: Target) -> tuple[list[str], str]:
+    from .artifacts import verify_artifacts
+
+    report = verify_artifacts(target.db(), project=target.project)
+    note = f"{report.checked} stored object(s) verified"
+    if report.unverifiable:
+        note += f"; {len(report.unverifiable)} version(s) have no sha256 (linked objects)"
+    return report.problems, note
+
+
 register_check("db-integrity", _db_integrity)
 register_check("dead-runs", _dead_runs)
+register_check("artifacts", _artifacts)

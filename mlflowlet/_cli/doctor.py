@@ -1,4 +1,8 @@
-"""``mlflowlet doctor`` (also ``mlflowlet db check``) and ``mlflowlet abort UID``."""
+"""``mlflowlet doctor`` (also ``mlflowlet db check``) and ``mlflowlet abort UID``.
+
+``doctor`` runs the checks registered in :mod:`mlflowlet.doctor`: the run DB's pages (SQLite
+``quick_check``), runs whose process is gone, and every recorded artifact version's sha256.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,10 @@ _Db = Annotated[str | None, _Opt(help="run DB: a directory, .db file, PostgreSQL
 _Checks = Annotated[
     list[str] | None, _Opt("--check", metavar="NAME", help="run only this check (repeatable)")
 ]
+_ADVICE = {
+    "db-integrity": "restore the run DB from a backup",
+    "artifacts": "the damaged versions cannot be trusted; log them again",
+}
 
 db_app = typer.Typer(help="Look after the run DB itself.", no_args_is_help=True)
 
@@ -26,21 +34,28 @@ def register(app: typer.Typer) -> None:
     app.command("abort", epilog="Example: mlflowlet abort 3f2a... --timeout 30")(abort)
 
 
-def doctor(db: _Db = None, check: _Checks = None) -> None:
-    """Check the run DB for damage (SQLite quick_check) and report; exits 1 on any problem."""
+def doctor(
+    db: _Db = None,
+    project: Annotated[str | None, _Opt(help="only this project's artifacts")] = None,
+    check: _Checks = None,
+) -> None:
+    """Check the run DB (pages, dead runs) and every artifact version; exit 1 on any problem."""
     from ..doctor import open_target, run_checks
 
-    target = open_target(db or "")
+    if db:
+        open_db(db)  # MLFLOWLET_DBPATH follows --db, as for every command
+    target = open_target(db or "", project=project or "")
     findings = run_checks(target, check)
-    where = target.sqlite_path or target.url
-    typer.echo(f"run DB {where}")
+    typer.echo(f"run DB {target.sqlite_path or target.url}")
     for found in findings:
         note = f" ({found.note})" if found.note else ""
         typer.echo(f"  {found.check}: {found.status}{note}")
         for problem in found.problems:
             typer.echo(f"    {problem}")
-    if any(f.status == "failed" for f in findings):
-        typer.echo("problems found: restore the run DB from a backup", err=True)
+    failed = [f.check for f in findings if f.status == "failed"]
+    if failed:
+        advice = "; ".join(_ADVICE.get(name, f"see {name} above") for name in failed)
+        typer.echo(f"problems found: {advice}", err=True)
         raise typer.Exit(1)
 
 

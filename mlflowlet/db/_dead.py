@@ -8,11 +8,11 @@ caller still gets the runs resolved.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .._owner import died_message, mark_died
 from ..errors import RunDBError
+from ._json import dumps, loads
 
 
 def run_key(run: dict[str, Any]) -> tuple[str, int, str]:
@@ -52,8 +52,8 @@ def _save_dead(conn: Any, store_run: Any, dead: list[tuple[dict, str]]) -> None:
         row = conn.execute(
             "SELECT body FROM runs WHERE uid=? AND iteration=? AND project=?", (uid, it, project)
         ).fetchone()
-        now = json.loads(row[0]) if row else {}
-        if (now.get("status") or {}) != (run.get("status") or {}):
+        now = loads(row[0]) if row else {}
+        if dumps(now.get("status") or {}) != dumps(run.get("status") or {}):  # NaN != NaN
             continue  # written since it was read: the owner is alive after all, or resolved
         store_run(conn, mark_died(run, message), uid, project, it)
         conn.execute(

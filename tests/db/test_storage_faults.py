@@ -201,7 +201,7 @@ def test_a_damaged_db_is_found_by_get_runs_and_doctor_and_refuses_writes(tmp_pat
     doctor = _cli("doctor", db=path)
     assert doctor.returncode == 1
     assert "db-integrity: failed" in doctor.stdout and f"run DB {path} is damaged" in doctor.stdout
-    assert "dead-runs: skipped" in doctor.stdout
+    assert "dead-runs: skipped" in doctor.stdout and "artifacts: skipped" in doctor.stdout
     assert _cli("db", "check", db=path).returncode == 1  # the alias
     # once found, no process writes to it any more: one clear error naming the file
     with pytest.raises(RunDBError, match=f"run DB {path} is damaged"):
@@ -223,7 +223,9 @@ def test_doctor_checks_a_postgresql_db_and_says_why_it_skips_a_server(postgres_r
 
     new_runner().run(handler=ok, db=postgres_rundb)
     findings = run_checks(open_target(postgres_rundb.url))
-    assert [(f.check, f.status) for f in findings] == [("db-integrity", "ok"), ("dead-runs", "ok")]
+    assert [(f.check, f.status) for f in findings] == [
+        ("db-integrity", "ok"), ("dead-runs", "ok"), ("artifacts", "ok")
+    ]
     pytest.importorskip("fastapi")
     from mlflowlet.server._uvicorn import ThreadedServer
     from mlflowlet.server.app import create_app

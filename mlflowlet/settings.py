@@ -30,6 +30,8 @@ class Settings:
             takes a ``running`` run's process for dead and records the run as ``error``.
         max_log_bytes: the most of a run's output its stored log keeps: the first bytes, then
             a marker saying how much was left out, then the last 64 KiB.
+        image: the default container image of compiled steps, ``mlrun_op`` tasks and Kubernetes
+            jobs that name none (an image with mlflowlet installed).
     """
 
     dbpath: str = ""
@@ -41,6 +43,7 @@ class Settings:
     flush_interval: float = 1.0
     heartbeat_timeout: float = 300.0
     max_log_bytes: int = 64 * 1024 * 1024
+    image: str = ""
 
     def sources(self) -> dict[str, tuple[object, str]]:
         """Return each setting with where its value came from (env variable or default)."""

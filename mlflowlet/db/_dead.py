@@ -8,6 +8,7 @@ caller still gets the runs resolved.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._owner import died_message, mark_died
@@ -43,6 +44,30 @@ def settle(db: Any, runs: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     except RunDBError:  # a read-only or damaged DB: report them resolved, store nothing
         pass
     return {key: mark_died(run, message) for key, (run, message) in dead.items()}
+
+
+def settle_one(db: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """Return ``run`` as read, or ended ``error`` when it is ``running`` and its owner is gone."""
+    if (run.get("status") or {}).get("state") != "running":
+        return run
+    return settle(db, [run]).get(run_key(run), run)
+
+
+def settled_list(
+    settled: list[dict[str, Any]], runs: Iterable[dict[str, Any]], state: str
+) -> Iterator[dict[str, Any]]:
+    """Yield ``runs``, the ``settled`` ones replaced (a read-only DB still holds them running).
+
+    A replaced run that no longer matches the ``state`` filter is dropped.
+    """
+    if not settled:
+        yield from runs
+        return
+    by_key = {run_key(run): run for run in settled}
+    for run in runs:
+        run = by_key.get(run_key(run), run)
+        if not state or (run.get("status") or {}).get("state") == state:
+            yield run
 
 
 def _save_dead(conn: Any, store_run: Any, dead: list[tuple[dict, str]]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import NotFoundError
-from ._dead import run_key, settle
+from ._dead import settle, settle_one, settled_list
 from ._json import dumps, loads
 from ._sql import (
     LABEL_PROBE,
@@ -59,11 +59,7 @@ class SQLRunDB(RunDB):
         self._transact(self._store_run, run, uid, project, iter)
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
-        """Return a run (a ``running`` run whose process is gone: as ``error``).
-
-        Raises:
-            NotFoundError: no such run; the message names the uid.
-        """
+        """Return a run (see ``RunDB.read_run``; a dead owner's run reads ``error``)."""
         sql, args = "SELECT body FROM runs WHERE uid=? AND iteration=?", [uid, iter]
         if project:
             sql += " AND project=?"
@@ -72,20 +68,10 @@ class SQLRunDB(RunDB):
         if not rows:
             where = f" in project {project!r}" if project else ""
             raise NotFoundError(f"run {uid} (iteration {iter}) not found{where}")
-        run = loads(rows[0][0])
-        if (run.get("status") or {}).get("state") == "running":
-            run = settle(self, [run]).get(run_key(run), run)
-        return run
+        return settle_one(self, loads(rows[0][0]))
 
-    # runs whose process is gone ---------------------------------------------------------------
     def resolve_dead_runs(self) -> list[dict[str, Any]]:
-        """Record every ``running`` run whose process is gone as ``error``; return them.
-
-        Same host: the recorded process (pid and start time) no longer runs. Another host: no
-        heartbeat for ``heartbeat_timeout`` seconds. The error reads ``process died (pid N on
-        HOST, last heartbeat T)``. A DB that cannot be written (read-only) is left as it is;
-        the runs are returned resolved all the same.
-        """
+        """See ``RunDB.resolve_dead_runs`` (``db/_dead.py``)."""
         rows = self._read("SELECT body FROM runs WHERE state=?", ("running",))
         return list(settle(self, [loads(r[0]) for r in rows]).values())
 
@@ -124,17 +110,13 @@ class SQLRunDB(RunDB):
         from .lists import RunList
 
         where, args = self._run_where(name, uid, project, labels, state, iter, **filters)
-        settled = {run_key(run): run for run in self.resolve_dead_runs()}
+        settled = self.resolve_dead_runs()
         sql = "SELECT body FROM runs" + where
         if sort:
             sql += " ORDER BY start_time DESC, iteration ASC"
         if last:
             sql += f" LIMIT {int(last)}"
-        runs = (loads(r[0]) for r in self._read(sql, args))
-        if not settled:
-            return RunList(runs)
-        found = (settled.get(run_key(run), run) for run in runs)  # a read-only DB kept them
-        return RunList(r for r in found if not state or r["status"].get("state") == state)
+        return RunList(settled_list(settled, (loads(r[0]) for r in self._read(sql, args)), state))
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given) with its logs and metrics."""

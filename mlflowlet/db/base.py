@@ -57,8 +57,11 @@ class RunDB(ABC):
     def resolve_dead_runs(self) -> list[dict[str, Any]]:
         """Record ``running`` runs whose process is gone as ``error``; return them.
 
-        SQL backends do it on open, on ``read_run`` and on ``list_runs`` (see ``_owner.py``);
-        a server client leaves it to the server.
+        Same host: the recorded process (pid and start time) no longer runs; another host: no
+        heartbeat for ``heartbeat_timeout`` seconds. The error reads ``process died (pid N on
+        HOST, last heartbeat T)``; a DB that cannot be written keeps its rows, and the runs are
+        returned resolved all the same. SQL backends do it on open, on ``read_run`` and on
+        ``list_runs`` (see ``_owner.py``); a server client leaves it to the server.
         """
         return []
 

@@ -11,6 +11,7 @@ image would hold is asserted on the Dockerfile and the context, not by running i
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -39,6 +40,11 @@ case "$1" in
     (cd "$dir" && find . -type f | sort) > "$FAKE_HOME/built/$(echo "$tag" | tr '/:' '__').txt"
     exit 0;;
   push) exit 0;;
+  image)  # image inspect --format {{json .RepoDigests}} IMAGE: what FakeBuilder.set_digests wrote
+    for last; do :; done
+    f="$FAKE_HOME/digests/$(echo "$last" | tr '/:' '__').json"
+    if [ -f "$f" ]; then cat "$f"; else echo "[]"; fi
+    exit 0;;
 esac
 echo "fake docker: unknown command $1" >&2
 exit 2
@@ -68,6 +74,13 @@ class FakeBuilder:
     @property
     def builds(self) -> list[str]:
         return [c for c in self.calls if c.startswith("docker build ")]
+
+    def set_digests(self, image: str, refs: list[str]) -> None:
+        """Make ``docker image inspect`` report ``refs`` as the image's ``RepoDigests``."""
+        folder = self.folder / "digests"
+        folder.mkdir(exist_ok=True)
+        name = image.replace("/", "_").replace(":", "_")
+        (folder / f"{name}.json").write_text(json.dumps(refs))
 
     def built_files(self, image: str) -> list[str]:
         """The context files of the last build of ``image`` (``./Dockerfile``, ...)."""

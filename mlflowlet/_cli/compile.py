@@ -81,7 +81,7 @@ def built_image(
         f"built {result.image} with {result.builder}{' (pushed)' if result.pushed else ''} "
         f"from {result.context_dir} ({result.digest})\n"
     )
-    return result.image
+    return result.image_ref or result.image  # pushed: compiled against its digest
 
 
 @contextlib.contextmanager

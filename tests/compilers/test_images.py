@@ -131,13 +131,30 @@ def test_compile_build_builds_the_steps_folder_and_compiles_against_it(tmp_path,
                        "-o", str(tmp_path / "small.yaml"))
     assert code == 0, err
     assert "built registry.example/ml/small:1 with docker (pushed)" in err
-    assert [c.split()[1] for c in fake_docker.calls if c.split()[1] != "info"] == ["build",
-                                                                                  "push"]
+    # build, push, then the pushed image's digest asked for (none given: the tag is used)
+    assert [c.split()[1] for c in fake_docker.calls if c.split()[1] != "info"] == [
+        "build", "push", "image"]
     files = fake_docker.built_files("registry.example/ml/small:1")
     assert {"./source/pipe.py", "./source/helpers.py", "./requirements.txt"} <= set(files)
     assert "./source/mlflowlet.db" not in files
     text = (tmp_path / "small.yaml").read_text()
     assert "image: registry.example/ml/small:1" in text and "image: repo" not in text
+
+
+def test_compile_build_push_compiles_against_the_pushed_digest(tmp_path, capsys, fake_docker,
+                                                              monkeypatch):
+    """A pushed tag can be pushed again with other content; the compiled workflow names the
+    image by the digest the registry gave it, so every pod runs what was built
+    (https://kubernetes.io/docs/concepts/containers/images/#image-names)."""
+    monkeypatch.chdir(tmp_path)
+    ref = "registry.example/ml/small@sha256:" + "e" * 64
+    fake_docker.set_digests("registry.example/ml/small:3", ["other/x@sha256:" + "0" * 64, ref])
+    code, _, err = cli(capsys, "compile", _project(tmp_path / "proj"), "--target", "argo",
+                       "--build", "registry.example/ml/small:3", "--push",
+                       "-o", str(tmp_path / "small.yaml"))
+    assert code == 0, err
+    text = (tmp_path / "small.yaml").read_text()
+    assert f"image: {ref}" in text and "small:3" not in text
 
 
 def test_submit_build_submits_against_the_built_image(tmp_path, capsys, fake_docker,

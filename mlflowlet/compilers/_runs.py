@@ -74,7 +74,7 @@ class PodRun:
 
     def finish(self, returncode: int, stdout: str, stderr: str) -> None:
         """Record one attempt's exit code, output and the run JSON it printed."""
-        from ..entrypoint import read_run_json
+        from .._wire import read_run_json
         from ..errors import RunError
 
         self.returncode = returncode

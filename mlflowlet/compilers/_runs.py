@@ -45,6 +45,9 @@ class PodRun:
         parameters: output parameter name to its text.
         artifacts: output artifact name to the sha256 of its bytes.
         log: the tail of stdout and stderr.
+        stdout: what the step printed on stdout (the run record's line left out).
+        started: the sequence number of its first attempt's start (ordering checks).
+        ended: the sequence number of its last attempt's end.
     """
 
     task: str
@@ -56,6 +59,9 @@ class PodRun:
     parameters: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     log: str = ""
+    stdout: str = ""
+    started: int = 0
+    ended: int = 0
 
     @property
     def ok(self) -> bool:
@@ -94,6 +100,7 @@ class LocalRunner:
         secrets: ``{secret name: {key: value}}`` standing in for Kubernetes secrets.
         timeout: seconds one container attempt may run.
         pods: every container run, in the order they ran.
+        unverified: what a real controller would do that this local run cannot reproduce.
     """
 
     def __init__(
@@ -106,17 +113,47 @@ class LocalRunner:
         self.workdir, self.timeout = workdir, timeout
         self.env, self.secrets = dict(env or {}), secrets or {}
         self.pods: list[PodRun] = []
+        self.unverified: list[str] = []
+        self._seq = 0
 
-    def attempt(self, pod: PodRun, argv: list[str], env: dict[str, str]) -> bool:
+    def note(self, text: str) -> None:
+        """Record a controller behaviour the local run cannot reproduce (once)."""
+        if text not in self.unverified:
+            self.unverified.append(text)
+
+    def attempt(
+        self, pod: PodRun, argv: list[str], env: dict[str, str], timeout: float | None = None
+    ) -> bool:
         """Run ``argv`` once as a subprocess in the workdir (``python`` is this interpreter).
 
-        Records the attempt on ``pod`` and returns True when it exited 0.
+        Records the attempt on ``pod`` and returns True when it exited 0; an attempt running
+        past ``timeout`` (default: the runner's) is killed and fails, as a pod past its
+        deadline.
         """
         if argv and argv[0] in ("python", "python3"):
             argv = [sys.executable, *argv[1:]]
-        proc = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=self.timeout, cwd=self.workdir
-        )
+        self._seq += 1
+        pod.started = pod.started or self._seq
+        limit = min(timeout, self.timeout) if timeout else self.timeout
+        try:
+            proc = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=limit, cwd=self.workdir
+            )
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            code, out, err = (
+                -9,
+                _text(exc.stdout),
+                _text(exc.stderr) + f"\ntimed out after {limit:g}s",
+            )
+        self._seq += 1
+        pod.ended = self._seq
         pod.attempts += 1
-        pod.finish(proc.returncode, proc.stdout, proc.stderr)
+        pod.finish(code, out, err)
         return pod.ok
+
+
+def _text(data: Any) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data or ""

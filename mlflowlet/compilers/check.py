@@ -1,12 +1,16 @@
 """Check a compiled workflow locally: run its containers as subprocesses, compare with a local run.
 
-:func:`check` compiles the pipeline, executes the compiled document's container commands in
-dependency order (``_local_argo`` interprets Argo YAML; ``_local_kfp`` drives ``kfp.local``
-with its container launch replaced by a subprocess), with a temporary directory standing in
-for the artifact repository, then runs the same pipeline directly (``pipe.run``) and compares:
-step states, results, artifact keys, and the lineage shape - which output of which step (and
-iteration) fed which parameter of which step, with the sha256 of every artifact passed.
-This proves the generated commands, parameters and paths actually run the same code.
+:func:`check` compiles the pipeline, validates the document (every DAG edge a dependency,
+every reference resolvable, cache keys valid), executes its container commands as the engine
+would (``_local_argo`` interprets Argo YAML by the controller's rules; ``_local_kfp`` drives
+``kfp.local`` with its container launch replaced by a subprocess and the backend's rules on
+top), with a temporary directory standing in for the artifact repository, then runs the same
+pipeline directly (``pipe.run``) and compares (see :mod:`._compare`): step states, results
+(types included), artifacts (keys and bytes), attempts (retries), printed output, the
+lineage shape - which output of which step (and iteration) fed which parameter of which
+step, with the sha256 of every artifact passed - and that every step started after the
+steps it depends on finished. What a real controller does that cannot be reproduced here
+(caching, back-off delays, fail-fast timing) is listed in ``unverified``, never passed over.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._compare import Comparison, file_digest
 from ._naming import kfp_name, param_name
 from ._runs import PodRun
 
-__all__ = ["CheckReport", "check", "local_shape", "run_compiled"]
+__all__ = ["CheckReport", "check", "compare", "local_shape", "run_compiled"]
 
 
 @dataclass
@@ -36,6 +42,10 @@ class CheckReport:
         lineage: the compiled run's lineage shape (sorted tuples, see :func:`local_shape`).
         local_lineage: the local run's lineage shape.
         differences: one line per difference; empty when the runs agree.
+        unverified: what a real controller would do that the local run cannot reproduce.
+        messages: task name to why the engine failed it without running it (a ``when`` or
+            ``withParam`` it cannot evaluate, a reference that does not resolve).
+        seconds: how long the compiled run took here.
     """
 
     target: str
@@ -45,6 +55,9 @@ class CheckReport:
     lineage: list[tuple[Any, ...]] = field(default_factory=list)
     local_lineage: list[tuple[Any, ...]] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    messages: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -57,7 +70,9 @@ class CheckReport:
             f"{self.target}: {len(self.pods)} container run(s), workflow {self.status}; "
             f"{'matches the local run' if self.ok else 'differs from the local run'}"
         )
-        return "\n".join([head, *(f"  - {d}" for d in self.differences)])
+        lines = [head, *(f"  - {d}" for d in self.differences)]
+        lines += [f"  (not reproduced here: {u})" for u in self.unverified]
+        return "\n".join(lines)
 
 
 def _pythonpath(pipe: Any) -> list[str]:
@@ -79,6 +94,25 @@ def _pythonpath(pipe: Any) -> list[str]:
     return roots
 
 
+def make_runner(
+    doc: dict[str, Any],
+    target: str,
+    workdir: str,
+    params: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    secrets: dict[str, dict[str, str]] | None = None,
+    timeout: float = 300.0,
+) -> Any:
+    """Return the local runner of a compiled document (``run()`` it, then read it)."""
+    if target == "argo":
+        from ._local_argo import ArgoLocalRunner
+
+        return ArgoLocalRunner(doc, workdir, params, env, secrets, timeout)
+    from ._local_kfp import KFPLocalRunner
+
+    return KFPLocalRunner(doc, workdir, params, env, secrets, timeout)
+
+
 def run_compiled(
     doc: dict[str, Any],
     target: str,
@@ -93,14 +127,7 @@ def run_compiled(
     Returns:
         ``(status, pods, states, lineage shape)``.
     """
-    if target == "argo":
-        from ._local_argo import ArgoLocalRunner
-
-        runner: Any = ArgoLocalRunner(doc, workdir, params, env, secrets, timeout)
-    else:
-        from ._local_kfp import KFPLocalRunner
-
-        runner = KFPLocalRunner(doc, workdir, params, env, secrets, timeout)
+    runner = make_runner(doc, target, workdir, params, env, secrets, timeout)
     status = runner.run()
     return status, runner.pods, runner.states(), runner.shape()
 
@@ -111,22 +138,10 @@ def local_shape(run: Any) -> list[tuple[Any, ...]]:
     Sorted ``(producer step, producer iteration, output, consumer step, parameter, sha256 or
     '')`` rows, one per data edge (and item).
     """
-    from ..datastore import get_dataitem
-    from ._runs import digest as _digest
-
     names = {r.uid: name for name, r in run.steps.items()}
     rows = set()
     for row in run.lineage():
-        sha = ""
-        if row.get("artifact_uri"):
-            uri = row["artifact_uri"]
-            local = uri[len("file://") :] if uri.startswith("file://") else uri
-            if os.path.isfile(local):
-                sha = _digest(local)
-            else:
-                import hashlib
-
-                sha = hashlib.sha256(get_dataitem(uri).get()).hexdigest()
+        sha = file_digest(row["artifact_uri"]) if row.get("artifact_uri") else ""
         rows.add(
             (
                 names.get(row["producer_uid"], row["producer_uid"]),
@@ -141,69 +156,40 @@ def local_shape(run: Any) -> list[tuple[Any, ...]]:
 
 
 def _canonical(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Spell output keys one way: Argo keeps ``model-txt``, KFP ``model_txt``, ``return_``."""
-    return sorted((*r[:2], kfp_name(param_name(r[2])), *r[3:]) for r in rows)
+    """Spell output keys one way (Argo ``model-txt``, KFP ``model_txt`` / ``return_``).
+
+    A map's ``KEY__items`` output is the result ``KEY``, as is KFP's ``KEY__out`` (an output
+    renamed because an input has its name).
+    """
+    return sorted((*r[:2], kfp_name(_strip(param_name(r[2]))), *r[3:]) for r in rows)
 
 
-def _local_items(run: Any, name: str) -> list[dict[str, Any]]:
-    step = run.steps[name]
-    found = run._db.list_runs(uid=step.uid, iter=True, sort=False)
-    items = sorted(
-        (r for r in found if r["metadata"].get("iteration", 0) > 0),
-        key=lambda r: r["metadata"]["iteration"],
-    )
-    return [r.get("status", {}).get("results", {}) for r in items]
+def _strip(name: str) -> str:
+    for suffix in ("__items", "__if", "__out"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def compare(
     local: Any,
     report: CheckReport,
-    mapped: set[str],
+    dag: Any,
+    compiled_db: Any,
     ignore_results: dict[str, list[str]] | None = None,
 ) -> list[str]:
-    """Return the differences between a local ``PipelineRun`` and a compiled check."""
-    out: list[str] = []
-    ignore = ignore_results or {}
-    entries = local.run.status.steps
-    for name in sorted(set(entries) | set(report.states)):
-        want = (entries.get(name) or {}).get("state", "missing")
-        got = report.states.get(name, "missing")
-        if want != got:
-            out.append(f"step {name!r}: local run {want}, compiled run {got}")
-    pods: dict[str, list[PodRun]] = {}
-    for pod in report.pods:
-        pods.setdefault(pod.node, []).append(pod)
-    for name, group in sorted(pods.items()):
-        if name not in local.steps or report.states.get(name) != "completed":
-            continue
-        drop = set(ignore.get(name, []))
-        if name in mapped:
-            want_items = [
-                {k: v for k, v in r.items() if k not in drop} for r in _local_items(local, name)
-            ]
-            got_items = [
-                {k: v for k, v in p.results.items() if k not in drop}
-                for p in sorted(group, key=lambda p: p.iteration)
-            ]
-            if want_items != got_items:
-                out.append(f"step {name!r}: item results {got_items} != local {want_items}")
-            continue
-        step = local.steps[name]
-        want_results = {k: v for k, v in step.status.results.items() if k not in drop}
-        got_results = {k: v for k, v in group[-1].results.items() if k not in drop}
-        if want_results != got_results:
-            out.append(f"step {name!r}: results {got_results} != local {want_results}")
-        want_keys = sorted(a.get("key") for a in step.status.artifacts)
-        got_keys = sorted(
-            a.get("key") for a in (group[-1].run or {}).get("status", {}).get("artifacts", [])
-        )
-        if want_keys != got_keys:
-            out.append(f"step {name!r}: artifacts {got_keys} != local {want_keys}")
-    if report.lineage != report.local_lineage:
-        extra = sorted(set(report.lineage) - set(report.local_lineage))
-        missing = sorted(set(report.local_lineage) - set(report.lineage))
-        out.append(f"lineage differs: only compiled {extra}, only local {missing}")
-    return out
+    """Return the differences between a local ``PipelineRun`` and a compiled check run."""
+    return Comparison(local, report, dag, compiled_db, ignore_results).differences()
+
+
+def _problems(doc: dict[str, Any], target: str, dag: Any) -> list[str]:
+    from ._validate import validate_argo, validate_kfp
+
+    if target == "argo":
+        found = validate_argo(doc, dag)
+    else:
+        found = validate_kfp(doc.get("pipeline_spec", doc), dag)
+    return [f"compiled workflow: {p}" for p in found]
 
 
 def check(
@@ -250,20 +236,29 @@ def check(
                 [*_pythonpath(pipe), *filter(None, [os.environ.get("PYTHONPATH")])]
             ),
         }
-        status, pods, states, shape = run_compiled(
+        started = time.perf_counter()
+        runner = make_runner(
             doc, target, os.path.join(root, target), params, env, secret_values, timeout
         )
-        report = CheckReport(target, status, pods, states, _canonical(shape))
+        status = runner.run()
+        report = CheckReport(
+            target, status, runner.pods, runner.states(), _canonical(runner.shape())
+        )
+        report.seconds = time.perf_counter() - started
+        report.unverified, report.messages = list(runner.unverified), dict(runner.messages)
         db = get_run_db(os.path.join(root, "local-db"), cached=False)
+        compiled_db = get_run_db(dbdir, cached=False)
         try:
             local = pipe.run(
                 dict(params or {}), db=db, artifact_path=os.path.join(root, "local-artifacts")
             )
             report.local_lineage = _canonical(local_shape(local))
-            mapped = {n.name for n in pipe.dag.nodes if n.map is not None}
-            report.differences = compare(local, report, mapped, ignore_results)
+            report.differences = _problems(doc, target, pipe.dag) + compare(
+                local, report, pipe.dag, compiled_db, ignore_results
+            )
         finally:
             db.close()  # type: ignore[attr-defined]
+            compiled_db.close()  # type: ignore[attr-defined]
         return report
     finally:
         if own is not None:

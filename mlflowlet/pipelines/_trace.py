@@ -321,7 +321,7 @@ class Tracer:
 
 
 def _check_dataitem_ref(value: Any, site: str, step_name: str, key: str) -> None:
-    """A ``DataItem`` parameter takes artifacts only: not results or pipeline parameters."""
+    """Refuse a result or pipeline parameter for a ``DataItem`` parameter (artifacts only)."""
     ref = value.ref if isinstance(value, Collected) else value
     if isinstance(ref, OutputRef) and ref.kind == "artifact":
         return

@@ -7,7 +7,7 @@ One place for how values cross a process boundary as text, so a value keeps its 
   ``float`` and ``bool`` are read strictly; ``json`` is exact JSON (numbers inside containers
   keep int vs float); ``list[int]`` (``str``, ``float``, ``bool``) is a JSON list whose items
   are read as that type (KFP's own list parameters carry every number as a double); ``items``
-  is an engine-aggregated list of :data:`ITEM` texts (a collected result). Without ``:TYPE``
+  is an engine-aggregated list of ``item`` texts (a collected result). Without ``:TYPE``
   the text is read as a JSON/Python literal, else kept as a string (the CLI's rule).
 * **Results** (``--result KEY:FORM=PATH``): ``text`` (a string as it is, anything else as JSON;
   what typed KFP outputs parse), ``json``, ``item`` (JSON text wrapped as a JSON string, so an
@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import sys
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +35,7 @@ RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
 SCALARS = ("str", "int", "float", "bool")
 PARAM_TYPES = (*SCALARS, "json", "items", *(f"list[{t}]" for t in SCALARS))
 RESULT_FORMS = ("text", "json", "item", "items", "when")
+NOT_A_LIST = "mlflowlet:not-a-list:"  # the one item of ``items`` written for a non-list
 _INT = re.compile(r"^[+-]?\d+$")
 
 
@@ -57,6 +57,11 @@ def decode_param(name: str, typ: str, text: str) -> Any:
     Raises:
         ParameterError: the text is not a value of that type (names the parameter and type).
     """
+    if text.startswith(NOT_A_LIST):
+        raise ParameterError(
+            f"parameter {name!r} fans out over {text[len(NOT_A_LIST):]}, which is not a list; "
+            "a map needs a list (return one from the producing step)"
+        )
     try:
         if typ == "str":
             return text
@@ -112,11 +117,14 @@ def encode_result(value: Any, form: str) -> str:
         return value if isinstance(value, str) else json.dumps(value, default=str)
     if form == "item":
         return json.dumps(json.dumps(value, default=str))
-    if form == "items" and isinstance(value, list):
-        return json.dumps([json.dumps(item, default=str) for item in value])
+    if form == "items":
+        if isinstance(value, list):
+            return json.dumps([json.dumps(item, default=str) for item in value])
+        shown = f"a {type(value).__name__} {str(value)[:60]!r}"
+        return json.dumps([NOT_A_LIST + shown])
     if form == "when":
         return govaluate_literal(value)
-    return json.dumps(value, default=str)  # json, and items of a non-list (engines reject it)
+    return json.dumps(value, default=str)
 
 
 def govaluate_literal(value: Any) -> str:
@@ -237,12 +245,6 @@ def export_outputs(
                 f"{form or 'text'}=...); results: {sorted(run.status.results)}"
             )
         value = run.status.results[key]
-        if form == "items" and not isinstance(value, list):
-            print(
-                f"warning: result {key!r} is a {type(value).__name__}, not a list: a map over "
-                "it fails, as in a local run",
-                file=sys.stderr,
-            )
         _write(path, encode_result(value, form or "text").encode("utf-8"), f"result {key!r}")
 
 

@@ -75,7 +75,10 @@ def test_map_items_are_each_elements_exact_json_text():
     text = encode_result([1, 1.0, "1", {"a": 0}], "items")
     assert [decode_param("x", "json", item) for item in json.loads(text)] == [1, 1.0, "1", {"a": 0}]
     assert [type(decode_param("x", "json", i)) for i in json.loads(text)][:2] == [int, float]
-    assert encode_result("[1, 2]", "items") == '"[1, 2]"'  # a str is not a list: engines refuse
+    assert encode_result("[1, 2]", "items") == json.dumps(["mlflowlet:not-a-list:a str '[1, 2]'"])
+    (marker,) = json.loads(encode_result("[1, 2]", "items"))  # one item that fails the step
+    with pytest.raises(ParameterError, match=r"fans out over a str '\[1, 2\]', which is not a"):
+        decode_param("x", "json", marker)
 
 
 @pytest.mark.parametrize(("value", "literal"), [

@@ -107,6 +107,7 @@ class ArgoLocalRunner(LocalRunner):
         self.artifacts: dict[str, str] = {}  # "tasks.X.outputs.artifacts.Y" -> stored path
         self.phase: dict[str, str] = {}
         self.messages: dict[str, str] = {}
+        self.empty: set[str] = set()  # fan-outs over an empty list
         self.lineage: list[dict[str, Any]] = []
         self._count = 0
 
@@ -142,10 +143,21 @@ class ArgoLocalRunner(LocalRunner):
         except (CompileError, ExprError) as exc:
             self.messages[name] = str(exc)
             return "Error"
-        if items == []:  # "Skipped, empty params"
+        self._record_lineage(task)
+        if items == []:  # "Skipped, empty params": locally, a map over nothing completes
             self._skipped_outputs(name, template)
+            self.empty.add(name)
             return "Skipped"
         return self._run_task(task, template, items)
+
+    def _record_lineage(self, task: dict[str, Any]) -> None:
+        args = task.get("arguments", {})
+        if "withParam" in task:
+            self._lineage_for(task, task["withParam"], _item_param(args))
+        for p in args.get("parameters", []):
+            self._lineage_for(task, p["value"], p["name"])
+        for a in args.get("artifacts", []):
+            self._lineage_for(task, a["from"], a["name"], artifact=True)
 
     def _items(self, task: dict[str, Any]) -> list[Any] | None:
         if "withItems" in task:
@@ -172,12 +184,16 @@ class ArgoLocalRunner(LocalRunner):
         return _node_name(tpl["container"], template) if "container" in tpl else template
 
     def states(self) -> dict[str, str]:
-        """Step name to ``completed`` / ``error`` / ``skipped`` (Argo's Skipped and Omitted)."""
+        """Step name to ``completed`` / ``error`` / ``skipped`` (Argo's Skipped and Omitted).
+
+        A fan-out Argo skipped for an empty list is ``completed``, as a local map over nothing.
+        """
         out: dict[str, str] = {}
         tasks = self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
         names = {t["name"]: t["template"] for t in tasks}
         for task, phase in self.phase.items():
-            out[self._node(names[task])] = _STATES.get(phase, "skipped")
+            state = "completed" if task in self.empty else _STATES.get(phase, "skipped")
+            out[self._node(names[task])] = state
         for pod in self.pods:
             if pod.task == self.spec.get("onExit"):
                 out[pod.node] = pod.state
@@ -201,12 +217,6 @@ class ArgoLocalRunner(LocalRunner):
 
     def _run_task(self, task: dict[str, Any], template: dict[str, Any], items: Any) -> str:
         name, args = task["name"], task.get("arguments", {})
-        if "withParam" in task:
-            self._lineage_for(task, task["withParam"], _item_param(args))
-        for p in args.get("parameters", []):
-            self._lineage_for(task, p["value"], p["name"])
-        for a in args.get("artifacts", []):
-            self._lineage_for(task, a["from"], a["name"], artifact=True)
         runs = [(0, None)] if items is None else list(enumerate(items, start=1))
         outputs: list[dict[str, str]] = []
         ok = True

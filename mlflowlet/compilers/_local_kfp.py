@@ -57,6 +57,7 @@ class KFPLocalRunner(LocalRunner):
         self.status = ""
         self._iteration = 0  # the map item being run (1-based), 0 outside a ParallelFor
         self.messages: dict[str, str] = {}
+        self.empty: set[str] = set()  # steps in a ParallelFor over an empty list
         self._secret_env = self._platform_secrets()
 
     def _platform_secrets(self) -> dict[str, dict[str, str]]:
@@ -221,7 +222,9 @@ class KFPLocalRunner(LocalRunner):
                 item_ok, out = self._run_dag(ref, comp["dag"], {**args, it["itemInput"]: item})
                 ok, per_item = ok and item_ok, [*per_item, out]
             self._iteration = 0
-            keys = {k for out in per_item for k in out}
+            if not items:  # a loop over nothing completes; its collected outputs are empty
+                self.empty |= _executors(self.spec, comp["dag"])
+            keys = set(comp["dag"].get("outputs", {}).get("parameters", {}))
             return ok, {k: [out.get(k) for out in per_item] for k in keys}
         if "dag" in comp:
             return self._run_dag(ref, comp["dag"], args)
@@ -321,11 +324,17 @@ class KFPLocalRunner(LocalRunner):
         return pod.ok
 
     def states(self) -> dict[str, str]:
-        """Step name to ``completed`` / ``error``; steps a condition held back are ``skipped``."""
+        """Step name to ``completed`` / ``error``; steps a condition held back are ``skipped``.
+
+        A step in a ``ParallelFor`` over an empty list is ``completed``, as a local map over
+        nothing.
+        """
         out: dict[str, str] = {}
         for pod in self.pods:
             if out.get(pod.node) in (None, "completed"):
                 out[pod.node] = pod.state
+        for name in self.empty:
+            out.setdefault(name, "completed")
         comps = self.spec.get("components", {}).values()
         dags = [self.spec["root"]["dag"], *(c["dag"] for c in comps if "dag" in c)]
         for dag in dags:
@@ -344,7 +353,7 @@ class KFPLocalRunner(LocalRunner):
         """Return the lineage shape, read from the IR's data flow and the pods that ran."""
         from ._kfp_lineage import kfp_lineage
 
-        return kfp_lineage(self.spec, self.pods)
+        return kfp_lineage(self.spec, self.pods, self.empty)
 
 
 _PB_TYPES = {
@@ -390,6 +399,18 @@ def _register_artifacts(outputs: dict[str, str]) -> None:
     for root, artifacts in by_root.items():
         with open(os.path.join(root, "executor_output.json"), "w", encoding="utf-8") as fh:
             json.dump({"artifacts": artifacts}, fh)
+
+
+def _executors(spec: dict[str, Any], dag: dict[str, Any]) -> set[str]:
+    """Return the display names of the container tasks in a DAG (nested groups included)."""
+    found: set[str] = set()
+    for task in dag.get("tasks", {}).values():
+        comp = spec["components"].get(task["componentRef"]["name"], {})
+        if "dag" in comp:
+            found |= _executors(spec, comp["dag"])
+        else:
+            found.add(task["taskInfo"]["name"])
+    return found
 
 
 def _order(tasks: dict[str, Any]) -> list[str]:

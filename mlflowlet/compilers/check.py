@@ -26,7 +26,7 @@ from ._compare import Comparison, file_digest
 from ._naming import kfp_name, param_name
 from ._runs import PodRun
 
-__all__ = ["CheckReport", "check", "compare", "local_shape", "run_compiled"]
+__all__ = ["CheckReport", "CheckSession", "check", "compare", "local_shape", "run_compiled"]
 
 
 @dataclass
@@ -221,45 +221,86 @@ def check(
     Returns:
         A :class:`CheckReport` (``ok`` when both runs agree).
     """
-    from ..db import get_run_db
     from . import compile as compile_pipeline
 
     doc = compile_pipeline(pipe, target=target, image=image, **options)
-    own = tempfile.TemporaryDirectory(prefix="mlflowlet-check-") if workdir is None else None
-    root = own.name if own is not None else str(workdir)
-    try:
-        os.makedirs(root, exist_ok=True)
-        dbdir = os.path.join(root, "rundb")
+    with CheckSession(pipe, doc, target, params, secret_values, workdir, timeout) as session:
+        session.report.differences = session.differences(ignore_results)
+        return session.report
+
+
+class CheckSession:
+    """One check, open: the compiled run and the local run done, their run DBs still open.
+
+    :func:`check` uses it as a context manager; tests use it to alter the compiled run's record
+    before comparing (:meth:`differences`), proving each comparison catches what it should.
+
+    Attributes:
+        report: the compiled run (no differences yet).
+        local: the local ``PipelineRun``.
+        compiled_db: the run DB the compiled run's containers recorded into.
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        doc: dict[str, Any],
+        target: str,
+        params: dict[str, Any] | None = None,
+        secret_values: dict[str, dict[str, str]] | None = None,
+        workdir: str | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        self.pipe, self.doc, self.target, self.params = pipe, doc, target, dict(params or {})
+        self.secrets, self.timeout = secret_values, timeout
+        self._own = tempfile.TemporaryDirectory(prefix="mlflowlet-check-") if not workdir else None
+        self.root = self._own.name if self._own is not None else str(workdir)
+        self._dbs: list[Any] = []
+
+    def __enter__(self) -> CheckSession:
+        from ..db import get_run_db
+
+        try:
+            self.report = self._compiled()
+            self.compiled_db = get_run_db(os.path.join(self.root, "rundb"), cached=False)
+            db = get_run_db(os.path.join(self.root, "local-db"), cached=False)
+            self._dbs = [self.compiled_db, db]
+            self.local = self.pipe.run(self.params, db=db)  # artifacts: per run, under the DB
+            self.report.local_lineage = _canonical(local_shape(self.local))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _compiled(self) -> CheckReport:
+        os.makedirs(self.root, exist_ok=True)
+        paths = [*_pythonpath(self.pipe), *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {
-            "MLFLOWLET_DBPATH": dbdir,
-            "PYTHONPATH": os.pathsep.join(
-                [*_pythonpath(pipe), *filter(None, [os.environ.get("PYTHONPATH")])]
-            ),
+            "MLFLOWLET_DBPATH": os.path.join(self.root, "rundb"),
+            "PYTHONPATH": os.pathsep.join(paths),
         }
         started = time.perf_counter()
+        workdir = os.path.join(self.root, self.target)
         runner = make_runner(
-            doc, target, os.path.join(root, target), params, env, secret_values, timeout
+            self.doc, self.target, workdir, self.params, env, self.secrets, self.timeout
         )
         status = runner.run()
         report = CheckReport(
-            target, status, runner.pods, runner.states(), _canonical(runner.shape())
+            self.target, status, runner.pods, runner.states(), _canonical(runner.shape())
         )
         report.seconds = time.perf_counter() - started
         report.unverified, report.messages = list(runner.unverified), dict(runner.messages)
-        db = get_run_db(os.path.join(root, "local-db"), cached=False)
-        compiled_db = get_run_db(dbdir, cached=False)
-        try:
-            local = pipe.run(
-                dict(params or {}), db=db, artifact_path=os.path.join(root, "local-artifacts")
-            )
-            report.local_lineage = _canonical(local_shape(local))
-            report.differences = _problems(doc, target, pipe.dag) + compare(
-                local, report, pipe.dag, compiled_db, ignore_results
-            )
-        finally:
-            db.close()  # type: ignore[attr-defined]
-            compiled_db.close()  # type: ignore[attr-defined]
         return report
-    finally:
-        if own is not None:
-            own.cleanup()
+
+    def differences(self, ignore_results: dict[str, list[str]] | None = None) -> list[str]:
+        """Return what differs between the compiled and the local run (see :mod:`._compare`)."""
+        return _problems(self.doc, self.target, self.pipe.dag) + compare(
+            self.local, self.report, self.pipe.dag, self.compiled_db, ignore_results
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        for db in self._dbs:
+            db.close()
+        self._dbs = []
+        if self._own is not None:
+            self._own.cleanup()

@@ -113,13 +113,23 @@ def build_document(plan: Plan, dag: Any) -> dict[str, Any]:
         doc = m.Workflow(
             api_version=API_VERSION,
             kind="Workflow",
-            metadata=build_metadata(plan, generate_name=f"{plan.label}-"),
+            metadata=build_metadata(plan, generate_name=generate_name(plan.label)),
             spec=spec,
         )
     out = doc.model_dump(by_alias=True, exclude_none=True, mode="json")
     if opts.argo_version.startswith("3"):
         _argo3_cache(out)
     return out
+
+
+def generate_name(label: str) -> str:
+    """Return ``generateName``: the label cut so the name stays a 63-character label.
+
+    Kubernetes appends 5 random characters; Argo labels pods with the workflow's name.
+    """
+    from ._naming import dns1123
+
+    return dns1123(label, 57) + "-"
 
 
 def build_metadata(plan: Plan, name: str = "", generate_name: str = "") -> Any:

@@ -7,6 +7,7 @@ being traced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from .refs import Collected, Condition, ConditionBlock, Operand, OutputRef, Pipe
 
 _tracer: ContextVar[Tracer | None] = ContextVar("mlflowlet_pipeline_tracer", default=None)
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_CONTEXTLIB = contextlib.__file__
 
 
 def current_tracer() -> Tracer | None:
@@ -29,7 +31,9 @@ def current_tracer() -> Tracer | None:
 
 def _call_site() -> str:
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_HERE):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_HERE) or frame.f_code.co_filename == _CONTEXTLIB
+    ):  # `with condition(...)` enters through contextlib
         frame = frame.f_back
     return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
 

@@ -186,7 +186,7 @@ def memoized(x: str = "a/b:c.d=e"):
     cached(x=x)
 
 
-@pipeline(image=IMAGE, name="p" * 58)
+@pipeline(image=IMAGE, name="p" * 46 + "-tail")
 def long_named():
-    """A pipeline whose name is cut to 63 characters in Kubernetes names."""
+    """A pipeline whose name is cut to 63 characters in Kubernetes names (a '-' at the cut)."""
     note.with_options(name=("s" * 62) + "-tail")(text="x")

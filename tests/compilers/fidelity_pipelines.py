@@ -190,3 +190,20 @@ def memoized(x: str = "a/b:c.d=e"):
 def long_named():
     """A pipeline whose name is cut to 63 characters in Kubernetes names (a '-' at the cut)."""
     note.with_options(name=("s" * 62) + "-tail")(text="x")
+
+
+@step
+def prefixed() -> dict:
+    return {"a": 1, "ab": 2.0, "abc": "3"}
+
+
+@step
+def read_prefixed(a: int, ab: float, abc: str) -> dict:
+    return {"sum": a + ab + float(abc)}
+
+
+@pipeline(image=IMAGE)
+def prefix_keys():
+    """Result keys that are prefixes of each other (their paths are too)."""
+    p = prefixed()
+    read_prefixed(a=p.results["a"], ab=p.results["ab"], abc=p.results["abc"])

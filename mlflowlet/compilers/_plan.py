@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ from ._naming import check_image, unique_labels
 from ._types import check_default, condition_types, item_type, pipeline_param_type
 
 ENTRYPOINT = ("python", "-m", "mlflowlet.entrypoint")
+# a Kubernetes resource quantity (k8s.io/apimachinery/pkg/api/resource/quantity.go)
+_QUANTITY = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 EXEC_CONFIG_ENV = "MLFLOWLET_EXEC_CONFIG"
 SUFFIXES = {"items": "__items", "cond": "__if"}
 
@@ -171,8 +174,10 @@ def _params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bo
             except ParameterError as exc:
                 raise CompileError(f"params: {exc}") from None
         typ = pipeline_param_type(p, default)
-        check_default(p.name, typ, default, target)
-        out[p.name] = (typ, default, p.required and p.name not in options.params)
+        required = p.required and p.name not in options.params
+        if not required:
+            check_default(p.name, typ, default, target)
+        out[p.name] = (typ, default, required)
     return out
 
 
@@ -263,6 +268,7 @@ def _step_plan(
         )
     image = spec.image or options.image or dag.image
     check_image(image, f"step {node.name!r}")
+    _check_resources(node)
     in_graph = not node.exit_handler  # the exit handler runs after everything, outside the DAG
     plan = StepPlan(
         node.name,
@@ -288,6 +294,19 @@ def _step_plan(
         sorted({**options.secrets, **options.step(node.name).get("secrets", {})}.items())
     )
     return plan
+
+
+def _check_resources(node: Any) -> None:
+    res = node.spec.resources
+    for key in ("cpu", "memory"):
+        if key in res and not _QUANTITY.match(str(res[key])):
+            raise CompileError(
+                f"step {node.name!r} ({node.spec.source}): resources {key}={res[key]!r} is not "
+                "a Kubernetes quantity (e.g. '500m', '2', '1Gi')"
+            )
+    gpu = res.get("gpu")
+    if gpu is not None and (isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0):
+        raise CompileError(f"step {node.name!r}: resources gpu={gpu!r} must be a whole number")
 
 
 def _check_output_names(plan: StepPlan) -> None:

@@ -75,8 +75,39 @@ def _untyped(where: str, name: str, default: Any, required: bool) -> str:
     )
 
 
+_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+}
+
+
 def check_default(name: str, typ: str, value: Any, target: str) -> None:
-    """Refuse a compiled-in default the target cannot hold exactly (KFP: huge integers)."""
+    """Refuse a default that is not of its declared type, or that the target cannot hold.
+
+    KFP holds numbers as doubles: integers beyond 2**53 lose digits there.
+
+    Raises:
+        CompileError: names the parameter, the type and the value.
+    """
+    import json
+
+    if typ.startswith("list["):
+        ok = isinstance(value, (list, tuple)) and all(_CHECKS[typ[5:-1]](v) for v in value)
+    elif typ == "json":
+        try:
+            json.dumps(value, allow_nan=True)
+            ok = True
+        except (TypeError, ValueError):
+            ok = False
+    else:
+        ok = _CHECKS[typ](value)
+    if not ok:
+        raise CompileError(
+            f"pipeline parameter {name!r} is declared {typ} but its default is {value!r:.60}; "
+            "give a default of that type"
+        )
     numbers = value if isinstance(value, list) else [value]
     if target == "kfp" and typ in ("int", "list[int]"):
         big = [n for n in numbers if isinstance(n, int) and abs(n) > KFP_MAX_INT]

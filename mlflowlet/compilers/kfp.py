@@ -398,7 +398,12 @@ class _Build:
             task = self.comps[st.name](**kwargs)
             if node.after:  # ordering-only edges (data edges are implied by the arguments)
                 task.after(*(self.tasks[name] for name in node.after))
-            apply_task_options(self.plan, st, task)
+            try:
+                apply_task_options(self.plan, st, task)
+            except ValueError as exc:  # kfp's own checks (cpu/memory formats...)
+                raise CompileError(
+                    f"step {st.name!r} ({node.spec.source}): KFP cannot carry its options: {exc}"
+                ) from None
         return task
 
 

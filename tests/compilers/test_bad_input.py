@@ -133,8 +133,10 @@ def test_errors_raised_inside_kfp_are_wrapped_naming_the_pipeline(monkeypatch):
 
     original = type_utils.verify_type_compatibility
 
-    def strict(given_type, expected_type, *args, **kwargs):  # kfp itself finds a mismatch
-        return original(given_type, "system.Model@0.0.1", *args, **kwargs)
+    def strict(given_value, expected_spec, **kwargs):  # kfp itself finds a mismatch
+        from kfp.dsl import structures
+
+        return original(given_value, structures.InputSpec(type="system.Model@0.0.1"), **kwargs)
 
     monkeypatch.setattr(type_utils, "verify_type_compatibility", strict)
     with pytest.raises(CompileError, match="kfp cannot compile pipeline 'typed-values': "

@@ -182,7 +182,7 @@ def _params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bo
 
 
 def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> dict:
-    """Return ``(node, result key) -> {use: type}`` for every result read downstream."""
+    """Return ``node -> result key -> {use: type}`` for every result read downstream."""
     from ..pipelines.refs import Collected, OutputRef
 
     uses: dict[tuple[str, str], dict[str, str]] = {}
@@ -204,7 +204,10 @@ def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> di
                 condition_types(block.condition, types, target, conds)
     for ref, typ in conds.items():
         uses.setdefault(ref, {})["cond"] = typ
-    return uses
+    by_node: dict[str, dict[str, dict[str, str]]] = {}
+    for (node_name, key), use in uses.items():
+        by_node.setdefault(node_name, {})[key] = use
+    return by_node
 
 
 def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
@@ -255,7 +258,7 @@ def _step_plan(
     node: Any,
     label: str,
     params: dict[str, tuple[str, Any, bool]],
-    uses: dict[tuple[str, str], dict[str, str]],
+    uses: dict[str, dict[str, dict[str, str]]],
     options: Any,
 ) -> StepPlan:
     spec = node.spec
@@ -286,7 +289,7 @@ def _step_plan(
     if node.exit_handler:
         plan.params["state"] = Source("state")
         plan.param_types["state"] = "str"
-    plan.results = {key: dict(u) for (n, key), u in sorted(uses.items()) if n == node.name}
+    plan.results = {key: dict(use) for key, use in sorted(uses.get(node.name, {}).items())}
     _check_output_names(plan)
     plan.env = _env(node, options)
     plan.config_sha256 = hashlib.sha256(plan.env[EXEC_CONFIG_ENV].encode()).hexdigest()

@@ -427,8 +427,10 @@ def apply_task_options(plan: Plan, st: StepPlan, task: Any) -> None:
         task.set_memory_request(str(res["memory"]))
     if res.get("gpu"):
         task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(str(res["gpu"]))
-    for key, value in st.env.items():
-        task.set_env_variable(key, value)
+    # What set_env_variable does, without its inspect.stack() per call (kfp 2.x
+    # PipelineTask._ensure_container_spec_exists): that walks every frame and scans
+    # sys.modules, which made a 200-step compile 1.4-3x the hand-written pipeline.
+    task.container_spec.env = {**(task.container_spec.env or {}), **st.env}
     by_secret: dict[str, dict[str, str]] = {}
     for env, (secret, key) in st.secrets.items():
         by_secret.setdefault(secret, {})[key] = env

@@ -212,3 +212,32 @@ def condition_types(
                     f"result {side!r} is compared as {seen or 'a result'} in one condition "
                     f"and as {typ or 'a result'} in {cond}; compare it as one type"
                 )
+
+
+def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[str, Any]:
+    """Return run arguments as the compiled pipeline declares its parameters.
+
+    ``json``-typed parameters take JSON text (so ``None`` and ``{"a": 0}`` arrive exactly); on
+    Argo every value is text (strings as they are, anything else as JSON); on KFP typed values
+    stay values (KFP types them itself).
+    """
+    import json
+
+    from .._binding import coerce
+
+    out: dict[str, Any] = {}
+    for param in dag.params:
+        if param.name not in arguments:
+            continue
+        value = coerce(arguments[param.name], param.hint, param.name)
+        typ = pipeline_param_type(param, param.default if not param.required else value)
+        if typ == "json":
+            out[param.name] = json.dumps(value, sort_keys=True)
+        elif target == "argo" and not isinstance(value, str):
+            out[param.name] = json.dumps(value)
+        else:
+            out[param.name] = value
+    unknown = sorted(set(arguments) - {p.name for p in dag.params})
+    if unknown:
+        raise CompileError(f"pipeline {dag.name!r} has no parameter(s) {unknown}")
+    return out

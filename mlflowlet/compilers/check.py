@@ -281,8 +281,11 @@ class CheckSession:
         }
         started = time.perf_counter()
         workdir = os.path.join(self.root, self.target)
+        from ._types import engine_arguments
+
+        params = engine_arguments(self.pipe.dag, self.params, self.target)
         runner = make_runner(
-            self.doc, self.target, workdir, self.params, env, self.secrets, self.timeout
+            self.doc, self.target, workdir, params, env, self.secrets, self.timeout
         )
         status = runner.run()
         report = CheckReport(

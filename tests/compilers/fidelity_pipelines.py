@@ -207,3 +207,10 @@ def prefix_keys():
     """Result keys that are prefixes of each other (their paths are too)."""
     p = prefixed()
     read_prefixed(a=p.results["a"], ab=p.results["ab"], abc=p.results["abc"])
+
+
+@pipeline(image=IMAGE)
+def optional_param(tag: str | None = None, opts: dict = {"n": 0}):  # noqa: B006
+    """An optional parameter (None travels as JSON null) and a dict."""
+    echo(value=tag)
+    echo(value=opts)

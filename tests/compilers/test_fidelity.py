@@ -167,6 +167,8 @@ CASES = [
     (fp.typed_values, {}), (fp.typed_values, {"s": "null", "e": "true"}),
     (fp.glued_output, {}), (fp.same_names, {}), (fp.retried, {}),
     (fp.empty_fanout, {}), (fp.map_over_text, {}), (fp.map_over_param, {}),
+    (fp.map_over_param, {"xs": [5]}), (fp.optional_param, {}),
+    (fp.optional_param, {"tag": "heads", "opts": {"n": 1.0}}),
 ]
 
 
@@ -197,5 +199,9 @@ def test_the_compiled_run_does_what_the_local_run_does(pipe, params, target, fre
         assert report.pods[0].attempts == 2
     if pipe is fp.map_over_text:
         assert (states["halve"], states["gather"]) == ("error", "skipped")
+    if pipe is fp.optional_param:
+        echoed = sorted(json.dumps(p.results) for p in report.pods)
+        want = [params.get("tag"), params.get("opts", {"n": 0})]
+        assert echoed == sorted(json.dumps({"value": v, "type": type(v).__name__}) for v in want)
     if pipe is fp.empty_fanout:
         assert next(p for p in report.pods if p.node == "gather").results["values"] == []

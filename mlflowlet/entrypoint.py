@@ -402,14 +402,20 @@ def main(argv: list[str] | None = None) -> int:
     if rank:  # only rank 0 records the run; the others still run the handler (collectives)
         os.environ.pop("MLFLOWLET_DBPATH", None)
     db, cleanup = _open_db()
+    from ._fdcapture import capture
+
+    capture.last_byte.pop(1, None)
     stdout = sys.stdout
     tail = sys.stdout = _Tail(stdout)
     code = 0
     try:
         try:
-            final = run_entrypoint(run, db)
-        except KeyboardInterrupt:
-            final, code = run, 130
+            from ._interrupt import guard
+
+            with guard():  # SIGTERM (a pod deleted, a parent ending) records the run aborted
+                final = run_entrypoint(run, db)
+        except KeyboardInterrupt as exc:
+            final, code = run, getattr(exc, "exit_code", 130)
         _export(final, db, wanted, args.metrics)
         if final.state == "error" and final.status.error:
             last = final.status.error.strip().splitlines()[-1:]
@@ -423,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = stdout
     sys.stderr.flush()
     if not rank:  # on a line of its own, even after output that did not end one
-        stdout.write(("" if tail.at_line_start else "\n") + run_json_line(record))
+        last = capture.last_byte.get(1)  # fd-level capture saw the run's output, if active
+        ends_line = last == b"\n" if last is not None else tail.at_line_start
+        stdout.write(("" if ends_line else "\n") + run_json_line(record))
     stdout.flush()
     return code or (0 if final.state == "completed" else 1)
 

@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+import _strict  # noqa: E402
+
+STRICT = _strict.strict()  # read before the autouse fixture drops MLFLOWLET_* variables
+
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
@@ -67,3 +72,52 @@ def examples_dir(tmp_path: Path) -> Path:
         EXAMPLES, target, ignore=shutil.ignore_patterns("mlflowlet.db*", "artifacts", "__pycache__")
     )
     return target
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to regenerate golden files in strict CI: that would make them tautologies."""
+    if STRICT and os.environ.get("MLFLOWLET_REGENERATE"):
+        raise pytest.UsageError(
+            "MLFLOWLET_REGENERATE is set under MLFLOWLET_TEST_STRICT: golden files would be "
+            "rewritten instead of compared; unset it in CI"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Under strict CI, a skip whose reason is not in ``tests/_strict.py`` fails the test."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (STRICT and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    reason = _strict.skip_reason(report.longrepr)
+    if not _strict.allowed(reason):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"strict CI (MLFLOWLET_TEST_STRICT=1): skipped for a reason not allowed in "
+            f"tests/_strict.py: {reason}"
+        )
+
+
+def _disallowed_skips(config: pytest.Config) -> list:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    return [r for r in skipped if not _strict.allowed(_strict.skip_reason(r.longrepr))]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under strict CI, a module skipped at collection for a disallowed reason fails the run."""
+    if STRICT and _disallowed_skips(session.config):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(
+    terminalreporter: object, exitstatus: int, config: pytest.Config
+) -> None:
+    """Name every skip that strict CI refuses."""
+    for report in _disallowed_skips(config) if STRICT else []:
+        reason = _strict.skip_reason(report.longrepr)
+        terminalreporter.write_line(  # type: ignore[attr-defined]
+            f"strict CI: {report.nodeid} skipped for a reason not allowed in "
+            f"tests/_strict.py: {reason}"
+        )

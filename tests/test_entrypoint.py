@@ -240,11 +240,14 @@ def test_collected_without_its_param_is_bad_usage(capsys):
 
 
 ECHO = '''
+import os
 import sys
 
 
-def echo(value=None, tail=""):
+def echo(value=None, tail="", raw=""):
     sys.stdout.write(tail)
+    sys.stdout.flush()
+    os.write(1, raw.encode())  # past Python: what a C library or a child process writes
     return {"value": value, "type": type(value).__name__}
 '''
 
@@ -295,6 +298,9 @@ def test_the_run_record_starts_its_own_line_after_output_without_a_newline(echo_
     assert lines[-2] == "no newline" and lines[-1].startswith(RUN_JSON_MARKER)
     plain = _entry("--handler", "echo_mod.py:echo", "--param", "tail:str=ends\n", cwd=echo_dir)
     assert plain.stdout.splitlines()[-2] == "ends"  # no blank line added
+    raw = _entry("--handler", "echo_mod.py:echo", "--param", "tail:str=py\n", "--param",
+                 "raw:str=fd-level", cwd=echo_dir)
+    assert raw.stdout.splitlines()[-2:-1] == ["fd-level"], raw.stdout[-300:]
 
 
 def test_a_changed_exec_config_is_refused_by_its_hash(echo_dir, monkeypatch, capsys):

@@ -59,7 +59,7 @@ def decode_param(name: str, typ: str, text: str) -> Any:
     """
     if text.startswith(NOT_A_LIST):
         raise ParameterError(
-            f"parameter {name!r} fans out over {text[len(NOT_A_LIST):]}, which is not a list; "
+            f"parameter {name!r} fans out over {text[len(NOT_A_LIST) :]}, which is not a list; "
             "a map needs a list (return one from the producing step)"
         )
     try:

@@ -22,7 +22,7 @@ _STAMP = re.compile(r"^> \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ", re.M)
 
 def exact(value: Any) -> str:
     """Return a value's exact text (types kept: ``1`` and ``1.0`` differ)."""
-    return json.dumps(value, sort_keys=True, default=repr)
+    return json.dumps(value, default=repr)  # key order too: a dict keeps it locally
 
 
 def file_digest(uri: str) -> str:
@@ -107,8 +107,8 @@ class Comparison:
             got = [_drop(p.results, drop) for p in pods]
             if want != got:
                 self.out.append(f"step {name!r}: item results {got} != local {want}")
-            meta = [r["metadata"] for r in items]
-            self.logs(name, [(m["uid"], m.get("project", "")) for m in meta], pods)
+            step = self.local.steps[name]
+            self.logs(name, step.uid, step.metadata.project, pods, fanned=True)
             return
         step, pod = self.local.steps[name], group[-1]
         want_results = _drop(step.status.results, drop)
@@ -119,7 +119,8 @@ class Comparison:
         attempts = (self.local.run.status.steps.get(name) or {}).get("attempts", 1)
         if pod.attempts != attempts:
             self.out.append(f"step {name!r}: {pod.attempts} attempt(s), local {attempts}")
-        self.logs(name, [(step.uid, step.metadata.project)], [pod])
+        fanned = node is not None and node.hyper is not None and node.hyper.parallel != 1
+        self.logs(name, step.uid, step.metadata.project, [pod], fanned)
 
     def artifacts(self, name: str, step: Any, pod: PodRun) -> None:
         want = {a.get("key"): a for a in step.status.artifacts}
@@ -131,17 +132,32 @@ class Comparison:
             if key in want and sha is not None and sha != file_digest(want[key].get("uri", "")):
                 self.out.append(f"step {name!r}: artifact {key!r} holds other bytes than locally")
 
-    def logs(self, name: str, local: list[tuple[str, str]], pods: list[PodRun]) -> None:
-        for i, ((uid, project), pod) in enumerate(zip(local, pods, strict=False)):
-            run = pod.run or {}
-            meta = run.get("metadata", {})
-            want = log_text(self.local._db, uid, project)
-            got = log_text(self.db, meta.get("uid", ""), meta.get("project", ""))
-            if want != got:
-                where = f" item {i + 1}" if len(pods) > 1 else ""
-                self.out.append(
-                    f"step {name!r}{where}: printed output {got[-200:]!r} != local {want[-200:]!r}"
-                )
+    def logs(self, name: str, uid: str, project: str, pods: list[PodRun], fanned: bool) -> None:
+        """Compare what the step printed.
+
+        A local run keeps one log per step (its iterations and map items share it); compiled,
+        each map item is a pod with its own log. For a map (and a sweep whose iterations run
+        at once) the lines are compared in any order, since parallel items interleave.
+        """
+        want = log_text(self.local._db, uid, project)
+        got = "".join(
+            log_text(
+                self.db,
+                p.run.get("metadata", {}).get("uid", ""),
+                p.run["metadata"].get("project", ""),
+            )
+            if p.run
+            else ""
+            for p in pods
+        )
+        if fanned:
+            same = sorted(want.splitlines()) == sorted(got.splitlines())
+        else:
+            same = want == got
+        if not same:
+            self.out.append(
+                f"step {name!r}: printed output {got[-200:]!r} != local {want[-200:]!r}"
+            )
 
     def lineage(self) -> None:
         report = self.report

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._naming import kfp_name
 from ._runs import PodRun
 
 Row = tuple[Any, ...]
@@ -104,6 +105,7 @@ def kfp_lineage(
                                 if fanned
                                 else pod.results.get("best_iteration", pod.iteration)
                             )
-                            sha = pod.artifacts.get(key, "") if kind == "artifacts" else ""
+                            digests = {kfp_name(k): v for k, v in pod.artifacts.items()}
+                            sha = digests.get(key, "") if kind == "artifacts" else ""
                             rows.add((producer, it, key, consumer, param, sha))
     return sorted(rows)

@@ -121,7 +121,7 @@ class StepPlan:
         """Return the entrypoint arguments, each a list of parts to concatenate."""
         out: list[list[str | Slot]] = [["--handler"], [self.handler]]
         for key in sorted(self.literals):
-            text = json.dumps(self.literals[key], sort_keys=True)
+            text = json.dumps(self.literals[key])
             out += [["--param"], [f"{key}:json={text}"]]
         for key in sorted(self.params):
             if self.params[key].kind == "state":  # the entrypoint maps engine states
@@ -196,6 +196,7 @@ def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> di
             uses.setdefault((node.map.items.node, node.map.items.key), {})["items"] = "json"
     conds: dict[tuple[str, str], str] = {}
     types = {name: typ for name, (typ, _d, _r) in params.items()}
+    types.update({f"{n.name}:return": n.spec.returns for n in dag.nodes if n.spec.returns})
     seen: set[int] = set()
     for node in dag.nodes:
         for block in node.blocks:
@@ -410,7 +411,7 @@ def _env(node: Any, options: Any) -> dict[str, str]:
         run_spec["timeout"] = spec.timeout
     if run_spec:
         config["spec"] = run_spec
-    env = {EXEC_CONFIG_ENV: json.dumps(config, sort_keys=True, separators=(",", ":"))}
+    env = {EXEC_CONFIG_ENV: json.dumps(config, separators=(",", ":"))}  # order kept: grid axes
     if options.dbpath:
         env["MLFLOWLET_DBPATH"] = options.dbpath
     env.update(options.env)

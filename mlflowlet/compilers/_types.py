@@ -138,14 +138,19 @@ def _kind(typ: str) -> str:
     return {"int": "number", "float": "number"}.get(typ, typ)
 
 
-def _side(value: Any, param_types: dict[str, str], cond: Any, target: str) -> tuple[str, str]:
-    """Return ``(what, kind)`` of one side; kind ``''`` for a result (known at run time)."""
+def _side(value: Any, types: dict[str, str], cond: Any, target: str) -> tuple[str, str]:
+    """Return ``(what, kind)`` of one side; kind ``''`` for a result known only at run time.
+
+    ``types`` holds the pipeline parameters' carried types and, under ``node:return``, the
+    return annotations of steps (a ``-> str`` step's return value is a string).
+    """
     from ..pipelines.refs import OutputRef, PipelineParam
 
     if isinstance(value, OutputRef):
-        return f"result {value!r}", ""
+        returns = types.get(f"{value.node}:return", "") if value.key == "return" else ""
+        return f"result {value!r}", _kind(returns) if returns in SCALARS else ""
     if isinstance(value, PipelineParam):
-        typ = param_types[value.name]
+        typ = types[value.name]
         if typ not in SCALARS:
             raise CompileError(
                 f"condition {cond} compares pipeline parameter {value.name!r} of type {typ}, "
@@ -189,7 +194,7 @@ def condition_types(
         return
     (lname, lkind), (rname, rkind) = (
         _side(s, param_types, cond, target) for s in (cond.left, cond.right)
-    )
+    )  # param_types: see _side
     if lkind and rkind and lkind != rkind:
         raise CompileError(
             f"condition {cond} compares {lname} ({lkind}) with {rname} ({rkind}); "
@@ -232,7 +237,7 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
         value = coerce(arguments[param.name], param.hint, param.name)
         typ = pipeline_param_type(param, param.default if not param.required else value)
         if typ == "json":
-            out[param.name] = json.dumps(value, sort_keys=True)
+            out[param.name] = json.dumps(value)
         elif target == "argo" and not isinstance(value, str):
             out[param.name] = json.dumps(value)
         else:

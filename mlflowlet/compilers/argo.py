@@ -61,7 +61,7 @@ def _models() -> Any:
 
 def text(value: Any) -> str:
     """Return a parameter value as Argo carries it: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def slot_path(slot: Slot) -> str:
@@ -247,7 +247,7 @@ def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> An
     if node.map is not None:
         items = node.map.items
         if isinstance(items, (list, tuple)):  # each item as its exact JSON text
-            with_items = [m.Item(json.dumps(item, sort_keys=True)) for item in items]
+            with_items = [m.Item(json.dumps(item)) for item in items]
         else:
             with_param = _items_ref(items, labels)
     depends, extra = build_depends(node, dag, labels)

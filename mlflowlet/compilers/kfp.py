@@ -115,6 +115,10 @@ class KFPCompiler(Compiler):
 
         dumper = getattr(yaml, "CDumper", yaml.Dumper)  # libyaml when present: same text
         header = extract_comments_from_pipeline_spec(docs[0], getattr(self, "_description", None))
+        # kfp writes a default holding newlines into the header as it is, which breaks the
+        # YAML: continue every such line as a comment too
+        lines = header.split("\n")
+        header = "\n".join(ln if not ln or ln.startswith("#") else f"#   {ln}" for ln in lines)
         return header + yaml.dump_all(docs, Dumper=dumper, sort_keys=True)
 
     def as_dict(self, docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -288,7 +292,7 @@ def build_pipeline(plan: Plan, comps: dict[str, Any], names: dict[str, dict[Slot
     sig = []
     for name, (typ, default, required) in plan.params.items():
         if typ == "json" and not required:
-            default = json.dumps(default, sort_keys=True)
+            default = json.dumps(default)
         sig.append(
             inspect.Parameter(
                 kfp_name(name),
@@ -367,7 +371,7 @@ class _Build:
         if isinstance(items, OutputRef):
             return self.output(items.node, result_output(items.key, "items"))
         if isinstance(items, (list, tuple)):  # each item as its exact JSON text
-            return [json.dumps(item, sort_keys=True) for item in items]
+            return [json.dumps(item) for item in items]
         return self.operand(items)
 
     def task(self, st: StepPlan) -> Any:

@@ -35,11 +35,18 @@ def test_a_condition_the_target_cannot_compare_is_refused(target, make, message)
         compile(_gated(make), target)
 
 
+def test_a_declared_return_type_types_a_result_operand():
+    flipped = _gated(lambda f, p: f.output == fp.flip(side="x").output)  # -> str twice
+    assert compile(flipped, "kfp")["pipelineInfo"]["name"] == "gated"
+    with pytest.raises(CompileError, match=r"compares result .* \(str\) with 1 \(number\)"):
+        compile(_gated(lambda f, p: f.output > 1), "argo")
+
+
 def test_kfp_refuses_what_its_condition_language_cannot_quote_or_type():
     with pytest.raises(CompileError, match="holds a quote, backslash or newline"):
         compile(_gated(lambda f, p: f.output == "it's"), "kfp")
     assert compile(_gated(lambda f, p: f.output == "it's"), "argo")["kind"] == "Workflow"
-    both = _gated(lambda f, p: f.output == fp.make(x=2).results["v"])
+    both = _gated(lambda f, p: fp.make(x=3).results["v"] == fp.make(x=2).results["v"])
     with pytest.raises(CompileError, match="compares two results, whose types KFP must know"):
         compile(both, "kfp")
     assert compile(both, "argo")["kind"] == "Workflow"
@@ -49,10 +56,10 @@ def test_kfp_refuses_what_its_condition_language_cannot_quote_or_type():
 def test_a_result_compared_as_two_types_is_refused_for_kfp_only(target):
     @pipeline(image=fp.IMAGE)
     def twice():
-        f = fp.flip()
-        with condition(f.output == "heads"):
+        v = fp.make(x=0).results["v"]  # a result of no declared type
+        with condition(v == "heads"):
             fp.make(x=1)
-        with condition(f.output > 1):
+        with condition(v > 1):
             fp.make(x=2)
 
     if target == "kfp":

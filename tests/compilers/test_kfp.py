@@ -135,3 +135,16 @@ def test_collected_return_values_travel_as_item_texts(tmp_path):
     inputs = spec["components"]["comp-add-floats"]["inputDefinitions"]["parameters"]
     assert inputs["values"]["parameterType"] == "LIST"
     assert "values:items={{$.inputs.parameters['values']}}" in _executor(spec, "add-floats")["args"]
+
+
+def test_a_default_holding_newlines_keeps_the_yaml_valid(tmp_path):
+    from mlflowlet.pipelines import pipeline
+
+    @pipeline(image=cp.IMAGE)
+    def multiline(text: str = "a,b\n1,2\n"):
+        cp.join(n=1, total=2, label=text)
+
+    text = compile_text(multiline, "kfp")  # kfp's own header comment breaks the YAML here
+    assert kfp_strict_errors(text, tmp_path) == []
+    assert kfp_docs(text)[0]["root"]["inputDefinitions"]["parameters"]["text"][
+        "defaultValue"] == "a,b\n1,2\n"

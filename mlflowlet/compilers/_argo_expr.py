@@ -242,7 +242,10 @@ def _compare(left: Any, op: str, right: Any) -> bool:
         or (isinstance(left, str) and isinstance(right, str))
     ):
         raise ExprError(f"cannot compare {left!r} and {right!r} with {op} (not two numbers)")
-    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+    import operator
+
+    ops = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+    return bool(ops[op](left, right))
 
 
 def eval_when(expr: str) -> bool:

@@ -244,7 +244,7 @@ class KFPLocalRunner(LocalRunner):
             self.note("KFP's cache may reuse an earlier run of a cached step; here every step runs")
         self._pod = PodRun(task=name, node=name, iteration=self._iteration)
         self.pods.append(self._pod)
-        ok, outputs = False, {}
+        ok, outputs = False, dict[str, Any]()
         for _ in range(1 + retries):
             try:
                 outputs, result = self._dispatch(name, ref, args)
@@ -356,7 +356,7 @@ class KFPLocalRunner(LocalRunner):
         return kfp_lineage(self.spec, self.pods, self.empty)
 
 
-_PB_TYPES = {
+_PB_TYPES: dict[str, Any] = {
     "STRING": str,
     "NUMBER_DOUBLE": (int, float),
     "NUMBER_INTEGER": (int, float),

@@ -282,7 +282,8 @@ def _param_annotation(typ: str) -> Any:
     import typing
 
     if typ.startswith("list["):
-        return typing.List[_PY[typ[5:-1]]]  # noqa: UP006 - kfp reads the item type from it
+        item: Any = _PY[typ[5:-1]]
+        return typing.List[item]  # noqa: UP006 - kfp reads the item type from it
     return _PY[typ]
 
 

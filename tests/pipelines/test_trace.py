@@ -32,11 +32,11 @@ def _trace(body):
 
 FORMATS = {
     "fstring": lambda ref: f"n={ref}",
-    "format": lambda ref: "n={}".format(ref),
+    "format": lambda ref: "n={}".format(ref),  # noqa: UP032 - the form under test
     "str": lambda ref: str(ref),
     "plus": lambda ref: ref + "!",
     "radd": lambda ref: "n=" + ref,
-    "percent": lambda ref: "n=%s" % ref,
+    "percent": lambda ref: "n=%s" % ref,  # noqa: UP031 - the form under test
 }
 
 

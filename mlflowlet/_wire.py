@@ -22,6 +22,7 @@ One place for how values cross a process boundary as text, so a value keeps its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -213,6 +214,7 @@ def export_outputs(
     artifacts: dict[str, str],
     results: dict[str, str] | dict[tuple[str, str], str],
     json_results: dict[str, str] | None = None,
+    digests: dict[str, str] | None = None,
 ) -> None:
     """Copy artifact files and write result values to the paths asked for.
 
@@ -222,6 +224,8 @@ def export_outputs(
         results: result key (or ``(key, form)``, see :mod:`mlflowlet._wire`) to target path;
             a bare key is written as ``text`` (a string as is, other values as JSON).
         json_results: result key to target path, every value as JSON (strings quoted).
+        digests: artifact key to a path for the sha256 of its bytes (an engine keys its cache
+            on it); the artifact must be among ``artifacts``.
 
     Raises:
         ArtifactError: an artifact or result that the run does not have, or a path that cannot
@@ -236,6 +240,10 @@ def export_outputs(
                 f"artifacts: {sorted(k for k in by_key if k)}"
             )
         _copy_artifact(key, art, path)
+    for key, path in (digests or {}).items():
+        if key not in artifacts:
+            raise ArtifactError(f"--output-digest {key}=...: give --output {key}=... too")
+        _write(path, digest(artifacts[key].rstrip("/" + os.sep)).encode(), f"digest of {key!r}")
     wanted = [((k, "text") if isinstance(k, str) else k, p) for k, p in results.items()]
     wanted += [((k, "json"), p) for k, p in (json_results or {}).items()]
     for (key, form), path in wanted:
@@ -298,3 +306,24 @@ def _write(path: str, data: bytes, what: str) -> None:
             fh.write(data)
     except OSError as exc:
         raise ArtifactError(f"cannot write {what} to {path!r}: {exc.strerror or exc}") from None
+
+
+def digest(path: str) -> str:
+    """Return the sha256 of a file's bytes.
+
+    A folder holding one file (how compiled pipelines pass an artifact) digests as that file;
+    another folder as the sorted names and digests of its entries.
+    """
+    if os.path.isdir(path):
+        entries = sorted(os.listdir(path))
+        if len(entries) == 1 and os.path.isfile(os.path.join(path, entries[0])):
+            return digest(os.path.join(path, entries[0]))
+        h = hashlib.sha256()
+        for entry in entries:
+            h.update(entry.encode() + b"\0" + digest(os.path.join(path, entry)).encode())
+        return h.hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()

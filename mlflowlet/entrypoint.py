@@ -31,6 +31,8 @@ Flags:
     --output KEY=PATH: after the run, copy artifact KEY's file (or directory) to PATH, creating
         its parent directories; ``PATH/`` copies the file into that directory under its own
         name. Repeatable.
+    --output-digest KEY=PATH: after the run, write the sha256 of artifact KEY's bytes (as
+        copied by ``--output KEY=...``) to PATH: an engine's cache keys a consumer on it.
     --result KEY=PATH: after the run, write result KEY to PATH: a string as it is, any other
         value as JSON. ``KEY:FORM=PATH`` writes it in that form instead (``json``, ``item``,
         ``items``, ``when``; see :mod:`mlflowlet._wire`). Repeatable.
@@ -114,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--output", "KEY=PATH", "copy artifact KEY to PATH after the run"),
         ("--result", "KEY=PATH", "write result KEY to PATH after the run"),
         ("--result-json", "KEY=PATH", "write result KEY to PATH as JSON after the run"),
+        ("--output-digest", "KEY=PATH", "write the sha256 of artifact KEY to PATH"),
         ("--collected", "KEY", "param KEY is an aggregated JSON list: decode each item"),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=text)
@@ -203,7 +206,11 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
         results[split_typed(key, "--result", RESULT_FORMS)] = path
     for key, path in split_pairs(args.result_json, "--result-json").items():
         results[(key, "json")] = path
-    wanted: dict[str, Any] = {"output": split_pairs(args.output, "--output"), "result": results}
+    wanted: dict[str, Any] = {
+        "output": split_pairs(args.output, "--output"),
+        "result": results,
+        "digest": split_pairs(args.output_digest, "--output-digest"),
+    }
     for key in [*wanted["output"], *(name for name, _form in results)]:
         if key not in run.spec.outputs:
             run.spec.outputs.append(key)
@@ -440,7 +447,7 @@ def _export(final: Any, db: Any, wanted: dict[str, Any], metrics: str | None) ->
     """Write the outputs and metrics a completed run was asked for (a failure fails the run)."""
     if final.state == "completed" and any(wanted.values()):
         try:
-            export_outputs(final, wanted["output"], wanted["result"])
+            export_outputs(final, wanted["output"], wanted["result"], digests=wanted["digest"])
         except ArtifactError as exc:
             print(f"error: {exc}", file=sys.stderr)
             _finish_failed_export(final, db, exc)

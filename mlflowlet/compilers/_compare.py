@@ -27,8 +27,8 @@ def exact(value: Any) -> str:
 
 def file_digest(uri: str) -> str:
     """Return the sha256 of the bytes at an artifact URI (a local path or any store URL)."""
+    from .._wire import digest
     from ..datastore import get_dataitem
-    from ._runs import digest
 
     local = uri[len("file://") :] if uri.startswith("file://") else uri
     if os.path.exists(local):

@@ -28,9 +28,10 @@ import re
 import shutil
 from typing import Any
 
+from .._wire import digest
 from ..errors import CompileError
 from ._argo_expr import CACHE_KEY, ExprError, depends_tasks, eval_depends, eval_when, memoize_key
-from ._runs import LocalRunner, PodRun, digest
+from ._runs import LocalRunner, PodRun
 
 _REF = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
 _TASK_PARAM = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.parameters\.([^}]+)\}\}$")
@@ -155,7 +156,8 @@ class ArgoLocalRunner(LocalRunner):
         if "withParam" in task:
             self._lineage_for(task, task["withParam"], _item_param(args))
         for p in args.get("parameters", []):
-            self._lineage_for(task, p["value"], p["name"])
+            if not p["name"].endswith("__sha256"):  # a cache key's input, no data for the step
+                self._lineage_for(task, p["value"], p["name"])
         for a in args.get("artifacts", []):
             self._lineage_for(task, a["from"], a["name"], artifact=True)
 

@@ -30,10 +30,11 @@ import os
 import threading
 from typing import Any
 
+from .._wire import digest
 from ..errors import CompileError, MissingDependencyError
 from ._kfp_cel import cel as _cel
 from ._naming import kfp_name
-from ._runs import LocalRunner, PodRun, digest
+from ._runs import LocalRunner, PodRun
 
 _LOCK = threading.Lock()  # kfp.local keeps one global config: one check at a time
 

@@ -30,17 +30,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CompileError
+from ._container import check_resources, container_env
 from ._naming import check_image, unique_labels
 from ._types import check_default, condition_types, item_type, pipeline_param_type
 
 ENTRYPOINT = ("python", "-m", "mlflowlet.entrypoint")
-# a Kubernetes resource quantity (k8s.io/apimachinery/pkg/api/resource/quantity.go)
-_QUANTITY = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 EXEC_CONFIG_ENV = "MLFLOWLET_EXEC_CONFIG"
 SUFFIXES = {"items": "__items", "cond": "__if"}
 
@@ -79,6 +77,16 @@ class Source:
     key: str = ""
 
 
+def digest_output(key: str) -> str:
+    """Return the output parameter name of the sha256 of artifact ``key``."""
+    return f"{key}__sha256"
+
+
+def cached(spec: Any, options: Any) -> bool:
+    """Whether a step caches its result (its own ``cache``, else the compile option)."""
+    return bool(spec.cache if spec.cache is not None else options.cache)
+
+
 def result_output(key: str, use: str) -> str:
     """Return the output parameter name of result ``key`` for ``use`` (see the module doc)."""
     return key + SUFFIXES.get(use, "")
@@ -111,11 +119,17 @@ class StepPlan:
     depends: tuple[str, ...] = ()
     node: Any = None
     config_sha256: str = ""
+    digests: tuple[str, ...] = ()  # artifact outputs whose sha256 a cached consumer is keyed on
+    digest_inputs: dict[str, Source] = field(default_factory=dict)  # param -> producer's digest
 
     def result_outputs(self) -> list[tuple[str, str, str]]:
-        """Return ``(result key, use, output name)`` of every output parameter, sorted."""
+        """Return ``(result key, use, output name)`` of every result output, sorted."""
         out = [(k, use, result_output(k, use)) for k, uses in self.results.items() for use in uses]
         return sorted(out, key=lambda r: r[2])
+
+    def digest_outputs(self) -> list[tuple[str, str]]:
+        """Return ``(artifact key, output name)`` of every artifact digest output, sorted."""
+        return [(key, digest_output(key)) for key in sorted(self.digests)]
 
     def args(self, target: str) -> list[list[str | Slot]]:
         """Return the entrypoint arguments, each a list of parts to concatenate."""
@@ -135,6 +149,8 @@ class StepPlan:
         for key, use, name in self.result_outputs():
             form = {"cond": "text" if target == "kfp" else "when"}.get(use, use)
             out += [["--result"], [f"{key}:{form}=", Slot("out_result", name)]]
+        for key, name in self.digest_outputs():
+            out += [["--output-digest"], [f"{key}=", Slot("out_result", name)]]
         if self.config_sha256:
             out += [["--config-sha256"], [self.config_sha256]]
         return out
@@ -231,6 +247,8 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         )
     uses = _uses(dag, params, target)
     steps = [_step_plan(dag, node, labels[node.name], params, uses, options) for node in dag.nodes]
+    if target == "argo":
+        _key_on_artifacts(steps, options)
     exit_step = None
     if dag.exit_handler is not None:
         label = labels[dag.exit_handler.name]
@@ -245,6 +263,25 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         options,
         target,
     )
+
+
+def _key_on_artifacts(steps: list[StepPlan], options: Any) -> None:
+    """Key a cached step on its input artifacts' bytes (Argo's memoize sees parameters only).
+
+    The producer writes each such artifact's sha256 as an output parameter, which the cached
+    consumer receives as an input parameter of its memoization key, so a changed input misses
+    the cache, as locally.
+    """
+    by_name = {st.name: st for st in steps}
+    for st in steps:
+        if not cached(st.node.spec, options):
+            continue
+        for param, src in st.artifacts_in.items():
+            producer = by_name[src.node]
+            producer.digests = tuple(sorted({*producer.digests, src.key}))
+            st.digest_inputs[param] = src
+    for st in steps:
+        _check_output_names(st)
 
 
 def labels_for_pipeline(name: str) -> str:
@@ -272,7 +309,7 @@ def _step_plan(
         )
     image = spec.image or options.image or dag.image
     check_image(image, f"step {node.name!r}")
-    _check_resources(node)
+    check_resources(node)
     in_graph = not node.exit_handler  # the exit handler runs after everything, outside the DAG
     plan = StepPlan(
         node.name,
@@ -292,7 +329,7 @@ def _step_plan(
         plan.param_types["state"] = "str"
     plan.results = {key: dict(use) for key, use in sorted(uses.get(node.name, {}).items())}
     _check_output_names(plan)
-    plan.env = _env(node, options)
+    plan.env = container_env(node, options)
     plan.config_sha256 = hashlib.sha256(plan.env[EXEC_CONFIG_ENV].encode()).hexdigest()
     plan.secrets = dict(
         sorted({**options.secrets, **options.step(node.name).get("secrets", {})}.items())
@@ -300,27 +337,16 @@ def _step_plan(
     return plan
 
 
-def _check_resources(node: Any) -> None:
-    res = node.spec.resources
-    for key in ("cpu", "memory"):
-        if key in res and not _QUANTITY.match(str(res[key])):
-            raise CompileError(
-                f"step {node.name!r} ({node.spec.source}): resources {key}={res[key]!r} is not "
-                "a Kubernetes quantity (e.g. '500m', '2', '1Gi')"
-            )
-    gpu = res.get("gpu")
-    if gpu is not None and (isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0):
-        raise CompileError(f"step {node.name!r}: resources gpu={gpu!r} must be a whole number")
-
-
 def _check_output_names(plan: StepPlan) -> None:
     names = [name for _k, _u, name in plan.result_outputs()]
+    names += [name for _k, name in plan.digest_outputs()]
     clash = sorted({n for n in names if names.count(n) > 1 or n in plan.outputs})
     if clash:
         raise CompileError(
             f"step {plan.name!r}: output {clash[0]!r} is both a result's output parameter and "
             f"another result or artifact; rename the result or artifact (suffixes "
-            f"{sorted(SUFFIXES.values())} are used for results read by maps and conditions)"
+            f"{sorted(SUFFIXES.values())} are used for results read by maps and conditions, "
+            "__sha256 for artifact digests)"
         )
 
 
@@ -377,43 +403,3 @@ def _add_argument(
                 "pipeline cannot carry; pass a JSON value"
             ) from None
         plan.literals[param] = value
-
-
-def _env(node: Any, options: Any) -> dict[str, str]:
-    spec = node.spec
-    config: dict[str, Any] = {
-        "metadata": {
-            "name": node.name,
-            "labels": {
-                "mlflowlet/pipeline": options.pipeline_name,
-                "mlflowlet/step": node.name,
-                **{k: str(v) for k, v in spec.labels.items()},
-            },
-        }
-    }
-    run_spec: dict[str, Any] = {}
-    if node.hyper is not None:
-        h = node.hyper
-        run_spec.update(
-            {
-                "hyper_params": {k: list(v) for k, v in h.hyper_params.items()},
-                "selector": h.selector,
-                "strategy": h.strategy,
-            }
-        )
-        for key in ("max_iterations", "max_errors", "parallel", "seed"):
-            if getattr(h, key) is not None:
-                run_spec[key] = getattr(h, key)
-    secrets = {**options.secrets, **options.step(node.name).get("secrets", {})}
-    if secrets:
-        run_spec["secret_sources"] = [{"kind": "env", "source": ",".join(sorted(secrets))}]
-    if spec.timeout is not None:
-        run_spec["timeout"] = spec.timeout
-    if run_spec:
-        config["spec"] = run_spec
-    env = {EXEC_CONFIG_ENV: json.dumps(config, separators=(",", ":"))}  # order kept: grid axes
-    if options.dbpath:
-        env["MLFLOWLET_DBPATH"] = options.dbpath
-    env.update(options.env)
-    env.update(options.step(node.name).get("env", {}))
-    return dict(sorted(env.items()))

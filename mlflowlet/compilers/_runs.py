@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any
-
-
-def digest(path: str) -> str:
-    """Return the sha256 of a file's bytes (lineage compares them with a local run).
-
-    A folder holding one file (how compiled pipelines pass an artifact) digests as that file.
-    """
-    import os
-
-    if os.path.isdir(path):
-        entries = sorted(os.listdir(path))
-        if len(entries) == 1 and os.path.isfile(os.path.join(path, entries[0])):
-            return digest(os.path.join(path, entries[0]))
-        h = hashlib.sha256()
-        for entry in entries:
-            h.update(entry.encode() + b"\0" + digest(os.path.join(path, entry)).encode())
-        return h.hexdigest()
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -43,7 +43,7 @@ from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._naming import param_name
 from ._options import CompileOptions
-from ._plan import Plan, Slot, StepPlan, make_plan, result_output
+from ._plan import Plan, Slot, StepPlan, cached, digest_output, make_plan, result_output
 
 ROOT = "/tmp/mlflowlet"
 API_VERSION = "argoproj.io/v1alpha1"
@@ -238,6 +238,12 @@ def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> An
     params = [
         m.Parameter(name=k, value=_ref_value(src, labels)) for k, src in sorted(st.params.items())
     ]
+    params += [
+        m.Parameter(
+            name=digest_output(k), value=_param_ref(labels[src.node], digest_output(src.key))
+        )
+        for k, src in sorted(st.digest_inputs.items())
+    ]
     artifacts = [
         m.Artifact(name=param_name(k), from_=_artifact_ref(labels[src.node], src.key))
         for k, src in sorted(st.artifacts_in.items())
@@ -300,6 +306,7 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
     opts = plan.options
     inputs = None
     in_params = [m.Parameter(name=k) for k in sorted(st.params) if not exit_step]
+    in_params += [m.Parameter(name=digest_output(k)) for k in sorted(st.digest_inputs)]
     in_arts = [
         m.Artifact(name=param_name(k), path=slot_path(Slot("in_artifact", k)))
         for k in sorted(st.artifacts_in)
@@ -315,6 +322,12 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
             ),
         )
         for _key, use, name in st.result_outputs()
+    ]
+    out_params += [
+        m.Parameter(
+            name=param_name(name), value_from=m.ValueFrom(path=slot_path(Slot("out_result", name)))
+        )
+        for _key, name in st.digest_outputs()
     ]
     out_arts = [
         m.Artifact(name=param_name(k), path=slot_path(Slot("out_artifact", k))) for k in st.outputs
@@ -338,13 +351,9 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
         active_deadline_seconds=(
             m.IntOrString(str(int(spec.timeout))) if spec.timeout is not None else None
         ),
-        memoize=build_memoize(plan, st) if _cached(spec, opts) else None,
+        memoize=build_memoize(plan, st) if cached(spec, opts) else None,
         node_selector=dict(sorted(node_selector.items())) if node_selector else None,
     )
-
-
-def _cached(spec: Any, opts: CompileOptions) -> bool:
-    return bool(spec.cache if spec.cache is not None else opts.cache)
 
 
 def build_container(st: StepPlan, exit_step: bool = False) -> Any:
@@ -411,6 +420,7 @@ def build_memoize(plan: Plan, st: StepPlan) -> Any:
     static = hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
     key = f"{st.label}-{static}"
     names = [param_name(k) for k in sorted(st.params)]
+    names += [digest_output(k) for k in sorted(st.digest_inputs)]  # the input artifacts' bytes
     if names:
         values = ", ".join(f"inputs.parameters.{n}" for n in names)
         key += f"-{{{{=sprig.sha256sum(toJson([{values}]))}}}}"

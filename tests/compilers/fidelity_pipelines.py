@@ -214,3 +214,19 @@ def optional_param(tag: str | None = None, opts: dict = {"n": 0}):  # noqa: B006
     """An optional parameter (None travels as JSON null) and a dict."""
     echo(value=tag)
     echo(value=opts)
+
+
+@step(outputs=["data"])
+def make_data(rows: int = 3) -> str:
+    return ",".join(str(i) for i in range(rows))
+
+
+@step(cache=True)
+def count_cached(data) -> dict:
+    return {"n": len(data.get().decode().split(","))}
+
+
+@pipeline(image=IMAGE)
+def cached_consumer(rows: int = 3):
+    """A cached step whose only input is an artifact (its bytes must key the cache)."""
+    count_cached(data=make_data(rows=rows).outputs["data"])

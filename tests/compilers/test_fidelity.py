@@ -205,3 +205,32 @@ def test_the_compiled_run_does_what_the_local_run_does(pipe, params, target, fre
         assert echoed == sorted(json.dumps({"value": v, "type": type(v).__name__}) for v in want)
     if pipe is fp.empty_fanout:
         assert next(p for p in report.pods if p.node == "gather").results["values"] == []
+
+
+def test_argo_keys_a_cached_step_on_its_input_artifacts_bytes():
+    doc = compile(fp.cached_consumer, "argo")
+    templates = {t["name"]: t for t in doc["spec"]["templates"]}
+    producer = templates["make-data"]
+    assert {"name": "data__sha256", "valueFrom": {"path": "/tmp/mlflowlet/results/data__sha256"}} \
+        in producer["outputs"]["parameters"]
+    assert "--output-digest" in producer["container"]["args"]
+    task = _argo_tasks(doc)["count-cached"]
+    ref = "{{tasks.make-data.outputs.parameters.data__sha256}}"
+    assert {"name": "data__sha256", "value": ref} in task["arguments"]["parameters"]
+    key = templates["count-cached"]["memoize"]["key"]
+    assert key.endswith("-{{=sprig.sha256sum(toJson([inputs.parameters.data__sha256]))}}")
+    one = memoize_key(key, {"inputs.parameters.data__sha256": "a" * 64})
+    other = memoize_key(key, {"inputs.parameters.data__sha256": "b" * 64})
+    assert one != other and CACHE_KEY.match(one)
+    assert argo_schema_errors(doc, ("4.1.2",)) == []
+    assert validate_argo(doc, fp.cached_consumer.dag) == []
+    assert "data__sha256" not in json.dumps(compile(fp.cached_consumer, "kfp"))  # KFP keys on it
+
+
+@pytest.mark.slow
+def test_the_artifact_digest_the_producer_writes_is_the_artifacts_sha256(fresh_cwd):
+    fresh_cwd("digest")
+    report = check(fp.cached_consumer, "argo", params={"rows": 5})
+    assert report.ok, report.summary()
+    make = next(p for p in report.pods if p.node == "make_data")
+    assert make.parameters["data__sha256"] == make.artifacts["data"]

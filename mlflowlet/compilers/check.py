@@ -61,14 +61,21 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        """True when the compiled and the local run agree."""
+        """True when the compiled and the local run agree (in everything checked here)."""
         return not self.differences
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing the workflow asks of a real controller went unverified."""
+        return not self.unverified
 
     def summary(self) -> str:
         """Return a few lines for the command line."""
+        verdict = "matches the local run" if self.ok else "differs from the local run"
+        if self.ok and not self.complete:
+            verdict += f" in what could be run here ({len(self.unverified)} thing(s) not)"
         head = (
-            f"{self.target}: {len(self.pods)} container run(s), workflow {self.status}; "
-            f"{'matches the local run' if self.ok else 'differs from the local run'}"
+            f"{self.target}: {len(self.pods)} container run(s), workflow {self.status}; {verdict}"
         )
         lines = [head, *(f"  - {d}" for d in self.differences)]
         lines += [f"  (not reproduced here: {u})" for u in self.unverified]

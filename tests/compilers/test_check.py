@@ -135,3 +135,15 @@ def test_result_keys_that_prefix_each_other_run_and_compare(target):
     report = check(fp.prefix_keys, target)
     assert report.ok, report.summary()
     assert _pod(report, "read_prefixed").results == {"sum": 6.0}
+
+
+def test_what_cannot_be_reproduced_here_is_said_not_passed_over():
+    import fidelity_pipelines as fp
+
+    report = check(fp.memoized, "argo")
+    assert report.ok and not report.complete
+    assert any("memoization" in u for u in report.unverified)
+    assert "not reproduced here: memoization" in report.summary()
+    assert "1 thing(s) not" in report.summary().splitlines()[0]
+    plain = check(cp.diamond, "argo")
+    assert plain.complete and "not reproduced" not in plain.summary()

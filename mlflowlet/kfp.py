@@ -58,6 +58,9 @@ def _dsl() -> Any:
     return dsl
 
 
+_TAGS = {str: "str", int: "int", float: "float", bool: "bool"}  # --param KEY:TYPE (_wire)
+
+
 def _param_type(value: Any) -> Any:
     from kfp.dsl import pipeline_channel
 
@@ -175,7 +178,7 @@ def mlrun_op(
         if isinstance(value, pc.PipelineChannel):
             add("param", key, _param_type(value), value)
         else:
-            literal_args += ["--param", f"{key}={json.dumps(value, sort_keys=True)}"]
+            literal_args += ["--param", f"{key}:json={json.dumps(value)}"]  # exact, typed
     for key, value in sorted((inputs or {}).items()):
         if isinstance(value, pc.PipelineArtifactChannel):
             add("in", key, dsl.Input[dsl.Artifact], value)
@@ -188,11 +191,14 @@ def mlrun_op(
     for key in outputs or []:
         add("out", key, dsl.Output[artifact_class(key)])
 
+    sig_types = {key: p.annotation for (kind, key), p in zip(slots, sig, strict=True)}
+
     def body(*values: Any) -> Any:
         args = ["--handler", target, *literal_args]
         for (kind, key), value in zip(slots, values, strict=True):
-            if kind == "param":
-                args += ["--param", f"{key}={value}"]
+            if kind == "param":  # read back as the channel's type: a str is never parsed
+                tag = _TAGS.get(sig_types[key], "json")
+                args += ["--param", f"{key}:{tag}={value}"]
             elif kind == "url":
                 args += ["--input", f"{key}={value}"]
             elif kind == "in":

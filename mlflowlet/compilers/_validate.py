@@ -44,10 +44,9 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
             problems.append(f"task {name!r} uses unknown template {task['template']!r}")
             continue
         outs = set()
-        for dep in depends_tasks(task):
-            if dep not in tasks:
-                problems.append(f"task {name!r} depends on unknown task {dep!r}")
-                continue
+        unknown = [dep for dep in depends_tasks(task) if dep not in tasks]
+        problems += [f"task {name!r} depends on unknown task {dep!r}" for dep in unknown]
+        for dep in _ancestors(name, tasks):  # Argo resolves the outputs of every ancestor
             t_out = templates[tasks[dep]["template"]].get("outputs", {})
             outs |= {
                 f"tasks.{dep}.outputs.parameters.{p['name']}" for p in t_out.get("parameters", [])
@@ -92,6 +91,18 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
                     f"edge {edge.source} -> {edge.target} ({edge.kind}) is not a dependency"
                 )
     return problems
+
+
+def _ancestors(name: str, tasks: dict[str, Any]) -> set[str]:
+    """Every task ``name`` depends on, directly or not (``common.GetTaskAncestry`` in Argo)."""
+    found: set[str] = set()
+    pending = [d for d in depends_tasks(tasks[name]) if d in tasks]
+    while pending:
+        dep = pending.pop()
+        if dep not in found:
+            found.add(dep)
+            pending += [d for d in depends_tasks(tasks[dep]) if d in tasks]
+    return found
 
 
 def _memoize_problems(template: dict[str, Any]) -> list[str]:

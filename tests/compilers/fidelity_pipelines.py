@@ -230,3 +230,12 @@ def count_cached(data) -> dict:
 def cached_consumer(rows: int = 3):
     """A cached step whose only input is an artifact (its bytes must key the cache)."""
     count_cached(data=make_data(rows=rows).outputs["data"])
+
+
+@pipeline(image=IMAGE)
+def conditional_map(side: str = "heads", k: int = 3):
+    """A fan-out inside a block, collected outside it (Argo: skipped fan-out vs empty one)."""
+    f = flip(side=side)
+    with condition(f.output == "heads"):
+        h = halve.map(items=numbers(k=k).output, item_param="x")
+    gather(values=collect(h.output))

@@ -234,3 +234,22 @@ def test_the_artifact_digest_the_producer_writes_is_the_artifacts_sha256(fresh_c
     assert report.ok, report.summary()
     make = next(p for p in report.pods if p.node == "make_data")
     assert make.parameters["data__sha256"] == make.artifacts["data"]
+
+
+def test_a_fan_out_collected_outside_its_block_carries_the_block_condition_on_argo():
+    from mlflowlet.errors import CompileError
+
+    task = _argo_tasks(compile(fp.conditional_map, "argo"))["gather"]
+    assert task["depends"] == "(halve.Succeeded || halve.Skipped)"
+    assert task["when"] == "{{tasks.flip.outputs.parameters.return__if}} == 'heads'"
+    with pytest.raises(CompileError, match="step 'gather' .* reads the output of step 'halve'"):
+        compile(fp.conditional_map, "kfp")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("side", "k"), [("heads", 3), ("heads", 0), ("tails", 3)])
+def test_a_skipped_fan_out_is_not_an_empty_one(side, k, fresh_cwd):
+    fresh_cwd("map")
+    report = check(fp.conditional_map, "argo", params={"side": side, "k": k})
+    assert report.ok, report.summary()
+    assert report.states["gather"] == ("skipped" if side == "tails" else "completed")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import DataNotFoundError, PathTraversalError
+from ._security import download_policy
 
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -94,10 +94,8 @@ def file_response(root: str, rel: str, range_header: str | None) -> Any:
     if not os.path.isfile(path):
         raise DataNotFoundError(f"artifact file {rel!r} not found under the artifact root")
     size = os.path.getsize(path)
-    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    headers = {"accept-ranges": "bytes", "x-content-type-options": "nosniff"}
-    if media in ("text/html", "image/svg+xml"):  # shown only in a sandboxed iframe / <img>
-        headers["content-security-policy"] = "sandbox"
+    media, headers = download_policy(path)
+    headers["accept-ranges"] = "bytes"
     try:
         span = parse_range(range_header, size)
     except ValueError:

@@ -18,6 +18,7 @@ from ._middleware import (
     TokenAuthMiddleware,
     install_redaction,
 )
+from ._security import SecurityHeadersMiddleware
 from .app import json_response_class, status_for
 from .serve import Event, execute
 
@@ -71,4 +72,5 @@ def build_function_app(
     install_redaction(token)
     app.add_middleware(TokenAuthMiddleware, token=token, public=("/health",))
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

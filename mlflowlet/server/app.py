@@ -22,6 +22,7 @@ from ._middleware import (
     TokenAuthMiddleware,
     install_redaction,
 )
+from ._security import SecurityHeadersMiddleware
 
 log = logging.getLogger("mlflowlet.server")
 PUBLIC_PATHS = ("/health", "/api/v1/health", "/login", "/static/", "/favicon.ico")
@@ -169,6 +170,7 @@ def create_app(
     install_redaction(token or "")
     app.add_middleware(TokenAuthMiddleware, token=token or "", public=PUBLIC_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_body=max_body, body_timeout=body_timeout)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: covers the login page and errors
     return app
 
 

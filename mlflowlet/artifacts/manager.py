@@ -165,7 +165,9 @@ class ArtifactManager:
             suffix = art.suffix
             name = art.key if not suffix or art.key.endswith(suffix) else art.key + suffix
         dest = join_url(self.artifact_path, name)
-        if self.local and os.path.commonpath([self.artifact_path, dest]) != self.artifact_path:
+        base = os.path.realpath(self.artifact_path) if self.local else ""
+        if self.local and os.path.commonpath([base, os.path.realpath(dest)]) != base:
+            # resolved: a symlink under the artifact path cannot lead the write out of it
             raise ArtifactError(f"artifact {art.key!r}: {dest!r} is outside {self.artifact_path!r}")
         return dest
 

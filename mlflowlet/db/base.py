@@ -50,9 +50,14 @@ class RunDB(ABC):
         sort: bool = True,
         last: int = 0,
         iter: bool = False,
+        offset: int = 0,
         **filters: Any,
     ) -> Any:
-        """Return a ``RunList`` of the runs that match every filter given."""
+        """Return a ``RunList`` of the runs that match every filter given.
+
+        ``last`` caps the count; ``offset`` skips that many matches first (one page of
+        ``last`` runs from ``offset``).
+        """
 
     @abstractmethod
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
@@ -118,8 +123,13 @@ class RunDB(ABC):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        offset: int = 0,
+        limit: int = 0,
     ) -> Any:
-        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version."""
+        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version.
+
+        ``offset``/``limit`` return one page (``limit`` 0: to the end).
+        """
 
     @abstractmethod
     def del_artifact(

@@ -13,18 +13,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ..errors import ConfigError
-
-
-class OutsideRootError(ConfigError):
-    """A request names a location outside the server's root (answered with 400)."""
-
-    def __init__(self, field: str, value: str, root: str) -> None:
-        self.field, self.value, self.root = field, value, root
-        super().__init__(
-            f"{field} {value!r} leads outside the server's artifact root {root!r}; "
-            "use a path under that root"
-        )
+from ..errors import OutsideRootError
 
 
 def _is_url(path: str) -> bool:

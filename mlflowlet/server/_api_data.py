@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -127,7 +127,7 @@ def pipeline_graph(request: Request, uid: Uid, project: Project = "") -> Respons
 
 
 # files ------------------------------------------------------------------------------------------
-_FILE = {
+_FILE: dict[int | str, dict[str, Any]] = {
     200: {"description": "the file (type and disposition by the download allow-list)", **_BYTES},
     206: {"description": "the requested range", **_BYTES},
 }

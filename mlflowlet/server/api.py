@@ -17,7 +17,6 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from ..model import RUN_STATES
 from ._schemas import (
     MAX_FILTERS,
     MAX_INT,
@@ -29,6 +28,7 @@ from ._schemas import (
     Deleted,
     RunBody,
     RunsPage,
+    State,
     Tags,
     Updates,
     statuses,
@@ -53,7 +53,7 @@ Labels = Annotated[
     list[Annotated[str, Query(min_length=1, max_length=1024)]],
     Query(max_length=MAX_FILTERS, description=f"k=v, k!=v, k~=v or k (at most {MAX_FILTERS})"),
 ]
-StateFilter = Literal[("", *RUN_STATES)]  # type: ignore[valid-type]
+StateFilter = Literal["", State]
 Uid = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^/\x00-\x1f]+$")]
 Key = Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
 Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="matches to skip (paging)")]

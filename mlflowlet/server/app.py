@@ -177,7 +177,7 @@ def create_app(
     return app
 
 
-def allowed_methods(routes: list[Any], scope: dict[str, Any]) -> list[str]:
+def allowed_methods(routes: list[Any], scope: Any) -> list[str]:
     """Return the methods some of ``routes`` answers at the request's path (for ``Allow``)."""
     from starlette.routing import Match
 

@@ -19,6 +19,8 @@ demo: install
 
 test: install
 	bash scripts/test-deps.sh
+	@# local Spark runs where a JVM does (pyspark is large, so it is not in the dev extra)
+	if command -v java >/dev/null; then $(BIN)/python -m pip install -q 'pyspark>=3.4'; fi
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install

@@ -17,11 +17,7 @@ ALLOWED_SKIPS: dict[str, str] = {
     r"KUBECONFIG is not set": "no Kubernetes cluster can run here (no Docker, no k3s/kind)",
     r"ARGO_SERVER is not set": "no Argo server can run here (it needs a Kubernetes cluster)",
     r"KFP_HOST is not set": "no KFP backend can run here (it needs a Kubernetes cluster)",
-    r"pyspark is installed: the missing-dependency path": "the other branch of the Spark test",
-    r"pyspark is not installed \(not a default dependency\)": (
-        "pyspark is an opt-in extra (large, needs a JVM); the SparkApplication manifests are "
-        "tested without it"
-    ),
+    r"no Java runtime here: local Spark needs a JVM": "pyspark cannot run without a JVM",
     r"^Two commands: creates a \.venv": "the README's install commands need the network",
     r"^Quickstart: installs packages": "the README's install commands need the network",
     r"needs a KFP/Argo server": "no KFP or Argo server can run here",

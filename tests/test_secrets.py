@@ -1,5 +1,4 @@
 import json
-import time
 
 import pytest
 
@@ -144,14 +143,10 @@ def test_mask_handles_regex_characters():
     assert store.mask("x a.b*c y aXbbc") == "x *** y aXbbc"
 
 
-def test_mask_without_secrets_returns_text_fast():
-    store = SecretsStore()
+def test_mask_without_secrets_returns_the_same_text_object():
+    store = SecretsStore()  # no copy, no regex: its speed is measured in benchmarks/bench_core.py
     text = "nothing to hide"
     assert store.mask(text) is text
-    start = time.perf_counter()
-    for _ in range(100_000):
-        store.mask(text)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_mask_sees_sources_added_later():

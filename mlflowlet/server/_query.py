@@ -47,3 +47,98 @@ def _sort_key(run: dict[str, Any], column: str) -> str:
     return str(
         status.get({"start_time": "start_time", "state": "state"}.get(column, "last_update")) or ""
     )
+
+
+def _sql(db: Any) -> str:
+    """Return the SQL dialect name of a SQL run DB, or ``''`` for any other store."""
+    dialect = getattr(db, "dialect", None)
+    return getattr(dialect, "name", "") if hasattr(db, "_read") else ""
+
+
+_LIGHT = {
+    # the run without its iteration table (a 100k-row sweep's is megabytes), and the table's size
+    "sqlite": "SELECT json_remove(body, '$.status.iterations'),"
+    " coalesce(json_array_length(body, '$.status.iterations'), 0) FROM runs",
+    "postgresql": "SELECT (body::jsonb #- '{status,iterations}')::text,"
+    " coalesce(jsonb_array_length(body::jsonb -> 'status' -> 'iterations'), 0) FROM runs",
+}
+
+
+def light_run(db: Any, uid: str, project: str = "", iter: int = 0) -> tuple[dict[str, Any], int]:
+    """Return a run without ``status.iterations`` and how many rows that table has (header too).
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    sql = _LIGHT.get(_sql(db))
+    if sql is None:
+        run = db.read_run(uid, project, iter)
+        table = run.get("status", {}).pop("iterations", None) or []
+        return run, len(table)
+    where, args = " WHERE uid=? AND iteration=?", [uid, iter]
+    if project:
+        where += " AND project=?"
+        args.append(project)
+    rows = db._read(sql + where, args)
+    if not rows:
+        db.read_run(uid, project, iter)  # raises the store's own NotFoundError
+    return json.loads(rows[0][0]), int(rows[0][1])
+
+
+def iteration_page(
+    db: Any, uid: str, project: str, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Return one page of a sweep's child runs (by iteration) and how many there are."""
+    if not _sql(db):
+        runs = [r for r in db.list_runs(uid=uid, project=project, iter=True, sort=False)]
+        children = sorted(
+            (r for r in runs if r["metadata"].get("iteration")),
+            key=lambda r: r["metadata"]["iteration"],
+        )
+        return children[offset : offset + limit], len(children)
+    where, args = _children(uid, project)
+    rows = db._read(
+        f"SELECT body FROM runs{where} ORDER BY iteration LIMIT {int(limit)} OFFSET {int(offset)}",
+        args,
+    )
+    total = db._read(f"SELECT count(*) FROM runs{where}", args)[0][0]
+    return [json.loads(r[0]) for r in rows], int(total)
+
+
+def iteration_sample(
+    db: Any, uid: str, project: str, total: int, most: int, always: int | None = None
+) -> list[dict[str, Any]]:
+    """Return at most about ``most`` child runs spread evenly over the sweep (plus ``always``)."""
+    stride = max(1, -(-total // most))
+    if not _sql(db):
+        runs, _ = iteration_page(db, uid, project, 0, total)
+        return [
+            r
+            for r in runs
+            if r["metadata"]["iteration"] % stride == 0 or r["metadata"]["iteration"] == always
+        ]
+    where, args = _children(uid, project)
+    where += " AND ((iteration / ?) * ? = iteration OR iteration = ?)"  # no '%': psycopg's mark
+    sql = f"SELECT body FROM runs{where} ORDER BY iteration"
+    rows = db._read(sql, [*args, stride, stride, always or -1])
+    return [json.loads(r[0]) for r in rows]
+
+
+def _children(uid: str, project: str) -> tuple[str, list[Any]]:
+    where, args = " WHERE uid=? AND iteration>0", [uid]
+    if project:
+        where += " AND project=?"
+        args.append(project)
+    return where, args
+
+
+def metric_rows(db: Any, uid: str, iter: int = 0) -> list[tuple[Any, Any, Any]]:
+    """Return a run's metric rows as ``(key, step, value)``, each key's rows in logging order."""
+    dialect = getattr(db, "dialect", None)
+    if not _sql(db) or dialect is None:
+        return [(r["key"], r["step"], r["value"]) for r in db.get_metrics(uid, None, iter)]
+    return db._read(
+        "SELECT key, step, value FROM metrics WHERE uid=? AND iteration=?"
+        f" ORDER BY key, {dialect.metrics_order}",
+        (uid, iter),
+    )

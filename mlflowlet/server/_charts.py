@@ -81,7 +81,7 @@ def series_points(rows: Iterable[Sequence[Any]]) -> tuple[dict[str, list[Point]]
 
 
 def line_chart(
-    title: str, named: list[tuple[str, Sequence[Point]]], x_name: str = "step", total: int = 0
+    title: str, named: Sequence[tuple[str, Sequence[Point]]], x_name: str = "step", total: int = 0
 ) -> str:
     """Return an ``<svg>`` line chart of one or more named series (legend when more than one).
 
@@ -196,7 +196,7 @@ def metric_charts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def overlay_charts(per_run: list[tuple[str, list[Sequence[Any]]]]) -> list[dict[str, Any]]:
+def overlay_charts(per_run: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> list[dict[str, Any]]:
     """Return one chart per metric key with a series per run (the compare page)."""
     grouped: dict[str, list[tuple[str, list[Point]]]] = {}
     for run_name, rows in per_run:

@@ -37,7 +37,8 @@ INTERNAL_LABELS = frozenset(
 
 def split_labels(labels: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(user labels, internal labels)``."""
-    user, internal = {}, {}
+    user: dict[str, Any] = {}
+    internal: dict[str, Any] = {}
     for key, value in (labels or {}).items():
         (internal if key in INTERNAL_LABELS else user)[key] = value
     return user, internal

@@ -93,7 +93,7 @@ def _node_svg(node: dict[str, Any], x: float, y: float, w: int, h: int) -> str:
         f'<text x="{x + 10}" y="{y + 38}" fill="{color}" class="step-state">'
         f"{escape(node['state'])}{took}</text>"
         f'<text x="{x + 10}" y="{y + 54}" class="step-badge" fill="#555" font-size="11">'
-        f"{escape(badge[:34])}"
+        f"{escape(badge if len(badge) <= 30 else badge[:29] + '…')}"
         f"<title>{escape(badge)}</title></text>"
     )
     attrs = (

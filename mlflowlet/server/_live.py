@@ -95,17 +95,25 @@ def live_graph(db: Any, uid: str, project: str = "") -> dict[str, Any]:
                 "badges": badges,
             }
         )
-    edges = [
-        {
-            "source": e["source"],
-            "target": e["target"],
-            "kind": e.get("kind", ""),
-            "label": _edge_label(e),
-        }
-        for e in graph.get("edges", [])
-    ]
+    edges = _merged_edges(graph.get("edges", []))
     state = pipeline.get("status", {}).get("state", "")
     return {"pipeline": pipeline, "state": state, "nodes": nodes, "edges": edges}
+
+
+def _merged_edges(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One edge per pair of steps, its labels joined (data, a condition, an ordering)."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in edges:
+        pair = (e["source"], e["target"])
+        label, kind = _edge_label(e), e.get("kind", "")
+        if pair not in merged:
+            merged[pair] = {"source": pair[0], "target": pair[1], "kind": kind, "label": label}
+            continue
+        seen = merged[pair]
+        seen["label"] = " · ".join(x for x in (seen["label"], label) if x)
+        if kind not in ("condition", "order"):
+            seen["kind"] = kind  # data flows: drawn solid
+    return list(merged.values())
 
 
 def _edge_label(edge: dict[str, Any]) -> str:

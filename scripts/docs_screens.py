@@ -24,7 +24,7 @@ GATE = threading.Event()  # holds the live pipeline's slow step until its screen
 
 
 def train(context, lr: float = 0.05, epochs: int = 40, optimizer: str = "adam"):
-    """A training run: metric series per epoch, a table, a chart, a model."""
+    """Train (for the pictures): metric series per epoch, a table, a chart, a model."""
     from mlflowlet.artifacts import ChartArtifact
 
     loss = acc = 0.0
@@ -45,7 +45,7 @@ def train(context, lr: float = 0.05, epochs: int = 40, optimizer: str = "adam"):
 
 
 def sweep_trial(context, lr: float = 0.1, depth: int = 3):
-    """One iteration of a sweep."""
+    """Score one point of the sweep."""
     context.log_result("accuracy", round(0.95 - abs(lr - 0.08) * 2 - abs(depth - 5) * 0.01, 4))
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from _browser import CHROMIUM, FLAGS, require_browser
 
 from mlflowlet.db.sqlite import SQLiteRunDB

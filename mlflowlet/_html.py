@@ -205,6 +205,11 @@ def run_card(
             ],
         ),
     ]
+    table = status.get("iterations") or []
+    if len(table) > 1:
+        best = status.get("results", {}).get("best_iteration")
+        note = f"{len(table) - 1} iterations" + (f", best #{best}" if best else "")
+        parts.insert(2, f'<div style="color:#555">{escape(note)}</div>')
     if status.get("error"):
         parts.append(f'<pre style="color:#c62828">{_text(status["error"], 2000)}</pre>')
     parts.append("</div>")

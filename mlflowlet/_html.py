@@ -48,7 +48,7 @@ def dag_svg(graph: dict[str, Any]) -> str:
     columns: dict[int, list[dict[str, Any]]] = {}
     for node in nodes:
         columns.setdefault(level[node["key"]], []).append(node)
-    box_w, box_h, gap_x, gap_y = 190, 62, 100, 30
+    box_w, box_h, gap_x, gap_y = 190, 62, 150, 30
     pos = {
         node["key"]: (20 + col * (box_w + gap_x), 20 + row * (box_h + gap_y))
         for col, members in columns.items()
@@ -73,7 +73,8 @@ def dag_svg(graph: dict[str, Any]) -> str:
             f'C{sx + 45},{sy} {tx - 45},{ty} {tx},{ty}" fill="none" stroke="#555"{dash} '
             'marker-end="url(#arrow)"/>'
             f'<text x="{(sx + tx) / 2}" y="{(sy + ty) / 2 - 6}" text-anchor="middle" '
-            f'class="edge-label">{escape(e["label"])}</text></g>'
+            f'class="edge-label">{escape(_short(e["label"], 24))}<title>{escape(e["label"])}'
+            "</title></text></g>"
         )
     for node in nodes:
         parts.append(_node_svg(node, *pos[node["key"]], box_w, box_h))
@@ -93,7 +94,7 @@ def _node_svg(node: dict[str, Any], x: float, y: float, w: int, h: int) -> str:
         f'<text x="{x + 10}" y="{y + 38}" fill="{color}" class="step-state">'
         f"{escape(node['state'])}{took}</text>"
         f'<text x="{x + 10}" y="{y + 54}" class="step-badge" fill="#555" font-size="11">'
-        f"{escape(badge if len(badge) <= 30 else badge[:29] + '…')}"
+        f"{escape(_short(badge, 30))}"
         f"<title>{escape(badge)}</title></text>"
     )
     attrs = (
@@ -104,6 +105,10 @@ def _node_svg(node: dict[str, Any], x: float, y: float, w: int, h: int) -> str:
         return f"<g {attrs}>{inner}</g>"
     href = f"/runs/{escape(node['uid'])}?project={escape(node['project'])}"
     return f'<a href="{href}" {attrs}><g>{inner}</g></a>'
+
+
+def _short(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def sparkline(points: Sequence[tuple[float, float]], width: int = 120, height: int = 28) -> str:

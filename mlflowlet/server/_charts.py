@@ -100,8 +100,9 @@ def line_chart(
     y = _Axis(min(ys), max(ys), TOP, H - TOP - BOTTOM, flip=True)
     drawn = sum(len(p) for _, p in shown)
     logged = total or sum(len(p) for _, p in named)
+    tall = H + (16 * len(shown) + 4 if len(shown) > 1 else 0)  # the legend goes underneath
     parts = [
-        f'<svg class="metric" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" '
+        f'<svg class="metric" width="{W}" height="{tall}" viewBox="0 0 {W} {tall}" role="img" '
         f'aria-label="{escape(title)} against {escape(x_name)}" data-key="{escape(title)}" '
         f'data-x0="{x.low}" data-x1="{x.low + x.span}" data-px0="{LEFT}" '
         f'data-px1="{W - RIGHT}" data-logged="{logged}" data-drawn="{drawn}">',
@@ -163,10 +164,10 @@ def _series(name: str, points: list[Point], x: _Axis, y: _Axis, color: str) -> s
 
 def _legend(names: list[str]) -> list[str]:
     out = ['<g class="legend">']
-    left = LEFT + 8
+    left = LEFT
     for n, name in enumerate(names):
         color = PALETTE[n % len(PALETTE)]
-        top = TOP + 4 + n * 16
+        top = H + 2 + n * 16
         out.append(
             f'<rect x="{left}" y="{top}" width="10" height="10" fill="{color}"/>'
             f'<text x="{left + 14}" y="{top + 9}">{escape(name[:40])}</text>'

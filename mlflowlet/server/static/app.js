@@ -109,7 +109,7 @@
     var guide = document.createElementNS("http://www.w3.org/2000/svg", "line");
     guide.setAttribute("class", "guide");
     guide.setAttribute("y1", "20");
-    guide.setAttribute("y2", svg.viewBox.baseVal.height - 40);
+    guide.setAttribute("y2", "218");  // the plot's bottom (_charts.py: H - BOTTOM)
     svg.appendChild(guide);
     svg.addEventListener("mousemove", function (ev) {
       if (!series) {

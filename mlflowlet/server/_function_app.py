@@ -11,13 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import MlflowletError
-from ._middleware import (
-    BodyLimitMiddleware,
-    BodyTimeout,
-    BodyTooLarge,
-    TokenAuthMiddleware,
-    install_redaction,
-)
+from ._middleware import BodyLimitMiddleware, TokenAuthMiddleware, install_redaction
 from ._security import SecurityHeadersMiddleware
 from .app import json_response_class, status_for
 from .serve import Event, execute
@@ -49,12 +43,7 @@ def build_function_app(
     @app.api_route("/", methods=["POST", "PUT"])
     async def invoke(request: Request, envelope: bool = False) -> Any:
         """Run the handler with the run spec in the body; answer the run JSON."""
-        try:
-            raw = await request.body()
-        except BodyTooLarge as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=413)
-        except BodyTimeout as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=408)
+        raw = await request.body()  # whole and within the limits (BodyLimitMiddleware)
         try:
             body = json.loads(raw) if raw.strip() else {}
         except ValueError as exc:

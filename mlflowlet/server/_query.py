@@ -33,7 +33,8 @@ def page_runs(
     where, args = where_builder(name, None, project, labels, state, False)
     order = f"{column} {'DESC' if desc else 'ASC'}, id {'DESC' if desc else 'ASC'}"
     rows = db._read(
-        f"SELECT body FROM runs{where} ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}",
+        f"SELECT {body_column(db)} FROM runs{where} ORDER BY {order}"
+        f" LIMIT {int(limit)} OFFSET {int(offset)}",
         args,
     )
     total = db._read(f"SELECT count(*) FROM runs{where}", args)[0][0]
@@ -55,13 +56,15 @@ def _sql(db: Any) -> str:
     return getattr(dialect, "name", "") if hasattr(db, "_read") else ""
 
 
-_LIGHT = {
-    # the run without its iteration table (a 100k-row sweep's is megabytes), and the table's size
-    "sqlite": "SELECT json_remove(body, '$.status.iterations'),"
-    " coalesce(json_array_length(body, '$.status.iterations'), 0) FROM runs",
-    "postgresql": "SELECT (body::jsonb #- '{status,iterations}')::text,"
-    " coalesce(jsonb_array_length(body::jsonb -> 'status' -> 'iterations'), 0) FROM runs",
-}
+#: a body of more than 64 KiB that is valid JSON (NaN is not, to SQLite) without its iteration
+#: table: a 100k-row sweep's table is megabytes that no page shows whole
+_BIG = "length(body) > 65536 AND json_valid(body)"
+LIGHT_BODY = f"CASE WHEN {_BIG} THEN json_remove(body, '$.status.iterations') ELSE body END"
+
+
+def body_column(db: Any) -> str:
+    """Return the SQL of a run's body as a page needs it (SQLite strips big iteration tables)."""
+    return LIGHT_BODY if _sql(db) == "sqlite" else "body"
 
 
 def light_run(db: Any, uid: str, project: str = "", iter: int = 0) -> tuple[dict[str, Any], int]:
@@ -70,19 +73,33 @@ def light_run(db: Any, uid: str, project: str = "", iter: int = 0) -> tuple[dict
     Raises:
         NotFoundError: no such run.
     """
-    sql = _LIGHT.get(_sql(db))
-    if sql is None:
-        run = db.read_run(uid, project, iter)
-        table = run.get("status", {}).pop("iterations", None) or []
-        return run, len(table)
+    if _sql(db) != "sqlite":
+        return _strip(db.read_run(uid, project, iter))
     where, args = " WHERE uid=? AND iteration=?", [uid, iter]
     if project:
         where += " AND project=?"
         args.append(project)
-    rows = db._read(sql + where, args)
+    rows = db._read(
+        f"SELECT {LIGHT_BODY}, CASE WHEN {_BIG} THEN 1 ELSE 0 END FROM runs{where}", args
+    )
     if not rows:
         db.read_run(uid, project, iter)  # raises the store's own NotFoundError
-    return json.loads(rows[0][0]), int(rows[0][1])
+    run, stripped = json.loads(rows[0][0]), rows[0][1]
+    if not stripped:
+        return _strip(run)
+    # the table has a header and one row per child run; count the children (an index range)
+    children = db._read(
+        f"SELECT count(*) FROM runs{_children(uid, project)[0]}", _children(uid, project)[1]
+    )[0][0]
+    if not children and not iter:  # a table without child runs (an imported sweep)
+        sql = f"SELECT json_array_length(body, '$.status.iterations') FROM runs{where}"
+        return run, int(db._read(sql, args)[0][0] or 0)
+    return run, int(children) + 1 if not iter else 0
+
+
+def _strip(run: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    table = run.get("status", {}).pop("iterations", None) or []
+    return run, len(table)
 
 
 def iteration_page(

@@ -166,6 +166,40 @@ def _ui_rows(url: str, sweep_uid: str, metrics_uid: str) -> list[tuple[str, floa
     return rows
 
 
+def _render_rows(url: str, paths: list[tuple[str, str]]) -> list[tuple[str, float, str, str]]:
+    """Time pages in headless Chromium, from navigation to the load event (median of 3)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return [("browser render: not measured (playwright missing)", 0.0, "", "< 1000 ms")]
+    if not os.path.exists("/usr/bin/chromium"):
+        return [("browser render: not measured (/usr/bin/chromium missing)", 0.0, "", "< 1000 ms")]
+    rows = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu"],
+        )
+        context = browser.new_context()
+        context.add_cookies([{"name": "mlflowlet_token", "value": "bench-token", "url": url}])
+        page = context.new_page()
+        for label, path in paths:
+            page.goto(url + path)  # warm
+            times = []
+            for _ in range(3):
+                page.goto(url + path, wait_until="load")
+                times.append(
+                    page.evaluate(
+                        "() => { const t = performance.getEntriesByType('navigation')[0];"
+                        " return t.loadEventEnd - t.startTime; }"
+                    )
+                )
+            rows.append((f"browser render: {label}", statistics.median(times), "ms", "< 1000 ms"))
+        browser.close()
+    return rows
+
+
 def _fill_sweep(db_path: str) -> str:
     """Store a 100k-iteration sweep: the parent (with its iteration table) and every child."""
     from mlflowlet.db.sqlite import SQLiteRunDB
@@ -308,6 +342,20 @@ def run() -> list[tuple[str, float, str, str]]:
         proc, url = _start_server(big)
         try:
             rows += _ui_rows(url, sweep_uid, metrics_uid)
+            rows += _render_rows(
+                url,
+                [
+                    (
+                        f"sweep page, {SWEEP:,} iterations",
+                        f"/runs/{sweep_uid}/iterations?project=big",
+                    ),
+                    (f"runs page, {UI_RUNS:,} runs", "/"),
+                    (
+                        f"run page, {SERIES} x {STEPS:,} metric steps",
+                        f"/runs/{metrics_uid}?project=big",
+                    ),
+                ],
+            )
         finally:
             proc.terminate()
             proc.wait(10)

@@ -408,7 +408,7 @@ class HTTPRunDB(RunDB):
             "upstream": upstream or None,
             "downstream": downstream or None,
         }
-        return self._json("GET", "/lineage", params=params)["edges"]
+        return self._pages("/lineage", "edges", params, 0, 0)
 
     def pipeline_graph(self, uid: str, project: str = "") -> dict[str, Any]:
         """Return a pipeline run's DAG (``pipeline``, ``nodes``, ``edges``)."""

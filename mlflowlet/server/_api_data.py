@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ._schemas import (
+    PAGE_DEFAULT,
     Edges,
     LineageEdges,
     MetricRows,
@@ -16,7 +17,7 @@ from ._schemas import (
     PipelineGraph,
     statuses,
 )
-from .api import Iter, Key, Project, Text, Uid, json_answer
+from .api import Iter, Key, Limit, Offset, Project, Text, Uid, json_answer, paged
 
 router = APIRouter(prefix="/api/v1")
 
@@ -107,12 +108,18 @@ def list_lineage(
     pipeline_uid: Text = "",
     upstream: bool = False,
     downstream: bool = False,
+    offset: Offset = 0,
+    limit: Limit = PAGE_DEFAULT,
 ) -> Response:
-    """Return ``{"edges": [...]}`` touching a run or artifact; walk the graph when asked."""
+    """Return one page of the edges touching a run or artifact; walk the graph when asked.
+
+    ``{"edges": [...], "next_offset": n}`` (null on the last page).
+    """
     edges = request.app.state.db.list_lineage(
         run_uid or None, artifact_key or None, pipeline_uid or None, upstream, downstream
     )
-    return json_answer({"edges": edges})
+    page, next_offset = paged(edges[offset:], offset, limit, 0)
+    return json_answer({"edges": page, "next_offset": next_offset})
 
 
 @router.get(

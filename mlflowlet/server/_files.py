@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import DataNotFoundError, PathTraversalError
+from ._confine import inside
 from ._security import download_policy
 
 CHUNK = 256 * 1024
@@ -25,9 +26,8 @@ def safe_join(root: str, rel: str) -> str:
     parts = rel.replace("\\", "/").split("/")
     if any(p == ".." for p in parts):
         raise PathTraversalError(rel)
-    base = os.path.realpath(root)
-    full = os.path.realpath(os.path.join(base, *parts))
-    if full != base and not full.startswith(base + os.sep):
+    full = os.path.realpath(os.path.join(os.path.realpath(root), *parts))
+    if not inside(root, full):
         raise PathTraversalError(rel)
     return full
 
@@ -40,7 +40,7 @@ def relative_to_root(root: str, uri: str) -> str | None:
     if "://" in path:
         return None
     base, full = os.path.realpath(root), os.path.realpath(path)
-    if not full.startswith(base + os.sep):
+    if full == base or not inside(base, full):
         return None
     return os.path.relpath(full, base).replace(os.sep, "/")
 

@@ -252,9 +252,10 @@ class StoredEdge(LineageEdge):
 
 
 class Edges(BaseModel):
-    """Lineage edges."""
+    """One page of lineage edges; ``next_offset`` is null on the last page."""
 
     edges: list[StoredEdge]
+    next_offset: int | None = None
 
 
 class GraphNode(BaseModel):

@@ -138,3 +138,14 @@ def test_a_wrong_method_lists_every_method_of_the_path(server):
     resp = httpx.request("OPTIONS", server.url + "/api/v1/runs/x", headers=H)
     assert resp.status_code == 405
     assert resp.headers.get_list("allow") == ["DELETE, GET, PATCH, PUT"]
+
+
+def test_lineage_pages_too(server):
+    from mlflowlet.db.http import HTTPRunDB
+
+    server.db.store_lineage([{"producer_uid": "a", "consumer_uid": f"c{i}", "artifact_key": "k"}
+                             for i in range(150)])
+    page = httpx.get(server.url + "/api/v1/lineage", params={"run_uid": "a"}, headers=H).json()
+    assert len(page["edges"]) == 100 and page["next_offset"] == 100
+    edges = HTTPRunDB(server.url, token=TOKEN).list_lineage(run_uid="a")
+    assert [e["consumer_uid"] for e in edges] == [f"c{i}" for i in range(150)]

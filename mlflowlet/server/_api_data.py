@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from ._jsonroute import TaggedJSONRoute
 from ._schemas import (
     PAGE_DEFAULT,
     Edges,
@@ -19,7 +20,7 @@ from ._schemas import (
 )
 from .api import Iter, Key, Limit, Offset, Project, Text, Uid, json_answer, paged
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=TaggedJSONRoute)  # NaN tags (db/_json.py)
 
 _RAW_BODY = {
     "requestBody": {

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from ..db._json import loads
 
 SORTS = {"start": "start_time", "name": "name", "state": "state", "updated": "last_update"}
 
@@ -38,7 +39,7 @@ def page_runs(
         args,
     )
     total = db._read(f"SELECT count(*) FROM runs{where}", args)[0][0]
-    return [json.loads(r[0]) for r in rows], int(total)
+    return [loads(r[0]) for r in rows], int(total)
 
 
 def _sort_key(run: dict[str, Any], column: str) -> str:
@@ -84,7 +85,7 @@ def light_run(db: Any, uid: str, project: str = "", iter: int = 0) -> tuple[dict
     )
     if not rows:
         db.read_run(uid, project, iter)  # raises the store's own NotFoundError
-    run, stripped = json.loads(rows[0][0]), rows[0][1]
+    run, stripped = loads(rows[0][0]), rows[0][1]
     if not stripped:
         return _strip(run)
     # the table has a header and one row per child run; count the children (an index range)
@@ -119,7 +120,7 @@ def iteration_page(
         args,
     )
     total = db._read(f"SELECT count(*) FROM runs{where}", args)[0][0]
-    return [json.loads(r[0]) for r in rows], int(total)
+    return [loads(r[0]) for r in rows], int(total)
 
 
 def iteration_sample(
@@ -138,7 +139,7 @@ def iteration_sample(
     where += " AND ((iteration / ?) * ? = iteration OR iteration = ?)"  # no '%': psycopg's mark
     sql = f"SELECT body FROM runs{where} ORDER BY iteration"
     rows = db._read(sql, [*args, stride, stride, always or -1])
-    return [json.loads(r[0]) for r in rows]
+    return [loads(r[0]) for r in rows]
 
 
 def _children(uid: str, project: str) -> tuple[str, list[Any]]:

@@ -133,7 +133,7 @@ class RunBody(RunObject):
 class ArtifactRecord(BaseModel):
     """An artifact record as the run DB stores it (unknown fields kept)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, ser_json_inf_nan="constants")
     key: str | None = None
     kind: str | None = None
     uid: str | None = None

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 from starlette.convertors import PathConvertor, register_url_convertor
 
+from ._jsonroute import TaggedJSONRoute
 from ._schemas import (
     MAX_FILTERS,
     MAX_INT,
@@ -34,7 +35,7 @@ from ._schemas import (
     statuses,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=TaggedJSONRoute)  # NaN tags (db/_json.py)
 
 
 class _AnyPath(PathConvertor):
@@ -260,6 +261,7 @@ def list_artifacts(
     since: Text = "",
     until: Text = "",
     tree: Text = "",
+    iter: OptIter = None,
     offset: Offset = 0,
     limit: Limit = PAGE_DEFAULT,
 ) -> Response:
@@ -269,7 +271,7 @@ def list_artifacts(
     """
     arts = _db(request).list_artifacts(
         name, project, tag, label or None, kind or None, since or None, until or None,
-        tree or None, offset, limit + 1,
+        tree or None, iter, offset, limit + 1,
     )  # fmt: skip
     page, next_offset = paged(list(arts), offset, limit, 0)
     return json_answer({"artifacts": page, "next_offset": next_offset})
@@ -343,7 +345,12 @@ def read_artifact(
     responses=statuses(404),
 )  # fmt: skip
 def del_artifact(
-    request: Request, key: Key, tag: Text = "", project: Project = "", uid: Text = ""
+    request: Request,
+    key: Key,
+    tag: Text = "",
+    project: Project = "",
+    uid: Text = "",
+    iter: OptIter = None,
 ) -> dict[str, int]:
     """Delete one version (by tag or uid) or every version of ``key``; returns the count."""
-    return {"deleted": _db(request).del_artifact(key, tag, project, uid or None)}
+    return {"deleted": _db(request).del_artifact(key, tag, project, uid or None, iter)}

@@ -27,6 +27,28 @@ assert get_args(State) == RUN_STATES  # one list of states: model.py's
 _STRICT = ConfigDict(strict=True)
 
 
+def _artifact_key_pattern() -> str:
+    """Return the regex of exactly the keys ``artifacts._keys.validate_key`` accepts.
+
+    One file name: no separator, control character or drive (``C:``); not blank, ``.`` or
+    ``..`` once stripped. Written without look-arounds (neither pydantic's engine nor
+    JSON Schema tools all have them): the stripped core is one char other than ``.``, two
+    chars not both ``.``, or longer; a drive is refused only at the very start.
+    """
+    bad = r"/\\\x00-\x1f\x7f-\x9f"
+    a, n, p = f"[^{bad}]", f"[^{bad}\\s]", f"[^{bad}\\s.]"
+    space = r"[^\S\x00-\x1f\x7f-\x9f]"
+    core = f"(?:{p}|{p}{n}|\\.{p}|{n}{a}+{n})"
+    first = (
+        f"(?:{p}|[^{bad}\\s.A-Za-z]{n}|[A-Za-z][^{bad}\\s:]|\\.{p}"
+        f"|[^{bad}\\sA-Za-z]{a}+{n}|[A-Za-z][^{bad}:]{a}*{n})"
+    )
+    return f"^(?:{space}+{core}{space}*|{first}{space}*)$"
+
+
+ARTIFACT_KEY = _artifact_key_pattern()
+
+
 class Error(BaseModel):
     """An error answer: what went wrong and how to fix it."""
 

@@ -19,6 +19,7 @@ from starlette.convertors import PathConvertor, register_url_convertor
 
 from ._jsonroute import TaggedJSONRoute
 from ._schemas import (
+    ARTIFACT_KEY,
     MAX_FILTERS,
     MAX_INT,
     PAGE_DEFAULT,
@@ -57,6 +58,7 @@ Labels = Annotated[
 StateFilter = Literal["", State]
 Uid = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^/\x00-\x1f]+$")]
 Key = Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
+NewKey = Annotated[str, Path(min_length=1, max_length=1024, pattern=ARTIFACT_KEY)]
 Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="matches to skip (paging)")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 
@@ -308,7 +310,7 @@ def list_artifact_tags(request: Request, project: Project = "") -> dict[str, lis
 )  # fmt: skip
 def store_artifact(
     request: Request,
-    key: Key,
+    key: NewKey,
     artifact: ArtifactRecord,
     uid: Text = "",
     iter: OptIter = None,

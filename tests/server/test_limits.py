@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlflowlet.db.sqlite import SQLiteRunDB
 from mlflowlet.model import RunObject
@@ -149,3 +151,21 @@ def test_lineage_pages_too(server):
     assert len(page["edges"]) == 100 and page["next_offset"] == 100
     edges = HTTPRunDB(server.url, token=TOKEN).list_lineage(run_uid="a")
     assert [e["consumer_uid"] for e in edges] == [f"c{i}" for i in range(150)]
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("ab.:/\\ \t\n\x80\xa0é1C\u2003")), max_size=6)
+       | st.text(max_size=8))
+def test_the_documented_artifact_key_pattern_is_exactly_validate_key(key):
+    import re
+
+    from mlflowlet.artifacts._keys import validate_key
+    from mlflowlet.errors import MlflowletError
+    from mlflowlet.server._schemas import ARTIFACT_KEY
+
+    try:
+        validate_key(key)
+        valid = True
+    except MlflowletError:
+        valid = False
+    assert bool(re.fullmatch(ARTIFACT_KEY[1:-1], key)) == valid

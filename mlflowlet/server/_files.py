@@ -85,12 +85,14 @@ def file_response(root: str, rel: str, range_header: str | None) -> Any:
     """Build a streamed response for ``root/rel`` (206 with ``Content-Range`` for a range).
 
     Raises:
-        PathTraversalError: the path leaves the root.
-        DataNotFoundError: no such file.
+        DataNotFoundError: no such file under the root (a path leaving it included).
     """
     from fastapi.responses import Response, StreamingResponse
 
-    path = safe_join(root, rel)
+    try:
+        path = safe_join(root, rel)
+    except PathTraversalError as exc:  # nothing outside the root exists, as far as clients go
+        raise DataNotFoundError(f"{exc}; only files under the artifact root are served") from None
     if not os.path.isfile(path):
         raise DataNotFoundError(f"artifact file {rel!r} not found under the artifact root")
     size = os.path.getsize(path)

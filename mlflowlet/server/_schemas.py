@@ -47,6 +47,12 @@ def _artifact_key_pattern() -> str:
 
 
 ARTIFACT_KEY = _artifact_key_pattern()
+#: exactly the label filters ``db.base.parse_label_filters`` accepts: a non-blank key before the
+#: first ``=`` (a ``!`` or ``~`` right before it is the operator's), the value verbatim after
+LABEL_FILTER = (
+    r"^(?:[^=]*[^=\s][^=]*|(?:[^=]*[^=\s!~]|[^=]*[^=\s][^=]*\s|[^=]*[^=\s][^=]*[!~])"
+    r"=[\s\S]*)$"
+)
 
 
 class Error(BaseModel):

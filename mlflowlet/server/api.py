@@ -20,6 +20,7 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from ._jsonroute import TaggedJSONRoute
 from ._schemas import (
     ARTIFACT_KEY,
+    LABEL_FILTER,
     MAX_FILTERS,
     MAX_INT,
     PAGE_DEFAULT,
@@ -52,7 +53,7 @@ OptIter = Annotated[int | None, Query(ge=0, le=MAX_INT, description="one iterati
 Project = Annotated[str, Query(max_length=256, description="project name ('' = any)")]
 Text = Annotated[str, Query(max_length=1024)]
 Labels = Annotated[
-    list[Annotated[str, Query(min_length=1, max_length=1024)]],
+    list[Annotated[str, Query(min_length=1, max_length=1024, pattern=LABEL_FILTER)]],
     Query(max_length=MAX_FILTERS, description=f"k=v, k!=v, k~=v or k (at most {MAX_FILTERS})"),
 ]
 StateFilter = Literal["", State]

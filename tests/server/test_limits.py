@@ -169,3 +169,20 @@ def test_the_documented_artifact_key_pattern_is_exactly_validate_key(key):
     except MlflowletError:
         valid = False
     assert bool(re.fullmatch(ARTIFACT_KEY[1:-1], key)) == valid
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("ab=!~ \t\n\xa0")), max_size=7) | st.text(max_size=8))
+def test_the_documented_label_filter_pattern_is_exactly_the_grammar(item):
+    import re
+
+    from mlflowlet.db.base import parse_label_filters
+    from mlflowlet.errors import MlflowletError
+    from mlflowlet.server._schemas import LABEL_FILTER
+
+    try:
+        parse_label_filters([item])
+        valid = True
+    except MlflowletError:
+        valid = False
+    assert bool(re.fullmatch(LABEL_FILTER[1:-1], item)) == valid

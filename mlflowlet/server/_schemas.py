@@ -27,6 +27,11 @@ assert get_args(State) == RUN_STATES  # one list of states: model.py's
 _STRICT = ConfigDict(strict=True)
 
 
+#: what Python's ``str.isspace`` (so ``str.strip``) calls whitespace, spelled out: ``\s`` differs
+#: between regex engines (pydantic's Rust one, Python's, JSON Schema's ECMA-262)
+WS = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
 def _artifact_key_pattern() -> str:
     """Return the regex of exactly the keys ``artifacts._keys.validate_key`` accepts.
 
@@ -36,12 +41,12 @@ def _artifact_key_pattern() -> str:
     chars not both ``.``, or longer; a drive is refused only at the very start.
     """
     bad = r"/\\\x00-\x1f\x7f-\x9f"
-    a, n, p = f"[^{bad}]", f"[^{bad}\\s]", f"[^{bad}\\s.]"
-    space = r"[^\S\x00-\x1f\x7f-\x9f]"
+    a, n, p = f"[^{bad}]", f"[^{bad}{WS}]", f"[^{bad}{WS}.]"
+    space = r"[\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
     core = f"(?:{p}|{p}{n}|\\.{p}|{n}{a}+{n})"
     first = (
-        f"(?:{p}|[^{bad}\\s.A-Za-z]{n}|[A-Za-z][^{bad}\\s:]|\\.{p}"
-        f"|[^{bad}\\sA-Za-z]{a}+{n}|[A-Za-z][^{bad}:]{a}*{n})"
+        f"(?:{p}|[^{bad}{WS}.A-Za-z]{n}|[A-Za-z][^{bad}{WS}:]|\\.{p}"
+        f"|[^{bad}{WS}A-Za-z]{a}+{n}|[A-Za-z][^{bad}:]{a}*{n})"
     )
     return f"^(?:{space}+{core}{space}*|{first}{space}*)$"
 
@@ -50,8 +55,8 @@ ARTIFACT_KEY = _artifact_key_pattern()
 #: exactly the label filters ``db.base.parse_label_filters`` accepts: a non-blank key before the
 #: first ``=`` (a ``!`` or ``~`` right before it is the operator's), the value verbatim after
 LABEL_FILTER = (
-    r"^(?:[^=]*[^=\s][^=]*|(?:[^=]*[^=\s!~]|[^=]*[^=\s][^=]*\s|[^=]*[^=\s][^=]*[!~])"
-    r"=[\s\S]*)$"
+    f"^(?:[^=]*[^={WS}][^=]*|(?:[^=]*[^={WS}!~]|[^=]*[^={WS}][^=]*[{WS}]"
+    f"|[^=]*[^={WS}][^=]*[!~])=[\\s\\S]*)$"
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -153,8 +154,28 @@ def test_lineage_pages_too(server):
     assert [e["consumer_uid"] for e in edges] == [f"c{i}" for i in range(150)]
 
 
-@settings(max_examples=3000, deadline=None, derandomize=True)
-@given(st.text(alphabet=st.sampled_from(list("ab.:/\\ \t\n\x80\xa0é1C\u2003")), max_size=6)
+@functools.lru_cache
+def _adapter(pattern: str):
+    from typing import Annotated
+
+    from pydantic import Field, TypeAdapter
+
+    return TypeAdapter(Annotated[str, Field(pattern=pattern)])
+
+
+def _rust_match(pattern: str, text: str) -> bool:
+    """Whether the server's own validator (pydantic's Rust regex engine) accepts ``text``."""
+    from pydantic import ValidationError
+
+    try:
+        _adapter(pattern).validate_python(text)
+        return True
+    except ValidationError:
+        return False
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("ab.:/\\ \t\n\x80\x85\xa0é1C\u2003")), max_size=6)
        | st.text(max_size=8))
 def test_the_documented_artifact_key_pattern_is_exactly_validate_key(key):
     import re
@@ -168,11 +189,12 @@ def test_the_documented_artifact_key_pattern_is_exactly_validate_key(key):
         valid = True
     except MlflowletError:
         valid = False
-    assert bool(re.fullmatch(ARTIFACT_KEY[1:-1], key)) == valid
+    assert bool(re.fullmatch(ARTIFACT_KEY[1:-1], key)) == valid == _rust_match(ARTIFACT_KEY, key)
 
 
-@settings(max_examples=3000, deadline=None, derandomize=True)
-@given(st.text(alphabet=st.sampled_from(list("ab=!~ \t\n\xa0")), max_size=7) | st.text(max_size=8))
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("ab=!~ \t\n\x85\xa0\x1c")), max_size=7)
+       | st.text(max_size=8))
 def test_the_documented_label_filter_pattern_is_exactly_the_grammar(item):
     import re
 
@@ -185,4 +207,4 @@ def test_the_documented_label_filter_pattern_is_exactly_the_grammar(item):
         valid = True
     except MlflowletError:
         valid = False
-    assert bool(re.fullmatch(LABEL_FILTER[1:-1], item)) == valid
+    assert bool(re.fullmatch(LABEL_FILTER[1:-1], item)) == valid == _rust_match(LABEL_FILTER, item)

@@ -82,22 +82,29 @@ def runs_page(
     """Show the runs table."""
     from ._query import page_runs
 
+    from ..errors import ConfigError
+
     labels = [x.strip() for x in label.split(",") if x.strip()] or None
-    runs, total = page_runs(
-        request.app.state.db,
-        project,
-        name,
-        labels,
-        state,
-        sort,
-        order != "asc",
-        (page - 1) * PAGE_SIZE,
-        PAGE_SIZE,
-    )
+    problem = ""
+    try:
+        runs, total = page_runs(
+            request.app.state.db,
+            project,
+            name,
+            labels,
+            state,
+            sort,
+            order != "asc",
+            (page - 1) * PAGE_SIZE,
+            PAGE_SIZE,
+        )
+    except ConfigError as exc:  # a filter the store refuses: say so on the page
+        runs, total, problem = [], 0, str(exc)
     pages = max(1, -(-total // PAGE_SIZE))
     return _render(
         request,
         "runs.html",
+        problem=problem,
         runs=runs,
         total=total,
         page=page,

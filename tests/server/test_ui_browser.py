@@ -260,3 +260,10 @@ def test_no_page_breaks_the_content_security_policy(ui):
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
     assert CSP_ERRORS == []
+
+
+def test_a_filter_the_store_refuses_is_said_on_the_page(ui):
+    server, page, _ = ui
+    page.goto(server.url + "/?label=%3Dnokey")
+    assert "has no key" in page.locator("#filter-error").inner_text()
+    assert page.locator("tr.run-row").count() == 0

@@ -80,9 +80,8 @@ def runs_page(
     page: Annotated[int, Query(ge=1, le=10**6)] = 1,
 ) -> HTMLResponse:
     """Show the runs table."""
-    from ._query import page_runs
-
     from ..errors import ConfigError
+    from ._query import page_runs
 
     labels = [x.strip() for x in label.split(",") if x.strip()] or None
     problem = ""

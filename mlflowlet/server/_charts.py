@@ -176,33 +176,32 @@ def _legend(names: list[str]) -> list[str]:
     return out
 
 
-def metric_charts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
-    """Return one chart per metric key from ``(key, step, value)`` rows.
+def metric_charts(series: dict[str, tuple[list[Point], int, int]]) -> list[dict[str, Any]]:
+    """Return one chart per metric key from ``_query.metric_series``.
 
     Each chart is ``{"key", "svg", "logged", "drawn", "skipped"}``.
     """
-    series, skipped = series_points(rows)
     out = []
-    for key, points in series.items():
-        shown = thin(points)
+    for key, (points, logged, skipped) in series.items():
         out.append(
             {
                 "key": key,
-                "svg": line_chart(key, [(key, shown)], total=len(points)),
-                "logged": len(points),
-                "drawn": len(shown),
-                "skipped": skipped.get(key, 0),
+                "svg": line_chart(key, [(key, points)], total=logged),
+                "logged": logged,
+                "drawn": len(points),
+                "skipped": skipped,
             }
         )
     return out
 
 
-def overlay_charts(per_run: Sequence[tuple[str, Iterable[Sequence[Any]]]]) -> list[dict[str, Any]]:
+def overlay_charts(
+    per_run: Sequence[tuple[str, dict[str, tuple[list[Point], int, int]]]],
+) -> list[dict[str, Any]]:
     """Return one chart per metric key with a series per run (the compare page)."""
     grouped: dict[str, list[tuple[str, list[Point]]]] = {}
-    for run_name, rows in per_run:
-        series, _ = series_points(rows)
-        for key, points in series.items():
+    for run_name, series in per_run:
+        for key, (points, _, _) in series.items():
             grouped.setdefault(key, []).append((run_name, points))
     return [{"key": key, "svg": line_chart(key, named)} for key, named in sorted(grouped.items())]
 

@@ -150,13 +150,34 @@ def _children(uid: str, project: str) -> tuple[str, list[Any]]:
     return where, args
 
 
-def metric_rows(db: Any, uid: str, iter: int = 0) -> list[tuple[Any, Any, Any]]:
-    """Return a run's metric rows as ``(key, step, value)``, each key's rows in logging order."""
+Series = tuple[list[tuple[float, float]], int, int]
+_FINITE = "abs(value) <= 1.7976931348623157e308"  # false for NULL, NaN and infinities
+
+
+def metric_series(db: Any, uid: str, iter: int = 0, most: int = 400) -> dict[str, Series]:
+    """Return each metric key's points to draw, how many finite values and how many others.
+
+    The points are ``(step, value)`` in logging order, at most ``most`` per key (each bucket's
+    min and max kept, so a spike always shows). Non-finite values are counted, not drawn; a
+    row without a step is placed at its position. SQL stores hand over each key's finite rows
+    as they are (no per-row work in Python but the thinning).
+    """
+    from ._charts import series_points, thin
+
     dialect = getattr(db, "dialect", None)
     if not _sql(db) or dialect is None:
-        return [(r["key"], r["step"], r["value"]) for r in db.get_metrics(uid, None, iter)]
-    return db._read(
-        "SELECT key, step, value FROM metrics WHERE uid=? AND iteration=?"
-        f" ORDER BY key, {dialect.metrics_order}",
-        (uid, iter),
-    )
+        every = [(r["key"], r["step"], r["value"]) for r in db.get_metrics(uid, None, iter)]
+        series, skipped = series_points(every)
+        return {k: (thin(p, most), len(p), skipped.get(k, 0)) for k, p in series.items()}
+    where = "FROM metrics WHERE uid=? AND iteration=?"
+    totals = db._read(f"SELECT key, count(*) {where} GROUP BY key", (uid, iter))
+    out: dict[str, Series] = {}
+    for key, total in totals:
+        rows: list[Any] = db._read(
+            f"SELECT step, value {where} AND key=? AND {_FINITE} ORDER BY {dialect.metrics_order}",
+            (uid, iter, key),
+        )
+        if any(step is None for step, _ in rows):
+            rows = [(i if step is None else step, value) for i, (step, value) in enumerate(rows)]
+        out[key] = (thin(rows, most), len(rows), int(total) - len(rows))
+    return out

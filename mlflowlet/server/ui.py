@@ -128,7 +128,7 @@ def run_page(
     """One run: params, results, labels, timings, metric charts, artifacts, log."""
     from ._charts import metric_charts
     from ._graph import duration_seconds
-    from ._query import light_run, metric_rows
+    from ._query import light_run, metric_series
     from ._views import artifact_preview
 
     db, root = request.app.state.db, request.app.state.artifact_root
@@ -144,7 +144,7 @@ def run_page(
         run=run,
         iterations=max(table_rows - 1, 0),
         previews=previews,
-        charts=metric_charts(metric_rows(db, uid, iter)),
+        charts=metric_charts(metric_series(db, uid, iter)),
         log=log[-LOG_TAIL:].decode("utf-8", "replace"),
         log_cut=max(len(log) - LOG_TAIL, 0),
         log_size=len(log),
@@ -163,7 +163,9 @@ def _is_pipeline(db: Any, run: dict[str, Any]) -> bool:
         return True
     if meta.get("iteration"):
         return False
-    steps = db.list_runs(project=meta.get("project", ""), pipeline_uid=meta["uid"], last=2)
+    steps = db.list_runs(  # unsorted: a sorted probe would walk every run by start time
+        project=meta.get("project", ""), pipeline_uid=meta["uid"], last=2, sort=False
+    )
     return any(s["metadata"]["uid"] != meta["uid"] for s in steps)
 
 
@@ -236,13 +238,13 @@ def compare_page(
 ) -> HTMLResponse:
     """Compare runs: overlaid metric charts; params, results, labels with differences marked."""
     from ._charts import overlay_charts
-    from ._query import light_run, metric_rows
+    from ._query import light_run, metric_series
 
     db = request.app.state.db
     runs = [light_run(db, u, project)[0] for u in (uid or [])[:COMPARE_MAX]]
     names = [f"{r['metadata'].get('name', '')} {r['metadata']['uid'][:6]}" for r in runs]
     charts = overlay_charts(
-        [(n, metric_rows(db, r["metadata"]["uid"])) for n, r in zip(names, runs, strict=True)]
+        [(n, metric_series(db, r["metadata"]["uid"])) for n, r in zip(names, runs, strict=True)]
     )
     sections = []
     for title, get in (

@@ -14,8 +14,8 @@
     var offset = parseInt(pre.dataset.offset || "0", 10);
     var state = pre.dataset.state;
     var q = "?project=" + encodeURIComponent(project);
-    function tick() {
-      get("/api/v1/logs/" + encodeURIComponent(uid) + q + "&offset=" + offset)
+    function fetchLog() {
+      return get("/api/v1/logs/" + encodeURIComponent(uid) + q + "&offset=" + offset)
         .then(function (r) { return r.ok ? r.arrayBuffer() : new ArrayBuffer(0); })
         .then(function (buf) {
           if (buf.byteLength) {
@@ -23,6 +23,11 @@
             pre.textContent += new TextDecoder().decode(buf);
             pre.scrollTop = pre.scrollHeight;
           }
+        });
+    }
+    function tick() {
+      fetchLog()
+        .then(function () {
           return get("/api/v1/runs/" + encodeURIComponent(uid) + q + "&iter=" + iter);
         })
         .then(function (r) { return r.ok ? r.json() : null; })
@@ -32,7 +37,11 @@
             var badge = document.getElementById("run-state");
             if (badge) { badge.textContent = state; badge.className = "state state-" + state; }
           }
-          if (TERMINAL.indexOf(state) < 0) { setTimeout(tick, 1000); }
+          if (TERMINAL.indexOf(state) < 0) {
+            setTimeout(tick, 1000);
+          } else {
+            fetchLog();  // the last lines were written with the final state
+          }
         })
         .catch(function () { setTimeout(tick, 3000); });
     }

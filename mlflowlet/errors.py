@@ -215,3 +215,7 @@ class MlflowletWarning(UserWarning):
 
 class BareImageWarning(MlflowletWarning):
     """A step runs in a bare base image (``python:*``, ``alpine:*``...) that has no mlflowlet."""
+
+
+class TrackingWarning(MlflowletWarning):
+    """A compiled pipeline records nothing: no run DB reachable from its pods was given."""

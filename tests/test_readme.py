@@ -378,6 +378,10 @@ def _check_submit(command: str, cwd: Path) -> None:
     images = {t["container"]["image"] for t in post["body"]["workflow"]["spec"]["templates"]
               if "container" in t}
     assert images == {"repo/img:tag"}
+    envs = [{e["name"]: e for e in t["container"]["env"]}
+            for t in post["body"]["workflow"]["spec"]["templates"] if "container" in t]
+    assert all(e["MLFLOWLET_DBPATH"]["value"] == "http://mlflowlet.ml.svc:8080" for e in envs)
+    assert all("secretKeyRef" in e["MLFLOWLET_API_TOKEN"]["valueFrom"] for e in envs)
 
 
 @pytest.mark.parametrize(("section", "command"), _other_commands(), ids=lambda v: v[:70])

@@ -33,6 +33,36 @@ KindOpt = Annotated[str | None, _Opt("--kind", help="Argo: Workflow | WorkflowTe
 ServiceAccountOpt = Annotated[
     str | None, _Opt("--service-account", help="the pods' service account")
 ]
+ArtifactPathOpt = Annotated[
+    str | None,
+    _Opt(
+        "--artifact-path",
+        metavar="URL",
+        help="where the pods write artifacts (s3://bucket/prefix); required with --dbpath",
+    ),
+]
+TokenSecretOpt = Annotated[
+    str | None,
+    _Opt(
+        "--token-secret",
+        metavar="SECRET:KEY",
+        help="the Kubernetes secret holding the mlflowlet server's API token",
+    ),
+]
+NoTrackingOpt = Annotated[
+    bool, _Opt("--no-tracking", help="record nothing (no run DB reachable from the pods)")
+]
+RepositoryRefOpt = Annotated[
+    str | None,
+    _Opt(
+        "--artifact-repository-ref",
+        metavar="CONFIGMAP:KEY",
+        help="Argo: the artifact repository (default: the namespace's or controller's)",
+    ),
+]
+ArgoVersionOpt = Annotated[
+    str | None, _Opt("--argo-version", help="Argo: the release to compile for, 4 (default) or 3")
+]
 BuildOpt = Annotated[
     str | None,
     _Opt(
@@ -124,11 +154,18 @@ def compile_options(
     kind: str | None,
     service_account: str | None,
     image_has_mlflowlet: bool = False,
+    no_tracking: bool = False,
+    **more: str | None,
 ) -> dict[str, Any]:
-    """Turn the shared ``compile``/``submit`` flags into compile options."""
-    options: dict[str, Any] = {}
+    """Turn the shared ``compile``/``submit`` flags into compile options.
+
+    ``more``: further string options (``artifact_path``, ``token_secret``...), kept when given.
+    """
+    options: dict[str, Any] = {k: v for k, v in more.items() if v}
     if image_has_mlflowlet:
         options["image_has_mlflowlet"] = True
+    if no_tracking:
+        options["tracking"] = False
     if env:
         options["env"] = parse_pairs(env, "--env")
     if secret:
@@ -164,10 +201,17 @@ def compile_command(
     ] = None,
     env: EnvOpt = None,
     secret: SecretOpt = None,
-    dbpath: Annotated[str | None, _Opt(help="MLFLOWLET_DBPATH of the steps (a server URL)")] = None,
+    dbpath: Annotated[
+        str | None, _Opt(help="the run DB the pods record to (a mlflowlet server URL)")
+    ] = None,
+    artifact_path: ArtifactPathOpt = None,
+    token_secret: TokenSecretOpt = None,
+    no_tracking: NoTrackingOpt = False,
     schedule: Annotated[str | None, _Opt(help="cron expression (Argo: a CronWorkflow)")] = None,
     kind: KindOpt = None,
     service_account: ServiceAccountOpt = None,
+    artifact_repository_ref: RepositoryRefOpt = None,
+    argo_version: ArgoVersionOpt = None,
     check: Annotated[
         bool,
         _Opt(
@@ -196,7 +240,18 @@ def compile_command(
     image = built_image(pipe, image, build, requirements, push, builder)
     params = literal_params(param)
     options = compile_options(
-        env, secret, dbpath, schedule, kind, service_account, image_has_mlflowlet
+        env,
+        secret,
+        dbpath,
+        schedule,
+        kind,
+        service_account,
+        image_has_mlflowlet,
+        no_tracking,
+        artifact_path=artifact_path,
+        token_secret=token_secret,
+        artifact_repository_ref=artifact_repository_ref,
+        argo_version=argo_version,
     )
     with warnings_as_lines():
         text = compile_text(pipe, target=target, image=image, params=params, **options)

@@ -8,17 +8,22 @@ from typing import Annotated
 import typer
 
 from .compile import (
+    ArgoVersionOpt,
+    ArtifactPathOpt,
     BuilderOpt,
     BuildOpt,
     EnvOpt,
     HasMlflowletOpt,
     ImageOpt,
     KindOpt,
+    NoTrackingOpt,
     PipelineArg,
     PushOpt,
+    RepositoryRefOpt,
     RequirementsOpt,
     SecretOpt,
     ServiceAccountOpt,
+    TokenSecretOpt,
     built_image,
     compile_options,
     literal_params,
@@ -55,12 +60,19 @@ def submit_command(
     namespace: Annotated[str | None, _Opt(help="namespace (Argo default: argo)")] = None,
     env: EnvOpt = None,
     secret: SecretOpt = None,
-    dbpath: Annotated[str | None, _Opt(help="MLFLOWLET_DBPATH of the steps")] = None,
+    dbpath: Annotated[
+        str | None, _Opt(help="the run DB the pods record to (a mlflowlet server URL)")
+    ] = None,
+    artifact_path: ArtifactPathOpt = None,
+    token_secret: TokenSecretOpt = None,
+    no_tracking: NoTrackingOpt = False,
     schedule: Annotated[
         str | None, _Opt(help="cron: a KFP recurring run / Argo CronWorkflow")
     ] = None,
     kind: KindOpt = None,
     service_account: ServiceAccountOpt = None,
+    artifact_repository_ref: RepositoryRefOpt = None,
+    argo_version: ArgoVersionOpt = None,
     wait: Annotated[bool, _Opt("--wait", help="wait for the run to end")] = False,
     build: BuildOpt = None,
     requirements: RequirementsOpt = None,
@@ -75,7 +87,18 @@ def submit_command(
     pipe = load_pipeline(pipeline)
     image = built_image(pipe, image, build, requirements, push, builder)
     options = compile_options(
-        env, secret, dbpath, schedule, kind, service_account, image_has_mlflowlet
+        env,
+        secret,
+        dbpath,
+        schedule,
+        kind,
+        service_account,
+        image_has_mlflowlet,
+        no_tracking,
+        artifact_path=artifact_path,
+        token_secret=token_secret,
+        artifact_repository_ref=artifact_repository_ref,
+        argo_version=argo_version,
     )
     with warnings_as_lines():
         handle = submit(

@@ -123,7 +123,11 @@ def _docs(
         raise CompileError(f"compile() takes a @pipeline, got {type(pipe).__name__}")
     compiler = get_compiler(target)
     opts = make_options(image, pipe.dag.name, **options)
-    return compiler, compiler.compile_docs(pipe, opts)
+    docs = compiler.compile_docs(pipe, opts)
+    from ._tracking import warn_untracked
+
+    warn_untracked(opts)  # once it compiled: an error is said alone
+    return compiler, docs
 
 
 def compile(

@@ -31,6 +31,25 @@ def check_resources(node: Any) -> None:
         raise CompileError(f"step {node.name!r}: resources gpu={gpu!r} must be a whole number")
 
 
+# label keys the engines and mlflowlet set on pods: not a step's to set
+RESERVED_LABELS = ("mlflowlet/", "workflows.argoproj.io/", "pipelines.kubeflow.org/")
+
+
+def pod_labels(node: Any, options: Any) -> dict[str, str]:
+    """Return the pod labels of a step: the ``labels=`` compile option, then its own, sanitised.
+
+    A step's labels are run labels: recorded exactly (they travel in the run spec), but the API
+    server refuses ``owner: Jane Doe`` as a pod label, so on the pod each key and value is made
+    valid (``owner: Jane-Doe``) and mlflowlet's and the engines' keys are dropped
+    (https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set).
+    The ``labels=`` option is checked when it is given (:func:`make_options`).
+    """
+    from .._k8s_labels import sanitise_labels
+
+    own = {str(k): str(v) for k, v in node.spec.labels.items()}
+    return {**options.labels, **sanitise_labels(own, RESERVED_LABELS)}
+
+
 def container_env(node: Any, options: Any) -> dict[str, str]:
     """Return a step container's environment: its run spec as JSON, the DB, the options' env.
 
@@ -71,6 +90,8 @@ def container_env(node: Any, options: Any) -> dict[str, str]:
     env = {EXEC_CONFIG_ENV: json.dumps(config, separators=(",", ":"))}  # order kept: grid axes
     if options.dbpath:
         env["MLFLOWLET_DBPATH"] = options.dbpath
+    if options.artifact_path:
+        env["MLFLOWLET_ARTIFACT_PATH"] = options.artifact_path
     env.update(options.env)
     env.update(options.step(node.name).get("env", {}))
     return dict(sorted(env.items()))

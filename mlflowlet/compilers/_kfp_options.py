@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._container import pod_labels
 from ._plan import Plan, StepPlan
 
 
@@ -44,8 +45,7 @@ def apply_task_options(plan: Plan, st: StepPlan, task: Any) -> None:
         )
     for key, value in sorted((opts.step(st.name).get("node_selector") or {}).items()):
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
-    labels = {**opts.labels, **{k: str(v) for k, v in spec.labels.items()}}
-    for key, value in sorted(labels.items()):
+    for key, value in sorted(pod_labels(st.node, opts).items()):
         kubernetes.add_pod_label(task, key, value)
     for key, value in sorted(opts.annotations.items()):
         kubernetes.add_pod_annotation(task, key, value)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CompileError
+from ..errors import CompileError, ConfigError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STEP_KEYS = ("env", "secrets", "node_selector")
@@ -23,7 +23,14 @@ class CompileOptions:
         env: environment variables of every container.
         secrets: env var → ``(secret name, key)`` of a Kubernetes secret, set in every container
             (accepted as ``'name:key'`` or ``{'name': ..., 'key': ...}``); never a value.
-        dbpath: ``MLFLOWLET_DBPATH`` of every step (e.g. the URL of a mlflowlet server).
+        dbpath: ``MLFLOWLET_DBPATH`` of every step: a run DB the pods reach by URL (a
+            ``mlflowlet server``, or PostgreSQL); a local path is refused (see
+            :mod:`._tracking`). Without it nothing is recorded (a ``TrackingWarning``).
+        artifact_path: ``MLFLOWLET_ARTIFACT_PATH`` of every step (``s3://bucket/prefix``):
+            where the pods write artifacts; required with ``dbpath``.
+        token_secret: the Kubernetes secret (``'name:key'``) holding the mlflowlet server's API
+            token, set in every container as ``MLFLOWLET_API_TOKEN`` (a reference).
+        tracking: ``False`` compiles an untracked pipeline on purpose (no warning).
         service_account: the pods' service account.
         labels: labels of the workflow / pipeline run pods.
         annotations: annotations of the workflow / pods.
@@ -36,7 +43,11 @@ class CompileOptions:
         pod_gc: Argo ``podGC`` strategy, e.g. ``OnPodSuccess``.
         cache: default caching of steps whose ``cache`` is None.
         argo_version: ``'4'`` (default) or ``'3'``: the Argo release whose schema the output
-            follows where they differ (only the memoization cache ConfigMap reference).
+            follows where they differ (the memoization cache ConfigMap reference, a
+            ``CronWorkflow``'s ``schedule`` (3.5) or ``schedules`` (3.6+)).
+        artifact_repository_ref: ``(config map, key)`` of the Argo artifact repository the
+            workflow's artifacts go to (``artifactRepositoryRef``), given as ``'name:key'``;
+            empty: the namespace's or controller's default repository, which must exist.
         steps: per step name: ``env``, ``secrets``, ``node_selector``.
         image_has_mlflowlet: every step's image has mlflowlet, even a bare base image name
             (silences the compile-time warning).
@@ -48,6 +59,9 @@ class CompileOptions:
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)
     dbpath: str = ""
+    artifact_path: str = ""
+    token_secret: tuple[str, str] | None = None
+    tracking: bool = True
     service_account: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
@@ -60,6 +74,7 @@ class CompileOptions:
     pod_gc: str = ""
     cache: bool | None = None
     argo_version: str = "4"
+    artifact_repository_ref: tuple[str, str] | None = None
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     image_has_mlflowlet: bool = False
     pipeline_name: str = ""
@@ -103,6 +118,55 @@ def _str_dict(value: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def _labels(value: Any, where: str) -> dict[str, str]:
+    """Labels written into the manifest as given: each must be a valid Kubernetes label."""
+    from .._k8s_labels import check_label
+
+    labels = _str_dict(value, where)
+    for key, text in labels.items():
+        try:
+            check_label(key, text, where)
+        except ConfigError as exc:
+            raise CompileError(str(exc)) from None
+    return labels
+
+
+def _annotations(value: Any, where: str) -> dict[str, str]:
+    """Annotations: any text, under a valid key (the same syntax as a label key)."""
+    from .._k8s_labels import label_key_ok
+
+    out = _str_dict(value, where)
+    for key in out:
+        if not label_key_ok(key):
+            raise CompileError(
+                f"{where}: key {key!r} is not valid: [prefix/]name with a name of at most 63 "
+                "letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+            )
+    return out
+
+
+def _argo_version(value: Any) -> str:
+    text = str(value or "4")
+    if text.split(".")[0] not in ("3", "4"):
+        raise CompileError(f"argo_version={value!r}: use '4' (Argo 4.x) or '3' (Argo 3.5-3.7)")
+    return text
+
+
+def _repository_ref(value: Any) -> tuple[str, str] | None:
+    if not value:
+        return None
+    if isinstance(value, dict):
+        value = (value.get("configMap") or value.get("config_map") or "", value.get("key") or "")
+    elif isinstance(value, str):
+        value = tuple(value.partition(":")[::2])
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(value):
+        raise CompileError(
+            f"artifact_repository_ref={value!r}: give 'configmap-name:key' (the ConfigMap "
+            "holding the artifact repository and the key in it)"
+        )
+    return str(value[0]), str(value[1])
+
+
 def make_options(image: str | None, pipeline_name: str, **options: Any) -> CompileOptions:
     """Check keyword options and return :class:`CompileOptions`.
 
@@ -132,15 +196,24 @@ def make_options(image: str | None, pipeline_name: str, **options: Any) -> Compi
             isinstance(value, bool) or not isinstance(value, int) or value < 1
         ):
             raise CompileError(f"{key} must be a positive integer, got {value!r}")
+    from ._tracking import check_tracking, secret_ref
+
+    dbpath, artifact_path = options.get("dbpath") or "", options.get("artifact_path") or ""
+    token_secret = secret_ref(options.get("token_secret"), "token_secret")
+    tracking = options.get("tracking", True) is not False
+    check_tracking(dbpath, artifact_path, token_secret, tracking)
     return CompileOptions(
         image=image or "",
         params=dict(options.get("params") or {}),
         env=_str_dict(options.get("env"), "env"),
         secrets=_secrets(options.get("secrets"), "secrets"),
-        dbpath=options.get("dbpath") or "",
+        dbpath=dbpath,
+        artifact_path=artifact_path,
+        token_secret=token_secret,
+        tracking=tracking,
         service_account=options.get("service_account") or "",
-        labels=_str_dict(options.get("labels"), "labels"),
-        annotations=_str_dict(options.get("annotations"), "annotations"),
+        labels=_labels(options.get("labels"), "labels"),
+        annotations=_annotations(options.get("annotations"), "annotations"),
         namespace=options.get("namespace") or "",
         kind=kind,
         schedule=options.get("schedule") or "",
@@ -150,7 +223,8 @@ def make_options(image: str | None, pipeline_name: str, **options: Any) -> Compi
         pod_gc=options.get("pod_gc") or "",
         cache=options.get("cache"),
         steps=steps,
-        argo_version=str(options.get("argo_version") or "4"),
+        argo_version=_argo_version(options.get("argo_version")),
+        artifact_repository_ref=_repository_ref(options.get("artifact_repository_ref")),
         image_has_mlflowlet=bool(options.get("image_has_mlflowlet")),
         pipeline_name=pipeline_name,
     )

@@ -37,6 +37,7 @@ from ..errors import CompileError
 from ._container import check_resources, container_env
 from ._image import step_image, warn_bare_images
 from ._naming import check_image, unique_labels
+from ._tracking import TOKEN_ENV
 from ._types import check_default, condition_types, item_type, pipeline_param_type
 
 ENTRYPOINT = ("python", "-m", "mlflowlet.entrypoint")
@@ -336,8 +337,9 @@ def _step_plan(
     _check_output_names(plan)
     plan.env = container_env(node, options)
     plan.config_sha256 = hashlib.sha256(plan.env[EXEC_CONFIG_ENV].encode()).hexdigest()
+    token = {TOKEN_ENV: options.token_secret} if options.token_secret else {}
     plan.secrets = dict(
-        sorted({**options.secrets, **options.step(node.name).get("secrets", {})}.items())
+        sorted({**options.secrets, **options.step(node.name).get("secrets", {}), **token}.items())
     )
     return plan
 

@@ -41,6 +41,7 @@ from typing import Any
 from .._wire import govaluate_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
+from ._container import pod_labels
 from ._naming import param_name
 from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, cached, digest_output, make_plan, result_output
@@ -99,7 +100,7 @@ def build_document(plan: Plan, dag: Any) -> dict[str, Any]:
     opts = plan.options
     spec = build_workflow_spec(plan, dag)
     if opts.schedule:
-        meta = build_metadata(plan, name=plan.label)
+        meta = build_metadata(plan, name=cron_name(plan.label))
         cron = m.CronWorkflowSpec(schedules=[opts.schedule], workflow_spec=spec)
         doc = m.CronWorkflow(api_version=API_VERSION, kind="CronWorkflow", metadata=meta, spec=cron)
     elif opts.kind == "WorkflowTemplate":
@@ -119,7 +120,21 @@ def build_document(plan: Plan, dag: Any) -> dict[str, Any]:
     out = doc.model_dump(by_alias=True, exclude_none=True, mode="json")
     if opts.argo_version.startswith("3"):
         _argo3_cache(out)
+        if opts.schedule:  # Argo 3.5 knows only the one ``schedule`` (3.6 added ``schedules``)
+            out["spec"]["schedule"] = out["spec"].pop("schedules")[0]
     return out
+
+
+def cron_name(label: str) -> str:
+    """Return a ``CronWorkflow``'s name: at most 52 characters.
+
+    Argo names each workflow it starts ``<name>-<10-digit time>`` and refuses a longer
+    CronWorkflow name (``maxCronWorkflowNameLength = 52``, workflow/validate/validate.go;
+    https://argo-workflows.readthedocs.io/en/latest/cron-workflows/).
+    """
+    from ._naming import dns1123
+
+    return dns1123(label, 52)
 
 
 def generate_name(label: str) -> str:
@@ -170,6 +185,13 @@ def build_workflow_spec(plan: Plan, dag: Any) -> Any:
         ),
         pod_gc=m.PodGC(strategy=opts.pod_gc) if opts.pod_gc else None,
         service_account_name=opts.service_account or None,
+        artifact_repository_ref=(
+            m.ArtifactRepositoryRef(
+                config_map=opts.artifact_repository_ref[0], key=opts.artifact_repository_ref[1]
+            )
+            if opts.artifact_repository_ref
+            else None
+        ),
     )
 
 
@@ -335,11 +357,7 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
     outputs = None
     if out_params or out_arts:
         outputs = m.Outputs(parameters=out_params or None, artifacts=out_arts or None)
-    labels = {
-        **opts.labels,
-        **{k: str(v) for k, v in spec.labels.items()},
-        "mlflowlet/step": st.label,
-    }
+    labels = {**pod_labels(st.node, opts), "mlflowlet/step": st.label}
     node_selector = opts.step(st.name).get("node_selector") or None
     return m.Template(
         name=st.label,

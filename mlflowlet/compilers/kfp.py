@@ -38,6 +38,7 @@ from typing import Any
 
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
+from ._kfp_backend import header as backend_header
 from ._kfp_groups import Group, check_topology, group_tree
 from ._kfp_options import apply_task_options
 from ._naming import kfp_name
@@ -107,6 +108,7 @@ class KFPCompiler(Compiler):
         func = compile_plan(plan)
         docs = spec_documents(func)
         self._description = func.description
+        self._min_backend = backend_header(pipe.dag)
         return docs
 
     def to_text(self, docs: list[dict[str, Any]]) -> str:
@@ -120,6 +122,7 @@ class KFPCompiler(Compiler):
         # YAML: continue every such line as a comment too
         lines = header.split("\n")
         header = "\n".join(ln if not ln or ln.startswith("#") else f"#   {ln}" for ln in lines)
+        header += getattr(self, "_min_backend", "")
         return header + yaml.dump_all(docs, Dumper=dumper, sort_keys=True)
 
     def as_dict(self, docs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -127,8 +127,10 @@ def submit(
     host = (host or os.environ.get(env, "")).rstrip("/")
     if not host:
         raise ConfigError(f"submit needs the {target} server: pass host=... or set {env}")
+    from ._tracking import require_tracking
     from ._types import engine_arguments
 
+    require_tracking(options)
     doc = compile_pipeline(pipe, target=target, image=image, **options)
     arguments = engine_arguments(pipe.dag, arguments or {}, target)
     if target == "kfp":
@@ -175,7 +177,9 @@ def _submit_kfp(
     from . import to_yaml
 
     docs = [doc["pipeline_spec"], doc["platform_spec"]] if "pipeline_spec" in doc else [doc]
-    _probe_kfp(host, token, verify_ssl)
+    from ._kfp_backend import check_backend
+
+    check_backend(_probe_kfp(host, token, verify_ssl), pipe.dag, host)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2" notice
         client = _kfp_call(
@@ -323,8 +327,10 @@ def _argo_request(
     return data
 
 
-def _probe_kfp(host: str, token: str, verify_ssl: bool) -> None:
+def _probe_kfp(host: str, token: str, verify_ssl: bool) -> dict[str, Any]:
     """Fail fast, in one line, when ``host`` is not a reachable KFP API that accepts us.
+
+    Returns the health answer (``tag_name``: the backend's release).
 
     ``kfp.Client`` would retry its health check five times, 5 s apart, logging each failure
     with a traceback.
@@ -340,6 +346,7 @@ def _probe_kfp(host: str, token: str, verify_ssl: bool) -> None:
             f"{host} is not the KFP API: GET {url} answered {raw[:40]!r} (a login page?); "
             "give the KFP API endpoint (e.g. http://ml-pipeline-ui.kubeflow) and a token"
         )
+    return answer
 
 
 def _kfp_call(host: str, what: str, call: Any, /, *args: Any, **kwargs: Any) -> Any:

@@ -12,7 +12,8 @@ from mlflowlet.errors import CompileError, UnknownBackendError
 SECURED = {"secrets": {"DB_PASSWORD": "db-creds:password"},
            "steps": {"secret_user": {"node_selector": {"pool": "gpu"}, "env": {"MODE": "x"}}},
            "labels": {"team": "ml"}, "annotations": {"owner": "me"}, "service_account": "runner",
-           "dbpath": "http://mlflowlet.default.svc:8080", "parallelism": 3,
+           "dbpath": "http://mlflowlet.default.svc:8080", "artifact_path": "s3://runs/ml",
+           "parallelism": 3,
            "active_deadline_seconds": 3600, "ttl_seconds": 600, "pod_gc": "OnPodSuccess"}
 PIPELINES = [cp.diamond, cp.fanout, cp.hyper, cp.gated, cp.either]
 

@@ -101,23 +101,24 @@ def test_a_bare_image_warns_once_naming_the_steps_unless_they_have_mlflowlet(tmp
 
     pipe = load_pipeline(_project(tmp_path / "p"))
     with pytest.warns(BareImageWarning) as caught:
-        compile_pipeline(pipe, "argo", image="python:3.11-slim")
+        compile_pipeline(pipe, "argo", image="python:3.11-slim", tracking=False)
     assert len(caught) == 1 and "'prep', 'train'" in str(caught[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error", BareImageWarning)
         compile_pipeline(pipe, "argo", image="python:3.11-slim", image_has_mlflowlet=True)
     pipe = load_pipeline(_project(tmp_path / "q", "(image_has_mlflowlet=True)"))
     with pytest.warns(BareImageWarning) as caught:
-        compile_pipeline(pipe, "argo", image="python:3.11-slim")
+        compile_pipeline(pipe, "argo", image="python:3.11-slim", tracking=False)
     assert "'prep'" in str(caught[0].message) and "'train'" not in str(caught[0].message)
 
 
 def test_cli_prints_the_warning_as_one_line(tmp_path, capsys):
     code, out, err = cli(capsys, "compile", _project(tmp_path / "p"), "--image", "alpine",
                          "-o", str(tmp_path / "o.yaml"))
-    assert code == 0 and err.count("warning: ") == 1 and "'alpine', a bare base image" in err
+    assert code == 0 and err.count("warning: ") == 2 and "'alpine', a bare base image" in err
+    assert "warning: nothing the compiled steps do will be recorded" in err
     code, out, err = cli(capsys, "compile", _project(tmp_path / "p"), "--image", "alpine",
-                         "--image-has-mlflowlet", "-o", str(tmp_path / "o.yaml"))
+                         "--image-has-mlflowlet", "--no-tracking", "-o", str(tmp_path / "o.yaml"))
     assert code == 0 and "warning" not in err
 
 
@@ -166,7 +167,8 @@ def test_submit_build_submits_against_the_built_image(tmp_path, capsys, fake_doc
 
     with FakeServer(argo) as fake:
         code, out, err = cli(capsys, "submit", _project(tmp_path / "proj"), "--target", "argo",
-                             "--host", fake.url, "--build", "registry.example/ml/small:2")
+                             "--host", fake.url, "--build", "registry.example/ml/small:2",
+                             "--no-tracking")
     assert code == 0, err
     templates = fake.requests[0]["body"]["workflow"]["spec"]["templates"]
     assert {t["container"]["image"] for t in templates if "container" in t} == {

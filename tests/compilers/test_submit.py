@@ -88,7 +88,8 @@ def fake_kfp(method, path, body):
 def test_argo_submit_posts_the_workflow_with_a_bearer_token():
     with FakeServer(fake_argo) as fake:
         handle = cp.diamond.submit("argo", host=fake.url, arguments={"rows": 7}, token="tok",
-                                   namespace="ml")
+                                   namespace="ml", dbpath="http://mlflowlet.ml.svc:8080",
+                                   artifact_path="s3://runs/ml", token_secret="mlf:token")
         assert handle.url == f"{fake.url}/workflows/ml/diamond-x7k2p"
         assert handle.wait(timeout=10) == "Succeeded"
         assert handle.state == "completed"
@@ -98,11 +99,18 @@ def test_argo_submit_posts_the_workflow_with_a_bearer_token():
     params = post["body"]["workflow"]["spec"]["arguments"]["parameters"]
     assert {p["name"]: p["value"] for p in params} == {"rows": "7", "label": "d"}
     assert fake.requests[-1]["path"] == "/api/v1/workflows/ml/diamond-x7k2p"
+    for template in post["body"]["workflow"]["spec"]["templates"][1:]:  # tracked: each pod
+        env = {e["name"]: e for e in template["container"]["env"]}
+        assert env["MLFLOWLET_DBPATH"]["value"] == "http://mlflowlet.ml.svc:8080"
+        assert env["MLFLOWLET_ARTIFACT_PATH"]["value"] == "s3://runs/ml"
+        assert env["MLFLOWLET_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mlf",
+                                                                           "key": "token"}
 
 
 def test_argo_schedule_creates_a_cron_workflow_that_has_no_end():
     with FakeServer(fake_argo) as fake:
-        handle = submit(cp.diamond, "argo", host=fake.url, namespace="ml", schedule="0 1 * * *")
+        handle = submit(cp.diamond, "argo", host=fake.url, namespace="ml", schedule="0 1 * * *",
+                        tracking=False)
     assert fake.requests[0]["path"] == "/api/v1/cron-workflows/ml"
     assert fake.requests[0]["body"]["cronWorkflow"]["spec"]["schedules"] == ["0 1 * * *"]
     assert handle.kind == "CronWorkflow" and handle.url.endswith("/cron-workflows/ml/diamond")
@@ -115,13 +123,13 @@ def test_argo_refusal_is_reported_with_the_server_message():
         return 403, {"message": "token not valid"}
 
     with FakeServer(refuse) as fake, pytest.raises(ConfigError, match="403.*token not valid"):
-        submit(cp.diamond, "argo", host=fake.url, token="bad")
+        submit(cp.diamond, "argo", host=fake.url, token="bad", tracking=False)
 
 
 def test_kfp_submit_goes_through_kfp_client():
     with FakeServer(fake_kfp) as fake:
         handle = cp.hyper.submit("kfp", host=fake.url, arguments={"depth": 3},
-                                 experiment="nightly", token="tok")
+                                 experiment="nightly", token="tok", tracking=False)
         assert handle.id == "r1" and handle.url == f"{fake.url}/#/runs/details/r1"
         assert handle.wait(timeout=10) == "SUCCEEDED"
     run = next(r for r in fake.requests if r["path"] == "/apis/v2beta1/runs")
@@ -141,7 +149,7 @@ def test_cli_submit_prints_the_ui_link(capsys):
 
     with FakeServer(fake_argo) as fake, pytest.raises(SystemExit) as done:
         main(["submit", f"{cp.__file__}:diamond", "--target", "argo", "--host", fake.url,
-              "--namespace", "ml", "-p", "rows=3", "--wait"])
+              "--namespace", "ml", "-p", "rows=3", "--wait", "--no-tracking"])
     assert done.value.code == 0
     assert fake.requests[0]["body"]["workflow"]["spec"]["arguments"]["parameters"][0] == {
         "name": "rows", "value": "3"}
@@ -153,12 +161,12 @@ def test_cli_submit_prints_the_ui_link(capsys):
 @pytest.mark.skipif(not INTEGRATION["ARGO_SERVER"], reason="ARGO_SERVER is not set")
 def test_argo_server_accepts_the_workflow():
     handle = submit(cp.diamond, "argo", host=INTEGRATION["ARGO_SERVER"],
-                    token=INTEGRATION["ARGO_TOKEN"], verify_ssl=False)
+                    token=INTEGRATION["ARGO_TOKEN"], verify_ssl=False, tracking=False)
     assert handle.status() in ("", "Pending", "Running", "Succeeded", "Failed", "Error")
 
 
 @pytest.mark.integration
 @pytest.mark.skipif(not INTEGRATION["KFP_HOST"], reason="KFP_HOST is not set")
 def test_kfp_accepts_the_pipeline():
-    handle = submit(cp.diamond, "kfp", host=INTEGRATION["KFP_HOST"])
+    handle = submit(cp.diamond, "kfp", host=INTEGRATION["KFP_HOST"], tracking=False)
     assert handle.id and "/#/runs/details/" in handle.url

@@ -38,7 +38,7 @@ def test_a_host_that_is_down_is_one_line_naming_it(target):
     host = f"http://127.0.0.1:{_closed_port()}"
     started = time.monotonic()
     with pytest.raises(ConfigError) as err:
-        submit(cp.diamond, target, host=host)
+        submit(cp.diamond, target, host=host, tracking=False)
     message = str(err.value)
     assert "\n" not in message and host in message and "Connection refused" in message
     assert err.value.__cause__ is None and err.value.__suppress_context__
@@ -48,7 +48,7 @@ def test_a_host_that_is_down_is_one_line_naming_it(target):
 @pytest.mark.parametrize("target, server", [("kfp", "KFP API"), ("argo", "Argo Server")])
 def test_an_unauthorised_host_says_401_and_how_to_authenticate(target, server):
     with FakeServer(unauthorised) as fake, pytest.raises(ConfigError) as err:
-        submit(cp.diamond, target, host=fake.url, token="expired")
+        submit(cp.diamond, target, host=fake.url, token="expired", tracking=False)
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{server} ")
     assert fake.url in message and "401" in message and "Jwt is missing" in message
@@ -59,7 +59,7 @@ def test_an_unauthorised_host_says_401_and_how_to_authenticate(target, server):
 @pytest.mark.parametrize("target", ["kfp", "argo"])
 def test_a_login_page_is_not_taken_for_the_engine(target):
     with Html() as fake, pytest.raises(ConfigError, match="login page") as err:
-        submit(cp.diamond, target, host=fake.url)
+        submit(cp.diamond, target, host=fake.url, tracking=False)
     assert fake.url in str(err.value) and "\n" not in str(err.value)
 
 
@@ -70,7 +70,7 @@ def test_a_kfp_api_error_after_the_health_check_is_one_line():
         return 403, {"message": "user cannot create runs in namespace kubeflow"}
 
     with FakeServer(refuse_runs) as fake, pytest.raises(ConfigError) as err:
-        submit(cp.diamond, "kfp", host=fake.url, experiment="nightly")
+        submit(cp.diamond, "kfp", host=fake.url, experiment="nightly", tracking=False)
     message = str(err.value)
     assert message.startswith(f"the KFP API at {fake.url} refused to ")
     assert "403" in message and "cannot create runs" in message and "\n" not in message
@@ -79,7 +79,8 @@ def test_a_kfp_api_error_after_the_health_check_is_one_line():
 def test_cli_submit_to_a_host_that_is_down_prints_one_error_line(capsys):
     host = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(SystemExit) as done:
-        main(["submit", f"{cp.__file__}:diamond", "--target", "kfp", "--host", host])
+        main(["submit", f"{cp.__file__}:diamond", "--target", "kfp", "--host", host,
+              "--no-tracking"])
     assert done.value.code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: cannot reach the KFP API at ")

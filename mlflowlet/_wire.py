@@ -266,6 +266,41 @@ def export_metrics(run: Any, path: str) -> None:
     _write(path, json.dumps(numeric, sort_keys=True).encode("utf-8"), "metrics")
 
 
+def export_kfp_metadata(run: Any, executor_input: str) -> None:
+    """Write the run's numeric results as the metadata of its KFP ``system.Metrics`` outputs.
+
+    KFP shows a step's metrics from that artifact's metadata, which its launcher merges from
+    the executor output file (``ExecutorInput.outputs.outputFile``, read as an
+    ``ExecutorOutput`` after the container ends: backend/src/v2/component/launcher_v2.go
+    ``getExecutorOutputFile``/``mergeRuntimeArtifacts``; each metadata key becomes a metric,
+    which must be a number). ``executor_input`` is the ``{{$}}`` placeholder's JSON. Values
+    JSON cannot carry (NaN, infinities) are left out: the launcher would refuse the file.
+    """
+    import math
+
+    try:
+        outputs = json.loads(executor_input).get("outputs") or {}
+    except (ValueError, AttributeError):
+        raise ArtifactError("--kfp-executor-input is not KFP's executor input JSON") from None
+    names = [
+        name
+        for name, listed in (outputs.get("artifacts") or {}).items()
+        for art in (listed.get("artifacts") or [])[:1]
+        if (art.get("type") or {}).get("schemaTitle") == "system.Metrics"
+    ]
+    if not names or not outputs.get("outputFile"):
+        return
+    metadata = {
+        key: value
+        for key, value in sorted(run.status.results.items())
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
+    doc = {"artifacts": {name: {"artifacts": [{"metadata": metadata}]} for name in names}}
+    path = str(outputs["outputFile"])
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    _write(path, json.dumps(doc, sort_keys=True).encode("utf-8"), "KFP executor output")
+
+
 def input_path(value: str) -> str:
     """``DIR/`` → the single file in ``DIR`` (compiled pipelines pass artifacts as folders)."""
     if not value.endswith(("/", os.sep)) or not os.path.isdir(value):

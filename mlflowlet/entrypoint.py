@@ -88,6 +88,7 @@ from ._wire import (
     RUN_JSON_MARKER,
     decode_collected,
     decode_param,
+    export_kfp_metadata,
     export_metrics,
     export_outputs,
     input_path,
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics", metavar="PATH", help="write the numeric results as JSON to PATH after the run"
     )
+    parser.add_argument("--kfp-executor-input", metavar="JSON", help="KFP: metrics metadata")
     parser.add_argument(
         "--state",
         help="the pipeline's final state as the engine reports it "
@@ -449,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                 final = run_entrypoint(run, db)
         except KeyboardInterrupt as exc:
             final, code = run, getattr(exc, "exit_code", 130)
-        _export(final, db, wanted, args.metrics)
+        _export(final, db, wanted, args)
         if final.state == "error" and final.status.error:
             last = final.status.error.strip().splitlines()[-1:]
             print(
@@ -472,20 +474,18 @@ def main(argv: list[str] | None = None) -> int:
     return code or (0 if final.state == "completed" else 1)
 
 
-def _export(final: Any, db: Any, wanted: dict[str, Any], metrics: str | None) -> None:
+def _export(final: Any, db: Any, wanted: dict[str, Any], args: Any) -> None:
     """Write the outputs and metrics a completed run was asked for (a failure fails the run)."""
-    if final.state == "completed" and any(wanted.values()):
-        try:
-            export_outputs(final, wanted["output"], wanted["result"], digests=wanted["digest"])
-        except ArtifactError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            _finish_failed_export(final, db, exc)
-    if final.state == "completed" and metrics:
-        try:
-            export_metrics(final, metrics)
-        except ArtifactError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            _finish_failed_export(final, db, exc)
+    out = wanted["output"], wanted["result"], None, wanted["digest"]
+    steps: list[tuple[Any, Any]] = [(export_outputs, out if any(wanted.values()) else None)]
+    steps += [(export_metrics, args.metrics), (export_kfp_metadata, args.kfp_executor_input)]
+    for call, value in steps:
+        if final.state == "completed" and value:
+            try:
+                call(final, *value) if isinstance(value, tuple) else call(final, value)
+            except ArtifactError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                _finish_failed_export(final, db, exc)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ parameters calls them, and ``kfp.compiler.Compiler`` writes the IR
   ``kfp-kubernetes``; retries use ``set_retry``, caching ``set_caching_options`` (the
   container's ``--config-sha256`` argument keys KFP's cache on the run spec in the environment).
 * Every step also has a ``system.Metrics`` output artifact, :data:`METRICS_OUTPUT`: the
-  entrypoint writes the run's numeric results there as one JSON object (``--metrics``), so
-  they show in the KFP UI beside the step.
+  entrypoint writes the run's numeric results there as one JSON object (``--metrics``) and,
+  from the executor input (``{{$}}``, ``--kfp-executor-input``), as that artifact's metadata in
+  the executor output file, where KFP's launcher reads the metrics the UI shows.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, make_plan, result_output
 
 METRICS_OUTPUT = "mlflowlet_metrics"
+EXECUTOR_INPUT = "{{$}}"  # KFP's executor input JSON (names the executor output file)
 _PY = {
     "str": str,
     "int": int,
@@ -259,6 +261,8 @@ def build_component(plan: Plan, st: StepPlan, names: dict[Slot, str]) -> Any:
             *st.args("kfp"),
             ["--metrics"],
             [Slot("out_metrics", METRICS_OUTPUT)],
+            ["--kfp-executor-input"],  # the launcher reads the metrics' metadata back
+            [EXECUTOR_INPUT],
         ]
         args = ["".join(_render(p, found) for p in parts) for parts in parts_list]
         return dsl.ContainerSpec(

@@ -211,3 +211,39 @@ def test_the_kfp_yaml_states_the_backend_a_collect_needs_and_submit_checks_it():
     with FakeServer(backend("2.0.5")) as fake:  # no collect: any 2.x backend
         assert submit(cp.diamond, "kfp", host=fake.url, tracking=False).id == "r1"
 
+
+
+def test_kfp_metrics_reach_the_executor_output_the_launcher_reads(tmp_path, monkeypatch, capsys):
+    """KFP shows a step's metrics from its ``system.Metrics`` artifact's metadata, which the
+    launcher merges from the executor output file named in the executor input
+    (backend/src/v2/component/launcher_v2.go: ``getExecutorOutputFile`` parses it with
+    protojson, ``mergeRuntimeArtifacts`` merges the metadata, each key must be a number). The
+    compiled step passes the executor input (``{{$}}``); the file parses as the official
+    ``ExecutorOutput`` message and holds each finite numeric result."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    from mlflowlet.entrypoint import main
+
+    args = _kfp_docs(compile_text(tagged, "kfp", tracking=False))[0]["deploymentSpec"][
+        "executors"]["exec-labelled"]["container"]["args"]
+    assert args[args.index("--kfp-executor-input") + 1] == "{{$}}"
+    (tmp_path / "mods.py").write_text(
+        "def scores(context):\n"
+        "    for k, v in {'accuracy': 0.9, 'n': 3, 'ok': True, 'bad': float('nan'),\n"
+        "                 'name': 'x'}.items():\n"
+        "        context.log_result(k, v)\n")
+    monkeypatch.chdir(tmp_path)
+    out_file = tmp_path / "gcs" / "out" / "executor_output.json"
+    executor_input = {"outputs": {"outputFile": str(out_file), "artifacts": {
+        "mlflowlet_metrics": {"artifacts": [{"type": {"schemaTitle": "system.Metrics"},
+                                             "uri": "s3://b/m"}]},
+        "model": {"artifacts": [{"type": {"schemaTitle": "system.Model"}, "uri": "s3://b/x"}]},
+    }}}
+    code = main(["--handler", "mods.py:scores", "--kfp-executor-input",
+                 json.dumps(executor_input)])
+    assert code == 0, capsys.readouterr().err
+    parsed = json_format.Parse(out_file.read_text(), pipeline_spec_pb2.ExecutorOutput())
+    assert list(parsed.artifacts) == ["mlflowlet_metrics"]
+    metadata = json_format.MessageToDict(parsed.artifacts["mlflowlet_metrics"].artifacts[0])
+    assert metadata == {"metadata": {"accuracy": 0.9, "n": 3}}

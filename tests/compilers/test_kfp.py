@@ -123,7 +123,8 @@ def test_numeric_results_go_to_a_metrics_artifact_for_the_kfp_ui():
         out = comp["outputDefinitions"]["artifacts"]["mlflowlet_metrics"]
         assert out["artifactType"]["schemaTitle"] == "system.Metrics", name
     args = _executor(spec, "join")["args"]
-    assert args[-2:] == ["--metrics", "{{$.outputs.artifacts['mlflowlet_metrics'].path}}"]
+    assert args[-4:] == ["--metrics", "{{$.outputs.artifacts['mlflowlet_metrics'].path}}",
+                         "--kfp-executor-input", "{{$}}"]  # the metadata the UI shows
 
 
 def test_collected_return_values_travel_as_item_texts(tmp_path):

@@ -1,0 +1,209 @@
+"""Mutation testing of the core modules with mutmut: the score per module and every survivor.
+
+``make mutate`` runs every module below; ``make mutate MODULES="naming graph"`` runs some. A
+module may be narrowed to some of its functions with ``name:glob,glob`` (mutmut's mutant-name
+globs on the function name), e.g. ``MODULES="hyper:expand_iterations,_expand_*"``.
+
+Each module runs in a fresh copy of the checkout (``.mutate/<module>/``, ignored by git) with only
+its own test files, so its score says how well *those* tests guard it. mutmut compiles every
+mutant of a file into one module behind a trampoline and forks one pytest run per mutant,
+running only the tests that reached the mutated function. ``PYTHONPATH`` points child processes
+(subprocess runtimes, the CLI) at the mutated copy too, so a test that checks a subprocess's
+outcome can kill a mutant.
+
+Score = killed / all mutants, where killed counts mutants a test failed on or that hung
+(mutmut's timeout). Survivors and mutants no selected test reaches ("no tests") are not killed
+and are printed with their diff. Not part of ``make test``: the whole list takes about 30 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: module -> (source file, test files, extra pytest args)
+MODULES: dict[str, tuple[str, list[str], list[str]]] = {
+    "hyper": ("mlflowlet/hyper.py", ["tests/test_hyper.py"], []),
+    "secrets": ("mlflowlet/secrets.py", ["tests/test_secrets.py"], []),
+    "sqlbase": (
+        "mlflowlet/db/_sqlbase.py",
+        ["tests/db/test_sqlite.py", "tests/db/test_lists.py", "tests/db/test_http_contract.py"],
+        ["-k", "not postgres"],  # one PostgreSQL cluster per forked mutant run is too slow
+    ),
+    "sql": (
+        "mlflowlet/db/_sql.py",
+        ["tests/db/test_sqlite.py", "tests/db/test_lists.py", "tests/db/test_http_contract.py"],
+        ["-k", "not postgres"],
+    ),
+    "cache": (
+        "mlflowlet/pipelines/cache.py",
+        ["tests/pipelines/test_cache.py", "tests/pipelines/test_pipeline_resume.py"],
+        [],
+    ),
+    "graph": (
+        "mlflowlet/pipelines/graph.py",
+        ["tests/pipelines/test_graph.py", "tests/pipelines/test_pipeline.py",
+         "tests/pipelines/test_control_flow.py"],
+        [],
+    ),
+    "executor": (
+        "mlflowlet/pipelines/executor.py",
+        ["tests/pipelines/test_executor.py", "tests/pipelines/test_pipeline.py",
+         "tests/pipelines/test_control_flow.py", "tests/pipelines/test_pipeline_resume.py",
+         "tests/pipelines/test_pipeline_lineage.py"],
+        [],
+    ),
+    "naming": (
+        "mlflowlet/compilers/_naming.py",
+        ["tests/compilers/test_naming.py", "tests/compilers/test_argo.py",
+         "tests/compilers/test_kfp.py"],
+        [],
+    ),
+    "plan": (
+        "mlflowlet/compilers/_plan.py",
+        ["tests/compilers/test_argo.py", "tests/compilers/test_kfp.py",
+         "tests/compilers/test_naming.py"],
+        [],
+    ),
+    "check": (
+        "mlflowlet/compilers/check.py",
+        ["tests/compilers/test_check.py", "tests/compilers/test_cli_compile.py"],
+        [],
+    ),
+    "manager": (
+        "mlflowlet/artifacts/manager.py",
+        ["tests/artifacts/test_manager.py", "tests/artifacts/test_kinds.py"],
+        [],
+    ),
+}
+
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+COPY_IGNORE = shutil.ignore_patterns(
+    ".venv", ".git", ".mutate", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
+    ".mypy_cache", "*.egg-info", "build", "mlflowlet.db*", "artifacts", ".bench",
+)
+
+
+def _mutmut() -> str:
+    exe = Path(sys.executable).with_name("mutmut")
+    if not exe.exists():
+        sys.exit("scripts/mutate.py: mutmut is not installed in this venv: "
+                 "run `make mutate` (it installs mutmut>=3.8)")
+    return str(exe)
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(item) for item in items) + "]"
+
+
+def prepare(name: str, work: Path) -> Path:
+    """Copy the checkout into ``work/name`` and configure mutmut for one module."""
+    source, tests, pytest_args = MODULES[name]
+    scratch = work / name
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(ROOT, scratch, ignore=COPY_IGNORE)
+    also = sorted(p.name for p in scratch.iterdir()
+                  if p.name not in {"mlflowlet", "tests", "pyproject.toml"})
+    with open(scratch / "pyproject.toml", "a") as conf:
+        conf.write(
+            "\n[tool.mutmut]\n"
+            'source_paths = ["mlflowlet"]\n'
+            f"only_mutate = {_toml_list([source])}\n"
+            f"also_copy = {_toml_list(also)}\n"
+            f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
+            f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider', *pytest_args])}\n"
+        )
+    return scratch
+
+
+def run(name: str, scratch: Path, functions: list[str], children: int) -> float:
+    """Run mutmut for one module; its output goes to ``scratch/mutmut.log``."""
+    source = MODULES[name][0]
+    dotted = source.removesuffix(".py").replace("/", ".")
+    globs = [f"{dotted}.x_{fn}__mutmut_*" for fn in functions]
+    # made before mutmut starts: a PYTHONPATH entry missing at startup is cached as unimportable
+    (scratch / "mutants").mkdir(exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(scratch / "mutants"))
+    start = time.monotonic()
+    with open(scratch / "mutmut.log", "w") as log:
+        proc = subprocess.run([_mutmut(), "run", "--max-children", str(children), *globs],
+                              cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        tail = (scratch / "mutmut.log").read_text(errors="replace")[-3000:]
+        print(f"{name}: mutmut failed ({proc.returncode}); end of {scratch}/mutmut.log:\n{tail}")
+    return time.monotonic() - start
+
+
+def _status(code: int | None) -> str:
+    from mutmut.stats import status_by_exit_code
+
+    return status_by_exit_code[code]
+
+
+def _diff(scratch: Path, mutant: str) -> str:
+    shown = subprocess.run([_mutmut(), "show", mutant], cwd=scratch, capture_output=True,
+                           text=True).stdout
+    changed = [line for line in shown.splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return " | ".join(line.strip() for line in changed) or shown.strip()
+
+
+def report(name: str, scratch: Path, functions: list[str], seconds: float) -> dict:
+    """Print the module's score and its surviving mutants; return the counts."""
+    source = MODULES[name][0]
+    meta = scratch / "mutants" / f"{source}.meta"
+    codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+    if functions:
+        codes = {k: v for k, v in codes.items()
+                 if any(fnmatch.fnmatch(k.rsplit(".", 1)[1], f"x_{fn}__mutmut_*")
+                        for fn in functions)}
+    statuses = {key: _status(code) for key, code in codes.items()}
+    counted = {k: s for k, s in statuses.items() if s != "skipped"}
+    killed = sum(s in KILLED for s in counted.values())
+    total = len(counted)
+    pct = 100.0 * killed / total if total else 0.0
+    print(f"\n== {name} ({source}{': ' + ','.join(functions) if functions else ''}): "
+          f"{killed}/{total} killed ({pct:.1f}%) in {seconds:.0f} s")
+    for key, status in counted.items():
+        if status not in KILLED:
+            print(f"  {status:9} {key.rsplit('.', 1)[1]}: {_diff(scratch, key)}")
+    return {"module": name, "killed": killed, "total": total, "percent": round(pct, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"some of: {' '.join(MODULES)} (default all)")
+    parser.add_argument("--work", type=Path, default=ROOT / ".mutate")
+    parser.add_argument("--children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the last run's results without running mutmut")
+    args = parser.parse_args(argv)
+    wanted = [m for arg in args.modules for m in arg.split()] or list(MODULES)
+    results = []
+    for spec in wanted:
+        name, _, funcs = spec.partition(":")
+        if name not in MODULES:
+            parser.error(f"unknown module {name!r}: choose from {', '.join(MODULES)}")
+        functions = [f for f in funcs.split(",") if f]
+        scratch = args.work / name
+        seconds = 0.0
+        if not args.report_only:
+            seconds = run(name, prepare(name, args.work), functions, args.children)
+        results.append(report(name, scratch, functions, seconds))
+    print("\nmodule      killed/total  score")
+    for r in results:
+        print(f"{r['module']:11} {r['killed']:>5}/{r['total']:<6}  {r['percent']:5.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -281,11 +281,46 @@ def bench_writers() -> list[tuple]:
     ]
 
 
+LARGE_SWEEP = int(os.environ.get("MLFLOWLET_BENCH_LARGE_SWEEP", "1000000"))
+_LARGE = textwrap.dedent("""
+    import json, resource, sys, time
+    from mlflowlet import new_runner, new_task
+
+    def trivial(x: int):
+        return {"loss": (x * 7919) % 1000}
+
+    n = int(sys.argv[1])
+    task = new_task().with_hyper_params({"x": list(range(n))}, selector="min.loss",
+                                        strategy="list")
+    start = time.perf_counter()
+    run = new_runner().run(task, handler=trivial)
+    took = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"state": run.state, "took": took, "peak_mb": peak}))
+""")
+
+
+def bench_large_sweep() -> list[tuple]:
+    """A list sweep of a trivial handler, in a fresh process: rate and peak memory (issue 16)."""
+    with _fresh_dir() as folder:
+        env = {**_env(), "MLFLOWLET_DBPATH": folder}
+        out = subprocess.run([sys.executable, "-c", _LARGE, str(LARGE_SWEEP)], env=env,
+                             check=True, capture_output=True, text=True, cwd=folder).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["state"] == "completed", report
+    return [
+        (f"{LARGE_SWEEP:,}-iteration list sweep, in-process: rate", LARGE_SWEEP / report["took"],
+         "it/s", ">= 5,000"),
+        (f"{LARGE_SWEEP:,}-iteration list sweep: peak memory", report["peak_mb"], "MB",
+         "< 200 MB"),
+    ]
+
+
 def run() -> list[tuple[str, float, str, str]]:
-    """Every core figure of issue 2."""
+    """Every core figure of issues 2 and 16."""
     rows: list[tuple[str, float, str, str]] = []
     for bench in (bench_import, bench_tracked_runs, bench_script, bench_grid, bench_list_runs,
-                  bench_writers):
+                  bench_writers, bench_large_sweep):
         rows += bench()
     return rows
 

@@ -7,6 +7,7 @@ write goes to the real stream and to the sink of the run active in the writer's 
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sys
@@ -14,6 +15,8 @@ import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
+
+from . import _fdcapture
 
 _sink: ContextVar[Callable[[str], None] | None] = ContextVar("mlflowlet_log_sink", default=None)
 _install_lock = threading.Lock()
@@ -29,22 +32,73 @@ if hasattr(os, "register_at_fork"):
 
 
 class _Tee:
-    """A text stream that forwards to the original and copies to the active run's sink."""
+    """A text stream that forwards to the original and copies to the active run's sink.
+
+    While fds 1/2 are captured (:mod:`mlflowlet._fdcapture`) and the original stream writes to
+    one of them, text goes past the pipe, straight to where the fd pointed before, so it is
+    recorded once, in the run of the writing thread.
+    """
 
     def __init__(self, original: Any) -> None:
         self._original = original
+        try:
+            self._fd = original.fileno()
+        except Exception:  # no fd behind it (pytest's capsys, a notebook)
+            self._fd = -1
 
     def write(self, text: str) -> int:
+        fds = _fdcapture.capture
+        past_pipe = self._fd in (1, 2) and fds.active()
+        if fds.active():
+            fds.drain(c_buffers=False)  # an earlier os.write stays earlier in the log
         sink = _sink.get()
         if sink is not None and text:
             sink(text)
+        if past_pipe:
+            self._original.flush()
+            orig = self._original
+            fds.echo_text(self._fd, text, getattr(orig, "encoding", ""), orig.errors or "")
+            return len(text)
         return self._original.write(text)
+
+    def _past_pipe(self) -> bool:
+        return self._fd in (1, 2) and _fdcapture.capture.active()
+
+    @property
+    def buffer(self) -> Any:
+        """The binary stream under the text stream, copied to the run's sink too."""
+        return _BinaryTee(self, self._original.buffer)
 
     def flush(self) -> None:
         self._original.flush()
 
+    def isatty(self) -> bool:
+        fds = _fdcapture.capture
+        if self._fd in (1, 2) and fds.active():
+            return os.isatty(fds._saved.get(self._fd, self._fd))
+        return bool(self._original.isatty())
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._original, name)
+
+
+class _BinaryTee:
+    """``sys.stdout.buffer`` of a tee: bytes reach the run's log however the stream is wired."""
+
+    def __init__(self, tee: _Tee, raw: Any) -> None:
+        self._tee, self._raw = tee, raw
+
+    def write(self, data: Any) -> int:
+        if not self._tee._past_pipe():  # else fd 1/2 is captured: the bytes arrive that way
+            if _fdcapture.capture.active():
+                _fdcapture.capture.drain(c_buffers=False)  # earlier fd writes stay earlier
+            sink = _sink.get()
+            if sink is not None and data:
+                sink(bytes(data).decode("utf-8", "replace"))
+        return self._raw.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 def install() -> None:
@@ -58,14 +112,88 @@ def install() -> None:
             sys.stderr = _Tee(sys.stderr)
 
 
-def set_sink(sink: Callable[[str], None] | None) -> Any:
-    """Make ``sink`` receive this context's output; returns a token for :func:`reset_sink`."""
-    return _sink.set(sink)
+class LogLimit:
+    """Keeps a run's stored output under ``limit`` bytes: the head, a marker, then the tail.
+
+    :meth:`take` returns the part of each write to store now (everything until the limit);
+    past it, writes are counted and only the last ``tail`` bytes are kept, which
+    :meth:`closing` returns after a marker saying how much was left out.
+
+    Args:
+        limit: the most bytes stored as they come (``MLFLOWLET_MAX_LOG_BYTES`` by default).
+        tail: how many of the last bytes are kept once the limit is reached.
+    """
+
+    def __init__(self, limit: int | None = None, tail: int = 64 * 1024) -> None:
+        if limit is None:
+            from .settings import get_settings
+
+            limit = get_settings().max_log_bytes
+        self.limit, self.tail = max(int(limit), 0), tail
+        self.stored = 0
+        self.dropped = 0
+        self._tail: collections.deque[str] = collections.deque()
+        self._tail_size = 0
+
+    def take(self, text: str) -> str:
+        """Return the part of ``text`` to store now ('' once the limit is reached)."""
+        head = ""
+        if not self.dropped:
+            size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+            if self.stored + size <= self.limit:
+                self.stored += size
+                return text
+            keep = text.encode("utf-8", "replace")[: self.limit - self.stored]
+            head = keep.decode("utf-8", "ignore")
+            self.stored += len(head.encode())
+            text = text[len(head) :]
+        if text:
+            self.dropped += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+            piece = text[-self.tail :]
+            self._tail.append(piece)
+            self._tail_size += len(piece)
+            while self._tail_size - len(self._tail[0]) >= self.tail:
+                self._tail_size -= len(self._tail.popleft())
+        return head
+
+    def closing(self) -> str:
+        """Return the marker and the kept tail (once), or '' when nothing was left out."""
+        if not self.dropped:
+            return ""
+        tail = "".join(self._tail)[-self.tail :]
+        left_out = self.dropped - len(tail.encode("utf-8", "replace"))
+        self._tail.clear()
+        self._tail_size, self.dropped = 0, 0
+        if left_out <= 0:
+            return tail
+        return (
+            f"\n[mlflowlet: {left_out:,} bytes of output left out: the stored log keeps "
+            f"{self.limit:,} bytes (MLFLOWLET_MAX_LOG_BYTES), then the last {len(tail):,}]\n" + tail
+        )
+
+
+def set_sink(sink: Callable[[str], None] | None, shared: bool = False) -> Any:
+    """Make ``sink`` receive this context's output; returns a token for :func:`reset_sink`.
+
+    A sink also receives fd-level output (see :mod:`mlflowlet._fdcapture`); ``shared`` marks a
+    run that contains others (a sweep's parent, a pipeline run), which takes fd-level output
+    that parallel runs inside it cannot be told apart by.
+    """
+    captured = sink is not None and _fdcapture.capture.acquire(sink, shared)
+    return (_sink.set(sink), sink if captured else None)
 
 
 def reset_sink(token: Any) -> None:
     """Undo :func:`set_sink`."""
-    _sink.reset(token)
+    var_token, captured = token
+    if captured is not None:
+        _fdcapture.capture.release(captured)
+    _sink.reset(var_token)
+
+
+def drain() -> None:
+    """Route fd-level output already written to the runs' sinks (before a run's last commit)."""
+    _fdcapture.capture.drain()
 
 
 class _StderrHandler(logging.StreamHandler):

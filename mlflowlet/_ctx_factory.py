@@ -81,7 +81,11 @@ def _finish_at_exit(ctx: Context) -> None:
     previous_hook = sys.excepthook
 
     def on_uncaught(exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        if not ctx._finished:
+        if not ctx._finished and issubclass(exc_type, KeyboardInterrupt):
+            from ._interrupt import reason
+
+            ctx._finish("aborted", reason(exc))
+        elif not ctx._finished:
             text = "".join(traceback.format_exception(exc_type, exc, tb))
             ctx._finish("error", text)
         previous_hook(exc_type, exc, tb)
@@ -92,3 +96,6 @@ def _finish_at_exit(ctx: Context) -> None:
 
     sys.excepthook = on_uncaught
     atexit.register(at_exit)
+    from ._interrupt import on_sigterm
+
+    on_sigterm()  # SIGTERM ends the script's run aborted, as Ctrl-C does

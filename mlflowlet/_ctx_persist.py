@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,6 @@ from . import _capture
 from ._provenance import git_info, host_facts
 from .errors import SecretsError
 from .model import RunObject, now_iso
-
-if TYPE_CHECKING:
-    import threading
 
 
 def _jsonable(value: Any) -> Any:
@@ -90,7 +88,12 @@ class _Persistence:
 
     def _write_log(self, text: str) -> None:
         with self._log_lock:
-            self._log.append(text)
+            limit = self.__dict__.get("_log_limit")
+            if limit is None:
+                limit = self._log_limit = _capture.LogLimit()
+            text = limit.take(text)  # beyond MLFLOWLET_MAX_LOG_BYTES: a marker and the tail
+            if text:
+                self._log.append(text)
 
     def _maybe_flush(self, force: bool) -> None:
         if force or time.monotonic() - self._last_flush >= self._flush_interval:
@@ -114,6 +117,9 @@ class _Persistence:
         arts, self._pending_artifacts = self._pending_artifacts, []
         metrics, self._pending_metrics = self._pending_metrics, []
         with self._commit_lock:
+            sealed = getattr(self, "_sealed_for", None)  # aborted by an interrupt (_interrupt.py)
+            if sealed is not None and sealed != threading.get_ident():
+                return  # a thread still running after its run was aborted records nothing
             self._deferred = None  # this record supersedes the start record
             self._db.commit_run(record, arts, metrics, log.encode())
 
@@ -167,6 +173,7 @@ class _Persistence:
         deferred_starts.add(self, self._flush_interval)
 
     def _finish(self, state: str, error: str = "") -> None:
+        _capture.drain()  # what C code and child processes wrote so far belongs to this run
         status = self._run.status
         status.state = state
         if error:
@@ -174,6 +181,10 @@ class _Persistence:
             status.error = error = secrets.mask(error) if secrets is not None else error
             self._write_log(error if error.endswith("\n") else error + "\n")
         status.end_time = now_iso()
+        limit = self.__dict__.get("_log_limit")
+        if limit is not None and limit.dropped:
+            with self._log_lock:
+                self._log.append(limit.closing())
         self._finished = True
         secrets = self._mask_store()
         if secrets is not None:  # the returned run matches its DB record: no secret values

@@ -502,9 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         try:
-            final = run_entrypoint(run, db)
-        except KeyboardInterrupt:
-            final, code = run, 130
+            from ._interrupt import guard
+
+            with guard():  # SIGTERM (a pod deleted, a parent ending) records the run aborted
+                final = run_entrypoint(run, db)
+        except KeyboardInterrupt as exc:
+            final, code = run, getattr(exc, "exit_code", 130)
         if final.state == "completed" and any(wanted.values()):
             try:
                 export_outputs(final, wanted["output"], wanted["result"], wanted["result_json"])

@@ -21,6 +21,10 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     │   └── CycleError                      the DAG has a cycle (``.cycle`` lists the steps)
     └── CompileError (ValueError)           a pipeline that a target cannot carry
 
+    KeyboardInterrupt
+    └── Interrupted                         SIGINT or SIGTERM during a run (``.signum``); not an
+                                            MlflowletError, so ``except Exception`` never eats it
+
 No error type depends on an HTTP library; messages are built here, from the fields.
 """
 
@@ -129,3 +133,26 @@ class CycleError(PipelineError):
 
 class CompileError(MlflowletError, ValueError):
     """A pipeline cannot be compiled for the target as it is."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM arrived while a run, sweep or pipeline ran.
+
+    A ``KeyboardInterrupt`` (not an ``MlflowletError``), so code that catches ``Exception`` lets
+    it through, and code that handles Ctrl-C handles SIGTERM the same way.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        try:
+            self.signame = signal.Signals(signum).name
+        except ValueError:
+            self.signame = f"signal {signum}"
+        super().__init__(f"interrupted by {self.signame}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by this signal (130 for SIGINT, 143 SIGTERM)."""
+        return 128 + self.signum

@@ -18,7 +18,7 @@ import operator
 import os
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import HyperParamError
@@ -37,7 +37,8 @@ def expand_iterations(
 ) -> list[dict]:
     """Expand hyper-parameters or a param file into one params dict per iteration.
 
-    Iteration 1 is element 0 of the returned list.
+    Iteration 1 is element 0 of the returned list. :func:`iter_iterations` yields the same
+    dicts one at a time (a sweep of a million iterations never holds them all).
 
     Args:
         hyper_params: parameter name -> list of values, e.g. ``{'lr': [0.1, 0.01]}``.
@@ -55,6 +56,21 @@ def expand_iterations(
     Raises:
         HyperParamError: on a bad strategy, value, param file, or when both sources are given.
     """
+    return list(iter_iterations(hyper_params, strategy, param_file, max_iterations, seed))
+
+
+def iter_iterations(
+    hyper_params: dict | None,
+    strategy: str | None = "grid",
+    param_file: str | None = None,
+    max_iterations: int | None = None,
+    seed: int | None = None,
+) -> Iterator[dict]:
+    """Like :func:`expand_iterations`, but lazily: every check first, then one dict at a time.
+
+    Raises:
+        HyperParamError: as :func:`expand_iterations`, before the first dict is yielded.
+    """
     if hyper_params and param_file:
         raise HyperParamError(
             "give either hyper_params or param_file, not both "
@@ -70,27 +86,27 @@ def expand_iterations(
         source = read_param_file(param_file)
         strategy = _check_strategy(strategy or "list")
         if isinstance(source, list):
-            return _limit(_expand_rows(source, strategy, max_iterations, seed), max_iterations)
+            rows = _expand_rows(source, strategy, max_iterations, seed)
+            return iter(rows[:max_iterations] if max_iterations else rows)
         hyper_params = source
     else:
         strategy = _check_strategy(strategy or "grid")
     if not hyper_params:
-        return []
+        return iter(())
     if not isinstance(hyper_params, dict):
         raise HyperParamError(
             f"hyper_params must be a dict of lists, got {type(hyper_params).__name__} "
             "(e.g. {'p1': [1, 2, 3]})"
         )
-    return _limit(
-        _expand_values(_check_values(hyper_params), strategy, max_iterations, seed), max_iterations
-    )
+    combos = _expand_values(_check_values(hyper_params), strategy, max_iterations, seed)
+    return itertools.islice(combos, max_iterations) if max_iterations else combos
 
 
 def _expand_values(
     values: dict[str, list], strategy: str, max_iterations: int | None, seed: int | None
-) -> list[dict]:
+) -> Iterator[dict]:
     if strategy == "grid":
-        combos: list[tuple] = list(itertools.product(*values.values()))
+        combos: Iterator[tuple] = itertools.product(*values.values())
     elif strategy == "list":
         lengths = {key: len(vals) for key, vals in values.items()}
         if len(set(lengths.values())) > 1:
@@ -99,12 +115,13 @@ def _expand_values(
                 f"strategy 'list' needs lists of equal length, got {shown}; "
                 "use strategy 'grid' for every combination"
             )
-        combos = list(zip(*values.values(), strict=True))
+        combos = zip(*values.values(), strict=True)
     else:
         rng = random.Random(seed)
         count = max_iterations or DEFAULT_RANDOM_ITERATIONS
-        combos = [tuple(rng.choice(vals) for vals in values.values()) for _ in range(count)]
-    return [dict(zip(values, combo, strict=True)) for combo in combos]
+        combos = (tuple(rng.choice(vals) for vals in values.values()) for _ in range(count))
+    keys = list(values)
+    return (dict(zip(keys, combo, strict=True)) for combo in combos)
 
 
 def _check_strategy(strategy: Any) -> str:
@@ -141,10 +158,6 @@ def _expand_rows(
         count = max_iterations or DEFAULT_RANDOM_ITERATIONS
         return [dict(rng.choice(rows)) for _ in range(count)]
     return [dict(row) for row in rows]
-
-
-def _limit(iterations: list[dict], max_iterations: int | None) -> list[dict]:
-    return iterations[:max_iterations] if max_iterations else iterations
 
 
 def read_param_file(path: str) -> list[dict] | dict[str, list]:
@@ -488,3 +501,56 @@ def table_to_csv(table: list[list]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerows(table)
     return out.getvalue()
+
+
+class Best:
+    """:func:`select_best`, one iteration at a time: a sweep folds results as they finish.
+
+    Feed :meth:`add` the successful iterations in any order; :meth:`result` gives what
+    ``select_best`` gives for all of them (the lowest iteration on a tie), and raises as it does.
+
+    Args:
+        selector: e.g. ``'min.loss'``, ``'max.accuracy'`` or ``'accuracy'``.
+    """
+
+    def __init__(self, selector: str) -> None:
+        self.selector = selector
+        self.direction, self.key = parse_selector(selector)
+        self.iteration: int | None = None
+        self.value: float = 0.0
+        self.seen = 0
+        self._logged: dict[str, None] = {}
+
+    def add(self, iteration: int, results: dict | None) -> bool:
+        """Consider one successful iteration; return whether it is the best so far."""
+        self.seen += 1
+        results = results or {}
+        if len(self._logged) < 1000:
+            self._logged.update(dict.fromkeys(results))
+        value: Any = results.get(self.key)
+        if not _is_number(value):
+            return False
+        best = self.iteration
+        if (
+            best is None
+            or (self.direction == "min" and value < self.value)
+            or (self.direction == "max" and value > self.value)
+            or (value == self.value and iteration < best)
+        ):
+            self.iteration, self.value = iteration, value
+            return True
+        return False
+
+    def result(self) -> int | None:
+        """Return the best iteration (None when nothing was added).
+
+        Raises:
+            HyperParamError: when no iteration logged the key as a number.
+        """
+        if self.iteration is None and self.seen:
+            kind = " as a number" if self.key in self._logged else ""
+            raise HyperParamError(
+                f"selector {self.selector!r} names result {self.key!r} that no iteration "
+                f"logged{kind} (logged: {', '.join(map(str, self._logged)) or 'nothing'})"
+            )
+        return self.iteration

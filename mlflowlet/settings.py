@@ -25,6 +25,8 @@ class Settings:
         api_token: bearer token for the mlflowlet server.
         exec_config: a JSON run spec handed to a child process by a runtime.
         flush_interval: seconds between background flushes of a long run's buffered writes.
+        max_log_bytes: the most of a run's output its stored log keeps: the first bytes, then
+            a marker saying how much was left out, then the last 64 KiB.
     """
 
     dbpath: str = ""
@@ -34,6 +36,7 @@ class Settings:
     api_token: str = ""
     exec_config: str = ""
     flush_interval: float = 1.0
+    max_log_bytes: int = 64 * 1024 * 1024
 
     def sources(self) -> dict[str, tuple[object, str]]:
         """Return each setting with where its value came from (env variable or default)."""
@@ -53,5 +56,5 @@ def get_settings() -> Settings:
         raw = env.get(_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kwargs[f.name] = float(raw) if f.type == "float" else raw
+        kwargs[f.name] = float(raw) if f.type == "float" else int(raw) if f.type == "int" else raw
     return Settings(**kwargs)  # type: ignore[arg-type]

@@ -147,9 +147,10 @@ def run(  # noqa: PLR0913 - one option per flag of the command
                 result = target.run(**task.spec.params)
             else:
                 result = _run_task(target, task, fn, rundb, watch, mode, timeout)
-    except KeyboardInterrupt:
-        sys.stderr.write("aborted (Ctrl-C): unfinished runs are marked aborted\n")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        from .._interrupt import exit_now
+
+        exit_now(exc)
     if not (hasattr(result, "metadata") and hasattr(result, "status")):
         print(result)  # a pipeline object of another shape: its own summary
         if getattr(result, "state", "completed") != "completed":

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 from .._binding import code_hash
@@ -106,7 +106,10 @@ class LocalExecutor:
         handle = PipelineRun(self.run, self.runs, self.db)
         self.ctx._start(self.pipe.fn)  # recorded as running before this returns
         if wait:
-            self._execute()
+            from .._interrupt import guard
+
+            with guard():  # Ctrl-C / SIGTERM: the pipeline run and its running steps end aborted
+                self._execute()
         else:
             thread = threading.Thread(
                 target=self._execute, daemon=True, name=f"mlflowlet-pipeline-{self.pipe.name}"
@@ -123,8 +126,12 @@ class LocalExecutor:
                 self._run_exit(self.dag.exit_handler, state)
         except BaseException as exc:
             self._flush(True)
-            aborted = isinstance(exc, KeyboardInterrupt)
-            self.ctx._finish("aborted" if aborted else "error", f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, KeyboardInterrupt):
+                from .._interrupt import reason
+
+                self.ctx._finish("aborted", reason(exc))
+            else:
+                self.ctx._finish("error", f"{type(exc).__name__}: {exc}")
             raise
         self._store_lineage()
         self.ctx._finish(state, error)  # the failed steps also land in the pipeline run's log
@@ -166,11 +173,10 @@ class LocalExecutor:
         waiting = {n.name: len(dag.upstream(n.name)) for n in dag.nodes}
         ready = deque(dag.roots())
         running: dict[Any, tuple[Any, StepCall]] = {}
-        pool = (
-            ThreadPoolExecutor(self.max_parallel, thread_name_prefix="mlflowlet-step")
-            if self.max_parallel > 1
-            else None
-        )
+        from .._interrupt import DaemonPool
+
+        # daemon threads: after Ctrl-C the process need not wait for a step that still runs
+        pool = DaemonPool(self.max_parallel, "mlflowlet-step") if self.max_parallel > 1 else None
 
         def finished(name: str) -> None:
             for down in dag.downstream(name):
@@ -202,7 +208,7 @@ class LocalExecutor:
                         finished(node.name)
         finally:
             if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                pool.shutdown(wait=False)
 
     def _prepare(self, node: Any) -> StepCall | None:
         """Decide a ready node: record it (skipped, failed, reused, cached) or return its call."""

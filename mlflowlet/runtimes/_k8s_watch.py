@@ -21,6 +21,7 @@ from ..entrypoint import RUN_JSON_MARKER, read_run_json
 from ..errors import MlflowletError
 from ..model import RunObject, now_iso
 from . import _k8s
+from ._sweep import sweep_stopped
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 _FLUSH_SECONDS = 1.0
@@ -100,6 +101,9 @@ class Watch:
                     yield from self._pod(pod)
                     if not self.open:
                         return
+                    if sweep_stopped():  # a stop condition: the pods still going are not needed
+                        yield from self._stop_rest(sweep_stopped())
+                        return
                     waiting = pod.status is None or pod.status.phase in ("Pending", "Running")
                     problem = _k8s.pod_problem(pod) if waiting else ""
                     if problem:
@@ -113,10 +117,12 @@ class Watch:
                     yield from self._fail_open(self._not_started())
                     return
                 time.sleep(rt.poll_interval)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            from .._interrupt import reason
+
             rt._delete(self.name)
             for run in self.open.values():
-                rt._finish(run, self.db, "aborted", "aborted by KeyboardInterrupt")
+                rt._finish(run, self.db, "aborted", reason(exc))
             raise
 
     def _not_started(self) -> str:
@@ -196,6 +202,13 @@ class Watch:
             f"{'; ' + follower.error if follower.error else ''}; see `mlflowlet logs {meta.uid}`"
         )
         return rt._finish(run, db, "error", error)
+
+    def _stop_rest(self, why: str) -> Iterator[RunObject]:
+        self.rt._delete(self.name)
+        text = f"{why}: the {self.rt.workload_kind} {self.name} was deleted with its other pods"
+        for _, run in sorted(self.open.items()):
+            yield self.rt._finish(run, self.db, "aborted", text)
+        self.open.clear()
 
     def _deleted(self) -> Iterator[RunObject]:
         text = f"aborted: the {self.rt.workload_kind} {self.name} was deleted"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
 from typing import Any
 
 from ..errors import ConfigError, RunError
@@ -97,10 +97,13 @@ class Runtime(ABC):
 
             db = get_run_db()
         self._before_run(run, handler, db, watch=watch, **options)
-        if run.spec.hyper_params or run.spec.param_file:
-            result = self._run_iterations(run, handler, db)
-        else:
-            result = self._execute(run, handler, db)
+        from .._interrupt import guard
+
+        with guard():  # Ctrl-C / SIGTERM: every unfinished run of this call ends aborted
+            if run.spec.hyper_params or run.spec.param_file:
+                result = self._run_iterations(run, handler, db)
+            else:
+                result = self._execute(run, handler, db)
         if raise_on_error and result.state == "error":
             last = (result.status.error or "").strip().splitlines()[-1:] or ["unknown error"]
             raise RunError(
@@ -129,8 +132,11 @@ class Runtime(ABC):
             for run in runs:
                 yield self._execute(run, handler, db)
             return
-        with ThreadPoolExecutor(parallel, thread_name_prefix="mlflowlet-iter") as pool:
-            pending: set[Future] = set()
+        from .._interrupt import DaemonPool
+
+        pool = DaemonPool(parallel, "mlflowlet-iter")  # daemons: Ctrl-C never waits on a handler
+        pending: set[Future] = set()
+        try:
             for run in runs:  # pulled lazily, so a stop condition stops new launches
                 pending.add(pool.submit(self._execute, run, handler, db))
                 while len(pending) >= parallel:
@@ -139,6 +145,8 @@ class Runtime(ABC):
                         yield fut.result()
             for fut in as_completed(pending):
                 yield fut.result()
+        finally:
+            pool.shutdown(wait=False)
 
     # preparation ------------------------------------------------------------------------------
     def _prepare(
@@ -190,10 +198,13 @@ class Runtime(ABC):
     # hyper-parameters -------------------------------------------------------------------------
     def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
         from .. import hyper
+        from .._fdcapture import capture
         from ..context import Context
+        from . import _sweep
+        from ._sweep import Fold, summarise
 
         spec = parent.spec
-        combos = hyper.expand_iterations(
+        combos = hyper.iter_iterations(  # lazily: a million iterations are never held at once
             spec.hyper_params or None,
             spec.strategy or None,
             spec.param_file or None,
@@ -204,29 +215,33 @@ class Runtime(ABC):
         ctx._start(handler if callable(handler) else None)  # the parent records code hash, git
         stop = hyper.parse_stop_condition(spec.stop_condition) if spec.stop_condition else None
         parallel = spec.parallel or self._default_parallel()
-        finished: dict[int, RunObject] = {}
-        errors, stopped = 0, ""
+        fold = Fold(spec)
 
         def children() -> Iterator[RunObject]:
             for i, combo in enumerate(combos, start=1):
-                if stopped:
+                if fold.stopped:
                     return
+                fold.launched(i, combo)
                 yield self._child(parent, i, combo)
 
-        gen = self._execute_many(children(), handler, db, parallel)
-        for child in gen:
-            finished[child.metadata.iteration] = child
-            if child.state == "error":
-                errors += 1
-                if spec.max_errors is not None and errors >= spec.max_errors:
-                    stopped = f"stopped after {errors} failed iteration(s) (max_errors)"
-            elif stop is not None and stop(child.status.results):
-                stopped = (
-                    stopped
-                    or f"stop condition {spec.stop_condition!r} met at "
-                    f"iteration {child.metadata.iteration}"
-                )
-        self._summarise(ctx, combos, finished, errors, stopped)
+        shared = capture.acquire(ctx._write_log, shared=True)  # fd output of parallel iterations
+        outer, _sweep._current.fold = getattr(_sweep._current, "fold", None), fold
+        batched = _sweep.BatchedDB(db, ctx._flush_interval)
+        try:
+            for child in self._execute_many(children(), handler, batched, parallel):
+                fold.add(child)
+                if stop is not None and child.state == "completed" and not fold.stopped:
+                    if stop(child.status.results):
+                        fold.stopped = (
+                            f"stop condition {spec.stop_condition!r} met at "
+                            f"iteration {child.metadata.iteration}"
+                        )
+        finally:
+            batched.close()
+            _sweep._current.fold = outer
+            if shared:
+                capture.release(ctx._write_log)
+        summarise(ctx, fold)
         return ctx.to_run_object()
 
     @staticmethod
@@ -259,50 +274,6 @@ class Runtime(ABC):
         return parent.model_copy(
             update={"metadata": child_meta, "spec": child_spec, "status": type(parent.status)()}
         )
-
-    def _summarise(
-        self, ctx: Any, combos: list, finished: dict[int, RunObject], errors: int, stopped: str
-    ) -> None:
-        from .. import hyper
-
-        parent = ctx.to_run_object()
-        rows = [
-            {
-                "iter": i,
-                "state": r.state,
-                "results": r.status.results,
-                "params": {k: r.spec.params.get(k) for k in combos[i - 1]},
-            }
-            for i, r in sorted(finished.items())
-        ]
-        table = hyper.iteration_table(rows)
-        parent.status.iterations = table
-        ok = [(i, r.status.results) for i, r in sorted(finished.items()) if r.state == "completed"]
-        problems, best = [], None
-        if parent.spec.selector and ok:
-            try:
-                best = hyper.select_best(ok, parent.spec.selector)
-            except Exception as exc:  # a selector naming a result no iteration logged
-                problems.append(str(exc))
-        if best is not None:
-            parent.status.results.update(finished[best].status.results)
-            parent.status.results["best_iteration"] = best
-            parent.status.artifacts.extend(finished[best].status.artifacts)
-        if finished:
-            ctx.log_artifact(
-                "iteration_results", body=hyper.table_to_csv(table), format="csv", viewer="table"
-            )
-        if errors:
-            problems.append(f"{errors} of {len(finished)} iteration(s) failed")
-        if stopped:
-            parent.status.results["stopped"] = stopped
-            if "max_errors" in stopped:
-                problems.append(stopped)
-        if not ok:
-            problems.insert(0, "no iteration succeeded")
-        failed = not ok or "max_errors" in stopped or bool(parent.spec.selector and best is None)
-        parent.status.error = "; ".join(problems)
-        ctx._finish("error" if failed else "completed")
 
 
 def _qualname(fn: Callable[..., Any]) -> str:

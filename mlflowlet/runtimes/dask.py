@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, RunError
 from ..model import RunObject, now_iso
+from ._dask_stop import bounded, probe, stop_overdue, stop_tasks
 from ._dask_task import pickle_handler, run_task
 from .base import Runtime
 
@@ -165,8 +166,14 @@ class DaskRuntime(Runtime):
                         # the scheduler's HTTP endpoints still start: on a free port, not 8787
                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     )
-                client = distributed.Client(
-                    target, timeout=self.connect_timeout, set_as_default=False
+                if isinstance(target, str):  # a handshake with a deadline first (see _dask_stop)
+                    probe(target, self.connect_timeout)
+                client = bounded(
+                    lambda: distributed.Client(
+                        target, timeout=self.connect_timeout, set_as_default=False
+                    ),
+                    self.connect_timeout + 5,
+                    "dask-connect",
                 )
             except (OSError, TimeoutError) as exc:
                 if local is not None:
@@ -284,9 +291,17 @@ class DaskRuntime(Runtime):
                     else:
                         lost = lost or (outcome if watch.lost else "")
                         yield _store(db, _fail(run, outcome))
+        except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: stop the tasks, record them aborted
+            from .._interrupt import reason
+
+            stop_tasks(client, [fut.key for fut in flying])
+            for run, _ in list(flying.values()):
+                _store(db, _fail(run, reason(exc), "aborted"))
+            flying.clear()
+            raise
         finally:
             if flying:  # the caller stopped early, or we failed: free the cluster
-                client.cancel(list(flying))
+                stop_tasks(client, [fut.key for fut in flying])
 
 
 # waiting (always bounded) -----------------------------------------------------------------------
@@ -306,9 +321,18 @@ def _next_batch(
         try:
             batch = [done.get(timeout=_POLL)]
         except queue.Empty:
-            failed: list[tuple[Any, dict | str]] = [*_overdue(flying), *watch.check(flying)]
+            overdue = _overdue(flying)
+            if overdue:  # cancelled, and their workers freed (restarted if need be)
+                notes = stop_overdue(client, [fut.key for fut, _ in overdue])
+                overdue = [
+                    (f, f"{text}; {notes[f.key]}" if f.key in notes else text)
+                    for f, text in overdue
+                ]
+            lost = watch.check(flying)
+            if lost:
+                stop_tasks(client, [fut.key for fut, _ in lost])
+            failed: list[tuple[Any, dict | str]] = [*overdue, *lost]
             if failed:
-                client.cancel([fut for fut, _ in failed])
                 return failed
             continue
         while True:
@@ -401,8 +425,8 @@ def _outcomes(client: Any, batch: list, flying: dict, where: str) -> list[tuple[
     return out
 
 
-def _fail(run: RunObject, error: str) -> RunObject:
-    run.status.state = "error"
+def _fail(run: RunObject, error: str, state: str = "error") -> RunObject:
+    run.status.state = state
     run.status.error = error
     run.status.end_time = run.status.last_update = now_iso()
     return run

@@ -377,6 +377,13 @@ class KubeJobRuntime(Runtime):
     def _default_parallel() -> int:
         return 0  # all iterations at once, as far as the cluster schedules them
 
+    def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
+        # the parent names the Indexed Job too, so aborting the parent deletes it
+        parent.metadata.annotations.update(
+            {NAMESPACE_KEY: self.namespace, WORKLOAD_KEY: self.workload_name(parent)}
+        )
+        return super()._run_iterations(parent, handler, db)
+
     def _workload(
         self, runs: list[RunObject], db: Any, indexed: bool, parallel: int = 0
     ) -> Iterator[RunObject]:

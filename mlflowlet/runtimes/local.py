@@ -78,8 +78,10 @@ def call_handler(
                 fn, ctx, params, run.spec.inputs, strict=run.spec.strict, dataitem=ctx._dataitem
             )
             log_return(ctx, fn(**kwargs))
-        except KeyboardInterrupt:
-            ctx._finish("aborted", "aborted by KeyboardInterrupt")
+        except KeyboardInterrupt as exc:
+            from .._interrupt import reason
+
+            ctx._finish("aborted", reason(exc))
             raise
         except BaseException as exc:  # the handler's failure is the run's, not ours
             if isinstance(exc, SystemExit) and exc.code in (0, None):

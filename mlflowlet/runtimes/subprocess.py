@@ -29,23 +29,22 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import IO, Any
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any
 
+from .. import _interrupt
 from ..context import EXEC_SECRETS_ENV
-from ..entrypoint import RUN_JSON_MARKER
 from ..errors import ConfigError, MlflowletError
 from ..model import RunObject, now_iso
+from . import _proctree
+from ._pump import Pump, empty
 from .base import Runtime, finish_time_fields
 from .base import _short_name as _default_name
 
 MODES = ("", "noctx", "pass")
 _ACTIVE_STATES = ("created", "pending", "running")
-_MAX_KEPT_OUTPUT = 16 * 1024 * 1024  # the parent keeps at most this much of a child's output
-_FLUSH_SECONDS = 1.0
-_KILL_GRACE_SECONDS = 3.0
+KILL_GRACE_SECONDS = 2.0
 
 
 class SubprocessRuntime(Runtime):
@@ -56,7 +55,9 @@ class SubprocessRuntime(Runtime):
         **options: ``handler`` (a function name in the script), ``mode`` (``''``, ``'noctx'``,
             ``'pass'``), ``timeout`` (seconds per run), ``parallel`` (children at once for
             hyper-parameters), ``python`` (the interpreter, default this one), ``env`` (extra
-            environment variables), ``cwd`` (the children's working directory).
+            environment variables), ``cwd`` (the children's working directory),
+            ``kill_grace`` (seconds between SIGTERM and SIGKILL when a child's process tree is
+            ended: on timeout, Ctrl-C or SIGTERM; default 2).
     """
 
     kind = "subprocess"
@@ -72,7 +73,8 @@ class SubprocessRuntime(Runtime):
         self.cwd = self.options.pop("cwd", None)
         self._watch = True
         self._abort = threading.Event()
-        self._live: set[subprocess.Popen] = set()
+        self.kill_grace = float(self.options.pop("kill_grace", KILL_GRACE_SECONDS))
+        self._live: dict[int, tuple[subprocess.Popen, str]] = {}
         self._live_lock = threading.Lock()
 
     # checks -----------------------------------------------------------------------------------
@@ -142,47 +144,45 @@ class SubprocessRuntime(Runtime):
             _mark_running(run)
         db.store_run(run.to_dict(), meta.uid, meta.project, meta.iteration)
         if self._abort.is_set():
-            return self._finalize(run, db, None, "aborted", _Pump(None, None, None, masker))
+            return self._finalize(run, db, None, "aborted", empty(masker))
         try:
-            proc = subprocess.Popen(
+            proc, cookie = _proctree.start(
                 argv,
-                env=env,
+                env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         except OSError as exc:
-            pump = _Pump(None, None, None, masker)
-            return self._finalize(run, db, None, f"cannot start {argv[0]!r}: {exc}", pump)
+            return self._finalize(run, db, None, f"cannot start {argv[0]!r}: {exc}", empty(masker))
         with self._live_lock:
-            self._live.add(proc)
-        pump = _Pump(proc.stdout, self._watch, (db, meta) if owner else None, masker)
-        if self._abort.is_set():  # Ctrl-C landed while this child was starting
-            _kill(proc, signal.SIGKILL)
+            self._live[proc.pid] = (proc, cookie)
+        pump = Pump(proc.stdout, self._watch, (db, meta) if owner else None, masker)
         try:
-            reason = self._wait(proc, run.spec.timeout)
-        except KeyboardInterrupt:
+            if self._abort.is_set():  # Ctrl-C landed while this child was starting
+                raise KeyboardInterrupt
+            reason = self._wait(proc, cookie, run.spec.timeout)
+        except KeyboardInterrupt as exc:
             self._abort.set()
-            _stop(proc)
+            _proctree.terminate(proc, cookie, self.kill_grace)
             pump.join()
-            self._finalize(run, db, proc.returncode, "aborted", pump)
+            self._finalize(run, db, proc.returncode, "aborted", pump, exc)
             raise
         finally:
             with self._live_lock:
-                self._live.discard(proc)
+                self._live.pop(proc.pid, None)
+        _proctree.terminate(None, cookie, self.kill_grace)  # what the child left running
         pump.join()
         if self._abort.is_set():
             reason = "aborted"
         return self._finalize(run, db, proc.returncode, reason, pump)
 
-    def _wait(self, proc: subprocess.Popen, timeout: float | None) -> str:
+    def _wait(self, proc: subprocess.Popen, cookie: str, timeout: float | None) -> str:
         try:
             proc.wait(timeout=timeout or None)
         except subprocess.TimeoutExpired:
-            _kill(proc, signal.SIGKILL)
-            proc.wait()
+            _proctree.terminate(proc, cookie, self.kill_grace)
             return f"timed out after {timeout:g} s"
         return ""
 
@@ -216,7 +216,13 @@ class SubprocessRuntime(Runtime):
         return env
 
     def _finalize(
-        self, run: RunObject, db: Any, code: int | None, reason: str, pump: _Pump
+        self,
+        run: RunObject,
+        db: Any,
+        code: int | None,
+        reason: str,
+        pump: Pump,
+        interrupt: BaseException | None = None,
     ) -> RunObject:
         meta = run.metadata
         final, problem = _read_back(run, db)
@@ -225,7 +231,7 @@ class SubprocessRuntime(Runtime):
         error = problem
         if reason == "aborted":
             state = "completed" if final.state == "completed" and code == 0 else "aborted"
-            error = "" if state == "completed" else "aborted by KeyboardInterrupt"
+            error = "" if state == "completed" else _interrupt.reason(interrupt)
         elif reason:
             state, error = "error", reason
         elif problem:
@@ -241,6 +247,8 @@ class SubprocessRuntime(Runtime):
         if crashed or not started or run.spec.mode:
             # the child's own log lacks output it had not flushed: keep the parent's copy
             pump.store_all(db, meta, replace=crashed or not started)
+        else:
+            pump.discard()
         if error and error != final.status.error:
             db.store_log(meta.uid, meta.project, pump.mask(f"{error}\n").encode())
         final.status.state = state
@@ -255,8 +263,8 @@ class SubprocessRuntime(Runtime):
     def _execute_many(
         self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
     ) -> Iterator[RunObject]:
-        """Run iterations as a pool of ``parallel`` children; Ctrl-C kills every live child."""
-        pool = ThreadPoolExecutor(max(1, parallel), thread_name_prefix="mlflowlet-child")
+        """Run iterations as a pool of ``parallel`` children; Ctrl-C ends every live child tree."""
+        pool = _interrupt.DaemonPool(max(1, parallel), "mlflowlet-child")
         pending: set[Future] = set()
         try:
             for run in runs:  # pulled lazily, so a stop condition stops new launches
@@ -270,110 +278,23 @@ class SubprocessRuntime(Runtime):
         except BaseException:
             self._abort.set()
             self._stop_all()
+            wait(pending, timeout=self.kill_grace + 2)  # their runs are recorded aborted
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
-        try:
-            return super()._run_iterations(parent, handler, db)
-        except KeyboardInterrupt:
-            meta = parent.metadata
-            db.update_run(
-                {
-                    "status.state": "aborted",
-                    "status.error": "aborted by KeyboardInterrupt",
-                    "status.end_time": now_iso(),
-                },
-                meta.uid,
-                meta.project,
-                0,
-            )
-            raise
+            pool.shutdown(wait=False)
 
     def _stop_all(self) -> None:
+        """End every live child's process tree (in parallel: one grace period for all)."""
         with self._live_lock:
-            live = list(self._live)
-        for proc in live:
-            _kill(proc, signal.SIGINT)
-        deadline = time.monotonic() + _KILL_GRACE_SECONDS
-        for proc in live:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _kill(proc, signal.SIGKILL)
-
-
-class _Pump:
-    """Reads a child's merged stdout/stderr in a thread: echoes, keeps, and (owner) stores it."""
-
-    def __init__(
-        self, stream: IO[bytes] | None, echo: bool | None, store: Any, masker: Any
-    ) -> None:
-        self._echo, self._store, self._masker = echo, store, masker
-        self._kept: list[str] = []
-        self._kept_size = 0
-        self._unsaved: list[str] = []
-        self._last_save = time.monotonic()
-        self.run_json = ""
-        self._thread = None
-        if stream is not None:
-            self._thread = threading.Thread(
-                target=self._read, args=(stream,), daemon=True, name="mlflowlet-output"
-            )
-            self._thread.start()
-
-    def mask(self, text: str) -> str:
-        """Hide secret values in ``text``."""
-        return self._masker.mask(text) if self._masker is not None else text
-
-    def _read(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace")
-            if line.startswith(RUN_JSON_MARKER):
-                self.run_json = line  # the entrypoint's report: the DB already has it
-                continue
-            line = self.mask(line)
-            if self._echo:
-                try:
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
-                except (OSError, ValueError):  # a closed terminal must not stall the child
-                    self._echo = False
-            self._keep(line)
-            if self._store is not None:
-                self._unsaved.append(line)
-                if time.monotonic() - self._last_save >= _FLUSH_SECONDS:
-                    self._save()
-        stream.close()
-
-    def _keep(self, line: str) -> None:
-        self._kept.append(line)
-        self._kept_size += len(line)
-        while self._kept_size > _MAX_KEPT_OUTPUT and len(self._kept) > 1:
-            self._kept_size -= len(self._kept.pop(0))
-
-    def _save(self) -> None:
-        db, meta = self._store
-        text, self._unsaved = "".join(self._unsaved), []
-        self._last_save = time.monotonic()
-        if text:
-            db.store_log(meta.uid, meta.project, text.encode())
-
-    def join(self) -> None:
-        """Wait for the output to end (bounded: a grandchild may hold the pipe open)."""
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._store is not None:
-            self._save()
-
-    def store_all(self, db: Any, meta: Any, replace: bool) -> None:
-        """Store everything kept (``replace`` the DB's copy); owners already stored theirs."""
-        if self._store is not None:
-            return
-        text = "".join(self._kept)
-        if text or replace:
-            db.store_log(meta.uid, meta.project, text.encode(), append=not replace)
+            live = list(self._live.values())
+        threads = [
+            threading.Thread(target=_proctree.terminate, args=(proc, cookie, self.kill_grace))
+            for proc, cookie in live
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
 
 def _read_back(run: RunObject, db: Any) -> tuple[RunObject, str]:
@@ -418,22 +339,6 @@ def _describe_exit(code: int) -> str:
             name = f"signal {-code}"
         return f"process killed by {name} (exit code {code})"
     return f"process exited with code {code}"
-
-
-def _kill(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)  # the child leads its own session: take its children too
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    _kill(proc, signal.SIGINT)
-    try:
-        proc.wait(timeout=_KILL_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        _kill(proc, signal.SIGKILL)
-        proc.wait()
 
 
 def _db_location(db: Any) -> str:

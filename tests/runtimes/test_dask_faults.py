@@ -1,0 +1,133 @@
+"""The Dask runtime under faults: a silent scheduler, a task past its timeout, Ctrl-C.
+
+Real parts only: a TCP listener that accepts and never answers, a real LocalCluster whose worker
+processes are checked by pid, the CLI in a child process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from mlflowlet import get_run_db, new_runner  # noqa: E402
+from mlflowlet.errors import RunError  # noqa: E402
+from tests._procs import alive, wait_for, wait_gone  # noqa: E402
+
+
+def sleeper(context, seconds: float = 600.0):
+    """Ignores cancellation: the interrupt lands only when time.sleep returns."""
+    with open(os.path.join(context.get_param("folder"), "worker.pid"), "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def spinner(context, folder: str = ""):
+    """Honours cancellation: pure Python, so the interrupt lands at once."""
+    with open(os.path.join(folder, "worker.pid"), "w") as fh:
+        fh.write(str(os.getpid()))
+    end = time.monotonic() + 600
+    while time.monotonic() < end:
+        pass
+
+
+def quick(x: int = 1):
+    return {"y": x + 1, "pid": os.getpid()}
+
+
+@pytest.fixture
+def one_worker():
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+    runner = new_runner(kind="dask", cluster=cluster)
+    yield runner
+    runner.close()
+    cluster.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_scheduler_that_accepts_and_never_answers_fails_within_the_connect_timeout():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+        accepted = []
+        threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+        start = time.monotonic()
+        with pytest.raises(RunError, match=f"tcp://127.0.0.1:{port}") as info:
+            new_runner(command=f"dask://127.0.0.1:{port}", connect_timeout=2).run(
+                handler=quick, params={"x": 1})
+        took = time.monotonic() - start
+    assert took < 2 + 5 + 10, took  # the handshake's deadline, not Dask's unbounded read
+    assert accepted, "the runtime never reached the listener"
+    stored = get_run_db().read_run(info.value.run.uid, project=info.value.run.metadata.project)
+    assert stored["status"]["state"] == "error" and "within 2 s" in stored["status"]["error"]
+
+
+@pytest.mark.timeout(120)
+def test_a_task_past_its_timeout_frees_its_worker_for_the_next_run(one_worker, tmp_path):
+    run = one_worker.run(handler=sleeper, params={"folder": str(tmp_path)}, timeout=2,
+                         raise_on_error=False)
+    old_worker = int((tmp_path / "worker.pid").read_text())
+    assert run.state == "error" and "timeout of 2 s" in run.error
+    assert "ignored cancellation" in run.error and "was restarted" in run.error
+    wait_gone([old_worker], 30)  # the busy worker process is gone, not left sleeping
+    start = time.monotonic()
+    after = one_worker.run(handler=quick, params={"x": 41})
+    assert after.state == "completed" and after.results["y"] == 42
+    assert after.results["pid"] != old_worker
+    assert time.monotonic() - start < 30
+
+
+@pytest.mark.timeout(120)
+def test_a_task_that_honours_cancellation_frees_its_thread_without_a_restart(one_worker, tmp_path):
+    run = one_worker.run(handler=spinner, params={"folder": str(tmp_path)}, timeout=2,
+                         raise_on_error=False)
+    worker = int((tmp_path / "worker.pid").read_text())
+    assert run.state == "error" and "cancelled and its worker thread freed" in run.error
+    after = one_worker.run(handler=quick, params={"x": 1})
+    assert after.results["pid"] == worker and alive(worker)  # the same worker, now free
+
+
+HANDLERS = """
+import os, time
+
+def block(context, p: int = 0):
+    open(f"iter-{p}.pid.tmp", "w").write(str(os.getpid()))
+    os.rename(f"iter-{p}.pid.tmp", f"iter-{p}.pid")
+    print("started", p, flush=True)
+    time.sleep(300)
+"""
+
+
+@pytest.mark.timeout(180)
+def test_sigint_to_a_dask_sweep_aborts_the_runs_and_leaves_no_worker(tmp_path, dbdir):
+    (tmp_path / "handlers.py").write_text(textwrap.dedent(HANDLERS))
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "mlflowlet", "run", "dask://", "--handler", "handlers:block",
+         "-x", "p=[1,2,3,4]"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    workers = [wait_for(tmp_path / f"iter-{p}.pid", 120) for p in (1, 2)]  # 2 local workers
+    start = time.monotonic()
+    cli.send_signal(signal.SIGINT)
+    out, _ = cli.communicate(timeout=60)
+    assert cli.returncode == 130, out
+    assert time.monotonic() - start < 10  # 5 s asked; room for a loaded machine
+    wait_gone(workers, 15)
+    runs = get_run_db().list_runs(iter=True)
+    states = {r["metadata"]["iteration"]: r["status"]["state"] for r in runs}
+    assert states[0] == "aborted" and states[1] == states[2] == "aborted", states
+    assert all(s in ("aborted", "created", "pending") for s in states.values()), states

@@ -1,7 +1,7 @@
 """The Kubernetes job runtime: schema-valid manifests, and submit/watch/logs against API fakes.
 
 No cluster runs here: manifests are validated against the official OpenAPI schemas
-(kubernetes-validate, strict), and the submit/watch/log logic runs against the recorded-response
+(kubernetes-validate, strict), and the submit/watch/log logic runs against the synthesised-response
 fakes of ``_k8s_fakes`` (real kubernetes model objects). The fake kubelet runs the Job's container
 command for real, so the entrypoint, the spec in the env and the Secret round-trip are exercised.
 ``test_real_cluster_*`` runs only when KUBECONFIG is set.

@@ -22,7 +22,9 @@ from ._sql import (
     chunks,
     labels_match,
     match_clause,
+    one_run,
     run_where,
+    update_run_in,
     walk_lineage,
 )
 from .base import RunDB, log_window, require_filter
@@ -57,15 +59,13 @@ class SQLRunDB(RunDB):
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
         """Return a run; raises ``NotFoundError`` naming the uid."""
-        sql, args = "SELECT body FROM runs WHERE uid=? AND iteration=?", [uid, iter]
-        if project:
-            sql += " AND project=?"
-            args.append(project)
-        rows = self._read(sql, args)
-        if not rows:
-            where = f" in project {project!r}" if project else ""
-            raise NotFoundError(f"run {uid} (iteration {iter}) not found{where}")
-        return json.loads(rows[0][0])
+        return json.loads(one_run(self._read, uid, project, iter)[0])
+
+    def update_run(
+        self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
+    ) -> None:
+        """Apply dotted-key updates to a stored run, read and written in one transaction."""
+        self._transact(update_run_in, self.dialect, self._store_run, updates, uid, project, iter)
 
     def _run_where(
         self,

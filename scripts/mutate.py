@@ -86,6 +86,15 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
 }
 
+# A child process (subprocess runtime, CLI) of a test imports the mutated copy too. While mutmut
+# collects which tests reach which function ("stats"), a child runs the original code: it cannot
+# report its hits, and mutmut's recorder would look for pyproject.toml in the child's cwd.
+CHILD_SITECUSTOMIZE = """\
+import os
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    os.environ["MUTANT_UNDER_TEST"] = ""
+"""
+
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 COPY_IGNORE = shutil.ignore_patterns(
     ".venv", ".git", ".mutate", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
@@ -132,7 +141,10 @@ def run(name: str, scratch: Path, functions: list[str], children: int) -> float:
     globs = [f"{dotted}.x_{fn}__mutmut_*" for fn in functions]
     # made before mutmut starts: a PYTHONPATH entry missing at startup is cached as unimportable
     (scratch / "mutants").mkdir(exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=str(scratch / "mutants"))
+    child = scratch / ".child"
+    child.mkdir(exist_ok=True)
+    (child / "sitecustomize.py").write_text(CHILD_SITECUSTOMIZE)
+    env = dict(os.environ, PYTHONPATH=f"{child}{os.pathsep}{scratch / 'mutants'}")
     start = time.monotonic()
     with open(scratch / "mutmut.log", "w") as log:
         proc = subprocess.run([_mutmut(), "run", "--max-children", str(children), *globs],
@@ -149,9 +161,17 @@ def _status(code: int | None) -> str:
     return status_by_exit_code[code]
 
 
-def _diff(scratch: Path, mutant: str) -> str:
-    shown = subprocess.run([_mutmut(), "show", mutant], cwd=scratch, capture_output=True,
-                           text=True).stdout
+def _diff(scratch: Path, source: str, mutant: str) -> str:
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    cwd = os.getcwd()
+    os.chdir(scratch)  # mutmut reads its mutants/ and pyproject.toml from the current directory
+    try:
+        shown = get_diff_for_mutant(mutant, path=source)
+    except Exception as exc:  # a diff is a courtesy; the status is what counts
+        shown = f"(no diff: {exc})"
+    finally:
+        os.chdir(cwd)
     changed = [line for line in shown.splitlines()
                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     return " | ".join(line.strip() for line in changed) or shown.strip()
@@ -173,9 +193,12 @@ def report(name: str, scratch: Path, functions: list[str], seconds: float) -> di
     pct = 100.0 * killed / total if total else 0.0
     print(f"\n== {name} ({source}{': ' + ','.join(functions) if functions else ''}): "
           f"{killed}/{total} killed ({pct:.1f}%) in {seconds:.0f} s")
+    unchecked = sum(s == "not checked" for s in counted.values())
+    if unchecked:
+        print(f"  {unchecked} mutants were not checked: see {scratch}/mutmut.log")
     for key, status in counted.items():
-        if status not in KILLED:
-            print(f"  {status:9} {key.rsplit('.', 1)[1]}: {_diff(scratch, key)}")
+        if status not in KILLED and status != "not checked":
+            print(f"  {status:9} {key.rsplit('.', 1)[1]}: {_diff(scratch, source, key)}")
     return {"module": name, "killed": killed, "total": total, "percent": round(pct, 1)}
 
 
@@ -187,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="print the last run's results without running mutmut")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # progress in a log
     wanted = [m for arg in args.modules for m in arg.split()] or list(MODULES)
     results = []
     for spec in wanted:

@@ -51,8 +51,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "graph": (
         "mlflowlet/pipelines/graph.py",
-        ["tests/pipelines/test_graph.py", "tests/pipelines/test_pipeline.py",
-         "tests/pipelines/test_control_flow.py"],
+        ["tests/pipelines/test_graph.py", "tests/pipelines/test_graph_views.py",
+         "tests/pipelines/test_pipeline.py", "tests/pipelines/test_control_flow.py"],
         [],
     ),
     "executor": (
@@ -95,6 +95,11 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats":
     os.environ["MUTANT_UNDER_TEST"] = ""
 """
 
+# mutmut started by ``-c``, not by its script: a test's multiprocessing "spawn" child re-imports
+# the parent's ``__main__`` file, and mutmut's would look for pyproject.toml in the child's cwd.
+MUTMUT_MAIN = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; "
+               "sys.argv[0] = 'mutmut'; cli()"]
+
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 COPY_IGNORE = shutil.ignore_patterns(
     ".venv", ".git", ".mutate", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
@@ -102,12 +107,12 @@ COPY_IGNORE = shutil.ignore_patterns(
 )
 
 
-def _mutmut() -> str:
-    exe = Path(sys.executable).with_name("mutmut")
-    if not exe.exists():
+def _require_mutmut() -> None:
+    try:
+        import mutmut  # noqa: F401
+    except ImportError:
         sys.exit("scripts/mutate.py: mutmut is not installed in this venv: "
                  "run `make mutate` (it installs mutmut>=3.8)")
-    return str(exe)
 
 
 def _toml_list(items: list[str]) -> str:
@@ -147,7 +152,7 @@ def run(name: str, scratch: Path, functions: list[str], children: int) -> float:
     env = dict(os.environ, PYTHONPATH=f"{child}{os.pathsep}{scratch / 'mutants'}")
     start = time.monotonic()
     with open(scratch / "mutmut.log", "w") as log:
-        proc = subprocess.run([_mutmut(), "run", "--max-children", str(children), *globs],
+        proc = subprocess.run([*MUTMUT_MAIN, "run", "--max-children", str(children), *globs],
                               cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode:
         tail = (scratch / "mutmut.log").read_text(errors="replace")[-3000:]
@@ -210,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="print the last run's results without running mutmut")
     args = parser.parse_args(argv)
+    _require_mutmut()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # progress in a log
     wanted = [m for arg in args.modules for m in arg.split()] or list(MODULES)
     results = []

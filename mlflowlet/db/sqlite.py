@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -83,7 +84,7 @@ class SQLiteRunDB(SQLRunDB):
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -223,3 +224,21 @@ if hasattr(os, "register_at_fork"):
         after_in_parent=_after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
+
+
+def _enable_wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+    """Switch a connection's database to WAL mode, waiting up to ``wait`` seconds for the lock.
+
+    Several processes opening a brand-new file at once race to switch its journal mode, and
+    SQLite answers the losers "database is locked" at once, whatever ``busy_timeout`` says; so
+    the switch is retried (a few ms apart) until the winner has made the file a WAL database.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)

@@ -6,7 +6,8 @@ alike): ``boto3`` ``upload_file``/``download_file`` for S3, ``cp`` for local fil
 transfer runs in a child process that reports its wall time and its peak RSS above its
 warmed-up baseline (``VmHWM`` after ``/proc/self/clear_refs``). Then hash-while-copy (one
 pass) against copy-then-hash (two passes). ``MLFLOWLET_BENCH_DATASTORE_MB`` sets the size
-(default 1024).
+(default 1024). Then reads of a recorded local artifact version, whose size and mtime every
+read checks, against ``cat``; and the same with ``verify=True`` (full sha256).
 """
 
 from __future__ import annotations
@@ -153,6 +154,57 @@ def _local_rows(tmp: str, src: str, size: int) -> list[tuple]:
     return rows
 
 
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _read_rows(tmp: str, src: str, size: int) -> list[tuple]:
+    """Reads of a recorded local artifact version (checked always; sha256 with verify=True)."""
+    from mlflowlet import new_runner, new_task
+
+    def handler(context):
+        context.log_artifact("big", local_path=src)
+
+    os.environ["MLFLOWLET_DBPATH"] = os.path.join(tmp, "rundb")
+    run = new_runner().run(new_task(artifact_path=os.path.join(tmp, "read")), handler=handler)
+    uri = run.status.artifacts[0]["uri"]
+
+    def cat() -> None:
+        subprocess.run(["cat", uri], stdout=subprocess.DEVNULL, check=True)
+
+    def stream(verify: bool = False) -> None:
+        buf = bytearray(1 << 20)
+        with run.artifact("big").open(verify=verify) as f:
+            while f.readinto(buf):
+                pass
+
+    ops = {
+        "cat": cat,
+        "open": stream,
+        "get": lambda: run.artifact("big").get(),
+        "open-verify": lambda: stream(True),
+        "get-verify": lambda: run.artifact("big").get(verify=True),
+    }
+    cat()  # the file in the page cache for every reader alike
+    best = {name: min(_timed(fn) for _ in range(ROUNDS + 1)) for name, fn in ops.items()}
+    gb, mb = _gb(size), size / 1e6
+    ratio = best["open"] / best["cat"]
+    return [
+        (f"read a recorded {gb} artifact: cat (baseline)", round(best["cat"], 3), "s",
+         "baseline, same run"),
+        (f"read a recorded {gb} artifact: DataItem.open() streamed, checked",
+         round(best["open"], 3), "s", f"within 1.1x of cat (ratio {ratio:.2f})"),
+        (f"read a recorded {gb} artifact: DataItem.get() into memory, checked",
+         round(best["get"], 3), "s", "one allocation of the whole file"),
+        (f"read a recorded {gb} artifact: open(verify=True), full sha256",
+         round(mb / best["open-verify"], 1), "MB/s", "sha256 first, then the stream"),
+        (f"read a recorded {gb} artifact: get(verify=True), full sha256",
+         round(mb / best["get-verify"], 1), "MB/s", "read, then sha256 of the bytes"),
+    ]  # fmt: skip
+
+
 def _s3_rows(tmp: str, src: str, size: int) -> list[tuple]:
     gb = _gb(size)
     sys.path.insert(0, str(ROOT / "tests" / "datastore"))
@@ -199,6 +251,7 @@ def run() -> list[tuple[str, float, str, str]]:
         src = os.path.join(tmp, "big.bin")
         _make(src, size)
         rows = _local_rows(tmp, src, size)
+        rows += _read_rows(tmp, src, size)
         rows += _s3_rows(tmp, src, size)
     return rows
 

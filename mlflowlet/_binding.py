@@ -5,12 +5,10 @@ Shared by every runtime, the entrypoint and the pipeline steps.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 import types
@@ -20,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ._coerce import coerce, json_value
+from ._coerce import parse_literal as parse_literal
 from .errors import ConfigError, ParameterError
 
 _EMPTY = inspect.Parameter.empty
@@ -52,10 +52,6 @@ class HandlerSignature:
     def names(self) -> list[str]:
         """Names of the non-context parameters."""
         return [p.name for p in self.params if not p.is_context]
-
-
-def _hint_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def _is_named(hint: Any, *names: str) -> bool:
@@ -101,87 +97,46 @@ def _strip_optional(hint: Any) -> Any:
     return hint
 
 
-def parse_literal(text: str) -> Any:
-    """Parse a CLI value as a Python/JSON literal, else keep the string."""
-    stripped = text.strip()
-    for parser in (json.loads, ast.literal_eval):
-        try:
-            return parser(stripped)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-    return text
-
-
-def coerce(value: Any, hint: Any, name: str) -> Any:
-    """Coerce ``value`` to ``hint`` (strings from a CLI included); raise naming ``name``."""
-    hint = _strip_optional(hint)
-    if hint is _EMPTY or hint is Any or value is None or isinstance(hint, (str, typing.TypeVar)):
-        return value
-    origin = typing.get_origin(hint) or hint
-    try:
-        if origin is bool:
-            if isinstance(value, str):
-                low = value.strip().lower()
-                if low in ("true", "1", "yes", "y", "on"):
-                    return True
-                if low in ("false", "0", "no", "n", "off"):
-                    return False
-                raise ValueError(value)
-            if isinstance(value, (int, float)) and value in (0, 1):
-                return bool(value)
-            if isinstance(value, bool):
-                return value
-            raise ValueError(value)
-        if origin is int:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError(value)
-                return int(value)
-            return int(value.strip()) if isinstance(value, str) else int(value)
-        if origin is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        if origin is str:
-            return value if isinstance(value, str) else str(value)
-        if origin in (list, tuple, set, dict):
-            parsed = parse_literal(value) if isinstance(value, str) else value
-            if origin is dict and not isinstance(parsed, dict):
-                raise ValueError(value)
-            if origin is not dict and not isinstance(parsed, (list, tuple, set)):
-                raise ValueError(value)
-            return origin(parsed)
-        if _is_named(hint, "Path", "PosixPath", "WindowsPath"):
-            return hint(value)
-    except (ValueError, TypeError):
-        raise ParameterError(
-            f"parameter {name!r}: cannot convert {value!r} to {_hint_name(hint)}"
-        ) from None
-    return value
-
-
 def bind_arguments(
     fn: Callable[..., Any],
     context: Any,
     params: dict[str, Any],
     inputs: dict[str, Any],
-    strict: bool = False,
+    strict: bool = True,
     dataitem: Callable[[str, str], Any] | None = None,
 ) -> dict[str, Any]:
-    """Build the keyword arguments for ``fn``.
+    """Build the keyword arguments for ``fn`` (see :func:`bind`, which also returns the record)."""
+    return bind(fn, context, params, inputs, strict, dataitem)[0]
+
+
+def bind(
+    fn: Callable[..., Any],
+    context: Any,
+    params: dict[str, Any],
+    inputs: dict[str, Any],
+    strict: bool = True,
+    dataitem: Callable[[str, str], Any] | None = None,
+    offered: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(kwargs, effective)``: the arguments for ``fn`` and the params it receives.
 
     ``context`` goes to the parameter named ``context`` or annotated ``Context``; other
-    parameters take params by name, then inputs (as ``DataItem``, or the URL when hinted ``str``),
-    then their defaults. Hints coerce values.
+    parameters take params by name (coerced and validated by their hints, see
+    :mod:`mlflowlet._coerce`), then inputs (as ``DataItem``, or the URL when hinted ``str``),
+    then what the runtime ``offered`` (an HTTP ``event``: passed as is, not recorded), then
+    their defaults. ``effective`` holds every param the handler receives, defaults
+    included, as JSON (a default JSON cannot hold is left out; rerunning without it gives the
+    same default). Params naming no parameter are an error when ``strict`` (the default), unless
+    the handler takes ``**kwargs`` or an offered ``event`` (whose body holds them); with
+    ``strict=False`` they stay in the record, for ``context.get_param`` to read.
 
     Raises:
-        ParameterError: a required parameter has no value, a value cannot be coerced, or (in
-            ``strict`` mode) a param names no parameter.
+        ParameterError: a required parameter has no value, a value does not fit its type or
+            has no JSON form, or (``strict``) a param names no parameter.
     """
     sig = handler_signature(fn)
     kwargs: dict[str, Any] = {}
+    effective: dict[str, Any] = {}
     for p in sig.params:
         if p.is_context:
             kwargs[p.name] = context
@@ -189,8 +144,10 @@ def bind_arguments(
             value = params[p.name]
             if p.is_dataitem and isinstance(value, str) and dataitem is not None:
                 kwargs[p.name] = dataitem(p.name, value)
+                effective[p.name] = value
             else:
-                kwargs[p.name] = coerce(value, p.hint, p.name)
+                kwargs[p.name] = value = coerce(value, p.hint, p.name, p.default)
+                effective[p.name] = json_value(value, p.name)
         elif p.name in inputs:
             url = inputs[p.name]
             wants_str = _strip_optional(p.hint) is str
@@ -198,20 +155,57 @@ def bind_arguments(
                 kwargs[p.name] = url
             else:
                 kwargs[p.name] = dataitem(p.name, url)
+        elif offered and p.name in offered:
+            kwargs[p.name] = offered[p.name]
         elif p.required:
             raise ParameterError(
                 f"{fn.__name__}() is missing a value for parameter {p.name!r}; pass it with "
                 f"params={{{p.name!r}: ...}} (or -p {p.name}=...)"
             )
+        else:
+            try:
+                effective[p.name] = json_value(p.default, p.name)
+            except ParameterError:
+                pass  # a sentinel default: not JSON, and the same on every run
     known = set(sig.names())
     extra = [k for k in params if k not in known]
-    if extra and sig.var_keyword:
-        kwargs.update({k: params[k] for k in extra})
-    elif extra and strict:
-        raise ParameterError(
-            f"{fn.__name__}() has no parameter(s) {extra}; its parameters are {sorted(known)}"
-        )
-    return kwargs
+    takes_event = any(k in known for k in offered or {})  # the handler reads params from it
+    if extra and strict and not (sig.var_keyword or takes_event):
+        raise unknown_params(fn, extra, known)
+    for key in extra:  # **kwargs receives them; without it context.get_param can read them
+        if sig.var_keyword:
+            kwargs[key] = params[key]
+        effective[key] = json_value(params[key], key)
+    return kwargs, effective
+
+
+def unknown_params(fn: Any, extra: list[str], known: Any) -> ParameterError:
+    """Return the error for params that name no parameter of ``fn``."""
+    name = getattr(fn, "__name__", "the handler")
+    return ParameterError(
+        f"{name}() has no parameter(s) {extra}; its parameters are {sorted(known)} (pass "
+        "strict=False to allow params the handler reads with context.get_param)"
+    )
+
+
+def check_values(fn: Callable[..., Any], values: dict[str, list[Any]], strict: bool) -> None:
+    """Check hyper-parameter lists against ``fn``'s signature before any iteration runs.
+
+    Raises:
+        ParameterError: a key naming no parameter (``strict``), or a value that does not fit.
+    """
+    sig = handler_signature(fn)
+    by_name = {p.name: p for p in sig.params if not p.is_context}
+    extra = [k for k in values if k not in by_name]
+    if extra and strict and not sig.var_keyword:
+        raise unknown_params(fn, extra, by_name)
+    for key, options in values.items():
+        p = by_name.get(key)
+        for value in options:
+            if p is None:
+                json_value(value, key)
+            elif not (p.is_dataitem and isinstance(value, str)):
+                json_value(coerce(value, p.hint, key, p.default), key)
 
 
 @lru_cache(maxsize=1024)

@@ -72,6 +72,20 @@ class _ArtifactLogging:
         self._maybe_flush(False)
         return art
 
+    def _link_best(self, records: list[dict[str, Any]], iteration: int) -> None:
+        """List a sweep's best iteration's artifact versions as this (parent) run's own.
+
+        Each becomes a link record of the parent (same location, hash and version uid; no bytes
+        copied; ``link_iteration`` names the iteration), stored with the parent's next commit,
+        so ``latest`` (and the version's tag) of each key then points at the best iteration.
+        """
+        arts = self._run.status.artifacts
+        for rec in records:
+            link = dict(rec, iteration=self._run.metadata.iteration, link_iteration=iteration)
+            arts[:] = [a for a in arts if a.get("key") != link["key"]]
+            arts.append(link)
+            self._pending_artifacts.append(link)
+
     def log_dataset(
         self,
         key: str,

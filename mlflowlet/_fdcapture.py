@@ -119,9 +119,22 @@ class FdCapture:
         self._saved = {}
 
     def _reset(self) -> None:
-        """Start over in a forked child: the pipes and the thread belong to the parent."""
+        """Start over in a forked child: the pipes and the thread belong to the parent.
+
+        Runs before anything else in the child (a fork hook), without taking the inherited lock:
+        the parent's reader thread may have held it at the fork. The child's fds point back where
+        the parent's pointed before its runs began, so the child's output never lands in the
+        parent's pipe (and the parent's run log).
+        """
         self._lock = threading.RLock()
+        for fd, saved in self._saved.items():
+            with contextlib.suppress(OSError):
+                os.dup2(saved, fd)
+        for own in [*self._saved.values(), *self._write.values(), *self._read]:
+            with contextlib.suppress(OSError):
+                os.close(own)
         self._sinks, self._saved, self._write, self._read = [], {}, {}, {}
+        self._decoders = {}
         self._thread, self._pid = None, os.getpid()
 
     # reading ----------------------------------------------------------------------------------
@@ -188,6 +201,8 @@ class FdCapture:
 
 
 capture = FdCapture()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=capture._reset)
 
 
 @atexit.register

@@ -21,6 +21,7 @@ from ._ctx_factory import EXEC_SECRETS_ENV as EXEC_SECRETS_ENV
 from ._ctx_factory import _finish_at_exit, _run_from
 from ._ctx_factory import with_exec_secrets as with_exec_secrets
 from ._ctx_persist import _jsonable, _Persistence
+from ._names import check_project, check_run_name
 from .errors import ConfigError, SecretsError
 from .model import RunObject, new_uid
 
@@ -123,11 +124,22 @@ class Context(_ArtifactLogging, _Persistence):
 
     @property
     def artifact_path(self) -> str:
-        """Directory (or URL) where this run's artifacts are written."""
+        """Directory (or URL) where this run's artifacts are written: the run's own directory.
+
+        It is ``<artifact_path>/<run uid>`` for a given ``artifact_path`` (unless the path already
+        names the run, e.g. through ``{{run.uid}}``), else ``<artifact root>/<project>/<run uid>``;
+        a hyper-parameter iteration adds ``/<iteration>``. Runs sharing an ``artifact_path``
+        therefore never share a file.
+        """
         spec, meta = self._run.spec, self._run.metadata
+        check_run_name(meta.uid, "run uid")  # both become directories under the root
+        if meta.project:
+            check_project(meta.project)
         base = spec.artifact_path
         if base:
             base = base.replace("{{run.uid}}", meta.uid).replace("{{run.project}}", meta.project)
+            if meta.uid and meta.uid not in base.replace("\\", "/").split("/"):
+                base = f"{base.rstrip('/')}/{meta.uid}"
         else:
             from .settings import get_settings
 
@@ -227,7 +239,9 @@ class Context(_ArtifactLogging, _Persistence):
     def _dataitem(self, key: str, url: str) -> Any:
         from .datastore import get_dataitem
 
-        return get_dataitem(url, key=key, secrets=self.secrets, db=self._db)
+        art = self._run._input_artifacts.get(key)  # a recorded version: its reads are checked
+        art = art if art is not None and art.get("uri") == url else None
+        return get_dataitem(url, key=key, secrets=self.secrets, db=self._db, artifact=art)
 
     # results, labels, metrics -----------------------------------------------------------------
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:
@@ -348,6 +362,8 @@ def get_or_create_ctx(
     meta.uid = meta.uid or new_uid()
     meta.name = meta.name or name
     meta.project = meta.project or project or "default"
+    check_project(meta.project)
+    check_run_name(meta.name)
     if db is None:
         from .db import get_run_db
 

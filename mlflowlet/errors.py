@@ -4,7 +4,8 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
 
     MlflowletError
     ├── ConfigError (ValueError)            bad settings, unknown runtime/compiler, bad URL
-    │   └── UnknownBackendError             no runtime kind, URL scheme or compiler by that name
+    │   ├── UnknownBackendError             no runtime kind, URL scheme or compiler by that name
+    │   └── InvalidNameError                a project or run name that cannot become a path
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── ParameterError (ValueError)         a param that does not coerce, is missing, or is unknown
     │   └── HyperParamError                 bad hyper-params, param file, selector, stop condition
@@ -12,7 +13,8 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     ├── ArtifactError (ValueError)          an artifact body, key or format that cannot be stored
     │   └── PathTraversalError              a key or target path escaping its root
     ├── DataStoreError (OSError)            a URL that cannot be read or written
-    │   └── DataNotFoundError (FileNotFoundError)
+    │   ├── DataNotFoundError (FileNotFoundError)
+    │   └── ArtifactIntegrityError          a recorded artifact version's bytes changed
     ├── RunDBError (RuntimeError)           the run database cannot be opened or written
     │   └── NotFoundError (KeyError)        a run or artifact that does not exist
     ├── RunError (RuntimeError)             a run ended in error (``.run`` holds the RunObject)
@@ -51,6 +53,14 @@ class UnknownBackendError(ConfigError):
         )
 
 
+class InvalidNameError(ConfigError):
+    """A project or run name that cannot be used (it would become an unsafe path or text)."""
+
+    def __init__(self, what: str, name: str, reason: str, fix: str = "") -> None:
+        self.what, self.name, self.reason = what, name, reason
+        super().__init__(f"{what} {name!r} {reason}" + (f"; {fix}" if fix else ""))
+
+
 class MissingDependencyError(MlflowletError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
@@ -78,11 +88,11 @@ class ArtifactError(MlflowletError, ValueError):
 class PathTraversalError(ArtifactError):
     """A key or path tries to leave its root (``..``, absolute, NUL)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, reason: str = "") -> None:
         self.path = path
         super().__init__(
-            f"refused path {path!r}: keys and target paths must be relative, "
-            "without '..' or NUL characters"
+            f"refused path {path!r}: "
+            + (reason or "keys and target paths must be relative, without '..' or NUL characters")
         )
 
 
@@ -92,6 +102,25 @@ class DataStoreError(MlflowletError, OSError):
 
 class DataNotFoundError(DataStoreError, FileNotFoundError):
     """A URL names nothing."""
+
+
+class ArtifactIntegrityError(DataStoreError):
+    """The bytes at a recorded artifact version's location are not the recorded ones.
+
+    Attributes:
+        key: the artifact key.
+        version: the version uid (and iteration, when not 0).
+        location: the file or URL that was read.
+        reason: what differs (size, modification time, ETag or sha256).
+    """
+
+    def __init__(self, key: str, version: str, location: str, reason: str) -> None:
+        self.key, self.version, self.location, self.reason = key, version, location, reason
+        super().__init__(
+            f"artifact {key!r} version {version} at '{location}' is not the recorded version: "
+            f"{reason}; it was changed or replaced after it was logged (log it again to record "
+            "the new bytes as a new version)"
+        )
 
 
 class RunDBError(MlflowletError, RuntimeError):

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from ._names import check_project, check_run_name
 from .errors import HyperParamError, ParameterError
 
 RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
@@ -30,7 +31,10 @@ def new_uid() -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", validate_assignment=False)
+    # NaN and infinities stay floats in JSON-mode dumps (pydantic's default turns them to null)
+    model_config = ConfigDict(
+        extra="allow", validate_assignment=False, ser_json_inf_nan="constants"
+    )
 
 
 class RunMetadata(_Model):
@@ -67,7 +71,7 @@ class RunSpec(_Model):
     seed: int | None = None
     artifact_path: str = ""
     timeout: float | None = None
-    strict: bool = False
+    strict: bool = True
     parent_uid: str = ""
     pipeline_uid: str = ""
 
@@ -144,6 +148,13 @@ class RunTemplate(_Model):
         seed: int | None = None,
     ) -> RunTemplate:
         """Run once per combination of the hyper-parameters and pick the best by ``selector``.
+
+        The best iteration (the lowest one on a tie) gives the parent run its results and its
+        artifact versions (links, not copies): ``latest`` of each of its keys, ``store://``
+        references and ``run.artifact(key)`` on the parent then read the best iteration's bytes.
+        Without a selector there is no best: ``latest`` of a key is the version recorded last,
+        i.e. the iteration that finished last. Every iteration's versions stay listable with
+        ``list_artifacts(key, tag='*', iter=n)``.
 
         Raises:
             HyperParamError: a value that is not a non-empty list, unequal lists for ``list``,
@@ -255,6 +266,12 @@ class RunObject(RunTemplate):
 
     status: RunStatus = Field(default_factory=RunStatus)
     _db_url: str = PrivateAttr(default="")  # the run DB that recorded this run, when known
+    # input key -> the artifact record of the version it reads (a pipeline step's inputs), so
+    # its reads are checked against the record; kept in memory only
+    _input_artifacts: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+    # The secret sources of the task, values included, in the process that ran it: they read
+    # the artifacts back (store credentials). Private attributes are never dumped or stored.
+    _secret_sources: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
     def _run_db(self, db: Any = None) -> Any:
         if db is not None:
@@ -300,15 +317,31 @@ class RunObject(RunTemplate):
         known = sorted(self.outputs)
         raise ParameterError(f"run {self.uid} has no output {key!r}; outputs: {known}")
 
-    def artifact(self, key: str) -> Any:
-        """Return artifact ``key`` as a ``DataItem``."""
+    def artifact(self, key: str, verify: bool = False) -> Any:
+        """Return artifact ``key`` as a ``DataItem`` on the recorded version.
+
+        Every read checks the stored object against the record (size, mtime or ETag; the full
+        sha256 with ``verify=True``) and raises ``ArtifactIntegrityError`` when it differs. On a
+        sweep's parent this is the best iteration's version. In the process that ran the task,
+        the data item reads with the store credentials of the task's secrets (kept in memory
+        only); elsewhere with the environment's.
+        """
         from .datastore import get_dataitem
 
         for art in self.status.artifacts:
             if art.get("key") == key:
-                return get_dataitem(art["uri"], key=key)
+                return get_dataitem(
+                    art["uri"], key=key, artifact=art, verify=verify, secrets=self._secrets_store()
+                )
         keys = [a.get("key") for a in self.status.artifacts]
         raise ParameterError(f"run {self.uid} has no artifact {key!r}; artifacts: {keys}")
+
+    def _secrets_store(self) -> Any:
+        if not self._secret_sources:
+            return None
+        from .secrets import SecretsStore
+
+        return SecretsStore.from_sources(self._secret_sources)
 
     def logs(self, db: Any = None) -> str:
         """Return the run's captured output from the run DB."""
@@ -353,6 +386,7 @@ class RunObject(RunTemplate):
             db.read_run(self.uid, project=self.metadata.project, iter=self.metadata.iteration)
         )
         run._db_url = getattr(db, "url", "") or self._db_url
+        run._secret_sources = self._secret_sources
         return run
 
     def __str__(self) -> str:
@@ -377,12 +411,14 @@ def new_task(
     strategy: str | None = None,
     artifact_path: str | None = None,
     base: RunTemplate | None = None,
+    strict: bool | None = None,
 ) -> RunTemplate:
     """Create a task (``RunTemplate``) to run with a runtime.
 
     Args:
-        name: run name (default: the handler's name).
-        project: project name (default from settings).
+        name: run name (default: the handler's name); no path separator, NUL or control
+            characters.
+        project: project name (default from settings): a DNS-1123 label.
         handler: a function or ``'module:function'`` / function name.
         params: parameters bound to the handler's arguments.
         inputs: input key to URL/path, read as ``DataItem``.
@@ -391,19 +427,23 @@ def new_task(
         labels: labels set on the runs.
         hyper_params: dict of lists, one run per combination.
         param_file: CSV/JSON file of parameter rows.
-        selector: ``'min.loss'`` / ``'max.accuracy'`` picks the best iteration.
+        selector: ``'min.loss'`` / ``'max.accuracy'`` picks the best iteration (the lowest on a
+            tie), whose artifact versions become the parent's and ``latest``.
         strategy: ``grid`` (default), ``list`` or ``random``.
         artifact_path: where artifacts are written.
         base: a template to copy and extend.
+        strict: ``False`` lets params that name no handler parameter through (the handler
+            reads them with ``context.get_param``); by default they are an error naming the
+            parameters the handler accepts. ``run(strict=...)`` overrides it.
 
     Returns:
         The task.
     """
     task = base.copy() if base is not None else RunTemplate()
     if name:
-        task.metadata.name = name
+        task.metadata.name = check_run_name(name)
     if project:
-        task.metadata.project = project
+        task.metadata.project = check_project(project)
     if handler is not None:
         task.spec.handler = handler if isinstance(handler, str) else handler.__name__
         if callable(handler):
@@ -431,6 +471,8 @@ def new_task(
         task._set_iteration_options(selector, strategy or "", None, None, None, None, None)
     if artifact_path:
         task.spec.artifact_path = artifact_path
+    if strict is not None:
+        task.spec.strict = bool(strict)
     return task
 
 

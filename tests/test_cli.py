@@ -283,6 +283,41 @@ def test_del_runs_deletes_only_the_filtered_runs(ex, capsys):
     assert [r.metadata.name for r in _runs()] == ["keep"]
 
 
+def test_del_runs_label_value_with_not_equals_deletes_only_that_run(ex, capsys):
+    for value in ("a!=b", "a", "b"):
+        new_runner().run(handler=lambda context: 1, name=f"r-{len(value)}", labels={"k": value})
+    code, out, _ = cli(capsys, "del", "runs", "-l", "k=a!=b")
+    assert code == 0 and "1 run(s) match" in out and "deleted 1 run(s)" in out
+    assert sorted(r.metadata.labels["k"] for r in _runs()) == ["a", "b"]
+
+
+def test_del_runs_lists_the_matches_and_needs_yes_for_more_than_one(ex, capsys):
+    runs = [new_runner().run(handler=lambda context: 1, name="drop") for _ in range(2)]
+    new_runner().run(handler=lambda context: 1, name="keep")
+    code, out, err = cli(capsys, "del", "runs", "--name", "drop")
+    assert code == 1 and "2 run(s) match" in out and "--yes" in err
+    assert all(r.uid in out for r in runs) and len(_runs()) == 3  # nothing deleted
+    code, out, _ = cli(capsys, "del", "runs", "--name", "drop", "--yes")
+    assert code == 0 and "deleted 2 run(s)" in out
+    assert [r.metadata.name for r in _runs()] == ["keep"]
+    code, out, _ = cli(capsys, "del", "runs", "--name", "nothing-like-it")
+    assert code == 0 and "deleted 0 run(s)" in out
+
+
+def test_del_artifacts_takes_the_exact_key_and_needs_yes_for_more_than_one(ex, capsys):
+    def handler(context):
+        context.log_artifact("ch", body=b"1")
+        context.log_artifact("chart.html", body=b"<p>")
+
+    new_runner().run(handler=handler)
+    new_runner().run(handler=handler)
+    code, out, err = cli(capsys, "del", "artifacts", "--name", "ch")
+    assert code == 1 and "2 artifact version(s) match" in out and "chart.html" not in out
+    code, out, _ = cli(capsys, "del", "artifacts", "--name", "ch", "--yes")
+    assert code == 0 and "deleted 2 artifact version(s)" in out
+    assert sorted(a["key"] for a in get_run_db().list_artifacts(tag="*")) == ["chart.html"] * 2
+
+
 def test_version_and_config(ex, capsys, dbdir):
     from mlflowlet import __version__
 

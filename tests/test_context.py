@@ -98,7 +98,7 @@ def test_get_param_records_the_default(dbdir):
         context.log_result("lr", context.get_param("lr", 0.5))
         context.log_result("p1", context.get_param("p1", 7))
 
-    run = _run(handler, params={"p1": 2})
+    run = _run(handler, params={"p1": 2}, strict=False)  # read with get_param, not bound
     assert run.results == {"lr": 0.5, "p1": 2}
     stored = get_run_db().read_run(run.uid, project=run.metadata.project)
     assert stored["spec"]["params"] == {"p1": 2, "lr": 0.5}
@@ -515,3 +515,34 @@ def test_a_secret_logged_as_a_result_is_masked_in_the_returned_run():
     assert run.results == {"leak": "***"}
     assert "t0p-s3cret" not in run.to_yaml()
     assert get_run_db().read_run(run.uid)["status"]["results"] == {"leak": "***"}
+
+
+def test_nan_and_infinite_results_and_metrics_are_recorded_as_such(dbdir):
+    import math
+
+    def handler(context):
+        context.log_result("nan", float("nan"))
+        context.log_results({"inf": float("inf"), "series": [float("-inf"), 1.0]})
+        context.log_metric("loss", float("nan"))
+        context.log_metric("loss", float("inf"))
+
+    run = _run(handler)
+    stored = get_run_db().read_run(run.uid, project=run.metadata.project)
+    results = stored["status"]["results"]
+    assert math.isnan(results["nan"]) and results["inf"] == math.inf
+    assert results["series"] == [-math.inf, 1.0] and stored["status"]["metrics"]["loss"] == math.inf
+    series = [m["value"] for m in get_run_db().get_metrics(run.uid, "loss")]
+    assert math.isnan(series[0]) and series[1] == math.inf
+
+
+def test_nan_model_metrics_are_recorded_as_such(dbdir):
+    import math
+
+    def handler(context):
+        context.log_model("m", body=b"w", model_file="m.pkl",
+                          metrics={"auc": float("nan"), "loss": float("inf")})
+
+    run = _run(handler)
+    record = get_run_db().read_artifact("m", project=run.metadata.project)
+    metrics = record["extra"]["metrics"]
+    assert math.isnan(metrics["auc"]) and metrics["loss"] == math.inf

@@ -235,6 +235,12 @@ def test_selector_tie_picks_lowest_iteration():
     assert select_best(candidates, "max.acc") == 2
 
 
+def test_selector_min_tie_picks_lowest_iteration():
+    candidates = [(4, {"loss": 0.2}), (1, {"loss": 0.5}), (3, {"loss": 0.2}), (2, {"loss": 0.7})]
+    assert select_best(candidates, "min.loss") == 3
+    assert select_best([(2, {"loss": 1}), (1, {"loss": 1.0})], "min.loss") == 1
+
+
 def test_selector_skips_non_numbers():
     candidates = [(1, {"loss": "n/a"}), (2, {"loss": 0.3}), (3, {"loss": True}), (4, {})]
     assert select_best(candidates, "min.loss") == 2

@@ -5,7 +5,6 @@ Only typer and the standard library are imported here at module level (``--help`
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Annotated, Any
@@ -64,8 +63,10 @@ def to_yaml(data: Any) -> str:
 def emit(data: Any, output: str, table: Any = None) -> None:
     """Print ``data`` as JSON, YAML or (with ``table``, a callable returning text) a table."""
     check_choice(output, OUTPUT_FORMATS, "--output")
-    if output == "json":
-        text = json.dumps(data, indent=2, default=str)
+    if output == "json":  # strict JSON: NaN/infinities as {"$float": ...} (db/_json.py)
+        from ..db._json import dumps
+
+        text = dumps(data, indent=2)
     elif output == "yaml" or table is None:
         text = to_yaml(data).rstrip("\n")
     else:

@@ -63,9 +63,10 @@ def get_runs(
 )
 def get_artifacts(
     project: _Project = None,
-    name: Annotated[str | None, _Opt(help="artifact key")] = None,
+    name: Annotated[str | None, _Opt(help="key prefix (~text: contains, =key: exact)")] = None,
     label: _Labels = None,
     tag: Annotated[str | None, _Opt(help="tag (default: latest; '*' every version)")] = None,
+    iteration: Annotated[int | None, _Opt("--iter", help="one hyper-parameter iteration")] = None,
     last: _Last = 50,
     output: _Output = "table",
     db: _Db = None,
@@ -76,6 +77,7 @@ def get_artifacts(
         project=project or "",
         tag=tag or "",
         labels=label or None,
+        iter=iteration,
     )
     if last:
         arts = type(arts)(arts[:last])

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from ._common import STATE, check_choice, error_line, open_db, parse_pairs, usage_error
+from ._params import check_iteration_names, keep_pipeline_text, keep_text
 
 ORDER = 10
 _EPILOG = (
@@ -76,6 +77,9 @@ def run(  # noqa: PLR0913 - one option per flag of the command
         _Many, _Opt("-x", "--hyperparam", metavar="KEY=[..]", help="hyper-parameter values, a list")
     ] = None,
     param_file: Annotated[str | None, _Opt(help="CSV/JSON file, one row per run")] = None,
+    strict: Annotated[
+        bool, _Opt(help="a -p naming no parameter of the handler is an error (--no-strict: kept)")
+    ] = True,
     selector: Annotated[str | None, _Opt(help="best iteration, e.g. max.accuracy")] = None,
     strategy: Annotated[str | None, _Opt(help="grid | list | random")] = None,
     max_iterations: Annotated[int | None, _Opt(help="at most this many iterations")] = None,
@@ -130,6 +134,7 @@ def run(  # noqa: PLR0913 - one option per flag of the command
         label,
         artifact_path,
     )
+    task.spec.strict = strict
     rundb = open_db(db)
     if runtime_kind or image or dry_run:  # a runtime named by --kind (Kubernetes kinds)
         target, fn, kind = _kind_runner(url, args or [], runtime_kind, image), handler, "run"
@@ -139,7 +144,10 @@ def run(  # noqa: PLR0913 - one option per flag of the command
     else:
         kind, target, fn = _resolve_target(url, args or [], handler, mode)
     if kind == "run":
-        _check_iteration_names(task, fn, url)
+        check_iteration_names(task, fn, url)
+        keep_text(task, param, fn, url)
+    elif kind == "pipeline":
+        keep_pipeline_text(task, param, target)
     quiet = dump or as_json
     try:
         with _stdout_to_stderr(quiet):
@@ -347,61 +355,6 @@ def _load_object(url: str) -> Any:
     return getattr(module, attr)
 
 
-def _check_iteration_names(task: Any, fn: Any, url: str | None) -> None:
-    """Refuse hyper-parameters or param-file columns that name no parameter of the handler."""
-    spec = task.spec
-    if spec.hyper_params:
-        keys, origin = list(spec.hyper_params), "-x"
-    elif spec.param_file:
-        from ..hyper import read_param_file
-
-        rows = read_param_file(spec.param_file)
-        keys = (
-            list(rows)
-            if isinstance(rows, dict)
-            else list(dict.fromkeys(k for r in rows for k in r))
-        )
-        origin = f"param file {spec.param_file!r} column(s)"
-    else:
-        return
-    known = _handler_params(fn, url)
-    if known is None:
-        return
-    unknown = [k for k in keys if k not in known]
-    if unknown:
-        from ..errors import HyperParamError
-
-        name = fn if isinstance(fn, str) else getattr(fn, "__name__", "the handler")
-        raise HyperParamError(
-            f"{origin} {', '.join(map(repr, unknown))} name no parameter of {name}(); "
-            f"its parameters: {', '.join(known) or 'none'}"
-        )
-
-
-def _handler_params(fn: Any, url: str | None) -> list[str] | None:
-    """Return the handler's parameter names; None when unknowable (scripts, ``**kwargs``)."""
-    if callable(fn):
-        from .._binding import handler_signature
-
-        sig = handler_signature(fn)
-        return None if sig.var_keyword else sig.names()
-    if not (isinstance(fn, str) and url and url.endswith(".py") and os.path.isfile(url)):
-        return None
-    import ast
-
-    try:  # read the signature without importing (and so running) the script here
-        tree = ast.parse(open(url, encoding="utf-8").read())
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        return None
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == fn:
-            a = node.args
-            if a.kwarg is not None:
-                return None
-            return [x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs] if x.arg != "context"]
-    return None
-
-
 def _run_task(
     runtime: Any, task: Any, fn: Any, db: Any, watch: bool, mode: str | None, timeout: float | None
 ) -> Any:
@@ -464,7 +417,9 @@ def _export(run: Any, wanted: dict[str, str]) -> None:
 
 def _report(run: Any, dump: bool, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(run.to_dict(), indent=2, default=str))
+        from ..db._json import dumps
+
+        print(dumps(run.to_dict(), indent=2))
         return
     if dump:
         print(run.to_yaml(), end="")

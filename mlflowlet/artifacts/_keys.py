@@ -2,30 +2,61 @@
 
 from __future__ import annotations
 
+from mlflowlet._names import control_chars
 from mlflowlet.errors import ArtifactError, PathTraversalError
 
 
 def validate_key(key: str) -> str:
-    r"""Return ``key`` if it is a safe relative path, else raise.
+    r"""Return ``key`` if it can name an artifact, else raise naming the culprit.
 
-    Refused: empty keys, NUL characters, absolute paths (a leading ``/`` or ``\``, a
-    drive such as ``C:``), and ``..`` components (with either separator, so ``a\..\..\b``
-    cannot escape on Windows either). The same rule applies to relative target paths.
+    A key is one file name: it becomes a file in the run's artifact directory and a part of
+    ``store://artifacts/<project>/<key>`` references. Refused: empty keys, a path separator
+    (``/`` or ``\``; write into a subdirectory with ``target_path='sub/file'``), ``.`` or ``..``,
+    NUL and other control characters.
 
     Args:
-        key: the artifact key or relative target path.
+        key: the artifact key.
 
     Raises:
-        PathTraversalError: the key could leave its root directory.
-        ArtifactError: the key names a directory (ends with a separator or ``.``).
+        PathTraversalError: a separator, ``..``, NUL or a control character.
+        ArtifactError: an empty key, or ``.``.
     """
-    if not isinstance(key, str) or not key.strip() or "\x00" in key:
-        raise PathTraversalError(str(key))
-    if key[0] in "/\\" or (len(key) >= 2 and key[1] == ":" and key[0].isalpha()):
-        raise PathTraversalError(key)
-    parts = key.replace("\\", "/").split("/")
-    if any(part.strip() == ".." for part in parts):
-        raise PathTraversalError(key)
-    if parts[-1].strip() in ("", "."):
+    if not isinstance(key, str) or not key.strip():
+        raise PathTraversalError(str(key), "an artifact key must be a non-empty file name")
+    bad = control_chars(key)
+    if bad:
+        raise PathTraversalError(key, f"artifact keys cannot contain control characters ({bad})")
+    if "/" in key or "\\" in key or (len(key) >= 2 and key[1] == ":" and key[0].isalpha()):
+        raise PathTraversalError(
+            key,
+            "an artifact key is one file name, without '/', '\\' or a drive; to write into a "
+            "subdirectory pass target_path='sub/file'",
+        )
+    if key.strip() == "..":
+        raise PathTraversalError(key, "'..' cannot be an artifact key")
+    if key.strip() == ".":
         raise ArtifactError(f"artifact key {key!r} must name a file, not a directory")
     return key
+
+
+def validate_relpath(path: str) -> str:
+    r"""Return ``path`` if it is a safe relative path (a target path), else raise.
+
+    Refused: empty paths, NUL and control characters, absolute paths (a leading ``/`` or ``\``,
+    a drive such as ``C:``), and ``..`` components (with either separator, so ``a\..\..\b``
+    cannot escape on Windows either).
+
+    Raises:
+        PathTraversalError: the path could leave its root directory.
+        ArtifactError: the path names a directory (ends with a separator or ``.``).
+    """
+    if not isinstance(path, str) or not path.strip() or control_chars(path):
+        raise PathTraversalError(str(path))
+    if path[0] in "/\\" or (len(path) >= 2 and path[1] == ":" and path[0].isalpha()):
+        raise PathTraversalError(path)
+    parts = path.replace("\\", "/").split("/")
+    if any(part.strip() == ".." for part in parts):
+        raise PathTraversalError(path)
+    if parts[-1].strip() in ("", "."):
+        raise ArtifactError(f"target path {path!r} must name a file, not a directory")
+    return path

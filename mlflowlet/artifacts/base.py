@@ -48,12 +48,18 @@ class Artifact:
         updated: ISO 8601 UTC time it was logged.
         uid: the version id, stable for the same content from the same run and iteration.
         extra: kind-specific metadata (schema, preview, metrics...).
+        mtime_ns: the stored local file's modification time (checked on every read).
+        etag: the stored remote object's ETag (checked on every read).
+        owned: True when mlflowlet wrote the stored file (``mlflowlet gc`` removes it once no
+            recorded version references it); False for files recorded where they are.
+        link_iteration: on a sweep's parent, the best iteration whose version this links to.
     """
 
     default_kind: ClassVar[str] = "artifact"
     _FIELDS: ClassVar[tuple[str, ...]] = (
         "kind", "key", "uid", "uri", "target_path", "hash", "size", "format", "viewer",
         "labels", "tag", "producer", "project", "tree", "iteration", "updated", "extra",
+        "mtime_ns", "etag", "owned", "link_iteration",
     )  # fmt: skip
 
     def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
@@ -93,6 +99,10 @@ class Artifact:
         self.updated: str | None = None
         self.uid: str | None = None
         self.extra: dict[str, Any] = {}
+        self.mtime_ns: int | None = None
+        self.etag: str | None = None
+        self.owned = False
+        self.link_iteration: int | None = None
 
     # content ------------------------------------------------------------------------------
     def get_body(self) -> bytes | None:
@@ -125,8 +135,8 @@ class Artifact:
 
     # records ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-safe flat record (never the body)."""
-        return {name: json_safe(getattr(self, name)) for name in self._FIELDS}
+        """Return the JSON-safe flat record (never the body; NaN/inf metrics kept as floats)."""
+        return {name: json_safe(getattr(self, name), keep_nonfinite=True) for name in self._FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Artifact:
@@ -210,24 +220,25 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def json_safe(value: Any) -> Any:
+def json_safe(value: Any, keep_nonfinite: bool = False) -> Any:
     """Return ``value`` made JSON-safe.
 
-    Numpy scalars are unwrapped, NaN/inf become None, tuples and sets lists, keys strings,
-    dates ISO strings, and anything else unknown its ``str``.
+    Numpy scalars are unwrapped, tuples and sets become lists, keys strings, dates ISO strings,
+    and anything else unknown its ``str``. NaN/inf become None (a missing value in a data
+    preview), or stay floats with ``keep_nonfinite`` (a metric: the run DB keeps them exactly).
     """
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if keep_nonfinite or math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, keep_nonfinite) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, keep_nonfinite) for v in value]
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        return json_safe(value.item())
+        return json_safe(value.item(), keep_nonfinite)
     if hasattr(value, "tolist"):
-        return json_safe(value.tolist())
+        return json_safe(value.tolist(), keep_nonfinite)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)

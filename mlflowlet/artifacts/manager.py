@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from typing import Any
 
-from mlflowlet.artifacts._keys import validate_key
+from mlflowlet.artifacts._keys import validate_key, validate_relpath
+from mlflowlet.artifacts._write import Claims, link_existing, stamp_of, store_version
 from mlflowlet.artifacts.base import Artifact, is_dataframe
 from mlflowlet.datastore._urls import is_local, join_url, local_path, url_scheme
 from mlflowlet.errors import ArtifactError, DataNotFoundError
@@ -35,6 +37,7 @@ class ArtifactManager:
         artifact_path = os.fspath(artifact_path)
         self.local = is_local(artifact_path)
         self.artifact_path = local_path(artifact_path) if self.local else artifact_path.rstrip("/")
+        self._claimed = Claims()  # locations this manager wrote: never written again
 
     def __repr__(self) -> str:
         return f"ArtifactManager({self.artifact_path!r})"
@@ -102,20 +105,26 @@ class ArtifactManager:
                 "it to a file and pass local_path= to stream it with bounded memory",
                 stacklevel=3,
             )
+        owned = True  # a file written here for this version (deleted with its run's files)
         digest: str | None
         size: int | None
         if src is not None and not upload:
             from mlflowlet.datastore._streams import hash_file
 
-            uri = src
+            uri, owned = src, False
             digest, size = hash_file(src)
+        elif data is None and src is None:  # record an existing object where it is
+            uri, owned = self._existing(art), False
+            digest, size = link_existing(key, uri, secrets)
         else:
-            uri = self._destination(art, src)
-            digest, size = _store(key, uri, data, src, secrets)
+            dest = self._destination(art, src, producer, iteration)
+            uri, digest, size = store_version(key, dest, data, src, secrets, self._claimed)
         if not art.format:
             ext = os.path.splitext(src or uri)[1]
             art.format = ext[1:] if ext else None
+        stamp = stamp_of(uri, secrets)
         _record(art, uri, digest, size, producer, project, tree, iteration)
+        art.mtime_ns, art.etag, art.owned = stamp.get("mtime_ns"), stamp.get("etag"), owned
         return art
 
     def _prepare(
@@ -148,25 +157,44 @@ class ArtifactManager:
             art = _as_table(art)
         return art
 
-    def _destination(self, art: Artifact, src: str | None) -> str:
-        """Return the URL or absolute local path the artifact is written to."""
-        target = art.target_path
+    def _existing(self, art: Artifact) -> str:
+        """Return where an existing object named by ``target_path`` is (nothing is written)."""
+        target = os.fspath(art.target_path or "")
+        if url_scheme(target) not in ("", "file"):
+            return target
+        if url_scheme(target) == "file" or os.path.isabs(target):
+            return local_path(target)
+        return self._inside(art.key, validate_relpath(target) if target else art.key)
+
+    def _destination(
+        self, art: Artifact, src: str | None, producer: dict[str, Any] | None, iteration: int
+    ) -> str:
+        """Return the first candidate location of a new version (see :func:`store_version`).
+
+        A relative name goes under the artifact path (the run's own directory); an absolute
+        ``target_path`` or URL keeps its directory and file name with the producing run's
+        ``<uid>[/<iteration>]`` between them, so runs sharing a target never share a file.
+        """
+        target = os.fspath(art.target_path or "")
+        if target and (url_scheme(target) not in ("", "file") or os.path.isabs(target)):
+            remote = url_scheme(target) not in ("", "file")
+            head, name = posixpath.split(target) if remote else os.path.split(local_path(target))
+            uid = str((producer or {}).get("uid") or "")
+            run_dir = "/".join([uid, str(iteration)] if iteration else [uid]) if uid else ""
+            return join_url(join_url(head, run_dir) if run_dir else head, name)
         if target:
-            target = os.fspath(target)
-            if url_scheme(target) not in ("", "file"):
-                return target
-            if url_scheme(target) == "file" or os.path.isabs(target):
-                return local_path(target)
-            validate_key(target)
-            name = target
+            name = validate_relpath(target)
         elif src is not None:
             name = os.path.basename(src)
         else:
             suffix = art.suffix
             name = art.key if not suffix or art.key.endswith(suffix) else art.key + suffix
+        return self._inside(art.key, name)
+
+    def _inside(self, key: str, name: str) -> str:
         dest = join_url(self.artifact_path, name)
         if self.local and os.path.commonpath([self.artifact_path, dest]) != self.artifact_path:
-            raise ArtifactError(f"artifact {art.key!r}: {dest!r} is outside {self.artifact_path!r}")
+            raise ArtifactError(f"artifact {key!r}: {dest!r} is outside {self.artifact_path!r}")
         return dest
 
 
@@ -178,49 +206,6 @@ def _source(key: str, path: str | None) -> str | None:
     if not os.path.isfile(src):
         raise DataNotFoundError(f"artifact {key!r}: no such file '{src}'")
     return src
-
-
-def _store(
-    key: str, uri: str, data: bytes | None, src: str | None, secrets: Any
-) -> tuple[str | None, int | None]:
-    """Write ``data`` or copy ``src`` to ``uri``; return ``(sha256, size)``."""
-    from mlflowlet.datastore._streams import CHUNK_SIZE, copy_hashed, hash_file, write_atomic
-
-    if is_local(uri):
-        if data is not None:
-            view = memoryview(data)
-            chunks = (view[i : i + CHUNK_SIZE] for i in range(0, len(view), CHUNK_SIZE))
-            return write_atomic(uri, chunks)  # type: ignore[arg-type] # bytes-like chunks
-        if src is not None:
-            if os.path.exists(uri) and os.path.samefile(src, uri):
-                return hash_file(src)  # already in place
-            return copy_hashed(src, uri)  # kernel copy, hashed alongside
-        return _link(key, uri, secrets)
-    from mlflowlet.datastore.registry import get_store
-
-    store = get_store(uri, secrets)
-    if data is not None:
-        import hashlib
-
-        store.put(uri, data)
-        return hashlib.sha256(data).hexdigest(), len(data)
-    if src is not None:
-        return store.upload_hashed(uri, src)  # hashed while it is read for the upload
-    return _link(key, uri, secrets)
-
-
-def _link(key: str, uri: str, secrets: Any) -> tuple[None, int | None]:
-    """Record an existing object at ``uri`` without writing; it must exist."""
-    from mlflowlet.datastore.registry import get_store
-
-    try:
-        info = get_store(uri, secrets).stat(uri)
-    except DataNotFoundError:
-        raise ArtifactError(
-            f"artifact {key!r}: nothing to store: pass a body or a local_path, or a "
-            f"target_path that exists ({uri!r} does not)"
-        ) from None
-    return None, info.get("size")
 
 
 def _as_table(art: Artifact) -> Artifact:

@@ -57,8 +57,8 @@ class ModelArtifact(Artifact, kind="model"):
     def extra(self) -> dict[str, Any]:
         """The model's metrics, parameters, framework and file name."""
         return {
-            "metrics": json_safe(self.metrics),
-            "parameters": json_safe(self.parameters),
+            "metrics": json_safe(self.metrics, keep_nonfinite=True),  # NaN stays NaN
+            "parameters": json_safe(self.parameters, keep_nonfinite=True),
             "framework": self.framework,
             "model_file": self.model_file,
         }

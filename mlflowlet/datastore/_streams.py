@@ -155,12 +155,15 @@ class AtomicFile(PublishingWriter):
 
     Args:
         path: the final file path; missing parent directories are created.
+        exclusive: never replace an existing file: publish to ``path``, else to the first free
+            :func:`versioned_name` of it (:attr:`path` is then where it landed).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, exclusive: bool = False) -> None:
         super().__init__()
         self._done = True  # nothing to abort until the temporary file exists
         self.path = path
+        self.exclusive = exclusive
         parent = os.path.dirname(path) or "."
         os.makedirs(parent, exist_ok=True)
         # os.open with 0o666 honours the umask, unlike mkstemp's 0o600.
@@ -190,7 +193,7 @@ class AtomicFile(PublishingWriter):
             self._done = True
             try:
                 os.close(self._fd)
-                os.replace(self._tmp, self.path)
+                self.path = publish(self._tmp, self.path, self.exclusive)
             except BaseException:
                 try:
                     os.unlink(self._tmp)
@@ -198,6 +201,59 @@ class AtomicFile(PublishingWriter):
                     pass
                 raise
         super().close()
+
+
+#: How many names :func:`publish` tries before giving up (``name``, ``name.v2`` ...).
+MAX_VERSIONS = 10_000
+
+
+def versioned_name(path: str, n: int) -> str:
+    """Return the ``n``-th candidate name of ``path``: itself for 1, else ``stem.v<n>.ext``.
+
+    The extension stays last, so the format is still told from the name
+    (``model.pkl`` -> ``model.v2.pkl``, ``data`` -> ``data.v2``).
+    """
+    if n <= 1:
+        return path
+    head, name = os.path.split(path)
+    stem, ext = os.path.splitext(name)
+    if not stem:  # a dot file such as '.env'
+        stem, ext = name, ""
+    return os.path.join(head, f"{stem}.v{n}{ext}")
+
+
+def publish(tmp: str, path: str, exclusive: bool = False) -> str:
+    """Move the finished temporary file ``tmp`` to ``path``; return where it landed.
+
+    Without ``exclusive`` an existing ``path`` is replaced (``os.replace``). With it, nothing is
+    ever replaced: the file lands at ``path`` or the first free :func:`versioned_name`, and the
+    claim is atomic (a hard link, or an ``O_EXCL`` placeholder where links are not supported),
+    so concurrent writers, in threads or processes, each get a name of their own.
+    """
+    if not exclusive:
+        os.replace(tmp, path)
+        return path
+    for n in range(1, MAX_VERSIONS + 1):
+        candidate = versioned_name(path, n)
+        try:
+            _claim(tmp, candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, f"no free name for {path!r} after {MAX_VERSIONS}")
+
+
+def _claim(tmp: str, path: str) -> None:
+    """Give ``tmp`` the name ``path`` unless it exists (``FileExistsError``); ``tmp`` is gone."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here: reserve the name, then move the file onto it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def copy_atomic(src: str, path: str) -> None:
@@ -271,6 +327,17 @@ def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
 def copy_hashed(src: str, path: str) -> tuple[str, int]:
     """Copy the file ``src`` to ``path`` atomically; return its ``(sha256, size)``.
 
+    See :func:`copy_hashed_to`, which this calls with ``exclusive=False``.
+    """
+    _, digest, size = copy_hashed_to(src, path)
+    return digest, size
+
+
+def copy_hashed_to(src: str, path: str, exclusive: bool = False) -> tuple[str, str, int]:
+    """Copy the file ``src`` to ``path`` atomically; return ``(final path, sha256, size)``.
+
+    With ``exclusive`` nothing is replaced: see :func:`publish`.
+
     The kernel copies (``copy_file_range``, else ``sendfile``) in a worker thread while this
     thread hashes the source through the page cache with hashlib, which releases the GIL: a
     hashed copy then takes as long as sha256 alone, not read + hash + write in series. Memory
@@ -283,7 +350,7 @@ def copy_hashed(src: str, path: str) -> tuple[str, int]:
     import hashlib
 
     if not hasattr(os, "pread"):  # no positional reads (Windows): hash while copying, serially
-        return write_atomic(path, iter_file(src))
+        return write_new(path, iter_file(src), exclusive)
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
     with open(src, "rb", buffering=0) as fin:
@@ -314,8 +381,7 @@ def copy_hashed(src: str, path: str) -> tuple[str, int]:
             os.close(fd)
             fd = -1
             if same:
-                os.replace(tmp, path)
-                return sha.hexdigest(), size
+                return publish(tmp, path, exclusive), sha.hexdigest(), size
         finally:
             cancel.set()
             if worker.ident is not None:
@@ -326,7 +392,7 @@ def copy_hashed(src: str, path: str) -> tuple[str, int]:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-    return write_atomic(path, iter_file(src))  # the source changed while it was read twice
+    return write_new(path, iter_file(src), exclusive)  # the source changed while read twice
 
 
 def write_atomic(path: str, chunks: Iterable[bytes]) -> tuple[str, int]:
@@ -335,7 +401,16 @@ def write_atomic(path: str, chunks: Iterable[bytes]) -> tuple[str, int]:
     Returns:
         ``(sha256 hex digest, size in bytes)`` of what was written.
     """
-    with AtomicFile(path) as out:
+    _, digest, size = write_new(path, chunks)
+    return digest, size
+
+
+def write_new(path: str, chunks: Iterable[bytes], exclusive: bool = False) -> tuple[str, str, int]:
+    """Write ``chunks`` to ``path`` atomically; return ``(final path, sha256, size)``.
+
+    With ``exclusive`` nothing is replaced: see :func:`publish`.
+    """
+    with AtomicFile(path, exclusive) as out:
         for chunk in chunks:
             out.write(chunk)
-    return out.sha256, out.size
+    return out.path, out.sha256, out.size

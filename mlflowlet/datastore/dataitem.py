@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+from mlflowlet.datastore import _integrity
 from mlflowlet.datastore._urls import (
     check_no_credentials,
     is_local,
@@ -47,6 +48,12 @@ class DataItem:
         db: the run DB resolving ``store://`` references (default: ``get_run_db()``).
         artifact: the artifact record (dict or object with ``to_dict()``) when already known;
             a ``store://`` reference then needs no DB lookup.
+        verify: the default of every read's ``verify``: compare the full sha256 of a recorded
+            artifact version (else only its size and mtime or ETag are compared).
+
+    Every read of a recorded artifact version (a ``store://`` reference, or a URL given with its
+    ``artifact`` record) first checks the stored object against the record and raises
+    :class:`~mlflowlet.errors.ArtifactIntegrityError` rather than return other bytes.
     """
 
     def __init__(
@@ -57,8 +64,10 @@ class DataItem:
         secrets: Any = None,
         db: Any = None,
         artifact: Any = None,
+        verify: bool = False,
     ) -> None:
         self._key = key
+        self._verify = verify
         self._url = check_no_credentials(os.fspath(url), f"input {key!r}" if key else "")
         self._secrets = secrets
         self._db = db
@@ -129,7 +138,13 @@ class DataItem:
                 f"cannot write '{self._url}': store:// references are read-only; "
                 "log a new artifact version instead"
             )
-        return self._target()
+        store, real = self._target()
+        if _integrity.is_record(self._meta, real):  # e.g. run.artifact(key): a recorded version
+            raise DataStoreError(
+                f"cannot write '{real}': it holds a recorded version of artifact "
+                f"{(self._meta or {}).get('key')!r}, which is immutable; log a new version instead"
+            )
+        return store, real
 
     @contextmanager
     def _named(self) -> Iterator[None]:
@@ -141,17 +156,57 @@ class DataItem:
                 raise
             raise DataNotFoundError(f"input {self._key!r}: {exc}") from exc
 
-    # reading ------------------------------------------------------------------------------
-    def get(self, size: int | None = None, offset: int = 0) -> bytes:
-        """Return ``size`` bytes (all when None) from ``offset``."""
-        with self._named():
-            store, real = self._target()
-            return store.get(real, size=size, offset=offset)
+    def _checked(self, verify: bool | None, full: bool = False) -> tuple[DataStore, str, bool]:
+        """Return ``(store, real URL, verify)`` after the cheap check of a recorded version.
 
-    def open(self, mode: str = "rb") -> BinaryIO:
-        """Open the data as a binary file object (``'rb'`` or ``'wb'``)."""
+        With ``full`` and ``verify``, the whole object's sha256 is compared here too (for reads
+        that do not see every byte themselves); the returned flag says a full check is still due.
+        """
+        store, real = self._target()
+        verify = self._verify if verify is None else verify
+        if not _integrity.is_record(self._meta, real):
+            return store, real, False
+        assert self._meta is not None
+        _integrity.check(self._meta, store, real)
+        if verify and full:
+            if is_local(real):
+                _integrity.verify_file(self._meta, local_path(real))
+            else:
+                _integrity.verify_store(self._meta, store, real)
+            return store, real, False
+        return store, real, verify
+
+    # reading ------------------------------------------------------------------------------
+    def get(self, size: int | None = None, offset: int = 0, verify: bool | None = None) -> bytes:
+        """Return ``size`` bytes (all when None) from ``offset``.
+
+        Args:
+            size: how many bytes; None for all.
+            offset: where to start.
+            verify: compare the sha256 of a recorded version before returning (default: the
+                item's ``verify``).
+
+        Raises:
+            ArtifactIntegrityError: a recorded version's bytes are not the recorded ones.
+        """
         with self._named():
-            store, real = self._target() if mode == "rb" else self._writable()
+            whole = size is None and not offset
+            store, real, verify = self._checked(verify, full=not whole)
+            data = store.get(real, size=size, offset=offset)
+            if verify and self._meta is not None:
+                _integrity.verify_bytes(self._meta, data, real)
+            return data
+
+    def open(self, mode: str = "rb", verify: bool | None = None) -> BinaryIO:
+        """Open the data as a binary file object (``'rb'`` or ``'wb'``).
+
+        ``verify`` (reading a recorded version) compares the whole object's sha256 first.
+        """
+        with self._named():
+            if mode != "rb":
+                store, real = self._writable()
+            else:
+                store, real, _ = self._checked(verify, full=True)
             return store.open(real, mode)
 
     def stat(self) -> dict[str, Any]:
@@ -166,7 +221,7 @@ class DataItem:
             store, real = self._target()
             return store.listdir(real)
 
-    def local(self) -> str:
+    def local(self, verify: bool | None = None) -> str:
         """Return a local path holding the data.
 
         Local files are returned as they are. Anything else is downloaded once into the
@@ -174,32 +229,46 @@ class DataItem:
         name derived from the URL and the object's version (ETag, size and modification
         time from :meth:`stat`), and reused by later calls and later items while that
         version is current. A store that reports none of them is downloaded again.
+        ``verify`` (a recorded version) compares the file's sha256 with the record.
         """
-        if self._local is not None and os.path.exists(self._local):
-            return self._local
         with self._named():
-            store, real = self._target()
+            store, real, verify = self._checked(verify)
+            if self._local is not None and os.path.exists(self._local) and not verify:
+                return self._local
             if is_local(real):
                 path = local_path(real)
                 if not os.path.exists(path):
                     raise DataNotFoundError(f"no such file '{path}'")
             else:
                 path = _fetch(store, real)
+            if verify and self._meta is not None:
+                _integrity.verify_file(self._meta, path)
         self._local = path
         return path
 
-    def download(self, path: str) -> None:
-        """Copy the data to the local file ``path`` (atomically)."""
-        with self._named():
-            store, real = self._target()
-            store.download(real, os.fspath(path))
+    def download(self, path: str, verify: bool | None = None) -> None:
+        """Copy the data to the local file ``path`` (atomically).
 
-    def as_df(self, format: str | None = None, **kwargs: Any) -> Any:
+        ``verify`` (a recorded version) compares the copy's sha256 with the record; a copy
+        that differs is removed.
+        """
+        with self._named():
+            store, real, verify = self._checked(verify)
+            store.download(real, os.fspath(path))
+            if verify and self._meta is not None:
+                try:
+                    _integrity.verify_file(self._meta, os.fspath(path))
+                except BaseException:
+                    os.unlink(os.fspath(path))
+                    raise
+
+    def as_df(self, format: str | None = None, verify: bool | None = None, **kwargs: Any) -> Any:
         """Read the data into a pandas DataFrame.
 
         Args:
             format: ``csv``, ``tsv``, ``parquet``/``pq``, ``json`` or ``jsonl``; guessed from
                 the URL's suffix (or the artifact record's ``format``) when None.
+            verify: compare a recorded version's sha256 first (default: the item's ``verify``).
             **kwargs: passed to the pandas reader.
 
         Raises:
@@ -208,12 +277,12 @@ class DataItem:
         """
         from mlflowlet.datastore._optional import require
 
-        real = self._resolve()
-        store, _ = self._target()
+        with self._named():  # a missing input is the first thing to report
+            store, real, _ = self._checked(verify, full=True)
         # Seekable remote streams (S3, fsspec) feed pandas/pyarrow directly: no local copy.
         stream = not is_local(real) and store.random_access
-        with self._named():  # a missing input is the first thing to report
-            source: Any = store.open(real, "rb") if stream else self.local()
+        with self._named():
+            source: Any = store.open(real, "rb") if stream else self.local(verify=False)
         try:
             fmt = (format or url_format(real) or (self.meta or {}).get("format") or "").lower()
             if fmt not in _READERS:
@@ -296,7 +365,14 @@ def _cache_path(url: str, version: list[Any] | None = None) -> str:
     return os.path.join(os.path.abspath(root), digest, url_basename(url) or "data")
 
 
-def get_dataitem(url: str, key: str | None = None, secrets: Any = None, db: Any = None) -> DataItem:
+def get_dataitem(
+    url: str,
+    key: str | None = None,
+    secrets: Any = None,
+    db: Any = None,
+    artifact: Any = None,
+    verify: bool = False,
+) -> DataItem:
     """Return a :class:`DataItem` for ``url``.
 
     Args:
@@ -304,5 +380,7 @@ def get_dataitem(url: str, key: str | None = None, secrets: Any = None, db: Any 
         key: the name the data goes by, used in error messages.
         secrets: credentials for the store (a dict or ``get(key)`` object).
         db: the run DB for ``store://`` references.
+        artifact: the artifact record of the version at ``url`` (its reads are then checked).
+        verify: compare a recorded version's full sha256 on every read.
     """
-    return DataItem(key, url, secrets=secrets, db=db)
+    return DataItem(key, url, secrets=secrets, db=db, artifact=artifact, verify=verify)

@@ -108,7 +108,7 @@ class StoreRefStore(DataStore):
             return None
         found = [
             dict(art)
-            for art in lister(name=ref.key, project=ref.project, tag="*", tree=ref.uid)
+            for art in lister(name=f"={ref.key}", project=ref.project, tag="*", tree=ref.uid)
             if ref.iteration is None or art.get("iteration") == ref.iteration
         ]
         return max(found, key=lambda art: art.get("updated") or "") if found else None

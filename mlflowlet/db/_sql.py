@@ -12,13 +12,13 @@ through :func:`upgrade_schema` when it opens an older database, and refuses a ne
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError, RunDBError
+from ._json import loads
 from .base import apply_updates, parse_label_filters
 
 SCHEMA_VERSION = 1
@@ -190,6 +190,20 @@ def match_clause(column: str, value: str) -> tuple[str, Any]:
     return f"{column}=?", value
 
 
+def key_clause(column: str, value: str) -> tuple[str, list[Any]]:
+    """Return SQL matching an artifact key filter and its arguments.
+
+    ``name`` matches keys that start with ``name`` (case-sensitive), ``~text`` keys that
+    contain ``text`` (any case), ``=name`` the key ``name`` exactly.
+    """
+    if value.startswith("="):
+        return f"{column}=?", [value[1:]]
+    if value.startswith("~"):
+        clause, arg = match_clause(column, value)
+        return clause, [arg]
+    return f"substr({column}, 1, ?)=?", [len(value), value]
+
+
 def run_where(
     dialect: Dialect,
     probe: Callable[[tuple[str, Any]], int],
@@ -334,7 +348,7 @@ def update_run_in(
     body, project = one_run(
         lambda sql, args: conn.execute(sql, args).fetchall(), uid, project, it, dialect.lock_row
     )
-    store(conn, apply_updates(json.loads(body), updates), uid, project, it)
+    store(conn, apply_updates(loads(body), updates), uid, project, it)
 
 
 def run_row(run: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, str]]:
@@ -395,3 +409,54 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     """Yield ``items`` in lists of at most ``size`` (bound the ``IN (...)`` argument count)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# artifact versions ------------------------------------------------------------------------------
+def artifact_query(
+    key: str, tag: str, it: int | None, project: str, uid: str | None
+) -> tuple[str, list[Any]]:
+    """Return the query of one artifact version: by ``uid`` (and ``it``), else by tag."""
+    if uid:
+        sql = "SELECT body FROM artifacts a WHERE key=? AND uid=?"
+        args: list[Any] = [key, uid]
+        if it is not None:
+            sql += " AND iteration=?"
+            args.append(it)
+    else:
+        sql = (
+            "SELECT a.body FROM artifacts a JOIN artifact_tags t ON t.artifact_id=a.id"
+            " WHERE t.key=? AND t.tag=?"
+        )
+        args = [key, tag or "latest"]
+    if project:
+        sql += " AND a.project=?"
+        args.append(project)
+    return sql + " ORDER BY a.id DESC LIMIT 1", args
+
+
+def artifact_missing(key: str, tag: str, project: str, uid: str | None) -> str:
+    """Return the message of a missing artifact version."""
+    which = f"@{uid}" if uid else f":{tag or 'latest'}"
+    return f"artifact {key}{which} not found in project {project or '*'!r}"
+
+
+def del_artifact_rows(
+    conn: Any, key: str, tag: str, project: str, uid: str | None, it: int | None = None
+) -> int:
+    """Delete one artifact version (by tag, or uid and ``it``) or every version of ``key``."""
+    if uid or tag:
+        row = conn.execute(*artifact_query(key, tag, it, project, uid)).fetchone()
+        if row is None:
+            raise NotFoundError(artifact_missing(key, tag, project, uid))
+        art = loads(row[0])
+        sql, args = "DELETE FROM artifacts WHERE key=? AND uid=? AND project=?", [key, art["uid"]]
+        args.append(art.get("project", project))
+        if uid and it is not None:
+            sql += " AND iteration=?"
+            args.append(it)
+        return conn.execute(sql, args).rowcount
+    sql, args = "DELETE FROM artifacts WHERE key=?", [key]
+    if project:
+        sql += " AND project=?"
+        args.append(project)
+    return conn.execute(sql, args).rowcount

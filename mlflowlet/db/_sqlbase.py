@@ -8,28 +8,30 @@ where the backends differ: SQLite writes as few pages as it can, PostgreSQL upse
 
 from __future__ import annotations
 
-import json
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import NotFoundError
+from ._json import dumps, loads
 from ._sql import (
     LABEL_PROBE,
     LINEAGE_COLS,
     Dialect,
+    artifact_missing,
+    artifact_query,
     chunks,
+    del_artifact_rows,
+    key_clause,
     labels_match,
-    match_clause,
     one_run,
     run_where,
     update_run_in,
     walk_lineage,
 )
-from .base import RunDB, log_window, require_filter
+from .base import RunDB, exact_key, log_window, require_filter
 
-_METRIC_KEYS = ("key", "step", "value", "time")
 _LINEAGE_INSERT = (
     f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({','.join('?' * len(LINEAGE_COLS))})"
 )
@@ -59,7 +61,7 @@ class SQLRunDB(RunDB):
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
         """Return a run; raises ``NotFoundError`` naming the uid."""
-        return json.loads(one_run(self._read, uid, project, iter)[0])
+        return loads(one_run(self._read, uid, project, iter)[0])
 
     def update_run(
         self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
@@ -107,7 +109,7 @@ class SQLRunDB(RunDB):
             sql += " ORDER BY start_time DESC, iteration ASC"
         if last:
             sql += f" LIMIT {int(last)}"
-        return RunList(json.loads(r[0]) for r in self._read(sql, args))
+        return RunList(loads(r[0]) for r in self._read(sql, args))
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given) with its logs and metrics."""
@@ -169,7 +171,7 @@ class SQLRunDB(RunDB):
                 it,
                 body.get("kind", ""),
                 body.get("updated", ""),
-                json.dumps(body, default=str),
+                dumps(body),
             ),
         ).fetchone()[0]
         for name in sorted({"latest", tag} - {""}):  # one lock order for concurrent writers
@@ -188,10 +190,10 @@ class SQLRunDB(RunDB):
         uid: str | None = None,
     ) -> dict[str, Any]:
         """Return an artifact by ``uid`` or ``tag`` (default ``latest``)."""
-        rows = self._read(*_artifact_query(key, tag, iter, project, uid))
+        rows = self._read(*artifact_query(key, tag, iter, project, uid))
         if not rows:
-            raise NotFoundError(_artifact_missing(key, tag, project, uid))
-        return json.loads(rows[0][0])
+            raise NotFoundError(artifact_missing(key, tag, project, uid))
+        return loads(rows[0][0])
 
     def list_artifacts(
         self,
@@ -203,10 +205,12 @@ class SQLRunDB(RunDB):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
-        """Return an ``ArtifactList`` (``tag=''`` latest, ``'*'`` all versions, else that tag)."""
+        """Return an ``ArtifactList`` (``name``: key prefix, ``~text`` or ``=key``; see base)."""
         from .lists import ArtifactList
 
+        args: list[Any]
         if tag == "*":
             sql, args = "SELECT a.body, a.id FROM artifacts a WHERE 1=1", []
         else:
@@ -215,18 +219,17 @@ class SQLRunDB(RunDB):
                 " WHERE t.tag=?"
             )
             args = [tag or "latest"]
-        for column, value in (
-            ("a.key", name),
-            ("a.project", project),
-            ("a.kind", kind),
-            ("a.tree", tree),
-        ):
+        if name:
+            clause, key_args = key_clause("a.key", name)
+            sql += f" AND {clause}"
+            args += key_args
+        for column, value in (("a.project", project), ("a.kind", kind), ("a.tree", tree)):
             if value:
-                clause, arg = (
-                    match_clause(column, value) if column == "a.key" else (f"{column}=?", value)
-                )
-                sql += f" AND {clause}"
-                args.append(arg)
+                sql += f" AND {column}=?"
+                args.append(value)
+        if iter is not None:
+            sql += " AND a.iteration=?"
+            args.append(int(iter))
         if since:
             sql += " AND a.updated>=?"
             args.append(since)
@@ -237,7 +240,7 @@ class SQLRunDB(RunDB):
         tags = self._tags_of([r[1] for r in found])
         rows = []
         for body, art_id in found:
-            art = json.loads(body)
+            art = loads(body)
             art["tags"] = tags.get(art_id, [])  # the version's tags now: 'latest' moves on
             rows.append(art)
         return ArtifactList(r for r in rows if labels_match(r.get("labels") or {}, labels))
@@ -252,19 +255,24 @@ class SQLRunDB(RunDB):
         return out
 
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
-        """Delete one version (by tag or uid) or, with neither, every version of ``key``."""
-        return self._transact(_del_artifact, key, tag, project, uid)
+        """Delete one version (by tag or uid; ``iter`` with uid) or, with neither, every one."""
+        return self._transact(del_artifact_rows, key, tag, project, uid, iter)
 
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
     ) -> int:
-        """Delete every artifact version matching the filter; refuses an empty filter."""
+        """Delete the artifact versions matching the filter (``name``: exact key, or ``~text``)."""
         require_filter(
             "del_artifacts", "artifact", name=name, project=project, tag=tag, labels=labels
         )
-        found = self.list_artifacts(name, project, tag or "*", labels)
+        found = self.list_artifacts(exact_key(name), project, tag or "*", labels)
         rows = [(a.get("project", ""), a["key"], a["uid"], a.get("iteration", 0)) for a in found]
         self._transact(
             _executemany,
@@ -320,7 +328,10 @@ class SQLRunDB(RunDB):
             sql += " AND key=?"
             args.append(key)
         rows = self._read(f"{sql} ORDER BY {self.dialect.metrics_order}", args)
-        return [dict(zip(_METRIC_KEYS, r, strict=True)) for r in rows]
+        return [  # SQLite keeps a NaN value as the text 'NaN' (SQLiteRunDB._store_metrics)
+            {"key": k, "step": s, "value": float(v) if isinstance(v, str) else v, "time": t}
+            for k, s, v, t in rows
+        ]
 
     # lineage ---------------------------------------------------------------------------------
     def store_lineage(self, edges: Iterable[dict[str, Any]]) -> None:
@@ -450,49 +461,6 @@ def _del_runs(conn: Any, where: str, args: list[Any]) -> int:
         for table in ("runs", "logs", "metrics"):
             conn.execute(f"DELETE FROM {table} WHERE uid IN ({marks})", chunk)
     return len(uids)
-
-
-def _artifact_query(
-    key: str, tag: str, it: int | None, project: str, uid: str | None
-) -> tuple[str, list[Any]]:
-    if uid:
-        sql = "SELECT body FROM artifacts a WHERE key=? AND uid=?"
-        args: list[Any] = [key, uid]
-        if it is not None:
-            sql += " AND iteration=?"
-            args.append(it)
-    else:
-        sql = (
-            "SELECT a.body FROM artifacts a JOIN artifact_tags t ON t.artifact_id=a.id"
-            " WHERE t.key=? AND t.tag=?"
-        )
-        args = [key, tag or "latest"]
-    if project:
-        sql += " AND a.project=?"
-        args.append(project)
-    return sql + " ORDER BY a.id DESC LIMIT 1", args
-
-
-def _artifact_missing(key: str, tag: str, project: str, uid: str | None) -> str:
-    which = f"@{uid}" if uid else f":{tag or 'latest'}"
-    return f"artifact {key}{which} not found in project {project or '*'!r}"
-
-
-def _del_artifact(conn: Any, key: str, tag: str, project: str, uid: str | None) -> int:
-    if uid or tag:
-        row = conn.execute(*_artifact_query(key, tag, None, project, uid)).fetchone()
-        if row is None:
-            raise NotFoundError(_artifact_missing(key, tag, project, uid))
-        art = json.loads(row[0])
-        return conn.execute(
-            "DELETE FROM artifacts WHERE key=? AND uid=? AND project=?",
-            (key, art["uid"], art.get("project", project)),
-        ).rowcount
-    sql, args = "DELETE FROM artifacts WHERE key=?", [key]
-    if project:
-        sql += " AND project=?"
-        args.append(project)
-    return conn.execute(sql, args).rowcount
 
 
 def _store_log(conn: Any, uid: str, project: str, body: bytes, append: bool) -> None:

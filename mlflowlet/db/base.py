@@ -112,20 +112,37 @@ class RunDB(ABC):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
-        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version."""
+        """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version.
+
+        ``iter`` keeps the versions of one hyper-parameter iteration (0: plain runs and a sweep's
+        parent, whose versions link to its best iteration's).
+
+        ``name`` selects keys: ``'ch'`` those starting with ``ch``, ``'~text'`` those
+        containing ``text`` (any case), ``'=chart.html'`` exactly that key.
+        """
 
     @abstractmethod
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
-        """Delete one artifact version (or every version of ``key`` when neither is given)."""
+        """Delete one artifact version (or every version of ``key`` when neither is given).
+
+        With ``uid``, ``iter`` keeps the deletion to that iteration's record (a sweep parent's
+        link shares its version uid with the best iteration's record).
+        """
 
     @abstractmethod
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
     ) -> int:
-        """Delete the artifacts matching the filter; refuses an empty filter."""
+        """Delete the artifacts matching the filter (``name``: the exact key, or ``~text``)."""
 
     @abstractmethod
     def list_artifact_tags(self, project: str = "") -> list[str]:
@@ -216,6 +233,15 @@ def require_filter(call: str, what: str, **filters: Any) -> None:
         )
 
 
+def exact_key(name: str) -> str:
+    """Return the ``list_artifacts`` name filter that matches key ``name`` exactly.
+
+    ``~text`` and ``=key`` pass as they are; a plain name gets ``=`` (deletes never match by
+    prefix).
+    """
+    return name if not name or name.startswith(("=", "~")) else f"={name}"
+
+
 def log_window(project: Any, offset: Any, size: Any) -> tuple[str, int, int]:
     """Accept ``get_log(uid, offset, size)`` as well as ``get_log(uid, project, offset, size)``.
 
@@ -228,29 +254,49 @@ def log_window(project: Any, offset: Any, size: Any) -> tuple[str, int, int]:
 
 
 def parse_label_filters(labels: Any) -> list[tuple[str, str, str | None]]:
-    """Turn label filters into ``(op, key, value)``.
+    """Turn label filters into ``(op, key, value)``; every filter must hold.
 
-    Accepts ``k=v``, ``k!=v``, ``k~=v`` (value contains), bare ``k`` (exists), a list of those,
-    or a dict (every key equal).
+    Grammar of one filter (a string)::
+
+        KEY            the label KEY is set (any value)
+        KEY=VALUE      the label equals VALUE
+        KEY!=VALUE     the label is not VALUE (or not set)
+        KEY~=TEXT      the label contains TEXT
+
+    The filter splits at its **first** ``=``: the key is what comes before it (a ``!`` or
+    ``~`` right before that ``=`` belongs to the operator) and the value is everything after
+    it, verbatim, so a value may contain ``=``, ``!=`` or ``~=``: ``k=a!=b`` means "label ``k``
+    equals ``a!=b``". A key is stripped of surrounding spaces and cannot contain ``=``.
+
+    Args:
+        labels: one filter, a list of filters, or a dict (each key equal to its value).
+
+    Raises:
+        ConfigError: a filter without a key, or a dict key containing ``=``.
     """
     if not labels:
         return []
     if isinstance(labels, dict):
-        return [("=", str(k), str(v)) for k, v in labels.items()]
+        for key in labels:
+            if "=" in str(key) or not str(key).strip():
+                raise ConfigError(f"label filter key {str(key)!r} must be non-empty without '='")
+        return [("=", str(k).strip(), str(v)) for k, v in labels.items()]
     if isinstance(labels, str):
         labels = [labels]
-    out: list[tuple[str, str, str | None]] = []
-    for item in labels:
-        for op in ("!=", "~=", "="):
-            if op in item:
-                key, value = item.split(op, 1)
-                if not key:
-                    raise ConfigError(f"label filter {item!r} has no key; use k=v, k!=v, k~=v or k")
-                out.append((op, key.strip(), value.strip()))
-                break
-        else:
-            out.append(("exists", item.strip(), None))
-    return out
+    return [_one_label_filter(str(item)) for item in labels]
+
+
+def _one_label_filter(item: str) -> tuple[str, str, str | None]:
+    at = item.find("=")
+    if at < 0:
+        key, op, value = item, "exists", None
+    elif at > 0 and item[at - 1] in "!~":
+        key, op, value = item[: at - 1], item[at - 1 : at + 1], item[at + 1 :]
+    else:
+        key, op, value = item[:at], "=", item[at + 1 :]
+    if not key.strip():
+        raise ConfigError(f"label filter {item!r} has no key; use k=v, k!=v, k~=v or k")
+    return op, key.strip(), value
 
 
 def apply_updates(run: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ time; a ``MLFLOWLET_API_TOKEN`` is sent as a bearer token and never logged.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import random
 import threading
@@ -19,7 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
-from .base import RunDB, log_window, require_filter
+from ._json import dumps, loads
+from .base import RunDB, log_window, parse_label_filters, require_filter
 
 _clients: dict[tuple[int, str, float], Any] = {}
 _clients_lock = threading.Lock()
@@ -106,8 +106,8 @@ class HTTPRunDB(RunDB):
         if params:
             kw["params"] = {k: v for k, v in params.items() if v is not None and v != ""}
         extra = kw.pop("headers", None) or {}
-        if "json" in kw:  # NaN/Infinity allowed (metrics may hold them); httpx refuses them
-            kw["content"] = json.dumps(kw.pop("json"), default=str).encode()
+        if "json" in kw:  # strict JSON, NaN/infinities tagged (mlflowlet/db/_json.py)
+            kw["content"] = dumps(kw.pop("json")).encode()
             extra = {"content-type": "application/json", **extra}
         delay, attempt = self.backoff, 0
         while True:
@@ -156,7 +156,7 @@ class HTTPRunDB(RunDB):
         )
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
-        return self._request(method, path, **kw).json()
+        return loads(self._request(method, path, **kw).content)
 
     @property
     def artifact_root(self) -> str:
@@ -287,8 +287,9 @@ class HTTPRunDB(RunDB):
         since: str | None = None,
         until: str | None = None,
         tree: str | None = None,
+        iter: int | None = None,
     ) -> Any:
-        """Return an ``ArtifactList``."""
+        """Return an ``ArtifactList`` (``name``: a key prefix, ``~text`` or ``=key``)."""
         from .lists import ArtifactList
 
         params = {
@@ -300,14 +301,20 @@ class HTTPRunDB(RunDB):
             "since": since,
             "until": until,
             "tree": tree,
+            "iter": iter,
         }
         return ArtifactList(self._json("GET", "/artifacts", params=params)["artifacts"])
 
     def del_artifact(
-        self, key: str, tag: str = "", project: str = "", uid: str | None = None
+        self,
+        key: str,
+        tag: str = "",
+        project: str = "",
+        uid: str | None = None,
+        iter: int | None = None,
     ) -> int:
         """Delete one artifact version (or every version of ``key``)."""
-        params = {"tag": tag, "project": project, "uid": uid}
+        params = {"tag": tag, "project": project, "uid": uid, "iter": iter}
         return self._json("DELETE", f"/artifacts/{_q(key, '/')}", params=params)["deleted"]
 
     def del_artifacts(
@@ -425,6 +432,7 @@ def _q(part: str, safe: str = "") -> str:
 def _labels(labels: Any) -> list[str] | None:
     if not labels:
         return None
+    parse_label_filters(labels)  # refuse here what the server would read another way
     if isinstance(labels, dict):
         return [f"{k}={v}" for k, v in labels.items()]
     if isinstance(labels, str):

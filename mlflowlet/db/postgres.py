@@ -15,7 +15,6 @@ on to child processes as it is, but ``repr`` and error messages never show a pas
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -27,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import MissingDependencyError, RunDBError
+from ._json import dumps
 from ._sql import (
     POSTGRES,
     RUN_COLUMNS,
@@ -337,7 +337,7 @@ class PostgresRunDB(SQLRunDB):
     @staticmethod
     def _store_run(conn: _Conn, run: dict, uid: str, project: str, it: int) -> None:
         values, labels = run_row(run)
-        body = json.dumps(run, default=str)
+        body = dumps(run)
         run_id = conn.execute(_UPSERT_RUN, (project, uid, it, *values, body)).fetchone()[0]
         old = dict(conn.execute("SELECT key, value FROM run_labels WHERE run_id=?", (run_id,)))
         write_labels(conn, run_id, labels, old)

@@ -16,7 +16,6 @@ The schema, its migrations and every query are shared with the PostgreSQL backen
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -27,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import RunDBError
+from ._json import dumps
 from ._sql import (
     RUN_COLUMNS,
     SCHEMA_VERSION,
@@ -158,9 +158,17 @@ class SQLiteRunDB(SQLRunDB):
 
     # runs -----------------------------------------------------------------------------------
     @staticmethod
+    def _store_metrics(conn: sqlite3.Connection, uid: str, project: str, it: int, rows) -> None:
+        # SQLite stores a NaN REAL as NULL, which reads back as "no value": keep the text 'NaN'
+        # in the REAL column instead (no number parses from it, so it stays text), read back as
+        # the float by get_metrics. Infinities are REAL values SQLite keeps as they are.
+        rows = [(k, s, "NaN" if isinstance(v, float) and v != v else v, t) for k, s, v, t in rows]
+        SQLRunDB._store_metrics(conn, uid, project, it, rows)
+
+    @staticmethod
     def _store_run(conn: sqlite3.Connection, run: dict, uid: str, project: str, it: int) -> None:
         values, labels = run_row(run)
-        body = json.dumps(run, default=str)
+        body = dumps(run)
         row = conn.execute(
             f"SELECT id, {', '.join(RUN_COLUMNS)} FROM runs"
             " WHERE uid=? AND iteration=? AND project=?",

@@ -40,6 +40,7 @@ class Resolver:
     ) -> None:
         self.runs, self.params, self.db = runs, params, db
         self.project, self.pipeline_uid = project, pipeline_uid
+        self.records: dict[str, dict[str, Any]] = {}  # input uri -> its artifact record
 
     def value_of(self, operand: Any) -> Any:
         """Return the value of a pipeline parameter or a result reference."""
@@ -74,7 +75,9 @@ class Resolver:
                 run = self.runs[value.node]
                 art = _artifact(run, value.key, value.node)
                 inputs[param], hashes[param] = art["uri"], art.get("hash") or art["uri"]
-                rows.append(self._row(run, art.get("iteration", 0), value.key, lineage_param, art))
+                self.records[art["uri"]] = art
+                it = art.get("link_iteration") or art.get("iteration", 0)  # a sweep's best
+                rows.append(self._row(run, it, value.key, lineage_param, art))
             elif isinstance(value, (OutputRef, PipelineParam)):
                 params[param] = self.value_of(value)
                 if isinstance(value, OutputRef):
@@ -110,6 +113,7 @@ class Resolver:
                 values.append(art["uri"])
                 digests.append(art.get("hash") or art["uri"])
                 inputs[f"{param}[{i}]"] = art["uri"]
+                self.records[art["uri"]] = art
                 rows.append(self._row(run, it, ref.key, param, art))
         params[param] = values
         if ref.kind == "artifact":

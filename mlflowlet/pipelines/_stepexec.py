@@ -36,6 +36,7 @@ class StepCall:
     iterate: dict[str, Any] | None = None  # RunSpec fields of hyper-params or a fan-out
     attempts: list[dict[str, Any]] = field(default_factory=list)
     lineage: list[dict[str, Any]] = field(default_factory=list)  # rows, consumer filled later
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # input -> artifact record
 
 
 def _runtime() -> Any:
@@ -66,6 +67,7 @@ def new_run(call: StepCall, attempt: int) -> RunObject:
     for key, value in (call.iterate or {}).items():
         setattr(rspec, key, value)
     run.status.git = _git(spec.source)
+    run._input_artifacts = dict(call.records)
     return run
 
 

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from types import FrameType
 from typing import Any
 
-from .._binding import coerce
+from .._coerce import EMPTY, coerce, json_value
 from ..errors import ParameterError, PipelineError
 from .refs import Collected, Condition, Operand, OutputRef, PipelineParam
 
@@ -226,7 +226,8 @@ class Tracer:
             ) from None
         if param is not None and not param.dataitem:
             try:
-                value = coerce(value, param.hint, key)
+                default = EMPTY if param.required else param.default
+                value = json_value(coerce(value, param.hint, key, default), key)
             except ParameterError as exc:
                 raise PipelineError(f"{site}: step {step_name!r}: {exc}") from None
         return value

@@ -269,6 +269,9 @@ class LocalExecutor:
             self.run.uid,
             iterate,
             lineage=rows,
+            records={
+                k: self.inputs.records[u] for k, u in inputs.items() if u in self.inputs.records
+            },
         )
         if iterate is not None and iterate.get("hyper_params") == {}:
             self._complete(node, call, self._empty_map(call))

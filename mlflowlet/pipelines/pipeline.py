@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, overload
 
-from .._binding import coerce
+from .._coerce import EMPTY, coerce, json_value
 from ..errors import CycleError, ParameterError, PipelineError, StepDefinitionError
 from ._spec import _fail, type_name, where
 from ._trace import NodeHandle, Tracer, _tracer, current_tracer
@@ -162,8 +162,9 @@ class Pipeline:
             )
         out: dict[str, Any] = {}
         for p in self.params:
-            if p.name in given:
-                out[p.name] = coerce(given[p.name], p.hint, p.name)
+            if p.name in given:  # checked by the hint, passed on (and recorded) as JSON
+                value = coerce(given[p.name], p.hint, p.name, EMPTY if p.required else p.default)
+                out[p.name] = json_value(value, p.name)
             elif p.required:
                 raise ParameterError(
                     f"pipeline {self.name!r} ({where(self.fn)}) needs a value for parameter "

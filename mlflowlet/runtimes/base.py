@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
 from typing import Any
 
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, ParameterError, RunError
 from ..model import RunObject, RunTemplate, new_uid, now_iso
 
 
@@ -104,6 +104,8 @@ class Runtime(ABC):
                 result = self._run_iterations(run, handler, db)
             else:
                 result = self._execute(run, handler, db)
+        if run.spec.secret_sources:  # in memory only: run.artifact(key).get() reads with them
+            result._secret_sources = [dict(s) for s in run.spec.secret_sources]
         if raise_on_error and result.state == "error":
             last = (result.status.error or "").strip().splitlines()[-1:] or ["unknown error"]
             raise RunError(
@@ -178,13 +180,20 @@ class Runtime(ABC):
             meta.project = project or get_settings().project
         elif project:
             meta.project = project
+        from .._names import check_project, check_run_name  # before anything is stored
+
+        check_project(meta.project)
+        check_run_name(meta.name)
         spec.params.update(params or {})
         spec.inputs.update({k: str(v) for k, v in (inputs or {}).items()})
         meta.labels.update({k: str(v) for k, v in (labels or {}).items()})
         meta.labels.setdefault("kind", self.kind or "local")
         if artifact_path:
             spec.artifact_path = artifact_path
+        from .._coerce import check_recordable
         from ..datastore._urls import check_no_credentials  # refused before anything is stored
+
+        check_recordable(spec.params, spec.hyper_params)
 
         for key, url in spec.inputs.items():
             check_no_credentials(url, f"input {key!r}")
@@ -213,6 +222,14 @@ class Runtime(ABC):
         )
         ctx = Context(parent, db)
         ctx._start(handler if callable(handler) else None)  # the parent records code hash, git
+        if callable(handler) and spec.hyper_params:  # a bad value fails before any iteration
+            from .._binding import check_values
+
+            try:
+                check_values(handler, spec.hyper_params, spec.strict)
+            except ParameterError as exc:
+                ctx._finish("error", str(exc))
+                return ctx.to_run_object()
         stop = hyper.parse_stop_condition(spec.stop_condition) if spec.stop_condition else None
         parallel = spec.parallel or self._default_parallel()
         fold = Fold(spec)

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .._binding import bind_arguments, handler_signature, resolve_handler
+from .._binding import bind, resolve_handler
 from ..context import Context, activate, deactivate
 from ..errors import ConfigError
 from ..model import RunObject
@@ -64,19 +64,14 @@ def call_handler(
             set them (``event`` for HTTP functions).
         defer: write the ``running`` record only if the run lasts (see ``Context._start``).
     """
-    run = ctx._run
     token = activate(ctx)
     try:
         try:
             fn = resolve()
-            ctx._start(fn, defer=defer)
-            params = dict(run.spec.params)
-            if extra:
-                names = handler_signature(fn).names()
-                params.update({k: v for k, v in extra.items() if k in names and k not in params})
-            kwargs = bind_arguments(
-                fn, ctx, params, run.spec.inputs, strict=run.spec.strict, dataitem=ctx._dataitem
-            )
+            try:
+                kwargs = _bind(ctx, fn, extra)
+            finally:  # a binding failure is recorded with the run's host and code hash too
+                ctx._start(fn, defer=defer)
             log_return(ctx, fn(**kwargs))
         except KeyboardInterrupt as exc:
             from .._interrupt import reason
@@ -92,6 +87,16 @@ def call_handler(
             ctx._finish("completed")
     finally:
         deactivate(token)
+
+
+def _bind(ctx: Context, fn: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """Bind the run's params and inputs to ``fn``; record the params it receives (defaults too)."""
+    spec = ctx._run.spec
+    kwargs, effective = bind(
+        fn, ctx, spec.params, spec.inputs, spec.strict, ctx._dataitem, offered=extra
+    )
+    spec.params = effective
+    return kwargs
 
 
 def log_return(ctx: Context, value: Any) -> None:

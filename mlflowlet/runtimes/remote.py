@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..db._json import dumps, loads
 from ..errors import ConfigError, MissingDependencyError
 from ..model import RunObject, now_iso
 from .base import Runtime, _short_name
@@ -125,8 +126,8 @@ class RemoteRuntime(Runtime):
                 resp = client.post(
                     self.url,
                     params={"envelope": "1"},
-                    json=run.to_dict(),
-                    headers=self._headers,
+                    content=dumps(run.to_dict()).encode(),  # NaN/infinities tagged
+                    headers={**self._headers, "content-type": "application/json"},
                     timeout=timeout,
                 )
                 break
@@ -157,7 +158,7 @@ class RemoteRuntime(Runtime):
                 f"remote function {self.url} answered {resp.status_code}: {str(detail)[:500]}"
             )
         try:
-            return resp.json()
+            return loads(resp.content)
         except ValueError:
             raise _RemoteFailure(
                 f"remote function {self.url} answered non-JSON: {resp.text[:200]!r}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import traceback
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 
+from ..db._json import loads
 from ..errors import MlflowletError
 from ._middleware import (
     BodyLimitMiddleware,
@@ -55,7 +55,7 @@ def build_function_app(
         except BodyTimeout as exc:
             return JSONResponse({"detail": str(exc)}, status_code=408)
         try:
-            body = json.loads(raw) if raw.strip() else {}
+            body = loads(raw) if raw.strip() else {}  # NaN/infinities tagged (db/_json.py)
         except ValueError as exc:
             return JSONResponse({"detail": f"malformed JSON body: {exc}"}, status_code=400)
         event = Event(body, dict(request.headers), request.method, request.url.path)

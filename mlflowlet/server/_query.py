@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from ..db._json import loads
 
 SORTS = {"start": "start_time", "name": "name", "state": "state", "updated": "last_update"}
 
@@ -37,7 +38,7 @@ def page_runs(
         args,
     )
     total = db._read(f"SELECT count(*) FROM runs{where}", args)[0][0]
-    return [json.loads(r[0]) for r in rows], int(total)
+    return [loads(r[0]) for r in rows], int(total)
 
 
 def _sort_key(run: dict[str, Any], column: str) -> str:

@@ -16,8 +16,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..model import RunObject
+from ._jsonroute import TaggedJSONRoute
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=TaggedJSONRoute)
 
 MAX_INT = 2**31 - 1
 Iter = Annotated[int, Query(ge=0, le=MAX_INT, description="hyper-parameter iteration")]
@@ -28,7 +29,7 @@ Project = Annotated[str, Query(max_length=256, description="project name ('' = a
 class ArtifactRecord(BaseModel):
     """An artifact record as the run DB stores it (unknown fields kept)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
     key: str | None = None
     kind: str | None = None
     uid: str | None = None
@@ -225,9 +226,10 @@ def list_artifacts(
     since: str | None = None,
     until: str | None = None,
     tree: str | None = None,
+    iter: int | None = None,
 ):
     """Return ``{"artifacts": [...]}``: latest versions, ``tag="*"`` all, else that tag."""
-    arts = _db(request).list_artifacts(name, project, tag, label, kind, since, until, tree)
+    arts = _db(request).list_artifacts(name, project, tag, label, kind, since, until, tree, iter)
     return _json({"artifacts": list(arts)})
 
 
@@ -283,10 +285,15 @@ def read_artifact(
 
 @router.delete("/artifacts/{key:path}", tags=["artifacts"], summary="del_artifact")
 def del_artifact(
-    request: Request, key: str, tag: str = "", project: Project = "", uid: str | None = None
+    request: Request,
+    key: str,
+    tag: str = "",
+    project: Project = "",
+    uid: str | None = None,
+    iter: int | None = None,
 ):
     """Delete one version (by tag or uid) or every version of ``key``; returns the count."""
-    return {"deleted": _db(request).del_artifact(key, tag, project, uid)}
+    return {"deleted": _db(request).del_artifact(key, tag, project, uid, iter)}
 
 
 # logs and metrics -------------------------------------------------------------------------------

@@ -48,18 +48,25 @@ _RESPONSE_CLASS: list[Any] = []
 
 
 def json_response_class() -> Any:
-    """Return a JSON response class that writes NaN/Infinity (results may hold them) as JS does."""
+    """Return the JSON response class of the API: strict JSON, NaN/infinities tagged.
+
+    Results, params and metrics may be NaN or infinite; they are written as
+    ``{"$float": "NaN"}`` (see ``mlflowlet/db/_json.py``), never as ``NaN`` tokens that
+    browsers and other strict parsers refuse, nor as ``null``.
+    """
     if _RESPONSE_CLASS:
         return _RESPONSE_CLASS[0]
-    import json
-
     from fastapi.responses import JSONResponse
+
+    from ..db._json import dumps
 
     class NaNJSONResponse(JSONResponse):
         def render(self, content: Any) -> bytes:
-            return json.dumps(
-                content, ensure_ascii=False, allow_nan=True, separators=(",", ":"), default=str
-            ).encode("utf-8")
+            text = dumps(content, ensure_ascii=False, separators=(",", ":"))
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate somewhere: escape it (still JSON)
+                return dumps(content, separators=(",", ":")).encode("ascii")
 
     _RESPONSE_CLASS.append(NaNJSONResponse)
     return NaNJSONResponse

@@ -40,7 +40,8 @@ def test_all_is_sorted_and_complete():
     assert artifacts.__all__ == sorted(artifacts.__all__)
     assert set(artifacts.__all__) == {
         "Artifact", "ArtifactManager", "ChartArtifact", "DatasetArtifact", "ModelArtifact",
-        "PlotArtifact", "TableArtifact", "artifact_from_dict", "validate_key",
+        "PlotArtifact", "TableArtifact", "artifact_from_dict", "collect_garbage", "validate_key",
+        "verify_artifacts",
     }  # fmt: skip
     for name in artifacts.__all__:
         assert getattr(artifacts, name).__doc__

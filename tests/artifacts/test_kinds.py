@@ -29,6 +29,7 @@ from mlflowlet.errors import ArtifactError, MissingDependencyError
 RECORD_KEYS = {
     "kind", "key", "uid", "uri", "target_path", "hash", "size", "format", "viewer", "labels",
     "tag", "producer", "project", "tree", "iteration", "updated", "extra",
+    "mtime_ns", "etag", "owned", "link_iteration",
 }  # fmt: skip
 
 

@@ -48,8 +48,9 @@ def test_seed_command_line_reads_s3_input_with_credentials_only_in_the_secrets_f
     log = db.get_log(run["metadata"]["uid"], run["metadata"]["project"]).decode()
     assert "first line from s3" in log
     uris = {a["key"]: a["uri"] for a in run["status"]["artifacts"]}
-    assert uris["model.txt"] == f"s3://{s3_bucket}/artifacts/model.txt"
-    assert seaweedfs.client().get_object(Bucket=s3_bucket, Key="artifacts/model.txt")[
+    uid = run["metadata"]["uid"]
+    assert uris["model.txt"] == f"s3://{s3_bucket}/artifacts/{uid}/model.txt"  # the run's own dir
+    assert seaweedfs.client().get_object(Bucket=s3_bucket, Key=f"artifacts/{uid}/model.txt")[
         "Body"
     ].read() == b"abc is 123"
     assert seaweedfs.secret_key.encode() not in _db_bytes(dbdir)
@@ -77,21 +78,24 @@ def test_artifact_path_on_s3_for_a_whole_hyper_parameter_sweep(
     assert run.state == "completed" and run.results["best_iteration"] == 3
     client = seaweedfs.client()
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"])
-    assert keys == [
-        "sweep/1/model.txt", "sweep/1/weights-1.bin", "sweep/2/model.txt",
-        "sweep/2/weights-2.bin", "sweep/3/model.txt", "sweep/3/weights-3.bin",
-        "sweep/iteration_results.csv",
+    names = [
+        "1/model.txt", "1/weights-1.bin", "2/model.txt", "2/weights-2.bin", "3/model.txt",
+        "3/weights-3.bin", "iteration_results.csv",
     ]  # fmt: skip
+    assert keys == [f"sweep/{run.uid}/{name}" for name in names]
     db = get_run_db(str(dbdir)).connect()
     arts = db.list_artifacts("", tag="*")
-    weights = [a for a in arts if a["key"] == "weights"]
+    weights = [a for a in arts if a["key"] == "weights" and a["iteration"]]
     assert len(weights) == 3
+    (link,) = [a for a in arts if a["key"] == "weights" and not a["iteration"]]  # the parent's
+    assert link["link_iteration"] == 3 and link["uri"].endswith("/3/weights-3.bin")
     for art in weights:
         body = get_store(art["uri"], s3_secrets).get(art["uri"])
         assert art["hash"] == hashlib.sha256(body).hexdigest() and art["size"] == 6 * MiB
         head = client.head_object(Bucket=s3_bucket, Key=art["uri"].split("/", 3)[3])
         assert head["ETag"].strip('"').endswith("-2")  # two parts
-    table = client.get_object(Bucket=s3_bucket, Key="sweep/iteration_results.csv")["Body"].read()
+    key = f"sweep/{run.uid}/iteration_results.csv"
+    table = client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
     assert b"accuracy" in table
     assert seaweedfs.secret_key.encode() not in _db_bytes(dbdir)
 
@@ -113,9 +117,10 @@ def test_log_artifact_to_s3_hashes_while_uploading(seaweedfs, s3_bucket, s3_secr
     task = new_task(artifact_path=f"s3://{s3_bucket}/run").with_secrets("inline", s3_secrets)
     run = new_runner().run(task, handler=handler)
     (art,) = run.status.artifacts
-    assert art["uri"] == f"s3://{s3_bucket}/run/big.bin"
+    assert art["uri"] == f"s3://{s3_bucket}/run/{run.uid}/big.bin"
     assert (art["hash"], art["size"]) == (hashlib.sha256(data).hexdigest(), len(data))
-    body = seaweedfs.client().get_object(Bucket=s3_bucket, Key="run/big.bin")["Body"].read()
+    key = f"run/{run.uid}/big.bin"
+    body = seaweedfs.client().get_object(Bucket=s3_bucket, Key=key)["Body"].read()
     assert body == data
 
 
@@ -134,3 +139,21 @@ def test_large_body_warns_and_goes_up_in_parts(seaweedfs, s3_bucket, s3_secrets,
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         am.log("small", body=b"x" * 1000, secrets=s3_secrets)  # under the threshold: silent
+
+
+def test_run_artifact_get_uses_the_run_secrets_kept_in_memory(seaweedfs, s3_bucket, s3_secrets,
+                                                             dbdir):
+    def handler(context):
+        context.log_artifact("model.txt", body=b"weights from s3")
+
+    task = new_task(artifact_path=f"s3://{s3_bucket}/mem").with_secrets("inline", s3_secrets)
+    run = new_runner().run(task, handler=handler)
+    assert run.artifact("model.txt").get() == b"weights from s3"  # no AWS_* variables anywhere
+    assert run.refresh().artifact("model.txt").get() == b"weights from s3"
+    assert seaweedfs.secret_key not in run.to_json()
+    assert seaweedfs.secret_key.encode() not in _db_bytes(dbdir)
+    stored = get_run_db(str(dbdir)).read_run(run.uid, project=run.metadata.project)
+    from mlflowlet.model import RunObject
+
+    with pytest.raises(Exception, match="credential|Credentials|Access|403|denied"):
+        RunObject.model_validate(stored).artifact("model.txt").get()  # the record alone: none

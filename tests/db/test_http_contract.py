@@ -8,8 +8,12 @@ PostgreSQL binaries or psycopg are missing.
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 
+from mlflowlet.db._json import decode
 from mlflowlet.db.sqlite import SQLiteRunDB
 from mlflowlet.errors import ConfigError, NotFoundError
 from mlflowlet.model import RunObject
@@ -204,11 +208,11 @@ def test_read_unknown_artifact_raises_not_found(rundb):
 def test_list_artifacts_latest_all_versions_kind_and_labels(rundb):
     rundb.store_artifact("data", art("data", "d1", kind="dataset"), uid="1", project="p")
     rundb.store_artifact("data", art("data", "d2", kind="dataset"), uid="2", project="p")
-    rundb.store_artifact("plots/loss", art("plots/loss", "c1", kind="chart",
+    rundb.store_artifact("loss-plot", art("loss-plot", "c1", kind="chart",
                                            labels={"stage": "train"}), uid="3", project="p")
-    assert sorted(a["key"] for a in rundb.list_artifacts(project="p")) == ["data", "plots/loss"]
+    assert sorted(a["key"] for a in rundb.list_artifacts(project="p")) == ["data", "loss-plot"]
     assert len(rundb.list_artifacts(project="p", tag="*")) == 3
-    assert [a["key"] for a in rundb.list_artifacts(project="p", kind="chart")] == ["plots/loss"]
+    assert [a["key"] for a in rundb.list_artifacts(project="p", kind="chart")] == ["loss-plot"]
     assert [a["hash"] for a in rundb.list_artifacts(labels=["stage=train"])] == ["c1"]
     assert [a["hash"] for a in rundb.list_artifacts(name="data")] == ["d2"]
 
@@ -223,6 +227,18 @@ def test_del_artifact_and_del_artifacts(rundb):
         rundb.del_artifacts()
     assert rundb.del_artifacts(project="p") == 2
     assert len(rundb.list_artifacts(project="p", tag="*")) == 0
+
+
+def test_iteration_versions_list_and_delete_one_by_one(rundb):
+    for it in (1, 2):  # a sweep: one version per iteration, then the parent's link to the best
+        rundb.store_artifact("m", art("m", f"h{it}"), uid=f"v{it}", iter=it, project="p")
+    rundb.store_artifact("m", art("m", "h2", link_iteration=2), uid="v2", iter=0, project="p")
+    assert rundb.read_artifact("m", project="p")["link_iteration"] == 2
+    assert [a["hash"] for a in rundb.list_artifacts("m", project="p", tag="*", iter=1)] == ["h1"]
+    assert [a["iteration"] for a in rundb.list_artifacts("m", project="p", tag="*", iter=0)] == [0]
+    assert len(rundb.list_artifacts("m", project="p", tag="*")) == 3
+    assert rundb.del_artifact("m", project="p", uid="v2", iter=2) == 1  # the link stays
+    assert [a["iteration"] for a in rundb.list_artifacts("m", project="p", tag="*")] == [0, 1]
 
 
 # logs and metrics -------------------------------------------------------------------------------
@@ -279,3 +295,96 @@ def test_commit_run_writes_run_artifacts_metrics_and_log(rundb):
     assert rundb.read_artifact("out", project="p")["tree"] == "c1"
     assert [m["value"] for m in rundb.get_metrics("c1", "loss")] == [0.3, 0.2]
     assert rundb.get_log("c1", "p") == b"line\ndone\n"
+
+
+# numbers ----------------------------------------------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+
+
+def _same(a, b) -> bool:
+    """Equality where NaN equals NaN (and nothing else does)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _raw_bodies(rundb, request) -> list[str]:
+    """The run bodies as the store keeps them (the server's JSON for HTTP)."""
+    if isinstance(rundb, SQLiteRunDB):
+        return [r[0] for r in rundb._read("SELECT body FROM runs")]
+    if request.node.callspec.params["rundb"] == "http":
+        import httpx
+
+        resp = httpx.get(f"{rundb.url}/api/v1/runs", headers=rundb._headers)
+        return [resp.text]
+    return [r[0] for r in rundb._read("SELECT body::jsonb::text FROM runs")]  # jsonb takes it
+
+
+def test_nan_and_infinities_round_trip_exactly_as_strict_json(rundb, request):
+    values = {"nan": NAN, "inf": INF, "ninf": -INF, "list": [NAN, 1.5, -INF],
+              "looks_tagged": {"$float": "NaN"}, "dict_tag": {"$dict": {"$float": "Infinity"}},
+              "text": "NaN", "none": None}
+    run = make_run("n1")
+    run["status"]["results"] = dict(values)
+    run["spec"]["params"] = {"lr": NAN, "limit": INF}
+    run["status"]["metrics"] = {"loss": -INF}
+    rundb.commit_run(run, [art("scores", "s1", uid="s1", extra={"auc": NAN, "max": INF})],
+                     [("loss", 0, NAN, 1.0), ("loss", 1, INF, 2.0), ("loss", 2, -INF, 3.0),
+                      ("loss", 3, 0.25, 4.0)])
+    for got in (rundb.read_run("n1", "p"), rundb.list_runs(uid="n1")[0]):
+        assert _same(got["status"]["results"], values)
+        assert _same(got["spec"]["params"], {"lr": NAN, "limit": INF})
+        assert got["status"]["metrics"] == {"loss": -INF}
+    series = [m["value"] for m in rundb.get_metrics("n1", "loss")]
+    assert math.isnan(series[0]) and series[1:] == [INF, -INF, 0.25]
+    for got in (rundb.read_artifact("scores", project="p"), rundb.list_artifacts("scores")[0]):
+        assert math.isnan(got["extra"]["auc"]) and got["extra"]["max"] == INF
+    for text in _raw_bodies(rundb, request):  # strict JSON (no NaN tokens), values tagged
+        doc = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} token"))
+        doc = doc["runs"][0] if "runs" in doc else doc
+        assert doc["status"]["results"]["nan"] == {"$float": "NaN"}
+        assert doc["spec"]["params"]["limit"] == {"$float": "Infinity"}
+        assert _same(decode(doc)["status"]["results"], values)
+
+
+# filters ----------------------------------------------------------------------------------------
+def test_a_label_filter_splits_at_the_first_equals_sign(rundb):
+    store(rundb, make_run("x", labels={"k": "a!=b"}))
+    store(rundb, make_run("y", labels={"k": "a"}))
+    store(rundb, make_run("z", labels={"k": "b", "k=a!": "b"}))
+    store(rundb, make_run("w", labels={"k": "x=y~=z"}))
+    uids = lambda **kw: sorted(r["metadata"]["uid"] for r in rundb.list_runs(**kw))  # noqa: E731
+    assert uids(labels="k=a!=b") == ["x"]
+    assert uids(labels=["k!=a!=b"]) == ["w", "y", "z"]
+    assert uids(labels="k=x=y~=z") == ["w"]
+    assert uids(labels="k~==y~") == ["w"]
+    assert uids(labels={"k": "a!=b"}) == ["x"]
+    assert uids(labels="k=") == []
+    with pytest.raises(ConfigError, match="'='"):
+        rundb.list_runs(labels={"k=a": "b"})
+    assert rundb.del_runs(labels="k=a!=b") == 1
+    assert uids(labels="k") == ["w", "y", "z"]
+
+
+def test_artifact_label_filters_use_the_same_grammar(rundb):
+    rundb.store_artifact("m1", art("m1", "1", labels={"k": "a!=b"}), uid="1", project="p")
+    rundb.store_artifact("m2", art("m2", "2", labels={"k": "a"}), uid="2", project="p")
+    assert [a["key"] for a in rundb.list_artifacts(labels="k=a!=b")] == ["m1"]
+    assert [a["key"] for a in rundb.list_artifacts(labels="k!=a")] == ["m1"]
+
+
+def test_list_artifacts_name_is_a_prefix_tilde_a_substring_equals_exact(rundb):
+    for i, key in enumerate(("ch", "chart.html", "Chart2.png", "model", "xch")):
+        rundb.store_artifact(key, art(key, str(i)), uid=str(i), project="p")
+    keys = lambda name, **kw: sorted(a["key"] for a in rundb.list_artifacts(name, **kw))  # noqa: E731
+    assert keys("ch") == ["ch", "chart.html"]
+    assert keys("ch", tag="*") == ["ch", "chart.html"]  # the seed's list_artifacts('ch', tag='*')
+    assert keys("~CH") == ["Chart2.png", "ch", "chart.html", "xch"]
+    assert keys("=ch") == ["ch"] and keys("=c") == [] and keys("chart.html") == ["chart.html"]
+    assert keys("%") == [] and keys("~_") == []  # LIKE wildcards are plain text
+    assert rundb.del_artifacts(name="ch", project="p") == 1  # a delete never takes a prefix
+    assert keys("ch") == ["chart.html"]

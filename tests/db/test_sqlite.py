@@ -463,7 +463,8 @@ def test_name_filter_with_tilde_matches_a_case_insensitive_substring(tmp_path):
     db.store_artifact("chart.html", {"kind": "chart", "uri": "/x"}, uid="v1", project="p")
     db.store_artifact("model", {"kind": "model", "uri": "/y"}, uid="v2", project="p")
     assert [a["key"] for a in db.list_artifacts("~ch", tag="*")] == ["chart.html"]
-    assert db.list_artifacts("ch", tag="*") == []
+    assert [a["key"] for a in db.list_artifacts("ch", tag="*")] == ["chart.html"]  # a prefix
+    assert db.list_artifacts("=ch", tag="*") == [] and db.list_artifacts("hart", tag="*") == []
 
 
 def test_get_log_accepts_offset_and_size_positionally(tmp_path):

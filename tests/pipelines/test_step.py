@@ -171,7 +171,7 @@ def test_step_called_outside_a_pipeline_is_one_tracked_run(dbdir):
     assert run.state == "completed" and run.results == {"return": 3.0}
     stored = get_run_db().read_run(run.uid, project=run.metadata.project)
     assert stored["metadata"]["labels"]["step"] == "plain"
-    assert stored["spec"]["params"] == {"x": 1, "y": 2}
+    assert stored["spec"]["params"] == {"x": 1, "y": 2, "name": "a"}  # defaults recorded
     assert stored["status"]["code_hash"]
 
 

@@ -54,6 +54,10 @@ HANDLERS = textwrap.dedent('''
 
     def slow(context):
         time.sleep(1.5)
+
+    def numbers(context, x: float = 0.0):
+        context.log_metric("m", float("inf"))
+        return {"x": x, "nan": float("nan")}
 ''')
 
 
@@ -100,6 +104,18 @@ def test_remote_run_stores_the_returned_run_with_log_metrics_and_artifacts(funct
     assert b"training with p1=5" in db.get_log(run.uid)
     assert [m["value"] for m in db.get_metrics(run.uid, "loss")] == [0.2]
     assert db.read_artifact("note", project=run.metadata.project)["tree"] == run.uid
+
+
+def test_nan_and_infinities_cross_the_remote_call_exactly(function_url, db):
+    import math
+
+    run = new_runner(function_url("numbers")).run(params={"x": float("-inf")}, db=db)
+    assert run.state == "completed" and run.results["x"] == -math.inf
+    assert math.isnan(run.results["nan"])
+    stored = db.read_run(run.uid, run.metadata.project)
+    assert stored["spec"]["params"] == {"x": -math.inf}
+    assert math.isnan(stored["status"]["results"]["nan"])
+    assert [m["value"] for m in db.get_metrics(run.uid, "m")] == [math.inf]
 
 
 def test_handler_with_event_gets_the_request_context(function_url, db):

@@ -1,0 +1,119 @@
+"""Write an artifact version to a location of its own: never over another version's bytes.
+
+A version goes to its first candidate location (``<dir>/model.pkl``) or, when that name is
+taken, to the first free one of ``model.v2.pkl``, ``model.v3.pkl``... Local files are claimed
+atomically (:func:`~mlflowlet.datastore._streams.publish`): concurrent writers in any process get
+a name each. Remote stores have no atomic "create if absent", so a name is claimed when no object
+is there (a HEAD) and this process has not claimed it; the run's own directory
+(``<artifact path>/<run uid>[/<iteration>]``) keeps other runs out of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import threading
+from typing import Any
+
+from mlflowlet.datastore._streams import MAX_VERSIONS, versioned_name
+from mlflowlet.datastore._urls import is_local
+from mlflowlet.errors import ArtifactError, DataNotFoundError
+
+
+class Claims:
+    """The remote locations a writer has claimed (thread-safe); local files claim themselves."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        self._lock = threading.Lock()
+
+    def take(self, uri: str) -> bool:
+        """Claim ``uri``; return False when it was claimed already."""
+        with self._lock:
+            if uri in self._taken:
+                return False
+            self._taken.add(uri)
+            return True
+
+    def __contains__(self, uri: object) -> bool:
+        with self._lock:
+            return uri in self._taken
+
+
+def store_version(
+    key: str, dest: str, data: bytes | None, src: str | None, secrets: Any, claims: Claims
+) -> tuple[str, str, int]:
+    """Write ``data`` or copy the file ``src`` as a new version; return ``(uri, sha256, size)``.
+
+    ``dest`` is the first candidate location; the version lands there or at the first free
+    versioned name. A local ``src`` that already is ``dest`` (a file the handler wrote into its
+    artifact directory) is recorded in place, once.
+    """
+    from mlflowlet.datastore._streams import CHUNK_SIZE, copy_hashed_to, hash_file, write_new
+
+    if is_local(dest):
+        import os
+
+        if src is not None and os.path.exists(dest) and os.path.samefile(src, dest):
+            if claims.take(dest):
+                digest, size = hash_file(src)
+                return dest, digest, size
+        if data is not None:
+            view = memoryview(data)
+            chunks = (view[i : i + CHUNK_SIZE] for i in range(0, len(view), CHUNK_SIZE))
+            uri, digest, size = write_new(dest, chunks, exclusive=True)  # type: ignore[arg-type]
+        else:
+            assert src is not None
+            uri, digest, size = copy_hashed_to(src, dest, exclusive=True)
+        claims.take(uri)
+        return uri, digest, size
+    from mlflowlet.datastore.registry import get_store
+
+    store = get_store(dest, secrets)
+    uri = _free_remote(store, dest, claims)
+    if data is not None:
+        store.put(uri, data)
+        return uri, hashlib.sha256(data).hexdigest(), len(data)
+    assert src is not None
+    digest, size = store.upload_hashed(uri, src)  # hashed while it is read for the upload
+    return uri, digest, size
+
+
+def _free_remote(store: Any, dest: str, claims: Claims) -> str:
+    """Return the first candidate name of ``dest`` with no object and no claim of ours."""
+    head, name = posixpath.split(dest)
+    for n in range(1, MAX_VERSIONS + 1):
+        uri = posixpath.join(head, posixpath.basename(versioned_name(name, n)))
+        if uri in claims:
+            continue
+        try:
+            store.stat(uri)
+        except DataNotFoundError:
+            if claims.take(uri):
+                return uri
+    raise ArtifactError(f"no free name for {dest!r} after {MAX_VERSIONS} versions")
+
+
+def link_existing(key: str, uri: str, secrets: Any) -> tuple[None, int | None]:
+    """Record an existing object at ``uri`` without writing; it must exist."""
+    from mlflowlet.datastore.registry import get_store
+
+    try:
+        info = get_store(uri, secrets).stat(uri)
+    except DataNotFoundError:
+        raise ArtifactError(
+            f"artifact {key!r}: nothing to store: pass a body or a local_path, or a "
+            f"target_path that exists ({uri!r} does not)"
+        ) from None
+    return None, info.get("size")
+
+
+def stamp_of(uri: str, secrets: Any) -> dict[str, Any]:
+    """Return the cheap stamp (``mtime_ns`` or ``etag``) of the object now at ``uri``."""
+    from mlflowlet.datastore._integrity import stamp
+
+    if is_local(uri):
+        return stamp(uri)
+    from mlflowlet.datastore.registry import get_store
+
+    return stamp(uri, get_store(uri, secrets))

@@ -1,0 +1,140 @@
+"""Integrity of recorded artifact versions: the stamp taken at write, the checks at read.
+
+An artifact record carries the version's ``size`` and ``hash`` (sha256), plus a cheap stamp of
+the stored object: ``mtime_ns`` for local files, ``etag`` for remote objects. Every read of a
+recorded version compares what is cheap (one ``stat`` or HEAD); ``verify=True`` compares the full
+sha256. A local file whose modification time moved but whose bytes are intact (``touch``, a copy
+that did not keep times) passes after its sha256 is compared. Anything else raises
+:class:`~mlflowlet.errors.ArtifactIntegrityError` instead of returning other bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from mlflowlet.datastore._urls import is_local, local_path
+from mlflowlet.errors import ArtifactIntegrityError, DataNotFoundError
+
+
+def stamp(uri: str, store: Any = None) -> dict[str, Any]:
+    """Return the cheap stamp of the object just written at ``uri``, with its ``size``.
+
+    Args:
+        uri: a local path or URL.
+        store: the data store of a remote ``uri`` (its ``stat`` gives the ETag).
+    """
+    if is_local(uri):
+        st = os.stat(local_path(uri))
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    info = store.stat(uri)
+    return {"size": info.get("size"), "etag": info.get("etag")}
+
+
+def is_record(meta: dict[str, Any] | None, real: str) -> bool:
+    """Return whether ``meta`` is the record of the version stored at ``real`` (to check)."""
+    if not meta or meta.get("uri") != real:
+        return False
+    return meta.get("size") is not None or bool(meta.get("hash"))
+
+
+def version_of(meta: dict[str, Any]) -> str:
+    """Name a version for messages: its uid, and its iteration when not 0."""
+    uid = str(meta.get("uid") or (meta.get("hash") or "?")[:16])
+    it = meta.get("iteration") or 0
+    return f"{uid} (iteration {it})" if it else uid
+
+
+def _fail(meta: dict[str, Any], where: str, reason: str) -> ArtifactIntegrityError:
+    return ArtifactIntegrityError(str(meta.get("key") or "?"), version_of(meta), where, reason)
+
+
+def check(meta: dict[str, Any], store: Any, real: str) -> None:
+    """Compare the object at ``real`` with its record cheaply (size, then mtime or ETag).
+
+    A local file whose mtime differs is hashed: intact bytes pass.
+
+    Raises:
+        ArtifactIntegrityError: the size, ETag or (after a moved mtime) the sha256 differs.
+        DataNotFoundError: nothing is stored at ``real`` any more.
+    """
+    size = meta.get("size")
+    if is_local(real):
+        path = local_path(real)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise DataNotFoundError(
+                f"artifact {meta.get('key')!r} version {version_of(meta)}: no such file '{path}'"
+            ) from None
+        if size is not None and st.st_size != size:
+            raise _fail(meta, path, f"size {st.st_size} bytes, recorded {size}")
+        recorded = meta.get("mtime_ns")
+        if recorded is not None and st.st_mtime_ns != recorded:
+            if not meta.get("hash"):
+                raise _fail(meta, path, "modified after it was recorded (no sha256 to compare)")
+            verify_file(meta, path, "modified after it was recorded and ")
+        return
+    info = store.stat(real)
+    if size is not None and info.get("size") is not None and info["size"] != size:
+        raise _fail(meta, real, f"size {info['size']} bytes, recorded {size}")
+    recorded = meta.get("etag")
+    if recorded and info.get("etag") and info["etag"] != recorded:
+        raise _fail(
+            meta,
+            real,
+            f"ETag {info['etag']!r}, recorded {recorded!r} (verify=True compares sha256)",
+        )
+
+
+def _expected(meta: dict[str, Any], where: str) -> str:
+    digest = meta.get("hash")
+    if not digest:
+        raise _fail(
+            meta, where, "no sha256 was recorded for this version, so it cannot be verified"
+        )
+    return str(digest)
+
+
+def verify_bytes(meta: dict[str, Any], data: bytes, where: str) -> None:
+    """Compare the sha256 of ``data`` (the whole object) with the record.
+
+    Raises:
+        ArtifactIntegrityError: the digests differ, or none was recorded.
+    """
+    expected = _expected(meta, where)
+    got = hashlib.sha256(data).hexdigest()
+    if got != expected:
+        raise _fail(meta, where, f"sha256 {got[:16]}..., recorded {expected[:16]}...")
+
+
+def verify_file(meta: dict[str, Any], path: str, why: str = "") -> None:
+    """Compare the sha256 and size of the local file ``path`` with the record.
+
+    Raises:
+        ArtifactIntegrityError: the digests differ, or none was recorded.
+    """
+    from mlflowlet.datastore._streams import hash_file
+
+    expected = _expected(meta, path)
+    got, size = hash_file(path)
+    if got != expected:
+        raise _fail(meta, path, f"{why}sha256 {got[:16]}..., recorded {expected[:16]}...")
+    recorded = meta.get("size")
+    if recorded is not None and size != recorded:
+        raise _fail(meta, path, f"size {size} bytes, recorded {recorded}")
+
+
+def verify_store(meta: dict[str, Any], store: Any, real: str) -> None:
+    """Compare the sha256 of the object at ``real``, streamed from ``store``, with the record."""
+    from mlflowlet.datastore._streams import iter_stream
+
+    expected = _expected(meta, real)
+    sha = hashlib.sha256()
+    with store.open(real, "rb") as f:
+        for chunk in iter_stream(f):
+            sha.update(chunk)
+    got = sha.hexdigest()
+    if got != expected:
+        raise _fail(meta, real, f"sha256 {got[:16]}..., recorded {expected[:16]}...")

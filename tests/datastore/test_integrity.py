@@ -1,0 +1,141 @@
+"""Reads of a recorded artifact version check it: size and mtime always, sha256 with verify=True."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mlflowlet import get_run_db, new_runner, new_task
+from mlflowlet.datastore import get_dataitem
+from mlflowlet.errors import ArtifactIntegrityError, DataNotFoundError, DataStoreError
+
+BODY = b"a,b\n1,2\n3,4\n"
+
+
+def _logged(tmp_path):
+    def handler(context):
+        context.log_artifact("table", body=BODY, format="csv")
+
+    run = new_runner().run(new_task(artifact_path=str(tmp_path / "out")), handler=handler)
+    (art,) = run.status.artifacts
+    return run, art
+
+
+def _same_size_other_bytes(path: str) -> None:
+    with open(path, "r+b") as f:
+        f.write(b"x,y")  # same size; the write moves the mtime
+
+
+def _readers(run):
+    yield "run.artifact().get", lambda: run.artifact("table").get()
+    yield "store:// get", lambda: get_dataitem("store://artifacts/default/table").get()
+    yield "local", lambda: open(run.artifact("table").local(), "rb").read()
+    yield "open", lambda: run.artifact("table").open().read()
+    yield "ranged get", lambda: run.artifact("table").get(size=3, offset=1)
+    yield "download", lambda: run.artifact("table").download("copy.csv")
+
+
+def test_same_size_other_bytes_raises_on_every_read(tmp_path):
+    run, art = _logged(tmp_path)
+    _same_size_other_bytes(art["uri"])
+    for name, read in _readers(run):
+        with pytest.raises(ArtifactIntegrityError) as err:
+            read()
+        assert err.value.key == "table", name
+        assert err.value.location == art["uri"], name
+        assert err.value.version == art["uid"], name
+        assert "sha256" in err.value.reason, name
+    assert not os.path.exists("copy.csv")
+
+
+def test_truncated_file_raises_naming_key_version_and_location(tmp_path):
+    run, art = _logged(tmp_path)
+    with open(art["uri"], "r+b") as f:
+        f.truncate(4)
+    with pytest.raises(ArtifactIntegrityError) as err:
+        run.artifact("table").get()
+    assert str(err.value).startswith(
+        f"artifact 'table' version {art['uid']} at '{art['uri']}' is not the recorded version: "
+        f"size 4 bytes, recorded {len(BODY)}"
+    )
+    assert isinstance(err.value, DataStoreError) and isinstance(err.value, OSError)
+
+
+def test_a_touched_file_with_intact_bytes_reads(tmp_path):
+    run, art = _logged(tmp_path)
+    os.utime(art["uri"], ns=(1, 1))  # e.g. a copy that did not keep times
+    assert run.artifact("table").get() == BODY
+
+
+def test_tampering_that_keeps_size_and_mtime_needs_verify(tmp_path):
+    run, art = _logged(tmp_path)
+    st = os.stat(art["uri"])
+    _same_size_other_bytes(art["uri"])
+    os.utime(art["uri"], ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run.artifact("table").get() != BODY  # what the cheap check cannot see...
+    for read in (
+        lambda: run.artifact("table", verify=True).get(),
+        lambda: run.artifact("table").get(verify=True),
+        lambda: run.artifact("table").local(verify=True),
+        lambda: get_dataitem("store://artifacts/default/table", verify=True).open(),
+    ):
+        with pytest.raises(ArtifactIntegrityError, match="sha256"):  # ...the full hash sees
+            read()
+
+
+def test_verify_passes_on_intact_bytes(tmp_path):
+    pytest.importorskip("pandas")
+    run, _ = _logged(tmp_path)
+    item = run.artifact("table", verify=True)
+    assert item.get() == BODY and item.get(size=3, offset=2) == BODY[2:5]
+    assert item.as_df().shape == (2, 2)
+    assert open(item.local(), "rb").read() == BODY
+
+
+def test_a_deleted_file_is_not_found(tmp_path):
+    run, art = _logged(tmp_path)
+    os.unlink(art["uri"])
+    with pytest.raises(DataNotFoundError, match=art["uid"]):
+        run.artifact("table").get()
+
+
+def test_a_replaced_file_of_another_size_is_refused_through_as_df(tmp_path):
+    pytest.importorskip("pandas")
+    run, art = _logged(tmp_path)
+    with open(art["uri"], "ab") as f:
+        f.write(b"5,6\n")
+    with pytest.raises(ArtifactIntegrityError, match="size"):
+        get_dataitem("store://artifacts/default/table").as_df()
+
+
+def test_plain_urls_are_not_checked(tmp_path):
+    run, art = _logged(tmp_path)
+    _same_size_other_bytes(art["uri"])
+    assert get_dataitem(art["uri"]).get().startswith(b"x,y")  # no record: the file as it is
+
+
+def test_verify_of_a_version_without_a_hash_refuses(tmp_path):
+    target = tmp_path / "existing.bin"
+    target.write_bytes(b"data")
+
+    def handler(context):
+        context.log_artifact("linked", target_path=str(target))  # recorded where it is
+
+    run = new_runner().run(new_task(), handler=handler)
+    assert run.artifact("linked").get() == b"data"
+    with pytest.raises(ArtifactIntegrityError, match="no sha256 was recorded"):
+        run.artifact("linked").get(verify=True)
+    assert get_run_db().read_artifact("linked")["owned"] is False
+
+
+def test_a_recorded_version_cannot_be_written_through_its_data_item(tmp_path):
+    run, art = _logged(tmp_path)
+    for write in (
+        lambda: run.artifact("table").put(b"other"),
+        lambda: run.artifact("table").open("wb"),
+        lambda: run.artifact("table").upload(art["uri"]),
+    ):
+        with pytest.raises(DataStoreError, match="immutable; log a new version"):
+            write()
+    assert open(art["uri"], "rb").read() == BODY

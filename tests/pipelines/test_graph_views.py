@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mlflowlet.pipelines import collect, condition, pipeline, step
 from mlflowlet.pipelines.graph import Edge, PipelineGraph
 
@@ -26,20 +28,27 @@ def report(state: str = "") -> dict:
     return {"final": state}
 
 
-@pipeline(on_exit=report)
-def views(k: int = 2):
-    """Every edge kind: items (map), result, collect, condition, order."""
-    it = items(k=k)
-    s = sq.map(items=it.results["items"], item_param="x")
-    with condition(it.results["ok"] == True):  # noqa: E712
-        t = total(values=collect(s.results["sq"]), ok=it.results["ok"])
-        sq.with_options(name="gated")(x=1)
-    total.with_options(name="again")(values=[1]).after(t)
-    items.with_hyper_params({"k": [1, 2]})()
+def _views():
+    """A pipeline with every edge kind: items (map), result, collect, condition, order.
+
+    Traced anew by each test (``pipe.dag`` caches its graph on first use).
+    """
+
+    @pipeline(on_exit=report)
+    def views(k: int = 2):
+        it = items(k=k)
+        s = sq.map(items=it.results["items"], item_param="x")
+        with condition(it.results["ok"] == True):  # noqa: E712
+            t = total(values=collect(s.results["sq"]), ok=it.results["ok"])
+            sq.with_options(name="gated")(x=1)
+        total.with_options(name="again")(values=[1]).after(t)
+        items.with_hyper_params({"k": [1, 2]})()
+
+    return views
 
 
 def test_edges_of_every_kind_name_source_target_output_and_parameter():
-    dag = views.dag
+    dag = _views().dag
     assert list(dag.edges) == [
         Edge("items", "sq", "items", "items", "x"),
         Edge("sq", "total", "collect", "sq", "values", "result"),
@@ -52,11 +61,13 @@ def test_edges_of_every_kind_name_source_target_output_and_parameter():
     assert dag.edges_between("total", "items") == []
     assert dag.in_edges("total") == [dag.edges[1], dag.edges[2], dag.edges[3]]
     assert dag.out_edges("items") == [dag.edges[0], dag.edges[2], dag.edges[3], dag.edges[4]]
+    assert dag.downstream("items") == ("sq", "total", "gated")
+    assert dag.upstream("total") == ("sq", "items")
     assert [e.carries_data for e in dag.edges] == [True] * 5 + [False]
 
 
 def test_to_dot_draws_labels_dashed_control_edges_and_the_exit_handler():
-    assert views.dag.to_dot() == "\n".join([
+    assert _views().dag.to_dot() == "\n".join([
         'digraph "views" {',
         "    rankdir=TB;",
         '    "items" [label="items"];',
@@ -76,7 +87,7 @@ def test_to_dot_draws_labels_dashed_control_edges_and_the_exit_handler():
 
 
 def test_to_mermaid_draws_the_same_graph():
-    assert views.dag.to_mermaid() == "\n".join([
+    assert _views().dag.to_mermaid() == "\n".join([
         "flowchart TD",
         '    n0["items"]',
         '    n1["sq (map)"]',
@@ -94,7 +105,7 @@ def test_to_mermaid_draws_the_same_graph():
 
 
 def test_describe_keeps_map_hyper_and_exit_handler():
-    described = views.dag.describe()
+    described = _views().dag.describe()
     nodes = {n["name"]: n for n in described["nodes"]}
     assert nodes["sq"]["map"] == {"items": {"kind": "result", "node": "items", "result": "items"},
                                   "item_param": "x", "parallel": None}
@@ -118,3 +129,23 @@ def test_nodes_ready_together_keep_their_trace_order_and_defaults_are_empty():
     assert dag.to_networkx().graph["name"] == dag.name == "two-roots"
     bare = PipelineGraph("bare", (), [])
     assert (bare.description, bare.handler, bare.image, len(bare)) == ("", "", "", 0)
+
+
+def test_a_result_read_twice_by_a_condition_is_one_condition_edge():
+    @pipeline
+    def banded():
+        it = items()
+        with condition((it.results["ok"] == True) & (it.results["ok"] != False)):  # noqa: E712
+            sq(x=1)
+
+    assert [e.kind for e in banded.dag.edges] == ["condition"]
+
+
+def test_a_node_referring_to_an_unknown_node_is_named():
+    from mlflowlet.errors import PipelineError
+    from mlflowlet.pipelines.graph import Node
+    from mlflowlet.pipelines.refs import OutputRef
+
+    orphan = Node("sq", sq, {"x": OutputRef("ghost", "n", "result")})
+    with pytest.raises(PipelineError, match="^node 'sq' refers to unknown node 'ghost'$"):
+        PipelineGraph("p", (), [orphan])

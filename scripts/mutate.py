@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +101,8 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats":
 MUTMUT_MAIN = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; "
                "sys.argv[0] = 'mutmut'; cli()"]
 
+EQUIVALENT_FILE = ROOT / "scripts" / "mutate-equivalent.toml"
+
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 COPY_IGNORE = shutil.ignore_patterns(
     ".venv", ".git", ".mutate", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
@@ -166,7 +169,8 @@ def _status(code: int | None) -> str:
     return status_by_exit_code[code]
 
 
-def _diff(scratch: Path, source: str, mutant: str) -> str:
+def _diff(scratch: Path, source: str, mutant: str) -> tuple[str, str]:
+    """Return ``(the changed lines joined by " | ", the mutated line)`` of one mutant."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     cwd = os.getcwd()
@@ -179,11 +183,21 @@ def _diff(scratch: Path, source: str, mutant: str) -> str:
         os.chdir(cwd)
     changed = [line for line in shown.splitlines()
                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    return " | ".join(line.strip() for line in changed) or shown.strip()
+    added = " ".join(line[1:].strip() for line in changed if line.startswith("+"))
+    return " | ".join(line.strip() for line in changed) or shown.strip(), added
+
+
+def _equivalent() -> dict[str, dict[str, str]]:
+    """The surviving mutants judged equivalent (``scripts/mutate-equivalent.toml``)."""
+    return tomllib.loads(EQUIVALENT_FILE.read_text()) if EQUIVALENT_FILE.exists() else {}
 
 
 def report(name: str, scratch: Path, functions: list[str], seconds: float) -> dict:
-    """Print the module's score and its surviving mutants; return the counts."""
+    """Print the module's score and its surviving mutants; return the counts.
+
+    A survivor listed in ``scripts/mutate-equivalent.toml`` whose mutated line is still the one
+    recorded there is shown as equivalent, with the reason; a stale entry is ignored.
+    """
     source = MODULES[name][0]
     meta = scratch / "mutants" / f"{source}.meta"
     codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
@@ -191,20 +205,32 @@ def report(name: str, scratch: Path, functions: list[str], seconds: float) -> di
         codes = {k: v for k, v in codes.items()
                  if any(fnmatch.fnmatch(k.rsplit(".", 1)[1], f"x_{fn}__mutmut_*")
                         for fn in functions)}
-    statuses = {key: _status(code) for key, code in codes.items()}
-    counted = {k: s for k, s in statuses.items() if s != "skipped"}
+    counted = {k: s for k, s in ((k, _status(c)) for k, c in codes.items()) if s != "skipped"}
     killed = sum(s in KILLED for s in counted.values())
     total = len(counted)
-    pct = 100.0 * killed / total if total else 0.0
-    print(f"\n== {name} ({source}{': ' + ','.join(functions) if functions else ''}): "
-          f"{killed}/{total} killed ({pct:.1f}%) in {seconds:.0f} s")
     unchecked = sum(s == "not checked" for s in counted.values())
+    lines, equivalent, known = [], 0, _equivalent()
+    for key, status in counted.items():
+        if status in KILLED or status == "not checked":
+            continue
+        diff, added = _diff(scratch, source, key)
+        entry = known.get(key)
+        if entry and entry.get("mutant", "").strip() == added:
+            equivalent += 1
+            lines.append(f"  equivalent {key.rsplit('.', 1)[1]}: {entry['why']}")
+        else:
+            lines.append(f"  {status:10} {key.rsplit('.', 1)[1]}: {diff}")
+    pct = 100.0 * killed / total if total else 0.0
+    real = total - equivalent
+    pct_real = 100.0 * killed / real if real else 0.0
+    print(f"\n== {name} ({source}{': ' + ','.join(functions) if functions else ''}): "
+          f"{killed}/{total} killed ({pct:.1f}%); {killed}/{real} ({pct_real:.1f}%) without "
+          f"{equivalent} equivalent; {seconds:.0f} s")
     if unchecked:
         print(f"  {unchecked} mutants were not checked: see {scratch}/mutmut.log")
-    for key, status in counted.items():
-        if status not in KILLED and status != "not checked":
-            print(f"  {status:9} {key.rsplit('.', 1)[1]}: {_diff(scratch, source, key)}")
-    return {"module": name, "killed": killed, "total": total, "percent": round(pct, 1)}
+    print("\n".join(lines))
+    return {"module": name, "killed": killed, "total": total, "percent": round(pct, 1),
+            "equivalent": equivalent, "percent_real": round(pct_real, 1), "seconds": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,9 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report_only:
             seconds = run(name, prepare(name, args.work), functions, args.children)
         results.append(report(name, scratch, functions, seconds))
-    print("\nmodule      killed/total  score")
+    print("\nmodule      killed/total  score   equivalent  score without them   time")
     for r in results:
-        print(f"{r['module']:11} {r['killed']:>5}/{r['total']:<6}  {r['percent']:5.1f}%")
+        print(f"{r['module']:11} {r['killed']:>5}/{r['total']:<6}  {r['percent']:5.1f}%  "
+              f"{r['equivalent']:>10}  {r['percent_real']:17.1f}%  {r['seconds']:5.0f} s")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -75,11 +76,20 @@ def examples_dir(tmp_path: Path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Refuse to regenerate golden files in strict CI: that would make them tautologies."""
+    """Refuse to regenerate golden files in strict CI: that would make them tautologies.
+
+    Hypothesis (under schemathesis) keeps its example database in a temporary directory, not in
+    a ``.hypothesis/`` of the checkout: tests write only under temporary directories.
+    """
     if STRICT and os.environ.get("MLFLOWLET_REGENERATE"):
         raise pytest.UsageError(
             "MLFLOWLET_REGENERATE is set under MLFLOWLET_TEST_STRICT: golden files would be "
             "rewritten instead of compared; unset it in CI"
+        )
+    if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = tempfile.mkdtemp(prefix="mlflowlet-hyp-")
+        config.add_cleanup(
+            lambda: shutil.rmtree(os.environ.pop("HYPOTHESIS_STORAGE_DIRECTORY"), True)
         )
 
 

@@ -26,8 +26,9 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,7 +189,7 @@ def _diff(scratch: Path, source: str, mutant: str) -> tuple[str, str]:
 
 
 def _equivalent() -> dict[str, dict[str, str]]:
-    """The surviving mutants judged equivalent (``scripts/mutate-equivalent.toml``)."""
+    """Return the surviving mutants judged equivalent (``scripts/mutate-equivalent.toml``)."""
     return tomllib.loads(EQUIVALENT_FILE.read_text()) if EQUIVALENT_FILE.exists() else {}
 
 
@@ -234,6 +235,7 @@ def report(name: str, scratch: Path, functions: list[str], seconds: float) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run (or with ``--report-only`` report) the modules named on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("modules", nargs="*", help=f"some of: {' '.join(MODULES)} (default all)")
     parser.add_argument("--work", type=Path, default=ROOT / ".mutate")
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the last run's results without running mutmut")
     args = parser.parse_args(argv)
     _require_mutmut()
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # progress in a log
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in a log
     wanted = [m for arg in args.modules for m in arg.split()] or list(MODULES)
     results = []
     for spec in wanted:

@@ -27,6 +27,8 @@ class Settings:
         flush_interval: seconds between background flushes of a long run's buffered writes.
         max_log_bytes: the most of a run's output its stored log keeps: the first bytes, then
             a marker saying how much was left out, then the last 64 KiB.
+        image: the default container image of compiled steps, ``mlrun_op`` tasks and Kubernetes
+            jobs that name none (an image with mlflowlet installed).
     """
 
     dbpath: str = ""
@@ -37,6 +39,7 @@ class Settings:
     exec_config: str = ""
     flush_interval: float = 1.0
     max_log_bytes: int = 64 * 1024 * 1024
+    image: str = ""
 
     def sources(self) -> dict[str, tuple[object, str]]:
         """Return each setting with where its value came from (env variable or default)."""

@@ -38,12 +38,14 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     "secrets": ("mlflowlet/secrets.py", ["tests/test_secrets.py"], []),
     "sqlbase": (
         "mlflowlet/db/_sqlbase.py",
-        ["tests/db/test_sqlite.py", "tests/db/test_lists.py", "tests/db/test_http_contract.py"],
+        ["tests/db/test_sql_layer.py", "tests/db/test_sqlite.py", "tests/db/test_lists.py",
+         "tests/db/test_http_contract.py"],
         ["-k", "not postgres"],  # one PostgreSQL cluster per forked mutant run is too slow
     ),
     "sql": (
         "mlflowlet/db/_sql.py",
-        ["tests/db/test_sqlite.py", "tests/db/test_lists.py", "tests/db/test_http_contract.py"],
+        ["tests/db/test_sql_layer.py", "tests/db/test_sqlite.py", "tests/db/test_lists.py",
+         "tests/db/test_http_contract.py"],
         ["-k", "not postgres"],
     ),
     "cache": (
@@ -193,6 +195,26 @@ def _equivalent() -> dict[str, dict[str, str]]:
     return tomllib.loads(EQUIVALENT_FILE.read_text()) if EQUIVALENT_FILE.exists() else {}
 
 
+_SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", " WHERE ", " AND ", " ORDER BY ", " IN (")
+
+
+def _sql_case(source: str, diff: str) -> dict[str, str] | None:
+    """Return an equivalence entry for a mutant that only changes the letter case of SQL.
+
+    SQL keywords and unquoted identifiers are case-insensitive in SQLite and PostgreSQL; a line
+    holding a quoted SQL string is left to a reader.
+    """
+    removed = " ".join(p[1:].strip() for p in diff.split(" | ") if p.startswith("-"))
+    added = " ".join(p[1:].strip() for p in diff.split(" | ") if p.startswith("+"))
+    if not source.startswith("mlflowlet/db/") or removed == added:
+        return None
+    if removed.lower() != added.lower() or "'" in removed:  # a quoted SQL string keeps its case
+        return None
+    if not any(word in removed for word in _SQL_WORDS):
+        return None
+    return {"mutant": added, "why": "only the letter case of SQL changes (case-insensitive)"}
+
+
 def report(name: str, scratch: Path, functions: list[str], seconds: float) -> dict:
     """Print the module's score and its surviving mutants; return the counts.
 
@@ -215,7 +237,7 @@ def report(name: str, scratch: Path, functions: list[str], seconds: float) -> di
         if status in KILLED or status == "not checked":
             continue
         diff, added = _diff(scratch, source, key)
-        entry = known.get(key)
+        entry = known.get(key) or _sql_case(source, diff)
         if entry and entry.get("mutant", "").strip() == added:
             equivalent += 1
             lines.append(f"  equivalent {key.rsplit('.', 1)[1]}: {entry['why']}")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import NotFoundError
+from ._dead import settle, settle_one, settled_list
 from ._json import dumps, loads
 from ._sql import (
     LABEL_PROBE,
@@ -60,14 +61,19 @@ class SQLRunDB(RunDB):
         self._transact(self._store_run, run, uid, project, iter)
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
-        """Return a run; raises ``NotFoundError`` naming the uid."""
-        return loads(one_run(self._read, uid, project, iter)[0])
+        """Return a run (see ``RunDB.read_run``; a dead owner's run reads ``error``)."""
+        return settle_one(self, loads(one_run(self._read, uid, project, iter)[0]))
 
     def update_run(
         self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
     ) -> None:
         """Apply dotted-key updates to a stored run, read and written in one transaction."""
         self._transact(update_run_in, self.dialect, self._store_run, updates, uid, project, iter)
+
+    def resolve_dead_runs(self) -> list[dict[str, Any]]:
+        """See ``RunDB.resolve_dead_runs`` (``db/_dead.py``)."""
+        rows = self._read("SELECT body FROM runs WHERE state=?", ("running",))
+        return list(settle(self, [loads(r[0]) for r in rows]).values())
 
     def _run_where(
         self,
@@ -104,12 +110,13 @@ class SQLRunDB(RunDB):
         from .lists import RunList
 
         where, args = self._run_where(name, uid, project, labels, state, iter, **filters)
+        settled = self.resolve_dead_runs()
         sql = "SELECT body FROM runs" + where
         if sort:
             sql += " ORDER BY start_time DESC, iteration ASC"
         if last:
             sql += f" LIMIT {int(last)}"
-        return RunList(loads(r[0]) for r in self._read(sql, args))
+        return RunList(settled_list(settled, (loads(r[0]) for r in self._read(sql, args)), state))
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given) with its logs and metrics."""

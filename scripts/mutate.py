@@ -74,8 +74,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "plan": (
         "mlflowlet/compilers/_plan.py",
-        ["tests/compilers/test_plan.py", "tests/compilers/test_argo.py",
-         "tests/compilers/test_kfp.py"],
+        ["tests/compilers/test_argo.py", "tests/compilers/test_kfp.py",
+         "tests/compilers/test_naming.py"],
         [],
     ),
     "check": (

@@ -124,6 +124,7 @@ def test_nodes_ready_together_keep_their_trace_order_and_defaults_are_empty():
 
     dag = two_roots.dag
     assert [n.name for n in dag.nodes] == ["zeta", "alpha"]  # not sorted by name
+    assert [n.name for n in dag] == ["zeta", "alpha"] and "zeta" in dag and len(dag) == 2
     assert dag.roots() == ["zeta", "alpha"]
     assert dag.describe()["exit_handler"] is None
     assert dag.to_networkx().graph["name"] == dag.name == "two-roots"

@@ -228,13 +228,14 @@ def report(name: str, scratch: Path, functions: list[str], seconds: float) -> di
         codes = {k: v for k, v in codes.items()
                  if any(fnmatch.fnmatch(k.rsplit(".", 1)[1], f"x_{fn}__mutmut_*")
                         for fn in functions)}
-    counted = {k: s for k, s in ((k, _status(c)) for k, c in codes.items()) if s != "skipped"}
+    statuses = {k: _status(c) for k, c in codes.items()}
+    unchecked = sum(s == "not checked" for s in statuses.values())  # an interrupted run
+    counted = {k: s for k, s in statuses.items() if s not in ("skipped", "not checked")}
     killed = sum(s in KILLED for s in counted.values())
     total = len(counted)
-    unchecked = sum(s == "not checked" for s in counted.values())
     lines, equivalent, known = [], 0, _equivalent()
     for key, status in counted.items():
-        if status in KILLED or status == "not checked":
+        if status in KILLED:
             continue
         diff, added = _diff(scratch, source, key)
         entry = known.get(key) or _sql_case(source, diff)
@@ -250,7 +251,8 @@ def report(name: str, scratch: Path, functions: list[str], seconds: float) -> di
           f"{killed}/{total} killed ({pct:.1f}%); {killed}/{real} ({pct_real:.1f}%) without "
           f"{equivalent} equivalent; {seconds:.0f} s")
     if unchecked:
-        print(f"  {unchecked} mutants were not checked: see {scratch}/mutmut.log")
+        print(f"  {unchecked} more mutants were not checked (interrupted run?): the score counts "
+              f"the {total} checked; see {scratch}/mutmut.log")
     print("\n".join(lines))
     return {"module": name, "killed": killed, "total": total, "percent": round(pct, 1),
             "equivalent": equivalent, "percent_real": round(pct_real, 1), "seconds": seconds}

@@ -113,3 +113,22 @@ def test_deleting_a_version_by_uid_and_iteration_keeps_the_others(db):
     assert db.del_artifact("m", uid="u", iter=1, project="p") == 1
     assert sorted(a["iteration"] for a in db.list_artifacts(name="m", project="p", tag="*")) == [2]
     assert len(db.list_artifacts(name="m", project="q", tag="*")) == 1
+
+
+def test_a_missing_iteration_of_a_version_is_named_and_project_defaults_to_the_record(db):
+    for it in (1, 2):
+        db.store_artifact("m", {"uri": f"/m{it}"}, uid="u", iter=it, project="p")
+    with pytest.raises(NotFoundError):
+        db.del_artifact("m", uid="u", iter=3, project="p")
+    assert db.del_artifact("m", uid="u", iter=2) == 1  # found in its own project
+    assert [a["iteration"] for a in db.list_artifacts(name="m", project="p", tag="*")] == [1]
+
+
+@pytest.mark.parametrize(("pattern", "names"), [
+    ("~a_b", ["a_b"]), ("~50%", ["50%"]), ("~a\\b", ["a\\b"]), ("~A_B", ["a_b"]),
+])
+def test_substring_name_filters_take_like_wildcards_literally(db, pattern, names):
+    for uid, name in (("u1", "a_b"), ("u2", "axb"), ("u3", "50%"), ("u4", "500"),
+                      ("u5", "a\\b"), ("u6", "a\\\\b")):
+        db.store_run({"metadata": {"uid": uid, "name": name, "project": "p"}}, uid, "p")
+    assert sorted(r["metadata"]["name"] for r in db.list_runs(name=pattern)) == names

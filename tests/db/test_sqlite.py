@@ -487,3 +487,20 @@ def test_listed_artifact_versions_carry_their_current_tags(tmp_path):
     versions = {a["uid"]: a["tags"] for a in db.list_artifacts("model", tag="*")}
     assert versions == {"v1": ["prod"], "v2": ["latest"]}
     assert "latest" in db.list_artifacts("model").to_text()
+
+
+def test_a_version_1_db_gets_the_top_level_runs_index(tmp_path):
+    path = tmp_path / "v1.db"
+    db = SQLiteRunDB(str(path))
+    db.store_run({"metadata": {"uid": "u1"}, "status": {}}, "u1")
+    db.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX runs_top")
+    conn.execute("UPDATE schema_version SET version=1")
+    conn.commit()
+    conn.close()
+    db = SQLiteRunDB(str(path))
+    plan = db._read("EXPLAIN QUERY PLAN SELECT body FROM runs WHERE iteration=0"
+                    " ORDER BY start_time DESC LIMIT 50")
+    assert "runs_top" in str(plan)
+    assert db.read_run("u1")["metadata"]["uid"] == "u1"

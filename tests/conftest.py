@@ -2,7 +2,8 @@
 
 The autouse fixture chdirs into ``tmp_path``, points ``MLFLOWLET_DBPATH`` at a fresh directory,
 drops every other ``MLFLOWLET_*`` variable, and resets per-process state (cached DB connections,
-the active run's ``ContextVar`` and the capture sink) before and after each test.
+the active run's ``ContextVar`` and the capture sink) before and after each test. The real
+services several directories share start once per session: ``postgres_cluster`` and ``seaweedfs``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,44 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def dbdir(clean_env: Path) -> Path:
     """The directory ``MLFLOWLET_DBPATH`` points at for this test."""
     return clean_env
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A running throwaway PostgreSQL cluster for the session (tests/_postgres.py).
+
+    Skips when the binaries or psycopg are missing (strict CI fails such a skip).
+    """
+    pytest.importorskip(
+        "psycopg", reason="psycopg is not installed: pip install 'mlflowlet[postgres]'"
+    )
+    from _postgres import PostgresCluster, _bindir
+
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL binaries (initdb, postgres) not found: install Debian's "
+            "'postgresql' package (scripts/test-deps.sh does it for make test)"
+        )
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory):
+    """A running SeaweedFS S3 endpoint for the session (tests/datastore/_seaweedfs.py)."""
+    pytest.importorskip("boto3")
+    sys.path.insert(0, str(Path(__file__).parent / "datastore"))
+    from _seaweedfs import SeaweedFS
+
+    server = SeaweedFS(str(tmp_path_factory.mktemp("seaweedfs")))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

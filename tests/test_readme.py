@@ -3,8 +3,11 @@
 Python blocks run in a fresh ``python -c`` process with cwd = a private copy of ``examples/`` and
 ``MLFLOWLET_DBPATH`` at the test's own directory; shell commands run through ``bash -c`` with the
 venv's ``mlflowlet`` script first on ``PATH``. Each check asserts what the snippet's comments
-promise. Commands needing a cluster, a server, a registry or the network are skipped by name, and
-a README command or block that is neither checked nor skipped fails the suite.
+promise. Commands needing S3, a server or PostgreSQL run against the suite's real ones (SeaweedFS,
+``mlflowlet server``/``serve`` on free 127.0.0.1 ports, the session's PostgreSQL cluster), the Dask
+block on a LocalCluster, ``mlflowlet submit`` against a recording FAKE Argo Server. Only
+``CANNOT_RUN`` (the network, a synopsis) skips, by exact command; a README command or block that
+is neither checked nor listed fails the suite.
 """
 
 from __future__ import annotations

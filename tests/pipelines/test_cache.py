@@ -245,7 +245,7 @@ def test_record_hit_stores_a_run_of_its_own_with_the_originals_results(dbdir):
     db = get_run_db()
     original = _original("orig-uid")
     original["metadata"]["iteration"] = 3
-    original["status"].update(end_time="2024-01-01T00:01:00+00:00", error="")
+    original["status"].update(end_time="2024-01-01T00:01:00+00:00", error="an old message")
     run = cache.record_hit(db, original, "hit", {"step": "s"}, "parent-uid", "pipe-uid",
                            {"x": 2}, {"data": "store://x"})
     stored = db.read_run(run.uid)
@@ -259,6 +259,7 @@ def test_record_hit_stores_a_run_of_its_own_with_the_originals_results(dbdir):
     assert status["results"] == {"r": "orig-uid"}
     assert status["start_time"] == status["end_time"] == status["last_update"]
     assert status["start_time"] > "2024-01-01T00:01:00+00:00"
+    assert [r["metadata"]["uid"] for r in db.list_runs(project="p", name="hit")] == [run.uid]
     assert original["metadata"]["uid"] == "orig-uid"  # the original dict is left alone
     hit_of_hit = cache.record_hit(db, stored, "again", {}, "p2", "p2", {}, {})
     assert hit_of_hit.metadata.labels[cache.CACHED_FROM] == "orig-uid"

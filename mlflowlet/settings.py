@@ -27,6 +27,10 @@ class Settings:
         flush_interval: seconds between background flushes of a long run's buffered writes.
         max_log_bytes: the most of a run's output its stored log keeps: the first bytes, then
             a marker saying how much was left out, then the last 64 KiB.
+        hash_algo: the hash recorded for new artifact versions: ``blake3`` (default) or
+            ``sha256``. Versions keep the algorithm they were recorded with.
+        no_forkserver: ``1`` starts every child of the subprocess runtime as a fresh interpreter
+            (no warm worker forking sweep iterations).
     """
 
     dbpath: str = ""
@@ -37,6 +41,8 @@ class Settings:
     exec_config: str = ""
     flush_interval: float = 1.0
     max_log_bytes: int = 64 * 1024 * 1024
+    hash_algo: str = "blake3"
+    no_forkserver: str = ""
 
     def sources(self) -> dict[str, tuple[object, str]]:
         """Return each setting with where its value came from (env variable or default)."""

@@ -71,6 +71,7 @@ class LocalExecutor:
         self.reused: dict[str, RunObject] = {}
         self.hits: list[dict[str, Any]] = []  # cache-hit runs not written yet (see _store_lineage)
         self._codes: dict[Any, str] = {}  # step function to its code hash (getsource is slow)
+        self._prefetched: dict[str, dict[str, Any]] | None = None  # cache key -> likely hit
         self.run = self._pipeline_run(labels or {}, resume)
         if resume:
             self._load_resume(resume)
@@ -249,7 +250,7 @@ class LocalExecutor:
         )
         use_cache = node.spec.cache if node.spec.cache is not None else self.cache
         if use_cache:
-            hit = _cache.find_cached(self.db, key, self.project)
+            hit = self._lookup(key)
             if hit is not None:
                 # recorded in memory, written with the next batch (one transaction for all)
                 run, data = _cache.hit_run(hit, **common)
@@ -277,6 +278,13 @@ class LocalExecutor:
             self._complete(node, call, self._empty_map(call))
             return None
         return call
+
+    def _lookup(self, key: str) -> dict[str, Any] | None:
+        """Return the completed run recorded with cache ``key`` (a fresh dict), or None."""
+        if self._prefetched is None:  # the first lookup of this run: the likely hits, at once
+            self._prefetched = _cache.prefetch(self.db, self.project, self.pipe.name, self.run.uid)
+        hit = self._prefetched.pop(key, None)  # popped: each hit changes its dict in place
+        return hit if hit is not None else _cache.find_cached(self.db, key, self.project)
 
     def _iterate(self, node: Any, params: dict[str, Any]) -> dict[str, Any] | None:
         if node.map is None:

@@ -1,4 +1,4 @@
-"""New versions record a BLAKE3 digest with its name; sha256 on request; old records still verify."""
+"""New versions record a named BLAKE3 digest; sha256 on request; old records still verify."""
 
 from __future__ import annotations
 
@@ -104,7 +104,8 @@ def test_a_large_copy_hashed_with_threads_matches_single_threaded_blake3(tmp_pat
     data = os.urandom(size)
     src = tmp_path / "big.bin"
     src.write_bytes(data)
-    path, digest, got = _streams.copy_hashed_to(str(src), str(tmp_path / "copy.bin"), True, "blake3")
+    copy = str(tmp_path / "copy.bin")
+    path, digest, got = _streams.copy_hashed_to(str(src), copy, True, "blake3")
     assert (digest, got) == (blake3(data).hexdigest(), size)
     assert open(path, "rb").read() == data
     assert _streams.hash_file(str(src), "blake3") == (blake3(data).hexdigest(), size)

@@ -7,9 +7,10 @@ script's own top-level imports (a handler file's too), then answers requests on 
 module args...``), ``env``, ``cwd`` and, as an ``SCM_RIGHTS`` file descriptor, the pipe the
 child's output goes to. The child starts its own session, asks Linux for ``PR_SET_PDEATHSIG``,
 and then runs the script as ``python script.py`` would: ``__main__`` is a fresh module,
-``sys.argv``/``sys.path[0]``/environment/working directory are the request's, and the
-interpreter exits the usual way (atexit handlers, non-daemon threads, the exit code of
-``SystemExit``, 1 after an uncaught exception shown by ``sys.excepthook``).
+``sys.argv``/``sys.path[0]``/environment/working directory are the request's, and it exits
+the usual way (non-daemon threads joined, atexit handlers, the exit code of ``SystemExit``, 1
+after an uncaught exception shown by ``sys.excepthook``, killed by SIGINT after an uncaught
+``KeyboardInterrupt``) without tearing down every module (see :func:`_exit`).
 
 The warm-up is refused (``safe: false``; the runtime then starts fresh interpreters) when the
 imports started a thread (a forked child would lack it) or wrote output (each child's log would
@@ -211,7 +212,7 @@ def _pdeathsig() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _run(argv: list[str]) -> None:
+def _exec(argv: list[str]) -> None:
     """Run ``argv`` (what follows ``python``) in this process, as the interpreter would."""
     if argv[0] == "-m":
         import runpy
@@ -234,17 +235,71 @@ def _run(argv: list[str]) -> None:
     main.__dict__.update(__file__=path, __cached__=None, __builtins__=builtins)
     main.__loader__ = SourceFileLoader("__main__", path)
     sys.modules["__main__"] = main
+    exec(code, main.__dict__)  # noqa: S102 - the user's script, as `python script.py` runs it
+
+
+def _run(argv: list[str]) -> int:
+    """Run ``argv``; return the exit code the interpreter would give (-SIGINT: interrupted)."""
     try:
-        exec(code, main.__dict__)  # noqa: S102 - the user's script, as `python script.py` runs it
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:  # shown as the interpreter shows it, without this frame
-        sys.excepthook(type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None)
-        raise SystemExit(1) from None
+        _exec(argv)
+    except SystemExit as exc:
+        return _exit_code(exc.code)
+    except BaseException as exc:  # shown as the interpreter shows it, without our frames
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        sys.excepthook(type(exc), exc, tb)
+        return -signal.SIGINT if isinstance(exc, KeyboardInterrupt) else 1
+    return 0
+
+
+def _exit_code(code: Any) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code if -(2**31) <= code < 2**31 else 1
+    try:  # sys.exit("message"): printed, exit code 1
+        print(code, file=sys.stderr)
+    except Exception:  # noqa: BLE001,S110 - a broken stderr changes nothing about the code
+        pass
+    return 1
+
+
+def _exit(code: int) -> None:
+    """End the child as the interpreter ends, less the teardown of every module.
+
+    Non-daemon threads are joined and atexit handlers run (as at any exit); the script's globals
+    are released (their ``__del__`` and unclosed files' flushes run) and standard streams
+    flushed. Tearing down the modules every iteration shares with the worker would cost more
+    than the iteration itself, and Python does not promise ``__del__`` for what is left then.
+    """
+    import atexit
+    import gc
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    main = sys.modules.get("__main__")
+    if main is not None:
+        main.__dict__.clear()
+    gc.collect()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    if code == -signal.SIGINT:  # like CPython after an uncaught KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    os._exit(code & 0xFF)
 
 
 def main() -> None:
     """Warm up, tell the runtime, serve; in each forked child, run its request."""
+    import gc
+
     sock = socket.socket(fileno=int(sys.argv[1]))
     spec = json.loads(sys.argv[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the runtime ends the server
@@ -253,5 +308,7 @@ def main() -> None:
     _send(sock, ready=True, safe=not why, why=why)
     if why:
         return
+    gc.collect()
+    gc.freeze()  # the children's collections skip (and so do not copy) what the server holds
     request, _ = _serve(sock)
-    _run(request["argv"])
+    _exit(_run(request["argv"]))

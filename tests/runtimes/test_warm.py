@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _procs import alive
 
 from mlflowlet import get_run_db, new_runner, new_task
 from mlflowlet.runtimes.subprocess import SubprocessRuntime
@@ -134,8 +135,7 @@ def test_a_timed_out_forked_iteration_loses_its_whole_tree(tmp_path):
     assert kids[2]["status"]["state"] == "error"
     assert "timed out after 3 s" in kids[2]["status"]["error"]
     grandchild = int((tmp_path / "grandchild.pid").read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(grandchild, 0)
+    assert not alive(grandchild)  # ended before the sweep returned
 
 
 def test_handler_sweeps_fork_through_the_entrypoint(tmp_path):
@@ -152,6 +152,31 @@ def test_handler_sweeps_fork_through_the_entrypoint(tmp_path):
     assert runner.warm_reason == "" and run.results["double"] == 6
     kids = [r for r in get_run_db().list_runs(uid=run.uid, iter=True) if r["metadata"]["iteration"]]
     assert {k["status"]["results"]["return"] for k in kids} - {os.getpid()}
+
+
+def test_a_forked_iteration_ends_as_an_interpreter_ends(tmp_path):
+    script = _script(tmp_path, "ending.py", """
+        import atexit, sys, threading, time
+        from mlflowlet import get_or_create_ctx
+        ctx = get_or_create_ctx("ending")
+        p = ctx.get_param("p", 0)
+        left_open = open(f"unclosed-{p}.txt", "w")  # never closed: flushed at exit
+        left_open.write("kept")
+        atexit.register(lambda: print(f"atexit ran {p}"))
+        worker = threading.Thread(target=lambda: (time.sleep(0.2), open(f"thread-{p}", "w")))
+        worker.start()  # not a daemon: the exit waits for it
+        if p == 2:
+            sys.exit("a message and code 1")
+    """)
+    runner, run, kids = _sweep(script, [1, 2])
+    assert runner.warm_reason == ""
+    for p in (1, 2):
+        assert (tmp_path / f"unclosed-{p}.txt").read_text() == "kept"
+        assert (tmp_path / f"thread-{p}").exists()
+    log = get_run_db().get_log(run.uid, run.metadata.project).decode()
+    assert "atexit ran 1" in log and "atexit ran 2" in log and "a message and code 1" in log
+    assert kids[1]["status"]["state"] == "completed"
+    assert kids[2]["status"]["exit_code"] == 1 and kids[2]["status"]["state"] == "error"
 
 
 def test_where_forking_is_not_used_is_said():

@@ -15,10 +15,10 @@ independent branches finish; a false condition skips its steps (and what needs t
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 from .._binding import code_hash
@@ -69,7 +69,8 @@ class LocalExecutor:
         self.states: dict[str, str] = {}
         self.lineage: list[dict[str, Any]] = []
         self.reused: dict[str, RunObject] = {}
-        self.hits: list[dict[str, Any]] = []  # cache-hit runs not written yet (see _store_lineage)
+        # cache-hit and skipped runs not written yet: one transaction per batch (_store_lineage)
+        self.hits: list[dict[str, Any]] = []
         self._codes: dict[Any, str] = {}  # step function to its code hash (getsource is slow)
         self._prefetched: dict[str, dict[str, Any]] | None = None  # cache key -> likely hit
         self.run = self._pipeline_run(labels or {}, resume)
@@ -154,7 +155,7 @@ class LocalExecutor:
             self.ctx.commit()
 
     def _store_lineage(self) -> None:
-        """Write the buffered lineage rows and cache-hit runs, in one transaction."""
+        """Write the buffered lineage rows and cache-hit/skipped runs, in one transaction."""
         rows, self.lineage = self.lineage, []
         hits, self.hits = self.hits, []
         if hits:
@@ -170,10 +171,16 @@ class LocalExecutor:
 
     # scheduling ------------------------------------------------------------------------------
     def _schedule(self) -> None:
+        """Run ready steps: alone in this thread, several at once in ``max_parallel`` threads.
+
+        Finished steps come back through one queue (drained in batches, so a wake-up handles
+        every step that ended meanwhile), not by waiting on each running future.
+        """
         dag = self.dag
         waiting = {n.name: len(dag.upstream(n.name)) for n in dag.nodes}
         ready = deque(dag.roots())
-        running: dict[Any, tuple[Any, StepCall]] = {}
+        running = 0
+        done: queue.SimpleQueue = queue.SimpleQueue()
         from .._interrupt import DaemonPool
 
         # daemon threads: after Ctrl-C the process need not wait for a step that still runs
@@ -200,11 +207,18 @@ class LocalExecutor:
                         self._complete(node, call, execute(call, self.db))
                         finished(node.name)
                     else:
-                        running[pool.submit(execute, call, self.db)] = (node, call)
+                        fut = pool.submit(execute, call, self.db)
+                        fut.add_done_callback(lambda f, n=node, c=call: done.put((n, c, f)))
+                        running += 1
                 if running:
-                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        node, call = running.pop(fut)
+                    batch = [done.get()]
+                    while True:  # every step that ended meanwhile, in one pass
+                        try:
+                            batch.append(done.get_nowait())
+                        except queue.Empty:
+                            break
+                    running -= len(batch)
+                    for node, call, fut in batch:
                         self._complete(node, call, fut.result())
                         finished(node.name)
         finally:
@@ -373,7 +387,7 @@ class LocalExecutor:
         run.status.state, run.status.start_time, run.status.end_time = state, stamp, stamp
         if state == "error":
             run.status.error = reason
-        self.db.store_run(run.to_dict(), run.uid, self.project, 0)
+        self.hits.append(run.to_dict())  # written with the next batch (one transaction for all)
         self._finish(node, run, None)
 
     def _run_exit(self, node: Any, state: str) -> None:

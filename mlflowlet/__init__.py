@@ -25,6 +25,7 @@ _LAZY: dict[str, str] = {
     "condition": "mlflowlet.pipelines.refs",
     "get_or_create_ctx": "mlflowlet.context",
     "get_run_db": "mlflowlet.db",
+    "mlrun_op": "mlflowlet.kfp",
     "new_function": "mlflowlet.runtimes",
     "new_runner": "mlflowlet.runtimes",
     "new_task": "mlflowlet.model",
@@ -47,6 +48,7 @@ __all__ = [
     "condition",
     "get_or_create_ctx",
     "get_run_db",
+    "mlrun_op",
     "new_function",
     "new_runner",
     "new_task",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .context import Context, MLClientCtx, get_or_create_ctx
     from .datastore import DataItem
     from .db import get_run_db
+    from .kfp import mlrun_op
     from .model import NewRun, NewTask, RunObject, RunTemplate, new_task
     from .pipelines.pipeline import pipeline
     from .pipelines.refs import collect, condition

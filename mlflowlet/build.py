@@ -15,27 +15,42 @@ what was looked for and where the Dockerfile was written; ``dry_run=True`` stops
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
-import io
+import json
 import os
 import shutil
 import subprocess
-import tarfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import __version__
+from ._buildctx import (
+    RUNTIME_EXTRAS,
+    Context,
+    check_base_image,
+    context_tarball,
+    dockerfile_text,
+    image_context,
+    runtime_context,
+)
+from ._kaniko import kaniko_manifests, run_kaniko
 from .errors import ConfigError, RunError
 
-__all__ = ["BUILDERS", "BuildResult", "build_image", "dockerfile_text", "find_builder"]
+__all__ = [
+    "BUILDERS",
+    "RUNTIME_IMAGE",
+    "BuildResult",
+    "build_image",
+    "build_pipeline_image",
+    "build_runtime_image",
+    "context_tarball",
+    "dockerfile_text",
+    "find_builder",
+    "kaniko_manifests",
+]
 
 BUILDERS = ("docker", "podman", "buildah", "kaniko")
-KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
-_CONFIGMAP_LIMIT = 1024 * 1024  # a ConfigMap holds at most 1 MiB
-_SRC = "/mlflowlet"  # the image's working directory: handler files live here
+RUNTIME_IMAGE = f"mlflowlet/mlflowlet:{__version__}"  # built from mlflowlet/docker/Dockerfile
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,7 @@ class BuildResult:
     built: bool = False
     pushed: bool = False
     manifests: list[dict] = field(default_factory=list)
+    reused: bool = False  # ``reuse=True`` and this context was built as this image before
 
 
 def build_image(
@@ -71,6 +87,8 @@ def build_image(
     batch_api: Any = None,
     core_api: Any = None,
     poll_interval: float = 2.0,
+    files: dict[str, str | bytes] | None = None,
+    reuse: bool = False,
 ) -> BuildResult:
     """Write a Dockerfile and build context for ``image``, then build (and push) it.
 
@@ -94,9 +112,12 @@ def build_image(
         batch_api: a ``BatchV1Api`` for kaniko (default: from the kube config).
         core_api: a ``CoreV1Api`` for kaniko (default: from the kube config).
         poll_interval: seconds between kaniko Job status polls.
+        files: more files for ``/mlflowlet``: relative path in the image → text or bytes.
+        reuse: when this same context was already built as ``image`` (from this context
+            folder), build nothing and return ``reused=True``.
 
     Returns:
-        A :class:`BuildResult` (``built=False`` for a dry run).
+        A :class:`BuildResult` (``built=False`` for a dry run or a reused build).
 
     Raises:
         ConfigError: an invalid image reference or input, or no builder available.
@@ -105,187 +126,153 @@ def build_image(
     from .runtimes import _k8s
 
     _k8s.check_image(image)
-    _k8s.check_image(base_image, "base_image")
+    check_base_image(_k8s.check_image(base_image, "base_image"))
     if builder is not None and builder not in BUILDERS:
         raise ConfigError(f"builder {builder!r} is not one of {', '.join(BUILDERS)}")
-    files = _context_files(base_image, requirements, inline_code, source, commands, with_mlflowlet)
-    folder = Path(context_dir or Path("mlflowlet-build") / _k8s.dns_name(image)).absolute()
-    digest = _write_context(folder, files)
+    folder = _context_folder(image, context_dir)
+    ctx = image_context(
+        base_image,
+        requirements,
+        inline_code,
+        source,
+        commands,
+        with_mlflowlet,
+        skip={folder},
+        files=files,
+    )
+    kaniko = dict(
+        namespace=namespace,
+        registry_secret=registry_secret,
+        timeout=timeout,
+        batch_api=batch_api,
+        core_api=core_api,
+        poll_interval=poll_interval,
+    )
+    return _build(ctx, image, folder, builder, push, dry_run, kaniko, reuse)
+
+
+def build_runtime_image(
+    image: str = RUNTIME_IMAGE,
+    base_image: str = "python:3.11-slim",
+    extras: tuple[str, ...] | list[str] = RUNTIME_EXTRAS,
+    builder: str | None = None,
+    push: bool = False,
+    *,
+    context_dir: str | None = None,
+    dry_run: bool = False,
+    **kaniko: Any,
+) -> BuildResult:
+    """Build the official runtime image (``mlflowlet/docker/Dockerfile``) from this installation.
+
+    Args:
+        image: the reference to build (default :data:`RUNTIME_IMAGE`; tag it for your registry
+            and set ``MLFLOWLET_IMAGE`` to it).
+        base_image: the ``FROM`` image (Python 3.10 or newer).
+        extras: the mlflowlet extras installed in it (default ``s3``, ``pandas``).
+        builder: as in :func:`build_image`.
+        push: push the image after building it.
+        context_dir: where the context is written (default ``./mlflowlet-build/<image>``).
+        dry_run: write the context only.
+        **kaniko: ``namespace``, ``registry_secret``, ``timeout``, ``batch_api``, ``core_api``,
+            ``poll_interval`` as in :func:`build_image`.
+
+    Returns:
+        A :class:`BuildResult`.
+    """
+    from .runtimes import _k8s
+
+    _k8s.check_image(image)
+    check_base_image(_k8s.check_image(base_image, "base_image"))
+    if builder is not None and builder not in BUILDERS:
+        raise ConfigError(f"builder {builder!r} is not one of {', '.join(BUILDERS)}")
+    from importlib.metadata import metadata
+
+    known = set(metadata("mlflowlet").get_all("Provides-Extra") or [])
+    unknown = sorted(set(extras) - known)
+    if unknown:
+        raise ConfigError(f"unknown mlflowlet extra(s) {unknown}; known: {sorted(known)}")
+    ctx = runtime_context(base_image, tuple(extras))
+    folder = _context_folder(image, context_dir)
+    return _build(ctx, image, folder, builder, push, dry_run, kaniko)
+
+
+def _context_folder(image: str, context_dir: str | None) -> Path:
+    from .runtimes import _k8s
+
+    return Path(context_dir or Path("mlflowlet-build") / _k8s.dns_name(image)).absolute()
+
+
+def _build(
+    ctx: Context,
+    image: str,
+    folder: Path,
+    builder: str | None,
+    push: bool,
+    dry_run: bool,
+    kaniko: dict[str, Any],
+    reuse: bool = False,
+) -> BuildResult:
+    """Write ``ctx`` to ``folder`` and build it with the first available (or named) builder."""
+    stamp = folder.parent / f".{folder.name}.built"  # what the last build of this folder was
     dockerfile = str(folder / "Dockerfile")
+    digest = ctx.digest()
+    if reuse and not dry_run and stamp.is_file():
+        last = json.loads(stamp.read_text(encoding="utf-8"))
+        same = last.get("digest") == digest and last.get("image") == image
+        if same and (last.get("pushed") or not push):
+            return BuildResult(
+                image,
+                str(folder),
+                dockerfile,
+                digest,
+                last.get("builder", ""),
+                reused=True,
+                pushed=bool(last.get("pushed")),
+            )
+    stamp.unlink(missing_ok=True)
+    ctx.write(folder)
     result = BuildResult(image, str(folder), dockerfile, digest)
     if dry_run:
         return result
+    result = _run_builder(folder, image, digest, builder, push, kaniko)
+    stamp.write_text(
+        json.dumps(
+            {"digest": digest, "image": image, "builder": result.builder, "pushed": result.pushed}
+        ),
+        encoding="utf-8",
+    )
+    return result
+
+
+def _run_builder(
+    folder: Path, image: str, digest: str, builder: str | None, push: bool, kaniko: dict[str, Any]
+) -> BuildResult:
+    dockerfile = str(folder / "Dockerfile")
     chosen, looked = find_builder(builder)
     if chosen is None:
         raise ConfigError(
             f"no image builder is available ({'; '.join(looked)}); the Dockerfile is at "
             f"{dockerfile}: build it yourself, or install one of {', '.join(BUILDERS[:3])}"
         )
+    timeout = float(kaniko.get("timeout", 1800.0))
     if chosen == "kaniko":
-        manifests = kaniko_manifests(image, folder, namespace, registry_secret, push)
-        _run_kaniko(manifests, namespace, batch_api, core_api, timeout, poll_interval)
+        namespace = kaniko.get("namespace") or "default"
+        manifests = kaniko_manifests(
+            image, folder, namespace, kaniko.get("registry_secret", ""), push
+        )
+        run_kaniko(
+            manifests,
+            namespace,
+            kaniko.get("batch_api"),
+            kaniko.get("core_api"),
+            timeout,
+            float(kaniko.get("poll_interval", 2.0)),
+        )
         return BuildResult(image, str(folder), dockerfile, digest, "kaniko", True, push, manifests)
     _run(_build_argv(chosen, image, folder), timeout, chosen)
     if push:
         _run([chosen, "push", image], timeout, chosen)
     return BuildResult(image, str(folder), dockerfile, digest, chosen, True, push)
-
-
-# the context ---------------------------------------------------------------------------------
-def dockerfile_text(
-    base_image: str,
-    has_requirements: bool,
-    source: str | None,
-    has_code: bool,
-    commands: list[str],
-    with_mlflowlet: bool,
-) -> str:
-    """Return the Dockerfile for these inputs (pure: same inputs, same text)."""
-    lines = [
-        "# generated by mlflowlet build_image: change its inputs, not this file",
-        f"FROM {base_image}",
-        "ENV PYTHONUNBUFFERED=1",
-        f"WORKDIR {_SRC}",
-    ]
-    if with_mlflowlet:
-        lines += [
-            "COPY _mlflowlet/ /opt/mlflowlet-src/",
-            "RUN pip install --no-cache-dir /opt/mlflowlet-src && rm -rf /opt/mlflowlet-src",
-        ]
-    if has_requirements:
-        lines += [
-            f"COPY requirements.txt {_SRC}/requirements.txt",
-            f"RUN pip install --no-cache-dir -r {_SRC}/requirements.txt",
-        ]
-    lines += _source_lines(source)
-    if has_code:
-        lines.append(f"COPY handler.py {_SRC}/handler.py")
-    lines += [f"RUN {cmd}" for cmd in commands]
-    return "\n".join(lines) + "\n"
-
-
-def _source_lines(source: str | None) -> list[str]:
-    if not source:
-        return []
-    if "://" not in source:
-        return [f"ADD source.tar.gz {_SRC}/"] if _is_tarball(source) else [f"COPY source/ {_SRC}/"]
-    url, _, ref = source.partition("#")
-    if url.startswith("https://") and _is_tarball(url):
-        return [
-            f"ADD {url} /tmp/source.tar.gz",
-            f"RUN tar -xzf /tmp/source.tar.gz -C {_SRC} && rm /tmp/source.tar.gz",
-        ]
-    branch = f"--branch {ref} " if ref else ""
-    return [
-        "RUN apt-get update && apt-get install -y --no-install-recommends git "
-        "&& rm -rf /var/lib/apt/lists/*",
-        f"RUN git clone --depth 1 {branch}{url.removeprefix('git+')} /tmp/source "
-        f"&& cp -a /tmp/source/. {_SRC}/ && rm -rf /tmp/source",
-    ]
-
-
-def _is_tarball(path: str) -> bool:
-    return path.endswith((".tar.gz", ".tgz", ".tar"))
-
-
-def _context_files(
-    base_image: str,
-    requirements: Any,
-    inline_code: str | None,
-    source: str | None,
-    commands: Any,
-    with_mlflowlet: bool,
-) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    reqs = _requirements(requirements)
-    if reqs:
-        files["requirements.txt"] = reqs.encode()
-    if inline_code:
-        files["handler.py"] = inline_code.encode()
-    if source and "://" not in source:
-        path = Path(source)
-        if _is_tarball(source) and path.is_file():
-            files["source.tar.gz"] = path.read_bytes()
-        elif path.is_dir():
-            for item in sorted(path.rglob("*")):
-                if item.is_file() and "__pycache__" not in item.parts and ".git" not in item.parts:
-                    files[f"source/{item.relative_to(path).as_posix()}"] = item.read_bytes()
-        else:
-            raise ConfigError(
-                f"source {source!r} is neither a folder, a tarball nor a git:// / https:// URL"
-            )
-    elif source and not source.startswith(("git://", "https://", "git+https://", "git+ssh://")):
-        raise ConfigError(
-            f"source {source!r}: use a local folder, a tarball, or a git:// or "
-            "https:// repository URL"
-        )
-    if with_mlflowlet:
-        files.update(_mlflowlet_files())
-    cmds = [commands] if isinstance(commands, str) else list(commands or [])
-    files["Dockerfile"] = dockerfile_text(
-        base_image, bool(reqs), source, bool(inline_code), cmds, with_mlflowlet
-    ).encode()
-    return files
-
-
-def _requirements(requirements: Any) -> str:
-    if not requirements:
-        return ""
-    if isinstance(requirements, (str, os.PathLike)):
-        path = Path(requirements)
-        if not path.is_file():
-            raise ConfigError(
-                f"requirements file {str(path)!r} does not exist; give a path or "
-                "a list such as ['scikit-learn>=1.4']"
-            )
-        return path.read_text(encoding="utf-8")
-    return "".join(f"{req}\n" for req in requirements)
-
-
-def _mlflowlet_files() -> dict[str, bytes]:
-    """Return mlflowlet's package files and a minimal pyproject (pip installs it and its deps)."""
-    from importlib.metadata import requires
-
-    from . import __version__
-
-    root = Path(__file__).parent
-    files = {}
-    for item in sorted(root.rglob("*")):
-        if item.is_file() and "__pycache__" not in item.parts and item.suffix != ".pyc":
-            files[f"_mlflowlet/mlflowlet/{item.relative_to(root).as_posix()}"] = item.read_bytes()
-    deps = sorted(r for r in (requires("mlflowlet") or []) if "extra ==" not in r)
-    listed = ", ".join(f'"{d}"' for d in deps)
-    files["_mlflowlet/pyproject.toml"] = (
-        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
-        f'\n[project]\nname = "mlflowlet"\nversion = "{__version__}"\ndependencies = [{listed}]\n'
-        '\n[tool.setuptools.packages.find]\ninclude = ["mlflowlet*"]\n'
-        '\n[tool.setuptools.package-data]\n"*" = ["*", "*/*"]\n'
-    ).encode()
-    return files
-
-
-def _write_context(folder: Path, files: dict[str, bytes]) -> str:
-    if folder.exists():
-        shutil.rmtree(folder)  # a stale file from an earlier build must not leak in
-    digest = hashlib.sha256()
-    for rel in sorted(files):
-        target = folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(files[rel])
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).digest())
-    return "sha256:" + digest.hexdigest()
-
-
-def context_tarball(folder: Path) -> bytes:
-    """Return the context as a reproducible ``.tar.gz`` (sorted, zero mtimes, no owners)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for item in sorted(p for p in folder.rglob("*") if p.is_file()):
-            info = tarfile.TarInfo(item.relative_to(folder).as_posix())
-            data = item.read_bytes()
-            info.size, info.mtime, info.mode = len(data), 0, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
 
 
 # builders --------------------------------------------------------------------------------------
@@ -342,109 +329,70 @@ def _run(argv: list[str], timeout: float, builder: str) -> None:
         raise RunError(f"`{' '.join(argv[:2])}` failed (exit code {proc.returncode}): {tail[0]}")
 
 
-# kaniko ----------------------------------------------------------------------------------------
-def kaniko_manifests(
+# a pipeline's code -----------------------------------------------------------------------------
+def build_pipeline_image(
+    pipe: Any,
     image: str,
-    folder: Path,
-    namespace: str = "default",
-    registry_secret: str = "",
+    requirements: Any = None,
+    base_image: str = "python:3.11-slim",
+    builder: str | None = None,
     push: bool = False,
-) -> list[dict]:
-    """Return ``[ConfigMap with the context, kaniko Job]``, validated.
+    *,
+    context_dir: str | None = None,
+    dry_run: bool = False,
+    **kaniko: Any,
+) -> BuildResult:
+    """Build an image holding this mlflowlet and the code of ``pipe``'s steps, to compile against.
+
+    The folder the steps' modules are imported from is copied to ``/mlflowlet`` (the working
+    directory the compiled containers start in), as :func:`build_image` copies a ``source``.
+
+    Args:
+        pipe: the ``@pipeline``.
+        image: the reference to build (and then compile with).
+        requirements: pip requirements the steps need: a list or a requirements file.
+        base_image: the ``FROM`` image (Python 3.10 or newer).
+        builder: as in :func:`build_image`.
+        push: push the image after building it (a cluster pulls it from the registry).
+        context_dir: where the context is written.
+        dry_run: write the context only.
+        **kaniko: the kaniko options of :func:`build_image`.
 
     Raises:
-        ConfigError: the context is over a ConfigMap's 1 MiB, or a manifest is invalid.
+        ConfigError: the steps come from more than one folder, or a build input is invalid.
     """
-    from .runtimes import _k8s
+    from .compilers.check import _pythonpath
 
-    k8s = _k8s.client()
-    tarball = context_tarball(Path(folder))
-    if len(tarball) > _CONFIGMAP_LIMIT:
+    roots = [r for r in _pythonpath(pipe) if not _installed(r)]
+    if len(roots) > 1:
         raise ConfigError(
-            f"the build context is {len(tarball)} bytes compressed; a ConfigMap holds at most "
-            "1 MiB: use a local builder, or pass source= as a git URL"
+            f"the steps of {pipe.dag.name!r} are imported from {len(roots)} folders "
+            f"({', '.join(roots)}); --build copies one: put the modules under one folder"
         )
-    name = _k8s.dns_name(
-        "build", _k8s.dns_name(image, max_len=40), hashlib.sha256(tarball).hexdigest()[:8]
+    return build_image(
+        image,
+        base_image=base_image,
+        requirements=requirements,
+        source=roots[0] if roots else None,
+        builder=builder,
+        push=push,
+        context_dir=context_dir,
+        dry_run=dry_run,
+        **kaniko,
     )
-    labels = {**_k8s.MANAGED_BY, "mlflowlet.io/build": name}
-    config = k8s.V1ConfigMap(
-        api_version="v1",
-        kind="ConfigMap",
-        binary_data={"context.tar.gz": base64.b64encode(tarball).decode()},
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
-    )
-    args = [
-        "--dockerfile=Dockerfile",
-        "--context=tar:///workspace/context.tar.gz",
-        f"--destination={image}",
-        "--reproducible",
-    ]
-    if not push:
-        args.append("--no-push")
-    mounts = [k8s.V1VolumeMount(name="context", mount_path="/workspace", read_only=True)]
-    volumes = [k8s.V1Volume(name="context", config_map=k8s.V1ConfigMapVolumeSource(name=name))]
-    if registry_secret:
-        _k8s.check_dns_label(registry_secret, "registry_secret")
-        mounts.append(
-            k8s.V1VolumeMount(name="registry", mount_path="/kaniko/.docker", read_only=True)
-        )
-        volumes.append(
-            k8s.V1Volume(
-                name="registry",
-                secret=k8s.V1SecretVolumeSource(
-                    secret_name=registry_secret,
-                    items=[k8s.V1KeyToPath(key=".dockerconfigjson", path="config.json")],
-                ),
-            )
-        )
-    container = k8s.V1Container(name="kaniko", image=KANIKO_IMAGE, args=args, volume_mounts=mounts)
-    job = k8s.V1Job(
-        api_version="batch/v1",
-        kind="Job",
-        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
-        spec=k8s.V1JobSpec(
-            backoff_limit=0,
-            ttl_seconds_after_finished=3600,
-            template=k8s.V1PodTemplateSpec(
-                metadata=k8s.V1ObjectMeta(labels=labels),
-                spec=k8s.V1PodSpec(containers=[container], volumes=volumes, restart_policy="Never"),
-            ),
-        ),
-    )
-    return [_k8s.validate(_k8s.serialize(obj)) for obj in (config, job)]
 
 
-def _run_kaniko(
-    manifests: list[dict], namespace: str, batch: Any, core: Any, timeout: float, poll: float
-) -> None:
-    from .runtimes import _k8s
-    from .runtimes.kubejob import _api_client
+def _installed(folder: str) -> bool:
+    """Return whether ``folder`` is an installed packages folder (steps there come from pip)."""
+    import sysconfig
 
-    if batch is None or core is None:
-        api = _api_client()
-        batch = batch or _k8s.client().BatchV1Api(api)
-        core = core or _k8s.client().CoreV1Api(api)
-    config, job = manifests
-    name = job["metadata"]["name"]
-    try:
-        core.create_namespaced_config_map(namespace, config)
-        batch.create_namespaced_job(namespace, job)
-    except Exception as exc:
-        reason = _k8s.api_error(exc) if hasattr(exc, "status") else str(exc)
-        raise RunError(f"submitting the kaniko Job {name} failed: {reason}") from None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = batch.read_namespaced_job_status(name, namespace).status
-        for cond in (status.conditions or []) if status else []:
-            if cond.status == "True" and cond.type == "Complete":
-                return
-            if cond.status == "True" and cond.type == "Failed":
-                pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
-                problem = next((p for p in map(_k8s.pod_problem, pods.items) if p), "")
-                raise RunError(
-                    f"the kaniko Job {name} failed: {problem or cond.reason}; see "
-                    f"`kubectl logs -n {namespace} job/{name}`"
-                )
-        time.sleep(poll)
-    raise RunError(f"the kaniko Job {name} did not finish within {timeout:g} s")
+    parts = Path(folder).parts
+    return (
+        "site-packages" in parts
+        or "dist-packages" in parts
+        or folder
+        in {
+            sysconfig.get_paths()["purelib"],
+            sysconfig.get_paths()["platlib"],
+        }
+    )

@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> None:
 def _fail(message: str, verbose: bool) -> None:
     if verbose:
         traceback.print_exc()
-    line = " ".join(message.strip().split("\n")[:1]) or "unknown error"
+    from ._text import printable
+
+    line = printable(" ".join(message.strip().split("\n")[:1]) or "unknown error")
     sys.stderr.write(f"error: {line}\n")
     sys.exit(1)
 

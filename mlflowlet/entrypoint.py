@@ -6,7 +6,8 @@ directly. The flags below are a stable interface: compiled pipelines call them.
 
 Usage::
 
-    python -m mlflowlet.entrypoint [--spec FILE] [--handler module:function | file.py:function]
+    python -m mlflowlet.entrypoint [--spec FILE] [--handler module:function | file.py:function
+        | --script file.py|file.ipynb] [--artifact-path PATH]
         [--param KEY=VALUE ...] [--collected KEY ...] [--input KEY=PATH ...]
         [--output KEY=PATH ...] [--result KEY=PATH ...] [--result-json KEY=PATH ...]
         [--metrics PATH] [--state STATE]
@@ -16,6 +17,11 @@ Flags:
         JSON in ``MLFLOWLET_EXEC_CONFIG``; with neither, a new run.
     --handler H: the function to run, ``module:function`` or ``path/file.py:function``
         (overrides the spec's handler). A bare name is looked up in the spec's ``command`` file.
+    --script FILE: run a whole script (``.py``) or notebook (``.ipynb``, converted, its
+        ``parameters`` cell getting the params) as ``__main__``, in the run: its
+        ``get_or_create_ctx()`` returns the run's context (no handler needed). Also what a spec
+        whose ``command`` is a ``.py``/``.ipynb`` file and that has no handler runs.
+    --artifact-path PATH: where the run's artifacts are written (overrides the spec's).
     --param KEY=VALUE: a parameter; the value is parsed as a JSON/Python literal, else kept as a
         string. Overrides the spec. Repeatable.
     --collected KEY: parameter KEY is a list collected from a mapped step, given as the JSON
@@ -90,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         "--spec", help="run spec file (JSON or YAML); default MLFLOWLET_EXEC_CONFIG"
     )
     parser.add_argument("--handler", help="module:function or file.py:function")
+    parser.add_argument("--script", help="a .py script or .ipynb notebook run as a whole")
+    parser.add_argument("--artifact-path", help="where the run's artifacts are written")
     for flag, meta, text in (
         ("--param", "KEY=VALUE", "a parameter (JSON/Python literal, else string)"),
         ("--input", "KEY=PATH", "an input URL or local path"),
@@ -184,19 +192,27 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, dict[str, str]
     for key in [*wanted["output"], *wanted["result"], *wanted["result_json"]]:
         if key not in run.spec.outputs:
             run.spec.outputs.append(key)
-    if args.handler:
+    if args.artifact_path:
+        run.spec.artifact_path = args.artifact_path
+    if args.handler and args.script:
+        raise ConfigError("give --handler or --script, not both")
+    if args.script:
+        run.spec.handler, run.spec.command = "", args.script
+    elif args.handler:
         run.spec.handler = args.handler
     elif not run.spec.handler and ":" in run.spec.command and "://" not in run.spec.command:
         run.spec.handler = run.spec.command.split(" ", 1)[0]
-    if not run.spec.handler:
+    script = _script(run)
+    if not run.spec.handler and not script:
         raise ConfigError(
             "no handler to run: pass --handler module:function (or file.py:function), "
-            "or set spec.handler"
+            "--script file.py, or set spec.handler"
         )
     meta = run.metadata
     meta.uid = meta.uid or new_uid()
     if not meta.name:
-        meta.name = run.spec.handler.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+        target = run.spec.handler or os.path.splitext(os.path.basename(script))[0]
+        meta.name = target.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
     if not meta.project:
         from .settings import get_settings
 
@@ -204,6 +220,14 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, dict[str, str]
     meta.labels.setdefault("kind", "entrypoint")
     run.status.state = "created"
     return wanted
+
+
+def _script(run: Any) -> str:
+    """Return the script (or notebook) the run executes as a whole, else ``''``."""
+    first = (run.spec.command or "").split(" ", 1)[0]
+    if run.spec.handler or "://" in first or not first.endswith((".py", ".ipynb")):
+        return ""
+    return first
 
 
 def decode_collected(key: str, value: Any) -> list[Any]:
@@ -271,10 +295,10 @@ def run_entrypoint(run: Any, db: Any) -> Any:
     from .runtimes.local import LocalRuntime
 
     command = (run.spec.command or "").split(" ", 1)[0]
-    if command and not (command.endswith(".py") or ":" not in command):
+    if command and not (command.endswith((".py", ".ipynb")) or ":" not in command):
         command = ""
     runtime = LocalRuntime(command)
-    handler = _step_handler(run.spec.handler, command)
+    handler = _step_handler(run.spec.handler, command)  # None: the runtime resolves it (a script)
     if run.spec.hyper_params or run.spec.param_file:  # iterations run here, as they do locally
         index = os.environ.get("JOB_COMPLETION_INDEX", "").strip()
         if index.isdigit():  # one pod of an Indexed Job: only its own iteration

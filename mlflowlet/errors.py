@@ -27,6 +27,11 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     └── Interrupted                         SIGINT or SIGTERM during a run (``.signum``); not an
                                             MlflowletError, so ``except Exception`` never eats it
 
+Warnings (``warnings.warn`` categories, under ``MlflowletWarning(UserWarning)``)::
+
+    MlflowletWarning
+    └── BareImageWarning                    a compiled step's image is a bare base image
+
 No error type depends on an HTTP library; messages are built here, from the fields.
 """
 
@@ -185,3 +190,11 @@ class Interrupted(KeyboardInterrupt):
     def exit_code(self) -> int:
         """The shell's code for a process ended by this signal (130 for SIGINT, 143 SIGTERM)."""
         return 128 + self.signum
+
+
+class MlflowletWarning(UserWarning):
+    """Root of every warning mlflowlet emits."""
+
+
+class BareImageWarning(MlflowletWarning):
+    """A step runs in a bare base image (``python:*``, ``alpine:*``...) that has no mlflowlet."""

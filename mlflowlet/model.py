@@ -202,6 +202,11 @@ class RunTemplate(_Model):
         return self
 
     def _set_iteration_options(self, selector, strategy, max_it, max_err, stop, parallel, seed):
+        for name, value, least in (("parallel", parallel, 1), ("max_errors", max_err, 0)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < least
+            ):
+                raise HyperParamError(f"{name}={value!r} must be a whole number >= {least}")
         if selector is not None:
             from .hyper import parse_selector
 

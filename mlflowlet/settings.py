@@ -31,6 +31,8 @@ class Settings:
             ``sha256``. Versions keep the algorithm they were recorded with.
         no_forkserver: ``1`` starts every child of the subprocess runtime as a fresh interpreter
             (no warm worker forking sweep iterations).
+        image: the default container image of compiled steps, ``mlrun_op`` tasks and Kubernetes
+            jobs that name none (an image with mlflowlet installed).
     """
 
     dbpath: str = ""
@@ -43,6 +45,7 @@ class Settings:
     max_log_bytes: int = 64 * 1024 * 1024
     hash_algo: str = "blake3"
     no_forkserver: str = ""
+    image: str = ""
 
     def sources(self) -> dict[str, tuple[object, str]]:
         """Return each setting with where its value came from (env variable or default)."""

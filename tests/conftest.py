@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_builders import bare_path, fake_docker  # noqa: F401 - FAKE image builders, as fixtures
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _strict  # noqa: E402

@@ -6,12 +6,12 @@ import base64
 import gzip
 import io
 import os
-import stat
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from fake_builders import write_tool
 
 from mlflowlet.build import build_image, context_tarball, kaniko_manifests
 from mlflowlet.errors import ConfigError, RunError
@@ -19,25 +19,6 @@ from mlflowlet.errors import ConfigError, RunError
 sys.path.insert(0, str(Path(__file__).parent / "runtimes"))  # the shared Kubernetes API fakes
 
 IMAGE = "registry.example:5000/team/train:1.0"
-
-
-def _tool(folder: Path, name: str, body: str) -> None:
-    """Write an executable stand-in for a builder CLI that logs its arguments."""
-    path = folder / name
-    path.write_text(f"#!/bin/sh\necho \"{name} $*\" >> {folder}/calls.log\n{body}\n")
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-
-
-@pytest.fixture
-def bare_path(tmp_path, monkeypatch):
-    """A PATH holding only the tools a test writes; no kube config anywhere."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    monkeypatch.setenv("PATH", str(bin_dir))  # the stand-ins call only /bin/sh built-ins
-    for var in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return bin_dir
 
 
 def test_dry_run_writes_a_deterministic_context(tmp_path):
@@ -99,7 +80,7 @@ def test_bad_build_input_is_refused(kwargs, match):
 
 
 def test_no_builder_lists_what_was_looked_for_and_the_dockerfile(bare_path, tmp_path):
-    _tool(bare_path, "docker", 'echo "Cannot connect to the Docker daemon" >&2; exit 1')
+    write_tool(bare_path, "docker", 'echo "Cannot connect to the Docker daemon" >&2; exit 1')
     with pytest.raises(ConfigError) as err:
         build_image(IMAGE, with_mlflowlet=False, context_dir=str(tmp_path / "ctx"))
     text = str(err.value)
@@ -111,8 +92,8 @@ def test_no_builder_lists_what_was_looked_for_and_the_dockerfile(bare_path, tmp_
 
 
 def test_podman_builds_and_pushes_when_docker_has_no_engine(bare_path, tmp_path):
-    _tool(bare_path, "docker", "exit 1")
-    _tool(bare_path, "podman", "exit 0")
+    write_tool(bare_path, "docker", "exit 1")
+    write_tool(bare_path, "podman", "exit 0")
     result = build_image(IMAGE, with_mlflowlet=False, push=True, context_dir=str(tmp_path / "c"))
     assert (result.builder, result.built, result.pushed) == ("podman", True, True)
     calls = (bare_path / "calls.log").read_text().splitlines()
@@ -122,8 +103,8 @@ def test_podman_builds_and_pushes_when_docker_has_no_engine(bare_path, tmp_path)
 
 
 def test_a_failing_build_is_a_run_error(bare_path, tmp_path):
-    _tool(bare_path, "buildah", 'case "$1" in version) exit 0;; esac; echo "step 3 failed" >&2;'
-          " exit 2")
+    write_tool(bare_path, "buildah",
+               'case "$1" in version) exit 0;; esac; echo "step 3 failed" >&2; exit 2')
     with pytest.raises(RunError, match=r"`buildah bud` failed \(exit code 2\): step 3 failed"):
         build_image(IMAGE, with_mlflowlet=False, builder="buildah",
                     context_dir=str(tmp_path / "c"))

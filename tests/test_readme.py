@@ -152,10 +152,18 @@ def test_dask_block_is_not_self_contained():
                 "tests/runtimes/test_dask.py and examples/dask_sweep.py)")
 
 
+def test_notebook_block_builds_once_and_dry_runs_the_job(examples_dir: Path, fake_docker):
+    (block,) = _blocks("From a notebook to a cluster", "python")
+    lines = _python(block, examples_dir).stdout.splitlines()
+    assert lines == ["True True", "['--script', 'train.py']"]
+    assert len(fake_docker.builds) == 1  # the FAKE docker: built once, then reused
+    assert "./files/train.py" in fake_docker.built_files("registry.example/ml/train:1")
+
+
 def test_every_python_block_has_a_test():
     with_blocks = {name for name in _sections() if _blocks(name, "python")}
     assert with_blocks == {"Quickstart", "Pipelines", "Scale out with Dask", "Compile and submit",
-                           "Run on Kubernetes"}
+                           "Run on Kubernetes", "From a notebook to a cluster"}
 
 
 # --- the "Command line" section, in order ------------------------------------------------------
@@ -258,7 +266,6 @@ def test_command_line_section_commands_do_what_their_comments_say(tmp_path: Path
 SKIPS = [
     (r"^make ", "creates a .venv and installs from the network"),
     (r"^pip install", "installs packages from the network"),
-    (r"mlflowlet submit", "needs a KFP/Argo server and a token"),
     (r"s3://", "needs an S3 bucket and credentials"),
     (r"mlflowlet server", "starts a long-running server (or needs PostgreSQL)"),
     (r"^export MLFLOWLET_DBPATH=http", "points at the server started above"),
@@ -311,7 +318,35 @@ def _check_nuclio(out: str, cwd: Path) -> None:
     assert {"name": "MLFLOWLET_HANDLER", "value": "handler:training"} in function["spec"]["env"]
 
 
+def _check_help(out: str, cwd: Path) -> None:
+    assert "Usage: mlflowlet" in out and "compile" in out and "run" in out
+
+
+def _check_notebook(out: str, cwd: Path) -> None:
+    assert "run 'train' completed" in out
+    assert _field(out, "accuracy") == "10" and _field(out, "loss") == "13"
+
+
+def _check_runtime_image(out: str, cwd: Path) -> None:
+    assert "export MLFLOWLET_IMAGE=registry.example/ml/mlflowlet:0.1.0" in out
+    context = cwd / "mlflowlet-build" / "registry-example-ml-mlflowlet-0-1-0"
+    assert (context / "Dockerfile").is_file()
+
+
+def _check_build_compile(out: str, cwd: Path) -> None:
+    spec = yaml.safe_load((cwd / "train_eval.kfp.yaml").read_text())
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {"registry.example/ml/train-eval:1"}
+    context = cwd / "mlflowlet-build" / "registry-example-ml-train-eval-1"
+    assert (context / "source" / "train_eval.py").is_file()
+    assert not (context / "source" / "mlflowlet.db").exists()
+
+
 OTHER_CHECKS: dict[str, Callable[[str, Path], None]] = {
+    "mlflowlet --help": _check_help,
+    "mlflowlet run train.ipynb ": _check_notebook,
+    "mlflowlet build --runtime-image ": _check_runtime_image,
+    "mlflowlet compile train_eval.py:train_eval --target kfp --build ": _check_build_compile,
     "mlflowlet compile examples/train_eval.py:train_eval --target kfp": _check_kfp,
     "mlflowlet compile examples/train_eval.py:train_eval --target argo --check": _check_argo,
     "mlflowlet run --kind job ": _check_job,
@@ -320,12 +355,40 @@ OTHER_CHECKS: dict[str, Callable[[str, Path], None]] = {
 }
 
 
+def _check_submit(command: str, cwd: Path) -> None:
+    """Run the README's submit line against a recording FAKE Argo Server (tests/compilers)."""
+    sys.path.insert(0, str(Path(__file__).parent / "compilers"))
+    from test_submit import FakeServer
+
+    def argo(method: str, path: str, body: dict | None) -> tuple[int, dict]:
+        if method == "POST" and path == "/api/v1/workflows/argo":
+            return 200, {**body["workflow"], "metadata": {"name": "train-eval-x7k2p"}}
+        if method == "GET" and path == "/api/v1/workflows/argo/train-eval-x7k2p":
+            return 200, {"status": {"phase": "Succeeded"}}
+        return 404, {"message": f"no route {method} {path}"}
+
+    with FakeServer(argo) as fake:
+        line = re.sub(r"--host \S+", f"--host {fake.url}", command)
+        proc = subprocess.run(["bash", "-c", line], cwd=cwd, capture_output=True, text=True,
+                              timeout=TIMEOUT, env={**_env(), "ARGO_TOKEN": "readme-token"})
+    out = _ok(proc, command)
+    assert "train-eval-x7k2p Succeeded" in out
+    post = fake.requests[0]
+    assert post["auth"] == "Bearer readme-token"
+    images = {t["container"]["image"] for t in post["body"]["workflow"]["spec"]["templates"]
+              if "container" in t}
+    assert images == {"repo/img:tag"}
+
+
 @pytest.mark.parametrize(("section", "command"), _other_commands(), ids=lambda v: v[:70])
 def test_readme_shell_command_runs_offline(section: str, command: str, tmp_path: Path,
-                                          examples_dir: Path):
+                                          examples_dir: Path, fake_docker):
     for pattern, reason in SKIPS:
         if re.search(pattern, command):
             pytest.skip(f"{section}: {reason}")
+    if command.startswith("mlflowlet submit "):
+        _check_submit(command, tmp_path if "examples/" in command else examples_dir)
+        return
     key = next((k for k in OTHER_CHECKS if command.startswith(k)), None)
     assert key, f"README command {command!r} ({section}) is neither checked nor skipped here"
     cwd = tmp_path if "examples/" in command else examples_dir
@@ -334,6 +397,7 @@ def test_readme_shell_command_runs_offline(section: str, command: str, tmp_path:
 
 def test_every_offline_check_matches_a_readme_command():
     commands = [c for _, c in _other_commands()]
+    assert any(c.startswith("mlflowlet submit ") for c in commands)
     for key in OTHER_CHECKS:
         assert any(c.startswith(key) for c in commands), f"{key!r} is no longer in the README"
 

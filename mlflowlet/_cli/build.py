@@ -10,6 +10,7 @@ ORDER = 60
 _Opt = typer.Option
 _EPILOG = (
     "Examples:\n\n"
+    "mlflowlet build --runtime-image ghcr.io/team/mlflowlet:0.1 --push\n\n"
     "mlflowlet build ghcr.io/team/train:1.0 -r scikit-learn --source . --dry-run\n\n"
     "mlflowlet build ghcr.io/team/train:1.0 --requirements-file requirements.txt --push\n\n"
     "mlflowlet build ghcr.io/team/train:1.0 --builder kaniko --registry-secret regcred --push"
@@ -22,7 +23,23 @@ def register(app: typer.Typer) -> None:
 
 
 def build(  # noqa: PLR0913 - one option per flag of the command
-    image: Annotated[str, typer.Argument(help="the image to build, e.g. ghcr.io/team/train:1.0")],
+    image: Annotated[
+        str | None,
+        typer.Argument(
+            help="the image to build, e.g. ghcr.io/team/train:1.0 (with --runtime-image: "
+            "default mlflowlet/mlflowlet:VERSION)"
+        ),
+    ] = None,
+    runtime_image: Annotated[
+        bool,
+        _Opt(
+            "--runtime-image",
+            help="build the official runtime image (python:3.11-slim + mlflowlet[s3,pandas])",
+        ),
+    ] = False,
+    extras: Annotated[
+        str | None, _Opt(help="--runtime-image: the mlflowlet extras, comma-separated")
+    ] = None,
     base_image: Annotated[str, _Opt(help="the FROM image")] = "python:3.11-slim",
     requirement: Annotated[
         list[str] | None, _Opt("-r", "--requirement", help="a pip requirement (repeatable)")
@@ -53,6 +70,27 @@ def build(  # noqa: PLR0913 - one option per flag of the command
     from ..build import build_image
     from ._common import usage_error
 
+    if runtime_image:
+        if requirement or requirements_file or code or source or command:
+            raise usage_error(
+                "--runtime-image builds the official image as it is: drop "
+                "-r/--requirements-file/--code/--source/--command"
+            )
+        return _runtime_image(
+            image,
+            base_image,
+            extras,
+            builder,
+            push,
+            dry_run,
+            context_dir,
+            namespace,
+            registry_secret,
+        )
+    if extras:
+        raise usage_error("--extras goes with --runtime-image")
+    if not image:
+        raise usage_error("give the IMAGE to build (or --runtime-image)")
     if requirement and requirements_file:
         raise usage_error("give -r/--requirement or --requirements-file, not both")
     inline = None
@@ -77,6 +115,32 @@ def build(  # noqa: PLR0913 - one option per flag of the command
         namespace=namespace,
         registry_secret=registry_secret,
     )
+    _report(result)
+
+
+def _runtime_image(
+    image, base_image, extras, builder, push, dry_run, context_dir, namespace, registry_secret
+) -> None:
+    from ..build import RUNTIME_IMAGE, build_runtime_image
+
+    kwargs = {"extras": tuple(e.strip() for e in extras.split(",") if e.strip())} if extras else {}
+    result = build_runtime_image(
+        image or RUNTIME_IMAGE,
+        base_image=base_image,
+        builder=builder,
+        push=push,
+        context_dir=context_dir,
+        dry_run=dry_run,
+        namespace=namespace,
+        registry_secret=registry_secret,
+        **kwargs,
+    )
+    _report(result)
+    if result.built:
+        print(f"use it:     export MLFLOWLET_IMAGE={result.image}")
+
+
+def _report(result) -> None:
     print(f"dockerfile: {result.dockerfile}")
     print(f"context:    {result.context_dir} ({result.digest})")
     if result.built:

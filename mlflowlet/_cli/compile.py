@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -31,14 +33,86 @@ KindOpt = Annotated[str | None, _Opt("--kind", help="Argo: Workflow | WorkflowTe
 ServiceAccountOpt = Annotated[
     str | None, _Opt("--service-account", help="the pods' service account")
 ]
+BuildOpt = Annotated[
+    str | None,
+    _Opt(
+        "--build",
+        metavar="IMAGE",
+        help="build the steps' code (and this mlflowlet) into IMAGE and compile against it",
+    ),
+]
+RequirementsOpt = Annotated[
+    str | None, _Opt("--requirements", metavar="FILE", help="with --build: pip requirements")
+]
+PushOpt = Annotated[bool, _Opt("--push", help="with --build: push IMAGE after building it")]
+BuilderOpt = Annotated[
+    str | None, _Opt("--builder", help="with --build: docker | podman | buildah | kaniko")
+]
+HasMlflowletOpt = Annotated[
+    bool,
+    _Opt(
+        "--image-has-mlflowlet",
+        help="the --image is a bare base image name that does have mlflowlet (no warning)",
+    ),
+]
+
+
+def built_image(
+    pipe: Any,
+    image: str | None,
+    build: str | None,
+    requirements: str | None,
+    push: bool,
+    builder: str | None,
+) -> str | None:
+    """Return the image to compile with: ``--image``, or the one ``--build`` builds now."""
+    if not build:
+        if requirements or push or builder:
+            raise usage_error("--requirements, --push and --builder go with --build IMAGE")
+        return image
+    if image:
+        raise usage_error("give --image (an image you have) or --build IMAGE (one built now)")
+    from ..build import build_pipeline_image
+
+    result = build_pipeline_image(
+        pipe, build, requirements=requirements, builder=builder, push=push
+    )
+    sys.stderr.write(
+        f"built {result.image} with {result.builder}{' (pushed)' if result.pushed else ''} "
+        f"from {result.context_dir} ({result.digest})\n"
+    )
+    return result.image
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Print mlflowlet's warnings as ``warning: ...`` lines on stderr (no source lines)."""
+    import warnings
+
+    from ..errors import MlflowletWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MlflowletWarning)
+        try:
+            yield
+        finally:
+            for item in caught:
+                if issubclass(item.category, MlflowletWarning):
+                    sys.stderr.write(f"warning: {item.message}\n")
+                else:
+                    warnings.showwarning(
+                        item.message, item.category, item.filename, item.lineno, item.file
+                    )
 
 
 def register(app: typer.Typer) -> None:
     """Add ``compile`` to the app."""
     app.command(
         "compile",
-        epilog="Example: mlflowlet compile examples/train_eval.py:train_eval --target argo "
-        "-o train_eval.argo.yaml --image repo/img:tag -p rows=200 --check",
+        epilog="Examples:\n\nmlflowlet compile examples/train_eval.py:train_eval --target argo "
+        "-o train_eval.argo.yaml --image repo/img:tag -p rows=200 --check\n\n"
+        "mlflowlet compile examples/train_eval.py:train_eval --build ghcr.io/team/train:1 "
+        "--requirements requirements.txt --push -o train_eval.kfp.yaml",
     )(compile_command)
 
 
@@ -49,9 +123,12 @@ def compile_options(
     schedule: str | None,
     kind: str | None,
     service_account: str | None,
+    image_has_mlflowlet: bool = False,
 ) -> dict[str, Any]:
     """Turn the shared ``compile``/``submit`` flags into compile options."""
     options: dict[str, Any] = {}
+    if image_has_mlflowlet:
+        options["image_has_mlflowlet"] = True
     if env:
         options["env"] = parse_pairs(env, "--env")
     if secret:
@@ -106,14 +183,23 @@ def compile_command(
             help="for --check: a value of a referenced secret",
         ),
     ] = None,
+    build: BuildOpt = None,
+    requirements: RequirementsOpt = None,
+    push: PushOpt = False,
+    builder: BuilderOpt = None,
+    image_has_mlflowlet: HasMlflowletOpt = False,
 ) -> None:
     """Compile a pipeline to Kubeflow Pipelines v2 or Argo Workflows YAML."""
     from ..compilers import compile_text, load_pipeline
 
     pipe = load_pipeline(pipeline)
+    image = built_image(pipe, image, build, requirements, push, builder)
     params = literal_params(param)
-    options = compile_options(env, secret, dbpath, schedule, kind, service_account)
-    text = compile_text(pipe, target=target, image=image, params=params, **options)
+    options = compile_options(
+        env, secret, dbpath, schedule, kind, service_account, image_has_mlflowlet
+    )
+    with warnings_as_lines():
+        text = compile_text(pipe, target=target, image=image, params=params, **options)
     if output:
         from ..compilers import _write
 
@@ -129,9 +215,13 @@ def compile_command(
             if not sep:
                 raise usage_error(f"--secret-value {ref!r} is not SECRET:KEY=VALUE")
             values.setdefault(name, {})[key] = value
-        report = run_check(
-            pipe, target=target, image=image, params=params, secret_values=values, **options
-        )
+        with warnings_as_lines():  # the same warnings again: say them once
+            import warnings
+
+            warnings.simplefilter("ignore")
+            report = run_check(
+                pipe, target=target, image=image, params=params, secret_values=values, **options
+            )
         sys.stdout.write(report.summary() + "\n")
         if not report.ok:
             raise typer.Exit(1)

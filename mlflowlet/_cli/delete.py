@@ -55,7 +55,7 @@ def del_runs(
     name: Annotated[str | None, _Opt(help="run name (~text: contains)")] = None,
     label: _Labels = None,
     state: Annotated[str | None, _Opt(help="run state")] = None,
-    days_ago: Annotated[int, _Opt(help="only runs started in the last N days")] = 0,
+    days_ago: Annotated[int, _Opt(min=0, help="only runs started in the last N days")] = 0,
     yes: _Yes = False,
     db: _Db = None,
 ) -> None:

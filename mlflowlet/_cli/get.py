@@ -16,7 +16,7 @@ _Labels = Annotated[
     list[str] | None,
     _Opt("-l", "--label", metavar="KEY[=VALUE]", help="label filter (k=v, k!=v, k~=v or k)"),
 ]
-_Last = Annotated[int, _Opt("--last", help="show at most N (newest first); 0 for all")]
+_Last = Annotated[int, _Opt("--last", min=0, help="show at most N (newest first); 0 for all")]
 _Output = Annotated[str, _Opt("--output", "-o", help="table | json | yaml")]
 
 get_app = typer.Typer(help="Show runs and artifacts from the run DB.", no_args_is_help=True)

@@ -87,7 +87,7 @@ def resume(
     pipeline: Annotated[
         str | None, _Opt("--pipeline", help="file.py:name or module:name (default: the run's own)")
     ] = None,
-    max_parallel: Annotated[int | None, _Opt(help="steps running at once")] = None,
+    max_parallel: Annotated[int | None, _Opt(min=1, help="steps running at once")] = None,
     cache: Annotated[bool, _Opt("--cache", help="reuse cached step runs")] = False,
     db: Annotated[str | None, _Opt(help="run DB location")] = None,
 ) -> None:

@@ -10,11 +10,8 @@ their runtime. ``--mode noctx|pass`` always runs a child process.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import json
 import os
-import shlex
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -23,6 +20,7 @@ import typer
 
 from ._common import STATE, check_choice, error_line, open_db, parse_pairs, usage_error
 from ._params import check_iteration_names, keep_pipeline_text, keep_text
+from ._targets import kind_runner, resolve_target
 
 ORDER = 10
 _EPILOG = (
@@ -117,6 +115,7 @@ def run(  # noqa: PLR0913 - one option per flag of the command
     check_choice(strategy, ("grid", "list", "random"), "--strategy")
     if dump and as_json:
         raise usage_error("--dump and --json both print the run: choose one")
+    _check_positive(parallel=parallel, max_iterations=max_iterations, timeout=timeout)
     task = _build_task(
         param,
         inputs,
@@ -137,12 +136,13 @@ def run(  # noqa: PLR0913 - one option per flag of the command
     task.spec.strict = strict
     rundb = open_db(db)
     if runtime_kind or image or dry_run:  # a runtime named by --kind (Kubernetes kinds)
-        target, fn, kind = _kind_runner(url, args or [], runtime_kind, image), handler, "run"
+        target, fn = kind_runner(url, args or [], runtime_kind, image, handler)
+        kind = "run"
         if dry_run:
             _print_manifests(target, task, fn, as_json)
             return
     else:
-        kind, target, fn = _resolve_target(url, args or [], handler, mode)
+        kind, target, fn = resolve_target(url, args or [], handler, mode)
     if kind == "run":
         check_iteration_names(task, fn, url)
         keep_text(task, param, fn, url)
@@ -177,6 +177,14 @@ def run(  # noqa: PLR0913 - one option per flag of the command
         verb = "failed" if result.state == "error" else f"ended {result.state}"
         sys.stderr.write(f"error: run {meta.name!r} ({meta.uid}) {verb}: {reason}\n")
         raise typer.Exit(1)
+
+
+def _check_positive(**values: float | None) -> None:
+    """Refuse a zero or negative ``--parallel``, ``--max-iterations`` or ``--timeout``."""
+    for name, value in values.items():
+        if value is not None and not value > 0:  # NaN too
+            flag = "--" + name.replace("_", "-")
+            raise usage_error(f"{flag} {value:g} must be greater than 0")
 
 
 def _build_task(
@@ -266,52 +274,6 @@ def _secret_sources(items: list[str] | None) -> list[tuple[str, str]]:
     return out
 
 
-def _resolve_target(
-    url: str | None, args: list[str], handler: str | None, mode: str | None
-) -> tuple[str, Any, Any]:
-    """Return ``(kind, runtime or pipeline object, handler)`` for what the command names."""
-    from ..runtimes import new_runner
-
-    if url is None:
-        if handler and ":" in handler:
-            return "run", new_runner(kind="local"), handler
-        raise usage_error(
-            "say what to run: a script (training.py), module:function, or --handler module:fn"
-        )
-    if "://" in url:
-        return "run", new_runner(shlex.join([url, *args]) if args else url), handler
-    if mode or url.endswith(".py") or " " in url.strip():
-        command = shlex.join([url, *args]) if args else url
-        return "run", new_runner(command, kind="subprocess"), handler
-    if args:
-        raise usage_error(f"extra arguments {args} only go to scripts (file.py)")
-    if ":" in url:
-        obj = _load_object(url)
-        if callable(getattr(obj, "run", None)) and not (
-            inspect.isroutine(obj) or inspect.isclass(obj)
-        ):
-            return "pipeline", obj, None
-        if handler:
-            raise usage_error(f"{url} already names the function: drop --handler {handler}")
-        return "run", new_runner(kind="local"), obj
-    if handler:
-        return "run", new_runner(url, kind="local"), handler
-    raise usage_error(
-        f"cannot tell how to run {url!r}: give a .py script, module:function, or a runtime URL"
-    )
-
-
-def _kind_runner(url: str | None, args: list[str], kind: str | None, image: str | None) -> Any:
-    """Return the runtime for ``--kind`` / ``--image`` (``job`` when only ``--image`` is given)."""
-    from ..runtimes import new_runner
-
-    command = shlex.join([url, *args]) if url and args else (url or "")
-    options = {"image": image} if image else {}
-    if kind is None and "://" in command:
-        return new_runner(command, **options)
-    return new_runner(command, kind=kind or "job", **options)
-
-
 def _print_manifests(runtime: Any, task: Any, fn: Any, as_json: bool) -> None:
     """Print what ``--dry-run`` would submit (a Secret with its values redacted, then the job)."""
     if not hasattr(runtime, "last_manifests"):
@@ -327,32 +289,6 @@ def _print_manifests(runtime: Any, task: Any, fn: Any, as_json: bool) -> None:
     import yaml
 
     print(yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False), end="")
-
-
-def _load_object(url: str) -> Any:
-    from .._binding import load_module_from_file
-    from ..errors import ConfigError, MlflowletError
-
-    source, _, attr = url.rpartition(":")
-    try:
-        if source.endswith(".py"):
-            module = load_module_from_file(source)
-        else:
-            module = importlib.import_module(source)
-    except MlflowletError:
-        raise
-    except ImportError as exc:
-        raise ConfigError(f"cannot import {source!r}: {error_line(str(exc))}") from None
-    except Exception as exc:  # the module itself failed while importing
-        raise ConfigError(
-            f"importing {source!r} failed: {type(exc).__name__}: {error_line(str(exc))}"
-        ) from exc
-    if not hasattr(module, attr):
-        public = sorted(
-            n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
-        )[:10]
-        raise ConfigError(f"{source!r} has no {attr!r}; it defines {', '.join(public) or 'none'}")
-    return getattr(module, attr)
 
 
 def _run_task(
@@ -424,15 +360,18 @@ def _report(run: Any, dump: bool, as_json: bool) -> None:
     if dump:
         print(run.to_yaml(), end="")
         return
+    from .._text import printable
+
     meta, status = run.metadata, run.status
     line = f"run {meta.name!r} {status.state}  uid={meta.uid}"
     if status.iterations:
         line += f"  iterations={max(len(status.iterations) - 1, 0)}"
     print(line)
     if status.results:
-        print("  results:   " + ", ".join(f"{k}={_short(v)}" for k, v in status.results.items()))
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in status.results.items())
+        print("  results:   " + printable(shown))
     if status.artifacts:
-        print("  artifacts: " + ", ".join(a.get("key", "?") for a in status.artifacts))
+        print("  artifacts: " + printable(", ".join(a.get("key", "?") for a in status.artifacts)))
     print(f"  more:      mlflowlet get run {meta.uid}   |   mlflowlet logs {meta.uid}")
 
 

@@ -8,14 +8,21 @@ from typing import Annotated
 import typer
 
 from .compile import (
+    BuilderOpt,
+    BuildOpt,
     EnvOpt,
+    HasMlflowletOpt,
     ImageOpt,
     KindOpt,
     PipelineArg,
+    PushOpt,
+    RequirementsOpt,
     SecretOpt,
     ServiceAccountOpt,
+    built_image,
     compile_options,
     literal_params,
+    warnings_as_lines,
 )
 
 ORDER = 61
@@ -55,25 +62,34 @@ def submit_command(
     kind: KindOpt = None,
     service_account: ServiceAccountOpt = None,
     wait: Annotated[bool, _Opt("--wait", help="wait for the run to end")] = False,
+    build: BuildOpt = None,
+    requirements: RequirementsOpt = None,
+    push: PushOpt = False,
+    builder: BuilderOpt = None,
+    image_has_mlflowlet: HasMlflowletOpt = False,
 ) -> None:
     """Compile a pipeline and submit it to Kubeflow Pipelines or an Argo Server."""
     from ..compilers import load_pipeline
     from ..compilers.submit import submit
 
     pipe = load_pipeline(pipeline)
-    options = compile_options(env, secret, dbpath, schedule, kind, service_account)
-    handle = submit(
-        pipe,
-        target=target,
-        host=host or "",
-        arguments=literal_params(param),
-        experiment=experiment or "",
-        run_name=run_name or "",
-        token=token or "",
-        namespace=namespace or "",
-        image=image,
-        **options,
+    image = built_image(pipe, image, build, requirements, push, builder)
+    options = compile_options(
+        env, secret, dbpath, schedule, kind, service_account, image_has_mlflowlet
     )
+    with warnings_as_lines():
+        handle = submit(
+            pipe,
+            target=target,
+            host=host or "",
+            arguments=literal_params(param),
+            experiment=experiment or "",
+            run_name=run_name or "",
+            token=token or "",
+            namespace=namespace or "",
+            image=image,
+            **options,
+        )
     sys.stdout.write(f"submitted {handle.kind} {handle.id}: {handle.url}\n")
     if wait:
         final = handle.wait()

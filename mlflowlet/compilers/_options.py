@@ -38,6 +38,8 @@ class CompileOptions:
         argo_version: ``'4'`` (default) or ``'3'``: the Argo release whose schema the output
             follows where they differ (only the memoization cache ConfigMap reference).
         steps: per step name: ``env``, ``secrets``, ``node_selector``.
+        image_has_mlflowlet: every step's image has mlflowlet, even a bare base image name
+            (silences the compile-time warning).
         pipeline_name: filled in by :func:`mlflowlet.compile`.
     """
 
@@ -59,6 +61,7 @@ class CompileOptions:
     cache: bool | None = None
     argo_version: str = "4"
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    image_has_mlflowlet: bool = False
     pipeline_name: str = ""
 
     def step(self, name: str) -> dict[str, Any]:
@@ -148,5 +151,6 @@ def make_options(image: str | None, pipeline_name: str, **options: Any) -> Compi
         cache=options.get("cache"),
         steps=steps,
         argo_version=str(options.get("argo_version") or "4"),
+        image_has_mlflowlet=bool(options.get("image_has_mlflowlet")),
         pipeline_name=pipeline_name,
     )

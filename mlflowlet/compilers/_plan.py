@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CompileError
+from ._image import step_image, warn_bare_images
 from ._naming import check_image, unique_labels
 
 ENTRYPOINT = ("python", "-m", "mlflowlet.entrypoint")
@@ -252,6 +253,10 @@ def make_plan(pipe: Any, options: Any) -> Plan:
         exit_step = _step_plan(
             dag, dag.exit_handler, labels[dag.exit_handler.name], params, rtypes, options
         )
+    warn_bare_images(
+        (st.name, st.image, st.node.spec.image_has_mlflowlet or options.image_has_mlflowlet)
+        for st in [*steps, *([exit_step] if exit_step else [])]
+    )
     return Plan(
         dag.name, labels_for_pipeline(dag.name), dag.description, params, steps, exit_step, options
     )
@@ -280,8 +285,8 @@ def _step_plan(
             "by module path inside a container; move the function into a module (e.g. "
             "steps.py) and import it, or build that module into the image given with --image"
         )
-    image = spec.image or options.image or dag.image
-    check_image(image, f"step {node.name!r}")
+    where = f"step {node.name!r}"
+    image = check_image(step_image(spec.image, options.image, dag.image, where=where), where)
     in_graph = not node.exit_handler  # the exit handler runs after everything, outside the DAG
     plan = StepPlan(
         node.name,

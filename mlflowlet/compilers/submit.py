@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 import urllib.error
@@ -171,9 +172,13 @@ def _submit_kfp(
     from . import to_yaml
 
     docs = [doc["pipeline_spec"], doc["platform_spec"]] if "pipeline_spec" in doc else [doc]
+    _probe_kfp(host, token, verify_ssl)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2" notice
-        client = kfp.Client(
+        client = _kfp_call(
+            host,
+            "connect",
+            kfp.Client,
             host=host,
             existing_token=token or None,
             verify_ssl=verify_ssl,
@@ -186,9 +191,18 @@ def _submit_kfp(
             fh.write(to_yaml(docs))
         prefix = client._get_url_prefix()
         if schedule:
-            exp = client.create_experiment(experiment or "Default", namespace=namespace or None)
+            exp = _kfp_call(
+                host,
+                "create the experiment",
+                client.create_experiment,
+                experiment or "Default",
+                namespace=namespace or None,
+            )
             cron = schedule if len(schedule.split()) == 6 else f"0 {schedule}"
-            job = client.create_recurring_run(
+            job = _kfp_call(
+                host,
+                "create the recurring run",
+                client.create_recurring_run,
                 exp.experiment_id,
                 name,
                 cron_expression=cron,
@@ -203,7 +217,10 @@ def _submit_kfp(
                 "recurring-run",
                 None,
             )
-        result = client.create_run_from_pipeline_package(
+        result = _kfp_call(
+            host,
+            "create the run",
+            client.create_run_from_pipeline_package,
             path,
             arguments=arguments,
             run_name=name,
@@ -212,9 +229,14 @@ def _submit_kfp(
             service_account=service_account or None,
         )
     run_id = result.run_id
+    if not run_id:
+        raise ConfigError(
+            f"{host} accepted the run but returned no run id: is it the KFP API (not its UI "
+            "behind a login page)?"
+        )
 
     def poll() -> str:
-        return str(client.get_run(run_id).state or "")
+        return str(_kfp_call(host, "read the run", client.get_run, run_id).state or "")
 
     return Submission("kfp", run_id, f"{prefix}/#/runs/details/{run_id}", "run", poll)
 
@@ -226,9 +248,16 @@ _ARGO_PATHS = {
 }
 
 
-def _argo_request(
-    method: str, url: str, token: str, body: dict[str, Any] | None, verify_ssl: bool
-) -> dict[str, Any]:
+def _http(
+    method: str,
+    url: str,
+    token: str,
+    body: dict[str, Any] | None,
+    verify_ssl: bool,
+    server: str,
+    timeout: float = 30,
+) -> bytes:
+    """Send one request; any failure is one ``ConfigError`` line naming the server and the cause."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/json")
@@ -242,13 +271,94 @@ def _argo_request(
 
         context = ssl._create_unverified_context()
     try:
-        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
-            return json.loads(resp.read() or b"{}")
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+            return bytes(resp.read())
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")[:300]
-        raise ConfigError(f"Argo Server {method} {url} answered {exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        raise ConfigError(f"cannot reach the Argo Server at {url}: {exc.reason}") from None
+        detail = " ".join(exc.read().decode("utf-8", "replace").split())[:300]
+        hint = _AUTH_HINT.get(server, "") if exc.code in (401, 403) else ""
+        raise ConfigError(f"{server} {method} {url} answered {exc.code}: {detail}{hint}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(f"cannot reach the {server} at {url}: {_cause(exc)}") from None
+
+
+_AUTH_HINT = {
+    "Argo Server": "; pass a valid token (token=..., --token or $ARGO_TOKEN)",
+    "KFP API": "; pass a valid token (token=... or --token), or use the KFP API endpoint "
+    "that needs none",
+}
+
+
+def _cause(exc: BaseException) -> str:
+    """Return the innermost reason of a connection failure, as one short phrase."""
+    reason: Any = getattr(exc, "reason", None) or exc
+    while getattr(reason, "reason", None) is not None and reason.reason is not reason:
+        reason = reason.reason
+    if isinstance(reason, OSError) and reason.strerror:
+        return str(reason.strerror)
+    text = str(reason)
+    found = re.search(r"\[Errno -?\d+\] ([^)\"'\]]+)", text)
+    if found:
+        return found.group(1).strip()
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "its TLS certificate is not trusted (give verify_ssl=False to skip the check)"
+    return " ".join(text.split())[:200] or type(reason).__name__
+
+
+def _argo_request(
+    method: str, url: str, token: str, body: dict[str, Any] | None, verify_ssl: bool
+) -> dict[str, Any]:
+    raw = _http(method, url, token, body, verify_ssl, "Argo Server")
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Argo Server {method} {url} answered with something that is not a JSON object "
+            f"({raw[:60]!r}): is {url.split('/api/', 1)[0]} the Argo Server (a login page?)"
+        )
+    return data
+
+
+def _probe_kfp(host: str, token: str, verify_ssl: bool) -> None:
+    """Fail fast, in one line, when ``host`` is not a reachable KFP API that accepts us.
+
+    ``kfp.Client`` would retry its health check five times, 5 s apart, logging each failure
+    with a traceback.
+    """
+    url = f"{host}/apis/v2beta1/healthz"
+    raw = _http("GET", url, token, None, verify_ssl, "KFP API", timeout=15)
+    try:
+        answer = json.loads(raw or b"{}")
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise ConfigError(
+            f"{host} is not the KFP API: GET {url} answered {raw[:40]!r} (a login page?); "
+            "give the KFP API endpoint (e.g. http://ml-pipeline-ui.kubeflow) and a token"
+        )
+
+
+def _kfp_call(host: str, what: str, call: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Call the kfp client; an API or connection error becomes one line naming host and cause."""
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        if status is None and not isinstance(exc, OSError) and not hasattr(exc, "reason"):
+            raise
+        if status is not None:
+            body = str(getattr(exc, "body", "") or "")
+            try:
+                body = str(json.loads(body).get("message", body))
+            except (ValueError, AttributeError):
+                pass
+            hint = _AUTH_HINT["KFP API"] if status in (401, 403) else ""
+            raise ConfigError(
+                f"the KFP API at {host} refused to {what}: {status} "
+                f"{getattr(exc, 'reason', '')}: {' '.join(body.split())[:300]}{hint}"
+            ) from None
+        raise ConfigError(f"cannot reach the KFP API at {host} to {what}: {_cause(exc)}") from None
 
 
 def _submit_argo(

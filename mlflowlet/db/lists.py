@@ -7,9 +7,12 @@ import json
 import sys
 from typing import Any
 
+from .._text import printable
+
 
 def _cell(value: Any, width: int = 40) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = printable(text)  # a name with terminal escape sequences must not drive the terminal
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

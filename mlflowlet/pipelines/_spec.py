@@ -84,6 +84,8 @@ class StepSpec:
         outputs: the declared artifact outputs.
         returns: the return annotation as a short name.
         image: the container image for compiled runs (``''``: the pipeline default).
+        image_has_mlflowlet: the image is a bare base image name (``python:3.11``) that does
+            have mlflowlet installed: no compile-time warning.
         resources: ``cpu``, ``memory`` and ``gpu`` requests.
         retries: attempts after the first failure.
         retry_delay: seconds before the first retry (doubling each time).
@@ -104,6 +106,7 @@ class StepSpec:
     outputs: tuple[str, ...] = ()
     returns: str = ""
     image: str = ""
+    image_has_mlflowlet: bool = False
     resources: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     retries: int = 0
     retry_delay: float = 0.0
@@ -133,6 +136,7 @@ class StepSpec:
             "outputs": list(self.outputs),
             "returns": self.returns,
             "image": self.image,
+            "image_has_mlflowlet": self.image_has_mlflowlet,
             "resources": dict(self.resources),
             "retries": self.retries,
             "retry_delay": self.retry_delay,
@@ -227,6 +231,9 @@ def _check_options(fn: Any, opts: dict[str, Any]) -> dict[str, Any]:
         out["labels"] = MappingProxyType({str(k): str(v) for k, v in out["labels"].items()})
     if out.get("image") is not None and not isinstance(out["image"], str):
         raise _fail(fn, f"image must be a string, got {out['image']!r}")
+    flag = out.get("image_has_mlflowlet")
+    if flag is not None and not isinstance(flag, bool):
+        raise _fail(fn, f"image_has_mlflowlet must be True or False, got {flag!r}")
     return {k: v for k, v in out.items() if v is not None}
 
 

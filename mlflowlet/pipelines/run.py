@@ -156,7 +156,7 @@ class PipelineRun:
             "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        head = f"pipeline {self.name} {self.uid} {self.state}"
+        head = f"pipeline {_cell(self.name, 200)} {self.uid} {self.state}"
         text = "\n".join([head, *lines])
         if not display:
             return text
@@ -170,5 +170,7 @@ class PipelineRun:
 
 
 def _cell(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    from .._text import printable
+
+    text = printable(value if isinstance(value, str) else json.dumps(value, default=str))
     return text if len(text) <= width else text[: width - 1] + "…"

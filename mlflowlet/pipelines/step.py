@@ -90,8 +90,8 @@ class Step:
     def with_options(self, **options: Any) -> Step:
         """Return a copy with options replaced.
 
-        Options: ``name``, ``image``, ``resources``, ``retries``, ``retry_delay``, ``timeout``,
-        ``cache``, ``labels``, ``outputs`` (as for :func:`step`).
+        Options: ``name``, ``image``, ``image_has_mlflowlet``, ``resources``, ``retries``,
+        ``retry_delay``, ``timeout``, ``cache``, ``labels``, ``outputs`` (as for :func:`step`).
         """
         unknown = sorted(set(options) - set(STEP_OPTIONS))
         if unknown:
@@ -203,6 +203,7 @@ STEP_OPTIONS = (
     "name",
     "outputs",
     "image",
+    "image_has_mlflowlet",
     "resources",
     "retries",
     "retry_delay",
@@ -223,6 +224,7 @@ def step(
     name: str | None = None,
     outputs: list[str] | None = None,
     image: str | None = None,
+    image_has_mlflowlet: bool | None = None,
     resources: dict[str, Any] | None = None,
     retries: int | None = None,
     retry_delay: float | None = None,
@@ -238,6 +240,7 @@ def step(
     name: str | None = None,
     outputs: list[str] | None = None,
     image: str | None = None,
+    image_has_mlflowlet: bool | None = None,
     resources: dict[str, Any] | None = None,
     retries: int | None = None,
     retry_delay: float | None = None,
@@ -254,6 +257,8 @@ def step(
             or returns the value (one output, or a tuple for several): bytes/str/path become a
             file, a DataFrame parquet, a dict/list JSON, anything else a cloudpickle file.
         image: container image for compiled runs.
+        image_has_mlflowlet: ``image`` is a bare base image name that does have mlflowlet:
+            silences the compile-time warning about it.
         resources: ``{'cpu': '1', 'memory': '2Gi', 'gpu': 1}``.
         retries: attempts after the first failure.
         retry_delay: seconds before the first retry, doubling each time.
@@ -271,6 +276,7 @@ def step(
         "name": name,
         "outputs": outputs,
         "image": image,
+        "image_has_mlflowlet": image_has_mlflowlet,
         "resources": resources,
         "retries": retries,
         "retry_delay": retry_delay,

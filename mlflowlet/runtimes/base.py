@@ -118,6 +118,8 @@ class Runtime(ABC):
         """Validate or set up before anything runs (runtime-specific options arrive here)."""
         if options.get("timeout") is not None:
             run.spec.timeout = float(options["timeout"])
+        if run.spec.timeout is not None and not run.spec.timeout > 0:  # NaN too
+            raise ConfigError(f"timeout={run.spec.timeout!r} must be a number of seconds > 0")
         if options.get("strict") is not None:
             run.spec.strict = bool(options["strict"])
 

@@ -98,6 +98,8 @@ class KubeJobRuntime(Runtime):
         self._volumes: list[tuple[dict, dict]] = []
         self._service_account = ""
         self._appliers: list[Callable[[dict], Any]] = []
+        self._build_config: dict[str, Any] = {}
+        self._notebook_script = ""
         self.last_manifests: list[dict] = []
         self.watch_output = True
 
@@ -250,6 +252,53 @@ class KubeJobRuntime(Runtime):
         self._appliers.append(fn)
         return self
 
+    # the image (MLRun: with_code / build_config / deploy) -----------------------------------
+    def with_code(self, from_file: str = "", body: str = "") -> KubeJobRuntime:
+        """Put handler code in the image (``/mlflowlet/handler.py``) at the next build.
+
+        Give ``from_file`` (a ``.py`` file) or ``body`` (its text); ``run(handler='name')`` then
+        runs that function. Built by :meth:`build_image` / :meth:`deploy`, or by the first run.
+        """
+        if bool(from_file) == bool(body):
+            raise ConfigError("with_code takes from_file='code.py' or body='...', one of them")
+        if from_file:
+            with open(from_file, encoding="utf-8") as fh:
+                body = fh.read()
+        self._build_config["code"] = body
+        self._build_config.pop("built", None)
+        self.command = "handler.py"
+        return self
+
+    def with_requirements(self, requirements: Any) -> KubeJobRuntime:
+        """Pip requirements (a list or a requirements file) installed at the next build."""
+        self._build_config["requirements"] = requirements
+        self._build_config.pop("built", None)
+        return self
+
+    def build_image(self, image: str = "", force: bool = False, **options: Any) -> Any:
+        """Build this runner's image once (its script or notebook, code, requirements).
+
+        A notebook ``command`` is converted to a script here, at build time, its ``parameters``
+        cell receiving each run's params. Later calls with the same inputs build nothing
+        (``BuildResult.reused``) unless ``force=True``; the runner runs in ``image`` afterwards.
+
+        Args:
+            image: the reference to build (default: the runner's ``image``).
+            force: build even when nothing changed.
+            **options: :func:`mlflowlet.build.build_image` options: ``requirements``,
+                ``base_image``, ``commands``, ``builder``, ``push``, ``dry_run``, kaniko's.
+
+        Returns:
+            The :class:`mlflowlet.build.BuildResult`.
+        """
+        from .._jobimage import build_runner_image  # the build layer (see its docstring)
+
+        return build_runner_image(self, image, force, **options)
+
+    def deploy(self, **options: Any) -> Any:
+        """Build the image as :meth:`build_image` does (MLRun's name for it)."""
+        return self.build_image(**options)
+
     # the API ----------------------------------------------------------------------------------
     @property
     def batch_api(self) -> Any:
@@ -309,7 +358,9 @@ class KubeJobRuntime(Runtime):
             kwargs.pop("labels", None),
         )
         db = kwargs.pop("db", None)
-        self._before_run(run, handler, db, **{k: v for k, v in kwargs.items() if k != "watch"})
+        self._before_run(
+            run, handler, db, dry=True, **{k: v for k, v in kwargs.items() if k != "watch"}
+        )
         iterations = None
         if run.spec.hyper_params or run.spec.param_file:
             iterations = self._dry_iterations(run)
@@ -346,7 +397,14 @@ class KubeJobRuntime(Runtime):
 
     def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
         self.watch_output = bool(options.pop("watch", True))
+        dry = options.pop("dry", False)
         super()._before_run(run, handler, db, **options)
+        if self._build_config and "built" not in self._build_config and not dry:
+            self.build_image()  # with_code / with_requirements asked for a build: once
+        if not self.image:
+            from ..settings import get_settings
+
+            self.image = get_settings().image
         if not self.image:
             raise ConfigError(
                 f"the {self.kind} runtime needs an image: new_runner(kind="
@@ -583,6 +641,9 @@ class KubeJobRuntime(Runtime):
     def _command(self, run: RunObject) -> list[str]:
         if run.spec.handler or not self.command:
             return ["python", "-m", "mlflowlet.entrypoint"]
+        if self.command.split(" ", 1)[0].endswith(".ipynb"):  # converted at build, else in the pod
+            script = self._notebook_script or self.command.split(" ", 1)[0]
+            return ["python", "-m", "mlflowlet.entrypoint", "--script", script]
         return ["python", *shlex.split(self.command)]  # a plain script: it records itself
 
     def _pod_spec(self, containers: list[Any], restart_policy: str = "Never") -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +20,8 @@ class LocalRuntime(Runtime):
     """Runs the handler in-process; hyper-parameter iterations run in threads with ``parallel=N``.
 
     ``command`` may name where the handler lives: ``'module:function'``, ``'file.py:function'`` or
-    a module/file with the function given as ``handler=``.
+    a module/file with the function given as ``handler=``. A ``.py`` script or ``.ipynb``
+    notebook with no handler runs as a whole (:class:`ScriptHandler`).
     """
 
     kind = "local"
@@ -30,6 +33,8 @@ class LocalRuntime(Runtime):
         command = self.command
         if not target and ":" in command:
             return resolve_handler(command)
+        if not target and command.split(" ", 1)[0].endswith((".py", ".ipynb")):
+            return ScriptHandler(command.split(" ", 1)[0])
         if not target:
             raise ConfigError(
                 "the local runtime needs a handler: run(handler=fn) or new_runner('module:fn')"
@@ -114,3 +119,63 @@ def _format_error(exc: BaseException) -> str:
     if os.environ.get("MLFLOWLET_SHORT_TRACEBACK"):
         return f"{type(exc).__name__}: {exc}"
     return text
+
+
+class ScriptHandler:
+    """A script (or notebook) run as ``__main__`` in the active run, as a handler.
+
+    The script's ``get_or_create_ctx()`` returns the run's context.
+
+    A notebook is converted first (:func:`mlflowlet._notebook.notebook_to_script`: its
+    ``parameters`` cell gets the run's params). The run's code hash and git facts are the
+    script's. Params reach the script through ``context.get_param``, not as arguments.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        if not os.path.isfile(self.path):
+            raise ConfigError(f"script {path!r} does not exist")
+        if self.path.endswith(".ipynb"):
+            from .._notebook import notebook_to_script
+
+            self.source = notebook_to_script(self.path)
+        else:
+            with open(self.path, encoding="utf-8") as fh:
+                self.source = fh.read()
+        self.__name__ = os.path.splitext(os.path.basename(self.path))[0]
+        self.__qualname__ = self.__name__
+        try:
+            self.__code__ = compile(self.source, self.path, "exec")
+        except SyntaxError as exc:
+            raise ConfigError(f"{path} line {exc.lineno}: {exc.msg}") from None
+
+    def __repr__(self) -> str:
+        return f"<script {self.path}>"
+
+    _lock = threading.Lock()  # sys.argv and sys.modules['__main__'] are one per process
+
+    def __call__(self, **_params: Any) -> None:
+        """Run the script as ``__main__`` (``sys.argv`` = its path, its folder on ``sys.path``).
+
+        Scripts run one at a time in a process (parallel iterations wait their turn).
+        """
+        with self._lock:
+            self._run()
+
+    def _run(self) -> None:
+        import types
+
+        folder = os.path.dirname(self.path)
+        saved_argv, saved_main = sys.argv, sys.modules.get("__main__")
+        module = types.ModuleType("__main__")
+        module.__file__ = self.path
+        sys.argv, sys.modules["__main__"] = [self.path], module
+        sys.path.insert(0, folder)
+        try:
+            exec(self.__code__, module.__dict__)
+        finally:
+            sys.argv = saved_argv
+            if saved_main is not None:
+                sys.modules["__main__"] = saved_main
+            if folder in sys.path:
+                sys.path.remove(folder)

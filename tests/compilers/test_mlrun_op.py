@@ -86,4 +86,4 @@ def test_hyper_params_and_secrets_go_into_the_task():
 
 def test_a_task_without_handler_says_what_to_give():
     with pytest.raises(CompileError, match="handler="):
-        mlrun_op("x", command="train.py")
+        mlrun_op("x", command="mlrun_op_steps")

@@ -24,9 +24,9 @@ from mlflowlet.errors import RunError  # noqa: E402
 from tests._procs import alive, wait_for, wait_gone  # noqa: E402
 
 
-def sleeper(context, seconds: float = 600.0):
+def sleeper(context, folder: str = "", seconds: float = 600.0):
     """Ignores cancellation: the interrupt lands only when time.sleep returns."""
-    with open(os.path.join(context.get_param("folder"), "worker.pid"), "w") as fh:
+    with open(os.path.join(folder, "worker.pid"), "w") as fh:
         fh.write(str(os.getpid()))
     time.sleep(seconds)
 

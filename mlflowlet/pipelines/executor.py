@@ -14,6 +14,7 @@ independent branches finish; a false condition skips its steps (and what needs t
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -208,7 +209,7 @@ class LocalExecutor:
                         finished(node.name)
                     else:
                         fut = pool.submit(execute, call, self.db)
-                        fut.add_done_callback(lambda f, n=node, c=call: done.put((n, c, f)))
+                        fut.add_done_callback(functools.partial(_report, done, node, call))
                         running += 1
                 if running:
                     batch = [done.get()]
@@ -441,6 +442,10 @@ class LocalExecutor:
             if prev.status.code_hash in ("", self._code(node.step.fn)):
                 prev._db_url = getattr(self.db, "url", "")
                 self.reused[node.name] = prev
+
+
+def _report(done: queue.SimpleQueue, node: Any, call: StepCall, fut: Any) -> None:
+    done.put((node, call, fut))
 
 
 def _duration(status: Any) -> float | None:

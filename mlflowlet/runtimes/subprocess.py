@@ -172,11 +172,14 @@ class SubprocessRuntime(Runtime):
         # what the child left running (a forked child's group too: its forks lack the cookie)
         _proctree.terminate(None, cookie, self.kill_grace, group=getattr(proc, "group", None))
         pump.join()
+        code = proc.returncode
         if self._abort.is_set():
             reason = "aborted"
-        elif getattr(proc, "lost", False):
-            reason = "the warm worker that forked this child died; its exit status is unknown"
-        return self._finalize(run, db, proc.returncode, reason, pump)
+        elif getattr(proc, "lost", False):  # its exit code never came: trust a completed record
+            code = None
+            if _read_back(run, db)[0].state != "completed":
+                reason = "the warm worker that forked this child died; its exit status is unknown"
+        return self._finalize(run, db, code, reason, pump)
 
     def _start(self, argv: list[str], env: dict[str, str]) -> tuple[Any, str]:
         """Start a child: forked from the sweep's warm worker when there is one, else spawned."""

@@ -179,6 +179,31 @@ def test_a_forked_iteration_ends_as_an_interpreter_ends(tmp_path):
     assert kids[2]["status"]["exit_code"] == 1 and kids[2]["status"]["state"] == "error"
 
 
+def test_a_worker_killed_mid_sweep_loses_only_the_iteration_in_flight(tmp_path):
+    script = _script(tmp_path, "killer.py", """
+        import os, signal, threading
+        from mlflowlet import get_or_create_ctx
+        ctx = get_or_create_ctx("killer")
+        p = ctx.get_param("p", 0)
+        ctx.log_result("ppid", os.getppid())
+        if p == 2:
+            os.kill(os.getppid(), signal.SIGKILL)  # the warm worker
+            threading.Event().wait(60)  # PR_SET_PDEATHSIG ends this child
+    """)
+    runner = new_runner(command=script)
+    task = new_task().with_hyper_params({"p": [1, 2, 3, 4]}, parallel=1, max_errors=4)
+    run = runner.run(task, watch=False, raise_on_error=False)
+    kids = {
+        k["spec"]["params"]["p"]: k["status"]
+        for k in get_run_db().list_runs(uid=run.uid, iter=True)
+        if k["metadata"]["iteration"]
+    }
+    assert kids[1]["state"] == "completed" and kids[1]["results"]["ppid"] != os.getpid()
+    assert kids[2]["state"] == "error" and "warm worker" in kids[2]["error"]
+    for p in (3, 4):  # after it: fresh interpreters, started by this process
+        assert kids[p]["state"] == "completed" and kids[p]["results"]["ppid"] == os.getpid()
+
+
 def test_where_forking_is_not_used_is_said():
     from mlflowlet.runtimes import _warm
 

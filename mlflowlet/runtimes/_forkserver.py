@@ -86,6 +86,10 @@ def _warm(files: list[str]) -> str:
         try:
             for name in _BASE:
                 importlib.import_module(name)
+            from mlflowlet.model import RunObject
+
+            # pydantic inspects default factories on first use: once here, not per child
+            RunObject.model_validate(RunObject().to_dict())
             for path in files:
                 for stmt in _imports_of(path):
                     try:  # exactly what the statement imports (submodules included)

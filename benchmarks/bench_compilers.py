@@ -1,8 +1,11 @@
-"""Compiler figures of issue 5: a 200-step chain and a 200-step fan-out/fan-in, to each target.
+"""Compiler figures of issues 5 and 12: a 200-step chain and a 200-step fan-out/fan-in, to each
+target, and what ``--check`` costs per step.
 
 Argo is timed alone (target: under 0.1 s); KFP is compared with compiling the equivalent
 hand-written kfp pipeline (same container components, same shape) in the same run (target:
 within 1.5x of it). Pipelines are traced before timing; each figure is the median of ROUNDS.
+``--check`` runs a CHECK_STEPS-step chain on each target (each step a fresh interpreter, then
+the local run and the comparison) and reports seconds per step.
 """
 
 
@@ -15,6 +18,7 @@ from mlflowlet.pipelines import pipeline, step
 
 STEPS = 200
 ROUNDS = 5
+CHECK_STEPS = 10
 IMAGE = "repo/bench:1"
 
 
@@ -42,6 +46,23 @@ def fan(start: int = 0):
     src = inc(x=start)
     mids = [inc(x=src.results["y"]) for _ in range(STEPS - 2)]
     gather(**{f"p{i}": m.results["y"] for i, m in enumerate(mids)})
+
+
+@pipeline(image=IMAGE)
+def short_chain(start: int = 0):
+    """CHECK_STEPS steps, each feeding the next (for the --check figure)."""
+    node = inc(x=start)
+    for _ in range(CHECK_STEPS - 1):
+        node = inc(x=node.results["y"])
+
+
+def _check_per_step(target: str) -> float:
+    from mlflowlet.compilers.check import check
+
+    start = time.perf_counter()
+    report = check(short_chain, target)
+    assert report.ok, report.summary()
+    return (time.perf_counter() - start) / CHECK_STEPS
 
 
 def _median(fn) -> float:
@@ -108,4 +129,7 @@ def run() -> list[tuple[str, float, str, str]]:
         rows.append((f"compile {STEPS}-step {name} to KFP", ours, "s", "-"))
         rows.append((f"  hand-written kfp {name}, compiled by kfp", hand, "s", "~0.3 s"))
         rows.append((f"  KFP compile vs hand-written ({name})", ours / hand, "x", "<= 1.5x"))
+    for target in ("argo", "kfp"):
+        per_step = _check_per_step(target)
+        rows.append((f"--check {target}, {CHECK_STEPS}-step chain, per step", per_step, "s", "-"))
     return rows

@@ -104,6 +104,58 @@ def bench_tracked_runs() -> list[tuple]:
     return rows
 
 
+def bench_flush() -> list[tuple]:
+    """What crash safety costs a run: its start record, a background flush, a heartbeat."""
+    import threading
+
+    from mlflowlet import get_run_db, new_runner
+    from mlflowlet.db.sqlite import SQLiteRunDB
+
+    rows = []
+    with _fresh_dir():
+        db, writes = get_run_db(), []
+        original = SQLiteRunDB.commit_run
+
+        def timed(self, run, *args, **kw):
+            start = time.perf_counter()
+            original(self, run, *args, **kw)
+            writes.append((run["status"]["state"], time.perf_counter() - start))
+
+        SQLiteRunDB.commit_run = timed
+        try:
+            runner = new_runner()
+            for i in range(550):
+                runner.run(handler=_training, params={"p1": i}, db=db)
+            starts = [t for state, t in writes[100:] if state == "running"]
+            rows.append(("start record (running, at once), median", statistics.median(starts)
+                         * 1000, "ms", "one transaction per run (was deferred 1 s)"))
+            writes.clear()
+            go, stop = threading.Event(), threading.Event()
+
+            def long(context):  # a quiet run: the flush thread writes heartbeats only
+                go.set()
+                stop.wait(60)
+
+            os.environ["MLFLOWLET_FLUSH_INTERVAL"] = "0.01"
+            os.environ["MLFLOWLET_HEARTBEAT_TIMEOUT"] = "0.04"  # a heartbeat every 10 ms
+            worker = threading.Thread(target=lambda: runner.run(handler=long, db=db))
+            worker.start()
+            go.wait(30)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and len(writes) < 200:
+                time.sleep(0.05)  # let the flush thread write about 200 heartbeats
+            stop.set()
+            worker.join(30)
+            beats = [t for state, t in writes if state == "running"]
+            rows.append(("heartbeat / background flush write, median", statistics.median(beats)
+                         * 1000, "ms", "one per run per 30 s (heartbeat) or per 1 s (logging)"))
+        finally:
+            SQLiteRunDB.commit_run = original
+            os.environ.pop("MLFLOWLET_FLUSH_INTERVAL", None)
+            os.environ.pop("MLFLOWLET_HEARTBEAT_TIMEOUT", None)
+    return rows
+
+
 SCRIPT = textwrap.dedent("""
     from mlflowlet import get_or_create_ctx
 
@@ -319,8 +371,8 @@ def bench_large_sweep() -> list[tuple]:
 def run() -> list[tuple[str, float, str, str]]:
     """Every core figure of issues 2 and 16."""
     rows: list[tuple[str, float, str, str]] = []
-    for bench in (bench_import, bench_tracked_runs, bench_script, bench_grid, bench_list_runs,
-                  bench_writers, bench_large_sweep):
+    for bench in (bench_import, bench_tracked_runs, bench_flush, bench_script, bench_grid,
+                  bench_list_runs, bench_writers, bench_large_sweep):
         rows += bench()
     return rows
 

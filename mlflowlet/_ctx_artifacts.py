@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from .model import RunObject
 
+if TYPE_CHECKING:
+    import threading
+
 
 class _ArtifactLogging:
     """``log_artifact``, ``log_dataset`` and ``log_model`` of ``Context``."""
@@ -14,6 +17,7 @@ class _ArtifactLogging:
     _secrets: Any
     _manager: Any
     _pending_artifacts: list[dict[str, Any]]
+    _log_lock: threading.Lock
 
     if TYPE_CHECKING:
 
@@ -22,6 +26,8 @@ class _ArtifactLogging:
             """Defined by ``Context``."""
 
         def _maybe_flush(self, force: bool) -> None: ...
+
+        def _mask_store(self) -> Any: ...
 
     def log_artifact(
         self,
@@ -41,6 +47,12 @@ class _ArtifactLogging:
             from .artifacts import ArtifactManager
 
             self._manager = ArtifactManager(self.artifact_path)
+        secrets = self._mask_store()
+        if secrets is not None:  # names become file paths: hide secret values before any write
+            item, target_path, labels, kw = _hide_names(
+                secrets.mask, item, local_path, target_path, labels, kw
+            )
+            tag = secrets.mask(tag) if tag else tag
         meta = self._run.metadata
         art = self._manager.log(
             item,
@@ -68,7 +80,8 @@ class _ArtifactLogging:
         arts = self._run.status.artifacts
         arts[:] = [a for a in arts if a.get("key") != record["key"]]
         arts.append(record)
-        self._pending_artifacts.append(record)
+        with self._log_lock:
+            self._pending_artifacts.append(record)
         self._maybe_flush(False)
         return art
 
@@ -129,3 +142,41 @@ class _ArtifactLogging:
             model_dir=model_dir,
         )
         return self.log_artifact(art, labels=labels, tag=tag, **kw)
+
+
+def _hide_names(
+    mask: Any,
+    item: Any,
+    local_path: str | None,
+    target_path: str | None,
+    labels: dict[str, str] | None,
+    kw: dict[str, Any],
+) -> tuple[Any, str | None, dict[str, str] | None, dict[str, Any]]:
+    """Mask secret values in an artifact's key, target path, labels and other string options.
+
+    The record's metadata is masked when it is written (``_Persistence._write``); this covers
+    what becomes a file name first. A ``local_path`` whose file name holds a secret is stored
+    under the masked name.
+    """
+    from ._ctx_persist import _masked
+
+    if isinstance(item, str):
+        item = mask(item)
+    elif hasattr(item, "key"):
+        item.key = mask(item.key)
+        item.labels = _masked(dict(item.labels or {}), mask)
+        item.tag = mask(item.tag) if item.tag else item.tag
+        if getattr(item, "target_path", None):
+            item.target_path = mask(item.target_path)
+    if target_path is None and local_path is not None:
+        import os
+
+        name = os.path.basename(os.fspath(local_path))
+        if mask(name) != name:
+            target_path = mask(name)
+    if target_path is not None:
+        target_path = mask(target_path)
+    if labels is not None:
+        labels = _masked(dict(labels), mask)
+    kw = {k: mask(v) if isinstance(v, str) else v for k, v in kw.items()}
+    return item, target_path, labels, kw

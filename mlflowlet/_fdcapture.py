@@ -54,6 +54,8 @@ class FdCapture:
         self._write: dict[int, int] = {}  # fd -> the pipe's write end (kept for the next run)
         self._read: dict[int, int] = {}  # pipe read end -> fd
         self._decoders: dict[int, Any] = {}
+        self.last_byte: dict[int, bytes] = {}  # fd -> the last byte echoed (the entrypoint
+        # starts its run-record line on a fresh line after output that did not end one)
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._c_flush = _c_flush()
@@ -176,6 +178,8 @@ class FdCapture:
         target = self._saved.get(fd, fd if not self._saved else -1)
         if target < 0:
             return
+        if data:
+            self.last_byte[fd] = bytes(data[-1:])
         view = memoryview(data)
         while view:
             try:

@@ -23,12 +23,9 @@ def host_facts() -> dict[str, str]:
 
 
 def _hostname() -> str:
-    # os.uname saves a tracked script importing socket (and platform: 10 ms together)
-    if hasattr(os, "uname"):
-        return os.uname().nodename
-    import socket
+    from ._owner import hostname  # os.uname: a tracked script need not import socket
 
-    return socket.gethostname()
+    return hostname()
 
 
 @lru_cache(maxsize=64)

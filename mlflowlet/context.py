@@ -1,8 +1,8 @@
 """The run context handlers log through, and :func:`get_or_create_ctx`.
 
-Writes (results, labels, metrics, artifact records, captured output) are buffered and flushed to
-the run DB in one transaction at each state change, at most every ``flush_interval`` seconds during
-a long run, and on :meth:`Context.commit`.
+Writes (results, labels, metrics, artifact records, captured output) are buffered and written to
+the run DB in one transaction at each state change, on :meth:`Context.commit`, and by the flush
+thread (``_flush.py``) within ``flush_interval`` seconds of being logged, whatever comes next.
 """
 
 from __future__ import annotations
@@ -47,12 +47,18 @@ class Context(_ArtifactLogging, _Persistence):
         self._pending_artifacts: list[dict[str, Any]] = []
         self._pending_metrics: list[tuple] = []
         self._log: list[str] = []
-        self._log_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
+        self._log_held = ""
+        self._log_lock = threading.Lock()  # guards the buffers: log, pending artifacts, metrics
+        self._commit_lock = threading.Lock()  # one DB write at a time, snapshot to commit
         _live.add(self)
-        self._deferred: dict[str, Any] | None = None  # the start record not yet written
+        self._dirty = False
         self._last_flush = time.monotonic()
         self._flush_interval = 1.0
+        self._heartbeat_every = 30.0
+        self._final_written = False
+        self._recorded = False
+        self._flush_error = ""
+        self._abort_requested = ""  # set by request_abort: the next log call stops the handler
         self._metric_steps: dict[str, int] = {}
         self._inputs: dict[str, Any] = {}
         self._manager: Any = None
@@ -214,6 +220,7 @@ class Context(_ArtifactLogging, _Persistence):
         params = self._run.spec.params
         if key not in params:
             params[key] = default
+            self._dirty = True
         return params[key]
 
     def get_secret(self, key: str) -> Any:
@@ -231,6 +238,7 @@ class Context(_ArtifactLogging, _Persistence):
         if url is not None:
             item = self._dataitem(key, str(url))  # a URL it refuses is never recorded
             self._run.spec.inputs[key] = str(url)
+            self._dirty = True
             self._inputs[key] = item
         if key not in self._inputs:
             self._inputs[key] = self._dataitem(key, self._run.spec.inputs[key])
@@ -261,7 +269,8 @@ class Context(_ArtifactLogging, _Persistence):
             step = self._metric_steps.get(key, -1) + 1
         self._metric_steps[key] = step
         value = float(_jsonable(value))
-        self._pending_metrics.append((key, step, value, time.time()))
+        with self._log_lock:
+            self._pending_metrics.append((key, step, value, time.time()))
         self._run.status.metrics[key] = value
         self._maybe_flush(False)
 
@@ -275,12 +284,14 @@ class Context(_ArtifactLogging, _Persistence):
         labels = self._run.metadata.labels
         if replace or key not in labels:
             labels[key] = str(value)
+            self._maybe_flush(False)
 
     def set_annotation(self, key: str, value: Any, replace: bool = True) -> None:
         """Set an annotation."""
         notes = self._run.metadata.annotations
         if replace or key not in notes:
             notes[key] = str(value)
+            self._dirty = True
 
     def __enter__(self) -> Context:
         return self
@@ -314,6 +325,22 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # a child printing through the tee takes the log lock
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def request_abort(run: RunObject, message: str) -> bool:
+    """Ask the live context of ``run`` in this process to stop; return whether one was found.
+
+    Its next log call raises ``KeyboardInterrupt`` (as Ctrl-C would), and the run ends
+    ``aborted`` with ``message``.
+    """
+    meta = run.metadata
+    for ctx in list(_live):
+        other = ctx._run.metadata
+        if (other.uid, other.iteration, other.project) == (meta.uid, meta.iteration, meta.project):
+            if not ctx._finished:
+                ctx._abort_requested = message
+                return True
+    return False
 
 
 def get_active_context() -> Context | None:

@@ -23,7 +23,10 @@ Flags:
         whose ``command`` is a ``.py``/``.ipynb`` file and that has no handler runs.
     --artifact-path PATH: where the run's artifacts are written (overrides the spec's).
     --param KEY=VALUE: a parameter; the value is parsed as a JSON/Python literal, else kept as a
-        string. Overrides the spec. Repeatable.
+        string. ``KEY:TYPE=VALUE`` reads the value as that declared type instead (``str`` as it
+        is, ``int``, ``float``, ``bool``, ``json``, ``list[int]``..., ``items``; see
+        :mod:`mlflowlet._wire`): compiled pipelines pass every value this way, so it keeps its
+        type. Overrides the spec. Repeatable.
     --collected KEY: parameter KEY is a list collected from a mapped step, given as the JSON
         list an engine aggregates (Argo: one string per item, or the items themselves when
         every one is a JSON object or array). Each string item is decoded as the JSON that
@@ -34,14 +37,20 @@ Flags:
     --output KEY=PATH: after the run, copy artifact KEY's file (or directory) to PATH, creating
         its parent directories; ``PATH/`` copies the file into that directory under its own
         name. Repeatable.
+    --output-digest KEY=PATH: after the run, write the sha256 of artifact KEY's bytes (as
+        copied by ``--output KEY=...``) to PATH: an engine's cache keys a consumer on it.
     --result KEY=PATH: after the run, write result KEY to PATH: a string as it is, any other
-        value as JSON. Repeatable.
+        value as JSON. ``KEY:FORM=PATH`` writes it in that form instead (``json``, ``item``,
+        ``items``, ``when``; see :mod:`mlflowlet._wire`). Repeatable.
     --result-json KEY=PATH: like ``--result``, but always JSON (a string too, quoted), so a
         consumer's ``--collected`` decodes every item to its original value. Repeatable.
     --metrics PATH: after the run, write its numeric results as one JSON object (``{"accuracy":
         0.9}``; booleans left out) to PATH, e.g. a KFP ``system.Metrics`` output artifact.
     --state STATE: for an exit handler: the engine's final state (``Succeeded``, ``Failed``, a
         KFP final-status JSON) becomes parameter ``state`` = ``completed`` or ``error``.
+    --config-sha256 HEX: the sha256 of ``MLFLOWLET_EXEC_CONFIG`` the step was compiled with; a
+        different config is refused (exit 2). In the arguments, it keys an engine's cache
+        (KFP) on the run spec (hyper-parameters, labels) the environment carries.
 
 Environment:
     ``MLFLOWLET_EXEC_CONFIG``: the run spec as JSON (when ``--spec`` is not given).
@@ -55,7 +64,8 @@ Environment:
     records: other ranks run the handler with a throwaway DB and print no run JSON line.
 
 Output and exit code:
-    The handler's own output, then always, as the last line on stdout,
+    The handler's own output, then always, as the last line on stdout and on a line of its own
+    (a newline is written first when the output did not end with one),
     ``MLFLOWLET_RUN_JSON=<the final run as one line of JSON>`` so a caller without a shared run
     DB can store it (:func:`read_run_json` parses it back). Exit code 0 when the run completed,
     1 when it failed or an output could not be written, 2 on bad usage (flags, spec).
@@ -66,14 +76,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from typing import Any
 
-from .errors import ArtifactError, ConfigError, MlflowletError, ParameterError, RunError
-
-RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
+from ._wire import (
+    PARAM_TYPES,
+    RESULT_FORMS,
+    RUN_JSON_MARKER,
+    decode_collected,
+    decode_param,
+    export_metrics,
+    export_outputs,
+    input_path,
+    read_run_json,
+    run_json_line,
+    split_typed,
+)
+from .errors import ArtifactError, ConfigError, MlflowletError, ParameterError
 
 __all__ = [
     "RUN_JSON_MARKER",
@@ -104,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--output", "KEY=PATH", "copy artifact KEY to PATH after the run"),
         ("--result", "KEY=PATH", "write result KEY to PATH after the run"),
         ("--result-json", "KEY=PATH", "write result KEY to PATH as JSON after the run"),
+        ("--output-digest", "KEY=PATH", "write the sha256 of artifact KEY to PATH"),
         ("--collected", "KEY", "param KEY is an aggregated JSON list: decode each item"),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=text)
@@ -114,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
         "--state",
         help="the pipeline's final state as the engine reports it "
         "(exit handlers): sets param 'state' to completed/error",
+    )
+    parser.add_argument(
+        "--config-sha256", metavar="HEX", help="refuse an MLFLOWLET_EXEC_CONFIG with another hash"
     )
     return parser
 
@@ -169,12 +193,13 @@ def load_spec(path: str | None) -> Any:
     return with_exec_secrets(run)
 
 
-def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, dict[str, str]]:
+def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
     from ._binding import parse_literal
     from .model import new_uid
 
-    params = split_pairs(args.param, "--param")
-    run.spec.params.update({k: parse_literal(v) for k, v in params.items()})
+    for key, text in split_pairs(args.param, "--param").items():
+        name, typ = split_typed(key, "--param", PARAM_TYPES)
+        run.spec.params[name] = decode_param(name, typ, text) if typ else parse_literal(text)
     for key in args.collected:
         if key not in run.spec.params:
             raise ParameterError(f"--collected {key}: no --param {key}=... (or spec param) given")
@@ -182,14 +207,19 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, dict[str, str]
     if args.state is not None:
         run.spec.params["state"] = engine_state(args.state)
     run.spec.inputs.update(
-        {k: _input_path(v) for k, v in split_pairs(args.input, "--input").items()}
+        {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}
     )
-    wanted = {
+    results: dict[tuple[str, str], str] = {}
+    for key, path in split_pairs(args.result, "--result").items():
+        results[split_typed(key, "--result", RESULT_FORMS)] = path
+    for key, path in split_pairs(args.result_json, "--result-json").items():
+        results[(key, "json")] = path
+    wanted: dict[str, Any] = {
         "output": split_pairs(args.output, "--output"),
-        "result": split_pairs(args.result, "--result"),
-        "result_json": split_pairs(args.result_json, "--result-json"),
+        "result": results,
+        "digest": split_pairs(args.output_digest, "--output-digest"),
     }
-    for key in [*wanted["output"], *wanted["result"], *wanted["result_json"]]:
+    for key in [*wanted["output"], *(name for name, _form in results)]:
         if key not in run.spec.outputs:
             run.spec.outputs.append(key)
     if args.artifact_path:
@@ -228,38 +258,6 @@ def _script(run: Any) -> str:
     if run.spec.handler or "://" in first or not first.endswith((".py", ".ipynb")):
         return ""
     return first
-
-
-def decode_collected(key: str, value: Any) -> list[Any]:
-    """Return an engine-aggregated list with each string item decoded as JSON.
-
-    The inverse of ``--result-json``: Argo aggregates a mapped task's output parameter as a JSON
-    list of the raw texts (``["0.5", "2"]``), or of the values themselves when every
-    item is a JSON object or array; either way the result is the list of the items' values.
-    A string item that is not JSON (a producer that wrote plain text) is kept as it is.
-
-    Raises:
-        ParameterError: ``value`` is not a list (or JSON text of one).
-    """
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            pass
-    if not isinstance(value, list):
-        raise ParameterError(
-            f"--collected {key}: expected a JSON list (an aggregated output), "
-            f"got {type(value).__name__} {str(value)[:60]!r}"
-        )
-    out: list[Any] = []
-    for item in value:
-        if isinstance(item, str):
-            try:
-                item = json.loads(item)
-            except ValueError:
-                pass
-        out.append(item)
-    return out
 
 
 def _open_db() -> tuple[Any, Any]:
@@ -370,126 +368,6 @@ def engine_state(value: str) -> str:
     return low
 
 
-def export_outputs(
-    run: Any,
-    artifacts: dict[str, str],
-    results: dict[str, str],
-    json_results: dict[str, str] | None = None,
-) -> None:
-    """Copy artifact files and write result values to the paths asked for.
-
-    Args:
-        run: the finished ``RunObject``.
-        artifacts: artifact key to target path (its file, or directory, is copied there).
-        results: result key to target path (a string as is, other values as JSON).
-        json_results: result key to target path, every value as JSON (strings quoted).
-
-    Raises:
-        ArtifactError: an artifact or result that the run does not have, or a path that cannot
-            be written.
-    """
-    by_key = {a.get("key"): a for a in run.status.artifacts}
-    for key, path in artifacts.items():
-        art = by_key.get(key)
-        if art is None:
-            raise ArtifactError(
-                f"run {run.metadata.name!r} logged no artifact {key!r} (--output {key}=...); "
-                f"artifacts: {sorted(k for k in by_key if k)}"
-            )
-        _copy_artifact(key, art, path)
-    wanted = [(k, p, False) for k, p in results.items()]
-    wanted += [(k, p, True) for k, p in (json_results or {}).items()]
-    for key, path, as_json in wanted:
-        if key not in run.status.results:
-            flag = "--result-json" if as_json else "--result"
-            raise ArtifactError(
-                f"run {run.metadata.name!r} logged no result {key!r} ({flag} {key}=...); "
-                f"results: {sorted(run.status.results)}"
-            )
-        value = run.status.results[key]
-        as_text = isinstance(value, str) and not as_json
-        text = value if as_text else json.dumps(value, default=str)
-        _write(path, text.encode("utf-8"), f"result {key!r}")
-
-
-def export_metrics(run: Any, path: str) -> None:
-    """Write the run's numeric results (not booleans) to ``path`` as one JSON object."""
-    numeric = {
-        key: value
-        for key, value in sorted(run.status.results.items())
-        if isinstance(value, (int, float)) and not isinstance(value, bool)
-    }
-    _write(path, json.dumps(numeric, sort_keys=True).encode("utf-8"), "metrics")
-
-
-def _input_path(value: str) -> str:
-    """``DIR/`` → the single file in ``DIR`` (compiled pipelines pass artifacts as folders)."""
-    if not value.endswith(("/", os.sep)) or not os.path.isdir(value):
-        return value
-    entries = os.listdir(value)
-    if len(entries) == 1 and os.path.isfile(os.path.join(value, entries[0])):
-        return os.path.join(value, entries[0])
-    return value.rstrip("/" + os.sep)
-
-
-def _copy_artifact(key: str, art: dict[str, Any], path: str) -> None:
-    uri = str(art.get("uri") or art.get("target_path") or "")
-    local = uri[len("file://") :] if uri.startswith("file://") else uri
-    if path.endswith(("/", os.sep)):  # into that folder, keeping the file's name and suffix
-        path = os.path.join(path, os.path.basename(local.rstrip("/")) or key)
-    if local and "://" not in local and os.path.isdir(local):
-        try:
-            if os.path.exists(path):
-                shutil.rmtree(path)
-            shutil.copytree(local, path)
-        except OSError as exc:
-            raise ArtifactError(f"cannot copy artifact {key!r} to {path!r}: {exc}") from None
-        return
-    from .datastore import get_dataitem
-
-    try:
-        data = get_dataitem(uri, key=key).get()
-    except MlflowletError as exc:
-        raise ArtifactError(f"cannot read artifact {key!r} at {uri!r}: {exc}") from None
-    _write(path, data, f"artifact {key!r}")
-
-
-def _write(path: str, data: bytes, what: str) -> None:
-    try:
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        with open(path, "wb") as fh:
-            fh.write(data)
-    except OSError as exc:
-        raise ArtifactError(f"cannot write {what} to {path!r}: {exc.strerror or exc}") from None
-
-
-def read_run_json(output: str | bytes) -> dict[str, Any]:
-    """Return the run dict from an entrypoint's output (its last ``MLFLOWLET_RUN_JSON=`` line).
-
-    Raises:
-        RunError: the output has no such line, or the line is not a JSON run.
-    """
-    if isinstance(output, bytes):
-        output = output.decode("utf-8", "replace")
-    lines = [ln for ln in output.splitlines() if ln.startswith(RUN_JSON_MARKER)]
-    if not lines:
-        raise RunError(
-            f"the entrypoint printed no {RUN_JSON_MARKER} line: it did not finish, or its "
-            "output was cut; see its log"
-        )
-    text = lines[-1][len(RUN_JSON_MARKER) :]
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise RunError(
-            f"the entrypoint's {RUN_JSON_MARKER} line is not JSON ({exc}): {text[:60]!r}"
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
-        raise RunError(f"the entrypoint's {RUN_JSON_MARKER} line holds no run: {text[:60]!r}")
-    return data
-
-
 def _finish_failed_export(run: Any, db: Any, exc: Exception) -> None:
     from .model import now_iso
 
@@ -510,10 +388,42 @@ def _stored(run: Any, db: Any) -> dict[str, Any]:
         return run.to_dict()
 
 
+class _Tail:
+    """Wraps stdout to remember whether what was written so far ends a line."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self.at_line_start = stream, True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _check_config(expected: str | None) -> None:
+    """Refuse a run spec other than the one the step was compiled with (``--config-sha256``)."""
+    if not expected:
+        return
+    import hashlib
+
+    from .settings import get_settings
+
+    got = hashlib.sha256(get_settings().exec_config.encode("utf-8")).hexdigest()
+    if got != expected:
+        raise ConfigError(
+            f"MLFLOWLET_EXEC_CONFIG has sha256 {got[:12]}..., but this step was compiled with "
+            f"{expected[:12]}...; recompile the pipeline instead of editing its environment"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the entrypoint with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     args = _parser().parse_args(argv)
     try:
+        _check_config(args.config_sha256)
         run = load_spec(args.spec)
         wanted = _apply_flags(run, args)
     except MlflowletError as exc:
@@ -523,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     if rank:  # only rank 0 records the run; the others still run the handler (collectives)
         os.environ.pop("MLFLOWLET_DBPATH", None)
     db, cleanup = _open_db()
+    from ._fdcapture import capture
+
+    capture.last_byte.pop(1, None)
+    stdout = sys.stdout
+    tail = sys.stdout = _Tail(stdout)
     code = 0
     try:
         try:
@@ -532,18 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                 final = run_entrypoint(run, db)
         except KeyboardInterrupt as exc:
             final, code = run, getattr(exc, "exit_code", 130)
-        if final.state == "completed" and any(wanted.values()):
-            try:
-                export_outputs(final, wanted["output"], wanted["result"], wanted["result_json"])
-            except ArtifactError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                _finish_failed_export(final, db, exc)
-        if final.state == "completed" and args.metrics:
-            try:
-                export_metrics(final, args.metrics)
-            except ArtifactError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                _finish_failed_export(final, db, exc)
+        _export(final, db, wanted, args.metrics)
         if final.state == "error" and final.status.error:
             last = final.status.error.strip().splitlines()[-1:]
             print(
@@ -553,13 +457,30 @@ def main(argv: list[str] | None = None) -> int:
         record = _stored(final, db)
     finally:
         cleanup()
+        sys.stdout = stdout
     sys.stderr.flush()
-    if not rank:
-        sys.stdout.write(
-            RUN_JSON_MARKER + json.dumps(record, separators=(",", ":"), default=str) + "\n"
-        )
-    sys.stdout.flush()
+    if not rank:  # on a line of its own, even after output that did not end one
+        last = capture.last_byte.get(1)  # fd-level capture saw the run's output, if active
+        ends_line = last == b"\n" if last is not None else tail.at_line_start
+        stdout.write(("" if ends_line else "\n") + run_json_line(record))
+    stdout.flush()
     return code or (0 if final.state == "completed" else 1)
+
+
+def _export(final: Any, db: Any, wanted: dict[str, Any], metrics: str | None) -> None:
+    """Write the outputs and metrics a completed run was asked for (a failure fails the run)."""
+    if final.state == "completed" and any(wanted.values()):
+        try:
+            export_outputs(final, wanted["output"], wanted["result"], digests=wanted["digest"])
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            _finish_failed_export(final, db, exc)
+    if final.state == "completed" and metrics:
+        try:
+            export_metrics(final, metrics)
+        except ArtifactError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            _finish_failed_export(final, db, exc)
 
 
 if __name__ == "__main__":

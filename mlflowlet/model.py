@@ -93,6 +93,8 @@ class RunStatus(_Model):
     code_hash: str = ""
     git: dict[str, str] = Field(default_factory=dict)
     exit_code: int | None = None
+    process: dict[str, Any] = Field(default_factory=dict)  # owner: host, pid, started, boot
+    heartbeat: str = ""  # the owner's last write (see mlflowlet/_owner.py)
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:
@@ -365,20 +367,26 @@ class RunObject(RunTemplate):
         return RunList([self.to_dict()]).show(display=display)
 
     def abort(self, db: Any = None, **runtime_options: Any) -> RunObject:
-        """Stop the run where it runs and mark it ``aborted``.
+        """Stop the run where it runs and mark it ``aborted`` (any run the run DB knows).
 
-        A Kubernetes run's workload is deleted, with its pods and Secret.
+        A Kubernetes run's workload is deleted, with its pods and Secret. A run in a process on
+        this host (local, subprocess, a tracked script, a pipeline) gets SIGINT, as Ctrl-C would
+        send, and ends ``aborted`` there; a run in this process stops at its next log call. A run
+        whose process cannot be reached (another host, already gone) is marked ``aborted``.
 
         Args:
             db: the run DB to record it in (default: the one that recorded the run).
-            **runtime_options: options for the runtime that aborts it (``namespace=``,
-                ``batch_api=``, ``core_api=``, ``custom_api=``; by default read from the run).
+            **runtime_options: ``timeout=`` (seconds to wait for a signalled process, default
+                10); for Kubernetes runs ``namespace=``, ``batch_api=``, ``core_api=``,
+                ``custom_api=`` (by default read from the run).
 
         Returns:
-            The run, now ``aborted``.
+            The run as recorded afterwards: ``aborted`` (or ``completed`` when it finished
+            before the signal reached it).
 
         Raises:
-            ConfigError: the run already ended, or its runtime kind cannot abort runs.
+            ConfigError: the run already ended.
+            NotFoundError: the run DB does not know the run.
         """
         from .runtimes import abort_run
 

@@ -35,6 +35,7 @@ class SecretsStore:
         self._sources: list[dict[str, Any]] = []
         self._missing: list[str] = []
         self._pattern: re.Pattern[str] | None = None
+        self._longest = 0  # the longest secret value (masked ones are at least MIN_MASK_LENGTH)
         self._pattern_stale = False
 
     # -- sources ---------------------------------------------------------------------------
@@ -166,12 +167,40 @@ class SecretsStore:
         """
         if not self._values or not text:
             return text
+        pattern = self._compiled()
+        if pattern is None or not isinstance(text, str):
+            return text
+        return pattern.sub(MASK, text)
+
+    def mask_stream(self, text: str, final: bool = False) -> tuple[str, str]:
+        """Mask a piece of a stream that may continue (a log written in several chunks).
+
+        A secret printed in two halves must not be stored in either, so the end of ``text``
+        that could be the start of a secret (up to the longest value minus one character, moved
+        back to the start of a value that straddles it) is kept back: prepend it to the next
+        chunk. With ``final`` everything is masked and nothing is kept.
+
+        Returns:
+            ``(masked head, raw tail)``.
+        """
+        pattern = self._compiled()
+        if pattern is None or not text:
+            return text, ""
+        if final:
+            return pattern.sub(MASK, text), ""
+        cut = max(0, len(text) - (self._longest - 1))
+        for match in pattern.finditer(text):  # from the start: matches never overlap
+            if match.end() > cut:
+                cut = min(cut, match.start())
+                break
+        return pattern.sub(MASK, text[:cut]), text[cut:]
+
+    def _compiled(self) -> re.Pattern[str] | None:
         if self._pattern_stale:
             self._pattern = _mask_pattern(self._values.values())
+            self._longest = max((len(v) for v in self._values.values()), default=0)
             self._pattern_stale = False
-        if self._pattern is None or not isinstance(text, str):
-            return text
-        return self._pattern.sub(MASK, text)
+        return self._pattern
 
     def __repr__(self) -> str:
         kinds = ", ".join(entry["kind"] for entry in self._sources)

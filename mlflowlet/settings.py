@@ -24,7 +24,10 @@ class Settings:
         log_level: the context logger's level.
         api_token: bearer token for the mlflowlet server.
         exec_config: a JSON run spec handed to a child process by a runtime.
-        flush_interval: seconds between background flushes of a long run's buffered writes.
+        flush_interval: seconds within which what a run logs reaches the run DB (a background
+            thread flushes buffered writes; at most 1 s by default).
+        heartbeat_timeout: seconds without a heartbeat after which a reader on another host
+            takes a ``running`` run's process for dead and records the run as ``error``.
         max_log_bytes: the most of a run's output its stored log keeps: the first bytes, then
             a marker saying how much was left out, then the last 64 KiB.
         hash_algo: the hash recorded for new artifact versions: ``blake3`` (default) or
@@ -42,6 +45,7 @@ class Settings:
     api_token: str = ""
     exec_config: str = ""
     flush_interval: float = 1.0
+    heartbeat_timeout: float = 300.0
     max_log_bytes: int = 64 * 1024 * 1024
     hash_algo: str = "blake3"
     no_forkserver: str = ""
@@ -65,5 +69,20 @@ def get_settings() -> Settings:
         raw = env.get(_PREFIX + f.name.upper())
         if raw is None:
             continue
-        kwargs[f.name] = float(raw) if f.type == "float" else int(raw) if f.type == "int" else raw
+        if f.type == "float":
+            kwargs[f.name] = _seconds(_PREFIX + f.name.upper(), raw)
+        else:
+            kwargs[f.name] = int(raw) if f.type == "int" else raw
     return Settings(**kwargs)  # type: ignore[arg-type]
+
+
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):  # NaN fails the comparison too
+        from .errors import ConfigError
+
+        raise ConfigError(f"{name}={raw!r} is not a positive number of seconds; e.g. {name}=1")
+    return value

@@ -237,3 +237,80 @@ def test_collected_keeps_items_argo_already_decoded_and_refuses_a_non_list():
 def test_collected_without_its_param_is_bad_usage(capsys):
     assert main(["--handler", "x:y", "--collected", "values"]) == 2
     assert "--collected values: no --param values" in capsys.readouterr().err
+
+
+ECHO = '''
+import os
+import sys
+
+
+def echo(value=None, tail="", raw=""):
+    sys.stdout.write(tail)
+    sys.stdout.flush()
+    os.write(1, raw.encode())  # past Python: what a C library or a child process writes
+    return {"value": value, "type": type(value).__name__}
+'''
+
+
+@pytest.fixture
+def echo_dir(tmp_path):
+    (tmp_path / "echo_mod.py").write_text(ECHO)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("arg", "value"), [
+    ("value:str=1.10", "1.10"), ("value:str=null", "null"), ("value:str=true", "true"),
+    ("value:str=1e3", "1e3"), ("value:int=4", 4), ("value:float=1", 1.0),
+    ("value:json={\"a\": 0, \"b\": [1, 2.5]}", {"a": 0, "b": [1, 2.5]}),
+    ("value:list[int]=[1.0, 2.0]", [1, 2]), ("value=1.10", 1.1),
+])
+def test_typed_params_arrive_exactly_as_declared(echo_dir, monkeypatch, capsys, arg, value):
+    monkeypatch.chdir(echo_dir)
+    assert main(["--handler", "echo_mod.py:echo", "--param", arg]) == 0
+    results = read_run_json(capsys.readouterr().out)["status"]["results"]
+    assert results == {"value": value, "type": type(value).__name__}
+
+
+def test_a_value_not_of_the_declared_type_is_a_usage_error(echo_dir, monkeypatch, capsys):
+    monkeypatch.chdir(echo_dir)
+    assert main(["--handler", "echo_mod.py:echo", "--param", "value:int=1.5"]) == 2
+    assert "parameter 'value' is declared int but got '1.5'" in capsys.readouterr().err
+
+
+def test_result_forms_are_written_as_asked(echo_dir, monkeypatch, capsys):
+    monkeypatch.chdir(echo_dir)
+    args = ["--handler", "echo_mod.py:echo", "--param", 'value:json=[1, 1.0, "a"]']
+    for form in ("text", "json", "item", "items", "when"):
+        args += ["--result", f"value:{form}=out/{form}"]
+    assert main(args) == 0
+    read = {f: (echo_dir / "out" / f).read_text() for f in ("text", "json", "item", "items")}
+    assert read["json"] == read["text"] == '[1, 1.0, "a"]'
+    assert json.loads(json.loads(read["item"])) == [1, 1.0, "a"]
+    assert json.loads(read["items"]) == ["1", "1.0", '"a"']
+    assert (echo_dir / "out" / "when").read_text() == "'[1, 1.0, \\\"a\\\"]'"
+
+
+def test_the_run_record_starts_its_own_line_after_output_without_a_newline(echo_dir):
+    proc = _entry("--handler", "echo_mod.py:echo", "--param", "tail:str=no newline",
+                  cwd=echo_dir)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-2] == "no newline" and lines[-1].startswith(RUN_JSON_MARKER)
+    plain = _entry("--handler", "echo_mod.py:echo", "--param", "tail:str=ends\n", cwd=echo_dir)
+    assert plain.stdout.splitlines()[-2] == "ends"  # no blank line added
+    raw = _entry("--handler", "echo_mod.py:echo", "--param", "tail:str=py\n", "--param",
+                 "raw:str=fd-level", cwd=echo_dir)
+    assert raw.stdout.splitlines()[-2:-1] == ["fd-level"], raw.stdout[-300:]
+
+
+def test_a_changed_exec_config_is_refused_by_its_hash(echo_dir, monkeypatch, capsys):
+    import hashlib
+
+    monkeypatch.chdir(echo_dir)
+    config = '{"metadata": {"name": "e"}}'
+    monkeypatch.setenv("MLFLOWLET_EXEC_CONFIG", config)
+    good = hashlib.sha256(config.encode()).hexdigest()
+    assert main(["--handler", "echo_mod.py:echo", "--config-sha256", good]) == 0
+    monkeypatch.setenv("MLFLOWLET_EXEC_CONFIG", '{"metadata": {"name": "f"}}')
+    assert main(["--handler", "echo_mod.py:echo", "--config-sha256", good]) == 2
+    assert "was compiled with" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """A process whose threads are tracking runs can fork: its children lose nothing and never hang.
 
 multiprocessing forks by default on Linux (Python 3.11), as gunicorn and the Dask nanny do, so the
-children here are forked on purpose from a parent with the deferred-start thread running, a long
+children here are forked on purpose from a parent with the flush thread running, a long
 run committing from another thread, and a thread inside a write transaction of the same DB.
 """
 
@@ -12,7 +12,7 @@ import os
 import threading
 
 from mlflowlet import new_runner
-from mlflowlet._flush import deferred_starts
+from mlflowlet._flush import flusher
 from mlflowlet.db import get_run_db
 
 RUNS_PER_CHILD = 100
@@ -78,7 +78,7 @@ def test_children_forked_from_a_busy_tracking_process_lose_nothing(dbdir, monkey
     procs = []
     try:
         assert started.wait(timeout=30)
-        assert deferred_starts._thread is not None and deferred_starts._thread.is_alive()
+        assert flusher._thread is not None and flusher._thread.is_alive()
         _release_at_fork.append(release)
         holder.start()
         assert inside.wait(timeout=30)

@@ -161,3 +161,30 @@ def test_repr_shows_keys_not_values():
     text = repr(store)
     assert "API_KEY" in text and "inline" in text
     assert "verysecret" not in text
+
+
+# masking a stream written in pieces -------------------------------------------------------------
+def _stream(store, pieces: list[str]) -> list[str]:
+    """Feed ``pieces`` as successive writes; return what each write would store."""
+    stored, held = [], ""
+    for i, piece in enumerate(pieces):
+        out, held = store.mask_stream(held + piece, final=i == len(pieces) - 1)
+        stored.append(out)
+    return stored
+
+
+def test_mask_stream_never_stores_part_of_a_secret_split_across_writes():
+    store = SecretsStore().add_source("inline", {"A": "password123", "B": "tok"})
+    text = "log: password123 and tok and password123!"
+    for cut in range(1, len(text)):  # every place a write boundary can fall
+        stored = _stream(store, [text[:cut], text[cut:]])
+        assert "".join(stored) == "log: *** and *** and ***!"
+        assert all("pass" not in s and "123" not in s and "to" not in s[-2:] for s in stored)
+
+
+def test_mask_stream_keeps_back_only_what_may_start_a_secret():
+    store = SecretsStore().add_source("inline", {"A": "abcdef"})
+    assert store.mask_stream("hello world, abc") == ("hello world", ", abc")
+    assert store.mask_stream("abcdef then x", final=False) == ("*** t", "hen x")
+    assert store.mask_stream("tail abc", final=True) == ("tail abc", "")
+    assert SecretsStore().mask_stream("no secrets at all") == ("no secrets at all", "")

@@ -42,9 +42,15 @@ def get_runs(
     iterations: Annotated[bool, _Opt("--iterations", help="list iterations too")] = False,
     output: _Output = "table",
     db: _Db = None,
+    no_check: Annotated[
+        bool, _Opt("--no-check", help="skip the SQLite page check (quick_check) of the DB")
+    ] = False,
 ) -> None:
-    """List runs, newest first."""
-    runs = open_db(db).list_runs(
+    """List runs, newest first (an SQLite DB's pages are checked first: damage exits 1)."""
+    rundb = open_db(db)
+    if not no_check:
+        _refuse_damaged(rundb)
+    runs = rundb.list_runs(
         name=name or "",
         project=project or "",
         labels=label or None,
@@ -56,6 +62,19 @@ def get_runs(
         runs = type(runs)(r for r in runs if r["metadata"].get("tag") == tag)
         runs = type(runs)(runs[:last] if last else runs)
     emit(list(runs), output, runs.to_text)
+
+
+def _refuse_damaged(rundb: Any) -> None:
+    from ..db.sqlite import SQLiteRunDB
+    from ..errors import RunDBError
+
+    if isinstance(rundb, SQLiteRunDB):
+        problems = rundb.check_integrity()
+        if problems:
+            raise RunDBError(
+                f"{problems[0]} ({len(problems)} problem(s)); run `mlflowlet doctor --db "
+                f"{rundb.path}` and restore it from a backup (--no-check lists what still reads)"
+            )
 
 
 @get_app.command(

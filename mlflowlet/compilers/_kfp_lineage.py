@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._naming import kfp_name
 from ._runs import PodRun
 
 Row = tuple[Any, ...]
@@ -76,8 +77,13 @@ class _IR:
         return []
 
 
-def kfp_lineage(spec: dict[str, Any], pods: list[PodRun]) -> list[Row]:
-    """Return sorted ``(producer, iteration, output, consumer, param, sha256 or '')`` rows."""
+def kfp_lineage(
+    spec: dict[str, Any], pods: list[PodRun], empty: set[str] | None = None
+) -> list[Row]:
+    """Return sorted ``(producer, iteration, output, consumer, param, sha256 or '')`` rows.
+
+    Steps in ``empty`` (a loop over no items) read their inputs without running a pod.
+    """
     ir = _IR(spec)
     by_node: dict[str, list[PodRun]] = {}
     for pod in pods:
@@ -88,7 +94,7 @@ def kfp_lineage(spec: dict[str, Any], pods: list[PodRun]) -> list[Row]:
             if not ir.is_executor(task):
                 continue
             consumer = task["taskInfo"]["name"]
-            if consumer not in by_node:
+            if consumer not in by_node and consumer not in (empty or ()):
                 continue
             for kind in ("parameters", "artifacts"):
                 for param, given in task.get("inputs", {}).get(kind, {}).items():
@@ -99,6 +105,7 @@ def kfp_lineage(spec: dict[str, Any], pods: list[PodRun]) -> list[Row]:
                                 if fanned
                                 else pod.results.get("best_iteration", pod.iteration)
                             )
-                            sha = pod.artifacts.get(key, "") if kind == "artifacts" else ""
+                            digests = {kfp_name(k): v for k, v in pod.artifacts.items()}
+                            sha = digests.get(key, "") if kind == "artifacts" else ""
                             rows.add((producer, it, key, consumer, param, sha))
     return sorted(rows)

@@ -1,33 +1,47 @@
 """Run a compiled Argo Workflow's containers as local subprocesses (for ``--check``).
 
-Interprets the subset of Argo that :mod:`mlflowlet.compilers.argo` emits, the way the Argo
-controller does: DAG tasks in dependency order, ``when`` conditions, ``withItems``/``withParam``
-fan-out (aggregated output parameters as :func:`aggregate` builds them), ``{{...}}``
-substitution, input artifacts copied from a temporary directory that stands in for the artifact
-repository, output parameters read from their ``valueFrom.path``, ``retryStrategy.limit``
-retries and the ``onExit`` template with ``{{workflow.status}}``. Container paths are mapped
-into a per-pod temporary directory; ``secretKeyRef`` values come from ``secrets``.
+Interprets the subset of Argo that :mod:`mlflowlet.compilers.argo` emits, by the controller's
+own rules (``workflow/controller/dag.go``, ``steps.go``, ``operator.go``; v3.7.18 and v4):
+
+* tasks in dependency order; ``depends`` (or ``dependencies``) over the upstream phases: false
+  makes a task ``Omitted``, with neither its ``when`` nor its arguments evaluated;
+* ``when`` substituted, then evaluated with govaluate's rules (:mod:`._argo_expr`): false makes
+  it ``Skipped``, an expression Argo cannot evaluate makes it ``Error``;
+* ``withItems`` / ``withParam`` fan-out (a ``withParam`` that is not a JSON list is an
+  ``Error``, an empty one ``Skipped``); a fan-out's output parameters aggregated as
+  :func:`aggregate` does; a skipped or omitted task's outputs are their ``valueFrom.default``
+  when declared, else absent (a reference to them fails the consumer);
+* ``retryStrategy`` (``limit``, ``retryPolicy``), a template's ``activeDeadlineSeconds`` per
+  attempt, memoization keys checked against Argo's cache-key rule, ``onExit`` with
+  ``{{workflow.status}}``.
+
+What cannot be reproduced is listed in ``unverified``: the memoization cache itself (every
+step runs here), retry back-off delays, and ``failFast`` after a failure (which steps a real
+controller still starts depends on timing).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
 import shutil
 from typing import Any
 
+from .._wire import digest
 from ..errors import CompileError
-from ._runs import LocalRunner, PodRun, digest
+from ._argo_expr import CACHE_KEY, ExprError, depends_tasks, eval_depends, eval_when, memoize_key
+from ._runs import LocalRunner, PodRun
 
-_REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_REF = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
 _TASK_PARAM = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.parameters\.([^}]+)\}\}$")
 _TASK_ART = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.artifacts\.([^}]+)\}\}$")
+_STATES = {"Succeeded": "completed", "Failed": "error", "Error": "error"}
+_RETRIED = ("Always", "OnFailure")  # our pods fail by exit code: OnError would not retry
 
 
 def substitute(text: str, scope: dict[str, str], where: str) -> str:
-    """Replace every ``{{name}}`` in ``text`` from ``scope``.
+    """Replace every ``{{name}}`` in ``text`` from ``scope`` (expression tags are left).
 
     Raises:
         CompileError: a reference that does not resolve (names it and ``where``).
@@ -47,7 +61,7 @@ def aggregate(values: list[str]) -> str:
 
     A JSON list of the values themselves when every one parses as a JSON object or array, else
     a JSON list of their texts (scalars such as ``2.0`` stay the string ``"2.0"``); see
-    ``aggregatedJsonValueList`` in Argo's ``workflow/controller/operator.go``.
+    ``tryJSONUnmarshal`` in Argo's ``workflow/controller/operator.go``.
     """
     parsed: list[Any] = []
     for value in values:
@@ -59,39 +73,6 @@ def aggregate(values: list[str]) -> str:
             return json.dumps(values)
         parsed.append(item)
     return json.dumps(parsed)
-
-
-def evaluate_when(expr: str) -> bool:
-    """Evaluate a substituted ``when`` expression (comparisons, ``&&``, ``||``, literals)."""
-    source = expr.replace("&&", " and ").replace("||", " or ")
-    tree = ast.parse(source.strip(), mode="eval")
-
-    def value(node: ast.AST) -> Any:
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name) and node.id in ("true", "false"):
-            return node.id == "true"
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -value(node.operand)
-        if isinstance(node, ast.BoolOp):
-            vals = [value(v) for v in node.values]
-            return all(vals) if isinstance(node.op, ast.And) else any(vals)
-        if isinstance(node, ast.Compare) and len(node.ops) == 1:
-            left, right = value(node.left), value(node.comparators[0])
-            ops = {
-                ast.Eq: "==",
-                ast.NotEq: "!=",
-                ast.Lt: "<",
-                ast.LtE: "<=",
-                ast.Gt: ">",
-                ast.GtE: ">=",
-            }
-            from ..pipelines.refs import _OPS
-
-            return bool(_OPS[ops[type(node.ops[0])]](left, right))
-        raise CompileError(f"when expression {expr!r} uses something the check cannot evaluate")
-
-    return bool(value(tree.body))
 
 
 class ArgoLocalRunner(LocalRunner):
@@ -106,79 +87,115 @@ class ArgoLocalRunner(LocalRunner):
         secrets: dict[str, dict[str, str]] | None = None,
         timeout: float = 300.0,
     ) -> None:
-        spec = (
-            doc["spec"].get("workflowSpec", doc["spec"])
-            if doc.get("kind") == "CronWorkflow"
-            else doc["spec"]
-        )
+        spec = doc["spec"].get("workflowSpec", doc["spec"])
         super().__init__(workdir, env, secrets, timeout)
         self.spec = spec
         os.makedirs(workdir, exist_ok=True)
         self.templates = {t["name"]: t for t in spec["templates"]}
         self.scope: dict[str, str] = {}
-        for p in spec.get("arguments", {}).get("parameters", []):
-            self.scope[f"workflow.parameters.{p['name']}"] = p.get("value", "")
+        declared = spec.get("arguments", {}).get("parameters", [])
+        for p in declared:
+            if "value" in p:
+                self.scope[f"workflow.parameters.{p['name']}"] = p["value"]
         for key, value in (params or {}).items():
-            self.scope[f"workflow.parameters.{key}"] = (
-                value if isinstance(value, str) else json.dumps(value)
-            )
+            text = value if isinstance(value, str) else json.dumps(value)
+            self.scope[f"workflow.parameters.{key}"] = text
         missing = [
-            p["name"]
-            for p in spec.get("arguments", {}).get("parameters", [])
-            if f"workflow.parameters.{p['name']}" not in self.scope
-            or ("value" not in p and p["name"] not in (params or {}))
+            p["name"] for p in declared if f"workflow.parameters.{p['name']}" not in self.scope
         ]
         if missing:
             raise CompileError(f"workflow parameter(s) {missing} have no value; pass params")
         self.artifacts: dict[str, str] = {}  # "tasks.X.outputs.artifacts.Y" -> stored path
-        self.task_state: dict[str, str] = {}
+        self.phase: dict[str, str] = {}
+        self.messages: dict[str, str] = {}
+        self.empty: set[str] = set()  # fan-outs over an empty list
         self.lineage: list[dict[str, Any]] = []
         self._count = 0
 
     # workflow ----------------------------------------------------------------------------------
     def run(self) -> str:
         """Run every task (and the exit handler); return Argo's workflow status."""
-        entry = self.templates[self.spec["entrypoint"]]
-        failed = False
-        for task in _toposort(entry["dag"]["tasks"]):
-            deps = task.get("dependencies", [])
-            if any(self.task_state.get(d) in ("Failed", "Omitted") for d in deps):
-                self.task_state[task["name"]] = "Omitted"
-                continue
-            if "when" in task and not evaluate_when(
-                substitute(task["when"], self.scope, f"task {task['name']!r} when")
-            ):
-                self.task_state[task["name"]] = "Skipped"
-                continue
-            ok = self._run_task(task)
-            self.task_state[task["name"]] = "Succeeded" if ok else "Failed"
-            failed = failed or not ok
+        dag = self.templates[self.spec["entrypoint"]]["dag"]
+        for task in _toposort(dag["tasks"]):
+            self.phase[task["name"]] = self._task(task)
+            if self.phase[task["name"]] in ("Failed", "Error") and dag.get("failFast", True):
+                self.note(
+                    "failFast: after a failure a real controller stops starting new tasks; "
+                    "which of them had already started depends on timing"
+                )
+        failed = any(p in ("Failed", "Error") for p in self.phase.values())
         status = "Failed" if failed else "Succeeded"
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = status
-            self._run_pod(self.spec["onExit"], self.templates[self.spec["onExit"]], {}, {}, "")
+            self._run_pod(self.spec["onExit"], self.templates[self.spec["onExit"]], {}, {})
         return status
 
-    def _node(self, task: str) -> str:
-        return (
-            _node_name(self.templates[task]["container"], task) if task in self.templates else task
-        )
+    def _task(self, task: dict[str, Any]) -> str:
+        """Decide and run one task; return its phase."""
+        name, template = task["name"], self.templates[task["template"]]
+        try:
+            if not eval_depends(task, self.phase):
+                self._skipped_outputs(name, template)
+                return "Omitted"
+            if "when" in task and not eval_when(substitute(task["when"], self.scope, name)):
+                self._skipped_outputs(name, template)
+                return "Skipped"
+            items = self._items(task)
+        except (CompileError, ExprError) as exc:
+            self.messages[name] = str(exc)
+            return "Error"
+        self._record_lineage(task)
+        if items == []:  # "Skipped, empty params": locally, a map over nothing completes
+            self._skipped_outputs(name, template)
+            self.empty.add(name)
+            return "Skipped"
+        return self._run_task(task, template, items)
+
+    def _record_lineage(self, task: dict[str, Any]) -> None:
+        args = task.get("arguments", {})
+        if "withParam" in task:
+            self._lineage_for(task, task["withParam"], _item_param(args))
+        for p in args.get("parameters", []):
+            if not p["name"].endswith("__sha256"):  # a cache key's input, no data for the step
+                self._lineage_for(task, p["value"], p["name"])
+        for a in args.get("artifacts", []):
+            self._lineage_for(task, a["from"], a["name"], artifact=True)
+
+    def _items(self, task: dict[str, Any]) -> list[Any] | None:
+        if "withItems" in task:
+            return list(task["withItems"])
+        if "withParam" not in task:
+            return None
+        raw = substitute(task["withParam"], self.scope, f"task {task['name']!r} withParam")
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            raise CompileError(f"withParam value could not be parsed as a JSON list: {raw[:80]}")
+        return items
+
+    def _skipped_outputs(self, name: str, template: dict[str, Any]) -> None:
+        for p in template.get("outputs", {}).get("parameters", []):
+            default = p.get("valueFrom", {}).get("default")
+            if default is not None:
+                self.scope[f"tasks.{name}.outputs.parameters.{p['name']}"] = default
+
+    def _node(self, template: str) -> str:
+        tpl = self.templates.get(template, {})
+        return _node_name(tpl["container"], template) if "container" in tpl else template
 
     def states(self) -> dict[str, str]:
-        """Step name to ``completed`` / ``error`` / ``skipped`` / ``omitted``."""
+        """Step name to ``completed`` / ``error`` / ``skipped`` (Argo's Skipped and Omitted).
+
+        A fan-out Argo skipped for an empty list is ``completed``, as a local map over nothing.
+        """
         out: dict[str, str] = {}
-        names = {
-            t["name"]: t["template"]
-            for t in self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
-        }
-        for task, state in self.task_state.items():
-            node = self._node(names[task])
-            out[node] = {
-                "Succeeded": "completed",
-                "Failed": "error",
-                "Skipped": "skipped",
-                "Omitted": "omitted",
-            }[state]
+        tasks = self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
+        names = {t["name"]: t["template"] for t in tasks}
+        for task, phase in self.phase.items():
+            state = "completed" if task in self.empty else _STATES.get(phase, "skipped")
+            out[self._node(names[task])] = state
         for pod in self.pods:
             if pod.task == self.spec.get("onExit"):
                 out[pod.node] = pod.state
@@ -193,50 +210,39 @@ class ArgoLocalRunner(LocalRunner):
             by_task.setdefault(pod.task, []).append(pod)
         rows = set()
         for rec in self.lineage:
-            producers = by_task.get(rec["producer"], [])
-            consumer = self._node(rec["consumer"])
-            for pod in producers:
+            consumer = self._node(rec["template"])
+            for pod in by_task.get(rec["producer"], []):
                 it = pod.iteration or pod.results.get("best_iteration", 0)
                 sha = pod.artifacts.get(rec["output"], "") if rec["artifact"] else ""
                 rows.add((pod.node, it, rec["output"], consumer, rec["param"], sha))
         return sorted(rows)
 
-    def _run_task(self, task: dict[str, Any]) -> bool:
-        name = task["name"]
-        template = self.templates[task["template"]]
-        args = task.get("arguments", {})
-        items: list[Any] | None = None
-        if "withItems" in task:
-            items = list(task["withItems"])
-        elif "withParam" in task:
-            raw = substitute(task["withParam"], self.scope, f"task {name!r} withParam")
-            items = json.loads(raw)
-            self._lineage_for(task, task["withParam"], _item_param(args))
-        for p in args.get("parameters", []):
-            self._lineage_for(task, p["value"], p["name"])
-        for a in args.get("artifacts", []):
-            self._lineage_for(task, a["from"], a["name"], artifact=True)
-        runs = [None] if items is None else list(enumerate(items, start=1))
+    def _run_task(self, task: dict[str, Any], template: dict[str, Any], items: Any) -> str:
+        name, args = task["name"], task.get("arguments", {})
+        runs = [(0, None)] if items is None else list(enumerate(items, start=1))
         outputs: list[dict[str, str]] = []
         ok = True
-        for entry in runs:
+        for iteration, item in runs:
             scope = dict(self.scope)
-            iteration = 0
-            if entry is not None:
-                iteration, item = entry
+            if items is not None:
                 scope["item"] = item if isinstance(item, str) else json.dumps(item)
-            values = {
-                p["name"]: substitute(p["value"], scope, f"task {name!r}")
-                for p in args.get("parameters", [])
-            }
-            arts = {a["name"]: self._artifact(a["from"], name) for a in args.get("artifacts", [])}
-            pod = self._run_pod(
-                name, template, values, arts, f"{name}-{iteration}", iteration=iteration
-            )
+            try:
+                values = {
+                    p["name"]: substitute(p["value"], scope, f"task {name!r}")
+                    for p in args.get("parameters", [])
+                }
+                arts = {
+                    a["name"]: self._artifact(a["from"], name) for a in args.get("artifacts", [])
+                }
+            except CompileError as exc:
+                self.messages[name] = str(exc)
+                return "Error"
+            pod = self._run_pod(name, template, values, arts, iteration=iteration)
             ok = ok and pod.ok
-            outputs.append(pod.parameters)
+            if pod.ok:
+                outputs.append(pod.parameters)
         self._publish(name, template, outputs, fanned=items is not None)
-        return ok
+        return "Succeeded" if ok else "Failed"
 
     def _publish(
         self, name: str, template: dict[str, Any], outputs: list[dict[str, str]], fanned: bool
@@ -254,16 +260,8 @@ class ArgoLocalRunner(LocalRunner):
     ) -> None:
         match = (_TASK_ART if artifact else _TASK_PARAM).match(raw or "")
         if match:
-            self.lineage.append(
-                {
-                    "producer": match.group(1),
-                    "output": match.group(2),
-                    "consumer": task["name"],
-                    "param": param,
-                    "artifact": artifact,
-                    "ref": raw,
-                }
-            )
+            rec = {"producer": match.group(1), "output": match.group(2), "param": param}
+            self.lineage.append({**rec, "template": task["template"], "artifact": artifact})
 
     def _artifact(self, ref: str, task: str) -> str:
         key = ref.strip("{} ")
@@ -278,54 +276,88 @@ class ArgoLocalRunner(LocalRunner):
         template: dict[str, Any],
         params: dict[str, str],
         artifacts: dict[str, str],
-        pod_name: str,
         iteration: int = 0,
     ) -> PodRun:
         self._count += 1
         root = os.path.join(self.workdir, "pods", f"{self._count:04d}-{task}")
+        paths = self._paths(root, template, artifacts)
+        scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
+        container = template["container"]
+        pod = PodRun(task=task, node=_node_name(container, task), iteration=iteration)
+        self.pods.append(pod)
+        try:
+            self._memoize(template, scope)
+            argv = [
+                _map_paths(substitute(a, scope, f"template {template['name']!r}"), paths)
+                for a in [*container.get("command", []), *container.get("args", [])]
+            ]
+            env = self._env(container)
+        except (CompileError, ExprError) as exc:
+            pod.finish(1, "", str(exc))
+            return pod
+        retry = template.get("retryStrategy", {})
+        limit = (
+            int(retry.get("limit", 0)) if retry.get("retryPolicy", "OnFailure") in _RETRIED else 0
+        )
+        if limit and retry.get("backoff"):
+            self.note("retry back-off delays are not waited for here")
+        deadline = template.get("activeDeadlineSeconds")
+        for _ in range(1 + limit):
+            if self.attempt(pod, argv, env, float(deadline) if deadline else None):
+                break
+        if pod.ok:
+            self._collect(pod, task, template, paths)
+        return pod
+
+    def _paths(self, root: str, template: dict[str, Any], artifacts: dict[str, str]) -> dict:
         paths: dict[str, str] = {}
         for a in template.get("inputs", {}).get("artifacts", []):
-            local = _local(root, a["path"])
-            paths[a["path"]] = local
+            local = paths[a["path"]] = _local(root, a["path"])
             os.makedirs(os.path.dirname(local), exist_ok=True)
             _copy(artifacts[a["name"]], local)
         outs = template.get("outputs", {})
         for item in [*outs.get("artifacts", []), *outs.get("parameters", [])]:
             path = item["path"] if "path" in item else item["valueFrom"]["path"]
             paths[path] = _local(root, path)
-        scope = dict(self.scope)
-        scope.update({f"inputs.parameters.{k}": v for k, v in params.items()})
-        container = template["container"]
-        argv = [
-            substitute(a, scope, f"template {template['name']!r}")
-            for a in [*container.get("command", []), *container.get("args", [])]
-        ]
-        argv = [_map_paths(a, paths) for a in argv]
-        attempts = 1 + int(template.get("retryStrategy", {}).get("limit", 0))
-        pod = PodRun(task=task, node=_node_name(container, task), iteration=iteration)
-        env = self._env(container)
-        for _ in range(attempts):
-            if self.attempt(pod, argv, env):
-                break
-        if pod.ok:
-            for p in outs.get("parameters", []):
-                with open(paths[p["valueFrom"]["path"]], encoding="utf-8") as fh:
+        return paths
+
+    def _memoize(self, template: dict[str, Any], scope: dict[str, str]) -> None:
+        memo = template.get("memoize")
+        if not memo:
+            return
+        key = memoize_key(substitute(memo["key"], scope, "memoize key"), scope)
+        if not CACHE_KEY.match(key):
+            raise ExprError(f"invalid cache key: {key}")
+        self.note(
+            f"memoization: a real controller reuses cached outputs from ConfigMap "
+            f"{memo['cache']['configMap']['name']!r} for up to {memo.get('maxAge', '-')}; "
+            "here every step runs"
+        )
+
+    def _collect(self, pod: PodRun, task: str, template: dict[str, Any], paths: dict) -> None:
+        outs = template.get("outputs", {})
+        for p in outs.get("parameters", []):
+            path = paths[p["valueFrom"]["path"]]
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as fh:
                     pod.parameters[p["name"]] = fh.read()
-            for a in outs.get("artifacts", []):
-                stored = os.path.join(
-                    self.workdir, "repository", f"{self._count:04d}-{task}", a["name"]
-                )
-                os.makedirs(os.path.dirname(stored), exist_ok=True)
-                if not os.path.exists(paths[a["path"]]):
-                    raise CompileError(
-                        f"template {template['name']!r} wrote no output "
-                        f"artifact {a['name']!r} at {a['path']}"
-                    )
-                _copy(paths[a["path"]], stored)
-                pod.artifacts[a["name"]] = digest(stored)
-                self.artifacts[f"tasks.{task}.outputs.artifacts.{a['name']}"] = stored
-        self.pods.append(pod)
-        return pod
+            elif "default" in p["valueFrom"]:
+                pod.parameters[p["name"]] = p["valueFrom"]["default"]
+            else:
+                pod.returncode = 1
+                pod.log += f"\noutput parameter {p['name']!r}: no file at {path}"
+        for a in outs.get("artifacts", []):
+            stored = os.path.join(
+                self.workdir, "repository", f"{self._count:04d}-{task}", a["name"]
+            )
+            os.makedirs(os.path.dirname(stored), exist_ok=True)
+            if not os.path.exists(paths[a["path"]]):
+                pod.returncode = 1
+                pod.log += f"\noutput artifact {a['name']!r}: nothing at {a['path']}"
+                continue
+            _copy(paths[a["path"]], stored)
+            pod.artifacts[a["name"]] = digest(stored)
+            self.artifacts[f"tasks.{task}.outputs.artifacts.{a['name']}"] = stored
 
     def _env(self, container: dict[str, Any]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
@@ -371,9 +403,11 @@ def _local(root: str, path: str) -> str:
 
 
 def _map_paths(arg: str, paths: dict[str, str]) -> str:
-    for path in sorted(paths, key=len, reverse=True):
-        arg = arg.replace(path, paths[path])
-    return arg
+    """Map container paths to local ones in one pass (one path may be a prefix of another)."""
+    if not paths:
+        return arg
+    pattern = "|".join(re.escape(p) for p in sorted(paths, key=len, reverse=True))
+    return re.sub(pattern, lambda m: paths[m.group(0)], arg)
 
 
 def _toposort(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -381,7 +415,7 @@ def _toposort(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     order: list[dict[str, Any]] = []
     pending = list(tasks)
     while pending:
-        ready = [t for t in pending if all(d in done for d in t.get("dependencies", []))]
+        ready = [t for t in pending if all(d in done for d in depends_tasks(t))]
         if not ready:
             raise CompileError(
                 f"tasks {[t['name'] for t in pending]} depend on unknown tasks or on each other"

@@ -14,19 +14,27 @@ found"), so tasks run in dependency order, ``triggerPolicy.condition`` is evalua
 task's inputs, ``parameterIterator`` fans out, loop outputs are collected in item order, and
 the exit handler gets a ``PipelineTaskFinalStatus``-shaped dict. Secrets of the Kubernetes
 platform spec come from ``secrets`` (kfp.local ignores the platform spec).
+
+Where kfp.local is laxer than KFP's backend, this follows the backend: conditions are evaluated
+as CEL (:func:`_cel`: typed values, ``int()``/``double()`` casts, no string/number mixing), a
+task is retried ``retryPolicy.maxRetryCount`` times, an output parameter that does not parse as
+its declared type (a ``KEY__items`` that is not a list) fails its task, as the launcher's does.
+Not reproduced (listed in ``unverified``): KFP's cache, retry back-off delays, and which steps
+the backend still starts after a failure (its DAGs fail fast).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from typing import Any
 
+from .._wire import digest
 from ..errors import CompileError, MissingDependencyError
+from ._kfp_cel import cel as _cel
 from ._naming import kfp_name
-from ._runs import LocalRunner, PodRun, digest
+from ._runs import LocalRunner, PodRun
 
 _LOCK = threading.Lock()  # kfp.local keeps one global config: one check at a time
 
@@ -49,6 +57,8 @@ class KFPLocalRunner(LocalRunner):
         self.params = {kfp_name(k): v for k, v in (params or {}).items()}
         self.status = ""
         self._iteration = 0  # the map item being run (1-based), 0 outside a ParallelFor
+        self.messages: dict[str, str] = {}
+        self.empty: set[str] = set()  # steps in a ParallelFor over an empty list
         self._secret_env = self._platform_secrets()
 
     def _platform_secrets(self) -> dict[str, dict[str, str]]:
@@ -144,11 +154,20 @@ class KFPLocalRunner(LocalRunner):
                 continue
             args = self._arguments(task, inputs, outputs, state)
             cond = task.get("triggerPolicy", {}).get("condition")
-            if cond and not _cel(cond, args):
-                state[name] = "SKIPPED"
+            try:
+                if cond and not _cel(cond, args):
+                    state[name] = "SKIPPED"
+                    continue
+            except CompileError as exc:  # the driver fails the condition's task
+                self.messages[name], state[name] = str(exc), "FAILED"
                 continue
             ok, outputs[name] = self._run_task(name, task, args)
             state[name] = "SUCCEEDED" if ok else "FAILED"
+            if not ok:
+                self.note(
+                    "KFP's backend fails a DAG fast: after a failure it stops starting new "
+                    "tasks, and which of them had already started depends on timing"
+                )
         succeeded = all(s in ("SUCCEEDED", "SKIPPED") for s in state.values())
         return succeeded, self._dag_outputs(dag, outputs)
 
@@ -204,17 +223,47 @@ class KFPLocalRunner(LocalRunner):
                 item_ok, out = self._run_dag(ref, comp["dag"], {**args, it["itemInput"]: item})
                 ok, per_item = ok and item_ok, [*per_item, out]
             self._iteration = 0
-            keys = {k for out in per_item for k in out}
+            if not items:  # a loop over nothing completes; its collected outputs are empty
+                self.empty |= _executors(self.spec, comp["dag"])
+            keys = set(comp["dag"].get("outputs", {}).get("parameters", {}))
             return ok, {k: [out.get(k) for out in per_item] for k in keys}
         if "dag" in comp:
             return self._run_dag(ref, comp["dag"], args)
-        return self._run_executor(name, ref, comp, args)
+        return self._run_executor(name, task, comp, args)
 
     def _run_executor(
-        self, name: str, ref: str, comp: dict[str, Any], args: dict[str, Any]
+        self, name: str, task: dict[str, Any], comp: dict[str, Any], args: dict[str, Any]
     ) -> tuple[bool, dict[str, Any]]:
-        from kfp.local import status, task_dispatcher, utils
+        """Run one container task through kfp.local, with the task's retries."""
+        from kfp.local import status
 
+        ref = task["componentRef"]["name"]
+        retries = int(task.get("retryPolicy", {}).get("maxRetryCount", 0))
+        if retries and task.get("retryPolicy", {}).get("backoffDuration"):
+            self.note("retry back-off delays are not waited for here")
+        if task.get("cachingOptions", {}).get("enableCache"):
+            self.note("KFP's cache may reuse an earlier run of a cached step; here every step runs")
+        self._pod = PodRun(task=name, node=name, iteration=self._iteration)
+        self.pods.append(self._pod)
+        ok, outputs = False, dict[str, Any]()
+        for _ in range(1 + retries):
+            try:
+                outputs, result = self._dispatch(name, ref, args)
+            except ValueError as exc:  # an output kfp.local cannot read: the launcher fails too
+                self._pod.returncode, outputs, result = 1, {}, status.Status.FAILURE
+                self._pod.log += f"\n{exc}"
+            problem = _output_type_problem(comp, outputs) if result == status.Status.SUCCESS else ""
+            if problem:
+                self._pod.returncode, self._pod.log = 1, self._pod.log + "\n" + problem
+            ok = result == status.Status.SUCCESS and not problem
+            if ok:
+                break
+        return ok, outputs if ok else {}
+
+    def _dispatch(self, name: str, ref: str, args: dict[str, Any]) -> tuple[Any, Any]:
+        from kfp.local import task_dispatcher, utils
+
+        comp = self.spec["components"][ref]
         executor = task_dispatcher.get_executor_spec(self._pb, comp["executorLabel"])
         self._count = getattr(self, "_count", 0) + 1
         outputs, result = task_dispatcher.run_single_task_implementation(
@@ -229,7 +278,7 @@ class KFPLocalRunner(LocalRunner):
             block_input_artifact=False,
             unique_pipeline_id="check",
         )
-        return result == status.Status.SUCCESS, outputs or {}
+        return outputs or {}, result
 
     @staticmethod
     def _dag_outputs(dag: dict[str, Any], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -256,13 +305,13 @@ class KFPLocalRunner(LocalRunner):
         return ""
 
     def _launch(self, argv: list[str], env_vars: dict[str, str]) -> bool:
-        config = json.loads(env_vars.get("MLFLOWLET_EXEC_CONFIG", "{}"))
-        node = config.get("metadata", {}).get("name", "")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
         env.update(env_vars)
         env.update(self._secret_env.get(self._executor_of(env_vars), {}))
         env.update(self.env)
-        pod = PodRun(task=node, node=node, iteration=self._iteration)
+        pod = self._pod
+        config = json.loads(env_vars.get("MLFLOWLET_EXEC_CONFIG", "{}"))
+        pod.node = config.get("metadata", {}).get("name", "") or pod.node
         if self.attempt(pod, argv, env):
             outputs = {}
             for i, arg in enumerate(argv[:-1]):
@@ -273,16 +322,20 @@ class KFPLocalRunner(LocalRunner):
                         pod.artifacts[key] = digest(target)
                         outputs[target] = key
             _register_artifacts(outputs)
-        with _LOCK_PODS:
-            self.pods.append(pod)
         return pod.ok
 
     def states(self) -> dict[str, str]:
-        """Step name to ``completed`` / ``error``; steps a condition held back are ``skipped``."""
+        """Step name to ``completed`` / ``error``; steps a condition held back are ``skipped``.
+
+        A step in a ``ParallelFor`` over an empty list is ``completed``, as a local map over
+        nothing.
+        """
         out: dict[str, str] = {}
         for pod in self.pods:
             if out.get(pod.node) in (None, "completed"):
                 out[pod.node] = pod.state
+        for name in self.empty:
+            out.setdefault(name, "completed")
         comps = self.spec.get("components", {}).values()
         dags = [self.spec["root"]["dag"], *(c["dag"] for c in comps if "dag" in c)]
         for dag in dags:
@@ -301,10 +354,33 @@ class KFPLocalRunner(LocalRunner):
         """Return the lineage shape, read from the IR's data flow and the pods that ran."""
         from ._kfp_lineage import kfp_lineage
 
-        return kfp_lineage(self.spec, self.pods)
+        return kfp_lineage(self.spec, self.pods, self.empty)
 
 
-_LOCK_PODS = threading.Lock()
+_PB_TYPES: dict[str, Any] = {
+    "STRING": str,
+    "NUMBER_DOUBLE": (int, float),
+    "NUMBER_INTEGER": (int, float),
+    "BOOLEAN": bool,
+    "LIST": list,
+    "STRUCT": dict,
+}
+
+
+def _output_type_problem(comp: dict[str, Any], outputs: dict[str, Any]) -> str:
+    """Return what KFP's launcher would refuse among a task's output parameters ('' if none)."""
+    declared = comp.get("outputDefinitions", {}).get("parameters", {})
+    for key, spec in sorted(declared.items()):
+        want = _PB_TYPES.get(spec.get("parameterType", ""), object)
+        value = outputs.get(key)
+        if key in outputs and (
+            not isinstance(value, want) or (isinstance(value, bool) and want is not bool)
+        ):
+            return (
+                f"output parameter {key!r} is {type(value).__name__} {str(value)[:60]!r}, "
+                f"not the declared {spec.get('parameterType')}: KFP's launcher fails the task"
+            )
+    return ""
 
 
 def _register_artifacts(outputs: dict[str, str]) -> None:
@@ -324,6 +400,18 @@ def _register_artifacts(outputs: dict[str, str]) -> None:
     for root, artifacts in by_root.items():
         with open(os.path.join(root, "executor_output.json"), "w", encoding="utf-8") as fh:
             json.dump({"artifacts": artifacts}, fh)
+
+
+def _executors(spec: dict[str, Any], dag: dict[str, Any]) -> set[str]:
+    """Return the display names of the container tasks in a DAG (nested groups included)."""
+    found: set[str] = set()
+    for task in dag.get("tasks", {}).values():
+        comp = spec["components"].get(task["componentRef"]["name"], {})
+        if "dag" in comp:
+            found |= _executors(spec, comp["dag"])
+        else:
+            found.add(task["taskInfo"]["name"])
+    return found
 
 
 def _order(tasks: dict[str, Any]) -> list[str]:
@@ -347,15 +435,3 @@ def _order(tasks: dict[str, Any]) -> list[str]:
         done += ready
         pending = [n for n in pending if n not in ready]
     return done
-
-
-def _cel(expr: str, args: dict[str, Any]) -> bool:
-    """Evaluate the subset of CEL that ``dsl.If`` emits, over the task's input values."""
-    from ._local_argo import evaluate_when
-
-    def value(match: re.Match[str]) -> str:
-        return json.dumps(args.get(match.group(1)))
-
-    text = re.sub(r"inputs\.parameter_values\['([^']+)'\]", value, expr)
-    text = re.sub(r"\b(int|double|string)\((.*?)\)", r"\2", text)
-    return evaluate_when(text.replace("!", " not ").replace(" not =", "!="))

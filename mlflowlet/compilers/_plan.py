@@ -8,7 +8,13 @@ container's command line, environment and options. Only the rendering of a place
 between KFP and Argo (:class:`Slot` is rendered by each compiler).
 
 Every container runs ``python -m mlflowlet.entrypoint --handler module:function`` with
-``--param``/``--input``/``--output``/``--result`` flags. An artifact travels as a folder holding
+``--param``/``--input``/``--output``/``--result`` flags; parameters are typed
+(``--param KEY:TYPE=...``) and results written in the form their readers need
+(``--result KEY:FORM=...``), so values keep their types (see :mod:`._types` and
+:mod:`mlflowlet._wire`). A result read downstream is one output parameter per use: ``KEY`` (its
+JSON, or an item of a collected fan-out), ``KEY__items`` (a list a map fans out over) and
+``KEY__if`` (a condition operand: KFP's typed parameter, Argo's ``when`` literal). An artifact
+travels as a folder holding
 its one file (``--output key=PATH/``, ``--input key=PATH/``), so the file keeps its name and
 format suffix (``.parquet``, ``.pkl``) and loads downstream exactly as it does locally. The
 static part of the run spec (run name, labels, hyper-parameters, secret sources) travels as JSON
@@ -22,17 +28,20 @@ outputs; an engine fan-out plus a selection step would need a second code path t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CompileError
+from ._container import check_resources, container_env
 from ._image import step_image, warn_bare_images
 from ._naming import check_image, unique_labels
+from ._types import check_default, condition_types, item_type, pipeline_param_type
 
 ENTRYPOINT = ("python", "-m", "mlflowlet.entrypoint")
-SIMPLE_TYPES = ("str", "int", "float", "bool", "list", "dict")
 EXEC_CONFIG_ENV = "MLFLOWLET_EXEC_CONFIG"
+SUFFIXES = {"items": "__items", "cond": "__if"}
 
 
 @dataclass(frozen=True)
@@ -41,16 +50,13 @@ class Slot:
 
     Attributes:
         kind: ``param`` (an input parameter), ``in_artifact`` (the local path of an input
-            artifact), ``out_artifact`` (where to write an output artifact) or ``out_result``
-            (where to write a result).
-        name: the input/output name on the step.
+            artifact), ``out_artifact`` (where to write an output artifact), ``out_result``
+            (where to write a result's output parameter) or ``out_metrics``.
+        name: the input/output name on the step (an output parameter's name for results).
     """
 
     kind: str
     name: str
-
-
-Part = "str | Slot"
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,32 @@ class Source:
     key: str = ""
 
 
+def digest_output(key: str) -> str:
+    """Return the output parameter name of the sha256 of artifact ``key``."""
+    return f"{key}__sha256"
+
+
+def cached(spec: Any, options: Any) -> bool:
+    """Whether a step caches its result (its own ``cache``, else the compile option)."""
+    return bool(spec.cache if spec.cache is not None else options.cache)
+
+
+def result_output(key: str, use: str) -> str:
+    """Return the output parameter name of result ``key`` for ``use`` (see the module doc)."""
+    return key + SUFFIXES.get(use, "")
+
+
 @dataclass
 class StepPlan:
-    """Everything one compiled step needs (see the module docstring)."""
+    """Everything one compiled step needs (see the module docstring).
+
+    Attributes:
+        params: input parameter name to its source.
+        param_types: input parameter name to its carried type (``--param KEY:TYPE``).
+        results: result key to ``{use: type}``; uses ``json`` (read as a value), ``item`` (a
+            mapped step's result, collected), ``items`` (a map fans out over it) and ``cond``
+            (a condition reads it; type ``str`` / ``float`` / ``bool``, ``''`` when any).
+    """
 
     name: str
     label: str
@@ -85,44 +114,52 @@ class StepPlan:
     literals: dict[str, Any] = field(default_factory=dict)
     artifacts_in: dict[str, Source] = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
-    results: dict[str, str] = field(default_factory=dict)
+    results: dict[str, dict[str, str]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, tuple[str, str]] = field(default_factory=dict)
     depends: tuple[str, ...] = ()
     node: Any = None
+    config_sha256: str = ""
+    digests: tuple[str, ...] = ()  # artifact outputs whose sha256 a cached consumer is keyed on
+    digest_inputs: dict[str, Source] = field(default_factory=dict)  # param -> producer's digest
 
-    def args(self, json_collect: bool = False) -> list[list[str | Slot]]:
-        """Return the entrypoint arguments, each a list of parts to concatenate.
+    def result_outputs(self) -> list[tuple[str, str, str]]:
+        """Return ``(result key, use, output name)`` of every result output, sorted."""
+        out = [(k, use, result_output(k, use)) for k, uses in self.results.items() for use in uses]
+        return sorted(out, key=lambda r: r[2])
 
-        Args:
-            json_collect: for an engine that aggregates a mapped step's results as a list of
-                their texts (Argo): a mapped step writes its results with ``--result-json``
-                and a collecting step decodes them with ``--collected``, so types survive.
-        """
+    def digest_outputs(self) -> list[tuple[str, str]]:
+        """Return ``(artifact key, output name)`` of every artifact digest output, sorted."""
+        return [(key, digest_output(key)) for key in sorted(self.digests)]
+
+    def args(self, target: str) -> list[list[str | Slot]]:
+        """Return the entrypoint arguments, each a list of parts to concatenate."""
         out: list[list[str | Slot]] = [["--handler"], [self.handler]]
         for key in sorted(self.literals):
-            out += [["--param"], [f"{key}={json.dumps(self.literals[key], sort_keys=True)}"]]
+            text = json.dumps(self.literals[key])
+            out += [["--param"], [f"{key}:json={text}"]]
         for key in sorted(self.params):
             if self.params[key].kind == "state":  # the entrypoint maps engine states
                 out += [["--state"], [Slot("param", key)]]
             else:
-                out += [["--param"], [f"{key}=", Slot("param", key)]]
-            if json_collect and self.params[key].kind == "collect":
-                out += [["--collected"], [key]]
+                out += [["--param"], [f"{key}:{self.param_types[key]}=", Slot("param", key)]]
         for key in sorted(self.artifacts_in):
             out += [["--input"], [f"{key}=", Slot("in_artifact", key), "/"]]
         for key in self.outputs:
             out += [["--output"], [f"{key}=", Slot("out_artifact", key), "/"]]
-        mapped = json_collect and self.node is not None and self.node.map is not None
-        for key in sorted(self.results):
-            flag = "--result-json" if mapped else "--result"
-            out += [[flag], [f"{key}=", Slot("out_result", key)]]
+        for key, use, name in self.result_outputs():
+            form = {"cond": "text" if target == "kfp" else "when"}.get(use, use)
+            out += [["--result"], [f"{key}:{form}=", Slot("out_result", name)]]
+        for key, name in self.digest_outputs():
+            out += [["--output-digest"], [f"{key}=", Slot("out_result", name)]]
+        if self.config_sha256:
+            out += [["--config-sha256"], [self.config_sha256]]
         return out
 
 
 @dataclass
 class Plan:
-    """The whole pipeline's plan: parameters (name → (type, default)) and step plans in order."""
+    """The whole pipeline's plan: parameters (name → (type, default, required)) and steps."""
 
     name: str
     label: str
@@ -131,6 +168,7 @@ class Plan:
     steps: list[StepPlan]
     exit_step: StepPlan | None
     options: Any
+    target: str = ""
 
     def step(self, name: str) -> StepPlan:
         """Return the plan of node ``name`` (the exit step too)."""
@@ -140,102 +178,66 @@ class Plan:
         raise KeyError(name)
 
 
-def value_type(hint_name: str, default: Any, where: str) -> str:
-    """Return the carried type (one of :data:`SIMPLE_TYPES`) of a hint name and default.
+def _params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bool]]:
+    from .._binding import coerce
+    from ..errors import ParameterError
 
-    Raises:
-        CompileError: a type no target can carry as a parameter (names ``where``).
-    """
-    base = hint_name.split("[", 1)[0].strip()
-    base = {
-        "List": "list",
-        "Dict": "dict",
-        "Sequence": "list",
-        "Mapping": "dict",
-        "tuple": "list",
-        "Tuple": "list",
-    }.get(base, base)
-    if base in SIMPLE_TYPES:
-        return base
-    if base in ("", "Any", "object"):
-        if isinstance(default, bool):
-            return "bool"
-        for typ in (int, float, list, dict):
-            if isinstance(default, typ):
-                return typ.__name__
-        return "str"
-    raise CompileError(
-        f"{where} has type {hint_name!r}, which a compiled pipeline cannot carry "
-        "as a parameter; use int, float, str, bool, list or dict (or pass data "
-        "as an artifact)"
-    )
-
-
-def _result_types(dag: Any) -> dict[tuple[str, str], str]:
-    """Return the carried type of every result read downstream (consumers, conditions)."""
-    types: dict[tuple[str, str], str] = {}
-    for node in dag.nodes:
-        for param, value in node.arguments.items():
-            ref = getattr(value, "ref", value)
-            if getattr(ref, "kind", "") != "result":
-                continue
-            spec = node.spec.param(param)
-            hint = spec.type if spec is not None else ""
-            if hasattr(value, "ref"):  # collected: the element type
-                hint = hint[hint.find("[") + 1 : -1] if "[" in hint else ""
-                if not hint:  # a bare ``list``: the producer's return annotation decides
-                    continue
+    out: dict[str, tuple[str, Any, bool]] = {}
+    for p in dag.params:
+        default = p.default
+        if p.name in options.params:
             try:
-                typ = value_type(hint, None, "")
-            except CompileError:
-                typ = "str"
-            types.setdefault((ref.node, ref.key), typ)
-        if node.condition is not None:
-            _condition_types(node.condition, types)
-        if node.map is not None and getattr(node.map.items, "kind", "") == "result":
-            types.setdefault((node.map.items.node, node.map.items.key), "list")
+                default = coerce(options.params[p.name], p.hint, p.name)
+            except ParameterError as exc:
+                raise CompileError(f"params: {exc}") from None
+        typ = pipeline_param_type(p, default)
+        required = p.required and p.name not in options.params
+        if not required:
+            check_default(p.name, typ, default, target)
+        out[p.name] = (typ, default, required)
+    return out
+
+
+def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> dict:
+    """Return ``node -> result key -> {use: type}`` for every result read downstream."""
+    from ..pipelines.refs import Collected, OutputRef
+
+    uses: dict[tuple[str, str], dict[str, str]] = {}
     for node in dag.nodes:
-        if node.spec.returns:
-            try:
-                typ = value_type(node.spec.returns, None, "")
-            except CompileError:
-                typ = "str"
-            types.setdefault((node.name, "return"), typ)
-    return types
+        for value in node.arguments.values():
+            if isinstance(value, Collected) and value.ref.kind == "result":
+                uses.setdefault((value.node, value.ref.key), {})["item"] = "json"
+            elif isinstance(value, OutputRef) and value.kind == "result":
+                uses.setdefault((value.node, value.key), {})["json"] = "json"
+        if node.map is not None and isinstance(node.map.items, OutputRef):
+            uses.setdefault((node.map.items.node, node.map.items.key), {})["items"] = "json"
+    conds: dict[tuple[str, str], str] = {}
+    types = {name: typ for name, (typ, _d, _r) in params.items()}
+    types.update({f"{n.name}:return": n.spec.returns for n in dag.nodes if n.spec.returns})
+    seen: set[int] = set()
+    for node in dag.nodes:
+        for block in node.blocks:
+            if block.index not in seen:
+                seen.add(block.index)
+                condition_types(block.condition, types, target, conds)
+    for ref, typ in conds.items():
+        uses.setdefault(ref, {})["cond"] = typ
+    by_node: dict[str, dict[str, dict[str, str]]] = {}
+    for (node_name, key), use in uses.items():
+        by_node.setdefault(node_name, {})[key] = use
+    return by_node
 
 
-def _condition_types(cond: Any, types: dict[tuple[str, str], str]) -> None:
-    if cond.op in ("and", "or"):
-        _condition_types(cond.left, types)
-        _condition_types(cond.right, types)
-        return
-    for side, other in ((cond.left, cond.right), (cond.right, cond.left)):
-        if getattr(side, "kind", "") == "result":
-            typ = (
-                "str"
-                if isinstance(other, str)
-                else "bool"
-                if isinstance(other, bool)
-                else "float"
-                if isinstance(other, (int, float))
-                else "str"
-            )
-            types.setdefault((side.node, side.key), typ)
-
-
-def make_plan(pipe: Any, options: Any) -> Plan:
+def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
     """Walk ``pipe.dag`` and return the :class:`Plan` both compilers render.
 
     Raises:
         CompileError: a handler that is not importable by module path, a parameter type the
-            targets cannot carry, a name collision after sanitising, or a bad image.
+            target cannot carry, a condition it cannot compare, a name collision after
+            sanitising, or a bad image.
     """
     dag = pipe.dag
-    params: dict[str, tuple[str, Any, bool]] = {}
-    for p in dag.params:
-        default = options.params.get(p.name, p.default)
-        typ = value_type(p.type, default, f"pipeline parameter {p.name!r}")
-        params[p.name] = (typ, default, p.required and p.name not in options.params)
+    params = _params(dag, options, target)
     nodes = list(dag.nodes) + ([dag.exit_handler] if dag.exit_handler is not None else [])
     labels = unique_labels([n.name for n in nodes])
     if len(set(labels.values()) | {"main", "exit-handler"}) != len(labels) + 2:
@@ -244,22 +246,47 @@ def make_plan(pipe: Any, options: Any) -> Plan:
             f"step name {clash[0]!r} is reserved for the compiled workflow's own "
             "templates; rename the step"
         )
-    rtypes = _result_types(dag)
-    steps = [
-        _step_plan(dag, node, labels[node.name], params, rtypes, options) for node in dag.nodes
-    ]
+    uses = _uses(dag, params, target)
+    steps = [_step_plan(dag, node, labels[node.name], params, uses, options) for node in dag.nodes]
+    if target == "argo":
+        _key_on_artifacts(steps, options)
     exit_step = None
     if dag.exit_handler is not None:
-        exit_step = _step_plan(
-            dag, dag.exit_handler, labels[dag.exit_handler.name], params, rtypes, options
-        )
+        label = labels[dag.exit_handler.name]
+        exit_step = _step_plan(dag, dag.exit_handler, label, params, {}, options)
     warn_bare_images(
         (st.name, st.image, st.node.spec.image_has_mlflowlet or options.image_has_mlflowlet)
         for st in [*steps, *([exit_step] if exit_step else [])]
     )
     return Plan(
-        dag.name, labels_for_pipeline(dag.name), dag.description, params, steps, exit_step, options
+        dag.name,
+        labels_for_pipeline(dag.name),
+        dag.description,
+        params,
+        steps,
+        exit_step,
+        options,
+        target,
     )
+
+
+def _key_on_artifacts(steps: list[StepPlan], options: Any) -> None:
+    """Key a cached step on its input artifacts' bytes (Argo's memoize sees parameters only).
+
+    The producer writes each such artifact's sha256 as an output parameter, which the cached
+    consumer receives as an input parameter of its memoization key, so a changed input misses
+    the cache, as locally.
+    """
+    by_name = {st.name: st for st in steps}
+    for st in steps:
+        if not cached(st.node.spec, options):
+            continue
+        for param, src in st.artifacts_in.items():
+            producer = by_name[src.node]
+            producer.digests = tuple(sorted({*producer.digests, src.key}))
+            st.digest_inputs[param] = src
+    for st in steps:
+        _check_output_names(st)
 
 
 def labels_for_pipeline(name: str) -> str:
@@ -274,7 +301,7 @@ def _step_plan(
     node: Any,
     label: str,
     params: dict[str, tuple[str, Any, bool]],
-    rtypes: dict[tuple[str, str], str],
+    uses: dict[str, dict[str, dict[str, str]]],
     options: Any,
 ) -> StepPlan:
     spec = node.spec
@@ -287,6 +314,7 @@ def _step_plan(
         )
     where = f"step {node.name!r}"
     image = check_image(step_image(spec.image, options.image, dag.image, where=where), where)
+    check_resources(node)
     in_graph = not node.exit_handler  # the exit handler runs after everything, outside the DAG
     plan = StepPlan(
         node.name,
@@ -298,31 +326,50 @@ def _step_plan(
         depends=tuple(dag.upstream(node.name)) if in_graph else (),
     )
     for param, value in node.arguments.items():
-        _add_argument(plan, node, param, value, params, rtypes)
+        _add_argument(plan, node, param, value, params)
     if node.map is not None:
-        item = node.map.item_param
-        plan.params[item] = Source("item")
-        ptype = node.spec.param(item)
-        plan.param_types[item] = (
-            value_type(
-                ptype.type if ptype else "", None, f"item parameter {item!r} of step {node.name!r}"
-            )
-            if ptype
-            else "str"
-        )
+        _add_item(plan, node, params)
     if node.exit_handler:
         plan.params["state"] = Source("state")
         plan.param_types["state"] = "str"
-    for edge in dag.out_edges(node.name) if in_graph else []:
-        if edge.kind in ("result", "condition", "items") or (
-            edge.kind == "collect" and edge.ref == "result"
-        ):
-            plan.results[edge.output] = rtypes.get((node.name, edge.output), "str")
-    plan.env = _env(node, options)
+    plan.results = {key: dict(use) for key, use in sorted(uses.get(node.name, {}).items())}
+    _check_output_names(plan)
+    plan.env = container_env(node, options)
+    plan.config_sha256 = hashlib.sha256(plan.env[EXEC_CONFIG_ENV].encode()).hexdigest()
     plan.secrets = dict(
         sorted({**options.secrets, **options.step(node.name).get("secrets", {})}.items())
     )
     return plan
+
+
+def _check_output_names(plan: StepPlan) -> None:
+    names = [name for _k, _u, name in plan.result_outputs()]
+    names += [name for _k, name in plan.digest_outputs()]
+    clash = sorted({n for n in names if names.count(n) > 1 or n in plan.outputs})
+    if clash:
+        raise CompileError(
+            f"step {plan.name!r}: output {clash[0]!r} is both a result's output parameter and "
+            f"another result or artifact; rename the result or artifact (suffixes "
+            f"{sorted(SUFFIXES.values())} are used for results read by maps and conditions, "
+            "__sha256 for artifact digests)"
+        )
+
+
+def _add_item(plan: StepPlan, node: Any, params: dict[str, tuple[str, Any, bool]]) -> None:
+    from ..pipelines.refs import PipelineParam
+
+    items, where = node.map.items, f"step {node.name!r}"
+    plan.params[node.map.item_param] = Source("item")
+    if isinstance(items, PipelineParam):
+        typ = item_type(params[items.name][0], where)
+    elif isinstance(items, (list, tuple)) and not items:
+        raise CompileError(
+            f"{where} maps over an empty literal list: there is nothing to run, and KFP "
+            "and Argo refuse an empty loop; drop the step or pass the items as a parameter"
+        )
+    else:
+        typ = "json"  # one element's JSON text (literal items, or a result's KEY__items)
+    plan.param_types[node.map.item_param] = typ
 
 
 def _add_argument(
@@ -331,7 +378,6 @@ def _add_argument(
     param: str,
     value: Any,
     params: dict[str, tuple[str, Any, bool]],
-    rtypes: dict[tuple[str, str], str],
 ) -> None:
     from ..pipelines.refs import Collected, OutputRef, PipelineParam
 
@@ -347,12 +393,12 @@ def _add_argument(
                 "URI or a score) in the mapped step and collect that"
             )
         plan.params[param] = Source("collect", node=value.node, key=value.ref.key)
-        plan.param_types[param] = "list"
+        plan.param_types[param] = "items"
     elif isinstance(value, OutputRef) and value.kind == "artifact":
         plan.artifacts_in[param] = Source("artifact", node=value.node, key=value.key)
     elif isinstance(value, OutputRef):
         plan.params[param] = Source("result", node=value.node, key=value.key)
-        plan.param_types[param] = rtypes.get((value.node, value.key), "str")
+        plan.param_types[param] = "json"
     else:
         try:
             json.dumps(value)
@@ -362,43 +408,3 @@ def _add_argument(
                 "pipeline cannot carry; pass a JSON value"
             ) from None
         plan.literals[param] = value
-
-
-def _env(node: Any, options: Any) -> dict[str, str]:
-    spec = node.spec
-    config: dict[str, Any] = {
-        "metadata": {
-            "name": node.name,
-            "labels": {
-                "mlflowlet/pipeline": options.pipeline_name,
-                "mlflowlet/step": node.name,
-                **{k: str(v) for k, v in spec.labels.items()},
-            },
-        }
-    }
-    run_spec: dict[str, Any] = {}
-    if node.hyper is not None:
-        h = node.hyper
-        run_spec.update(
-            {
-                "hyper_params": {k: list(v) for k, v in h.hyper_params.items()},
-                "selector": h.selector,
-                "strategy": h.strategy,
-            }
-        )
-        for key in ("max_iterations", "max_errors", "parallel", "seed"):
-            if getattr(h, key) is not None:
-                run_spec[key] = getattr(h, key)
-    secrets = {**options.secrets, **options.step(node.name).get("secrets", {})}
-    if secrets:
-        run_spec["secret_sources"] = [{"kind": "env", "source": ",".join(sorted(secrets))}]
-    if spec.timeout is not None:
-        run_spec["timeout"] = spec.timeout
-    if run_spec:
-        config["spec"] = run_spec
-    env = {EXEC_CONFIG_ENV: json.dumps(config, sort_keys=True, separators=(",", ":"))}
-    if options.dbpath:
-        env["MLFLOWLET_DBPATH"] = options.dbpath
-    env.update(options.env)
-    env.update(options.step(node.name).get("env", {}))
-    return dict(sorted(env.items()))

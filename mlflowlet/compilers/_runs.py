@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any
-
-
-def digest(path: str) -> str:
-    """Return the sha256 of a file's bytes (lineage compares them with a local run).
-
-    A folder holding one file (how compiled pipelines pass an artifact) digests as that file.
-    """
-    import os
-
-    if os.path.isdir(path):
-        entries = sorted(os.listdir(path))
-        if len(entries) == 1 and os.path.isfile(os.path.join(path, entries[0])):
-            return digest(os.path.join(path, entries[0]))
-        h = hashlib.sha256()
-        for entry in entries:
-            h.update(entry.encode() + b"\0" + digest(os.path.join(path, entry)).encode())
-        return h.hexdigest()
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -45,6 +22,9 @@ class PodRun:
         parameters: output parameter name to its text.
         artifacts: output artifact name to the sha256 of its bytes.
         log: the tail of stdout and stderr.
+        stdout: what the step printed on stdout (the run record's line left out).
+        started: the sequence number of its first attempt's start (ordering checks).
+        ended: the sequence number of its last attempt's end.
     """
 
     task: str
@@ -56,6 +36,9 @@ class PodRun:
     parameters: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     log: str = ""
+    stdout: str = ""
+    started: int = 0
+    ended: int = 0
 
     @property
     def ok(self) -> bool:
@@ -74,7 +57,7 @@ class PodRun:
 
     def finish(self, returncode: int, stdout: str, stderr: str) -> None:
         """Record one attempt's exit code, output and the run JSON it printed."""
-        from ..entrypoint import read_run_json
+        from .._wire import read_run_json
         from ..errors import RunError
 
         self.returncode = returncode
@@ -94,6 +77,7 @@ class LocalRunner:
         secrets: ``{secret name: {key: value}}`` standing in for Kubernetes secrets.
         timeout: seconds one container attempt may run.
         pods: every container run, in the order they ran.
+        unverified: what a real controller would do that this local run cannot reproduce.
     """
 
     def __init__(
@@ -106,17 +90,47 @@ class LocalRunner:
         self.workdir, self.timeout = workdir, timeout
         self.env, self.secrets = dict(env or {}), secrets or {}
         self.pods: list[PodRun] = []
+        self.unverified: list[str] = []
+        self._seq = 0
 
-    def attempt(self, pod: PodRun, argv: list[str], env: dict[str, str]) -> bool:
+    def note(self, text: str) -> None:
+        """Record a controller behaviour the local run cannot reproduce (once)."""
+        if text not in self.unverified:
+            self.unverified.append(text)
+
+    def attempt(
+        self, pod: PodRun, argv: list[str], env: dict[str, str], timeout: float | None = None
+    ) -> bool:
         """Run ``argv`` once as a subprocess in the workdir (``python`` is this interpreter).
 
-        Records the attempt on ``pod`` and returns True when it exited 0.
+        Records the attempt on ``pod`` and returns True when it exited 0; an attempt running
+        past ``timeout`` (default: the runner's) is killed and fails, as a pod past its
+        deadline.
         """
         if argv and argv[0] in ("python", "python3"):
             argv = [sys.executable, *argv[1:]]
-        proc = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=self.timeout, cwd=self.workdir
-        )
+        self._seq += 1
+        pod.started = pod.started or self._seq
+        limit = min(timeout, self.timeout) if timeout else self.timeout
+        try:
+            proc = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=limit, cwd=self.workdir
+            )
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            code, out, err = (
+                -9,
+                _text(exc.stdout),
+                _text(exc.stderr) + f"\ntimed out after {limit:g}s",
+            )
+        self._seq += 1
+        pod.ended = self._seq
         pod.attempts += 1
-        pod.finish(proc.returncode, proc.stdout, proc.stderr)
+        pod.finish(code, out, err)
         return pod.ok
+
+
+def _text(data: Any) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data or ""

@@ -2,7 +2,8 @@
 
 * Argo: every ``{{...}}`` reference resolves (workflow parameters, template inputs, earlier
   tasks' outputs, ``item`` inside a fan-out), every artifact ``from`` names a declared output,
-  and every edge of the pipeline DAG appears as a task dependency.
+  every edge of the pipeline DAG appears as a task dependency (``depends`` or
+  ``dependencies``), and every memoization key satisfies Argo's cache-key rule.
 * KFP: every ``producerTask`` names a task of the same DAG, every ``{{$.inputs...}}`` /
   ``{{$.outputs...}}`` placeholder of an executor names an input or output of its component,
   and every DAG edge appears as a dependency (``dependentTasks`` of the task or an enclosing
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ._argo_expr import CACHE_KEY, depends_tasks, memoize_key
 from ._naming import dns1123
 
 _ARGO_REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -42,10 +44,9 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
             problems.append(f"task {name!r} uses unknown template {task['template']!r}")
             continue
         outs = set()
-        for dep in task.get("dependencies", []):
-            if dep not in tasks:
-                problems.append(f"task {name!r} depends on unknown task {dep!r}")
-                continue
+        unknown = [dep for dep in depends_tasks(task) if dep not in tasks]
+        problems += [f"task {name!r} depends on unknown task {dep!r}" for dep in unknown]
+        for dep in _ancestors(name, tasks):  # Argo resolves the outputs of every ancestor
             t_out = templates[tasks[dep]["template"]].get("outputs", {})
             outs |= {
                 f"tasks.{dep}.outputs.parameters.{p['name']}" for p in t_out.get("parameters", [])
@@ -69,6 +70,7 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
         if declared - given:
             problems.append(f"task {name!r} gives no value to inputs {sorted(declared - given)}")
     for template in spec["templates"]:
+        problems += _memoize_problems(template)
         if "container" not in template:
             continue
         inputs = {
@@ -84,11 +86,36 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
     if dag is not None:
         for edge in dag.edges:
             source, target = dns1123(edge.source), dns1123(edge.target)
-            if source not in tasks.get(target, {}).get("dependencies", []):
+            if source not in depends_tasks(tasks.get(target, {})):
                 problems.append(
                     f"edge {edge.source} -> {edge.target} ({edge.kind}) is not a dependency"
                 )
     return problems
+
+
+def _ancestors(name: str, tasks: dict[str, Any]) -> set[str]:
+    """Every task ``name`` depends on, directly or not (``common.GetTaskAncestry`` in Argo)."""
+    found: set[str] = set()
+    pending = [d for d in depends_tasks(tasks[name]) if d in tasks]
+    while pending:
+        dep = pending.pop()
+        if dep not in found:
+            found.add(dep)
+            pending += [d for d in depends_tasks(tasks[dep]) if d in tasks]
+    return found
+
+
+def _memoize_problems(template: dict[str, Any]) -> list[str]:
+    key = template.get("memoize", {}).get("key")
+    if key is None:
+        return []
+    names = {
+        f"inputs.parameters.{p['name']}" for p in template.get("inputs", {}).get("parameters", [])
+    }
+    example = memoize_key(key, {name: "x" for name in names})
+    if not CACHE_KEY.match(example):
+        return [f"template {template['name']!r}: memoize key {key!r} breaks Argo's cache-key rule"]
+    return []
 
 
 def _kfp_tasks(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], list[str]]]:

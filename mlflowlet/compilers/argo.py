@@ -4,20 +4,33 @@ Built from hera's Argo models (``hera.workflows.models``), one small builder per
 then dumped to the plain dict the Argo JSON schema describes
 (https://argo-workflows.readthedocs.io/en/latest/fields/). Layout:
 
-* ``spec.arguments.parameters``: the pipeline parameters (defaults as strings);
-* template ``main``: a DAG with one task per step (``dependencies`` = every upstream step,
-  ``when`` for conditions, ``withParam``/``withItems`` for maps);
+* ``spec.arguments.parameters``: the pipeline parameters (defaults as text: strings as they
+  are, anything else as JSON);
+* template ``main``: a DAG (``failFast: false``: a failed step skips what depends on it while
+  independent branches finish, as locally) with one task per step;
+* each task's ``depends`` guards on its producers' status: a producer whose data it reads must
+  have ``Succeeded`` (a skipped or failed producer omits it, and its outputs are never read);
+  an ``.after()`` predecessor may also have been skipped or omitted; a collected fan-out may
+  be ``Skipped`` (Argo skips a fan-out over an empty list: its output's default ``[]`` flows);
+* ``when`` holds the step's ``with condition(...)`` blocks in govaluate: a result operand is
+  its ``KEY__if`` output, written by the producer as a govaluate literal of its value; string
+  parameters are quoted, literals written as govaluate reads them;
+* ``withItems`` (each item's JSON text) / ``withParam`` (a result's ``KEY__items`` list of JSON
+  texts, or a ``list[T]`` parameter) for maps;
 * one container template per step running ``python -m mlflowlet.entrypoint``: parameters as
   ``{{inputs.parameters.x}}``, artifacts at ``/tmp/mlflowlet/inputs/<param>`` (passed by the
   artifact repository: ``from: {{tasks.X.outputs.artifacts.Y}}``), outputs written to
-  ``/tmp/mlflowlet/outputs/<key>``, results to ``/tmp/mlflowlet/results/<key>`` and exposed as
+  ``/tmp/mlflowlet/outputs/<key>``, results to ``/tmp/mlflowlet/results/<name>`` and exposed as
   output parameters (``valueFrom.path``);
+* ``memoize`` keys satisfy Argo's cache-key rule (``^[a-zA-Z0-9][-a-zA-Z0-9]*$``): the step's
+  label, a hash of everything the container runs with, and a hash of its input parameters
+  computed by an expression tag (``sprig.sha256sum``);
 * the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state``.
 
-A collected result of a mapped task is Argo's aggregated output parameter (a JSON list). Argo
-keeps each item as its text (a scalar is not decoded), so a mapped step writes its results as
-JSON (``--result-json``) and the collecting step decodes every item (``--collected KEY``):
-collected values keep their types, as in a local run.
+A collected result is Argo's aggregated output parameter (a JSON list): a mapped step writes
+each result as a JSON string of its JSON (``--result KEY:item``), which Argo keeps as text
+(it re-marshals items that are JSON objects, losing ``1.0`` vs ``1``), and the collecting step
+decodes each item (``--param KEY:items``), so collected values keep their types.
 """
 
 from __future__ import annotations
@@ -25,11 +38,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._wire import govaluate_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._naming import param_name
 from ._options import CompileOptions
-from ._plan import Plan, Slot, StepPlan, make_plan
+from ._plan import Plan, Slot, StepPlan, cached, digest_output, make_plan, result_output
 
 ROOT = "/tmp/mlflowlet"
 API_VERSION = "argoproj.io/v1alpha1"
@@ -47,7 +61,7 @@ def _models() -> Any:
 
 def text(value: Any) -> str:
     """Return a parameter value as Argo carries it: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def slot_path(slot: Slot) -> str:
@@ -74,16 +88,16 @@ class ArgoCompiler(Compiler):
 
     def compile_docs(self, pipe: Any, options: CompileOptions) -> list[dict[str, Any]]:
         """Return the one Argo document."""
-        plan = make_plan(pipe, options)
-        return [build_document(plan)]
+        plan = make_plan(pipe, options, "argo")
+        return [build_document(plan, pipe.dag)]
 
 
 # --- builders, one per Argo object ----------------------------------------------------------
-def build_document(plan: Plan) -> dict[str, Any]:
+def build_document(plan: Plan, dag: Any) -> dict[str, Any]:
     """Build the ``Workflow`` / ``WorkflowTemplate`` / ``CronWorkflow`` as a plain dict."""
     m = _models()
     opts = plan.options
-    spec = build_workflow_spec(plan)
+    spec = build_workflow_spec(plan, dag)
     if opts.schedule:
         meta = build_metadata(plan, name=plan.label)
         cron = m.CronWorkflowSpec(schedules=[opts.schedule], workflow_spec=spec)
@@ -99,13 +113,23 @@ def build_document(plan: Plan) -> dict[str, Any]:
         doc = m.Workflow(
             api_version=API_VERSION,
             kind="Workflow",
-            metadata=build_metadata(plan, generate_name=f"{plan.label}-"),
+            metadata=build_metadata(plan, generate_name=generate_name(plan.label)),
             spec=spec,
         )
     out = doc.model_dump(by_alias=True, exclude_none=True, mode="json")
     if opts.argo_version.startswith("3"):
         _argo3_cache(out)
     return out
+
+
+def generate_name(label: str) -> str:
+    """Return ``generateName``: the label cut so the name stays a 63-character label.
+
+    Kubernetes appends 5 random characters; Argo labels pods with the workflow's name.
+    """
+    from ._naming import dns1123
+
+    return dns1123(label, 57) + "-"
 
 
 def build_metadata(plan: Plan, name: str = "", generate_name: str = "") -> Any:
@@ -125,11 +149,11 @@ def build_metadata(plan: Plan, name: str = "", generate_name: str = "") -> Any:
     )
 
 
-def build_workflow_spec(plan: Plan) -> Any:
+def build_workflow_spec(plan: Plan, dag: Any) -> Any:
     """``WorkflowSpec``: entrypoint ``main``, arguments, templates, onExit and run limits."""
     m = _models()
     opts = plan.options
-    templates = [build_dag_template(plan)]
+    templates = [build_dag_template(plan, dag)]
     templates += [build_container_template(plan, st) for st in plan.steps]
     if plan.exit_step is not None:
         templates.append(build_container_template(plan, plan.exit_step, exit_step=True))
@@ -156,19 +180,21 @@ def build_param_decl(name: str, typ_default: tuple[str, Any, bool]) -> Any:
     return m.Parameter(name=name, value=None if required else text(default))
 
 
-def build_dag_template(plan: Plan) -> Any:
-    """Build the ``main`` DAG template: one task per step."""
+def build_dag_template(plan: Plan, dag: Any) -> Any:
+    """Build the ``main`` DAG template: one task per step, ``failFast: false``."""
     m = _models()
     labels = {st.name: st.label for st in plan.steps}
-    tasks = [build_task(st, labels) for st in plan.steps]
-    return m.Template(name="main", dag=m.DAGTemplate(tasks=tasks))
+    tasks = [build_task(st, labels, plan, dag) for st in plan.steps]
+    return m.Template(name="main", dag=m.DAGTemplate(tasks=tasks, fail_fast=False))
 
 
 def _ref_value(source: Any, labels: dict[str, str]) -> str:
     if source.kind == "param":
         return f"{{{{workflow.parameters.{source.name}}}}}"
-    if source.kind in ("result", "collect"):
-        return _param_ref(labels[source.node], source.key)
+    if source.kind == "result":
+        return _param_ref(labels[source.node], result_output(source.key, "json"))
+    if source.kind == "collect":
+        return _param_ref(labels[source.node], result_output(source.key, "item"))
     if source.kind == "item":
         return "{{item}}"
     raise CompileError(f"cannot pass a {source.kind} input to an Argo task")
@@ -178,16 +204,45 @@ def _artifact_ref(task: str, key: str) -> str:
     return f"{{{{tasks.{task}.outputs.artifacts.{param_name(key)}}}}}"
 
 
-def _param_ref(task: str, key: str) -> str:
-    return f"{{{{tasks.{task}.outputs.parameters.{param_name(key)}}}}}"
+def _param_ref(task: str, name: str) -> str:
+    return f"{{{{tasks.{task}.outputs.parameters.{param_name(name)}}}}}"
 
 
-def build_task(st: StepPlan, labels: dict[str, str]) -> Any:
-    """Build a ``DAGTask``: arguments, dependencies, condition and fan-out of one step."""
+def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, list[Any]]:
+    """Return the task's ``depends`` and the conditions of skippable collected fan-outs.
+
+    See the module docstring; the conditions are those of a collected mapped step's blocks
+    that the consumer is not inside (its ``when`` adds them, so a fan-out skipped by its
+    condition, not by an empty list, skips the consumer too).
+    """
+    parts: list[str] = []
+    extra: list[Any] = []
+    own = {b.index for b in node.blocks}
+    for up in dag.upstream(node.name):
+        kinds = {e.kind for e in dag.edges_between(up, node.name)}
+        task = labels[up]
+        if kinds == {"order"}:
+            parts.append(f"({task}.Succeeded || {task}.Skipped || {task}.Omitted)")
+        elif kinds <= {"collect", "order"}:
+            parts.append(f"({task}.Succeeded || {task}.Skipped)")
+            extra += [b.condition for b in dag.node(up).blocks if b.index not in own]
+        else:
+            parts.append(f"{task}.Succeeded")
+    return " && ".join(parts), extra
+
+
+def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> Any:
+    """Build a ``DAGTask``: arguments, depends, condition and fan-out of one step."""
     m = _models()
     node = st.node
     params = [
         m.Parameter(name=k, value=_ref_value(src, labels)) for k, src in sorted(st.params.items())
+    ]
+    params += [
+        m.Parameter(
+            name=digest_output(k), value=_param_ref(labels[src.node], digest_output(src.key))
+        )
+        for k, src in sorted(st.digest_inputs.items())
     ]
     artifacts = [
         m.Artifact(name=param_name(k), from_=_artifact_ref(labels[src.node], src.key))
@@ -197,49 +252,49 @@ def build_task(st: StepPlan, labels: dict[str, str]) -> Any:
     with_param = with_items = None
     if node.map is not None:
         items = node.map.items
-        if isinstance(items, (list, tuple)):
-            with_items = [m.Item(item) for item in items]
+        if isinstance(items, (list, tuple)):  # each item as its exact JSON text
+            with_items = [m.Item(json.dumps(item)) for item in items]
         else:
-            with_param = _operand(items, labels)
-    deps = sorted(labels[d] for d in st.depends)
+            with_param = _items_ref(items, labels)
+    depends, extra = build_depends(node, dag, labels)
+    conditions = [b.condition for b in node.blocks] + extra
+    types = {name: typ for name, (typ, _d, _r) in plan.params.items()}
+    when = " && ".join(build_when(c, labels, types) for c in conditions)
     return m.DAGTask(
         name=st.label,
         template=st.label,
         arguments=args if (params or artifacts) else None,
-        dependencies=deps or None,
-        when=build_when(node.condition, labels) if node.condition is not None else None,
+        depends=depends or None,
+        when=when or None,
         with_param=with_param,
         with_items=with_items,
     )
 
 
-def _operand(value: Any, labels: dict[str, str]) -> str:
+def _items_ref(items: Any, labels: dict[str, str]) -> str:
+    from ..pipelines.refs import OutputRef
+
+    if isinstance(items, OutputRef):
+        return _param_ref(labels[items.node], result_output(items.key, "items"))
+    return f"{{{{workflow.parameters.{items.name}}}}}"
+
+
+def build_when(cond: Any, labels: dict[str, str], types: dict[str, str]) -> str:
+    """Build a ``when`` expression (govaluate, after Argo substitutes the references)."""
     from ..pipelines.refs import OutputRef, PipelineParam
-
-    if isinstance(value, PipelineParam):
-        return f"{{{{workflow.parameters.{value.name}}}}}"
-    if isinstance(value, OutputRef):
-        return _param_ref(labels[value.node], value.key)
-    raise CompileError(f"cannot use {value!r} as an Argo operand")
-
-
-def build_when(cond: Any, labels: dict[str, str]) -> str:
-    """Build a ``when`` expression (govaluate): strings quoted, and/or as && / ||."""
-    from ..pipelines.refs import Operand
 
     if cond.op in ("and", "or"):
         joiner = " && " if cond.op == "and" else " || "
-        return f"({build_when(cond.left, labels)}{joiner}{build_when(cond.right, labels)})"
-    literal = cond.right if not isinstance(cond.right, Operand) else cond.left
-    quote = isinstance(literal, str)
+        left, right = (build_when(c, labels, types) for c in (cond.left, cond.right))
+        return f"({left}{joiner}{right})"
 
     def side(value: Any) -> str:
-        if isinstance(value, Operand):
-            ref = _operand(value, labels)
-            return f"'{ref}'" if quote else ref
-        if isinstance(value, str):
-            return "'" + value.replace("'", "\\'") + "'"
-        return json.dumps(value)
+        if isinstance(value, OutputRef):  # the producer writes a govaluate literal
+            return _param_ref(labels[value.node], result_output(value.key, "cond"))
+        if isinstance(value, PipelineParam):
+            ref = f"{{{{workflow.parameters.{value.name}}}}}"
+            return f"'{ref}'" if types[value.name] == "str" else ref
+        return govaluate_literal(value)
 
     return f"{side(cond.left)} {cond.op} {side(cond.right)}"
 
@@ -251,6 +306,7 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
     opts = plan.options
     inputs = None
     in_params = [m.Parameter(name=k) for k in sorted(st.params) if not exit_step]
+    in_params += [m.Parameter(name=digest_output(k)) for k in sorted(st.digest_inputs)]
     in_arts = [
         m.Artifact(name=param_name(k), path=slot_path(Slot("in_artifact", k)))
         for k in sorted(st.artifacts_in)
@@ -259,9 +315,19 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
         inputs = m.Inputs(parameters=in_params or None, artifacts=in_arts or None)
     out_params = [
         m.Parameter(
-            name=param_name(k), value_from=m.ValueFrom(path=slot_path(Slot("out_result", k)))
+            name=param_name(name),
+            value_from=m.ValueFrom(
+                path=slot_path(Slot("out_result", name)),
+                default="[]" if use == "item" else None,  # a fan-out over no items
+            ),
         )
-        for k in sorted(st.results)
+        for _key, use, name in st.result_outputs()
+    ]
+    out_params += [
+        m.Parameter(
+            name=param_name(name), value_from=m.ValueFrom(path=slot_path(Slot("out_result", name)))
+        )
+        for _key, name in st.digest_outputs()
     ]
     out_arts = [
         m.Artifact(name=param_name(k), path=slot_path(Slot("out_artifact", k))) for k in st.outputs
@@ -285,19 +351,15 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
         active_deadline_seconds=(
             m.IntOrString(str(int(spec.timeout))) if spec.timeout is not None else None
         ),
-        memoize=build_memoize(plan, st) if _cached(spec, opts) else None,
+        memoize=build_memoize(plan, st) if cached(spec, opts) else None,
         node_selector=dict(sorted(node_selector.items())) if node_selector else None,
     )
-
-
-def _cached(spec: Any, opts: CompileOptions) -> bool:
-    return bool(spec.cache if spec.cache is not None else opts.cache)
 
 
 def build_container(st: StepPlan, exit_step: bool = False) -> Any:
     """Build the ``Container``: image, the entrypoint command, env and resources."""
     m = _models()
-    args = ["".join(render(p, exit_step) for p in parts) for parts in st.args(json_collect=True)]
+    args = ["".join(render(p, exit_step) for p in parts) for parts in st.args("argo")]
     return m.Container(
         image=st.image,
         command=["python", "-m", "mlflowlet.entrypoint"],
@@ -343,20 +405,37 @@ def build_retry(spec: Any) -> Any:
 
 
 def build_memoize(plan: Plan, st: StepPlan) -> Any:
-    """``Memoize`` keyed on the step, its image and its input parameters (a ConfigMap cache).
+    """``Memoize`` keyed on what the container runs with and its input parameters.
 
-    Artifact inputs cannot take part in an Argo memoization key; they are named by the producer
-    task instead, so a cached step reruns only when its parameters change.
+    Argo's cache key must match ``^[a-zA-Z0-9][-a-zA-Z0-9]*$`` after substitution
+    (``workflow/controller/cache/cache.go``), so the key is the step's label, a hash of its
+    image, command line and environment (the run spec: hyper-parameters, fan-out settings) and
+    an expression tag hashing its input parameters' values. Artifact inputs cannot take part:
+    their content is not known to the controller.
     """
+    import hashlib
+
     m = _models()
-    parts = [st.label, st.image, st.handler] + [
-        f"{k}={{{{inputs.parameters.{k}}}}}" for k in sorted(st.params)
-    ]
+    container = build_container(st).model_dump(by_alias=True, exclude_none=True, mode="json")
+    static = hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
+    key = f"{st.label}-{static}"
+    names = [param_name(k) for k in sorted(st.params)]
+    names += [digest_output(k) for k in sorted(st.digest_inputs)]  # the input artifacts' bytes
+    if names:
+        values = ", ".join(f"inputs.parameters.{n}" for n in names)
+        key += f"-{{{{=sprig.sha256sum(toJson([{values}]))}}}}"
     return m.Memoize(
-        key="/".join(parts),
+        key=key,
         max_age=CACHE_MAX_AGE,
-        cache=m.Cache(config_map=m.LocalObjectReference(name=f"mlflowlet-cache-{plan.label}"[:63])),
+        cache=m.Cache(config_map=m.LocalObjectReference(name=cache_name(plan.label))),
     )
+
+
+def cache_name(label: str) -> str:
+    """Return the cache ConfigMap's name: a DNS-1123 name of at most 63 characters."""
+    from ._naming import dns1123
+
+    return dns1123(f"mlflowlet-cache-{label}")
 
 
 def _argo3_cache(doc: dict[str, Any]) -> None:

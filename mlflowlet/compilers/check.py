@@ -1,12 +1,16 @@
 """Check a compiled workflow locally: run its containers as subprocesses, compare with a local run.
 
-:func:`check` compiles the pipeline, executes the compiled document's container commands in
-dependency order (``_local_argo`` interprets Argo YAML; ``_local_kfp`` drives ``kfp.local``
-with its container launch replaced by a subprocess), with a temporary directory standing in
-for the artifact repository, then runs the same pipeline directly (``pipe.run``) and compares:
-step states, results, artifact keys, and the lineage shape - which output of which step (and
-iteration) fed which parameter of which step, with the sha256 of every artifact passed.
-This proves the generated commands, parameters and paths actually run the same code.
+:func:`check` compiles the pipeline, validates the document (every DAG edge a dependency,
+every reference resolvable, cache keys valid), executes its container commands as the engine
+would (``_local_argo`` interprets Argo YAML by the controller's rules; ``_local_kfp`` drives
+``kfp.local`` with its container launch replaced by a subprocess and the backend's rules on
+top), with a temporary directory standing in for the artifact repository, then runs the same
+pipeline directly (``pipe.run``) and compares (see :mod:`._compare`): step states, results
+(types included), artifacts (keys and bytes), attempts (retries), printed output, the
+lineage shape - which output of which step (and iteration) fed which parameter of which
+step, with the sha256 of every artifact passed - and that every step started after the
+steps it depends on finished. What a real controller does that cannot be reproduced here
+(caching, back-off delays, fail-fast timing) is listed in ``unverified``, never passed over.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._compare import Comparison, file_digest
 from ._naming import kfp_name, param_name
 from ._runs import PodRun
 
-__all__ = ["CheckReport", "check", "local_shape", "run_compiled"]
+__all__ = ["CheckReport", "CheckSession", "check", "compare", "local_shape", "run_compiled"]
 
 
 @dataclass
@@ -36,6 +42,10 @@ class CheckReport:
         lineage: the compiled run's lineage shape (sorted tuples, see :func:`local_shape`).
         local_lineage: the local run's lineage shape.
         differences: one line per difference; empty when the runs agree.
+        unverified: what a real controller would do that the local run cannot reproduce.
+        messages: task name to why the engine failed it without running it (a ``when`` or
+            ``withParam`` it cannot evaluate, a reference that does not resolve).
+        seconds: how long the compiled run took here.
     """
 
     target: str
@@ -45,19 +55,31 @@ class CheckReport:
     lineage: list[tuple[Any, ...]] = field(default_factory=list)
     local_lineage: list[tuple[Any, ...]] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    messages: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        """True when the compiled and the local run agree."""
+        """True when the compiled and the local run agree (in everything checked here)."""
         return not self.differences
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing the workflow asks of a real controller went unverified."""
+        return not self.unverified
 
     def summary(self) -> str:
         """Return a few lines for the command line."""
+        verdict = "matches the local run" if self.ok else "differs from the local run"
+        if self.ok and not self.complete:
+            verdict += f" in what could be run here ({len(self.unverified)} thing(s) not)"
         head = (
-            f"{self.target}: {len(self.pods)} container run(s), workflow {self.status}; "
-            f"{'matches the local run' if self.ok else 'differs from the local run'}"
+            f"{self.target}: {len(self.pods)} container run(s), workflow {self.status}; {verdict}"
         )
-        return "\n".join([head, *(f"  - {d}" for d in self.differences)])
+        lines = [head, *(f"  - {d}" for d in self.differences)]
+        lines += [f"  (not reproduced here: {u})" for u in self.unverified]
+        return "\n".join(lines)
 
 
 def _pythonpath(pipe: Any) -> list[str]:
@@ -79,6 +101,25 @@ def _pythonpath(pipe: Any) -> list[str]:
     return roots
 
 
+def make_runner(
+    doc: dict[str, Any],
+    target: str,
+    workdir: str,
+    params: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    secrets: dict[str, dict[str, str]] | None = None,
+    timeout: float = 300.0,
+) -> Any:
+    """Return the local runner of a compiled document (``run()`` it, then read it)."""
+    if target == "argo":
+        from ._local_argo import ArgoLocalRunner
+
+        return ArgoLocalRunner(doc, workdir, params, env, secrets, timeout)
+    from ._local_kfp import KFPLocalRunner
+
+    return KFPLocalRunner(doc, workdir, params, env, secrets, timeout)
+
+
 def run_compiled(
     doc: dict[str, Any],
     target: str,
@@ -93,14 +134,7 @@ def run_compiled(
     Returns:
         ``(status, pods, states, lineage shape)``.
     """
-    if target == "argo":
-        from ._local_argo import ArgoLocalRunner
-
-        runner: Any = ArgoLocalRunner(doc, workdir, params, env, secrets, timeout)
-    else:
-        from ._local_kfp import KFPLocalRunner
-
-        runner = KFPLocalRunner(doc, workdir, params, env, secrets, timeout)
+    runner = make_runner(doc, target, workdir, params, env, secrets, timeout)
     status = runner.run()
     return status, runner.pods, runner.states(), runner.shape()
 
@@ -111,22 +145,10 @@ def local_shape(run: Any) -> list[tuple[Any, ...]]:
     Sorted ``(producer step, producer iteration, output, consumer step, parameter, sha256 or
     '')`` rows, one per data edge (and item).
     """
-    from ..datastore import get_dataitem
-    from ._runs import digest as _digest
-
     names = {r.uid: name for name, r in run.steps.items()}
     rows = set()
     for row in run.lineage():
-        sha = ""
-        if row.get("artifact_uri"):
-            uri = row["artifact_uri"]
-            local = uri[len("file://") :] if uri.startswith("file://") else uri
-            if os.path.isfile(local):
-                sha = _digest(local)
-            else:
-                import hashlib
-
-                sha = hashlib.sha256(get_dataitem(uri).get()).hexdigest()
+        sha = file_digest(row["artifact_uri"]) if row.get("artifact_uri") else ""
         rows.add(
             (
                 names.get(row["producer_uid"], row["producer_uid"]),
@@ -141,69 +163,40 @@ def local_shape(run: Any) -> list[tuple[Any, ...]]:
 
 
 def _canonical(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Spell output keys one way: Argo keeps ``model-txt``, KFP ``model_txt``, ``return_``."""
-    return sorted((*r[:2], kfp_name(param_name(r[2])), *r[3:]) for r in rows)
+    """Spell output keys one way (Argo ``model-txt``, KFP ``model_txt`` / ``return_``).
+
+    A map's ``KEY__items`` output is the result ``KEY``, as is KFP's ``KEY__out`` (an output
+    renamed because an input has its name).
+    """
+    return sorted((*r[:2], kfp_name(_strip(param_name(r[2]))), *r[3:]) for r in rows)
 
 
-def _local_items(run: Any, name: str) -> list[dict[str, Any]]:
-    step = run.steps[name]
-    found = run._db.list_runs(uid=step.uid, iter=True, sort=False)
-    items = sorted(
-        (r for r in found if r["metadata"].get("iteration", 0) > 0),
-        key=lambda r: r["metadata"]["iteration"],
-    )
-    return [r.get("status", {}).get("results", {}) for r in items]
+def _strip(name: str) -> str:
+    for suffix in ("__items", "__if", "__out"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def compare(
     local: Any,
     report: CheckReport,
-    mapped: set[str],
+    dag: Any,
+    compiled_db: Any,
     ignore_results: dict[str, list[str]] | None = None,
 ) -> list[str]:
-    """Return the differences between a local ``PipelineRun`` and a compiled check."""
-    out: list[str] = []
-    ignore = ignore_results or {}
-    entries = local.run.status.steps
-    for name in sorted(set(entries) | set(report.states)):
-        want = (entries.get(name) or {}).get("state", "missing")
-        got = report.states.get(name, "missing")
-        if want != got:
-            out.append(f"step {name!r}: local run {want}, compiled run {got}")
-    pods: dict[str, list[PodRun]] = {}
-    for pod in report.pods:
-        pods.setdefault(pod.node, []).append(pod)
-    for name, group in sorted(pods.items()):
-        if name not in local.steps or report.states.get(name) != "completed":
-            continue
-        drop = set(ignore.get(name, []))
-        if name in mapped:
-            want_items = [
-                {k: v for k, v in r.items() if k not in drop} for r in _local_items(local, name)
-            ]
-            got_items = [
-                {k: v for k, v in p.results.items() if k not in drop}
-                for p in sorted(group, key=lambda p: p.iteration)
-            ]
-            if want_items != got_items:
-                out.append(f"step {name!r}: item results {got_items} != local {want_items}")
-            continue
-        step = local.steps[name]
-        want_results = {k: v for k, v in step.status.results.items() if k not in drop}
-        got_results = {k: v for k, v in group[-1].results.items() if k not in drop}
-        if want_results != got_results:
-            out.append(f"step {name!r}: results {got_results} != local {want_results}")
-        want_keys = sorted(a.get("key") for a in step.status.artifacts)
-        got_keys = sorted(
-            a.get("key") for a in (group[-1].run or {}).get("status", {}).get("artifacts", [])
-        )
-        if want_keys != got_keys:
-            out.append(f"step {name!r}: artifacts {got_keys} != local {want_keys}")
-    if report.lineage != report.local_lineage:
-        extra = sorted(set(report.lineage) - set(report.local_lineage))
-        missing = sorted(set(report.local_lineage) - set(report.lineage))
-        out.append(f"lineage differs: only compiled {extra}, only local {missing}")
-    return out
+    """Return the differences between a local ``PipelineRun`` and a compiled check run."""
+    return Comparison(local, report, dag, compiled_db, ignore_results).differences()
+
+
+def _problems(doc: dict[str, Any], target: str, dag: Any) -> list[str]:
+    from ._validate import validate_argo, validate_kfp
+
+    if target == "argo":
+        found = validate_argo(doc, dag)
+    else:
+        found = validate_kfp(doc.get("pipeline_spec", doc), dag)
+    return [f"compiled workflow: {p}" for p in found]
 
 
 def check(
@@ -235,36 +228,89 @@ def check(
     Returns:
         A :class:`CheckReport` (``ok`` when both runs agree).
     """
-    from ..db import get_run_db
     from . import compile as compile_pipeline
 
     doc = compile_pipeline(pipe, target=target, image=image, **options)
-    own = tempfile.TemporaryDirectory(prefix="mlflowlet-check-") if workdir is None else None
-    root = own.name if own is not None else str(workdir)
-    try:
-        os.makedirs(root, exist_ok=True)
-        dbdir = os.path.join(root, "rundb")
-        env = {
-            "MLFLOWLET_DBPATH": dbdir,
-            "PYTHONPATH": os.pathsep.join(
-                [*_pythonpath(pipe), *filter(None, [os.environ.get("PYTHONPATH")])]
-            ),
-        }
-        status, pods, states, shape = run_compiled(
-            doc, target, os.path.join(root, target), params, env, secret_values, timeout
-        )
-        report = CheckReport(target, status, pods, states, _canonical(shape))
-        db = get_run_db(os.path.join(root, "local-db"), cached=False)
+    with CheckSession(pipe, doc, target, params, secret_values, workdir, timeout) as session:
+        session.report.differences = session.differences(ignore_results)
+        return session.report
+
+
+class CheckSession:
+    """One check, open: the compiled run and the local run done, their run DBs still open.
+
+    :func:`check` uses it as a context manager; tests use it to alter the compiled run's record
+    before comparing (:meth:`differences`), proving each comparison catches what it should.
+
+    Attributes:
+        report: the compiled run (no differences yet).
+        local: the local ``PipelineRun``.
+        compiled_db: the run DB the compiled run's containers recorded into.
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        doc: dict[str, Any],
+        target: str,
+        params: dict[str, Any] | None = None,
+        secret_values: dict[str, dict[str, str]] | None = None,
+        workdir: str | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        self.pipe, self.doc, self.target, self.params = pipe, doc, target, dict(params or {})
+        self.secrets, self.timeout = secret_values, timeout
+        self._own = tempfile.TemporaryDirectory(prefix="mlflowlet-check-") if not workdir else None
+        self.root = self._own.name if self._own is not None else str(workdir)
+        self._dbs: list[Any] = []
+
+    def __enter__(self) -> CheckSession:
+        from ..db import get_run_db
+
         try:
-            local = pipe.run(
-                dict(params or {}), db=db, artifact_path=os.path.join(root, "local-artifacts")
-            )
-            report.local_lineage = _canonical(local_shape(local))
-            mapped = {n.name for n in pipe.dag.nodes if n.map is not None}
-            report.differences = compare(local, report, mapped, ignore_results)
-        finally:
-            db.close()  # type: ignore[attr-defined]
+            self.report = self._compiled()
+            self.compiled_db = get_run_db(os.path.join(self.root, "rundb"), cached=False)
+            db = get_run_db(os.path.join(self.root, "local-db"), cached=False)
+            self._dbs = [self.compiled_db, db]
+            self.local = self.pipe.run(self.params, db=db)  # artifacts: per run, under the DB
+            self.report.local_lineage = _canonical(local_shape(self.local))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _compiled(self) -> CheckReport:
+        os.makedirs(self.root, exist_ok=True)
+        paths = [*_pythonpath(self.pipe), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {
+            "MLFLOWLET_DBPATH": os.path.join(self.root, "rundb"),
+            "PYTHONPATH": os.pathsep.join(paths),
+        }
+        started = time.perf_counter()
+        workdir = os.path.join(self.root, self.target)
+        from ._types import engine_arguments
+
+        params = engine_arguments(self.pipe.dag, self.params, self.target)
+        runner = make_runner(
+            self.doc, self.target, workdir, params, env, self.secrets, self.timeout
+        )
+        status = runner.run()
+        report = CheckReport(
+            self.target, status, runner.pods, runner.states(), _canonical(runner.shape())
+        )
+        report.seconds = time.perf_counter() - started
+        report.unverified, report.messages = list(runner.unverified), dict(runner.messages)
         return report
-    finally:
-        if own is not None:
-            own.cleanup()
+
+    def differences(self, ignore_results: dict[str, list[str]] | None = None) -> list[str]:
+        """Return what differs between the compiled and the local run (see :mod:`._compare`)."""
+        return _problems(self.doc, self.target, self.pipe.dag) + compare(
+            self.local, self.report, self.pipe.dag, self.compiled_db, ignore_results
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        for db in self._dbs:
+            db.close()
+        self._dbs = []
+        if self._own is not None:
+            self._own.cleanup()

@@ -127,7 +127,10 @@ def submit(
     host = (host or os.environ.get(env, "")).rstrip("/")
     if not host:
         raise ConfigError(f"submit needs the {target} server: pass host=... or set {env}")
+    from ._types import engine_arguments
+
     doc = compile_pipeline(pipe, target=target, image=image, **options)
+    arguments = engine_arguments(pipe.dag, arguments or {}, target)
     if target == "kfp":
         return _submit_kfp(
             pipe,

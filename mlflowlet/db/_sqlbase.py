@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import NotFoundError
+from ._dead import settle, settle_one, settled_list
 from ._json import dumps, loads
 from ._sql import (
     LABEL_PROBE,
@@ -58,7 +59,7 @@ class SQLRunDB(RunDB):
         self._transact(self._store_run, run, uid, project, iter)
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
-        """Return a run; raises ``NotFoundError`` naming the uid."""
+        """Return a run (see ``RunDB.read_run``; a dead owner's run reads ``error``)."""
         sql, args = "SELECT body FROM runs WHERE uid=? AND iteration=?", [uid, iter]
         if project:
             sql += " AND project=?"
@@ -67,7 +68,12 @@ class SQLRunDB(RunDB):
         if not rows:
             where = f" in project {project!r}" if project else ""
             raise NotFoundError(f"run {uid} (iteration {iter}) not found{where}")
-        return loads(rows[0][0])
+        return settle_one(self, loads(rows[0][0]))
+
+    def resolve_dead_runs(self) -> list[dict[str, Any]]:
+        """See ``RunDB.resolve_dead_runs`` (``db/_dead.py``)."""
+        rows = self._read("SELECT body FROM runs WHERE state=?", ("running",))
+        return list(settle(self, [loads(r[0]) for r in rows]).values())
 
     def _run_where(
         self,
@@ -104,12 +110,13 @@ class SQLRunDB(RunDB):
         from .lists import RunList
 
         where, args = self._run_where(name, uid, project, labels, state, iter, **filters)
+        settled = self.resolve_dead_runs()
         sql = "SELECT body FROM runs" + where
         if sort:
             sql += " ORDER BY start_time DESC, iteration ASC"
         if last:
             sql += f" LIMIT {int(last)}"
-        return RunList(loads(r[0]) for r in self._read(sql, args))
+        return RunList(settled_list(settled, (loads(r[0]) for r in self._read(sql, args)), state))
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given) with its logs and metrics."""

@@ -54,6 +54,28 @@ class RunDB(ABC):
     ) -> Any:
         """Return a ``RunList`` of the runs that match every filter given."""
 
+    def resolve_dead_runs(self) -> list[dict[str, Any]]:
+        """Record ``running`` runs whose process is gone as ``error``; return them.
+
+        Same host: the recorded process (pid and start time) no longer runs; another host: no
+        heartbeat for ``heartbeat_timeout`` seconds. The error reads ``process died (pid N on
+        HOST, last heartbeat T)``; a DB that cannot be written keeps its rows, and the runs are
+        returned resolved all the same. SQL backends do it on open, on ``read_run`` and on
+        ``list_runs`` (see ``_owner.py``); a server client leaves it to the server.
+        """
+        return []
+
+    def check_integrity(self) -> list[str]:
+        """Check the stored data for damage (``mlflowlet doctor``); return the problems found.
+
+        Raises:
+            ConfigError: this backend cannot be checked from here.
+        """
+        raise ConfigError(
+            f"{type(self).__name__} cannot be checked from here; run `mlflowlet doctor` where "
+            "the run DB itself is reachable (the SQLite file or the PostgreSQL URL)"
+        )
+
     @abstractmethod
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (all its iterations unless ``iter`` is given)."""

@@ -45,6 +45,7 @@ CONNECT_TIMEOUT = 10  # seconds to reach the server, unless the URL sets connect
 POOL_SIZE = 8  # connections one PostgresRunDB keeps (the server's threads share them)
 POOL_WAIT = 60  # seconds a caller waits for a free connection
 _RETRIES = 5  # attempts of a transaction that lost a deadlock or serialisation race
+_TABLES = ("runs", "run_labels", "artifacts", "artifact_tags", "metrics", "logs", "lineage")
 _SCHEMA_LOCK = 0x6D6C666C  # advisory lock key ('mlfl') serialising schema creation/migration
 _UPSERT_RUN = (
     f"INSERT INTO runs (project, uid, iteration, {', '.join(RUN_COLUMNS)}, body)"
@@ -213,6 +214,7 @@ class PostgresRunDB(SQLRunDB):
         self._where = _display(self._params)
         self._pool = _Pool(self._connect, pool_size)
         self._ensure_schema()
+        self.resolve_dead_runs()
 
     def __repr__(self) -> str:
         return f"PostgresRunDB({self._where!r})"
@@ -332,6 +334,36 @@ class PostgresRunDB(SQLRunDB):
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.close()
+
+    def check_integrity(self) -> list[str]:
+        """Read every table whole (a damaged page fails the read); check indexes with amcheck.
+
+        ``bt_index_check`` runs on every index of the schema where the ``amcheck`` extension
+        is installed.
+
+        Returns:
+            The problems found (``[]`` when none), each naming the table or index.
+        """
+        problems = []
+        for table in _TABLES:
+            try:
+                self._read(f"SELECT sum(octet_length(t::text)) FROM {table} AS t")  # every row
+            except RunDBError as exc:
+                problems.append(f"table {table}: {exc}")
+        if self._read("SELECT 1 FROM pg_extension WHERE extname='amcheck'"):
+            indexes = self._read(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid=i.indexrelid"
+                " JOIN pg_class t ON t.oid=i.indrelid JOIN pg_am a ON a.oid=c.relam"
+                " WHERE t.relname IN (" + ",".join("?" * len(_TABLES)) + ") AND a.amname='btree'"
+                " AND t.relnamespace=current_schema()::regnamespace",
+                _TABLES,
+            )
+            for (index,) in indexes:
+                try:
+                    self._read("SELECT bt_index_check(?::regclass)", (index,))
+                except RunDBError as exc:
+                    problems.append(f"index {index}: {exc}")
+        return problems
 
     # runs -----------------------------------------------------------------------------------
     @staticmethod

@@ -38,7 +38,7 @@ from ._sql import (
 )
 from ._sqlbase import SQLRunDB
 
-__all__ = ["SCHEMA_VERSION", "SQLiteRunDB"]
+__all__ = ["SCHEMA_VERSION", "SQLiteRunDB", "check_sqlite_file"]
 
 # Every open SQLiteRunDB of this process, so a fork can wait for their transactions (see below).
 _live: weakref.WeakSet[SQLiteRunDB] = weakref.WeakSet()
@@ -57,11 +57,13 @@ class SQLiteRunDB(SQLRunDB):
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
+        self._damaged = ""  # why writes are refused (damaged pages, a read-only filesystem)
         self._lock = threading.RLock()
         with _live_lock:
             _live.add(self)
         with self._lock:
             self._conn = self._open()
+        self.resolve_dead_runs()
 
     def __repr__(self) -> str:
         return f"SQLiteRunDB({self.path!r})"
@@ -79,6 +81,7 @@ class SQLiteRunDB(SQLRunDB):
     # connection -----------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._damaged = damage_found(self.path)
         try:
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -89,9 +92,33 @@ class SQLiteRunDB(SQLRunDB):
             conn.execute("PRAGMA busy_timeout=30000")
             version = self._ensure_schema(conn)
         except sqlite3.DatabaseError as exc:
-            raise RunDBError(self._explain(exc)) from None
+            if not (_code(exc) in (_CANTOPEN, _READONLY) and _on_read_only_fs(self.path)):
+                raise RunDBError(self._explain(exc)) from None
+            conn, version = self._open_read_only(exc)
         check_version(version, self.path)
         return conn
+
+    def _open_read_only(self, exc: sqlite3.Error) -> tuple[sqlite3.Connection, int]:
+        """Open a DB on a read-only filesystem for reading (nothing can change it there)."""
+        from urllib.parse import quote
+
+        self._damaged = self._damaged or explain_sqlite(
+            self.path,
+            sqlite3.OperationalError(
+                "attempt to write a readonly database: the filesystem is mounted read-only"
+            ),
+        )
+        try:  # WAL mode needs a writable -shm file; 'immutable' reads without one
+            conn = sqlite3.connect(
+                f"file:{quote(self.path)}?immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            version = stored_version(conn, SQLITE)
+        except sqlite3.DatabaseError:
+            raise RunDBError(self._explain(exc)) from None
+        return conn, version or 0
 
     @staticmethod
     def _ensure_schema(conn: sqlite3.Connection) -> int:
@@ -108,22 +135,17 @@ class SQLiteRunDB(SQLRunDB):
         return version
 
     def _explain(self, exc: sqlite3.Error) -> str:
-        text = str(exc)
-        if "not a database" in text:
-            return (
-                f"{self.path} is not an SQLite run DB ({text}); point MLFLOWLET_DBPATH "
-                "(or get_run_db) at another file or directory"
-            )
-        if "readonly" in text or "read-only" in text or "unable to open" in text:
-            return (
-                f"run DB {self.path} cannot be written ({text}); make it writable or point "
-                "MLFLOWLET_DBPATH at a writable directory"
-            )
-        return f"run DB {self.path}: {text}"
+        message = explain_sqlite(self.path, exc)
+        if _code(exc) == _CORRUPT:  # never write to it again (see _write), nor may others
+            self._damaged = message
+            mark_damaged(self.path, message)
+        return message
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._damaged:
+                raise RunDBError(self._damaged)
             conn = self._conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -133,10 +155,10 @@ class SQLiteRunDB(SQLRunDB):
                 yield conn
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)  # SQLite has already rolled back after a full disk or I/O error
                 raise RunDBError(self._explain(exc)) from None
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
     def _transact(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -154,6 +176,10 @@ class SQLiteRunDB(SQLRunDB):
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+    def check_integrity(self) -> list[str]:
+        """Run SQLite's ``PRAGMA quick_check`` on the file; return the problems (none: ``[]``)."""
+        return check_sqlite_file(self.path)
 
     # runs -----------------------------------------------------------------------------------
     @staticmethod
@@ -193,6 +219,134 @@ class SQLiteRunDB(SQLRunDB):
                 conn.execute("SELECT key, value FROM run_labels WHERE run_id=?", (run_id,))
             )
         write_labels(conn, run_id, labels, old_labels)
+
+
+# errors -----------------------------------------------------------------------------------------
+DAMAGED_SUFFIX = ".damaged"  # beside the DB file: written when damage is found
+_CORRUPT, _NOTADB, _FULL, _READONLY, _CANTOPEN, _IOERR = 11, 26, 13, 8, 14, 10
+_CAUSES = {
+    _FULL: "the disk is full",
+    _READONLY: "it is read-only",
+    _CANTOPEN: "the file cannot be opened",
+    _IOERR: "a disk I/O error",
+}
+
+
+def _code(exc: sqlite3.Error) -> int:
+    """Return the primary SQLite result code of ``exc`` (0 when unknown)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # errors raised before a statement ran carry only their text
+        text = str(exc)
+        for needle, found in (
+            ("malformed", _CORRUPT),
+            ("not a database", _NOTADB),
+            ("disk is full", _FULL),
+            ("readonly", _READONLY),
+            ("unable to open", _CANTOPEN),
+            ("disk I/O", _IOERR),
+        ):
+            if needle in text:
+                return found
+        return 0
+    return code & 0xFF
+
+
+def explain_sqlite(path: str, exc: sqlite3.Error) -> str:
+    """Return one line naming the file, the cause and what to do about it."""
+    text, code = str(exc), _code(exc)
+    if code == _NOTADB:
+        return (
+            f"{path} is not an SQLite run DB ({text}); point MLFLOWLET_DBPATH (or get_run_db) "
+            "at another file or directory, or run `mlflowlet doctor` on it"
+        )
+    if code == _CORRUPT:
+        return (
+            f"run DB {path} is damaged ({text}); nothing more is written to it: run "
+            f"`mlflowlet doctor --db {path}` and restore it from a backup"
+        )
+    if code in _CAUSES:
+        return (
+            f"run DB {path} cannot be written: {_CAUSES[code]} ({text}); free space or make "
+            f"{os.path.dirname(path)} writable, or point MLFLOWLET_DBPATH elsewhere; what was "
+            "committed before is intact"
+        )
+    return f"run DB {path}: {text}"
+
+
+def _on_read_only_fs(path: str) -> bool:
+    try:
+        return bool(os.statvfs(os.path.dirname(path)).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:  # the transaction went with the error
+            pass
+
+
+def damage_found(path: str) -> str:
+    """Return the damage recorded for the DB at ``path`` (its ``.damaged`` marker), else ``''``."""
+    try:
+        with open(path + DAMAGED_SUFFIX) as fh:
+            return fh.readline().strip() or f"run DB {path} is damaged"
+    except OSError:
+        return ""
+
+
+def mark_damaged(path: str, message: str) -> None:
+    """Record that the DB at ``path`` is damaged, so every process refuses to write to it.
+
+    ``mlflowlet doctor`` removes the marker once ``quick_check`` finds the file sound again.
+    """
+    try:
+        with open(path + DAMAGED_SUFFIX, "w") as fh:
+            fh.write(message + "\n")
+    except OSError:  # a read-only directory: this process still refuses (see _write)
+        pass
+
+
+def check_sqlite_file(path: str) -> list[str]:
+    """Run ``PRAGMA quick_check`` on the SQLite file at ``path`` (opened read-only).
+
+    A damaged file gets a ``.damaged`` marker beside it (every process then refuses to write
+    to it); a sound one loses its marker.
+
+    Returns:
+        The problems found (``[]`` when the file is sound), each naming the file.
+    """
+    problems = _quick_check(path)
+    if problems and os.path.isfile(path):
+        mark_damaged(path, problems[0])
+    elif not problems:
+        try:
+            os.remove(path + DAMAGED_SUFFIX)
+        except OSError:
+            pass
+    return problems
+
+
+def _quick_check(path: str) -> list[str]:
+    from urllib.parse import quote
+
+    if not os.path.isfile(path):
+        return [f"no run DB at {path}"]
+    try:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        return [explain_sqlite(path, exc)]
+    try:
+        rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    except sqlite3.Error as exc:
+        return [explain_sqlite(path, exc)]
+    finally:
+        conn.close()
+    if rows == ["ok"]:
+        return []
+    return [f"run DB {path} is damaged: {row}" for row in rows]
 
 
 # SQLite keeps its file-lock bookkeeping per process, in C (one record per open file, shared by

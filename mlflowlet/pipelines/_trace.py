@@ -7,6 +7,7 @@ being traced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -16,10 +17,11 @@ from typing import Any
 
 from .._coerce import EMPTY, coerce, json_value
 from ..errors import ParameterError, PipelineError
-from .refs import Collected, Condition, Operand, OutputRef, PipelineParam
+from .refs import Collected, Condition, ConditionBlock, Operand, OutputRef, PipelineParam
 
 _tracer: ContextVar[Tracer | None] = ContextVar("mlflowlet_pipeline_tracer", default=None)
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_CONTEXTLIB = contextlib.__file__
 
 
 def current_tracer() -> Tracer | None:
@@ -29,7 +31,9 @@ def current_tracer() -> Tracer | None:
 
 def _call_site() -> str:
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_HERE):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_HERE) or frame.f_code.co_filename == _CONTEXTLIB
+    ):  # `with condition(...)` enters through contextlib
         frame = frame.f_back
     return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
 
@@ -112,8 +116,22 @@ class Tracer:
         self.nodes: list[Any] = []
         self.names: set[str] = set()
         self.counts: dict[str, int] = {}
-        self.conditions: list[Condition] = []
+        self.blocks: list[ConditionBlock] = []  # the open `with condition(...)` blocks
+        self.block_count = 0
         self.closed = False
+
+    def open_block(self, expr: Condition, site: str) -> ConditionBlock:
+        """Open a ``with condition(expr)`` block (its operands must belong to this pipeline)."""
+        for operand in expr.operands():
+            self._check_operand(operand, site, "condition")
+        block = ConditionBlock(self.block_count, expr, site)
+        self.block_count += 1
+        self.blocks.append(block)
+        return block
+
+    def close_block(self) -> None:
+        """Close the innermost open block."""
+        self.blocks.pop()
 
     def unique(self, base: str) -> str:
         """Return ``base``, or ``base-2``, ``base-3``... when taken."""
@@ -157,11 +175,8 @@ class Tracer:
                 f"pass them in the call, e.g. {spec.name}({missing[0]}=...)"
             )
         cond = None
-        for c in self.conditions:
-            cond = c if cond is None else Condition("and", cond, c)
-        if cond is not None:
-            for operand in cond.operands():
-                self._check_operand(operand, site, "condition")
+        for block in self.blocks:
+            cond = block.condition if cond is None else Condition("and", cond, block.condition)
         node = Node(
             self.unique(spec.name),
             st,
@@ -171,6 +186,7 @@ class Tracer:
             map=MapSpec(items, item_param or "", parallel) if mapping else None,
             call_site=site,
             index=len(self.nodes),
+            blocks=tuple(self.blocks),
         )
         self.nodes.append(node)
         return NodeHandle(self, node)
@@ -215,7 +231,15 @@ class Tracer:
             raise PipelineError(f"{site}: {key} gets a condition; use `with condition(...)`")
         if isinstance(value, (Operand, Collected)):
             self._check_operand(value, site, f"parameter {key!r} of step {step_name!r}")
+            if param is not None and param.dataitem:
+                _check_dataitem_ref(value, site, step_name, key)
             return value
+        if param is not None and param.dataitem:
+            raise PipelineError(
+                f"{site}: parameter {key!r} of step {step_name!r} is a DataItem (an artifact "
+                f"input) but gets the literal {value!r:.60}; pass an upstream artifact "
+                "(node.outputs['key']), or type the parameter str and open the URL in the step"
+            )
         _check_nested(value, site, key)
         try:
             json.dumps(value)
@@ -283,6 +307,14 @@ class Tracer:
             self._check_operand(items, site, "map items")
         elif isinstance(items, PipelineParam):
             self._check_operand(items, site, "map items")
+            base = items.type.split("[", 1)[0].strip().lower()
+            if base not in ("list", "tuple", "sequence") and not (
+                base in ("", "any") and isinstance(items.default, (list, tuple))
+            ):
+                raise PipelineError(
+                    f"{site}: map items {items!r} is declared {items.type or 'without a type'}"
+                    f"; a map needs a list: declare it list[...] (e.g. {items.name}: list[str])"
+                )
         elif not isinstance(items, (list, tuple)):
             raise PipelineError(
                 f"{site}: map items must be a list (or a reference to one), "
@@ -291,6 +323,19 @@ class Tracer:
         else:
             _check_nested(items, site, "items")
         return True
+
+
+def _check_dataitem_ref(value: Any, site: str, step_name: str, key: str) -> None:
+    """Refuse a result or pipeline parameter for a ``DataItem`` parameter (artifacts only)."""
+    ref = value.ref if isinstance(value, Collected) else value
+    if isinstance(ref, OutputRef) and ref.kind == "artifact":
+        return
+    what = "pipeline parameter" if isinstance(ref, PipelineParam) else "result (a value)"
+    raise PipelineError(
+        f"{site}: parameter {key!r} of step {step_name!r} is a DataItem (an artifact input) but "
+        f"gets {value!r}, a {what}; pass an artifact (node.outputs['key']) or retype the "
+        "parameter to take the value"
+    )
 
 
 def _check_nested(value: Any, site: str, key: str) -> None:

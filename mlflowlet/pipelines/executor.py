@@ -246,9 +246,13 @@ class LocalExecutor:
                 self._record(node, "skipped", f"condition {node.condition} is false")
                 return None
             params, inputs, hashes, rows = self.inputs.resolve(node)
-            iterate = self._iterate(node, params)
         except PipelineError as exc:
             self._record(node, "error", str(exc))
+            return None
+        try:
+            iterate = self._iterate(node, params)
+        except PipelineError as exc:  # it read its items (lineage), which are no list
+            self._record(node, "error", str(exc), rows)
             return None
         labels = {"pipeline": self.pipe.name, "pipeline_uid": self.run.uid, "step": node.name}
         key = _cache.cache_key(
@@ -369,8 +373,10 @@ class LocalExecutor:
             self.lineage.append({**row, "consumer_uid": run.uid, "time": stamp})
         self._flush(False)
 
-    def _record(self, node: Any, state: str, reason: str) -> None:
-        """Record a step that does not run (skipped, or failed on its inputs)."""
+    def _record(
+        self, node: Any, state: str, reason: str, rows: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Record a step that does not run (skipped, or failed on its inputs ``rows``)."""
         run = RunObject()
         meta = run.metadata
         meta.uid, meta.name, meta.project = new_uid(), node.name, self.project
@@ -389,7 +395,7 @@ class LocalExecutor:
         if state == "error":
             run.status.error = reason
         self.hits.append(run.to_dict())  # written with the next batch (one transaction for all)
-        self._finish(node, run, None)
+        self._finish(node, run, rows)
 
     def _run_exit(self, node: Any, state: str) -> None:
         labels = {

@@ -94,6 +94,9 @@ class Node:
         map: the fan-out, or None.
         exit_handler: True for the ``on_exit`` step.
         call_site: ``'file:line'`` of the call in the pipeline function.
+        blocks: the enclosing ``with condition(...)`` blocks
+            (:class:`~mlflowlet.pipelines.refs.ConditionBlock`), outermost first; ``condition``
+            is their conjunction.
     """
 
     __slots__ = (
@@ -108,6 +111,7 @@ class Node:
         "exit_handler",
         "call_site",
         "index",
+        "blocks",
     )
 
     def __init__(
@@ -122,12 +126,14 @@ class Node:
         exit_handler: bool = False,
         call_site: str = "",
         index: int = 0,
+        blocks: tuple[Any, ...] = (),
     ) -> None:
         self.name, self.step, self.spec = name, step, step.spec
         self.arguments = arguments
         self.after: tuple[str, ...] = ()
         self.condition, self.hyper, self.map = condition, hyper, map
         self.exit_handler, self.call_site, self.index = exit_handler, call_site, index
+        self.blocks = blocks
 
     @property
     def handler(self) -> str:
@@ -153,6 +159,7 @@ class Node:
             "arguments": {k: describe_value(v) for k, v in self.arguments.items()},
             "after": list(self.after),
             "condition": self.condition.describe() if self.condition is not None else None,
+            "condition_blocks": [b.index for b in self.blocks],
             "hyper": self.hyper.describe() if self.hyper is not None else None,
             "map": self.map.describe() if self.map is not None else None,
             "exit_handler": self.exit_handler,

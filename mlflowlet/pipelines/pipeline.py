@@ -96,10 +96,16 @@ class Pipeline:
         tracer = Tracer(self)
         token = _tracer.set(tracer)
         try:
-            self.fn(**{p.name: p for p in self.params})
+            returned = self.fn(**{p.name: p for p in self.params})
         finally:
             _tracer.reset(token)
             tracer.closed = True
+        if returned is not None:
+            raise PipelineError(
+                f"@pipeline {self.fn.__qualname__} ({where(self.fn)}) returns {returned!r:.80}; "
+                "a pipeline's return value is not supported yet and would be dropped: remove "
+                "the return (log the value as a result of a step instead)"
+            )
         exit_node = None
         if self.on_exit is not None:
             exit_node = Node(

@@ -38,6 +38,17 @@ _NO_BOOL = (
     "{what} has no value while the pipeline is traced; use `with condition({what} ...):` "
     "around the steps to run conditionally instead of `if`"
 )
+_NO_TEXT = (
+    "{site}: {what} is a reference to a value that exists only when the pipeline runs; "
+    "formatting it into a string (f-string, format(), str(), +) gives no value and no edge. "
+    "Pass the reference itself to a step parameter and build the string inside the step"
+)
+
+
+def _no_text(what: Any) -> PipelineError:
+    from ._trace import _call_site
+
+    return PipelineError(_NO_TEXT.format(site=_call_site(), what=repr(what)))
 
 
 class Operand:
@@ -80,6 +91,18 @@ class Operand:
             f"{self!r} cannot be iterated while the pipeline is traced; fan out over it with "
             "step.map(items=..., item_param=...)"
         )
+
+    def __str__(self) -> str:
+        raise _no_text(self)
+
+    def __format__(self, spec: str) -> str:
+        raise _no_text(self)
+
+    def __add__(self, other: Any) -> Any:
+        raise _no_text(self)
+
+    def __radd__(self, other: Any) -> Any:
+        raise _no_text(self)
 
 
 class PipelineParam(Operand):
@@ -162,6 +185,12 @@ class Collected:
 
     def __bool__(self) -> bool:
         raise PipelineError(_NO_BOOL.format(what=repr(self)))
+
+    def __str__(self) -> str:
+        raise _no_text(self)
+
+    def __format__(self, spec: str) -> str:
+        raise _no_text(self)
 
     def __repr__(self) -> str:
         return f"collect({self.ref!r})"
@@ -299,13 +328,32 @@ def describe_value(value: Any) -> dict[str, Any]:
     return {"kind": "value", "value": value}
 
 
+class ConditionBlock:
+    """One ``with condition(...)`` block of a traced pipeline (a KFP condition group).
+
+    Attributes:
+        index: the block's number in the pipeline (trace order, from 0).
+        condition: the block's own condition (without the enclosing blocks').
+        site: ``'file:line'`` of the ``with`` statement.
+    """
+
+    __slots__ = ("index", "condition", "site")
+
+    def __init__(self, index: int, condition: Condition, site: str) -> None:
+        self.index, self.condition, self.site = index, condition, site
+
+    def __repr__(self) -> str:
+        return f"<ConditionBlock {self.index} {self.condition} at {self.site}>"
+
+
 @contextmanager
 def condition(expr: Condition) -> Iterator[Condition]:
     """Run the steps created inside the ``with`` block only when ``expr`` holds at run time.
 
     ``expr`` compares results and pipeline parameters (``==, !=, <, <=, >, >=``), combined with
     ``&`` and ``|`` (parenthesise each comparison). Nested blocks must all hold. Steps whose
-    condition is false are recorded as ``skipped``.
+    condition is false are recorded as ``skipped``. Each block compiles to one condition group
+    (KFP ``dsl.If``; nested blocks nest), so steps inside a block may depend on each other.
 
     Example::
 
@@ -324,8 +372,10 @@ def condition(expr: Condition) -> Iterator[Condition]:
         raise PipelineError(
             f"condition() takes a comparison such as node.results['accuracy'] >= 0.9, got {expr!r}"
         )
-    tracer.conditions.append(expr)
+    from ._trace import _call_site
+
+    tracer.open_block(expr, _call_site())
     try:
         yield expr
     finally:
-        tracer.conditions.pop()
+        tracer.close_block()

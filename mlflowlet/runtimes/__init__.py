@@ -123,24 +123,40 @@ new_function = new_runner
 
 
 def abort_run(run: Any, db: Any = None, **options: Any) -> Any:
-    """Abort ``run`` through the runtime kind that runs it (its ``kind`` label).
+    """Abort ``run`` where it runs, as the run DB knows it; see ``RunObject.abort``.
 
-    See ``RunObject.abort``.
+    Kubernetes kinds (``job``, ``mpijob``, ``spark``) delete the workload. A run in a process
+    (local, subprocess, a tracked script) is signalled on its host (SIGINT) and ends ``aborted``
+    there; elsewhere, or with its process gone, it is marked ``aborted`` (``timeout=`` bounds the
+    wait for a signalled process, default 10 s).
+
+    Raises:
+        ConfigError: the run already ended.
+        NotFoundError: the DB does not know the run.
     """
     from ..errors import ConfigError
-    from ..model import TERMINAL_STATES
+    from ..model import TERMINAL_STATES, RunObject
 
-    kind = run.metadata.labels.get("kind", "local")
-    if run.state in TERMINAL_STATES:
+    if db is None:
+        from ..db import get_run_db
+
+        db = get_run_db()
+    meta = run.metadata
+    stored = RunObject.model_validate(db.read_run(meta.uid, meta.project, meta.iteration))
+    stored._db_url = getattr(db, "url", "") or run._db_url
+    if stored.state in TERMINAL_STATES:
         raise ConfigError(
-            f"run {run.metadata.name!r} ({run.uid}) already ended ({run.state}); "
+            f"run {stored.metadata.name!r} ({stored.uid}) already ended ({stored.state}); "
             "there is nothing to abort"
         )
-    for_run = getattr(_load(kind), "for_run", None)
-    if for_run is None:
-        raise ConfigError(
-            f"run {run.metadata.name!r} ({run.uid}): the {kind} runtime cannot "
-            "abort a run from outside it (press Ctrl-C where it runs); Kubernetes "
-            "runs (job, mpijob, spark) can be aborted"
-        )
-    return for_run(run, **options).abort(run, db)
+    timeout = options.pop("timeout", None)
+    kind = stored.metadata.labels.get("kind", "local")
+    try:
+        for_run = getattr(_load(kind), "for_run", None)
+    except UnknownBackendError:  # a kind this install lacks: its process may still be reachable
+        for_run = None
+    if for_run is not None:
+        return for_run(stored, **options).abort(stored, db)
+    from ._abort import abort_process_run
+
+    return abort_process_run(stored, db, timeout)

@@ -187,13 +187,25 @@ class BatchedDB:
     client), pass straight through.
     """
 
+    flush_after_runs = True  # the flush thread writes the runs' buffers into it, then it
+
     def __init__(self, db: Any, interval: float, rows: int = 500) -> None:
         self._db, self._interval, self._rows = db, interval, rows
+        self._flush_interval = interval
         self._pending: list[tuple] = []
         self._lock = threading.Lock()
         self._last = time.monotonic()
         self._batching = hasattr(db, "_transact") and hasattr(db, "_commit_run")
         self.closed = False
+        if self._batching:  # buffered commits reach the DB within `interval`, come what may
+            from .._flush import flusher
+
+            flusher.add(self)
+
+    def _background_flush(self, now: float, final: bool = False) -> None:
+        """Write what is buffered (called by the flush thread every ``interval`` seconds)."""
+        if self._pending:
+            self.flush()
 
     def commit_run(
         self, run: dict, artifacts: Any = (), metrics: Any = (), log: bytes = b""
@@ -212,7 +224,10 @@ class BatchedDB:
 
     def close(self) -> None:
         """Write what is buffered; later commits go straight to the DB."""
+        from .._flush import flusher
+
         self.closed = True
+        flusher.discard(self)
         self.flush()
 
     def flush(self) -> None:

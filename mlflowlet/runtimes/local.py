@@ -43,7 +43,7 @@ class LocalRuntime(Runtime):
 
     def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
         ctx = Context(run, db)
-        call_handler(ctx, lambda: self._resolve(run, handler), defer=True)
+        call_handler(ctx, lambda: self._resolve(run, handler))
         return ctx.to_run_object()
 
     @staticmethod
@@ -55,7 +55,6 @@ def call_handler(
     ctx: Context,
     resolve: Callable[[], Any],
     extra: dict[str, Any] | None = None,
-    defer: bool = False,
 ) -> None:
     """Run a handler in ``ctx`` (made the active context) and finish the run.
 
@@ -67,7 +66,6 @@ def call_handler(
         resolve: returns the handler (called inside, so its failure is the run's).
         extra: arguments offered to the handler when it declares them and the params do not
             set them (``event`` for HTTP functions).
-        defer: write the ``running`` record only if the run lasts (see ``Context._start``).
     """
     token = activate(ctx)
     try:
@@ -76,7 +74,7 @@ def call_handler(
             try:
                 kwargs = _bind(ctx, fn, extra)
             finally:  # a binding failure is recorded with the run's host and code hash too
-                ctx._start(fn, defer=defer)
+                ctx._start(fn)
             log_return(ctx, fn(**kwargs))
         except KeyboardInterrupt as exc:
             from .._interrupt import reason

@@ -35,6 +35,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from .. import _interrupt
+from .._owner import is_died_message
 from ..context import EXEC_SECRETS_ENV
 from ..errors import ConfigError, MlflowletError
 from ..model import RunObject, now_iso
@@ -146,7 +147,7 @@ class SubprocessRuntime(Runtime):
         meta = run.metadata
         if owner:
             _mark_running(run)
-        db.store_run(run.to_dict(), meta.uid, meta.project, meta.iteration)
+        db.store_run(_record(run, masker), meta.uid, meta.project, meta.iteration)
         if self._abort.is_set():
             return self._finalize(run, db, None, "aborted", empty(masker))
         try:
@@ -248,10 +249,15 @@ class SubprocessRuntime(Runtime):
         final, problem = _read_back(run, db)
         started = final.status.state not in ("created",)
         child_owned = not run.spec.mode and started
+        died = child_owned and final.state == "error" and is_died_message(final.status.error)
+        if died:  # a reader saw the child gone first; the exit code says more
+            final.status.state = "running"
         error = problem
+        if final.state == "aborted" and code and not reason:  # aborted from outside (abort_run)
+            reason, error = "aborted", final.status.error
         if reason == "aborted":
             state = "completed" if final.state == "completed" and code == 0 else "aborted"
-            error = "" if state == "completed" else _interrupt.reason(interrupt)
+            error = "" if state == "completed" else error or _interrupt.reason(interrupt)
         elif reason:
             state, error = "error", reason
         elif problem:
@@ -276,7 +282,7 @@ class SubprocessRuntime(Runtime):
         final.status.exit_code = code
         final.status.start_time = final.status.start_time or run.status.start_time or now_iso()
         finish_time_fields(final)
-        db.store_run(final.to_dict(), meta.uid, meta.project, meta.iteration)
+        db.store_run(_record(final, pump._masker), meta.uid, meta.project, meta.iteration)
         return final
 
     # many children ----------------------------------------------------------------------------
@@ -417,6 +423,15 @@ def _masker(run: RunObject) -> Any:
 
     store = SecretsStore.from_sources(run.spec.secret_sources)
     return store if len(store) else None
+
+
+def _record(run: RunObject, masker: Any) -> dict[str, Any]:
+    """Return the run as stored: secret values hidden in every string (params may quote them)."""
+    if masker is None:
+        return run.to_dict()
+    from .._ctx_persist import _masked
+
+    return _masked(run.to_dict(), masker.mask)
 
 
 def _as_arg(value: Any) -> str:

@@ -26,6 +26,7 @@ def page_runs(
     their own filter builder; any other store is listed whole and sliced.
     """
     column = SORTS.get(sort, "start_time")
+    db.resolve_dead_runs()  # a run whose process is gone is shown (and stored) as error
     where_builder = getattr(db, "_run_where", None)
     if where_builder is None or not hasattr(db, "_read"):
         runs = list(db.list_runs(name=name, project=project, labels=labels, state=state))

@@ -15,21 +15,9 @@ from typing import Any
 
 from port_outcome import Outcome, typed
 
-# the defects of issue #12 the ports hit (engineer i12-compile fixes them)
-COND_BLOCK = "#12: KFP condition block with two dependent steps (InvalidTopologyException)"
-AFTER_KFP = "#12: KFP drops .after() ordering edges"
-STR_PARSED = "#12: a str parameter that looks like a literal is parsed on the compiled target"
-SAME_NAME = "#12: KFP rejects a step whose input and output share a name"
-NESTED_ARGO = "#12: Argo nested conditions / comparing two outputs (unquoted a == b)"
-MEMOIZE = "#12: Argo memoize key breaks Argo's key rule and the v3.7.18 schema"
-JSON_ITEMS = "#12: mapping over a JSON-string result errors locally but runs compiled"
-MARKER = "#12: the run-JSON marker is glued to step output without a trailing newline"
-RETRIES_KFP = "#12: --check runs KFP steps once (no retries)"
-INTS_KFP = "#12: KFP turns ints inside dict/list parameters into floats"
-# found by the corpus, not in #12's list
-KEY_ORDER_KFP = "KFP does not keep the key order of a dict parameter (sibling of ints->floats)"
-DASH_LINEAGE = "--check (KFP) loses the digest of an artifact whose key has '-' (blind spot)"
-UNSEEN = "--check does not notice (it compares neither ordering nor printed output)"
+# what the ports still cannot do as the original does
+JSON_ITEMS = ("the original maps over a JSON string; mlflowlet never parses a str into a list, "
+              "locally or compiled (the map fails on both: return a list instead)")
 
 
 @dataclass(frozen=True)
@@ -280,55 +268,44 @@ def metaflow_statistics(o: Outcome, p: dict[str, Any]) -> None:
 
 _HT = {"force_flip_result": "heads", "force_flip2": "tails"}
 PORTS = [
-    Port("kfp_condition", kfp_condition, (_HT, {"force_flip_result": "tails"}),
-         xfail={"compile-kfp": COND_BLOCK, "check-kfp": COND_BLOCK}),
+    Port("kfp_condition", kfp_condition, (_HT, {"force_flip_result": "tails"})),
     Port("kfp_nested_condition", kfp_nested_condition,
          ({"force_flip1": "heads", "force_flip2": "tails", "force_flip3": "tails",
            "force_flip4": "heads"},
           {"force_flip1": "tails", "force_flip2": "heads", "force_flip3": "tails",
-           "force_flip4": "heads"}), check=1,
-         xfail={"compile-kfp": COND_BLOCK, "check-kfp": COND_BLOCK, "check-argo": NESTED_ARGO}),
+           "force_flip4": "heads"}), check=1),
     Port("kfp_if_elif_else", kfp_if_elif_else,
          ({"force_flip_result": "draw"}, {"force_flip_result": "heads"},
           {"force_flip_result": "tails"})),
-    Port("kfp_execution_order", kfp_execution_order, xfail={"compile-kfp": AFTER_KFP}),
-    Port("kfp_pipeline_with_after", kfp_pipeline_with_after, xfail={"compile-kfp": AFTER_KFP}),
+    Port("kfp_execution_order", kfp_execution_order),
+    Port("kfp_pipeline_with_after", kfp_pipeline_with_after),
     Port("kfp_exit_handler", kfp_exit_handler),
     Port("kfp_pipeline_with_loops", kfp_pipeline_with_loops,
-         ({"loop_parameter": ["a", "1.10", "true"]}, {}),
-         xfail={"check-argo": f"{STR_PARSED} (list items); {UNSEEN}",
-                "check-kfp": f"{STR_PARSED} (list items); {KEY_ORDER_KFP}; {UNSEEN}"}),
+         ({"loop_parameter": ["a", "1.10", "true"]}, {})),
     Port("kfp_loop_output", kfp_loop_output,
          xfail={"local": JSON_ITEMS, "check-argo": JSON_ITEMS, "check-kfp": JSON_ITEMS}),
     Port("kfp_lightweight_functions", kfp_lightweight_functions,
-         ({"message": "1.10"}, {"message": "hello", "input_dict": {"A": 0, "B": 2}}),
-         xfail={"check-argo": STR_PARSED, "check-kfp": f"{STR_PARSED}; {INTS_KFP}"}),
+         ({"message": "1.10"}, {"message": "hello", "input_dict": {"A": 0, "B": 2}})),
     Port("kfp_retry", kfp_retry,
-         ({"exit_codes1": "3", "exit_codes2": "0,0"}, {"exit_codes1": "0", "exit_codes2": "0"}),
-         xfail={"check-argo": STR_PARSED, "check-kfp": f"{STR_PARSED}; {RETRIES_KFP}"}),
+         ({"exit_codes1": "3", "exit_codes2": "0,0"}, {"exit_codes1": "0", "exit_codes2": "0"})),
     Port("kfp_caching", kfp_caching, ({"seconds": 0}, {"seconds": 2}),
-         ignore={"do_work_op": ["return"]}, xfail={"compile-argo": MEMOIZE}),
+         ignore={"do_work_op": ["return"]}),
     Port("kfp_two_step", kfp_two_step),
     Port("kfp_parallel_join", kfp_parallel_join,
          ({"url1": "{tmp}/shakespeare1.txt", "url2": "{tmp}/shakespeare2.txt"},),
-         files={"shakespeare1.txt": SPEECH1, "shakespeare2.txt": SPEECH2},
-         xfail={"check-argo": MARKER, "check-kfp": MARKER}),
+         files={"shakespeare1.txt": SPEECH1, "shakespeare2.txt": SPEECH2}),
     Port("kfp_reused_component", kfp_reused_component, ({}, {"a": -1, "b": 0})),
     Port("argo_coinflip", argo_coinflip,
          ({"force_flip_result": "tails"}, {"force_flip_result": "heads"})),
-    Port("argo_dag_diamond", argo_dag_diamond, xfail={"compile-kfp": AFTER_KFP}),
+    Port("argo_dag_diamond", argo_dag_diamond),
     Port("argo_conditionals", argo_conditionals,
          ({"should_print": "true"}, {"should_print": "false"})),
-    Port("argo_artifact_passing", argo_artifact_passing, xfail={"check-kfp": DASH_LINEAGE}),
-    Port("hera_dynamic_fanout", hera_dynamic_fanout, ({"force_count": 3}, {}),
-         xfail={"check-argo": MARKER, "check-kfp": MARKER}),
-    Port("hera_fan_in", hera_fan_in, xfail={"check-argo": MARKER, "check-kfp": MARKER}),
-    Port("metaflow_helloworld", metaflow_helloworld,
-         xfail={"compile-kfp": AFTER_KFP, "check-kfp": f"{AFTER_KFP}; {UNSEEN}"}),
-    Port("metaflow_complex_flow", metaflow_complex_flow,
-         xfail={"compile-kfp": AFTER_KFP, "check-kfp": f"{AFTER_KFP}; {UNSEEN}"}),
-    Port("metaflow_statistics", metaflow_statistics,
-         xfail={"compile-kfp": SAME_NAME, "check-kfp": SAME_NAME}),
+    Port("argo_artifact_passing", argo_artifact_passing),
+    Port("hera_dynamic_fanout", hera_dynamic_fanout, ({"force_count": 3}, {})),
+    Port("hera_fan_in", hera_fan_in),
+    Port("metaflow_helloworld", metaflow_helloworld),
+    Port("metaflow_complex_flow", metaflow_complex_flow),
+    Port("metaflow_statistics", metaflow_statistics),
 ]
 PORTS += [
     Port("kfp_loop_static", missing="loop-item sub-fields (item.a) and a multi-step loop body"),

@@ -62,7 +62,7 @@ def test_artifacts_and_results_flow_through_argo_passing():
     assert params == {"label": "{{workflow.parameters.label}}",
                       "n": "{{tasks.count.outputs.parameters.n}}",
                       "total": "{{tasks.total.outputs.parameters.sum}}"}
-    assert sorted(tasks["join"]["dependencies"]) == ["count", "total"]
+    assert tasks["join"]["depends"] == "count.Succeeded && total.Succeeded"
     count = _template(doc, "count")
     assert count["outputs"]["parameters"] == [
         {"name": "n", "valueFrom": {"path": "/tmp/mlflowlet/results/n"}}]
@@ -92,7 +92,9 @@ def test_secrets_are_references_and_options_land_where_argo_reads_them():
     assert tpl["activeDeadlineSeconds"] == "600"
     assert tpl["nodeSelector"] == {"pool": "gpu"}
     assert tpl["metadata"]["labels"]["team"] == "ml"
-    assert "{{inputs.parameters.name}}" in tpl["memoize"]["key"]
+    key = tpl["memoize"]["key"]  # Argo's cache-key rule after substitution: a hash of the inputs
+    assert key.startswith("secret-user-")
+    assert key.endswith("-{{=sprig.sha256sum(toJson([inputs.parameters.name]))}}")
     spec = doc["spec"]
     assert (spec["serviceAccountName"], spec["parallelism"], spec["activeDeadlineSeconds"]) == (
         "runner", 3, 3600)
@@ -112,28 +114,33 @@ def test_hyper_step_runs_its_iterations_in_one_task():
 
 def test_map_and_collect_use_with_param_and_the_aggregated_output():
     tasks = _tasks(compile(cp.fanout, "argo"))
-    assert tasks["square"]["withParam"] == "{{tasks.items.outputs.parameters.items}}"
+    assert tasks["square"]["withParam"] == "{{tasks.items.outputs.parameters.items__items}}"
     assert tasks["square"]["arguments"]["parameters"] == [{"name": "x", "value": "{{item}}"}]
+    assert tasks["add-all"]["depends"] == "(square.Succeeded || square.Skipped)"
     assert tasks["add-all"]["arguments"]["parameters"][0]["value"] == \
         "{{tasks.square.outputs.parameters.sq}}"
 
 
-def test_mapped_results_are_written_as_json_and_decoded_by_the_collector():
+def test_mapped_results_are_written_as_items_and_decoded_by_the_collector():
     doc = compile(cp.fanout, "argo")
-    square = _template(doc, "square")["container"]["args"]
-    assert "--result-json" in square and "--result" not in square
+    square = _template(doc, "square")
+    assert "sq:item=/tmp/mlflowlet/results/sq" in square["container"]["args"]
+    assert "x:json={{inputs.parameters.x}}" in square["container"]["args"]
+    assert square["outputs"]["parameters"] == [  # an empty fan-out is Skipped: [] flows on
+        {"name": "sq", "valueFrom": {"default": "[]", "path": "/tmp/mlflowlet/results/sq"}}]
     add_all = _template(doc, "add-all")["container"]["args"]
-    i = add_all.index("--collected")
-    assert add_all[i + 1] == "values"
-    items = _template(doc, "items")["container"]["args"]  # unmapped: plain text, as before
-    assert "--result" in items and "--result-json" not in items
+    assert "values:items={{inputs.parameters.values}}" in add_all
+    items = _template(doc, "items")["container"]["args"]
+    assert "items:items=/tmp/mlflowlet/results/items__items" in items
     assert argo_schema_errors(doc) == []
 
 
 def test_conditions_become_when_and_the_exit_handler_on_exit():
     doc = compile(cp.gated, "argo")
     assert _tasks(doc)["deploy"]["when"] == \
-        "{{tasks.train.outputs.parameters.accuracy}} >= {{workflow.parameters.threshold}}"
+        "{{tasks.train.outputs.parameters.accuracy__if}} >= {{workflow.parameters.threshold}}"
+    assert "accuracy:when=/tmp/mlflowlet/results/accuracy__if" in \
+        _template(doc, "train")["container"]["args"]
     assert doc["spec"]["onExit"] == "report"
     assert "{{workflow.status}}" in _template(doc, "report")["container"]["args"]
     either = _tasks(compile(cp.either, "argo"))["deploy"]["when"]

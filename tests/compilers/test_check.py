@@ -74,3 +74,76 @@ def test_collected_numbers_reach_a_bare_list_as_numbers_like_the_local_run(targe
     assert report.ok, report.summary()
     assert next(p for p in report.pods if p.node == "add_floats").results == {"return": 3.0}
     assert ("halve", 1, "return_", "add_floats", "values", "") in report.lineage
+
+
+# --- the check catches every kind of difference (tampered compiled runs) -------------------------
+def _session(pipe, target, tmp_path, doc=None):
+    from mlflowlet.compilers.check import CheckSession
+
+    return CheckSession(pipe, doc or compile(pipe, target), target, workdir=str(tmp_path / "w"))
+
+
+def _pod(report, node):
+    return next(p for p in report.pods if p.node == node)
+
+
+TAMPERS = {
+    "results": (lambda s: _pod(s.report, "join").run["status"]["results"].update(
+        summary="d:4:7"), "step 'join': results"),
+    "result type only": (lambda s: _pod(s.report, "count").run["status"]["results"].update(
+        n=4.0), "step 'count': results {'n': '4.0'} != local {'n': '4'}"),
+    "state": (lambda s: s.report.states.update(join="skipped"),
+              "step 'join': local run completed, compiled run skipped"),
+    "artifact bytes": (lambda s: _pod(s.report, "make").artifacts.update(data="0" * 64),
+                       "artifact 'data' holds other bytes"),
+    "artifact keys": (lambda s: _pod(s.report, "make").run["status"].update(artifacts=[]),
+                      "step 'make': artifacts [] != local ['data']"),
+    "lineage": (lambda s: s.report.lineage.pop(), "lineage differs"),
+    "order": (lambda s: setattr(_pod(s.report, "join"), "started", 0),
+              "step 'join' started before step 'count' finished"),
+    "attempts": (lambda s: setattr(_pod(s.report, "total"), "attempts", 2),
+                 "step 'total': 2 attempt(s), local 1"),
+    "output": (lambda s: s.compiled_db.store_log(
+        _pod(s.report, "count").run["metadata"]["uid"], "default", b"extra\n", append=True),
+        "step 'count': printed output"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(TAMPERS))
+def test_each_tampered_part_of_a_compiled_run_is_reported(what, tmp_path):
+    tamper, message = TAMPERS[what]
+    with _session(cp.diamond, "argo", tmp_path) as session:
+        assert session.differences() == []
+        tamper(session)
+        found = session.differences()
+    assert any(message in d for d in found), found
+
+
+def test_a_dropped_dependency_in_the_document_is_reported(tmp_path):
+    doc = compile(cp.diamond, "argo")
+    join = next(t for t in doc["spec"]["templates"][0]["dag"]["tasks"] if t["name"] == "join")
+    join["depends"] = "count.Succeeded"  # 'total' dropped: join may run before it
+    with _session(cp.diamond, "argo", tmp_path, doc) as session:
+        found = session.differences()
+    assert any("edge total -> join (result) is not a dependency" in d for d in found), found
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_result_keys_that_prefix_each_other_run_and_compare(target):
+    import fidelity_pipelines as fp
+
+    report = check(fp.prefix_keys, target)
+    assert report.ok, report.summary()
+    assert _pod(report, "read_prefixed").results == {"sum": 6.0}
+
+
+def test_what_cannot_be_reproduced_here_is_said_not_passed_over():
+    import fidelity_pipelines as fp
+
+    report = check(fp.memoized, "argo")
+    assert report.ok and not report.complete
+    assert any("memoization" in u for u in report.unverified)
+    assert "not reproduced here: memoization" in report.summary()
+    assert "1 thing(s) not" in report.summary().splitlines()[0]
+    plain = check(cp.diamond, "argo")
+    assert plain.complete and "not reproduced" not in plain.summary()

@@ -39,7 +39,7 @@ def test_steps_run_the_entrypoint_with_kfp_placeholders():
     assert count["command"] == ["python", "-m", "mlflowlet.entrypoint"]
     assert count["image"] == cp.IMAGE
     assert "data={{$.inputs.artifacts['data'].path}}/" in count["args"]
-    assert "n={{$.outputs.parameters['n'].output_file}}" in count["args"]
+    assert "n:json={{$.outputs.parameters['n'].output_file}}" in count["args"]
     join = _task(spec, "join")
     assert join["inputs"]["parameters"]["n"] == {
         "taskOutputParameter": {"outputParameterKey": "n", "producerTask": "count"}}
@@ -126,9 +126,25 @@ def test_numeric_results_go_to_a_metrics_artifact_for_the_kfp_ui():
     assert args[-2:] == ["--metrics", "{{$.outputs.artifacts['mlflowlet_metrics'].path}}"]
 
 
-def test_collected_return_values_keep_the_producer_return_type(tmp_path):
+def test_collected_return_values_travel_as_item_texts(tmp_path):
     text = compile_text(cp.returned_fanout, "kfp")  # 'return' is a keyword: 'return_' in KFP
     assert kfp_strict_errors(text, tmp_path) == []
     spec = kfp_docs(text)[0]
     outputs = spec["components"]["comp-halve"]["outputDefinitions"]["parameters"]
-    assert outputs["return_"]["parameterType"] == "NUMBER_DOUBLE"
+    assert outputs["return_"]["parameterType"] == "STRING"  # JSON text: 1.0 stays 1.0
+    inputs = spec["components"]["comp-add-floats"]["inputDefinitions"]["parameters"]
+    assert inputs["values"]["parameterType"] == "LIST"
+    assert "values:items={{$.inputs.parameters['values']}}" in _executor(spec, "add-floats")["args"]
+
+
+def test_a_default_holding_newlines_keeps_the_yaml_valid(tmp_path):
+    from mlflowlet.pipelines import pipeline
+
+    @pipeline(image=cp.IMAGE)
+    def multiline(text: str = "a,b\n1,2\n"):
+        cp.join(n=1, total=2, label=text)
+
+    text = compile_text(multiline, "kfp")  # kfp's own header comment breaks the YAML here
+    assert kfp_strict_errors(text, tmp_path) == []
+    assert kfp_docs(text)[0]["root"]["inputDefinitions"]["parameters"]["text"][
+        "defaultValue"] == "a,b\n1,2\n"

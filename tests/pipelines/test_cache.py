@@ -131,7 +131,10 @@ def test_changed_code_invalidates_the_cache(dbdir):
     assert v1.spec.handler == v2.spec.handler == "cache_dynamic:work"
 
     def pipe_of(st):
-        return pipeline(name="dyn")(lambda: st(x=1))
+        def body():
+            st(x=1)
+
+        return pipeline(name="dyn")(body)
 
     first = pipe_of(v1).run(cache=True)
     same = pipe_of(v1_again).run(cache=True)
@@ -148,3 +151,41 @@ def test_cache_key_depends_on_params_inputs_and_code():
     assert base != cache.cache_key(total.fn, spec, {"a": 2}, {"data": "h1"})
     assert base != cache.cache_key(total.fn, spec, {"a": 1}, {"data": "h2"})
     assert base != cache.cache_key(make.fn, spec, {"a": 1}, {"data": "h1"})
+
+
+@step
+def scored(lr: float = 0.1) -> dict:
+    return {"acc": lr}
+
+
+def _sweep(grid):
+    @pipeline(name="sweep")
+    def sweep():
+        scored.with_hyper_params({"lr": grid}, selector="max.acc")()
+
+    return sweep
+
+
+def _fan(items, parallel=None):
+    @pipeline(name="fan")
+    def fan():
+        scored.map(items=items, item_param="lr", parallel=parallel)
+
+    return fan
+
+
+def test_a_changed_hyper_parameter_grid_misses_the_cache(dbdir):
+    first = _sweep([0.1, 0.2]).run(cache=True)
+    again = _sweep([0.1, 0.2]).run(cache=True)
+    changed = _sweep([0.1, 0.5]).run(cache=True)
+    assert "cached_from" in again.steps["scored"].metadata.labels
+    assert "cached_from" not in changed.steps["scored"].metadata.labels
+    assert (first.steps["scored"].results["acc"], changed.steps["scored"].results["acc"]) == (
+        0.2, 0.5)
+
+
+def test_changed_fan_out_items_or_settings_miss_the_cache(dbdir):
+    _fan([0.1, 0.2]).run(cache=True)
+    assert "cached_from" in _fan([0.1, 0.2]).run(cache=True).steps["scored"].metadata.labels
+    for changed in (_fan([0.1, 0.3]), _fan([0.1, 0.2], parallel=1)):
+        assert "cached_from" not in changed.run(cache=True).steps["scored"].metadata.labels

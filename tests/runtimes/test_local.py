@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import threading
+import time
 
 import pytest
 
@@ -319,11 +320,11 @@ def test_children_artifacts_go_to_iteration_folders(dbdir):
 
 
 class _RecordingDB:
-    """The real run DB, noting each commit and signalling when a 'running' record lands."""
+    """The real run DB, noting each commit and signalling when a flushed result lands."""
 
     def __init__(self, db):
         self._db, self.states = db, []
-        self.running = threading.Event()
+        self.flushed = threading.Event()
 
     def __getattr__(self, name):
         return getattr(self._db, name)
@@ -331,37 +332,39 @@ class _RecordingDB:
     def commit_run(self, run, *args, **kw):
         self._db.commit_run(run, *args, **kw)
         self.states.append(run["status"]["state"])
-        if run["status"]["state"] == "running":
-            self.running.set()
+        if run["status"]["state"] == "running" and "started" in run["status"]["results"]:
+            self.flushed.set()
 
 
-def test_a_quick_run_is_written_once():
+def test_a_quick_run_is_written_when_it_starts_and_when_it_ends():
     db = _RecordingDB(get_run_db())
     new_runner().run(handler=training, db=db)
-    assert db.states == ["completed"]
+    assert db.states == ["running", "completed"]
 
 
-def test_a_lasting_run_is_recorded_running_within_the_flush_interval(monkeypatch):
+def test_what_a_lasting_run_logs_is_written_within_the_flush_interval(monkeypatch):
     monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.05")
     db = _RecordingDB(get_run_db())
     release = threading.Event()
     seen = {}
 
     def slow(context):
-        context.log_result("started", 1)  # buffered: nothing flushes it but the deferred start
+        context.log_result("started", 1)  # buffered: nothing but the flush thread writes it
         seen["released"] = release.wait(timeout=30)
 
     worker = threading.Thread(target=lambda: seen.update(run=new_runner().run(handler=slow, db=db)))
     worker.start()
     try:
-        assert db.running.wait(timeout=30)
+        assert db.flushed.wait(timeout=30)
         stored = get_run_db().list_runs(name="slow")
-        assert [r["status"]["state"] for r in stored] == ["running"]
+        assert [(r["status"]["state"], r["status"]["results"]) for r in stored] == [
+            ("running", {"started": 1})
+        ]
     finally:
         release.set()
         worker.join(timeout=30)
     assert seen["released"] and seen["run"].state == "completed"
-    assert db.states == ["running", "completed"]
+    assert db.states[0] == "running" and db.states[-1] == "completed"
     assert get_run_db().read_run(seen["run"].uid)["status"]["state"] == "completed"
 
 
@@ -375,3 +378,32 @@ def test_hyper_parent_records_the_handler_code_hash_like_its_children():
 def test_gpus_on_a_runtime_without_pods_is_a_clear_error(command):
     with pytest.raises(ConfigError, match=r"the (local|subprocess) runtime cannot use gpus"):
         new_runner(command).with_limits(gpus=1)
+
+
+def test_what_a_sweep_iteration_logs_is_written_while_it_still_runs(monkeypatch):
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.2")
+    monkeypatch.setenv("MLFLOWLET_HEARTBEAT_TIMEOUT", "3600")  # no heartbeat within the test
+    release, seen = threading.Event(), {}
+
+    def slow(context, x: int = 0):
+        context.log_result("x", x)
+        context.commit()  # into the sweep's batch: nothing but the flush thread writes it now
+        release.wait(timeout=60)
+
+    task = new_task().with_hyper_params({"x": [7]}, strategy="list")
+    worker = threading.Thread(target=lambda: seen.update(run=new_runner().run(task, handler=slow)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20  # well below the 30 s of a heartbeat
+        while time.monotonic() < deadline:
+            rows = [r for r in get_run_db().list_runs(iter=True) if r["metadata"]["iteration"]]
+            if rows and rows[0]["status"]["results"] == {"x": 7}:
+                break
+            time.sleep(0.05)  # polling the DB file, not synchronising
+        else:
+            raise AssertionError("the iteration's result never reached the DB while it ran")
+        assert rows[0]["status"]["state"] == "running"
+    finally:
+        release.set()
+        worker.join(timeout=60)
+    assert seen["run"].state == "completed"

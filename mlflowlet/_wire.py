@@ -1,0 +1,329 @@
+"""The text protocol between a run's process and whoever started it (a runtime, an engine, a check).
+
+One place for how values cross a process boundary as text, so a value keeps its type:
+
+* **Parameters** (``--param KEY:TYPE=TEXT``): the declared type says how to read the text an
+  engine substituted. ``str`` is taken as it is (``"1.10"`` stays ``"1.10"``); ``int``,
+  ``float`` and ``bool`` are read strictly; ``json`` is exact JSON (numbers inside containers
+  keep int vs float); ``list[int]`` (``str``, ``float``, ``bool``) is a JSON list whose items
+  are read as that type (KFP's own list parameters carry every number as a double); ``items``
+  is an engine-aggregated list of ``item`` texts (a collected result). Without ``:TYPE``
+  the text is read as a JSON/Python literal, else kept as a string (the CLI's rule).
+* **Results** (``--result KEY:FORM=PATH``): ``text`` (a string as it is, anything else as JSON;
+  what typed KFP outputs parse), ``json``, ``item`` (JSON text wrapped as a JSON string, so an
+  engine that aggregates a fan-out keeps every item's text untouched: Argo parses items that
+  are JSON objects and re-marshals their numbers), ``items`` (a list as the JSON list of its
+  items' JSON texts, so each fan-out item arrives as the exact JSON of one element) and
+  ``when`` (a literal of Argo's ``when`` expression language, govaluate).
+* **Files**: artifacts and results are written to the paths an engine names (``--output``,
+  ``--result``); an artifact travels as a folder holding its one file (``PATH/``).
+* **The run record**: the last line ``MLFLOWLET_RUN_JSON=<run as one line of JSON>`` on stdout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from decimal import Decimal
+from typing import Any
+
+from .errors import ArtifactError, MlflowletError, ParameterError, RunError
+
+RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
+SCALARS = ("str", "int", "float", "bool")
+PARAM_TYPES = (*SCALARS, "json", "items", *(f"list[{t}]" for t in SCALARS))
+RESULT_FORMS = ("text", "json", "item", "items", "when")
+NOT_A_LIST = "mlflowlet:not-a-list:"  # the one item of ``items`` written for a non-list
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def split_typed(key: str, flag: str, choices: tuple[str, ...]) -> tuple[str, str]:
+    """Split ``NAME:TYPE`` into ``(NAME, TYPE)`` (``TYPE`` ``''`` when absent).
+
+    Raises:
+        ParameterError: an unknown type (names ``flag`` and the choices).
+    """
+    name, sep, typ = key.partition(":")
+    if sep and typ not in choices:
+        raise ParameterError(f"{flag} {key}=...: unknown type {typ!r}; use one of {list(choices)}")
+    return name.strip(), typ
+
+
+def decode_param(name: str, typ: str, text: str) -> Any:
+    """Return parameter ``name`` read from ``text`` as declared type ``typ`` (see module doc).
+
+    Raises:
+        ParameterError: the text is not a value of that type (names the parameter and type).
+    """
+    if text.startswith(NOT_A_LIST):
+        raise ParameterError(
+            f"parameter {name!r} fans out over {text[len(NOT_A_LIST) :]}, which is not a list; "
+            "a map needs a list (return one from the producing step)"
+        )
+    try:
+        if typ == "str":
+            return text
+        if typ in ("json", "items") or typ.startswith("list["):
+            value = json.loads(text)
+            if typ == "items":
+                return _items(value)
+            return _list_of(typ[5:-1], value) if typ.startswith("list[") else value
+        return _scalar(typ, text)
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(
+            f"parameter {name!r} is declared {typ} but got {text[:60]!r} ({exc})"
+        ) from None
+
+
+def _scalar(typ: str, value: Any) -> Any:
+    if typ == "str":
+        if not isinstance(value, str):
+            raise TypeError(f"{value!r} is not a string")
+        return value
+    if typ == "bool":
+        low = str(value).strip().lower() if not isinstance(value, bool) else str(value).lower()
+        if low not in ("true", "false"):
+            raise ValueError("not true/false")
+        return low == "true"
+    if isinstance(value, bool):
+        raise TypeError(f"{value!r} is a bool")
+    if typ == "float":
+        return float(value)
+    if isinstance(value, str) and _INT.match(value.strip()):
+        return int(value)
+    number = float(value)  # KFP carries integers as doubles: 4.0 is the integer 4
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not an integer")
+    return int(number)
+
+
+def _list_of(typ: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"a {type(value).__name__}, not a list")
+    return [_scalar(typ, item) for item in value]
+
+
+def _items(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"a {type(value).__name__}, not an aggregated list")
+    return [json.loads(json.loads(item)) if isinstance(item, str) else item for item in value]
+
+
+def encode_result(value: Any, form: str) -> str:
+    """Return the text a result is written as for ``form`` (see the module docstring)."""
+    if form == "text":
+        return value if isinstance(value, str) else json.dumps(value, default=str)
+    if form == "item":
+        return json.dumps(json.dumps(value, default=str))
+    if form == "items":
+        if isinstance(value, list):
+            return json.dumps([json.dumps(item, default=str) for item in value])
+        shown = f"a {type(value).__name__} {str(value)[:60]!r}"
+        return json.dumps([NOT_A_LIST + shown])
+    if form == "when":
+        return govaluate_literal(value)
+    return json.dumps(value, default=str)
+
+
+def govaluate_literal(value: Any) -> str:
+    """Return ``value`` as a literal of Argo's ``when`` language (govaluate).
+
+    Numbers are written in positional notation (govaluate reads no exponent), strings
+    single-quoted with backslash and both quote characters escaped, booleans ``true`` /
+    ``false``; anything else as a quoted JSON text.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return format(Decimal(repr(value)), "f")
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return "'" + re.sub(r"([\\'\"])", r"\\\1", text) + "'"
+
+
+def decode_collected(key: str, value: Any) -> list[Any]:
+    """Return an engine-aggregated list with each string item decoded as JSON (``--collected``).
+
+    Argo aggregates a mapped task's output parameter as a JSON list of the raw texts
+    (``["0.5", "2"]``), or of the values themselves when every item is a JSON object or array.
+    A string item that is not JSON (a producer that wrote plain text) is kept as it is.
+
+    Raises:
+        ParameterError: ``value`` is not a list (or JSON text of one).
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    if not isinstance(value, list):
+        raise ParameterError(
+            f"--collected {key}: expected a JSON list (an aggregated output), "
+            f"got {type(value).__name__} {str(value)[:60]!r}"
+        )
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, str):
+            try:
+                item = json.loads(item)
+            except ValueError:
+                pass
+        out.append(item)
+    return out
+
+
+def run_json_line(record: dict[str, Any]) -> str:
+    """Return the run-record line (marker, compact JSON, newline)."""
+    return RUN_JSON_MARKER + json.dumps(record, separators=(",", ":"), default=str) + "\n"
+
+
+def read_run_json(output: str | bytes) -> dict[str, Any]:
+    """Return the run dict from a process's output: its last ``MLFLOWLET_RUN_JSON=`` record.
+
+    The record is found even when earlier output without a trailing newline shares its line.
+
+    Raises:
+        RunError: the output has no such record, or the record is not a JSON run.
+    """
+    if isinstance(output, bytes):
+        output = output.decode("utf-8", "replace")
+    at = output.rfind(RUN_JSON_MARKER)
+    if at < 0:
+        raise RunError(
+            f"the entrypoint printed no {RUN_JSON_MARKER} line: it did not finish, or its "
+            "output was cut; see its log"
+        )
+    text = output[at + len(RUN_JSON_MARKER) :].split("\n", 1)[0].rstrip("\r")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise RunError(
+            f"the entrypoint's {RUN_JSON_MARKER} line is not JSON ({exc}): {text[:60]!r}"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
+        raise RunError(f"the entrypoint's {RUN_JSON_MARKER} line holds no run: {text[:60]!r}")
+    return data
+
+
+def export_outputs(
+    run: Any,
+    artifacts: dict[str, str],
+    results: dict[str, str] | dict[tuple[str, str], str],
+    json_results: dict[str, str] | None = None,
+    digests: dict[str, str] | None = None,
+) -> None:
+    """Copy artifact files and write result values to the paths asked for.
+
+    Args:
+        run: the finished ``RunObject``.
+        artifacts: artifact key to target path (its file, or directory, is copied there).
+        results: result key (or ``(key, form)``, see :mod:`mlflowlet._wire`) to target path;
+            a bare key is written as ``text`` (a string as is, other values as JSON).
+        json_results: result key to target path, every value as JSON (strings quoted).
+        digests: artifact key to a path for the sha256 of its bytes (an engine keys its cache
+            on it); the artifact must be among ``artifacts``.
+
+    Raises:
+        ArtifactError: an artifact or result that the run does not have, or a path that cannot
+            be written.
+    """
+    by_key = {a.get("key"): a for a in run.status.artifacts}
+    for key, path in artifacts.items():
+        art = by_key.get(key)
+        if art is None:
+            raise ArtifactError(
+                f"run {run.metadata.name!r} logged no artifact {key!r} (--output {key}=...); "
+                f"artifacts: {sorted(k for k in by_key if k)}"
+            )
+        _copy_artifact(key, art, path)
+    for key, path in (digests or {}).items():
+        if key not in artifacts:
+            raise ArtifactError(f"--output-digest {key}=...: give --output {key}=... too")
+        _write(path, digest(artifacts[key].rstrip("/" + os.sep)).encode(), f"digest of {key!r}")
+    wanted = [((k, "text") if isinstance(k, str) else k, p) for k, p in results.items()]
+    wanted += [((k, "json"), p) for k, p in (json_results or {}).items()]
+    for (key, form), path in wanted:
+        if key not in run.status.results:
+            raise ArtifactError(
+                f"run {run.metadata.name!r} logged no result {key!r} (--result {key}:"
+                f"{form or 'text'}=...); results: {sorted(run.status.results)}"
+            )
+        value = run.status.results[key]
+        _write(path, encode_result(value, form or "text").encode("utf-8"), f"result {key!r}")
+
+
+def export_metrics(run: Any, path: str) -> None:
+    """Write the run's numeric results (not booleans) to ``path`` as one JSON object."""
+    numeric = {
+        key: value
+        for key, value in sorted(run.status.results.items())
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    _write(path, json.dumps(numeric, sort_keys=True).encode("utf-8"), "metrics")
+
+
+def input_path(value: str) -> str:
+    """``DIR/`` → the single file in ``DIR`` (compiled pipelines pass artifacts as folders)."""
+    if not value.endswith(("/", os.sep)) or not os.path.isdir(value):
+        return value
+    entries = os.listdir(value)
+    if len(entries) == 1 and os.path.isfile(os.path.join(value, entries[0])):
+        return os.path.join(value, entries[0])
+    return value.rstrip("/" + os.sep)
+
+
+def _copy_artifact(key: str, art: dict[str, Any], path: str) -> None:
+    uri = str(art.get("uri") or art.get("target_path") or "")
+    local = uri[len("file://") :] if uri.startswith("file://") else uri
+    if path.endswith(("/", os.sep)):  # into that folder, keeping the file's name and suffix
+        path = os.path.join(path, os.path.basename(local.rstrip("/")) or key)
+    if local and "://" not in local and os.path.isdir(local):
+        try:
+            if os.path.exists(path):
+                shutil.rmtree(path)
+            shutil.copytree(local, path)
+        except OSError as exc:
+            raise ArtifactError(f"cannot copy artifact {key!r} to {path!r}: {exc}") from None
+        return
+    from .datastore import get_dataitem
+
+    try:
+        data = get_dataitem(uri, key=key).get()
+    except MlflowletError as exc:
+        raise ArtifactError(f"cannot read artifact {key!r} at {uri!r}: {exc}") from None
+    _write(path, data, f"artifact {key!r}")
+
+
+def _write(path: str, data: bytes, what: str) -> None:
+    try:
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write {what} to {path!r}: {exc.strerror or exc}") from None
+
+
+def digest(path: str) -> str:
+    """Return the sha256 of a file's bytes.
+
+    A folder holding one file (how compiled pipelines pass an artifact) digests as that file;
+    another folder as the sorted names and digests of its entries.
+    """
+    if os.path.isdir(path):
+        entries = sorted(os.listdir(path))
+        if len(entries) == 1 and os.path.isfile(os.path.join(path, entries[0])):
+            return digest(os.path.join(path, entries[0]))
+        h = hashlib.sha256()
+        for entry in entries:
+            h.update(entry.encode() + b"\0" + digest(os.path.join(path, entry)).encode())
+        return h.hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()

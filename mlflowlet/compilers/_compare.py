@@ -1,0 +1,176 @@
+"""What ``--check`` compares between a local run and the compiled run of the same pipeline.
+
+Every comparison is exact: values compare as their JSON text (``1`` is not ``1.0``, ``"1"`` is
+not ``1``), artifacts by the sha256 of their bytes, printed output as the run's stored log
+(logger timestamps aside). States compare as the local executor names them: the engines'
+``Skipped`` and ``Omitted`` both mean the local ``skipped``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from typing import Any
+
+from ._naming import param_name
+from ._runs import PodRun
+
+_STAMP = re.compile(r"^> \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ", re.M)
+
+
+def exact(value: Any) -> str:
+    """Return a value's exact text (types kept: ``1`` and ``1.0`` differ)."""
+    return json.dumps(value, default=repr)  # key order too: a dict keeps it locally
+
+
+def file_digest(uri: str) -> str:
+    """Return the sha256 of the bytes at an artifact URI (a local path or any store URL)."""
+    from .._wire import digest
+    from ..datastore import get_dataitem
+
+    local = uri[len("file://") :] if uri.startswith("file://") else uri
+    if os.path.exists(local):
+        return digest(local)
+    return hashlib.sha256(get_dataitem(uri).get()).hexdigest()
+
+
+def log_text(db: Any, uid: str, project: str) -> str:
+    """Return a run's stored log with logger timestamps blanked (they differ run to run)."""
+    try:
+        data = db.get_log(uid, project)
+    except Exception:  # no log stored
+        return ""
+    return _STAMP.sub("> ", data.decode("utf-8", "replace"))
+
+
+def _drop(results: dict[str, Any], keys: set[str]) -> dict[str, str]:
+    return {k: exact(v) for k, v in results.items() if k not in keys}
+
+
+def local_items(run: Any, name: str) -> list[dict[str, Any]]:
+    """Return the run dicts of a local mapped step's items, in item order."""
+    step = run.steps[name]
+    found = run._db.list_runs(uid=step.uid, iter=True, sort=False)
+    items = [r for r in found if r["metadata"].get("iteration", 0) > 0]
+    return sorted(items, key=lambda r: r["metadata"]["iteration"])
+
+
+class Comparison:
+    """Compares one local ``PipelineRun`` with one compiled check run (see the module doc)."""
+
+    def __init__(
+        self,
+        local: Any,
+        report: Any,
+        dag: Any,
+        compiled_db: Any,
+        ignore: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.local, self.report, self.dag, self.db = local, report, dag, compiled_db
+        self.ignore = ignore or {}
+        self.pods: dict[str, list[PodRun]] = {}
+        for pod in report.pods:
+            self.pods.setdefault(pod.node, []).append(pod)
+        self.out: list[str] = []
+
+    def differences(self) -> list[str]:
+        """Return one line per difference (empty when the runs agree)."""
+        self.states()
+        for name, group in sorted(self.pods.items()):
+            if name in self.local.steps and self.report.states.get(name) == "completed":
+                self.step(name, group)
+        self.lineage()
+        self.order()
+        return self.out
+
+    def states(self) -> None:
+        entries = self.local.run.status.steps
+        for name in sorted(set(entries) | set(self.report.states)):
+            want = (entries.get(name) or {}).get("state", "missing")
+            got = self.report.states.get(name, "missing")
+            if want != got:
+                why = self.report.messages.get(name, "")
+                self.out.append(
+                    f"step {name!r}: local run {want}, compiled run {got}"
+                    + (f" ({why})" if why else "")
+                )
+
+    def step(self, name: str, group: list[PodRun]) -> None:
+        drop = set(self.ignore.get(name, []))
+        node = self.dag.node(name) if name in self.dag else None
+        if node is not None and node.map is not None:
+            items = local_items(self.local, name)
+            want = [_drop(r.get("status", {}).get("results", {}), drop) for r in items]
+            pods = sorted(group, key=lambda p: p.iteration)
+            got = [_drop(p.results, drop) for p in pods]
+            if want != got:
+                self.out.append(f"step {name!r}: item results {got} != local {want}")
+            step = self.local.steps[name]
+            self.logs(name, step.uid, step.metadata.project, pods, fanned=True)
+            return
+        step, pod = self.local.steps[name], group[-1]
+        want_results = _drop(step.status.results, drop)
+        got_results = _drop(pod.results, drop)
+        if want_results != got_results:
+            self.out.append(f"step {name!r}: results {got_results} != local {want_results}")
+        self.artifacts(name, step, pod)
+        attempts = (self.local.run.status.steps.get(name) or {}).get("attempts", 1)
+        if pod.attempts != attempts:
+            self.out.append(f"step {name!r}: {pod.attempts} attempt(s), local {attempts}")
+        fanned = node is not None and node.hyper is not None and node.hyper.parallel != 1
+        self.logs(name, step.uid, step.metadata.project, [pod], fanned)
+
+    def artifacts(self, name: str, step: Any, pod: PodRun) -> None:
+        want = {a.get("key"): a for a in step.status.artifacts}
+        got = {a.get("key") for a in (pod.run or {}).get("status", {}).get("artifacts", [])}
+        if sorted(want) != sorted(got):
+            self.out.append(f"step {name!r}: artifacts {sorted(got)} != local {sorted(want)}")
+        for key in step.spec.outputs or []:
+            sha = pod.artifacts.get(param_name(key), pod.artifacts.get(key))
+            if key in want and sha is not None and sha != file_digest(want[key].get("uri", "")):
+                self.out.append(f"step {name!r}: artifact {key!r} holds other bytes than locally")
+
+    def logs(self, name: str, uid: str, project: str, pods: list[PodRun], fanned: bool) -> None:
+        """Compare what the step printed.
+
+        A local run keeps one log per step (its iterations and map items share it); compiled,
+        each map item is a pod with its own log. For a map (and a sweep whose iterations run
+        at once) the lines are compared in any order, since parallel items interleave.
+        """
+        want = log_text(self.local._db, uid, project)
+        got = "".join(
+            log_text(
+                self.db,
+                p.run.get("metadata", {}).get("uid", ""),
+                p.run["metadata"].get("project", ""),
+            )
+            if p.run
+            else ""
+            for p in pods
+        )
+        if fanned:
+            same = sorted(want.splitlines()) == sorted(got.splitlines())
+        else:
+            same = want == got
+        if not same:
+            self.out.append(
+                f"step {name!r}: printed output {got[-200:]!r} != local {want[-200:]!r}"
+            )
+
+    def lineage(self) -> None:
+        report = self.report
+        if report.lineage != report.local_lineage:
+            extra = sorted(set(report.lineage) - set(report.local_lineage))
+            missing = sorted(set(report.local_lineage) - set(report.lineage))
+            self.out.append(f"lineage differs: only compiled {extra}, only local {missing}")
+
+    def order(self) -> None:
+        for edge in self.dag.edges:
+            before, after = self.pods.get(edge.source), self.pods.get(edge.target)
+            if before and after and max(p.ended for p in before) > min(p.started for p in after):
+                self.out.append(
+                    f"step {edge.target!r} started before step {edge.source!r} finished "
+                    f"({edge.kind} edge)"
+                )

@@ -1,0 +1,223 @@
+"""What a run logs survives SIGKILL, and the next reader resolves the run whose process is gone.
+
+Real processes: a child Python tracks a run, the test waits until the DB file holds what it
+logged (polling the DB, never a fixed sleep), kills it with SIGKILL, and reads the DB again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mlflowlet import get_run_db
+from mlflowlet._owner import hostname, process_identity
+from mlflowlet.model import RunObject
+
+VICTIM = textwrap.dedent("""
+    import sys, time
+    from mlflowlet import new_runner
+
+    def victim(context):
+        context.log_result("accuracy", 0.93)
+        context.log_result("epochs", 7)
+        context.set_label("stage", "train")
+        context.log_metric("loss", 0.25)
+        context.log_metric("loss", 0.125)
+        context.log_artifact("model.txt", body=b"weights")
+        print("printed before the kill", flush=True)
+        time.sleep(600)  # SIGKILL lands here: nothing else is ever logged
+
+    new_runner().run(handler=victim, name="victim")
+""")
+
+FIRST_SECOND = textwrap.dedent("""
+    import time
+    from mlflowlet import new_runner
+
+    def early(context):
+        time.sleep(600)
+
+    new_runner().run(handler=early, name="early")
+""")
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "the condition"):
+    """Poll ``predicate`` until it returns something truthy (a bounded wait, not a sleep)."""
+    deadline, pause = time.monotonic() + timeout, 0.01
+    while True:
+        found = predicate()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def _spawn(tmp_path, dbdir, script: str, **env) -> subprocess.Popen:
+    path = tmp_path / "child.py"
+    path.write_text(script)
+    full = {**os.environ, "MLFLOWLET_DBPATH": str(dbdir), **env}
+    return subprocess.Popen(
+        [sys.executable, str(path)],
+        env=full,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _one(name: str) -> dict | None:
+    runs = get_run_db().list_runs(name=name)
+    return runs[0] if len(runs) == 1 else None
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_sigkill_after_logging_keeps_everything_and_the_run_ends_error(tmp_path, dbdir):
+    proc = _spawn(tmp_path, dbdir, VICTIM)
+    db = get_run_db()
+    try:
+
+        def flushed():
+            run = _one("victim")
+            if not run or not run["status"]["artifacts"]:
+                return None
+            log = db.get_log(run["metadata"]["uid"]).decode()
+            return run if "printed before the kill" in log else None
+
+        before = wait_for(flushed, what="the victim's logged rows in the DB")
+        assert before["status"]["state"] == "running"
+    finally:
+        _kill(proc)
+    (run,) = db.list_runs(name="victim")
+    status, uid = run["status"], run["metadata"]["uid"]
+    assert status["state"] == "error"
+    beat = status["heartbeat"]
+    where = f"pid {proc.pid} on {hostname()}"
+    assert status["error"] == f"process died ({where}, last heartbeat {beat})"
+    assert status["results"] == {"accuracy": 0.93, "epochs": 7}
+    assert run["metadata"]["labels"]["stage"] == "train"
+    assert [(m["step"], m["value"]) for m in db.get_metrics(uid, "loss")] == [(0, 0.25), (1, 0.125)]
+    assert [a["key"] for a in status["artifacts"]] == ["model.txt"]
+    assert db.read_artifact("model.txt")["producer"]["uid"] == uid
+    log = db.get_log(uid).decode()
+    assert "printed before the kill" in log and log.endswith(status["error"] + "\n")
+    # the resolution was stored, not only shown: a raw read of the row says error too
+    raw = db._read("SELECT state, body FROM runs WHERE uid=?", (uid,))[0]
+    assert raw[0] == "error" and json.loads(raw[1])["status"]["error"] == status["error"]
+
+
+def test_a_process_killed_at_once_leaves_a_running_row_that_readers_resolve(tmp_path, dbdir):
+    # a 30 s flush interval: only the start record itself can put the row there in time
+    proc = _spawn(tmp_path, dbdir, FIRST_SECOND, MLFLOWLET_FLUSH_INTERVAL="30")
+    started = time.monotonic()
+    try:
+        row = wait_for(lambda: _one("early"), what="the early run's row")
+        assert row["status"]["state"] == "running"
+        assert row["status"]["process"]["pid"] == proc.pid
+    finally:
+        _kill(proc)
+    assert time.monotonic() - started < 30  # well before any flush could have written it
+    run = RunObject.model_validate(get_run_db().read_run(row["metadata"]["uid"]))
+    assert run.state == "error" and run.error.startswith(f"process died (pid {proc.pid} on ")
+
+
+def test_cli_get_runs_resolves_a_dead_run(tmp_path, dbdir):
+    proc = _spawn(tmp_path, dbdir, FIRST_SECOND)
+    try:
+        wait_for(lambda: _one("early"), what="the early run's row")
+    finally:
+        _kill(proc)
+    out = subprocess.run(
+        [sys.executable, "-m", "mlflowlet", "get", "runs", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "MLFLOWLET_DBPATH": str(dbdir)},
+    ).stdout
+    (run,) = json.loads(out)
+    assert run["status"]["state"] == "error"
+    assert run["status"]["error"].startswith(f"process died (pid {proc.pid} on ")
+
+
+# owners judged without killing anything ---------------------------------------------------------
+def _running(uid: str, process: dict, beat: datetime) -> dict:
+    run = RunObject()
+    run.metadata.uid, run.metadata.name, run.metadata.project = uid, "judged", "p"
+    run.status.state, run.status.process = "running", process
+    run.status.start_time = run.status.heartbeat = beat.isoformat()
+    return run.to_dict()
+
+
+def _state(db, uid: str) -> tuple[str, str]:
+    status = db.read_run(uid, "p")["status"]
+    return status["state"], status["error"]
+
+
+def test_a_recycled_pid_is_not_taken_for_the_owner():
+    db = get_run_db()
+    now = datetime.now(timezone.utc)
+    me = process_identity()
+    assert me["pid"] == os.getpid() and me["started"] is not None
+    recycled = {**me, "started": me["started"] - 1}  # same pid, another process's start time
+    db.store_run(_running("mine", me, now), "mine", "p")
+    db.store_run(_running("recycled", recycled, now), "recycled", "p")
+    assert _state(db, "mine") == ("running", "")
+    state, error = _state(db, "recycled")
+    assert state == "error" and error.startswith(f"process died (pid {os.getpid()} on ")
+
+
+def test_a_run_of_another_host_ends_after_the_heartbeat_timeout(monkeypatch):
+    db = get_run_db()
+    now = datetime.now(timezone.utc)
+    foreign = {"host": "elsewhere.example", "pid": 4242, "started": 1, "boot": "x"}
+    db.store_run(_running("old", foreign, now - timedelta(minutes=6)), "old", "p")
+    db.store_run(_running("recent", foreign, now - timedelta(minutes=2)), "recent", "p")
+    runs = {r["metadata"]["uid"]: r["status"] for r in db.list_runs(project="p")}
+    assert runs["recent"]["state"] == "running"  # the default timeout is 5 minutes
+    assert runs["old"]["state"] == "error"
+    beat = (now - timedelta(minutes=6)).isoformat()
+    assert runs["old"]["error"].startswith(
+        f"process died (pid 4242 on elsewhere.example, last heartbeat {beat}; no heartbeat for 36"
+    )
+    monkeypatch.setenv("MLFLOWLET_HEARTBEAT_TIMEOUT", "60")
+    assert _state(db, "recent")[0] == "error"
+
+
+@pytest.mark.parametrize("backend", ["http", "postgres"])
+def test_servers_and_postgresql_resolve_dead_runs_too(backend, request, tmp_path):
+    if backend == "http":
+        pytest.importorskip("fastapi")
+        from mlflowlet.db.http import HTTPRunDB
+        from mlflowlet.db.sqlite import SQLiteRunDB
+        from mlflowlet.server._uvicorn import ThreadedServer
+        from mlflowlet.server.app import create_app
+
+        app = create_app(
+            SQLiteRunDB(str(tmp_path / "server.db")), token="crash-test-token", ui=False
+        )
+        server = ThreadedServer(app).__enter__()
+        request.addfinalizer(lambda: server.__exit__(None, None, None))
+        db = HTTPRunDB(server.url, token="crash-test-token", retries=0)
+    else:
+        db = request.getfixturevalue("postgres_rundb")
+    foreign = {"host": "elsewhere.example", "pid": 4242, "started": 1, "boot": "x"}
+    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    db.store_run(_running("gone", foreign, old), "gone", "p")
+    (listed,) = db.list_runs(project="p")
+    assert listed["status"]["state"] == "error"
+    assert listed["status"]["error"].startswith("process died (pid 4242 on elsewhere.example")
+    assert "process died" in db.get_log("gone", "p").decode()

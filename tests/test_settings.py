@@ -1,0 +1,20 @@
+"""Settings read from MLFLOWLET_* variables."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_a_bad_number_of_seconds_in_a_setting_names_the_variable(monkeypatch):
+    from mlflowlet.errors import ConfigError
+    from mlflowlet.settings import get_settings
+
+    monkeypatch.setenv("MLFLOWLET_HEARTBEAT_TIMEOUT", "5m")
+    with pytest.raises(ConfigError, match=r"MLFLOWLET_HEARTBEAT_TIMEOUT='5m' is not a positive"):
+        get_settings()
+    monkeypatch.setenv("MLFLOWLET_HEARTBEAT_TIMEOUT", "90")
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0")
+    with pytest.raises(ConfigError, match="MLFLOWLET_FLUSH_INTERVAL='0'"):
+        get_settings()
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.5")
+    assert (get_settings().flush_interval, get_settings().heartbeat_timeout) == (0.5, 90.0)

@@ -1,0 +1,104 @@
+"""The text protocol across a process boundary: every value keeps its declared type."""
+
+import json
+
+import pytest
+
+from mlflowlet._wire import (
+    decode_param,
+    encode_result,
+    govaluate_literal,
+    read_run_json,
+    run_json_line,
+    split_typed,
+)
+from mlflowlet.errors import ParameterError, RunError
+
+
+@pytest.mark.parametrize("text", ["1.10", "true", "null", "1e3", "007", " x ", '"q"', "[1]"])
+def test_a_str_parameter_is_never_parsed(text):
+    assert decode_param("s", "str", text) == text
+
+
+@pytest.mark.parametrize(("typ", "text", "value"), [
+    ("int", "4", 4), ("int", "-4", -4), ("int", "4.0", 4), ("float", "1.10", 1.1),
+    ("float", "1", 1.0), ("float", "1e3", 1000.0), ("bool", "true", True), ("bool", "False", False),
+])
+def test_scalars_read_as_their_declared_type(typ, text, value):
+    got = decode_param("p", typ, text)
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(("typ", "text"), [
+    ("int", "4.5"), ("int", "true"), ("bool", "1"), ("bool", "yes"), ("float", "abc"),
+    ("json", "{"), ("list[int]", "[1.5]"), ("list[str]", "[1]"), ("list[int]", '{"a": 1}'),
+    ("items", "3"),
+])
+def test_a_value_that_is_not_of_the_declared_type_names_the_parameter(typ, text):
+    with pytest.raises(ParameterError, match=rf"parameter 'p' is declared {typ.replace('[', '.')}"):
+        decode_param("p", typ, text)
+
+
+def test_json_keeps_int_and_float_inside_containers():
+    got = decode_param("d", "json", '{"a": 0, "b": [1, 2.5, 3.0], "c": null}')
+    assert got == {"a": 0, "b": [1, 2.5, 3.0], "c": None}
+    assert type(got["a"]) is int and type(got["b"][0]) is int and type(got["b"][2]) is float
+
+
+def test_typed_lists_read_kfp_doubles_as_the_declared_element_type():
+    assert [type(v) for v in decode_param("xs", "list[int]", "[1.0, 2.0]")] == [int, int]
+    assert decode_param("xs", "list[float]", "[1, 2.5]") == [1.0, 2.5]
+    assert decode_param("xs", "list[str]", '["1.10", "null"]') == ["1.10", "null"]
+
+
+def _argo_aggregate(texts):
+    """What Argo does with a fan-out's output texts (controller/operator.go tryJSONUnmarshal)."""
+    parsed = [json.loads(t) for t in texts]
+    if all(isinstance(p, (list, dict)) for p in parsed):
+        return json.dumps(parsed)  # re-marshalled: Go writes the float 1.0 as 1
+    return json.dumps(texts)
+
+
+@pytest.mark.parametrize("values", [[1, 2.5, 3.0], ["1.10", "null"], [{"a": 1.0}, {"a": 2}],
+                                    [[0], [0.0]], [True, None]])
+def test_collected_items_survive_an_engine_aggregation_exactly(values):
+    texts = [encode_result(v, "item") for v in values]
+    got = decode_param("values", "items", _argo_aggregate(texts))
+    assert got == values
+    assert [json.dumps(g) for g in got] == [json.dumps(v) for v in values]  # 1.0 stays 1.0
+    kfp = json.dumps(texts)  # dsl.Collected: the list of the items' string outputs
+    assert [json.dumps(g) for g in decode_param("values", "items", kfp)] == \
+        [json.dumps(v) for v in values]
+
+
+def test_map_items_are_each_elements_exact_json_text():
+    text = encode_result([1, 1.0, "1", {"a": 0}], "items")
+    assert [decode_param("x", "json", item) for item in json.loads(text)] == [1, 1.0, "1", {"a": 0}]
+    assert [type(decode_param("x", "json", i)) for i in json.loads(text)][:2] == [int, float]
+    assert encode_result("[1, 2]", "items") == json.dumps(["mlflowlet:not-a-list:a str '[1, 2]'"])
+    (marker,) = json.loads(encode_result("[1, 2]", "items"))  # one item that fails the step
+    with pytest.raises(ParameterError, match=r"fans out over a str '\[1, 2\]', which is not a"):
+        decode_param("x", "json", marker)
+
+
+@pytest.mark.parametrize(("value", "literal"), [
+    (1e-05, "0.00001"), (1e20, "100000000000000000000"), (-2, "-2"), (True, "true"),
+    ("heads", "'heads'"), ("it's \\ \"x\"", "'it\\'s \\\\ \\\"x\\\"'"), (0.1, "0.1"),
+])
+def test_when_literals_follow_govaluate(value, literal):
+    assert govaluate_literal(value) == literal
+
+
+def test_the_run_record_is_found_after_output_without_a_newline():
+    record = {"metadata": {"uid": "u"}, "status": {"state": "completed"}}
+    out = "step printed this" + run_json_line(record)
+    assert read_run_json(out) == record
+    assert read_run_json("a\n" + run_json_line({"metadata": {"uid": "old"}}) + out) == record
+    with pytest.raises(RunError, match="printed no"):
+        read_run_json("nothing here\n")
+
+
+def test_unknown_types_are_named():
+    with pytest.raises(ParameterError, match="unknown type 'float32'"):
+        split_typed("x:float32", "--param", ("str",))
+    assert split_typed("x", "--param", ("str",)) == ("x", "")

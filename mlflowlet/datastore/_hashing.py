@@ -33,10 +33,8 @@ def default_algo() -> str:
     Raises:
         ConfigError: the setting names an algorithm mlflowlet does not record.
     """
-    from mlflowlet.settings import get_settings
-
-    asked = os.environ.get("MLFLOWLET_HASH_ALGO")
-    algo = check_algo((get_settings().hash_algo or DEFAULT).strip().lower(), "MLFLOWLET_HASH_ALGO")
+    asked = os.environ.get("MLFLOWLET_HASH_ALGO")  # = get_settings().hash_algo, read alone
+    algo = check_algo((asked or DEFAULT).strip().lower(), "MLFLOWLET_HASH_ALGO")
     if algo == "blake3" and asked is None and not _have_blake3():
         return "sha256"
     return algo

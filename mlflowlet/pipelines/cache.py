@@ -58,29 +58,24 @@ def find_cached(db: Any, key: str, project: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def prefetch(db: Any, project: str, pipeline: str, current: str) -> dict[str, dict[str, Any]]:
-    """Return the completed step runs of ``pipeline``'s latest other run, by cache key.
+def prefetch(db: Any, project: str, pipeline: str, limit: int) -> dict[str, dict[str, Any]]:
+    """Return the newest ``limit`` completed step runs of ``pipeline``, by cache key.
 
-    Two queries for the whole rerun, instead of one per step: a rerun of an unchanged pipeline
-    finds every hit here. A key found here is a completed run with that exact key; a key not
-    found is looked up on its own (:func:`find_cached`).
+    One query for the whole rerun, instead of one per step: a rerun of an unchanged pipeline
+    finds every hit here (``limit`` is its step count, so the window holds the last run's steps).
+    A key found here is the newest completed run with that exact key, as :func:`find_cached`
+    would return it (any newer one would be in the window); a key not found is looked up on its
+    own. The pipeline runs themselves (large bodies: the whole graph) are not read.
 
     Args:
         db: the run DB.
         project: the project.
-        pipeline: the pipeline's name.
-        current: the uid of the pipeline run being executed (skipped).
+        pipeline: the pipeline's name (its step runs carry it as the label ``pipeline``).
+        limit: how many of the newest step runs to read.
     """
-    labels = {"kind": "pipeline", "pipeline": pipeline}
-    latest = [
-        r for r in db.list_runs(project=project, labels=labels, last=2)
-        if r["metadata"]["uid"] != current
-    ]  # fmt: skip
-    if not latest:
-        return {}
-    uid = latest[0]["metadata"]["uid"]
     found: dict[str, dict[str, Any]] = {}
-    for run in db.list_runs(project=project, labels={"pipeline_uid": uid}, state="completed"):
+    labels = [f"pipeline={pipeline}", CACHE_LABEL]  # step runs only: they carry a cache key
+    for run in db.list_runs(project=project, labels=labels, state="completed", last=limit):
         key = (run["metadata"].get("labels") or {}).get(CACHE_LABEL)
         if key and key not in found:
             found[key] = run

@@ -302,7 +302,9 @@ class LocalExecutor:
     def _lookup(self, key: str) -> dict[str, Any] | None:
         """Return the completed run recorded with cache ``key`` (a fresh dict), or None."""
         if self._prefetched is None:  # the first lookup of this run: the likely hits, at once
-            self._prefetched = _cache.prefetch(self.db, self.project, self.pipe.name, self.run.uid)
+            self._prefetched = _cache.prefetch(
+                self.db, self.project, self.pipe.name, len(self.dag.nodes)
+            )
         hit = self._prefetched.pop(key, None)  # popped: each hit changes its dict in place
         return hit if hit is not None else _cache.find_cached(self.db, key, self.project)
 

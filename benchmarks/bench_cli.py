@@ -2,7 +2,8 @@
 
 The 100-iteration ``-x`` sweep runs the seed's ``examples/training.py`` with 2 children at once,
 forked from a warm worker (the default) and as fresh interpreters (``MLFLOWLET_NO_FORKSERVER=1``),
-one after the other in the same run.
+one after the other in the same run (after a warm-up sweep each, median of 2). Child
+interpreters run with their bytecode cached, as an installed package has it (``_common.py``).
 
 Each variant runs interleaved with the others, several rounds, and the median is reported, so a
 busy machine slows every variant alike. Every run records into a fresh SQLite DB in a temporary
@@ -20,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import python_env  # benchmarks/ is on sys.path (run.py)
+
 ROUNDS = 7
 TRAINING = Path(__file__).resolve().parents[1] / "examples" / "training.py"
 SWEEP = 100
@@ -34,7 +37,7 @@ PLAIN = "x = sum(range(1000))\n"
 
 
 def _env(folder: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
+    env = python_env()
     env["MLFLOWLET_DBPATH"] = folder
     return env
 
@@ -106,8 +109,11 @@ def run() -> list[tuple[str, float, str, str]]:
         values = "[" + ",".join(str(i) for i in range(SWEEP)) + "]"
         args = ("run", "-x", f"p1={values}", "--parallel", "2", "--selector", "max.accuracy",
                 "--no-watch", "training.py")
-        warm = _timed(_cli(folder, *args))
-        cold = _timed(_cli(folder, *args, extra={"MLFLOWLET_NO_FORKSERVER": "1"}))
+        sweeps = _medians({
+            "warm": _cli(folder, *args),
+            "cold": _cli(folder, *args, extra={"MLFLOWLET_NO_FORKSERVER": "1"}),
+        }, rounds=2)
+        warm, cold = sweeps["warm"] / 1000, sweeps["cold"] / 1000
     finally:
         if saved is None:
             os.environ.pop("MLFLOWLET_DBPATH", None)

@@ -16,7 +16,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from _common import fresh_dir  # benchmarks/ is on sys.path (run.py)
+from _common import fresh_dir, python_env  # benchmarks/ is on sys.path (run.py)
 
 HEAVY = ("kfp", "hera", "dask", "distributed", "kubernetes", "boto3", "pandas", "fastapi",
          "typer", "httpx", "networkx", "pydantic", "matplotlib")
@@ -29,7 +29,7 @@ def _fresh_dir():
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
+    return python_env()
 
 
 def _wall(argv: list[str], cwd: str | None = None, env: dict | None = None) -> float:
@@ -87,10 +87,11 @@ def bench_first_run() -> list[tuple]:
     """The first tracked run of a fresh process, lazy imports included (issue 18)."""
     samples = []
     with _fresh_dir() as folder:
-        for _ in range(7):
+        for _ in range(8):
             out = subprocess.run([sys.executable, "-c", FIRST_RUN], capture_output=True,
                                  text=True, check=True, env=_env(), cwd=folder).stdout
             samples.append(float(out.split()[1]))
+    samples = samples[1:]  # the first one warmed the bytecode and file caches
     return [("first tracked run of a fresh process (lazy imports included), median",
              statistics.median(samples) * 1000, "ms", "<= 60 ms")]
 

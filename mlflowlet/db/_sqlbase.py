@@ -166,7 +166,7 @@ class SQLRunDB(RunDB):
     @staticmethod
     def _store_artifact(conn, key, artifact, uid, it, tag, project, tree) -> None:
         # a linked (remote) artifact has no hash: its version id then comes from the clock
-        uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
+        uid = uid or artifact.get("uid") or (artifact.get("hash") or "").rsplit(":", 1)[-1][:16]
         uid = uid or str(time.time_ns())
         it = it if it is not None else artifact.get("iteration", 0)
         tree = tree or artifact.get("tree", "")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from . import _fdcapture
+from . import _fdcapture, _process
 
 _sink: ContextVar[Callable[[str], None] | None] = ContextVar("mlflowlet_log_sink", default=None)
 _install_lock = threading.Lock()
@@ -27,8 +27,12 @@ def _after_fork_in_child() -> None:
     _install_lock = threading.Lock()  # a parent thread may have held it at the fork
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)
+
+
+@_process.on_reset
+def _clear_sink() -> None:
+    _sink.set(None)
 
 
 class _Tee:

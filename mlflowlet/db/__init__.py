@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+from .. import _process
 from ..errors import UnknownBackendError
 from .base import RunDB
 
@@ -29,8 +30,22 @@ def _after_fork_in_child() -> None:
     _cache_lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)
+
+
+@_process.on_reset
+def _close_cached() -> None:
+    """Close and forget every cached connection (``_process.reset()``)."""
+    with _cache_lock:
+        cached = list(_cache.values())
+        _cache.clear()
+    for db in cached:
+        close = getattr(db, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # a connection already closed by its user
+                pass
 
 
 def register_db(scheme: str, target: str) -> None:

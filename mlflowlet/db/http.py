@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+from .. import _process
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
 from ._json import dumps, loads
 from .base import RunDB, log_window, parse_label_filters, require_filter
@@ -30,8 +31,7 @@ def _after_fork_in_child() -> None:
     _clients_lock = threading.Lock()  # a parent thread may have held it; clients are per pid
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)
 
 
 def _httpx() -> Any:

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+from .. import _process
 from ..errors import MissingDependencyError, RunDBError
 from ._json import dumps
 from ._sql import (
@@ -185,8 +186,7 @@ def _after_fork_in_child() -> None:
         pool.after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)
 
 
 class PostgresRunDB(SQLRunDB):

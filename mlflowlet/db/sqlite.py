@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .. import _process
 from ..errors import RunDBError
 from ._json import dumps
 from ._sql import (
@@ -379,9 +380,4 @@ def _after_fork_in_child() -> None:
     _live_lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_after_fork_in_child,
-    )
+_process.at_fork(before=_before_fork, parent=_after_fork_in_parent, child=_after_fork_in_child)

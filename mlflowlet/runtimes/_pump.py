@@ -22,7 +22,7 @@ import time
 from typing import IO, Any
 
 from .._capture import LogLimit
-from ..entrypoint import RUN_JSON_MARKER
+from .._wire import RUN_JSON_MARKER
 
 CHUNK = 64 * 1024
 _FLUSH_SECONDS = 1.0

@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import (
     DataNotFoundError,
     MissingDependencyError,

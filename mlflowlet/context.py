@@ -39,8 +39,7 @@ class Context(_ArtifactLogging, _Persistence):
     def __init__(self, run: RunObject, db: Any = None, secrets: Any = None) -> None:
         self._run = run
         self._db = db
-        if db is not None:
-            run._db_url = getattr(db, "url", "") or ""
+        run._record_in(db)
         self._secrets = secrets
         self._pending_artifacts: list[dict[str, Any]] = []
         self._pending_metrics: list[tuple] = []

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ._names import check_project, check_run_name
+from ._seams import RunReader, seam
 from .errors import HyperParamError, ParameterError
+from .secrets import safe_secret_source as safe_secret_source  # re-exported: public here
 
 RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
 TERMINAL_STATES = ("completed", "error", "aborted", "skipped")
@@ -162,15 +164,17 @@ class RunTemplate(_Model):
             HyperParamError: a value that is not a non-empty list, unequal lists for ``list``,
                 an unknown strategy, a bad selector or stop condition.
         """
-        from .hyper import expand_iterations
+        from .hyper import SweepOptions
 
         if not isinstance(hyper_params, dict) or not hyper_params:
             raise HyperParamError(
                 f"hyper_params must be a non-empty dict of lists, got {hyper_params!r:.80} "
                 "(e.g. {'p1': [1, 2, 3]})"
             )
-        # The runtime expands again when it runs; expanding here validates with the same rules.
-        expand_iterations(hyper_params, strategy, None, max_iterations, seed)
+        # The runtime iterates when it runs; starting here checks with the same rules.
+        SweepOptions(
+            hyper_params=hyper_params, strategy=strategy, max_iterations=max_iterations, seed=seed
+        ).iterations()
         self.spec.hyper_params = {k: list(v) for k, v in hyper_params.items()}
         self._set_iteration_options(
             selector, strategy, max_iterations, max_errors, stop_condition, parallel, seed
@@ -196,7 +200,9 @@ class RunTemplate(_Model):
         path = path if path is not None else param_file
         if path is None:
             raise ParameterError("with_param_file() needs the path of a CSV or JSON file")
-        _check_strategy(strategy)
+        from .hyper import SweepOptions
+
+        SweepOptions(strategy=strategy).checked()
         self.spec.param_file = str(path)
         self._set_iteration_options(
             selector, strategy, max_iterations, max_errors, stop_condition, parallel, None
@@ -204,27 +210,23 @@ class RunTemplate(_Model):
         return self
 
     def _set_iteration_options(self, selector, strategy, max_it, max_err, stop, parallel, seed):
-        for name, value, least in (("parallel", parallel, 1), ("max_errors", max_err, 0)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < least
-            ):
-                raise HyperParamError(f"{name}={value!r} must be a whole number >= {least}")
+        from .hyper import SweepOptions  # the rules of sweep options live there, once
+
+        SweepOptions(
+            selector=selector,
+            max_errors=max_err,
+            stop_condition=stop or None,
+            parallel=parallel,
+        ).checked()
+        spec = self.spec
         if selector is not None:
-            from .hyper import parse_selector
-
-            parse_selector(selector)
-            self.spec.selector = selector
-        self.spec.strategy = strategy
-        self.spec.max_iterations = max_it
-        self.spec.max_errors = max_err
+            spec.selector = selector
+        spec.strategy, spec.max_iterations, spec.max_errors = strategy, max_it, max_err
         if stop:
-            from .hyper import parse_stop_condition
-
-            parse_stop_condition(stop)
-            self.spec.stop_condition = stop
-        self.spec.parallel = parallel
+            spec.stop_condition = stop
+        spec.parallel = parallel
         if seed is not None:
-            self.spec.seed = seed
+            spec.seed = seed
 
     def copy(self, **_: Any) -> RunTemplate:  # type: ignore[override]
         """Return a deep copy."""
@@ -247,32 +249,16 @@ class RunTemplate(_Model):
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
 
 
-def safe_secret_source(source: dict[str, Any]) -> dict[str, Any]:
-    """Describe a secrets source without its values (inline dicts keep key names only)."""
-    kind, value = source.get("kind"), source.get("source")
-    if kind == "inline":
-        keys = source.get("keys")
-        if keys is None:
-            from .secrets import SecretsStore
-
-            store = SecretsStore()
-            store.add_source("inline", value)
-            keys = sorted(store.keys())
-        return {"kind": "inline", "source": None, "keys": list(keys)}
-    return {"kind": kind, "source": value}
-
-
-def _check_strategy(strategy: str) -> None:
-    from .hyper import _check_strategy as check  # one rule, kept in hyper
-
-    check(strategy)
-
-
 class RunObject(RunTemplate):
-    """A run: metadata, spec and status. ``state`` and ``results`` are status shortcuts."""
+    """A run: metadata, spec and status. ``state`` and ``results`` are status shortcuts.
+
+    A run keeps the run DB it was recorded in (in memory: copies share it, pickles keep its URL),
+    and :meth:`logs`, :meth:`refresh`, :meth:`metric_history` and :meth:`abort` read it there.
+    """
 
     status: RunStatus = Field(default_factory=RunStatus)
-    _db_url: str = PrivateAttr(default="")  # the run DB that recorded this run, when known
+    _db: Any = PrivateAttr(default=None)  # the RunReader that recorded this run, in this process
+    _db_url: str = PrivateAttr(default="")  # its URL, when known (kept by pickles too)
     # input key -> the artifact record of the version it reads (a pipeline step's inputs), so
     # its reads are checked against the record; kept in memory only
     _input_artifacts: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
@@ -280,12 +266,31 @@ class RunObject(RunTemplate):
     # the artifacts back (store credentials). Private attributes are never dumped or stored.
     _secret_sources: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
-    def _run_db(self, db: Any = None) -> Any:
+    def _record_in(self, db: RunReader | None) -> RunObject:
+        """Remember ``db`` as the run DB this run is recorded in; returns self."""
+        if db is not None:
+            self._db, self._db_url = db, getattr(db, "url", "") or self._db_url
+        return self
+
+    def _run_db(self, db: RunReader | None = None) -> RunReader:
         if db is not None:
             return db
-        from .db import get_run_db
+        if self._db is not None:
+            return cast(RunReader, self._db)
+        return cast(RunReader, seam("run_db")(self._db_url))
 
-        return get_run_db(self._db_url)
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> RunObject:
+        memo = {} if memo is None else memo
+        if self._db is not None:  # a copy of the run is recorded in the same DB, not a copy of it
+            memo[id(self._db)] = self._db
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private and private.get("_db") is not None:  # a connection does not travel
+            state["__pydantic_private__"] = {**private, "_db": None}
+        return state
 
     @property
     def uid(self) -> str:
@@ -333,11 +338,9 @@ class RunObject(RunTemplate):
         the data item reads with the store credentials of the task's secrets (kept in memory
         only); elsewhere with the environment's.
         """
-        from .datastore import get_dataitem
-
         for art in self.status.artifacts:
             if art.get("key") == key:
-                return get_dataitem(
+                return seam("dataitem")(
                     art["uri"], key=key, artifact=art, verify=verify, secrets=self._secrets_store()
                 )
         keys = [a.get("key") for a in self.status.artifacts]
@@ -350,23 +353,25 @@ class RunObject(RunTemplate):
 
         return SecretsStore.from_sources(self._secret_sources)
 
-    def logs(self, db: Any = None) -> str:
+    def logs(self, db: RunReader | None = None) -> str:
         """Return the run's captured output from the run DB."""
         db = self._run_db(db)
         return db.get_log(self.uid, project=self.metadata.project).decode("utf-8", "replace")
 
-    def metric_history(self, key: str | None = None, db: Any = None) -> list[dict[str, Any]]:
+    def metric_history(
+        self, key: str | None = None, db: RunReader | None = None
+    ) -> list[dict[str, Any]]:
         """Return the logged metric series (``key, step, value, time`` dicts)."""
         db = self._run_db(db)
         return db.get_metrics(self.uid, key=key, iter=self.metadata.iteration)
 
     def show(self, display: bool = True) -> str | None:
         """Print a one-run table (terminal) or return its HTML with ``display=False``."""
-        from .db.lists import RunList
+        from ._records import RunTable
 
-        return RunList([self.to_dict()]).show(display=display)
+        return RunTable([self.to_dict()]).show(display=display)
 
-    def abort(self, db: Any = None, **runtime_options: Any) -> RunObject:
+    def abort(self, db: RunReader | None = None, **runtime_options: Any) -> RunObject:
         """Stop the run where it runs and mark it ``aborted`` (any run the run DB knows).
 
         A Kubernetes run's workload is deleted, with its pods and Secret. A run in a process on
@@ -388,18 +393,17 @@ class RunObject(RunTemplate):
             ConfigError: the run already ended.
             NotFoundError: the run DB does not know the run.
         """
-        from .runtimes import abort_run
+        return cast(RunObject, seam("abort")(self, self._run_db(db), **runtime_options))
 
-        return abort_run(self, self._run_db(db), **runtime_options)
-
-    def refresh(self, db: Any = None) -> RunObject:
+    def refresh(self, db: RunReader | None = None) -> RunObject:
         """Reload the run from the run DB."""
         db = self._run_db(db)
+        meta = self.metadata
         run = RunObject.model_validate(
-            db.read_run(self.uid, project=self.metadata.project, iter=self.metadata.iteration)
+            db.read_run(self.uid, project=meta.project, iter=meta.iteration)
         )
-        run._db_url = getattr(db, "url", "") or self._db_url
-        run._secret_sources = self._secret_sources
+        run._db_url = self._db_url
+        run._record_in(db)._secret_sources = self._secret_sources
         return run
 
     def __str__(self) -> str:

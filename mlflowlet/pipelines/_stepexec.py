@@ -83,7 +83,7 @@ def execute(call: StepCall, db: Any) -> RunObject:
     for attempt in range(1, spec.retries + 2):
         run = new_run(call, attempt)
         result = _run_once(runtime, run, handler, db, spec.timeout, call.iterate is not None)
-        result._db_url = getattr(db, "url", "")
+        result._record_in(db)
         call.attempts.append(
             {"uid": result.uid, "state": result.state, "error": last_line(result.status.error)}
         )

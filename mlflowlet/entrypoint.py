@@ -290,6 +290,7 @@ def run_entrypoint(run: Any, db: Any) -> Any:
     the return value and error handling are the local runtime's, so a run behaves the same
     in-process and here.
     """
+    from .hyper import SweepOptions
     from .runtimes.local import LocalRuntime
 
     command = (run.spec.command or "").split(" ", 1)[0]
@@ -297,32 +298,11 @@ def run_entrypoint(run: Any, db: Any) -> Any:
         command = ""
     runtime = LocalRuntime(command)
     handler = _step_handler(run.spec.handler, command)  # None: the runtime resolves it (a script)
-    if run.spec.hyper_params or run.spec.param_file:  # iterations run here, as they do locally
-        index = os.environ.get("JOB_COMPLETION_INDEX", "").strip()
-        if index.isdigit():  # one pod of an Indexed Job: only its own iteration
-            return _run_indexed(runtime, run, handler, db, int(index))
-        return runtime._run_iterations(run, handler, db)
-    return runtime._execute(run, handler, db)
-
-
-def _run_indexed(runtime: Any, run: Any, handler: Any, db: Any, index: int) -> Any:
-    """Run iteration ``index + 1`` of the run's hyper-parameters (``JOB_COMPLETION_INDEX``)."""
-    from . import hyper
-
-    spec = run.spec
-    combos = hyper.expand_iterations(
-        spec.hyper_params or None,
-        spec.strategy or None,
-        spec.param_file or None,
-        spec.max_iterations,
-        spec.seed,
-    )
-    if index >= len(combos):
-        raise ConfigError(
-            f"JOB_COMPLETION_INDEX={index} but the spec has {len(combos)} iteration(s); "
-            "the Job's completions must equal the number of iterations"
-        )
-    return runtime._execute(runtime._child(run, index + 1, combos[index]), handler, db)
+    index = os.environ.get("JOB_COMPLETION_INDEX", "").strip()
+    if index.isdigit() and SweepOptions.of(run.spec).sweeps:
+        # one pod of an Indexed Job: only its own iteration (no summary; the submitter selects)
+        return runtime.execute(run, handler, db, iteration=int(index) + 1)
+    return runtime.execute(run, handler, db)  # a sweep runs all its iterations here
 
 
 def mpi_rank() -> int:

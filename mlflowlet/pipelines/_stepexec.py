@@ -1,7 +1,7 @@
 """Run one step call through the local runtime: attempts with retries, timeouts, hyper-params.
 
-Each attempt is a ``RunObject`` prepared here and run by ``LocalRuntime._execute`` (or
-``Runtime._run_iterations`` for hyper-parameters and fan-outs), so binding, error capture and
+Each attempt is a ``RunObject`` prepared here and run by ``LocalRuntime.execute`` (all its
+iterations for hyper-parameters and fan-outs), so binding, error capture and
 the buffered DB commits are the core's. Used by the pipeline executor and by a step called
 outside a pipeline.
 """
@@ -82,7 +82,7 @@ def execute(call: StepCall, db: Any) -> RunObject:
     result = None
     for attempt in range(1, spec.retries + 2):
         run = new_run(call, attempt)
-        result = _run_once(runtime, run, handler, db, spec.timeout, call.iterate is not None)
+        result = _run_once(runtime, run, handler, db, spec.timeout)
         result._record_in(db)
         call.attempts.append(
             {"uid": result.uid, "state": result.state, "error": last_line(result.status.error)}
@@ -122,9 +122,9 @@ class _GuardedDB:
 
 
 def _run_once(
-    runtime: Any, run: RunObject, handler: Any, db: Any, timeout: float | None, iterate: bool
+    runtime: Any, run: RunObject, handler: Any, db: Any, timeout: float | None
 ) -> RunObject:
-    target = runtime._run_iterations if iterate else runtime._execute
+    target = runtime.execute  # a sweep (hyper-parameters, a fan-out) when the spec has one
     if not timeout:
         return target(run, handler, db)
     guard, box = _GuardedDB(db), {}

@@ -43,12 +43,12 @@ def sweep_stopped() -> str:
 class Fold:
     """The running summary of a sweep (see the module doc)."""
 
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
+    def __init__(self, options: hyper.SweepOptions) -> None:
+        self.options = options
         self.count = self.errors = self.ok = self.aborted = 0
         self.first_abort = ""
         self.stopped = ""
-        self.best = hyper.Best(spec.selector) if spec.selector else None
+        self.best = hyper.Best(options.selector) if options.selector else None
         self.best_run: RunObject | None = None
         self._keys: dict[int, list[str]] = {}  # in-flight iteration -> its combo's keys
         self._params: dict[str, None] = {}
@@ -78,7 +78,7 @@ class Fold:
             self._flush()
         if child.state == "error":
             self.errors += 1
-            limit = self.spec.max_errors
+            limit = self.options.max_errors
             if limit is not None and self.errors >= limit:
                 self.stopped = f"stopped after {self.errors} failed iteration(s) (max_errors)"
         elif child.state == "aborted":
@@ -168,7 +168,7 @@ def summarise(ctx: Any, fold: Fold) -> None:
             problems.append(stopped)
     if not fold.ok:
         problems.insert(0, "no iteration succeeded")
-    failed = not fold.ok or "max_errors" in stopped or bool(parent.spec.selector and best is None)
+    failed = not fold.ok or "max_errors" in stopped or bool(fold.options.selector and best is None)
     if fold.aborted and not stopped:  # the sweep's work was deleted or stopped from outside
         problems.insert(0, f"{fold.aborted} iteration(s) aborted ({fold.first_abort})")
         ctx._finish("aborted", "; ".join(problems))

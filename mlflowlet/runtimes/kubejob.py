@@ -371,17 +371,10 @@ class KubeJobRuntime(Runtime):
         return manifests[-1]
 
     def _dry_iterations(self, run: RunObject) -> list[dict]:
-        from .. import hyper
+        from ..hyper import SweepOptions
 
-        spec = run.spec
-        combos = hyper.expand_iterations(
-            spec.hyper_params or None,
-            spec.strategy or None,
-            spec.param_file or None,
-            spec.max_iterations,
-            spec.seed,
-        )
-        return [{**spec.params, **combo} for combo in combos]
+        combos = SweepOptions.of(run.spec).expand()
+        return [{**run.spec.params, **combo} for combo in combos]
 
     def _server_dry_run(self, manifests: list[dict]) -> Any:
         api = _k8s.client()

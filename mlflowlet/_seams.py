@@ -3,7 +3,8 @@
 Layers only import downwards (``docs/architecture.md``). Yet users expect MLRun's conveniences on
 the objects they hold: ``run.abort()`` and ``run.artifact(key)`` on a ``RunObject`` (the model,
 below the run DB, the data stores and the runtimes), ``pipe.submit()`` on a ``Pipeline`` (below
-the compilers). Those methods reach the implementation through :data:`SEAMS`: a callable of a
+the compilers), ``runner.build_image()`` on a Kubernetes job runtime (below the image builders,
+which run kaniko as a Job through the runtimes). Those methods reach the implementation through :data:`SEAMS`: a callable of a
 higher layer named by dotted path and imported on first use, as runtime kinds and DB backends
 are. The table is the whole list; ``tests/test_layers.py`` checks that each entry names a
 callable in a layer above every module that calls :func:`seam` for it.
@@ -25,6 +26,7 @@ SEAMS: dict[str, str] = {
     "dataitem": "mlflowlet.datastore:get_dataitem",  # an artifact version as a DataItem
     "abort": "mlflowlet.runtimes:abort_run",  # stop a run where it runs
     "submit": "mlflowlet.compilers.submit:submit",  # compile and submit a pipeline
+    "build_runner_image": "mlflowlet._jobimage:build_runner_image",  # a job runtime's own image
 }
 
 

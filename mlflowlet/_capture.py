@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 from . import _fdcapture, _process
 
@@ -63,7 +63,7 @@ class _Tee:
             orig = self._original
             fds.echo_text(self._fd, text, getattr(orig, "encoding", ""), orig.errors or "")
             return len(text)
-        return self._original.write(text)
+        return cast(int, self._original.write(text))  # what the stream returns, as it is
 
     def _past_pipe(self) -> bool:
         return self._fd in (1, 2) and _fdcapture.capture.active()
@@ -99,7 +99,7 @@ class _BinaryTee:
             sink = _sink.get()
             if sink is not None and data:
                 sink(bytes(data).decode("utf-8", "replace"))
-        return self._raw.write(data)
+        return cast(int, self._raw.write(data))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
@@ -200,13 +200,13 @@ def drain() -> None:
     _fdcapture.capture.drain()
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A handler that writes to whatever ``sys.stderr`` is at emit time (so the tee sees it)."""
 
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -170,7 +170,10 @@ class DaemonPool:
     """
 
     def __init__(self, workers: int, name: str = "mlflowlet-worker") -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[
+            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+        ]
+        self._jobs = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._loop, daemon=True, name=f"{name}-{i}")
             for i in range(max(1, workers))
@@ -178,9 +181,9 @@ class DaemonPool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` in a pool thread; return its future."""
-        fut: Future = Future()
+        fut: Future[Any] = Future()
         self._jobs.put((fut, fn, args))
         return fut
 

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import HyperParamError
 
 
-def read_param_file(path: str) -> list[dict] | dict[str, list]:
+def read_param_file(path: str) -> list[dict[str, Any]] | dict[str, list[Any]]:
     """Read a CSV or JSON param file.
 
     A CSV has a header row of parameter names and one row per iteration; each cell is parsed as a
@@ -47,7 +47,7 @@ def read_param_file(path: str) -> list[dict] | dict[str, list]:
     return _read_csv_params(path, text)
 
 
-def _read_json_params(path: str, text: str) -> list[dict] | dict[str, list]:
+def _read_json_params(path: str, text: str) -> list[dict[str, Any]] | dict[str, list[Any]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -72,7 +72,7 @@ def _read_json_params(path: str, text: str) -> list[dict] | dict[str, list]:
     )
 
 
-def _read_csv_params(path: str, text: str) -> list[dict]:
+def _read_csv_params(path: str, text: str) -> list[dict[str, Any]]:
     lines = [row for row in csv.reader(io.StringIO(text))]
     numbered = [(n, row) for n, row in enumerate(lines, start=1) if any(c.strip() for c in row)]
     if not numbered:

@@ -22,7 +22,7 @@ def _cell(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-class RecordTable(list):
+class RecordTable(list[dict[str, Any]]):
     """A list of run or artifact dicts with views shared by both kinds."""
 
     columns: tuple[str, ...] = ()

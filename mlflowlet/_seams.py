@@ -4,10 +4,10 @@ Layers only import downwards (``docs/architecture.md``). Yet users expect MLRun'
 the objects they hold: ``run.abort()`` and ``run.artifact(key)`` on a ``RunObject`` (the model,
 below the run DB, the data stores and the runtimes), ``pipe.submit()`` on a ``Pipeline`` (below
 the compilers), ``runner.build_image()`` on a Kubernetes job runtime (below the image builders,
-which run kaniko as a Job through the runtimes). Those methods reach the implementation through :data:`SEAMS`: a callable of a
-higher layer named by dotted path and imported on first use, as runtime kinds and DB backends
-are. The table is the whole list; ``tests/test_layers.py`` checks that each entry names a
-callable in a layer above every module that calls :func:`seam` for it.
+which run kaniko as a Job through the runtimes). Those methods reach the implementation through
+:data:`SEAMS`: a callable of a higher layer named by dotted path and imported on first use, as
+runtime kinds and DB backends are. The table is the whole list; ``tests/test_layers.py`` checks
+that each entry names a callable in a layer above every module that calls :func:`seam` for it.
 
 A run also reads itself back through the run DB it was recorded in (:class:`RunReader`, which
 every ``RunDB`` is), so only a run that kept none opens one by URL through the ``run_db`` seam.

@@ -114,7 +114,7 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
         return False
 
 
-def parse_stop_condition(expr: str) -> Callable[[dict], bool]:
+def parse_stop_condition(expr: str) -> Callable[[dict[str, Any]], bool]:
     """Compile a stop condition into a predicate over an iteration's results.
 
     Supports ``key OP value`` with OP in ``>= <= > < == !=`` and value a number or a quoted
@@ -135,7 +135,7 @@ def parse_stop_condition(expr: str) -> Callable[[dict], bool]:
         raise _stop_error(repr(expr), f"expected a string, got {type(expr).__name__}")
     groups = _parse_stop(expr)
 
-    def condition(results: dict) -> bool:
+    def condition(results: dict[str, Any]) -> bool:
         results = results or {}
         return any(
             all(key in results and _compare(results[key], op, want) for key, op, want in group)

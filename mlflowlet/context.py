@@ -42,7 +42,7 @@ class Context(_ArtifactLogging, _Persistence):
         run._record_in(db)
         self._secrets = secrets
         self._pending_artifacts: list[dict[str, Any]] = []
-        self._pending_metrics: list[tuple] = []
+        self._pending_metrics: list[tuple[str, int, float, float]] = []
         self._log: list[str] = []
         self._log_held = ""
         self._log_lock = threading.Lock()  # guards the buffers: log, pending artifacts, metrics

@@ -79,7 +79,7 @@ class SweepOptions:
         """Whether there is anything to iterate (hyper-parameters or a param file)."""
         return bool(self.hyper_params or self.param_file)
 
-    def iterations(self) -> Iterator[dict]:
+    def iterations(self) -> Iterator[dict[str, Any]]:
         """Yield each iteration's params (iteration 1 first), lazily; every check comes first.
 
         Raises:
@@ -89,11 +89,11 @@ class SweepOptions:
             self.hyper_params, self.strategy, self.param_file, self.max_iterations, self.seed
         )
 
-    def expand(self) -> list[dict]:
+    def expand(self) -> list[dict[str, Any]]:
         """Return every iteration's params at once (see :meth:`iterations`)."""
         return list(self.iterations())
 
-    def stop(self) -> Callable[[dict], bool] | None:
+    def stop(self) -> Callable[[dict[str, Any]], bool] | None:
         """Return the stop condition as a predicate over results (``None`` without one)."""
         return parse_stop_condition(self.stop_condition) if self.stop_condition else None
 
@@ -122,12 +122,12 @@ class SweepOptions:
 
 
 def expand_iterations(
-    hyper_params: dict | None,
+    hyper_params: dict[str, Any] | None,
     strategy: str | None = "grid",
     param_file: str | None = None,
     max_iterations: int | None = None,
     seed: int | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Expand hyper-parameters or a param file into one params dict per iteration.
 
     Iteration 1 is element 0 of the returned list. :func:`iter_iterations` yields the same
@@ -153,12 +153,12 @@ def expand_iterations(
 
 
 def iter_iterations(
-    hyper_params: dict | None,
+    hyper_params: dict[str, Any] | None,
     strategy: str | None = "grid",
     param_file: str | None = None,
     max_iterations: int | None = None,
     seed: int | None = None,
-) -> Iterator[dict]:
+) -> Iterator[dict[str, Any]]:
     """Like :func:`expand_iterations`, but lazily: every check first, then one dict at a time.
 
     Raises:
@@ -196,10 +196,10 @@ def iter_iterations(
 
 
 def _expand_values(
-    values: dict[str, list], strategy: str, max_iterations: int | None, seed: int | None
-) -> Iterator[dict]:
+    values: dict[str, list[Any]], strategy: str, max_iterations: int | None, seed: int | None
+) -> Iterator[dict[str, Any]]:
     if strategy == "grid":
-        combos: Iterator[tuple] = itertools.product(*values.values())
+        combos: Iterator[tuple[Any, ...]] = itertools.product(*values.values())
     elif strategy == "list":
         lengths = {key: len(vals) for key, vals in values.items()}
         if len(set(lengths.values())) > 1:
@@ -226,8 +226,8 @@ def _check_strategy(strategy: Any) -> str:
     return name
 
 
-def _check_values(hyper_params: dict) -> dict[str, list]:
-    out: dict[str, list] = {}
+def _check_values(hyper_params: dict[str, Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
     for key, vals in hyper_params.items():
         if not isinstance(vals, (list, tuple)):
             raise HyperParamError(
@@ -243,8 +243,8 @@ def _check_values(hyper_params: dict) -> dict[str, list]:
 
 
 def _expand_rows(
-    rows: list[dict], strategy: str, max_iterations: int | None, seed: int | None
-) -> list[dict]:
+    rows: list[dict[str, Any]], strategy: str, max_iterations: int | None, seed: int | None
+) -> list[dict[str, Any]]:
     # Rows of a param file are iterations as they stand; 'random' samples rows instead.
     if strategy == "random":
         rng = random.Random(seed)
@@ -284,7 +284,7 @@ def parse_selector(selector: str) -> tuple[str, str]:
     return "max", text
 
 
-def select_best(candidates: list[tuple[int, dict]], selector: str) -> int | None:
+def select_best(candidates: list[tuple[int, dict[str, Any]]], selector: str) -> int | None:
     """Return the iteration whose result is best under ``selector``.
 
     Args:
@@ -328,7 +328,7 @@ def select_best(candidates: list[tuple[int, dict]], selector: str) -> int | None
 # -- iteration summary -----------------------------------------------------------------------
 
 
-def iteration_table(rows: list[dict]) -> list[list]:
+def iteration_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
     """Summarise child iterations as a table.
 
     Args:
@@ -345,10 +345,10 @@ def iteration_table(rows: list[dict]) -> list[list]:
     for row in rows:
         param_keys.update(dict.fromkeys(row.get("params") or {}))
         result_keys.update(dict.fromkeys(row.get("results") or {}))
-    header: list = ["iter", "state"]
+    header: list[Any] = ["iter", "state"]
     header += [f"param.{key}" for key in param_keys]
     header += [f"output.{key}" for key in result_keys]
-    table: list[list] = [header]
+    table: list[list[Any]] = [header]
     for row in sorted(rows, key=lambda r: r.get("iter") or 0):
         params, results = row.get("params") or {}, row.get("results") or {}
         table.append(
@@ -359,7 +359,7 @@ def iteration_table(rows: list[dict]) -> list[list]:
     return table
 
 
-def table_to_csv(table: list[list]) -> str:
+def table_to_csv(table: list[list[Any]]) -> str:
     """Render a table (such as :func:`iteration_table`'s) as CSV text, one line per row.
 
     Args:
@@ -392,7 +392,7 @@ class Best:
         self.seen = 0
         self._logged: dict[str, None] = {}
 
-    def add(self, iteration: int, results: dict | None) -> bool:
+    def add(self, iteration: int, results: dict[str, Any] | None) -> bool:
         """Consider one successful iteration; return whether it is the best so far."""
         self.seen += 1
         results = results or {}

@@ -1,102 +1,47 @@
 """Run and task models: what to run with (``RunTemplate``) and what happened (``RunObject``).
 
 ``new_task`` (aliases ``NewTask``, ``NewRun``) builds a ``RunTemplate``; runtimes turn it into a
-``RunObject`` that the run DB stores as JSON.
+``RunObject`` that the run DB stores as JSON. The record's fields (``RunMetadata``, ``RunSpec``,
+``RunStatus``) are in ``_runfields.py``, re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import datetime, timezone
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from ._names import check_project, check_run_name
+from ._runfields import (
+    RUN_STATES,
+    TERMINAL_STATES,
+    RunMetadata,
+    RunSpec,
+    RunStatus,
+    _Model,
+    new_uid,
+    now_iso,
+)
 from ._seams import RunReader, seam
 from .errors import HyperParamError, ParameterError
-from .secrets import safe_secret_source as safe_secret_source  # re-exported: public here
+from .secrets import safe_secret_source
 
-RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
-TERMINAL_STATES = ("completed", "error", "aborted", "skipped")
-
-
-def now_iso() -> str:
-    """Return the current UTC time as an ISO 8601 string."""
-    return datetime.now(timezone.utc).isoformat()
-
-
-def new_uid() -> str:
-    """Return a new run uid (32 hex characters)."""
-    return uuid.uuid4().hex
-
-
-class _Model(BaseModel):
-    # NaN and infinities stay floats in JSON-mode dumps (pydantic's default turns them to null)
-    model_config = ConfigDict(
-        extra="allow", validate_assignment=False, ser_json_inf_nan="constants"
-    )
-
-
-class RunMetadata(_Model):
-    """Who and what a run is: uid, name, project, iteration, labels."""
-
-    uid: str = ""
-    name: str = ""
-    project: str = ""
-    iteration: int = 0
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    tag: str = ""
-    owner: str = ""
-
-
-class RunSpec(_Model):
-    """What a run runs with."""
-
-    handler: str = ""
-    command: str = ""
-    mode: str = ""
-    params: dict[str, Any] = Field(default_factory=dict)
-    inputs: dict[str, str] = Field(default_factory=dict)
-    outputs: list[str] = Field(default_factory=list)
-    secret_sources: list[dict[str, Any]] = Field(default_factory=list)
-    hyper_params: dict[str, Any] = Field(default_factory=dict)
-    param_file: str = ""
-    selector: str = ""
-    strategy: str = ""
-    max_iterations: int | None = None
-    max_errors: int | None = None
-    stop_condition: str = ""
-    parallel: int | None = None
-    seed: int | None = None
-    artifact_path: str = ""
-    timeout: float | None = None
-    strict: bool = True
-    parent_uid: str = ""
-    pipeline_uid: str = ""
-
-
-class RunStatus(_Model):
-    """What happened: state, results, artifacts, iterations, error and timings."""
-
-    state: str = "created"
-    results: dict[str, Any] = Field(default_factory=dict)
-    artifacts: list[dict[str, Any]] = Field(default_factory=list)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    iterations: list[list[Any]] = Field(default_factory=list)
-    error: str = ""
-    start_time: str = ""
-    end_time: str = ""
-    last_update: str = ""
-    host: str = ""
-    python_version: str = ""
-    code_hash: str = ""
-    git: dict[str, str] = Field(default_factory=dict)
-    exit_code: int | None = None
-    process: dict[str, Any] = Field(default_factory=dict)  # owner: host, pid, started, boot
-    heartbeat: str = ""  # the owner's last write (see mlflowlet/_owner.py)
+__all__ = [
+    "RUN_STATES",
+    "TERMINAL_STATES",
+    "NewRun",
+    "NewTask",
+    "RunMetadata",
+    "RunObject",
+    "RunSpec",
+    "RunStatus",
+    "RunTemplate",
+    "new_task",
+    "new_uid",
+    "now_iso",
+    "safe_secret_source",
+]
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:
@@ -209,7 +154,16 @@ class RunTemplate(_Model):
         )
         return self
 
-    def _set_iteration_options(self, selector, strategy, max_it, max_err, stop, parallel, seed):
+    def _set_iteration_options(
+        self,
+        selector: str | None,
+        strategy: str,
+        max_it: int | None,
+        max_err: int | None,
+        stop: str | None,
+        parallel: int | None,
+        seed: int | None,
+    ) -> None:
         from .hyper import SweepOptions  # the rules of sweep options live there, once
 
         SweepOptions(
@@ -228,7 +182,7 @@ class RunTemplate(_Model):
         if seed is not None:
             spec.seed = seed
 
-    def copy(self, **_: Any) -> RunTemplate:  # type: ignore[override]
+    def copy(self, **_: Any) -> RunTemplate:
         """Return a deep copy."""
         return self.model_copy(deep=True)
 
@@ -246,7 +200,7 @@ class RunTemplate(_Model):
         """Return :meth:`to_dict` as YAML."""
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+        return str(yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False))
 
 
 class RunObject(RunTemplate):

@@ -174,3 +174,21 @@ def test_modules_stay_under_the_size_budget():
     assert over - set(OVERSIZED) == set(), {p: sizes[p] for p in over - set(OVERSIZED)}
     stale = {p for p in OVERSIZED if sizes.get(p, 0) <= MAX_LINES}
     assert not stale, f"no longer over {MAX_LINES} lines: drop them from OVERSIZED: {stale}"
+
+
+def test_mypy_checks_every_layer_below_the_runtimes_strictly():
+    pytest.importorskip("importlinter", reason="import-linter is not installed (the dev extra)")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: import-linter depends on tomli there
+        import tomli as tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (strict,) = [o for o in config["tool"]["mypy"]["overrides"] if o.get("disallow_any_generics")]
+    layers = _layers()
+    below = [t for layer in layers[: _layer_of("mlflowlet.runtimes", layers)] for t in layer]
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    expected = {f"mlflowlet.{t}.*" if t in packages else f"mlflowlet.{t}" for t in below}
+    assert set(strict["module"]) == expected
+    flags = ("disallow_untyped_defs", "disallow_incomplete_defs", "warn_return_any")
+    assert all(strict[flag] is True for flag in flags) and strict["implicit_reexport"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import cast
 
 from .. import _process
 from ..errors import UnknownBackendError
@@ -93,7 +94,7 @@ def get_run_db(url: str = "", cached: bool = True) -> RunDB:
         module, _, cls = _BACKENDS[scheme].partition(":")
         backend = getattr(import_module(module), cls)
         if not (cached and getattr(backend, "cacheable", False)):
-            return backend(url)
+            return cast(RunDB, backend(url))
         with _cache_lock:  # backends holding connections (PostgreSQL) are kept like SQLite's
             key = (os.getpid(), url)
             if key not in _cache:

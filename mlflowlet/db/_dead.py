@@ -22,7 +22,7 @@ def run_key(run: dict[str, Any]) -> tuple[str, int, str]:
     return meta.get("uid", ""), int(meta.get("iteration") or 0), meta.get("project", "")
 
 
-def settle(db: Any, runs: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+def settle(db: Any, runs: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Return ``{run_key: run ended error}`` for those of ``runs`` whose process is gone.
 
     Args:
@@ -70,7 +70,7 @@ def settled_list(
             yield run
 
 
-def _save_dead(conn: Any, store_run: Any, dead: list[tuple[dict, str]]) -> None:
+def _save_dead(conn: Any, store_run: Any, dead: list[tuple[dict[str, Any], str]]) -> None:
     """Record each run ended by :func:`~mlflowlet._owner.mark_died`, if still as it was read."""
     for run, message in dead:
         uid, it, project = run_key(run)

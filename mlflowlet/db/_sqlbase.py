@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from ..errors import NotFoundError
 from ._dead import settle, settle_one, settled_list
@@ -42,7 +42,7 @@ class SQLRunDB(RunDB):
     dialect: Dialect
 
     @abstractmethod
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """Return the rows of one read query."""
 
     @abstractmethod
@@ -50,7 +50,7 @@ class SQLRunDB(RunDB):
         """Return ``fn(conn, *args)`` run inside one write transaction."""
 
     @abstractmethod
-    def _store_run(self, conn: Any, run: dict, uid: str, project: str, it: int) -> None:
+    def _store_run(self, conn: Any, run: dict[str, Any], uid: str, project: str, it: int) -> None:
         """Insert or update a run row and its labels on ``conn``."""
 
     # runs -----------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ class SQLRunDB(RunDB):
         )
 
     def _probe(self, key_value: tuple[str, Any]) -> int:
-        return self._read(LABEL_PROBE, key_value)[0][0]
+        return int(self._read(LABEL_PROBE, key_value)[0][0])
 
     def list_runs(
         self,
@@ -141,7 +141,7 @@ class SQLRunDB(RunDB):
             days_ago=days_ago,
         )
         where, args = self._run_where(name, None, project, labels, state, False, days_ago)
-        return self._transact(_del_runs, where, args)
+        return cast(int, self._transact(_del_runs, where, args))
 
     # artifacts ------------------------------------------------------------------------------
     def store_artifact(
@@ -158,7 +158,16 @@ class SQLRunDB(RunDB):
         self._transact(self._store_artifact, key, artifact, uid, iter, tag, project, tree)
 
     @staticmethod
-    def _store_artifact(conn, key, artifact, uid, it, tag, project, tree) -> None:
+    def _store_artifact(
+        conn: Any,
+        key: str,
+        artifact: dict[str, Any],
+        uid: str | None,
+        it: int | None,
+        tag: str,
+        project: str,
+        tree: str,
+    ) -> None:
         # a linked (remote) artifact has no hash: its version id then comes from the clock
         uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
         uid = uid or str(time.time_ns())
@@ -200,7 +209,7 @@ class SQLRunDB(RunDB):
         rows = self._read(*artifact_query(key, tag, iter, project, uid))
         if not rows:
             raise NotFoundError(artifact_missing(key, tag, project, uid))
-        return loads(rows[0][0])
+        return cast(dict[str, Any], loads(rows[0][0]))
 
     def list_artifacts(
         self,
@@ -270,7 +279,7 @@ class SQLRunDB(RunDB):
         iter: int | None = None,
     ) -> int:
         """Delete one version (by tag or uid; ``iter`` with uid) or, with neither, every one."""
-        return self._transact(del_artifact_rows, key, tag, project, uid, iter)
+        return cast(int, self._transact(del_artifact_rows, key, tag, project, uid, iter))
 
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
@@ -313,12 +322,16 @@ class SQLRunDB(RunDB):
         )
         return data[offset : offset + size] if size else data[offset:]
 
-    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+    def store_metrics(
+        self, uid: str, project: str, iter: int, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
         """Append metric rows ``(key, step, value, time)``."""
         self._transact(self._store_metrics, uid, project, iter, list(rows))
 
     @staticmethod
-    def _store_metrics(conn, uid, project, it, rows) -> None:
+    def _store_metrics(
+        conn: Any, uid: str, project: str, it: int, rows: list[tuple[Any, ...]]
+    ) -> None:
         conn.executemany(
             "INSERT INTO metrics (uid, project, iteration, key, step, value, time)"
             " VALUES (?,?,?,?,?,?,?)",
@@ -390,7 +403,7 @@ class SQLRunDB(RunDB):
         self,
         run: dict[str, Any],
         artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (),
+        metrics: Iterable[tuple[Any, ...]] = (),
         log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log output in one transaction."""
@@ -403,7 +416,7 @@ class SQLRunDB(RunDB):
         conn: Any,
         run: dict[str, Any],
         artifacts: list[dict[str, Any]],
-        metrics: list[tuple],
+        metrics: list[tuple[Any, ...]],
         log: bytes,
     ) -> None:
         meta = run["metadata"]
@@ -434,7 +447,9 @@ class SQLRunDB(RunDB):
         edges = [tuple(e.get(c) for c in LINEAGE_COLS) for e in lineage]
         self._transact(self._store_runs, list(runs), edges)
 
-    def _store_runs(self, conn: Any, runs: list[dict[str, Any]], edges: list[tuple]) -> None:
+    def _store_runs(
+        self, conn: Any, runs: list[dict[str, Any]], edges: list[tuple[Any, ...]]
+    ) -> None:
         for run in runs:
             meta = run["metadata"]
             uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
@@ -444,7 +459,7 @@ class SQLRunDB(RunDB):
 
 
 # transaction bodies -----------------------------------------------------------------------------
-def _executemany(conn: Any, sql: str, rows: list[tuple]) -> None:
+def _executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
     conn.executemany(sql, rows)
 
 

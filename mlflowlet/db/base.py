@@ -188,7 +188,9 @@ class RunDB(ABC):
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
 
     @abstractmethod
-    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+    def store_metrics(
+        self, uid: str, project: str, iter: int, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
         """Append metric rows ``(key, step, value, time)``."""
 
     @abstractmethod
@@ -218,7 +220,7 @@ class RunDB(ABC):
         self,
         run: dict[str, Any],
         artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (),
+        metrics: Iterable[tuple[Any, ...]] = (),
         log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log output at once."""

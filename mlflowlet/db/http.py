@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from .. import _process
@@ -167,7 +167,7 @@ class HTTPRunDB(RunDB):
 
     def version(self) -> dict[str, Any]:
         """Return the server's version document."""
-        return self._json("GET", "/version")
+        return cast(dict[str, Any], self._json("GET", "/version"))
 
     # runs -------------------------------------------------------------------------------------
     def store_run(self, run: dict[str, Any], uid: str, project: str = "", iter: int = 0) -> None:
@@ -178,7 +178,10 @@ class HTTPRunDB(RunDB):
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
         """Return a run; raises ``NotFoundError``."""
-        return self._json("GET", f"/runs/{_q(uid)}", params={"project": project, "iter": iter})
+        return cast(
+            dict[str, Any],
+            self._json("GET", f"/runs/{_q(uid)}", params={"project": project, "iter": iter}),
+        )
 
     def update_run(
         self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
@@ -248,7 +251,7 @@ class HTTPRunDB(RunDB):
             "state": state,
             "days_ago": days_ago or None,
         }
-        return self._json("DELETE", "/runs", params=params)["deleted"]
+        return cast(int, self._json("DELETE", "/runs", params=params)["deleted"])
 
     # artifacts --------------------------------------------------------------------------------
     def store_artifact(
@@ -275,7 +278,7 @@ class HTTPRunDB(RunDB):
     ) -> dict[str, Any]:
         """Return an artifact version by tag (default ``latest``) or uid."""
         params = {"tag": tag, "iter": iter, "project": project, "uid": uid}
-        return self._json("GET", f"/artifacts/{_q(key, '/')}", params=params)
+        return cast(dict[str, Any], self._json("GET", f"/artifacts/{_q(key, '/')}", params=params))
 
     def list_artifacts(
         self,
@@ -315,7 +318,9 @@ class HTTPRunDB(RunDB):
     ) -> int:
         """Delete one artifact version (or every version of ``key``)."""
         params = {"tag": tag, "project": project, "uid": uid, "iter": iter}
-        return self._json("DELETE", f"/artifacts/{_q(key, '/')}", params=params)["deleted"]
+        return cast(
+            int, self._json("DELETE", f"/artifacts/{_q(key, '/')}", params=params)["deleted"]
+        )
 
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
@@ -325,18 +330,20 @@ class HTTPRunDB(RunDB):
             "del_artifacts", "artifact", name=name, project=project, tag=tag, labels=labels
         )
         params = {"name": name, "project": project, "tag": tag, "label": _labels(labels)}
-        return self._json("DELETE", "/artifacts", params=params)["deleted"]
+        return cast(int, self._json("DELETE", "/artifacts", params=params)["deleted"])
 
     def list_artifact_tags(self, project: str = "") -> list[str]:
         """Return the distinct artifact tags."""
-        return self._json("GET", "/artifact-tags", params={"project": project})["tags"]
+        return cast(
+            list[str], self._json("GET", "/artifact-tags", params={"project": project})["tags"]
+        )
 
     def download(self, path: str, start: int = 0, end: int | None = None) -> bytes:
         """Return the bytes of a file under the server's artifact root (optionally a range)."""
         headers = {}
         if start or end is not None:
             headers["range"] = f"bytes={start}-{'' if end is None else end}"
-        return self._request("GET", f"/files/{_q(path, '/')}", headers=headers).content
+        return cast(bytes, self._request("GET", f"/files/{_q(path, '/')}", headers=headers).content)
 
     # logs and metrics -------------------------------------------------------------------------
     def store_log(
@@ -357,9 +364,11 @@ class HTTPRunDB(RunDB):
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
         project, offset, size = log_window(project, offset, size)
         params = {"project": project, "offset": offset or None, "size": size or None}
-        return self._request("GET", f"/logs/{_q(uid)}", params=params).content
+        return cast(bytes, self._request("GET", f"/logs/{_q(uid)}", params=params).content)
 
-    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+    def store_metrics(
+        self, uid: str, project: str, iter: int, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
         """Append metric rows ``(key, step, value, time)``."""
         self._request(
             "POST",
@@ -373,7 +382,9 @@ class HTTPRunDB(RunDB):
     ) -> list[dict[str, Any]]:
         """Return metric rows as dicts ``key, step, value, time``."""
         params = {"key": key, "iter": iter, "project": project}
-        return self._json("GET", f"/metrics/{_q(uid)}", params=params)["metrics"]
+        return cast(
+            list[dict[str, Any]], self._json("GET", f"/metrics/{_q(uid)}", params=params)["metrics"]
+        )
 
     # lineage ----------------------------------------------------------------------------------
     def store_lineage(self, edges: Iterable[dict[str, Any]]) -> None:
@@ -398,18 +409,21 @@ class HTTPRunDB(RunDB):
             "upstream": upstream or None,
             "downstream": downstream or None,
         }
-        return self._json("GET", "/lineage", params=params)["edges"]
+        return cast(list[dict[str, Any]], self._json("GET", "/lineage", params=params)["edges"])
 
     def pipeline_graph(self, uid: str, project: str = "") -> dict[str, Any]:
         """Return a pipeline run's DAG (``pipeline``, ``nodes``, ``edges``)."""
-        return self._json("GET", f"/pipelines/{_q(uid)}/graph", params={"project": project})
+        return cast(
+            dict[str, Any],
+            self._json("GET", f"/pipelines/{_q(uid)}/graph", params={"project": project}),
+        )
 
     # one-shot commit --------------------------------------------------------------------------
     def commit_run(
         self,
         run: dict[str, Any],
         artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (),
+        metrics: Iterable[tuple[Any, ...]] = (),
         log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log chunk in one request."""

@@ -81,7 +81,7 @@ class _Conn:
     def execute(self, sql: str, args: Iterable[Any] = ()) -> Any:
         return self.raw.execute(_pg_sql(sql), tuple(args))
 
-    def executemany(self, sql: str, rows: Iterable[tuple]) -> Any:
+    def executemany(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> Any:
         rows = list(rows)
         cur = self.raw.cursor()
         if rows:
@@ -273,12 +273,13 @@ class PostgresRunDB(SQLRunDB):
             )
         return f"PostgreSQL run DB {where}: {text}"
 
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         args = tuple(args)
         for attempt in (1, 2):
             try:
                 with self._pool.connection() as (raw, reused):
-                    return raw.execute(_pg_sql(sql), args).fetchall()
+                    rows: list[tuple[Any, ...]] = raw.execute(_pg_sql(sql), args).fetchall()
+                    return rows
             except self._pg.Error as exc:
                 if not (reused and attempt == 1 and _lost_connection(exc)):
                     raise RunDBError(self._explain(exc)) from None
@@ -367,7 +368,7 @@ class PostgresRunDB(SQLRunDB):
 
     # runs -----------------------------------------------------------------------------------
     @staticmethod
-    def _store_run(conn: _Conn, run: dict, uid: str, project: str, it: int) -> None:
+    def _store_run(conn: _Conn, run: dict[str, Any], uid: str, project: str, it: int) -> None:
         values, labels = run_row(run)
         body = dumps(run)
         run_id = conn.execute(_UPSERT_RUN, (project, uid, it, *values, body)).fetchone()[0]

@@ -166,7 +166,7 @@ class SQLiteRunDB(SQLRunDB):
         with self._write() as conn:
             return fn(conn, *args)
 
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._conn.execute(sql, tuple(args)).fetchall()
@@ -184,7 +184,9 @@ class SQLiteRunDB(SQLRunDB):
 
     # runs -----------------------------------------------------------------------------------
     @staticmethod
-    def _store_metrics(conn: sqlite3.Connection, uid: str, project: str, it: int, rows) -> None:
+    def _store_metrics(
+        conn: sqlite3.Connection, uid: str, project: str, it: int, rows: list[tuple[Any, ...]]
+    ) -> None:
         # SQLite stores a NaN REAL as NULL, which reads back as "no value": keep the text 'NaN'
         # in the REAL column instead (no number parses from it, so it stays text), read back as
         # the float by get_metrics. Infinities are REAL values SQLite keeps as they are.
@@ -192,7 +194,9 @@ class SQLiteRunDB(SQLRunDB):
         SQLRunDB._store_metrics(conn, uid, project, it, rows)
 
     @staticmethod
-    def _store_run(conn: sqlite3.Connection, run: dict, uid: str, project: str, it: int) -> None:
+    def _store_run(
+        conn: sqlite3.Connection, run: dict[str, Any], uid: str, project: str, it: int
+    ) -> None:
         values, labels = run_row(run)
         body = dumps(run)
         row = conn.execute(
@@ -249,7 +253,7 @@ def _code(exc: sqlite3.Error) -> int:
             if needle in text:
                 return found
         return 0
-    return code & 0xFF
+    return int(code) & 0xFF
 
 
 def explain_sqlite(path: str, exc: sqlite3.Error) -> str:

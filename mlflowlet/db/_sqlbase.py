@@ -8,14 +8,13 @@ where the backends differ: SQLite writes as few pages as it can, PostgreSQL upse
 
 from __future__ import annotations
 
-import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from ..errors import NotFoundError
 from ._dead import settle, settle_one, settled_list
-from ._json import dumps, loads
+from ._json import loads
 from ._sql import (
     LABEL_PROBE,
     LINEAGE_COLS,
@@ -29,11 +28,15 @@ from ._sql import (
     run_where,
     walk_lineage,
 )
-from .base import RunDB, exact_key, log_window, require_filter
-
-_LINEAGE_INSERT = (
-    f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({','.join('?' * len(LINEAGE_COLS))})"
+from ._sqlwrite import (
+    LINEAGE_INSERT,
+    del_run_body,
+    del_runs_body,
+    executemany,
+    store_artifact_row,
+    store_log_body,
 )
+from .base import RunDB, exact_key, log_window, require_filter
 
 
 class SQLRunDB(RunDB):
@@ -104,23 +107,29 @@ class SQLRunDB(RunDB):
         sort: bool = True,
         last: int = 0,
         iter: bool = False,
+        offset: int = 0,
         **filters: Any,
     ) -> Any:
-        """Return a ``RunList`` (newest first when ``sort``; ``last`` limits the count)."""
+        """Return a ``RunList`` (newest first when ``sort``; ``last`` limits the count).
+
+        ``offset`` skips that many matches first (paging: ``last`` is then the page size); the
+        order is total (ties broken by insertion), so pages neither repeat nor skip a run.
+        """
         from .lists import RunList
 
         where, args = self._run_where(name, uid, project, labels, state, iter, **filters)
         settled = self.resolve_dead_runs()
         sql = "SELECT body FROM runs" + where
         if sort:
-            sql += " ORDER BY start_time DESC, iteration ASC"
-        if last:
-            sql += f" LIMIT {int(last)}"
+            sql += " ORDER BY start_time DESC, iteration ASC, id DESC"
+        elif offset:
+            sql += " ORDER BY id"
+        sql += _page(last, offset)
         return RunList(settled_list(settled, (loads(r[0]) for r in self._read(sql, args)), state))
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given) with its logs and metrics."""
-        self._transact(_del_run, uid, project, iter)
+        self._transact(del_run_body, uid, project, iter)
 
     def del_runs(
         self,
@@ -141,7 +150,7 @@ class SQLRunDB(RunDB):
             days_ago=days_ago,
         )
         where, args = self._run_where(name, None, project, labels, state, False, days_ago)
-        return cast(int, self._transact(_del_runs, where, args))
+        return cast(int, self._transact(del_runs_body, where, args))
 
     # artifacts ------------------------------------------------------------------------------
     def store_artifact(
@@ -155,47 +164,7 @@ class SQLRunDB(RunDB):
         tree: str = "",
     ) -> None:
         """Store an artifact version; ``latest`` (and ``tag``) move to it."""
-        self._transact(self._store_artifact, key, artifact, uid, iter, tag, project, tree)
-
-    @staticmethod
-    def _store_artifact(
-        conn: Any,
-        key: str,
-        artifact: dict[str, Any],
-        uid: str | None,
-        it: int | None,
-        tag: str,
-        project: str,
-        tree: str,
-    ) -> None:
-        # a linked (remote) artifact has no hash: its version id then comes from the clock
-        uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
-        uid = uid or str(time.time_ns())
-        it = it if it is not None else artifact.get("iteration", 0)
-        tree = tree or artifact.get("tree", "")
-        body = dict(artifact, key=key, uid=uid, iteration=it, tree=tree, project=project)
-        art_id = conn.execute(
-            "INSERT INTO artifacts (project, key, uid, tree, iteration, kind, updated, body)"
-            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (project, key, uid, iteration) DO UPDATE SET"
-            " tree=excluded.tree, kind=excluded.kind, updated=excluded.updated,"
-            " body=excluded.body RETURNING id",
-            (
-                project,
-                key,
-                uid,
-                tree,
-                it,
-                body.get("kind", ""),
-                body.get("updated", ""),
-                dumps(body),
-            ),
-        ).fetchone()[0]
-        for name in sorted({"latest", tag} - {""}):  # one lock order for concurrent writers
-            conn.execute(
-                "INSERT INTO artifact_tags (project, key, tag, artifact_id) VALUES (?,?,?,?)"
-                " ON CONFLICT (project, key, tag) DO UPDATE SET artifact_id=excluded.artifact_id",
-                (project, key, name, art_id),
-            )
+        self._transact(store_artifact_row, key, artifact, uid, iter, tag, project, tree)
 
     def read_artifact(
         self,
@@ -222,8 +191,13 @@ class SQLRunDB(RunDB):
         until: str | None = None,
         tree: str | None = None,
         iter: int | None = None,
+        offset: int = 0,
+        limit: int = 0,
     ) -> Any:
-        """Return an ``ArtifactList`` (``name``: key prefix, ``~text`` or ``=key``; see base)."""
+        """Return an ``ArtifactList`` (``name``: key prefix, ``~text`` or ``=key``; see base).
+
+        ``offset``/``limit`` page the list (newest first; ``limit`` 0: to the end).
+        """
         from .lists import ArtifactList
 
         args: list[Any]
@@ -252,14 +226,16 @@ class SQLRunDB(RunDB):
         if until:
             sql += " AND a.updated<=?"
             args.append(until)
-        found = self._read(sql + " ORDER BY a.id DESC", args)
-        tags = self._tags_of([r[1] for r in found])
-        rows = []
-        for body, art_id in found:
-            art = loads(body)
+        sql += " ORDER BY a.id DESC" + ("" if labels else _page(limit, offset))
+        found = self._read(sql, args)
+        rows = [(loads(body), art_id) for body, art_id in found]
+        if labels:  # label filters match in Python: page after them
+            rows = [r for r in rows if labels_match(r[0].get("labels") or {}, labels)]
+            rows = rows[offset : offset + limit] if limit else rows[offset:]
+        tags = self._tags_of([r[1] for r in rows])
+        for art, art_id in rows:
             art["tags"] = tags.get(art_id, [])  # the version's tags now: 'latest' moves on
-            rows.append(art)
-        return ArtifactList(r for r in rows if labels_match(r.get("labels") or {}, labels))
+        return ArtifactList(art for art, _ in rows)
 
     def _tags_of(self, ids: list[int]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
@@ -291,7 +267,7 @@ class SQLRunDB(RunDB):
         found = self.list_artifacts(exact_key(name), project, tag or "*", labels)
         rows = [(a.get("project", ""), a["key"], a["uid"], a.get("iteration", 0)) for a in found]
         self._transact(
-            _executemany,
+            executemany,
             "DELETE FROM artifacts WHERE project=? AND key=? AND uid=? AND iteration=?",
             rows,
         )
@@ -312,7 +288,7 @@ class SQLRunDB(RunDB):
         """Append a chunk to the run's log (or replace the whole log with ``append=False``)."""
         if isinstance(body, str):
             body = body.encode()
-        self._transact(_store_log, uid, project, body, append)
+        self._transact(store_log_body, uid, project, body, append)
 
     def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
         """Return the log bytes from ``offset`` (``size`` 0: to the end)."""
@@ -358,7 +334,7 @@ class SQLRunDB(RunDB):
         """Store lineage edges (missing fields are stored empty)."""
         rows = [tuple(e.get(c) for c in LINEAGE_COLS) for e in edges]
         if rows:
-            self._transact(_executemany, _LINEAGE_INSERT, rows)
+            self._transact(executemany, LINEAGE_INSERT, rows)
 
     def list_lineage(
         self,
@@ -422,7 +398,7 @@ class SQLRunDB(RunDB):
         meta = run["metadata"]
         uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
         for art in artifacts:
-            self._store_artifact(
+            store_artifact_row(
                 conn,
                 art["key"],
                 art,
@@ -455,38 +431,11 @@ class SQLRunDB(RunDB):
             uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
             self._store_run(conn, run, uid, project, it)
         if edges:
-            _executemany(conn, _LINEAGE_INSERT, edges)
+            executemany(conn, LINEAGE_INSERT, edges)
 
 
-# transaction bodies -----------------------------------------------------------------------------
-def _executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    conn.executemany(sql, rows)
-
-
-def _del_run(conn: Any, uid: str, project: str, it: int | None) -> None:
-    where, args = "uid=?", [uid]
-    if project:
-        where += " AND project=?"
-        args.append(project)
-    if it is None:
-        conn.execute(f"DELETE FROM runs WHERE {where}", args)
-        conn.execute("DELETE FROM logs WHERE uid=?", (uid,))
-        conn.execute("DELETE FROM metrics WHERE uid=?", (uid,))
-    else:
-        conn.execute(f"DELETE FROM runs WHERE {where} AND iteration=?", [*args, it])
-
-
-def _del_runs(conn: Any, where: str, args: list[Any]) -> int:
-    uids = [r[0] for r in conn.execute(f"SELECT DISTINCT uid FROM runs{where}", args)]
-    for chunk in chunks(uids, 500):
-        marks = ",".join("?" * len(chunk))
-        for table in ("runs", "logs", "metrics"):
-            conn.execute(f"DELETE FROM {table} WHERE uid IN ({marks})", chunk)
-    return len(uids)
-
-
-def _store_log(conn: Any, uid: str, project: str, body: bytes, append: bool) -> None:
-    if not append:
-        conn.execute("DELETE FROM logs WHERE uid=?", (uid,))
-    if body:
-        conn.execute("INSERT INTO logs (uid, project, body) VALUES (?,?,?)", (uid, project, body))
+def _page(limit: int, offset: int) -> str:
+    """Return the ``LIMIT``/``OFFSET`` clause of a page (none when neither is set)."""
+    if not limit and not offset:
+        return ""
+    return f" LIMIT {int(limit) if limit else 2**63 - 1} OFFSET {int(offset)}"

@@ -1,0 +1,95 @@
+"""The write bodies of :class:`~mlflowlet.db._sqlbase.SQLRunDB`: each runs in one transaction.
+
+Each takes the backend's connection wrapper (``execute``/``executemany`` with ``?`` placeholders)
+and writes; the backends call them through ``_transact``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ._json import dumps
+from ._sql import LINEAGE_COLS, chunks
+
+LINEAGE_INSERT = (
+    f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({','.join('?' * len(LINEAGE_COLS))})"
+)
+
+
+def store_artifact_row(
+    conn: Any,
+    key: str,
+    artifact: dict[str, Any],
+    uid: str | None,
+    it: int | None,
+    tag: str,
+    project: str,
+    tree: str,
+) -> None:
+    """Insert or update one artifact version; ``latest`` (and ``tag``) move to it."""
+    # a linked (remote) artifact has no hash: its version id then comes from the clock
+    uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
+    uid = uid or str(time.time_ns())
+    it = it if it is not None else artifact.get("iteration", 0)
+    tree = tree or artifact.get("tree", "")
+    body = dict(artifact, key=key, uid=uid, iteration=it, tree=tree, project=project)
+    art_id = conn.execute(
+        "INSERT INTO artifacts (project, key, uid, tree, iteration, kind, updated, body)"
+        " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (project, key, uid, iteration) DO UPDATE SET"
+        " tree=excluded.tree, kind=excluded.kind, updated=excluded.updated,"
+        " body=excluded.body RETURNING id",
+        (
+            project,
+            key,
+            uid,
+            tree,
+            it,
+            body.get("kind", ""),
+            body.get("updated", ""),
+            dumps(body),
+        ),
+    ).fetchone()[0]
+    for name in sorted({"latest", tag} - {""}):  # one lock order for concurrent writers
+        conn.execute(
+            "INSERT INTO artifact_tags (project, key, tag, artifact_id) VALUES (?,?,?,?)"
+            " ON CONFLICT (project, key, tag) DO UPDATE SET artifact_id=excluded.artifact_id",
+            (project, key, name, art_id),
+        )
+
+
+def executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run one statement over many rows."""
+    conn.executemany(sql, rows)
+
+
+def del_run_body(conn: Any, uid: str, project: str, it: int | None) -> None:
+    """Delete a run (every iteration, its log and metrics, when ``it`` is None)."""
+    where, args = "uid=?", [uid]
+    if project:
+        where += " AND project=?"
+        args.append(project)
+    if it is None:
+        conn.execute(f"DELETE FROM runs WHERE {where}", args)
+        conn.execute("DELETE FROM logs WHERE uid=?", (uid,))
+        conn.execute("DELETE FROM metrics WHERE uid=?", (uid,))
+    else:
+        conn.execute(f"DELETE FROM runs WHERE {where} AND iteration=?", [*args, it])
+
+
+def del_runs_body(conn: Any, where: str, args: list[Any]) -> int:
+    """Delete every run matching ``where`` with its logs and metrics; return how many."""
+    uids = [r[0] for r in conn.execute(f"SELECT DISTINCT uid FROM runs{where}", args)]
+    for chunk in chunks(uids, 500):
+        marks = ",".join("?" * len(chunk))
+        for table in ("runs", "logs", "metrics"):
+            conn.execute(f"DELETE FROM {table} WHERE uid IN ({marks})", chunk)
+    return len(uids)
+
+
+def store_log_body(conn: Any, uid: str, project: str, body: bytes, append: bool) -> None:
+    """Write (or with ``append`` add to) a run's captured output."""
+    if not append:
+        conn.execute("DELETE FROM logs WHERE uid=?", (uid,))
+    if body:
+        conn.execute("INSERT INTO logs (uid, project, body) VALUES (?,?,?)", (uid, project, body))

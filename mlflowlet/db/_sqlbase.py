@@ -8,13 +8,14 @@ where the backends differ: SQLite writes as few pages as it can, PostgreSQL upse
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from ..errors import NotFoundError
 from ._dead import settle, settle_one, settled_list
-from ._json import loads
+from ._json import dumps, loads
 from ._sql import (
     LABEL_PROBE,
     LINEAGE_COLS,
@@ -33,7 +34,6 @@ from ._sqlwrite import (
     del_run_body,
     del_runs_body,
     executemany,
-    store_artifact_row,
     store_log_body,
 )
 from .base import RunDB, exact_key, log_window, require_filter
@@ -164,7 +164,47 @@ class SQLRunDB(RunDB):
         tree: str = "",
     ) -> None:
         """Store an artifact version; ``latest`` (and ``tag``) move to it."""
-        self._transact(store_artifact_row, key, artifact, uid, iter, tag, project, tree)
+        self._transact(self._store_artifact, key, artifact, uid, iter, tag, project, tree)
+
+    @staticmethod
+    def _store_artifact(
+        conn: Any,
+        key: str,
+        artifact: dict[str, Any],
+        uid: str | None,
+        it: int | None,
+        tag: str,
+        project: str,
+        tree: str,
+    ) -> None:
+        # a linked (remote) artifact has no hash: its version id then comes from the clock
+        uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
+        uid = uid or str(time.time_ns())
+        it = it if it is not None else artifact.get("iteration", 0)
+        tree = tree or artifact.get("tree", "")
+        body = dict(artifact, key=key, uid=uid, iteration=it, tree=tree, project=project)
+        art_id = conn.execute(
+            "INSERT INTO artifacts (project, key, uid, tree, iteration, kind, updated, body)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (project, key, uid, iteration) DO UPDATE SET"
+            " tree=excluded.tree, kind=excluded.kind, updated=excluded.updated,"
+            " body=excluded.body RETURNING id",
+            (
+                project,
+                key,
+                uid,
+                tree,
+                it,
+                body.get("kind", ""),
+                body.get("updated", ""),
+                dumps(body),
+            ),
+        ).fetchone()[0]
+        for name in sorted({"latest", tag} - {""}):  # one lock order for concurrent writers
+            conn.execute(
+                "INSERT INTO artifact_tags (project, key, tag, artifact_id) VALUES (?,?,?,?)"
+                " ON CONFLICT (project, key, tag) DO UPDATE SET artifact_id=excluded.artifact_id",
+                (project, key, name, art_id),
+            )
 
     def read_artifact(
         self,
@@ -398,7 +438,7 @@ class SQLRunDB(RunDB):
         meta = run["metadata"]
         uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
         for art in artifacts:
-            store_artifact_row(
+            self._store_artifact(
                 conn,
                 art["key"],
                 art,

@@ -6,56 +6,13 @@ and writes; the backends call them through ``_transact``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from ._json import dumps
 from ._sql import LINEAGE_COLS, chunks
 
 LINEAGE_INSERT = (
     f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({','.join('?' * len(LINEAGE_COLS))})"
 )
-
-
-def store_artifact_row(
-    conn: Any,
-    key: str,
-    artifact: dict[str, Any],
-    uid: str | None,
-    it: int | None,
-    tag: str,
-    project: str,
-    tree: str,
-) -> None:
-    """Insert or update one artifact version; ``latest`` (and ``tag``) move to it."""
-    # a linked (remote) artifact has no hash: its version id then comes from the clock
-    uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
-    uid = uid or str(time.time_ns())
-    it = it if it is not None else artifact.get("iteration", 0)
-    tree = tree or artifact.get("tree", "")
-    body = dict(artifact, key=key, uid=uid, iteration=it, tree=tree, project=project)
-    art_id = conn.execute(
-        "INSERT INTO artifacts (project, key, uid, tree, iteration, kind, updated, body)"
-        " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (project, key, uid, iteration) DO UPDATE SET"
-        " tree=excluded.tree, kind=excluded.kind, updated=excluded.updated,"
-        " body=excluded.body RETURNING id",
-        (
-            project,
-            key,
-            uid,
-            tree,
-            it,
-            body.get("kind", ""),
-            body.get("updated", ""),
-            dumps(body),
-        ),
-    ).fetchone()[0]
-    for name in sorted({"latest", tag} - {""}):  # one lock order for concurrent writers
-        conn.execute(
-            "INSERT INTO artifact_tags (project, key, tag, artifact_id) VALUES (?,?,?,?)"
-            " ON CONFLICT (project, key, tag) DO UPDATE SET artifact_id=excluded.artifact_id",
-            (project, key, name, art_id),
-        )
 
 
 def executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:

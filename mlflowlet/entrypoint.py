@@ -78,7 +78,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._wire import (
     PARAM_TYPES,
@@ -94,6 +94,9 @@ from ._wire import (
     split_typed,
 )
 from .errors import ArtifactError, ConfigError, MlflowletError, ParameterError
+
+if TYPE_CHECKING:
+    from .db.base import RunDB
 
 __all__ = [
     "RUN_JSON_MARKER",
@@ -269,7 +272,7 @@ def _open_db() -> tuple[Any, Any]:
         return get_run_db(), lambda: None
     folder = tempfile.mkdtemp(prefix="mlflowlet-entrypoint-")
     os.environ["MLFLOWLET_DBPATH"] = folder  # so handler code calling get_run_db() agrees
-    db: Any = get_run_db(folder, cached=False)
+    db: Any = get_run_db(folder, cached=False)  # a SQLiteRunDB: its file is removed after
 
     def cleanup() -> None:
         db.close()
@@ -282,7 +285,7 @@ def _open_db() -> tuple[Any, Any]:
     return db, cleanup
 
 
-def run_entrypoint(run: Any, db: Any) -> Any:
+def run_entrypoint(run: Any, db: RunDB) -> Any:
     """Run ``run`` (its ``spec.handler``) in this process with the local runtime; return it.
 
     A ``@step`` handler runs its wrapped function (which stores the declared outputs), and a run
@@ -348,7 +351,7 @@ def engine_state(value: str) -> str:
     return low
 
 
-def _finish_failed_export(run: Any, db: Any, exc: Exception) -> None:
+def _finish_failed_export(run: Any, db: RunDB, exc: Exception) -> None:
     from .model import now_iso
 
     run.status.state = "error"
@@ -359,7 +362,7 @@ def _finish_failed_export(run: Any, db: Any, exc: Exception) -> None:
     db.store_run(run.to_dict(), meta.uid, meta.project, meta.iteration)
 
 
-def _stored(run: Any, db: Any) -> dict[str, Any]:
+def _stored(run: Any, db: RunDB) -> dict[str, Any]:
     """Return the run as the DB holds it (secrets masked), else as it is in memory."""
     meta = run.metadata
     try:
@@ -447,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     return code or (0 if final.state == "completed" else 1)
 
 
-def _export(final: Any, db: Any, wanted: dict[str, Any], metrics: str | None) -> None:
+def _export(final: Any, db: RunDB, wanted: dict[str, Any], metrics: str | None) -> None:
     """Write the outputs and metrics a completed run was asked for (a failure fails the run)."""
     if final.state == "completed" and any(wanted.values()):
         try:

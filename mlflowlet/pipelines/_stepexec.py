@@ -12,11 +12,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._provenance import git_info
 from ..errors import RunError
 from ..model import RunObject, new_uid, now_iso
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 @dataclass
@@ -76,7 +79,7 @@ def _git(source: str) -> dict[str, str]:
     return dict(git_info(os.path.dirname(os.path.abspath(path)))) if path and path != "?" else {}
 
 
-def execute(call: StepCall, db: Any) -> RunObject:
+def execute(call: StepCall, db: RunDB) -> RunObject:
     """Run ``call`` with its retries; return the last attempt (``call.attempts`` lists them all)."""
     spec, runtime, handler = call.spec, _runtime(), call.step.handler()
     result = None
@@ -105,7 +108,7 @@ def last_line(text: str) -> str:
 class _GuardedDB:
     """Passes writes through until closed: a timed-out step keeps running but records nothing."""
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: RunDB) -> None:
         self._db, self._lock, self.closed = db, threading.Lock(), False
 
     def commit_run(self, *args: Any, **kwargs: Any) -> None:
@@ -122,7 +125,7 @@ class _GuardedDB:
 
 
 def _run_once(
-    runtime: Any, run: RunObject, handler: Any, db: Any, timeout: float | None
+    runtime: Any, run: RunObject, handler: Any, db: RunDB, timeout: float | None
 ) -> RunObject:
     target = runtime.execute  # a sweep (hyper-parameters, a fan-out) when the spec has one
     if not timeout:

@@ -18,10 +18,13 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import hyper
 from ..model import RunObject
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 TABLE_ROWS_KEPT = 10_000
 _CHUNK_ROWS = 2_000
@@ -189,8 +192,9 @@ class BatchedDB:
 
     flush_after_runs = True  # the flush thread writes the runs' buffers into it, then it
 
-    def __init__(self, db: Any, interval: float, rows: int = 500) -> None:
-        self._db, self._interval, self._rows = db, interval, rows
+    def __init__(self, db: RunDB, interval: float, rows: int = 500) -> None:
+        self._db: Any = db  # a SQL store's _transact/_commit_run batch the commits
+        self._interval, self._rows = interval, rows
         self._flush_interval = interval
         self._pending: list[tuple] = []
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError, ParameterError, RunError
 from ..hyper import SweepOptions
@@ -67,7 +67,7 @@ class Runtime(ABC):
         artifact_path: str = "",
         watch: bool = True,
         raise_on_error: bool = True,
-        db: Any = None,
+        db: RunDB | None = None,
         labels: dict[str, Any] | None = None,
         **options: Any,
     ) -> RunObject:
@@ -161,7 +161,7 @@ class Runtime(ABC):
         return self._execute(run, handler, db)
 
     # hooks ------------------------------------------------------------------------------------
-    def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
+    def _before_run(self, run: RunObject, handler: Any, db: RunDB, **options: Any) -> None:
         """Validate or set up before anything runs (runtime-specific options arrive here)."""
         if options.get("timeout") is not None:
             run.spec.timeout = float(options["timeout"])
@@ -171,11 +171,11 @@ class Runtime(ABC):
             run.spec.strict = bool(options["strict"])
 
     @abstractmethod
-    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+    def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         """Run one prepared run (or iteration) to a terminal state, record it, and return it."""
 
     def _execute_many(
-        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+        self, runs: Iterable[RunObject], handler: Any, db: RunDB, parallel: int
     ) -> Iterator[RunObject]:
         """Yield finished iterations as they complete (default: a thread pool of ``_execute``)."""
         runs = iter(runs)
@@ -254,7 +254,7 @@ class Runtime(ABC):
         return run
 
     # hyper-parameters -------------------------------------------------------------------------
-    def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
+    def _run_iterations(self, parent: RunObject, handler: Any, db: RunDB) -> RunObject:
         from .._fdcapture import capture
         from ..context import Context
         from . import _sweep
@@ -288,7 +288,7 @@ class Runtime(ABC):
         outer, _sweep._current.fold = getattr(_sweep._current, "fold", None), fold
         batched = _sweep.BatchedDB(db, ctx._flush_interval)
         try:
-            for child in self._execute_many(children(), handler, batched, parallel):
+            for child in self._execute_many(children(), handler, cast("RunDB", batched), parallel):
                 fold.add(child)
                 if stop is not None and child.state == "completed" and not fold.stopped:
                     if stop(child.status.results):

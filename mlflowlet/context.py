@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _capture, _process
 from ._ctx_artifacts import _ArtifactLogging
@@ -23,6 +23,9 @@ from ._ctx_persist import _jsonable, _Persistence
 from ._names import check_project, check_run_name
 from .errors import ConfigError, SecretsError
 from .model import RunObject, new_uid
+
+if TYPE_CHECKING:
+    from .db.base import RunDB
 
 _active: ContextVar[Context | None] = ContextVar("mlflowlet_active_run", default=None)
 
@@ -36,7 +39,7 @@ class Context(_ArtifactLogging, _Persistence):
         secrets: a ``SecretsStore``; built from the run's secret sources when omitted.
     """
 
-    def __init__(self, run: RunObject, db: Any = None, secrets: Any = None) -> None:
+    def __init__(self, run: RunObject, db: RunDB | None = None, secrets: Any = None) -> None:
         self._run = run
         self._db = db
         run._record_in(db)
@@ -366,7 +369,7 @@ def get_or_create_ctx(
     spec: Any = None,
     with_env: bool = True,
     project: str = "",
-    db: Any = None,
+    db: RunDB | None = None,
 ) -> Context:
     """Return the active run's context, or start one.
 

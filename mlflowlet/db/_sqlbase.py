@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import NotFoundError
 from ._dead import settle, settle_one, settled_list
@@ -37,6 +37,9 @@ from ._sqlwrite import (
     store_log_body,
 )
 from .base import RunDB, exact_key, log_window, require_filter
+
+if TYPE_CHECKING:
+    from .lists import ArtifactList, RunList
 
 
 class SQLRunDB(RunDB):
@@ -109,7 +112,7 @@ class SQLRunDB(RunDB):
         iter: bool = False,
         offset: int = 0,
         **filters: Any,
-    ) -> Any:
+    ) -> RunList:
         """Return a ``RunList`` (newest first when ``sort``; ``last`` limits the count).
 
         ``offset`` skips that many matches first (paging: ``last`` is then the page size); the
@@ -233,7 +236,7 @@ class SQLRunDB(RunDB):
         iter: int | None = None,
         offset: int = 0,
         limit: int = 0,
-    ) -> Any:
+    ) -> ArtifactList:
         """Return an ``ArtifactList`` (``name``: key prefix, ``~text`` or ``=key``; see base).
 
         ``offset``/``limit`` page the list (newest first; ``limit`` 0: to the end).

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .lists import ArtifactList, RunList
 
 
 class RunDB(ABC):
@@ -52,7 +55,7 @@ class RunDB(ABC):
         iter: bool = False,
         offset: int = 0,
         **filters: Any,
-    ) -> Any:
+    ) -> RunList:
         """Return a ``RunList`` of the runs that match every filter given.
 
         ``last`` caps the count; ``offset`` skips that many matches first (one page of
@@ -148,7 +151,7 @@ class RunDB(ABC):
         iter: int | None = None,
         offset: int = 0,
         limit: int = 0,
-    ) -> Any:
+    ) -> ArtifactList:
         """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version.
 
         ``iter`` keeps the versions of one hyper-parameter iteration (0: plain runs and a sweep's

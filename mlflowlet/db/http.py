@@ -14,13 +14,16 @@ import random
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from .. import _process
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
 from ._json import dumps, loads
 from .base import RunDB, log_window, parse_label_filters, require_filter
+
+if TYPE_CHECKING:
+    from .lists import ArtifactList, RunList
 
 _clients: dict[tuple[int, str, float], Any] = {}
 #: rows asked for per request when listing (the server's largest page)
@@ -205,7 +208,7 @@ class HTTPRunDB(RunDB):
         iter: bool = False,
         offset: int = 0,
         **filters: Any,
-    ) -> Any:
+    ) -> RunList:
         """Return a ``RunList`` of the runs matching every filter (fetched page by page)."""
         from .lists import RunList
 
@@ -309,7 +312,7 @@ class HTTPRunDB(RunDB):
         iter: int | None = None,
         offset: int = 0,
         limit: int = 0,
-    ) -> Any:
+    ) -> ArtifactList:
         """Return an ``ArtifactList`` (``name``: a key prefix, ``~text`` or ``=key``; paged)."""
         from .lists import ArtifactList
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError
 from ._middleware import DEFAULT_MAX_BODY
@@ -124,7 +124,7 @@ def execute(
 
         confine_run(run, artifact_root)  # before the handler: nothing runs for a bad request
     recorder = _Recorder(db, artifact_root)
-    ctx = Context(run, recorder)
+    ctx = Context(run, cast("RunDB", recorder))  # records like a run DB: the response carries it
     call_handler(ctx, lambda: fn, {"event": event})  # a failure is the run's, sent to the caller
     return {
         "run": recorder.run or ctx.to_dict(),

@@ -56,8 +56,10 @@ def import_graph(package: Path) -> nx.DiGraph:
                 where = base
                 for _ in range(node.level - 1):
                     where = where.rpartition(".")[0]
-                full = (f"{where}.{node.module}" if node.module else where) if node.level else (
-                    node.module or ""
+                full = (
+                    (f"{where}.{node.module}" if node.module else where)
+                    if node.level
+                    else (node.module or "")
                 )
                 targets = [
                     f"{full}.{a.name}" if f"{full}.{a.name}" in modules else full
@@ -192,3 +194,36 @@ def test_mypy_checks_every_layer_below_the_runtimes_strictly():
     assert set(strict["module"]) == expected
     flags = ("disallow_untyped_defs", "disallow_incomplete_defs", "warn_return_any")
     assert all(strict[flag] is True for flag in flags) and strict["implicit_reexport"] is False
+
+
+def _exception_classes(tree: ast.Module) -> list[str]:
+    """Return the public classes in ``tree`` deriving from a name ending Error/Exception/Warning."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            bases = [
+                b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases
+            ]
+            if any(re.search(r"(Error|Exception|Warning)$", b) for b in bases):
+                out.append(node.name)
+    return out
+
+
+def test_public_errors_live_in_the_errors_module():
+    defined = {
+        f"{path.relative_to(ROOT)}:{name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "errors.py"
+        for name in _exception_classes(ast.parse(path.read_text(encoding="utf-8")))
+    }
+    assert defined == set(), "define public errors in mlflowlet/errors.py (re-export if needed)"
+
+
+def test_the_error_finder_sees_an_error_class_and_skips_private_ones():
+    tree = ast.parse(
+        "class BadThing(errors.ConfigError): pass\n"
+        "class _Retry(Exception): pass\n"
+        "class Fine(Base): pass\n"
+        "class Loud(UserWarning): pass\n"
+    )
+    assert _exception_classes(tree) == ["BadThing", "Loud"]

@@ -216,3 +216,27 @@ def test_a_run_that_kept_no_db_reads_the_default_one(dbdir):
     run = new_runner().run(handler=_printing)
     bare = RunObject.model_validate(get_run_db().read_run(run.uid))
     assert bare._db is None and "hello from the handler" in bare.logs()
+
+
+def test_a_run_whose_db_was_closed_reads_back_by_its_url(tmp_path):
+    from mlflowlet import get_run_db, new_runner
+
+    db = get_run_db(str(tmp_path / "other"), cached=False)
+    run = new_runner().run(handler=_printing, db=db)
+    db.close()
+    assert db.closed and run._db is db
+    assert "hello from the handler" in run.logs()  # opened again at db.url, not the closed one
+    assert run.refresh().state == "completed"
+    assert [m["value"] for m in run.metric_history("loss")] == [0.5]
+
+
+def test_get_run_db_opens_a_cached_db_again_once_it_was_closed(tmp_path):
+    from mlflowlet import get_run_db
+
+    first = get_run_db(str(tmp_path / "x"))
+    assert get_run_db(str(tmp_path / "x")) is first and not first.closed
+    first.close()
+    again = get_run_db(str(tmp_path / "x"))
+    assert again is not first and not again.closed
+    again.store_run({"metadata": {"uid": "u1", "name": "n"}}, "u1")
+    assert again.read_run("u1")["metadata"]["name"] == "n"

@@ -97,17 +97,17 @@ def get_run_db(url: str = "", cached: bool = True) -> RunDB:
             return cast(RunDB, backend(url))
         with _cache_lock:  # backends holding connections (PostgreSQL) are kept like SQLite's
             key = (os.getpid(), url)
-            if key not in _cache:
+            if key not in _cache or _cache[key].closed:
                 _cache[key] = backend(url)
             return _cache[key]
     path = resolve_db_path(url)
     key = (os.getpid(), path)
-    if cached and key in _cache:
+    if cached and key in _cache and not _cache[key].closed:
         return _cache[key]
     from .sqlite import SQLiteRunDB
 
     with _cache_lock:
-        if cached and key in _cache:
+        if cached and key in _cache and not _cache[key].closed:  # a closed one is opened again
             return _cache[key]
         db = SQLiteRunDB(path)
         if cached:

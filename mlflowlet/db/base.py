@@ -19,6 +19,9 @@ class RunDB(ABC):
     backend may override to write everything in one transaction.
     """
 
+    #: True once :meth:`close` was called (a run recorded here then reads back by :attr:`url`)
+    closed: bool = False
+
     def connect(self) -> RunDB:
         """Return self, connected (for ``get_run_db(...).connect()``)."""
         return self

@@ -335,6 +335,7 @@ class PostgresRunDB(SQLRunDB):
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.close()
+        self.closed = True
 
     def check_integrity(self) -> list[str]:
         """Read every table whole (a damaged page fails the read); check indexes with amcheck.

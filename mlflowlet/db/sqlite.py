@@ -182,6 +182,7 @@ class SQLiteRunDB(SQLRunDB):
         """Close the connection."""
         with self._lock:
             self._conn.close()
+            self.closed = True
 
     def check_integrity(self) -> list[str]:
         """Run SQLite's ``PRAGMA quick_check`` on the file; return the problems (none: ``[]``)."""

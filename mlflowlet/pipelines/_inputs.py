@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import PipelineError
+from ..errors import InputError as InputError  # re-exported: the executor raises it too
 from ..model import RunObject
 from .cache import CACHED_FROM
 from .refs import Collected, OutputRef, PipelineParam
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
-
-
-class InputError(PipelineError):
-    """A step's input cannot be resolved (the step fails without running)."""
 
 
 class Resolver:

@@ -109,16 +109,16 @@ class _GuardedDB:
     """Passes writes through until closed: a timed-out step keeps running but records nothing."""
 
     def __init__(self, db: RunDB) -> None:
-        self._db, self._lock, self.closed = db, threading.Lock(), False
+        self._db, self._lock, self._stopped = db, threading.Lock(), False  # `closed`: the DB's
 
     def commit_run(self, *args: Any, **kwargs: Any) -> None:
         with self._lock:
-            if not self.closed:
+            if not self._stopped:
                 self._db.commit_run(*args, **kwargs)
 
     def close(self) -> None:
         with self._lock:
-            self.closed = True
+            self._stopped = True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)

@@ -200,7 +200,7 @@ class BatchedDB:
         self._lock = threading.Lock()
         self._last = time.monotonic()
         self._batching = hasattr(db, "_transact") and hasattr(db, "_commit_run")
-        self.closed = False
+        self._done = False  # after the sweep (`closed` is the DB's own: it delegates)
         if self._batching:  # buffered commits reach the DB within `interval`, come what may
             from .._flush import flusher
 
@@ -215,7 +215,7 @@ class BatchedDB:
         self, run: dict, artifacts: Any = (), metrics: Any = (), log: bytes = b""
     ) -> None:
         """Buffer an iteration's commit (written within ``interval`` seconds)."""
-        if not self._batching or self.closed:  # after the sweep: an abort recorded at once
+        if not self._batching or self._done:  # after the sweep: an abort recorded at once
             self._db.commit_run(run, artifacts, metrics, log)
             return
         if isinstance(log, str):
@@ -230,7 +230,7 @@ class BatchedDB:
         """Write what is buffered; later commits go straight to the DB."""
         from .._flush import flusher
 
-        self.closed = True
+        self._done = True
         flusher.discard(self)
         self.flush()
 

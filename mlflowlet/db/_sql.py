@@ -459,9 +459,9 @@ def del_artifact_rows(
         if uid and it is not None:
             sql += " AND iteration=?"
             args.append(it)
-        return conn.execute(sql, args).rowcount
+        return int(conn.execute(sql, args).rowcount)
     sql, args = "DELETE FROM artifacts WHERE key=?", [key]
     if project:
         sql += " AND project=?"
         args.append(project)
-    return conn.execute(sql, args).rowcount
+    return int(conn.execute(sql, args).rowcount)

@@ -38,9 +38,7 @@ def fresh_dir(prefix: str = "mlflowlet-bench-") -> Iterator[str]:
     finally:
         os.environ.pop("MLFLOWLET_DBPATH", None)
         os.environ.update(saved)
-        import mlflowlet.db as dbmod
+        from mlflowlet import _process
 
-        for db in list(dbmod._cache.values()):
-            db.close()
-        dbmod._cache.clear()
+        _process.reset()  # closes the cached run DB connections
         shutil.rmtree(folder, ignore_errors=True)

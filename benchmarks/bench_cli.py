@@ -135,11 +135,9 @@ def run() -> list[tuple[str, float, str, str]]:
             os.environ.pop("MLFLOWLET_DBPATH", None)
         else:
             os.environ["MLFLOWLET_DBPATH"] = saved
-        import mlflowlet.db as dbmod
+        from mlflowlet import _process
 
-        for db in list(dbmod._cache.values()):
-            db.close()
-        dbmod._cache.clear()
+        _process.reset()  # closes the cached run DB connections
         shutil.rmtree(folder, ignore_errors=True)
     return [
         ("python -c pass (baseline)", start["python -c pass"], "ms", "reference"),

@@ -80,7 +80,7 @@ class DataStore(ABC):
         if mode == "rb":
             return io.BytesIO(self.get(url))
         if mode == "wb":
-            return _PutOnClose(self, url)  # type: ignore[return-value]
+            return _PutOnClose(self, url)
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
 
     def upload(self, url: str, path: str) -> None:

@@ -255,7 +255,7 @@ class S3Store(DataStore):
             head = self._call("HEAD", url, bucket, key, self.client.head_object,
                               Bucket=bucket, Key=key)  # fmt: skip
             raw = S3Reader(self, bucket, key, int(head["ContentLength"]), head.get("ETag"))
-            return io.BufferedReader(raw, buffer_size=self.chunk_size)  # type: ignore[return-value]
+            return io.BufferedReader(raw, buffer_size=self.chunk_size)
         if mode == "wb":
             return S3Writer(self, bucket, key)  # type: ignore[return-value]
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")

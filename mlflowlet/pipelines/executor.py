@@ -101,7 +101,7 @@ class LocalExecutor:
         assert spec.model_extra is not None
         spec.model_extra.update(graph=self.dag.described(), source=where(self.pipe.fn))
         step_states(run)
-        run._db_url = getattr(self.db, "url", "")
+        run._record_in(self.db)
         return run
 
     def start(self, wait: bool = True) -> PipelineRun:
@@ -454,7 +454,7 @@ class LocalExecutor:
                 continue
             prev = RunObject.model_validate(self.db.read_run(entry["uid"], project=self.project))
             if prev.status.code_hash in ("", self._code(node.step.fn)):
-                prev._db_url = getattr(self.db, "url", "")
+                prev._record_in(self.db)
                 self.reused[node.name] = prev
 
 

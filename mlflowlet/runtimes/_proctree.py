@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .. import _process
+
 TREE_ENV = "MLFLOWLET_PROC_TREE"
 _PR_SET_PDEATHSIG = 1
 _POLL = 0.02  # seconds between checks while a tree is given its grace period
@@ -117,8 +119,7 @@ class _Watchdog:
 
 
 watchdog = _Watchdog()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=watchdog._after_fork_in_child)
+_process.at_fork(child=watchdog._after_fork_in_child)
 
 
 def _pdeathsig() -> Callable[[], None] | None:

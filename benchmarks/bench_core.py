@@ -1,6 +1,14 @@
 """Core figures of issue 2: import cost, tracked runs, grid searches, label filters, writers.
 
 Every figure runs against a fresh SQLite run DB in a temporary directory.
+
+Measured limit of issue 18's per-run target (median <= 0.5 ms; thread CPU per phase of one
+tracked run, this machine at load ~2.5, ~1.0-1.2 ms in all): the two transactions crash safety
+needs (the ``running`` record before the handler, the final one) ~0.25 ms each (record dump,
+JSON, SQLite write); ``log_artifact`` of a 7-byte body ~0.47 ms, of which the atomic, exclusive
+version file (a new run directory, temporary file, hard-link claim) ~0.18 ms of system calls and
+the resolved-path confinement check ~0.08 ms; preparing the run ~0.1 ms. The 0.48 ms of the issue
+predates the start record, exclusive artifact versions and path confinement (issue 11).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from ._buildctx import (
     PRESETS,
     RUNTIME_EXTRAS,
@@ -34,6 +33,7 @@ from ._buildctx import (
 from ._buildctx import preset as find_preset
 from ._builders import BUILDERS, _build_argv, _push, _run, find_builder
 from ._kaniko import kaniko_manifests, run_kaniko
+from ._version import __version__
 from .errors import ConfigError
 
 __all__ = [

@@ -215,7 +215,8 @@ def test_log_artifact_with_body_key_and_object():
     page = db.read_artifact("page.html", project="default")
     assert page["viewer"] == "web-app" and page["labels"] == {"k": "v"}
     assert page["producer"]["uid"] == run.uid and page["tree"] == run.uid
-    assert page["size"] == len(b"<b>hi</b>") and len(page["hash"]) == 64
+    assert page["size"] == len(b"<b>hi</b>")
+    assert page["hash"].startswith("blake3:") and len(page["hash"]) == len("blake3:") + 64
     assert db.read_artifact("page.html", tag="v1", project="default")["uid"] == page["uid"]
     assert run.artifact("table.csv").get() == b"1,2\n3,4\n"
 
@@ -332,6 +333,16 @@ def test_captured_stdout_stderr_and_logger_land_in_the_log():
     log = run.logs()
     assert "to stdout" in log and "to stderr" in log and "from the logger" in log
     assert "debug is below" not in log
+
+
+def test_logger_lines_survive_a_library_configuring_logging():
+    # dictConfig (import-linter, many apps) disables every existing logger by default
+    import logging.config
+
+    _run(lambda context: context.logger.info("before"))
+    logging.config.dictConfig({"version": 1})
+    run = _run(lambda context: context.logger.info("after dictConfig"))
+    assert "after dictConfig" in run.logs()
 
 
 def test_logs_of_a_run_in_another_db_come_from_that_db(tmp_path):

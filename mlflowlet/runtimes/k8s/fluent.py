@@ -206,9 +206,9 @@ class PodSettings:
         Returns:
             The :class:`mlflowlet.build.BuildResult`.
         """
-        from ..._jobimage import build_runner_image  # the build layer (see its docstring)
+        from ..._seams import seam  # the build layer sits above the runtimes
 
-        return build_runner_image(self, image, force, **options)
+        return seam("build_runner_image")(self, image, force, **options)
 
     def deploy(self, **options: Any) -> Any:
         """Build the image as :meth:`build_image` does (MLRun's name for it)."""

@@ -81,17 +81,10 @@ class KubeJobRuntime(KubeRuntime):
         self.sweep_parallelism = sweep_parallelism
 
     def _dry_iterations(self, run: RunObject) -> list[dict]:
-        from ... import hyper
+        from ...hyper import SweepOptions
 
-        spec = run.spec
-        combos = hyper.expand_iterations(
-            spec.hyper_params or None,
-            spec.strategy or None,
-            spec.param_file or None,
-            spec.max_iterations,
-            spec.seed,
-        )
-        return [{**spec.params, **combo} for combo in combos]
+        combos = SweepOptions.of(run.spec).expand()
+        return [{**run.spec.params, **combo} for combo in combos]
 
     def _execute_many(
         self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int

@@ -89,7 +89,11 @@ class ArgoCompiler(Compiler):
 
     def compile_docs(self, pipe: Any, options: CompileOptions) -> list[dict[str, Any]]:
         """Return the one Argo document."""
+        from ._argo_quote import check_when_values
+
         plan = make_plan(pipe, options, "argo")
+        defaults = {name: default for name, (_t, default, _r) in plan.params.items()}
+        check_when_values(pipe.dag, defaults, "pipeline parameter default")
         return [build_document(plan, pipe.dag)]
 
 

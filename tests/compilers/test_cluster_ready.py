@@ -247,3 +247,34 @@ def test_kfp_metrics_reach_the_executor_output_the_launcher_reads(tmp_path, monk
     assert list(parsed.artifacts) == ["mlflowlet_metrics"]
     metadata = json_format.MessageToDict(parsed.artifacts["mlflowlet_metrics"].artifacts[0])
     assert metadata == {"metadata": {"accuracy": 0.9, "n": 3}}
+
+
+def test_a_quote_in_a_string_parameter_an_argo_condition_reads_is_refused():
+    """Argo substitutes ``{{workflow.parameters.x}}`` into the ``when`` text before govaluate
+    parses it (https://argo-workflows.readthedocs.io/en/latest/walk-through/conditionals/), so
+    ``'it's' == 'a'`` no longer parses and ``'a\\b'`` compares ``ab``: refused at compile time
+    (a default) and at submit (an argument); KFP compares values, not text."""
+    from test_submit import FakeServer, fake_argo
+
+    from mlflowlet.compilers.submit import submit
+    from mlflowlet.pipelines import condition
+
+    def gated(default):
+        @pipeline(image=IMAGE, name="gated")
+        def body(mode: str = default):
+            with condition(mode == "a"):
+                labelled(x=1)
+        return body
+
+    with pytest.raises(CompileError, match=r"default mode=\"it's\" holds a quote or backslash"):
+        compile(gated("it's"), "argo", tracking=False)
+    with pytest.raises(CompileError, match=r"mode='a\\\\b' holds a quote"):
+        compile(gated("a\\b"), "argo", tracking=False)
+    assert compile(gated("it's"), "kfp", tracking=False)
+    with FakeServer(fake_argo) as fake, pytest.raises(CompileError, match="argument mode="):
+        submit(gated("a"), "argo", host=fake.url, arguments={"mode": "x'y"}, tracking=False)
+    assert fake.requests == []  # nothing submitted
+    with FakeServer(fake_argo) as fake:
+        submit(gated("a"), "argo", host=fake.url, arguments={"mode": "b"}, tracking=False,
+               namespace="ml")
+    assert len(fake.requests) == 1

@@ -1,0 +1,43 @@
+"""A string pipeline parameter in an Argo ``when``: its value goes inside govaluate quotes.
+
+Argo substitutes ``{{workflow.parameters.x}}`` into the ``when`` text before govaluate parses
+it, so a string parameter is written quoted (``'{{workflow.parameters.mode}}' == 'a'``) and its
+value must not hold a quote (the expression no longer parses: the workflow errors) or a
+backslash (govaluate reads it as an escape: the value compared is another one). Such a value
+is refused where it is known: a default at compile time, an argument at submit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import CompileError
+
+
+def condition_params(dag: Any) -> set[str]:
+    """Return the pipeline parameters some step's condition reads."""
+    from ..pipelines.refs import PipelineParam
+
+    return {
+        operand.name
+        for node in dag.nodes
+        if node.condition is not None
+        for operand in node.condition.operands()
+        if isinstance(operand, PipelineParam)
+    }
+
+
+def check_when_values(dag: Any, values: dict[str, Any], where: str) -> None:
+    """Refuse a string in ``values`` a condition would read with a quote or backslash.
+
+    Raises:
+        CompileError: names the parameter, the value and why.
+    """
+    for name in sorted(condition_params(dag) & set(values)):
+        value = values[name]
+        if isinstance(value, str) and ("'" in value or "\\" in value):
+            raise CompileError(
+                f"{where} {name}={value!r} holds a quote or backslash: Argo writes it inside "
+                "the quotes of a condition (govaluate), which would then fail to parse or compare "
+                "another value; pass a value without them, or compile for KFP"
+            )

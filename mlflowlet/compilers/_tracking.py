@@ -33,6 +33,8 @@ def check_tracking(
         CompileError: a local ``dbpath`` / ``artifact_path``, a server DB without an artifact
             store, ``tracking=False`` with a run DB, or a token secret without a server DB.
     """
+    _no_credentials(dbpath, "dbpath")
+    _no_credentials(artifact_path, "artifact_path")
     if not tracking:
         if dbpath or artifact_path or token_secret:
             raise CompileError(
@@ -63,6 +65,21 @@ def check_tracking(
         )
     if token_secret and _scheme(dbpath) not in ("http", "https"):
         raise CompileError(f"token_secret is a mlflowlet server's token; dbpath={dbpath!r} is none")
+
+
+def _no_credentials(url: str, what: str) -> None:
+    """Refuse ``user:secret@`` in a URL: the compiled YAML would hold the secret."""
+    from ..datastore._urls import check_no_credentials
+
+    try:
+        check_no_credentials(url, what)
+    except ConfigError:
+        raise CompileError(
+            f"{what}: refused a URL with credentials in it (user:secret@ before the host): the "
+            "compiled YAML would hold them; remove them and pass them as Kubernetes secret "
+            "references, e.g. secrets={'PGPASSWORD': 'pg-creds:password'} or "
+            "{'AWS_SECRET_ACCESS_KEY': 's3-creds:secret'}"
+        ) from None
 
 
 def warn_untracked(options: Any) -> None:

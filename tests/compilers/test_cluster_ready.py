@@ -159,6 +159,16 @@ def test_a_run_db_or_artifact_path_pods_cannot_reach_is_refused(options, match):
         compile(tagged, "argo", **options)
 
 
+@pytest.mark.parametrize("options", [
+    {"dbpath": "postgresql://ml:pw-123@db.ml.svc/runs", "artifact_path": "s3://b"},
+    {"dbpath": SERVER, "artifact_path": "s3://AKIA:se/cret-9@bucket/runs"},
+])
+def test_credentials_in_a_url_never_reach_the_compiled_yaml(options):
+    with pytest.raises(CompileError, match="refused a URL with credentials") as err:
+        compile(tagged, "argo", **options)
+    assert "pw-123" not in str(err.value) and "cret-9" not in str(err.value)
+
+
 def test_compiling_without_a_run_db_says_nothing_is_recorded_unless_asked(recwarn):
     import warnings
 

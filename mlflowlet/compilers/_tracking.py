@@ -31,7 +31,8 @@ def check_tracking(
 
     Raises:
         CompileError: a local ``dbpath`` / ``artifact_path``, a server DB without an artifact
-            store, ``tracking=False`` with a run DB, or a token secret without a server DB.
+            store or without its token's secret, ``tracking=False`` with a run DB, or a token
+            secret without a server DB.
     """
     _no_credentials(dbpath, "dbpath")
     _no_credentials(artifact_path, "artifact_path")
@@ -62,6 +63,12 @@ def check_tracking(
             f"{what}: artifacts logged in a pod would stay in its own filesystem and the run DB "
             "would record a path no one can read; give artifact_path='s3://bucket/prefix' (a "
             "store the pods and the readers share)"
+        )
+    if not token_secret and _scheme(dbpath) in ("http", "https"):
+        raise CompileError(
+            f"dbpath={dbpath!r} is a mlflowlet server, which serves other hosts only with an API "
+            "token: give token_secret='secret-name:key' (--token-secret), the Kubernetes Secret "
+            "holding its MLFLOWLET_API_TOKEN, so the pods can record"
         )
     if token_secret and _scheme(dbpath) not in ("http", "https"):
         raise CompileError(f"token_secret is a mlflowlet server's token; dbpath={dbpath!r} is none")

@@ -13,6 +13,7 @@ SECURED = {"secrets": {"DB_PASSWORD": "db-creds:password"},
            "steps": {"secret_user": {"node_selector": {"pool": "gpu"}, "env": {"MODE": "x"}}},
            "labels": {"team": "ml"}, "annotations": {"owner": "me"}, "service_account": "runner",
            "dbpath": "http://mlflowlet.default.svc:8080", "artifact_path": "s3://runs/ml",
+           "token_secret": "mlflowlet-api:token",
            "parallelism": 3,
            "active_deadline_seconds": 3600, "ttl_seconds": 600, "pod_gc": "OnPodSuccess"}
 PIPELINES = [cp.diamond, cp.fanout, cp.hyper, cp.gated, cp.either]

@@ -8,8 +8,8 @@ cluster" checklist lists, named by:
   ``compiler_pipelines.py`` (``mlflowlet compile tests/compilers/compiler_pipelines.py:diamond
   --build <registry>/diamond:1 --push`` builds one);
 * ``MLFLOWLET_TEST_DBPATH``: an ``mlflowlet server`` URL reachable from the pods and from here
-  (its API token, if any, in ``MLFLOWLET_API_TOKEN`` here and in the Secret named by
-  ``MLFLOWLET_TEST_TOKEN_SECRET``, ``name:key``, in the namespace);
+  (its API token in ``MLFLOWLET_API_TOKEN`` here and, for a server URL, in the Secret named
+  by ``MLFLOWLET_TEST_TOKEN_SECRET``, ``name:key``, in the namespace);
 * ``MLFLOWLET_TEST_ARTIFACT_PATH``: a shared artifact store the pods write to (``s3://...``);
 * ``ARGO_TOKEN`` / ``MLFLOWLET_TEST_NS`` (optional): the Argo token and namespace.
 

@@ -148,6 +148,7 @@ def test_the_token_reaches_no_run_spec():
     ({"dbpath": "/home/me/runs"}, r"is a file on this machine, which the pods cannot reach"),
     ({"dbpath": "sqlite:///runs.db", "artifact_path": "s3://b"}, r"the pods cannot reach"),
     ({"dbpath": SERVER}, r"no artifact_path: artifacts logged in a pod would stay"),
+    ({"dbpath": SERVER, "artifact_path": "s3://b"}, r"give token_secret='secret-name:key'"),
     ({"dbpath": SERVER, "artifact_path": "/tmp/art"}, r"'/tmp/art' is a pod-local path"),
     ({"tracking": False, "dbpath": SERVER}, r"tracking=False \(--no-tracking\) records nothing"),
     ({"token_secret": "a:b"}, r"give dbpath too"),
@@ -161,7 +162,7 @@ def test_a_run_db_or_artifact_path_pods_cannot_reach_is_refused(options, match):
 
 @pytest.mark.parametrize("options", [
     {"dbpath": "postgresql://ml:pw-123@db.ml.svc/runs", "artifact_path": "s3://b"},
-    {"dbpath": SERVER, "artifact_path": "s3://AKIA:se/cret-9@bucket/runs"},
+    {"dbpath": SERVER, "artifact_path": "s3://AKIA:se/cret-9@bucket/runs", "token_secret": "a:b"},
 ])
 def test_credentials_in_a_url_never_reach_the_compiled_yaml(options):
     with pytest.raises(CompileError, match="refused a URL with credentials") as err:

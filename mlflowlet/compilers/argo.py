@@ -22,7 +22,8 @@ then dumped to the plain dict the Argo JSON schema describes
   artifact repository: ``from: {{tasks.X.outputs.artifacts.Y}}``), outputs written to
   ``/tmp/mlflowlet/outputs/<key>``, results to ``/tmp/mlflowlet/results/<name>`` and exposed as
   output parameters (``valueFrom.path``);
-* ``memoize`` keys satisfy Argo's cache-key rule (``^[a-zA-Z0-9][-a-zA-Z0-9]*$``): the step's
+* ``memoize`` (``maxAge`` from ``cache=timedelta(...)``, else 720h) keys satisfy Argo's
+  cache-key rule (``^[a-zA-Z0-9][-a-zA-Z0-9]*$``): the step's
   label, a hash of everything the container runs with, and a hash of its input parameters
   computed by an expression tag (``sprig.sha256sum``);
 * the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state``.
@@ -426,9 +427,17 @@ def build_memoize(plan: Plan, st: StepPlan) -> Any:
         key += f"-{{{{=sprig.sha256sum(toJson([{values}]))}}}}"
     return m.Memoize(
         key=key,
-        max_age=CACHE_MAX_AGE,
+        max_age=go_duration(st.node.spec.cache_max_age)
+        if st.node.spec.cache_max_age
+        else CACHE_MAX_AGE,
         cache=m.Cache(config_map=m.LocalObjectReference(name=cache_name(plan.label))),
     )
+
+
+def go_duration(seconds: float) -> str:
+    """Return seconds as a Go duration (``10s``, ``1.5s``), as ``memoize.maxAge`` reads it."""
+    whole = int(seconds)
+    return f"{whole}s" if whole == seconds else f"{seconds!r}s"
 
 
 def cache_name(label: str) -> str:

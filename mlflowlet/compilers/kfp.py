@@ -6,9 +6,10 @@ signature declares the inputs and outputs, returning a ``dsl.ContainerSpec`` tha
 parameters calls them, and ``kfp.compiler.Compiler`` writes the IR
 (https://www.kubeflow.org/docs/components/pipelines/user-guides/components/container-components/).
 
-* Artifacts are typed by their output name (``model`` → ``Model``, ``data``/``dataset`` →
-  ``Dataset``, ``html``/``report``/``chart``/``plot`` → ``HTML``, ``md`` → ``Markdown``, else
-  ``Artifact``); the consumer's input takes the producer's type.
+* Artifacts are typed as the step declares them (``outputs={"model": "model"}`` or a return
+  annotation: ``Model``, ``Dataset``, ``Metrics``, ``HTML``, ``Markdown``; else ``Artifact``),
+  never guessed from a name, so the KFP UI shows each in its viewer; the consumer's input takes
+  the producer's type.
 * Parameters keep their declared type (``str``, ``int``, ``float``, ``bool``, ``List[T]``);
   values KFP cannot hold exactly (dicts, bare lists, optionals, every step result) travel as
   JSON text in a ``str`` parameter (see :mod:`._types`). A condition reads a result through a
@@ -39,6 +40,7 @@ from typing import Any
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._kfp_groups import Group, check_topology, group_tree
+from ._kfp_limits import refuse_unsupported
 from ._kfp_options import apply_task_options
 from ._naming import kfp_name
 from ._options import CompileOptions
@@ -62,18 +64,14 @@ _OPS = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-_KINDS = (
-    ("model", "Model"),
-    ("dataset", "Dataset"),
-    ("data", "Dataset"),
-    ("html", "HTML"),
-    ("report", "HTML"),
-    ("chart", "HTML"),
-    ("plot", "HTML"),
-    ("markdown", "Markdown"),
-    ("md", "Markdown"),
-    ("metrics", "Metrics"),
-)
+_KINDS = {
+    "artifact": "Artifact",
+    "dataset": "Dataset",
+    "model": "Model",
+    "metrics": "Metrics",
+    "html": "HTML",
+    "markdown": "Markdown",
+}
 
 
 def _kfp() -> Any:
@@ -85,14 +83,9 @@ def _kfp() -> Any:
     return dsl
 
 
-def artifact_class(key: str) -> Any:
-    """Return the ``kfp.dsl`` artifact class for an output named ``key`` (see above)."""
-    dsl = _kfp()
-    low = key.lower()
-    for word, name in _KINDS:
-        if word in low:
-            return getattr(dsl, name)
-    return dsl.Artifact
+def artifact_class(kind: str) -> Any:
+    """Return the ``kfp.dsl`` artifact class of a declared output kind (``model`` → ``Model``)."""
+    return getattr(_kfp(), _KINDS.get(kind, "Artifact"))
 
 
 class KFPCompiler(Compiler):
@@ -103,6 +96,7 @@ class KFPCompiler(Compiler):
     def compile_docs(self, pipe: Any, options: CompileOptions) -> list[dict[str, Any]]:
         """Return the ``PipelineSpec`` document (and the Kubernetes platform spec, if any)."""
         plan = make_plan(pipe, options, "kfp")
+        refuse_unsupported(plan)
         check_topology(plan, pipe.dag)
         func = compile_plan(plan)
         docs = spec_documents(func)
@@ -176,7 +170,11 @@ def _all_steps(plan: Plan) -> list[StepPlan]:
 
 
 def _artifact_types(plan: Plan) -> dict[tuple[str, str], Any]:
-    return {(st.name, key): artifact_class(key) for st in plan.steps for key in st.outputs}
+    return {
+        (st.name, key): artifact_class(st.node.spec.outputs_types.get(key, "artifact"))
+        for st in plan.steps
+        for key in st.outputs
+    }
 
 
 def _slots(st: StepPlan) -> tuple[list[Slot], list[Slot]]:

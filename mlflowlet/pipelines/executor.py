@@ -253,7 +253,7 @@ class LocalExecutor:
         )
         use_cache = node.spec.cache if node.spec.cache is not None else self.cache
         if use_cache:
-            hit = _cache.find_cached(self.db, key, self.project)
+            hit = _cache.find_cached(self.db, key, self.project, node.spec.cache_max_age)
             if hit is not None:
                 # recorded in memory, written with the next batch (one transaction for all)
                 run, data = _cache.hit_run(hit, **common)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, overload
 
@@ -222,14 +223,14 @@ def step(
     fn: None = None,
     *,
     name: str | None = None,
-    outputs: list[str] | None = None,
+    outputs: list[str] | dict[str, str] | None = None,
     image: str | None = None,
     image_has_mlflowlet: bool | None = None,
     resources: dict[str, Any] | None = None,
     retries: int | None = None,
     retry_delay: float | None = None,
     timeout: float | None = None,
-    cache: bool | None = None,
+    cache: bool | timedelta | None = None,
     labels: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
@@ -238,14 +239,14 @@ def step(
     fn: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
-    outputs: list[str] | None = None,
+    outputs: list[str] | dict[str, str] | None = None,
     image: str | None = None,
     image_has_mlflowlet: bool | None = None,
     resources: dict[str, Any] | None = None,
     retries: int | None = None,
     retry_delay: float | None = None,
     timeout: float | None = None,
-    cache: bool | None = None,
+    cache: bool | timedelta | None = None,
     labels: dict[str, str] | None = None,
 ) -> Any:
     """Turn a function into a pipeline step (use as ``@step`` or ``@step(...)``).
@@ -255,7 +256,11 @@ def step(
         name: the step name (default: the function's name).
         outputs: declared artifact outputs; the function logs them (``context.log_artifact``)
             or returns the value (one output, or a tuple for several): bytes/str/path become a
-            file, a DataFrame parquet, a dict/list JSON, anything else a cloudpickle file.
+            file, a DataFrame parquet, a dict/list JSON, anything else a cloudpickle file. A
+            dict declares what each output is (``{"model": "model", "metrics": "metrics",
+            "report": "html"}``; kinds: ``artifact``, ``dataset``, ``model``, ``metrics``,
+            ``html``, ``markdown``), compiled to the KFP artifact type its UI shows; a return
+            annotation (``-> Model``, ``-> tuple[Dataset, HTML]``) declares them too.
         image: container image for compiled runs.
         image_has_mlflowlet: ``image`` is a bare base image name that does have mlflowlet:
             silences the compile-time warning about it.
@@ -263,7 +268,8 @@ def step(
         retries: attempts after the first failure.
         retry_delay: seconds before the first retry, doubling each time.
         timeout: seconds one attempt may take.
-        cache: reuse a previous run with the same code, params and input hashes.
+        cache: reuse a previous run with the same code, params and input hashes; a
+            ``timedelta`` reuses only runs at most that old (Argo ``memoize.maxAge``).
         labels: labels set on the step's runs.
 
     Returns:

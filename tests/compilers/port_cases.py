@@ -33,6 +33,8 @@ class Port:
         ignore: for ``--check``: step name to results that differ by nature (a timestamp).
         xfail: phase (``local``, ``compile-argo``, ``check-kfp``...) to the #12 defect there.
         missing: for an original not expressible yet: the construct mlflowlet lacks (#13).
+        refused: target to a regex of the compile-time refusal it gives (a construct the
+            target cannot carry: compiling and checking there must raise it).
     """
 
     name: str
@@ -43,6 +45,7 @@ class Port:
     ignore: dict[str, list[str]] = field(default_factory=dict)
     xfail: dict[str, str] = field(default_factory=dict)
     missing: str = ""
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def _skipped(o: Outcome, *names: str) -> None:
@@ -207,6 +210,15 @@ def argo_artifact_passing(o: Outcome, p: dict[str, Any]) -> None:
     assert o.printed("consume-artifact") == ["hello world"]
 
 
+def argo_memoize(o: Outcome, p: dict[str, Any]) -> None:
+    # cowsay draws the message in a bubble above the cow; the bubble's rules fit the message
+    message = p.get("message", "test-5")
+    rule = "-" * (len(message) + 2)
+    hello = o.results["whalesay"]["hello"]
+    assert hello.splitlines()[:3] == [f" {rule}", f"< {message} >", f" {rule}"]
+    assert "(oo)" in hello and o.printed("whalesay")[1] == f"< {message} >"
+
+
 def hera_dynamic_fanout(o: Outcome, p: dict[str, Any]) -> None:
     values = o.results["generate"]["return"]
     n = p.get("force_count") or len(values)
@@ -301,6 +313,8 @@ PORTS = [
     Port("argo_conditionals", argo_conditionals,
          ({"should_print": "true"}, {"should_print": "false"})),
     Port("argo_artifact_passing", argo_artifact_passing),
+    Port("argo_memoize", argo_memoize, ({}, {"message": "hello"}),
+         refused={"kfp": r"step 'whalesay' .*cache max age.*KFP v2"}),
     Port("hera_dynamic_fanout", hera_dynamic_fanout, ({"force_count": 3}, {})),
     Port("hera_fan_in", hera_fan_in),
     Port("metaflow_helloworld", metaflow_helloworld),
@@ -319,5 +333,4 @@ PORTS += [
          missing="status-conditioned steps (node.after(other, on='failure'))"),
     Port("argo_parameter_aggregation",
          missing="mapping over a mapped step's outputs, item sub-fields, conditions on the item"),
-    Port("argo_memoize", missing="cache staleness (memoize maxAge)"),
 ]

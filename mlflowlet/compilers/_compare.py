@@ -49,6 +49,19 @@ def _drop(results: dict[str, Any], keys: set[str]) -> dict[str, str]:
     return {k: exact(v) for k, v in results.items() if k not in keys}
 
 
+def decode_output(value: Any, collected: bool) -> Any:
+    """Return a pipeline output's value from what the engine holds.
+
+    A result is its JSON text; a collected result a list of item texts (KFP's list, or Argo's
+    aggregated JSON list), each the JSON text of the item's JSON (see :mod:`mlflowlet._wire`).
+    """
+    from .._wire import _items
+
+    if isinstance(value, str):
+        value = json.loads(value)
+    return _items(value) if collected else value
+
+
 def local_items(run: Any, name: str) -> list[dict[str, Any]]:
     """Return the run dicts of a local mapped step's items, in item order."""
     step = run.steps[name]
@@ -83,7 +96,36 @@ class Comparison:
                 self.step(name, group)
         self.lineage()
         self.order()
+        self.outputs()
         return self.out
+
+    def outputs(self) -> None:
+        """Compare the pipeline's outputs: values exactly, artifacts by their bytes."""
+        if not self.dag.outputs or self.local.state != "completed":
+            return
+        want = self.local.run.status.results
+        arts = {a.get("key"): a for a in self.local.run.status.artifacts}
+        got = self.report.outputs
+        for key in self.dag.outputs:
+            if key not in got:
+                self.out.append(f"pipeline output {key!r}: missing in the compiled run")
+                continue
+            kind, value = got[key]
+            if kind == "artifact":
+                if value != file_digest(arts.get(key, {}).get("uri", "")):
+                    self.out.append(f"pipeline output {key!r} holds other bytes than locally")
+                continue
+            from ..pipelines.refs import Collected
+
+            try:
+                decoded = decode_output(value, isinstance(self.dag.outputs[key], Collected))
+            except (TypeError, ValueError) as exc:
+                self.out.append(f"pipeline output {key!r}: {exc}")
+                continue
+            if exact(decoded) != exact(want.get(key)):
+                self.out.append(
+                    f"pipeline output {key!r}: {exact(decoded)} != local {exact(want.get(key))}"
+                )
 
     def states(self) -> None:
         entries = self.local.run.status.steps

@@ -110,6 +110,7 @@ class ArgoLocalRunner(LocalRunner):
         self.messages: dict[str, str] = {}
         self.empty: set[str] = set()  # fan-outs over an empty list
         self.lineage: list[dict[str, Any]] = []
+        self.outputs: dict[str, tuple[str, Any]] = {}  # the workflow's outputs
         self._count = 0
 
     # workflow ----------------------------------------------------------------------------------
@@ -125,10 +126,27 @@ class ArgoLocalRunner(LocalRunner):
                 )
         failed = any(p in ("Failed", "Error") for p in self.phase.values())
         status = "Failed" if failed else "Succeeded"
+        if not failed and not self._outputs(self.templates[self.spec["entrypoint"]]):
+            status = "Error"  # Argo fails a DAG whose outputs do not resolve
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = status
             self._run_pod(self.spec["onExit"], self.templates[self.spec["onExit"]], {}, {})
         return status
+
+    def _outputs(self, template: dict[str, Any]) -> bool:
+        """Resolve the entrypoint's outputs (the workflow's); False when one does not resolve."""
+        outs = template.get("outputs", {})
+        try:
+            for p in outs.get("parameters", []):
+                text = substitute(p["valueFrom"]["parameter"], self.scope, "workflow outputs")
+                self.outputs[p["name"]] = ("parameter", text)
+            for a in outs.get("artifacts", []):
+                path = self._artifact(a["from"], "workflow outputs")
+                self.outputs[a["name"]] = ("artifact", digest(path))
+        except CompileError as exc:
+            self.messages["(workflow outputs)"] = str(exc)
+            return False
+        return True
 
     def _task(self, task: dict[str, Any]) -> str:
         """Decide and run one task; return its phase."""

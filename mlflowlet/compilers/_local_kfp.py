@@ -59,6 +59,7 @@ class KFPLocalRunner(LocalRunner):
         self._iteration = 0  # the map item being run (1-based), 0 outside a ParallelFor
         self.messages: dict[str, str] = {}
         self.empty: set[str] = set()  # steps in a ParallelFor over an empty list
+        self.outputs: dict[str, tuple[str, Any]] = {}  # the pipeline's outputs
         self._secret_env = self._platform_secrets()
 
     def _platform_secrets(self) -> dict[str, dict[str, str]]:
@@ -116,11 +117,25 @@ class KFPLocalRunner(LocalRunner):
                 )
                 self._runner = local.DockerRunner()
                 params = self._pipeline_params()
-                ok, _outputs = self._run_dag("root", self.spec["root"]["dag"], params)
+                ok, outputs = self._run_dag("root", self.spec["root"]["dag"], params)
+                if ok:
+                    self._pipeline_outputs(outputs)
             finally:
                 docker_task_handler.DockerTaskHandler.run = original
         self.status = "Succeeded" if ok else "Failed"
         return self.status
+
+    def _pipeline_outputs(self, outputs: dict[str, Any]) -> None:
+        """Keep the root DAG's outputs (a single output ``Output`` is the pipeline's ``return``)."""
+        declared = self.spec["root"].get("outputDefinitions", {})
+        for kind in ("parameters", "artifacts"):
+            for name in declared.get(kind, {}):
+                key = "return" if name == "Output" else name
+                value = outputs.get(name)
+                if kind == "artifacts":
+                    self.outputs[key] = ("artifact", digest(value.path) if value else "")
+                else:
+                    self.outputs[key] = ("parameter", value)
 
     def _pipeline_params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

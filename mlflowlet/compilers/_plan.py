@@ -159,7 +159,11 @@ class StepPlan:
 
 @dataclass
 class Plan:
-    """The whole pipeline's plan: parameters (name → (type, default, required)) and steps."""
+    """The whole pipeline's plan: parameters (name → (type, default, required)) and steps.
+
+    ``outputs`` maps each pipeline output (what the pipeline function returns) to its source:
+    ``result`` / ``artifact`` of a step, or ``collect`` (a mapped step's results).
+    """
 
     name: str
     label: str
@@ -169,6 +173,7 @@ class Plan:
     exit_step: StepPlan | None
     options: Any
     target: str = ""
+    outputs: dict[str, Source] = field(default_factory=dict)
 
     def step(self, name: str) -> StepPlan:
         """Return the plan of node ``name`` (the exit step too)."""
@@ -211,6 +216,11 @@ def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> di
                 uses.setdefault((value.node, value.key), {})["json"] = "json"
         if node.map is not None and isinstance(node.map.items, OutputRef):
             uses.setdefault((node.map.items.node, node.map.items.key), {})["items"] = "json"
+    for value in dag.outputs.values():  # pipeline outputs read results as JSON too
+        if isinstance(value, Collected) and value.ref.kind == "result":
+            uses.setdefault((value.node, value.ref.key), {})["item"] = "json"
+        elif isinstance(value, OutputRef) and value.kind == "result":
+            uses.setdefault((value.node, value.key), {})["json"] = "json"
     conds: dict[tuple[str, str], str] = {}
     types = {name: typ for name, (typ, _d, _r) in params.items()}
     types.update({f"{n.name}:return": n.spec.returns for n in dag.nodes if n.spec.returns})
@@ -267,7 +277,27 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         exit_step,
         options,
         target,
+        _outputs(dag, target),
     )
+
+
+def _outputs(dag: Any, target: str) -> dict[str, Source]:
+    """Return the sources of the pipeline's outputs (compiled pipelines output step outputs)."""
+    from ..pipelines.refs import Collected, OutputRef
+
+    out: dict[str, Source] = {}
+    for key, value in dag.outputs.items():
+        if isinstance(value, Collected):
+            out[key] = Source("collect", node=value.node, key=value.ref.key)
+        elif isinstance(value, OutputRef):
+            out[key] = Source(value.kind, node=value.node, key=value.key)
+        else:
+            what = "a pipeline parameter" if hasattr(value, "required") else "a literal value"
+            raise CompileError(
+                f"pipeline {dag.name!r}: output {key!r} is {what}; {target} pipeline outputs "
+                "come from steps: return a step's output (or compute it in a step)"
+            )
+    return out
 
 
 def _key_on_artifacts(steps: list[StepPlan], options: Any) -> None:

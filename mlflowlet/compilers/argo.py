@@ -26,7 +26,9 @@ then dumped to the plain dict the Argo JSON schema describes
   cache-key rule (``^[a-zA-Z0-9][-a-zA-Z0-9]*$``): the step's
   label, a hash of everything the container runs with, and a hash of its input parameters
   computed by an expression tag (``sprig.sha256sum``);
-* the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state``.
+* the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state``;
+* the pipeline's outputs (what its function returns) as ``main``'s outputs, which Argo keeps as
+  the workflow's ``status.outputs``.
 
 A collected result is Argo's aggregated output parameter (a JSON list): a mapped step writes
 each result as a JSON string of its JSON (``--result KEY:item``), which Argo keeps as text
@@ -186,7 +188,32 @@ def build_dag_template(plan: Plan, dag: Any) -> Any:
     m = _models()
     labels = {st.name: st.label for st in plan.steps}
     tasks = [build_task(st, labels, plan, dag) for st in plan.steps]
-    return m.Template(name="main", dag=m.DAGTemplate(tasks=tasks, fail_fast=False))
+    return m.Template(
+        name="main",
+        dag=m.DAGTemplate(tasks=tasks, fail_fast=False),
+        outputs=build_outputs(plan, labels),
+    )
+
+
+def build_outputs(plan: Plan, labels: dict[str, str]) -> Any:
+    """The ``main`` template's ``Outputs``: the pipeline's outputs, the workflow's outputs.
+
+    A result is its producer's JSON output parameter, a collected result the aggregated list of
+    its items' texts, an artifact the producer's output artifact.
+    """
+    if not plan.outputs:
+        return None
+    m = _models()
+    params, arts = [], []
+    for key, src in plan.outputs.items():
+        task = labels[src.node]
+        if src.kind == "artifact":
+            arts.append(m.Artifact(name=param_name(key), from_=_artifact_ref(task, src.key)))
+            continue
+        use = "item" if src.kind == "collect" else "json"
+        ref = _param_ref(task, result_output(src.key, use))
+        params.append(m.Parameter(name=param_name(key), value_from=m.ValueFrom(parameter=ref)))
+    return m.Outputs(parameters=params or None, artifacts=arts or None)
 
 
 def _ref_value(source: Any, labels: dict[str, str]) -> str:

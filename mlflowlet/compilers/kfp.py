@@ -302,8 +302,9 @@ def build_pipeline(plan: Plan, comps: dict[str, Any], names: dict[str, dict[Slot
             )
         )
     tree = group_tree(plan)
+    returns = _output_annotation(plan)
 
-    def body(*values: Any) -> None:
+    def body(*values: Any) -> Any:
         build = _Build(plan, comps, names, dict(zip([p.name for p in sig], values, strict=True)))
         with contextlib.ExitStack() as outer:
             if plan.exit_step is not None:
@@ -311,12 +312,37 @@ def build_pipeline(plan: Plan, comps: dict[str, Any], names: dict[str, dict[Slot
                 apply_task_options(plan, plan.exit_step, exit_task)
                 outer.enter_context(dsl.ExitHandler(exit_task, name="exit-handler"))
             build.group(tree)
+        return build.pipeline_outputs(returns)
 
-    body.__signature__ = inspect.Signature(sig)  # type: ignore[attr-defined]
+    body.__signature__ = inspect.Signature(sig, return_annotation=returns)  # type: ignore[attr-defined]
     body.__annotations__ = {p.name: p.annotation for p in sig}
+    if returns is not inspect.Signature.empty:
+        body.__annotations__["return"] = returns
     body.__name__ = body.__qualname__ = plan.label.replace("-", "_")
     body.__doc__ = None
     return dsl.pipeline(name=plan.label, description=plan.description or None)(body)
+
+
+def _output_annotation(plan: Plan) -> Any:
+    """Return the pipeline function's return annotation: one output, or a NamedTuple of them.
+
+    Results cross as their JSON text (``str``), collected results as a list of item texts, and
+    artifacts keep their producer's type; a single output ``return`` is KFP's ``Output``.
+    """
+    import typing
+
+    if not plan.outputs:
+        return inspect.Signature.empty
+    types = _artifact_types(plan)
+    anns = {}
+    for key, src in plan.outputs.items():
+        if src.kind == "artifact":
+            anns[key] = types[(src.node, src.key)]
+        else:
+            anns[key] = typing.List[str] if src.kind == "collect" else str  # noqa: UP006
+    if list(anns) == ["return"]:
+        return anns["return"]
+    return typing.NamedTuple("Outputs", [(kfp_name(k), a) for k, a in anns.items()])  # type: ignore[misc]
 
 
 def _conjuncts(cond: Any) -> list[Any]:
@@ -364,6 +390,25 @@ class _Build:
                     left, right = (self.operand(s) for s in (cond.left, cond.right))
                     stack.enter_context(dsl.If(_OPS[cond.op](left, right)))
                 self.group(member)
+
+    def pipeline_outputs(self, returns: Any) -> Any:
+        """Return the channels of the pipeline's outputs, as ``returns`` declares them."""
+        dsl = _kfp()
+        channels = {}
+        for key, src in self.plan.outputs.items():
+            names = self.names[src.node]
+            if src.kind == "artifact":
+                out = names[Slot("out_artifact", src.key)]
+                channels[key] = self.tasks[src.node].outputs[out]
+            elif src.kind == "collect":
+                channels[key] = dsl.Collected(self.output(src.node, result_output(src.key, "item")))
+            else:
+                channels[key] = self.output(src.node, result_output(src.key, "json"))
+        if not channels:
+            return None
+        if list(channels) == ["return"]:
+            return channels["return"]
+        return returns(**{kfp_name(k): v for k, v in channels.items()})
 
     def items(self, items: Any) -> Any:
         from ..pipelines.refs import OutputRef

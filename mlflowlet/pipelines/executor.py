@@ -122,6 +122,8 @@ class LocalExecutor:
         try:
             self._schedule()
             state, error = self._outcome()
+            if self.dag.outputs:
+                state, error = self._outputs(state, error)
             if self.dag.exit_handler is not None:
                 self._run_exit(self.dag.exit_handler, state)
         except BaseException as exc:
@@ -144,6 +146,19 @@ class LocalExecutor:
             f"step {name!r} failed: {step_states(self.run)[name].get('error') or 'error'}"
             for name in failed
         )
+
+    def _outputs(self, state: str, error: str) -> tuple[str, str]:
+        """Record the pipeline's outputs on its run (results, and links to step artifacts)."""
+        from ._outputs import resolve_outputs
+
+        results, artifacts, problems = resolve_outputs(self.dag.outputs, self.inputs, self.states)
+        if results:
+            self.ctx.log_results(results)
+        if artifacts:
+            self.ctx._link_records([dict(rec, key=key) for key, rec in artifacts.items()])
+        if problems and state == "completed":  # an engine fails a workflow whose outputs fail
+            return "error", "; ".join(problems)
+        return state, error
 
     def _flush(self, force: bool) -> None:
         now = time.monotonic()

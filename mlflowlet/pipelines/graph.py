@@ -15,6 +15,8 @@ Accessor API (for executors and compilers)
 * ``dag.nodes``: tuple of :class:`Node` in a deterministic topological order (trace order among
   independent nodes); ``dag.node(name)``; ``len(dag)``, ``name in dag``, ``iter(dag)``.
 * ``dag.exit_handler``: the exit :class:`Node` (run after everything, with ``state``) or None.
+* ``dag.outputs``: output name to what the pipeline function returned (an ``OutputRef``, a
+  ``Collected``, a ``PipelineParam`` or a JSON value; ``{}`` when it returns nothing).
 * ``dag.edges``: tuple of :class:`Edge`; ``dag.in_edges(name)``, ``dag.out_edges(name)``,
   ``dag.upstream(name)`` / ``dag.downstream(name)`` (node names), ``dag.roots()``.
 * ``dag.describe()``: the same as plain JSON-safe dicts (a fresh copy each call), stored on every
@@ -238,6 +240,8 @@ class PipelineGraph:
         description: the pipeline's docstring.
         handler: ``'module:qualname'`` of the pipeline function.
         image: the default image for compiled runs.
+        outputs: output name to what the pipeline function returned for it (see
+            :mod:`mlflowlet.pipelines._outputs`).
 
     Raises:
         CycleError: the nodes form a cycle (through ``after``); the error lists its steps.
@@ -252,9 +256,11 @@ class PipelineGraph:
         description: str = "",
         handler: str = "",
         image: str = "",
+        outputs: dict[str, Any] | None = None,
     ) -> None:
         self.name, self.params, self.description = name, tuple(params), description
         self.handler, self.image, self.exit_handler = handler, image, exit_handler
+        self.outputs: dict[str, Any] = dict(outputs or {})
         graph = nx.DiGraph(name=name)
         for node in nodes:
             graph.add_node(node.name, node=node)
@@ -349,6 +355,7 @@ class PipelineGraph:
                 "nodes": [n.describe() for n in self.nodes],
                 "edges": [e.describe() for e in self.edges],
                 "exit_handler": self.exit_handler.describe() if self.exit_handler else None,
+                "outputs": {k: describe_value(v) for k, v in self.outputs.items()},
             }
         return self._described
 

@@ -100,12 +100,13 @@ class Pipeline:
         finally:
             _tracer.reset(token)
             tracer.closed = True
-        if returned is not None:
-            raise PipelineError(
-                f"@pipeline {self.fn.__qualname__} ({where(self.fn)}) returns {returned!r:.80}; "
-                "a pipeline's return value is not supported yet and would be dropped: remove "
-                "the return (log the value as a result of a step instead)"
-            )
+        from ._outputs import pipeline_outputs
+
+        outputs = pipeline_outputs(
+            returned,
+            f"@pipeline {self.fn.__qualname__} ({where(self.fn)})",
+            {n.name: n for n in tracer.nodes},
+        )
         exit_node = None
         if self.on_exit is not None:
             exit_node = Node(
@@ -125,6 +126,7 @@ class Pipeline:
                 self.description,
                 self.handler,
                 self.image,
+                outputs,
             )
         except CycleError as exc:  # name the pipeline function and where it is defined
             raise CycleError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mlflowlet.pipelines import pipeline, step
+from mlflowlet.pipelines import collect, pipeline, step
 
 IMAGE = "example.com/mlflowlet/steps:1.0"
 
@@ -56,3 +56,30 @@ def fresh(message: str) -> str:
 @pipeline(image=IMAGE)
 def stale(message: str = "hello"):
     fresh(message=message)
+
+
+# pipeline outputs ------------------------------------------------------------------------------
+@step(outputs={"model": "model"})
+def fit(context, n: int = 2) -> dict:
+    context.log_artifact("model", body=f"weights {n}\n".encode())
+    return {"acc": n / 10, "tag": "1.10"}
+
+
+@step
+def double(num: int) -> int:
+    return 2 * num
+
+
+@pipeline(image=IMAGE)
+def outputs(n: int = 3):
+    """Outputs of every kind a compiled pipeline carries."""
+    t = fit(n=n)
+    d = double.map(items=[1, 2, 3], item_param="num")
+    return {"acc": t.results["acc"], "tag": t.results["tag"], "model": t.outputs["model"],
+            "doubles": collect(d.output)}
+
+
+@pipeline(image=IMAGE)
+def one_output():
+    """A single return value: output ``return`` (KFP's ``Output``)."""
+    return double(num=4).output

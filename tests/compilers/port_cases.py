@@ -210,6 +210,13 @@ def argo_artifact_passing(o: Outcome, p: dict[str, Any]) -> None:
     assert o.printed("consume-artifact") == ["hello world"]
 
 
+def kfp_fan_in_return(o: Outcome, p: dict[str, Any]) -> None:
+    # double each of [1, 2, 3], collect, add: 2 + 4 + 6, returned as the pipeline's output
+    assert typed(o.items["double"]) == typed([{"return": 2}, {"return": 4}, {"return": 6}])
+    assert typed(o.results["add"]) == typed({"return": 12})
+    assert typed(o.outputs) == typed({"return": 12})
+
+
 def argo_memoize(o: Outcome, p: dict[str, Any]) -> None:
     # cowsay draws the message in a bubble above the cow; the bubble's rules fit the message
     message = p.get("message", "test-5")
@@ -313,6 +320,7 @@ PORTS = [
     Port("argo_conditionals", argo_conditionals,
          ({"should_print": "true"}, {"should_print": "false"})),
     Port("argo_artifact_passing", argo_artifact_passing),
+    Port("kfp_fan_in_return", kfp_fan_in_return),
     Port("argo_memoize", argo_memoize, ({}, {"message": "hello"}),
          refused={"kfp": r"step 'whalesay' .*cache max age.*KFP v2"}),
     Port("hera_dynamic_fanout", hera_dynamic_fanout, ({"force_count": 3}, {})),
@@ -326,7 +334,6 @@ PORTS += [
     Port("kfp_parallelfor_parallelism", missing="nested maps and loop-item sub-fields (item.a)"),
     Port("kfp_task_final_status",
          missing="an on_exit step taking arguments and the final status object"),
-    Port("kfp_fan_in_return", missing="pipeline outputs (a @pipeline's return)"),
     Port("argo_exit_handlers",
          missing="an exit handler sub-pipeline with status conditions; workflow context"),
     Port("hera_conditional_on_task_status",

@@ -82,6 +82,12 @@ def _mapped(pipe: Any) -> set[str]:
     return {n.name for n in pipe.dag.nodes if n.map is not None}
 
 
+def _collected(pipe: Any) -> set[str]:
+    from mlflowlet.pipelines import Collected
+
+    return {k for k, v in pipe.dag.outputs.items() if isinstance(v, Collected)}
+
+
 @pytest.mark.parametrize("port", _cases("local"))
 def test_port_computes_what_the_original_computes(port, tmp_path):
     pipe = _load(port)
@@ -146,7 +152,7 @@ def test_port_compiled_run_matches_the_local_run(port, target, tmp_path):
     assert report.ok, report.summary()
     db = get_run_db(str(workdir / "rundb"), cached=False)  # where the pods recorded their runs
     try:
-        port.expect(from_report(report, _mapped(pipe), db), params)
+        port.expect(from_report(report, _mapped(pipe), db, _collected(pipe)), params)
     finally:
         db.close()
 

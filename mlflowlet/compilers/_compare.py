@@ -1,6 +1,8 @@
 """What ``--check`` compares between a local run and the compiled run of the same pipeline.
 
-Every comparison is exact: values compare as their JSON text (``1`` is not ``1.0``, ``"1"`` is
+The pipeline's final state, each step's state, results, artifacts, attempts, printed output,
+lineage, ordering and the pipeline's outputs are compared. Every comparison is exact: values
+compare as their JSON text (``1`` is not ``1.0``, ``"1"`` is
 not ``1``), artifacts by the sha256 of their bytes, printed output as the run's stored log
 (logger timestamps aside). States compare as the local executor names them: the engines'
 ``Skipped`` and ``Omitted`` both mean the local ``skipped``.
@@ -90,6 +92,7 @@ class Comparison:
 
     def differences(self) -> list[str]:
         """Return one line per difference (empty when the runs agree)."""
+        self.final_state()
         self.states()
         for name, group in sorted(self.pods.items()):
             if name in self.local.steps and self.report.states.get(name) == "completed":
@@ -126,6 +129,14 @@ class Comparison:
                 self.out.append(
                     f"pipeline output {key!r}: {exact(decoded)} != local {exact(want.get(key))}"
                 )
+
+    def final_state(self) -> None:
+        """Compare the pipeline's own final state (the engine's workflow status, as named here)."""
+        got = "completed" if self.report.status == "Succeeded" else "error"
+        if self.local.state != got:
+            self.out.append(
+                f"pipeline: local run {self.local.state}, compiled run {got} ({self.report.status})"
+            )
 
     def states(self) -> None:
         entries = self.local.run.status.steps

@@ -11,6 +11,7 @@ own rules (``workflow/controller/dag.go``, ``steps.go``, ``operator.go``; v3.7.1
   ``Error``, an empty one ``Skipped``); a fan-out's output parameters aggregated as
   :func:`aggregate` does; a skipped or omitted task's outputs are their ``valueFrom.default``
   when declared, else absent (a reference to them fails the consumer);
+* the DAG's phase by Argo's leaf rule (:func:`dag_phase`);
 * ``retryStrategy`` (``limit``, ``retryPolicy``), a template's ``activeDeadlineSeconds`` per
   attempt, memoization keys checked against Argo's cache-key rule, ``onExit`` with
   ``{{workflow.status}}``.
@@ -124,8 +125,8 @@ class ArgoLocalRunner(LocalRunner):
                     "failFast: after a failure a real controller stops starting new tasks; "
                     "which of them had already started depends on timing"
                 )
-        failed = any(p in ("Failed", "Error") for p in self.phase.values())
-        status = "Failed" if failed else "Succeeded"
+        status = dag_phase(dag["tasks"], self.phase)
+        failed = status != "Succeeded"
         if not failed and not self._outputs(self.templates[self.spec["entrypoint"]]):
             status = "Error"  # Argo fails a DAG whose outputs do not resolve
         if self.spec.get("onExit"):
@@ -393,6 +394,26 @@ class ArgoLocalRunner(LocalRunner):
                     ) from None
         env.update(self.env)
         return env
+
+
+def dag_phase(tasks: list[dict[str, Any]], phase: dict[str, str]) -> str:
+    """Return a finished DAG's phase by Argo's rule (``assessDAGPhase``, ``dag.go``).
+
+    A task that ran has its own phase as its branch phase; a skipped or omitted one inherits
+    ``Failed``/``Error`` from any task it depends on, else ``Succeeded``. The DAG fails with the
+    first failed branch phase among its leaves (tasks nothing depends on).
+    """
+    branch: dict[str, str] = {}
+    for task in _toposort(tasks):
+        own = phase.get(task["name"], "Omitted")
+        if own in ("Succeeded", "Failed", "Error"):
+            branch[task["name"]] = own
+        else:
+            ups = [branch[d] for d in depends_tasks(task) if d in branch]
+            branch[task["name"]] = next((b for b in ups if b != "Succeeded"), "Succeeded")
+    needed = {d for task in tasks for d in depends_tasks(task)}
+    leaves = [t["name"] for t in tasks if t["name"] not in needed]
+    return next((branch[n] for n in leaves if branch[n] != "Succeeded"), "Succeeded")
 
 
 def _copy(source: str, target: str) -> None:

@@ -8,8 +8,10 @@ then dumped to the plain dict the Argo JSON schema describes
   are, anything else as JSON);
 * template ``main``: a DAG (``failFast: false``: a failed step skips what depends on it while
   independent branches finish, as locally) with one task per step;
-* each task's ``depends`` guards on its producers' status: a producer whose data it reads must
-  have ``Succeeded`` (a skipped or failed producer omits it, and its outputs are never read);
+* each task's ``depends`` guards on its producers' status: ``node.after(x, on=...)`` is
+  ``x.Succeeded``, ``(x.Failed || x.Errored)`` or any end (``done``); a producer whose data it
+  reads must have ``Succeeded`` (a skipped or failed producer omits it, and its outputs are
+  never read);
   an ``.after()`` predecessor may also have been skipped or omitted; a collected fan-out may
   be ``Skipped`` (Argo skips a fan-out over an empty list: its output's default ``[]`` flows);
 * ``when`` holds the step's ``with condition(...)`` blocks in govaluate: a result operand is
@@ -52,6 +54,14 @@ ROOT = "/tmp/mlflowlet"
 API_VERSION = "argoproj.io/v1alpha1"
 GPU_RESOURCE = "nvidia.com/gpu"
 CACHE_MAX_AGE = "720h"
+# node.after(x, on=...) as Argo's enhanced depends (a failed pod is Failed, a pod that could not
+# run is Errored; "done" also accepts x skipped by its condition or omitted)
+STATUS_DEPENDS = {
+    "success": "{task}.Succeeded",
+    "failure": "({task}.Failed || {task}.Errored)",
+    "done": "({task}.Succeeded || {task}.Failed || {task}.Errored || {task}.Skipped || "
+    "{task}.Omitted)",
+}
 
 
 def _models() -> Any:
@@ -196,7 +206,7 @@ def build_dag_template(plan: Plan, dag: Any) -> Any:
 
 
 def build_outputs(plan: Plan, labels: dict[str, str]) -> Any:
-    """The ``main`` template's ``Outputs``: the pipeline's outputs, the workflow's outputs.
+    """Build the ``main`` template's ``Outputs``: the pipeline's outputs (the workflow's).
 
     A result is its producer's JSON output parameter, a collected result the aggregated list of
     its items' texts, an artifact the producer's output artifact.
@@ -247,9 +257,13 @@ def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, lis
     extra: list[Any] = []
     own = {b.index for b in node.blocks}
     for up in dag.upstream(node.name):
-        kinds = {e.kind for e in dag.edges_between(up, node.name)}
+        edges = dag.edges_between(up, node.name)
+        kinds = {e.kind for e in edges}
         task = labels[up]
-        if kinds == {"order"}:
+        on = next((e.on for e in edges if e.on), "")
+        if on:  # node.after(up, on=...): the status itself (no data edge comes with it)
+            parts.append(STATUS_DEPENDS[on].format(task=task))
+        elif kinds == {"order"}:
             parts.append(f"({task}.Succeeded || {task}.Skipped || {task}.Omitted)")
         elif kinds <= {"collect", "order"}:
             parts.append(f"({task}.Succeeded || {task}.Skipped)")

@@ -16,7 +16,8 @@ parameters calls them, and ``kfp.compiler.Compiler`` writes the IR
   typed ``KEY__if`` output; a map fans out over a ``KEY__items`` list of its items' JSON.
 * One ``dsl.If`` group per ``with condition(...)`` block (nested blocks nest; ``&`` nests one
   group per conjunct; ``|`` cannot be expressed), maps are ``dsl.ParallelFor``, collected
-  results ``dsl.Collected``, ``.after()`` edges ``task.after``; the exit handler is a
+  results ``dsl.Collected``, ``.after()`` edges ``task.after`` (``on="success"`` too;
+  ``on="failure"|"done"`` is refused, see :mod:`._kfp_limits`); the exit handler is a
   ``dsl.ExitHandler`` around every step, given ``dsl.PipelineTaskFinalStatus``.
 * An input and an output of one step may share a name: the output is renamed ``NAME__out``
   inside the component (KFP keeps both in one namespace).
@@ -96,7 +97,7 @@ class KFPCompiler(Compiler):
     def compile_docs(self, pipe: Any, options: CompileOptions) -> list[dict[str, Any]]:
         """Return the ``PipelineSpec`` document (and the Kubernetes platform spec, if any)."""
         plan = make_plan(pipe, options, "kfp")
-        refuse_unsupported(plan)
+        refuse_unsupported(plan, pipe.dag)
         check_topology(plan, pipe.dag)
         func = compile_plan(plan)
         docs = spec_documents(func)

@@ -108,7 +108,7 @@ def _no_refs_inside(value: Any, where: str) -> None:
 
 
 def kind_of(value: Any) -> str:
-    """Return what an output is: ``artifact``, ``artifacts`` (collected), ``result`` or ``value``."""
+    """Return an output's kind: ``artifact``, ``artifacts`` (collected), ``result``, ``value``."""
     ref = value.ref if isinstance(value, Collected) else value
     if isinstance(ref, OutputRef) and ref.kind == "artifact":
         return "artifacts" if isinstance(value, Collected) else "artifact"
@@ -131,9 +131,7 @@ def resolve_outputs(
     for key, value in outputs.items():
         ref = value.ref if isinstance(value, Collected) else value
         if isinstance(ref, OutputRef) and states.get(ref.node) != "completed":
-            problems.append(
-                f"pipeline output {key!r}: step {ref.node!r} is {states.get(ref.node)}"
-            )
+            problems.append(f"pipeline output {key!r}: step {ref.node!r} is {states.get(ref.node)}")
             continue
         try:
             if isinstance(value, Collected):

@@ -19,6 +19,7 @@ from .._coerce import EMPTY, coerce, json_value
 from ..errors import ParameterError, PipelineError
 from .refs import Collected, Condition, ConditionBlock, Operand, OutputRef, PipelineParam
 
+STATUS_ON = (None, "success", "failure", "done")
 _tracer: ContextVar[Tracer | None] = ContextVar("mlflowlet_pipeline_tracer", default=None)
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _CONTEXTLIB = contextlib.__file__
@@ -85,10 +86,23 @@ class NodeHandle:
         """The step's return value (result ``'return'``)."""
         return self.results["return"]
 
-    def after(self, *others: NodeHandle) -> NodeHandle:
-        """Run this node only after ``others`` finished (an ordering edge); returns self."""
+    def after(self, *others: NodeHandle, on: str | None = None) -> NodeHandle:
+        """Run this node only after ``others`` finished (an ordering edge); returns self.
+
+        Args:
+            *others: nodes of the same pipeline.
+            on: run on their status: ``'success'`` (each completed; Argo ``x.Succeeded``),
+                ``'failure'`` (each failed; Argo ``x.Failed``) or ``'done'`` (each finished,
+                whatever its state). Default: after them, skipped when one failed (a skipped one
+                does not hold it back).
+        """
         if self._tracer.closed:
             raise PipelineError(f"{self.name}.after() is used while the pipeline is traced")
+        if on not in STATUS_ON:
+            raise PipelineError(
+                f"{_call_site()}: {self.name}.after(..., on={on!r}): on is one of "
+                f"{list(STATUS_ON[1:])} (or None: after them, skipped when one failed)"
+            )
         names = list(self._node.after)
         for other in others:
             if not isinstance(other, NodeHandle) or other._tracer is not self._tracer:
@@ -96,10 +110,31 @@ class NodeHandle:
                     f"{_call_site()}: {self.name}.after() takes nodes of the same pipeline, "
                     f"got {other!r}"
                 )
+            if on in ("failure", "done"):
+                self._check_no_data_from(other.name, on)
             if other.name not in names:
                 names.append(other.name)
+            if on is not None:
+                self._node.after_on[other.name] = on
         self._node.after = tuple(names)
         return self
+
+    def _check_no_data_from(self, other: str, on: str) -> None:
+        """Refuse reading outputs of a step this node runs after on its failure (none exist)."""
+        node = self._node
+        reads = [p for p, v in node.references() if v.node == other]
+        if node.map is not None and isinstance(node.map.items, OutputRef):
+            reads += [node.map.item_param] if node.map.items.node == other else []
+        if node.condition is not None and any(
+            isinstance(o, OutputRef) and o.node == other for o in node.condition.operands()
+        ):
+            reads.append("its condition")
+        if reads:
+            raise PipelineError(
+                f"{_call_site()}: {self.name}.after({other}, on={on!r}) but {self.name} reads "
+                f"outputs of {other} ({', '.join(reads)}), which a failed step does not have; "
+                "run it on='success', or pass it something else"
+            )
 
     def __bool__(self) -> bool:
         return True

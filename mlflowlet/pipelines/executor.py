@@ -28,6 +28,7 @@ from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
 from ._inputs import InputError, Resolver
 from ._spec import where
+from ._status import status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
 from .run import PipelineRun, step_states
 
@@ -139,8 +140,10 @@ class LocalExecutor:
         self.ctx._finish(state, error)  # the failed steps also land in the pipeline run's log
 
     def _outcome(self) -> tuple[str, str]:
+        from ._status import final_state
+
         failed = [n.name for n in self.dag.nodes if self.states.get(n.name) in ("error", "aborted")]
-        if not failed:
+        if not failed or final_state(self.dag, self.states) == "completed":
             return "completed", ""
         return "error", "; ".join(
             f"step {name!r} failed: {step_states(self.run)[name].get('error') or 'error'}"
@@ -229,6 +232,15 @@ class LocalExecutor:
         """Decide a ready node: record it (skipped, failed, reused, cached) or return its call."""
         for up in self.dag.upstream(node.name):
             state = self.states[up]
+            edges = self.dag.edges_between(up, node.name)
+            on = next((e.on for e in edges if e.on), "")
+            if on:  # node.after(up, on=...): its status decides (no data edge comes with it)
+                why = status_gate(on, state, up)
+                if why:
+                    self._record(node, "skipped", why)
+                    return None
+                if all(e.on for e in edges):
+                    continue
             if state in ("error", "aborted"):
                 self._record(node, "skipped", f"upstream step {up!r} failed")
                 return None

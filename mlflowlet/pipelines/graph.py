@@ -42,7 +42,7 @@ An :class:`Edge` is ``source -> target`` with ``kind``:
 * ``items``: ``source.results[output]`` is the list a mapped ``target`` fans out over
   (``param`` is the item parameter);
 * ``condition``: ``source.results[output]`` is read by ``target``'s condition;
-* ``order``: ``target.after(source)``, no data.
+* ``order``: ``target.after(source)``, no data (``on``: the status ``source`` must end in).
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ class Node:
         spec: the step's spec, with the call's ``with_options`` overrides applied.
         arguments: parameter name to literal / ``PipelineParam`` / ``OutputRef`` / ``Collected``.
         after: names of ordering-only predecessors.
+        after_on: ordering predecessor to the status it must end in for this node to run
+            (``success``, ``failure`` or ``done``); those without one: see :meth:`after`.
         condition: the condition guarding the node, or None.
         hyper: hyper-parameters, or None.
         map: the fan-out, or None.
@@ -114,6 +116,7 @@ class Node:
         "call_site",
         "index",
         "blocks",
+        "after_on",
     )
 
     def __init__(
@@ -133,6 +136,7 @@ class Node:
         self.name, self.step, self.spec = name, step, step.spec
         self.arguments = arguments
         self.after: tuple[str, ...] = ()
+        self.after_on: dict[str, str] = {}  # ordering predecessor -> success / failure / done
         self.condition, self.hyper, self.map = condition, hyper, map
         self.exit_handler, self.call_site, self.index = exit_handler, call_site, index
         self.blocks = blocks
@@ -160,6 +164,7 @@ class Node:
             "step": self.spec.describe(),
             "arguments": {k: describe_value(v) for k, v in self.arguments.items()},
             "after": list(self.after),
+            "after_on": dict(self.after_on),
             "condition": self.condition.describe() if self.condition is not None else None,
             "condition_blocks": [b.index for b in self.blocks],
             "hyper": self.hyper.describe() if self.hyper is not None else None,
@@ -183,6 +188,8 @@ class Edge:
         output: the output or result key on ``source`` (``''`` for ``order``).
         param: the parameter of ``target`` it feeds (``''`` for ``condition`` and ``order``).
         ref: for ``collect``: ``artifact`` or ``result``; else ``''``.
+        on: for ``order``: the status ``source`` must end in (``success``, ``failure``,
+            ``done``), ``''`` for plain ordering.
     """
 
     source: str
@@ -191,6 +198,7 @@ class Edge:
     output: str = ""
     param: str = ""
     ref: str = ""
+    on: str = ""
 
     def describe(self) -> dict[str, Any]:
         """Return the edge as a plain dict."""
@@ -201,6 +209,7 @@ class Edge:
             "output": self.output,
             "param": self.param,
             "ref": self.ref,
+            "on": self.on,
         }
 
     @property
@@ -225,7 +234,9 @@ def _edges_of(node: Node) -> list[Edge]:
             if isinstance(operand, OutputRef) and (operand.node, operand.key) not in seen:
                 seen.add((operand.node, operand.key))
                 out.append(Edge(operand.node, node.name, "condition", operand.key))
-    out.extend(Edge(before, node.name, "order") for before in node.after)
+    out.extend(
+        Edge(before, node.name, "order", on=node.after_on.get(before, "")) for before in node.after
+    )
     return out
 
 
@@ -412,7 +423,7 @@ def _label(node: Node) -> str:
 
 def _edge_label(edge: Edge) -> str:
     if edge.kind == "order":
-        return ""
+        return f"on {edge.on}" if edge.on else ""
     if edge.kind == "condition":
         return f"if {edge.output}"
     text = edge.output if edge.output == edge.param else f"{edge.output} → {edge.param}"

@@ -80,8 +80,10 @@ class PipelineRun:
 
     @property
     def outputs(self) -> dict[str, Any]:
-        """The pipeline's outputs (what its function returned): values, and artifacts as
-        ``DataItem`` s (empty until the run ends)."""
+        """The pipeline's outputs: what its function returned.
+
+        Values as they are, artifacts as ``DataItem`` s (empty until the run ends).
+        """
         from ..datastore import get_dataitem
 
         graph = (self.run.spec.model_extra or {}).get("graph") or {}

@@ -83,3 +83,33 @@ def outputs(n: int = 3):
 def one_output():
     """A single return value: output ``return`` (KFP's ``Output``)."""
     return double(num=4).output
+
+
+# status-conditioned steps ----------------------------------------------------------------------
+@step
+def risky(fail: bool = False) -> int:
+    if fail:
+        raise RuntimeError("risky failed")
+    return 1
+
+
+@step
+def say(message: str) -> str:
+    print(message)
+    return message
+
+
+@pipeline(image=IMAGE)
+def handled(fail: bool = True):
+    """A failure handled by an ``on='failure'`` step: the run completes (Argo's leaf rule)."""
+    r = risky(fail=fail)
+    say.with_options(name="rescue")(message="rescued").after(r, on="failure")
+    say.with_options(name="cleanup")(message="cleaned").after(r, on="done")
+
+
+@pipeline(image=IMAGE)
+def unhandled(fail: bool = True):
+    """The failure also skips an ``on='success'`` leaf: the run fails."""
+    r = risky(fail=fail)
+    say.with_options(name="ok")(message="fine").after(r, on="success")
+    say.with_options(name="rescue")(message="rescued").after(r, on="failure")

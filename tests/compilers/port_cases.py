@@ -217,6 +217,19 @@ def kfp_fan_in_return(o: Outcome, p: dict[str, Any]) -> None:
     assert typed(o.outputs) == typed({"return": 12})
 
 
+def hera_conditional_on_task_status(o: Outcome, p: dict[str, Any]) -> None:
+    # random raises when forced to fail: failure runs (depends random.Failed), success does not;
+    # the workflow fails (the omitted success branch is a failed leaf, Argo's rule)
+    if p["force_result"] == "failure":
+        assert o.states["random"] == "error" and o.state == "error"
+        assert o.printed("failure") == ["failed!"]
+        _skipped(o, "success")
+    else:
+        assert o.states["random"] == "completed" and o.state == "completed"
+        assert o.printed("success") == ["succeeded!"]
+        _skipped(o, "failure")
+
+
 def argo_memoize(o: Outcome, p: dict[str, Any]) -> None:
     # cowsay draws the message in a bubble above the cow; the bubble's rules fit the message
     message = p.get("message", "test-5")
@@ -321,6 +334,9 @@ PORTS = [
          ({"should_print": "true"}, {"should_print": "false"})),
     Port("argo_artifact_passing", argo_artifact_passing),
     Port("kfp_fan_in_return", kfp_fan_in_return),
+    Port("hera_conditional_on_task_status", hera_conditional_on_task_status,
+         ({"force_result": "failure"}, {"force_result": "success"}),
+         refused={"kfp": r"step 'failure' .*on='failure': a status-conditioned step .*KFP v2"}),
     Port("argo_memoize", argo_memoize, ({}, {"message": "hello"}),
          refused={"kfp": r"step 'whalesay' .*cache max age.*KFP v2"}),
     Port("hera_dynamic_fanout", hera_dynamic_fanout, ({"force_count": 3}, {})),
@@ -336,8 +352,6 @@ PORTS += [
          missing="an on_exit step taking arguments and the final status object"),
     Port("argo_exit_handlers",
          missing="an exit handler sub-pipeline with status conditions; workflow context"),
-    Port("hera_conditional_on_task_status",
-         missing="status-conditioned steps (node.after(other, on='failure'))"),
     Port("argo_parameter_aggregation",
          missing="mapping over a mapped step's outputs, item sub-fields, conditions on the item"),
 ]

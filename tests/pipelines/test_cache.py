@@ -1,5 +1,5 @@
 import types
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from mlflowlet import DataItem, get_run_db, pipeline, step
 from mlflowlet.pipelines import cache
@@ -225,7 +225,8 @@ def test_cache_max_age_reuses_fresh_runs_and_reruns_stale_ones(dbdir):
     first = aging.run(x=3)
     _time_passes(db, 4)  # computed 4 minutes ago: within 5, reused
     hit = aging.run(x=3)
-    assert AGED == ["ran"] and hit.run.status.steps["aged"]["cached_from"] == first.steps["aged"].uid
+    assert AGED == ["ran"]
+    assert hit.run.status.steps["aged"]["cached_from"] == first.steps["aged"].uid
     _time_passes(db, 2)  # the hit ended 2 minutes ago, but its result was computed 6 ago
     fresh = aging.run(x=3)
     assert AGED == ["ran", "ran"] and not fresh.run.status.steps["aged"].get("cached_from")

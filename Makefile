@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean docs-screens
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: install
 	$(BIN)/ruff check mlflowlet tests benchmarks examples
 	$(BIN)/ruff format --check mlflowlet
 	$(BIN)/mypy mlflowlet
+
+docs-screens: install
+	bash scripts/test-deps.sh
+	$(BIN)/python scripts/docs_screens.py
 
 bench: install
 	$(BIN)/python benchmarks/run.py

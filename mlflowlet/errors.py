@@ -5,7 +5,9 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     MlflowletError
     ├── ConfigError (ValueError)            bad settings, unknown runtime/compiler, bad URL
     │   ├── UnknownBackendError             no runtime kind, URL scheme or compiler by that name
-    │   └── InvalidNameError                a project or run name that cannot become a path
+    │   ├── InvalidNameError                a project or run name that cannot become a path
+    │   ├── OutsideRootError                a request naming a place outside the server's root
+    │   └── ConflictError                   a request that conflicts with what is stored
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── ParameterError (ValueError)         a param that does not coerce, is missing, or is unknown
     │   └── HyperParamError                 bad hyper-params, param file, selector, stop condition
@@ -167,6 +169,21 @@ class CycleError(PipelineError):
 
 class CompileError(MlflowletError, ValueError):
     """A pipeline cannot be compiled for the target as it is."""
+
+
+class OutsideRootError(ConfigError):
+    """A request names a location outside the server's root (a project, uid, path or input)."""
+
+    def __init__(self, field: str, value: str, root: str) -> None:
+        self.field, self.value, self.root = field, value, root
+        super().__init__(
+            f"{field} {value!r} leads outside the server's artifact root {root!r}; "
+            "use a path under that root"
+        )
+
+
+class ConflictError(ConfigError):
+    """A request conflicts with what is stored (an update through a value that is no object)."""
 
 
 class Interrupted(KeyboardInterrupt):

@@ -408,6 +408,30 @@ class RunObject(RunTemplate):
     def __repr__(self) -> str:
         return f"<RunObject {self.metadata.name!r} uid={self.uid} state={self.state}>"
 
+    def _repr_html_(self) -> str:
+        """Show the run in Jupyter: state, params, results, artifact links, metric sparklines."""
+        from ._html import run_card
+
+        return run_card(self.to_dict(), self._metric_points(), self._db_url)
+
+    def _metric_points(self) -> dict[str, list[tuple[float, float]]]:
+        """Return the logged metric series by key, from the run DB that recorded the run."""
+        from .errors import MlflowletError
+
+        if not self._db_url:  # unknown DB: opening the default one could create a file
+            return {}
+        try:
+            rows = self.metric_history()
+        except (MlflowletError, OSError):
+            return {}
+        series: dict[str, list[tuple[float, float]]] = {}
+        for row in rows:
+            value, step = row.get("value"), row.get("step")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                points = series.setdefault(row["key"], [])
+                points.append((float(len(points) if step is None else step), float(value)))
+        return series
+
 
 def new_task(
     name: str | None = None,

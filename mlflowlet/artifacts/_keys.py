@@ -26,7 +26,7 @@ def validate_key(key: str) -> str:
     bad = control_chars(key)
     if bad:
         raise PathTraversalError(key, f"artifact keys cannot contain control characters ({bad})")
-    if "/" in key or "\\" in key or (len(key) >= 2 and key[1] == ":" and key[0].isalpha()):
+    if "/" in key or "\\" in key or _drive(key):
         raise PathTraversalError(
             key,
             "an artifact key is one file name, without '/', '\\' or a drive; to write into a "
@@ -52,7 +52,7 @@ def validate_relpath(path: str) -> str:
     """
     if not isinstance(path, str) or not path.strip() or control_chars(path):
         raise PathTraversalError(str(path))
-    if path[0] in "/\\" or (len(path) >= 2 and path[1] == ":" and path[0].isalpha()):
+    if path[0] in "/\\" or _drive(path):
         raise PathTraversalError(path)
     parts = path.replace("\\", "/").split("/")
     if any(part.strip() == ".." for part in parts):
@@ -60,3 +60,8 @@ def validate_relpath(path: str) -> str:
     if parts[-1].strip() in ("", "."):
         raise ArtifactError(f"target path {path!r} must name a file, not a directory")
     return path
+
+
+def _drive(path: str) -> bool:
+    """Return True when ``path`` starts with a Windows drive (``C:``; drives are ASCII letters)."""
+    return len(path) >= 2 and path[1] == ":" and path[0].isascii() and path[0].isalpha()

@@ -193,7 +193,9 @@ class ArtifactManager:
 
     def _inside(self, key: str, name: str) -> str:
         dest = join_url(self.artifact_path, name)
-        if self.local and os.path.commonpath([self.artifact_path, dest]) != self.artifact_path:
+        base = os.path.realpath(self.artifact_path) if self.local else ""
+        if self.local and os.path.commonpath([base, os.path.realpath(dest)]) != base:
+            # resolved: a symlink under the artifact path cannot lead the write out of it
             raise ArtifactError(f"artifact {key!r}: {dest!r} is outside {self.artifact_path!r}")
         return dest
 

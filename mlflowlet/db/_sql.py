@@ -21,8 +21,12 @@ from ..errors import ConfigError, NotFoundError, RunDBError
 from ._json import loads
 from .base import parse_label_filters
 
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+SCHEMA_VERSION = 2
+_RUNS_TOP = "CREATE INDEX IF NOT EXISTS runs_top ON runs (iteration, start_time)"
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: pages of top-level runs, newest first, without walking a sweep's iterations
+    2: (_RUNS_TOP,),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -35,6 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_name ON runs (name);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
 CREATE INDEX IF NOT EXISTS runs_start ON runs (start_time);
+CREATE INDEX IF NOT EXISTS runs_top ON runs (iteration, start_time);
 CREATE INDEX IF NOT EXISTS runs_pipeline ON runs (pipeline_uid) WHERE pipeline_uid != '';
 CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_uid) WHERE parent_uid != '';
 CREATE TABLE IF NOT EXISTS run_labels (

@@ -104,18 +104,24 @@ class SQLRunDB(RunDB):
         sort: bool = True,
         last: int = 0,
         iter: bool = False,
+        offset: int = 0,
         **filters: Any,
     ) -> Any:
-        """Return a ``RunList`` (newest first when ``sort``; ``last`` limits the count)."""
+        """Return a ``RunList`` (newest first when ``sort``; ``last`` limits the count).
+
+        ``offset`` skips that many matches first (paging: ``last`` is then the page size); the
+        order is total (ties broken by insertion), so pages neither repeat nor skip a run.
+        """
         from .lists import RunList
 
         where, args = self._run_where(name, uid, project, labels, state, iter, **filters)
         settled = self.resolve_dead_runs()
         sql = "SELECT body FROM runs" + where
         if sort:
-            sql += " ORDER BY start_time DESC, iteration ASC"
-        if last:
-            sql += f" LIMIT {int(last)}"
+            sql += " ORDER BY start_time DESC, iteration ASC, id DESC"
+        elif offset:
+            sql += " ORDER BY id"
+        sql += _page(last, offset)
         return RunList(settled_list(settled, (loads(r[0]) for r in self._read(sql, args)), state))
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
@@ -213,8 +219,13 @@ class SQLRunDB(RunDB):
         until: str | None = None,
         tree: str | None = None,
         iter: int | None = None,
+        offset: int = 0,
+        limit: int = 0,
     ) -> Any:
-        """Return an ``ArtifactList`` (``name``: key prefix, ``~text`` or ``=key``; see base)."""
+        """Return an ``ArtifactList`` (``name``: key prefix, ``~text`` or ``=key``; see base).
+
+        ``offset``/``limit`` page the list (newest first; ``limit`` 0: to the end).
+        """
         from .lists import ArtifactList
 
         args: list[Any]
@@ -243,14 +254,16 @@ class SQLRunDB(RunDB):
         if until:
             sql += " AND a.updated<=?"
             args.append(until)
-        found = self._read(sql + " ORDER BY a.id DESC", args)
-        tags = self._tags_of([r[1] for r in found])
-        rows = []
-        for body, art_id in found:
-            art = loads(body)
+        sql += " ORDER BY a.id DESC" + ("" if labels else _page(limit, offset))
+        found = self._read(sql, args)
+        rows = [(loads(body), art_id) for body, art_id in found]
+        if labels:  # label filters match in Python: page after them
+            rows = [r for r in rows if labels_match(r[0].get("labels") or {}, labels)]
+            rows = rows[offset : offset + limit] if limit else rows[offset:]
+        tags = self._tags_of([r[1] for r in rows])
+        for art, art_id in rows:
             art["tags"] = tags.get(art_id, [])  # the version's tags now: 'latest' moves on
-            rows.append(art)
-        return ArtifactList(r for r in rows if labels_match(r.get("labels") or {}, labels))
+        return ArtifactList(art for art, _ in rows)
 
     def _tags_of(self, ids: list[int]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
@@ -441,6 +454,13 @@ class SQLRunDB(RunDB):
             self._store_run(conn, run, uid, project, it)
         if edges:
             _executemany(conn, _LINEAGE_INSERT, edges)
+
+
+def _page(limit: int, offset: int) -> str:
+    """Return the ``LIMIT``/``OFFSET`` clause of a page (none when neither is set)."""
+    if not limit and not offset:
+        return ""
+    return f" LIMIT {int(limit) if limit else 2**63 - 1} OFFSET {int(offset)}"
 
 
 # transaction bodies -----------------------------------------------------------------------------

@@ -50,9 +50,14 @@ class RunDB(ABC):
         sort: bool = True,
         last: int = 0,
         iter: bool = False,
+        offset: int = 0,
         **filters: Any,
     ) -> Any:
-        """Return a ``RunList`` of the runs that match every filter given."""
+        """Return a ``RunList`` of the runs that match every filter given.
+
+        ``last`` caps the count; ``offset`` skips that many matches first (one page of
+        ``last`` runs from ``offset``).
+        """
 
     def resolve_dead_runs(self) -> list[dict[str, Any]]:
         """Record ``running`` runs whose process is gone as ``error``; return them.
@@ -141,6 +146,8 @@ class RunDB(ABC):
         until: str | None = None,
         tree: str | None = None,
         iter: int | None = None,
+        offset: int = 0,
+        limit: int = 0,
     ) -> Any:
         """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version.
 
@@ -149,6 +156,8 @@ class RunDB(ABC):
 
         ``name`` selects keys: ``'ch'`` those starting with ``ch``, ``'~text'`` those
         containing ``text`` (any case), ``'=chart.html'`` exactly that key.
+
+        ``offset``/``limit`` return one page (``limit`` 0: to the end).
         """
 
     @abstractmethod

@@ -22,6 +22,8 @@ from ._json import dumps, loads
 from .base import RunDB, log_window, parse_label_filters, require_filter
 
 _clients: dict[tuple[int, str, float], Any] = {}
+#: rows asked for per request when listing (the server's largest page)
+PAGE = 10_000
 _clients_lock = threading.Lock()
 
 
@@ -198,9 +200,10 @@ class HTTPRunDB(RunDB):
         sort: bool = True,
         last: int = 0,
         iter: bool = False,
+        offset: int = 0,
         **filters: Any,
     ) -> Any:
-        """Return a ``RunList`` of the runs matching every filter."""
+        """Return a ``RunList`` of the runs matching every filter (fetched page by page)."""
         from .lists import RunList
 
         unknown = set(filters) - {"parent_uid", "pipeline_uid"}
@@ -212,12 +215,23 @@ class HTTPRunDB(RunDB):
             "project": project,
             "state": state,
             "sort": sort,
-            "last": last,
             "iter": iter,
             "label": _labels(labels),
             **filters,
         }
-        return RunList(self._json("GET", "/runs", params=params)["runs"])
+        rows = self._pages("/runs", "runs", params, offset, last)
+        return RunList(_unique(rows, ("project", "uid", "iteration"), "metadata"))
+
+    def _pages(self, path: str, field: str, params: dict[str, Any], offset: int, last: int) -> list:
+        """Fetch every page of a list endpoint from ``offset`` (``last`` caps the count)."""
+        out: list[Any] = []
+        start: int | None = offset
+        while start is not None and (not last or len(out) < last):
+            size = min(PAGE, last - len(out)) if last else PAGE
+            page = self._json("GET", path, params={**params, "offset": start, "limit": size})
+            out += page[field]
+            start = page.get("next_offset")  # absent from servers without paging: one page
+        return out[:last] if last else out
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given)."""
@@ -288,8 +302,10 @@ class HTTPRunDB(RunDB):
         until: str | None = None,
         tree: str | None = None,
         iter: int | None = None,
+        offset: int = 0,
+        limit: int = 0,
     ) -> Any:
-        """Return an ``ArtifactList`` (``name``: a key prefix, ``~text`` or ``=key``)."""
+        """Return an ``ArtifactList`` (``name``: a key prefix, ``~text`` or ``=key``; paged)."""
         from .lists import ArtifactList
 
         params = {
@@ -303,7 +319,8 @@ class HTTPRunDB(RunDB):
             "tree": tree,
             "iter": iter,
         }
-        return ArtifactList(self._json("GET", "/artifacts", params=params)["artifacts"])
+        rows = self._pages("/artifacts", "artifacts", params, offset, limit)
+        return ArtifactList(_unique(rows, ("project", "key", "uid", "iteration")))
 
     def del_artifact(
         self,
@@ -398,7 +415,7 @@ class HTTPRunDB(RunDB):
             "upstream": upstream or None,
             "downstream": downstream or None,
         }
-        return self._json("GET", "/lineage", params=params)["edges"]
+        return self._pages("/lineage", "edges", params, 0, 0)
 
     def pipeline_graph(self, uid: str, project: str = "") -> dict[str, Any]:
         """Return a pipeline run's DAG (``pipeline``, ``nodes``, ``edges``)."""
@@ -438,3 +455,15 @@ def _labels(labels: Any) -> list[str] | None:
     if isinstance(labels, str):
         return [labels]
     return list(labels)
+
+
+def _unique(rows: list[dict[str, Any]], keys: tuple[str, ...], part: str = "") -> list[dict]:
+    """Drop repeats of a record (a write between two page requests can shift a row over)."""
+    seen: set[tuple] = set()
+    out = []
+    for row in rows:
+        ident = tuple((row.get(part) or {}).get(k) if part else row.get(k) for k in keys)
+        if ident not in seen:
+            seen.add(ident)
+            out.append(row)
+    return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -86,11 +87,7 @@ class SQLiteRunDB(SQLRunDB):
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            version = self._ensure_schema(conn)
+            version = _retry_while_busy(lambda: self._set_up(conn))
         except sqlite3.DatabaseError as exc:
             if not (_code(exc) in (_CANTOPEN, _READONLY) and _on_read_only_fs(self.path)):
                 raise RunDBError(self._explain(exc)) from None
@@ -119,6 +116,14 @@ class SQLiteRunDB(SQLRunDB):
         except sqlite3.DatabaseError:
             raise RunDBError(self._explain(exc)) from None
         return conn, version or 0
+
+    def _set_up(self, conn: sqlite3.Connection) -> int:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return self._ensure_schema(conn)
 
     @staticmethod
     def _ensure_schema(conn: sqlite3.Connection) -> int:
@@ -224,12 +229,32 @@ class SQLiteRunDB(SQLRunDB):
 # errors -----------------------------------------------------------------------------------------
 DAMAGED_SUFFIX = ".damaged"  # beside the DB file: written when damage is found
 _CORRUPT, _NOTADB, _FULL, _READONLY, _CANTOPEN, _IOERR = 11, 26, 13, 8, 14, 10
+_BUSY, _LOCKED = 5, 6
 _CAUSES = {
     _FULL: "the disk is full",
     _READONLY: "it is read-only",
     _CANTOPEN: "the file cannot be opened",
     _IOERR: "a disk I/O error",
 }
+
+
+def _retry_while_busy(set_up: Callable[[], int], patience: float = 30.0) -> int:
+    """Run ``set_up`` again while another process holds the lock it needs.
+
+    SQLite's busy handler is not consulted for every lock taken while a new file is being
+    switched to WAL and given its schema, so processes opening a fresh DB at the same moment
+    can see "database is locked" at once; they wait their turn here instead.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            return set_up()
+        except sqlite3.OperationalError as exc:
+            if _code(exc) not in (_BUSY, _LOCKED) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)  # back-off between attempts, not a synchronisation
+        pause = min(pause * 2, 0.2)
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -244,6 +269,7 @@ def _code(exc: sqlite3.Error) -> int:
             ("readonly", _READONLY),
             ("unable to open", _CANTOPEN),
             ("disk I/O", _IOERR),
+            ("database is locked", _BUSY),
         ):
             if needle in text:
                 return found

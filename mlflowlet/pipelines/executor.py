@@ -212,6 +212,7 @@ class LocalExecutor:
                         continue
                     if self.hits:  # the hits so far are recorded before real work starts
                         self._store_lineage()
+                    self._progress(node.name, "running")
                     if pool is None or (not running and not ready):
                         # alone: run it in this thread (a chain costs no thread hand-offs)
                         self._complete(node, call, execute(call, self.db))
@@ -372,10 +373,15 @@ class LocalExecutor:
         if run.metadata.annotations.get("reason"):
             entry["reason"] = run.metadata.annotations["reason"]
         step_states(self.run)[node.name] = entry
+        self._progress(node.name, _progress_note(entry))
         stamp = now_iso()
         for row in rows or ():
             self.lineage.append({**row, "consumer_uid": run.uid, "time": stamp})
         self._flush(False)
+
+    def _progress(self, name: str, note: str) -> None:
+        """Add a progress line to the pipeline run's log (what the live page shows)."""
+        self.ctx._write_log(f"{now_iso()[11:19]} step {name}: {note}\n")
 
     def _record(
         self, node: Any, state: str, reason: str, rows: list[dict[str, Any]] | None = None
@@ -452,6 +458,20 @@ class LocalExecutor:
             if prev.status.code_hash in ("", self._code(node.step.fn)):
                 prev._db_url = getattr(self.db, "url", "")
                 self.reused[node.name] = prev
+
+
+def _progress_note(entry: dict[str, Any]) -> str:
+    """Say how a step ended: state, duration, and why (cached, reused, skipped, failed)."""
+    note = entry["state"]
+    if isinstance(entry.get("duration"), (int, float)) and note != "skipped":
+        note += f" in {entry['duration']:.2f}s"
+    if entry.get("cached_from"):
+        note += f" (cached from {entry['cached_from'][:12]})"
+    elif entry.get("reused_from"):
+        note += f" (reused from {entry['reused_from'][:12]})"
+    if entry.get("reason") or entry.get("error"):
+        note += f": {entry.get('reason') or entry.get('error')}"
+    return note
 
 
 def _duration(status: Any) -> float | None:

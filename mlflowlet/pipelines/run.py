@@ -181,6 +181,12 @@ class PipelineRun:
         print(text)
         return None
 
+    def _repr_html_(self) -> str:
+        """Show the pipeline run in Jupyter: its state, params, results and DAG as inline SVG."""
+        from .._html import pipeline_card
+
+        return pipeline_card(self.run.to_dict(), getattr(self._db, "url", "") or "")
+
     def __repr__(self) -> str:
         return (
             f"<PipelineRun {self.name!r} uid={self.uid} state={self.state} steps={len(self.steps)}>"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import DataNotFoundError, PathTraversalError
+from ._confine import inside
+from ._security import download_policy
 
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -25,9 +26,8 @@ def safe_join(root: str, rel: str) -> str:
     parts = rel.replace("\\", "/").split("/")
     if any(p == ".." for p in parts):
         raise PathTraversalError(rel)
-    base = os.path.realpath(root)
-    full = os.path.realpath(os.path.join(base, *parts))
-    if full != base and not full.startswith(base + os.sep):
+    full = os.path.realpath(os.path.join(os.path.realpath(root), *parts))
+    if not inside(root, full):
         raise PathTraversalError(rel)
     return full
 
@@ -40,7 +40,7 @@ def relative_to_root(root: str, uri: str) -> str | None:
     if "://" in path:
         return None
     base, full = os.path.realpath(root), os.path.realpath(path)
-    if not full.startswith(base + os.sep):
+    if full == base or not inside(base, full):
         return None
     return os.path.relpath(full, base).replace(os.sep, "/")
 
@@ -85,19 +85,19 @@ def file_response(root: str, rel: str, range_header: str | None) -> Any:
     """Build a streamed response for ``root/rel`` (206 with ``Content-Range`` for a range).
 
     Raises:
-        PathTraversalError: the path leaves the root.
-        DataNotFoundError: no such file.
+        DataNotFoundError: no such file under the root (a path leaving it included).
     """
     from fastapi.responses import Response, StreamingResponse
 
-    path = safe_join(root, rel)
+    try:
+        path = safe_join(root, rel)
+    except PathTraversalError as exc:  # nothing outside the root exists, as far as clients go
+        raise DataNotFoundError(f"{exc}; only files under the artifact root are served") from None
     if not os.path.isfile(path):
         raise DataNotFoundError(f"artifact file {rel!r} not found under the artifact root")
     size = os.path.getsize(path)
-    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    headers = {"accept-ranges": "bytes", "x-content-type-options": "nosniff"}
-    if media in ("text/html", "image/svg+xml"):  # shown only in a sandboxed iframe / <img>
-        headers["content-security-policy"] = "sandbox"
+    media, headers = download_policy(path)
+    headers["accept-ranges"] = "bytes"
     try:
         span = parse_range(range_header, size)
     except ValueError:

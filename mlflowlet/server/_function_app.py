@@ -11,13 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..db._json import loads
 from ..errors import MlflowletError
-from ._middleware import (
-    BodyLimitMiddleware,
-    BodyTimeout,
-    BodyTooLarge,
-    TokenAuthMiddleware,
-    install_redaction,
-)
+from ._middleware import BodyLimitMiddleware, TokenAuthMiddleware, install_redaction
+from ._security import SecurityHeadersMiddleware
 from .app import json_response_class, status_for
 from .serve import Event, execute
 
@@ -48,12 +43,7 @@ def build_function_app(
     @app.api_route("/", methods=["POST", "PUT"])
     async def invoke(request: Request, envelope: bool = False) -> Any:
         """Run the handler with the run spec in the body; answer the run JSON."""
-        try:
-            raw = await request.body()
-        except BodyTooLarge as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=413)
-        except BodyTimeout as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=408)
+        raw = await request.body()  # whole and within the limits (BodyLimitMiddleware)
         try:
             body = loads(raw) if raw.strip() else {}  # NaN/infinities tagged (db/_json.py)
         except ValueError as exc:
@@ -71,4 +61,5 @@ def build_function_app(
     install_redaction(token)
     app.add_middleware(TokenAuthMiddleware, token=token, public=("/health",))
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

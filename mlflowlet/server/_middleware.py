@@ -11,12 +11,15 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 COOKIE = "mlflowlet_token"
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+#: deepest JSON nesting a request body may have (a run's params sit 3 levels down)
+MAX_JSON_DEPTH = 64
 
 Scope = dict[str, Any]
 ASGIApp = Callable[..., Any]
@@ -60,23 +63,35 @@ class BodyTimeout(Exception):
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_body`` bytes (413) and clients stalling mid-body (408).
+    """Read each request body whole before the app sees it, within the server's limits.
+
+    Answers itself, naming the limit: 413 for a body over ``max_body`` bytes (by
+    ``Content-Length`` or while a chunked body streams in), 408 for a client stalling mid-body,
+    400 for a JSON body nested deeper than ``max_depth``. The app then gets the body in one
+    piece, so no limit is ever reported as a parse error.
 
     Args:
         app: the wrapped ASGI app.
-        max_body: largest body in bytes, checked on ``Content-Length`` and while streaming.
+        max_body: largest body in bytes.
         body_timeout: seconds to wait for each chunk of a body still being sent.
+        max_depth: deepest JSON nesting accepted (objects and arrays).
     """
 
     def __init__(
-        self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY, body_timeout: float = 60.0
+        self,
+        app: ASGIApp,
+        max_body: int = DEFAULT_MAX_BODY,
+        body_timeout: float = 60.0,
+        max_depth: int = MAX_JSON_DEPTH,
     ) -> None:
         self.app, self.max_body, self.body_timeout = app, max_body, body_timeout
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
         if length is not None:
             try:
                 too_big = int(length) > self.max_body
@@ -84,28 +99,65 @@ class BodyLimitMiddleware:
                 return await _send_json(send, 400, "bad Content-Length header")
             if too_big:
                 return await _send_json(send, 413, str(BodyTooLarge(self.max_body)))
-        seen, complete = 0, False
-        limit, wait = self.max_body, self.body_timeout
-
-        async def counting_receive() -> dict[str, Any]:
-            nonlocal seen, complete
-            if complete:  # later calls only wait for a disconnect: no deadline
-                return await receive()
+        elif b"transfer-encoding" not in headers:
+            return await self.app(scope, receive, send)  # no body at all
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
             try:
-                message = await asyncio.wait_for(receive(), wait)
+                message = await asyncio.wait_for(receive(), self.body_timeout)
             except asyncio.TimeoutError:
-                raise BodyTimeout(wait) from None
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                complete = not message.get("more_body", False)
-                if seen > limit:
-                    raise BodyTooLarge(limit)
-            return message
+                return await _send_json(send, 408, str(BodyTimeout(self.body_timeout)))
+            if message["type"] != "http.request":
+                return None  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
+                return await _send_json(send, 413, str(BodyTooLarge(self.max_body)))
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        ctype = headers.get(b"content-type", b"")
+        if (not ctype or b"json" in ctype) and json_too_deep(body, self.max_depth):
+            return await _send_json(
+                send,
+                400,
+                f"the JSON body nests deeper than the server's limit of {self.max_depth} levels",
+            )
+        replayed = False
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except BodyTimeout as exc:
-            await _send_json(send, 408, str(exc))
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:  # later calls only wait for a disconnect
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_too_deep(body: bytes, limit: int) -> bool:
+    """Return True when the JSON text ``body`` nests objects/arrays deeper than ``limit``.
+
+    Strings are skipped whole (brackets inside them do not count); a body with fewer brackets
+    than the limit is not scanned at all.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_TOKENS.finditer(body):
+        char = match.group()[0]
+        if char in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 def _is_html_get(scope: Scope) -> bool:

@@ -1,11 +1,15 @@
-"""What the UI pages show, computed server-side: artifact previews, the DAG and scatter SVGs."""
+"""What the run page shows of artifacts and labels, computed server-side.
+
+Artifact previews: charts as inline SVG, tables (CSV, parquet, a dataset's stored preview) as the
+first 50 rows with each column's type, images inline, HTML in a sandboxed frame, models with their
+metrics and parameters; everything else a link. Files are read only under the artifact root.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
-from html import escape
 from itertools import islice
 from typing import Any
 
@@ -13,21 +17,54 @@ from ._files import relative_to_root
 
 PREVIEW_ROWS = 50
 IMAGE_FORMATS = ("png", "jpg", "jpeg", "gif", "svg", "webp")
-STATE_COLORS = {
-    "completed": "#2e7d32",
-    "error": "#c62828",
-    "running": "#1565c0",
-    "created": "#757575",
-    "pending": "#757575",
-    "aborted": "#ef6c00",
-    "skipped": "#9e9e9e",
-}
+#: labels mlflowlet sets for its own bookkeeping: shown behind "details", not in the table
+INTERNAL_LABELS = frozenset(
+    {
+        "kind",
+        "pipeline",
+        "pipeline_uid",
+        "step",
+        "cache_key",
+        "cached_from",
+        "resumed_from",
+        "exit_handler",
+        "owner",
+        "host",
+        "mlrun/client_version",
+    }
+)
+
+
+def split_labels(labels: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(user labels, internal labels)``."""
+    user: dict[str, Any] = {}
+    internal: dict[str, Any] = {}
+    for key, value in (labels or {}).items():
+        (internal if key in INTERNAL_LABELS else user)[key] = value
+    return user, internal
 
 
 def file_url(root: str, uri: str) -> str | None:
     """Return the ``/api/v1/files/...`` URL of a file under the artifact root, else None."""
     rel = relative_to_root(root, uri or "")
     return f"/api/v1/files/{rel}" if rel else None
+
+
+def _cell_type(values: list[str]) -> str:
+    """Name the type of a CSV column from its non-blank cells: int, float, bool or str."""
+    cells = [v.strip() for v in values if v.strip()]
+    if not cells:
+        return "empty"
+    for name, check in (("int", int), ("float", float)):
+        try:
+            for cell in cells:
+                check(cell)
+            return name
+        except ValueError:
+            continue
+    if all(c.lower() in ("true", "false") for c in cells):
+        return "bool"
+    return "str"
 
 
 def _csv_preview(path: str) -> dict[str, Any] | None:
@@ -37,7 +74,31 @@ def _csv_preview(path: str) -> dict[str, Any] | None:
             rows = list(islice(reader, PREVIEW_ROWS + 1))
     except OSError:
         return None
-    return {"header": rows[0], "rows": rows[1:]} if rows else None
+    if not rows:
+        return None
+    header, body = rows[0], rows[1:]
+    types = [_cell_type([r[i] for r in body if i < len(r)]) for i in range(len(header))]
+    return {"header": header, "rows": body, "types": types}
+
+
+def _parquet_preview(path: str) -> dict[str, Any] | None:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    try:
+        handle = pq.ParquetFile(path)
+        batch = next(handle.iter_batches(batch_size=PREVIEW_ROWS), None)
+    except (OSError, ValueError):
+        return None
+    schema = handle.schema_arrow
+    rows = [] if batch is None else [list(r.values()) for r in batch.to_pylist()]
+    return {
+        "header": schema.names,
+        "rows": rows,
+        "types": [str(t) for t in schema.types],
+        "total": handle.metadata.num_rows,
+    }
 
 
 def artifact_preview(art: dict[str, Any], root: str) -> dict[str, Any]:
@@ -47,6 +108,7 @@ def artifact_preview(art: dict[str, Any], root: str) -> dict[str, Any]:
     kind, extra = art.get("kind") or "", art.get("extra") or {}
     fmt = (art.get("format") or os.path.splitext(art.get("uri") or "")[1]).lstrip(".").lower()
     url = file_url(root, art.get("uri") or "")
+    path = os.path.join(root, url[len("/api/v1/files/") :]) if url else ""
     out: dict[str, Any] = {"art": art, "url": url, "mode": "link"}
     if kind == "chart" and extra.get("rows"):
         out.update(
@@ -59,12 +121,10 @@ def artifact_preview(art: dict[str, Any], root: str) -> dict[str, Any]:
                 extra.get("x"),
             ),
         )
-    elif kind == "dataset" and (extra.get("preview") or {}).get("header"):
-        out.update(mode="table", table=extra["preview"])
-    elif (kind == "table" or art.get("viewer") == "table" or fmt == "csv") and url:
-        table = _csv_preview(os.path.join(root, url[len("/api/v1/files/") :]))
-        if table:
-            out.update(mode="table", table=table)
+        return out
+    table = _table(kind, fmt, art, extra, path)
+    if table:
+        out.update(mode="table", table=table)
     elif kind == "model":
         out.update(
             mode="model",
@@ -79,127 +139,24 @@ def artifact_preview(art: dict[str, Any], root: str) -> dict[str, Any]:
     return out
 
 
-def metric_charts(rows: list[dict[str, Any]]) -> list[str]:
-    """Return one SVG line chart per metric key (value against step)."""
-    from ..artifacts._svg import render_svg
-
-    series: dict[str, list[list[Any]]] = {}
-    for row in rows:
-        series.setdefault(row["key"], []).append([row["step"], row["value"]])
-    return [
-        render_svg(key, ["step", key], points, "line", "step") for key, points in series.items()
-    ]
-
-
-def _levels(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> dict[str, int]:
-    level = {n["uid"]: 0 for n in nodes}
-    for _ in range(len(nodes)):  # longest-path layering; a DAG settles within len(nodes) rounds
-        changed = False
-        for e in edges:
-            if level[e["target"]] < level[e["source"]] + 1:
-                level[e["target"]] = level[e["source"]] + 1
-                changed = True
-        if not changed:
-            break
-    return level
-
-
-def dag_svg(graph: dict[str, Any]) -> str:
-    """Draw the pipeline DAG: one box per step (state colour, duration), labelled edges."""
-    nodes, edges = graph["nodes"], graph["edges"]
-    if not nodes:
-        return "<p class='muted'>This pipeline has no step runs yet.</p>"
-    level = _levels(nodes, edges)
-    columns: dict[int, list[dict[str, Any]]] = {}
-    for node in nodes:
-        columns.setdefault(level[node["uid"]], []).append(node)
-    box_w, box_h, gap_x, gap_y = 170, 54, 110, 36
-    pos = {}
-    for col, members in columns.items():
-        for row, node in enumerate(members):
-            pos[node["uid"]] = (20 + col * (box_w + gap_x), 20 + row * (box_h + gap_y))
-    width = 40 + (max(columns) + 1) * (box_w + gap_x) - gap_x
-    height = 40 + max(len(m) for m in columns.values()) * (box_h + gap_y) - gap_y
-    parts = [
-        f'<svg class="dag" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
-        ' role="img" aria-label="pipeline graph">',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/>'
-        "</marker></defs>",
-    ]
-    for e in edges:
-        (x1, y1), (x2, y2) = pos[e["source"]], pos[e["target"]]
-        sx, sy, tx, ty = x1 + box_w, y1 + box_h / 2, x2, y2 + box_h / 2
-        label = escape(e["artifact_key"] or e["output"])
-        if e["param"] and e["param"] != label:
-            label += f" → {escape(e['param'])}"
-        parts.append(
-            f'<g class="edge"><path d="M{sx},{sy} C{sx + 50},{sy} {tx - 50},{ty} '
-            f'{tx},{ty}" fill="none" stroke="#555" marker-end="url(#arrow)"/>'
-            f'<text x="{(sx + tx) / 2}" y="{(sy + ty) / 2 - 6}" text-anchor="middle" '
-            f'class="edge-label">{label}</text></g>'
-        )
-    for node in nodes:
-        x, y = pos[node["uid"]]
-        color = STATE_COLORS.get(node["state"], "#757575")
-        took = f"{node['duration']:.1f}s" if node["duration"] is not None else ""
-        href = f"/runs/{escape(node['uid'])}?project={escape(node['project'])}"
-        parts.append(
-            f'<a href="{href}" class="step" data-uid="{escape(node["uid"])}" '
-            f'data-state="{escape(node["state"])}"><g><rect x="{x}" y="{y}" width="{box_w}" '
-            f'height="{box_h}" rx="6" fill="#fff" stroke="{color}" stroke-width="2"/>'
-            f'<text x="{x + 10}" y="{y + 22}" class="step-name">{escape(node["name"])}</text>'
-            f'<text x="{x + 10}" y="{y + 41}" fill="{color}" class="step-state">'
-            f"{escape(node['state'])} {took}</text></g></a>"
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def scatter_svg(
-    points: list[tuple[float, float, int]], best: int | None, x_name: str, y_name: str
-) -> str:
-    """Plot ``(x, y, iteration)`` points; the best iteration is drawn larger, in another colour."""
-    from ..artifacts._svg import nice_ticks
-
-    if not points:
-        return "<p class='muted'>No numeric values to plot.</p>"
-    w, h, pad = 520, 320, 50
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    xt, yt = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
-
-    def sx(v: float) -> float:
-        return pad + (v - xt[0]) / ((xt[-1] - xt[0]) or 1) * (w - 2 * pad)
-
-    def sy(v: float) -> float:
-        return h - pad - (v - yt[0]) / ((yt[-1] - yt[0]) or 1) * (h - 2 * pad)
-
-    parts = [
-        f'<svg class="scatter" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-        f'aria-label="{escape(y_name)} against {escape(x_name)}">',
-        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#333"/>',
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
-    ]
-    for t in xt:
-        parts.append(
-            f'<text x="{sx(t)}" y="{h - pad + 16}" text-anchor="middle" class="tick">{t:g}</text>'
-        )
-    for t in yt:
-        parts.append(
-            f'<text x="{pad - 6}" y="{sy(t) + 4}" text-anchor="end" class="tick">{t:g}</text>'
-        )
-    parts.append(f'<text x="{w / 2}" y="{h - 10}" text-anchor="middle">{escape(x_name)}</text>')
-    parts.append(
-        f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" '
-        f'text-anchor="middle">{escape(y_name)}</text>'
-    )
-    for x, y, it in points:
-        is_best = it == best
-        look = 'r="8" fill="#ef6c00" data-best="1"' if is_best else 'r="5" fill="#1565c0"'
-        parts.append(
-            f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" {look} class="point">'
-            f"<title>iteration {it}: "
-            f"{escape(x_name)}={x:g}, {escape(y_name)}={y:g}</title></circle>"
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
+def _table(
+    kind: str, fmt: str, art: dict[str, Any], extra: dict[str, Any], path: str
+) -> dict[str, Any] | None:
+    """Return the first rows of a table artifact with column types, or None."""
+    preview = extra.get("preview") or {}
+    if kind == "dataset" and preview.get("header"):
+        schema = extra.get("schema") or {}
+        header = preview["header"]
+        return {
+            "header": header,
+            "rows": preview.get("rows", [])[:PREVIEW_ROWS],
+            "types": [schema.get(h, "") for h in header],
+            "total": extra.get("length"),
+        }
+    if not path:
+        return None
+    if fmt == "parquet":
+        return _parquet_preview(path)
+    if kind == "table" or art.get("viewer") == "table" or fmt in ("csv", "tsv"):
+        return _csv_preview(path)
+    return None

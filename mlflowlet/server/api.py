@@ -1,108 +1,81 @@
 """REST endpoints (``/api/v1``) covering the whole :class:`~mlflowlet.db.base.RunDB` interface.
 
 Every endpoint maps onto one run DB method; :class:`mlflowlet.db.http.HTTPRunDB` is its client.
-Request bodies are validated (422/400 on bad input), integers are bounded so no input reaches
-the store as something it cannot hold, and store errors map to HTTP codes in ``app.py``.
+Request bodies validate strictly (422 on a field of the wrong type), integers are bounded so no
+input reaches the store as something it cannot hold, list endpoints page (``offset``/``limit``,
+100 by default), each route documents every status it returns (``_schemas.statuses``), and
+store errors map to HTTP codes in ``app.py``. Logs, metrics, lineage and files are in
+``_api_data.py``.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import PathConvertor, register_url_convertor
 
-from ..model import RunObject
 from ._jsonroute import TaggedJSONRoute
+from ._schemas import (
+    ARTIFACT_KEY,
+    LABEL_FILTER,
+    MAX_FILTERS,
+    MAX_INT,
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    ArtifactRecord,
+    ArtifactsPage,
+    CommitBody,
+    Deleted,
+    RunBody,
+    RunsPage,
+    State,
+    Tags,
+    Updates,
+    statuses,
+)
 
-router = APIRouter(prefix="/api/v1", route_class=TaggedJSONRoute)
+router = APIRouter(prefix="/api/v1", route_class=TaggedJSONRoute)  # NaN tags (db/_json.py)
 
-MAX_INT = 2**31 - 1
+
+class _AnyPath(PathConvertor):
+    """``{key:anypath}``: like ``path`` but newlines too, so a bad key is a 422, not a 404."""
+
+    regex = "[\\s\\S]*"
+
+
+register_url_convertor("anypath", _AnyPath())
+
 Iter = Annotated[int, Query(ge=0, le=MAX_INT, description="hyper-parameter iteration")]
-OptIter = Annotated[int | None, Query(ge=0, le=MAX_INT)]
+OptIter = Annotated[int | None, Query(ge=0, le=MAX_INT, description="one iteration (default all)")]
 Project = Annotated[str, Query(max_length=256, description="project name ('' = any)")]
-
-
-class ArtifactRecord(BaseModel):
-    """An artifact record as the run DB stores it (unknown fields kept)."""
-
-    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
-    key: str | None = None
-    kind: str | None = None
-    uid: str | None = None
-    uri: str | None = None
-    hash: str | None = None
-    size: int | None = Field(None, ge=0)
-    format: str | None = None
-    viewer: str | None = None
-    labels: dict[str, str] | None = None
-    tag: str | None = None
-    producer: dict[str, Any] | None = None
-    project: str | None = None
-    tree: str | None = None
-    iteration: int | None = Field(None, ge=0, le=MAX_INT)
-    updated: str | None = None
-    extra: dict[str, Any] | None = None
-
-
-class LineageEdge(BaseModel):
-    """One lineage edge: an artifact flowing from a producer run's output to a consumer param."""
-
-    model_config = ConfigDict(extra="ignore")
-    project: str | None = None
-    pipeline_uid: str | None = None
-    producer_uid: str | None = None
-    producer_iter: int | None = Field(None, ge=0, le=MAX_INT)
-    output: str | None = None
-    artifact_key: str | None = None
-    artifact_uri: str | None = None
-    artifact_hash: str | None = None
-    consumer_uid: str | None = None
-    consumer_param: str | None = None
-    time: str | None = None
-
-
-MetricRow = tuple[
-    str, Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)] | None, float | None, float | None
+Text = Annotated[str, Query(max_length=1024)]
+Labels = Annotated[
+    list[Annotated[str, Query(min_length=1, max_length=1024, pattern=LABEL_FILTER)]],
+    Query(max_length=MAX_FILTERS, description=f"k=v, k!=v, k~=v or k (at most {MAX_FILTERS})"),
 ]
-
-
-class MetricRows(BaseModel):
-    """Metric rows ``(key, step, value, time)``."""
-
-    rows: list[MetricRow] = Field(default_factory=list)
-
-
-class LineageEdges(BaseModel):
-    """Lineage edges to store."""
-
-    edges: list[LineageEdge] = Field(default_factory=list)
-
-
-class CommitBody(BaseModel):
-    """A run with its new artifacts, metric rows and log chunk (base64), written at once."""
-
-    run: RunObject
-    artifacts: list[ArtifactRecord] = Field(default_factory=list)
-    metrics: list[MetricRow] = Field(default_factory=list)
-    log_b64: str = ""
+StateFilter = Literal["", State]
+Uid = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^/\x00-\x1f]+$")]
+Key = Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
+NewKey = Annotated[str, Path(min_length=1, max_length=1024, pattern=ARTIFACT_KEY)]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="matches to skip (paging)")]
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 
 
 def _db(request: Request) -> Any:
     return request.app.state.db
 
 
-def _json(data: Any) -> Response:
+def json_answer(data: Any) -> Response:
     """Answer JSON straight from plain data (skips FastAPI's per-field encoder: big lists)."""
     from .app import json_response_class
 
     return json_response_class()(data)
 
 
-def _run_dict(run: RunObject, uid: str, project: str, it: int) -> dict[str, Any]:
+def _run_dict(run: RunBody, uid: str, project: str, it: int) -> dict[str, Any]:
     data = run.model_dump(mode="json")
     meta = data["metadata"]
     meta["uid"] = meta.get("uid") or uid
@@ -115,98 +88,160 @@ def _art_dict(art: ArtifactRecord) -> dict[str, Any]:
     return art.model_dump(mode="json", exclude_unset=True)
 
 
+def page_window(offset: int, limit: int, last: int) -> tuple[int, int]:
+    """Return ``(rows to return, rows to fetch)`` for a page, ``last`` capping the whole list."""
+    stop = min(offset + limit, last) if last else offset + limit
+    want = max(stop - offset, 0)
+    return want, want + 1  # one more tells whether another page follows
+
+
+def paged(rows: list, offset: int, want: int, last: int) -> tuple[list, int | None]:
+    """Cut a fetched page to ``want`` rows and say where the next page starts (None: done)."""
+    more = len(rows) > want and (not last or offset + want < last)
+    return rows[:want], (offset + want if more else None)
+
+
+_ONLY = {"additionalProperties": False}  # every key must match the dotted-path pattern
+
+
+def _need_filter(call: str, what: str, **filters: Any) -> None:
+    """Refuse (409) a bulk delete without any filter: it would empty the store."""
+    from ..db.base import require_filter
+    from ..errors import ConfigError, ConflictError
+
+    try:
+        require_filter(call, what, **filters)
+    except ConfigError as exc:
+        raise ConflictError(str(exc)) from None
+
+
 # runs -------------------------------------------------------------------------------------------
-@router.put("/runs/{uid}", status_code=204, tags=["runs"], summary="store_run")
+@router.put(
+    "/runs/{uid}", status_code=204, tags=["runs"], summary="store_run",
+    responses=statuses(body=True),
+)  # fmt: skip
 def store_run(
-    request: Request, uid: str, run: RunObject, project: Project = "", iter: Iter = 0
+    request: Request, uid: Uid, run: RunBody, project: Project = "", iter: Iter = 0
 ) -> Response:
     """Insert or replace a run."""
     _db(request).store_run(_run_dict(run, uid, project, iter), uid, project, iter)
     return Response(status_code=204)
 
 
-@router.get("/runs/{uid}", tags=["runs"], summary="read_run")
-def read_run(request: Request, uid: str, project: Project = "", iter: Iter = 0):
+@router.get(
+    "/runs/{uid}", tags=["runs"], summary="read_run", response_model=None,
+    responses={200: {"model": RunBody, "description": "the run"}, **statuses(404)},
+)  # fmt: skip
+def read_run(request: Request, uid: Uid, project: Project = "", iter: Iter = 0) -> Response:
     """Return a run (404 when unknown)."""
-    return _json(_db(request).read_run(uid, project, iter))
+    return json_answer(_db(request).read_run(uid, project, iter))
 
 
-@router.patch("/runs/{uid}", status_code=204, tags=["runs"], summary="update_run")
+@router.patch(
+    "/runs/{uid}", status_code=204, tags=["runs"], summary="update_run",
+    responses=statuses(404, 409, body=True),
+)  # fmt: skip
 def update_run(
     request: Request,
-    uid: str,
-    updates: Annotated[dict[str, Any], Body(description="dotted keys to values")],
+    uid: Uid,
+    updates: Annotated[
+        Updates,
+        Body(
+            description="dotted keys to values", json_schema_extra={"additionalProperties": False}
+        ),
+    ],
     project: Project = "",
     iter: Iter = 0,
 ) -> Response:
-    """Apply dotted-key updates (``{"status.state": "error"}``) to a stored run."""
-    from ..errors import ConfigError
+    """Apply dotted-key updates (``{"status.state": "error"}``) to a stored run.
 
-    for key in updates:
-        if not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"update key {key!r} is not a dotted path like 'status.state'")
+    409 when a key goes through a value that is not an object in the stored run.
+    """
+    from ..errors import ConflictError
+
     db = _db(request)
     run = db.read_run(uid, project, iter)
     for key in updates:
         target: Any = run
         for part in key.split(".")[:-1]:
             if not isinstance(target.get(part, {}), dict):
-                raise ConfigError(f"update key {key!r}: {part!r} is not an object in the run")
+                raise ConflictError(f"update key {key!r}: {part!r} is not an object in the run")
             target = target.setdefault(part, {})
     db.update_run(updates, uid, project, iter)
     return Response(status_code=204)
 
 
-@router.delete("/runs/{uid}", status_code=204, tags=["runs"], summary="del_run")
-def del_run(request: Request, uid: str, project: Project = "", iter: OptIter = None) -> Response:
+@router.delete(
+    "/runs/{uid}", status_code=204, tags=["runs"], summary="del_run", responses=statuses()
+)
+def del_run(request: Request, uid: Uid, project: Project = "", iter: OptIter = None) -> Response:
     """Delete a run (every iteration unless ``iter`` is given)."""
     _db(request).del_run(uid, project, iter)
     return Response(status_code=204)
 
 
-@router.get("/runs", tags=["runs"], summary="list_runs")
+@router.get(
+    "/runs", tags=["runs"], summary="list_runs", response_model=None,
+    responses={200: {"model": RunsPage, "description": "one page of runs"}, **statuses()},
+)  # fmt: skip
 def list_runs(
     request: Request,
-    name: str = "",
-    uid: str | None = None,
+    name: Text = "",
+    uid: Text = "",
     project: Project = "",
-    label: Annotated[list[str] | None, Query(description="k=v, k!=v, k~=v or k")] = None,
-    state: str = "",
+    label: Labels = [],  # noqa: B006 - FastAPI copies defaults
+    state: StateFilter = "",
     sort: bool = True,
-    last: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    last: Annotated[int, Query(ge=0, le=MAX_INT, description="cap on the whole list")] = 0,
     iter: bool = False,
-    parent_uid: str = "",
-    pipeline_uid: str = "",
-):
-    """Return ``{"runs": [...]}`` matching every filter given (newest first with ``sort``)."""
+    parent_uid: Text = "",
+    pipeline_uid: Text = "",
+    offset: Offset = 0,
+    limit: Limit = PAGE_DEFAULT,
+) -> Response:
+    """Return one page of the runs matching every filter (newest first with ``sort``).
+
+    ``{"runs": [...], "next_offset": n}``: ask again with ``offset=n`` for the next page;
+    ``next_offset`` is null on the last one.
+    """
     filters = {k: v for k, v in (("parent_uid", parent_uid), ("pipeline_uid", pipeline_uid)) if v}
-    runs = _db(request).list_runs(name, uid, project, label, state, sort, last, iter, **filters)
-    return _json({"runs": list(runs)})
+    want, fetch = page_window(offset, limit, last)
+    rows = list(
+        _db(request).list_runs(
+            name, uid or None, project, label or None, state, sort, fetch, iter, offset, **filters
+        )
+        if want
+        else []
+    )
+    page, next_offset = paged(rows, offset, want, last)
+    return json_answer({"runs": page, "next_offset": next_offset})
 
 
-@router.delete("/runs", tags=["runs"], summary="del_runs")
+@router.delete(
+    "/runs", tags=["runs"], summary="del_runs", response_model=Deleted, responses=statuses(409)
+)
 def del_runs(
     request: Request,
-    name: str = "",
+    name: Text = "",
     project: Project = "",
-    label: Annotated[list[str] | None, Query()] = None,
-    state: str = "",
+    label: Labels = [],  # noqa: B006
+    state: StateFilter = "",
     days_ago: Annotated[int, Query(ge=0, le=100000)] = 0,
-):
-    """Delete the runs matching the filter (400 for an empty filter); returns the count."""
-    return {"deleted": _db(request).del_runs(name, project, label, state, days_ago)}
+) -> dict[str, int]:
+    """Delete the runs matching the filter; returns the count (409 for no filter at all)."""
+    _need_filter("del_runs", "run", name=name, project=project, labels=label, state=state,
+                 days_ago=days_ago)  # fmt: skip
+    return {"deleted": _db(request).del_runs(name, project, label or None, state, days_ago)}
 
 
-@router.post("/runs/{uid}/commit", status_code=204, tags=["runs"], summary="commit_run")
-def commit_run(request: Request, uid: str, body: CommitBody) -> Response:
+@router.post(
+    "/runs/{uid}/commit", status_code=204, tags=["runs"], summary="commit_run",
+    responses=statuses(body=True),
+)  # fmt: skip
+def commit_run(request: Request, uid: Uid, body: CommitBody) -> Response:
     """Write a run with its new artifacts, metric rows and log chunk in one call."""
-    from ..errors import ConfigError
-
     meta = body.run.metadata
-    try:
-        log = base64.b64decode(body.log_b64, validate=True) if body.log_b64 else b""
-    except ValueError:
-        raise ConfigError("commit body: log_b64 is not valid base64") from None
+    log = base64.b64decode(body.log_b64) if body.log_b64 else b""  # the schema checked it
     run = _run_dict(body.run, uid, meta.project, meta.iteration)
     _db(request).commit_run(
         run, [_art_dict(a) for a in body.artifacts if a.key], [tuple(r) for r in body.metrics], log
@@ -215,201 +250,110 @@ def commit_run(request: Request, uid: str, body: CommitBody) -> Response:
 
 
 # artifacts --------------------------------------------------------------------------------------
-@router.get("/artifacts", tags=["artifacts"], summary="list_artifacts")
+@router.get(
+    "/artifacts", tags=["artifacts"], summary="list_artifacts", response_model=None,
+    responses={200: {"model": ArtifactsPage, "description": "one page"}, **statuses()},
+)  # fmt: skip
 def list_artifacts(
     request: Request,
-    name: str = "",
+    name: Text = "",
     project: Project = "",
-    tag: str = "",
-    label: Annotated[list[str] | None, Query()] = None,
-    kind: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    tree: str | None = None,
-    iter: int | None = None,
-):
-    """Return ``{"artifacts": [...]}``: latest versions, ``tag="*"`` all, else that tag."""
-    arts = _db(request).list_artifacts(name, project, tag, label, kind, since, until, tree, iter)
-    return _json({"artifacts": list(arts)})
+    tag: Text = "",
+    label: Labels = [],  # noqa: B006
+    kind: Text = "",
+    since: Text = "",
+    until: Text = "",
+    tree: Text = "",
+    iter: OptIter = None,
+    offset: Offset = 0,
+    limit: Limit = PAGE_DEFAULT,
+) -> Response:
+    """Return one page of artifacts: latest versions, ``tag="*"`` all, else that tag.
+
+    ``{"artifacts": [...], "next_offset": n}`` (null on the last page).
+    """
+    arts = _db(request).list_artifacts(
+        name, project, tag, label or None, kind or None, since or None, until or None,
+        tree or None, iter, offset, limit + 1,
+    )  # fmt: skip
+    page, next_offset = paged(list(arts), offset, limit, 0)
+    return json_answer({"artifacts": page, "next_offset": next_offset})
 
 
-@router.delete("/artifacts", tags=["artifacts"], summary="del_artifacts")
+@router.delete(
+    "/artifacts", tags=["artifacts"], summary="del_artifacts", response_model=Deleted,
+    responses=statuses(409),
+)  # fmt: skip
 def del_artifacts(
     request: Request,
-    name: str = "",
+    name: Text = "",
     project: Project = "",
-    tag: str = "",
-    label: Annotated[list[str] | None, Query()] = None,
-):
-    """Delete the artifacts matching the filter (400 for an empty filter); returns the count."""
-    return {"deleted": _db(request).del_artifacts(name, project, tag, label)}
+    tag: Text = "",
+    label: Labels = [],  # noqa: B006
+) -> dict[str, int]:
+    """Delete the artifacts matching the filter; returns the count (409 for no filter at all)."""
+    _need_filter("del_artifacts", "artifact", name=name, project=project, tag=tag, labels=label)
+    return {"deleted": _db(request).del_artifacts(name, project, tag, label or None)}
 
 
-@router.get("/artifact-tags", tags=["artifacts"], summary="list_artifact_tags")
-def list_artifact_tags(request: Request, project: Project = ""):
+@router.get(
+    "/artifact-tags", tags=["artifacts"], summary="list_artifact_tags", response_model=Tags,
+    responses=statuses(),
+)  # fmt: skip
+def list_artifact_tags(request: Request, project: Project = "") -> dict[str, list[str]]:
     """Return ``{"tags": [...]}``."""
     return {"tags": _db(request).list_artifact_tags(project)}
 
 
-@router.put("/artifacts/{key:path}", status_code=204, tags=["artifacts"], summary="store_artifact")
+@router.put(
+    "/artifacts/{key:anypath}", status_code=204, tags=["artifacts"], summary="store_artifact",
+    responses=statuses(body=True),
+)  # fmt: skip
 def store_artifact(
     request: Request,
-    key: str,
+    key: NewKey,
     artifact: ArtifactRecord,
-    uid: str | None = None,
+    uid: Text = "",
     iter: OptIter = None,
-    tag: str = "",
+    tag: Text = "",
     project: Project = "",
-    tree: str = "",
+    tree: Text = "",
 ) -> Response:
     """Store an artifact version and move ``latest`` (and ``tag``) to it."""
     from ..artifacts._keys import validate_key
 
     validate_key(key)
-    _db(request).store_artifact(key, _art_dict(artifact), uid, iter, tag, project, tree)
+    _db(request).store_artifact(key, _art_dict(artifact), uid or None, iter, tag, project, tree)
     return Response(status_code=204)
 
 
-@router.get("/artifacts/{key:path}", tags=["artifacts"], summary="read_artifact")
+@router.get(
+    "/artifacts/{key:anypath}", tags=["artifacts"], summary="read_artifact", response_model=None,
+    responses={200: {"model": ArtifactRecord, "description": "the version"}, **statuses(404)},
+)  # fmt: skip
 def read_artifact(
     request: Request,
-    key: str,
-    tag: str = "",
+    key: Key,
+    tag: Text = "",
     iter: OptIter = None,
     project: Project = "",
-    uid: str | None = None,
-):
+    uid: Text = "",
+) -> Response:
     """Return an artifact version by tag (default ``latest``) or uid (404 when unknown)."""
-    return _db(request).read_artifact(key, tag, iter, project, uid)
+    return json_answer(_db(request).read_artifact(key, tag, iter, project, uid or None))
 
 
-@router.delete("/artifacts/{key:path}", tags=["artifacts"], summary="del_artifact")
+@router.delete(
+    "/artifacts/{key:anypath}", tags=["artifacts"], summary="del_artifact", response_model=Deleted,
+    responses=statuses(404),
+)  # fmt: skip
 def del_artifact(
     request: Request,
-    key: str,
-    tag: str = "",
+    key: Key,
+    tag: Text = "",
     project: Project = "",
-    uid: str | None = None,
-    iter: int | None = None,
-):
+    uid: Text = "",
+    iter: OptIter = None,
+) -> dict[str, int]:
     """Delete one version (by tag or uid) or every version of ``key``; returns the count."""
-    return {"deleted": _db(request).del_artifact(key, tag, project, uid, iter)}
-
-
-# logs and metrics -------------------------------------------------------------------------------
-_RAW_BODY = {
-    "requestBody": {
-        "required": False,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    }
-}
-
-
-@router.post(
-    "/logs/{uid}", status_code=204, tags=["logs"], summary="store_log", openapi_extra=_RAW_BODY
-)
-async def store_log(
-    request: Request, uid: str, project: Project = "", append: bool = True
-) -> Response:
-    """Append the raw request body to the run's log (or replace it with ``append=false``)."""
-    body = await request.body()
-    await run_in_threadpool(_db(request).store_log, uid, project, body, append)
-    return Response(status_code=204)
-
-
-@router.get(
-    "/logs/{uid}",
-    tags=["logs"],
-    summary="get_log",
-    responses={200: {"content": {"application/octet-stream": {}}}},
-)
-def get_log(
-    request: Request,
-    uid: str,
-    project: Project = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
-    size: Annotated[int, Query(ge=0)] = 0,
-) -> Response:
-    """Return the log bytes from ``offset`` (``size`` 0: to the end)."""
-    data = _db(request).get_log(uid, project, offset, size)
-    return Response(data, media_type="application/octet-stream")
-
-
-@router.post("/metrics/{uid}", status_code=204, tags=["metrics"], summary="store_metrics")
-def store_metrics(
-    request: Request, uid: str, body: MetricRows, project: Project = "", iter: Iter = 0
-) -> Response:
-    """Append metric rows ``(key, step, value, time)``."""
-    _db(request).store_metrics(uid, project, iter, [tuple(r) for r in body.rows])
-    return Response(status_code=204)
-
-
-@router.get("/metrics/{uid}", tags=["metrics"], summary="get_metrics")
-def get_metrics(
-    request: Request, uid: str, key: str | None = None, iter: Iter = 0, project: Project = ""
-):
-    """Return ``{"metrics": [{key, step, value, time}, ...]}``."""
-    return {"metrics": _db(request).get_metrics(uid, key, iter, project)}
-
-
-# lineage and pipelines --------------------------------------------------------------------------
-@router.post("/lineage", status_code=204, tags=["lineage"], summary="store_lineage")
-def store_lineage(request: Request, body: LineageEdges) -> Response:
-    """Store lineage edges."""
-    _db(request).store_lineage([e.model_dump() for e in body.edges])
-    return Response(status_code=204)
-
-
-@router.get("/lineage", tags=["lineage"], summary="list_lineage")
-def list_lineage(
-    request: Request,
-    run_uid: str | None = None,
-    artifact_key: str | None = None,
-    pipeline_uid: str | None = None,
-    upstream: bool = False,
-    downstream: bool = False,
-):
-    """Return ``{"edges": [...]}`` touching a run or artifact; walk the graph when asked."""
-    edges = _db(request).list_lineage(run_uid, artifact_key, pipeline_uid, upstream, downstream)
-    return {"edges": edges}
-
-
-@router.get("/pipelines/{uid}/graph", tags=["lineage"], summary="pipeline graph")
-def pipeline_graph(request: Request, uid: str, project: Project = ""):
-    """Return a pipeline run's DAG: step runs as nodes, lineage edges between them."""
-    from ._graph import pipeline_graph as build
-
-    return build(_db(request), uid, project)
-
-
-# files ------------------------------------------------------------------------------------------
-@router.get(
-    "/files/{path:path}",
-    tags=["artifacts"],
-    summary="download a file",
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 416: {}},
-)
-def download_file(request: Request, path: str) -> Response:
-    """Stream a file under the artifact root (honours ``Range``; refuses paths leaving the root)."""
-    from ._files import file_response
-
-    return file_response(request.app.state.artifact_root, path, request.headers.get("range"))
-
-
-@router.get("/download", tags=["artifacts"], summary="download an artifact's file")
-def download_artifact(
-    request: Request, key: str, project: Project = "", tag: str = "", uid: str | None = None
-) -> Response:
-    """Stream the file of an artifact version stored under the artifact root."""
-    from ..errors import DataNotFoundError
-    from ._files import file_response, relative_to_root
-
-    art = _db(request).read_artifact(key, tag, None, project, uid)
-    root = request.app.state.artifact_root
-    rel = relative_to_root(root, art.get("uri") or "")
-    if rel is None:
-        raise DataNotFoundError(
-            f"artifact {key!r} is stored at {art.get('uri')!r}, outside the server's artifact "
-            "root; read it from there"
-        )
-    return file_response(root, rel, request.headers.get("range"))
+    return {"deleted": _db(request).del_artifact(key, tag, project, uid or None, iter)}

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import (
+    ConflictError,
     DataNotFoundError,
     MissingDependencyError,
     MlflowletError,
@@ -17,11 +18,10 @@ from ..errors import (
 from ._middleware import (
     DEFAULT_MAX_BODY,
     BodyLimitMiddleware,
-    BodyTimeout,
-    BodyTooLarge,
     TokenAuthMiddleware,
     install_redaction,
 )
+from ._security import SecurityHeadersMiddleware
 
 log = logging.getLogger("mlflowlet.server")
 PUBLIC_PATHS = ("/health", "/api/v1/health", "/login", "/static/", "/favicon.ico")
@@ -39,6 +39,8 @@ def status_for(exc: Exception) -> int:
     """Return the HTTP status that stands for an mlflowlet error."""
     if isinstance(exc, (NotFoundError, DataNotFoundError)):
         return 404
+    if isinstance(exc, ConflictError):
+        return 409
     if isinstance(exc, (ValueError, KeyError, TypeError)) and not isinstance(exc, RunDBError):
         return 400
     return 500
@@ -99,9 +101,10 @@ def create_app(
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from ..db import RunDB, get_run_db
-    from .api import router
+    from . import _api_data, api
 
     if not isinstance(db, RunDB):
         db = get_run_db(db or "", cached=False)
@@ -127,14 +130,6 @@ def create_app(
             log.error("run DB error: %s", exc)
         return JSONResponse({"detail": str(exc)}, status_code=code)
 
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=413)
-
-    @app.exception_handler(BodyTimeout)
-    async def _timeout(_request: Request, exc: BodyTimeout) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=408)
-
     @app.exception_handler(OverflowError)
     async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:
         return JSONResponse({"detail": f"a number is out of range: {exc}"}, status_code=400)
@@ -150,6 +145,14 @@ def create_app(
             )
         slim = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
         return JSONResponse({"detail": slim}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            routes = [*app.router.routes, *api.router.routes, *_api_data.router.routes]
+            headers["allow"] = ", ".join(allowed_methods(routes, request.scope))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.get("/health", tags=["server"], summary="health")
     @app.get("/api/v1/health", tags=["server"], include_in_schema=False)
@@ -168,7 +171,8 @@ def create_app(
             "auth": app.state.auth,
         }
 
-    app.include_router(router)
+    app.include_router(api.router)
+    app.include_router(_api_data.router)
     if ui:
         from .ui import mount_ui
 
@@ -176,7 +180,19 @@ def create_app(
     install_redaction(token or "")
     app.add_middleware(TokenAuthMiddleware, token=token or "", public=PUBLIC_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_body=max_body, body_timeout=body_timeout)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: covers the login page and errors
     return app
+
+
+def allowed_methods(routes: list[Any], scope: Any) -> list[str]:
+    """Return the methods some of ``routes`` answers at the request's path (for ``Allow``)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in routes:  # PARTIAL: the path matches, the method does not
+        if getattr(route, "methods", None) and route.matches(scope)[0] != Match.NONE:
+            methods |= set(route.methods)
+    return sorted(methods)
 
 
 def check_bind(host: str, token: str) -> str:

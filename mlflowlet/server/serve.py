@@ -10,6 +10,7 @@ context (a ``ContextVar``), so their results and output never mix.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,6 +92,8 @@ def execute(
 
     Raises:
         ConfigError: the body is not a run spec.
+        OutsideRootError: the spec's project, uid, artifact path, inputs or file secrets lead
+            outside ``artifact_root``.
     """
     from ..context import Context
     from ..model import RunObject, new_uid
@@ -113,6 +116,10 @@ def execute(
     meta.project = meta.project or "default"
     meta.labels.setdefault("kind", "remote")
     run.status.state = "created"
+    if artifact_root:
+        from ._confine import confine_run
+
+        confine_run(run, artifact_root)  # before the handler: nothing runs for a bad request
     recorder = _Recorder(db, artifact_root)
     ctx = Context(run, recorder)
     call_handler(ctx, lambda: fn, {"event": event})  # a failure is the run's, sent to the caller
@@ -138,7 +145,9 @@ def create_function_app(
         handler: the function, or ``'module:function'`` / ``'file.py:function'``.
         db: a run DB (or URL) the function also records into; None keeps runs only in responses.
         token: bearer token callers must send; None reads ``MLFLOWLET_API_TOKEN``; empty: none.
-        artifact_root: where the handler's artifacts are written (default ``./artifacts``).
+        artifact_root: where the handler's artifacts are written, and the only place a request
+            may make it write or read files (default: the DB's root, ``MLFLOWLET_ARTIFACT_PATH``,
+            else ``./artifacts``).
         max_body: largest accepted request body in bytes (413 above).
         max_concurrency: requests running the handler at once (more wait their turn).
 
@@ -156,8 +165,12 @@ def create_function_app(
         from ..db import get_run_db
 
         db = get_run_db(db)
-    if token is None:
-        from ..settings import get_settings
+    from ..settings import get_settings
 
+    if token is None:
         token = get_settings().api_token
-    return build_function_app(fn, db, token or "", artifact_root, max_body, max_concurrency)
+    root = artifact_root or (db.artifact_root if db is not None else "")
+    root = root or get_settings().artifact_path or "artifacts"
+    root = root[len("file://") :] if root.startswith("file://") else root
+    root = root if "://" in root else os.path.abspath(root)
+    return build_function_app(fn, db, token or "", root, max_body, max_concurrency)

@@ -17,14 +17,30 @@ from mlflowlet.db.sqlite import SCHEMA_VERSION, SQLiteRunDB
 from mlflowlet.errors import ConfigError, NotFoundError, RunDBError, UnknownBackendError
 
 
-def _run(uid, name="r", project="p", state="completed", labels=None, iteration=0, start=None,
-         results=None):
+def _run(
+    uid,
+    name="r",
+    project="p",
+    state="completed",
+    labels=None,
+    iteration=0,
+    start=None,
+    results=None,
+):
     return {
-        "metadata": {"uid": uid, "name": name, "project": project, "iteration": iteration,
-                     "labels": dict(labels or {})},
+        "metadata": {
+            "uid": uid,
+            "name": name,
+            "project": project,
+            "iteration": iteration,
+            "labels": dict(labels or {}),
+        },
         "spec": {"params": {"x": 1}},
-        "status": {"state": state, "start_time": start or datetime.now(timezone.utc).isoformat(),
-                   "results": dict(results or {})},
+        "status": {
+            "state": state,
+            "start_time": start or datetime.now(timezone.utc).isoformat(),
+            "results": dict(results or {}),
+        },
     }
 
 
@@ -202,8 +218,12 @@ def test_label_filters(db):
 def test_combined_label_filters_match_whichever_label_is_more_selective(db):
     for i in range(30):
         _store(db, f"u{i}", labels={"common": "yes", "rare": "yes" if i == 7 else "no"})
-    for labels in ({"common": "yes", "rare": "yes"}, {"rare": "yes", "common": "yes"},
-                   ["common=yes", "rare~=ye"], ["rare=yes", "common!=no"]):
+    for labels in (
+        {"common": "yes", "rare": "yes"},
+        {"rare": "yes", "common": "yes"},
+        ["common=yes", "rare~=ye"],
+        ["rare=yes", "common!=no"],
+    ):
         assert _uids(db.list_runs(labels=labels)) == ["u7"], labels
     with pytest.raises(ConfigError, match="no key"):
         db.list_runs(labels="=v")
@@ -269,8 +289,15 @@ def test_del_runs_by_state_labels_name_and_age(db):
 
 
 def _art(key, uid, kind="artifact", labels=None, updated="2024-01-01T00:00:00", **extra):
-    return {"key": key, "uid": uid, "kind": kind, "labels": dict(labels or {}),
-            "updated": updated, "uri": f"/a/{key}/{uid}", **extra}
+    return {
+        "key": key,
+        "uid": uid,
+        "kind": kind,
+        "labels": dict(labels or {}),
+        "updated": updated,
+        "uri": f"/a/{key}/{uid}",
+        **extra,
+    }
 
 
 def test_artifact_versions_and_tags(db):
@@ -298,10 +325,16 @@ def test_an_artifact_without_uid_or_hash_gets_a_version_id(db):
 
 
 def test_list_artifacts_filters(db):
-    db.store_artifact("a", _art("a", "1", kind="table", labels={"x": "1"},
-                                updated="2024-01-01T00:00:00"), project="p")
-    db.store_artifact("b", _art("b", "2", kind="model", labels={"x": "2"},
-                                updated="2024-06-01T00:00:00"), project="p")
+    db.store_artifact(
+        "a",
+        _art("a", "1", kind="table", labels={"x": "1"}, updated="2024-01-01T00:00:00"),
+        project="p",
+    )
+    db.store_artifact(
+        "b",
+        _art("b", "2", kind="model", labels={"x": "2"}, updated="2024-06-01T00:00:00"),
+        project="p",
+    )
     db.store_artifact("c", _art("c", "3"), project="q")
     assert [a["key"] for a in db.list_artifacts("a")] == ["a"]
     assert [a["key"] for a in db.list_artifacts(project="p", kind="model")] == ["b"]
@@ -366,14 +399,33 @@ def test_commit_run_writes_everything_in_one_go(db):
 
 
 def test_lineage_edges_and_walks(db):
-    db.store_lineage([
-        {"producer_uid": "a", "output": "data", "artifact_key": "data", "consumer_uid": "b",
-         "consumer_param": "data", "pipeline_uid": "pipe"},
-        {"producer_uid": "b", "output": "model", "artifact_key": "model", "consumer_uid": "c",
-         "consumer_param": "model", "pipeline_uid": "pipe"},
-        {"producer_uid": "x", "output": "o", "artifact_key": "o", "consumer_uid": "y",
-         "pipeline_uid": "other"},
-    ])
+    db.store_lineage(
+        [
+            {
+                "producer_uid": "a",
+                "output": "data",
+                "artifact_key": "data",
+                "consumer_uid": "b",
+                "consumer_param": "data",
+                "pipeline_uid": "pipe",
+            },
+            {
+                "producer_uid": "b",
+                "output": "model",
+                "artifact_key": "model",
+                "consumer_uid": "c",
+                "consumer_param": "model",
+                "pipeline_uid": "pipe",
+            },
+            {
+                "producer_uid": "x",
+                "output": "o",
+                "artifact_key": "o",
+                "consumer_uid": "y",
+                "pipeline_uid": "other",
+            },
+        ]
+    )
     db.store_lineage([])
     assert len(db.list_lineage(run_uid="b")) == 2
     assert len(db.list_lineage(pipeline_uid="pipe")) == 2
@@ -382,8 +434,10 @@ def test_lineage_edges_and_walks(db):
     assert sorted(e["producer_uid"] for e in up) == ["a", "b"]
     down = db.list_lineage(run_uid="a", downstream=True)
     assert sorted(e["consumer_uid"] for e in down) == ["b", "c"]
-    assert [e["consumer_uid"] for e in db.list_lineage(artifact_key="data", downstream=True)] \
-        == ["b", "c"]
+    assert [e["consumer_uid"] for e in db.list_lineage(artifact_key="data", downstream=True)] == [
+        "b",
+        "c",
+    ]
 
 
 def test_store_runs_writes_runs_and_lineage_in_one_transaction(db):
@@ -486,3 +540,55 @@ def test_listed_artifact_versions_carry_their_current_tags(tmp_path):
     versions = {a["uid"]: a["tags"] for a in db.list_artifacts("model", tag="*")}
     assert versions == {"v1": ["prod"], "v2": ["latest"]}
     assert "latest" in db.list_artifacts("model").to_text()
+
+
+def test_a_version_1_db_gets_the_top_level_runs_index(tmp_path):
+    path = tmp_path / "v1.db"
+    db = SQLiteRunDB(str(path))
+    db.store_run({"metadata": {"uid": "u1"}, "status": {}}, "u1")
+    db.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX runs_top")
+    conn.execute("UPDATE schema_version SET version=1")
+    conn.commit()
+    conn.close()
+    db = SQLiteRunDB(str(path))
+    plan = db._read(
+        "EXPLAIN QUERY PLAN SELECT body FROM runs WHERE iteration=0"
+        " ORDER BY start_time DESC LIMIT 50"
+    )
+    assert "runs_top" in str(plan)
+    assert db.read_run("u1")["metadata"]["uid"] == "u1"
+
+
+def test_opening_waits_while_another_process_sets_up_a_fresh_file():
+    # Processes opening a new DB at once can get "database is locked" before any busy
+    # handler runs (the switch to WAL, the schema); opening retries instead of failing.
+    from mlflowlet.db.sqlite import _retry_while_busy
+
+    attempts = []
+
+    def set_up():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return 7
+
+    assert _retry_while_busy(set_up) == 7
+    assert len(attempts) == 3
+
+    def failing(text):
+        def set_up():
+            attempts.append(1)
+            raise sqlite3.OperationalError(text)
+
+        return set_up
+
+    attempts.clear()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # gives up after its patience
+        _retry_while_busy(failing("database is locked"), patience=0.05)
+    assert len(attempts) > 1
+    attempts.clear()
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):  # others: no retry
+        _retry_while_busy(failing("no such table: x"))
+    assert len(attempts) == 1

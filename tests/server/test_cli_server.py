@@ -38,7 +38,7 @@ def test_server_starts_in_one_command_on_the_embedded_db(tmp_path):
                    str(tmp_path / "runs")], tmp_path)
     try:
         wait_ready(f"http://127.0.0.1:{port}", timeout=30)
-        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/runs").json() == {"runs": []}
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/runs").json()["runs"] == []
         assert "<title>runs" in httpx.get(f"http://127.0.0.1:{port}/").text
     finally:
         out = _stop(proc)

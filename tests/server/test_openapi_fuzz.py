@@ -1,47 +1,74 @@
-"""Property-based run of every documented operation (schemathesis): no input gives a 500."""
+"""A bounded schemathesis run (every check) against the real server: 0 server errors, 0 failures.
+
+The server runs on uvicorn in this process; schemathesis runs as its CLI (``st run``) with a fixed
+seed so a failure reproduces. ``--max-examples 25`` keeps it well under three minutes.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis")
 pytest.importorskip("fastapi")
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-
 TOKEN = "fuzz-token"
+ST = Path(sys.executable).with_name("st")
 
 
-@pytest.fixture
-def api_schema(tmp_path_factory):
+def test_every_operation_passes_every_schemathesis_check(tmp_path):
+    from mlflowlet.db.sqlite import SQLiteRunDB
+    from mlflowlet.server._uvicorn import ThreadedServer
+    from mlflowlet.server.app import create_app
+
+    if not ST.exists():
+        pytest.skip(f"schemathesis is not installed ({ST} missing): pip install 'mlflowlet[test]'")
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "f.txt").write_text("hello")
+    app = create_app(SQLiteRunDB(str(tmp_path / "fuzz.db")), token=TOKEN,
+                     artifact_root=str(tmp_path / "artifacts"), ui=False)
+    report = tmp_path / "report.json"
+    with ThreadedServer(app) as server:
+        done = subprocess.run(
+            [str(ST), "run", f"{server.url}/openapi.json", "--checks", "all",
+             "--max-examples", "25", "--seed", "1515", "--workers", "1",
+             "--header", f"Authorization: Bearer {TOKEN}", "--report", "json",
+             "--report-json-path", str(report), "--output-truncate", "true"],
+            capture_output=True, text=True, timeout=180, cwd=tmp_path,
+        )
+    tail = done.stdout[-6000:]
+    assert done.returncode == 0, tail
+    summary = json.loads(report.read_text())
+    assert summary["complete"] and summary["failures"] == [] and summary["errors"] == []
+    assert summary["operations"]["tested"] == summary["operations"]["total"] >= 24
+    assert summary["test_cases"]["generated"] > 1000
+    assert summary["test_cases"]["with_failures"] == 0
+    assert all(p["status"] == "success" for n, p in summary["phases"].items() if n != "examples")
+
+
+def test_the_openapi_document_lists_every_status_a_route_returns(tmp_path):
     from mlflowlet.db.sqlite import SQLiteRunDB
     from mlflowlet.server.app import create_app
 
-    root = tmp_path_factory.mktemp("fuzz")
-    (root / "artifacts").mkdir()
-    (root / "artifacts" / "f.txt").write_text("hello")
-    app = create_app(SQLiteRunDB(str(root / "fuzz.db")), token=TOKEN,
-                     artifact_root=str(root / "artifacts"), ui=False)
-    return schemathesis.openapi.from_asgi("/openapi.json", app,
-                                          headers={"authorization": f"Bearer {TOKEN}"})
-
-
-def test_no_input_makes_the_server_fail(api_schema):
-    from hypothesis import given
-
-    operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 20
-    for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def check(case):
-            case.call_and_validate(headers={"authorization": f"Bearer {TOKEN}"},
-                                   checks=[not_a_server_error])
-
-        try:
-            check()
-        except Exception as exc:
-            raise AssertionError(f"{operation.label}: {exc}") from exc
+    app = create_app(SQLiteRunDB(str(tmp_path / "d.db")), token="", ui=False)
+    doc = app.openapi()
+    ops = {(m.upper(), p): op for p, item in doc["paths"].items() for m, op in item.items()}
+    for (method, path), op in ops.items():
+        codes = set(op["responses"])
+        if path.startswith("/api/v1/") and path != "/api/v1/version":
+            assert {"400", "401", "422", "500"} <= codes, (method, path, codes)
+        if op.get("requestBody") and path.startswith("/api/v1/"):
+            assert {"408", "413"} <= codes, (method, path)
+    assert "404" in ops[("GET", "/api/v1/runs/{uid}")]["responses"]
+    assert "409" in ops[("PATCH", "/api/v1/runs/{uid}")]["responses"]
+    assert "409" in ops[("DELETE", "/api/v1/runs")]["responses"]
+    assert {"206", "416"} <= set(ops[("GET", "/api/v1/files/{path}")]["responses"])
+    schemas = doc["components"]["schemas"]
+    meta = schemas["StrictRunMetadata"]["properties"]
+    assert meta["iteration"]["type"] == "integer" and meta["iteration"]["maximum"] == 2**31 - 1
+    assert schemas["StrictRunStatus"]["properties"]["state"]["enum"][0] == "created"
+    listing = {p["name"]: p for p in ops[("GET", "/api/v1/runs")]["parameters"]}
+    assert listing["limit"]["schema"]["default"] == 100
+    assert listing["label"]["schema"]["maxItems"] == 100

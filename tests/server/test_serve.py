@@ -112,3 +112,23 @@ def test_unknown_handler_is_refused_at_start(tmp_path):
     path.write_text("def a(context):\n    pass\n")
     with pytest.raises(ConfigError, match="no function 'b'"):
         create_function_app(f"{path}:b")
+
+
+def test_oversized_chunked_and_too_deep_bodies_name_the_limit(served):
+    url = served("plain", token="", max_body=1000)
+
+    def chunks():
+        for _ in range(5):
+            yield b" " * 400
+
+    resp = httpx.post(url, content=chunks(), headers={"content-type": "application/json"})
+    assert resp.status_code == 413 and "1000 bytes" in resp.json()["detail"]
+    deep = '{"spec": {"params": {"p1": ' + "[" * 100 + "]" * 100 + "}}}"
+    resp = httpx.post(url, content=deep, headers={"content-type": "application/json"})
+    assert resp.status_code == 400 and "64 levels" in resp.json()["detail"]
+
+
+def test_function_answers_carry_the_security_headers(served):
+    resp = httpx.post(served("plain", token=""), json={})
+    assert resp.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]

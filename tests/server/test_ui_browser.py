@@ -1,35 +1,23 @@
 """The web UI in a real headless Chromium (Debian's, driven by Playwright; no browser download).
 
-Screenshots go to ``test-output/`` at the repository root; ``docs/ui-runs.png`` (the README's)
-is written when missing or with ``MLFLOWLET_REGENERATE=1``.
+Screenshots go to ``test-output/`` at the repository root; ``make docs-screens`` makes docs/'s.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+from _browser import CHROMIUM, FLAGS, require_browser
 
 from mlflowlet.db.sqlite import SQLiteRunDB
 from mlflowlet.model import RunObject
 
 pytest.importorskip("fastapi")
-CHROMIUM = "/usr/bin/chromium"
+CSP_ERRORS: list[str] = []
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "test-output"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _require_browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed: pip install 'mlflowlet[test]'")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/test-deps.sh (apt-get install chromium)")
-    return sync_playwright
+LONG_URI = "s3://bucket/" + "very-long-folder-name/" * 8 + "data.csv"
 
 
 def _run(uid, name, state="completed", project="demo", start="2024-05-01T10:00:00+00:00",
@@ -53,7 +41,7 @@ def _populate(db: SQLiteRunDB, root: Path) -> None:
         db.store_run(run, run["metadata"]["uid"], "demo")
     csv_path = root / "demo" / "main" / "scores.csv"
     csv_path.parent.mkdir(parents=True)
-    csv_path.write_text("fold,score\n1,0.81\n2,0.84\n3,0.79\n")
+    csv_path.write_text("fold,score,name\n1,0.81,a\n2,0.84,b\n3,0.79,c\n")
     chart = {"key": "loss-curve", "kind": "chart", "viewer": "chart", "format": "html",
              "extra": {"header": ["epoch", "loss"], "rows": [[0, 0.9], [1, 0.5], [2, 0.3]],
                        "chart": "line", "title": "training loss", "x": "epoch"}}
@@ -62,7 +50,10 @@ def _populate(db: SQLiteRunDB, root: Path) -> None:
     model = {"key": "model", "kind": "model", "extra": {"metrics": {"auc": 0.93},
                                                         "framework": "sklearn"}}
     main = _run("main0001", "train-model", start="2024-06-01T00:00:00+00:00",
-                params={"lr": 0.05}, results={"accuracy": 0.91}, artifacts=[chart, table, model])
+                params={"lr": 0.05, "note": "x" * 300}, results={"accuracy": 0.91},
+                artifacts=[chart, table, model],
+                inputs={"data": str(csv_path), "remote": LONG_URI},
+                labels={"team": "vision", "cache_key": "f" * 64, "pipeline_uid": "p" * 32})
     db.store_run(main, "main0001", "demo")
     db.store_metrics("main0001", "demo", 0, [("loss", s, 1 / (s + 1), 0.0) for s in range(5)])
     db.store_log("main0001", "demo", b"epoch 0 loss 0.9\nepoch 1 loss 0.5\n")
@@ -99,7 +90,7 @@ def ui(tmp_path_factory):
     from mlflowlet.server._uvicorn import ThreadedServer
     from mlflowlet.server.app import create_app
 
-    sync_playwright = _require_browser()
+    sync_playwright = require_browser()
     base = tmp_path_factory.mktemp("ui")
     root = base / "artifacts"
     db = SQLiteRunDB(str(base / "ui.db"))
@@ -109,6 +100,8 @@ def ui(tmp_path_factory):
     with ThreadedServer(app) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: CSP_ERRORS.append(m.text)
+                if "Content Security Policy" in m.text else None)
         page.set_default_timeout(10000)
         page.goto(server.url + "/")
         page.fill("input[name=token]", "ui-token")  # the login form sets the cookie
@@ -129,11 +122,7 @@ def test_runs_page_lists_filters_and_pages(ui):
     server, page, _ = ui
     page.goto(server.url + "/")
     assert page.locator("tr.run-row").count() == 19
-    path = _shot(page, "ui-runs.png")
-    docs = REPO / "docs" / "ui-runs.png"
-    if not docs.exists() or os.environ.get("MLFLOWLET_REGENERATE"):
-        docs.parent.mkdir(exist_ok=True)
-        shutil.copyfile(path, docs)
+    _shot(page, "ui-runs.png")
     page.fill("input[name=name]", "train-model")
     page.select_option("select[name=state]", "completed")
     page.click("#filters button[type=submit]")
@@ -212,3 +201,71 @@ def test_lineage_page_shows_up_and_downstream(ui):
     page.goto(server.url + "/lineage?key=dataset&project=demo")
     assert "steptrain"[:8] in page.locator("#direct").inner_text()
     assert "stepeval"[:8] in page.locator("#downstream").inner_text()
+
+
+def test_long_values_truncate_with_a_tooltip_and_a_copy_button(ui):
+    server, page, _ = ui
+    page.goto(server.url + "/runs/main0001?project=demo")
+    note = page.locator("#params tr", has_text="note").locator("td .val")
+    assert note.get_attribute("title") == "x" * 300
+    assert note.inner_text() == "x" * 60 + "…"
+    copy = page.locator("#params tr", has_text="note").locator("button.copy")
+    assert copy.get_attribute("data-copy") == "x" * 300
+    from playwright.sync_api import expect
+
+    copy.click()
+    expect(copy).to_have_text("copied")  # the clipboard write resolves asynchronously
+    remote = page.locator("#inputs tr", has_text="remote").locator("td .val")
+    assert remote.get_attribute("title") == LONG_URI
+    width = page.locator("#inputs").evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
+    assert width  # the long URI does not spill into the next column
+
+
+def test_internal_labels_sit_behind_details(ui):
+    server, page, _ = ui
+    page.goto(server.url + "/runs/main0001?project=demo")
+    details = page.locator("#labels details.internal")
+    assert not details.locator("text=cache_key").is_visible()
+    assert page.locator("#labels > .chip", has_text="team=vision").is_visible()
+    details.locator("summary").click()
+    assert details.locator(".chip", has_text="cache_key").is_visible()
+    page.goto(server.url + "/?name=train-model")
+    row = page.locator("tr.run-row[data-uid=main0001] td.labels")
+    assert "cache_key" not in row.inner_text() and "team=vision" in row.inner_text()
+
+
+def test_local_file_uris_link_to_their_download(ui):
+    import httpx
+
+    server, page, _ = ui
+    page.goto(server.url + "/runs/main0001?project=demo")
+    link = page.locator("#inputs tr", has_text="data").locator("td a.val")
+    href = link.get_attribute("href")
+    assert href == "/api/v1/files/demo/main/scores.csv"
+    body = httpx.get(server.url + href, cookies={"mlflowlet_token": "ui-token"}).text
+    assert body.startswith("fold,score,name")
+    assert page.locator("#inputs tr", has_text="remote").locator("td a").count() == 0
+
+
+def test_table_previews_show_column_types(ui):
+    server, page, _ = ui
+    page.goto(server.url + "/runs/main0001?project=demo")
+    types = page.locator("article[data-key=scores] th .type").all_inner_texts()
+    assert types == ["int", "float", "str"]
+
+
+def test_no_page_breaks_the_content_security_policy(ui):
+    server, page, _ = ui
+    for path in ("/", "/runs/main0001?project=demo", "/runs/hyper001/iterations?project=demo",
+                 "/pipelines/pipe0001?project=demo", "/compare?uid=main0001&uid=bulk0001",
+                 "/lineage?key=dataset&project=demo"):
+        page.goto(server.url + path)
+        page.wait_for_load_state("networkidle")
+    assert CSP_ERRORS == []
+
+
+def test_a_filter_the_store_refuses_is_said_on_the_page(ui):
+    server, page, _ = ui
+    page.goto(server.url + "/?label=%3Dnokey")
+    assert "has no key" in page.locator("#filter-error").inner_text()
+    assert page.locator("tr.run-row").count() == 0

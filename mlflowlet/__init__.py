@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "new_function": "mlflowlet.runtimes",
     "new_runner": "mlflowlet.runtimes",
     "new_task": "mlflowlet.model",
+    "on_exit": "mlflowlet.pipelines.pipeline",
     "pipeline": "mlflowlet.pipelines.pipeline",
     "step": "mlflowlet.pipelines.step",
 }
@@ -52,6 +53,7 @@ __all__ = [
     "new_function",
     "new_runner",
     "new_task",
+    "on_exit",
     "pipeline",
     "step",
 ]
@@ -73,7 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .db import get_run_db
     from .kfp import mlrun_op
     from .model import NewRun, NewTask, RunObject, RunTemplate, new_task
-    from .pipelines.pipeline import pipeline
+    from .pipelines.pipeline import on_exit, pipeline
     from .pipelines.refs import collect, condition
     from .pipelines.step import step
     from .runtimes import new_function, new_runner

@@ -28,7 +28,8 @@ then dumped to the plain dict the Argo JSON schema describes
   cache-key rule (``^[a-zA-Z0-9][-a-zA-Z0-9]*$``): the step's
   label, a hash of everything the container runs with, and a hash of its input parameters
   computed by an expression tag (``sprig.sha256sum``);
-* the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state``;
+* the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state`` (and
+  its ``on_exit(...)`` pipeline parameters as ``{{workflow.parameters.NAME}}``);
 * the pipeline's outputs (what its function returns) as ``main``'s outputs, which Argo keeps as
   the workflow's ``status.outputs``.
 
@@ -83,13 +84,15 @@ def slot_path(slot: Slot) -> str:
     return f"{ROOT}/{folder[slot.kind]}/{param_name(slot.name)}"
 
 
-def render(part: str | Slot, exit_step: bool = False) -> str:
-    """Render one argument part (a literal or a slot) for a container template."""
+def render(part: str | Slot, exit_step: StepPlan | None = None) -> str:
+    """Render one argument part (a literal or a slot) of a container template (or ``onExit``'s)."""
     if isinstance(part, str):
         return part
     if part.kind == "param":
-        if exit_step and part.name == "state":
+        if exit_step is not None and part.name == "state":
             return "{{workflow.status}}"
+        if exit_step is not None:
+            return f"{{{{workflow.parameters.{exit_step.params[part.name].name}}}}}"
         return f"{{{{inputs.parameters.{part.name}}}}}"
     return slot_path(part)
 
@@ -401,7 +404,8 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
 def build_container(st: StepPlan, exit_step: bool = False) -> Any:
     """Build the ``Container``: image, the entrypoint command, env and resources."""
     m = _models()
-    args = ["".join(render(p, exit_step) for p in parts) for parts in st.args("argo")]
+    exit_plan = st if exit_step else None
+    args = ["".join(render(p, exit_plan) for p in parts) for parts in st.args("argo")]
     return m.Container(
         image=st.image,
         command=["python", "-m", "mlflowlet.entrypoint"],

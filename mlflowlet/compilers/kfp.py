@@ -309,7 +309,7 @@ def build_pipeline(plan: Plan, comps: dict[str, Any], names: dict[str, dict[Slot
         build = _Build(plan, comps, names, dict(zip([p.name for p in sig], values, strict=True)))
         with contextlib.ExitStack() as outer:
             if plan.exit_step is not None:
-                exit_task = comps[plan.exit_step.name]()
+                exit_task = comps[plan.exit_step.name](**build.exit_arguments())
                 apply_task_options(plan, plan.exit_step, exit_task)
                 outer.enter_context(dsl.ExitHandler(exit_task, name="exit-handler"))
             build.group(tree)
@@ -369,6 +369,17 @@ class _Build:
     def output(self, node: str, name: str) -> Any:
         """Return the channel of output parameter ``name`` of step ``node``."""
         return self.tasks[node].outputs[self.names[node][Slot("out_result", name)]]
+
+    def exit_arguments(self) -> dict[str, Any]:
+        """Return the exit task's ``on_exit(...)`` pipeline parameters (KFP gives ``state``)."""
+        st = self.plan.exit_step
+        assert st is not None
+        names = self.names[st.name]
+        return {
+            names[Slot("param", key)]: self.channels[kfp_name(src.name)]
+            for key, src in st.params.items()
+            if src.kind == "param"
+        }
 
     def operand(self, value: Any) -> Any:
         from ..pipelines.refs import OutputRef, PipelineParam

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 # The decorators are imported eagerly (they are light): importing a submodule binds its name on
 # the package, so ``step`` and ``pipeline`` must be rebound to the functions here, once.
-from mlflowlet.pipelines.pipeline import NodeHandle, Pipeline, pipeline
+from mlflowlet.pipelines.pipeline import NodeHandle, Pipeline, on_exit, pipeline
 from mlflowlet.pipelines.refs import (
     Collected,
     Condition,
@@ -53,6 +53,7 @@ __all__ = [
     "StepSpec",
     "collect",
     "condition",
+    "on_exit",
     "pipeline",
     "step",
 ]

@@ -112,6 +112,12 @@ class NodeHandle:
                 )
             if on in ("failure", "done"):
                 self._check_no_data_from(other.name, on)
+            was = self._node.after_on.get(other.name) if other.name in names else on
+            if was != on:
+                raise PipelineError(
+                    f"{_call_site()}: {self.name} already runs after {other.name} "
+                    f"(on={was!r}); it cannot also run on={on!r}: give one status per step"
+                )
             if other.name not in names:
                 names.append(other.name)
             if on is not None:
@@ -154,6 +160,7 @@ class Tracer:
         self.blocks: list[ConditionBlock] = []  # the open `with condition(...)` blocks
         self.block_count = 0
         self.closed = False
+        self.exit: tuple[Any, dict[str, Any], str] | None = None  # on_exit(step, **arguments)
 
     def open_block(self, expr: Condition, site: str) -> ConditionBlock:
         """Open a ``with condition(expr)`` block (its operands must belong to this pipeline)."""

@@ -418,7 +418,7 @@ class LocalExecutor:
             node.step,
             node.spec,
             node.name,
-            {"state": state},
+            {**self.inputs.resolve(node)[0], "state": state},  # on_exit(...) arguments
             {},
             labels,
             self.project,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mlflowlet.pipelines import collect, pipeline, step
+from mlflowlet.pipelines import collect, on_exit, pipeline, step
 
 IMAGE = "example.com/mlflowlet/steps:1.0"
 
@@ -113,3 +113,17 @@ def unhandled(fail: bool = True):
     r = risky(fail=fail)
     say.with_options(name="ok")(message="fine").after(r, on="success")
     say.with_options(name="rescue")(message="rescued").after(r, on="failure")
+
+
+# an exit step with arguments -------------------------------------------------------------------
+@step
+def exit_op(user_input: str, state: str, times: int = 1) -> str:
+    print(f"{user_input} x{times}: {state}")
+    return f"{user_input}:{state}"
+
+
+@pipeline(image=IMAGE)
+def exit_args(message: str = "hello", fail: bool = False):
+    """``on_exit`` with a pipeline parameter and a literal besides ``state``."""
+    risky(fail=fail)
+    on_exit(exit_op, user_input=message, times=2)

@@ -349,7 +349,7 @@ PORTS += [
     Port("kfp_loop_static", missing="loop-item sub-fields (item.a) and a multi-step loop body"),
     Port("kfp_parallelfor_parallelism", missing="nested maps and loop-item sub-fields (item.a)"),
     Port("kfp_task_final_status",
-         missing="an on_exit step taking arguments and the final status object"),
+         missing="the final status object (PipelineTaskFinalStatus) given to the exit step"),
     Port("argo_exit_handlers",
          missing="an exit handler sub-pipeline with status conditions; workflow context"),
     Port("argo_parameter_aggregation",

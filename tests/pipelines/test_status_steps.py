@@ -96,3 +96,29 @@ def test_bad_status_and_reading_a_failed_steps_output_are_refused(dbdir):
         say.with_options(name="echo")(message=r.output).after(r, on="success")
 
     assert reads_on_success.run().steps["echo"].results["return"] == "1"
+
+
+def test_one_status_per_upstream(dbdir):
+    @pipeline
+    def twice():
+        r = risky()
+        say(message="x").after(r, on="success").after(r, on="failure")
+
+    with pytest.raises(PipelineError, match=r"already runs after risky \(on='success'\); it "
+                                            r"cannot also run on='failure'"):
+        twice.run()
+
+    @pipeline
+    def plain_then_status():
+        r = risky()
+        say(message="x").after(r).after(r, on="done")
+
+    with pytest.raises(PipelineError, match=r"\(on=None\); it cannot also run on='done'"):
+        plain_then_status.run()
+
+    @pipeline
+    def same_again():
+        r = risky()
+        say(message="x").after(r, on="done").after(r, on="done")
+
+    assert same_again.run().steps["say"].state == "completed"

@@ -127,3 +127,11 @@ def exit_args(message: str = "hello", fail: bool = False):
     """``on_exit`` with a pipeline parameter and a literal besides ``state``."""
     risky(fail=fail)
     on_exit(exit_op, user_input=message, times=2)
+
+
+@pipeline(image=IMAGE)
+def handled_exit(fail: bool = True, message: str = "m"):
+    """A handled failure, then the exit step: it sees the run ``completed``."""
+    r = risky(fail=fail)
+    say.with_options(name="rescue")(message="rescued").after(r, on="failure")
+    on_exit(exit_op, user_input=message)

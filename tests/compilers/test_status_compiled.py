@@ -57,6 +57,15 @@ def test_argo_compiled_run_matches_the_local_run(pipe, fail, state, tmp_path):
 
 
 @pytest.mark.slow
+def test_argo_exit_step_sees_a_handled_failure_as_completed(tmp_path):
+    report = check(ep.handled_exit, "argo", params={"fail": True}, workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert report.status == "Succeeded" and report.states["risky"] == "error"
+    (exit_pod,) = [p for p in report.pods if p.node == "exit_op"]
+    assert exit_pod.results["return"] == "m:completed"
+
+
+@pytest.mark.slow
 def test_check_compares_the_pipelines_final_state(tmp_path):
     from mlflowlet.compilers.check import CheckSession
 

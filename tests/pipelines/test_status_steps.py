@@ -122,3 +122,12 @@ def test_one_status_per_upstream(dbdir):
         say(message="x").after(r, on="done").after(r, on="done")
 
     assert same_again.run().steps["say"].state == "completed"
+
+
+def test_the_graph_shows_and_describes_each_status_edge():
+    assert "n0 -.->|on failure| n2" in branches.to_mermaid()
+    assert '"risky" -> "end" [label="on done", style=dashed];' in branches.to_dot()
+    nodes = {n["name"]: n for n in branches.describe()["nodes"]}
+    assert nodes["bad"]["after_on"] == {"risky": "failure"} and nodes["risky"]["after_on"] == {}
+    edges = {(e["source"], e["target"]): e["on"] for e in branches.describe()["edges"]}
+    assert edges[("risky", "ok")] == "success"

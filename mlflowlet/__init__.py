@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import _lazy
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 _LAZY: dict[str, str] = {
     "Context": "mlflowlet.context",
@@ -25,6 +24,7 @@ _LAZY: dict[str, str] = {
     "condition": "mlflowlet.pipelines.refs",
     "get_or_create_ctx": "mlflowlet.context",
     "get_run_db": "mlflowlet.db",
+    "item": "mlflowlet.pipelines._items",
     "mlrun_op": "mlflowlet.kfp",
     "new_function": "mlflowlet.runtimes",
     "new_runner": "mlflowlet.runtimes",
@@ -49,6 +49,7 @@ __all__ = [
     "condition",
     "get_or_create_ctx",
     "get_run_db",
+    "item",
     "mlrun_op",
     "new_function",
     "new_runner",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .db import get_run_db
     from .kfp import mlrun_op
     from .model import NewRun, NewTask, RunObject, RunTemplate, new_task
+    from .pipelines._items import item
     from .pipelines.pipeline import on_exit, pipeline
     from .pipelines.refs import collect, condition
     from .pipelines.step import step

@@ -173,7 +173,8 @@ class ArgoLocalRunner(LocalRunner):
     def _record_lineage(self, task: dict[str, Any]) -> None:
         args = task.get("arguments", {})
         if "withParam" in task:
-            self._lineage_for(task, task["withParam"], _item_param(args))
+            for param in _item_params(args):  # the element, or its sub-fields
+                self._lineage_for(task, task["withParam"], param)
         for p in args.get("parameters", []):
             if not p["name"].endswith("__sha256"):  # a cache key's input, no data for the step
                 self._lineage_for(task, p["value"], p["name"])
@@ -423,11 +424,8 @@ def _copy(source: str, target: str) -> None:
         shutil.copyfile(source, target)
 
 
-def _item_param(args: dict[str, Any]) -> str:
-    for p in args.get("parameters", []):
-        if p["value"] == "{{item}}":
-            return p["name"]
-    return ""
+def _item_params(args: dict[str, Any]) -> list[str]:
+    return [p["name"] for p in args.get("parameters", []) if p["value"] == "{{item}}"]
 
 
 def _node_name(container: dict[str, Any], default: str) -> str:

@@ -69,7 +69,8 @@ class Source:
             ``node``) or ``state`` (the pipeline's final state, for the exit handler).
         name: the pipeline parameter name.
         node: the producing node.
-        key: the result or artifact key.
+        key: the result or artifact key; for ``item``, the element's sub-field (``item["key"]``:
+            the whole element is carried, the entrypoint's ``--item-field`` reads the key).
     """
 
     kind: str
@@ -139,10 +140,13 @@ class StepPlan:
             text = json.dumps(self.literals[key])
             out += [["--param"], [f"{key}:json={text}"]]
         for key in sorted(self.params):
-            if self.params[key].kind == "state":  # the entrypoint maps engine states
+            src = self.params[key]
+            if src.kind == "state":  # the entrypoint maps engine states
                 out += [["--state"], [Slot("param", key)]]
             else:
                 out += [["--param"], [f"{key}:{self.param_types[key]}=", Slot("param", key)]]
+            if src.kind == "item" and src.key:  # x=item["key"]: the element's sub-field
+                out += [["--item-field"], [f"{key}={src.key}"]]
         for key in sorted(self.artifacts_in):
             out += [["--input"], [f"{key}=", Slot("in_artifact", key), "/"]]
         for key in self.outputs:
@@ -389,7 +393,12 @@ def _add_item(plan: StepPlan, node: Any, params: dict[str, tuple[str, Any, bool]
     from ..pipelines.refs import PipelineParam
 
     items, where = node.map.items, f"step {node.name!r}"
-    plan.params[node.map.item_param] = Source("item")
+    if isinstance(items, PipelineParam) and node.map.fields:
+        raise CompileError(
+            f"{where} reads sub-fields {sorted(node.map.fields.values())} of the items of "
+            f"pipeline parameter {items.name!r}, whose elements a compiled pipeline carries as "
+            "scalars only; produce the list of dicts in a step, or pass a literal list"
+        )
     if isinstance(items, PipelineParam):
         typ = item_type(params[items.name][0], where)
     elif isinstance(items, (list, tuple)) and not items:
@@ -399,7 +408,12 @@ def _add_item(plan: StepPlan, node: Any, params: dict[str, tuple[str, Any, bool]
         )
     else:
         typ = "json"  # one element's JSON text (literal items, or a result's KEY__items)
-    plan.param_types[node.map.item_param] = typ
+    if node.map.item_param:
+        plan.params[node.map.item_param] = Source("item")
+        plan.param_types[node.map.item_param] = typ
+    for param, key in node.map.fields.items():  # the whole element; the entrypoint reads key
+        plan.params[param] = Source("item", key=key)
+        plan.param_types[param] = "json"
 
 
 def _add_argument(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .lists import ArtifactList, RunList
 
 
 class RunDB(ABC):
@@ -15,6 +18,9 @@ class RunDB(ABC):
     Backends implement the abstract methods; :meth:`commit_run` has a default built on them that a
     backend may override to write everything in one transaction.
     """
+
+    #: True once :meth:`close` was called (a run recorded here then reads back by :attr:`url`)
+    closed: bool = False
 
     def connect(self) -> RunDB:
         """Return self, connected (for ``get_run_db(...).connect()``)."""
@@ -52,7 +58,7 @@ class RunDB(ABC):
         iter: bool = False,
         offset: int = 0,
         **filters: Any,
-    ) -> Any:
+    ) -> RunList:
         """Return a ``RunList`` of the runs that match every filter given.
 
         ``last`` caps the count; ``offset`` skips that many matches first (one page of
@@ -100,14 +106,8 @@ class RunDB(ABC):
         self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
     ) -> None:
         """Apply dotted-key updates (``{'status.state': 'error'}``) to a stored run."""
-        run = self.read_run(uid, project, iter)
-        for dotted, value in updates.items():
-            target = run
-            *path, last = dotted.split(".")
-            for part in path:
-                target = target.setdefault(part, {})
-            target[last] = value
-        self.store_run(run, uid, project, iter)
+        run = apply_updates(self.read_run(uid, project, iter), updates)
+        self.store_run(run, uid, project or run.get("metadata", {}).get("project", ""), iter)
 
     # artifacts ------------------------------------------------------------------------------
     @abstractmethod
@@ -148,7 +148,7 @@ class RunDB(ABC):
         iter: int | None = None,
         offset: int = 0,
         limit: int = 0,
-    ) -> Any:
+    ) -> ArtifactList:
         """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version.
 
         ``iter`` keeps the versions of one hyper-parameter iteration (0: plain runs and a sweep's
@@ -197,7 +197,9 @@ class RunDB(ABC):
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
 
     @abstractmethod
-    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+    def store_metrics(
+        self, uid: str, project: str, iter: int, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
         """Append metric rows ``(key, step, value, time)``."""
 
     @abstractmethod
@@ -227,7 +229,7 @@ class RunDB(ABC):
         self,
         run: dict[str, Any],
         artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (),
+        metrics: Iterable[tuple[Any, ...]] = (),
         log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log output at once."""
@@ -334,3 +336,14 @@ def _one_label_filter(item: str) -> tuple[str, str, str | None]:
     if not key.strip():
         raise ConfigError(f"label filter {item!r} has no key; use k=v, k!=v, k~=v or k")
     return op, key.strip(), value
+
+
+def apply_updates(run: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """Return ``run`` with dotted-key ``updates`` (``{'status.state': 'error'}``) applied."""
+    for dotted, value in updates.items():
+        target = run
+        *path, last = dotted.split(".")
+        for part in path:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return run

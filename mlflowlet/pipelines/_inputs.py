@@ -7,16 +7,15 @@ parameters their run values. Each data edge yields a lineage row; the executor a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import PipelineError
+from ..errors import InputError as InputError  # re-exported: the executor raises it too
 from ..model import RunObject
 from .cache import CACHED_FROM
 from .refs import Collected, OutputRef, PipelineParam
 
-
-class InputError(PipelineError):
-    """A step's input cannot be resolved (the step fails without running)."""
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 class Resolver:
@@ -34,7 +33,7 @@ class Resolver:
         self,
         runs: dict[str, RunObject],
         params: dict[str, Any],
-        db: Any,
+        db: RunDB,
         project: str,
         pipeline_uid: str,
     ) -> None:
@@ -68,7 +67,7 @@ class Resolver:
         if node.map is not None:
             arguments["__items__"] = node.map.items
         for param, value in arguments.items():
-            lineage_param = node.map.item_param if param == "__items__" else param
+            fed = node.map.fed if param == "__items__" else (param,)
             if isinstance(value, Collected):
                 self._collect(value.ref, param, params, inputs, hashes, rows)
             elif isinstance(value, OutputRef) and value.kind == "artifact":
@@ -77,13 +76,13 @@ class Resolver:
                 inputs[param], hashes[param] = art["uri"], art.get("hash") or art["uri"]
                 self.records[art["uri"]] = art
                 it = art.get("link_iteration") or art.get("iteration", 0)  # a sweep's best
-                rows.append(self._row(run, it, value.key, lineage_param, art))
+                rows += [self._row(run, it, value.key, fp, art) for fp in fed]
             elif isinstance(value, (OutputRef, PipelineParam)):
                 params[param] = self.value_of(value)
                 if isinstance(value, OutputRef):
                     run = self.runs[value.node]
                     best = run.status.results.get("best_iteration", run.metadata.iteration)
-                    rows.append(self._row(run, best, value.key, lineage_param))
+                    rows += [self._row(run, best, value.key, fp) for fp in fed]
             else:
                 params[param] = value
         return params, inputs, hashes, rows

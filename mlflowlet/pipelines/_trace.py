@@ -195,20 +195,28 @@ class Tracer:
         parallel: int | None = None,
     ) -> NodeHandle:
         """Add a node for a call of ``st`` and return its handle."""
+        from ._items import MapItem, split_item_args
         from .graph import MapSpec, Node
 
         site = _call_site()
         spec = st.spec
         arguments = self._bind(st, args, kwargs, site)
-        mapping = None
+        mapping, fields = None, dict[str, str]()
         if item_param is not None:
+            item_param, fields = split_item_args(arguments, item_param, site, spec.name)
             mapping = self._map(st, item_param, items, arguments, parallel, site)
+        elif any(isinstance(v, MapItem) for v in arguments.values()):
+            raise PipelineError(
+                f"{site}: step {spec.name!r} gets `item`, which only a map has: call "
+                f"{spec.name}.map(items=..., ...)"
+            )
         missing = [
             p.name
             for p in spec.params
             if p.required
             and p.name not in arguments
             and p.name != item_param
+            and p.name not in fields
             and not (st.hyper and p.name in st.hyper.hyper_params)
         ]
         if missing:
@@ -225,7 +233,7 @@ class Tracer:
             arguments,
             condition=cond,
             hyper=st.hyper,
-            map=MapSpec(items, item_param or "", parallel) if mapping else None,
+            map=MapSpec(items, item_param or "", parallel, fields) if mapping else None,
             call_site=site,
             index=len(self.nodes),
             blocks=tuple(self.blocks),
@@ -264,6 +272,10 @@ class Tracer:
         return out
 
     def _value(self, value: Any, param: Any, step_name: str, key: str, site: str) -> Any:
+        from ._items import MapItem
+
+        if isinstance(value, MapItem):  # the map's element (checked by add)
+            return value
         if isinstance(value, NodeHandle):
             raise PipelineError(
                 f"{site}: {key}={value.name} passes a whole node; pass "
@@ -324,7 +336,7 @@ class Tracer:
         site: str,
     ) -> bool:
         spec = st.spec
-        if spec.param(item_param) is None and not spec.var_keyword:
+        if item_param and spec.param(item_param) is None and not spec.var_keyword:
             raise PipelineError(
                 f"{site}: item_param={item_param!r} is not a parameter of step "
                 f"{spec.name!r}; parameters: {[p.name for p in spec.params]}"

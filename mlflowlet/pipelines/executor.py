@@ -14,11 +14,12 @@ independent branches finish; a false condition skips its steps (and what needs t
 
 from __future__ import annotations
 
+import functools
 import os
+import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 from .._binding import code_hash
@@ -26,7 +27,7 @@ from ..context import Context
 from ..errors import ConfigError, PipelineError
 from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
-from ._inputs import InputError, Resolver
+from ._inputs import Resolver
 from ._spec import where
 from ._status import status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
@@ -70,8 +71,10 @@ class LocalExecutor:
         self.states: dict[str, str] = {}
         self.lineage: list[dict[str, Any]] = []
         self.reused: dict[str, RunObject] = {}
-        self.hits: list[dict[str, Any]] = []  # cache-hit runs not written yet (see _store_lineage)
+        # cache-hit and skipped runs not written yet: one transaction per batch (_store_lineage)
+        self.hits: list[dict[str, Any]] = []
         self._codes: dict[Any, str] = {}  # step function to its code hash (getsource is slow)
+        self._prefetched: dict[str, dict[str, Any]] | None = None  # cache key -> likely hit
         self.run = self._pipeline_run(labels or {}, resume)
         if resume:
             self._load_resume(resume)
@@ -99,7 +102,7 @@ class LocalExecutor:
         assert spec.model_extra is not None
         spec.model_extra.update(graph=self.dag.described(), source=where(self.pipe.fn))
         step_states(run)
-        run._db_url = getattr(self.db, "url", "")
+        run._record_in(self.db)
         return run
 
     def start(self, wait: bool = True) -> PipelineRun:
@@ -171,7 +174,7 @@ class LocalExecutor:
             self.ctx.commit()
 
     def _store_lineage(self) -> None:
-        """Write the buffered lineage rows and cache-hit runs, in one transaction."""
+        """Write the buffered lineage rows and cache-hit/skipped runs, in one transaction."""
         rows, self.lineage = self.lineage, []
         hits, self.hits = self.hits, []
         if hits:
@@ -187,10 +190,16 @@ class LocalExecutor:
 
     # scheduling ------------------------------------------------------------------------------
     def _schedule(self) -> None:
+        """Run ready steps: alone in this thread, several at once in ``max_parallel`` threads.
+
+        Finished steps come back through one queue (drained in batches, so a wake-up handles
+        every step that ended meanwhile), not by waiting on each running future.
+        """
         dag = self.dag
         waiting = {n.name: len(dag.upstream(n.name)) for n in dag.nodes}
         ready = deque(dag.roots())
-        running: dict[Any, tuple[Any, StepCall]] = {}
+        running = 0
+        done: queue.SimpleQueue = queue.SimpleQueue()
         from .._interrupt import DaemonPool
 
         # daemon threads: after Ctrl-C the process need not wait for a step that still runs
@@ -218,11 +227,18 @@ class LocalExecutor:
                         self._complete(node, call, execute(call, self.db))
                         finished(node.name)
                     else:
-                        running[pool.submit(execute, call, self.db)] = (node, call)
+                        fut = pool.submit(execute, call, self.db)
+                        fut.add_done_callback(functools.partial(_report, done, node, call))
+                        running += 1
                 if running:
-                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        node, call = running.pop(fut)
+                    batch = [done.get()]
+                    while True:  # every step that ended meanwhile, in one pass
+                        try:
+                            batch.append(done.get_nowait())
+                        except queue.Empty:
+                            break
+                    running -= len(batch)
+                    for node, call, fut in batch:
                         self._complete(node, call, fut.result())
                         finished(node.name)
         finally:
@@ -281,7 +297,7 @@ class LocalExecutor:
         )
         use_cache = node.spec.cache if node.spec.cache is not None else self.cache
         if use_cache:
-            hit = _cache.find_cached(self.db, key, self.project, node.spec.cache_max_age)
+            hit = self._lookup(key, node.spec.cache_max_age)
             if hit is not None:
                 # recorded in memory, written with the next batch (one transaction for all)
                 run, data = _cache.hit_run(hit, **common)
@@ -306,39 +322,32 @@ class LocalExecutor:
             },
         )
         if iterate is not None and iterate.get("hyper_params") == {}:
-            self._complete(node, call, self._empty_map(call))
+            from ._items import empty_map
+
+            self._complete(node, call, empty_map(call, self.db))
             return None
         return call
+
+    def _lookup(self, key: str, max_age: float | None = None) -> dict[str, Any] | None:
+        """Return the completed run recorded with cache ``key`` (a fresh dict), or None.
+
+        With ``max_age`` (seconds), None when the newest such run's result is older (stale).
+        """
+        if self._prefetched is None:  # the first lookup of this run: the likely hits, at once
+            self._prefetched = _cache.prefetch(
+                self.db, self.project, self.pipe.name, len(self.dag.nodes)
+            )
+        hit = self._prefetched.pop(key, None)  # popped: each hit changes its dict in place
+        if hit is None:
+            return _cache.find_cached(self.db, key, self.project, max_age)
+        return None if max_age is not None and _cache.computed_age(hit) > max_age else hit
 
     def _iterate(self, node: Any, params: dict[str, Any]) -> dict[str, Any] | None:
         if node.map is None:
             return hyper_fields(node.hyper)
-        items = params.pop("__items__")
-        if not isinstance(items, (list, tuple)):
-            raise InputError(
-                f"step {node.name!r} maps over {node.map.items!r}, which is a "
-                f"{type(items).__name__}, not a list"
-            )
-        if not items:
-            return {"hyper_params": {}}
-        return {
-            "hyper_params": {node.map.item_param: list(items)},
-            "strategy": "list",
-            "selector": "",
-            "max_errors": 1,
-            "parallel": node.map.parallel or self.max_parallel,
-        }
+        from ._items import map_fields
 
-    def _empty_map(self, call: StepCall) -> RunObject:
-        from ._stepexec import new_run
-
-        call.iterate = None
-        run = new_run(call, 1)
-        stamp = now_iso()
-        run.status.state, run.status.start_time, run.status.end_time = "completed", stamp, stamp
-        run.status.iterations = []
-        self.db.store_run(run.to_dict(), run.uid, run.metadata.project, 0)
-        return run
+        return map_fields(node, params.pop("__items__"), self.max_parallel)
 
     # results ---------------------------------------------------------------------------------
     def _complete(self, node: Any, call: StepCall, run: RunObject) -> None:
@@ -404,7 +413,7 @@ class LocalExecutor:
         run.status.state, run.status.start_time, run.status.end_time = state, stamp, stamp
         if state == "error":
             run.status.error = reason
-        self.db.store_run(run.to_dict(), run.uid, self.project, 0)
+        self.hits.append(run.to_dict())  # written with the next batch (one transaction for all)
         self._finish(node, run, rows)
 
     def _run_exit(self, node: Any, state: str) -> None:
@@ -456,8 +465,12 @@ class LocalExecutor:
                 continue
             prev = RunObject.model_validate(self.db.read_run(entry["uid"], project=self.project))
             if prev.status.code_hash in ("", self._code(node.step.fn)):
-                prev._db_url = getattr(self.db, "url", "")
+                prev._record_in(self.db)
                 self.reused[node.name] = prev
+
+
+def _report(done: queue.SimpleQueue, node: Any, call: StepCall, fut: Any) -> None:
+    done.put((node, call, fut))
 
 
 def _progress_note(entry: dict[str, Any]) -> str:

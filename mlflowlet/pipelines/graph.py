@@ -50,7 +50,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -65,20 +65,33 @@ class MapSpec:
 
     Attributes:
         items: a result ``OutputRef``, a ``PipelineParam`` or a literal list.
-        item_param: the step parameter that receives one element per run.
+        item_param: the step parameter that receives one element per run (``''``: none).
         parallel: runs at once (None: the pipeline's ``max_parallel``).
+        fields: step parameter -> the key of each element it receives (``x=item["key"]``).
     """
 
     items: Any
     item_param: str
     parallel: int | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fed(self) -> tuple[str, ...]:
+        """Every parameter the item feeds: ``item_param`` (if any), then the fields, sorted."""
+        return (*([self.item_param] if self.item_param else []), *sorted(self.fields))
+
+    @property
+    def params(self) -> str:
+        """The parameter(s) the item feeds, as an edge's ``param`` (comma-separated)."""
+        return ",".join(self.fed)
 
     def describe(self) -> dict[str, Any]:
-        """Return ``{"items": operand dict, "item_param", "parallel"}``."""
+        """Return ``{"items": operand dict, "item_param", "parallel", "fields"}``."""
         return {
             "items": describe_value(self.items),
             "item_param": self.item_param,
             "parallel": self.parallel,
+            "fields": dict(self.fields),
         }
 
 
@@ -227,7 +240,7 @@ def _edges_of(node: Node) -> list[Edge]:
             out.append(Edge(value.node, node.name, value.kind, value.key, param))
     if node.map is not None and isinstance(node.map.items, OutputRef):
         ref = node.map.items
-        out.append(Edge(ref.node, node.name, "items", ref.key, node.map.item_param))
+        out.append(Edge(ref.node, node.name, "items", ref.key, node.map.params))
     if node.condition is not None:
         seen = set()
         for operand in node.condition.operands():

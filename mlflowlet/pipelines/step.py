@@ -173,14 +173,17 @@ class Step:
         copy._handler = self._handler
         return copy
 
-    def map(self, items: Any, item_param: str, parallel: int | None = None, **kwargs: Any) -> Any:
+    def map(
+        self, items: Any, item_param: str | None = None, parallel: int | None = None, **kwargs: Any
+    ) -> Any:
         """Fan out: run the step once per element of ``items`` (a list known at run time).
 
         Args:
             items: a result reference, a pipeline parameter, or a literal list.
-            item_param: the parameter that receives one element per run.
+            item_param: the parameter that receives one element per run (or pass ``x=item``).
             parallel: runs at once (default: the pipeline's ``max_parallel``).
-            **kwargs: the other arguments, shared by every run.
+            **kwargs: the other arguments, shared by every run; ``x=item["key"]`` (or
+                ``item.key``) gives ``x`` that sub-field of each element (a dict).
 
         Returns:
             The node handle; pass ``collect(node.results[...])`` downstream.
@@ -197,7 +200,9 @@ class Step:
                 f"{self.spec.name}.map() fans out a step inside a @pipeline function only; call "
                 f"it there (outside a pipeline, call {self.spec.name}(...) once per item)"
             )
-        return tracer.add(self, (), kwargs, items=items, item_param=item_param, parallel=parallel)
+        return tracer.add(
+            self, (), kwargs, items=items, item_param=item_param or "", parallel=parallel
+        )
 
 
 STEP_OPTIONS = (

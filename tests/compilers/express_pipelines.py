@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mlflowlet.pipelines import collect, on_exit, pipeline, step
+from mlflowlet.pipelines import collect, item, on_exit, pipeline, step
 
 IMAGE = "example.com/mlflowlet/steps:1.0"
 
@@ -135,3 +135,28 @@ def handled_exit(fail: bool = True, message: str = "m"):
     r = risky(fail=fail)
     say.with_options(name="rescue")(message="rescued").after(r, on="failure")
     on_exit(exit_op, user_input=message)
+
+
+# map item sub-fields ---------------------------------------------------------------------------
+@step
+def concat(a: str, b: str) -> str:
+    return a + b
+
+
+@step
+def pairs(n: int = 2) -> list:
+    return [{"a": i, "b": str(10 * i)} for i in range(1, n + 1)]
+
+
+@step
+def describe_row(row: dict, a: int) -> str:
+    return f"{a}:{sorted(row)}"
+
+
+@pipeline(image=IMAGE)
+def item_fields(n: int = 2):
+    """``item["a"]`` / ``item.b`` of literal and result items, and the whole item beside one."""
+    c = concat.map(items=[{"a": "1", "b": "2"}, {"a": "10", "b": "20"}], a=item["a"], b=item.b)
+    p = pairs(n=n)
+    d = describe_row.map(items=p.output, row=item, a=item.a)
+    return {"concat": collect(c.output), "rows": collect(d.output)}

@@ -346,12 +346,12 @@ PORTS = [
     Port("metaflow_statistics", metaflow_statistics),
 ]
 PORTS += [
-    Port("kfp_loop_static", missing="loop-item sub-fields (item.a) and a multi-step loop body"),
-    Port("kfp_parallelfor_parallelism", missing="nested maps and loop-item sub-fields (item.a)"),
+    Port("kfp_loop_static", missing="a multi-step loop body (a sub-pipeline mapped over items)"),
+    Port("kfp_parallelfor_parallelism", missing="nested maps (a map inside a map's body)"),
     Port("kfp_task_final_status",
          missing="the final status object (PipelineTaskFinalStatus) given to the exit step"),
     Port("argo_exit_handlers",
          missing="an exit handler sub-pipeline with status conditions; workflow context"),
     Port("argo_parameter_aggregation",
-         missing="mapping over a mapped step's outputs, item sub-fields, conditions on the item"),
+         missing="mapping over a mapped step's outputs, conditions on the item"),
 ]

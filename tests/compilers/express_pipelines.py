@@ -160,3 +160,14 @@ def item_fields(n: int = 2):
     p = pairs(n=n)
     d = describe_row.map(items=p.output, row=item, a=item.a)
     return {"concat": collect(c.output), "rows": collect(d.output)}
+
+
+@step
+def add_one(a: int) -> int:
+    return a + 1
+
+
+@pipeline(image=IMAGE)
+def item_field_types():
+    """Sub-fields keep their JSON types: an int stays an int, a float is not truncated."""
+    add_one.map(items=[{"a": 1}, {"a": 2.5}, {"a": "3"}], a=item["a"])

@@ -72,3 +72,13 @@ def test_the_entrypoint_refuses_an_element_without_the_field(element, words, tmp
          "--param", f"a:json={element}", "--item-field", "a=a", "--param", "b:str=x"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 2 and f"error: --item-field a=a: {words}" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+def test_a_field_of_the_wrong_type_fails_the_map_on_both_sides(target, tmp_path):
+    local = ep.item_field_types.run()
+    assert local.state == "error"
+    assert "cannot convert 2.5 (float) to int" in local.run.status.steps["add_one"]["error"]
+    report = check(ep.item_field_types, target, workdir=str(tmp_path))
+    assert report.ok and report.status == "Failed", report.summary()

@@ -47,6 +47,6 @@ def _refuse_status_step(st: Any, up: str, on: str) -> None:
         f"step {st.name!r} ({st.node.call_site}) runs after {up!r} on={on!r}: a "
         "status-conditioned step cannot be expressed on KFP v2 (ignore_upstream_failure() "
         "becomes an Argo exit hook of the upstream, which a failed upstream with dependents "
-        "never starts and the run's status ignores); use target='argo' (depends: "
-        f"{up}.Failed)"
+        "never starts and the run's status ignores); use target='argo' (its task depends "
+        "carries the status)"
     )

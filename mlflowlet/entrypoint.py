@@ -48,6 +48,9 @@ Flags:
         0.9}``; booleans left out) to PATH, e.g. a KFP ``system.Metrics`` output artifact.
     --item-field KEY=FIELD: parameter KEY is a map's element (a dict): it becomes the element's
         FIELD (``x=item["FIELD"]`` in ``step.map``). Repeatable.
+    --failures JSON: for an exit handler: the engine's failed nodes (Argo's
+        ``{{workflow.failures}}``) become parameter ``failures``, the sorted names of the failed
+        steps (``--failure-names``: a JSON object, task name -> step name).
     --state STATE: for an exit handler: the engine's final state (``Succeeded``, ``Failed``, a
         KFP final-status JSON) becomes parameter ``state`` = ``completed`` or ``error``.
     --config-sha256 HEX: the sha256 of ``MLFLOWLET_EXEC_CONFIG`` the step was compiled with; a
@@ -88,6 +91,7 @@ from ._wire import (
     RUN_JSON_MARKER,
     decode_collected,
     decode_param,
+    engine_failures,
     export_metrics,
     export_outputs,
     input_path,
@@ -141,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
         "--state",
         help="the pipeline's final state as the engine reports it "
         "(exit handlers): sets param 'state' to completed/error",
+    )
+    parser.add_argument(
+        "--failures",
+        help="the engine's failed nodes (Argo {{workflow.failures}}): param 'failures'",
+    )
+    parser.add_argument(
+        "--failure-names", default="{}", metavar="JSON", help="task name -> step name, as JSON"
     )
     parser.add_argument(
         "--config-sha256", metavar="HEX", help="refuse an MLFLOWLET_EXEC_CONFIG with another hash"
@@ -218,6 +229,8 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
         run.spec.params[key] = element[name]
     if args.state is not None:
         run.spec.params["state"] = engine_state(args.state)
+    if args.failures is not None:
+        run.spec.params["failures"] = engine_failures(args.failures, args.failure_names)
     run.spec.inputs.update(
         {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}
     )

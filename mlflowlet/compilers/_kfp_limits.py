@@ -23,6 +23,13 @@ def refuse_unsupported(plan: Any, dag: Any) -> None:
         for up, on in st.node.after_on.items():
             if on in ("failure", "done"):
                 _refuse_status_step(st, up, on)
+    if plan.exit_step is not None and "failures" in plan.exit_step.params:
+        raise CompileError(
+            f"exit step {plan.exit_step.name!r} ({plan.exit_step.node.call_site}) takes "
+            "'failures': KFP v2 gives an exit task one PipelineTaskFinalStatus (a state and one "
+            "error message), not the failed tasks; drop the parameter, or use target='argo' "
+            "({{workflow.failures}})"
+        )
     for st in [*plan.steps, *([plan.exit_step] if plan.exit_step is not None else [])]:
         spec = st.node.spec
         if spec.cache_max_age is not None and cached(spec, plan.options):

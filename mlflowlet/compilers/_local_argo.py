@@ -131,8 +131,23 @@ class ArgoLocalRunner(LocalRunner):
             status = "Error"  # Argo fails a DAG whose outputs do not resolve
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = status
+            self.scope["workflow.failures"] = self._failures(status)
             self._run_pod(self.spec["onExit"], self.templates[self.spec["onExit"]], {}, {})
         return status
+
+    def _failures(self, status: str) -> str:
+        """Return ``{{workflow.failures}}``: the failed nodes, the workflow's own too.
+
+        Argo >= 3.5 quotes the JSON once more (``strconv.Quote``); ``null`` when none failed.
+        """
+        nodes = [
+            {"displayName": name, "phase": phase, "message": self.messages.get(name, "")}
+            for name, phase in sorted(self.phase.items())
+            if phase in ("Failed", "Error")
+        ]
+        if status != "Succeeded":
+            nodes.insert(0, {"displayName": self.spec.get("entrypoint", ""), "phase": status})
+        return json.dumps(json.dumps(nodes or None))
 
     def _outputs(self, template: dict[str, Any]) -> bool:
         """Resolve the entrypoint's outputs (the workflow's); False when one does not resolve."""

@@ -66,7 +66,8 @@ class Source:
     Attributes:
         kind: ``param`` (pipeline parameter ``name``), ``result`` / ``artifact`` (``node``'s
             ``key``), ``item`` (the map item), ``collect`` (every item's ``key`` of mapped
-            ``node``) or ``state`` (the pipeline's final state, for the exit handler).
+            ``node``), ``state`` (the pipeline's final state, for the exit handler) or
+            ``failures`` (the engine's failed nodes, for the exit handler).
         name: the pipeline parameter name.
         node: the producing node.
         key: the result or artifact key; for ``item``, the element's sub-field (``item["key"]``:
@@ -123,6 +124,7 @@ class StepPlan:
     config_sha256: str = ""
     digests: tuple[str, ...] = ()  # artifact outputs whose sha256 a cached consumer is keyed on
     digest_inputs: dict[str, Source] = field(default_factory=dict)  # param -> producer's digest
+    failure_names: dict[str, str] = field(default_factory=dict)  # exit step: label -> step name
 
     def result_outputs(self) -> list[tuple[str, str, str]]:
         """Return ``(result key, use, output name)`` of every result output, sorted."""
@@ -143,6 +145,9 @@ class StepPlan:
             src = self.params[key]
             if src.kind == "state":  # the entrypoint maps engine states
                 out += [["--state"], [Slot("param", key)]]
+            elif src.kind == "failures":  # the engine's failed nodes, read by task name
+                names = json.dumps(self.failure_names, sort_keys=True)
+                out += [["--failures"], [Slot("param", key)], ["--failure-names"], [names]]
             else:
                 out += [["--param"], [f"{key}:{self.param_types[key]}=", Slot("param", key)]]
             if src.kind == "item" and src.key:  # x=item["key"]: the element's sub-field
@@ -268,6 +273,9 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
     if dag.exit_handler is not None:
         label = labels[dag.exit_handler.name]
         exit_step = _step_plan(dag, dag.exit_handler, label, params, {}, options)
+        if dag.exit_handler.spec.param("failures") is not None:  # the failed steps' names
+            exit_step.params["failures"] = Source("failures")
+            exit_step.failure_names = {labels[n.name]: n.name for n in dag.nodes}
     warn_bare_images(
         (st.name, st.image, st.node.spec.image_has_mlflowlet or options.image_has_mlflowlet)
         for st in [*steps, *([exit_step] if exit_step else [])]

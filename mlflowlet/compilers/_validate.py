@@ -36,7 +36,12 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
     wf_params = {
         f"workflow.parameters.{p['name']}" for p in spec.get("arguments", {}).get("parameters", [])
     }
-    known = wf_params | {"workflow.status", "workflow.name", "workflow.namespace"}
+    known = wf_params | {
+        "workflow.status",
+        "workflow.failures",
+        "workflow.name",
+        "workflow.namespace",
+    }
     main = templates[spec["entrypoint"]]
     tasks = {t["name"]: t for t in main["dag"]["tasks"]}
     for name, task in tasks.items():

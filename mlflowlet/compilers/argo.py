@@ -89,8 +89,8 @@ def render(part: str | Slot, exit_step: StepPlan | None = None) -> str:
     if isinstance(part, str):
         return part
     if part.kind == "param":
-        if exit_step is not None and part.name == "state":
-            return "{{workflow.status}}"
+        if exit_step is not None and part.name in ("state", "failures"):
+            return f"{{{{workflow.{'status' if part.name == 'state' else 'failures'}}}}}"
         if exit_step is not None:
             return f"{{{{workflow.parameters.{exit_step.params[part.name].name}}}}}"
         return f"{{{{inputs.parameters.{part.name}}}}}"

@@ -48,3 +48,10 @@ def final_state(dag: Any, states: dict[str, str]) -> str:
     branch = branch_states(dag, states)
     leaves = [n.name for n in dag.nodes if not dag.downstream(n.name)]
     return "error" if any(branch[leaf] == "error" for leaf in leaves) else "completed"
+
+
+def exit_failures(node: Any, states: dict[str, str]) -> dict[str, Any]:
+    """Return ``{"failures": failed step names, sorted}`` for an exit step that takes it."""
+    if node.spec.param("failures") is None:
+        return {}
+    return {"failures": sorted(n for n, s in states.items() if s in FAILED)}

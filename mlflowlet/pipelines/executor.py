@@ -29,7 +29,7 @@ from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
 from ._inputs import Resolver
 from ._spec import where
-from ._status import status_gate
+from ._status import exit_failures, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
 from .run import PipelineRun, step_states
 
@@ -427,7 +427,7 @@ class LocalExecutor:
             node.step,
             node.spec,
             node.name,
-            {**self.inputs.resolve(node)[0], "state": state},  # on_exit(...) arguments
+            {**self.inputs.resolve(node)[0], "state": state, **exit_failures(node, self.states)},
             {},
             labels,
             self.project,

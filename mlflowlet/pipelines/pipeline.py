@@ -309,7 +309,8 @@ def _exit_step(fn: Callable[..., Any], on_exit: Any, given: tuple[str, ...] = ()
             "an on_exit step receives the pipeline's final state: give it "
             "a parameter named 'state'",
         )
-    required = [p.name for p in spec.params if p.required and p.name not in ("state", *given)]
+    own = ("state", "failures")  # the final state; the failed steps' names (if it has it)
+    required = [p.name for p in spec.params if p.required and p.name not in (*own, *given)]
     if required:
         raise _fail(
             exit_step.fn,
@@ -324,7 +325,9 @@ def on_exit(exit_step: Any, **arguments: Any) -> None:
 
     Called inside a ``@pipeline`` function (as KFP's ``dsl.ExitHandler(exit_op(x=...))``
     or Argo's ``onExit`` with arguments). The step runs whatever the other steps ended in,
-    with ``state`` set to the pipeline's final state (``completed`` or ``error``).
+    with ``state`` set to the pipeline's final state (``completed`` or ``error``) and, when it
+    has a parameter ``failures``, the sorted names of the steps that failed (Argo
+    ``{{workflow.failures}}``; refused on KFP, whose final status names no failed task).
 
     Args:
         exit_step: a ``@step`` (or a function) with a parameter ``state``.
@@ -352,8 +355,9 @@ def on_exit(exit_step: Any, **arguments: Any) -> None:
             f"{site}: on_exit(...) inside `with condition(...)`: the exit step runs whatever "
             "happened; call on_exit outside the block (and test state in the step)"
         )
-    if "state" in arguments:
-        raise PipelineError(f"{site}: on_exit(...) sets 'state' itself; do not pass it")
+    for own in ("state", "failures"):
+        if own in arguments:
+            raise PipelineError(f"{site}: on_exit(...) sets {own!r} itself; do not pass it")
     st = _exit_step(tracer.pipe.fn, exit_step, tuple(arguments))
     bound = tracer._bind(st, (), arguments, site)
     refs = sorted(k for k, v in bound.items() if isinstance(v, (OutputRef, Collected)))

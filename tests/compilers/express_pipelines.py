@@ -171,3 +171,18 @@ def add_one(a: int) -> int:
 def item_field_types():
     """Sub-fields keep their JSON types: an int stays an int, a float is not truncated."""
     add_one.map(items=[{"a": 1}, {"a": 2.5}, {"a": "3"}], a=item["a"])
+
+
+@step
+def report_failures(state: str, failures: list) -> str:
+    print(f"{state}: {failures}")
+    return ",".join(failures)
+
+
+@pipeline(image=IMAGE)
+def exit_failures(fail: bool = True):
+    """An exit step reading the failed steps' names (Argo ``{{workflow.failures}}``)."""
+    risky.with_options(name="first")(fail=fail)
+    risky.with_options(name="second", retries=1)(fail=fail)
+    say(message="fine")
+    on_exit(report_failures)

@@ -351,7 +351,7 @@ PORTS += [
     Port("kfp_task_final_status",
          missing="the final status object (PipelineTaskFinalStatus) given to the exit step"),
     Port("argo_exit_handlers",
-         missing="an exit handler sub-pipeline with status conditions; workflow context"),
+         missing="an exit handler sub-pipeline with status conditions; workflow name and duration"),
     Port("argo_parameter_aggregation",
          missing="mapping over a mapped step's outputs, conditions on the item"),
 ]

@@ -75,6 +75,17 @@ def test_bad_exit_arguments_are_refused(dbdir):
     with pytest.raises(PipelineError, match=r"sets 'state' itself"):
         with_state.run()
 
+    @step
+    def counts(state: str, failures: list) -> int:
+        return len(failures)
+
+    @pipeline
+    def with_failures():
+        on_exit(counts, failures=[])
+
+    with pytest.raises(PipelineError, match=r"sets 'failures' itself"):
+        with_failures.run()
+
     with pytest.raises(PipelineError, match=r"inside a @pipeline function only"):
         on_exit(exit_op, user_input="x")
 
@@ -90,3 +101,18 @@ def test_on_exit_inside_a_condition_block_is_refused(dbdir):
 
     with pytest.raises(PipelineError, match=r"on_exit\(\.\.\.\) inside `with condition"):
         gated.run()
+
+
+def test_an_exit_step_taking_failures_gets_the_failed_steps_names(dbdir):
+    @step
+    def report(state: str, failures: list) -> str:
+        return f"{state}:{failures}"
+
+    @pipeline(on_exit=report)
+    def flaky(fail: bool = True):
+        work.with_options(name="b-step")(fail=fail)
+        work.with_options(name="a-step")(fail=fail)
+        work.with_options(name="ok")()
+
+    assert flaky.run().steps["report"].results["return"] == "error:['a-step', 'b-step']"
+    assert flaky.run(fail=False).steps["report"].results["return"] == "completed:[]"

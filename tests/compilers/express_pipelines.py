@@ -186,3 +186,15 @@ def exit_failures(fail: bool = True):
     risky.with_options(name="second", retries=1)(fail=fail)
     say(message="fine")
     on_exit(report_failures)
+
+
+@step
+def tagged_exit(state: str, tags: list[str], cfg: dict, n: float = 0.0) -> str:
+    return f"{state}|{tags}|{sorted(cfg.items())}|{n!r}"
+
+
+@pipeline(image=IMAGE)
+def exit_typed(tags: list[str] = ["a", "b c"], cfg: dict = {"k": 1}, n: float = 1.0):  # noqa: B006
+    """Typed pipeline parameters (a list, a dict, a float) given to the exit step."""
+    say(message="x")
+    on_exit(tagged_exit, tags=tags, cfg=cfg, n=n)

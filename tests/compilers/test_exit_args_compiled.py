@@ -101,3 +101,15 @@ def test_argo_exit_step_failures_match_the_local_run(fail, want, tmp_path):
     assert report.ok, report.summary()
     (exit_pod,) = [p for p in report.pods if p.node == "report_failures"]
     assert exit_pod.results["return"] == want
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+def test_typed_exit_arguments_keep_their_types(target, tmp_path):
+    params = {"tags": ["x", 'é "q"'], "n": 2.0}
+    want = "completed|['x', 'é \"q\"']|[('k', 1)]|2.0"
+    assert ep.exit_typed.run(**params).steps["tagged_exit"].results["return"] == want
+    report = check(ep.exit_typed, target, params=params, workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    (exit_pod,) = [p for p in report.pods if p.node == "tagged_exit"]
+    assert exit_pod.results["return"] == want

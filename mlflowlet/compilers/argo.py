@@ -55,8 +55,7 @@ ROOT = "/tmp/mlflowlet"
 API_VERSION = "argoproj.io/v1alpha1"
 GPU_RESOURCE = "nvidia.com/gpu"
 CACHE_MAX_AGE = "720h"
-# node.after(x, on=...) as Argo's enhanced depends (a failed pod is Failed, a pod that could not
-# run is Errored; "done" also accepts x skipped by its condition or omitted)
+# node.after(x, on=...) as Argo's depends (a pod that could not run is Errored; "done" any end)
 STATUS_DEPENDS = {
     "success": "{task}.Succeeded",
     "failure": "({task}.Failed || {task}.Errored)",
@@ -252,9 +251,9 @@ def _param_ref(task: str, name: str) -> str:
 def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, list[Any]]:
     """Return the task's ``depends`` and the conditions of skippable collected fan-outs.
 
-    See the module docstring; the conditions are those of a collected mapped step's blocks
-    that the consumer is not inside (its ``when`` adds them, so a fan-out skipped by its
-    condition, not by an empty list, skips the consumer too).
+    See the module docstring; the conditions are those of a collected (or ``on="success"``)
+    mapped step's blocks that the consumer is not inside (its ``when`` adds them, so a fan-out
+    skipped by its condition, not by an empty list, skips the consumer too).
     """
     parts: list[str] = []
     extra: list[Any] = []
@@ -263,12 +262,12 @@ def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, lis
         edges = dag.edges_between(up, node.name)
         kinds = {e.kind for e in edges}
         task = labels[up]
-        on = next((e.on for e in edges if e.on), "")
-        if on:  # node.after(up, on=...): the status itself (no data edge comes with it)
+        on = next((e.on for e in edges if e.on), "")  # node.after(up, on=...): its status
+        if on in ("failure", "done") or (on == "success" and dag.node(up).map is None):
             parts.append(STATUS_DEPENDS[on].format(task=task))
-        elif kinds == {"order"}:
+        elif kinds == {"order"} and not on:
             parts.append(f"({task}.Succeeded || {task}.Skipped || {task}.Omitted)")
-        elif kinds <= {"collect", "order"}:
+        elif kinds <= {"collect", "order"}:  # a fan-out collected or run on='success' after
             parts.append(f"({task}.Succeeded || {task}.Skipped)")
             extra += [b.condition for b in dag.node(up).blocks if b.index not in own]
         else:

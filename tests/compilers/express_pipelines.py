@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mlflowlet.pipelines import collect, item, on_exit, pipeline, step
+from mlflowlet.pipelines import collect, condition, item, on_exit, pipeline, step
 
 IMAGE = "example.com/mlflowlet/steps:1.0"
 
@@ -198,3 +198,26 @@ def exit_typed(tags: list[str] = ["a", "b c"], cfg: dict = {"k": 1}, n: float = 
     """Typed pipeline parameters (a list, a dict, a float) given to the exit step."""
     say(message="x")
     on_exit(tagged_exit, tags=tags, cfg=cfg, n=n)
+
+
+@pipeline(image=IMAGE)
+def map_rescue(fails: list[bool] = [False, True]):  # noqa: B006
+    """A handler of a fan-out's failure (one failed item fails the map)."""
+    m = risky.map(items=fails, item_param="fail")
+    say.with_options(name="rescue")(message="rescued").after(m, on="failure")
+    say.with_options(name="after_all")(message="done").after(m, on="done")
+
+
+@pipeline(image=IMAGE)
+def map_success(fails: list[bool] = []):  # noqa: B006
+    """A step run on a fan-out's success: over no items too (the map completed)."""
+    m = risky.map(items=fails, item_param="fail")
+    say(message="ok").after(m, on="success")
+
+
+@pipeline(image=IMAGE)
+def gated_map_success(fails: list[bool] = [], gate: bool = True):  # noqa: B006
+    """A fan-out in a condition, a step on its success outside: skipped by the condition only."""
+    with condition(gate == True):  # noqa: E712
+        m = risky.map(items=fails, item_param="fail")
+    say(message="ok").after(m, on="success")

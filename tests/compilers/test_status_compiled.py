@@ -74,3 +74,28 @@ def test_check_compares_the_pipelines_final_state(tmp_path):
         assert s.differences() == [] and s.report.status == "Failed"
         s.report.status = "Succeeded"
         assert "pipeline: local run error, compiled run completed (Succeeded)" in s.differences()
+
+
+def test_argo_on_success_of_a_fan_out_accepts_one_over_no_items():
+    tasks = compile(ep.gated_map_success, "argo")["spec"]["templates"][0]["dag"]["tasks"]
+    say = next(t for t in tasks if t["name"] == "say")
+    assert say["depends"] == "(risky.Succeeded || risky.Skipped)"  # Argo skips an empty fan-out
+    assert say["when"] == "{{workflow.parameters.gate}} == true"  # ...and a false condition
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("pipe", "params", "say"), [
+    (ep.map_success, {"fails": []}, "completed"),
+    (ep.map_success, {"fails": [False, True]}, "skipped"),
+    (ep.gated_map_success, {"fails": [], "gate": True}, "completed"),
+    (ep.gated_map_success, {"fails": [False], "gate": False}, "skipped"),
+    (ep.map_rescue, {"fails": [False, True]}, None),
+])
+def test_argo_status_steps_after_a_fan_out_match_the_local_run(pipe, params, say, tmp_path):
+    local = pipe.run(**params)
+    if say is not None:
+        assert local.steps["say"].state == say
+    else:  # one failed item fails the map: the handler runs, the run completes
+        assert local.steps["rescue"].state == "completed" and local.state == "completed"
+    report = check(pipe, "argo", params=params, workdir=str(tmp_path))
+    assert report.ok, report.summary()

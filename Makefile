@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean docs-screens
+.PHONY: install demo test lint bench mutate clean docs-screens
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,5 +36,11 @@ docs-screens: install
 bench: install
 	$(BIN)/python benchmarks/run.py
 
+# Mutation score of the core modules (about 30 min; not part of make test):
+#   make mutate MODULES="naming graph"   (or MODULES="hyper:expand_iterations,_expand_*")
+mutate: install
+	$(BIN)/python -m pip install -q 'mutmut>=3.8,<4'
+	$(BIN)/python scripts/mutate.py $(MODULES)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache examples/mlflowlet.db* examples/artifacts
+	rm -rf $(VENV) .mutate build *.egg-info .pytest_cache examples/mlflowlet.db* examples/artifacts

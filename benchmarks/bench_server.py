@@ -262,10 +262,10 @@ def _postgres_rows() -> list[tuple[str, float, str, str]]:
     """store_run throughput with 4 clients on a server backed by a throwaway PostgreSQL."""
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "db"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     try:
         import psycopg  # noqa: F401
-        from conftest import PostgresCluster, _bindir  # the suite's own throwaway cluster
+        from _postgres import PostgresCluster, _bindir  # the suite's own throwaway cluster
     except ImportError as exc:
         return [(f"server store_run on PostgreSQL: not measured ({exc})", 0.0, "", "report")]
     bindir = _bindir()

@@ -147,7 +147,7 @@ class ArtifactTable(RecordTable):
             ",".join(art["tags"]) if "tags" in art else art.get("tag", ""),
             art.get("uri", ""),
             art.get("size"),
-            (art.get("hash") or "")[:12],
+            (art.get("hash") or "").rsplit(":", 1)[-1][:12],
             (art.get("updated") or "")[:19],
             (art.get("producer") or {}).get("name", ""),
         ]

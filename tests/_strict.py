@@ -24,11 +24,6 @@ ALLOWED_SKIPS: dict[str, str] = {
     r"Run on Kubernetes: a synopsis": "a synopsis with placeholders, not a command",
     r"^not expressible yet: ": "a ported original (examples/ports, PORT.md) needs a construct "
     "mlflowlet lacks (issue #13); the skip names it until #13 adds it",
-    # Interim (issue #19): README commands that the suite's fixtures (SeaweedFS, a background
-    # server, PostgreSQL, a Dask LocalCluster) could run; they leave this list as they are ported.
-    r"Data in S3 and other stores: needs an S3 bucket": "interim, #19: run on SeaweedFS",
-    r"^Server and web UI: ": "interim, #19: run against a background server",
-    r"the Dask block uses a `train` handler": "interim, #19: run on a LocalCluster",
 }
 
 

@@ -2,7 +2,8 @@
 
 The autouse fixture chdirs into ``tmp_path``, points ``MLFLOWLET_DBPATH`` at a fresh directory,
 drops every other ``MLFLOWLET_*`` variable, and resets per-process state (cached DB connections,
-the active run's ``ContextVar`` and the capture sink) before and after each test.
+the active run's ``ContextVar`` and the capture sink) before and after each test. The real
+services several directories share start once per session: ``postgres_cluster`` and ``seaweedfs``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,44 @@ def dbdir(clean_env: Path) -> Path:
     return clean_env
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A running throwaway PostgreSQL cluster for the session (tests/_postgres.py).
+
+    Skips when the binaries or psycopg are missing (strict CI fails such a skip).
+    """
+    pytest.importorskip(
+        "psycopg", reason="psycopg is not installed: pip install 'mlflowlet[postgres]'"
+    )
+    from _postgres import PostgresCluster, _bindir
+
+    bindir = _bindir()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL binaries (initdb, postgres) not found: install Debian's "
+            "'postgresql' package (scripts/test-deps.sh does it for make test)"
+        )
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory):
+    """A running SeaweedFS S3 endpoint for the session (tests/datastore/_seaweedfs.py)."""
+    pytest.importorskip("boto3")
+    sys.path.insert(0, str(Path(__file__).parent / "datastore"))
+    from _seaweedfs import SeaweedFS
+
+    server = SeaweedFS(str(tmp_path_factory.mktemp("seaweedfs")))
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def examples_dir(tmp_path: Path) -> Path:
     """A private copy of the repository's ``examples/`` directory."""
@@ -61,11 +101,20 @@ def examples_dir(tmp_path: Path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Refuse to regenerate golden files in strict CI: that would make them tautologies."""
+    """Refuse to regenerate golden files in strict CI: that would make them tautologies.
+
+    Hypothesis (under schemathesis) keeps its example database in a temporary directory, not in
+    a ``.hypothesis/`` of the checkout: tests write only under temporary directories.
+    """
     if STRICT and os.environ.get("MLFLOWLET_REGENERATE"):
         raise pytest.UsageError(
             "MLFLOWLET_REGENERATE is set under MLFLOWLET_TEST_STRICT: golden files would be "
             "rewritten instead of compared; unset it in CI"
+        )
+    if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = tempfile.mkdtemp(prefix="mlflowlet-hyp-")
+        config.add_cleanup(
+            lambda: shutil.rmtree(os.environ.pop("HYPOTHESIS_STORAGE_DIRECTORY"), True)
         )
 
 

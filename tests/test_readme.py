@@ -3,8 +3,11 @@
 Python blocks run in a fresh ``python -c`` process with cwd = a private copy of ``examples/`` and
 ``MLFLOWLET_DBPATH`` at the test's own directory; shell commands run through ``bash -c`` with the
 venv's ``mlflowlet`` script first on ``PATH``. Each check asserts what the snippet's comments
-promise. Commands needing a cluster, a server, a registry or the network are skipped by name, and
-a README command or block that is neither checked nor skipped fails the suite.
+promise. Commands needing S3, a server or PostgreSQL run against the suite's real ones (SeaweedFS,
+``mlflowlet server``/``serve`` on free 127.0.0.1 ports, the session's PostgreSQL cluster), the Dask
+block on a LocalCluster, ``mlflowlet submit`` against a recording FAKE Argo Server. Only
+``CANNOT_RUN`` (the network, a synopsis) skips, by exact command; a README command or block that
+is neither checked nor listed fails the suite.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +26,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from mlflowlet import get_run_db
 
 README = Path(__file__).parents[1] / "README.md"
 VENV_BIN = Path(sys.executable).parent
@@ -145,11 +151,41 @@ def test_kubernetes_block_dry_run_returns_the_job_manifest(examples_dir: Path):
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
 
 
-def test_dask_block_is_not_self_contained():
+# The README's Dask block calls a `train` handler defined elsewhere; this one is the reader's.
+DASK_HANDLER = """\
+def train(context, lr: float = 0.01):
+    context.log_result("accuracy", round(1 - abs(lr - 0.1), 4))
+"""
+
+DASK_REPORT = """
+import json
+from mlflowlet import get_run_db
+iterations = get_run_db().list_runs(name=run.metadata.name, iter=True)
+print(json.dumps({
+    "state": run.state, "results": run.results, "uid": run.uid,
+    "cluster": sorted(runner.client.scheduler_info()["workers"]),
+    "iterations": [[r["metadata"]["iteration"], r["status"]["state"],
+                    r["metadata"]["labels"].get("kind"),
+                    r["metadata"].get("annotations", {}).get("dask.worker")]
+                   for r in iterations],
+}))
+"""
+
+
+@pytest.mark.timeout(180)
+def test_dask_block_sweeps_on_a_local_cluster(examples_dir: Path):
     (block,) = _blocks("Scale out with Dask", "python")
-    assert "handler=train)" in block and "def train" not in block
-    pytest.skip("the Dask block uses a `train` handler it does not define (covered by "
-                "tests/runtimes/test_dask.py and examples/dask_sweep.py)")
+    assert "handler=train)" in block and "def train" not in block  # the reader brings `train`
+    out = _python(DASK_HANDLER + block + DASK_REPORT, examples_dir).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+
+    assert report["state"] == "completed"
+    assert report["results"] == {"accuracy": 1.0, "best_iteration": 2}  # lr=0.1 is iteration 2
+    assert len(report["cluster"]) == 2  # "a local 2-worker cluster"
+    iterations = sorted(report["iterations"], key=lambda row: row[0])
+    assert [row[:3] for row in iterations] == [
+        [0, "completed", "dask"], [1, "completed", "dask"], [2, "completed", "dask"]]
+    assert all(row[3] in report["cluster"] for row in iterations[1:])  # ran on its workers
 
 
 def test_notebook_block_builds_once_and_dry_runs_the_job(examples_dir: Path, fake_docker):
@@ -263,16 +299,19 @@ def test_command_line_section_commands_do_what_their_comments_say(tmp_path: Path
 
 # --- shell commands elsewhere ------------------------------------------------------------------
 
-SKIPS = [
-    (r"^make ", "creates a .venv and installs from the network"),
-    (r"^pip install", "installs packages from the network"),
-    (r"s3://", "needs an S3 bucket and credentials"),
-    (r"mlflowlet server", "starts a long-running server (or needs PostgreSQL)"),
-    (r"^export MLFLOWLET_DBPATH=http", "points at the server started above"),
-    (r"mlflowlet serve .*--port", "starts a long-running HTTP server"),
-    (r"http://127\.0\.0\.1:8090", "needs the `mlflowlet serve` above running"),
-    (r"\bURL\b|\bIMG\b|\bKEY\b|\bUID\b|\[", "a synopsis with placeholders, not a command"),
-]
+# Commands that cannot run here, by their exact text (a trailing comment aside), with the reason.
+CANNOT_RUN = {
+    "make demo": "creates a .venv and installs from the network",
+    "make test": "creates a .venv and installs from the network",
+    "pip install -e .": "installs packages from the network",
+    "mlflowlet build IMG -r scikit-learn --source . [--push] [--dry-run]":
+        "a synopsis with placeholders, not a command",
+}
+
+
+def _bare(command: str) -> str:
+    """The command without its trailing ``# comment``."""
+    return re.sub(r"\s+#\s.*$", "", command)
 
 
 def _other_commands() -> list[tuple[str, str]]:
@@ -380,12 +419,33 @@ def _check_submit(command: str, cwd: Path) -> None:
     assert images == {"repo/img:tag"}
 
 
-@pytest.mark.parametrize(("section", "command"), _other_commands(), ids=lambda v: v[:70])
+# Commands run against real services by the tests at the end of this file (exact text).
+S3_COMMAND = (
+    "mlflowlet run --name train -i infile.txt=s3://my-bucket/infile.txt -s file=secrets.txt"
+    " --artifact-path s3://my-bucket/runs training.py"
+)
+SERVER_COMMANDS = [
+    "mlflowlet server --db ./",
+    "MLFLOWLET_API_TOKEN=s3cret mlflowlet server --host 0.0.0.0 "
+    "--db postgresql://mlflowlet@db/mlflowlet",
+    "export MLFLOWLET_DBPATH=http://127.0.0.1:8080",
+]
+SERVE_COMMANDS = [
+    "mlflowlet serve examples/handler.py:training --port 8090",
+    "mlflowlet run -p p1=5 http://127.0.0.1:8090",
+]
+ON_SERVICES = {S3_COMMAND, *SERVER_COMMANDS, *SERVE_COMMANDS}
+
+
+def _offline_commands() -> list[tuple[str, str]]:
+    return [(s, c) for s, c in _other_commands() if _bare(c) not in ON_SERVICES]
+
+
+@pytest.mark.parametrize(("section", "command"), _offline_commands(), ids=lambda v: v[:70])
 def test_readme_shell_command_runs_offline(section: str, command: str, tmp_path: Path,
                                           examples_dir: Path, fake_docker):
-    for pattern, reason in SKIPS:
-        if re.search(pattern, command):
-            pytest.skip(f"{section}: {reason}")
+    if _bare(command) in CANNOT_RUN:
+        pytest.skip(f"{section}: {CANNOT_RUN[_bare(command)]}")
     if command.startswith("mlflowlet submit "):
         _check_submit(command, tmp_path if "examples/" in command else examples_dir)
         return
@@ -397,7 +457,132 @@ def test_readme_shell_command_runs_offline(section: str, command: str, tmp_path:
 
 def test_every_offline_check_matches_a_readme_command():
     commands = [c for _, c in _other_commands()]
+    for command in [*CANNOT_RUN, *ON_SERVICES]:
+        assert command in map(_bare, commands), f"{command!r} is no longer in the README"
     assert any(c.startswith("mlflowlet submit ") for c in commands)
     for key in OTHER_CHECKS:
         assert any(c.startswith(key) for c in commands), f"{key!r} is no longer in the README"
 
+
+
+# --- commands run against real services: SeaweedFS, PostgreSQL, servers on 127.0.0.1 ----------
+
+
+def _section_commands(section: str) -> list[str]:
+    return [_bare(c) for name, c in _other_commands() if name == section]
+
+
+def test_s3_command_reads_its_input_and_writes_its_artifacts_on_seaweedfs(
+    examples_dir: Path, dbdir: Path, seaweedfs, monkeypatch: pytest.MonkeyPatch
+):
+    assert _section_commands("Data in S3 and other stores") == [S3_COMMAND]
+    for name in list(os.environ):  # credentials come only from secrets.txt
+        if name.startswith(("AWS_", "S3_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(dbdir / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(dbdir / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    template = re.search(r"^```\n(AWS_ACCESS_KEY_ID=.*?)^```",  # secrets.txt, as documented
+                         _sections()["Data in S3 and other stores"], flags=re.M | re.S)[1]
+    keys = re.findall(r"^#?\s*([A-Z0-9_]+)=", template, flags=re.M)
+    assert set(seaweedfs.secrets) <= set(keys), keys
+    (examples_dir / "secrets.txt").write_text(
+        "".join(f"{k}={seaweedfs.secrets[k]}\n" for k in keys if k in seaweedfs.secrets))
+    client = seaweedfs.client()
+    try:
+        client.create_bucket(Bucket="my-bucket")
+    except client.exceptions.BucketAlreadyOwnedByYou:  # an earlier test of this session
+        pass
+    text = f"written to S3 by {examples_dir}\n"
+    client.put_object(Bucket="my-bucket", Key="infile.txt", Body=text.encode())
+
+    proc = _shell(S3_COMMAND, examples_dir)
+    out = _ok(proc, S3_COMMAND) + proc.stderr
+    assert "run 'train' completed" in out and text.strip() in out  # the S3 object was read
+    uid = _field(out, "uid")
+    run = get_run_db().read_run(uid)
+    targets = {a["key"]: a["target_path"] for a in run["status"]["artifacts"]}
+    assert targets["model.txt"].startswith("s3://my-bucket/runs/"), targets
+    key = targets["model.txt"].removeprefix("s3://my-bucket/")
+    assert client.get_object(Bucket="my-bucket", Key=key)["Body"].read() == b"abc is 123"
+    assert run["spec"]["inputs"]["infile.txt"] == "s3://my-bucket/infile.txt"
+    recorded = b"".join(f.read_bytes() for f in dbdir.rglob("*") if f.is_file())
+    assert seaweedfs.secret_key.encode() not in recorded + out.encode()
+
+
+def _background(command: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start a README command in its own process group (stopped by :func:`_stop`)."""
+    return subprocess.Popen(["bash", "-c", command], cwd=cwd, env={**_env(), **(env or {})},
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_server_commands_share_the_run_db_over_http(tmp_path: Path, examples_dir: Path,
+                                                    dbdir: Path, postgres_cluster):
+    import httpx
+
+    from mlflowlet.db.postgres import PostgresRunDB
+    from mlflowlet.server._uvicorn import free_port, wait_ready
+
+    assert _section_commands("Server and web UI")[:3] == SERVER_COMMANDS
+    embedded, token = free_port(), free_port()
+    team = tmp_path / "team"
+    team.mkdir()
+    pg_url = postgres_cluster.create_database()
+    first = _background(f"{SERVER_COMMANDS[0]} --port {embedded}", team, tmp_path / "s1.log")
+    second = _background(re.sub(r"postgresql://\S+", pg_url, SERVER_COMMANDS[1])
+                         + f" --port {token}", team, tmp_path / "s2.log")
+    try:
+        wait_ready(f"http://127.0.0.1:{embedded}", timeout=60)
+        wait_ready(f"http://127.0.0.1:{token}", timeout=60)
+        # export MLFLOWLET_DBPATH=http://...: the CLI reports to the server, not to a local file
+        export = SERVER_COMMANDS[2].replace(":8080", f":{embedded}")
+        proc = _shell(f"{export}; mlflowlet run examples/handler.py:training -p p1=3", tmp_path)
+        uid = _field(_ok(proc, export), "uid")
+        assert uid in _ok(_shell(f"{export}; mlflowlet get runs", tmp_path), "get runs")
+        listed = httpx.get(f"http://127.0.0.1:{embedded}/api/v1/runs").json()["runs"]
+        assert [r["metadata"]["uid"] for r in listed] == [uid]
+        assert listed[0]["status"]["results"] == {"accuracy": 6, "loss": 7}
+        assert (team / "mlflowlet.db").exists() and not (dbdir / "mlflowlet.db").exists()
+        # the token server on PostgreSQL demands the token
+        url = f"http://127.0.0.1:{token}/api/v1/runs"
+        assert httpx.get(url).status_code == 401
+        assert httpx.get(url, headers={"authorization": "Bearer s3cret"}).status_code == 200
+        proc = _shell(f"MLFLOWLET_API_TOKEN=s3cret MLFLOWLET_DBPATH=http://127.0.0.1:{token}"
+                      " mlflowlet run examples/handler.py:training -p p1=4", tmp_path)
+        stored = PostgresRunDB(pg_url).read_run(_field(_ok(proc, "run on the token server"), "uid"))
+        assert stored["status"]["results"] == {"accuracy": 8, "loss": 10}
+    finally:
+        _stop(first)
+        _stop(second)
+    assert "s3cret" not in (tmp_path / "s2.log").read_text()
+
+
+def test_serve_commands_run_a_handler_behind_http(tmp_path: Path, examples_dir: Path):
+    from mlflowlet.server._uvicorn import free_port, wait_ready
+
+    assert _section_commands("Server and web UI")[3:5] == SERVE_COMMANDS
+    port = free_port()
+    serve = _background(SERVE_COMMANDS[0].replace("8090", str(port)), tmp_path,
+                        tmp_path / "serve.log")
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", timeout=60)
+        command = SERVE_COMMANDS[1].replace("8090", str(port))
+        out = _ok(_shell(command, tmp_path), command)
+    finally:
+        _stop(serve)
+    assert "completed" in out
+    assert _field(out, "accuracy") == "10" and _field(out, "loss") == "13"  # p1=5, p2=2
+    run = get_run_db().read_run(_field(out, "uid"))  # the caller records the run
+    assert run["status"]["results"] == {"accuracy": 10, "loss": 13}
+    assert run["spec"]["params"]["p1"] == 5

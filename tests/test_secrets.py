@@ -188,3 +188,104 @@ def test_mask_stream_keeps_back_only_what_may_start_a_secret():
     assert store.mask_stream("abcdef then x", final=False) == ("*** t", "hen x")
     assert store.mask_stream("tail abc", final=True) == ("tail abc", "")
     assert SecretsStore().mask_stream("no secrets at all") == ("no secrets at all", "")
+
+
+# --- exact behaviour at the edges (each kills a one-line change mutation testing found) --------
+
+
+def test_kind_is_normalised_and_a_non_text_kind_is_refused_by_name():
+    assert SecretsStore().add_source(" Inline ", {"K": "v1"}).get("K") == "v1"
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source(None, {"K": "v1"})
+    assert str(err.value) == "unknown secrets kind None; use one of file, env, inline"
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("file", None)
+    assert str(err.value) == "secrets file '' does not exist (with_secrets('file', path))"
+
+
+def test_from_sources_messages_and_sources_after_a_stored_inline_one(monkeypatch):
+    with pytest.raises(SecretsError) as err:
+        SecretsStore.from_sources([{"kind": "env", "source": "X"}, ["file"]])
+    assert str(err.value) == "secrets source 1 must be a dict with 'kind' and 'source', got list"
+    with pytest.raises(SecretsError, match="secrets source 0 must be a dict"):
+        SecretsStore.from_sources([{"source": "x"}])  # a dict without 'kind'
+    monkeypatch.setenv("MLF_TEST_A", "value-a")
+    store = SecretsStore.from_sources(
+        [{"kind": "inline", "source": None, "keys": ["K"]}, {"kind": "env", "source": "MLF_TEST_A"}]
+    )
+    assert store.get("MLF_TEST_A") == "value-a" and store.missing_keys == ["K"]
+
+
+def test_to_dict_copies_the_key_lists_and_get_returns_the_default():
+    store = SecretsStore().add_source("inline", {"A": "aaa"})
+    described = store.to_dict()
+    described[0]["keys"].append("B")
+    assert store.to_dict() == [{"kind": "inline", "source": None, "keys": ["A"]}]
+    assert store.get("nope", "fallback") == "fallback"
+
+
+def test_mask_leaves_non_text_alone_and_a_source_without_values_masks_nothing():
+    store = SecretsStore().add_source("inline", {"A": "s3cr3t"})
+    assert store.mask(12345) == 12345
+    empty = SecretsStore().add_source("env", "MLF_TEST_MISSING")  # named but unset
+    assert empty.mask_stream("plain text") == ("plain text", "")
+    assert empty.mask("plain text") == "plain text"
+
+
+def test_mask_stream_cut_points_are_exact():
+    store = SecretsStore().add_source("inline", {"A": "s3cr3t"})  # the longest value: 6
+    assert store.mask_stream("s3") == ("", "s3")  # all of it may start the secret
+    assert store.mask_stream("s3cr3t12345") == ("***", "12345")  # the match ends at the cut
+    assert store.mask_stream("ab s3cr3") == ("ab ", "s3cr3")
+
+
+def test_secrets_file_edges_bom_empty_quotes_spaces_and_unreadable(tmp_path):
+    path = tmp_path / "secrets.env"
+    path.write_bytes(b"\xef\xbb\xbfKEY=v1\nEMPTY=\"\"\nONE='\n")
+    store = SecretsStore().add_source("file", str(path))
+    assert sorted(store.keys()) == ["EMPTY", "KEY", "ONE"]
+    assert store.get("EMPTY") == "" and store.get("ONE") == "'"
+    path.write_text("A B=1\n")
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("file", str(path))
+    assert str(err.value) == (
+        f"secrets file {str(path)!r} line 1 is not KEY=VALUE "
+        "(blank lines and lines starting with # are skipped)"
+    )
+    path.write_bytes(b"KEY=\xff\xfe-not-utf8\n")
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("file", str(path))
+    assert str(err.value) == f"cannot read secrets file {str(path)!r} (UnicodeDecodeError)"
+
+
+def test_env_names_are_deduplicated_and_a_bad_source_is_named():
+    store = SecretsStore().add_source("env", "MLF_TEST_A, ,MLF_TEST_A,MLF_TEST_B")
+    assert store.to_dict() == [{"kind": "env", "source": "MLF_TEST_A,MLF_TEST_B"}]
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("env", 42)
+    assert str(err.value) == (
+        "env secrets need variable names, comma separated or a list "
+        "(e.g. with_secrets('env', 'API_KEY,DB_PASSWORD')), got int"
+    )
+
+
+def test_inline_values_become_text_and_bad_inline_sources_are_named():
+    store = SecretsStore().add_source("inline", {"N": 12345, "S": "text"})
+    assert store.get("N") == "12345" and store.get("S") == "text"
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("inline", "{not json")
+    assert str(err.value) == (
+        "inline secrets text is neither JSON nor a Python dict literal "
+        "(e.g. with_secrets('inline', {'API_KEY': '...'}))"
+    )
+    with pytest.raises(SecretsError) as err:
+        SecretsStore().add_source("inline", "[1, 2]")
+    assert str(err.value) == (
+        "inline secrets must be a dict of names to values, got list "
+        "(e.g. with_secrets('inline', {'API_KEY': '...'}))"
+    )
+
+
+def test_repr_lists_the_source_kinds():
+    store = SecretsStore().add_source("inline", {"A": "aaa"}).add_source("env", "MLF_TEST_A")
+    assert repr(store) == "SecretsStore(sources=[inline, env], keys=['A'])"

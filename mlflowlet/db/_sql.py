@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError, NotFoundError, RunDBError
 from ._json import loads
-from .base import parse_label_filters
+from .base import apply_updates, parse_label_filters
 
 SCHEMA_VERSION = 2
 _RUNS_TOP = "CREATE INDEX IF NOT EXISTS runs_top ON runs (iteration, start_time)"
@@ -102,6 +102,7 @@ class Dialect:
     metrics_order: str  # the column that keeps metric rows in logging order
     contains: str  # SQL that is true when ``{}`` contains the ``?`` argument
     table_exists: str  # one row when the table named by ``?`` exists
+    lock_row: str = ""  # appended to a SELECT inside a write transaction to lock its rows
 
     def schema(self) -> list[str]:
         """Return the ``CREATE`` statements of the current schema."""
@@ -141,6 +142,7 @@ POSTGRES = Dialect(
     metrics_order="id",
     contains="strpos({}, ?) > 0",
     table_exists="SELECT 1 FROM pg_tables WHERE schemaname=current_schema() AND tablename=?",
+    lock_row=" FOR UPDATE",  # SQLite needs none: BEGIN IMMEDIATE already holds the write lock
 )
 
 
@@ -315,6 +317,45 @@ def labels_match(have: dict[str, Any], filters: Any) -> bool:
 
 
 # runs and labels --------------------------------------------------------------------------------
+def one_run(
+    read: Callable[[str, list[Any]], list[Any]], uid: str, project: str, it: int, lock: str = ""
+) -> tuple[str, str]:
+    """Return ``(body, project)`` of one stored run, read with ``read(sql, args)``.
+
+    Raises:
+        NotFoundError: no such run (names the uid, the iteration and the project).
+    """
+    sql, args = "SELECT body, project FROM runs WHERE uid=? AND iteration=?", [uid, it]
+    if project:
+        sql += " AND project=?"
+        args.append(project)
+    rows = read(sql + lock, args)
+    if not rows:
+        where = f" in project {project!r}" if project else ""
+        raise NotFoundError(f"run {uid} (iteration {it}) not found{where}")
+    return rows[0][0], rows[0][1]
+
+
+def update_run_in(
+    conn: Any,
+    dialect: Dialect,
+    store: Callable[..., None],
+    updates: dict[str, Any],
+    uid: str,
+    project: str,
+    it: int,
+) -> None:
+    """Apply dotted-key ``updates`` to one run on ``conn``, inside the caller's transaction.
+
+    The run is locked as it is read (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+    already holds the write lock) and written back to the project it is stored in.
+    """
+    body, project = one_run(
+        lambda sql, args: conn.execute(sql, args).fetchall(), uid, project, it, dialect.lock_row
+    )
+    store(conn, apply_updates(loads(body), updates), uid, project, it)
+
+
 def run_row(run: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, str]]:
     """Return a run's indexed column values (in ``RUN_COLUMNS`` order) and its labels."""
     meta, status, spec = run["metadata"], run.get("status", {}), run.get("spec", {})

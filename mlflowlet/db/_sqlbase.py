@@ -26,7 +26,9 @@ from ._sql import (
     del_artifact_rows,
     key_clause,
     labels_match,
+    one_run,
     run_where,
+    update_run_in,
     walk_lineage,
 )
 from ._sqlwrite import (
@@ -66,15 +68,13 @@ class SQLRunDB(RunDB):
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
         """Return a run (see ``RunDB.read_run``; a dead owner's run reads ``error``)."""
-        sql, args = "SELECT body FROM runs WHERE uid=? AND iteration=?", [uid, iter]
-        if project:
-            sql += " AND project=?"
-            args.append(project)
-        rows = self._read(sql, args)
-        if not rows:
-            where = f" in project {project!r}" if project else ""
-            raise NotFoundError(f"run {uid} (iteration {iter}) not found{where}")
-        return settle_one(self, loads(rows[0][0]))
+        return settle_one(self, loads(one_run(self._read, uid, project, iter)[0]))
+
+    def update_run(
+        self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
+    ) -> None:
+        """Apply dotted-key updates to a stored run, read and written in one transaction."""
+        self._transact(update_run_in, self.dialect, self._store_run, updates, uid, project, iter)
 
     def resolve_dead_runs(self) -> list[dict[str, Any]]:
         """See ``RunDB.resolve_dead_runs`` (``db/_dead.py``)."""
@@ -181,7 +181,7 @@ class SQLRunDB(RunDB):
         tree: str,
     ) -> None:
         # a linked (remote) artifact has no hash: its version id then comes from the clock
-        uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
+        uid = uid or artifact.get("uid") or (artifact.get("hash") or "").rsplit(":", 1)[-1][:16]
         uid = uid or str(time.time_ns())
         it = it if it is not None else artifact.get("iteration", 0)
         tree = tree or artifact.get("tree", "")

@@ -106,14 +106,8 @@ class RunDB(ABC):
         self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
     ) -> None:
         """Apply dotted-key updates (``{'status.state': 'error'}``) to a stored run."""
-        run = self.read_run(uid, project, iter)
-        for dotted, value in updates.items():
-            target = run
-            *path, last = dotted.split(".")
-            for part in path:
-                target = target.setdefault(part, {})
-            target[last] = value
-        self.store_run(run, uid, project, iter)
+        run = apply_updates(self.read_run(uid, project, iter), updates)
+        self.store_run(run, uid, project or run.get("metadata", {}).get("project", ""), iter)
 
     # artifacts ------------------------------------------------------------------------------
     @abstractmethod
@@ -342,3 +336,14 @@ def _one_label_filter(item: str) -> tuple[str, str, str | None]:
     if not key.strip():
         raise ConfigError(f"label filter {item!r} has no key; use k=v, k!=v, k~=v or k")
     return op, key.strip(), value
+
+
+def apply_updates(run: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """Return ``run`` with dotted-key ``updates`` (``{'status.state': 'error'}``) applied."""
+    for dotted, value in updates.items():
+        target = run
+        *path, last = dotted.split(".")
+        for part in path:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return run

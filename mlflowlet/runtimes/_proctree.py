@@ -219,15 +219,19 @@ def _signal(pids: set[int], group: int | None, sig: int) -> None:
             pass
 
 
-def terminate(proc: subprocess.Popen | None, cookie: str, grace: float) -> bool:
+def terminate(proc: Any, cookie: str, grace: float, group: int | None = None) -> bool:
     """End a tree: SIGTERM, up to ``grace`` seconds, then SIGKILL; reap ``proc``.
+
+    ``proc`` is a ``subprocess.Popen`` (or a warm worker's forked child), ``group`` the process
+    group to end as well when ``proc`` is no longer running (a forked child's own group).
 
     Returns:
         Whether anything was still running (and so was signalled).
     """
-    group = proc.pid if proc is not None and proc.poll() is None else None
+    running = proc is not None and proc.poll() is None
+    group = proc.pid if running else group
     pids = members(cookie, group)
-    if group is None and not pids:
+    if not running and not pids:
         if proc is not None:
             watchdog.tell("-", proc.pid)
         return False

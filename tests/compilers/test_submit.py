@@ -154,11 +154,15 @@ def test_cli_submit_prints_the_ui_link(capsys):
 def test_argo_server_accepts_the_workflow():
     handle = submit(cp.diamond, "argo", host=INTEGRATION["ARGO_SERVER"],
                     token=INTEGRATION["ARGO_TOKEN"], verify_ssl=False)
-    assert handle.status() in ("", "Pending", "Running", "Succeeded", "Failed", "Error")
+    assert handle.kind == "Workflow" and handle.id.startswith("diamond-")
+    assert handle.url.endswith(f"/{handle.id}")
+    # a GET of the workflow by its name (a 404 raises); its pods cannot pull the example image
+    assert handle.status() in ("", "Pending", "Running", "Failed", "Error")
 
 
 @pytest.mark.integration
 @pytest.mark.skipif(not INTEGRATION["KFP_HOST"], reason="KFP_HOST is not set")
 def test_kfp_accepts_the_pipeline():
     handle = submit(cp.diamond, "kfp", host=INTEGRATION["KFP_HOST"])
-    assert handle.id and "/#/runs/details/" in handle.url
+    assert handle.kind == "run" and handle.id
+    assert handle.url.endswith(f"/#/runs/details/{handle.id}")

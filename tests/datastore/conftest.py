@@ -1,6 +1,6 @@
 """Fixtures for the data store tests: a real S3 endpoint (SeaweedFS) and a clean AWS env.
 
-``seaweedfs`` starts one ``weed server -s3`` per test session (a few seconds) on free ports;
+``seaweedfs`` (tests/conftest.py) starts one ``weed server -s3`` per session on free ports;
 ``s3_bucket`` gives each test a new, empty bucket on it. The autouse ``_no_aws_env`` keeps
 the machine's AWS variables and files out, so credentials come only from what a test gives.
 """
@@ -29,16 +29,6 @@ def _no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("MLFLOWLET_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory):
-    """A running SeaweedFS S3 endpoint for the whole session (SIGKILLed at the end)."""
-    pytest.importorskip("boto3")
-    server = SeaweedFS(str(tmp_path_factory.mktemp("seaweedfs")))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import types
 
 import pytest
 
@@ -24,7 +23,6 @@ from mlflowlet.errors import (
     DataNotFoundError,
     DataStoreError,
     MissingDependencyError,
-    NotFoundError,
     UnknownBackendError,
 )
 
@@ -41,24 +39,17 @@ def _clean(monkeypatch, tmp_path):
     registry._loaded.update(loaded)
 
 
-class FakeRunDB:
-    """The slice of a run DB that store:// references use."""
+@pytest.fixture
+def rundb(dbdir):
+    """The test's real SQLite run DB (the one ``get_run_db()`` opens)."""
+    from mlflowlet.db import get_run_db
 
-    def __init__(self):
-        self.records: dict[tuple[str, str, str], dict] = {}
-        self.calls: list[dict] = []
+    return get_run_db()
 
-    def add(self, project, key, uri, tag="latest", uid="u1", **extra):
-        rec = {"key": key, "project": project, "uri": uri, "uid": uid, "tag": tag, **extra}
-        self.records[(project, key, tag)] = rec
-        return rec
 
-    def read_artifact(self, key, tag="", project="", uid=None, **kw):
-        self.calls.append({"key": key, "tag": tag, "project": project, "uid": uid, **kw})
-        for (p, k, t), rec in self.records.items():
-            if p == project and k == key and (rec["uid"] == uid if uid else t == (tag or "latest")):
-                return rec
-        raise NotFoundError(f"artifact {key} not found")
+def add(db, project, key, uri, tag="", uid="u1", **extra):
+    """Record one artifact version in the run DB (``latest`` moves to it)."""
+    db.store_artifact(key, {"uri": uri, **extra}, uid=uid, tag=tag, project=project)
 
 
 @pytest.fixture
@@ -281,47 +272,50 @@ def test_bad_store_url_is_refused(url):
         parse_store_url(url)
 
 
-def test_store_ref_resolves_through_the_db(tmp_path, infile):
-    db = FakeRunDB()
-    db.add("proj", "data", str(infile), format="txt")
-    item = get_dataitem("store://artifacts/proj/data", key="data", db=db)
+def test_store_ref_resolves_through_the_db(rundb, infile):
+    add(rundb, "other", "data", "/nowhere/other-project.txt")
+    add(rundb, "proj", "data", str(infile), format="txt")
+    item = get_dataitem("store://artifacts/proj/data", key="data", db=rundb)
     assert item.get() == b"hello world"
-    assert item.meta["uri"] == str(infile)
+    assert (item.meta["uri"], item.meta["format"], item.meta["project"]) == (
+        str(infile), "txt", "proj")
+    rundb.del_artifact("data", project="proj")  # resolved once per item: the record is kept
     assert item.local() == str(infile)
-    assert db.calls[0] == {"key": "data", "tag": "latest", "project": "proj", "uid": None}
-    assert len(db.calls) == 1  # resolved once per item
+    assert item.get(size=5) == b"hello"
 
 
-def test_store_ref_by_tag_and_uid(tmp_path):
+def test_store_ref_by_tag_and_uid(tmp_path, rundb):
     v1, v2 = tmp_path / "v1.txt", tmp_path / "v2.txt"
     v1.write_text("one")
     v2.write_text("two")
-    db = FakeRunDB()
-    db.add("p", "k", str(v1), tag="v1", uid="aaa")
-    db.add("p", "k", str(v2), tag="latest", uid="bbb")
+    db = rundb
+    add(db, "p", "k", str(v1), tag="v1", uid="aaa")
+    add(db, "p", "k", str(v2), uid="bbb")
     assert get_dataitem("store://artifacts/p/k:v1", db=db).get() == b"one"
+    assert get_dataitem("store://artifacts/p/k@aaa", db=db).get() == b"one"
     assert get_dataitem("store://artifacts/p/k@bbb", db=db).get() == b"two"
     assert get_dataitem("store://artifacts/p/k", db=db).get() == b"two"
 
 
-def test_store_ref_missing_artifact_names_the_url():
+def test_store_ref_missing_artifact_names_the_url(rundb, infile):
+    add(rundb, "p", "k", str(infile), tag="v1")
     with pytest.raises(
         DataNotFoundError, match=r"input 'm': no artifact 'store://artifacts/p/k:v9'"
     ):
-        DataItem("m", "store://artifacts/p/k:v9", db=FakeRunDB()).get()
+        DataItem("m", "store://artifacts/p/k:v9", db=rundb).get()
 
 
-def test_store_ref_is_read_only(infile):
-    db = FakeRunDB()
-    db.add("p", "k", str(infile))
+def test_store_ref_is_read_only(rundb, infile):
+    db = rundb
+    add(db, "p", "k", str(infile))
     with pytest.raises(DataStoreError, match="read-only"):
         get_store("store://artifacts/p/k", db=db).put("store://artifacts/p/k", b"x")
     assert infile.read_bytes() == b"hello world"
 
 
-def test_dataitem_cannot_write_through_a_store_ref(infile, tmp_path):
-    db = FakeRunDB()
-    db.add("p", "k", str(infile))
+def test_dataitem_cannot_write_through_a_store_ref(rundb, infile, tmp_path):
+    db = rundb
+    add(db, "p", "k", str(infile))
     item = get_dataitem("store://artifacts/p/k", db=db)
     other = tmp_path / "other.txt"
     other.write_text("x")
@@ -335,23 +329,24 @@ def test_dataitem_cannot_write_through_a_store_ref(infile, tmp_path):
     assert infile.read_bytes() == b"hello world"
 
 
-def test_store_ref_through_get_store_delegates(infile):
-    db = FakeRunDB()
-    db.add("p", "k", str(infile))
+def test_store_ref_through_get_store_delegates(rundb, infile):
+    db = rundb
+    add(db, "p", "k", str(infile))
     store = get_store("store://artifacts/p/k", db=db)
     assert store.get("store://artifacts/p/k", size=5) == b"hello"
     assert store.stat("store://artifacts/p/k")["size"] == 11
 
 
-def test_store_ref_without_db_uses_get_run_db(monkeypatch, infile):
-    db = FakeRunDB()
-    db.add("p", "k", str(infile))
-    fake = types.ModuleType("mlflowlet.db")
-    fake.get_run_db = lambda: db
-    with monkeypatch.context() as patch:  # undone before the shared fixture resets mlflowlet.db
-        patch.setitem(sys.modules, "mlflowlet.db", fake)
-        assert get_dataitem("store://artifacts/p/k").get() == b"hello world"
-    assert db.calls
+def test_store_ref_without_db_uses_get_run_db(tmp_path, monkeypatch, infile):
+    from mlflowlet.db import get_run_db
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    add(get_run_db(str(elsewhere)), "p", "k", str(infile))
+    with pytest.raises(DataNotFoundError):  # not in the DB MLFLOWLET_DBPATH names
+        get_dataitem("store://artifacts/p/k").get()
+    monkeypatch.setenv("MLFLOWLET_DBPATH", str(elsewhere))
+    assert get_dataitem("store://artifacts/p/k").get() == b"hello world"
 
 
 def test_known_artifact_record_needs_no_db(infile):
@@ -361,13 +356,12 @@ def test_known_artifact_record_needs_no_db(infile):
     assert item.meta == record
 
 
-def test_store_ref_as_df_uses_the_record_format(tmp_path):
+def test_store_ref_as_df_uses_the_record_format(tmp_path, rundb):
     pytest.importorskip("pandas")
     path = tmp_path / "blob"
     path.write_text(json.dumps([{"a": 1}, {"a": 2}]))
-    db = FakeRunDB()
-    db.add("p", "rows", str(path), format="json")
-    df = get_dataitem("store://artifacts/p/rows", db=db).as_df()
+    add(rundb, "p", "rows", str(path), format="json")
+    df = get_dataitem("store://artifacts/p/rows", db=rundb).as_df()
     assert df["a"].tolist() == [1, 2]
 
 

@@ -103,6 +103,17 @@ def test_update_run_sets_dotted_keys(rundb):
     assert (got["status"]["state"], got["status"]["error"]) == ("error", "boom")
 
 
+def test_update_run_without_a_project_updates_the_run_where_it_is(rundb):
+    store(rundb, make_run("u1", state="running", labels={"team": "a"}))
+    rundb.update_run({"status.state": "completed", "metadata.labels.team": "b"}, "u1")
+    (only,) = rundb.list_runs(uid="u1")  # updated in project 'p', not copied into project ''
+    assert (only["metadata"]["project"], only["status"]["state"]) == ("p", "completed")
+    assert [r["metadata"]["uid"] for r in rundb.list_runs(labels="team=b")] == ["u1"]
+    assert rundb.list_runs(labels="team=a") == []
+    with pytest.raises(NotFoundError, match="run nope .iteration 0. not found in project 'p'"):
+        rundb.update_run({"status.state": "error"}, "nope", "p")
+
+
 def test_list_runs_filters_by_name_project_state_and_labels(rundb):
     store(rundb, make_run("a", name="train", labels={"team": "x", "size": "large"}))
     store(rundb, make_run("b", name="train", state="error", labels={"team": "y"}))

@@ -1,4 +1,4 @@
-"""The PostgreSQL run DB beyond the shared contract: opening by URL, several writing processes,
+"""The PostgreSQL run DB beyond the shared contract: opening by URL,
 deadlock retries, fork safety, bad URLs and unreachable servers, the UI paging query, and
 ``mlflowlet server --db postgresql://...``.
 
@@ -7,7 +7,6 @@ The cluster comes from ``tests/db/conftest.py`` (skips where PostgreSQL is not i
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import socket
 import subprocess
@@ -20,8 +19,6 @@ from mlflowlet import get_run_db
 from mlflowlet.errors import MissingDependencyError, RunDBError
 
 psycopg = pytest.importorskip("psycopg")
-
-WRITERS, RUNS_EACH = 4, 60
 
 
 def _run(uid: str, state: str = "completed", labels: dict | None = None, name: str = "train",
@@ -112,60 +109,8 @@ def test_missing_database_is_named_and_the_password_never_shows(postgres_cluster
 
 
 # concurrency ------------------------------------------------------------------------------------
-def _writer(url: str, worker: int, barrier, errors) -> None:
-    try:
-        from mlflowlet.db.postgres import PostgresRunDB
-
-        barrier.wait(timeout=60)
-        db = PostgresRunDB(url)  # every writer opens the brand-new DB at once: one schema
-        for i in range(RUNS_EACH):
-            uid = f"w{worker}-{i}"
-            db.commit_run(_run(uid, "running", {"writer": worker}))
-            db.commit_run(
-                _run(uid, "completed", {"writer": worker, "i": i}),
-                [{"key": "shared-model", "uid": uid, "hash": uid},
-                 {"key": f"own-{worker}", "uid": uid, "hash": uid}],
-                [("loss", i, 1.0 / (i + 1), float(i))], f"{uid}\n".encode(),
-            )
-            db.store_log("shared-log", "p", f"{uid}\n".encode())
-            db.store_run(_run("common", labels={"last": uid, f"seen-{worker}": "y"}), "common",
-                         "p")
-        db.close()
-    except BaseException as exc:  # reported to the parent, which fails the test with it
-        errors.put(f"writer {worker}: {type(exc).__name__}: {exc}")
-
-
-def test_several_processes_writing_at_once_lose_nothing(postgres_url):
-    ctx = multiprocessing.get_context("spawn")
-    barrier, errors = ctx.Barrier(WRITERS), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(postgres_url, w, barrier, errors))
-             for w in range(WRITERS)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-    assert errors.empty(), errors.get()
-    assert [proc.exitcode for proc in procs] == [0] * WRITERS
-
-    db = get_run_db(postgres_url)
-    runs = db.list_runs(project="p")
-    assert len(runs) == WRITERS * RUNS_EACH + 1
-    for w in range(WRITERS):
-        mine = db.list_runs(labels={"writer": str(w)})
-        assert len(mine) == RUNS_EACH and {r["status"]["state"] for r in mine} == {"completed"}
-        assert len(db.list_artifacts(name=f"own-{w}", tag="*")) == RUNS_EACH
-    assert len(db.list_artifacts(name="shared-model", tag="*")) == WRITERS * RUNS_EACH
-    assert len(db.list_artifacts(name="shared-model")) == 1  # one 'latest'
-    lines = db.get_log("shared-log", "p").decode().splitlines()
-    assert sorted(lines) == sorted(f"w{w}-{i}" for w in range(WRITERS) for i in range(RUNS_EACH))
-    assert [m["step"] for m in db.get_metrics("w2-0")] == [0]
-    # the label side table agrees with the body of the run every writer overwrote
-    common = db.read_run("common", "p")["metadata"]["labels"]
-    assert len(db.list_runs(labels=[f"last={common['last']}"] + list(common))) == 1
-    assert db._read("SELECT count(*) FROM run_labels l JOIN runs r ON r.id=l.run_id"
-                    " WHERE r.uid='common'") == [(len(common),)]
-
-
+# Several processes writing at once (shared artifact keys, log and run): tests/db/test_writers.py,
+# one contract for SQLite, PostgreSQL and the HTTP server.
 def test_a_transaction_that_loses_a_deadlock_is_retried(postgres_rundb):
     db = postgres_rundb
     for uid in ("a", "b"):

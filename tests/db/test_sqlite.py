@@ -1,5 +1,6 @@
 """The embedded SQLite run DB: runs, filters, artifacts, logs, metrics, lineage, bad files,
-and several processes writing at once."""
+and several processes writing at once through the runtime (tests/db/test_writers.py has the
+shared-key, shared-log, shared-run writer contract of every backend)."""
 
 from __future__ import annotations
 

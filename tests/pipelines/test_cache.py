@@ -189,3 +189,84 @@ def test_changed_fan_out_items_or_settings_miss_the_cache(dbdir):
     assert "cached_from" in _fan([0.1, 0.2]).run(cache=True).steps["scored"].metadata.labels
     for changed in (_fan([0.1, 0.3]), _fan([0.1, 0.2], parallel=1)):
         assert "cached_from" not in changed.run(cache=True).steps["scored"].metadata.labels
+
+
+# --- the key's format, the lookup and the hit record, exactly ------------------------------------
+
+
+def test_cache_key_is_the_sha256_of_its_documented_fields():
+    # Keys are stored with runs: a new release must compute the same key for the same step,
+    # or every cache silently misses after an upgrade.
+    import hashlib
+    import json
+
+    params, hashes, extra = {"b": 2, "a": [1, "x"]}, {"data": "h1"}, {"strategy": "list"}
+    body = {"code": "c0de", "handler": total.spec.handler, "outputs": list(total.spec.outputs),
+            "params": params, "inputs": hashes, "extra": extra}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    expected = hashlib.sha256(text.encode()).hexdigest()
+    assert cache.cache_key(total.fn, total.spec, params, hashes, extra, code="c0de") == expected
+    reordered = {"a": [1, "x"], "b": 2}
+    assert cache.cache_key(total.fn, total.spec, reordered, hashes, extra, code="c0de") == expected
+
+
+def test_cache_key_of_values_json_cannot_hold_uses_their_repr():
+    import datetime
+
+    first = cache.cache_key(total.fn, total.spec, {"d": datetime.date(2024, 1, 1)}, {})
+    second = cache.cache_key(total.fn, total.spec, {"d": datetime.date(2024, 1, 2)}, {})
+    assert len(first) == 64 and first != second
+
+
+def _original(uid, project="p", state="completed", key="k1", start="2024-01-01T00:00:00+00:00"):
+    return {
+        "metadata": {"uid": uid, "name": "orig", "project": project, "iteration": 0,
+                     "labels": {"framework": "sk", cache.CACHE_LABEL: key}},
+        "spec": {"params": {"x": 1}},
+        "status": {"state": state, "start_time": start, "results": {"r": uid}},
+    }
+
+
+def test_find_cached_returns_the_newest_completed_run_of_the_project_only(dbdir):
+    db = get_run_db()
+    for uid, project, state, start in (
+        ("old", "p", "completed", "2024-01-01T00:00:00+00:00"),
+        ("new", "p", "completed", "2024-02-01T00:00:00+00:00"),
+        ("failed", "p", "error", "2024-03-01T00:00:00+00:00"),
+        ("other", "q", "completed", "2024-04-01T00:00:00+00:00"),
+    ):
+        db.store_run(_original(uid, project, state, start=start), uid, project, 0)
+    assert cache.find_cached(db, "k1", "p")["metadata"]["uid"] == "new"
+    assert cache.find_cached(db, "k1", "q")["metadata"]["uid"] == "other"
+    assert cache.find_cached(db, "k2", "p") is None
+
+
+def test_record_hit_stores_a_run_of_its_own_with_the_originals_results(dbdir):
+    db = get_run_db()
+    original = _original("orig-uid")
+    original["metadata"]["iteration"] = 3
+    original["status"].update(end_time="2024-01-01T00:01:00+00:00", error="an old message")
+    run = cache.record_hit(db, original, "hit", {"step": "s"}, "parent-uid", "pipe-uid",
+                           {"x": 2}, {"data": "store://x"})
+    stored = db.read_run(run.uid)
+    meta, spec, status = stored["metadata"], stored["spec"], stored["status"]
+    assert run.uid != "orig-uid" and (meta["name"], meta["iteration"]) == ("hit", 0)
+    assert meta["labels"] == {"framework": "sk", cache.CACHE_LABEL: "k1", "step": "s",
+                              cache.CACHED_FROM: "orig-uid"}
+    assert (spec["parent_uid"], spec["pipeline_uid"]) == ("parent-uid", "pipe-uid")
+    assert (spec["params"], spec["inputs"]) == ({"x": 2}, {"data": "store://x"})
+    assert status["state"] == "completed" and status["error"] == ""
+    assert status["results"] == {"r": "orig-uid"}
+    assert status["start_time"] == status["end_time"] == status["last_update"]
+    assert status["start_time"] > "2024-01-01T00:01:00+00:00"
+    assert [r["metadata"]["uid"] for r in db.list_runs(project="p", name="hit")] == [run.uid]
+    assert original["metadata"]["uid"] == "orig-uid"  # the original dict is left alone
+    hit_of_hit = cache.record_hit(db, stored, "again", {}, "p2", "p2", {}, {})
+    assert hit_of_hit.metadata.labels[cache.CACHED_FROM] == "orig-uid"
+
+
+def test_hit_run_fills_in_a_record_without_spec_or_status():
+    data = {"metadata": {"uid": "u0", "name": "n", "project": "p"}}
+    run, stored = cache.hit_run(data, "hit", {}, "parent", "pipe", {"a": 1}, {})
+    assert stored["spec"]["params"] == {"a": 1} and stored["status"]["state"] == "completed"
+    assert run.metadata.labels == {cache.CACHED_FROM: "u0"}

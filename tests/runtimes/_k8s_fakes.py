@@ -1,16 +1,23 @@
-"""Recorded-response fakes of the Kubernetes API objects the job runtimes call (no cluster here).
+"""Fakes of the Kubernetes API the job runtimes call, answering with *synthesised* responses.
 
-``FakeBatchV1Api`` / ``FakeCoreV1Api`` / ``FakeCustomObjectsApi`` answer with real ``kubernetes``
-model objects, deserialized by the client itself from API-shaped JSON (as it does with a server's
-answers). A ``FakeCluster`` holds what they share: created objects, and the pod "frames" each
-``list_namespaced_pod`` call returns in turn. With ``kubelet=True`` the cluster runs each pod's
-container command for real (a local subprocess with the pod's environment, secretKeyRefs resolved
-from the created Secret, ``JOB_COMPLETION_INDEX`` for Indexed Jobs) and serves its output as the
-pod log.
+No Kubernetes API server can run on these machines, so these are fakes (named ``Fake*``) and their
+answers are synthesised, not recorded from a cluster. Every answer is built from the official
+``kubernetes`` client models (``V1Pod``, ``V1Job``, ``V1JobCondition``, ``CoreV1Event``, ...), whose
+constructors enforce the API's required fields, serialised with
+``ApiClient().sanitize_for_serialization`` into the API's JSON shape, and handed to the runtime as
+the client hands over a server's answer (``ApiClient().deserialize``). :func:`model` refuses JSON
+with a field the API type does not have, so a hand-written dict cannot drift from the real shape.
+
+``FakeBatchV1Api`` / ``FakeCoreV1Api`` / ``FakeCustomObjectsApi`` share a ``FakeCluster``: the
+created objects, and the pod "frames" each ``list_namespaced_pod`` call returns in turn. With
+``kubelet=True`` the cluster runs each pod's container command for real (a local subprocess with
+the pod's environment, secretKeyRefs resolved from the created Secret, ``JOB_COMPLETION_INDEX`` for
+Indexed Jobs) and serves its output as the pod log.
 """
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import os
@@ -18,6 +25,7 @@ import subprocess
 import sys
 
 import urllib3
+from kubernetes import client as k8s
 from kubernetes.client import ApiClient
 
 
@@ -26,25 +34,63 @@ class _Answer:
         self.data = json.dumps(data)
 
 
+def serialise(obj) -> dict:
+    """Return a kubernetes model object as the API's JSON (camelCase keys, no unset fields)."""
+    return ApiClient().sanitize_for_serialization(obj)
+
+
+def _dropped(sent, kept, path="") -> list[str]:
+    """The paths of keys in ``sent`` that did not survive the model round trip."""
+    if isinstance(sent, dict) and isinstance(kept, dict):
+        return [p for key, value in sent.items() if value is not None
+                for p in ([f"{path}.{key}"] if key not in kept
+                          else _dropped(value, kept[key], f"{path}.{key}"))]
+    if isinstance(sent, list) and isinstance(kept, list):
+        pairs = enumerate(zip(sent, kept, strict=False))
+        return [p for i, (a, b) in pairs for p in _dropped(a, b, f"{path}[{i}]")]
+    return []
+
+
 def model(data, type_name):
-    """Deserialize API JSON into a kubernetes model, exactly as the client does."""
-    return ApiClient().deserialize(_Answer(data), type_name)
+    """Deserialise API JSON into a kubernetes model exactly as the client does.
+
+    Raises:
+        ValueError: ``data`` has a field that ``type_name`` (or a nested type) does not have, or
+            lacks a field the API requires: the synthesised answer is not the real API's shape.
+    """
+    obj = ApiClient().deserialize(_Answer(data), type_name)
+    dropped = _dropped(data, serialise(obj))
+    if dropped:
+        raise ValueError(f"synthesised {type_name} has fields the API does not: {dropped}")
+    return obj
+
+
+def job_condition(type_, status="True", reason=""):
+    """A Job condition (``Complete`` / ``Failed``) as the API returns it."""
+    return serialise(k8s.V1JobCondition(type=type_, status=status, reason=reason or None))
 
 
 def pod_json(name, phase, index=None, waiting=None, terminated=None, job="job",
              container="main"):
-    """A pod as the API returns it; ``waiting``/``terminated`` are container state dicts."""
-    state = {}
-    if waiting:
-        state["waiting"] = waiting
-    if terminated:
-        state["terminated"] = terminated
+    """A pod of Job ``job`` as the API returns it.
+
+    ``waiting`` / ``terminated`` are container state JSON (``{"exitCode": 137, "reason": ...}``),
+    checked against ``V1ContainerStateWaiting`` / ``V1ContainerStateTerminated``.
+    """
     annotations = {} if index is None else {"batch.kubernetes.io/job-completion-index": str(index)}
-    statuses = [{"name": container, "image": "repo/img:tag", "imageID": "", "ready": False,
-                 "restartCount": 0, "state": state}] if state else []
-    return {"metadata": {"name": name, "namespace": "default", "annotations": annotations,
-                         "labels": {"job-name": job}},
-            "status": {"phase": phase, "containerStatuses": statuses}}
+    statuses = []
+    if waiting or terminated:
+        state = k8s.V1ContainerState(
+            waiting=model(waiting, "V1ContainerStateWaiting") if waiting else None,
+            terminated=model(terminated, "V1ContainerStateTerminated") if terminated else None)
+        statuses = [k8s.V1ContainerStatus(name=container, image="repo/img:tag", image_id="",
+                                          ready=False, restart_count=0, state=state)]
+    pod = k8s.V1Pod(
+        api_version="v1", kind="Pod",
+        metadata=k8s.V1ObjectMeta(name=name, namespace="default", annotations=annotations,
+                                  labels={"job-name": job}),
+        status=k8s.V1PodStatus(phase=phase, container_statuses=statuses))
+    return serialise(pod)
 
 
 class FakeCluster:
@@ -52,7 +98,8 @@ class FakeCluster:
                  logs=None):
         self.workdir, self.kubelet = workdir, kubelet
         self.frames = list(frames or [[]])
-        self.final = final  # the Job condition shown once the last frame was listed
+        # the Job condition shown once the last frame was listed (checked against V1JobCondition)
+        self.final = None if final is None else serialise(model(final, "V1JobCondition"))
         self.events = list(events)
         self.logs = dict(logs or {})
         self.tick = 0
@@ -80,8 +127,8 @@ class FakeCluster:
             running.append(pod_json(name, "Running", idx, job=job_name))
             done.append(pod_json(name, phase, idx, terminated=term, job=job_name))
         self.frames = [pending, running, done]
-        self.final = {"type": "Complete" if ok else "Failed", "status": "True",
-                      "reason": "" if ok else "FailedIndexes"}
+        self.final = job_condition("Complete" if ok else "Failed",
+                                   reason="" if ok else "FailedIndexes")
 
     def _env(self, container):
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
@@ -185,5 +232,9 @@ class FakeCustomObjectsApi:
 
 
 def event(name, reason, message, stamp="2024-01-01T00:00:00Z"):
-    return {"metadata": {"name": f"{name}.1"}, "involvedObject": {"name": name, "kind": "Pod"},
-            "reason": reason, "message": message, "lastTimestamp": stamp}
+    """An event about pod ``name`` as the API returns it."""
+    return serialise(k8s.CoreV1Event(
+        metadata=k8s.V1ObjectMeta(name=f"{name}.1"),
+        involved_object=k8s.V1ObjectReference(name=name, kind="Pod"),
+        reason=reason, message=message,
+        last_timestamp=datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))))

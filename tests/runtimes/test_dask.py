@@ -134,8 +134,11 @@ def test_sweep_of_100_iterations_selects_the_best(runner, cluster):
                 if r["metadata"]["iteration"]]
     assert len(children) == 100
     assert {r["status"]["state"] for r in children} == {"completed"}
+    # every iteration ran in a worker process of the cluster (how the scheduler spread them
+    # over the workers is its choice, not a property of the runtime)
     workers = {r["metadata"]["annotations"]["dask.worker"] for r in children}
-    assert workers == set(cluster.scheduler.workers)  # iterations spread over both workers
+    assert workers and workers <= set(cluster.scheduler.workers)
+    assert os.getpid() not in {r["status"]["results"]["pid"] for r in children}
 
 
 def test_raising_handler_keeps_the_worker_traceback(runner):

@@ -1,4 +1,4 @@
-"""Kubernetes sweeps under faults, against the recorded-response fakes of ``_k8s_fakes``.
+"""Kubernetes sweeps under faults, against the synthesised-response fakes of ``_k8s_fakes``.
 
 Aborting a sweep's parent deletes its Indexed Job (and the sweep ends ``aborted``); a stop
 condition met by a finished iteration deletes the Job's remaining pods.

@@ -1,6 +1,7 @@
 """The web UI in a real headless Chromium (Debian's, driven by Playwright; no browser download).
 
-Screenshots go to ``test-output/`` at the repository root; ``make docs-screens`` makes docs/'s.
+Screenshots go to pytest's temporary directory (``screenshots0/`` under its basetemp), never into
+the checkout; ``make docs-screens`` makes docs/'s.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from mlflowlet.model import RunObject
 
 pytest.importorskip("fastapi")
 CSP_ERRORS: list[str] = []
-REPO = Path(__file__).resolve().parents[2]
-OUT = REPO / "test-output"
+OUT = Path()  # the module's screenshot directory, set by the ``ui`` fixture
 LONG_URI = "s3://bucket/" + "very-long-folder-name/" * 8 + "data.csv"
 
 
@@ -96,7 +96,8 @@ def ui(tmp_path_factory):
     db = SQLiteRunDB(str(base / "ui.db"))
     _populate(db, root)
     app = create_app(db, token="ui-token", artifact_root=str(root))
-    OUT.mkdir(exist_ok=True)
+    global OUT
+    OUT = tmp_path_factory.mktemp("screenshots")  # tests write only under temporary directories
     with ThreadedServer(app) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})

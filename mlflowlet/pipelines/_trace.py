@@ -13,11 +13,15 @@ import os
 import sys
 from contextvars import ContextVar
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._coerce import EMPTY, coerce, json_value
 from ..errors import ParameterError, PipelineError
 from .refs import Collected, Condition, ConditionBlock, Operand, OutputRef, PipelineParam
+
+if TYPE_CHECKING:
+    from .graph import Node
+    from .pipeline import Pipeline
 
 _tracer: ContextVar[Tracer | None] = ContextVar("mlflowlet_pipeline_tracer", default=None)
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -111,9 +115,9 @@ class NodeHandle:
 class Tracer:
     """Collects the nodes while a pipeline function runs with placeholders."""
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: Pipeline) -> None:
         self.pipe = pipe
-        self.nodes: list[Any] = []
+        self.nodes: list[Node] = []
         self.names: set[str] = set()
         self.counts: dict[str, int] = {}
         self.blocks: list[ConditionBlock] = []  # the open `with condition(...)` blocks

@@ -13,15 +13,11 @@ import os
 import sys
 from contextvars import ContextVar
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._coerce import EMPTY, coerce, json_value
 from ..errors import ParameterError, PipelineError
 from .refs import Collected, Condition, ConditionBlock, Operand, OutputRef, PipelineParam
-
-if TYPE_CHECKING:
-    from .graph import Node
-    from .pipeline import Pipeline
 
 _tracer: ContextVar[Tracer | None] = ContextVar("mlflowlet_pipeline_tracer", default=None)
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -115,9 +111,9 @@ class NodeHandle:
 class Tracer:
     """Collects the nodes while a pipeline function runs with placeholders."""
 
-    def __init__(self, pipe: Pipeline) -> None:
+    def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
-        self.nodes: list[Node] = []
+        self.nodes: list[Any] = []
         self.names: set[str] = set()
         self.counts: dict[str, int] = {}
         self.blocks: list[ConditionBlock] = []  # the open `with condition(...)` blocks

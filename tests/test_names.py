@@ -18,8 +18,9 @@ def _tree(root) -> set[str]:
     return {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
 
 
-@pytest.mark.parametrize("name", [*HOSTILE, "Upper", "under_score", "-lead", "trail-", "", "a" * 64,
-                                  "spa ce", "dot.ted"])
+@pytest.mark.parametrize(
+    "name", [*HOSTILE, "Upper", "under_score", "-lead", "trail-", "", "a" * 64, "spa ce", "dot.ted"]
+)
 def test_a_project_name_must_be_a_dns1123_label(name):
     with pytest.raises(InvalidNameError) as info:
         check_project(name)
@@ -98,3 +99,21 @@ def test_path_traversal_error_still_names_the_path():
         from mlflowlet.artifacts import validate_key
 
         validate_key("a/b")
+
+
+@pytest.mark.parametrize("key", ["k~", "k!", "k=a", " k", "k ", "", "a\nb"])
+def test_a_label_key_no_filter_could_select_exactly_is_refused_everywhere(key):
+    # `del runs -l 'k~=v'` means "k contains v": a label `k~` set to `v` would be unreachable
+    # (and the filter would select other runs), so such keys never reach the DB
+    with get_or_create_ctx("kept") as ctx:
+        ctx.set_label("k", "=v")  # a value may hold any filter operator
+        with pytest.raises(InvalidNameError, match="label key"):
+            ctx.set_label(key, "v")
+    with pytest.raises(InvalidNameError, match="label key"):
+        new_runner().run(handler=lambda context: 1, labels={key: "v"})
+    with pytest.raises(InvalidNameError, match="label key"):
+        new_task().set_label(key, "v")
+    with pytest.raises(InvalidNameError, match="label key"):
+        get_or_create_ctx("n", spec={"metadata": {"name": "n", "labels": {key: "v"}}})
+    runs = get_run_db().list_runs(iter=True)
+    assert [run["metadata"]["labels"] for run in runs] == [{"k": "=v"}]

@@ -8,7 +8,7 @@ import pytest
 
 from mlflowlet import Context, get_or_create_ctx, get_run_db, new_runner, new_task
 from mlflowlet._names import check_project, check_run_name
-from mlflowlet.errors import ConfigError, InvalidNameError, PathTraversalError
+from mlflowlet.errors import ArtifactError, ConfigError, InvalidNameError, PathTraversalError
 from mlflowlet.model import RunObject
 
 HOSTILE = ["../../x", "a/b", "a\\b", "a\x00b", "\x1b[31mred", "..", "."]
@@ -117,3 +117,16 @@ def test_a_label_key_no_filter_could_select_exactly_is_refused_everywhere(key):
         get_or_create_ctx("n", spec={"metadata": {"name": "n", "labels": {key: "v"}}})
     runs = get_run_db().list_runs(iter=True)
     assert [run["metadata"]["labels"] for run in runs] == [{"k": "=v"}]
+
+
+@pytest.mark.parametrize("where", ["key", "target_path"])
+def test_a_name_too_long_for_a_file_is_refused_naming_the_limit(tmp_path, where):
+    # a 250-byte key used to surface as a raw OSError (ENAMETOOLONG) from the temporary file
+    name = "é" * 123 + ".txt"  # 250 UTF-8 bytes in 127 characters
+    kw = {"key": name} if where == "key" else {"key": "m.txt", "target_path": f"sub/{name}"}
+    with get_or_create_ctx("long") as ctx:
+        with pytest.raises(ArtifactError, match=r"is 250 bytes long.*at most 200") as info:
+            ctx.log_artifact(kw.pop("key"), body=b"x", **kw)
+        assert "\n" not in str(info.value)
+        ctx.log_artifact("e" * 196 + ".txt", body=b"fits")  # 200 bytes: still a file name
+    assert ctx._run.status.artifacts[0]["size"] == 4

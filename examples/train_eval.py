@@ -20,7 +20,7 @@ import random
 from mlflowlet import DataItem, pipeline, step
 
 
-@step(outputs=["dataset"])
+@step(outputs={"dataset": "dataset"})
 def prep(context, rows: int = 200, seed: int = 7) -> None:
     """Make a noisy one-feature binary classification set."""
     import pandas as pd
@@ -42,7 +42,7 @@ def _accuracy(w: float, b: float, xs: list, ys: list, threshold: float = 0.5) ->
     return hits / max(1, len(xs))
 
 
-@step(outputs=["model"], retries=1)
+@step(outputs={"model": "model"}, retries=1)
 def train(context, dataset: DataItem, lr: float = 0.1, epochs: int = 60) -> None:
     """Fit a logistic regression by gradient descent."""
     df = dataset.as_df()

@@ -24,10 +24,12 @@ _LAZY: dict[str, str] = {
     "condition": "mlflowlet.pipelines.refs",
     "get_or_create_ctx": "mlflowlet.context",
     "get_run_db": "mlflowlet.db",
+    "item": "mlflowlet.pipelines._items",
     "mlrun_op": "mlflowlet.kfp",
     "new_function": "mlflowlet.runtimes",
     "new_runner": "mlflowlet.runtimes",
     "new_task": "mlflowlet.model",
+    "on_exit": "mlflowlet.pipelines.pipeline",
     "pipeline": "mlflowlet.pipelines.pipeline",
     "step": "mlflowlet.pipelines.step",
 }
@@ -47,10 +49,12 @@ __all__ = [
     "condition",
     "get_or_create_ctx",
     "get_run_db",
+    "item",
     "mlrun_op",
     "new_function",
     "new_runner",
     "new_task",
+    "on_exit",
     "pipeline",
     "step",
 ]
@@ -72,7 +76,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .db import get_run_db
     from .kfp import mlrun_op
     from .model import NewRun, NewTask, RunObject, RunTemplate, new_task
-    from .pipelines.pipeline import pipeline
+    from .pipelines._items import item
+    from .pipelines.pipeline import on_exit, pipeline
     from .pipelines.refs import collect, condition
     from .pipelines.step import step
     from .runtimes import new_function, new_runner

@@ -99,6 +99,19 @@ class _ArtifactLogging:
             arts.append(link)
             self._pending_artifacts.append(link)
 
+    def _link_records(self, records: list[dict[str, Any]]) -> None:
+        """List artifact versions of other runs as this run's own (a pipeline's outputs).
+
+        Each record keeps its location, hash, version uid and producer (no bytes copied), under
+        the key given; it is stored with this run's next commit.
+        """
+        arts = self._run.status.artifacts
+        for rec in records:
+            link = dict(rec, iteration=self._run.metadata.iteration)
+            arts[:] = [a for a in arts if a.get("key") != link["key"]]
+            arts.append(link)
+            self._pending_artifacts.append(link)
+
     def log_dataset(
         self,
         key: str,

@@ -327,3 +327,30 @@ def digest(path: str) -> str:
         for chunk in iter(lambda: fh.read(1 << 16), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def engine_failures(value: str, names: str) -> list[str]:
+    """Return the sorted step names of an engine's failed nodes, as a local exit handler sees.
+
+    ``value`` is Argo's ``{{workflow.failures}}``: a JSON list of nodes (``displayName``,
+    ``phase``...), ``null`` when none failed, quoted once more as a JSON string by Argo >= 3.5.
+    Only nodes named like a step's task (``names``: task name -> step name) count: a retried
+    attempt (``task(0)``), a map item (``task(0:x)``) and the workflow's own node do not.
+    """
+    try:
+        nodes = json.loads(value)
+        if isinstance(nodes, str):
+            nodes = json.loads(nodes)
+        tasks = json.loads(names)
+    except ValueError as exc:
+        raise ParameterError(f"--failures / --failure-names: not JSON ({exc})") from None
+    if not isinstance(nodes, (list, type(None))) or not isinstance(tasks, dict):
+        raise ParameterError("--failures must be a JSON list of nodes, --failure-names an object")
+    failed = {
+        tasks[n["displayName"]]
+        for n in nodes or []
+        if isinstance(n, dict)
+        and n.get("displayName") in tasks
+        and n.get("phase") in ("Failed", "Error")
+    }
+    return sorted(failed)

@@ -46,6 +46,11 @@ Flags:
         consumer's ``--collected`` decodes every item to its original value. Repeatable.
     --metrics PATH: after the run, write its numeric results as one JSON object (``{"accuracy":
         0.9}``; booleans left out) to PATH, e.g. a KFP ``system.Metrics`` output artifact.
+    --item-field KEY=FIELD: parameter KEY is a map's element (a dict): it becomes the element's
+        FIELD (``x=item["FIELD"]`` in ``step.map``). Repeatable.
+    --failures JSON: for an exit handler: the engine's failed nodes (Argo's
+        ``{{workflow.failures}}``) become parameter ``failures``, the sorted names of the failed
+        steps (``--failure-names``: a JSON object, task name -> step name).
     --state STATE: for an exit handler: the engine's final state (``Succeeded``, ``Failed``, a
         KFP final-status JSON) becomes parameter ``state`` = ``completed`` or ``error``.
     --config-sha256 HEX: the sha256 of ``MLFLOWLET_EXEC_CONFIG`` the step was compiled with; a
@@ -86,6 +91,7 @@ from ._wire import (
     RUN_JSON_MARKER,
     decode_collected,
     decode_param,
+    engine_failures,
     export_metrics,
     export_outputs,
     input_path,
@@ -129,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--result-json", "KEY=PATH", "write result KEY to PATH as JSON after the run"),
         ("--output-digest", "KEY=PATH", "write the sha256 of artifact KEY to PATH"),
         ("--collected", "KEY", "param KEY is an aggregated JSON list: decode each item"),
+        ("--item-field", "KEY=FIELD", "param KEY (a map's element, a dict) becomes its FIELD"),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=text)
     parser.add_argument(
@@ -138,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
         "--state",
         help="the pipeline's final state as the engine reports it "
         "(exit handlers): sets param 'state' to completed/error",
+    )
+    parser.add_argument(
+        "--failures",
+        help="the engine's failed nodes (Argo {{workflow.failures}}): param 'failures'",
+    )
+    parser.add_argument(
+        "--failure-names", default="{}", metavar="JSON", help="task name -> step name, as JSON"
     )
     parser.add_argument(
         "--config-sha256", metavar="HEX", help="refuse an MLFLOWLET_EXEC_CONFIG with another hash"
@@ -207,8 +221,16 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
         if key not in run.spec.params:
             raise ParameterError(f"--collected {key}: no --param {key}=... (or spec param) given")
         run.spec.params[key] = decode_collected(key, run.spec.params[key])
+    for key, name in split_pairs(args.item_field, "--item-field").items():
+        element = run.spec.params.get(key)
+        if not isinstance(element, dict) or name not in element:
+            what = f"has no key {name!r}" if isinstance(element, dict) else "is not a dict"
+            raise ParameterError(f"--item-field {key}={name}: the item ({element!r:.60}) {what}")
+        run.spec.params[key] = element[name]
     if args.state is not None:
         run.spec.params["state"] = engine_state(args.state)
+    if args.failures is not None:
+        run.spec.params["failures"] = engine_failures(args.failures, args.failure_names)
     run.spec.inputs.update(
         {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}
     )

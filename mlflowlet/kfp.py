@@ -239,10 +239,8 @@ def mlrun_op(
     component.add_path("--artifact-path", "artifact_path", out_path or artifact_path)
     component.add_values("--param", params)
     component.add_inputs(inputs, in_path)
-    from .compilers.kfp import artifact_class
-
     for key in keys:
-        component.add("out", key, dsl.Output[artifact_class(key)])
+        component.add("out", key, dsl.Output[_artifact_class(dsl, key)])
     task = component.task(image, label)
     task.set_display_name(name or label)
     task.set_env_variable(
@@ -369,3 +367,24 @@ class _Component:
 
 
 run_op = mlrun_op
+
+
+# MLRun's mlrun_op names outputs only; their KFP type follows the name, as MLRun's did
+_NAMED_KINDS = (
+    ("model", "Model"),
+    ("dataset", "Dataset"),
+    ("data", "Dataset"),
+    ("html", "HTML"),
+    ("report", "HTML"),
+    ("chart", "HTML"),
+    ("plot", "HTML"),
+    ("markdown", "Markdown"),
+    ("md", "Markdown"),
+    ("metrics", "Metrics"),
+)
+
+
+def _artifact_class(dsl: Any, key: str) -> Any:
+    """Return the ``kfp.dsl`` artifact class of an ``mlrun_op`` output named ``key``."""
+    low = key.lower()
+    return next((getattr(dsl, cls) for word, cls in _NAMED_KINDS if word in low), dsl.Artifact)

@@ -1,6 +1,8 @@
 """What ``--check`` compares between a local run and the compiled run of the same pipeline.
 
-Every comparison is exact: values compare as their JSON text (``1`` is not ``1.0``, ``"1"`` is
+The pipeline's final state, each step's state, results, artifacts, attempts, printed output,
+lineage, ordering and the pipeline's outputs are compared. Every comparison is exact: values
+compare as their JSON text (``1`` is not ``1.0``, ``"1"`` is
 not ``1``), artifacts by the sha256 of their bytes, printed output as the run's stored log
 (logger timestamps aside). States compare as the local executor names them: the engines'
 ``Skipped`` and ``Omitted`` both mean the local ``skipped``.
@@ -49,6 +51,19 @@ def _drop(results: dict[str, Any], keys: set[str]) -> dict[str, str]:
     return {k: exact(v) for k, v in results.items() if k not in keys}
 
 
+def decode_output(value: Any, collected: bool) -> Any:
+    """Return a pipeline output's value from what the engine holds.
+
+    A result is its JSON text; a collected result a list of item texts (KFP's list, or Argo's
+    aggregated JSON list), each the JSON text of the item's JSON (see :mod:`mlflowlet._wire`).
+    """
+    from .._wire import _items
+
+    if isinstance(value, str):
+        value = json.loads(value)
+    return _items(value) if collected else value
+
+
 def local_items(run: Any, name: str) -> list[dict[str, Any]]:
     """Return the run dicts of a local mapped step's items, in item order."""
     step = run.steps[name]
@@ -77,13 +92,51 @@ class Comparison:
 
     def differences(self) -> list[str]:
         """Return one line per difference (empty when the runs agree)."""
+        self.final_state()
         self.states()
         for name, group in sorted(self.pods.items()):
             if name in self.local.steps and self.report.states.get(name) == "completed":
                 self.step(name, group)
         self.lineage()
         self.order()
+        self.outputs()
         return self.out
+
+    def outputs(self) -> None:
+        """Compare the pipeline's outputs: values exactly, artifacts by their bytes."""
+        if not self.dag.outputs or self.local.state != "completed":
+            return
+        want = self.local.run.status.results
+        arts = {a.get("key"): a for a in self.local.run.status.artifacts}
+        got = self.report.outputs
+        for key in self.dag.outputs:
+            if key not in got:
+                self.out.append(f"pipeline output {key!r}: missing in the compiled run")
+                continue
+            kind, value = got[key]
+            if kind == "artifact":
+                if value != file_digest(arts.get(key, {}).get("uri", "")):
+                    self.out.append(f"pipeline output {key!r} holds other bytes than locally")
+                continue
+            from ..pipelines.refs import Collected
+
+            try:
+                decoded = decode_output(value, isinstance(self.dag.outputs[key], Collected))
+            except (TypeError, ValueError) as exc:
+                self.out.append(f"pipeline output {key!r}: {exc}")
+                continue
+            if exact(decoded) != exact(want.get(key)):
+                self.out.append(
+                    f"pipeline output {key!r}: {exact(decoded)} != local {exact(want.get(key))}"
+                )
+
+    def final_state(self) -> None:
+        """Compare the pipeline's own final state (the engine's workflow status, as named here)."""
+        got = "completed" if self.report.status == "Succeeded" else "error"
+        if self.local.state != got:
+            self.out.append(
+                f"pipeline: local run {self.local.state}, compiled run {got} ({self.report.status})"
+            )
 
     def states(self) -> None:
         entries = self.local.run.status.steps

@@ -11,6 +11,7 @@ own rules (``workflow/controller/dag.go``, ``steps.go``, ``operator.go``; v3.7.1
   ``Error``, an empty one ``Skipped``); a fan-out's output parameters aggregated as
   :func:`aggregate` does; a skipped or omitted task's outputs are their ``valueFrom.default``
   when declared, else absent (a reference to them fails the consumer);
+* the DAG's phase by Argo's leaf rule (:func:`dag_phase`);
 * ``retryStrategy`` (``limit``, ``retryPolicy``), a template's ``activeDeadlineSeconds`` per
   attempt, memoization keys checked against Argo's cache-key rule, ``onExit`` with
   ``{{workflow.status}}``.
@@ -110,6 +111,7 @@ class ArgoLocalRunner(LocalRunner):
         self.messages: dict[str, str] = {}
         self.empty: set[str] = set()  # fan-outs over an empty list
         self.lineage: list[dict[str, Any]] = []
+        self.outputs: dict[str, tuple[str, Any]] = {}  # the workflow's outputs
         self._count = 0
 
     # workflow ----------------------------------------------------------------------------------
@@ -123,12 +125,44 @@ class ArgoLocalRunner(LocalRunner):
                     "failFast: after a failure a real controller stops starting new tasks; "
                     "which of them had already started depends on timing"
                 )
-        failed = any(p in ("Failed", "Error") for p in self.phase.values())
-        status = "Failed" if failed else "Succeeded"
+        status = dag_phase(dag["tasks"], self.phase)
+        failed = status != "Succeeded"
+        if not failed and not self._outputs(self.templates[self.spec["entrypoint"]]):
+            status = "Error"  # Argo fails a DAG whose outputs do not resolve
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = status
+            self.scope["workflow.failures"] = self._failures(status)
             self._run_pod(self.spec["onExit"], self.templates[self.spec["onExit"]], {}, {})
         return status
+
+    def _failures(self, status: str) -> str:
+        """Return ``{{workflow.failures}}``: the failed nodes, the workflow's own too.
+
+        Argo >= 3.5 quotes the JSON once more (``strconv.Quote``); ``null`` when none failed.
+        """
+        nodes = [
+            {"displayName": name, "phase": phase, "message": self.messages.get(name, "")}
+            for name, phase in sorted(self.phase.items())
+            if phase in ("Failed", "Error")
+        ]
+        if status != "Succeeded":
+            nodes.insert(0, {"displayName": self.spec.get("entrypoint", ""), "phase": status})
+        return json.dumps(json.dumps(nodes or None))
+
+    def _outputs(self, template: dict[str, Any]) -> bool:
+        """Resolve the entrypoint's outputs (the workflow's); False when one does not resolve."""
+        outs = template.get("outputs", {})
+        try:
+            for p in outs.get("parameters", []):
+                text = substitute(p["valueFrom"]["parameter"], self.scope, "workflow outputs")
+                self.outputs[p["name"]] = ("parameter", text)
+            for a in outs.get("artifacts", []):
+                path = self._artifact(a["from"], "workflow outputs")
+                self.outputs[a["name"]] = ("artifact", digest(path))
+        except CompileError as exc:
+            self.messages["(workflow outputs)"] = str(exc)
+            return False
+        return True
 
     def _task(self, task: dict[str, Any]) -> str:
         """Decide and run one task; return its phase."""
@@ -154,7 +188,8 @@ class ArgoLocalRunner(LocalRunner):
     def _record_lineage(self, task: dict[str, Any]) -> None:
         args = task.get("arguments", {})
         if "withParam" in task:
-            self._lineage_for(task, task["withParam"], _item_param(args))
+            for param in _item_params(args):  # the element, or its sub-fields
+                self._lineage_for(task, task["withParam"], param)
         for p in args.get("parameters", []):
             if not p["name"].endswith("__sha256"):  # a cache key's input, no data for the step
                 self._lineage_for(task, p["value"], p["name"])
@@ -377,6 +412,26 @@ class ArgoLocalRunner(LocalRunner):
         return env
 
 
+def dag_phase(tasks: list[dict[str, Any]], phase: dict[str, str]) -> str:
+    """Return a finished DAG's phase by Argo's rule (``assessDAGPhase``, ``dag.go``).
+
+    A task that ran has its own phase as its branch phase; a skipped or omitted one inherits
+    ``Failed``/``Error`` from any task it depends on, else ``Succeeded``. The DAG fails with the
+    first failed branch phase among its leaves (tasks nothing depends on).
+    """
+    branch: dict[str, str] = {}
+    for task in _toposort(tasks):
+        own = phase.get(task["name"], "Omitted")
+        if own in ("Succeeded", "Failed", "Error"):
+            branch[task["name"]] = own
+        else:
+            ups = [branch[d] for d in depends_tasks(task) if d in branch]
+            branch[task["name"]] = next((b for b in ups if b != "Succeeded"), "Succeeded")
+    needed = {d for task in tasks for d in depends_tasks(task)}
+    leaves = [t["name"] for t in tasks if t["name"] not in needed]
+    return next((branch[n] for n in leaves if branch[n] != "Succeeded"), "Succeeded")
+
+
 def _copy(source: str, target: str) -> None:
     if os.path.isdir(source):
         shutil.copytree(source, target)
@@ -384,11 +439,8 @@ def _copy(source: str, target: str) -> None:
         shutil.copyfile(source, target)
 
 
-def _item_param(args: dict[str, Any]) -> str:
-    for p in args.get("parameters", []):
-        if p["value"] == "{{item}}":
-            return p["name"]
-    return ""
+def _item_params(args: dict[str, Any]) -> list[str]:
+    return [p["name"] for p in args.get("parameters", []) if p["value"] == "{{item}}"]
 
 
 def _node_name(container: dict[str, Any], default: str) -> str:

@@ -59,6 +59,7 @@ class KFPLocalRunner(LocalRunner):
         self._iteration = 0  # the map item being run (1-based), 0 outside a ParallelFor
         self.messages: dict[str, str] = {}
         self.empty: set[str] = set()  # steps in a ParallelFor over an empty list
+        self.outputs: dict[str, tuple[str, Any]] = {}  # the pipeline's outputs
         self._secret_env = self._platform_secrets()
 
     def _platform_secrets(self) -> dict[str, dict[str, str]]:
@@ -116,11 +117,25 @@ class KFPLocalRunner(LocalRunner):
                 )
                 self._runner = local.DockerRunner()
                 params = self._pipeline_params()
-                ok, _outputs = self._run_dag("root", self.spec["root"]["dag"], params)
+                ok, outputs = self._run_dag("root", self.spec["root"]["dag"], params)
+                if ok:
+                    self._pipeline_outputs(outputs)
             finally:
                 docker_task_handler.DockerTaskHandler.run = original
         self.status = "Succeeded" if ok else "Failed"
         return self.status
+
+    def _pipeline_outputs(self, outputs: dict[str, Any]) -> None:
+        """Keep the root DAG's outputs (a single output ``Output`` is the pipeline's ``return``)."""
+        declared = self.spec["root"].get("outputDefinitions", {})
+        for kind in ("parameters", "artifacts"):
+            for name in declared.get(kind, {}):
+                key = "return" if name == "Output" else name
+                value = outputs.get(name)
+                if kind == "artifacts":
+                    self.outputs[key] = ("artifact", digest(value.path) if value else "")
+                else:
+                    self.outputs[key] = ("parameter", value)
 
     def _pipeline_params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -146,7 +161,7 @@ class KFPLocalRunner(LocalRunner):
         for name in _order(tasks):
             task = tasks[name]
             deps = task.get("dependentTasks", [])
-            final = task.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED"
+            final = _strategy(task) == "ALL_UPSTREAM_TASKS_COMPLETED"
             if not final and any(
                 state.get(d) != "SUCCEEDED" for d in deps if state.get(d) != "SKIPPED"
             ):
@@ -168,8 +183,7 @@ class KFPLocalRunner(LocalRunner):
                     "KFP's backend fails a DAG fast: after a failure it stops starting new "
                     "tasks, and which of them had already started depends on timing"
                 )
-        succeeded = all(s in ("SUCCEEDED", "SKIPPED") for s in state.values())
-        return succeeded, self._dag_outputs(dag, outputs)
+        return _dag_succeeded(tasks, state), self._dag_outputs(dag, outputs)
 
     def _arguments(
         self,
@@ -412,6 +426,38 @@ def _executors(spec: dict[str, Any], dag: dict[str, Any]) -> set[str]:
         else:
             found.add(task["taskInfo"]["name"])
     return found
+
+
+def _dag_succeeded(tasks: dict[str, Any], state: dict[str, str]) -> bool:
+    """Whether a DAG succeeded, as KFP's backend decides it (an Argo DAG, Argo's leaf rule).
+
+    The backend compiles a task with ``ALL_UPSTREAM_TASKS_COMPLETED`` (an ``ExitHandler``'s exit
+    task, an ``ignore_upstream_failure()`` task) as an Argo exit lifecycle hook of its upstream
+    tasks (``argocompiler/dag.go``, KFP >= 2.4), outside the DAG: its state never counts. Of the
+    others, a task that ran keeps its state as its branch state; a skipped or untriggered one
+    inherits a failure from any task it depends on; the DAG failed when a leaf's branch failed.
+    """
+    from ._validate import _data_sources
+
+    def ups(name: str) -> list[str]:
+        return [*tasks[name].get("dependentTasks", []), *_data_sources(tasks[name])]
+
+    hooks = {n for n, t in tasks.items() if _strategy(t) == "ALL_UPSTREAM_TASKS_COMPLETED"}
+    branch: dict[str, bool] = {}
+    for name in _order(tasks):
+        own = state.get(name, "NOT_TRIGGERED")
+        if name in hooks:
+            continue
+        if own in ("SUCCEEDED", "FAILED"):
+            branch[name] = own == "SUCCEEDED"
+        else:
+            branch[name] = all(branch.get(u, True) for u in ups(name))
+    needed = {d for name in branch for d in ups(name)}
+    return all(ok for name, ok in branch.items() if name not in needed)
+
+
+def _strategy(task: dict[str, Any]) -> str:
+    return str(task.get("triggerPolicy", {}).get("strategy", ""))
 
 
 def _order(tasks: dict[str, Any]) -> list[str]:

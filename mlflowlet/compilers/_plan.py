@@ -66,10 +66,12 @@ class Source:
     Attributes:
         kind: ``param`` (pipeline parameter ``name``), ``result`` / ``artifact`` (``node``'s
             ``key``), ``item`` (the map item), ``collect`` (every item's ``key`` of mapped
-            ``node``) or ``state`` (the pipeline's final state, for the exit handler).
+            ``node``), ``state`` (the pipeline's final state, for the exit handler) or
+            ``failures`` (the engine's failed nodes, for the exit handler).
         name: the pipeline parameter name.
         node: the producing node.
-        key: the result or artifact key.
+        key: the result or artifact key; for ``item``, the element's sub-field (``item["key"]``:
+            the whole element is carried, the entrypoint's ``--item-field`` reads the key).
     """
 
     kind: str
@@ -122,6 +124,7 @@ class StepPlan:
     config_sha256: str = ""
     digests: tuple[str, ...] = ()  # artifact outputs whose sha256 a cached consumer is keyed on
     digest_inputs: dict[str, Source] = field(default_factory=dict)  # param -> producer's digest
+    failure_names: dict[str, str] = field(default_factory=dict)  # exit step: label -> step name
 
     def result_outputs(self) -> list[tuple[str, str, str]]:
         """Return ``(result key, use, output name)`` of every result output, sorted."""
@@ -139,10 +142,16 @@ class StepPlan:
             text = json.dumps(self.literals[key])
             out += [["--param"], [f"{key}:json={text}"]]
         for key in sorted(self.params):
-            if self.params[key].kind == "state":  # the entrypoint maps engine states
+            src = self.params[key]
+            if src.kind == "state":  # the entrypoint maps engine states
                 out += [["--state"], [Slot("param", key)]]
+            elif src.kind == "failures":  # the engine's failed nodes, read by task name
+                names = json.dumps(self.failure_names, sort_keys=True)
+                out += [["--failures"], [Slot("param", key)], ["--failure-names"], [names]]
             else:
                 out += [["--param"], [f"{key}:{self.param_types[key]}=", Slot("param", key)]]
+            if src.kind == "item" and src.key:  # x=item["key"]: the element's sub-field
+                out += [["--item-field"], [f"{key}={src.key}"]]
         for key in sorted(self.artifacts_in):
             out += [["--input"], [f"{key}=", Slot("in_artifact", key), "/"]]
         for key in self.outputs:
@@ -159,7 +168,11 @@ class StepPlan:
 
 @dataclass
 class Plan:
-    """The whole pipeline's plan: parameters (name → (type, default, required)) and steps."""
+    """The whole pipeline's plan: parameters (name → (type, default, required)) and steps.
+
+    ``outputs`` maps each pipeline output (what the pipeline function returns) to its source:
+    ``result`` / ``artifact`` of a step, or ``collect`` (a mapped step's results).
+    """
 
     name: str
     label: str
@@ -169,6 +182,7 @@ class Plan:
     exit_step: StepPlan | None
     options: Any
     target: str = ""
+    outputs: dict[str, Source] = field(default_factory=dict)
 
     def step(self, name: str) -> StepPlan:
         """Return the plan of node ``name`` (the exit step too)."""
@@ -211,6 +225,11 @@ def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> di
                 uses.setdefault((value.node, value.key), {})["json"] = "json"
         if node.map is not None and isinstance(node.map.items, OutputRef):
             uses.setdefault((node.map.items.node, node.map.items.key), {})["items"] = "json"
+    for value in dag.outputs.values():  # pipeline outputs read results as JSON too
+        if isinstance(value, Collected) and value.ref.kind == "result":
+            uses.setdefault((value.node, value.ref.key), {})["item"] = "json"
+        elif isinstance(value, OutputRef) and value.kind == "result":
+            uses.setdefault((value.node, value.key), {})["json"] = "json"
     conds: dict[tuple[str, str], str] = {}
     types = {name: typ for name, (typ, _d, _r) in params.items()}
     types.update({f"{n.name}:return": n.spec.returns for n in dag.nodes if n.spec.returns})
@@ -254,6 +273,9 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
     if dag.exit_handler is not None:
         label = labels[dag.exit_handler.name]
         exit_step = _step_plan(dag, dag.exit_handler, label, params, {}, options)
+        if dag.exit_handler.spec.param("failures") is not None:  # the failed steps' names
+            exit_step.params["failures"] = Source("failures")
+            exit_step.failure_names = {labels[n.name]: n.name for n in dag.nodes}
     warn_bare_images(
         (st.name, st.image, st.node.spec.image_has_mlflowlet or options.image_has_mlflowlet)
         for st in [*steps, *([exit_step] if exit_step else [])]
@@ -267,7 +289,27 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         exit_step,
         options,
         target,
+        _outputs(dag, target),
     )
+
+
+def _outputs(dag: Any, target: str) -> dict[str, Source]:
+    """Return the sources of the pipeline's outputs (compiled pipelines output step outputs)."""
+    from ..pipelines.refs import Collected, OutputRef
+
+    out: dict[str, Source] = {}
+    for key, value in dag.outputs.items():
+        if isinstance(value, Collected):
+            out[key] = Source("collect", node=value.node, key=value.ref.key)
+        elif isinstance(value, OutputRef):
+            out[key] = Source(value.kind, node=value.node, key=value.key)
+        else:
+            what = "a pipeline parameter" if hasattr(value, "required") else "a literal value"
+            raise CompileError(
+                f"pipeline {dag.name!r}: output {key!r} is {what}; {target} pipeline outputs "
+                "come from steps: return a step's output (or compute it in a step)"
+            )
+    return out
 
 
 def _key_on_artifacts(steps: list[StepPlan], options: Any) -> None:
@@ -359,7 +401,12 @@ def _add_item(plan: StepPlan, node: Any, params: dict[str, tuple[str, Any, bool]
     from ..pipelines.refs import PipelineParam
 
     items, where = node.map.items, f"step {node.name!r}"
-    plan.params[node.map.item_param] = Source("item")
+    if isinstance(items, PipelineParam) and node.map.fields:
+        raise CompileError(
+            f"{where} reads sub-fields {sorted(node.map.fields.values())} of the items of "
+            f"pipeline parameter {items.name!r}, whose elements a compiled pipeline carries as "
+            "scalars only; produce the list of dicts in a step, or pass a literal list"
+        )
     if isinstance(items, PipelineParam):
         typ = item_type(params[items.name][0], where)
     elif isinstance(items, (list, tuple)) and not items:
@@ -369,7 +416,12 @@ def _add_item(plan: StepPlan, node: Any, params: dict[str, tuple[str, Any, bool]
         )
     else:
         typ = "json"  # one element's JSON text (literal items, or a result's KEY__items)
-    plan.param_types[node.map.item_param] = typ
+    if node.map.item_param:
+        plan.params[node.map.item_param] = Source("item")
+        plan.param_types[node.map.item_param] = typ
+    for param, key in node.map.fields.items():  # the whole element; the entrypoint reads key
+        plan.params[param] = Source("item", key=key)
+        plan.param_types[param] = "json"
 
 
 def _add_argument(

@@ -36,7 +36,12 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
     wf_params = {
         f"workflow.parameters.{p['name']}" for p in spec.get("arguments", {}).get("parameters", [])
     }
-    known = wf_params | {"workflow.status", "workflow.name", "workflow.namespace"}
+    known = wf_params | {
+        "workflow.status",
+        "workflow.failures",
+        "workflow.name",
+        "workflow.namespace",
+    }
     main = templates[spec["entrypoint"]]
     tasks = {t["name"]: t for t in main["dag"]["tasks"]}
     for name, task in tasks.items():
@@ -69,6 +74,7 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
         given = {p["name"] for p in args.get("parameters", [])}
         if declared - given:
             problems.append(f"task {name!r} gives no value to inputs {sorted(declared - given)}")
+    problems += _output_problems(main, tasks, templates)
     for template in spec["templates"]:
         problems += _memoize_problems(template)
         if "container" not in template:
@@ -90,6 +96,30 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
                 problems.append(
                     f"edge {edge.source} -> {edge.target} ({edge.kind}) is not a dependency"
                 )
+    return problems
+
+
+def _output_problems(
+    main: dict[str, Any], tasks: dict[str, Any], templates: dict[str, Any]
+) -> list[str]:
+    """Every workflow output must name an output its task's template declares."""
+    outs = main.get("outputs", {})
+    texts = [p.get("valueFrom", {}).get("parameter", "") for p in outs.get("parameters", [])]
+    texts += [a.get("from", "") for a in outs.get("artifacts", [])]
+    problems = []
+    for text in texts:
+        for ref in _ARGO_REF.findall(text):
+            parts = ref.split(".")
+            task = tasks.get(parts[1]) if len(parts) == 5 and parts[0] == "tasks" else None
+            declared = {}
+            if task is not None:
+                t_out = templates[task["template"]].get("outputs", {})
+                declared = {
+                    "parameters": {p["name"] for p in t_out.get("parameters", [])},
+                    "artifacts": {a["name"] for a in t_out.get("artifacts", [])},
+                }
+            if task is None or parts[4] not in declared.get(parts[3], set()):
+                problems.append(f"workflow output {{{{{ref}}}}} does not resolve")
     return problems
 
 

@@ -8,8 +8,10 @@ then dumped to the plain dict the Argo JSON schema describes
   are, anything else as JSON);
 * template ``main``: a DAG (``failFast: false``: a failed step skips what depends on it while
   independent branches finish, as locally) with one task per step;
-* each task's ``depends`` guards on its producers' status: a producer whose data it reads must
-  have ``Succeeded`` (a skipped or failed producer omits it, and its outputs are never read);
+* each task's ``depends`` guards on its producers' status: ``node.after(x, on=...)`` is
+  ``x.Succeeded``, ``(x.Failed || x.Errored)`` or any end (``done``); a producer whose data it
+  reads must have ``Succeeded`` (a skipped or failed producer omits it, and its outputs are
+  never read);
   an ``.after()`` predecessor may also have been skipped or omitted; a collected fan-out may
   be ``Skipped`` (Argo skips a fan-out over an empty list: its output's default ``[]`` flows);
 * ``when`` holds the step's ``with condition(...)`` blocks in govaluate: a result operand is
@@ -22,10 +24,14 @@ then dumped to the plain dict the Argo JSON schema describes
   artifact repository: ``from: {{tasks.X.outputs.artifacts.Y}}``), outputs written to
   ``/tmp/mlflowlet/outputs/<key>``, results to ``/tmp/mlflowlet/results/<name>`` and exposed as
   output parameters (``valueFrom.path``);
-* ``memoize`` keys satisfy Argo's cache-key rule (``^[a-zA-Z0-9][-a-zA-Z0-9]*$``): the step's
+* ``memoize`` (``maxAge`` from ``cache=timedelta(...)``, else 720h) keys satisfy Argo's
+  cache-key rule (``^[a-zA-Z0-9][-a-zA-Z0-9]*$``): the step's
   label, a hash of everything the container runs with, and a hash of its input parameters
   computed by an expression tag (``sprig.sha256sum``);
-* the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state``.
+* the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state`` (and
+  its ``on_exit(...)`` pipeline parameters as ``{{workflow.parameters.NAME}}``);
+* the pipeline's outputs (what its function returns) as ``main``'s outputs, which Argo keeps as
+  the workflow's ``status.outputs``.
 
 A collected result is Argo's aggregated output parameter (a JSON list): a mapped step writes
 each result as a JSON string of its JSON (``--result KEY:item``), which Argo keeps as text
@@ -49,6 +55,13 @@ ROOT = "/tmp/mlflowlet"
 API_VERSION = "argoproj.io/v1alpha1"
 GPU_RESOURCE = "nvidia.com/gpu"
 CACHE_MAX_AGE = "720h"
+# node.after(x, on=...) as Argo's depends (a pod that could not run is Errored; "done" any end)
+STATUS_DEPENDS = {
+    "success": "{task}.Succeeded",
+    "failure": "({task}.Failed || {task}.Errored)",
+    "done": "({task}.Succeeded || {task}.Failed || {task}.Errored || {task}.Skipped || "
+    "{task}.Omitted)",
+}
 
 
 def _models() -> Any:
@@ -70,13 +83,15 @@ def slot_path(slot: Slot) -> str:
     return f"{ROOT}/{folder[slot.kind]}/{param_name(slot.name)}"
 
 
-def render(part: str | Slot, exit_step: bool = False) -> str:
-    """Render one argument part (a literal or a slot) for a container template."""
+def render(part: str | Slot, exit_step: StepPlan | None = None) -> str:
+    """Render one argument part (a literal or a slot) of a container template (or ``onExit``'s)."""
     if isinstance(part, str):
         return part
     if part.kind == "param":
-        if exit_step and part.name == "state":
-            return "{{workflow.status}}"
+        if exit_step is not None and part.name in ("state", "failures"):
+            return f"{{{{workflow.{'status' if part.name == 'state' else 'failures'}}}}}"
+        if exit_step is not None:
+            return f"{{{{workflow.parameters.{exit_step.params[part.name].name}}}}}"
         return f"{{{{inputs.parameters.{part.name}}}}}"
     return slot_path(part)
 
@@ -185,7 +200,32 @@ def build_dag_template(plan: Plan, dag: Any) -> Any:
     m = _models()
     labels = {st.name: st.label for st in plan.steps}
     tasks = [build_task(st, labels, plan, dag) for st in plan.steps]
-    return m.Template(name="main", dag=m.DAGTemplate(tasks=tasks, fail_fast=False))
+    return m.Template(
+        name="main",
+        dag=m.DAGTemplate(tasks=tasks, fail_fast=False),
+        outputs=build_outputs(plan, labels),
+    )
+
+
+def build_outputs(plan: Plan, labels: dict[str, str]) -> Any:
+    """Build the ``main`` template's ``Outputs``: the pipeline's outputs (the workflow's).
+
+    A result is its producer's JSON output parameter, a collected result the aggregated list of
+    its items' texts, an artifact the producer's output artifact.
+    """
+    if not plan.outputs:
+        return None
+    m = _models()
+    params, arts = [], []
+    for key, src in plan.outputs.items():
+        task = labels[src.node]
+        if src.kind == "artifact":
+            arts.append(m.Artifact(name=param_name(key), from_=_artifact_ref(task, src.key)))
+            continue
+        use = "item" if src.kind == "collect" else "json"
+        ref = _param_ref(task, result_output(src.key, use))
+        params.append(m.Parameter(name=param_name(key), value_from=m.ValueFrom(parameter=ref)))
+    return m.Outputs(parameters=params or None, artifacts=arts or None)
 
 
 def _ref_value(source: Any, labels: dict[str, str]) -> str:
@@ -211,19 +251,23 @@ def _param_ref(task: str, name: str) -> str:
 def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, list[Any]]:
     """Return the task's ``depends`` and the conditions of skippable collected fan-outs.
 
-    See the module docstring; the conditions are those of a collected mapped step's blocks
-    that the consumer is not inside (its ``when`` adds them, so a fan-out skipped by its
-    condition, not by an empty list, skips the consumer too).
+    See the module docstring; the conditions are those of a collected (or ``on="success"``)
+    mapped step's blocks that the consumer is not inside (its ``when`` adds them, so a fan-out
+    skipped by its condition, not by an empty list, skips the consumer too).
     """
     parts: list[str] = []
     extra: list[Any] = []
     own = {b.index for b in node.blocks}
     for up in dag.upstream(node.name):
-        kinds = {e.kind for e in dag.edges_between(up, node.name)}
+        edges = dag.edges_between(up, node.name)
+        kinds = {e.kind for e in edges}
         task = labels[up]
-        if kinds == {"order"}:
+        on = next((e.on for e in edges if e.on), "")  # node.after(up, on=...): its status
+        if on in ("failure", "done") or (on == "success" and dag.node(up).map is None):
+            parts.append(STATUS_DEPENDS[on].format(task=task))
+        elif kinds == {"order"} and not on:
             parts.append(f"({task}.Succeeded || {task}.Skipped || {task}.Omitted)")
-        elif kinds <= {"collect", "order"}:
+        elif kinds <= {"collect", "order"}:  # a fan-out collected or run on='success' after
             parts.append(f"({task}.Succeeded || {task}.Skipped)")
             extra += [b.condition for b in dag.node(up).blocks if b.index not in own]
         else:
@@ -359,7 +403,8 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
 def build_container(st: StepPlan, exit_step: bool = False) -> Any:
     """Build the ``Container``: image, the entrypoint command, env and resources."""
     m = _models()
-    args = ["".join(render(p, exit_step) for p in parts) for parts in st.args("argo")]
+    exit_plan = st if exit_step else None
+    args = ["".join(render(p, exit_plan) for p in parts) for parts in st.args("argo")]
     return m.Container(
         image=st.image,
         command=["python", "-m", "mlflowlet.entrypoint"],
@@ -426,9 +471,17 @@ def build_memoize(plan: Plan, st: StepPlan) -> Any:
         key += f"-{{{{=sprig.sha256sum(toJson([{values}]))}}}}"
     return m.Memoize(
         key=key,
-        max_age=CACHE_MAX_AGE,
+        max_age=go_duration(st.node.spec.cache_max_age)
+        if st.node.spec.cache_max_age
+        else CACHE_MAX_AGE,
         cache=m.Cache(config_map=m.LocalObjectReference(name=cache_name(plan.label))),
     )
+
+
+def go_duration(seconds: float) -> str:
+    """Return seconds as a Go duration (``10s``, ``1.5s``), as ``memoize.maxAge`` reads it."""
+    whole = int(seconds)
+    return f"{whole}s" if whole == seconds else f"{seconds!r}s"
 
 
 def cache_name(label: str) -> str:

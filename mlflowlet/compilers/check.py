@@ -46,6 +46,8 @@ class CheckReport:
         messages: task name to why the engine failed it without running it (a ``when`` or
             ``withParam`` it cannot evaluate, a reference that does not resolve).
         seconds: how long the compiled run took here.
+        outputs: the compiled run's pipeline outputs: name to ``("parameter", text)`` as the
+            engine holds it, or ``("artifact", sha256)``.
     """
 
     target: str
@@ -58,6 +60,7 @@ class CheckReport:
     unverified: list[str] = field(default_factory=list)
     messages: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    outputs: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -300,6 +303,7 @@ class CheckSession:
         )
         report.seconds = time.perf_counter() - started
         report.unverified, report.messages = list(runner.unverified), dict(runner.messages)
+        report.outputs = dict(runner.outputs)
         return report
 
     def differences(self, ignore_results: dict[str, list[str]] | None = None) -> list[str]:

@@ -6,16 +6,18 @@ signature declares the inputs and outputs, returning a ``dsl.ContainerSpec`` tha
 parameters calls them, and ``kfp.compiler.Compiler`` writes the IR
 (https://www.kubeflow.org/docs/components/pipelines/user-guides/components/container-components/).
 
-* Artifacts are typed by their output name (``model`` → ``Model``, ``data``/``dataset`` →
-  ``Dataset``, ``html``/``report``/``chart``/``plot`` → ``HTML``, ``md`` → ``Markdown``, else
-  ``Artifact``); the consumer's input takes the producer's type.
+* Artifacts are typed as the step declares them (``outputs={"model": "model"}`` or a return
+  annotation: ``Model``, ``Dataset``, ``Metrics``, ``HTML``, ``Markdown``; else ``Artifact``),
+  never guessed from a name, so the KFP UI shows each in its viewer; the consumer's input takes
+  the producer's type.
 * Parameters keep their declared type (``str``, ``int``, ``float``, ``bool``, ``List[T]``);
   values KFP cannot hold exactly (dicts, bare lists, optionals, every step result) travel as
   JSON text in a ``str`` parameter (see :mod:`._types`). A condition reads a result through a
   typed ``KEY__if`` output; a map fans out over a ``KEY__items`` list of its items' JSON.
 * One ``dsl.If`` group per ``with condition(...)`` block (nested blocks nest; ``&`` nests one
   group per conjunct; ``|`` cannot be expressed), maps are ``dsl.ParallelFor``, collected
-  results ``dsl.Collected``, ``.after()`` edges ``task.after``; the exit handler is a
+  results ``dsl.Collected``, ``.after()`` edges ``task.after`` (``on="success"`` too;
+  ``on="failure"|"done"`` is refused, see :mod:`._kfp_limits`); the exit handler is a
   ``dsl.ExitHandler`` around every step, given ``dsl.PipelineTaskFinalStatus``.
 * An input and an output of one step may share a name: the output is renamed ``NAME__out``
   inside the component (KFP keeps both in one namespace).
@@ -39,6 +41,7 @@ from typing import Any
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._kfp_groups import Group, check_topology, group_tree
+from ._kfp_limits import refuse_unsupported
 from ._kfp_options import apply_task_options
 from ._naming import kfp_name
 from ._options import CompileOptions
@@ -62,18 +65,14 @@ _OPS = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-_KINDS = (
-    ("model", "Model"),
-    ("dataset", "Dataset"),
-    ("data", "Dataset"),
-    ("html", "HTML"),
-    ("report", "HTML"),
-    ("chart", "HTML"),
-    ("plot", "HTML"),
-    ("markdown", "Markdown"),
-    ("md", "Markdown"),
-    ("metrics", "Metrics"),
-)
+_KINDS = {
+    "artifact": "Artifact",
+    "dataset": "Dataset",
+    "model": "Model",
+    "metrics": "Metrics",
+    "html": "HTML",
+    "markdown": "Markdown",
+}
 
 
 def _kfp() -> Any:
@@ -85,14 +84,9 @@ def _kfp() -> Any:
     return dsl
 
 
-def artifact_class(key: str) -> Any:
-    """Return the ``kfp.dsl`` artifact class for an output named ``key`` (see above)."""
-    dsl = _kfp()
-    low = key.lower()
-    for word, name in _KINDS:
-        if word in low:
-            return getattr(dsl, name)
-    return dsl.Artifact
+def artifact_class(kind: str) -> Any:
+    """Return the ``kfp.dsl`` artifact class of a declared output kind (``model`` → ``Model``)."""
+    return getattr(_kfp(), _KINDS.get(kind, "Artifact"))
 
 
 class KFPCompiler(Compiler):
@@ -103,6 +97,7 @@ class KFPCompiler(Compiler):
     def compile_docs(self, pipe: Any, options: CompileOptions) -> list[dict[str, Any]]:
         """Return the ``PipelineSpec`` document (and the Kubernetes platform spec, if any)."""
         plan = make_plan(pipe, options, "kfp")
+        refuse_unsupported(plan, pipe.dag)
         check_topology(plan, pipe.dag)
         func = compile_plan(plan)
         docs = spec_documents(func)
@@ -176,7 +171,11 @@ def _all_steps(plan: Plan) -> list[StepPlan]:
 
 
 def _artifact_types(plan: Plan) -> dict[tuple[str, str], Any]:
-    return {(st.name, key): artifact_class(key) for st in plan.steps for key in st.outputs}
+    return {
+        (st.name, key): artifact_class(st.node.spec.outputs_types.get(key, "artifact"))
+        for st in plan.steps
+        for key in st.outputs
+    }
 
 
 def _slots(st: StepPlan) -> tuple[list[Slot], list[Slot]]:
@@ -304,21 +303,47 @@ def build_pipeline(plan: Plan, comps: dict[str, Any], names: dict[str, dict[Slot
             )
         )
     tree = group_tree(plan)
+    returns = _output_annotation(plan)
 
-    def body(*values: Any) -> None:
+    def body(*values: Any) -> Any:
         build = _Build(plan, comps, names, dict(zip([p.name for p in sig], values, strict=True)))
         with contextlib.ExitStack() as outer:
             if plan.exit_step is not None:
-                exit_task = comps[plan.exit_step.name]()
+                exit_task = comps[plan.exit_step.name](**build.exit_arguments())
                 apply_task_options(plan, plan.exit_step, exit_task)
                 outer.enter_context(dsl.ExitHandler(exit_task, name="exit-handler"))
             build.group(tree)
+        return build.pipeline_outputs(returns)
 
-    body.__signature__ = inspect.Signature(sig)  # type: ignore[attr-defined]
+    body.__signature__ = inspect.Signature(sig, return_annotation=returns)  # type: ignore[attr-defined]
     body.__annotations__ = {p.name: p.annotation for p in sig}
+    if returns is not inspect.Signature.empty:
+        body.__annotations__["return"] = returns
     body.__name__ = body.__qualname__ = plan.label.replace("-", "_")
     body.__doc__ = None
     return dsl.pipeline(name=plan.label, description=plan.description or None)(body)
+
+
+def _output_annotation(plan: Plan) -> Any:
+    """Return the pipeline function's return annotation: one output, or a NamedTuple of them.
+
+    Results cross as their JSON text (``str``), collected results as a list of item texts, and
+    artifacts keep their producer's type; a single output ``return`` is KFP's ``Output``.
+    """
+    import typing
+
+    if not plan.outputs:
+        return inspect.Signature.empty
+    types = _artifact_types(plan)
+    anns = {}
+    for key, src in plan.outputs.items():
+        if src.kind == "artifact":
+            anns[key] = types[(src.node, src.key)]
+        else:
+            anns[key] = typing.List[str] if src.kind == "collect" else str  # noqa: UP006
+    if list(anns) == ["return"]:
+        return anns["return"]
+    return typing.NamedTuple("Outputs", [(kfp_name(k), a) for k, a in anns.items()])  # type: ignore[misc]
 
 
 def _conjuncts(cond: Any) -> list[Any]:
@@ -345,6 +370,17 @@ class _Build:
         """Return the channel of output parameter ``name`` of step ``node``."""
         return self.tasks[node].outputs[self.names[node][Slot("out_result", name)]]
 
+    def exit_arguments(self) -> dict[str, Any]:
+        """Return the exit task's ``on_exit(...)`` pipeline parameters (KFP gives ``state``)."""
+        st = self.plan.exit_step
+        assert st is not None
+        names = self.names[st.name]
+        return {
+            names[Slot("param", key)]: self.channels[kfp_name(src.name)]
+            for key, src in st.params.items()
+            if src.kind == "param"
+        }
+
     def operand(self, value: Any) -> Any:
         from ..pipelines.refs import OutputRef, PipelineParam
 
@@ -366,6 +402,25 @@ class _Build:
                     left, right = (self.operand(s) for s in (cond.left, cond.right))
                     stack.enter_context(dsl.If(_OPS[cond.op](left, right)))
                 self.group(member)
+
+    def pipeline_outputs(self, returns: Any) -> Any:
+        """Return the channels of the pipeline's outputs, as ``returns`` declares them."""
+        dsl = _kfp()
+        channels = {}
+        for key, src in self.plan.outputs.items():
+            names = self.names[src.node]
+            if src.kind == "artifact":
+                out = names[Slot("out_artifact", src.key)]
+                channels[key] = self.tasks[src.node].outputs[out]
+            elif src.kind == "collect":
+                channels[key] = dsl.Collected(self.output(src.node, result_output(src.key, "item")))
+            else:
+                channels[key] = self.output(src.node, result_output(src.key, "json"))
+        if not channels:
+            return None
+        if list(channels) == ["return"]:
+            return channels["return"]
+        return returns(**{kfp_name(k): v for k, v in channels.items()})
 
     def items(self, items: Any) -> Any:
         from ..pipelines.refs import OutputRef

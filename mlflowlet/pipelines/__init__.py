@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 # The decorators are imported eagerly (they are light): importing a submodule binds its name on
 # the package, so ``step`` and ``pipeline`` must be rebound to the functions here, once.
-from mlflowlet.pipelines.pipeline import NodeHandle, Pipeline, pipeline
+from mlflowlet.pipelines._items import MapItem, item
+from mlflowlet.pipelines.pipeline import NodeHandle, Pipeline, on_exit, pipeline
 from mlflowlet.pipelines.refs import (
     Collected,
     Condition,
@@ -40,6 +41,7 @@ __all__ = [
     "Condition",
     "Edge",
     "HyperSpec",
+    "MapItem",
     "MapSpec",
     "Node",
     "NodeHandle",
@@ -53,6 +55,8 @@ __all__ = [
     "StepSpec",
     "collect",
     "condition",
+    "item",
+    "on_exit",
     "pipeline",
     "step",
 ]

@@ -67,7 +67,7 @@ class Resolver:
         if node.map is not None:
             arguments["__items__"] = node.map.items
         for param, value in arguments.items():
-            lineage_param = node.map.item_param if param == "__items__" else param
+            fed = node.map.fed if param == "__items__" else (param,)
             if isinstance(value, Collected):
                 self._collect(value.ref, param, params, inputs, hashes, rows)
             elif isinstance(value, OutputRef) and value.kind == "artifact":
@@ -76,13 +76,13 @@ class Resolver:
                 inputs[param], hashes[param] = art["uri"], art.get("hash") or art["uri"]
                 self.records[art["uri"]] = art
                 it = art.get("link_iteration") or art.get("iteration", 0)  # a sweep's best
-                rows.append(self._row(run, it, value.key, lineage_param, art))
+                rows += [self._row(run, it, value.key, fp, art) for fp in fed]
             elif isinstance(value, (OutputRef, PipelineParam)):
                 params[param] = self.value_of(value)
                 if isinstance(value, OutputRef):
                     run = self.runs[value.node]
                     best = run.status.results.get("best_iteration", run.metadata.iteration)
-                    rows.append(self._row(run, best, value.key, lineage_param))
+                    rows += [self._row(run, best, value.key, fp) for fp in fed]
             else:
                 params[param] = value
         return params, inputs, hashes, rows

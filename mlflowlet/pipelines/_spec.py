@@ -19,6 +19,19 @@ from .._binding import _strip_optional, handler_signature
 from ..errors import StepDefinitionError
 
 RESOURCE_KEYS = ("cpu", "memory", "gpu")
+# what a declared output is (``outputs={"model": "model"}``): KFP shows each kind in its viewer
+ARTIFACT_KINDS = ("artifact", "dataset", "model", "metrics", "html", "markdown")
+# return annotations (short type names) that declare an output's kind
+_KIND_OF_TYPE = {
+    "Model": "model",
+    "ModelArtifact": "model",
+    "Dataset": "dataset",
+    "DatasetArtifact": "dataset",
+    "DataFrame": "dataset",
+    "Metrics": "metrics",
+    "HTML": "html",
+    "Markdown": "markdown",
+}
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _EMPTY = inspect.Parameter.empty
 
@@ -91,7 +104,11 @@ class StepSpec:
         retry_delay: seconds before the first retry (doubling each time).
         timeout: seconds a run may take, or None.
         cache: True/False, or None to follow ``pipe.run(cache=...)``.
+        cache_max_age: seconds a cached run stays reusable (``cache=timedelta(...)``); None:
+            no limit.
         labels: labels set on the step's runs.
+        outputs_types: declared artifact output to its kind (``model``, ``metrics``, ``html``...;
+            see :data:`ARTIFACT_KINDS`), for outputs declared with a kind.
         doc: the function's docstring.
     """
 
@@ -112,7 +129,9 @@ class StepSpec:
     retry_delay: float = 0.0
     timeout: float | None = None
     cache: bool | None = None
+    cache_max_age: float | None = None
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    outputs_types: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     doc: str = ""
 
     def param(self, name: str) -> ParamSpec | None:
@@ -142,7 +161,9 @@ class StepSpec:
             "retry_delay": self.retry_delay,
             "timeout": self.timeout,
             "cache": self.cache,
+            "cache_max_age": self.cache_max_age,
             "labels": dict(self.labels),
+            "outputs_types": dict(self.outputs_types),
             "doc": self.doc,
         }
 
@@ -189,18 +210,7 @@ def _check_options(fn: Any, opts: dict[str, Any]) -> dict[str, Any]:
     if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
         raise _fail(fn, f"name={name!r} must be letters, digits, '_', '.' or '-'")
     if out.get("outputs") is not None:
-        outputs = out["outputs"]
-        if isinstance(outputs, str):
-            outputs = [outputs]
-        if not isinstance(outputs, (list, tuple)):
-            raise _fail(fn, f"outputs must be a list of names, got {type(outputs).__name__}")
-        for key in outputs:
-            if not isinstance(key, str) or not _NAME.match(key):
-                raise _fail(fn, f"output name {key!r} must be letters, digits, '_', '.' or '-'")
-        dupes = sorted({k for k in outputs if list(outputs).count(k) > 1})
-        if dupes:
-            raise _fail(fn, f"outputs {dupes} are declared twice; declare each once")
-        out["outputs"] = tuple(outputs)
+        out["outputs"], out["outputs_types"] = _check_outputs(fn, out["outputs"])
     if out.get("resources") is not None:
         res = out["resources"]
         bad = sorted(set(res) - set(RESOURCE_KEYS)) if isinstance(res, dict) else None
@@ -223,8 +233,10 @@ def _check_options(fn: Any, opts: dict[str, Any]) -> dict[str, Any]:
             raise _fail(fn, f"{key} must be a positive number of seconds, got {value!r}")
         if value is not None:
             out[key] = float(value)
-    if out.get("cache") is not None and not isinstance(out["cache"], bool):
-        raise _fail(fn, f"cache must be True, False or None, got {out['cache']!r}")
+    keep = set()
+    if out.get("cache") is not None:
+        out["cache"], out["cache_max_age"] = _check_cache(fn, out["cache"])
+        keep.add("cache_max_age")  # cache=True after cache=timedelta(...) lifts the limit
     if out.get("labels") is not None:
         if not isinstance(out["labels"], dict):
             raise _fail(fn, f"labels must be a dict, got {type(out['labels']).__name__}")
@@ -234,7 +246,61 @@ def _check_options(fn: Any, opts: dict[str, Any]) -> dict[str, Any]:
     flag = out.get("image_has_mlflowlet")
     if flag is not None and not isinstance(flag, bool):
         raise _fail(fn, f"image_has_mlflowlet must be True or False, got {flag!r}")
-    return {k: v for k, v in out.items() if v is not None}
+    return {k: v for k, v in out.items() if v is not None or k in keep}
+
+
+def _check_outputs(fn: Any, outputs: Any) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    """Return the declared output names and the kinds declared with a dict."""
+    kinds: dict[str, str] = {}
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    if isinstance(outputs, dict):
+        for key, kind in outputs.items():
+            if kind not in ARTIFACT_KINDS:
+                kinds_ = list(ARTIFACT_KINDS)
+                raise _fail(fn, f"output {key!r} is declared {kind!r}; declare one of {kinds_}")
+        kinds = {k: v for k, v in outputs.items() if v != "artifact"}
+        outputs = list(outputs)
+    if not isinstance(outputs, (list, tuple)):
+        raise _fail(fn, f"outputs must be a list of names, got {type(outputs).__name__}")
+    for key in outputs:
+        if not isinstance(key, str) or not _NAME.match(key):
+            raise _fail(fn, f"output name {key!r} must be letters, digits, '_', '.' or '-'")
+    dupes = sorted({k for k in outputs if list(outputs).count(k) > 1})
+    if dupes:
+        raise _fail(fn, f"outputs {dupes} are declared twice; declare each once")
+    return tuple(outputs), MappingProxyType(kinds)
+
+
+def _check_cache(fn: Any, cache: Any) -> tuple[bool, float | None]:
+    """Return ``(cache, max age in seconds)`` of a ``cache=`` option."""
+    from datetime import timedelta
+
+    if isinstance(cache, bool):
+        return cache, None
+    if isinstance(cache, timedelta):
+        seconds = cache.total_seconds()
+        if seconds <= 0:
+            raise _fail(
+                fn, f"cache={cache!r} never reuses anything; pass cache=False (or a positive age)"
+            )
+        return True, seconds
+    raise _fail(fn, f"cache must be True, False, None or a timedelta (the max age), got {cache!r}")
+
+
+def _kinds_from_return(hints: dict[str, Any], outputs: tuple[str, ...]) -> dict[str, str]:
+    """Return output kinds declared by the return annotation (``-> Model``, a tuple of them)."""
+    hint = hints.get("return", _EMPTY)
+    if hint is _EMPTY or not outputs:
+        return {}
+    args = typing.get_args(hint) if typing.get_origin(hint) is tuple else ()
+    hints_ = list(args) if len(outputs) > 1 and len(args) == len(outputs) else [hint]
+    found = {}
+    for key, item in zip(outputs, hints_, strict=False):
+        kind = _KIND_OF_TYPE.get(type_name(item))
+        if kind:
+            found[key] = kind
+    return found
 
 
 def build_spec(fn: Callable[..., Any], **options: Any) -> StepSpec:
@@ -279,6 +345,9 @@ def build_spec(fn: Callable[..., Any], **options: Any) -> StepSpec:
         hints = typing.get_type_hints(fn)
     except Exception:  # unresolvable forward references: keep the raw annotations
         hints = dict(getattr(fn, "__annotations__", {}))
+    kinds = {**_kinds_from_return(hints, opts.get("outputs", ())), **opts.get("outputs_types", {})}
+    if kinds:
+        opts["outputs_types"] = MappingProxyType(kinds)
     return StepSpec(
         name=opts.pop("name", fn.__name__),
         handler=f"{module}:{qualname}",

@@ -19,6 +19,7 @@ from .._coerce import EMPTY, coerce, json_value
 from ..errors import ParameterError, PipelineError
 from .refs import Collected, Condition, ConditionBlock, Operand, OutputRef, PipelineParam
 
+STATUS_ON = (None, "success", "failure", "done")
 _tracer: ContextVar[Tracer | None] = ContextVar("mlflowlet_pipeline_tracer", default=None)
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _CONTEXTLIB = contextlib.__file__
@@ -85,10 +86,23 @@ class NodeHandle:
         """The step's return value (result ``'return'``)."""
         return self.results["return"]
 
-    def after(self, *others: NodeHandle) -> NodeHandle:
-        """Run this node only after ``others`` finished (an ordering edge); returns self."""
+    def after(self, *others: NodeHandle, on: str | None = None) -> NodeHandle:
+        """Run this node only after ``others`` finished (an ordering edge); returns self.
+
+        Args:
+            *others: nodes of the same pipeline.
+            on: run on their status: ``'success'`` (each completed; Argo ``x.Succeeded``),
+                ``'failure'`` (each failed; Argo ``x.Failed``) or ``'done'`` (each finished,
+                whatever its state). Default: after them, skipped when one failed (a skipped one
+                does not hold it back).
+        """
         if self._tracer.closed:
             raise PipelineError(f"{self.name}.after() is used while the pipeline is traced")
+        if on not in STATUS_ON:
+            raise PipelineError(
+                f"{_call_site()}: {self.name}.after(..., on={on!r}): on is one of "
+                f"{list(STATUS_ON[1:])} (or None: after them, skipped when one failed)"
+            )
         names = list(self._node.after)
         for other in others:
             if not isinstance(other, NodeHandle) or other._tracer is not self._tracer:
@@ -96,10 +110,37 @@ class NodeHandle:
                     f"{_call_site()}: {self.name}.after() takes nodes of the same pipeline, "
                     f"got {other!r}"
                 )
+            if on in ("failure", "done"):
+                self._check_no_data_from(other.name, on)
+            was = self._node.after_on.get(other.name) if other.name in names else on
+            if was != on:
+                raise PipelineError(
+                    f"{_call_site()}: {self.name} already runs after {other.name} "
+                    f"(on={was!r}); it cannot also run on={on!r}: give one status per step"
+                )
             if other.name not in names:
                 names.append(other.name)
+            if on is not None:
+                self._node.after_on[other.name] = on
         self._node.after = tuple(names)
         return self
+
+    def _check_no_data_from(self, other: str, on: str) -> None:
+        """Refuse reading outputs of a step this node runs after on its failure (none exist)."""
+        node = self._node
+        reads = [p for p, v in node.references() if v.node == other]
+        if node.map is not None and isinstance(node.map.items, OutputRef):
+            reads += [node.map.item_param] if node.map.items.node == other else []
+        if node.condition is not None and any(
+            isinstance(o, OutputRef) and o.node == other for o in node.condition.operands()
+        ):
+            reads.append("its condition")
+        if reads:
+            raise PipelineError(
+                f"{_call_site()}: {self.name}.after({other}, on={on!r}) but {self.name} reads "
+                f"outputs of {other} ({', '.join(reads)}), which a failed step does not have; "
+                "run it on='success', or pass it something else"
+            )
 
     def __bool__(self) -> bool:
         return True
@@ -119,6 +160,7 @@ class Tracer:
         self.blocks: list[ConditionBlock] = []  # the open `with condition(...)` blocks
         self.block_count = 0
         self.closed = False
+        self.exit: tuple[Any, dict[str, Any], str] | None = None  # on_exit(step, **arguments)
 
     def open_block(self, expr: Condition, site: str) -> ConditionBlock:
         """Open a ``with condition(expr)`` block (its operands must belong to this pipeline)."""
@@ -153,20 +195,28 @@ class Tracer:
         parallel: int | None = None,
     ) -> NodeHandle:
         """Add a node for a call of ``st`` and return its handle."""
+        from ._items import MapItem, split_item_args
         from .graph import MapSpec, Node
 
         site = _call_site()
         spec = st.spec
         arguments = self._bind(st, args, kwargs, site)
-        mapping = None
+        mapping, fields = None, dict[str, str]()
         if item_param is not None:
+            item_param, fields = split_item_args(arguments, item_param, site, spec.name)
             mapping = self._map(st, item_param, items, arguments, parallel, site)
+        elif any(isinstance(v, MapItem) for v in arguments.values()):
+            raise PipelineError(
+                f"{site}: step {spec.name!r} gets `item`, which only a map has: call "
+                f"{spec.name}.map(items=..., ...)"
+            )
         missing = [
             p.name
             for p in spec.params
             if p.required
             and p.name not in arguments
             and p.name != item_param
+            and p.name not in fields
             and not (st.hyper and p.name in st.hyper.hyper_params)
         ]
         if missing:
@@ -183,7 +233,7 @@ class Tracer:
             arguments,
             condition=cond,
             hyper=st.hyper,
-            map=MapSpec(items, item_param or "", parallel) if mapping else None,
+            map=MapSpec(items, item_param or "", parallel, fields) if mapping else None,
             call_site=site,
             index=len(self.nodes),
             blocks=tuple(self.blocks),
@@ -222,6 +272,10 @@ class Tracer:
         return out
 
     def _value(self, value: Any, param: Any, step_name: str, key: str, site: str) -> Any:
+        from ._items import MapItem
+
+        if isinstance(value, MapItem):  # the map's element (checked by add)
+            return value
         if isinstance(value, NodeHandle):
             raise PipelineError(
                 f"{site}: {key}={value.name} passes a whole node; pass "
@@ -282,7 +336,7 @@ class Tracer:
         site: str,
     ) -> bool:
         spec = st.spec
-        if spec.param(item_param) is None and not spec.var_keyword:
+        if item_param and spec.param(item_param) is None and not spec.var_keyword:
             raise PipelineError(
                 f"{site}: item_param={item_param!r} is not a parameter of step "
                 f"{spec.name!r}; parameters: {[p.name for p in spec.params]}"

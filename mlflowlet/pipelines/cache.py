@@ -6,7 +6,9 @@ or fan-out settings. Every step run carries it as the label ``cache_key`` (an in
 lookup is one query). With caching on, a step whose key matches an earlier ``completed`` run is
 not run: a new run is recorded, labelled ``cached_from=<original uid>``, with the original's
 results and artifact records (the same files), so outputs flow on and lineage stays whole.
-Changing the code, a parameter or an input's content gives a new key.
+Changing the code, a parameter or an input's content gives a new key. A step cached with a max
+age (``cache=timedelta(...)``) reuses only a run computed at most that long ago: a hit keeps the
+time its original was computed (annotation ``cached_at``), so reusing it does not refresh it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..model import RunObject, new_uid, now_iso
 
 CACHE_LABEL = "cache_key"
 CACHED_FROM = "cached_from"
+CACHED_AT = "cached_at"
 
 
 def cache_key(
@@ -52,10 +55,38 @@ def cache_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def find_cached(db: Any, key: str, project: str) -> dict[str, Any] | None:
-    """Return the newest completed run recorded with cache key ``key`` (as a dict), or None."""
+def find_cached(
+    db: Any, key: str, project: str, max_age: float | None = None
+) -> dict[str, Any] | None:
+    """Return the newest completed run recorded with cache key ``key`` (as a dict), or None.
+
+    With ``max_age`` (seconds), a run whose result was computed longer ago is stale: None.
+    """
     found = db.list_runs(project=project, labels={CACHE_LABEL: key}, state="completed", last=1)
-    return found[0] if found else None
+    if not found:
+        return None
+    if max_age is not None and computed_age(found[0]) > max_age:
+        return None
+    return found[0]
+
+
+def computed_at(run: dict[str, Any]) -> str:
+    """Return when a run's result was computed (a cache hit keeps its original's time)."""
+    meta, status = run.get("metadata", {}), run.get("status", {})
+    return (meta.get("annotations") or {}).get(CACHED_AT) or status.get("end_time") or ""
+
+
+def computed_age(run: dict[str, Any]) -> float:
+    """Return how many seconds ago a run's result was computed (inf when unknown)."""
+    from datetime import datetime, timezone
+
+    try:
+        stamp = datetime.fromisoformat(computed_at(run))
+    except ValueError:
+        return float("inf")
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - stamp).total_seconds()
 
 
 def prefetch(db: Any, project: str, pipeline: str, limit: int) -> dict[str, dict[str, Any]]:
@@ -122,7 +153,9 @@ def hit_run(
     meta = data["metadata"]
     spec, status = data.setdefault("spec", {}), data.setdefault("status", {})
     source = (meta.get("labels") or {}).get(CACHED_FROM) or meta["uid"]
+    origin = computed_at(data)
     meta.update(uid=new_uid(), name=name, iteration=0)
+    meta["annotations"] = {**(meta.get("annotations") or {}), CACHED_AT: origin}
     meta["labels"] = {**(meta.get("labels") or {}), **labels, CACHED_FROM: source}
     spec.update(parent_uid=parent_uid, pipeline_uid=pipeline_uid, params=params, inputs=inputs)
     stamp = now_iso()

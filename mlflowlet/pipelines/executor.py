@@ -27,8 +27,9 @@ from ..context import Context
 from ..errors import ConfigError, PipelineError
 from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
-from ._inputs import InputError, Resolver
+from ._inputs import Resolver
 from ._spec import where
+from ._status import exit_failures, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
 from .run import PipelineRun, step_states
 
@@ -125,6 +126,8 @@ class LocalExecutor:
         try:
             self._schedule()
             state, error = self._outcome()
+            if self.dag.outputs:
+                state, error = self._outputs(state, error)
             if self.dag.exit_handler is not None:
                 self._run_exit(self.dag.exit_handler, state)
         except BaseException as exc:
@@ -140,13 +143,28 @@ class LocalExecutor:
         self.ctx._finish(state, error)  # the failed steps also land in the pipeline run's log
 
     def _outcome(self) -> tuple[str, str]:
+        from ._status import final_state
+
         failed = [n.name for n in self.dag.nodes if self.states.get(n.name) in ("error", "aborted")]
-        if not failed:
+        if not failed or final_state(self.dag, self.states) == "completed":
             return "completed", ""
         return "error", "; ".join(
             f"step {name!r} failed: {step_states(self.run)[name].get('error') or 'error'}"
             for name in failed
         )
+
+    def _outputs(self, state: str, error: str) -> tuple[str, str]:
+        """Record the pipeline's outputs on its run (results, and links to step artifacts)."""
+        from ._outputs import resolve_outputs
+
+        results, artifacts, problems = resolve_outputs(self.dag.outputs, self.inputs, self.states)
+        if results:
+            self.ctx.log_results(results)
+        if artifacts:
+            self.ctx._link_records([dict(rec, key=key) for key, rec in artifacts.items()])
+        if problems and state == "completed":  # an engine fails a workflow whose outputs fail
+            return "error", "; ".join(problems)
+        return state, error
 
     def _flush(self, force: bool) -> None:
         now = time.monotonic()
@@ -231,6 +249,15 @@ class LocalExecutor:
         """Decide a ready node: record it (skipped, failed, reused, cached) or return its call."""
         for up in self.dag.upstream(node.name):
             state = self.states[up]
+            edges = self.dag.edges_between(up, node.name)
+            on = next((e.on for e in edges if e.on), "")
+            if on:  # node.after(up, on=...): its status decides (no data edge comes with it)
+                why = status_gate(on, state, up)
+                if why:
+                    self._record(node, "skipped", why)
+                    return None
+                if all(e.on for e in edges):
+                    continue
             if state in ("error", "aborted"):
                 self._record(node, "skipped", f"upstream step {up!r} failed")
                 return None
@@ -270,7 +297,7 @@ class LocalExecutor:
         )
         use_cache = node.spec.cache if node.spec.cache is not None else self.cache
         if use_cache:
-            hit = self._lookup(key)
+            hit = self._lookup(key, node.spec.cache_max_age)
             if hit is not None:
                 # recorded in memory, written with the next batch (one transaction for all)
                 run, data = _cache.hit_run(hit, **common)
@@ -295,48 +322,32 @@ class LocalExecutor:
             },
         )
         if iterate is not None and iterate.get("hyper_params") == {}:
-            self._complete(node, call, self._empty_map(call))
+            from ._items import empty_map
+
+            self._complete(node, call, empty_map(call, self.db))
             return None
         return call
 
-    def _lookup(self, key: str) -> dict[str, Any] | None:
-        """Return the completed run recorded with cache ``key`` (a fresh dict), or None."""
+    def _lookup(self, key: str, max_age: float | None = None) -> dict[str, Any] | None:
+        """Return the completed run recorded with cache ``key`` (a fresh dict), or None.
+
+        With ``max_age`` (seconds), None when the newest such run's result is older (stale).
+        """
         if self._prefetched is None:  # the first lookup of this run: the likely hits, at once
             self._prefetched = _cache.prefetch(
                 self.db, self.project, self.pipe.name, len(self.dag.nodes)
             )
         hit = self._prefetched.pop(key, None)  # popped: each hit changes its dict in place
-        return hit if hit is not None else _cache.find_cached(self.db, key, self.project)
+        if hit is None:
+            return _cache.find_cached(self.db, key, self.project, max_age)
+        return None if max_age is not None and _cache.computed_age(hit) > max_age else hit
 
     def _iterate(self, node: Any, params: dict[str, Any]) -> dict[str, Any] | None:
         if node.map is None:
             return hyper_fields(node.hyper)
-        items = params.pop("__items__")
-        if not isinstance(items, (list, tuple)):
-            raise InputError(
-                f"step {node.name!r} maps over {node.map.items!r}, which is a "
-                f"{type(items).__name__}, not a list"
-            )
-        if not items:
-            return {"hyper_params": {}}
-        return {
-            "hyper_params": {node.map.item_param: list(items)},
-            "strategy": "list",
-            "selector": "",
-            "max_errors": 1,
-            "parallel": node.map.parallel or self.max_parallel,
-        }
+        from ._items import map_fields
 
-    def _empty_map(self, call: StepCall) -> RunObject:
-        from ._stepexec import new_run
-
-        call.iterate = None
-        run = new_run(call, 1)
-        stamp = now_iso()
-        run.status.state, run.status.start_time, run.status.end_time = "completed", stamp, stamp
-        run.status.iterations = []
-        self.db.store_run(run.to_dict(), run.uid, run.metadata.project, 0)
-        return run
+        return map_fields(node, params.pop("__items__"), self.max_parallel)
 
     # results ---------------------------------------------------------------------------------
     def _complete(self, node: Any, call: StepCall, run: RunObject) -> None:
@@ -416,7 +427,7 @@ class LocalExecutor:
             node.step,
             node.spec,
             node.name,
-            {"state": state},
+            {**self.inputs.resolve(node)[0], "state": state, **exit_failures(node, self.states)},
             {},
             labels,
             self.project,

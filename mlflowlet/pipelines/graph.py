@@ -15,6 +15,8 @@ Accessor API (for executors and compilers)
 * ``dag.nodes``: tuple of :class:`Node` in a deterministic topological order (trace order among
   independent nodes); ``dag.node(name)``; ``len(dag)``, ``name in dag``, ``iter(dag)``.
 * ``dag.exit_handler``: the exit :class:`Node` (run after everything, with ``state``) or None.
+* ``dag.outputs``: output name to what the pipeline function returned (an ``OutputRef``, a
+  ``Collected``, a ``PipelineParam`` or a JSON value; ``{}`` when it returns nothing).
 * ``dag.edges``: tuple of :class:`Edge`; ``dag.in_edges(name)``, ``dag.out_edges(name)``,
   ``dag.upstream(name)`` / ``dag.downstream(name)`` (node names), ``dag.roots()``.
 * ``dag.describe()``: the same as plain JSON-safe dicts (a fresh copy each call), stored on every
@@ -40,7 +42,7 @@ An :class:`Edge` is ``source -> target`` with ``kind``:
 * ``items``: ``source.results[output]`` is the list a mapped ``target`` fans out over
   (``param`` is the item parameter);
 * ``condition``: ``source.results[output]`` is read by ``target``'s condition;
-* ``order``: ``target.after(source)``, no data.
+* ``order``: ``target.after(source)``, no data (``on``: the status ``source`` must end in).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -63,20 +65,33 @@ class MapSpec:
 
     Attributes:
         items: a result ``OutputRef``, a ``PipelineParam`` or a literal list.
-        item_param: the step parameter that receives one element per run.
+        item_param: the step parameter that receives one element per run (``''``: none).
         parallel: runs at once (None: the pipeline's ``max_parallel``).
+        fields: step parameter -> the key of each element it receives (``x=item["key"]``).
     """
 
     items: Any
     item_param: str
     parallel: int | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fed(self) -> tuple[str, ...]:
+        """Every parameter the item feeds: ``item_param`` (if any), then the fields, sorted."""
+        return (*([self.item_param] if self.item_param else []), *sorted(self.fields))
+
+    @property
+    def params(self) -> str:
+        """The parameter(s) the item feeds, as an edge's ``param`` (comma-separated)."""
+        return ",".join(self.fed)
 
     def describe(self) -> dict[str, Any]:
-        """Return ``{"items": operand dict, "item_param", "parallel"}``."""
+        """Return ``{"items": operand dict, "item_param", "parallel", "fields"}``."""
         return {
             "items": describe_value(self.items),
             "item_param": self.item_param,
             "parallel": self.parallel,
+            "fields": dict(self.fields),
         }
 
 
@@ -89,6 +104,8 @@ class Node:
         spec: the step's spec, with the call's ``with_options`` overrides applied.
         arguments: parameter name to literal / ``PipelineParam`` / ``OutputRef`` / ``Collected``.
         after: names of ordering-only predecessors.
+        after_on: ordering predecessor to the status it must end in for this node to run
+            (``success``, ``failure`` or ``done``); those without one: see :meth:`after`.
         condition: the condition guarding the node, or None.
         hyper: hyper-parameters, or None.
         map: the fan-out, or None.
@@ -112,6 +129,7 @@ class Node:
         "call_site",
         "index",
         "blocks",
+        "after_on",
     )
 
     def __init__(
@@ -131,6 +149,7 @@ class Node:
         self.name, self.step, self.spec = name, step, step.spec
         self.arguments = arguments
         self.after: tuple[str, ...] = ()
+        self.after_on: dict[str, str] = {}  # ordering predecessor -> success / failure / done
         self.condition, self.hyper, self.map = condition, hyper, map
         self.exit_handler, self.call_site, self.index = exit_handler, call_site, index
         self.blocks = blocks
@@ -158,6 +177,7 @@ class Node:
             "step": self.spec.describe(),
             "arguments": {k: describe_value(v) for k, v in self.arguments.items()},
             "after": list(self.after),
+            "after_on": dict(self.after_on),
             "condition": self.condition.describe() if self.condition is not None else None,
             "condition_blocks": [b.index for b in self.blocks],
             "hyper": self.hyper.describe() if self.hyper is not None else None,
@@ -181,6 +201,8 @@ class Edge:
         output: the output or result key on ``source`` (``''`` for ``order``).
         param: the parameter of ``target`` it feeds (``''`` for ``condition`` and ``order``).
         ref: for ``collect``: ``artifact`` or ``result``; else ``''``.
+        on: for ``order``: the status ``source`` must end in (``success``, ``failure``,
+            ``done``), ``''`` for plain ordering.
     """
 
     source: str
@@ -189,6 +211,7 @@ class Edge:
     output: str = ""
     param: str = ""
     ref: str = ""
+    on: str = ""
 
     def describe(self) -> dict[str, Any]:
         """Return the edge as a plain dict."""
@@ -199,6 +222,7 @@ class Edge:
             "output": self.output,
             "param": self.param,
             "ref": self.ref,
+            "on": self.on,
         }
 
     @property
@@ -216,14 +240,16 @@ def _edges_of(node: Node) -> list[Edge]:
             out.append(Edge(value.node, node.name, value.kind, value.key, param))
     if node.map is not None and isinstance(node.map.items, OutputRef):
         ref = node.map.items
-        out.append(Edge(ref.node, node.name, "items", ref.key, node.map.item_param))
+        out.append(Edge(ref.node, node.name, "items", ref.key, node.map.params))
     if node.condition is not None:
         seen = set()
         for operand in node.condition.operands():
             if isinstance(operand, OutputRef) and (operand.node, operand.key) not in seen:
                 seen.add((operand.node, operand.key))
                 out.append(Edge(operand.node, node.name, "condition", operand.key))
-    out.extend(Edge(before, node.name, "order") for before in node.after)
+    out.extend(
+        Edge(before, node.name, "order", on=node.after_on.get(before, "")) for before in node.after
+    )
     return out
 
 
@@ -238,6 +264,8 @@ class PipelineGraph:
         description: the pipeline's docstring.
         handler: ``'module:qualname'`` of the pipeline function.
         image: the default image for compiled runs.
+        outputs: output name to what the pipeline function returned for it (see
+            :mod:`mlflowlet.pipelines._outputs`).
 
     Raises:
         CycleError: the nodes form a cycle (through ``after``); the error lists its steps.
@@ -252,9 +280,11 @@ class PipelineGraph:
         description: str = "",
         handler: str = "",
         image: str = "",
+        outputs: dict[str, Any] | None = None,
     ) -> None:
         self.name, self.params, self.description = name, tuple(params), description
         self.handler, self.image, self.exit_handler = handler, image, exit_handler
+        self.outputs: dict[str, Any] = dict(outputs or {})
         graph = nx.DiGraph(name=name)
         for node in nodes:
             graph.add_node(node.name, node=node)
@@ -349,6 +379,7 @@ class PipelineGraph:
                 "nodes": [n.describe() for n in self.nodes],
                 "edges": [e.describe() for e in self.edges],
                 "exit_handler": self.exit_handler.describe() if self.exit_handler else None,
+                "outputs": {k: describe_value(v) for k, v in self.outputs.items()},
             }
         return self._described
 
@@ -405,7 +436,7 @@ def _label(node: Node) -> str:
 
 def _edge_label(edge: Edge) -> str:
     if edge.kind == "order":
-        return ""
+        return f"on {edge.on}" if edge.on else ""
     if edge.kind == "condition":
         return f"if {edge.output}"
     text = edge.output if edge.output == edge.param else f"{edge.output} → {edge.param}"

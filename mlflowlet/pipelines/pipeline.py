@@ -18,7 +18,7 @@ from .._coerce import EMPTY, coerce, json_value
 from ..errors import CycleError, ParameterError, PipelineError, StepDefinitionError
 from ._spec import _fail, type_name, where
 from ._trace import NodeHandle, Tracer, _tracer, current_tracer
-from .refs import PipelineParam
+from .refs import Collected, OutputRef, PipelineParam
 from .step import Step, step
 
 __all__ = ["NodeHandle", "Pipeline", "current_tracer", "pipeline"]
@@ -100,20 +100,22 @@ class Pipeline:
         finally:
             _tracer.reset(token)
             tracer.closed = True
-        if returned is not None:
-            raise PipelineError(
-                f"@pipeline {self.fn.__qualname__} ({where(self.fn)}) returns {returned!r:.80}; "
-                "a pipeline's return value is not supported yet and would be dropped: remove "
-                "the return (log the value as a result of a step instead)"
-            )
+        from ._outputs import pipeline_outputs
+
+        outputs = pipeline_outputs(
+            returned,
+            f"@pipeline {self.fn.__qualname__} ({where(self.fn)})",
+            {n.name: n for n in tracer.nodes},
+        )
         exit_node = None
-        if self.on_exit is not None:
+        exit_step, exit_args, site = tracer.exit or (self.on_exit, {}, where(self.fn))
+        if exit_step is not None:
             exit_node = Node(
-                tracer.unique(self.on_exit.spec.name),
-                self.on_exit,
-                {},
+                tracer.unique(exit_step.spec.name),
+                exit_step,
+                exit_args,
                 exit_handler=True,
-                call_site=where(self.fn),
+                call_site=site,
                 index=len(tracer.nodes),
             )
         try:
@@ -125,6 +127,7 @@ class Pipeline:
                 self.description,
                 self.handler,
                 self.image,
+                outputs,
             )
         except CycleError as exc:  # name the pipeline function and where it is defined
             raise CycleError(
@@ -297,7 +300,7 @@ def _pipeline_params(fn: Callable[..., Any]) -> tuple[PipelineParam, ...]:
     return tuple(out)
 
 
-def _exit_step(fn: Callable[..., Any], on_exit: Any) -> Step:
+def _exit_step(fn: Callable[..., Any], on_exit: Any, given: tuple[str, ...] = ()) -> Step:
     exit_step = on_exit if isinstance(on_exit, Step) else step(on_exit)
     spec = exit_step.spec
     if spec.param("state") is None and not spec.var_keyword:
@@ -306,14 +309,65 @@ def _exit_step(fn: Callable[..., Any], on_exit: Any) -> Step:
             "an on_exit step receives the pipeline's final state: give it "
             "a parameter named 'state'",
         )
-    required = [p.name for p in spec.params if p.required and p.name != "state"]
+    own = ("state", "failures")  # the final state; the failed steps' names (if it has it)
+    required = [p.name for p in spec.params if p.required and p.name not in (*own, *given)]
     if required:
         raise _fail(
             exit_step.fn,
-            f"on_exit step parameters {required} need defaults (it is "
-            f"called with state only) - pipeline {fn.__qualname__}",
+            f"on_exit step parameters {required} need defaults or arguments (it is "
+            f"called with state and the arguments of on_exit(...)) - pipeline {fn.__qualname__}",
         )
     return exit_step
+
+
+def on_exit(exit_step: Any, **arguments: Any) -> None:
+    """Run ``exit_step`` after the pipeline ends, with ``arguments`` and ``state``.
+
+    Called inside a ``@pipeline`` function (as KFP's ``dsl.ExitHandler(exit_op(x=...))``
+    or Argo's ``onExit`` with arguments). The step runs whatever the other steps ended in,
+    with ``state`` set to the pipeline's final state (``completed`` or ``error``) and, when it
+    has a parameter ``failures``, the sorted names of the steps that failed (Argo
+    ``{{workflow.failures}}``; refused on KFP, whose final status names no failed task).
+
+    Args:
+        exit_step: a ``@step`` (or a function) with a parameter ``state``.
+        **arguments: its other arguments: pipeline parameters or JSON literals (never a step's
+            output: a failed or skipped step has none).
+
+    Raises:
+        PipelineError: outside a ``@pipeline`` function, given twice (or with
+            ``@pipeline(on_exit=...)``), an output passed, or a ``state`` argument.
+        StepDefinitionError: ``exit_step`` has no ``state`` parameter, or a required
+            parameter is left without an argument.
+    """
+    from ._trace import _call_site
+
+    tracer, site = current_tracer(), _call_site()
+    if tracer is None or tracer.closed:
+        raise PipelineError(f"{site}: on_exit(...) is called inside a @pipeline function only")
+    if tracer.exit is not None or tracer.pipe.on_exit is not None:
+        raise PipelineError(
+            f"{site}: pipeline {tracer.pipe.name!r} already has an exit step; give one, either "
+            "@pipeline(on_exit=...) or one on_exit(...) call"
+        )
+    if tracer.blocks:
+        raise PipelineError(
+            f"{site}: on_exit(...) inside `with condition(...)`: the exit step runs whatever "
+            "happened; call on_exit outside the block (and test state in the step)"
+        )
+    for own in ("state", "failures"):
+        if own in arguments:
+            raise PipelineError(f"{site}: on_exit(...) sets {own!r} itself; do not pass it")
+    st = _exit_step(tracer.pipe.fn, exit_step, tuple(arguments))
+    bound = tracer._bind(st, (), arguments, site)
+    refs = sorted(k for k, v in bound.items() if isinstance(v, (OutputRef, Collected)))
+    if refs:
+        raise PipelineError(
+            f"{site}: on_exit({st.spec.name}, ...) passes step outputs to {refs}; an exit step "
+            "runs also after failed or skipped steps, which have none: pass pipeline "
+            "parameters or literals"
+        )
+    tracer.exit = (st, bound, site)
 
 
 @overload

@@ -82,6 +82,24 @@ class PipelineRun:
         return self.run.to_yaml()
 
     @property
+    def outputs(self) -> dict[str, Any]:
+        """The pipeline's outputs: what its function returned.
+
+        Values as they are, artifacts as ``DataItem`` s (empty until the run ends).
+        """
+        from ..datastore import get_dataitem
+
+        graph = (self.run.spec.model_extra or {}).get("graph") or {}
+        out: dict[str, Any] = {}
+        arts = {a.get("key"): a for a in self.run.status.artifacts}
+        for key in graph.get("outputs", {}):
+            if key in self.run.status.results:
+                out[key] = self.run.status.results[key]
+            elif key in arts:
+                out[key] = get_dataitem(arts[key]["uri"], key=key)
+        return out
+
+    @property
     def params(self) -> dict[str, Any]:
         """The pipeline parameters the run used."""
         return dict(self.run.spec.params)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, overload
 
@@ -172,14 +173,17 @@ class Step:
         copy._handler = self._handler
         return copy
 
-    def map(self, items: Any, item_param: str, parallel: int | None = None, **kwargs: Any) -> Any:
+    def map(
+        self, items: Any, item_param: str | None = None, parallel: int | None = None, **kwargs: Any
+    ) -> Any:
         """Fan out: run the step once per element of ``items`` (a list known at run time).
 
         Args:
             items: a result reference, a pipeline parameter, or a literal list.
-            item_param: the parameter that receives one element per run.
+            item_param: the parameter that receives one element per run (or pass ``x=item``).
             parallel: runs at once (default: the pipeline's ``max_parallel``).
-            **kwargs: the other arguments, shared by every run.
+            **kwargs: the other arguments, shared by every run; ``x=item["key"]`` (or
+                ``item.key``) gives ``x`` that sub-field of each element (a dict).
 
         Returns:
             The node handle; pass ``collect(node.results[...])`` downstream.
@@ -196,7 +200,9 @@ class Step:
                 f"{self.spec.name}.map() fans out a step inside a @pipeline function only; call "
                 f"it there (outside a pipeline, call {self.spec.name}(...) once per item)"
             )
-        return tracer.add(self, (), kwargs, items=items, item_param=item_param, parallel=parallel)
+        return tracer.add(
+            self, (), kwargs, items=items, item_param=item_param or "", parallel=parallel
+        )
 
 
 STEP_OPTIONS = (
@@ -222,14 +228,14 @@ def step(
     fn: None = None,
     *,
     name: str | None = None,
-    outputs: list[str] | None = None,
+    outputs: list[str] | dict[str, str] | None = None,
     image: str | None = None,
     image_has_mlflowlet: bool | None = None,
     resources: dict[str, Any] | None = None,
     retries: int | None = None,
     retry_delay: float | None = None,
     timeout: float | None = None,
-    cache: bool | None = None,
+    cache: bool | timedelta | None = None,
     labels: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
@@ -238,14 +244,14 @@ def step(
     fn: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
-    outputs: list[str] | None = None,
+    outputs: list[str] | dict[str, str] | None = None,
     image: str | None = None,
     image_has_mlflowlet: bool | None = None,
     resources: dict[str, Any] | None = None,
     retries: int | None = None,
     retry_delay: float | None = None,
     timeout: float | None = None,
-    cache: bool | None = None,
+    cache: bool | timedelta | None = None,
     labels: dict[str, str] | None = None,
 ) -> Any:
     """Turn a function into a pipeline step (use as ``@step`` or ``@step(...)``).
@@ -255,7 +261,11 @@ def step(
         name: the step name (default: the function's name).
         outputs: declared artifact outputs; the function logs them (``context.log_artifact``)
             or returns the value (one output, or a tuple for several): bytes/str/path become a
-            file, a DataFrame parquet, a dict/list JSON, anything else a cloudpickle file.
+            file, a DataFrame parquet, a dict/list JSON, anything else a cloudpickle file. A
+            dict declares what each output is (``{"model": "model", "metrics": "metrics",
+            "report": "html"}``; kinds: ``artifact``, ``dataset``, ``model``, ``metrics``,
+            ``html``, ``markdown``), compiled to the KFP artifact type its UI shows; a return
+            annotation (``-> Model``, ``-> tuple[Dataset, HTML]``) declares them too.
         image: container image for compiled runs.
         image_has_mlflowlet: ``image`` is a bare base image name that does have mlflowlet:
             silences the compile-time warning about it.
@@ -263,7 +273,8 @@ def step(
         retries: attempts after the first failure.
         retry_delay: seconds before the first retry, doubling each time.
         timeout: seconds one attempt may take.
-        cache: reuse a previous run with the same code, params and input hashes.
+        cache: reuse a previous run with the same code, params and input hashes; a
+            ``timedelta`` reuses only runs at most that old (Argo ``memoize.maxAge``).
         labels: labels set on the step's runs.
 
     Returns:

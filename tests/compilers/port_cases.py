@@ -33,6 +33,8 @@ class Port:
         ignore: for ``--check``: step name to results that differ by nature (a timestamp).
         xfail: phase (``local``, ``compile-argo``, ``check-kfp``...) to the #12 defect there.
         missing: for an original not expressible yet: the construct mlflowlet lacks (#13).
+        refused: target to a regex of the compile-time refusal it gives (a construct the
+            target cannot carry: compiling and checking there must raise it).
     """
 
     name: str
@@ -43,6 +45,7 @@ class Port:
     ignore: dict[str, list[str]] = field(default_factory=dict)
     xfail: dict[str, str] = field(default_factory=dict)
     missing: str = ""
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def _skipped(o: Outcome, *names: str) -> None:
@@ -207,6 +210,35 @@ def argo_artifact_passing(o: Outcome, p: dict[str, Any]) -> None:
     assert o.printed("consume-artifact") == ["hello world"]
 
 
+def kfp_fan_in_return(o: Outcome, p: dict[str, Any]) -> None:
+    # double each of [1, 2, 3], collect, add: 2 + 4 + 6, returned as the pipeline's output
+    assert typed(o.items["double"]) == typed([{"return": 2}, {"return": 4}, {"return": 6}])
+    assert typed(o.results["add"]) == typed({"return": 12})
+    assert typed(o.outputs) == typed({"return": 12})
+
+
+def hera_conditional_on_task_status(o: Outcome, p: dict[str, Any]) -> None:
+    # random raises when forced to fail: failure runs (depends random.Failed), success does not;
+    # the workflow fails (the omitted success branch is a failed leaf, Argo's rule)
+    if p["force_result"] == "failure":
+        assert o.states["random"] == "error" and o.state == "error"
+        assert o.printed("failure") == ["failed!"]
+        _skipped(o, "success")
+    else:
+        assert o.states["random"] == "completed" and o.state == "completed"
+        assert o.printed("success") == ["succeeded!"]
+        _skipped(o, "failure")
+
+
+def argo_memoize(o: Outcome, p: dict[str, Any]) -> None:
+    # cowsay draws the message in a bubble above the cow; the bubble's rules fit the message
+    message = p.get("message", "test-5")
+    rule = "-" * (len(message) + 2)
+    hello = o.results["whalesay"]["hello"]
+    assert hello.splitlines()[:3] == [f" {rule}", f"< {message} >", f" {rule}"]
+    assert "(oo)" in hello and o.printed("whalesay")[1] == f"< {message} >"
+
+
 def hera_dynamic_fanout(o: Outcome, p: dict[str, Any]) -> None:
     values = o.results["generate"]["return"]
     n = p.get("force_count") or len(values)
@@ -301,6 +333,12 @@ PORTS = [
     Port("argo_conditionals", argo_conditionals,
          ({"should_print": "true"}, {"should_print": "false"})),
     Port("argo_artifact_passing", argo_artifact_passing),
+    Port("kfp_fan_in_return", kfp_fan_in_return),
+    Port("hera_conditional_on_task_status", hera_conditional_on_task_status,
+         ({"force_result": "failure"}, {"force_result": "success"}),
+         refused={"kfp": r"step 'failure' .*on='failure': a status-conditioned step .*KFP v2"}),
+    Port("argo_memoize", argo_memoize, ({}, {"message": "hello"}),
+         refused={"kfp": r"step 'whalesay' .*cache max age.*KFP v2"}),
     Port("hera_dynamic_fanout", hera_dynamic_fanout, ({"force_count": 3}, {})),
     Port("hera_fan_in", hera_fan_in),
     Port("metaflow_helloworld", metaflow_helloworld),
@@ -308,16 +346,12 @@ PORTS = [
     Port("metaflow_statistics", metaflow_statistics),
 ]
 PORTS += [
-    Port("kfp_loop_static", missing="loop-item sub-fields (item.a) and a multi-step loop body"),
-    Port("kfp_parallelfor_parallelism", missing="nested maps and loop-item sub-fields (item.a)"),
+    Port("kfp_loop_static", missing="a multi-step loop body (a sub-pipeline mapped over items)"),
+    Port("kfp_parallelfor_parallelism", missing="nested maps (a map inside a map's body)"),
     Port("kfp_task_final_status",
-         missing="an on_exit step taking arguments and the final status object"),
-    Port("kfp_fan_in_return", missing="pipeline outputs (a @pipeline's return)"),
+         missing="the final status object (PipelineTaskFinalStatus) given to the exit step"),
     Port("argo_exit_handlers",
-         missing="an exit handler sub-pipeline with status conditions; workflow context"),
-    Port("hera_conditional_on_task_status",
-         missing="status-conditioned steps (node.after(other, on='failure'))"),
+         missing="an exit handler sub-pipeline with status conditions; workflow name and duration"),
     Port("argo_parameter_aggregation",
-         missing="mapping over a mapped step's outputs, item sub-fields, conditions on the item"),
-    Port("argo_memoize", missing="cache staleness (memoize maxAge)"),
+         missing="mapping over a mapped step's outputs, conditions on the item"),
 ]

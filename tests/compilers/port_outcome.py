@@ -28,6 +28,7 @@ class Outcome:
         attempts: step name to how many times it ran.
         order: step names in the order they started.
         artifacts: (step name, key) to the artifact's bytes.
+        outputs: the pipeline's outputs (what its function returns): values, artifacts' bytes.
     """
 
     where: str
@@ -39,6 +40,7 @@ class Outcome:
     attempts: dict[str, int] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     artifacts: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def printed(self, name: str) -> list[str]:
         """The non-empty lines step ``name`` printed."""
@@ -96,6 +98,8 @@ def from_local(run: Any, db: Any, mapped: set[str]) -> Outcome:
         else:
             out.results[name] = dict(step.status.results)
     out.order = [name for _t, name in sorted(started)]
+    out.outputs = {k: v.get() if hasattr(v, "get") and hasattr(v, "url") else v
+                   for k, v in run.outputs.items()}
     return out
 
 
@@ -105,8 +109,12 @@ def _pod_log(pod: Any, db: Any) -> list[str]:
     return _lines(db.get_log(uid).decode() if uid else pod.log)
 
 
-def from_report(report: Any, mapped: set[str], db: Any) -> Outcome:
-    """Build the outcome of a compiled run (a ``CheckReport``) whose pods recorded into ``db``."""
+def from_report(report: Any, mapped: set[str], db: Any, collected: set[str] = frozenset()
+                ) -> Outcome:
+    """Build the outcome of a compiled run (a ``CheckReport``) whose pods recorded into ``db``.
+
+    ``collected`` names the pipeline outputs that are collected lists.
+    """
     state = "completed" if report.status == "Succeeded" else "error"
     out = Outcome(report.target, state, dict(report.states))
     groups: dict[str, list[Any]] = {}
@@ -126,4 +134,13 @@ def from_report(report: Any, mapped: set[str], db: Any) -> Outcome:
             out.items[name] = [p.results for p in sorted(pods, key=lambda p: p.iteration)]
         else:
             out.results[name] = last.results
+    out.outputs = _outputs(report, collected)
     return out
+
+
+def _outputs(report: Any, collected: set[str]) -> dict[str, Any]:
+    """The compiled run's outputs, decoded as --check decodes them (artifacts: their sha256)."""
+    from mlflowlet.compilers._compare import decode_output
+
+    return {key: value if kind == "artifact" else decode_output(value, key in collected)
+            for key, (kind, value) in report.outputs.items()}

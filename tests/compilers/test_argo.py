@@ -220,3 +220,16 @@ def test_output_file_is_written(tmp_path):
     out = tmp_path / "sub" / "wf.yaml"
     doc = compile(cp.diamond, "argo", output=out)
     assert yaml.safe_load(out.read_text()) == doc
+
+
+def test_cache_max_age_is_the_memoize_max_age():
+    import express_pipelines as ep
+
+    doc = compile(ep.stale, "argo")
+    assert _template(doc, "fresh")["memoize"]["maxAge"] == "10s"
+    assert argo_schema_errors(doc, ("4.1.2",)) == [] and validate_argo(doc, ep.stale.dag) == []
+    plain = compile(cp.secured, "argo", **SECURED)  # cached without an age: the long default
+    assert _template(plain, "secret-user")["memoize"]["maxAge"] == "720h"
+    from mlflowlet.compilers.argo import go_duration
+
+    assert [go_duration(s) for s in (10, 1.5, 3600.0)] == ["10s", "1.5s", "3600s"]

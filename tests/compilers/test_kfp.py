@@ -49,12 +49,23 @@ def test_steps_run_the_entrypoint_with_kfp_placeholders():
                               "parameterType": "NUMBER_INTEGER"}
 
 
-def test_artifacts_are_typed_for_the_kfp_ui():
-    spec = compile(cp.hyper, "kfp")
-    out = spec["components"]["comp-train"]["outputDefinitions"]["artifacts"]["model"]
-    assert out["artifactType"]["schemaTitle"] == "system.Model"
-    data = compile(cp.diamond, "kfp")["components"]["comp-make"]["outputDefinitions"]
-    assert data["artifacts"]["data"]["artifactType"]["schemaTitle"] == "system.Dataset"
+def _artifact_types(pipe, comp):
+    outs = compile(pipe, "kfp")["components"][comp]["outputDefinitions"]["artifacts"]
+    return {k: v["artifactType"]["schemaTitle"] for k, v in outs.items()}
+
+
+def test_artifacts_are_typed_as_declared_never_by_their_name():
+    import express_pipelines as ep
+
+    assert _artifact_types(ep.kinds, "comp-typed") == {
+        "model": "system.Model", "metrics": "system.Metrics", "report": "system.HTML",
+        "notes": "system.Markdown", "rows": "system.Dataset", "blob": "system.Artifact",
+        "mlflowlet_metrics": "system.Metrics"}
+    assert _artifact_types(ep.kinds, "comp-untyped") == {
+        "model": "system.Artifact", "dataset": "system.Artifact",
+        "mlflowlet_metrics": "system.Metrics"}
+    assert _artifact_types(ep.kinds, "comp-annotated") == {  # -> tuple[Model, HTML]
+        "weights": "system.Model", "page": "system.HTML", "mlflowlet_metrics": "system.Metrics"}
 
 
 def test_secrets_go_to_the_platform_spec_as_references():
@@ -148,3 +159,10 @@ def test_a_default_holding_newlines_keeps_the_yaml_valid(tmp_path):
     assert kfp_strict_errors(text, tmp_path) == []
     assert kfp_docs(text)[0]["root"]["inputDefinitions"]["parameters"]["text"][
         "defaultValue"] == "a,b\n1,2\n"
+
+
+def test_a_cache_max_age_is_refused_since_kfp_v2_cannot_carry_it():
+    import express_pipelines as ep
+
+    with pytest.raises(CompileError, match=r"step 'fresh' .*cache max age.*KFP v2.*argo"):
+        compile(ep.stale, "kfp")

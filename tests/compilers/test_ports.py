@@ -29,6 +29,7 @@ from mlflowlet import get_run_db
 from mlflowlet.compilers import compile_text
 from mlflowlet.compilers._validate import validate_argo, validate_kfp
 from mlflowlet.compilers.check import check
+from mlflowlet.errors import CompileError
 
 PORTS_DIR = Path(__file__).parents[2] / "examples" / "ports"
 IMAGE = "ghcr.io/mlflowlet/examples:0.1.0"
@@ -81,6 +82,12 @@ def _mapped(pipe: Any) -> set[str]:
     return {n.name for n in pipe.dag.nodes if n.map is not None}
 
 
+def _collected(pipe: Any) -> set[str]:
+    from mlflowlet.pipelines import Collected
+
+    return {k for k, v in pipe.dag.outputs.items() if isinstance(v, Collected)}
+
+
 @pytest.mark.parametrize("port", _cases("local"))
 def test_port_computes_what_the_original_computes(port, tmp_path):
     pipe = _load(port)
@@ -106,6 +113,11 @@ def _golden(path: Path, text: str, expect_golden: bool) -> str | None:
 @pytest.mark.parametrize(("port", "target"), _cases("compile", TARGETS))
 def test_port_compiles_validates_and_matches_its_golden_file(port, target, tmp_path):
     pipe = _load(port)
+    if target in port.refused:  # a construct the target cannot carry: refused, never bent
+        with pytest.raises(CompileError, match=port.refused[target]):
+            compile_text(pipe, target, image=IMAGE)
+        assert not (PORTS_DIR / port.name / f"pipeline.{target}.yaml").exists()
+        return
     text = compile_text(pipe, target, image=IMAGE)
     if target == "argo":  # each Argo release's output against its own schema (the memoize
         doc = yaml.safe_load(text)  # cache reference differs: v3 names a ConfigMap key)
@@ -131,12 +143,16 @@ def test_port_compiled_run_matches_the_local_run(port, target, tmp_path):
     pipe = _load(port)
     params = _params(port, port.runs[port.check], tmp_path)
     workdir = tmp_path / "check"
+    if target in port.refused:
+        with pytest.raises(CompileError, match=port.refused[target]):
+            check(pipe, target, image=IMAGE, params=params, workdir=str(workdir))
+        return
     report = check(pipe, target, image=IMAGE, params=params, workdir=str(workdir),
                    ignore_results=port.ignore)
     assert report.ok, report.summary()
     db = get_run_db(str(workdir / "rundb"), cached=False)  # where the pods recorded their runs
     try:
-        port.expect(from_report(report, _mapped(pipe), db), params)
+        port.expect(from_report(report, _mapped(pipe), db, _collected(pipe)), params)
     finally:
         db.close()
 
@@ -179,3 +195,25 @@ def test_every_port_folder_has_a_case_and_a_migration_line():
             assert (PORTS_DIR / port.name / "PORT.md").exists()
         else:
             assert (PORTS_DIR / port.name / "pipeline.py").exists()
+
+
+def test_argo_memoize_port_reuses_for_ten_seconds_only(tmp_path):
+    from datetime import datetime, timedelta
+
+    pipe = _load(BY_NAME["argo_memoize"])
+    db = get_run_db(str(tmp_path / "db"), cached=False)
+    try:
+        first, again = (pipe.run({}, db=db) for _ in range(2))
+        assert again.run.status.steps["whalesay"]["cached_from"] == first.steps["whalesay"].uid
+        for data in db.list_runs():  # 11 seconds pass
+            stamp = datetime.fromisoformat(data["status"]["end_time"]) - timedelta(seconds=11)
+            data["status"]["end_time"] = stamp.isoformat()
+            data["metadata"].get("annotations", {}).pop("cached_at", None)
+            db.store_run(data, data["metadata"]["uid"], data["metadata"]["project"], 0)
+        late = pipe.run({}, db=db)
+    finally:
+        db.close()
+    assert not late.run.status.steps["whalesay"].get("cached_from")
+    doc = yaml.safe_load((PORTS_DIR / "argo_memoize" / "pipeline.argo.yaml").read_text())
+    memo = next(t for t in doc["spec"]["templates"] if t["name"] == "whalesay")["memoize"]
+    assert memo["maxAge"] == "10s"

@@ -1,4 +1,5 @@
 import types
+from datetime import datetime, timedelta
 
 from mlflowlet import DataItem, get_run_db, pipeline, step
 from mlflowlet.pipelines import cache
@@ -189,6 +190,70 @@ def test_changed_fan_out_items_or_settings_miss_the_cache(dbdir):
     assert "cached_from" in _fan([0.1, 0.2]).run(cache=True).steps["scored"].metadata.labels
     for changed in (_fan([0.1, 0.3]), _fan([0.1, 0.2], parallel=1)):
         assert "cached_from" not in changed.run(cache=True).steps["scored"].metadata.labels
+
+
+AGED: list[str] = []
+
+
+@step(cache=timedelta(minutes=5))
+def aged(context, x: int) -> int:
+    AGED.append("ran")
+    return x * 2
+
+
+@pipeline
+def aging(x: int = 1):
+    aged(x=x)
+
+
+def _time_passes(db, minutes: int) -> None:
+    """Shift every recorded time (end times, cache-hit origins) ``minutes`` into the past."""
+    def back(stamp: str) -> str:
+        return (datetime.fromisoformat(stamp) - timedelta(minutes=minutes)).isoformat()
+
+    for data in db.list_runs():
+        data["status"]["end_time"] = back(data["status"]["end_time"])
+        notes = data["metadata"].get("annotations") or {}
+        if "cached_at" in notes:
+            notes["cached_at"] = back(notes["cached_at"])
+        db.store_run(data, data["metadata"]["uid"], data["metadata"]["project"], 0)
+
+
+def test_cache_max_age_reuses_fresh_runs_and_reruns_stale_ones(dbdir):
+    db = get_run_db()
+    AGED.clear()
+    first = aging.run(x=3)
+    _time_passes(db, 4)  # computed 4 minutes ago: within 5, reused
+    hit = aging.run(x=3)
+    assert AGED == ["ran"]
+    assert hit.run.status.steps["aged"]["cached_from"] == first.steps["aged"].uid
+    _time_passes(db, 2)  # the hit ended 2 minutes ago, but its result was computed 6 ago
+    fresh = aging.run(x=3)
+    assert AGED == ["ran", "ran"] and not fresh.run.status.steps["aged"].get("cached_from")
+    assert fresh.steps["aged"].results == {"return": 6}
+    again = aging.run(x=3)  # the fresh run is reused again
+    assert AGED == ["ran", "ran"]
+    assert again.run.status.steps["aged"]["cached_from"] == fresh.steps["aged"].uid
+
+
+def test_a_cache_hit_keeps_the_time_its_original_was_computed(dbdir):
+    first = aging.run(x=5)
+    hit = aging.run(x=5)
+    stored = get_run_db().read_run(hit.steps["aged"].uid)
+    assert stored["metadata"]["annotations"]["cached_at"] == first.steps["aged"].status.end_time
+    assert cache.computed_at(stored) == first.steps["aged"].status.end_time
+
+
+def test_cache_options_are_checked_at_decoration():
+    import pytest
+
+    from mlflowlet.errors import StepDefinitionError
+
+    for bad, words in ((timedelta(0), "never reuses"), ("1h", "timedelta")):
+        with pytest.raises(StepDefinitionError, match=words):
+            step(cache=bad)(lambda x: x)
+    assert aged.with_options(cache=True).spec.cache_max_age is None
+    assert aged.spec.cache_max_age == 300.0 and aged.spec.describe()["cache_max_age"] == 300.0
 
 
 # --- the key's format, the lookup and the hit record, exactly ------------------------------------

@@ -97,7 +97,7 @@ def test_map_and_collect_edges():
     assert node.map.item_param == "x" and node.map.parallel == 4
     assert fan.describe()["nodes"][1]["map"] == {
         "items": {"kind": "result", "node": "shards", "result": "return"},
-        "item_param": "x", "parallel": 4}
+        "item_param": "x", "parallel": 4, "fields": {}}
 
 
 def test_node_spec_carries_everything_a_compiler_needs():

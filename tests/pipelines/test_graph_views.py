@@ -108,12 +108,14 @@ def test_describe_keeps_map_hyper_and_exit_handler():
     described = _views().dag.describe()
     nodes = {n["name"]: n for n in described["nodes"]}
     assert nodes["sq"]["map"] == {"items": {"kind": "result", "node": "items", "result": "items"},
-                                  "item_param": "x", "parallel": None}
+                                  "item_param": "x", "parallel": None,
+                                  "fields": {}}
     assert nodes["items-2"]["hyper"]["hyper_params"] == {"k": [1, 2]}
     assert nodes["items"]["map"] is None and nodes["items"]["hyper"] is None
     assert described["exit_handler"]["name"] == "report"
     assert described["edges"][1] == {"source": "sq", "target": "total", "kind": "collect",
-                                     "output": "sq", "param": "values", "ref": "result"}
+                                     "output": "sq", "param": "values", "ref": "result",
+                                     "on": ""}
 
 
 def test_nodes_ready_together_keep_their_trace_order_and_defaults_are_empty():

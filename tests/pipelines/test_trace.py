@@ -89,12 +89,12 @@ def test_an_artifact_given_to_a_dataitem_parameter_traces():
     assert [n.name for n in _trace(body).dag.nodes] == ["write", "read"]
 
 
-def test_a_pipeline_function_that_returns_a_value_is_refused_naming_it():
+def test_a_pipeline_function_that_returns_a_whole_node_is_refused_naming_it():
     def body():
         return produce()
 
-    with pytest.raises(PipelineError, match=r"@pipeline .*body \(.*test_trace.py:\d+\) returns "
-                       r"<NodeHandle 'produce'>; a pipeline's return value is not supported"):
+    with pytest.raises(PipelineError, match=r"@pipeline .*body \(.*test_trace.py:\d+\): its "
+                       r"return value is a whole step \(produce\); return produce.output"):
         _trace(body)
 
 

@@ -2,9 +2,10 @@
 
 Original: https://github.com/kubeflow/pipelines/blob/master/sdk/python/test_data/pipelines/lightweight_python_functions_pipeline.py
 
-In KFP you declare ``Output[Dataset]`` / ``OutputPath(Dict[str, int])`` parameters and write files;
-in mlflowlet ``@step(outputs=[...])`` with ``context.log_artifact`` for artifacts and a returned
-dict for the typed parameter outputs (``str``, ``bool``, ``dict[str, int]``, ``list[str]``).
+In KFP you declare ``Output[Dataset]`` / ``OutputPath(Dict[str, int])`` parameters and write
+files; in mlflowlet ``@step(outputs={"output_dataset_one": "dataset", ...})`` (the same artifact
+types) with ``context.log_artifact`` for artifacts and a returned dict for the typed parameter
+outputs (``str``, ``bool``, ``dict[str, int]``, ``list[str]``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from mlflowlet import DataItem, pipeline, step
 
 
-@step(outputs=["output_dataset_one", "output_dataset_two_path"])
+@step(outputs={"output_dataset_one": "dataset", "output_dataset_two_path": "dataset"})
 def preprocess(
     context,
     message: str,
@@ -30,7 +31,7 @@ def preprocess(
     }
 
 
-@step(outputs=["model"])
+@step(outputs={"model": "model"})
 def train(
     context,
     dataset_one_path: DataItem,

@@ -1,0 +1,140 @@
+"""The map item inside ``step.map(...)``: ``item`` (the whole element) and its sub-fields.
+
+``concat.map(items=rows, a=item["a"], b=item.b)`` runs ``concat`` once per element of ``rows``
+with ``a = element["a"]`` and ``b = element["b"]`` (KFP ``item.a``, Argo ``{{item.a}}``); a bare
+``item`` is the whole element, as ``item_param=`` gives it. Each element must then be a dict
+holding those keys: else the map fails before any item runs, naming the item and the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import PipelineError
+
+
+class MapItem:
+    """The element of the map being run, or one of its sub-fields (``item["a"]``, ``item.a``)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: str | None = None) -> None:
+        object.__setattr__(self, "_key", key)
+
+    def __getitem__(self, key: str) -> MapItem:
+        if self._key is not None:
+            raise PipelineError(
+                f"item[{self._key!r}][{key!r}]: a map reads one level of sub-fields; "
+                f"return the nested value as its own key"
+            )
+        if not isinstance(key, str) or not key:
+            raise PipelineError(f"item[{key!r}]: a sub-field is a non-empty str key")
+        return MapItem(key)
+
+    def __getattr__(self, name: str) -> MapItem:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise PipelineError("item is read-only")
+
+    def __bool__(self) -> bool:
+        raise PipelineError("item has no truth value while the pipeline is traced")
+
+    def __repr__(self) -> str:
+        return "item" if self._key is None else f"item[{self._key!r}]"
+
+
+item = MapItem()
+
+
+def split_item_args(
+    arguments: dict[str, Any], item_param: str, site: str, step: str
+) -> tuple[str, dict[str, str]]:
+    """Take the ``item`` / ``item[KEY]`` arguments out of ``arguments`` (changed in place).
+
+    Returns:
+        ``(item_param, fields)``: the parameter given the whole element (``item_param=`` or
+        ``x=item``; ``''`` for none) and sub-field parameter -> key.
+    """
+    fields: dict[str, str] = {}
+    for param in [p for p, v in arguments.items() if isinstance(v, MapItem)]:
+        key = arguments.pop(param)._key
+        if key is not None:
+            fields[param] = key
+        elif item_param:
+            raise PipelineError(
+                f"{site}: step {step!r} gets the whole item twice ({item_param!r} and "
+                f"{param!r}); give it to one parameter"
+            )
+        else:
+            item_param = param
+    if not item_param and not fields:
+        raise PipelineError(
+            f"{site}: {step}.map(...) gives the item to no parameter; pass item_param='x', "
+            "x=item, or sub-fields x=item['key']"
+        )
+    return item_param, fields
+
+
+def map_fields(node: Any, items: Any, max_parallel: int) -> dict[str, Any]:
+    """Return the ``RunSpec`` sweep fields of mapped ``node`` over ``items`` (one run each).
+
+    Raises:
+        InputError: ``items`` is not a list, or an element lacks a sub-field a parameter reads.
+    """
+    from ._inputs import InputError
+
+    if not isinstance(items, (list, tuple)):
+        raise InputError(
+            f"step {node.name!r} maps over {node.map.items!r}, which is a "
+            f"{type(items).__name__}, not a list"
+        )
+    if not items:
+        return {"hyper_params": {}}
+    values = {node.map.item_param: list(items)} if node.map.item_param else {}
+    try:
+        for param, key in node.map.fields.items():
+            values[param] = field_values(list(items), key, node.name, param)
+    except PipelineError as exc:
+        raise InputError(str(exc)) from None
+    return {
+        "hyper_params": values,
+        "strategy": "list",
+        "selector": "",
+        "max_errors": 1,
+        "parallel": node.map.parallel or max_parallel,
+    }
+
+
+def field_values(items: list[Any], key: str, step: str, param: str) -> list[Any]:
+    """Return ``element[key]`` of each element (the values a sub-field parameter takes).
+
+    Raises:
+        PipelineError: an element is not a dict, or lacks ``key`` (names its index).
+    """
+    out = []
+    for i, element in enumerate(items):
+        if not isinstance(element, dict) or key not in element:
+            what = f"has no key {key!r}" if isinstance(element, dict) else "is not a dict"
+            raise PipelineError(
+                f"step {step!r} maps {param}=item[{key!r}], but item {i} ({element!r:.60}) "
+                f"{what}; map over dicts holding {key!r}"
+            )
+        out.append(element[key])
+    return out
+
+
+def empty_map(call: Any, db: Any) -> Any:
+    """Record and return the run of a map over no items: completed, with no iterations."""
+    from ..model import now_iso
+    from ._stepexec import new_run
+
+    call.iterate = None
+    run = new_run(call, 1)
+    stamp = now_iso()
+    run.status.state, run.status.start_time, run.status.end_time = "completed", stamp, stamp
+    run.status.iterations = []
+    db.store_run(run.to_dict(), run.uid, run.metadata.project, 0)
+    return run

@@ -47,7 +47,8 @@ def check_run_name(name: str, what: str = "run name") -> str:
     """Return ``name`` if it can name a run, else raise naming it and the culprit.
 
     Raises:
-        InvalidNameError: a slash or backslash, ``.`` or ``..`` alone, NUL or a control character.
+        InvalidNameError: a slash or backslash, ``.`` or ``..`` alone, NUL or a control character;
+            a run name starting with ``~`` (a name filter's "contains").
     """
     if not isinstance(name, str):
         raise InvalidNameError(what, str(name), f"is a {type(name).__name__}, not text")
@@ -57,6 +58,9 @@ def check_run_name(name: str, what: str = "run name") -> str:
         raise InvalidNameError(what, name, "is a path component, not a name")
     if _CONTROL.search(name):
         raise InvalidNameError(what, name, f"contains control characters ({control_chars(name)})")
+    if name.startswith("~") and what == "run name":  # `--name ~x` means "contains x"
+        reason = "starts with '~', which name filters read as 'contains' (del runs --name ~x)"
+        raise InvalidNameError(what, name, reason, f"use {name.lstrip('~') or 'run'!r}")
     return name
 
 

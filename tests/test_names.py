@@ -41,6 +41,16 @@ def test_a_run_name_without_separators_or_control_characters(name):
     assert repr(name) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_run_name_a_name_filter_cannot_select_exactly_is_refused():
+    # a run named '~a' could only be deleted with `del runs --name ~a`, which means "contains a"
+    with pytest.raises(InvalidNameError, match=r"run name '~a' starts with '~'.*use 'a'"):
+        new_runner().run(handler=lambda context: 1, name="~a")
+    with pytest.raises(InvalidNameError, match="run name"):
+        get_or_create_ctx("~a")
+    assert get_run_db().list_runs(iter=True) == []
+    assert check_run_name("a~") == "a~"
+
+
 @pytest.mark.parametrize("name", ["train", "<lambda>", "Train Model v1.2", "a..b", "étude"])
 def test_ordinary_run_names_pass(name):
     assert check_run_name(name) == name

@@ -140,3 +140,18 @@ def test_a_name_too_long_for_a_file_is_refused_naming_the_limit(tmp_path, where)
         assert "\n" not in str(info.value)
         ctx.log_artifact("e" * 196 + ".txt", body=b"fits")  # 200 bytes: still a file name
     assert ctx._run.status.artifacts[0]["size"] == 4
+
+
+@pytest.mark.parametrize("tag", ["*", " * ", "a/b", "v1@x", "t\x1b[0m"])
+def test_an_artifact_tag_no_lookup_could_reach_is_refused_before_writing(tmp_path, tag):
+    # tag='*' was stored, though list_artifacts(tag='*') means "every tag" and a store:// ref
+    # splits at '/' and '@': the version was unreachable by its own tag
+    with get_or_create_ctx("tags") as ctx:
+        with pytest.raises(ArtifactError, match="artifact tag"):
+            ctx.log_artifact("m.txt", body=b"tagged?", tag=tag)
+        ctx.log_artifact("m.txt", body=b"v1", tag="v1.0")
+    assert [a["tags"] for a in get_run_db().list_artifacts("m.txt", tag="*")] == [
+        ["latest", "v1.0"]
+    ]
+    written = [p for p in _tree(tmp_path) if p.endswith("m.txt")]
+    assert [open(p, "rb").read() for p in written] == [b"v1"]

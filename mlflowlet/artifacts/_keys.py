@@ -53,6 +53,26 @@ def validate_key(key: str) -> str:
     return key
 
 
+def validate_tag(tag: str) -> str:
+    """Return ``tag`` if a version can be found by it again, else raise naming the culprit.
+
+    ``'*'`` lists every tag, and ``store://artifacts/<project>/<key>:<tag>@<uid>`` splits at
+    ``/`` and ``@``, so a tag that is ``*`` or contains ``/``, ``@`` or a control character would
+    name a version no filter or reference reaches.
+
+    Raises:
+        ArtifactError: one of the above.
+    """
+    bad = control_chars(tag)
+    if tag.strip() == "*" or "/" in tag or "@" in tag or bad:
+        raise ArtifactError(
+            f"artifact tag {tag!r} cannot be looked up again ('*' lists every tag; store:// "
+            "references split at '/' and '@'): use letters, digits, '-', '_', '.'"
+        )
+    _check_length(tag, "artifact tag")
+    return tag
+
+
 def validate_relpath(path: str) -> str:
     r"""Return ``path`` if it is a safe relative path (a target path), else raise.
 

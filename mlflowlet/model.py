@@ -229,8 +229,9 @@ class RunObject(RunTemplate):
     def _run_db(self, db: RunReader | None = None) -> RunReader:
         if db is not None:
             return db
-        if self._db is not None and not getattr(self._db, "closed", False):
-            return cast(RunReader, self._db)
+        kept = self._db
+        if kept is not None and not (getattr(kept, "closed", False) and self._db_url):
+            return cast(RunReader, kept)  # closed with no URL: it says so itself when read
         return cast(RunReader, seam("run_db")(self._db_url))  # none kept, or closed since
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> RunObject:

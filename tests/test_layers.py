@@ -232,3 +232,36 @@ def test_the_error_finder_sees_an_error_class_and_skips_private_ones():
         "class Loud(UserWarning): pass\n"
     )
     assert _exception_classes(tree) == ["BadThing", "Loud"]
+
+
+# -- docs/architecture.md ------------------------------------------------------------------------
+
+ARCH = ROOT / "docs" / "architecture.md"
+
+
+def test_the_architecture_map_links_and_names_exist():
+    text = ARCH.read_text(encoding="utf-8")
+    links = re.findall(r"\]\((\.\./[^)#]+)\)", text)
+    assert links, "the 'where to change X' section links the files to extend"
+    missing = [link for link in links if not (ARCH.parent / link).resolve().exists()]
+    assert missing == [], missing
+    # `path.py:Name` spans name a top-level definition or assignment of that module
+    spans = re.findall(r"`([\w/]+\.py):(\w+)`", text)
+    assert len(spans) >= 3
+    for path, name in spans:
+        file = ROOT / path if path.startswith("mlflowlet/") else PACKAGE / path
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                    if isinstance(t, ast.Name)}  # fmt: skip
+        defined |= {n.target.id for n in tree.body
+                    if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}  # fmt: skip
+        assert name in defined, f"{path} defines no {name}"
+
+
+def test_the_architecture_map_draws_every_layer():
+    text = ARCH.read_text(encoding="utf-8")
+    drawn = set(re.findall(r"[\w/]+", text.split("```")[1]))
+    for layer in _layers():
+        for tail in layer:
+            assert tail in drawn or f"{tail}/" in drawn, f"{tail} is not in the diagram"

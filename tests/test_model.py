@@ -240,3 +240,15 @@ def test_get_run_db_opens_a_cached_db_again_once_it_was_closed(tmp_path):
     assert again is not first and not again.closed
     again.store_run({"metadata": {"uid": "u1", "name": "n"}}, "u1")
     assert again.read_run("u1")["metadata"]["name"] == "n"
+
+
+def test_a_run_whose_closed_db_has_no_url_never_reads_another_db(tmp_path, dbdir):
+    from mlflowlet import get_run_db, new_runner
+    from mlflowlet.errors import RunDBError
+
+    db = get_run_db(str(tmp_path / "other"), cached=False)
+    run = new_runner().run(handler=_printing, db=db)
+    db.close()
+    run._db_url = ""  # as a DB that cannot say where it lives: the default DB is not it
+    with pytest.raises(RunDBError, match="closed"):
+        run.logs()

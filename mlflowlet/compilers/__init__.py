@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import CompileError, UnknownBackendError
 from ._options import CompileOptions, make_options
+
+if TYPE_CHECKING:
+    from ..pipelines.pipeline import Pipeline
 
 __all__ = [
     "Compiler",
@@ -50,7 +53,7 @@ class Compiler(ABC):
     target = ""
 
     @abstractmethod
-    def compile_docs(self, pipe: Any, options: CompileOptions) -> list[dict[str, Any]]:
+    def compile_docs(self, pipe: Pipeline, options: CompileOptions) -> list[dict[str, Any]]:
         """Return the compiled YAML documents (most targets: exactly one)."""
 
     def as_dict(self, docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -115,7 +118,7 @@ def get_compiler(target: str) -> Compiler:
 
 
 def _docs(
-    pipe: Any, target: str, image: str | None, options: dict[str, Any]
+    pipe: Pipeline | str, target: str, image: str | None, options: dict[str, Any]
 ) -> tuple[Compiler, list[dict[str, Any]]]:
     if isinstance(pipe, str):
         pipe = load_pipeline(pipe)
@@ -127,7 +130,7 @@ def _docs(
 
 
 def compile(
-    pipe: Any,
+    pipe: Pipeline | str,
     target: str = "kfp",
     output: str | os.PathLike[str] | None = None,
     image: str | None = None,
@@ -158,7 +161,9 @@ def compile(
     return compiler.as_dict(docs)
 
 
-def compile_text(pipe: Any, target: str = "kfp", image: str | None = None, **options: Any) -> str:
+def compile_text(
+    pipe: Pipeline | str, target: str = "kfp", image: str | None = None, **options: Any
+) -> str:
     """Like :func:`compile`, but return the YAML text (what ``output=`` would hold)."""
     compiler, docs = _docs(pipe, target, image, options)
     return compiler.to_text(docs)
@@ -171,7 +176,7 @@ def _write(path: str | os.PathLike[str], text: str) -> None:
         fh.write(text)
 
 
-def load_pipeline(ref: str) -> Any:
+def load_pipeline(ref: str) -> Pipeline:
     """Return the ``@pipeline`` named ``'path/file.py:name'`` or ``'package.module:name'``.
 
     Raises:
@@ -188,4 +193,4 @@ def load_pipeline(ref: str) -> Any:
         raise CompileError(f"cannot load pipeline {ref!r}: {exc}") from None
     if not hasattr(obj, "dag"):
         raise CompileError(f"{ref!r} is a {type(obj).__name__}, not a @pipeline")
-    return obj
+    return cast("Pipeline", obj)

@@ -10,9 +10,13 @@ members are ordered so each is created after everything it depends on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
+
+if TYPE_CHECKING:
+    from ..pipelines.graph import Node, PipelineGraph
+    from ._plan import Plan
 
 
 @dataclass
@@ -23,11 +27,11 @@ class Group:
     members: list[Any] = field(default_factory=list)  # StepPlan or Group, in creation order
 
 
-def _chain(node: Any) -> tuple[int, ...]:
+def _chain(node: Node) -> tuple[int, ...]:
     return tuple(b.index for b in node.blocks)
 
 
-def check_topology(plan: Any, dag: Any) -> None:
+def check_topology(plan: Plan, dag: PipelineGraph) -> None:
     """Refuse an edge from a step inside a condition block to a step outside that block.
 
     Raises:
@@ -49,7 +53,7 @@ def check_topology(plan: Any, dag: Any) -> None:
                 )
 
 
-def group_tree(plan: Any) -> Group:
+def group_tree(plan: Plan) -> Group:
     """Return the steps as nested groups, each group's members in a valid creation order."""
     root = Group(None)
     groups: dict[int, Group] = {}

@@ -19,9 +19,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RunError
+
+if TYPE_CHECKING:
+    from ..pipelines.pipeline import Pipeline
 
 __all__ = ["Submission", "submit"]
 
@@ -85,7 +88,7 @@ class Submission:
 
 
 def submit(
-    pipe: Any,
+    pipe: Pipeline,
     target: str = "kfp",
     host: str = "",
     arguments: dict[str, Any] | None = None,
@@ -156,7 +159,7 @@ def submit(
 
 
 def _submit_kfp(
-    pipe: Any,
+    pipe: Pipeline,
     doc: dict[str, Any],
     host: str,
     arguments: dict[str, Any],

@@ -20,14 +20,16 @@ from ..model import RunObject, new_uid, now_iso
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from ._spec import StepSpec
+    from .step import Step
 
 
 @dataclass
 class StepCall:
     """What one step run needs: the step, its resolved arguments and where it belongs."""
 
-    step: Any
-    spec: Any
+    step: Step
+    spec: StepSpec
     name: str
     params: dict[str, Any]
     inputs: dict[str, str]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import _capture
 from ._owner import process_identity
 from ._provenance import git_info, host_facts
-from .errors import SecretsError
+from .errors import ParameterError, SecretsError
 from .model import RunObject, now_iso
 
 
@@ -27,7 +27,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        out = {str(k): _jsonable(v) for k, v in value.items()}
+        if len(out) < len(value):  # JSON keys are text: 1 and '1' would become one key
+            seen: dict[str, Any] = {}
+            both = next((seen[str(k)], k) for k in value if seen.setdefault(str(k), k) is not k)
+            raise ParameterError(
+                f"dict keys {both[0]!r} and {both[1]!r} both become JSON key {str(both[1])!r}; "
+                "one value would be lost: make the keys distinct strings"
+            )
+        return out
     item = getattr(value, "item", None)  # numpy scalars
     if callable(item):
         try:

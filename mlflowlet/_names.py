@@ -47,7 +47,8 @@ def check_run_name(name: str, what: str = "run name") -> str:
     """Return ``name`` if it can name a run, else raise naming it and the culprit.
 
     Raises:
-        InvalidNameError: a slash or backslash, ``.`` or ``..`` alone, NUL or a control character.
+        InvalidNameError: a slash or backslash, ``.`` or ``..`` alone, NUL or a control character;
+            a run name starting with ``~`` (a name filter's "contains").
     """
     if not isinstance(name, str):
         raise InvalidNameError(what, str(name), f"is a {type(name).__name__}, not text")
@@ -57,4 +58,31 @@ def check_run_name(name: str, what: str = "run name") -> str:
         raise InvalidNameError(what, name, "is a path component, not a name")
     if _CONTROL.search(name):
         raise InvalidNameError(what, name, f"contains control characters ({control_chars(name)})")
+    if name.startswith("~") and what == "run name":  # `--name ~x` means "contains x"
+        reason = "starts with '~', which name filters read as 'contains' (del runs --name ~x)"
+        raise InvalidNameError(what, name, reason, f"use {name.lstrip('~') or 'run'!r}")
     return name
+
+
+def check_label_key(key: str) -> str:
+    """Return ``key`` if a label filter can select it exactly, else raise naming the culprit.
+
+    A filter (``k``, ``k=v``, ``k!=v``, ``k~=v``) splits at its first ``=`` and strips the key,
+    so a key that is empty, has surrounding spaces, contains ``=``, ends with ``!`` or ``~`` or
+    holds a control character could never be selected, or would select other runs' labels
+    (``del runs -l 'k~=v'`` means "``k`` contains ``v``", not "``k~`` is ``v``").
+
+    Raises:
+        InvalidNameError: one of the above.
+    """
+    if not isinstance(key, str):
+        raise InvalidNameError("label key", str(key), f"is a {type(key).__name__}, not text")
+    if not key.strip() or key != key.strip():
+        raise InvalidNameError("label key", key, "is empty or has surrounding spaces")
+    if "=" in key or key.endswith(("!", "~")):
+        reason = "contains '=' or ends with '!' or '~' (label filters split there)"
+        raise InvalidNameError("label key", key, reason, "use letters, digits, '-', '_', '.'")
+    if _CONTROL.search(key):
+        reason = f"contains control characters ({control_chars(key)})"
+        raise InvalidNameError("label key", key, reason)
+    return key

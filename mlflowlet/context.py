@@ -20,7 +20,7 @@ from ._ctx_factory import EXEC_SECRETS_ENV as EXEC_SECRETS_ENV
 from ._ctx_factory import _finish_at_exit, _run_from
 from ._ctx_factory import with_exec_secrets as with_exec_secrets
 from ._ctx_persist import _jsonable, _Persistence
-from ._names import check_project, check_run_name
+from ._names import check_label_key, check_project, check_run_name
 from .errors import ConfigError, SecretsError
 from .model import RunObject, new_uid
 
@@ -283,7 +283,7 @@ class Context(_ArtifactLogging, _Persistence):
         """Set a label (keeps an existing value when ``replace`` is False)."""
         labels = self._run.metadata.labels
         if replace or key not in labels:
-            labels[key] = str(value)
+            labels[check_label_key(key)] = str(value)
             self._maybe_flush(False)
 
     def set_annotation(self, key: str, value: Any, replace: bool = True) -> None:
@@ -395,6 +395,8 @@ def get_or_create_ctx(
     meta.project = meta.project or project or "default"
     check_project(meta.project)
     check_run_name(meta.name)
+    for key in meta.labels:
+        check_label_key(key)
     if db is None:
         from .db import get_run_db
 

@@ -396,6 +396,21 @@ def test_progress_redraws_one_line_on_a_terminal():
     assert "3/3 iterations done, 1 failed; best loss=0.5 (iteration 2)" in text
 
 
+def test_progress_never_names_a_failed_or_nan_iteration_best():
+    # a failed iteration's result, or a NaN first, was shown as "best" though the sweep
+    # (hyper.Best) selects only completed iterations with a number
+    stream = io.StringIO()
+    progress = IterationProgress(4, "max.acc", stream)
+    progress.update(_child(1, "completed", acc=float("nan")))
+    progress.update(_child(2, "error", acc=3))
+    progress.update(_child(3, "completed", acc=2))
+    progress.update(_child(4, "completed", acc=1))
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[1] == "iteration 2 error: 2/4 iterations done, 1 failed"
+    assert lines[3].endswith("; best acc=2 (iteration 3)") and progress.best == (3, 2)
+
+
 def test_progress_writes_plain_lines_elsewhere():
     stream = io.StringIO()
     progress = IterationProgress(2, "max.acc", stream)

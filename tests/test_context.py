@@ -170,6 +170,19 @@ def test_log_result_and_results_keep_json_values():
     assert stored == run.results
 
 
+def test_a_result_whose_dict_keys_collide_as_json_is_refused_not_halved():
+    # {1: 'a', '1': 'b'} was stored as {'1': 'b'}: a value lost without a word
+    def handler(context):
+        context.log_result("kept", {1: "one", 2.5: "x", None: "n"})  # distinct once text
+        context.log_result("d", {1: "int-one", "1": "str-one"})
+
+    run = _run(handler, raise_on_error=False)
+    assert run.state == "error" and "dict keys 1 and '1' both become JSON key '1'" in run.error
+    assert get_run_db().read_run(run.uid)["status"]["results"] == {
+        "kept": {"1": "one", "2.5": "x", "None": "n"}
+    }
+
+
 def test_log_metric_series_are_read_back_with_the_run():
     def handler(context):
         for loss in (0.9, 0.5, 0.3):

@@ -18,13 +18,16 @@ class IterationProgress:
     def __init__(self, total: int, selector: str = "", stream: Any = None) -> None:
         self.total, self.done, self.failed = total, 0, 0
         self._stream = stream
-        self._direction, self._key = "", ""
-        if selector:
-            from ..hyper import parse_selector
+        from ..hyper import Best
 
-            self._direction, self._key = parse_selector(selector)
-        self.best: tuple[int, float] | None = None
+        self._best = Best(selector) if selector else None  # the sweep's own rule, so they agree
         self._drawn = False
+
+    @property
+    def best(self) -> tuple[int, float] | None:
+        """The best completed iteration so far and its value, or None."""
+        best = self._best
+        return None if best is None or best.iteration is None else (best.iteration, best.value)
 
     @classmethod
     def for_task(cls, task: Any) -> IterationProgress:
@@ -55,24 +58,17 @@ class IterationProgress:
         state = child.status.state
         if state != "completed":
             self.failed += 1
-        value = child.status.results.get(self._key) if self._key else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            it = child.metadata.iteration
-            better = (
-                self.best is None
-                or (value < self.best[1] if self._direction == "min" else value > self.best[1])
-                or (value == self.best[1] and it < self.best[0])
-            )  # ties: the lowest, as selected
-            if better:
-                self.best = (child.metadata.iteration, value)
+        elif self._best is not None:  # only a completed iteration can be the best, as selected
+            self._best.add(child.metadata.iteration, child.status.results)
         self._show(child.metadata.iteration, state)
 
     def _text(self) -> str:
         text = f"{self.done}/{self.total} iterations done"
         if self.failed:
             text += f", {self.failed} failed"
-        if self.best is not None:
-            text += f"; best {self._key}={self.best[1]:g} (iteration {self.best[0]})"
+        best = self._best
+        if best is not None and best.iteration is not None:
+            text += f"; best {best.key}={best.value:g} (iteration {best.iteration})"
         return text
 
     def _show(self, iteration: int, state: str) -> None:

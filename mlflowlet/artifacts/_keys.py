@@ -5,6 +5,19 @@ from __future__ import annotations
 from mlflowlet._names import control_chars
 from mlflowlet.errors import ArtifactError, PathTraversalError
 
+#: Longest file name (UTF-8 bytes) a key or target path part may have: file systems allow 255,
+#: and a version is written through ``.<name>.<12 hex>.tmp`` and may gain ``.vN``.
+MAX_NAME_BYTES = 200
+
+
+def _check_length(name: str, what: str) -> None:
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise ArtifactError(
+            f"{what} {name[:40]!r}... is {size} bytes long; file names allow at most "
+            f"{MAX_NAME_BYTES} (UTF-8): use a shorter name"
+        )
+
 
 def validate_key(key: str) -> str:
     r"""Return ``key`` if it can name an artifact, else raise naming the culprit.
@@ -19,7 +32,7 @@ def validate_key(key: str) -> str:
 
     Raises:
         PathTraversalError: a separator, ``..``, NUL or a control character.
-        ArtifactError: an empty key, or ``.``.
+        ArtifactError: an empty key, ``.``, or longer than :data:`MAX_NAME_BYTES`.
     """
     if not isinstance(key, str) or not key.strip():
         raise PathTraversalError(str(key), "an artifact key must be a non-empty file name")
@@ -36,7 +49,28 @@ def validate_key(key: str) -> str:
         raise PathTraversalError(key, "'..' cannot be an artifact key")
     if key.strip() == ".":
         raise ArtifactError(f"artifact key {key!r} must name a file, not a directory")
+    _check_length(key, "artifact key")
     return key
+
+
+def validate_tag(tag: str) -> str:
+    """Return ``tag`` if a version can be found by it again, else raise naming the culprit.
+
+    ``'*'`` lists every tag, and ``store://artifacts/<project>/<key>:<tag>@<uid>`` splits at
+    ``/`` and ``@``, so a tag that is ``*`` or contains ``/``, ``@`` or a control character would
+    name a version no filter or reference reaches.
+
+    Raises:
+        ArtifactError: one of the above.
+    """
+    bad = control_chars(tag)
+    if tag.strip() == "*" or "/" in tag or "@" in tag or bad:
+        raise ArtifactError(
+            f"artifact tag {tag!r} cannot be looked up again ('*' lists every tag; store:// "
+            "references split at '/' and '@'): use letters, digits, '-', '_', '.'"
+        )
+    _check_length(tag, "artifact tag")
+    return tag
 
 
 def validate_relpath(path: str) -> str:
@@ -48,7 +82,8 @@ def validate_relpath(path: str) -> str:
 
     Raises:
         PathTraversalError: the path could leave its root directory.
-        ArtifactError: the path names a directory (ends with a separator or ``.``).
+        ArtifactError: the path names a directory (ends with a separator or ``.``), or a part
+            of it is longer than :data:`MAX_NAME_BYTES`.
     """
     if not isinstance(path, str) or not path.strip() or control_chars(path):
         raise PathTraversalError(str(path))
@@ -59,6 +94,8 @@ def validate_relpath(path: str) -> str:
         raise PathTraversalError(path)
     if parts[-1].strip() in ("", "."):
         raise ArtifactError(f"target path {path!r} must name a file, not a directory")
+    for part in parts:
+        _check_length(part, "a part of target path")
     return path
 
 

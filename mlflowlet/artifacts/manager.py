@@ -6,7 +6,7 @@ import os
 import posixpath
 from typing import Any
 
-from mlflowlet.artifacts._keys import validate_key, validate_relpath
+from mlflowlet.artifacts._keys import validate_key, validate_relpath, validate_tag
 from mlflowlet.artifacts._write import Claims, link_existing, stamp_of, store_version
 from mlflowlet.artifacts.base import Artifact, is_dataframe
 from mlflowlet.datastore._urls import is_local, join_url, local_path, url_scheme
@@ -155,6 +155,8 @@ class ArtifactManager:
                 setattr(art, name, value)
         if labels:
             art.labels.update({str(k): str(v) for k, v in labels.items()})
+        if art.tag:
+            validate_tag(art.tag)
         if type(art) is Artifact and is_dataframe(art.body):
             art = _as_table(art)
         return art

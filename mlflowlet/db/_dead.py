@@ -84,7 +84,12 @@ def _save_dead(conn: Any, store_run: Any, dead: list[tuple[dict[str, Any], str]]
         if dumps(now.get("status") or {}) != dumps(run.get("status") or {}):  # NaN != NaN
             continue  # written since it was read: the owner is alive after all, or resolved
         store_run(conn, mark_died(run, message), uid, project, it)
+        last = conn.execute(
+            "SELECT body FROM logs WHERE uid=? AND project=? ORDER BY id DESC LIMIT 1",
+            (uid, project),
+        ).fetchone()
+        cut = last is not None and bytes(last[0])[-1:] not in (b"", b"\n")  # killed mid-line
         conn.execute(
             "INSERT INTO logs (uid, project, body) VALUES (?,?,?)",
-            (uid, project, f"{message}\n".encode()),
+            (uid, project, f"{chr(10) if cut else ''}{message}\n".encode()),
         )

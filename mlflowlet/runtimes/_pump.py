@@ -49,6 +49,7 @@ class Pump:
         self._unsaved: list[str] = []
         self._unsaved_size = 0
         self._last_save = time.monotonic()
+        self.mid_line = False  # the output so far ends without a newline
         self._spool: Any = None if store is not None or stream is None else tempfile.TemporaryFile()
         self._thread: threading.Thread | None = None
         if stream is not None:
@@ -92,6 +93,8 @@ class Pump:
 
     def _emit(self, text: str) -> None:
         text = self.mask(text)
+        if text:
+            self.mid_line = not text.endswith("\n")  # a message after it starts a new line
         if self._echo:
             try:
                 sys.stdout.write(text)

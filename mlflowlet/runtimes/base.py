@@ -229,13 +229,15 @@ class Runtime(ABC):
             meta.project = project or get_settings().project
         elif project:
             meta.project = project
-        from .._names import check_project, check_run_name  # before anything is stored
+        from .._names import check_label_key, check_project, check_run_name  # before storing
 
         check_project(meta.project)
         check_run_name(meta.name)
         spec.params.update(params or {})
         spec.inputs.update({k: str(v) for k, v in (inputs or {}).items()})
         meta.labels.update({k: str(v) for k, v in (labels or {}).items()})
+        for key in meta.labels:
+            check_label_key(key)
         meta.labels.setdefault("kind", self.kind or "local")
         if artifact_path:
             spec.artifact_path = artifact_path

@@ -276,7 +276,8 @@ class SubprocessRuntime(Runtime):
         else:
             pump.discard()
         if error and error != final.status.error:
-            db.store_log(meta.uid, meta.project, pump.mask(f"{error}\n").encode())
+            cut = "\n" if pump.mid_line else ""  # the child died mid-line
+            db.store_log(meta.uid, meta.project, pump.mask(f"{cut}{error}\n").encode())
         final.status.state = state
         final.status.error = pump.mask(error) if error else ""
         final.status.exit_code = code

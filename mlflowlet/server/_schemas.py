@@ -38,7 +38,9 @@ def _artifact_key_pattern() -> str:
     One file name: no separator, control character or drive (``C:``); not blank, ``.`` or
     ``..`` once stripped. Written without look-arounds (neither pydantic's engine nor
     JSON Schema tools all have them): the stripped core is one char other than ``.``, two
-    chars not both ``.``, or longer; a drive is refused only at the very start.
+    chars not both ``.``, or longer; a drive is refused only at the very start. The length limit
+    (``_keys.MAX_NAME_BYTES`` UTF-8 bytes) is not in the pattern: the server checks it with
+    ``validate_key``.
     """
     bad = r"/\\\x00-\x1f\x7f-\x9f"
     a, n, p = f"[^{bad}]", f"[^{bad}{WS}]", f"[^{bad}{WS}.]"

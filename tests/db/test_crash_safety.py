@@ -197,6 +197,22 @@ def test_a_run_of_another_host_ends_after_the_heartbeat_timeout(monkeypatch):
     assert _state(db, "recent")[0] == "error"
 
 
+def test_the_died_line_starts_its_own_line_after_output_cut_mid_line():
+    # a process killed after printing "half-" read back as "half-process died (...)"
+    db = get_run_db()
+    old = datetime.now(timezone.utc) - timedelta(minutes=6)
+    foreign = {"host": "elsewhere.example", "pid": 4242, "started": 1, "boot": "x"}
+    for uid, output in (("cut", b"line\nhalf-"), ("whole", b"line\n"), ("silent", b"")):
+        db.store_run(_running(uid, foreign, old), uid, "p")
+        if output:
+            db.store_log(uid, "p", output)
+    assert {r["status"]["state"] for r in db.list_runs(project="p")} == {"error"}
+    for uid, before in (("cut", "line\nhalf-\n"), ("whole", "line\n"), ("silent", "")):
+        log = db.get_log(uid, "p").decode()
+        assert log.startswith(before + "process died (pid 4242 on elsewhere.example")
+        assert log.count("\n") == before.count("\n") + 1
+
+
 @pytest.mark.parametrize("backend", ["http", "postgres"])
 def test_servers_and_postgresql_resolve_dead_runs_too(backend, request, tmp_path):
     if backend == "http":

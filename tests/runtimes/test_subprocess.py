@@ -145,6 +145,21 @@ def test_child_killed_by_a_signal_is_an_error_naming_the_signal(tmp_path):
     assert "about to die" in run.logs()
 
 
+def test_a_child_killed_mid_line_leaves_its_line_and_the_error_on_separate_lines(tmp_path):
+    # the log read "half-process killed by SIGKILL (exit code -9)"
+    script = _script(tmp_path, "half.py", """
+        import os, signal, sys
+        from mlflowlet import get_or_create_ctx
+        get_or_create_ctx("half")
+        sys.stdout.write("whole\\nhalf-")
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    run = new_runner(command=script).run(watch=False, raise_on_error=False)
+    assert run.state == "error" and run.status.exit_code == -9
+    assert run.logs() == "whole\nhalf-\nprocess killed by SIGKILL (exit code -9)\n"
+
+
 def test_crashing_iterations_fail_alone_and_the_others_finish(tmp_path):
     script = _script(tmp_path, "crash.py", """
         import ctypes, os, signal

@@ -107,10 +107,20 @@ MUTMUT_MAIN = [sys.executable, "-c", "import sys; from mutmut.__main__ import cl
 EQUIVALENT_FILE = ROOT / "scripts" / "mutate-equivalent.toml"
 
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
-COPY_IGNORE = shutil.ignore_patterns(
+_IGNORE_ANYWHERE = shutil.ignore_patterns(
     ".venv", ".git", ".mutate", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
-    ".mypy_cache", "*.egg-info", "build", "mlflowlet.db*", "artifacts", ".bench",
+    ".mypy_cache", "*.egg-info", "mlflowlet.db*", ".bench",
 )
+# run outputs of the checkout and its examples; not the mlflowlet/artifacts package or its tests
+_IGNORE_AT_TOP = {"build", "artifacts"}
+
+
+def COPY_IGNORE(folder: str, names: list[str]) -> set[str]:  # noqa: N802 - shutil's ignore=
+    """Names ``shutil.copytree`` leaves out of a module's copy of the checkout."""
+    ignored = set(_IGNORE_ANYWHERE(folder, names))
+    if Path(folder).resolve() in (ROOT, ROOT / "examples"):
+        ignored |= _IGNORE_AT_TOP & set(names)
+    return ignored
 
 
 def _require_mutmut() -> None:

@@ -340,6 +340,8 @@ class RecordingStore(DataStore):
 
 
 def test_remote_destination_goes_through_the_store(_registry, tmp_path):
+    RecordingStore.objects.clear()  # class-level: a rerun in the same process starts empty
+    RecordingStore.calls.clear()
     register_store("rec", RecordingStore)
     manager = ArtifactManager("rec://bucket/runs/run1/")
     art = manager.log("metrics", body={"acc": 0.9}, secrets={"K": "v"})

@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/ruff check mlflowlet tests benchmarks examples
 	$(BIN)/ruff format --check mlflowlet
 	$(BIN)/mypy mlflowlet
+	$(BIN)/lint-imports --no-cache
 
 docs-screens: install
 	bash scripts/test-deps.sh

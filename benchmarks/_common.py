@@ -8,6 +8,22 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+PYCACHE = os.path.join(tempfile.gettempdir(), "mlflowlet-bench-pycache")
+
+
+def python_env() -> dict[str, str]:
+    """The environment of a timed child interpreter: no MLFLOWLET_* and bytecode cached.
+
+    An installed package has its bytecode (pip compiles it; an editable install writes it on
+    first import), so a child compiling every module from source would time what users never
+    pay: ``PYTHONDONTWRITEBYTECODE`` is dropped and the bytecode goes to a temporary folder
+    (``PYTHONPYCACHEPREFIX``), not into the source tree.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = PYCACHE
+    return env
+
 
 @contextmanager
 def fresh_dir(prefix: str = "mlflowlet-bench-") -> Iterator[str]:
@@ -22,9 +38,7 @@ def fresh_dir(prefix: str = "mlflowlet-bench-") -> Iterator[str]:
     finally:
         os.environ.pop("MLFLOWLET_DBPATH", None)
         os.environ.update(saved)
-        import mlflowlet.db as dbmod
+        from mlflowlet import _process
 
-        for db in list(dbmod._cache.values()):
-            db.close()
-        dbmod._cache.clear()
+        _process.reset()  # closes the cached run DB connections
         shutil.rmtree(folder, ignore_errors=True)

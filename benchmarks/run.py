@@ -4,18 +4,24 @@ Each module exposes ``run() -> list[tuple[name, value, unit, target]]``. Usage::
 
     python benchmarks/run.py              # every benchmark
     python benchmarks/run.py --only core  # modules whose name contains "core"
+
+The "previous" column shows the figure as last recorded in ``benchmarks/previous.json`` (by
+figure name; the file says when and where it was measured). Update it after a change that
+moves a figure, so the next table shows before beside after.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 import time
 import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PREVIOUS = HERE / "previous.json"
 sys.path.insert(0, str(HERE))  # bench modules share helpers from benchmarks/_common.py
 
 
@@ -46,9 +52,22 @@ def fmt_value(value: float) -> str:
     return f"{value:.3f}"
 
 
-def table(rows: list[tuple[str, str, str, str, str]]) -> str:
-    """Render rows ``(module, name, value, unit, target)`` as an aligned text table."""
-    header = ("bench", "figure", "value", "unit", "target")
+def previous_figures(path: Path = PREVIOUS) -> dict[str, str]:
+    """Return figure name -> the previous figure as text (empty when none was recorded)."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    out = {}
+    for name, entry in data.get("figures", {}).items():
+        value, unit = entry.get("value"), entry.get("unit", "")
+        text = fmt_value(value) if isinstance(value, (int, float)) else str(value or "")
+        out[name] = f"{text} {unit}".strip()
+    return out
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Render rows ``(module, name, value, unit, target, previous)`` as an aligned table."""
+    header = ("bench", "figure", "value", "unit", "target", "previous")
     allrows = [header, *rows]
     widths = [max(len(r[i]) for r in allrows) for i in range(len(header))]
     lines = []
@@ -72,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no benchmark module matches {args.only!r}", file=sys.stderr)
         return 1
-    rows, failed = [], 0
+    rows: list[tuple[str, ...]] = []
+    failed = 0
+    before = previous_figures()
     for path in files:
         name = path.stem.removeprefix("bench_")
         start = time.perf_counter()
@@ -81,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             failed += 1
             traceback.print_exc()
-            rows.append((name, "FAILED (see traceback above)", "", "", ""))
+            rows.append((name, "FAILED (see traceback above)", "", "", "", ""))
             continue
         for figure, value, unit, target in got:
-            rows.append((name, str(figure), fmt_value(value), str(unit), str(target)))
+            rows.append((name, str(figure), fmt_value(value), str(unit), str(target),
+                         before.get(str(figure), "")))
         took = time.perf_counter() - start
         print(f"[{name}: {len(got)} figures in {took:.1f} s]", file=sys.stderr)
     print(table(rows))

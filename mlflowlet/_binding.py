@@ -16,9 +16,10 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from ._coerce import coerce, json_value
+from ._coerce import coerce as coerce  # re-exported: the compilers coerce as binding does
+from ._coerce import json_value
 from ._coerce import parse_literal as parse_literal
 from .errors import ConfigError, ParameterError
 
@@ -258,7 +259,7 @@ def resolve_handler(handler: Any, command: str = "") -> Callable[..., Any]:
     looked up in ``command`` (a ``.py`` file or module) or ``__main__``.
     """
     if callable(handler):
-        return handler
+        return cast(Callable[..., Any], handler)
     if not isinstance(handler, str) or not handler:
         raise ConfigError("no handler given: pass a function or 'module:function'")
     if ":" in handler:
@@ -279,4 +280,4 @@ def resolve_handler(handler: Any, command: str = "") -> Callable[..., Any]:
     fn = getattr(module, name, None)
     if fn is None or not callable(fn):
         raise ConfigError(f"module {source or '__main__'!r} has no function {name!r}")
-    return fn
+    return cast(Callable[..., Any], fn)

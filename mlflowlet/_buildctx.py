@@ -217,7 +217,7 @@ def mlflowlet_files(readme: bool = True) -> dict[str, bytes]:
     """Return this mlflowlet's package files and a pyproject pip installs it (and extras) from."""
     from importlib.metadata import metadata, requires
 
-    from . import __version__
+    from ._version import __version__
 
     root = Path(__file__).parent
     files = {}

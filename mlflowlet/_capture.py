@@ -14,9 +14,9 @@ import sys
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
-from . import _fdcapture
+from . import _fdcapture, _process
 
 _sink: ContextVar[Callable[[str], None] | None] = ContextVar("mlflowlet_log_sink", default=None)
 _install_lock = threading.Lock()
@@ -27,8 +27,12 @@ def _after_fork_in_child() -> None:
     _install_lock = threading.Lock()  # a parent thread may have held it at the fork
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)
+
+
+@_process.on_reset
+def _clear_sink() -> None:
+    _sink.set(None)
 
 
 class _Tee:
@@ -59,7 +63,7 @@ class _Tee:
             orig = self._original
             fds.echo_text(self._fd, text, getattr(orig, "encoding", ""), orig.errors or "")
             return len(text)
-        return self._original.write(text)
+        return cast(int, self._original.write(text))  # what the stream returns, as it is
 
     def _past_pipe(self) -> bool:
         return self._fd in (1, 2) and _fdcapture.capture.active()
@@ -95,7 +99,7 @@ class _BinaryTee:
             sink = _sink.get()
             if sink is not None and data:
                 sink(bytes(data).decode("utf-8", "replace"))
-        return self._raw.write(data)
+        return cast(int, self._raw.write(data))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
@@ -196,13 +200,13 @@ def drain() -> None:
     _fdcapture.capture.drain()
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A handler that writes to whatever ``sys.stderr`` is at emit time (so the tee sees it)."""
 
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

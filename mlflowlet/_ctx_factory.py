@@ -12,13 +12,18 @@ import json
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import SecretsError
 from .model import RunObject
 
-if TYPE_CHECKING:
-    from .context import Context
+
+class _Finishable(Protocol):
+    """What ending a script's run needs of its ``Context`` (this module sits below it)."""
+
+    _finished: bool
+
+    def _finish(self, state: str, error: str = "") -> None: ...
 
 
 def _run_from(event: Any, spec: Any, with_env: bool) -> RunObject | None:
@@ -77,7 +82,7 @@ def with_exec_secrets(run: RunObject) -> RunObject:
     return run
 
 
-def _finish_at_exit(ctx: Context) -> None:
+def _finish_at_exit(ctx: _Finishable) -> None:
     previous_hook = sys.excepthook
 
     def on_uncaught(exc_type, exc, tb):  # type: ignore[no-untyped-def]

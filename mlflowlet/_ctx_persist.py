@@ -81,7 +81,7 @@ class _Persistence:
     _db: Any
     _secrets: Any
     _pending_artifacts: list[dict[str, Any]]
-    _pending_metrics: list[tuple]
+    _pending_metrics: list[tuple[str, int, float, float]]
     _log: list[str]
     _log_held: str  # raw output kept back until more arrives: it may end in half a secret
     _log_lock: threading.Lock
@@ -362,4 +362,4 @@ class _Persistence:
         """Return the run as YAML (secret values never included)."""
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+        return str(yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False))

@@ -21,11 +21,12 @@ class _SecededView:
         self._real, self._spare, self._skip_adjust = real, {thread}, False
 
     @property
-    def _threads(self) -> set:
+    def _threads(self) -> set[threading.Thread]:
         if self._spare:  # the handler's own secede() removes the thread from here: a no-op
             self._skip_adjust = True
             return self._spare
-        return self._real._threads
+        threads: set[threading.Thread] = self._real._threads
+        return threads
 
     def _adjust_thread_count(self) -> None:
         if self._skip_adjust:  # the replacement thread was started when this module seceded
@@ -47,7 +48,7 @@ def leave_pool() -> None:
         real, thread = thread_state.executor, threading.current_thread()
         if isinstance(real, _SecededView) or thread not in real._threads:
             return  # seceded already (by us or by the handler)
-        secede()
+        secede()  # type: ignore[no-untyped-call]
     except (ImportError, ValueError, AttributeError):  # not on a worker, or another distributed
         return
     thread_state.executor = _SecededView(real, thread)

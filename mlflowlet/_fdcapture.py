@@ -30,6 +30,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import _process
+
 _FDS = (1, 2)
 _CHUNK = 64 * 1024
 Sink = Callable[[str], None]
@@ -205,8 +207,7 @@ class FdCapture:
 
 
 capture = FdCapture()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=capture._reset)
+_process.at_fork(child=capture._reset)
 
 
 @atexit.register

@@ -15,11 +15,12 @@ no run is live; it costs a run one dictionary insert and removal.
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import time
 import weakref
 from typing import Any
+
+from . import _process
 
 _IDLE_TICKS = 30  # ticks without a live run before the thread waits to be woken
 
@@ -122,5 +123,4 @@ class _Strong:
 
 
 flusher = Flusher()
-if hasattr(os, "register_at_fork"):  # a forked child has no copy of the thread, nor its runs
-    os.register_at_fork(after_in_child=flusher._reset_after_fork)
+_process.at_fork(child=flusher._reset_after_fork)  # a forked child has no thread, nor its runs

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, NoReturn
 
+from . import _process
 from .errors import Interrupted
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -107,10 +108,8 @@ def _restore() -> None:
 @contextlib.contextmanager
 def guard() -> Iterator[None]:
     """Turn SIGINT/SIGTERM into :class:`Interrupted` and abort what the block left unfinished."""
-    from .context import _live
-
     main = threading.current_thread() is threading.main_thread()
-    before = weakref.WeakSet(_live)
+    before = weakref.WeakSet(_process.live_contexts)
     if main and _state["depth"] == 0:
         _install()
     _state["depth"] += main
@@ -139,9 +138,7 @@ def abort_unfinished(before: Any, why: str) -> None:
 
 
 def _busy_contexts(before: Any) -> list[Any]:
-    from .context import _live
-
-    return [c for c in list(_live) if c not in before]
+    return [c for c in list(_process.live_contexts) if c not in before]
 
 
 def _open(ctx: Any) -> bool:
@@ -173,7 +170,10 @@ class DaemonPool:
     """
 
     def __init__(self, workers: int, name: str = "mlflowlet-worker") -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[
+            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+        ]
+        self._jobs = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._loop, daemon=True, name=f"{name}-{i}")
             for i in range(max(1, workers))
@@ -181,9 +181,9 @@ class DaemonPool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` in a pool thread; return its future."""
-        fut: Future = Future()
+        fut: Future[Any] = Future()
         self._jobs.put((fut, fn, args))
         return fut
 

@@ -9,7 +9,7 @@ reuses the image (``BuildResult.reused``), and ``run()`` builds only what ``with
 ``with_requirements`` asked for and was never built.
 
 This module sits with :mod:`mlflowlet.build`, above the runtimes; the job runtime reaches it
-through a function-local import (the one upward reference, so the runtime can build itself).
+through the ``build_runner_image`` seam (:mod:`mlflowlet._seams`), so it can build itself.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from ._buildctx import (
     RUNTIME_EXTRAS,
     Context,
@@ -34,6 +33,7 @@ from ._buildctx import (
     runtime_context,
 )
 from ._kaniko import kaniko_manifests, run_kaniko
+from ._version import __version__
 from .errors import ConfigError, RunError
 
 __all__ = [

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); exits with its code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args in (["version"], ["--version"]):  # the fast path: no typer, no core modules
-        from . import __version__
+        from ._version import __version__
 
         sys.stdout.write(f"mlflowlet {__version__}\n")
         return

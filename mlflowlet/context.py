@@ -11,11 +11,10 @@ import os
 import threading
 import time
 import traceback
-import weakref
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _capture
+from . import _capture, _process
 from ._ctx_artifacts import _ArtifactLogging
 from ._ctx_factory import EXEC_SECRETS_ENV as EXEC_SECRETS_ENV
 from ._ctx_factory import _finish_at_exit, _run_from
@@ -25,8 +24,10 @@ from ._names import check_project, check_run_name
 from .errors import ConfigError, SecretsError
 from .model import RunObject, new_uid
 
+if TYPE_CHECKING:
+    from .db.base import RunDB
+
 _active: ContextVar[Context | None] = ContextVar("mlflowlet_active_run", default=None)
-_live: weakref.WeakSet[Context] = weakref.WeakSet()  # for fresh locks in a forked child
 
 
 class Context(_ArtifactLogging, _Persistence):
@@ -38,19 +39,18 @@ class Context(_ArtifactLogging, _Persistence):
         secrets: a ``SecretsStore``; built from the run's secret sources when omitted.
     """
 
-    def __init__(self, run: RunObject, db: Any = None, secrets: Any = None) -> None:
+    def __init__(self, run: RunObject, db: RunDB | None = None, secrets: Any = None) -> None:
         self._run = run
         self._db = db
-        if db is not None:
-            run._db_url = getattr(db, "url", "") or ""
+        run._record_in(db)
         self._secrets = secrets
         self._pending_artifacts: list[dict[str, Any]] = []
-        self._pending_metrics: list[tuple] = []
+        self._pending_metrics: list[tuple[str, int, float, float]] = []
         self._log: list[str] = []
         self._log_held = ""
         self._log_lock = threading.Lock()  # guards the buffers: log, pending artifacts, metrics
         self._commit_lock = threading.Lock()  # one DB write at a time, snapshot to commit
-        _live.add(self)
+        _process.live_contexts.add(self)  # interrupts, aborts and forks find it there
         self._dirty = False
         self._last_flush = time.monotonic()
         self._flush_interval = 1.0
@@ -319,12 +319,16 @@ MLClientCtx = Context
 
 def _after_fork_in_child() -> None:
     """Give every context fresh locks: a thread of the parent may have held one at the fork."""
-    for ctx in list(_live):
+    for ctx in list(_process.live_contexts):
         ctx._log_lock, ctx._commit_lock = threading.Lock(), threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):  # a child printing through the tee takes the log lock
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)  # a child printing through the tee takes the log lock
+
+
+@_process.on_reset
+def _clear_active() -> None:
+    _active.set(None)
 
 
 def request_abort(run: RunObject, message: str) -> bool:
@@ -334,7 +338,7 @@ def request_abort(run: RunObject, message: str) -> bool:
     ``aborted`` with ``message``.
     """
     meta = run.metadata
-    for ctx in list(_live):
+    for ctx in list(_process.live_contexts):
         other = ctx._run.metadata
         if (other.uid, other.iteration, other.project) == (meta.uid, meta.iteration, meta.project):
             if not ctx._finished:
@@ -365,7 +369,7 @@ def get_or_create_ctx(
     spec: Any = None,
     with_env: bool = True,
     project: str = "",
-    db: Any = None,
+    db: RunDB | None = None,
 ) -> Context:
     """Return the active run's context, or start one.
 

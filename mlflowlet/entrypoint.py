@@ -78,7 +78,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._wire import (
     PARAM_TYPES,
@@ -94,6 +94,9 @@ from ._wire import (
     split_typed,
 )
 from .errors import ArtifactError, ConfigError, MlflowletError, ParameterError
+
+if TYPE_CHECKING:
+    from .db.base import RunDB
 
 __all__ = [
     "RUN_JSON_MARKER",
@@ -269,7 +272,7 @@ def _open_db() -> tuple[Any, Any]:
         return get_run_db(), lambda: None
     folder = tempfile.mkdtemp(prefix="mlflowlet-entrypoint-")
     os.environ["MLFLOWLET_DBPATH"] = folder  # so handler code calling get_run_db() agrees
-    db: Any = get_run_db(folder, cached=False)
+    db: Any = get_run_db(folder, cached=False)  # a SQLiteRunDB: its file is removed after
 
     def cleanup() -> None:
         db.close()
@@ -282,7 +285,7 @@ def _open_db() -> tuple[Any, Any]:
     return db, cleanup
 
 
-def run_entrypoint(run: Any, db: Any) -> Any:
+def run_entrypoint(run: Any, db: RunDB) -> Any:
     """Run ``run`` (its ``spec.handler``) in this process with the local runtime; return it.
 
     A ``@step`` handler runs its wrapped function (which stores the declared outputs), and a run
@@ -290,6 +293,7 @@ def run_entrypoint(run: Any, db: Any) -> Any:
     the return value and error handling are the local runtime's, so a run behaves the same
     in-process and here.
     """
+    from .hyper import SweepOptions
     from .runtimes.local import LocalRuntime
 
     command = (run.spec.command or "").split(" ", 1)[0]
@@ -297,32 +301,11 @@ def run_entrypoint(run: Any, db: Any) -> Any:
         command = ""
     runtime = LocalRuntime(command)
     handler = _step_handler(run.spec.handler, command)  # None: the runtime resolves it (a script)
-    if run.spec.hyper_params or run.spec.param_file:  # iterations run here, as they do locally
-        index = os.environ.get("JOB_COMPLETION_INDEX", "").strip()
-        if index.isdigit():  # one pod of an Indexed Job: only its own iteration
-            return _run_indexed(runtime, run, handler, db, int(index))
-        return runtime._run_iterations(run, handler, db)
-    return runtime._execute(run, handler, db)
-
-
-def _run_indexed(runtime: Any, run: Any, handler: Any, db: Any, index: int) -> Any:
-    """Run iteration ``index + 1`` of the run's hyper-parameters (``JOB_COMPLETION_INDEX``)."""
-    from . import hyper
-
-    spec = run.spec
-    combos = hyper.expand_iterations(
-        spec.hyper_params or None,
-        spec.strategy or None,
-        spec.param_file or None,
-        spec.max_iterations,
-        spec.seed,
-    )
-    if index >= len(combos):
-        raise ConfigError(
-            f"JOB_COMPLETION_INDEX={index} but the spec has {len(combos)} iteration(s); "
-            "the Job's completions must equal the number of iterations"
-        )
-    return runtime._execute(runtime._child(run, index + 1, combos[index]), handler, db)
+    index = os.environ.get("JOB_COMPLETION_INDEX", "").strip()
+    if index.isdigit() and SweepOptions.of(run.spec).sweeps:
+        # one pod of an Indexed Job: only its own iteration (no summary; the submitter selects)
+        return runtime.execute(run, handler, db, iteration=int(index) + 1)
+    return runtime.execute(run, handler, db)  # a sweep runs all its iterations here
 
 
 def mpi_rank() -> int:
@@ -368,7 +351,7 @@ def engine_state(value: str) -> str:
     return low
 
 
-def _finish_failed_export(run: Any, db: Any, exc: Exception) -> None:
+def _finish_failed_export(run: Any, db: RunDB, exc: Exception) -> None:
     from .model import now_iso
 
     run.status.state = "error"
@@ -379,7 +362,7 @@ def _finish_failed_export(run: Any, db: Any, exc: Exception) -> None:
     db.store_run(run.to_dict(), meta.uid, meta.project, meta.iteration)
 
 
-def _stored(run: Any, db: Any) -> dict[str, Any]:
+def _stored(run: Any, db: RunDB) -> dict[str, Any]:
     """Return the run as the DB holds it (secrets masked), else as it is in memory."""
     meta = run.metadata
     try:
@@ -467,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     return code or (0 if final.state == "completed" else 1)
 
 
-def _export(final: Any, db: Any, wanted: dict[str, Any], metrics: str | None) -> None:
+def _export(final: Any, db: RunDB, wanted: dict[str, Any], metrics: str | None) -> None:
     """Write the outputs and metrics a completed run was asked for (a failure fails the run)."""
     if final.state == "completed" and any(wanted.values()):
         try:

@@ -8,6 +8,8 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     │   ├── InvalidNameError                a project or run name that cannot become a path
     │   ├── OutsideRootError                a request naming a place outside the server's root
     │   └── ConflictError                   a request that conflicts with what is stored
+    ├── BodyTooLarge (ValueError)           a request body over the server's limit (413)
+    ├── BodyTimeout (TimeoutError)          a request body that stopped arriving (408)
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── ParameterError (ValueError)         a param that does not coerce, is missing, or is unknown
     │   └── HyperParamError                 bad hyper-params, param file, selector, stop condition
@@ -22,8 +24,10 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     ├── RunError (RuntimeError)             a run ended in error (``.run`` holds the RunObject)
     ├── PipelineError (ValueError)          a pipeline or step that is badly defined
     │   ├── StepDefinitionError (TypeError) a decorator used on a bad signature
-    │   └── CycleError                      the DAG has a cycle (``.cycle`` lists the steps)
+    │   ├── CycleError                      the DAG has a cycle (``.cycle`` lists the steps)
+    │   └── InputError                      a step input that cannot be resolved (step fails)
     └── CompileError (ValueError)           a pipeline that a target cannot carry
+        └── ExprError                       an Argo/KFP expression the engine would fail on
 
     KeyboardInterrupt
     └── Interrupted                         SIGINT or SIGTERM during a run (``.signum``); not an
@@ -167,8 +171,16 @@ class CycleError(PipelineError):
         super().__init__(f"{prefix}the pipeline has a cycle: {path}; remove one of these edges")
 
 
+class InputError(PipelineError):
+    """A step's input cannot be resolved (the step fails without running)."""
+
+
 class CompileError(MlflowletError, ValueError):
     """A pipeline cannot be compiled for the target as it is."""
+
+
+class ExprError(CompileError):
+    """An expression Argo would fail to evaluate (the check reports the node as Error)."""
 
 
 class OutsideRootError(ConfigError):
@@ -184,6 +196,22 @@ class OutsideRootError(ConfigError):
 
 class ConflictError(ConfigError):
     """A request conflicts with what is stored (an update through a value that is no object)."""
+
+
+class BodyTooLarge(MlflowletError, ValueError):
+    """A request body went over the server's limit (answered with 413)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"request body is larger than the server's limit of {limit} bytes")
+
+
+class BodyTimeout(MlflowletError, TimeoutError):
+    """A client stopped sending its request body (answered with 408)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"the request body did not arrive within {seconds:g}s")
 
 
 class Interrupted(KeyboardInterrupt):

@@ -1,40 +1,133 @@
-"""Hyper-parameter expansion, param files, best-iteration selection and the iteration table.
+"""Hyper-parameter sweeps: options, expansion, param files, best-iteration selection, the table.
 
-Pure functions, standard library only: a runtime calls :func:`expand_iterations` to turn a task's
-``hyper_params`` / ``param_file`` into one params dict per child run, :func:`select_best` to pick
-the winner by a selector such as ``'min.loss'``, :func:`parse_stop_condition` to stop early, and
-:func:`iteration_table` / :func:`table_to_csv` to summarise the children on the parent run.
+Pure functions, standard library only. :class:`SweepOptions` holds a sweep's options in one
+frozen object; its :meth:`~SweepOptions.iterations` turn a task's ``hyper_params`` /
+``param_file`` into one params dict per child run (:func:`expand_iterations`), :func:`select_best`
+and :class:`Best` pick the winner by a selector such as ``'min.loss'``,
+:func:`parse_stop_condition` stops early (in ``_stopcond.py``), :func:`read_param_file` reads
+CSV/JSON rows (in ``_paramfile.py``), and :func:`iteration_table` / :func:`table_to_csv`
+summarise the children on the parent run.
 """
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
 import itertools
-import json
-import math
-import operator
-import os
 import random
-import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from ._paramfile import read_param_file as read_param_file  # re-exported: public here
+from ._stopcond import is_number
+from ._stopcond import parse_stop_condition as parse_stop_condition  # re-exported: public here
 from .errors import HyperParamError
 
 STRATEGIES = ("grid", "list", "random")
 DEFAULT_RANDOM_ITERATIONS = 10
-_STOP_EXAMPLE = '"accuracy >= 0.9 and loss < 0.1"'
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """A sweep's options in one frozen object: what to iterate, how far, when to stop, the best.
+
+    A run's spec keeps them as flat fields (``RunSpec.hyper_params``, ``.selector``, ...: the
+    wire format); :meth:`of` reads them once, and runtimes, the entrypoint and the CLI iterate
+    through :meth:`iterations` (one :func:`iter_iterations` call for all of them). ``None`` is
+    "not given".
+
+    Attributes:
+        hyper_params: parameter name -> list of values.
+        param_file: a CSV/JSON file of parameter rows (instead of ``hyper_params``).
+        strategy: ``grid``, ``list`` or ``random`` (``None``: grid, or list for a param file).
+        selector: ``'min.loss'`` / ``'max.accuracy'``: how the best iteration is chosen.
+        max_iterations: at most this many iterations (the count for ``random``).
+        max_errors: stop launching after this many failed iterations.
+        stop_condition: stop launching once an iteration's results meet it.
+        parallel: iterations run at once (``None``: the runtime's default).
+        seed: seed of the ``random`` strategy.
+    """
+
+    hyper_params: dict[str, Any] | None = None
+    param_file: str | None = None
+    strategy: str | None = None
+    selector: str | None = None
+    max_iterations: int | None = None
+    max_errors: int | None = None
+    stop_condition: str | None = None
+    parallel: int | None = None
+    seed: int | None = None
+
+    @classmethod
+    def of(cls, spec: Any) -> SweepOptions:
+        """Return the options a run's spec (a ``RunSpec``) holds; empty fields are ``None``."""
+        return cls(
+            hyper_params=spec.hyper_params or None,
+            param_file=spec.param_file or None,
+            strategy=spec.strategy or None,
+            selector=spec.selector or None,
+            max_iterations=spec.max_iterations,
+            max_errors=spec.max_errors,
+            stop_condition=spec.stop_condition or None,
+            parallel=spec.parallel,
+            seed=spec.seed,
+        )
+
+    @property
+    def sweeps(self) -> bool:
+        """Whether there is anything to iterate (hyper-parameters or a param file)."""
+        return bool(self.hyper_params or self.param_file)
+
+    def iterations(self) -> Iterator[dict[str, Any]]:
+        """Yield each iteration's params (iteration 1 first), lazily; every check comes first.
+
+        Raises:
+            HyperParamError: as :func:`expand_iterations`.
+        """
+        return iter_iterations(
+            self.hyper_params, self.strategy, self.param_file, self.max_iterations, self.seed
+        )
+
+    def expand(self) -> list[dict[str, Any]]:
+        """Return every iteration's params at once (see :meth:`iterations`)."""
+        return list(self.iterations())
+
+    def stop(self) -> Callable[[dict[str, Any]], bool] | None:
+        """Return the stop condition as a predicate over results (``None`` without one)."""
+        return parse_stop_condition(self.stop_condition) if self.stop_condition else None
+
+    def checked(self) -> SweepOptions:
+        """Check the options given (not the iterations: see :meth:`iterations`); return self.
+
+        Raises:
+            HyperParamError: ``parallel`` below 1 or ``max_errors`` below 0 (or not whole
+                numbers), an unknown strategy, a selector or stop condition that does not parse.
+        """
+        for name, value, least in (
+            ("parallel", self.parallel, 1),
+            ("max_errors", self.max_errors, 0),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < least
+            ):
+                raise HyperParamError(f"{name}={value!r} must be a whole number >= {least}")
+        if self.strategy is not None:
+            _check_strategy(self.strategy)
+        if self.selector is not None:
+            parse_selector(self.selector)
+        if self.stop_condition:
+            parse_stop_condition(self.stop_condition)
+        return self
 
 
 def expand_iterations(
-    hyper_params: dict | None,
+    hyper_params: dict[str, Any] | None,
     strategy: str | None = "grid",
     param_file: str | None = None,
     max_iterations: int | None = None,
     seed: int | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Expand hyper-parameters or a param file into one params dict per iteration.
 
     Iteration 1 is element 0 of the returned list. :func:`iter_iterations` yields the same
@@ -60,12 +153,12 @@ def expand_iterations(
 
 
 def iter_iterations(
-    hyper_params: dict | None,
+    hyper_params: dict[str, Any] | None,
     strategy: str | None = "grid",
     param_file: str | None = None,
     max_iterations: int | None = None,
     seed: int | None = None,
-) -> Iterator[dict]:
+) -> Iterator[dict[str, Any]]:
     """Like :func:`expand_iterations`, but lazily: every check first, then one dict at a time.
 
     Raises:
@@ -103,10 +196,10 @@ def iter_iterations(
 
 
 def _expand_values(
-    values: dict[str, list], strategy: str, max_iterations: int | None, seed: int | None
-) -> Iterator[dict]:
+    values: dict[str, list[Any]], strategy: str, max_iterations: int | None, seed: int | None
+) -> Iterator[dict[str, Any]]:
     if strategy == "grid":
-        combos: Iterator[tuple] = itertools.product(*values.values())
+        combos: Iterator[tuple[Any, ...]] = itertools.product(*values.values())
     elif strategy == "list":
         lengths = {key: len(vals) for key, vals in values.items()}
         if len(set(lengths.values())) > 1:
@@ -133,8 +226,8 @@ def _check_strategy(strategy: Any) -> str:
     return name
 
 
-def _check_values(hyper_params: dict) -> dict[str, list]:
-    out: dict[str, list] = {}
+def _check_values(hyper_params: dict[str, Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
     for key, vals in hyper_params.items():
         if not isinstance(vals, (list, tuple)):
             raise HyperParamError(
@@ -150,106 +243,14 @@ def _check_values(hyper_params: dict) -> dict[str, list]:
 
 
 def _expand_rows(
-    rows: list[dict], strategy: str, max_iterations: int | None, seed: int | None
-) -> list[dict]:
+    rows: list[dict[str, Any]], strategy: str, max_iterations: int | None, seed: int | None
+) -> list[dict[str, Any]]:
     # Rows of a param file are iterations as they stand; 'random' samples rows instead.
     if strategy == "random":
         rng = random.Random(seed)
         count = max_iterations or DEFAULT_RANDOM_ITERATIONS
         return [dict(rng.choice(rows)) for _ in range(count)]
     return [dict(row) for row in rows]
-
-
-def read_param_file(path: str) -> list[dict] | dict[str, list]:
-    """Read a CSV or JSON param file.
-
-    A CSV has a header row of parameter names and one row per iteration; each cell is parsed as a
-    Python or JSON literal (``0.1``, ``[1, 2]``, ``true``) and kept as a string otherwise. A JSON
-    file holds a list of dicts (one per iteration) or a dict of lists (hyper-parameters).
-
-    Args:
-        path: a local file path; ``.json`` files are read as JSON, ``.csv`` as CSV, any other
-            name as JSON when it starts with ``[`` or ``{`` and as CSV otherwise.
-
-    Returns:
-        A list of row dicts, or a dict of lists.
-
-    Raises:
-        HyperParamError: when the file is missing, empty or malformed.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise HyperParamError(f"param file {path!r} does not exist")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HyperParamError(f"cannot read param file {path!r}: {exc}") from exc
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".json" or (ext != ".csv" and text.lstrip()[:1] in ("[", "{")):
-        return _read_json_params(path, text)
-    return _read_csv_params(path, text)
-
-
-def _read_json_params(path: str, text: str) -> list[dict] | dict[str, list]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HyperParamError(f"param file {path!r} is not valid JSON: {exc}") from exc
-    if isinstance(data, dict):
-        if not data:
-            raise HyperParamError(f"param file {path!r} holds an empty object")
-        return data
-    if isinstance(data, list):
-        if not data:
-            raise HyperParamError(f"param file {path!r} holds no rows")
-        for i, row in enumerate(data, start=1):
-            if not isinstance(row, dict):
-                raise HyperParamError(
-                    f"param file {path!r}: item {i} is a {type(row).__name__}, expected an object "
-                    '(e.g. [{"p1": 1, "p2": "a"}, {"p1": 2, "p2": "b"}])'
-                )
-        return data
-    raise HyperParamError(
-        f"param file {path!r} must hold a list of objects or an object of lists, "
-        f"got {type(data).__name__}"
-    )
-
-
-def _read_csv_params(path: str, text: str) -> list[dict]:
-    lines = [row for row in csv.reader(io.StringIO(text))]
-    numbered = [(n, row) for n, row in enumerate(lines, start=1) if any(c.strip() for c in row)]
-    if not numbered:
-        raise HyperParamError(f"param file {path!r} is empty; expected a header row of names")
-    header = [name.strip() for name in numbered[0][1]]
-    if not all(header):
-        raise HyperParamError(f"param file {path!r} has an empty column name in its header row")
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        raise HyperParamError(f"param file {path!r} repeats columns: {', '.join(duplicates)}")
-    rows = []
-    for line_no, cells in numbered[1:]:
-        if len(cells) != len(header):
-            raise HyperParamError(
-                f"param file {path!r} line {line_no} has {len(cells)} cells, "
-                f"the header has {len(header)}"
-            )
-        rows.append({name: _parse_cell(cell) for name, cell in zip(header, cells, strict=True)})
-    if not rows:
-        raise HyperParamError(f"param file {path!r} has a header but no rows")
-    return rows
-
-
-def _parse_cell(cell: str) -> Any:
-    text = cell.strip()
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        pass
-    try:
-        return json.loads(text)  # true / false / null
-    except ValueError:
-        return text
 
 
 def parse_selector(selector: str) -> tuple[str, str]:
@@ -283,13 +284,7 @@ def parse_selector(selector: str) -> tuple[str, str]:
     return "max", text
 
 
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return not math.isnan(value)
-
-
-def select_best(candidates: list[tuple[int, dict]], selector: str) -> int | None:
+def select_best(candidates: list[tuple[int, dict[str, Any]]], selector: str) -> int | None:
     """Return the iteration whose result is best under ``selector``.
 
     Args:
@@ -310,7 +305,7 @@ def select_best(candidates: list[tuple[int, dict]], selector: str) -> int | None
     best_value: float = 0.0
     for iteration, results in sorted(candidates, key=lambda c: c[0]):
         value: Any = (results or {}).get(key)
-        if not _is_number(value):
+        if not is_number(value):
             continue
         if (
             best_iter is None
@@ -330,134 +325,10 @@ def select_best(candidates: list[tuple[int, dict]], selector: str) -> int | None
     return best_iter
 
 
-# -- stop conditions: parsed into comparisons, never eval -------------------------------------
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<op>>=|<=|==|!=|>|<)
-      | (?P<conj>&&|\|\||&|\|)
-      | (?P<str>"[^"]*"|'[^']*')
-      | (?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))
-      | (?P<word>[A-Za-z_][\w.\-/]*)
-    )""",
-    re.VERBOSE,
-)
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-_CONJ = {"&&": "and", "&": "and", "||": "or", "|": "or", "and": "and", "or": "or"}
-_Comparison = tuple[str, str, Any]  # (result key, operator, expected value)
-
-
-def _stop_error(expr: str, reason: str) -> HyperParamError:
-    return HyperParamError(
-        f"bad stop condition {expr!r}: {reason}; write it like {_STOP_EXAMPLE} "
-        "(result OP number or 'string', OP one of >= <= > < == !=, joined by and/or)"
-    )
-
-
-def _tokenize(expr: str) -> list[tuple[str, Any]]:
-    tokens: list[tuple[str, Any]] = []
-    pos, end = 0, len(expr.rstrip())
-    while pos < end:
-        match = _TOKEN.match(expr, pos)
-        if not match:
-            raise _stop_error(expr, f"unexpected text at {expr[pos:].strip()[:20]!r}")
-        pos, kind = match.end(), match.lastgroup or ""
-        text = match.group(kind)
-        if kind in ("conj", "word") and text.lower() in _CONJ:
-            tokens.append(("conj", _CONJ[text.lower()]))
-        elif kind == "num":
-            tokens.append(("value", float(text) if re.search(r"[.eE]", text) else int(text)))
-        elif kind == "str":
-            tokens.append(("value", text[1:-1]))
-        else:
-            tokens.append((kind, text))
-    return tokens
-
-
-def _parse_stop(expr: str) -> list[list[_Comparison]]:
-    """Parse into OR-groups of AND-ed comparisons (``and`` binds tighter than ``or``)."""
-    tokens = _tokenize(expr)
-    if not tokens:
-        raise _stop_error(expr, "it is empty")
-    groups: list[list[_Comparison]] = [[]]
-    for start in range(0, len(tokens), 4):
-        part = tokens[start : start + 4]
-        kinds = [kind for kind, _ in part[:3]]
-        # A bare word after the operator compares as a string.
-        if kinds[:2] != ["word", "op"] or len(part) < 3 or kinds[2] not in ("value", "word"):
-            shown = " ".join(str(text) for _, text in part[:3])
-            raise _stop_error(expr, f"expected 'result OP value', found {shown!r}")
-        groups[-1].append((part[0][1], part[1][1], part[2][1]))
-        if len(part) == 4:
-            if part[3][0] != "conj" or start + 4 == len(tokens):
-                raise _stop_error(expr, f"expected and/or before the end, found {part[3][1]!r}")
-            if part[3][1] == "or":
-                groups.append([])
-    return groups
-
-
-def _compare(actual: Any, op: str, expected: Any) -> bool:
-    if isinstance(expected, (int, float)):
-        if isinstance(actual, str):
-            try:
-                actual = float(actual)
-            except ValueError:
-                return False
-        if not _is_number(actual):
-            return False
-    elif not isinstance(actual, str):
-        if op not in ("==", "!="):
-            return False
-        actual = str(actual)
-    try:
-        return bool(_OPS[op](actual, expected))
-    except TypeError:
-        return False
-
-
-def parse_stop_condition(expr: str) -> Callable[[dict], bool]:
-    """Compile a stop condition into a predicate over an iteration's results.
-
-    Supports ``key OP value`` with OP in ``>= <= > < == !=`` and value a number or a quoted
-    string, joined by ``and`` / ``or`` (or ``&`` / ``|``); ``and`` binds tighter than ``or``.
-    Nothing is evaluated as Python.
-
-    Args:
-        expr: e.g. ``"accuracy>=0.9"`` or ``"loss < 0.1 and accuracy > 0.8"``.
-
-    Returns:
-        A function of a results dict that is true when the condition holds; a result key
-        missing from the dict makes its comparison false.
-
-    Raises:
-        HyperParamError: when the expression is malformed.
-    """
-    if not isinstance(expr, str):
-        raise _stop_error(repr(expr), f"expected a string, got {type(expr).__name__}")
-    groups = _parse_stop(expr)
-
-    def condition(results: dict) -> bool:
-        results = results or {}
-        return any(
-            all(key in results and _compare(results[key], op, want) for key, op, want in group)
-            for group in groups
-        )
-
-    condition.__doc__ = f"Stop condition {expr!r}."
-    return condition
-
-
 # -- iteration summary -----------------------------------------------------------------------
 
 
-def iteration_table(rows: list[dict]) -> list[list]:
+def iteration_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
     """Summarise child iterations as a table.
 
     Args:
@@ -474,10 +345,10 @@ def iteration_table(rows: list[dict]) -> list[list]:
     for row in rows:
         param_keys.update(dict.fromkeys(row.get("params") or {}))
         result_keys.update(dict.fromkeys(row.get("results") or {}))
-    header: list = ["iter", "state"]
+    header: list[Any] = ["iter", "state"]
     header += [f"param.{key}" for key in param_keys]
     header += [f"output.{key}" for key in result_keys]
-    table: list[list] = [header]
+    table: list[list[Any]] = [header]
     for row in sorted(rows, key=lambda r: r.get("iter") or 0):
         params, results = row.get("params") or {}, row.get("results") or {}
         table.append(
@@ -488,7 +359,7 @@ def iteration_table(rows: list[dict]) -> list[list]:
     return table
 
 
-def table_to_csv(table: list[list]) -> str:
+def table_to_csv(table: list[list[Any]]) -> str:
     """Render a table (such as :func:`iteration_table`'s) as CSV text, one line per row.
 
     Args:
@@ -521,14 +392,14 @@ class Best:
         self.seen = 0
         self._logged: dict[str, None] = {}
 
-    def add(self, iteration: int, results: dict | None) -> bool:
+    def add(self, iteration: int, results: dict[str, Any] | None) -> bool:
         """Consider one successful iteration; return whether it is the best so far."""
         self.seen += 1
         results = results or {}
         if len(self._logged) < 1000:
             self._logged.update(dict.fromkeys(results))
         value: Any = results.get(self.key)
-        if not _is_number(value):
+        if not is_number(value):
             return False
         best = self.iteration
         if (

@@ -1,100 +1,47 @@
 """Run and task models: what to run with (``RunTemplate``) and what happened (``RunObject``).
 
 ``new_task`` (aliases ``NewTask``, ``NewRun``) builds a ``RunTemplate``; runtimes turn it into a
-``RunObject`` that the run DB stores as JSON.
+``RunObject`` that the run DB stores as JSON. The record's fields (``RunMetadata``, ``RunSpec``,
+``RunStatus``) are in ``_runfields.py``, re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from ._names import check_project, check_run_name
+from ._runfields import (
+    RUN_STATES,
+    TERMINAL_STATES,
+    RunMetadata,
+    RunSpec,
+    RunStatus,
+    _Model,
+    new_uid,
+    now_iso,
+)
+from ._seams import RunReader, seam
 from .errors import HyperParamError, ParameterError
+from .secrets import safe_secret_source
 
-RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
-TERMINAL_STATES = ("completed", "error", "aborted", "skipped")
-
-
-def now_iso() -> str:
-    """Return the current UTC time as an ISO 8601 string."""
-    return datetime.now(timezone.utc).isoformat()
-
-
-def new_uid() -> str:
-    """Return a new run uid (32 hex characters)."""
-    return uuid.uuid4().hex
-
-
-class _Model(BaseModel):
-    # NaN and infinities stay floats in JSON-mode dumps (pydantic's default turns them to null)
-    model_config = ConfigDict(
-        extra="allow", validate_assignment=False, ser_json_inf_nan="constants"
-    )
-
-
-class RunMetadata(_Model):
-    """Who and what a run is: uid, name, project, iteration, labels."""
-
-    uid: str = ""
-    name: str = ""
-    project: str = ""
-    iteration: int = 0
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    tag: str = ""
-    owner: str = ""
-
-
-class RunSpec(_Model):
-    """What a run runs with."""
-
-    handler: str = ""
-    command: str = ""
-    mode: str = ""
-    params: dict[str, Any] = Field(default_factory=dict)
-    inputs: dict[str, str] = Field(default_factory=dict)
-    outputs: list[str] = Field(default_factory=list)
-    secret_sources: list[dict[str, Any]] = Field(default_factory=list)
-    hyper_params: dict[str, Any] = Field(default_factory=dict)
-    param_file: str = ""
-    selector: str = ""
-    strategy: str = ""
-    max_iterations: int | None = None
-    max_errors: int | None = None
-    stop_condition: str = ""
-    parallel: int | None = None
-    seed: int | None = None
-    artifact_path: str = ""
-    timeout: float | None = None
-    strict: bool = True
-    parent_uid: str = ""
-    pipeline_uid: str = ""
-
-
-class RunStatus(_Model):
-    """What happened: state, results, artifacts, iterations, error and timings."""
-
-    state: str = "created"
-    results: dict[str, Any] = Field(default_factory=dict)
-    artifacts: list[dict[str, Any]] = Field(default_factory=list)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    iterations: list[list[Any]] = Field(default_factory=list)
-    error: str = ""
-    start_time: str = ""
-    end_time: str = ""
-    last_update: str = ""
-    host: str = ""
-    python_version: str = ""
-    code_hash: str = ""
-    git: dict[str, str] = Field(default_factory=dict)
-    exit_code: int | None = None
-    process: dict[str, Any] = Field(default_factory=dict)  # owner: host, pid, started, boot
-    heartbeat: str = ""  # the owner's last write (see mlflowlet/_owner.py)
+__all__ = [
+    "RUN_STATES",
+    "TERMINAL_STATES",
+    "NewRun",
+    "NewTask",
+    "RunMetadata",
+    "RunObject",
+    "RunSpec",
+    "RunStatus",
+    "RunTemplate",
+    "new_task",
+    "new_uid",
+    "now_iso",
+    "safe_secret_source",
+]
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:
@@ -162,15 +109,17 @@ class RunTemplate(_Model):
             HyperParamError: a value that is not a non-empty list, unequal lists for ``list``,
                 an unknown strategy, a bad selector or stop condition.
         """
-        from .hyper import expand_iterations
+        from .hyper import SweepOptions
 
         if not isinstance(hyper_params, dict) or not hyper_params:
             raise HyperParamError(
                 f"hyper_params must be a non-empty dict of lists, got {hyper_params!r:.80} "
                 "(e.g. {'p1': [1, 2, 3]})"
             )
-        # The runtime expands again when it runs; expanding here validates with the same rules.
-        expand_iterations(hyper_params, strategy, None, max_iterations, seed)
+        # The runtime iterates when it runs; starting here checks with the same rules.
+        SweepOptions(
+            hyper_params=hyper_params, strategy=strategy, max_iterations=max_iterations, seed=seed
+        ).iterations()
         self.spec.hyper_params = {k: list(v) for k, v in hyper_params.items()}
         self._set_iteration_options(
             selector, strategy, max_iterations, max_errors, stop_condition, parallel, seed
@@ -196,37 +145,44 @@ class RunTemplate(_Model):
         path = path if path is not None else param_file
         if path is None:
             raise ParameterError("with_param_file() needs the path of a CSV or JSON file")
-        _check_strategy(strategy)
+        from .hyper import SweepOptions
+
+        SweepOptions(strategy=strategy).checked()
         self.spec.param_file = str(path)
         self._set_iteration_options(
             selector, strategy, max_iterations, max_errors, stop_condition, parallel, None
         )
         return self
 
-    def _set_iteration_options(self, selector, strategy, max_it, max_err, stop, parallel, seed):
-        for name, value, least in (("parallel", parallel, 1), ("max_errors", max_err, 0)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < least
-            ):
-                raise HyperParamError(f"{name}={value!r} must be a whole number >= {least}")
+    def _set_iteration_options(
+        self,
+        selector: str | None,
+        strategy: str,
+        max_it: int | None,
+        max_err: int | None,
+        stop: str | None,
+        parallel: int | None,
+        seed: int | None,
+    ) -> None:
+        from .hyper import SweepOptions  # the rules of sweep options live there, once
+
+        SweepOptions(
+            selector=selector,
+            max_errors=max_err,
+            stop_condition=stop or None,
+            parallel=parallel,
+        ).checked()
+        spec = self.spec
         if selector is not None:
-            from .hyper import parse_selector
-
-            parse_selector(selector)
-            self.spec.selector = selector
-        self.spec.strategy = strategy
-        self.spec.max_iterations = max_it
-        self.spec.max_errors = max_err
+            spec.selector = selector
+        spec.strategy, spec.max_iterations, spec.max_errors = strategy, max_it, max_err
         if stop:
-            from .hyper import parse_stop_condition
-
-            parse_stop_condition(stop)
-            self.spec.stop_condition = stop
-        self.spec.parallel = parallel
+            spec.stop_condition = stop
+        spec.parallel = parallel
         if seed is not None:
-            self.spec.seed = seed
+            spec.seed = seed
 
-    def copy(self, **_: Any) -> RunTemplate:  # type: ignore[override]
+    def copy(self, **_: Any) -> RunTemplate:
         """Return a deep copy."""
         return self.model_copy(deep=True)
 
@@ -244,35 +200,19 @@ class RunTemplate(_Model):
         """Return :meth:`to_dict` as YAML."""
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
-
-
-def safe_secret_source(source: dict[str, Any]) -> dict[str, Any]:
-    """Describe a secrets source without its values (inline dicts keep key names only)."""
-    kind, value = source.get("kind"), source.get("source")
-    if kind == "inline":
-        keys = source.get("keys")
-        if keys is None:
-            from .secrets import SecretsStore
-
-            store = SecretsStore()
-            store.add_source("inline", value)
-            keys = sorted(store.keys())
-        return {"kind": "inline", "source": None, "keys": list(keys)}
-    return {"kind": kind, "source": value}
-
-
-def _check_strategy(strategy: str) -> None:
-    from .hyper import _check_strategy as check  # one rule, kept in hyper
-
-    check(strategy)
+        return str(yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False))
 
 
 class RunObject(RunTemplate):
-    """A run: metadata, spec and status. ``state`` and ``results`` are status shortcuts."""
+    """A run: metadata, spec and status. ``state`` and ``results`` are status shortcuts.
+
+    A run keeps the run DB it was recorded in (in memory: copies share it, pickles keep its URL),
+    and :meth:`logs`, :meth:`refresh`, :meth:`metric_history` and :meth:`abort` read it there.
+    """
 
     status: RunStatus = Field(default_factory=RunStatus)
-    _db_url: str = PrivateAttr(default="")  # the run DB that recorded this run, when known
+    _db: Any = PrivateAttr(default=None)  # the RunReader that recorded this run, in this process
+    _db_url: str = PrivateAttr(default="")  # its URL, when known (kept by pickles too)
     # input key -> the artifact record of the version it reads (a pipeline step's inputs), so
     # its reads are checked against the record; kept in memory only
     _input_artifacts: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
@@ -280,12 +220,31 @@ class RunObject(RunTemplate):
     # the artifacts back (store credentials). Private attributes are never dumped or stored.
     _secret_sources: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
-    def _run_db(self, db: Any = None) -> Any:
+    def _record_in(self, db: RunReader | None) -> RunObject:
+        """Remember ``db`` as the run DB this run is recorded in; returns self."""
+        if db is not None:
+            self._db, self._db_url = db, getattr(db, "url", "") or self._db_url
+        return self
+
+    def _run_db(self, db: RunReader | None = None) -> RunReader:
         if db is not None:
             return db
-        from .db import get_run_db
+        if self._db is not None and not getattr(self._db, "closed", False):
+            return cast(RunReader, self._db)
+        return cast(RunReader, seam("run_db")(self._db_url))  # none kept, or closed since
 
-        return get_run_db(self._db_url)
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> RunObject:
+        memo = {} if memo is None else memo
+        if self._db is not None:  # a copy of the run is recorded in the same DB, not a copy of it
+            memo[id(self._db)] = self._db
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private and private.get("_db") is not None:  # a connection does not travel
+            state["__pydantic_private__"] = {**private, "_db": None}
+        return state
 
     @property
     def uid(self) -> str:
@@ -333,11 +292,9 @@ class RunObject(RunTemplate):
         the data item reads with the store credentials of the task's secrets (kept in memory
         only); elsewhere with the environment's.
         """
-        from .datastore import get_dataitem
-
         for art in self.status.artifacts:
             if art.get("key") == key:
-                return get_dataitem(
+                return seam("dataitem")(
                     art["uri"], key=key, artifact=art, verify=verify, secrets=self._secrets_store()
                 )
         keys = [a.get("key") for a in self.status.artifacts]
@@ -350,23 +307,25 @@ class RunObject(RunTemplate):
 
         return SecretsStore.from_sources(self._secret_sources)
 
-    def logs(self, db: Any = None) -> str:
+    def logs(self, db: RunReader | None = None) -> str:
         """Return the run's captured output from the run DB."""
         db = self._run_db(db)
         return db.get_log(self.uid, project=self.metadata.project).decode("utf-8", "replace")
 
-    def metric_history(self, key: str | None = None, db: Any = None) -> list[dict[str, Any]]:
+    def metric_history(
+        self, key: str | None = None, db: RunReader | None = None
+    ) -> list[dict[str, Any]]:
         """Return the logged metric series (``key, step, value, time`` dicts)."""
         db = self._run_db(db)
         return db.get_metrics(self.uid, key=key, iter=self.metadata.iteration)
 
     def show(self, display: bool = True) -> str | None:
         """Print a one-run table (terminal) or return its HTML with ``display=False``."""
-        from .db.lists import RunList
+        from ._records import RunTable
 
-        return RunList([self.to_dict()]).show(display=display)
+        return RunTable([self.to_dict()]).show(display=display)
 
-    def abort(self, db: Any = None, **runtime_options: Any) -> RunObject:
+    def abort(self, db: RunReader | None = None, **runtime_options: Any) -> RunObject:
         """Stop the run where it runs and mark it ``aborted`` (any run the run DB knows).
 
         A Kubernetes run's workload is deleted, with its pods and Secret. A run in a process on
@@ -388,18 +347,17 @@ class RunObject(RunTemplate):
             ConfigError: the run already ended.
             NotFoundError: the run DB does not know the run.
         """
-        from .runtimes import abort_run
+        return cast(RunObject, seam("abort")(self, self._run_db(db), **runtime_options))
 
-        return abort_run(self, self._run_db(db), **runtime_options)
-
-    def refresh(self, db: Any = None) -> RunObject:
+    def refresh(self, db: RunReader | None = None) -> RunObject:
         """Reload the run from the run DB."""
         db = self._run_db(db)
+        meta = self.metadata
         run = RunObject.model_validate(
-            db.read_run(self.uid, project=self.metadata.project, iter=self.metadata.iteration)
+            db.read_run(self.uid, project=meta.project, iter=meta.iteration)
         )
-        run._db_url = getattr(db, "url", "") or self._db_url
-        run._secret_sources = self._secret_sources
+        run._db_url = self._db_url
+        run._record_in(db)._secret_sources = self._secret_sources
         return run
 
     def __str__(self) -> str:

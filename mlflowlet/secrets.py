@@ -207,6 +207,19 @@ class SecretsStore:
         return f"SecretsStore(sources=[{kinds}], keys={sorted(self._values)!r})"
 
 
+def safe_secret_source(source: dict[str, Any]) -> dict[str, Any]:
+    """Describe a secrets source without its values (inline dicts keep key names only)."""
+    kind, value = source.get("kind"), source.get("source")
+    if kind == "inline":
+        keys = source.get("keys")
+        if keys is None:
+            store = SecretsStore()
+            store.add_source("inline", value)
+            keys = sorted(store.keys())
+        return {"kind": "inline", "source": None, "keys": list(keys)}
+    return {"kind": kind, "source": value}
+
+
 def _mask_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
     hidden = sorted({v for v in values if len(v) >= MIN_MASK_LENGTH}, key=len, reverse=True)
     if not hidden:

@@ -30,6 +30,10 @@ class Settings:
             takes a ``running`` run's process for dead and records the run as ``error``.
         max_log_bytes: the most of a run's output its stored log keeps: the first bytes, then
             a marker saying how much was left out, then the last 64 KiB.
+        hash_algo: the hash recorded for new artifact versions: ``blake3`` (default) or
+            ``sha256``. Versions keep the algorithm they were recorded with.
+        no_forkserver: ``1`` starts every child of the subprocess runtime as a fresh interpreter
+            (no warm worker forking sweep iterations).
         image: the default container image of compiled steps, ``mlrun_op`` tasks and Kubernetes
             jobs that name none (an image with mlflowlet installed).
     """
@@ -43,6 +47,8 @@ class Settings:
     flush_interval: float = 1.0
     heartbeat_timeout: float = 300.0
     max_log_bytes: int = 64 * 1024 * 1024
+    hash_algo: str = "blake3"
+    no_forkserver: str = ""
     image: str = ""
 
     def sources(self) -> dict[str, tuple[object, str]]:

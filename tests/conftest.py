@@ -26,24 +26,9 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 def _reset_process_state() -> None:
-    db = sys.modules.get("mlflowlet.db")
-    if db is not None:
-        with db._cache_lock:
-            cached = list(db._cache.values())
-            db._cache.clear()
-        for conn in cached:
-            close = getattr(conn, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # a connection already closed by the test
-                    pass
-    context = sys.modules.get("mlflowlet.context")
-    if context is not None:
-        context._active.set(None)
-    capture = sys.modules.get("mlflowlet._capture")
-    if capture is not None:
-        capture._sink.set(None)
+    from mlflowlet import _process
+
+    _process.reset()  # cached DB connections, the active run and its capture sink
 
 
 @pytest.fixture(autouse=True)

@@ -215,7 +215,8 @@ def test_log_artifact_with_body_key_and_object():
     page = db.read_artifact("page.html", project="default")
     assert page["viewer"] == "web-app" and page["labels"] == {"k": "v"}
     assert page["producer"]["uid"] == run.uid and page["tree"] == run.uid
-    assert page["size"] == len(b"<b>hi</b>") and len(page["hash"]) == 64
+    assert page["size"] == len(b"<b>hi</b>")
+    assert page["hash"].startswith("blake3:") and len(page["hash"]) == len("blake3:") + 64
     assert db.read_artifact("page.html", tag="v1", project="default")["uid"] == page["uid"]
     assert run.artifact("table.csv").get() == b"1,2\n3,4\n"
 

@@ -348,3 +348,42 @@ def test_iteration_table_unions_keys_in_first_seen_order():
 def test_table_to_csv():
     text = table_to_csv([["iter", "param.a"], [1, None], [2, "x,y"]])
     assert text == 'iter,param.a\n1,\n2,"x,y"\n'
+
+
+# -- SweepOptions: a sweep's options in one frozen object ----------------------------------------
+
+
+def test_sweep_options_of_a_spec_iterate_as_expand_iterations_does():
+    from mlflowlet import new_task
+    from mlflowlet.hyper import SweepOptions
+
+    task = new_task().with_hyper_params(
+        {"a": [1, 2, 3], "b": ["x", "y"]}, selector="min.loss", strategy="random",
+        max_iterations=4, max_errors=2, stop_condition="loss < 0.1", parallel=3, seed=7,
+    )
+    opts = SweepOptions.of(task.spec)
+    assert (opts.selector, opts.max_errors, opts.parallel, opts.seed) == ("min.loss", 2, 3, 7)
+    assert opts.sweeps and opts.param_file is None
+    assert opts.expand() == expand_iterations(task.spec.hyper_params, "random", None, 4, 7)
+    assert list(opts.iterations()) == opts.expand()
+    assert opts.stop()({"loss": 0.05}) and not opts.stop()({"loss": 0.5})
+    assert not SweepOptions.of(new_task().spec).sweeps
+    assert SweepOptions.of(new_task().spec).stop() is None
+    with pytest.raises(AttributeError):
+        opts.parallel = 1  # frozen
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"parallel": 0}, "parallel=0 must be a whole number >= 1"),
+    ({"parallel": True}, "parallel=True must be"),
+    ({"max_errors": -1}, "max_errors=-1 must be a whole number >= 0"),
+    ({"strategy": "spiral"}, "unknown hyper-parameter strategy 'spiral'"),
+    ({"selector": ""}, "selector must name a result"),
+    ({"stop_condition": "loss <"}, "bad stop condition"),
+])
+def test_sweep_options_checked_names_the_bad_option(options, message):
+    from mlflowlet.hyper import SweepOptions
+
+    with pytest.raises(HyperParamError, match=message):
+        SweepOptions(**options).checked()
+    assert SweepOptions(parallel=1, max_errors=0, selector="max.a").checked().parallel == 1

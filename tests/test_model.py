@@ -173,3 +173,70 @@ def test_with_param_file_takes_path_by_keyword_and_param_file_alias():
     assert new_task().with_param_file(param_file="p.json").spec.param_file == "p.json"
     with pytest.raises(ParameterError, match="with_param_file"):
         new_task().with_param_file()
+
+
+# -- a run keeps the run DB it was recorded in ---------------------------------------------------
+
+
+def _printing(context):
+    print("hello from the handler")
+    context.log_metric("loss", 0.5)
+
+
+def test_a_run_reads_back_through_the_db_it_was_recorded_in(tmp_path, dbdir):
+    from mlflowlet import get_run_db, new_runner
+
+    other = get_run_db(str(tmp_path / "other"))  # not the default DB (MLFLOWLET_DBPATH)
+    run = new_runner().run(handler=_printing, db=other)
+    assert "hello from the handler" in run.logs()
+    assert [m["value"] for m in run.metric_history("loss")] == [0.5]
+    assert run.refresh().state == "completed"
+    assert run.refresh().refresh().logs() == run.logs()  # a refreshed run keeps the DB too
+    with pytest.raises(Exception, match=run.uid):
+        get_run_db().read_run(run.uid)  # the default DB never saw it
+
+
+def test_copies_share_the_db_and_pickles_keep_its_url(tmp_path):
+    import copy
+    import pickle
+
+    from mlflowlet import get_run_db, new_runner
+
+    db = get_run_db(str(tmp_path / "other"))
+    run = new_runner().run(handler=_printing, db=db)
+    assert copy.deepcopy(run)._db is db and run.copy()._db is db  # never a copied connection
+    restored = pickle.loads(pickle.dumps(run))
+    assert restored._db is None and restored._db_url == db.url
+    assert "hello from the handler" in restored.logs()  # opened again by its URL
+
+
+def test_a_run_that_kept_no_db_reads_the_default_one(dbdir):
+    from mlflowlet import get_run_db, new_runner
+
+    run = new_runner().run(handler=_printing)
+    bare = RunObject.model_validate(get_run_db().read_run(run.uid))
+    assert bare._db is None and "hello from the handler" in bare.logs()
+
+
+def test_a_run_whose_db_was_closed_reads_back_by_its_url(tmp_path):
+    from mlflowlet import get_run_db, new_runner
+
+    db = get_run_db(str(tmp_path / "other"), cached=False)
+    run = new_runner().run(handler=_printing, db=db)
+    db.close()
+    assert db.closed and run._db is db
+    assert "hello from the handler" in run.logs()  # opened again at db.url, not the closed one
+    assert run.refresh().state == "completed"
+    assert [m["value"] for m in run.metric_history("loss")] == [0.5]
+
+
+def test_get_run_db_opens_a_cached_db_again_once_it_was_closed(tmp_path):
+    from mlflowlet import get_run_db
+
+    first = get_run_db(str(tmp_path / "x"))
+    assert get_run_db(str(tmp_path / "x")) is first and not first.closed
+    first.close()
+    again = get_run_db(str(tmp_path / "x"))
+    assert again is not first and not again.closed
+    again.store_run({"metadata": {"uid": "u1", "name": "n"}}, "u1")
+    assert again.read_run("u1")["metadata"]["name"] == "n"

@@ -29,17 +29,9 @@ class IterationProgress:
     @classmethod
     def for_task(cls, task: Any) -> IterationProgress:
         """Build from a task's hyper-parameters or param file (expanded once to count them)."""
-        from ..hyper import expand_iterations
+        from ..hyper import SweepOptions
 
-        spec = task.spec
-        combos = expand_iterations(
-            spec.hyper_params or None,
-            spec.strategy or None,
-            spec.param_file or None,
-            spec.max_iterations,
-            spec.seed,
-        )
-        return cls(len(combos), spec.selector)
+        return cls(len(SweepOptions.of(task.spec).expand()), task.spec.selector)
 
     @property
     def stream(self) -> Any:

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 def version() -> None:
     """Print the mlflowlet version."""
-    from .. import __version__
+    from .._version import __version__
 
     typer.echo(f"mlflowlet {__version__}")
 

@@ -14,13 +14,16 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ._common import STATE, check_choice, error_line, open_db, parse_pairs, usage_error
 from ._params import check_iteration_names, keep_pipeline_text, keep_text
 from ._targets import kind_runner, resolve_target
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 ORDER = 10
 _EPILOG = (
@@ -292,7 +295,13 @@ def _print_manifests(runtime: Any, task: Any, fn: Any, as_json: bool) -> None:
 
 
 def _run_task(
-    runtime: Any, task: Any, fn: Any, db: Any, watch: bool, mode: str | None, timeout: float | None
+    runtime: Any,
+    task: Any,
+    fn: Any,
+    db: RunDB,
+    watch: bool,
+    mode: str | None,
+    timeout: float | None,
 ) -> Any:
     options: dict[str, Any] = {}
     if mode:
@@ -331,7 +340,7 @@ def _stdout_to_stderr(active: bool) -> Iterator[None]:
         sys.stdout = saved
 
 
-def _stored(run: Any, db: Any) -> Any:
+def _stored(run: Any, db: RunDB) -> Any:
     """Return the run as recorded (secret values masked), else the object itself."""
     from ..errors import MlflowletError
     from ..model import RunObject

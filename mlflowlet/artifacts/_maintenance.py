@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflowlet.datastore._urls import is_local, local_path
 from mlflowlet.errors import DataNotFoundError, DataStoreError, NotFoundError
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 @dataclass
@@ -36,7 +39,9 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
 
 
-def verify_artifacts(db: Any = None, project: str = "", secrets: Any = None) -> VerifyReport:
+def verify_artifacts(
+    db: RunDB | None = None, project: str = "", secrets: Any = None
+) -> VerifyReport:
     """Compare every recorded artifact version of ``project`` (all when empty) with its sha256.
 
     Each stored object is read once, however many versions (links) point at it.
@@ -68,7 +73,7 @@ def verify_artifacts(db: Any = None, project: str = "", secrets: Any = None) -> 
     return report
 
 
-def artifact_problems(db: Any, project: str = "") -> list[str]:
+def artifact_problems(db: RunDB, project: str = "") -> list[str]:
     """Return one line per damaged or missing artifact version (the ``doctor`` check)."""
     return verify_artifacts(db, project).problems
 
@@ -107,7 +112,7 @@ class GarbageReport:
 
 
 def collect_garbage(
-    db: Any = None, project: str = "", dry_run: bool = False, secrets: Any = None
+    db: RunDB | None = None, project: str = "", dry_run: bool = False, secrets: Any = None
 ) -> GarbageReport:
     """Remove the artifact versions whose producing run was deleted, and the files they own.
 
@@ -159,7 +164,7 @@ def collect_garbage(
     return report
 
 
-def _db(db: Any) -> Any:
+def _db(db: RunDB | None) -> RunDB:
     if db is None:
         from mlflowlet.db import get_run_db
 
@@ -167,7 +172,7 @@ def _db(db: Any) -> Any:
     return db
 
 
-def _orphaned(db: Any, art: dict[str, Any], alive: dict[tuple[str, str, int], bool]) -> bool:
+def _orphaned(db: RunDB, art: dict[str, Any], alive: dict[tuple[str, str, int], bool]) -> bool:
     """Return whether the run that recorded ``art`` (its uid and iteration) is gone."""
     uid = str((art.get("producer") or {}).get("uid") or "")
     if not uid:

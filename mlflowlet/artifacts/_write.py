@@ -10,7 +10,6 @@ is there (a HEAD) and this process has not claimed it; the run's own directory
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import threading
 from typing import Any
@@ -41,42 +40,52 @@ class Claims:
 
 
 def store_version(
-    key: str, dest: str, data: bytes | None, src: str | None, secrets: Any, claims: Claims
+    key: str,
+    dest: str,
+    data: bytes | None,
+    src: str | None,
+    secrets: Any,
+    claims: Claims,
+    hash_algo: str | None = None,
 ) -> tuple[str, str, int]:
-    """Write ``data`` or copy the file ``src`` as a new version; return ``(uri, sha256, size)``.
+    """Write ``data`` or copy the file ``src`` as a new version; return ``(uri, digest, size)``.
 
     ``dest`` is the first candidate location; the version lands there or at the first free
     versioned name. A local ``src`` that already is ``dest`` (a file the handler wrote into its
-    artifact directory) is recorded in place, once.
+    artifact directory) is recorded in place, once. The digest is recorded with its algorithm
+    (``'blake3:<hex>'``; ``hash_algo`` or ``MLFLOWLET_HASH_ALGO`` may ask for sha256), computed
+    while the bytes are copied.
     """
+    from mlflowlet.datastore import _hashing
     from mlflowlet.datastore._streams import CHUNK_SIZE, copy_hashed_to, hash_file, write_new
 
+    algo = _hashing.check_algo(hash_algo) if hash_algo else _hashing.default_algo()
     if is_local(dest):
         import os
 
         if src is not None and os.path.exists(dest) and os.path.samefile(src, dest):
             if claims.take(dest):
-                digest, size = hash_file(src)
-                return dest, digest, size
+                digest, size = hash_file(src, algo)
+                return dest, _hashing.label(algo, digest), size
         if data is not None:
             view = memoryview(data)
             chunks = (view[i : i + CHUNK_SIZE] for i in range(0, len(view), CHUNK_SIZE))
-            uri, digest, size = write_new(dest, chunks, exclusive=True)  # type: ignore[arg-type]
+            uri, digest, size = write_new(dest, chunks, True, algo)  # type: ignore[arg-type]
         else:
             assert src is not None
-            uri, digest, size = copy_hashed_to(src, dest, exclusive=True)
+            uri, digest, size = copy_hashed_to(src, dest, exclusive=True, algo=algo)
         claims.take(uri)
-        return uri, digest, size
+        return uri, _hashing.label(algo, digest), size
     from mlflowlet.datastore.registry import get_store
 
     store = get_store(dest, secrets)
     uri = _free_remote(store, dest, claims)
     if data is not None:
         store.put(uri, data)
-        return uri, hashlib.sha256(data).hexdigest(), len(data)
+        return uri, _hashing.label(algo, _hashing.digest_bytes(algo, data)), len(data)
     assert src is not None
-    digest, size = store.upload_hashed(uri, src)  # hashed while it is read for the upload
-    return uri, digest, size
+    digest, size = store.upload_hashed(uri, src, algo)  # hashed while it is read for the upload
+    return uri, _hashing.label(algo, digest), size
 
 
 def _free_remote(store: Any, dest: str, claims: Claims) -> str:

@@ -109,10 +109,12 @@ class ArtifactManager:
         digest: str | None
         size: int | None
         if src is not None and not upload:
+            from mlflowlet.datastore import _hashing
             from mlflowlet.datastore._streams import hash_file
 
-            uri, owned = src, False
-            digest, size = hash_file(src)
+            uri, owned, algo = src, False, _hashing.default_algo()
+            digest, size = hash_file(src, algo)
+            digest = _hashing.label(algo, digest)
         elif data is None and src is None:  # record an existing object where it is
             uri, owned = self._existing(art), False
             digest, size = link_existing(key, uri, secrets)

@@ -21,16 +21,12 @@ import re
 from datetime import datetime
 from typing import Any
 
-from ..errors import CompileError
+from ..errors import ExprError as ExprError  # re-exported: the local engines catch it
 
 CACHE_KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")
 RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned")
 _DEP_TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[A-Za-z0-9][-A-Za-z0-9_]*(?:\.[A-Za-z]+)?)")
 _TIMES = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z")
-
-
-class ExprError(CompileError):
-    """An expression Argo would fail to evaluate (the check reports the node as Error)."""
 
 
 # --- depends ---------------------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """Integrity of recorded artifact versions: the stamp taken at write, the checks at read.
 
-An artifact record carries the version's ``size`` and ``hash`` (sha256), plus a cheap stamp of
-the stored object: ``mtime_ns`` for local files, ``etag`` for remote objects. Every read of a
-recorded version compares what is cheap (one ``stat`` or HEAD); ``verify=True`` compares the full
-sha256. A local file whose modification time moved but whose bytes are intact (``touch``, a copy
-that did not keep times) passes after its sha256 is compared. Anything else raises
+An artifact record carries the version's ``size`` and ``hash`` (``'blake3:<hex>'``,
+``'sha256:<hex>'``, or a bare sha256 hex digest for versions recorded before algorithms were
+named), plus a cheap stamp of the stored object: ``mtime_ns`` for local files, ``etag`` for remote
+objects. Every read of a recorded version compares what is cheap (one ``stat`` or HEAD);
+``verify=True`` compares the full digest, computed with the algorithm the record names. A local
+file whose modification time moved but whose bytes are intact (``touch``, a copy that did not
+keep times) passes after its hash is compared. Anything else raises
 :class:`~mlflowlet.errors.ArtifactIntegrityError` instead of returning other bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any
 
@@ -56,7 +57,7 @@ def check(meta: dict[str, Any], store: Any, real: str) -> None:
     A local file whose mtime differs is hashed: intact bytes pass.
 
     Raises:
-        ArtifactIntegrityError: the size, ETag or (after a moved mtime) the sha256 differs.
+        ArtifactIntegrityError: the size, ETag or (after a moved mtime) the hash differs.
         DataNotFoundError: nothing is stored at ``real`` any more.
     """
     size = meta.get("size")
@@ -73,7 +74,7 @@ def check(meta: dict[str, Any], store: Any, real: str) -> None:
         recorded = meta.get("mtime_ns")
         if recorded is not None and st.st_mtime_ns != recorded:
             if not meta.get("hash"):
-                raise _fail(meta, path, "modified after it was recorded (no sha256 to compare)")
+                raise _fail(meta, path, "modified after it was recorded (no hash to compare)")
             verify_file(meta, path, "modified after it was recorded and ")
         return
     info = store.stat(real)
@@ -84,57 +85,69 @@ def check(meta: dict[str, Any], store: Any, real: str) -> None:
         raise _fail(
             meta,
             real,
-            f"ETag {info['etag']!r}, recorded {recorded!r} (verify=True compares sha256)",
+            f"ETag {info['etag']!r}, recorded {recorded!r} (verify=True compares the hash)",
         )
 
 
-def _expected(meta: dict[str, Any], where: str) -> str:
+def _expected(meta: dict[str, Any], where: str) -> tuple[str, str]:
+    """Return the recorded ``(algorithm, hex digest)``; fail when none or an unknown one."""
+    from mlflowlet.datastore._hashing import ALGOS, split
+
     digest = meta.get("hash")
     if not digest:
-        raise _fail(
-            meta, where, "no sha256 was recorded for this version, so it cannot be verified"
-        )
-    return str(digest)
+        raise _fail(meta, where, "no hash was recorded for this version, so it cannot be verified")
+    algo, hexdigest = split(str(digest))
+    if algo not in ALGOS:
+        raise _fail(meta, where, f"recorded with hash algorithm {algo!r}, which this mlflowlet "
+                                 f"cannot compute ({', '.join(ALGOS)})")  # fmt: skip
+    return algo, hexdigest
+
+
+def _differs(algo: str, got: str, expected: str, why: str = "") -> str:
+    return f"{why}{algo} {got[:16]}..., recorded {expected[:16]}..."
 
 
 def verify_bytes(meta: dict[str, Any], data: bytes, where: str) -> None:
-    """Compare the sha256 of ``data`` (the whole object) with the record.
+    """Compare the digest of ``data`` (the whole object) with the record's, by its algorithm.
 
     Raises:
         ArtifactIntegrityError: the digests differ, or none was recorded.
     """
-    expected = _expected(meta, where)
-    got = hashlib.sha256(data).hexdigest()
+    from mlflowlet.datastore._hashing import digest_bytes
+
+    algo, expected = _expected(meta, where)
+    got = digest_bytes(algo, data)
     if got != expected:
-        raise _fail(meta, where, f"sha256 {got[:16]}..., recorded {expected[:16]}...")
+        raise _fail(meta, where, _differs(algo, got, expected))
 
 
 def verify_file(meta: dict[str, Any], path: str, why: str = "") -> None:
-    """Compare the sha256 and size of the local file ``path`` with the record.
+    """Compare the digest (the record's algorithm) and size of the local file ``path``.
 
     Raises:
         ArtifactIntegrityError: the digests differ, or none was recorded.
     """
     from mlflowlet.datastore._streams import hash_file
 
-    expected = _expected(meta, path)
-    got, size = hash_file(path)
+    algo, expected = _expected(meta, path)
+    got, size = hash_file(path, algo)
     if got != expected:
-        raise _fail(meta, path, f"{why}sha256 {got[:16]}..., recorded {expected[:16]}...")
+        raise _fail(meta, path, _differs(algo, got, expected, why))
     recorded = meta.get("size")
     if recorded is not None and size != recorded:
         raise _fail(meta, path, f"size {size} bytes, recorded {recorded}")
 
 
 def verify_store(meta: dict[str, Any], store: Any, real: str) -> None:
-    """Compare the sha256 of the object at ``real``, streamed from ``store``, with the record."""
+    """Compare the digest of the object at ``real``, streamed from ``store``, with the record."""
+    from mlflowlet.datastore._hashing import new_hasher
     from mlflowlet.datastore._streams import iter_stream
 
-    expected = _expected(meta, real)
-    sha = hashlib.sha256()
+    algo, expected = _expected(meta, real)
+    hasher = new_hasher(algo, meta.get("size"))
     with store.open(real, "rb") as f:
         for chunk in iter_stream(f):
-            sha.update(chunk)
-    got = sha.hexdigest()
+            hasher.update(chunk)
+    got = hasher.hexdigest()
     if got != expected:
-        raise _fail(meta, real, f"sha256 {got[:16]}..., recorded {expected[:16]}...")
+        raise _fail(meta, real, _differs(algo, got, expected))

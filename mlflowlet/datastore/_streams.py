@@ -33,19 +33,22 @@ def iter_file(path: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         yield from iter_stream(f, chunk_size)
 
 
-def hash_file(path: str) -> tuple[str, int]:
-    """Return ``(sha256 hex digest, size in bytes)`` of a file, read in chunks."""
-    import hashlib
+def hash_file(path: str, algo: str = "sha256") -> tuple[str, int]:
+    """Return ``(hex digest, size in bytes)`` of a file (``algo``: sha256 or blake3)."""
+    from mlflowlet.datastore._hashing import new_hasher
 
-    sha, size = hashlib.sha256(), 0
-    for chunk in iter_file(path):
-        sha.update(chunk)
-        size += len(chunk)
-    return sha.hexdigest(), size
+    with open(path, "rb", buffering=0) as f:
+        hasher, size = new_hasher(algo, os.fstat(f.fileno()).st_size), 0
+        buf = bytearray(HASH_CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            hasher.update(view[:n])
+            size += n
+    return hasher.hexdigest(), size
 
 
 class HashingReader(io.RawIOBase):
-    """A read-only, forward-only view of ``fileobj`` that hashes (sha256) what is read.
+    """A read-only, forward-only view of ``fileobj`` that hashes what is read.
 
     It says it cannot seek, so a consumer (boto3's managed upload) reads every byte exactly
     once, in order: the digest is then the digest of the whole stream, computed while
@@ -53,14 +56,17 @@ class HashingReader(io.RawIOBase):
 
     Args:
         fileobj: a binary file object to read.
+        algo: the hash algorithm (sha256 or blake3).
+        size: the stream's size when known (a large one is hashed with several threads).
     """
 
-    def __init__(self, fileobj: BinaryIO) -> None:
-        import hashlib
+    def __init__(self, fileobj: BinaryIO, algo: str = "sha256", size: int | None = None) -> None:
+        from mlflowlet.datastore._hashing import new_hasher
 
         super().__init__()
         self._f = fileobj
-        self._sha = hashlib.sha256()
+        self._sha = new_hasher(algo, size)
+        self.algo = algo
         self.size = 0
 
     def readable(self) -> bool:
@@ -90,8 +96,13 @@ class HashingReader(io.RawIOBase):
 
     @property
     def sha256(self) -> str:
-        """The sha256 hex digest of everything read so far."""
-        return self._sha.hexdigest()
+        """The sha256 hex digest of everything read so far (a sha256 reader only)."""
+        assert self.algo == "sha256", self.algo
+        return self.hexdigest()
+
+    def hexdigest(self) -> str:
+        """Return the hex digest (of :attr:`algo`) of everything read so far."""
+        return str(self._sha.hexdigest())
 
 
 class PublishingWriter(io.RawIOBase):
@@ -102,11 +113,12 @@ class PublishingWriter(io.RawIOBase):
     ``_put(view)`` (store the bytes), ``close()`` and ``abort()``, and set ``_done``.
     """
 
-    def __init__(self) -> None:
-        import hashlib
+    def __init__(self, algo: str = "sha256") -> None:
+        from mlflowlet.datastore._hashing import new_hasher
 
         super().__init__()
-        self._sha = hashlib.sha256()
+        self._sha = new_hasher(algo)
+        self.algo = algo
         self.size = 0
         self._done = False
 
@@ -131,8 +143,13 @@ class PublishingWriter(io.RawIOBase):
 
     @property
     def sha256(self) -> str:
-        """The sha256 hex digest of everything written so far."""
-        return self._sha.hexdigest()
+        """The sha256 hex digest of everything written so far (a sha256 writer only)."""
+        assert self.algo == "sha256", self.algo
+        return self.hexdigest()
+
+    def hexdigest(self) -> str:
+        """Return the hex digest (of :attr:`algo`) of everything written so far."""
+        return str(self._sha.hexdigest())
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
@@ -157,10 +174,11 @@ class AtomicFile(PublishingWriter):
         path: the final file path; missing parent directories are created.
         exclusive: never replace an existing file: publish to ``path``, else to the first free
             :func:`versioned_name` of it (:attr:`path` is then where it landed).
+        algo: the hash algorithm (sha256 or blake3).
     """
 
-    def __init__(self, path: str, exclusive: bool = False) -> None:
-        super().__init__()
+    def __init__(self, path: str, exclusive: bool = False, algo: str = "sha256") -> None:
+        super().__init__(algo)
         self._done = True  # nothing to abort until the temporary file exists
         self.path = path
         self.exclusive = exclusive
@@ -333,24 +351,28 @@ def copy_hashed(src: str, path: str) -> tuple[str, int]:
     return digest, size
 
 
-def copy_hashed_to(src: str, path: str, exclusive: bool = False) -> tuple[str, str, int]:
-    """Copy the file ``src`` to ``path`` atomically; return ``(final path, sha256, size)``.
+def copy_hashed_to(
+    src: str, path: str, exclusive: bool = False, algo: str = "sha256"
+) -> tuple[str, str, int]:
+    """Copy the file ``src`` to ``path`` atomically; return ``(final path, hex digest, size)``.
 
-    With ``exclusive`` nothing is replaced: see :func:`publish`.
+    With ``exclusive`` nothing is replaced: see :func:`publish`. ``algo`` is the hash
+    algorithm (sha256 or blake3).
 
     The kernel copies (``copy_file_range``, else ``sendfile``) in a worker thread while this
-    thread hashes the source through the page cache with hashlib, which releases the GIL: a
-    hashed copy then takes as long as sha256 alone, not read + hash + write in series. Memory
+    thread hashes the source through the page cache (hashlib and blake3 release the GIL; blake3
+    hashes a large file with a thread pool): a hashed copy then takes as long as the slower of
+    the two, not read + hash + write in series. Memory
     is one :data:`HASH_CHUNK` buffer. The bytes are read twice, so the source's size and
     mtime are checked after both passes; when it changed meanwhile (or the copied size differs
     from the hashed one), the copy is redone in one pass with :func:`write_atomic`, so the
     digest is always the digest of the published bytes. On any error ``path`` is left as it
     was and the temporary file is removed.
     """
-    import hashlib
+    from mlflowlet.datastore._hashing import new_hasher
 
     if not hasattr(os, "pread"):  # no positional reads (Windows): hash while copying, serially
-        return write_new(path, iter_file(src), exclusive)
+        return write_new(path, iter_file(src), exclusive, algo)
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
     with open(src, "rb", buffering=0) as fin:
@@ -369,7 +391,7 @@ def copy_hashed_to(src: str, path: str, exclusive: bool = False) -> tuple[str, s
         worker = threading.Thread(target=copy, name="mlflowlet-copy", daemon=True)
         try:
             worker.start()
-            sha, size, buf = hashlib.sha256(), 0, bytearray(HASH_CHUNK)
+            sha, size, buf = new_hasher(algo, before.st_size), 0, bytearray(HASH_CHUNK)
             view = memoryview(buf)
             while n := fin.readinto(buf):
                 sha.update(view[:n])
@@ -392,7 +414,7 @@ def copy_hashed_to(src: str, path: str, exclusive: bool = False) -> tuple[str, s
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-    return write_new(path, iter_file(src), exclusive)  # the source changed while read twice
+    return write_new(path, iter_file(src), exclusive, algo)  # the source changed meanwhile
 
 
 def write_atomic(path: str, chunks: Iterable[bytes]) -> tuple[str, int]:
@@ -405,12 +427,15 @@ def write_atomic(path: str, chunks: Iterable[bytes]) -> tuple[str, int]:
     return digest, size
 
 
-def write_new(path: str, chunks: Iterable[bytes], exclusive: bool = False) -> tuple[str, str, int]:
-    """Write ``chunks`` to ``path`` atomically; return ``(final path, sha256, size)``.
+def write_new(
+    path: str, chunks: Iterable[bytes], exclusive: bool = False, algo: str = "sha256"
+) -> tuple[str, str, int]:
+    """Write ``chunks`` to ``path`` atomically; return ``(final path, hex digest, size)``.
 
-    With ``exclusive`` nothing is replaced: see :func:`publish`.
+    With ``exclusive`` nothing is replaced: see :func:`publish`. ``algo`` is the hash
+    algorithm (sha256 or blake3).
     """
-    with AtomicFile(path, exclusive) as out:
+    with AtomicFile(path, exclusive, algo) as out:
         for chunk in chunks:
             out.write(chunk)
-    return out.path, out.sha256, out.size
+    return out.path, out.hexdigest(), out.size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from abc import ABC, abstractmethod
 from typing import Any, BinaryIO
 
@@ -79,7 +80,7 @@ class DataStore(ABC):
         if mode == "rb":
             return io.BytesIO(self.get(url))
         if mode == "wb":
-            return _PutOnClose(self, url)  # type: ignore[return-value]
+            return _PutOnClose(self, url)
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
 
     def upload(self, url: str, path: str) -> None:
@@ -88,25 +89,26 @@ class DataStore(ABC):
             for chunk in iter_stream(src, self.chunk_size):
                 dst.write(chunk)
 
-    def upload_hashed(self, url: str, path: str) -> tuple[str, int]:
-        """Copy the local file ``path`` to ``url``; return its ``(sha256, size)``.
+    def upload_hashed(self, url: str, path: str, algo: str = "sha256") -> tuple[str, int]:
+        """Copy the local file ``path`` to ``url``; return its ``(hex digest, size)``.
 
-        The file is hashed while it is copied (one read). A subclass with its own
-        :meth:`upload` keeps it: the file is then hashed first, in a separate pass.
+        The file is hashed (``algo``: sha256 or blake3) while it is copied (one read). A
+        subclass with its own :meth:`upload` keeps it: the file is then hashed first, in a
+        separate pass.
         """
         if type(self).upload is not DataStore.upload:
             from mlflowlet.datastore._streams import hash_file
 
-            digest = hash_file(path)
+            digest = hash_file(path, algo)
             self.upload(url, path)
             return digest
         from mlflowlet.datastore._streams import HashingReader
 
         with open(path, "rb") as f, self.open(url, "wb") as dst:
-            src = HashingReader(f)
+            src = HashingReader(f, algo, os.fstat(f.fileno()).st_size)
             for chunk in iter_stream(src, self.chunk_size):  # type: ignore[arg-type]
                 dst.write(chunk)
-        return src.sha256, src.size
+        return src.hexdigest(), src.size
 
     def download(self, url: str, path: str) -> None:
         """Copy ``url`` to the local file ``path`` in chunks, atomically."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mlflowlet.datastore import _integrity
 from mlflowlet.datastore._urls import (
@@ -19,6 +19,9 @@ from mlflowlet.datastore._urls import (
 from mlflowlet.datastore.base import DataStore
 from mlflowlet.datastore.registry import get_store
 from mlflowlet.errors import DataNotFoundError, DataStoreError
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 CACHE_ENV = "MLFLOWLET_CACHE_DIR"
 _READERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -62,7 +65,7 @@ class DataItem:
         url: str,
         store: DataStore | None = None,
         secrets: Any = None,
-        db: Any = None,
+        db: RunDB | None = None,
         artifact: Any = None,
         verify: bool = False,
     ) -> None:
@@ -369,7 +372,7 @@ def get_dataitem(
     url: str,
     key: str | None = None,
     secrets: Any = None,
-    db: Any = None,
+    db: RunDB | None = None,
     artifact: Any = None,
     verify: bool = False,
 ) -> DataItem:

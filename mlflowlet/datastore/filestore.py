@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, BinaryIO
 
-from mlflowlet.datastore._streams import AtomicFile, copy_atomic, copy_hashed, write_atomic
+from mlflowlet.datastore._streams import AtomicFile, copy_atomic, copy_hashed_to, write_atomic
 from mlflowlet.datastore._urls import local_path
 from mlflowlet.datastore.base import DataStore
 from mlflowlet.errors import DataNotFoundError, DataStoreError
@@ -78,11 +78,12 @@ class FileStore(DataStore):
             raise _missing(os.path.abspath(path))
         copy_atomic(path, local_path(url))
 
-    def upload_hashed(self, url: str, path: str) -> tuple[str, int]:
-        """Copy ``path`` to ``url`` atomically, hashed beside the copy; return (sha256, size)."""
+    def upload_hashed(self, url: str, path: str, algo: str = "sha256") -> tuple[str, int]:
+        """Copy ``path`` to ``url`` atomically, hashed beside the copy; return (digest, size)."""
         if not os.path.isfile(path):
             raise _missing(os.path.abspath(path))
-        return copy_hashed(path, local_path(url))
+        _, digest, size = copy_hashed_to(path, local_path(url), algo=algo)
+        return digest, size
 
     def download(self, url: str, path: str) -> None:
         """Copy the file at ``url`` to ``path`` atomically."""

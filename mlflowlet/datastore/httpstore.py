@@ -102,7 +102,8 @@ class HttpStore(DataStore):
     def _read(self, url: str, resp: Any, size: int | None = None) -> bytes:
         try:
             with resp:
-                return resp.read() if size is None else resp.read(size)
+                data: bytes = resp.read() if size is None else resp.read(size)
+                return data
         except TimeoutError:
             raise DataStoreError(f"GET '{url}' timed out after {self.timeout:g} s") from None
         except OSError as exc:

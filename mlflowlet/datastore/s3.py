@@ -255,7 +255,7 @@ class S3Store(DataStore):
             head = self._call("HEAD", url, bucket, key, self.client.head_object,
                               Bucket=bucket, Key=key)  # fmt: skip
             raw = S3Reader(self, bucket, key, int(head["ContentLength"]), head.get("ETag"))
-            return io.BufferedReader(raw, buffer_size=self.chunk_size)  # type: ignore[return-value]
+            return io.BufferedReader(raw, buffer_size=self.chunk_size)
         if mode == "wb":
             return S3Writer(self, bucket, key)  # type: ignore[return-value]
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
@@ -264,13 +264,13 @@ class S3Store(DataStore):
         """Copy the local file ``path`` to ``url`` (multipart, parallel)."""
         self.upload_hashed(url, path)
 
-    def upload_hashed(self, url: str, path: str) -> tuple[str, int]:
-        """Upload ``path`` (multipart, parallel), hashing it as it is read; ``(sha256, size)``."""
+    def upload_hashed(self, url: str, path: str, algo: str = "sha256") -> tuple[str, int]:
+        """Upload ``path`` (multipart, parallel), hashing it as it is read; ``(digest, size)``."""
         bucket, key = parse_s3_url(url)
         if not os.path.isfile(path):
             raise DataNotFoundError(f"no such file '{os.path.abspath(path)}'")
         with open(path, "rb") as f:
-            return self._upload_stream(bucket, key, f, os.fstat(f.fileno()).st_size)
+            return self._upload_stream(bucket, key, f, os.fstat(f.fileno()).st_size, algo)
 
     def upload_fileobj(
         self, url: str, fileobj: BinaryIO, size: int | None = None
@@ -286,9 +286,9 @@ class S3Store(DataStore):
         return self._upload_stream(bucket, key, fileobj, size)
 
     def _upload_stream(
-        self, bucket: str, key: str, fileobj: BinaryIO, size: int | None
+        self, bucket: str, key: str, fileobj: BinaryIO, size: int | None, algo: str = "sha256"
     ) -> tuple[str, int]:
-        reader = HashingReader(fileobj)
+        reader = HashingReader(fileobj, algo, size)
         subscribers = [_SizeSubscriber(size)] if size is not None else None
         try:
             with self._transfer() as manager:
@@ -297,7 +297,7 @@ class S3Store(DataStore):
                 future.result()
         except client_errors() as exc:
             raise translate(self, exc, "PUT", bucket, key) from None
-        return reader.sha256, reader.size
+        return reader.hexdigest(), reader.size
 
     def download(self, url: str, path: str) -> None:
         """Copy the object to the local file ``path`` (ranged, parallel GETs), atomically."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mlflowlet.datastore.base import DataStore
 from mlflowlet.errors import ConfigError, DataNotFoundError, DataStoreError
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 PREFIX = "store://"
 KINDS = ("artifacts",)
@@ -72,7 +75,7 @@ class StoreRefStore(DataStore):
             None, :func:`mlflowlet.db.get_run_db` is used on first need.
     """
 
-    def __init__(self, secrets: Any = None, db: Any = None) -> None:
+    def __init__(self, secrets: Any = None, db: RunDB | None = None) -> None:
         super().__init__(secrets)
         self.db = db
 
@@ -92,7 +95,7 @@ class StoreRefStore(DataStore):
         if ref.iteration is not None:
             kwargs["iter"] = ref.iteration
         try:
-            meta = self.db.read_artifact(ref.key, **kwargs)
+            meta: dict[str, Any] | None = self.db.read_artifact(ref.key, **kwargs)
         except KeyError:  # NotFoundError is a KeyError
             meta = self._by_producer(ref)
             if meta is None:

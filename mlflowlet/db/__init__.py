@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import cast
 
+from .. import _process
 from ..errors import UnknownBackendError
 from .base import RunDB
 
@@ -29,8 +31,22 @@ def _after_fork_in_child() -> None:
     _cache_lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)
+
+
+@_process.on_reset
+def _close_cached() -> None:
+    """Close and forget every cached connection (``_process.reset()``)."""
+    with _cache_lock:
+        cached = list(_cache.values())
+        _cache.clear()
+    for db in cached:
+        close = getattr(db, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # a connection already closed by its user
+                pass
 
 
 def register_db(scheme: str, target: str) -> None:
@@ -78,20 +94,20 @@ def get_run_db(url: str = "", cached: bool = True) -> RunDB:
         module, _, cls = _BACKENDS[scheme].partition(":")
         backend = getattr(import_module(module), cls)
         if not (cached and getattr(backend, "cacheable", False)):
-            return backend(url)
+            return cast(RunDB, backend(url))
         with _cache_lock:  # backends holding connections (PostgreSQL) are kept like SQLite's
             key = (os.getpid(), url)
-            if key not in _cache:
+            if key not in _cache or _cache[key].closed:
                 _cache[key] = backend(url)
             return _cache[key]
     path = resolve_db_path(url)
     key = (os.getpid(), path)
-    if cached and key in _cache:
+    if cached and key in _cache and not _cache[key].closed:
         return _cache[key]
     from .sqlite import SQLiteRunDB
 
     with _cache_lock:
-        if cached and key in _cache:
+        if cached and key in _cache and not _cache[key].closed:  # a closed one is opened again
             return _cache[key]
         db = SQLiteRunDB(path)
         if cached:

@@ -9,11 +9,14 @@ caller still gets the runs resolved.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._owner import died_message, mark_died
 from ..errors import RunDBError
 from ._json import dumps, loads
+
+if TYPE_CHECKING:
+    from ._sqlbase import SQLRunDB
 
 
 def run_key(run: dict[str, Any]) -> tuple[str, int, str]:
@@ -22,7 +25,7 @@ def run_key(run: dict[str, Any]) -> tuple[str, int, str]:
     return meta.get("uid", ""), int(meta.get("iteration") or 0), meta.get("project", "")
 
 
-def settle(db: Any, runs: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+def settle(db: SQLRunDB, runs: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Return ``{run_key: run ended error}`` for those of ``runs`` whose process is gone.
 
     Args:
@@ -46,7 +49,7 @@ def settle(db: Any, runs: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     return {key: mark_died(run, message) for key, (run, message) in dead.items()}
 
 
-def settle_one(db: Any, run: dict[str, Any]) -> dict[str, Any]:
+def settle_one(db: SQLRunDB, run: dict[str, Any]) -> dict[str, Any]:
     """Return ``run`` as read, or ended ``error`` when it is ``running`` and its owner is gone."""
     if (run.get("status") or {}).get("state") != "running":
         return run
@@ -70,7 +73,7 @@ def settled_list(
             yield run
 
 
-def _save_dead(conn: Any, store_run: Any, dead: list[tuple[dict, str]]) -> None:
+def _save_dead(conn: Any, store_run: Any, dead: list[tuple[dict[str, Any], str]]) -> None:
     """Record each run ended by :func:`~mlflowlet._owner.mark_died`, if still as it was read."""
     for run, message in dead:
         uid, it, project = run_key(run)

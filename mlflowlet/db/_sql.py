@@ -318,7 +318,7 @@ def labels_match(have: dict[str, Any], filters: Any) -> bool:
 
 # runs and labels --------------------------------------------------------------------------------
 def one_run(
-    read: Callable[[str, list], list], uid: str, project: str, it: int, lock: str = ""
+    read: Callable[[str, list[Any]], list[Any]], uid: str, project: str, it: int, lock: str = ""
 ) -> tuple[str, str]:
     """Return ``(body, project)`` of one stored run, read with ``read(sql, args)``.
 
@@ -459,9 +459,9 @@ def del_artifact_rows(
         if uid and it is not None:
             sql += " AND iteration=?"
             args.append(it)
-        return conn.execute(sql, args).rowcount
+        return int(conn.execute(sql, args).rowcount)
     sql, args = "DELETE FROM artifacts WHERE key=?", [key]
     if project:
         sql += " AND project=?"
         args.append(project)
-    return conn.execute(sql, args).rowcount
+    return int(conn.execute(sql, args).rowcount)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import NotFoundError
 from ._dead import settle, settle_one, settled_list
@@ -31,11 +31,17 @@ from ._sql import (
     update_run_in,
     walk_lineage,
 )
+from ._sqlwrite import (
+    LINEAGE_INSERT,
+    del_run_body,
+    del_runs_body,
+    executemany,
+    store_log_body,
+)
 from .base import RunDB, exact_key, log_window, require_filter
 
-_LINEAGE_INSERT = (
-    f"INSERT INTO lineage ({', '.join(LINEAGE_COLS)}) VALUES ({','.join('?' * len(LINEAGE_COLS))})"
-)
+if TYPE_CHECKING:
+    from .lists import ArtifactList, RunList
 
 
 class SQLRunDB(RunDB):
@@ -44,7 +50,7 @@ class SQLRunDB(RunDB):
     dialect: Dialect
 
     @abstractmethod
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """Return the rows of one read query."""
 
     @abstractmethod
@@ -52,7 +58,7 @@ class SQLRunDB(RunDB):
         """Return ``fn(conn, *args)`` run inside one write transaction."""
 
     @abstractmethod
-    def _store_run(self, conn: Any, run: dict, uid: str, project: str, it: int) -> None:
+    def _store_run(self, conn: Any, run: dict[str, Any], uid: str, project: str, it: int) -> None:
         """Insert or update a run row and its labels on ``conn``."""
 
     # runs -----------------------------------------------------------------------------------
@@ -92,7 +98,7 @@ class SQLRunDB(RunDB):
         )
 
     def _probe(self, key_value: tuple[str, Any]) -> int:
-        return self._read(LABEL_PROBE, key_value)[0][0]
+        return int(self._read(LABEL_PROBE, key_value)[0][0])
 
     def list_runs(
         self,
@@ -106,7 +112,7 @@ class SQLRunDB(RunDB):
         iter: bool = False,
         offset: int = 0,
         **filters: Any,
-    ) -> Any:
+    ) -> RunList:
         """Return a ``RunList`` (newest first when ``sort``; ``last`` limits the count).
 
         ``offset`` skips that many matches first (paging: ``last`` is then the page size); the
@@ -126,7 +132,7 @@ class SQLRunDB(RunDB):
 
     def del_run(self, uid: str, project: str = "", iter: int | None = None) -> None:
         """Delete a run (every iteration unless ``iter`` is given) with its logs and metrics."""
-        self._transact(_del_run, uid, project, iter)
+        self._transact(del_run_body, uid, project, iter)
 
     def del_runs(
         self,
@@ -147,7 +153,7 @@ class SQLRunDB(RunDB):
             days_ago=days_ago,
         )
         where, args = self._run_where(name, None, project, labels, state, False, days_ago)
-        return self._transact(_del_runs, where, args)
+        return cast(int, self._transact(del_runs_body, where, args))
 
     # artifacts ------------------------------------------------------------------------------
     def store_artifact(
@@ -164,9 +170,18 @@ class SQLRunDB(RunDB):
         self._transact(self._store_artifact, key, artifact, uid, iter, tag, project, tree)
 
     @staticmethod
-    def _store_artifact(conn, key, artifact, uid, it, tag, project, tree) -> None:
+    def _store_artifact(
+        conn: Any,
+        key: str,
+        artifact: dict[str, Any],
+        uid: str | None,
+        it: int | None,
+        tag: str,
+        project: str,
+        tree: str,
+    ) -> None:
         # a linked (remote) artifact has no hash: its version id then comes from the clock
-        uid = uid or artifact.get("uid") or (artifact.get("hash") or "")[:16]
+        uid = uid or artifact.get("uid") or (artifact.get("hash") or "").rsplit(":", 1)[-1][:16]
         uid = uid or str(time.time_ns())
         it = it if it is not None else artifact.get("iteration", 0)
         tree = tree or artifact.get("tree", "")
@@ -206,7 +221,7 @@ class SQLRunDB(RunDB):
         rows = self._read(*artifact_query(key, tag, iter, project, uid))
         if not rows:
             raise NotFoundError(artifact_missing(key, tag, project, uid))
-        return loads(rows[0][0])
+        return cast(dict[str, Any], loads(rows[0][0]))
 
     def list_artifacts(
         self,
@@ -221,7 +236,7 @@ class SQLRunDB(RunDB):
         iter: int | None = None,
         offset: int = 0,
         limit: int = 0,
-    ) -> Any:
+    ) -> ArtifactList:
         """Return an ``ArtifactList`` (``name``: key prefix, ``~text`` or ``=key``; see base).
 
         ``offset``/``limit`` page the list (newest first; ``limit`` 0: to the end).
@@ -283,7 +298,7 @@ class SQLRunDB(RunDB):
         iter: int | None = None,
     ) -> int:
         """Delete one version (by tag or uid; ``iter`` with uid) or, with neither, every one."""
-        return self._transact(del_artifact_rows, key, tag, project, uid, iter)
+        return cast(int, self._transact(del_artifact_rows, key, tag, project, uid, iter))
 
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
@@ -295,7 +310,7 @@ class SQLRunDB(RunDB):
         found = self.list_artifacts(exact_key(name), project, tag or "*", labels)
         rows = [(a.get("project", ""), a["key"], a["uid"], a.get("iteration", 0)) for a in found]
         self._transact(
-            _executemany,
+            executemany,
             "DELETE FROM artifacts WHERE project=? AND key=? AND uid=? AND iteration=?",
             rows,
         )
@@ -316,7 +331,7 @@ class SQLRunDB(RunDB):
         """Append a chunk to the run's log (or replace the whole log with ``append=False``)."""
         if isinstance(body, str):
             body = body.encode()
-        self._transact(_store_log, uid, project, body, append)
+        self._transact(store_log_body, uid, project, body, append)
 
     def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
         """Return the log bytes from ``offset`` (``size`` 0: to the end)."""
@@ -326,12 +341,16 @@ class SQLRunDB(RunDB):
         )
         return data[offset : offset + size] if size else data[offset:]
 
-    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+    def store_metrics(
+        self, uid: str, project: str, iter: int, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
         """Append metric rows ``(key, step, value, time)``."""
         self._transact(self._store_metrics, uid, project, iter, list(rows))
 
     @staticmethod
-    def _store_metrics(conn, uid, project, it, rows) -> None:
+    def _store_metrics(
+        conn: Any, uid: str, project: str, it: int, rows: list[tuple[Any, ...]]
+    ) -> None:
         conn.executemany(
             "INSERT INTO metrics (uid, project, iteration, key, step, value, time)"
             " VALUES (?,?,?,?,?,?,?)",
@@ -358,7 +377,7 @@ class SQLRunDB(RunDB):
         """Store lineage edges (missing fields are stored empty)."""
         rows = [tuple(e.get(c) for c in LINEAGE_COLS) for e in edges]
         if rows:
-            self._transact(_executemany, _LINEAGE_INSERT, rows)
+            self._transact(executemany, LINEAGE_INSERT, rows)
 
     def list_lineage(
         self,
@@ -403,7 +422,7 @@ class SQLRunDB(RunDB):
         self,
         run: dict[str, Any],
         artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (),
+        metrics: Iterable[tuple[Any, ...]] = (),
         log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log output in one transaction."""
@@ -416,7 +435,7 @@ class SQLRunDB(RunDB):
         conn: Any,
         run: dict[str, Any],
         artifacts: list[dict[str, Any]],
-        metrics: list[tuple],
+        metrics: list[tuple[Any, ...]],
         log: bytes,
     ) -> None:
         meta = run["metadata"]
@@ -447,13 +466,15 @@ class SQLRunDB(RunDB):
         edges = [tuple(e.get(c) for c in LINEAGE_COLS) for e in lineage]
         self._transact(self._store_runs, list(runs), edges)
 
-    def _store_runs(self, conn: Any, runs: list[dict[str, Any]], edges: list[tuple]) -> None:
+    def _store_runs(
+        self, conn: Any, runs: list[dict[str, Any]], edges: list[tuple[Any, ...]]
+    ) -> None:
         for run in runs:
             meta = run["metadata"]
             uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
             self._store_run(conn, run, uid, project, it)
         if edges:
-            _executemany(conn, _LINEAGE_INSERT, edges)
+            executemany(conn, LINEAGE_INSERT, edges)
 
 
 def _page(limit: int, offset: int) -> str:
@@ -461,37 +482,3 @@ def _page(limit: int, offset: int) -> str:
     if not limit and not offset:
         return ""
     return f" LIMIT {int(limit) if limit else 2**63 - 1} OFFSET {int(offset)}"
-
-
-# transaction bodies -----------------------------------------------------------------------------
-def _executemany(conn: Any, sql: str, rows: list[tuple]) -> None:
-    conn.executemany(sql, rows)
-
-
-def _del_run(conn: Any, uid: str, project: str, it: int | None) -> None:
-    where, args = "uid=?", [uid]
-    if project:
-        where += " AND project=?"
-        args.append(project)
-    if it is None:
-        conn.execute(f"DELETE FROM runs WHERE {where}", args)
-        conn.execute("DELETE FROM logs WHERE uid=?", (uid,))
-        conn.execute("DELETE FROM metrics WHERE uid=?", (uid,))
-    else:
-        conn.execute(f"DELETE FROM runs WHERE {where} AND iteration=?", [*args, it])
-
-
-def _del_runs(conn: Any, where: str, args: list[Any]) -> int:
-    uids = [r[0] for r in conn.execute(f"SELECT DISTINCT uid FROM runs{where}", args)]
-    for chunk in chunks(uids, 500):
-        marks = ",".join("?" * len(chunk))
-        for table in ("runs", "logs", "metrics"):
-            conn.execute(f"DELETE FROM {table} WHERE uid IN ({marks})", chunk)
-    return len(uids)
-
-
-def _store_log(conn: Any, uid: str, project: str, body: bytes, append: bool) -> None:
-    if not append:
-        conn.execute("DELETE FROM logs WHERE uid=?", (uid,))
-    if body:
-        conn.execute("INSERT INTO logs (uid, project, body) VALUES (?,?,?)", (uid, project, body))

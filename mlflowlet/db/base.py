@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .lists import ArtifactList, RunList
 
 
 class RunDB(ABC):
@@ -15,6 +18,9 @@ class RunDB(ABC):
     Backends implement the abstract methods; :meth:`commit_run` has a default built on them that a
     backend may override to write everything in one transaction.
     """
+
+    #: True once :meth:`close` was called (a run recorded here then reads back by :attr:`url`)
+    closed: bool = False
 
     def connect(self) -> RunDB:
         """Return self, connected (for ``get_run_db(...).connect()``)."""
@@ -52,7 +58,7 @@ class RunDB(ABC):
         iter: bool = False,
         offset: int = 0,
         **filters: Any,
-    ) -> Any:
+    ) -> RunList:
         """Return a ``RunList`` of the runs that match every filter given.
 
         ``last`` caps the count; ``offset`` skips that many matches first (one page of
@@ -142,7 +148,7 @@ class RunDB(ABC):
         iter: int | None = None,
         offset: int = 0,
         limit: int = 0,
-    ) -> Any:
+    ) -> ArtifactList:
         """Return an ``ArtifactList``; ``tag=''`` latest versions, ``'*'`` every version.
 
         ``iter`` keeps the versions of one hyper-parameter iteration (0: plain runs and a sweep's
@@ -191,7 +197,9 @@ class RunDB(ABC):
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
 
     @abstractmethod
-    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+    def store_metrics(
+        self, uid: str, project: str, iter: int, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
         """Append metric rows ``(key, step, value, time)``."""
 
     @abstractmethod
@@ -221,7 +229,7 @@ class RunDB(ABC):
         self,
         run: dict[str, Any],
         artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (),
+        metrics: Iterable[tuple[Any, ...]] = (),
         log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log output at once."""

@@ -14,12 +14,16 @@ import random
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
+from .. import _process
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
 from ._json import dumps, loads
 from .base import RunDB, log_window, parse_label_filters, require_filter
+
+if TYPE_CHECKING:
+    from .lists import ArtifactList, RunList
 
 _clients: dict[tuple[int, str, float], Any] = {}
 #: rows asked for per request when listing (the server's largest page)
@@ -32,8 +36,7 @@ def _after_fork_in_child() -> None:
     _clients_lock = threading.Lock()  # a parent thread may have held it; clients are per pid
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)
 
 
 def _httpx() -> Any:
@@ -169,7 +172,7 @@ class HTTPRunDB(RunDB):
 
     def version(self) -> dict[str, Any]:
         """Return the server's version document."""
-        return self._json("GET", "/version")
+        return cast(dict[str, Any], self._json("GET", "/version"))
 
     # runs -------------------------------------------------------------------------------------
     def store_run(self, run: dict[str, Any], uid: str, project: str = "", iter: int = 0) -> None:
@@ -180,7 +183,10 @@ class HTTPRunDB(RunDB):
 
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
         """Return a run; raises ``NotFoundError``."""
-        return self._json("GET", f"/runs/{_q(uid)}", params={"project": project, "iter": iter})
+        return cast(
+            dict[str, Any],
+            self._json("GET", f"/runs/{_q(uid)}", params={"project": project, "iter": iter}),
+        )
 
     def update_run(
         self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0
@@ -202,7 +208,7 @@ class HTTPRunDB(RunDB):
         iter: bool = False,
         offset: int = 0,
         **filters: Any,
-    ) -> Any:
+    ) -> RunList:
         """Return a ``RunList`` of the runs matching every filter (fetched page by page)."""
         from .lists import RunList
 
@@ -222,9 +228,11 @@ class HTTPRunDB(RunDB):
         rows = self._pages("/runs", "runs", params, offset, last)
         return RunList(_unique(rows, ("project", "uid", "iteration"), "metadata"))
 
-    def _pages(self, path: str, field: str, params: dict[str, Any], offset: int, last: int) -> list:
+    def _pages(
+        self, path: str, field: str, params: dict[str, Any], offset: int, last: int
+    ) -> list[dict[str, Any]]:
         """Fetch every page of a list endpoint from ``offset`` (``last`` caps the count)."""
-        out: list[Any] = []
+        out: list[dict[str, Any]] = []
         start: int | None = offset
         while start is not None and (not last or len(out) < last):
             size = min(PAGE, last - len(out)) if last else PAGE
@@ -262,7 +270,7 @@ class HTTPRunDB(RunDB):
             "state": state,
             "days_ago": days_ago or None,
         }
-        return self._json("DELETE", "/runs", params=params)["deleted"]
+        return cast(int, self._json("DELETE", "/runs", params=params)["deleted"])
 
     # artifacts --------------------------------------------------------------------------------
     def store_artifact(
@@ -289,7 +297,7 @@ class HTTPRunDB(RunDB):
     ) -> dict[str, Any]:
         """Return an artifact version by tag (default ``latest``) or uid."""
         params = {"tag": tag, "iter": iter, "project": project, "uid": uid}
-        return self._json("GET", f"/artifacts/{_q(key, '/')}", params=params)
+        return cast(dict[str, Any], self._json("GET", f"/artifacts/{_q(key, '/')}", params=params))
 
     def list_artifacts(
         self,
@@ -304,7 +312,7 @@ class HTTPRunDB(RunDB):
         iter: int | None = None,
         offset: int = 0,
         limit: int = 0,
-    ) -> Any:
+    ) -> ArtifactList:
         """Return an ``ArtifactList`` (``name``: a key prefix, ``~text`` or ``=key``; paged)."""
         from .lists import ArtifactList
 
@@ -332,7 +340,9 @@ class HTTPRunDB(RunDB):
     ) -> int:
         """Delete one artifact version (or every version of ``key``)."""
         params = {"tag": tag, "project": project, "uid": uid, "iter": iter}
-        return self._json("DELETE", f"/artifacts/{_q(key, '/')}", params=params)["deleted"]
+        return cast(
+            int, self._json("DELETE", f"/artifacts/{_q(key, '/')}", params=params)["deleted"]
+        )
 
     def del_artifacts(
         self, name: str = "", project: str = "", tag: str = "", labels: Any = None
@@ -342,18 +352,20 @@ class HTTPRunDB(RunDB):
             "del_artifacts", "artifact", name=name, project=project, tag=tag, labels=labels
         )
         params = {"name": name, "project": project, "tag": tag, "label": _labels(labels)}
-        return self._json("DELETE", "/artifacts", params=params)["deleted"]
+        return cast(int, self._json("DELETE", "/artifacts", params=params)["deleted"])
 
     def list_artifact_tags(self, project: str = "") -> list[str]:
         """Return the distinct artifact tags."""
-        return self._json("GET", "/artifact-tags", params={"project": project})["tags"]
+        return cast(
+            list[str], self._json("GET", "/artifact-tags", params={"project": project})["tags"]
+        )
 
     def download(self, path: str, start: int = 0, end: int | None = None) -> bytes:
         """Return the bytes of a file under the server's artifact root (optionally a range)."""
         headers = {}
         if start or end is not None:
             headers["range"] = f"bytes={start}-{'' if end is None else end}"
-        return self._request("GET", f"/files/{_q(path, '/')}", headers=headers).content
+        return cast(bytes, self._request("GET", f"/files/{_q(path, '/')}", headers=headers).content)
 
     # logs and metrics -------------------------------------------------------------------------
     def store_log(
@@ -374,9 +386,11 @@ class HTTPRunDB(RunDB):
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
         project, offset, size = log_window(project, offset, size)
         params = {"project": project, "offset": offset or None, "size": size or None}
-        return self._request("GET", f"/logs/{_q(uid)}", params=params).content
+        return cast(bytes, self._request("GET", f"/logs/{_q(uid)}", params=params).content)
 
-    def store_metrics(self, uid: str, project: str, iter: int, rows: Iterable[tuple]) -> None:
+    def store_metrics(
+        self, uid: str, project: str, iter: int, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
         """Append metric rows ``(key, step, value, time)``."""
         self._request(
             "POST",
@@ -390,7 +404,9 @@ class HTTPRunDB(RunDB):
     ) -> list[dict[str, Any]]:
         """Return metric rows as dicts ``key, step, value, time``."""
         params = {"key": key, "iter": iter, "project": project}
-        return self._json("GET", f"/metrics/{_q(uid)}", params=params)["metrics"]
+        return cast(
+            list[dict[str, Any]], self._json("GET", f"/metrics/{_q(uid)}", params=params)["metrics"]
+        )
 
     # lineage ----------------------------------------------------------------------------------
     def store_lineage(self, edges: Iterable[dict[str, Any]]) -> None:
@@ -419,14 +435,17 @@ class HTTPRunDB(RunDB):
 
     def pipeline_graph(self, uid: str, project: str = "") -> dict[str, Any]:
         """Return a pipeline run's DAG (``pipeline``, ``nodes``, ``edges``)."""
-        return self._json("GET", f"/pipelines/{_q(uid)}/graph", params={"project": project})
+        return cast(
+            dict[str, Any],
+            self._json("GET", f"/pipelines/{_q(uid)}/graph", params={"project": project}),
+        )
 
     # one-shot commit --------------------------------------------------------------------------
     def commit_run(
         self,
         run: dict[str, Any],
         artifacts: Iterable[dict[str, Any]] = (),
-        metrics: Iterable[tuple] = (),
+        metrics: Iterable[tuple[Any, ...]] = (),
         log: bytes = b"",
     ) -> None:
         """Write a run with its new artifacts, metric rows and log chunk in one request."""
@@ -457,9 +476,11 @@ def _labels(labels: Any) -> list[str] | None:
     return list(labels)
 
 
-def _unique(rows: list[dict[str, Any]], keys: tuple[str, ...], part: str = "") -> list[dict]:
+def _unique(
+    rows: list[dict[str, Any]], keys: tuple[str, ...], part: str = ""
+) -> list[dict[str, Any]]:
     """Drop repeats of a record (a write between two page requests can shift a row over)."""
-    seen: set[tuple] = set()
+    seen: set[tuple[Any, ...]] = set()
     out = []
     for row in rows:
         ident = tuple((row.get(part) or {}).get(k) if part else row.get(k) for k in keys)

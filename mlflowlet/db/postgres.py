@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+from .. import _process
 from ..errors import MissingDependencyError, RunDBError
 from ._json import dumps
 from ._sql import (
@@ -80,7 +81,7 @@ class _Conn:
     def execute(self, sql: str, args: Iterable[Any] = ()) -> Any:
         return self.raw.execute(_pg_sql(sql), tuple(args))
 
-    def executemany(self, sql: str, rows: Iterable[tuple]) -> Any:
+    def executemany(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> Any:
         rows = list(rows)
         cur = self.raw.cursor()
         if rows:
@@ -185,8 +186,7 @@ def _after_fork_in_child() -> None:
         pool.after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.at_fork(child=_after_fork_in_child)
 
 
 class PostgresRunDB(SQLRunDB):
@@ -273,12 +273,13 @@ class PostgresRunDB(SQLRunDB):
             )
         return f"PostgreSQL run DB {where}: {text}"
 
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         args = tuple(args)
         for attempt in (1, 2):
             try:
                 with self._pool.connection() as (raw, reused):
-                    return raw.execute(_pg_sql(sql), args).fetchall()
+                    rows: list[tuple[Any, ...]] = raw.execute(_pg_sql(sql), args).fetchall()
+                    return rows
             except self._pg.Error as exc:
                 if not (reused and attempt == 1 and _lost_connection(exc)):
                     raise RunDBError(self._explain(exc)) from None
@@ -334,6 +335,7 @@ class PostgresRunDB(SQLRunDB):
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.close()
+        self.closed = True
 
     def check_integrity(self) -> list[str]:
         """Read every table whole (a damaged page fails the read); check indexes with amcheck.
@@ -367,7 +369,7 @@ class PostgresRunDB(SQLRunDB):
 
     # runs -----------------------------------------------------------------------------------
     @staticmethod
-    def _store_run(conn: _Conn, run: dict, uid: str, project: str, it: int) -> None:
+    def _store_run(conn: _Conn, run: dict[str, Any], uid: str, project: str, it: int) -> None:
         values, labels = run_row(run)
         body = dumps(run)
         run_id = conn.execute(_UPSERT_RUN, (project, uid, it, *values, body)).fetchone()[0]

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .. import _process
 from ..errors import RunDBError
 from ._json import dumps
 from ._sql import (
@@ -170,7 +171,7 @@ class SQLiteRunDB(SQLRunDB):
         with self._write() as conn:
             return fn(conn, *args)
 
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._conn.execute(sql, tuple(args)).fetchall()
@@ -181,6 +182,7 @@ class SQLiteRunDB(SQLRunDB):
         """Close the connection."""
         with self._lock:
             self._conn.close()
+            self.closed = True
 
     def check_integrity(self) -> list[str]:
         """Run SQLite's ``PRAGMA quick_check`` on the file; return the problems (none: ``[]``)."""
@@ -188,7 +190,9 @@ class SQLiteRunDB(SQLRunDB):
 
     # runs -----------------------------------------------------------------------------------
     @staticmethod
-    def _store_metrics(conn: sqlite3.Connection, uid: str, project: str, it: int, rows) -> None:
+    def _store_metrics(
+        conn: sqlite3.Connection, uid: str, project: str, it: int, rows: list[tuple[Any, ...]]
+    ) -> None:
         # SQLite stores a NaN REAL as NULL, which reads back as "no value": keep the text 'NaN'
         # in the REAL column instead (no number parses from it, so it stays text), read back as
         # the float by get_metrics. Infinities are REAL values SQLite keeps as they are.
@@ -196,7 +200,9 @@ class SQLiteRunDB(SQLRunDB):
         SQLRunDB._store_metrics(conn, uid, project, it, rows)
 
     @staticmethod
-    def _store_run(conn: sqlite3.Connection, run: dict, uid: str, project: str, it: int) -> None:
+    def _store_run(
+        conn: sqlite3.Connection, run: dict[str, Any], uid: str, project: str, it: int
+    ) -> None:
         values, labels = run_row(run)
         body = dumps(run)
         row = conn.execute(
@@ -274,7 +280,7 @@ def _code(exc: sqlite3.Error) -> int:
             if needle in text:
                 return found
         return 0
-    return code & 0xFF
+    return int(code) & 0xFF
 
 
 def explain_sqlite(path: str, exc: sqlite3.Error) -> str:
@@ -405,9 +411,4 @@ def _after_fork_in_child() -> None:
     _live_lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_after_fork_in_child,
-    )
+_process.at_fork(before=_before_fork, parent=_after_fork_in_parent, child=_after_fork_in_child)

@@ -7,16 +7,15 @@ parameters their run values. Each data edge yields a lineage row; the executor a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import PipelineError
+from ..errors import InputError as InputError  # re-exported: the executor raises it too
 from ..model import RunObject
 from .cache import CACHED_FROM
 from .refs import Collected, OutputRef, PipelineParam
 
-
-class InputError(PipelineError):
-    """A step's input cannot be resolved (the step fails without running)."""
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 class Resolver:
@@ -34,7 +33,7 @@ class Resolver:
         self,
         runs: dict[str, RunObject],
         params: dict[str, Any],
-        db: Any,
+        db: RunDB,
         project: str,
         pipeline_uid: str,
     ) -> None:

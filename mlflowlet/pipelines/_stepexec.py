@@ -1,7 +1,7 @@
 """Run one step call through the local runtime: attempts with retries, timeouts, hyper-params.
 
-Each attempt is a ``RunObject`` prepared here and run by ``LocalRuntime._execute`` (or
-``Runtime._run_iterations`` for hyper-parameters and fan-outs), so binding, error capture and
+Each attempt is a ``RunObject`` prepared here and run by ``LocalRuntime.execute`` (all its
+iterations for hyper-parameters and fan-outs), so binding, error capture and
 the buffered DB commits are the core's. Used by the pipeline executor and by a step called
 outside a pipeline.
 """
@@ -12,11 +12,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._provenance import git_info
 from ..errors import RunError
 from ..model import RunObject, new_uid, now_iso
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 @dataclass
@@ -76,14 +79,14 @@ def _git(source: str) -> dict[str, str]:
     return dict(git_info(os.path.dirname(os.path.abspath(path)))) if path and path != "?" else {}
 
 
-def execute(call: StepCall, db: Any) -> RunObject:
+def execute(call: StepCall, db: RunDB) -> RunObject:
     """Run ``call`` with its retries; return the last attempt (``call.attempts`` lists them all)."""
     spec, runtime, handler = call.spec, _runtime(), call.step.handler()
     result = None
     for attempt in range(1, spec.retries + 2):
         run = new_run(call, attempt)
-        result = _run_once(runtime, run, handler, db, spec.timeout, call.iterate is not None)
-        result._db_url = getattr(db, "url", "")
+        result = _run_once(runtime, run, handler, db, spec.timeout)
+        result._record_in(db)
         call.attempts.append(
             {"uid": result.uid, "state": result.state, "error": last_line(result.status.error)}
         )
@@ -105,26 +108,26 @@ def last_line(text: str) -> str:
 class _GuardedDB:
     """Passes writes through until closed: a timed-out step keeps running but records nothing."""
 
-    def __init__(self, db: Any) -> None:
-        self._db, self._lock, self.closed = db, threading.Lock(), False
+    def __init__(self, db: RunDB) -> None:
+        self._db, self._lock, self._stopped = db, threading.Lock(), False  # `closed`: the DB's
 
     def commit_run(self, *args: Any, **kwargs: Any) -> None:
         with self._lock:
-            if not self.closed:
+            if not self._stopped:
                 self._db.commit_run(*args, **kwargs)
 
     def close(self) -> None:
         with self._lock:
-            self.closed = True
+            self._stopped = True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
 
 
 def _run_once(
-    runtime: Any, run: RunObject, handler: Any, db: Any, timeout: float | None, iterate: bool
+    runtime: Any, run: RunObject, handler: Any, db: RunDB, timeout: float | None
 ) -> RunObject:
-    target = runtime._run_iterations if iterate else runtime._execute
+    target = runtime.execute  # a sweep (hyper-parameters, a fan-out) when the spec has one
     if not timeout:
         return target(run, handler, db)
     guard, box = _GuardedDB(db), {}

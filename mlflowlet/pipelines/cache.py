@@ -58,6 +58,30 @@ def find_cached(db: Any, key: str, project: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def prefetch(db: Any, project: str, pipeline: str, limit: int) -> dict[str, dict[str, Any]]:
+    """Return the newest ``limit`` completed step runs of ``pipeline``, by cache key.
+
+    One query for the whole rerun, instead of one per step: a rerun of an unchanged pipeline
+    finds every hit here (``limit`` is its step count, so the window holds the last run's steps).
+    A key found here is the newest completed run with that exact key, as :func:`find_cached`
+    would return it (any newer one would be in the window); a key not found is looked up on its
+    own. The pipeline runs themselves (large bodies: the whole graph) are not read.
+
+    Args:
+        db: the run DB.
+        project: the project.
+        pipeline: the pipeline's name (its step runs carry it as the label ``pipeline``).
+        limit: how many of the newest step runs to read.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    labels = [f"pipeline={pipeline}", CACHE_LABEL]  # step runs only: they carry a cache key
+    for run in db.list_runs(project=project, labels=labels, state="completed", last=limit):
+        key = (run["metadata"].get("labels") or {}).get(CACHE_LABEL)
+        if key and key not in found:
+            found[key] = run
+    return found
+
+
 def record_hit(
     db: Any,
     original: dict[str, Any],

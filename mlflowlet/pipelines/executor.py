@@ -14,11 +14,12 @@ independent branches finish; a false condition skips its steps (and what needs t
 
 from __future__ import annotations
 
+import functools
 import os
+import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 from .._binding import code_hash
@@ -69,8 +70,10 @@ class LocalExecutor:
         self.states: dict[str, str] = {}
         self.lineage: list[dict[str, Any]] = []
         self.reused: dict[str, RunObject] = {}
-        self.hits: list[dict[str, Any]] = []  # cache-hit runs not written yet (see _store_lineage)
+        # cache-hit and skipped runs not written yet: one transaction per batch (_store_lineage)
+        self.hits: list[dict[str, Any]] = []
         self._codes: dict[Any, str] = {}  # step function to its code hash (getsource is slow)
+        self._prefetched: dict[str, dict[str, Any]] | None = None  # cache key -> likely hit
         self.run = self._pipeline_run(labels or {}, resume)
         if resume:
             self._load_resume(resume)
@@ -98,7 +101,7 @@ class LocalExecutor:
         assert spec.model_extra is not None
         spec.model_extra.update(graph=self.dag.described(), source=where(self.pipe.fn))
         step_states(run)
-        run._db_url = getattr(self.db, "url", "")
+        run._record_in(self.db)
         return run
 
     def start(self, wait: bool = True) -> PipelineRun:
@@ -153,7 +156,7 @@ class LocalExecutor:
             self.ctx.commit()
 
     def _store_lineage(self) -> None:
-        """Write the buffered lineage rows and cache-hit runs, in one transaction."""
+        """Write the buffered lineage rows and cache-hit/skipped runs, in one transaction."""
         rows, self.lineage = self.lineage, []
         hits, self.hits = self.hits, []
         if hits:
@@ -169,10 +172,16 @@ class LocalExecutor:
 
     # scheduling ------------------------------------------------------------------------------
     def _schedule(self) -> None:
+        """Run ready steps: alone in this thread, several at once in ``max_parallel`` threads.
+
+        Finished steps come back through one queue (drained in batches, so a wake-up handles
+        every step that ended meanwhile), not by waiting on each running future.
+        """
         dag = self.dag
         waiting = {n.name: len(dag.upstream(n.name)) for n in dag.nodes}
         ready = deque(dag.roots())
-        running: dict[Any, tuple[Any, StepCall]] = {}
+        running = 0
+        done: queue.SimpleQueue = queue.SimpleQueue()
         from .._interrupt import DaemonPool
 
         # daemon threads: after Ctrl-C the process need not wait for a step that still runs
@@ -200,11 +209,18 @@ class LocalExecutor:
                         self._complete(node, call, execute(call, self.db))
                         finished(node.name)
                     else:
-                        running[pool.submit(execute, call, self.db)] = (node, call)
+                        fut = pool.submit(execute, call, self.db)
+                        fut.add_done_callback(functools.partial(_report, done, node, call))
+                        running += 1
                 if running:
-                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        node, call = running.pop(fut)
+                    batch = [done.get()]
+                    while True:  # every step that ended meanwhile, in one pass
+                        try:
+                            batch.append(done.get_nowait())
+                        except queue.Empty:
+                            break
+                    running -= len(batch)
+                    for node, call, fut in batch:
                         self._complete(node, call, fut.result())
                         finished(node.name)
         finally:
@@ -254,7 +270,7 @@ class LocalExecutor:
         )
         use_cache = node.spec.cache if node.spec.cache is not None else self.cache
         if use_cache:
-            hit = _cache.find_cached(self.db, key, self.project)
+            hit = self._lookup(key)
             if hit is not None:
                 # recorded in memory, written with the next batch (one transaction for all)
                 run, data = _cache.hit_run(hit, **common)
@@ -282,6 +298,15 @@ class LocalExecutor:
             self._complete(node, call, self._empty_map(call))
             return None
         return call
+
+    def _lookup(self, key: str) -> dict[str, Any] | None:
+        """Return the completed run recorded with cache ``key`` (a fresh dict), or None."""
+        if self._prefetched is None:  # the first lookup of this run: the likely hits, at once
+            self._prefetched = _cache.prefetch(
+                self.db, self.project, self.pipe.name, len(self.dag.nodes)
+            )
+        hit = self._prefetched.pop(key, None)  # popped: each hit changes its dict in place
+        return hit if hit is not None else _cache.find_cached(self.db, key, self.project)
 
     def _iterate(self, node: Any, params: dict[str, Any]) -> dict[str, Any] | None:
         if node.map is None:
@@ -377,7 +402,7 @@ class LocalExecutor:
         run.status.state, run.status.start_time, run.status.end_time = state, stamp, stamp
         if state == "error":
             run.status.error = reason
-        self.db.store_run(run.to_dict(), run.uid, self.project, 0)
+        self.hits.append(run.to_dict())  # written with the next batch (one transaction for all)
         self._finish(node, run, rows)
 
     def _run_exit(self, node: Any, state: str) -> None:
@@ -429,8 +454,12 @@ class LocalExecutor:
                 continue
             prev = RunObject.model_validate(self.db.read_run(entry["uid"], project=self.project))
             if prev.status.code_hash in ("", self._code(node.step.fn)):
-                prev._db_url = getattr(self.db, "url", "")
+                prev._record_in(self.db)
                 self.reused[node.name] = prev
+
+
+def _report(done: queue.SimpleQueue, node: Any, call: StepCall, fut: Any) -> None:
+    done.put((node, call, fut))
 
 
 def _progress_note(entry: dict[str, Any]) -> str:

@@ -255,9 +255,9 @@ class Pipeline:
         Returns:
             A :class:`~mlflowlet.compilers.submit.Submission` (``status()``, ``wait()``, ``url``).
         """
-        from ..compilers.submit import submit
+        from .._seams import seam  # the compilers sit above the pipelines
 
-        return submit(self, target=target, host=host, arguments=arguments, **options)
+        return seam("submit")(self, target=target, host=host, arguments=arguments, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the pipeline, like :meth:`run` (parameters as keywords)."""

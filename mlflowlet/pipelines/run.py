@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RunError
 from ..model import RunObject
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 def step_states(run: RunObject) -> dict[str, dict[str, Any]]:
@@ -26,7 +29,7 @@ class PipelineRun:
         steps: node name to the step's ``RunObject`` (filled as steps finish).
     """
 
-    def __init__(self, run: RunObject, steps: dict[str, RunObject], db: Any) -> None:
+    def __init__(self, run: RunObject, steps: dict[str, RunObject], db: RunDB) -> None:
         self.run, self.steps, self._db = run, steps, db
         self._thread: threading.Thread | None = None
 

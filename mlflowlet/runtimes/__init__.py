@@ -143,7 +143,8 @@ def abort_run(run: Any, db: Any = None, **options: Any) -> Any:
         db = get_run_db()
     meta = run.metadata
     stored = RunObject.model_validate(db.read_run(meta.uid, meta.project, meta.iteration))
-    stored._db_url = getattr(db, "url", "") or run._db_url
+    stored._db_url = run._db_url
+    stored._record_in(db)
     if stored.state in TERMINAL_STATES:
         raise ConfigError(
             f"run {stored.metadata.name!r} ({stored.uid}) already ended ({stored.state}); "

@@ -12,10 +12,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .._owner import hostname, is_died_message, process_alive
 from ..model import TERMINAL_STATES, RunObject, now_iso
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 ABORT_TIMEOUT = 10.0  # seconds to wait for a signalled process to record the run's end
 # kinds whose process runs the run itself (or a user's REPL, or a pipeline driver): SIGINT there
@@ -23,7 +26,7 @@ ABORT_TIMEOUT = 10.0  # seconds to wait for a signalled process to record the ru
 SIGNALLED_KINDS = ("local", "subprocess", "pipeline", "")
 
 
-def abort_process_run(run: RunObject, db: Any, timeout: float | None = None) -> RunObject:
+def abort_process_run(run: RunObject, db: RunDB, timeout: float | None = None) -> RunObject:
     """Stop ``run`` (as the DB holds it) where its process runs, or mark it ``aborted``.
 
     Args:
@@ -72,7 +75,7 @@ def abort_process_run(run: RunObject, db: Any, timeout: float | None = None) -> 
     return _mark(final, db, f"aborted by {who}: SIGINT sent to pid {pid} on {host}")
 
 
-def _wait_terminal(run: RunObject, db: Any, timeout: float) -> RunObject | None:
+def _wait_terminal(run: RunObject, db: RunDB, timeout: float) -> RunObject | None:
     meta = run.metadata
     deadline, pause = time.monotonic() + timeout, 0.02
     while True:
@@ -85,7 +88,7 @@ def _wait_terminal(run: RunObject, db: Any, timeout: float) -> RunObject | None:
         pause = min(pause * 2, 0.5)
 
 
-def _mark(run: RunObject, db: Any, message: str) -> RunObject:
+def _mark(run: RunObject, db: RunDB, message: str) -> RunObject:
     """Record ``run`` as ``aborted`` with ``message`` (its log gets the line too)."""
     meta, status = run.metadata, run.status
     if status.state == "error" and is_died_message(status.error):

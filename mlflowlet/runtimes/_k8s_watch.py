@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..entrypoint import RUN_JSON_MARKER, read_run_json
+from .._wire import RUN_JSON_MARKER, read_run_json
 from ..errors import MlflowletError
 from ..model import RunObject, now_iso
 from . import _k8s

@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .. import _process
+
 TREE_ENV = "MLFLOWLET_PROC_TREE"
 _PR_SET_PDEATHSIG = 1
 _POLL = 0.02  # seconds between checks while a tree is given its grace period
@@ -117,8 +119,7 @@ class _Watchdog:
 
 
 watchdog = _Watchdog()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=watchdog._after_fork_in_child)
+_process.at_fork(child=watchdog._after_fork_in_child)
 
 
 def _pdeathsig() -> Callable[[], None] | None:
@@ -218,15 +219,19 @@ def _signal(pids: set[int], group: int | None, sig: int) -> None:
             pass
 
 
-def terminate(proc: subprocess.Popen | None, cookie: str, grace: float) -> bool:
+def terminate(proc: Any, cookie: str, grace: float, group: int | None = None) -> bool:
     """End a tree: SIGTERM, up to ``grace`` seconds, then SIGKILL; reap ``proc``.
+
+    ``proc`` is a ``subprocess.Popen`` (or a warm worker's forked child), ``group`` the process
+    group to end as well when ``proc`` is no longer running (a forked child's own group).
 
     Returns:
         Whether anything was still running (and so was signalled).
     """
-    group = proc.pid if proc is not None and proc.poll() is None else None
+    running = proc is not None and proc.poll() is None
+    group = proc.pid if running else group
     pids = members(cookie, group)
-    if group is None and not pids:
+    if not running and not pids:
         if proc is not None:
             watchdog.tell("-", proc.pid)
         return False

@@ -19,10 +19,13 @@ import sys
 import tempfile
 import threading
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .._capture import LogLimit
-from ..entrypoint import RUN_JSON_MARKER
+from .._wire import RUN_JSON_MARKER
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 CHUNK = 64 * 1024
 _FLUSH_SECONDS = 1.0
@@ -124,7 +127,7 @@ class Pump:
         if self._store is not None:
             self._save(closing=True)
 
-    def store_all(self, db: Any, meta: Any, replace: bool) -> None:
+    def store_all(self, db: RunDB, meta: Any, replace: bool) -> None:
         """Store the spooled output (``replace`` the DB's copy); owners already stored theirs."""
         spool, self._spool = self._spool, None
         if spool is None:

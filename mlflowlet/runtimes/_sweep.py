@@ -18,10 +18,13 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import hyper
 from ..model import RunObject
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 TABLE_ROWS_KEPT = 10_000
 _CHUNK_ROWS = 2_000
@@ -43,12 +46,12 @@ def sweep_stopped() -> str:
 class Fold:
     """The running summary of a sweep (see the module doc)."""
 
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
+    def __init__(self, options: hyper.SweepOptions) -> None:
+        self.options = options
         self.count = self.errors = self.ok = self.aborted = 0
         self.first_abort = ""
         self.stopped = ""
-        self.best = hyper.Best(spec.selector) if spec.selector else None
+        self.best = hyper.Best(options.selector) if options.selector else None
         self.best_run: RunObject | None = None
         self._keys: dict[int, list[str]] = {}  # in-flight iteration -> its combo's keys
         self._params: dict[str, None] = {}
@@ -78,7 +81,7 @@ class Fold:
             self._flush()
         if child.state == "error":
             self.errors += 1
-            limit = self.spec.max_errors
+            limit = self.options.max_errors
             if limit is not None and self.errors >= limit:
                 self.stopped = f"stopped after {self.errors} failed iteration(s) (max_errors)"
         elif child.state == "aborted":
@@ -168,7 +171,7 @@ def summarise(ctx: Any, fold: Fold) -> None:
             problems.append(stopped)
     if not fold.ok:
         problems.insert(0, "no iteration succeeded")
-    failed = not fold.ok or "max_errors" in stopped or bool(parent.spec.selector and best is None)
+    failed = not fold.ok or "max_errors" in stopped or bool(fold.options.selector and best is None)
     if fold.aborted and not stopped:  # the sweep's work was deleted or stopped from outside
         problems.insert(0, f"{fold.aborted} iteration(s) aborted ({fold.first_abort})")
         ctx._finish("aborted", "; ".join(problems))
@@ -189,14 +192,15 @@ class BatchedDB:
 
     flush_after_runs = True  # the flush thread writes the runs' buffers into it, then it
 
-    def __init__(self, db: Any, interval: float, rows: int = 500) -> None:
-        self._db, self._interval, self._rows = db, interval, rows
+    def __init__(self, db: RunDB, interval: float, rows: int = 500) -> None:
+        self._db: Any = db  # a SQL store's _transact/_commit_run batch the commits
+        self._interval, self._rows = interval, rows
         self._flush_interval = interval
         self._pending: list[tuple] = []
         self._lock = threading.Lock()
         self._last = time.monotonic()
         self._batching = hasattr(db, "_transact") and hasattr(db, "_commit_run")
-        self.closed = False
+        self._done = False  # after the sweep (`closed` is the DB's own: it delegates)
         if self._batching:  # buffered commits reach the DB within `interval`, come what may
             from .._flush import flusher
 
@@ -211,7 +215,7 @@ class BatchedDB:
         self, run: dict, artifacts: Any = (), metrics: Any = (), log: bytes = b""
     ) -> None:
         """Buffer an iteration's commit (written within ``interval`` seconds)."""
-        if not self._batching or self.closed:  # after the sweep: an abort recorded at once
+        if not self._batching or self._done:  # after the sweep: an abort recorded at once
             self._db.commit_run(run, artifacts, metrics, log)
             return
         if isinstance(log, str):
@@ -226,7 +230,7 @@ class BatchedDB:
         """Write what is buffered; later commits go straight to the DB."""
         from .._flush import flusher
 
-        self.closed = True
+        self._done = True
         flusher.discard(self)
         self.flush()
 

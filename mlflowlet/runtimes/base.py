@@ -3,7 +3,9 @@
 A runtime implements :meth:`Runtime._execute` (run one prepared ``RunObject`` to a terminal state)
 and may override :meth:`Runtime._execute_many` to run iterations its own way (processes, Dask
 tasks, an Indexed Job). Everything else (merging arguments, storing the parent, stop conditions,
-``max_errors``, the iteration table, ``best_iteration``) lives here once.
+``max_errors``, the iteration table, ``best_iteration``) lives here once. :meth:`Runtime.run`
+prepares a run from a task; :meth:`Runtime.execute` runs a prepared one (what the entrypoint and
+the pipeline executor call); sweep options are one :class:`~mlflowlet.hyper.SweepOptions`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError, ParameterError, RunError
+from ..hyper import SweepOptions
 from ..model import RunObject, RunTemplate, new_uid, now_iso
+
+if TYPE_CHECKING:
+    from ..db import RunDB
 
 
 class Runtime(ABC):
@@ -61,7 +67,7 @@ class Runtime(ABC):
         artifact_path: str = "",
         watch: bool = True,
         raise_on_error: bool = True,
-        db: Any = None,
+        db: RunDB | None = None,
         labels: dict[str, Any] | None = None,
         **options: Any,
     ) -> RunObject:
@@ -100,10 +106,7 @@ class Runtime(ABC):
         from .._interrupt import guard
 
         with guard():  # Ctrl-C / SIGTERM: every unfinished run of this call ends aborted
-            if run.spec.hyper_params or run.spec.param_file:
-                result = self._run_iterations(run, handler, db)
-            else:
-                result = self._execute(run, handler, db)
+            result = self.execute(run, handler, db)
         if run.spec.secret_sources:  # in memory only: run.artifact(key).get() reads with them
             result._secret_sources = [dict(s) for s in run.spec.secret_sources]
         if raise_on_error and result.state == "error":
@@ -113,8 +116,52 @@ class Runtime(ABC):
             )
         return result
 
+    def execute(
+        self,
+        run: RunObject,
+        handler: Any = None,
+        db: RunDB | None = None,
+        *,
+        iteration: int | None = None,
+    ) -> RunObject:
+        """Run a prepared run here, as :meth:`run` does once it has prepared and stored it.
+
+        For a caller that already holds its ``RunObject`` (the entrypoint in a container or a
+        subprocess, a pipeline step): nothing is merged, validated or stored first. A run with
+        hyper-parameters or a param file runs its iterations and selects the best.
+
+        Args:
+            run: the run (its uid, name, project and spec set).
+            handler: the function (or ``'module:function'``); default: the spec's handler.
+            db: the run DB to record into (default: ``get_run_db()``).
+            iteration: run only iteration ``n`` (1-based) of the run's sweep, and return that
+                iteration's run (one pod of an Indexed Job); no summary, no best.
+
+        Returns:
+            The finished run (a sweep's parent, or the iteration asked for).
+
+        Raises:
+            ConfigError: ``iteration`` is not one of the sweep's.
+        """
+        if db is None:
+            from ..db import get_run_db
+
+            db = get_run_db()
+        sweep = SweepOptions.of(run.spec)
+        if iteration is not None:
+            combos = sweep.expand()
+            if not 1 <= iteration <= len(combos):
+                raise ConfigError(
+                    f"iteration {iteration} does not exist: the run's spec has {len(combos)} "
+                    "iteration(s) (an Indexed Job's completions must equal that number)"
+                )
+            return self._execute(self._child(run, iteration, combos[iteration - 1]), handler, db)
+        if sweep.sweeps:
+            return self._run_iterations(run, handler, db)
+        return self._execute(run, handler, db)
+
     # hooks ------------------------------------------------------------------------------------
-    def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
+    def _before_run(self, run: RunObject, handler: Any, db: RunDB, **options: Any) -> None:
         """Validate or set up before anything runs (runtime-specific options arrive here)."""
         if options.get("timeout") is not None:
             run.spec.timeout = float(options["timeout"])
@@ -124,11 +171,11 @@ class Runtime(ABC):
             run.spec.strict = bool(options["strict"])
 
     @abstractmethod
-    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+    def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         """Run one prepared run (or iteration) to a terminal state, record it, and return it."""
 
     def _execute_many(
-        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+        self, runs: Iterable[RunObject], handler: Any, db: RunDB, parallel: int
     ) -> Iterator[RunObject]:
         """Yield finished iterations as they complete (default: a thread pool of ``_execute``)."""
         runs = iter(runs)
@@ -207,21 +254,15 @@ class Runtime(ABC):
         return run
 
     # hyper-parameters -------------------------------------------------------------------------
-    def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
-        from .. import hyper
+    def _run_iterations(self, parent: RunObject, handler: Any, db: RunDB) -> RunObject:
         from .._fdcapture import capture
         from ..context import Context
         from . import _sweep
         from ._sweep import Fold, summarise
 
         spec = parent.spec
-        combos = hyper.iter_iterations(  # lazily: a million iterations are never held at once
-            spec.hyper_params or None,
-            spec.strategy or None,
-            spec.param_file or None,
-            spec.max_iterations,
-            spec.seed,
-        )
+        sweep = SweepOptions.of(spec)
+        combos = sweep.iterations()  # lazily: a million iterations are never held at once
         ctx = Context(parent, db)
         ctx._start(handler if callable(handler) else None)  # the parent records code hash, git
         if callable(handler) and spec.hyper_params:  # a bad value fails before any iteration
@@ -232,9 +273,9 @@ class Runtime(ABC):
             except ParameterError as exc:
                 ctx._finish("error", str(exc))
                 return ctx.to_run_object()
-        stop = hyper.parse_stop_condition(spec.stop_condition) if spec.stop_condition else None
-        parallel = spec.parallel or self._default_parallel()
-        fold = Fold(spec)
+        stop = sweep.stop()
+        parallel = sweep.parallel or self._default_parallel()
+        fold = Fold(sweep)
 
         def children() -> Iterator[RunObject]:
             for i, combo in enumerate(combos, start=1):
@@ -247,12 +288,12 @@ class Runtime(ABC):
         outer, _sweep._current.fold = getattr(_sweep._current, "fold", None), fold
         batched = _sweep.BatchedDB(db, ctx._flush_interval)
         try:
-            for child in self._execute_many(children(), handler, batched, parallel):
+            for child in self._execute_many(children(), handler, cast("RunDB", batched), parallel):
                 fold.add(child)
                 if stop is not None and child.state == "completed" and not fold.stopped:
                     if stop(child.status.results):
                         fold.stopped = (
-                            f"stop condition {spec.stop_condition!r} met at "
+                            f"stop condition {sweep.stop_condition!r} met at "
                             f"iteration {child.metadata.iteration}"
                         )
         finally:

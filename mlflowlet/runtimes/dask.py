@@ -22,13 +22,16 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingDependencyError, RunError
 from ..model import RunObject, now_iso
 from ._dask_stop import bounded, probe, stop_overdue, stop_tasks
 from ._dask_task import pickle_handler, run_task
 from .base import Runtime
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 __all__ = ["DaskRuntime", "parse_address"]
 
@@ -187,7 +190,7 @@ class DaskRuntime(Runtime):
             return client
 
     # hooks ------------------------------------------------------------------------------------
-    def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
+    def _before_run(self, run: RunObject, handler: Any, db: RunDB, **options: Any) -> None:
         super()._before_run(run, handler, db, **options)
         self._payload(run, handler)  # fail now, naming what cannot be pickled
         if not run.spec.artifact_path:  # resolved here: a worker's cwd is not the caller's
@@ -222,7 +225,7 @@ class DaskRuntime(Runtime):
 
         return resolve_handler(target)
 
-    def _worker_db_url(self, db: Any) -> str:
+    def _worker_db_url(self, db: RunDB) -> str:
         if not self.worker_db:
             return ""
         if isinstance(self.worker_db, str):
@@ -242,13 +245,13 @@ class DaskRuntime(Runtime):
         return 0  # auto: enough tasks in flight to keep every worker thread busy
 
     # execution --------------------------------------------------------------------------------
-    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+    def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         run.status.state = "pending"
         db.store_run(run.to_dict(), run.uid, run.metadata.project, run.metadata.iteration)
         return next(iter(self._execute_many([run], handler, db, 1)))
 
     def _execute_many(
-        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+        self, runs: Iterable[RunObject], handler: Any, db: RunDB, parallel: int
     ) -> Iterator[RunObject]:
         """Submit iterations as Dask tasks (``parallel`` in flight), yield them as they finish."""
         todo = iter(runs)
@@ -432,7 +435,7 @@ def _fail(run: RunObject, error: str, state: str = "error") -> RunObject:
     return run
 
 
-def _store(db: Any, outcome: RunObject | dict) -> RunObject:
+def _store(db: RunDB, outcome: RunObject | dict) -> RunObject:
     if isinstance(outcome, RunObject):
         db.commit_run(outcome.to_dict(), log=(outcome.status.error + "\n").encode())
         return outcome

@@ -291,9 +291,9 @@ class KubeJobRuntime(Runtime):
         Returns:
             The :class:`mlflowlet.build.BuildResult`.
         """
-        from .._jobimage import build_runner_image  # the build layer (see its docstring)
+        from .._seams import seam  # the build layer sits above the runtimes
 
-        return build_runner_image(self, image, force, **options)
+        return seam("build_runner_image")(self, image, force, **options)
 
     def deploy(self, **options: Any) -> Any:
         """Build the image as :meth:`build_image` does (MLRun's name for it)."""
@@ -371,17 +371,10 @@ class KubeJobRuntime(Runtime):
         return manifests[-1]
 
     def _dry_iterations(self, run: RunObject) -> list[dict]:
-        from .. import hyper
+        from ..hyper import SweepOptions
 
-        spec = run.spec
-        combos = hyper.expand_iterations(
-            spec.hyper_params or None,
-            spec.strategy or None,
-            spec.param_file or None,
-            spec.max_iterations,
-            spec.seed,
-        )
-        return [{**spec.params, **combo} for combo in combos]
+        combos = SweepOptions.of(run.spec).expand()
+        return [{**run.spec.params, **combo} for combo in combos]
 
     def _server_dry_run(self, manifests: list[dict]) -> Any:
         api = _k8s.client()

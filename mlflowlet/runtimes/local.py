@@ -7,13 +7,16 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._binding import bind, resolve_handler
 from ..context import Context, activate, deactivate
 from ..errors import ConfigError
 from ..model import RunObject
 from .base import Runtime
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 class LocalRuntime(Runtime):
@@ -41,7 +44,7 @@ class LocalRuntime(Runtime):
             )
         return resolve_handler(target, command)
 
-    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+    def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         ctx = Context(run, db)
         call_handler(ctx, lambda: self._resolve(run, handler))
         return ctx.to_run_object()

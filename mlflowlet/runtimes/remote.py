@@ -14,12 +14,15 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..db._json import dumps, loads
 from ..errors import ConfigError, MissingDependencyError
 from ..model import RunObject, now_iso
 from .base import Runtime, _short_name
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 _clients: dict[tuple[int, str], Any] = {}
 _lock = threading.Lock()
@@ -80,12 +83,12 @@ class RemoteRuntime(Runtime):
         return self.max_concurrency
 
     def _execute_many(
-        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+        self, runs: Iterable[RunObject], handler: Any, db: RunDB, parallel: int
     ) -> Iterator[RunObject]:
         """Send iterations as concurrent requests, never more than ``max_concurrency`` at once."""
         yield from super()._execute_many(runs, handler, db, min(parallel, self.max_concurrency))
 
-    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+    def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         run.metadata.labels.setdefault("kind", "remote")
         run.status.state, run.status.start_time = "running", run.status.start_time or now_iso()
         if db is not None:
@@ -164,7 +167,7 @@ class RemoteRuntime(Runtime):
                 f"remote function {self.url} answered non-JSON: {resp.text[:200]!r}"
             ) from None
 
-    def _fail(self, run: RunObject, db: Any, message: str) -> RunObject:
+    def _fail(self, run: RunObject, db: RunDB, message: str) -> RunObject:
         run.status.state, run.status.error = "error", message
         run.status.end_time = run.status.last_update = now_iso()
         if db is not None:

@@ -20,6 +20,7 @@ Hyper-parameter iterations run as a pool of ``parallel`` children (default: the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -38,7 +39,7 @@ from .._owner import is_died_message
 from ..context import EXEC_SECRETS_ENV
 from ..errors import ConfigError, MlflowletError
 from ..model import RunObject, now_iso
-from . import _proctree
+from . import _proctree, _warm
 from ._pump import Pump, empty
 from .base import Runtime, finish_time_fields
 from .base import _short_name as _default_name
@@ -75,7 +76,10 @@ class SubprocessRuntime(Runtime):
         self._watch = True
         self._abort = threading.Event()
         self.kill_grace = float(self.options.pop("kill_grace", KILL_GRACE_SECONDS))
-        self._live: dict[int, tuple[subprocess.Popen, str]] = {}
+        self._live: dict[int, tuple[Any, str]] = {}
+        self._warm: _warm.WarmWorker | None = None
+        #: why the last sweep's children started as fresh interpreters ('' when they forked)
+        self.warm_reason = ""
         self._live_lock = threading.Lock()
 
     # checks -----------------------------------------------------------------------------------
@@ -147,14 +151,7 @@ class SubprocessRuntime(Runtime):
         if self._abort.is_set():
             return self._finalize(run, db, None, "aborted", empty(masker))
         try:
-            proc, cookie = _proctree.start(
-                argv,
-                env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
+            proc, cookie = self._start(argv, env)
         except OSError as exc:
             return self._finalize(run, db, None, f"cannot start {argv[0]!r}: {exc}", empty(masker))
         with self._live_lock:
@@ -173,11 +170,34 @@ class SubprocessRuntime(Runtime):
         finally:
             with self._live_lock:
                 self._live.pop(proc.pid, None)
-        _proctree.terminate(None, cookie, self.kill_grace)  # what the child left running
+        # what the child left running (a forked child's group too: its forks lack the cookie)
+        _proctree.terminate(None, cookie, self.kill_grace, group=getattr(proc, "group", None))
         pump.join()
+        code = proc.returncode
         if self._abort.is_set():
             reason = "aborted"
-        return self._finalize(run, db, proc.returncode, reason, pump)
+        elif getattr(proc, "lost", False):  # its exit code never came: trust a completed record
+            code = None
+            if _read_back(run, db)[0].state != "completed":
+                reason = "the warm worker that forked this child died; its exit status is unknown"
+        return self._finalize(run, db, code, reason, pump)
+
+    def _start(self, argv: list[str], env: dict[str, str]) -> tuple[Any, str]:
+        """Start a child: forked from the sweep's warm worker when there is one, else spawned."""
+        warm = self._warm
+        if warm is not None and warm.usable and not _warm.unsafe_reason(argv, self.python, ""):
+            try:
+                return warm.start(argv, env, self.cwd)
+            except OSError:
+                pass  # the worker is gone: this child starts as a fresh interpreter
+        return _proctree.start(
+            argv,
+            env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
 
     def _wait(self, proc: subprocess.Popen, cookie: str, timeout: float | None) -> str:
         try:
@@ -269,11 +289,21 @@ class SubprocessRuntime(Runtime):
     def _execute_many(
         self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
     ) -> Iterator[RunObject]:
-        """Run iterations as a pool of ``parallel`` children; Ctrl-C ends every live child tree."""
+        """Run iterations as a pool of ``parallel`` children; Ctrl-C ends every live child tree.
+
+        The children fork from a warm worker (see :mod:`~mlflowlet.runtimes._warm`) where that is
+        safe, else each starts as a fresh interpreter.
+        """
         pool = _interrupt.DaemonPool(max(1, parallel), "mlflowlet-child")
         pending: set[Future] = set()
+        runs = iter(runs)
+        first = next(runs, None)
+        if first is None:
+            return
+        self._warm = self._warm_worker(first, handler, db)
         try:
-            for run in runs:  # pulled lazily, so a stop condition stops new launches
+            # pulled lazily, so a stop condition stops new launches
+            for run in itertools.chain([first], runs):
                 pending.add(pool.submit(self._execute, run, handler, db))
                 while len(pending) >= parallel:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -288,6 +318,24 @@ class SubprocessRuntime(Runtime):
             raise
         finally:
             pool.shutdown(wait=False)
+            warm, self._warm = self._warm, None
+            if warm is not None:
+                warm.close()
+
+    def _warm_worker(self, run: RunObject, handler: Any, db: Any) -> _warm.WarmWorker | None:
+        """Start the sweep's warm worker; None where its children must be fresh interpreters."""
+        argv = self._child_argv(run, handler)
+        self.warm_reason = _warm.unsafe_reason(argv, self.python, run.spec.mode)
+        if self.warm_reason:
+            return None
+        files = [os.path.join(self.cwd or "", self.argv[0])] if self.argv[0].endswith(".py") else []
+        try:
+            worker = _warm.WarmWorker(argv, self._child_env(run, db), self.cwd, files)
+        except OSError as exc:
+            self.warm_reason = f"the warm worker did not start ({exc})"
+            return None
+        self.warm_reason = worker.why
+        return worker if worker.usable else None
 
     def _stop_all(self) -> None:
         """End every live child's process tree (in parallel: one grace period for all)."""

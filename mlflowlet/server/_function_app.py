@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,11 +16,14 @@ from ._security import SecurityHeadersMiddleware
 from .app import json_response_class, status_for
 from .serve import Event, execute
 
+if TYPE_CHECKING:
+    from ..db.base import RunDB
+
 JSONResponse = json_response_class()
 
 
 def build_function_app(
-    fn: Any, db: Any, token: str, artifact_root: str, max_body: int, max_concurrency: int
+    fn: Any, db: RunDB | None, token: str, artifact_root: str, max_body: int, max_concurrency: int
 ) -> FastAPI:
     """Return the app: ``POST``/``PUT /`` runs ``fn`` with the body's run spec, ``GET /health``."""
     slots = threading.BoundedSemaphore(max_concurrency)

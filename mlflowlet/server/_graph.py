@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 def duration_seconds(status: dict[str, Any]) -> float | None:
@@ -18,7 +21,7 @@ def duration_seconds(status: dict[str, Any]) -> float | None:
     return max((end - start).total_seconds(), 0.0)
 
 
-def pipeline_graph(db: Any, uid: str, project: str = "") -> dict[str, Any]:
+def pipeline_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
     """Return ``{"pipeline", "nodes", "edges"}`` for the pipeline run ``uid``.
 
     Nodes are the step runs whose ``spec.pipeline_uid`` is ``uid``; edges come from the lineage

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._html import dag_svg
 from ..model import TERMINAL_STATES
 from ._graph import duration_seconds, pipeline_graph
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 def operand_text(value: Any) -> str:
@@ -48,7 +51,7 @@ def _elapsed(status: dict[str, Any]) -> float | None:
     return max((now - start).total_seconds(), 0.0)
 
 
-def live_graph(db: Any, uid: str, project: str = "") -> dict[str, Any]:
+def live_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
     """Return ``{"pipeline", "state", "nodes", "edges"}`` of a pipeline run, as of now.
 
     Raises:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from ..errors import BodyTimeout, BodyTooLarge
+
 COOKIE = "mlflowlet_token"
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 #: deepest JSON nesting a request body may have (a run's params sit 3 levels down)
@@ -23,14 +25,6 @@ MAX_JSON_DEPTH = 64
 
 Scope = dict[str, Any]
 ASGIApp = Callable[..., Any]
-
-
-class BodyTooLarge(Exception):
-    """A request body went over the server's limit (answered with 413)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"request body is larger than the server's limit of {limit} bytes")
 
 
 async def _send_json(
@@ -52,14 +46,6 @@ async def _send_json(
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class BodyTimeout(Exception):
-    """A client stopped sending its request body (answered with 408)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        super().__init__(f"the request body did not arrive within {seconds:g}s")
 
 
 class BodyLimitMiddleware:

@@ -8,17 +8,20 @@ are read from the store page by page, never the parent's whole iteration table.
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..artifacts._svg import nice_ticks, to_number
 from ._query import iteration_page, iteration_sample, light_run
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 PER_PAGE = 100
 SAMPLE = 1000
 
 
 def sweep_view(
-    db: Any, uid: str, project: str, page: int, x: str, y: str, per_page: int = PER_PAGE
+    db: RunDB, uid: str, project: str, page: int, x: str, y: str, per_page: int = PER_PAGE
 ) -> dict[str, Any]:
     """Return what the sweep page shows (see the module docstring)."""
     run, table_rows = light_run(db, uid, project)

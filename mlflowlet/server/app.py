@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import (
     ConflictError,
     DataNotFoundError,
@@ -22,6 +22,9 @@ from ._middleware import (
     install_redaction,
 )
 from ._security import SecurityHeadersMiddleware
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 log = logging.getLogger("mlflowlet.server")
 PUBLIC_PATHS = ("/health", "/api/v1/health", "/login", "/static/", "/favicon.ico")
@@ -75,7 +78,7 @@ def json_response_class() -> Any:
 
 
 def create_app(
-    db: Any = None,
+    db: RunDB | str | None = None,
     token: str | None = None,
     artifact_root: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError
 from ._middleware import DEFAULT_MAX_BODY
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 class Event:
@@ -82,7 +85,7 @@ class _Recorder:
 
 
 def execute(
-    fn: Any, body: Any, event: Event | None = None, db: Any = None, artifact_root: str = ""
+    fn: Any, body: Any, event: Event | None = None, db: RunDB | None = None, artifact_root: str = ""
 ) -> dict[str, Any]:
     """Run ``fn`` for one request body (a run spec dict) and return the envelope.
 
@@ -121,7 +124,7 @@ def execute(
 
         confine_run(run, artifact_root)  # before the handler: nothing runs for a bad request
     recorder = _Recorder(db, artifact_root)
-    ctx = Context(run, recorder)
+    ctx = Context(run, cast("RunDB", recorder))  # records like a run DB: the response carries it
     call_handler(ctx, lambda: fn, {"event": event})  # a failure is the run's, sent to the caller
     return {
         "run": recorder.run or ctx.to_dict(),
@@ -133,7 +136,7 @@ def execute(
 
 def create_function_app(
     handler: Any,
-    db: Any = None,
+    db: RunDB | str | None = None,
     token: str | None = None,
     artifact_root: str = "",
     max_body: int = DEFAULT_MAX_BODY,

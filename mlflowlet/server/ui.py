@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -23,6 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import NotFoundError
 from ._middleware import COOKIE
 from ._views import split_labels
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 HERE = os.path.dirname(__file__)
 PAGE_SIZE = 50
@@ -156,7 +159,7 @@ def run_page(
     )
 
 
-def _is_pipeline(db: Any, run: dict[str, Any]) -> bool:
+def _is_pipeline(db: RunDB, run: dict[str, Any]) -> bool:
     """Return True for a pipeline run: it has a graph, says so, or runs name it their pipeline."""
     meta = run["metadata"]
     if run.get("spec", {}).get("graph") or meta.get("labels", {}).get("kind") == "pipeline":

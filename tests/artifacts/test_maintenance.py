@@ -102,14 +102,14 @@ def test_gc_command_line(dbdir):
 def test_verify_artifacts_names_every_damaged_version():
     good, bad, gone = _log("good", b"fine"), _log("bad", b"original"), _log("gone", b"x")
     with open(_uri(bad), "r+b") as f:
-        f.write(b"O")  # same size: only the sha256 sees it
+        f.write(b"O")  # same size: only the hash sees it
     os.unlink(_uri(gone))
     report = verify_artifacts()
     assert report.checked == 3 and report.unverifiable == []
     assert len(report.problems) == 2
     (tampered,) = [p for p in report.problems if _uri(bad) in p]
     assert tampered.startswith("project 'default': artifact 'model' version ")
-    assert "sha256" in tampered
+    assert "blake3" in tampered
     (missing,) = [p for p in report.problems if _uri(gone) in p]
     assert "missing" in missing
     assert verify_artifacts(project="other").problems == []
@@ -125,7 +125,7 @@ def test_doctor_command_reports_damaged_versions(dbdir):
         f.write(b"O")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "artifacts: failed" in out.stdout
-    assert f"at '{_uri(bad)}'" in out.stdout and "sha256" in out.stdout
+    assert f"at '{_uri(bad)}'" in out.stdout and "blake3" in out.stdout
 
 
 def test_gc_keeps_the_files_a_cached_pipeline_step_still_lists():

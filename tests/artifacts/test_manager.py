@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -10,10 +9,16 @@ import warnings
 from datetime import datetime, timezone
 
 import pytest
+from blake3 import blake3
 
 from mlflowlet.artifacts import Artifact, ArtifactManager, TableArtifact, validate_key
 from mlflowlet.datastore import DataStore, _streams, register_store, registry
 from mlflowlet.errors import ArtifactError, DataNotFoundError, PathTraversalError
+
+
+def blake3_of(data: bytes) -> str:
+    """The hash a new version records: BLAKE3, named."""
+    return "blake3:" + blake3(data).hexdigest()
 
 PRODUCER = {"uid": "run1", "name": "train", "iteration": 0, "kind": "local"}
 
@@ -104,7 +109,7 @@ def test_hash_matches_sha256_of_content(manager):
     art = manager.log("blob", body=b"\x00\x01payload", producer=PRODUCER)
     content = open(art.uri, "rb").read()
     assert content == b"\x00\x01payload"
-    assert art.hash == hashlib.sha256(content).hexdigest()
+    assert art.hash == blake3_of(content)
     assert art.size == len(content)
 
 
@@ -240,7 +245,7 @@ def test_large_local_path_is_copied_by_the_kernel_in_bounded_slices(manager, tmp
     art = manager.log("big", local_path=str(src))
     monkeypatch.undo()
     assert open(art.uri, "rb").read() == data
-    assert art.hash == hashlib.sha256(data).hexdigest()
+    assert art.hash == blake3_of(data)
     assert art.size == len(data)
     assert len(slices) >= 4
     assert max(slices) <= 1 << 20
@@ -251,7 +256,7 @@ def test_upload_false_records_local_path_without_copy(manager, root, tmp_path):
     src.write_bytes(b"abc")
     art = manager.log("data", local_path=str(src), upload=False)
     assert art.uri == str(src)
-    assert art.hash == hashlib.sha256(b"abc").hexdigest()
+    assert art.hash == blake3_of(b"abc")
     assert art.size == 3
     assert not root.exists()
 
@@ -270,7 +275,7 @@ def test_local_path_already_in_place_is_not_copied(manager, root):
     art = manager.log("k", local_path=str(root / "in_place.bin"))
     assert art.uri == str(root / "in_place.bin")
     assert os.stat(root / "in_place.bin").st_mtime_ns == mtime
-    assert art.hash == hashlib.sha256(b"here").hexdigest()
+    assert art.hash == blake3_of(b"here")
 
 
 def test_existing_target_can_be_linked_without_a_body(manager, tmp_path):
@@ -349,7 +354,7 @@ def test_remote_destination_goes_through_the_store(_registry, tmp_path):
     art = manager.log("metrics", body={"acc": 0.9}, secrets={"K": "v"})
     assert art.uri == "rec://bucket/runs/run1/metrics.json"
     assert json.loads(RecordingStore.objects[art.uri]) == {"acc": 0.9}
-    assert art.hash == hashlib.sha256(RecordingStore.objects[art.uri]).hexdigest()
+    assert art.hash == blake3_of(RecordingStore.objects[art.uri])
     src = tmp_path / "model.bin"
     src.write_bytes(b"m" * 100)
     art = manager.log("model", local_path=str(src))
@@ -358,7 +363,7 @@ def test_remote_destination_goes_through_the_store(_registry, tmp_path):
         ("put", "rec://bucket/runs/run1/metrics.json"),
         ("upload", "rec://bucket/runs/run1/model.bin"),
     ]
-    assert (art.size, art.hash) == (100, hashlib.sha256(b"m" * 100).hexdigest())
+    assert (art.size, art.hash) == (100, blake3_of(b"m" * 100))
     assert (art.etag, art.owned) == ("e2", True)
     again = manager.log("model", local_path=str(src))  # a second version: a name of its own
     assert again.uri == "rec://bucket/runs/run1/model.v2.bin"

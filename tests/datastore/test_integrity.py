@@ -45,7 +45,7 @@ def test_same_size_other_bytes_raises_on_every_read(tmp_path):
         assert err.value.key == "table", name
         assert err.value.location == art["uri"], name
         assert err.value.version == art["uid"], name
-        assert "sha256" in err.value.reason, name
+        assert "blake3" in err.value.reason, name
     assert not os.path.exists("copy.csv")
 
 
@@ -80,7 +80,7 @@ def test_tampering_that_keeps_size_and_mtime_needs_verify(tmp_path):
         lambda: run.artifact("table").local(verify=True),
         lambda: get_dataitem("store://artifacts/default/table", verify=True).open(),
     ):
-        with pytest.raises(ArtifactIntegrityError, match="sha256"):  # ...the full hash sees
+        with pytest.raises(ArtifactIntegrityError, match="blake3"):  # ...the full hash sees
             read()
 
 
@@ -124,7 +124,7 @@ def test_verify_of_a_version_without_a_hash_refuses(tmp_path):
 
     run = new_runner().run(new_task(), handler=handler)
     assert run.artifact("linked").get() == b"data"
-    with pytest.raises(ArtifactIntegrityError, match="no sha256 was recorded"):
+    with pytest.raises(ArtifactIntegrityError, match="no hash was recorded"):
         run.artifact("linked").get(verify=True)
     assert get_run_db().read_artifact("linked")["owned"] is False
 

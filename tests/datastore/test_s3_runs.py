@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 import warnings
 
 import pytest
+from blake3 import blake3
 
 from mlflowlet import get_run_db, new_runner, new_task
 from mlflowlet.datastore import get_store
+
+
+def blake3_of(data: bytes) -> str:
+    """The hash a new version records: BLAKE3, named."""
+    return "blake3:" + blake3(data).hexdigest()
 
 MiB = 1 << 20
 
@@ -91,7 +96,7 @@ def test_artifact_path_on_s3_for_a_whole_hyper_parameter_sweep(
     assert link["link_iteration"] == 3 and link["uri"].endswith("/3/weights-3.bin")
     for art in weights:
         body = get_store(art["uri"], s3_secrets).get(art["uri"])
-        assert art["hash"] == hashlib.sha256(body).hexdigest() and art["size"] == 6 * MiB
+        assert art["hash"] == blake3_of(body) and art["size"] == 6 * MiB
         head = client.head_object(Bucket=s3_bucket, Key=art["uri"].split("/", 3)[3])
         assert head["ETag"].strip('"').endswith("-2")  # two parts
     key = f"sweep/{run.uid}/iteration_results.csv"
@@ -118,7 +123,7 @@ def test_log_artifact_to_s3_hashes_while_uploading(seaweedfs, s3_bucket, s3_secr
     run = new_runner().run(task, handler=handler)
     (art,) = run.status.artifacts
     assert art["uri"] == f"s3://{s3_bucket}/run/{run.uid}/big.bin"
-    assert (art["hash"], art["size"]) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert (art["hash"], art["size"]) == (blake3_of(data), len(data))
     key = f"run/{run.uid}/big.bin"
     body = seaweedfs.client().get_object(Bucket=s3_bucket, Key=key)["Body"].read()
     assert body == data
@@ -133,7 +138,7 @@ def test_large_body_warns_and_goes_up_in_parts(seaweedfs, s3_bucket, s3_secrets,
     am = ArtifactManager(f"s3://{s3_bucket}/bodies")
     with pytest.warns(UserWarning, match=r"artifact 'blob': a body of 11 MiB .* local_path="):
         art = am.log("blob", body=body, secrets=s3_secrets)
-    assert art.hash == hashlib.sha256(body).hexdigest()
+    assert art.hash == blake3_of(body)
     head = seaweedfs.client().head_object(Bucket=s3_bucket, Key="bodies/blob")
     assert head["ContentLength"] == len(body) and head["ETag"].strip('"').endswith("-3")
     with warnings.catch_warnings():

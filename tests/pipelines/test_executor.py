@@ -272,3 +272,42 @@ def test_pipeline_run_shows_its_steps(dbdir):
     text = run.show(display=False)
     assert text.splitlines()[0] == f"pipeline diamond {run.uid} completed"
     assert "combine" in text and "805" in text
+
+
+OVERLAP = threading.Barrier(3, timeout=30)
+
+
+@step
+def crunch(context, i: int = 0) -> int:
+    import hashlib
+
+    hashlib.sha256(b"x" * (16 << 20)).hexdigest()  # CPU work that releases the GIL
+    OVERLAP.wait()  # passes only when all three run at the same time
+    return i
+
+
+@step
+def waits(context, i: int = 0) -> int:
+    OVERLAP.wait()  # I/O-like: blocked, not computing
+    return i
+
+
+@step
+def trivial(context, i: int = 0) -> int:
+    return i
+
+
+@pipeline
+def mixed_fan():
+    for i in range(20):
+        trivial(i=i)
+    crunch(i=1)
+    crunch(i=2)
+    waits(i=3)
+
+
+def test_cpu_and_io_bound_steps_overlap_among_batched_trivial_ones(dbdir):
+    OVERLAP.reset()
+    run = mixed_fan.run(max_parallel=3)
+    assert run.state == "completed", run.error
+    assert len(run.steps) == 23 and all(r.state == "completed" for r in run.steps.values())

@@ -42,6 +42,12 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
          "tests/db/test_http_contract.py"],
         ["-k", "not postgres"],  # one PostgreSQL cluster per forked mutant run is too slow
     ),
+    "sqlwrite": (
+        "mlflowlet/db/_sqlwrite.py",
+        ["tests/db/test_sql_layer.py", "tests/db/test_sqlite.py", "tests/db/test_lists.py",
+         "tests/db/test_http_contract.py"],
+        ["-k", "not postgres"],
+    ),
     "sql": (
         "mlflowlet/db/_sql.py",
         ["tests/db/test_sql_layer.py", "tests/db/test_sqlite.py", "tests/db/test_lists.py",
@@ -50,7 +56,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "cache": (
         "mlflowlet/pipelines/cache.py",
-        ["tests/pipelines/test_cache.py", "tests/pipelines/test_pipeline_resume.py"],
+        ["tests/pipelines/test_cache.py", "tests/pipelines/test_cache_lookup.py",
+         "tests/pipelines/test_pipeline_resume.py"],
         [],
     ),
     "graph": (

@@ -111,6 +111,10 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats":
 MUTMUT_MAIN = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; "
                "sys.argv[0] = 'mutmut'; cli()"]
 
+# A mutant that makes its tests run this many times longer than unmutated is killed (a hang).
+# mutmut's default, 15, lets one scheduling loop that never ends hold a run for minutes.
+TIMEOUT_MULTIPLIER = 5.0
+
 EQUIVALENT_FILE = ROOT / "scripts" / "mutate-equivalent.toml"
 
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
@@ -158,6 +162,7 @@ def prepare(name: str, work: Path) -> Path:
             f"also_copy = {_toml_list(also)}\n"
             f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
             f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider', *pytest_args])}\n"
+            f"timeout_multiplier = {TIMEOUT_MULTIPLIER}\n"
         )
     return scratch
 

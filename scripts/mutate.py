@@ -70,7 +70,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
         "mlflowlet/pipelines/executor.py",
         ["tests/pipelines/test_executor.py", "tests/pipelines/test_pipeline.py",
          "tests/pipelines/test_control_flow.py", "tests/pipelines/test_pipeline_resume.py",
-         "tests/pipelines/test_pipeline_lineage.py"],
+         "tests/pipelines/test_pipeline_lineage.py", "tests/pipelines/test_executor_records.py",
+         "tests/pipelines/test_cache.py", "tests/pipelines/test_cache_lookup.py"],
         [],
     ),
     "naming": (

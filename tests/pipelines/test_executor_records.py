@@ -157,3 +157,66 @@ def test_resume_refusals_name_the_run_the_pipeline_and_every_changed_parameter(d
     with pytest.raises(PipelineError) as err:
         pair.run(x=1, resume="plain")
     assert str(err.value) == "run plain is not a run of pipeline 'pair' (it is 'solo')"
+
+
+@pytest.mark.parametrize(
+    ("entry", "note"),
+    [
+        ({"state": "completed", "duration": 1.234}, "completed in 1.23s"),
+        ({"state": "completed", "duration": None}, "completed"),
+        ({"state": "skipped", "duration": 0.0, "reason": "condition x is false"},
+         "skipped: condition x is false"),
+        ({"state": "completed", "duration": 0, "cached_from": "0123456789abcdef"},
+         "completed in 0.00s (cached from 0123456789ab)"),
+        ({"state": "completed", "duration": 2, "reused_from": "fedcba9876543210",
+          "cached_from": ""}, "completed in 2.00s (reused from fedcba987654)"),
+        ({"state": "error", "duration": 0.5, "error": "RuntimeError: boom"},
+         "error in 0.50s: RuntimeError: boom"),
+    ],
+)
+def test_progress_notes_say_how_each_step_ended(entry, note):
+    from mlflowlet.pipelines.executor import _duration, _progress_note
+
+    assert _progress_note(entry) == note
+    status = type("S", (), {"start_time": "2024-01-01T00:00:00+00:00",
+                            "end_time": "2024-01-01T00:00:01.5+00:00"})()
+    assert _duration(status) == 1.5
+    status.end_time = None
+    assert _duration(status) is None
+
+
+@step
+def scale(context, shard: int) -> int:
+    return shard * 2
+
+
+@step
+def not_a_list(context) -> int:
+    return 7
+
+
+@pipeline(name="bad-map")
+def bad_map():
+    scale.map(items=not_a_list().output, item_param="shard")
+
+
+def test_a_fan_out_over_a_non_list_fails_that_step_naming_it(dbdir):
+    run = bad_map.run()
+    entry = run.run.status.steps["scale"]
+    assert entry["state"] == "error"
+    assert entry["error"].startswith("step 'scale' maps over ") and entry["error"].endswith(
+        "which is a int, not a list")
+    stored = get_run_db().read_run(entry["uid"])
+    assert stored["status"]["state"] == "error" and stored["status"]["error"] == entry["error"]
+    assert [(r["producer_uid"], r["consumer_uid"]) for r in run.lineage()] == [
+        (run.steps["not_a_list"].uid, entry["uid"])]  # what it read is still lineage
+
+
+def test_step_entries_of_the_pipeline_run_are_complete(dbdir):
+    run = pair.run()
+    entry = run.run.status.steps["one"]
+    assert set(entry) == {"uid", "state", "start_time", "end_time", "duration", "error",
+                          "attempts"}
+    assert entry["attempts"] == 1 and entry["start_time"] <= entry["end_time"]
+    log = get_run_db().get_log(run.uid).decode()
+    assert "step one: running" in log and "step one: completed in " in log

@@ -168,11 +168,16 @@ def prepare(name: str, work: Path) -> Path:
     return scratch
 
 
+def _names(function: str) -> tuple[str, str]:
+    """Return mutmut's mutant-name globs of a module function and of a method of any class."""
+    return f"x_{function}__mutmut_*", f"x\u01c1*\u01c1{function}__mutmut_*"
+
+
 def run(name: str, scratch: Path, functions: list[str], children: int) -> float:
     """Run mutmut for one module; its output goes to ``scratch/mutmut.log``."""
     source = MODULES[name][0]
     dotted = source.removesuffix(".py").replace("/", ".")
-    globs = [f"{dotted}.x_{fn}__mutmut_*" for fn in functions]
+    globs = [g for fn in functions for g in (f"{dotted}.{n}" for n in _names(fn))]
     # made before mutmut starts: a PYTHONPATH entry missing at startup is cached as unimportable
     (scratch / "mutants").mkdir(exist_ok=True)
     child = scratch / ".child"
@@ -249,8 +254,8 @@ def report(name: str, scratch: Path, functions: list[str], seconds: float) -> di
     codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
     if functions:
         codes = {k: v for k, v in codes.items()
-                 if any(fnmatch.fnmatch(k.rsplit(".", 1)[1], f"x_{fn}__mutmut_*")
-                        for fn in functions)}
+                 if any(fnmatch.fnmatch(k.rsplit(".", 1)[1], name)
+                        for fn in functions for name in _names(fn))}
     statuses = {k: _status(c) for k, c in codes.items()}
     unchecked = sum(s == "not checked" for s in statuses.values())  # an interrupted run
     counted = {k: s for k, s in statuses.items() if s not in ("skipped", "not checked")}

@@ -216,8 +216,14 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def get_logger(level: str = "info") -> logging.Logger:
-    """Return the ``mlflowlet`` logger (one handler writing to the current ``sys.stderr``)."""
+    """Return the ``mlflowlet`` logger (one handler writing to the current ``sys.stderr``).
+
+    The logger is enabled again each time: ``logging.config.dictConfig`` (called by many
+    libraries, with ``disable_existing_loggers`` true by default) disables every logger that
+    already exists, and a run's log would silently lose its handler's lines.
+    """
     logger = logging.getLogger("mlflowlet")
+    logger.disabled = False
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("> %(asctime)s [%(levelname)s] %(message)s"))

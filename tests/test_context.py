@@ -335,6 +335,16 @@ def test_captured_stdout_stderr_and_logger_land_in_the_log():
     assert "debug is below" not in log
 
 
+def test_logger_lines_survive_a_library_configuring_logging():
+    # dictConfig (import-linter, many apps) disables every existing logger by default
+    import logging.config
+
+    _run(lambda context: context.logger.info("before"))
+    logging.config.dictConfig({"version": 1})
+    run = _run(lambda context: context.logger.info("after dictConfig"))
+    assert "after dictConfig" in run.logs()
+
+
 def test_logs_of_a_run_in_another_db_come_from_that_db(tmp_path):
     db = get_run_db(str(tmp_path / "other"))
 

@@ -44,6 +44,9 @@ _BASE = (
     "mlflowlet.artifacts._svg",
     "mlflowlet.datastore._hashing",
     "mlflowlet.datastore._integrity",
+    "mlflowlet.settings",  # read by every tracked child (get_or_create_ctx, the run's start)
+    "mlflowlet._flush",  # no thread at import: the flush thread starts with a child's first run
+    "pwd",  # getpass.getuser() imports it on first use (the run's owner)
     "blake3",  # no threads at import: each large hash makes a pool of its own
     "getpass",
     "queue",

@@ -85,6 +85,25 @@ def test_output_of_each_forked_iteration_reaches_the_runs_log_once(tmp_path):
         assert log.count(f"iteration says {p}\n") == 1, log
 
 
+IMPORTS = """
+    import sys
+    start = set(sys.modules)
+    from mlflowlet import get_or_create_ctx
+    ctx = get_or_create_ctx("imports")
+    ctx.log_result("p", ctx.get_param("p", 0))
+    ctx.log_artifact("model.txt", body=b"weights")
+    new = {m for m in set(sys.modules) - start if m.split(".")[0] in ("mlflowlet", "pwd")}
+    ctx.log_result("imported", ",".join(sorted(new)))
+"""
+
+
+def test_a_tracked_forked_iteration_imports_nothing_the_warm_up_could_have(tmp_path):
+    # each module a child imports on its own is paid again by every iteration
+    _, run, kids = _sweep(_script(tmp_path, "imports.py", IMPORTS), [1, 2])
+    assert run.state == "completed", run.error
+    assert {p: k["status"]["results"]["imported"] for p, k in kids.items()} == {1: "", 2: ""}
+
+
 def test_same_records_with_and_without_the_warm_worker(tmp_path, monkeypatch):
     script = _script(tmp_path, "probe.py", PROBE)
     _, _, warm = _sweep(script, [1, 2])

@@ -417,6 +417,7 @@ def test_an_empty_artifact_path_and_a_bad_item_are_named_exactly():
 def test_a_remote_artifact_path_loses_its_trailing_slash_and_keeps_its_leading_one(rec):
     assert ArtifactManager("rec://bucket/runs/run1/").artifact_path == "rec://bucket/runs/run1"
     assert ArtifactManager("rec:///abs/x/").artifact_path == "rec:///abs/x"
+    assert ArtifactManager("rec://bucket/runX//").artifact_path == "rec://bucket/runX"
 
 
 def test_an_artifact_logged_without_producer_has_empty_record_fields(manager):

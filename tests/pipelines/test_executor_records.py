@@ -220,3 +220,19 @@ def test_step_entries_of_the_pipeline_run_are_complete(dbdir):
     assert entry["attempts"] == 1 and entry["start_time"] <= entry["end_time"]
     log = get_run_db().get_log(run.uid).decode()
     assert "step one: running" in log and "step one: completed in " in log
+
+
+def test_a_failure_of_the_executor_itself_ends_the_pipeline_run_in_error_and_is_raised(
+    dbdir, monkeypatch
+):
+    from mlflowlet.pipelines import executor
+
+    def broken_execute(call, db):  # fault injection: the step machinery itself fails
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(executor, "execute", broken_execute)
+    with pytest.raises(OSError, match="disk gone"):
+        pair.run(max_parallel=1)
+    (stored,) = get_run_db().list_runs(name="pair", labels={"kind": "pipeline"})
+    assert stored["status"]["state"] == "error"
+    assert stored["status"]["error"] == "OSError: disk gone"

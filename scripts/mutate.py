@@ -42,6 +42,12 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
          "tests/db/test_http_contract.py"],
         ["-k", "not postgres"],  # one PostgreSQL cluster per forked mutant run is too slow
     ),
+    "sqlwrite": (
+        "mlflowlet/db/_sqlwrite.py",
+        ["tests/db/test_sql_layer.py", "tests/db/test_sqlite.py", "tests/db/test_lists.py",
+         "tests/db/test_http_contract.py"],
+        ["-k", "not postgres"],
+    ),
     "sql": (
         "mlflowlet/db/_sql.py",
         ["tests/db/test_sql_layer.py", "tests/db/test_sqlite.py", "tests/db/test_lists.py",
@@ -50,7 +56,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "cache": (
         "mlflowlet/pipelines/cache.py",
-        ["tests/pipelines/test_cache.py", "tests/pipelines/test_pipeline_resume.py"],
+        ["tests/pipelines/test_cache.py", "tests/pipelines/test_cache_lookup.py",
+         "tests/pipelines/test_pipeline_resume.py"],
         [],
     ),
     "graph": (
@@ -63,7 +70,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
         "mlflowlet/pipelines/executor.py",
         ["tests/pipelines/test_executor.py", "tests/pipelines/test_pipeline.py",
          "tests/pipelines/test_control_flow.py", "tests/pipelines/test_pipeline_resume.py",
-         "tests/pipelines/test_pipeline_lineage.py"],
+         "tests/pipelines/test_pipeline_lineage.py", "tests/pipelines/test_executor_records.py",
+         "tests/pipelines/test_cache.py", "tests/pipelines/test_cache_lookup.py"],
         [],
     ),
     "naming": (
@@ -104,13 +112,27 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats":
 MUTMUT_MAIN = [sys.executable, "-c", "import sys; from mutmut.__main__ import cli; "
                "sys.argv[0] = 'mutmut'; cli()"]
 
+# A mutant that makes its tests run this many times longer than unmutated is killed (a hang).
+# mutmut's default, 15, lets one scheduling loop that never ends hold a run for minutes.
+TIMEOUT_MULTIPLIER = 5.0
+
 EQUIVALENT_FILE = ROOT / "scripts" / "mutate-equivalent.toml"
 
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
-COPY_IGNORE = shutil.ignore_patterns(
+_IGNORE_ANYWHERE = shutil.ignore_patterns(
     ".venv", ".git", ".mutate", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
-    ".mypy_cache", "*.egg-info", "build", "mlflowlet.db*", "artifacts", ".bench",
+    ".mypy_cache", "*.egg-info", "mlflowlet.db*", ".bench",
 )
+# run outputs of the checkout and its examples; not the mlflowlet/artifacts package or its tests
+_IGNORE_AT_TOP = {"build", "artifacts"}
+
+
+def COPY_IGNORE(folder: str, names: list[str]) -> set[str]:  # noqa: N802 - shutil's ignore=
+    """Names ``shutil.copytree`` leaves out of a module's copy of the checkout."""
+    ignored = set(_IGNORE_ANYWHERE(folder, names))
+    if Path(folder).resolve() in (ROOT, ROOT / "examples"):
+        ignored |= _IGNORE_AT_TOP & set(names)
+    return ignored
 
 
 def _require_mutmut() -> None:
@@ -141,15 +163,21 @@ def prepare(name: str, work: Path) -> Path:
             f"also_copy = {_toml_list(also)}\n"
             f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
             f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider', *pytest_args])}\n"
+            f"timeout_multiplier = {TIMEOUT_MULTIPLIER}\n"
         )
     return scratch
+
+
+def _names(function: str) -> tuple[str, str]:
+    """Return mutmut's mutant-name globs of a module function and of a method of any class."""
+    return f"x_{function}__mutmut_*", f"x\u01c1*\u01c1{function}__mutmut_*"
 
 
 def run(name: str, scratch: Path, functions: list[str], children: int) -> float:
     """Run mutmut for one module; its output goes to ``scratch/mutmut.log``."""
     source = MODULES[name][0]
     dotted = source.removesuffix(".py").replace("/", ".")
-    globs = [f"{dotted}.x_{fn}__mutmut_*" for fn in functions]
+    globs = [g for fn in functions for g in (f"{dotted}.{n}" for n in _names(fn))]
     # made before mutmut starts: a PYTHONPATH entry missing at startup is cached as unimportable
     (scratch / "mutants").mkdir(exist_ok=True)
     child = scratch / ".child"
@@ -226,8 +254,8 @@ def report(name: str, scratch: Path, functions: list[str], seconds: float) -> di
     codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
     if functions:
         codes = {k: v for k, v in codes.items()
-                 if any(fnmatch.fnmatch(k.rsplit(".", 1)[1], f"x_{fn}__mutmut_*")
-                        for fn in functions)}
+                 if any(fnmatch.fnmatch(k.rsplit(".", 1)[1], name)
+                        for fn in functions for name in _names(fn))}
     statuses = {k: _status(c) for k, c in codes.items()}
     unchecked = sum(s == "not checked" for s in statuses.values())  # an interrupted run
     counted = {k: s for k, s in statuses.items() if s not in ("skipped", "not checked")}

@@ -180,7 +180,7 @@ class ArtifactManager:
         ``<uid>[/<iteration>]`` between them, so runs sharing a target never share a file.
         """
         target = os.fspath(art.target_path or "")
-        if target and (url_scheme(target) not in ("", "file") or os.path.isabs(target)):
+        if target and (url_scheme(target) != "" or os.path.isabs(target)):  # file:// too
             remote = url_scheme(target) not in ("", "file")
             head, name = posixpath.split(target) if remote else os.path.split(local_path(target))
             uid = str((producer or {}).get("uid") or "")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import warnings
 from datetime import datetime, timezone
 
 import pytest
@@ -345,6 +347,8 @@ class RecordingStore(DataStore):
 
 
 def test_remote_destination_goes_through_the_store(_registry, tmp_path):
+    RecordingStore.objects.clear()  # class-level: a rerun in the same process starts empty
+    RecordingStore.calls.clear()
     register_store("rec", RecordingStore)
     manager = ArtifactManager("rec://bucket/runs/run1/")
     art = manager.log("metrics", body={"acc": 0.9}, secrets={"K": "v"})
@@ -380,3 +384,152 @@ def test_body_with_a_local_path_that_does_not_exist_names_the_file(manager, root
     art = manager.log("model", body=b"weights", local_path="model.pkl")  # MLRun's form
     assert art.uri.endswith("model.pkl") and art.format == "pkl"
     assert (root / "model.pkl").read_bytes() == b"weights"
+
+
+# exact records, targets and messages (each kills a one-line change mutation testing found) -------
+class SecretsSeenStore(RecordingStore):
+    seen: list = []
+
+    def __init__(self, secrets=None, **options):
+        super().__init__(secrets)
+        self.seen.append(secrets)
+
+
+@pytest.fixture
+def rec(_registry):
+    for store in (RecordingStore, SecretsSeenStore):
+        store.objects.clear()
+        store.calls.clear()
+    SecretsSeenStore.seen.clear()
+    register_store("rec", SecretsSeenStore)
+    return SecretsSeenStore
+
+
+def test_an_empty_artifact_path_and_a_bad_item_are_named_exactly():
+    with pytest.raises(ArtifactError) as err:
+        ArtifactManager("")
+    assert str(err.value) == "an artifact path is required"
+    with pytest.raises(ArtifactError) as err:
+        ArtifactManager("/tmp/x").log(42, body=b"x")
+    assert str(err.value) == "log() takes a key or an Artifact, got int"
+
+
+def test_a_remote_artifact_path_loses_its_trailing_slash_and_keeps_its_leading_one(rec):
+    assert ArtifactManager("rec://bucket/runs/run1/").artifact_path == "rec://bucket/runs/run1"
+    assert ArtifactManager("rec:///abs/x/").artifact_path == "rec:///abs/x"
+    assert ArtifactManager("rec://bucket/runX//").artifact_path == "rec://bucket/runX"
+
+
+def test_an_artifact_logged_without_producer_has_empty_record_fields(manager):
+    art = manager.log("k", body=b"x")
+    assert (art.project, art.tree, art.iteration, art.producer) == ("", "", 0, {})
+    assert len(art.uid) == 32 and art.format is None  # a bytes body names no format
+    assert art.mtime_ns == os.stat(art.uri).st_mtime_ns and art.owned is True
+
+
+@pytest.mark.parametrize("iteration", [0, 2])
+def test_an_absolute_target_gets_the_producing_runs_directory(manager, tmp_path, iteration):
+    shared = tmp_path / "shared"
+    sub = f"run1/{iteration}" if iteration else "run1"
+    art = manager.log("k", body=b"x", target_path=str(shared / "out.txt"), producer=PRODUCER,
+                      iteration=iteration)
+    assert art.uri == str(shared / sub / "out.txt")
+    # a file:// URL is that absolute path (it once landed under the artifact path as 'file:/...')
+    url = manager.log("k2", body=b"y", target_path=f"file://{shared}/url.txt", producer=PRODUCER,
+                      iteration=iteration)
+    assert url.uri == str(shared / sub / "url.txt")
+    bare = manager.log("k3", body=b"z", target_path=str(shared / "bare.txt"))
+    assert bare.uri == str(shared / "bare.txt")
+
+
+def test_a_remote_target_gets_the_run_directory_and_the_secrets(manager, rec):
+    secrets = {"K": "v"}
+    art = manager.log("m", body=b"abc", target_path="rec://bucket/shared/m.bin",
+                      producer=PRODUCER, iteration=4, secrets=secrets)
+    assert art.uri == "rec://bucket/shared/run1/4/m.bin"
+    assert rec.objects[art.uri] == b"abc" and art.format == "bin"
+    assert rec.seen and all(seen is secrets for seen in rec.seen)
+    rec.seen.clear()
+    linked = manager.log("m2", target_path=art.uri, secrets=secrets)  # link it where it is
+    assert (linked.uri, linked.size, linked.owned) == (art.uri, 3, False)
+    assert rec.seen and all(seen is secrets for seen in rec.seen)
+
+
+def test_upload_false_and_linked_files_are_not_owned(manager, root, tmp_path):
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"m")
+    assert manager.log("a", local_path=str(src), upload=False).owned is False
+    root.mkdir(parents=True)
+    (root / "k").write_bytes(b"12")
+    (root / "sub").mkdir()
+    (root / "sub" / "e.bin").write_bytes(b"123")
+    assert (manager.log("k").uri, manager.log("k").owned) == (str(root / "k"), False)
+    linked = manager.log("e", target_path="sub/e.bin")
+    assert (linked.uri, linked.size) == (str(root / "sub" / "e.bin"), 3)
+    by_url = manager.log("u", target_path=f"file://{root}/sub/e.bin")
+    assert by_url.uri == str(root / "sub" / "e.bin")
+
+
+def test_a_missing_object_to_link_is_named_with_its_key(manager, root):
+    with pytest.raises(ArtifactError) as err:
+        manager.log("gone", target_path="nowhere.bin")
+    assert str(err.value) == (
+        f"artifact 'gone': nothing to store: pass a body or a local_path, or a target_path "
+        f"that exists ({str(root / 'nowhere.bin')!r} does not)"
+    )
+
+
+def test_a_symlink_cannot_lead_a_write_out_of_the_artifact_path(manager, root, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root.mkdir(parents=True)
+    (root / "link").symlink_to(outside)
+    with pytest.raises(ArtifactError) as err:
+        manager.log("k", body=b"x", target_path="link/x.txt")
+    dest = str(root / "link" / "x.txt")
+    assert str(err.value) == f"artifact 'k': {dest!r} is outside {str(root)!r}"
+    assert not (outside / "x.txt").exists()
+
+
+def _log_artifact(manager, key, body):  # stands for Context.log_artifact: the user's caller
+    return manager.log(key, body=body)
+
+
+def test_a_body_over_the_limit_warns_at_the_users_line(manager, monkeypatch):
+    from mlflowlet.artifacts import manager as module
+
+    monkeypatch.setattr(module, "BODY_WARN_BYTES", 2 << 20)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _log_artifact(manager, "at-limit", b"x" * (2 << 20))
+        assert caught == []
+        line = sys._getframe().f_lineno + 1
+        _log_artifact(manager, "big", b"x" * (3 << 20))
+    (warning,) = caught
+    assert str(warning.message) == (
+        "artifact 'big': a body of 3 MiB is held in memory; write it to a file and pass "
+        "local_path= to stream it with bounded memory"
+    )
+    if "mutmut" not in warning.filename:  # mutation testing's trampoline adds a frame of its own
+        assert (warning.filename, warning.lineno) == (__file__, line)
+
+
+def test_a_dataframe_body_keeps_the_artifacts_settings(manager, root):
+    pd = pytest.importorskip("pandas")
+    art = Artifact("t", body=pd.DataFrame({"a": [1]}), target_path="tables/t.csv",
+                   labels={"x": "1"}, tag="v2")
+    out = manager.log(art)
+    assert isinstance(out, TableArtifact)
+    assert out.uri == str(root / "tables" / "t.csv")
+    assert (out.labels, out.tag, out.viewer, out.format) == ({"x": "1"}, "v2", "table", "csv")
+    tsv = manager.log(Artifact("p", body=pd.DataFrame({"a": [1]}), format="tsv"))
+    assert tsv.format == "tsv" and tsv.uri == str(root / "p.tsv")
+
+
+def test_uid_covers_the_producer_and_takes_any_producer_uid(manager):
+    import uuid
+
+    a = manager.log("k", body=b"same", producer=PRODUCER, tree="t").uid
+    b = manager.log("k", body=b"same", producer={**PRODUCER, "uid": "run2"}, tree="t").uid
+    c = manager.log("k", body=b"same", producer={**PRODUCER, "uid": uuid.UUID(int=7)}).uid
+    assert len({a, b, c}) == 3 and all(len(u) == 32 for u in (a, b, c))

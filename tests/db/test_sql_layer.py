@@ -132,3 +132,74 @@ def test_substring_name_filters_take_like_wildcards_literally(db, pattern, names
                       ("u5", "a\\b"), ("u6", "a\\\\b")):
         db.store_run({"metadata": {"uid": uid, "name": name, "project": "p"}}, uid, "p")
     assert sorted(r["metadata"]["name"] for r in db.list_runs(name=pattern)) == names
+
+
+# --- bulk deletes, artifact version ids and commit_run's defaults, exactly ----------------------
+
+
+def test_bulk_deletes_without_a_filter_are_refused_naming_the_filters(db):
+    from mlflowlet.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        db.del_runs()
+    assert str(err.value) == ("del_runs() needs a filter (name, project, labels, state, "
+                              "days_ago); refusing to delete every run")
+    with pytest.raises(ConfigError) as err:
+        db.del_artifacts()
+    assert str(err.value) == ("del_artifacts() needs a filter (name, project, tag, labels); "
+                              "refusing to delete every artifact")
+
+
+def test_del_runs_deletes_every_iteration_of_the_projects_matching_runs_only(db):
+    for project in ("p", "q"):
+        uid = f"sweep-{project}"
+        for it in (0, 1, 2):
+            run = {"metadata": {"uid": uid, "name": "sweep", "project": project,
+                                "iteration": it, "labels": {}}, "status": {"state": "completed"}}
+            db.store_run(run, uid, project, it)
+    assert db.del_runs(name="sweep", project="p") == 1  # one run (uid), with its iterations
+    assert db.list_runs(project="p", iter=True) == []
+    assert len(db.list_runs(project="q", iter=True)) == 3
+
+
+def test_del_artifacts_by_key_tag_and_project_with_iterations(db):
+    def art(uid, it=0):
+        return {"kind": "model", "updated": "2024-01-01T00:00:00", "uid": uid, "iteration": it}
+
+    db.store_artifact("m", art("v1"), tag="t1", project="p")
+    db.store_artifact("m", art("v2", 3), iter=3, tag="t2", project="p")
+    db.store_artifact("m", art("v3"), tag="t1", project="q")
+    db.store_artifact("other", art("o1"), tag="t1", project="p")
+    assert db.del_artifacts(name="m", tag="t2", project="p") == 1
+    assert [a["uid"] for a in db.list_artifacts("m", project="p", tag="*")] == ["v1"]
+    assert db.del_artifacts(name="m", project="p") == 1
+    assert db.list_artifacts("m", project="p", tag="*") == []
+    assert [a["uid"] for a in db.list_artifacts("m", project="q", tag="*")] == ["v3"]
+    assert [a["key"] for a in db.list_artifacts(project="p", tag="*")] == ["other"]
+
+
+def test_artifact_version_ids_come_from_the_uid_the_hash_or_the_clock(db):
+    db.store_artifact("h", {"hash": "sha256:0123456789abcdef0123"}, project="p")
+    assert db.read_artifact("h", project="p")["uid"] == "0123456789abcdef"
+    db.store_artifact("c", {"iteration": 2, "tree": "pipe1"}, project="p")  # linked: no hash
+    stored = db.read_artifact("c", project="p", iter=2)
+    assert stored["uid"].isdigit() and (stored["iteration"], stored["tree"]) == (2, "pipe1")
+    db.store_artifact("t", {"tree": "from-body"}, project="p", tree="given")
+    assert db.read_artifact("t", project="p")["tree"] == "given"
+
+
+def test_commit_run_files_artifacts_metrics_and_log_under_the_runs_project_and_iteration(db):
+    run = {"metadata": {"uid": "r1", "name": "r", "project": "p", "iteration": 2, "labels": {}},
+           "status": {"state": "completed"}}
+    arts = [{"key": "a", "uid": "ua", "tag": "t1"}, {"key": "b", "uid": "ub", "tree": "pipe"}]
+    db.commit_run(run, arts, [("loss", 1, 0.5, "2024-01-01T00:00:00")], b"hello\n")
+    a = db.read_artifact("a", tag="t1", project="p", iter=2)
+    assert (a["uid"], a["tree"], a["iteration"]) == ("ua", "r1", 2)
+    assert db.read_artifact("b", project="p", iter=2)["tree"] == "pipe"
+    assert [(m["key"], m["value"]) for m in db.get_metrics("r1", iter=2, project="p")] == [
+        ("loss", 0.5)]
+    assert db.get_log("r1", project="p") == b"hello\n"
+    bare = {"metadata": {"uid": "r2", "name": "r"}, "status": {"state": "completed"}}
+    db.commit_run(bare, [{"key": "c", "uid": "uc"}])
+    c = db.read_artifact("c", project="")
+    assert (c["uid"], c["iteration"], c["project"], c["tree"]) == ("uc", 0, "", "r2")

@@ -335,3 +335,25 @@ def test_hit_run_fills_in_a_record_without_spec_or_status():
     run, stored = cache.hit_run(data, "hit", {}, "parent", "pipe", {"a": 1}, {})
     assert stored["spec"]["params"] == {"a": 1} and stored["status"]["state"] == "completed"
     assert run.metadata.labels == {cache.CACHED_FROM: "u0"}
+
+
+def test_prefetch_reads_the_newest_completed_step_runs_of_the_pipeline_in_the_project(dbdir):
+    db = get_run_db()
+
+    def step_run(uid, key, start, project="p", pipe="flow", state="completed"):
+        run = _original(uid, project, state, key=key, start=start)
+        run["metadata"]["labels"]["pipeline"] = pipe
+        db.store_run(run, uid, project, 0)
+
+    step_run("old", "k1", "2024-01-01T00:00:00+00:00")
+    step_run("new", "k1", "2024-02-01T00:00:00+00:00")
+    step_run("k2-run", "k2", "2024-01-15T00:00:00+00:00")
+    step_run("failed", "k3", "2024-03-01T00:00:00+00:00", state="error")
+    step_run("elsewhere", "k4", "2024-03-01T00:00:00+00:00", project="q")
+    step_run("other-pipe", "k5", "2024-03-01T00:00:00+00:00", pipe="other")
+    plain = _original("no-key", start="2024-04-01T00:00:00+00:00")
+    plain["metadata"]["labels"] = {"pipeline": "flow"}  # a pipeline run: no cache key
+    db.store_run(plain, "no-key", "p", 0)
+    found = cache.prefetch(db, "p", "flow", 10)
+    assert {k: r["metadata"]["uid"] for k, r in found.items()} == {"k1": "new", "k2": "k2-run"}
+    assert list(cache.prefetch(db, "p", "flow", 1)) == ["k1"]  # the newest one only

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 from starlette.convertors import PathConvertor, register_url_convertor
 
+from ..artifacts._keys import MAX_NAME_BYTES
 from ._jsonroute import TaggedJSONRoute
 from ._schemas import (
     ARTIFACT_KEY,
@@ -59,7 +60,16 @@ Labels = Annotated[
 StateFilter = Literal["", State]
 Uid = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^/\x00-\x1f]+$")]
 Key = Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[^\x00-\x1f]+$")]
-NewKey = Annotated[str, Path(min_length=1, max_length=1024, pattern=ARTIFACT_KEY)]
+#: a key over MAX_NAME_BYTES UTF-8 bytes is a 400 (JSON Schema counts characters, not bytes)
+NewKey = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_NAME_BYTES,
+        pattern=ARTIFACT_KEY,
+        description=f"one file name of at most {MAX_NAME_BYTES} UTF-8 bytes (a longer one is 400)",
+    ),
+]
 Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="matches to skip (paging)")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 

@@ -208,3 +208,22 @@ def test_the_documented_label_filter_pattern_is_exactly_the_grammar(item):
     except MlflowletError:
         valid = False
     assert bool(re.fullmatch(LABEL_FILTER[1:-1], item)) == valid == _rust_match(LABEL_FILTER, item)
+
+
+def test_an_artifact_key_over_the_byte_limit_is_a_400_naming_it_and_nothing_is_stored(server):
+    from mlflowlet.artifacts._keys import MAX_NAME_BYTES
+    from mlflowlet.db.http import HTTPRunDB
+
+    client = HTTPRunDB(server.url, token=TOKEN)
+    fits = "é" * (MAX_NAME_BYTES // 2)  # exactly the limit in UTF-8 bytes
+    client.store_artifact(fits, {"key": fits, "hash": "h"}, project="p")
+    assert server.db.read_artifact(fits, project="p")["hash"] == "h"
+    over = "é" * (MAX_NAME_BYTES // 2 + 1)  # within the schema's characters, over in bytes
+    answer = httpx.put(f"{server.url}/api/v1/artifacts/{over}", params={"project": "p"},
+                       json={"key": over, "hash": "h"}, headers=H)
+    assert answer.status_code == 400 and str(MAX_NAME_BYTES) in answer.json()["detail"]
+    too_many = "a" * (MAX_NAME_BYTES + 1)  # over in characters: the schema says so (422)
+    answer = httpx.put(f"{server.url}/api/v1/artifacts/{too_many}", params={"project": "p"},
+                       json={"key": too_many, "hash": "h"}, headers=H)
+    assert answer.status_code == 422
+    assert [a["key"] for a in server.db.list_artifacts(project="p")] == [fits]

@@ -34,7 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: module -> (source file, test files, extra pytest args)
 MODULES: dict[str, tuple[str, list[str], list[str]]] = {
-    "hyper": ("mlflowlet/hyper.py", ["tests/test_hyper.py", "tests/test_hyper_generators.py"], []),
+    "hyper": (
+        "mlflowlet/hyper.py",
+        ["tests/test_hyper.py", "tests/test_hyper_generators.py", "tests/test_hyper_best.py"],
+        [],
+    ),
     "secrets": ("mlflowlet/secrets.py", ["tests/test_secrets.py"], []),
     "sqlbase": (
         "mlflowlet/db/_sqlbase.py",

@@ -289,3 +289,16 @@ def test_inline_values_become_text_and_bad_inline_sources_are_named():
 def test_repr_lists_the_source_kinds():
     store = SecretsStore().add_source("inline", {"A": "aaa"}).add_source("env", "MLF_TEST_A")
     assert repr(store) == "SecretsStore(sources=[inline, env], keys=['A'])"
+
+
+def test_a_described_secret_source_keeps_key_names_never_values():
+    from mlflowlet.secrets import safe_secret_source
+
+    inline = {"kind": "inline", "source": {"B_KEY": "value-b-123", "A_KEY": "value-a-456"}}
+    assert safe_secret_source(inline) == {"kind": "inline", "source": None,
+                                          "keys": ["A_KEY", "B_KEY"]}
+    described = {"kind": "inline", "source": None, "keys": ("K1",)}
+    assert safe_secret_source(described) == {"kind": "inline", "source": None, "keys": ["K1"]}
+    assert safe_secret_source({"kind": "file", "source": "/run/s.txt"}) == {
+        "kind": "file", "source": "/run/s.txt"}
+    assert safe_secret_source({"kind": "env", "source": "A,B"}) == {"kind": "env", "source": "A,B"}

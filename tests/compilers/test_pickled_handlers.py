@@ -204,3 +204,56 @@ def test_a_main_script_pipeline_compiles_and_checks_in_a_subprocess(tmp_path):
     for pairs in (_handler_args(argo), _handler_args(kfp_docs(kfp_text))):
         assert [n for n, _p in pairs] == ["__main__:make", "__main__:total"]
         assert all(p.startswith(f"py{VERSION}:") for _n, p in pairs)
+
+
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+def test_submit_posts_the_pickled_handlers(target):
+    from test_submit import FakeServer, fake_argo, fake_kfp
+
+    with FakeServer(fake_argo if target == "argo" else fake_kfp) as fake:
+        _nested().submit(target, host=fake.url, namespace="ml", tracking=False)
+    posted = [r["body"] for r in fake.requests if r["method"] == "POST"]
+    pairs = _handler_args(posted)
+    assert [name.rsplit(".", 1)[-1] for name, _p in pairs] == ["make", "total"]
+    step = _pickled.decode_handler(pairs[0][1], pairs[0][0])  # the step itself, by value
+    assert step.spec.name == "make" and step.fn(rows=2) == "0,1"
+
+
+def _nested_sweep_and_map():
+    """Nested steps under a hyper-parameter sweep, a fan-out and an exit handler."""
+    from mlflowlet.pipelines import collect
+
+    @step
+    def train(lr: float = 0.1, depth: int = 1) -> dict:
+        return {"accuracy": round(1 - abs(lr - 0.2) * depth, 3), "items": [1, 2, 3]}
+
+    @step
+    def square(x: int) -> dict:
+        return {"sq": x * x}
+
+    @step
+    def add_all(values: list) -> dict:
+        return {"total": sum(values)}
+
+    @step
+    def finally_(context, state: str = "") -> dict:
+        return {"seen": state}
+
+    @pipeline(image=IMAGE, on_exit=finally_)
+    def sweep(depth: int = 2):
+        tr = train.with_hyper_params({"lr": [0.1, 0.2, 0.3]}, selector="max.accuracy")(
+            depth=depth)
+        sq = square.map(items=tr.results["items"], item_param="x")
+        add_all(values=collect(sq.results["sq"]))
+
+    return sweep
+
+
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+def test_pickled_sweeps_maps_and_exit_handlers_match_the_local_run(tmp_path, target):
+    pipe = _nested_sweep_and_map()
+    names = [n.rsplit(".", 1)[-1] for n, p in _handler_args(compile(pipe, target)) if p]
+    assert sorted(set(names)) == ["add_all", "finally_", "square", "train"]
+    report = check(pipe, target, workdir=str(tmp_path / "check"))
+    assert report.status == "Succeeded", report.summary()
+    assert report.ok, report.summary()

@@ -61,10 +61,10 @@ class RecordTable(list[dict[str, Any]]):
             return self._repr_html_()
         if "ipykernel" in sys.modules:
             try:
-                from IPython.display import HTML
-                from IPython.display import display as ipy_display
+                import IPython.display
 
-                ipy_display(HTML(self._repr_html_()))
+                shown: Any = IPython.display  # untyped: typed as Any, with or without IPython
+                shown.display(shown.HTML(self._repr_html_()))
                 return None
             except ImportError:
                 pass

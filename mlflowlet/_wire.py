@@ -389,3 +389,23 @@ def engine_failures(value: str, names: str) -> list[str]:
         and n.get("phase") in ("Failed", "Error")
     }
     return sorted(failed)
+
+
+def engine_state(value: str) -> str:
+    """Map an engine's final state to ``completed`` / ``error``, as a local exit handler sees it.
+
+    Accepts Argo's ``{{workflow.status}}`` (``Succeeded``, ``Failed``, ``Error``) and KFP's
+    final-status JSON (``{"state": "SUCCEEDED", ...}``).
+    """
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            text = str(json.loads(text).get("state", text))
+        except (ValueError, AttributeError):
+            pass
+    low = text.lower()
+    if low in ("succeeded", "success", "completed"):
+        return "completed"
+    if low in ("failed", "error", "canceled", "cancelled", "aborted", "system_error"):
+        return "error"
+    return low

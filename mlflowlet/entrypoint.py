@@ -17,6 +17,9 @@ Flags:
         JSON in ``MLFLOWLET_EXEC_CONFIG``; with neither, a new run.
     --handler H: the function to run, ``module:function`` or ``path/file.py:function``
         (overrides the spec's handler). A bare name is looked up in the spec's ``command`` file.
+    --handler-pickle PAYLOAD: the handler itself, pickled by value with the Python version
+        that pickled it (a step defined in a notebook or ``__main__``; :mod:`mlflowlet._pickled`):
+        another Python minor version is refused (exit 2). ``--handler`` still names it.
     --script FILE: run a whole script (``.py``) or notebook (``.ipynb``, converted, its
         ``parameters`` cell getting the params) as ``__main__``, in the run: its
         ``get_or_create_ctx()`` returns the run's context (no handler needed). Also what a spec
@@ -94,6 +97,7 @@ from ._wire import (
     decode_collected,
     decode_param,
     engine_failures,
+    engine_state,
     export_kfp_metadata,
     export_metrics,
     export_outputs,
@@ -128,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         "--spec", help="run spec file (JSON or YAML); default MLFLOWLET_EXEC_CONFIG"
     )
     parser.add_argument("--handler", help="module:function or file.py:function")
+    parser.add_argument("--handler-pickle", metavar="PAYLOAD", help="the handler, pickled")
     parser.add_argument("--script", help="a .py script or .ipynb notebook run as a whole")
     parser.add_argument("--artifact-path", help="where the run's artifacts are written")
     for flag, meta, text in (
@@ -311,8 +316,8 @@ def _open_db() -> tuple[Any, Any]:
     return db, cleanup
 
 
-def run_entrypoint(run: Any, db: RunDB) -> Any:
-    """Run ``run`` (its ``spec.handler``) in this process with the local runtime; return it.
+def run_entrypoint(run: Any, db: RunDB, target: Any = None) -> Any:
+    """Run ``run`` (its ``spec.handler``, or ``target``) in this process locally; return it.
 
     A ``@step`` handler runs its wrapped function (which stores the declared outputs), and a run
     with hyper-parameters runs all its iterations here and selects the best. Binding, coercion,
@@ -326,7 +331,8 @@ def run_entrypoint(run: Any, db: RunDB) -> Any:
     if command and not (command.endswith((".py", ".ipynb")) or ":" not in command):
         command = ""
     runtime = LocalRuntime(command)
-    handler = _step_handler(run.spec.handler, command)  # None: the runtime resolves it (a script)
+    # None: the runtime resolves it (a script); target: a handler unpickled from the arguments
+    handler = _step_handler(run.spec.handler, command) if target is None else _wrapped(target)
     index = os.environ.get("JOB_COMPLETION_INDEX", "").strip()
     if index.isdigit() and SweepOptions.of(run.spec).sweeps:
         # one pod of an Indexed Job: only its own iteration (no summary; the submitter selects)
@@ -351,30 +357,23 @@ def _step_handler(name: str, command: str) -> Any:
         target = resolve_handler(name, command) if name else None
     except MlflowletError:
         return None  # the runtime resolves it again and records the error on the run
+    handler = _wrapped(target)
+    return handler if handler is not target else None
+
+
+def _wrapped(target: Any) -> Any:
+    """Return what the runtime calls for ``target``: a ``@step``'s wrapped function, else it."""
     handler = getattr(target, "handler", None)
-    if hasattr(target, "spec") and callable(handler):
-        return handler()
-    return None
+    return handler() if hasattr(target, "spec") and callable(handler) else target
 
 
-def engine_state(value: str) -> str:
-    """Map an engine's final state to ``completed`` / ``error``, as a local exit handler sees it.
+def _unpickle(payload: str | None, name: str) -> Any:
+    """Return the handler ``--handler-pickle`` carries (None without one); checks its Python."""
+    if not payload:
+        return None
+    from ._pickled import decode_handler
 
-    Accepts Argo's ``{{workflow.status}}`` (``Succeeded``, ``Failed``, ``Error``) and KFP's
-    final-status JSON (``{"state": "SUCCEEDED", ...}``).
-    """
-    text = value.strip()
-    if text.startswith("{"):
-        try:
-            text = str(json.loads(text).get("state", text))
-        except (ValueError, AttributeError):
-            pass
-    low = text.lower()
-    if low in ("succeeded", "success", "completed"):
-        return "completed"
-    if low in ("failed", "error", "canceled", "cancelled", "aborted", "system_error"):
-        return "error"
-    return low
+    return decode_handler(payload, name)
 
 
 def _finish_failed_export(run: Any, db: RunDB, exc: Exception) -> None:
@@ -435,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_config(args.config_sha256)
         run = load_spec(args.spec)
         wanted = _apply_flags(run, args)
+        target = _unpickle(args.handler_pickle, run.spec.handler)
     except MlflowletError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             from ._interrupt import guard
 
             with guard():  # SIGTERM (a pod deleted, a parent ending) records the run aborted
-                final = run_entrypoint(run, db)
+                final = run_entrypoint(run, db, target)
         except KeyboardInterrupt as exc:
             final, code = run, getattr(exc, "exit_code", 130)
         _export(final, db, wanted, args)

@@ -7,7 +7,8 @@ which results downstream steps or conditions read (those become output parameter
 container's command line, environment and options. Only the rendering of a placeholder differs
 between KFP and Argo (:class:`Slot` is rendered by each compiler).
 
-Every container runs ``python -m mlflowlet.entrypoint --handler module:function`` with
+Every container runs ``python -m mlflowlet.entrypoint --handler module:function`` (plus
+``--handler-pickle`` for a handler defined in ``__main__`` or a notebook: ``._handlers``) with
 ``--param``/``--input``/``--output``/``--result`` flags; parameters are typed
 (``--param KEY:TYPE=...``) and results written in the form their readers need
 (``--result KEY:FORM=...``), so values keep their types (see :mod:`._types` and
@@ -35,6 +36,7 @@ from typing import Any
 
 from ..errors import CompileError
 from ._container import check_resources, container_env
+from ._handlers import check_total, handler_payload
 from ._image import step_image, warn_bare_images
 from ._naming import check_image, unique_labels
 from ._tracking import TOKEN_ENV
@@ -126,6 +128,7 @@ class StepPlan:
     digests: tuple[str, ...] = ()  # artifact outputs whose sha256 a cached consumer is keyed on
     digest_inputs: dict[str, Source] = field(default_factory=dict)  # param -> producer's digest
     failure_names: dict[str, str] = field(default_factory=dict)  # exit step: label -> step name
+    pickled: str = ""  # the handler pickled by value (--handler-pickle), see ._handlers
 
     def result_outputs(self) -> list[tuple[str, str, str]]:
         """Return ``(result key, use, output name)`` of every result output, sorted."""
@@ -139,6 +142,8 @@ class StepPlan:
     def args(self, target: str) -> list[list[str | Slot]]:
         """Return the entrypoint arguments, each a list of parts to concatenate."""
         out: list[list[str | Slot]] = [["--handler"], [self.handler]]
+        if self.pickled:
+            out += [["--handler-pickle"], [self.pickled]]
         for key in sorted(self.literals):
             text = json.dumps(self.literals[key])
             out += [["--param"], [f"{key}:json={text}"]]
@@ -252,7 +257,7 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
     """Walk ``pipe.dag`` and return the :class:`Plan` both compilers render.
 
     Raises:
-        CompileError: a handler that is not importable by module path, a parameter type the
+        CompileError: a handler that cannot be pickled (see ``._handlers``), a parameter type the
             target cannot carry, a condition it cannot compare, a name collision after
             sanitising, or a bad image.
     """
@@ -277,6 +282,7 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         if dag.exit_handler.spec.param("failures") is not None:  # the failed steps' names
             exit_step.params["failures"] = Source("failures")
             exit_step.failure_names = {labels[n.name]: n.name for n in dag.nodes}
+    check_total([st.pickled for st in [*steps, *([exit_step] if exit_step else [])]])
     warn_bare_images(
         (st.name, st.image, st.node.spec.image_has_mlflowlet or options.image_has_mlflowlet)
         for st in [*steps, *([exit_step] if exit_step else [])]
@@ -348,13 +354,6 @@ def _step_plan(
     options: Any,
 ) -> StepPlan:
     spec = node.spec
-    module = spec.handler.partition(":")[0]
-    if module in ("__main__", "") or "<locals>" in spec.handler:
-        raise CompileError(
-            f"step {node.name!r}: handler {spec.handler!r} ({spec.source}) cannot be imported "
-            "by module path inside a container; move the function into a module (e.g. "
-            "steps.py) and import it, or build that module into the image given with --image"
-        )
     where = f"step {node.name!r}"
     image = check_image(step_image(spec.image, options.image, dag.image, where=where), where)
     check_resources(node)
@@ -367,6 +366,7 @@ def _step_plan(
         node=node,
         outputs=tuple(spec.outputs),
         depends=tuple(dag.upstream(node.name)) if in_graph else (),
+        pickled=handler_payload(node),  # '' for a handler importable by module path
     )
     for param, value in node.arguments.items():
         _add_argument(plan, node, param, value, params)

@@ -189,23 +189,6 @@ def test_pipelines_a_target_cannot_carry_fail_with_the_reason(pipe, message):
         compile(pipe, "argo")
 
 
-def test_handler_defined_in_main_says_how_to_fix_it():
-    from mlflowlet.pipelines import pipeline, step
-
-    def local_step(x: int = 1) -> int:
-        return x
-
-    local_step.__module__ = "__main__"
-    st = step(local_step)
-
-    @pipeline(image="repo/img:1")
-    def notebook():
-        st(x=2)
-
-    with pytest.raises(CompileError, match="move the function into a module"):
-        compile(notebook, "argo")
-
-
 def test_missing_image_is_named():
     from mlflowlet.pipelines import pipeline
 

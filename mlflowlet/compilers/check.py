@@ -264,7 +264,7 @@ class CheckSession:
         self.pipe, self.doc, self.target, self.params = pipe, doc, target, dict(params or {})
         self.secrets, self.timeout = secret_values, timeout
         self._own = tempfile.TemporaryDirectory(prefix="mlflowlet-check-") if not workdir else None
-        self.root = self._own.name if self._own is not None else str(workdir)
+        self.root = self._own.name if self._own is not None else os.path.abspath(workdir)
         self._dbs: list[Any] = []
 
     def __enter__(self) -> CheckSession:

@@ -147,3 +147,11 @@ def test_what_cannot_be_reproduced_here_is_said_not_passed_over():
     assert "1 thing(s) not" in report.summary().splitlines()[0]
     plain = check(cp.diamond, "argo")
     assert plain.complete and "not reproduced" not in plain.summary()
+
+
+def test_a_relative_workdir_is_taken_from_where_the_check_starts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = check(cp.diamond, "argo", workdir="rel")
+    assert report.ok, report.summary()
+    assert (tmp_path / "rel" / "argo").is_dir()
+    assert not (tmp_path / "rel" / "argo" / "rel").exists()

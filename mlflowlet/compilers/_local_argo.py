@@ -32,6 +32,7 @@ from typing import Any
 from .._wire import digest
 from ..errors import CompileError
 from ._argo_expr import CACHE_KEY, ExprError, depends_tasks, eval_depends, eval_when, memoize_key
+from ._local_argo_dag import body_steps, number, run_body
 from ._runs import LocalRunner, PodRun
 
 _REF = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
@@ -113,6 +114,7 @@ class ArgoLocalRunner(LocalRunner):
         self.lineage: list[dict[str, Any]] = []
         self.outputs: dict[str, tuple[str, Any]] = {}  # the workflow's outputs
         self._count = 0
+        self.looping, self.counts = 0, dict[str, int]()  # loop bodies (``_local_argo_dag``)
 
     # workflow ----------------------------------------------------------------------------------
     def run(self) -> str:
@@ -178,7 +180,8 @@ class ArgoLocalRunner(LocalRunner):
         except (CompileError, ExprError) as exc:
             self.messages[name] = str(exc)
             return "Error"
-        self._record_lineage(task)
+        if "container" in template:  # a loop's items reach its body steps as its input
+            self._record_lineage(task)
         if items == []:  # "Skipped, empty params": locally, a map over nothing completes
             self._skipped_outputs(name, template)
             self.empty.add(name)
@@ -228,14 +231,21 @@ class ArgoLocalRunner(LocalRunner):
         out: dict[str, str] = {}
         tasks = self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
         names = {t["name"]: t["template"] for t in tasks}
+        loops = []
         for task, phase in self.phase.items():
             state = "completed" if task in self.empty else _STATES.get(phase, "skipped")
-            out[self._node(names[task])] = state
+            if "container" in self.templates.get(names[task], {}):
+                out[self._node(names[task])] = state
+            else:  # a loop: its body's steps are as their pods ended, else not run
+                loops.append((task, "completed" if task in self.empty else "skipped"))
         for pod in self.pods:
             if pod.task == self.spec.get("onExit"):
                 out[pod.node] = pod.state
-            elif out.get(pod.node) == "completed" and pod.state != "completed":
+            elif out.setdefault(pod.node, pod.state) == "completed" and pod.state != "completed":
                 out[pod.node] = pod.state
+        for task, state in loops:
+            for node in body_steps(self, names[task]):
+                out.setdefault(node, state)
         return out
 
     def shape(self) -> list[tuple[Any, ...]]:
@@ -272,6 +282,9 @@ class ArgoLocalRunner(LocalRunner):
             except CompileError as exc:
                 self.messages[name] = str(exc)
                 return "Error"
+            if "dag" in template:  # a mapped sub-pipeline's body, once per item
+                ok = run_body(self, template, values) and ok
+                continue
             pod = self._run_pod(name, template, values, arts, iteration=iteration)
             ok = ok and pod.ok
             if pod.ok:
@@ -319,6 +332,7 @@ class ArgoLocalRunner(LocalRunner):
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
         container = template["container"]
         pod = PodRun(task=task, node=_node_name(container, task), iteration=iteration)
+        number(self, pod)
         self.pods.append(pod)
         try:
             self._memoize(template, scope)

@@ -22,16 +22,32 @@ from ..errors import CompileError
 from ._naming import dns1123
 from ._plan import Plan, StepPlan, result_output
 
+
+def _bounded(node: Any) -> bool:
+    return node.map is not None and node.map.loop is None and bool(node.map.parallel)
+
+
+def solo_loop(st: StepPlan, dag: Any, plan: Plan) -> Any:
+    """Return the one-step loop that bounds a ``step.map(..., parallel=N)`` on Argo.
+
+    Raises:
+        CompileError: something reads or waits for the step (a loop body's outputs do not
+            leave it on this target yet).
+    """
+    from ..pipelines._items import Loop
+
+    readers = list(dag.downstream(st.name))
+    readers += [f"pipeline output {k!r}" for k, src in plan.outputs.items() if src.node == st.name]
+    if readers:
+        raise CompileError(
+            f"step {st.name!r} ({st.node.call_site}) maps with parallel={st.node.map.parallel} "
+            f"and {readers[0]} depends on it: Argo target bounds a map's parallelism in a loop "
+            "template, whose outputs do not leave it yet; drop parallel= or the dependency"
+        )
+    return Loop(f"{st.name}-loop", st.node.map.items, st.node.map.parallel)
+
+
 ITEM = "{{inputs.parameters.item}}"
-
-
-def _loop_of(st: StepPlan) -> Any:
-    return st.node.map.loop if st.node.map is not None else None
-
-
-def _inside(node: Any, loop: Any) -> bool:
-    own = node.map.loop if node.map is not None else None
-    return own is not None and loop in own.chain()
 
 
 class _Scoped:
@@ -54,9 +70,10 @@ class ArgoLoops:
         self.plan, self.dag, self.labels, self.build_task = plan, dag, labels, build_task
         self.templates: list[Any] = []
         self.loop_labels: dict[Any, str] = {}
+        self.solo = {st.name: solo_loop(st, dag, plan) for st in plan.steps if _bounded(st.node)}
         taken = set(labels.values())
         for st in plan.steps:
-            for loop in _loop_of(st).chain() if _loop_of(st) is not None else ():
+            for loop in self.loop_of(st.node).chain() if self.loop_of(st.node) is not None else ():
                 if loop not in self.loop_labels:
                     label = dns1123(loop.name)
                     while label in taken:
@@ -66,15 +83,25 @@ class ArgoLoops:
         for st in plan.steps:
             self._refuse(st)
         for key, src in plan.outputs.items():
-            if src.node and _loop_of_node(dag.node(src.node)) is not None:
+            if src.node and self.loop_of(dag.node(src.node)) is not None:
                 raise CompileError(
                     f"pipeline output {key!r} reads step {src.node!r} of a mapped sub-pipeline: "
                     "Argo target does not carry a loop body's outputs yet"
                 )
 
+    def loop_of(self, node: Any) -> Any:
+        """Return the loop ``node`` runs in (a bounded ``step.map`` is a one-step loop), or None."""
+        own = node.map.loop if node.map is not None else None
+        return own if own is not None else self.solo.get(node.name)
+
+    def inside(self, node: Any, loop: Any) -> bool:
+        """Whether ``node`` runs in ``loop`` (directly or in a nested loop)."""
+        own = self.loop_of(node)
+        return own is not None and loop in own.chain()
+
     def _refuse(self, st: StepPlan) -> None:
         node = st.node
-        inner = _loop_of(st)
+        inner = self.loop_of(st.node)
         where = f"step {st.name!r} ({node.call_site})"
         if inner is not None and node.blocks:
             raise CompileError(
@@ -83,7 +110,7 @@ class ArgoLoops:
             )
         for src in [*st.params.values(), *st.artifacts_in.values()]:
             producer = self.dag.node(src.node) if src.node else None
-            if producer is None or _loop_of_node(producer) is None:
+            if producer is None or self.loop_of(producer) is None:
                 continue
             if src.kind == "collect":
                 raise CompileError(
@@ -91,7 +118,7 @@ class ArgoLoops:
                     "Argo target does not carry a loop body's outputs yet"
                 )
         for up in self.dag.upstream(st.name):
-            own = _loop_of_node(self.dag.node(up))
+            own = self.loop_of(self.dag.node(up))
             if own is not None and (inner is None or own not in inner.chain()):
                 raise CompileError(
                     f"{where} depends on step {up!r} inside a mapped sub-pipeline it is not in: "
@@ -99,7 +126,7 @@ class ArgoLoops:
                 )
         for _key, src in st.artifacts_in.items():
             producer = self.dag.node(src.node)
-            if inner is not None and not _same_level(producer, inner):
+            if inner is not None and self.loop_of(producer) is not inner:
                 raise CompileError(
                     f"{where} reads artifact {src.key!r} of step {src.node!r} from outside its "
                     "mapped sub-pipeline: Argo target does not pass artifacts into a loop yet"
@@ -114,7 +141,7 @@ class ArgoLoops:
         tasks: list[Any] = []
         units: list[Any] = []
         for st in self.plan.steps:
-            own = _loop_of(st)
+            own = self.loop_of(st.node)
             chain = own.chain() if own is not None else []
             if own is loop:
                 units.append(st)
@@ -149,15 +176,15 @@ class ArgoLoops:
 
         found: list[tuple[str, str, str]] = []
         for st in self.plan.steps:
-            if not _inside(st.node, loop):
+            if not self.inside(st.node, loop):
                 continue
             for src in st.params.values():
-                if src.kind == "result" and not _inside(self.dag.node(src.node), loop):
+                if src.kind == "result" and not self.inside(self.dag.node(src.node), loop):
                     found.append((src.node, src.key, "json"))
-            for each in _loop_of(st).chain():
+            for each in self.loop_of(st.node).chain():
                 items = each.items
                 if each is not loop and loop in each.chain() and isinstance(items, OutputRef):
-                    if not _inside(self.dag.node(items.node), loop):
+                    if not self.inside(self.dag.node(items.node), loop):
                         found.append((items.node, items.key, "items"))
         return list(dict.fromkeys(found))
 
@@ -253,14 +280,14 @@ class ArgoLoops:
                 owner[unit.name] = unit.label
             else:
                 for st in self.plan.steps:
-                    if _inside(st.node, unit):
+                    if self.inside(st.node, unit):
                         owner[st.name] = self.loop_labels[unit]
         parts: list[str] = []
         for st in self.plan.steps:
-            if not _inside(st.node, loop):
+            if not self.inside(st.node, loop):
                 continue
             for up in self.dag.upstream(st.name):
-                if _inside(self.dag.node(up), loop) or up not in owner:
+                if self.inside(self.dag.node(up), loop) or up not in owner:
                     continue
                 task = owner[up]
                 kinds = {e.kind for e in self.dag.edges_between(up, st.name)}
@@ -272,11 +299,3 @@ class ArgoLoops:
                 if part not in parts:
                     parts.append(part)
         return " && ".join(parts)
-
-
-def _loop_of_node(node: Any) -> Any:
-    return node.map.loop if node.map is not None else None
-
-
-def _same_level(producer: Any, loop: Any) -> bool:
-    return _loop_of_node(producer) is loop

@@ -32,7 +32,7 @@ from typing import Any
 from .._wire import digest
 from ..errors import CompileError
 from ._argo_expr import CACHE_KEY, ExprError, depends_tasks, eval_depends, eval_when, memoize_key
-from ._local_argo_dag import body_steps, number, run_body
+from ._local_argo_dag import body_steps, number, run_body, unalias
 from ._runs import LocalRunner, PodRun
 
 _REF = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
@@ -114,7 +114,7 @@ class ArgoLocalRunner(LocalRunner):
         self.lineage: list[dict[str, Any]] = []
         self.outputs: dict[str, tuple[str, Any]] = {}  # the workflow's outputs
         self._count = 0
-        self.looping, self.counts = 0, dict[str, int]()  # loop bodies (``_local_argo_dag``)
+        self.looping, self.counts, self.aliases = 0, dict[str, int](), list[dict[str, str]]()
 
     # workflow ----------------------------------------------------------------------------------
     def run(self) -> str:
@@ -257,6 +257,8 @@ class ArgoLocalRunner(LocalRunner):
         for rec in self.lineage:
             consumer = self._node(rec["template"])
             for pod in by_task.get(rec["producer"], []):
+                if not pod.ok:  # a failed item's outputs reach no consumer
+                    continue
                 it = pod.iteration or pod.results.get("best_iteration", 0)
                 sha = pod.artifacts.get(rec["output"], "") if rec["artifact"] else ""
                 rows.add((pod.node, it, rec["output"], consumer, rec["param"], sha))
@@ -283,7 +285,9 @@ class ArgoLocalRunner(LocalRunner):
                 self.messages[name] = str(exc)
                 return "Error"
             if "dag" in template:  # a mapped sub-pipeline's body, once per item
-                ok = run_body(self, template, values) and ok
+                raw = {p["name"]: p["value"] for p in args.get("parameters", [])}
+                raw["item"] = task.get("withParam", raw.get("item", ""))  # the item's list
+                ok = run_body(self, template, values, raw) and ok
                 continue
             pod = self._run_pod(name, template, values, arts, iteration=iteration)
             ok = ok and pod.ok
@@ -306,7 +310,7 @@ class ArgoLocalRunner(LocalRunner):
     def _lineage_for(
         self, task: dict[str, Any], raw: str, param: str, artifact: bool = False
     ) -> None:
-        match = (_TASK_ART if artifact else _TASK_PARAM).match(raw or "")
+        match = (_TASK_ART if artifact else _TASK_PARAM).match(unalias(self, raw or ""))
         if match:
             rec = {"producer": match.group(1), "output": match.group(2), "param": param}
             self.lineage.append({**rec, "template": task["template"], "artifact": artifact})

@@ -10,13 +10,23 @@ order here; nested items outer-major, as the local run numbers them).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+_INPUT = re.compile(r"^\{\{inputs\.parameters\.([^}]+)\}\}$")
 
-def run_body(runner: Any, template: dict[str, Any], values: dict[str, str]) -> bool:
-    """Run one call of DAG ``template`` with input parameters ``values``; True if it succeeded."""
+
+def run_body(
+    runner: Any, template: dict[str, Any], values: dict[str, str], raw: dict[str, str]
+) -> bool:
+    """Run one call of DAG ``template`` with input parameters ``values``; True if it succeeded.
+
+    ``raw`` holds the call's arguments before substitution: lineage follows a body input back
+    to the step output it came from (:func:`unalias`).
+    """
     from ._local_argo import _toposort, dag_phase
 
+    runner.aliases.append(raw)
     saved_scope, saved_phase = runner.scope, runner.phase
     runner.scope = {**saved_scope, **{f"inputs.parameters.{k}": v for k, v in values.items()}}
     runner.phase = {}
@@ -29,6 +39,17 @@ def run_body(runner: Any, template: dict[str, Any], values: dict[str, str]) -> b
     finally:
         runner.scope, runner.phase = saved_scope, saved_phase
         runner.looping -= 1
+        runner.aliases.pop()
+
+
+def unalias(runner: Any, raw: str) -> str:
+    """Follow ``{{inputs.parameters.x}}`` out through the open bodies' calls to its source."""
+    for aliases in reversed(runner.aliases):
+        match = _INPUT.match(raw)
+        if match is None:
+            break
+        raw = aliases.get(match.group(1), raw)
+    return raw
 
 
 def number(runner: Any, pod: Any) -> None:

@@ -25,6 +25,7 @@ from ..model import RunObject, new_uid, now_iso
 from ._inputs import Resolver
 from ._items import Loop, field_values
 from ._stepexec import StepCall, _run_once, _runtime, last_line, new_run
+from .refs import OutputRef
 
 
 def top_loop(node: Any) -> Loop | None:
@@ -150,7 +151,7 @@ class _LoopRun:
         return Resolver({**ex.runs, **runs}, ex.params, ex.db, ex.project, ex.run.uid)
 
     def _values(self, loop: Loop, runs: dict[str, RunObject]) -> list[Any]:
-        from .refs import OutputRef, PipelineParam
+        from .refs import PipelineParam
 
         items = loop.items
         if isinstance(items, (OutputRef, PipelineParam)):
@@ -207,9 +208,13 @@ class _LoopRun:
                 arguments[node.map.item_param] = element
             for param, key in node.map.fields.items():
                 arguments[param] = field_values([element], key, node.name, param)[0]
-            facade = SimpleNamespace(arguments=arguments, map=None)
+            fed = node.map.fed if isinstance(node.map.items, OutputRef) else ()
+            # lineage of the item: the list it came from (a result), as a map records it
+            items = SimpleNamespace(items=node.map.items, fed=fed) if fed else None
+            facade = SimpleNamespace(arguments=arguments, map=items)
             resolver = self._resolver(runs)
             params, inputs, _hashes, rows = resolver.resolve(facade)
+            params.pop("__items__", None)
         except PipelineError as exc:
             runs[node.name] = self._failed(node, iteration, str(exc))
             return

@@ -265,6 +265,11 @@ class Tracer:
         found = next((n for n in self.nodes if n.name == node), None)
         return found is not None and found.map is not None and found.map.loop in self.loops
 
+    def in_loop(self, node: str) -> bool:
+        """Whether ``node`` is a step of a sub-pipeline map (or a map nested in one)."""
+        found = next((n for n in self.nodes if n.name == node), None)
+        return found is not None and found.map is not None and found.map.loop is not None
+
     def _bind(self, st: Any, args: tuple, kwargs: dict[str, Any], site: str) -> dict[str, Any]:
         spec = st.spec
         names = [p.name for p in spec.params]
@@ -345,6 +350,11 @@ class Tracer:
         if isinstance(ref, OutputRef):
             if ref.node not in self.names:
                 raise PipelineError(f"{site}: {where_} uses step {ref.node!r} of another pipeline")
+            if isinstance(value, Collected) and self.in_loop(ref.node):
+                raise PipelineError(
+                    f"{site}: {where_} collects {ref!r} of a map inside a mapped sub-pipeline, "
+                    "which is not supported yet; collect a map outside any sub-pipeline map"
+                )
             if (
                 ref.mapped
                 and not isinstance(value, Collected)

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from mlflowlet import get_run_db, item, pipeline, step
+from mlflowlet import collect, get_run_db, item, pipeline, step
 from mlflowlet.errors import PipelineError
 
 
@@ -254,3 +254,21 @@ def test_the_loop_is_recorded_in_the_described_graph(dbdir):
     assert described["concat"]["map"]["loop"] == ["body-loop-1"]
     assert described["concat"]["map"]["fields"] == {"a": "a", "b": "b"}
     assert get_run_db is not None
+
+
+@step
+def count(values: list) -> int:
+    return len(values)
+
+
+def test_collecting_a_map_nested_in_a_sub_pipeline_map_is_refused():
+    @pipeline
+    def collects(tag: str, letters: list[str]):
+        count(values=collect(shout.map(items=letters, text=item).output))
+
+    @pipeline
+    def outer():
+        collects.map(items=["a"], tag=item, letters=["x"])
+
+    with pytest.raises(PipelineError, match=r"collects .* of a map inside a mapped sub-pipeline"):
+        _ = outer.dag

@@ -220,10 +220,29 @@ class Comparison:
             self.out.append(f"lineage differs: only compiled {extra}, only local {missing}")
 
     def order(self) -> None:
+        """Check each edge's source ended before its target started (per item within a loop)."""
         for edge in self.dag.edges:
             before, after = self.pods.get(edge.source), self.pods.get(edge.target)
+            if before and after and _per_item(self.dag, edge):  # a mapped sub-pipeline's body
+                ends = {p.iteration: p.ended for p in before}
+                per = max(len(after) // len(before), 1)  # a nested loop's items per outer item
+                if any(
+                    ends.get((p.iteration - 1) // per + 1, p.started) > p.started for p in after
+                ):
+                    self.out.append(
+                        f"step {edge.target!r} started before step {edge.source!r} finished "
+                        f"for the same item ({edge.kind} edge)"
+                    )
+                continue
             if before and after and max(p.ended for p in before) > min(p.started for p in after):
                 self.out.append(
                     f"step {edge.target!r} started before step {edge.source!r} finished "
                     f"({edge.kind} edge)"
                 )
+
+
+def _per_item(dag: Any, edge: Any) -> bool:
+    """Whether ``edge`` joins two steps of one mapped sub-pipeline (each item waits for its own)."""
+    source, target = dag.node(edge.source), dag.node(edge.target)
+    loops = [n.map.loop if n.map is not None else None for n in (source, target)]
+    return loops[0] is not None and loops[1] is not None and loops[0] in loops[1].chain()

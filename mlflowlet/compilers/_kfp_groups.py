@@ -21,10 +21,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class Group:
-    """A ``with condition(...)`` block (``block`` None: the pipeline itself) and its members."""
+    """A ``with condition(...)`` block (``block`` None: the pipeline itself) and its members.
+
+    A group with a ``loop`` is a mapped sub-pipeline's ``dsl.ParallelFor`` (nested maps nest).
+    """
 
     block: Any
     members: list[Any] = field(default_factory=list)  # StepPlan or Group, in creation order
+    loop: Any = None
 
 
 def _chain(node: Node) -> tuple[int, ...]:
@@ -56,7 +60,7 @@ def check_topology(plan: Plan, dag: PipelineGraph) -> None:
 def group_tree(plan: Plan) -> Group:
     """Return the steps as nested groups, each group's members in a valid creation order."""
     root = Group(None)
-    groups: dict[int, Group] = {}
+    groups: dict[Any, Group] = {}
     for st in plan.steps:
         parent = root
         for block in st.node.blocks:
@@ -64,6 +68,18 @@ def group_tree(plan: Plan) -> Group:
                 groups[block.index] = Group(block)
                 parent.members.append(groups[block.index])
             parent = groups[block.index]
+        loop = st.node.map.loop if st.node.map is not None else None
+        if loop is not None and st.node.blocks:
+            raise CompileError(
+                f"step {st.name!r} ({st.node.call_site}) is in a mapped sub-pipeline and under "
+                "a condition: KFP target does not compile a condition with a sub-pipeline map "
+                "yet; move the condition into a step"
+            )
+        for each in loop.chain() if loop is not None else ():
+            if each not in groups:
+                groups[each] = Group(None, loop=each)
+                parent.members.append(groups[each])
+            parent = groups[each]
         parent.members.append(st)
     if groups:
         _order(root, {st.name: st for st in plan.steps})

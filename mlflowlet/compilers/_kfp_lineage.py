@@ -100,6 +100,8 @@ def kfp_lineage(
                 for param, given in task.get("inputs", {}).get(kind, {}).items():
                     for producer, key, fanned in ir.producers(dag_name, given, kind):
                         for pod in by_node.get(producer, []):
+                            if not pod.ok:  # a failed item's outputs reach no consumer
+                                continue
                             it = (
                                 pod.iteration
                                 if fanned

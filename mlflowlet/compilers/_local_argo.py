@@ -32,6 +32,7 @@ from typing import Any
 from .._wire import digest
 from ..errors import CompileError
 from ._argo_expr import CACHE_KEY, ExprError, depends_tasks, eval_depends, eval_when, memoize_key
+from ._local_argo_dag import body_steps, number, run_body, unalias
 from ._runs import LocalRunner, PodRun
 
 _REF = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
@@ -113,6 +114,7 @@ class ArgoLocalRunner(LocalRunner):
         self.lineage: list[dict[str, Any]] = []
         self.outputs: dict[str, tuple[str, Any]] = {}  # the workflow's outputs
         self._count = 0
+        self.looping, self.counts, self.aliases = 0, dict[str, int](), list[dict[str, str]]()
 
     # workflow ----------------------------------------------------------------------------------
     def run(self) -> str:
@@ -178,7 +180,8 @@ class ArgoLocalRunner(LocalRunner):
         except (CompileError, ExprError) as exc:
             self.messages[name] = str(exc)
             return "Error"
-        self._record_lineage(task)
+        if "container" in template:  # a loop's items reach its body steps as its input
+            self._record_lineage(task)
         if items == []:  # "Skipped, empty params": locally, a map over nothing completes
             self._skipped_outputs(name, template)
             self.empty.add(name)
@@ -228,14 +231,21 @@ class ArgoLocalRunner(LocalRunner):
         out: dict[str, str] = {}
         tasks = self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
         names = {t["name"]: t["template"] for t in tasks}
+        loops = []
         for task, phase in self.phase.items():
             state = "completed" if task in self.empty else _STATES.get(phase, "skipped")
-            out[self._node(names[task])] = state
+            if "container" in self.templates.get(names[task], {}):
+                out[self._node(names[task])] = state
+            else:  # a loop: its body's steps are as their pods ended, else not run
+                loops.append((task, "completed" if task in self.empty else "skipped"))
         for pod in self.pods:
             if pod.task == self.spec.get("onExit"):
                 out[pod.node] = pod.state
-            elif out.get(pod.node) == "completed" and pod.state != "completed":
+            elif out.setdefault(pod.node, pod.state) == "completed" and pod.state != "completed":
                 out[pod.node] = pod.state
+        for task, state in loops:
+            for node in body_steps(self, names[task]):
+                out.setdefault(node, state)
         return out
 
     def shape(self) -> list[tuple[Any, ...]]:
@@ -247,6 +257,8 @@ class ArgoLocalRunner(LocalRunner):
         for rec in self.lineage:
             consumer = self._node(rec["template"])
             for pod in by_task.get(rec["producer"], []):
+                if not pod.ok:  # a failed item's outputs reach no consumer
+                    continue
                 it = pod.iteration or pod.results.get("best_iteration", 0)
                 sha = pod.artifacts.get(rec["output"], "") if rec["artifact"] else ""
                 rows.add((pod.node, it, rec["output"], consumer, rec["param"], sha))
@@ -272,6 +284,11 @@ class ArgoLocalRunner(LocalRunner):
             except CompileError as exc:
                 self.messages[name] = str(exc)
                 return "Error"
+            if "dag" in template:  # a mapped sub-pipeline's body, once per item
+                raw = {p["name"]: p["value"] for p in args.get("parameters", [])}
+                raw["item"] = task.get("withParam", raw.get("item", ""))  # the item's list
+                ok = run_body(self, template, values, raw) and ok
+                continue
             pod = self._run_pod(name, template, values, arts, iteration=iteration)
             ok = ok and pod.ok
             if pod.ok:
@@ -293,7 +310,7 @@ class ArgoLocalRunner(LocalRunner):
     def _lineage_for(
         self, task: dict[str, Any], raw: str, param: str, artifact: bool = False
     ) -> None:
-        match = (_TASK_ART if artifact else _TASK_PARAM).match(raw or "")
+        match = (_TASK_ART if artifact else _TASK_PARAM).match(unalias(self, raw or ""))
         if match:
             rec = {"producer": match.group(1), "output": match.group(2), "param": param}
             self.lineage.append({**rec, "template": task["template"], "artifact": artifact})
@@ -319,6 +336,7 @@ class ArgoLocalRunner(LocalRunner):
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
         container = template["container"]
         pod = PodRun(task=task, node=_node_name(container, task), iteration=iteration)
+        number(self, pod)
         self.pods.append(pod)
         try:
             self._memoize(template, scope)

@@ -57,6 +57,7 @@ class KFPLocalRunner(LocalRunner):
         self.params = {kfp_name(k): v for k, v in (params or {}).items()}
         self.status = ""
         self._iteration = 0  # the map item being run (1-based), 0 outside a ParallelFor
+        self._items: dict[str, int] = {}  # step -> items of it run so far
         self.messages: dict[str, str] = {}
         self.empty: set[str] = set()  # steps in a ParallelFor over an empty list
         self.outputs: dict[str, tuple[str, Any]] = {}  # the pipeline's outputs
@@ -257,7 +258,10 @@ class KFPLocalRunner(LocalRunner):
             self.note("retry back-off delays are not waited for here")
         if task.get("cachingOptions", {}).get("enableCache"):
             self.note("KFP's cache may reuse an earlier run of a cached step; here every step runs")
-        self._pod = PodRun(task=name, node=name, iteration=self._iteration)
+        if self._iteration:  # items numbered per step, outer-major in nested loops (as locally)
+            self._items[name] = self._items.get(name, 0) + 1
+        iteration = self._items[name] if self._iteration else 0
+        self._pod = PodRun(task=name, node=name, iteration=iteration)
         self.pods.append(self._pod)
         ok, outputs = False, dict[str, Any]()
         for _ in range(1 + retries):

@@ -44,6 +44,65 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
     }
     main = templates[spec["entrypoint"]]
     tasks = {t["name"]: t for t in main["dag"]["tasks"]}
+    # every DAG template: main, and the bodies of mapped sub-pipelines (_argo_loops)
+    dags = [t for t in spec["templates"] if "dag" in t]
+    callers: dict[str, list[tuple[dict[str, Any], str]]] = {}  # template -> (task, its DAG)
+    for tpl in dags:
+        for task in tpl["dag"]["tasks"]:
+            callers.setdefault(task["template"], []).append((task, tpl["name"]))
+    needs: dict[str, set[str]] = {}  # task -> what it, or a loop task running it, depends on
+    for tpl in dags:
+        inputs = {
+            f"inputs.parameters.{p['name']}" for p in tpl.get("inputs", {}).get("parameters", [])
+        }
+        here = {t["name"]: t for t in tpl["dag"]["tasks"]}
+        problems += _dag_problems(here, templates, known | inputs)
+        for name, task in here.items():
+            needs.setdefault(name, set()).update(
+                depends_tasks(task), _enclosing(tpl["name"], callers)
+            )
+    problems += _output_problems(main, tasks, templates)
+    for template in spec["templates"]:
+        problems += _memoize_problems(template)
+        if "container" not in template:
+            continue
+        inputs = {
+            f"inputs.parameters.{p['name']}"
+            for p in template.get("inputs", {}).get("parameters", [])
+        }
+        for arg in template["container"].get("args", []):
+            for ref in _ARGO_REF.findall(arg):
+                if ref not in inputs | known:
+                    problems.append(
+                        f"template {template['name']!r}: {{{{{ref}}}}} does not resolve"
+                    )
+    if dag is not None:
+        for edge in dag.edges:
+            source, target = dns1123(edge.source), dns1123(edge.target)
+            if source not in needs.get(target, set()):
+                problems.append(
+                    f"edge {edge.source} -> {edge.target} ({edge.kind}) is not a dependency"
+                )
+    return problems
+
+
+def _enclosing(template: str, callers: dict[str, list[tuple[dict[str, Any], str]]]) -> set[str]:
+    """Return what the tasks running DAG ``template`` (and theirs, up to ``main``) depend on."""
+    found: set[str] = set()
+    pending, seen = [template], set()
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            for task, owner in callers.get(name, []):
+                found.update(depends_tasks(task))
+                pending.append(owner)
+    return found
+
+
+def _dag_problems(tasks: dict[str, Any], templates: dict[str, Any], known: set[str]) -> list[str]:
+    """Return the problems of one DAG template's tasks: templates, depends, references, inputs."""
+    problems: list[str] = []
     for name, task in tasks.items():
         if task["template"] not in templates:
             problems.append(f"task {name!r} uses unknown template {task['template']!r}")
@@ -74,28 +133,6 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
         given = {p["name"] for p in args.get("parameters", [])}
         if declared - given:
             problems.append(f"task {name!r} gives no value to inputs {sorted(declared - given)}")
-    problems += _output_problems(main, tasks, templates)
-    for template in spec["templates"]:
-        problems += _memoize_problems(template)
-        if "container" not in template:
-            continue
-        inputs = {
-            f"inputs.parameters.{p['name']}"
-            for p in template.get("inputs", {}).get("parameters", [])
-        }
-        for arg in template["container"].get("args", []):
-            for ref in _ARGO_REF.findall(arg):
-                if ref not in inputs | known:
-                    problems.append(
-                        f"template {template['name']!r}: {{{{{ref}}}}} does not resolve"
-                    )
-    if dag is not None:
-        for edge in dag.edges:
-            source, target = dns1123(edge.source), dns1123(edge.target)
-            if source not in depends_tasks(tasks.get(target, {})):
-                problems.append(
-                    f"edge {edge.source} -> {edge.target} ({edge.kind}) is not a dependency"
-                )
     return problems
 
 

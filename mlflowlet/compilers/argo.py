@@ -161,7 +161,7 @@ def build_workflow_spec(plan: Plan, dag: Any) -> Any:
     """``WorkflowSpec``: entrypoint ``main``, arguments, templates, onExit and run limits."""
     m = _models()
     opts = plan.options
-    templates = [build_dag_template(plan, dag)]
+    templates = build_dag_templates(plan, dag)
     templates += [build_container_template(plan, st) for st in plan.steps]
     if plan.exit_step is not None:
         templates.append(build_container_template(plan, plan.exit_step, exit_step=True))
@@ -195,16 +195,22 @@ def build_param_decl(name: str, typ_default: tuple[str, Any, bool]) -> Any:
     return m.Parameter(name=name, value=None if required else text(default))
 
 
-def build_dag_template(plan: Plan, dag: Any) -> Any:
-    """Build the ``main`` DAG template: one task per step, ``failFast: false``."""
+def build_dag_templates(plan: Plan, dag: Any) -> list[Any]:
+    """Build the ``main`` DAG template and the DAG templates of mapped sub-pipelines.
+
+    ``main`` has one task per step (or loop, see :mod:`._argo_loops`), ``failFast: false``.
+    """
+    from ._argo_loops import ArgoLoops
+
     m = _models()
     labels = {st.name: st.label for st in plan.steps}
-    tasks = [build_task(st, labels, plan, dag) for st in plan.steps]
-    return m.Template(
+    loops = ArgoLoops(plan, dag, labels, build_task)
+    main = m.Template(
         name="main",
-        dag=m.DAGTemplate(tasks=tasks, fail_fast=False),
+        dag=m.DAGTemplate(tasks=loops.main_tasks(), fail_fast=False),
         outputs=build_outputs(plan, labels),
     )
+    return [main, *loops.templates]
 
 
 def build_outputs(plan: Plan, labels: dict[str, str]) -> Any:

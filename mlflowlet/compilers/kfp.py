@@ -372,6 +372,7 @@ class _Build:
     ) -> None:
         self.plan, self.comps, self.names, self.channels = plan, comps, names, channels
         self.tasks: dict[str, Any] = {}
+        self.loop_items: list[Any] = []  # the items of the open sub-pipeline ParallelFors
 
     def output(self, node: str, name: str) -> Any:
         """Return the channel of output parameter ``name`` of step ``node``."""
@@ -403,6 +404,13 @@ class _Build:
         for member in group.members:
             if not isinstance(member, Group):
                 self.tasks[member.name] = self.task(member)
+                continue
+            if member.loop is not None:  # a mapped sub-pipeline: its steps in one ParallelFor
+                items = self.items(member.loop.items)
+                with dsl.ParallelFor(items, parallelism=member.loop.parallel or 0) as item:
+                    self.loop_items.append(item)
+                    self.group(member)
+                    self.loop_items.pop()
                 continue
             with contextlib.ExitStack() as stack:
                 for cond in _conjuncts(member.block.condition):
@@ -443,8 +451,8 @@ class _Build:
         dsl = _kfp()
         node, names = st.node, self.names[st.name]
         with contextlib.ExitStack() as stack:
-            item = None
-            if node.map is not None:
+            item = self.loop_items[-1] if self.loop_items else None
+            if node.map is not None and node.map.loop is None:
                 items = self.items(node.map.items)
                 loop = dsl.ParallelFor(items, parallelism=node.map.parallel or 0)
                 item = stack.enter_context(loop)

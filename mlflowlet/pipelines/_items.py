@@ -8,18 +8,46 @@ holding those keys: else the map fails before any item runs, naming the item and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PipelineError
 
 
+@dataclass(eq=False)
+class Loop:
+    """One map over a sub-pipeline (``sub.map(items=...)``), or a step map nested in one.
+
+    Attributes:
+        name: a unique name (``<sub-pipeline>-loop-N``).
+        items: what it maps over (a result ``OutputRef``, a ``PipelineParam``, a literal list).
+        parallel: items run at once (None: the pipeline's ``max_parallel``).
+        parent: the enclosing loop (a nested map), or None.
+    """
+
+    name: str
+    items: Any
+    parallel: int | None = None
+    parent: Loop | None = None
+
+    def chain(self) -> list[Loop]:
+        """Return this loop and its enclosing ones, outermost first."""
+        out: list[Loop] = []
+        loop: Loop | None = self
+        while loop is not None:
+            out.insert(0, loop)
+            loop = loop.parent
+        return out
+
+
 class MapItem:
     """The element of the map being run, or one of its sub-fields (``item["a"]``, ``item.a``)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_loop")
 
-    def __init__(self, key: str | None = None) -> None:
+    def __init__(self, key: str | None = None, loop: Loop | None = None) -> None:
         object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_loop", loop)  # the sub-pipeline map it was bound by
 
     def __getitem__(self, key: str) -> MapItem:
         if self._key is not None:
@@ -29,7 +57,7 @@ class MapItem:
             )
         if not isinstance(key, str) or not key:
             raise PipelineError(f"item[{key!r}]: a sub-field is a non-empty str key")
-        return MapItem(key)
+        return MapItem(key, self._loop)
 
     def __getattr__(self, name: str) -> MapItem:
         if name.startswith("_"):

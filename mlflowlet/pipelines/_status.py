@@ -45,6 +45,12 @@ def branch_states(dag: Any, states: dict[str, str]) -> dict[str, str]:
 
 def final_state(dag: Any, states: dict[str, str]) -> str:
     """Return the pipeline's final state by Argo's leaf rule (see the module docstring)."""
+    if any(
+        n.map.loop is not None
+        for n in dag.nodes
+        if n.map is not None and states.get(n.name) in FAILED
+    ):  # a failed item fails its loop's body, so the loop (engines agree)
+        return "error"
     branch = branch_states(dag, states)
     leaves = [n.name for n in dag.nodes if not dag.downstream(n.name)]
     return "error" if any(branch[leaf] == "error" for leaf in leaves) else "completed"

@@ -161,6 +161,8 @@ class Tracer:
         self.block_count = 0
         self.closed = False
         self.exit: tuple[Any, dict[str, Any], str] | None = None  # on_exit(step, **arguments)
+        self.loops: list[Any] = []  # the open sub-pipeline maps (``_subpipe``), outermost first
+        self.loop_count = 0
 
     def open_block(self, expr: Condition, site: str) -> ConditionBlock:
         """Open a ``with condition(expr)`` block (its operands must belong to this pipeline)."""
@@ -201,10 +203,20 @@ class Tracer:
         site = _call_site()
         spec = st.spec
         arguments = self._bind(st, args, kwargs, site)
-        mapping, fields = None, dict[str, str]()
+        mapping, fields, loop = None, dict[str, str](), self.loops[-1] if self.loops else None
         if item_param is not None:
+            if loop is not None:  # a step map nested in a sub-pipeline map
+                from ._subpipe import check_item_loops
+
+                check_item_loops(arguments, None, site, spec.name)
             item_param, fields = split_item_args(arguments, item_param, site, spec.name)
             mapping = self._map(st, item_param, items, arguments, parallel, site)
+            loop = None if loop is None else self.new_loop(spec.name, items, parallel, loop)
+        elif loop is not None:  # a step of a mapped sub-pipeline: one run per item, no barrier
+            from ._subpipe import body_item_args
+
+            item_param, fields = body_item_args(arguments, loop, site, spec.name, st.hyper)
+            mapping, items, parallel = True, loop.items, loop.parallel
         elif any(isinstance(v, MapItem) for v in arguments.values()):
             raise PipelineError(
                 f"{site}: step {spec.name!r} gets `item`, which only a map has: call "
@@ -233,13 +245,30 @@ class Tracer:
             arguments,
             condition=cond,
             hyper=st.hyper,
-            map=MapSpec(items, item_param or "", parallel, fields) if mapping else None,
+            map=MapSpec(items, item_param or "", parallel, fields, loop) if mapping else None,
             call_site=site,
             index=len(self.nodes),
             blocks=tuple(self.blocks),
         )
         self.nodes.append(node)
         return NodeHandle(self, node)
+
+    def new_loop(self, name: str, items: Any, parallel: int | None, parent: Any) -> Any:
+        """Open no block; return a new :class:`~._items.Loop` nested in ``parent``."""
+        from ._items import Loop
+
+        self.loop_count += 1
+        return Loop(f"{name}-loop-{self.loop_count}", items, parallel, parent)
+
+    def in_open_loop(self, node: str) -> bool:
+        """Whether ``node`` is a step of a sub-pipeline map being traced now."""
+        found = next((n for n in self.nodes if n.name == node), None)
+        return found is not None and found.map is not None and found.map.loop in self.loops
+
+    def in_loop(self, node: str) -> bool:
+        """Whether ``node`` is a step of a sub-pipeline map (or a map nested in one)."""
+        found = next((n for n in self.nodes if n.name == node), None)
+        return found is not None and found.map is not None and found.map.loop is not None
 
     def _bind(self, st: Any, args: tuple, kwargs: dict[str, Any], site: str) -> dict[str, Any]:
         spec = st.spec
@@ -321,7 +350,17 @@ class Tracer:
         if isinstance(ref, OutputRef):
             if ref.node not in self.names:
                 raise PipelineError(f"{site}: {where_} uses step {ref.node!r} of another pipeline")
-            if ref.mapped and not isinstance(value, Collected) and where_ != "map items":
+            if isinstance(value, Collected) and self.in_loop(ref.node):
+                raise PipelineError(
+                    f"{site}: {where_} collects {ref!r} of a map inside a mapped sub-pipeline, "
+                    "which is not supported yet; collect a map outside any sub-pipeline map"
+                )
+            if (
+                ref.mapped
+                and not isinstance(value, Collected)
+                and where_ != "map items"
+                and not self.in_open_loop(ref.node)  # an earlier step of the same item
+            ):
                 raise PipelineError(
                     f"{site}: {where_} gets {ref!r} of a mapped step; wrap it: collect({ref!r})"
                 )
@@ -350,6 +389,11 @@ class Tracer:
             raise PipelineError(
                 f"{site}: step {spec.name!r} cannot be mapped and use hyper-parameters at once"
             )
+        self.check_items(items, parallel, site)
+        return True
+
+    def check_items(self, items: Any, parallel: int | None, site: str) -> None:
+        """Refuse map ``items`` that are no list (or reference to one) and a bad ``parallel``."""
         if parallel is not None and (not isinstance(parallel, int) or parallel < 1):
             raise PipelineError(f"{site}: parallel must be a positive integer, got {parallel!r}")
         if isinstance(items, OutputRef):
@@ -376,7 +420,6 @@ class Tracer:
             )
         else:
             _check_nested(items, site, "items")
-        return True
 
 
 def _check_dataitem_ref(value: Any, site: str, step_name: str, key: str) -> None:

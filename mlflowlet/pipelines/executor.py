@@ -28,6 +28,7 @@ from ..errors import ConfigError, PipelineError
 from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
 from ._inputs import Resolver
+from ._loops import LoopView, run_loop
 from ._spec import where
 from ._status import exit_failures, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
@@ -97,8 +98,7 @@ class LocalExecutor:
         spec.handler, spec.params = self.pipe.handler, dict(self.params)
         spec.artifact_path = self.artifact_path
         spec.pipeline_uid = meta.uid
-        # extra fields: the DAG (shared, read-only: a copy per run costs more) and, for
-        # `mlflowlet resume`, where the pipeline function lives
+        # extra fields: the DAG (shared, read-only) and where the function lives (resume)
         assert spec.model_extra is not None
         spec.model_extra.update(graph=self.dag.described(), source=where(self.pipe.fn))
         step_states(run)
@@ -195,7 +195,7 @@ class LocalExecutor:
         Finished steps come back through one queue (drained in batches, so a wake-up handles
         every step that ended meanwhile), not by waiting on each running future.
         """
-        dag = self.dag
+        dag = LoopView(self.dag)  # a mapped sub-pipeline runs as one unit (see _loops)
         waiting = {n.name: len(dag.upstream(n.name)) for n in dag.nodes}
         ready = deque(dag.roots())
         running = 0
@@ -247,6 +247,8 @@ class LocalExecutor:
 
     def _prepare(self, node: Any) -> StepCall | None:
         """Decide a ready node: record it (skipped, failed, reused, cached) or return its call."""
+        if node.map is not None and node.map.loop is not None:
+            return run_loop(self, node)
         for up in self.dag.upstream(node.name):
             state = self.states[up]
             edges = self.dag.edges_between(up, node.name)

@@ -68,12 +68,15 @@ class MapSpec:
         item_param: the step parameter that receives one element per run (``''``: none).
         parallel: runs at once (None: the pipeline's ``max_parallel``).
         fields: step parameter -> the key of each element it receives (``x=item["key"]``).
+        loop: the :class:`~mlflowlet.pipelines._items.Loop` of a step in a mapped
+            sub-pipeline (its items run the whole body, no barrier), None for ``step.map``.
     """
 
     items: Any
     item_param: str
     parallel: int | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    loop: Any = None
 
     @property
     def fed(self) -> tuple[str, ...]:
@@ -87,12 +90,15 @@ class MapSpec:
 
     def describe(self) -> dict[str, Any]:
         """Return ``{"items": operand dict, "item_param", "parallel", "fields"}``."""
-        return {
+        out: dict[str, Any] = {
             "items": describe_value(self.items),
             "item_param": self.item_param,
             "parallel": self.parallel,
             "fields": dict(self.fields),
         }
+        if self.loop is not None:
+            out["loop"] = [loop.name for loop in self.loop.chain()]
+        return out
 
 
 class Node:

@@ -262,6 +262,44 @@ class Pipeline:
 
         return seam("submit")(self, target=target, host=host, arguments=arguments, **options)
 
+    def map(
+        self, items: Any, item_param: str | None = None, parallel: int | None = None, **kwargs: Any
+    ) -> Any:
+        """Map this pipeline, as a sub-pipeline, over ``items`` inside another ``@pipeline``.
+
+        Each item runs the whole body (every step this pipeline's function calls), and a step
+        waits only for the earlier steps of its own item, not for every item (KFP: a
+        ``dsl.ParallelFor`` holding several tasks). A ``step.map`` or ``sub.map`` in the body
+        is a nested map. Example::
+
+            @pipeline
+            def body(a: str, b: str):
+                print_op(text=concat(a=a, b=b).output)
+
+            @pipeline
+            def main():
+                body.map(items=[{"a": "1", "b": "2"}, {"a": "10", "b": "20"}],
+                         a=item.a, b=item.b, parallel=2)
+
+        Args:
+            items: a result reference, a pipeline parameter, or a literal list.
+            item_param: this pipeline's parameter that gets each element (or pass ``x=item``).
+            parallel: items run at once (KFP ``ParallelFor(parallelism=)``, Argo
+                ``parallelism``; default: the pipeline's ``max_parallel``).
+            **kwargs: this pipeline's other parameters, shared by every item;
+                ``x=item["key"]`` (or ``item.key``) gives ``x`` that sub-field of each element.
+
+        Returns:
+            A ``LoopHandle``: ``.after(node)`` starts the items after ``node`` (KFP's
+            ``task.after`` on the loop's first tasks).
+
+        Raises:
+            PipelineError: outside a ``@pipeline`` function, or a bad argument.
+        """
+        from ._subpipe import map_subpipeline
+
+        return map_subpipeline(self, items, item_param, parallel, kwargs)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the pipeline, like :meth:`run` (parameters as keywords)."""
         if args:

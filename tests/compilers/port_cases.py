@@ -298,6 +298,31 @@ def metaflow_statistics(o: Outcome, p: dict[str, Any]) -> None:
         "Comedy", "Drama", "Romance", "Sci-Fi", "Thriller"]
 
 
+def kfp_loop_static(o: Outcome, p: dict[str, Any]) -> None:
+    greeting = p.get("greeting", "this is a test for looping through parameters")
+    assert o.printed("print_op") == [greeting] and o.results["print_op"] == {"return": greeting}
+    sums = ["12", "1020"]  # a + b of each static item, both str: concatenated
+    for node in ("concat_op", "print_op-2"):  # the body, per item: concat, then print its output
+        assert typed(o.items[node]) == typed([{"return": s} for s in sums])
+        assert sorted(o.printed(node)) == sorted(sums)
+    assert o.ran_before("print_op", "concat_op")  # concat_task.after(print_task)
+
+
+def kfp_parallelfor_parallelism(o: Outcome, p: dict[str, Any]) -> None:
+    loop = p["loop_parameter"]
+    assert sorted(o.printed("print_text")) == sorted(loop)  # the outer item
+    assert sorted(o.printed("print_text-2")) == sorted(loop * len(loop))  # nested: every pair
+    assert len(o.items["print_text-2"]) == len(loop) ** 2
+    assert sorted(o.printed("print_text-3")) == ["1", "10"]  # item.A_a of the static items
+    assert sorted(o.printed("print_text-4")) == ["2", "20"]
+    assert sorted(o.printed("print_text-5")) == ["10", "10", "100", "100"]  # nested, per outer
+    assert sorted(o.printed("print_text-6")) == ["20", "20", "200", "200"]
+    assert o.printed("print_int") == ["1", "2", "3"]  # parallelism=1: one item at a time
+    for node in [f"print_int-{i}" for i in range(2, 7)]:  # item.a of each upstream dict
+        assert sorted(o.printed(node)) == ["1", "2", "3"], node
+    assert o.state == "completed"
+
+
 _HT = {"force_flip_result": "heads", "force_flip2": "tails"}
 PORTS = [
     Port("kfp_condition", kfp_condition, (_HT, {"force_flip_result": "tails"})),
@@ -344,10 +369,11 @@ PORTS = [
     Port("metaflow_helloworld", metaflow_helloworld),
     Port("metaflow_complex_flow", metaflow_complex_flow),
     Port("metaflow_statistics", metaflow_statistics),
+    Port("kfp_loop_static", kfp_loop_static, ({}, {"greeting": "hi"})),
+    Port("kfp_parallelfor_parallelism", kfp_parallelfor_parallelism,
+         ({"loop_parameter": ["a", "b", "c"]}, {"loop_parameter": ["x"]})),
 ]
 PORTS += [
-    Port("kfp_loop_static", missing="a multi-step loop body (a sub-pipeline mapped over items)"),
-    Port("kfp_parallelfor_parallelism", missing="nested maps (a map inside a map's body)"),
     Port("kfp_task_final_status",
          missing="the final status object (PipelineTaskFinalStatus) given to the exit step"),
     Port("argo_exit_handlers",

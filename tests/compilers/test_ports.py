@@ -53,7 +53,15 @@ def _load(port: Port) -> Any:
 
     module = importlib.import_module(f"ports.{port.name}.pipeline")
     pipes = [v for v in vars(module).values() if isinstance(v, Pipeline)]
-    assert len(pipes) == 1, f"{port.name}: one @pipeline per port"
+    bodies = {  # sub-pipelines mapped inside another (a loop body) are not the port's pipeline
+        loop.name.rsplit("-loop-", 1)[0]
+        for pipe in pipes
+        for node in pipe.dag.nodes
+        if node.map is not None and node.map.loop is not None
+        for loop in node.map.loop.chain()
+    }
+    pipes = [p for p in pipes if p.name not in bodies]
+    assert len(pipes) == 1, f"{port.name}: one @pipeline per port (besides loop bodies)"
     return pipes[0]
 
 

@@ -1,0 +1,72 @@
+"""``--check`` for Argo: run a DAG template a task calls (a mapped sub-pipeline's body).
+
+:mod:`mlflowlet.compilers._argo_loops` compiles each loop body to a DAG template that a task
+runs once per item; here each such call runs the template's tasks in dependency order by the
+same rules as ``main`` (:class:`~._local_argo.ArgoLocalRunner`), with the call's arguments as
+``{{inputs.parameters.*}}`` and the body's own ``{{tasks.*}}`` scope, then the template's phase
+by Argo's leaf rule. A body pod's iteration is its step's item count so far (items run in
+order here; nested items outer-major, as the local run numbers them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_INPUT = re.compile(r"^\{\{inputs\.parameters\.([^}]+)\}\}$")
+
+
+def run_body(
+    runner: Any, template: dict[str, Any], values: dict[str, str], raw: dict[str, str]
+) -> bool:
+    """Run one call of DAG ``template`` with input parameters ``values``; True if it succeeded.
+
+    ``raw`` holds the call's arguments before substitution: lineage follows a body input back
+    to the step output it came from (:func:`unalias`).
+    """
+    from ._local_argo import _toposort, dag_phase
+
+    runner.aliases.append(raw)
+    saved_scope, saved_phase = runner.scope, runner.phase
+    runner.scope = {**saved_scope, **{f"inputs.parameters.{k}": v for k, v in values.items()}}
+    runner.phase = {}
+    runner.looping += 1
+    try:
+        tasks = template["dag"]["tasks"]
+        for task in _toposort(tasks):
+            runner.phase[task["name"]] = runner._task(task)
+        return dag_phase(tasks, runner.phase) == "Succeeded"
+    finally:
+        runner.scope, runner.phase = saved_scope, saved_phase
+        runner.looping -= 1
+        runner.aliases.pop()
+
+
+def unalias(runner: Any, raw: str) -> str:
+    """Follow ``{{inputs.parameters.x}}`` out through the open bodies' calls to its source."""
+    for aliases in reversed(runner.aliases):
+        match = _INPUT.match(raw)
+        if match is None:
+            break
+        raw = aliases.get(match.group(1), raw)
+    return raw
+
+
+def number(runner: Any, pod: Any) -> None:
+    """Give a pod inside a loop body its item number (see the module docstring)."""
+    if runner.looping:
+        runner.counts[pod.node] = runner.counts.get(pod.node, 0) + 1
+        pod.iteration = runner.counts[pod.node]
+
+
+def body_steps(runner: Any, name: str) -> list[str]:
+    """Return the step names of the containers DAG template ``name`` runs (nested too)."""
+    from ._local_argo import _node_name
+
+    template = runner.templates.get(name, {})
+    if "container" in template:
+        return [_node_name(template["container"], name)]
+    found: list[str] = []
+    for task in template.get("dag", {}).get("tasks", []):
+        found += body_steps(runner, task["template"])
+    return found

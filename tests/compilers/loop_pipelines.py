@@ -1,0 +1,110 @@
+"""Pipelines with maps over sub-pipelines and nested maps (#13) that the loop tests compile.
+
+Importable by module path, as a container would import them.
+"""
+
+from __future__ import annotations
+
+from mlflowlet.pipelines import collect, item, pipeline, step
+
+IMAGE = "example.com/mlflowlet/steps:1.0"
+
+
+@step
+def concat(a: str, b: str) -> str:
+    print(a + b)
+    return a + b
+
+
+@step
+def shout(text: str) -> str:
+    print(text.upper())
+    return text.upper()
+
+
+@step
+def rows() -> list:
+    return [{"a": "x", "b": "y"}, {"a": "p", "b": "q"}]
+
+
+@step
+def suffix() -> str:
+    return "!"
+
+
+@step
+def pair(outer: str, inner: str) -> str:
+    print(f"{outer}{inner}")
+    return f"{outer}{inner}"
+
+
+@step
+def count(values: list) -> int:
+    return len(values)
+
+
+@pipeline
+def body(a: str, b: str):
+    """Two steps per item: the second reads the first's result of the same item."""
+    shout(text=concat(a=a, b=b).output)
+
+
+@pipeline(image=IMAGE)
+def static(greeting: str = "hello"):
+    """A body mapped over literal dicts, after a step outside the loop."""
+    first = shout(text=greeting)
+    body.map(
+        items=[{"a": "1", "b": "2"}, {"a": "10", "b": "20"}], a=item.a, b=item.b, parallel=2
+    ).after(first)
+
+
+@pipeline
+def with_suffix(a: str, end: str):
+    """A body reading a result of a step outside the loop (``end``)."""
+    shout(text=concat(a=a, b=end).output)
+
+
+@pipeline(image=IMAGE)
+def over_result():
+    """A body mapped over a step's list result, reading another step's result too."""
+    end = suffix()
+    with_suffix.map(items=rows().output, a=item.a, end=end.output)
+
+
+@pipeline
+def inner(outer: str, letters: list[str]):
+    """An outer item's step, then a map nested inside it reading that step's result."""
+    loud = shout(text=outer)
+    pair.map(items=letters, inner=item, outer=loud.output)
+
+
+@pipeline(image=IMAGE)
+def nested(outers: list[str] = ["a", "b"], letters: list[str] = ["x", "y", "z"]):  # noqa: B006
+    """A map inside a mapped sub-pipeline; the outer one at most 1 item at a time."""
+    inner.map(items=outers, outer=item, letters=letters, parallel=1)
+
+
+@pipeline(image=IMAGE)
+def bounded_collected():
+    """A bounded step map whose results are collected: Argo refuses."""
+    s = shout.map(items=["a", "b"], text=item, parallel=1)
+    count(values=collect(s.output))
+
+
+@step
+def picky(a: str) -> str:
+    if a == "bad":
+        raise ValueError("bad item")
+    return a
+
+
+@pipeline
+def picky_body(a: str):
+    """Fails for the item 'bad': that item's second step does not run."""
+    shout(text=picky(a=a).output)
+
+
+@pipeline(image=IMAGE)
+def one_bad():
+    """One item's body fails: the loop, so the pipeline, fails; the other item completes."""
+    picky_body.map(items=["ok", "bad"], a=item)

@@ -1,0 +1,274 @@
+"""Maps over a sub-pipeline (``body.map(items=..., x=item.a)``) and nested maps, run locally."""
+
+import threading
+
+import pytest
+
+from mlflowlet import collect, get_run_db, item, pipeline, step
+from mlflowlet.errors import PipelineError
+
+
+@step
+def concat(a: str, b: str) -> str:
+    print(a + b)
+    return a + b
+
+
+@step
+def shout(text: str) -> str:
+    print(text.upper())
+    return text.upper()
+
+
+@pipeline
+def body(a: str, b: str):
+    shout(text=concat(a=a, b=b).output)
+
+
+@pipeline
+def static(greeting: str = "hi"):
+    first = shout(text=greeting)
+    body.map(items=[{"a": "1", "b": "2"}, {"a": "10", "b": "20"}], a=item.a, b=item.b).after(first)
+
+
+def _items(run, name):
+    db = run._db
+    found = db.list_runs(uid=run.steps[name].uid, iter=True, sort=False)
+    ordered = sorted(
+        (r for r in found if r["metadata"]["iteration"] > 0),
+        key=lambda r: r["metadata"]["iteration"],
+    )
+    return [
+        (r["metadata"]["iteration"], r["status"].get("results", {}).get("return")) for r in ordered
+    ]
+
+
+def test_each_item_runs_the_whole_body(dbdir):
+    run = static.run()
+    assert run.state == "completed"
+    assert {n: e["state"] for n, e in run.run.status.steps.items()} == dict.fromkeys(
+        ["shout", "concat", "shout-2"], "completed"
+    )
+    assert _items(run, "concat") == [(1, "12"), (2, "1020")]
+    assert _items(run, "shout-2") == [(1, "12"), (2, "1020")]  # each item's own concat
+    assert sorted(run.steps["shout-2"].logs().split()) == ["1020", "12"]
+    graph = static.dag
+    assert graph.node("concat").map.loop is graph.node("shout-2").map.loop
+    assert graph.upstream("concat") == ("shout",)  # .after(first): the body's first step only
+    assert graph.upstream("shout-2") == ("concat",)
+
+
+GATE = threading.Event()
+
+
+@step
+def first_of(x: str) -> str:
+    if x == "slow" and not GATE.wait(timeout=60):  # bounded: fails rather than hangs
+        raise RuntimeError("the fast item's second step never ran")
+    return x
+
+
+@step
+def second_of(x: str) -> str:
+    if x == "fast":
+        GATE.set()
+    return x
+
+
+@pipeline
+def gated(x: str):
+    second_of(x=first_of(x=x).output)
+
+
+@pipeline
+def no_barrier():
+    gated.map(items=["slow", "fast"], x=item, parallel=2)
+
+
+def test_an_items_second_step_waits_only_for_its_own_first_step(dbdir):
+    # the slow item's first step waits until the fast item's *second* step ran: with a barrier
+    # between the body's steps (every first step before any second one) it never would
+    GATE.clear()
+    run = no_barrier.run()
+    assert run.state == "completed", run.run.status.error
+    assert _items(run, "second_of") == [(1, "slow"), (2, "fast")]
+
+
+BARRIER = threading.Barrier(2)
+
+
+@step
+def together(x: str) -> str:
+    BARRIER.wait(timeout=60)  # both items at once, or a BrokenBarrierError
+    return x
+
+
+@pipeline
+def pairwise(x: str):
+    together(x=x)
+
+
+@pipeline
+def two_at_once():
+    pairwise.map(items=["a", "b"], x=item, parallel=2)
+
+
+def test_parallel_runs_that_many_items_at_once(dbdir):
+    BARRIER.reset()
+    run = two_at_once.run(max_parallel=1)  # the map's own parallel=2 wins
+    assert run.state == "completed", run.run.status.steps
+
+
+@step
+def pair(outer: str, inner: str) -> str:
+    return outer + inner
+
+
+@pipeline
+def inner_body(outer: str, letters: list[str]):
+    loud = shout(text=outer)
+    pair.map(items=letters, inner=item, outer=loud.output)
+
+
+@pipeline
+def nested(letters: list[str] = ["x", "y"]):  # noqa: B006
+    inner_body.map(items=["a", "b", "c"], outer=item, letters=letters, parallel=2)
+
+
+def test_a_nested_map_runs_inside_each_outer_item(dbdir):
+    run = nested.run()
+    assert run.state == "completed"
+    assert _items(run, "shout") == [(1, "A"), (2, "B"), (3, "C")]
+    want = [o + i for o in "ABC" for i in "xy"]  # outer-major
+    assert _items(run, "pair") == list(enumerate(want, start=1))
+
+
+@step
+def picky(a: str) -> str:
+    if a == "bad":
+        raise ValueError("bad item")
+    return a
+
+
+@pipeline
+def picky_body(a: str):
+    shout(text=picky(a=a).output)
+
+
+@pipeline
+def one_bad():
+    picky_body.map(items=["ok", "bad"], a=item)
+
+
+def test_a_failed_item_skips_the_rest_of_its_own_body_only(dbdir):
+    run = one_bad.run()
+    assert run.state == "error"
+    states = {n: e["state"] for n, e in run.run.status.steps.items()}
+    assert states == {"picky": "error", "shout": "completed"}
+    assert _items(run, "shout") == [(1, "OK")]  # the bad item's shout never ran
+    assert "bad item" in run.run.status.steps["picky"]["error"]
+
+
+def test_loop_items_from_a_result_and_outside_results_reach_the_body(dbdir):
+    @step
+    def rows() -> list:
+        return [{"a": "p"}, {"a": "q"}]
+
+    @step
+    def suffix() -> str:
+        return "!"
+
+    @pipeline
+    def ends(a: str, end: str):
+        shout(text=concat(a=a, b=end).output)
+
+    @pipeline
+    def over():
+        ends.map(items=rows().output, a=item.a, end=suffix().output)
+
+    run = over.run()
+    assert _items(run, "shout") == [(1, "P!"), (2, "Q!")]
+    rows_uid = run.steps["rows"].uid
+    got = {
+        (r["consumer_param"], r["output"]) for r in run.lineage() if r["producer_uid"] == rows_uid
+    }
+    assert got == {("a", "return")}  # the item's lineage: the list it came from
+
+
+def test_a_map_over_no_items_completes_its_body(dbdir):
+    @pipeline
+    def empty(rows: list[str] = []):  # noqa: B006
+        body.map(items=rows, a=item, b="x")
+
+    run = empty.run()
+    assert run.state == "completed"
+    assert {n: e["state"] for n, e in run.run.status.steps.items()} == {
+        "concat": "completed",
+        "shout": "completed",
+    }
+
+
+def test_a_nested_step_reading_the_outer_item_is_refused():
+    @pipeline
+    def reads_outer(outer: str):
+        pair.map(items=["x"], inner=item, outer=outer)
+
+    with pytest.raises(
+        PipelineError,
+        match=r"step 'pair' gets outer=item, the item of an "
+        r"enclosing map",
+    ):
+
+        @pipeline
+        def bad():
+            reads_outer.map(items=["a"], outer=item)
+
+        _ = bad.dag  # traced on first use
+
+
+def test_a_sub_pipeline_map_needs_an_item_and_a_pipeline():
+    with pytest.raises(
+        PipelineError,
+        match=r"body.map\(\) maps a sub-pipeline inside a "
+        r"@pipeline function only",
+    ):
+        body.map(items=[{"a": "1", "b": "2"}], a=item.a, b=item.b)
+    with pytest.raises(PipelineError, match=r"gives the item to no parameter"):
+
+        @pipeline
+        def no_item():
+            body.map(items=["1"], a="1", b="2")
+
+        _ = no_item.dag
+    with pytest.raises(PipelineError, match=r"has no parameter\(s\) \['c'\]"):
+
+        @pipeline
+        def unknown():
+            body.map(items=["1"], a=item, b="2", c=3)
+
+        _ = unknown.dag
+
+
+def test_the_loop_is_recorded_in_the_described_graph(dbdir):
+    described = {n["name"]: n for n in static.dag.describe()["nodes"]}
+    assert described["concat"]["map"]["loop"] == ["body-loop-1"]
+    assert described["concat"]["map"]["fields"] == {"a": "a", "b": "b"}
+    assert get_run_db is not None
+
+
+@step
+def count(values: list) -> int:
+    return len(values)
+
+
+def test_collecting_a_map_nested_in_a_sub_pipeline_map_is_refused():
+    @pipeline
+    def collects(tag: str, letters: list[str]):
+        count(values=collect(shout.map(items=letters, text=item).output))
+
+    @pipeline
+    def outer():
+        collects.map(items=["a"], tag=item, letters=["x"])
+
+    with pytest.raises(PipelineError, match=r"collects .* of a map inside a mapped sub-pipeline"):
+        _ = outer.dag

@@ -263,8 +263,12 @@ class CheckSession:
     ) -> None:
         self.pipe, self.doc, self.target, self.params = pipe, doc, target, dict(params or {})
         self.secrets, self.timeout = secret_values, timeout
-        self._own = tempfile.TemporaryDirectory(prefix="mlflowlet-check-") if not workdir else None
-        self.root = self._own.name if self._own is not None else os.path.abspath(workdir)
+        self._own: tempfile.TemporaryDirectory[str] | None = None
+        if workdir:
+            self.root = os.path.abspath(workdir)
+        else:
+            self._own = tempfile.TemporaryDirectory(prefix="mlflowlet-check-")
+            self.root = self._own.name
         self._dbs: list[Any] = []
 
     def __enter__(self) -> CheckSession:

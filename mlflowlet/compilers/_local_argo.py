@@ -32,6 +32,7 @@ from typing import Any
 from .._wire import digest
 from ..errors import CompileError
 from ._argo_expr import CACHE_KEY, ExprError, depends_tasks, eval_depends, eval_when, memoize_key
+from ._container_step import plain_config, plain_run
 from ._runs import LocalRunner, PodRun
 
 _REF = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
@@ -330,6 +331,7 @@ class ArgoLocalRunner(LocalRunner):
         except (CompileError, ExprError) as exc:
             pod.finish(1, "", str(exc))
             return pod
+        pod.plain = plain_config(env, root)
         retry = template.get("retryStrategy", {})
         limit = (
             int(retry.get("limit", 0)) if retry.get("retryPolicy", "OnFailure") in _RETRIED else 0
@@ -342,6 +344,8 @@ class ArgoLocalRunner(LocalRunner):
                 break
         if pod.ok:
             self._collect(pod, task, template, paths)
+        if pod.plain:  # a container step prints no run record: read its outputs as locally
+            plain_run(pod, pod.plain, texts=pod.parameters)
         return pod
 
     def _paths(self, root: str, template: dict[str, Any], artifacts: dict[str, str]) -> dict:

@@ -32,6 +32,7 @@ from typing import Any
 
 from .._wire import digest
 from ..errors import CompileError, MissingDependencyError
+from ._container_step import make_output_folders, plain_config, plain_run
 from ._kfp_cel import cel as _cel
 from ._naming import kfp_name
 from ._runs import LocalRunner, PodRun
@@ -272,6 +273,8 @@ class KFPLocalRunner(LocalRunner):
             ok = result == status.Status.SUCCESS and not problem
             if ok:
                 break
+        if self._pod.plain:  # a container step prints no run record: its outputs, as KFP read them
+            plain_run(self._pod, self._pod.plain, values=outputs if ok else {})
         return ok, outputs if ok else {}
 
     def _dispatch(self, name: str, ref: str, args: dict[str, Any]) -> tuple[Any, Any]:
@@ -326,6 +329,9 @@ class KFPLocalRunner(LocalRunner):
         pod = self._pod
         config = json.loads(env_vars.get("MLFLOWLET_EXEC_CONFIG", "{}"))
         pod.node = config.get("metadata", {}).get("name", "") or pod.node
+        pod.plain = plain_config(env_vars)
+        if pod.plain:
+            make_output_folders(argv, self._root)
         if self.attempt(pod, argv, env):
             outputs = {}
             for i, arg in enumerate(argv[:-1]):

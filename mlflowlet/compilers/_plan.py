@@ -280,6 +280,7 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
     warn_bare_images(
         (st.name, st.image, st.node.spec.image_has_mlflowlet or options.image_has_mlflowlet)
         for st in [*steps, *([exit_step] if exit_step else [])]
+        if st.node.spec.container is None  # a container step's image need not have mlflowlet
     )
     return Plan(
         dag.name,
@@ -349,7 +350,7 @@ def _step_plan(
 ) -> StepPlan:
     spec = node.spec
     module = spec.handler.partition(":")[0]
-    if module in ("__main__", "") or "<locals>" in spec.handler:
+    if spec.container is None and (module in ("__main__", "") or "<locals>" in spec.handler):
         raise CompileError(
             f"step {node.name!r}: handler {spec.handler!r} ({spec.source}) cannot be imported "
             "by module path inside a container; move the function into a module (e.g. "
@@ -376,6 +377,9 @@ def _step_plan(
         plan.params["state"] = Source("state")
         plan.param_types["state"] = "str"
     plan.results = {key: dict(use) for key, use in sorted(uses.get(node.name, {}).items())}
+    from ._container_step import adjust_plan  # imports this module: a cycle at import time
+
+    adjust_plan(dag, node, plan)  # container steps, as producers and as consumers
     _check_output_names(plan)
     plan.env = container_env(node, options)
     plan.config_sha256 = hashlib.sha256(plan.env[EXEC_CONFIG_ENV].encode()).hexdigest()

@@ -110,6 +110,8 @@ class StepSpec:
         outputs_types: declared artifact output to its kind (``model``, ``metrics``, ``html``...;
             see :data:`ARTIFACT_KINDS`), for outputs declared with a kind.
         doc: the function's docstring.
+        container: what a ``container_step`` runs (a
+            :class:`~mlflowlet.pipelines.container.ContainerSpec`), None for a Python step.
     """
 
     name: str
@@ -133,6 +135,7 @@ class StepSpec:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     outputs_types: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     doc: str = ""
+    container: Any = None
 
     def param(self, name: str) -> ParamSpec | None:
         """Return the parameter called ``name``, or None."""
@@ -165,6 +168,7 @@ class StepSpec:
             "labels": dict(self.labels),
             "outputs_types": dict(self.outputs_types),
             "doc": self.doc,
+            **({"container": self.container.describe()} if self.container is not None else {}),
         }
 
 

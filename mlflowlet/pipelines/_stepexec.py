@@ -84,6 +84,12 @@ def _git(source: str) -> dict[str, str]:
 def execute(call: StepCall, db: RunDB) -> RunObject:
     """Run ``call`` with its retries; return the last attempt (``call.attempts`` lists them all)."""
     spec, runtime, handler = call.spec, _runtime(), call.step.handler()
+    if spec.container is not None:  # a container step whose program is missing: skipped
+        from .container import missing_tool
+
+        why = missing_tool(spec)
+        if why:
+            return _skipped(call, why, db)
     result = None
     for attempt in range(1, spec.retries + 2):
         run = new_run(call, attempt)
@@ -99,6 +105,17 @@ def execute(call: StepCall, db: RunDB) -> RunObject:
             time.sleep(delay)  # the retry back-off itself, not a synchronisation
     assert result is not None
     return result
+
+
+def _skipped(call: StepCall, reason: str, db: RunDB) -> RunObject:
+    """Record ``call`` as a ``skipped`` run (``reason`` in its annotations) without running it."""
+    run = new_run(call, 1)
+    stamp = now_iso()
+    run.status.state, run.status.start_time, run.status.end_time = "skipped", stamp, stamp
+    run.metadata.annotations["reason"] = reason
+    db.store_runs([run.to_dict()])
+    call.attempts.append({"uid": run.uid, "state": "skipped", "error": ""})
+    return run._record_in(db)
 
 
 def last_line(text: str) -> str:

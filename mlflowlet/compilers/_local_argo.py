@@ -34,6 +34,7 @@ from ..errors import CompileError
 from ._argo_expr import CACHE_KEY, ExprError, depends_tasks, eval_depends, eval_when, memoize_key
 from ._container_step import plain_config, plain_run
 from ._runs import LocalRunner, PodRun
+from ._workflow import RETRIES_MARK, workflow_scope
 
 _REF = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
 _TASK_PARAM = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.parameters\.([^}]+)\}\}$")
@@ -102,6 +103,7 @@ class ArgoLocalRunner(LocalRunner):
         for key, value in (params or {}).items():
             text = value if isinstance(value, str) else json.dumps(value)
             self.scope[f"workflow.parameters.{key}"] = text
+        self.scope.update(workflow_scope(doc))  # {{workflow.name}}, .uid, .creationTimestamp
         missing = [
             p["name"] for p in declared if f"workflow.parameters.{p['name']}" not in self.scope
         ]
@@ -318,6 +320,8 @@ class ArgoLocalRunner(LocalRunner):
         root = os.path.join(self.workdir, "pods", f"{self._count:04d}-{task}")
         paths = self._paths(root, template, artifacts)
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
+        if "retryStrategy" in template:  # {{retries}}: the attempt's retry count, set below
+            scope["retries"] = RETRIES_MARK
         container = template["container"]
         pod = PodRun(task=task, node=_node_name(container, task), iteration=iteration)
         self.pods.append(pod)
@@ -339,8 +343,9 @@ class ArgoLocalRunner(LocalRunner):
         if limit and retry.get("backoff"):
             self.note("retry back-off delays are not waited for here")
         deadline = template.get("activeDeadlineSeconds")
-        for _ in range(1 + limit):
-            if self.attempt(pod, argv, env, float(deadline) if deadline else None):
+        for n in range(1 + limit):
+            now = [a.replace(RETRIES_MARK, str(n)) for a in argv]
+            if self.attempt(pod, now, env, float(deadline) if deadline else None):
                 break
         if pod.ok:
             self._collect(pod, task, template, paths)

@@ -36,6 +36,7 @@ from ._container_step import make_output_folders, plain_config, plain_run
 from ._kfp_cel import cel as _cel
 from ._naming import kfp_name
 from ._runs import LocalRunner, PodRun
+from ._workflow import kfp_create_time
 
 _LOCK = threading.Lock()  # kfp.local keeps one global config: one check at a time
 
@@ -99,6 +100,7 @@ class KFPLocalRunner(LocalRunner):
             raise MissingDependencyError("kfp", "kfp") from None
 
         os.makedirs(self.workdir, exist_ok=True)
+        self.spec = kfp_create_time(self.spec)  # a placeholder KFP fills, kfp.local does not
         self._pb = json_format.ParseDict(
             self.spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False
         )

@@ -11,9 +11,9 @@ folders for output parameters). Every declared output is an output parameter, re
 
 What a compiled pipeline cannot carry faithfully is refused here, naming the step and the target:
 an artifact input (a container step takes values), a Python step's result as an input (it
-crosses as JSON text, so a string would arrive quoted, unlike a local run), and a condition or
+crosses as JSON text, so a string would arrive quoted, unlike a local run), a condition or
 a map reading a container step's output (those read typed ``__if`` / ``__items`` outputs only
-the entrypoint writes).
+the entrypoint writes), and its output as a pipeline output (those are JSON texts).
 
 For ``--check``, :func:`plain_run` stands in for the run record a container step does not
 print: its state from the exit code, its results from its output files.
@@ -76,6 +76,13 @@ def adjust_plan(dag: Any, node: Any, plan: StepPlan) -> None:
             )
         if src.kind not in ("param", "result"):
             raise CompileError(f"{where}: input {param!r} cannot be a {src.kind} input")
+    for key, value in dag.outputs.items():
+        if getattr(value, "node", None) == node.name:
+            raise CompileError(
+                f"{where}: pipeline output {key!r} is its output {value.key!r}, but compiled "
+                "pipeline outputs are JSON step results; return a Python step's result that "
+                "reads it"
+            )
     for key, uses in plan.results.items():
         if key not in spec.outputs:
             raise CompileError(

@@ -108,6 +108,16 @@ def test_an_undeclared_output_read_downstream_is_refused(target):
         compile(typo, target)
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_container_output_as_pipeline_output_is_refused(target):
+    @pipeline(image=cp.IMAGE)
+    def out():
+        return {"n": cp.count(text="a").results["words"]}
+
+    with pytest.raises(CompileError, match="'count'.*pipeline output 'n' is its output 'words'"):
+        compile(out, target)
+
+
 def test_a_missing_required_input_is_refused_when_tracing():
     plain = container_step("needs", "busybox", ["sh", "-c", "echo {{inputs.x}}"], inputs=["x"])
 

@@ -22,6 +22,7 @@ _LAZY: dict[str, str] = {
     "collect": "mlflowlet.pipelines.refs",
     "compile": "mlflowlet.compilers",
     "condition": "mlflowlet.pipelines.refs",
+    "container_step": "mlflowlet.pipelines.container",
     "get_or_create_ctx": "mlflowlet.context",
     "get_run_db": "mlflowlet.db",
     "item": "mlflowlet.pipelines._items",
@@ -47,6 +48,7 @@ __all__ = [
     "collect",
     "compile",
     "condition",
+    "container_step",
     "get_or_create_ctx",
     "get_run_db",
     "item",
@@ -77,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .kfp import mlrun_op
     from .model import NewRun, NewTask, RunObject, RunTemplate, new_task
     from .pipelines._items import item
+    from .pipelines.container import container_step
     from .pipelines.pipeline import on_exit, pipeline
     from .pipelines.refs import collect, condition
     from .pipelines.step import step

@@ -20,6 +20,8 @@ from ._ctx_factory import EXEC_SECRETS_ENV as EXEC_SECRETS_ENV
 from ._ctx_factory import _finish_at_exit, _run_from
 from ._ctx_factory import with_exec_secrets as with_exec_secrets
 from ._ctx_persist import _jsonable, _Persistence
+from ._ctx_workflow import SPEC_FIELD as WORKFLOW_FIELD
+from ._ctx_workflow import WorkflowInfo
 from ._names import check_label_key, check_project, check_run_name
 from .errors import ConfigError, SecretsError
 from .model import RunObject, new_uid
@@ -127,6 +129,15 @@ class Context(_ArtifactLogging, _Persistence):
     def state(self) -> str:
         """Run state."""
         return self._run.status.state
+
+    @property
+    def workflow(self) -> WorkflowInfo | None:
+        """The pipeline run this step runs in: name, uid, attempt, parameters, creation time.
+
+        None outside a pipeline. Local and compiled runs fill it alike (see
+        :mod:`mlflowlet._ctx_workflow`; ``attempt`` counts from 1, and raises on KFP).
+        """
+        return WorkflowInfo.from_spec((self._run.spec.model_extra or {}).get(WORKFLOW_FIELD))
 
     @property
     def artifact_path(self) -> str:

@@ -90,6 +90,7 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+from ._ctx_workflow import take_workflow
 from ._wire import (
     PARAM_TYPES,
     RESULT_FORMS,
@@ -240,6 +241,7 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
         run.spec.params["state"] = engine_state(args.state)
     if args.failures is not None:
         run.spec.params["failures"] = engine_failures(args.failures, args.failure_names)
+    take_workflow(run)  # the engine's workflow__* params become context.workflow
     run.spec.inputs.update(
         {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}
     )

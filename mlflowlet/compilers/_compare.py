@@ -194,7 +194,9 @@ class Comparison:
         """
         want = log_text(self.local._db, uid, project)
         got = "".join(
-            log_text(
+            (p.stdout + p.stderr)  # a container step: what it printed (the local log's order)
+            if p.plain
+            else log_text(
                 self.db,
                 p.run.get("metadata", {}).get("uid", ""),
                 p.run["metadata"].get("project", ""),

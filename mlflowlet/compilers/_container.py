@@ -9,6 +9,8 @@ from typing import Any
 from ..errors import CompileError
 
 EXEC_CONFIG_ENV = "MLFLOWLET_EXEC_CONFIG"
+# a container step's output types, in its run spec's annotations (read by ``--check``)
+OUTPUTS_ANNOTATION = "mlflowlet/container-outputs"
 # a Kubernetes resource quantity (k8s.io/apimachinery/pkg/api/resource/quantity.go)
 _QUANTITY = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$")
 
@@ -67,6 +69,9 @@ def container_env(node: Any, options: Any) -> dict[str, str]:
             },
         }
     }
+    if spec.container is not None:
+        outputs = json.dumps(dict(spec.container.outputs), sort_keys=True)
+        config["metadata"]["annotations"] = {OUTPUTS_ANNOTATION: outputs}
     run_spec: dict[str, Any] = {}
     if node.hyper is not None:
         h = node.hyper

@@ -17,6 +17,8 @@ from ..errors import CompileError
 
 def needs_pickle(spec: Any) -> bool:
     """Whether a step's handler cannot be imported by module path (``__main__``, nested)."""
+    if getattr(spec, "container", None) is not None:  # a container_step runs no Python handler
+        return False
     return spec.module in ("__main__", "") or "<locals>" in spec.handler
 
 

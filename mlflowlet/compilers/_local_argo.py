@@ -31,9 +31,11 @@ from typing import Any
 
 from .._wire import digest
 from ..errors import CompileError
-from ._argo_expr import CACHE_KEY, ExprError, depends_tasks, eval_depends, eval_when, memoize_key
-from ._local_argo_dag import body_steps, number, run_body, unalias
+from ._argo_expr import CACHE_KEY, ExprError, eval_depends, eval_when, memoize_key
+from ._container_step import plain_config, plain_run
+from ._local_argo_dag import body_steps, dag_phase, number, run_body, toposort, unalias
 from ._runs import LocalRunner, PodRun
+from ._workflow import RETRIES_MARK, workflow_scope
 
 _REF = re.compile(r"\{\{\s*([^{}=][^{}]*?)\s*\}\}")
 _TASK_PARAM = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.parameters\.([^}]+)\}\}$")
@@ -102,6 +104,7 @@ class ArgoLocalRunner(LocalRunner):
         for key, value in (params or {}).items():
             text = value if isinstance(value, str) else json.dumps(value)
             self.scope[f"workflow.parameters.{key}"] = text
+        self.scope.update(workflow_scope(doc))  # {{workflow.name}}, .uid, .creationTimestamp
         missing = [
             p["name"] for p in declared if f"workflow.parameters.{p['name']}" not in self.scope
         ]
@@ -120,7 +123,7 @@ class ArgoLocalRunner(LocalRunner):
     def run(self) -> str:
         """Run every task (and the exit handler); return Argo's workflow status."""
         dag = self.templates[self.spec["entrypoint"]]["dag"]
-        for task in _toposort(dag["tasks"]):
+        for task in toposort(dag["tasks"]):
             self.phase[task["name"]] = self._task(task)
             if self.phase[task["name"]] in ("Failed", "Error") and dag.get("failFast", True):
                 self.note(
@@ -334,6 +337,8 @@ class ArgoLocalRunner(LocalRunner):
         root = os.path.join(self.workdir, "pods", f"{self._count:04d}-{task}")
         paths = self._paths(root, template, artifacts)
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
+        if "retryStrategy" in template:  # {{retries}}: the attempt's retry count, set below
+            scope["retries"] = RETRIES_MARK
         container = template["container"]
         pod = PodRun(task=task, node=_node_name(container, task), iteration=iteration)
         number(self, pod)
@@ -348,6 +353,7 @@ class ArgoLocalRunner(LocalRunner):
         except (CompileError, ExprError) as exc:
             pod.finish(1, "", str(exc))
             return pod
+        pod.plain = plain_config(env, root)
         retry = template.get("retryStrategy", {})
         limit = (
             int(retry.get("limit", 0)) if retry.get("retryPolicy", "OnFailure") in _RETRIED else 0
@@ -355,11 +361,14 @@ class ArgoLocalRunner(LocalRunner):
         if limit and retry.get("backoff"):
             self.note("retry back-off delays are not waited for here")
         deadline = template.get("activeDeadlineSeconds")
-        for _ in range(1 + limit):
-            if self.attempt(pod, argv, env, float(deadline) if deadline else None):
+        for n in range(1 + limit):
+            now = [a.replace(RETRIES_MARK, str(n)) for a in argv]
+            if self.attempt(pod, now, env, float(deadline) if deadline else None):
                 break
         if pod.ok:
             self._collect(pod, task, template, paths)
+        if pod.plain:  # a container step prints no run record: read its outputs as locally
+            plain_run(pod, pod.plain, texts=pod.parameters)
         return pod
 
     def _paths(self, root: str, template: dict[str, Any], artifacts: dict[str, str]) -> dict:
@@ -430,26 +439,6 @@ class ArgoLocalRunner(LocalRunner):
         return env
 
 
-def dag_phase(tasks: list[dict[str, Any]], phase: dict[str, str]) -> str:
-    """Return a finished DAG's phase by Argo's rule (``assessDAGPhase``, ``dag.go``).
-
-    A task that ran has its own phase as its branch phase; a skipped or omitted one inherits
-    ``Failed``/``Error`` from any task it depends on, else ``Succeeded``. The DAG fails with the
-    first failed branch phase among its leaves (tasks nothing depends on).
-    """
-    branch: dict[str, str] = {}
-    for task in _toposort(tasks):
-        own = phase.get(task["name"], "Omitted")
-        if own in ("Succeeded", "Failed", "Error"):
-            branch[task["name"]] = own
-        else:
-            ups = [branch[d] for d in depends_tasks(task) if d in branch]
-            branch[task["name"]] = next((b for b in ups if b != "Succeeded"), "Succeeded")
-    needed = {d for task in tasks for d in depends_tasks(task)}
-    leaves = [t["name"] for t in tasks if t["name"] not in needed]
-    return next((branch[n] for n in leaves if branch[n] != "Succeeded"), "Succeeded")
-
-
 def _copy(source: str, target: str) -> None:
     if os.path.isdir(source):
         shutil.copytree(source, target)
@@ -478,20 +467,3 @@ def _map_paths(arg: str, paths: dict[str, str]) -> str:
         return arg
     pattern = "|".join(re.escape(p) for p in sorted(paths, key=len, reverse=True))
     return re.sub(pattern, lambda m: paths[m.group(0)], arg)
-
-
-def _toposort(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    done: set[str] = set()
-    order: list[dict[str, Any]] = []
-    pending = list(tasks)
-    while pending:
-        ready = [t for t in pending if all(d in done for d in depends_tasks(t))]
-        if not ready:
-            raise CompileError(
-                f"tasks {[t['name'] for t in pending]} depend on unknown tasks or on each other"
-            )
-        for t in ready:
-            order.append(t)
-            done.add(t["name"])
-            pending.remove(t)
-    return order

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import CompileError
+from ._argo_expr import depends_tasks
+
 _INPUT = re.compile(r"^\{\{inputs\.parameters\.([^}]+)\}\}$")
 
 
@@ -24,8 +27,6 @@ def run_body(
     ``raw`` holds the call's arguments before substitution: lineage follows a body input back
     to the step output it came from (:func:`unalias`).
     """
-    from ._local_argo import _toposort, dag_phase
-
     runner.aliases.append(raw)
     saved_scope, saved_phase = runner.scope, runner.phase
     runner.scope = {**saved_scope, **{f"inputs.parameters.{k}": v for k, v in values.items()}}
@@ -33,7 +34,7 @@ def run_body(
     runner.looping += 1
     try:
         tasks = template["dag"]["tasks"]
-        for task in _toposort(tasks):
+        for task in toposort(tasks):
             runner.phase[task["name"]] = runner._task(task)
         return dag_phase(tasks, runner.phase) == "Succeeded"
     finally:
@@ -70,3 +71,41 @@ def body_steps(runner: Any, name: str) -> list[str]:
     for task in template.get("dag", {}).get("tasks", []):
         found += body_steps(runner, task["template"])
     return found
+
+
+def dag_phase(tasks: list[dict[str, Any]], phase: dict[str, str]) -> str:
+    """Return a finished DAG's phase by Argo's rule (``assessDAGPhase``, ``dag.go``).
+
+    A task that ran has its own phase as its branch phase; a skipped or omitted one inherits
+    ``Failed``/``Error`` from any task it depends on, else ``Succeeded``. The DAG fails with the
+    first failed branch phase among its leaves (tasks nothing depends on).
+    """
+    branch: dict[str, str] = {}
+    for task in toposort(tasks):
+        own = phase.get(task["name"], "Omitted")
+        if own in ("Succeeded", "Failed", "Error"):
+            branch[task["name"]] = own
+        else:
+            ups = [branch[d] for d in depends_tasks(task) if d in branch]
+            branch[task["name"]] = next((b for b in ups if b != "Succeeded"), "Succeeded")
+    needed = {d for task in tasks for d in depends_tasks(task)}
+    leaves = [t["name"] for t in tasks if t["name"] not in needed]
+    return next((branch[n] for n in leaves if branch[n] != "Succeeded"), "Succeeded")
+
+
+def toposort(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return ``tasks`` in dependency order (a cycle or an unknown dependency is an error)."""
+    done: set[str] = set()
+    order: list[dict[str, Any]] = []
+    pending = list(tasks)
+    while pending:
+        ready = [t for t in pending if all(d in done for d in depends_tasks(t))]
+        if not ready:
+            raise CompileError(
+                f"tasks {[t['name'] for t in pending]} depend on unknown tasks or on each other"
+            )
+        for t in ready:
+            order.append(t)
+            done.add(t["name"])
+            pending.remove(t)
+    return order

@@ -32,9 +32,11 @@ from typing import Any
 
 from .._wire import digest
 from ..errors import CompileError, MissingDependencyError
+from ._container_step import make_output_folders, plain_config, plain_run
 from ._kfp_cel import cel as _cel
 from ._naming import kfp_name
 from ._runs import LocalRunner, PodRun
+from ._workflow import kfp_create_time
 
 _LOCK = threading.Lock()  # kfp.local keeps one global config: one check at a time
 
@@ -99,6 +101,7 @@ class KFPLocalRunner(LocalRunner):
             raise MissingDependencyError("kfp", "kfp") from None
 
         os.makedirs(self.workdir, exist_ok=True)
+        self.spec = kfp_create_time(self.spec)  # a placeholder KFP fills, kfp.local does not
         self._pb = json_format.ParseDict(
             self.spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False
         )
@@ -276,6 +279,8 @@ class KFPLocalRunner(LocalRunner):
             ok = result == status.Status.SUCCESS and not problem
             if ok:
                 break
+        if self._pod.plain:  # a container step prints no run record: its outputs, as KFP read them
+            plain_run(self._pod, self._pod.plain, values=outputs if ok else {})
         return ok, outputs if ok else {}
 
     def _dispatch(self, name: str, ref: str, args: dict[str, Any]) -> tuple[Any, Any]:
@@ -330,6 +335,9 @@ class KFPLocalRunner(LocalRunner):
         pod = self._pod
         config = json.loads(env_vars.get("MLFLOWLET_EXEC_CONFIG", "{}"))
         pod.node = config.get("metadata", {}).get("name", "") or pod.node
+        pod.plain = plain_config(env_vars)
+        if pod.plain:
+            make_output_folders(argv, self._root)
         if self.attempt(pod, argv, env):
             outputs = {}
             for i, arg in enumerate(argv[:-1]):

@@ -129,6 +129,7 @@ class StepPlan:
     digest_inputs: dict[str, Source] = field(default_factory=dict)  # param -> producer's digest
     failure_names: dict[str, str] = field(default_factory=dict)  # exit step: label -> step name
     pickled: str = ""  # the handler pickled by value (--handler-pickle), see ._handlers
+    workflow: bool = False  # the step reads context.workflow (see _workflow)
 
     def result_outputs(self) -> list[tuple[str, str, str]]:
         """Return ``(result key, use, output name)`` of every result output, sorted."""
@@ -167,6 +168,10 @@ class StepPlan:
             out += [["--result"], [f"{key}:{form}=", Slot("out_result", name)]]
         for key, name in self.digest_outputs():
             out += [["--output-digest"], [f"{key}=", Slot("out_result", name)]]
+        if self.workflow:
+            from ._workflow import workflow_args  # imports this module: a cycle at import time
+
+            out += workflow_args(target, self.node.spec.retries)
         if self.config_sha256:
             out += [["--config-sha256"], [self.config_sha256]]
         return out
@@ -286,6 +291,7 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
     warn_bare_images(
         (st.name, st.image, st.node.spec.image_has_mlflowlet or options.image_has_mlflowlet)
         for st in [*steps, *([exit_step] if exit_step else [])]
+        if st.node.spec.container is None  # a container step's image need not have mlflowlet
     )
     return Plan(
         dag.name,
@@ -376,6 +382,11 @@ def _step_plan(
         plan.params["state"] = Source("state")
         plan.param_types["state"] = "str"
     plan.results = {key: dict(use) for key, use in sorted(uses.get(node.name, {}).items())}
+    from ._container_step import adjust_plan  # imports this module: a cycle at import time
+    from ._workflow import add_workflow
+
+    adjust_plan(dag, node, plan)  # container steps, as producers and as consumers
+    add_workflow(plan, node, params)  # context.workflow's pipeline parameters
     _check_output_names(plan)
     plan.env = container_env(node, options)
     plan.config_sha256 = hashlib.sha256(plan.env[EXEC_CONFIG_ENV].encode()).hexdigest()

@@ -22,7 +22,9 @@ class PodRun:
         parameters: output parameter name to its text.
         artifacts: output artifact name to the sha256 of its bytes.
         log: the tail of stdout and stderr.
-        stdout: what the step printed on stdout (the run record's line left out).
+        stdout: what a container step (a plain container, no run record) printed on stdout.
+        stderr: what it printed on stderr.
+        plain: a container step's ``MLFLOWLET_EXEC_CONFIG`` (``''``: an mlflowlet step).
         started: the sequence number of its first attempt's start (ordering checks).
         ended: the sequence number of its last attempt's end.
     """
@@ -37,6 +39,8 @@ class PodRun:
     artifacts: dict[str, str] = field(default_factory=dict)
     log: str = ""
     stdout: str = ""
+    stderr: str = ""
+    plain: str = ""
     started: int = 0
     ended: int = 0
 
@@ -66,6 +70,7 @@ class PodRun:
             self.run = read_run_json(stdout)
         except RunError:
             self.run = None
+            self.stdout, self.stderr = stdout, stderr
 
 
 class LocalRunner:
@@ -117,6 +122,8 @@ class LocalRunner:
                 argv, env=env, capture_output=True, text=True, timeout=limit, cwd=self.workdir
             )
             code, out, err = proc.returncode, proc.stdout, proc.stderr
+        except FileNotFoundError:  # a container step's program missing: the shell's 127
+            code, out, err = 127, "", f"{argv[0]}: command not found"
         except subprocess.TimeoutExpired as exc:
             code, out, err = (
                 -9,

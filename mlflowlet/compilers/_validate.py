@@ -41,6 +41,8 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
         "workflow.failures",
         "workflow.name",
         "workflow.namespace",
+        "workflow.uid",
+        "workflow.creationTimestamp",
     }
     main = templates[spec["entrypoint"]]
     tasks = {t["name"]: t for t in main["dag"]["tasks"]}
@@ -70,9 +72,10 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
             f"inputs.parameters.{p['name']}"
             for p in template.get("inputs", {}).get("parameters", [])
         }
+        retries = {"retries"} if "retryStrategy" in template else set()  # Argo: only there
         for arg in template["container"].get("args", []):
             for ref in _ARGO_REF.findall(arg):
-                if ref not in inputs | known:
+                if ref not in inputs | known | retries:
                     problems.append(
                         f"template {template['name']!r}: {{{{{ref}}}}} does not resolve"
                     )

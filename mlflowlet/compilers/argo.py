@@ -49,6 +49,7 @@ from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._argo_release import cache_name, cron_name, for_release, generate_name
 from ._container import pod_labels
+from ._container_step import argo_command, argo_output_path, is_container
 from ._naming import param_name
 from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, cached, digest_output, make_plan, result_output
@@ -367,7 +368,7 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
         m.Parameter(
             name=param_name(name),
             value_from=m.ValueFrom(
-                path=slot_path(Slot("out_result", name)),
+                path=_result_path(st, name),
                 default="[]" if use == "item" else None,  # a fan-out over no items
             ),
         )
@@ -402,15 +403,24 @@ def build_container_template(plan: Plan, st: StepPlan, exit_step: bool = False) 
     )
 
 
+def _result_path(st: StepPlan, name: str) -> str:
+    if is_container(st):  # a plain container writes its outputs in /tmp (see _container_step)
+        return argo_output_path(name)
+    return slot_path(Slot("out_result", name))
+
+
 def build_container(st: StepPlan, exit_step: bool = False) -> Any:
-    """Build the ``Container``: image, the entrypoint command, env and resources."""
+    """Build the ``Container``: image, the entrypoint command (or a container step's), env."""
     m = _models()
     exit_plan = st if exit_step else None
+    command = ["python", "-m", "mlflowlet.entrypoint"]
     args = ["".join(render(p, exit_plan) for p in parts) for parts in st.args("argo")]
+    if is_container(st):
+        command, args = argo_command(st)
     return m.Container(
         image=st.image,
-        command=["python", "-m", "mlflowlet.entrypoint"],
-        args=args,
+        command=command,
+        args=args or None,
         env=build_env(st) or None,
         resources=build_resources(st.node.spec.resources),
     )

@@ -41,6 +41,7 @@ from typing import Any
 
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
+from ._container_step import is_container, kfp_container_spec
 from ._kfp_backend import header as backend_header
 from ._kfp_groups import Group, check_topology, group_tree
 from ._kfp_limits import refuse_unsupported
@@ -189,6 +190,8 @@ def _slots(st: StepPlan) -> tuple[list[Slot], list[Slot]]:
     inputs += [Slot("in_artifact", k) for k in sorted(st.artifacts_in)]
     outputs = [Slot("out_artifact", k) for k in st.outputs]
     outputs += [Slot("out_result", name) for _k, _u, name in st.result_outputs()]
+    if is_container(st):  # a plain container writes no metrics
+        return inputs, outputs
     return inputs, [*outputs, Slot("out_metrics", METRICS_OUTPUT)]
 
 
@@ -237,6 +240,8 @@ def _annotation(dsl: Any, plan: Plan, st: StepPlan, slot: Slot) -> Any:
         typ = "list"
     elif use == "cond":
         typ = st.results[key]["cond"] or "str"
+    elif is_container(st):  # the declared type: KFP reads the file as it
+        typ = st.results[key][use]
     return dsl.OutputPath(_PY[typ])
 
 
@@ -256,6 +261,8 @@ def build_component(plan: Plan, st: StepPlan, names: dict[Slot, str]) -> Any:
 
     def body(*values: Any) -> Any:
         found = dict(zip(slots, values, strict=True))
+        if is_container(st):
+            return kfp_container_spec(dsl, st, found)
         parts_list: list[Any] = [
             *st.args("kfp"),
             ["--metrics"],

@@ -25,10 +25,13 @@ from mlflowlet.pipelines.step import HyperSpec, ParamSpec, Step, StepSpec, step
 from .. import _lazy
 
 if TYPE_CHECKING:
+    from mlflowlet.pipelines.container import ContainerStep, container_step
     from mlflowlet.pipelines.graph import Edge, MapSpec, Node, PipelineGraph
     from mlflowlet.pipelines.run import PipelineRun
 
 _WHERE = {
+    "ContainerStep": "mlflowlet.pipelines.container",
+    "container_step": "mlflowlet.pipelines.container",
     "Edge": "mlflowlet.pipelines.graph",
     "MapSpec": "mlflowlet.pipelines.graph",
     "Node": "mlflowlet.pipelines.graph",
@@ -39,6 +42,7 @@ _WHERE = {
 __all__ = [
     "Collected",
     "Condition",
+    "ContainerStep",
     "Edge",
     "HyperSpec",
     "MapItem",
@@ -55,6 +59,7 @@ __all__ = [
     "StepSpec",
     "collect",
     "condition",
+    "container_step",
     "item",
     "on_exit",
     "pipeline",

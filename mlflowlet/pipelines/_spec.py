@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .._binding import _strip_optional, handler_signature
+from .._ctx_workflow import reads_workflow
 from ..errors import StepDefinitionError
 
 RESOURCE_KEYS = ("cpu", "memory", "gpu")
@@ -110,6 +111,10 @@ class StepSpec:
         outputs_types: declared artifact output to its kind (``model``, ``metrics``, ``html``...;
             see :data:`ARTIFACT_KINDS`), for outputs declared with a kind.
         doc: the function's docstring.
+        container: what a ``container_step`` runs (a
+            :class:`~mlflowlet.pipelines.container.ContainerSpec`), None for a Python step.
+        uses_workflow: the function reads ``context.workflow`` (compiled, it then gets the
+            workflow's name, uid, attempt, parameters and creation time).
     """
 
     name: str
@@ -133,6 +138,8 @@ class StepSpec:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     outputs_types: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     doc: str = ""
+    container: Any = None
+    uses_workflow: bool = False
 
     def param(self, name: str) -> ParamSpec | None:
         """Return the parameter called ``name``, or None."""
@@ -165,6 +172,8 @@ class StepSpec:
             "labels": dict(self.labels),
             "outputs_types": dict(self.outputs_types),
             "doc": self.doc,
+            **({"container": self.container.describe()} if self.container is not None else {}),
+            **({"uses_workflow": True} if self.uses_workflow else {}),
         }
 
 
@@ -359,5 +368,6 @@ def build_spec(fn: Callable[..., Any], **options: Any) -> StepSpec:
         var_keyword=sig.var_keyword,
         returns=type_name(hints.get("return", _EMPTY)),
         doc=inspect.getdoc(fn) or "",
+        uses_workflow=reads_workflow(fn),
         **opts,
     )

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._ctx_workflow import SPEC_FIELD as WORKFLOW_FIELD
 from .._provenance import git_info
 from ..errors import RunError
 from ..model import RunObject, new_uid, now_iso
@@ -84,9 +85,19 @@ def _git(source: str) -> dict[str, str]:
 def execute(call: StepCall, db: RunDB) -> RunObject:
     """Run ``call`` with its retries; return the last attempt (``call.attempts`` lists them all)."""
     spec, runtime, handler = call.spec, _runtime(), call.step.handler()
+    if spec.container is not None:  # a container step whose program is missing: skipped
+        from .container import missing_tool
+
+        why = missing_tool(spec)
+        if why:
+            return _skipped(call, why, db)
     result = None
+    workflow = _workflow(call, db) if spec.uses_workflow else None
     for attempt in range(1, spec.retries + 2):
         run = new_run(call, attempt)
+        if workflow is not None:  # context.workflow: attempt counts from 1 (see _ctx_workflow)
+            assert run.spec.model_extra is not None
+            run.spec.model_extra[WORKFLOW_FIELD] = {**workflow, "attempt": attempt}
         result = _run_once(runtime, run, handler, db, spec.timeout)
         result._record_in(db)
         call.attempts.append(
@@ -99,6 +110,31 @@ def execute(call: StepCall, db: RunDB) -> RunObject:
             time.sleep(delay)  # the retry back-off itself, not a synchronisation
     assert result is not None
     return result
+
+
+def _workflow(call: StepCall, db: RunDB) -> dict[str, Any] | None:
+    """Return ``context.workflow`` of a step of pipeline run ``call.pipeline_uid`` (None: none)."""
+    if not call.pipeline_uid:
+        return None
+    pipe = db.read_run(call.pipeline_uid, project=call.project)
+    return {
+        "name": pipe["metadata"].get("name", ""),
+        "uid": call.pipeline_uid,
+        "parameters": dict(pipe.get("spec", {}).get("params", {})),
+        "created": pipe.get("status", {}).get("start_time") or "",
+        "target": "local",
+    }
+
+
+def _skipped(call: StepCall, reason: str, db: RunDB) -> RunObject:
+    """Record ``call`` as a ``skipped`` run (``reason`` in its annotations) without running it."""
+    run = new_run(call, 1)
+    stamp = now_iso()
+    run.status.state, run.status.start_time, run.status.end_time = "skipped", stamp, stamp
+    run.metadata.annotations["reason"] = reason
+    db.store_runs([run.to_dict()])
+    call.attempts.append({"uid": run.uid, "state": "skipped", "error": ""})
+    return run._record_in(db)
 
 
 def last_line(text: str) -> str:

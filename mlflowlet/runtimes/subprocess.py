@@ -430,7 +430,7 @@ def _record(run: RunObject, masker: Any) -> dict[str, Any]:
     """Return the run as stored: secret values hidden in every string (params may quote them)."""
     if masker is None:
         return run.to_dict()
-    from .._ctx_persist import _masked
+    from .._ctx_recorder import _masked
 
     return _masked(run.to_dict(), masker.mask)
 

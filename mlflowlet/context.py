@@ -24,7 +24,6 @@ from .model import RunObject
 
 if TYPE_CHECKING:
     from .db.base import RunDB
-    from .secrets import SecretsStore
 
 _active: ContextVar[Context | None] = ContextVar("mlflowlet_active_run", default=None)
 
@@ -43,9 +42,7 @@ class Context:
         secrets: a ``SecretsStore``; built from the run's secret sources when omitted.
     """
 
-    def __init__(
-        self, run: RunObject, db: RunDB | None = None, secrets: SecretsStore | None = None
-    ) -> None:
+    def __init__(self, run: RunObject, db: RunDB | None = None, secrets: Any = None) -> None:
         self._run = run
         self._db = db
         run._record_in(db)
@@ -58,7 +55,7 @@ class Context:
         self._token: Any = None  # set when get_or_create_ctx activated this context
         self.log_level = "info"
 
-    # read-only views (a new property goes here) ------------------------------------------------
+    # read-only views --------------------------------------------------------------------------
     @property
     def name(self) -> str:
         """Run name."""

@@ -161,8 +161,7 @@ class LocalExecutor:
         if results:
             self.ctx.log_results(results)
         if artifacts:
-            links = [dict(rec, key=key) for key, rec in artifacts.items()]
-            self.ctx._artifact_log.link_records(links)
+            self.ctx._artifact_log.link_records([dict(r, key=k) for k, r in artifacts.items()])
         if problems and state == "completed":  # an engine fails a workflow whose outputs fail
             return "error", "; ".join(problems)
         return state, error

@@ -1,60 +1,91 @@
-"""The artifact-logging methods of a run context (a base of ``Context``)."""
+"""The artifact side of a run context: where its artifacts go, and logging them.
+
+Private to :mod:`mlflowlet.context`: ``Context.log_artifact`` (and ``log_dataset``,
+``log_model``) delegate to a :class:`RunArtifacts`, which stores each artifact through the run's
+:class:`~mlflowlet.artifacts.ArtifactManager` with the run as its producer and hands the record
+to the run's :class:`~mlflowlet._ctx_recorder.Recorder`.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
+from ._ctx_recorder import Recorder, _masked
+from ._names import check_project, check_run_name
 from .model import RunObject
 
 if TYPE_CHECKING:
-    import threading
+    from .artifacts import Artifact, ArtifactManager
+    from .db.base import RunDB
 
 
-class _ArtifactLogging:
-    """``log_artifact``, ``log_dataset`` and ``log_model`` of ``Context``."""
+def run_artifact_path(run: RunObject, db: RunDB | None) -> str:
+    """Return the run's own artifact directory (or URL); see ``Context.artifact_path``."""
+    spec, meta = run.spec, run.metadata
+    check_run_name(meta.uid, "run uid")  # both become directories under the root
+    if meta.project:
+        check_project(meta.project)
+    base = spec.artifact_path
+    if base:
+        base = base.replace("{{run.uid}}", meta.uid).replace("{{run.project}}", meta.project)
+        if meta.uid and meta.uid not in base.replace("\\", "/").split("/"):
+            base = f"{base.rstrip('/')}/{meta.uid}"
+    else:
+        from .settings import get_settings
 
-    _run: RunObject
-    _secrets: Any
-    _manager: Any
-    _pending_artifacts: list[dict[str, Any]]
-    _log_lock: threading.Lock
+        root = get_settings().artifact_path
+        root = root or (db.artifact_root if db is not None else "")
+        root = root or os.path.join(os.getcwd(), "artifacts")
+        base = f"{root.rstrip('/')}/{meta.project}/{meta.uid}"
+    if meta.iteration:
+        base = f"{base.rstrip('/')}/{meta.iteration}"
+    return base if "://" in base else os.path.abspath(base)
 
-    if TYPE_CHECKING:
 
-        @property
-        def artifact_path(self) -> str:
-            """Defined by ``Context``."""
+class RunArtifacts:
+    """A run's artifacts, stored by its ``ArtifactManager`` (made on first use).
 
-        def _maybe_flush(self, force: bool) -> None: ...
+    Their records go to the run's recorder, buffered for its next commit.
 
-        def _mask_store(self) -> Any: ...
+    Args:
+        recorder: the run's recorder (its run, DB, secrets and buffers).
+    """
 
-    def log_artifact(
+    __slots__ = ("_recorder", "manager")
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self.manager: ArtifactManager | None = None  # under the run's artifact path
+
+    def log(
         self,
         item: Any,
-        body: Any = None,
-        local_path: str | None = None,
-        target_path: str | None = None,
-        viewer: str | None = None,
-        labels: dict[str, str] | None = None,
-        format: str | None = None,
-        tag: str | None = None,
-        upload: bool = True,
-        **kw: Any,
-    ) -> Any:
-        """Store an artifact (a key with ``body``/``local_path``, or an ``Artifact``); record it."""
-        if self._manager is None:
+        body: Any,
+        local_path: str | None,
+        target_path: str | None,
+        viewer: str | None,
+        labels: dict[str, str] | None,
+        format: str | None,
+        tag: str | None,
+        upload: bool,
+        kw: dict[str, Any],
+    ) -> Artifact:
+        """Store an artifact as ``Context.log_artifact`` does; buffer its record; return it."""
+        rec = self._recorder
+        run = rec.run
+        if self.manager is None:
             from .artifacts import ArtifactManager
 
-            self._manager = ArtifactManager(self.artifact_path)
-        secrets = self._mask_store()
+            self.manager = ArtifactManager(run_artifact_path(run, rec.db))
+        secrets = rec.mask_store()
         if secrets is not None:  # names become file paths: hide secret values before any write
             item, target_path, labels, kw = _hide_names(
                 secrets.mask, item, local_path, target_path, labels, kw
             )
             tag = secrets.mask(tag) if tag else tag
-        meta = self._run.metadata
-        art = self._manager.log(
+        meta = run.metadata
+        art = self.manager.log(
             item,
             body=body,
             local_path=local_path,
@@ -71,90 +102,35 @@ class _ArtifactLogging:
                 "kind": "run",
             },
             project=meta.project,
-            tree=self._run.spec.pipeline_uid or meta.uid,
+            tree=run.spec.pipeline_uid or meta.uid,
             iteration=meta.iteration,
-            secrets=self._secrets,
+            secrets=rec.secrets_or_none,
             **kw,
         )
-        record = art.to_dict()
-        arts = self._run.status.artifacts
-        arts[:] = [a for a in arts if a.get("key") != record["key"]]
-        arts.append(record)
-        with self._log_lock:
-            self._pending_artifacts.append(record)
-        self._maybe_flush(False)
+        rec.add_artifact(art.to_dict())
+        rec.touch(False)
         return art
 
-    def _link_best(self, records: list[dict[str, Any]], iteration: int) -> None:
+    def link_best(self, records: list[dict[str, Any]], iteration: int) -> None:
         """List a sweep's best iteration's artifact versions as this (parent) run's own.
 
         Each becomes a link record of the parent (same location, hash and version uid; no bytes
         copied; ``link_iteration`` names the iteration), stored with the parent's next commit,
         so ``latest`` (and the version's tag) of each key then points at the best iteration.
         """
-        arts = self._run.status.artifacts
+        own = self._recorder.run.metadata.iteration
         for rec in records:
-            link = dict(rec, iteration=self._run.metadata.iteration, link_iteration=iteration)
-            arts[:] = [a for a in arts if a.get("key") != link["key"]]
-            arts.append(link)
-            self._pending_artifacts.append(link)
+            self._recorder.add_artifact(dict(rec, iteration=own, link_iteration=iteration))
 
-    def _link_records(self, records: list[dict[str, Any]]) -> None:
+    def link_records(self, records: list[dict[str, Any]]) -> None:
         """List artifact versions of other runs as this run's own (a pipeline's outputs).
 
         Each record keeps its location, hash, version uid and producer (no bytes copied), under
         the key given; it is stored with this run's next commit.
         """
-        arts = self._run.status.artifacts
+        own = self._recorder.run.metadata.iteration
         for rec in records:
-            link = dict(rec, iteration=self._run.metadata.iteration)
-            arts[:] = [a for a in arts if a.get("key") != link["key"]]
-            arts.append(link)
-            self._pending_artifacts.append(link)
-
-    def log_dataset(
-        self,
-        key: str,
-        df: Any,
-        format: str = "parquet",
-        preview: int = 20,
-        stats: bool = True,
-        labels: dict[str, str] | None = None,
-        tag: str | None = None,
-        **kw: Any,
-    ) -> Any:
-        """Store a DataFrame as a dataset artifact with schema, preview and stats."""
-        from .artifacts import DatasetArtifact
-
-        art = DatasetArtifact(key, df=df, format=format, preview=preview, stats=stats)
-        return self.log_artifact(art, labels=labels, tag=tag, **kw)
-
-    def log_model(
-        self,
-        key: str,
-        model_file: str | None = None,
-        body: Any = None,
-        metrics: dict[str, Any] | None = None,
-        parameters: dict[str, Any] | None = None,
-        framework: str = "",
-        labels: dict[str, str] | None = None,
-        tag: str | None = None,
-        model_dir: str | None = None,
-        **kw: Any,
-    ) -> Any:
-        """Store a model file (or body) with its metrics, parameters and framework."""
-        from .artifacts import ModelArtifact
-
-        art = ModelArtifact(
-            key,
-            model_file=model_file,
-            body=body,
-            metrics=metrics,
-            parameters=parameters,
-            framework=framework,
-            model_dir=model_dir,
-        )
-        return self.log_artifact(art, labels=labels, tag=tag, **kw)
+            self._recorder.add_artifact(dict(rec, iteration=own))
 
 
 def _hide_names(
@@ -167,12 +143,10 @@ def _hide_names(
 ) -> tuple[Any, str | None, dict[str, str] | None, dict[str, Any]]:
     """Mask secret values in an artifact's key, target path, labels and other string options.
 
-    The record's metadata is masked when it is written (``_Persistence._write``); this covers
-    what becomes a file name first. A ``local_path`` whose file name holds a secret is stored
-    under the masked name.
+    The record's metadata is masked when it is written (``Recorder.write``); this covers what
+    becomes a file name first. A ``local_path`` whose file name holds a secret is stored under
+    the masked name.
     """
-    from ._ctx_persist import _masked
-
     if isinstance(item, str):
         item = mask(item)
     elif hasattr(item, "key"):
@@ -182,8 +156,6 @@ def _hide_names(
         if getattr(item, "target_path", None):
             item.target_path = mask(item.target_path)
     if target_path is None and local_path is not None:
-        import os
-
         name = os.path.basename(os.fspath(local_path))
         if mask(name) != name:
             target_path = mask(name)

@@ -14,16 +14,40 @@ import sys
 import traceback
 from typing import Any, Protocol
 
+from ._ctx_recorder import Recorder
+from ._names import check_label_key, check_project, check_run_name
 from .errors import SecretsError
-from .model import RunObject
+from .model import RunObject, new_uid
 
 
 class _Finishable(Protocol):
     """What ending a script's run needs of its ``Context`` (this module sits below it)."""
 
-    _finished: bool
+    _recorder: Recorder
 
     def _finish(self, state: str, error: str = "") -> None: ...
+
+
+def _new_run(name: str, event: Any, spec: Any, with_env: bool, project: str) -> RunObject:
+    """Return the run ``get_or_create_ctx`` starts: from a spec, an event, the env, else new.
+
+    Its uid, name and project are filled in and checked, and so are its label keys.
+    """
+    run = _run_from(event, spec, with_env)
+    if run is None:
+        from .settings import get_settings
+
+        run = RunObject()
+        run.metadata.project = project or get_settings().project
+    meta = run.metadata
+    meta.uid = meta.uid or new_uid()
+    meta.name = meta.name or name
+    meta.project = meta.project or project or "default"
+    check_project(meta.project)
+    check_run_name(meta.name)
+    for key in meta.labels:
+        check_label_key(key)
+    return run
 
 
 def _run_from(event: Any, spec: Any, with_env: bool) -> RunObject | None:
@@ -86,17 +110,17 @@ def _finish_at_exit(ctx: _Finishable) -> None:
     previous_hook = sys.excepthook
 
     def on_uncaught(exc_type, exc, tb):  # type: ignore[no-untyped-def]
-        if not ctx._finished and issubclass(exc_type, KeyboardInterrupt):
+        if not ctx._recorder.finished and issubclass(exc_type, KeyboardInterrupt):
             from ._interrupt import reason
 
             ctx._finish("aborted", reason(exc))
-        elif not ctx._finished:
+        elif not ctx._recorder.finished:
             text = "".join(traceback.format_exception(exc_type, exc, tb))
             ctx._finish("error", text)
         previous_hook(exc_type, exc, tb)
 
     def at_exit() -> None:
-        if not ctx._finished:
+        if not ctx._recorder.finished:
             ctx._finish("completed")
 
     sys.excepthook = on_uncaught

@@ -142,12 +142,12 @@ def _busy_contexts(before: Any) -> list[Any]:
 
 
 def _open(ctx: Any) -> bool:
-    return not ctx._finished and ctx._run.status.state in ("pending", "running")
+    return not ctx._recorder.finished and ctx._run.status.state in ("pending", "running")
 
 
 def seal(ctx: Any, why: str) -> None:
     """Finish ``ctx`` as ``aborted`` from this thread; later writes from other threads drop."""
-    ctx._sealed_for = threading.get_ident()
+    ctx._recorder.sealed_for = threading.get_ident()
     try:
         ctx._finish("aborted", why)
     except Exception:  # a DB that fails now: the dead-owner check resolves the run later

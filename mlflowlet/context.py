@@ -7,24 +7,22 @@ thread (``_flush.py``) within ``flush_interval`` seconds of being logged, whatev
 
 from __future__ import annotations
 
-import os
-import threading
-import time
+import json
 import traceback
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from . import _capture, _process
-from ._ctx_artifacts import _ArtifactLogging
+from ._ctx_artifacts import RunArtifacts, run_artifact_path
 from ._ctx_factory import EXEC_SECRETS_ENV as EXEC_SECRETS_ENV
-from ._ctx_factory import _finish_at_exit, _run_from
+from ._ctx_factory import _finish_at_exit, _new_run
 from ._ctx_factory import with_exec_secrets as with_exec_secrets
-from ._ctx_persist import _jsonable, _Persistence
+from ._ctx_recorder import Recorder, _jsonable
 from ._ctx_workflow import SPEC_FIELD as WORKFLOW_FIELD
 from ._ctx_workflow import WorkflowInfo
-from ._names import check_label_key, check_project, check_run_name
+from ._names import check_label_key
 from .errors import ConfigError, SecretsError
-from .model import RunObject, new_uid
+from .model import RunObject
 
 if TYPE_CHECKING:
     from .db.base import RunDB
@@ -32,8 +30,13 @@ if TYPE_CHECKING:
 _active: ContextVar[Context | None] = ContextVar("mlflowlet_active_run", default=None)
 
 
-class Context(_ArtifactLogging, _Persistence):
+class Context:
     """What a handler logs through: params, inputs, secrets, results, metrics, artifacts, logger.
+
+    A context is made of parts it holds: its :class:`~mlflowlet._ctx_recorder.Recorder` (buffers,
+    locks, commits, flushing, heartbeats, secret masking, the run's start and end) and its
+    :class:`~mlflowlet._ctx_artifacts.RunArtifacts` (artifacts stored by the run's
+    ``ArtifactManager``). Its methods read the run or hand the work to one of them.
 
     Args:
         run: the run this context records.
@@ -45,26 +48,11 @@ class Context(_ArtifactLogging, _Persistence):
         self._run = run
         self._db = db
         run._record_in(db)
-        self._secrets = secrets
-        self._pending_artifacts: list[dict[str, Any]] = []
-        self._pending_metrics: list[tuple[str, int, float, float]] = []
-        self._log: list[str] = []
-        self._log_held = ""
-        self._log_lock = threading.Lock()  # guards the buffers: log, pending artifacts, metrics
-        self._commit_lock = threading.Lock()  # one DB write at a time, snapshot to commit
+        self._recorder = Recorder(run, db, secrets)
+        self._artifact_log = RunArtifacts(self._recorder)
         _process.live_contexts.add(self)  # interrupts, aborts and forks find it there
-        self._dirty = False
-        self._last_flush = time.monotonic()
-        self._flush_interval = 1.0
-        self._heartbeat_every = 30.0
-        self._final_written = False
-        self._recorded = False
-        self._flush_error = ""
-        self._abort_requested = ""  # set by request_abort: the next log call stops the handler
         self._metric_steps: dict[str, int] = {}
         self._inputs: dict[str, Any] = {}
-        self._manager: Any = None
-        self._finished = False
         self._dask_client: Any = None
         self._token: Any = None  # set when get_or_create_ctx activated this context
         self.log_level = "info"
@@ -148,25 +136,7 @@ class Context(_ArtifactLogging, _Persistence):
         a hyper-parameter iteration adds ``/<iteration>``. Runs sharing an ``artifact_path``
         therefore never share a file.
         """
-        spec, meta = self._run.spec, self._run.metadata
-        check_run_name(meta.uid, "run uid")  # both become directories under the root
-        if meta.project:
-            check_project(meta.project)
-        base = spec.artifact_path
-        if base:
-            base = base.replace("{{run.uid}}", meta.uid).replace("{{run.project}}", meta.project)
-            if meta.uid and meta.uid not in base.replace("\\", "/").split("/"):
-                base = f"{base.rstrip('/')}/{meta.uid}"
-        else:
-            from .settings import get_settings
-
-            root = get_settings().artifact_path
-            root = root or (self._db.artifact_root if self._db is not None else "")
-            root = root or os.path.join(os.getcwd(), "artifacts")
-            base = f"{root.rstrip('/')}/{meta.project}/{meta.uid}"
-        if meta.iteration:
-            base = f"{base.rstrip('/')}/{meta.iteration}"
-        return base if "://" in base else os.path.abspath(base)
+        return run_artifact_path(self._run, self._db)
 
     out_path = artifact_path
 
@@ -219,11 +189,7 @@ class Context(_ArtifactLogging, _Persistence):
     @property
     def secrets(self) -> Any:
         """The run's ``SecretsStore``."""
-        if self._secrets is None:
-            from .secrets import SecretsStore
-
-            self._secrets = SecretsStore.from_sources(self._run.spec.secret_sources)
-        return self._secrets
+        return self._recorder.secrets
 
     # params, secrets, inputs ------------------------------------------------------------------
     def get_param(self, key: str, default: Any = None) -> Any:
@@ -231,7 +197,7 @@ class Context(_ArtifactLogging, _Persistence):
         params = self._run.spec.params
         if key not in params:
             params[key] = default
-            self._dirty = True
+            self._recorder.dirty = True
         return params[key]
 
     def get_secret(self, key: str) -> Any:
@@ -249,7 +215,7 @@ class Context(_ArtifactLogging, _Persistence):
         if url is not None:
             item = self._dataitem(key, str(url))  # a URL it refuses is never recorded
             self._run.spec.inputs[key] = str(url)
-            self._dirty = True
+            self._recorder.dirty = True
             self._inputs[key] = item
         if key not in self._inputs:
             self._inputs[key] = self._dataitem(key, self._run.spec.inputs[key])
@@ -266,24 +232,20 @@ class Context(_ArtifactLogging, _Persistence):
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:
         """Record a scalar (or JSON-able) result."""
         self._run.status.results[str(key)] = _jsonable(value)
-        self._maybe_flush(commit)
+        self._recorder.touch(commit)
 
     def log_results(self, results: dict[str, Any], commit: bool = False) -> None:
         """Record several results."""
         for key, value in results.items():
             self._run.status.results[str(key)] = _jsonable(value)
-        self._maybe_flush(commit)
+        self._recorder.touch(commit)
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Append a point to metric ``key``'s time series (``step`` defaults to the next one)."""
         if step is None:
             step = self._metric_steps.get(key, -1) + 1
         self._metric_steps[key] = step
-        value = float(_jsonable(value))
-        with self._log_lock:
-            self._pending_metrics.append((key, step, value, time.time()))
-        self._run.status.metrics[key] = value
-        self._maybe_flush(False)
+        self._recorder.add_metric(key, step, float(_jsonable(value)))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log several metrics at one step."""
@@ -295,21 +257,118 @@ class Context(_ArtifactLogging, _Persistence):
         labels = self._run.metadata.labels
         if replace or key not in labels:
             labels[check_label_key(key)] = str(value)
-            self._maybe_flush(False)
+            self._recorder.touch(False)
 
     def set_annotation(self, key: str, value: Any, replace: bool = True) -> None:
         """Set an annotation."""
         notes = self._run.metadata.annotations
         if replace or key not in notes:
             notes[key] = str(value)
-            self._dirty = True
+            self._recorder.dirty = True
+
+    # artifacts (stored by the run's ArtifactManager, see _ctx_artifacts.py) -------------------
+    def log_artifact(
+        self,
+        item: Any,
+        body: Any = None,
+        local_path: str | None = None,
+        target_path: str | None = None,
+        viewer: str | None = None,
+        labels: dict[str, str] | None = None,
+        format: str | None = None,
+        tag: str | None = None,
+        upload: bool = True,
+        **kw: Any,
+    ) -> Any:
+        """Store an artifact (a key with ``body``/``local_path``, or an ``Artifact``); record it."""
+        return self._artifact_log.log(
+            item, body, local_path, target_path, viewer, labels, format, tag, upload, kw
+        )
+
+    def log_dataset(
+        self,
+        key: str,
+        df: Any,
+        format: str = "parquet",
+        preview: int = 20,
+        stats: bool = True,
+        labels: dict[str, str] | None = None,
+        tag: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """Store a DataFrame as a dataset artifact with schema, preview and stats."""
+        from .artifacts import DatasetArtifact
+
+        art = DatasetArtifact(key, df=df, format=format, preview=preview, stats=stats)
+        return self.log_artifact(art, labels=labels, tag=tag, **kw)
+
+    def log_model(
+        self,
+        key: str,
+        model_file: str | None = None,
+        body: Any = None,
+        metrics: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        framework: str = "",
+        labels: dict[str, str] | None = None,
+        tag: str | None = None,
+        model_dir: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """Store a model file (or body) with its metrics, parameters and framework."""
+        from .artifacts import ModelArtifact
+
+        art = ModelArtifact(
+            key,
+            model_file=model_file,
+            body=body,
+            metrics=metrics,
+            parameters=parameters,
+            framework=framework,
+            model_dir=model_dir,
+        )
+        return self.log_artifact(art, labels=labels, tag=tag, **kw)
+
+    # the record (kept by the run's Recorder, see _ctx_recorder.py) ----------------------------
+    def commit(self, message: str = "", completed: bool = False) -> None:
+        """Flush buffered writes to the run DB now (one transaction)."""
+        if message:
+            self.logger.info(message)
+        self._recorder.commit()
+
+    def to_run_object(self) -> RunObject:
+        """Return the run as recorded so far (the live object, not a copy)."""
+        return self._run
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the run as a JSON-safe dict (secret values never included)."""
+        record: dict[str, Any] = self._recorder.masked(self._run.to_dict())
+        return record
+
+    def to_json(self) -> str:
+        """Return the run as JSON."""
+        return json.dumps(self.to_dict(), default=str)
+
+    def to_yaml(self) -> str:
+        """Return the run as YAML (secret values never included)."""
+        import yaml
+
+        return str(yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False))
+
+    def _start(self, handler: Any = None) -> None:
+        """Mark the run ``running`` and record it now (runtimes call it before the handler)."""
+        self._recorder.start(handler)
+
+    def _finish(self, state: str, error: str = "") -> None:
+        """End the run ``state`` and write its final record (see ``Recorder.finish``)."""
+        self._recorder.finish(state, error)
 
     def __enter__(self) -> Context:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         """End a run started by :func:`get_or_create_ctx`: ``completed``, or ``error``."""
-        if self._finished or self._token is None:
+        if self._recorder.finished or self._token is None:
             return  # a runtime owns this run's end
         if exc_type is None:
             self._finish("completed")
@@ -331,7 +390,7 @@ MLClientCtx = Context
 def _after_fork_in_child() -> None:
     """Give every context fresh locks: a thread of the parent may have held one at the fork."""
     for ctx in list(_process.live_contexts):
-        ctx._log_lock, ctx._commit_lock = threading.Lock(), threading.Lock()
+        ctx._recorder.renew_locks()
 
 
 _process.at_fork(child=_after_fork_in_child)  # a child printing through the tee takes the log lock
@@ -352,8 +411,8 @@ def request_abort(run: RunObject, message: str) -> bool:
     for ctx in list(_process.live_contexts):
         other = ctx._run.metadata
         if (other.uid, other.iteration, other.project) == (meta.uid, meta.iteration, meta.project):
-            if not ctx._finished:
-                ctx._abort_requested = message
+            if not ctx._recorder.finished:
+                ctx._recorder.abort_requested = message
                 return True
     return False
 
@@ -365,7 +424,8 @@ def get_active_context() -> Context | None:
 
 def activate(ctx: Context | None) -> Any:
     """Make ``ctx`` the active context and route captured output to it; returns a token."""
-    return (_active.set(ctx), _capture.set_sink(ctx._write_log if ctx is not None else None))
+    sink = ctx._recorder.write_log if ctx is not None else None
+    return (_active.set(ctx), _capture.set_sink(sink))
 
 
 def deactivate(token: Any) -> None:
@@ -394,20 +454,7 @@ def get_or_create_ctx(
     active = _active.get()
     if active is not None:
         return active
-    run = _run_from(event, spec, with_env)
-    if run is None:
-        from .settings import get_settings
-
-        run = RunObject()
-        run.metadata.project = project or get_settings().project
-    meta = run.metadata
-    meta.uid = meta.uid or new_uid()
-    meta.name = meta.name or name
-    meta.project = meta.project or project or "default"
-    check_project(meta.project)
-    check_run_name(meta.name)
-    for key in meta.labels:
-        check_label_key(key)
+    run = _new_run(name, event, spec, with_env, project)
     if db is None:
         from .db import get_run_db
 

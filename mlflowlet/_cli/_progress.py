@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 class IterationProgress:
@@ -45,7 +48,7 @@ class IterationProgress:
         """Observe ``runtime``'s finished iterations (wraps its ``_execute_many``)."""
         inner = runtime._execute_many
 
-        def observed(runs: Any, handler: Any, db: Any, parallel: int) -> Any:
+        def observed(runs: Any, handler: Any, db: RunDB, parallel: int) -> Any:
             for child in inner(runs, handler, db, parallel):
                 self.update(child)
                 yield child

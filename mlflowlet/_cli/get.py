@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ._common import emit, open_db
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 ORDER = 20
 _Opt = typer.Option
@@ -64,7 +67,7 @@ def get_runs(
     emit(list(runs), output, runs.to_text)
 
 
-def _refuse_damaged(rundb: Any) -> None:
+def _refuse_damaged(rundb: RunDB) -> None:
     from ..db.sqlite import SQLiteRunDB
     from ..errors import RunDBError
 

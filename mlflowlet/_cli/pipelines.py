@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ._common import emit, error_line, open_db, usage_error
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 ORDER = 25
 _Opt = typer.Option
@@ -55,7 +58,7 @@ def get_lineage(
     emit(rows, output, lambda: _table(rows))
 
 
-def _run_kind(rundb: Any, uid: str) -> str:
+def _run_kind(rundb: RunDB, uid: str) -> str:
     found = rundb.list_runs(uid=uid, last=1)
     return found[0]["metadata"].get("labels", {}).get("kind", "") if found else ""
 

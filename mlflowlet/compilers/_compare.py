@@ -14,10 +14,13 @@ import hashlib
 import json
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._naming import param_name
 from ._runs import PodRun
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 _STAMP = re.compile(r"^> \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ", re.M)
 
@@ -38,7 +41,7 @@ def file_digest(uri: str) -> str:
     return hashlib.sha256(get_dataitem(uri).get()).hexdigest()
 
 
-def log_text(db: Any, uid: str, project: str) -> str:
+def log_text(db: RunDB, uid: str, project: str) -> str:
     """Return a run's stored log with logger timestamps blanked (they differ run to run)."""
     try:
         data = db.get_log(uid, project)
@@ -80,7 +83,7 @@ class Comparison:
         local: Any,
         report: Any,
         dag: Any,
-        compiled_db: Any,
+        compiled_db: RunDB,
         ignore: dict[str, list[str]] | None = None,
     ) -> None:
         self.local, self.report, self.dag, self.db = local, report, dag, compiled_db

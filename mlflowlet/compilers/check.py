@@ -20,11 +20,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._compare import Comparison, file_digest
 from ._naming import kfp_name, param_name
 from ._runs import PodRun
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 __all__ = ["CheckReport", "CheckSession", "check", "compare", "local_shape", "run_compiled"]
 
@@ -185,7 +188,7 @@ def compare(
     local: Any,
     report: CheckReport,
     dag: Any,
-    compiled_db: Any,
+    compiled_db: RunDB,
     ignore_results: dict[str, list[str]] | None = None,
 ) -> list[str]:
     """Return the differences between a local ``PipelineRun`` and a compiled check run."""

@@ -9,9 +9,12 @@ holding those keys: else the map fails before any item runs, naming the item and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 
 @dataclass(eq=False)
@@ -154,7 +157,7 @@ def field_values(items: list[Any], key: str, step: str, param: str) -> list[Any]
     return out
 
 
-def empty_map(call: Any, db: Any) -> Any:
+def empty_map(call: Any, db: RunDB) -> Any:
     """Record and return the run of a map over no items: completed, with no iterations."""
     from ..model import now_iso
     from ._stepexec import new_run

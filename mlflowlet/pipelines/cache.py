@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._binding import code_hash
 from ..model import RunObject, new_uid, now_iso
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 CACHE_LABEL = "cache_key"
 CACHED_FROM = "cached_from"
@@ -56,7 +59,7 @@ def cache_key(
 
 
 def find_cached(
-    db: Any, key: str, project: str, max_age: float | None = None
+    db: RunDB, key: str, project: str, max_age: float | None = None
 ) -> dict[str, Any] | None:
     """Return the newest completed run recorded with cache key ``key`` (as a dict), or None.
 
@@ -89,7 +92,7 @@ def computed_age(run: dict[str, Any]) -> float:
     return (datetime.now(timezone.utc) - stamp).total_seconds()
 
 
-def prefetch(db: Any, project: str, pipeline: str, limit: int) -> dict[str, dict[str, Any]]:
+def prefetch(db: RunDB, project: str, pipeline: str, limit: int) -> dict[str, dict[str, Any]]:
     """Return the newest ``limit`` completed step runs of ``pipeline``, by cache key.
 
     One query for the whole rerun, instead of one per step: a rerun of an unchanged pipeline
@@ -114,7 +117,7 @@ def prefetch(db: Any, project: str, pipeline: str, limit: int) -> dict[str, dict
 
 
 def record_hit(
-    db: Any,
+    db: RunDB,
     original: dict[str, Any],
     name: str,
     labels: dict[str, str],

@@ -161,7 +161,7 @@ class LocalExecutor:
         if results:
             self.ctx.log_results(results)
         if artifacts:
-            self.ctx._link_records([dict(rec, key=key) for key, rec in artifacts.items()])
+            self.ctx._artifact_log.link_records([dict(r, key=k) for k, r in artifacts.items()])
         if problems and state == "completed":  # an engine fails a workflow whose outputs fail
             return "error", "; ".join(problems)
         return state, error
@@ -392,7 +392,7 @@ class LocalExecutor:
 
     def _progress(self, name: str, note: str) -> None:
         """Add a progress line to the pipeline run's log (what the live page shows)."""
-        self.ctx._write_log(f"{now_iso()[11:19]} step {name}: {note}\n")
+        self.ctx._recorder.write_log(f"{now_iso()[11:19]} step {name}: {note}\n")
 
     def _record(
         self, node: Any, state: str, reason: str, rows: list[dict[str, Any]] | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from .._coerce import EMPTY, coerce, json_value
 from ..errors import CycleError, ParameterError, PipelineError, StepDefinitionError
@@ -20,6 +20,9 @@ from ._spec import _fail, type_name, where
 from ._trace import NodeHandle, Tracer, _tracer, current_tracer
 from .refs import Collected, OutputRef, PipelineParam
 from .step import Step, step
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 __all__ = ["NodeHandle", "Pipeline", "current_tracer", "pipeline"]
 
@@ -192,7 +195,7 @@ class Pipeline:
         max_parallel: int | None = None,
         project: str = "",
         artifact_path: str = "",
-        db: Any = None,
+        db: RunDB | None = None,
         wait: bool = True,
         labels: dict[str, Any] | None = None,
         **kwargs: Any,

@@ -161,7 +161,7 @@ def summarise(ctx: Any, fold: Fold) -> None:
     if best is not None and fold.best_run is not None:
         parent.status.results.update(fold.best_run.status.results)
         parent.status.results["best_iteration"] = best
-        ctx._link_best(fold.best_run.status.artifacts, best)
+        ctx._artifact_log.link_best(fold.best_run.status.artifacts, best)
     if fold.errors:
         problems.append(f"{fold.errors} of {fold.count} iteration(s) failed")
     stopped = fold.stopped

@@ -286,9 +286,10 @@ class Runtime(ABC):
                 fold.launched(i, combo)
                 yield self._child(parent, i, combo)
 
-        shared = capture.acquire(ctx._write_log, shared=True)  # fd output of parallel iterations
+        sink = ctx._recorder.write_log
+        shared = capture.acquire(sink, shared=True)  # fd output of parallel iterations
         outer, _sweep._current.fold = getattr(_sweep._current, "fold", None), fold
-        batched = _sweep.BatchedDB(db, ctx._flush_interval)
+        batched = _sweep.BatchedDB(db, ctx._recorder.flush_interval)
         try:
             for child in self._execute_many(children(), handler, cast("RunDB", batched), parallel):
                 fold.add(child)
@@ -302,7 +303,7 @@ class Runtime(ABC):
             batched.close()
             _sweep._current.fold = outer
             if shared:
-                capture.release(ctx._write_log)
+                capture.release(sink)
         summarise(ctx, fold)
         return ctx.to_run_object()
 

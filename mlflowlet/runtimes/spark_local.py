@@ -7,11 +7,14 @@ recording and hyper-parameters are the local runtime's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingDependencyError
 from ..model import RunObject
 from .local import LocalRuntime
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 __all__ = ["LocalSparkRuntime"]
 
@@ -62,14 +65,14 @@ class LocalSparkRuntime(LocalRuntime):
             "Kubernetes with kind='spark' (no master), 'job' or 'mpijob'"
         )
 
-    def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
+    def _before_run(self, run: RunObject, handler: Any, db: RunDB, **options: Any) -> None:
         super()._before_run(run, handler, db, **options)
         try:
             import pyspark  # noqa: F401
         except ImportError:
             raise MissingDependencyError("pyspark", "spark") from None
 
-    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+    def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.master(self.master).appName(run.metadata.name)

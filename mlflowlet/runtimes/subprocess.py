@@ -32,7 +32,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _interrupt
 from .._owner import is_died_message
@@ -43,6 +43,9 @@ from . import _proctree, _warm
 from ._pump import Pump, empty
 from .base import Runtime, finish_time_fields
 from .base import _short_name as _default_name
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 MODES = ("", "noctx", "pass")
 _ACTIVE_STATES = ("created", "pending", "running")
@@ -83,7 +86,7 @@ class SubprocessRuntime(Runtime):
         self._live_lock = threading.Lock()
 
     # checks -----------------------------------------------------------------------------------
-    def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
+    def _before_run(self, run: RunObject, handler: Any, db: RunDB, **options: Any) -> None:
         self._watch = bool(options.pop("watch", True))
         mode = options.pop("mode", None)
         run.spec.mode = (mode if mode is not None else run.spec.mode or self.mode) or ""
@@ -98,7 +101,7 @@ class SubprocessRuntime(Runtime):
         self._abort.clear()
         self._check(run, handler, db)
 
-    def _check(self, run: RunObject, handler: Any, db: Any) -> None:
+    def _check(self, run: RunObject, handler: Any, db: RunDB) -> None:
         if run.spec.mode not in MODES:
             raise ConfigError(
                 f"unknown subprocess mode {run.spec.mode!r}; use '' (default), 'noctx' or 'pass'"
@@ -139,7 +142,7 @@ class SubprocessRuntime(Runtime):
         return os.cpu_count() or 1
 
     # one child --------------------------------------------------------------------------------
-    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+    def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         argv = self._child_argv(run, handler)
         env = self._child_env(run, db)
         masker = _masker(run)
@@ -222,7 +225,7 @@ class SubprocessRuntime(Runtime):
             return [self.python, "-m", "mlflowlet.entrypoint", "--handler", f"{path}:{name}"]
         return [self.python, script, *args]
 
-    def _child_env(self, run: RunObject, db: Any) -> dict[str, str]:
+    def _child_env(self, run: RunObject, db: RunDB) -> dict[str, str]:
         env = {**os.environ, **self.env}
         env["MLFLOWLET_DBPATH"] = _db_location(db)
         env["PYTHONUNBUFFERED"] = "1"
@@ -239,7 +242,7 @@ class SubprocessRuntime(Runtime):
     def _finalize(
         self,
         run: RunObject,
-        db: Any,
+        db: RunDB,
         code: int | None,
         reason: str,
         pump: Pump,
@@ -288,7 +291,7 @@ class SubprocessRuntime(Runtime):
 
     # many children ----------------------------------------------------------------------------
     def _execute_many(
-        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+        self, runs: Iterable[RunObject], handler: Any, db: RunDB, parallel: int
     ) -> Iterator[RunObject]:
         """Run iterations as a pool of ``parallel`` children; Ctrl-C ends every live child tree.
 
@@ -323,7 +326,7 @@ class SubprocessRuntime(Runtime):
             if warm is not None:
                 warm.close()
 
-    def _warm_worker(self, run: RunObject, handler: Any, db: Any) -> _warm.WarmWorker | None:
+    def _warm_worker(self, run: RunObject, handler: Any, db: RunDB) -> _warm.WarmWorker | None:
         """Start the sweep's warm worker; None where its children must be fresh interpreters."""
         argv = self._child_argv(run, handler)
         self.warm_reason = _warm.unsafe_reason(argv, self.python, run.spec.mode)
@@ -352,7 +355,7 @@ class SubprocessRuntime(Runtime):
             thread.join()
 
 
-def _read_back(run: RunObject, db: Any) -> tuple[RunObject, str]:
+def _read_back(run: RunObject, db: RunDB) -> tuple[RunObject, str]:
     """Return the run as the child left it in the DB, and a problem if it cannot be read."""
     from pydantic import ValidationError
 
@@ -396,7 +399,7 @@ def _describe_exit(code: int) -> str:
     return f"process exited with code {code}"
 
 
-def _db_location(db: Any) -> str:
+def _db_location(db: RunDB) -> str:
     where = getattr(db, "url", "") or getattr(db, "path", "")
     if not where:
         raise ConfigError(
@@ -430,7 +433,7 @@ def _record(run: RunObject, masker: Any) -> dict[str, Any]:
     """Return the run as stored: secret values hidden in every string (params may quote them)."""
     if masker is None:
         return run.to_dict()
-    from .._ctx_persist import _masked
+    from .._ctx_recorder import _masked
 
     return _masked(run.to_dict(), masker.mask)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import ConfigError
 from ...model import RunObject
@@ -31,6 +31,9 @@ from .client import KubeClient, Workload
 from .fluent import PodSettings
 from .options import PodOptions
 from .watch import Watch, fail
+
+if TYPE_CHECKING:
+    from ...db.base import RunDB
 
 TOKEN_KEY = "MLFLOWLET_API_TOKEN"
 NAMESPACE_KEY, WORKLOAD_KEY = "mlflowlet.io/namespace", "mlflowlet.io/workload"  # annotations
@@ -200,7 +203,7 @@ class KubeRuntime(PodSettings, Runtime):
             "the task without hyper-parameters to see its manifest"
         )
 
-    def _before_run(self, run: RunObject, handler: Any, db: Any, **options: Any) -> None:
+    def _before_run(self, run: RunObject, handler: Any, db: RunDB, **options: Any) -> None:
         self.watch_output = bool(options.pop("watch", True))
         dry = options.pop("dry", False)
         super()._before_run(run, handler, db, **options)
@@ -225,11 +228,11 @@ class KubeRuntime(PodSettings, Runtime):
                 "give command='file.py' (a file in the image) or handler='module:function'"
             )
 
-    def _execute(self, run: RunObject, handler: Any, db: Any) -> RunObject:
+    def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         return next(iter(self._workload([run], db, indexed=False)))
 
     def _workload(
-        self, runs: list[RunObject], db: Any, indexed: bool, parallel: int = 0
+        self, runs: list[RunObject], db: RunDB, indexed: bool, parallel: int = 0
     ) -> Iterator[RunObject]:
         first = runs[0]
         iterations = [r.spec.params for r in runs] if indexed else None
@@ -269,7 +272,7 @@ class KubeRuntime(PodSettings, Runtime):
         options.setdefault("namespace", run.metadata.annotations.get(NAMESPACE_KEY, "default"))
         return cls(**options)
 
-    def abort(self, run: RunObject, db: Any = None) -> RunObject:
+    def abort(self, run: RunObject, db: RunDB | None = None) -> RunObject:
         """Delete the run's workload (and its pods and Secret) and mark the run ``aborted``."""
         self._delete(run.metadata.annotations.get(WORKLOAD_KEY) or self.workload_name(run))
         if db is None:
@@ -281,7 +284,7 @@ class KubeRuntime(PodSettings, Runtime):
     def _delete(self, name: str) -> None:
         self.client.delete(self.workload, name)
 
-    def _finish(self, run: RunObject, db: Any, state: str, error: str) -> RunObject:
+    def _finish(self, run: RunObject, db: RunDB, state: str, error: str) -> RunObject:
         fail(run, state, error)
         log = f"{error}\n".encode() if error else b""
         db.commit_run(run.to_dict(), log=log)
@@ -295,7 +298,7 @@ class KubeRuntime(PodSettings, Runtime):
     def build_manifests(
         self,
         run: RunObject,
-        db: Any = None,
+        db: RunDB | None = None,
         iterations: list[dict] | None = None,
         parallel: int = 0,
     ) -> tuple[list[dict], dict[str, str]]:
@@ -357,7 +360,7 @@ class KubeRuntime(PodSettings, Runtime):
             return ["python", "-m", "mlflowlet.entrypoint", "--script", script]
         return ["python", *shlex.split(self.command)]  # a plain script: it records itself
 
-    def _secret_values(self, run: RunObject, db: Any) -> dict[str, str]:
+    def _secret_values(self, run: RunObject, db: RunDB | None) -> dict[str, str]:
         from ...secrets import SecretsStore
         from ...settings import get_settings
 
@@ -369,11 +372,11 @@ class KubeRuntime(PodSettings, Runtime):
             values[TOKEN_KEY] = get_settings().api_token
         return values
 
-    def _db_url(self, db: Any) -> str:
+    def _db_url(self, db: RunDB | None) -> str:
         url = self.dbpath or str(getattr(db, "url", "") or "")
         return url if "://" in url else ""
 
-    def _shared_db(self, db: Any) -> bool:
+    def _shared_db(self, db: RunDB | None) -> bool:
         return bool(self._db_url(db))
 
     def _masker(self, run: RunObject) -> Any:

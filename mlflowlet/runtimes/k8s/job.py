@@ -11,7 +11,7 @@ Reference: https://kubernetes.io/docs/concepts/workloads/controllers/job/#comple
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError
 from ...model import RunObject
@@ -19,6 +19,9 @@ from . import manifests
 from .base import NAMESPACE_KEY, WORKLOAD_KEY, KubeRuntime
 from .client import Workload
 from .manifests import SPEC_FILE
+
+if TYPE_CHECKING:
+    from ...db.base import RunDB
 
 __all__ = ["JOB", "KubeJobRuntime", "job_state"]
 
@@ -87,7 +90,7 @@ class KubeJobRuntime(KubeRuntime):
         return [{**run.spec.params, **combo} for combo in combos]
 
     def _execute_many(
-        self, runs: Iterable[RunObject], handler: Any, db: Any, parallel: int
+        self, runs: Iterable[RunObject], handler: Any, db: RunDB, parallel: int
     ) -> Iterator[RunObject]:
         """Run every iteration as one pod of a single Indexed Job."""
         children = list(runs)
@@ -97,7 +100,7 @@ class KubeJobRuntime(KubeRuntime):
     def _default_parallel(self) -> int:  # type: ignore[override]
         return self.sweep_parallelism  # not all at once: a 12,000-pod burst helps no one
 
-    def _run_iterations(self, parent: RunObject, handler: Any, db: Any) -> RunObject:
+    def _run_iterations(self, parent: RunObject, handler: Any, db: RunDB) -> RunObject:
         # the parent names the Indexed Job too, so aborting the parent deletes it
         parent.metadata.annotations.update(
             {NAMESPACE_KEY: self.namespace, WORKLOAD_KEY: self.workload_name(parent)}

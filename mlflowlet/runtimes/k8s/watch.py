@@ -15,13 +15,16 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._wire import RUN_JSON_MARKER, read_run_json
 from ...errors import MlflowletError
 from ...model import RunObject, now_iso
 from .._sweep import sweep_stopped
 from .pods import last_event, pod_problem, terminated
+
+if TYPE_CHECKING:
+    from ...db.base import RunDB
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 _FLUSH_SECONDS = 1.0
@@ -31,7 +34,7 @@ _JOIN_SECONDS = 30.0
 class Follower:
     """Reads one pod's log in a thread: stores it in the run's log, echoes it, keeps the record."""
 
-    def __init__(self, rt: Any, pod: str, run: RunObject, db: Any, prefix: str) -> None:
+    def __init__(self, rt: Any, pod: str, run: RunObject, db: RunDB, prefix: str) -> None:
         self.rt, self.pod, self.run, self.db, self.prefix = rt, pod, run, db, prefix
         self.run_json = ""
         self.error = ""
@@ -71,7 +74,7 @@ class Follower:
 class Watch:
     """Follows one workload whose runs are ``runs`` (index ``i`` is completion index ``i``)."""
 
-    def __init__(self, rt: Any, name: str, runs: list[RunObject], db: Any, indexed: bool) -> None:
+    def __init__(self, rt: Any, name: str, runs: list[RunObject], db: RunDB, indexed: bool) -> None:
         self.rt, self.name, self.db, self.indexed = rt, name, db, indexed
         self.open: dict[int, RunObject] = dict(enumerate(runs))
         self.followers: dict[str, Follower] = {}

@@ -1,0 +1,420 @@
+"""What a run context records, and how: buffers, locks, flushing, heartbeats, secret masking.
+
+Private to :mod:`mlflowlet.context`: a ``Context`` holds one :class:`Recorder`, which turns the
+buffered writes into one ``commit_run`` transaction per state change, starts and ends the run,
+and hides secret values; plus the helpers that make values JSON-safe and mask them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import _capture
+from ._owner import process_identity
+from ._provenance import git_info, host_facts
+from .errors import ParameterError, SecretsError
+from .model import RunObject, now_iso
+
+if TYPE_CHECKING:
+    from .db.base import RunDB
+    from .secrets import SecretsStore
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        out = {str(k): _jsonable(v) for k, v in value.items()}
+        if len(out) < len(value):  # JSON keys are text: 1 and '1' would become one key
+            seen: dict[str, Any] = {}
+            both = next((seen[str(k)], k) for k in value if seen.setdefault(str(k), k) is not k)
+            raise ParameterError(
+                f"dict keys {both[0]!r} and {both[1]!r} both become JSON key {str(both[1])!r}; "
+                "one value would be lost: make the keys distinct strings"
+            )
+        return out
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return _jsonable(item())
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return _jsonable(tolist())
+    return str(value)
+
+
+def _masked(value: Any, mask: Any) -> Any:
+    """Return ``value`` with every string, dict keys included, passed through ``mask``."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            new = mask(key) if isinstance(key, str) else key
+            if new in out:  # two keys that differ only by a secret value: keep both
+                new = next(
+                    f"{new}#{n}" for n in range(2, len(value) + 2) if f"{new}#{n}" not in out
+                )
+            out[new] = _masked(item, mask)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, mask) for v in value]
+    return value
+
+
+def _source_dir(handler: Any) -> str:
+    import inspect  # a wrapped handler (functools.wraps) lives where the function it wraps does
+
+    code = getattr(inspect.unwrap(handler) if handler is not None else None, "__code__", None)
+    path = code.co_filename if code is not None else (sys.argv[0] if sys.argv else "")
+    if not path or path.startswith("<"):
+        return os.getcwd()
+    return os.path.dirname(os.path.abspath(path))
+
+
+class Recorder:
+    """Records one run: its buffered writes, their commits, its start and end, its secrets.
+
+    Buffers (``output``, ``artifacts``, ``metrics``) are guarded by ``lock``; every DB write
+    holds ``commit_lock`` from its snapshot to its commit, so writes from the handler's thread
+    and from the flush thread (``_flush.py``) land in the order they were taken. The recorder
+    never refers back to its ``Context``: a context nobody holds any more is freed, and the flush
+    thread (which holds the recorder weakly) stops heartbeating it.
+
+    Args:
+        run: the run recorded (the live object ``Context`` reads and writes too).
+        db: the run DB (``None`` keeps everything in memory, e.g. on a Dask worker).
+        secrets: a ``SecretsStore``; built from the run's secret sources on first use when None.
+    """
+
+    __slots__ = (
+        "run", "db", "_secrets", "output", "held", "artifacts", "metrics", "lock", "commit_lock",
+        "dirty", "last_flush", "_flush_interval", "heartbeat_every", "finished", "final_written",
+        "recorded", "flush_error", "abort_requested", "sealed_for", "log_limit", "__weakref__",
+    )  # fmt: skip
+
+    def __init__(
+        self, run: RunObject, db: RunDB | None, secrets: SecretsStore | None = None
+    ) -> None:
+        self.run = run
+        self.db = db
+        self._secrets = secrets
+        self.output: list[str] = []  # captured output not yet written
+        self.held = ""  # raw output kept back until more arrives: it may end in half a secret
+        self.artifacts: list[dict[str, Any]] = []  # artifact records not yet written
+        self.metrics: list[tuple[str, int, float, float]] = []  # metric points not yet written
+        self.lock = threading.Lock()  # guards the buffers: output, artifacts, metrics
+        self.commit_lock = threading.Lock()  # one DB write at a time, snapshot to commit
+        self.dirty = False
+        self.last_flush = time.monotonic()
+        self._flush_interval = 1.0  # the flush thread's name for it (as a sweep's BatchedDB)
+        self.heartbeat_every = 30.0
+        self.finished = False
+        self.final_written = False
+        self.recorded = False  # some record of this run reached the DB
+        self.flush_error = ""
+        self.abort_requested = ""  # set by request_abort: the next log call stops the handler
+        self.sealed_for: int | None = None  # aborted by an interrupt (_interrupt.py) from there
+        self.log_limit: _capture.LogLimit | None = None  # made at the first output
+
+    @property
+    def secrets(self) -> SecretsStore:
+        """The run's ``SecretsStore``, read from the run's secret sources on first use."""
+        if self._secrets is None:
+            from .secrets import SecretsStore
+
+            self._secrets = SecretsStore.from_sources(self.run.spec.secret_sources)
+        return self._secrets
+
+    @property
+    def secrets_or_none(self) -> SecretsStore | None:
+        """The secrets store if it was given or read already, else None (reads nothing)."""
+        return self._secrets
+
+    @property
+    def flush_interval(self) -> float:
+        """Seconds within which the flush thread writes what was logged."""
+        return self._flush_interval
+
+    def renew_locks(self) -> None:
+        """Take fresh locks (in a forked child: a thread of the parent may have held one)."""
+        self.lock, self.commit_lock = threading.Lock(), threading.Lock()
+
+    # buffering ----------------------------------------------------------------------------------
+    def write_log(self, text: str) -> None:
+        """Append captured output (the capture sink of the run)."""
+        with self.lock:
+            limit = self.log_limit
+            if limit is None:
+                limit = self.log_limit = _capture.LogLimit()
+            text = limit.take(text)  # beyond MLFLOWLET_MAX_LOG_BYTES: a marker and the tail
+            if text:
+                self.output.append(text)
+
+    def touch(self, force: bool) -> None:
+        """Mark the run changed: written now when ``force``, else within ``flush_interval``.
+
+        Raises:
+            KeyboardInterrupt: the run was asked to abort (``context.request_abort``).
+        """
+        self.dirty = True
+        if self.abort_requested and not self.finished:
+            raise KeyboardInterrupt(self.abort_requested)
+        if force:
+            self.commit()
+
+    def add_metric(self, key: str, step: int, value: float) -> None:
+        """Buffer a metric point and make ``value`` the metric's latest (see :meth:`touch`)."""
+        with self.lock:
+            self.metrics.append((key, step, value, time.time()))
+        self.run.status.metrics[key] = value
+        self.dirty = True
+        if self.abort_requested and not self.finished:
+            raise KeyboardInterrupt(self.abort_requested)
+
+    def add_artifact(self, record: dict[str, Any]) -> None:
+        """List an artifact record as the run's (replacing its key's) and buffer it."""
+        arts = self.run.status.artifacts
+        arts[:] = [a for a in arts if a.get("key") != record["key"]]
+        arts.append(record)
+        with self.lock:
+            self.artifacts.append(record)
+
+    # writing ------------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Flush buffered writes to the run DB now (one transaction)."""
+        if self.db is None:
+            self.run.status.last_update = now_iso()
+            return
+        with self.commit_lock:
+            self.write(final=self.finished)
+
+    def write(self, final: bool, record_only: bool = False, retry: bool = False) -> None:
+        """Write the run record and the buffered rows in one transaction (holding the commit lock).
+
+        Secret values are hidden in every string (dict keys too) and in the output, masked on
+        the joined stream: unless ``final``, a tail that may be the start of a secret is kept back
+        for the next write. On failure the buffers are put back, so nothing is lost. ``retry``:
+        the flush thread writing a final record that failed (even for a sealed run).
+        """
+        sealed = self.sealed_for
+        if sealed is not None and sealed != threading.get_ident() and not retry:
+            return  # a thread still running after its run was aborted records nothing
+        status = self.run.status
+        status.last_update = now_iso()
+        if status.process:
+            status.heartbeat = status.last_update
+        with self.lock:
+            record = self.run.to_dict()
+            if record_only:
+                text, arts, metrics = "", [], []
+            else:
+                text = self.held + "".join(self.output)
+                arts, metrics = self.artifacts, self.metrics
+                self.output, self.held = [], ""
+                self.artifacts, self.metrics = [], []
+                self.dirty = False
+        log, held, out_arts, out_metrics = text, "", arts, metrics
+        secrets = self.mask_store()
+        if secrets is not None:
+            log, held = secrets.mask_stream(text, final)
+            record, out_arts = _masked(record, secrets.mask), _masked(arts, secrets.mask)
+            out_metrics = [(secrets.mask(key), step, value, at) for key, step, value, at in metrics]
+        assert self.db is not None  # callers write only to a DB
+        try:
+            self.db.commit_run(record, out_arts, out_metrics, log.encode())
+        except BaseException:
+            if not record_only:
+                with self.lock:
+                    self.output.insert(0, text)
+                    self.artifacts[:0] = arts
+                    self.metrics[:0] = metrics
+                    self.dirty = True
+            raise
+        if not record_only:
+            self.held = held
+        self.recorded = True
+        self.last_flush = time.monotonic()
+
+    def _background_flush(self, now: float, final: bool = False) -> None:
+        """Write what is buffered, a heartbeat when quiet, or a final record not yet written.
+
+        Called by the flush thread (``_flush.py``), whose protocol names it.
+        """
+        from ._flush import flusher
+
+        with self.commit_lock:
+            if self.final_written:
+                flusher.discard(self)
+                return
+            quiet = now - self.last_flush >= self.heartbeat_every
+            pending = self.dirty or self.output or (final and self.held)
+            if not (pending or quiet or self.finished):
+                return
+            if not self.finished and self._aborted_elsewhere():
+                return  # never write `running` over it: the handler stops at its next log call
+            try:
+                self.write(final=final or self.finished, retry=self.finished)
+            except Exception as exc:
+                self._report_flush_error(exc)
+                return
+            self.flush_error = ""
+            if self.finished:
+                self.final_written = True
+                flusher.discard(self)
+
+    def _aborted_elsewhere(self) -> bool:
+        """Whether the DB says this run was aborted (``mlflowlet abort`` from another host).
+
+        Then the handler is asked to stop, as :func:`~mlflowlet.context.request_abort` does.
+        """
+        read = getattr(self.db, "read_run", None)
+        if read is None:
+            return False
+        meta = self.run.metadata
+        try:
+            status = read(meta.uid, meta.project, meta.iteration).get("status") or {}
+        except Exception:  # not stored yet, or unreachable: the write reports it
+            return False
+        if status.get("state") != "aborted":
+            return False
+        self.abort_requested = status.get("error") or "aborted"
+        return True
+
+    def _report_flush_error(self, exc: Exception) -> None:
+        """Say once (on stderr, not in the run's output) that writes to the run DB fail."""
+        text = str(exc) or type(exc).__name__
+        if text != self.flush_error:
+            self.flush_error = text
+            meta = self.run.metadata
+            print(
+                f"mlflowlet: run {meta.name!r} ({meta.uid}) cannot be written to the run DB, "
+                f"retrying every {self._flush_interval:g} s: {text}",
+                file=getattr(sys.stderr, "_original", sys.stderr),
+            )
+
+    # masking ------------------------------------------------------------------------------------
+    def mask_store(self) -> SecretsStore | None:
+        """Return the secrets store when the run has secret values to hide, else None."""
+        if self._secrets is None and self.run.spec.secret_sources:
+            try:
+                self.secrets  # noqa: B018 - read the sources now: output may quote their values
+            except SecretsError:  # reported by start; nothing was read, so nothing to hide
+                return None
+        return self._secrets if self._secrets is not None and len(self._secrets) else None
+
+    def masked(self, value: Any) -> Any:
+        """Return ``value`` with secret values hidden in every string (dict keys too)."""
+        secrets = self.mask_store()
+        return _masked(value, secrets.mask) if secrets is not None else value
+
+    def _mask_in_memory(self, mask: Any) -> None:
+        spec, meta, status = self.run.spec, self.run.metadata, self.run.status
+        status.results = _masked(status.results, mask)
+        status.metrics = _masked(status.metrics, mask)
+        status.artifacts = _masked(status.artifacts, mask)
+        spec.params = _masked(spec.params, mask)
+        meta.labels = _masked(meta.labels, mask)
+        meta.annotations = _masked(meta.annotations, mask)
+
+    # start and end ------------------------------------------------------------------------------
+    def start(self, handler: Any = None) -> None:
+        """Mark the run ``running``, owned by this process, and record it now.
+
+        The ``running`` record is written before the handler runs, so a process killed at once
+        still leaves a row that readers resolve; the flush thread then writes what the run logs
+        within ``flush_interval`` seconds, and a heartbeat when it is quiet.
+        """
+        status, meta = self.run.status, self.run.metadata
+        if self.run.spec.secret_sources:
+            self.secrets  # noqa: B018 - a missing secrets file fails the run now, naming it
+        facts = host_facts()
+        status.host, status.python_version = facts["host"], facts["python_version"]
+        status.process = process_identity()
+        meta.owner = meta.owner or facts["owner"]
+        if handler is not None:
+            from ._binding import code_hash
+
+            status.code_hash = code_hash(handler)
+        if not status.git:
+            status.git = git_info(_source_dir(handler))
+        status.state = "running"
+        status.start_time = status.start_time or now_iso()
+        _capture.install()
+        from .settings import get_settings
+
+        settings = get_settings()
+        self._flush_interval = settings.flush_interval
+        self.heartbeat_every = max(self._flush_interval, min(30.0, settings.heartbeat_timeout / 4))
+        self.commit()
+        if self.db is not None:
+            from ._flush import flusher
+
+            flusher.add(self)
+
+    def finish(self, state: str, error: str = "") -> None:
+        """End the run ``state`` (``error`` holds the reason) and write its final record.
+
+        Raises:
+            RunDBError: the final record could not be written; it is retried every
+                ``flush_interval`` seconds until this process exits.
+        """
+        _capture.drain()  # what C code and child processes wrote so far belongs to this run
+        status = self.run.status
+        if self.abort_requested and state != "aborted":
+            state, error = "aborted", self.abort_requested
+        elif self.abort_requested:
+            error = self.abort_requested
+        status.state = state
+        if error:
+            secrets = self.mask_store()
+            status.error = error = secrets.mask(error) if secrets is not None else error
+            self.write_log(error if error.endswith("\n") else error + "\n")
+        status.end_time = now_iso()
+        limit = self.log_limit
+        if limit is not None and limit.dropped:
+            with self.lock:
+                self.output.append(limit.closing())
+        self.finished = True
+        secrets = self.mask_store()
+        if secrets is not None:  # the returned run matches its DB record: no secret values
+            self._mask_in_memory(secrets.mask)
+        if self.db is None:
+            return
+        from ._flush import flusher
+
+        try:
+            with self.commit_lock:
+                self.write(final=True)
+                self.final_written = True
+        except Exception as exc:
+            flusher.add(self, keep=True)  # retried by the flush thread, and at exit
+            raise self._unrecorded(exc) from None
+        flusher.discard(self)
+
+    def _unrecorded(self, exc: Exception) -> Exception:
+        """Try to record the terminal state alone; return the error to raise (one clear line)."""
+        from .errors import RunDBError
+
+        if not isinstance(exc, RunDBError):
+            return exc
+        meta, state = self.run.metadata, self.run.status.state
+        try:
+            with self.commit_lock:
+                self.write(final=True, record_only=True)
+            saved = f"is recorded {state}, but its last output and artifact/metric records are not"
+        except Exception:
+            before = "still recorded as it was before" if self.recorded else "not recorded at all"
+            saved = f"ended {state} but is {before}"
+        return RunDBError(
+            f"{exc}; run {meta.name!r} ({meta.uid}) {saved} (retried every "
+            f"{self._flush_interval:g} s until this process exits)"
+        )

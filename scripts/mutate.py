@@ -75,7 +75,11 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
         ["tests/pipelines/test_executor.py", "tests/pipelines/test_pipeline.py",
          "tests/pipelines/test_control_flow.py", "tests/pipelines/test_pipeline_resume.py",
          "tests/pipelines/test_pipeline_lineage.py", "tests/pipelines/test_executor_records.py",
-         "tests/pipelines/test_cache.py", "tests/pipelines/test_cache_lookup.py"],
+         "tests/pipelines/test_cache.py", "tests/pipelines/test_cache_lookup.py",
+         "tests/pipelines/test_status_steps.py", "tests/pipelines/test_outputs.py",
+         "tests/pipelines/test_exit_args.py", "tests/pipelines/test_item_fields.py",
+         "tests/pipelines/test_subpipeline_map.py", "tests/pipelines/test_container_step.py",
+         "tests/pipelines/test_workflow_context.py"],
         [],
     ),
     "naming": (
@@ -87,8 +91,12 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     "plan": (
         "mlflowlet/compilers/_plan.py",
         ["tests/compilers/test_argo.py", "tests/compilers/test_kfp.py",
-         "tests/compilers/test_naming.py"],
-        [],
+         "tests/compilers/test_naming.py", "tests/compilers/test_bad_input.py",
+         "tests/compilers/test_examples_compiled.py",
+         "tests/compilers/test_item_fields_compiled.py",
+         "tests/compilers/test_exit_args_compiled.py", "tests/compilers/test_outputs_compiled.py",
+         "tests/compilers/test_status_compiled.py", "tests/compilers/test_images.py"],
+        ["-m", "not slow"],  # the compiled goldens and refusals; --check runs are too slow here
     ),
     "check": (
         "mlflowlet/compilers/check.py",

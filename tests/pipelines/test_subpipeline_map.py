@@ -272,3 +272,33 @@ def test_collecting_a_map_nested_in_a_sub_pipeline_map_is_refused():
 
     with pytest.raises(PipelineError, match=r"collects .* of a map inside a mapped sub-pipeline"):
         _ = outer.dag
+
+
+@step
+def pool_threads(x: str) -> int:
+    return sum(t.name.startswith("mlflowlet-iter") for t in threading.enumerate())
+
+
+def test_parallel_above_the_item_count_starts_a_thread_per_item_only(dbdir):
+    @pipeline
+    def wide():
+        pool_threads.map(items=["a", "b"], x=item, parallel=1000)
+
+    run = wide.run()  # 10**6 once failed: a thread per parallel slot, "can't start new thread"
+    assert run.state == "completed"
+    counts = [n for _i, n in _items(run, "pool_threads")]
+    assert len(counts) == 2 and all(1 <= n <= 2 for n in counts), counts
+
+
+@pytest.mark.parametrize("mapped", [body, shout])
+def test_parallel_true_is_refused(dbdir, mapped):
+    with pytest.raises(PipelineError, match="parallel must be a positive integer, got True"):
+
+        @pipeline
+        def flagged():
+            if mapped is body:
+                body.map(items=[{"a": "1", "b": "2"}], a=item.a, b=item.b, parallel=True)
+            else:
+                shout.map(items=["x"], text=item, parallel=True)
+
+        flagged.run()

@@ -25,6 +25,7 @@ from ..errors import PipelineError
 from ..model import RunObject, new_uid, now_iso
 from ._inputs import Resolver
 from ._items import Loop, field_values
+from ._status import status_gate
 from ._stepexec import StepCall, _run_once, _runtime, _workflow, last_line, new_run
 from .container import missing_tool
 from .refs import OutputRef
@@ -200,8 +201,19 @@ class _LoopRun:
         """Run ``node`` for one item (``runs``: the earlier steps of that item, filled in)."""
         if node.name in self.held:
             return
-        for up in self.ex.dag.upstream(node.name):
-            if up in self.names and (up not in runs or runs[up].state != "completed"):
+        dag = self.ex.dag
+        for up in dag.upstream(node.name):
+            if up not in self.names:
+                continue
+            state = runs[up].state if up in runs else "skipped"
+            edges = dag.edges_between(up, node.name)
+            on = next((e.on for e in edges if e.on), "")
+            if on:  # node.after(up, on=...): the item's own step's status decides, as outside
+                if status_gate(on, state, up):
+                    return
+                if all(e.on for e in edges):
+                    continue
+            if state != "completed":
                 return  # an earlier step of this item failed or did not run: skipped
         ex = self.ex
         arguments = dict(node.arguments)

@@ -302,3 +302,29 @@ def test_parallel_true_is_refused(dbdir, mapped):
                 shout.map(items=["x"], text=item, parallel=True)
 
         flagged.run()
+
+
+@step
+def tidy(a: str) -> str:
+    return a
+
+
+@pipeline
+def handled_body(a: str):
+    p = picky(a=a)
+    tidy(a=a).after(p, on="failure")
+    tidy.with_options(name="always")(a=a).after(p, on="done")
+    tidy.with_options(name="after_ok")(a=a).after(p, on="success")
+
+
+@pipeline
+def handled():
+    handled_body.map(items=["ok", "bad"], a=item)
+
+
+def test_a_body_step_after_another_on_its_status_runs_by_that_items_status(dbdir):
+    run = handled.run()
+    assert _items(run, "picky") == [(1, "ok"), (2, None)]  # the second item failed
+    assert [r for _i, r in _items(run, "tidy")] == ["bad"]  # on='failure': the failed item only
+    assert [r for _i, r in _items(run, "always")] == ["ok", "bad"]  # on='done': every item
+    assert [r for _i, r in _items(run, "after_ok")] == ["ok"]

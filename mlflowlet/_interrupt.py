@@ -174,17 +174,18 @@ class DaemonPool:
             tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
         ]
         self._jobs = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._loop, daemon=True, name=f"{name}-{i}")
-            for i in range(max(1, workers))
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._workers, self._name = max(1, workers), name
+        self._threads: list[threading.Thread] = []  # started as jobs come: never more than jobs
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` in a pool thread; return its future."""
         fut: Future[Any] = Future()
         self._jobs.put((fut, fn, args))
+        if len(self._threads) < self._workers:
+            name = f"{self._name}-{len(self._threads)}"
+            thread = threading.Thread(target=self._loop, daemon=True, name=name)
+            self._threads.append(thread)
+            thread.start()
         return fut
 
     def _loop(self) -> None:

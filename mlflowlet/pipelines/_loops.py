@@ -20,11 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
+from .._ctx_workflow import SPEC_FIELD as WORKFLOW_FIELD
 from ..errors import PipelineError
 from ..model import RunObject, new_uid, now_iso
 from ._inputs import Resolver
 from ._items import Loop, field_values
-from ._stepexec import StepCall, _run_once, _runtime, last_line, new_run
+from ._status import status_gate
+from ._stepexec import StepCall, _run_once, _runtime, _workflow, last_line, new_run
+from .container import missing_tool
 from .refs import OutputRef
 
 
@@ -198,8 +201,19 @@ class _LoopRun:
         """Run ``node`` for one item (``runs``: the earlier steps of that item, filled in)."""
         if node.name in self.held:
             return
-        for up in self.ex.dag.upstream(node.name):
-            if up in self.names and (up not in runs or runs[up].state != "completed"):
+        dag = self.ex.dag
+        for up in dag.upstream(node.name):
+            if up not in self.names:
+                continue
+            state = runs[up].state if up in runs else "skipped"
+            edges = dag.edges_between(up, node.name)
+            on = next((e.on for e in edges if e.on), "")
+            if on:  # node.after(up, on=...): the item's own step's status decides, as outside
+                if status_gate(on, state, up):
+                    return
+                if all(e.on for e in edges):
+                    continue
+            if state != "completed":
                 return  # an earlier step of this item failed or did not run: skipped
         ex = self.ex
         arguments = dict(node.arguments)
@@ -243,10 +257,17 @@ class _LoopRun:
     def _execute(self, call: StepCall, iteration: int) -> RunObject:
         """Run one item with the step's retries, recorded as iteration ``iteration``."""
         spec, handler = call.spec, call.step.handler()
+        why = missing_tool(spec)  # a container step whose program is missing: skipped
+        if why:
+            return self._not_run(call.name, iteration, "skipped", why)
+        workflow = _workflow(call, self.ex.db) if spec.uses_workflow else None
         result = None
         for attempt in range(1, spec.retries + 2):
             run = new_run(call, attempt)
             run.metadata.uid, run.metadata.iteration = self.uids[call.name], iteration
+            if workflow is not None:  # context.workflow, as a step outside a loop body gets it
+                assert run.spec.model_extra is not None
+                run.spec.model_extra[WORKFLOW_FIELD] = {**workflow, "attempt": attempt}
             result = _run_once(_runtime(), run, handler, self.ex.db, spec.timeout)
             result._record_in(self.ex.db)
             if result.state != "error" or attempt > spec.retries:
@@ -255,16 +276,24 @@ class _LoopRun:
         return result
 
     def _failed(self, node: Any, iteration: int, error: str) -> RunObject:
+        return self._not_run(node.name, iteration, "error", error)
+
+    def _not_run(self, name: str, iteration: int, state: str, why: str) -> RunObject:
+        """Record item ``iteration`` of step ``name`` as failed or skipped without running it."""
         run = RunObject()
         meta = run.metadata
-        meta.uid, meta.name, meta.project = self.uids[node.name], node.name, self.ex.project
+        meta.uid, meta.name, meta.project = self.uids[name], name, self.ex.project
         meta.iteration = iteration
         stamp = now_iso()
-        run.status.state, run.status.error = "error", error
+        run.status.state = state
+        if state == "error":
+            run.status.error = why
+        else:
+            meta.annotations["reason"] = why
         run.status.start_time = run.status.end_time = stamp
         self.ex.db.store_run(run.to_dict(), meta.uid, meta.project, iteration)
         with self.lock:
-            self.items[node.name][iteration] = run
+            self.items[name][iteration] = run
         return run
 
     def _finish(self, node: Any, any_items: bool) -> None:
@@ -277,6 +306,10 @@ class _LoopRun:
         errors = [r.status.error for _i, r in sorted(done.items()) if r.state == "error"]
         if errors or any(s == "aborted" for s in states):
             state = "error"
+        elif states and all(s == "skipped" for s in states):  # e.g. a container step's tool
+            reason = next(iter(done.values())).metadata.annotations.get("reason", "")
+            ex._record(node, "skipped", reason)
+            return
         elif states or not any_items:
             state = "completed"
         else:

@@ -394,7 +394,9 @@ class Tracer:
 
     def check_items(self, items: Any, parallel: int | None, site: str) -> None:
         """Refuse map ``items`` that are no list (or reference to one) and a bad ``parallel``."""
-        if parallel is not None and (not isinstance(parallel, int) or parallel < 1):
+        if parallel is not None and (
+            isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1
+        ):
             raise PipelineError(f"{site}: parallel must be a positive integer, got {parallel!r}")
         if isinstance(items, OutputRef):
             if items.kind != "result" or items.mapped:

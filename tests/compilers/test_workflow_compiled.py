@@ -92,3 +92,16 @@ def test_argo_attempts_match_the_local_run():
     assert report.ok, report.summary()
     got = {p.node: (p.results["attempt"], p.attempts) for p in report.pods}
     assert got == {"flaky": (2, 2), "once": (1, 1)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+def test_a_loop_body_step_reads_the_workflow_locally_and_compiled(dbdir, target):
+    local = wp.in_body.run(lr=0.7)
+    assert local.state == "completed"
+    found = local.steps["who"]._db.list_runs(uid=local.steps["who"].uid, iter=True, sort=False)
+    items = [r["status"]["results"] for r in found if r["metadata"]["iteration"] > 0]
+    assert sorted(r["x"] for r in items) == [1, 2]
+    assert all(r["params"] == {"lr": 0.7, "tag": "t"} and r["uid"] == local.uid for r in items)
+    report = check(wp.in_body, target, params={"lr": 0.7}, ignore_results={"who": wp.DIFFERS})
+    assert report.ok, report.summary()

@@ -1,6 +1,6 @@
 """Pipelines whose steps read ``context.workflow`` (importable: compiled steps run by module)."""
 
-from mlflowlet import pipeline, step
+from mlflowlet import item, pipeline, step
 
 IMAGE = "registry.example/mlflowlet-test:1"
 DIFFERS = ["name", "uid", "created", "target"]  # the engine's own values, not the local run's
@@ -49,3 +49,15 @@ def retried():
     """A step reading the attempt number, with and without retries."""
     flaky()
     once()
+
+
+@pipeline(image=IMAGE)
+def who_body(x: int):
+    """A loop body whose step reads ``context.workflow``."""
+    who(x=x)
+
+
+@pipeline(image=IMAGE)
+def in_body(lr: float = 0.5, tag: str = "t"):
+    """``context.workflow`` read by each item of a sub-pipeline map."""
+    who_body.map(items=[{"x": 1}, {"x": 2}], x=item.x)

@@ -153,3 +153,25 @@ def test_map_and_hyper_params_are_refused():
         count.map([1, 2], item_param="text")
     with pytest.raises(StepDefinitionError, match="with_hyper_params"):
         count.with_hyper_params({"text": ["a", "b"]})
+
+
+@pipeline
+def gone_body(n: int):
+    m = missing()
+    double(n=n).after(m)
+
+
+@pipeline
+def gone_in_a_map():
+    gone_body.map(items=[{"n": 1}, {"n": 2}], n=mlflowlet.item.n)
+    double.with_options(name="outside")(n=3)
+
+
+def test_a_missing_tool_in_a_loop_body_skips_the_step_and_the_rest_of_the_item(dbdir):
+    run = gone_in_a_map.run()
+    steps = run.run.status.steps
+    assert run.steps["missing"].state == "skipped"  # never an error, never completed
+    assert steps["missing"]["reason"].startswith("tool not found here")
+    assert run.steps["double"].state == "skipped"
+    assert run.steps["outside"].state == "completed"
+    assert run.state == "completed"

@@ -272,3 +272,59 @@ def test_collecting_a_map_nested_in_a_sub_pipeline_map_is_refused():
 
     with pytest.raises(PipelineError, match=r"collects .* of a map inside a mapped sub-pipeline"):
         _ = outer.dag
+
+
+@step
+def pool_threads(x: str) -> int:
+    return sum(t.name.startswith("mlflowlet-iter") for t in threading.enumerate())
+
+
+def test_parallel_above_the_item_count_starts_a_thread_per_item_only(dbdir):
+    @pipeline
+    def wide():
+        pool_threads.map(items=["a", "b"], x=item, parallel=1000)
+
+    run = wide.run()  # 10**6 once failed: a thread per parallel slot, "can't start new thread"
+    assert run.state == "completed"
+    counts = [n for _i, n in _items(run, "pool_threads")]
+    assert len(counts) == 2 and all(1 <= n <= 2 for n in counts), counts
+
+
+@pytest.mark.parametrize("mapped", [body, shout])
+def test_parallel_true_is_refused(dbdir, mapped):
+    with pytest.raises(PipelineError, match="parallel must be a positive integer, got True"):
+
+        @pipeline
+        def flagged():
+            if mapped is body:
+                body.map(items=[{"a": "1", "b": "2"}], a=item.a, b=item.b, parallel=True)
+            else:
+                shout.map(items=["x"], text=item, parallel=True)
+
+        flagged.run()
+
+
+@step
+def tidy(a: str) -> str:
+    return a
+
+
+@pipeline
+def handled_body(a: str):
+    p = picky(a=a)
+    tidy(a=a).after(p, on="failure")
+    tidy.with_options(name="always")(a=a).after(p, on="done")
+    tidy.with_options(name="after_ok")(a=a).after(p, on="success")
+
+
+@pipeline
+def handled():
+    handled_body.map(items=["ok", "bad"], a=item)
+
+
+def test_a_body_step_after_another_on_its_status_runs_by_that_items_status(dbdir):
+    run = handled.run()
+    assert _items(run, "picky") == [(1, "ok"), (2, None)]  # the second item failed
+    assert [r for _i, r in _items(run, "tidy")] == ["bad"]  # on='failure': the failed item only
+    assert [r for _i, r in _items(run, "always")] == ["ok", "bad"]  # on='done': every item
+    assert [r for _i, r in _items(run, "after_ok")] == ["ok"]

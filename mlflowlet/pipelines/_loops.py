@@ -25,7 +25,7 @@ from ..errors import PipelineError
 from ..model import RunObject, new_uid, now_iso
 from ._inputs import Resolver
 from ._items import Loop, field_values
-from ._status import status_gate
+from ._status import item_failed, status_gate
 from ._stepexec import StepCall, _run_once, _runtime, _workflow, last_line, new_run
 from .container import missing_tool
 from .refs import OutputRef
@@ -111,6 +111,7 @@ class _LoopRun:
         self.items: dict[str, dict[int, RunObject]] = {n.name: {} for n in members}
         self.rows: dict[str, list[dict[str, Any]]] = {n.name: [] for n in members}
         self.held: dict[str, str] = {}  # step -> why it runs for no item
+        self.failed: dict[tuple[str, int], bool] = {}  # (loop, enclosing item) -> an item failed
         self.lock = threading.Lock()
         self.start = now_iso()
 
@@ -124,10 +125,16 @@ class _LoopRun:
         except PipelineError as exc:
             for n in self.members:
                 self.ex._record(n, "error", str(exc))
+            self._settle(top, True)
             return
         self._loop(top, values, {}, 0)
         for n in self.members:
             self._finish(n, bool(values))
+        self._settle(top, self.failed.get((top.name, 0), False))
+
+    def _settle(self, top: Loop, failed: bool) -> None:
+        """Tell the executor whether the loop failed (for the pipeline's final state)."""
+        self.ex.loops_failed = {**getattr(self.ex, "loops_failed", {}), top.name: failed}
 
     def _held_back(self, node: Any) -> str:
         """Why a step runs for no item: an outside step failed / was skipped, a false condition."""
@@ -187,6 +194,18 @@ class _LoopRun:
                     self._loop(unit, inner, runs, flat)
                 else:
                     self._item(unit, element, runs, flat + 1)
+            nested = {
+                u.name: self.failed.get((u.name, flat), False) for u in units if isinstance(u, Loop)
+            }
+            states = {
+                u.name: runs[u.name].state
+                for u in units
+                if not isinstance(u, Loop) and u.name in runs
+            }
+            failed = item_failed(units, self.ex.dag, states, nested)
+            with self.lock:
+                key = (loop.name, base)
+                self.failed[key] = self.failed.get(key, False) or failed
 
         workers = loop.parallel or self.ex.max_parallel
         if workers <= 1 or len(values) <= 1:

@@ -30,7 +30,7 @@ from . import cache as _cache
 from ._inputs import Resolver
 from ._loops import LoopView, run_loop
 from ._spec import where
-from ._status import exit_failures, status_gate
+from ._status import exit_failures, final_state, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
 from .run import PipelineRun, step_states
 
@@ -143,10 +143,9 @@ class LocalExecutor:
         self.ctx._finish(state, error)  # the failed steps also land in the pipeline run's log
 
     def _outcome(self) -> tuple[str, str]:
-        from ._status import final_state
-
         failed = [n.name for n in self.dag.nodes if self.states.get(n.name) in ("error", "aborted")]
-        if not failed or final_state(self.dag, self.states) == "completed":
+        loops = getattr(self, "loops_failed", {})  # set by _loops for each loop it ran
+        if not failed or final_state(self.dag, self.states, loops) == "completed":
             return "completed", ""
         return "error", "; ".join(
             f"step {name!r} failed: {step_states(self.run)[name].get('error') or 'error'}"

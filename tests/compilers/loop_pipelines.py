@@ -108,3 +108,29 @@ def picky_body(a: str):
 def one_bad():
     """One item's body fails: the loop, so the pipeline, fails; the other item completes."""
     picky_body.map(items=["ok", "bad"], a=item)
+
+
+@pipeline
+def handled_body(a: str):
+    """The item 'bad' fails its first step; a step run on that failure handles it (the leaf)."""
+    shout(text=a).after(picky(a=a), on="failure")
+
+
+@pipeline(image=IMAGE)
+def handled():
+    """A failure each item's body handles: every body succeeds, so does the workflow (Argo)."""
+    handled_body.map(items=["ok", "bad"], a=item)
+
+
+@pipeline
+def half_handled_body(a: str):
+    """As handled_body, plus a leaf run only on success: the 'bad' item's body fails there."""
+    p = picky(a=a)
+    shout(text=a).after(p, on="failure")
+    shout.with_options(name="on_success")(text=a).after(p, on="success")
+
+
+@pipeline(image=IMAGE)
+def half_handled():
+    """One item's body ends in a skipped leaf after its failure: the workflow fails."""
+    half_handled_body.map(items=["ok", "bad"], a=item)

@@ -138,3 +138,14 @@ def test_compiled_loops_match_the_local_run(name, target, tmp_path):
 def test_the_golden_yaml_is_deterministic():
     assert compile_text(lp.nested, "argo") == compile_text(lp.nested, "argo")
     assert yaml.safe_load(compile_text(lp.nested, "kfp"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "status"), [("handled", "Succeeded"), ("half_handled", "Failed")])
+def test_a_failure_a_body_handles_ends_the_workflow_as_locally(name, status, tmp_path):
+    """Argo judges each item's body DAG by its leaves (``assessDAGPhase``); the local run too."""
+    report = check(getattr(lp, name), "argo", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert report.status == status
+    with pytest.raises(CompileError, match="status-conditioned step cannot be expressed on KFP"):
+        compile(getattr(lp, name), "kfp")

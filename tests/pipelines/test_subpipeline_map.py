@@ -328,3 +328,22 @@ def test_a_body_step_after_another_on_its_status_runs_by_that_items_status(dbdir
     assert [r for _i, r in _items(run, "tidy")] == ["bad"]  # on='failure': the failed item only
     assert [r for _i, r in _items(run, "always")] == ["ok", "bad"]  # on='done': every item
     assert [r for _i, r in _items(run, "after_ok")] == ["ok"]
+
+
+
+@pipeline
+def cleanup_body(a: str):
+    tidy(a=a).after(picky(a=a), on="failure")  # the handler is the body's only leaf
+
+
+@pipeline
+def cleaned():
+    cleanup_body.map(items=["ok", "bad"], a=item)
+
+
+def test_a_failure_every_item_body_handles_completes_the_pipeline_by_the_leaf_rule(dbdir):
+    run = cleaned.run()  # Argo runs each item's body as a DAG: the 'bad' one ends in its handler
+    assert run.state == "completed", run.error
+    assert _items(run, "picky") == [(1, "ok"), (2, None)]
+    assert [r for _i, r in _items(run, "tidy")] == ["bad"]
+    assert handled.run().state == "error"  # there the 'bad' item's on-success leaf is skipped

@@ -16,7 +16,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._items import Loop
+    from .graph import Node, PipelineGraph
 
 FAILED = ("error", "aborted")
 
@@ -54,13 +58,15 @@ def branch_states(
     return branch
 
 
-def outer_loop(node: Any) -> Any:
+def outer_loop(node: Node) -> Loop | None:
     """Return the outermost loop ``node`` runs in (a mapped sub-pipeline), or None."""
     loop = node.map.loop if node.map is not None else None
     return loop.chain()[0] if loop is not None else None
 
 
-def item_failed(body: list[Any], dag: Any, states: dict[str, str], nested: dict[str, bool]) -> bool:
+def item_failed(
+    body: list[Any], dag: PipelineGraph, states: dict[str, str], nested: dict[str, bool]
+) -> bool:
     """Whether one item's body failed by the leaf rule inside it.
 
     ``body``: the body's steps (trace order) and nested loops; ``states``: each body step's state

@@ -274,8 +274,9 @@ class SubprocessRuntime(Runtime):
             state, error = final.state, final.status.error
         crashed = child_owned and final.state in _ACTIVE_STATES
         if crashed or not started or run.spec.mode:
-            # the child's own log lacks output it had not flushed: keep the parent's copy
-            pump.store_all(db, meta, replace=crashed or not started)
+            # the child's own log lacks output it had not flushed: keep the parent's copy (an
+            # iteration's log is its sweep's, shared with the parent and siblings: never replaced)
+            pump.store_all(db, meta, replace=(crashed or not started) and not meta.iteration)
         else:
             pump.discard()
         if error and error != final.status.error:

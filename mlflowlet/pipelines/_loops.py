@@ -20,14 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
-from .._ctx_workflow import SPEC_FIELD as WORKFLOW_FIELD
 from ..errors import PipelineError
 from ..model import RunObject, new_uid, now_iso
 from ._inputs import Resolver
 from ._items import Loop, field_values
 from ._status import item_failed, status_gate
-from ._stepexec import StepCall, _run_once, _runtime, _workflow, last_line, new_run
-from .container import missing_tool
+from ._stepexec import StepCall, execute, last_line
 from .refs import OutputRef
 
 
@@ -267,32 +265,11 @@ class _LoopRun:
             lineage=rows,
             records={k: resolver.records[u] for k, u in inputs.items() if u in resolver.records},
         )
-        run = self._execute(call, iteration)
+        run = execute(call, self.ex.db, (self.uids[node.name], iteration))
         runs[node.name] = run
         with self.lock:
             self.items[node.name][iteration] = run
             self.rows[node.name] += rows
-
-    def _execute(self, call: StepCall, iteration: int) -> RunObject:
-        """Run one item with the step's retries, recorded as iteration ``iteration``."""
-        spec, handler = call.spec, call.step.handler()
-        why = missing_tool(spec)  # a container step whose program is missing: skipped
-        if why:
-            return self._not_run(call.name, iteration, "skipped", why)
-        workflow = _workflow(call, self.ex.db) if spec.uses_workflow else None
-        result = None
-        for attempt in range(1, spec.retries + 2):
-            run = new_run(call, attempt)
-            run.metadata.uid, run.metadata.iteration = self.uids[call.name], iteration
-            if workflow is not None:  # context.workflow, as a step outside a loop body gets it
-                assert run.spec.model_extra is not None
-                run.spec.model_extra[WORKFLOW_FIELD] = {**workflow, "attempt": attempt}
-            result = _run_once(_runtime(), run, handler, self.ex.db, spec.timeout)
-            result._record_in(self.ex.db)
-            if result.state != "error" or attempt > spec.retries:
-                break
-        assert result is not None
-        return result
 
     def _failed(self, node: Any, iteration: int, error: str) -> RunObject:
         return self._not_run(node.name, iteration, "error", error)

@@ -51,12 +51,17 @@ def _runtime() -> Any:
     return LocalRuntime()
 
 
-def new_run(call: StepCall, attempt: int) -> RunObject:
-    """Prepare the ``RunObject`` of one attempt (``created``, not stored yet)."""
+def new_run(call: StepCall, attempt: int, place: tuple[str, int] | None = None) -> RunObject:
+    """Prepare the ``RunObject`` of one attempt (``created``, not stored yet).
+
+    ``place``: ``(uid, iteration)`` when the attempt is one item of a loop body's step run.
+    """
     spec = call.spec
     run = RunObject()
     meta, rspec = run.metadata, run.spec
     meta.uid, meta.name, meta.project = new_uid(), call.name, call.project
+    if place is not None:
+        meta.uid, meta.iteration = place
     meta.labels = {"kind": "local", **spec.labels, **call.labels}
     if spec.retries:
         meta.labels["attempt"] = str(attempt)
@@ -82,19 +87,22 @@ def _git(source: str) -> dict[str, str]:
     return dict(git_info(os.path.dirname(os.path.abspath(path)))) if path and path != "?" else {}
 
 
-def execute(call: StepCall, db: RunDB) -> RunObject:
-    """Run ``call`` with its retries; return the last attempt (``call.attempts`` lists them all)."""
+def execute(call: StepCall, db: RunDB, place: tuple[str, int] | None = None) -> RunObject:
+    """Run ``call`` with its retries; return the last attempt (``call.attempts`` lists them all).
+
+    ``place``: ``(uid, iteration)`` to record every attempt as that item of a loop body's step.
+    """
     spec, runtime, handler = call.spec, _runtime(), call.step.handler()
     if spec.container is not None:  # a container step whose program is missing: skipped
         from .container import missing_tool
 
         why = missing_tool(spec)
         if why:
-            return _skipped(call, why, db)
+            return _skipped(call, why, db, place)
     result = None
     workflow = _workflow(call, db) if spec.uses_workflow else None
     for attempt in range(1, spec.retries + 2):
-        run = new_run(call, attempt)
+        run = new_run(call, attempt, place)
         if workflow is not None:  # context.workflow: attempt counts from 1 (see _ctx_workflow)
             assert run.spec.model_extra is not None
             run.spec.model_extra[WORKFLOW_FIELD] = {**workflow, "attempt": attempt}
@@ -126,9 +134,11 @@ def _workflow(call: StepCall, db: RunDB) -> dict[str, Any] | None:
     }
 
 
-def _skipped(call: StepCall, reason: str, db: RunDB) -> RunObject:
+def _skipped(
+    call: StepCall, reason: str, db: RunDB, place: tuple[str, int] | None = None
+) -> RunObject:
     """Record ``call`` as a ``skipped`` run (``reason`` in its annotations) without running it."""
-    run = new_run(call, 1)
+    run = new_run(call, 1, place)
     stamp = now_iso()
     run.status.state, run.status.start_time, run.status.end_time = "skipped", stamp, stamp
     run.metadata.annotations["reason"] = reason

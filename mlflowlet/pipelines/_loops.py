@@ -272,24 +272,16 @@ class _LoopRun:
             self.rows[node.name] += rows
 
     def _failed(self, node: Any, iteration: int, error: str) -> RunObject:
-        return self._not_run(node.name, iteration, "error", error)
-
-    def _not_run(self, name: str, iteration: int, state: str, why: str) -> RunObject:
-        """Record item ``iteration`` of step ``name`` as failed or skipped without running it."""
+        """Record item ``iteration`` of ``node`` as failed without running it."""
         run = RunObject()
         meta = run.metadata
-        meta.uid, meta.name, meta.project = self.uids[name], name, self.ex.project
+        meta.uid, meta.name, meta.project = self.uids[node.name], node.name, self.ex.project
         meta.iteration = iteration
-        stamp = now_iso()
-        run.status.state = state
-        if state == "error":
-            run.status.error = why
-        else:
-            meta.annotations["reason"] = why
-        run.status.start_time = run.status.end_time = stamp
+        run.status.state, run.status.error = "error", error
+        run.status.start_time = run.status.end_time = now_iso()
         self.ex.db.store_run(run.to_dict(), meta.uid, meta.project, iteration)
         with self.lock:
-            self.items[name][iteration] = run
+            self.items[node.name][iteration] = run
         return run
 
     def _finish(self, node: Any, any_items: bool) -> None:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,28 +35,27 @@ def status_gate(on: str, state: str, up: str) -> str:
     return ""
 
 
-def branch_states(
-    dag: Any, states: dict[str, str], loops_failed: dict[str, bool] | None = None
-) -> dict[str, str]:
-    """Return each step's branch state (``completed`` / ``error``), in topological order.
+def dag_failed(
+    names: list[str],
+    own: Callable[[str], str],
+    upstream: Callable[[str], Iterable[str]],
+    downstream: Callable[[str], Iterable[str]],
+) -> bool:
+    """Whether a DAG fails by Argo's leaf rule (``assessDAGPhase``, see the module docstring).
 
-    A step of a loop body takes its outermost loop's (``loops_failed``: loop name -> failed);
-    without that, a step's own state.
+    ``names``: its steps in topological order; ``own(name)``: a step's state (anything but
+    ``completed`` or a failure counts as skipped). A skipped step's branch inherits a failure
+    from any predecessor's; the DAG fails when a leaf (nothing in ``names`` after it) has.
     """
-    branch: dict[str, str] = {}
-    for node in dag.nodes:
-        state = states.get(node.name, "skipped")
-        loop = outer_loop(node)
-        if loops_failed is not None and loop is not None and loop.name in loops_failed:
-            branch[node.name] = "error" if loops_failed[loop.name] else "completed"
-        elif state in FAILED:
-            branch[node.name] = "error"
-        elif state == "completed":
-            branch[node.name] = "completed"
-        else:  # skipped: inherits a failure from any predecessor's branch
-            ups = dag.upstream(node.name)
-            branch[node.name] = "error" if any(branch[u] == "error" for u in ups) else "completed"
-    return branch
+    branch: dict[str, bool] = {}  # name -> its branch failed
+    for name in names:
+        state = own(name)
+        if state in FAILED or state == "completed":
+            branch[name] = state in FAILED
+        else:
+            branch[name] = any(branch.get(up, False) for up in upstream(name))
+    inside = set(names)
+    return any(branch[n] for n in names if not inside.intersection(downstream(n)))
 
 
 def outer_loop(node: Node) -> Loop | None:
@@ -73,32 +73,38 @@ def item_failed(
     for this item (missing: skipped); ``nested``: nested loop name -> whether it failed for this
     item. A nested loop is a leaf (nothing in the body may read it).
     """
-    branch: dict[str, str] = {}
-    leaves: list[str] = []
-    names = {unit.name for unit in body}
-    for unit in body:
-        if unit.name in nested:
-            branch[unit.name] = "error" if nested[unit.name] else "completed"
-            leaves.append(unit.name)
-            continue
-        state = states.get(unit.name, "skipped")
-        if state in FAILED or state == "completed":
-            branch[unit.name] = "error" if state in FAILED else "completed"
-        else:
-            ups = [u for u in dag.upstream(unit.name) if u in branch]
-            branch[unit.name] = "error" if any(branch[u] == "error" for u in ups) else "completed"
-        if not any(d in names for d in dag.downstream(unit.name)):
-            leaves.append(unit.name)
-    return any(branch[leaf] == "error" for leaf in leaves)
+
+    def own(name: str) -> str:
+        if name in nested:
+            return "error" if nested[name] else "completed"
+        return states.get(name, "skipped")
+
+    def around(edges: Callable[[str], Iterable[str]]) -> Callable[[str], Iterable[str]]:
+        return lambda name: () if name in nested else edges(name)
+
+    names = [unit.name for unit in body]
+    return dag_failed(names, own, around(dag.upstream), around(dag.downstream))
 
 
 def final_state(
     dag: Any, states: dict[str, str], loops_failed: dict[str, bool] | None = None
 ) -> str:
-    """Return the pipeline's final state by Argo's leaf rule (see the module docstring)."""
-    branch = branch_states(dag, states, loops_failed or {})
-    leaves = [n.name for n in dag.nodes if not dag.downstream(n.name)]
-    return "error" if any(branch[leaf] == "error" for leaf in leaves) else "completed"
+    """Return the pipeline's final state by Argo's leaf rule (see the module docstring).
+
+    A step of a loop body takes its outermost loop's state (``loops_failed``: loop name ->
+    whether an item's body failed); without that, its own.
+    """
+    loops_failed = loops_failed or {}
+
+    def own(name: str) -> str:
+        loop = outer_loop(dag.node(name))
+        if loop is not None and loop.name in loops_failed:
+            return "error" if loops_failed[loop.name] else "completed"
+        return states.get(name, "skipped")
+
+    names = [n.name for n in dag.nodes]
+    failed = dag_failed(names, own, dag.upstream, dag.downstream)
+    return "error" if failed else "completed"
 
 
 def exit_failures(node: Any, states: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,41 @@
+"""Pipelines passing directory artifacts and URL inputs (#13 caching and artifacts).
+
+Importable by module path, as a container would import them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlflowlet.pipelines import pipeline, step
+
+IMAGE = "example.com/mlflowlet/steps:1.0"
+
+
+@step(outputs={"model_dir": "model"})
+def save_dir(context, n: int = 2):
+    root = os.path.join(context.artifact_path, "work", "model dir é")
+    os.makedirs(os.path.join(root, "sub"), exist_ok=True)
+    with open(os.path.join(root, "weights.bin"), "wb") as fh:
+        fh.write(b"w" * n)
+    with open(os.path.join(root, "sub", "config ü.json"), "w") as fh:
+        fh.write('{"n": %d}' % n)
+    context.log_artifact("model_dir", local_path=root)
+
+
+@step
+def read_dir(model) -> str:
+    path = model.local()
+    names = []
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            rel = os.path.relpath(os.path.join(dirpath, name), path)
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                names.append(f"{rel}={len(fh.read())}")
+    return ",".join(sorted(names))
+
+
+@pipeline(image=IMAGE)
+def dirs(n: int = 3):
+    s = save_dir(n=n)
+    return {"listing": read_dir(model=s.outputs["model_dir"]).output}

@@ -429,11 +429,13 @@ def _check_dataitem_ref(value: Any, site: str, step_name: str, key: str) -> None
     ref = value.ref if isinstance(value, Collected) else value
     if isinstance(ref, OutputRef) and ref.kind == "artifact":
         return
+    if isinstance(value, PipelineParam) and value.type == "DataItem":  # a URL input
+        return
     what = "pipeline parameter" if isinstance(ref, PipelineParam) else "result (a value)"
     raise PipelineError(
         f"{site}: parameter {key!r} of step {step_name!r} is a DataItem (an artifact input) but "
-        f"gets {value!r}, a {what}; pass an artifact (node.outputs['key']) or retype the "
-        "parameter to take the value"
+        f"gets {value!r}, a {what}; pass an artifact (node.outputs['key']) or a pipeline "
+        "parameter typed DataItem (a URL input), or retype the parameter to take the value"
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from mlflowlet.datastore import DataItem
 from mlflowlet.pipelines import pipeline, step
 
 IMAGE = "example.com/mlflowlet/steps:1.0"
@@ -23,9 +24,8 @@ def save_dir(context, n: int = 2):
     context.log_artifact("model_dir", local_path=root)
 
 
-@step
-def read_dir(model) -> str:
-    path = model.local()
+def listing(path: str) -> str:
+    """``relative path=size`` of every file under ``path``, sorted, comma-separated."""
     names = []
     for dirpath, _dirs, files in os.walk(path):
         for name in files:
@@ -35,7 +35,26 @@ def read_dir(model) -> str:
     return ",".join(sorted(names))
 
 
+@step
+def read_dir(model: DataItem) -> str:
+    return listing(model.local())
+
+
 @pipeline(image=IMAGE)
 def dirs(n: int = 3):
     s = save_dir(n=n)
     return {"listing": read_dir(model=s.outputs["model_dir"]).output}
+
+
+@step
+def count_bytes(data: DataItem) -> str:
+    path = data.local()
+    if os.path.isdir(path):
+        return listing(path)
+    with open(path, "rb") as fh:
+        return f"{os.path.basename(path)}={len(fh.read())}"
+
+
+@pipeline(image=IMAGE)
+def url_input(data: DataItem):
+    return {"size": count_bytes(data=data).output}

@@ -213,6 +213,14 @@ def _params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bo
     out: dict[str, tuple[str, Any, bool]] = {}
     for p in dag.params:
         default = p.default
+        if p.type == "DataItem":  # a URL input: checked as a run checks it (no credentials)
+            from ..pipelines._urlinputs import url_value
+
+            given = options.params.get(p.name, default)
+            default = url_value(given, p.name) if given is not None else None
+            required = p.required and p.name not in options.params
+            out[p.name] = ("str", default, required)
+            continue
         if p.name in options.params:
             try:
                 default = coerce(options.params[p.name], p.hint, p.name)

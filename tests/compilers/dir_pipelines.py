@@ -6,6 +6,7 @@ Importable by module path, as a container would import them.
 from __future__ import annotations
 
 import os
+import tempfile
 
 from mlflowlet.datastore import DataItem
 from mlflowlet.pipelines import pipeline, step
@@ -15,7 +16,7 @@ IMAGE = "example.com/mlflowlet/steps:1.0"
 
 @step(outputs={"model_dir": "model"})
 def save_dir(context, n: int = 2):
-    root = os.path.join(context.artifact_path, "work", "model dir é")
+    root = os.path.join(tempfile.mkdtemp(dir=os.getcwd()), "model dir é")  # under tmp_path
     os.makedirs(os.path.join(root, "sub"), exist_ok=True)
     with open(os.path.join(root, "weights.bin"), "wb") as fh:
         fh.write(b"w" * n)

@@ -9,6 +9,7 @@ Usage::
     python -m mlflowlet.entrypoint [--spec FILE] [--handler module:function | file.py:function
         | --script file.py|file.ipynb] [--artifact-path PATH]
         [--param KEY=VALUE ...] [--collected KEY ...] [--input KEY=PATH ...]
+        [--input-url KEY=URL ...]
         [--output KEY=PATH ...] [--result KEY=PATH ...] [--result-json KEY=PATH ...]
         [--metrics PATH] [--state STATE]
 
@@ -37,6 +38,8 @@ Flags:
     --input KEY=PATH: an input URL or local path (e.g. where an orchestrator put an upstream
         artifact). ``PATH/`` (a trailing slash) names a directory: the one file in it, so the
         file keeps its name and format suffix. Repeatable.
+    --input-url KEY=URL: an input URL taken as it is (a pipeline's URL input: a trailing slash
+        stays, naming an S3 prefix or a folder). Repeatable.
     --output KEY=PATH: after the run, copy artifact KEY's file (or directory) to PATH, creating
         its parent directories; ``PATH/`` copies the file into that directory under its own
         name. Repeatable.
@@ -139,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     for flag, meta, text in (
         ("--param", "KEY=VALUE", "a parameter (JSON/Python literal, else string)"),
         ("--input", "KEY=PATH", "an input URL or local path"),
+        ("--input-url", "KEY=URL", "an input URL, taken as it is"),
         ("--output", "KEY=PATH", "copy artifact KEY to PATH after the run"),
         ("--result", "KEY=PATH", "write result KEY to PATH after the run"),
         ("--result-json", "KEY=PATH", "write result KEY to PATH as JSON after the run"),
@@ -245,6 +249,7 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
     run.spec.inputs.update(
         {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}
     )
+    run.spec.inputs.update(split_pairs(args.input_url, "--input-url"))
     results: dict[tuple[str, str], str] = {}
     for key, path in split_pairs(args.result, "--result").items():
         results[split_typed(key, "--result", RESULT_FORMS)] = path

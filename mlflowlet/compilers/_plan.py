@@ -157,7 +157,7 @@ class StepPlan:
                 names = json.dumps(self.failure_names, sort_keys=True)
                 out += [["--failures"], [Slot("param", key)], ["--failure-names"], [names]]
             elif key in self.url_inputs:  # a URL input: a DataItem on it, as locally
-                out += [["--input"], [f"{key}=", Slot("param", key)]]
+                out += [["--input-url"], [f"{key}=", Slot("param", key)]]
             else:
                 out += [["--param"], [f"{key}:{self.param_types[key]}=", Slot("param", key)]]
             if src.kind == "item" and src.key:  # x=item["key"]: the element's sub-field

@@ -17,10 +17,10 @@ IMAGE = "example.com/mlflowlet/steps:1.0"
 @step(outputs={"model_dir": "model"})
 def save_dir(context, n: int = 2):
     root = os.path.join(tempfile.mkdtemp(dir=os.getcwd()), "model dir é")  # under tmp_path
-    os.makedirs(os.path.join(root, "sub"), exist_ok=True)
+    os.makedirs(os.path.join(root, "sub dir"), exist_ok=True)
     with open(os.path.join(root, "weights.bin"), "wb") as fh:
         fh.write(b"w" * n)
-    with open(os.path.join(root, "sub", "config ü.json"), "w") as fh:
+    with open(os.path.join(root, "sub dir", "config ü.json"), "w") as fh:
         fh.write('{"n": %d}' % n)
     context.log_artifact("model_dir", local_path=root)
 

@@ -302,8 +302,11 @@ def export_kfp_metadata(run: Any, executor_input: str) -> None:
 
 
 def input_path(value: str) -> str:
-    """``DIR/`` → the single file, or directory, in ``DIR`` (compiled pipelines pass artifacts
-    as folders holding the artifact's file or directory under its own name)."""
+    """``DIR/`` → the single file, or directory, in ``DIR``.
+
+    Compiled pipelines pass an artifact as a folder holding its file or directory under its
+    own name.
+    """
     if not value.endswith(("/", os.sep)) or not os.path.isdir(value):
         return value
     entries = os.listdir(value)

@@ -209,7 +209,12 @@ def fetch_tree(store: Any, url: str, path: str) -> None:
     """
     import shutil
 
-    names = store.walk(url)
+    walk = getattr(store, "walk", None)
+    if walk is None:
+        from mlflowlet.errors import DataStoreError
+
+        raise DataStoreError(f"'{url}': {type(store).__name__} cannot list a folder's objects")
+    names = walk(url)
     if not names:
         raise DataNotFoundError(f"nothing under '{url.rstrip('/')}/'")
     parent = os.path.dirname(path)

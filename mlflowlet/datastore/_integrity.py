@@ -172,8 +172,11 @@ def verify_store(meta: dict[str, Any], store: Any, real: str) -> None:
 
 
 def _check_tree(meta: dict[str, Any], store: Any, real: str) -> None:
-    """:func:`check` for a directory version: its total size and newest file time (local) or
-    that objects are under its prefix (remote; ``verify=True`` compares the content hash)."""
+    """Run :func:`check` for a directory version.
+
+    Local: its total size and newest file time; remote: that objects are under its prefix
+    (``verify=True`` compares the content hash).
+    """
     if not is_local(real):
         try:
             store.listdir(real)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError as InputError  # re-exported: the executor raises it too
 from ..model import RunObject
-from .cache import CACHED_FROM
 from ._urlinputs import is_url_param, url_version
+from .cache import CACHED_FROM
 from .refs import Collected, OutputRef, PipelineParam
 
 if TYPE_CHECKING:

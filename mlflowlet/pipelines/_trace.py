@@ -316,6 +316,17 @@ class Tracer:
             self._check_operand(value, site, f"parameter {key!r} of step {step_name!r}")
             if param is not None and param.dataitem:
                 _check_dataitem_ref(value, site, step_name, key)
+            elif (
+                isinstance(value, PipelineParam)
+                and value.type == "DataItem"
+                and param is not None
+                and param.type not in ("", "str", "Any", "object")
+            ):
+                raise PipelineError(
+                    f"{site}: parameter {key!r} of step {step_name!r} is typed {param.type} but "
+                    f"gets URL input {value.name!r} (a DataItem); type it DataItem (or str for "
+                    "the URL's text)"
+                )
             return value
         if param is not None and param.dataitem:
             raise PipelineError(

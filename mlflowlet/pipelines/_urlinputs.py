@@ -82,7 +82,7 @@ def url_version(url: str) -> str:
 
         store = get_store(url)
         if url.endswith("/"):
-            return f"{url}#{store.walk(url)}"
+            return f"{url}#{store.listdir(url)}"
         info = store.stat(url)
         return f"{url}#{info.get('etag')}:{info.get('size')}:{info.get('modified')}"
     except (MlflowletError, OSError):

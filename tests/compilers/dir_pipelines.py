@@ -21,7 +21,7 @@ def save_dir(context, n: int = 2):
     with open(os.path.join(root, "weights.bin"), "wb") as fh:
         fh.write(b"w" * n)
     with open(os.path.join(root, "sub dir", "config ü.json"), "w") as fh:
-        fh.write('{"n": %d}' % n)
+        fh.write(f'{{"n": {n}}}')
     context.log_artifact("model_dir", local_path=root)
 
 

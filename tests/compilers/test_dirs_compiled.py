@@ -67,7 +67,8 @@ def test_a_url_with_credentials_never_reaches_the_compiled_workflow(target):
 def test_compiled_directory_artifacts_match_the_local_run(target):
     report = check(dp.dirs, target, params={"n": 4})
     assert report.ok, report.summary()
-    assert report.outputs["listing"] == ("parameter", '"sub dir/config \\u00fc.json=8,weights.bin=4"')
+    listing = '"sub dir/config \\u00fc.json=8,weights.bin=4"'
+    assert report.outputs["listing"] == ("parameter", listing)
 
 
 @pytest.mark.slow

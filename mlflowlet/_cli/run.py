@@ -275,11 +275,13 @@ def _pipeline_inputs(pipe: Any, task: Any) -> dict[str, str]:
     A key that is no such parameter is refused: a pipeline takes its inputs by name.
     """
     given = dict(task.spec.inputs or {})
-    names = [p.name for p in pipe.params if getattr(p, "type", "") == "DataItem"]
+    if not given:
+        return given
+    names = [p.name for p in getattr(pipe, "params", ()) if getattr(p, "type", "") == "DataItem"]
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise usage_error(
-            f"-i {unknown[0]}=...: pipeline {pipe.name!r} has no input {unknown[0]!r} (inputs "
+            f"-i {unknown[0]}=...: pipeline {getattr(pipe, 'name', '?')!r} has no input {unknown[0]!r} (inputs "
             f"are its parameters typed DataItem: {names}); pass other values with -p"
         )
     clash = sorted(set(given) & set(task.spec.params))

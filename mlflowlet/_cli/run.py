@@ -280,8 +280,9 @@ def _pipeline_inputs(pipe: Any, task: Any) -> dict[str, str]:
     names = [p.name for p in getattr(pipe, "params", ()) if getattr(p, "type", "") == "DataItem"]
     unknown = sorted(set(given) - set(names))
     if unknown:
+        name = getattr(pipe, "name", "?")
         raise usage_error(
-            f"-i {unknown[0]}=...: pipeline {getattr(pipe, 'name', '?')!r} has no input {unknown[0]!r} (inputs "
+            f"-i {unknown[0]}=...: pipeline {name!r} has no input {unknown[0]!r} (inputs "
             f"are its parameters typed DataItem: {names}); pass other values with -p"
         )
     clash = sorted(set(given) & set(task.spec.params))

@@ -134,3 +134,26 @@ def test_a_directory_version_in_s3_is_uploaded_whole_and_fetched_as_a_folder(tmp
     (src / "empty").mkdir()
     with pytest.raises(ArtifactError, match="folder 'empty' in it is empty"):
         mgr.log("model", local_path=str(src))
+
+
+def test_gc_removes_a_deleted_runs_directory_version_and_doctor_checks_it(dbdir, tmp_path):
+    from mlflowlet import get_run_db, new_runner, new_task
+    from mlflowlet.artifacts import collect_garbage, verify_artifacts
+
+    src = make_tree(tmp_path / "model")
+
+    def handler(context):
+        context.log_artifact("model", local_path=str(src))
+
+    keep = new_runner().run(new_task(name="keep", artifact_path="out"), handler=handler)
+    drop = new_runner().run(new_task(name="drop", artifact_path="out"), handler=handler)
+    kept, dropped = (r.status.artifacts[0]["uri"] for r in (keep, drop))
+    assert verify_artifacts().problems == [] and verify_artifacts().checked == 2
+    with open(os.path.join(kept, "weights.bin"), "wb") as fh:
+        fh.write(b"tampered")
+    [problem] = verify_artifacts().problems
+    assert "'model'" in problem and "recorded" in problem
+    get_run_db().del_runs(name="drop")
+    report = collect_garbage()
+    assert report.files == [dropped] and not os.path.exists(dropped)
+    assert os.path.isdir(kept)

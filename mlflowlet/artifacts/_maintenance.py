@@ -197,8 +197,9 @@ def _remove(uri: str, art: dict[str, Any], secrets: Any) -> bool:
         delete = getattr(store, "delete", None)
         if delete is None:
             return False
-        if art.get("format") == "dir":  # a directory version: every object under its prefix
-            for rel in store.walk(uri):
+        walk = getattr(store, "walk", None)
+        if art.get("format") == "dir" and walk is not None:  # every object under its prefix
+            for rel in walk(uri):
                 delete(f"{uri.rstrip('/')}/{rel}")
             return True
         delete(uri)

@@ -157,3 +157,22 @@ def test_gc_removes_a_deleted_runs_directory_version_and_doctor_checks_it(dbdir,
     report = collect_garbage()
     assert report.files == [dropped] and not os.path.exists(dropped)
     assert os.path.isdir(kept)
+
+
+def test_gc_removes_every_object_of_a_deleted_runs_directory_version_in_s3(
+    dbdir, tmp_path, s3, seaweedfs
+):
+    from mlflowlet import get_run_db, new_runner, new_task
+    from mlflowlet.artifacts import collect_garbage
+
+    src = make_tree(tmp_path / "model")
+
+    def handler(context):
+        context.log_artifact("model", local_path=str(src))
+
+    for name in ("keep", "drop"):
+        new_runner().run(new_task(name=name, artifact_path=f"s3://{s3}/{name}"), handler=handler)
+    get_run_db().del_runs(name="drop")
+    assert len(collect_garbage().files) == 1
+    left = seaweedfs.client().list_objects_v2(Bucket=s3).get("Contents", [])
+    assert sorted(o["Key"].split("/", 2)[0] for o in left) == ["keep", "keep"]

@@ -119,3 +119,17 @@ def test_a_missing_key_fails_the_step_on_both_sides_naming_it(target, s3_env):
     last = step.error.strip().splitlines()[-1]
     assert run.state == step.state == "error"
     assert "input 'data'" in last and f"s3://{bucket}/no/such.csv" in last, last
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_default_url_with_credentials_is_refused_locally_and_when_compiling(target):
+    from mlflowlet.pipelines import pipeline
+
+    @pipeline(image=dp.IMAGE)
+    def leaky(data: dp.DataItem = f"s3://AKIAEXAMPLE:{SECRET}@bucket/key"):  # type: ignore[assignment]
+        dp.count_bytes(data=data)
+
+    for attempt in (lambda: compile(leaky, target), leaky.run):
+        with pytest.raises(ConfigError) as err:
+            attempt()
+        assert SECRET not in str(err.value) and "pipeline input 'data'" in str(err.value)

@@ -24,6 +24,7 @@ from ._targets import kind_runner, resolve_target
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from ..model import RunObject
 
 ORDER = 10
 _EPILOG = (
@@ -269,7 +270,7 @@ def _inputs(items: list[str] | None) -> dict[str, str]:
     }
 
 
-def _pipeline_inputs(pipe: Any, task: Any) -> dict[str, str]:
+def _pipeline_inputs(pipe: object, task: RunObject) -> dict[str, str]:
     """Return ``-i KEY=URL`` values for a pipeline's ``DataItem`` parameters (its inputs).
 
     A key that is no such parameter is refused: a pipeline takes its inputs by name.

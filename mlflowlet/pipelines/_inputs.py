@@ -17,6 +17,7 @@ from .refs import Collected, OutputRef, PipelineParam
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from .graph import Node
 
 
 class Resolver:
@@ -157,7 +158,7 @@ def _artifact_in(artifacts: list[dict[str, Any]], key: str, where: str) -> dict[
     )
 
 
-def _feeds_dataitem(node: Any, param: str, value: PipelineParam) -> bool:
+def _feeds_dataitem(node: Node, param: str, value: PipelineParam) -> bool:
     """Tell whether a URL input (a ``DataItem`` pipeline parameter) feeds a ``DataItem``."""
     if not is_url_param(value):
         return False

@@ -17,19 +17,18 @@ and size), so new data at the same URL reruns the step.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..errors import ParameterError
 
 URL_TYPE = "DataItem"
 
 
-def is_url_param(param: Any) -> bool:
+def is_url_param(param: object) -> bool:
     """Return whether a pipeline parameter (or its placeholder) is a URL input."""
     return getattr(param, "type", "") == URL_TYPE
 
 
-def url_value(value: Any, name: str) -> str:
+def url_value(value: object, name: str) -> str:
     """Return the URL a ``DataItem`` pipeline parameter gets from ``value``.
 
     Accepts a URL or path string, an ``os.PathLike`` or a ``DataItem``; a relative local path is

@@ -302,11 +302,15 @@ def export_kfp_metadata(run: Any, executor_input: str) -> None:
 
 
 def input_path(value: str) -> str:
-    """``DIR/`` → the single file in ``DIR`` (compiled pipelines pass artifacts as folders)."""
+    """``DIR/`` → the single file, or directory, in ``DIR``.
+
+    Compiled pipelines pass an artifact as a folder holding its file or directory under its
+    own name.
+    """
     if not value.endswith(("/", os.sep)) or not os.path.isdir(value):
         return value
     entries = os.listdir(value)
-    if len(entries) == 1 and os.path.isfile(os.path.join(value, entries[0])):
+    if len(entries) == 1 and not os.path.islink(os.path.join(value, entries[0])):
         return os.path.join(value, entries[0])
     return value.rstrip("/" + os.sep)
 
@@ -326,6 +330,15 @@ def _copy_artifact(key: str, art: dict[str, Any], path: str) -> None:
         return
     from .datastore import get_dataitem
 
+    if art.get("format") == "dir":  # a directory version in a remote store: fetch it whole
+        try:
+            fetched = get_dataitem(uri, key=key, artifact=art).local()
+            if os.path.exists(path):
+                shutil.rmtree(path)
+            shutil.copytree(fetched, path)
+        except (MlflowletError, OSError) as exc:
+            raise ArtifactError(f"cannot copy artifact {key!r} to {path!r}: {exc}") from None
+        return
     try:
         data = get_dataitem(uri, key=key).get()
     except MlflowletError as exc:
@@ -346,12 +359,13 @@ def _write(path: str, data: bytes, what: str) -> None:
 def digest(path: str) -> str:
     """Return the sha256 of a file's bytes.
 
-    A folder holding one file (how compiled pipelines pass an artifact) digests as that file;
-    another folder as the sorted names and digests of its entries.
+    A folder holding one entry (how compiled pipelines pass an artifact: its file or directory
+    in a folder) digests as that entry; another folder as the sorted names and digests of its
+    entries.
     """
     if os.path.isdir(path):
         entries = sorted(os.listdir(path))
-        if len(entries) == 1 and os.path.isfile(os.path.join(path, entries[0])):
+        if len(entries) == 1:
             return digest(os.path.join(path, entries[0]))
         h = hashlib.sha256()
         for entry in entries:

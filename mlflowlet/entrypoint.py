@@ -8,7 +8,7 @@ Usage::
 
     python -m mlflowlet.entrypoint [--spec FILE] [--handler module:function | file.py:function
         | --script file.py|file.ipynb] [--artifact-path PATH]
-        [--param KEY=VALUE ...] [--collected KEY ...] [--input KEY=PATH ...]
+        [--param KEY=VALUE ...] [--collected KEY ...] [--input[-url] KEY=PATH ...]
         [--output KEY=PATH ...] [--result KEY=PATH ...] [--result-json KEY=PATH ...]
         [--metrics PATH] [--state STATE]
 
@@ -36,7 +36,7 @@ Flags:
         ``--result-json`` wrote, so items keep their types (numbers stay numbers). Repeatable.
     --input KEY=PATH: an input URL or local path (e.g. where an orchestrator put an upstream
         artifact). ``PATH/`` (a trailing slash) names a directory: the one file in it, so the
-        file keeps its name and format suffix. Repeatable.
+        file keeps its name and format suffix; ``--input-url`` takes it as is. Repeatable.
     --output KEY=PATH: after the run, copy artifact KEY's file (or directory) to PATH, creating
         its parent directories; ``PATH/`` copies the file into that directory under its own
         name. Repeatable.
@@ -139,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     for flag, meta, text in (
         ("--param", "KEY=VALUE", "a parameter (JSON/Python literal, else string)"),
         ("--input", "KEY=PATH", "an input URL or local path"),
+        ("--input-url", "KEY=URL", "an input URL, taken as it is"),
         ("--output", "KEY=PATH", "copy artifact KEY to PATH after the run"),
         ("--result", "KEY=PATH", "write result KEY to PATH after the run"),
         ("--result-json", "KEY=PATH", "write result KEY to PATH as JSON after the run"),
@@ -242,9 +243,8 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
     if args.failures is not None:
         run.spec.params["failures"] = engine_failures(args.failures, args.failure_names)
     take_workflow(run)  # the engine's workflow__* params become context.workflow
-    run.spec.inputs.update(
-        {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}
-    )
+    inputs = {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}
+    run.spec.inputs.update(inputs, **split_pairs(args.input_url, "--input-url"))
     results: dict[tuple[str, str], str] = {}
     for key, path in split_pairs(args.result, "--result").items():
         results[split_typed(key, "--result", RESULT_FORMS)] = path

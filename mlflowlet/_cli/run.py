@@ -24,6 +24,7 @@ from ._targets import kind_runner, resolve_target
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from ..model import RunObject
 
 ORDER = 10
 _EPILOG = (
@@ -155,7 +156,7 @@ def run(  # noqa: PLR0913 - one option per flag of the command
     try:
         with _stdout_to_stderr(quiet):
             if kind == "pipeline":
-                result = target.run(**task.spec.params)
+                result = target.run(**task.spec.params, **_pipeline_inputs(target, task))
             else:
                 result = _run_task(target, task, fn, rundb, watch, mode, timeout)
     except KeyboardInterrupt as exc:
@@ -267,6 +268,28 @@ def _inputs(items: list[str] | None) -> dict[str, str]:
     return {
         k: os.path.abspath(v) if "://" not in v and os.path.exists(v) else v for k, v in out.items()
     }
+
+
+def _pipeline_inputs(pipe: object, task: RunObject) -> dict[str, str]:
+    """Return ``-i KEY=URL`` values for a pipeline's ``DataItem`` parameters (its inputs).
+
+    A key that is no such parameter is refused: a pipeline takes its inputs by name.
+    """
+    given = dict(task.spec.inputs or {})
+    if not given:
+        return given
+    names = [p.name for p in getattr(pipe, "params", ()) if getattr(p, "type", "") == "DataItem"]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        name = getattr(pipe, "name", "?")
+        raise usage_error(
+            f"-i {unknown[0]}=...: pipeline {name!r} has no input {unknown[0]!r} (inputs "
+            f"are its parameters typed DataItem: {names}); pass other values with -p"
+        )
+    clash = sorted(set(given) & set(task.spec.params))
+    if clash:
+        raise usage_error(f"{clash[0]!r} is given with both -i and -p: give it once")
+    return given
 
 
 def _secret_sources(items: list[str] | None) -> list[tuple[str, str]]:

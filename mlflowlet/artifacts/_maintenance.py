@@ -82,7 +82,8 @@ def _verify_one(art: dict[str, Any], uri: str, get_store: Any, integrity: Any, s
     try:
         if is_local(uri):
             path = local_path(uri)
-            if not os.path.isfile(path):
+            is_dir = art.get("format") == "dir"  # a directory version (datastore._dirtree)
+            if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
                 raise DataNotFoundError(f"no such file '{path}'")
             integrity.verify_file(art, path)
         else:
@@ -196,11 +197,21 @@ def _remove(uri: str, art: dict[str, Any], secrets: Any) -> bool:
         delete = getattr(store, "delete", None)
         if delete is None:
             return False
+        walk = getattr(store, "walk", None)
+        if art.get("format") == "dir" and walk is not None:  # every object under its prefix
+            for rel in walk(uri):
+                delete(f"{uri.rstrip('/')}/{rel}")
+            return True
         delete(uri)
         return True
     path = local_path(uri)
     try:
-        os.unlink(path)
+        if art.get("format") == "dir" and os.path.isdir(path) and not os.path.islink(path):
+            import shutil
+
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
     except FileNotFoundError:
         return False
     run_uid = str((art.get("producer") or {}).get("uid") or "")

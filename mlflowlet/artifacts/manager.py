@@ -9,6 +9,7 @@ from typing import Any
 from mlflowlet.artifacts._keys import validate_key, validate_relpath, validate_tag
 from mlflowlet.artifacts._write import Claims, link_existing, stamp_of, store_version
 from mlflowlet.artifacts.base import Artifact, is_dataframe
+from mlflowlet.datastore._dirtree import DIR_FORMAT, hash_tree, store_tree, tree_stamp
 from mlflowlet.datastore._urls import is_local, join_url, local_path, url_scheme
 from mlflowlet.errors import ArtifactError, DataNotFoundError
 
@@ -65,7 +66,8 @@ class ArtifactManager:
             item: an artifact key, or an :class:`Artifact` (the other arguments, when given,
                 override its own).
             body: the content (bytes, str, dict/list, DataFrame, or what the kind renders).
-            local_path: a local file to store instead of a body.
+            local_path: a local file, or directory (stored whole, recorded with format
+                ``'dir'``, see :mod:`mlflowlet.datastore._dirtree`), to store instead of a body.
             target_path: the file to write: relative to the artifact path, an absolute local
                 path, or a URL. Default: the basename of ``local_path``, else key + suffix.
             viewer: how a UI shows it.
@@ -108,13 +110,26 @@ class ArtifactManager:
         owned = True  # a file written here for this version (deleted with its run's files)
         digest: str | None
         size: int | None
+        is_dir = src is not None and os.path.isdir(src)
+        if is_dir:
+            art.format = DIR_FORMAT
         if src is not None and not upload:
             from mlflowlet.datastore import _hashing
             from mlflowlet.datastore._streams import hash_file
 
             uri, owned, algo = src, False, _hashing.default_algo()
-            digest, size = hash_file(src, algo)
+            if is_dir:
+                digest, size = hash_tree(src, algo, f"artifact {key!r}")
+            else:
+                digest, size = hash_file(src, algo)
             digest = _hashing.label(algo, digest)
+        elif is_dir:
+            from mlflowlet.datastore import _hashing
+
+            assert src is not None
+            dest = self._destination(art, src, producer, iteration)
+            algo = _hashing.default_algo()
+            uri, digest, size = store_tree(key, src, dest, secrets, self._claimed, algo)
         elif data is None and src is None:  # record an existing object where it is
             uri, owned = self._existing(art), False
             digest, size = link_existing(key, uri, secrets)
@@ -124,7 +139,7 @@ class ArtifactManager:
         if not art.format:
             ext = os.path.splitext(src or uri)[1]
             art.format = ext[1:] if ext else None
-        stamp = stamp_of(uri, secrets)
+        stamp = stamp_of(uri, secrets) if not is_dir else tree_stamp(uri) if is_local(uri) else {}
         _record(art, uri, digest, size, producer, project, tree, iteration)
         art.mtime_ns, art.etag, art.owned = stamp.get("mtime_ns"), stamp.get("etag"), owned
         return art
@@ -205,11 +220,11 @@ class ArtifactManager:
 
 
 def _source(key: str, path: str | None) -> str | None:
-    """Return ``path`` as an absolute path, checking that the file exists."""
+    """Return ``path`` as an absolute path, checking that the file (or directory) exists."""
     if path is None:
         return None
     src = os.path.abspath(os.fspath(path))
-    if not os.path.isfile(src):
+    if not os.path.isfile(src) and not os.path.isdir(src):
         raise DataNotFoundError(f"artifact {key!r}: no such file '{src}'")
     return src
 

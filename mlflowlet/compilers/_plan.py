@@ -130,6 +130,7 @@ class StepPlan:
     failure_names: dict[str, str] = field(default_factory=dict)  # exit step: label -> step name
     pickled: str = ""  # the handler pickled by value (--handler-pickle), see ._handlers
     workflow: bool = False  # the step reads context.workflow (see _workflow)
+    url_inputs: set[str] = field(default_factory=set)  # params carrying a URL input's text
 
     def result_outputs(self) -> list[tuple[str, str, str]]:
         """Return ``(result key, use, output name)`` of every result output, sorted."""
@@ -155,6 +156,8 @@ class StepPlan:
             elif src.kind == "failures":  # the engine's failed nodes, read by task name
                 names = json.dumps(self.failure_names, sort_keys=True)
                 out += [["--failures"], [Slot("param", key)], ["--failure-names"], [names]]
+            elif key in self.url_inputs:  # a URL input: a DataItem on it, as locally
+                out += [["--input-url"], [f"{key}=", Slot("param", key)]]
             else:
                 out += [["--param"], [f"{key}:{self.param_types[key]}=", Slot("param", key)]]
             if src.kind == "item" and src.key:  # x=item["key"]: the element's sub-field
@@ -210,6 +213,14 @@ def _params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bo
     out: dict[str, tuple[str, Any, bool]] = {}
     for p in dag.params:
         default = p.default
+        if p.type == "DataItem":  # a URL input: checked as a run checks it (no credentials)
+            from ..pipelines._urlinputs import url_value
+
+            given = options.params.get(p.name, default)
+            default = url_value(given, p.name) if given is not None else None
+            required = p.required and p.name not in options.params
+            out[p.name] = ("str", default, required)
+            continue
         if p.name in options.params:
             try:
                 default = coerce(options.params[p.name], p.hint, p.name)
@@ -450,6 +461,9 @@ def _add_argument(
     if isinstance(value, PipelineParam):
         plan.params[param] = Source("param", name=value.name)
         plan.param_types[param] = params[value.name][0]
+        spec = next((p for p in node.spec.params if p.name == param), None)
+        if value.type == "DataItem" and spec is not None and spec.dataitem:
+            plan.url_inputs.add(param)  # the step opens the URL: --input, as locally
     elif isinstance(value, Collected):
         if value.ref.kind == "artifact":
             raise CompileError(

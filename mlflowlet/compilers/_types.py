@@ -46,6 +46,8 @@ def pipeline_param_type(param: Any, default: Any) -> str:
     inner = inner[:-1].strip() if inner else ""
     if base in SCALARS:
         carried = base
+    elif base == "DataItem":  # a URL input (mlflowlet.pipelines._urlinputs): the URL's text
+        return "str"
     elif base in _LISTS:
         carried = f"list[{inner}]" if base in ("list", "List") and inner in SCALARS else "json"
     elif base in _DICTS:
@@ -233,6 +235,11 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
     out: dict[str, Any] = {}
     for param in dag.params:
         if param.name not in arguments:
+            continue
+        if param.type == "DataItem":  # a URL input: its text, checked as a local run checks it
+            from ..pipelines._urlinputs import url_value
+
+            out[param.name] = url_value(arguments[param.name], param.name)
             continue
         value = coerce(arguments[param.name], param.hint, param.name)
         typ = pipeline_param_type(param, param.default if not param.required else value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mlflowlet.datastore import _dirtree
 from mlflowlet.datastore._urls import is_local, local_path
 from mlflowlet.errors import ArtifactIntegrityError, DataNotFoundError
 
@@ -61,6 +62,9 @@ def check(meta: dict[str, Any], store: Any, real: str) -> None:
         DataNotFoundError: nothing is stored at ``real`` any more.
     """
     size = meta.get("size")
+    if _dirtree.is_dir_record(meta):
+        _check_tree(meta, store, real)
+        return
     if is_local(real):
         path = local_path(real)
         try:
@@ -130,7 +134,10 @@ def verify_file(meta: dict[str, Any], path: str, why: str = "") -> None:
     from mlflowlet.datastore._streams import hash_file
 
     algo, expected = _expected(meta, path)
-    got, size = hash_file(path, algo)
+    if _dirtree.is_dir_record(meta):
+        got, size = _dirtree.hash_tree(path, algo, f"artifact {meta.get('key')!r}")
+    else:
+        got, size = hash_file(path, algo)
     if got != expected:
         raise _fail(meta, path, _differs(algo, got, expected, why))
     recorded = meta.get("size")
@@ -144,6 +151,17 @@ def verify_store(meta: dict[str, Any], store: Any, real: str) -> None:
     from mlflowlet.datastore._streams import iter_stream
 
     algo, expected = _expected(meta, real)
+    if _dirtree.is_dir_record(meta):
+        import shutil
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="mlflowlet-verify-")
+        try:
+            _dirtree.fetch_tree(store, real, os.path.join(tmp, "tree"))
+            verify_file(meta, os.path.join(tmp, "tree"))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     hasher = new_hasher(algo, meta.get("size"))
     with store.open(real, "rb") as f:
         for chunk in iter_stream(f):
@@ -151,3 +169,32 @@ def verify_store(meta: dict[str, Any], store: Any, real: str) -> None:
     got = hasher.hexdigest()
     if got != expected:
         raise _fail(meta, real, _differs(algo, got, expected))
+
+
+def _check_tree(meta: dict[str, Any], store: Any, real: str) -> None:
+    """Run :func:`check` for a directory version.
+
+    Local: its total size and newest file time; remote: that objects are under its prefix
+    (``verify=True`` compares the content hash).
+    """
+    if not is_local(real):
+        try:
+            store.listdir(real)
+        except DataNotFoundError:
+            raise DataNotFoundError(
+                f"artifact {meta.get('key')!r} version {version_of(meta)}: nothing under "
+                f"'{real.rstrip('/')}/'"
+            ) from None
+        return
+    path = local_path(real)
+    if not os.path.isdir(path):
+        raise DataNotFoundError(
+            f"artifact {meta.get('key')!r} version {version_of(meta)}: no such directory '{path}'"
+        )
+    now = _dirtree.tree_stamp(path)
+    size = meta.get("size")
+    if size is not None and now["size"] != size:
+        raise _fail(meta, path, f"size {now['size']} bytes, recorded {size}")
+    recorded = meta.get("mtime_ns")
+    if recorded is not None and now["mtime_ns"] != recorded:
+        verify_file(meta, path, "modified after it was recorded and ")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from mlflowlet.datastore import _integrity
+from mlflowlet.datastore import _dirtree, _integrity
 from mlflowlet.datastore._urls import (
     check_no_credentials,
     is_local,
@@ -227,7 +227,9 @@ class DataItem:
     def local(self, verify: bool | None = None) -> str:
         """Return a local path holding the data.
 
-        Local files are returned as they are. Anything else is downloaded once into the
+        Local files and directories are returned as they are. A directory version (record
+        format ``'dir'``) or a URL ending in ``/`` (an S3 prefix) is downloaded as a folder
+        holding every object under it. Anything else is downloaded once into the
         cache directory (``$MLFLOWLET_CACHE_DIR``, else ``<tmp>/mlflowlet-cache``) under a
         name derived from the URL and the object's version (ETag, size and modification
         time from :meth:`stat`), and reused by later calls and later items while that
@@ -242,6 +244,8 @@ class DataItem:
                 path = local_path(real)
                 if not os.path.exists(path):
                     raise DataNotFoundError(f"no such file '{path}'")
+            elif _dirtree.is_dir_record(self._meta) or real.endswith("/"):
+                path = _fetch_dir(store, real, (self._meta or {}).get("hash"))
             else:
                 path = _fetch(store, real)
             if verify and self._meta is not None:
@@ -355,6 +359,19 @@ def _fetch(store: DataStore, url: str) -> str:
         got = os.path.getsize(path)
         os.unlink(path)
         raise DataStoreError(f"'{url}' was cut short: got {got} of {size} bytes; try again")
+    return path
+
+
+def _fetch_dir(store: DataStore, url: str, recorded: str | None) -> str:
+    """Download the objects under the prefix ``url`` into the cache as one folder.
+
+    A recorded version (``recorded``: its hash) is immutable, so its copy is reused; a plain
+    prefix is fetched again on every call (its content has no version to key the cache on).
+    """
+    path = _cache_path(url.rstrip("/") + "/", [recorded] if recorded else None)
+    if recorded and os.path.isdir(path):
+        return path
+    _dirtree.fetch_tree(store, url, path)
     return path
 
 

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError as InputError  # re-exported: the executor raises it too
 from ..model import RunObject
+from ._urlinputs import is_url_param, url_version
 from .cache import CACHED_FROM
 from .refs import Collected, OutputRef, PipelineParam
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from .graph import Node
 
 
 class Resolver:
@@ -77,6 +79,9 @@ class Resolver:
                 self.records[art["uri"]] = art
                 it = art.get("link_iteration") or art.get("iteration", 0)  # a sweep's best
                 rows += [self._row(run, it, value.key, fp, art) for fp in fed]
+            elif isinstance(value, PipelineParam) and _feeds_dataitem(node, param, value):
+                inputs[param] = self.params[value.name]  # a URL input (see ._urlinputs)
+                hashes[param] = url_version(inputs[param])
             elif isinstance(value, (OutputRef, PipelineParam)):
                 params[param] = self.value_of(value)
                 if isinstance(value, OutputRef):
@@ -151,3 +156,11 @@ def _artifact_in(artifacts: list[dict[str, Any]], key: str, where: str) -> dict[
         f"step {where!r} has no artifact {key!r} to pass on (artifacts: "
         f"{[a.get('key') for a in artifacts]})"
     )
+
+
+def _feeds_dataitem(node: Node, param: str, value: PipelineParam) -> bool:
+    """Tell whether a URL input (a ``DataItem`` pipeline parameter) feeds a ``DataItem``."""
+    if not is_url_param(value):
+        return False
+    spec = next((p for p in getattr(node.spec, "params", ()) if p.name == param), None)
+    return spec is not None and spec.dataitem

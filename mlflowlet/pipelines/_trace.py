@@ -316,6 +316,17 @@ class Tracer:
             self._check_operand(value, site, f"parameter {key!r} of step {step_name!r}")
             if param is not None and param.dataitem:
                 _check_dataitem_ref(value, site, step_name, key)
+            elif (
+                isinstance(value, PipelineParam)
+                and value.type == "DataItem"
+                and param is not None
+                and param.type not in ("", "str", "Any", "object")
+            ):
+                raise PipelineError(
+                    f"{site}: parameter {key!r} of step {step_name!r} is typed {param.type} but "
+                    f"gets URL input {value.name!r} (a DataItem); type it DataItem (or str for "
+                    "the URL's text)"
+                )
             return value
         if param is not None and param.dataitem:
             raise PipelineError(
@@ -429,11 +440,13 @@ def _check_dataitem_ref(value: Any, site: str, step_name: str, key: str) -> None
     ref = value.ref if isinstance(value, Collected) else value
     if isinstance(ref, OutputRef) and ref.kind == "artifact":
         return
+    if isinstance(value, PipelineParam) and value.type == "DataItem":  # a URL input
+        return
     what = "pipeline parameter" if isinstance(ref, PipelineParam) else "result (a value)"
     raise PipelineError(
         f"{site}: parameter {key!r} of step {step_name!r} is a DataItem (an artifact input) but "
-        f"gets {value!r}, a {what}; pass an artifact (node.outputs['key']) or retype the "
-        "parameter to take the value"
+        f"gets {value!r}, a {what}; pass an artifact (node.outputs['key']) or a pipeline "
+        "parameter typed DataItem (a URL input), or retype the parameter to take the value"
     )
 
 

@@ -18,6 +18,7 @@ from .._coerce import EMPTY, coerce, json_value
 from ..errors import CycleError, ParameterError, PipelineError, StepDefinitionError
 from ._spec import _fail, type_name, where
 from ._trace import NodeHandle, Tracer, _tracer, current_tracer
+from ._urlinputs import is_url_param, url_value
 from .refs import Collected, OutputRef, PipelineParam
 from .step import Step, step
 
@@ -174,7 +175,14 @@ class Pipeline:
             )
         out: dict[str, Any] = {}
         for p in self.params:
-            if p.name in given:  # checked by the hint, passed on (and recorded) as JSON
+            if is_url_param(p):  # a URL input (see ._urlinputs): checked before it is recorded
+                if p.name not in given and p.required:
+                    raise ParameterError(
+                        f"pipeline {self.name!r} ({where(self.fn)}) needs input {p.name!r} (a "
+                        f"URL); pass run({p.name}='s3://...') or -i {p.name}=URL"
+                    )
+                out[p.name] = url_value(given.get(p.name, p.default), p.name)
+            elif p.name in given:  # checked by the hint, passed on (and recorded) as JSON
                 value = coerce(given[p.name], p.hint, p.name, EMPTY if p.required else p.default)
                 out[p.name] = json_value(value, p.name)
             elif p.required:

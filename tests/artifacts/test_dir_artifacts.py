@@ -1,0 +1,178 @@
+"""Directory artifacts: stored whole as new versions, hashed over their content, checked on read."""
+
+import os
+
+import pytest
+
+from mlflowlet.artifacts import ArtifactManager
+from mlflowlet.datastore import get_dataitem
+from mlflowlet.datastore._dirtree import hash_tree
+from mlflowlet.errors import ArtifactError, ArtifactIntegrityError
+
+
+def make_tree(root, files=None):
+    files = files or {"weights.bin": b"w" * 5, "sub dir/config ü.json": b'{"a": 1}'}
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def listing(root):
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            out[os.path.relpath(path, root)] = open(path, "rb").read()
+    return out
+
+
+def test_a_directory_is_a_new_version_each_time_never_overwritten(tmp_path):
+    src = make_tree(tmp_path / "model dir")
+    mgr = ArtifactManager(str(tmp_path / "arts"))
+    first = mgr.log("model", local_path=str(src))
+    (src / "weights.bin").write_bytes(b"changed")
+    second = mgr.log("model", local_path=str(src))
+    assert first.format == second.format == "dir"
+    assert first.uri == str(tmp_path / "arts" / "model dir")
+    assert second.uri == str(tmp_path / "arts" / "model dir.v2")
+    assert listing(first.uri)["weights.bin"] == b"w" * 5  # the first version kept its bytes
+    assert listing(second.uri)["weights.bin"] == b"changed"
+    assert first.size == 5 + 8 and second.size == 7 + 8
+    assert first.hash != second.hash and first.uid != second.uid
+    algo = first.hash.split(":")[0]
+    assert second.hash == f"{algo}:{hash_tree(str(src), algo)[0]}"
+    assert not [n for n in os.listdir(tmp_path / "arts") if n.startswith(".tmp")]
+
+
+def test_the_hash_covers_content_and_relative_paths_not_location_or_order(tmp_path):
+    a = make_tree(tmp_path / "a")
+    b = tmp_path / "elsewhere" / "b"
+    make_tree(b, {"sub dir/config ü.json": b'{"a": 1}', "weights.bin": b"w" * 5})  # other order
+    assert hash_tree(str(a), "sha256") == hash_tree(str(b), "sha256")
+    (b / "weights.bin").rename(b / "weights2.bin")  # same bytes, another name
+    assert hash_tree(str(a), "sha256")[0] != hash_tree(str(b), "sha256")[0]
+    (b / "weights2.bin").rename(b / "weights.bin")
+    (b / "empty").mkdir()  # an empty folder is content too
+    assert hash_tree(str(a), "sha256")[0] != hash_tree(str(b), "sha256")[0]
+
+
+def test_an_empty_directory_is_a_version_of_its_own(tmp_path):
+    (tmp_path / "empty").mkdir()
+    art = ArtifactManager(str(tmp_path / "arts")).log("nothing", local_path=str(tmp_path / "empty"))
+    assert art.format == "dir" and art.size == 0 and os.listdir(art.uri) == []
+    assert get_dataitem(art.uri, artifact=art).local(verify=True) == art.uri
+
+
+def test_a_symlink_out_of_the_directory_is_refused_naming_it_and_nothing_is_written(tmp_path):
+    src = make_tree(tmp_path / "model")
+    (tmp_path / "secret.txt").write_text("not in the model")
+    os.symlink(tmp_path / "secret.txt", src / "sub dir" / "leak")
+    arts = tmp_path / "arts"
+    with pytest.raises(ArtifactError) as err:
+        ArtifactManager(str(arts)).log("model", local_path=str(src))
+    assert "'sub dir/leak'" in str(err.value) and "symlink out of the directory" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert not arts.exists() or os.listdir(arts) == []
+
+
+def test_a_symlink_inside_is_stored_as_the_files_bytes_and_a_symlinked_folder_is_refused(tmp_path):
+    src = make_tree(tmp_path / "model")
+    os.symlink(src / "weights.bin", src / "alias.bin")
+    art = ArtifactManager(str(tmp_path / "arts")).log("model", local_path=str(src))
+    stored = os.path.join(art.uri, "alias.bin")
+    assert not os.path.islink(stored) and open(stored, "rb").read() == b"w" * 5
+    os.symlink(src / "sub dir", src / "loop")
+    with pytest.raises(ArtifactError, match="'loop' .* is a symlinked folder"):
+        ArtifactManager(str(tmp_path / "arts2")).log("model", local_path=str(src))
+
+
+def test_reading_a_changed_directory_version_fails_instead_of_returning_other_bytes(tmp_path):
+    src = make_tree(tmp_path / "model")
+    art = ArtifactManager(str(tmp_path / "arts")).log("model", local_path=str(src))
+    item = get_dataitem(art.uri, key="model", artifact=art)
+    assert listing(item.local(verify=True)) == listing(src)
+    stored = os.path.join(art.uri, "weights.bin")
+    with open(stored, "wb") as fh:
+        fh.write(b"W" * 5)  # same size, new bytes, a later mtime
+    with pytest.raises(ArtifactIntegrityError, match="modified after it was recorded"):
+        get_dataitem(art.uri, key="model", artifact=art).local()
+    with open(stored, "ab") as fh:
+        fh.write(b"more")
+    with pytest.raises(ArtifactIntegrityError, match="size 17 bytes, recorded 13"):
+        get_dataitem(art.uri, key="model", artifact=art).local()
+
+
+def test_upload_false_records_the_directory_where_it_is(tmp_path):
+    src = make_tree(tmp_path / "model")
+    art = ArtifactManager(str(tmp_path / "arts")).log("model", local_path=str(src), upload=False)
+    assert art.uri == str(src) and art.format == "dir" and art.owned is False
+    assert art.hash.endswith(hash_tree(str(src), art.hash.split(":")[0])[0])
+
+
+@pytest.fixture
+def s3(seaweedfs, monkeypatch):
+    bucket = f"dirs-{os.urandom(6).hex()}"
+    seaweedfs.client().create_bucket(Bucket=bucket)
+    for name, value in seaweedfs.secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MLFLOWLET_CACHE_DIR", str(os.path.join(os.getcwd(), "cache")))
+    return bucket
+
+
+def test_a_directory_version_in_s3_is_uploaded_whole_and_fetched_as_a_folder(tmp_path, s3):
+    src = make_tree(tmp_path / "model dir")
+    mgr = ArtifactManager(f"s3://{s3}/runs/r1")
+    first = mgr.log("model", local_path=str(src))
+    second = mgr.log("model", local_path=str(src))
+    base = f"s3://{s3}/runs/r1/model dir"
+    assert (first.uri, second.uri) == (base, f"{base}.v2")
+    assert first.hash == second.hash and first.format == "dir"
+    local = get_dataitem(first.uri, key="model", artifact=first).local(verify=True)
+    assert listing(local) == listing(src)
+    (src / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="folder 'empty' in it is empty"):
+        mgr.log("model", local_path=str(src))
+
+
+def test_gc_removes_a_deleted_runs_directory_version_and_doctor_checks_it(dbdir, tmp_path):
+    from mlflowlet import get_run_db, new_runner, new_task
+    from mlflowlet.artifacts import collect_garbage, verify_artifacts
+
+    src = make_tree(tmp_path / "model")
+
+    def handler(context):
+        context.log_artifact("model", local_path=str(src))
+
+    keep = new_runner().run(new_task(name="keep", artifact_path="out"), handler=handler)
+    drop = new_runner().run(new_task(name="drop", artifact_path="out"), handler=handler)
+    kept, dropped = (r.status.artifacts[0]["uri"] for r in (keep, drop))
+    assert verify_artifacts().problems == [] and verify_artifacts().checked == 2
+    with open(os.path.join(kept, "weights.bin"), "wb") as fh:
+        fh.write(b"tampered")
+    [problem] = verify_artifacts().problems
+    assert "'model'" in problem and "recorded" in problem
+    get_run_db().del_runs(name="drop")
+    report = collect_garbage()
+    assert report.files == [dropped] and not os.path.exists(dropped)
+    assert os.path.isdir(kept)
+
+
+def test_gc_removes_every_object_of_a_deleted_runs_directory_version_in_s3(
+    dbdir, tmp_path, s3, seaweedfs
+):
+    from mlflowlet import get_run_db, new_runner, new_task
+    from mlflowlet.artifacts import collect_garbage
+
+    src = make_tree(tmp_path / "model")
+
+    def handler(context):
+        context.log_artifact("model", local_path=str(src))
+
+    for name in ("keep", "drop"):
+        new_runner().run(new_task(name=name, artifact_path=f"s3://{s3}/{name}"), handler=handler)
+    get_run_db().del_runs(name="drop")
+    assert len(collect_garbage().files) == 1
+    left = seaweedfs.client().list_objects_v2(Bucket=s3).get("Contents", [])
+    assert sorted(o["Key"].split("/", 2)[0] for o in left) == ["keep", "keep"]

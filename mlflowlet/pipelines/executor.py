@@ -99,8 +99,9 @@ class LocalExecutor:
         spec.artifact_path = self.artifact_path
         spec.pipeline_uid = meta.uid
         # extra fields: the DAG (shared, read-only) and where the function lives (resume)
+        run._share_extra("graph", self.dag.described(), _shared_graph(self.dag))
         assert spec.model_extra is not None
-        spec.model_extra.update(graph=self.dag.described(), source=where(self.pipe.fn))
+        spec.model_extra["source"] = where(self.pipe.fn)
         step_states(run)
         run._record_in(self.db)
         return run
@@ -468,6 +469,18 @@ class LocalExecutor:
             if prev.status.code_hash in ("", self._code(node.step.fn)):
                 prev._record_in(self.db)
                 self.reused[node.name] = prev
+
+
+def _shared_graph(dag: Any) -> Any:
+    """Return the JSON-safe form of ``dag.described()``, made (and encoded) once per DAG."""
+    found = getattr(dag, "_graph_json", None)
+    if found is None:
+        from pydantic_core import to_jsonable_python
+
+        from ..db._json import share
+
+        found = dag._graph_json = share(to_jsonable_python(dag.described()))
+    return found
 
 
 def _report(done: queue.SimpleQueue, node: Any, call: StepCall, fut: Any) -> None:

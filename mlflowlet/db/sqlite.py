@@ -28,7 +28,6 @@ from typing import Any
 from .. import _process
 from ..errors import RunDBError
 from ._json import dumps_run
-from ._dead import run_key
 from ._sql import (
     RUN_COLUMNS,
     SCHEMA_VERSION,
@@ -207,7 +206,8 @@ class SQLiteRunDB(SQLRunDB):
     ) -> None:
         """Store runs and lineage edges: the runs not stored yet (a pipeline's cache hits and
         skipped steps) found with one read and inserted with their labels in one pass."""
-        keys = [run_key(run) for run in runs]
+        metas = [run["metadata"] for run in runs]
+        keys = [(m["uid"], m.get("iteration", 0), m.get("project", "")) for m in metas]
         known: set[tuple[str, int, str]] = set()
         for part in chunks(sorted({k[0] for k in keys}), 500):  # SQLite's parameter limit
             marks = ",".join("?" * len(part))
@@ -216,13 +216,15 @@ class SQLiteRunDB(SQLRunDB):
         labels: list[tuple[Any, str, str]] = []
         for run, key in zip(runs, keys, strict=True):
             if key in known:  # stored already (or earlier in this batch): updated in place
+                conn.executemany(_INSERT_LABEL, labels)  # the labels it may replace, first
+                labels = []
                 self._store_run(conn, run, key[0], key[2], key[1])
                 continue
             known.add(key)
             values, tags = run_row(run)
             run_id = conn.execute(_INSERT_RUN, (key[2], key[0], key[1], *values, dumps_run(run)))
             labels += [(run_id.lastrowid, k, v) for k, v in tags.items()]
-        conn.executemany("INSERT INTO run_labels (run_id, key, value) VALUES (?,?,?)", labels)
+        conn.executemany(_INSERT_LABEL, labels)
         if edges:
             conn.executemany(LINEAGE_INSERT, edges)
 
@@ -255,6 +257,7 @@ class SQLiteRunDB(SQLRunDB):
         write_labels(conn, run_id, labels, old_labels)
 
 
+_INSERT_LABEL = "INSERT INTO run_labels (run_id, key, value) VALUES (?,?,?)"
 _INSERT_RUN = (
     f"INSERT INTO runs (project, uid, iteration, {', '.join(RUN_COLUMNS)}, body)"
     " VALUES (?,?,?,?,?,?,?,?,?,?)"

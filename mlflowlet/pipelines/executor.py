@@ -99,7 +99,7 @@ class LocalExecutor:
         spec.artifact_path = self.artifact_path
         spec.pipeline_uid = meta.uid
         # extra fields: the DAG (shared, read-only) and where the function lives (resume)
-        run._share_extra("graph", self.dag.described(), _shared_graph(self.dag))
+        run._share_extra("graph", self.dag.described(), self.dag.described_json())
         assert spec.model_extra is not None
         spec.model_extra["source"] = where(self.pipe.fn)
         step_states(run)
@@ -468,18 +468,6 @@ class LocalExecutor:
             if prev.status.code_hash in ("", self._code(node.step.fn)):
                 prev._record_in(self.db)
                 self.reused[node.name] = prev
-
-
-def _shared_graph(dag: Any) -> Any:
-    """Return the JSON-safe form of ``dag.described()``, made (and encoded) once per DAG."""
-    found = getattr(dag, "_graph_json", None)
-    if found is None:
-        from pydantic_core import to_jsonable_python
-
-        from ..db._json import share
-
-        found = dag._graph_json = share(to_jsonable_python(dag.described()))
-    return found
 
 
 def _progress_note(entry: dict[str, Any]) -> str:

@@ -199,7 +199,9 @@ class RunTemplate(_Model):
             data = self.model_dump(mode="json", exclude={"spec": set(shared)})
             spec = data["spec"]
             order = [*type(self.spec).model_fields, *extra]
-            data["spec"] = {k: shared[k] if k in shared else spec[k] for k in order if k in spec or k in shared}
+            data["spec"] = {
+                k: shared[k] if k in shared else spec[k] for k in order if k in spec or k in shared
+            }
         data["spec"]["secret_sources"] = [safe_secret_source(s) for s in self.spec.secret_sources]
         return data
 

@@ -59,8 +59,10 @@ def share(value: Any) -> Any:
 
 
 def dumps_run(run: dict[str, Any]) -> str:
-    """Return :func:`dumps` of a run record, its shared ``spec.graph`` (see :func:`share`) not
-    encoded again: the same text."""
+    """Return :func:`dumps` of a run record: the same text, its shared graph not encoded again.
+
+    The graph (``spec.graph``) is spliced in as :func:`share` encoded it, when it is that object.
+    """
     spec = run.get("spec")
     graph = spec.get("graph") if isinstance(spec, dict) else None
     known = _SHARED.get(id(graph)) if graph is not None else None

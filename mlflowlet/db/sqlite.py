@@ -204,8 +204,11 @@ class SQLiteRunDB(SQLRunDB):
     def _store_runs(
         self, conn: Any, runs: list[dict[str, Any]], edges: list[tuple[Any, ...]]
     ) -> None:
-        """Store runs and lineage edges: the runs not stored yet (a pipeline's cache hits and
-        skipped steps) found with one read and inserted with their labels in one pass."""
+        """Store runs and lineage edges (in the caller's transaction).
+
+        The runs not stored yet (a pipeline's cache hits and skipped steps) are found with one
+        read and inserted with their labels in one pass; the others are updated in place.
+        """
         metas = [run["metadata"] for run in runs]
         keys = [(m["uid"], m.get("iteration", 0), m.get("project", "")) for m in metas]
         known: set[tuple[str, int, str]] = set()

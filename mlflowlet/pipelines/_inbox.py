@@ -12,7 +12,18 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from .._interrupt import DaemonPool
+    from ..model import RunObject
+    from ._stepexec import StepCall
+    from .graph import Node
+
+    Finished = tuple[Node, StepCall, Future[RunObject]]
 
 
 class Inbox:
@@ -22,13 +33,18 @@ class Inbox:
     after :meth:`take`; ``downstream`` gives a step's downstream steps.
     """
 
-    def __init__(self, pool: Any, waiting: dict[str, int], downstream: Any) -> None:
+    def __init__(
+        self,
+        pool: DaemonPool | None,
+        waiting: dict[str, int],
+        downstream: Callable[[str], Iterable[str]],
+    ) -> None:
         self._pool, self._waiting, self._downstream = pool, waiting, downstream
-        self._items: deque[tuple[Any, Any, Any]] = deque()
+        self._items: deque[Finished] = deque()
         self._arrived: dict[str, int] = {}  # step -> its upstream steps here, not taken yet
         self._lock, self._wake = threading.Lock(), threading.Event()
 
-    def report(self, node: Any, call: Any, fut: Any) -> None:
+    def report(self, node: Node, call: StepCall, fut: Future[RunObject]) -> None:
         """Add a finished step (a future's done-callback, in the pool's thread)."""
         ready = False
         with self._lock:
@@ -36,10 +52,11 @@ class Inbox:
             for down in self._downstream(node.name):
                 seen = self._arrived[down] = self._arrived.get(down, 0) + 1
                 ready = ready or seen >= self._waiting[down]
-        if ready or not self._pool.has_queued() or fut.exception() is not None:
+        dry = self._pool is None or not self._pool.has_queued()
+        if ready or dry or fut.exception() is not None:
             self._wake.set()
 
-    def take(self, patience: float) -> list[tuple[Any, Any, Any]]:
+    def take(self, patience: float) -> list[Finished]:
         """Return every finished step so far; wait for one first (``patience`` seconds at most).
 
         Empty when ``patience`` ran out (or on a stale wake-up). The scheduler takes again after

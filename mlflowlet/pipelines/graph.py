@@ -391,8 +391,10 @@ class PipelineGraph:
         return self._described
 
     def described_json(self) -> Any:
-        """Return :meth:`described` in its JSON-safe form (as a run's ``to_dict`` dumps it),
-        made once and encoded once for the run DB (``db._json.share``); do not change it."""
+        """Return :meth:`described` in its JSON-safe form (as a run's ``to_dict`` dumps it).
+
+        Made once, and encoded once for the run DB (``db._json.share``); do not change it.
+        """
         if self._described_json is None:
             from pydantic_core import to_jsonable_python
 

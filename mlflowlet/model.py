@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import Field, PrivateAttr
 
@@ -50,6 +50,9 @@ def _as_dict(value: Any, what: str) -> dict[str, Any]:
     if isinstance(value, dict):
         return dict(value)
     raise ParameterError(f"{what} must be a dict, got {type(value).__name__}")
+
+
+_Copied = TypeVar("_Copied", bound="RunTemplate")
 
 
 class RunTemplate(_Model):
@@ -216,6 +219,11 @@ class RunTemplate(_Model):
         self.spec.model_extra[name] = value
         self._shared_extra[name] = (value, jsonable)
 
+    def __deepcopy__(self: _Copied, memo: dict[int, Any] | None = None) -> _Copied:
+        copied = super().__deepcopy__(memo)
+        copied._shared_extra = {}  # a copy's values are its own to change: dumped in full
+        return copied
+
     def to_json(self) -> str:
         """Return :meth:`to_dict` as JSON."""
         return json.dumps(self.to_dict(), default=str)
@@ -267,8 +275,9 @@ class RunObject(RunTemplate):
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
         private = state.get("__pydantic_private__")
-        if private and private.get("_db") is not None:  # a connection does not travel
-            state["__pydantic_private__"] = {**private, "_db": None}
+        if private and (private.get("_db") is not None or private.get("_shared_extra")):
+            # a connection does not travel; an unpickled run's values are its own to change
+            state["__pydantic_private__"] = {**private, "_db": None, "_shared_extra": {}}
         return state
 
     @property

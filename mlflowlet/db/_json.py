@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any
 
 _TAGS = ("$float", "$dict")
@@ -43,6 +44,7 @@ def dumps(value: Any, **options: Any) -> str:
 # id -> (a value never changed again, its JSON text): encoded once, spliced into each record
 _SHARED: dict[int, tuple[Any, str]] = {}
 _SHARED_MAX = 16  # the newest ones (a process runs few pipelines at a time)
+_SHARED_LOCK = threading.Lock()
 
 
 def share(value: Any) -> Any:
@@ -51,10 +53,11 @@ def share(value: Any) -> Any:
     :func:`dumps_run` then writes a run whose ``spec.graph`` is this very object with the text
     encoded here once (a pipeline run's graph is large and written at every commit).
     """
-    if id(value) not in _SHARED:
-        if len(_SHARED) >= _SHARED_MAX:
+    text = dumps(value)
+    with _SHARED_LOCK:
+        while len(_SHARED) >= _SHARED_MAX:
             del _SHARED[next(iter(_SHARED))]
-        _SHARED[id(value)] = (value, dumps(value))
+        _SHARED[id(value)] = (value, text)
     return value
 
 

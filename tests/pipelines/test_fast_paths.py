@@ -58,6 +58,18 @@ def test_a_graph_replaced_in_memory_is_dumped_as_it_now_is(dbdir):
     assert get_run_db().read_run(run.uid)["spec"]["graph"] == {"nodes": ["other"]}
 
 
+def test_a_copied_or_unpickled_run_dumps_its_own_graph_as_it_now_is(dbdir):
+    import copy
+    import pickle
+
+    run = shaped.run().run
+    for other in (copy.deepcopy(run), pickle.loads(pickle.dumps(run))):
+        assert other.spec.model_extra is not None
+        other.spec.model_extra["graph"]["name"] = "changed in place"
+        assert other.to_dict()["spec"]["graph"]["name"] == "changed in place"
+    assert run.to_dict()["spec"]["graph"]["name"] == "fast-paths"
+
+
 @pytest.mark.parametrize("graph_nan", [False, True])
 def test_dumps_run_writes_the_text_dumps_writes(graph_nan):
     graph = share({"nodes": [{"name": "a", "default": math.nan if graph_nan else 1.5}],

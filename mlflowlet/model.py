@@ -20,6 +20,7 @@ from ._runfields import (
     RunSpec,
     RunStatus,
     _Model,
+    dump_sharing,
     new_uid,
     now_iso,
 )
@@ -194,27 +195,12 @@ class RunTemplate(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict; inline secret values are reduced to their key names."""
-        extra = self.spec.model_extra or {}
-        shared = {k: j for k, (v, j) in self._shared_extra.items() if extra.get(k) is v}
-        if not shared:
-            data = self.model_dump(mode="json")
-        else:  # the same dict as a full dump, each shared value's JSON-safe form not copied
-            data = self.model_dump(mode="json", exclude={"spec": set(shared)})
-            spec = data["spec"]
-            order = [*type(self.spec).model_fields, *extra]
-            data["spec"] = {
-                k: shared[k] if k in shared else spec[k] for k in order if k in spec or k in shared
-            }
+        data = dump_sharing(self, self._shared_extra)
         data["spec"]["secret_sources"] = [safe_secret_source(s) for s in self.spec.secret_sources]
         return data
 
     def _share_extra(self, name: str, value: Any, jsonable: Any) -> None:
-        """Set spec extra field ``name`` to ``value``, which is never changed again.
-
-        ``jsonable`` is its JSON-safe form (as ``model_dump(mode="json")`` gives it), made once
-        and shared by every :meth:`to_dict` (whose callers must not change it) instead of a
-        copy per dump; a run DB may then encode it once too (``db._json.share``).
-        """
+        """Set spec extra ``name`` to ``value``, never changed again; see :func:`dump_sharing`."""
         assert self.spec.model_extra is not None
         self.spec.model_extra[name] = value
         self._shared_extra[name] = (value, jsonable)

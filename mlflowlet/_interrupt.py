@@ -188,6 +188,10 @@ class DaemonPool:
             thread.start()
         return fut
 
+    def has_queued(self) -> bool:
+        """Whether jobs wait for a thread (False: every submitted job has started)."""
+        return not self._jobs.empty()
+
     def _loop(self) -> None:
         me = threading.current_thread()
         while True:

@@ -90,3 +90,23 @@ class RunStatus(_Model):
     exit_code: int | None = None
     process: dict[str, Any] = Field(default_factory=dict)  # owner: host, pid, started, boot
     heartbeat: str = ""  # the owner's last write (see mlflowlet/_owner.py)
+
+
+def dump_sharing(run: Any, shared: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """Return ``run.model_dump(mode="json")`` with shared spec extras not dumped again.
+
+    ``shared`` maps a spec extra field to ``(value, jsonable)``: a value never changed again and
+    its JSON-safe form (as ``model_dump(mode="json")`` gives it), made once and put in every
+    dump as it is (callers must not change it; a run DB may encode it once, ``db._json.share``)
+    while the field still holds that very value.
+    """
+    extra = run.spec.model_extra or {}
+    live = {k: j for k, (v, j) in shared.items() if extra.get(k) is v}
+    data: dict[str, Any] = run.model_dump(
+        mode="json", exclude={"spec": set(live)} if live else None
+    )
+    if not live:
+        return data
+    spec, order = data["spec"], [*type(run.spec).model_fields, *extra]
+    data["spec"] = {k: live[k] if k in live else spec[k] for k in order if k in spec or k in live}
+    return data

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import Field, PrivateAttr
 
@@ -20,6 +20,7 @@ from ._runfields import (
     RunSpec,
     RunStatus,
     _Model,
+    dump_sharing,
     new_uid,
     now_iso,
 )
@@ -52,6 +53,9 @@ def _as_dict(value: Any, what: str) -> dict[str, Any]:
     raise ParameterError(f"{what} must be a dict, got {type(value).__name__}")
 
 
+_Copied = TypeVar("_Copied", bound="RunTemplate")
+
+
 class RunTemplate(_Model):
     """A task: the metadata and spec a runtime runs with. Methods chain."""
 
@@ -59,6 +63,9 @@ class RunTemplate(_Model):
     metadata: RunMetadata = Field(default_factory=RunMetadata)
     spec: RunSpec = Field(default_factory=RunSpec)
     _handler: Any = PrivateAttr(default=None)  # the function given to new_task, kept in memory
+    # spec extra field -> (its value, that value's JSON-safe form): values never changed again
+    # (a pipeline's graph), which to_dict shares instead of dumping again (see _share_extra)
+    _shared_extra: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
 
     def with_params(self, params: dict[str, Any] | None = None, **kw: Any) -> RunTemplate:
         """Add or replace parameters, from a dict and/or keyword arguments."""
@@ -188,9 +195,20 @@ class RunTemplate(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict; inline secret values are reduced to their key names."""
-        data = self.model_dump(mode="json")
+        data = dump_sharing(self, self._shared_extra)
         data["spec"]["secret_sources"] = [safe_secret_source(s) for s in self.spec.secret_sources]
         return data
+
+    def _share_extra(self, name: str, value: Any, jsonable: Any) -> None:
+        """Set spec extra ``name`` to ``value``, never changed again; see :func:`dump_sharing`."""
+        assert self.spec.model_extra is not None
+        self.spec.model_extra[name] = value
+        self._shared_extra[name] = (value, jsonable)
+
+    def __deepcopy__(self: _Copied, memo: dict[int, Any] | None = None) -> _Copied:
+        copied = super().__deepcopy__(memo)
+        copied._shared_extra = {}  # a copy's values are its own to change: dumped in full
+        return copied
 
     def to_json(self) -> str:
         """Return :meth:`to_dict` as JSON."""
@@ -243,8 +261,9 @@ class RunObject(RunTemplate):
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
         private = state.get("__pydantic_private__")
-        if private and private.get("_db") is not None:  # a connection does not travel
-            state["__pydantic_private__"] = {**private, "_db": None}
+        if private and (private.get("_db") is not None or private.get("_shared_extra")):
+            # a connection does not travel; an unpickled run's values are its own to change
+            state["__pydantic_private__"] = {**private, "_db": None, "_shared_extra": {}}
         return state
 
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any
 
 _TAGS = ("$float", "$dict")
@@ -38,6 +39,42 @@ def dumps(value: Any, **options: Any) -> str:
     if '"$float"' in text or '"$dict"' in text:  # a logged dict that looks like a tag
         return json.dumps(encode(value), allow_nan=False, **options)
     return text
+
+
+# id -> (a value never changed again, its JSON text): encoded once, spliced into each record
+_SHARED: dict[int, tuple[Any, str]] = {}
+_SHARED_MAX = 16  # the newest ones (a process runs few pipelines at a time)
+_SHARED_LOCK = threading.Lock()
+
+
+def share(value: Any) -> Any:
+    """Mark ``value`` (a JSON-safe value nobody changes again) as shared; return it.
+
+    :func:`dumps_run` then writes a run whose ``spec.graph`` is this very object with the text
+    encoded here once (a pipeline run's graph is large and written at every commit).
+    """
+    text = dumps(value)
+    with _SHARED_LOCK:
+        while len(_SHARED) >= _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]
+        _SHARED[id(value)] = (value, text)
+    return value
+
+
+def dumps_run(run: dict[str, Any]) -> str:
+    """Return :func:`dumps` of a run record: the same text, its shared graph not encoded again.
+
+    The graph (``spec.graph``) is spliced in as :func:`share` encoded it, when it is that object.
+    """
+    spec = run.get("spec")
+    graph = spec.get("graph") if isinstance(spec, dict) else None
+    known = _SHARED.get(id(graph)) if graph is not None else None
+    if known is None or known[0] is not graph:
+        return dumps(run)
+    assert isinstance(spec, dict)
+    mark = f"\x00shared graph {id(graph)}\x00"
+    text = dumps({**run, "spec": {**spec, "graph": mark}})
+    return text.replace(json.dumps(mark), known[1], 1)
 
 
 def loads(text: str | bytes) -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import _process
 from ..errors import MissingDependencyError, RunDBError
-from ._json import dumps
+from ._json import dumps_run
 from ._sql import (
     POSTGRES,
     RUN_COLUMNS,
@@ -371,7 +371,7 @@ class PostgresRunDB(SQLRunDB):
     @staticmethod
     def _store_run(conn: _Conn, run: dict[str, Any], uid: str, project: str, it: int) -> None:
         values, labels = run_row(run)
-        body = dumps(run)
+        body = dumps_run(run)
         run_id = conn.execute(_UPSERT_RUN, (project, uid, it, *values, body)).fetchone()[0]
         old = dict(conn.execute("SELECT key, value FROM run_labels WHERE run_id=?", (run_id,)))
         write_labels(conn, run_id, labels, old)

@@ -27,18 +27,20 @@ from typing import Any
 
 from .. import _process
 from ..errors import RunDBError
-from ._json import dumps
+from ._json import dumps_run
 from ._sql import (
     RUN_COLUMNS,
     SCHEMA_VERSION,
     SQLITE,
     check_version,
+    chunks,
     run_row,
     stored_version,
     upgrade_schema,
     write_labels,
 )
 from ._sqlbase import SQLRunDB
+from ._sqlwrite import LINEAGE_INSERT
 
 __all__ = ["SCHEMA_VERSION", "SQLiteRunDB", "check_sqlite_file"]
 
@@ -199,12 +201,42 @@ class SQLiteRunDB(SQLRunDB):
         rows = [(k, s, "NaN" if isinstance(v, float) and v != v else v, t) for k, s, v, t in rows]
         SQLRunDB._store_metrics(conn, uid, project, it, rows)
 
+    def _store_runs(
+        self, conn: Any, runs: list[dict[str, Any]], edges: list[tuple[Any, ...]]
+    ) -> None:
+        """Store runs and lineage edges (in the caller's transaction).
+
+        The runs not stored yet (a pipeline's cache hits and skipped steps) are found with one
+        read and inserted with their labels in one pass; the others are updated in place.
+        """
+        metas = [run["metadata"] for run in runs]
+        keys = [(m["uid"], m.get("iteration", 0), m.get("project", "")) for m in metas]
+        known: set[tuple[str, int, str]] = set()
+        for part in chunks(sorted({k[0] for k in keys}), 500):  # SQLite's parameter limit
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT uid, iteration, project FROM runs WHERE uid IN ({marks})"
+            known.update(conn.execute(sql, part).fetchall())
+        labels: list[tuple[Any, str, str]] = []
+        for run, key in zip(runs, keys, strict=True):
+            if key in known:  # stored already (or earlier in this batch): updated in place
+                conn.executemany(_INSERT_LABEL, labels)  # the labels it may replace, first
+                labels = []
+                self._store_run(conn, run, key[0], key[2], key[1])
+                continue
+            known.add(key)
+            values, tags = run_row(run)
+            run_id = conn.execute(_INSERT_RUN, (key[2], key[0], key[1], *values, dumps_run(run)))
+            labels += [(run_id.lastrowid, k, v) for k, v in tags.items()]
+        conn.executemany(_INSERT_LABEL, labels)
+        if edges:
+            conn.executemany(LINEAGE_INSERT, edges)
+
     @staticmethod
     def _store_run(
         conn: sqlite3.Connection, run: dict[str, Any], uid: str, project: str, it: int
     ) -> None:
         values, labels = run_row(run)
-        body = dumps(run)
+        body = dumps_run(run)
         row = conn.execute(
             f"SELECT id, {', '.join(RUN_COLUMNS)} FROM runs"
             " WHERE uid=? AND iteration=? AND project=?",
@@ -212,11 +244,7 @@ class SQLiteRunDB(SQLRunDB):
         ).fetchone()
         old_labels: dict[str, str] = {}
         if row is None:
-            run_id = conn.execute(
-                f"INSERT INTO runs (project, uid, iteration, {', '.join(RUN_COLUMNS)}, body)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (project, uid, it, *values, body),
-            ).lastrowid
+            run_id = conn.execute(_INSERT_RUN, (project, uid, it, *values, body)).lastrowid
         else:
             run_id = row[0]
             changed = [
@@ -230,6 +258,13 @@ class SQLiteRunDB(SQLRunDB):
                 conn.execute("SELECT key, value FROM run_labels WHERE run_id=?", (run_id,))
             )
         write_labels(conn, run_id, labels, old_labels)
+
+
+_INSERT_LABEL = "INSERT INTO run_labels (run_id, key, value) VALUES (?,?,?)"
+_INSERT_RUN = (
+    f"INSERT INTO runs (project, uid, iteration, {', '.join(RUN_COLUMNS)}, body)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 # errors -----------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -27,6 +26,7 @@ from ..context import Context
 from ..errors import ConfigError, PipelineError
 from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
+from ._inbox import Inbox
 from ._inputs import Resolver
 from ._loops import LoopView, run_loop
 from ._spec import where
@@ -99,8 +99,9 @@ class LocalExecutor:
         spec.artifact_path = self.artifact_path
         spec.pipeline_uid = meta.uid
         # extra fields: the DAG (shared, read-only) and where the function lives (resume)
+        run._share_extra("graph", self.dag.described(), self.dag.described_json())
         assert spec.model_extra is not None
-        spec.model_extra.update(graph=self.dag.described(), source=where(self.pipe.fn))
+        spec.model_extra["source"] = where(self.pipe.fn)
         step_states(run)
         run._record_in(self.db)
         return run
@@ -191,18 +192,18 @@ class LocalExecutor:
     def _schedule(self) -> None:
         """Run ready steps: alone in this thread, several at once in ``max_parallel`` threads.
 
-        Finished steps come back through one queue (drained in batches, so a wake-up handles
-        every step that ended meanwhile), not by waiting on each running future.
+        Finished steps come back through an :class:`Inbox`, taken in batches: the pool's
+        threads run their queue without waking this one for each step they end.
         """
         dag = LoopView(self.dag)  # a mapped sub-pipeline runs as one unit (see _loops)
         waiting = {n.name: len(dag.upstream(n.name)) for n in dag.nodes}
         ready = deque(dag.roots())
         running = 0
-        done: queue.SimpleQueue = queue.SimpleQueue()
         from .._interrupt import DaemonPool
 
         # daemon threads: after Ctrl-C the process need not wait for a step that still runs
         pool = DaemonPool(self.max_parallel, "mlflowlet-step") if self.max_parallel > 1 else None
+        inbox = Inbox(pool, waiting, dag.downstream)
 
         def finished(name: str) -> None:
             for down in dag.downstream(name):
@@ -227,19 +228,16 @@ class LocalExecutor:
                         finished(node.name)
                     else:
                         fut = pool.submit(execute, call, self.db)
-                        fut.add_done_callback(functools.partial(_report, done, node, call))
+                        fut.add_done_callback(functools.partial(inbox.report, node, call))
                         running += 1
                 if running:
-                    batch = [done.get()]
-                    while True:  # every step that ended meanwhile, in one pass
-                        try:
-                            batch.append(done.get_nowait())
-                        except queue.Empty:
-                            break
+                    batch = inbox.take(self.interval)  # every step that ended meanwhile
                     running -= len(batch)
                     for node, call, fut in batch:
-                        self._complete(node, call, fut.result())
+                        self._complete(node, call, fut.result(), flush=False)
                         finished(node.name)
+                    if batch:
+                        self._flush(False)  # one commit at most per batch of state changes
         finally:
             if pool is not None:
                 pool.shutdown(wait=False)
@@ -351,8 +349,8 @@ class LocalExecutor:
         return map_fields(node, params.pop("__items__"), self.max_parallel)
 
     # results ---------------------------------------------------------------------------------
-    def _complete(self, node: Any, call: StepCall, run: RunObject) -> None:
-        self._finish(node, run, call.lineage, attempts=call.attempts)
+    def _complete(self, node: Any, call: StepCall, run: RunObject, flush: bool = True) -> None:
+        self._finish(node, run, call.lineage, attempts=call.attempts, flush=flush)
 
     def _finish(
         self,
@@ -362,6 +360,7 @@ class LocalExecutor:
         attempts: list | None = None,
         cached: bool = False,
         reused: bool = False,
+        flush: bool = True,
     ) -> None:
         self.runs[node.name], self.states[node.name] = run, run.state
         status = run.status
@@ -387,7 +386,8 @@ class LocalExecutor:
         stamp = now_iso()
         for row in rows or ():
             self.lineage.append({**row, "consumer_uid": run.uid, "time": stamp})
-        self._flush(False)
+        if flush:
+            self._flush(False)
 
     def _progress(self, name: str, note: str) -> None:
         """Add a progress line to the pipeline run's log (what the live page shows)."""
@@ -468,10 +468,6 @@ class LocalExecutor:
             if prev.status.code_hash in ("", self._code(node.step.fn)):
                 prev._record_in(self.db)
                 self.reused[node.name] = prev
-
-
-def _report(done: queue.SimpleQueue, node: Any, call: StepCall, fut: Any) -> None:
-    done.put((node, call, fut))
 
 
 def _progress_note(entry: dict[str, Any]) -> str:

@@ -319,6 +319,7 @@ class PipelineGraph:
         self._up = {n: tuple(graph.predecessors(n)) for n in graph}
         self._down = {n: tuple(graph.successors(n)) for n in graph}
         self._described: dict[str, Any] | None = None
+        self._described_json: Any = None
 
     # lookups ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -388,6 +389,19 @@ class PipelineGraph:
                 "outputs": {k: describe_value(v) for k, v in self.outputs.items()},
             }
         return self._described
+
+    def described_json(self) -> Any:
+        """Return :meth:`described` in its JSON-safe form (as a run's ``to_dict`` dumps it).
+
+        Made once, and encoded once for the run DB (``db._json.share``); do not change it.
+        """
+        if self._described_json is None:
+            from pydantic_core import to_jsonable_python
+
+            from ..db._json import share
+
+            self._described_json = share(to_jsonable_python(self.described()))
+        return self._described_json
 
     def to_networkx(self) -> nx.DiGraph:
         """Return a copy of the networkx graph (attributes: node ``node``, edge ``edges``)."""

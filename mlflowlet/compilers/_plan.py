@@ -69,8 +69,9 @@ class Source:
     Attributes:
         kind: ``param`` (pipeline parameter ``name``), ``result`` / ``artifact`` (``node``'s
             ``key``), ``item`` (the map item), ``collect`` (every item's ``key`` of mapped
-            ``node``), ``state`` (the pipeline's final state, for the exit handler) or
-            ``failures`` (the engine's failed nodes, for the exit handler).
+            ``node``), ``state`` (the pipeline's final state, for the exit handler),
+            ``failures`` (the engine's failed nodes, for the exit handler) or ``final_status``
+            (the whole final status, see ``mlflowlet._final_status``).
         name: the pipeline parameter name.
         node: the producing node.
         key: the result or artifact key; for ``item``, the element's sub-field (``item["key"]``:
@@ -152,6 +153,8 @@ class StepPlan:
             src = self.params[key]
             if src.kind == "state":  # the entrypoint maps engine states
                 out += [["--state"], [Slot("param", key)]]
+            elif src.kind == "final_status":  # KFP's final status JSON, or Argo's fields
+                out += [["--final-status"], [f"{key}=", Slot("param", key)]]
             elif src.kind == "failures":  # the engine's failed nodes, read by task name
                 names = json.dumps(self.failure_names, sort_keys=True)
                 out += [["--failures"], [Slot("param", key)], ["--failure-names"], [names]]
@@ -379,8 +382,14 @@ def _step_plan(
     if node.map is not None:
         _add_item(plan, node, params)
     if node.exit_handler:
-        plan.params["state"] = Source("state")
-        plan.param_types["state"] = "str"
+        from .._final_status import final_status_params
+
+        if spec.param("state") is not None or spec.var_keyword:
+            plan.params["state"] = Source("state")
+            plan.param_types["state"] = "str"
+        for key in final_status_params(spec):  # the whole final status (see _final_status)
+            plan.params[key] = Source("final_status")
+            plan.param_types[key] = "str"
     plan.results = {key: dict(use) for key, use in sorted(uses.get(node.name, {}).items())}
     from ._container_step import adjust_plan  # imports this module: a cycle at import time
     from ._workflow import add_workflow

@@ -29,7 +29,8 @@ then dumped to the plain dict the Argo JSON schema describes
   label, a hash of everything the container runs with, and a hash of its input parameters
   computed by an expression tag (``sprig.sha256sum``);
 * the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state`` (and
-  its ``on_exit(...)`` pipeline parameters as ``{{workflow.parameters.NAME}}``);
+  its ``on_exit(...)`` pipeline parameters as ``{{workflow.parameters.NAME}}``; a final status
+  object from ``{{workflow.status}}``, ``{{workflow.name}}`` and ``{{workflow.failures}}``);
 * the pipeline's outputs (what its function returns) as ``main``'s outputs, which Argo keeps as
   the workflow's ``status.outputs``.
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._final_status import ARGO_TEXT
 from .._wire import govaluate_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
@@ -91,6 +93,8 @@ def render(part: str | Slot, exit_step: StepPlan | None = None) -> str:
     if isinstance(part, str):
         return part
     if part.kind == "param":
+        if exit_step is not None and exit_step.params[part.name].kind == "final_status":
+            return ARGO_TEXT
         if exit_step is not None and part.name in ("state", "failures"):
             return f"{{{{workflow.{'status' if part.name == 'state' else 'failures'}}}}}"
         if exit_step is not None:

@@ -30,7 +30,7 @@ from . import cache as _cache
 from ._inputs import Resolver
 from ._loops import LoopView, run_loop
 from ._spec import where
-from ._status import exit_failures, final_state, status_gate
+from ._status import exit_params, final_state, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
 from .run import PipelineRun, step_states
 
@@ -129,7 +129,7 @@ class LocalExecutor:
             if self.dag.outputs:
                 state, error = self._outputs(state, error)
             if self.dag.exit_handler is not None:
-                self._run_exit(self.dag.exit_handler, state)
+                self._run_exit(self.dag.exit_handler, state, error)
         except BaseException as exc:
             self._flush(True)
             if isinstance(exc, KeyboardInterrupt):
@@ -417,7 +417,7 @@ class LocalExecutor:
         self.hits.append(run.to_dict())  # written with the next batch (one transaction for all)
         self._finish(node, run, rows)
 
-    def _run_exit(self, node: Any, state: str) -> None:
+    def _run_exit(self, node: Any, state: str, error: str) -> None:
         labels = {
             "pipeline": self.pipe.name,
             "pipeline_uid": self.run.uid,
@@ -428,7 +428,7 @@ class LocalExecutor:
             node.step,
             node.spec,
             node.name,
-            {**self.inputs.resolve(node)[0], "state": state, **exit_failures(node, self.states)},
+            {**self.inputs.resolve(node)[0], **exit_params(node, state, error, self)},
             {},
             labels,
             self.project,

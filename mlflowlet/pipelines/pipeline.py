@@ -342,15 +342,19 @@ def _pipeline_params(fn: Callable[..., Any]) -> tuple[PipelineParam, ...]:
 
 
 def _exit_step(fn: Callable[..., Any], on_exit: Any, given: tuple[str, ...] = ()) -> Step:
+    from .._final_status import final_status_params
+
     exit_step = on_exit if isinstance(on_exit, Step) else step(on_exit)
     spec = exit_step.spec
-    if spec.param("state") is None and not spec.var_keyword:
+    statuses = final_status_params(spec)  # the whole final status (KFP's, if it has one)
+    if spec.param("state") is None and not spec.var_keyword and not statuses:
         raise _fail(
             exit_step.fn,
-            "an on_exit step receives the pipeline's final state: give it "
-            "a parameter named 'state'",
+            "an on_exit step receives the pipeline's final state: give it a parameter named "
+            "'state' (or one annotated PipelineTaskFinalStatus)",
         )
-    own = ("state", "failures")  # the final state; the failed steps' names (if it has it)
+    # the final state; the failed steps' names and the final status (if it has them)
+    own = ("state", "failures", *statuses)
     required = [p.name for p in spec.params if p.required and p.name not in (*own, *given)]
     if required:
         raise _fail(
@@ -368,7 +372,9 @@ def on_exit(exit_step: Any, **arguments: Any) -> None:
     or Argo's ``onExit`` with arguments). The step runs whatever the other steps ended in,
     with ``state`` set to the pipeline's final state (``completed`` or ``error``) and, when it
     has a parameter ``failures``, the sorted names of the steps that failed (Argo
-    ``{{workflow.failures}}``; refused on KFP, whose final status names no failed task).
+    ``{{workflow.failures}}``; refused on KFP, whose final status names no failed task); a
+    parameter annotated :class:`~mlflowlet.PipelineTaskFinalStatus` gets the whole final status
+    (KFP's ``dsl.PipelineTaskFinalStatus``; see :mod:`mlflowlet._final_status`).
 
     Args:
         exit_step: a ``@step`` (or a function) with a parameter ``state``.
@@ -396,10 +402,12 @@ def on_exit(exit_step: Any, **arguments: Any) -> None:
             f"{site}: on_exit(...) inside `with condition(...)`: the exit step runs whatever "
             "happened; call on_exit outside the block (and test state in the step)"
         )
-    for own in ("state", "failures"):
+    from .._final_status import final_status_params
+
+    st = _exit_step(tracer.pipe.fn, exit_step, tuple(arguments))
+    for own in ("state", "failures", *final_status_params(st.spec)):
         if own in arguments:
             raise PipelineError(f"{site}: on_exit(...) sets {own!r} itself; do not pass it")
-    st = _exit_step(tracer.pipe.fn, exit_step, tuple(arguments))
     bound = tracer._bind(st, (), arguments, site)
     refs = sorted(k for k, v in bound.items() if isinstance(v, (OutputRef, Collected)))
     if refs:

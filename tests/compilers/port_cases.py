@@ -108,6 +108,16 @@ def kfp_exit_handler(o: Outcome, p: dict[str, Any]) -> None:
     assert o.printed("exit_op") == ["Exit handler has worked!"]
 
 
+def kfp_task_final_status(o: Outcome, p: dict[str, Any]) -> None:
+    message = p.get("message", "Hello World!")
+    assert o.state == "completed"  # print_op echoes and succeeds
+    assert o.printed("print_op") == [message]
+    # echo "user input:" user_input "pipeline status:" status: of the status, only its state
+    # (KFP's SUCCEEDED, mlflowlet's completed) is the same on every target; the port prints it
+    assert o.printed("exit_op") == [f"user input: {message} pipeline status: completed"]
+    assert o.states["exit_op"] == "completed"
+
+
 def kfp_pipeline_with_loops(o: Outcome, p: dict[str, Any]) -> None:
     loop = p.get("loop_parameter", ["a", "b"])
     assert sorted(o.printed("print_text")) == sorted(loop)  # each item verbatim, as a str
@@ -359,6 +369,7 @@ PORTS = [
          ({"should_print": "true"}, {"should_print": "false"})),
     Port("argo_artifact_passing", argo_artifact_passing),
     Port("kfp_fan_in_return", kfp_fan_in_return),
+    Port("kfp_task_final_status", kfp_task_final_status, ({}, {"message": "1.10"})),
     Port("hera_conditional_on_task_status", hera_conditional_on_task_status,
          ({"force_result": "failure"}, {"force_result": "success"}),
          refused={"kfp": r"step 'failure' .*on='failure': a status-conditioned step .*KFP v2"}),
@@ -374,8 +385,6 @@ PORTS = [
          ({"loop_parameter": ["a", "b", "c"]}, {"loop_parameter": ["x"]})),
 ]
 PORTS += [
-    Port("kfp_task_final_status",
-         missing="the final status object (PipelineTaskFinalStatus) given to the exit step"),
     Port("argo_exit_handlers",
          missing="an exit handler sub-pipeline with status conditions; workflow name and duration"),
     Port("argo_parameter_aggregation",

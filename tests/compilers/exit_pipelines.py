@@ -1,0 +1,42 @@
+"""Pipelines of the richer exit handlers (#13): the final status object given to an exit step.
+
+Importable by module path, as a container would import them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mlflowlet import PipelineTaskFinalStatus
+from mlflowlet.pipelines import condition, on_exit, pipeline, step
+
+IMAGE = "example.com/mlflowlet/steps:1.0"
+
+
+@step
+def shout(message: str) -> None:
+    print(message)
+
+
+@step
+def crash(message: str) -> None:
+    print(message)
+    sys.exit(3)
+
+
+@step
+def status_exit(user_input: str, status: PipelineTaskFinalStatus, context) -> str:
+    """Print and return the final status's state; log every field (engine-specific ones too)."""
+    assert isinstance(status, PipelineTaskFinalStatus)  # the object, not its JSON
+    print(f"{user_input}: {status.state}")
+    context.log_result("fields", {**vars(status)})
+    return status.state
+
+
+@pipeline(image=IMAGE)
+def final_status(message: str = "hi", fail: bool = False):
+    """An exit step taking the whole final status (and an argument), no ``state``."""
+    on_exit(status_exit, user_input=message)
+    shout(message=message)
+    with condition(fail == True):  # noqa: E712 - a pipeline condition, not a Python test
+        crash(message="down")

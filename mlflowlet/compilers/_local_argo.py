@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import time
 from typing import Any
 
 from .._wire import digest
@@ -105,6 +106,7 @@ class ArgoLocalRunner(LocalRunner):
             text = value if isinstance(value, str) else json.dumps(value)
             self.scope[f"workflow.parameters.{key}"] = text
         self.scope.update(workflow_scope(doc))  # {{workflow.name}}, .uid, .creationTimestamp
+        self.started = time.monotonic()  # {{workflow.duration}}: seconds since, when read
         missing = [
             p["name"] for p in declared if f"workflow.parameters.{p['name']}" not in self.scope
         ]
@@ -337,6 +339,7 @@ class ArgoLocalRunner(LocalRunner):
         root = os.path.join(self.workdir, "pods", f"{self._count:04d}-{task}")
         paths = self._paths(root, template, artifacts)
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
+        scope["workflow.duration"] = f"{time.monotonic() - self.started:f}"  # Argo's %f
         if "retryStrategy" in template:  # {{retries}}: the attempt's retry count, set below
             scope["retries"] = RETRIES_MARK
         container = template["container"]

@@ -40,3 +40,15 @@ def final_status(message: str = "hi", fail: bool = False):
     shout(message=message)
     with condition(fail == True):  # noqa: E712 - a pipeline condition, not a Python test
         crash(message="down")
+
+
+@step
+def clocked(context) -> float:
+    """Return ``context.workflow.duration`` (seconds the pipeline run had taken)."""
+    return context.workflow.duration
+
+
+@pipeline(image=IMAGE)
+def timed():
+    """A step after another, reading how long the pipeline run has taken."""
+    clocked().after(shout(message="first"))

@@ -27,6 +27,7 @@ from ..context import Context
 from ..errors import ConfigError, PipelineError
 from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
+from ._exitpipe import run_exit
 from ._inputs import Resolver
 from ._loops import LoopView, run_loop
 from ._spec import where
@@ -128,8 +129,7 @@ class LocalExecutor:
             state, error = self._outcome()
             if self.dag.outputs:
                 state, error = self._outputs(state, error)
-            if self.dag.exit_handler is not None:
-                self._run_exit(self.dag.exit_handler, state, error)
+            run_exit(self, state, error)  # the exit step, or the exit sub-pipeline's steps
         except BaseException as exc:
             self._flush(True)
             if isinstance(exc, KeyboardInterrupt):

@@ -139,7 +139,12 @@ class ArgoLocalRunner(LocalRunner):
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = status
             self.scope["workflow.failures"] = self._failures(status)
-            self._run_pod(self.spec["onExit"], self.templates[self.spec["onExit"]], {}, {})
+            handler = self.templates[self.spec["onExit"]]
+            if "dag" in handler:  # an exit sub-pipeline: its tasks, by the rules of main's
+                for task in toposort(handler["dag"]["tasks"]):
+                    self.phase[task["name"]] = self._task(task)
+            else:
+                self._run_pod(self.spec["onExit"], handler, {}, {})
         return status
 
     def _failures(self, status: str) -> str:
@@ -235,6 +240,9 @@ class ArgoLocalRunner(LocalRunner):
         """
         out: dict[str, str] = {}
         tasks = self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
+        tasks = tasks + self.templates.get(self.spec.get("onExit", ""), {}).get("dag", {}).get(
+            "tasks", []
+        )  # an exit sub-pipeline's tasks too
         names = {t["name"]: t["template"] for t in tasks}
         loops = []
         for task, phase in self.phase.items():

@@ -197,10 +197,11 @@ class Plan:
     options: Any
     target: str = ""
     outputs: dict[str, Source] = field(default_factory=dict)
+    exit_steps: list[StepPlan] = field(default_factory=list)  # an exit sub-pipeline's
 
     def step(self, name: str) -> StepPlan:
-        """Return the plan of node ``name`` (the exit step too)."""
-        for st in [*self.steps, *([self.exit_step] if self.exit_step else [])]:
+        """Return the plan of node ``name`` (the exit step, or the exit sub-pipeline's, too)."""
+        for st in [*self.steps, *([self.exit_step] if self.exit_step else []), *self.exit_steps]:
             if st.name == name:
                 return st
         raise KeyError(name)
@@ -272,6 +273,7 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
     dag = pipe.dag
     params = _params(dag, options, target)
     nodes = list(dag.nodes) + ([dag.exit_handler] if dag.exit_handler is not None else [])
+    nodes += dag.exit_pipeline.nodes if dag.exit_pipeline is not None else []
     labels = unique_labels([n.name for n in nodes])
     if len(set(labels.values()) | {"main", "exit-handler"}) != len(labels) + 2:
         clash = sorted(set(labels.values()) & {"main", "exit-handler"})
@@ -296,6 +298,8 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         for st in [*steps, *([exit_step] if exit_step else [])]
         if st.node.spec.container is None  # a container step's image need not have mlflowlet
     )
+    from ._exit_plan import exit_plans  # imports this module: a cycle at import time
+
     return Plan(
         dag.name,
         labels_for_pipeline(dag.name),
@@ -306,6 +310,7 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         options,
         target,
         _outputs(dag, target),
+        exit_plans(dag, labels, params, options, target),
     )
 
 

@@ -49,6 +49,7 @@ from .._final_status import ARGO_TEXT
 from .._wire import govaluate_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
+from ._argo_exit import exit_name, exit_templates
 from ._argo_release import cache_name, cron_name, for_release, generate_name
 from ._container import pod_labels
 from ._container_step import argo_command, argo_output_path, is_container
@@ -168,14 +169,13 @@ def build_workflow_spec(plan: Plan, dag: Any) -> Any:
     opts = plan.options
     templates = build_dag_templates(plan, dag)
     templates += [build_container_template(plan, st) for st in plan.steps]
-    if plan.exit_step is not None:
-        templates.append(build_container_template(plan, plan.exit_step, exit_step=True))
+    templates += exit_templates(plan, dag)  # onExit: the exit step's, or a sub-pipeline's
     params = [build_param_decl(name, typ_default) for name, typ_default in plan.params.items()]
     return m.WorkflowSpec(
         entrypoint="main",
         templates=templates,
         arguments=m.Arguments(parameters=params) if params else None,
-        on_exit=plan.exit_step.label if plan.exit_step is not None else None,
+        on_exit=exit_name(plan),
         parallelism=opts.parallelism,
         active_deadline_seconds=opts.active_deadline_seconds,
         ttl_strategy=(

@@ -32,7 +32,8 @@ def exit_plans(
     exit_ = dag.exit_pipeline
     if exit_ is None:
         return []
-    nodes, special = [], {}
+    nodes: list[Any] = []
+    special: dict[str, dict[str, str]] = {}
     for node in exit_.dag.nodes:
         nodes.append(_resolved(node, exit_, special.setdefault(node.name, {})))
     typed = {**params, **{name: ("str", None, False) for name in exit_.kinds}}

@@ -39,8 +39,9 @@ def exit_plans(
     typed = {**params, **{name: ("str", None, False) for name in exit_.kinds}}
     uses = _uses(SimpleNamespace(nodes=nodes, outputs={}), typed, target)
     plans = []
+    graph = _Graph(exit_.dag, exit_.dag.image or dag.image)  # the pipeline's image by default
     for node in nodes:
-        st = _step_plan(exit_.dag, node, labels[node.name], params, uses, options)
+        st = _step_plan(graph, node, labels[node.name], params, uses, options)
         for key, kind in special[node.name].items():
             st.params[key] = Source(kind)
             st.param_types[key] = "str"
@@ -88,3 +89,13 @@ def _condition(cond: Any, exit_: Any) -> Any:
     if cond.op in ("and", "or"):
         return Condition(cond.op, _condition(cond.left, exit_), _condition(cond.right, exit_))
     return Condition(cond.op, _value(cond.left, exit_), _value(cond.right, exit_))
+
+
+class _Graph:
+    """The exit sub-pipeline's graph, with the image its steps default to."""
+
+    def __init__(self, dag: Any, image: str) -> None:
+        self._dag, self.image = dag, image
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dag, name)

@@ -52,3 +52,40 @@ def clocked(context) -> float:
 def timed():
     """A step after another, reading how long the pipeline run has taken."""
     clocked().after(shout(message="first"))
+
+
+# an exit sub-pipeline ------------------------------------------------------------------------------
+@step
+def notify(state: str, failures: list, channel: str) -> str:
+    print(f"{channel}: {state} {failures}")
+    return state
+
+
+@step
+def good_news(status: PipelineTaskFinalStatus) -> None:
+    print(f"good news: {status.state}")
+
+
+@step
+def bad_news(times: int) -> None:
+    print("bad news " * times)
+
+
+@pipeline(image=IMAGE)
+def on_end(state: str, failures: list, status: PipelineTaskFinalStatus, channel: str,
+           times: int = 2):
+    """Notify, then one of two steps by the final state (one of them after the notification)."""
+    sent = notify(state=state, failures=failures, channel=channel)
+    with condition(state == "completed"):
+        good_news(status=status).after(sent)
+    with condition(state == "error"):
+        bad_news(times=times)
+
+
+@pipeline(image=IMAGE)
+def with_exit_pipeline(message: str = "hi", fail: bool = False):
+    """A pipeline whose exit handler is a sub-pipeline given a pipeline parameter."""
+    on_exit(on_end, channel=message)
+    shout(message=message)
+    with condition(fail == True):  # noqa: E712
+        crash(message="down")

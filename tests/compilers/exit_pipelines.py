@@ -54,7 +54,7 @@ def timed():
     clocked().after(shout(message="first"))
 
 
-# an exit sub-pipeline ------------------------------------------------------------------------------
+# an exit sub-pipeline ----------------------------------------------------------------------------
 @step
 def notify(state: str, failures: list, channel: str) -> str:
     print(f"{channel}: {state} {failures}")

@@ -184,8 +184,10 @@ class Comparison:
 
         The other fields are each engine's own (``mlflowlet._final_status``): not compared.
         """
-        exit_node = self.dag.exit_handler
-        if exit_node is None or exit_node.name != name:
+        exits = [self.dag.exit_handler] if self.dag.exit_handler is not None else []
+        exits += self.dag.exit_pipeline.nodes if self.dag.exit_pipeline is not None else []
+        exit_node = next((n for n in exits if n.name == name), None)
+        if exit_node is None:
             return
         from .._final_status import final_status_params
 

@@ -149,3 +149,23 @@ def test_compiled_workflow_duration(target, tmp_path):
         return
     assert report.ok, report.summary()
     assert isinstance(pod.results["return"], float) and pod.results["return"] >= 0
+
+
+@pytest.mark.parametrize("pipe", [xp.final_status, xp.with_exit_pipeline], ids=["step", "sub"])
+def test_check_compares_the_final_status_state_and_only_it(pipe):
+    from mlflowlet.compilers._compare import Comparison
+    from mlflowlet.compilers._runs import PodRun
+
+    name = "status_exit" if pipe is xp.final_status else "good_news"
+    cmp = Comparison.__new__(Comparison)  # only the final status comparison, no runs needed
+    cmp.dag, cmp.out = pipe.dag, []
+    local = SimpleNamespace(spec=SimpleNamespace(params={"status": {
+        "state": "error", "pipeline_job_resource_name": "u1", "target": "local"}}))
+    pod = PodRun(task=name, node=name)
+    pod.run = {"spec": {"params": {"status": {
+        "state": "error", "pipeline_job_resource_name": "wf-1", "target": "argo"}}}}
+    cmp.final_status(name, local, pod)
+    assert cmp.out == []  # the engine's own fields differ by nature: not compared
+    pod.run["spec"]["params"]["status"]["state"] = "completed"
+    cmp.final_status(name, local, pod)
+    assert cmp.out == [f"step {name!r}: final status 'status' state 'completed' != local 'error'"]

@@ -21,6 +21,7 @@ from ._runs import PodRun
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from ..model import RunObject
 
 _STAMP = re.compile(r"^> \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ", re.M)
 
@@ -179,7 +180,7 @@ class Comparison:
         fanned = node is not None and node.hyper is not None and node.hyper.parallel != 1
         self.logs(name, step.uid, step.metadata.project, [pod], fanned)
 
-    def final_status(self, name: str, step: Any, pod: PodRun) -> None:
+    def final_status(self, name: str, step: RunObject, pod: PodRun) -> None:
         """Compare an exit step's final status objects by ``state``, their one common field.
 
         The other fields are each engine's own (``mlflowlet._final_status``): not compared.

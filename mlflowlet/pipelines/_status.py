@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._items import Loop
+    from .executor import LocalExecutor
     from .graph import Node, PipelineGraph
 
 FAILED = ("error", "aborted")
@@ -114,7 +115,7 @@ def exit_failures(node: Any, states: dict[str, str]) -> dict[str, Any]:
     return {"failures": sorted(n for n, s in states.items() if s in FAILED)}
 
 
-def exit_params(node: Any, state: str, error: str, executor: Any) -> dict[str, Any]:
+def exit_params(node: Node, state: str, error: str, executor: LocalExecutor) -> dict[str, Any]:
     """Return what the exit step gets from the run: ``state``, ``failures``, final statuses.
 
     ``state`` / ``error``: the pipeline's final state and error; a parameter annotated

@@ -16,6 +16,7 @@ _LAZY: dict[str, str] = {
     "MLClientCtx": "mlflowlet.context",
     "NewRun": "mlflowlet.model",
     "NewTask": "mlflowlet.model",
+    "PipelineTaskFinalStatus": "mlflowlet._final_status",
     "RunObject": "mlflowlet.model",
     "RunTemplate": "mlflowlet.model",
     "build_image": "mlflowlet.build",
@@ -41,6 +42,7 @@ __all__ = [
     "MLClientCtx",
     "NewRun",
     "NewTask",
+    "PipelineTaskFinalStatus",
     "RunObject",
     "RunTemplate",
     "__version__",
@@ -71,6 +73,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._final_status import PipelineTaskFinalStatus
     from .build import build_image
     from .compilers import compile
     from .context import Context, MLClientCtx, get_or_create_ctx

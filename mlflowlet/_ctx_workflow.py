@@ -10,11 +10,14 @@ field           local run                  Argo                              KFP
 ``attempt``     1, 2... (retries + 1)      ``{{retries}}`` + 1               not carried (raises)
 ``parameters``  the pipeline's params      ``{{workflow.parameters.X}}``     pipeline inputs
 ``created``     the pipeline run's start   ``{{workflow.creationTimestamp}}``  ``CREATE_TIME_UTC``
+``duration``    seconds since its start    ``{{workflow.duration}}``         not carried (raises)
 ==============  =========================  ================================  ====================
 
 ``attempt`` counts from 1 on every target (the first try is 1, as the local ``attempt`` label);
 KFP v2 has no placeholder for a task's retry count, so there reading ``attempt`` raises an error
-naming the target rather than returning a guess. ``created`` is the engine's text (RFC 3339 in
+naming the target rather than returning a guess; so does ``duration`` (the seconds the pipeline
+run has taken when the step starts: locally from the run's start time, on Argo the controller's
+``{{workflow.duration}}``). ``created`` is the engine's text (RFC 3339 in
 UTC; locally ISO 8601 with ``+00:00``).
 
 Compiled, only steps whose function reads ``.workflow`` (found in its code when decorated)
@@ -46,6 +49,7 @@ class WorkflowInfo:
         uid: its unique id.
         parameters: the pipeline's parameters, by name.
         created: when it was created, as text (RFC 3339 / ISO 8601, UTC).
+        duration: seconds it had run when the step started (raises on KFP).
         target: ``local``, ``argo`` or ``kfp``: where the values came from.
     """
 
@@ -55,6 +59,7 @@ class WorkflowInfo:
     created: str = ""
     target: str = "local"
     _attempt: int | None = None
+    _duration: float | None = None
 
     @property
     def attempt(self) -> int:
@@ -71,6 +76,20 @@ class WorkflowInfo:
             )
         return self._attempt
 
+    @property
+    def duration(self) -> float:
+        """Seconds the pipeline run had taken when the step (this attempt) started.
+
+        Raises:
+            ConfigError: on KFP v2, which passes no run duration to a container.
+        """
+        if self._duration is None:
+            raise ConfigError(
+                f"context.workflow.duration: {self.target} passes no run duration to a step "
+                "(KFP v2 has no placeholder for it); compile for Argo, or do not depend on it"
+            )
+        return self._duration
+
     @classmethod
     def from_spec(cls, data: dict[str, Any] | None) -> WorkflowInfo | None:
         """Return the info a run spec holds (None when the run is not in a pipeline)."""
@@ -83,6 +102,7 @@ class WorkflowInfo:
             str(data.get("created", "")),
             str(data.get("target", "local")),
             data.get("attempt"),
+            data.get("duration"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +114,7 @@ class WorkflowInfo:
             "parameters": dict(self.parameters),
             "created": self.created,
             "target": self.target,
+            "duration": self._duration,
         }
 
 
@@ -120,6 +141,7 @@ def take_workflow(run: Any) -> None:
     if not data:
         return
     retries = data.pop("attempt", None)
+    duration = data.pop("duration", None)
     info = WorkflowInfo(
         str(data.pop("name", "")),
         str(data.pop("uid", "")),
@@ -127,5 +149,6 @@ def take_workflow(run: Any) -> None:
         str(data.get("created", "")),
         str(data.get("target", "")),
         None if retries is None else int(retries) + 1,
+        None if duration is None else float(duration),
     )
     run.spec.model_extra[SPEC_FIELD] = info.to_dict()

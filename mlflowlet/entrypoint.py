@@ -54,6 +54,7 @@ Flags:
     --failures JSON: for an exit handler: the engine's failed nodes (Argo's
         ``{{workflow.failures}}``) become parameter ``failures``, the sorted names of the failed
         steps (``--failure-names``: a JSON object, task name -> step name).
+    --final-status KEY=TEXT: for an exit handler: the engine's final status becomes param KEY.
     --state STATE: for an exit handler: the engine's final state (``Succeeded``, ``Failed``, a
         KFP final-status JSON) becomes parameter ``state`` = ``completed`` or ``error``.
     --config-sha256 HEX: the sha256 of ``MLFLOWLET_EXEC_CONFIG`` the step was compiled with; a
@@ -91,14 +92,13 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from ._ctx_workflow import take_workflow
+from ._final_status import exit_inputs
 from ._wire import (
     PARAM_TYPES,
     RESULT_FORMS,
     RUN_JSON_MARKER,
     decode_collected,
     decode_param,
-    engine_failures,
-    engine_state,
     export_kfp_metadata,
     export_metrics,
     export_outputs,
@@ -146,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--output-digest", "KEY=PATH", "write the sha256 of artifact KEY to PATH"),
         ("--collected", "KEY", "param KEY is an aggregated JSON list: decode each item"),
         ("--item-field", "KEY=FIELD", "param KEY (a map's element, a dict) becomes its FIELD"),
+        ("--final-status", "KEY=TEXT", "exit handlers: the engine's final status as param KEY"),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=text)
     parser.add_argument(
@@ -238,10 +239,7 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
             what = f"has no key {name!r}" if isinstance(element, dict) else "is not a dict"
             raise ParameterError(f"--item-field {key}={name}: the item ({element!r:.60}) {what}")
         run.spec.params[key] = element[name]
-    if args.state is not None:
-        run.spec.params["state"] = engine_state(args.state)
-    if args.failures is not None:
-        run.spec.params["failures"] = engine_failures(args.failures, args.failure_names)
+    run.spec.params.update(exit_inputs(args, split_pairs(args.final_status, "--final-status")))
     take_workflow(run)  # the engine's workflow__* params become context.workflow
     inputs = {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}
     run.spec.inputs.update(inputs, **split_pairs(args.input_url, "--input-url"))

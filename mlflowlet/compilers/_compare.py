@@ -21,6 +21,7 @@ from ._runs import PodRun
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from ..model import RunObject
 
 _STAMP = re.compile(r"^> \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ", re.M)
 
@@ -172,11 +173,33 @@ class Comparison:
         if want_results != got_results:
             self.out.append(f"step {name!r}: results {got_results} != local {want_results}")
         self.artifacts(name, step, pod)
+        self.final_status(name, step, pod)
         attempts = (self.local.run.status.steps.get(name) or {}).get("attempts", 1)
         if pod.attempts != attempts:
             self.out.append(f"step {name!r}: {pod.attempts} attempt(s), local {attempts}")
         fanned = node is not None and node.hyper is not None and node.hyper.parallel != 1
         self.logs(name, step.uid, step.metadata.project, [pod], fanned)
+
+    def final_status(self, name: str, step: RunObject, pod: PodRun) -> None:
+        """Compare an exit step's final status objects by ``state``, their one common field.
+
+        The other fields are each engine's own (``mlflowlet._final_status``): not compared.
+        """
+        exits = [self.dag.exit_handler] if self.dag.exit_handler is not None else []
+        exits += self.dag.exit_pipeline.nodes if self.dag.exit_pipeline is not None else []
+        exit_node = next((n for n in exits if n.name == name), None)
+        if exit_node is None:
+            return
+        from .._final_status import final_status_params
+
+        got_params = (pod.run or {}).get("spec", {}).get("params", {})
+        for key in final_status_params(exit_node.spec):
+            want = (step.spec.params.get(key) or {}).get("state")
+            got = (got_params.get(key) or {}).get("state")
+            if want != got:
+                self.out.append(
+                    f"step {name!r}: final status {key!r} state {got!r} != local {want!r}"
+                )
 
     def artifacts(self, name: str, step: Any, pod: PodRun) -> None:
         want = {a.get("key"): a for a in step.status.artifacts}

@@ -23,6 +23,14 @@ def refuse_unsupported(plan: Any, dag: Any) -> None:
         for up, on in st.node.after_on.items():
             if on in ("failure", "done"):
                 _refuse_status_step(st, up, on)
+    if dag.exit_pipeline is not None:
+        exit_ = dag.exit_pipeline
+        raise CompileError(
+            f"exit sub-pipeline {exit_.pipe.name!r} ({exit_.site}): an exit handler of several "
+            "steps cannot be expressed on KFP v2 (dsl.ExitHandler runs one exit task, and the "
+            "final status reaches only a component's PipelineTaskFinalStatus input, never the "
+            "steps of a sub-pipeline); use one exit step, or target='argo' (onExit DAG)"
+        )
     if plan.exit_step is not None and "failures" in plan.exit_step.params:
         raise CompileError(
             f"exit step {plan.exit_step.name!r} ({plan.exit_step.node.call_site}) takes "

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import time
 from typing import Any
 
 from .._wire import digest
@@ -105,6 +106,7 @@ class ArgoLocalRunner(LocalRunner):
             text = value if isinstance(value, str) else json.dumps(value)
             self.scope[f"workflow.parameters.{key}"] = text
         self.scope.update(workflow_scope(doc))  # {{workflow.name}}, .uid, .creationTimestamp
+        self.started = time.monotonic()  # {{workflow.duration}}: seconds since, when read
         missing = [
             p["name"] for p in declared if f"workflow.parameters.{p['name']}" not in self.scope
         ]
@@ -137,7 +139,12 @@ class ArgoLocalRunner(LocalRunner):
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = status
             self.scope["workflow.failures"] = self._failures(status)
-            self._run_pod(self.spec["onExit"], self.templates[self.spec["onExit"]], {}, {})
+            handler = self.templates[self.spec["onExit"]]
+            if "dag" in handler:  # an exit sub-pipeline: its tasks, by the rules of main's
+                for task in toposort(handler["dag"]["tasks"]):
+                    self.phase[task["name"]] = self._task(task)
+            else:
+                self._run_pod(self.spec["onExit"], handler, {}, {})
         return status
 
     def _failures(self, status: str) -> str:
@@ -233,6 +240,9 @@ class ArgoLocalRunner(LocalRunner):
         """
         out: dict[str, str] = {}
         tasks = self.templates[self.spec["entrypoint"]]["dag"]["tasks"]
+        tasks = tasks + self.templates.get(self.spec.get("onExit", ""), {}).get("dag", {}).get(
+            "tasks", []
+        )  # an exit sub-pipeline's tasks too
         names = {t["name"]: t["template"] for t in tasks}
         loops = []
         for task, phase in self.phase.items():
@@ -337,6 +347,7 @@ class ArgoLocalRunner(LocalRunner):
         root = os.path.join(self.workdir, "pods", f"{self._count:04d}-{task}")
         paths = self._paths(root, template, artifacts)
         scope = {**self.scope, **{f"inputs.parameters.{k}": v for k, v in params.items()}}
+        scope["workflow.duration"] = f"{time.monotonic() - self.started:f}"  # Argo's %f
         if "retryStrategy" in template:  # {{retries}}: the attempt's retry count, set below
             scope["retries"] = RETRIES_MARK
         container = template["container"]

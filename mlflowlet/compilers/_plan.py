@@ -69,8 +69,9 @@ class Source:
     Attributes:
         kind: ``param`` (pipeline parameter ``name``), ``result`` / ``artifact`` (``node``'s
             ``key``), ``item`` (the map item), ``collect`` (every item's ``key`` of mapped
-            ``node``), ``state`` (the pipeline's final state, for the exit handler) or
-            ``failures`` (the engine's failed nodes, for the exit handler).
+            ``node``), ``state`` (the pipeline's final state, for the exit handler),
+            ``failures`` (the engine's failed nodes, for the exit handler) or ``final_status``
+            (the whole final status, see ``mlflowlet._final_status``).
         name: the pipeline parameter name.
         node: the producing node.
         key: the result or artifact key; for ``item``, the element's sub-field (``item["key"]``:
@@ -153,6 +154,8 @@ class StepPlan:
             src = self.params[key]
             if src.kind == "state":  # the entrypoint maps engine states
                 out += [["--state"], [Slot("param", key)]]
+            elif src.kind == "final_status":  # KFP's final status JSON, or Argo's fields
+                out += [["--final-status"], [f"{key}=", Slot("param", key)]]
             elif src.kind == "failures":  # the engine's failed nodes, read by task name
                 names = json.dumps(self.failure_names, sort_keys=True)
                 out += [["--failures"], [Slot("param", key)], ["--failure-names"], [names]]
@@ -197,10 +200,11 @@ class Plan:
     options: Any
     target: str = ""
     outputs: dict[str, Source] = field(default_factory=dict)
+    exit_steps: list[StepPlan] = field(default_factory=list)  # an exit sub-pipeline's
 
     def step(self, name: str) -> StepPlan:
-        """Return the plan of node ``name`` (the exit step too)."""
-        for st in [*self.steps, *([self.exit_step] if self.exit_step else [])]:
+        """Return the plan of node ``name`` (the exit step, or the exit sub-pipeline's, too)."""
+        for st in [*self.steps, *([self.exit_step] if self.exit_step else []), *self.exit_steps]:
             if st.name == name:
                 return st
         raise KeyError(name)
@@ -280,6 +284,7 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
     dag = pipe.dag
     params = _params(dag, options, target)
     nodes = list(dag.nodes) + ([dag.exit_handler] if dag.exit_handler is not None else [])
+    nodes += dag.exit_pipeline.nodes if dag.exit_pipeline is not None else []
     labels = unique_labels([n.name for n in nodes])
     if len(set(labels.values()) | {"main", "exit-handler"}) != len(labels) + 2:
         clash = sorted(set(labels.values()) & {"main", "exit-handler"})
@@ -304,6 +309,8 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         for st in [*steps, *([exit_step] if exit_step else [])]
         if st.node.spec.container is None  # a container step's image need not have mlflowlet
     )
+    from ._exit_plan import exit_plans  # imports this module: a cycle at import time
+
     return Plan(
         dag.name,
         labels_for_pipeline(dag.name),
@@ -314,6 +321,7 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         options,
         target,
         _outputs(dag, target),
+        exit_plans(dag, labels, params, options, target),
     )
 
 
@@ -390,8 +398,14 @@ def _step_plan(
     if node.map is not None:
         _add_item(plan, node, params)
     if node.exit_handler:
-        plan.params["state"] = Source("state")
-        plan.param_types["state"] = "str"
+        from .._final_status import final_status_params
+
+        if spec.param("state") is not None or spec.var_keyword:
+            plan.params["state"] = Source("state")
+            plan.param_types["state"] = "str"
+        for key in final_status_params(spec):  # the whole final status (see _final_status)
+            plan.params[key] = Source("final_status")
+            plan.param_types[key] = "str"
     plan.results = {key: dict(use) for key, use in sorted(uses.get(node.name, {}).items())}
     from ._container_step import adjust_plan  # imports this module: a cycle at import time
     from ._workflow import add_workflow

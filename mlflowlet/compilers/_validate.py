@@ -43,6 +43,7 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
         "workflow.namespace",
         "workflow.uid",
         "workflow.creationTimestamp",
+        "workflow.duration",  # global: the controller's seconds so far (Argo validates a prefix)
     }
     main = templates[spec["entrypoint"]]
     tasks = {t["name"]: t for t in main["dag"]["tasks"]}

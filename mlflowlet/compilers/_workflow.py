@@ -7,6 +7,7 @@ parameters under ``workflow__`` (see :mod:`mlflowlet._ctx_workflow`):
 * ``workflow__uid``: Argo ``{{workflow.uid}}``, KFP ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``;
 * ``workflow__created``: Argo ``{{workflow.creationTimestamp}}``, KFP
   ``dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER``;
+* ``workflow__duration``: Argo ``{{workflow.duration}}`` (seconds, ``%f``); KFP: not carried;
 * ``workflow__attempt``: Argo ``{{retries}}`` (``0`` without retries); KFP: not carried, so
   ``context.workflow.attempt`` raises there;
 * ``workflow__param__X``: Argo ``{{workflow.parameters.X}}``, KFP the pipeline input ``X``.
@@ -55,11 +56,12 @@ def workflow_args(target: str, retries: int) -> list[list[str | Slot]]:
             "uid": "{{workflow.uid}}",
             "created": "{{workflow.creationTimestamp}}",
             "attempt": "{{retries}}" if retries else "0",
+            "duration": "{{workflow.duration}}",
             "target": "argo",
         }
     out: list[list[str | Slot]] = []
     for key, value in values.items():
-        typ = "int" if key == "attempt" else "str"
+        typ = {"attempt": "int", "duration": "float"}.get(key, "str")
         out += [["--param"], [f"{PREFIX}{key}:{typ}={value}"]]
     return out
 

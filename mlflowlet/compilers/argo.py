@@ -29,7 +29,8 @@ then dumped to the plain dict the Argo JSON schema describes
   label, a hash of everything the container runs with, and a hash of its input parameters
   computed by an expression tag (``sprig.sha256sum``);
 * the exit handler as ``spec.onExit``, receiving ``{{workflow.status}}`` as ``state`` (and
-  its ``on_exit(...)`` pipeline parameters as ``{{workflow.parameters.NAME}}``);
+  its ``on_exit(...)`` pipeline parameters as ``{{workflow.parameters.NAME}}``; a final status
+  object from ``{{workflow.status}}``, ``{{workflow.name}}`` and ``{{workflow.failures}}``);
 * the pipeline's outputs (what its function returns) as ``main``'s outputs, which Argo keeps as
   the workflow's ``status.outputs``.
 
@@ -44,9 +45,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._final_status import ARGO_TEXT
 from .._wire import govaluate_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
+from ._argo_exit import exit_name, exit_templates
 from ._argo_release import cache_name, cron_name, for_release, generate_name
 from ._container import pod_labels
 from ._container_step import argo_command, argo_output_path, is_container
@@ -91,6 +94,8 @@ def render(part: str | Slot, exit_step: StepPlan | None = None) -> str:
     if isinstance(part, str):
         return part
     if part.kind == "param":
+        if exit_step is not None and exit_step.params[part.name].kind == "final_status":
+            return ARGO_TEXT
         if exit_step is not None and part.name in ("state", "failures"):
             return f"{{{{workflow.{'status' if part.name == 'state' else 'failures'}}}}}"
         if exit_step is not None:
@@ -164,14 +169,13 @@ def build_workflow_spec(plan: Plan, dag: Any) -> Any:
     opts = plan.options
     templates = build_dag_templates(plan, dag)
     templates += [build_container_template(plan, st) for st in plan.steps]
-    if plan.exit_step is not None:
-        templates.append(build_container_template(plan, plan.exit_step, exit_step=True))
+    templates += exit_templates(plan, dag)  # onExit: the exit step's, or a sub-pipeline's
     params = [build_param_decl(name, typ_default) for name, typ_default in plan.params.items()]
     return m.WorkflowSpec(
         entrypoint="main",
         templates=templates,
         arguments=m.Arguments(parameters=params) if params else None,
-        on_exit=plan.exit_step.label if plan.exit_step is not None else None,
+        on_exit=exit_name(plan),
         parallelism=opts.parallelism,
         active_deadline_seconds=opts.active_deadline_seconds,
         ttl_strategy=(

@@ -93,6 +93,7 @@ def _pythonpath(pipe: Any) -> list[str]:
     roots: list[str] = []
     dag = pipe.dag
     nodes = [*dag.nodes, *([dag.exit_handler] if dag.exit_handler is not None else [])]
+    nodes += dag.exit_pipeline.nodes if dag.exit_pipeline is not None else []
     for node in nodes:
         module = node.spec.module
         mod = sys.modules.get(module)

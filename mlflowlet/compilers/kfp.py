@@ -224,7 +224,7 @@ def kfp_names(st: StepPlan) -> dict[Slot, str]:
 def _annotation(dsl: Any, plan: Plan, st: StepPlan, slot: Slot) -> Any:
     types = _artifact_types(plan)
     if slot.kind == "param":
-        if st.params[slot.name].kind == "state":
+        if st.params[slot.name].kind in ("state", "final_status"):
             return dsl.PipelineTaskFinalStatus
         return _PY.get(st.param_types[slot.name], list)
     if slot.kind == "in_artifact":

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._items import Loop
+    from .executor import LocalExecutor
     from .graph import Node, PipelineGraph
 
 FAILED = ("error", "aborted")
@@ -112,3 +113,23 @@ def exit_failures(node: Any, states: dict[str, str]) -> dict[str, Any]:
     if node.spec.param("failures") is None:
         return {}
     return {"failures": sorted(n for n, s in states.items() if s in FAILED)}
+
+
+def exit_params(node: Node, state: str, error: str, executor: LocalExecutor) -> dict[str, Any]:
+    """Return what the exit step gets from the run: ``state``, ``failures``, final statuses.
+
+    ``state`` / ``error``: the pipeline's final state and error; a parameter annotated
+    ``PipelineTaskFinalStatus`` gets the local run's own values (its run's uid, the pipeline's
+    name; see :mod:`mlflowlet._final_status`).
+    """
+    from .._final_status import PipelineTaskFinalStatus, final_status_params
+
+    run, name = executor.run.uid, executor.pipe.name
+    status = PipelineTaskFinalStatus(state, run, name, None, error or None, "local").to_dict()
+    statuses = {key: dict(status) for key in final_status_params(node.spec)}
+    given = node.spec.param("state") is not None or node.spec.var_keyword
+    return {
+        **({"state": state} if given else {}),
+        **exit_failures(node, executor.states),
+        **statuses,
+    }

@@ -105,7 +105,12 @@ def execute(call: StepCall, db: RunDB, place: tuple[str, int] | None = None) -> 
         run = new_run(call, attempt, place)
         if workflow is not None:  # context.workflow: attempt counts from 1 (see _ctx_workflow)
             assert run.spec.model_extra is not None
-            run.spec.model_extra[WORKFLOW_FIELD] = {**workflow, "attempt": attempt}
+            elapsed = _elapsed(workflow["created"])  # this attempt's start, as Argo's
+            run.spec.model_extra[WORKFLOW_FIELD] = {
+                **workflow,
+                "attempt": attempt,
+                "duration": elapsed,
+            }
         result = _run_once(runtime, run, handler, db, spec.timeout)
         result._record_in(db)
         call.attempts.append(
@@ -132,6 +137,17 @@ def _workflow(call: StepCall, db: RunDB) -> dict[str, Any] | None:
         "created": pipe.get("status", {}).get("start_time") or "",
         "target": "local",
     }
+
+
+def _elapsed(created: str) -> float | None:
+    """Return the seconds since ``created`` (ISO 8601), or None when it is not a time."""
+    from datetime import datetime, timezone
+
+    try:
+        start = datetime.fromisoformat(created)
+    except ValueError:
+        return None
+    return round((datetime.now(timezone.utc) - start).total_seconds(), 6)
 
 
 def _skipped(

@@ -26,11 +26,12 @@ from ..context import Context
 from ..errors import ConfigError, PipelineError
 from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
+from ._exitpipe import run_exit
 from ._inbox import Inbox
 from ._inputs import Resolver
 from ._loops import LoopView, run_loop
 from ._spec import where
-from ._status import exit_failures, final_state, status_gate
+from ._status import exit_params, final_state, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
 from .run import PipelineRun, step_states
 
@@ -129,8 +130,7 @@ class LocalExecutor:
             state, error = self._outcome()
             if self.dag.outputs:
                 state, error = self._outputs(state, error)
-            if self.dag.exit_handler is not None:
-                self._run_exit(self.dag.exit_handler, state)
+            run_exit(self, state, error)  # the exit step, or the exit sub-pipeline's steps
         except BaseException as exc:
             self._flush(True)
             if isinstance(exc, KeyboardInterrupt):
@@ -417,7 +417,7 @@ class LocalExecutor:
         self.hits.append(run.to_dict())  # written with the next batch (one transaction for all)
         self._finish(node, run, rows)
 
-    def _run_exit(self, node: Any, state: str) -> None:
+    def _run_exit(self, node: Any, state: str, error: str) -> None:
         labels = {
             "pipeline": self.pipe.name,
             "pipeline_uid": self.run.uid,
@@ -428,7 +428,7 @@ class LocalExecutor:
             node.step,
             node.spec,
             node.name,
-            {**self.inputs.resolve(node)[0], "state": state, **exit_failures(node, self.states)},
+            {**self.inputs.resolve(node)[0], **exit_params(node, state, error, self)},
             {},
             labels,
             self.project,

@@ -290,6 +290,7 @@ class PipelineGraph:
     ) -> None:
         self.name, self.params, self.description = name, tuple(params), description
         self.handler, self.image, self.exit_handler = handler, image, exit_handler
+        self.exit_pipeline: Any = None  # an exit sub-pipeline (``_exitpipe.ExitPipeline``)
         self.outputs: dict[str, Any] = dict(outputs or {})
         graph = nx.DiGraph(name=name)
         for node in nodes:

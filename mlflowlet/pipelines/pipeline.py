@@ -111,9 +111,13 @@ class Pipeline:
             f"@pipeline {self.fn.__qualname__} ({where(self.fn)})",
             {n.name: n for n in tracer.nodes},
         )
-        exit_node = None
+        exit_node = exit_pipe = None
         exit_step, exit_args, site = tracer.exit or (self.on_exit, {}, where(self.fn))
-        if exit_step is not None:
+        if isinstance(exit_step, Pipeline):  # an exit sub-pipeline (see _exitpipe)
+            from ._exitpipe import trace_exit_pipeline
+
+            exit_pipe = trace_exit_pipeline(exit_step, exit_args, site, tracer.nodes)
+        elif exit_step is not None:
             exit_node = Node(
                 tracer.unique(exit_step.spec.name),
                 exit_step,
@@ -123,7 +127,7 @@ class Pipeline:
                 index=len(tracer.nodes),
             )
         try:
-            return PipelineGraph(
+            graph = PipelineGraph(
                 self.name,
                 self.params,
                 tracer.nodes,
@@ -133,6 +137,8 @@ class Pipeline:
                 self.image,
                 outputs,
             )
+            graph.exit_pipeline = exit_pipe
+            return graph
         except CycleError as exc:  # name the pipeline function and where it is defined
             raise CycleError(
                 exc.cycle, f"@pipeline {self.fn.__qualname__} ({where(self.fn)})"
@@ -350,15 +356,24 @@ def _pipeline_params(fn: Callable[..., Any]) -> tuple[PipelineParam, ...]:
 
 
 def _exit_step(fn: Callable[..., Any], on_exit: Any, given: tuple[str, ...] = ()) -> Step:
+    from .._final_status import final_status_params
+
+    if isinstance(on_exit, Pipeline):  # an exit sub-pipeline (see _exitpipe)
+        from ._exitpipe import check_exit_pipeline
+
+        check_exit_pipeline(fn, on_exit, given)
+        return on_exit  # type: ignore[return-value]
     exit_step = on_exit if isinstance(on_exit, Step) else step(on_exit)
     spec = exit_step.spec
-    if spec.param("state") is None and not spec.var_keyword:
+    statuses = final_status_params(spec)  # the whole final status (KFP's, if it has one)
+    if spec.param("state") is None and not spec.var_keyword and not statuses:
         raise _fail(
             exit_step.fn,
-            "an on_exit step receives the pipeline's final state: give it "
-            "a parameter named 'state'",
+            "an on_exit step receives the pipeline's final state: give it a parameter named "
+            "'state' (or one annotated PipelineTaskFinalStatus)",
         )
-    own = ("state", "failures")  # the final state; the failed steps' names (if it has it)
+    # the final state; the failed steps' names and the final status (if it has them)
+    own = ("state", "failures", *statuses)
     required = [p.name for p in spec.params if p.required and p.name not in (*own, *given)]
     if required:
         raise _fail(
@@ -376,10 +391,13 @@ def on_exit(exit_step: Any, **arguments: Any) -> None:
     or Argo's ``onExit`` with arguments). The step runs whatever the other steps ended in,
     with ``state`` set to the pipeline's final state (``completed`` or ``error``) and, when it
     has a parameter ``failures``, the sorted names of the steps that failed (Argo
-    ``{{workflow.failures}}``; refused on KFP, whose final status names no failed task).
+    ``{{workflow.failures}}``; refused on KFP, whose final status names no failed task); a
+    parameter annotated :class:`~mlflowlet.PipelineTaskFinalStatus` gets the whole final status
+    (KFP's ``dsl.PipelineTaskFinalStatus``; see :mod:`mlflowlet._final_status`).
 
     Args:
-        exit_step: a ``@step`` (or a function) with a parameter ``state``.
+        exit_step: a ``@step`` (or a function) with a parameter ``state``, or a ``@pipeline``
+            (an exit sub-pipeline of several steps, see ``mlflowlet.pipelines._exitpipe``).
         **arguments: its other arguments: pipeline parameters or JSON literals (never a step's
             output: a failed or skipped step has none).
 
@@ -404,10 +422,17 @@ def on_exit(exit_step: Any, **arguments: Any) -> None:
             f"{site}: on_exit(...) inside `with condition(...)`: the exit step runs whatever "
             "happened; call on_exit outside the block (and test state in the step)"
         )
-    for own in ("state", "failures"):
+    from .._final_status import final_status_params
+
+    st = _exit_step(tracer.pipe.fn, exit_step, tuple(arguments))
+    if isinstance(st, Pipeline):
+        from ._exitpipe import bind_exit_pipeline
+
+        tracer.exit = (st, bind_exit_pipeline(st, arguments, site), site)
+        return
+    for own in ("state", "failures", *final_status_params(st.spec)):
         if own in arguments:
             raise PipelineError(f"{site}: on_exit(...) sets {own!r} itself; do not pass it")
-    st = _exit_step(tracer.pipe.fn, exit_step, tuple(arguments))
     bound = tracer._bind(st, (), arguments, site)
     refs = sorted(k for k, v in bound.items() if isinstance(v, (OutputRef, Collected)))
     if refs:
@@ -452,7 +477,8 @@ def pipeline(
         name: the pipeline name (default: the function's, ``_`` as ``-``).
         description: a description (default: the docstring).
         on_exit: a step (or function) run after the pipeline ends, with ``state`` set to the
-            pipeline's final state (``completed`` or ``error``).
+            pipeline's final state (``completed`` or ``error``); or a ``@pipeline`` whose steps
+            run then (an exit sub-pipeline, see ``mlflowlet.pipelines._exitpipe``).
         image: the default container image for compiled runs.
 
     Returns:

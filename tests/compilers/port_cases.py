@@ -108,6 +108,27 @@ def kfp_exit_handler(o: Outcome, p: dict[str, Any]) -> None:
     assert o.printed("exit_op") == ["Exit handler has worked!"]
 
 
+def kfp_task_final_status(o: Outcome, p: dict[str, Any]) -> None:
+    message = p.get("message", "Hello World!")
+    assert o.state == "completed"  # print_op echoes and succeeds
+    assert o.printed("print_op") == [message]
+    # echo "user input:" user_input "pipeline status:" status: of the status, only its state
+    # (KFP's SUCCEEDED, mlflowlet's completed) is the same on every target; the port prints it
+    assert o.printed("exit_op") == [f"user input: {message} pipeline status: completed"]
+    assert o.states["exit_op"] == "completed"
+
+
+def argo_exit_handlers(o: Outcome, p: dict[str, Any]) -> None:
+    # intentional-fail: `echo intentional failure; exit 1` fails the workflow
+    assert o.printed("intentional_fail")[0] == "intentional failure"  # then its traceback
+    assert o.states["intentional_fail"] == "error" and o.state == "error"
+    # the exit handler runs anyway: send-email with the status (Failed) and the failed steps
+    assert o.printed("send_email") == ["send e-mail: error. Failed steps ['intentional_fail']"]
+    assert o.results["send_email"]["name"] and o.results["send_email"]["duration"] >= 0
+    _skipped(o, "celebrate")  # when: {{workflow.status}} == Succeeded: false
+    assert o.printed("cry") == ["boohoo!"]  # when: {{workflow.status}} != Succeeded
+
+
 def kfp_pipeline_with_loops(o: Outcome, p: dict[str, Any]) -> None:
     loop = p.get("loop_parameter", ["a", "b"])
     assert sorted(o.printed("print_text")) == sorted(loop)  # each item verbatim, as a str
@@ -359,6 +380,10 @@ PORTS = [
          ({"should_print": "true"}, {"should_print": "false"})),
     Port("argo_artifact_passing", argo_artifact_passing),
     Port("kfp_fan_in_return", kfp_fan_in_return),
+    Port("kfp_task_final_status", kfp_task_final_status, ({}, {"message": "1.10"})),
+    Port("argo_exit_handlers", argo_exit_handlers, ignore={"send_email": ["name", "duration"]},
+         refused={"kfp": r"^exit sub-pipeline 'exit-handler' .*: an exit handler of several "
+                         r"steps cannot be expressed on KFP v2"}),
     Port("hera_conditional_on_task_status", hera_conditional_on_task_status,
          ({"force_result": "failure"}, {"force_result": "success"}),
          refused={"kfp": r"step 'failure' .*on='failure': a status-conditioned step .*KFP v2"}),
@@ -374,10 +399,6 @@ PORTS = [
          ({"loop_parameter": ["a", "b", "c"]}, {"loop_parameter": ["x"]})),
 ]
 PORTS += [
-    Port("kfp_task_final_status",
-         missing="the final status object (PipelineTaskFinalStatus) given to the exit step"),
-    Port("argo_exit_handlers",
-         missing="an exit handler sub-pipeline with status conditions; workflow name and duration"),
     Port("argo_parameter_aggregation",
          missing="mapping over a mapped step's outputs, conditions on the item"),
 ]

@@ -60,8 +60,9 @@ def _load(port: Port) -> Any:
         if node.map is not None and node.map.loop is not None
         for loop in node.map.loop.chain()
     }
+    bodies |= {p.dag.exit_pipeline.pipe.name for p in pipes if p.dag.exit_pipeline is not None}
     pipes = [p for p in pipes if p.name not in bodies]
-    assert len(pipes) == 1, f"{port.name}: one @pipeline per port (besides loop bodies)"
+    assert len(pipes) == 1, f"{port.name}: one @pipeline per port (besides loop and exit bodies)"
     return pipes[0]
 
 

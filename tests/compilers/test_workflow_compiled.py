@@ -30,6 +30,7 @@ def test_argo_passes_the_workflow_placeholders():
         "workflow__uid:str={{workflow.uid}}",
         "workflow__created:str={{workflow.creationTimestamp}}",
         "workflow__attempt:int=0",  # no retryStrategy: Argo has no {{retries}} there
+        "workflow__duration:float={{workflow.duration}}",
         "workflow__target:str=argo",
     ]
     task = next(t for t in _template(doc, "main")["dag"]["tasks"] if t["name"] == "who")

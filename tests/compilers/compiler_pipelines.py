@@ -167,3 +167,30 @@ def returned_fanout(k: int = 3):
     it = items(k=k)
     half = halve.map(items=it.results["items"], item_param="x")
     add_floats(values=collect(half.results["return"]))
+
+
+@step
+def process_id() -> dict:
+    import os
+
+    return {"pid": os.getpid()}
+
+
+@pipeline(image=IMAGE)
+def unrepeatable():
+    """A step whose result differs on every run (the process id): no two runs agree."""
+    process_id()
+
+
+@step
+def endless() -> dict:
+    import threading
+
+    threading.Event().wait()  # never set: only a timeout ends this step
+    return {}
+
+
+@pipeline(image=IMAGE)
+def never_ends():
+    """A step that never finishes (a container the engine must stop at its time limit)."""
+    endless()

@@ -194,3 +194,9 @@ def endless() -> dict:
 def never_ends():
     """A step that never finishes (a container the engine must stop at its time limit)."""
     endless()
+
+
+@pipeline
+def imageless(rows: int = 2):
+    """No image anywhere: it compiles only with an image passed to compile (or check)."""
+    count(data=make(rows=rows).outputs["data"])

@@ -7,6 +7,7 @@ import pytest
 from mlflowlet.compilers import compile
 from mlflowlet.compilers.check import CheckReport, check, local_shape, run_compiled
 from mlflowlet.db import get_run_db
+from mlflowlet.errors import CompileError
 
 pytestmark = pytest.mark.slow
 TARGETS = ["argo", "kfp"]
@@ -171,6 +172,15 @@ def test_a_relative_workdir_is_taken_from_where_the_check_starts(tmp_path, monke
             assert len(steps) == kinds, (db_dir, steps)
         finally:
             db.close()
+
+
+def test_the_image_given_to_the_check_is_the_one_compiled(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOWLET_IMAGE", raising=False)
+    with pytest.raises(CompileError, match="step 'make' has no container image"):
+        check(cp.imageless, "argo", workdir=str(tmp_path / "none"))
+    report = check(cp.imageless, "argo", image="example.com/given:1", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert [p.node for p in report.pods] == ["make", "count"]
 
 
 def test_summary_says_the_verdict_and_lists_every_difference():

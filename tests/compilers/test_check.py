@@ -142,6 +142,15 @@ def test_result_keys_that_prefix_each_other_run_and_compare(target):
     assert _pod(report, "read_prefixed").results == {"sum": 6.0}
 
 
+def test_kfp_outputs_renamed_for_a_clashing_input_compare_as_the_result(tmp_path):
+    import fidelity_pipelines as fp
+
+    # KFP renames refine's output x to x__out (refine also takes an input x); lineage says x
+    report = check(fp.same_names, "kfp", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert ("refine", 0, "x", "refine-2", "x", "") in report.lineage, report.lineage
+
+
 def test_what_cannot_be_reproduced_here_is_said_not_passed_over():
     import fidelity_pipelines as fp
 

@@ -1,5 +1,7 @@
 import copy
+import sys
 import time
+from pathlib import Path
 
 import compiler_pipelines as cp
 import pytest
@@ -8,6 +10,7 @@ from mlflowlet.compilers import compile
 from mlflowlet.compilers.check import CheckReport, check, local_shape, run_compiled
 from mlflowlet.db import get_run_db
 from mlflowlet.errors import CompileError
+from mlflowlet.pipelines import pipeline, step
 
 pytestmark = pytest.mark.slow
 TARGETS = ["argo", "kfp"]
@@ -190,6 +193,40 @@ def test_the_image_given_to_the_check_is_the_one_compiled(tmp_path, monkeypatch)
     report = check(cp.imageless, "argo", image="example.com/given:1", workdir=str(tmp_path))
     assert report.ok, report.summary()
     assert [p.node for p in report.pods] == ["make", "count"]
+
+
+def test_an_exit_handler_from_a_package_elsewhere_is_importable_in_its_container(
+        tmp_path, monkeypatch):
+    # the containers import each step's module from its root: here a package's parent folder
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "check_exit_root"))
+    from checkexit.handlers import farewell
+
+    @pipeline(image=cp.IMAGE, on_exit=farewell)
+    def farewelled(rows: int = 2):
+        cp.make(rows=rows)
+
+    report = check(farewelled, "argo", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert _pod(report, "farewell").results == {"final": "completed"}
+
+
+def test_a_step_from_a_notebook_checks_with_steps_from_modules(tmp_path, monkeypatch):
+    # a notebook's __main__ has no file: its step travels pickled, the next by its module's root
+    monkeypatch.delattr(sys.modules["__main__"], "__file__", raising=False)
+
+    def rows() -> dict:
+        return {"rows": 3}
+
+    rows.__module__ = "__main__"
+    first = step(rows)
+
+    @pipeline(image=cp.IMAGE)
+    def notebook():
+        cp.make(rows=first().results["rows"])
+
+    report = check(notebook, "argo", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert [p.node for p in report.pods] == ["rows", "make"]
 
 
 def test_summary_says_the_verdict_and_lists_every_difference():

@@ -173,12 +173,12 @@ def returned_fanout(k: int = 3):
 def process_id() -> dict:
     import os
 
-    return {"pid": os.getpid()}
+    return {"pid": os.getpid(), "cwd": os.getcwd()}
 
 
 @pipeline(image=IMAGE)
 def unrepeatable():
-    """A step whose result differs on every run (the process id): no two runs agree."""
+    """A step whose result differs on every run (process id, folder): no two runs agree."""
     process_id()
 
 
@@ -200,3 +200,16 @@ def never_ends():
 def imageless(rows: int = 2):
     """No image anywhere: it compiles only with an image passed to compile (or check)."""
     count(data=make(rows=rows).outputs["data"])
+
+
+@step
+def from_library() -> dict:
+    import check_library  # found only on the PYTHONPATH of whoever runs the check
+
+    return {"value": check_library.VALUE}
+
+
+@pipeline(image=IMAGE)
+def uses_library():
+    """A step importing a module the caller's PYTHONPATH provides (not the step's own folder)."""
+    from_library()

@@ -1,5 +1,7 @@
 import copy
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -168,9 +170,13 @@ def test_what_cannot_be_reproduced_here_is_said_not_passed_over():
 
 def test_a_relative_workdir_is_taken_from_where_the_check_starts(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    mine = {d: get_run_db(str(tmp_path / "rel" / d)) for d in ("rundb", "local-db")}
     started = time.perf_counter()
     report = check(cp.diamond, workdir="rel")  # the target defaults to argo
     took = time.perf_counter() - started
+    for db in mine.values():  # the check opened its own connections: ours stay open
+        assert db.list_runs()
+        db.close()
     assert report.ok, report.summary()
     assert report.target == "argo"
     assert 0 < report.seconds < took  # the compiled run's share of the check
@@ -229,6 +235,18 @@ def test_a_step_from_a_notebook_checks_with_steps_from_modules(tmp_path, monkeyp
     assert [p.node for p in report.pods] == ["rows", "make"]
 
 
+def test_the_callers_pythonpath_reaches_the_containers(tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "check_library.py").write_text("VALUE = 7\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(lib), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.syspath_prepend(str(lib))  # the local run imports it too
+    report = check(cp.uses_library, "argo", workdir=str(tmp_path / "w"))
+    assert report.ok, report.summary()
+    assert _pod(report, "from_library").results == {"value": 7}
+
+
 def test_summary_says_the_verdict_and_lists_every_difference():
     agreed = CheckReport("kfp", "Succeeded", [], {})
     assert agreed.ok and agreed.complete
@@ -250,8 +268,11 @@ def test_summary_says_the_verdict_and_lists_every_difference():
     )
 
 
-def test_a_step_that_gives_another_result_each_run_is_reported(tmp_path):
-    report = check(cp.unrepeatable, "argo", workdir=str(tmp_path))
+def test_a_step_that_gives_another_result_each_run_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the check's own temp dir: here
+    report = check(cp.unrepeatable, "argo")
+    assert list(tmp_path.glob("mlflowlet-check-*")) == []  # removed when the check is done
+    assert f"{tmp_path}{os.sep}mlflowlet-check-" in str(report.differences)  # the step's cwd
     assert not report.ok
     lines = report.summary().splitlines()
     assert lines[0] == "argo: 1 container run(s), workflow Succeeded; differs from the local run"

@@ -247,6 +247,11 @@ def test_the_callers_pythonpath_reaches_the_containers(tmp_path, monkeypatch):
     assert _pod(report, "from_library").results == {"value": 7}
 
 
+def test_an_unknown_parameter_is_refused_naming_it(tmp_path):
+    with pytest.raises(CompileError, match=r"pipeline 'diamond' has no parameter\(s\) \['nope'\]"):
+        check(cp.diamond, "argo", params={"nope": 1}, workdir=str(tmp_path))
+
+
 def test_summary_says_the_verdict_and_lists_every_difference():
     agreed = CheckReport("kfp", "Succeeded", [], {})
     assert agreed.ok and agreed.complete

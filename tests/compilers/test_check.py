@@ -138,6 +138,15 @@ def test_a_dropped_dependency_in_the_document_is_reported(tmp_path):
                and "edge total -> join (result) is not a dependency" in d for d in found), found
 
 
+def test_a_dropped_dependency_in_a_kfp_document_is_reported(tmp_path):
+    doc = compile(cp.diamond, "kfp")
+    join = doc["root"]["dag"]["tasks"]["join"]
+    join["dependentTasks"] = [t for t in join["dependentTasks"] if t != "total"]
+    with _session(cp.diamond, "kfp", tmp_path, doc) as session:
+        found = session.differences()
+    assert "compiled workflow: edge total -> join (result) is not a dependency" in found, found
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_result_keys_that_prefix_each_other_run_and_compare(target):
     import fidelity_pipelines as fp

@@ -173,13 +173,15 @@ def _canonical(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Spell output keys one way (Argo ``model-txt``, KFP ``model_txt`` / ``return_``).
 
     A map's ``KEY__items`` output is the result ``KEY``, as is KFP's ``KEY__out`` (an output
-    renamed because an input has its name).
+    renamed because an input has its name). A ``KEY__if`` output (a condition's literal) is
+    read by conditions only: a step reading one as data does not get the result, so it stays
+    a difference.
     """
     return sorted((*r[:2], kfp_name(_strip(param_name(r[2]))), *r[3:]) for r in rows)
 
 
 def _strip(name: str) -> str:
-    for suffix in ("__items", "__if", "__out"):
+    for suffix in ("__items", "__out"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name

@@ -167,3 +167,49 @@ def returned_fanout(k: int = 3):
     it = items(k=k)
     half = halve.map(items=it.results["items"], item_param="x")
     add_floats(values=collect(half.results["return"]))
+
+
+@step
+def process_id() -> dict:
+    import os
+
+    return {"pid": os.getpid(), "cwd": os.getcwd()}
+
+
+@pipeline(image=IMAGE)
+def unrepeatable():
+    """A step whose result differs on every run (process id, folder): no two runs agree."""
+    process_id()
+
+
+@step
+def endless() -> dict:
+    import threading
+
+    threading.Event().wait()  # never set: only a timeout ends this step
+    return {}
+
+
+@pipeline(image=IMAGE)
+def never_ends():
+    """A step that never finishes (a container the engine must stop at its time limit)."""
+    endless()
+
+
+@pipeline
+def imageless(rows: int = 2):
+    """No image anywhere: it compiles only with an image passed to compile (or check)."""
+    count(data=make(rows=rows).outputs["data"])
+
+
+@step
+def from_library() -> dict:
+    import check_library  # found only on the PYTHONPATH of whoever runs the check
+
+    return {"value": check_library.VALUE}
+
+
+@pipeline(image=IMAGE)
+def uses_library():
+    """A step importing a module the caller's PYTHONPATH provides (not the step's own folder)."""
+    from_library()

@@ -1,13 +1,22 @@
 import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import compiler_pipelines as cp
 import pytest
 
 from mlflowlet.compilers import compile
-from mlflowlet.compilers.check import check, local_shape, run_compiled
+from mlflowlet.compilers.check import CheckReport, check, local_shape, run_compiled
+from mlflowlet.db import get_run_db
+from mlflowlet.errors import CompileError
+from mlflowlet.pipelines import pipeline, step
 
 pytestmark = pytest.mark.slow
 TARGETS = ["argo", "kfp"]
+_ENV = {"PYTHONPATH": cp.__file__.rsplit("/", 1)[0]}
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -125,7 +134,17 @@ def test_a_dropped_dependency_in_the_document_is_reported(tmp_path):
     join["depends"] = "count.Succeeded"  # 'total' dropped: join may run before it
     with _session(cp.diamond, "argo", tmp_path, doc) as session:
         found = session.differences()
-    assert any("edge total -> join (result) is not a dependency" in d for d in found), found
+    assert any(d.startswith("compiled workflow: ")
+               and "edge total -> join (result) is not a dependency" in d for d in found), found
+
+
+def test_a_dropped_dependency_in_a_kfp_document_is_reported(tmp_path):
+    doc = compile(cp.diamond, "kfp")
+    join = doc["root"]["dag"]["tasks"]["join"]
+    join["dependentTasks"] = [t for t in join["dependentTasks"] if t != "total"]
+    with _session(cp.diamond, "kfp", tmp_path, doc) as session:
+        found = session.differences()
+    assert "compiled workflow: edge total -> join (result) is not a dependency" in found, found
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -135,6 +154,15 @@ def test_result_keys_that_prefix_each_other_run_and_compare(target):
     report = check(fp.prefix_keys, target)
     assert report.ok, report.summary()
     assert _pod(report, "read_prefixed").results == {"sum": 6.0}
+
+
+def test_kfp_outputs_renamed_for_a_clashing_input_compare_as_the_result(tmp_path):
+    import fidelity_pipelines as fp
+
+    # KFP renames refine's output x to x__out (refine also takes an input x); lineage says x
+    report = check(fp.same_names, "kfp", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert ("refine", 0, "x", "refine-2", "x", "") in report.lineage, report.lineage
 
 
 def test_what_cannot_be_reproduced_here_is_said_not_passed_over():
@@ -151,7 +179,155 @@ def test_what_cannot_be_reproduced_here_is_said_not_passed_over():
 
 def test_a_relative_workdir_is_taken_from_where_the_check_starts(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    report = check(cp.diamond, "argo", workdir="rel")
+    mine = {d: get_run_db(str(tmp_path / "rel" / d)) for d in ("rundb", "local-db")}
+    started = time.perf_counter()
+    report = check(cp.diamond, workdir="rel")  # the target defaults to argo
+    took = time.perf_counter() - started
+    for db in mine.values():  # the check opened its own connections: ours stay open
+        assert db.list_runs()
+        db.close()
     assert report.ok, report.summary()
+    assert report.target == "argo"
+    assert 0 < report.seconds < took  # the compiled run's share of the check
     assert (tmp_path / "rel" / "argo").is_dir()
     assert not (tmp_path / "rel" / "argo" / "rel").exists()
+    # both runs' records stay in the workdir, and the check closed its DBs without caching them
+    for db_dir, kinds in (("rundb", 4), ("local-db", 4)):
+        db = get_run_db(str(tmp_path / "rel" / db_dir))
+        try:
+            steps = [r for r in db.list_runs(iter=True) if r["metadata"]["name"] != "diamond"]
+            assert len(steps) == kinds, (db_dir, steps)
+        finally:
+            db.close()
+
+
+def test_the_image_given_to_the_check_is_the_one_compiled(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOWLET_IMAGE", raising=False)
+    with pytest.raises(CompileError, match="step 'make' has no container image"):
+        check(cp.imageless, "argo", workdir=str(tmp_path / "none"))
+    report = check(cp.imageless, "argo", image="example.com/given:1", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert [p.node for p in report.pods] == ["make", "count"]
+
+
+def test_an_exit_handler_from_a_package_elsewhere_is_importable_in_its_container(
+        tmp_path, monkeypatch):
+    # the containers import each step's module from its root: here a package's parent folder
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "check_exit_root"))
+    from checkexit.handlers import farewell
+
+    @pipeline(image=cp.IMAGE, on_exit=farewell)
+    def farewelled(rows: int = 2):
+        cp.make(rows=rows)
+
+    report = check(farewelled, "argo", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert _pod(report, "farewell").results == {"final": "completed"}
+
+
+def test_a_step_from_a_notebook_checks_with_steps_from_modules(tmp_path, monkeypatch):
+    # a notebook's __main__ has no file: its step travels pickled, the next by its module's root
+    monkeypatch.delattr(sys.modules["__main__"], "__file__", raising=False)
+
+    def rows() -> dict:
+        return {"rows": 3}
+
+    rows.__module__ = "__main__"
+    first = step(rows)
+
+    @pipeline(image=cp.IMAGE)
+    def notebook():
+        cp.make(rows=first().results["rows"])
+
+    report = check(notebook, "argo", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert [p.node for p in report.pods] == ["rows", "make"]
+
+
+def test_the_callers_pythonpath_reaches_the_containers(tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "check_library.py").write_text("VALUE = 7\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(lib), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.syspath_prepend(str(lib))  # the local run imports it too
+    report = check(cp.uses_library, "argo", workdir=str(tmp_path / "w"))
+    assert report.ok, report.summary()
+    assert _pod(report, "from_library").results == {"value": 7}
+
+
+def test_an_unknown_parameter_is_refused_naming_it(tmp_path):
+    with pytest.raises(CompileError, match=r"pipeline 'diamond' has no parameter\(s\) \['nope'\]"):
+        check(cp.diamond, "argo", params={"nope": 1}, workdir=str(tmp_path))
+
+
+def test_summary_says_the_verdict_and_lists_every_difference():
+    agreed = CheckReport("kfp", "Succeeded", [], {})
+    assert agreed.ok and agreed.complete
+    assert agreed.summary() == "kfp: 0 container run(s), workflow Succeeded; matches the local run"
+    partial = CheckReport("argo", "Succeeded", [], {}, unverified=["memoization", "back-off"])
+    assert partial.ok and not partial.complete
+    assert partial.summary().splitlines() == [
+        "argo: 0 container run(s), workflow Succeeded; matches the local run in what could be "
+        "run here (2 thing(s) not)",
+        "  (not reproduced here: memoization)",
+        "  (not reproduced here: back-off)",
+    ]
+    differing = CheckReport("argo", "Failed", [], {}, differences=["one", "two"],
+                            unverified=["memoization"])
+    assert not differing.ok
+    assert differing.summary() == (
+        "argo: 0 container run(s), workflow Failed; differs from the local run\n"
+        "  - one\n  - two\n  (not reproduced here: memoization)"
+    )
+
+
+def test_a_step_that_gives_another_result_each_run_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the check's own temp dir: here
+    report = check(cp.unrepeatable, "argo")
+    assert list(tmp_path.glob("mlflowlet-check-*")) == []  # removed when the check is done
+    assert f"{tmp_path}{os.sep}mlflowlet-check-" in str(report.differences)  # the step's cwd
+    assert not report.ok
+    lines = report.summary().splitlines()
+    assert lines[0] == "argo: 1 container run(s), workflow Succeeded; differs from the local run"
+    assert [line for line in lines[1:] if "step 'process_id': results" in line], lines
+    assert lines[1:] == [f"  - {d}" for d in report.differences]
+
+
+def test_a_container_past_the_time_limit_fails_the_check(tmp_path):
+    # no python process starts, imports mlflowlet and runs a step within a millisecond
+    report = check(cp.diamond, "argo", workdir=str(tmp_path), timeout=0.001)
+    assert report.status == "Failed" and not report.ok
+    assert any("step 'make': local run completed, compiled run" in d
+               for d in report.differences), report.differences
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_run_compiled_stops_a_container_at_its_time_limit(target, tmp_path):
+    status, pods, _states, _shape = run_compiled(
+        compile(cp.never_ends, target), target, str(tmp_path), env=_ENV, timeout=1)
+    assert status == "Failed"
+    assert [p.node for p in pods] == ["endless"] and not pods[0].ok
+
+
+def test_run_compiled_takes_parameters_and_secret_values(tmp_path):
+    status, _pods, states, _shape = run_compiled(
+        compile(cp.gated, "argo"), "argo", str(tmp_path / "gated"), params={"threshold": 2.0},
+        env=_ENV)
+    assert status == "Succeeded" and states["deploy"] == "skipped"
+    doc = compile(cp.secured, "argo", secrets={"DB_PASSWORD": "db-creds:password"})
+    _status, pods, _states, _shape = run_compiled(
+        doc, "argo", str(tmp_path / "secured"), env=_ENV,
+        secrets={"db-creds": {"password": "pw"}})
+    assert pods[0].results == {"has_secret": True, "name": "db"}
+
+
+def test_why_the_engine_failed_a_step_is_in_its_difference(tmp_path):
+    doc = compile(cp.diamond, "argo")
+    join = next(t for t in doc["spec"]["templates"][0]["dag"]["tasks"] if t["name"] == "join")
+    join["when"] = "{{tasks.nowhere.outputs.parameters.x}} == 1"
+    with _session(cp.diamond, "argo", tmp_path, doc) as session:
+        found = session.differences()
+        why = session.report.messages["join"]
+    assert why and any(d.startswith("step 'join': local run completed, compiled run ")
+                       and d.endswith(f" ({why})") for d in found), found

@@ -40,7 +40,7 @@ def test_compile_prints_kfp_yaml_to_stdout(capsys):
 def test_compile_check_runs_the_compiled_workflow(capsys):
     code, out, err = cli(capsys, "compile", f"{cp.__file__}:diamond", "-t", "argo", "--check")
     assert code == 0, err
-    assert "4 container run(s), workflow Succeeded; matches the local run" in out
+    assert "argo: 4 container run(s), workflow Succeeded; matches the local run" in out
 
 
 def test_unknown_target_exits_1_listing_targets(capsys):

@@ -9,8 +9,11 @@ tasks are the body's steps (no fan-out of their own) and its nested loops. A loo
 ``parallel=N`` runs through a wrapper DAG template whose ``parallelism: N`` bounds the items
 running at once (Argo's ``parallelism`` counts a template's running children).
 
+A ``with condition(...)`` block opened in the body is the body task's ``when`` (a result of a
+step outside the loop that it reads comes in as an ``ext-N`` input parameter too).
+
 Refused at compile time (one line naming the construct and the target): artifacts crossing
-into a loop body, collecting a body step's results, and conditions inside a loop.
+into a loop body, collecting a body step's results, and a condition block around a map.
 """
 
 from __future__ import annotations
@@ -63,6 +66,15 @@ class _Scoped:
         return getattr(self._dag, name)
 
 
+def _outside_operands(node: Any, level: set[str]) -> list[Any]:
+    """Results of steps not in ``level`` that the body ``when`` of ``node`` reads."""
+    from ..pipelines.refs import OutputRef
+
+    conds = [b.condition for b in node.blocks if b.loop is not None]
+    refs = [o for c in conds for o in c.operands() if isinstance(o, OutputRef)]
+    return [r for r in refs if r.node not in level]
+
+
 class ArgoLoops:
     """Builds the main DAG's tasks and the loop templates (see the module docstring)."""
 
@@ -103,10 +115,11 @@ class ArgoLoops:
         node = st.node
         inner = self.loop_of(st.node)
         where = f"step {st.name!r} ({node.call_site})"
-        if inner is not None and node.blocks:
+        if inner is not None and any(b.loop is not inner for b in node.blocks):
             raise CompileError(
-                f"{where} is in a mapped sub-pipeline under a condition: Argo target does not "
-                "compile a condition with a sub-pipeline map yet; move the condition into a step"
+                f"{where} is in a loop under a condition opened around the loop: Argo target "
+                "does not compile a condition around a loop template yet; open the condition "
+                "inside the sub-pipeline (or drop parallel=)"
             )
         for src in [*st.params.values(), *st.artifacts_in.values()]:
             producer = self.dag.node(src.node) if src.node else None
@@ -168,6 +181,11 @@ class ArgoLoops:
                 p.value = ITEM
             elif src is not None and src.kind == "result" and src.node not in level:
                 p.value = "{{inputs.parameters." + ext[(src.node, src.key, "json")] + "}}"
+        for ref in _outside_operands(st.node, level):  # a body `when` reading an outer result
+            outer = "{{tasks." + self.labels[ref.node] + ".outputs.parameters."
+            outer += result_output(ref.key, "cond") + "}}"
+            inner = "{{inputs.parameters." + ext[(ref.node, ref.key, "cond")] + "}}"
+            task.when = task.when.replace(outer, inner)
         return task
 
     def _external(self, loop: Any) -> list[tuple[str, str, str]]:
@@ -181,6 +199,9 @@ class ArgoLoops:
             for src in st.params.values():
                 if src.kind == "result" and not self.inside(self.dag.node(src.node), loop):
                     found.append((src.node, src.key, "json"))
+            for ref in _outside_operands(st.node, set()):
+                if not self.inside(self.dag.node(ref.node), loop):
+                    found.append((ref.node, ref.key, "cond"))
             for each in self.loop_of(st.node).chain():
                 items = each.items
                 if each is not loop and loop in each.chain() and isinstance(items, OutputRef):

@@ -4,8 +4,9 @@
 runs once per item; here each such call runs the template's tasks in dependency order by the
 same rules as ``main`` (:class:`~._local_argo.ArgoLocalRunner`), with the call's arguments as
 ``{{inputs.parameters.*}}`` and the body's own ``{{tasks.*}}`` scope, then the template's phase
-by Argo's leaf rule. A body pod's iteration is its step's item count so far (items run in
-order here; nested items outer-major, as the local run numbers them).
+by Argo's leaf rule. A body pod's iteration is its item's 1-based position (nested items
+outer-major), as the local run numbers them, so an item whose ``when`` skipped a step leaves its
+number out there too.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ _INPUT = re.compile(r"^\{\{inputs\.parameters\.([^}]+)\}\}$")
 
 
 def run_body(
-    runner: Any, template: dict[str, Any], values: dict[str, str], raw: dict[str, str]
+    runner: Any,
+    template: dict[str, Any],
+    values: dict[str, str],
+    raw: dict[str, str],
+    place: tuple[int, int],
 ) -> bool:
     """Run one call of DAG ``template`` with input parameters ``values``; True if it succeeded.
 
     ``raw`` holds the call's arguments before substitution: lineage follows a body input back
-    to the step output it came from (:func:`unalias`).
+    to the step output it came from (:func:`unalias`). ``place``: (item, items) of the call.
     """
     runner.aliases.append(raw)
+    runner.places.append(place)
     saved_scope, saved_phase = runner.scope, runner.phase
     runner.scope = {**saved_scope, **{f"inputs.parameters.{k}": v for k, v in values.items()}}
     runner.phase = {}
@@ -41,6 +47,7 @@ def run_body(
         runner.scope, runner.phase = saved_scope, saved_phase
         runner.looping -= 1
         runner.aliases.pop()
+        runner.places.pop()
 
 
 def unalias(runner: Any, raw: str) -> str:
@@ -56,8 +63,11 @@ def unalias(runner: Any, raw: str) -> str:
 def number(runner: Any, pod: Any) -> None:
     """Give a pod inside a loop body its item number (see the module docstring)."""
     if runner.looping:
-        runner.counts[pod.node] = runner.counts.get(pod.node, 0) + 1
-        pod.iteration = runner.counts[pod.node]
+        flat = 0
+        for item, items in runner.places:
+            if item:  # 0: a call once, not per item (the wrapper bounding a loop's parallelism)
+                flat = flat * items + item - 1
+        pod.iteration = flat + 1
 
 
 def body_steps(runner: Any, name: str) -> list[str]:

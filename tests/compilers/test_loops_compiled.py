@@ -149,3 +149,55 @@ def test_a_failure_a_body_handles_ends_the_workflow_as_locally(name, status, tmp
     assert report.status == status
     with pytest.raises(CompileError, match="status-conditioned step cannot be expressed on KFP"):
         compile(getattr(lp, name), "kfp")
+
+
+def test_argo_compiles_a_condition_in_the_body_to_when_in_its_dag_template():
+    templates = _argo(lp.conditional_body)
+    loop = _tasks(templates["main"])["even-body-loop-1"]
+    ext = {p["name"]: p["value"] for p in loop["arguments"]["parameters"]}["ext-1"]
+    assert ext == "{{tasks.cap.outputs.parameters.return__if}}"  # cap's result, into the body
+    steps = _tasks(templates["even-body-loop-1"])
+    assert steps["half"]["when"] == "{{tasks.parity.outputs.parameters.return__if}} == 'even'"
+    assert steps["shout"]["when"] == (
+        "{{tasks.parity.outputs.parameters.return__if}} == 'even' && "
+        "{{tasks.half.outputs.parameters.return__if}} < {{inputs.parameters.ext-1}}"
+    )
+    assert steps["shout-2"]["when"] == "'{{workflow.parameters.mode}}' == 'loud'"
+    assert "when" not in steps["parity"]
+
+
+def test_kfp_compiles_a_condition_in_the_body_to_dsl_if_inside_the_parallelfor(tmp_path):
+    spec = _kfp(lp.conditional_body, tmp_path)
+    loop = next(t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t)
+    body = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    groups = {n: t for n, t in body.items() if "triggerPolicy" in t}
+    assert "parity" in body and len(groups) == 2  # half's block and shout-2's, per item
+    conds = sorted(t["triggerPolicy"]["condition"] for t in groups.values())
+    assert any("parity" in c and "even" in c for c in conds), conds
+    comps = spec["components"]
+    inner = [comps[t["componentRef"]["name"]]["dag"]["tasks"] for t in groups.values()]
+    assert sorted(len(ts) for ts in inner) == [1, 2] and any("shout-2" in ts for ts in inner)
+    half = next(ts for ts in inner if "half" in ts)  # the nested block: inside half's group
+    nested = next(t for n, t in half.items() if n != "half")
+    assert set(comps[nested["componentRef"]["name"]]["dag"]["tasks"]) == {"shout"}
+
+
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+def test_a_condition_around_a_sub_pipeline_map_is_refused(target):
+    name = "Argo" if target == "argo" else "KFP"
+    with pytest.raises(CompileError, match=f"condition .*around.* {name} target"):
+        compile(lp.condition_around_loop, target)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+@pytest.mark.parametrize("mode", ["loud", "quiet"])
+def test_a_condition_in_the_body_runs_compiled_as_locally(target, mode, tmp_path):
+    report = check(lp.conditional_body, target, params={"mode": mode}, workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    items = {}
+    for pod in report.pods:
+        items.setdefault(pod.node, []).append((pod.iteration, pod.results.get("return")))
+    assert sorted(items["half"]) == [(2, 1), (4, 2), (5, 3)]  # items 2, 4, 6: each its own
+    assert sorted(items["shout"]) == [(2, "EVEN"), (4, "EVEN")]
+    assert len(items.get("shout-2", [])) == (5 if mode == "loud" else 0)

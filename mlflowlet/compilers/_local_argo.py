@@ -33,7 +33,15 @@ from .._wire import digest
 from ..errors import CompileError
 from ._argo_expr import CACHE_KEY, ExprError, eval_depends, eval_when, memoize_key
 from ._container_step import plain_config, plain_run
-from ._local_argo_dag import body_steps, dag_phase, number, run_body, toposort, unalias
+from ._local_argo_dag import (
+    body_steps,
+    dag_phase,
+    number,
+    run_body,
+    toposort,
+    unalias,
+    unoutput,
+)
 from ._runs import LocalRunner, PodRun
 from ._workflow import RETRIES_MARK, workflow_scope
 
@@ -291,7 +299,10 @@ class ArgoLocalRunner(LocalRunner):
             if "dag" in template:  # a mapped sub-pipeline's body, once per item
                 raw = {p["name"]: p["value"] for p in args.get("parameters", [])}
                 raw["item"] = task.get("withParam", raw.get("item", ""))  # the item's list
-                ok = run_body(self, template, values, raw, (iteration, len(runs))) and ok
+                body_ok, outs = run_body(self, template, values, raw, (iteration, len(runs)))
+                ok = ok and body_ok
+                if body_ok:
+                    outputs.append(outs)
                 continue
             pod = self._run_pod(name, template, values, arts, iteration=iteration)
             ok = ok and pod.ok
@@ -314,7 +325,10 @@ class ArgoLocalRunner(LocalRunner):
     def _lineage_for(
         self, task: dict[str, Any], raw: str, param: str, artifact: bool = False
     ) -> None:
-        match = (_TASK_ART if artifact else _TASK_PARAM).match(unalias(self, raw or ""))
+        raw = unalias(self, raw or "")
+        match = (_TASK_ART if artifact else _TASK_PARAM).match(
+            raw if artifact else unoutput(self, raw)
+        )
         if match:
             rec = {"producer": match.group(1), "output": match.group(2), "param": param}
             if self.looping and rec["producer"] in self.phase:  # this item's own producer

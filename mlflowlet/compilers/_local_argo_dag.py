@@ -26,11 +26,15 @@ def run_body(
     values: dict[str, str],
     raw: dict[str, str],
     place: tuple[int, int],
-) -> bool:
-    """Run one call of DAG ``template`` with input parameters ``values``; True if it succeeded.
+) -> tuple[bool, dict[str, str]]:
+    """Run one call of DAG ``template`` with input parameters ``values``.
 
     ``raw`` holds the call's arguments before substitution: lineage follows a body input back
     to the step output it came from (:func:`unalias`). ``place``: (item, items) of the call.
+
+    Returns:
+        Whether it succeeded, and its output parameters (``valueFrom.parameter`` in its scope,
+        else the ``default``; one that resolves to neither is left out).
     """
     runner.aliases.append(raw)
     runner.places.append(place)
@@ -42,7 +46,17 @@ def run_body(
         tasks = template["dag"]["tasks"]
         for task in toposort(tasks):
             runner.phase[task["name"]] = runner._task(task)
-        return dag_phase(tasks, runner.phase) == "Succeeded"
+        from ._local_argo import substitute
+
+        outputs: dict[str, str] = {}
+        for p in template.get("outputs", {}).get("parameters", []):
+            source = p["valueFrom"]
+            try:
+                outputs[p["name"]] = substitute(source["parameter"], runner.scope, template["name"])
+            except CompileError:
+                if source.get("default") is not None:
+                    outputs[p["name"]] = source["default"]
+        return dag_phase(tasks, runner.phase) == "Succeeded", outputs
     finally:
         runner.scope, runner.phase = saved_scope, saved_phase
         runner.looping -= 1
@@ -57,6 +71,31 @@ def unalias(runner: Any, raw: str) -> str:
         if match is None:
             break
         raw = aliases.get(match.group(1), raw)
+    return raw
+
+
+_OUTPUT = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.parameters\.([^}]+)\}\}$")
+
+
+def unoutput(runner: Any, raw: str) -> str:
+    """Follow a DAG template's output parameter in to the step output it comes from."""
+    for _ in range(len(runner.templates)):
+        match = _OUTPUT.match(raw)
+        if match is None:
+            break
+        task, name = match.groups()
+        found = [
+            p["valueFrom"]["parameter"]
+            for tpl in runner.templates.values()
+            for t in tpl.get("dag", {}).get("tasks", [])
+            if t["name"] == task
+            for p in runner.templates[t["template"]].get("outputs", {}).get("parameters", [])
+            if p["name"] == name and "parameter" in p.get("valueFrom", {})
+        ]
+        nxt = next((f for f in found if f != raw), None)  # a wrapper's task has the same name
+        if nxt is None:
+            break
+        raw = nxt
     return raw
 
 

@@ -86,7 +86,7 @@ def nested(outers: list[str] = ["a", "b"], letters: list[str] = ["x", "y", "z"])
 
 @pipeline(image=IMAGE)
 def bounded_collected():
-    """A bounded step map whose results are collected: Argo refuses."""
+    """A bounded step map whose results are collected (Argo: the loop templates' outputs)."""
     s = shout.map(items=["a", "b"], text=item, parallel=1)
     count(values=collect(s.output))
 
@@ -173,3 +173,10 @@ def conditional_body(mode: str = "loud"):
 def condition_around_loop(go: str = "yes"):
     with condition(go == "yes"):
         body.map(items=[{"a": "x", "b": "y"}], a=item.a, b=item.b)
+
+
+@pipeline(image=IMAGE)
+def bounded_ordered():
+    """A step ordered after a bounded step map: Argo refuses."""
+    s = shout.map(items=["a", "b"], text=item, parallel=1)
+    suffix().after(s)

@@ -106,15 +106,40 @@ def test_kfp_nests_the_inner_parallelfor(tmp_path):
     assert "pair" in spec["components"][nested["componentRef"]["name"]]["dag"]["tasks"]
 
 
-def test_argo_refuses_a_bounded_map_whose_results_are_collected():
-    with pytest.raises(CompileError, match=r"step 'shout' .*parallel=1 .*Argo target"):
-        compile(lp.bounded_collected, "argo")
+def test_argo_carries_a_bounded_maps_collected_results_out_of_its_loop_templates():
+    templates = _argo(lp.bounded_collected)
+    main = _tasks(templates["main"])
+    count = main["count"]  # reads and waits for the loop task, not the step inside it
+    assert count["depends"] == "(shout-loop.Succeeded || shout-loop.Skipped)"
+    assert count["arguments"]["parameters"] == [
+        {"name": "values", "value": "{{tasks.shout-loop.outputs.parameters.return}}"}
+    ]
+    wrapper, body = templates["shout-loop-for"], templates["shout-loop"]
+    assert wrapper["outputs"]["parameters"] == [  # aggregated over the items; [] for none
+        {
+            "name": "return",
+            "valueFrom": {
+                "parameter": "{{tasks.shout-loop.outputs.parameters.return}}",
+                "default": "[]",
+            },
+        }
+    ]
+    assert body["outputs"]["parameters"] == [
+        {"name": "return", "valueFrom": {"parameter": "{{tasks.shout.outputs.parameters.return}}"}}
+    ]
     compile(lp.bounded_collected, "kfp")  # KFP carries ParallelFor(parallelism=1) + Collected
+
+
+def test_argo_refuses_a_step_ordered_after_a_bounded_map():
+    with pytest.raises(CompileError, match=r"parallel=1 and suffix depends on it: Argo target"):
+        compile(lp.bounded_ordered, "argo")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["argo", "kfp"])
-@pytest.mark.parametrize("name", ["static", "over_result", "nested", "one_bad"])
+@pytest.mark.parametrize(
+    "name", ["static", "over_result", "nested", "one_bad", "bounded_collected"]
+)
 def test_compiled_loops_match_the_local_run(name, target, tmp_path):
     pipe = getattr(lp, name)
     report = check(pipe, target, workdir=str(tmp_path))
@@ -128,6 +153,8 @@ def test_compiled_loops_match_the_local_run(name, target, tmp_path):
         assert sorted(items["shout"]) == [(1, "OK")]
     elif name == "static":
         assert sorted(items["shout-2"]) == [(1, "12"), (2, "1020")]
+    elif name == "bounded_collected":
+        assert sorted(items["shout"]) == [(1, "A"), (2, "B")] and items["count"] == [(0, 2)]
     elif name == "over_result":
         assert sorted(items["shout"]) == [(1, "X!"), (2, "P!")]
     else:  # outer-major: (A, x) (A, y) (A, z) (B, x) ...

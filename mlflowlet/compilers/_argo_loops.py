@@ -24,14 +24,18 @@ a condition block around a map.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
 from ._naming import dns1123
 from ._plan import Plan, StepPlan, result_output
 
+if TYPE_CHECKING:
+    from ..pipelines._items import Loop
+    from ..pipelines.graph import Node, PipelineGraph
 
-def _collects(dag: Any, producer: str, consumer: str) -> bool:
+
+def _collects(dag: PipelineGraph, producer: str, consumer: str) -> bool:
     """Whether ``consumer``, mapped by nothing, only collects results of ``producer``."""
     kinds = {e.kind for e in dag.edges_between(producer, consumer)}
     return kinds == {"collect"} and dag.node(consumer).map is None
@@ -80,7 +84,7 @@ class _Scoped:
         return getattr(self._dag, name)
 
 
-def _outside_operands(node: Any, level: set[str]) -> list[Any]:
+def _outside_operands(node: Node, level: set[str]) -> list[Any]:
     """Results of steps not in ``level`` that the body ``when`` of ``node`` reads."""
     from ..pipelines.refs import OutputRef
 
@@ -188,8 +192,14 @@ class ArgoLoops:
 
     def _step_task(self, st: StepPlan, loop: Any, ext: dict, level: set[str]) -> Any:
         task = self.build_task(st, self.labels, self.plan, _Scoped(self.dag, level))
-        if loop is None:
-            return self._collecting(st, task)
+        if loop is None:  # a step collecting a bounded map's results: reads its loop task
+            for up in [u for u in self.dag.upstream(st.name) if u in self.solo]:
+                step, outer = self.labels[up], self.loop_labels[self.solo[up]]
+                for p in (task.arguments.parameters if task.arguments else None) or []:
+                    p.value = p.value.replace("{{tasks." + step + ".", "{{tasks." + outer + ".")
+                part = f"({outer}.Succeeded || {outer}.Skipped)"
+                task.depends = f"{task.depends} && {part}" if task.depends else part
+            return task
         task.with_param = task.with_items = None  # the loop task fans out, once per item
         for p in (task.arguments.parameters if task.arguments else None) or []:
             src = st.params.get(p.name)
@@ -204,25 +214,13 @@ class ArgoLoops:
             task.when = task.when.replace(outer, inner)
         return task
 
-    def _collected(self, loop: Any) -> list[tuple[str, str]]:
+    def _collected(self, loop: Loop) -> list[tuple[str, str]]:
         """Return ``(step label, output name)`` of the results collected out of solo ``loop``."""
         found = []
         for st in self.plan.steps:
             if self.solo.get(st.name) is loop:
                 found += [(st.label, n) for _k, use, n in st.result_outputs() if use == "item"]
         return found
-
-    def _collecting(self, st: StepPlan, task: Any) -> Any:
-        """Point a main-level step collecting a bounded map's results at its loop task."""
-        for up in self.dag.upstream(st.name):
-            if up not in self.solo:
-                continue
-            step, loop = self.labels[up], self.loop_labels[self.solo[up]]
-            for p in (task.arguments.parameters if task.arguments else None) or []:
-                p.value = p.value.replace("{{tasks." + step + ".", "{{tasks." + loop + ".")
-            part = f"({loop}.Succeeded || {loop}.Skipped)"
-            task.depends = f"{task.depends} && {part}" if task.depends else part
-        return task
 
     def _external(self, loop: Any) -> list[tuple[str, str, str]]:
         """Results from outside ``loop`` that its steps (nested ones too) or nested loops read."""

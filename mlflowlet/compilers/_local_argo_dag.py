@@ -12,10 +12,13 @@ number out there too.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
 from ._argo_expr import depends_tasks
+
+if TYPE_CHECKING:
+    from ._local_argo import ArgoLocalRunner
 
 _INPUT = re.compile(r"^\{\{inputs\.parameters\.([^}]+)\}\}$")
 
@@ -77,7 +80,7 @@ def unalias(runner: Any, raw: str) -> str:
 _OUTPUT = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.parameters\.([^}]+)\}\}$")
 
 
-def unoutput(runner: Any, raw: str) -> str:
+def unoutput(runner: ArgoLocalRunner, raw: str) -> str:
     """Follow a DAG template's output parameter in to the step output it comes from."""
     for _ in range(len(runner.templates)):
         match = _OUTPUT.match(raw)

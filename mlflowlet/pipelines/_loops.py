@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
 from ..model import RunObject, new_uid, now_iso
@@ -29,6 +29,9 @@ from ._items import Loop, field_values
 from ._status import item_failed, status_gate
 from ._stepexec import StepCall, execute, last_line
 from .refs import OutputRef
+
+if TYPE_CHECKING:
+    from .graph import Node
 
 
 def top_loop(node: Any) -> Loop | None:
@@ -157,7 +160,7 @@ class _LoopRun:
             return str(exc)
         return ""
 
-    def _per_item(self, node: Any) -> bool:
+    def _per_item(self, node: Node) -> bool:
         """Whether ``node``'s condition reads a body step (each item decides for itself)."""
         cond = node.condition
         return cond is not None and any(

@@ -55,7 +55,7 @@ def _item_runtime(retries: int, delay: float) -> Any:
     from ..runtimes.local import LocalRuntime
 
     class ItemRetries(LocalRuntime):
-        def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
+        def _execute(self, run: RunObject, handler: object, db: RunDB) -> RunObject:
             for attempt in range(1, retries + 2):
                 one = run.model_copy(deep=True)
                 one.metadata.labels["attempt"] = str(attempt)

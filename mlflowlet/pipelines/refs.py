@@ -21,9 +21,12 @@ import json
 import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
+
+if TYPE_CHECKING:
+    from ._items import Loop
 
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -348,7 +351,9 @@ class ConditionBlock:
 
     __slots__ = ("index", "condition", "site", "loop")
 
-    def __init__(self, index: int, condition: Condition, site: str, loop: Any = None) -> None:
+    def __init__(
+        self, index: int, condition: Condition, site: str, loop: Loop | None = None
+    ) -> None:
         self.index, self.condition, self.site, self.loop = index, condition, site, loop
 
     def __repr__(self) -> str:

@@ -9,18 +9,36 @@ tasks are the body's steps (no fan-out of their own) and its nested loops. A loo
 ``parallel=N`` runs through a wrapper DAG template whose ``parallelism: N`` bounds the items
 running at once (Argo's ``parallelism`` counts a template's running children).
 
+A ``with condition(...)`` block opened in the body is the body task's ``when`` (a result of a
+step outside the loop that it reads comes in as an ``ext-N`` input parameter too).
+
+A bounded ``step.map(..., parallel=N)`` whose results a step outside any map collects: the
+loop's templates declare them as outputs (the wrapper's aggregated over the items, ``[]`` for
+none) and the collecting step reads and waits for the loop task.
+
 Refused at compile time (one line naming the construct and the target): artifacts crossing
-into a loop body, collecting a body step's results, and conditions inside a loop.
+into a loop body, collecting a body step's results, anything else following a bounded map, and
+a condition block around a map.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
 from ._naming import dns1123
 from ._plan import Plan, StepPlan, result_output
+
+if TYPE_CHECKING:
+    from ..pipelines._items import Loop
+    from ..pipelines.graph import Node, PipelineGraph
+
+
+def _collects(dag: PipelineGraph, producer: str, consumer: str) -> bool:
+    """Whether ``consumer``, mapped by nothing, only collects results of ``producer``."""
+    kinds = {e.kind for e in dag.edges_between(producer, consumer)}
+    return kinds == {"collect"} and dag.node(consumer).map is None
 
 
 def _bounded(node: Any) -> bool:
@@ -30,19 +48,22 @@ def _bounded(node: Any) -> bool:
 def solo_loop(st: StepPlan, dag: Any, plan: Plan) -> Any:
     """Return the one-step loop that bounds a ``step.map(..., parallel=N)`` on Argo.
 
+    Its results leave the loop to a step outside any map that collects them (the loop
+    templates declare them as outputs, aggregated over the items).
+
     Raises:
-        CompileError: something reads or waits for the step (a loop body's outputs do not
-            leave it on this target yet).
+        CompileError: something else reads or waits for the step.
     """
     from ..pipelines._items import Loop
 
-    readers = list(dag.downstream(st.name))
+    readers = [d for d in dag.downstream(st.name) if not _collects(dag, st.name, d)]
     readers += [f"pipeline output {k!r}" for k, src in plan.outputs.items() if src.node == st.name]
     if readers:
         raise CompileError(
             f"step {st.name!r} ({st.node.call_site}) maps with parallel={st.node.map.parallel} "
             f"and {readers[0]} depends on it: Argo target bounds a map's parallelism in a loop "
-            "template, whose outputs do not leave it yet; drop parallel= or the dependency"
+            "template, which only a step collecting its results may follow yet; drop parallel= "
+            "or the dependency"
         )
     return Loop(f"{st.name}-loop", st.node.map.items, st.node.map.parallel)
 
@@ -61,6 +82,15 @@ class _Scoped:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._dag, name)
+
+
+def _outside_operands(node: Node, level: set[str]) -> list[Any]:
+    """Results of steps not in ``level`` that the body ``when`` of ``node`` reads."""
+    from ..pipelines.refs import OutputRef
+
+    conds = [b.condition for b in node.blocks if b.loop is not None]
+    refs = [o for c in conds for o in c.operands() if isinstance(o, OutputRef)]
+    return [r for r in refs if r.node not in level]
 
 
 class ArgoLoops:
@@ -103,22 +133,25 @@ class ArgoLoops:
         node = st.node
         inner = self.loop_of(st.node)
         where = f"step {st.name!r} ({node.call_site})"
-        if inner is not None and node.blocks:
+        if inner is not None and any(b.loop is not inner for b in node.blocks):
             raise CompileError(
-                f"{where} is in a mapped sub-pipeline under a condition: Argo target does not "
-                "compile a condition with a sub-pipeline map yet; move the condition into a step"
+                f"{where} is in a loop under a condition opened around the loop: Argo target "
+                "does not compile a condition around a loop template yet; open the condition "
+                "inside the sub-pipeline (or drop parallel=)"
             )
         for src in [*st.params.values(), *st.artifacts_in.values()]:
             producer = self.dag.node(src.node) if src.node else None
             if producer is None or self.loop_of(producer) is None:
                 continue
-            if src.kind == "collect":
+            if src.kind == "collect" and src.node not in self.solo:
                 raise CompileError(
                     f"{where} collects results of step {src.node!r} of a mapped sub-pipeline: "
                     "Argo target does not carry a loop body's outputs yet"
                 )
         for up in self.dag.upstream(st.name):
             own = self.loop_of(self.dag.node(up))
+            if up in self.solo and _collects(self.dag, up, st.name):
+                continue  # a bounded map's results, collected: the loop template's outputs
             if own is not None and (inner is None or own not in inner.chain()):
                 raise CompileError(
                     f"{where} depends on step {up!r} inside a mapped sub-pipeline it is not in: "
@@ -159,7 +192,13 @@ class ArgoLoops:
 
     def _step_task(self, st: StepPlan, loop: Any, ext: dict, level: set[str]) -> Any:
         task = self.build_task(st, self.labels, self.plan, _Scoped(self.dag, level))
-        if loop is None:
+        if loop is None:  # a step collecting a bounded map's results: reads its loop task
+            for up in [u for u in self.dag.upstream(st.name) if u in self.solo]:
+                step, outer = self.labels[up], self.loop_labels[self.solo[up]]
+                for p in (task.arguments.parameters if task.arguments else None) or []:
+                    p.value = p.value.replace("{{tasks." + step + ".", "{{tasks." + outer + ".")
+                part = f"({outer}.Succeeded || {outer}.Skipped)"
+                task.depends = f"{task.depends} && {part}" if task.depends else part
             return task
         task.with_param = task.with_items = None  # the loop task fans out, once per item
         for p in (task.arguments.parameters if task.arguments else None) or []:
@@ -168,7 +207,20 @@ class ArgoLoops:
                 p.value = ITEM
             elif src is not None and src.kind == "result" and src.node not in level:
                 p.value = "{{inputs.parameters." + ext[(src.node, src.key, "json")] + "}}"
+        for ref in _outside_operands(st.node, level):  # a body `when` reading an outer result
+            outer = "{{tasks." + self.labels[ref.node] + ".outputs.parameters."
+            outer += result_output(ref.key, "cond") + "}}"
+            inner = "{{inputs.parameters." + ext[(ref.node, ref.key, "cond")] + "}}"
+            task.when = task.when.replace(outer, inner)
         return task
+
+    def _collected(self, loop: Loop) -> list[tuple[str, str]]:
+        """Return ``(step label, output name)`` of the results collected out of solo ``loop``."""
+        found = []
+        for st in self.plan.steps:
+            if self.solo.get(st.name) is loop:
+                found += [(st.label, n) for _k, use, n in st.result_outputs() if use == "item"]
+        return found
 
     def _external(self, loop: Any) -> list[tuple[str, str, str]]:
         """Results from outside ``loop`` that its steps (nested ones too) or nested loops read."""
@@ -181,6 +233,9 @@ class ArgoLoops:
             for src in st.params.values():
                 if src.kind == "result" and not self.inside(self.dag.node(src.node), loop):
                     found.append((src.node, src.key, "json"))
+            for ref in _outside_operands(st.node, set()):
+                if not self.inside(self.dag.node(ref.node), loop):
+                    found.append((ref.node, ref.key, "cond"))
             for each in self.loop_of(st.node).chain():
                 items = each.items
                 if each is not loop and loop in each.chain() and isinstance(items, OutputRef):
@@ -203,10 +258,33 @@ class ArgoLoops:
         inner_ext = {key: f"ext-{i + 1}" for i, key in enumerate(self._external(loop))}
         body = self._level(loop, inner_ext)
         inputs = [m.Parameter(name="item")] + [m.Parameter(name=n) for n in inner_ext.values()]
+        collected = self._collected(loop)
+
+        def outputs(task: str, default: str | None) -> Any:
+            if not collected:
+                return None
+            return m.Outputs(
+                parameters=[
+                    m.Parameter(
+                        name=name,
+                        value_from=m.ValueFrom(
+                            parameter="{{tasks."
+                            + (task or step)
+                            + ".outputs.parameters."
+                            + name
+                            + "}}",
+                            default=default,
+                        ),
+                    )
+                    for step, name in collected
+                ]
+            )
+
         self.templates.append(
             m.Template(
                 name=label,
                 inputs=m.Inputs(parameters=inputs),
+                outputs=outputs("", None),  # the item's own result
                 dag=m.DAGTemplate(tasks=body, fail_fast=False),
             )
         )
@@ -226,6 +304,7 @@ class ArgoLoops:
                 m.Template(
                     name=f"{label}-for",
                     inputs=m.Inputs(parameters=decl) if decl else None,
+                    outputs=outputs(label, "[]"),  # aggregated over the items ([]: none)
                     parallelism=loop.parallel,
                     dag=m.DAGTemplate(
                         tasks=[

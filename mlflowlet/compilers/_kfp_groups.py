@@ -62,24 +62,22 @@ def group_tree(plan: Plan) -> Group:
     root = Group(None)
     groups: dict[Any, Group] = {}
     for st in plan.steps:
-        parent = root
-        for block in st.node.blocks:
-            if block.index not in groups:
-                groups[block.index] = Group(block)
-                parent.members.append(groups[block.index])
-            parent = groups[block.index]
         loop = st.node.map.loop if st.node.map is not None else None
-        if loop is not None and st.node.blocks:
+        if loop is not None and any(b.loop is not loop for b in st.node.blocks):
             raise CompileError(
-                f"step {st.name!r} ({st.node.call_site}) is in a mapped sub-pipeline and under "
-                "a condition: KFP target does not compile a condition with a sub-pipeline map "
-                "yet; move the condition into a step"
+                f"step {st.name!r} ({st.node.call_site}) is in a mapped sub-pipeline under "
+                "a condition around the map: KFP target does not compile a condition around a "
+                "sub-pipeline map yet; open the condition inside the sub-pipeline"
             )
-        for each in loop.chain() if loop is not None else ():
-            if each not in groups:
-                groups[each] = Group(None, loop=each)
-                parent.members.append(groups[each])
-            parent = groups[each]
+        # a block opened in the body nests in its loop's ParallelFor (each item decides)
+        scopes = [*(loop.chain() if loop is not None else ()), *st.node.blocks]
+        parent = root
+        for scope in scopes:
+            key = scope if loop is not None and scope in loop.chain() else scope.index
+            if key not in groups:
+                groups[key] = Group(None, loop=scope) if key is scope else Group(scope)
+                parent.members.append(groups[key])
+            parent = groups[key]
         parent.members.append(st)
     if groups:
         _order(root, {st.name: st for st in plan.steps})

@@ -30,13 +30,22 @@ class _IR:
                 if ref in self.dags:
                     self.caller[ref] = (dag_name, task)
 
+    def loops(self, dag_name: str) -> list[str]:
+        """Return the ParallelFor DAGs ``dag_name`` runs in (itself included), innermost first."""
+        out = []
+        while dag_name in self.caller:
+            if "parameterIterator" in self.caller[dag_name][1]:
+                out.append(dag_name)
+            dag_name = self.caller[dag_name][0]
+        return out
+
     def is_executor(self, task: dict[str, Any]) -> bool:
         return "executorLabel" in self.comps.get(task.get("componentRef", {}).get("name", ""), {})
 
     def producers(
         self, dag_name: str, spec: dict[str, Any], kind: str, fanned: bool = False
-    ) -> list[tuple[str, str, bool]]:
-        """Resolve one input spec to ``(producer display name, output key, through a loop)``."""
+    ) -> list[tuple[str, str, bool, str]]:
+        """Resolve one input spec to ``(producer name, output key, through a loop, its DAG)``."""
         out_key = "taskOutputParameter" if kind == "parameters" else "taskOutputArtifact"
         in_key = "componentInputParameter" if kind == "parameters" else "componentInputArtifact"
         if out_key in spec:
@@ -44,7 +53,7 @@ class _IR:
             key = ref.get("outputParameterKey") or ref.get("outputArtifactKey")
             task = self.dags[dag_name]["tasks"][ref["producerTask"]]
             if self.is_executor(task):
-                return [(task["taskInfo"]["name"], key, fanned)]
+                return [(task["taskInfo"]["name"], key, fanned, dag_name)]
             inner = task["componentRef"]["name"]
             outputs = self.dags[inner].get("outputs", {}).get(kind, {}).get(key, {})
             found = []
@@ -98,10 +107,13 @@ def kfp_lineage(
                 continue
             for kind in ("parameters", "artifacts"):
                 for param, given in task.get("inputs", {}).get(kind, {}).items():
-                    for producer, key, fanned in ir.producers(dag_name, given, kind):
+                    for producer, key, fanned, where in ir.producers(dag_name, given, kind):
+                        own = ir.loops(where)  # in the consumer's innermost loop: its item's
+                        same = not fanned and own and own[0] == next(iter(ir.loops(dag_name)), "")
+                        ran = {p.iteration for p in by_node.get(consumer, [])}
                         for pod in by_node.get(producer, []):
-                            if not pod.ok:  # a failed item's outputs reach no consumer
-                                continue
+                            if not pod.ok or (same and pod.iteration not in ran):
+                                continue  # a failed item's outputs reach no consumer
                             it = (
                                 pod.iteration
                                 if fanned

@@ -34,7 +34,15 @@ from .._wire import digest
 from ..errors import CompileError
 from ._argo_expr import CACHE_KEY, ExprError, eval_depends, eval_when, memoize_key
 from ._container_step import plain_config, plain_run
-from ._local_argo_dag import body_steps, dag_phase, number, run_body, toposort, unalias
+from ._local_argo_dag import (
+    body_steps,
+    dag_phase,
+    number,
+    run_body,
+    toposort,
+    unalias,
+    unoutput,
+)
 from ._runs import LocalRunner, PodRun
 from ._workflow import RETRIES_MARK, workflow_scope
 
@@ -119,7 +127,8 @@ class ArgoLocalRunner(LocalRunner):
         self.lineage: list[dict[str, Any]] = []
         self.outputs: dict[str, tuple[str, Any]] = {}  # the workflow's outputs
         self._count = 0
-        self.looping, self.counts, self.aliases = 0, dict[str, int](), list[dict[str, str]]()
+        self.looping, self.aliases = 0, list[dict[str, str]]()
+        self.places: list[tuple[int, int]] = []  # (item, items) of each open body call
 
     # workflow ----------------------------------------------------------------------------------
     def run(self) -> str:
@@ -270,8 +279,8 @@ class ArgoLocalRunner(LocalRunner):
         for rec in self.lineage:
             consumer = self._node(rec["template"])
             for pod in by_task.get(rec["producer"], []):
-                if not pod.ok:  # a failed item's outputs reach no consumer
-                    continue
+                if not pod.ok or rec.get("iteration", pod.iteration) != pod.iteration:
+                    continue  # a failed item's outputs reach no consumer; an item, its own
                 it = pod.iteration or pod.results.get("best_iteration", 0)
                 sha = pod.artifacts.get(rec["output"], "") if rec["artifact"] else ""
                 rows.add((pod.node, it, rec["output"], consumer, rec["param"], sha))
@@ -300,7 +309,10 @@ class ArgoLocalRunner(LocalRunner):
             if "dag" in template:  # a mapped sub-pipeline's body, once per item
                 raw = {p["name"]: p["value"] for p in args.get("parameters", [])}
                 raw["item"] = task.get("withParam", raw.get("item", ""))  # the item's list
-                ok = run_body(self, template, values, raw) and ok
+                body_ok, outs = run_body(self, template, values, raw, (iteration, len(runs)))
+                ok = ok and body_ok
+                if body_ok:
+                    outputs.append(outs)
                 continue
             pod = self._run_pod(name, template, values, arts, iteration=iteration)
             ok = ok and pod.ok
@@ -323,9 +335,15 @@ class ArgoLocalRunner(LocalRunner):
     def _lineage_for(
         self, task: dict[str, Any], raw: str, param: str, artifact: bool = False
     ) -> None:
-        match = (_TASK_ART if artifact else _TASK_PARAM).match(unalias(self, raw or ""))
+        raw = unalias(self, raw or "")
+        match = (_TASK_ART if artifact else _TASK_PARAM).match(
+            raw if artifact else unoutput(self, raw)
+        )
         if match:
             rec = {"producer": match.group(1), "output": match.group(2), "param": param}
+            if self.looping and rec["producer"] in self.phase:  # this item's own producer
+                pods = [p.iteration for p in self.pods if p.task == rec["producer"]]
+                rec["iteration"] = pods[-1] if pods else -1
             self.lineage.append({**rec, "template": task["template"], "artifact": artifact})
 
     def _artifact(self, ref: str, task: str) -> str:

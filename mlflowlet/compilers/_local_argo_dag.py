@@ -4,30 +4,43 @@
 runs once per item; here each such call runs the template's tasks in dependency order by the
 same rules as ``main`` (:class:`~._local_argo.ArgoLocalRunner`), with the call's arguments as
 ``{{inputs.parameters.*}}`` and the body's own ``{{tasks.*}}`` scope, then the template's phase
-by Argo's leaf rule. A body pod's iteration is its step's item count so far (items run in
-order here; nested items outer-major, as the local run numbers them).
+by Argo's leaf rule. A body pod's iteration is its item's 1-based position (nested items
+outer-major), as the local run numbers them, so an item whose ``when`` skipped a step leaves its
+number out there too.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError
 from ._argo_expr import depends_tasks
+
+if TYPE_CHECKING:
+    from ._local_argo import ArgoLocalRunner
 
 _INPUT = re.compile(r"^\{\{inputs\.parameters\.([^}]+)\}\}$")
 
 
 def run_body(
-    runner: Any, template: dict[str, Any], values: dict[str, str], raw: dict[str, str]
-) -> bool:
-    """Run one call of DAG ``template`` with input parameters ``values``; True if it succeeded.
+    runner: Any,
+    template: dict[str, Any],
+    values: dict[str, str],
+    raw: dict[str, str],
+    place: tuple[int, int],
+) -> tuple[bool, dict[str, str]]:
+    """Run one call of DAG ``template`` with input parameters ``values``.
 
     ``raw`` holds the call's arguments before substitution: lineage follows a body input back
-    to the step output it came from (:func:`unalias`).
+    to the step output it came from (:func:`unalias`). ``place``: (item, items) of the call.
+
+    Returns:
+        Whether it succeeded, and its output parameters (``valueFrom.parameter`` in its scope,
+        else the ``default``; one that resolves to neither is left out).
     """
     runner.aliases.append(raw)
+    runner.places.append(place)
     saved_scope, saved_phase = runner.scope, runner.phase
     runner.scope = {**saved_scope, **{f"inputs.parameters.{k}": v for k, v in values.items()}}
     runner.phase = {}
@@ -36,11 +49,22 @@ def run_body(
         tasks = template["dag"]["tasks"]
         for task in toposort(tasks):
             runner.phase[task["name"]] = runner._task(task)
-        return dag_phase(tasks, runner.phase) == "Succeeded"
+        from ._local_argo import substitute
+
+        outputs: dict[str, str] = {}
+        for p in template.get("outputs", {}).get("parameters", []):
+            source = p["valueFrom"]
+            try:
+                outputs[p["name"]] = substitute(source["parameter"], runner.scope, template["name"])
+            except CompileError:
+                if source.get("default") is not None:
+                    outputs[p["name"]] = source["default"]
+        return dag_phase(tasks, runner.phase) == "Succeeded", outputs
     finally:
         runner.scope, runner.phase = saved_scope, saved_phase
         runner.looping -= 1
         runner.aliases.pop()
+        runner.places.pop()
 
 
 def unalias(runner: Any, raw: str) -> str:
@@ -53,11 +77,39 @@ def unalias(runner: Any, raw: str) -> str:
     return raw
 
 
+_OUTPUT = re.compile(r"^\{\{tasks\.([^.]+)\.outputs\.parameters\.([^}]+)\}\}$")
+
+
+def unoutput(runner: ArgoLocalRunner, raw: str) -> str:
+    """Follow a DAG template's output parameter in to the step output it comes from."""
+    for _ in range(len(runner.templates)):
+        match = _OUTPUT.match(raw)
+        if match is None:
+            break
+        task, name = match.groups()
+        found = [
+            p["valueFrom"]["parameter"]
+            for tpl in runner.templates.values()
+            for t in tpl.get("dag", {}).get("tasks", [])
+            if t["name"] == task
+            for p in runner.templates[t["template"]].get("outputs", {}).get("parameters", [])
+            if p["name"] == name and "parameter" in p.get("valueFrom", {})
+        ]
+        nxt = next((f for f in found if f != raw), None)  # a wrapper's task has the same name
+        if nxt is None:
+            break
+        raw = nxt
+    return raw
+
+
 def number(runner: Any, pod: Any) -> None:
     """Give a pod inside a loop body its item number (see the module docstring)."""
     if runner.looping:
-        runner.counts[pod.node] = runner.counts.get(pod.node, 0) + 1
-        pod.iteration = runner.counts[pod.node]
+        flat = 0
+        for item, items in runner.places:
+            if item:  # 0: a call once, not per item (the wrapper bounding a loop's parallelism)
+                flat = flat * items + item - 1
+        pod.iteration = flat + 1
 
 
 def body_steps(runner: Any, name: str) -> list[str]:

@@ -58,8 +58,7 @@ class KFPLocalRunner(LocalRunner):
         super().__init__(workdir, env, secrets, timeout)
         self.params = {kfp_name(k): v for k, v in (params or {}).items()}
         self.status = ""
-        self._iteration = 0  # the map item being run (1-based), 0 outside a ParallelFor
-        self._items: dict[str, int] = {}  # step -> items of it run so far
+        self._places: list[tuple[int, int]] = []  # (item, items) of each open ParallelFor
         self.messages: dict[str, str] = {}
         self.empty: set[str] = set()  # steps in a ParallelFor over an empty list
         self.outputs: dict[str, tuple[str, Any]] = {}  # the pipeline's outputs
@@ -237,10 +236,12 @@ class KFPLocalRunner(LocalRunner):
             per_item: list[Any] = []
             ok = True
             for i, item in enumerate(items or [], start=1):
-                self._iteration = i
-                item_ok, out = self._run_dag(ref, comp["dag"], {**args, it["itemInput"]: item})
+                self._places.append((i, len(items or [])))
+                try:
+                    item_ok, out = self._run_dag(ref, comp["dag"], {**args, it["itemInput"]: item})
+                finally:
+                    self._places.pop()
                 ok, per_item = ok and item_ok, [*per_item, out]
-            self._iteration = 0
             if not items:  # a loop over nothing completes; its collected outputs are empty
                 self.empty |= _executors(self.spec, comp["dag"])
             keys = set(comp["dag"].get("outputs", {}).get("parameters", {}))
@@ -261,9 +262,9 @@ class KFPLocalRunner(LocalRunner):
             self.note("retry back-off delays are not waited for here")
         if task.get("cachingOptions", {}).get("enableCache"):
             self.note("KFP's cache may reuse an earlier run of a cached step; here every step runs")
-        if self._iteration:  # items numbered per step, outer-major in nested loops (as locally)
-            self._items[name] = self._items.get(name, 0) + 1
-        iteration = self._items[name] if self._iteration else 0
+        iteration = 0  # the item's 1-based position, outer-major in nested loops (as locally)
+        for item, count in self._places:
+            iteration = (iteration - 1 if iteration else 0) * count + item
         self._pod = PodRun(task=name, node=name, iteration=iteration)
         self.pods.append(self._pod)
         ok, outputs = False, dict[str, Any]()

@@ -61,9 +61,9 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
         here = {t["name"]: t for t in tpl["dag"]["tasks"]}
         problems += _dag_problems(here, templates, known | inputs)
         for name, task in here.items():
-            needs.setdefault(name, set()).update(
-                depends_tasks(task), _enclosing(tpl["name"], callers)
-            )
+            deps = depends_tasks(task)
+            inside = {n for d in deps if d in here for n in _inside(here[d]["template"], templates)}
+            needs.setdefault(name, set()).update(deps, inside, _enclosing(tpl["name"], callers))
     problems += _output_problems(main, tasks, templates)
     for template in spec["templates"]:
         problems += _memoize_problems(template)
@@ -88,6 +88,16 @@ def validate_argo(doc: dict[str, Any], dag: Any = None) -> list[str]:
                     f"edge {edge.source} -> {edge.target} ({edge.kind}) is not a dependency"
                 )
     return problems
+
+
+def _inside(template: str, templates: dict[str, Any]) -> set[str]:
+    """Return the tasks DAG ``template`` runs (a loop task's body steps), nested ones too."""
+    found: set[str] = set()
+    for task in templates.get(template, {}).get("dag", {}).get("tasks", []):
+        found.add(task["name"])
+        if task["template"] != template:
+            found |= _inside(task["template"], templates)
+    return found
 
 
 def _enclosing(template: str, callers: dict[str, list[tuple[dict[str, Any], str]]]) -> set[str]:

@@ -10,7 +10,9 @@ another item's first. A nested loop runs inside each item of its enclosing loop.
 Each body step is recorded as a mapped step is: one run (its uid in ``status.steps``) whose
 iterations are the items (``iteration`` = the item's 1-based position, nested items numbered
 outer-major), sharing its log. An item whose earlier step failed or was skipped skips the rest
-of its body; the step is ``error`` when an item failed, ``skipped`` when no item ran it.
+of its body; the step is ``error`` when an item failed, ``skipped`` when no item ran it. A
+``with condition(...)`` block in the body that reads a body step is decided by each item (its
+own results), else once for the loop.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
 from ..model import RunObject, new_uid, now_iso
@@ -27,6 +29,9 @@ from ._items import Loop, field_values
 from ._status import item_failed, status_gate
 from ._stepexec import StepCall, execute, last_line
 from .refs import OutputRef
+
+if TYPE_CHECKING:
+    from .graph import Node
 
 
 def top_loop(node: Any) -> Loop | None:
@@ -148,11 +153,19 @@ class _LoopRun:
             ):
                 return f"upstream step {up!r} was skipped"
         try:
-            if node.condition is not None and not node.condition.evaluate(ex.inputs.value_of):
-                return f"condition {node.condition} is false"
+            if node.condition is not None and not self._per_item(node):
+                if not node.condition.evaluate(ex.inputs.value_of):
+                    return f"condition {node.condition} is false"
         except PipelineError as exc:
             return str(exc)
         return ""
+
+    def _per_item(self, node: Node) -> bool:
+        """Whether ``node``'s condition reads a body step (each item decides for itself)."""
+        cond = node.condition
+        return cond is not None and any(
+            isinstance(o, OutputRef) and o.node in self.names for o in cond.operands()
+        )
 
     def _resolver(self, runs: dict[str, RunObject]) -> Resolver:
         ex = self.ex
@@ -235,6 +248,8 @@ class _LoopRun:
         ex = self.ex
         arguments = dict(node.arguments)
         try:
+            if self._per_item(node) and not node.condition.evaluate(self._resolver(runs).value_of):
+                return  # a false condition (Argo's `when` in the body): this item skips it
             if node.map.item_param:
                 arguments[node.map.item_param] = element
             for param, key in node.map.fields.items():

@@ -43,6 +43,33 @@ class StepCall:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     lineage: list[dict[str, Any]] = field(default_factory=list)  # rows, consumer filled later
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # input -> artifact record
+    per_item: bool = False  # a map: each item retries alone, as its pod does compiled
+
+
+def _item_runtime(retries: int, delay: float) -> Any:
+    """Return a local runtime whose sweep retries each iteration (a map's item) alone.
+
+    Every attempt is recorded as that item (its uid and iteration; the last one stays), labelled
+    ``attempt``, and writes to the step's log, as an Argo / KFP pod per item retries alone.
+    """
+    from ..runtimes.local import LocalRuntime
+
+    class ItemRetries(LocalRuntime):
+        def _execute(self, run: RunObject, handler: object, db: RunDB) -> RunObject:
+            for attempt in range(1, retries + 2):
+                one = run.model_copy(deep=True)
+                one.metadata.labels["attempt"] = str(attempt)
+                extra = one.spec.model_extra
+                if extra and WORKFLOW_FIELD in extra:  # context.workflow.attempt: the item's
+                    extra[WORKFLOW_FIELD] = {**extra[WORKFLOW_FIELD], "attempt": attempt}
+                result = super()._execute(one, handler, db)
+                if result.state != "error" or attempt > retries:
+                    return result
+                if delay * 2 ** (attempt - 1):
+                    time.sleep(delay * 2 ** (attempt - 1))  # the back-off, not a synchronisation
+            raise AssertionError("unreachable")
+
+    return ItemRetries()
 
 
 def _runtime() -> Any:
@@ -101,7 +128,10 @@ def execute(call: StepCall, db: RunDB, place: tuple[str, int] | None = None) -> 
             return _skipped(call, why, db, place)
     result = None
     workflow = _workflow(call, db) if spec.uses_workflow else None
-    for attempt in range(1, spec.retries + 2):
+    retries = spec.retries
+    if call.per_item and call.iterate and retries:  # a map: each item retries, not the whole
+        runtime, retries = _item_runtime(retries, spec.retry_delay), 0
+    for attempt in range(1, retries + 2):
         run = new_run(call, attempt, place)
         if workflow is not None:  # context.workflow: attempt counts from 1 (see _ctx_workflow)
             assert run.spec.model_extra is not None
@@ -116,7 +146,7 @@ def execute(call: StepCall, db: RunDB, place: tuple[str, int] | None = None) -> 
         call.attempts.append(
             {"uid": result.uid, "state": result.state, "error": last_line(result.status.error)}
         )
-        if result.state != "error" or attempt > spec.retries:
+        if result.state != "error" or attempt > retries:
             break
         delay = spec.retry_delay * 2 ** (attempt - 1)
         if delay:

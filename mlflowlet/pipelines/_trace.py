@@ -168,7 +168,7 @@ class Tracer:
         """Open a ``with condition(expr)`` block (its operands must belong to this pipeline)."""
         for operand in expr.operands():
             self._check_operand(operand, site, "condition")
-        block = ConditionBlock(self.block_count, expr, site)
+        block = ConditionBlock(self.block_count, expr, site, self.loops[-1] if self.loops else None)
         self.block_count += 1
         self.blocks.append(block)
         return block

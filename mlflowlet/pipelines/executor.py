@@ -316,6 +316,7 @@ class LocalExecutor:
             self.run.uid,
             iterate,
             lineage=rows,
+            per_item=node.map is not None,
             records={
                 k: self.inputs.records[u] for k, u in inputs.items() if u in self.inputs.records
             },

@@ -21,9 +21,12 @@ import json
 import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
+
+if TYPE_CHECKING:
+    from ._items import Loop
 
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -244,7 +247,7 @@ class Condition:
                         f"{side!r} is an artifact; conditions compare results "
                         "(node.results['key']) and pipeline parameters"
                     )
-                if isinstance(side, OutputRef) and side.mapped:
+                if isinstance(side, OutputRef) and side.mapped and not _same_item(side):
                     raise PipelineError(f"{side!r} belongs to a mapped step; it has no one value")
                 if not isinstance(side, Operand):
                     _check_literal(side, "a condition")
@@ -303,6 +306,14 @@ class Condition:
     __repr__ = __str__
 
 
+def _same_item(ref: OutputRef) -> bool:
+    """Whether ``ref`` is a step of a sub-pipeline map being traced (one value per item)."""
+    from ._trace import current_tracer
+
+    tracer = current_tracer()
+    return tracer is not None and tracer.in_open_loop(ref.node)
+
+
 def _as_condition(other: Any, sign: str) -> Condition:
     if not isinstance(other, Condition):
         raise PipelineError(
@@ -335,12 +346,15 @@ class ConditionBlock:
         index: the block's number in the pipeline (trace order, from 0).
         condition: the block's own condition (without the enclosing blocks').
         site: ``'file:line'`` of the ``with`` statement.
+        loop: the innermost sub-pipeline map it was opened in (each item decides), or None.
     """
 
-    __slots__ = ("index", "condition", "site")
+    __slots__ = ("index", "condition", "site", "loop")
 
-    def __init__(self, index: int, condition: Condition, site: str) -> None:
-        self.index, self.condition, self.site = index, condition, site
+    def __init__(
+        self, index: int, condition: Condition, site: str, loop: Loop | None = None
+    ) -> None:
+        self.index, self.condition, self.site, self.loop = index, condition, site, loop
 
     def __repr__(self) -> str:
         return f"<ConditionBlock {self.index} {self.condition} at {self.site}>"

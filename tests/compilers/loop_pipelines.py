@@ -5,7 +5,7 @@ Importable by module path, as a container would import them.
 
 from __future__ import annotations
 
-from mlflowlet.pipelines import collect, item, pipeline, step
+from mlflowlet.pipelines import collect, condition, item, pipeline, step
 
 IMAGE = "example.com/mlflowlet/steps:1.0"
 
@@ -86,7 +86,7 @@ def nested(outers: list[str] = ["a", "b"], letters: list[str] = ["x", "y", "z"])
 
 @pipeline(image=IMAGE)
 def bounded_collected():
-    """A bounded step map whose results are collected: Argo refuses."""
+    """A bounded step map whose results are collected (Argo: the loop templates' outputs)."""
     s = shout.map(items=["a", "b"], text=item, parallel=1)
     count(values=collect(s.output))
 
@@ -134,3 +134,49 @@ def half_handled_body(a: str):
 def half_handled():
     """One item's body ends in a skipped leaf after its failure: the workflow fails."""
     half_handled_body.map(items=["ok", "bad"], a=item)
+
+
+@step
+def parity(x: int) -> str:
+    return "even" if x % 2 == 0 else "odd"
+
+
+@step
+def half(x: int) -> int:
+    print(x // 2)
+    return x // 2
+
+
+@step
+def cap() -> int:
+    return 3
+
+
+@pipeline
+def even_body(x: int, limit: int, mode: str):
+    p = parity(x=x)
+    with condition(p.output == "even"):  # each item decides on its own parity
+        h = half(x=x)
+        with condition(h.output < limit):  # nested: reads a result from outside the loop
+            shout(text=p.output)
+    with condition(mode == "loud"):  # a pipeline parameter: the same for every item
+        shout(text=p.output)
+
+
+@pipeline(image=IMAGE)
+def conditional_body(mode: str = "loud"):
+    """``with condition(...)`` inside a mapped sub-pipeline (KFP dsl.If in ParallelFor)."""
+    even_body.map(items=[1, 2, 3, 4, 6], x=item, limit=cap().output, mode=mode)
+
+
+@pipeline(image=IMAGE)
+def condition_around_loop(go: str = "yes"):
+    with condition(go == "yes"):
+        body.map(items=[{"a": "x", "b": "y"}], a=item.a, b=item.b)
+
+
+@pipeline(image=IMAGE)
+def bounded_ordered():
+    """A step ordered after a bounded step map: Argo refuses."""
+    s = shout.map(items=["a", "b"], text=item, parallel=1)
+    suffix().after(s)

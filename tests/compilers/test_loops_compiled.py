@@ -106,15 +106,40 @@ def test_kfp_nests_the_inner_parallelfor(tmp_path):
     assert "pair" in spec["components"][nested["componentRef"]["name"]]["dag"]["tasks"]
 
 
-def test_argo_refuses_a_bounded_map_whose_results_are_collected():
-    with pytest.raises(CompileError, match=r"step 'shout' .*parallel=1 .*Argo target"):
-        compile(lp.bounded_collected, "argo")
+def test_argo_carries_a_bounded_maps_collected_results_out_of_its_loop_templates():
+    templates = _argo(lp.bounded_collected)
+    main = _tasks(templates["main"])
+    count = main["count"]  # reads and waits for the loop task, not the step inside it
+    assert count["depends"] == "(shout-loop.Succeeded || shout-loop.Skipped)"
+    assert count["arguments"]["parameters"] == [
+        {"name": "values", "value": "{{tasks.shout-loop.outputs.parameters.return}}"}
+    ]
+    wrapper, body = templates["shout-loop-for"], templates["shout-loop"]
+    assert wrapper["outputs"]["parameters"] == [  # aggregated over the items; [] for none
+        {
+            "name": "return",
+            "valueFrom": {
+                "parameter": "{{tasks.shout-loop.outputs.parameters.return}}",
+                "default": "[]",
+            },
+        }
+    ]
+    assert body["outputs"]["parameters"] == [
+        {"name": "return", "valueFrom": {"parameter": "{{tasks.shout.outputs.parameters.return}}"}}
+    ]
     compile(lp.bounded_collected, "kfp")  # KFP carries ParallelFor(parallelism=1) + Collected
+
+
+def test_argo_refuses_a_step_ordered_after_a_bounded_map():
+    with pytest.raises(CompileError, match=r"parallel=1 and suffix depends on it: Argo target"):
+        compile(lp.bounded_ordered, "argo")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["argo", "kfp"])
-@pytest.mark.parametrize("name", ["static", "over_result", "nested", "one_bad"])
+@pytest.mark.parametrize(
+    "name", ["static", "over_result", "nested", "one_bad", "bounded_collected"]
+)
 def test_compiled_loops_match_the_local_run(name, target, tmp_path):
     pipe = getattr(lp, name)
     report = check(pipe, target, workdir=str(tmp_path))
@@ -128,6 +153,8 @@ def test_compiled_loops_match_the_local_run(name, target, tmp_path):
         assert sorted(items["shout"]) == [(1, "OK")]
     elif name == "static":
         assert sorted(items["shout-2"]) == [(1, "12"), (2, "1020")]
+    elif name == "bounded_collected":
+        assert sorted(items["shout"]) == [(1, "A"), (2, "B")] and items["count"] == [(0, 2)]
     elif name == "over_result":
         assert sorted(items["shout"]) == [(1, "X!"), (2, "P!")]
     else:  # outer-major: (A, x) (A, y) (A, z) (B, x) ...
@@ -149,3 +176,55 @@ def test_a_failure_a_body_handles_ends_the_workflow_as_locally(name, status, tmp
     assert report.status == status
     with pytest.raises(CompileError, match="status-conditioned step cannot be expressed on KFP"):
         compile(getattr(lp, name), "kfp")
+
+
+def test_argo_compiles_a_condition_in_the_body_to_when_in_its_dag_template():
+    templates = _argo(lp.conditional_body)
+    loop = _tasks(templates["main"])["even-body-loop-1"]
+    ext = {p["name"]: p["value"] for p in loop["arguments"]["parameters"]}["ext-1"]
+    assert ext == "{{tasks.cap.outputs.parameters.return__if}}"  # cap's result, into the body
+    steps = _tasks(templates["even-body-loop-1"])
+    assert steps["half"]["when"] == "{{tasks.parity.outputs.parameters.return__if}} == 'even'"
+    assert steps["shout"]["when"] == (
+        "{{tasks.parity.outputs.parameters.return__if}} == 'even' && "
+        "{{tasks.half.outputs.parameters.return__if}} < {{inputs.parameters.ext-1}}"
+    )
+    assert steps["shout-2"]["when"] == "'{{workflow.parameters.mode}}' == 'loud'"
+    assert "when" not in steps["parity"]
+
+
+def test_kfp_compiles_a_condition_in_the_body_to_dsl_if_inside_the_parallelfor(tmp_path):
+    spec = _kfp(lp.conditional_body, tmp_path)
+    loop = next(t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t)
+    body = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    groups = {n: t for n, t in body.items() if "triggerPolicy" in t}
+    assert "parity" in body and len(groups) == 2  # half's block and shout-2's, per item
+    conds = sorted(t["triggerPolicy"]["condition"] for t in groups.values())
+    assert any("parity" in c and "even" in c for c in conds), conds
+    comps = spec["components"]
+    inner = [comps[t["componentRef"]["name"]]["dag"]["tasks"] for t in groups.values()]
+    assert sorted(len(ts) for ts in inner) == [1, 2] and any("shout-2" in ts for ts in inner)
+    half = next(ts for ts in inner if "half" in ts)  # the nested block: inside half's group
+    nested = next(t for n, t in half.items() if n != "half")
+    assert set(comps[nested["componentRef"]["name"]]["dag"]["tasks"]) == {"shout"}
+
+
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+def test_a_condition_around_a_sub_pipeline_map_is_refused(target):
+    name = "Argo" if target == "argo" else "KFP"
+    with pytest.raises(CompileError, match=f"condition .*around.* {name} target"):
+        compile(lp.condition_around_loop, target)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+@pytest.mark.parametrize("mode", ["loud", "quiet"])
+def test_a_condition_in_the_body_runs_compiled_as_locally(target, mode, tmp_path):
+    report = check(lp.conditional_body, target, params={"mode": mode}, workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    items = {}
+    for pod in report.pods:
+        items.setdefault(pod.node, []).append((pod.iteration, pod.results.get("return")))
+    assert sorted(items["half"]) == [(2, 1), (4, 2), (5, 3)]  # items 2, 4, 6: each its own
+    assert sorted(items["shout"]) == [(2, "EVEN"), (4, "EVEN")]
+    assert len(items.get("shout-2", [])) == (5 if mode == "loud" else 0)

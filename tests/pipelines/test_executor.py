@@ -311,3 +311,51 @@ def test_cpu_and_io_bound_steps_overlap_among_batched_trivial_ones(dbdir):
     run = mixed_fan.run(max_parallel=3)
     assert run.state == "completed", run.error
     assert len(run.steps) == 23 and all(r.state == "completed" for r in run.steps.values())
+
+
+
+ITEM_CALLS: list[tuple[int, int]] = []  # (item, attempt) in call order
+
+
+@step(retries=2)
+def flaky_item(context, x: int, fails: int = 1) -> int:
+    ITEM_CALLS.append((x, int(context.labels["attempt"])))
+    print(f"item {x} attempt {context.labels['attempt']}")
+    if x == 2 and sum(1 for i, _a in ITEM_CALLS if i == 2) <= fails:
+        raise RuntimeError(f"item 2 fails attempt {context.labels['attempt']}")
+    return 10 * x
+
+
+@pipeline
+def flaky_map(fails: int = 1):
+    flaky_item.map(items=[1, 2, 3], item_param="x", fails=fails)
+
+
+def _items(run, name):
+    found = get_run_db().list_runs(uid=run.steps[name].uid, iter=True)
+    return {r["metadata"]["iteration"]: r for r in found if r["metadata"]["iteration"]}
+
+
+def test_retries_of_a_mapped_step_retry_the_failed_item_only(dbdir):
+    # compiled, each item is a pod with its own retryStrategy: only item 2 runs again (the
+    # whole map retried re-ran items 1 and 3 as well)
+    ITEM_CALLS.clear()
+    run = flaky_map.run()
+    assert run.state == "completed", run.error
+    assert sorted(ITEM_CALLS) == [(1, 1), (2, 1), (2, 2), (3, 1)]
+    items = _items(run, "flaky_item")
+    assert {i: r["status"]["results"]["return"] for i, r in items.items()} == {1: 10, 2: 20, 3: 30}
+    assert [items[i]["metadata"]["labels"]["attempt"] for i in (1, 2, 3)] == ["1", "2", "1"]
+    log = run.steps["flaky_item"].logs()
+    assert "item 2 attempt 1" in log and "item 2 attempt 2" in log  # the step's one log
+
+
+def test_retries_of_a_mapped_step_exhausted_fail_that_item(dbdir):
+    ITEM_CALLS.clear()
+    run = flaky_map.run(fails=9)
+    assert run.state == "error"
+    assert [c for c in ITEM_CALLS if c[0] == 2] == [(2, 1), (2, 2), (2, 3)]
+    assert (1, 2) not in ITEM_CALLS and (3, 2) not in ITEM_CALLS  # the others ran once
+    items = _items(run, "flaky_item")
+    status = items[2]["status"]
+    assert status["state"] == "error" and "fails attempt 3" in status["error"]

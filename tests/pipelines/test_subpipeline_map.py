@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from mlflowlet import collect, get_run_db, item, pipeline, step
+from mlflowlet import collect, condition, get_run_db, item, pipeline, step
 from mlflowlet.errors import PipelineError
 
 
@@ -347,3 +347,49 @@ def test_a_failure_every_item_body_handles_completes_the_pipeline_by_the_leaf_ru
     assert _items(run, "picky") == [(1, "ok"), (2, None)]
     assert [r for _i, r in _items(run, "tidy")] == ["bad"]
     assert handled.run().state == "error"  # there the 'bad' item's on-success leaf is skipped
+
+
+@step
+def parity(x: int) -> str:
+    return "even" if x % 2 == 0 else "odd"
+
+
+@step
+def halve(x: int) -> int:
+    return x // 2
+
+
+@pipeline
+def even_only(x: int, limit: int):
+    p = parity(x=x)
+    with condition(p.output == "even"):  # decided by each item's own parity
+        h = halve(x=x)
+        with condition(h.output < limit):  # and the same item's halve
+            shout(text=p.output)
+
+
+@pipeline
+def evens(xs: list = [1, 2, 3, 4, 6], limit: int = 3):  # noqa: B006
+    even_only.map(items=xs, x=item, limit=limit)
+
+
+def test_a_condition_in_the_body_is_decided_by_each_item(dbdir):
+    run = evens.run()
+    assert run.state == "completed", run.error
+    assert _items(run, "halve") == [(2, 1), (4, 2), (5, 3)]  # items 2, 4 and 6
+    assert _items(run, "shout") == [(2, "EVEN"), (4, "EVEN")]  # 6 // 2 is not < 3
+    run = evens.run(xs=[1, 3])
+    assert run.state == "completed", run.error
+    assert run.steps["halve"].state == run.steps["shout"].state == "skipped"
+
+
+def test_a_condition_reading_a_step_of_another_map_is_still_refused():
+    with pytest.raises(PipelineError, match="belongs to a mapped step; it has no one value"):
+
+        @pipeline
+        def bad():
+            p = parity.map(items=[1, 2], item_param="x")
+            with condition(p.output == "even"):
+                shout(text="x")
+
+        _ = bad.dag  # traced on first use

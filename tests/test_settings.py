@@ -21,10 +21,12 @@ def test_a_bad_number_of_seconds_in_a_setting_names_the_variable(monkeypatch):
 
 
 def test_settings_follow_the_environment_at_every_read(monkeypatch):
+    import os
+
     from mlflowlet.settings import Settings, get_settings
 
-    for name in ("PROJECT", "MAX_LOG_BYTES", "FLUSH_INTERVAL"):
-        monkeypatch.delenv(f"MLFLOWLET_{name}", raising=False)
+    for name in [k for k in os.environ if k.startswith("MLFLOWLET_")]:
+        monkeypatch.delenv(name)
     assert get_settings() == Settings()
     monkeypatch.setenv("MLFLOWLET_PROJECT", "p2")
     monkeypatch.setenv("MLFLOWLET_MAX_LOG_BYTES", "10")

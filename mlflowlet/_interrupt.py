@@ -73,9 +73,9 @@ def exit_now(exc: BaseException) -> NoReturn:
         sys.stdout.flush()
     except (OSError, ValueError):
         pass
-    import logging
-
-    logging.shutdown()
+    logging = sys.modules.get("logging")  # loaded by whoever logs: nothing to flush otherwise
+    if logging is not None:
+        logging.shutdown()
     os._exit(128 + signum)
 
 

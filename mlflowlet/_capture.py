@@ -8,15 +8,17 @@ write goes to the real stream and to the sink of the run active in the writer's 
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _fdcapture, _process
+
+if TYPE_CHECKING:
+    import logging
 
 _sink: ContextVar[Callable[[str], None] | None] = ContextVar("mlflowlet_log_sink", default=None)
 _install_lock = threading.Lock()
@@ -200,19 +202,26 @@ def drain() -> None:
     _fdcapture.capture.drain()
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler that writes to whatever ``sys.stderr`` is at emit time (so the tee sees it)."""
+_OURS = "_mlflowlet_stderr"  # set on the handler get_logger adds, which it adds once
 
-    def __init__(self) -> None:
-        super().__init__()
 
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
+def _stderr_handler() -> logging.Handler:
+    """Return a handler writing to whatever ``sys.stderr`` is at emit time (the tee sees it)."""
+    import logging
 
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
+    class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+        def __init__(self) -> None:
+            super().__init__()
+
+        @property
+        def stream(self) -> Any:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _value: Any) -> None:
+            pass
+
+    return _StderrHandler()
 
 
 def get_logger(level: str = "info") -> logging.Logger:
@@ -222,10 +231,13 @@ def get_logger(level: str = "info") -> logging.Logger:
     libraries, with ``disable_existing_loggers`` true by default) disables every logger that
     already exists, and a run's log would silently lose its handler's lines.
     """
+    import logging  # here: a run that logs nothing never loads it
+
     logger = logging.getLogger("mlflowlet")
     logger.disabled = False
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
+    if not any(getattr(h, _OURS, False) for h in logger.handlers):
+        handler = _stderr_handler()
+        setattr(handler, _OURS, True)
         handler.setFormatter(logging.Formatter("> %(asctime)s [%(levelname)s] %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False

@@ -17,21 +17,21 @@ Pool threads are daemons, so the process can exit without waiting for a handler 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import logging
 import os
-import queue
 import signal
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _process
 from .errors import Interrupted
+
+if TYPE_CHECKING:  # ctypes, logging, queue and concurrent.futures load when used: not per run
+    import queue
+    from concurrent.futures import Future
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _GRACE = 1.0  # seconds for interrupted worker threads to record their own abort
@@ -73,7 +73,9 @@ def exit_now(exc: BaseException) -> NoReturn:
         sys.stdout.flush()
     except (OSError, ValueError):
         pass
-    logging.shutdown()
+    logging = sys.modules.get("logging")  # loaded by whoever logs: nothing to flush otherwise
+    if logging is not None:
+        logging.shutdown()
     os._exit(128 + signum)
 
 
@@ -159,6 +161,8 @@ def raise_in(thread: threading.Thread, exc: BaseException) -> None:
     ident = thread.ident
     if ident is None or thread is threading.current_thread():
         return
+    import ctypes
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(type(exc)))
 
 
@@ -173,12 +177,16 @@ class DaemonPool:
         self._jobs: queue.SimpleQueue[
             tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
         ]
+        import queue
+
         self._jobs = queue.SimpleQueue()
         self._workers, self._name = max(1, workers), name
         self._threads: list[threading.Thread] = []  # started as jobs come: never more than jobs
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` in a pool thread; return its future."""
+        from concurrent.futures import Future
+
         fut: Future[Any] = Future()
         self._jobs.put((fut, fn, args))
         if len(self._threads) < self._workers:

@@ -61,19 +61,24 @@ class Settings:
         return out
 
 
+# (field, its variable, its type) once: a run reads its settings several times
+_VARIABLES = tuple((f.name, _PREFIX + f.name.upper(), f.type) for f in fields(Settings))
+_DEFAULTS = Settings()  # frozen: shared whenever no variable is set
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment now."""
     env = os.environ
     kwargs: dict[str, object] = {}
-    for f in fields(Settings):
-        raw = env.get(_PREFIX + f.name.upper())
+    for name, variable, kind in _VARIABLES:
+        raw = env.get(variable)
         if raw is None:
             continue
-        if f.type == "float":
-            kwargs[f.name] = _seconds(_PREFIX + f.name.upper(), raw)
+        if kind == "float":
+            kwargs[name] = _seconds(variable, raw)
         else:
-            kwargs[f.name] = int(raw) if f.type == "int" else raw
-    return Settings(**kwargs)  # type: ignore[arg-type]
+            kwargs[name] = int(raw) if kind == "int" else raw
+    return Settings(**kwargs) if kwargs else _DEFAULTS  # type: ignore[arg-type]
 
 
 def _seconds(name: str, raw: str) -> float:

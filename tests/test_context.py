@@ -358,6 +358,13 @@ def test_logger_lines_survive_a_library_configuring_logging():
     assert "after dictConfig" in run.logs()
 
 
+def test_a_logged_line_lands_once_however_many_runs_used_the_logger():
+    for _ in range(3):
+        _run(lambda context: context.logger.info("warm"))
+    run = _run(lambda context: context.logger.info("only once"))
+    assert run.logs().count("only once") == 1
+
+
 def test_logs_of_a_run_in_another_db_come_from_that_db(tmp_path):
     db = get_run_db(str(tmp_path / "other"))
 

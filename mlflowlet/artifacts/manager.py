@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from typing import Any
 
 from mlflowlet.artifacts._keys import validate_key, validate_relpath, validate_tag
@@ -212,11 +213,36 @@ class ArtifactManager:
 
     def _inside(self, key: str, name: str) -> str:
         dest = join_url(self.artifact_path, name)
-        base = os.path.realpath(self.artifact_path) if self.local else ""
-        if self.local and os.path.commonpath([base, os.path.realpath(dest)]) != base:
+        if not self.local or _plainly_under(self.artifact_path, name):
+            return dest
+        base = os.path.realpath(self.artifact_path)
+        if os.path.commonpath([base, os.path.realpath(dest)]) != base:
             # resolved: a symlink under the artifact path cannot lead the write out of it
             raise ArtifactError(f"artifact {key!r}: {dest!r} is outside {self.artifact_path!r}")
         return dest
+
+
+def _plainly_under(root: str, name: str) -> bool:
+    """Whether ``root/name`` stays under ``root`` once resolved, told without resolving ``root``.
+
+    True when no part of ``name`` is ``..``, ``.`` or empty and none that exists is a symbolic
+    link (a part that does not exist has none below it): then the resolved path is the resolved
+    root with ``name`` under it. False means "resolve both and compare" (see ``_inside``).
+    """
+    parts = name.replace("\\", "/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return False
+    path = local_path(root)
+    for part in parts:
+        path = os.path.join(path, part)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return False
+        except FileNotFoundError:
+            return True
+        except OSError:  # not a directory, too long...: let the full check say
+            return False
+    return True
 
 
 def _source(key: str, path: str | None) -> str | None:

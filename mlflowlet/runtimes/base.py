@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, as_completed, wait
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError, ParameterError, RunError
@@ -21,6 +20,8 @@ from ..hyper import SweepOptions
 from ..model import RunObject, RunTemplate, new_uid, now_iso
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..db import RunDB
 
 
@@ -183,6 +184,8 @@ class Runtime(ABC):
             for run in runs:
                 yield self._execute(run, handler, db)
             return
+        from concurrent.futures import FIRST_COMPLETED, as_completed, wait
+
         from .._interrupt import DaemonPool
 
         pool = DaemonPool(parallel, "mlflowlet-iter")  # daemons: Ctrl-C never waits on a handler

@@ -491,6 +491,33 @@ def test_a_symlink_cannot_lead_a_write_out_of_the_artifact_path(manager, root, t
     assert not (outside / "x.txt").exists()
 
 
+def test_a_symlink_to_a_file_outside_cannot_take_a_write_either(manager, root, tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_bytes(b"keep")
+    root.mkdir(parents=True)
+    (root / "x.txt").symlink_to(outside)  # the name itself is the link
+    with pytest.raises(ArtifactError, match="is outside"):
+        manager.log("k", body=b"x", target_path="x.txt")
+    assert outside.read_bytes() == b"keep"
+
+
+def test_a_symlink_that_stays_inside_the_artifact_path_is_followed(manager, root):
+    (root / "real").mkdir(parents=True)
+    (root / "alias").symlink_to(root / "real")
+    art = manager.log("k", body=b"x", target_path="alias/x.txt")
+    assert art.uri == str(root / "alias" / "x.txt")
+    assert (root / "real" / "x.txt").read_bytes() == b"x"
+
+
+def test_an_artifact_path_that_is_itself_a_symlink_takes_writes(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    art = ArtifactManager(str(tmp_path / "link")).log("k", body=b"x", target_path="d/x.txt")
+    assert art.uri == str(tmp_path / "link" / "d" / "x.txt")
+    assert (real / "d" / "x.txt").read_bytes() == b"x"
+
+
 def _log_artifact(manager, key, body):  # stands for Context.log_artifact: the user's caller
     return manager.log(key, body=body)
 

@@ -192,15 +192,7 @@ class Plan:
     steps: list[StepPlan]
     exit_step: StepPlan | None
     options: Any
-    target: str = ""
     outputs: dict[str, Source] = field(default_factory=dict)
-
-    def step(self, name: str) -> StepPlan:
-        """Return the plan of node ``name`` (the exit step too)."""
-        for st in [*self.steps, *([self.exit_step] if self.exit_step else [])]:
-            if st.name == name:
-                return st
-        raise KeyError(name)
 
 
 def _params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bool]]:
@@ -258,7 +250,7 @@ def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> di
     return by_node
 
 
-def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
+def make_plan(pipe: Any, options: Any, target: str) -> Plan:
     """Walk ``pipe.dag`` and return the :class:`Plan` both compilers render.
 
     Raises:
@@ -301,7 +293,6 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         steps,
         exit_step,
         options,
-        target,
         _outputs(dag, target),
     )
 
@@ -379,8 +370,7 @@ def _step_plan(
     if node.map is not None:
         _add_item(plan, node, params)
     if node.exit_handler:
-        plan.params["state"] = Source("state")
-        plan.param_types["state"] = "str"
+        plan.params["state"] = Source("state")  # untyped: the entrypoint maps engine states
     plan.results = {key: dict(use) for key, use in sorted(uses.get(node.name, {}).items())}
     from ._container_step import adjust_plan  # imports this module: a cycle at import time
     from ._workflow import add_workflow
@@ -464,12 +454,5 @@ def _add_argument(
     elif isinstance(value, OutputRef):
         plan.params[param] = Source("result", node=value.node, key=value.key)
         plan.param_types[param] = "json"
-    else:
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            raise CompileError(
-                f"{where} is a {type(value).__name__}, which a compiled "
-                "pipeline cannot carry; pass a JSON value"
-            ) from None
+    else:  # a JSON value: tracing refused anything else
         plan.literals[param] = value

@@ -177,6 +177,11 @@ def test_a_step_reading_the_workflow_gets_its_arguments_after_its_own():
         "--param", "workflow__attempt:int=0",
         "--param", "workflow__target:str=argo",
     ]
+    retried = _argo_args(compile(wp.retried, "argo", tracking=False))["flaky"]
+    assert "workflow__attempt:int={{retries}}" in retried  # the step's retries reach Argo
+    kfp = _kfp_args(compile(wp.info, "kfp", tracking=False))["exec-who"]
+    assert "workflow__target:str=kfp" in kfp and kfp[:4] == [
+        "--handler", "workflow_pipelines:who", "--param", "x:json=2"]
 
 
 def _pickled_pipeline():

@@ -308,3 +308,18 @@ def test_a_cached_step_hits_only_in_its_own_project(dbdir):
         first.steps["one"].uid)
     other = pair.run(x=5, cache=True, project="theirs").run.status.steps
     assert "cached_from" not in other["one"] and "cached_from" not in other["two"]
+
+
+@step
+def exit_with_artifact(context, state: str):
+    context.log_artifact("summary", body=state.encode())
+
+
+def test_the_exit_step_writes_under_the_pipelines_artifact_path(dbdir, tmp_path):
+    @pipeline(name="summarised", on_exit=exit_with_artifact)
+    def summarised():
+        one()
+
+    run = summarised.run(artifact_path=str(tmp_path / "arts"))
+    (art,) = get_run_db().read_run(run.steps["exit_with_artifact"].uid)["status"]["artifacts"]
+    assert art["uri"].startswith(str(tmp_path / "arts") + "/")

@@ -95,7 +95,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
          "tests/compilers/test_examples_compiled.py",
          "tests/compilers/test_item_fields_compiled.py",
          "tests/compilers/test_exit_args_compiled.py", "tests/compilers/test_outputs_compiled.py",
-         "tests/compilers/test_status_compiled.py", "tests/compilers/test_images.py"],
+         "tests/compilers/test_status_compiled.py", "tests/compilers/test_images.py",
+         "tests/compilers/test_plan_compiled.py"],
         ["-m", "not slow"],  # the compiled goldens and refusals; --check runs are too slow here
     ),
     "check": (

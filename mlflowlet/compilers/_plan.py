@@ -198,16 +198,8 @@ class Plan:
     steps: list[StepPlan]
     exit_step: StepPlan | None
     options: Any
-    target: str = ""
     outputs: dict[str, Source] = field(default_factory=dict)
     exit_steps: list[StepPlan] = field(default_factory=list)  # an exit sub-pipeline's
-
-    def step(self, name: str) -> StepPlan:
-        """Return the plan of node ``name`` (the exit step, or the exit sub-pipeline's, too)."""
-        for st in [*self.steps, *([self.exit_step] if self.exit_step else []), *self.exit_steps]:
-            if st.name == name:
-                return st
-        raise KeyError(name)
 
 
 def _params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bool]]:
@@ -273,7 +265,7 @@ def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> di
     return by_node
 
 
-def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
+def make_plan(pipe: Any, options: Any, target: str) -> Plan:
     """Walk ``pipe.dag`` and return the :class:`Plan` both compilers render.
 
     Raises:
@@ -319,7 +311,6 @@ def make_plan(pipe: Any, options: Any, target: str = "") -> Plan:
         steps,
         exit_step,
         options,
-        target,
         _outputs(dag, target),
         exit_plans(dag, labels, params, options, target),
     )
@@ -492,12 +483,5 @@ def _add_argument(
     elif isinstance(value, OutputRef):
         plan.params[param] = Source("result", node=value.node, key=value.key)
         plan.param_types[param] = "json"
-    else:
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            raise CompileError(
-                f"{where} is a {type(value).__name__}, which a compiled "
-                "pipeline cannot carry; pass a JSON value"
-            ) from None
+    else:  # a JSON value: tracing refused anything else
         plan.literals[param] = value

@@ -1,8 +1,8 @@
-"""Importing mlflowlet.artifacts stays cheap: no heavy modules, a few milliseconds."""
+"""Importing mlflowlet.artifacts stays cheap: no heavy modules (its time is a figure of
+``make bench``, benchmarks/bench_core.py, not a timed test)."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
@@ -26,12 +26,6 @@ def test_import_pulls_in_no_heavy_module():
     loaded = set(eval(_run(code)[0]))
     assert "mlflowlet.artifacts.manager" in loaded
     assert not loaded & set(HEAVY)
-
-
-def test_import_takes_under_5ms():
-    _, report = _run("import mlflowlet.errors, mlflowlet.artifacts")
-    line = next(ln for ln in report.splitlines() if re.search(r"\| mlflowlet\.artifacts$", ln))
-    assert int(line.split("|")[1]) < 5000, line
 
 
 def test_all_is_sorted_and_complete():

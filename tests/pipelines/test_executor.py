@@ -262,9 +262,15 @@ def test_typed_parameter_gets_the_loaded_artifact(dbdir):
     assert run.steps["typed"].results["return"] == 3
 
 
-def test_bad_max_parallel_is_refused(dbdir):
-    with pytest.raises(ConfigError, match="max_parallel"):
-        diamond.run(max_parallel=0)
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "2"])
+def test_bad_max_parallel_is_refused(dbdir, bad):
+    with pytest.raises(ConfigError) as err:
+        diamond.run(max_parallel=bad)
+    assert str(err.value) == f"max_parallel must be a positive integer, got {bad!r}"
+
+
+def test_max_parallel_one_is_accepted(dbdir):
+    assert diamond.run(max_parallel=1).state == "completed"
 
 
 def test_pipeline_run_shows_its_steps(dbdir):

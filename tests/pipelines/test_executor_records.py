@@ -108,6 +108,8 @@ def test_a_skipped_step_is_recorded_with_the_pipeline_labels_and_no_error(dbdir)
     assert skipped["status"]["state"] == "skipped" and not skipped["status"].get("error")
     assert skipped["spec"]["pipeline_uid"] == skipped["spec"]["parent_uid"] == run.uid
     assert skipped["status"]["start_time"] == skipped["status"]["end_time"]
+    assert skipped["status"]["start_time"].startswith(run.run.status.start_time[:4])  # stamped
+    assert run.run.status.steps["gated_step"]["attempts"] == 1  # counted, though it never ran
     exit_run = get_run_db().read_run(run.steps["on_exit"].uid)
     assert exit_run["metadata"]["name"] == "on_exit"
     labels = exit_run["metadata"]["labels"]
@@ -236,3 +238,88 @@ def test_a_failure_of_the_executor_itself_ends_the_pipeline_run_in_error_and_is_
     (stored,) = get_run_db().list_runs(name="pair", labels={"kind": "pipeline"})
     assert stored["status"]["state"] == "error"
     assert stored["status"]["error"] == "OSError: disk gone"
+
+
+TRIES: list[str] = []
+
+
+@step(retries=1)
+def once_flaky(context) -> int:
+    TRIES.append(context.uid)
+    if len(TRIES) == 1:
+        raise RuntimeError("the first attempt fails")
+    return len(TRIES)
+
+
+@pipeline(name="retried-once")
+def retried_once():
+    once_flaky()
+
+
+def test_two_attempts_record_both_attempt_uids(dbdir):
+    TRIES.clear()
+    entry = retried_once.run().run.status.steps["once_flaky"]
+    assert entry["attempts"] == 2 and entry["attempt_uids"] == TRIES
+
+
+@step(outputs=["model"])
+def fit_model(context):
+    context.log_artifact("model", body=b"w")
+
+
+def test_an_output_a_completed_step_did_not_log_fails_the_run_naming_each(dbdir):
+    @pipeline(name="partly")
+    def partly():
+        f = fit_model()
+        return {"weights": f.outputs["model"], "a": f.results["nope"], "b": f.results["gone"]}
+
+    run = partly.run()
+    assert run.run.status.steps["fit_model"]["state"] == "completed"
+    assert run.state == "error" and run.error == (
+        "pipeline output 'a': step 'fit_model' logged no result 'nope' (results: []); log it "
+        "with context.log_result('nope', ...); pipeline output 'b': step 'fit_model' logged no "
+        "result 'gone' (results: []); log it with context.log_result('gone', ...)")
+    assert [a["key"] for a in run.run.status.artifacts] == ["weights"]  # the output's name
+
+
+@pipeline(name="pair-failing-first")
+def pair_failing_first(x: int = 1, y: int = 2):
+    broken()
+    one(x=x)
+    two(y=y)
+
+
+def test_resume_names_every_changed_parameter_and_reuses_past_a_failed_step(dbdir):
+    first = pair_failing_first.run(x=1, y=2, project="elsewhere")
+    with pytest.raises(PipelineError) as err:
+        pair_failing_first.run(x=3, y=4, resume=first.uid, project="elsewhere")
+    assert str(err.value) == (
+        f"cannot resume run {first.uid} with different parameters: x (1 -> 3), y (2 -> 4); "
+        "resume with the same values, or start a new run")
+    again = pair_failing_first.run(x=1, y=2, resume=first.uid, project="elsewhere")
+    steps = again.run.status.steps
+    assert steps["one"]["reused_from"] == steps["two"]["reused_from"] == first.uid
+    assert steps["one"]["uid"] == first.steps["one"].uid and "reused_from" not in steps["broken"]
+
+
+def test_a_cached_step_hits_only_in_its_own_project(dbdir):
+    first = pair.run(x=5, cache=True, project="mine")
+    assert pair.run(x=5, cache=True, project="mine").run.status.steps["one"]["cached_from"] == (
+        first.steps["one"].uid)
+    other = pair.run(x=5, cache=True, project="theirs").run.status.steps
+    assert "cached_from" not in other["one"] and "cached_from" not in other["two"]
+
+
+@step
+def exit_with_artifact(context, state: str):
+    context.log_artifact("summary", body=state.encode())
+
+
+def test_the_exit_step_writes_under_the_pipelines_artifact_path(dbdir, tmp_path):
+    @pipeline(name="summarised", on_exit=exit_with_artifact)
+    def summarised():
+        one()
+
+    run = summarised.run(artifact_path=str(tmp_path / "arts"))
+    (art,) = get_run_db().read_run(run.steps["exit_with_artifact"].uid)["status"]["artifacts"]
+    assert art["uri"].startswith(str(tmp_path / "arts") + "/")

@@ -44,6 +44,8 @@ def test_one_lineage_row_per_edge_with_uris_hashes_and_params(dbdir):
     assert raw["consumer_uid"] == run.steps["clean"].uid
     assert raw["artifact_uri"] == art["uri"] and raw["artifact_hash"] == art["hash"]
     assert raw["artifact_key"] == "raw" and raw["pipeline_uid"] == run.uid
+    clean = run.steps["clean"].status  # the edge is stamped when its consumer ends
+    assert clean.start_time <= raw["time"] and raw["time"][:10] == clean.end_time[:10]
     assert Path(raw["artifact_uri"]).read_bytes() == b"rrrrr"
     scalar = edges[("rows", "rows")]
     assert scalar["artifact_uri"] == "" and scalar["producer_uid"] == run.steps["clean"].uid

@@ -150,3 +150,29 @@ def test_cli_input_flags_feed_a_pipelines_url_inputs(capsys, dbdir, tmp_path):
     assert code != 0 and SECRET not in out + err and "pipeline input 'data'" in err
     runs = get_run_db().list_runs()
     assert runs and all(SECRET not in repr(r) for r in runs)
+
+
+@pytest.mark.parametrize("url", [
+    f"https://bucket.s3.amazonaws.com/key.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature={SECRET}",
+    f"https://acct.blob.core.windows.net/c/key.csv?sv=2022-11-02&sig={SECRET}",
+    f"https://storage.googleapis.com/b/key.csv?Expires=1&Signature={SECRET}",
+    f"https://host/key.csv?access_token={SECRET}",
+    f"https://host/key.csv#token={SECRET}",
+    f"https://host/key.csv?X-Amz-Security-Token={SECRET}",
+    f"HTTPS://host/key.csv?x-amz-signature={SECRET.replace('/', '%2F')}",
+])
+def test_a_url_with_a_credential_in_its_query_or_fragment_is_refused(dbdir, url):
+    # a presigned / SAS / token URL is itself the credential: stored with the run or put in
+    # the compiled YAML it would hand the data to whoever reads the record
+    with pytest.raises(ConfigError) as err:
+        from_url.run(data=url)
+    assert SECRET not in str(err.value) and SECRET.replace("/", "%2F") not in str(err.value)
+    assert "pipeline input 'data'" in str(err.value)
+    assert get_run_db().list_runs() == []
+
+
+def test_a_query_string_without_credentials_passes(dbdir):
+    from mlflowlet.datastore._urls import check_no_credentials
+
+    url = "https://host/data.csv?version=3&format=csv#part"
+    assert check_no_credentials(url) == url

@@ -236,10 +236,17 @@ def fetch_tree(store: Any, url: str, path: str) -> None:
 
 
 def tree_stamp(root: str) -> dict[str, Any]:
-    """Return the cheap stamp of a local directory: total bytes and newest file ``mtime_ns``."""
+    """Return the cheap stamp of a local directory: total bytes and newest ``mtime_ns``.
+
+    The newest time covers the folders too (the directory and every folder in it), so a file
+    renamed, added or removed - which moves neither the total size nor any file's time, but
+    its folder's - changes the stamp.
+    """
     size, newest = 0, 0
     for _rel, path in tree(root, f"directory {root!r}"):
         if path is not None:
             st = os.stat(path)
             size, newest = size + st.st_size, max(newest, st.st_mtime_ns)
+    for dirpath, _dirs, _files in os.walk(root):
+        newest = max(newest, os.stat(dirpath).st_mtime_ns)
     return {"size": size, "mtime_ns": newest}

@@ -176,3 +176,26 @@ def test_gc_removes_every_object_of_a_deleted_runs_directory_version_in_s3(
     assert len(collect_garbage().files) == 1
     left = seaweedfs.client().list_objects_v2(Bucket=s3).get("Contents", [])
     assert sorted(o["Key"].split("/", 2)[0] for o in left) == ["keep", "keep"]
+
+
+@pytest.mark.parametrize("change", ["rename", "delete_empty", "add_old_empty"])
+def test_a_renamed_added_or_removed_entry_in_a_recorded_tree_is_caught_on_read(tmp_path, change):
+    # none of these moves the total size or the newest *file* time: a stamp of files only
+    # hands back another tree than the one recorded; the folder's time moves
+    src = make_tree(tmp_path / "model", {"weights.bin": b"w" * 5, "sub/empty.txt": b"",
+                                          "sub/late.txt": b"x"})
+    for dirpath, _dirs, files in os.walk(src):  # an old tree: every later change is newer
+        for name in files:
+            os.utime(os.path.join(dirpath, name), ns=(10**9, 10**9))
+        os.utime(dirpath, ns=(10**9, 10**9))
+    art = ArtifactManager(str(tmp_path / "arts")).log("model", local_path=str(src), upload=False)
+    assert get_dataitem(art.uri, key="model", artifact=art).local() == str(src)
+    if change == "rename":
+        os.rename(src / "weights.bin", src / "weights.old")
+    elif change == "delete_empty":
+        os.remove(src / "sub" / "empty.txt")
+    else:
+        (src / "extra.txt").write_bytes(b"")
+        os.utime(src / "extra.txt", ns=(10**9, 10**9))
+    with pytest.raises(ArtifactIntegrityError, match="artifact 'model'"):
+        get_dataitem(art.uri, key="model", artifact=art).local()

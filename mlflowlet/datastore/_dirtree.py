@@ -3,7 +3,8 @@
 A directory version is recorded with ``format: "dir"``; its ``size`` is the total of its files'
 bytes and its ``hash`` (``'<algo>:<hex>'``) covers its content in a stable order: for every
 entry, sorted by its path relative to the directory (``/``-separated, UTF-8), a file adds its
-path, size and digest, an empty folder its path. Names, times and the directory's own location
+path, size and digest, an empty folder its path (a path is its bytes on disk: UTF-8, or
+whatever bytes a name that is not UTF-8 has). Names, times and the directory's own location
 do not count, so the same tree hashes the same wherever it is.
 
 What a directory may hold: regular files, folders, and symlinks to files inside it (stored as
@@ -74,8 +75,15 @@ def tree(root: str, what: str) -> list[tuple[str, str | None]]:
 
 def _manifest_line(rel: str, size: int | None, hexdigest: str) -> bytes:
     if size is None:
-        return b"D\0" + rel.encode("utf-8") + b"\0"
-    return b"F\0" + rel.encode("utf-8") + b"\0" + str(size).encode() + b"\0" + hexdigest.encode()
+        return b"D\0" + rel.encode("utf-8", "surrogateescape") + b"\0"
+    return (
+        b"F\0"
+        + rel.encode("utf-8", "surrogateescape")
+        + b"\0"
+        + str(size).encode()
+        + b"\0"
+        + hexdigest.encode()
+    )
 
 
 def hash_tree(root: str, algo: str, what: str = "directory") -> tuple[str, int]:
@@ -174,6 +182,14 @@ def _upload_tree(
     from mlflowlet.datastore._streams import MAX_VERSIONS, versioned_name
     from mlflowlet.datastore.registry import get_store
 
+    for rel, _path in entries:
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ArtifactError(
+                f"artifact {key!r}: {rel!r} in {src!r} is not a UTF-8 name, which an object "
+                f"store ({dest!r}) cannot hold; rename it"
+            ) from None
     empty = [rel for rel, path in entries if path is None]
     if empty or not entries:
         where = f"folder '{empty[0]}' in it" if empty else "it"

@@ -199,3 +199,24 @@ def test_a_renamed_added_or_removed_entry_in_a_recorded_tree_is_caught_on_read(t
         os.utime(src / "extra.txt", ns=(10**9, 10**9))
     with pytest.raises(ArtifactIntegrityError, match="artifact 'model'"):
         get_dataitem(art.uri, key="model", artifact=art).local()
+
+
+def test_hostile_names_are_stored_exactly_and_a_non_utf8_name_is_not_a_crash(tmp_path):
+    names = ["a\nb.txt", "-rf", "..x", " lead", "tr ail "]
+    src = make_tree(tmp_path / "src", {n: n.encode() for n in names})
+    (tmp_path / "src" / os.fsdecode(b"\xff.bin")).write_bytes(b"raw")  # a name that is no UTF-8
+    art = ArtifactManager(str(tmp_path / "arts")).log("model", local_path=str(src))
+    assert listing(art.uri) == listing(src) and len(listing(src)) == 6
+    assert art.hash.endswith(hash_tree(str(src), art.hash.split(":")[0])[0])
+    assert listing(get_dataitem(art.uri, key="model", artifact=art).local(verify=True)) == listing(
+        src)
+
+
+def test_a_non_utf8_name_is_refused_for_an_object_store_naming_it(tmp_path):
+    from mlflowlet.datastore._dirtree import store_tree
+
+    src = make_tree(tmp_path / "src", {"ok.txt": b"1"})
+    (src / os.fsdecode(b"bad\xff.bin")).write_bytes(b"raw")
+    with pytest.raises(ArtifactError, match=r"artifact 'model': 'bad\\udcff.bin' in .* is not a "
+                                            r"UTF-8 name"):
+        store_tree("model", str(src), "s3://bucket/model", None, None, "sha256")

@@ -176,3 +176,40 @@ def test_a_query_string_without_credentials_passes(dbdir):
 
     url = "https://host/data.csv?version=3&format=csv#part"
     assert check_no_credentials(url) == url
+
+
+@step
+def read_tree(data: DataItem) -> str:
+    READS.append(data.url)
+    root = data.local()
+    return ",".join(f"{os.path.relpath(os.path.join(d, n), root)}={open(os.path.join(d, n)).read()}"
+                    for d, _dirs, files in sorted(os.walk(root)) for n in sorted(files))
+
+
+@pipeline
+def from_tree(data: DataItem):
+    return {"text": read_tree(data=data).output}
+
+
+def test_the_cache_reruns_a_step_when_an_s3_folder_changed_under_the_same_names(
+        dbdir, seaweedfs, monkeypatch):
+    # the folder's version must cover its objects' content, not only its top-level names
+    bucket = f"in-{os.urandom(6).hex()}"
+    client = seaweedfs.client()
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="raw/a.txt", Body=b"one")
+    client.put_object(Bucket=bucket, Key="raw/sub/b.txt", Body=b"two")
+    for name, value in seaweedfs.secrets.items():
+        monkeypatch.setenv(name, value)
+    READS.clear()
+    first = from_tree.run(data=f"s3://{bucket}/raw/", cache=True)
+    assert first.outputs == {"text": "a.txt=one,sub/b.txt=two"}
+    assert from_tree.run(data=f"s3://{bucket}/raw/", cache=True).outputs == first.outputs
+    assert len(READS) == 1  # unchanged: cached
+    client.put_object(Bucket=bucket, Key="raw/a.txt", Body=b"ONE")  # same names, new bytes
+    assert from_tree.run(data=f"s3://{bucket}/raw/", cache=True).outputs == {
+        "text": "a.txt=ONE,sub/b.txt=two"}
+    client.put_object(Bucket=bucket, Key="raw/sub/c.txt", Body=b"3")  # nested, new name
+    assert from_tree.run(data=f"s3://{bucket}/raw/", cache=True).outputs == {
+        "text": "a.txt=ONE,sub/b.txt=two,sub/c.txt=3"}
+    assert len(READS) == 3

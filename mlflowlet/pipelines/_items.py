@@ -87,7 +87,7 @@ item = MapItem()
 
 
 def item_condition_error(value: MapItem) -> PipelineError:
-    """The refusal of a condition testing the map's item itself (it has no one value)."""
+    """Return the refusal of a condition testing the map's item itself (it has no one value)."""
     return PipelineError(
         f"{value!r}: a condition on the map's item (a parameter the map binds to it) cannot be "
         "traced; compute the test in a step (e.g. one returning x > 1) and test its output "

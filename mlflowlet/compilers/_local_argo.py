@@ -152,8 +152,12 @@ class ArgoLocalRunner(LocalRunner):
             if "dag" in handler:  # an exit sub-pipeline: its tasks, by the rules of main's
                 for task in toposort(handler["dag"]["tasks"]):
                     self.phase[task["name"]] = self._task(task)
+                exit_phase = dag_phase(handler["dag"]["tasks"], self.phase)
             else:
-                self._run_pod(self.spec["onExit"], handler, {}, {})
+                pod = self._run_pod(self.spec["onExit"], handler, {}, {})
+                exit_phase = "Succeeded" if pod.ok else "Failed"
+            if status == "Succeeded" and exit_phase != "Succeeded":
+                status = exit_phase  # Argo: main succeeded, onExit did not -> the workflow not
         return status
 
     def _failures(self, status: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import PipelineError, StepDefinitionError
 from ._spec import where
-from ._status import FAILED
+from ._status import FAILED, final_state
 from .refs import Collected, Operand, OutputRef, PipelineParam
 
 OWN = ("state", "failures")
@@ -180,7 +180,13 @@ def run_exit(executor: Any, state: str, error: str) -> tuple[str, str]:
     """
     names = _run_exit_steps(executor, state, error)
     failed = [n for n in names if executor.states.get(n) in FAILED]
-    if state != "completed" or not failed:
+    exit_ = executor.dag.exit_pipeline
+    handled = (
+        exit_ is not None
+        and (executor.dag.exit_handler is None or executor.dag.exit_handler.name not in failed)
+        and final_state(exit_.dag, executor.states) == "completed"
+    )  # the exit sub-pipeline's own failures its leaves handle, by the leaf rule
+    if state != "completed" or not failed or handled:
         return state, error
     from .run import step_states
 

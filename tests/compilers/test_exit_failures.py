@@ -49,3 +49,14 @@ def test_a_failing_exit_handler_fails_a_pipeline_that_completed(pipe, tmp_path):
     assert run.steps["broken_notify"].state == "error"
     assert run.state == "error"  # Argo: Succeeded main + failed onExit -> workflow Failed
     assert "broken_notify" in run.run.status.error and "mail server down" in run.run.status.error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipe", [ends_badly, exit_step_fails], ids=["sub_pipeline", "step"])
+def test_compiled_failing_exit_handler_matches_the_local_run(pipe, tmp_path):
+    from mlflowlet.compilers.check import check
+
+    report = check(pipe, "argo", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert report.status == "Failed"  # as Argo marks it, and as the local run records it
+    assert report.states["broken_notify"] == "error"

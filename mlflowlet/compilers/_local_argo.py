@@ -148,16 +148,14 @@ class ArgoLocalRunner(LocalRunner):
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = status
             self.scope["workflow.failures"] = self._failures(status)
-            handler = self.templates[self.spec["onExit"]]
+            handler = self.templates[name := self.spec["onExit"]]
             if "dag" in handler:  # an exit sub-pipeline: its tasks, by the rules of main's
                 for task in toposort(handler["dag"]["tasks"]):
                     self.phase[task["name"]] = self._task(task)
-                exit_phase = dag_phase(handler["dag"]["tasks"], self.phase)
+                done = dag_phase(handler["dag"]["tasks"], self.phase)
             else:
-                pod = self._run_pod(self.spec["onExit"], handler, {}, {})
-                exit_phase = "Succeeded" if pod.ok else "Failed"
-            if status == "Succeeded" and exit_phase != "Succeeded":
-                status = exit_phase  # Argo: main succeeded, onExit did not -> the workflow not
+                done = "Succeeded" if self._run_pod(name, handler, {}, {}).ok else "Failed"
+            status = done if status == "Succeeded" else status  # Argo: a failed onExit fails it
         return status
 
     def _failures(self, status: str) -> str:

@@ -88,7 +88,6 @@ def _manifest_line(rel: str, size: int | None, hexdigest: str) -> bytes:
 
 def hash_tree(root: str, algo: str, what: str = "directory") -> tuple[str, int]:
     """Return ``(hex digest, total bytes)`` of a local directory's content (module doc)."""
-    from mlflowlet.datastore._hashing import new_hasher
     from mlflowlet.datastore._streams import hash_file
 
     if not os.path.isdir(root):
@@ -101,9 +100,15 @@ def hash_tree(root: str, algo: str, what: str = "directory") -> tuple[str, int]:
         hexdigest, size = hash_file(path, algo)
         total += size
         lines.append(_manifest_line(rel, size, hexdigest))
+    return _manifest_digest(lines, algo), total
+
+
+def _manifest_digest(lines: list[bytes], algo: str) -> str:
+    from mlflowlet.datastore._hashing import new_hasher
+
     hasher = new_hasher(algo)
     hasher.update(b"\n".join(lines))
-    return hasher.hexdigest(), total
+    return hasher.hexdigest()
 
 
 def store_tree(
@@ -210,11 +215,19 @@ def _upload_tree(
                 break
     else:
         raise ArtifactError(f"no free name for {dest!r} after {MAX_VERSIONS} versions")
+    lines, size = [], 0  # the manifest of the bytes each upload read (module doc)
     for rel, path in entries:
         assert path is not None
-        store.upload(f"{uri}/{rel}", path)
-    digest, size = hash_tree(src, algo, f"artifact {key!r}")
-    return uri, _hashing.label(algo, digest), size
+        if hasattr(store, "upload_hashed"):
+            hexdigest, n = store.upload_hashed(f"{uri}/{rel}", path, algo)
+        else:
+            from mlflowlet.datastore._streams import hash_file
+
+            hexdigest, n = hash_file(path, algo)  # read just before it is sent
+            store.upload(f"{uri}/{rel}", path)
+        size += n
+        lines.append(_manifest_line(rel, n, hexdigest))
+    return uri, _hashing.label(algo, _manifest_digest(lines, algo)), size
 
 
 def fetch_tree(store: Any, url: str, path: str) -> None:

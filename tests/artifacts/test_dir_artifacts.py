@@ -220,3 +220,26 @@ def test_a_non_utf8_name_is_refused_for_an_object_store_naming_it(tmp_path):
     with pytest.raises(ArtifactError, match=r"artifact 'model': 'bad\\udcff.bin' in .* is not a "
                                             r"UTF-8 name"):
         store_tree("model", str(src), "s3://bucket/model", None, None, "sha256")
+
+
+def test_a_file_changed_while_a_directory_uploads_is_recorded_as_stored(tmp_path, s3, monkeypatch):
+    # the record's hash and size must be those of the bytes the store got, not of the
+    # directory as it is after the upload
+    from mlflowlet.datastore.s3 import S3Store
+
+    src = make_tree(tmp_path / "model")
+    real, calls = S3Store.upload_hashed, []
+
+    def upload_then_touch(self, url, path, algo="sha256"):
+        out = real(self, url, path, algo)
+        calls.append(url)
+        if url.endswith("weights.bin"):  # the last one: an uploaded file changes afterwards
+            (src / "sub dir" / "config ü.json").write_bytes(b'{"a": 2, "b": 3}')
+        return out
+
+    monkeypatch.setattr(S3Store, "upload_hashed", upload_then_touch)
+    art = ArtifactManager(f"s3://{s3}/runs/r1").log("model", local_path=str(src))
+    assert len(calls) == 2
+    local = get_dataitem(art.uri, key="model", artifact=art).local(verify=True)
+    assert listing(local)["sub dir/config ü.json"] == b'{"a": 1}'
+    assert art.hash.endswith(hash_tree(local, art.hash.split(":")[0])[0]) and art.size == 13

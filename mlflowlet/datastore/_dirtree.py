@@ -108,7 +108,7 @@ def _manifest_digest(lines: list[bytes], algo: str) -> str:
 
     hasher = new_hasher(algo)
     hasher.update(b"\n".join(lines))
-    return hasher.hexdigest()
+    return str(hasher.hexdigest())
 
 
 def store_tree(

@@ -148,12 +148,14 @@ class ArgoLocalRunner(LocalRunner):
         if self.spec.get("onExit"):
             self.scope["workflow.status"] = status
             self.scope["workflow.failures"] = self._failures(status)
-            handler = self.templates[self.spec["onExit"]]
+            handler = self.templates[name := self.spec["onExit"]]
             if "dag" in handler:  # an exit sub-pipeline: its tasks, by the rules of main's
                 for task in toposort(handler["dag"]["tasks"]):
                     self.phase[task["name"]] = self._task(task)
+                done = dag_phase(handler["dag"]["tasks"], self.phase)
             else:
-                self._run_pod(self.spec["onExit"], handler, {}, {})
+                done = "Succeeded" if self._run_pod(name, handler, {}, {}).ok else "Failed"
+            status = done if status == "Succeeded" else status  # Argo: a failed onExit fails it
         return status
 
     def _failures(self, status: str) -> str:

@@ -3,7 +3,8 @@
 A directory version is recorded with ``format: "dir"``; its ``size`` is the total of its files'
 bytes and its ``hash`` (``'<algo>:<hex>'``) covers its content in a stable order: for every
 entry, sorted by its path relative to the directory (``/``-separated, UTF-8), a file adds its
-path, size and digest, an empty folder its path. Names, times and the directory's own location
+path, size and digest, an empty folder its path (a path is its bytes on disk: UTF-8, or
+whatever bytes a name that is not UTF-8 has). Names, times and the directory's own location
 do not count, so the same tree hashes the same wherever it is.
 
 What a directory may hold: regular files, folders, and symlinks to files inside it (stored as
@@ -74,13 +75,19 @@ def tree(root: str, what: str) -> list[tuple[str, str | None]]:
 
 def _manifest_line(rel: str, size: int | None, hexdigest: str) -> bytes:
     if size is None:
-        return b"D\0" + rel.encode("utf-8") + b"\0"
-    return b"F\0" + rel.encode("utf-8") + b"\0" + str(size).encode() + b"\0" + hexdigest.encode()
+        return b"D\0" + rel.encode("utf-8", "surrogateescape") + b"\0"
+    return (
+        b"F\0"
+        + rel.encode("utf-8", "surrogateescape")
+        + b"\0"
+        + str(size).encode()
+        + b"\0"
+        + hexdigest.encode()
+    )
 
 
 def hash_tree(root: str, algo: str, what: str = "directory") -> tuple[str, int]:
     """Return ``(hex digest, total bytes)`` of a local directory's content (module doc)."""
-    from mlflowlet.datastore._hashing import new_hasher
     from mlflowlet.datastore._streams import hash_file
 
     if not os.path.isdir(root):
@@ -93,9 +100,15 @@ def hash_tree(root: str, algo: str, what: str = "directory") -> tuple[str, int]:
         hexdigest, size = hash_file(path, algo)
         total += size
         lines.append(_manifest_line(rel, size, hexdigest))
+    return _manifest_digest(lines, algo), total
+
+
+def _manifest_digest(lines: list[bytes], algo: str) -> str:
+    from mlflowlet.datastore._hashing import new_hasher
+
     hasher = new_hasher(algo)
     hasher.update(b"\n".join(lines))
-    return hasher.hexdigest(), total
+    return str(hasher.hexdigest())
 
 
 def store_tree(
@@ -174,6 +187,14 @@ def _upload_tree(
     from mlflowlet.datastore._streams import MAX_VERSIONS, versioned_name
     from mlflowlet.datastore.registry import get_store
 
+    for rel, _path in entries:
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ArtifactError(
+                f"artifact {key!r}: {rel!r} in {src!r} is not a UTF-8 name, which an object "
+                f"store ({dest!r}) cannot hold; rename it"
+            ) from None
     empty = [rel for rel, path in entries if path is None]
     if empty or not entries:
         where = f"folder '{empty[0]}' in it" if empty else "it"
@@ -194,11 +215,19 @@ def _upload_tree(
                 break
     else:
         raise ArtifactError(f"no free name for {dest!r} after {MAX_VERSIONS} versions")
+    lines, size = [], 0  # the manifest of the bytes each upload read (module doc)
     for rel, path in entries:
         assert path is not None
-        store.upload(f"{uri}/{rel}", path)
-    digest, size = hash_tree(src, algo, f"artifact {key!r}")
-    return uri, _hashing.label(algo, digest), size
+        if hasattr(store, "upload_hashed"):
+            hexdigest, n = store.upload_hashed(f"{uri}/{rel}", path, algo)
+        else:
+            from mlflowlet.datastore._streams import hash_file
+
+            hexdigest, n = hash_file(path, algo)  # read just before it is sent
+            store.upload(f"{uri}/{rel}", path)
+        size += n
+        lines.append(_manifest_line(rel, n, hexdigest))
+    return uri, _hashing.label(algo, _manifest_digest(lines, algo)), size
 
 
 def fetch_tree(store: Any, url: str, path: str) -> None:
@@ -236,10 +265,17 @@ def fetch_tree(store: Any, url: str, path: str) -> None:
 
 
 def tree_stamp(root: str) -> dict[str, Any]:
-    """Return the cheap stamp of a local directory: total bytes and newest file ``mtime_ns``."""
+    """Return the cheap stamp of a local directory: total bytes and newest ``mtime_ns``.
+
+    The newest time covers the folders too (the directory and every folder in it), so a file
+    renamed, added or removed - which moves neither the total size nor any file's time, but
+    its folder's - changes the stamp.
+    """
     size, newest = 0, 0
     for _rel, path in tree(root, f"directory {root!r}"):
         if path is not None:
             st = os.stat(path)
             size, newest = size + st.st_size, max(newest, st.st_mtime_ns)
+    for dirpath, _dirs, _files in os.walk(root):
+        newest = max(newest, os.stat(dirpath).st_mtime_ns)
     return {"size": size, "mtime_ns": newest}

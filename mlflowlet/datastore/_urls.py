@@ -107,13 +107,46 @@ def check_no_credentials(url: str, what: str = "") -> str:
     has_userinfo = "@" in netloc
     if not has_userinfo and scheme in ("s3", "s3a") and ":" in netloc and "@" in rest:
         has_userinfo = True  # the secret key itself held a '/'
+    prefix = f"{what}: " if what else ""
     if has_userinfo:
         from mlflowlet.errors import ConfigError
 
-        prefix = f"{what}: " if what else ""
         raise ConfigError(
             f"{prefix}refused a {scheme}:// URL with credentials in it (user:secret@ before "
             "the host or bucket): remove them and give them as the run's secrets instead, "
             "e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in with_secrets('file', ...)"
         )
+    field = _credential_field(rest)
+    if field:
+        from mlflowlet.errors import ConfigError
+
+        raise ConfigError(
+            f"{prefix}refused a {scheme}:// URL carrying a credential in its query or fragment "
+            f"('{field}=...', a signed or token URL): it would be stored with the run; give "
+            "the credentials as the run's secrets and the plain URL instead"
+        )
     return url
+
+
+# query/fragment fields that carry a credential: AWS SigV4/SigV2 presigned URLs, Azure SAS,
+# GCS/CloudFront signed URLs, OAuth-style tokens
+_CREDENTIAL_FIELDS = frozenset(
+    {
+        "x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid",
+        "signature", "sig", "x-goog-signature", "x-goog-credential", "key-pair-id", "policy",
+        "token", "access_token", "id_token", "refresh_token", "auth", "password", "passwd",
+        "secret", "api_key", "apikey", "client_secret",
+    }
+)  # fmt: skip
+
+
+def _credential_field(rest: str) -> str:
+    """Return the first credential-carrying field name in the query or fragment of ``rest``."""
+    from urllib.parse import unquote
+
+    for part in rest.split("?", 1)[1:] + rest.split("#", 1)[1:]:
+        for pair in part.replace(";", "&").replace("#", "&").split("&"):
+            name = unquote(pair.partition("=")[0]).strip().lower()
+            if name in _CREDENTIAL_FIELDS:
+                return name
+    return ""

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import PipelineError, StepDefinitionError
 from ._spec import where
-from ._status import FAILED
+from ._status import FAILED, final_state
 from .refs import Collected, Operand, OutputRef, PipelineParam
 
 OWN = ("state", "failures")
@@ -172,16 +172,41 @@ def trace_exit_pipeline(
     return ExitPipeline(exit_pipe, dag, arguments, site, kinds)
 
 
-def run_exit(executor: Any, state: str, error: str) -> None:
-    """Run the exit step, or the exit sub-pipeline's steps, as steps of the pipeline run."""
+def run_exit(executor: Any, state: str, error: str) -> tuple[str, str]:
+    """Run the exit step, or the exit sub-pipeline's steps, as steps of the pipeline run.
+
+    Returns the pipeline's final ``(state, error)``: a pipeline that completed ends in error
+    when an exit step failed, as Argo marks a workflow whose ``onExit`` node failed.
+    """
+    names = _run_exit_steps(executor, state, error)
+    failed = [n for n in names if executor.states.get(n) in FAILED]
+    exit_ = executor.dag.exit_pipeline
+    handled = (
+        exit_ is not None
+        and (executor.dag.exit_handler is None or executor.dag.exit_handler.name not in failed)
+        and final_state(exit_.dag, executor.states) == "completed"
+    )  # the exit sub-pipeline's own failures its leaves handle, by the leaf rule
+    if state != "completed" or not failed or handled:
+        return state, error
+    from .run import step_states
+
+    rows = step_states(executor.run)
+    return "error", "; ".join(
+        f"exit step {n!r} failed: {rows.get(n, {}).get('error') or 'error'}" for n in failed
+    )
+
+
+def _run_exit_steps(executor: Any, state: str, error: str) -> list[str]:
     from .._final_status import PipelineTaskFinalStatus
     from ._inputs import Resolver
 
+    names: list[str] = []
     if executor.dag.exit_handler is not None:
         executor._run_exit(executor.dag.exit_handler, state, error)
+        names.append(executor.dag.exit_handler.name)
     exit_ = executor.dag.exit_pipeline
     if exit_ is None:
-        return
+        return names
     status = PipelineTaskFinalStatus(
         state, executor.run.uid, executor.pipe.name, None, error or None, "local"
     )
@@ -200,3 +225,4 @@ def run_exit(executor: Any, state: str, error: str) -> None:
         executor._schedule()
     finally:
         executor.dag, executor.inputs = saved
+    return names + [n.name for n in exit_.nodes]

@@ -73,11 +73,26 @@ class MapItem:
     def __bool__(self) -> bool:
         raise PipelineError("item has no truth value while the pipeline is traced")
 
+    def _no_compare(self, other: Any) -> Any:
+        raise item_condition_error(self)
+
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _no_compare  # type: ignore[assignment]
+    __hash__ = object.__hash__
+
     def __repr__(self) -> str:
         return "item" if self._key is None else f"item[{self._key!r}]"
 
 
 item = MapItem()
+
+
+def item_condition_error(value: MapItem) -> PipelineError:
+    """Return the refusal of a condition testing the map's item itself (it has no one value)."""
+    return PipelineError(
+        f"{value!r}: a condition on the map's item (a parameter the map binds to it) cannot be "
+        "traced; compute the test in a step (e.g. one returning x > 1) and test its output "
+        "with `with condition(step.output == ...)`"
+    )
 
 
 def split_item_args(

@@ -11,7 +11,8 @@ exactly as the local run does.
 A URL holding credentials (``s3://KEY:SECRET@bucket/key``) is refused before anything is
 recorded, without quoting it: credentials come from the run's environment or secrets.
 A step's cache key covers the data's version (a local file's or folder's hash, an object's ETag
-and size), so new data at the same URL reruns the step.
+and size, a remote folder's every object's name, ETag and size), so new data at the same URL
+reruns the step.
 """
 
 from __future__ import annotations
@@ -81,8 +82,23 @@ def url_version(url: str) -> str:
 
         store = get_store(url)
         if url.endswith("/"):
-            return f"{url}#{store.listdir(url)}"
+            return f"{url}#{_folder_version(store, url, algo)}"
         info = store.stat(url)
         return f"{url}#{info.get('etag')}:{info.get('size')}:{info.get('modified')}"
     except (MlflowletError, OSError):
         return url
+
+
+def _folder_version(store: object, url: str, algo: str) -> str:
+    """Return a digest of every object under the remote folder ``url``: name, ETag and size."""
+    from ..datastore._hashing import label, new_hasher
+
+    walk = getattr(store, "walk", None)
+    if walk is None:  # a store that cannot list a folder's objects: its names
+        return str(store.listdir(url))  # type: ignore[attr-defined]
+    hasher = new_hasher(algo)
+    base = url.rstrip("/") + "/"
+    for rel in walk(url):
+        info = store.stat(base + rel)  # type: ignore[attr-defined]
+        hasher.update(f"{rel}\0{info.get('etag')}\0{info.get('size')}\n".encode())
+    return label(algo, hasher.hexdigest())

@@ -130,7 +130,7 @@ class LocalExecutor:
             state, error = self._outcome()
             if self.dag.outputs:
                 state, error = self._outputs(state, error)
-            run_exit(self, state, error)  # the exit step, or the exit sub-pipeline's steps
+            state, error = run_exit(self, state, error)  # exit step(s); a failed one fails
         except BaseException as exc:
             self._flush(True)
             if isinstance(exc, KeyboardInterrupt):

@@ -323,6 +323,10 @@ def _as_condition(other: Any, sign: str) -> Condition:
 
 
 def _check_literal(value: Any, where: str) -> None:
+    from ._items import MapItem, item_condition_error
+
+    if isinstance(value, MapItem):
+        raise item_condition_error(value)
     try:
         json.dumps(value)
     except (TypeError, ValueError):

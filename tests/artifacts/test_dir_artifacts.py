@@ -176,3 +176,70 @@ def test_gc_removes_every_object_of_a_deleted_runs_directory_version_in_s3(
     assert len(collect_garbage().files) == 1
     left = seaweedfs.client().list_objects_v2(Bucket=s3).get("Contents", [])
     assert sorted(o["Key"].split("/", 2)[0] for o in left) == ["keep", "keep"]
+
+
+@pytest.mark.parametrize("change", ["rename", "delete_empty", "add_old_empty"])
+def test_a_renamed_added_or_removed_entry_in_a_recorded_tree_is_caught_on_read(tmp_path, change):
+    # none of these moves the total size or the newest *file* time: a stamp of files only
+    # hands back another tree than the one recorded; the folder's time moves
+    src = make_tree(tmp_path / "model", {"weights.bin": b"w" * 5, "sub/empty.txt": b"",
+                                          "sub/late.txt": b"x"})
+    for dirpath, _dirs, files in os.walk(src):  # an old tree: every later change is newer
+        for name in files:
+            os.utime(os.path.join(dirpath, name), ns=(10**9, 10**9))
+        os.utime(dirpath, ns=(10**9, 10**9))
+    art = ArtifactManager(str(tmp_path / "arts")).log("model", local_path=str(src), upload=False)
+    assert get_dataitem(art.uri, key="model", artifact=art).local() == str(src)
+    if change == "rename":
+        os.rename(src / "weights.bin", src / "weights.old")
+    elif change == "delete_empty":
+        os.remove(src / "sub" / "empty.txt")
+    else:
+        (src / "extra.txt").write_bytes(b"")
+        os.utime(src / "extra.txt", ns=(10**9, 10**9))
+    with pytest.raises(ArtifactIntegrityError, match="artifact 'model'"):
+        get_dataitem(art.uri, key="model", artifact=art).local()
+
+
+def test_hostile_names_are_stored_exactly_and_a_non_utf8_name_is_not_a_crash(tmp_path):
+    names = ["a\nb.txt", "-rf", "..x", " lead", "tr ail "]
+    src = make_tree(tmp_path / "src", {n: n.encode() for n in names})
+    (tmp_path / "src" / os.fsdecode(b"\xff.bin")).write_bytes(b"raw")  # a name that is no UTF-8
+    art = ArtifactManager(str(tmp_path / "arts")).log("model", local_path=str(src))
+    assert listing(art.uri) == listing(src) and len(listing(src)) == 6
+    assert art.hash.endswith(hash_tree(str(src), art.hash.split(":")[0])[0])
+    assert listing(get_dataitem(art.uri, key="model", artifact=art).local(verify=True)) == listing(
+        src)
+
+
+def test_a_non_utf8_name_is_refused_for_an_object_store_naming_it(tmp_path):
+    from mlflowlet.datastore._dirtree import store_tree
+
+    src = make_tree(tmp_path / "src", {"ok.txt": b"1"})
+    (src / os.fsdecode(b"bad\xff.bin")).write_bytes(b"raw")
+    with pytest.raises(ArtifactError, match=r"artifact 'model': 'bad\\udcff.bin' in .* is not a "
+                                            r"UTF-8 name"):
+        store_tree("model", str(src), "s3://bucket/model", None, None, "sha256")
+
+
+def test_a_file_changed_while_a_directory_uploads_is_recorded_as_stored(tmp_path, s3, monkeypatch):
+    # the record's hash and size must be those of the bytes the store got, not of the
+    # directory as it is after the upload
+    from mlflowlet.datastore.s3 import S3Store
+
+    src = make_tree(tmp_path / "model")
+    real, calls = S3Store.upload_hashed, []
+
+    def upload_then_touch(self, url, path, algo="sha256"):
+        out = real(self, url, path, algo)
+        calls.append(url)
+        if url.endswith("weights.bin"):  # the last one: an uploaded file changes afterwards
+            (src / "sub dir" / "config ü.json").write_bytes(b'{"a": 2, "b": 3}')
+        return out
+
+    monkeypatch.setattr(S3Store, "upload_hashed", upload_then_touch)
+    art = ArtifactManager(f"s3://{s3}/runs/r1").log("model", local_path=str(src))
+    assert len(calls) == 2
+    local = get_dataitem(art.uri, key="model", artifact=art).local(verify=True)
+    assert listing(local)["sub dir/config ü.json"] == b'{"a": 1}'
+    assert art.hash.endswith(hash_tree(local, art.hash.split(":")[0])[0]) and art.size == 13

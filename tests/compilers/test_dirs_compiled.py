@@ -133,3 +133,21 @@ def test_a_default_url_with_credentials_is_refused_locally_and_when_compiling(ta
         with pytest.raises(ConfigError) as err:
             attempt()
         assert SECRET not in str(err.value) and "pipeline input 'data'" in str(err.value)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_presigned_url_is_refused_locally_and_when_compiling(target):
+    # a signed URL is a bearer credential: it must not land in the compiled YAML's defaults
+    from mlflowlet.pipelines import pipeline
+
+    url = f"https://b.s3.amazonaws.com/k.csv?X-Amz-Credential=AKIA&X-Amz-Signature={SECRET}"
+
+    @pipeline(image=dp.IMAGE)
+    def signed(data: dp.DataItem = url):  # type: ignore[assignment]
+        dp.count_bytes(data=data)
+
+    for attempt in (lambda: compile(signed, target), signed.run,
+                    lambda: compile(dp.url_input, target, params={"data": url})):
+        with pytest.raises(ConfigError) as err:
+            attempt()
+        assert SECRET not in str(err.value) and "pipeline input 'data'" in str(err.value)

@@ -393,3 +393,23 @@ def test_a_condition_reading_a_step_of_another_map_is_still_refused():
                 shout(text="x")
 
         _ = bad.dag  # traced on first use
+
+
+@pytest.mark.parametrize("test", ["x > 1", "x <= 1", "big < x", "x > big", "x == 2", "x != big"])
+def test_a_condition_on_the_bodys_item_parameter_is_refused_naming_it_and_the_fix(test):
+    # a body parameter bound to `item` has no per-item value a condition can read: refused
+    # with one clear line, not a bare TypeError or a condition on False
+    def body_fn(x: int, big: int):
+        with condition(eval(test, {}, {"x": x, "big": big})):
+            shout(text="big")
+
+    body_fn.__qualname__ = body_fn.__name__ = "item_test_body"
+    sub = pipeline(body_fn)
+
+    @pipeline
+    def outer(xs: list = [1, 2], big: int = 1):  # noqa: B006
+        sub.map(items=xs, x=item, big=big)
+
+    with pytest.raises(PipelineError, match=r"condition on the map's item .*; compute the test in "
+                                            r"a step"):
+        _ = outer.dag

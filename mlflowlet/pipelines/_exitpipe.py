@@ -21,12 +21,15 @@ exit handler of its own and returns nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError, StepDefinitionError
 from ._spec import where
 from ._status import FAILED, final_state
 from .refs import Collected, Operand, OutputRef, PipelineParam
+
+if TYPE_CHECKING:
+    from .executor import LocalExecutor
 
 OWN = ("state", "failures")
 
@@ -172,7 +175,7 @@ def trace_exit_pipeline(
     return ExitPipeline(exit_pipe, dag, arguments, site, kinds)
 
 
-def run_exit(executor: Any, state: str, error: str) -> tuple[str, str]:
+def run_exit(executor: LocalExecutor, state: str, error: str) -> tuple[str, str]:
     """Run the exit step, or the exit sub-pipeline's steps, as steps of the pipeline run.
 
     Returns the pipeline's final ``(state, error)``: a pipeline that completed ends in error
@@ -196,7 +199,7 @@ def run_exit(executor: Any, state: str, error: str) -> tuple[str, str]:
     )
 
 
-def _run_exit_steps(executor: Any, state: str, error: str) -> list[str]:
+def _run_exit_steps(executor: LocalExecutor, state: str, error: str) -> list[str]:
     from .._final_status import PipelineTaskFinalStatus
     from ._inputs import Resolver
 

@@ -73,7 +73,7 @@ class MapItem:
     def __bool__(self) -> bool:
         raise PipelineError("item has no truth value while the pipeline is traced")
 
-    def _no_compare(self, other: Any) -> Any:
+    def _no_compare(self, other: object) -> Any:
         raise item_condition_error(self)
 
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _no_compare  # type: ignore[assignment]

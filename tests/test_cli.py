@@ -421,3 +421,36 @@ def test_progress_writes_plain_lines_elsewhere():
         "iteration 1 completed: 1/2 iterations done; best acc=0.7 (iteration 1)",
         "iteration 2 completed: 2/2 iterations done; best acc=0.7 (iteration 1)",
     ]
+
+
+def test_a_pipeline_run_takes_project_labels_and_artifact_path(ex, capsys, tmp_path):
+    code, _, err = cli(capsys, "run", "train_eval.py:train_eval", "--project", "team-a",
+                       "-l", "owner=ana", "--artifact-path", str(tmp_path / "arts"), "--no-watch")
+    assert code == 0, err
+    (run,) = [r for r in get_run_db().list_runs(project="team-a").objects()
+              if r.metadata.labels.get("owner") == "ana"]
+    assert run.metadata.name == "train-eval" and run.state == "completed"
+    assert any((tmp_path / "arts").rglob("*"))  # the steps' artifacts went where asked
+
+
+@pytest.mark.parametrize("flags", [
+    ["-s", "file=secrets.txt"], ["-x", "rows=[1,2]"], ["--param-file", "params.csv"],
+    ["--selector", "max.accuracy"], ["--strategy", "list"], ["--max-iterations", "2"],
+    ["--parallel", "2"], ["--timeout", "5"], ["--name", "other"],
+])
+def test_a_flag_a_pipeline_run_cannot_carry_is_refused_not_dropped(ex, capsys, flags):
+    before = len(_runs())
+    code, _, err = cli(capsys, "run", "train_eval.py:train_eval", *flags)
+    assert code == 2 and f"{flags[0]}" in err and "not carried by a pipeline run" in err, err
+    assert len(_runs()) == before  # refused before anything ran
+
+
+def test_an_object_with_run_gets_no_run_options_it_would_take_as_params(ex, capsys):
+    (ex / "fakepipe2.py").write_text(
+        "class Pipe:\n"
+        "    def run(self, **params):\n"
+        "        raise AssertionError(f'ran with {params}')\n"
+        "p = Pipe()\n"
+    )
+    code, _, err = cli(capsys, "run", "fakepipe2.py:p", "--project", "x")
+    assert code == 2 and "--project is not carried" in err, err

@@ -152,11 +152,20 @@ def run(  # noqa: PLR0913 - one option per flag of the command
         keep_text(task, param, fn, url)
     elif kind == "pipeline":
         keep_pipeline_text(task, param, target)
+        run_options = _pipeline_options(
+            target,
+            {"-s/--secrets": secrets, "-x/--hyperparam": hyperparam, "--param-file": param_file,
+             "--selector": selector, "--strategy": strategy, "--max-iterations": max_iterations,
+             "--parallel": parallel, "--timeout": timeout, "--name": name},
+            project=project, labels=parse_pairs(label, "-l/--label"), artifact_path=artifact_path,
+        )  # fmt: skip
     quiet = dump or as_json
     try:
         with _stdout_to_stderr(quiet):
             if kind == "pipeline":
-                result = target.run(**task.spec.params, **_pipeline_inputs(target, task))
+                result = target.run(
+                    **task.spec.params, **_pipeline_inputs(target, task), **run_options
+                )
             else:
                 result = _run_task(target, task, fn, rundb, watch, mode, timeout)
     except KeyboardInterrupt as exc:
@@ -181,6 +190,28 @@ def run(  # noqa: PLR0913 - one option per flag of the command
         verb = "failed" if result.state == "error" else f"ended {result.state}"
         sys.stderr.write(f"error: run {meta.name!r} ({meta.uid}) {verb}: {reason}\n")
         raise typer.Exit(1)
+
+
+def _pipeline_options(target: object, dropped: dict[str, object], **options: Any) -> dict[str, Any]:
+    """Return the run options a pipeline takes; refuse a flag it cannot carry (never drop it).
+
+    ``--project``, ``-l`` and ``--artifact-path`` reach a mlflowlet ``Pipeline.run``; the flags
+    in ``dropped`` (secrets, sweeps, limits, a run name) set fields of a function's or script's
+    run that a pipeline run does not have, and any of them is refused for another object with a
+    ``.run`` (its ``run(**params)`` would take them as parameters).
+    """
+    from ..pipelines.pipeline import Pipeline
+
+    if not isinstance(target, Pipeline):
+        dropped = {**dropped, "--project": options["project"], "-l/--label": options["labels"],
+                   "--artifact-path": options["artifact_path"]}  # fmt: skip
+    for flag, value in dropped.items():
+        if value is not None and value != [] and value != {}:
+            raise usage_error(
+                f"{flag} is not carried by a pipeline run: remove it (a pipeline's steps read "
+                "secrets from their environment; sweeps, retries and limits are set per step)"
+            )
+    return {k: v for k, v in options.items() if v} if isinstance(target, Pipeline) else {}
 
 
 def _check_positive(**values: float | None) -> None:

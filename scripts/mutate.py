@@ -106,7 +106,8 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "manager": (
         "mlflowlet/artifacts/manager.py",
-        ["tests/artifacts/test_manager.py", "tests/artifacts/test_kinds.py"],
+        ["tests/artifacts/test_manager.py", "tests/artifacts/test_kinds.py",
+         "tests/artifacts/test_dir_artifacts.py"],
         [],
     ),
 }

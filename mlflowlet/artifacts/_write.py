@@ -10,11 +10,10 @@ is there (a HEAD) and this process has not claimed it; the run's own directory
 
 from __future__ import annotations
 
-import posixpath
 import threading
 from typing import Any
 
-from mlflowlet.datastore._streams import MAX_VERSIONS, versioned_name
+from mlflowlet.datastore._streams import free_remote_name
 from mlflowlet.datastore._urls import is_local
 from mlflowlet.errors import ArtifactError, DataNotFoundError
 
@@ -79,28 +78,13 @@ def store_version(
     from mlflowlet.datastore.registry import get_store
 
     store = get_store(dest, secrets)
-    uri = _free_remote(store, dest, claims)
+    uri = free_remote_name(dest, claims, store.stat)
     if data is not None:
         store.put(uri, data)
         return uri, _hashing.label(algo, _hashing.digest_bytes(algo, data)), len(data)
     assert src is not None
     digest, size = store.upload_hashed(uri, src, algo)  # hashed while it is read for the upload
     return uri, _hashing.label(algo, digest), size
-
-
-def _free_remote(store: Any, dest: str, claims: Claims) -> str:
-    """Return the first candidate name of ``dest`` with no object and no claim of ours."""
-    head, name = posixpath.split(dest)
-    for n in range(1, MAX_VERSIONS + 1):
-        uri = posixpath.join(head, posixpath.basename(versioned_name(name, n)))
-        if uri in claims:
-            continue
-        try:
-            store.stat(uri)
-        except DataNotFoundError:
-            if claims.take(uri):
-                return uri
-    raise ArtifactError(f"no free name for {dest!r} after {MAX_VERSIONS} versions")
 
 
 def link_existing(key: str, uri: str, secrets: Any) -> tuple[None, int | None]:

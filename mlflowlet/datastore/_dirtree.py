@@ -184,7 +184,7 @@ def _upload_tree(
     algo: str,
 ) -> tuple[str, str, int]:
     from mlflowlet.datastore import _hashing
-    from mlflowlet.datastore._streams import MAX_VERSIONS, versioned_name
+    from mlflowlet.datastore._streams import free_remote_name
     from mlflowlet.datastore.registry import get_store
 
     for rel, _path in entries:
@@ -203,18 +203,7 @@ def _upload_tree(
             "empty, and an object store holds no empty folders; add a file"
         )
     store = get_store(dest, secrets)
-    head, name = posixpath.split(dest.rstrip("/"))
-    for n in range(1, MAX_VERSIONS + 1):
-        uri = posixpath.join(head, posixpath.basename(versioned_name(name, n)))
-        if uri in claims:
-            continue
-        try:
-            store.listdir(uri)
-        except DataNotFoundError:
-            if claims.take(uri):
-                break
-    else:
-        raise ArtifactError(f"no free name for {dest!r} after {MAX_VERSIONS} versions")
+    uri = free_remote_name(dest, claims, store.listdir)
     lines, size = [], 0  # the manifest of the bytes each upload read (module doc)
     for rel, path in entries:
         assert path is not None

@@ -240,6 +240,30 @@ def versioned_name(path: str, n: int) -> str:
     return os.path.join(head, f"{stem}.v{n}{ext}")
 
 
+def free_remote_name(dest: str, claims: Any, exists: Any) -> str:
+    """Return the first candidate name of ``dest`` in a store with nothing there and no claim.
+
+    ``exists(uri)`` raises ``DataNotFoundError`` where nothing is (a file's ``stat``, a
+    folder's ``listdir``); ``claims`` (``in``, ``take``) keeps two writers of this process off
+    one name. Raises ``ArtifactError`` after ``MAX_VERSIONS`` candidates.
+    """
+    import posixpath
+
+    from mlflowlet.errors import ArtifactError, DataNotFoundError
+
+    head, name = posixpath.split(dest.rstrip("/"))
+    for n in range(1, MAX_VERSIONS + 1):
+        uri = posixpath.join(head, posixpath.basename(versioned_name(name, n)))
+        if uri in claims:
+            continue
+        try:
+            exists(uri)
+        except DataNotFoundError:
+            if claims.take(uri):
+                return uri
+    raise ArtifactError(f"no free name for {dest!r} after {MAX_VERSIONS} versions")
+
+
 def publish(tmp: str, path: str, exclusive: bool = False) -> str:
     """Move the finished temporary file ``tmp`` to ``path``; return where it landed.
 

@@ -6,10 +6,10 @@ import textwrap
 import pytest
 
 from mlflowlet import get_run_db
-from mlflowlet.cli import main
 from mlflowlet.datastore import DataItem, get_dataitem
 from mlflowlet.errors import ConfigError, ParameterError, PipelineError
 from mlflowlet.pipelines import pipeline, step
+from tests.test_cli import cli
 
 READS: list[str] = []
 SECRET = "wJalrXUtnFEMI/K7MDENG"
@@ -121,17 +121,6 @@ PIPE = textwrap.dedent('''
     def from_url(data: DataItem, tag: str = "t"):
         return {"text": read(data=data).output}
 ''')
-
-
-def cli(capsys, *args):
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_input_flags_feed_a_pipelines_url_inputs(capsys, dbdir, tmp_path):

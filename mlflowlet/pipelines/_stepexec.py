@@ -49,27 +49,54 @@ class StepCall:
 def _item_runtime(retries: int, delay: float) -> Any:
     """Return a local runtime whose sweep retries each iteration (a map's item) alone.
 
-    Every attempt is recorded as that item (its uid and iteration; the last one stays), labelled
-    ``attempt``, and writes to the step's log, as an Argo / KFP pod per item retries alone.
+    The item's record (its uid and iteration) is its last attempt, labelled ``attempt``; each
+    failed attempt before it is kept as its own run (:func:`keep_failed_attempt`); all write to
+    the step's log, as an Argo / KFP pod per item retries alone.
     """
     from ..runtimes.local import LocalRuntime
 
     class ItemRetries(LocalRuntime):
         def _execute(self, run: RunObject, handler: object, db: RunDB) -> RunObject:
+            first = ""
             for attempt in range(1, retries + 2):
                 one = run.model_copy(deep=True)
                 one.metadata.labels["attempt"] = str(attempt)
+                if first:
+                    one.metadata.labels["retry_of"] = first
                 extra = one.spec.model_extra
                 if extra and WORKFLOW_FIELD in extra:  # context.workflow.attempt: the item's
                     extra[WORKFLOW_FIELD] = {**extra[WORKFLOW_FIELD], "attempt": attempt}
                 result = super()._execute(one, handler, db)
                 if result.state != "error" or attempt > retries:
                     return result
+                kept = keep_failed_attempt(result, db)
+                first = first or kept
                 if delay * 2 ** (attempt - 1):
                     time.sleep(delay * 2 ** (attempt - 1))  # the back-off, not a synchronisation
             raise AssertionError("unreachable")
 
     return ItemRetries()
+
+
+def keep_failed_attempt(result: RunObject, db: RunDB) -> str:
+    """Store a failed attempt of an item as its own run before the item retries in place.
+
+    The next attempt overwrites the item's record (its uid and iteration: the item is its last
+    attempt), so the failure is kept as a new run (iteration 0) with the attempt's labels
+    (``attempt``; ``retry_of`` the first attempt from the second on, as a step's retries) and
+    annotations ``item_uid`` / ``item_iteration`` naming the item (Argo keeps each retry as its
+    own node). Returns the new run's uid.
+    """
+    record = result.to_dict()
+    meta = record["metadata"]
+    meta["annotations"] = {
+        **meta.get("annotations", {}),
+        "item_uid": meta["uid"],
+        "item_iteration": str(meta.get("iteration", 0)),
+    }
+    meta["uid"], meta["iteration"] = new_uid(), 0
+    db.store_runs([record])
+    return str(meta["uid"])
 
 
 def _runtime() -> Any:
@@ -143,10 +170,12 @@ def execute(call: StepCall, db: RunDB, place: tuple[str, int] | None = None) -> 
             }
         result = _run_once(runtime, run, handler, db, spec.timeout)
         result._record_in(db)
+        last = result.state != "error" or attempt > retries
+        uid = result.uid if last or place is None else keep_failed_attempt(result, db)
         call.attempts.append(
-            {"uid": result.uid, "state": result.state, "error": last_line(result.status.error)}
+            {"uid": uid, "state": result.state, "error": last_line(result.status.error)}
         )
-        if result.state != "error" or attempt > retries:
+        if last:
             break
         delay = spec.retry_delay * 2 ** (attempt - 1)
         if delay:

@@ -356,6 +356,35 @@ def test_retries_of_a_mapped_step_retry_the_failed_item_only(dbdir):
     assert "item 2 attempt 1" in log and "item 2 attempt 2" in log  # the step's one log
 
 
+def _kept_attempts(run, name):
+    """The failed attempts kept as their own runs, by (item iteration, attempt)."""
+    uid = run.steps[name].uid
+    kept = [r for r in get_run_db().list_runs(name=name)
+            if r["metadata"].get("annotations", {}).get("item_uid") == uid]
+    return {(int(r["metadata"]["annotations"]["item_iteration"]),
+             int(r["metadata"]["labels"]["attempt"])): r for r in kept}
+
+
+def test_a_retried_item_keeps_each_failed_attempt_as_its_own_run(dbdir):
+    # the item's record is its last attempt; the failure before it is not overwritten away
+    ITEM_CALLS.clear()
+    run = flaky_map.run(fails=2)
+    assert run.state == "completed", run.error
+    kept = _kept_attempts(run, "flaky_item")
+    assert sorted(kept) == [(2, 1), (2, 2)]
+    for attempt in (1, 2):
+        status = kept[(2, attempt)]["status"]
+        assert status["state"] == "error" and f"fails attempt {attempt}" in status["error"]
+        assert kept[(2, attempt)]["metadata"]["iteration"] == 0
+        assert kept[(2, attempt)]["spec"]["pipeline_uid"] == run.uid
+    first = kept[(2, 1)]["metadata"]["uid"]
+    assert "retry_of" not in kept[(2, 1)]["metadata"]["labels"]
+    assert kept[(2, 2)]["metadata"]["labels"]["retry_of"] == first
+    item = _items(run, "flaky_item")[2]
+    assert item["metadata"]["labels"]["retry_of"] == first  # the last attempt, as a step's
+    assert item["status"]["state"] == "completed"
+
+
 def test_retries_of_a_mapped_step_exhausted_fail_that_item(dbdir):
     ITEM_CALLS.clear()
     run = flaky_map.run(fails=9)

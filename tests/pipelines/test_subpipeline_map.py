@@ -413,3 +413,41 @@ def test_a_condition_on_the_bodys_item_parameter_is_refused_naming_it_and_the_fi
     with pytest.raises(PipelineError, match=r"condition on the map's item .*; compute the test in "
                                             r"a step"):
         _ = outer.dag
+
+
+BODY_CALLS: list[tuple[str, int]] = []
+
+
+@step(retries=1)
+def flaky_upper(context, text: str) -> str:
+    BODY_CALLS.append((text, int(context.labels["attempt"])))
+    if text == "bad" and sum(1 for t, _ in BODY_CALLS if t == "bad") == 1:
+        raise RuntimeError("first attempt of bad fails")
+    return text.upper()
+
+
+@pipeline
+def retrying_body(a: str):
+    flaky_upper(text=a)
+
+
+@pipeline
+def retrying(words: list = ["ok", "bad"]):  # noqa: B006 - a pipeline default, never mutated
+    retrying_body.map(items=words, a=item)
+
+
+def test_a_retried_body_step_keeps_its_failed_attempt_as_its_own_run(dbdir):
+    BODY_CALLS.clear()
+    run = retrying.run()
+    assert run.state == "completed", run.error
+    assert sorted(BODY_CALLS) == [("bad", 1), ("bad", 2), ("ok", 1)]
+    assert _items(run, "flaky_upper") == [(1, "OK"), (2, "BAD")]
+    uid = run.steps["flaky_upper"].uid
+    kept = [r for r in run._db.list_runs(name="flaky_upper")
+            if r["metadata"].get("annotations", {}).get("item_uid") == uid]
+    assert len(kept) == 1
+    meta, status = kept[0]["metadata"], kept[0]["status"]
+    assert (meta["annotations"]["item_iteration"], meta["labels"]["attempt"]) == ("2", "1")
+    assert status["state"] == "error" and "first attempt of bad fails" in status["error"]
+    item2 = run._db.read_run(uid, iter=2)
+    assert item2["metadata"]["labels"]["retry_of"] == meta["uid"]

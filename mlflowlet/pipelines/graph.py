@@ -48,7 +48,6 @@ An :class:`Edge` is ``source -> target`` with ``kind``:
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -387,9 +386,22 @@ class PipelineGraph:
                 "nodes": [n.describe() for n in self.nodes],
                 "edges": [e.describe() for e in self.edges],
                 "exit_handler": self.exit_handler.describe() if self.exit_handler else None,
+                "exit_pipeline": self._exit_pipeline_described(),
                 "outputs": {k: describe_value(v) for k, v in self.outputs.items()},
             }
         return self._described
+
+    def _exit_pipeline_described(self) -> dict[str, Any] | None:
+        """Return the exit sub-pipeline: its name, the ``on_exit`` arguments, steps, edges."""
+        exit_ = self.exit_pipeline
+        if exit_ is None:
+            return None
+        return {
+            "name": exit_.pipe.name,
+            "arguments": {k: describe_value(v) for k, v in exit_.arguments.items()},
+            "nodes": [n.describe() for n in exit_.dag.nodes],
+            "edges": [e.describe() for e in exit_.dag.edges],
+        }
 
     def described_json(self) -> Any:
         """Return :meth:`described` in its JSON-safe form (as a run's ``to_dict`` dumps it).
@@ -410,55 +422,15 @@ class PipelineGraph:
 
     def to_mermaid(self) -> str:
         """Return a Mermaid ``flowchart`` of the pipeline (dashed arrows: ordering/condition)."""
-        ids = {n.name: f"n{i}" for i, n in enumerate(self.nodes)}
-        lines = ["flowchart TD"]
-        for node in self.nodes:
-            lines.append(f'    {ids[node.name]}["{_label(node)}"]')
-        for source, target, label, dashed in self._arrows():
-            arrow = "-.->" if dashed else "-->"
-            text = f"|{label}|" if label else ""
-            lines.append(f"    {ids[source]} {arrow}{text} {ids[target]}")
-        if self.exit_handler is not None:
-            lines.append(f'    exit(["on exit: {self.exit_handler.name}"])')
-        return "\n".join(lines) + "\n"
+        from ._drawing import mermaid
+
+        return mermaid(self)
 
     def to_dot(self) -> str:
         """Return a Graphviz ``digraph`` of the pipeline."""
-        lines = [f"digraph {json.dumps(self.name)} {{", "    rankdir=TB;"]
-        for node in self.nodes:
-            lines.append(f"    {json.dumps(node.name)} [label={json.dumps(_label(node))}];")
-        for source, target, label, dashed in self._arrows():
-            attrs = [f"label={json.dumps(label)}"] if label else []
-            if dashed:
-                attrs.append("style=dashed")
-            suffix = f" [{', '.join(attrs)}]" if attrs else ""
-            lines.append(f"    {json.dumps(source)} -> {json.dumps(target)}{suffix};")
-        if self.exit_handler is not None:
-            label = json.dumps(f"on exit: {self.exit_handler.name}")
-            lines.append(f"    {json.dumps(self.exit_handler.name)} [label={label}, shape=box];")
-        lines.append("}")
-        return "\n".join(lines) + "\n"
+        from ._drawing import dot
 
-    def _arrows(self) -> Iterator[tuple[str, str, str, bool]]:
-        for source, target, data in self._graph.edges(data=True):
-            edges: list[Edge] = data["edges"]
-            labels = [_edge_label(e) for e in edges if _edge_label(e)]
-            dashed = all(e.kind in ("order", "condition") for e in edges)
-            yield source, target, ", ".join(labels), dashed
+        return dot(self)
 
     def __repr__(self) -> str:
         return f"<PipelineGraph {self.name!r} nodes={len(self.nodes)} edges={len(self.edges)}>"
-
-
-def _label(node: Node) -> str:
-    extra = " (map)" if node.map is not None else " (hyper)" if node.hyper is not None else ""
-    return f"{node.name}{extra}".replace('"', "'")
-
-
-def _edge_label(edge: Edge) -> str:
-    if edge.kind == "order":
-        return f"on {edge.on}" if edge.on else ""
-    if edge.kind == "condition":
-        return f"if {edge.output}"
-    text = edge.output if edge.output == edge.param else f"{edge.output} → {edge.param}"
-    return f"[{text}]" if edge.kind == "collect" else text

@@ -69,8 +69,9 @@ def live_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
     runs = {}
     for node in base["nodes"]:  # step runs by step name: the latest attempt wins
         runs[node["name"]] = node
+    exit_ = graph.get("exit_pipeline") or {}  # its steps run after the pipeline's
     nodes = []
-    for spec in graph["nodes"]:
+    for spec in [*graph["nodes"], *exit_.get("nodes", [])]:
         name = spec["name"]
         entry, run = recorded.get(name) or {}, runs.get(name)
         state = (run or {}).get("state") or entry.get("state") or "pending"
@@ -84,7 +85,7 @@ def live_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
             badges.append(f"if {operand_text(spec['condition'])}")
         if spec.get("map"):
             badges.append(f"map over {operand_text(spec['map'].get('items'))}")
-        if spec.get("exit_handler"):
+        if spec.get("exit_handler") or spec in exit_.get("nodes", []):
             badges.append("on exit")
         nodes.append(
             {
@@ -98,7 +99,7 @@ def live_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
                 "badges": badges,
             }
         )
-    edges = _merged_edges(graph.get("edges", []))
+    edges = _merged_edges([*graph.get("edges", []), *exit_.get("edges", [])])
     state = pipeline.get("status", {}).get("state", "")
     return {"pipeline": pipeline, "state": state, "nodes": nodes, "edges": edges}
 

@@ -152,3 +152,38 @@ def test_a_node_referring_to_an_unknown_node_is_named():
     orphan = Node("sq", sq, {"x": OutputRef("ghost", "n", "result")})
     with pytest.raises(PipelineError, match="^node 'sq' refers to unknown node 'ghost'$"):
         PipelineGraph("p", (), [orphan])
+
+
+def _exit_pipeline_dag():
+    from tests.compilers.exit_pipelines import with_exit_pipeline
+
+    return with_exit_pipeline.dag
+
+
+def test_describe_holds_the_exit_sub_pipeline_steps_edges_and_arguments():
+    described = _exit_pipeline_dag().describe()
+    exit_ = described["exit_pipeline"]
+    assert exit_["name"] == "on-end"
+    assert exit_["arguments"] == {"channel": {"kind": "param", "name": "message"}}
+    assert [n["name"] for n in exit_["nodes"]] == ["notify", "good_news", "bad_news"]
+    assert {(e["source"], e["target"], e["kind"]) for e in exit_["edges"]} == {
+        ("notify", "good_news", "order")}
+    assert [n["condition"] is not None for n in exit_["nodes"]] == [False, True, True]
+    assert "notify" not in [n["name"] for n in described["nodes"]]  # not a step of the body
+    assert _views().dag.describe()["exit_pipeline"] is None
+
+
+def test_drawings_box_the_exit_sub_pipeline_steps():
+    dag = _exit_pipeline_dag()
+    mermaid = dag.to_mermaid().splitlines()
+    box = mermaid[mermaid.index('    subgraph exit["on exit: on-end"]'):]
+    assert box == ['    subgraph exit["on exit: on-end"]', '        x0["notify"]',
+                   '        x1["good_news"]', '        x2["bad_news"]', "        x0 -.-> x1",
+                   "    end"]
+    dot = dag.to_dot().splitlines()
+    cluster = dot[dot.index("    subgraph cluster_exit {"):]
+    assert cluster == ["    subgraph cluster_exit {", '        label="on exit: on-end";',
+                       '        "notify" [label="notify"];',
+                       '        "good_news" [label="good_news"];',
+                       '        "bad_news" [label="bad_news"];',
+                       '        "notify" -> "good_news" [style=dashed];', "    }", "}"]

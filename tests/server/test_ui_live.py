@@ -116,3 +116,23 @@ def test_the_live_pipeline_page_changes_state_without_reload(site):
         gate.set()
         handle.wait(60)
     assert "step prepare: running" in db.get_log(handle.uid, "live").decode()
+
+
+def test_the_pipeline_page_draws_the_exit_sub_pipeline_steps(clean_env):
+    from mlflowlet.db import get_run_db
+    from mlflowlet.server._live import dag_svg, live_graph
+    from tests.compilers.exit_pipelines import with_exit_pipeline
+
+    run = with_exit_pipeline.run(fail=True)
+    assert run.state == "error"
+    graph = live_graph(get_run_db(), run.uid)
+    nodes = {n["name"]: n for n in graph["nodes"]}
+    assert {n: nodes[n]["state"] for n in ("notify", "good_news", "bad_news")} == {
+        "notify": "completed", "good_news": "skipped", "bad_news": "completed"}
+    assert nodes["notify"]["uid"] == run.steps["notify"].uid
+    assert [n for n, e in nodes.items() if "on exit" in e["badges"]] == [
+        "notify", "good_news", "bad_news"]
+    assert {"source": "notify", "target": "good_news"}.items() <= next(
+        e for e in graph["edges"] if e["target"] == "good_news").items()
+    svg = dag_svg(graph)
+    assert all(f">{name}<" in svg for name in ("notify", "good_news", "bad_news"))

@@ -25,9 +25,6 @@ BARE_ANY: dict[str, int] = {
     "mlflowlet/compilers/_handlers.py": 2,  # new with #13 (session 4): to type
     "mlflowlet/compilers/_container_step.py": 4,  # new with #13 (session 4): to type
     "mlflowlet/compilers/_argo_loops.py": 15,  # new with #13 (session 4): to type
-    "mlflowlet/compilers/_argo_exit.py": 4,  # new with #13 (exit handlers): to type
-    "mlflowlet/compilers/_exit_plan.py": 11,  # new with #13 (exit handlers): to type
-    "mlflowlet/pipelines/_exitpipe.py": 6,  # new with #13 (exit handlers): to type
     "mlflowlet/_buildctx.py": 3,
     "mlflowlet/_cli/_common.py": 3,
     "mlflowlet/_cli/_params.py": 7,

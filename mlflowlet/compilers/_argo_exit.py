@@ -13,12 +13,16 @@ the entrypoint maps the status; any other test of a filled-in parameter is refus
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._final_status import ARGO_TEXT
 from ..errors import CompileError
 from ._exit_plan import SPECIAL
 from ._plan import Plan, StepPlan
+
+if TYPE_CHECKING:
+    from ..pipelines.graph import Node, PipelineGraph
+    from ..pipelines.refs import Condition
 
 EXIT_TEMPLATE = "exit-handler"
 FILLED = {"state": "{{workflow.status}}", "failures": "{{workflow.failures}}"}
@@ -31,7 +35,7 @@ def exit_name(plan: Plan) -> str | None:
     return EXIT_TEMPLATE if plan.exit_steps else None
 
 
-def exit_templates(plan: Plan, dag: Any) -> list[Any]:
+def exit_templates(plan: Plan, dag: PipelineGraph) -> list[Any]:
     """Return the exit handler's templates (see the module docstring)."""
     from .argo import _models, build_container_template
 
@@ -41,14 +45,16 @@ def exit_templates(plan: Plan, dag: Any) -> list[Any]:
         return []
     m = _models()
     labels = {st.name: st.label for st in plan.exit_steps}
-    exit_dag = dag.exit_pipeline.dag
-    kinds = dag.exit_pipeline.kinds
+    assert dag.exit_pipeline is not None  # plan.exit_steps are its steps
+    exit_dag, kinds = dag.exit_pipeline.dag, dag.exit_pipeline.kinds
     tasks = [_task(st, labels, plan, exit_dag, kinds) for st in plan.exit_steps]
     main = m.Template(name=EXIT_TEMPLATE, dag=m.DAGTemplate(tasks=tasks, fail_fast=False))
     return [main, *(build_container_template(plan, st) for st in plan.exit_steps)]
 
 
-def _task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any, kinds: dict) -> Any:
+def _task(
+    st: StepPlan, labels: dict[str, str], plan: Plan, dag: PipelineGraph, kinds: dict[str, str]
+) -> Any:
     from .argo import _models, build_depends, build_task
 
     m = _models()
@@ -77,7 +83,7 @@ def _task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any, kinds: dic
     return task
 
 
-def _bare(node: Any) -> Any:
+def _bare(node: Node) -> Node:
     """Return a copy of ``node`` without condition blocks (its ``when`` is built here)."""
     import copy
 
@@ -86,7 +92,9 @@ def _bare(node: Any) -> Any:
     return out
 
 
-def exit_when(cond: Any, labels: dict[str, str], types: dict[str, str], kinds: dict) -> str:
+def exit_when(
+    cond: Condition, labels: dict[str, str], types: dict[str, str], kinds: dict[str, str]
+) -> str:
     """Build an exit task's ``when``: ``state`` tests on ``{{workflow.status}}`` (see the doc).
 
     Raises:

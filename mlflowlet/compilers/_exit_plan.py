@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import copy
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._plan import Source, StepPlan
+
+if TYPE_CHECKING:
+    from ..pipelines._exitpipe import ExitPipeline
+    from ..pipelines.graph import Node, PipelineGraph
+    from ..pipelines.refs import Condition, PipelineParam
+    from ._options import CompileOptions
 
 SPECIAL = ("state", "failures", "final_status")
 
 
 def exit_plans(
-    dag: Any,
+    dag: PipelineGraph,
     labels: dict[str, str],
     params: dict[str, tuple[str, Any, bool]],
-    options: Any,
+    options: CompileOptions,
     target: str,
 ) -> list[StepPlan]:
     """Return the plans of the exit sub-pipeline's steps (none without one)."""
@@ -32,7 +38,7 @@ def exit_plans(
     exit_ = dag.exit_pipeline
     if exit_ is None:
         return []
-    nodes: list[Any] = []
+    nodes: list[Node] = []
     special: dict[str, dict[str, str]] = {}
     for node in exit_.dag.nodes:
         nodes.append(_resolved(node, exit_, special.setdefault(node.name, {})))
@@ -51,7 +57,7 @@ def exit_plans(
     return plans
 
 
-def _resolved(node: Any, exit_: Any, special: dict[str, str]) -> Any:
+def _resolved(node: Node, exit_: ExitPipeline, special: dict[str, str]) -> Node:
     """Return a copy of ``node`` with its exit pipeline's parameters resolved (see the doc)."""
     from ..pipelines.refs import ConditionBlock
 
@@ -68,13 +74,13 @@ def _resolved(node: Any, exit_: Any, special: dict[str, str]) -> Any:
     return out
 
 
-def _own(value: Any, exit_: Any) -> bool:
+def _own(value: object, exit_: ExitPipeline) -> TypeGuard[PipelineParam]:
     from ..pipelines.refs import PipelineParam
 
     return isinstance(value, PipelineParam) and any(value is p for p in exit_.dag.params)
 
 
-def _value(value: Any, exit_: Any) -> Any:
+def _value(value: object, exit_: ExitPipeline) -> object:
     """Return what an exit pipeline parameter stands for (filled-in ones stay as they are)."""
     if not _own(value, exit_) or value.name in exit_.kinds:
         return value
@@ -83,7 +89,7 @@ def _value(value: Any, exit_: Any) -> Any:
     return value.default
 
 
-def _condition(cond: Any, exit_: Any) -> Any:
+def _condition(cond: Condition, exit_: ExitPipeline) -> Condition:
     from ..pipelines.refs import Condition
 
     if cond.op in ("and", "or"):
@@ -94,7 +100,7 @@ def _condition(cond: Any, exit_: Any) -> Any:
 class _Graph:
     """The exit sub-pipeline's graph, with the image its steps default to."""
 
-    def __init__(self, dag: Any, image: str) -> None:
+    def __init__(self, dag: PipelineGraph, image: str) -> None:
         self._dag, self.image = dag, image
 
     def __getattr__(self, name: str) -> Any:

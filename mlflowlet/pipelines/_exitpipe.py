@@ -29,7 +29,11 @@ from ._status import FAILED, final_state
 from .refs import Collected, Operand, OutputRef, PipelineParam
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .executor import LocalExecutor
+    from .graph import Node, PipelineGraph
+    from .pipeline import Pipeline
 
 OWN = ("state", "failures")
 
@@ -48,14 +52,14 @@ class ExitPipeline:
             ``final_status``.
     """
 
-    pipe: Any
-    dag: Any
+    pipe: Pipeline
+    dag: PipelineGraph
     arguments: dict[str, Any]
     site: str
     kinds: dict[str, str] = field(default_factory=dict)
 
     @property
-    def nodes(self) -> list[Any]:
+    def nodes(self) -> list[Node]:
         """Its steps, in trace order."""
         return list(self.dag.nodes)
 
@@ -74,7 +78,7 @@ class ExitPipeline:
         return out
 
 
-def _kinds(pipe: Any) -> dict[str, str]:
+def _kinds(pipe: Pipeline) -> dict[str, str]:
     from .._binding import _strip_optional
     from .._final_status import PipelineTaskFinalStatus
 
@@ -85,7 +89,9 @@ def _kinds(pipe: Any) -> dict[str, str]:
     return out
 
 
-def check_exit_pipeline(fn: Any, exit_pipe: Any, given: tuple[str, ...] = ()) -> None:
+def check_exit_pipeline(
+    fn: Callable[..., object], exit_pipe: Pipeline, given: tuple[str, ...] = ()
+) -> None:
     """Check an exit sub-pipeline's parameters: the final state, and arguments for the rest.
 
     Raises:
@@ -107,7 +113,7 @@ def check_exit_pipeline(fn: Any, exit_pipe: Any, given: tuple[str, ...] = ()) ->
         )
 
 
-def bind_exit_pipeline(exit_pipe: Any, arguments: dict[str, Any], site: str) -> dict[str, Any]:
+def bind_exit_pipeline(exit_pipe: Pipeline, arguments: dict[str, Any], site: str) -> dict[str, Any]:
     """Check ``on_exit(exit_pipe, **arguments)`` and return the arguments.
 
     Each is a parameter of it, a pipeline parameter or a JSON literal (never a step's output),
@@ -139,7 +145,7 @@ def bind_exit_pipeline(exit_pipe: Any, arguments: dict[str, Any], site: str) -> 
 
 
 def trace_exit_pipeline(
-    exit_pipe: Any, arguments: dict[str, Any], site: str, nodes: list[Any]
+    exit_pipe: Pipeline, arguments: dict[str, Any], site: str, nodes: list[Node]
 ) -> ExitPipeline:
     """Trace the exit sub-pipeline and check what it may do (see the module docstring).
 

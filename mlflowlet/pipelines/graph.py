@@ -50,12 +50,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from ..errors import CycleError, PipelineError
 from .refs import Collected, Condition, OutputRef, PipelineParam, describe_value
+
+if TYPE_CHECKING:
+    from ._exitpipe import ExitPipeline
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,7 @@ class PipelineGraph:
     ) -> None:
         self.name, self.params, self.description = name, tuple(params), description
         self.handler, self.image, self.exit_handler = handler, image, exit_handler
-        self.exit_pipeline: Any = None  # an exit sub-pipeline (``_exitpipe.ExitPipeline``)
+        self.exit_pipeline: ExitPipeline | None = None  # an exit sub-pipeline
         self.outputs: dict[str, Any] = dict(outputs or {})
         graph = nx.DiGraph(name=name)
         for node in nodes:

@@ -349,11 +349,11 @@ class Recorder:
         status.state = "running"
         status.start_time = status.start_time or now_iso()
         _capture.install()
-        from .settings import get_settings
+        from .settings import get_setting  # two variables, not every setting: once per run
 
-        settings = get_settings()
-        self._flush_interval = settings.flush_interval
-        self.heartbeat_every = max(self._flush_interval, min(30.0, settings.heartbeat_timeout / 4))
+        self._flush_interval = float(get_setting("flush_interval"))
+        timeout = float(get_setting("heartbeat_timeout"))
+        self.heartbeat_every = max(self._flush_interval, min(30.0, timeout / 4))
         self.commit()
         if self.db is not None:
             from ._flush import flusher

@@ -81,6 +81,25 @@ def get_settings() -> Settings:
     return Settings(**kwargs) if kwargs else _DEFAULTS  # type: ignore[arg-type]
 
 
+_TYPES = {name: (variable, kind) for name, variable, kind in _VARIABLES}
+
+
+def get_setting(name: str) -> str | int | float:
+    """Read one setting from the environment now: ``get_settings().<name>``, reading one variable.
+
+    Raises:
+        KeyError: no setting is called ``name``.
+    """
+    variable, kind = _TYPES[name]
+    raw = os.environ.get(variable)
+    if raw is None:
+        default: str | int | float = getattr(_DEFAULTS, name)
+        return default
+    if kind == "float":
+        return _seconds(variable, raw)
+    return int(raw) if kind == "int" else raw
+
+
 def _seconds(name: str, raw: str) -> float:
     try:
         value = float(raw)

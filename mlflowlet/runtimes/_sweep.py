@@ -186,8 +186,10 @@ class BatchedDB:
     One transaction per iteration caps a sweep at a few thousand iterations a second; here an
     iteration's ``commit_run`` is buffered and written with the others in one transaction when
     ``rows`` are waiting or ``interval`` seconds passed (a crash loses at most that window, as
-    DESIGN.md allows). Everything else, and DBs without transactions of their own (the HTTP
-    client), pass straight through.
+    DESIGN.md allows). Commits of one run in a batch are written as one (its last record, the
+    artifacts, metrics and log of all of them, in order): an iteration's ``running`` record is
+    replaced in the same transaction by its final one. Everything else, and DBs without
+    transactions of their own (the HTTP client), pass straight through.
     """
 
     flush_after_runs = True  # the flush thread writes the runs' buffers into it, then it
@@ -196,7 +198,9 @@ class BatchedDB:
         self._db: Any = db  # a SQL store's _transact/_commit_run batch the commits
         self._interval, self._rows = interval, rows
         self._flush_interval = interval
-        self._pending: list[tuple] = []
+        self._pending: list[list[Any]] = []  # [run, artifacts, metrics, log], one per run
+        self._where: dict[tuple[str, str, int], int] = {}  # a run's place in _pending
+        self._commits = 0  # buffered commits (a run may have several)
         self._lock = threading.Lock()
         self._last = time.monotonic()
         self._batching = hasattr(db, "_transact") and hasattr(db, "_commit_run")
@@ -220,9 +224,21 @@ class BatchedDB:
             return
         if isinstance(log, str):
             log = log.encode()
+        meta = run["metadata"]
+        key = (meta["uid"], meta.get("project", ""), meta.get("iteration", 0))
         with self._lock:
-            self._pending.append((run, list(artifacts), list(metrics), log))
-            due = len(self._pending) >= self._rows
+            at = self._where.get(key)
+            if at is None:
+                self._where[key] = len(self._pending)
+                self._pending.append([run, list(artifacts), list(metrics), log])
+            else:  # the same run again: its newer record, and what both logged, in order
+                entry = self._pending[at]
+                entry[0] = run
+                entry[1] += artifacts
+                entry[2] += metrics
+                entry[3] += log
+            self._commits += 1
+            due = self._commits >= self._rows
         if due or time.monotonic() - self._last >= self._interval:
             self.flush()
 
@@ -238,11 +254,12 @@ class BatchedDB:
         """Write every buffered commit now, in one transaction."""
         with self._lock:
             batch, self._pending = self._pending, []
+            self._where, self._commits = {}, 0
             self._last = time.monotonic()
             if batch:
                 self._db._transact(self._write, batch)
 
-    def _write(self, conn: Any, batch: list[tuple]) -> None:
+    def _write(self, conn: Any, batch: list[list[Any]]) -> None:
         for run, artifacts, metrics, log in batch:
             self._db._commit_run(conn, run, artifacts, metrics, log)
 

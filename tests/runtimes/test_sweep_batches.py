@@ -1,0 +1,82 @@
+"""A sweep's batched commits: one run's commits in a batch are written as one, nothing lost."""
+
+from __future__ import annotations
+
+from mlflowlet import get_run_db, new_runner, new_task
+from mlflowlet.runtimes._sweep import BatchedDB
+
+
+def _record(uid: str, state: str, it: int = 1) -> dict:
+    return {"kind": "run",
+            "metadata": {"uid": uid, "project": "b", "iteration": it, "name": "n", "labels": {}},
+            "spec": {}, "status": {"state": state, "results": {"step": state}}}
+
+
+def _artifact(uid: str, key: str, it: int = 1) -> dict:
+    return {"key": key, "kind": "file", "uid": uid, "iteration": it, "project": "b",
+            "target_path": f"/x/{key}", "producer": {"uid": uid}}
+
+
+def test_commits_of_one_run_in_a_batch_are_written_as_one_keeping_everything(clean_env):
+    db = get_run_db()
+    batched = BatchedDB(db, interval=3600, rows=100)
+    try:
+        batched.commit_run(_record("u1", "running"), [_artifact("u1", "a")],
+                           [("loss", 0, 0.5, 1.0)], b"first ")
+        batched.commit_run(_record("u2", "running", it=2), (), (), b"other")
+        batched.commit_run(_record("u1", "completed"), [_artifact("u1", "b")],
+                           [("loss", 1, 0.25, 2.0)], "second")
+        assert len(batched._pending) == 2 and batched._commits == 3  # u1 once, u2 once
+        assert db.list_runs(project="b", iter=True) == []  # buffered until the flush
+    finally:
+        batched.close()
+    one = db.read_run("u1", project="b", iter=1)
+    assert one["status"] == {"state": "completed", "results": {"step": "completed"}}
+    assert db.get_log("u1", project="b") == b"first second"
+    assert [(m["step"], m["value"]) for m in db.get_metrics("u1", "loss", iter=1)] == [
+        (0, 0.5), (1, 0.25)]
+    keys = {a["key"] for a in db.list_artifacts(project="b")}
+    assert keys == {"a", "b"}
+    assert db.read_run("u2", project="b", iter=2)["status"]["state"] == "running"
+    assert db.get_log("u2", project="b") == b"other"
+
+
+def test_the_batch_flushes_after_rows_commits_not_rows_runs(clean_env):
+    db = get_run_db()
+    batched = BatchedDB(db, interval=3600, rows=3)
+    try:
+        batched.commit_run(_record("r1", "running"))
+        batched.commit_run(_record("r1", "completed"))
+        assert db.list_runs(project="b", iter=True) == []
+        batched.commit_run(_record("r2", "running", it=2))  # the third commit: written now
+        assert batched._pending == [] and batched._commits == 0
+        states = {r["metadata"]["uid"]: r["status"]["state"]
+                  for r in db.list_runs(project="b", iter=True)}
+        assert states == {"r1": "completed", "r2": "running"}
+        batched.commit_run(_record("r1", "error"))  # a new batch: the run's place is gone
+        assert len(batched._pending) == 1
+    finally:
+        batched.close()
+    assert db.read_run("r1", project="b", iter=1)["status"]["state"] == "error"
+
+
+def test_a_sweep_with_a_long_flush_interval_records_every_iteration_whole(clean_env,
+                                                                          monkeypatch):
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "3600")  # one batch: running + final merged
+
+    def handler(context, x: int):
+        print(f"iteration of {x}")
+        context.log_metric("m", x * 10, step=1)
+        context.log_result("loss", 10 - x)
+
+    task = new_task(name="sw", project="b").with_hyper_params({"x": [1, 2, 3]},
+                                                               selector="min.loss")
+    run = new_runner().run(task, handler=handler)
+    assert run.state == "completed" and run.results["best_iteration"] == 3
+    db = get_run_db()
+    for it in (1, 2, 3):
+        record = db.read_run(run.uid, project="b", iter=it)
+        assert record["status"]["state"] == "completed"
+        assert record["status"]["results"] == {"loss": 10 - it}
+        assert [m["value"] for m in db.get_metrics(run.uid, "m", iter=it)] == [it * 10]
+    assert all(f"iteration of {x}" in db.get_log(run.uid, project="b").decode() for x in (1, 2, 3))

@@ -231,3 +231,25 @@ def test_where_forking_is_not_used_is_said():
     runtime = SubprocessRuntime("x.py")
     assert runtime.warm_reason == ""
     assert signal.SIGTERM  # the child restores default signal handling (see _forkserver)
+
+
+def test_a_warm_child_running_the_seed_script_imports_nothing_new(tmp_path):
+    # each module a forked child imports is paid once per iteration of a sweep
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "training.py"
+    probe = (
+        "import sys\n"
+        "from mlflowlet.runtimes import _forkserver as f\n"
+        f"assert f._warm([{str(script)!r}]) == ''\n"
+        "before = set(sys.modules)\n"
+        f"assert f._run([{str(script)!r}, '--flag']) == 0\n"
+        "print(sorted(set(sys.modules) - before), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "MLFLOWLET_DBPATH": str(tmp_path / "db")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, check=True)
+    assert out.stderr.strip().splitlines()[-1] == "[]"

@@ -164,8 +164,12 @@ class Comparison:
             got = [_drop(p.results, drop) for p in pods]
             if want != got:
                 self.out.append(f"step {name!r}: item results {got} != local {want}")
+            tries = [int(r["metadata"].get("labels", {}).get("attempt", 1)) for r in items]
+            if [p.attempts for p in pods] != tries:  # each item's pod retries alone
+                got_tries = [p.attempts for p in pods]
+                self.out.append(f"step {name!r}: item attempts {got_tries} != local {tries}")
             step = self.local.steps[name]
-            self.logs(name, step.uid, step.metadata.project, pods, fanned=True)
+            self.logs(name, step.uid, step.metadata.project, pods, True, every_attempt=True)
             return
         step, pod = self.local.steps[name], group[-1]
         want_results = _drop(step.status.results, drop)
@@ -211,21 +215,30 @@ class Comparison:
             if key in want and sha is not None and sha != file_digest(want[key].get("uri", "")):
                 self.out.append(f"step {name!r}: artifact {key!r} holds other bytes than locally")
 
-    def logs(self, name: str, uid: str, project: str, pods: list[PodRun], fanned: bool) -> None:
+    def logs(
+        self,
+        name: str,
+        uid: str,
+        project: str,
+        pods: list[PodRun],
+        fanned: bool,
+        every_attempt: bool = False,
+    ) -> None:
         """Compare what the step printed.
 
-        A local run keeps one log per step (its iterations and map items share it); compiled,
-        each map item is a pod with its own log. For a map (and a sweep whose iterations run
-        at once) the lines are compared in any order, since parallel items interleave.
+        A local run keeps one log per step (its iterations and map items share it, a retried
+        item's every attempt too); compiled, each map item is a pod with its own log, each of
+        its attempts a run of its own (``every_attempt``: all read). For a map (and a sweep
+        whose iterations run at once) the lines are compared in any order, since parallel
+        items interleave.
         """
         want = log_text(self.local._db, uid, project)
         got = "".join(
             (p.stdout + p.stderr)  # a container step: what it printed (the local log's order)
             if p.plain
-            else log_text(
-                self.db,
-                p.run.get("metadata", {}).get("uid", ""),
-                p.run["metadata"].get("project", ""),
+            else "".join(
+                log_text(self.db, r["metadata"].get("uid", ""), r["metadata"].get("project", ""))
+                for r in [*(p.earlier if every_attempt else []), p.run]
             )
             if p.run
             else ""

@@ -19,6 +19,7 @@ class PodRun:
         attempts: how many times it ran (retries).
         returncode: the last exit code.
         run: the run dict the entrypoint printed (``MLFLOWLET_RUN_JSON``), or None.
+        earlier: the run dicts the earlier (failed) attempts printed, in order.
         parameters: output parameter name to its text.
         artifacts: output artifact name to the sha256 of its bytes.
         log: the tail of stdout and stderr.
@@ -35,6 +36,7 @@ class PodRun:
     attempts: int = 0
     returncode: int | None = None
     run: dict[str, Any] | None = None
+    earlier: list[dict[str, Any]] = field(default_factory=list)
     parameters: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     log: str = ""
@@ -64,6 +66,8 @@ class PodRun:
         from .._wire import read_run_json
         from ..errors import RunError
 
+        if self.run is not None:
+            self.earlier.append(self.run)
         self.returncode = returncode
         self.log = (stdout[-2000:] + "\n" + stderr[-2000:]).strip()
         try:

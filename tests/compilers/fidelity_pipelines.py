@@ -149,6 +149,25 @@ def retried(times: int = 2):
     flaky(times=times)
 
 
+@step(retries=2)
+def flaky_item(x: int, times: int = 2) -> dict:
+    marks = f"flaky-marks-{x}"  # per item: the local run's items share a working directory
+    os.makedirs(marks, exist_ok=True)
+    count = len(os.listdir(marks)) + 1
+    with open(os.path.join(marks, str(count)), "w") as fh:
+        fh.write("x")
+    print(f"item {x} attempt {count}")
+    if x == 2 and count < times:
+        raise RuntimeError(f"item {x} attempt {count} fails")
+    return {"x": x}  # not the count: the attempts are compared on their own
+
+
+@pipeline(image=IMAGE)
+def retried_items(times: int = 2):
+    """A mapped step whose item 2 fails until its second attempt (the others pass at once)."""
+    flaky_item.map(items=[1, 2, 3], item_param="x", times=times)
+
+
 @pipeline(image=IMAGE)
 def empty_fanout(k: int = 0):
     """A fan-out over an empty list, collected (Argo skips such a fan-out)."""

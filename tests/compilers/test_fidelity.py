@@ -165,7 +165,7 @@ CASES = [
     (fp.nested_blocks, {}), (fp.nested_blocks, {"x": 0}), (fp.nested_blocks, {"side": "tails"}),
     (fp.after_diamond, {}), (fp.after_diamond, {"fail": True}),
     (fp.typed_values, {}), (fp.typed_values, {"s": "null", "e": "true"}),
-    (fp.glued_output, {}), (fp.same_names, {}), (fp.retried, {}),
+    (fp.glued_output, {}), (fp.same_names, {}), (fp.retried, {}), (fp.retried_items, {}),
     (fp.empty_fanout, {}), (fp.map_over_text, {}), (fp.map_over_param, {}),
     (fp.map_over_param, {"xs": [5]}), (fp.optional_param, {}),
     (fp.optional_param, {"tag": "heads", "opts": {"n": 1.0}}),
@@ -197,6 +197,8 @@ def test_the_compiled_run_does_what_the_local_run_does(pipe, params, target, fre
         assert gathered["types"] == ["int", "float", "int", "float"]
     if pipe is fp.retried:
         assert report.pods[0].attempts == 2
+    if pipe is fp.retried_items:
+        assert sorted((p.iteration, p.attempts) for p in report.pods) == [(1, 1), (2, 2), (3, 1)]
     if pipe is fp.map_over_text:
         assert (states["halve"], states["gather"]) == ("error", "skipped")
     if pipe is fp.optional_param:
@@ -253,3 +255,17 @@ def test_a_skipped_fan_out_is_not_an_empty_one(side, k, fresh_cwd):
     report = check(fp.conditional_map, "argo", params={"side": side, "k": k})
     assert report.ok, report.summary()
     assert report.states["gather"] == ("skipped" if side == "tails" else "completed")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+def test_check_reports_a_map_item_retried_a_different_number_of_times(target, fresh_cwd,
+                                                                      tmp_path):
+    # the pods' folder already holds item 2's first mark: compiled, it passes at once
+    fresh_cwd("local")
+    pods = tmp_path / "pods"
+    (pods / target / "flaky-marks-2").mkdir(parents=True)  # the pods' working directory
+    (pods / target / "flaky-marks-2" / "1").write_text("x")
+    report = check(fp.retried_items, target, workdir=str(pods))
+    assert not report.ok
+    assert "step 'flaky_item': item attempts [1, 1, 1] != local [1, 2, 1]" in report.summary()

@@ -221,6 +221,27 @@ def test_a_state_filter_judges_dead_runs_only_when_they_could_match_it():
     assert dead["metadata"]["uid"] == "gone" and dead["status"]["error"].startswith("process died")
 
 
+def test_a_list_judges_only_the_dead_runs_its_filter_matches():
+    # every list read and judged every running run of the DB (the running pipeline run's whole
+    # graph at each cache lookup of its steps); it judges those it may return, the rest stay
+    db = get_run_db()
+    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    foreign = {"host": "elsewhere.example", "pid": 4242, "started": 1, "boot": "x"}
+    for uid in ("gone-a", "gone-b"):
+        db.store_run(_running(uid, foreign, old), uid, "p")
+
+    def stored(uid: str) -> str:
+        return db._read("SELECT state FROM runs WHERE uid=?", (uid,))[0][0]
+
+    (listed,) = db.list_runs(uid="gone-a", project="p")
+    assert listed["status"]["state"] == "error" and stored("gone-a") == "error"
+    assert stored("gone-b") == "running"  # not this list's business
+    assert db.list_runs(uid="gone-b", project="q") == []  # another project: still not judged
+    assert stored("gone-b") == "running"
+    assert [r["status"]["state"] for r in db.list_runs(project="p")] == ["error", "error"]
+    assert stored("gone-b") == "error"
+
+
 @pytest.mark.parametrize("state", ["error", ""])
 def test_listing_errors_or_every_state_judges_dead_runs(state):
     db = get_run_db()

@@ -5,17 +5,28 @@ as ``db=``, so the environment is untouched). Timings are medians over several r
 machine may be shared, so compare figures taken in the same run.
 
 Measured limit of the cached-rerun target (< 10% of the first run, trivial steps; a 100-step
-chain, CPU time per rerun, thread_time sections, 2-core box shared with other jobs, issue 18):
-a cached rerun costs ~24 ms of CPU (was ~31 ms): storing the 100 hits ~10 ms (each its own
-run: its ~2.3 KB JSON body encoded, one runs row and 6 label rows; the runs not stored yet are
-found with one read and inserted in one pass), building each hit (a RunObject validated from
-the original's copy) ~5 ms, reading the likely hits ~4 ms (one query, 100 bodies decoded),
-the step states and progress lines ~2 ms, cache keys ~1 ms, the pipeline record ~2.5 ms (was
-~7 ms: its graph, ~135 KB of JSON, is now dumped and encoded once per DAG, not per write). A
-trivial first run costs ~1.7-2.4 ms of CPU per step, so the floor is ~11-14%: a hit that is
-recorded (lineage stays whole) cannot be free. Fan-out: finished steps reach the scheduler in
-batches (it sleeps while the pool has queued steps and none became ready), ~1,000 voluntary
-context switches per 1,000-step run instead of ~3,200.
+chain, CPU per rerun, thread_time sections interleaved with first runs as here, 2-core box
+shared with other jobs, issue 18): a cached rerun costs ~17-19 ms of CPU against ~100-115 ms for
+a first run. Storing the 100 hits ~8 ms (each its own run: its ~2.2 KB JSON body encoded
+~2.8 ms, 100 runs rows with 8 index entries each ~1.7 ms, 600 label rows ~1.5 ms, 99 lineage
+rows ~0.5 ms, the commit's ~200-250 WAL pages ~1.3 ms), building each hit ~3 ms (a RunObject
+validated from the original's copy ~1.4 ms), reading the likely hits ~2 ms (one query, 100
+bodies decoded ~1.4 ms; it also decoded every running run's body, the pipeline run's own among
+them, ~1 ms, until a list of completed runs stopped judging dead owners), the step states and
+progress lines ~1.5 ms, cache keys ~0.9 ms, the pipeline record ~2 ms. Measured and dropped:
+``model_construct`` of the nested models costs more than validating (~20 against ~14 us a
+hit); splicing the original's stored text (byte-exact: each changed piece encoded and found
+exactly once) costs ~25-30 us a hit against ~19 us for encoding the whole body; one
+``executemany`` for the runs rows saves ~0.1 ms per 100 hits. So a recorded hit costs ~120-150
+us (~50 of SQLite, ~45 of decoding, validating and encoding its record, the rest bookkeeping)
+and the floor is ~13-18% of the first run: a hit that is recorded (lineage stays whole) cannot
+be free. A run with caching on whose steps all miss looks each key up on its own: every lookup
+also decoded every running run's body (its own pipeline run's whole graph), ~2.4x the CPU of a
+run without caching; a list now judges dead owners only among the runs it may return (~1x).
+
+Fan-out: finished steps reach the scheduler in batches (it sleeps while the pool has queued
+steps and none became ready), ~1,000 voluntary context switches per 1,000-step run instead of
+~3,200.
 """
 
 from __future__ import annotations
@@ -93,12 +104,12 @@ def link(context, x: int = 0, work: int = 0):
     return data
 
 
-def chain_pipeline(n: int = CHAIN, work: int = 0):
+def chain_pipeline(n: int = CHAIN, work: int = 0, start: int = 0):
     """A chain of ``n`` steps, each passing a result and writing an artifact."""
 
     @pipeline(name=f"chain-{n}-{work}")
     def chain():
-        prev = link(x=0, work=work)
+        prev = link(x=start, work=work)
         for _ in range(n - 1):
             prev = link(x=prev.results["x"], work=work)
 
@@ -181,6 +192,16 @@ def _figures(db) -> list[tuple[str, float, str, str]]:
                      statistics.median(cached) / CHAIN * 1000, "ms", "< 2 ms"))
         rows.append((f"  first run / cached rerun ({label})", statistics.median(first) * 1000,
                      f"ms / {statistics.median(cached) * 1000:.0f} ms", "(report)"))
+        if not work:  # caching on, every key new: each step looked up on its own, then run
+            runs: dict = {False: [], True: []}
+            for start in range(1, 7):  # interleaved, new keys each time
+                chain = chain_pipeline(CHAIN, work, start=1000 * start).validate()
+                cpu = time.process_time()
+                _ok(chain.run(db=db, cache=start % 2 == 0, max_parallel=1))
+                runs[start % 2 == 0].append(time.process_time() - cpu)
+            rows.append((f"  first run with cache=True, every step a miss, CPU ({label})",
+                         statistics.median(runs[True]) / statistics.median(runs[False]) * 100,
+                         "% of cache=False", "~100%"))
     return rows
 
 

@@ -121,7 +121,11 @@ class SQLRunDB(RunDB):
         from .lists import RunList
 
         where, args = self._run_where(name, uid, project, labels, state, iter, **filters)
-        settled = self.resolve_dead_runs()
+        settled = []  # a dead owner's run is stored running and read as error: judged when it
+        if state in ("", "running", "error"):  # may match, and only the runs of this filter
+            judge, judged = self._run_where(name, uid, project, labels, "running", iter, **filters)
+            rows = self._read("SELECT body FROM runs" + judge, judged)
+            settled = list(settle(self, [loads(r[0]) for r in rows]).values())
         sql = "SELECT body FROM runs" + where
         if sort:
             sql += " ORDER BY start_time DESC, iteration ASC, id DESC"

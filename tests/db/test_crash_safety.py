@@ -197,6 +197,62 @@ def test_a_run_of_another_host_ends_after_the_heartbeat_timeout(monkeypatch):
     assert _state(db, "recent")[0] == "error"
 
 
+def test_a_state_filter_judges_dead_runs_only_when_they_could_match_it():
+    # a dead owner's run is stored running and read as error: a list of completed runs has
+    # nothing to judge (the cached-rerun lookup lists completed runs while its pipeline runs)
+    db = get_run_db()
+    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    foreign = {"host": "elsewhere.example", "pid": 4242, "started": 1, "boot": "x"}
+    db.store_run(_running("gone", foreign, old), "gone", "p")
+    done = RunObject()
+    done.metadata.uid, done.metadata.name, done.metadata.project = "done", "judged", "p"
+    done.status.state = "completed"
+    db.store_run(done.to_dict(), "done", "p")
+
+    def stored(uid: str) -> str:
+        return db._read("SELECT state FROM runs WHERE uid=?", (uid,))[0][0]
+
+    listed = db.list_runs(project="p", state="completed")
+    assert [r["metadata"]["uid"] for r in listed] == ["done"]
+    assert stored("gone") == "running"  # not judged by that list
+    assert [r["metadata"]["uid"] for r in db.list_runs(project="p", state="running")] == []
+    assert stored("gone") == "error"  # judged: it no longer lists as running
+    (dead,) = db.list_runs(project="p", state="error")
+    assert dead["metadata"]["uid"] == "gone" and dead["status"]["error"].startswith("process died")
+
+
+def test_a_list_judges_only_the_dead_runs_its_filter_matches():
+    # every list read and judged every running run of the DB (the running pipeline run's whole
+    # graph at each cache lookup of its steps); it judges those it may return, the rest stay
+    db = get_run_db()
+    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    foreign = {"host": "elsewhere.example", "pid": 4242, "started": 1, "boot": "x"}
+    for uid in ("gone-a", "gone-b"):
+        db.store_run(_running(uid, foreign, old), uid, "p")
+
+    def stored(uid: str) -> str:
+        return db._read("SELECT state FROM runs WHERE uid=?", (uid,))[0][0]
+
+    (listed,) = db.list_runs(uid="gone-a", project="p")
+    assert listed["status"]["state"] == "error" and stored("gone-a") == "error"
+    assert stored("gone-b") == "running"  # not this list's business
+    assert db.list_runs(uid="gone-b", project="q") == []  # another project: still not judged
+    assert stored("gone-b") == "running"
+    assert [r["status"]["state"] for r in db.list_runs(project="p")] == ["error", "error"]
+    assert stored("gone-b") == "error"
+
+
+@pytest.mark.parametrize("state", ["error", ""])
+def test_listing_errors_or_every_state_judges_dead_runs(state):
+    db = get_run_db()
+    old = datetime.now(timezone.utc) - timedelta(hours=1)
+    foreign = {"host": "elsewhere.example", "pid": 4242, "started": 1, "boot": "x"}
+    db.store_run(_running("gone", foreign, old), "gone", "p")
+    (dead,) = db.list_runs(project="p", state=state)
+    assert dead["status"]["state"] == "error"
+    assert db._read("SELECT state FROM runs WHERE uid=?", ("gone",))[0][0] == "error"
+
+
 def test_the_died_line_starts_its_own_line_after_output_cut_mid_line():
     # a process killed after printing "half-" read back as "half-process died (...)"
     db = get_run_db()

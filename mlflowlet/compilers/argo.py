@@ -49,6 +49,7 @@ from .._final_status import ARGO_TEXT
 from .._wire import govaluate_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
+from ._argo_depends import build_depends
 from ._argo_exit import exit_name, exit_templates
 from ._argo_release import cache_name, cron_name, for_release, generate_name
 from ._container import pod_labels
@@ -61,13 +62,6 @@ ROOT = "/tmp/mlflowlet"
 API_VERSION = "argoproj.io/v1alpha1"
 GPU_RESOURCE = "nvidia.com/gpu"
 CACHE_MAX_AGE = "720h"
-# node.after(x, on=...) as Argo's depends (a pod that could not run is Errored; "done" any end)
-STATUS_DEPENDS = {
-    "success": "{task}.Succeeded",
-    "failure": "({task}.Failed || {task}.Errored)",
-    "done": "({task}.Succeeded || {task}.Failed || {task}.Errored || {task}.Skipped || "
-    "{task}.Omitted)",
-}
 
 
 def _models() -> Any:
@@ -257,33 +251,6 @@ def _artifact_ref(task: str, key: str) -> str:
 
 def _param_ref(task: str, name: str) -> str:
     return f"{{{{tasks.{task}.outputs.parameters.{param_name(name)}}}}}"
-
-
-def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, list[Any]]:
-    """Return the task's ``depends`` and the conditions of skippable collected fan-outs.
-
-    See the module docstring; the conditions are those of a collected (or ``on="success"``)
-    mapped step's blocks that the consumer is not inside (its ``when`` adds them, so a fan-out
-    skipped by its condition, not by an empty list, skips the consumer too).
-    """
-    parts: list[str] = []
-    extra: list[Any] = []
-    own = {b.index for b in node.blocks}
-    for up in dag.upstream(node.name):
-        edges = dag.edges_between(up, node.name)
-        kinds = {e.kind for e in edges}
-        task = labels[up]
-        on = next((e.on for e in edges if e.on), "")  # node.after(up, on=...): its status
-        if on in ("failure", "done") or (on == "success" and dag.node(up).map is None):
-            parts.append(STATUS_DEPENDS[on].format(task=task))
-        elif kinds == {"order"} and not on:
-            parts.append(f"({task}.Succeeded || {task}.Skipped || {task}.Omitted)")
-        elif kinds <= {"collect", "order"}:  # a fan-out collected or run on='success' after
-            parts.append(f"({task}.Succeeded || {task}.Skipped)")
-            extra += [b.condition for b in dag.node(up).blocks if b.index not in own]
-        else:
-            parts.append(f"{task}.Succeeded")
-    return " && ".join(parts), extra
 
 
 def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> Any:

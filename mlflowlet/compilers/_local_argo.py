@@ -43,6 +43,7 @@ from ._local_argo_dag import (
     unalias,
     unoutput,
 )
+from ._local_argo_outputs import publish
 from ._runs import LocalRunner, PodRun
 from ._workflow import RETRIES_MARK, workflow_scope
 
@@ -67,25 +68,6 @@ def substitute(text: str, scope: dict[str, str], where: str) -> str:
         return scope[key]
 
     return _REF.sub(one, text)
-
-
-def aggregate(values: list[str]) -> str:
-    """Aggregate a fanned-out task's output parameter values the way the Argo controller does.
-
-    A JSON list of the values themselves when every one parses as a JSON object or array, else
-    a JSON list of their texts (scalars such as ``2.0`` stay the string ``"2.0"``); see
-    ``tryJSONUnmarshal`` in Argo's ``workflow/controller/operator.go``.
-    """
-    parsed: list[Any] = []
-    for value in values:
-        try:
-            item = json.loads(value)
-        except ValueError:
-            return json.dumps(values)
-        if not isinstance(item, (dict, list)):
-            return json.dumps(values)
-        parsed.append(item)
-    return json.dumps(parsed)
 
 
 class ArgoLocalRunner(LocalRunner):
@@ -320,19 +302,8 @@ class ArgoLocalRunner(LocalRunner):
             ok = ok and pod.ok
             if pod.ok:
                 outputs.append(pod.parameters)
-        self._publish(name, template, outputs, fanned=items is not None)
+        publish(self.scope, name, template, outputs, fanned=items is not None)
         return "Succeeded" if ok else "Failed"
-
-    def _publish(
-        self, name: str, template: dict[str, Any], outputs: list[dict[str, str]], fanned: bool
-    ) -> None:
-        for p in template.get("outputs", {}).get("parameters", []):
-            key = f"tasks.{name}.outputs.parameters.{p['name']}"
-            values = [o[p["name"]] for o in outputs if p["name"] in o]
-            if fanned:  # Argo aggregates a fanned-out task's output parameter as a JSON list
-                self.scope[key] = aggregate(values)
-            elif values:
-                self.scope[key] = values[0]
 
     def _lineage_for(
         self, task: dict[str, Any], raw: str, param: str, artifact: bool = False

@@ -39,7 +39,11 @@ def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, lis
             parts.append(f"({task}.Succeeded || {task}.Skipped || {task}.Omitted)")
         elif kinds <= {"collect", "order"}:  # a fan-out collected or run on='success' after
             parts.append(f"({task}.Succeeded || {task}.Skipped)")
-            extra += [b.condition for b in dag.node(up).blocks if b.index not in own]
+            extra += [  # a condition on the item decides per item: it never skips the task
+                b.condition
+                for b in dag.node(up).blocks
+                if b.index not in own and next(b.condition.items(), None) is None
+            ]
         else:
             parts.append(f"{task}.Succeeded")
     return " && ".join(parts), extra

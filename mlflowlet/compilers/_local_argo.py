@@ -43,7 +43,7 @@ from ._local_argo_dag import (
     unalias,
     unoutput,
 )
-from ._local_argo_outputs import publish
+from ._local_argo_outputs import item_output, item_runs, item_scope, per_item_when, publish
 from ._runs import LocalRunner, PodRun
 from ._workflow import RETRIES_MARK, workflow_scope
 
@@ -176,7 +176,8 @@ class ArgoLocalRunner(LocalRunner):
             if not eval_depends(task, self.phase):
                 self._skipped_outputs(name, template)
                 return "Omitted"
-            if "when" in task and not eval_when(substitute(task["when"], self.scope, name)):
+            when = "when" in task and not per_item_when(task)  # else: per item (_run_task)
+            if when and not eval_when(substitute(task["when"], self.scope, name)):
                 self._skipped_outputs(name, template)
                 return "Skipped"
             items = self._items(task)
@@ -194,8 +195,9 @@ class ArgoLocalRunner(LocalRunner):
     def _record_lineage(self, task: dict[str, Any]) -> None:
         args = task.get("arguments", {})
         if "withParam" in task:
-            for param in _item_params(args):  # the element, or its sub-fields
-                self._lineage_for(task, task["withParam"], param)
+            for param in _item_params(args):  # the element, its sub-fields, or its outputs
+                tpl = self.templates[task["template"]]
+                self._lineage_for(task, item_output(task["withParam"], tpl, param), param)
         for p in args.get("parameters", []):
             if not p["name"].endswith("__sha256"):  # a cache key's input, no data for the step
                 self._lineage_for(task, p["value"], p["name"])
@@ -278,8 +280,10 @@ class ArgoLocalRunner(LocalRunner):
         for iteration, item in runs:
             scope = dict(self.scope)
             if items is not None:
-                scope["item"] = item if isinstance(item, str) else json.dumps(item)
+                scope.update(item_scope(item))
             try:
+                if not item_runs(task, scope, name):
+                    continue  # its when is false: this item is Skipped, with no outputs
                 values = {
                     p["name"]: substitute(p["value"], scope, f"task {name!r}")
                     for p in args.get("parameters", [])

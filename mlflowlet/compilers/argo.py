@@ -54,6 +54,7 @@ from ._argo_exit import exit_name, exit_templates
 from ._argo_release import cache_name, cron_name, for_release, generate_name
 from ._container import pod_labels
 from ._container_step import argo_command, argo_output_path, is_container
+from ._map_items import item_condition, refuse_collected_params, when_of
 from ._naming import param_name
 from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, cached, digest_output, make_plan, result_output
@@ -107,6 +108,7 @@ class ArgoCompiler(Compiler):
         """Return the one Argo document."""
         from ._argo_quote import check_when_values
 
+        refuse_collected_params(pipe.dag)
         plan = make_plan(pipe, options, "argo")
         defaults = {name: default for name, (_t, default, _r) in plan.params.items()}
         check_when_values(pipe.dag, defaults, "pipeline parameter default")
@@ -279,9 +281,9 @@ def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> An
         else:
             with_param = _items_ref(items, labels)
     depends, extra = build_depends(node, dag, labels)
-    conditions = [b.condition for b in node.blocks] + extra
+    conditions = [item_condition(b.condition, node) for b in node.blocks] + extra
     types = {name: typ for name, (typ, _d, _r) in plan.params.items()}
-    when = " && ".join(build_when(c, labels, types) for c in conditions)
+    when = when_of(node, " && ".join(build_when(c, labels, types) for c in conditions), labels)
     return m.DAGTask(
         name=st.label,
         template=st.label,
@@ -294,8 +296,10 @@ def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> An
 
 
 def _items_ref(items: Any, labels: dict[str, str]) -> str:
-    from ..pipelines.refs import OutputRef
+    from ..pipelines.refs import Collected, OutputRef
 
+    if isinstance(items, Collected):  # every output of each item that ran (see ._map_items)
+        return f"{{{{tasks.{labels[items.node]}.outputs.parameters}}}}"
     if isinstance(items, OutputRef):
         return _param_ref(labels[items.node], result_output(items.key, "items"))
     return f"{{{{workflow.parameters.{items.name}}}}}"

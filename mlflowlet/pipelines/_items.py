@@ -4,6 +4,16 @@
 with ``a = element["a"]`` and ``b = element["b"]`` (KFP ``item.a``, Argo ``{{item.a}}``); a bare
 ``item`` is the whole element, as ``item_param=`` gives it. Each element must then be a dict
 holding those keys: else the map fails before any item runs, naming the item and the key.
+
+Comparing the item builds a condition each item decides for itself (Argo's ``when:
+"{{item.evenness}} == even"`` on a fanned-out task)::
+
+    with condition(item.evenness == "even"):
+        halve.map(items=collect(check.results), num=item.num)
+
+An item whose condition is false is skipped: it runs nothing and has no outputs, so a
+``collect`` of the map holds only the items that ran (as Argo aggregates only the items that
+succeeded).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from ..errors import PipelineError
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from .refs import Condition
 
 
 @dataclass(eq=False)
@@ -73,10 +84,31 @@ class MapItem:
     def __bool__(self) -> bool:
         raise PipelineError("item has no truth value while the pipeline is traced")
 
-    def _no_compare(self, other: object) -> Any:
-        raise item_condition_error(self)
+    def _cmp(self, op: str, other: object) -> Condition:
+        from .refs import Condition
 
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _no_compare  # type: ignore[assignment]
+        if self._loop is not None:
+            raise item_condition_error(self)
+        return Condition(op, self, other)
+
+    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
+        return self._cmp("==", other)
+
+    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
+        return self._cmp("!=", other)
+
+    def __lt__(self, other: object) -> Condition:
+        return self._cmp("<", other)
+
+    def __le__(self, other: object) -> Condition:
+        return self._cmp("<=", other)
+
+    def __gt__(self, other: object) -> Condition:
+        return self._cmp(">", other)
+
+    def __ge__(self, other: object) -> Condition:
+        return self._cmp(">=", other)
+
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
@@ -86,12 +118,34 @@ class MapItem:
 item = MapItem()
 
 
+def describe_item(value: MapItem) -> dict[str, Any]:
+    """``{"kind": "item", "key": ...}`` (key None: the whole element).
+
+    Module functions, not methods: ``item.describe`` is the element's sub-field ``describe``.
+    """
+    return {"kind": "item", "key": value._key}
+
+
+def item_value(value: MapItem, element: Any) -> Any:
+    """Return ``value`` (``item`` or ``item.key``) in ``element``.
+
+    Raises:
+        PipelineError: a sub-field of an element that is no dict or lacks the key.
+    """
+    if value._key is None:
+        return element
+    if not isinstance(element, dict) or value._key not in element:
+        what = "has no such key" if isinstance(element, dict) else "is not a dict"
+        raise PipelineError(f"{value!r}: the item ({element!r:.60}) {what}")
+    return element[value._key]
+
+
 def item_condition_error(value: MapItem) -> PipelineError:
-    """Return the refusal of a condition testing the map's item itself (it has no one value)."""
+    """Return the refusal of a condition on a sub-pipeline's parameter bound to its map's item."""
     return PipelineError(
-        f"{value!r}: a condition on the map's item (a parameter the map binds to it) cannot be "
-        "traced; compute the test in a step (e.g. one returning x > 1) and test its output "
-        "with `with condition(step.output == ...)`"
+        f"{value!r}: a condition on a mapped sub-pipeline's parameter bound to the item is not "
+        "supported yet; open `with condition(item.key == ...)` around a step.map(...) call in "
+        "the calling pipeline, or compute the test in a body step and test its output"
     )
 
 

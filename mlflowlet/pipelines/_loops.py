@@ -13,10 +13,17 @@ outer-major), sharing its log. An item whose earlier step failed or was skipped 
 of its body; the step is ``error`` when an item failed, ``skipped`` when no item ran it. A
 ``with condition(...)`` block in the body that reads a body step is decided by each item (its
 own results), else once for the loop.
+
+A ``step.map`` under ``with condition(item...)`` runs the same way, as a loop of one step
+(:func:`looped`): each item decides its condition on its own element, and an item whose
+condition is false is skipped (no run, no outputs; the step is ``completed`` even when every
+item was skipped, as Argo's fan-out whose children were all skipped succeeds).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -25,13 +32,23 @@ from typing import TYPE_CHECKING, Any
 from ..errors import PipelineError
 from ..model import RunObject, new_uid, now_iso
 from ._inputs import Resolver
-from ._items import Loop, field_values
+from ._items import Loop, MapItem, field_values, item_value
 from ._status import item_failed, status_gate
 from ._stepexec import StepCall, execute, last_line
-from .refs import OutputRef
+from .refs import Collected, OutputRef
 
 if TYPE_CHECKING:
     from .graph import Node
+
+
+def item_tested(node: Any) -> bool:
+    """Whether ``node`` is a ``step.map`` whose condition tests its item (``item.key == ...``)."""
+    return node.condition is not None and next(node.condition.items(), None) is not None
+
+
+def looped(node: Any) -> bool:
+    """Whether ``node`` runs through :func:`run_loop` (a sub-pipeline map, an item-tested map)."""
+    return node.map is not None and (node.map.loop is not None or item_tested(node))
 
 
 def top_loop(node: Any) -> Loop | None:
@@ -100,15 +117,20 @@ def run_loop(ex: Any, node: Any) -> Any:
     if node.name in ex.states:
         return None
     top = top_loop(node)
-    assert top is not None
+    if top is None:  # a step.map testing its item: a loop of this one step
+        solo = copy.copy(node)
+        top = Loop(f"{node.name}-items", node.map.items, node.map.parallel)
+        solo.map = dataclasses.replace(node.map, loop=top)
+        _LoopRun(ex, [solo], solo=True).run(top)
+        return None
     members = [n for n in ex.dag.nodes if top_loop(n) is top]
     _LoopRun(ex, members).run(top)
     return None
 
 
 class _LoopRun:
-    def __init__(self, ex: Any, members: list[Any]) -> None:
-        self.ex, self.members = ex, members
+    def __init__(self, ex: Any, members: list[Any], solo: bool = False) -> None:
+        self.ex, self.members, self.solo = ex, members, solo
         self.names = {n.name for n in members}
         self.uids = {n.name: new_uid() for n in members}
         self.items: dict[str, dict[int, RunObject]] = {n.name: {} for n in members}
@@ -163,8 +185,9 @@ class _LoopRun:
     def _per_item(self, node: Node) -> bool:
         """Whether ``node``'s condition reads a body step (each item decides for itself)."""
         cond = node.condition
-        return cond is not None and any(
-            isinstance(o, OutputRef) and o.node in self.names for o in cond.operands()
+        return cond is not None and (
+            item_tested(node)
+            or any(isinstance(o, OutputRef) and o.node in self.names for o in cond.operands())
         )
 
     def _resolver(self, runs: dict[str, RunObject]) -> Resolver:
@@ -175,7 +198,11 @@ class _LoopRun:
         from .refs import PipelineParam
 
         items = loop.items
-        if isinstance(items, (OutputRef, PipelineParam)):
+        if isinstance(items, Collected):  # a map over a map's results (only items that ran)
+            got: dict[str, Any] = {}
+            self._resolver(runs)._collect(items.ref, "items", got, {}, {}, [])
+            items = got["items"]
+        elif isinstance(items, (OutputRef, PipelineParam)):
             items = self._resolver(runs).value_of(items)
         if not isinstance(items, (list, tuple)):
             raise PipelineError(
@@ -248,17 +275,25 @@ class _LoopRun:
         ex = self.ex
         arguments = dict(node.arguments)
         try:
-            if self._per_item(node) and not node.condition.evaluate(self._resolver(runs).value_of):
+            resolver = self._resolver(runs)
+
+            def value_of(operand: Any) -> Any:
+                if isinstance(operand, MapItem):
+                    return item_value(operand, element)
+                return resolver.value_of(operand)
+
+            if self._per_item(node) and not node.condition.evaluate(value_of):
                 return  # a false condition (Argo's `when` in the body): this item skips it
             if node.map.item_param:
                 arguments[node.map.item_param] = element
             for param, key in node.map.fields.items():
                 arguments[param] = field_values([element], key, node.name, param)[0]
-            fed = node.map.fed if isinstance(node.map.items, OutputRef) else ()
+            fed = node.map.fed if isinstance(node.map.items, (OutputRef, Collected)) else ()
             # lineage of the item: the list it came from (a result), as a map records it
             items = SimpleNamespace(items=node.map.items, fed=fed) if fed else None
+            if items is not None:
+                items.fields = node.map.fields
             facade = SimpleNamespace(arguments=arguments, map=items)
-            resolver = self._resolver(runs)
             params, inputs, _hashes, rows = resolver.resolve(facade)
             params.pop("__items__", None)
         except PipelineError as exc:
@@ -313,7 +348,7 @@ class _LoopRun:
             reason = next(iter(done.values())).metadata.annotations.get("reason", "")
             ex._record(node, "skipped", reason)
             return
-        elif states or not any_items:
+        elif states or not any_items or self.solo:  # solo: every item's condition was false
             state = "completed"
         else:
             ex._record(node, "skipped", "an earlier step of every item failed or did not run")

@@ -62,6 +62,20 @@ class _Refs:
             )
         return OutputRef(node.name, key, self._kind, mapped=node.map is not None)
 
+    def every_result(self) -> OutputRef:
+        """Return the reference ``collect(node.results)`` reads (every result: key ``''``).
+
+        Raises:
+            PipelineError: ``node.outputs`` (collect one artifact at a time).
+        """
+        node = self._handle._node
+        if self._kind == "artifact":
+            raise PipelineError(
+                f"collect({node.name}.outputs): collect one artifact at a time, "
+                f"collect({node.name}.outputs['key'])"
+            )
+        return OutputRef(node.name, "", "result", mapped=node.map is not None)
+
     def __repr__(self) -> str:
         return f"<{self._handle._node.name}.{'outputs' if self._kind == 'artifact' else 'results'}>"
 
@@ -210,6 +224,12 @@ class Tracer:
 
                 check_item_loops(arguments, None, site, spec.name)
             item_param, fields = split_item_args(arguments, item_param, site, spec.name)
+            if isinstance(items, Collected) and items.every and item_param:
+                raise PipelineError(
+                    f"{site}: {spec.name}.map(items={items!r}) gives the whole item (a dict of "
+                    f"every result) to {item_param!r}; read the results it needs by key "
+                    "(x=item.key), so the compiled pipeline carries exactly those"
+                )
             mapping = self._map(st, item_param, items, arguments, parallel, site)
             loop = None if loop is None else self.new_loop(spec.name, items, parallel, loop)
         elif loop is not None:  # a step of a mapped sub-pipeline: one run per item, no barrier
@@ -236,6 +256,7 @@ class Tracer:
                 f"{site}: step {spec.name!r} is missing required parameter(s) {missing}; "
                 f"pass them in the call, e.g. {spec.name}({missing[0]}=...)"
             )
+        _check_item_blocks(self.blocks, item_param, items, site, spec.name, loop)
         cond = None
         for block in self.blocks:
             cond = block.condition if cond is None else Condition("and", cond, block.condition)
@@ -312,6 +333,12 @@ class Tracer:
             )
         if isinstance(value, Condition):
             raise PipelineError(f"{site}: {key} gets a condition; use `with condition(...)`")
+        if isinstance(value, Collected) and value.every:
+            raise PipelineError(
+                f"{site}: {key}={value!r}: every result of each item is map items only "
+                f"(step.map(items={value!r}, x=item.key)); pass one result to a parameter: "
+                f"collect({value.node}.results['key'])"
+            )
         if isinstance(value, (Operand, Collected)):
             self._check_operand(value, site, f"parameter {key!r} of step {step_name!r}")
             if param is not None and param.dataitem:
@@ -409,7 +436,13 @@ class Tracer:
             isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1
         ):
             raise PipelineError(f"{site}: parallel must be a positive integer, got {parallel!r}")
-        if isinstance(items, OutputRef):
+        if isinstance(items, Collected):
+            if items.ref.kind != "result":
+                raise PipelineError(
+                    f"{site}: map items {items!r} are artifacts; a map fans out over results"
+                )
+            self._check_operand(items, site, "map items")
+        elif isinstance(items, OutputRef):
             if items.kind != "result" or items.mapped:
                 raise PipelineError(
                     f"{site}: map items must be a result list, a pipeline "
@@ -433,6 +466,31 @@ class Tracer:
             )
         else:
             _check_nested(items, site, "items")
+
+
+def _check_item_blocks(
+    blocks: list[ConditionBlock],
+    item_param: str | None,
+    items: Any,
+    site: str,
+    step: str,
+    loop: Any,
+) -> None:
+    """Refuse a ``with condition(item...)`` block around anything but a top-level step map."""
+    tested = [b for b in blocks if next(b.condition.items(), None) is not None]
+    if not tested:
+        return
+    where = f"{site}: step {step!r} is inside `with condition({tested[-1].condition})`"
+    if item_param is None:
+        raise PipelineError(
+            f"{where}, which tests the item of a map: only a step.map(...) called in the block "
+            "has an item; call it with .map(items=...), or move it out of the block"
+        )
+    if loop is not None:
+        raise PipelineError(
+            f"{where}: a condition on the item of a map nested in a mapped sub-pipeline is not "
+            "supported yet; map the step outside the sub-pipeline"
+        )
 
 
 def _check_dataitem_ref(value: Any, site: str, step_name: str, key: str) -> None:

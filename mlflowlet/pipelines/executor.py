@@ -29,7 +29,7 @@ from . import cache as _cache
 from ._exitpipe import run_exit
 from ._inbox import Inbox
 from ._inputs import Resolver
-from ._loops import LoopView, run_loop
+from ._loops import LoopView, looped, run_loop
 from ._spec import where
 from ._status import exit_params, final_state, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
@@ -244,7 +244,7 @@ class LocalExecutor:
 
     def _prepare(self, node: Any) -> StepCall | None:
         """Decide a ready node: record it (skipped, failed, reused, cached) or return its call."""
-        if node.map is not None and node.map.loop is not None:
+        if looped(node):  # a mapped sub-pipeline, or a map whose condition tests its item
             return run_loop(self, node)
         for up in self.dag.upstream(node.name):
             state = self.states[up]

@@ -39,7 +39,7 @@ def item_condition(cond: Any, node: Any) -> Any:
         CompileError: the map is not over collected results, or reads the whole item of
             ``collect(x.results)``.
     """
-    from ..pipelines._items import MapItem
+    from ..pipelines._items import MapItem, describe_item
     from ..pipelines.refs import Condition, OutputRef
 
     if next(cond.items(), None) is None:
@@ -57,8 +57,9 @@ def item_condition(cond: Any, node: Any) -> Any:
                     "a map over collected results only (collect(step.results)), whose outputs "
                     "carry their types; compute the test in the producing step"
                 )
-            key = side._key if items.every else items.ref.key
-            if key is None or (side._key is not None and not items.every):
+            field: str | None = describe_item(side)["key"]
+            key = field if items.every else items.ref.key
+            if key is None or (field is not None and not items.every):
                 raise CompileError(
                     f"step {node.name!r} ({node.call_site}): `with condition({cond})` reads "
                     f"{side!r} of {items!r}; test a result by key (item.key) of "

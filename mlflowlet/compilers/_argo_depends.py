@@ -25,6 +25,8 @@ def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, lis
     mapped step's blocks that the consumer is not inside (its ``when`` adds them, so a fan-out
     skipped by its condition, not by an empty list, skips the consumer too).
     """
+    from ..pipelines._loops import item_tested
+
     parts: list[str] = []
     extra: list[Any] = []
     own = {b.index for b in node.blocks}
@@ -39,11 +41,8 @@ def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, lis
             parts.append(f"({task}.Succeeded || {task}.Skipped || {task}.Omitted)")
         elif kinds <= {"collect", "order"}:  # a fan-out collected or run on='success' after
             parts.append(f"({task}.Succeeded || {task}.Skipped)")
-            extra += [  # a condition on the item decides per item: it never skips the task
-                b.condition
-                for b in dag.node(up).blocks
-                if b.index not in own and next(b.condition.items(), None) is None
-            ]
+            if not item_tested(dag.node(up)):  # else decided per item: never skips the task
+                extra += [b.condition for b in dag.node(up).blocks if b.index not in own]
         else:
             parts.append(f"{task}.Succeeded")
     return " && ".join(parts), extra

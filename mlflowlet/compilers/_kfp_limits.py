@@ -23,7 +23,6 @@ def refuse_unsupported(plan: Any, dag: Any) -> None:
         for up, on in st.node.after_on.items():
             if on in ("failure", "done"):
                 _refuse_status_step(st, up, on)
-        _refuse_map_over_map(st)
     if dag.exit_pipeline is not None:
         exit_ = dag.exit_pipeline
         raise CompileError(
@@ -50,28 +49,31 @@ def refuse_unsupported(plan: Any, dag: Any) -> None:
             )
 
 
-def _refuse_map_over_map(st: Any) -> None:
+def refuse_maps_over_maps(dag: Any) -> None:
     """Refuse a map over collected results, or a condition on the item: KFP v2 has neither.
 
     ``dsl.ParallelFor`` takes a list or one task output, not ``dsl.Collected`` (the SDK fails on
     it), and a collected list holds only the items that ran, which only the engine knows.
+
+    Raises:
+        CompileError: names the step, the construct and what to do instead.
     """
     from ..pipelines._loops import item_tested
     from ..pipelines.refs import Collected
 
-    node = st.node
-    if node.map is not None and isinstance(node.map.items, Collected):
-        raise CompileError(
-            f"step {st.name!r} ({node.call_site}) maps over {node.map.items!r}: a map over a "
-            "mapped step's collected results cannot be expressed on KFP v2 (dsl.ParallelFor "
-            "takes no dsl.Collected); use target='argo' (withParam over the aggregated outputs)"
-        )
-    if node.map is not None and item_tested(node):
-        raise CompileError(
-            f"step {st.name!r} ({node.call_site}) maps under `with condition({node.condition})`, "
-            "which tests the item: a per-item condition cannot be expressed on KFP v2 yet; use "
-            "target='argo' (when on the fanned-out task)"
-        )
+    for node in dag.nodes:
+        if node.map is not None and isinstance(node.map.items, Collected):
+            raise CompileError(
+                f"step {node.name!r} ({node.call_site}) maps over {node.map.items!r}: a map over "
+                "a mapped step's collected results cannot be expressed on KFP v2 (dsl.ParallelFor "
+                "takes no dsl.Collected); use target='argo' (withParam over the aggregated outputs)"
+            )
+        if node.map is not None and item_tested(node):
+            raise CompileError(
+                f"step {node.name!r} ({node.call_site}) maps under `with condition("
+                f"{node.condition})`, which tests the item: a per-item condition cannot be "
+                "expressed on KFP v2 yet; use target='argo' (when on the fanned-out task)"
+            )
 
 
 def _refuse_status_step(st: Any, up: str, on: str) -> None:

@@ -276,7 +276,7 @@ class ArgoLocalRunner(LocalRunner):
         name, args = task["name"], task.get("arguments", {})
         runs = [(0, None)] if items is None else list(enumerate(items, start=1))
         outputs: list[dict[str, str]] = []
-        ok = True
+        ok, ran = True, items is None
         for iteration, item in runs:
             scope = dict(self.scope)
             if items is not None:
@@ -284,6 +284,7 @@ class ArgoLocalRunner(LocalRunner):
             try:
                 if not item_runs(task, scope, name):
                     continue  # its when is false: this item is Skipped, with no outputs
+                ran = True
                 values = {
                     p["name"]: substitute(p["value"], scope, f"task {name!r}")
                     for p in args.get("parameters", [])
@@ -306,6 +307,8 @@ class ArgoLocalRunner(LocalRunner):
             ok = ok and pod.ok
             if pod.ok:
                 outputs.append(pod.parameters)
+        if not ran and items:  # every item's when was false: nothing read its inputs
+            self.lineage = [r for r in self.lineage if r["template"] != task["template"]]
         publish(self.scope, name, template, outputs, fanned=items is not None)
         return "Succeeded" if ok else "Failed"
 

@@ -11,6 +11,9 @@ Comparing the item builds a condition each item decides for itself (Argo's ``whe
     with condition(item.evenness == "even"):
         halve.map(items=collect(check.results), num=item.num)
 
+The whole condition of the step (its enclosing blocks too) is decided per item, as Argo
+evaluates a ``when`` that reads the item per expanded item; the map is ``completed`` even when
+every item was skipped (Argo's task group succeeds).
 An item whose condition is false is skipped: it runs nothing and has no outputs, so a
 ``collect`` of the map holds only the items that ran (as Argo aggregates only the items that
 succeeded).

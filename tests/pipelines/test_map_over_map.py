@@ -226,3 +226,26 @@ def test_the_item_in_a_condition_describes_itself_for_compilers():
     assert node.map.describe()["items"] == {"kind": "collect", "node": "parity", "result": ""}
     edges = [(e.source, e.kind, e.param) for e in _trace(described).edges]
     assert ("parity", "collect", "num") in edges
+
+
+def test_returning_every_result_of_each_item_is_refused():
+    def bad():
+        checked = parity.map(items=[1], item_param="num")
+        return {"all": collect(checked.results)}
+
+    with pytest.raises(PipelineError, match=r"is collect\(parity.results\): every result of each "
+                                            r"item is map items only; return one result of each"):
+        _trace(bad)
+
+
+def test_the_live_page_names_the_item_and_every_result_collected():
+    from mlflowlet.server._live import operand_text
+
+    def described():
+        checked = parity.map(items=[1], item_param="num")
+        with condition(item.evenness == "even"):
+            halve.map(items=collect(checked.results), num=item.num)
+
+    node = _trace(described).node("halve")
+    assert operand_text(node.condition.describe()) == "item['evenness'] == \"even\""
+    assert operand_text(node.map.describe()["items"]) == "collect(parity.results)"

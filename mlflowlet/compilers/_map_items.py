@@ -14,7 +14,8 @@ evaluates the ``when`` per item, and skips the items whose ``when`` is false.
 
 KFP refuses both (see ``._kfp_limits``); so does Argo for an item condition on a map over
 anything but collected results (its items are not typed), and for a parameter collecting a map
-that an item condition guards (its aggregate may be unresolved, argo-workflows#16793).
+that an item condition guards (its aggregate may be unresolved, argo-workflows#16793), and
+for a map over collected results nested in a mapped sub-pipeline.
 """
 
 from __future__ import annotations
@@ -104,10 +105,33 @@ def item_uses(dag: Any) -> list[tuple[str, str, Any, Any]]:
     return out
 
 
-def refuse_collected_params(dag: Any) -> None:
-    """Refuse a parameter collecting a map an item condition guards (Argo, see the module doc)."""
+def refuse_for_argo(dag: Any) -> None:
+    """Refuse what Argo cannot carry exactly (see the module doc).
+
+    Raises:
+        CompileError: a parameter or pipeline output collecting a map an item condition
+            guards, a map over collected results nested in a mapped sub-pipeline, or either
+            construct with ``parallel=`` (a bounded map is a loop template).
+    """
     from ..pipelines._loops import item_tested
     from ..pipelines.refs import Collected
+
+    for node in dag.nodes:
+        tested = node.map is not None and item_tested(node)
+        over = collected_items(node) is not None
+        if node.map is not None and node.map.parallel and (tested or over):
+            raise CompileError(
+                f"step {node.name!r} ({node.call_site}) maps with parallel={node.map.parallel} "
+                "over collected results or under a condition on its item: Argo target bounds "
+                "a map's parallelism in a loop template, which carries neither yet; drop "
+                "parallel= (or the pipeline's max_parallel bounds it)"
+            )
+        if collected_items(node) is not None and node.map.loop is not None:
+            raise CompileError(
+                f"step {node.name!r} ({node.call_site}) maps over {node.map.items!r} inside a "
+                "mapped sub-pipeline: Argo target does not pass collected results into a loop "
+                "yet; map over them outside the sub-pipeline"
+            )
 
     tested = {n.name for n in dag.nodes if n.map is not None and item_tested(n)}
     for key, value in dag.outputs.items():

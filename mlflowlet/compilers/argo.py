@@ -54,7 +54,7 @@ from ._argo_exit import exit_name, exit_templates
 from ._argo_release import cache_name, cron_name, for_release, generate_name
 from ._container import pod_labels
 from ._container_step import argo_command, argo_output_path, is_container
-from ._map_items import item_condition, refuse_collected_params, when_of
+from ._map_items import item_condition, refuse_for_argo, when_of
 from ._naming import param_name
 from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, cached, digest_output, make_plan, result_output
@@ -108,7 +108,7 @@ class ArgoCompiler(Compiler):
         """Return the one Argo document."""
         from ._argo_quote import check_when_values
 
-        refuse_collected_params(pipe.dag)
+        refuse_for_argo(pipe.dag)
         plan = make_plan(pipe, options, "argo")
         defaults = {name: default for name, (_t, default, _r) in plan.params.items()}
         check_when_values(pipe.dag, defaults, "pipeline parameter default")

@@ -390,7 +390,7 @@ class Tracer:
                 raise PipelineError(f"{site}: {where_} uses step {ref.node!r} of another pipeline")
             if isinstance(value, Collected) and self.in_loop(ref.node):
                 raise PipelineError(
-                    f"{site}: {where_} collects {ref!r} of a map inside a mapped sub-pipeline, "
+                    f"{site}: {where_} collects {value!r} of a map inside a mapped sub-pipeline, "
                     "which is not supported yet; collect a map outside any sub-pipeline map"
                 )
             if (

@@ -179,3 +179,45 @@ def test_the_entrypoint_decodes_an_aggregated_output_back_to_the_result(value, s
 def test_the_entrypoint_refuses_an_element_without_the_output(element, words, tmp_path):
     done = _entrypoint(tmp_path, element, "return")
     assert done.returncode == 2 and f"error: --item-output value=return: {words}" in done.stderr
+
+
+def _nested():
+    outside = {}
+
+    @pipeline(image=ap.IMAGE)
+    def body(k: int):  # maps over the results of a map outside it
+        ap.halve.map(items=collect(outside["tagged"].results), n=item.n)
+
+    @pipeline(image=ap.IMAGE)
+    def nested():
+        outside["tagged"] = ap.tag.map(items=[1], item_param="n", label="x")
+        body.map(items=[1, 2], k=item)
+
+    return nested
+
+
+def _bounded(tested):
+    @pipeline(image=ap.IMAGE)
+    def bounded():
+        tagged = ap.tag.map(items=[1, 2], item_param="n", label="x")
+        if tested:
+            with condition(item.even == True):  # noqa: E712
+                ap.halve.map(items=collect(tagged.results), n=item.n, parallel=1)
+        else:
+            ap.halve.map(items=collect(tagged.results), n=item.n, parallel=1)
+
+    return bounded
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (_nested, r"step 'halve' .*maps over collect\(tag.results\) inside a mapped sub-pipeline: "
+              r"Argo target does not pass collected results into a loop yet"),
+    (lambda: _bounded(True), r"step 'halve' .*maps with parallel=1 over collected results or "
+                             r"under a condition on its item: Argo target bounds"),
+    (lambda: _bounded(False), r"step 'halve' .*maps with parallel=1"),
+])
+def test_argo_refuses_maps_over_maps_inside_loop_templates(make, words):
+    pipe = make()
+    assert pipe.run().state == "completed"  # locally it runs
+    with pytest.raises(CompileError, match=words):
+        compile(pipe, "argo")

@@ -133,9 +133,9 @@ def refuse_for_argo(dag: Any) -> None:
                 "yet; map over them outside the sub-pipeline"
             )
 
-    tested = {n.name for n in dag.nodes if n.map is not None and item_tested(n)}
+    guarded = {n.name for n in dag.nodes if n.map is not None and item_tested(n)}
     for key, value in dag.outputs.items():
-        if isinstance(value, Collected) and value.node in tested:
+        if isinstance(value, Collected) and value.node in guarded:
             raise CompileError(
                 f"pipeline output {key!r} collects {value!r}, a map under a condition on its "
                 "item: Argo leaves that aggregate unresolved when every item was skipped "
@@ -143,7 +143,7 @@ def refuse_for_argo(dag: Any) -> None:
             )
     for node in dag.nodes:
         for param, value in node.arguments.items():
-            if isinstance(value, Collected) and value.node in tested:
+            if isinstance(value, Collected) and value.node in guarded:
                 raise CompileError(
                     f"parameter {param!r} of step {node.name!r} ({node.call_site}) collects "
                     f"{value!r}, a map under a condition on its item: Argo leaves that "

@@ -7,7 +7,10 @@ predecessor may also have been skipped or omitted; a collected fan-out may be ``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..pipelines.graph import Node, PipelineGraph
 
 # node.after(x, on=...) as Argo's depends (a pod that could not run is Errored; "done" any end)
 STATUS_DEPENDS = {
@@ -18,7 +21,7 @@ STATUS_DEPENDS = {
 }
 
 
-def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, list[Any]]:
+def build_depends(node: Node, dag: PipelineGraph, labels: dict[str, str]) -> tuple[str, list[Any]]:
     """Return the task's ``depends`` and the conditions of skippable collected fan-outs.
 
     See the module docstring; the conditions are those of a collected (or ``on="success"``)

@@ -7,7 +7,10 @@ them anyway would run something else than the local run, so :func:`refuse_unsupp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..pipelines.graph import PipelineGraph
 
 from ..errors import CompileError
 from ._plan import cached
@@ -49,7 +52,7 @@ def refuse_unsupported(plan: Any, dag: Any) -> None:
             )
 
 
-def refuse_maps_over_maps(dag: Any) -> None:
+def refuse_maps_over_maps(dag: PipelineGraph) -> None:
     """Refuse a map over collected results, or a condition on the item: KFP v2 has neither.
 
     ``dsl.ParallelFor`` takes a list or one task output, not ``dsl.Collected`` (the SDK fails on

@@ -25,7 +25,7 @@ def per_item_when(task: dict[str, Any]) -> bool:
     return fans and "{{item" in task.get("when", "")
 
 
-def item_scope(item: Any) -> dict[str, str]:
+def item_scope(item: object) -> dict[str, str]:
     """Return ``{{item}}`` and, for a map item, each ``{{item.key}}`` as Argo substitutes them."""
     out = {"item": item if isinstance(item, str) else json.dumps(item)}
     if isinstance(item, dict):

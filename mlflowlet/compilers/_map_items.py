@@ -20,12 +20,16 @@ for a map over collected results nested in a mapped sub-pipeline.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..pipelines.graph import Node, PipelineGraph
+    from ..pipelines.refs import Collected, Condition
 
 from ..errors import CompileError
 
 
-def collected_items(node: Any) -> Any:
+def collected_items(node: Node) -> Collected | None:
     """Return ``node.map.items`` when it is a ``Collected`` (a map over a map), else None."""
     from ..pipelines.refs import Collected
 
@@ -33,7 +37,7 @@ def collected_items(node: Any) -> Any:
     return items if isinstance(items, Collected) else None
 
 
-def item_condition(cond: Any, node: Any) -> Any:
+def item_condition(cond: Condition, node: Node) -> Condition:
     """Return ``cond`` with each item operand as the result of the collected step it reads.
 
     Raises:
@@ -53,7 +57,8 @@ def item_condition(cond: Any, node: Any) -> Any:
         if isinstance(side, MapItem):
             if items is None:
                 raise CompileError(
-                    f"step {node.name!r} ({node.call_site}) maps over {node.map.items!r} under "
+                    f"step {node.name!r} ({node.call_site}) maps over "
+                    f"{getattr(node.map, 'items', None)!r} under "
                     f"`with condition({cond})`: Argo target compiles a condition on the item of "
                     "a map over collected results only (collect(step.results)), whose outputs "
                     "carry their types; compute the test in the producing step"
@@ -71,24 +76,24 @@ def item_condition(cond: Any, node: Any) -> Any:
     return Condition(cond.op, sides[0], sides[1])
 
 
-def item_fields(node: Any) -> dict[str, str]:
+def item_fields(node: Node) -> dict[str, str]:
     """Return parameter -> result key of each parameter the item of a map over a map feeds."""
-    items = collected_items(node)
-    if items is None:
+    items, spec = collected_items(node), node.map
+    if items is None or spec is None:
         return {}
     if items.every:
-        return dict(node.map.fields)
-    if node.map.fields:
+        return dict(spec.fields)
+    if spec.fields:
         raise CompileError(
             f"step {node.name!r} ({node.call_site}) reads sub-fields "
-            f"{sorted(node.map.fields.values())} of the items of {items!r}: compiled pipelines "
+            f"{sorted(spec.fields.values())} of the items of {items!r}: compiled pipelines "
             f"read the item of one collected result whole; collect({items.node}.results) and "
             "read its results by key"
         )
-    return {node.map.item_param: items.ref.key}
+    return {spec.item_param: items.ref.key}
 
 
-def item_uses(dag: Any) -> list[tuple[str, str, Any, Any]]:
+def item_uses(dag: PipelineGraph) -> list[tuple[str, str, Any, Node]]:
     """Return ``(producer, result key, use, node)`` of every result a map over a map reads.
 
     ``use`` is ``item`` (a parameter reads it) or the node's rewritten condition (its ``when``
@@ -96,16 +101,17 @@ def item_uses(dag: Any) -> list[tuple[str, str, Any, Any]]:
     """
     from ..pipelines._loops import item_tested
 
-    out: list[tuple[str, str, Any, Any]] = []
+    out: list[tuple[str, str, Any, Node]] = []
     for node in dag.nodes:
         items = collected_items(node)
-        out += [(items.node, key, "item", node) for key in item_fields(node).values()]
-        if node.map is not None and item_tested(node):
+        if items is not None:
+            out += [(items.node, key, "item", node) for key in item_fields(node).values()]
+        if node.map is not None and node.condition is not None and item_tested(node):
             out.append(("", "", item_condition(node.condition, node), node))
     return out
 
 
-def refuse_for_argo(dag: Any) -> None:
+def refuse_for_argo(dag: PipelineGraph) -> None:
     """Refuse what Argo cannot carry exactly (see the module doc).
 
     Raises:
@@ -117,18 +123,20 @@ def refuse_for_argo(dag: Any) -> None:
     from ..pipelines.refs import Collected
 
     for node in dag.nodes:
-        tested = node.map is not None and item_tested(node)
-        over = collected_items(node) is not None
-        if node.map is not None and node.map.parallel and (tested or over):
+        spec = node.map
+        if spec is None:
+            continue
+        over = collected_items(node)
+        if spec.parallel and (item_tested(node) or over is not None):
             raise CompileError(
-                f"step {node.name!r} ({node.call_site}) maps with parallel={node.map.parallel} "
+                f"step {node.name!r} ({node.call_site}) maps with parallel={spec.parallel} "
                 "over collected results or under a condition on its item: Argo target bounds "
                 "a map's parallelism in a loop template, which carries neither yet; drop "
                 "parallel= (or the pipeline's max_parallel bounds it)"
             )
-        if collected_items(node) is not None and node.map.loop is not None:
+        if over is not None and spec.loop is not None:
             raise CompileError(
-                f"step {node.name!r} ({node.call_site}) maps over {node.map.items!r} inside a "
+                f"step {node.name!r} ({node.call_site}) maps over {over!r} inside a "
                 "mapped sub-pipeline: Argo target does not pass collected results into a loop "
                 "yet; map over them outside the sub-pipeline"
             )
@@ -152,7 +160,7 @@ def refuse_for_argo(dag: Any) -> None:
                 )
 
 
-def when_of(node: Any, when: str, labels: dict[str, str]) -> str:
+def when_of(node: Node, when: str, labels: dict[str, str]) -> str:
     """Return the task's ``when`` with the collected step's outputs read from ``{{item}}``."""
     items = collected_items(node)
     if items is None:

@@ -28,7 +28,7 @@ from ..errors import PipelineError
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
-    from .refs import Condition
+    from .refs import Condition, ConditionBlock
 
 
 @dataclass(eq=False)
@@ -129,7 +129,7 @@ def describe_item(value: MapItem) -> dict[str, Any]:
     return {"kind": "item", "key": value._key}
 
 
-def item_value(value: MapItem, element: Any) -> Any:
+def item_value(value: MapItem, element: object) -> object:
     """Return ``value`` (``item`` or ``item.key``) in ``element``.
 
     Raises:
@@ -150,6 +150,42 @@ def item_condition_error(value: MapItem) -> PipelineError:
         "supported yet; open `with condition(item.key == ...)` around a step.map(...) call in "
         "the calling pipeline, or compute the test in a body step and test its output"
     )
+
+
+def check_item_blocks(
+    blocks: list[ConditionBlock],
+    item_param: str | None,
+    site: str,
+    step: str,
+    loop: object,
+) -> None:
+    """Refuse a ``with condition(item...)`` block around anything but a top-level step map."""
+    tested = [b for b in blocks if next(b.condition.items(), None) is not None]
+    if not tested:
+        return
+    where = f"{site}: step {step!r} is inside `with condition({tested[-1].condition})`"
+    if item_param is None:
+        raise PipelineError(
+            f"{where}, which tests the item of a map: only a step.map(...) called in the block "
+            "has an item; call it with .map(items=...), or move it out of the block"
+        )
+    if loop is not None:
+        raise PipelineError(
+            f"{where}: a condition on the item of a map nested in a mapped sub-pipeline is not "
+            "supported yet; map the step outside the sub-pipeline"
+        )
+
+
+def check_every_items(items: object, item_param: str, site: str, step: str) -> None:
+    """Refuse giving the whole item of ``collect(x.results)`` to a parameter (read keys)."""
+    from .refs import Collected
+
+    if isinstance(items, Collected) and items.every and item_param:
+        raise PipelineError(
+            f"{site}: {step}.map(items={items!r}) gives the whole item (a dict of every result) "
+            f"to {item_param!r}; read the results it needs by key (x=item.key), so the "
+            "compiled pipeline carries exactly those"
+        )
 
 
 def split_item_args(

@@ -41,12 +41,12 @@ if TYPE_CHECKING:
     from .graph import Node
 
 
-def item_tested(node: Any) -> bool:
+def item_tested(node: Node) -> bool:
     """Whether ``node`` is a ``step.map`` whose condition tests its item (``item.key == ...``)."""
     return node.condition is not None and next(node.condition.items(), None) is not None
 
 
-def looped(node: Any) -> bool:
+def looped(node: Node) -> bool:
     """Whether ``node`` runs through :func:`run_loop` (a sub-pipeline map, an item-tested map)."""
     return node.map is not None and (node.map.loop is not None or item_tested(node))
 
@@ -277,7 +277,7 @@ class _LoopRun:
         try:
             resolver = self._resolver(runs)
 
-            def value_of(operand: Any) -> Any:
+            def value_of(operand: object) -> object:
                 if isinstance(operand, MapItem):
                     return item_value(operand, element)
                 return resolver.value_of(operand)

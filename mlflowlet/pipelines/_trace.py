@@ -211,7 +211,7 @@ class Tracer:
         parallel: int | None = None,
     ) -> NodeHandle:
         """Add a node for a call of ``st`` and return its handle."""
-        from ._items import MapItem, split_item_args
+        from ._items import MapItem, check_every_items, check_item_blocks, split_item_args
         from .graph import MapSpec, Node
 
         site = _call_site()
@@ -224,12 +224,7 @@ class Tracer:
 
                 check_item_loops(arguments, None, site, spec.name)
             item_param, fields = split_item_args(arguments, item_param, site, spec.name)
-            if isinstance(items, Collected) and items.every and item_param:
-                raise PipelineError(
-                    f"{site}: {spec.name}.map(items={items!r}) gives the whole item (a dict of "
-                    f"every result) to {item_param!r}; read the results it needs by key "
-                    "(x=item.key), so the compiled pipeline carries exactly those"
-                )
+            check_every_items(items, item_param, site, spec.name)
             mapping = self._map(st, item_param, items, arguments, parallel, site)
             loop = None if loop is None else self.new_loop(spec.name, items, parallel, loop)
         elif loop is not None:  # a step of a mapped sub-pipeline: one run per item, no barrier
@@ -256,7 +251,7 @@ class Tracer:
                 f"{site}: step {spec.name!r} is missing required parameter(s) {missing}; "
                 f"pass them in the call, e.g. {spec.name}({missing[0]}=...)"
             )
-        _check_item_blocks(self.blocks, item_param, items, site, spec.name, loop)
+        check_item_blocks(self.blocks, item_param, site, spec.name, loop)
         cond = None
         for block in self.blocks:
             cond = block.condition if cond is None else Condition("and", cond, block.condition)
@@ -466,31 +461,6 @@ class Tracer:
             )
         else:
             _check_nested(items, site, "items")
-
-
-def _check_item_blocks(
-    blocks: list[ConditionBlock],
-    item_param: str | None,
-    items: Any,
-    site: str,
-    step: str,
-    loop: Any,
-) -> None:
-    """Refuse a ``with condition(item...)`` block around anything but a top-level step map."""
-    tested = [b for b in blocks if next(b.condition.items(), None) is not None]
-    if not tested:
-        return
-    where = f"{site}: step {step!r} is inside `with condition({tested[-1].condition})`"
-    if item_param is None:
-        raise PipelineError(
-            f"{where}, which tests the item of a map: only a step.map(...) called in the block "
-            "has an item; call it with .map(items=...), or move it out of the block"
-        )
-    if loop is not None:
-        raise PipelineError(
-            f"{where}: a condition on the item of a map nested in a mapped sub-pipeline is not "
-            "supported yet; map the step outside the sub-pipeline"
-        )
 
 
 def _check_dataitem_ref(value: Any, site: str, step_name: str, key: str) -> None:

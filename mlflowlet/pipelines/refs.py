@@ -338,7 +338,7 @@ class Condition:
     __repr__ = __str__
 
 
-def _is_item(value: Any) -> bool:
+def _is_item(value: object) -> bool:
     from ._items import MapItem
 
     return isinstance(value, MapItem)

@@ -14,10 +14,11 @@ of its body; the step is ``error`` when an item failed, ``skipped`` when no item
 ``with condition(...)`` block in the body that reads a body step is decided by each item (its
 own results), else once for the loop.
 
-A ``step.map`` under ``with condition(item...)`` runs the same way, as a loop of one step
-(:func:`looped`): each item decides its condition on its own element, and an item whose
-condition is false is skipped (no run, no outputs; the step is ``completed`` even when every
-item was skipped, as Argo's fan-out whose children were all skipped succeeds).
+A ``step.map`` under ``with condition(item...)`` runs the same way once the executor has
+passed its upstream and status gates, as a loop of one step: each item decides its condition
+on its own element, and an item whose condition is false is skipped (no run, no outputs; the
+step is ``completed`` even when every item was skipped, as Argo's fan-out whose children were
+all skipped succeeds).
 """
 
 from __future__ import annotations
@@ -44,11 +45,6 @@ if TYPE_CHECKING:
 def item_tested(node: Node) -> bool:
     """Whether ``node`` is a ``step.map`` whose condition tests its item (``item.key == ...``)."""
     return node.condition is not None and next(node.condition.items(), None) is not None
-
-
-def looped(node: Node) -> bool:
-    """Whether ``node`` runs through :func:`run_loop` (a sub-pipeline map, an item-tested map)."""
-    return node.map is not None and (node.map.loop is not None or item_tested(node))
 
 
 def top_loop(node: Any) -> Loop | None:
@@ -164,6 +160,8 @@ class _LoopRun:
     def _held_back(self, node: Any) -> str:
         """Why a step runs for no item: an outside step failed / was skipped, a false condition."""
         ex = self.ex
+        if self.solo:  # the executor decided its upstream gates; each item, its condition
+            return ""
         for up in ex.dag.upstream(node.name):
             if up in self.names:
                 continue

@@ -29,7 +29,7 @@ from . import cache as _cache
 from ._exitpipe import run_exit
 from ._inbox import Inbox
 from ._inputs import Resolver
-from ._loops import LoopView, looped, run_loop
+from ._loops import LoopView, item_tested, run_loop
 from ._spec import where
 from ._status import exit_params, final_state, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
@@ -244,7 +244,7 @@ class LocalExecutor:
 
     def _prepare(self, node: Any) -> StepCall | None:
         """Decide a ready node: record it (skipped, failed, reused, cached) or return its call."""
-        if looped(node):  # a mapped sub-pipeline, or a map whose condition tests its item
+        if node.map is not None and node.map.loop is not None:
             return run_loop(self, node)
         for up in self.dag.upstream(node.name):
             state = self.states[up]
@@ -268,6 +268,8 @@ class LocalExecutor:
         if node.name in self.reused:
             self._finish(node, self.reused[node.name], None, reused=True)
             return None
+        if node.map is not None and item_tested(node):  # each item decides: a loop of one step
+            return run_loop(self, node)
         try:
             if node.condition is not None and not node.condition.evaluate(self.inputs.value_of):
                 self._record(node, "skipped", f"condition {node.condition} is false")

@@ -94,3 +94,19 @@ def outer_and_item(want: str = "on"):
         with condition(item.even == False):  # noqa: E712 (a traced comparison, not a test)
             kept = halve.map(items=collect(tagged.results), n=item.n)
     show.map(items=collect(kept.output), item_param="value")
+
+
+@step
+def fails() -> None:
+    """Fail."""
+    raise RuntimeError("boom")
+
+
+@pipeline(image=IMAGE)
+def after_failure():
+    """An item-tested map that runs because another step failed (``on="failure"``)."""
+    broken = fails()
+    tagged = tag.map(items=[1, 2], item_param="n", label="x")
+    with condition(item.even == True):  # noqa: E712 (a traced comparison, not a test)
+        kept = halve.map(items=collect(tagged.results), n=item.n).after(broken, on="failure")
+    show.map(items=collect(kept.output), item_param="value")

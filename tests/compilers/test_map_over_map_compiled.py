@@ -132,6 +132,7 @@ def test_kfp_refuses_a_map_over_a_map_and_an_item_condition(make, words):
     (ap.whole_items, {}, ["'p' str"]),
     (ap.outer_and_item, {}, ["0 int", "1 int"]),
     (ap.outer_and_item, {"want": "off"}, []),
+    (ap.after_failure, {}, ["1 int"]),     # on="failure": runs, each item deciding
 ])
 def test_argo_run_matches_the_local_run(pipe, params, printed, tmp_path):
     report = check(pipe, "argo", params=params, workdir=str(tmp_path))

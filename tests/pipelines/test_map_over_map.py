@@ -249,3 +249,31 @@ def test_the_live_page_names_the_item_and_every_result_collected():
     node = _trace(described).node("halve")
     assert operand_text(node.condition.describe()) == "item['evenness'] == \"even\""
     assert operand_text(node.map.describe()["items"]) == "collect(parity.results)"
+
+
+@step
+def fails() -> None:
+    raise RuntimeError("boom")
+
+
+def test_an_item_tested_map_keeps_its_status_ordering(dbdir):
+    @pipeline
+    def on_failure():
+        broken = fails()
+        with condition(item.n > 1):
+            halve.map(items=[{"n": 1}, {"n": 4}], num=item.n).after(broken, on="failure")
+
+    run = on_failure.run()
+    # it runs because `fails` failed (on="failure"), each item deciding its own condition
+    assert run.steps["halve"].state == "completed"
+    assert [(it, p) for it, p, _r in _items(run, "halve")] == [(2, {"num": 4})]
+
+    @pipeline
+    def on_success():
+        broken = fails()
+        with condition(item.n > 1):
+            halve.map(items=[{"n": 4}], num=item.n).after(broken, on="success")
+
+    skipped = on_success.run()  # skipped as a whole by its gate, before any item decides
+    assert skipped.run.status.steps["halve"]["state"] == "skipped"
+    assert skipped.run.status.steps["halve"]["reason"] == "step 'fails' did not succeed (error)"

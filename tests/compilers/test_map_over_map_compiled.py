@@ -222,3 +222,27 @@ def test_argo_refuses_maps_over_maps_inside_loop_templates(make, words):
     assert pipe.run().state == "completed"  # locally it runs
     with pytest.raises(CompileError, match=words):
         compile(pipe, "argo")
+
+
+def _sub_field_of_one_result(in_condition):
+    @pipeline(image=ap.IMAGE)
+    def sub_field():
+        tagged = ap.tag.map(items=[1], item_param="n", label="x")
+        if in_condition:
+            with condition(item.n > 0):
+                ap.show.map(items=collect(tagged.results["label"]), item_param="value")
+        else:
+            ap.halve.map(items=collect(tagged.results["label"]), n=item.n)
+
+    return sub_field
+
+
+@pytest.mark.parametrize(("in_condition", "words"), [
+    (True, r"step 'show' .*`with condition\(item\['n'\] > 0\)` reads item\['n'\] of "
+           r"collect\(tag.results\['label'\]\); test a result by key"),
+    (False, r"reads sub-fields \['n'\] of the items of collect\(tag.results\['label'\]\): "
+            r"compiled pipelines read the item of one collected result whole"),
+])
+def test_argo_refuses_a_sub_field_of_one_collected_result(in_condition, words):
+    with pytest.raises(CompileError, match=words):
+        compile(_sub_field_of_one_result(in_condition), "argo")

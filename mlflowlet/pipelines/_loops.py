@@ -132,6 +132,7 @@ class _LoopRun:
         self.items: dict[str, dict[int, RunObject]] = {n.name: {} for n in members}
         self.rows: dict[str, list[dict[str, Any]]] = {n.name: [] for n in members}
         self.held: dict[str, str] = {}  # step -> why it runs for no item
+        self.fed_rows: dict[str, list[dict[str, Any]]] = {}  # loop over collected -> lineage
         self.failed: dict[tuple[str, int], bool] = {}  # (loop, enclosing item) -> an item failed
         self.lock = threading.Lock()
         self.start = now_iso()
@@ -150,6 +151,8 @@ class _LoopRun:
             return
         self._loop(top, values, {}, 0)
         for n in self.members:
+            if self.items[n.name]:  # the collected items it ran over fed it (rows once)
+                self.rows[n.name] += self.fed_rows.get(n.map.loop.name, [])
             self._finish(n, bool(values))
         self._settle(top, self.failed.get((top.name, 0), False))
 
@@ -198,7 +201,11 @@ class _LoopRun:
         items = loop.items
         if isinstance(items, Collected):  # a map over a map's results (only items that ran)
             got: dict[str, Any] = {}
-            self._resolver(runs)._collect(items.ref, "items", got, {}, {}, [])
+            spec = next((n.map for n in self.members if n.map.loop is loop), None)
+            fed, keys = (spec.fed, spec.fields) if spec is not None else ((), {})
+            rows: list[dict[str, Any]] = []
+            self._resolver(runs)._collect(items.ref, "items", got, {}, {}, rows, fed, keys)
+            self.fed_rows[loop.name] = rows
             items = got["items"]
         elif isinstance(items, (OutputRef, PipelineParam)):
             items = self._resolver(runs).value_of(items)
@@ -286,7 +293,7 @@ class _LoopRun:
                 arguments[node.map.item_param] = element
             for param, key in node.map.fields.items():
                 arguments[param] = field_values([element], key, node.name, param)[0]
-            fed = node.map.fed if isinstance(node.map.items, (OutputRef, Collected)) else ()
+            fed = node.map.fed if isinstance(node.map.items, OutputRef) else ()
             # lineage of the item: the list it came from (a result), as a map records it
             items = SimpleNamespace(items=node.map.items, fed=fed) if fed else None
             if items is not None:

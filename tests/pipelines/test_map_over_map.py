@@ -277,3 +277,13 @@ def test_an_item_tested_map_keeps_its_status_ordering(dbdir):
     skipped = on_success.run()  # skipped as a whole by its gate, before any item decides
     assert skipped.run.status.steps["halve"]["state"] == "skipped"
     assert skipped.run.status.steps["halve"]["reason"] == "step 'fails' did not succeed (error)"
+
+
+def test_each_collected_item_feeds_an_item_tested_map_once_in_the_lineage(dbdir):
+    run = _aggregation([1, 2, 3, 4]).run()
+    rows = [r for r in run.lineage() if r["consumer_param"] == "num"]
+    # parity's 4 items fed halve's `num` (their `num` result), one row each, not one per item
+    # of halve that ran (2): the items it fanned out over
+    assert sorted((r["producer_iter"], r["output"]) for r in rows) == [
+        (1, "num"), (2, "num"), (3, "num"), (4, "num")]
+    assert {r["producer_uid"] for r in rows} == {run.steps["parity"].uid}

@@ -244,7 +244,7 @@ def collect(ref: OutputRef) -> Collected:
 
 
 class Condition:
-    """A comparison of results and pipeline parameters, or ``&`` / ``|`` of conditions.
+    """A comparison of results, pipeline parameters and map items, or ``&`` / ``|`` of them.
 
     Attributes:
         op: one of ``==, !=, <, <=, >, >=`` (comparisons) or ``and`` / ``or``.
@@ -407,7 +407,9 @@ def condition(expr: Condition) -> Iterator[Condition]:
     """Run the steps created inside the ``with`` block only when ``expr`` holds at run time.
 
     ``expr`` compares results and pipeline parameters (``==, !=, <, <=, >, >=``), combined with
-    ``&`` and ``|`` (parenthesise each comparison). Nested blocks must all hold. Steps whose
+    ``&`` and ``|`` (parenthesise each comparison). Around a ``step.map`` it may compare the map's
+    item (``item.key == "x"``): each item decides, and a false one is skipped (see
+    :mod:`._items`). Nested blocks must all hold. Steps whose
     condition is false are recorded as ``skipped``. Each block compiles to one condition group
     (KFP ``dsl.If``; nested blocks nest), so steps inside a block may depend on each other.
 

@@ -287,3 +287,8 @@ def test_each_collected_item_feeds_an_item_tested_map_once_in_the_lineage(dbdir)
     assert sorted((r["producer_iter"], r["output"]) for r in rows) == [
         (1, "num"), (2, "num"), (3, "num"), (4, "num")]
     assert {r["producer_uid"] for r in rows} == {run.steps["parity"].uid}
+
+
+def test_drawings_name_every_result_collected():
+    text = _aggregation([1]).dag.to_mermaid()
+    assert "|[results → num]|" in text and "|[return → value]|" in text

@@ -145,6 +145,30 @@ def govaluate_literal(value: Any) -> str:
     return "'" + re.sub(r"([\\'\"])", r"\\\1", text) + "'"
 
 
+def item_field(flag: str, key: str, name: str, element: Any) -> Any:
+    """Return param ``key``'s value from its map element (``--item-field`` / ``--item-output``).
+
+    ``--item-field``: the element is a dict, the value its ``name`` field. ``--item-output``:
+    the element is one item of Argo's aggregated outputs of a map (``{{tasks.X.outputs.
+    parameters}}``: output name -> its text, each written ``--result KEY:item``), the value
+    output ``name``'s text decoded back to the result.
+
+    Raises:
+        ParameterError: the element is no dict or lacks ``name`` (names the flag and item).
+    """
+    if not isinstance(element, dict) or name not in element:
+        what = f"has no key {name!r}" if isinstance(element, dict) else "is not a dict"
+        raise ParameterError(f"{flag} {key}={name}: the item ({element!r:.60}) {what}")
+    if flag == "--item-field":
+        return element[name]
+    try:
+        return json.loads(json.loads(element[name]))
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(
+            f"{flag} {key}={name}: {element[name]!r:.60} is no item ({exc})"
+        ) from None
+
+
 def decode_collected(key: str, value: Any) -> list[Any]:
     """Return an engine-aggregated list with each string item decoded as JSON (``--collected``).
 

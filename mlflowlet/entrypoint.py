@@ -50,7 +50,8 @@ Flags:
     --metrics PATH: after the run, write its numeric results as one JSON object (``{"accuracy":
         0.9}``; booleans left out) to PATH, e.g. a KFP ``system.Metrics`` output artifact.
     --item-field KEY=FIELD: parameter KEY is a map's element (a dict): it becomes the element's
-        FIELD (``x=item["FIELD"]`` in ``step.map``). Repeatable.
+        FIELD (``x=item["FIELD"]`` in ``step.map``). Repeatable. ``--item-output KEY=NAME``:
+        KEY is one item of Argo's aggregated outputs: it becomes output NAME's value decoded.
     --failures JSON: for an exit handler: the engine's failed nodes (Argo's
         ``{{workflow.failures}}``) become parameter ``failures``, the sorted names of the failed
         steps (``--failure-names``: a JSON object, task name -> step name).
@@ -103,6 +104,7 @@ from ._wire import (
     export_metrics,
     export_outputs,
     input_path,
+    item_field,
     read_run_json,
     run_json_line,
     split_typed,
@@ -146,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--output-digest", "KEY=PATH", "write the sha256 of artifact KEY to PATH"),
         ("--collected", "KEY", "param KEY is an aggregated JSON list: decode each item"),
         ("--item-field", "KEY=FIELD", "param KEY (a map's element, a dict) becomes its FIELD"),
+        ("--item-output", "KEY=NAME", "param KEY (an aggregated outputs item) becomes NAME's"),
         ("--final-status", "KEY=TEXT", "exit handlers: the engine's final status as param KEY"),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=text)
@@ -233,12 +236,9 @@ def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
         if key not in run.spec.params:
             raise ParameterError(f"--collected {key}: no --param {key}=... (or spec param) given")
         run.spec.params[key] = decode_collected(key, run.spec.params[key])
-    for key, name in split_pairs(args.item_field, "--item-field").items():
-        element = run.spec.params.get(key)
-        if not isinstance(element, dict) or name not in element:
-            what = f"has no key {name!r}" if isinstance(element, dict) else "is not a dict"
-            raise ParameterError(f"--item-field {key}={name}: the item ({element!r:.60}) {what}")
-        run.spec.params[key] = element[name]
+    for flag, pairs in (("--item-field", args.item_field), ("--item-output", args.item_output)):
+        for key, name in split_pairs(pairs, flag).items():
+            run.spec.params[key] = item_field(flag, key, name, run.spec.params.get(key))
     run.spec.params.update(exit_inputs(args, split_pairs(args.final_status, "--final-status")))
     take_workflow(run)  # the engine's workflow__* params become context.workflow
     inputs = {k: input_path(v) for k, v in split_pairs(args.input, "--input").items()}

@@ -55,7 +55,8 @@ def exit_templates(plan: Plan, dag: PipelineGraph) -> list[Any]:
 def _task(
     st: StepPlan, labels: dict[str, str], plan: Plan, dag: PipelineGraph, kinds: dict[str, str]
 ) -> Any:
-    from .argo import _models, build_depends, build_task
+    from ._argo_depends import build_depends
+    from .argo import _models, build_task
 
     m = _models()
     plain = dataclasses.replace(

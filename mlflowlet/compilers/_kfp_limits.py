@@ -7,7 +7,10 @@ them anyway would run something else than the local run, so :func:`refuse_unsupp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..pipelines.graph import PipelineGraph
 
 from ..errors import CompileError
 from ._plan import cached
@@ -46,6 +49,33 @@ def refuse_unsupported(plan: Any, dag: Any) -> None:
                 f"({spec.cache_max_age}) cannot be expressed on KFP v2 (its task "
                 "PipelineSpec caching options hold enableCache and cacheKey only); use "
                 "cache=True, or target='argo' (memoize maxAge)"
+            )
+
+
+def refuse_maps_over_maps(dag: PipelineGraph) -> None:
+    """Refuse a map over collected results, or a condition on the item: KFP v2 has neither.
+
+    ``dsl.ParallelFor`` takes a list or one task output, not ``dsl.Collected`` (the SDK fails on
+    it), and a collected list holds only the items that ran, which only the engine knows.
+
+    Raises:
+        CompileError: names the step, the construct and what to do instead.
+    """
+    from ..pipelines._loops import item_tested
+    from ..pipelines.refs import Collected
+
+    for node in dag.nodes:
+        if node.map is not None and isinstance(node.map.items, Collected):
+            raise CompileError(
+                f"step {node.name!r} ({node.call_site}) maps over {node.map.items!r}: a map over "
+                "a mapped step's collected results cannot be expressed on KFP v2 (dsl.ParallelFor "
+                "takes no dsl.Collected); use target='argo' (withParam over the aggregated outputs)"
+            )
+        if node.map is not None and item_tested(node):
+            raise CompileError(
+                f"step {node.name!r} ({node.call_site}) maps under `with condition("
+                f"{node.condition})`, which tests the item: a per-item condition cannot be "
+                "expressed on KFP v2 yet; use target='argo' (when on the fanned-out task)"
             )
 
 

@@ -43,6 +43,7 @@ from ._local_argo_dag import (
     unalias,
     unoutput,
 )
+from ._local_argo_outputs import item_output, item_runs, item_scope, per_item_when, publish
 from ._runs import LocalRunner, PodRun
 from ._workflow import RETRIES_MARK, workflow_scope
 
@@ -67,25 +68,6 @@ def substitute(text: str, scope: dict[str, str], where: str) -> str:
         return scope[key]
 
     return _REF.sub(one, text)
-
-
-def aggregate(values: list[str]) -> str:
-    """Aggregate a fanned-out task's output parameter values the way the Argo controller does.
-
-    A JSON list of the values themselves when every one parses as a JSON object or array, else
-    a JSON list of their texts (scalars such as ``2.0`` stay the string ``"2.0"``); see
-    ``tryJSONUnmarshal`` in Argo's ``workflow/controller/operator.go``.
-    """
-    parsed: list[Any] = []
-    for value in values:
-        try:
-            item = json.loads(value)
-        except ValueError:
-            return json.dumps(values)
-        if not isinstance(item, (dict, list)):
-            return json.dumps(values)
-        parsed.append(item)
-    return json.dumps(parsed)
 
 
 class ArgoLocalRunner(LocalRunner):
@@ -194,7 +176,8 @@ class ArgoLocalRunner(LocalRunner):
             if not eval_depends(task, self.phase):
                 self._skipped_outputs(name, template)
                 return "Omitted"
-            if "when" in task and not eval_when(substitute(task["when"], self.scope, name)):
+            when = "when" in task and not per_item_when(task)  # else: per item (_run_task)
+            if when and not eval_when(substitute(task["when"], self.scope, name)):
                 self._skipped_outputs(name, template)
                 return "Skipped"
             items = self._items(task)
@@ -212,8 +195,9 @@ class ArgoLocalRunner(LocalRunner):
     def _record_lineage(self, task: dict[str, Any]) -> None:
         args = task.get("arguments", {})
         if "withParam" in task:
-            for param in _item_params(args):  # the element, or its sub-fields
-                self._lineage_for(task, task["withParam"], param)
+            for param in _item_params(args):  # the element, its sub-fields, or its outputs
+                tpl = self.templates[task["template"]]
+                self._lineage_for(task, item_output(task["withParam"], tpl, param), param)
         for p in args.get("parameters", []):
             if not p["name"].endswith("__sha256"):  # a cache key's input, no data for the step
                 self._lineage_for(task, p["value"], p["name"])
@@ -292,12 +276,15 @@ class ArgoLocalRunner(LocalRunner):
         name, args = task["name"], task.get("arguments", {})
         runs = [(0, None)] if items is None else list(enumerate(items, start=1))
         outputs: list[dict[str, str]] = []
-        ok = True
+        ok, ran = True, items is None
         for iteration, item in runs:
             scope = dict(self.scope)
             if items is not None:
-                scope["item"] = item if isinstance(item, str) else json.dumps(item)
+                scope.update(item_scope(item))
             try:
+                if not item_runs(task, scope, name):
+                    continue  # its when is false: this item is Skipped, with no outputs
+                ran = True
                 values = {
                     p["name"]: substitute(p["value"], scope, f"task {name!r}")
                     for p in args.get("parameters", [])
@@ -320,19 +307,10 @@ class ArgoLocalRunner(LocalRunner):
             ok = ok and pod.ok
             if pod.ok:
                 outputs.append(pod.parameters)
-        self._publish(name, template, outputs, fanned=items is not None)
+        if not ran and items:  # every item's when was false: nothing read its inputs
+            self.lineage = [r for r in self.lineage if r["template"] != task["template"]]
+        publish(self.scope, name, template, outputs, fanned=items is not None)
         return "Succeeded" if ok else "Failed"
-
-    def _publish(
-        self, name: str, template: dict[str, Any], outputs: list[dict[str, str]], fanned: bool
-    ) -> None:
-        for p in template.get("outputs", {}).get("parameters", []):
-            key = f"tasks.{name}.outputs.parameters.{p['name']}"
-            values = [o[p["name"]] for o in outputs if p["name"] in o]
-            if fanned:  # Argo aggregates a fanned-out task's output parameter as a JSON list
-                self.scope[key] = aggregate(values)
-            elif values:
-                self.scope[key] = values[0]
 
     def _lineage_for(
         self, task: dict[str, Any], raw: str, param: str, artifact: bool = False

@@ -38,7 +38,8 @@ from ..errors import CompileError
 from ._container import check_resources, container_env
 from ._handlers import check_total, handler_payload
 from ._image import step_image, warn_bare_images
-from ._naming import check_image, unique_labels
+from ._map_items import item_fields, item_uses
+from ._naming import check_image, param_name, unique_labels
 from ._tracking import TOKEN_ENV
 from ._types import check_default, condition_types, item_type, pipeline_param_type
 
@@ -164,7 +165,8 @@ class StepPlan:
             else:
                 out += [["--param"], [f"{key}:{self.param_types[key]}=", Slot("param", key)]]
             if src.kind == "item" and src.key:  # x=item["key"]: the element's sub-field
-                out += [["--item-field"], [f"{key}={src.key}"]]
+                flag = "--item-output" if src.node else "--item-field"  # see ._map_items
+                out += [[flag], [f"{key}={src.key}"]]
         for key in sorted(self.artifacts_in):
             out += [["--input"], [f"{key}=", Slot("in_artifact", key), "/"]]
         for key in self.outputs:
@@ -254,9 +256,14 @@ def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> di
     seen: set[int] = set()
     for node in dag.nodes:
         for block in node.blocks:
-            if block.index not in seen:
+            if block.index not in seen and next(block.condition.items(), None) is None:
                 seen.add(block.index)
                 condition_types(block.condition, types, target, conds)
+    for producer, key, use, _node in item_uses(dag):  # maps over maps, item conditions
+        if use == "item":
+            uses.setdefault((producer, key), {})["item"] = "json"
+        else:
+            condition_types(use, types, target, conds)
     for ref, typ in conds.items():
         uses.setdefault(ref, {})["cond"] = typ
     by_node: dict[str, dict[str, dict[str, str]]] = {}
@@ -436,6 +443,11 @@ def _add_item(plan: StepPlan, node: Any, params: dict[str, tuple[str, Any, bool]
             f"pipeline parameter {items.name!r}, whose elements a compiled pipeline carries as "
             "scalars only; produce the list of dicts in a step, or pass a literal list"
         )
+    if item_fields(node):  # a map over a map: each parameter reads its output of the element
+        for param, key in item_fields(node).items():
+            plan.params[param] = Source("item", node=items.node, key=param_name(key))
+            plan.param_types[param] = "json"
+        return
     if isinstance(items, PipelineParam):
         typ = item_type(params[items.name][0], where)
     elif isinstance(items, (list, tuple)) and not items:

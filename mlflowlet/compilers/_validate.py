@@ -132,14 +132,16 @@ def _dag_problems(tasks: dict[str, Any], templates: dict[str, Any], known: set[s
             outs |= {
                 f"tasks.{dep}.outputs.artifacts.{a['name']}" for a in t_out.get("artifacts", [])
             }
-        scope = known | outs | ({"item"} if "withParam" in task or "withItems" in task else set())
+            if _fans(tasks[dep]):  # every output of each item, aggregated
+                outs.add(f"tasks.{dep}.outputs.parameters")
+        scope = known | outs | ({"item"} if _fans(task) else set())
         args = task.get("arguments", {})
         texts = [p.get("value", "") for p in args.get("parameters", [])]
         texts += [a.get("from", "") for a in args.get("artifacts", [])]
         texts += [task.get("when", ""), task.get("withParam", "")]
         for text in texts:
             for ref in _ARGO_REF.findall(text):
-                if ref not in scope:
+                if ref not in scope and not (ref.startswith("item.") and _fans(task)):
                     problems.append(f"task {name!r}: {{{{{ref}}}}} does not resolve")
         declared = {
             p["name"] for p in templates[task["template"]].get("inputs", {}).get("parameters", [])
@@ -172,6 +174,11 @@ def _output_problems(
             if task is None or parts[4] not in declared.get(parts[3], set()):
                 problems.append(f"workflow output {{{{{ref}}}}} does not resolve")
     return problems
+
+
+def _fans(task: dict[str, Any]) -> bool:
+    """Whether ``task`` fans out (``{{item}}``, ``{{item.key}}`` and its aggregates exist)."""
+    return "withParam" in task or "withItems" in task
 
 
 def _ancestors(name: str, tasks: dict[str, Any]) -> set[str]:

@@ -49,10 +49,12 @@ from .._final_status import ARGO_TEXT
 from .._wire import govaluate_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
+from ._argo_depends import build_depends
 from ._argo_exit import exit_name, exit_templates
 from ._argo_release import cache_name, cron_name, for_release, generate_name
 from ._container import pod_labels
 from ._container_step import argo_command, argo_output_path, is_container
+from ._map_items import item_condition, refuse_for_argo, when_of
 from ._naming import param_name
 from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, cached, digest_output, make_plan, result_output
@@ -61,13 +63,6 @@ ROOT = "/tmp/mlflowlet"
 API_VERSION = "argoproj.io/v1alpha1"
 GPU_RESOURCE = "nvidia.com/gpu"
 CACHE_MAX_AGE = "720h"
-# node.after(x, on=...) as Argo's depends (a pod that could not run is Errored; "done" any end)
-STATUS_DEPENDS = {
-    "success": "{task}.Succeeded",
-    "failure": "({task}.Failed || {task}.Errored)",
-    "done": "({task}.Succeeded || {task}.Failed || {task}.Errored || {task}.Skipped || "
-    "{task}.Omitted)",
-}
 
 
 def _models() -> Any:
@@ -113,6 +108,7 @@ class ArgoCompiler(Compiler):
         """Return the one Argo document."""
         from ._argo_quote import check_when_values
 
+        refuse_for_argo(pipe.dag)
         plan = make_plan(pipe, options, "argo")
         defaults = {name: default for name, (_t, default, _r) in plan.params.items()}
         check_when_values(pipe.dag, defaults, "pipeline parameter default")
@@ -259,33 +255,6 @@ def _param_ref(task: str, name: str) -> str:
     return f"{{{{tasks.{task}.outputs.parameters.{param_name(name)}}}}}"
 
 
-def build_depends(node: Any, dag: Any, labels: dict[str, str]) -> tuple[str, list[Any]]:
-    """Return the task's ``depends`` and the conditions of skippable collected fan-outs.
-
-    See the module docstring; the conditions are those of a collected (or ``on="success"``)
-    mapped step's blocks that the consumer is not inside (its ``when`` adds them, so a fan-out
-    skipped by its condition, not by an empty list, skips the consumer too).
-    """
-    parts: list[str] = []
-    extra: list[Any] = []
-    own = {b.index for b in node.blocks}
-    for up in dag.upstream(node.name):
-        edges = dag.edges_between(up, node.name)
-        kinds = {e.kind for e in edges}
-        task = labels[up]
-        on = next((e.on for e in edges if e.on), "")  # node.after(up, on=...): its status
-        if on in ("failure", "done") or (on == "success" and dag.node(up).map is None):
-            parts.append(STATUS_DEPENDS[on].format(task=task))
-        elif kinds == {"order"} and not on:
-            parts.append(f"({task}.Succeeded || {task}.Skipped || {task}.Omitted)")
-        elif kinds <= {"collect", "order"}:  # a fan-out collected or run on='success' after
-            parts.append(f"({task}.Succeeded || {task}.Skipped)")
-            extra += [b.condition for b in dag.node(up).blocks if b.index not in own]
-        else:
-            parts.append(f"{task}.Succeeded")
-    return " && ".join(parts), extra
-
-
 def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> Any:
     """Build a ``DAGTask``: arguments, depends, condition and fan-out of one step."""
     m = _models()
@@ -312,9 +281,9 @@ def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> An
         else:
             with_param = _items_ref(items, labels)
     depends, extra = build_depends(node, dag, labels)
-    conditions = [b.condition for b in node.blocks] + extra
+    conditions = [item_condition(b.condition, node) for b in node.blocks] + extra
     types = {name: typ for name, (typ, _d, _r) in plan.params.items()}
-    when = " && ".join(build_when(c, labels, types) for c in conditions)
+    when = when_of(node, " && ".join(build_when(c, labels, types) for c in conditions), labels)
     return m.DAGTask(
         name=st.label,
         template=st.label,
@@ -327,8 +296,10 @@ def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> An
 
 
 def _items_ref(items: Any, labels: dict[str, str]) -> str:
-    from ..pipelines.refs import OutputRef
+    from ..pipelines.refs import Collected, OutputRef
 
+    if isinstance(items, Collected):  # every output of each item that ran (see ._map_items)
+        return f"{{{{tasks.{labels[items.node]}.outputs.parameters}}}}"
     if isinstance(items, OutputRef):
         return _param_ref(labels[items.node], result_output(items.key, "items"))
     return f"{{{{workflow.parameters.{items.name}}}}}"

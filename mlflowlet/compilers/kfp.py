@@ -44,7 +44,7 @@ from . import Compiler
 from ._container_step import is_container, kfp_container_spec
 from ._kfp_backend import header as backend_header
 from ._kfp_groups import Group, check_topology, group_tree
-from ._kfp_limits import refuse_unsupported
+from ._kfp_limits import refuse_maps_over_maps, refuse_unsupported
 from ._kfp_options import apply_task_options
 from ._naming import kfp_name
 from ._options import CompileOptions
@@ -100,6 +100,7 @@ class KFPCompiler(Compiler):
 
     def compile_docs(self, pipe: Any, options: CompileOptions) -> list[dict[str, Any]]:
         """Return the ``PipelineSpec`` document (and the Kubernetes platform spec, if any)."""
+        refuse_maps_over_maps(pipe.dag)  # before the plan types their conditions
         plan = make_plan(pipe, options, "kfp")
         refuse_unsupported(plan, pipe.dag)
         check_topology(plan, pipe.dag)

@@ -87,5 +87,6 @@ def _edge_label(edge: Edge) -> str:
         return f"on {edge.on}" if edge.on else ""
     if edge.kind == "condition":
         return f"if {edge.output}"
-    text = edge.output if edge.output == edge.param else f"{edge.output} → {edge.param}"
+    output = edge.output or "results"  # collect(node.results): every result of each item
+    text = output if output == edge.param else f"{output} → {edge.param}"
     return f"[{text}]" if edge.kind == "collect" else text

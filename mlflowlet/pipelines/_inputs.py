@@ -71,7 +71,8 @@ class Resolver:
         for param, value in arguments.items():
             fed = node.map.fed if param == "__items__" else (param,)
             if isinstance(value, Collected):
-                self._collect(value.ref, param, params, inputs, hashes, rows)
+                keys = getattr(node.map, "fields", {}) if param == "__items__" else {}
+                self._collect(value.ref, param, params, inputs, hashes, rows, fed, keys)
             elif isinstance(value, OutputRef) and value.kind == "artifact":
                 run = self.runs[value.node]
                 art = _artifact(run, value.key, value.node)
@@ -92,26 +93,44 @@ class Resolver:
                 params[param] = value
         return params, inputs, hashes, rows
 
-    def _collect(
-        self, ref: OutputRef, param: str, params: dict, inputs: dict, hashes: dict, rows: list
-    ) -> None:
+    def items_of(self, ref: OutputRef) -> list[dict[str, Any]]:
+        """Return the item runs (as dicts) of mapped step ``ref.node``, in item order.
+
+        Only the items that ran: one its condition skipped has no run.
+        """
         run = self.runs[ref.node]
         source = run.metadata.labels.get(CACHED_FROM) or run.uid
         found = self.db.list_runs(uid=source, iter=True, sort=False)
-        items = sorted(
+        return sorted(
             (r for r in found if r["metadata"].get("iteration", 0) > 0),
             key=lambda r: r["metadata"]["iteration"],
         )
+
+    def _collect(
+        self,
+        ref: OutputRef,
+        param: str,
+        params: dict,
+        inputs: dict,
+        hashes: dict,
+        rows: list,
+        fed: tuple[str, ...] = (),
+        keys: dict[str, str] | None = None,
+    ) -> None:
+        run = self.runs[ref.node]
         values, digests = [], []
-        for i, item in enumerate(items):
+        for i, item in enumerate(self.items_of(ref)):
             it, status = item["metadata"]["iteration"], item.get("status", {})
-            if ref.kind == "result":
+            if ref.kind == "result" and not ref.key:  # collect(node.results): each item's dict
+                values.append(dict(status.get("results", {})))
+                rows += [self._row(run, it, (keys or {}).get(fp, ""), fp) for fp in fed]
+            elif ref.kind == "result":
                 if ref.key not in status.get("results", {}):
                     raise InputError(
                         f"item {it} of mapped step {ref.node!r} logged no result {ref.key!r}"
                     )
                 values.append(status["results"][ref.key])
-                rows.append(self._row(run, it, ref.key, param))
+                rows += [self._row(run, it, ref.key, fp) for fp in fed or (param,)]
             else:
                 art = _artifact_in(status.get("artifacts", []), ref.key, f"{ref.node}#{it}")
                 values.append(art["uri"])

@@ -4,6 +4,19 @@
 with ``a = element["a"]`` and ``b = element["b"]`` (KFP ``item.a``, Argo ``{{item.a}}``); a bare
 ``item`` is the whole element, as ``item_param=`` gives it. Each element must then be a dict
 holding those keys: else the map fails before any item runs, naming the item and the key.
+
+Comparing the item builds a condition each item decides for itself (Argo's ``when:
+"{{item.evenness}} == even"`` on a fanned-out task)::
+
+    with condition(item.evenness == "even"):
+        halve.map(items=collect(check.results), num=item.num)
+
+The whole condition of the step (its enclosing blocks too) is decided per item, as Argo
+evaluates a ``when`` that reads the item per expanded item; the map is ``completed`` even when
+every item was skipped (Argo's task group succeeds).
+An item whose condition is false is skipped: it runs nothing and has no outputs, so a
+``collect`` of the map holds only the items that ran (as Argo aggregates only the items that
+succeeded).
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from ..errors import PipelineError
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
+    from .refs import Condition, ConditionBlock
 
 
 @dataclass(eq=False)
@@ -73,10 +87,31 @@ class MapItem:
     def __bool__(self) -> bool:
         raise PipelineError("item has no truth value while the pipeline is traced")
 
-    def _no_compare(self, other: object) -> Any:
-        raise item_condition_error(self)
+    def _cmp(self, op: str, other: object) -> Condition:
+        from .refs import Condition
 
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _no_compare  # type: ignore[assignment]
+        if self._loop is not None:
+            raise item_condition_error(self)
+        return Condition(op, self, other)
+
+    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
+        return self._cmp("==", other)
+
+    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
+        return self._cmp("!=", other)
+
+    def __lt__(self, other: object) -> Condition:
+        return self._cmp("<", other)
+
+    def __le__(self, other: object) -> Condition:
+        return self._cmp("<=", other)
+
+    def __gt__(self, other: object) -> Condition:
+        return self._cmp(">", other)
+
+    def __ge__(self, other: object) -> Condition:
+        return self._cmp(">=", other)
+
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
@@ -86,13 +121,71 @@ class MapItem:
 item = MapItem()
 
 
+def describe_item(value: MapItem) -> dict[str, Any]:
+    """``{"kind": "item", "key": ...}`` (key None: the whole element).
+
+    Module functions, not methods: ``item.describe`` is the element's sub-field ``describe``.
+    """
+    return {"kind": "item", "key": value._key}
+
+
+def item_value(value: MapItem, element: object) -> object:
+    """Return ``value`` (``item`` or ``item.key``) in ``element``.
+
+    Raises:
+        PipelineError: a sub-field of an element that is no dict or lacks the key.
+    """
+    if value._key is None:
+        return element
+    if not isinstance(element, dict) or value._key not in element:
+        what = "has no such key" if isinstance(element, dict) else "is not a dict"
+        raise PipelineError(f"{value!r}: the item ({element!r:.60}) {what}")
+    return element[value._key]
+
+
 def item_condition_error(value: MapItem) -> PipelineError:
-    """Return the refusal of a condition testing the map's item itself (it has no one value)."""
+    """Return the refusal of a condition on a sub-pipeline's parameter bound to its map's item."""
     return PipelineError(
-        f"{value!r}: a condition on the map's item (a parameter the map binds to it) cannot be "
-        "traced; compute the test in a step (e.g. one returning x > 1) and test its output "
-        "with `with condition(step.output == ...)`"
+        f"{value!r}: a condition on a mapped sub-pipeline's parameter bound to the item is not "
+        "supported yet; open `with condition(item.key == ...)` around a step.map(...) call in "
+        "the calling pipeline, or compute the test in a body step and test its output"
     )
+
+
+def check_item_blocks(
+    blocks: list[ConditionBlock],
+    item_param: str | None,
+    site: str,
+    step: str,
+    loop: object,
+) -> None:
+    """Refuse a ``with condition(item...)`` block around anything but a top-level step map."""
+    tested = [b for b in blocks if next(b.condition.items(), None) is not None]
+    if not tested:
+        return
+    where = f"{site}: step {step!r} is inside `with condition({tested[-1].condition})`"
+    if item_param is None:
+        raise PipelineError(
+            f"{where}, which tests the item of a map: only a step.map(...) called in the block "
+            "has an item; call it with .map(items=...), or move it out of the block"
+        )
+    if loop is not None:
+        raise PipelineError(
+            f"{where}: a condition on the item of a map nested in a mapped sub-pipeline is not "
+            "supported yet; map the step outside the sub-pipeline"
+        )
+
+
+def check_every_items(items: object, item_param: str, site: str, step: str) -> None:
+    """Refuse giving the whole item of ``collect(x.results)`` to a parameter (read keys)."""
+    from .refs import Collected
+
+    if isinstance(items, Collected) and items.every and item_param:
+        raise PipelineError(
+            f"{site}: {step}.map(items={items!r}) gives the whole item (a dict of every result) "
+            f"to {item_param!r}; read the results it needs by key (x=item.key), so the "
+            "compiled pipeline carries exactly those"
+        )
 
 
 def split_item_args(

@@ -13,10 +13,18 @@ outer-major), sharing its log. An item whose earlier step failed or was skipped 
 of its body; the step is ``error`` when an item failed, ``skipped`` when no item ran it. A
 ``with condition(...)`` block in the body that reads a body step is decided by each item (its
 own results), else once for the loop.
+
+A ``step.map`` under ``with condition(item...)`` runs the same way once the executor has
+passed its upstream and status gates, as a loop of one step: each item decides its condition
+on its own element, and an item whose condition is false is skipped (no run, no outputs; the
+step is ``completed`` even when every item was skipped, as Argo's fan-out whose children were
+all skipped succeeds).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -25,13 +33,18 @@ from typing import TYPE_CHECKING, Any
 from ..errors import PipelineError
 from ..model import RunObject, new_uid, now_iso
 from ._inputs import Resolver
-from ._items import Loop, field_values
+from ._items import Loop, MapItem, field_values, item_value
 from ._status import item_failed, status_gate
 from ._stepexec import StepCall, execute, last_line
-from .refs import OutputRef
+from .refs import Collected, OutputRef
 
 if TYPE_CHECKING:
     from .graph import Node
+
+
+def item_tested(node: Node) -> bool:
+    """Whether ``node`` is a ``step.map`` whose condition tests its item (``item.key == ...``)."""
+    return node.condition is not None and next(node.condition.items(), None) is not None
 
 
 def top_loop(node: Any) -> Loop | None:
@@ -100,20 +113,26 @@ def run_loop(ex: Any, node: Any) -> Any:
     if node.name in ex.states:
         return None
     top = top_loop(node)
-    assert top is not None
+    if top is None:  # a step.map testing its item: a loop of this one step
+        solo = copy.copy(node)
+        top = Loop(f"{node.name}-items", node.map.items, node.map.parallel)
+        solo.map = dataclasses.replace(node.map, loop=top)
+        _LoopRun(ex, [solo], solo=True).run(top)
+        return None
     members = [n for n in ex.dag.nodes if top_loop(n) is top]
     _LoopRun(ex, members).run(top)
     return None
 
 
 class _LoopRun:
-    def __init__(self, ex: Any, members: list[Any]) -> None:
-        self.ex, self.members = ex, members
+    def __init__(self, ex: Any, members: list[Any], solo: bool = False) -> None:
+        self.ex, self.members, self.solo = ex, members, solo
         self.names = {n.name for n in members}
         self.uids = {n.name: new_uid() for n in members}
         self.items: dict[str, dict[int, RunObject]] = {n.name: {} for n in members}
         self.rows: dict[str, list[dict[str, Any]]] = {n.name: [] for n in members}
         self.held: dict[str, str] = {}  # step -> why it runs for no item
+        self.fed_rows: dict[str, list[dict[str, Any]]] = {}  # loop over collected -> lineage
         self.failed: dict[tuple[str, int], bool] = {}  # (loop, enclosing item) -> an item failed
         self.lock = threading.Lock()
         self.start = now_iso()
@@ -132,6 +151,8 @@ class _LoopRun:
             return
         self._loop(top, values, {}, 0)
         for n in self.members:
+            if self.items[n.name]:  # the collected items it ran over fed it (rows once)
+                self.rows[n.name] += self.fed_rows.get(n.map.loop.name, [])
             self._finish(n, bool(values))
         self._settle(top, self.failed.get((top.name, 0), False))
 
@@ -142,6 +163,8 @@ class _LoopRun:
     def _held_back(self, node: Any) -> str:
         """Why a step runs for no item: an outside step failed / was skipped, a false condition."""
         ex = self.ex
+        if self.solo:  # the executor decided its upstream gates; each item, its condition
+            return ""
         for up in ex.dag.upstream(node.name):
             if up in self.names:
                 continue
@@ -163,8 +186,9 @@ class _LoopRun:
     def _per_item(self, node: Node) -> bool:
         """Whether ``node``'s condition reads a body step (each item decides for itself)."""
         cond = node.condition
-        return cond is not None and any(
-            isinstance(o, OutputRef) and o.node in self.names for o in cond.operands()
+        return cond is not None and (
+            item_tested(node)
+            or any(isinstance(o, OutputRef) and o.node in self.names for o in cond.operands())
         )
 
     def _resolver(self, runs: dict[str, RunObject]) -> Resolver:
@@ -175,7 +199,15 @@ class _LoopRun:
         from .refs import PipelineParam
 
         items = loop.items
-        if isinstance(items, (OutputRef, PipelineParam)):
+        if isinstance(items, Collected):  # a map over a map's results (only items that ran)
+            got: dict[str, Any] = {}
+            spec = next((n.map for n in self.members if n.map.loop is loop), None)
+            fed, keys = (spec.fed, spec.fields) if spec is not None else ((), {})
+            rows: list[dict[str, Any]] = []
+            self._resolver(runs)._collect(items.ref, "items", got, {}, {}, rows, fed, keys)
+            self.fed_rows[loop.name] = rows
+            items = got["items"]
+        elif isinstance(items, (OutputRef, PipelineParam)):
             items = self._resolver(runs).value_of(items)
         if not isinstance(items, (list, tuple)):
             raise PipelineError(
@@ -248,7 +280,14 @@ class _LoopRun:
         ex = self.ex
         arguments = dict(node.arguments)
         try:
-            if self._per_item(node) and not node.condition.evaluate(self._resolver(runs).value_of):
+            resolver = self._resolver(runs)
+
+            def value_of(operand: object) -> object:
+                if isinstance(operand, MapItem):
+                    return item_value(operand, element)
+                return resolver.value_of(operand)
+
+            if self._per_item(node) and not node.condition.evaluate(value_of):
                 return  # a false condition (Argo's `when` in the body): this item skips it
             if node.map.item_param:
                 arguments[node.map.item_param] = element
@@ -257,8 +296,9 @@ class _LoopRun:
             fed = node.map.fed if isinstance(node.map.items, OutputRef) else ()
             # lineage of the item: the list it came from (a result), as a map records it
             items = SimpleNamespace(items=node.map.items, fed=fed) if fed else None
+            if items is not None:
+                items.fields = node.map.fields
             facade = SimpleNamespace(arguments=arguments, map=items)
-            resolver = self._resolver(runs)
             params, inputs, _hashes, rows = resolver.resolve(facade)
             params.pop("__items__", None)
         except PipelineError as exc:
@@ -313,7 +353,7 @@ class _LoopRun:
             reason = next(iter(done.values())).metadata.annotations.get("reason", "")
             ex._record(node, "skipped", reason)
             return
-        elif states or not any_items:
+        elif states or not any_items or self.solo:  # solo: every item's condition was false
             state = "completed"
         else:
             ex._record(node, "skipped", "an earlier step of every item failed or did not run")

@@ -58,6 +58,11 @@ def _check(value: Any, where: str, nodes: dict[str, Any]) -> Any:
     if isinstance(value, Condition):
         raise PipelineError(f"{where} is a condition, which has no value; return a result")
     ref = value.ref if isinstance(value, Collected) else value
+    if isinstance(value, Collected) and value.every:
+        raise PipelineError(
+            f"{where} is {value!r}: every result of each item is map items only; return one "
+            f"result of each, collect({value.node}.results['key'])"
+        )
     if isinstance(value, Collected) and ref.kind == "artifact":
         raise PipelineError(
             f"{where} is {value!r}: collected artifacts cannot be a pipeline output yet; pass "

@@ -71,6 +71,13 @@ def map_subpipeline(
     ):
         raise PipelineError(f"{site}: sub-pipeline {pipe.name!r} maps itself (recursion)")
     tracer.check_items(items, parallel, site)
+    from .refs import Collected
+
+    if isinstance(items, Collected):
+        raise PipelineError(
+            f"{site}: {pipe.name}.map(items={items!r}): a sub-pipeline map over collected "
+            "results is not supported yet; map a step over them (step.map(items=...))"
+        )
     parent = tracer.loops[-1] if tracer.loops else None
     loop = tracer.new_loop(pipe.name, items, parallel, parent)
     bound = _bind(pipe, item_param, kwargs, loop, site)

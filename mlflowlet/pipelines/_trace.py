@@ -62,6 +62,20 @@ class _Refs:
             )
         return OutputRef(node.name, key, self._kind, mapped=node.map is not None)
 
+    def every_result(self) -> OutputRef:
+        """Return the reference ``collect(node.results)`` reads (every result: key ``''``).
+
+        Raises:
+            PipelineError: ``node.outputs`` (collect one artifact at a time).
+        """
+        node = self._handle._node
+        if self._kind == "artifact":
+            raise PipelineError(
+                f"collect({node.name}.outputs): collect one artifact at a time, "
+                f"collect({node.name}.outputs['key'])"
+            )
+        return OutputRef(node.name, "", "result", mapped=node.map is not None)
+
     def __repr__(self) -> str:
         return f"<{self._handle._node.name}.{'outputs' if self._kind == 'artifact' else 'results'}>"
 
@@ -197,7 +211,7 @@ class Tracer:
         parallel: int | None = None,
     ) -> NodeHandle:
         """Add a node for a call of ``st`` and return its handle."""
-        from ._items import MapItem, split_item_args
+        from ._items import MapItem, check_every_items, check_item_blocks, split_item_args
         from .graph import MapSpec, Node
 
         site = _call_site()
@@ -210,6 +224,7 @@ class Tracer:
 
                 check_item_loops(arguments, None, site, spec.name)
             item_param, fields = split_item_args(arguments, item_param, site, spec.name)
+            check_every_items(items, item_param, site, spec.name)
             mapping = self._map(st, item_param, items, arguments, parallel, site)
             loop = None if loop is None else self.new_loop(spec.name, items, parallel, loop)
         elif loop is not None:  # a step of a mapped sub-pipeline: one run per item, no barrier
@@ -236,6 +251,7 @@ class Tracer:
                 f"{site}: step {spec.name!r} is missing required parameter(s) {missing}; "
                 f"pass them in the call, e.g. {spec.name}({missing[0]}=...)"
             )
+        check_item_blocks(self.blocks, item_param, site, spec.name, loop)
         cond = None
         for block in self.blocks:
             cond = block.condition if cond is None else Condition("and", cond, block.condition)
@@ -312,6 +328,12 @@ class Tracer:
             )
         if isinstance(value, Condition):
             raise PipelineError(f"{site}: {key} gets a condition; use `with condition(...)`")
+        if isinstance(value, Collected) and value.every:
+            raise PipelineError(
+                f"{site}: {key}={value!r}: every result of each item is map items only "
+                f"(step.map(items={value!r}, x=item.key)); pass one result to a parameter: "
+                f"collect({value.node}.results['key'])"
+            )
         if isinstance(value, (Operand, Collected)):
             self._check_operand(value, site, f"parameter {key!r} of step {step_name!r}")
             if param is not None and param.dataitem:
@@ -363,7 +385,7 @@ class Tracer:
                 raise PipelineError(f"{site}: {where_} uses step {ref.node!r} of another pipeline")
             if isinstance(value, Collected) and self.in_loop(ref.node):
                 raise PipelineError(
-                    f"{site}: {where_} collects {ref!r} of a map inside a mapped sub-pipeline, "
+                    f"{site}: {where_} collects {value!r} of a map inside a mapped sub-pipeline, "
                     "which is not supported yet; collect a map outside any sub-pipeline map"
                 )
             if (
@@ -409,7 +431,13 @@ class Tracer:
             isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1
         ):
             raise PipelineError(f"{site}: parallel must be a positive integer, got {parallel!r}")
-        if isinstance(items, OutputRef):
+        if isinstance(items, Collected):
+            if items.ref.kind != "result":
+                raise PipelineError(
+                    f"{site}: map items {items!r} are artifacts; a map fans out over results"
+                )
+            self._check_operand(items, site, "map items")
+        elif isinstance(items, OutputRef):
             if items.kind != "result" or items.mapped:
                 raise PipelineError(
                     f"{site}: map items must be a result list, a pipeline "

@@ -29,7 +29,7 @@ from . import cache as _cache
 from ._exitpipe import run_exit
 from ._inbox import Inbox
 from ._inputs import Resolver
-from ._loops import LoopView, run_loop
+from ._loops import LoopView, item_tested, run_loop
 from ._spec import where
 from ._status import exit_params, final_state, status_gate
 from ._stepexec import StepCall, execute, hyper_fields, last_line
@@ -268,6 +268,8 @@ class LocalExecutor:
         if node.name in self.reused:
             self._finish(node, self.reused[node.name], None, reused=True)
             return None
+        if node.map is not None and item_tested(node):  # each item decides: a loop of one step
+            return run_loop(self, node)
         try:
             if node.condition is not None and not node.condition.evaluate(self.inputs.value_of):
                 self._record(node, "skipped", f"condition {node.condition} is false")

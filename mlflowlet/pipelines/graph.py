@@ -249,6 +249,9 @@ def _edges_of(node: Node) -> list[Edge]:
     if node.map is not None and isinstance(node.map.items, OutputRef):
         ref = node.map.items
         out.append(Edge(ref.node, node.name, "items", ref.key, node.map.params))
+    if node.map is not None and isinstance(node.map.items, Collected):  # a map over a map
+        ref = node.map.items.ref
+        out.append(Edge(ref.node, node.name, "collect", ref.key, node.map.params, ref.kind))
     if node.condition is not None:
         seen = set()
         for operand in node.condition.operands():

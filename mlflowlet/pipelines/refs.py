@@ -10,7 +10,9 @@ per-item values. Every operand describes itself as a plain dict (``describe()``)
 * ``{"kind": "param", "name": "rows"}`` - a pipeline parameter;
 * ``{"kind": "artifact", "node": "prep", "output": "dataset"}`` - an artifact output;
 * ``{"kind": "result", "node": "train", "result": "accuracy"}`` - a scalar result;
-* ``{"kind": "collect", "node": "score", "artifact"|"result": key}`` - every item of a mapped step.
+* ``{"kind": "collect", "node": "score", "artifact"|"result": key}`` - every item of a mapped step
+  (``"result": ""`` for ``collect(score.results)``: every result of each item, as a dict);
+* ``{"kind": "item", "key": "a"}`` - the item of the map a condition guards (``item.a``).
 
 Using a reference where Python needs a value (``if ref > 0.5:``) raises, naming the fix.
 """
@@ -169,7 +171,8 @@ class Collected:
     """The list of one output or result over every item of a mapped step (see :func:`collect`).
 
     Attributes:
-        ref: the reference to the mapped node's output or result.
+        ref: the reference to the mapped node's output or result (key ``''``: every result of
+            each item, ``collect(node.results)``).
     """
 
     __slots__ = ("ref",)
@@ -181,6 +184,11 @@ class Collected:
     def node(self) -> str:
         """The mapped node's name."""
         return self.ref.node
+
+    @property
+    def every(self) -> bool:
+        """True for ``collect(node.results)``: each item's results as one dict."""
+        return self.ref.key == ""
 
     def describe(self) -> dict[str, Any]:
         """``{"kind": "collect", "node": ..., "artifact"|"result": key}``."""
@@ -196,22 +204,33 @@ class Collected:
         raise _no_text(self)
 
     def __repr__(self) -> str:
-        return f"collect({self.ref!r})"
+        return f"collect({self.ref.node}.results)" if self.every else f"collect({self.ref!r})"
 
 
 def collect(ref: OutputRef) -> Collected:
     """Pass every item's output (or result) of a mapped step downstream as one list.
 
+    ``collect(mapped.results)`` (no key) is every result of each item at once: a list of
+    dicts, one per item, that a map fans out over and reads by key
+    (``halve.map(items=collect(mapped.results), n=item.num)``; Argo's
+    ``withParam: "{{tasks.X.outputs.parameters}}"``).
+
     Args:
-        ref: ``mapped.results['score']`` or ``mapped.outputs['model']`` of a ``step.map(...)`` node.
+        ref: ``mapped.results['score']``, ``mapped.outputs['model']`` or ``mapped.results`` of a
+            ``step.map(...)`` node.
 
     Returns:
         A reference the consuming step receives as a list (results as values, artifacts as
-        ``DataItem`` s), in item order.
+        ``DataItem`` s), in item order; only the items that ran (an item skipped by its
+        condition, see :func:`condition`, has no outputs).
 
     Raises:
         PipelineError: ``ref`` is not a reference to a mapped step.
     """
+    from ._trace import _Refs
+
+    if isinstance(ref, _Refs):  # node.results (or node.outputs): every result of each item
+        ref = ref.every_result()
     if not isinstance(ref, OutputRef):
         raise PipelineError(
             f"collect() takes mapped.results['key'] or mapped.outputs['key'], got {ref!r}"
@@ -225,7 +244,7 @@ def collect(ref: OutputRef) -> Collected:
 
 
 class Condition:
-    """A comparison of results and pipeline parameters, or ``&`` / ``|`` of conditions.
+    """A comparison of results, pipeline parameters and map items, or ``&`` / ``|`` of them.
 
     Attributes:
         op: one of ``==, !=, <, <=, >, >=`` (comparisons) or ``and`` / ``or``.
@@ -249,7 +268,11 @@ class Condition:
                     )
                 if isinstance(side, OutputRef) and side.mapped and not _same_item(side):
                     raise PipelineError(f"{side!r} belongs to a mapped step; it has no one value")
-                if not isinstance(side, Operand):
+                if _is_item(side) and side._loop is not None:  # a sub-pipeline's parameter
+                    from ._items import item_condition_error
+
+                    raise item_condition_error(side)
+                if not isinstance(side, Operand) and not _is_item(side):
                     _check_literal(side, "a condition")
         self.op, self.left, self.right = op, left, right
 
@@ -273,6 +296,14 @@ class Condition:
             elif isinstance(side, Operand):
                 yield side
 
+    def items(self) -> Iterator[Any]:
+        """Yield every map item (``item``, ``item.key``) the condition reads."""
+        for side in (self.left, self.right):
+            if isinstance(side, Condition):
+                yield from side.items()
+            elif _is_item(side):
+                yield side
+
     def describe(self) -> dict[str, Any]:
         """Return ``{"op", "left", "right"}`` with operands as dicts (nested for and/or)."""
         return {
@@ -288,7 +319,8 @@ class Condition:
         if self.op == "or":
             return self.left.evaluate(value_of) or self.right.evaluate(value_of)
         left, right = (
-            value_of(s) if isinstance(s, Operand) else s for s in (self.left, self.right)
+            value_of(s) if isinstance(s, Operand) or _is_item(s) else s
+            for s in (self.left, self.right)
         )
         fn = _OPS[self.op]
         try:
@@ -304,6 +336,12 @@ class Condition:
         return f"{self.left!r} {self.op} {self.right!r}"
 
     __repr__ = __str__
+
+
+def _is_item(value: object) -> bool:
+    from ._items import MapItem
+
+    return isinstance(value, MapItem)
 
 
 def _same_item(ref: OutputRef) -> bool:
@@ -323,10 +361,6 @@ def _as_condition(other: Any, sign: str) -> Condition:
 
 
 def _check_literal(value: Any, where: str) -> None:
-    from ._items import MapItem, item_condition_error
-
-    if isinstance(value, MapItem):
-        raise item_condition_error(value)
     try:
         json.dumps(value)
     except (TypeError, ValueError):
@@ -340,6 +374,10 @@ def describe_value(value: Any) -> dict[str, Any]:
     """Describe an operand, a collected reference, a condition or a literal as a plain dict."""
     if isinstance(value, (Operand, Collected, Condition)):
         return value.describe()
+    if _is_item(value):
+        from ._items import describe_item
+
+        return describe_item(value)
     return {"kind": "value", "value": value}
 
 
@@ -369,7 +407,9 @@ def condition(expr: Condition) -> Iterator[Condition]:
     """Run the steps created inside the ``with`` block only when ``expr`` holds at run time.
 
     ``expr`` compares results and pipeline parameters (``==, !=, <, <=, >, >=``), combined with
-    ``&`` and ``|`` (parenthesise each comparison). Nested blocks must all hold. Steps whose
+    ``&`` and ``|`` (parenthesise each comparison). Around a ``step.map`` it may compare the map's
+    item (``item.key == "x"``): each item decides, and a false one is skipped (see
+    :mod:`._items`). Nested blocks must all hold. Steps whose
     condition is false are recorded as ``skipped``. Each block compiles to one condition group
     (KFP ``dsl.If``; nested blocks nest), so steps inside a block may depend on each other.
 

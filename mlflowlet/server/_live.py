@@ -33,7 +33,11 @@ def operand_text(value: Any) -> str:
         field = "results" if kind == "result" else "outputs"
         return f"{value.get('node')}.{field}[{value.get('result') or value.get('output')!r}]"
     if kind == "collect":
+        if value.get("result") == "":  # collect(node.results): every result of each item
+            return f"collect({value.get('node')}.results)"
         return f"collect({value.get('node')}.{value.get('result') or value.get('artifact')})"
+    if kind == "item":
+        return "item" if value.get("key") is None else f"item[{value.get('key')!r}]"
     if kind == "value":
         return json.dumps(value.get("value"), default=str)
     return json.dumps(value, default=str)

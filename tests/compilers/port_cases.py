@@ -276,6 +276,21 @@ def hera_fan_in(o: Outcome, p: dict[str, Any]) -> None:
     assert o.printed("fanin") == [f"Received values: {list(range(10))}!"]
 
 
+def argo_parameter_aggregation(o: Outcome, p: dict[str, Any]) -> None:
+    # odd-or-even over [1, 2, 3, 4] outputs each number and its evenness (an int, not text)
+    parity = [{"num": n, "evenness": "even" if n % 2 == 0 else "odd"} for n in (1, 2, 3, 4)]
+    assert typed(o.items["odd_or_even"]) == typed(parity)
+    assert sorted(o.printed("odd_or_even")) == sorted(f"{n} is {e}" for n, e in
+                                                      ((1, "odd"), (2, "even"), (3, "odd"),
+                                                       (4, "even")))
+    # `when: {{item.evenness}} == even`: only 2 and 4 are halved; the aggregated result of the
+    # items that ran is [1, 2], one print each
+    assert typed(o.items["divide_by_2"]) == typed([{"return": 1}, {"return": 2}])
+    assert sorted(o.printed("print_num")) == ["1", "2"]
+    assert o.states["divide_by_2"] == o.states["print_num"] == "completed"
+    assert o.state == "completed"
+
+
 def metaflow_helloworld(o: Outcome, p: dict[str, Any]) -> None:
     assert o.printed("hello") == ["Metaflow says: Hi!"]
     assert o.printed("end") == ["HelloFlow is all done."]
@@ -399,6 +414,7 @@ PORTS = [
          ({"loop_parameter": ["a", "b", "c"]}, {"loop_parameter": ["x"]})),
 ]
 PORTS += [
-    Port("argo_parameter_aggregation",
-         missing="mapping over a mapped step's outputs, conditions on the item"),
+    Port("argo_parameter_aggregation", argo_parameter_aggregation,
+         refused={"kfp": r"step 'divide_by_2' .*maps over collect\(odd_or_even\.results\): a map "
+                         r"over a mapped step's collected results cannot be expressed on KFP v2"}),
 ]

@@ -410,8 +410,8 @@ def test_a_condition_on_the_bodys_item_parameter_is_refused_naming_it_and_the_fi
     def outer(xs: list = [1, 2], big: int = 1):  # noqa: B006
         sub.map(items=xs, x=item, big=big)
 
-    with pytest.raises(PipelineError, match=r"condition on the map's item .*; compute the test in "
-                                            r"a step"):
+    with pytest.raises(PipelineError, match=r"condition on a mapped sub-pipeline's parameter bound "
+                                            r"to the item .*compute the test in a body step"):
         _ = outer.dag
 
 

@@ -394,3 +394,16 @@ def test_retries_of_a_mapped_step_exhausted_fail_that_item(dbdir):
     items = _items(run, "flaky_item")
     status = items[2]["status"]
     assert status["state"] == "error" and "fails attempt 3" in status["error"]
+
+
+def test_the_live_graph_shows_a_map_step_not_its_items_kept_failed_attempt(dbdir):
+    # a retried item's failed attempt is a run of its own (same step name, started after the
+    # map's run): the pipeline page must still show the map step's own run and state
+    pytest.importorskip("fastapi")
+    from mlflowlet.server._live import live_graph
+
+    ITEM_CALLS.clear()
+    run = flaky_map.run()
+    assert run.state == "completed", run.error
+    node = {n["name"]: n for n in live_graph(get_run_db(), run.uid)["nodes"]}["flaky_item"]
+    assert (node["uid"], node["state"]) == (run.steps["flaky_item"].uid, "completed")

@@ -8,6 +8,7 @@ outside a pipeline.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -228,23 +229,28 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
+_WRITES = ("commit_", "store_", "update_", "delete_", "_transact")  # a sweep's batches: _transact
+
+
 class _GuardedDB:
     """Passes writes through until closed: a timed-out step keeps running but records nothing."""
 
     def __init__(self, db: RunDB) -> None:
         self._db, self._lock, self._stopped = db, threading.Lock(), False  # `closed`: the DB's
 
-    def commit_run(self, *args: Any, **kwargs: Any) -> None:
+    def _write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            if not self._stopped:
-                self._db.commit_run(*args, **kwargs)
+            return None if self._stopped else fn(*args, **kwargs)
 
     def close(self) -> None:
         with self._lock:
             self._stopped = True
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._db, name)
+        found = getattr(self._db, name)
+        if name.startswith(_WRITES) and callable(found):
+            return functools.partial(self._write, found)
+        return found
 
 
 def _run_once(

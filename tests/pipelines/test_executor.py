@@ -407,3 +407,41 @@ def test_the_live_graph_shows_a_map_step_not_its_items_kept_failed_attempt(dbdir
     assert run.state == "completed", run.error
     node = {n["name"]: n for n in live_graph(get_run_db(), run.uid)["nodes"]}["flaky_item"]
     assert (node["uid"], node["state"]) == (run.steps["flaky_item"].uid, "completed")
+
+
+STUCK_GATE = threading.Event()
+
+
+@step(retries=1, timeout=0.2)
+def stuck_item(x: int) -> int:
+    if not STUCK_GATE.wait(60):  # bounded: fails rather than hangs
+        raise RuntimeError("gate never opened")
+    raise RuntimeError(f"item {x} fails after its step timed out")
+
+
+@pipeline
+def stuck_map():
+    stuck_item.map(items=[1], item_param="x")
+
+
+def test_a_timed_out_map_records_nothing_of_its_abandoned_items(dbdir):
+    # the abandoned sweep's items, their batched commits and their kept failed attempts,
+    # must not reach the run DB once the step's timeout was recorded
+    STUCK_GATE.clear()
+    try:
+        run = stuck_map.run()
+    finally:
+        STUCK_GATE.set()
+    step_uid = run.steps["stuck_item"].uid
+    assert "timed out after 0.2s" in run.steps["stuck_item"].status.error
+    abandoned = [t for t in threading.enumerate() if t.name == "mlflowlet-stuck_item"]
+    for thread in abandoned:
+        thread.join(60)
+    assert abandoned and not any(t.is_alive() for t in abandoned)
+    db = get_run_db()
+    kept = [r for r in db.list_runs(name="stuck_item")
+            if r["metadata"].get("annotations", {}).get("item_uid") == step_uid]
+    assert kept == []
+    items = [r for r in db.list_runs(uid=step_uid, iter=True) if r["metadata"]["iteration"]]
+    assert all(r["status"]["state"] == "running" for r in items)  # at most its start
+    assert db.read_run(step_uid)["status"]["state"] == "error"

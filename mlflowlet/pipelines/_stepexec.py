@@ -62,7 +62,8 @@ def _item_runtime(retries: int, delay: float, timeout: float | None = None) -> A
             first = ""
             for attempt in range(1, retries + 2):
                 one = run.model_copy(deep=True)
-                one.metadata.labels["attempt"] = str(attempt)
+                if retries:  # labelled as a step's attempts: only a step that retries
+                    one.metadata.labels["attempt"] = str(attempt)
                 if first:
                     one.metadata.labels["retry_of"] = first
                 extra = one.spec.model_extra

@@ -481,3 +481,21 @@ def test_a_map_items_attempt_past_the_timeout_is_retried_alone(dbdir):
     kept = [r for r in get_run_db().list_runs(name="hangs_once")
             if r["metadata"].get("annotations", {}).get("item_uid") == uid]
     assert len(kept) == 1 and "timed out after 0.2s" in kept[0]["status"]["error"]
+
+
+@step(timeout=30)
+def timed_item(x: int) -> int:
+    return x
+
+
+@pipeline
+def timed_map():
+    timed_item.map(items=[1, 2], item_param="x")
+
+
+def test_a_timed_map_that_never_retries_labels_no_attempt(dbdir):
+    run = timed_map.run()
+    assert run.state == "completed", run.error
+    items = _items(run, "timed_item")
+    assert sorted(items) == [1, 2]
+    assert all("attempt" not in r["metadata"]["labels"] for r in items.values())

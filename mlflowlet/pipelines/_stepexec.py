@@ -21,6 +21,8 @@ from ..errors import RunError
 from ..model import RunObject, new_uid, now_iso
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..db.base import RunDB
     from ._spec import StepSpec
     from .step import Step
@@ -232,7 +234,7 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
-_WRITES = ("commit_", "store_", "update_", "delete_", "_transact")  # a sweep's batches: _transact
+_WRITES = ("commit_", "store_", "update_", "del_", "_transact")  # a sweep's batches: _transact
 
 
 class _GuardedDB:
@@ -241,7 +243,7 @@ class _GuardedDB:
     def __init__(self, db: RunDB) -> None:
         self._db, self._lock, self._stopped = db, threading.Lock(), False  # `closed`: the DB's
 
-    def _write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             return None if self._stopped else fn(*args, **kwargs)
 
@@ -257,7 +259,11 @@ class _GuardedDB:
 
 
 def _run_once(
-    target: Any, run: RunObject, handler: Any, db: RunDB, timeout: float | None
+    target: Callable[..., RunObject],
+    run: RunObject,
+    handler: Any,
+    db: RunDB,
+    timeout: float | None,
 ) -> RunObject:
     """Return ``target(run, handler, db)`` (a runtime's execute: a sweep when the spec has one).
 
@@ -266,7 +272,8 @@ def _run_once(
     """
     if not timeout:
         return target(run, handler, db)
-    guard, box = _GuardedDB(db), {}
+    guard = _GuardedDB(db)
+    box: dict[str, Any] = {}  # "run" or "exc": what the call returned or raised
 
     def work() -> None:
         try:

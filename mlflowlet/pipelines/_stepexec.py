@@ -8,6 +8,7 @@ outside a pipeline.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -20,6 +21,8 @@ from ..errors import RunError
 from ..model import RunObject, new_uid, now_iso
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..db.base import RunDB
     from ._spec import StepSpec
     from .step import Step
@@ -46,12 +49,13 @@ class StepCall:
     per_item: bool = False  # a map: each item retries alone, as its pod does compiled
 
 
-def _item_runtime(retries: int, delay: float) -> Any:
+def _item_runtime(retries: int, delay: float, timeout: float | None = None) -> Any:
     """Return a local runtime whose sweep retries each iteration (a map's item) alone.
 
     The item's record (its uid and iteration) is its last attempt, labelled ``attempt``; each
     failed attempt before it is kept as its own run (:func:`keep_failed_attempt`); all write to
-    the step's log, as an Argo / KFP pod per item retries alone.
+    the step's log, as an Argo / KFP pod per item retries alone. ``timeout`` bounds each
+    attempt of an item, as a pod's deadline (not the whole map).
     """
     from ..runtimes.local import LocalRuntime
 
@@ -60,13 +64,14 @@ def _item_runtime(retries: int, delay: float) -> Any:
             first = ""
             for attempt in range(1, retries + 2):
                 one = run.model_copy(deep=True)
-                one.metadata.labels["attempt"] = str(attempt)
+                if retries:  # labelled as a step's attempts: only a step that retries
+                    one.metadata.labels["attempt"] = str(attempt)
                 if first:
                     one.metadata.labels["retry_of"] = first
                 extra = one.spec.model_extra
                 if extra and WORKFLOW_FIELD in extra:  # context.workflow.attempt: the item's
                     extra[WORKFLOW_FIELD] = {**extra[WORKFLOW_FIELD], "attempt": attempt}
-                result = super()._execute(one, handler, db)
+                result = _run_once(super()._execute, one, handler, db, timeout)
                 if result.state != "error" or attempt > retries:
                     return result
                 kept = keep_failed_attempt(result, db)
@@ -155,9 +160,10 @@ def execute(call: StepCall, db: RunDB, place: tuple[str, int] | None = None) -> 
             return _skipped(call, why, db, place)
     result = None
     workflow = _workflow(call, db) if spec.uses_workflow else None
-    retries = spec.retries
-    if call.per_item and call.iterate and retries:  # a map: each item retries, not the whole
-        runtime, retries = _item_runtime(retries, spec.retry_delay), 0
+    retries, timeout = spec.retries, spec.timeout
+    if call.per_item and call.iterate and (retries or timeout):  # a map: per item, as its pod
+        runtime = _item_runtime(retries, spec.retry_delay, timeout)
+        retries, timeout = 0, None
     for attempt in range(1, retries + 2):
         run = new_run(call, attempt, place)
         if workflow is not None:  # context.workflow: attempt counts from 1 (see _ctx_workflow)
@@ -168,7 +174,7 @@ def execute(call: StepCall, db: RunDB, place: tuple[str, int] | None = None) -> 
                 "attempt": attempt,
                 "duration": elapsed,
             }
-        result = _run_once(runtime, run, handler, db, spec.timeout)
+        result = _run_once(runtime.execute, run, handler, db, timeout)
         result._record_in(db)
         last = result.state != "error" or attempt > retries
         uid = result.uid if last or place is None else keep_failed_attempt(result, db)
@@ -228,32 +234,46 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
+_WRITES = ("commit_", "store_", "update_", "del_", "_transact")  # a sweep's batches: _transact
+
+
 class _GuardedDB:
     """Passes writes through until closed: a timed-out step keeps running but records nothing."""
 
     def __init__(self, db: RunDB) -> None:
         self._db, self._lock, self._stopped = db, threading.Lock(), False  # `closed`: the DB's
 
-    def commit_run(self, *args: Any, **kwargs: Any) -> None:
+    def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            if not self._stopped:
-                self._db.commit_run(*args, **kwargs)
+            return None if self._stopped else fn(*args, **kwargs)
 
     def close(self) -> None:
         with self._lock:
             self._stopped = True
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._db, name)
+        found = getattr(self._db, name)
+        if name.startswith(_WRITES) and callable(found):
+            return functools.partial(self._write, found)
+        return found
 
 
 def _run_once(
-    runtime: Any, run: RunObject, handler: Any, db: RunDB, timeout: float | None
+    target: Callable[..., RunObject],
+    run: RunObject,
+    handler: Any,
+    db: RunDB,
+    timeout: float | None,
 ) -> RunObject:
-    target = runtime.execute  # a sweep (hyper-parameters, a fan-out) when the spec has one
+    """Return ``target(run, handler, db)`` (a runtime's execute: a sweep when the spec has one).
+
+    Past ``timeout`` seconds the call is abandoned (its writes dropped) and ``run`` recorded
+    as failed, naming the timeout.
+    """
     if not timeout:
         return target(run, handler, db)
-    guard, box = _GuardedDB(db), {}
+    guard = _GuardedDB(db)
+    box: dict[str, Any] = {}  # "run" or "exc": what the call returned or raised
 
     def work() -> None:
         try:

@@ -188,8 +188,10 @@ class BatchedDB:
     ``rows`` are waiting or ``interval`` seconds passed (a crash loses at most that window, as
     DESIGN.md allows). Commits of one run in a batch are written as one (its last record, the
     artifacts, metrics and log of all of them, in order): an iteration's ``running`` record is
-    replaced in the same transaction by its final one. Everything else, and DBs without
-    transactions of their own (the HTTP client), pass straight through.
+    replaced in the same transaction by its final one, unless that would move its output or an
+    artifact before another run's commit in between (a shared log, a ``latest`` tag).
+    Everything else, and DBs without transactions of their own (the HTTP client), pass
+    straight through.
     """
 
     flush_after_runs = True  # the flush thread writes the runs' buffers into it, then it
@@ -226,11 +228,12 @@ class BatchedDB:
             log = log.encode()
         meta = run["metadata"]
         key = (meta["uid"], meta.get("project", ""), meta.get("iteration", 0))
+        artifacts = list(artifacts)
         with self._lock:
             at = self._where.get(key)
-            if at is None:
+            if at is None or self._passes(at, key, artifacts, log):
                 self._where[key] = len(self._pending)
-                self._pending.append([run, list(artifacts), list(metrics), log])
+                self._pending.append([run, artifacts, list(metrics), log])
             else:  # the same run again: its newer record, and what both logged, in order
                 entry = self._pending[at]
                 entry[0] = run
@@ -241,6 +244,24 @@ class BatchedDB:
             due = self._commits >= self._rows
         if due or time.monotonic() - self._last >= self._interval:
             self.flush()
+
+    def _passes(self, at: int, key: tuple[str, str, int], artifacts: list, log: bytes) -> bool:
+        """Whether merging into entry ``at`` moves output or an artifact before a later commit's.
+
+        The iterations of a sweep share one log (their uid) and a project's ``latest`` tag of
+        a key is the version stored last: both are written in commit order.
+        """
+        if not (log or artifacts) or at == len(self._pending) - 1:
+            return False
+        uid, project, _ = key
+        keys = {a.get("key") for a in artifacts}
+        for run, arts, _metrics, text in self._pending[at + 1 :]:
+            meta = run["metadata"]
+            if meta.get("project", "") != project:
+                continue
+            if (log and text and meta["uid"] == uid) or any(a.get("key") in keys for a in arts):
+                return True
+        return False
 
     def close(self) -> None:
         """Write what is buffered; later commits go straight to the DB."""

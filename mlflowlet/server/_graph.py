@@ -24,9 +24,10 @@ def duration_seconds(status: dict[str, Any]) -> float | None:
 def pipeline_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
     """Return ``{"pipeline", "nodes", "edges"}`` for the pipeline run ``uid``.
 
-    Nodes are the step runs whose ``spec.pipeline_uid`` is ``uid``; edges come from the lineage
-    rows of the pipeline (producer run to consumer run, labelled with the output, artifact key
-    and consumer parameter).
+    Nodes are the step runs whose ``spec.pipeline_uid`` is ``uid`` (not a map item's failed
+    attempt kept as a run of its own, annotation ``item_uid``: an item is no node either); edges
+    come from the lineage rows of the pipeline (producer run to consumer run, labelled with the
+    output, artifact key and consumer parameter).
 
     Raises:
         NotFoundError: neither a run ``uid`` nor any step of such a pipeline exists.
@@ -35,6 +36,7 @@ def pipeline_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
         r
         for r in db.list_runs(project=project, pipeline_uid=uid, iter=False, sort=False)
         if r["metadata"].get("uid") != uid
+        and "item_uid" not in (r["metadata"].get("annotations") or {})
     ]
     try:
         pipeline: dict[str, Any] | None = db.read_run(uid, project)

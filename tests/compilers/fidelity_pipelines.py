@@ -258,3 +258,14 @@ def conditional_map(side: str = "heads", k: int = 3):
     with condition(f.output == "heads"):
         h = halve.map(items=numbers(k=k).output, item_param="x")
     gather(values=collect(h.output))
+
+
+@step(labels={"attempt": "first"})  # a user's own label: no retries set it
+def labelled_item(x: int) -> int:
+    return x
+
+
+@pipeline(image=IMAGE)
+def labelled_items():
+    """A mapped step labelled ``attempt`` by its author (not an attempt count)."""
+    labelled_item.map(items=[1, 2], item_param="x")

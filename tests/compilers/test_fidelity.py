@@ -269,3 +269,12 @@ def test_check_reports_a_map_item_retried_a_different_number_of_times(target, fr
     report = check(fp.retried_items, target, workdir=str(pods))
     assert not report.ok
     assert "step 'flaky_item': item attempts [1, 1, 1] != local [1, 2, 1]" in report.summary()
+
+
+@pytest.mark.slow
+def test_check_of_a_map_whose_author_labels_it_attempt_compares_it(fresh_cwd):
+    # the label counts attempts only when the step retries; the user's own text is no count
+    fresh_cwd("local")
+    report = check(fp.labelled_items, "argo")
+    assert report.ok, report.summary()
+    assert sorted((p.iteration, p.attempts) for p in report.pods) == [(1, 1), (2, 1)]

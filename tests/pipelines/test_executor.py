@@ -394,3 +394,108 @@ def test_retries_of_a_mapped_step_exhausted_fail_that_item(dbdir):
     items = _items(run, "flaky_item")
     status = items[2]["status"]
     assert status["state"] == "error" and "fails attempt 3" in status["error"]
+
+
+def test_the_live_graph_shows_a_map_step_not_its_items_kept_failed_attempt(dbdir):
+    # a retried item's failed attempt is a run of its own (same step name, started after the
+    # map's run): the pipeline page must still show the map step's own run and state
+    pytest.importorskip("fastapi")
+    from mlflowlet.server._live import live_graph
+
+    ITEM_CALLS.clear()
+    run = flaky_map.run()
+    assert run.state == "completed", run.error
+    node = {n["name"]: n for n in live_graph(get_run_db(), run.uid)["nodes"]}["flaky_item"]
+    assert (node["uid"], node["state"]) == (run.steps["flaky_item"].uid, "completed")
+
+
+STUCK_GATE = threading.Event()
+
+
+@step(timeout=0.2)
+def stuck_sweep(context, x: int) -> int:
+    if not STUCK_GATE.wait(60):  # bounded: fails rather than hangs
+        raise RuntimeError("gate never opened")
+    context.log_result("score", x)
+    return x
+
+
+@pipeline
+def stuck_hyper():
+    stuck_sweep.with_hyper_params({"x": [1, 2]}, selector="max.score")()
+
+
+def test_a_timed_out_sweep_records_nothing_of_its_abandoned_iterations(dbdir):
+    # the abandoned sweep's iterations are written in batches (the DB's _transact): they
+    # must not reach the run DB once the step's timeout was recorded
+    STUCK_GATE.clear()
+    try:
+        run = stuck_hyper.run()
+    finally:
+        STUCK_GATE.set()
+    step_uid = run.steps["stuck_sweep"].uid
+    assert "timed out after 0.2s" in run.steps["stuck_sweep"].status.error
+    abandoned = [t for t in threading.enumerate() if t.name == "mlflowlet-stuck_sweep"]
+    for thread in abandoned:
+        thread.join(60)
+    assert abandoned and not any(t.is_alive() for t in abandoned)
+    db = get_run_db()
+    items = [r for r in db.list_runs(uid=step_uid, iter=True) if r["metadata"]["iteration"]]
+    assert all(r["status"]["state"] == "running" for r in items)  # at most their start
+    assert db.read_run(step_uid)["status"]["state"] == "error"
+
+
+HANG_GATE = threading.Event()
+HANG_CALLS: list[int] = []
+
+
+@step(retries=1, timeout=0.2)
+def hangs_once(x: int) -> int:
+    HANG_CALLS.append(x)
+    if x == 2 and HANG_CALLS.count(2) == 1 and not HANG_GATE.wait(60):
+        raise RuntimeError("gate never opened")
+    return 10 * x
+
+
+@pipeline
+def hanging_map():
+    hangs_once.map(items=[1, 2, 3], item_param="x")
+
+
+def test_a_map_items_attempt_past_the_timeout_is_retried_alone(dbdir):
+    # `timeout` is what one attempt may take: compiled, each item pod's attempt has it as its
+    # deadline and retries alone; the other items, and the map as a whole, are not cut short
+    HANG_GATE.clear()
+    HANG_CALLS.clear()
+    try:
+        run = hanging_map.run()
+    finally:
+        HANG_GATE.set()
+    assert run.state == "completed", run.error
+    assert sorted(HANG_CALLS) == [1, 2, 2, 3]
+    items = _items(run, "hangs_once")
+    assert {i: r["status"]["results"]["return"] for i, r in items.items()} == {
+        1: 10, 2: 20, 3: 30}
+    assert items[2]["metadata"]["labels"]["attempt"] == "2"
+    uid = run.steps["hangs_once"].uid
+    kept = [r for r in get_run_db().list_runs(name="hangs_once")
+            if r["metadata"].get("annotations", {}).get("item_uid") == uid]
+    assert len(kept) == 1 and "timed out after 0.2s" in kept[0]["status"]["error"]
+
+
+@step(timeout=30)
+def timed_item(x: int) -> int:
+    return x
+
+
+@pipeline
+def timed_map():
+    timed_item.map(items=[1, 2], item_param="x")
+
+
+def test_a_timed_map_that_never_retries_labels_no_attempt(dbdir):
+    run = timed_map.run()
+    assert run.state == "completed", run.error
+    items = _items(run, "timed_item")
+    assert sorted(items) == [1, 2]
+    assert all("attempt" not in r["metadata"]["labels"] for r in items.values())

@@ -80,3 +80,23 @@ def test_a_sweep_with_a_long_flush_interval_records_every_iteration_whole(clean_
         assert record["status"]["results"] == {"loss": 10 - it}
         assert [m["value"] for m in db.get_metrics(run.uid, "m", iter=it)] == [it * 10]
     assert all(f"iteration of {x}" in db.get_log(run.uid, project="b").decode() for x in (1, 2, 3))
+
+
+def test_a_merge_never_moves_output_or_an_artifact_before_a_later_commits(clean_env):
+    # parallel iterations share one log (the sweep's uid) and the project's `latest` tags:
+    # iteration 1's later commit merged into its first would write its lines before
+    # iteration 2's, and its artifact version before iteration 2's (which then stays latest)
+    db = get_run_db()
+    batched = BatchedDB(db, interval=3600, rows=100)
+    try:
+        batched.commit_run(_record("sw", "running", it=1), [_artifact("sw", "model", 1)],
+                           (), b"it1 starts\n")
+        batched.commit_run(_record("sw", "completed", it=2), [_artifact("sw", "model", 2)],
+                           (), b"it2 done\n")
+        done = {**_artifact("sw", "model", 1), "uid": "v3"}
+        batched.commit_run(_record("sw", "completed", it=1), [done], (), b"it1 done\n")
+    finally:
+        batched.close()
+    assert db.get_log("sw", project="b") == b"it1 starts\nit2 done\nit1 done\n"
+    assert db.read_artifact("model", project="b")["uid"] == "v3"  # the last one logged
+    assert db.read_run("sw", project="b", iter=1)["status"]["state"] == "completed"

@@ -28,6 +28,8 @@ INTERNAL_LABELS = frozenset(
         "cached_from",
         "resumed_from",
         "exit_handler",
+        "attempt",
+        "retry_of",
         "owner",
         "host",
         "mlrun/client_version",

@@ -136,3 +136,11 @@ def test_the_pipeline_page_draws_the_exit_sub_pipeline_steps(clean_env):
         e for e in graph["edges"] if e["target"] == "good_news").items()
     svg = dag_svg(graph)
     assert all(f">{name}<" in svg for name in ("notify", "good_news", "bad_news"))
+
+
+def test_the_retry_bookkeeping_labels_sit_with_the_internal_ones():
+    from mlflowlet.server._views import split_labels
+
+    user, internal = split_labels({"attempt": "2", "retry_of": "u1", "step": "s", "team": "a"})
+    assert user == {"team": "a"}
+    assert internal == {"attempt": "2", "retry_of": "u1", "step": "s"}

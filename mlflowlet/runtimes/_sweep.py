@@ -226,8 +226,7 @@ class BatchedDB:
             return
         if isinstance(log, str):
             log = log.encode()
-        meta = run["metadata"]
-        key = (meta["uid"], meta.get("project", ""), meta.get("iteration", 0))
+        key = _key(run)
         artifacts = list(artifacts)
         with self._lock:
             at = self._where.get(key)
@@ -243,7 +242,10 @@ class BatchedDB:
             self._commits += 1
             due = self._commits >= self._rows
         if due or time.monotonic() - self._last >= self._interval:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - this commit is buffered: a later flush writes it
+                pass  # and close() raises if the DB still fails (the sweep then fails)
 
     def _passes(self, at: int, key: tuple[str, str, int], artifacts: list, log: bytes) -> bool:
         """Whether merging into entry ``at`` moves output or an artifact before a later commit's.
@@ -272,13 +274,19 @@ class BatchedDB:
         self.flush()
 
     def flush(self) -> None:
-        """Write every buffered commit now, in one transaction."""
+        """Write every buffered commit now, in one transaction; kept buffered when that fails."""
         with self._lock:
             batch, self._pending = self._pending, []
             self._where, self._commits = {}, 0
             self._last = time.monotonic()
-            if batch:
+            if not batch:
+                return
+            try:
                 self._db._transact(self._write, batch)
+            except BaseException:  # nothing is lost: the next flush (or close) writes it
+                self._pending, self._commits = batch, len(batch)
+                self._where = {_key(entry[0]): i for i, entry in enumerate(batch)}
+                raise
 
     def _write(self, conn: Any, batch: list[list[Any]]) -> None:
         for run, artifacts, metrics, log in batch:
@@ -286,3 +294,9 @@ class BatchedDB:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def _key(run: dict[str, Any]) -> tuple[str, str, int]:
+    """Return a run record's identity: ``(uid, project, iteration)``."""
+    meta = run["metadata"]
+    return meta["uid"], meta.get("project", ""), meta.get("iteration", 0)

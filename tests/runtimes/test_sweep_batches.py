@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mlflowlet import get_run_db, new_runner, new_task
 from mlflowlet.runtimes._sweep import BatchedDB
 
@@ -100,3 +102,45 @@ def test_a_merge_never_moves_output_or_an_artifact_before_a_later_commits(clean_
     assert db.get_log("sw", project="b") == b"it1 starts\nit2 done\nit1 done\n"
     assert db.read_artifact("model", project="b")["uid"] == "v3"  # the last one logged
     assert db.read_run("sw", project="b", iter=1)["status"]["state"] == "completed"
+
+
+class _FailingOnce:
+    """A real SQLite run DB whose next transaction fails once (a fault injected: a full disk)."""
+
+    def __init__(self, db, fails: int = 1):
+        self._db, self.fails = db, fails
+
+    def _transact(self, *args):
+        from mlflowlet.errors import RunDBError
+
+        if self.fails:
+            self.fails -= 1
+            raise RunDBError("the disk is full (injected)")
+        return self._db._transact(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_a_failed_flush_keeps_every_buffered_commit_for_the_next(clean_env):
+    from mlflowlet.errors import RunDBError
+
+    db = get_run_db()
+    failing = _FailingOnce(db)
+    batched = BatchedDB(failing, interval=3600, rows=2)
+    batched.commit_run(_record("f1", "completed"), [_artifact("f1", "a")], [], b"one ")
+    batched.commit_run(_record("f2", "completed", it=2), (), [], b"two")  # due: the flush fails
+    assert failing.fails == 0 and db.list_runs(project="b", iter=True) == []
+    assert len(batched._pending) == 2  # nothing dropped, the trigger's commit neither
+    batched.commit_run(_record("f1", "error"), (), [], b"three")  # merged into f1's entry
+    batched.close()
+    states = {r["metadata"]["uid"]: r["status"]["state"]
+              for r in db.list_runs(project="b", iter=True)}
+    assert states == {"f1": "error", "f2": "completed"}
+    assert db.get_log("f1", project="b") == b"one three"
+    assert db.get_log("f2", project="b") == b"two"
+    assert {a["key"] for a in db.list_artifacts(project="b")} == {"a"}
+    still = BatchedDB(_FailingOnce(db, fails=9), interval=3600, rows=100)
+    still.commit_run(_record("f3", "completed"))
+    with pytest.raises(RunDBError, match="disk is full"):
+        still.close()  # the DB still fails at the end: the sweep fails, loudly

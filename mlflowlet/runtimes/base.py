@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
+from .._runfields import blank
 from ..errors import ConfigError, ParameterError, RunError
 from ..hyper import SweepOptions
 from ..model import RunObject, RunTemplate, new_uid, now_iso
@@ -219,7 +220,7 @@ class Runtime(ABC):
         elif task is not None and not isinstance(task, RunTemplate):
             raise ConfigError(f"task must be a RunTemplate or dict, got {type(task).__name__}")
         if task is None:
-            run = RunObject()
+            run = blank(RunObject)
         else:  # a deep copy: the task itself is never changed by running it
             run = RunObject.model_validate(task.model_dump(exclude={"status"}))
         meta, spec = run.metadata, run.spec

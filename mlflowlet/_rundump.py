@@ -1,0 +1,173 @@
+"""``model_dump(mode="json")`` of a run record in plain Python, for records of plain values.
+
+Building pydantic's serializer (and, with it, the validator and pydantic's scan of every
+installed distribution's plugins) costs a fresh process tens of milliseconds; a plain tracked
+run needs neither (issue 18). :func:`plain_dump` returns exactly what ``model_dump(mode="json")``
+returns, or ``None`` where it cannot be sure, and the caller then asks pydantic. It is sure
+only of values that pydantic's JSON mode returns unchanged: ``str``, ``int``, ``float``,
+``bool`` and ``None`` of exactly that type where the field declares that type (``Any`` takes
+all five), ``dict`` (``str`` keys) and ``list`` of such values, and the fields' own record
+models, of exactly their declared class. Anything else (a tuple, an enum, an ``int`` in a
+``float`` field, a subclass, a model with serializers or field metadata) is pydantic's.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Union, cast
+
+from pydantic import BaseModel
+
+Dumper = Callable[[Any], Any]
+
+
+class _NotPlain(Exception):
+    """A value :func:`plain_dump` leaves to pydantic."""
+
+
+_SCALARS = (str, int, float, bool)
+_NONE: Mapping[str, Any] = types.MappingProxyType({})
+# record class -> (field name, its dumper, its record class if it holds one) in field order, or
+# None: a class pydantic dumps
+_PLANS: dict[type, list[tuple[str, Dumper, type | None]] | None] = {}
+
+
+def plain_dump(
+    model: BaseModel, given: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any] | None:
+    """Return ``model.model_dump(mode="json")``, or ``None`` when pydantic must make it.
+
+    ``given`` maps a field holding a record to extra fields of that record whose JSON-safe
+    form the caller already has: put in as they are, not dumped again.
+    """
+    try:
+        return _dump_model(model, given or {})
+    except (_NotPlain, KeyError):  # KeyError: a field deleted from the instance
+        return None
+
+
+def _dump_model(
+    model: BaseModel,
+    inner: Mapping[str, Mapping[str, Any]] = _NONE,
+    given: Mapping[str, Any] = _NONE,
+) -> dict[str, Any]:
+    cls = type(model)
+    plan = _PLANS[cls] if cls in _PLANS else _plan(cls)
+    if plan is None:
+        raise _NotPlain
+    values, out = model.__dict__, {}
+    for name, dump, record in plan:
+        if name in inner:
+            value = values[name]
+            if record is None or type(value) is not record:
+                raise _NotPlain
+            out[name] = _dump_model(cast(BaseModel, value), given=inner[name])
+        else:
+            out[name] = dump(values[name])
+    for key, value in (model.__pydantic_extra__ or {}).items():
+        out[key] = given[key] if key in given else _any(value)
+    return out
+
+
+def _plan(cls: type[BaseModel]) -> list[tuple[str, Dumper, type | None]] | None:
+    _PLANS[cls] = None
+    decorators = cls.__pydantic_decorators__
+    if cls.__pydantic_computed_fields__ or decorators.field_serializers:
+        return None
+    if decorators.model_serializers or cls.model_config.get("ser_json_inf_nan") != "constants":
+        return None
+    plan: list[tuple[str, Dumper, type | None]] = []
+    for name, field in cls.__pydantic_fields__.items():
+        special = field.metadata or field.exclude or field.alias or field.serialization_alias
+        hint = field.annotation
+        dump = None if special or getattr(field, "exclude_if", None) else _dumper(hint)
+        if dump is None:
+            return None
+        record = hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
+        plan.append((name, dump, record))
+    _PLANS[cls] = plan
+    return plan
+
+
+def _dumper(hint: Any) -> Dumper | None:
+    """Return the dumper of a value annotated ``hint``, or ``None`` (pydantic's to dump)."""
+    if hint is Any:
+        return _any
+    if hint in _SCALARS:
+        return _exactly(hint)
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return _record(hint)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = _dumper(args[0] if args[1] is type(None) else args[1])
+        return None if inner is None else _optional(inner)
+    if origin is dict and len(args) == 2 and args[0] is str:
+        inner = _dumper(args[1])
+        return None if inner is None else _dict_of(inner)
+    if origin is list and len(args) == 1:
+        inner = _dumper(args[0])
+        return None if inner is None else _list_of(inner)
+    return None
+
+
+def _any(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            out[key] = _any(item)
+        return out
+    if kind is list:
+        return [_any(item) for item in value]
+    raise _NotPlain
+
+
+def _exactly(kind: type) -> Dumper:
+    def dump(value: Any) -> Any:
+        if type(value) is not kind:
+            raise _NotPlain
+        return value
+
+    return dump
+
+
+def _record(cls: type[BaseModel]) -> Dumper:
+    def dump(value: Any) -> Any:
+        if type(value) is not cls:
+            raise _NotPlain
+        return _dump_model(value)
+
+    return dump
+
+
+def _optional(inner: Dumper) -> Dumper:
+    return lambda value: None if value is None else inner(value)
+
+
+def _dict_of(inner: Dumper) -> Dumper:
+    def dump(value: Any) -> Any:
+        if type(value) is not dict:
+            raise _NotPlain
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            out[key] = inner(item)
+        return out
+
+    return dump
+
+
+def _list_of(inner: Dumper) -> Dumper:
+    def dump(value: Any) -> Any:
+        if type(value) is not list:
+            raise _NotPlain
+        return [inner(item) for item in value]
+
+    return dump

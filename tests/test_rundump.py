@@ -1,0 +1,202 @@
+"""A run record's dump without pydantic's serializer, and blank records (issue 18).
+
+``plain_dump`` must give exactly ``model_dump(mode="json")``: the stored text is compared byte
+for byte (``db._json.dumps``: key order, ``1`` / ``1.0`` / ``true``, NaN all show in it).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from pydantic import PlainSerializer, field_serializer
+
+from mlflowlet._rundump import plain_dump
+from mlflowlet._runfields import blank
+from mlflowlet.db._json import dumps, dumps_run, share
+from mlflowlet.model import RunMetadata, RunObject, RunSpec, RunStatus, RunTemplate
+
+
+def _record(**extra: Any) -> RunObject:
+    run = RunObject()
+    meta, spec, status = run.metadata, run.spec, run.status
+    meta.uid, meta.name, meta.project, meta.iteration = "a" * 32, "träin ✓", "proj", 3
+    meta.labels.update({"kind": "local", "owner": "me", "": ""})
+    spec.handler, spec.timeout, spec.strict, spec.seed = "mod:train", 2.5, False, -(2**70)
+    spec.params.update({"p1": 1, "p2": 1.0, "p3": True, "p4": None, "p5": [1, [2.5, "x"]]})
+    spec.params["p6"] = {"nested": {"deep": [{"a": math.nan}]}, "$float": "NaN"}
+    spec.outputs.append("model")
+    spec.secret_sources.append({"kind": "env", "source": "A,B"})
+    spec.hyper_params["p1"] = [1, 2, 3.5, "four", None, False]
+    status.state, status.error = "completed", "line 1\nline \x00 2"
+    status.results.update({"inf": math.inf, "ninf": -math.inf, "big": 10**30, "zero": -0.0})
+    status.artifacts.append({"key": "model", "uri": "/a/b", "size": 7, "labels": {}})
+    status.iterations.extend([["iter", "p1"], [1, 1], [2, math.nan]])
+    status.exit_code, status.process = 0, {"host": "h", "pid": 12}
+    spec.model_extra.update({"graph": {"steps": [{"name": "a"}]}, "empty": {}})  # type: ignore[union-attr]
+    status.model_extra.update({"series": []})  # type: ignore[union-attr]
+    run.model_extra.update(extra)  # type: ignore[union-attr]
+    return run
+
+
+def _text(data: Any) -> str:
+    return dumps(data)
+
+
+def test_a_record_of_plain_values_dumps_exactly_as_pydantic():
+    for run in (_record(), _record(top={"level": [1.5]}), blank(RunObject), RunTemplate()):
+        expected = run.model_dump(mode="json")
+        plain = plain_dump(run)
+        assert plain is not None
+        assert _text(plain) == _text(expected)  # key order, value types and NaNs included
+        assert _text(run.to_dict()) == _text(expected)
+        assert dumps_run(run.to_dict()) == dumps_run(expected)
+
+
+def test_the_dump_is_a_copy_of_the_record():
+    run = _record()
+    data = plain_dump(run)
+    assert data is not None
+    data["spec"]["params"]["p5"][1].append("changed")
+    data["metadata"]["labels"]["new"] = "x"
+    assert run.spec.params["p5"] == [1, [2.5, "x"]]
+    assert "new" not in run.metadata.labels
+
+
+class _Color(enum.IntEnum):
+    RED = 1
+
+
+class _Name(str):
+    pass
+
+
+class _Status(RunStatus):
+    pass
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: setattr(r.spec, "timeout", 5),  # int in a float field: pydantic writes 5.0
+        lambda r: setattr(r.metadata, "iteration", True),  # bool in an int field: 1
+        lambda r: setattr(r.spec, "strict", 1),  # int in a bool field
+        lambda r: setattr(r.metadata, "name", 7),  # int in a str field
+        lambda r: setattr(r.metadata, "name", _Name("x")),  # a str subclass
+        lambda r: r.metadata.labels.update({"k": 1}),  # int in dict[str, str]
+        lambda r: r.spec.outputs.append(2),  # int in list[str]
+        lambda r: r.status.results.update({"t": (1, 2)}),  # a tuple: a list in JSON
+        lambda r: r.status.results.update({"e": _Color.RED}),  # an enum: its value
+        lambda r: r.status.results.update({"d": {1: "one"}}),  # an int key: "1"
+        lambda r: r.status.results.update({"s": {1}}),  # a set
+        lambda r: r.status.results.update({"b": b"bytes"}),
+        lambda r: r.status.results.update({"t": datetime(2020, 1, 1, tzinfo=timezone.utc)}),
+        lambda r: r.status.results.update({"p": Path("/x")}),
+        lambda r: r.spec.model_extra.update({"x": (1,)}),  # type: ignore[union-attr]
+        lambda r: setattr(r, "status", _Status()),  # a subclass of the field's model
+        lambda r: setattr(r.spec, "params", _ODict(a=1)),  # a dict subclass
+    ],
+)
+def test_a_value_pydantic_dumps_differently_is_left_to_pydantic(change):
+    run = _record()
+    change(run)
+    assert plain_dump(run) is None
+    assert _text(run.to_dict()) == _text(run.model_dump(mode="json"))
+
+
+class _ODict(dict):
+    pass
+
+
+def test_models_with_serializers_or_field_metadata_are_left_to_pydantic():
+    class Shouting(RunMetadata):
+        @field_serializer("name")
+        def _upper(self, value: str) -> str:
+            return value.upper()
+
+    class Marked(RunMetadata):
+        tag: Annotated[str, PlainSerializer(lambda value: value + "!")] = ""
+
+    for meta in (Shouting(name="quiet"), Marked(tag="v1")):
+        assert plain_dump(meta) is None
+    from mlflowlet.server._schemas import RunBody  # Annotated fields (Strict, validators)
+
+    body = RunBody.model_validate(_record().model_dump(mode="json"))
+    assert plain_dump(body) is None
+    assert _text(body.to_dict()) == _text(body.model_dump(mode="json"))
+
+
+def test_a_shared_spec_extra_is_put_in_as_given_not_dumped_again():
+    run = _record()
+    graph = {"steps": [{"name": "a", "inputs": [1, 2]}]}
+    jsonable = share({"steps": [{"name": "a", "inputs": [1, 2]}]})
+    run._share_extra("graph", graph, jsonable)
+    data = run.to_dict()
+    assert data["spec"]["graph"] is jsonable
+    assert list(data["spec"]) == list(run.model_dump(mode="json")["spec"])
+    assert _text(data) == _text(run.model_dump(mode="json"))
+    run.spec.model_extra["graph"] = {"steps": []}  # type: ignore[index]  # no longer shared
+    assert run.to_dict()["spec"]["graph"] == {"steps": []}
+
+
+@pytest.mark.parametrize("cls", [RunMetadata, RunSpec, RunStatus, RunTemplate, RunObject])
+def test_a_blank_record_is_the_default_record(cls):
+    made, built = blank(cls), cls()
+    assert type(made) is cls
+    assert made == built  # fields, extras and private attributes
+    assert made.model_fields_set == built.model_fields_set == set()
+    assert made.model_extra == built.model_extra == {}
+    assert made.__pydantic_private__ == built.__pydantic_private__
+    assert _text(plain_dump(made)) == _text(built.model_dump(mode="json"))
+
+
+def test_blank_records_share_no_container():
+    one, two = blank(RunObject), blank(RunObject)
+    one.metadata.labels["a"] = "1"
+    one.status.artifacts.append({"key": "x"})
+    one._shared_extra["g"] = (1, 1)
+    assert two.metadata.labels == {} and two.status.artifacts == []
+    assert two._shared_extra == {}
+    assert one.metadata is not two.metadata
+
+
+FIRST_RUN = """
+import json, sys
+import mlflowlet
+from mlflowlet.db._json import dumps_run
+from mlflowlet.model import RunObject
+
+def train(context, p1: int = 1):
+    context.log_result("accuracy", p1 * 2.5)
+    context.set_label("framework", "sklearn")
+    context.log_artifact("model.txt", body=b"weights")
+
+run = mlflowlet.new_runner().run(handler=train, params={"p1": 2})
+built = [c.__name__ for c in RunObject.__mro__ if getattr(c, "__pydantic_complete__", False)]
+db = mlflowlet.get_run_db()
+(stored,), = db._read("SELECT body FROM runs WHERE uid=?", (run.uid,))
+print(json.dumps({"state": run.state, "built": built,
+                  "plugins": "pydantic.plugin._loader" in sys.modules,
+                  "same": stored == dumps_run(run.model_dump(mode="json"))}))
+"""
+
+
+def test_a_plain_tracked_run_builds_no_validator_and_stores_pydantics_text(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
+    env["MLFLOWLET_DBPATH"] = str(tmp_path)
+    code = textwrap.dedent(FIRST_RUN)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found == {"state": "completed", "built": [], "plugins": False, "same": True}

@@ -16,11 +16,12 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Union, cast
+from typing import Any, TypeVar, Union, cast
 
 from pydantic import BaseModel
 
 Dumper = Callable[[Any], Any]
+_Record = TypeVar("_Record", bound=BaseModel)
 
 
 class _NotPlain(Exception):
@@ -46,6 +47,60 @@ def plain_dump(
         return _dump_model(model, given or {})
     except (_NotPlain, KeyError):  # KeyError: a field deleted from the instance
         return None
+
+
+def plain_copy(
+    model: BaseModel, cls: type[_Record], exclude: frozenset[str] = frozenset()
+) -> _Record | None:
+    """Return ``cls.model_validate(model.model_dump(exclude=exclude))``, or ``None``.
+
+    Made without pydantic's validator when every value of ``model`` is one :func:`plain_dump`
+    is sure of and is of the type ``cls`` declares: validating such values gives them back
+    unchanged (a copy), so the copy is built directly. ``None``: the caller validates.
+    """
+    data = plain_dump(model)
+    if data is None:
+        return None
+    try:
+        return _load(cls, {k: v for k, v in data.items() if k not in exclude})
+    except _NotPlain:
+        return None
+
+
+def _load(cls: type[_Record], data: Any) -> _Record:
+    """Return ``cls.model_validate(data)`` for ``data`` of plain values of the declared types."""
+    plan = _PLANS[cls] if cls in _PLANS else _plan(cls)
+    if plan is None or type(data) is not dict or not _validates_plainly(cls):
+        raise _NotPlain
+    values: dict[str, Any] = {}
+    for name, dump, record in plan:
+        if name in data:
+            value = data[name]
+            values[name] = _load(record, value) if record is not None else dump(value)
+        else:
+            make = cls.__pydantic_fields__[name]
+            values[name] = make.get_default(call_default_factory=True, validated_data=values)
+    for key, value in data.items():
+        if key not in values:
+            if key.startswith("_"):  # pydantic's to tell from a private attribute
+                raise _NotPlain
+            values[key] = value  # plain_dump made it (a copy)
+    return cls.model_construct(set(data), **values)
+
+
+# the settings of a model whose validator gives plain values of the declared types back as they
+# are, unknown fields kept (any other setting or a validator: pydantic validates)
+_PLAIN_CONFIG = {"extra": "allow", "validate_assignment": False, "defer_build": True}
+
+
+def _validates_plainly(cls: type[BaseModel]) -> bool:
+    decorators = cls.__pydantic_decorators__
+    if decorators.validators or decorators.field_validators or decorators.root_validators:
+        return False
+    if decorators.model_validators:
+        return False
+    config = {k: v for k, v in cls.model_config.items() if k != "ser_json_inf_nan"}
+    return config == _PLAIN_CONFIG
 
 
 def _dump_model(

@@ -455,7 +455,7 @@ def new_task(
     Returns:
         The task.
     """
-    task = base.copy() if base is not None else RunTemplate()
+    task = base.copy() if base is not None else blank(RunTemplate)
     if name:
         task.metadata.name = check_run_name(name)
     if project:
@@ -492,5 +492,4 @@ def new_task(
     return task
 
 
-NewTask = new_task
-NewRun = new_task
+NewTask = NewRun = new_task  # aliases (MLRun's names)

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from pydantic import PlainSerializer, field_serializer
+from pydantic import ConfigDict, Field, PlainSerializer, field_serializer, field_validator
 
-from mlflowlet._rundump import plain_dump
+from mlflowlet._rundump import plain_copy, plain_dump
 from mlflowlet._runfields import blank
 from mlflowlet.db._json import dumps, dumps_run, share
 from mlflowlet.model import RunMetadata, RunObject, RunSpec, RunStatus, RunTemplate
+from mlflowlet.server._schemas import RunBody
 
 
 def _record(**extra: Any) -> RunObject:
@@ -129,8 +130,6 @@ def test_models_with_serializers_or_field_metadata_are_left_to_pydantic():
 
     for meta in (Shouting(name="quiet"), Marked(tag="v1")):
         assert plain_dump(meta) is None
-    from mlflowlet.server._schemas import RunBody  # Annotated fields (Strict, validators)
-
     body = RunBody.model_validate(_record().model_dump(mode="json"))
     assert plain_dump(body) is None
     assert _text(body.to_dict()) == _text(body.model_dump(mode="json"))
@@ -181,7 +180,15 @@ def train(context, p1: int = 1):
     context.set_label("framework", "sklearn")
     context.log_artifact("model.txt", body=b"weights")
 
-run = mlflowlet.new_runner().run(handler=train, params={"p1": 2})
+if sys.argv[1] == "handler":
+    run = mlflowlet.new_runner().run(handler=train, params={"p1": 2})
+elif sys.argv[1] == "task":
+    run = mlflowlet.new_runner().run(mlflowlet.new_task(handler=train, labels={"a": "b"}))
+else:
+    ctx = mlflowlet.get_or_create_ctx("script")
+    train(ctx)
+    ctx.commit(completed=True)
+    run = ctx.to_run_object()
 built = [c.__name__ for c in RunObject.__mro__ if getattr(c, "__pydantic_complete__", False)]
 db = mlflowlet.get_run_db()
 (stored,), = db._read("SELECT body FROM runs WHERE uid=?", (run.uid,))
@@ -191,12 +198,109 @@ print(json.dumps({"state": run.state, "built": built,
 """
 
 
-def test_a_plain_tracked_run_builds_no_validator_and_stores_pydantics_text(tmp_path):
+@pytest.mark.parametrize("how", ["handler", "task", "script"])
+def test_a_plain_tracked_run_builds_no_validator_and_stores_pydantics_text(tmp_path, how):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOWLET_")}
     env["MLFLOWLET_DBPATH"] = str(tmp_path)
     code = textwrap.dedent(FIRST_RUN)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout.strip().splitlines()[-1])
-    assert found == {"state": "completed", "built": [], "plugins": False, "same": True}
+    state = "running" if how == "script" else "completed"
+    assert found == {"state": state, "built": [], "plugins": False, "same": True}
+
+
+def _state(model: Any) -> Any:
+    """Everything validation decides about a record: dump text, fields set, extras, privates."""
+    nested = {k: _state(v) for k, v in model.__dict__.items() if hasattr(v, "model_fields_set")}
+    return (_text(model.model_dump(mode="json")), sorted(model.model_fields_set),
+            model.model_extra, model.__pydantic_private__, nested)
+
+
+def _task() -> RunTemplate:
+    task = RunTemplate.model_validate(_record(top={"x": [1.5]}).model_dump(exclude={"status"}))
+    task.spec.model_extra["graph"] = {"steps": [math.inf]}  # type: ignore[index]
+    return task
+
+
+@pytest.mark.parametrize("source", [_task, _record, lambda: blank(RunTemplate)])
+def test_a_plain_copy_is_what_validating_the_dump_gives(source):
+    task = source()
+    copied = plain_copy(task, RunObject, frozenset({"status"}))
+    validated = RunObject.model_validate(task.model_dump(exclude={"status"}))
+    assert copied is not None and type(copied) is RunObject
+    assert _state(copied) == _state(validated)
+    copied.spec.params["p5"] = "changed"
+    copied.spec.model_extra["new"] = 1  # type: ignore[index]
+    copied.metadata.labels["new"] = "1"
+    assert task.spec.params.get("p5") != "changed" and "new" not in task.spec.model_extra
+    assert "new" not in task.metadata.labels
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: setattr(t.spec, "timeout", 5),  # validation makes it 5.0
+        lambda t: setattr(t.spec, "params", "not a dict"),  # validation refuses it
+        lambda t: t.model_extra.update({"_db": "private?"}),  # type: ignore[union-attr]
+        lambda t: t.status.results.update({"t": (1,)}),
+    ],
+)
+def test_a_task_that_is_not_plain_is_validated(change):
+    task = _record()
+    change(task)
+    assert plain_copy(task, RunObject, frozenset({"status"})) is None
+    assert plain_copy(task, RunBody) is None  # a strict model is always validated
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+class _IntSpec(RunSpec):
+    timeout: int | None = None  # type: ignore[assignment]
+
+
+class _IntTask(RunTemplate):
+    spec: _IntSpec = Field(default_factory=_IntSpec)  # type: ignore[assignment]
+
+
+class _Stripping(RunObject):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+
+class _Checked(RunObject):
+    @field_validator("kind")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+
+def test_a_copy_into_other_declared_types_or_validators_is_validated():
+    task = _IntTask()
+    task.spec.timeout = 5  # plain for _IntSpec, but RunSpec's float field makes it 5.0
+    assert plain_dump(task) is not None
+    assert plain_copy(task, RunObject) is None
+    assert RunObject.model_validate(task.model_dump()).spec.timeout == 5.0
+    task = blank(RunTemplate)
+    task.kind = " run "
+    for cls in (_Stripping, _Checked):
+        assert plain_copy(task, cls) is None
+        assert cls.model_validate(task.model_dump()).kind != " run "
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+def test_running_a_task_still_validates_and_converts_it(dbdir):
+    from pydantic import ValidationError
+
+    from mlflowlet import new_runner, new_task
+
+    def train(context, p1: int = 1):
+        context.log_result("p1", p1)
+
+    task = new_task(handler=train, params={"p1": 2})
+    task.spec.timeout = 30  # an int: the run's record holds the float validation makes of it
+    run = new_runner().run(task)
+    assert run.state == "completed" and type(run.spec.timeout) is float and run.spec.timeout == 30
+    task.spec.inputs = ["not", "a", "dict"]  # type: ignore[assignment]
+    with pytest.raises(ValidationError):
+        new_runner().run(task)

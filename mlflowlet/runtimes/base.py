@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
+from .._rundump import plain_copy
 from .._runfields import blank
 from ..errors import ConfigError, ParameterError, RunError
 from ..hyper import SweepOptions
@@ -221,8 +222,9 @@ class Runtime(ABC):
             raise ConfigError(f"task must be a RunTemplate or dict, got {type(task).__name__}")
         if task is None:
             run = blank(RunObject)
-        else:  # a deep copy: the task itself is never changed by running it
-            run = RunObject.model_validate(task.model_dump(exclude={"status"}))
+        else:  # a deep copy: the task itself is never changed by running it (and checked)
+            copied = plain_copy(task, RunObject, frozenset({"status"}))  # no validator built
+            run = copied or RunObject.model_validate(task.model_dump(exclude={"status"}))
         meta, spec = run.metadata, run.spec
         if handler is not None and not spec.handler:
             spec.handler = handler if isinstance(handler, str) else _qualname(handler)

@@ -29,10 +29,13 @@ class _NotPlain(Exception):
 
 
 _SCALARS = (str, int, float, bool)
+_PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 _NONE: Mapping[str, Any] = types.MappingProxyType({})
-# record class -> (field name, its dumper, its record class if it holds one) in field order, or
-# None: a class pydantic dumps
-_PLANS: dict[type, list[tuple[str, Dumper, type | None]] | None] = {}
+# a field: its name, the types of the values it keeps as they are, its dumper, the record class
+# it holds (None: none)
+_Step = tuple[str, frozenset[type], Dumper, type | None]
+# record class -> its fields in order, or None: a class pydantic dumps
+_PLANS: dict[type, list[_Step] | None] = {}
 
 
 def plain_dump(
@@ -73,7 +76,7 @@ def _load(cls: type[_Record], data: Any) -> _Record:
     if plan is None or type(data) is not dict or not _validates_plainly(cls):
         raise _NotPlain
     values: dict[str, Any] = {}
-    for name, dump, record in plan:
+    for name, _, dump, record in plan:
         if name in data:
             value = data[name]
             values[name] = _load(record, value) if record is not None else dump(value)
@@ -113,27 +116,29 @@ def _dump_model(
     if plan is None:
         raise _NotPlain
     values, out = model.__dict__, {}
-    for name, dump, record in plan:
-        if name in inner:
-            value = values[name]
+    for name, kept, dump, record in plan:
+        value = values[name]
+        if type(value) in kept:  # the common case, without a call
+            out[name] = value
+        elif name in inner:
             if record is None or type(value) is not record:
                 raise _NotPlain
             out[name] = _dump_model(cast(BaseModel, value), given=inner[name])
         else:
-            out[name] = dump(values[name])
+            out[name] = dump(value)
     for key, value in (model.__pydantic_extra__ or {}).items():
         out[key] = given[key] if key in given else _any(value)
     return out
 
 
-def _plan(cls: type[BaseModel]) -> list[tuple[str, Dumper, type | None]] | None:
+def _plan(cls: type[BaseModel]) -> list[_Step] | None:
     _PLANS[cls] = None
     decorators = cls.__pydantic_decorators__
     if cls.__pydantic_computed_fields__ or decorators.field_serializers:
         return None
     if decorators.model_serializers or cls.model_config.get("ser_json_inf_nan") != "constants":
         return None
-    plan: list[tuple[str, Dumper, type | None]] = []
+    plan: list[_Step] = []
     for name, field in cls.__pydantic_fields__.items():
         special = field.metadata or field.exclude or field.alias or field.serialization_alias
         hint = field.annotation
@@ -141,9 +146,20 @@ def _plan(cls: type[BaseModel]) -> list[tuple[str, Dumper, type | None]] | None:
         if dump is None:
             return None
         record = hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
-        plan.append((name, dump, record))
+        plan.append((name, _kept(hint), dump, record))
     _PLANS[cls] = plan
     return plan
+
+
+def _kept(hint: Any) -> frozenset[type]:
+    """Return the types of the values a field annotated ``hint`` dumps unchanged."""
+    if hint is Any:
+        return _PLAIN
+    if hint in _SCALARS:
+        return frozenset({hint})
+    if typing.get_origin(hint) in (Union, types.UnionType):  # only scalars and None
+        return frozenset(arg for arg in typing.get_args(hint) if arg in _PLAIN)
+    return frozenset()
 
 
 def _dumper(hint: Any) -> Dumper | None:
@@ -160,26 +176,26 @@ def _dumper(hint: Any) -> Dumper | None:
         return None if inner is None else _optional(inner)
     if origin is dict and len(args) == 2 and args[0] is str:
         inner = _dumper(args[1])
-        return None if inner is None else _dict_of(inner)
+        return None if inner is None else _dict_of(inner, _kept(args[1]))
     if origin is list and len(args) == 1:
         inner = _dumper(args[0])
-        return None if inner is None else _list_of(inner)
+        return None if inner is None else _list_of(inner, _kept(args[0]))
     return None
 
 
 def _any(value: Any) -> Any:
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind in _PLAIN:
         return value
     if kind is dict:
         out = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotPlain
-            out[key] = _any(item)
+            out[key] = item if type(item) in _PLAIN else _any(item)
         return out
     if kind is list:
-        return [_any(item) for item in value]
+        return [item if type(item) in _PLAIN else _any(item) for item in value]
     raise _NotPlain
 
 
@@ -205,7 +221,7 @@ def _optional(inner: Dumper) -> Dumper:
     return lambda value: None if value is None else inner(value)
 
 
-def _dict_of(inner: Dumper) -> Dumper:
+def _dict_of(inner: Dumper, kept: frozenset[type]) -> Dumper:
     def dump(value: Any) -> Any:
         if type(value) is not dict:
             raise _NotPlain
@@ -213,16 +229,16 @@ def _dict_of(inner: Dumper) -> Dumper:
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotPlain
-            out[key] = inner(item)
+            out[key] = item if type(item) in kept else inner(item)
         return out
 
     return dump
 
 
-def _list_of(inner: Dumper) -> Dumper:
+def _list_of(inner: Dumper, kept: frozenset[type]) -> Dumper:
     def dump(value: Any) -> Any:
         if type(value) is not list:
             raise _NotPlain
-        return [inner(item) for item in value]
+        return [item if type(item) in kept else inner(item) for item in value]
 
     return dump

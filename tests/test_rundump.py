@@ -119,6 +119,20 @@ class _ODict(dict):
     pass
 
 
+class _Noted(RunStatus):
+    notes: dict[str, Any] | None = None
+    sizes: list[int] | None = None
+
+
+def test_optional_containers_are_checked_inside():
+    status = _Noted(notes={"a": [1, {"b": "c"}]}, sizes=[1, 2])
+    assert _text(plain_dump(status)) == _text(status.model_dump(mode="json"))
+    for notes, sizes in (({"a": (1, 2)}, None), (None, [1, True])):
+        status = _Noted(sizes=[1])
+        status.notes, status.sizes = notes, sizes
+        assert plain_dump(status) is None
+
+
 def test_models_with_serializers_or_field_metadata_are_left_to_pydantic():
     class Shouting(RunMetadata):
         @field_serializer("name")

@@ -223,7 +223,9 @@ class Runtime(ABC):
         if task is None:
             run = blank(RunObject)
         else:  # a deep copy: the task itself is never changed by running it (and checked)
-            copied = plain_copy(task, RunObject, frozenset({"status"}))  # no validator built
+            copied = None  # made without the validator while none is built (issue 18)
+            if not RunObject.__pydantic_complete__:  # once it is, pydantic copies faster
+                copied = plain_copy(task, RunObject, frozenset({"status"}))
             run = copied or RunObject.model_validate(task.model_dump(exclude={"status"}))
         meta, spec = run.metadata, run.spec
         if handler is not None and not spec.handler:

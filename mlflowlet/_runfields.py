@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from ._rundump import plain_dump
 
@@ -61,12 +62,27 @@ def _blank_plan(cls: type[_Model]) -> list[tuple[str, Callable[[], Any] | None, 
         make = field.default_factory
         if make is None and type(field.default) in _IMMUTABLE:
             plan.append((name, None, field.default))
-        elif make is not None and not field.default_factory_takes_validated_data:
+        elif make is not None and not _takes_data(field):
             plan.append((name, cast("Callable[[], Any]", make), None))
         else:
             return None
     _BLANKS[cls] = plan
     return plan
+
+
+def _takes_data(field: FieldInfo) -> bool:
+    """Whether pydantic passes the field's default factory the data validated so far.
+
+    Answered without ``inspect.signature`` (slow on builtins) for ``dict``, ``list`` and
+    functions without parameters; any other factory is pydantic's to inspect.
+    """
+    make = field.default_factory
+    if make in (dict, list):
+        return False
+    code = getattr(make, "__code__", None)
+    if code is not None and code.co_argcount == 0:  # no positional parameter
+        return False
+    return bool(field.default_factory_takes_validated_data)
 
 
 class RunMetadata(_Model):

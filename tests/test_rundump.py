@@ -173,6 +173,16 @@ def test_a_blank_record_is_the_default_record(cls):
     assert _text(plain_dump(made)) == _text(built.model_dump(mode="json"))
 
 
+class _Derived(RunMetadata):
+    tag: str = Field(default_factory=lambda data: data["name"] + "-tag")
+    notes: list[str] = Field(default_factory=lambda *args: list(args))
+
+
+def test_a_blank_record_passes_the_validated_data_to_a_factory_that_takes_it():
+    made, built = blank(_Derived), _Derived()
+    assert made == built and made.tag == "-tag" and made.notes == []
+
+
 def test_blank_records_share_no_container():
     one, two = blank(RunObject), blank(RunObject)
     one.metadata.labels["a"] = "1"

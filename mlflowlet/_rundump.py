@@ -48,7 +48,7 @@ def plain_dump(
     """
     try:
         return _dump_model(model, given or {})
-    except (_NotPlain, KeyError):  # KeyError: a field deleted from the instance
+    except (_NotPlain, KeyError, RecursionError):  # a deleted field; a cycle: pydantic says so
         return None
 
 
@@ -81,8 +81,8 @@ def _load(cls: type[_Record], data: Any) -> _Record:
             value = data[name]
             values[name] = _load(record, value) if record is not None else dump(value)
         else:
-            make = cls.__pydantic_fields__[name]
-            values[name] = make.get_default(call_default_factory=True, validated_data=values)
+            field = cls.__pydantic_fields__[name]
+            values[name] = field.get_default(call_default_factory=True, validated_data=values)
     for key, value in data.items():
         if key not in values:
             if key.startswith("_"):  # pydantic's to tell from a private attribute

@@ -63,6 +63,16 @@ def test_a_record_of_plain_values_dumps_exactly_as_pydantic():
         assert dumps_run(run.to_dict()) == dumps_run(expected)
 
 
+def test_a_record_pydantic_refuses_to_dump_is_refused_as_before():
+    run = _record()
+    loop: list[Any] = []
+    loop.append(loop)
+    run.status.results["loop"] = loop
+    assert plain_dump(run) is None
+    with pytest.raises(ValueError, match="Circular reference"):  # pydantic's error, as before
+        run.to_dict()
+
+
 def test_the_dump_is_a_copy_of_the_record():
     run = _record()
     data = plain_dump(run)

@@ -92,8 +92,10 @@ def _load(cls: type[_Record], data: Any) -> _Record:
 
 
 # the settings of a model whose validator gives plain values of the declared types back as they
-# are, unknown fields kept (any other setting or a validator: pydantic validates)
-_PLAIN_CONFIG = {"extra": "allow", "validate_assignment": False, "defer_build": True}
+# are, unknown fields kept (any other setting or a validator: pydantic validates); the two left
+# out change when validators are built and how a dump writes NaN, not what validation gives
+_PLAIN_CONFIG = {"extra": "allow", "validate_assignment": False}
+_NOT_VALIDATION = ("defer_build", "ser_json_inf_nan")
 
 
 def _validates_plainly(cls: type[BaseModel]) -> bool:
@@ -102,7 +104,7 @@ def _validates_plainly(cls: type[BaseModel]) -> bool:
         return False
     if decorators.model_validators:
         return False
-    config = {k: v for k, v in cls.model_config.items() if k != "ser_json_inf_nan"}
+    config = {k: v for k, v in cls.model_config.items() if k not in _NOT_VALIDATION}
     return config == _PLAIN_CONFIG
 
 

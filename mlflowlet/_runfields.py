@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
+import pydantic.main
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
@@ -29,13 +30,19 @@ def new_uid() -> str:
     return uuid.uuid4().hex
 
 
+# Validators and serializers are built on first use: a plain tracked run needs neither (records
+# are made by blank() and dumped by plain_dump), which saves a fresh process the build and
+# pydantic's plugin scan (issue 18). Only where pydantic builds a deferred model under a lock
+# (pydantic#13438, in 2.14): before, threads using a model first at once could rebuild it
+# concurrently and fail or validate with another model's validator (pydantic#13419), so there
+# the models are built when defined, as they always were.
+_DEFER = hasattr(pydantic.main, "_rebuild_lock")
+
+
 class _Model(BaseModel):
-    # NaN and infinities stay floats in JSON-mode dumps (pydantic's default turns them to null).
-    # Validators and serializers are built on first use: a plain tracked run needs neither
-    # (records are made by blank() and dumped by plain_dump), which saves a fresh process the
-    # build and pydantic's plugin scan (issue 18).
+    # NaN and infinities stay floats in JSON-mode dumps (pydantic's default turns them to null)
     model_config = ConfigDict(
-        extra="allow", validate_assignment=False, ser_json_inf_nan="constants", defer_build=True
+        extra="allow", validate_assignment=False, ser_json_inf_nan="constants", defer_build=_DEFER
     )
 
 

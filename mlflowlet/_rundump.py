@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, Union, cast
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 Dumper = Callable[[Any], Any]
 _Record = TypeVar("_Record", bound=BaseModel)
@@ -80,9 +81,8 @@ def _load(cls: type[_Record], data: Any) -> _Record:
         if name in data:
             value = data[name]
             values[name] = _load(record, value) if record is not None else dump(value)
-        else:
-            field = cls.__pydantic_fields__[name]
-            values[name] = field.get_default(call_default_factory=True, validated_data=values)
+        else:  # a field left out (status): its default, as validation makes it
+            values[name] = _default(cls.model_fields[name])
     for key, value in data.items():
         if key not in values:
             if key.startswith("_"):  # pydantic's to tell from a private attribute
@@ -106,6 +106,31 @@ def _validates_plainly(cls: type[BaseModel]) -> bool:
         return False
     config = {k: v for k, v in cls.model_config.items() if k not in _NOT_VALIDATION}
     return config == _PLAIN_CONFIG
+
+
+def factory_without_data(field: FieldInfo) -> Callable[[], Any] | None:
+    """Return the field's default factory if pydantic calls it without arguments, else None.
+
+    Told without ``inspect.signature`` (on builtins it parses their text signature with tokenize
+    and ast) for ``dict``, ``list`` and functions without positional parameters.
+    """
+    make = field.default_factory
+    if make is None:
+        return None
+    code = getattr(make, "__code__", None)
+    if make in (dict, list) or (code is not None and code.co_argcount == 0):
+        return cast("Callable[[], Any]", make)
+    takes_data = getattr(field, "default_factory_takes_validated_data", False)  # pydantic 2.10+
+    return None if takes_data else cast("Callable[[], Any]", make)
+
+
+def _default(field: FieldInfo) -> Any:
+    make = factory_without_data(field)
+    if make is not None:
+        return make()
+    if field.default_factory is None and type(field.default) in _PLAIN:
+        return field.default
+    raise _NotPlain
 
 
 def _dump_model(
@@ -136,12 +161,12 @@ def _dump_model(
 def _plan(cls: type[BaseModel]) -> list[_Step] | None:
     _PLANS[cls] = None
     decorators = cls.__pydantic_decorators__
-    if cls.__pydantic_computed_fields__ or decorators.field_serializers:
+    if cls.model_computed_fields or decorators.field_serializers:
         return None
     if decorators.model_serializers or cls.model_config.get("ser_json_inf_nan") != "constants":
         return None
     plan: list[_Step] = []
-    for name, field in cls.__pydantic_fields__.items():
+    for name, field in cls.model_fields.items():
         special = field.metadata or field.exclude or field.alias or field.serialization_alias
         hint = field.annotation
         dump = None if special or getattr(field, "exclude_if", None) else _dumper(hint)

@@ -8,13 +8,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import pydantic.main
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.fields import FieldInfo
 
-from ._rundump import plain_dump
+from ._rundump import factory_without_data, plain_dump
 
 RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
 TERMINAL_STATES = ("completed", "error", "aborted", "skipped")
@@ -55,6 +54,8 @@ _BLANKS: dict[type, list[tuple[str, Callable[[], Any] | None, Any]] | None] = {}
 
 def blank(cls: type[_Blank]) -> _Blank:
     """Return ``cls()`` (every field its default) without building pydantic's validator."""
+    if not _DEFER:  # built when defined: pydantic makes it
+        return cls()
     plan = _BLANKS[cls] if cls in _BLANKS else _blank_plan(cls)
     if plan is None:
         return cls.model_construct()
@@ -65,31 +66,16 @@ def blank(cls: type[_Blank]) -> _Blank:
 def _blank_plan(cls: type[_Model]) -> list[tuple[str, Callable[[], Any] | None, Any]] | None:
     _BLANKS[cls] = None
     plan: list[tuple[str, Callable[[], Any] | None, Any]] = []
-    for name, field in cls.__pydantic_fields__.items():
-        make = field.default_factory
-        if make is None and type(field.default) in _IMMUTABLE:
+    for name, field in cls.model_fields.items():
+        make = factory_without_data(field)
+        if make is not None:
+            plan.append((name, make, None))
+        elif field.default_factory is None and type(field.default) in _IMMUTABLE:
             plan.append((name, None, field.default))
-        elif make is not None and not _takes_data(field):
-            plan.append((name, cast("Callable[[], Any]", make), None))
         else:
             return None
     _BLANKS[cls] = plan
     return plan
-
-
-def _takes_data(field: FieldInfo) -> bool:
-    """Whether pydantic passes the field's default factory the data validated so far.
-
-    Answered without ``inspect.signature`` (slow on builtins) for ``dict``, ``list`` and
-    functions without parameters; any other factory is pydantic's to inspect.
-    """
-    make = field.default_factory
-    if make in (dict, list):
-        return False
-    code = getattr(make, "__code__", None)
-    if code is not None and code.co_argcount == 0:  # no positional parameter
-        return False
-    return bool(field.default_factory_takes_validated_data)
 
 
 class RunMetadata(_Model):
@@ -165,7 +151,7 @@ def dump_sharing(run: Any, shared: dict[str, tuple[Any, Any]]) -> dict[str, Any]
     """
     extra = run.spec.model_extra or {}
     live = {k: j for k, (v, j) in shared.items() if extra.get(k) is v}
-    plain = plain_dump(run, {"spec": live} if live else None)
+    plain = plain_dump(run, {"spec": live} if live else None) if _DEFER else None
     if plain is not None:
         return plain
     data: dict[str, Any] = run.model_dump(

@@ -13,15 +13,15 @@ Since then (perf-core): the confinement check resolves only the name's parts und
 path (one ``lstat`` for a plain name, was ~11) and settings are read from a precomputed variable
 list; A/B on a shared box, 4 interleaved rounds of 300 runs: p10 0.79-1.14 -> 0.73-0.85 ms,
 median 0.88-1.53 -> 0.83-1.18 ms (about 10 % less). Per run remain 11 SQLite statements in the
-two transactions, the version file's mkdir/open/write/link/unlink, two record dumps (pydantic
-``model_dump`` + JSON), and the SIGINT/SIGTERM guard's four handler swaps.
+two transactions, the version file's mkdir/open/write/link/unlink, two record dumps
+(``_rundump.plain_dump`` + JSON), and the SIGINT/SIGTERM guard's four handler swaps. The plain
+dump and ``blank`` record replaced pydantic's ``model_dump`` and ``RunObject()`` (issue 18's
+first run): a dump ~11 us instead of ~7.5, a blank record ~23 us instead of ~30; in-process
+A/B, 40 alternating rounds of 100 runs, twice: median 1.05 / 1.04 ms before, 1.05 / 1.02 after,
+p10 0.80 both (no measurable change).
 
-Measured limit of the first-run target (<= 60 ms): process CPU of import + first run ~151 ms on
-that box (the 127 ms figure was wall time, idle), of which pydantic is ~120 ms: importing it
-~34, its plugin scan (entry points of every installed distribution) ~30, the submodules the
-models need (``pydantic.main``, ``fields``, ``types``...) ~50, building the run models ~14.
-mlflowlet's own part (imports of the run path, DB open, the run) is ~29 ms. The target needs
-the run path free of pydantic, not a trim.
+Measured limit of the first-run target (<= 60 ms): see :func:`bench_first_run`. In short,
+importing pydantic is most of what remains, and it stays while the run models are pydantic's.
 """
 
 from __future__ import annotations
@@ -114,10 +114,26 @@ print(t1 - t0, t2 - t1, time.process_time() - c0)
 def bench_first_run() -> list[tuple]:
     """The first tracked run of a fresh process, lazy imports included (issue 18).
 
-    Most of it is pydantic's: importing it, building the run model's validators, and on the
-    first validator, pydantic's plugin discovery, which reads the entry points of every
-    installed distribution (~125 in the dev venv). The second figure skips that discovery
-    (``PYDANTIC_DISABLE_PLUGINS=1``, a pydantic setting mlflowlet never sets for its users).
+    Before issue 18's change, pydantic built the run models' validators and serializers on
+    the first run, and with the first validator ran its plugin discovery, which reads the entry
+    points of every installed distribution (~125 in the dev venv). Now the models are
+    ``defer_build``: a plain run makes its records with ``_runfields.blank`` (or, for a task of
+    plain values, ``_rundump.plain_copy``) and dumps them with ``_rundump.plain_dump`` (the very
+    dict ``model_dump(mode="json")`` gives: tests/test_rundump.py compares the stored text), so
+    neither is built and the plugin scan never runs; any other value is pydantic's, as before.
+    The second pair of figures (``PYDANTIC_DISABLE_PLUGINS=1``, a pydantic setting mlflowlet
+    never sets for its users) is therefore the same run: it shows no scan is left to skip.
+
+    Measured limit (process CPU, 11 interleaved fresh processes, this 2-core box at load ~3.5;
+    min / median): the first run 130 / 147 ms before, 109 / 140 ms after. Of the 109 ms,
+    ``from pydantic import BaseModel, ConfigDict, Field, PrivateAttr`` alone is 76 ms (pydantic,
+    pydantic_core and its ``core_schema``, ``typing_extensions``, ``annotated_types``;
+    defining the ``defer_build`` models adds < 1 ms); mlflowlet's imports of the run path
+    (runtimes, context, artifacts, SQLite DB) ~21 ms; the run itself ~12 ms (the two record
+    transactions, the artifact's version file, the handler's code hash: ``inspect.getsource``).
+    The 60 ms target is below the cost of importing pydantic on this box: it needs a run path
+    whose record classes are not pydantic models (``RunObject`` is one, public API with
+    ``model_validate``/``model_dump``), not a trim.
     """
     rows = []
     for label, extra in (("", {}), (", PYDANTIC_DISABLE_PLUGINS=1", {"PYDANTIC_DISABLE_PLUGINS":

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ._ctx_recorder import Recorder
 from ._names import check_label_key, check_project, check_run_name
+from ._runfields import blank
 from .errors import SecretsError
 from .model import RunObject, new_uid
 
@@ -37,7 +38,7 @@ def _new_run(name: str, event: Any, spec: Any, with_env: bool, project: str) -> 
     if run is None:
         from .settings import get_settings
 
-        run = RunObject()
+        run = blank(RunObject)  # no validator built (issue 18)
         run.metadata.project = project or get_settings().project
     meta = run.metadata
     meta.uid = meta.uid or new_uid()

@@ -6,10 +6,14 @@ Part of :mod:`mlflowlet.model`, which re-exports every name here; the run DB sto
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
+import pydantic.main
 from pydantic import BaseModel, ConfigDict, Field
+
+from ._rundump import factory_without_data, plain_dump
 
 RUN_STATES = ("created", "pending", "running", "completed", "error", "aborted", "skipped")
 TERMINAL_STATES = ("completed", "error", "aborted", "skipped")
@@ -25,11 +29,53 @@ def new_uid() -> str:
     return uuid.uuid4().hex
 
 
+# Validators and serializers are built on first use: a plain tracked run needs neither (records
+# are made by blank() and dumped by plain_dump), which saves a fresh process the build and
+# pydantic's plugin scan (issue 18). Only where pydantic builds a deferred model under a lock
+# (pydantic#13438, in 2.14): before, threads using a model first at once could rebuild it
+# concurrently and fail or validate with another model's validator (pydantic#13419), so there
+# the models are built when defined, as they always were.
+_DEFER = hasattr(pydantic.main, "_rebuild_lock")
+
+
 class _Model(BaseModel):
     # NaN and infinities stay floats in JSON-mode dumps (pydantic's default turns them to null)
     model_config = ConfigDict(
-        extra="allow", validate_assignment=False, ser_json_inf_nan="constants"
+        extra="allow", validate_assignment=False, ser_json_inf_nan="constants", defer_build=_DEFER
     )
+
+
+_Blank = TypeVar("_Blank", bound=_Model)
+_IMMUTABLE = (str, int, float, bool, type(None))
+# record class -> (field name, its default factory or None, its default), or None when a field
+# has a default blank() cannot copy (model_construct() makes that class's blanks)
+_BLANKS: dict[type, list[tuple[str, Callable[[], Any] | None, Any]] | None] = {}
+
+
+def blank(cls: type[_Blank]) -> _Blank:
+    """Return ``cls()`` (every field its default) without building pydantic's validator."""
+    if not _DEFER:  # built when defined: pydantic makes it
+        return cls()
+    plan = _BLANKS[cls] if cls in _BLANKS else _blank_plan(cls)
+    if plan is None:
+        return cls.model_construct()
+    values = {name: default if make is None else make() for name, make, default in plan}
+    return cls.model_construct(set(), **values)
+
+
+def _blank_plan(cls: type[_Model]) -> list[tuple[str, Callable[[], Any] | None, Any]] | None:
+    _BLANKS[cls] = None
+    plan: list[tuple[str, Callable[[], Any] | None, Any]] = []
+    for name, field in cls.model_fields.items():
+        make = factory_without_data(field)
+        if make is not None:
+            plan.append((name, make, None))
+        elif field.default_factory is None and type(field.default) in _IMMUTABLE:
+            plan.append((name, None, field.default))
+        else:
+            return None
+    _BLANKS[cls] = plan
+    return plan
 
 
 class RunMetadata(_Model):
@@ -95,6 +141,9 @@ class RunStatus(_Model):
 def dump_sharing(run: Any, shared: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
     """Return ``run.model_dump(mode="json")`` with shared spec extras not dumped again.
 
+    A record of plain values is dumped by :func:`~mlflowlet._rundump.plain_dump` (the same dict,
+    without building pydantic's serializer: issue 18), any other by pydantic.
+
     ``shared`` maps a spec extra field to ``(value, jsonable)``: a value never changed again and
     its JSON-safe form (as ``model_dump(mode="json")`` gives it), made once and put in every
     dump as it is (callers must not change it; a run DB may encode it once, ``db._json.share``)
@@ -102,6 +151,9 @@ def dump_sharing(run: Any, shared: dict[str, tuple[Any, Any]]) -> dict[str, Any]
     """
     extra = run.spec.model_extra or {}
     live = {k: j for k, (v, j) in shared.items() if extra.get(k) is v}
+    plain = plain_dump(run, {"spec": live} if live else None) if _DEFER else None
+    if plain is not None:
+        return plain
     data: dict[str, Any] = run.model_dump(
         mode="json", exclude={"spec": set(live)} if live else None
     )

@@ -20,6 +20,7 @@ from ._runfields import (
     RunSpec,
     RunStatus,
     _Model,
+    blank,
     dump_sharing,
     new_uid,
     now_iso,
@@ -60,8 +61,8 @@ class RunTemplate(_Model):
     """A task: the metadata and spec a runtime runs with. Methods chain."""
 
     kind: str = "run"
-    metadata: RunMetadata = Field(default_factory=RunMetadata)
-    spec: RunSpec = Field(default_factory=RunSpec)
+    metadata: RunMetadata = Field(default_factory=lambda: blank(RunMetadata))
+    spec: RunSpec = Field(default_factory=lambda: blank(RunSpec))
     _handler: Any = PrivateAttr(default=None)  # the function given to new_task, kept in memory
     # spec extra field -> (its value, that value's JSON-safe form): values never changed again
     # (a pipeline's graph), which to_dict shares instead of dumping again (see _share_extra)
@@ -228,7 +229,7 @@ class RunObject(RunTemplate):
     and :meth:`logs`, :meth:`refresh`, :meth:`metric_history` and :meth:`abort` read it there.
     """
 
-    status: RunStatus = Field(default_factory=RunStatus)
+    status: RunStatus = Field(default_factory=lambda: blank(RunStatus))
     _db: Any = PrivateAttr(default=None)  # the RunReader that recorded this run, in this process
     _db_url: str = PrivateAttr(default="")  # its URL, when known (kept by pickles too)
     # input key -> the artifact record of the version it reads (a pipeline step's inputs), so
@@ -454,7 +455,7 @@ def new_task(
     Returns:
         The task.
     """
-    task = base.copy() if base is not None else RunTemplate()
+    task = base.copy() if base is not None else blank(RunTemplate)
     if name:
         task.metadata.name = check_run_name(name)
     if project:
@@ -491,5 +492,4 @@ def new_task(
     return task
 
 
-NewTask = new_task
-NewRun = new_task
+NewTask = NewRun = new_task  # aliases (MLRun's names)

@@ -86,3 +86,17 @@ def test_an_unknown_attribute_is_an_attribute_error():
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_a_first_tracked_run_loads_no_module_it_does_not_need():
+    """Issue 18: no pydantic plugin scan (importlib.metadata), no tempfile/shutil (dir uploads)."""
+    code = (
+        "from mlflowlet import new_runner\n"
+        "def h(context, p: int = 1):\n"
+        "    context.log_result('r', p)\n"
+        "    context.log_artifact('a.txt', body=b'x')\n"
+        "assert new_runner().run(handler=h).state == 'completed'\n"
+    )
+    unneeded = {"importlib.metadata", "pydantic.plugin._loader", "tempfile", "shutil"}
+    loaded = _modules_after(code)
+    assert not loaded & unneeded, sorted(loaded & unneeded)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import posixpath
 import stat as _stat
-import tempfile
 from typing import Any
 
 from mlflowlet.errors import ArtifactError, DataNotFoundError
@@ -133,6 +132,8 @@ def store_tree(
         return dest, _hashing.label(algo, digest), size
     parent = os.path.dirname(dest)
     os.makedirs(parent, exist_ok=True)
+    import tempfile  # here: it imports shutil, bz2 and lzma (a first tracked run needs none)
+
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         _copy_entries(entries, tmp)
@@ -237,6 +238,8 @@ def fetch_tree(store: Any, url: str, path: str) -> None:
         raise DataNotFoundError(f"nothing under '{url.rstrip('/')}/'")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
+    import tempfile  # here: it imports shutil, bz2 and lzma (a first tracked run needs none)
+
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         for rel in names:

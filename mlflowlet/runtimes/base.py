@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
+from .._rundump import plain_copy
+from .._runfields import blank
 from ..errors import ConfigError, ParameterError, RunError
 from ..hyper import SweepOptions
 from ..model import RunObject, RunTemplate, new_uid, now_iso
@@ -219,9 +221,12 @@ class Runtime(ABC):
         elif task is not None and not isinstance(task, RunTemplate):
             raise ConfigError(f"task must be a RunTemplate or dict, got {type(task).__name__}")
         if task is None:
-            run = RunObject()
-        else:  # a deep copy: the task itself is never changed by running it
-            run = RunObject.model_validate(task.model_dump(exclude={"status"}))
+            run = blank(RunObject)
+        else:  # a deep copy: the task itself is never changed by running it (and checked)
+            copied = None  # made without the validator while none is built (issue 18)
+            if not RunObject.__pydantic_complete__:  # once it is, pydantic copies faster
+                copied = plain_copy(task, RunObject, frozenset({"status"}))
+            run = copied or RunObject.model_validate(task.model_dump(exclude={"status"}))
         meta, spec = run.metadata, run.spec
         if handler is not None and not spec.handler:
             spec.handler = handler if isinstance(handler, str) else _qualname(handler)

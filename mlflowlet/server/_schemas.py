@@ -24,7 +24,9 @@ DOTTED = r"^[^.]+(\.[^.]+)*$"
 State = Literal["created", "pending", "running", "completed", "error", "aborted", "skipped"]
 assert get_args(State) == RUN_STATES  # one list of states: model.py's
 
-_STRICT = ConfigDict(strict=True)
+# built when defined, as before the run models' defer_build (issue 18): FastAPI builds a deferred
+# body model inside its parameter's alias, which pydantic warns has no effect there
+_STRICT = ConfigDict(strict=True, defer_build=False)
 
 
 #: what Python's ``str.isspace`` (so ``str.strip``) calls whitespace, spelled out: ``\s`` differs

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
+from .refs import Comparisons
 
 if TYPE_CHECKING:
     from ..db.base import RunDB
@@ -57,7 +58,7 @@ class Loop:
         return out
 
 
-class MapItem:
+class MapItem(Comparisons):
     """The element of the map being run, or one of its sub-fields (``item["a"]``, ``item.a``)."""
 
     __slots__ = ("_key", "_loop")
@@ -88,31 +89,9 @@ class MapItem:
         raise PipelineError("item has no truth value while the pipeline is traced")
 
     def _cmp(self, op: str, other: object) -> Condition:
-        from .refs import Condition
-
         if self._loop is not None:
             raise item_condition_error(self)
-        return Condition(op, self, other)
-
-    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
-        return self._cmp("==", other)
-
-    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
-        return self._cmp("!=", other)
-
-    def __lt__(self, other: object) -> Condition:
-        return self._cmp("<", other)
-
-    def __le__(self, other: object) -> Condition:
-        return self._cmp("<=", other)
-
-    def __gt__(self, other: object) -> Condition:
-        return self._cmp(">", other)
-
-    def __ge__(self, other: object) -> Condition:
-        return self._cmp(">=", other)
-
-    __hash__ = object.__hash__
+        return super()._cmp(op, other)
 
     def __repr__(self) -> str:
         return "item" if self._key is None else f"item[{self._key!r}]"

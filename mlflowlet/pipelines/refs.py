@@ -56,14 +56,10 @@ def _no_text(what: Any) -> PipelineError:
     return PipelineError(_NO_TEXT.format(site=_call_site(), what=repr(what)))
 
 
-class Operand:
-    """Base of placeholders and references: comparisons build a :class:`Condition`."""
+class Comparisons:
+    """Comparison operators that build a :class:`Condition` (through ``_cmp``)."""
 
     __slots__ = ()
-
-    def describe(self) -> dict[str, Any]:
-        """Return the operand as a plain dict."""
-        raise NotImplementedError
 
     def _cmp(self, op: str, other: Any) -> Condition:
         return Condition(op, self, other)
@@ -87,6 +83,16 @@ class Operand:
         return self._cmp(">=", other)
 
     __hash__ = object.__hash__
+
+
+class Operand(Comparisons):
+    """Base of placeholders and references: comparisons build a :class:`Condition`."""
+
+    __slots__ = ()
+
+    def describe(self) -> dict[str, Any]:
+        """Return the operand as a plain dict."""
+        raise NotImplementedError
 
     def __bool__(self) -> bool:
         raise PipelineError(_NO_BOOL.format(what=repr(self)))

@@ -213,18 +213,20 @@ def test_a_sub_pipeline_map_over_collected_results_is_refused():
         _trace(outer)
 
 
-def test_the_item_in_a_condition_describes_itself_for_compilers():
-    def described():
-        checked = parity.map(items=[1], item_param="num")
-        with condition(item.evenness == "even"):
-            halve.map(items=collect(checked.results), num=item.num)
+def _item_tested():
+    """Halve each item of a map over every result of another whose evenness is even."""
+    checked = parity.map(items=[1], item_param="num")
+    with condition(item.evenness == "even"):
+        halve.map(items=collect(checked.results), num=item.num)
 
-    node = _trace(described).node("halve")
+
+def test_the_item_in_a_condition_describes_itself_for_compilers():
+    node = _trace(_item_tested).node("halve")
     assert node.condition.describe() == {
         "op": "==", "left": {"kind": "item", "key": "evenness"},
         "right": {"kind": "value", "value": "even"}}
     assert node.map.describe()["items"] == {"kind": "collect", "node": "parity", "result": ""}
-    edges = [(e.source, e.kind, e.param) for e in _trace(described).edges]
+    edges = [(e.source, e.kind, e.param) for e in _trace(_item_tested).edges]
     assert ("parity", "collect", "num") in edges
 
 
@@ -241,12 +243,7 @@ def test_returning_every_result_of_each_item_is_refused():
 def test_the_live_page_names_the_item_and_every_result_collected():
     from mlflowlet.server._live import operand_text
 
-    def described():
-        checked = parity.map(items=[1], item_param="num")
-        with condition(item.evenness == "even"):
-            halve.map(items=collect(checked.results), num=item.num)
-
-    node = _trace(described).node("halve")
+    node = _trace(_item_tested).node("halve")
     assert operand_text(node.condition.describe()) == "item['evenness'] == \"even\""
     assert operand_text(node.map.describe()["items"]) == "collect(parity.results)"
 

@@ -74,6 +74,7 @@ def live_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
     for node in base["nodes"]:  # step runs by step name: the latest attempt wins
         runs[node["name"]] = node
     exit_ = graph.get("exit_pipeline") or {}  # its steps run after the pipeline's
+    exit_names = {spec["name"] for spec in exit_.get("nodes", [])}
     nodes = []
     for spec in [*graph["nodes"], *exit_.get("nodes", [])]:
         name = spec["name"]
@@ -89,7 +90,7 @@ def live_graph(db: RunDB, uid: str, project: str = "") -> dict[str, Any]:
             badges.append(f"if {operand_text(spec['condition'])}")
         if spec.get("map"):
             badges.append(f"map over {operand_text(spec['map'].get('items'))}")
-        if spec.get("exit_handler") or spec in exit_.get("nodes", []):
+        if spec.get("exit_handler") or name in exit_names:
             badges.append("on exit")
         nodes.append(
             {

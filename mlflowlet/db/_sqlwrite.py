@@ -21,7 +21,11 @@ def executemany(conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
 
 
 def del_run_body(conn: Any, uid: str, project: str, it: int | None) -> None:
-    """Delete a run (every iteration, its log and metrics, when ``it`` is None)."""
+    """Delete a run: every iteration, its log and metrics (``it`` None), else one iteration.
+
+    One iteration goes with its metric rows (keyed by iteration); the log is the run's (keyed
+    by uid alone), kept for the iterations that remain.
+    """
     where, args = "uid=?", [uid]
     if project:
         where += " AND project=?"
@@ -32,6 +36,7 @@ def del_run_body(conn: Any, uid: str, project: str, it: int | None) -> None:
         conn.execute("DELETE FROM metrics WHERE uid=?", (uid,))
     else:
         conn.execute(f"DELETE FROM runs WHERE {where} AND iteration=?", [*args, it])
+        conn.execute("DELETE FROM metrics WHERE uid=? AND iteration=?", (uid, it))
 
 
 def del_runs_body(conn: Any, where: str, args: list[Any]) -> int:

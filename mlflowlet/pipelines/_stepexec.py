@@ -84,23 +84,32 @@ def _item_runtime(retries: int, delay: float, timeout: float | None = None) -> A
 
 
 def keep_failed_attempt(result: RunObject, db: RunDB) -> str:
-    """Store a failed attempt of an item as its own run before the item retries in place.
+    """Move a failed attempt of an item to a run of its own before the item retries in place.
 
     The next attempt overwrites the item's record (its uid and iteration: the item is its last
     attempt), so the failure is kept as a new run (iteration 0) with the attempt's labels
     (``attempt``; ``retry_of`` the first attempt from the second on, as a step's retries) and
     annotations ``item_uid`` / ``item_iteration`` naming the item (Argo keeps each retry as its
-    own node). Returns the new run's uid.
+    own node). Its metric history moves with it; its output stays in the run log its item
+    shares with the other items (a log is a run's, keyed by uid). Returns the new run's uid.
     """
     record = result.to_dict()
     meta = record["metadata"]
+    uid, project, it = meta["uid"], meta.get("project", ""), meta.get("iteration", 0)
     meta["annotations"] = {
         **meta.get("annotations", {}),
-        "item_uid": meta["uid"],
-        "item_iteration": str(meta.get("iteration", 0)),
+        "item_uid": uid,
+        "item_iteration": str(it),
     }
     meta["uid"], meta["iteration"] = new_uid(), 0
-    db.store_runs([record])
+    # the attempt's metric history goes with it: the item's is its last attempt's alone
+    flush = getattr(db, "flush", lambda: None)  # a sweep's batch (map items): write it first
+    flush()
+    history = db.get_metrics(uid, iter=it, project=project)
+    rows = [(m["key"], m["step"], m["value"], m["time"]) for m in history]
+    db.commit_run(record, metrics=rows)
+    flush()  # the copy is stored before the item's rows go: a crash loses neither
+    db.del_run(uid, project, iter=it)  # the next attempt records the item afresh
     return str(meta["uid"])
 
 

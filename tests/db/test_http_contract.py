@@ -176,6 +176,18 @@ def test_del_run_removes_every_iteration_or_one(rundb):
     assert len(rundb.list_runs(uid="d", iter=True)) == 0
 
 
+def test_del_run_of_one_iteration_takes_its_metrics_and_keeps_the_others(rundb):
+    # a map item's failed attempt is moved out this way: the item's history must not keep it
+    for i in (0, 1, 2):
+        store(rundb, make_run("m", iteration=i))
+        rundb.store_metrics("m", "p", i, [("loss", i, i / 10, 1.0)])
+    rundb.store_log("m", "p", b"shared output")
+    rundb.del_run("m", "p", iter=2)
+    assert rundb.get_metrics("m", iter=2, project="p") == []
+    assert [r["value"] for r in rundb.get_metrics("m", iter=1, project="p")] == [0.1]
+    assert rundb.get_log("m", "p") == b"shared output"  # the run's, kept for the others
+
+
 def test_del_runs_deletes_matching_and_refuses_an_empty_filter(rundb):
     store(rundb, make_run("a", state="error"))
     store(rundb, make_run("b", state="completed"))

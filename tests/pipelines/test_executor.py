@@ -326,6 +326,7 @@ ITEM_CALLS: list[tuple[int, int]] = []  # (item, attempt) in call order
 @step(retries=2)
 def flaky_item(context, x: int, fails: int = 1) -> int:
     ITEM_CALLS.append((x, int(context.labels["attempt"])))
+    context.log_metric("attempt_seen", x, step=int(context.labels["attempt"]))
     print(f"item {x} attempt {context.labels['attempt']}")
     if x == 2 and sum(1 for i, _a in ITEM_CALLS if i == 2) <= fails:
         raise RuntimeError(f"item 2 fails attempt {context.labels['attempt']}")
@@ -383,6 +384,13 @@ def test_a_retried_item_keeps_each_failed_attempt_as_its_own_run(dbdir):
     item = _items(run, "flaky_item")[2]
     assert item["metadata"]["labels"]["retry_of"] == first  # the last attempt, as a step's
     assert item["status"]["state"] == "completed"
+    # each attempt's metric history is its own: the item's holds its last attempt's alone
+    db, uid = get_run_db(), run.steps["flaky_item"].uid
+    steps = {a: [m["step"] for m in db.get_metrics(kept[(2, a)]["metadata"]["uid"])]
+             for a in (1, 2)}
+    assert steps == {1: [1], 2: [2]}
+    assert [m["step"] for m in db.get_metrics(uid, iter=2)] == [3]
+    assert [m["value"] for m in db.get_metrics(uid, iter=1)] == [1]  # untouched
 
 
 def test_retries_of_a_mapped_step_exhausted_fail_that_item(dbdir):

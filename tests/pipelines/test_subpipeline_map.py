@@ -421,6 +421,7 @@ BODY_CALLS: list[tuple[str, int]] = []
 @step(retries=1)
 def flaky_upper(context, text: str) -> str:
     BODY_CALLS.append((text, int(context.labels["attempt"])))
+    context.log_metric("attempt", int(context.labels["attempt"]))
     if text == "bad" and sum(1 for t, _ in BODY_CALLS if t == "bad") == 1:
         raise RuntimeError("first attempt of bad fails")
     return text.upper()
@@ -451,3 +452,6 @@ def test_a_retried_body_step_keeps_its_failed_attempt_as_its_own_run(dbdir):
     assert status["state"] == "error" and "first attempt of bad fails" in status["error"]
     item2 = run._db.read_run(uid, iter=2)
     assert item2["metadata"]["labels"]["retry_of"] == meta["uid"]
+    # the failed attempt's metric history went with it; the item keeps its last attempt's
+    assert [m["value"] for m in run._db.get_metrics(meta["uid"])] == [1]
+    assert [m["value"] for m in run._db.get_metrics(uid, iter=2)] == [2]

@@ -13,8 +13,9 @@ One place for how values cross a process boundary as text, so a value keeps its 
   what typed KFP outputs parse), ``json``, ``item`` (JSON text wrapped as a JSON string, so an
   engine that aggregates a fan-out keeps every item's text untouched: Argo parses items that
   are JSON objects and re-marshals their numbers), ``items`` (a list as the JSON list of its
-  items' JSON texts, so each fan-out item arrives as the exact JSON of one element) and
-  ``when`` (a literal of Argo's ``when`` expression language, govaluate).
+  items' JSON texts, so each fan-out item arrives as the exact JSON of one element), ``when``
+  and ``when-bool`` (a literal of Argo's ``when`` expression language, govaluate, that compares
+  there as the value compares in Python: see :func:`when_literal`).
 * **Files**: artifacts and results are written to the paths an engine names (``--output``,
   ``--result``); an artifact travels as a folder holding its one file (``PATH/``).
 * **The run record**: the last line ``MLFLOWLET_RUN_JSON=<run as one line of JSON>`` on stdout.
@@ -35,7 +36,9 @@ from .errors import ArtifactError, MlflowletError, ParameterError, RunError
 RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
 SCALARS = ("str", "int", "float", "bool")
 PARAM_TYPES = (*SCALARS, "json", "items", *(f"list[{t}]" for t in SCALARS))
-RESULT_FORMS = ("text", "json", "item", "items", "when")
+RESULT_FORMS = ("text", "json", "item", "items", "when", "when-bool")
+WHEN_STR_TAG = "s:"  # every string in an Argo ``when``: govaluate reads no tagged one as a date
+WHEN_MAX_INT = 2**53  # govaluate holds numbers as float64: larger integers lose digits
 NOT_A_LIST = "mlflowlet:not-a-list:"  # the one item of ``items`` written for a non-list
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -123,9 +126,59 @@ def encode_result(value: Any, form: str) -> str:
             return json.dumps([json.dumps(item, default=str) for item in value])
         shown = f"a {type(value).__name__} {str(value)[:60]!r}"
         return json.dumps([NOT_A_LIST + shown])
-    if form == "when":
-        return govaluate_literal(value)
+    if form in ("when", "when-bool"):
+        return when_literal(value, booleans=form == "when-bool")
     return json.dumps(value, default=str)
+
+
+def argo_text(value: Any) -> str:
+    """Return a parameter value as Argo carries it: strings as they are, anything else as JSON.
+
+    A finite float is written in positional notation (``1e-07`` as ``0.0000001``, the same
+    float read back): Argo substitutes parameters into ``when`` text, where govaluate reads no
+    exponent.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return govaluate_literal(value)
+    return json.dumps(value)
+
+
+def when_literal(value: Any, booleans: bool = False) -> str:
+    """Return ``value`` as a govaluate literal comparing as it compares in Python, or refuse.
+
+    govaluate compares only two strings or two numbers (float64) by order, ``==`` needs one
+    type, and a quoted string that parses as a date is a time. So strings are tagged
+    (:data:`WHEN_STR_TAG`, on both sides of every comparison: order and equality are kept, no
+    string is a date), numbers written exactly in positional notation, and a boolean is ``1`` /
+    ``0`` (Python's ``True == 1``, ``True > 0.5``); with ``booleans`` (a condition comparing it
+    with a boolean) it must be one and is ``true`` / ``false``.
+
+    Raises:
+        ValueError: a value no literal compares as Python would: ``None``, a list or dict, NaN
+            or infinity, an integer beyond 2**53, or (``booleans``) anything but a boolean.
+    """
+    if booleans or isinstance(value, bool):
+        if not isinstance(value, bool):
+            raise ValueError(
+                f"is {value!r:.60} ({type(value).__name__}), compared with a boolean: Argo "
+                "compares a boolean with booleans only; return a bool"
+            )
+        return ("true" if value else "false") if booleans else str(int(value))
+    if isinstance(value, int) and abs(value) > WHEN_MAX_INT:
+        raise ValueError(
+            f"is {value}, beyond 2**53: Argo compares numbers as float64, which would round "
+            "it; compare a smaller number or a string"
+        )
+    if isinstance(value, float) and (value != value or abs(value) == float("inf")):
+        raise ValueError(f"is {value}, which Argo's conditions cannot compare; compare a number")
+    if isinstance(value, (int, float, str)):
+        return govaluate_literal(WHEN_STR_TAG + value if isinstance(value, str) else value)
+    raise ValueError(
+        f"is a {type(value).__name__} ({value!r:.60}), which Argo's conditions cannot compare "
+        "as Python does; compare a str, int, float or bool"
+    )
 
 
 def govaluate_literal(value: Any) -> str:
@@ -276,8 +329,11 @@ def export_outputs(
                 f"run {run.metadata.name!r} logged no result {key!r} (--result {key}:"
                 f"{form or 'text'}=...); results: {sorted(run.status.results)}"
             )
-        value = run.status.results[key]
-        _write(path, encode_result(value, form or "text").encode("utf-8"), f"result {key!r}")
+        try:
+            text = encode_result(run.status.results[key], form or "text")
+        except ValueError as exc:  # a condition's operand Argo cannot compare exactly
+            raise ArtifactError(f"result {key!r} (--result {key}:{form}=...) {exc}") from None
+        _write(path, text.encode("utf-8"), f"result {key!r}")
 
 
 def export_metrics(run: Any, path: str) -> None:

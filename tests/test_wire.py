@@ -5,12 +5,14 @@ import json
 import pytest
 
 from mlflowlet._wire import (
+    argo_text,
     decode_param,
     encode_result,
     govaluate_literal,
     read_run_json,
     run_json_line,
     split_typed,
+    when_literal,
 )
 from mlflowlet.errors import ParameterError, RunError
 
@@ -87,6 +89,35 @@ def test_map_items_are_each_elements_exact_json_text():
 ])
 def test_when_literals_follow_govaluate(value, literal):
     assert govaluate_literal(value) == literal
+
+
+@pytest.mark.parametrize(("value", "booleans", "literal"), [
+    ("2024-01-01", False, "'s:2024-01-01'"),  # tagged: govaluate would read a date
+    ("it's", False, "'s:it\\'s'"), (True, False, "1"), (False, False, "0"),
+    (True, True, "true"), (1e-05, False, "0.00001"), (2**53, False, str(2**53)), (-3, False, "-3"),
+])
+def test_condition_literals_compare_in_argo_as_in_python(value, booleans, literal):
+    assert when_literal(value, booleans) == literal
+    assert encode_result(value, "when-bool" if booleans else "when") == literal
+
+
+@pytest.mark.parametrize(("value", "booleans", "words"), [
+    (2**53 + 1, False, "beyond 2\\*\\*53"), (-(2**53) - 1, False, "beyond"),
+    (float("nan"), False, "is nan"), (float("-inf"), False, "is -inf"),
+    (None, False, "is a NoneType"), ([1], False, "is a list"), ({"a": 1}, False, "is a dict"),
+    (1, True, "compared with a boolean"), ("true", True, "compared with a boolean"),
+])
+def test_condition_literals_refuse_what_argo_would_compare_otherwise(value, booleans, words):
+    with pytest.raises(ValueError, match=words):
+        when_literal(value, booleans)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1e-07, "0.0000001"), (2.5, "2.5"), ("1e-07", "1e-07"), (3, "3"), (True, "true"),
+    (float("inf"), "Infinity"), ({"a": 1e-07}, '{"a": 1e-07}'),
+])
+def test_argo_parameters_carry_floats_without_an_exponent(value, text):
+    assert argo_text(value) == text
 
 
 def test_the_run_record_is_found_after_output_without_a_newline():

@@ -1,10 +1,11 @@
-"""A string pipeline parameter in an Argo ``when``: its value goes inside govaluate quotes.
+"""A pipeline parameter in an Argo ``when``: a string goes inside govaluate quotes.
 
 Argo substitutes ``{{workflow.parameters.x}}`` into the ``when`` text before govaluate parses
 it, so a string parameter is written quoted (``'{{workflow.parameters.mode}}' == 'a'``) and its
 value must not hold a quote (the expression no longer parses: the workflow errors) or a
 backslash (govaluate reads it as an escape: the value compared is another one). Such a value
-is refused where it is known: a default at compile time, an argument at submit.
+is refused where it is known: a default at compile time, an argument at submit. So is a
+number govaluate cannot compare exactly (an integer beyond 2**53, NaN, infinity).
 """
 
 from __future__ import annotations
@@ -28,13 +29,22 @@ def condition_params(dag: Any) -> set[str]:
 
 
 def check_when_values(dag: Any, values: dict[str, Any], where: str) -> None:
-    """Refuse a string in ``values`` a condition would read with a quote or backslash.
+    """Refuse a value a condition would not compare exactly (see the module docstring).
 
     Raises:
         CompileError: names the parameter, the value and why.
     """
+    from .._wire import when_literal
+
     for name in sorted(condition_params(dag) & set(values)):
         value = values[name]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                when_literal(value)
+            except ValueError as exc:  # govaluate's float64 would round or cannot read it
+                raise CompileError(
+                    f"{where} {name}={value!r:.40}, compared in a condition, {exc}"
+                ) from None
         if isinstance(value, str) and ("'" in value or "\\" in value):
             raise CompileError(
                 f"{where} {name}={value!r} holds a quote or backslash: Argo writes it inside "

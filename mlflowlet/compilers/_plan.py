@@ -172,7 +172,10 @@ class StepPlan:
         for key in self.outputs:
             out += [["--output"], [f"{key}=", Slot("out_artifact", key), "/"]]
         for key, use, name in self.result_outputs():
-            form = {"cond": "text" if target == "kfp" else "when"}.get(use, use)
+            if use == "cond":  # KFP: a typed parameter; Argo: a literal (when_literal)
+                booleans = self.results[key]["cond"] == "bool"
+                use = "text" if target == "kfp" else "when-bool" if booleans else "when"
+            form = use
             out += [["--result"], [f"{key}:{form}=", Slot("out_result", name)]]
         for key, name in self.digest_outputs():
             out += [["--output-digest"], [f"{key}=", Slot("out_result", name)]]
@@ -421,6 +424,9 @@ def _step_plan(
 
 
 def _check_output_names(plan: StepPlan) -> None:
+    """Refuse two outputs of one step that are one name (and one file) once sanitised."""
+    from ._naming import param_name
+
     names = [name for _k, _u, name in plan.result_outputs()]
     names += [name for _k, name in plan.digest_outputs()]
     clash = sorted({n for n in names if names.count(n) > 1 or n in plan.outputs})
@@ -431,6 +437,15 @@ def _check_output_names(plan: StepPlan) -> None:
             f"{sorted(SUFFIXES.values())} are used for results read by maps and conditions, "
             "__sha256 for artifact digests)"
         )
+    seen: dict[str, str] = {}
+    for name in sorted({*names, *plan.outputs}):
+        other = seen.setdefault(param_name(name), name)
+        if other != name:  # e.g. results "a.b" and "a-b": one output, one file
+            raise CompileError(
+                f"step {plan.name!r}: outputs {other!r} and {name!r} are both "
+                f"{param_name(name)!r} in a compiled pipeline (names keep [A-Za-z0-9_-] only); "
+                "rename one"
+            )
 
 
 def _add_item(plan: StepPlan, node: Any, params: dict[str, tuple[str, Any, bool]]) -> None:

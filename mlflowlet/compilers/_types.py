@@ -162,6 +162,13 @@ def _side(value: Any, types: dict[str, str], cond: Any, target: str) -> tuple[st
     if isinstance(value, bool):
         return f"{value!r}", "bool"
     if isinstance(value, (int, float)):
+        if target == "argo":
+            from .._wire import when_literal
+
+            try:
+                when_literal(value)
+            except ValueError as exc:
+                raise CompileError(f"condition {cond}: the number {exc}") from None
         return f"{value!r}", "number"
     if isinstance(value, str):
         if target == "kfp" and any(c in value for c in "'\\\n\r"):
@@ -214,11 +221,13 @@ def condition_types(
     for side in (cond.left, cond.right):
         if isinstance(side, OutputRef):
             seen = out.setdefault((side.node, side.key), typ)
-            if seen != typ and target == "kfp":
-                raise CompileError(
+            if seen != typ and (target == "kfp" or "bool" in (seen, typ)):
+                raise CompileError(  # Argo: one literal, a boolean's differs (see when_literal)
                     f"result {side!r} is compared as {seen or 'a result'} in one condition "
                     f"and as {typ or 'a result'} in {cond}; compare it as one type"
                 )
+            if seen != typ:  # Argo: a string or a number, its literal compares either way
+                out[(side.node, side.key)] = ""
 
 
 def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[str, Any]:
@@ -226,13 +235,18 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
 
     ``json``-typed parameters take JSON text (so ``None`` and ``{"a": 0}`` arrive exactly); on
     Argo every value is text (strings as they are, anything else as JSON); on KFP typed values
-    stay values (KFP types them itself).
+    stay values (KFP types them itself). On Argo, a value a condition reads is checked as
+    :func:`._argo_quote.check_when_values` checks it.
+
+    Raises:
+        CompileError: an unknown parameter, or (Argo) a value no condition compares exactly.
     """
     import json
 
     from .._binding import coerce
 
     out: dict[str, Any] = {}
+    coerced: dict[str, Any] = {}
     for param in dag.params:
         if param.name not in arguments:
             continue
@@ -241,15 +255,21 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
 
             out[param.name] = url_value(arguments[param.name], param.name)
             continue
-        value = coerce(arguments[param.name], param.hint, param.name)
+        value = coerced[param.name] = coerce(arguments[param.name], param.hint, param.name)
         typ = pipeline_param_type(param, param.default if not param.required else value)
         if typ == "json":
             out[param.name] = json.dumps(value)
-        elif target == "argo" and not isinstance(value, str):
-            out[param.name] = json.dumps(value)
+        elif target == "argo":
+            from .._wire import argo_text
+
+            out[param.name] = argo_text(value)
         else:
             out[param.name] = value
     unknown = sorted(set(arguments) - {p.name for p in dag.params})
     if unknown:
         raise CompileError(f"pipeline {dag.name!r} has no parameter(s) {unknown}")
+    if target == "argo":  # a value Argo's conditions would not compare exactly: refused
+        from ._argo_quote import check_when_values
+
+        check_when_values(dag, coerced, "argument")
     return out

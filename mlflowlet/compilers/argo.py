@@ -15,8 +15,10 @@ then dumped to the plain dict the Argo JSON schema describes
   an ``.after()`` predecessor may also have been skipped or omitted; a collected fan-out may
   be ``Skipped`` (Argo skips a fan-out over an empty list: its output's default ``[]`` flows);
 * ``when`` holds the step's ``with condition(...)`` blocks in govaluate: a result operand is
-  its ``KEY__if`` output, written by the producer as a govaluate literal of its value; string
-  parameters are quoted, literals written as govaluate reads them;
+  its ``KEY__if`` output, written by the producer as a literal comparing there as the value
+  compares in Python (``mlflowlet._wire.when_literal``: every string tagged ``s:`` so none
+  reads as a date, numbers exact, what cannot compare exactly refused); string parameters and
+  literals tagged and quoted alike;
 * ``withItems`` (each item's JSON text) / ``withParam`` (a result's ``KEY__items`` list of JSON
   texts, or a ``list[T]`` parameter) for maps;
 * one container template per step running ``python -m mlflowlet.entrypoint``: parameters as
@@ -46,7 +48,7 @@ import json
 from typing import Any
 
 from .._final_status import ARGO_TEXT
-from .._wire import govaluate_literal
+from .._wire import WHEN_STR_TAG, argo_text, when_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._argo_depends import build_depends
@@ -71,11 +73,6 @@ def _models() -> Any:
     except ImportError:
         raise MissingDependencyError("hera", "argo") from None
     return models
-
-
-def text(value: Any) -> str:
-    """Return a parameter value as Argo carries it: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def slot_path(slot: Slot) -> str:
@@ -193,7 +190,7 @@ def build_param_decl(name: str, typ_default: tuple[str, Any, bool]) -> Any:
     """Build a workflow parameter: its default as text (no value when required)."""
     m = _models()
     _typ, default, required = typ_default
-    return m.Parameter(name=name, value=None if required else text(default))
+    return m.Parameter(name=name, value=None if required else argo_text(default))
 
 
 def build_dag_templates(plan: Plan, dag: Any) -> list[Any]:
@@ -315,12 +312,12 @@ def build_when(cond: Any, labels: dict[str, str], types: dict[str, str]) -> str:
         return f"({left}{joiner}{right})"
 
     def side(value: Any) -> str:
-        if isinstance(value, OutputRef):  # the producer writes a govaluate literal
+        if isinstance(value, OutputRef):  # the producer writes a literal (when_literal)
             return _param_ref(labels[value.node], result_output(value.key, "cond"))
         if isinstance(value, PipelineParam):
             ref = f"{{{{workflow.parameters.{value.name}}}}}"
-            return f"'{ref}'" if types[value.name] == "str" else ref
-        return govaluate_literal(value)
+            return f"'{WHEN_STR_TAG}{ref}'" if types[value.name] == "str" else ref
+        return when_literal(value, booleans=isinstance(value, bool))  # checked in _types
 
     return f"{side(cond.left)} {cond.op} {side(cond.right)}"
 

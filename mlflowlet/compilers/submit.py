@@ -136,10 +136,6 @@ def submit(
     require_tracking(options)
     doc = compile_pipeline(pipe, target=target, image=image, **options)
     arguments = engine_arguments(pipe.dag, arguments or {}, target)
-    if target == "argo":
-        from ._argo_quote import check_when_values
-
-        check_when_values(pipe.dag, arguments, "argument")
     if target == "kfp":
         return _submit_kfp(
             pipe,

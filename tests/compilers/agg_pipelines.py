@@ -110,3 +110,35 @@ def after_failure():
     with condition(item.even == True):  # noqa: E712 (a traced comparison, not a test)
         kept = halve.map(items=collect(tagged.results), n=item.n).after(broken, on="failure")
     show.map(items=collect(kept.output), item_param="value")
+
+
+@step
+def carry(v: object) -> dict:
+    """Return ``v`` under key ``x``."""
+    return {"x": v}
+
+
+def compared(values: list, op: str, literal: object, pipe_name: str = "compared"):
+    """A map over ``values`` keeping the items whose ``x`` compares (``op``) with ``literal``."""
+
+    @pipeline(name=pipe_name, image=IMAGE)
+    def compare():
+        carried = carry.map(items=values, item_param="v")
+        with condition(getattr(item.x, op)(literal)):
+            show.map(items=collect(carried.results), value=item.x)
+
+    return compare
+
+
+@step
+def ratio(v: float) -> float:
+    """Return ``v``."""
+    return v
+
+
+@pipeline(image=IMAGE)
+def tiny_threshold(eps: float = 1e-7):
+    """A float parameter (written ``1e-07`` by JSON) in a condition."""
+    r = ratio(v=0.5)
+    with condition(r.output > eps):
+        show(value=r.output)

@@ -53,6 +53,19 @@ def test_kfp_refuses_what_its_condition_language_cannot_quote_or_type():
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_two_results_one_name_once_sanitised_are_refused(target):
+    # "a.b" and "a-b" were one Argo output (one file): a consumer of one read the other's value
+    @pipeline(image=fp.IMAGE)
+    def twins():
+        made = fp.make(x=0)
+        fp.echo(value=made.results["a.b"])
+        fp.echo.with_options(name="echo2")(value=made.results["a-b"])
+
+    with pytest.raises(CompileError, match=r"'a-b' and 'a\.b'|both 'a_b'"):
+        compile(twins, target)
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_a_result_compared_as_two_types_is_refused_for_kfp_only(target):
     @pipeline(image=fp.IMAGE)
     def twice():

@@ -120,7 +120,7 @@ def test_parameters_are_declared_with_their_types():
 def test_argo_nested_conditions_depend_on_the_producer_succeeding():
     tasks = _argo_tasks(compile(fp.nested_blocks, "argo"))
     assert tasks["use"]["depends"] == "make.Succeeded && flip.Succeeded"
-    assert tasks["use"]["when"] == ("{{tasks.flip.outputs.parameters.return__if}} == 'heads' && "
+    assert tasks["use"]["when"] == ("{{tasks.flip.outputs.parameters.return__if}} == 's:heads' && "
                                     "{{tasks.make.outputs.parameters.v__if}} > 1")
 
 
@@ -243,7 +243,7 @@ def test_a_fan_out_collected_outside_its_block_carries_the_block_condition_on_ar
 
     task = _argo_tasks(compile(fp.conditional_map, "argo"))["gather"]
     assert task["depends"] == "(halve.Succeeded || halve.Skipped)"
-    assert task["when"] == "{{tasks.flip.outputs.parameters.return__if}} == 'heads'"
+    assert task["when"] == "{{tasks.flip.outputs.parameters.return__if}} == 's:heads'"
     with pytest.raises(CompileError, match="step 'gather' .* reads the output of step 'halve'"):
         compile(fp.conditional_map, "kfp")
 

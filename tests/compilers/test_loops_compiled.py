@@ -184,12 +184,12 @@ def test_argo_compiles_a_condition_in_the_body_to_when_in_its_dag_template():
     ext = {p["name"]: p["value"] for p in loop["arguments"]["parameters"]}["ext-1"]
     assert ext == "{{tasks.cap.outputs.parameters.return__if}}"  # cap's result, into the body
     steps = _tasks(templates["even-body-loop-1"])
-    assert steps["half"]["when"] == "{{tasks.parity.outputs.parameters.return__if}} == 'even'"
+    assert steps["half"]["when"] == "{{tasks.parity.outputs.parameters.return__if}} == 's:even'"
     assert steps["shout"]["when"] == (
-        "{{tasks.parity.outputs.parameters.return__if}} == 'even' && "
+        "{{tasks.parity.outputs.parameters.return__if}} == 's:even' && "
         "{{tasks.half.outputs.parameters.return__if}} < {{inputs.parameters.ext-1}}"
     )
-    assert steps["shout-2"]["when"] == "'{{workflow.parameters.mode}}' == 'loud'"
+    assert steps["shout-2"]["when"] == "'s:{{workflow.parameters.mode}}' == 's:loud'"
     assert "when" not in steps["parity"]
 
 

@@ -35,7 +35,7 @@ def test_argo_fans_out_over_every_output_and_tests_the_item_in_when():
     halve = _task(doc, "halve")
     assert halve["withParam"] == "{{tasks.tag.outputs.parameters}}"
     # the producer writes label's govaluate literal; the literal is escaped the same way
-    assert halve["when"] == "{{item.label__if}} == 'it\\'s \\\"2\\\" == 2'"
+    assert halve["when"] == "{{item.label__if}} == 's:it\\'s \\\"2\\\" == 2'"
     assert "label:when=/tmp/mlflowlet/results/label__if" in _args(doc, "tag")
     assert "n:item=/tmp/mlflowlet/results/n" in _args(doc, "tag")
     args = _args(doc, "halve")
@@ -51,7 +51,7 @@ def test_argo_fans_out_over_every_output_and_tests_the_item_in_when():
 def test_argo_reads_a_whole_collected_item_by_its_result_key():
     doc = compile(ap.whole_items, "argo")
     assert validate_argo(doc, ap.whole_items.dag) == []
-    assert _task(doc, "show")["when"] == "{{item.label__if}} != 'q'"
+    assert _task(doc, "show")["when"] == "{{item.label__if}} != 's:q'"
     args = _args(doc, "show")
     assert args[args.index("--item-output") + 1] == "value=label"
 
@@ -59,7 +59,7 @@ def test_argo_reads_a_whole_collected_item_by_its_result_key():
 def test_argo_keeps_an_outer_condition_beside_the_item_condition():
     doc = compile(ap.outer_and_item, "argo")
     when = _task(doc, "halve")["when"]
-    outer = "{{tasks.switch.outputs.parameters.return__if}} == '{{workflow.parameters.want}}'"
+    outer = "{{tasks.switch.outputs.parameters.return__if}} == 's:{{workflow.parameters.want}}'"
     assert outer in when
     assert "{{item.even__if}} == false" in when
 
@@ -140,6 +140,72 @@ def test_argo_run_matches_the_local_run(pipe, params, printed, tmp_path):
     logs = sorted(line for p in report.pods if p.node == "show" for line in p.log.splitlines()
                   if line.strip() and not line.startswith("MLFLOWLET_RUN_JSON="))
     assert logs == printed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("values", "op", "literal", "printed"), [
+    # govaluate reads a quoted date-like string as a time: "2024-01-01 00:00" was equal
+    (["2024-01-01 00:00", "2024-01-01"], "__eq__", "2024-01-01", ["'2024-01-01' str"]),
+    ([True, 2, 1.0], "__eq__", 1, ["1.0 float", "True bool"]),  # Python's True == 1
+    (["é", "z", "d"], "__gt__", "e", ["'z' str", "'é' str"]),
+    ([2**53, 0.5], "__ge__", 2**53, [f"{2**53} int"]),
+])
+def test_argo_compares_an_item_as_python_does(values, op, literal, printed, tmp_path):
+    report = check(ap.compared(values, op, literal), "argo", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    logs = sorted(line for p in report.pods if p.node == "show" for line in p.log.splitlines()
+                  if line.strip() and not line.startswith("MLFLOWLET_RUN_JSON="))
+    assert logs == printed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("value", "words"), [
+    (2**53 + 1, "beyond 2**53"),
+    (None, "is a NoneType"),
+    ([1, 2], "is a list"),
+    (float("nan"), "is nan"),
+    (float("inf"), "is inf"),
+])
+def test_argo_refuses_an_item_it_cannot_compare_as_python_does(value, words, tmp_path):
+    # the producer fails naming the result: before, Argo compared another value silently
+    literal = "null" if value is None or isinstance(value, list) else 0
+    report = check(ap.compared([value], "__eq__", literal), "argo", workdir=str(tmp_path))
+    assert not report.ok
+    (carry,) = [p for p in report.pods if p.node == "carry"]
+    assert "result 'x' (--result x:when=...)" in carry.log and words in carry.log, carry.log
+
+
+@pytest.mark.parametrize(("literal", "words"), [
+    (2**53 + 1, "beyond 2\\*\\*53"), (float("inf"), "is inf"), (float("nan"), "is nan"),
+])
+def test_argo_refuses_a_literal_it_cannot_compare_as_python_does(literal, words):
+    with pytest.raises(CompileError, match=words):
+        compile(ap.compared([1], "__lt__", literal), "argo")
+
+
+def test_argo_refuses_a_result_compared_as_a_boolean_and_as_a_number():
+    @pipeline(image=ap.IMAGE)
+    def both():
+        tagged = ap.tag(n=1, label="x")
+        with condition(tagged.results["even"] == True):  # noqa: E712
+            ap.show(value=1)
+        with condition(tagged.results["even"] > 0):
+            ap.show.with_options(name="show2")(value=2)
+
+    with pytest.raises(CompileError, match="compared as bool in one condition and as float"):
+        compile(both, "argo")
+
+
+@pytest.mark.slow
+def test_a_float_parameter_in_a_condition_is_written_without_an_exponent(tmp_path):
+    doc = compile(ap.tiny_threshold, "argo")
+    (param,) = doc["spec"]["arguments"]["parameters"]
+    assert param == {"name": "eps", "value": "0.0000001"}  # json wrote 1e-07: no govaluate number
+    for params in ({}, {"eps": 2.5e-8}):
+        report = check(ap.tiny_threshold, "argo", params=params, workdir=str(tmp_path / "c"))
+        assert report.ok, report.summary()
+    with pytest.raises(CompileError, match=r"argument eps=inf, compared in a condition, is inf"):
+        check(ap.tiny_threshold, "argo", params={"eps": float("inf")}, workdir=str(tmp_path))
 
 
 @pytest.mark.slow

@@ -32,19 +32,19 @@ def _mermaid_lines(dag: PipelineGraph, prefix: str, indent: str) -> list[str]:
     lines = [f'{indent}{ids[node.name]}["{_label(node)}"]' for node in dag.nodes]
     for source, target, label, dashed in _arrows(dag):
         arrow = "-.->" if dashed else "-->"
-        text = f"|{label}|" if label else ""
+        text = f'|"{_quoted(label)}"|' if label else ""  # quoted: "[", "|" or "-->" in it
         lines.append(f"{indent}{ids[source]} {arrow}{text} {ids[target]}")
     return lines
 
 
 def dot(dag: PipelineGraph) -> str:
     """Return a Graphviz ``digraph`` of ``dag``."""
-    lines = [f"digraph {json.dumps(dag.name)} {{", "    rankdir=TB;", *_dot_lines(dag, "    ")]
+    lines = [f"digraph {_dot_string(dag.name)} {{", "    rankdir=TB;", *_dot_lines(dag, "    ")]
     if dag.exit_handler is not None:
-        label = json.dumps(f"on exit: {dag.exit_handler.name}")
-        lines.append(f"    {json.dumps(dag.exit_handler.name)} [label={label}, shape=box];")
+        label = _dot_string(f"on exit: {dag.exit_handler.name}")
+        lines.append(f"    {_dot_string(dag.exit_handler.name)} [label={label}, shape=box];")
     if dag.exit_pipeline is not None:
-        label = json.dumps(f"on exit: {dag.exit_pipeline.pipe.name}")
+        label = _dot_string(f"on exit: {dag.exit_pipeline.pipe.name}")
         lines += ["    subgraph cluster_exit {", f"        label={label};"]
         lines += _dot_lines(dag.exit_pipeline.dag, "        ")
         lines.append("    }")
@@ -54,15 +54,21 @@ def dot(dag: PipelineGraph) -> str:
 
 def _dot_lines(dag: PipelineGraph, indent: str) -> list[str]:
     lines = [
-        f"{indent}{json.dumps(node.name)} [label={json.dumps(_label(node))}];" for node in dag.nodes
+        f"{indent}{_dot_string(node.name)} [label={_dot_string(_label(node))}];"
+        for node in dag.nodes
     ]
     for source, target, label, dashed in _arrows(dag):
-        attrs = [f"label={json.dumps(label)}"] if label else []
+        attrs = [f"label={_dot_string(label)}"] if label else []
         if dashed:
             attrs.append("style=dashed")
         suffix = f" [{', '.join(attrs)}]" if attrs else ""
-        lines.append(f"{indent}{json.dumps(source)} -> {json.dumps(target)}{suffix};")
+        lines.append(f"{indent}{_dot_string(source)} -> {_dot_string(target)}{suffix};")
     return lines
+
+
+def _dot_string(text: str) -> str:
+    """Return ``text`` as a DOT string: quoted and escaped, non-ASCII as it is (DOT reads UTF-8)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _arrows(dag: PipelineGraph) -> Iterator[tuple[str, str, str, bool]]:
@@ -74,7 +80,8 @@ def _arrows(dag: PipelineGraph) -> Iterator[tuple[str, str, str, bool]]:
 
 
 def _quoted(text: str) -> str:
-    return text.replace('"', "'")
+    """Return ``text`` fit for a quoted Mermaid label (``#`` starts an entity code there)."""
+    return text.replace("#", "#35;").replace('"', "#quot;")
 
 
 def _label(node: Node) -> str:

@@ -164,7 +164,7 @@ def test_unknown_node_lookup_lists_the_nodes():
 def test_mermaid_and_dot_pictures():
     mermaid = diamond.to_mermaid()
     assert mermaid.startswith("flowchart TD") and '["make"]' in mermaid
-    assert "-->|data|" in mermaid and "-.->" in mermaid and "on exit: notify" in mermaid
+    assert "-->|\"data\"|" in mermaid and "-.->" in mermaid and "on exit: notify" in mermaid
     dot = fan.to_dot()
     assert dot.startswith('digraph "fan"') and '"square" -> "add"' in dot
     assert "square (map)" in dot

@@ -76,10 +76,10 @@ def test_to_dot_draws_labels_dashed_control_edges_and_the_exit_handler():
         '    "gated" [label="gated"];',
         '    "again" [label="again"];',
         '    "items-2" [label="items-2 (hyper)"];',
-        '    "items" -> "sq" [label="items \\u2192 x"];',
+        '    "items" -> "sq" [label="items → x"];',
         '    "items" -> "total" [label="ok, if ok"];',
         '    "items" -> "gated" [label="if ok", style=dashed];',
-        '    "sq" -> "total" [label="[sq \\u2192 values]"];',
+        '    "sq" -> "total" [label="[sq → values]"];',
         '    "total" -> "again" [style=dashed];',
         '    "report" [label="on exit: report", shape=box];',
         "}",
@@ -95,10 +95,10 @@ def test_to_mermaid_draws_the_same_graph():
         '    n3["gated"]',
         '    n4["again"]',
         '    n5["items-2 (hyper)"]',
-        "    n0 -->|items → x| n1",
-        "    n0 -->|ok, if ok| n2",
-        "    n0 -.->|if ok| n3",
-        "    n1 -->|[sq → values]| n2",
+        "    n0 -->|\"items → x\"| n1",
+        "    n0 -->|\"ok, if ok\"| n2",
+        "    n0 -.->|\"if ok\"| n3",
+        "    n1 -->|\"[sq → values]\"| n2",
         "    n2 -.-> n4",
         '    exit(["on exit: report"])',
     ]) + "\n"
@@ -187,3 +187,17 @@ def test_drawings_box_the_exit_sub_pipeline_steps():
                        '        "good_news" [label="good_news"];',
                        '        "bad_news" [label="bad_news"];',
                        '        "notify" -> "good_news" [style=dashed];', "    }", "}"]
+
+
+def test_drawings_keep_hostile_result_names_inside_their_labels():
+    @pipeline(name="café")
+    def hostile():
+        it = items()
+        total(values=it.results['a|b"#c --> d'])
+
+    mermaid = hostile.dag.to_mermaid()
+    # quoted, `"` and `#` as Mermaid entity codes: the label cannot end the edge or the line
+    assert '    n0 -->|"a|b#quot;#35;c --> d → values"| n1' in mermaid
+    dot = hostile.dag.to_dot()
+    assert dot.startswith('digraph "café" {')
+    assert '[label="a|b\\"#c --> d → values"]' in dot  # DOT reads UTF-8, not \u escapes

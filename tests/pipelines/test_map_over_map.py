@@ -288,4 +288,4 @@ def test_each_collected_item_feeds_an_item_tested_map_once_in_the_lineage(dbdir)
 
 def test_drawings_name_every_result_collected():
     text = _aggregation([1]).dag.to_mermaid()
-    assert "|[results → num]|" in text and "|[return → value]|" in text
+    assert "|\"[results → num]\"|" in text and "|\"[return → value]\"|" in text

@@ -125,7 +125,7 @@ def test_one_status_per_upstream(dbdir):
 
 
 def test_the_graph_shows_and_describes_each_status_edge():
-    assert "n0 -.->|on failure| n2" in branches.to_mermaid()
+    assert "n0 -.->|\"on failure\"| n2" in branches.to_mermaid()
     assert '"risky" -> "end" [label="on done", style=dashed];' in branches.to_dot()
     nodes = {n["name"]: n for n in branches.describe()["nodes"]}
     assert nodes["bad"]["after_on"] == {"risky": "failure"} and nodes["risky"]["after_on"] == {}

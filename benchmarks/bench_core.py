@@ -20,6 +20,29 @@ first run): a dump ~11 us instead of ~7.5, a blank record ~23 us instead of ~30;
 A/B, 40 alternating rounds of 100 runs, twice: median 1.05 / 1.04 ms before, 1.05 / 1.02 after,
 p10 0.80 both (no measurable change).
 
+Issue 18, branch perrun (A/B: 12 interleaved rounds of 500 runs, main then branch, each round a
+fresh process and DB under a top-level directory; the box shared with two other sessions): median
+0.778 -> 0.712 ms, p10 0.724 -> 0.660, thread CPU 0.840 -> 0.784 ms (user 0.664 -> 0.577, system
+~0.19 both). Cut: ``blank(RunObject)`` sets pydantic's slots itself (24 -> 13 us), the interrupt
+guard swaps handlers through ``_signal`` (no enum round trip, ~18 us), the artifact root reads one
+setting (not twelve), no empty label DELETE, one ``mkdir`` for the run's artifact directory. Where
+the rest goes (thread CPU per run, ~0.8 ms): the two transactions ~0.34 ms, of which SQLite itself
+~0.24 (``COMMIT`` 2 x ~70 us: 8 + 12 WAL frames, two ``pwrite`` each; ``BEGIN IMMEDIATE`` 2 x 12
+us; 11 statements ~75 us) and the record dump and JSON 2 x ~25 us; ``log_artifact`` ~0.2 ms, of
+which the version's directory and file (``mkdir``, temporary file, ``link``, ``unlink``) ~0.1 ms;
+the runtime's preparation ~65 us (runtimes/); the fd capture's redirect and restore ~35 us. What is
+not there to cut: a new inode costs most of a run's system time (two a run: the run's directory and
+the version's file), and on this box's ext4 (no journal) each inode allocation first skips every
+inode of the block group freed in the last minutes (``recently_deleted`` in the kernel: 20-25 % of
+all CPU in ``perf`` while other sessions' test suites delete their temporary files: 300-600 us for
+a run's directory and file then, ~50 us idle); an ``O_EXCL`` version file written in place would
+save ~10 us of the ~50 us the claim costs idle (measured: link dance 52-55, ``O_TMPFILE`` +
+``linkat`` 50, in place 40-45 us), not worth a partially written file under a version's name after
+a crash. A larger ``wal_autocheckpoint`` saves wall time (the checkpoint's ``fdatasync``), not CPU
+or the median. 0.5 ms needs about 0.3 ms less: fewer b-trees per run row (8 pages written per run
+just for the ``running`` row, its indexes and its label), or a cheaper record than pydantic models
+dumped to JSON.
+
 Measured limit of the first-run target (<= 60 ms): see :func:`bench_first_run`. In short,
 importing pydantic is most of what remains, and it stays while the run models are pydantic's.
 """

@@ -32,9 +32,9 @@ def run_artifact_path(run: RunObject, db: RunDB | None) -> str:
         if meta.uid and meta.uid not in base.replace("\\", "/").split("/"):
             base = f"{base.rstrip('/')}/{meta.uid}"
     else:
-        from .settings import get_settings
+        from .settings import get_setting  # one variable, not every setting: once per run
 
-        root = get_settings().artifact_path
+        root = str(get_setting("artifact_path"))
         root = root or (db.artifact_root if db is not None else "")
         root = root or os.path.join(os.getcwd(), "artifacts")
         base = f"{root.rstrip('/')}/{meta.project}/{meta.uid}"

@@ -34,6 +34,13 @@ if TYPE_CHECKING:  # ctypes, logging, queue and concurrent.futures load when use
     from concurrent.futures import Future
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# signal.getsignal/signal.signal turn each handler into a ``Handlers`` enum and back, which for a
+# Python function is a failed enum lookup (~2-3 us a call), and a guarded run makes eight calls.
+# The C functions under them take and return the very same handlers (SIG_DFL and SIG_IGN as the
+# ints the enum members equal), so what is saved, compared (_ours) and restored is unchanged.
+_signal_c = getattr(signal, "_signal", signal)  # the _signal module signal.py wraps
+_get_handler: Callable[[int], Any] = getattr(_signal_c, "getsignal", signal.getsignal)
+_set_handler: Callable[[int, Any], Any] = getattr(_signal_c, "signal", signal.signal)
 _GRACE = 1.0  # seconds for interrupted worker threads to record their own abort
 _state: dict[str, Any] = {"depth": 0, "first": 0, "saved": {}}
 _workers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # busy pool threads
@@ -93,17 +100,17 @@ def on_sigterm() -> None:
 def _install() -> None:
     saved = {}
     for signum in _SIGNALS:
-        current = signal.getsignal(signum)
+        current = _get_handler(signum)
         if _ours(current, signum):
             saved[signum] = current
-            signal.signal(signum, _handle)
+            _set_handler(signum, _handle)
     _state["saved"] = saved
 
 
 def _restore() -> None:
     for signum, handler in _state["saved"].items():
-        if signal.getsignal(signum) is _handle:
-            signal.signal(signum, handler)
+        if _get_handler(signum) is _handle:
+            _set_handler(signum, handler)
     _state["saved"], _state["first"] = {}, 0
 
 

@@ -59,14 +59,33 @@ def blank(cls: type[_Blank]) -> _Blank:
     plan = _BLANKS[cls] if cls in _BLANKS else _blank_plan(cls)
     if plan is None:
         return cls.model_construct()
-    values = {name: default if make is None else make() for name, make, default in plan}
-    return cls.model_construct(set(), **values)
+    # what cls.model_construct(set(), **values) makes when every field is given by its name and
+    # none has an alias, without its walk over each field's aliases (~2x faster)
+    record = cls.__new__(cls)
+    _set(
+        record,
+        "__dict__",
+        {name: default if make is None else make() for name, make, default in plan},
+    )
+    _set(record, "__pydantic_fields_set__", set())
+    _set(record, "__pydantic_extra__", {})  # extra="allow": no value left over
+    _set(record, "__pydantic_private__", None)
+    if cls.__pydantic_post_init__:
+        record.model_post_init(None)  # the private attributes' defaults
+    return record
+
+
+_set = object.__setattr__  # as pydantic sets them: the models' own __setattr__ would validate
 
 
 def _blank_plan(cls: type[_Model]) -> list[tuple[str, Callable[[], Any] | None, Any]] | None:
     _BLANKS[cls] = None
+    if cls.__pydantic_root_model__ or cls.model_config.get("extra") != "allow":
+        return None  # model_construct sets what these need differently
     plan: list[tuple[str, Callable[[], Any] | None, Any]] = []
     for name, field in cls.model_fields.items():
+        if field.alias is not None or field.validation_alias is not None:
+            return None
         make = factory_without_data(field)
         if make is not None:
             plan.append((name, make, None))

@@ -127,3 +127,41 @@ def test_sigterm_to_a_tracked_script_records_it_aborted(tmp_path, dbdir):
     (run,) = get_run_db().list_runs()
     assert run["status"]["state"] == "aborted" and run["status"]["error"] == "aborted by SIGTERM"
     assert run["status"]["results"] == {"step": 1}
+
+
+
+def _seen_in_the_run(context):
+    for name, signum in (("sigint", signal.SIGINT), ("sigterm", signal.SIGTERM)):
+        handler = signal.getsignal(signum)
+        context.log_result(name, getattr(handler, "__name__", str(handler)))
+
+
+def test_a_run_guards_sigint_and_sigterm_and_gives_back_exactly_what_was_there(dbdir):
+    from mlflowlet import new_runner
+
+    def own(signum, frame):  # the application's own SIGTERM handler: left in place
+        raise AssertionError("not called")
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        run = new_runner().run(handler=_seen_in_the_run)
+        assert run.results == {"sigint": "_handle", "sigterm": "_handle"}
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the enum member, as before
+        signal.signal(signal.SIGTERM, own)
+        run = new_runner().run(handler=_seen_in_the_run)
+        assert run.results == {"sigint": "_handle", "sigterm": "own"}
+        assert signal.getsignal(signal.SIGTERM) is own
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        run = new_runner().run(handler=_seen_in_the_run)
+        assert run.results == {"sigint": "_handle", "sigterm": str(signal.SIG_IGN)}
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        new_runner().run(handler=lambda: signal.signal(signal.SIGTERM, own))  # set in the run
+        assert signal.getsignal(signal.SIGTERM) is own  # kept: not the guard's to undo
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])

@@ -374,14 +374,12 @@ def write_labels(conn: Any, run_id: Any, labels: dict[str, str], old: dict[str, 
     """Rewrite only the label rows that changed (each written row dirties index pages)."""
     if labels == old:
         return
-    conn.executemany(
-        "DELETE FROM run_labels WHERE run_id=? AND key=?",
-        [(run_id, k) for k, v in old.items() if labels.get(k) != v],
-    )
-    conn.executemany(
-        "INSERT INTO run_labels (run_id, key, value) VALUES (?,?,?)",
-        [(run_id, k, v) for k, v in labels.items() if old.get(k) != v],
-    )
+    gone = [(run_id, k) for k, v in old.items() if labels.get(k) != v]
+    if gone:  # a new run has none: no statement run for nothing
+        conn.executemany("DELETE FROM run_labels WHERE run_id=? AND key=?", gone)
+    new = [(run_id, k, v) for k, v in labels.items() if old.get(k) != v]
+    if new:
+        conn.executemany("INSERT INTO run_labels (run_id, key, value) VALUES (?,?,?)", new)
 
 
 # lineage ----------------------------------------------------------------------------------------

@@ -162,3 +162,18 @@ def test_missing_source_leaves_no_temp(tmp_path, target):
     with pytest.raises(FileNotFoundError):
         _streams.copy_hashed(str(tmp_path / "nope.bin"), str(target))
     assert os.listdir(target.parent) == ["f.bin"]
+
+
+def test_an_atomic_file_makes_its_missing_directories_or_refuses_a_file_in_their_place(tmp_path):
+    deep = tmp_path / "a" / "b" / "f.bin"
+    with _streams.AtomicFile(str(deep)) as out:  # two levels missing
+        out.write(b"1")
+    with _streams.AtomicFile(str(tmp_path / "a" / "c" / "f.bin")) as out:  # the leaf only
+        out.write(b"2")
+    with _streams.AtomicFile(str(deep), exclusive=True) as out:  # the directory exists
+        out.write(b"3")
+    assert deep.read_bytes() == b"1" and (tmp_path / "a" / "c" / "f.bin").read_bytes() == b"2"
+    assert out.path == str(tmp_path / "a" / "b" / "f.v2.bin")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(FileExistsError):
+        _streams.AtomicFile(str(tmp_path / "file" / "f.bin"))

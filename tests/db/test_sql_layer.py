@@ -44,6 +44,22 @@ def test_relabelling_a_run_keeps_the_labels_that_did_not_change(db):
         ("a", "1"), ("b", "3"), ("c", "4")]
 
 
+def test_label_rows_are_written_only_where_they_changed(db):
+    statements = []
+    db._conn.set_trace_callback(statements.append)
+    db.store_run(_run("r", {"a": "1", "b": "2"}), "r", "p")
+    written = [s.split(" (")[0] for s in statements if "run_labels" in s]
+    assert written == ["INSERT INTO run_labels"] * 2  # a new run: nothing to delete first
+    statements.clear()
+    db.store_run(_run("r", {"a": "1", "c": "4"}), "r", "p")  # b goes, c comes, a stays
+    db._conn.set_trace_callback(None)
+    assert [s for s in statements if s.startswith("DELETE FROM run_labels")] == [
+        "DELETE FROM run_labels WHERE run_id=1 AND key='b'"]
+    assert [s for s in statements if s.startswith("INSERT INTO run_labels")] == [
+        "INSERT INTO run_labels (run_id, key, value) VALUES (1,'c','4')"]
+    assert db.list_runs(labels="b=2") == [] and _uids(db.list_runs(labels="c=4")) == ["r"]
+
+
 def test_every_equality_filter_is_checked_whichever_drives_the_query(db):
     db.store_run(_run("match", {"a": "1", "b": "2"}), "match", "p")
     db.store_run(_run("other-b", {"a": "1", "b": "3"}), "other-b", "p")

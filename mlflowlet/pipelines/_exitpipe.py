@@ -122,9 +122,13 @@ def bind_exit_pipeline(exit_pipe: Pipeline, arguments: dict[str, Any], site: str
     Raises:
         PipelineError: naming the argument and ``site``.
     """
-    from .._coerce import json_value
+    import json
 
-    kinds, names = _kinds(exit_pipe), [p.name for p in exit_pipe.params]
+    from .._coerce import EMPTY, coerce, json_value
+    from ..errors import ParameterError
+
+    kinds, params = _kinds(exit_pipe), {p.name: p for p in exit_pipe.params}
+    names, bound = list(params), dict(arguments)
     for key, value in arguments.items():
         if key in kinds:
             raise PipelineError(f"{site}: on_exit(...) sets {key!r} itself; do not pass it")
@@ -139,9 +143,22 @@ def bind_exit_pipeline(exit_pipe: Pipeline, arguments: dict[str, Any], site: str
                 "exit handler runs also after failed or skipped steps, which have none: pass "
                 "pipeline parameters or literals"
             )
-        if not isinstance(value, Operand):
-            json_value(value, key)  # a JSON value, as a compiled pipeline carries it
-    return dict(arguments)
+        if isinstance(value, Operand):
+            continue
+        try:  # a JSON value, as a compiled pipeline carries it (a set, bytes: none)
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise PipelineError(
+                f"{site}: {key}= of exit sub-pipeline {exit_pipe.name!r} gets a "
+                f"{type(value).__name__}; its arguments are JSON values"
+            ) from None
+        param = params[key]  # typed as a step's argument is: a tuple is the list it carries
+        try:
+            default = EMPTY if param.required else param.default
+            bound[key] = json_value(coerce(value, param.hint, key, default), key)
+        except ParameterError as exc:
+            raise PipelineError(f"{site}: exit sub-pipeline {exit_pipe.name!r}: {exc}") from None
+    return bound
 
 
 def trace_exit_pipeline(

@@ -138,6 +138,29 @@ def test_exit_sub_pipeline_definition_errors():
         gives_output.validate()
 
 
+def _exit_with(value):
+    @pipeline
+    def ends(state: str, x: object = None):
+        xp.notify(state=state, failures=[], channel="c")
+
+    @pipeline(image=xp.IMAGE)
+    def main():
+        xp.shout.with_options(name="work")(message="y")
+        on_exit(ends, x=value)
+
+    return main
+
+
+def test_exit_sub_pipeline_arguments_are_typed_as_a_steps_are():
+    # a tuple is the list a compiled pipeline carries (it stayed a tuple locally only)
+    arguments = _exit_with((1, 2)).dag.describe()["exit_pipeline"]["arguments"]
+    assert arguments == {"x": {"kind": "value", "value": [1, 2]}}
+    for value in ({1, 2}, b"hi"):  # were accepted, then failed to compile with a bare TypeError
+        with pytest.raises(PipelineError, match=rf"x= of exit sub-pipeline 'ends' gets a "
+                                                rf"{type(value).__name__}; its arguments are JSON"):
+            _exit_with(value).validate()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fail", [False, True])
 def test_compiled_exit_sub_pipeline_matches_the_local_run(fail, tmp_path):

@@ -13,8 +13,9 @@ calls are timed by their runs' recorded duration (handler start to finish); once
 one after the other, while the pool keeps running the others (their finished steps are taken
 between two inline steps). A call over :data:`TRIVIAL` re-teaches: the function's next call
 goes back to the pool, alone, and only a trivial one there lets the rest run inline again (a
-slow one: the function learns from the start, its calls in the pool at once). The pool holds
-at most :data:`AHEAD` steps a thread, so what is learned applies to the rest of a wide fan-out.
+slow one: the function learns from the start). The pool holds at most :data:`AHEAD` steps a
+thread, so what is learned applies to the rest of a wide fan-out; only a function never known
+trivial whose last call was slow has all its ready steps go to the pool at once.
 
 Never inline: a step with a ``timeout=`` (each attempt in its own thread) or retries, a map or
 hyper-parameters (their iterations' own threads), a container step. Records are those of a step
@@ -54,6 +55,7 @@ class Learner:
     def __init__(self) -> None:
         self._trivial: dict[Any, int] = {}  # step function -> its trivial calls in a row
         self._probe: dict[Any, bool] = {}  # on probation -> whether its probe call is out
+        self._was_inline: set[Any] = set()  # functions that were known trivial once
 
     def inline(self, node: Node) -> bool:
         """Whether ``node`` may run in the scheduler's thread (its function is known trivial)."""
@@ -63,6 +65,11 @@ class Learner:
         if spec.timeout or spec.retries or spec.container is not None:
             return False
         return self._trivial.get(node.step.fn, 0) >= LEARN
+
+    def slow(self, node: Node) -> bool:
+        """Whether ``node``'s function was never known trivial and its last call was slow."""
+        fn = getattr(node.step, "fn", None)
+        return self._trivial.get(fn, -1) == 0 and fn not in self._was_inline
 
     def held(self, node: Node) -> bool:
         """Whether ``node`` waits: its function is on probation and the probe call is out."""
@@ -83,6 +90,8 @@ class Learner:
         self._probe.pop(fn, None)
         if duration is not None and duration <= TRIVIAL:
             self._trivial[fn] = count + 1
+            if count + 1 >= LEARN:
+                self._was_inline.add(fn)
         elif count >= LEARN:  # slow after running inline: one trivial call in the pool to return
             self._trivial[fn] = LEARN - 1
             self._probe[fn] = False
@@ -115,8 +124,10 @@ def schedule(ex: LocalExecutor) -> None:
             while ready:
                 node = dag.node(ready[0])
                 inline = pool is None or learner.inline(node)
-                if not inline and (running >= bound or learner.held(node)):
-                    break  # the pool is full, or a probe is out: take what it finished first
+                if not inline and (
+                    learner.held(node) or (running >= bound and not learner.slow(node))
+                ):
+                    break  # a probe is out, or the pool holds enough to learn from: take first
                 ready.popleft()
                 call = ex._prepare(node)
                 if call is None:

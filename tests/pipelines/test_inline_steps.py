@@ -226,3 +226,18 @@ def test_a_slow_probe_sends_the_function_back_to_the_pool_to_learn_anew():
     assert not learner.inline(node)
     learner.note(node, 0.0001)
     assert learner.inline(node)
+
+
+def test_only_a_function_whose_last_call_was_slow_fills_the_pool_at_once():
+    learner, node = Learner(), _node()
+    assert not learner.slow(node)  # never called: the pool holds a few, to learn from
+    learner.note(node, 1.0)
+    assert learner.slow(node)  # slow: every ready step of it may go to the pool
+    learner.note(node, 0.0001)
+    assert not learner.slow(node)  # trivial again: learning
+    for _ in range(LEARN):
+        learner.note(node, 0.0001)
+    learner.note(node, 1.0)  # slow after inline: on probation, not known slow
+    assert not learner.slow(node)
+    learner.note(node, 1.0)  # the probe slow too: learns anew, a few at a time
+    assert not learner.slow(node) and not learner.inline(node)

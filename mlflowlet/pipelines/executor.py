@@ -340,7 +340,8 @@ class LocalExecutor:
             entry["attempt_uids"] = [a["uid"] for a in attempts]
         if run.metadata.annotations.get("reason"):
             entry["reason"] = run.metadata.annotations["reason"]
-        step_states(self.run)[node.name] = entry
+        with self.ctx._recorder.lock:  # the flush thread dumps the run holding it: no new key then
+            step_states(self.run)[node.name] = entry
         self._progress(node.name, _progress_note(entry))
         stamp = now_iso()
         for row in rows or ():

@@ -26,11 +26,21 @@ run without caching; a list now judges dead owners only among the runs it may re
 
 Fan-out: finished steps reach the scheduler in batches (it sleeps while the pool has queued
 steps and none became ready), ~1,000 voluntary context switches per 1,000-step run instead of
-~3,200. Measured limit of the "default at most max_parallel=1" target (trivial steps, idle
-2-core box, session 6): the default costs 0.91-0.99 ms a step against 0.71-0.76 ms serial
-(1.2-1.35x; the same at the end of session 5, whose 0.66x was taken under load, where the pool
-overlaps waits). The difference is the hand-off to the pool thread and back per step under the
-GIL; running trivial steps inline would need to know a step is trivial before running it.
+~3,200. Measured limit of the "default at most max_parallel=1" target before issue 18's inline
+steps (trivial steps, idle 2-core box, session 6): the default cost 0.91-0.99 ms a step against
+0.71-0.76 ms serial (1.2-1.35x; session 5's 0.66x was taken under load, where the pool overlaps
+waits): the hand-off to the pool thread and back per step under the GIL. Now the scheduler
+learns from the run which step functions are trivial (3 calls in a row <= 1 ms, handler start
+to finish) and runs their further steps in its own thread (``pipelines/_scheduler.py``): ~95%
+of the 1,000 leaves run inline (the first ~8 teach in the pool; a call slowed by the machine
+sends one probe back to the pool). Interleaved A/B, main and this branch alternately in fresh
+processes, 2-core box shared with two other helpers (session 7): at load ~1.5 the default
+cost 0.80-0.87 ms of CPU a step on main (wall 1.18-1.26x serial, CPU 1.25-1.35x) against
+0.61-0.64 ms here (wall 0.97-1.07x, CPU 0.98-1.11x); at load ~4, 18 runs each, main's default
+wall was 0.80x serial (CPU 0.93x: more runnable threads get more of a contended box) and the
+branch's 0.95x (CPU 1.00x, 0.76 ms a step on both). So the default now costs what
+max_parallel=1 costs (~1.0x, within the noise of a shared box), not less: both run the same
+steps in the same thread, and a trivial step has nothing for a second thread to overlap.
 """
 
 from __future__ import annotations

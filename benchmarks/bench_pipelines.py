@@ -34,13 +34,16 @@ learns from the run which step functions are trivial (3 calls in a row <= 1 ms, 
 to finish) and runs their further steps in its own thread (``pipelines/_scheduler.py``): ~95%
 of the 1,000 leaves run inline (the first ~8 teach in the pool; a call slowed by the machine
 sends one probe back to the pool). Interleaved A/B, main and this branch alternately in fresh
-processes, 2-core box shared with two other helpers (session 7): at load ~1.5 the default
-cost 0.80-0.87 ms of CPU a step on main (wall 1.18-1.26x serial, CPU 1.25-1.35x) against
-0.61-0.64 ms here (wall 0.97-1.07x, CPU 0.98-1.11x); at load ~4, 18 runs each, main's default
-wall was 0.80x serial (CPU 0.93x: more runnable threads get more of a contended box) and the
-branch's 0.95x (CPU 1.00x, 0.76 ms a step on both). So the default now costs what
-max_parallel=1 costs (~1.0x, within the noise of a shared box), not less: both run the same
-steps in the same thread, and a trivial step has nothing for a second thread to overlap.
+processes (3 pairs each), 2-core box shared with two other helpers (session 7): at load
+~1.5-2 main's default cost 1.13-1.26x serial in wall and 1.20-1.35x in CPU (4 of 6 processes;
+0.82-0.89x in the other 2) against 0.97-1.07x wall (0.72x once) and 0.97-1.11x CPU here
+(0.61-0.74 ms of CPU a step against main's 0.76-0.87 ms); at load 2.6-4.3 (18 runs each)
+main's default was 0.78x serial in wall and 0.95x in CPU (0.70 ms a step: more runnable
+threads get more of a contended box) and this branch's 1.01x and 1.02x (0.75 ms). So the
+default now costs what max_parallel=1 costs (~1.0x, within the noise of a shared box) at any
+load: both run the same steps in the same thread, and a trivial step has nothing a second
+thread could overlap; what it gives up is the larger share of a loaded machine that the extra
+pool threads used to win.
 """
 
 from __future__ import annotations

@@ -26,11 +26,24 @@ run without caching; a list now judges dead owners only among the runs it may re
 
 Fan-out: finished steps reach the scheduler in batches (it sleeps while the pool has queued
 steps and none became ready), ~1,000 voluntary context switches per 1,000-step run instead of
-~3,200. Measured limit of the "default at most max_parallel=1" target (trivial steps, idle
-2-core box, session 6): the default costs 0.91-0.99 ms a step against 0.71-0.76 ms serial
-(1.2-1.35x; the same at the end of session 5, whose 0.66x was taken under load, where the pool
-overlaps waits). The difference is the hand-off to the pool thread and back per step under the
-GIL; running trivial steps inline would need to know a step is trivial before running it.
+~3,200. Measured limit of the "default at most max_parallel=1" target before issue 18's inline
+steps (trivial steps, idle 2-core box, session 6): the default cost 0.91-0.99 ms a step against
+0.71-0.76 ms serial (1.2-1.35x; session 5's 0.66x was taken under load, where the pool overlaps
+waits): the hand-off to the pool thread and back per step under the GIL. Now the scheduler
+learns from the run which step functions are trivial (3 calls in a row <= 1 ms, handler start
+to finish) and runs their further steps in its own thread (``pipelines/_scheduler.py``): ~95%
+of the 1,000 leaves run inline (the first ~8 teach in the pool; a call slowed by the machine
+sends one probe back to the pool). Interleaved A/B, main and this branch alternately in fresh
+processes (3 pairs each), 2-core box shared with two other helpers (session 7): at load
+~1.5-2 main's default cost 1.13-1.26x serial in wall and 1.20-1.35x in CPU (4 of 6 processes;
+0.82-0.89x in the other 2) against 0.97-1.07x wall (0.72x once) and 0.97-1.11x CPU here
+(0.61-0.74 ms of CPU a step against main's 0.76-0.87 ms); at load 2.6-4.3 (18 runs each)
+main's default was 0.78x serial in wall and 0.95x in CPU (0.70 ms a step: more runnable
+threads get more of a contended box) and this branch's 1.01x and 1.02x (0.75 ms). So the
+default now costs what max_parallel=1 costs (~1.0x, within the noise of a shared box) at any
+load: both run the same steps in the same thread, and a trivial step has nothing a second
+thread could overlap; what it gives up is the larger share of a loaded machine that the extra
+pool threads used to win.
 """
 
 from __future__ import annotations

@@ -228,7 +228,7 @@ def _run_exit_steps(executor: LocalExecutor, state: str, error: str) -> list[str
 
     names: list[str] = []
     if executor.dag.exit_handler is not None:
-        executor._run_exit(executor.dag.exit_handler, state, error)
+        _run_exit(executor, executor.dag.exit_handler, state, error)
         names.append(executor.dag.exit_handler.name)
     exit_ = executor.dag.exit_pipeline
     if exit_ is None:
@@ -252,3 +252,29 @@ def _run_exit_steps(executor: LocalExecutor, state: str, error: str) -> list[str
     finally:
         executor.dag, executor.inputs = saved
     return names + [n.name for n in exit_.nodes]
+
+
+def _run_exit(ex: LocalExecutor, node: Node, state: str, error: str) -> None:
+    """Run the ``on_exit`` step ``node``, given the pipeline's ``state`` and ``error``."""
+    from ._status import exit_params
+    from ._stepexec import StepCall, execute
+
+    labels = {
+        "pipeline": ex.pipe.name,
+        "pipeline_uid": ex.run.uid,
+        "step": node.name,
+        "exit_handler": "true",
+    }
+    call = StepCall(
+        node.step,
+        node.spec,
+        node.name,
+        {**ex.inputs.resolve(node)[0], **exit_params(node, state, error, ex)},
+        {},
+        labels,
+        ex.project,
+        ex.artifact_path,
+        ex.run.uid,
+        ex.run.uid,
+    )
+    ex._complete(node, call, execute(call, ex.db))

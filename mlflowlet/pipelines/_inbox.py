@@ -56,6 +56,10 @@ class Inbox:
         if ready or dry or fut.exception() is not None:
             self._wake.set()
 
+    def has_items(self) -> bool:
+        """Whether a finished step waits to be taken (a glance: no lock, no wait)."""
+        return bool(self._items)
+
     def take(self, patience: float) -> list[Finished]:
         """Return every finished step so far; wait for one first (``patience`` seconds at most).
 

@@ -6,19 +6,18 @@ it commits through a ``Context`` like any run (at state changes, and at most eve
 ``flush_interval`` seconds in between, together with the buffered lineage rows).
 
 Steps run in topological order, independent ones at once (``max_parallel`` threads; 1 runs them
-in the calling thread, so breakpoints work). Each is a child run (``parent_uid``/``pipeline_uid``
-set, labels ``pipeline``, ``pipeline_uid``, ``step``). Artifact references reach a step as
+in the calling thread, so breakpoints work; ``_scheduler`` says which thread runs each). Each is
+a child run (``parent_uid``/``pipeline_uid`` set, labels ``pipeline``, ``pipeline_uid``,
+``step``). Artifact references reach a step as
 ``DataItem`` inputs, results as parameter values. A failed step skips what depends on it while
 independent branches finish; a false condition skips its steps (and what needs their data).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from .._binding import code_hash
@@ -27,12 +26,11 @@ from ..errors import ConfigError, PipelineError
 from ..model import RunObject, new_uid, now_iso
 from . import cache as _cache
 from ._exitpipe import run_exit
-from ._inbox import Inbox
 from ._inputs import Resolver
-from ._loops import LoopView, item_tested, run_loop
+from ._loops import item_tested, run_loop
 from ._spec import where
-from ._status import exit_params, final_state, status_gate
-from ._stepexec import StepCall, execute, hyper_fields, last_line
+from ._status import final_state, status_gate
+from ._stepexec import StepCall, hyper_fields, last_line
 from .run import PipelineRun, step_states
 
 
@@ -79,7 +77,9 @@ class LocalExecutor:
         self._prefetched: dict[str, dict[str, Any]] | None = None  # cache key -> likely hit
         self.run = self._pipeline_run(labels or {}, resume)
         if resume:
-            self._load_resume(resume)
+            from ._resume import load_resume
+
+            load_resume(self, resume)
         self.ctx = Context(self.run, db)
         self.inputs = Resolver(self.runs, params, db, self.project, self.run.uid)
         self._last_flush = time.monotonic()
@@ -190,57 +190,10 @@ class LocalExecutor:
 
     # scheduling ------------------------------------------------------------------------------
     def _schedule(self) -> None:
-        """Run ready steps: alone in this thread, several at once in ``max_parallel`` threads.
+        """Run the ready steps until none is left (:mod:`._scheduler`: which thread runs each)."""
+        from ._scheduler import schedule
 
-        Finished steps come back through an :class:`Inbox`, taken in batches: the pool's
-        threads run their queue without waking this one for each step they end.
-        """
-        dag = LoopView(self.dag)  # a mapped sub-pipeline runs as one unit (see _loops)
-        waiting = {n.name: len(dag.upstream(n.name)) for n in dag.nodes}
-        ready = deque(dag.roots())
-        running = 0
-        from .._interrupt import DaemonPool
-
-        # daemon threads: after Ctrl-C the process need not wait for a step that still runs
-        pool = DaemonPool(self.max_parallel, "mlflowlet-step") if self.max_parallel > 1 else None
-        inbox = Inbox(pool, waiting, dag.downstream)
-
-        def finished(name: str) -> None:
-            for down in dag.downstream(name):
-                waiting[down] -= 1
-                if waiting[down] == 0:
-                    ready.append(down)
-
-        try:
-            while ready or running:
-                while ready:
-                    node = dag.node(ready.popleft())
-                    call = self._prepare(node)
-                    if call is None:
-                        finished(node.name)
-                        continue
-                    if self.hits:  # the hits so far are recorded before real work starts
-                        self._store_lineage()
-                    self._progress(node.name, "running")
-                    if pool is None or (not running and not ready):
-                        # alone: run it in this thread (a chain costs no thread hand-offs)
-                        self._complete(node, call, execute(call, self.db))
-                        finished(node.name)
-                    else:
-                        fut = pool.submit(execute, call, self.db)
-                        fut.add_done_callback(functools.partial(inbox.report, node, call))
-                        running += 1
-                if running:
-                    batch = inbox.take(self.interval)  # every step that ended meanwhile
-                    running -= len(batch)
-                    for node, call, fut in batch:
-                        self._complete(node, call, fut.result(), flush=False)
-                        finished(node.name)
-                    if batch:
-                        self._flush(False)  # one commit at most per batch of state changes
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=False)
+        schedule(self)
 
     def _prepare(self, node: Any) -> StepCall | None:
         """Decide a ready node: record it (skipped, failed, reused, cached) or return its call."""
@@ -352,8 +305,10 @@ class LocalExecutor:
         return map_fields(node, params.pop("__items__"), self.max_parallel)
 
     # results ---------------------------------------------------------------------------------
-    def _complete(self, node: Any, call: StepCall, run: RunObject, flush: bool = True) -> None:
-        self._finish(node, run, call.lineage, attempts=call.attempts, flush=flush)
+    def _complete(
+        self, node: Any, call: StepCall, run: RunObject, flush: bool = True
+    ) -> dict[str, Any]:
+        return self._finish(node, run, call.lineage, attempts=call.attempts, flush=flush)
 
     def _finish(
         self,
@@ -364,7 +319,8 @@ class LocalExecutor:
         cached: bool = False,
         reused: bool = False,
         flush: bool = True,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Record how ``node`` ended (``run``); return its entry in the pipeline run's steps."""
         self.runs[node.name], self.states[node.name] = run, run.state
         status = run.status
         entry: dict[str, Any] = {
@@ -384,13 +340,15 @@ class LocalExecutor:
             entry["attempt_uids"] = [a["uid"] for a in attempts]
         if run.metadata.annotations.get("reason"):
             entry["reason"] = run.metadata.annotations["reason"]
-        step_states(self.run)[node.name] = entry
+        with self.ctx._recorder.lock:  # the flush thread dumps the run holding it: no new key then
+            step_states(self.run)[node.name] = entry
         self._progress(node.name, _progress_note(entry))
         stamp = now_iso()
         for row in rows or ():
             self.lineage.append({**row, "consumer_uid": run.uid, "time": stamp})
         if flush:
             self._flush(False)
+        return entry
 
     def _progress(self, name: str, note: str) -> None:
         """Add a progress line to the pipeline run's log (what the live page shows)."""
@@ -419,58 +377,6 @@ class LocalExecutor:
             run.status.error = reason
         self.hits.append(run.to_dict())  # written with the next batch (one transaction for all)
         self._finish(node, run, rows)
-
-    def _run_exit(self, node: Any, state: str, error: str) -> None:
-        labels = {
-            "pipeline": self.pipe.name,
-            "pipeline_uid": self.run.uid,
-            "step": node.name,
-            "exit_handler": "true",
-        }
-        call = StepCall(
-            node.step,
-            node.spec,
-            node.name,
-            {**self.inputs.resolve(node)[0], **exit_params(node, state, error, self)},
-            {},
-            labels,
-            self.project,
-            self.artifact_path,
-            self.run.uid,
-            self.run.uid,
-        )
-        self._complete(node, call, execute(call, self.db))
-
-    # resume ----------------------------------------------------------------------------------
-    def _load_resume(self, uid: str) -> None:
-        old = self.db.read_run(uid, project=self.project)
-        labels = old["metadata"].get("labels", {})
-        if labels.get("kind") != "pipeline" or labels.get("pipeline") != self.pipe.name:
-            found = labels.get("pipeline") or old["metadata"].get("name")
-            raise PipelineError(
-                f"run {uid} is not a run of pipeline {self.pipe.name!r} (it is {found!r})"
-            )
-        before = old.get("spec", {}).get("params", {})
-        changed = sorted(
-            k for k in set(before) | set(self.params) if before.get(k) != self.params.get(k)
-        )
-        if changed:
-            shown = ", ".join(f"{k} ({before.get(k)!r} -> {self.params.get(k)!r})" for k in changed)
-            raise PipelineError(
-                f"cannot resume run {uid} with different parameters: {shown}; "
-                "resume with the same values, or start a new run"
-            )
-        steps = old.get("status", {}).get("steps", {})
-        for node in self.dag.nodes:  # topological: reuse only when every upstream is reused
-            entry = steps.get(node.name) or {}
-            if entry.get("state") != "completed" or any(
-                up not in self.reused for up in self.dag.upstream(node.name)
-            ):
-                continue
-            prev = RunObject.model_validate(self.db.read_run(entry["uid"], project=self.project))
-            if prev.status.code_hash in ("", self._code(node.step.fn)):
-                prev._record_in(self.db)
-                self.reused[node.name] = prev
 
 
 def _progress_note(entry: dict[str, Any]) -> str:

@@ -227,12 +227,12 @@ def test_step_entries_of_the_pipeline_run_are_complete(dbdir):
 def test_a_failure_of_the_executor_itself_ends_the_pipeline_run_in_error_and_is_raised(
     dbdir, monkeypatch
 ):
-    from mlflowlet.pipelines import executor
+    from mlflowlet.pipelines import _scheduler
 
     def broken_execute(call, db):  # fault injection: the step machinery itself fails
         raise OSError("disk gone")
 
-    monkeypatch.setattr(executor, "execute", broken_execute)
+    monkeypatch.setattr(_scheduler, "execute", broken_execute)
     with pytest.raises(OSError, match="disk gone"):
         pair.run(max_parallel=1)
     (stored,) = get_run_db().list_runs(name="pair", labels={"kind": "pipeline"})

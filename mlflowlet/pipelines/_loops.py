@@ -117,11 +117,30 @@ def run_loop(ex: Any, node: Any) -> Any:
         solo = copy.copy(node)
         top = Loop(f"{node.name}-items", node.map.items, node.map.parallel)
         solo.map = dataclasses.replace(node.map, loop=top)
+        _warn_uncached(ex, [solo])
         _LoopRun(ex, [solo], solo=True).run(top)
         return None
     members = [n for n in ex.dag.nodes if top_loop(n) is top]
+    _warn_uncached(ex, members)
     _LoopRun(ex, members).run(top)
     return None
+
+
+def _warn_uncached(ex: Any, members: list[Any]) -> None:
+    """Say so when a step asking for the cache runs per item (not looked up, never silently)."""
+    import warnings
+
+    from ..errors import MlflowletWarning
+
+    for n in members:
+        if n.spec.cache if n.spec.cache is not None else ex.cache:
+            warnings.warn(
+                f"step {n.name!r} asks for cache=True but runs per item (a mapped sub-pipeline "
+                "or a condition on the map item): its items are not looked up in the cache; "
+                "they run",
+                MlflowletWarning,
+                stacklevel=2,
+            )
 
 
 class _LoopRun:

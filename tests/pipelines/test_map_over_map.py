@@ -289,3 +289,40 @@ def test_each_collected_item_feeds_an_item_tested_map_once_in_the_lineage(dbdir)
 def test_drawings_name_every_result_collected():
     text = _aggregation([1]).dag.to_mermaid()
     assert "|\"[results → num]\"|" in text and "|\"[return → value]\"|" in text
+
+
+def test_a_cached_step_run_per_item_says_it_is_not_looked_up(dbdir):
+    # an item-tested map and a mapped sub-pipeline's step run item by item, not through the
+    # cache: said once per run, never silently (a plain map over the same items is cached)
+    import warnings
+
+    from mlflowlet.errors import MlflowletWarning
+
+    cached = halve.with_options(cache=True)
+
+    @pipeline
+    def tested():
+        checked = parity.map(items=[1, 2], item_param="num")
+        with condition(item.evenness == "even"):
+            cached.map(items=collect(checked.results), num=item.num)
+
+    @pipeline
+    def body(n: int):
+        cached(num=n)
+
+    @pipeline
+    def looped():
+        body.map(items=[4, 6], n=item)
+
+    @pipeline
+    def untested():
+        checked = parity.map(items=[1, 2], item_param="num")
+        cached.map(items=collect(checked.results), num=item.num)
+
+    for pipe in (tested, looped):
+        with pytest.warns(MlflowletWarning, match="step 'halve' asks for cache=True but runs "
+                                                  "per item"):
+            assert pipe.run().state == "completed"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MlflowletWarning)
+        assert untested.run().state == "completed"

@@ -14,7 +14,11 @@ A value's *carried type* is how the engine holds it and how the container reads 
 
 Conditions compare like Python only between values of one kind (strings, numbers, booleans):
 anything else (a ``dict``, ``None``, a string against a number, ordering booleans) is refused
-at compile time, because KFP's CEL and Argo's govaluate would answer differently or fail.
+at compile time, because KFP's CEL and Argo's govaluate would answer differently or fail. A
+result's value is known at run time only: KFP's typed output fails a value of another type, and
+on Argo the producer writes it as :func:`mlflowlet._wire.when_literal` does (strings tagged so
+govaluate reads none as a date, numbers exact), failing on a value govaluate would compare
+otherwise than Python (``None``, a list or dict, NaN, an integer beyond 2**53).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def unsafe_reason(argv: list[str], python: str, mode: str) -> str:
     return ""
 
 
-def left_nothing(proc: Any) -> bool:
+def left_nothing(proc: object) -> bool:
     """Whether ``proc``, an ended child, is known to have left no process of its tree running.
 
     True only for a forked child its warm worker reported ``alone`` (the worker, their subreaper,

@@ -280,7 +280,10 @@ class Recorder:
         if read is None:
             return False
         meta = self.run.metadata
+        state = getattr(self.db, "read_state", None)  # a SQL DB: the record is read only if so
         try:
+            if state is not None and state(meta.uid, meta.project, meta.iteration) != "aborted":
+                return False
             status = read(meta.uid, meta.project, meta.iteration).get("status") or {}
         except Exception:  # not stored yet, or unreachable: the write reports it
             return False

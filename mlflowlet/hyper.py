@@ -238,7 +238,7 @@ def _check_values(hyper_params: dict[str, Any]) -> dict[str, list[Any]]:
             raise HyperParamError(
                 f"hyper-parameter {key!r} has an empty list of values (e.g. {{{key!r}: [1, 2, 3]}})"
             )
-        out[str(key)] = list(vals)
+        out[str(key)] = vals if isinstance(vals, list) else list(vals)  # no copy of 1M values
     return out
 
 

@@ -336,6 +336,16 @@ def one_run(
     return rows[0][0], rows[0][1]
 
 
+def run_state(read: Callable[[str, list[Any]], list[Any]], uid: str, project: str, it: int) -> str:
+    """Return the ``state`` column of one stored run (its record left unread); '' when none."""
+    sql, args = "SELECT state FROM runs WHERE uid=? AND iteration=?", [uid, it]
+    if project:
+        sql += " AND project=?"
+        args.append(project)
+    rows = read(sql, args)
+    return (rows[0][0] or "") if rows else ""
+
+
 def update_run_in(
     conn: Any,
     dialect: Dialect,

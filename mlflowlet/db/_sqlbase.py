@@ -27,6 +27,7 @@ from ._sql import (
     key_clause,
     labels_match,
     one_run,
+    run_state,
     run_where,
     update_run_in,
     walk_lineage,
@@ -69,6 +70,10 @@ class SQLRunDB(RunDB):
     def read_run(self, uid: str, project: str = "", iter: int = 0) -> dict[str, Any]:
         """Return a run (see ``RunDB.read_run``; a dead owner's run reads ``error``)."""
         return settle_one(self, loads(one_run(self._read, uid, project, iter)[0]))
+
+    def read_state(self, uid: str, project: str = "", iter: int = 0) -> str:
+        """Return a stored run's state alone ('' when not stored): a sweep parent's is big."""
+        return run_state(self._read, uid, project, iter)
 
     def update_run(
         self, updates: dict[str, Any], uid: str, project: str = "", iter: int = 0

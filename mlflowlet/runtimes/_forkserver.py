@@ -15,7 +15,13 @@ after an uncaught exception shown by ``sys.excepthook``, killed by SIGINT after 
 The warm-up is refused (``safe: false``; the runtime then starts fresh interpreters) when the
 imports started a thread (a forked child would lack it) or wrote output (each child's log would
 miss it). Messages to the runtime are JSON lines: ``ready``, ``pid`` per fork, ``exit`` per
-child that ended (its ``code`` as ``Popen.returncode`` gives it).
+child that ended (its ``code`` as ``Popen.returncode`` gives it, and ``alone``).
+
+The server is its children's subreaper (``PR_SET_CHILD_SUBREAPER``): whatever a child leaves
+running when it ends (a grandchild in a session of its own, a double fork) becomes the server's
+child, never init's. So when a child ends and the server has no child but its live iterations,
+nothing of that child's tree runs any more: ``alone: true`` tells the runtime it need not look
+through ``/proc`` for leftovers (see :func:`mlflowlet.runtimes._warm.left_nothing`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 _BASE = (
@@ -54,6 +61,8 @@ _BASE = (
     "logging",  # the context's logger (a child importing it paid ~2-6 ms)
 )
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_prctl: list[Callable[..., int]] = []  # Linux's prctl, looked up once by the server
 
 
 def _send(sock: socket.socket, **message: Any) -> None:
@@ -136,15 +145,36 @@ def _read_request(sock: socket.socket) -> tuple[dict[str, Any], int] | None:
     return json.loads(body), fds[0]
 
 
-def _reap(sock: socket.socket) -> None:
+def _reap(sock: socket.socket, live: set[int], subreaper: bool) -> None:
+    """Reap what ended; report the iterations among them (leftovers reparented here are not)."""
+    ended: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if not pid:
-            return
-        _send(sock, exit=pid, code=os.waitstatus_to_exitcode(status))
+            break
+        if pid in live:
+            live.discard(pid)
+            ended.append((pid, os.waitstatus_to_exitcode(status)))
+    if not ended:
+        return
+    alone = subreaper and _children() == live  # no leftover of any child runs
+    for pid, code in ended:
+        _send(sock, exit=pid, code=code, alone=alone)
+
+
+def _children() -> set[int] | None:
+    """Return this server's live child processes (None when Linux cannot list them)."""
+    found: set[int] = set()
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children", "rb") as fh:
+                found.update(int(pid) for pid in fh.read().split())
+    except (OSError, ValueError):
+        return None
+    return found
 
 
 def _serve(sock: socket.socket) -> tuple[dict[str, Any], int]:
@@ -158,25 +188,29 @@ def _serve(sock: socket.socket) -> tuple[dict[str, Any], int]:
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
+    subreaper = _call_prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    live: set[int] = set()  # the children forked for requests, until reaped
     while True:
         for key, _ in sel.select():
             if key.fileobj == wake_r:
                 os.read(wake_r, 4096)
-                _reap(sock)
+                _reap(sock, live, subreaper)
                 continue
             got = _read_request(sock)
             if got is None:
                 os._exit(0)  # the runtime is done (or gone): children have PDEATHSIG
             request, out = got
             sync_r, sync_w = os.pipe()
+            server = os.getpid()
             pid = os.fork()
             if pid == 0:
                 os.close(sync_r)
                 sel.close()
                 for fd in (wake_r, wake_w):
                     os.close(fd)
-                _child_setup(request, out, sync_w, sock)
+                _child_setup(request, out, sync_w, sock, server)
                 return request, out
+            live.add(pid)
             os.close(sync_w)
             os.close(out)
             os.read(sync_r, 1)  # EOF: the child leads its own session (or is gone)
@@ -184,9 +218,11 @@ def _serve(sock: socket.socket) -> tuple[dict[str, Any], int]:
             _send(sock, pid=pid, id=request["id"])
 
 
-def _child_setup(request: dict[str, Any], out: int, sync_w: int, sock: socket.socket) -> None:
+def _child_setup(
+    request: dict[str, Any], out: int, sync_w: int, sock: socket.socket, server: int
+) -> None:
     os.setsid()
-    _pdeathsig()
+    _pdeathsig(server)
     os.close(sync_w)
     sock.close()
     signal.set_wakeup_fd(-1)
@@ -207,16 +243,27 @@ def _child_setup(request: dict[str, Any], out: int, sync_w: int, sock: socket.so
         numpy_random.seed()
 
 
-def _pdeathsig() -> None:
+def _find_prctl() -> None:
+    """Look up Linux's ``prctl`` once, in the server: each child only calls it."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        _prctl[:] = [ctypes.CDLL(None, use_errno=True).prctl]
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the server died before the request took effect
+
+
+def _call_prctl(option: int, value: int) -> bool:
+    """Call ``prctl(option, value)``; return whether it took effect."""
+    return bool(_prctl) and _prctl[0](option, value, 0, 0, 0) == 0
+
+
+def _pdeathsig(server: int) -> None:
+    if not _call_prctl(_PR_SET_PDEATHSIG, signal.SIGTERM):
+        return
+    if os.getppid() != server:  # the server died before the request took effect
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -316,6 +363,7 @@ def main() -> None:
     _send(sock, ready=True, safe=not why, why=why)
     if why:
         return
+    _find_prctl()
     gc.collect()
     gc.freeze()  # the children's collections skip (and so do not copy) what the server holds
     request, _ = _serve(sock)

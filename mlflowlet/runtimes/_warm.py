@@ -48,10 +48,29 @@ def unsafe_reason(argv: list[str], python: str, mode: str) -> str:
     return ""
 
 
+def left_nothing(proc: object) -> bool:
+    """Whether ``proc``, an ended child, is known to have left no process of its tree running.
+
+    True only for a forked child its warm worker reported ``alone`` (the worker, their subreaper,
+    had no other child) whose process group is empty too; the runtime then skips the search of
+    ``/proc`` for leftovers (:func:`~mlflowlet.runtimes._proctree.terminate`).
+    """
+    if not isinstance(proc, ForkedProcess) or not proc.alone or not proc.group:
+        return False
+    try:
+        os.killpg(proc.group, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 class ForkedProcess:
     """A child forked by the warm worker, with the parts of ``subprocess.Popen`` the runtime uses.
 
-    ``lost`` is True when the worker died before reporting the exit (its code is then unknown).
+    ``lost`` is True when the worker died before reporting the exit (its code is then unknown);
+    ``alone`` when the worker saw nothing of the child's tree outlive it (see ``_forkserver``).
     """
 
     def __init__(self, args: list[str]) -> None:
@@ -60,10 +79,11 @@ class ForkedProcess:
         self.group: int | None = None  # its own process group, once forked
         self.stdout: Any = None
         self.lost = False
+        self.alone = False
         self._done = threading.Event()
 
-    def _ended(self, code: int | None, lost: bool = False) -> None:
-        self.returncode, self.lost = (-9 if code is None else code), lost
+    def _ended(self, code: int | None, lost: bool = False, alone: bool = False) -> None:
+        self.returncode, self.lost, self.alone = (-9 if code is None else code), lost, alone
         self._done.set()
 
     def poll(self) -> int | None:
@@ -152,7 +172,7 @@ class WarmWorker:
                 elif "exit" in message:
                     found = self._procs.pop(message["exit"], None)
                     if found is not None:
-                        found._ended(message["code"])
+                        found._ended(message["code"], alone=message.get("alone") is True)
         with self._lock:  # the worker is gone: nothing it started can report any more
             self._closed = True
             for event, _ in self._asked.values():

@@ -174,7 +174,8 @@ class SubprocessRuntime(Runtime):
             with self._live_lock:
                 self._live.pop(proc.pid, None)
         # what the child left running (a forked child's group too: its forks lack the cookie)
-        _proctree.terminate(None, cookie, self.kill_grace, group=getattr(proc, "group", None))
+        if not _warm.left_nothing(proc):
+            _proctree.terminate(None, cookie, self.kill_grace, group=getattr(proc, "group", None))
         pump.join()
         code = proc.returncode
         if self._abort.is_set():

@@ -253,3 +253,111 @@ def test_a_warm_child_running_the_seed_script_imports_nothing_new(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
                          cwd=tmp_path, check=True)
     assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+LEAVER = """
+    import os, signal, subprocess, sys, time
+    from mlflowlet import get_or_create_ctx
+    ctx = get_or_create_ctx("leaver")
+    p = ctx.get_param("p", 0)
+
+    def running(pid):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+        except OSError:
+            return False
+
+    def wait_for(name):
+        while not os.path.exists(name):
+            time.sleep(0.01)
+        return int(open(name).read())
+
+    if p == 1:  # a grandchild in a session of its own: out of the iteration's group
+        subprocess.Popen([sys.executable, "-c", "import os, time; "
+                          "open('gc1.tmp', 'w').write(str(os.getpid())); "
+                          "os.rename('gc1.tmp', 'gc1.pid'); time.sleep(300)"],
+                         start_new_session=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        wait_for("gc1.pid")
+    if p == 2 and os.fork() == 0:  # a plain fork, left in the iteration's group
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the run's: it would record an abort
+        open("gc2.tmp", "w").write(str(os.getpid()))
+        os.rename("gc2.tmp", "gc2.pid")
+        time.sleep(300)
+        os._exit(0)
+    if p == 2:
+        wait_for("gc2.pid")
+    if p == 3:  # runs after both ended (one at a time)
+        ctx.log_result("left", [running(wait_for(f"gc{i}.pid")) for i in (1, 2)])
+"""
+
+
+def test_what_a_finished_forked_iteration_leaves_running_is_ended_with_it(tmp_path):
+    # the worker is its children's subreaper: it tells the runtime when a child's tree ended
+    # with it (no /proc search then); a tree that did not is searched and ended, as before
+    script = _script(tmp_path, "leaver.py", LEAVER)
+    runner = new_runner(command=script)
+    task = new_task().with_hyper_params({"p": [1, 2, 3]}, parallel=1)
+    try:
+        run = runner.run(task, watch=False)
+        assert runner.warm_reason == ""
+        kids = {
+            k["spec"]["params"]["p"]: k["status"]
+            for k in get_run_db().list_runs(uid=run.uid, iter=True)
+            if k["metadata"]["iteration"]
+        }
+        assert [kids[p]["state"] for p in (1, 2, 3)] == ["completed"] * 3
+        assert kids[3]["results"]["left"] == [False, False]
+    finally:
+        for name in ("gc1.pid", "gc2.pid"):
+            path = tmp_path / name
+            if path.exists() and alive(int(path.read_text())):
+                os.kill(int(path.read_text()), signal.SIGKILL)
+
+
+def test_the_worker_says_a_child_ended_alone_only_when_nothing_of_its_tree_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from mlflowlet.runtimes import _warm
+
+    _script(tmp_path, "quiet.py", "x = 1\n")
+    _script(tmp_path, "leave.py", """
+        import subprocess, sys
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
+                                   start_new_session=True, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        open("left.pid", "w").write(str(sleeper.pid))
+    """)
+    env = {**os.environ, "MLFLOWLET_DBPATH": str(tmp_path)}
+    worker = _warm.WarmWorker([sys.executable, "quiet.py"], env, str(tmp_path), [])
+    ended = []
+    try:
+        assert worker.usable, worker.why
+        for name in ("quiet.py", "leave.py", "quiet.py"):
+            proc, _ = worker.start([sys.executable, name], env, str(tmp_path))
+            proc.stdout.read()  # EOF: the child (and whatever holds its output) ended
+            proc.wait(60)
+            ended.append((name, proc.returncode, proc.alone, _warm.left_nothing(proc)))
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        leftover = int((tmp_path / "left.pid").read_text())
+        for group, nothing in ((leftover, False), (gone.pid, True)):  # a group that runs, or none
+            proc = _warm.ForkedProcess(["x"])
+            proc._ended(0, alone=True)
+            proc.group = group
+            ended.append((group == leftover, _warm.left_nothing(proc) is nothing))
+    finally:
+        worker.close()
+        left = tmp_path / "left.pid"
+        leftover = int(left.read_text()) if left.exists() else 0
+        if leftover and alive(leftover):
+            os.kill(leftover, signal.SIGKILL)
+    assert ended == [
+        ("quiet.py", 0, True, True),
+        ("leave.py", 0, False, False),  # its leftover runs on: now the worker's child
+        ("quiet.py", 0, False, False),  # so the worker cannot tell whose it is
+        (True, True),  # alone, but its group still runs: searched
+        (False, True),  # alone and its group gone: nothing to search
+    ]

@@ -297,6 +297,7 @@ def _run_once(
         if "exc" in box:
             raise box["exc"]
         return box["run"]
+    _flush_abandoned(guard)  # what it logged before the deadline is kept
     guard.close()  # an in-process step cannot be killed: it is abandoned, its writes dropped
     data = _snapshot(run)
     message = (
@@ -306,6 +307,27 @@ def _run_once(
     data["status"].update(state="error", error=message, end_time=now_iso(), last_update=now_iso())
     db.commit_run(data, (), (), (message + "\n").encode())
     return RunObject.model_validate(data)
+
+
+def _flush_abandoned(guard: _GuardedDB) -> None:
+    """Write the buffers (metric points, output) of the runs writing through ``guard``.
+
+    They were logged before the deadline: a timed-out attempt's record keeps them, as a run's
+    record keeps what it logged before it failed. Its sweep batch (if any) is written after.
+    """
+    from .._flush import flusher
+
+    def through(db: object) -> bool:
+        return db is guard or getattr(db, "_db", None) is guard
+
+    live = flusher.live()
+    recorders = [o for o in live if hasattr(o, "write") and through(getattr(o, "db", None))]
+    batches = [o for o in live if getattr(o, "_db", None) is guard]
+    for obj in [*recorders, *batches]:
+        try:
+            obj._background_flush(time.monotonic())
+        except Exception:  # noqa: BLE001 - the timeout is recorded whatever this could write
+            pass
 
 
 def _snapshot(run: RunObject) -> dict[str, Any]:

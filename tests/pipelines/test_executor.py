@@ -118,6 +118,7 @@ def gated():
 
 @step(timeout=0.2)
 def stuck(context) -> str:
+    context.log_metric("progress", 0.5, step=1)  # buffered: the flush window is 1 s
     GATE.wait(10)
     return "late"
 
@@ -255,6 +256,9 @@ def test_step_timeout_fails_the_step_and_keeps_the_others(dbdir):
     assert "timed out after 0.2s" in run.steps["stuck"].status.error
     stored = get_run_db().read_run(run.steps["stuck"].uid)
     assert stored["status"]["state"] == "error"
+    # logged before the deadline, so recorded (the buffer was dropped with the abandoned call)
+    points = get_run_db().get_metrics(run.steps["stuck"].uid)
+    assert [(m["key"], m["step"], m["value"]) for m in points] == [("progress", 1, 0.5)]
 
 
 def test_typed_parameter_gets_the_loaded_artifact(dbdir):
@@ -458,8 +462,9 @@ HANG_CALLS: list[int] = []
 
 
 @step(retries=1, timeout=0.2)
-def hangs_once(x: int) -> int:
+def hangs_once(context, x: int) -> int:
     HANG_CALLS.append(x)
+    context.log_metric("call", HANG_CALLS.count(x), step=x)
     if x == 2 and HANG_CALLS.count(2) == 1 and not HANG_GATE.wait(60):
         raise RuntimeError("gate never opened")
     return 10 * x
@@ -489,6 +494,11 @@ def test_a_map_items_attempt_past_the_timeout_is_retried_alone(dbdir):
     kept = [r for r in get_run_db().list_runs(name="hangs_once")
             if r["metadata"].get("annotations", {}).get("item_uid") == uid]
     assert len(kept) == 1 and "timed out after 0.2s" in kept[0]["status"]["error"]
+    # the timed-out attempt's point (logged before its deadline) went with it; the item's is
+    # its last attempt's alone
+    history = get_run_db().get_metrics(kept[0]["metadata"]["uid"])
+    assert [(m["step"], m["value"]) for m in history] == [(2, 1)]
+    assert [(m["step"], m["value"]) for m in get_run_db().get_metrics(uid, iter=2)] == [(2, 2)]
 
 
 @step(timeout=30)

@@ -262,11 +262,17 @@ def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> di
             if block.index not in seen and next(block.condition.items(), None) is None:
                 seen.add(block.index)
                 condition_types(block.condition, types, target, conds)
-    for producer, key, use, _node in item_uses(dag):  # maps over maps, item conditions
+    for producer, key, use, node in item_uses(dag):  # maps over maps, item conditions
         if use == "item":
             uses.setdefault((producer, key), {})["item"] = "json"
-        else:
+            continue
+        try:
             condition_types(use, types, target, conds)
+        except CompileError as exc:  # it names the item's fields as the results they are
+            raise CompileError(
+                f"step {node.name!r} ({node.call_site}), its condition {node.condition} on the "
+                f"map item: {exc}"
+            ) from None
     for ref, typ in conds.items():
         uses.setdefault(ref, {})["cond"] = typ
     by_node: dict[str, dict[str, dict[str, str]]] = {}

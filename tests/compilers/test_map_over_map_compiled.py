@@ -177,6 +177,8 @@ def test_argo_refuses_an_item_it_cannot_compare_as_python_does(value, words, tmp
 
 @pytest.mark.parametrize(("literal", "words"), [
     (2**53 + 1, "beyond 2\\*\\*53"), (float("inf"), "is inf"), (float("nan"), "is nan"),
+    (None, r"step 'show' \(.*agg_pipelines.py:\d+\), its condition item\['x'\] < None on the "
+           r"map item: condition carry.results\['x'\] < None compares None"),
 ])
 def test_argo_refuses_a_literal_it_cannot_compare_as_python_does(literal, words):
     with pytest.raises(CompileError, match=words):

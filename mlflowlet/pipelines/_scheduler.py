@@ -21,14 +21,15 @@ Never inline: a step with a ``timeout=`` (each attempt in its own thread) or ret
 hyper-parameters (their iterations' own threads), a container step. Records are those of a step
 that is alone: ``running``, then the step's end, each written as it happens. The limit: a
 function whose first calls were trivial but whose later call blocks until a step that has not
-started yet runs (a ready sibling behind it, or a step downstream of a running one) waits for
-good, as it does with ``max_parallel=1``.
+started yet runs (a ready step of its own function, or a step downstream of a running one) waits for
+good, as it does with ``max_parallel=1``. A step runs inline only while every ready step
+could too: a ready step of another kind (one it may wait for) goes to the pool first.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import deque
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
 from ._inbox import Inbox
@@ -59,12 +60,21 @@ class Learner:
 
     def inline(self, node: Node) -> bool:
         """Whether ``node`` may run in the scheduler's thread (its function is known trivial)."""
+        return self.known(self.key(node))
+
+    @staticmethod
+    def key(node: Node) -> Any:
+        """Return ``node``'s step function, or None when it never runs inline (see the doc)."""
         if node.map is not None or node.hyper is not None:
-            return False
+            return None
         spec = node.spec
         if spec.timeout or spec.retries or spec.container is not None:
-            return False
-        return self._trivial.get(node.step.fn, 0) >= LEARN
+            return None
+        return node.step.fn
+
+    def known(self, fn: Any) -> bool:
+        """Whether ``fn`` (a :meth:`key`) is known trivial: its steps may run inline."""
+        return fn is not None and self._trivial.get(fn, 0) >= LEARN
 
     def slow(self, node: Node) -> bool:
         """Whether ``node``'s function was never known trivial and its last call was slow."""
@@ -112,23 +122,32 @@ def schedule(ex: LocalExecutor) -> None:
     pool = DaemonPool(ex.max_parallel, "mlflowlet-step") if ex.max_parallel > 1 else None
     inbox = Inbox(pool, waiting, dag.downstream)
     bound = ex.max_parallel * AHEAD
+    queued = Counter(learner.key(dag.node(name)) for name in ready)  # ready steps' functions
 
     def finished(name: str) -> None:
         for down in dag.downstream(name):
             waiting[down] -= 1
             if waiting[down] == 0:
                 ready.append(down)
+                queued[learner.key(dag.node(down))] += 1
+
+    def inline_now(node: Node) -> bool:
+        """Inline only when every ready step could be: none waits behind it for a thread."""
+        return pool is None or (
+            learner.inline(node) and all(learner.known(fn) for fn, n in queued.items() if n)
+        )
 
     try:
         while ready or running:
             while ready:
                 node = dag.node(ready[0])
-                inline = pool is None or learner.inline(node)
+                inline = inline_now(node)
                 if not inline and (
                     learner.held(node) or (running >= bound and not learner.slow(node))
                 ):
                     break  # a probe is out, or the pool holds enough to learn from: take first
                 ready.popleft()
+                queued[learner.key(node)] -= 1
                 call = ex._prepare(node)
                 if call is None:
                     finished(node.name)

@@ -48,10 +48,36 @@ def fan():
 
 @pipeline(name="inline-meet")
 def fan_and_meet():
+    meet(i=1)  # ready first: both get a pool thread before any leaf may run inline
+    meet(i=2)
     for i in range(FAN):
         leaf(i=i)
-    meet(i=1)
-    meet(i=2)
+
+
+SET = threading.Event()
+
+
+@step
+def waits(context, block: bool = False, prev: int = 0) -> int:
+    THREADS[context.name] = threading.current_thread().name
+    if block and not SET.wait(30):  # a timeout so a deadlock fails the test, not hangs it
+        raise RuntimeError("the step that sets the event never ran")
+    return prev + 1
+
+
+@step
+def sets(context) -> int:
+    SET.set()
+    return 1
+
+
+@pipeline(name="inline-waits")
+def waits_for_a_sibling():
+    a = waits(prev=0)
+    b = waits(prev=a.output)
+    c = waits(prev=b.output)
+    waits(block=True, prev=c.output)  # trivial three times, then it waits for `sets`
+    sets().after(c)  # ready with it: it must get a thread, not wait behind an inlined step
 
 
 @pytest.fixture
@@ -241,3 +267,13 @@ def test_only_a_function_whose_last_call_was_slow_fills_the_pool_at_once():
     assert not learner.slow(node)
     learner.note(node, 1.0)  # the probe slow too: learns anew, a few at a time
     assert not learner.slow(node) and not learner.inline(node)
+
+
+def test_a_learned_step_never_runs_inline_ahead_of_a_ready_step_of_another_kind(dbdir, trivial):
+    # the fourth `waits` is known trivial, but `sets` is ready beside it: run inline, it held the
+    # scheduler's thread while waiting for `sets`, which never got one
+    SET.clear()
+    run = waits_for_a_sibling.run()
+    assert run.state == "completed", run.error
+    here = threading.current_thread().name
+    assert THREADS["waits-3"] == here and THREADS["waits-4"] != here  # learned, yet pooled

@@ -45,7 +45,7 @@ def check_when_values(dag: Any, values: dict[str, Any], where: str) -> None:
                 raise CompileError(
                     f"{where} {name}={value!r:.40}, compared in a condition, {exc}"
                 ) from None
-        if isinstance(value, str) and ("'" in value or "\\" in value):
+        if isinstance(value, str) and any(c in value for c in "'\"\\"):  # either quote ends it
             raise CompileError(
                 f"{where} {name}={value!r} holds a quote or backslash: Argo writes it inside "
                 "the quotes of a condition (govaluate), which would then fail to parse or compare "

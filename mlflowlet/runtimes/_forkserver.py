@@ -33,6 +33,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -145,8 +146,16 @@ def _read_request(sock: socket.socket) -> tuple[dict[str, Any], int] | None:
     return json.loads(body), fds[0]
 
 
-def _reap(sock: socket.socket, live: set[int], subreaper: bool) -> None:
-    """Reap what ended; report the iterations among them (leftovers reparented here are not)."""
+def _reap(
+    sock: socket.socket, live: set[int], strays: dict[int, float] | None, grace: float
+) -> None:
+    """Reap what ended; report the iterations among them; end what they left running here.
+
+    A process an ended child left behind becomes this server's child (its subreaper): it gets
+    SIGTERM at once and SIGKILL ``grace`` seconds later (:func:`_end_strays`), as the runtime
+    ends the leftovers it finds by their cookie; this also ends those that cleared their
+    environment (a daemon that ``execve``'d with an empty one carries no cookie).
+    """
     ended: list[tuple[int, int]] = []
     while True:
         try:
@@ -155,14 +164,41 @@ def _reap(sock: socket.socket, live: set[int], subreaper: bool) -> None:
             break
         if not pid:
             break
+        if strays is not None:
+            strays.pop(pid, None)
         if pid in live:
             live.discard(pid)
             ended.append((pid, os.waitstatus_to_exitcode(status)))
     if not ended:
         return
-    alone = subreaper and _children() == live  # no leftover of any child runs
+    children = _children() if strays is not None else None  # not a subreaper: unknown
+    alone = children == live  # no leftover of any child runs
     for pid, code in ended:
         _send(sock, exit=pid, code=code, alone=alone)
+    for pid in (children or set()) - live - set(strays or ()):
+        assert strays is not None
+        _signal(pid, signal.SIGTERM)
+        strays[pid] = time.monotonic() + grace
+
+
+def _end_strays(strays: dict[int, float], final: bool = False) -> float | None:
+    """SIGKILL the strays whose grace ended (every one when ``final``); return the next wait.
+
+    A stray is this server's child until reaped here, so its pid is never another process's.
+    """
+    now = time.monotonic()
+    for pid, deadline in list(strays.items()):
+        if final or deadline <= now:
+            _signal(pid, signal.SIGKILL)
+            del strays[pid]
+    return max(0.0, min(strays.values()) - now) if strays else None
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:  # ended meanwhile (reaped at the next SIGCHLD)
+        pass
 
 
 def _children() -> set[int] | None:
@@ -177,8 +213,11 @@ def _children() -> set[int] | None:
     return found
 
 
-def _serve(sock: socket.socket) -> tuple[dict[str, Any], int]:
-    """Fork a child per request; return (in the child only) its request and output fd."""
+def _serve(sock: socket.socket, grace: float) -> tuple[dict[str, Any], int]:
+    """Fork a child per request; return (in the child only) its request and output fd.
+
+    ``grace``: seconds between a stray's SIGTERM and its SIGKILL (see :func:`_reap`).
+    """
     import selectors
 
     wake_r, wake_w = os.pipe()
@@ -190,15 +229,18 @@ def _serve(sock: socket.socket) -> tuple[dict[str, Any], int]:
     sel.register(wake_r, selectors.EVENT_READ)
     subreaper = _call_prctl(_PR_SET_CHILD_SUBREAPER, 1)
     live: set[int] = set()  # the children forked for requests, until reaped
+    strays: dict[int, float] = {}  # what ended children left here -> when it gets SIGKILL
+    wait: float | None = None
     while True:
-        for key, _ in sel.select():
+        for key, _ in sel.select(wait):
             if key.fileobj == wake_r:
                 os.read(wake_r, 4096)
-                _reap(sock, live, subreaper)
+                _reap(sock, live, strays if subreaper else None, grace)
                 continue
             got = _read_request(sock)
-            if got is None:
-                os._exit(0)  # the runtime is done (or gone): children have PDEATHSIG
+            if got is None:  # the runtime is done (or gone): children have PDEATHSIG, strays
+                _end_strays({pid: 0.0 for pid in (_children() or set()) - live}, final=True)
+                os._exit(0)
             request, out = got
             sync_r, sync_w = os.pipe()
             server = os.getpid()
@@ -216,6 +258,7 @@ def _serve(sock: socket.socket) -> tuple[dict[str, Any], int]:
             os.read(sync_r, 1)  # EOF: the child leads its own session (or is gone)
             os.close(sync_r)
             _send(sock, pid=pid, id=request["id"])
+        wait = _end_strays(strays)
 
 
 def _child_setup(
@@ -366,5 +409,5 @@ def main() -> None:
     _find_prctl()
     gc.collect()
     gc.freeze()  # the children's collections skip (and so do not copy) what the server holds
-    request, _ = _serve(sock)
+    request, _ = _serve(sock, float(spec.get("grace", 2.0)))
     _exit(_run(request["argv"]))

@@ -105,9 +105,18 @@ class WarmWorker:
         env: the environment of the children (per-run variables are left out of the server's).
         cwd: the children's working directory.
         files: Python files whose top-level imports the server imports ahead.
+        grace: seconds the server gives a process a finished child left behind between its
+            SIGTERM and SIGKILL (the runtime's ``kill_grace``).
     """
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None, files: list[str]):
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+        files: list[str],
+        grace: float = 2.0,
+    ):
         self.why = ""
         self._lock = threading.Lock()
         self._procs: dict[int, ForkedProcess] = {}
@@ -119,7 +128,7 @@ class WarmWorker:
         cwd = os.path.abspath(cwd or os.getcwd())
         script = os.path.realpath(os.path.join(cwd, argv[1]))
         path0 = cwd if argv[1] == "-m" else os.path.dirname(script)
-        spec = json.dumps({"files": files, "path0": path0})
+        spec = json.dumps({"files": files, "path0": path0, "grace": grace})
         base = {k: v for k, v in env.items() if k not in PER_RUN_ENV}
         self.cookie = _proctree.watchdog.cookie()
         try:

@@ -336,7 +336,8 @@ class SubprocessRuntime(Runtime):
             return None
         files = [os.path.join(self.cwd or "", self.argv[0])] if self.argv[0].endswith(".py") else []
         try:
-            worker = _warm.WarmWorker(argv, self._child_env(run, db), self.cwd, files)
+            env = self._child_env(run, db)
+            worker = _warm.WarmWorker(argv, env, self.cwd, files, self.kill_grace)
         except OSError as exc:
             self.warm_reason = f"the warm worker did not start ({exc})"
             return None

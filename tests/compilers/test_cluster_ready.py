@@ -281,7 +281,8 @@ def test_a_quote_in_a_string_parameter_an_argo_condition_reads_is_refused():
         compile(gated("it's"), "argo", tracking=False)
     with pytest.raises(CompileError, match=r"mode='a\\\\b' holds a quote"):
         compile(gated("a\\b"), "argo", tracking=False)
-    with pytest.raises(CompileError, match=r"mode='a\"b' holds a quote"):  # govaluate: " ends it too
+    # govaluate ends a string at either quote
+    with pytest.raises(CompileError, match=r"mode='a\"b' holds a quote"):
         compile(gated('a"b'), "argo", tracking=False)
     assert compile(gated("it's"), "kfp", tracking=False)
     with FakeServer(fake_argo) as fake, pytest.raises(CompileError, match="argument mode="):

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _procs import alive
+from _procs import alive, wait_gone
 
 from mlflowlet import get_run_db, new_runner, new_task
 from mlflowlet.runtimes.subprocess import SubprocessRuntime
@@ -280,6 +280,14 @@ LEAVER = """
                          start_new_session=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
         wait_for("gc1.pid")
+        # a classic daemon: its own session, no environment (no cookie), deaf to SIGTERM
+        subprocess.Popen([sys.executable, "-c", "import os, signal, time; "
+                          "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                          "open('gc3.tmp', 'w').write(str(os.getpid())); "
+                          "os.rename('gc3.tmp', 'gc3.pid'); time.sleep(300)"],
+                         start_new_session=True, env={}, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        wait_for("gc3.pid")
     if p == 2 and os.fork() == 0:  # a plain fork, left in the iteration's group
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the run's: it would record an abort
         open("gc2.tmp", "w").write(str(os.getpid()))
@@ -290,6 +298,10 @@ LEAVER = """
         wait_for("gc2.pid")
     if p == 3:  # runs after both ended (one at a time)
         ctx.log_result("left", [running(wait_for(f"gc{i}.pid")) for i in (1, 2)])
+        deadline = time.monotonic() + 60  # the daemon gets SIGKILL after the grace period
+        while running(wait_for("gc3.pid")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ctx.log_result("daemon_left", running(wait_for("gc3.pid")))
 """
 
 
@@ -297,7 +309,7 @@ def test_what_a_finished_forked_iteration_leaves_running_is_ended_with_it(tmp_pa
     # the worker is its children's subreaper: it tells the runtime when a child's tree ended
     # with it (no /proc search then); a tree that did not is searched and ended, as before
     script = _script(tmp_path, "leaver.py", LEAVER)
-    runner = new_runner(command=script)
+    runner = new_runner(command=script, kill_grace=0.2)
     task = new_task().with_hyper_params({"p": [1, 2, 3]}, parallel=1)
     try:
         run = runner.run(task, watch=False)
@@ -309,8 +321,9 @@ def test_what_a_finished_forked_iteration_leaves_running_is_ended_with_it(tmp_pa
         }
         assert [kids[p]["state"] for p in (1, 2, 3)] == ["completed"] * 3
         assert kids[3]["results"]["left"] == [False, False]
+        assert kids[3]["results"]["daemon_left"] is False  # the worker, its subreaper, ends it
     finally:
-        for name in ("gc1.pid", "gc2.pid"):
+        for name in ("gc1.pid", "gc2.pid", "gc3.pid"):
             path = tmp_path / name
             if path.exists() and alive(int(path.read_text())):
                 os.kill(int(path.read_text()), signal.SIGKILL)
@@ -335,29 +348,33 @@ def test_the_worker_says_a_child_ended_alone_only_when_nothing_of_its_tree_runs(
     ended = []
     try:
         assert worker.usable, worker.why
-        for name in ("quiet.py", "leave.py", "quiet.py"):
+        for name in ("quiet.py", "leave.py"):
             proc, _ = worker.start([sys.executable, name], env, str(tmp_path))
             proc.stdout.read()  # EOF: the child (and whatever holds its output) ended
             proc.wait(60)
             ended.append((name, proc.returncode, proc.alone, _warm.left_nothing(proc)))
+        # its leftover became the worker's child: the worker ends it (SIGTERM, then SIGKILL)
+        wait_gone([int((tmp_path / "left.pid").read_text())], 60)
         gone = subprocess.Popen(["true"])
         gone.wait()
-        leftover = int((tmp_path / "left.pid").read_text())
-        for group, nothing in ((leftover, False), (gone.pid, True)):  # a group that runs, or none
+        runs = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        for group, nothing in ((runs.pid, False), (gone.pid, True)):  # a group that runs, or none
             proc = _warm.ForkedProcess(["x"])
             proc._ended(0, alone=True)
             proc.group = group
-            ended.append((group == leftover, _warm.left_nothing(proc) is nothing))
+            ended.append((group == runs.pid, _warm.left_nothing(proc) is nothing))
     finally:
         worker.close()
+        if "runs" in locals():
+            runs.kill()
+            runs.wait()
         left = tmp_path / "left.pid"
         leftover = int(left.read_text()) if left.exists() else 0
         if leftover and alive(leftover):
             os.kill(leftover, signal.SIGKILL)
     assert ended == [
         ("quiet.py", 0, True, True),
-        ("leave.py", 0, False, False),  # its leftover runs on: now the worker's child
-        ("quiet.py", 0, False, False),  # so the worker cannot tell whose it is
+        ("leave.py", 0, False, False),  # its leftover ran on: the worker's child, searched
         (True, True),  # alone, but its group still runs: searched
         (False, True),  # alone and its group gone: nothing to search
     ]

@@ -280,14 +280,29 @@ def test_a_value_not_of_the_declared_type_is_a_usage_error(echo_dir, monkeypatch
 def test_result_forms_are_written_as_asked(echo_dir, monkeypatch, capsys):
     monkeypatch.chdir(echo_dir)
     args = ["--handler", "echo_mod.py:echo", "--param", 'value:json=[1, 1.0, "a"]']
-    for form in ("text", "json", "item", "items", "when"):
+    for form in ("text", "json", "item", "items"):
         args += ["--result", f"value:{form}=out/{form}"]
     assert main(args) == 0
     read = {f: (echo_dir / "out" / f).read_text() for f in ("text", "json", "item", "items")}
     assert read["json"] == read["text"] == '[1, 1.0, "a"]'
     assert json.loads(json.loads(read["item"])) == [1, 1.0, "a"]
     assert json.loads(read["items"]) == ["1", "1.0", '"a"']
-    assert (echo_dir / "out" / "when").read_text() == "'[1, 1.0, \\\"a\\\"]'"
+
+
+def test_a_condition_operand_is_written_to_compare_as_in_python_or_fails_the_run(
+    echo_dir, monkeypatch, capsys
+):
+    monkeypatch.chdir(echo_dir)
+    for value, form, written in (('"2024-01-01"', "when", "'s:2024-01-01'"),
+                                 ("true", "when", "1"), ("true", "when-bool", "true")):
+        args = ["--handler", "echo_mod.py:echo", "--param", f"value:json={value}"]
+        assert main([*args, "--result", f"value:{form}=out/{form}"]) == 0
+        assert (echo_dir / "out" / form).read_text() == written
+    # a list compares otherwise in govaluate: the run fails naming the result, nothing written
+    args = ["--handler", "echo_mod.py:echo", "--param", 'value:json=[1, "a"]']
+    assert main([*args, "--result", "value:when=out/list"]) == 1
+    assert "result 'value' (--result value:when=...) is a list" in capsys.readouterr().err
+    assert not (echo_dir / "out" / "list").exists()
 
 
 def test_the_run_record_starts_its_own_line_after_output_without_a_newline(echo_dir):

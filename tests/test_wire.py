@@ -4,15 +4,13 @@ import json
 
 import pytest
 
+from mlflowlet._govaluate import argo_text, govaluate_literal, when_literal
 from mlflowlet._wire import (
-    argo_text,
     decode_param,
     encode_result,
-    govaluate_literal,
     read_run_json,
     run_json_line,
     split_typed,
-    when_literal,
 )
 from mlflowlet.errors import ParameterError, RunError
 

@@ -34,7 +34,7 @@ def check_when_values(dag: Any, values: dict[str, Any], where: str) -> None:
     Raises:
         CompileError: names the parameter, the value and why.
     """
-    from .._wire import when_literal
+    from .._govaluate import when_literal
 
     for name in sorted(condition_params(dag) & set(values)):
         value = values[name]

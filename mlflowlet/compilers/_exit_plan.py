@@ -33,7 +33,8 @@ def exit_plans(
     target: str,
 ) -> list[StepPlan]:
     """Return the plans of the exit sub-pipeline's steps (none without one)."""
-    from ._plan import _step_plan, _uses
+    from ._plan import _step_plan
+    from ._types import result_uses
 
     exit_ = dag.exit_pipeline
     if exit_ is None:
@@ -43,7 +44,7 @@ def exit_plans(
     for node in exit_.dag.nodes:
         nodes.append(_resolved(node, exit_, special.setdefault(node.name, {})))
     typed = {**params, **{name: ("str", None, False) for name in exit_.kinds}}
-    uses = _uses(SimpleNamespace(nodes=nodes, outputs={}), typed, target)
+    uses = result_uses(SimpleNamespace(nodes=nodes, outputs={}), typed, target)
     plans = []
     graph = _Graph(exit_.dag, exit_.dag.image or dag.image)  # the pipeline's image by default
     for node in nodes:

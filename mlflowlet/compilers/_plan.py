@@ -38,10 +38,10 @@ from ..errors import CompileError
 from ._container import check_resources, container_env
 from ._handlers import check_total, handler_payload
 from ._image import step_image, warn_bare_images
-from ._map_items import item_fields, item_uses
+from ._map_items import item_fields
 from ._naming import check_image, param_name, unique_labels
 from ._tracking import TOKEN_ENV
-from ._types import check_default, condition_types, item_type, pipeline_param_type
+from ._types import item_type, plan_params, result_uses
 
 ENTRYPOINT = ("python", "-m", "mlflowlet.entrypoint")
 EXEC_CONFIG_ENV = "MLFLOWLET_EXEC_CONFIG"
@@ -207,80 +207,6 @@ class Plan:
     exit_steps: list[StepPlan] = field(default_factory=list)  # an exit sub-pipeline's
 
 
-def _params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bool]]:
-    from .._binding import coerce
-    from ..errors import ParameterError
-
-    out: dict[str, tuple[str, Any, bool]] = {}
-    for p in dag.params:
-        default = p.default
-        if p.type == "DataItem":  # a URL input: checked as a run checks it (no credentials)
-            from ..pipelines._urlinputs import url_value
-
-            given = options.params.get(p.name, default)
-            default = url_value(given, p.name) if given is not None else None
-            required = p.required and p.name not in options.params
-            out[p.name] = ("str", default, required)
-            continue
-        if p.name in options.params:
-            try:
-                default = coerce(options.params[p.name], p.hint, p.name)
-            except ParameterError as exc:
-                raise CompileError(f"params: {exc}") from None
-        typ = pipeline_param_type(p, default)
-        required = p.required and p.name not in options.params
-        if not required:
-            check_default(p.name, typ, default, target)
-        out[p.name] = (typ, default, required)
-    return out
-
-
-def _uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> dict:
-    """Return ``node -> result key -> {use: type}`` for every result read downstream."""
-    from ..pipelines.refs import Collected, OutputRef
-
-    uses: dict[tuple[str, str], dict[str, str]] = {}
-    for node in dag.nodes:
-        for value in node.arguments.values():
-            if isinstance(value, Collected) and value.ref.kind == "result":
-                uses.setdefault((value.node, value.ref.key), {})["item"] = "json"
-            elif isinstance(value, OutputRef) and value.kind == "result":
-                uses.setdefault((value.node, value.key), {})["json"] = "json"
-        if node.map is not None and isinstance(node.map.items, OutputRef):
-            uses.setdefault((node.map.items.node, node.map.items.key), {})["items"] = "json"
-    for value in dag.outputs.values():  # pipeline outputs read results as JSON too
-        if isinstance(value, Collected) and value.ref.kind == "result":
-            uses.setdefault((value.node, value.ref.key), {})["item"] = "json"
-        elif isinstance(value, OutputRef) and value.kind == "result":
-            uses.setdefault((value.node, value.key), {})["json"] = "json"
-    conds: dict[tuple[str, str], str] = {}
-    types = {name: typ for name, (typ, _d, _r) in params.items()}
-    types.update({f"{n.name}:return": n.spec.returns for n in dag.nodes if n.spec.returns})
-    seen: set[int] = set()
-    for node in dag.nodes:
-        for block in node.blocks:
-            if block.index not in seen and next(block.condition.items(), None) is None:
-                seen.add(block.index)
-                condition_types(block.condition, types, target, conds)
-    for producer, key, use, node in item_uses(dag):  # maps over maps, item conditions
-        if use == "item":
-            uses.setdefault((producer, key), {})["item"] = "json"
-            continue
-        try:
-            condition_types(use, types, target, conds)
-        except CompileError as exc:  # it names the item's fields as the results they are
-            raise CompileError(
-                f"step {node.name!r} ({node.call_site}), its condition {node.condition} on the "
-                f"map item: {exc}"
-            ) from None
-    for ref, typ in conds.items():
-        uses.setdefault(ref, {})["cond"] = typ
-    by_node: dict[str, dict[str, dict[str, str]]] = {}
-    for (node_name, key), use in uses.items():
-        by_node.setdefault(node_name, {})[key] = use
-    return by_node
-
-
 def make_plan(pipe: Any, options: Any, target: str) -> Plan:
     """Walk ``pipe.dag`` and return the :class:`Plan` both compilers render.
 
@@ -290,7 +216,7 @@ def make_plan(pipe: Any, options: Any, target: str) -> Plan:
             sanitising, or a bad image.
     """
     dag = pipe.dag
-    params = _params(dag, options, target)
+    params = plan_params(dag, options, target)
     nodes = list(dag.nodes) + ([dag.exit_handler] if dag.exit_handler is not None else [])
     nodes += dag.exit_pipeline.nodes if dag.exit_pipeline is not None else []
     labels = unique_labels([n.name for n in nodes])
@@ -300,7 +226,7 @@ def make_plan(pipe: Any, options: Any, target: str) -> Plan:
             f"step name {clash[0]!r} is reserved for the compiled workflow's own "
             "templates; rename the step"
         )
-    uses = _uses(dag, params, target)
+    uses = result_uses(dag, params, target)
     steps = [_step_plan(dag, node, labels[node.name], params, uses, options) for node in dag.nodes]
     if target == "argo":
         _key_on_artifacts(steps, options)

@@ -16,7 +16,7 @@ Conditions compare like Python only between values of one kind (strings, numbers
 anything else (a ``dict``, ``None``, a string against a number, ordering booleans) is refused
 at compile time, because KFP's CEL and Argo's govaluate would answer differently or fail. A
 result's value is known at run time only: KFP's typed output fails a value of another type, and
-on Argo the producer writes it as :func:`mlflowlet._wire.when_literal` does (strings tagged so
+on Argo the producer writes it as :func:`mlflowlet._govaluate.when_literal` does (strings tagged so
 govaluate reads none as a date, numbers exact), failing on a value govaluate would compare
 otherwise than Python (``None``, a list or dict, NaN, an integer beyond 2**53).
 """
@@ -167,7 +167,7 @@ def _side(value: Any, types: dict[str, str], cond: Any, target: str) -> tuple[st
         return f"{value!r}", "bool"
     if isinstance(value, (int, float)):
         if target == "argo":
-            from .._wire import when_literal
+            from .._govaluate import when_literal
 
             try:
                 when_literal(value)
@@ -234,6 +234,88 @@ def condition_types(
                 out[(side.node, side.key)] = ""
 
 
+def plan_params(dag: Any, options: Any, target: str) -> dict[str, tuple[str, Any, bool]]:
+    """Return each pipeline parameter's ``(carried type, default, required)`` for ``target``.
+
+    ``options.params`` (compile-time values) become defaults, checked as a run checks them.
+
+    Raises:
+        CompileError: a value or default the parameter's type (or the target) cannot carry.
+    """
+    from .._binding import coerce
+    from ..errors import ParameterError
+
+    out: dict[str, tuple[str, Any, bool]] = {}
+    for p in dag.params:
+        default = p.default
+        if p.type == "DataItem":  # a URL input: checked as a run checks it (no credentials)
+            from ..pipelines._urlinputs import url_value
+
+            given = options.params.get(p.name, default)
+            default = url_value(given, p.name) if given is not None else None
+            required = p.required and p.name not in options.params
+            out[p.name] = ("str", default, required)
+            continue
+        if p.name in options.params:
+            try:
+                default = coerce(options.params[p.name], p.hint, p.name)
+            except ParameterError as exc:
+                raise CompileError(f"params: {exc}") from None
+        typ = pipeline_param_type(p, default)
+        required = p.required and p.name not in options.params
+        if not required:
+            check_default(p.name, typ, default, target)
+        out[p.name] = (typ, default, required)
+    return out
+
+
+def result_uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str) -> dict:
+    """Return ``node -> result key -> {use: type}`` for every result read downstream."""
+    from ..pipelines.refs import Collected, OutputRef
+    from ._map_items import item_uses
+
+    uses: dict[tuple[str, str], dict[str, str]] = {}
+    for node in dag.nodes:
+        for value in node.arguments.values():
+            if isinstance(value, Collected) and value.ref.kind == "result":
+                uses.setdefault((value.node, value.ref.key), {})["item"] = "json"
+            elif isinstance(value, OutputRef) and value.kind == "result":
+                uses.setdefault((value.node, value.key), {})["json"] = "json"
+        if node.map is not None and isinstance(node.map.items, OutputRef):
+            uses.setdefault((node.map.items.node, node.map.items.key), {})["items"] = "json"
+    for value in dag.outputs.values():  # pipeline outputs read results as JSON too
+        if isinstance(value, Collected) and value.ref.kind == "result":
+            uses.setdefault((value.node, value.ref.key), {})["item"] = "json"
+        elif isinstance(value, OutputRef) and value.kind == "result":
+            uses.setdefault((value.node, value.key), {})["json"] = "json"
+    conds: dict[tuple[str, str], str] = {}
+    types = {name: typ for name, (typ, _d, _r) in params.items()}
+    types.update({f"{n.name}:return": n.spec.returns for n in dag.nodes if n.spec.returns})
+    seen: set[int] = set()
+    for node in dag.nodes:
+        for block in node.blocks:
+            if block.index not in seen and next(block.condition.items(), None) is None:
+                seen.add(block.index)
+                condition_types(block.condition, types, target, conds)
+    for producer, key, use, node in item_uses(dag):  # maps over maps, item conditions
+        if use == "item":
+            uses.setdefault((producer, key), {})["item"] = "json"
+            continue
+        try:
+            condition_types(use, types, target, conds)
+        except CompileError as exc:  # it names the item's fields as the results they are
+            raise CompileError(
+                f"step {node.name!r} ({node.call_site}), its condition {node.condition} on the "
+                f"map item: {exc}"
+            ) from None
+    for ref, typ in conds.items():
+        uses.setdefault(ref, {})["cond"] = typ
+    by_node: dict[str, dict[str, dict[str, str]]] = {}
+    for (node_name, key), use in uses.items():
+        by_node.setdefault(node_name, {})[key] = use
+    return by_node
+
+
 def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[str, Any]:
     """Return run arguments as the compiled pipeline declares its parameters.
 
@@ -264,7 +346,7 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
         if typ == "json":
             out[param.name] = json.dumps(value)
         elif target == "argo":
-            from .._wire import argo_text
+            from .._govaluate import argo_text
 
             out[param.name] = argo_text(value)
         else:

@@ -16,7 +16,7 @@ then dumped to the plain dict the Argo JSON schema describes
   be ``Skipped`` (Argo skips a fan-out over an empty list: its output's default ``[]`` flows);
 * ``when`` holds the step's ``with condition(...)`` blocks in govaluate: a result operand is
   its ``KEY__if`` output, written by the producer as a literal comparing there as the value
-  compares in Python (``mlflowlet._wire.when_literal``: every string tagged ``s:`` so none
+  compares in Python (``mlflowlet._govaluate.when_literal``: every string tagged ``s:`` so none
   reads as a date, numbers exact, what cannot compare exactly refused); string parameters and
   literals tagged and quoted alike;
 * ``withItems`` (each item's JSON text) / ``withParam`` (a result's ``KEY__items`` list of JSON
@@ -48,7 +48,7 @@ import json
 from typing import Any
 
 from .._final_status import ARGO_TEXT
-from .._wire import WHEN_STR_TAG, argo_text, when_literal
+from .._govaluate import WHEN_STR_TAG, argo_text, when_literal
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._argo_depends import build_depends

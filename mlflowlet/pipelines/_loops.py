@@ -39,6 +39,7 @@ from ._stepexec import StepCall, execute, last_line
 from .refs import Collected, OutputRef
 
 if TYPE_CHECKING:
+    from .executor import LocalExecutor
     from .graph import Node
 
 
@@ -126,7 +127,7 @@ def run_loop(ex: Any, node: Any) -> Any:
     return None
 
 
-def _warn_uncached(ex: Any, members: list[Any]) -> None:
+def _warn_uncached(ex: LocalExecutor, members: list[Node]) -> None:
     """Say so when a step asking for the cache runs per item (not looked up, never silently)."""
     import warnings
 

@@ -72,7 +72,7 @@ class Learner:
             return None
         return node.step.fn
 
-    def known(self, fn: Any) -> bool:
+    def known(self, fn: object) -> bool:
         """Whether ``fn`` (a :meth:`key`) is known trivial: its steps may run inline."""
         return fn is not None and self._trivial.get(fn, 0) >= LEARN
 

@@ -325,7 +325,9 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
     :func:`._argo_quote.check_when_values` checks it.
 
     Raises:
-        CompileError: an unknown parameter, or (Argo) a value no condition compares exactly.
+        CompileError: an unknown parameter, a value of another type than an undeclared
+            parameter's default (it would be read back as that type), or (Argo) a value no
+            condition compares exactly.
     """
     import json
 
@@ -343,6 +345,13 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
             continue
         value = coerced[param.name] = coerce(arguments[param.name], param.hint, param.name)
         typ = pipeline_param_type(param, param.default if not param.required else value)
+        if param.type in ("", "Any", "object") and typ in SCALARS and type(value).__name__ != typ:
+            raise CompileError(  # the step would read it back as typ: another value than locally
+                f"pipeline parameter {param.name!r} has no declared type, so the compiled "
+                f"pipeline carries it as {typ} (its default's type), but it gets "
+                f"{value!r:.40} ({type(value).__name__}); pass a {typ}, or annotate it "
+                f"({param.name}: {type(value).__name__}, or dict/list for JSON)"
+            )
         if typ == "json":
             out[param.name] = json.dumps(value)
         elif target == "argo":

@@ -4,6 +4,7 @@ import fidelity_pipelines as fp
 import pytest
 
 from mlflowlet.compilers import compile
+from mlflowlet.compilers._types import engine_arguments
 from mlflowlet.errors import CompileError
 from mlflowlet.pipelines import condition, pipeline
 
@@ -104,6 +105,33 @@ def test_parameters_the_target_cannot_carry_exactly_are_refused(target):
 
     with pytest.raises(CompileError, match="maps over a pipeline parameter of type json; declare"):
         compile(bare_items, target)
+
+
+@pipeline(image=fp.IMAGE)
+def as_object(a: object = 1):
+    fp.echo(value=a)
+
+
+@pipeline(image=fp.IMAGE)
+def unannotated(a=1):
+    fp.echo(value=a)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize(("pipe", "value", "kind"), [
+    (as_object, "1", "str"), (as_object, -0.0, "float"), (unannotated, True, "bool"),
+    (as_object, 2, "int"), (unannotated, 3, "int"),
+])
+def test_an_argument_of_another_type_than_an_undeclared_default_is_refused(
+    target, pipe, value, kind
+):
+    # carried as its default's type (int), "1" came back as the int 1 (locally the str "1")
+    if kind == "int":  # the default's own type: carried exactly
+        assert engine_arguments(pipe.dag, {"a": value}, target)["a"] in (value, str(value))
+        return
+    with pytest.raises(CompileError, match=rf"'a' has no declared type, so the compiled pipeline "
+                                           rf"carries it as int .* \({kind}\); pass a int"):
+        engine_arguments(pipe.dag, {"a": value}, target)
 
 
 def test_kfp_refuses_an_integer_it_would_round():

@@ -145,6 +145,28 @@ def verify_file(meta: dict[str, Any], path: str, why: str = "") -> None:
         raise _fail(meta, path, f"size {size} bytes, recorded {recorded}")
 
 
+def copy_verified(meta: dict[str, Any], src: str, path: str) -> None:
+    """Copy the local version file ``src`` to ``path``, hashed beside the copy, and compare.
+
+    One overlapped pass (:func:`~mlflowlet.datastore._streams.copy_hashed_to`: its digest is the
+    published copy's) instead of a copy, then a second read to hash it. A copy whose digest or
+    size differs from the record is removed.
+
+    Raises:
+        ArtifactIntegrityError: the digests or sizes differ, or no hash was recorded.
+    """
+    from mlflowlet.datastore._streams import copy_hashed_to
+
+    algo, expected = _expected(meta, path)
+    _, got, size = copy_hashed_to(src, path, algo=algo)
+    recorded = meta.get("size")
+    if got != expected or (recorded is not None and size != recorded):
+        os.unlink(path)
+        if got != expected:
+            raise _fail(meta, path, _differs(algo, got, expected))
+        raise _fail(meta, path, f"size {size} bytes, recorded {recorded}")
+
+
 def verify_store(meta: dict[str, Any], store: Any, real: str) -> None:
     """Compare the digest of the object at ``real``, streamed from ``store``, with the record."""
     from mlflowlet.datastore._hashing import new_hasher

@@ -139,3 +139,38 @@ def test_a_recorded_version_cannot_be_written_through_its_data_item(tmp_path):
         with pytest.raises(DataStoreError, match="immutable; log a new version"):
             write()
     assert open(art["uri"], "rb").read() == BODY
+
+
+def test_a_verified_download_hashes_beside_the_copy_and_removes_a_bad_copy(tmp_path, monkeypatch):
+    from mlflowlet.datastore import _streams
+
+    run, art = _logged(tmp_path)
+    dst = tmp_path / "copy.csv"
+
+    def second_read(*args, **kwargs):
+        raise AssertionError("the copy was read again to hash it")
+
+    monkeypatch.setattr(_streams, "hash_file", second_read)
+    run.artifact("table").download(str(dst), verify=True)
+    assert dst.read_bytes() == BODY
+    st = os.stat(art["uri"])
+    _same_size_other_bytes(art["uri"])
+    os.utime(art["uri"], ns=(st.st_atime_ns, st.st_mtime_ns))  # only the hash can tell
+    with pytest.raises(ArtifactIntegrityError, match="blake3") as err:
+        run.artifact("table").download(str(dst), verify=True)
+    assert err.value.key == "table" and not dst.exists()  # the old copy is replaced, then removed
+    run.artifact("table").download(str(dst))  # without verify: the bytes as they are
+    assert dst.read_bytes() == b"x,y" + BODY[3:]
+
+
+def test_a_verified_copy_of_another_size_than_recorded_is_removed(tmp_path):
+    from mlflowlet.datastore import _hashing, _integrity
+
+    src, dst = tmp_path / "v.bin", tmp_path / "out" / "copy.bin"
+    src.write_bytes(BODY)
+    meta = {"key": "table", "hash": _hashing.label("sha256", _hashing.digest_bytes("sha256", BODY))}
+    _integrity.copy_verified({**meta, "size": len(BODY)}, str(src), str(dst))
+    assert dst.read_bytes() == BODY
+    with pytest.raises(ArtifactIntegrityError, match=f"size {len(BODY)} bytes, recorded 3"):
+        _integrity.copy_verified({**meta, "size": 3}, str(src), str(dst))
+    assert not dst.exists()

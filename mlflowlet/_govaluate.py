@@ -8,6 +8,7 @@ numbers are float64 read without exponents, a quoted string that parses as a dat
 from __future__ import annotations
 
 import json
+import math
 import re
 from decimal import Decimal
 from typing import Any
@@ -25,7 +26,7 @@ def argo_text(value: Any) -> str:
     """
     if isinstance(value, str):
         return value
-    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+    if isinstance(value, float) and math.isfinite(value):
         return govaluate_literal(value)
     return json.dumps(value)
 
@@ -56,7 +57,7 @@ def when_literal(value: Any, booleans: bool = False) -> str:
             f"is {value}, beyond 2**53: Argo compares numbers as float64, which would round "
             "it; compare a smaller number or a string"
         )
-    if isinstance(value, float) and (value != value or abs(value) == float("inf")):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"is {value}, which Argo's conditions cannot compare; compare a number")
     if isinstance(value, (int, float, str)):
         return govaluate_literal(WHEN_STR_TAG + value if isinstance(value, str) else value)
@@ -77,7 +78,7 @@ def govaluate_literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+    if isinstance(value, float) and math.isfinite(value):
         return format(Decimal(repr(value)), "f")
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return "'" + re.sub(r"([\\'\"])", r"\\\1", text) + "'"

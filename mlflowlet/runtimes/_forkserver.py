@@ -172,11 +172,11 @@ def _reap(
     if not ended:
         return
     children = _children() if strays is not None else None  # not a subreaper: unknown
-    alone = children == live  # no leftover of any child runs
     for pid, code in ended:
-        _send(sock, exit=pid, code=code, alone=alone)
-    for pid in (children or set()) - live - set(strays or ()):
-        assert strays is not None
+        _send(sock, exit=pid, code=code, alone=children == live)  # no leftover of any runs
+    if strays is None or children is None:
+        return
+    for pid in children - live - set(strays):
         _signal(pid, signal.SIGTERM)
         strays[pid] = time.monotonic() + grace
 

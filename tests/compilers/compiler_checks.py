@@ -1,4 +1,4 @@
-"""Validation helpers shared by the compiler tests: official schemas, strict protobuf parsing."""
+"""Helpers shared by the compiler tests: official schemas, strict protobuf parsing, lookups."""
 
 from __future__ import annotations
 
@@ -77,3 +77,9 @@ def kfp_strict_errors(text: str, tmp_path: Path) -> list[str]:
     if comp.pipeline_spec.pipeline_info.name != docs[0]["pipelineInfo"]["name"]:
         out.append("load_component_from_file gave another pipeline")
     return out
+
+
+def argo_args(doc: dict[str, Any], name: str) -> list[str]:
+    """Return the container args of the compiled Argo template ``name`` (exactly one)."""
+    [tpl] = [t for t in doc["spec"]["templates"] if t["name"] == name]
+    return list(tpl["container"]["args"])

@@ -4,7 +4,7 @@ import os
 
 import dir_pipelines as dp
 import pytest
-from compiler_checks import argo_schema_errors, kfp_docs, kfp_strict_errors
+from compiler_checks import argo_args, argo_schema_errors, kfp_docs, kfp_strict_errors
 
 from mlflowlet.compilers import compile, compile_text
 from mlflowlet.compilers._validate import validate_argo, validate_kfp
@@ -15,17 +15,12 @@ TARGETS = ["argo", "kfp"]
 SECRET = "wJalrXUtnFEMI/K7MDENG"
 
 
-def _args(doc, name):
-    [tpl] = [t for t in doc["spec"]["templates"] if t["name"] == name]
-    return tpl["container"]["args"]
-
-
 def test_directory_artifacts_compile_to_each_engines_artifacts_strictly(tmp_path):
     doc = compile(dp.dirs, "argo")
     assert argo_schema_errors(doc) == [] and validate_argo(doc, dp.dirs.dag) == []
-    args = _args(doc, "save-dir")
+    args = argo_args(doc, "save-dir")
     assert args[args.index("--output") + 1] == "model_dir=/tmp/mlflowlet/outputs/model_dir/"
-    read = _args(doc, "read-dir")
+    read = argo_args(doc, "read-dir")
     assert read[read.index("--input") + 1] == "model=/tmp/mlflowlet/inputs/model/"
     text = compile_text(dp.dirs, "kfp")
     assert kfp_strict_errors(text, tmp_path) == []
@@ -39,7 +34,7 @@ def test_a_url_input_compiles_to_a_string_parameter_the_step_opens(tmp_path):
     doc = compile(dp.url_input, "argo")
     assert argo_schema_errors(doc) == [] and validate_argo(doc, dp.url_input.dag) == []
     assert doc["spec"]["arguments"]["parameters"] == [{"name": "data"}]
-    args = _args(doc, "count-bytes")
+    args = argo_args(doc, "count-bytes")
     assert args[args.index("--input-url") + 1] == "data={{inputs.parameters.data}}"
     assert "--param" not in args and "--input" not in args
     text = compile_text(dp.url_input, "kfp")

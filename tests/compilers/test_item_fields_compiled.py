@@ -2,7 +2,7 @@
 
 import express_pipelines as ep
 import pytest
-from compiler_checks import argo_schema_errors, kfp_strict_errors
+from compiler_checks import argo_args, argo_schema_errors, kfp_strict_errors
 
 from mlflowlet.compilers import compile, compile_text
 from mlflowlet.compilers._validate import validate_argo, validate_kfp
@@ -11,20 +11,16 @@ from mlflowlet.errors import CompileError
 from mlflowlet.pipelines import item, pipeline
 
 
-def _args(doc, name):
-    return next(t for t in doc["spec"]["templates"] if t["name"] == name)["container"]["args"]
-
-
 def test_argo_passes_the_element_and_names_the_field():
     doc = compile(ep.item_fields, "argo")
     assert argo_schema_errors(doc) == [] and validate_argo(doc, ep.item_fields.dag) == []
-    args = _args(doc, "concat")
+    args = argo_args(doc, "concat")
     assert "a:json={{inputs.parameters.a}}" in args and "b:json={{inputs.parameters.b}}" in args
     assert args[args.index("--item-field") + 1] == "a=a" and "b=b" in args
     task = next(t for t in doc["spec"]["templates"][0]["dag"]["tasks"] if t["name"] == "concat")
     assert {p["name"]: p["value"] for p in task["arguments"]["parameters"]} == {
         "a": "{{item}}", "b": "{{item}}"}
-    row = _args(doc, "describe-row")
+    row = argo_args(doc, "describe-row")
     assert "row:json={{inputs.parameters.row}}" in row and "row=" not in " ".join(row)
 
 

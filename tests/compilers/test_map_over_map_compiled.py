@@ -12,7 +12,7 @@ import sys
 
 import agg_pipelines as ap
 import pytest
-from compiler_checks import argo_schema_errors
+from compiler_checks import argo_args, argo_schema_errors
 
 from mlflowlet.compilers import compile
 from mlflowlet.compilers._validate import validate_argo
@@ -25,10 +25,6 @@ def _task(doc, name):
     return next(t for t in doc["spec"]["templates"][0]["dag"]["tasks"] if t["name"] == name)
 
 
-def _args(doc, name):
-    return next(t for t in doc["spec"]["templates"] if t["name"] == name)["container"]["args"]
-
-
 def test_argo_fans_out_over_every_output_and_tests_the_item_in_when():
     doc = compile(ap.hostile, "argo")
     assert argo_schema_errors(doc) == [] and validate_argo(doc, ap.hostile.dag) == []
@@ -36,15 +32,15 @@ def test_argo_fans_out_over_every_output_and_tests_the_item_in_when():
     assert halve["withParam"] == "{{tasks.tag.outputs.parameters}}"
     # the producer writes label's govaluate literal; the literal is escaped the same way
     assert halve["when"] == "{{item.label__if}} == 's:it\\'s \\\"2\\\" == 2'"
-    assert "label:when=/tmp/mlflowlet/results/label__if" in _args(doc, "tag")
-    assert "n:item=/tmp/mlflowlet/results/n" in _args(doc, "tag")
-    args = _args(doc, "halve")
+    assert "label:when=/tmp/mlflowlet/results/label__if" in argo_args(doc, "tag")
+    assert "n:item=/tmp/mlflowlet/results/n" in argo_args(doc, "tag")
+    args = argo_args(doc, "halve")
     assert args[args.index("--item-output") + 1] == "n=n"
     assert "n:json={{inputs.parameters.n}}" in args
     show = _task(doc, "show")  # the item condition never skips the whole task: no `when`
     assert show["withParam"] == "{{tasks.halve.outputs.parameters}}" and "when" not in show
     assert show["depends"] == "(halve.Succeeded || halve.Skipped)"
-    shown = _args(doc, "show")
+    shown = argo_args(doc, "show")
     assert shown[shown.index("--item-output") + 1] == "value=return"
 
 
@@ -52,7 +48,7 @@ def test_argo_reads_a_whole_collected_item_by_its_result_key():
     doc = compile(ap.whole_items, "argo")
     assert validate_argo(doc, ap.whole_items.dag) == []
     assert _task(doc, "show")["when"] == "{{item.label__if}} != 's:q'"
-    args = _args(doc, "show")
+    args = argo_args(doc, "show")
     assert args[args.index("--item-output") + 1] == "value=label"
 
 
@@ -73,37 +69,31 @@ def _over_list():
     return over_list
 
 
-def _collected_param():
-    @pipeline(image=ap.IMAGE)
-    def collected_param():
+def _collected(into: str):
+    """An item-tested map whose results are collected ``into`` a step parameter or an output."""
+
+    @pipeline(image=ap.IMAGE, name=f"collected-{into}")
+    def collected():
         tagged = ap.tag.map(items=[1, 2], item_param="n", label="x")
         with condition(item.even == True):  # noqa: E712
             kept = ap.halve.map(items=collect(tagged.results), n=item.n)
+        if into == "output":
+            return {"halves": collect(kept.output)}
         ap.total(values=collect(kept.output))
+        return None
 
-    return collected_param
-
-
-def _collected_output():
-    @pipeline(image=ap.IMAGE)
-    def collected_output():
-        tagged = ap.tag.map(items=[1, 2], item_param="n", label="x")
-        with condition(item.even == True):  # noqa: E712
-            kept = ap.halve.map(items=collect(tagged.results), n=item.n)
-        return {"halves": collect(kept.output)}
-
-    return collected_output
+    return collected
 
 
 @pytest.mark.parametrize(("make", "words"), [
     (_over_list, r"step 'halve' .*maps over \[.*\] under `with condition\(item\['n'\] > 1\)`: "
                  r"Argo target compiles a condition on the item of a map over collected results "
                  r"only"),
-    (_collected_param, r"parameter 'values' of step 'total' .*collects collect\(halve.results\["
+    (lambda: _collected("param"), r"parameter 'values' of step 'total' .*collects collect\(halve.results\["
                        r"'return'\]\), a map under a condition on its item: Argo leaves that "
                        r"aggregate unresolved when every item was skipped "
                        r"\(argo-workflows#16793\)"),
-    (_collected_output, r"pipeline output 'halves' collects .*argo-workflows#16793"),
+    (lambda: _collected("output"), r"pipeline output 'halves' collects .*argo-workflows#16793"),
 ])
 def test_argo_refuses_what_it_cannot_carry_exactly(make, words):
     pipe = make()

@@ -89,10 +89,11 @@ def _collected(into: str):
     (_over_list, r"step 'halve' .*maps over \[.*\] under `with condition\(item\['n'\] > 1\)`: "
                  r"Argo target compiles a condition on the item of a map over collected results "
                  r"only"),
-    (lambda: _collected("param"), r"parameter 'values' of step 'total' .*collects collect\(halve.results\["
-                       r"'return'\]\), a map under a condition on its item: Argo leaves that "
-                       r"aggregate unresolved when every item was skipped "
-                       r"\(argo-workflows#16793\)"),
+    (lambda: _collected("param"),
+     r"parameter 'values' of step 'total' .*collects collect\(halve.results\["
+     r"'return'\]\), a map under a condition on its item: Argo leaves that "
+     r"aggregate unresolved when every item was skipped "
+     r"\(argo-workflows#16793\)"),
     (lambda: _collected("output"), r"pipeline output 'halves' collects .*argo-workflows#16793"),
 ])
 def test_argo_refuses_what_it_cannot_carry_exactly(make, words):

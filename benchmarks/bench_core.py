@@ -394,7 +394,7 @@ def bench_list_runs() -> list[tuple]:
         took = time.perf_counter() - start
         rows.append(("build: 100,000 runs (executemany, 20k per commit)", took, "s", "set-up"))
         queries = (
-            ("labels='batch=7'", {"labels": "batch=7"}, "< 20 ms (indexed ~10 ms, JSON scan 160)"),
+            ("labels='batch=7'", {"labels": "batch=7"}, "< 20 ms (was 26-28: every run walked)"),
             ("labels={'parity': '1', 'batch': '7'}", {"labels": {"parity": "1", "batch": "7"}},
              "< 20 ms"),
             ("labels='batch=7', last=10", {"labels": "batch=7", "last": 10}, "< 20 ms"),
@@ -461,7 +461,7 @@ def bench_writers() -> list[tuple]:
 
 LARGE_SWEEP = int(os.environ.get("MLFLOWLET_BENCH_LARGE_SWEEP", "1000000"))
 _LARGE = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     from mlflowlet import new_runner, new_task
 
     def trivial(x: int):
@@ -473,13 +473,21 @@ _LARGE = textwrap.dedent("""
     start = time.perf_counter()
     run = new_runner().run(task, handler=trivial)
     took = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as status:  # this process's own peak (see bench_large_sweep)
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
     print(json.dumps({"state": run.state, "took": took, "peak_mb": peak}))
 """)
 
 
 def bench_large_sweep() -> list[tuple]:
-    """A list sweep of a trivial handler, in a fresh process: rate and peak memory (issue 16)."""
+    """A list sweep of a trivial handler, in a fresh process: rate and peak memory (issue 16).
+
+    The peak is the child's ``VmHWM``, not ``getrusage().ru_maxrss``: Linux carries the parent's
+    peak RSS into a child's ``ru_maxrss`` across ``fork`` + ``exec`` (``exec`` keeps the larger of
+    the two in the process's signal struct), so it read the bench runner's own peak whenever that
+    was larger: 249-257 MB in the full ``make bench`` (after the CLI, compiler and 100,000-run
+    benches had grown the runner), 157-172 MB with ``--only core``, 132 MB sampled from outside.
+    """
     with _fresh_dir() as folder:
         env = {**_env(), "MLFLOWLET_DBPATH": folder}
         out = subprocess.run([sys.executable, "-c", _LARGE, str(LARGE_SWEEP)], env=env,

@@ -23,6 +23,12 @@ and the floor is ~13-18% of the first run: a hit that is recorded (lineage stays
 be free. A run with caching on whose steps all miss looks each key up on its own: every lookup
 also decoded every running run's body (its own pipeline run's whole graph), ~2.4x the CPU of a
 run without caching; a list now judges dead owners only among the runs it may return (~1x).
+Session 8: that ~1x held on a small DB only. Over a DB holding earlier runs (the bench's own
+fan-outs) a miss still cost 161-188 % (241 % over 30,000 stored runs): SQLite's planner, without
+statistics, walked every run in start_time order testing each against the cache label's id list,
+so a lookup that matched nothing read every run (0.65 ms at 6,000 runs, 9-14 ms at 100,000). A
+``k=v`` label matching fewer than 1,000 runs now drives the query (``db/_sql.run_where``): 105 %
+over the same 30,000 runs (tests/db/test_label_plans.py counts the VM instructions).
 
 Fan-out: finished steps reach the scheduler in batches (it sleeps while the pool has queued
 steps and none became ready), ~1,000 voluntary context switches per 1,000-step run instead of

@@ -74,8 +74,10 @@ CREATE INDEX IF NOT EXISTS lineage_key ON lineage (artifact_key);
 CREATE INDEX IF NOT EXISTS lineage_pipeline ON lineage (pipeline_uid);
 """
 
+PROBE_LIMIT = 1000  # a label matching fewer runs than this drives a run query
 LABEL_PROBE = (
-    "SELECT count(*) FROM (SELECT 1 FROM run_labels WHERE key=? AND value=? LIMIT 1000) AS hits"
+    "SELECT count(*) FROM (SELECT 1 FROM run_labels WHERE key=? AND value=?"
+    f" LIMIT {PROBE_LIMIT}) AS hits"
 )
 RUN_COLUMNS = ("name", "state", "start_time", "last_update", "parent_uid", "pipeline_uid")
 LINEAGE_COLS = (
@@ -224,31 +226,38 @@ def run_where(
     """Return the ``WHERE`` clause (or ``''``) and its arguments for a run filter.
 
     ``probe((key, value))`` counts (up to 1,000) the runs carrying a label, to pick the most
-    selective ``k=v`` filter; see :func:`label_where`.
+    selective ``k=v`` filter; see :func:`label_where`. A filter whose ``k=v`` matches fewer than
+    1,000 runs reads those runs only (a cache lookup that misses reads none).
     """
+    label_clauses, label_args, driven = label_where(dialect, probe, parse_label_filters(labels))
+    # a label matching few runs drives the query: on SQLite, "+column" keeps the planner off the
+    # column indexes (without statistics it walked runs_top in start_time order and tested each
+    # run against the label's id list: every run read when the label matched none)
+    col = "+" if driven and dialect.name == "sqlite" else ""
     clauses, args = [], []
     for column, value in (("name", name), ("uid", uid), ("project", project), ("state", state)):
         if value:
             clause, arg = (
-                match_clause(column, value) if column == "name" else (f"{column}=?", value)
+                match_clause(col + column, value)
+                if column == "name"
+                else (f"{col}{column}=?", value)
             )
             clauses.append(clause)
             args.append(arg)
     for column in ("parent_uid", "pipeline_uid"):
         if filters.get(column):
             # the extra term lets the planner use the partial index (WHERE column != '')
-            clauses.append(f"{column}=? AND {column}!=''")
+            clauses.append(f"{col}{column}=? AND {column}!=''")
             args.append(filters[column])
     unknown = set(filters) - {"parent_uid", "pipeline_uid"}
     if unknown:
         raise ConfigError(f"unknown run filter(s) {sorted(unknown)}")
     if not iter:
-        clauses.append("iteration=0")
+        clauses.append(f"{col}iteration=0")
     if days_ago:
         since = datetime.now(timezone.utc) - timedelta(days=days_ago)
-        clauses.append("start_time>=?")
+        clauses.append(f"{col}start_time>=?")
         args.append(since.isoformat())
-    label_clauses, label_args = label_where(dialect, probe, parse_label_filters(labels))
     clauses += label_clauses
     args += label_args
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
@@ -258,18 +267,26 @@ def label_where(
     dialect: Dialect,
     probe: Callable[[tuple[str, Any]], int],
     filters: list[tuple[str, str, str | None]],
-) -> tuple[list[str], list[Any]]:
-    """Return SQL for label filters: the most selective ``k=v`` drives, the rest check.
+) -> tuple[list[str], list[Any], bool]:
+    """Return SQL for label filters, and whether it should drive the whole query.
 
+    The most selective ``k=v`` drives, the rest check; it drives the whole query when it matches
+    fewer than ``PROBE_LIMIT`` runs.
     An ``id IN (SELECT ...)`` list costs what it matches (a ``parity=1`` label matching half
     the runs costs a 50,000-id list), so only the ``k=v`` filter with the fewest rows (probed
     with a bounded count) becomes the list; every other filter is a correlated lookup on the
-    ``(run_id, key)`` primary key of each candidate run.
+    ``(run_id, key)`` primary key of each candidate run. PostgreSQL plans from its statistics:
+    a single ``k=v`` is not probed there.
     """
     equal = [(k, v) for op, k, v in filters if op == "="]
-    if len(equal) > 1:
-        equal.sort(key=probe)
+    counts = (
+        {pair: probe(pair) for pair in equal}
+        if len(equal) > 1 or (equal and dialect.name == "sqlite")
+        else {}
+    )
+    equal.sort(key=lambda pair: counts.get(pair, 0))
     driver = equal[0] if equal else None
+    driven = driver is not None and counts.get(driver, PROBE_LIMIT) < PROBE_LIMIT
     clauses, args = [], []
     own = "SELECT 1 FROM run_labels l WHERE l.run_id=runs.id AND l.key=?"
     for op, key, value in filters:
@@ -298,7 +315,7 @@ def label_where(
         else:
             clauses.append("id IN (SELECT run_id FROM run_labels WHERE key=?)")
             args.append(key)
-    return clauses, args
+    return clauses, args, driven
 
 
 def labels_match(have: dict[str, Any], filters: Any) -> bool:

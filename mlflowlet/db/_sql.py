@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError, RunDBError
+from ..errors import NotFoundError, RunDBError
 from ._json import loads
+from ._where import match_clause
 from .base import apply_updates, parse_label_filters
 
 SCHEMA_VERSION = 2
@@ -74,11 +74,6 @@ CREATE INDEX IF NOT EXISTS lineage_key ON lineage (artifact_key);
 CREATE INDEX IF NOT EXISTS lineage_pipeline ON lineage (pipeline_uid);
 """
 
-PROBE_LIMIT = 1000  # a label matching fewer runs than this drives a run query
-LABEL_PROBE = (
-    "SELECT count(*) FROM (SELECT 1 FROM run_labels WHERE key=? AND value=?"
-    f" LIMIT {PROBE_LIMIT}) AS hits"
-)
 RUN_COLUMNS = ("name", "state", "start_time", "last_update", "parent_uid", "pipeline_uid")
 LINEAGE_COLS = (
     "project",
@@ -186,17 +181,6 @@ def check_version(version: int, where: str) -> None:
 
 
 # run filters ------------------------------------------------------------------------------------
-def match_clause(column: str, value: str) -> tuple[str, Any]:
-    """Return SQL matching ``column``: exact, or (``~text``) a case-insensitive substring.
-
-    The ``~`` prefix follows MLRun's name filters (``list_runs('~train')``).
-    """
-    if value.startswith("~"):
-        text = value[1:].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"lower({column}) LIKE ? ESCAPE '\\'", f"%{text}%"
-    return f"{column}=?", value
-
-
 def key_clause(column: str, value: str) -> tuple[str, list[Any]]:
     """Return SQL matching an artifact key filter and its arguments.
 
@@ -209,113 +193,6 @@ def key_clause(column: str, value: str) -> tuple[str, list[Any]]:
         clause, arg = match_clause(column, value)
         return clause, [arg]
     return f"substr({column}, 1, ?)=?", [len(value), value]
-
-
-def run_where(
-    dialect: Dialect,
-    probe: Callable[[tuple[str, Any]], int],
-    name: str = "",
-    uid: str | None = None,
-    project: str = "",
-    labels: Any = None,
-    state: str = "",
-    iter: bool = False,
-    days_ago: int = 0,
-    **filters: Any,
-) -> tuple[str, list[Any]]:
-    """Return the ``WHERE`` clause (or ``''``) and its arguments for a run filter.
-
-    ``probe((key, value))`` counts (up to 1,000) the runs carrying a label, to pick the most
-    selective ``k=v`` filter; see :func:`label_where`. A filter whose ``k=v`` matches fewer than
-    1,000 runs reads those runs only (a cache lookup that misses reads none).
-    """
-    label_clauses, label_args, driven = label_where(dialect, probe, parse_label_filters(labels))
-    # a label matching few runs drives the query: on SQLite, "+column" keeps the planner off the
-    # column indexes (without statistics it walked runs_top in start_time order and tested each
-    # run against the label's id list: every run read when the label matched none)
-    col = "+" if driven and dialect.name == "sqlite" else ""
-    clauses, args = [], []
-    for column, value in (("name", name), ("uid", uid), ("project", project), ("state", state)):
-        if value:
-            clause, arg = (
-                match_clause(col + column, value)
-                if column == "name"
-                else (f"{col}{column}=?", value)
-            )
-            clauses.append(clause)
-            args.append(arg)
-    for column in ("parent_uid", "pipeline_uid"):
-        if filters.get(column):
-            # the extra term lets the planner use the partial index (WHERE column != '')
-            clauses.append(f"{col}{column}=? AND {column}!=''")
-            args.append(filters[column])
-    unknown = set(filters) - {"parent_uid", "pipeline_uid"}
-    if unknown:
-        raise ConfigError(f"unknown run filter(s) {sorted(unknown)}")
-    if not iter:
-        clauses.append(f"{col}iteration=0")
-    if days_ago:
-        since = datetime.now(timezone.utc) - timedelta(days=days_ago)
-        clauses.append(f"{col}start_time>=?")
-        args.append(since.isoformat())
-    clauses += label_clauses
-    args += label_args
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
-
-def label_where(
-    dialect: Dialect,
-    probe: Callable[[tuple[str, Any]], int],
-    filters: list[tuple[str, str, str | None]],
-) -> tuple[list[str], list[Any], bool]:
-    """Return SQL for label filters, and whether it should drive the whole query.
-
-    The most selective ``k=v`` drives, the rest check; it drives the whole query when it matches
-    fewer than ``PROBE_LIMIT`` runs.
-    An ``id IN (SELECT ...)`` list costs what it matches (a ``parity=1`` label matching half
-    the runs costs a 50,000-id list), so only the ``k=v`` filter with the fewest rows (probed
-    with a bounded count) becomes the list; every other filter is a correlated lookup on the
-    ``(run_id, key)`` primary key of each candidate run. PostgreSQL plans from its statistics:
-    a single ``k=v`` is not probed there.
-    """
-    equal = [(k, v) for op, k, v in filters if op == "="]
-    counts = (
-        {pair: probe(pair) for pair in equal}
-        if len(equal) > 1 or (equal and dialect.name == "sqlite")
-        else {}
-    )
-    equal.sort(key=lambda pair: counts.get(pair, 0))
-    driver = equal[0] if equal else None
-    driven = driver is not None and counts.get(driver, PROBE_LIMIT) < PROBE_LIMIT
-    clauses, args = [], []
-    own = "SELECT 1 FROM run_labels l WHERE l.run_id=runs.id AND l.key=?"
-    for op, key, value in filters:
-        if op == "=" and (key, value) == driver:
-            clauses.append("id IN (SELECT run_id FROM run_labels WHERE key=? AND value=?)")
-            args += [key, value]
-            driver = None  # a repeated filter is checked like the others
-        elif op == "=":
-            clauses.append(f"EXISTS ({own} AND l.value=?)")
-            args += [key, value]
-        elif op == "!=":
-            clauses.append(f"NOT EXISTS ({own} AND l.value=?)")
-            args += [key, value]
-        elif op == "~=" and equal:
-            clauses.append(f"EXISTS ({own} AND {dialect.contains.format('l.value')})")
-            args += [key, value]
-        elif op == "~=":
-            clauses.append(
-                "id IN (SELECT run_id FROM run_labels WHERE key=? AND "
-                f"{dialect.contains.format('value')})"
-            )
-            args += [key, value]
-        elif equal:
-            clauses.append(f"EXISTS ({own})")
-            args.append(key)
-        else:
-            clauses.append("id IN (SELECT run_id FROM run_labels WHERE key=?)")
-            args.append(key)
-    return clauses, args, driven
 
 
 def labels_match(have: dict[str, Any], filters: Any) -> bool:

@@ -17,7 +17,6 @@ from ..errors import NotFoundError
 from ._dead import settle, settle_one, settled_list
 from ._json import dumps, loads
 from ._sql import (
-    LABEL_PROBE,
     LINEAGE_COLS,
     Dialect,
     artifact_missing,
@@ -28,7 +27,6 @@ from ._sql import (
     labels_match,
     one_run,
     run_state,
-    run_where,
     update_run_in,
     walk_lineage,
 )
@@ -39,6 +37,7 @@ from ._sqlwrite import (
     executemany,
     store_log_body,
 )
+from ._where import probe_sql, run_where
 from .base import RunDB, exact_key, log_window, require_filter
 
 if TYPE_CHECKING:
@@ -86,24 +85,13 @@ class SQLRunDB(RunDB):
         rows = self._read("SELECT body FROM runs WHERE state=?", ("running",))
         return list(settle(self, [loads(r[0]) for r in rows]).values())
 
-    def _run_where(
-        self,
-        name: str = "",
-        uid: str | None = None,
-        project: str = "",
-        labels: Any = None,
-        state: str = "",
-        iter: bool = False,
-        days_ago: int = 0,
-        **filters: Any,
-    ) -> tuple[str, list[Any]]:
-        """Return ``(' WHERE ...', args)`` for a run filter (the UI pages with it too)."""
-        return run_where(
-            self.dialect, self._probe, name, uid, project, labels, state, iter, days_ago, **filters
-        )
+    def _run_where(self, *filters: Any, **named: Any) -> tuple[str, list[Any]]:
+        """Return ``(' WHERE ...', args)`` for ``list_runs``'s filters (the UI pages with it)."""
+        sqlite, contains = self.dialect.name == "sqlite", self.dialect.contains
+        return run_where(sqlite, contains, self._probe, *filters, **named)
 
-    def _probe(self, key_value: tuple[str, Any]) -> int:
-        return int(self._read(LABEL_PROBE, key_value)[0][0])
+    def _probe(self, select: str, args: tuple[Any, ...], limit: int) -> int:
+        return int(self._read(probe_sql(select, limit), args)[0][0])
 
     def list_runs(
         self,

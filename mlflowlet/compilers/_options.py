@@ -9,6 +9,8 @@ from typing import Any
 from ..errors import CompileError, ConfigError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: env var names whose value is a credential (refused in ``env``: the YAML would hold it)
+_CREDENTIAL = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
 _STEP_KEYS = ("env", "secrets", "node_selector")
 KINDS = ("Workflow", "WorkflowTemplate")
 
@@ -20,7 +22,9 @@ class CompileOptions:
     Attributes:
         image: default image of every step (a step's own ``image`` wins).
         params: pipeline parameter defaults to compile in (``{'rows': 100}``).
-        env: environment variables of every container.
+        env: environment variables of every container, written into the YAML as they are: a
+            name that says credential (``*SECRET*``, ``*PASSWORD*``, ``*TOKEN*``, ``*API_KEY*``,
+            ...) with a value is refused (give it in ``secrets``).
         secrets: env var → ``(secret name, key)`` of a Kubernetes secret, set in every container
             (accepted as ``'name:key'`` or ``{'name': ..., 'key': ...}``); never a value.
         dbpath: ``MLFLOWLET_DBPATH`` of every step: a run DB the pods reach by URL (a
@@ -118,6 +122,19 @@ def _str_dict(value: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def _env(value: Any, where: str) -> dict[str, str]:
+    """Plain env values, written into the YAML as they are: a credential's name is refused."""
+    env = _str_dict(value, where)
+    for name, text in env.items():
+        if _CREDENTIAL.search(name) and text:
+            raise CompileError(
+                f"{where}[{name!r}]: refused: a credential's value would be written into the "
+                f"compiled YAML in plain text; pass it as a Kubernetes secret reference, e.g. "
+                f"secrets={{{name!r}: 'secret-name:key'}}"
+            )
+    return env
+
+
 def _labels(value: Any, where: str) -> dict[str, str]:
     """Labels written into the manifest as given: each must be a valid Kubernetes label."""
     from .._k8s_labels import check_label
@@ -186,7 +203,7 @@ def make_options(image: str | None, pipeline_name: str, **options: Any) -> Compi
         if bad:
             raise CompileError(f"steps[{name!r}] has unknown option(s) {bad}; use {_STEP_KEYS}")
         steps[name] = {
-            "env": _str_dict(opts.get("env"), f"steps[{name!r}].env"),
+            "env": _env(opts.get("env"), f"steps[{name!r}].env"),
             "secrets": _secrets(opts.get("secrets"), f"steps[{name!r}].secrets"),
             "node_selector": _str_dict(opts.get("node_selector"), f"steps[{name!r}].node_selector"),
         }
@@ -205,7 +222,7 @@ def make_options(image: str | None, pipeline_name: str, **options: Any) -> Compi
     return CompileOptions(
         image=image or "",
         params=dict(options.get("params") or {}),
-        env=_str_dict(options.get("env"), "env"),
+        env=_env(options.get("env"), "env"),
         secrets=_secrets(options.get("secrets"), "secrets"),
         dbpath=dbpath,
         artifact_path=artifact_path,

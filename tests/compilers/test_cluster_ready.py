@@ -170,6 +170,22 @@ def test_credentials_in_a_url_never_reach_the_compiled_yaml(options):
     assert "pw-123" not in str(err.value) and "cret-9" not in str(err.value)
 
 
+@pytest.mark.parametrize("target", ["argo", "kfp"])
+@pytest.mark.parametrize("options", [
+    {"env": {"AWS_SECRET_ACCESS_KEY": "pw-5"}},
+    {"env": {"MODE": "x", "hf_token": "pw-5"}},
+    {"steps": {"labelled": {"env": {"DB_PASSWORD": "pw-5"}}}},
+])
+def test_a_credential_given_as_a_plain_env_value_is_refused(options, target):
+    with pytest.raises(CompileError, match=r"env\[.*refused: a credential's value would be "
+                       r"written into the compiled YAML.*secrets=\{") as err:
+        compile_text(tagged, target, tracking=False, **options)
+    assert "pw-5" not in str(err.value)
+    text = compile_text(tagged, target, tracking=False, env={"MODE": "x", "TOKEN_URL": ""},
+                        secrets={"AWS_SECRET_ACCESS_KEY": "s3-creds:secret"})
+    assert "MODE" in text and "s3-creds" in text  # plain settings and secret references pass
+
+
 def test_compiling_without_a_run_db_says_nothing_is_recorded_unless_asked(recwarn):
     import warnings
 

@@ -124,6 +124,11 @@ class LocalExecutor:
         return handle
 
     def _execute(self) -> None:
+        from .._fdcapture import capture
+
+        # fd-level output (child processes, os.write) of steps running at once: the pipeline's
+        sink = self.ctx._recorder.write_log
+        shared = capture.acquire(sink, shared=True)
         try:
             self._schedule()
             state, error = self._outcome()
@@ -131,6 +136,8 @@ class LocalExecutor:
                 state, error = self._outputs(state, error)
             state, error = run_exit(self, state, error)  # exit step(s); a failed one fails
         except BaseException as exc:
+            if shared:
+                capture.release(sink)
             self._flush(True)
             if isinstance(exc, KeyboardInterrupt):
                 from .._interrupt import reason
@@ -139,6 +146,8 @@ class LocalExecutor:
             else:
                 self.ctx._finish("error", f"{type(exc).__name__}: {exc}")
             raise
+        if shared:
+            capture.release(sink)  # drains the pipes: what the steps wrote lands before the end
         self.ctx._finish(state, error)  # the failed steps also land in the pipeline run's log
 
     def _outcome(self) -> tuple[str, str]:

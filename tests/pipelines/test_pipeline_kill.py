@@ -14,7 +14,10 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from mlflowlet import get_run_db
+from mlflowlet.errors import RunDBError
 
 CHAIN = textwrap.dedent("""
     import time
@@ -125,3 +128,42 @@ def test_killed_pipeline_keeps_the_run_of_a_step_its_record_names_skipped(tmp_pa
     assert run["status"]["state"] == "skipped"
     assert run["metadata"]["annotations"]["reason"] == "upstream step 'fail' failed"
     assert run["spec"]["pipeline_uid"] == record["metadata"]["uid"]
+
+
+class _FailingOnce:
+    """The run DB, whose first ``store_runs`` fails (a full disk, a DB briefly unreachable)."""
+
+    def __init__(self, db):
+        self._db, self.failed = db, False
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    def store_runs(self, runs, lineage=()):
+        if not self.failed:
+            self.failed = True
+            raise RunDBError("disk full")
+        self._db.store_runs(runs, lineage)
+
+
+def test_runs_and_edges_along_a_record_that_failed_are_written_by_the_next_write():
+    from mlflowlet._ctx_recorder import Recorder
+    from mlflowlet.model import RunObject, new_uid
+
+    db = _FailingOnce(get_run_db())
+    run, other = RunObject(), RunObject()
+    run.metadata.uid, run.metadata.name = new_uid(), "record"
+    other.metadata.uid, other.metadata.name = new_uid(), "along"
+    edge = {"producer_uid": "p", "output": "data", "consumer_uid": other.metadata.uid}
+    recorder = Recorder(run, db)
+    recorder.along_runs.append(other.to_dict())
+    recorder.along_edges.append(edge)
+    with pytest.raises(RunDBError, match="disk full"):
+        recorder.commit()
+    assert get_run_db().list_runs(uid=run.metadata.uid) == []  # nothing named what is missing
+    recorder.commit()
+    assert get_run_db().read_run(other.metadata.uid)["metadata"]["name"] == "along"
+    assert get_run_db().read_run(run.metadata.uid)["metadata"]["name"] == "record"
+    (stored,) = get_run_db().list_lineage(run_uid=other.metadata.uid)
+    assert (stored["producer_uid"], stored["output"]) == ("p", "data")
+    assert recorder.along_runs == [] and recorder.along_edges == []

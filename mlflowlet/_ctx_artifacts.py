@@ -40,6 +40,8 @@ def run_artifact_path(run: RunObject, db: RunDB | None) -> str:
         base = f"{root.rstrip('/')}/{meta.project}/{meta.uid}"
     if meta.iteration:
         base = f"{base.rstrip('/')}/{meta.iteration}"
+    if run._attempt_dir:  # an attempt of a retried map item (the item's uid and iteration)
+        base = f"{base.rstrip('/')}/{run._attempt_dir}"
     return base if "://" in base else os.path.abspath(base)
 
 

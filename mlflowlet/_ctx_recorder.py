@@ -98,7 +98,8 @@ class Recorder:
     __slots__ = (
         "run", "db", "_secrets", "output", "held", "artifacts", "metrics", "lock", "commit_lock",
         "dirty", "last_flush", "_flush_interval", "heartbeat_every", "finished", "final_written",
-        "recorded", "flush_error", "abort_requested", "sealed_for", "log_limit", "__weakref__",
+        "recorded", "flush_error", "abort_requested", "sealed_for", "log_limit", "along_runs",
+        "along_edges", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -124,6 +125,10 @@ class Recorder:
         self.abort_requested = ""  # set by request_abort: the next log call stops the handler
         self.sealed_for: int | None = None  # aborted by an interrupt (_interrupt.py) from there
         self.log_limit: _capture.LogLimit | None = None  # made at the first output
+        # other runs and lineage edges the record names (a pipeline's skipped and cached steps):
+        # stored just before the record, by the same write (``store_runs``)
+        self.along_runs: list[dict[str, Any]] = []
+        self.along_edges: list[dict[str, Any]] = []
 
     @property
     def secrets(self) -> SecretsStore:
@@ -200,6 +205,9 @@ class Recorder:
     def write(self, final: bool, record_only: bool = False, retry: bool = False) -> None:
         """Write the run record and the buffered rows in one transaction (holding the commit lock).
 
+        The runs and lineage edges buffered ``along`` the record are stored first (``store_runs``),
+        so no record written names a run or edge the DB does not hold.
+
         Secret values are hidden in every string (dict keys too) and in the output, masked on
         the joined stream: unless ``final``, a tail that may be the start of a secret is kept back
         for the next write. On failure the buffers are put back, so nothing is lost. ``retry``:
@@ -216,11 +224,14 @@ class Recorder:
             record = self.run.to_dict()
             if record_only:
                 text, arts, metrics = "", [], []
+                runs, edges = [], []
             else:
                 text = self.held + "".join(self.output)
                 arts, metrics = self.artifacts, self.metrics
+                runs, edges = self.along_runs, self.along_edges
                 self.output, self.held = [], ""
                 self.artifacts, self.metrics = [], []
+                self.along_runs, self.along_edges = [], []
                 self.dirty = False
         log, held, out_arts, out_metrics = text, "", arts, metrics
         secrets = self.mask_store()
@@ -230,6 +241,9 @@ class Recorder:
             out_metrics = [(secrets.mask(key), step, value, at) for key, step, value, at in metrics]
         assert self.db is not None  # callers write only to a DB
         try:
+            if runs or edges:  # first: the record never names a run or edge not stored
+                self.db.store_runs(runs, edges)
+                runs, edges = [], []
             self.db.commit_run(record, out_arts, out_metrics, log.encode())
         except BaseException:
             if not record_only:
@@ -237,6 +251,7 @@ class Recorder:
                     self.output.insert(0, text)
                     self.artifacts[:0] = arts
                     self.metrics[:0] = metrics
+                    self.along_runs[:0], self.along_edges[:0] = runs, edges
                     self.dirty = True
             raise
         if not record_only:

@@ -13,8 +13,11 @@ original fd, after draining the pipes so a ``print`` after an ``os.write`` stays
 
 Which run gets fd-level output: bytes carry no thread, so with runs active in several threads
 at once (``parallel`` iterations, parallel pipeline steps) they go to the innermost shared run (a
-sweep's parent, a pipeline run) when one is active, else to the run that started first. Runs that
-need their fd-level output apart run in processes of their own (the subprocess or Dask runtime).
+sweep's parent, a pipeline run) when one is active, else to the run that started first. There
+it keeps its order, but not its order with the parallel runs' Python-level output: each run's
+buffer is stored when it flushes, so where they share one log (a sweep's iterations and their
+parent) two writers' chunks may land out of order. Runs that need their fd-level output apart
+and in order run in processes of their own (the subprocess or Dask runtime).
 """
 
 from __future__ import annotations

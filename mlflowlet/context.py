@@ -133,8 +133,8 @@ class Context:
 
         It is ``<artifact_path>/<run uid>`` for a given ``artifact_path`` (unless the path already
         names the run, e.g. through ``{{run.uid}}``), else ``<artifact root>/<project>/<run uid>``;
-        a hyper-parameter iteration adds ``/<iteration>``. Runs sharing an ``artifact_path``
-        therefore never share a file.
+        a hyper-parameter iteration adds ``/<iteration>``, and each attempt of a map item that
+        retries ``/attempt-<n>``. Runs sharing an ``artifact_path`` therefore never share a file.
         """
         return run_artifact_path(self._run, self._db)
 

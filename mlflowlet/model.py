@@ -238,6 +238,8 @@ class RunObject(RunTemplate):
     # The secret sources of the task, values included, in the process that ran it: they read
     # the artifacts back (store credentials). Private attributes are never dumped or stored.
     _secret_sources: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+    # an attempt of a map item that retries: its own directory under the item's (in memory)
+    _attempt_dir: str = PrivateAttr(default="")
 
     def _record_in(self, db: RunReader | None) -> RunObject:
         """Remember ``db`` as the run DB this run is recorded in; returns self."""

@@ -8,9 +8,12 @@ process) lands in the run's log in the order it was made, and still reaches the 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
+import threading
 
-from mlflowlet import new_runner, pipeline, step
+from mlflowlet import get_run_db, new_runner, pipeline, step
 
 WRITES = """
 import ctypes, os, subprocess, sys
@@ -81,3 +84,33 @@ def test_pipeline_steps_capture_fd_writes(tmp_path):
     result = pipe.run()
     assert result.state == "completed"
     _in_order(result.steps["loud"].logs())
+
+
+def test_parallel_pipeline_steps_fd_output_goes_to_the_pipeline_run(tmp_path):
+    # both steps write while both run (two barriers): fd-level bytes name no thread, so they
+    # belong to the pipeline run, as the README says, never to the sibling step that began first
+    both = threading.Barrier(2, timeout=60)
+
+    @step
+    def talk(tag: str = ""):
+        both.wait()
+        print(f"{tag} python print")
+        subprocess.run([sys.executable, "-c", f"print('{tag} from a child process')"], check=True)
+        os.write(1, f"{tag} fd one write\n".encode())
+        both.wait()  # the first to end drains the pipes while both steps still run
+
+    @pipeline
+    def pair():
+        talk(tag="A")
+        talk(tag="B")
+
+    result = pair.run(max_parallel=2)
+    assert result.state == "completed"
+    logs = [result.steps[n].logs() for n in ("talk", "talk-2")]
+    a, b = (next(log for log in logs if f"{tag} python print" in log) for tag in "AB")
+    assert a != b
+    mine = get_run_db().get_log(result.uid).decode()
+    for tag in "AB":
+        for line in (f"{tag} from a child process", f"{tag} fd one write"):
+            assert line in mine, mine
+            assert line not in a and line not in b, (a, b)

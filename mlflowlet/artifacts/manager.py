@@ -277,8 +277,6 @@ def _record(
     iteration: int,
 ) -> None:
     """Fill the artifact's record fields after it was stored."""
-    import hashlib
-    import json
     from datetime import datetime, timezone
 
     art.uri = art.target_path = uri
@@ -289,12 +287,21 @@ def _record(
     art.iteration = int(iteration or 0)
     art.tag = art.tag or "latest"
     art.updated = datetime.now(timezone.utc).isoformat()
-    identity = [
-        art.project,
-        art.key,
-        art.producer.get("uid"),
-        art.tree,
-        art.iteration,
-        digest or uri,
-    ]
-    art.uid = hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()[:32]
+    art.uid = version_uid(
+        art.project, art.key, art.producer.get("uid"), art.tree, art.iteration, digest or uri
+    )
+
+
+def version_uid(
+    project: str, key: str, producer: Any, tree: str, iteration: int, content: str
+) -> str:
+    """Return an artifact version's uid.
+
+    It hashes the project, key, producer uid, tree, iteration and ``content`` (the version's
+    hash, or its URI when it has none).
+    """
+    import hashlib
+    import json
+
+    identity = [project, key, producer, tree, iteration, content]
+    return hashlib.sha256(json.dumps(identity, default=str).encode()).hexdigest()[:32]

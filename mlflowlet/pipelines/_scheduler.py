@@ -152,8 +152,8 @@ def schedule(ex: LocalExecutor) -> None:
                 if call is None:
                     finished(node.name)
                     continue
-                if ex.hits:  # the hits so far are recorded before real work starts
-                    ex._store_lineage()
+                if ex._runs_pending():  # the hits so far are recorded before real work starts
+                    ex._flush(True)
                 ex._progress(node.name, "running")
                 if pool is None or inline or (not running and not ready):
                     # inline, or alone: run it in this thread (no thread hand-off)

@@ -19,6 +19,7 @@ from .._ctx_workflow import SPEC_FIELD as WORKFLOW_FIELD
 from .._provenance import git_info
 from ..errors import RunError
 from ..model import RunObject, new_uid, now_iso
+from ._attempts import attempt_dir, drop_item_versions, latest_of, rehome_artifacts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,6 +67,7 @@ def _item_runtime(retries: int, delay: float, timeout: float | None = None) -> A
                 one = run.model_copy(deep=True)
                 if retries:  # labelled as a step's attempts: only a step that retries
                     one.metadata.labels["attempt"] = str(attempt)
+                    attempt_dir(one, attempt)  # never the bytes an earlier attempt recorded
                 if first:
                     one.metadata.labels["retry_of"] = first
                 extra = one.spec.model_extra
@@ -90,8 +92,10 @@ def keep_failed_attempt(result: RunObject, db: RunDB) -> str:
     attempt), so the failure is kept as a new run (iteration 0) with the attempt's labels
     (``attempt``; ``retry_of`` the first attempt from the second on, as a step's retries) and
     annotations ``item_uid`` / ``item_iteration`` naming the item (Argo keeps each retry as its
-    own node). Its metric history moves with it; its output stays in the run log its item
-    shares with the other items (a log is a run's, keyed by uid). Returns the new run's uid.
+    own node). Its metric history moves with it, and its artifact versions (its own bytes, in
+    its own directory: ``_attempts``), re-produced by the new run; its output stays in the run
+    log its item shares with the other items (a log is a run's, keyed by uid). Returns the new
+    run's uid.
     """
     record = result.to_dict()
     meta = record["metadata"]
@@ -107,8 +111,11 @@ def keep_failed_attempt(result: RunObject, db: RunDB) -> str:
     flush()
     history = db.get_metrics(uid, iter=it, project=project)
     rows = [(m["key"], m["step"], m["value"], m["time"]) for m in history]
-    db.commit_run(record, metrics=rows)
+    latest = latest_of(record, db)
+    moved = rehome_artifacts(record, uid, it, db)
+    db.commit_run(record, [art for _, art in moved], metrics=rows)
     flush()  # the copy is stored before the item's rows go: a crash loses neither
+    drop_item_versions(moved, it, latest, db)
     db.del_run(uid, project, iter=it)  # the next attempt records the item afresh
     return str(meta["uid"])
 
@@ -175,6 +182,8 @@ def execute(call: StepCall, db: RunDB, place: tuple[str, int] | None = None) -> 
         retries, timeout = 0, None
     for attempt in range(1, retries + 2):
         run = new_run(call, attempt, place)
+        if place is not None and retries:  # an item's attempts: one directory each
+            attempt_dir(run, attempt)
         if workflow is not None:  # context.workflow: attempt counts from 1 (see _ctx_workflow)
             assert run.spec.model_extra is not None
             elapsed = _elapsed(workflow["created"])  # this attempt's start, as Argo's

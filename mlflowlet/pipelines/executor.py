@@ -3,7 +3,9 @@
 The pipeline run is a ``RunObject`` labelled ``kind=pipeline`` whose ``spec.graph`` is the DAG
 (``describe()``) and whose ``status.steps`` holds each step's uid, state, duration and attempts;
 it commits through a ``Context`` like any run (at state changes, and at most every
-``flush_interval`` seconds in between, together with the buffered lineage rows).
+``flush_interval`` seconds in between, by the flush thread too). A step's lineage rows, and
+the run of a step that did not run (skipped, cached), are buffered along that record and
+stored before it by the same write: a record never names a step run or edge the DB lacks.
 
 Steps run in topological order, independent ones at once (``max_parallel`` threads; 1 runs them
 in the calling thread, so breakpoints work; ``_scheduler`` says which thread runs each). Each is
@@ -69,10 +71,7 @@ class LocalExecutor:
         self.interval = settings.flush_interval
         self.runs: dict[str, RunObject] = {}
         self.states: dict[str, str] = {}
-        self.lineage: list[dict[str, Any]] = []
         self.reused: dict[str, RunObject] = {}
-        # cache-hit and skipped runs not written yet: one transaction per batch (_store_lineage)
-        self.hits: list[dict[str, Any]] = []
         self._codes: dict[Any, str] = {}  # step function to its code hash (getsource is slow)
         self._prefetched: dict[str, dict[str, Any]] | None = None  # cache key -> likely hit
         self.run = self._pipeline_run(labels or {}, resume)
@@ -125,6 +124,11 @@ class LocalExecutor:
         return handle
 
     def _execute(self) -> None:
+        from .._fdcapture import capture
+
+        # fd-level output (child processes, os.write) of steps running at once: the pipeline's
+        sink = self.ctx._recorder.write_log
+        shared = capture.acquire(sink, shared=True)
         try:
             self._schedule()
             state, error = self._outcome()
@@ -132,6 +136,8 @@ class LocalExecutor:
                 state, error = self._outputs(state, error)
             state, error = run_exit(self, state, error)  # exit step(s); a failed one fails
         except BaseException as exc:
+            if shared:
+                capture.release(sink)
             self._flush(True)
             if isinstance(exc, KeyboardInterrupt):
                 from .._interrupt import reason
@@ -140,7 +146,8 @@ class LocalExecutor:
             else:
                 self.ctx._finish("error", f"{type(exc).__name__}: {exc}")
             raise
-        self._store_lineage()
+        if shared:
+            capture.release(sink)  # drains the pipes: what the steps wrote lands before the end
         self.ctx._finish(state, error)  # the failed steps also land in the pipeline run's log
 
     def _outcome(self) -> tuple[str, str]:
@@ -170,17 +177,11 @@ class LocalExecutor:
         now = time.monotonic()
         if force or now - self._last_flush >= self.interval:
             self._last_flush = now
-            self._store_lineage()
-            self.ctx.commit()
+            self.ctx.commit()  # with the lineage rows and runs buffered along the record
 
-    def _store_lineage(self) -> None:
-        """Write the buffered lineage rows and cache-hit/skipped runs, in one transaction."""
-        rows, self.lineage = self.lineage, []
-        hits, self.hits = self.hits, []
-        if hits:
-            self.db.store_runs(hits, rows)
-        elif rows:
-            self.db.store_lineage(rows)
+    def _runs_pending(self) -> bool:
+        """Whether step runs (cache hits, skipped) wait to be stored with the next record."""
+        return bool(self.ctx._recorder.along_runs)
 
     def _code(self, fn: Any) -> str:
         found = self._codes.get(fn)
@@ -253,10 +254,9 @@ class LocalExecutor:
         if use_cache:
             hit = self._lookup(key, node.spec.cache_max_age)
             if hit is not None:
-                # recorded in memory, written with the next batch (one transaction for all)
+                # recorded in memory, written with the next record of the pipeline run
                 run, data = _cache.hit_run(hit, **common)
-                self.hits.append(data)
-                self._finish(node, run, rows, cached=True)
+                self._finish(node, run, rows, cached=True, store=data)
                 return None
         call = StepCall(
             node.step,
@@ -319,8 +319,13 @@ class LocalExecutor:
         cached: bool = False,
         reused: bool = False,
         flush: bool = True,
+        store: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Record how ``node`` ended (``run``); return its entry in the pipeline run's steps."""
+        """Record how ``node`` ended (``run``); return its entry in the pipeline run's steps.
+
+        ``store``: the run's record when the pipeline stores it (a cache hit, a skipped step);
+        it and ``rows`` (lineage edges into ``run``) go along the pipeline run's next record.
+        """
         self.runs[node.name], self.states[node.name] = run, run.state
         status = run.status
         entry: dict[str, Any] = {
@@ -340,12 +345,16 @@ class LocalExecutor:
             entry["attempt_uids"] = [a["uid"] for a in attempts]
         if run.metadata.annotations.get("reason"):
             entry["reason"] = run.metadata.annotations["reason"]
-        with self.ctx._recorder.lock:  # the flush thread dumps the run holding it: no new key then
-            step_states(self.run)[node.name] = entry
-        self._progress(node.name, _progress_note(entry))
         stamp = now_iso()
-        for row in rows or ():
-            self.lineage.append({**row, "consumer_uid": run.uid, "time": stamp})
+        edges = [{**row, "consumer_uid": run.uid, "time": stamp} for row in rows or ()]
+        recorder = self.ctx._recorder
+        with recorder.lock:  # the flush thread dumps the run holding it: all of it, or none
+            step_states(self.run)[node.name] = entry
+            if store is not None:
+                recorder.along_runs.append(store)
+            recorder.along_edges.extend(edges)
+            recorder.dirty = True
+        self._progress(node.name, _progress_note(entry))
         if flush:
             self._flush(False)
         return entry
@@ -375,8 +384,7 @@ class LocalExecutor:
         run.status.state, run.status.start_time, run.status.end_time = state, stamp, stamp
         if state == "error":
             run.status.error = reason
-        self.hits.append(run.to_dict())  # written with the next batch (one transaction for all)
-        self._finish(node, run, rows)
+        self._finish(node, run, rows, store=run.to_dict())  # stored with the pipeline's record
 
 
 def _progress_note(entry: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 from . import _fdcapture, _process
+from ._text import LOG_ERRORS
 
 if TYPE_CHECKING:
     import logging
@@ -100,7 +101,7 @@ class _BinaryTee:
                 _fdcapture.capture.drain(c_buffers=False)  # earlier fd writes stay earlier
             sink = _sink.get()
             if sink is not None and data:
-                sink(bytes(data).decode("utf-8", "replace"))
+                sink(bytes(data).decode("utf-8", LOG_ERRORS))
         return cast(int, self._raw.write(data))
 
     def __getattr__(self, name: str) -> Any:

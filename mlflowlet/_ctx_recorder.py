@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import _capture
 from ._owner import process_identity
 from ._provenance import git_info, host_facts
+from ._text import log_bytes
 from .errors import ParameterError, SecretsError
 from .model import RunObject, now_iso
 
@@ -230,7 +231,7 @@ class Recorder:
             out_metrics = [(secrets.mask(key), step, value, at) for key, step, value, at in metrics]
         assert self.db is not None  # callers write only to a DB
         try:
-            self.db.commit_run(record, out_arts, out_metrics, log.encode())
+            self.db.commit_run(record, out_arts, out_metrics, log_bytes(log))
         except BaseException:
             if not record_only:
                 with self.lock:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from .. import _process
+from .._text import log_bytes
 from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
 from ._json import dumps, loads
 from .base import RunDB, log_window, parse_label_filters, require_filter
@@ -373,7 +374,7 @@ class HTTPRunDB(RunDB):
     ) -> None:
         """Append (or replace) a run's captured output."""
         if isinstance(body, str):
-            body = body.encode()
+            body = log_bytes(body)
         self._request(
             "POST",
             f"/logs/{_q(uid)}",
@@ -451,7 +452,7 @@ class HTTPRunDB(RunDB):
         """Write a run with its new artifacts, metric rows and log chunk in one request."""
         meta = run["metadata"]
         if isinstance(log, str):
-            log = log.encode()
+            log = log_bytes(log)
         body = {
             "run": run,
             "artifacts": list(artifacts),

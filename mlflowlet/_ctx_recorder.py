@@ -14,10 +14,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import _capture
+from ._names import unstorable
 from ._owner import process_identity
 from ._provenance import git_info, host_facts
 from ._text import log_bytes
-from .errors import ParameterError, SecretsError
+from .errors import ParameterError, SecretsError, UnstorableValueError
 from .model import RunObject, now_iso
 
 if TYPE_CHECKING:
@@ -230,20 +231,60 @@ class Recorder:
             record, out_arts = _masked(record, secrets.mask), _masked(arts, secrets.mask)
             out_metrics = [(secrets.mask(key), step, value, at) for key, step, value, at in metrics]
         assert self.db is not None  # callers write only to a DB
+        data = log_bytes(log)
         try:
-            self.db.commit_run(record, out_arts, out_metrics, log_bytes(log))
-        except BaseException:
+            try:
+                self.db.commit_run(record, out_arts, out_metrics, data)
+            except (UnicodeError, UnstorableValueError):
+                if record_only or not self._drop_unstorable(out_arts, out_metrics, arts, metrics):
+                    raise
+                self.db.commit_run(record, out_arts, out_metrics, data)  # all the rest
+        except BaseException as exc:
             if not record_only:
                 with self.lock:
                     self.output.insert(0, text)
                     self.artifacts[:0] = arts
                     self.metrics[:0] = metrics
                     self.dirty = True
+            if isinstance(exc, UnicodeError):  # a RunDBError: finish records the run alone
+                raise UnstorableValueError(f"the run DB cannot store a value: {exc}") from None
             raise
         if not record_only:
             self.held = held
         self.recorded = True
         self.last_flush = time.monotonic()
+
+    def _drop_unstorable(
+        self, out_arts: list[Any], out_metrics: list[Any], arts: list[Any], metrics: list[Any]
+    ) -> bool:
+        """Drop the artifact and metric rows no run DB can store (NUL, a lone surrogate).
+
+        Their calls refuse such text; this is the guard for rows made past them, so that one
+        such row neither stops every later write (retried forever) nor loses the others. Drops
+        from both the masked rows and the buffered ones (put back on failure); says so on stderr.
+        """
+
+        def bad(values: Any) -> bool:
+            return any(isinstance(v, str) and unstorable(v) for v in values)
+
+        gone_metrics = [i for i, row in enumerate(out_metrics) if bad(row[:1])]
+        fields = ("key", "tag", "uid", "tree", "kind", "project")
+        gone_arts = [i for i, a in enumerate(out_arts) if bad(a.get(f) for f in fields)]
+        if not gone_metrics and not gone_arts:
+            return False
+        names = [out_metrics[i][0] for i in gone_metrics] + [out_arts[i]["key"] for i in gone_arts]
+        lists = [(out_metrics, gone_metrics), (metrics, gone_metrics)]
+        lists += [(out_arts, gone_arts), (arts, gone_arts)]
+        for rows, gone in {id(rows): (rows, gone) for rows, gone in lists}.values():  # once each
+            rows[:] = [row for i, row in enumerate(rows) if i not in gone]
+        meta = self.run.metadata
+        print(
+            f"mlflowlet: run {meta.name!r} ({meta.uid}) records no rows for "
+            f"{', '.join(dict.fromkeys(map(repr, names)))}: no run DB can store text with NUL or "
+            "a lone surrogate (an undecodable byte); everything else is recorded",
+            file=getattr(sys.stderr, "_original", sys.stderr),
+        )
+        return True
 
     def _background_flush(self, now: float, final: bool = False) -> None:
         """Write what is buffered, a heartbeat when quiet, or a final record not yet written.
@@ -400,7 +441,8 @@ class Recorder:
                 self.write(final=True)
                 self.final_written = True
         except Exception as exc:
-            flusher.add(self, keep=True)  # retried by the flush thread, and at exit
+            if not isinstance(exc, UnstorableValueError):  # that one never succeeds
+                flusher.add(self, keep=True)  # retried by the flush thread, and at exit
             raise self._unrecorded(exc) from None
         flusher.discard(self)
 
@@ -418,7 +460,7 @@ class Recorder:
         except Exception:
             before = "still recorded as it was before" if self.recorded else "not recorded at all"
             saved = f"ended {state} but is {before}"
-        return RunDBError(
-            f"{exc}; run {meta.name!r} ({meta.uid}) {saved} (retried every "
-            f"{self._flush_interval:g} s until this process exits)"
-        )
+        retried = f"retried every {self._flush_interval:g} s until this process exits"
+        if isinstance(exc, UnstorableValueError):
+            retried = "not retried: no run DB can store it"
+        return RunDBError(f"{exc}; run {meta.name!r} ({meta.uid}) {saved} ({retried})")

@@ -138,6 +138,13 @@ class RunDBError(MlflowletError, RuntimeError):
     """The run database cannot be opened or written."""
 
 
+class UnstorableValueError(RunDBError):
+    """The run DB refused a value it can never store (NUL, a lone surrogate): nothing was written.
+
+    Retrying the same write never helps; the message names the value.
+    """
+
+
 class NotFoundError(RunDBError, KeyError):
     """A run, artifact or log does not exist."""
 

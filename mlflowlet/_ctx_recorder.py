@@ -14,11 +14,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import _capture
-from ._names import unstorable
+from ._names import drop_unstorable_rows
 from ._owner import process_identity
 from ._provenance import git_info, host_facts
-from ._text import log_bytes
-from .errors import ParameterError, SecretsError, UnstorableValueError
+from ._text import LOG_ERRORS, log_bytes
+from .errors import (
+    ParameterError,
+    PartlyWrittenError,
+    RecordTooLargeError,
+    SecretsError,
+    UnstorableValueError,
+)
 from .model import RunObject, now_iso
 
 if TYPE_CHECKING:
@@ -70,6 +76,9 @@ def _masked(value: Any, mask: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_masked(v, mask) for v in value]
     return value
+
+
+_UNSET = object()
 
 
 def _source_dir(handler: Any) -> str:
@@ -182,6 +191,34 @@ class Recorder:
         if self.abort_requested and not self.finished:
             raise KeyboardInterrupt(self.abort_requested)
 
+    def set_result(self, key: str, value: Any) -> None:
+        """Make ``value`` (JSON-safe) result ``key``; a large one only if the run DB takes it.
+
+        Raises:
+            RecordTooLargeError: with ``value`` the run's record is over what the run DB takes
+                in one request (the HTTP server's body limit); the result is left as it was.
+        """
+        results = self.run.status.results
+        old = results.get(key, _UNSET)
+        results[key] = value
+        limit = getattr(self.db, "record_limit", None)
+        if limit is None or not isinstance(value, (str, list, dict)) or len(value) < 4096:
+            return
+        from .db._json import dumps
+
+        size, record = len(dumps(value).encode()), len(dumps(self.run.to_dict()).encode())
+        if record > limit():
+            if old is _UNSET:
+                del results[key]
+            else:
+                results[key] = old
+            raise RecordTooLargeError(
+                f"result {key!r} is {size:,} bytes as JSON: the run's record would be "
+                f"{record:,} bytes, over the {limit():,} bytes the run DB {self.db} takes in one "
+                "request; store it as an artifact (context.log_artifact) or raise the server's "
+                "limit (mlflowlet server --max-body-mb)"
+            )
+
     def add_artifact(self, record: dict[str, Any]) -> None:
         """List an artifact record as the run's (replacing its key's) and buffer it."""
         arts = self.run.status.artifacts
@@ -242,9 +279,15 @@ class Recorder:
         except BaseException as exc:
             if not record_only:
                 with self.lock:
-                    self.output.insert(0, text)
-                    self.artifacts[:0] = arts
-                    self.metrics[:0] = metrics
+                    if isinstance(exc, PartlyWrittenError):  # rows and that much log are stored
+                        self.output.insert(
+                            0, data[exc.written :].decode("utf-8", LOG_ERRORS) + held
+                        )
+                        self.recorded = True
+                    else:
+                        self.output.insert(0, text)
+                        self.artifacts[:0] = arts
+                        self.metrics[:0] = metrics
                     self.dirty = True
             if isinstance(exc, UnicodeError):  # a RunDBError: finish records the run alone
                 raise UnstorableValueError(f"the run DB cannot store a value: {exc}") from None
@@ -263,20 +306,9 @@ class Recorder:
         such row neither stops every later write (retried forever) nor loses the others. Drops
         from both the masked rows and the buffered ones (put back on failure); says so on stderr.
         """
-
-        def bad(values: Any) -> bool:
-            return any(isinstance(v, str) and unstorable(v) for v in values)
-
-        gone_metrics = [i for i, row in enumerate(out_metrics) if bad(row[:1])]
-        fields = ("key", "tag", "uid", "tree", "kind", "project")
-        gone_arts = [i for i, a in enumerate(out_arts) if bad(a.get(f) for f in fields)]
-        if not gone_metrics and not gone_arts:
+        names = drop_unstorable_rows([out_metrics, metrics], [out_arts, arts])
+        if not names:
             return False
-        names = [out_metrics[i][0] for i in gone_metrics] + [out_arts[i]["key"] for i in gone_arts]
-        lists = [(out_metrics, gone_metrics), (metrics, gone_metrics)]
-        lists += [(out_arts, gone_arts), (arts, gone_arts)]
-        for rows, gone in {id(rows): (rows, gone) for rows, gone in lists}.values():  # once each
-            rows[:] = [row for i, row in enumerate(rows) if i not in gone]
         meta = self.run.metadata
         print(
             f"mlflowlet: run {meta.name!r} ({meta.uid}) records no rows for "

@@ -56,6 +56,28 @@ def check_storable(text: str, what: str) -> str:
     return text
 
 
+def drop_unstorable_rows(metrics: list[list[Any]], artifacts: list[list[Any]]) -> list[str]:
+    """Drop the metric and artifact rows whose text no run DB can store; return their names.
+
+    ``metrics`` and ``artifacts`` each hold lists of the same rows (masked and as buffered):
+    the first list decides, and the rows at its indices go from every list (each list once).
+    """
+
+    def bad(values: Any) -> bool:
+        return any(isinstance(v, str) and unstorable(v) for v in values)
+
+    fields = ("key", "tag", "uid", "tree", "kind", "project")
+    gone_metrics = {i for i, row in enumerate(metrics[0]) if bad(row[:1])}
+    gone_arts = {i for i, a in enumerate(artifacts[0]) if bad(a.get(f) for f in fields)}
+    names = [metrics[0][i][0] for i in sorted(gone_metrics)]
+    names += [artifacts[0][i]["key"] for i in sorted(gone_arts)]
+    pairs = [(rows, gone_metrics) for rows in metrics] + [(rows, gone_arts) for rows in artifacts]
+    for rows, gone in {id(rows): (rows, gone) for rows, gone in pairs}.values():
+        if gone:
+            rows[:] = [row for i, row in enumerate(rows) if i not in gone]
+    return names
+
+
 def control_chars(text: str) -> str:
     """Return the control characters in ``text`` (NUL included), escaped for a message."""
     found = dict.fromkeys(_CONTROL.findall(text))

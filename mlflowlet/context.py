@@ -230,14 +230,19 @@ class Context:
 
     # results, labels, metrics -----------------------------------------------------------------
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:
-        """Record a scalar (or JSON-able) result."""
-        self._run.status.results[str(key)] = _jsonable(value)
+        """Record a scalar (or JSON-able) result.
+
+        Raises:
+            RecordTooLargeError: the run DB (an HTTP server's body limit) cannot take a record
+                this large in one request; the result is not recorded.
+        """
+        self._recorder.set_result(str(key), _jsonable(value))
         self._recorder.touch(commit)
 
     def log_results(self, results: dict[str, Any], commit: bool = False) -> None:
         """Record several results."""
         for key, value in results.items():
-            self._run.status.results[str(key)] = _jsonable(value)
+            self._recorder.set_result(str(key), _jsonable(value))
         self._recorder.touch(commit)
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:

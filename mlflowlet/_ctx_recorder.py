@@ -202,7 +202,9 @@ class Recorder:
         old = results.get(key, _UNSET)
         results[key] = value
         limit = getattr(self.db, "record_limit", None)
-        if limit is None or not isinstance(value, (str, list, dict)) or len(value) < 4096:
+        if limit is None or not isinstance(value, (str, list, dict)):
+            return
+        if isinstance(value, str) and len(value) < 4096:  # else nested values count too
             return
         from .db._json import dumps
 

@@ -99,7 +99,10 @@ def test_a_part_that_fails_is_sent_again_once_and_nothing_twice(tmp_path, monkey
     assert log == "".join(first + then).encode()
 
 
-def test_a_result_over_the_body_limit_fails_at_log_result_and_loses_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("big", ["x" * (2 * MB), {"nested": ["x" * (2 * MB)]}])
+def test_a_result_over_the_body_limit_fails_at_log_result_and_loses_nothing(
+    tmp_path, monkeypatch, big
+):
     server, store = _serve(tmp_path, monkeypatch)
     seen = {}
 
@@ -107,7 +110,7 @@ def test_a_result_over_the_body_limit_fails_at_log_result_and_loses_nothing(tmp_
         context.log_result("accuracy", 0.93)
         context.commit()
         with pytest.raises(RecordTooLargeError) as info:
-            context.log_result("blob", "x" * (2 * MB))
+            context.log_result("blob", big)
         seen["error"] = str(info.value)
         print("after the refusal")
         context.log_result("loss", 0.1)
@@ -116,7 +119,8 @@ def test_a_result_over_the_body_limit_fails_at_log_result_and_loses_nothing(tmp_
         run = new_runner().run(handler=handler)
         log = get_run_db().get_log(run.uid)
     error = seen["error"]
-    assert error.startswith("result 'blob' is 2,097,154 bytes as JSON") and "\n" not in error
+    size = "2,097,154" if isinstance(big, str) else "2,097,168"
+    assert error.startswith(f"result 'blob' is {size} bytes as JSON") and "\n" not in error
     assert "over the 1,044,480 bytes" in error and "--max-body-mb" in error
     stored = store.read_run(run.uid)["status"]
     assert stored["state"] == "completed" and stored["results"] == {"accuracy": 0.93, "loss": 0.1}

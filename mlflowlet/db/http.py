@@ -20,7 +20,7 @@ from ..errors import (
     NotFoundError,
     RunDBError,
 )
-from ._commitparts import DEFAULT_MAX_BODY, ENVELOPE, commit_in_parts
+from ._commitparts import DEFAULT_MAX_BODY, ENVELOPE, SMALL_BODY, commit_in_parts
 from ._httpclient import _httpx, shared_client
 from ._json import dumps, loads
 from .base import RunDB, log_window, parse_label_filters, require_filter
@@ -350,16 +350,18 @@ class HTTPRunDB(RunDB):
     def store_log(
         self, uid: str, project: str = "", body: bytes = b"", append: bool = True
     ) -> None:
-        """Append (or replace) a run's captured output."""
+        """Append (or replace) a run's captured output (in parts below the server's limit)."""
         if isinstance(body, str):
             body = log_bytes(body)
-        self._request(
-            "POST",
-            f"/logs/{_q(uid)}",
-            content=body,
-            params={"project": project, "append": append},
-            headers={"content-type": "application/octet-stream"},
-        )
+        size = max(len(body), 1) if len(body) <= SMALL_BODY else self.max_body
+        for at in range(0, max(len(body), 1), size):
+            self._request(
+                "POST",
+                f"/logs/{_q(uid)}",
+                content=body[at : at + size],
+                params={"project": project, "append": append or at > 0},
+                headers={"content-type": "application/octet-stream"},
+            )
 
     def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""

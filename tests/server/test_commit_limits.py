@@ -166,3 +166,17 @@ def test_undecodable_output_and_error_over_http_keep_the_run_exactly(tmp_path, m
     assert status["state"] == "error" and status["results"] == {"accuracy": 0.93}
     assert status["error"].endswith("ValueError: empty input file caf\udce9.csv\n")
     assert b"found caf\xe9.csv\n" in log and b"empty input file caf\xe9.csv\n" in log
+
+
+def test_store_log_over_the_body_limit_is_sent_in_parts(tmp_path, monkeypatch):
+    server, store = _serve(tmp_path, monkeypatch)
+    big = b"".join(b"%07d\n" % i for i in range(300_000))  # 2.4 MB, every line numbered
+    with server:
+        remote = get_run_db()
+        remote.store_log("u1", "p", b"first\n")
+        remote.store_log("u1", "p", big)  # appended
+        assert remote.get_log("u1", "p") == b"first\n" + big
+        remote.store_log("u1", "p", big, append=False)  # replaced by all of it
+        assert remote.get_log("u1", "p") == big
+        remote.store_log("u1", "p", b"", append=False)
+        assert remote.get_log("u1", "p") == b""

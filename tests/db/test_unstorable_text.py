@@ -84,6 +84,18 @@ def test_an_error_naming_an_undecodable_file_keeps_the_run_and_says_it_exactly(t
     assert b"ValueError: empty input file " + LATIN1_NAME + b"\n" in log
 
 
+def test_the_log_cap_keeps_the_head_byte_exact_up_to_the_cut():
+    from mlflowlet._capture import LogLimit
+    from mlflowlet._text import log_bytes
+
+    limit = LogLimit(limit=10)
+    head = limit.take("caf\udce9" * 5)  # the cap falls after two undecodable bytes
+    assert log_bytes(head) == b"caf\xe9caf\xe9ca" and limit.stored == 10
+    limit = LogLimit(limit=10)
+    head = limit.take("ab" + "\u00e9" * 10)  # ...and never inside a character
+    assert log_bytes(head) == ("ab" + "\u00e9" * 4).encode() and limit.dropped == 12
+
+
 # refused at the call ----------------------------------------------------------------------------
 BAD = ["bad\udc80", "value\x00with nul"]
 

@@ -7,6 +7,7 @@ write goes to the real stream and to the sink of the run active in the writer's 
 
 from __future__ import annotations
 
+import codecs
 import collections
 import os
 import sys
@@ -16,6 +17,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 from . import _fdcapture, _process
+from ._text import LOG_ERRORS, log_bytes
 
 if TYPE_CHECKING:
     import logging
@@ -100,7 +102,7 @@ class _BinaryTee:
                 _fdcapture.capture.drain(c_buffers=False)  # earlier fd writes stay earlier
             sink = _sink.get()
             if sink is not None and data:
-                sink(bytes(data).decode("utf-8", "replace"))
+                sink(bytes(data).decode("utf-8", LOG_ERRORS))
         return cast(int, self._raw.write(data))
 
     def __getattr__(self, name: str) -> Any:
@@ -149,9 +151,9 @@ class LogLimit:
             if self.stored + size <= self.limit:
                 self.stored += size
                 return text
-            keep = text.encode("utf-8", "replace")[: self.limit - self.stored]
-            head = keep.decode("utf-8", "ignore")
-            self.stored += len(head.encode())
+            keep = log_bytes(text)[: self.limit - self.stored]
+            head = codecs.getincrementaldecoder("utf-8")(LOG_ERRORS).decode(keep)  # not a cut char
+            self.stored += len(log_bytes(head))
             text = text[len(head) :]
         if text:
             self.dropped += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))

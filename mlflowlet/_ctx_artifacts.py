@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ._ctx_recorder import Recorder, _masked
+from ._ctx_recorder import Recorder
+from ._masking import masked as _masked
 from ._names import check_project, check_run_name
 from .model import RunObject
 

@@ -15,7 +15,7 @@ import traceback
 from typing import Any, Protocol
 
 from ._ctx_recorder import Recorder
-from ._names import check_label_key, check_project, check_run_name
+from ._names import check_label_key, check_project, check_run_name, label_value
 from ._runfields import blank
 from .errors import SecretsError
 from .model import RunObject, new_uid
@@ -46,8 +46,8 @@ def _new_run(name: str, event: Any, spec: Any, with_env: bool, project: str) -> 
     meta.project = meta.project or project or "default"
     check_project(meta.project)
     check_run_name(meta.name)
-    for key in meta.labels:
-        check_label_key(key)
+    for key, value in meta.labels.items():
+        label_value(check_label_key(key), value)
     return run
 
 

@@ -14,9 +14,18 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import _capture
+from ._masking import masked as _masked
+from ._names import drop_unstorable_rows
 from ._owner import process_identity
 from ._provenance import git_info, host_facts
-from .errors import ParameterError, SecretsError
+from ._text import LOG_ERRORS, log_bytes
+from .errors import (
+    ParameterError,
+    PartlyWrittenError,
+    RecordTooLargeError,
+    SecretsError,
+    UnstorableValueError,
+)
 from .model import RunObject, now_iso
 
 if TYPE_CHECKING:
@@ -51,23 +60,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _masked(value: Any, mask: Any) -> Any:
-    """Return ``value`` with every string, dict keys included, passed through ``mask``."""
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            new = mask(key) if isinstance(key, str) else key
-            if new in out:  # two keys that differ only by a secret value: keep both
-                new = next(
-                    f"{new}#{n}" for n in range(2, len(value) + 2) if f"{new}#{n}" not in out
-                )
-            out[new] = _masked(item, mask)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_masked(v, mask) for v in value]
-    return value
+_UNSET = object()
 
 
 def _source_dir(handler: Any) -> str:
@@ -185,6 +178,36 @@ class Recorder:
         if self.abort_requested and not self.finished:
             raise KeyboardInterrupt(self.abort_requested)
 
+    def set_result(self, key: str, value: Any) -> None:
+        """Make ``value`` (JSON-safe) result ``key``; a large one only if the run DB takes it.
+
+        Raises:
+            RecordTooLargeError: with ``value`` the run's record is over what the run DB takes
+                in one request (the HTTP server's body limit); the result is left as it was.
+        """
+        results = self.run.status.results
+        old = results.get(key, _UNSET)
+        results[key] = value
+        limit = getattr(self.db, "record_limit", None)
+        if limit is None or not isinstance(value, (str, list, dict)):
+            return
+        if isinstance(value, str) and len(value) < 4096:  # else nested values count too
+            return
+        from .db._json import dumps
+
+        size, record = len(dumps(value).encode()), len(dumps(self.run.to_dict()).encode())
+        if record > limit():
+            if old is _UNSET:
+                del results[key]
+            else:
+                results[key] = old
+            raise RecordTooLargeError(
+                f"result {key!r} is {size:,} bytes as JSON: the run's record would be "
+                f"{record:,} bytes, over the {limit():,} bytes the run DB {self.db} takes in one "
+                "request; store it as an artifact (context.log_artifact) or raise the server's "
+                "limit (mlflowlet server --max-body-mb)"
+            )
+
     def add_artifact(self, record: dict[str, Any]) -> None:
         """List an artifact record as the run's (replacing its key's) and buffer it."""
         arts = self.run.status.artifacts
@@ -240,24 +263,59 @@ class Recorder:
             record, out_arts = _masked(record, secrets.mask), _masked(arts, secrets.mask)
             out_metrics = [(secrets.mask(key), step, value, at) for key, step, value, at in metrics]
         assert self.db is not None  # callers write only to a DB
+        data = log_bytes(log)
         try:
             if runs or edges:  # first: the record never names a run or edge not stored
                 self.db.store_runs(runs, edges)
                 runs, edges = [], []
-            self.db.commit_run(record, out_arts, out_metrics, log.encode())
-        except BaseException:
+            try:
+                self.db.commit_run(record, out_arts, out_metrics, data)
+            except (UnicodeError, UnstorableValueError):
+                if record_only or not self._drop_unstorable(out_arts, out_metrics, arts, metrics):
+                    raise
+                self.db.commit_run(record, out_arts, out_metrics, data)  # all the rest
+        except BaseException as exc:
             if not record_only:
                 with self.lock:
-                    self.output.insert(0, text)
-                    self.artifacts[:0] = arts
-                    self.metrics[:0] = metrics
                     self.along_runs[:0], self.along_edges[:0] = runs, edges
+                    if isinstance(exc, PartlyWrittenError):  # rows and that much log are stored
+                        self.output.insert(
+                            0, data[exc.written :].decode("utf-8", LOG_ERRORS) + held
+                        )
+                        self.recorded = True
+                    else:
+                        self.output.insert(0, text)
+                        self.artifacts[:0] = arts
+                        self.metrics[:0] = metrics
                     self.dirty = True
+            if isinstance(exc, UnicodeError):  # a RunDBError: finish records the run alone
+                raise UnstorableValueError(f"the run DB cannot store a value: {exc}") from None
             raise
         if not record_only:
             self.held = held
         self.recorded = True
         self.last_flush = time.monotonic()
+
+    def _drop_unstorable(
+        self, out_arts: list[Any], out_metrics: list[Any], arts: list[Any], metrics: list[Any]
+    ) -> bool:
+        """Drop the artifact and metric rows no run DB can store (NUL, a lone surrogate).
+
+        Their calls refuse such text; this is the guard for rows made past them, so that one
+        such row neither stops every later write (retried forever) nor loses the others. Drops
+        from both the masked rows and the buffered ones (put back on failure); says so on stderr.
+        """
+        names = drop_unstorable_rows([out_metrics, metrics], [out_arts, arts])
+        if not names:
+            return False
+        meta = self.run.metadata
+        print(
+            f"mlflowlet: run {meta.name!r} ({meta.uid}) records no rows for "
+            f"{', '.join(dict.fromkeys(map(repr, names)))}: no run DB can store text with NUL or "
+            "a lone surrogate (an undecodable byte); everything else is recorded",
+            file=getattr(sys.stderr, "_original", sys.stderr),
+        )
+        return True
 
     def _background_flush(self, now: float, final: bool = False) -> None:
         """Write what is buffered, a heartbeat when quiet, or a final record not yet written.
@@ -414,7 +472,8 @@ class Recorder:
                 self.write(final=True)
                 self.final_written = True
         except Exception as exc:
-            flusher.add(self, keep=True)  # retried by the flush thread, and at exit
+            if not isinstance(exc, UnstorableValueError):  # that one never succeeds
+                flusher.add(self, keep=True)  # retried by the flush thread, and at exit
             raise self._unrecorded(exc) from None
         flusher.discard(self)
 
@@ -432,7 +491,7 @@ class Recorder:
         except Exception:
             before = "still recorded as it was before" if self.recorded else "not recorded at all"
             saved = f"ended {state} but is {before}"
-        return RunDBError(
-            f"{exc}; run {meta.name!r} ({meta.uid}) {saved} (retried every "
-            f"{self._flush_interval:g} s until this process exits)"
-        )
+        retried = f"retried every {self._flush_interval:g} s until this process exits"
+        if isinstance(exc, UnstorableValueError):
+            retried = "not retried: no run DB can store it"
+        return RunDBError(f"{exc}; run {meta.name!r} ({meta.uid}) {saved} ({retried})")

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _process
+from ._text import LOG_ERRORS
 
 _FDS = (1, 2)
 _CHUNK = 64 * 1024
@@ -106,7 +107,7 @@ class FdCapture:
                     r, w = os.pipe()
                     os.set_blocking(r, False)
                     self._write[fd], self._read[r] = w, fd
-                    self._decoders[fd] = codecs.getincrementaldecoder("utf-8")("replace")
+                    self._decoders[fd] = codecs.getincrementaldecoder("utf-8")(LOG_ERRORS)
                 self._saved[fd] = os.dup(fd)
                 os.dup2(self._write[fd], fd)
         except OSError:  # fd 1 or 2 is closed (a daemon): stay with Python-level capture

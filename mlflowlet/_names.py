@@ -5,16 +5,77 @@ Kubernetes label, so it follows DNS-1123 label rules (as MLRun's projects do): a
 lowercase letters, digits and ``-``, starting and ending with a letter or digit. A run name may
 be any text without a path separator (slash or backslash), ``.``/``..`` alone, NUL or a control
 character (which would rewrite a terminal showing it).
+
+Text a run DB keeps in its own columns (run names, label keys and values, metric keys, artifact
+keys and tags) must also be storable by every run DB: no NUL (PostgreSQL text cannot hold it) and
+no lone surrogate (UTF-8 has none: Python decodes a byte that is not UTF-8, in ``os.listdir``,
+``sys.argv`` or ``os.environ``, as one). :func:`check_storable` refuses both, on every backend
+alike. Text inside a record's JSON (results, annotations, the error) is stored as it is.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from .errors import InvalidNameError
 
 _PROJECT = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable(text: str) -> str:
+    """Return the characters of ``text`` a run DB column cannot store, escaped ('' if none)."""
+    if text.isascii() and "\x00" not in text:
+        return ""
+    return ", ".join(repr(c) for c in dict.fromkeys(_UNSTORABLE.findall(text)))
+
+
+def check_storable(text: str, what: str) -> str:
+    """Return ``text`` if every run DB can store it in a column, else raise naming it and the fix.
+
+    Raises:
+        InvalidNameError: ``text`` holds NUL or a lone surrogate (an undecodable byte).
+    """
+    bad = unstorable(text)
+    if bad:
+        nul, surrogate = "\x00" in text, _SURROGATE.search(text) is not None
+        why = ["NUL, which PostgreSQL text cannot hold"] if nul else []
+        if surrogate:
+            why.append(
+                "a lone surrogate (Python's decoding of a byte that is not UTF-8, e.g. by "
+                "os.listdir), which UTF-8 text cannot hold"
+            )
+        reason = f"contains {bad}: " + "; ".join(why) + "; no run DB can store it"
+        fix = "remove the NUL" if not surrogate else "decode the bytes yourself, e.g. "
+        if surrogate:
+            fix += "os.fsencode(text).decode('latin-1')" + (", and remove the NUL" if nul else "")
+        raise InvalidNameError(what, text, reason, fix)
+    return text
+
+
+def drop_unstorable_rows(metrics: list[list[Any]], artifacts: list[list[Any]]) -> list[str]:
+    """Drop the metric and artifact rows whose text no run DB can store; return their names.
+
+    ``metrics`` and ``artifacts`` each hold lists of the same rows (masked and as buffered):
+    the first list decides, and the rows at its indices go from every list (each list once).
+    """
+
+    def bad(values: Any) -> bool:
+        return any(isinstance(v, str) and unstorable(v) for v in values)
+
+    fields = ("key", "tag", "uid", "tree", "kind", "project")
+    gone_metrics = {i for i, row in enumerate(metrics[0]) if bad(row[:1])}
+    gone_arts = {i for i, a in enumerate(artifacts[0]) if bad(a.get(f) for f in fields)}
+    names = [metrics[0][i][0] for i in sorted(gone_metrics)]
+    names += [artifacts[0][i]["key"] for i in sorted(gone_arts)]
+    pairs = [(rows, gone_metrics) for rows in metrics] + [(rows, gone_arts) for rows in artifacts]
+    for rows, gone in {id(rows): (rows, gone) for rows, gone in pairs}.values():
+        if gone:
+            rows[:] = [row for i, row in enumerate(rows) if i not in gone]
+    return names
 
 
 def control_chars(text: str) -> str:
@@ -47,7 +108,8 @@ def check_run_name(name: str, what: str = "run name") -> str:
     """Return ``name`` if it can name a run, else raise naming it and the culprit.
 
     Raises:
-        InvalidNameError: a slash or backslash, ``.`` or ``..`` alone, NUL or a control character;
+        InvalidNameError: a slash or backslash, ``.`` or ``..`` alone, NUL or a control character,
+            a lone surrogate;
             a run name starting with ``~`` (a name filter's "contains").
     """
     if not isinstance(name, str):
@@ -58,6 +120,7 @@ def check_run_name(name: str, what: str = "run name") -> str:
         raise InvalidNameError(what, name, "is a path component, not a name")
     if _CONTROL.search(name):
         raise InvalidNameError(what, name, f"contains control characters ({control_chars(name)})")
+    check_storable(name, what)
     if name.startswith("~") and what == "run name":  # `--name ~x` means "contains x"
         reason = "starts with '~', which name filters read as 'contains' (del runs --name ~x)"
         raise InvalidNameError(what, name, reason, f"use {name.lstrip('~') or 'run'!r}")
@@ -85,4 +148,13 @@ def check_label_key(key: str) -> str:
     if _CONTROL.search(key):
         reason = f"contains control characters ({control_chars(key)})"
         raise InvalidNameError("label key", key, reason)
-    return key
+    return check_storable(key, "label key")
+
+
+def label_value(key: str, value: Any) -> str:
+    """Return label ``key``'s ``value`` as the text stored, if every run DB can store it.
+
+    Raises:
+        InvalidNameError: the text holds NUL or a lone surrogate (names the label and the fix).
+    """
+    return check_storable(str(value), f"value of label {key!r}")

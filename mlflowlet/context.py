@@ -20,7 +20,7 @@ from ._ctx_factory import with_exec_secrets as with_exec_secrets
 from ._ctx_recorder import Recorder, _jsonable
 from ._ctx_workflow import SPEC_FIELD as WORKFLOW_FIELD
 from ._ctx_workflow import WorkflowInfo
-from ._names import check_label_key
+from ._names import check_label_key, check_storable, label_value
 from .errors import ConfigError, SecretsError
 from .model import RunObject
 
@@ -230,18 +230,25 @@ class Context:
 
     # results, labels, metrics -----------------------------------------------------------------
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:
-        """Record a scalar (or JSON-able) result."""
-        self._run.status.results[str(key)] = _jsonable(value)
+        """Record a scalar (or JSON-able) result.
+
+        Raises:
+            RecordTooLargeError: the run DB (an HTTP server's body limit) cannot take a record
+                this large in one request; the result is not recorded.
+        """
+        self._recorder.set_result(str(key), _jsonable(value))
         self._recorder.touch(commit)
 
     def log_results(self, results: dict[str, Any], commit: bool = False) -> None:
         """Record several results."""
         for key, value in results.items():
-            self._run.status.results[str(key)] = _jsonable(value)
+            self._recorder.set_result(str(key), _jsonable(value))
         self._recorder.touch(commit)
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Append a point to metric ``key``'s time series (``step`` defaults to the next one)."""
+        if key not in self._metric_steps:  # a new key: one every run DB can store
+            check_storable(str(key), "metric key")
         if step is None:
             step = self._metric_steps.get(key, -1) + 1
         self._metric_steps[key] = step
@@ -256,7 +263,7 @@ class Context:
         """Set a label (keeps an existing value when ``replace`` is False)."""
         labels = self._run.metadata.labels
         if replace or key not in labels:
-            labels[check_label_key(key)] = str(value)
+            labels[check_label_key(key)] = label_value(key, value)
             self._recorder.touch(False)
 
     def set_annotation(self, key: str, value: Any, replace: bool = True) -> None:

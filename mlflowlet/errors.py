@@ -138,6 +138,32 @@ class RunDBError(MlflowletError, RuntimeError):
     """The run database cannot be opened or written."""
 
 
+class UnstorableValueError(RunDBError):
+    """The run DB refused a value it can never store (NUL, a lone surrogate): nothing was written.
+
+    Retrying the same write never helps; the message names the value.
+    """
+
+
+class RecordTooLargeError(RunDBError):
+    """A run's record is larger than the run DB accepts in one request (the server's limit).
+
+    Nothing of that write was sent; the message names the limit and the fix.
+    """
+
+
+class PartlyWrittenError(RunDBError):
+    """A write split into several requests failed after the first ``written`` log bytes.
+
+    Everything before them (the record, artifact and metric rows, that much of the log) is
+    stored; the writer sends the rest again, once.
+    """
+
+    def __init__(self, message: str, written: int) -> None:
+        super().__init__(message)
+        self.written = written
+
+
 class NotFoundError(RunDBError, KeyError):
     """A run, artifact or log does not exist."""
 

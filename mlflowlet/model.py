@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 from pydantic import Field, PrivateAttr
 
-from ._names import check_label_key, check_project, check_run_name
+from ._names import check_label_key, check_project, check_run_name, label_value
 from ._runfields import (
     RUN_STATES,
     TERMINAL_STATES,
@@ -90,7 +90,7 @@ class RunTemplate(_Model):
 
     def set_label(self, key: str, value: Any) -> RunTemplate:
         """Set a label on the runs made from this task."""
-        self.metadata.labels[check_label_key(key)] = str(value)
+        self.metadata.labels[check_label_key(key)] = label_value(key, value)
         return self
 
     def with_hyper_params(

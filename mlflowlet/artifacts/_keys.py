@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlflowlet._names import control_chars
+from mlflowlet._names import control_chars, unstorable
 from mlflowlet.errors import ArtifactError, PathTraversalError
 
 #: Longest file name (UTF-8 bytes) a key or target path part may have: file systems allow 255,
@@ -16,6 +16,16 @@ def _check_length(name: str, what: str) -> None:
         raise ArtifactError(
             f"{what} {name[:40]!r}... is {size} bytes long; file names allow at most "
             f"{MAX_NAME_BYTES} (UTF-8): use a shorter name"
+        )
+
+
+def _check_storable(name: str, what: str) -> None:
+    bad = unstorable(name)
+    if bad:  # a lone surrogate: an undecodable byte (NUL is a control character, refused first)
+        raise ArtifactError(
+            f"{what} {name!r} contains {bad}, a byte that is not UTF-8 as Python decodes it "
+            "(e.g. from os.listdir), which no run DB can store as text: decode the bytes "
+            "yourself, e.g. os.fsencode(name).decode('latin-1')"
         )
 
 
@@ -39,6 +49,7 @@ def validate_key(key: str) -> str:
     bad = control_chars(key)
     if bad:
         raise PathTraversalError(key, f"artifact keys cannot contain control characters ({bad})")
+    _check_storable(key, "artifact key")
     if "/" in key or "\\" in key or _drive(key):
         raise PathTraversalError(
             key,
@@ -69,6 +80,7 @@ def validate_tag(tag: str) -> str:
             f"artifact tag {tag!r} cannot be looked up again ('*' lists every tag; store:// "
             "references split at '/' and '@'): use letters, digits, '-', '_', '.'"
         )
+    _check_storable(tag, "artifact tag")
     _check_length(tag, "artifact tag")
     return tag
 

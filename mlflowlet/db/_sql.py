@@ -210,6 +210,16 @@ def labels_match(have: dict[str, Any], filters: Any) -> bool:
     return True
 
 
+def unstorable_text(where: str, exc: UnicodeEncodeError) -> str:
+    """Explain a text value the run DB at ``where`` refused (a lone surrogate), on one line."""
+    bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else ""
+    return (
+        f"run DB {where} cannot store text holding {bad!r} (a lone surrogate: Python's decoding "
+        f"of a byte that is not UTF-8, e.g. by os.listdir) in {exc.object[:80]!r}; nothing was "
+        "written: decode such names yourself, e.g. os.fsencode(text).decode('latin-1')"
+    )
+
+
 # runs and labels --------------------------------------------------------------------------------
 def one_run(
     read: Callable[[str, list[Any]], list[Any]], uid: str, project: str, it: int, lock: str = ""

@@ -13,6 +13,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
+from .._text import log_bytes
 from ..errors import NotFoundError
 from ._dead import settle, settle_one, settled_list
 from ._json import dumps, loads
@@ -424,7 +425,7 @@ class SQLRunDB(RunDB):
     ) -> None:
         """Write a run with its new artifacts, metric rows and log output in one transaction."""
         if isinstance(log, str):
-            log = log.encode()
+            log = log_bytes(log)
         self._transact(self._commit_run, run, list(artifacts), list(metrics), log)
 
     def _commit_run(

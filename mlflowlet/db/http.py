@@ -8,61 +8,28 @@ time; a ``MLFLOWLET_API_TOKEN`` is sent as a bearer token and never logged.
 
 from __future__ import annotations
 
-import base64
-import os
 import random
-import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
-from .. import _process
-from ..errors import ConfigError, MissingDependencyError, NotFoundError, RunDBError
+from .._text import log_bytes
+from ..errors import (
+    ConfigError,
+    NotFoundError,
+    RunDBError,
+)
+from ._commitparts import DEFAULT_MAX_BODY, ENVELOPE, SMALL_BODY, commit_in_parts
+from ._httpclient import _httpx, shared_client
 from ._json import dumps, loads
 from .base import RunDB, log_window, parse_label_filters, require_filter
 
 if TYPE_CHECKING:
     from .lists import ArtifactList, RunList
 
-_clients: dict[tuple[int, str, float], Any] = {}
 #: rows asked for per request when listing (the server's largest page)
 PAGE = 10_000
-_clients_lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    global _clients_lock
-    _clients_lock = threading.Lock()  # a parent thread may have held it; clients are per pid
-
-
-_process.at_fork(child=_after_fork_in_child)
-
-
-def _httpx() -> Any:
-    try:
-        import httpx
-    except ImportError:
-        raise MissingDependencyError("httpx", "server") from None
-    return httpx
-
-
-def shared_client(base_url: str, timeout: float = 30.0) -> Any:
-    """Return this process's pooled ``httpx.Client`` for ``base_url`` (made on first use)."""
-    key = (os.getpid(), base_url, timeout)
-    client = _clients.get(key)
-    if client is None:
-        httpx = _httpx()
-        with _clients_lock:
-            client = _clients.get(key)
-            if client is None:
-                client = httpx.Client(
-                    base_url=base_url,
-                    timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
-                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-                )
-                _clients[key] = client
-    return client
 
 
 class HTTPRunDB(RunDB):
@@ -95,6 +62,7 @@ class HTTPRunDB(RunDB):
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._client = shared_client(self._url, timeout)
         self._root: str | None = None
+        self._max_body: int | None = None
 
     @property
     def url(self) -> str:
@@ -169,6 +137,17 @@ class HTTPRunDB(RunDB):
         if self._root is None:
             self._root = self.version().get("artifact_root", "")
         return self._root
+
+    @property
+    def max_body(self) -> int:
+        """The largest request body the server accepts, in bytes (asked once)."""
+        if self._max_body is None:
+            self._max_body = int(self.version().get("max_body") or DEFAULT_MAX_BODY)
+        return self._max_body
+
+    def record_limit(self) -> int:
+        """Return the largest run record (JSON bytes) one commit request can carry."""
+        return self.max_body - ENVELOPE
 
     def version(self) -> dict[str, Any]:
         """Return the server's version document."""
@@ -371,16 +350,18 @@ class HTTPRunDB(RunDB):
     def store_log(
         self, uid: str, project: str = "", body: bytes = b"", append: bool = True
     ) -> None:
-        """Append (or replace) a run's captured output."""
+        """Append (or replace) a run's captured output (in parts below the server's limit)."""
         if isinstance(body, str):
-            body = body.encode()
-        self._request(
-            "POST",
-            f"/logs/{_q(uid)}",
-            content=body,
-            params={"project": project, "append": append},
-            headers={"content-type": "application/octet-stream"},
-        )
+            body = log_bytes(body)
+        size = max(len(body), 1) if len(body) <= SMALL_BODY else self.max_body
+        for at in range(0, max(len(body), 1), size):
+            self._request(
+                "POST",
+                f"/logs/{_q(uid)}",
+                content=body[at : at + size],
+                params={"project": project, "append": append or at > 0},
+                headers={"content-type": "application/octet-stream"},
+            )
 
     def get_log(self, uid: str, project: str = "", offset: int = 0, size: int = 0) -> bytes:
         """Return a run's captured output from ``offset`` (``size`` 0 means to the end)."""
@@ -448,17 +429,24 @@ class HTTPRunDB(RunDB):
         metrics: Iterable[tuple[Any, ...]] = (),
         log: bytes = b"",
     ) -> None:
-        """Write a run with its new artifacts, metric rows and log chunk in one request."""
-        meta = run["metadata"]
+        """Write a run with its new artifacts, metric rows and log chunk in one request.
+
+        A body over the server's limit (:attr:`max_body`) is split: the log goes in several
+        requests, in order, each with the run record (the first also with the artifact and
+        metric rows), so output never meets the limit (see ``_commitparts.py``).
+
+        Raises:
+            RecordTooLargeError: the record with its rows is over the limit alone (nothing sent).
+            PartlyWrittenError: a request after the first failed; ``written`` log bytes are stored.
+        """
         if isinstance(log, str):
-            log = log.encode()
-        body = {
-            "run": run,
-            "artifacts": list(artifacts),
-            "metrics": [list(r) for r in metrics],
-            "log_b64": base64.b64encode(log).decode() if log else "",
-        }
-        self._request("POST", f"/runs/{_q(meta['uid'])}/commit", json=body)
+            log = log_bytes(log)
+        commit_in_parts(self, run, list(artifacts), [list(r) for r in metrics], log)
+
+    def send_commit(self, uid: str, body: bytes) -> None:
+        """POST one commit request body (JSON bytes) for run ``uid``."""
+        headers = {"content-type": "application/json"}
+        self._request("POST", f"/runs/{_q(uid)}/commit", content=body, headers=headers)
 
 
 def _q(part: str, safe: str = "") -> str:

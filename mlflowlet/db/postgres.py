@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from .. import _process
-from ..errors import MissingDependencyError, RunDBError
+from ..errors import MissingDependencyError, RunDBError, UnstorableValueError
 from ._json import dumps_run
 from ._sql import (
     POSTGRES,
@@ -35,6 +35,7 @@ from ._sql import (
     check_version,
     run_row,
     stored_version,
+    unstorable_text,
     upgrade_schema,
     write_labels,
 )
@@ -266,12 +267,23 @@ class PostgresRunDB(SQLRunDB):
                 f"PostgreSQL run DB {where} refused the login ({text}); set PGPASSWORD or "
                 "~/.pgpass for that user"
             )
+        if self._unstorable(exc):
+            return f"PostgreSQL run DB {where} cannot store a value ({text}); nothing was written"
         if connecting or _lost_connection(exc):
             return (
                 f"cannot reach PostgreSQL run DB {where} ({text}); start the server or fix "
                 "the host/port in the URL (MLFLOWLET_DBPATH or --db)"
             )
         return f"PostgreSQL run DB {where}: {text}"
+
+    def _unstorable(self, exc: Exception) -> bool:
+        """Whether psycopg refused a value before sending it (NUL in text): never retried."""
+        return isinstance(exc, self._pg.DataError) and not getattr(exc, "sqlstate", None)
+
+    def _error(self, exc: Exception) -> RunDBError:
+        """Return the error to raise for a failed statement (one line, no password)."""
+        kind = UnstorableValueError if self._unstorable(exc) else RunDBError
+        return kind(self._explain(exc))
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         args = tuple(args)
@@ -282,7 +294,7 @@ class PostgresRunDB(SQLRunDB):
                     return rows
             except self._pg.Error as exc:
                 if not (reused and attempt == 1 and _lost_connection(exc)):
-                    raise RunDBError(self._explain(exc)) from None
+                    raise self._error(exc) from None
                 self._pool.discard_idle()  # a dead pooled connection (server restarted): retry
         raise AssertionError("unreachable")
 
@@ -317,7 +329,9 @@ class PostgresRunDB(SQLRunDB):
                     raise RunDBError(self._explain(exc)) from None
                 time.sleep(0.005 * 2**attempt)  # back off so the winner can finish
             except self._pg.Error as exc:
-                raise RunDBError(self._explain(exc)) from None
+                raise self._error(exc) from None
+            except UnicodeEncodeError as exc:  # a lone surrogate bound as text
+                raise UnstorableValueError(unstorable_text(self._where, exc)) from None
         raise RunDBError(
             f"PostgreSQL run DB {self._where}: no live connection after "
             f"{_RETRIES} attempts; check the server"
@@ -330,7 +344,7 @@ class PostgresRunDB(SQLRunDB):
             with self._pool.connection() as (raw, _), raw.transaction():
                 yield _Conn(raw)
         except self._pg.Error as exc:
-            raise RunDBError(self._explain(exc)) from None
+            raise self._error(exc) from None
 
     def close(self) -> None:
         """Close the pooled connections."""

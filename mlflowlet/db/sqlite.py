@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import _process
-from ..errors import RunDBError
+from ..errors import RunDBError, UnstorableValueError
 from ._json import dumps_run
 from ._sql import (
     RUN_COLUMNS,
@@ -36,6 +36,7 @@ from ._sql import (
     chunks,
     run_row,
     stored_version,
+    unstorable_text,
     upgrade_schema,
     write_labels,
 )
@@ -165,6 +166,9 @@ class SQLiteRunDB(SQLRunDB):
             except sqlite3.Error as exc:
                 _rollback(conn)  # SQLite has already rolled back after a full disk or I/O error
                 raise RunDBError(self._explain(exc)) from None
+            except UnicodeEncodeError as exc:  # a lone surrogate bound as text
+                _rollback(conn)
+                raise UnstorableValueError(unstorable_text(self.path, exc)) from None
             except BaseException:
                 _rollback(conn)
                 raise
@@ -179,6 +183,8 @@ class SQLiteRunDB(SQLRunDB):
                 return self._conn.execute(sql, tuple(args)).fetchall()
             except sqlite3.Error as exc:
                 raise RunDBError(self._explain(exc)) from None
+            except UnicodeEncodeError as exc:
+                raise UnstorableValueError(unstorable_text(self.path, exc)) from None
 
     def close(self) -> None:
         """Close the connection."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._ctx_workflow import SPEC_FIELD as WORKFLOW_FIELD
 from .._provenance import git_info
+from .._text import log_bytes
 from ..errors import RunError
 from ..model import RunObject, new_uid, now_iso
 from ._attempts import attempt_dir, drop_item_versions, latest_of, rehome_artifacts
@@ -314,7 +315,7 @@ def _run_once(
         "was abandoned; raise timeout= or make the step faster)"
     )
     data["status"].update(state="error", error=message, end_time=now_iso(), last_update=now_iso())
-    db.commit_run(data, (), (), (message + "\n").encode())
+    db.commit_run(data, (), (), log_bytes(message + "\n"))
     return RunObject.model_validate(data)
 
 

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._owner import hostname, is_died_message, process_alive
+from .._text import log_bytes
 from ..model import TERMINAL_STATES, RunObject, now_iso
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def _mark(run: RunObject, db: RunDB, message: str) -> RunObject:
     status.state, status.error = "aborted", message
     status.end_time = status.end_time or now
     status.last_update = now
-    db.store_log(meta.uid, meta.project, f"{message}\n".encode())
+    db.store_log(meta.uid, meta.project, log_bytes(f"{message}\n"))
     db.store_run(run.to_dict(), meta.uid, meta.project, meta.iteration)
     return run
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from .._text import log_bytes
 from ..errors import ConfigError
 from ..model import RunObject, now_iso
 
@@ -175,7 +176,7 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
             f"cannot load the handler on {where}: {type(exc).__name__}: {exc} "
             "(install the modules it imports on the workers)"
         )
-        log = (run.status.error + "\n").encode()
+        log = log_bytes(run.status.error + "\n")
         return {"run": run.to_dict(), "artifacts": [], "metrics": [], "log": log, "stored": False}
     db: Any = memory
     if db_url:

@@ -22,6 +22,7 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 from .._capture import LogLimit
+from .._text import LOG_ERRORS, log_bytes
 from .._wire import RUN_JSON_MARKER
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class Pump:
         return self._masker.mask(text) if self._masker is not None else text
 
     def _read(self, stream: IO[bytes]) -> None:
-        decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        decode = codecs.getincrementaldecoder("utf-8")(LOG_ERRORS).decode
         fd, pending, skipping = stream.fileno(), "", False
         try:
             while True:
@@ -97,12 +98,11 @@ class Pump:
             self.mid_line = not text.endswith("\n")  # a message after it starts a new line
         if self._echo:
             try:
-                sys.stdout.write(text)
-                sys.stdout.flush()
+                _echo(text)
             except (OSError, ValueError):  # a closed terminal must not stall the child
                 self._echo = False
         if self._spool is not None:
-            self._spool.write(text.encode("utf-8", "replace"))
+            self._spool.write(log_bytes(text))
             return
         if self._store is None:
             return
@@ -121,7 +121,7 @@ class Pump:
             text += self._limit.closing()
         self._last_save = time.monotonic()
         if text:
-            db.store_log(meta.uid, meta.project, text.encode())
+            db.store_log(meta.uid, meta.project, log_bytes(text))
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait (bounded: a process outside the tree may hold the pipe) for the output to end."""
@@ -140,14 +140,14 @@ class Pump:
         with spool:
             spool.seek(0)
             limit, first = LogLimit(), replace
-            decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+            decode = codecs.getincrementaldecoder("utf-8")(LOG_ERRORS).decode
             while True:
                 chunk = spool.read(4 * _FLUSH_BYTES)
                 text = limit.take(decode(chunk, final=not chunk))
                 if not chunk:
                     text += limit.closing()
                 if text or first:
-                    db.store_log(meta.uid, meta.project, text.encode(), append=not first)
+                    db.store_log(meta.uid, meta.project, log_bytes(text), append=not first)
                     first = False
                 if not chunk:
                     return
@@ -162,3 +162,20 @@ class Pump:
 def empty(masker: Any) -> Pump:
     """Return a pump with nothing to read (a child that never started)."""
     return Pump(None, False, None, masker)
+
+
+def _echo(text: str) -> None:
+    """Write the child's output to this process's stdout.
+
+    A byte that is not UTF-8 (decoded as a lone surrogate) goes out as it came in when the
+    stream's text encoding refuses it.
+    """
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:
+            raise
+        sys.stdout.flush()
+        buffer.write(log_bytes(text))
+    sys.stdout.flush()

@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import hyper
+from .._text import log_bytes
 from ..model import RunObject
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ class BatchedDB:
             self._db.commit_run(run, artifacts, metrics, log)
             return
         if isinstance(log, str):
-            log = log.encode()
+            log = log_bytes(log)
         key = _key(run)
         artifacts = list(artifacts)
         with self._lock:

@@ -237,15 +237,20 @@ class Runtime(ABC):
             meta.project = project or get_settings().project
         elif project:
             meta.project = project
-        from .._names import check_label_key, check_project, check_run_name  # before storing
+        from .._names import (  # before storing
+            check_label_key,
+            check_project,
+            check_run_name,
+            label_value,
+        )
 
         check_project(meta.project)
         check_run_name(meta.name)
         spec.params.update(params or {})
         spec.inputs.update({k: str(v) for k, v in (inputs or {}).items()})
         meta.labels.update({k: str(v) for k, v in (labels or {}).items()})
-        for key in meta.labels:
-            check_label_key(key)
+        for key, value in meta.labels.items():
+            label_value(check_label_key(key), value)
         meta.labels.setdefault("kind", self.kind or "local")
         if artifact_path:
             spec.artifact_path = artifact_path

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._text import log_bytes
 from ..errors import ConfigError, MissingDependencyError, RunError
 from ..model import RunObject, now_iso
 from ._dask_stop import bounded, probe, stop_overdue, stop_tasks
@@ -437,7 +438,7 @@ def _fail(run: RunObject, error: str, state: str = "error") -> RunObject:
 
 def _store(db: RunDB, outcome: RunObject | dict) -> RunObject:
     if isinstance(outcome, RunObject):
-        db.commit_run(outcome.to_dict(), log=(outcome.status.error + "\n").encode())
+        db.commit_run(outcome.to_dict(), log=log_bytes(outcome.status.error + "\n"))
         return outcome
     if not outcome["stored"]:
         db.commit_run(outcome["run"], outcome["artifacts"], outcome["metrics"], outcome["log"])

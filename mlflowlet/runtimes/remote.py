@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._text import log_bytes
 from ..db._json import dumps, loads
 from ..errors import ConfigError, MissingDependencyError
 from ..model import RunObject, now_iso
@@ -112,7 +113,7 @@ class RemoteRuntime(Runtime):
         if db is not None:
             rows = [tuple(r) for r in envelope.get("metrics") or []]
             arts = [a for a in envelope.get("artifacts") or [] if isinstance(a, dict)]
-            log = str(envelope.get("log") or "").encode()
+            log = log_bytes(str(envelope.get("log") or ""))
             db.commit_run(done.to_dict(), arts, rows, log)
         return done
 
@@ -171,7 +172,7 @@ class RemoteRuntime(Runtime):
         run.status.state, run.status.error = "error", message
         run.status.end_time = run.status.last_update = now_iso()
         if db is not None:
-            db.commit_run(run.to_dict(), (), (), (message + "\n").encode())
+            db.commit_run(run.to_dict(), (), (), log_bytes(message + "\n"))
         return run
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _interrupt
 from .._owner import is_died_message
+from .._text import log_bytes
 from ..context import EXEC_SECRETS_ENV
 from ..errors import ConfigError, MlflowletError
 from ..model import RunObject, now_iso
@@ -282,7 +283,7 @@ class SubprocessRuntime(Runtime):
             pump.discard()
         if error and error != final.status.error:
             cut = "\n" if pump.mid_line else ""  # the child died mid-line
-            db.store_log(meta.uid, meta.project, pump.mask(f"{cut}{error}\n").encode())
+            db.store_log(meta.uid, meta.project, log_bytes(pump.mask(f"{cut}{error}\n")))
         final.status.state = state
         final.status.error = pump.mask(error) if error else ""
         final.status.exit_code = code
@@ -436,9 +437,9 @@ def _record(run: RunObject, masker: Any) -> dict[str, Any]:
     """Return the run as stored: secret values hidden in every string (params may quote them)."""
     if masker is None:
         return run.to_dict()
-    from .._ctx_recorder import _masked
+    from .._masking import masked
 
-    return _masked(run.to_dict(), masker.mask)
+    return masked(run.to_dict(), masker.mask)
 
 
 def _as_arg(value: Any) -> str:

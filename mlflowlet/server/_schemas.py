@@ -325,13 +325,14 @@ class PipelineGraph(BaseModel):
 
 
 class Version(BaseModel):
-    """Server version, API version, artifact root and store kind."""
+    """Server version, API version, artifact root, store kind and body limit."""
 
     version: str
     api: Literal["v1"]
     artifact_root: str
     db: str
     auth: bool
+    max_body: int = Field(description="the largest request body accepted, in bytes")
 
 
 class Health(BaseModel):

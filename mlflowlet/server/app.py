@@ -165,13 +165,14 @@ def create_app(
 
     @app.get("/api/v1/version", tags=["server"], summary="version")
     def version() -> dict:
-        """Server version, API version, artifact root and store kind."""
+        """Server version, API version, artifact root, store kind and body limit."""
         return {
             "version": __version__,
             "api": "v1",
             "artifact_root": app.state.artifact_root,
             "db": type(app.state.db).__name__,
             "auth": app.state.auth,
+            "max_body": max_body,  # clients split a run's log into requests below it
         }
 
     app.include_router(api.router)

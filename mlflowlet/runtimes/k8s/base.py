@@ -23,6 +23,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..._text import log_bytes
 from ...errors import ConfigError
 from ...model import RunObject
 from ..base import Runtime
@@ -286,7 +287,7 @@ class KubeRuntime(PodSettings, Runtime):
 
     def _finish(self, run: RunObject, db: RunDB, state: str, error: str) -> RunObject:
         fail(run, state, error)
-        log = f"{error}\n".encode() if error else b""
+        log = log_bytes(f"{error}\n") if error else b""
         db.commit_run(run.to_dict(), log=log)
         return run
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..._text import log_bytes
 from ..._wire import RUN_JSON_MARKER, read_run_json
 from ...errors import MlflowletError
 from ...model import RunObject, now_iso
@@ -58,13 +59,13 @@ class Follower:
                 if self.rt.watch_output:
                     sys.stdout.write(line)
                 if time.monotonic() - last >= _FLUSH_SECONDS:
-                    self.db.store_log(meta.uid, meta.project, "".join(unsaved).encode())
+                    self.db.store_log(meta.uid, meta.project, log_bytes("".join(unsaved)))
                     unsaved, last = [], time.monotonic()
             resp.release_conn()
         except Exception as exc:  # the pod vanished, or the API refused: keep what we have
             self.error = f"reading the log of pod {self.pod} failed: {exc}"
         if unsaved:
-            self.db.store_log(meta.uid, meta.project, "".join(unsaved).encode())
+            self.db.store_log(meta.uid, meta.project, log_bytes("".join(unsaved)))
 
     def join(self) -> None:
         """Wait (bounded) for the log to end."""

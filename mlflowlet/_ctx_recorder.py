@@ -7,16 +7,19 @@ and hides secret values; plus the helpers that make values JSON-safe and mask th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _capture
+from ._coerce import plain_json
 from ._owner import process_identity
 from ._provenance import git_info, host_facts
-from .errors import ParameterError, SecretsError
+from .errors import SecretsError
 from .model import RunObject, now_iso
 
 if TYPE_CHECKING:
@@ -24,31 +27,9 @@ if TYPE_CHECKING:
     from .secrets import SecretsStore
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        out = {str(k): _jsonable(v) for k, v in value.items()}
-        if len(out) < len(value):  # JSON keys are text: 1 and '1' would become one key
-            seen: dict[str, Any] = {}
-            both = next((seen[str(k)], k) for k in value if seen.setdefault(str(k), k) is not k)
-            raise ParameterError(
-                f"dict keys {both[0]!r} and {both[1]!r} both become JSON key {str(both[1])!r}; "
-                "one value would be lost: make the keys distinct strings"
-            )
-        return out
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return _jsonable(item())
-        except (TypeError, ValueError):
-            pass
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return _jsonable(tolist())
-    return str(value)
+def _jsonable(value: Any, what: str = "result") -> Any:
+    """Return ``value`` as the JSON it carries (:func:`mlflowlet._coerce.plain_json`)."""
+    return plain_json(value, what)
 
 
 def _masked(value: Any, mask: Any) -> Any:
@@ -98,7 +79,8 @@ class Recorder:
     __slots__ = (
         "run", "db", "_secrets", "output", "held", "artifacts", "metrics", "lock", "commit_lock",
         "dirty", "last_flush", "_flush_interval", "heartbeat_every", "finished", "final_written",
-        "recorded", "flush_error", "abort_requested", "sealed_for", "log_limit", "__weakref__",
+        "recorded", "flush_error", "abort_requested", "sealed_for", "log_limit", "writers",
+        "inflight", "closed", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -124,6 +106,9 @@ class Recorder:
         self.abort_requested = ""  # set by request_abort: the next log call stops the handler
         self.sealed_for: int | None = None  # aborted by an interrupt (_interrupt.py) from there
         self.log_limit: _capture.LogLimit | None = None  # made at the first output
+        self.writers = threading.Condition()  # guards `finished` against writes in flight
+        self.inflight = 0  # writes (log_result, log_artifact...) under way in any thread
+        self.closed = False  # ended: a write from now on is refused (set as `finish` begins)
 
     @property
     def secrets(self) -> SecretsStore:
@@ -149,6 +134,27 @@ class Recorder:
         self.lock, self.commit_lock = threading.Lock(), threading.Lock()
 
     # buffering ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """Hold the run open while ``what`` is written (``finish`` waits for it to end).
+
+        Raises:
+            RunEndedError: the run already ended: nothing of ``what`` is written anywhere.
+        """
+        with self.writers:
+            if self.closed:
+                from .errors import RunEndedError
+
+                meta, status = self.run.metadata, self.run.status
+                raise RunEndedError(meta.name, meta.uid, status.state, what)
+            self.inflight += 1
+        try:
+            yield
+        finally:
+            with self.writers:
+                self.inflight -= 1
+                self.writers.notify_all()
+
     def write_log(self, text: str) -> None:
         """Append captured output (the capture sink of the run)."""
         with self.lock:
@@ -371,6 +377,10 @@ class Recorder:
                 ``flush_interval`` seconds until this process exits.
         """
         _capture.drain()  # what C code and child processes wrote so far belongs to this run
+        with self.writers:  # a write in flight (another thread's) lands before the end
+            if state != "aborted":  # an abort does not wait: its threads record nothing more
+                self.writers.wait_for(lambda: self.inflight == 0)
+            self.closed = True
         status = self.run.status
         if self.abort_requested and state != "aborted":
             state, error = "aborted", self.abort_requested

@@ -196,6 +196,8 @@ class Context:
         """Return param ``key``; a missing key records ``default`` into the run's params."""
         params = self._run.spec.params
         if key not in params:
+            if self._recorder.closed:  # ended: its record is final
+                return default
             params[key] = default
             self._recorder.dirty = True
         return params[key]
@@ -231,21 +233,24 @@ class Context:
     # results, labels, metrics -----------------------------------------------------------------
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:
         """Record a scalar (or JSON-able) result."""
-        self._run.status.results[str(key)] = _jsonable(value)
-        self._recorder.touch(commit)
+        with self._recorder.writing(f"result {str(key)!r}"):
+            self._run.status.results[str(key)] = _jsonable(value, f"result {str(key)!r}:")
+            self._recorder.touch(commit)
 
     def log_results(self, results: dict[str, Any], commit: bool = False) -> None:
         """Record several results."""
-        for key, value in results.items():
-            self._run.status.results[str(key)] = _jsonable(value)
-        self._recorder.touch(commit)
+        with self._recorder.writing(f"results {[str(k) for k in results]}"):
+            for key, value in results.items():
+                self._run.status.results[str(key)] = _jsonable(value, f"result {str(key)!r}:")
+            self._recorder.touch(commit)
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Append a point to metric ``key``'s time series (``step`` defaults to the next one)."""
-        if step is None:
-            step = self._metric_steps.get(key, -1) + 1
-        self._metric_steps[key] = step
-        self._recorder.add_metric(key, step, float(_jsonable(value)))
+        with self._recorder.writing(f"metric {key!r}"):
+            if step is None:
+                step = self._metric_steps.get(key, -1) + 1
+            self._metric_steps[key] = step
+            self._recorder.add_metric(key, step, float(_jsonable(value, f"metric {key!r}:")))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log several metrics at one step."""
@@ -255,16 +260,18 @@ class Context:
     def set_label(self, key: str, value: Any, replace: bool = True) -> None:
         """Set a label (keeps an existing value when ``replace`` is False)."""
         labels = self._run.metadata.labels
-        if replace or key not in labels:
-            labels[check_label_key(key)] = str(value)
-            self._recorder.touch(False)
+        with self._recorder.writing(f"label {key!r}"):
+            if replace or key not in labels:
+                labels[check_label_key(key)] = str(value)
+                self._recorder.touch(False)
 
     def set_annotation(self, key: str, value: Any, replace: bool = True) -> None:
         """Set an annotation."""
         notes = self._run.metadata.annotations
-        if replace or key not in notes:
-            notes[key] = str(value)
-            self._recorder.dirty = True
+        with self._recorder.writing(f"annotation {key!r}"):
+            if replace or key not in notes:
+                notes[key] = str(value)
+                self._recorder.dirty = True
 
     # artifacts (stored by the run's ArtifactManager, see _ctx_artifacts.py) -------------------
     def log_artifact(

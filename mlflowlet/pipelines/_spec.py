@@ -49,6 +49,14 @@ def type_name(hint: Any) -> str:
     return str(base).replace("typing.", "")
 
 
+def spreads_return(spec: Any) -> bool:
+    """Whether a step's return is annotated a dict: the run logs it one result per key."""
+    returns = str(getattr(spec, "returns", "") or "")
+    base = returns.split("[", 1)[0].strip().rsplit(".", 1)[-1].lower()
+    mappings = ("dict", "mapping", "mutablemapping", "ordereddict", "defaultdict")
+    return base in mappings and not getattr(spec, "outputs", ())
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One step (or pipeline) parameter.

@@ -232,7 +232,12 @@ class Context:
 
     # results, labels, metrics -----------------------------------------------------------------
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:
-        """Record a scalar (or JSON-able) result."""
+        """Record a result: a JSON value (a tuple as its list, dict keys as text).
+
+        Raises:
+            ParameterError: a value with no exact JSON form (bytes, a set...), naming ``key``.
+            RunEndedError: the run already ended (a thread writing after the handler returned).
+        """
         with self._recorder.writing(f"result {str(key)!r}"):
             self._run.status.results[str(key)] = _jsonable(value, f"result {str(key)!r}:")
             self._recorder.touch(commit)

@@ -56,11 +56,11 @@ class _Refs:
                 f"{_call_site()}: step {node.name!r} has no declared output {key!r}; declared "
                 f"outputs: {declared or 'none'} (add it with @step(outputs=[{key!r}, ...]))"
             )
-        if self._kind == "result" and key == "return" and spreads_return(node.spec):
+        returns = str(getattr(node.spec, "returns", "") or "")
+        if (self._kind, key) == ("result", "return") and spreads_return(returns, node.spec.outputs):
             raise PipelineError(
-                f"{_call_site()}: step {node.name!r} returns a dict (-> {node.spec.returns}), "
-                "logged one result per key: no result 'return'; read a key "
-                f"({node.name}.results['<key>']), or return the dict under a key"
+                f"{_call_site()}: step {node.name!r} returns a dict (-> {returns}), logged one "
+                f"result per key: no result 'return'; read a key ({node.name}.results['<key>'])"
             )
         if node.hyper is not None and not node.hyper.selector:
             raise PipelineError(

@@ -344,9 +344,10 @@ class Context:
     # the record (kept by the run's Recorder, see _ctx_recorder.py) ----------------------------
     def commit(self, message: str = "", completed: bool = False) -> None:
         """Flush buffered writes to the run DB now (one transaction)."""
-        if message:
-            self.logger.info(message)
-        self._recorder.commit()
+        with self._recorder.writing("a commit"):  # would rewrite the final record
+            if message:
+                self.logger.info(message)
+            self._recorder.commit()
 
     def to_run_object(self) -> RunObject:
         """Return the run as recorded so far (the live object, not a copy)."""

@@ -18,6 +18,7 @@ WRITES = {
     "label": lambda ctx: ctx.set_label("late", "yes"),
     "annotation": lambda ctx: ctx.set_annotation("late", "yes"),
     "artifact": lambda ctx: ctx.log_artifact("late_art", body=b"x"),
+    "commit": lambda ctx: ctx.commit(),
 }
 
 
@@ -49,7 +50,8 @@ def test_a_write_after_the_run_ended_raises_and_changes_nothing(what, tmp_path):
     threads[0].join()
     (exc,) = caught
     assert isinstance(exc, RunError) and "\n" not in str(exc)
-    assert f"run 'train' ({run.uid}) already ended completed" in str(exc) and "'late" in str(exc)
+    assert f"run 'train' ({run.uid}) already ended completed" in str(exc)
+    assert ("'late" if what != "commit" else "a commit") in str(exc)
     assert run.to_dict() == before[0] and run.results == {"early": 1}
     assert get_run_db().read_run(run.uid) == before[1]
     assert get_run_db().get_metrics(run.uid) == []

@@ -19,8 +19,8 @@ from functools import lru_cache
 from typing import Any, cast
 
 from ._coerce import coerce as coerce  # re-exported: the compilers coerce as binding does
-from ._coerce import json_value
 from ._coerce import parse_literal as parse_literal
+from ._coerce import recorded, same
 from .errors import ConfigError, ParameterError
 
 _EMPTY = inspect.Parameter.empty
@@ -147,8 +147,7 @@ def bind(
                 kwargs[p.name] = dataitem(p.name, value)
                 effective[p.name] = value
             else:
-                kwargs[p.name] = value = coerce(value, p.hint, p.name, p.default)
-                effective[p.name] = json_value(value, p.name)
+                kwargs[p.name], effective[p.name] = recorded(value, p.hint, p.name, p.default)
         elif p.name in inputs:
             url = inputs[p.name]
             wants_str = _strip_optional(p.hint) is str
@@ -165,7 +164,9 @@ def bind(
             )
         else:
             try:
-                effective[p.name] = json_value(p.default, p.name)
+                back, record = recorded(p.default, p.hint, p.name, p.default)
+                if same(back, p.default):  # a default read back as another is left out
+                    effective[p.name] = record
             except ParameterError:
                 pass  # a sentinel default: not JSON, and the same on every run
     known = set(sig.names())
@@ -174,9 +175,9 @@ def bind(
     if extra and strict and not (sig.var_keyword or takes_event):
         raise unknown_params(fn, extra, known)
     for key in extra:  # **kwargs receives them; without it context.get_param can read them
+        value, effective[key] = recorded(params[key], _EMPTY, key)
         if sig.var_keyword:
-            kwargs[key] = params[key]
-        effective[key] = json_value(params[key], key)
+            kwargs[key] = value
     return kwargs, effective
 
 
@@ -204,9 +205,31 @@ def check_values(fn: Callable[..., Any], values: dict[str, list[Any]], strict: b
         p = by_name.get(key)
         for value in options:
             if p is None:
-                json_value(value, key)
+                recorded(value, _EMPTY, key)
             elif not (p.is_dataitem and isinstance(value, str)):
-                json_value(coerce(value, p.hint, key, p.default), key)
+                recorded(value, p.hint, key, p.default)
+
+
+def check_params(fn: Callable[..., Any], params: dict[str, Any]) -> None:
+    """Refuse, before a run is stored, a param whose record reads back as another value.
+
+    A value that does not fit its annotation is left to the run, which records that error
+    (and the value as given: which must be plain JSON).
+
+    Raises:
+        ParameterError: naming the parameter (see :func:`mlflowlet._coerce.recorded`).
+    """
+    by_name = {p.name: p for p in handler_signature(fn).params if not p.is_context}
+    for key, value in params.items():
+        p = by_name.get(key)
+        hint, default = (p.hint, p.default) if p is not None else (_EMPTY, _EMPTY)
+        if p is not None and p.is_dataitem and isinstance(value, str):
+            continue
+        try:
+            coerce(value, hint, key, default)
+        except ParameterError:
+            hint, default = _EMPTY, _EMPTY
+        recorded(value, hint, key, default)
 
 
 @lru_cache(maxsize=1024)

@@ -9,7 +9,12 @@ lax mode: a ``bool`` is never taken as a number, numbers become text for ``str``
 and ``None`` is accepted where the type allows it or the default is ``None``.
 
 The value a handler receives is recorded as JSON (:func:`json_value`): models and dataclasses as
-objects, tuples and sets as lists, enums by value, dates as ISO text, NaN and infinities kept.
+objects, enums by value, dates as ISO text, NaN and infinities kept. Every runtime (a subprocess, a
+rerun, a compiled step) binds the record again, so :func:`recorded` gives the handler the value the
+record reads back as, and refuses a value whose record reads back as something else: a tuple is the
+list it carries and dict keys are text, as :func:`plain_json` (and ``log_result``) records them;
+bytes, sets, complex numbers, or a model or date without its annotation are refused, naming the
+parameter.
 
 A failure is one :class:`~mlflowlet.errors.ParameterError` line naming the parameter, the value
 and the expected type. ``TypeAdapter`` s are built once per annotation (cached); pydantic is
@@ -19,8 +24,10 @@ imported on first use, not with ``import mlflowlet``.
 from __future__ import annotations
 
 import ast
+import enum
 import inspect
 import json
+import math
 import types
 import typing
 from functools import lru_cache
@@ -42,6 +49,21 @@ def parse_literal(text: str) -> Any:
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             continue
     return text
+
+
+def parse_cli(text: str) -> Any:
+    """Read an untyped ``-p`` value: a literal JSON can record (tuples as lists), else the text.
+
+    ``b'x'``, ``1j`` or ``{1, 2}`` stay the text typed: their literal has no JSON form, and a
+    process that reads the recorded run must receive the same value as one that runs in place.
+    A parameter annotated ``bytes`` or ``set[int]`` still reads the text through its annotation.
+    """
+    value = parse_literal(text)
+    try:
+        plain_json(value, "-p")
+    except ParameterError:
+        return text
+    return value
 
 
 def hint_name(hint: Any) -> str:
@@ -156,16 +178,148 @@ def _reason(exc: Any) -> str:
 
 
 def check_recordable(params: dict[str, Any], hyper_params: dict[str, Any]) -> None:
-    """Refuse, before anything is stored, a param or hyper-parameter value JSON cannot hold.
+    """Refuse, before anything is stored, a value whose record would read back as another.
+
+    Without the handler's annotations (a handler named by text, run in another process), the
+    value must be plain JSON (:func:`plain_json`): the record is all that process receives.
 
     Raises:
         ParameterError: naming the parameter and the value.
     """
-    for key, value in params.items():
-        json_value(value, key)
+    pairs = [(key, value) for key, value in params.items()]
     for key, values in hyper_params.items():
-        for value in values if isinstance(values, (list, tuple)) else (values,):
-            json_value(value, key)
+        pairs += [(key, v) for v in (values if isinstance(values, (list, tuple)) else (values,))]
+    for key, value in pairs:
+        try:
+            recorded(value, EMPTY, key)
+        except _Inexact:
+            record = short(json_value(value, key))
+            raise ParameterError(
+                f"parameter {key!r}: {short(value)} ({type(value).__name__}) has no exact JSON "
+                f"form, and a handler named by text binds its record ({record}): pass that JSON "
+                "form (the handler's annotation converts it), or pass the function itself"
+            ) from None
+
+
+def recorded(value: Any, hint: Any, name: str, default: Any = EMPTY) -> tuple[Any, Any]:
+    """Return ``(the value the handler receives, its JSON record)`` for parameter ``name``.
+
+    The value is coerced by ``hint``; its record is bound again by every other runtime (a
+    subprocess, a rerun, a compiled step), so the handler receives what the record reads back
+    as: the value itself, or the plain JSON it carries (a tuple as a list, dict keys as text).
+
+    Raises:
+        ParameterError: the value does not fit ``hint``, or its record reads back as something
+            else (bytes, a set, a complex number, a model or date without its annotation).
+    """
+    given = coerce(value, hint, name, default)
+    record = json_value(given, name)
+    if record is given and (given is None or type(given) in _SCALARS):
+        return given, record
+    try:
+        back = coerce(record, hint, name, default)
+    except ParameterError:
+        back = _NONE
+    if same(back, given):
+        return given, record
+    try:
+        carried = plain_json(given, f"parameter {name!r}:")
+    except _LostKey:
+        raise
+    except ParameterError:
+        carried = _NONE
+    if carried is not _NONE and same(back, carried):
+        return back, record
+    typ = type(given).__name__
+    raise _Inexact(
+        f"parameter {name!r}: {short(given)} ({typ}) would be recorded as {short(record)}, "
+        f"which reads back as {'another value' if back is _NONE else type(back).__name__}; "
+        f"pass a JSON value (numbers, text, lists, dicts), or annotate the parameter "
+        f"({name}: {typ}) so every run reads the record back as one"
+    )
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are the same value of the same type, at every depth.
+
+    NaN is the same as NaN, ``-0.0`` differs from ``0.0``, ``1`` from ``True`` and ``1.0``.
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (a != a and b != b) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, dict):
+        return len(a) == len(b) and all(
+            same(ka, kb) and same(a[ka], b[kb]) for ka, kb in zip(a, b, strict=False)
+        )
+    try:
+        return bool(a == b)
+    except Exception:  # an array's ==, a broken __eq__: not provably the same
+        return False
+
+
+_KEYS = (str, int, float, bool, type(None))
+
+
+class _LostKey(ParameterError):
+    """A dict key JSON cannot hold as it is given (an annotation does not bring it back)."""
+
+
+class _Inexact(ParameterError):
+    """A value whose JSON record reads back as another value."""
+
+
+def plain_json(value: Any, what: str) -> Any:
+    """Return ``value`` as the JSON it carries, or raise naming ``what``: the one rule for results.
+
+    ``None``, booleans, numbers (NaN and infinities kept) and text are themselves; a tuple is
+    the list it carries; dict keys that are text, numbers, booleans or ``None`` become text
+    (keys that would become the same text are refused: a value would be lost); numpy scalars
+    and arrays are their numbers and lists. Anything else (bytes, sets, complex numbers,
+    objects) has no exact JSON form and is refused, never recorded as its ``str()``.
+
+    Raises:
+        ParameterError: ``what``, the value and how to record it.
+    """
+    if value is None or type(value) in _SCALARS:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v, what) for v in value]
+    if isinstance(value, dict):
+        bad = next((k for k in value if not isinstance(k, _KEYS)), _NONE)
+        if bad is not _NONE:
+            raise _LostKey(
+                f"{what} dict key {short(bad)} ({type(bad).__name__}) is no JSON object key; "
+                "use text keys"
+            )
+        out = {str(k): plain_json(v, what) for k, v in value.items()}
+        if len(out) < len(value):  # JSON keys are text: 1 and '1' would become one key
+            seen: dict[str, Any] = {}
+            both = next((seen[str(k)], k) for k in value if seen.setdefault(str(k), k) is not k)
+            raise _LostKey(
+                f"{what} dict keys {both[0]!r} and {both[1]!r} both become JSON key "
+                f"{str(both[1])!r}; one value would be lost: make the keys distinct strings"
+            )
+        return out
+    item = getattr(value, "item", None)  # numpy scalars (and 0-d arrays, tensors)
+    if callable(item) and getattr(value, "ndim", 0) == 0:
+        try:
+            return plain_json(item(), what)
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(value, "tolist", None)  # numpy arrays
+    if callable(tolist):
+        return plain_json(tolist(), what)
+    for base in (str, int, float):  # a text or number subclass (no enum): what it carries
+        if isinstance(value, base) and not isinstance(value, enum.Enum):
+            return base(value)
+    raise ParameterError(
+        f"{what} {short(value)} ({type(value).__name__}) has no exact JSON form and would be "
+        "recorded as something else; record a JSON value (numbers, text, lists, dicts: e.g. "
+        "bytes decoded, a set as a sorted list), or save it as an artifact"
+    )
 
 
 def json_value(value: Any, name: str) -> Any:

@@ -75,6 +75,25 @@ class RunArtifacts:
         kw: dict[str, Any],
     ) -> Artifact:
         """Store an artifact as ``Context.log_artifact`` does; buffer its record; return it."""
+        key = getattr(item, "key", item)
+        with self._recorder.writing(f"artifact {key!r}"):  # no file stored after the run ended
+            return self._log(
+                item, body, local_path, target_path, viewer, labels, format, tag, upload, kw
+            )
+
+    def _log(
+        self,
+        item: Any,
+        body: Any,
+        local_path: str | None,
+        target_path: str | None,
+        viewer: str | None,
+        labels: dict[str, str] | None,
+        format: str | None,
+        tag: str | None,
+        upload: bool,
+        kw: dict[str, Any],
+    ) -> Artifact:
         rec = self._recorder
         run = rec.run
         if self.manager is None:

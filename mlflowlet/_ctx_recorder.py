@@ -7,20 +7,21 @@ and hides secret values; plus the helpers that make values JSON-safe and mask th
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _capture
+from ._coerce import plain_json
 from ._masking import masked as _masked
 from ._names import drop_unstorable_rows
 from ._owner import process_identity
-from ._provenance import git_info, host_facts
+from ._provenance import git_info, host_facts, source_dir
 from ._text import LOG_ERRORS, log_bytes
 from .errors import (
-    ParameterError,
     PartlyWrittenError,
     RecordTooLargeError,
     SecretsError,
@@ -33,44 +34,12 @@ if TYPE_CHECKING:
     from .secrets import SecretsStore
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        out = {str(k): _jsonable(v) for k, v in value.items()}
-        if len(out) < len(value):  # JSON keys are text: 1 and '1' would become one key
-            seen: dict[str, Any] = {}
-            both = next((seen[str(k)], k) for k in value if seen.setdefault(str(k), k) is not k)
-            raise ParameterError(
-                f"dict keys {both[0]!r} and {both[1]!r} both become JSON key {str(both[1])!r}; "
-                "one value would be lost: make the keys distinct strings"
-            )
-        return out
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return _jsonable(item())
-        except (TypeError, ValueError):
-            pass
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return _jsonable(tolist())
-    return str(value)
+def _jsonable(value: Any, what: str = "result") -> Any:
+    """Return ``value`` as the JSON it carries (:func:`mlflowlet._coerce.plain_json`)."""
+    return plain_json(value, what)
 
 
 _UNSET = object()
-
-
-def _source_dir(handler: Any) -> str:
-    import inspect  # a wrapped handler (functools.wraps) lives where the function it wraps does
-
-    code = getattr(inspect.unwrap(handler) if handler is not None else None, "__code__", None)
-    path = code.co_filename if code is not None else (sys.argv[0] if sys.argv else "")
-    if not path or path.startswith("<"):
-        return os.getcwd()
-    return os.path.dirname(os.path.abspath(path))
 
 
 class Recorder:
@@ -92,7 +61,7 @@ class Recorder:
         "run", "db", "_secrets", "output", "held", "artifacts", "metrics", "lock", "commit_lock",
         "dirty", "last_flush", "_flush_interval", "heartbeat_every", "finished", "final_written",
         "recorded", "flush_error", "abort_requested", "sealed_for", "log_limit", "along_runs",
-        "along_edges", "__weakref__",
+        "along_edges", "writers", "inflight", "closed", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -122,6 +91,9 @@ class Recorder:
         # stored just before the record, by the same write (``store_runs``)
         self.along_runs: list[dict[str, Any]] = []
         self.along_edges: list[dict[str, Any]] = []
+        self.writers = threading.Condition()  # guards `finished` against writes in flight
+        self.inflight = 0  # writes (log_result, log_artifact...) under way in any thread
+        self.closed = False  # ended: a write from now on is refused (set as `finish` begins)
 
     @property
     def secrets(self) -> SecretsStore:
@@ -147,6 +119,27 @@ class Recorder:
         self.lock, self.commit_lock = threading.Lock(), threading.Lock()
 
     # buffering ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """Hold the run open while ``what`` is written (``finish`` waits for it to end).
+
+        Raises:
+            RunEndedError: the run already ended: nothing of ``what`` is written anywhere.
+        """
+        with self.writers:
+            if self.closed:
+                from .errors import RunEndedError
+
+                meta, status = self.run.metadata, self.run.status
+                raise RunEndedError(meta.name, meta.uid, status.state, what)
+            self.inflight += 1
+        try:
+            yield
+        finally:
+            with self.writers:
+                self.inflight -= 1
+                self.writers.notify_all()
+
     def write_log(self, text: str) -> None:
         """Append captured output (the capture sink of the run)."""
         with self.lock:
@@ -421,7 +414,7 @@ class Recorder:
 
             status.code_hash = code_hash(handler)
         if not status.git:
-            status.git = git_info(_source_dir(handler))
+            status.git = git_info(source_dir(handler))
         status.state = "running"
         status.start_time = status.start_time or now_iso()
         _capture.install()
@@ -444,6 +437,10 @@ class Recorder:
                 ``flush_interval`` seconds until this process exits.
         """
         _capture.drain()  # what C code and child processes wrote so far belongs to this run
+        with self.writers:  # a write in flight (another thread's) lands before the end
+            if state != "aborted":  # an abort does not wait: its threads record nothing more
+                self.writers.wait_for(lambda: self.inflight == 0)
+            self.closed = True
         status = self.run.status
         if self.abort_requested and state != "aborted":
             state, error = "aborted", self.abort_requested

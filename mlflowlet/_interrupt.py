@@ -42,7 +42,7 @@ _signal_c = getattr(signal, "_signal", signal)  # the _signal module signal.py w
 _get_handler: Callable[[int], Any] = getattr(_signal_c, "getsignal", signal.getsignal)
 _set_handler: Callable[[int, Any], Any] = getattr(_signal_c, "signal", signal.signal)
 _GRACE = 1.0  # seconds for interrupted worker threads to record their own abort
-_state: dict[str, Any] = {"depth": 0, "first": 0, "saved": {}}
+_state: dict[str, Any] = {"depth": 0, "first": 0, "saved": {}, "why": ""}
 _workers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # busy pool threads
 
 
@@ -59,8 +59,19 @@ def _ours(handler: Any, signum: int) -> bool:
 
 
 def reason(exc: BaseException | None = None) -> str:
-    """Describe an interrupt for a run's error: ``aborted by SIGTERM`` or ``... Ctrl-C``."""
-    signum = getattr(exc, "signum", 0) or _state["first"] or signal.SIGINT
+    """Describe an interrupt for a run's error: ``aborted by SIGTERM`` or ``... Ctrl-C``.
+
+    A ``KeyboardInterrupt`` that no signal raised (code raised it: while :func:`guard` is held
+    a signal raises :class:`~mlflowlet.errors.Interrupted`, and Python's own Ctrl-C has no
+    message) is described as that, and so are the runs it aborts.
+    """
+    signum = getattr(exc, "signum", 0) or _state["first"]
+    if not signum and _state["why"]:
+        return str(_state["why"])
+    if not signum and exc is not None and (exc.args or _state["depth"]):
+        said = f" ({exc})" if str(exc) else ""
+        return f"aborted: the code raised KeyboardInterrupt{said}; no signal was sent"
+    signum = signum or signal.SIGINT
     if signum == signal.SIGINT:
         return "aborted by Ctrl-C (SIGINT)"
     return f"aborted by {signal.Signals(signum).name}"
@@ -125,7 +136,11 @@ def guard() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as exc:
-        abort_unfinished(before, reason(exc))
+        _state["why"] = reason(exc)  # what the threads it interrupts record too
+        try:
+            abort_unfinished(before, _state["why"])
+        finally:
+            _state["why"] = ""
         raise
     finally:
         _state["depth"] -= main

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from functools import lru_cache
+from typing import Any
 
 
 @lru_cache(maxsize=1)
@@ -29,6 +30,17 @@ def _hostname() -> str:
 
 
 @lru_cache(maxsize=64)
+def source_dir(handler: Any) -> str:
+    """Return the directory of a handler's source file (the script's, or the working directory)."""
+    import inspect  # a wrapped handler (functools.wraps) lives where the function it wraps does
+
+    code = getattr(inspect.unwrap(handler) if handler is not None else None, "__code__", None)
+    path = code.co_filename if code is not None else (sys.argv[0] if sys.argv else "")
+    if not path or path.startswith("<"):
+        return os.getcwd()
+    return os.path.dirname(os.path.abspath(path))
+
+
 def git_info(start: str) -> dict[str, str]:
     """Return ``repo`` (origin URL or path) and ``commit`` of the git checkout holding ``start``.
 

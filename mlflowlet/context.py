@@ -196,6 +196,8 @@ class Context:
         """Return param ``key``; a missing key records ``default`` into the run's params."""
         params = self._run.spec.params
         if key not in params:
+            if self._recorder.closed:  # ended: its record is final
+                return default
             params[key] = default
             self._recorder.dirty = True
         return params[key]
@@ -230,29 +232,34 @@ class Context:
 
     # results, labels, metrics -----------------------------------------------------------------
     def log_result(self, key: str, value: Any, commit: bool = False) -> None:
-        """Record a scalar (or JSON-able) result.
+        """Record a result: a JSON value (a tuple as its list, dict keys as text).
 
         Raises:
+            ParameterError: a value with no exact JSON form (bytes, a set...), naming ``key``.
             RecordTooLargeError: the run DB (an HTTP server's body limit) cannot take a record
                 this large in one request; the result is not recorded.
+            RunEndedError: the run already ended (a thread writing after the handler returned).
         """
-        self._recorder.set_result(str(key), _jsonable(value))
-        self._recorder.touch(commit)
+        with self._recorder.writing(f"result {str(key)!r}"):
+            self._recorder.set_result(str(key), _jsonable(value, f"result {str(key)!r}:"))
+            self._recorder.touch(commit)
 
     def log_results(self, results: dict[str, Any], commit: bool = False) -> None:
         """Record several results."""
-        for key, value in results.items():
-            self._recorder.set_result(str(key), _jsonable(value))
-        self._recorder.touch(commit)
+        with self._recorder.writing(f"results {[str(k) for k in results]}"):
+            for key, value in results.items():
+                self._recorder.set_result(str(key), _jsonable(value, f"result {str(key)!r}:"))
+            self._recorder.touch(commit)
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Append a point to metric ``key``'s time series (``step`` defaults to the next one)."""
-        if key not in self._metric_steps:  # a new key: one every run DB can store
-            check_storable(str(key), "metric key")
-        if step is None:
-            step = self._metric_steps.get(key, -1) + 1
-        self._metric_steps[key] = step
-        self._recorder.add_metric(key, step, float(_jsonable(value)))
+        with self._recorder.writing(f"metric {key!r}"):
+            if key not in self._metric_steps:  # a new key: one every run DB can store
+                check_storable(str(key), "metric key")
+            if step is None:
+                step = self._metric_steps.get(key, -1) + 1
+            self._metric_steps[key] = step
+            self._recorder.add_metric(key, step, float(_jsonable(value, f"metric {key!r}:")))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log several metrics at one step."""
@@ -262,16 +269,18 @@ class Context:
     def set_label(self, key: str, value: Any, replace: bool = True) -> None:
         """Set a label (keeps an existing value when ``replace`` is False)."""
         labels = self._run.metadata.labels
-        if replace or key not in labels:
-            labels[check_label_key(key)] = label_value(key, value)
-            self._recorder.touch(False)
+        with self._recorder.writing(f"label {key!r}"):
+            if replace or key not in labels:
+                labels[check_label_key(key)] = label_value(key, value)
+                self._recorder.touch(False)
 
     def set_annotation(self, key: str, value: Any, replace: bool = True) -> None:
         """Set an annotation."""
         notes = self._run.metadata.annotations
-        if replace or key not in notes:
-            notes[key] = str(value)
-            self._recorder.dirty = True
+        with self._recorder.writing(f"annotation {key!r}"):
+            if replace or key not in notes:
+                notes[key] = str(value)
+                self._recorder.dirty = True
 
     # artifacts (stored by the run's ArtifactManager, see _ctx_artifacts.py) -------------------
     def log_artifact(
@@ -339,9 +348,10 @@ class Context:
     # the record (kept by the run's Recorder, see _ctx_recorder.py) ----------------------------
     def commit(self, message: str = "", completed: bool = False) -> None:
         """Flush buffered writes to the run DB now (one transaction)."""
-        if message:
-            self.logger.info(message)
-        self._recorder.commit()
+        with self._recorder.writing("a commit"):  # would rewrite the final record
+            if message:
+                self.logger.info(message)
+            self._recorder.commit()
 
     def to_run_object(self) -> RunObject:
         """Return the run as recorded so far (the live object, not a copy)."""

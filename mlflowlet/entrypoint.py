@@ -226,12 +226,12 @@ def load_spec(path: str | None) -> Any:
 
 
 def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from ._binding import parse_literal
+    from ._coerce import parse_cli
     from .model import new_uid
 
     for key, text in split_pairs(args.param, "--param").items():
         name, typ = split_typed(key, "--param", PARAM_TYPES)
-        run.spec.params[name] = decode_param(name, typ, text) if typ else parse_literal(text)
+        run.spec.params[name] = decode_param(name, typ, text) if typ else parse_cli(text)
     for key in args.collected:
         if key not in run.spec.params:
             raise ParameterError(f"--collected {key}: no --param {key}=... (or spec param) given")

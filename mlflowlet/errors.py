@@ -22,6 +22,7 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     ├── RunDBError (RuntimeError)           the run database cannot be opened or written
     │   └── NotFoundError (KeyError)        a run or artifact that does not exist
     ├── RunError (RuntimeError)             a run ended in error (``.run`` holds the RunObject)
+    │   └── RunEndedError                   a write to a run that already ended (not recorded)
     ├── PipelineError (ValueError)          a pipeline or step that is badly defined
     │   ├── StepDefinitionError (TypeError) a decorator used on a bad signature
     │   ├── CycleError                      the DAG has a cycle (``.cycle`` lists the steps)
@@ -177,6 +178,16 @@ class RunError(MlflowletError, RuntimeError):
     def __init__(self, message: str, run: Any = None) -> None:
         self.run = run
         super().__init__(message)
+
+
+class RunEndedError(RunError):
+    """A result, metric, label or artifact written after its run ended: nothing is recorded."""
+
+    def __init__(self, name: str, uid: str, state: str, what: str) -> None:
+        super().__init__(
+            f"run {name!r} ({uid}) already ended {state}: {what} was not recorded (nor stored); "
+            "write before the handler returns (join the threads it starts)"
+        )
 
 
 class PipelineError(MlflowletError, ValueError):

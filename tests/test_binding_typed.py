@@ -279,3 +279,57 @@ def test_text_that_was_not_utf8_is_refused_naming_the_param(tmp_path, monkeypatc
         main(["run", "utf_cli_mod:f", "-p", "text=ok\udcff"])
     err = capsys.readouterr().err
     assert info.value.code == 1 and "'text'" in err and "UTF-8" in err
+
+
+@pytest.mark.parametrize("value", [b"x", 1j, {3}, {1: "a", "1": "b"}, Color.RED])
+def test_a_param_recorded_as_another_value_is_refused_before_anything_is_stored(value):
+    # b'x' reached the handler as bytes and was recorded 'x' (a subprocess received 'x')
+    def train(context, p1=None):
+        pass
+
+    for kind in ("local", "subprocess"):
+        with pytest.raises(ParameterError, match="^parameter 'p1': ") as info:
+            new_runner(kind=kind).run(handler=train, params={"p1": value})
+        assert "\n" not in str(info.value)
+    with pytest.raises(ParameterError, match="^parameter 'p1': "):
+        new_runner().run(new_task().with_hyper_params({"p1": [1, value]}), handler=train)
+    assert get_run_db().list_runs(iter=True) == []
+
+
+def test_a_param_arrives_as_its_record_reads_back_in_every_runtime(tmp_path, monkeypatch):
+    (tmp_path / "rec_mod.py").write_text(
+        "def train(context, pair=None, keys=None, blob: bytes = b'',\n"
+        "          when: set[int] | None = None):\n"
+        "    context.log_result('got', [repr(pair), repr(keys), repr(blob), repr(when)])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from rec_mod import train
+
+    command = str(tmp_path / "rec_mod.py")
+    given = {"pair": (1, (2, 3)), "keys": {1: "a"}, "blob": b"x", "when": {2, 1}}
+    local = new_runner().run(handler=train, params=given)
+    with pytest.raises(ParameterError, match="^parameter 'blob': .*pass that JSON form"):
+        new_runner(kind="subprocess", command=command).run(handler="train", params={"blob": b"x"})
+    as_json = {**given, "blob": "x", "when": [2, 1]}  # a named handler: its JSON forms
+    child = new_runner(kind="subprocess", command=command).run(handler="train", params=as_json)
+    assert local.results == child.results == {
+        "got": ["[1, [2, 3]]", "{'1': 'a'}", "b'x'", "{1, 2}"]}
+    assert _stored(local)["spec"]["params"] == _stored(child)["spec"]["params"] == {
+        "pair": [1, [2, 3]], "keys": {"1": "a"}, "blob": "x", "when": [1, 2]}
+
+
+def test_cli_literal_json_cannot_hold_stays_text_in_every_runtime(tmp_path, monkeypatch, capsys):
+    # -p p1="b'x'" gave the in-process handler b'x' (recorded 'x') and a child 'x'
+    source = "def train(context, p1=None, p2=None):\n  context.log_result('got', repr([p1, p2]))\n"
+    (tmp_path / "lit_cli_mod.py").write_text(source)
+    (tmp_path / "lit_cli_script.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for target in (["lit_cli_mod:train"], ["--handler", "train", "lit_cli_script.py"]):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(["run", *target, "-p", "p1=b'x'", "-p", "p2=(1, 2)", "--json"])
+        out = capsys.readouterr()
+        assert info.value.code in (0, None), out.err
+        record = json.loads(out.out)
+        assert record["status"]["results"]["got"] == repr(["b'x'", [1, 2]])
+        assert record["spec"]["params"] == {"p1": "b'x'", "p2": [1, 2]}

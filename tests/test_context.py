@@ -183,6 +183,22 @@ def test_a_result_whose_dict_keys_collide_as_json_is_refused_not_halved():
     }
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(b"\x00\xffab", "(bytes)"), ({1}, "{1} (set)"), (1j, "(complex)"), ({(1, 2): 3}, "(tuple)")],
+)
+def test_a_result_without_an_exact_json_form_fails_naming_it_not_stored_as_its_str(value, shown):
+    # b'\x00\xffab' was stored as the text "b'\\x00\\xffab'" and {1} as '{1}'
+    def handler(context):
+        context.log_result("ok", 1)
+        context.log_result("bad", value)
+
+    run = _run(handler, raise_on_error=False)
+    assert run.state == "error" and "result 'bad': " in run.error and shown in run.error
+    assert run.results == {"ok": 1}
+    assert get_run_db().read_run(run.uid)["status"]["results"] == {"ok": 1}
+
+
 def test_log_metric_series_are_read_back_with_the_run():
     def handler(context):
         for loss in (0.9, 0.5, 0.3):

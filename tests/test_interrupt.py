@@ -160,8 +160,35 @@ def test_a_run_guards_sigint_and_sigterm_and_gives_back_exactly_what_was_there(d
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        new_runner().run(handler=lambda: signal.signal(signal.SIGTERM, own))  # set in the run
+        new_runner().run(handler=lambda: [signal.signal(signal.SIGTERM, own)] and None)  # in it
         assert signal.getsignal(signal.SIGTERM) is own  # kept: not the guard's to undo
     finally:
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])
+
+
+def test_a_keyboardinterrupt_the_code_raised_is_recorded_as_that_not_as_ctrl_c(dbdir):
+    # no signal was sent, yet the run, the pipeline and its running steps said "Ctrl-C"
+    from mlflowlet import new_runner, pipeline, step
+
+    def handler(context):
+        raise KeyboardInterrupt("stop")
+
+    with pytest.raises(KeyboardInterrupt):
+        new_runner().run(handler=handler)
+    (run,) = get_run_db().list_runs()
+    said = "aborted: the code raised KeyboardInterrupt (stop); no signal was sent"
+    assert (run["status"]["state"], run["status"]["error"]) == ("aborted", said)
+
+    @step
+    def stops(context) -> int:
+        raise KeyboardInterrupt("stop")
+
+    @pipeline(name="kb")
+    def kb():
+        stops()
+
+    with pytest.raises(KeyboardInterrupt):
+        kb.run()
+    runs = {r["metadata"]["name"]: r["status"] for r in get_run_db().list_runs()}
+    assert runs["kb"]["error"] == runs["stops"]["error"] == said

@@ -182,10 +182,10 @@ def compile_options(
 
 
 def literal_params(items: _Pairs) -> dict[str, Any]:
-    """``-p k=v`` values parsed as JSON/Python literals (else kept as strings)."""
-    from .._binding import parse_literal
+    """``-p k=v`` values parsed as JSON/Python literals JSON holds (else kept as strings)."""
+    from .._coerce import parse_cli
 
-    return {k: parse_literal(v) for k, v in parse_pairs(items, "--param").items()}
+    return {k: parse_cli(v) for k, v in parse_pairs(items, "--param").items()}
 
 
 def compile_command(

@@ -239,10 +239,10 @@ def _build_task(
     label,
     artifact_path,
 ) -> Any:
-    from .._binding import parse_literal
+    from .._coerce import parse_cli
     from ..model import new_task
 
-    params = {k: parse_literal(v) for k, v in parse_pairs(param, "-p/--param").items()}
+    params = {k: parse_cli(v) for k, v in parse_pairs(param, "-p/--param").items()}
     hyper = _hyper_params(hyperparam)
     task = new_task(
         name=name,

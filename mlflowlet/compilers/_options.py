@@ -122,7 +122,7 @@ def _str_dict(value: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _env(value: Any, where: str) -> dict[str, str]:
+def _env(value: object, where: str) -> dict[str, str]:
     """Plain env values, written into the YAML as they are: a credential's name is refused."""
     env = _str_dict(value, where)
     for name, text in env.items():

@@ -124,7 +124,7 @@ def bind_exit_pipeline(exit_pipe: Pipeline, arguments: dict[str, Any], site: str
     """
     import json
 
-    from .._coerce import EMPTY, coerce, json_value
+    from .._coerce import EMPTY, recorded
     from ..errors import ParameterError
 
     kinds, params = _kinds(exit_pipe), {p.name: p for p in exit_pipe.params}
@@ -155,7 +155,7 @@ def bind_exit_pipeline(exit_pipe: Pipeline, arguments: dict[str, Any], site: str
         param = params[key]  # typed as a step's argument is: a tuple is the list it carries
         try:
             default = EMPTY if param.required else param.default
-            bound[key] = json_value(coerce(value, param.hint, key, default), key)
+            bound[key] = recorded(value, param.hint, key, default)[1]
         except ParameterError as exc:
             raise PipelineError(f"{site}: exit sub-pipeline {exit_pipe.name!r}: {exc}") from None
     return bound

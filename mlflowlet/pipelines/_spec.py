@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -47,6 +47,13 @@ def type_name(hint: Any) -> str:
     if isinstance(base, type) and not typing.get_args(base):
         return base.__name__
     return str(base).replace("typing.", "")
+
+
+def spreads_return(returns: str, outputs: Collection[str]) -> bool:
+    """Whether a step returns a dict (annotated, no output stored): logged one result per key."""
+    base = returns.split("[", 1)[0].strip().rsplit(".", 1)[-1].lower()
+    mappings = ("dict", "mapping", "mutablemapping", "ordereddict", "defaultdict")
+    return base in mappings and not outputs
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from contextvars import ContextVar
 from types import FrameType
 from typing import Any
 
-from .._coerce import EMPTY, coerce, json_value
+from .._coerce import EMPTY, recorded
 from ..errors import ParameterError, PipelineError
+from ._spec import spreads_return
 from .refs import Collected, Condition, ConditionBlock, Operand, OutputRef, PipelineParam
 
 STATUS_ON = (None, "success", "failure", "done")
@@ -54,6 +55,12 @@ class _Refs:
             raise PipelineError(
                 f"{_call_site()}: step {node.name!r} has no declared output {key!r}; declared "
                 f"outputs: {declared or 'none'} (add it with @step(outputs=[{key!r}, ...]))"
+            )
+        returns = str(getattr(node.spec, "returns", "") or "")
+        if (self._kind, key) == ("result", "return") and spreads_return(returns, node.spec.outputs):
+            raise PipelineError(
+                f"{_call_site()}: step {node.name!r} returns a dict (-> {returns}), logged one "
+                f"result per key: no result 'return'; read a key ({node.name}.results['<key>'])"
             )
         if node.hyper is not None and not node.hyper.selector:
             raise PipelineError(
@@ -364,13 +371,12 @@ class Tracer:
                 f"{site}: {key}= of step {step_name!r} gets a {type(value).__name__}; step "
                 "arguments are JSON values (pass data as an artifact output instead)"
             ) from None
-        if param is not None and not param.dataitem:
-            try:
-                default = EMPTY if param.required else param.default
-                value = json_value(coerce(value, param.hint, key, default), key)
-            except ParameterError as exc:
-                raise PipelineError(f"{site}: step {step_name!r}: {exc}") from None
-        return value
+        hint = param.hint if param is not None else EMPTY
+        default = EMPTY if param is None or param.required else param.default
+        try:  # passed on (and recorded) as JSON: what the step reads back, on any engine
+            return recorded(value, hint, key, default)[1]
+        except ParameterError as exc:
+            raise PipelineError(f"{site}: step {step_name!r}: {exc}") from None
 
     def _check_operand(self, value: Any, site: str, where_: str) -> None:
         ref = value.ref if isinstance(value, Collected) else value

@@ -238,8 +238,11 @@ class LocalExecutor:
             self._record(node, "error", str(exc), rows)
             return None
         labels = {"pipeline": self.pipe.name, "pipeline_uid": self.run.uid, "step": node.name}
+        keyed = iterate  # a map runs every item at any parallelism: not part of its key
+        if node.map is not None and iterate:
+            keyed = {k: v for k, v in iterate.items() if k != "parallel"}
         key = _cache.cache_key(
-            node.step.fn, node.spec, params, hashes, iterate, code=self._code(node.step.fn)
+            node.step.fn, node.spec, params, hashes, keyed, code=self._code(node.step.fn)
         )
         labels[_cache.CACHE_LABEL] = key
         common = dict(

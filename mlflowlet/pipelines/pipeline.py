@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from .._coerce import EMPTY, coerce, json_value
+from .._coerce import EMPTY, recorded
 from ..errors import CycleError, ParameterError, PipelineError, StepDefinitionError
 from ._spec import _fail, type_name, where
 from ._trace import NodeHandle, Tracer, _tracer, current_tracer
@@ -189,8 +189,8 @@ class Pipeline:
                     )
                 out[p.name] = url_value(given.get(p.name, p.default), p.name)
             elif p.name in given:  # checked by the hint, passed on (and recorded) as JSON
-                value = coerce(given[p.name], p.hint, p.name, EMPTY if p.required else p.default)
-                out[p.name] = json_value(value, p.name)
+                default = EMPTY if p.required else p.default
+                out[p.name] = recorded(given[p.name], p.hint, p.name, default)[1]
             elif p.required:
                 raise ParameterError(
                     f"pipeline {self.name!r} ({where(self.fn)}) needs a value for parameter "

@@ -257,7 +257,15 @@ class Runtime(ABC):
         from .._coerce import check_recordable
         from ..datastore._urls import check_no_credentials  # refused before anything is stored
 
-        check_recordable(spec.params, spec.hyper_params)
+        if callable(handler):  # its annotations say how each record reads back
+            from .._binding import check_params
+
+            check_params(handler, spec.params)
+            for key, values in spec.hyper_params.items():
+                for value in values if isinstance(values, (list, tuple)) else (values,):
+                    check_params(handler, {key: value})
+        else:
+            check_recordable(spec.params, spec.hyper_params)
 
         for key, url in spec.inputs.items():
             check_no_credentials(url, f"input {key!r}")

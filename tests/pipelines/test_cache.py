@@ -185,11 +185,21 @@ def test_a_changed_hyper_parameter_grid_misses_the_cache(dbdir):
         0.2, 0.5)
 
 
-def test_changed_fan_out_items_or_settings_miss_the_cache(dbdir):
+def test_changed_fan_out_items_miss_the_cache(dbdir):
     _fan([0.1, 0.2]).run(cache=True)
     assert "cached_from" in _fan([0.1, 0.2]).run(cache=True).steps["scored"].metadata.labels
-    for changed in (_fan([0.1, 0.3]), _fan([0.1, 0.2], parallel=1)):
-        assert "cached_from" not in changed.run(cache=True).steps["scored"].metadata.labels
+    changed = _fan([0.1, 0.3]).run(cache=True)
+    assert "cached_from" not in changed.steps["scored"].metadata.labels
+
+
+def test_a_fan_out_hits_the_cache_at_any_parallelism(dbdir):
+    # a completed map ran every item whatever its parallelism: max_parallel=2 missed a run
+    # cached at max_parallel=4, and the map ran again
+    first = _fan([0.1, 0.2]).run(cache=True, max_parallel=4)
+    for again in (_fan([0.1, 0.2], parallel=1).run(cache=True),
+                  _fan([0.1, 0.2]).run(cache=True, max_parallel=2)):
+        labels = again.steps["scored"].metadata.labels
+        assert labels["cached_from"] == first.steps["scored"].uid
 
 
 AGED: list[str] = []

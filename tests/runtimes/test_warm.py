@@ -198,13 +198,16 @@ def test_a_forked_iteration_ends_as_an_interpreter_ends(tmp_path):
     assert kids[2]["status"]["exit_code"] == 1 and kids[2]["status"]["state"] == "error"
 
 
-def test_a_worker_killed_mid_sweep_loses_only_the_iteration_in_flight(tmp_path):
+def test_a_worker_killed_mid_sweep_loses_only_the_iteration_in_flight(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARE_PID", str(os.getpid()))  # never kill pytest (no warm worker)
     script = _script(tmp_path, "killer.py", """
-        import os, signal, threading
+        import os, signal, sys, threading
         from mlflowlet import get_or_create_ctx
         ctx = get_or_create_ctx("killer")
         p = ctx.get_param("p", 0)
         ctx.log_result("ppid", os.getppid())
+        if p == 2 and os.getppid() == int(os.environ["SPARE_PID"]):
+            sys.exit("iteration 2 ran in a fresh interpreter, not in the warm worker")
         if p == 2:
             os.kill(os.getppid(), signal.SIGKILL)  # the warm worker
             threading.Event().wait(60)  # PR_SET_PDEATHSIG ends this child

@@ -1,0 +1,70 @@
+"""Writes after a run ended: refused naming the run and the write, recorded nowhere."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from mlflowlet import get_run_db, new_runner
+from mlflowlet.errors import RunEndedError, RunError
+
+WRITES = {
+    "result": lambda ctx: ctx.log_result("late", 1),
+    "committed result": lambda ctx: ctx.log_result("late", 1, commit=True),
+    "results": lambda ctx: ctx.log_results({"late": 1}),
+    "metric": lambda ctx: ctx.log_metric("late_m", 1.0),
+    "label": lambda ctx: ctx.set_label("late", "yes"),
+    "annotation": lambda ctx: ctx.set_annotation("late", "yes"),
+    "artifact": lambda ctx: ctx.log_artifact("late_art", body=b"x"),
+    "commit": lambda ctx: ctx.commit(),
+}
+
+
+def _files(root) -> list[str]:
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+
+
+@pytest.mark.parametrize("what", list(WRITES))
+def test_a_write_after_the_run_ended_raises_and_changes_nothing(what, tmp_path):
+    # a thread the handler started wrote after the end: dropped from the DB but kept on the
+    # returned run, a late artifact's file stored unrecorded, a committed result rewrote the end
+    go, caught, threads = threading.Event(), [], []
+
+    def train(context):
+        def late():
+            go.wait()
+            try:
+                WRITES[what](context)
+            except RunEndedError as exc:
+                caught.append(exc)
+
+        threads.append(threading.Thread(target=late))
+        threads[0].start()
+        context.log_result("early", 1)
+
+    run = new_runner().run(handler=train, artifact_path=str(tmp_path / "arts"))
+    before = (run.to_dict(), get_run_db().read_run(run.uid), _files(tmp_path / "arts"))
+    go.set()
+    threads[0].join()
+    (exc,) = caught
+    assert isinstance(exc, RunError) and "\n" not in str(exc)
+    assert f"run 'train' ({run.uid}) already ended completed" in str(exc)
+    assert ("'late" if what != "commit" else "a commit") in str(exc)
+    assert run.to_dict() == before[0] and run.results == {"early": 1}
+    assert get_run_db().read_run(run.uid) == before[1]
+    assert get_run_db().get_metrics(run.uid) == []
+    assert _files(tmp_path / "arts") == before[2]
+
+
+def test_get_param_after_the_end_does_not_record_its_default():
+    holder = []
+
+    def train(context):
+        holder.append(context)
+
+    run = new_runner().run(handler=train)
+    assert holder[0].get_param("late", 5) == 5
+    assert "late" not in run.spec.params
+    assert "late" not in get_run_db().read_run(run.uid)["spec"]["params"]

@@ -110,6 +110,46 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
          "tests/artifacts/test_dir_artifacts.py"],
         [],
     ),
+    "govaluate": (
+        "mlflowlet/_govaluate.py",
+        ["tests/test_wire.py", "tests/compilers/test_argo.py", "tests/compilers/test_bad_input.py",
+         "tests/compilers/test_final_status.py"],
+        ["-m", "not slow"],
+    ),
+    "scheduler": (
+        "mlflowlet/pipelines/_scheduler.py",
+        ["tests/pipelines/test_inline_steps.py", "tests/pipelines/test_executor.py",
+         "tests/pipelines/test_executor_records.py", "tests/pipelines/test_fast_paths.py",
+         "tests/pipelines/test_control_flow.py", "tests/pipelines/test_subpipeline_map.py"],
+        [],
+    ),
+    "forkserver": (
+        "mlflowlet/runtimes/_forkserver.py",
+        ["tests/runtimes/test_warm.py"],
+        [],
+    ),
+    "integrity": (
+        "mlflowlet/datastore/_integrity.py",
+        ["tests/datastore/test_integrity.py", "tests/datastore/test_hashing.py",
+         "tests/artifacts/test_versions.py", "tests/artifacts/test_dir_artifacts.py"],
+        [],
+    ),
+    "stepexec": (
+        "mlflowlet/pipelines/_stepexec.py",
+        ["tests/pipelines/test_executor.py", "tests/pipelines/test_pipeline.py",
+         "tests/pipelines/test_step.py", "tests/pipelines/test_control_flow.py",
+         "tests/pipelines/test_executor_records.py", "tests/pipelines/test_status_steps.py",
+         "tests/pipelines/test_outputs.py", "tests/pipelines/test_inline_steps.py",
+         "tests/pipelines/test_item_fields.py", "tests/pipelines/test_subpipeline_map.py",
+         "tests/pipelines/test_workflow_context.py", "tests/pipelines/test_container_step.py"],
+        [],
+    ),
+    "resume": (
+        "mlflowlet/pipelines/_resume.py",
+        ["tests/pipelines/test_pipeline_resume.py", "tests/pipelines/test_executor_records.py",
+         "tests/pipelines/test_pipeline_cli.py"],
+        [],
+    ),
 }
 
 # A child process (subprocess runtime, CLI) of a test imports the mutated copy too. While mutmut

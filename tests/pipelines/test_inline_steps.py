@@ -269,6 +269,22 @@ def test_only_a_function_whose_last_call_was_slow_fills_the_pool_at_once():
     assert not learner.slow(node) and not learner.inline(node)
 
 
+def test_a_function_is_known_to_have_run_inline_after_exactly_learn_trivial_calls():
+    # one trivial call short of LEARN, then slow: never inline, so its steps fill the pool
+    short = Learner()
+    for _ in range(LEARN - 1):
+        short.note(_node(), 0.0001)
+    short.note(_node(), 1.0)
+    assert short.slow(_node())
+    # LEARN trivial calls: it ran inline, so after a slow probe it learns a few at a time
+    learned = Learner()
+    for _ in range(LEARN):
+        learned.note(_node(), 0.0001)
+    learned.note(_node(), 1.0)
+    learned.note(_node(), 1.0)
+    assert not learned.slow(_node()) and not learned.inline(_node())
+
+
 def test_a_learned_step_never_runs_inline_ahead_of_a_ready_step_of_another_kind(dbdir, trivial):
     # the fourth `waits` is known trivial, but `sets` is ready beside it: run inline, it held the
     # scheduler's thread while waiting for `sets`, which never got one

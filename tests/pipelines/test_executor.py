@@ -1,3 +1,6 @@
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -521,3 +524,21 @@ def test_a_timed_map_that_never_retries_labels_no_attempt(dbdir):
     items = _items(run, "timed_item")
     assert sorted(items) == [1, 2]
     assert all("attempt" not in r["metadata"]["labels"] for r in items.values())
+
+
+def test_a_process_whose_step_timed_out_still_exits(dbdir, tmp_path):
+    # the abandoned call never returns: its thread must not keep the interpreter alive
+    script = tmp_path / "stuck.py"
+    script.write_text(textwrap.dedent("""
+        import threading
+        from mlflowlet import step
+
+        @step(timeout=0.2)
+        def stuck(context):
+            threading.Event().wait()
+
+        print(stuck(raise_on_error=False).state, flush=True)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # a hang fails the test, not the suite
+    assert (proc.returncode, proc.stdout) == (0, "error\n"), proc.stderr

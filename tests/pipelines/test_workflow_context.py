@@ -60,7 +60,7 @@ def test_each_attempt_gets_its_own_number(dbdir):
 def test_each_item_of_a_map_counts_its_own_attempts(dbdir):
     @pipeline
     def mapped():
-        flaky.map(items=[2, 1, 3], item_param="fail_until")
+        flaky.with_options(retry_delay=0.001).map(items=[2, 1, 3], item_param="fail_until")
 
     run = mapped.run()
     step = run.steps["flaky"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -291,3 +295,60 @@ def test_a_changed_version_of_a_sweeps_iteration_is_named_with_its_iteration(tmp
     with pytest.raises(ArtifactIntegrityError) as err:
         second.artifact("table").get()
     assert (err.value.version, err.value.location) == (f"{art['uid']} (iteration 2)", art["uri"])
+
+
+class _ETagHandler(SimpleHTTPRequestHandler):
+    """Serves files with an ETag of their content, as object stores and web servers do."""
+
+    def end_headers(self):
+        path = self.translate_path(self.path)
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                self.send_header("ETag", f'"{hashlib.sha256(fh.read()).hexdigest()[:32]}"')
+        super().end_headers()
+
+    def log_message(self, format, *args):  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def etag_server(tmp_path, monkeypatch):
+    """Serve ``tmp_path/www`` over HTTP with ETags; yields (base URL, the folder)."""
+    monkeypatch.setenv("MLFLOWLET_CACHE_DIR", str(tmp_path / "cache"))
+    www = tmp_path / "www"
+    www.mkdir()
+    serve = functools.partial(_ETagHandler, directory=str(www))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), serve)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", www
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_linked_remote_object_replaced_since_is_refused_by_its_etag_or_size(etag_server):
+    base, www = etag_server
+    (www / "model.bin").write_bytes(BODY)
+
+    def handler(context):
+        context.log_artifact("model", target_path=f"{base}/model.bin")  # recorded where it is
+
+    run = new_runner().run(new_task(), handler=handler)
+    (art,) = run.status.artifacts
+    assert art["etag"] and art["size"] == len(BODY)
+    assert run.artifact("model").get() == BODY
+    (www / "model.bin").write_bytes(b"x,y" + BODY[3:])  # same size, a new ETag
+    with pytest.raises(ArtifactIntegrityError) as err:
+        run.artifact("model").get()
+    etag = hashlib.sha256(b"x,y" + BODY[3:]).hexdigest()[:32]
+    assert (err.value.key, err.value.location, err.value.reason) == (
+        "model", art["uri"],
+        f"ETag {etag!r}, recorded {art['etag']!r} (verify=True compares the hash)")
+    (www / "model.bin").write_bytes(BODY + b"5,6\n")
+    with pytest.raises(ArtifactIntegrityError) as err:
+        run.artifact("model").get()
+    assert (err.value.location, err.value.reason) == (
+        art["uri"], f"size {len(BODY) + 4} bytes, recorded {len(BODY)}")

@@ -85,8 +85,9 @@ def test_tampering_that_keeps_size_and_mtime_needs_verify(tmp_path):
         lambda: run.artifact("table").local(verify=True),
         lambda: get_dataitem("store://artifacts/default/table", verify=True).open(),
     ):
-        with pytest.raises(ArtifactIntegrityError, match="blake3"):  # ...the full hash sees
+        with pytest.raises(ArtifactIntegrityError, match="blake3") as err:  # ...the full hash sees
             read()
+        assert (err.value.key, err.value.location) == ("table", art["uri"])
 
 
 def test_verify_passes_on_intact_bytes(tmp_path):
@@ -129,8 +130,10 @@ def test_verify_of_a_version_without_a_hash_refuses(tmp_path):
 
     run = new_runner().run(new_task(), handler=handler)
     assert run.artifact("linked").get() == b"data"
-    with pytest.raises(ArtifactIntegrityError, match="no hash was recorded"):
+    with pytest.raises(ArtifactIntegrityError) as err:
         run.artifact("linked").get(verify=True)
+    assert (err.value.location, err.value.reason) == (
+        str(target), "no hash was recorded for this version, so it cannot be verified")
     assert get_run_db().read_artifact("linked")["owned"] is False
 
 
@@ -176,8 +179,10 @@ def test_a_verified_copy_of_another_size_than_recorded_is_removed(tmp_path):
     meta = {"key": "table", "hash": _hashing.label("sha256", _hashing.digest_bytes("sha256", BODY))}
     _integrity.copy_verified({**meta, "size": len(BODY)}, str(src), str(dst))
     assert dst.read_bytes() == BODY
-    with pytest.raises(ArtifactIntegrityError, match=f"size {len(BODY)} bytes, recorded 3"):
+    with pytest.raises(ArtifactIntegrityError) as err:
         _integrity.copy_verified({**meta, "size": 3}, str(src), str(dst))
+    assert (err.value.location, err.value.reason) == (
+        str(dst), f"size {len(BODY)} bytes, recorded 3")
     assert not dst.exists()
 
 

@@ -12,6 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mlflowlet import get_run_db, new_runner, new_task
+from mlflowlet.artifacts import verify_artifacts
 from mlflowlet.datastore import _hashing, _integrity, get_dataitem
 from mlflowlet.errors import ArtifactIntegrityError, DataNotFoundError, DataStoreError
 
@@ -205,15 +206,23 @@ def test_a_remote_version_of_another_size_is_refused_and_verify_sees_same_size_t
     run, art, fs = _remote(tmp_path)
     assert art["uri"].startswith("memory://") and art["size"] == len(BODY)
     assert run.artifact("table").get(verify=True) == BODY
+    assert run.artifact("table").get(size=3, offset=1, verify=True) == BODY[1:4]
+    assert verify_artifacts().problems == []
     fs.pipe(art["uri"], b"x,y" + BODY[3:])  # same size: only the hash tells
     assert run.artifact("table").get() == b"x,y" + BODY[3:]
-    with pytest.raises(ArtifactIntegrityError) as err:
-        run.artifact("table").get(verify=True)
     got = _hashing.digest_bytes("blake3", b"x,y" + BODY[3:])
     recorded = art["hash"].split(":", 1)[1]
-    assert (err.value.key, err.value.version, err.value.location) == (
-        "table", art["uid"], art["uri"])
-    assert err.value.reason == f"blake3 {got[:16]}..., recorded {recorded[:16]}..."
+    for read in (  # the whole object read, or a range (the object hashed as it streams)
+        lambda: run.artifact("table").get(verify=True),
+        lambda: run.artifact("table").get(size=3, offset=1, verify=True),
+    ):
+        with pytest.raises(ArtifactIntegrityError) as err:
+            read()
+        assert (err.value.key, err.value.version, err.value.location) == (
+            "table", art["uid"], art["uri"])
+        assert err.value.reason == f"blake3 {got[:16]}..., recorded {recorded[:16]}..."
+    (problem,) = verify_artifacts().problems
+    assert problem == f"project 'default': {err.value}"
     fs.pipe(art["uri"], b"x,y\n")
     with pytest.raises(ArtifactIntegrityError) as err:
         run.artifact("table").get()

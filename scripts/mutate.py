@@ -8,8 +8,9 @@ Each module runs in a fresh copy of the checkout (``.mutate/<module>/``, ignored
 its own test files, so its score says how well *those* tests guard it. mutmut compiles every
 mutant of a file into one module behind a trampoline and forks one pytest run per mutant,
 running only the tests that reached the mutated function. ``PYTHONPATH`` points child processes
-(subprocess runtimes, the CLI) at the mutated copy too, so a test that checks a subprocess's
-outcome can kill a mutant.
+(subprocess runtimes, the CLI, the warm worker) at the mutated copy too, so a test that checks a
+subprocess's outcome can kill a mutant; the functions a child runs count as reached by the test
+that started it (see ``CHILD_SITECUSTOMIZE``).
 
 Score = killed / all mutants, where killed counts mutants a test failed on or that hung
 (mutmut's timeout). Survivors and mutants no selected test reaches ("no tests") are not killed

@@ -351,6 +351,7 @@ def test_hyper_params_outside_a_pipeline_keep_strategy_count_seed_and_max_errors
 
     first = drawn()
     assert len(first) == 3 and set(first) <= set(lrs) and drawn() == first
+    assert first != lrs[:3]  # drawn at random (seeded), not the grid's first three
     failing = fails.with_hyper_params({"lr": [0.1, 0.2, 0.3]}, max_errors=1)(raise_on_error=False)
     assert failing.state == "error" and len(failing.status.iterations) == 2  # header + 1
     assert "stopped after 1 failed iteration(s) (max_errors)" in failing.status.error

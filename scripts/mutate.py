@@ -8,8 +8,9 @@ Each module runs in a fresh copy of the checkout (``.mutate/<module>/``, ignored
 its own test files, so its score says how well *those* tests guard it. mutmut compiles every
 mutant of a file into one module behind a trampoline and forks one pytest run per mutant,
 running only the tests that reached the mutated function. ``PYTHONPATH`` points child processes
-(subprocess runtimes, the CLI) at the mutated copy too, so a test that checks a subprocess's
-outcome can kill a mutant.
+(subprocess runtimes, the CLI, the warm worker) at the mutated copy too, so a test that checks a
+subprocess's outcome can kill a mutant; the functions a child runs count as reached by the test
+that started it (see ``CHILD_SITECUSTOMIZE``).
 
 Score = killed / all mutants, where killed counts mutants a test failed on or that hung
 (mutmut's timeout). Survivors and mutants no selected test reaches ("no tests") are not killed
@@ -110,15 +111,102 @@ MODULES: dict[str, tuple[str, list[str], list[str]]] = {
          "tests/artifacts/test_dir_artifacts.py"],
         [],
     ),
+    "govaluate": (
+        "mlflowlet/_govaluate.py",
+        ["tests/test_wire.py", "tests/compilers/test_argo.py", "tests/compilers/test_bad_input.py",
+         "tests/compilers/test_final_status.py"],
+        ["-m", "not slow"],
+    ),
+    "scheduler": (
+        "mlflowlet/pipelines/_scheduler.py",
+        ["tests/pipelines/test_inline_steps.py", "tests/pipelines/test_executor.py",
+         "tests/pipelines/test_executor_records.py", "tests/pipelines/test_fast_paths.py",
+         "tests/pipelines/test_control_flow.py", "tests/pipelines/test_subpipeline_map.py"],
+        [],
+    ),
+    "forkserver": (
+        "mlflowlet/runtimes/_forkserver.py",
+        ["tests/runtimes/test_warm.py"],
+        # mutmut's trampoline frames show in a child's traceback, which this test checks
+        ["-k", "not test_iterations_fork_from_one_warm_worker_and_run_as_python_would"],
+    ),
+    "integrity": (
+        "mlflowlet/datastore/_integrity.py",
+        ["tests/datastore/test_integrity.py", "tests/datastore/test_hashing.py",
+         "tests/artifacts/test_versions.py", "tests/artifacts/test_dir_artifacts.py"],
+        [],
+    ),
+    "stepexec": (
+        "mlflowlet/pipelines/_stepexec.py",
+        ["tests/pipelines/test_executor.py", "tests/pipelines/test_pipeline.py",
+         "tests/pipelines/test_step.py", "tests/pipelines/test_control_flow.py",
+         "tests/pipelines/test_executor_records.py", "tests/pipelines/test_status_steps.py",
+         "tests/pipelines/test_outputs.py", "tests/pipelines/test_inline_steps.py",
+         "tests/pipelines/test_item_fields.py", "tests/pipelines/test_subpipeline_map.py",
+         "tests/pipelines/test_workflow_context.py", "tests/pipelines/test_container_step.py"],
+        [],
+    ),
+    "resume": (
+        "mlflowlet/pipelines/_resume.py",
+        ["tests/pipelines/test_pipeline_resume.py", "tests/pipelines/test_executor_records.py",
+         "tests/pipelines/test_pipeline_cli.py"],
+        [],
+    ),
 }
 
-# A child process (subprocess runtime, CLI) of a test imports the mutated copy too. While mutmut
-# collects which tests reach which function ("stats"), a child runs the original code: it cannot
-# report its hits, and mutmut's recorder would look for pyproject.toml in the child's cwd.
+# A child process (subprocess runtime, CLI, warm worker) of a test imports the mutated copy too.
+# While mutmut collects which tests reach which function ("stats"), mutmut's own recorder would
+# look for pyproject.toml in the child's cwd; so a child appends its hits, with the test that
+# started it (pytest's PYTEST_CURRENT_TEST, inherited), to the file CHILD_HITS names, and the
+# plugin below hands them to mutmut. A function only a child runs is then tested by its mutants.
+CHILD_HITS = "MUTATE_CHILD_HITS"
 CHILD_SITECUSTOMIZE = """\
 import os
 if os.environ.get("MUTANT_UNDER_TEST") == "stats":
-    os.environ["MUTANT_UNDER_TEST"] = ""
+    if os.environ.get("MUTATE_CHILD_HITS") and os.environ.get("PYTEST_CURRENT_TEST"):
+        import mutmut.mutation.trampoline as _trampoline
+
+        _HITS, _TEST = os.environ["MUTATE_CHILD_HITS"], os.environ["PYTEST_CURRENT_TEST"]
+
+        def _hit(name, caller=None, _seen=set()):
+            test = os.environ.get("PYTEST_CURRENT_TEST", _TEST).rsplit(" (", 1)[0]
+            if (test, name) in _seen:
+                return
+            _seen.add((test, name))
+            try:
+                with open(_HITS, "a") as fh:
+                    fh.write(test + "\\t" + name + "\\n")
+            except OSError:
+                pass
+
+        _trampoline.record_trampoline_hit = _hit
+    else:
+        os.environ["MUTANT_UNDER_TEST"] = ""
+"""
+CHILD_PLUGIN = """\
+import os
+
+
+def _take():
+    path = os.environ.get("MUTATE_CHILD_HITS")
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats" or not path or not os.path.exists(path):
+        return
+    from mutmut.state import state
+
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    os.unlink(path)
+    for line in lines:
+        test, _, name = line.partition("\\t")
+        state().tests_by_mangled_function_name[name].add(test.removeprefix("mutants/"))
+
+
+def pytest_runtest_teardown(item, nextitem):
+    _take()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _take()
 """
 
 # mutmut started by ``-c``, not by its script: a test's multiprocessing "spawn" child re-imports
@@ -164,6 +252,8 @@ def _toml_list(items: list[str]) -> str:
 def prepare(name: str, work: Path) -> Path:
     """Copy the checkout into ``work/name`` and configure mutmut for one module."""
     source, tests, pytest_args = MODULES[name]
+    # mutate_child_hits is written to .child/ by run(): it hands mutmut a child's hits (stats)
+    plugin = ["-p", "no:cacheprovider", "-p", "mutate_child_hits"]
     scratch = work / name
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(ROOT, scratch, ignore=COPY_IGNORE)
@@ -176,7 +266,7 @@ def prepare(name: str, work: Path) -> Path:
             f"only_mutate = {_toml_list([source])}\n"
             f"also_copy = {_toml_list(also)}\n"
             f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
-            f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider', *pytest_args])}\n"
+            f"pytest_add_cli_args = {_toml_list([*plugin, *pytest_args])}\n"
             f"timeout_multiplier = {TIMEOUT_MULTIPLIER}\n"
         )
     return scratch
@@ -197,7 +287,9 @@ def run(name: str, scratch: Path, functions: list[str], children: int) -> float:
     child = scratch / ".child"
     child.mkdir(exist_ok=True)
     (child / "sitecustomize.py").write_text(CHILD_SITECUSTOMIZE)
-    env = dict(os.environ, PYTHONPATH=f"{child}{os.pathsep}{scratch / 'mutants'}")
+    (child / "mutate_child_hits.py").write_text(CHILD_PLUGIN)
+    env = dict(os.environ, PYTHONPATH=f"{child}{os.pathsep}{scratch / 'mutants'}",
+               **{CHILD_HITS: str(child / "hits.tsv")})
     start = time.monotonic()
     with open(scratch / "mutmut.log", "w") as log:
         proc = subprocess.run([*MUTMUT_MAIN, "run", "--max-children", str(children), *globs],

@@ -1,6 +1,7 @@
 """The text protocol across a process boundary: every value keeps its declared type."""
 
 import json
+from datetime import date
 
 import pytest
 
@@ -83,7 +84,9 @@ def test_map_items_are_each_elements_exact_json_text():
 
 @pytest.mark.parametrize(("value", "literal"), [
     (1e-05, "0.00001"), (1e20, "100000000000000000000"), (-2, "-2"), (True, "true"),
-    ("heads", "'heads'"), ("it's \\ \"x\"", "'it\\'s \\\\ \\\"x\\\"'"), (0.1, "0.1"),
+    (False, "false"), ("heads", "'heads'"), ("it's \\ \"x\"", "'it\\'s \\\\ \\\"x\\\"'"),
+    (0.1, "0.1"),  # anything else: its JSON text, quoted (what JSON lacks as its str)
+    ({"a": [1, date(2024, 1, 2)]}, "'{\\\"a\\\": [1, \\\"2024-01-02\\\"]}'"),
 ])
 def test_when_literals_follow_govaluate(value, literal):
     assert govaluate_literal(value) == literal
@@ -92,7 +95,8 @@ def test_when_literals_follow_govaluate(value, literal):
 @pytest.mark.parametrize(("value", "booleans", "literal"), [
     ("2024-01-01", False, "'s:2024-01-01'"),  # tagged: govaluate would read a date
     ("it's", False, "'s:it\\'s'"), (True, False, "1"), (False, False, "0"),
-    (True, True, "true"), (1e-05, False, "0.00001"), (2**53, False, str(2**53)), (-3, False, "-3"),
+    (True, True, "true"), (False, True, "false"), (1e-05, False, "0.00001"),
+    (2**53, False, str(2**53)), (-3, False, "-3"),
 ])
 def test_condition_literals_compare_in_argo_as_in_python(value, booleans, literal):
     assert when_literal(value, booleans) == literal
@@ -100,10 +104,13 @@ def test_condition_literals_compare_in_argo_as_in_python(value, booleans, litera
 
 
 @pytest.mark.parametrize(("value", "booleans", "words"), [
-    (2**53 + 1, False, "beyond 2\\*\\*53"), (-(2**53) - 1, False, "beyond"),
-    (float("nan"), False, "is nan"), (float("-inf"), False, "is -inf"),
-    (None, False, "is a NoneType"), ([1], False, "is a list"), ({"a": 1}, False, "is a dict"),
-    (1, True, "compared with a boolean"), ("true", True, "compared with a boolean"),
+    (2**53 + 1, False, r"beyond 2\*\*53: .*; compare a smaller number or a string$"),
+    (-(2**53) - 1, False, "beyond"), (float("nan"), False, "is nan"),
+    (float("-inf"), False, "is -inf"),
+    (None, False, r"is a NoneType .* as Python does; compare a str, int, float or bool$"),
+    ([1], False, "is a list"), ({"a": 1}, False, "is a dict"),
+    (1, True, r"is 1 \(int\), compared with a boolean: .*; return a bool$"),
+    ("true", True, r"is 'true' \(str\), compared with a boolean"),
 ])
 def test_condition_literals_refuse_what_argo_would_compare_otherwise(value, booleans, words):
     with pytest.raises(ValueError, match=words):

@@ -352,10 +352,11 @@ def _run(argv: list[str]) -> int:
 
 
 def _exit_code(code: Any) -> int:
+    """Return the exit status (0-255) ``sys.exit(code)`` gives, as CPython computes it."""
     if code is None:
         return 0
-    if isinstance(code, int) and not isinstance(code, bool):
-        return code if -(2**31) <= code < 2**31 else 1
+    if isinstance(code, int):  # a bool too; C's long, -1 when it overflows; the low 8 bits
+        return (code if -(2**63) <= code < 2**63 else -1) & 0xFF
     try:  # sys.exit("message"): printed, exit code 1
         print(code, file=sys.stderr)
     except Exception:  # noqa: BLE001,S110 - a broken stderr changes nothing about the code

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from mlflowlet import condition, get_run_db, pipeline, step
-from mlflowlet.errors import PipelineError
+from mlflowlet.errors import NotFoundError, PipelineError
 
 THREADS: dict[str, str] = {}
 
@@ -138,6 +138,45 @@ def test_one_at_a_time_runs_every_step_in_the_callers_thread(dbdir):
     THREADS.clear()
     pair.run(max_parallel=2)  # two at once: one of them in a pool thread
     assert any(name.startswith("mlflowlet-step-") for name in THREADS.values()), THREADS
+
+
+def test_a_pipeline_given_a_run_db_records_every_step_there_and_resumes_from_it(dbdir, tmp_path):
+    THREADS.clear()
+    other = get_run_db(str(tmp_path / "other"))
+    first = pair.run(x=1, max_parallel=2, db=other)  # two at once: one in a pool thread
+    assert first.state == "completed", first.error
+    assert any(name.startswith("mlflowlet-step-") for name in THREADS.values()), THREADS
+    project = first.run.metadata.project
+    for name in ("one", "two"):
+        assert other.read_run(first.steps[name].uid, project=project)["status"]["state"] == (
+            "completed")
+    assert get_run_db().list_runs(project=project) == []  # nothing in the default run DB
+    again = pair.run(x=1, resume=first.uid, db=other)
+    assert again.run.status.steps["one"]["reused_from"] == first.uid
+    assert again.steps["one"].refresh().uid == first.steps["one"].uid  # read from `other`
+    assert get_run_db().list_runs(project=project) == []
+
+
+def test_resume_of_a_run_of_another_project_is_refused(dbdir):
+    first = pair.run(x=1, project="mine")
+    with pytest.raises(NotFoundError, match=f"run {first.uid} .*not found in project 'theirs'"):
+        pair.run(x=1, resume=first.uid, project="theirs")
+
+
+def test_resume_after_a_parameter_was_added_names_it(dbdir):
+    first = pair.run(x=1)
+
+    @pipeline(name="pair")
+    def pair_with_z(x: int = 1, z: int = 3):  # the same pipeline, a parameter added since
+        one(x=x)
+        two(y=z)
+
+    with pytest.raises(PipelineError) as err:
+        pair_with_z.run(x=1, resume=first.uid)
+    assert str(err.value) == (
+        f"cannot resume run {first.uid} with different parameters: z (None -> 3); "
+        "resume with the same values, or start a new run"
+    )
 
 
 def test_resume_refusals_name_the_run_the_pipeline_and_every_changed_parameter(dbdir):

@@ -80,6 +80,14 @@ def waits_for_a_sibling():
     sets().after(c)  # ready with it: it must get a thread, not wait behind an inlined step
 
 
+@pipeline(name="inline-after-a-chain")
+def fan_after_a_chain():
+    first = waits(prev=0)
+    gate = sets().after(first)  # made ready by `first`, a function called once
+    for i in range(FAN):
+        leaf(i=i).after(gate)
+
+
 @pytest.fixture
 def trivial(monkeypatch):
     """Every call counts as trivial, and the default parallelism is WORKERS pool threads."""
@@ -104,6 +112,17 @@ def test_a_fan_out_of_trivial_steps_runs_inline_once_learned(dbdir, trivial):
     assert all(THREADS[n].startswith("mlflowlet-step-") for n in pooled)
     assert len(inline) >= FAN - (WORKERS * AHEAD + LEARN - 1)
     assert run.steps["gather"].results["return"] == sum(range(1, FAN + 1))
+
+
+def test_a_step_made_ready_and_run_no_longer_holds_others_back_from_running_inline(
+    dbdir, trivial
+):
+    # `sets` ran once (never known trivial): once it has run, it is no ready step of another
+    # kind, so the learned leaves after it run inline
+    run = fan_after_a_chain.run()
+    assert run.state == "completed", run.error
+    here = threading.current_thread().name
+    assert len([n for n in _leaves() if THREADS[n] == here]) >= FAN - (WORKERS * AHEAD + LEARN - 1)
 
 
 def test_blocking_steps_still_overlap_among_inlined_trivial_ones(dbdir, trivial):
@@ -267,6 +286,22 @@ def test_only_a_function_whose_last_call_was_slow_fills_the_pool_at_once():
     assert not learner.slow(node)
     learner.note(node, 1.0)  # the probe slow too: learns anew, a few at a time
     assert not learner.slow(node) and not learner.inline(node)
+
+
+def test_a_function_is_known_to_have_run_inline_after_exactly_learn_trivial_calls():
+    # one trivial call short of LEARN, then slow: never inline, so its steps fill the pool
+    short = Learner()
+    for _ in range(LEARN - 1):
+        short.note(_node(), 0.0001)
+    short.note(_node(), 1.0)
+    assert short.slow(_node())
+    # LEARN trivial calls: it ran inline, so after a slow probe it learns a few at a time
+    learned = Learner()
+    for _ in range(LEARN):
+        learned.note(_node(), 0.0001)
+    learned.note(_node(), 1.0)
+    learned.note(_node(), 1.0)
+    assert not learned.slow(_node()) and not learned.inline(_node())
 
 
 def test_a_learned_step_never_runs_inline_ahead_of_a_ready_step_of_another_kind(dbdir, trivial):

@@ -91,3 +91,16 @@ def test_resume_of_a_completed_run_runs_nothing(dbdir):
     assert again.state == "completed" and CALLS == []
     stored = get_run_db().read_run(again.uid)
     assert all(e["reused_from"] == first.uid for e in stored["status"]["steps"].values())
+
+
+def test_resume_reuses_a_step_recorded_without_a_code_hash(dbdir):
+    # runs recorded before code hashes were kept: nothing says the code changed
+    BROKEN["train"] = False
+    first = flow.run(rows=2)
+    db = get_run_db()
+    for name in ("prep", "side", "train", "report"):
+        db.update_run({"status.code_hash": ""}, first.steps[name].uid)
+    CALLS.clear()
+    again = flow.run(rows=2, resume=first.uid)
+    assert again.state == "completed" and CALLS == []
+    assert again.steps["prep"].uid == first.steps["prep"].uid

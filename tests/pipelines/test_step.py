@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlflowlet import Context, DataItem, get_run_db
-from mlflowlet.errors import PipelineError, RunError, StepDefinitionError
+from mlflowlet.errors import ParameterError, PipelineError, RunError, StepDefinitionError
 from mlflowlet.pipelines import Step, step
 
 CALLS: list[str] = []
@@ -289,3 +289,69 @@ def test_hyper_params_holding_a_pipeline_param_are_refused_at_trace_time():
 
     with pytest.raises(StepDefinitionError, match="holds a pipeline parameter"):
         sweep.describe()
+
+
+@step(outputs=["model"])
+def saves(context, n: int = 1):
+    context.log_artifact("model", body=b"m" * n)
+    return n
+
+
+@step
+def fails(context, lr: float = 0.1):
+    raise ValueError(f"lr {lr} fails")
+
+
+def test_a_step_called_outside_a_pipeline_records_where_it_is_told(dbdir, tmp_path):
+    other = get_run_db(str(tmp_path / "other"))
+    run = saves(n=2, project="proj-x", db=other, artifact_path=str(tmp_path / "arts"),
+                labels={"owner": "me"})
+    assert run.state == "completed" and run.metadata.project == "proj-x"
+    stored = other.read_run(run.uid, project="proj-x")
+    assert stored["metadata"]["labels"] == {"kind": "local", "step": "saves", "owner": "me"}
+    assert stored["spec"]["params"] == {"n": 2}  # the run's options are no parameters
+    (art,) = stored["status"]["artifacts"]
+    assert art["uri"].startswith(str(tmp_path / "arts") + "/")
+    assert get_run_db().list_runs(project="proj-x") == []  # nothing in the default run DB
+
+
+def test_positional_arguments_bind_in_order_and_too_many_are_refused():
+    assert plain(1, 3.0).results == {"return": 4.0}
+    with pytest.raises(ParameterError) as err:
+        plain(1, 2.0, "n", 4)
+    assert str(err.value) == "step 'plain' takes 3 argument(s), got 4 positional"
+
+
+def test_paths_given_to_a_data_item_parameter_are_inputs(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"123")
+    for given in (path, str(path)):
+        run = reads(data=given)
+        assert run.results == {"return": 3} and run.spec.inputs == {"data": str(path)}
+        assert run.spec.params == {}
+
+
+def test_a_failed_step_returns_its_run_without_raise_on_error_and_the_error_carries_it():
+    CALLS.clear()
+    run = flaky(fail_times=5, raise_on_error=False)
+    assert run.state == "error" and "attempt 3 fails" in run.status.error
+    CALLS.clear()
+    with pytest.raises(RunError) as err:
+        flaky(fail_times=5)
+    assert err.value.run.state == "error" and err.value.run.uid in str(err.value)
+
+
+def test_hyper_params_outside_a_pipeline_keep_strategy_count_seed_and_max_errors():
+    lrs = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+    def drawn():
+        run = sweep.with_hyper_params({"lr": lrs}, selector="max.accuracy", strategy="random",
+                                      max_iterations=3, seed=7)()
+        return [row[2] for row in run.status.iterations[1:]]
+
+    first = drawn()
+    assert len(first) == 3 and set(first) <= set(lrs) and drawn() == first
+    assert first != lrs[:3]  # drawn at random (seeded), not the grid's first three
+    failing = fails.with_hyper_params({"lr": [0.1, 0.2, 0.3]}, max_errors=1)(raise_on_error=False)
+    assert failing.state == "error" and len(failing.status.iterations) == 2  # header + 1
+    assert "stopped after 1 failed iteration(s) (max_errors)" in failing.status.error

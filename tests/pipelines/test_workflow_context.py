@@ -12,7 +12,8 @@ from mlflowlet.model import RunObject
 def flaky(context, fail_until: int = 2):
     wf = context.workflow
     context.log_results({"name": wf.name, "uid": wf.uid, "attempt": wf.attempt,
-                         "params": wf.parameters, "created": wf.created, "target": wf.target})
+                         "params": wf.parameters, "created": wf.created, "target": wf.target,
+                         "duration": wf.duration})
     if wf.attempt < fail_until:
         raise RuntimeError(f"attempt {wf.attempt} fails")
 
@@ -39,6 +40,7 @@ def test_a_step_sees_its_pipeline_run(dbdir):
     assert results["params"] == {"rate": 0.25, "tag": "t"}
     assert results["created"] == run.run.status.start_time != ""
     assert results["target"] == "local"
+    assert isinstance(results["duration"], float) and results["duration"] >= 0  # seconds
     assert results["attempt"] == 2  # the first attempt failed: attempts count from 1
     assert run.run.status.steps["flaky"]["attempts"] == 2
 
@@ -53,6 +55,20 @@ def test_each_attempt_gets_its_own_number(dbdir):
     db = run.steps["flaky"]._db
     attempts = [db.read_run(uid)["status"]["results"]["attempt"] for uid in uids]
     assert attempts == [1, 2, 3]
+
+
+def test_each_item_of_a_map_counts_its_own_attempts(dbdir):
+    @pipeline
+    def mapped():
+        flaky.with_options(retry_delay=0.001).map(items=[2, 1, 3], item_param="fail_until")
+
+    run = mapped.run()
+    step = run.steps["flaky"]
+    assert step.state == "completed", step.status.error
+    db = step._db
+    final = {db.read_run(step.uid, iter=i)["spec"]["params"]["fail_until"]:
+             db.read_run(step.uid, iter=i)["status"]["results"]["attempt"] for i in (1, 2, 3)}
+    assert final == {2: 2, 1: 1, 3: 3}  # each item's last attempt, numbered from 1
 
 
 def test_outside_a_pipeline_there_is_no_workflow(dbdir):

@@ -381,3 +381,27 @@ def test_the_worker_says_a_child_ended_alone_only_when_nothing_of_its_tree_runs(
         (True, True),  # alone, but its group still runs: searched
         (False, True),  # alone and its group gone: nothing to search
     ]
+
+
+def test_a_forked_iteration_exits_with_the_status_python_gives_sys_exit(tmp_path, monkeypatch):
+    # int arguments (a bool is one) become the exit status as CPython makes it, never printed;
+    # -2 is an exit status (254), not an interrupt
+    codes = ["None", "True", "-2", "256", "2**31", "-(2**31) - 1", "2**63", "'bye'"]
+    script = _script(tmp_path, "exits.py", """
+        import sys
+        from mlflowlet import get_or_create_ctx
+        ctx = get_or_create_ctx("exits")
+        CODES = [None, True, -2, 256, 2**31, -(2**31) - 1, 2**63, 'bye']
+        sys.exit(CODES[ctx.get_param("p", 0)])
+    """)
+    runner, run, warm = _sweep(script, list(range(len(codes))))
+    assert runner.warm_reason == ""
+    warm_log = get_run_db().get_log(run.uid, run.metadata.project).decode()
+    monkeypatch.setenv("MLFLOWLET_NO_FORKSERVER", "1")
+    _, run, cold = _sweep(script, list(range(len(codes))))
+    cold_log = get_run_db().get_log(run.uid, run.metadata.project).decode()
+    got = {codes[p]: (k["status"]["state"], k["status"].get("exit_code")) for p, k in warm.items()}
+    assert got == {codes[p]: (k["status"]["state"], k["status"].get("exit_code"))
+                   for p, k in cold.items()}
+    assert got["-2"] == ("error", 254) and got["2**31"][1] in (0, None)  # as `python` exits
+    assert "True" not in warm_log and "bye" in warm_log and "bye" in cold_log

@@ -44,27 +44,50 @@ def source_dir(handler: Any) -> str:
 def git_info(start: str) -> dict[str, str]:
     """Return ``repo`` (origin URL or path) and ``commit`` of the git checkout holding ``start``.
 
-    Reads ``.git`` files directly (no ``git`` subprocess); empty when not in a checkout.
+    Reads ``.git`` files directly (no ``git`` subprocess); empty when not in a checkout. A
+    ``.git`` file (a ``git worktree`` checkout, a submodule) points at its git directory; a
+    worktree's refs, packed refs and remotes are those of the repository it belongs to.
     """
     folder = os.path.abspath(start)
     while True:
-        gitdir = os.path.join(folder, ".git")
-        if os.path.isdir(gitdir):
+        gitdir = _gitdir(os.path.join(folder, ".git"))
+        if gitdir:
             break
         parent = os.path.dirname(folder)
         if parent == folder:
             return {}
         folder = parent
+    common = gitdir
+    try:
+        with open(os.path.join(gitdir, "commondir")) as fh:  # a worktree's own git directory
+            common = os.path.normpath(os.path.join(gitdir, fh.read().strip()))
+    except OSError:
+        pass
     try:
         with open(os.path.join(gitdir, "HEAD")) as fh:
             head = fh.read().strip()
         commit = head
         if head.startswith("ref: "):
             ref = head[5:]
-            commit = _read_ref(gitdir, ref)
+            commit = _read_ref(gitdir, ref) or _read_ref(common, ref)
     except OSError:
         return {}
-    return {"repo": _origin(gitdir) or folder, "commit": commit}
+    return {"repo": _origin(common) or folder, "commit": commit}
+
+
+def _gitdir(dotgit: str) -> str:
+    """Return the git directory a checkout's ``.git`` is or points at (``gitdir: path``)."""
+    if os.path.isdir(dotgit):
+        return dotgit
+    try:
+        with open(dotgit) as fh:
+            line = fh.readline().strip()
+    except OSError:
+        return ""
+    if not line.startswith("gitdir: "):
+        return ""
+    target = os.path.join(os.path.dirname(dotgit), line[len("gitdir: ") :])
+    return os.path.normpath(target) if os.path.isdir(target) else ""
 
 
 def _read_ref(gitdir: str, ref: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -552,6 +553,32 @@ def test_git_repo_and_commit_of_the_handler_are_recorded(tmp_path):
     run = new_runner().run(handler=f"{repo}/pkg/git_handlers.py:train")
     assert run.status.git == {"repo": "https://example.com/team/ml.git", "commit": "ab" * 20}
     assert get_run_db().read_run(run.uid)["status"]["git"]["commit"] == "ab" * 20
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
+def test_git_commit_of_a_worktree_checkout_and_of_a_submodule_is_recorded(tmp_path):
+    def git(*args, cwd=tmp_path / "main"):
+        return subprocess.run(["git", "-c", "protocol.file.allow=always", *args], cwd=cwd,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "main").mkdir()
+    git("init", "-q", "-b", "main")
+    git("remote", "add", "origin", "https://example.com/team/ml.git")
+    (tmp_path / "main" / "train.py").write_text("def train(context):\n    return 1\n")
+    git("add", "train.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    git("worktree", "add", "-q", "-b", "exp", str(tmp_path / "exp"))
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m",
+        "two", cwd=tmp_path / "exp")
+    git("pack-refs", "--all")  # the branch's ref now lives in the main repository's packed-refs
+    run = new_runner().run(handler=f"{tmp_path / 'exp' / 'train.py'}:train")
+    commit = git("rev-parse", "HEAD", cwd=tmp_path / "exp")
+    assert commit != git("rev-parse", "HEAD")
+    assert run.status.git == {"repo": "https://example.com/team/ml.git", "commit": commit}
+    git("init", "-q", "-b", "main", cwd=tmp_path)  # a superproject with main as a submodule
+    git("submodule", "add", "-q", str(tmp_path / "main"), "sub", cwd=tmp_path)
+    run = new_runner().run(handler=f"{tmp_path / 'sub' / 'train.py'}:train")
+    assert run.status.git["commit"] == git("rev-parse", "HEAD", cwd=tmp_path / "sub")
 
 
 def test_a_secret_logged_as_a_result_is_masked_in_the_returned_run():

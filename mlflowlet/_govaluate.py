@@ -24,11 +24,13 @@ def argo_text(value: Any) -> str:
     float read back): Argo substitutes parameters into ``when`` text, where govaluate reads no
     exponent.
     """
+    from ._wire import wire_json, wire_text  # no {{ an engine would substitute (see _wire)
+
     if isinstance(value, str):
-        return value
+        return wire_text(value)
     if isinstance(value, float) and math.isfinite(value):
         return govaluate_literal(value)
-    return json.dumps(value)
+    return wire_json(value)
 
 
 def when_literal(value: Any, booleans: bool = False) -> str:

@@ -49,6 +49,7 @@ from typing import Any
 
 from .._final_status import ARGO_TEXT
 from .._govaluate import WHEN_STR_TAG, argo_text, when_literal
+from .._wire import wire_json
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._argo_depends import build_depends
@@ -274,7 +275,7 @@ def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> An
     if node.map is not None:
         items = node.map.items
         if isinstance(items, (list, tuple)):  # each item as its exact JSON text
-            with_items = [m.Item(json.dumps(item)) for item in items]
+            with_items = [m.Item(wire_json(item)) for item in items]
         else:
             with_param = _items_ref(items, labels)
     depends, extra = build_depends(node, dag, labels)

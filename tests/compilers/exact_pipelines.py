@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlflowlet.pipelines import pipeline, step
+from mlflowlet.pipelines import collect, pipeline, step
 
 IMAGE = "example.com/mlflowlet/steps:1.0"
 
@@ -15,3 +15,42 @@ def kind(value) -> str:
 @pipeline(image=IMAGE)
 def float_default(lr: float = 1):
     kind(value=lr)
+
+
+BRACES = "Hi {{workflow.name}} {{=sprig.upper('x')}} {{$}} {{$.inputs.parameters['text']}} {"
+
+
+@step
+def braces() -> str:
+    return BRACES
+
+
+@step
+def echo(text: str) -> str:
+    return text
+
+
+@step
+def echo_any(value) -> str:
+    return f"{type(value).__name__}:{value!r}"
+
+
+@step
+def texts() -> list:
+    return [BRACES, "{{workflow.name}}"]
+
+
+@step
+def joined(values: list) -> str:
+    return "|".join(values)
+
+
+@pipeline(image=IMAGE)
+def braced(p: str = "{{workflow.uid}}", d: dict = {"k": "{{workflow.name}}"}):  # noqa: B006
+    echo(text=braces().output)
+    echo.with_options(name="echo-param")(text=p)
+    echo_any.with_options(name="echo-dict")(value=d)
+    echo_any.with_options(name="echo-literal")(value=["{{workflow.name}}", {"a": "{{$}}"}])
+    echo_any.map(["{{workflow.name}}", "{{item}}"], item_param="value")
+    each = echo.map(texts().output, item_param="text")
+    joined(values=collect(each.results["return"]))

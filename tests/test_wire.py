@@ -6,6 +6,7 @@ import pytest
 
 from mlflowlet._govaluate import argo_text, govaluate_literal, when_literal
 from mlflowlet._wire import (
+    decode_collected,
     decode_param,
     encode_result,
     read_run_json,
@@ -131,3 +132,35 @@ def test_unknown_types_are_named():
     with pytest.raises(ParameterError, match="unknown type 'float32'"):
         split_typed("x:float32", "--param", ("str",))
     assert split_typed("x", "--param", ("str",)) == ("x", "")
+
+
+_BRACED_VALUES = ["{{workflow.name}}", "a {", "{{=x}}{{$}}", "mlflowlet:json:1", {"k{{": ["{$}}"]}]
+
+
+@pytest.mark.parametrize("value", _BRACED_VALUES)
+@pytest.mark.parametrize("form", ["text", "json", "item", "items"])
+def test_no_result_form_writes_a_brace_pair_and_each_reads_back_exactly(value, form):
+    value = [value] if form == "items" else value
+    text = encode_result(value, form)
+    assert "{{" not in text and not text.endswith("{")
+    if form == "text":
+        typ = "str" if isinstance(value, str) else "json"
+        assert decode_param("p", typ, text) == value
+    elif form == "json":
+        assert decode_param("p", "json", text) == value
+    elif form == "item":
+        assert json.loads(json.loads(text)) == value
+    else:
+        aggregated = json.dumps([json.dumps(t) for t in json.loads(text)])
+        assert decode_param("p", "items", aggregated) == value
+
+
+def test_a_collected_str_holding_braces_reads_back_as_it():
+    texts = [encode_result(v, "text") for v in ("{{a}}", "plain", 2)]
+    assert decode_collected("k", json.dumps(texts)) == ["{{a}}", "plain", 2]
+
+
+def test_argo_text_writes_no_brace_pair():
+    assert argo_text("{{workflow.uid}}") == 'mlflowlet:json:"\\u007b\\u007bworkflow.uid}}"'
+    assert argo_text(["{{x}}"]) == '["\\u007b\\u007bx}}"]'
+    assert argo_text("no braces {}") == "no braces {}"

@@ -208,3 +208,17 @@ def test_load_pipeline_refuses_what_is_no_pipeline_and_names_it():
 
     with pytest.raises(CompileError, match=r"is a function, not a @pipeline"):
         load_pipeline("json:dumps")
+
+
+def test_a_kfp_list_parameter_holding_a_brace_pair_is_refused_naming_it():
+    @pipeline(image=fp.IMAGE, name="tagged")
+    def tagged(tags: list[str] = ["{{workflow.name}}"]):  # noqa: B006
+        fp.echo(value=tags)
+
+    assert "{{workflow.name}}" not in str(compile(tagged, "argo"))  # Argo takes it as JSON text
+    with pytest.raises(CompileError, match=r"pipeline parameter 'tags' \(list\[str\]\) holds "
+                                           r"'\{\{', which KFP's launcher would replace"):
+        compile(tagged, "kfp")
+    with pytest.raises(CompileError, match=r"pipeline parameter 'tags'"):
+        engine_arguments(tagged.dag, {"tags": ["a{{b}}"]}, "kfp")
+    assert engine_arguments(tagged.dag, {"tags": ["a{b}"]}, "kfp") == {"tags": ["a{b}"]}

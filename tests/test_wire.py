@@ -134,7 +134,9 @@ def test_unknown_types_are_named():
     assert split_typed("x", "--param", ("str",)) == ("x", "")
 
 
-_BRACED_VALUES = ["{{workflow.name}}", "a {", "{{=x}}{{$}}", "mlflowlet:json:1", {"k{{": ["{$}}"]}]
+_BRACED_VALUES = [
+    "{{workflow.name}}", "a {", "{{=x}}{{$}}", "mlflowlet:json:1", {"k{{": ["{{$}}", 1]},
+]
 
 
 @pytest.mark.parametrize("value", _BRACED_VALUES)

@@ -24,13 +24,11 @@ def argo_text(value: Any) -> str:
     float read back): Argo substitutes parameters into ``when`` text, where govaluate reads no
     exponent.
     """
-    from ._wire import wire_json, wire_text  # no {{ an engine would substitute (see _wire)
-
     if isinstance(value, str):
-        return wire_text(value)
+        return value
     if isinstance(value, float) and math.isfinite(value):
         return govaluate_literal(value)
-    return wire_json(value)
+    return json.dumps(value)
 
 
 def when_literal(value: Any, booleans: bool = False) -> str:

@@ -104,6 +104,10 @@ def decode_param(name: str, typ: str, text: str) -> Any:
             f"parameter {name!r} fans out over {text[len(NOT_A_LIST) :]}, which is not a list; "
             "a map needs a list (return one from the producing step)"
         )
+    if not typ:  # the CLI's rule; a str written as its JSON (see wire_text) is that str
+        from ._coerce import parse_literal
+
+        return unwire_text(text) if text.startswith(BRACED) else parse_literal(text)
     try:
         if typ == "str":
             return unwire_text(text)

@@ -95,7 +95,6 @@ from typing import TYPE_CHECKING, Any
 from ._ctx_workflow import take_workflow
 from ._final_status import exit_inputs
 from ._wire import (
-    BRACED,
     PARAM_TYPES,
     RESULT_FORMS,
     RUN_JSON_MARKER,
@@ -109,7 +108,6 @@ from ._wire import (
     read_run_json,
     run_json_line,
     split_typed,
-    unwire_text,
 )
 from .errors import ArtifactError, ConfigError, MlflowletError, ParameterError
 
@@ -228,16 +226,11 @@ def load_spec(path: str | None) -> Any:
 
 
 def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from ._binding import parse_literal
     from .model import new_uid
 
     for key, text in split_pairs(args.param, "--param").items():
         name, typ = split_typed(key, "--param", PARAM_TYPES)
-        if typ:
-            run.spec.params[name] = decode_param(name, typ, text)
-        else:  # a str written as JSON (it held {{: see _wire) is read back as that str
-            braced = text.startswith(BRACED)
-            run.spec.params[name] = unwire_text(text) if braced else parse_literal(text)
+        run.spec.params[name] = decode_param(name, typ, text)
     for key in args.collected:
         if key not in run.spec.params:
             raise ParameterError(f"--collected {key}: no --param {key}=... (or spec param) given")

@@ -162,7 +162,15 @@ def test_a_collected_str_holding_braces_reads_back_as_it():
     assert decode_collected("k", json.dumps(texts)) == ["{{a}}", "plain", 2]
 
 
-def test_argo_text_writes_no_brace_pair():
-    assert argo_text("{{workflow.uid}}") == 'mlflowlet:json:"\\u007b\\u007bworkflow.uid}}"'
-    assert argo_text(["{{x}}"]) == '["\\u007b\\u007bx}}"]'
-    assert argo_text("no braces {}") == "no braces {}"
+def test_argo_value_writes_no_brace_pair():
+    from mlflowlet.compilers._types import argo_value
+
+    assert argo_value(1e-07) == argo_text(1e-07)
+    assert argo_value("{{workflow.uid}}") == 'mlflowlet:json:"\\u007b\\u007bworkflow.uid}}"'
+    assert argo_value(["{{x}}"]) == '["\\u007b\\u007bx}}"]'
+    assert argo_value("no braces {}") == "no braces {}"
+
+
+def test_an_untyped_param_reads_a_braced_str_back_and_other_text_by_the_cli_rule():
+    assert decode_param("p", "", encode_result("{{a}} 1", "text")) == "{{a}} 1"
+    assert decode_param("p", "", "1") == 1 and decode_param("p", "", "x {") == "x {"

@@ -317,6 +317,19 @@ def result_uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str)
     return by_node
 
 
+def argo_value(value: Any) -> str:
+    """Return a parameter value as Argo carries it (:func:`mlflowlet._govaluate.argo_text`).
+
+    With no ``{{`` Argo would substitute: see :func:`mlflowlet._wire.wire_text`.
+    """
+    from .._govaluate import argo_text
+
+    if isinstance(value, str):
+        return wire_text(value)
+    text = argo_text(value)
+    return wire_json(value) if "{" in text else text
+
+
 def kfp_value(name: str, typ: str, value: Any) -> Any:
     """Return a pipeline parameter's value as KFP carries it: no ``{{`` its launcher replaces.
 
@@ -373,9 +386,7 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
         if typ == "json":
             out[param.name] = wire_json(value)
         elif target == "argo":
-            from .._govaluate import argo_text
-
-            out[param.name] = argo_text(value)
+            out[param.name] = argo_value(value)
         else:
             out[param.name] = kfp_value(param.name, typ, value)
     unknown = sorted(set(arguments) - {p.name for p in dag.params})

@@ -15,7 +15,9 @@ One place for how values cross a process boundary as text, so a value keeps its 
   are JSON objects and re-marshals their numbers), ``items`` (a list as the JSON list of its
   items' JSON texts, so each fan-out item arrives as the exact JSON of one element), ``when``
   and ``when-bool`` (a literal of Argo's ``when`` expression language, govaluate, that compares
-  there as the value compares in Python: see :func:`mlflowlet._govaluate.when_literal`).
+  there as the value compares in Python: see :func:`mlflowlet._govaluate.when_literal`), and
+  ``if-str`` / ``if-float`` / ``if-bool`` (KFP's typed condition operand, comparing in CEL as
+  the value compares in Python: :func:`mlflowlet._govaluate.kfp_condition_text`).
 * **Braces**: no ``{{`` from a value ever reaches an engine. Argo substitutes ``{{...}}`` tags
   inside parameter values once more (its template replace covers ``inputs.parameters[].value``:
   argo-workflows #1535, #13890) and KFP's launcher replaces placeholders in every argument, a
@@ -42,7 +44,8 @@ from .errors import ArtifactError, MlflowletError, ParameterError, RunError
 RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
 SCALARS = ("str", "int", "float", "bool")
 PARAM_TYPES = (*SCALARS, "json", "items", *(f"list[{t}]" for t in SCALARS))
-RESULT_FORMS = ("text", "json", "item", "items", "when", "when-bool")
+RESULT_FORMS: tuple[str, ...] = ("text", "json", "item", "items", "when", "when-bool", "if-str")
+RESULT_FORMS += ("if-float", "if-bool")
 NOT_A_LIST = "mlflowlet:not-a-list:"  # the one item of ``items`` written for a non-list
 _INT = re.compile(r"^[+-]?\d+$")
 BRACED = "mlflowlet:json:"  # a str written as its wire JSON: it held text an engine substitutes
@@ -172,6 +175,10 @@ def encode_result(value: Any, form: str) -> str:
         from ._govaluate import when_literal
 
         return when_literal(value, booleans=form == "when-bool")
+    if form.startswith("if-"):
+        from ._govaluate import kfp_condition_text
+
+        return kfp_condition_text(value, form[3:])
     return wire_json(value)
 
 

@@ -174,3 +174,20 @@ def test_argo_value_writes_no_brace_pair():
 def test_an_untyped_param_reads_a_braced_str_back_and_other_text_by_the_cli_rule():
     assert decode_param("p", "", encode_result("{{a}} 1", "text")) == "{{a}} 1"
     assert decode_param("p", "", "1") == 1 and decode_param("p", "", "x {") == "x {"
+
+
+@pytest.mark.parametrize(("value", "kind", "text"), [
+    (True, "float", "1"), (False, "float", "0"), (2, "float", "2"), (0.5, "float", "0.5"),
+    ("1", "float", "NaN"), (None, "float", "NaN"), ([1], "float", "NaN"),
+    ("1", "str", "1"), (1, "str", "mlflowlet:not-a-str:int"),
+    (None, "str", "mlflowlet:not-a-str:NoneType"),
+    (True, "bool", "true"), (1, "bool", "true"), (0.0, "bool", "false"),
+])
+def test_a_kfp_condition_operand_compares_as_the_value_does_in_python(value, kind, text):
+    assert encode_result(value, f"if-{kind}") == text
+
+
+@pytest.mark.parametrize("value", ["1", 2, None])
+def test_a_kfp_bool_operand_refuses_a_value_no_boolean_holds(value):
+    with pytest.raises(ValueError, match=r"compared with a bool in a condition, which KFP "):
+        encode_result(value, "if-bool")

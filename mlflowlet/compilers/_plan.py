@@ -174,8 +174,8 @@ class StepPlan:
             out += [["--output"], [f"{key}=", Slot("out_artifact", key), "/"]]
         for key, use, name in self.result_outputs():
             if use == "cond":  # KFP: a typed parameter; Argo: a literal (when_literal)
-                booleans = self.results[key]["cond"] == "bool"
-                use = "text" if target == "kfp" else "when-bool" if booleans else "when"
+                typ = self.results[key]["cond"]
+                use = f"if-{typ}" if target == "kfp" else "when-bool" if typ == "bool" else "when"
             form = use
             out += [["--result"], [f"{key}:{form}=", Slot("out_result", name)]]
         for key, name in self.digest_outputs():

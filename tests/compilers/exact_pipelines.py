@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlflowlet.pipelines import collect, pipeline, step
+from mlflowlet.pipelines import collect, condition, pipeline, step
 
 IMAGE = "example.com/mlflowlet/steps:1.0"
 
@@ -54,3 +54,43 @@ def braced(p: str = "{{workflow.uid}}", d: dict = {"k": "{{workflow.name}}"}):  
     echo_any.map(["{{workflow.name}}", "{{item}}"], item_param="value")
     each = echo.map(texts().output, item_param="text")
     joined(values=collect(each.results["return"]))
+
+
+@step
+def untyped_flag():
+    return True
+
+
+@step
+def untyped_one():
+    return "1"
+
+
+@step
+def logs(context) -> None:
+    context.log_result("ok", True)
+    context.log_result("s", "1")
+    context.log_result("n", 1)
+    context.log_result("f", 0.5)
+
+
+@step
+def say(m: str) -> str:
+    return m
+
+
+@pipeline(image=IMAGE)
+def untyped_compared():
+    f, s, c = untyped_flag(), untyped_one(), logs()
+    for name, cond in {
+        "true-eq-1": f.output == 1,
+        "str1-eq-1": s.output == 1,
+        "str1-ne-1": s.output != 1,
+        "logged-true-eq-1": c.results["ok"] == 1,
+        "logged-str1-eq-1": c.results["s"] == 1,
+        "logged-int1-eq-str1": c.results["n"] == "1",
+        "logged-int1-ne-str1": c.results["n"] != "1",
+        "logged-half-eq-str": c.results["f"] == "0.5",
+    }.items():
+        with condition(cond):
+            say.with_options(name=name)(m=name)

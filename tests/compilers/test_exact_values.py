@@ -77,3 +77,13 @@ def test_the_kfp_interpreter_fails_a_step_given_a_placeholder_as_the_launcher_wo
     )
     assert states["echo-param"] == "error"
     assert "KFP's launcher replaces" in next(p for p in pods if p.node == "echo-param").log
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_an_untyped_result_compared_with_another_type_branches_as_in_python(target, tmp_path):
+    report = check(ep.untyped_compared, target, workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    ran = {name for name, state in report.states.items() if state == "completed"}
+    assert ran - {"untyped_flag", "untyped_one", "logs"} == {
+        "true-eq-1", "str1-ne-1", "logged-true-eq-1", "logged-int1-ne-str1"
+    }

@@ -46,6 +46,7 @@ SCALARS = ("str", "int", "float", "bool")
 PARAM_TYPES = (*SCALARS, "json", "items", *(f"list[{t}]" for t in SCALARS))
 RESULT_FORMS: tuple[str, ...] = ("text", "json", "item", "items", "when", "when-bool", "if-str")
 RESULT_FORMS += ("if-float", "if-bool")
+MAX_ARG = 131072  # Linux's MAX_ARG_STRLEN: the bytes of one exec argument (its NUL included)
 NOT_A_LIST = "mlflowlet:not-a-list:"  # the one item of ``items`` written for a non-list
 _INT = re.compile(r"^[+-]?\d+$")
 BRACED = "mlflowlet:json:"  # a str written as its wire JSON: it held text an engine substitutes
@@ -319,6 +320,12 @@ def export_outputs(
             text = encode_result(run.status.results[key], form or "text")
         except ValueError as exc:  # a condition's operand Argo cannot compare exactly
             raise ArtifactError(f"result {key!r} (--result {key}:{form}=...) {exc}") from None
+        if len(text.encode("utf-8")) > MAX_ARG - 1024:  # room for the consumer's --param flag
+            raise ArtifactError(
+                f"result {key!r} is {len(text.encode('utf-8'))} bytes as text, over the "
+                f"{MAX_ARG // 1024 - 1} KiB a compiled step passes in one argument (Linux's "
+                "MAX_ARG_STRLEN); pass it as an artifact (context.log_artifact)"
+            )
         _write(path, text.encode("utf-8"), f"result {key!r}")
 
 

@@ -94,3 +94,18 @@ def untyped_compared():
     }.items():
         with condition(cond):
             say.with_options(name=name)(m=name)
+
+
+@step
+def sized(n: int = 0) -> str:
+    return "x" * n
+
+
+@step
+def length(s: str) -> int:
+    return len(s)
+
+
+@pipeline(image=IMAGE)
+def big_value(n: int = 10):
+    length(s=sized(n=n).output)

@@ -87,3 +87,24 @@ def test_an_untyped_result_compared_with_another_type_branches_as_in_python(targ
     assert ran - {"untyped_flag", "untyped_one", "logs"} == {
         "true-eq-1", "str1-ne-1", "logged-true-eq-1", "logged-int1-ne-str1"
     }
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_result_too_long_for_one_argument_fails_its_producer_naming_it(target, tmp_path):
+    report = check(ep.big_value, target, workdir=str(tmp_path), params={"n": 140_000})
+    assert not report.ok and report.states["sized"] == "error"  # reported, not raised
+    assert "result 'return' is 140002 bytes as text, over the 127 KiB" in report.pods[0].log
+    assert "pass it as an artifact" in report.pods[0].log
+    assert check(ep.big_value, target, workdir=str(tmp_path / "ok"), params={"n": 120_000}).ok
+
+
+def test_check_reports_an_argument_too_long_to_start_a_step_instead_of_raising(tmp_path):
+    import sys
+
+    from mlflowlet.compilers._runs import LocalRunner, PodRun
+
+    runner = LocalRunner(str(tmp_path))
+    pod = PodRun(task="t", node="t")
+    assert not runner.attempt(pod, [sys.executable, "-c", "pass", "x" * 140_000], {})
+    assert pod.returncode == 126
+    assert "140000 bytes in one argument, over Linux's 128 KiB (MAX_ARG_STRLEN)" in pod.log

@@ -109,3 +109,15 @@ def length(s: str) -> int:
 @pipeline(image=IMAGE)
 def big_value(n: int = 10):
     length(s=sized(n=n).output)
+
+
+@step
+def work(x: str) -> str:
+    if x == "bad":
+        raise RuntimeError("bad item")
+    return x
+
+
+@pipeline(image=IMAGE)
+def failed_map():
+    work.map(["bad", "ok1", "ok2"], item_param="x", parallel=1)

@@ -108,3 +108,15 @@ def test_check_reports_an_argument_too_long_to_start_a_step_instead_of_raising(t
     assert not runner.attempt(pod, [sys.executable, "-c", "pass", "x" * 140_000], {})
     assert pod.returncode == 126
     assert "140000 bytes in one argument, over Linux's 128 KiB (MAX_ARG_STRLEN)" in pod.log
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_check_reports_which_items_of_a_failed_map_ran(target, tmp_path):
+    report = check(ep.failed_map, target, workdir=str(tmp_path))
+    assert report.states["work"] == "error"
+    assert [(p.iteration, p.ok) for p in report.pods] == [(1, False), (2, True), (3, True)]
+    assert not report.ok  # locally the failed first item stopped the others (parallel=1)
+    assert (
+        "step 'work': items run (item, state) [(1, 'error'), (2, 'completed'), (3, 'completed')]"
+        " != local [(1, 'error')]"
+    ) in report.summary()

@@ -317,7 +317,7 @@ def result_uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str)
     return by_node
 
 
-def argo_value(value: Any) -> str:
+def argo_value(value: object) -> str:
     """Return a parameter value as Argo carries it (:func:`mlflowlet._govaluate.argo_text`).
 
     With no ``{{`` Argo would substitute: see :func:`mlflowlet._wire.wire_text`.
@@ -330,7 +330,7 @@ def argo_value(value: Any) -> str:
     return wire_json(value) if "{" in text else text
 
 
-def kfp_value(name: str, typ: str, value: Any) -> Any:
+def kfp_value(name: str, typ: str, value: object) -> object:
     """Return a pipeline parameter's value as KFP carries it: no ``{{`` its launcher replaces.
 
     A ``str`` crosses as :func:`mlflowlet._wire.wire_text`; a list parameter is a KFP list,
@@ -341,7 +341,7 @@ def kfp_value(name: str, typ: str, value: Any) -> Any:
     """
     if isinstance(value, str):
         return wire_text(value)
-    if typ.startswith("list[") and any("{{" in v for v in value if isinstance(v, str)):
+    if isinstance(value, list) and any("{{" in v for v in value if isinstance(v, str)):
         raise CompileError(
             f"pipeline parameter {name!r} ({typ}) holds '{{{{', which KFP's launcher would "
             "replace in the step's arguments; annotate it a bare list (carried as JSON text)"

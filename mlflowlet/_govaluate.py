@@ -82,3 +82,33 @@ def govaluate_literal(value: Any) -> str:
         return format(Decimal(repr(value)), "f")
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return "'" + re.sub(r"([\\'\"])", r"\\\1", text) + "'"
+
+
+NOT_A_STR = "mlflowlet:not-a-str:"  # a KFP string operand for a value that is no string
+
+
+def kfp_condition_text(value: Any, kind: str) -> str:
+    """Return a KFP condition operand's text (a ``kind`` output) comparing as in Python.
+
+    KFP reads the text as ``kind`` (``float``, ``str``, ``bool``) and compares it in CEL. A
+    value of another type compares as Python compares it: for a number, a bool is ``1`` / ``0``
+    (``True == 1``) and anything else ``NaN`` (equal to no number: ``"1" == 1`` is False); for
+    a string, a value that is none is a text no literal equals (``1 == "1"`` is False); for a
+    bool, a number equal to ``1`` / ``0`` is ``true`` / ``false``.
+
+    Raises:
+        ValueError: another value compared with a bool (KFP's boolean holds no third value).
+    """
+    number = isinstance(value, (int, float))
+    if kind == "float":
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        return json.dumps(value) if number else "NaN"
+    if kind == "bool":
+        if number and value in (0, 1):
+            return "true" if value else "false"
+        raise ValueError(
+            f"is {type(value).__name__} {value!r:.40}, compared with a bool in a condition, "
+            "which KFP cannot compare as Python does; return a bool (annotate the step -> bool)"
+        )
+    return value if isinstance(value, str) else NOT_A_STR + type(value).__name__

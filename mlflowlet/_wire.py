@@ -15,7 +15,16 @@ One place for how values cross a process boundary as text, so a value keeps its 
   are JSON objects and re-marshals their numbers), ``items`` (a list as the JSON list of its
   items' JSON texts, so each fan-out item arrives as the exact JSON of one element), ``when``
   and ``when-bool`` (a literal of Argo's ``when`` expression language, govaluate, that compares
-  there as the value compares in Python: see :func:`mlflowlet._govaluate.when_literal`).
+  there as the value compares in Python: see :func:`mlflowlet._govaluate.when_literal`), and
+  ``if-str`` / ``if-float`` / ``if-bool`` (KFP's typed condition operand, comparing in CEL as
+  the value compares in Python: :func:`mlflowlet._govaluate.kfp_condition_text`).
+* **Braces**: no ``{{`` from a value ever reaches an engine. Argo substitutes ``{{...}}`` tags
+  inside parameter values once more (its template replace covers ``inputs.parameters[].value``:
+  argo-workflows #1535, #13890) and KFP's launcher replaces placeholders in every argument, a
+  substituted value included. So every JSON text written (:func:`wire_json`) has each ``{``
+  inside a string as ``\u007b`` (the same value decoded), and a ``str`` holding ``{{`` (or
+  ending in ``{``) travels as :data:`BRACED` + its JSON (:func:`wire_text`, read back by
+  :func:`unwire_text`).
 * **Files**: artifacts and results are written to the paths an engine names (``--output``,
   ``--result``); an artifact travels as a folder holding its one file (``PATH/``).
 * **The run record**: the last line ``MLFLOWLET_RUN_JSON=<run as one line of JSON>`` on stdout.
@@ -35,9 +44,45 @@ from .errors import ArtifactError, MlflowletError, ParameterError, RunError
 RUN_JSON_MARKER = "MLFLOWLET_RUN_JSON="
 SCALARS = ("str", "int", "float", "bool")
 PARAM_TYPES = (*SCALARS, "json", "items", *(f"list[{t}]" for t in SCALARS))
-RESULT_FORMS = ("text", "json", "item", "items", "when", "when-bool")
+RESULT_FORMS: tuple[str, ...] = ("text", "json", "item", "items", "when", "when-bool", "if-str")
+RESULT_FORMS += ("if-float", "if-bool")
+MAX_ARG = 131072  # Linux's MAX_ARG_STRLEN: the bytes of one exec argument (its NUL included)
 NOT_A_LIST = "mlflowlet:not-a-list:"  # the one item of ``items`` written for a non-list
 _INT = re.compile(r"^[+-]?\d+$")
+BRACED = "mlflowlet:json:"  # a str written as its wire JSON: it held text an engine substitutes
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def wire_json(value: Any) -> str:
+    r"""Return ``value``'s JSON text with every ``{`` inside a string as ``\u007b``.
+
+    The text decodes to the same value, and holds no ``{{`` an engine would substitute.
+    """
+    text = json.dumps(value, default=str)
+    if "{" not in text:
+        return text
+    return _JSON_STRING.sub(lambda m: m.group(0).replace("{", "\\u007b"), text)
+
+
+def wire_text(value: str) -> str:
+    """Return a ``str`` as it crosses an engine: itself, or :data:`BRACED` + :func:`wire_json`.
+
+    A string holding ``{{`` (or ending in ``{``: the next text could make one) would be
+    substituted by Argo or KFP; so would one already looking like this form.
+    """
+    if "{{" in value or value.endswith("{") or value.startswith(BRACED):
+        return BRACED + wire_json(value)
+    return value
+
+
+def unwire_text(text: str) -> Any:
+    """Return the value :func:`wire_text` wrote as ``text`` (other text as it is)."""
+    if text.startswith(BRACED):
+        try:
+            return json.loads(text[len(BRACED) :])
+        except ValueError:
+            return text
+    return text
 
 
 def split_typed(key: str, flag: str, choices: tuple[str, ...]) -> tuple[str, str]:
@@ -63,9 +108,13 @@ def decode_param(name: str, typ: str, text: str) -> Any:
             f"parameter {name!r} fans out over {text[len(NOT_A_LIST) :]}, which is not a list; "
             "a map needs a list (return one from the producing step)"
         )
+    if not typ:  # the CLI's rule; a str written as its JSON (see wire_text) is that str
+        from ._coerce import parse_cli
+
+        return unwire_text(text) if text.startswith(BRACED) else parse_cli(text)
     try:
         if typ == "str":
-            return text
+            return unwire_text(text)
         if typ in ("json", "items") or typ.startswith("list["):
             value = json.loads(text)
             if typ == "items":
@@ -115,19 +164,23 @@ def _items(value: Any) -> list[Any]:
 def encode_result(value: Any, form: str) -> str:
     """Return the text a result is written as for ``form`` (see the module docstring)."""
     if form == "text":
-        return value if isinstance(value, str) else json.dumps(value, default=str)
+        return wire_text(value) if isinstance(value, str) else wire_json(value)
     if form == "item":
-        return json.dumps(json.dumps(value, default=str))
+        return json.dumps(wire_json(value))
     if form == "items":
         if isinstance(value, list):
-            return json.dumps([json.dumps(item, default=str) for item in value])
+            return json.dumps([wire_json(item) for item in value])
         shown = f"a {type(value).__name__} {str(value)[:60]!r}"
         return json.dumps([NOT_A_LIST + shown])
     if form in ("when", "when-bool"):
         from ._govaluate import when_literal
 
         return when_literal(value, booleans=form == "when-bool")
-    return json.dumps(value, default=str)
+    if form.startswith("if-"):
+        from ._govaluate import kfp_condition_text
+
+        return kfp_condition_text(value, form[3:])
+    return wire_json(value)
 
 
 def item_field(flag: str, key: str, name: str, element: Any) -> Any:
@@ -176,7 +229,9 @@ def decode_collected(key: str, value: Any) -> list[Any]:
         )
     out: list[Any] = []
     for item in value:
-        if isinstance(item, str):
+        if isinstance(item, str) and item.startswith(BRACED):
+            item = unwire_text(item)
+        elif isinstance(item, str):
             try:
                 item = json.loads(item)
             except ValueError:
@@ -265,6 +320,12 @@ def export_outputs(
             text = encode_result(run.status.results[key], form or "text")
         except ValueError as exc:  # a condition's operand Argo cannot compare exactly
             raise ArtifactError(f"result {key!r} (--result {key}:{form}=...) {exc}") from None
+        if len(text.encode("utf-8")) > MAX_ARG - 1024:  # room for the consumer's --param flag
+            raise ArtifactError(
+                f"result {key!r} is {len(text.encode('utf-8'))} bytes as text, over the "
+                f"{MAX_ARG // 1024 - 1} KiB a compiled step passes in one argument (Linux's "
+                "MAX_ARG_STRLEN); pass it as an artifact (context.log_artifact)"
+            )
         _write(path, text.encode("utf-8"), f"result {key!r}")
 
 

@@ -226,12 +226,11 @@ def load_spec(path: str | None) -> Any:
 
 
 def _apply_flags(run: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from ._coerce import parse_cli
     from .model import new_uid
 
     for key, text in split_pairs(args.param, "--param").items():
         name, typ = split_typed(key, "--param", PARAM_TYPES)
-        run.spec.params[name] = decode_param(name, typ, text) if typ else parse_cli(text)
+        run.spec.params[name] = decode_param(name, typ, text)
     for key in args.collected:
         if key not in run.spec.params:
             raise ParameterError(f"--collected {key}: no --param {key}=... (or spec param) given")

@@ -7,6 +7,7 @@ import pytest
 
 from mlflowlet._govaluate import argo_text, govaluate_literal, when_literal
 from mlflowlet._wire import (
+    decode_collected,
     decode_param,
     encode_result,
     read_run_json,
@@ -138,3 +139,62 @@ def test_unknown_types_are_named():
     with pytest.raises(ParameterError, match="unknown type 'float32'"):
         split_typed("x:float32", "--param", ("str",))
     assert split_typed("x", "--param", ("str",)) == ("x", "")
+
+
+_BRACED_VALUES = [
+    "{{workflow.name}}", "a {", "{{=x}}{{$}}", "mlflowlet:json:1", {"k{{": ["{{$}}", 1]},
+]
+
+
+@pytest.mark.parametrize("value", _BRACED_VALUES)
+@pytest.mark.parametrize("form", ["text", "json", "item", "items"])
+def test_no_result_form_writes_a_brace_pair_and_each_reads_back_exactly(value, form):
+    value = [value] if form == "items" else value
+    text = encode_result(value, form)
+    assert "{{" not in text and not text.endswith("{")
+    if form == "text":
+        typ = "str" if isinstance(value, str) else "json"
+        assert decode_param("p", typ, text) == value
+    elif form == "json":
+        assert decode_param("p", "json", text) == value
+    elif form == "item":
+        assert json.loads(json.loads(text)) == value
+    else:
+        aggregated = json.dumps([json.dumps(t) for t in json.loads(text)])
+        assert decode_param("p", "items", aggregated) == value
+
+
+def test_a_collected_str_holding_braces_reads_back_as_it():
+    texts = [encode_result(v, "text") for v in ("{{a}}", "plain", 2)]
+    assert decode_collected("k", json.dumps(texts)) == ["{{a}}", "plain", 2]
+
+
+def test_argo_value_writes_no_brace_pair():
+    from mlflowlet.compilers._types import argo_value
+
+    assert argo_value(1e-07) == argo_text(1e-07)
+    assert argo_value("{{workflow.uid}}") == 'mlflowlet:json:"\\u007b\\u007bworkflow.uid}}"'
+    assert argo_value(["{{x}}"]) == '["\\u007b\\u007bx}}"]'
+    assert argo_value("no braces {}") == "no braces {}"
+
+
+def test_an_untyped_param_reads_a_braced_str_back_and_other_text_by_the_cli_rule():
+    assert decode_param("p", "", encode_result("{{a}} 1", "text")) == "{{a}} 1"
+    assert decode_param("p", "", "1") == 1 and decode_param("p", "", "x {") == "x {"
+
+
+@pytest.mark.parametrize(("value", "kind", "text"), [
+    (True, "float", "1"), (False, "float", "0"), (2, "float", "2"), (0.5, "float", "0.5"),
+    ("1", "float", "NaN"), (None, "float", "NaN"), ([1], "float", "NaN"),
+    ("1", "str", "1"), (1, "str", "mlflowlet:not-a-str:int"),
+    (None, "str", "mlflowlet:not-a-str:NoneType"),
+    (True, "bool", "true"), (1, "bool", "true"), (0.0, "bool", "false"),
+])
+def test_a_kfp_condition_operand_compares_as_the_value_does_in_python(value, kind, text):
+    assert encode_result(value, f"if-{kind}") == text
+
+
+@pytest.mark.parametrize("value", ["1", 2, None])
+def test_a_kfp_bool_operand_refuses_a_value_no_boolean_holds(value):
+    with pytest.raises(ValueError, match=r"compared with a bool in a condition, which KFP "):
+        encode_result(value, "if-bool")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CompileError, UnknownBackendError
 from ._options import CompileOptions, make_options
@@ -122,7 +122,9 @@ def _docs(
 ) -> tuple[Compiler, list[dict[str, Any]]]:
     if isinstance(pipe, str):
         pipe = load_pipeline(pipe)
-    if not hasattr(pipe, "dag"):
+    from ..pipelines.pipeline import Pipeline
+
+    if not isinstance(pipe, Pipeline):  # not hasattr(pipe, "dag"): it would hide a trace error
         raise CompileError(f"compile() takes a @pipeline, got {type(pipe).__name__}")
     compiler = get_compiler(target)
     opts = make_options(image, pipe.dag.name, **options)
@@ -195,6 +197,8 @@ def load_pipeline(ref: str) -> Pipeline:
         obj = resolve_handler(ref)
     except ConfigError as exc:
         raise CompileError(f"cannot load pipeline {ref!r}: {exc}") from None
-    if not hasattr(obj, "dag"):
+    from ..pipelines.pipeline import Pipeline
+
+    if not isinstance(obj, Pipeline):
         raise CompileError(f"{ref!r} is a {type(obj).__name__}, not a @pipeline")
-    return cast("Pipeline", obj)
+    return obj

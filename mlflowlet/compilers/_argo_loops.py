@@ -23,9 +23,9 @@ a condition block around a map.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from .._wire import wire_json
 from ..errors import CompileError
 from ._naming import dns1123
 from ._plan import Plan, StepPlan, result_output
@@ -346,7 +346,7 @@ class ArgoLoops:
         m = argo._models()
         items = loop.items
         if isinstance(items, (list, tuple)):
-            return [m.Item(json.dumps(item)) for item in items], None
+            return [m.Item(wire_json(item)) for item in items], None
         if isinstance(items, OutputRef):
             return None, self._outer_ref((items.node, items.key, "items"), ext)
         return None, f"{{{{workflow.parameters.{items.name}}}}}"

@@ -101,6 +101,8 @@ class Comparison:
         for name, group in sorted(self.pods.items()):
             if name in self.local.steps and self.report.states.get(name) == "completed":
                 self.step(name, group)
+            elif name in self.local.steps and name in self.dag and self.dag.node(name).map:
+                self.items_run(name, group)
         self.lineage()
         self.order()
         self.outputs()
@@ -153,6 +155,16 @@ class Comparison:
                     f"step {name!r}: local run {want}, compiled run {got}"
                     + (f" ({why})" if why else "")
                 )
+
+    def items_run(self, name: str, group: list[PodRun]) -> None:
+        """Compare which items of a map that did not complete ran, and how each ended."""
+        want = [
+            (r["metadata"]["iteration"], r.get("status", {}).get("state"))
+            for r in local_items(self.local, name)
+        ]
+        got = sorted((p.iteration, "completed" if p.ok else "error") for p in group)
+        if want and want != got:  # none ran locally: it failed before its fan-out (not a list)
+            self.out.append(f"step {name!r}: items run (item, state) {got} != local {want}")
 
     def step(self, name: str, group: list[PodRun]) -> None:
         drop = set(self.ignore.get(name, []))

@@ -70,6 +70,23 @@ def substitute(text: str, scope: dict[str, str], where: str) -> str:
     return _REF.sub(one, text)
 
 
+def resubstitute(value: str, scope: dict[str, str], where: str) -> str:
+    """Return a task argument's value as Argo passes it: with its own tags substituted again.
+
+    Argo's template replace covers ``inputs.parameters[].value`` too, so a ``{{...}}`` inside a
+    substituted value is replaced once more (argo-workflows #1535, #13890).
+
+    Raises:
+        CompileError: the value holds an expression tag (``{{=...}}``, which Argo would
+            evaluate) or a reference that does not resolve.
+    """
+    if "{{" not in value:
+        return value
+    if re.search(r"\{\{\s*=", value):
+        raise CompileError(f"{where}: its value holds an expression tag Argo would evaluate")
+    return substitute(value, scope, f"{where}: its value, substituted again by Argo,")
+
+
 class ArgoLocalRunner(LocalRunner):
     """Interpret one compiled workflow (see the module docstring)."""
 
@@ -285,8 +302,9 @@ class ArgoLocalRunner(LocalRunner):
                 if not item_runs(task, scope, name):
                     continue  # its when is false: this item is Skipped, with no outputs
                 ran = True
+                where = f"task {name!r}"
                 values = {
-                    p["name"]: substitute(p["value"], scope, f"task {name!r}")
+                    p["name"]: resubstitute(substitute(p["value"], scope, where), scope, where)
                     for p in args.get("parameters", [])
                 }
                 arts = {

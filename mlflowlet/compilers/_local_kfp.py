@@ -267,6 +267,10 @@ class KFPLocalRunner(LocalRunner):
             iteration = (iteration - 1 if iteration else 0) * count + item
         self._pod = PodRun(task=name, node=name, iteration=iteration)
         self.pods.append(self._pod)
+        braced = sorted(k for k, v in args.items() if "{{" in json.dumps(v, default=str))
+        if braced:  # the launcher replaces placeholders in the arguments a value was put in
+            self._pod.finish(1, "", f"input(s) {braced} hold '{{{{', which KFP's launcher replaces")
+            return False, {}
         ok, outputs = False, dict[str, Any]()
         for _ in range(1 + retries):
             try:

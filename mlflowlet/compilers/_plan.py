@@ -34,6 +34,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._wire import wire_json
 from ..errors import CompileError
 from ._container import check_resources, container_env
 from ._handlers import check_total, handler_payload
@@ -149,7 +150,7 @@ class StepPlan:
         if self.pickled:
             out += [["--handler-pickle"], [self.pickled]]
         for key in sorted(self.literals):
-            text = json.dumps(self.literals[key])
+            text = wire_json(self.literals[key])  # no {{ an engine would substitute
             out += [["--param"], [f"{key}:json={text}"]]
         for key in sorted(self.params):
             src = self.params[key]
@@ -173,8 +174,8 @@ class StepPlan:
             out += [["--output"], [f"{key}=", Slot("out_artifact", key), "/"]]
         for key, use, name in self.result_outputs():
             if use == "cond":  # KFP: a typed parameter; Argo: a literal (when_literal)
-                booleans = self.results[key]["cond"] == "bool"
-                use = "text" if target == "kfp" else "when-bool" if booleans else "when"
+                typ = self.results[key]["cond"]
+                use = f"if-{typ}" if target == "kfp" else "when-bool" if typ == "bool" else "when"
             form = use
             out += [["--result"], [f"{key}:{form}=", Slot("out_result", name)]]
         for key, name in self.digest_outputs():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any
+
+from .._wire import MAX_ARG
 
 
 @dataclass
@@ -128,6 +131,16 @@ class LocalRunner:
             code, out, err = proc.returncode, proc.stdout, proc.stderr
         except FileNotFoundError:  # a container step's program missing: the shell's 127
             code, out, err = 127, "", f"{argv[0]}: command not found"
+        except OSError as exc:  # an argument over Linux's MAX_ARG_STRLEN: a pod's exec fails too
+            if exc.errno != errno.E2BIG:
+                raise
+            longest = max(len(a.encode()) for a in argv)
+            code, out, err = (
+                126,
+                "",
+                f"cannot start the step: {longest} bytes in one argument, "
+                f"over Linux's {MAX_ARG // 1024} KiB (MAX_ARG_STRLEN); a pod fails so too",
+            )
         except subprocess.TimeoutExpired as exc:
             code, out, err = (
                 -9,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
+from .._wire import wire_json, wire_text
 from ..errors import CompileError
 
 SCALARS = ("str", "int", "float", "bool")
@@ -316,6 +317,38 @@ def result_uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str)
     return by_node
 
 
+def argo_value(value: object) -> str:
+    """Return a parameter value as Argo carries it (:func:`mlflowlet._govaluate.argo_text`).
+
+    With no ``{{`` Argo would substitute: see :func:`mlflowlet._wire.wire_text`.
+    """
+    from .._govaluate import argo_text
+
+    if isinstance(value, str):
+        return wire_text(value)
+    text = argo_text(value)
+    return wire_json(value) if "{" in text else text
+
+
+def kfp_value(name: str, typ: str, value: object) -> object:
+    """Return a pipeline parameter's value as KFP carries it: no ``{{`` its launcher replaces.
+
+    A ``str`` crosses as :func:`mlflowlet._wire.wire_text`; a list parameter is a KFP list,
+    whose strings the launcher writes into the step's arguments as they are.
+
+    Raises:
+        CompileError: a list parameter holding ``{{`` (names it and the fix).
+    """
+    if isinstance(value, str):
+        return wire_text(value)
+    if isinstance(value, list) and any("{{" in v for v in value if isinstance(v, str)):
+        raise CompileError(
+            f"pipeline parameter {name!r} ({typ}) holds '{{{{', which KFP's launcher would "
+            "replace in the step's arguments; annotate it a bare list (carried as JSON text)"
+        )
+    return value
+
+
 def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[str, Any]:
     """Return run arguments as the compiled pipeline declares its parameters.
 
@@ -329,8 +362,6 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
             parameter's default (it would be read back as that type), or (Argo) a value no
             condition compares exactly.
     """
-    import json
-
     from .._binding import coerce
 
     out: dict[str, Any] = {}
@@ -353,13 +384,11 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
                 f"({param.name}: {type(value).__name__}, or dict/list for JSON)"
             )
         if typ == "json":
-            out[param.name] = json.dumps(value)
+            out[param.name] = wire_json(value)
         elif target == "argo":
-            from .._govaluate import argo_text
-
-            out[param.name] = argo_text(value)
+            out[param.name] = argo_value(value)
         else:
-            out[param.name] = value
+            out[param.name] = kfp_value(param.name, typ, value)
     unknown = sorted(set(arguments) - {p.name for p in dag.params})
     if unknown:
         raise CompileError(f"pipeline {dag.name!r} has no parameter(s) {unknown}")

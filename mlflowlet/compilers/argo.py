@@ -48,7 +48,8 @@ import json
 from typing import Any
 
 from .._final_status import ARGO_TEXT
-from .._govaluate import WHEN_STR_TAG, argo_text, when_literal
+from .._govaluate import WHEN_STR_TAG, when_literal
+from .._wire import wire_json
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._argo_depends import build_depends
@@ -60,6 +61,7 @@ from ._map_items import item_condition, refuse_for_argo, when_of
 from ._naming import param_name
 from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, cached, digest_output, make_plan, result_output
+from ._types import argo_value
 
 ROOT = "/tmp/mlflowlet"
 API_VERSION = "argoproj.io/v1alpha1"
@@ -190,7 +192,7 @@ def build_param_decl(name: str, typ_default: tuple[str, Any, bool]) -> Any:
     """Build a workflow parameter: its default as text (no value when required)."""
     m = _models()
     _typ, default, required = typ_default
-    return m.Parameter(name=name, value=None if required else argo_text(default))
+    return m.Parameter(name=name, value=None if required else argo_value(default))
 
 
 def build_dag_templates(plan: Plan, dag: Any) -> list[Any]:
@@ -274,7 +276,7 @@ def build_task(st: StepPlan, labels: dict[str, str], plan: Plan, dag: Any) -> An
     if node.map is not None:
         items = node.map.items
         if isinstance(items, (list, tuple)):  # each item as its exact JSON text
-            with_items = [m.Item(json.dumps(item)) for item in items]
+            with_items = [m.Item(wire_json(item)) for item in items]
         else:
             with_param = _items_ref(items, labels)
     depends, extra = build_depends(node, dag, labels)

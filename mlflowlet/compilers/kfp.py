@@ -39,6 +39,7 @@ import operator
 import os
 from typing import Any
 
+from .._wire import wire_json
 from ..errors import CompileError, MissingDependencyError
 from . import Compiler
 from ._container_step import is_container, kfp_container_spec
@@ -49,6 +50,7 @@ from ._kfp_options import apply_task_options
 from ._naming import kfp_name
 from ._options import CompileOptions
 from ._plan import Plan, Slot, StepPlan, make_plan, result_output
+from ._types import kfp_value
 
 METRICS_OUTPUT = "mlflowlet_metrics"
 EXECUTOR_INPUT = "{{$}}"  # KFP's executor input JSON (names the executor output file)
@@ -162,8 +164,6 @@ def _raised_by_kfp(exc: BaseException) -> bool:
 
 def spec_documents(func: Any) -> list[dict[str, Any]]:
     """Return the ``PipelineSpec`` (and, with Kubernetes features, ``PlatformSpec``) dicts."""
-    import json
-
     from google.protobuf import json_format
 
     messages = [func.pipeline_spec]
@@ -308,7 +308,9 @@ def build_pipeline(plan: Plan, comps: dict[str, Any], names: dict[str, dict[Slot
     sig = []
     for name, (typ, default, required) in plan.params.items():
         if typ == "json" and not required:
-            default = json.dumps(default)
+            default = wire_json(default)
+        elif not required:
+            default = kfp_value(name, typ, default)
         sig.append(
             inspect.Parameter(
                 kfp_name(name),
@@ -451,7 +453,7 @@ class _Build:
         if isinstance(items, OutputRef):
             return self.output(items.node, result_output(items.key, "items"))
         if isinstance(items, (list, tuple)):  # each item as its exact JSON text
-            return [json.dumps(item) for item in items]
+            return [wire_json(item) for item in items]
         return self.operand(items)
 
     def task(self, st: StepPlan) -> Any:

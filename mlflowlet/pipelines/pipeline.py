@@ -339,11 +339,10 @@ def _pipeline_params(fn: Callable[..., Any]) -> tuple[PipelineParam, ...]:
                 f"@pipeline on {fn.__qualname__} ({where(fn)}): parameter {p.name!r} clashes "
                 f"with the run option of that name; rename it (options: {list(RUN_OPTIONS)})"
             )
-        out.append(
-            PipelineParam(
-                p.name, p.hint, type_name(p.hint), None if p.required else p.default, p.required
-            )
-        )
+        default = None if p.required else p.default
+        if p.hint is float and type(default) is int:  # lr: float = 1 is 1.0, as a given lr=1 is
+            default = float(default)
+        out.append(PipelineParam(p.name, p.hint, type_name(p.hint), default, p.required))
     if any(
         p.kind is inspect.Parameter.VAR_POSITIONAL
         for p in inspect.signature(fn).parameters.values()

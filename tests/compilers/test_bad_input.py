@@ -190,3 +190,35 @@ def test_errors_raised_inside_kfp_are_wrapped_naming_the_pipeline(monkeypatch):
     with pytest.raises(CompileError, match="kfp cannot compile pipeline 'typed-values': "
                                            "InconsistentTypeException: "):
         compile(fp.typed_values, "kfp")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_an_error_raised_while_tracing_is_not_taken_for_a_non_pipeline(target):
+    @pipeline(image=fp.IMAGE, name="typo")
+    def typo():
+        node = fp.make(x=1)
+        fp.use(v=node.outptus)  # a typo: AttributeError while tracing, not "not a @pipeline"
+
+    with pytest.raises(AttributeError, match="outptus"):
+        compile(typo, target)
+
+
+def test_load_pipeline_refuses_what_is_no_pipeline_and_names_it():
+    from mlflowlet.compilers import load_pipeline
+
+    with pytest.raises(CompileError, match=r"is a function, not a @pipeline"):
+        load_pipeline("json:dumps")
+
+
+def test_a_kfp_list_parameter_holding_a_brace_pair_is_refused_naming_it():
+    @pipeline(image=fp.IMAGE, name="tagged")
+    def tagged(tags: list[str] = ["{{workflow.name}}"]):  # noqa: B006
+        fp.echo(value=tags)
+
+    assert "{{workflow.name}}" not in str(compile(tagged, "argo"))  # Argo takes it as JSON text
+    with pytest.raises(CompileError, match=r"pipeline parameter 'tags' \(list\[str\]\) holds "
+                                           r"'\{\{', which KFP's launcher would replace"):
+        compile(tagged, "kfp")
+    with pytest.raises(CompileError, match=r"pipeline parameter 'tags'"):
+        engine_arguments(tagged.dag, {"tags": ["a{{b}}"]}, "kfp")
+    assert engine_arguments(tagged.dag, {"tags": ["a{b}"]}, "kfp") == {"tags": ["a{b}"]}

@@ -91,12 +91,12 @@ def test_argo_arguments_carry_literals_results_conditions_and_pipeline_outputs()
     }
 
 
-def test_kfp_arguments_read_a_condition_operand_as_text():
+def test_kfp_arguments_write_a_condition_operand_as_its_compared_type():
     args = _kfp_args(compile(planned, "kfp", tracking=False))
     assert args["exec-make"] == [
         "--handler", "test_plan_compiled:make", "--param", "x:json=1",
         "--result", f"return:json={_results('kfp', 'return_')}",
-        "--result", f"return:text={_results('kfp', 'return__if')}"]
+        "--result", f"return:if-float={_results('kfp', 'return__if')}"]
     assert args["exec-add-2"][-2:] == ["--result", f"return:item={_results('kfp', 'return_')}"]
     outputs = compile(planned, "kfp", tracking=False)["components"]["comp-make"]
     assert outputs["outputDefinitions"]["parameters"] == {  # a number compared: typed float

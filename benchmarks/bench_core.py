@@ -487,6 +487,13 @@ def bench_large_sweep() -> list[tuple]:
     the two in the process's signal struct), so it read the bench runner's own peak whenever that
     was larger: 249-257 MB in the full ``make bench`` (after the CLI, compiler and 100,000-run
     benches had grown the runner), 157-172 MB with ``--only core``, 132 MB sampled from outside.
+
+    Rate, session 8: 4,551 it/s in the full bench (5,664-5,732 in session 7). Paired runs of
+    200,000 iterations, session 7's code then this one, twice: 4,737 / 4,551 and 5,560 / 4,888
+    it/s, then (git provenance's extra ``open`` per folder removed) 5,243 / 4,784 and 4,575 /
+    4,045: ~8 % slower, on a box whose noise is +-15 %. cProfile of 50,000 iterations: the new
+    per-write guard against writes after the run ended and the exact-JSON check of every result
+    (``log_results`` ~21 us an iteration profiled) are what is new; not yet made cheaper.
     """
     with _fresh_dir() as folder:
         env = {**_env(), "MLFLOWLET_DBPATH": folder}

@@ -77,9 +77,12 @@ def git_info(start: str) -> dict[str, str]:
 
 def _gitdir(dotgit: str) -> str:
     """Return the git directory a checkout's ``.git`` is or points at (``gitdir: path``)."""
-    if os.path.isdir(dotgit):
-        return dotgit
+    import stat
+
     try:
+        mode = os.stat(dotgit).st_mode  # one system call where there is no .git (most folders)
+        if stat.S_ISDIR(mode):
+            return dotgit
         with open(dotgit) as fh:
             line = fh.readline().strip()
     except OSError:

@@ -75,63 +75,46 @@ class RunArtifacts:
         kw: dict[str, Any],
     ) -> Artifact:
         """Store an artifact as ``Context.log_artifact`` does; buffer its record; return it."""
-        key = getattr(item, "key", item)
-        with self._recorder.writing(f"artifact {key!r}"):  # no file stored after the run ended
-            return self._log(
-                item, body, local_path, target_path, viewer, labels, format, tag, upload, kw
-            )
+        # no file is stored after the run ended
+        with self._recorder.writing("artifact", getattr(item, "key", item)):
+            rec = self._recorder
+            run = rec.run
+            if self.manager is None:
+                from .artifacts import ArtifactManager
 
-    def _log(
-        self,
-        item: Any,
-        body: Any,
-        local_path: str | None,
-        target_path: str | None,
-        viewer: str | None,
-        labels: dict[str, str] | None,
-        format: str | None,
-        tag: str | None,
-        upload: bool,
-        kw: dict[str, Any],
-    ) -> Artifact:
-        rec = self._recorder
-        run = rec.run
-        if self.manager is None:
-            from .artifacts import ArtifactManager
-
-            self.manager = ArtifactManager(run_artifact_path(run, rec.db))
-        secrets = rec.mask_store()
-        if secrets is not None:  # names become file paths: hide secret values before any write
-            item, target_path, labels, kw = _hide_names(
-                secrets.mask, item, local_path, target_path, labels, kw
+                self.manager = ArtifactManager(run_artifact_path(run, rec.db))
+            secrets = rec.mask_store()
+            if secrets is not None:  # names become file paths: hide secret values before any write
+                item, target_path, labels, kw = _hide_names(
+                    secrets.mask, item, local_path, target_path, labels, kw
+                )
+                tag = secrets.mask(tag) if tag else tag
+            meta = run.metadata
+            art = self.manager.log(
+                item,
+                body=body,
+                local_path=local_path,
+                target_path=target_path,
+                viewer=viewer,
+                labels=labels,
+                format=format,
+                tag=tag,
+                upload=upload,
+                producer={
+                    "uid": meta.uid,
+                    "name": meta.name,
+                    "iteration": meta.iteration,
+                    "kind": "run",
+                },
+                project=meta.project,
+                tree=run.spec.pipeline_uid or meta.uid,
+                iteration=meta.iteration,
+                secrets=rec.secrets_or_none,
+                **kw,
             )
-            tag = secrets.mask(tag) if tag else tag
-        meta = run.metadata
-        art = self.manager.log(
-            item,
-            body=body,
-            local_path=local_path,
-            target_path=target_path,
-            viewer=viewer,
-            labels=labels,
-            format=format,
-            tag=tag,
-            upload=upload,
-            producer={
-                "uid": meta.uid,
-                "name": meta.name,
-                "iteration": meta.iteration,
-                "kind": "run",
-            },
-            project=meta.project,
-            tree=run.spec.pipeline_uid or meta.uid,
-            iteration=meta.iteration,
-            secrets=rec.secrets_or_none,
-            **kw,
-        )
-        rec.add_artifact(art.to_dict())
-        rec.touch(False)
-        return art
+            rec.add_artifact(art.to_dict())
+            rec.touch(False)
+            return art
 
     def link_best(self, records: list[dict[str, Any]], iteration: int) -> None:
         """List a sweep's best iteration's artifact versions as this (parent) run's own.

@@ -120,16 +120,21 @@ class Recorder:
 
     # buffering ----------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def writing(self, what: str) -> Iterator[None]:
-        """Hold the run open while ``what`` is written (``finish`` waits for it to end).
+    def writing(self, kind: str, name: Any = None) -> Iterator[None]:
+        """Hold the run open while ``kind`` ``name`` is written (``finish`` waits for it to end).
+
+        ``name`` is written into the error only (a dict: its keys), never formatted otherwise.
 
         Raises:
-            RunEndedError: the run already ended: nothing of ``what`` is written anywhere.
+            RunEndedError: the run already ended: nothing of it is written anywhere.
         """
         with self.writers:
             if self.closed:
                 from .errors import RunEndedError
 
+                if isinstance(name, dict):
+                    name = [str(k) for k in name]
+                what = kind if name is None else f"{kind} {name!r}"
                 meta, status = self.run.metadata, self.run.status
                 raise RunEndedError(meta.name, meta.uid, status.state, what)
             self.inflight += 1

@@ -240,20 +240,20 @@ class Context:
                 this large in one request; the result is not recorded.
             RunEndedError: the run already ended (a thread writing after the handler returned).
         """
-        with self._recorder.writing(f"result {str(key)!r}"):
+        with self._recorder.writing("result", str(key)):
             self._recorder.set_result(str(key), _jsonable(value, f"result {str(key)!r}:"))
             self._recorder.touch(commit)
 
     def log_results(self, results: dict[str, Any], commit: bool = False) -> None:
         """Record several results."""
-        with self._recorder.writing(f"results {[str(k) for k in results]}"):
+        with self._recorder.writing("results", results):
             for key, value in results.items():
                 self._recorder.set_result(str(key), _jsonable(value, f"result {str(key)!r}:"))
             self._recorder.touch(commit)
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Append a point to metric ``key``'s time series (``step`` defaults to the next one)."""
-        with self._recorder.writing(f"metric {key!r}"):
+        with self._recorder.writing("metric", key):
             if key not in self._metric_steps:  # a new key: one every run DB can store
                 check_storable(str(key), "metric key")
             if step is None:
@@ -269,7 +269,7 @@ class Context:
     def set_label(self, key: str, value: Any, replace: bool = True) -> None:
         """Set a label (keeps an existing value when ``replace`` is False)."""
         labels = self._run.metadata.labels
-        with self._recorder.writing(f"label {key!r}"):
+        with self._recorder.writing("label", key):
             if replace or key not in labels:
                 labels[check_label_key(key)] = label_value(key, value)
                 self._recorder.touch(False)
@@ -277,7 +277,7 @@ class Context:
     def set_annotation(self, key: str, value: Any, replace: bool = True) -> None:
         """Set an annotation."""
         notes = self._run.metadata.annotations
-        with self._recorder.writing(f"annotation {key!r}"):
+        with self._recorder.writing("annotation", key):
             if replace or key not in notes:
                 notes[key] = str(value)
                 self._recorder.dirty = True

@@ -7,11 +7,9 @@ and hides secret values; plus the helpers that make values JSON-safe and mask th
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _capture
@@ -21,6 +19,7 @@ from ._names import drop_unstorable_rows
 from ._owner import process_identity
 from ._provenance import git_info, host_facts, source_dir
 from ._text import LOG_ERRORS, log_bytes
+from ._writeguard import WriteGuard
 from .errors import (
     PartlyWrittenError,
     RecordTooLargeError,
@@ -61,7 +60,7 @@ class Recorder:
         "run", "db", "_secrets", "output", "held", "artifacts", "metrics", "lock", "commit_lock",
         "dirty", "last_flush", "_flush_interval", "heartbeat_every", "finished", "final_written",
         "recorded", "flush_error", "abort_requested", "sealed_for", "log_limit", "along_runs",
-        "along_edges", "writers", "inflight", "closed", "__weakref__",
+        "along_edges", "guard", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -91,9 +90,7 @@ class Recorder:
         # stored just before the record, by the same write (``store_runs``)
         self.along_runs: list[dict[str, Any]] = []
         self.along_edges: list[dict[str, Any]] = []
-        self.writers = threading.Condition()  # guards `finished` against writes in flight
-        self.inflight = 0  # writes (log_result, log_artifact...) under way in any thread
-        self.closed = False  # ended: a write from now on is refused (set as `finish` begins)
+        self.guard = WriteGuard()  # writes in flight: `finish` waits for them, refuses later ones
 
     @property
     def secrets(self) -> SecretsStore:
@@ -115,35 +112,32 @@ class Recorder:
         return self._flush_interval
 
     def renew_locks(self) -> None:
-        """Take fresh locks (in a forked child: a thread of the parent may have held one)."""
+        """Take fresh locks (in a forked child: a thread of the parent may have held one).
+
+        The parent's writes in flight are not the child's: its guard counts none.
+        """
         self.lock, self.commit_lock = threading.Lock(), threading.Lock()
+        self.guard = WriteGuard(closed=self.guard.closed)
 
     # buffering ----------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def writing(self, kind: str, name: Any = None) -> Iterator[None]:
-        """Hold the run open while ``kind`` ``name`` is written (``finish`` waits for it to end).
+    def writing(self, kind: str, name: Any = None) -> WriteGuard:
+        """Hold the run open while ``kind`` ``name`` is written: ``with recorder.writing(...):``.
 
         ``name`` is written into the error only (a dict: its keys), never formatted otherwise.
 
         Raises:
             RunEndedError: the run already ended: nothing of it is written anywhere.
         """
-        with self.writers:
-            if self.closed:
-                from .errors import RunEndedError
+        guard = self.guard
+        if guard.admit():
+            return guard
+        from .errors import RunEndedError
 
-                if isinstance(name, dict):
-                    name = [str(k) for k in name]
-                what = kind if name is None else f"{kind} {name!r}"
-                meta, status = self.run.metadata, self.run.status
-                raise RunEndedError(meta.name, meta.uid, status.state, what)
-            self.inflight += 1
-        try:
-            yield
-        finally:
-            with self.writers:
-                self.inflight -= 1
-                self.writers.notify_all()
+        if isinstance(name, dict):
+            name = [str(k) for k in name]
+        what = kind if name is None else f"{kind} {name!r}"
+        meta, status = self.run.metadata, self.run.status
+        raise RunEndedError(meta.name, meta.uid, status.state, what)
 
     def write_log(self, text: str) -> None:
         """Append captured output (the capture sink of the run)."""
@@ -405,7 +399,10 @@ class Recorder:
 
         The ``running`` record is written before the handler runs, so a process killed at once
         still leaves a row that readers resolve; the flush thread then writes what the run logs
-        within ``flush_interval`` seconds, and a heartbeat when it is quiet.
+        within ``flush_interval`` seconds, and a heartbeat when it is quiet. A sweep's iteration
+        (its DB a ``BatchedDB``, which holds commits in memory up to ``flush_interval`` anyway)
+        is marked changed instead: the flush thread's next tick writes its record and then the
+        batch, and an iteration that ends sooner is written once, as it ended.
         """
         status, meta = self.run.status, self.run.metadata
         if self.run.spec.secret_sources:
@@ -428,7 +425,10 @@ class Recorder:
         self._flush_interval = float(get_setting("flush_interval"))
         timeout = float(get_setting("heartbeat_timeout"))
         self.heartbeat_every = max(self._flush_interval, min(30.0, timeout / 4))
-        self.commit()
+        if getattr(self.db, "flush_after_runs", False):  # a sweep's batched DB: the flush
+            self.dirty = True  # thread's next tick writes the record, then the batch (one tick)
+        else:
+            self.commit()
         if self.db is not None:
             from ._flush import flusher
 
@@ -442,10 +442,8 @@ class Recorder:
                 ``flush_interval`` seconds until this process exits.
         """
         _capture.drain()  # what C code and child processes wrote so far belongs to this run
-        with self.writers:  # a write in flight (another thread's) lands before the end
-            if state != "aborted":  # an abort does not wait: its threads record nothing more
-                self.writers.wait_for(lambda: self.inflight == 0)
-            self.closed = True
+        # a write in flight (another thread's) lands before the end; an abort does not wait:
+        self.guard.close(wait=state != "aborted")  # its threads record nothing more
         status = self.run.status
         if self.abort_requested and state != "aborted":
             state, error = "aborted", self.abort_requested

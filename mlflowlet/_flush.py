@@ -33,6 +33,7 @@ class Flusher:
         self._live: dict[int, Any] = {}  # id -> weakref.ref (or _Strong): call it for the ctx
         self._thread: threading.Thread | None = None
         self._sleeping = False
+        self._waiting = 0.0  # the tick the thread waits out now (a run with a shorter one wakes it)
         self._exit_hooked = False
 
     def add(self, ctx: Any, keep: bool = False) -> None:
@@ -51,8 +52,8 @@ class Flusher:
                 if not self._exit_hooked:
                     atexit.register(self.flush_all)
                     self._exit_hooked = True
-            elif self._sleeping:
-                self._cond.notify()
+            elif self._sleeping or (getattr(ctx, "_flush_interval", 1.0) or 1.0) < self._waiting:
+                self._cond.notify()  # idle, or waiting longer than this run's interval
 
     def discard(self, ctx: Any) -> None:
         """Stop flushing ``ctx``."""
@@ -87,7 +88,9 @@ class Flusher:
                         self._cond.wait()
                     self._sleeping, idle = False, 0
                 else:
+                    self._waiting = tick
                     self._cond.wait(tick)
+                    self._waiting = 0.0
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
@@ -108,6 +111,7 @@ class Flusher:
         self._live = {}
         self._thread = None
         self._sleeping = False
+        self._waiting = 0.0
 
 
 class _Strong:

@@ -196,7 +196,7 @@ class Context:
         """Return param ``key``; a missing key records ``default`` into the run's params."""
         params = self._run.spec.params
         if key not in params:
-            if self._recorder.closed:  # ended: its record is final
+            if self._recorder.guard.closed:  # ended: its record is final
                 return default
             params[key] = default
             self._recorder.dirty = True

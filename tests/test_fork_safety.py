@@ -107,3 +107,32 @@ def test_children_forked_from_a_busy_tracking_process_lose_nothing(dbdir, monkey
     assert parent["status"]["state"] == "completed"
     assert parent["status"]["results"]["n"] >= 1
     assert "parent tick 0" in db.get_log(parent["metadata"]["uid"]).decode()
+
+
+def test_a_child_forked_while_another_thread_writes_can_end_its_copy_of_the_run(dbdir):
+    """The parent's writes in flight are not the child's: ending the run there must not wait."""
+    writing, release = threading.Event(), threading.Event()
+
+    def handler(context) -> int:
+        def write_until_released() -> None:
+            with context._recorder.writing("result", "slow"):
+                writing.set()
+                release.wait(timeout=60)
+
+        writer = threading.Thread(target=write_until_released)
+        writer.start()
+        assert writing.wait(timeout=30)
+        pid = os.fork()
+        if pid == 0:  # the child: no writer thread here, so the end must not wait for one
+            guard = context._recorder.guard
+            closing = threading.Thread(target=guard.close, args=(True,), daemon=True)
+            closing.start()
+            closing.join(timeout=20)
+            os._exit(3 if closing.is_alive() else 0 if guard.closed else 4)
+        release.set()
+        writer.join(timeout=30)
+        return os.waitpid(pid, 0)[1]
+
+    run = new_runner().run(handler=handler)
+    assert run.state == "completed"
+    assert run.results["return"] == 0  # a wait status: 0 is "exited 0", a hang exits 3

@@ -355,8 +355,10 @@ class Runtime(ABC):
                 "parent_uid": parent.uid,
             }
         )
+        # an iteration runs the code the sweep loaded: the parent's git facts, not read again
+        status = type(parent.status)(git=dict(parent.status.git))
         return parent.model_copy(
-            update={"metadata": child_meta, "spec": child_spec, "status": type(parent.status)()}
+            update={"metadata": child_meta, "spec": child_spec, "status": status}
         )
 
 

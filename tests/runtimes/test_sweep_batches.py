@@ -144,3 +144,84 @@ def test_a_failed_flush_keeps_every_buffered_commit_for_the_next(clean_env):
     still.commit_run(_record("f3", "completed"))
     with pytest.raises(RunDBError, match="disk is full"):
         still.close()  # the DB still fails at the end: the sweep fails, loudly
+
+
+def test_a_running_iteration_reaches_the_db_within_a_tick_of_the_flush_thread(clean_env,
+                                                                              monkeypatch):
+    """An iteration's ``running`` record is written by the flush thread, not at its start."""
+    import time
+
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.05")
+    monkeypatch.setenv("MLFLOWLET_HEARTBEAT_TIMEOUT", "3600")  # no heartbeat writes it instead
+    db = get_run_db()
+
+    def handler(context, x: int):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # this iteration, as another reader sees it
+            rows = db.list_runs(uid=context.uid, project="b", iter=True)
+            if any(r["metadata"]["iteration"] == context.iteration
+                   and r["status"]["state"] == "running" for r in rows):
+                context.log_result("seen", True)
+                return
+            time.sleep(0.01)  # polling another reader's view, bounded by the deadline above
+        context.log_result("seen", False)
+
+    task = new_task(name="sw", project="b").with_hyper_params({"x": [1, 2]})
+    run = new_runner().run(task, handler=handler)
+    assert run.state == "completed"
+    for it in (1, 2):
+        assert db.read_run(run.uid, project="b", iter=it)["status"]["results"] == {"seen": True}
+
+
+def test_a_sweep_reads_its_git_facts_once_and_every_iteration_records_them(clean_env,
+                                                                           monkeypatch):
+    from mlflowlet import _ctx_recorder
+
+    reads = []
+    real = _ctx_recorder.git_info
+
+    def counted(start: str) -> dict:
+        reads.append(start)
+        return real(start)
+
+    monkeypatch.setattr(_ctx_recorder, "git_info", counted)
+    task = new_task(name="sw", project="b").with_hyper_params({"x": [1, 2, 3]})
+    run = new_runner().run(task, handler=lambda x: {"y": x})
+    assert run.state == "completed" and len(reads) == 1
+    db = get_run_db()
+    parent = db.read_run(run.uid, project="b")["status"]["git"]
+    assert parent == real(reads[0]) and parent  # the tests run in a git checkout
+    for it in (1, 2, 3):
+        assert db.read_run(run.uid, project="b", iter=it)["status"]["git"] == parent
+
+
+class _Ticked:
+    """What the flush thread calls: a flush interval, and an event set at each flush."""
+
+    def __init__(self, interval: float) -> None:
+        import threading
+
+        self._flush_interval = interval
+        self.flushed = threading.Event()
+
+    def _background_flush(self, now: float, final: bool = False) -> None:
+        self.flushed.set()
+
+
+def test_a_run_with_a_shorter_flush_interval_wakes_a_flush_thread_waiting_longer():
+    """A process that ran a long-interval sweep then a default run: its writes are not late."""
+    from mlflowlet._flush import Flusher
+
+    flusher, slow, fast = Flusher(), _Ticked(3600), _Ticked(0.05)
+    import time
+
+    flusher.add(slow)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the thread waits out its hour-long tick
+        with flusher._cond:
+            if flusher._waiting == 3600:
+                break
+        time.sleep(0.001)
+    assert flusher._waiting == 3600 and not slow.flushed.is_set()
+    flusher.add(fast)
+    assert fast.flushed.wait(timeout=30)

@@ -425,7 +425,7 @@ class Recorder:
         self._flush_interval = float(get_setting("flush_interval"))
         timeout = float(get_setting("heartbeat_timeout"))
         self.heartbeat_every = max(self._flush_interval, min(30.0, timeout / 4))
-        if getattr(self.db, "flush_after_runs", False):  # a sweep's batched DB: the flush
+        if getattr(self.db, "holds_commits", False):  # a sweep's batched DB: the flush
             self.dirty = True  # thread's next tick writes the record, then the batch (one tick)
         else:
             self.commit()

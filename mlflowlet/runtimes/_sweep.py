@@ -213,6 +213,11 @@ class BatchedDB:
 
             flusher.add(self)
 
+    @property
+    def holds_commits(self) -> bool:
+        """Whether a commit waits in memory for the next flush (a SQL store, the sweep going on)."""
+        return self._batching and not self._done
+
     def _background_flush(self, now: float, final: bool = False) -> None:
         """Write what is buffered (called by the flush thread every ``interval`` seconds)."""
         if self._pending:

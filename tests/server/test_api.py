@@ -241,6 +241,27 @@ def test_local_run_records_into_the_server(monkeypatch, server):
     assert b"hello from the handler" in server.db.get_log(run.uid)
 
 
+def test_a_sweep_over_the_server_records_each_iteration_running_before_its_handler(
+    monkeypatch, server
+):
+    """Nothing batches commits over HTTP: an iteration's start record is written at once."""
+    from mlflowlet.model import new_task
+    from mlflowlet.runtimes import new_runner
+
+    monkeypatch.setenv("MLFLOWLET_DBPATH", server.url)
+    monkeypatch.setenv("MLFLOWLET_API_TOKEN", TOKEN)
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "3600")  # the flush thread writes nothing
+    seen = []
+
+    def handler(context, x: int):
+        assert not getattr(context._db, "holds_commits", True)  # a BatchedDB over HTTP
+        seen.append(server.db.read_run(context.uid, iter=context.iteration)["status"]["state"])
+
+    task = new_task(name="sw").with_hyper_params({"x": [1, 2]})
+    run = new_runner().run(task, handler=handler)
+    assert run.state == "completed" and seen == ["running", "running"]
+
+
 @pytest.mark.filterwarnings("error::pydantic.warnings.UnsupportedFieldAttributeWarning")
 def test_storing_a_run_raises_no_pydantic_warning(server):
     """The strict body models are built when defined (the run models' are deferred: issue 18);

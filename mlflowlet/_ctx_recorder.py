@@ -7,15 +7,14 @@ and hides secret values; plus the helpers that make values JSON-safe and mask th
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from . import _capture
 from ._coerce import plain_json
+from ._ctx_faults import aborted_elsewhere, drop_unstorable, report_flush_error
 from ._masking import masked as _masked
-from ._names import drop_unstorable_rows
 from ._owner import process_identity
 from ._provenance import git_info, host_facts, source_dir
 from ._text import LOG_ERRORS, log_bytes
@@ -263,7 +262,9 @@ class Recorder:
             try:
                 self.db.commit_run(record, out_arts, out_metrics, data)
             except (UnicodeError, UnstorableValueError):
-                if record_only or not self._drop_unstorable(out_arts, out_metrics, arts, metrics):
+                if record_only or not drop_unstorable(
+                    self.run, out_arts, out_metrics, arts, metrics
+                ):
                     raise
                 self.db.commit_run(record, out_arts, out_metrics, data)  # all the rest
         except BaseException as exc:
@@ -288,27 +289,6 @@ class Recorder:
         self.recorded = True
         self.last_flush = time.monotonic()
 
-    def _drop_unstorable(
-        self, out_arts: list[Any], out_metrics: list[Any], arts: list[Any], metrics: list[Any]
-    ) -> bool:
-        """Drop the artifact and metric rows no run DB can store (NUL, a lone surrogate).
-
-        Their calls refuse such text; this is the guard for rows made past them, so that one
-        such row neither stops every later write (retried forever) nor loses the others. Drops
-        from both the masked rows and the buffered ones (put back on failure); says so on stderr.
-        """
-        names = drop_unstorable_rows([out_metrics, metrics], [out_arts, arts])
-        if not names:
-            return False
-        meta = self.run.metadata
-        print(
-            f"mlflowlet: run {meta.name!r} ({meta.uid}) records no rows for "
-            f"{', '.join(dict.fromkeys(map(repr, names)))}: no run DB can store text with NUL or "
-            "a lone surrogate (an undecodable byte); everything else is recorded",
-            file=getattr(sys.stderr, "_original", sys.stderr),
-        )
-        return True
-
     def _background_flush(self, now: float, final: bool = False) -> None:
         """Write what is buffered, a heartbeat when quiet, or a final record not yet written.
 
@@ -324,50 +304,22 @@ class Recorder:
             pending = self.dirty or self.output or (final and self.held)
             if not (pending or quiet or self.finished):
                 return
-            if not self.finished and self._aborted_elsewhere():
-                return  # never write `running` over it: the handler stops at its next log call
+            if not self.finished:  # aborted from another host: the handler is asked to stop
+                reason = aborted_elsewhere(self.db, self.run)  # (as `request_abort` does)
+                if reason:
+                    self.abort_requested = reason
+                    return  # never write `running` over it: it stops at its next log call
             try:
                 self.write(final=final or self.finished, retry=self.finished)
             except Exception as exc:
-                self._report_flush_error(exc)
+                self.flush_error = report_flush_error(
+                    self.run, exc, self.flush_error, self._flush_interval
+                )
                 return
             self.flush_error = ""
             if self.finished:
                 self.final_written = True
                 flusher.discard(self)
-
-    def _aborted_elsewhere(self) -> bool:
-        """Whether the DB says this run was aborted (``mlflowlet abort`` from another host).
-
-        Then the handler is asked to stop, as :func:`~mlflowlet.context.request_abort` does.
-        """
-        read = getattr(self.db, "read_run", None)
-        if read is None:
-            return False
-        meta = self.run.metadata
-        state = getattr(self.db, "read_state", None)  # a SQL DB: the record is read only if so
-        try:
-            if state is not None and state(meta.uid, meta.project, meta.iteration) != "aborted":
-                return False
-            status = read(meta.uid, meta.project, meta.iteration).get("status") or {}
-        except Exception:  # not stored yet, or unreachable: the write reports it
-            return False
-        if status.get("state") != "aborted":
-            return False
-        self.abort_requested = status.get("error") or "aborted"
-        return True
-
-    def _report_flush_error(self, exc: Exception) -> None:
-        """Say once (on stderr, not in the run's output) that writes to the run DB fail."""
-        text = str(exc) or type(exc).__name__
-        if text != self.flush_error:
-            self.flush_error = text
-            meta = self.run.metadata
-            print(
-                f"mlflowlet: run {meta.name!r} ({meta.uid}) cannot be written to the run DB, "
-                f"retrying every {self._flush_interval:g} s: {text}",
-                file=getattr(sys.stderr, "_original", sys.stderr),
-            )
 
     # masking ------------------------------------------------------------------------------------
     def mask_store(self) -> SecretsStore | None:

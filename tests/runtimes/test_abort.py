@@ -211,7 +211,7 @@ def test_a_run_whose_process_ignores_sigint_is_marked_and_stops_at_its_next_log(
 def test_the_abort_check_reads_a_runs_record_only_once_it_reads_aborted():
     # the flush thread checks every heartbeat; a sweep's parent holds every hyper-parameter
     # value in its record (a million: ~80 MB to parse), so the check reads the state column
-    from mlflowlet.context import Context
+    from mlflowlet._ctx_faults import aborted_elsewhere
 
     db = get_run_db()
     reads: list[str] = []
@@ -228,10 +228,9 @@ def test_the_abort_check_reads_a_runs_record_only_once_it_reads_aborted():
     run.metadata.uid, run.metadata.name, run.metadata.project = "watched", "watched", "p"
     run.status.state = "running"
     db.store_run(run.to_dict(), "watched", "p")
-    recorder = Context(run, Counting())._recorder
+    counting = Counting()
     assert db.read_state("watched", "p") == "running" and db.read_state("nothing", "p") == ""
-    assert recorder._aborted_elsewhere() is False and reads == []
+    assert aborted_elsewhere(counting, run) == "" and reads == []
     db.update_run({"status.state": "aborted", "status.error": "stopped from afar"}, "watched", "p")
     assert db.read_state("watched", "p") == "aborted"
-    assert recorder._aborted_elsewhere() is True and reads == ["watched"]
-    assert recorder.abort_requested == "stopped from afar"
+    assert aborted_elsewhere(counting, run) == "stopped from afar" and reads == ["watched"]

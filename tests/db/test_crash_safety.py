@@ -293,3 +293,48 @@ def test_servers_and_postgresql_resolve_dead_runs_too(backend, request, tmp_path
     assert listed["status"]["state"] == "error"
     assert listed["status"]["error"].startswith("process died (pid 4242 on elsewhere.example")
     assert "process died" in db.get_log("gone", "p").decode()
+
+
+SWEEP_VICTIM = textwrap.dedent("""
+    import time
+    from mlflowlet import new_runner, new_task
+
+    def victim(context, x: int):
+        context.log_result("loss", x)
+        print(f"iteration {x} logged", flush=True)
+        if x == 2:
+            time.sleep(600)  # SIGKILL lands here
+
+    task = new_task(name="sweepvictim").with_hyper_params({"x": [1, 2, 3]}, strategy="list")
+    new_runner().run(task, handler=victim)
+""")
+
+
+def test_sigkill_in_a_sweeps_iteration_keeps_the_iterations_and_readers_resolve_them(
+    tmp_path, dbdir
+):
+    """A sweep's iterations are batched in memory for a tick: what was flushed survives."""
+    proc = _spawn(tmp_path, dbdir, SWEEP_VICTIM, MLFLOWLET_FLUSH_INTERVAL="0.1")
+    db = get_run_db()
+    try:
+
+        def second_logged():
+            rows = db.list_runs(name="sweepvictim", iter=True)
+            second = [r for r in rows if r["metadata"].get("iteration") == 2]
+            return second if second and second[0]["status"].get("results") else None
+
+        (before,) = wait_for(second_logged, what="iteration 2's logged result in the DB")
+        assert before["status"]["state"] == "running"
+    finally:
+        _kill(proc)
+    rows = {r["metadata"].get("iteration", 0): r for r in db.list_runs(name="sweepvictim",
+                                                                       iter=True)}
+    assert sorted(rows) == [0, 1, 2]  # the parent, iteration 1 ended, iteration 2 running
+    assert rows[1]["status"]["state"] == "completed" and rows[1]["status"]["results"] == {
+        "loss": 1}
+    second = rows[2]["status"]
+    assert second["state"] == "error" and second["error"].startswith("process died (pid ")
+    assert second["results"] == {"loss": 2}
+    assert rows[0]["status"]["state"] == "error"
+    uid = rows[0]["metadata"]["uid"]
+    assert "iteration 2 logged" in db.get_log(uid).decode()

@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._pickled import CREDENTIAL_NAME
 from ..errors import CompileError, ConfigError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: env var names whose value is a credential (refused in ``env``: the YAML would hold it)
-_CREDENTIAL = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
+_CREDENTIAL = CREDENTIAL_NAME  # one rule for env values and a pickled step's globals
 _STEP_KEYS = ("env", "secrets", "node_selector")
 KINDS = ("Workflow", "WorkflowTemplate")
 

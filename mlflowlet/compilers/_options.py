@@ -123,10 +123,29 @@ def _str_dict(value: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def no_tags(text: str, where: str) -> str:
+    """Return ``text`` written into a compiled template, unless it holds ``{{`` (refused).
+
+    Argo substitutes ``{{...}}`` anywhere in a template (env, node selectors...), and KFP's
+    backend passes its specs to its driver as Argo arguments: the pods would get another text.
+
+    Raises:
+        CompileError: names ``where`` and the fix.
+    """
+    if "{{" in text:
+        raise CompileError(
+            f"{where}={text!r:.60} holds '{{{{', which Argo (and KFP's backend, on Argo) "
+            "substitutes in the compiled workflow; pass a value without it (a pipeline "
+            "parameter crosses exactly)"
+        )
+    return text
+
+
 def _env(value: object, where: str) -> dict[str, str]:
     """Plain env values, written into the YAML as they are: a credential's name is refused."""
     env = _str_dict(value, where)
     for name, text in env.items():
+        no_tags(text, f"{where}[{name!r}]")
         if _CREDENTIAL.search(name) and text:
             raise CompileError(
                 f"{where}[{name!r}]: refused: a credential's value would be written into the "
@@ -208,6 +227,10 @@ def make_options(image: str | None, pipeline_name: str, **options: Any) -> Compi
             "secrets": _secrets(opts.get("secrets"), f"steps[{name!r}].secrets"),
             "node_selector": _str_dict(opts.get("node_selector"), f"steps[{name!r}].node_selector"),
         }
+        for key, text in steps[name]["node_selector"].items():
+            no_tags(text, f"steps[{name!r}].node_selector[{key!r}]")
+    for key in ("service_account", "namespace", "schedule", "dbpath", "artifact_path"):
+        no_tags(options.get(key) or "", key)
     for key in ("parallelism", "active_deadline_seconds", "ttl_seconds"):
         value = options.get(key)
         if value is not None and (

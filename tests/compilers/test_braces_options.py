@@ -1,4 +1,4 @@
-"""No compile option writes a {{ into a template the engine would substitute (see _options.no_tags)."""
+"""No compile option writes a {{ into a template the engine substitutes (_options.no_tags)."""
 
 import exact_pipelines as ep
 import pytest

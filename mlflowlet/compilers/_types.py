@@ -178,9 +178,9 @@ def _side(value: Any, types: dict[str, str], cond: Any, target: str) -> tuple[st
     if isinstance(value, str):
         if target == "kfp" and ("{{" in value or any(c in value for c in "'\\\n\r")):
             raise CompileError(  # '{{': the backend passes the condition in an Argo argument
-                f"condition {cond}: the string {value!r} holds a quote, backslash, newline or "
-                "'{{', which KFP's condition expression cannot quote (its backend substitutes "
-                "{{...}} in it); compare another value"
+                f"condition {cond}: the string {value!r} holds a quote, backslash or newline "
+                "(or '{{', which its backend substitutes), which KFP's condition expression "
+                "cannot quote; compare another value"
             )
         return f"{value!r}", "str"
     raise CompileError(

@@ -121,7 +121,10 @@ def _by_reference(fn: Any) -> bool:
     """Whether cloudpickle pickles ``fn`` by reference (an importable module's function)."""
     from cloudpickle import cloudpickle as impl
 
-    return bool(impl._should_pickle_by_reference(fn))
+    rule = getattr(impl, "_should_pickle_by_reference", None)  # cloudpickle's own, when it has it
+    if rule is None:
+        return fn.__module__ not in ("__main__", None) and "<locals>" not in fn.__qualname__
+    return bool(rule(fn))
 
 
 def _code_names(code: types.CodeType) -> set[str]:
@@ -164,14 +167,18 @@ def _refuse_env_secrets(raw: bytes, captured: dict[str, Any], where: str) -> Non
         )
 
 
-def _holds(value: Any, text: str) -> bool:
+def _holds(value: Any, text: str, seen: set[int] | None = None) -> bool:
     """Whether a str, or a builtin container's str (keys included), holds ``text``."""
     if isinstance(value, str):
         return text in value
+    seen = set() if seen is None else seen
+    if id(value) in seen:  # a container holding itself
+        return False
+    seen.add(id(value))
     if isinstance(value, dict):
-        return any(_holds(k, text) or _holds(v, text) for k, v in value.items())
+        return any(_holds(k, text, seen) or _holds(v, text, seen) for k, v in value.items())
     if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_holds(v, text) for v in value)
+        return any(_holds(v, text, seen) for v in value)
     return False
 
 

@@ -138,3 +138,29 @@ def test_a_main_script_step_reading_a_secret_at_module_top_is_refused(tmp_path):
     assert "step 'download'" in proc.stderr and "global 'HF'" in proc.stderr
     assert "'HF_TOKEN'" in proc.stderr and SECRET_VALUE not in proc.stderr
     assert not (tmp_path / "fetch.yaml").exists()
+
+
+def test_a_container_holding_itself_and_the_secret_is_named(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET_VALUE)
+    loop: dict = {"a": None, "b": None}
+    loop["a"] = loop["b"] = loop
+    cfg = [loop, {"k": [os.environ["HF_TOKEN"]]}]
+
+    def use() -> int:
+        return len(cfg)
+
+    with pytest.raises(CompileError, match="captures global 'cfg', holding the value of"):
+        compile(_pipe(use), "argo")
+
+
+def test_without_cloudpickles_own_rule_a_nested_step_is_still_checked(monkeypatch):
+    from cloudpickle import cloudpickle as impl
+
+    monkeypatch.delattr(impl, "_should_pickle_by_reference")
+
+    def use() -> int:
+        return len(API_TOKEN)
+
+    from mlflowlet._pickled import _by_reference
+
+    assert _by_reference(use) is False and _by_reference(os.path.join) is True

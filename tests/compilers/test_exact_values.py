@@ -191,3 +191,20 @@ def test_a_map_over_a_str_list_parameter_holding_braces_gets_each_item_exactly_o
         got = {(p.node, p.iteration): p.results["return"] for p in report.pods}
         assert [got[("echo", i + 1)] for i in range(len(want))] == want
         assert got[("joined", 0)] == "|".join(want)
+
+
+def test_the_argo_interpreter_substitutes_tags_inside_a_when_literal_as_argo_does(tmp_path):
+    from mlflowlet.compilers import compile
+    from mlflowlet.compilers.check import run_compiled
+
+    env = {"PYTHONPATH": ep.__file__.rsplit("/", 1)[0]}
+    doc = compile(ep.braced_when, "argo")
+    main = next(t for t in doc["spec"]["templates"] if t["name"] == "main")
+    tasks = {t["name"]: t for t in main["dag"]["tasks"]}
+    assert "\\{\\{workflow.name}}" in tasks["eq"]["when"]
+    for name in ("eq", "never"):  # the literals as they were written before they were escaped
+        tasks[name]["when"] = tasks[name]["when"].replace("\\{", "{")
+    _status, pods, states, _ = run_compiled(doc, "argo", str(tmp_path), {}, env=env)
+    assert states["eq"] == "skipped"  # '{{workflow.name}}' became the workflow's name
+    assert states["never"] == "error"  # {{b}} does not resolve: Argo fails the task
+    assert states["ne"] == "completed"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from .._wire import wire_json, wire_text
+from .._wire import BRACED, wire_json, wire_text
 from ..errors import CompileError
 
 SCALARS = ("str", "int", "float", "bool")
@@ -346,10 +346,12 @@ def kfp_value(name: str, typ: str, value: object) -> object:
     """
     if isinstance(value, str):
         return wire_text(value)
-    if isinstance(value, list) and any(isinstance(v, str) and wire_text(v) != v for v in value):
+    strs = [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    if any("{{" in v or v.startswith(BRACED) for v in strs):  # BRACED: read back unwired
         raise CompileError(
             f"pipeline parameter {name!r} ({typ}) holds '{{{{', which KFP's launcher would "
-            "replace in the step's arguments; annotate it a bare list (carried as JSON text)"
+            f"replace in the step's arguments (or a str starting {BRACED!r}, read back as its "
+            "JSON); annotate it a bare list (carried as JSON text)"
         )
     return value
 

@@ -36,3 +36,17 @@ def test_kfp_refuses_a_pod_annotation_holding_braces_and_argo_keeps_it_as_metada
 def test_options_without_braces_are_written_as_given():
     text = compile_text(ep.braced, "argo", env={"MSG": "{a} {b}"}, service_account="runner")
     assert "{a} {b}" in text and "serviceAccountName: runner" in text
+
+
+def test_a_str_list_parameter_crosses_each_engine_exactly_or_is_refused():
+    from mlflowlet._wire import decode_param
+    from mlflowlet.compilers._types import argo_value, kfp_value
+
+    xs = [TAG, "a{", "mlflowlet:json:1", "plain"]
+    text = argo_value(xs, "list[str]")
+    assert "{{" not in text and decode_param("xs", "list[str]", text) == xs
+    assert decode_param("d", "json", argo_value(xs)) == xs  # a bare list: its JSON as it is
+    for item in (TAG, "mlflowlet:json:1"):  # KFP carries the list natively: read back unwired
+        with pytest.raises(CompileError, match="pipeline parameter 'xs'"):
+            kfp_value("xs", "list[str]", [item])
+    assert kfp_value("xs", "list[str]", ["a{", "plain"]) == ["a{", "plain"]

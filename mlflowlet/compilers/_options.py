@@ -134,7 +134,7 @@ def no_tags(text: str, where: str) -> str:
     """
     if "{{" in text:
         raise CompileError(
-            f"{where}={text!r:.60} holds '{{{{', which Argo (and KFP's backend, on Argo) "
+            f"{where} holds '{{{{', which Argo (and KFP's backend, on Argo) "  # no value shown
             "substitutes in the compiled workflow; pass a value without it (a pipeline "
             "parameter crosses exactly)"
         )
@@ -145,13 +145,13 @@ def _env(value: object, where: str) -> dict[str, str]:
     """Plain env values, written into the YAML as they are: a credential's name is refused."""
     env = _str_dict(value, where)
     for name, text in env.items():
-        no_tags(text, f"{where}[{name!r}]")
-        if _CREDENTIAL.search(name) and text:
+        if _CREDENTIAL.search(name) and text:  # first: the refusal below shows the value
             raise CompileError(
                 f"{where}[{name!r}]: refused: a credential's value would be written into the "
                 f"compiled YAML in plain text; pass it as a Kubernetes secret reference, e.g. "
                 f"secrets={{{name!r}: 'secret-name:key'}}"
             )
+        no_tags(text, f"{where}[{name!r}]")
     return env
 
 
@@ -230,7 +230,7 @@ def make_options(image: str | None, pipeline_name: str, **options: Any) -> Compi
         for key, text in steps[name]["node_selector"].items():
             no_tags(text, f"steps[{name!r}].node_selector[{key!r}]")
     for key in ("service_account", "namespace", "schedule", "dbpath", "artifact_path"):
-        no_tags(options.get(key) or "", key)
+        no_tags(str(options.get(key) or ""), key)
     for key in ("parallelism", "active_deadline_seconds", "ttl_seconds"):
         value = options.get(key)
         if value is not None and (

@@ -68,10 +68,11 @@ def when_literal(value: Any, booleans: bool = False) -> str:
 
 
 def govaluate_literal(value: Any) -> str:
-    """Return ``value`` as a literal of Argo's ``when`` language (govaluate).
+    r"""Return ``value`` as a literal of Argo's ``when`` language (govaluate).
 
     Numbers are written in positional notation (govaluate reads no exponent), strings
-    single-quoted with backslash and both quote characters escaped, booleans ``true`` /
+    single-quoted with backslash, both quote characters and ``{`` escaped (``\{`` is ``{`` to
+    govaluate, and Argo substitutes no ``{{...}}`` tag a string held), booleans ``true`` /
     ``false``; anything else as a quoted JSON text.
     """
     if isinstance(value, bool):
@@ -81,7 +82,7 @@ def govaluate_literal(value: Any) -> str:
     if isinstance(value, float) and math.isfinite(value):
         return format(Decimal(repr(value)), "f")
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return "'" + re.sub(r"([\\'\"])", r"\\\1", text) + "'"
+    return "'" + re.sub(r"([\\'\"{])", r"\\\1", text) + "'"
 
 
 NOT_A_STR = "mlflowlet:not-a-str:"  # a KFP string operand for a value that is no string

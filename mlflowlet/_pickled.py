@@ -8,6 +8,13 @@ version that pickled it (bytecode and pickle layouts differ between versions), s
 :func:`decode_handler` checks the version before unpickling and refuses a mismatch in one line
 naming both versions.
 
+A payload is readable by anyone who reads the compiled YAML, and a function pickled by value
+carries the module globals it references (and its closure and defaults) by value. So a handler
+capturing a credential is refused at compile time, naming the step and the global: a global or
+closure variable whose name looks like a credential's (:data:`CREDENTIAL_NAME`, the rule the
+compiler applies to plain ``env`` values) holding a string, or any captured value holding the
+value of a credential-named environment variable of the compiling process.
+
 cloudpickle is imported only here, inside the functions: ``import mlflowlet`` stays light.
 """
 
@@ -15,7 +22,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
+import re
 import sys
+import types
 import zlib
 from typing import Any
 
@@ -26,8 +36,12 @@ from .errors import CompileError, ConfigError
 # stores: a payload stays well under the first, all of a pipeline's under the second.
 MAX_PAYLOAD_CHARS = 100_000
 MAX_TOTAL_PAYLOAD_CHARS = 800_000
+# A name that holds a credential (env values, captured globals); see compilers._options._env.
+CREDENTIAL_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
+MIN_SECRET_CHARS = 8  # an environment credential shorter than this ("1", "true") is not searched
 
 __all__ = [
+    "CREDENTIAL_NAME",
     "MAX_PAYLOAD_CHARS",
     "MAX_TOTAL_PAYLOAD_CHARS",
     "decode_handler",
@@ -64,15 +78,21 @@ def encode_handler(obj: Any, where: str, refuse: tuple[type, ...] = ()) -> str:
 
     import cloudpickle
 
+    captured: dict[str, Any] = {}  # every global and closure variable pickled by value
+
     class Pickler(cloudpickle.CloudPickler):  # type: ignore[misc]
         def reducer_override(self, value: Any) -> Any:
             if refuse and isinstance(value, refuse):
                 raise _Refused(value)
+            if isinstance(value, types.FunctionType) and not _by_reference(value):
+                captured.update(_captures(value, where))
             return super().reducer_override(value)
 
     buf = io.BytesIO()
     try:
         Pickler(buf, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(obj)
+    except CompileError:
+        raise
     except _Refused as exc:
         raise CompileError(
             f"{where}: its handler references a {type(exc.obj).__name__} (a global or closure "
@@ -85,6 +105,7 @@ def encode_handler(obj: Any, where: str, refuse: tuple[type, ...] = ()) -> str:
             f"({type(exc).__name__}: {exc}); create that object inside the function, or move "
             "the function into a module the image has"
         ) from None
+    _refuse_env_secrets(buf.getvalue(), captured, where)
     text = f"py{python_version()}:" + base64.b64encode(zlib.compress(buf.getvalue(), 9)).decode()
     if len(text) > MAX_PAYLOAD_CHARS:
         raise CompileError(
@@ -94,6 +115,79 @@ def encode_handler(obj: Any, where: str, refuse: tuple[type, ...] = ()) -> str:
             "function into a module built into the image (--image)"
         )
     return text
+
+
+def _by_reference(fn: Any) -> bool:
+    """Whether cloudpickle pickles ``fn`` by reference (an importable module's function)."""
+    from cloudpickle import cloudpickle as impl
+
+    rule = getattr(impl, "_should_pickle_by_reference", None)  # cloudpickle's own, when it has it
+    if rule is None:
+        return fn.__module__ not in ("__main__", None) and "<locals>" not in fn.__qualname__
+    return bool(rule(fn))
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _captures(fn: types.FunctionType, where: str) -> dict[str, Any]:
+    """Return the globals and closure variables ``fn`` carries by value; refuse a credential's.
+
+    Raises:
+        CompileError: one has a credential's name and holds a string (names it, not its value).
+    """
+    out = {n: fn.__globals__[n] for n in _code_names(fn.__code__) if n in fn.__globals__}
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
+        try:
+            out[name] = cell.cell_contents
+        except ValueError:  # an empty cell (assigned later)
+            continue
+    for name, value in out.items():
+        if CREDENTIAL_NAME.search(name) and isinstance(value, (str, bytes)) and value:
+            raise CompileError(_secret_message(where, f"global {name!r}, named as a credential,"))
+    return out
+
+
+def _refuse_env_secrets(raw: bytes, captured: dict[str, Any], where: str) -> None:
+    """Refuse a payload holding the value of a credential-named environment variable."""
+    for env, value in sorted(os.environ.items()):
+        if not CREDENTIAL_NAME.search(env) or len(value) < MIN_SECRET_CHARS:
+            continue
+        if value.encode("utf-8", "surrogatepass") not in raw:
+            continue
+        names = [n for n, v in captured.items() if _holds(v, value)]
+        held = f"global {names[0]!r}" if names else "a value it captures"
+        raise CompileError(
+            _secret_message(where, f"{held}, holding the value of environment variable {env!r},")
+        )
+
+
+def _holds(value: Any, text: str, seen: set[int] | None = None) -> bool:
+    """Whether a str, or a builtin container's str (keys included), holds ``text``."""
+    if isinstance(value, str):
+        return text in value
+    seen = set() if seen is None else seen
+    if id(value) in seen:  # a container holding itself
+        return False
+    seen.add(id(value))
+    if isinstance(value, dict):
+        return any(_holds(k, text, seen) or _holds(v, text, seen) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds(v, text, seen) for v in value)
+    return False
+
+
+def _secret_message(where: str, what: str) -> str:
+    return (
+        f"{where}: its handler captures {what} which would be pickled into the compiled "
+        "workflow in plain text; read the secret inside the step with context.get_secret(KEY) "
+        "and give the step secrets= (a Kubernetes secret reference)"
+    )
 
 
 def decode_handler(text: str, name: str) -> Any:

@@ -128,10 +128,10 @@ def decode_param(name: str, typ: str, text: str) -> Any:
 
 
 def _scalar(typ: str, value: Any) -> Any:
-    if typ == "str":
+    if typ == "str":  # an item of a list[str] (see wire_text: Argo carries them so)
         if not isinstance(value, str):
             raise TypeError(f"{value!r} is not a string")
-        return value
+        return unwire_text(value)
     if typ == "bool":
         low = str(value).strip().lower() if not isinstance(value, bool) else str(value).lower()
         if low not in ("true", "false"):

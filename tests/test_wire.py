@@ -86,8 +86,9 @@ def test_map_items_are_each_elements_exact_json_text():
 @pytest.mark.parametrize(("value", "literal"), [
     (1e-05, "0.00001"), (1e20, "100000000000000000000"), (-2, "-2"), (True, "true"),
     (False, "false"), ("heads", "'heads'"), ("it's \\ \"x\"", "'it\\'s \\\\ \\\"x\\\"'"),
-    (0.1, "0.1"),  # anything else: its JSON text, quoted (what JSON lacks as its str)
-    ({"a": [1, date(2024, 1, 2)]}, "'{\\\"a\\\": [1, \\\"2024-01-02\\\"]}'"),
+    (0.1, "0.1"), ("{{x}} {", "'\\{\\{x}} \\{'"),  # a { escaped: Argo substitutes no tag
+    # anything else: its JSON text, quoted (what JSON lacks as its str)
+    ({"a": [1, date(2024, 1, 2)]}, "'\\{\\\"a\\\": [1, \\\"2024-01-02\\\"]}'"),  # no {{ either
 ])
 def test_when_literals_follow_govaluate(value, literal):
     assert govaluate_literal(value) == literal

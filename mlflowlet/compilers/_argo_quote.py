@@ -6,6 +6,11 @@ value must not hold a quote (the expression no longer parses: the workflow error
 backslash (govaluate reads it as an escape: the value compared is another one). Such a value
 is refused where it is known: a default at compile time, an argument at submit. So is a
 number govaluate cannot compare exactly (an integer beyond 2**53, NaN, infinity).
+
+On both targets a string holding ``{{`` (or any the wire form changes, see
+:func:`mlflowlet._wire.wire_text`) is refused too: it crosses as its wire form, which the
+condition would compare instead of the value (Argo substitutes the raw text into the ``when``;
+KFP compares the parameter's text in CEL).
 """
 
 from __future__ import annotations
@@ -28,16 +33,26 @@ def condition_params(dag: Any) -> set[str]:
     }
 
 
-def check_when_values(dag: Any, values: dict[str, Any], where: str) -> None:
+def check_when_values(dag: Any, values: dict[str, Any], where: str, target: str = "argo") -> None:
     """Refuse a value a condition would not compare exactly (see the module docstring).
 
     Raises:
         CompileError: names the parameter, the value and why.
     """
     from .._govaluate import when_literal
+    from .._wire import wire_text
 
     for name in sorted(condition_params(dag) & set(values)):
         value = values[name]
+        if isinstance(value, str) and wire_text(value) != value:
+            raise CompileError(
+                f"{where} {name}={value!r:.60}, compared in a condition, holds '{{{{' (or a "
+                f"trailing '{{'): {target} target carries it in another form (its tags would "
+                "be substituted), which the condition would compare instead; pass a value "
+                "without them, or compare it inside a step"
+            )
+        if target != "argo":
+            continue
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             try:
                 when_literal(value)

@@ -23,8 +23,12 @@ def cel(expr: str, args: dict[str, Any]) -> bool:
 
     Values are typed as KFP's backend holds them (numbers as doubles); ``int()`` / ``double()``
     cast, comparisons need operands of one type (numbers mix), ``!``, ``&&``, ``||`` need
-    booleans. Anything else is an error, as in CEL.
+    booleans. Anything else is an error, as in CEL. So is a condition holding ``{{``: KFP's
+    backend passes the task's spec, its condition included, to the driver as an Argo argument,
+    whose ``{{...}}`` tags Argo substitutes (``backend/src/v2/compiler/argocompiler``).
     """
+    if "{{" in expr:
+        raise ExprError(f"CEL {expr!r} holds '{{{{', which Argo substitutes in KFP's task spec")
 
     def value(token: str) -> Any:
         if token.startswith("inputs.parameter_values["):

@@ -22,6 +22,10 @@ def refuse_unsupported(plan: Any, dag: Any) -> None:
     Raises:
         CompileError: names the step, the construct and what to do instead.
     """
+    from ._argo_quote import check_when_values
+
+    defaults = {name: default for name, (_t, default, _r) in plan.params.items()}
+    check_when_values(dag, defaults, "pipeline parameter default", "kfp")
     for st in plan.steps:
         for up, on in st.node.after_on.items():
             if on in ("failure", "done"):

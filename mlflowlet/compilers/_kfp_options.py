@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._container import pod_labels
+from ._options import no_tags
 from ._plan import Plan, StepPlan
 
 
@@ -47,7 +48,7 @@ def apply_task_options(plan: Plan, st: StepPlan, task: Any) -> None:
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     for key, value in sorted(pod_labels(st.node, opts).items()):
         kubernetes.add_pod_label(task, key, value)
-    for key, value in sorted(opts.annotations.items()):
-        kubernetes.add_pod_annotation(task, key, value)
+    for key, value in sorted(opts.annotations.items()):  # the driver's argument: no {{
+        kubernetes.add_pod_annotation(task, key, no_tags(value, f"annotations[{key!r}]"))
     if spec.timeout is not None:
         kubernetes.set_timeout(task, int(spec.timeout))

@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._pickled import CREDENTIAL_NAME
 from ..errors import CompileError, ConfigError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: env var names whose value is a credential (refused in ``env``: the YAML would hold it)
-_CREDENTIAL = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
+_CREDENTIAL = CREDENTIAL_NAME  # one rule for env values and a pickled step's globals
 _STEP_KEYS = ("env", "secrets", "node_selector")
 KINDS = ("Workflow", "WorkflowTemplate")
 
@@ -122,16 +123,35 @@ def _str_dict(value: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def no_tags(text: str, where: str) -> str:
+    """Return ``text`` written into a compiled template, unless it holds ``{{`` (refused).
+
+    Argo substitutes ``{{...}}`` anywhere in a template (env, node selectors...), and KFP's
+    backend passes its specs to its driver as Argo arguments: the pods would get another text.
+
+    Raises:
+        CompileError: names ``where`` and the fix.
+    """
+    if "{{" in text:
+        raise CompileError(
+            f"{where} holds '{{{{', which Argo (and KFP's backend, on Argo) "  # no value shown
+            "substitutes in the compiled workflow; pass a value without it (a pipeline "
+            "parameter crosses exactly)"
+        )
+    return text
+
+
 def _env(value: object, where: str) -> dict[str, str]:
     """Plain env values, written into the YAML as they are: a credential's name is refused."""
     env = _str_dict(value, where)
     for name, text in env.items():
-        if _CREDENTIAL.search(name) and text:
+        if _CREDENTIAL.search(name) and text:  # first: the refusal below shows the value
             raise CompileError(
                 f"{where}[{name!r}]: refused: a credential's value would be written into the "
                 f"compiled YAML in plain text; pass it as a Kubernetes secret reference, e.g. "
                 f"secrets={{{name!r}: 'secret-name:key'}}"
             )
+        no_tags(text, f"{where}[{name!r}]")
     return env
 
 
@@ -207,6 +227,10 @@ def make_options(image: str | None, pipeline_name: str, **options: Any) -> Compi
             "secrets": _secrets(opts.get("secrets"), f"steps[{name!r}].secrets"),
             "node_selector": _str_dict(opts.get("node_selector"), f"steps[{name!r}].node_selector"),
         }
+        for key, text in steps[name]["node_selector"].items():
+            no_tags(text, f"steps[{name!r}].node_selector[{key!r}]")
+    for key in ("service_account", "namespace", "schedule", "dbpath", "artifact_path"):
+        no_tags(str(options.get(key) or ""), key)
     for key in ("parallelism", "active_deadline_seconds", "ttl_seconds"):
         value = options.get(key)
         if value is not None and (

@@ -26,7 +26,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from .._wire import wire_json, wire_text
+from .._wire import BRACED, wire_json, wire_text
 from ..errors import CompileError
 
 SCALARS = ("str", "int", "float", "bool")
@@ -176,10 +176,11 @@ def _side(value: Any, types: dict[str, str], cond: Any, target: str) -> tuple[st
                 raise CompileError(f"condition {cond}: the number {exc}") from None
         return f"{value!r}", "number"
     if isinstance(value, str):
-        if target == "kfp" and any(c in value for c in "'\\\n\r"):
-            raise CompileError(
-                f"condition {cond}: the string {value!r} holds a quote, backslash or newline, "
-                "which KFP's condition expression cannot quote; compare another value"
+        if target == "kfp" and ("{{" in value or any(c in value for c in "'\\\n\r")):
+            raise CompileError(  # '{{': the backend passes the condition in an Argo argument
+                f"condition {cond}: the string {value!r} holds a quote, backslash or newline "
+                "(or '{{', which its backend substitutes), which KFP's condition expression "
+                "cannot quote; compare another value"
             )
         return f"{value!r}", "str"
     raise CompileError(
@@ -317,15 +318,19 @@ def result_uses(dag: Any, params: dict[str, tuple[str, Any, bool]], target: str)
     return by_node
 
 
-def argo_value(value: object) -> str:
+def argo_value(value: object, typ: str = "") -> str:
     """Return a parameter value as Argo carries it (:func:`mlflowlet._govaluate.argo_text`).
 
-    With no ``{{`` Argo would substitute: see :func:`mlflowlet._wire.wire_text`.
+    With no ``{{`` Argo would substitute: see :func:`mlflowlet._wire.wire_text`. A
+    ``list[str]``'s strings cross in that form too (a map's ``withParam`` hands each item's
+    decoded string to ``{{item}}``; ``decode_param`` reads them back).
     """
     from .._govaluate import argo_text
 
     if isinstance(value, str):
         return wire_text(value)
+    if typ == "list[str]" and isinstance(value, list):
+        value = [wire_text(v) if isinstance(v, str) else v for v in value]
     text = argo_text(value)
     return wire_json(value) if "{" in text else text
 
@@ -341,10 +346,12 @@ def kfp_value(name: str, typ: str, value: object) -> object:
     """
     if isinstance(value, str):
         return wire_text(value)
-    if isinstance(value, list) and any("{{" in v for v in value if isinstance(v, str)):
+    strs = [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    if any("{{" in v or v.startswith(BRACED) for v in strs):  # BRACED: read back unwired
         raise CompileError(
             f"pipeline parameter {name!r} ({typ}) holds '{{{{', which KFP's launcher would "
-            "replace in the step's arguments; annotate it a bare list (carried as JSON text)"
+            f"replace in the step's arguments (or a str starting {BRACED!r}, read back as its "
+            "JSON); annotate it a bare list (carried as JSON text)"
         )
     return value
 
@@ -386,14 +393,13 @@ def engine_arguments(dag: Any, arguments: dict[str, Any], target: str) -> dict[s
         if typ == "json":
             out[param.name] = wire_json(value)
         elif target == "argo":
-            out[param.name] = argo_value(value)
+            out[param.name] = argo_value(value, typ)
         else:
             out[param.name] = kfp_value(param.name, typ, value)
     unknown = sorted(set(arguments) - {p.name for p in dag.params})
     if unknown:
         raise CompileError(f"pipeline {dag.name!r} has no parameter(s) {unknown}")
-    if target == "argo":  # a value Argo's conditions would not compare exactly: refused
-        from ._argo_quote import check_when_values
+    from ._argo_quote import check_when_values  # a value no condition compares exactly
 
-        check_when_values(dag, coerced, "argument")
+    check_when_values(dag, coerced, "argument", target)
     return out

@@ -191,8 +191,8 @@ def build_workflow_spec(plan: Plan, dag: Any) -> Any:
 def build_param_decl(name: str, typ_default: tuple[str, Any, bool]) -> Any:
     """Build a workflow parameter: its default as text (no value when required)."""
     m = _models()
-    _typ, default, required = typ_default
-    return m.Parameter(name=name, value=None if required else argo_value(default))
+    typ, default, required = typ_default
+    return m.Parameter(name=name, value=None if required else argo_value(default, typ))
 
 
 def build_dag_templates(plan: Plan, dag: Any) -> list[Any]:

@@ -121,3 +121,35 @@ def work(x: str) -> str:
 @pipeline(image=IMAGE)
 def failed_map():
     work.map(["bad", "ok1", "ok2"], item_param="x", parallel=1)
+
+
+@step
+def mark(tag: str = "") -> str:
+    return tag
+
+
+@pipeline(image=IMAGE)
+def braced_when(text: str = "{{workflow.name}}"):
+    """Conditions comparing a result with str literals holding {{ (true and false)."""
+    g = echo(text=text)
+    with condition(g.output == "{{workflow.name}}"):
+        mark.with_options(name="eq")(tag="eq")
+    with condition(g.output != "a{{b"):
+        mark.with_options(name="ne")(tag="ne")
+    with condition(g.output == "a{{b}}"):
+        mark.with_options(name="never")(tag="never")
+
+
+@pipeline(image=IMAGE)
+def braced_param_when(text: str = "plain"):
+    """A str pipeline parameter compared in a condition."""
+    g = echo(text="plain")
+    with condition(g.output == text):
+        mark(tag="eq")
+
+
+@pipeline(image=IMAGE)
+def braced_param_map(xs: list[str] = ["{{workflow.name}}", "a{{b}}", "{", "mlflowlet:json:1"]):  # noqa: B006
+    """A map over a list[str] parameter whose items hold {{, and a step reading the list whole."""
+    echo.map(xs, item_param="text")
+    joined(values=xs)

@@ -85,7 +85,10 @@ def test_an_untyped_result_compared_with_another_type_branches_as_in_python(targ
     assert report.ok, report.summary()
     ran = {name for name, state in report.states.items() if state == "completed"}
     assert ran - {"untyped_flag", "untyped_one", "logs"} == {
-        "true-eq-1", "str1-ne-1", "logged-true-eq-1", "logged-int1-ne-str1"
+        "true-eq-1",
+        "str1-ne-1",
+        "logged-true-eq-1",
+        "logged-int1-ne-str1",
     }
 
 
@@ -120,3 +123,88 @@ def test_check_reports_which_items_of_a_failed_map_ran(target, tmp_path):
         "step 'work': items run (item, state) [(1, 'error'), (2, 'completed'), (3, 'completed')]"
         " != local [(1, 'error')]"
     ) in report.summary()
+
+
+def test_a_condition_literal_holding_braces_decides_on_argo_as_locally(tmp_path):
+    from mlflowlet.compilers import compile_text
+
+    assert "{{workflow.name}}'" not in compile_text(ep.braced_when, "argo")  # none substituted
+    report = check(ep.braced_when, "argo", workdir=str(tmp_path))
+    assert report.ok, report.summary()
+    assert {p.node for p in report.pods} == {"echo", "eq", "ne"}  # 'never' was skipped
+
+
+def test_kfp_refuses_a_condition_literal_holding_braces():
+    from mlflowlet.compilers import compile
+    from mlflowlet.errors import CompileError
+
+    with pytest.raises(CompileError, match=r"condition .*'\{\{workflow.name\}\}'.* holds"):
+        compile(ep.braced_when, "kfp")
+
+
+def test_the_kfp_interpreter_fails_a_condition_holding_braces_as_the_backend_would(tmp_path):
+    from mlflowlet.compilers import compile
+    from mlflowlet.compilers.check import run_compiled
+
+    env = {"PYTHONPATH": ep.__file__.rsplit("/", 1)[0]}
+    doc = compile(ep.braced_param_when, "kfp")
+    tasks = doc["root"]["dag"]["tasks"]
+    cond = next(t for t in tasks.values() if "triggerPolicy" in t)["triggerPolicy"]
+    param = "inputs.parameter_values['pipelinechannel--text']"
+    assert param in cond["condition"]
+    cond["condition"] = cond["condition"].replace(param, "'{{workflow.name}}'")  # as kfp writes
+    status, _pods, states, _ = run_compiled(doc, "kfp", str(tmp_path), {}, env=env)
+    assert (status, states["mark"]) == ("Failed", "skipped")  # the condition's task failed
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("value", ["{{workflow.name}}", "a{", "mlflowlet:json:1"])
+def test_a_str_parameter_in_a_condition_whose_wire_form_differs_is_refused(target, value, tmp_path):
+    from mlflowlet.errors import CompileError
+
+    with pytest.raises(CompileError, match=r"argument text=.*compared in a condition"):
+        check(ep.braced_param_when, target, workdir=str(tmp_path), params={"text": value})
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_str_parameter_default_holding_braces_compared_in_a_condition_is_refused(target):
+    from mlflowlet.compilers import compile
+    from mlflowlet.errors import CompileError
+    from mlflowlet.pipelines import condition, pipeline
+
+    @pipeline(image=ep.IMAGE)
+    def p(text: str = "{{workflow.name}}"):
+        with condition(ep.echo(text="x").output != text):
+            ep.mark(tag="ne")
+
+    with pytest.raises(CompileError, match=r"default text='\{\{workflow.name\}\}', compared in"):
+        compile(p, target)
+
+
+def test_a_map_over_a_str_list_parameter_holding_braces_gets_each_item_exactly_on_argo(tmp_path):
+    xs = ["{{workflow.name}}", "a{{b}}", "{", "mlflowlet:json:1"]
+    for params in ({}, {"xs": ["{{workflow.uid}}", "x{"]}):
+        workdir = str(tmp_path / str(len(params)))
+        report = check(ep.braced_param_map, "argo", workdir=workdir, params=params)
+        assert report.ok, report.summary()
+        want = params.get("xs", xs)
+        got = {(p.node, p.iteration): p.results["return"] for p in report.pods}
+        assert [got[("echo", i + 1)] for i in range(len(want))] == want
+        assert got[("joined", 0)] == "|".join(want)
+
+
+def test_the_argo_interpreter_substitutes_tags_inside_a_when_literal_as_argo_does(tmp_path):
+    from mlflowlet.compilers import compile
+    from mlflowlet.compilers.check import run_compiled
+
+    env = {"PYTHONPATH": ep.__file__.rsplit("/", 1)[0]}
+    doc = compile(ep.braced_when, "argo")
+    main = next(t for t in doc["spec"]["templates"] if t["name"] == "main")
+    tasks = {t["name"]: t for t in main["dag"]["tasks"]}
+    assert "\\{\\{workflow.name}}" in tasks["eq"]["when"]
+    for name in ("eq", "never"):  # the literals as they were written before they were escaped
+        tasks[name]["when"] = tasks[name]["when"].replace("\\{", "{")
+    _status, pods, states, _ = run_compiled(doc, "argo", str(tmp_path), {}, env=env)
+    assert states["eq"] == "skipped"  # '{{workflow.name}}' became the workflow's name
+    assert states["never"] == "error"  # {{b}} does not resolve: Argo fails the task
+    assert states["ne"] == "completed"

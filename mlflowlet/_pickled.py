@@ -37,7 +37,10 @@ from .errors import CompileError, ConfigError
 MAX_PAYLOAD_CHARS = 100_000
 MAX_TOTAL_PAYLOAD_CHARS = 800_000
 # A name that holds a credential (env values, captured globals); see compilers._options._env.
-CREDENTIAL_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
+# TOKEN but not TOKENIZER / TOKENS (HF's TOKENIZERS_PARALLELISM, a tokenizer's name, MAX_TOKENS)
+CREDENTIAL_NAME = re.compile(
+    r"SECRET|PASSWORD|PASSWD|TOKEN(?!IZ|S)|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I
+)
 MIN_SECRET_CHARS = 8  # an environment credential shorter than this ("1", "true") is not searched
 
 __all__ = [

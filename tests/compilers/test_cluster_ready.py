@@ -181,9 +181,12 @@ def test_a_credential_given_as_a_plain_env_value_is_refused(options, target):
                        r"written into the compiled YAML.*secrets=\{") as err:
         compile_text(tagged, target, tracking=False, **options)
     assert "pw-5" not in str(err.value)
-    text = compile_text(tagged, target, tracking=False, env={"MODE": "x", "TOKEN_URL": ""},
+    text = compile_text(tagged, target, tracking=False,
+                        env={"MODE": "x", "TOKEN_URL": "", "TOKENIZERS_PARALLELISM": "false",
+                             "MAX_TOKENS": "512", "tokenizer": "bert-base-uncased"},
                         secrets={"AWS_SECRET_ACCESS_KEY": "s3-creds:secret"})
     assert "MODE" in text and "s3-creds" in text  # plain settings and secret references pass
+    assert "TOKENIZERS_PARALLELISM" in text and "bert-base-uncased" in text  # not credentials
 
 
 def test_compiling_without_a_run_db_says_nothing_is_recorded_unless_asked(recwarn):

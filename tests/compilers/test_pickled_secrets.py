@@ -15,6 +15,8 @@ IMAGE = "example.com/team/steps:1.0"
 API_TOKEN = "tok-0123456789abcdef"  # a module global: a nested step captures it by value
 GET_TOKEN_URL = "https://auth.example.com/token"  # credential-named too
 SECRET_VALUE = "hf_abcdefghijklmnopqrstuvwxyz"
+TOKENIZER_NAME = "bert-base-uncased"  # names like a credential's, but none
+MAX_TOKENS = "512"
 
 
 def _pipe(handler):
@@ -100,6 +102,11 @@ def test_what_holds_no_credential_compiles(monkeypatch):
         return mode + get_token()
 
     assert SECRET_VALUE not in compile_text(_pipe(use2), "argo")
+
+    def use3() -> str:  # a tokenizer is no token
+        return TOKENIZER_NAME + MAX_TOKENS
+
+    assert "name: use3" in compile_text(_pipe(use3), "argo")  # compiled, not refused
 
 
 SCRIPT = """

@@ -76,8 +76,7 @@ class Flusher:
     def _loop(self) -> None:
         idle = 0
         while True:
-            tick = self._tick()
-            with self._cond:
+            with self._cond:  # the tick is taken where `add` sees it (a shorter one wakes it)
                 if self._live:
                     idle = 0
                 else:
@@ -88,7 +87,7 @@ class Flusher:
                         self._cond.wait()
                     self._sleeping, idle = False, 0
                 else:
-                    self._waiting = tick
+                    tick = self._waiting = self._tick()  # the lock is re-entrant (an RLock)
                     self._cond.wait(tick)
                     self._waiting = 0.0
             self._flush(final=False)

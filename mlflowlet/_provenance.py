@@ -120,5 +120,20 @@ def _origin(gitdir: str) -> str:
         if stripped.startswith("["):
             in_origin = stripped == '[remote "origin"]'
         elif in_origin and stripped.startswith("url"):
-            return stripped.split("=", 1)[1].strip()
+            return _without_credentials(stripped.split("=", 1)[1].strip())
     return ""
+
+
+def _without_credentials(url: str) -> str:
+    """Return a remote URL without its credentials (a token or password never reaches a record).
+
+    ``https://user:token@host/...`` and ``https://token@host/...`` lose the user part; another
+    scheme's user is kept without its password (``ssh://git@host``, ``git@host:team/repo``).
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or "/" in userinfo:
+        return url
+    if scheme.lower() in ("http", "https"):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{userinfo.partition(':')[0]}@{host}"

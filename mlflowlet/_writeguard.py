@@ -40,11 +40,14 @@ class WriteGuard:
                 self.drained.set()
 
     def close(self, wait: bool) -> None:
-        """Admit no more writes; with ``wait``, first let the writes in flight end."""
-        while True:
-            with self.lock:
-                if not (wait and self.inflight):
-                    self.closed = True
-                    return
-                drained = self.drained = threading.Event()
-            drained.wait()
+        """Admit no more writes; with ``wait``, then let the writes in flight end.
+
+        Closed first: threads logging in a loop cannot keep the run from ending (waiting for a
+        moment with no write in flight starved the end behind eight such threads).
+        """
+        with self.lock:
+            self.closed = True
+            if not (wait and self.inflight):
+                return
+            drained = self.drained = threading.Event()
+        drained.wait()

@@ -555,6 +555,41 @@ def test_git_repo_and_commit_of_the_handler_are_recorded(tmp_path):
     assert get_run_db().read_run(run.uid)["status"]["git"]["commit"] == "ab" * 20
 
 
+def _fake_checkout(repo, url: str, commit: str) -> None:
+    (repo / ".git" / "refs" / "heads").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / ".git" / "refs" / "heads" / "main").write_text(commit + "\n")
+    (repo / ".git" / "config").write_text(f'[remote "origin"]\n\turl = {url}\n')
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "git_handlers.py").write_text(
+        "def train(context, x: int = 0):\n    return x\n"
+    )
+
+
+@pytest.mark.parametrize("url, recorded", [
+    ("https://alice:ghp_SECRET123@github.com/t/ml.git", "https://github.com/t/ml.git"),
+    ("https://ghp_SECRET123@github.com/t/ml.git", "https://github.com/t/ml.git"),
+    ("ssh://git:SECRET123@host.example/t/ml.git", "ssh://git@host.example/t/ml.git"),
+    ("git@github.com:t/ml.git", "git@github.com:t/ml.git"),
+])
+def test_credentials_in_the_git_remote_never_reach_the_record(tmp_path, url, recorded):
+    _fake_checkout(tmp_path / "checkout", url, "cd" * 20)
+    run = new_runner().run(handler=f"{tmp_path}/checkout/pkg/git_handlers.py:train")
+    assert run.status.git["repo"] == recorded
+    assert "SECRET123" not in json.dumps(get_run_db().read_run(run.uid))
+
+
+def test_a_sweep_of_a_handler_named_by_path_records_the_git_of_that_handler(tmp_path):
+    """The parent of such a sweep reads git elsewhere (no handler object): iterations read it."""
+    _fake_checkout(tmp_path / "checkout", "https://example.com/t/ml.git", "ef" * 20)
+    task = new_task(name="named").with_hyper_params({"x": [1, 2]})
+    run = new_runner().run(task, handler=f"{tmp_path}/checkout/pkg/git_handlers.py:train")
+    assert run.state == "completed"
+    for it in (1, 2):
+        git = get_run_db().read_run(run.uid, iter=it)["status"]["git"]
+        assert git == {"repo": "https://example.com/t/ml.git", "commit": "ef" * 20}
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 def test_git_commit_of_a_worktree_checkout_and_of_a_submodule_is_recorded(tmp_path):
     def git(*args, cwd=tmp_path / "main"):

@@ -68,3 +68,57 @@ def test_get_param_after_the_end_does_not_record_its_default():
     assert holder[0].get_param("late", 5) == 5
     assert "late" not in run.spec.params
     assert "late" not in get_run_db().read_run(run.uid)["spec"]["params"]
+
+
+def test_the_end_refuses_new_writes_at_once_and_waits_only_for_those_in_flight():
+    """Threads logging in a loop cannot starve a run's end: it closes, then waits."""
+    import threading
+
+    from mlflowlet._writeguard import WriteGuard
+
+    guard = WriteGuard()
+    assert guard.admit()  # one write in flight, held until released below
+    closing = threading.Thread(target=guard.close, args=(True,))
+    closing.start()
+    deadline = threading.Event()
+    for _ in range(1000):  # bounded: close sets `closed` before it waits
+        with guard.lock:
+            if guard.closed:
+                break
+        deadline.wait(0.01)
+    assert guard.closed and not guard.admit()  # a new write is refused while one is in flight
+    assert closing.is_alive()  # the end still waits for the one in flight
+    with guard:  # ... which ends now
+        pass
+    closing.join(timeout=30)
+    assert not closing.is_alive() and guard.inflight == 0
+
+
+def test_a_run_ends_while_eight_threads_keep_logging(tmp_path):
+    import threading
+
+    from mlflowlet import new_runner
+    from mlflowlet.errors import RunEndedError
+
+    stop, refused = threading.Event(), []
+
+    def handler(context):
+        def keep_logging(n: int) -> None:
+            i = 0
+            while not stop.is_set():
+                try:
+                    context.log_result(f"t{n}", i)
+                except RunEndedError:
+                    refused.append(n)
+                    return
+                i += 1
+
+        for n in range(8):
+            threading.Thread(target=keep_logging, args=(n,), daemon=True).start()
+        return "done"
+
+    try:
+        run = new_runner().run(handler=handler)
+    finally:
+        stop.set()
+    assert run.state == "completed" and run.results["return"] == "done"

@@ -36,6 +36,9 @@ class Runtime(ABC):
     """
 
     kind = ""
+    # iterations run the handler object the caller gave, in this process (their git facts are
+    # the parent's, read from that handler): the local runtime's threads
+    runs_in_process = False
 
     def __init__(self, command: str = "", **options: Any) -> None:
         self.command = command
@@ -298,6 +301,9 @@ class Runtime(ABC):
                 return ctx.to_run_object()
         stop = sweep.stop()
         parallel = sweep.parallel or self._default_parallel()
+        # the code an iteration runs is the handler the parent read git from, or (a handler
+        # named, another process) code loaded afresh: then each iteration reads its own
+        git = parent.status.git if callable(handler) and self.runs_in_process else None
         fold = Fold(sweep)
 
         def children() -> Iterator[RunObject]:
@@ -305,7 +311,7 @@ class Runtime(ABC):
                 if fold.stopped:
                     return
                 fold.launched(i, combo)
-                yield self._child(parent, i, combo)
+                yield self._child(parent, i, combo, git)
 
         sink = ctx._recorder.write_log
         shared = capture.acquire(sink, shared=True)  # fd output of parallel iterations
@@ -333,7 +339,9 @@ class Runtime(ABC):
         return 1
 
     @staticmethod
-    def _child(parent: RunObject, iteration: int, combo: dict[str, Any]) -> RunObject:
+    def _child(
+        parent: RunObject, iteration: int, combo: dict[str, Any], git: dict[str, str] | None = None
+    ) -> RunObject:
         # Copy only what a child keeps, and only the containers a child may change (a deep copy
         # of the parent's hyper_params and status made a sweep quadratic in its iterations).
         meta, spec = parent.metadata, parent.spec
@@ -355,8 +363,7 @@ class Runtime(ABC):
                 "parent_uid": parent.uid,
             }
         )
-        # an iteration runs the code the sweep loaded: the parent's git facts, not read again
-        status = type(parent.status)(git=dict(parent.status.git))
+        status = type(parent.status)(git=dict(git or {}))  # empty: the iteration reads its own
         return parent.model_copy(
             update={"metadata": child_meta, "spec": child_spec, "status": status}
         )

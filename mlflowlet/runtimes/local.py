@@ -28,6 +28,7 @@ class LocalRuntime(Runtime):
     """
 
     kind = "local"
+    runs_in_process = True
 
     def _resolve(self, run: RunObject, handler: Any) -> Any:
         if callable(handler):

@@ -110,13 +110,15 @@ class Recorder:
         """Seconds within which the flush thread writes what was logged."""
         return self._flush_interval
 
-    def renew_locks(self) -> None:
+    def renew_locks(self, parent_pid: int) -> None:
         """Take fresh locks (in a forked child: a thread of the parent may have held one).
 
-        The parent's writes in flight are not the child's: its guard counts none.
+        The parent's writes in flight are not the child's, nor is the run: its guard admits no
+        write (``ForkedRunError``; the run's record is the parent's to write).
         """
         self.lock, self.commit_lock = threading.Lock(), threading.Lock()
-        self.guard = WriteGuard(closed=self.guard.closed)
+        ended, parent = self.guard.closed, self.guard.forked_from or parent_pid
+        self.guard = WriteGuard(closed=True, forked_from=0 if ended else parent)
 
     # buffering ----------------------------------------------------------------------------------
     def writing(self, kind: str, name: Any = None) -> WriteGuard:
@@ -126,16 +128,19 @@ class Recorder:
 
         Raises:
             RunEndedError: the run already ended: nothing of it is written anywhere.
+            ForkedRunError: this process is a forked copy of the one recording the run.
         """
         guard = self.guard
         if guard.admit():
             return guard
-        from .errors import RunEndedError
+        from .errors import ForkedRunError, RunEndedError
 
         if isinstance(name, dict):
             name = [str(k) for k in name]
         what = kind if name is None else f"{kind} {name!r}"
         meta, status = self.run.metadata, self.run.status
+        if guard.forked_from:
+            raise ForkedRunError(meta.name, meta.uid, guard.forked_from, what)
         raise RunEndedError(meta.name, meta.uid, status.state, what)
 
     def write_log(self, text: str) -> None:

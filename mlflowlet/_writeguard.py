@@ -14,13 +14,16 @@ import threading
 class WriteGuard:
     """Counts a run's writes in flight; the context manager :meth:`admit` hands out."""
 
-    __slots__ = ("lock", "inflight", "closed", "drained")
+    __slots__ = ("lock", "inflight", "closed", "drained", "forked_from")
 
-    def __init__(self, closed: bool = False) -> None:
+    def __init__(self, closed: bool = False, forked_from: int = 0) -> None:
         self.lock = threading.Lock()
         self.inflight = 0  # writes under way in any thread
         self.closed = closed  # the run ended: no write is admitted from now on
         self.drained: threading.Event | None = None  # set when the last write in flight ends
+        # the pid of the process a forked child copied the live run from (it admits no write:
+        # the child's copy of the record would overwrite what that process records)
+        self.forked_from = forked_from
 
     def admit(self) -> bool:
         """Count one more write in flight (ended by leaving the ``with``); False once closed."""

@@ -8,6 +8,7 @@ thread (``_flush.py``) within ``flush_interval`` seconds of being logged, whatev
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -405,9 +406,13 @@ MLClientCtx = Context
 
 
 def _after_fork_in_child() -> None:
-    """Give every context fresh locks: a thread of the parent may have held one at the fork."""
+    """Give every context fresh locks: a thread of the parent may have held one at the fork.
+
+    A live run stays the parent's to record: a write here raises ``ForkedRunError``.
+    """
+    parent = os.getppid()
     for ctx in list(_process.live_contexts):
-        ctx._recorder.renew_locks()
+        ctx._recorder.renew_locks(parent)
 
 
 _process.at_fork(child=_after_fork_in_child)  # a child printing through the tee takes the log lock

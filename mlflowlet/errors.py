@@ -22,7 +22,8 @@ Hierarchy (each subclass also inherits the matching builtin, so callers may catc
     ├── RunDBError (RuntimeError)           the run database cannot be opened or written
     │   └── NotFoundError (KeyError)        a run or artifact that does not exist
     ├── RunError (RuntimeError)             a run ended in error (``.run`` holds the RunObject)
-    │   └── RunEndedError                   a write to a run that already ended (not recorded)
+    │   ├── RunEndedError                   a write to a run that already ended (not recorded)
+    │   └── ForkedRunError                  a write from a forked child to its parent's run
     ├── PipelineError (ValueError)          a pipeline or step that is badly defined
     │   ├── StepDefinitionError (TypeError) a decorator used on a bad signature
     │   ├── CycleError                      the DAG has a cycle (``.cycle`` lists the steps)
@@ -187,6 +188,18 @@ class RunEndedError(RunError):
         super().__init__(
             f"run {name!r} ({uid}) already ended {state}: {what} was not recorded (nor stored); "
             "write before the handler returns (join the threads it starts)"
+        )
+
+
+class ForkedRunError(RunError):
+    """A forked child process writing into the run of the process it was forked from."""
+
+    def __init__(self, name: str, uid: str, parent_pid: int, what: str) -> None:
+        super().__init__(
+            f"run {name!r} ({uid}) is recorded by process {parent_pid}, which this forked "
+            f"process copied it from: {what} was not recorded (its copy would overwrite the "
+            "run's record); return the value to that process (multiprocessing returns it), or "
+            "record a run of this process's own (new_runner().run / get_or_create_ctx)"
         )
 
 

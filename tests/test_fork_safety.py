@@ -128,7 +128,7 @@ def test_a_child_forked_while_another_thread_writes_can_end_its_copy_of_the_run(
             closing = threading.Thread(target=guard.close, args=(True,), daemon=True)
             closing.start()
             closing.join(timeout=20)
-            os._exit(3 if closing.is_alive() else 0 if guard.closed else 4)
+            os._exit(3 if closing.is_alive() else 0 if guard.forked_from == os.getppid() else 4)
         release.set()
         writer.join(timeout=30)
         return os.waitpid(pid, 0)[1]
@@ -136,3 +136,33 @@ def test_a_child_forked_while_another_thread_writes_can_end_its_copy_of_the_run(
     run = new_runner().run(handler=handler)
     assert run.state == "completed"
     assert run.results["return"] == 0  # a wait status: 0 is "exited 0", a hang exits 3
+
+
+def test_a_forked_child_cannot_write_into_its_parents_run_even_after_it_ended(dbdir):
+    """The child's copy of the record would overwrite the parent's (completed -> running)."""
+    from mlflowlet.errors import ForkedRunError
+
+    go_r, go_w = os.pipe()
+    children = []
+
+    def handler(context) -> None:
+        context.log_result("x", 1)
+        pid = os.fork()
+        if pid == 0:  # the child: waits until the parent ended the run, then tries to write
+            os.close(go_w)
+            os.read(go_r, 1)
+            try:
+                context.log_result("from_child", "late")
+                context.commit()
+            except ForkedRunError as exc:
+                os._exit(0 if f"recorded by process {os.getppid()}" in str(exc) else 5)
+            os._exit(4)  # accepted: the bug
+        children.append(pid)
+
+    run = new_runner().run(handler=handler)
+    os.close(go_r)
+    os.write(go_w, b"x")  # the run ended and its final record is written: the child may go
+    os.close(go_w)
+    assert os.waitpid(children[0], 0)[1] == 0  # exit 0: ForkedRunError naming this process
+    stored = get_run_db().read_run(run.uid)["status"]
+    assert stored["state"] == "completed" and stored["results"] == {"x": 1}

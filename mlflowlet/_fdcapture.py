@@ -214,6 +214,18 @@ capture = FdCapture()
 _process.at_fork(child=capture._reset)
 
 
+@_process.on_reset
+def _release_every_sink() -> None:
+    """``reset()`` forgets the active runs: the fds point back.
+
+    A forgotten run's sink kept them, and the next run's fd-level output went to it.
+    """
+    with capture._lock:
+        if capture._sinks and capture._pid == os.getpid():
+            capture._sinks = []
+            capture._restore()
+
+
 @atexit.register
 def _at_exit() -> None:
     with contextlib.suppress(Exception):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mlflowlet import _capture, _process, new_runner
+from mlflowlet import _capture, _fdcapture, _process, new_runner
 from mlflowlet.context import Context, activate, get_active_context
 from mlflowlet.db import get_run_db
 from mlflowlet.errors import RunDBError
@@ -54,8 +54,10 @@ def test_reset_closes_cached_run_dbs_and_clears_the_active_run(dbdir):
     ctx = Context(RunObject(), None)  # in memory: nothing to finish at exit
     activate(ctx)
     assert get_active_context() is ctx and _capture._sink.get() is not None
+    assert _fdcapture.capture.active()  # the active run's fd-level output goes to its sink
     _process.reset()
     assert get_active_context() is None and _capture._sink.get() is None
+    assert not _fdcapture.capture.active()  # nor does a forgotten run keep the fds
     with pytest.raises(RunDBError, match="closed"):
         db.read_run("u1")  # the cached connection was closed...
     again = get_run_db()

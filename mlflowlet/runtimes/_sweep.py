@@ -151,6 +151,9 @@ class Fold:
 
 def summarise(ctx: Any, fold: Fold) -> None:
     """Finish a sweep's parent: the table, the best iteration, the outcome."""
+    # aborted from elsewhere (``mlflowlet abort``): the summary is still written (an abort
+    # stops a handler at its next log call; the sweep's own writes here have none to stop)
+    abort, ctx._recorder.abort_requested = ctx._recorder.abort_requested, ""
     parent = ctx.to_run_object()
     parent.status.iterations = fold.write(ctx) if fold.count else [fold.header()]
     problems, best = [], None
@@ -175,7 +178,8 @@ def summarise(ctx: Any, fold: Fold) -> None:
     failed = not fold.ok or "max_errors" in stopped or bool(fold.options.selector and best is None)
     if fold.aborted and not stopped:  # the sweep's work was deleted or stopped from outside
         problems.insert(0, f"{fold.aborted} iteration(s) aborted ({fold.first_abort})")
-        ctx._finish("aborted", "; ".join(problems))
+    if abort or (fold.aborted and not stopped):
+        ctx._finish("aborted", "; ".join([abort] * bool(abort) + problems))
         return
     parent.status.error = "; ".join(problems)
     ctx._finish("error" if failed else "completed")

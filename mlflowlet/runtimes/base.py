@@ -308,6 +308,9 @@ class Runtime(ABC):
 
         def children() -> Iterator[RunObject]:
             for i, combo in enumerate(combos, start=1):
+                aborted = ctx._recorder.abort_requested  # `mlflowlet abort` (the flush thread
+                if aborted and not fold.stopped:  # read it from the DB): launch no more
+                    fold.stopped = f"aborted before iteration {i}: {aborted}"
                 if fold.stopped:
                     return
                 fold.launched(i, combo)

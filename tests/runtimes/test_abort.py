@@ -234,3 +234,36 @@ def test_the_abort_check_reads_a_runs_record_only_once_it_reads_aborted():
     db.update_run({"status.state": "aborted", "status.error": "stopped from afar"}, "watched", "p")
     assert db.read_state("watched", "p") == "aborted"
     assert aborted_elsewhere(counting, run) == "stopped from afar" and reads == ["watched"]
+
+
+def test_a_sweep_marked_aborted_from_another_host_launches_no_more_iterations(monkeypatch):
+    """The parent's abort, read back by the flush thread, stops the sweep's loop too."""
+    from mlflowlet import _process
+    from mlflowlet.model import new_task
+
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.05")
+    monkeypatch.setenv("MLFLOWLET_HEARTBEAT_TIMEOUT", "0.2")  # the quiet parent is read often
+    db = get_run_db()
+
+    def handler(context, x: int):
+        context.log_result("x", x)
+        if x != 3:
+            return
+        db.update_run({"status.state": "aborted", "status.error": "stopped from afar"},
+                      context.uid, context.project)  # as `mlflowlet abort` from elsewhere
+        parent = next(c for c in list(_process.live_contexts)
+                      if c.uid == context.uid and c.iteration == 0)
+        deadline = time.monotonic() + 30
+        while not parent._recorder.abort_requested and time.monotonic() < deadline:
+            time.sleep(0.01)  # bounded: until the flush thread has read the abort
+
+    task = new_task(name="farsweep").with_hyper_params({"x": list(range(1, 21))},
+                                                       strategy="list")
+    run = new_runner().run(task, handler=handler)
+    assert run.state == "aborted" and "stopped from afar" in run.error
+    launched = [r["metadata"]["iteration"] for r in db.list_runs(uid=run.uid, iter=True)
+                if r["metadata"].get("iteration")]
+    assert sorted(launched) == [1, 2, 3]  # nothing after the abort was read
+    stored = db.read_run(run.uid)["status"]
+    assert stored["state"] == "aborted" and stored["results"]["stopped"].startswith(
+        "aborted before iteration 4: stopped from afar")

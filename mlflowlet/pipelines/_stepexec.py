@@ -307,23 +307,28 @@ def _run_once(
         if "exc" in box:
             raise box["exc"]
         return box["run"]
-    _flush_abandoned(guard)  # what it logged before the deadline is kept
-    guard.close()  # an in-process step cannot be killed: it is abandoned, its writes dropped
-    data = _snapshot(run)
     message = (
         f"step {run.metadata.name!r} timed out after {timeout:g}s (the in-process call "
         "was abandoned; raise timeout= or make the step faster)"
     )
+    abandoned = _flush_abandoned(guard, run)  # what it logged before the deadline is kept
+    guard.close()  # an in-process step cannot be killed: it is abandoned, its writes dropped
+    for other in abandoned:  # its sweep's unfinished iterations end with it, saying so
+        ended = _snapshot(other)
+        ended["status"].update(state="error", error=message, end_time=now_iso())
+        db.commit_run(ended, (), (), log_bytes(""))
+    data = _snapshot(run)
     data["status"].update(state="error", error=message, end_time=now_iso(), last_update=now_iso())
     db.commit_run(data, (), (), log_bytes(message + "\n"))
     return RunObject.model_validate(data)
 
 
-def _flush_abandoned(guard: _GuardedDB) -> None:
+def _flush_abandoned(guard: _GuardedDB, run: RunObject) -> list[RunObject]:
     """Write the buffers (metric points, output) of the runs writing through ``guard``.
 
     They were logged before the deadline: a timed-out attempt's record keeps them, as a run's
     record keeps what it logged before it failed. Its sweep batch (if any) is written after.
+    Returns the runs other than ``run`` not finished (a sweep's iterations under way).
     """
     from .._flush import flusher
 
@@ -338,6 +343,7 @@ def _flush_abandoned(guard: _GuardedDB) -> None:
             obj._background_flush(time.monotonic())
         except Exception:  # noqa: BLE001 - the timeout is recorded whatever this could write
             pass
+    return [r.run for r in recorders if not r.finished and r.run is not run]
 
 
 def _snapshot(run: RunObject) -> dict[str, Any]:

@@ -444,9 +444,10 @@ def stuck_hyper():
     stuck_sweep.with_hyper_params({"x": [1, 2]}, selector="max.score")()
 
 
-def test_a_timed_out_sweep_records_nothing_of_its_abandoned_iterations(dbdir):
+def test_a_timed_out_sweep_ends_its_abandoned_iterations_and_records_nothing_after(dbdir):
     # the abandoned sweep's iterations are written in batches (the DB's _transact): they
-    # must not reach the run DB once the step's timeout was recorded
+    # must not reach the run DB once the step's timeout was recorded; the one under way is
+    # recorded ended with the step (it stayed `running` while its process lived)
     STUCK_GATE.clear()
     try:
         run = stuck_hyper.run()
@@ -460,7 +461,10 @@ def test_a_timed_out_sweep_records_nothing_of_its_abandoned_iterations(dbdir):
     assert abandoned and not any(t.is_alive() for t in abandoned)
     db = get_run_db()
     items = [r for r in db.list_runs(uid=step_uid, iter=True) if r["metadata"]["iteration"]]
-    assert all(r["status"]["state"] == "running" for r in items)  # at most their start
+    assert [r["metadata"]["iteration"] for r in items] == [1]  # x=2 never started
+    assert items[0]["status"]["state"] == "error"  # not the `completed` its thread reached
+    assert "timed out after 0.2s" in items[0]["status"]["error"]
+    assert "score" not in items[0]["status"]["results"]
     assert db.read_run(step_uid)["status"]["state"] == "error"
 
 

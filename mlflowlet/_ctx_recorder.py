@@ -398,6 +398,8 @@ class Recorder:
             RunDBError: the final record could not be written; it is retried every
                 ``flush_interval`` seconds until this process exits.
         """
+        if self.guard.forked_from:  # a forked copy (its handler returned or exited in the
+            return  # child): the run is the parent's to end and record
         _capture.drain()  # what C code and child processes wrote so far belongs to this run
         # a write in flight (another thread's) lands before the end; an abort does not wait:
         self.guard.close(wait=state != "aborted")  # its threads record nothing more

@@ -413,6 +413,8 @@ def _after_fork_in_child() -> None:
     parent = os.getppid()
     for ctx in list(_process.live_contexts):
         ctx._recorder.renew_locks(parent)
+    _active.set(None)  # nor is it the child's run: get_or_create_ctx there starts its own
+    _capture.set_sink(None)  # (its output is not kept in a copy of the parent's buffers)
 
 
 _process.at_fork(child=_after_fork_in_child)  # a child printing through the tee takes the log lock

@@ -166,3 +166,29 @@ def test_a_forked_child_cannot_write_into_its_parents_run_even_after_it_ended(db
     assert os.waitpid(children[0], 0)[1] == 0  # exit 0: ForkedRunError naming this process
     stored = get_run_db().read_run(run.uid)["status"]
     assert stored["state"] == "completed" and stored["results"] == {"x": 1}
+
+
+def test_a_forked_child_neither_ends_its_parents_run_nor_takes_it_for_its_own(dbdir):
+    from mlflowlet import get_or_create_ctx
+
+    go_r, go_w = os.pipe()
+    children = []
+
+    def handler(context) -> None:
+        context.log_result("x", 1)
+        pid = os.fork()
+        if pid == 0:  # the child: a multiprocessing worker, or code that returns or exits here
+            os.close(go_w)
+            os.read(go_r, 1)  # until the parent ended the run
+            child = get_or_create_ctx("child-run")
+            context._recorder.finish("error", "the child's copy ended")  # a no-op in a copy
+            os._exit(0 if child.uid != context.uid else 6)
+        children.append(pid)
+
+    run = new_runner().run(handler=handler)
+    os.close(go_r)
+    os.write(go_w, b"x")
+    os.close(go_w)
+    assert os.waitpid(children[0], 0)[1] == 0  # the child got a run of its own
+    stored = get_run_db().read_run(run.uid)["status"]
+    assert stored["state"] == "completed" and stored["results"] == {"x": 1}

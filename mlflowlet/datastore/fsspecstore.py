@@ -60,12 +60,23 @@ class FsspecStore(DataStore):
         }
 
     def listdir(self, url: str) -> list[str]:
-        """Return the sorted names directly under ``url``."""
+        """Return the sorted names directly under ``url``.
+
+        Raises:
+            DataNotFoundError: nothing is at ``url``.
+            DataStoreError: ``url`` is a file (fsspec lists a file as itself).
+        """
         try:
-            names = self.fs.ls(url, detail=False)
+            entries = self.fs.ls(url, detail=True)
         except FileNotFoundError:
             raise DataNotFoundError(f"no such directory '{url}'") from None
-        return sorted(str(n).rstrip("/").rpartition("/")[2] for n in names)
+        names = [str(e["name"]).rstrip("/") for e in entries]
+        if (
+            names == [str(self.fs._strip_protocol(url)).rstrip("/")]
+            and entries[0].get("type") == "file"
+        ):
+            raise DataStoreError(f"'{url}' is a file, not a directory")
+        return sorted(n.rpartition("/")[2] for n in names)
 
     def walk(self, url: str) -> list[str]:
         """Return the paths of every file under the folder ``url``, relative to it, sorted.

@@ -214,9 +214,7 @@ class Context:
 
         ``url`` adds or replaces the input; a key the run was not given is read as a URL itself
         (``get_input('infile.txt')`` reads the local file, as in MLRun), and recorded as an input.
-
-        Raises:
-            RunEndedError: the run ended and this would add or change an input (not a read).
+        Once the run ended, adding or changing an input raises ``RunEndedError`` (reads do not).
         """
         inputs = self._run.spec.inputs
         if url is None and key not in inputs:

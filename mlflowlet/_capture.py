@@ -3,6 +3,11 @@
 A tee replaces ``sys.stdout``/``sys.stderr`` the first time a run starts (never at import). Each
 write goes to the real stream and to the sink of the run active in the writer's context (a
 ``ContextVar``), so parallel iterations in threads each keep their own output.
+
+A thread belongs to the run that started it: a ``threading.Thread`` started while a run's sink is
+active in the starting thread writes to that run's log (mlflowlet's own threads excepted: they
+record what they handle themselves). A ``concurrent.futures`` thread pool serves whoever submits,
+so each task writes to the log of the run that submitted it, whichever worker runs it.
 """
 
 from __future__ import annotations
@@ -110,14 +115,75 @@ class _BinaryTee:
 
 
 def install() -> None:
-    """Put the tees in place (idempotent)."""
+    """Put the tees in place, and make threads inherit the starting thread's sink (idempotent)."""
     if isinstance(sys.stdout, _Tee) and isinstance(sys.stderr, _Tee):
         return
+    _inherit_in_threads()
     with _install_lock:
         if not isinstance(sys.stdout, _Tee) and sys.stdout is not None:
             sys.stdout = _Tee(sys.stdout)
         if not isinstance(sys.stderr, _Tee) and sys.stderr is not None:
             sys.stderr = _Tee(sys.stderr)
+
+
+_thread_start: Callable[[threading.Thread], None] | None = None  # the original Thread.start
+_pool_submit: Any = None  # the original ThreadPoolExecutor.submit, once that module is loaded
+
+
+def _inherit_in_threads() -> None:
+    """Wrap ``Thread.start`` (once): the new thread starts with the starter's sink."""
+    global _thread_start
+    with _install_lock:
+        if _thread_start is None:
+            _thread_start = threading.Thread.start
+            threading.Thread.start = _start  # type: ignore[method-assign]
+    _carry_in_pools()
+
+
+def _ours(fn: Any) -> bool:
+    return str(getattr(fn, "__module__", None) or "").startswith("mlflowlet.")
+
+
+def _start(self: threading.Thread) -> None:
+    sink = _sink.get()
+    if sink is not None and not _ours(getattr(self, "_target", None) or type(self).run):
+        run = self.run
+
+        def run_with_sink() -> None:
+            _sink.set(sink)
+            run()
+
+        self.run = run_with_sink  # type: ignore[method-assign]
+    if _pool_submit is None and "concurrent.futures.thread" in sys.modules:
+        _carry_in_pools()  # a pool's first worker starts (its first task inherits, as above)
+    assert _thread_start is not None
+    _thread_start(self)
+
+
+def _carry_in_pools() -> None:
+    """Wrap ``ThreadPoolExecutor.submit`` (once loaded): a task runs with its submitter's sink."""
+    global _pool_submit
+    pools = sys.modules.get("concurrent.futures.thread")
+    if pools is None:  # not imported yet (7 ms): the first pool thread's start wraps it
+        return
+    with _install_lock:
+        if _pool_submit is not None:
+            return
+        _pool_submit = original = pools.ThreadPoolExecutor.submit
+
+        def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            sink = None if _ours(fn) else _sink.get()
+            return original(self, _in_sink, sink, fn, *args, **kwargs)
+
+        pools.ThreadPoolExecutor.submit = submit
+
+
+def _in_sink(sink: Callable[[str], None] | None, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    token = _sink.set(sink)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _sink.reset(token)
 
 
 class LogLimit:

@@ -150,7 +150,7 @@ class Recorder:
             if limit is None:
                 limit = self.log_limit = _capture.LogLimit()
             text = limit.take(text)  # beyond MLFLOWLET_MAX_LOG_BYTES: a marker and the tail
-            if text:
+            if text and not self.finished:  # a thread it started, printing after its end
                 self.output.append(text)
 
     def touch(self, force: bool) -> None:

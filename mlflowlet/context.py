@@ -194,13 +194,15 @@ class Context:
 
     # params, secrets, inputs ------------------------------------------------------------------
     def get_param(self, key: str, default: Any = None) -> Any:
-        """Return param ``key``; a missing key records ``default`` into the run's params."""
+        """Return param ``key``; a missing key records ``default`` (once ended: not recorded)."""
         params = self._run.spec.params
         if key not in params:
-            if self._recorder.guard.closed:  # ended: its record is final
+            guard = self._recorder.guard
+            if not guard.admit():  # ended; else counted in flight: the end waits for it
                 return default
-            params[key] = default
-            self._recorder.dirty = True
+            with guard:
+                params[key] = default
+                self._recorder.dirty = True
         return params[key]
 
     def get_secret(self, key: str) -> Any:
@@ -212,13 +214,17 @@ class Context:
 
         ``url`` adds or replaces the input; a key the run was not given is read as a URL itself
         (``get_input('infile.txt')`` reads the local file, as in MLRun), and recorded as an input.
+        Once the run ended, adding or changing an input raises ``RunEndedError`` (reads do not).
         """
-        if url is None and key not in self._run.spec.inputs:
+        inputs = self._run.spec.inputs
+        if url is None and key not in inputs:
             url = key
         if url is not None:
             item = self._dataitem(key, str(url))  # a URL it refuses is never recorded
-            self._run.spec.inputs[key] = str(url)
-            self._recorder.dirty = True
+            if inputs.get(key) != str(url):
+                with self._recorder.writing("input", key):
+                    inputs[key] = str(url)
+                    self._recorder.dirty = True
             self._inputs[key] = item
         if key not in self._inputs:
             self._inputs[key] = self._dataitem(key, self._run.spec.inputs[key])

@@ -19,6 +19,9 @@ WRITES = {
     "annotation": lambda ctx: ctx.set_annotation("late", "yes"),
     "artifact": lambda ctx: ctx.log_artifact("late_art", body=b"x"),
     "commit": lambda ctx: ctx.commit(),
+    "input": lambda ctx: ctx.get_input("late_in", "memory://mlflowlet-test/late.csv"),
+    "input read as a URL": lambda ctx: ctx.get_input("late.txt"),
+    "input replaced": lambda ctx: ctx.get_input("early_in", "memory://mlflowlet-test/late.csv"),
 }
 
 
@@ -43,6 +46,7 @@ def test_a_write_after_the_run_ended_raises_and_changes_nothing(what, tmp_path):
         threads.append(threading.Thread(target=late))
         threads[0].start()
         context.log_result("early", 1)
+        context.get_input("early_in", "memory://mlflowlet-test/early.csv")
 
     run = new_runner().run(handler=train, artifact_path=str(tmp_path / "arts"))
     before = (run.to_dict(), get_run_db().read_run(run.uid), _files(tmp_path / "arts"))
@@ -51,7 +55,8 @@ def test_a_write_after_the_run_ended_raises_and_changes_nothing(what, tmp_path):
     (exc,) = caught
     assert isinstance(exc, RunError) and "\n" not in str(exc)
     assert f"run 'train' ({run.uid}) already ended completed" in str(exc)
-    assert ("'late" if what != "commit" else "a commit") in str(exc)
+    named = {"commit": "a commit", "input replaced": "input 'early_in'"}.get(what, "'late")
+    assert named in str(exc)
     assert run.to_dict() == before[0] and run.results == {"early": 1}
     assert get_run_db().read_run(run.uid) == before[1]
     assert get_run_db().get_metrics(run.uid) == []
@@ -122,3 +127,60 @@ def test_a_run_ends_while_eight_threads_keep_logging(tmp_path):
     finally:
         stop.set()
     assert run.state == "completed" and run.results["return"] == "done"
+
+
+def test_inputs_recorded_before_the_end_are_still_read_after_it(tmp_path):
+    holder = []
+    (tmp_path / "in.txt").write_bytes(b"early")
+
+    def train(context):
+        holder.append(context)
+        context.get_input("data", str(tmp_path / "in.txt"))
+
+    run = new_runner().run(handler=train)
+    ctx = holder[0]
+    assert ctx.get_input("data").get() == b"early"  # a read: nothing recorded
+    assert ctx.get_input("data", str(tmp_path / "in.txt")).get() == b"early"  # the same URL
+    assert list(ctx.inputs) == ["data"]
+    assert get_run_db().read_run(run.uid)["spec"]["inputs"] == {"data": str(tmp_path / "in.txt")}
+
+
+class _HeldParams(dict):
+    """Params whose first write waits for ``go``: a get_param that got past the end's check."""
+
+    def __init__(self, *args, go, entered):
+        super().__init__(*args)
+        self.go, self.entered = go, entered
+
+    def __setitem__(self, key, value):
+        self.entered.set()
+        self.go.wait()
+        super().__setitem__(key, value)
+
+
+def test_a_get_param_under_way_when_the_run_ends_lands_in_the_final_record(monkeypatch):
+    # it checked 'ended?', then wrote its default after the final record was taken: the
+    # record lacked the param the handler's thread went on with
+    from mlflowlet._writeguard import WriteGuard
+
+    go, entered, threads = threading.Event(), threading.Event(), []
+    close = WriteGuard.close
+
+    def close_then_release(self, wait):
+        if self.inflight:  # the get_param is counted: the end waits for it
+            go.set()
+        close(self, wait)
+
+    monkeypatch.setattr(WriteGuard, "close", close_then_release)
+
+    def train(context):
+        context._run.spec.params = _HeldParams(context._run.spec.params, go=go, entered=entered)
+        threads.append(threading.Thread(target=context.get_param, args=("late", 5)))
+        threads[0].start()
+        entered.wait()
+
+    run = new_runner().run(handler=train)
+    go.set()
+    threads[0].join()
+    assert run.spec.params == {"late": 5}
+    assert get_run_db().read_run(run.uid)["spec"]["params"] == {"late": 5}

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from mlflowlet.datastore._streams import AtomicFile, HashingReader, iter_stream
-from mlflowlet.datastore._urls import is_local, join_url, local_path, url_basename, url_scheme
+from mlflowlet.datastore._urls import is_local, join_url, local_path, url_basename
 from mlflowlet.datastore.registry import get_store
 from mlflowlet.errors import DataNotFoundError
 
@@ -18,14 +18,15 @@ from mlflowlet.errors import DataNotFoundError
 def copy(
     src_url: str, dst_url: str, secrets: Any = None, dst_secrets: Any = None
 ) -> list[dict[str, Any]]:
-    """Copy a file, or every file under a directory or ``s3://`` prefix, to another URL.
+    """Copy a file, or every file under a directory or remote prefix, to another URL.
 
     Bytes stream through in chunks (memory does not grow with the size) and are hashed
     while they are copied. A ``dst_url`` ending with ``/`` (or an existing local directory)
-    receives the source's basename. A local directory, or an ``s3://`` URL ending with
-    ``/``, is copied recursively, keeping relative paths. S3 to S3 on the same endpoint
-    and credentials copies server-side (then ``hash`` is None: no bytes pass through here).
-    Use it to move a run's artifacts, e.g. ``copy('artifacts/run1/', 's3://bucket/run1/')``.
+    receives the source's basename. A local directory, or an ``s3://`` (or fsspec, e.g.
+    ``gs://``) URL ending with ``/``, is copied recursively, keeping relative paths. S3 to
+    S3 on the same endpoint and credentials copies server-side (then ``hash`` is None: no
+    bytes pass through here). Use it to move a run's artifacts, e.g.
+    ``copy('artifacts/run1/', 's3://bucket/run1/')``.
 
     Args:
         src_url: the source path or URL.
@@ -66,7 +67,7 @@ def _expand(store: Any, url: str) -> list[tuple[str, str]] | None:
                 path = os.path.join(base, name)
                 out.append((path, os.path.relpath(path, root).replace(os.sep, "/")))
         return out
-    if url_scheme(url) in ("s3", "s3a") and url.endswith("/"):
+    if url.endswith("/") and hasattr(store, "walk"):  # a prefix: S3, an fsspec store
         return [(f"{url}{rel}", rel) for rel in store.walk(url)]
     return None
 

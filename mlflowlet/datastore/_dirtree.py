@@ -226,8 +226,6 @@ def fetch_tree(store: Any, url: str, path: str) -> None:
     Raises:
         DataNotFoundError: nothing is stored under ``url``.
     """
-    import shutil
-
     walk = getattr(store, "walk", None)
     if walk is None:
         from mlflowlet.errors import DataStoreError
@@ -236,18 +234,58 @@ def fetch_tree(store: Any, url: str, path: str) -> None:
     names = walk(url)
     if not names:
         raise DataNotFoundError(f"nothing under '{url.rstrip('/')}/'")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    import tempfile  # here: it imports shutil, bz2 and lzma (a first tracked run needs none)
 
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
+    def fill(tmp: str) -> None:
         for rel in names:
             parts = rel.split("/")
             if any(p in ("", ".", "..") for p in parts):
                 raise ArtifactError(f"'{url}': object name {rel!r} is not a safe relative path")
             os.makedirs(os.path.join(tmp, *parts[:-1]), exist_ok=True)
             store.download(f"{url.rstrip('/')}/{rel}", os.path.join(tmp, *parts))
+
+    _publish(path, fill)
+
+
+def download_tree(store: Any, url: str, path: str, what: str) -> None:
+    """Copy the directory at ``url`` (a local folder or a remote prefix) to the folder ``path``.
+
+    ``path`` is published whole (a temporary folder beside it, then renamed), so it never
+    holds half a tree; it must not exist, or be an empty folder.
+
+    Raises:
+        DataStoreError: ``path`` exists and is a file or a folder with something in it.
+        DataNotFoundError: nothing is at ``url``.
+    """
+    from mlflowlet.datastore._urls import is_local, local_path
+    from mlflowlet.errors import DataStoreError
+
+    path = os.path.abspath(path)
+    if os.path.lexists(path) and not (os.path.isdir(path) and not os.listdir(path)):
+        raise DataStoreError(
+            f"{what}: cannot download the directory '{url}' to {path!r}: it exists and is not "
+            "an empty folder; pass a new path or remove it first"
+        )
+    if not is_local(url):
+        fetch_tree(store, url, path)
+        return
+    src = local_path(url)
+    if not os.path.isdir(src):
+        raise DataNotFoundError(f"no such directory '{src}'")
+    entries = tree(src, what)
+    _publish(path, lambda tmp: _copy_entries(entries, tmp))
+
+
+def _publish(path: str, fill: Any) -> None:
+    """Fill a new temporary folder beside ``path`` with ``fill(tmp)``, then move it to ``path``."""
+    import shutil
+
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    import tempfile  # here: it imports shutil, bz2 and lzma (a first tracked run needs none)
+
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        fill(tmp)
         if os.path.isdir(path):
             shutil.rmtree(path)
         os.rename(tmp, path)

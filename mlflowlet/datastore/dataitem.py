@@ -228,13 +228,15 @@ class DataItem:
         """Return a local path holding the data.
 
         Local files and directories are returned as they are. A directory version (record
-        format ``'dir'``) or a URL ending in ``/`` (an S3 prefix) is downloaded as a folder
-        holding every object under it. Anything else is downloaded once into the
-        cache directory (``$MLFLOWLET_CACHE_DIR``, else ``<tmp>/mlflowlet-cache``) under a
+        format ``'dir'``) or a URL ending in ``/`` (an S3 or fsspec prefix) is downloaded as a
+        folder holding every object under it (a version's folder is reused, except with
+        ``verify``: the stored objects are fetched again). Anything else is downloaded once into
+        the cache directory (``$MLFLOWLET_CACHE_DIR``, else ``<tmp>/mlflowlet-cache``) under a
         name derived from the URL and the object's version (ETag, size and modification
         time from :meth:`stat`), and reused by later calls and later items while that
         version is current. A store that reports none of them is downloaded again.
-        ``verify`` (a recorded version) compares the file's sha256 with the record.
+        ``verify`` (a recorded version) compares the file's sha256 with the record; a
+        downloaded copy that differs is removed.
         """
         with self._named():
             store, real, verify = self._checked(verify)
@@ -245,32 +247,43 @@ class DataItem:
                 if not os.path.exists(path):
                     raise DataNotFoundError(f"no such file '{path}'")
             elif _dirtree.is_dir_record(self._meta) or real.endswith("/"):
-                path = _fetch_dir(store, real, (self._meta or {}).get("hash"))
+                path = _fetch_dir(store, real, (self._meta or {}).get("hash"), reuse=not verify)
             else:
                 path = _fetch(store, real)
             if verify and self._meta is not None:
-                _integrity.verify_file(self._meta, path)
+                try:
+                    _integrity.verify_file(self._meta, path)
+                except BaseException:
+                    if not is_local(real):  # a copy of other bytes: never reused
+                        _remove(path)
+                    raise
         self._local = path
         return path
 
     def download(self, path: str, verify: bool | None = None) -> None:
         """Copy the data to the local file ``path`` (atomically).
 
-        ``verify`` (a recorded version) compares the copy's digest with the record; a copy
-        that differs is removed.
+        A directory (a directory version, a local folder, or a URL ending in ``/``) is copied
+        whole to the folder ``path``, which must not exist or be empty. ``verify`` (a recorded
+        version) compares the copy's digest with the record; a copy that differs is removed.
         """
         with self._named():
             store, real, verify = self._checked(verify)
-            meta = self._meta
-            if verify and meta and is_local(real) and not _dirtree.is_dir_record(meta):
+            meta, path = self._meta, os.fspath(path)
+            is_dir = _dirtree.is_dir_record(meta) or real.endswith("/")
+            if is_dir or (is_local(real) and os.path.isdir(local_path(real))):
+                what = f"input {self._key!r}" if self._key else repr(self._url)
+                _dirtree.download_tree(store, real, path, what)
+            elif verify and meta and is_local(real):
                 src = local_path(real)  # hashed beside the copy: one overlapped pass
                 return _integrity.copy_verified(meta, src, os.path.abspath(path))
-            store.download(real, os.fspath(path))
-            if verify and self._meta is not None:
+            else:
+                store.download(real, path)
+            if verify and meta is not None:
                 try:
-                    _integrity.verify_file(self._meta, os.fspath(path))
+                    _integrity.verify_file(meta, path)
                 except BaseException:
-                    os.unlink(os.fspath(path))
+                    _remove(path)
                     raise
 
     def as_df(self, format: str | None = None, verify: bool | None = None, **kwargs: Any) -> Any:
@@ -366,17 +379,27 @@ def _fetch(store: DataStore, url: str) -> str:
     return path
 
 
-def _fetch_dir(store: DataStore, url: str, recorded: str | None) -> str:
+def _fetch_dir(store: DataStore, url: str, recorded: str | None, reuse: bool = True) -> str:
     """Download the objects under the prefix ``url`` into the cache as one folder.
 
-    A recorded version (``recorded``: its hash) is immutable, so its copy is reused; a plain
-    prefix is fetched again on every call (its content has no version to key the cache on).
+    A recorded version (``recorded``: its hash) is immutable, so its copy is reused (unless
+    not ``reuse``); a plain prefix is fetched again on every call (its content has no version
+    to key the cache on).
     """
     path = _cache_path(url.rstrip("/") + "/", [recorded] if recorded else None)
-    if recorded and os.path.isdir(path):
+    if recorded and reuse and os.path.isdir(path):
         return path
     _dirtree.fetch_tree(store, url, path)
     return path
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 def _cache_path(url: str, version: list[Any] | None = None) -> str:

@@ -60,12 +60,47 @@ class FsspecStore(DataStore):
         }
 
     def listdir(self, url: str) -> list[str]:
-        """Return the sorted names directly under ``url``."""
+        """Return the sorted names directly under ``url``.
+
+        Raises:
+            DataNotFoundError: nothing is at ``url``.
+            DataStoreError: ``url`` is a file (fsspec lists a file as itself).
+        """
         try:
-            names = self.fs.ls(url, detail=False)
+            entries = self.fs.ls(url, detail=True)
         except FileNotFoundError:
             raise DataNotFoundError(f"no such directory '{url}'") from None
-        return sorted(str(n).rstrip("/").rpartition("/")[2] for n in names)
+        names = [str(e["name"]).rstrip("/") for e in entries]
+        if (
+            names == [str(self.fs._strip_protocol(url)).rstrip("/")]
+            and entries[0].get("type") == "file"
+        ):
+            raise DataStoreError(f"'{url}' is a file, not a directory")
+        return sorted(n.rpartition("/")[2] for n in names)
+
+    def walk(self, url: str) -> list[str]:
+        """Return the paths of every file under the folder ``url``, relative to it, sorted.
+
+        What a directory artifact's read, copy and ``gc`` list (as :meth:`S3Store.walk`).
+        """
+        prefix = str(self.fs._strip_protocol(url)).rstrip("/") + "/"
+        try:
+            found = self.fs.find(url.rstrip("/"), withdirs=False)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise DataStoreError(f"cannot list '{url}': {exc}") from exc
+        names = (str(n)[len(prefix) :] for n in found if str(n).startswith(prefix))
+        return sorted(rel for rel in names if rel and not rel.endswith("/"))
+
+    def delete(self, url: str) -> None:
+        """Delete the file at ``url`` (no error when it does not exist)."""
+        try:
+            self.fs.rm_file(url)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise DataStoreError(f"cannot delete '{url}': {exc}") from exc
 
     def open(self, url: str, mode: str = "rb") -> BinaryIO:
         """Open ``url`` through fsspec (streaming)."""

@@ -7,7 +7,7 @@ import pytest
 from mlflowlet.artifacts import ArtifactManager
 from mlflowlet.datastore import get_dataitem
 from mlflowlet.datastore._dirtree import hash_tree
-from mlflowlet.errors import ArtifactError, ArtifactIntegrityError
+from mlflowlet.errors import ArtifactError, ArtifactIntegrityError, DataStoreError
 
 
 def make_tree(root, files=None):
@@ -131,6 +131,8 @@ def test_a_directory_version_in_s3_is_uploaded_whole_and_fetched_as_a_folder(tmp
     assert first.hash == second.hash and first.format == "dir"
     local = get_dataitem(first.uri, key="model", artifact=first).local(verify=True)
     assert listing(local) == listing(src)
+    get_dataitem(first.uri, key="model", artifact=first).download(tmp_path / "dl", verify=True)
+    assert listing(tmp_path / "dl") == listing(src)
     (src / "empty").mkdir()
     with pytest.raises(ArtifactError, match="folder 'empty' in it is empty"):
         mgr.log("model", local_path=str(src))
@@ -243,3 +245,80 @@ def test_a_file_changed_while_a_directory_uploads_is_recorded_as_stored(tmp_path
     local = get_dataitem(art.uri, key="model", artifact=art).local(verify=True)
     assert listing(local)["sub dir/config ü.json"] == b'{"a": 1}'
     assert art.hash.endswith(hash_tree(local, art.hash.split(":")[0])[0]) and art.size == 13
+
+
+def test_a_directory_version_downloads_as_a_folder_and_a_bad_copy_is_removed(tmp_path):
+    src = make_tree(tmp_path / "model")
+    (src / "empty").mkdir()  # a local version may hold an empty folder: the copy keeps it
+    art = ArtifactManager(str(tmp_path / "arts")).log("model", local_path=str(src))
+    item = get_dataitem(art.uri, key="model", artifact=art)
+    item.download(str(tmp_path / "copy"), verify=True)
+    assert listing(tmp_path / "copy") == listing(src) and (tmp_path / "copy" / "empty").is_dir()
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_bytes(b"mine")
+    with pytest.raises(DataStoreError, match="'model'.*it exists and is not an empty folder"):
+        item.download(str(tmp_path / "taken"))
+    assert listing(tmp_path / "taken") == {"mine.txt": b"mine"}  # nothing of it replaced
+    (tmp_path / "arts" / "model" / "weights.bin").write_bytes(b"W" * 5)  # same size, new time
+    with pytest.raises(ArtifactIntegrityError, match="artifact 'model'"):
+        item.download(str(tmp_path / "bad"), verify=True)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.fixture
+def memfs(tmp_path, monkeypatch):
+    """fsspec's in-memory store under a bucket of this test's own."""
+    fs = pytest.importorskip("fsspec").filesystem("memory")
+    monkeypatch.setenv("MLFLOWLET_CACHE_DIR", str(tmp_path / "cache"))
+    return fs, f"memory://dirs-{tmp_path.name}"
+
+
+def test_a_directory_version_in_an_fsspec_store_reads_back_like_one_in_s3(tmp_path, memfs):
+    # it was written, but local() and download() could not list its objects
+    fs, where = memfs
+    src = make_tree(tmp_path / "model dir")
+    first = ArtifactManager(f"{where}/runs/r1").log("model", local_path=str(src))
+    assert first.format == "dir" and first.uri == f"{where}/runs/r1/model dir"
+    item = get_dataitem(first.uri, key="model", artifact=first)
+    assert item.listdir() == ["sub dir", "weights.bin"]
+    assert listing(item.local(verify=True)) == listing(src)
+    item.download(str(tmp_path / "copy"), verify=True)
+    assert listing(tmp_path / "copy") == listing(src)
+    fs.pipe(f"{first.uri}/weights.bin", b"W" * 5)  # same size: only the hash tells
+    with pytest.raises(ArtifactIntegrityError, match="artifact 'model'"):
+        get_dataitem(first.uri, key="model", artifact=first).local(verify=True)
+    with pytest.raises(ArtifactIntegrityError, match="artifact 'model'"):
+        item.download(str(tmp_path / "bad"), verify=True)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_gc_and_copy_handle_every_object_of_a_directory_version_in_an_fsspec_store(
+    dbdir, tmp_path, memfs
+):
+    # the siblings: gc dropped the record and left the objects (no delete); copy of the
+    # prefix took it for one file
+    from mlflowlet import get_run_db, new_runner, new_task
+    from mlflowlet.artifacts import collect_garbage, verify_artifacts
+    from mlflowlet.datastore import copy
+
+    fs, where = memfs
+    src = make_tree(tmp_path / "model")
+
+    def handler(context):
+        context.log_artifact("model", local_path=str(src))
+
+    runs = {
+        name: new_runner().run(new_task(name=name, artifact_path=f"{where}/{name}"),
+                               handler=handler)
+        for name in ("keep", "drop")
+    }  # fmt: skip
+    kept = runs["keep"].status.artifacts[0]["uri"]
+    assert verify_artifacts().problems == [] and verify_artifacts().checked == 2
+    done = copy(kept + "/", str(tmp_path / "copied"))
+    assert sorted(c["dst"] for c in done) == sorted(
+        str(tmp_path / "copied" / rel) for rel in listing(src))
+    assert listing(tmp_path / "copied") == listing(src)
+    get_run_db().del_runs(name="drop")
+    assert len(collect_garbage().files) == 1
+    root = fs._strip_protocol(where)
+    assert sorted(p[len(root) + 1 :].split("/")[0] for p in fs.find(where)) == ["keep", "keep"]

@@ -240,6 +240,12 @@ def test_fsspec_scheme_roundtrip():
     assert get_dataitem("memory://mlflowlet-test/dir").listdir() == ["x.bin"]
     with pytest.raises(DataNotFoundError):
         get_dataitem("memory://mlflowlet-test/missing").get()
+    # a file is no directory (fsspec lists a file as itself), as on the local and S3 stores
+    with pytest.raises(DataStoreError, match="'memory://mlflowlet-test/dir/x.bin' is a file"):
+        item.listdir()
+    assert get_store("memory://mlflowlet-test/dir").walk("memory://mlflowlet-test/dir/") == [
+        "x.bin"]
+    assert get_store("memory://mlflowlet-test/dir").walk("memory://mlflowlet-test/dir/x.bin") == []
 
 
 def test_secrets_reach_the_store():

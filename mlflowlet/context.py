@@ -412,13 +412,9 @@ MLClientCtx = Context
 
 
 def _after_fork_in_child() -> None:
-    """Give every context fresh locks: a thread of the parent may have held one at the fork.
-
-    A live run stays the parent's to record: a write here raises ``ForkedRunError``.
-    """
-    parent = os.getppid()
+    """Fresh locks for every context; each run stays the parent's (writes: ForkedRunError)."""
     for ctx in list(_process.live_contexts):
-        ctx._recorder.renew_locks(parent)
+        ctx._recorder.renew_locks(os.getppid())
     _active.set(None)  # nor is it the child's run: get_or_create_ctx there starts its own
     _capture.set_sink(None)  # (its output is not kept in a copy of the parent's buffers)
 

@@ -20,6 +20,7 @@ from .._text import log_bytes
 from ..db._json import dumps, loads
 from ..errors import ConfigError, MissingDependencyError
 from ..model import RunObject, now_iso
+from ._claim import Claim
 from .base import Runtime, _short_name
 
 if TYPE_CHECKING:
@@ -91,9 +92,15 @@ class RemoteRuntime(Runtime):
 
     def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         run.metadata.labels.setdefault("kind", "remote")
-        run.status.state, run.status.start_time = "running", run.status.start_time or now_iso()
-        if db is not None:
-            db.store_run(run.to_dict(), run.uid, run.metadata.project, run.metadata.iteration)
+        if db is None:
+            run.status.state, run.status.start_time = "running", run.status.start_time or now_iso()
+            return self._answer(run, None)
+        # owned by this process while it waits: a caller killed meanwhile leaves a run readers
+        # resolve (ended error), as an in-process run's
+        with Claim(run, db) as claim:
+            return self._answer(run, claim.db_for_outcome)
+
+    def _answer(self, run: RunObject, db: Any) -> RunObject:
         try:
             envelope = self._post(run)
         except _RemoteFailure as exc:
@@ -124,13 +131,18 @@ class RemoteRuntime(Runtime):
         client = _client(self.url)
         read = run.spec.timeout or self.timeout
         timeout = httpx.Timeout(read, connect=self.connect_timeout)
+        body = run.to_dict()
+        # inline secret values travel to the function (its context masks them in what it
+        # records and answers), as they reach a subprocess or a Dask worker; never a run DB
+        body["spec"]["secret_sources"] = [dict(s) for s in run.spec.secret_sources]
+        content = dumps(body).encode()  # NaN/infinities tagged
         delay, attempt = 0.1, 0
         while True:
             try:
                 resp = client.post(
                     self.url,
                     params={"envelope": "1"},
-                    content=dumps(run.to_dict()).encode(),  # NaN/infinities tagged
+                    content=content,
                     headers={**self._headers, "content-type": "application/json"},
                     timeout=timeout,
                 )

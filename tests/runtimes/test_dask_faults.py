@@ -131,3 +131,40 @@ def test_sigint_to_a_dask_sweep_aborts_the_runs_and_leaves_no_worker(tmp_path, d
     states = {r["metadata"]["iteration"]: r["status"]["state"] for r in runs}
     assert states[0] == "aborted" and states[1] == states[2] == "aborted", states
     assert all(s in ("aborted", "created", "pending") for s in states.values()), states
+
+
+CALLER = """
+import os, sys, time
+from mlflowlet import new_runner
+
+def gated(context, folder: str = ""):
+    open(os.path.join(folder, "started"), "w").write(str(os.getpid()))
+    end = time.monotonic() + 60
+    while not os.path.exists(os.path.join(folder, "go")) and time.monotonic() < end:
+        time.sleep(0.01)
+
+if __name__ == "__main__":
+    new_runner(sys.argv[1]).run(handler=gated, name="victim", params={"folder": sys.argv[2]})
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_caller_killed_while_its_task_runs_leaves_a_run_readers_resolve(one_worker, tmp_path):
+    (tmp_path / "caller.py").write_text(textwrap.dedent(CALLER))
+    address = one_worker.cluster.scheduler_address.replace("tcp://", "dask://")
+    child = subprocess.Popen([sys.executable, str(tmp_path / "caller.py"), address, str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(tmp_path / "started", 90)  # the task runs on the worker: the caller waits
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        (tmp_path / "go").write_text("go")  # free the worker's thread
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    runs = get_run_db().list_runs(name="victim")
+    assert len(runs) == 1
+    status = runs[0]["status"]
+    assert status["state"] == "error", status  # was `pending` forever: the row named no owner
+    assert status["error"].startswith(f"process died (pid {child.pid} on ")

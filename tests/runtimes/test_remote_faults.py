@@ -1,0 +1,144 @@
+"""The remote runtime when things go wrong around the call: the caller killed mid-request, inline
+secrets, a long wait. A real HTTP function (``create_function_app``) on 127.0.0.1, real callers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mlflowlet import get_run_db
+from mlflowlet.model import new_task
+from mlflowlet.runtimes import new_runner
+from tests._procs import wait_for
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+SECRET = "s3cr3t-value-4711"
+
+HANDLERS = textwrap.dedent('''
+    import os
+    import time
+
+    def gated(context, folder: str = ""):
+        """Tell the test the request arrived, then wait (bounded) for the test's go."""
+        with open(os.path.join(folder, "started"), "w") as fh:
+            fh.write(str(os.getpid()))
+        end = time.monotonic() + 60
+        while not os.path.exists(os.path.join(folder, "go")):
+            if time.monotonic() > end:
+                raise TimeoutError("the test never said go")
+            time.sleep(0.01)
+        return {"ok": 1}
+
+    def secretive(context):
+        token = context.get_secret("TOKEN")
+        print(f"token is {token}")
+        context.log_result("token", token)
+        return {"length": len(token or "")}
+
+    def beats(context, caller_db: str = ""):
+        """Return once the caller's record of this run shows two renewed heartbeats."""
+        from mlflowlet.db.sqlite import SQLiteRunDB
+
+        db, seen, end = SQLiteRunDB(caller_db), set(), time.monotonic() + 60
+        while len(seen) < 3:
+            if time.monotonic() > end:
+                raise TimeoutError(f"the caller renewed no heartbeat: {seen}")
+            status = db.read_run(context.uid, context.project)["status"]
+            seen.add(status["heartbeat"])
+            time.sleep(0.01)
+        return {"state_while_waiting": status["state"], "pid": status["process"]["pid"]}
+''')
+
+CALLER = textwrap.dedent("""
+    import sys
+    from mlflowlet import new_runner
+
+    if __name__ == "__main__":
+        new_runner(sys.argv[1]).run(name="victim", params={"folder": sys.argv[2]})
+""")
+
+
+@pytest.fixture(scope="module")
+def function_url(tmp_path_factory):
+    from mlflowlet.server._uvicorn import ThreadedServer
+    from mlflowlet.server.serve import create_function_app
+
+    path = tmp_path_factory.mktemp("remote_faults") / "fault_handlers.py"
+    path.write_text(HANDLERS)
+    servers: dict[str, ThreadedServer] = {}
+
+    def url(name: str) -> str:
+        if name not in servers:
+            app = create_function_app(f"{path}:{name}", token="")
+            servers[name] = ThreadedServer(app).start()
+        return servers[name].url
+
+    yield url
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_caller_killed_mid_request_leaves_a_run_readers_resolve(function_url, tmp_path, dbdir):
+    (tmp_path / "caller.py").write_text(CALLER)
+    child = subprocess.Popen(
+        [sys.executable, str(tmp_path / "caller.py"), function_url("gated"), str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(tmp_path / "started")  # the request is in the function: the caller waits
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        (tmp_path / "go").write_text("go")  # free the function's thread
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    runs = get_run_db().list_runs(name="victim")
+    assert len(runs) == 1, child.stderr.read() if child.stderr else ""
+    status = runs[0]["status"]
+    assert status["state"] == "error"  # was `running` forever: the row named no owner
+    assert status["error"].startswith(f"process died (pid {child.pid} on ")
+
+
+def test_inline_secrets_reach_the_function_and_no_record(function_url, tmp_path, dbdir):
+    task = new_task(secrets=("inline", {"TOKEN": SECRET}))
+    run = new_runner(function_url("secretive")).run(task, raise_on_error=False)
+    assert run.state == "completed", run.error
+    assert run.results == {"token": "***", "length": len(SECRET)}  # was None: never sent
+    db = get_run_db()
+    assert db.get_log(run.uid) == b"token is ***\n"
+    stored = db.read_run(run.uid, run.metadata.project)
+    reduced = {"kind": "inline", "source": None, "keys": ["TOKEN"]}
+    assert stored["spec"]["secret_sources"] == [reduced]
+    for path in dbdir.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_the_caller_owns_the_waiting_run_and_renews_its_heartbeat(
+    function_url, tmp_path, dbdir, monkeypatch
+):
+    from mlflowlet._flush import flusher
+    from mlflowlet.db.sqlite import SQLiteRunDB
+    from mlflowlet.runtimes._claim import Claim
+
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.02")
+    monkeypatch.setenv("MLFLOWLET_HEARTBEAT_TIMEOUT", "0.1")  # a heartbeat every 0.025 s
+    db = SQLiteRunDB(str(tmp_path / "caller.db"))
+    run = new_runner(function_url("beats")).run(params={"caller_db": db.path}, db=db)
+    assert run.results["state_while_waiting"] == "running"
+    assert run.results["pid"] == os.getpid()  # the caller, while the function ran it
+    assert not [c for c in flusher.live() if isinstance(c, Claim)]  # released: no more beats
+    flusher.flush_all()
+    assert db.read_run(run.uid, run.metadata.project)["status"]["state"] == "completed"

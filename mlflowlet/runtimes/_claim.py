@@ -25,7 +25,8 @@ class Claim:
     """Own ``run`` in ``db`` while this process waits for it to finish elsewhere.
 
     Args:
-        run: the run (its state becomes ``running``, its ``status.process`` this process).
+        run: the run (its state becomes ``running``, its ``status.process`` this process; its
+            start time stays the executor's to set).
         db: the run DB the caller records into.
         renew: write a heartbeat when the run is quiet; ``False`` when the executor writes the
             run's row itself (Dask's ``worker_db``), whose record a heartbeat would overwrite.
@@ -47,8 +48,7 @@ class Claim:
 
         status = self.run.status
         status.state, status.process = "running", process_identity()
-        status.start_time = status.start_time or now_iso()
-        self._write()
+        self._write()  # no start time: the executor sets it when the run starts (not queued)
         self._last = time.monotonic()
         if self.renew:
             from .._flush import flusher

@@ -92,8 +92,8 @@ class RemoteRuntime(Runtime):
 
     def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         run.metadata.labels.setdefault("kind", "remote")
+        run.status.state, run.status.start_time = "running", run.status.start_time or now_iso()
         if db is None:
-            run.status.state, run.status.start_time = "running", run.status.start_time or now_iso()
             return self._answer(run, None)
         # owned by this process while it waits: a caller killed meanwhile leaves a run readers
         # resolve (ended error), as an in-process run's

@@ -168,3 +168,40 @@ def test_a_caller_killed_while_its_task_runs_leaves_a_run_readers_resolve(one_wo
     status = runs[0]["status"]
     assert status["state"] == "error", status  # was `pending` forever: the row named no owner
     assert status["error"].startswith(f"process died (pid {child.pid} on ")
+
+
+def gate(context, folder: str = "", name: str = ""):
+    """Tell the test this run started, then wait (bounded) for the test's go."""
+    with open(os.path.join(folder, f"{name}.started"), "w") as fh:
+        fh.write(str(os.getpid()))
+    end = time.monotonic() + 60
+    while not os.path.exists(os.path.join(folder, "go")) and time.monotonic() < end:
+        time.sleep(0.01)
+
+
+@pytest.mark.timeout(120)
+def test_a_run_queued_behind_another_starts_when_its_handler_starts(one_worker, tmp_path):
+    runs = {}
+
+    def run(name):
+        params = {"folder": str(tmp_path), "name": name}
+        runs[name] = one_worker.run(handler=gate, name=name, params=params)
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    wait_for(tmp_path / "first.started")  # the only worker thread is busy
+    second = threading.Thread(target=run, args=("second",))
+    second.start()
+    db = get_run_db()
+    try:
+        end = time.monotonic() + 60
+        while not db.list_runs(name="second", state="running"):  # submitted: queued behind
+            assert time.monotonic() < end, "the second run was never submitted"
+            time.sleep(0.01)
+    finally:
+        (tmp_path / "go").write_text("go")
+        first.join(60)
+        second.join(60)
+    assert runs["first"].state == runs["second"].state == "completed"
+    # was the time the caller submitted it: the wait in the queue counted as run time
+    assert runs["second"].status.start_time >= runs["first"].status.end_time

@@ -73,14 +73,21 @@ class Claim:
         self.db.store_run(self.run.to_dict(), self.run.uid, meta.project, meta.iteration)
 
     def _background_flush(self, now: float, final: bool = False) -> None:
-        """Write a heartbeat when the run has been quiet (called by the flush thread)."""
+        """Renew the heartbeat when due (called by the flush thread).
+
+        Only the heartbeat fields are updated: an executor that records into the same DB (an
+        HTTP function started with ``--db``) keeps what it wrote.
+        """
         if final or now - self._last < self._every:
             return
         with self._lock:
             if self._done:
                 return
             self._last = now
-            self._write()
+            status, meta = self.run.status, self.run.metadata
+            status.heartbeat = status.last_update = now_iso()
+            beat = {"status.heartbeat": status.heartbeat, "status.last_update": status.heartbeat}
+            self.db.update_run(beat, self.run.uid, meta.project, meta.iteration)
 
     @property
     def db_for_outcome(self) -> Any:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .._text import log_bytes
 from ..db._json import dumps, loads
 from ..errors import ConfigError, MissingDependencyError
-from ..model import RunObject, now_iso
+from ..model import TERMINAL_STATES, RunObject, now_iso
 from ._claim import Claim
 from .base import Runtime, _short_name
 
@@ -102,27 +102,47 @@ class RemoteRuntime(Runtime):
 
     def _answer(self, run: RunObject, db: Any) -> RunObject:
         try:
-            envelope = self._post(run)
+            done, arts, rows, log = self._read_envelope(self._post(run))
         except _RemoteFailure as exc:
             return self._fail(run, db, str(exc))
-        try:
-            done = RunObject.model_validate(envelope["run"])
-        except (KeyError, TypeError, ValueError) as exc:
-            return self._fail(
-                run,
-                db,
-                f"remote function {self.url} answered something that is "
-                f"not a run ({type(exc).__name__}: {exc})",
-            )
         done.metadata.uid, done.metadata.iteration = run.uid, run.metadata.iteration
         done.metadata.project = done.metadata.project or run.metadata.project
         done.spec.parent_uid = run.spec.parent_uid
         if db is not None:
-            rows = [tuple(r) for r in envelope.get("metrics") or []]
-            arts = [a for a in envelope.get("artifacts") or [] if isinstance(a, dict)]
-            log = log_bytes(str(envelope.get("log") or ""))
             db.commit_run(done.to_dict(), arts, rows, log)
         return done
+
+    def _read_envelope(self, envelope: Any) -> tuple[RunObject, list, list, bytes]:
+        """Return the answered run, its artifact records, metric rows and log, checked.
+
+        Raises:
+            _RemoteFailure: the answer is not an ended run's envelope; one line naming what.
+        """
+        try:
+            if not isinstance(envelope, dict):
+                raise TypeError(f"a JSON {type(envelope).__name__}, not an object")
+            done = RunObject.model_validate(envelope["run"])
+            if done.status.state not in TERMINAL_STATES:
+                raise ValueError(f"its run has not ended: state {done.status.state!r}")
+            rows = [_metric_row(r) for r in envelope.get("metrics") or []]
+            arts = envelope.get("artifacts") or []
+            if not all(isinstance(a, dict) and isinstance(a.get("key"), str) for a in arts):
+                raise ValueError("an artifact record without a 'key'")
+            log = envelope.get("log") or ""
+            if not isinstance(log, str):
+                raise TypeError(f"its log is a {type(log).__name__}, not text")
+        except (KeyError, TypeError, ValueError) as exc:
+            errors = getattr(exc, "errors", None)  # pydantic's: name the first bad field
+            if callable(errors):
+                first = errors()[0]
+                what = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+            else:
+                what = str(exc)
+            raise _RemoteFailure(
+                f"remote function {self.url} answered something that is not an ended run "
+                f"({type(exc).__name__}: {what}); serve the handler with `mlflowlet serve`"
+            ) from None
+        return done, list(arts), rows, log_bytes(log)
 
     # transport --------------------------------------------------------------------------------
     def _post(self, run: RunObject) -> dict[str, Any]:
@@ -186,6 +206,13 @@ class RemoteRuntime(Runtime):
         if db is not None:
             db.commit_run(run.to_dict(), (), (), log_bytes(message + "\n"))
         return run
+
+
+def _metric_row(row: Any) -> tuple:
+    """Return a metric row ``(key, step, value, time)`` of an answer, or raise ValueError."""
+    if not isinstance(row, list) or len(row) != 4 or not isinstance(row[0], str):
+        raise ValueError(f"a metric row {str(row)[:80]} that is not [key, step, value, time]")
+    return tuple(row)
 
 
 class _RemoteFailure(Exception):

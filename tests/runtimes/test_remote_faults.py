@@ -142,3 +142,58 @@ def test_the_caller_owns_the_waiting_run_and_renews_its_heartbeat(
     assert not [c for c in flusher.live() if isinstance(c, Claim)]  # released: no more beats
     flusher.flush_all()
     assert db.read_run(run.uid, run.metadata.project)["status"]["state"] == "completed"
+
+
+def _answering(answer):
+    """A real HTTP server on 127.0.0.1 answering every POST with ``answer(request_json)``."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            out = json.dumps(answer(body)).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _ended(body, **extra):
+    body["status"]["state"] = "completed"
+    return {"run": body, **extra}
+
+
+@pytest.mark.parametrize(
+    ("answer", "what"),
+    [
+        (lambda body: {"run": body}, "ValueError: its run has not ended: state 'running'"),
+        (lambda body: [body], "TypeError: a JSON list, not an object"),
+        (lambda body: {"run": {"metadata": {"name": 5}}}, "metadata.name: Input should be a"),
+        (lambda body: _ended(body, metrics=[["loss"]]), "a metric row ['loss'] that is not"),
+        (lambda body: _ended(body, artifacts=[{"uri": "x"}]), "an artifact record without"),
+        (lambda body: _ended(body, log=5), "TypeError: its log is a int, not text"),
+    ],
+    ids=["not-ended", "not-an-object", "not-a-run", "metric-row", "artifact", "log"],
+)
+def test_an_answer_that_is_not_an_ended_run_is_a_one_line_run_error(answer, what, dbdir):
+    # a non-terminal run was stored as answered (run() returned it `running`); a malformed
+    # metric row or artifact raised KeyError out of run(); pydantic's error spanned lines
+    server = _answering(answer)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        run = new_runner(url).run(name="odd", raise_on_error=False)
+    finally:
+        server.shutdown()
+    assert run.state == "error"
+    assert "\n" not in run.error and what in run.error, run.error
+    assert run.error.startswith(f"remote function {url} answered something that is not an ended")
+    assert get_run_db().read_run(run.uid, run.metadata.project)["status"]["error"] == run.error

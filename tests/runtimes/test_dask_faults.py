@@ -205,3 +205,58 @@ def test_a_run_queued_behind_another_starts_when_its_handler_starts(one_worker, 
     assert runs["first"].state == runs["second"].state == "completed"
     # was the time the caller submitted it: the wait in the queue counted as run time
     assert runs["second"].status.start_time >= runs["first"].status.end_time
+
+
+def meet(context, folder: str = "", me: str = "", other: str = ""):
+    """Wait (bounded) until the other run runs too, then write at the fd level."""
+    with open(os.path.join(folder, f"{me}.started"), "w") as fh:
+        fh.write(str(os.getpid()))
+    end = time.monotonic() + 60
+    while other and not os.path.exists(os.path.join(folder, f"{other}.started")):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{other} never started")
+        time.sleep(0.01)
+    os.write(1, f"fd output of {me}\n".encode())
+    with open(os.path.join(folder, f"{me}.wrote"), "w") as fh:
+        fh.write("1")
+    end = time.monotonic() + 60  # both wrote before either ends: the overlap is certain
+    while other and not os.path.exists(os.path.join(folder, f"{other}.wrote")):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{other} never wrote")
+        time.sleep(0.01)
+    print(f"print of {me}")
+
+
+@pytest.mark.timeout(120)
+def test_runs_sharing_a_worker_process_say_where_their_fd_output_went(tmp_path):
+    # fd-level output carries no thread: on a worker with 2 threads both runs' went to the
+    # first run's log, silently (the README sent users to Dask to keep it apart)
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+        dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+    runner = new_runner(kind="dask", cluster=cluster)
+    try:
+        runs = {}
+
+        def run(me, other):
+            params = {"folder": str(tmp_path), "me": me, "other": other}
+            runs[me] = runner.run(handler=meet, name=me, params=params)
+
+        threads = [threading.Thread(target=run, args=pair) for pair in (("a", "b"), ("b", "a"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        alone = runner.run(handler=meet, name="alone", params={"folder": str(tmp_path), "me": "c"})
+    finally:
+        runner.close()
+        cluster.close()
+    db = get_run_db()
+    logs = {name: db.get_log(r.uid).decode() for name, r in [*runs.items(), ("alone", alone)]}
+    assert runs["a"].status.process["pid"] == runs["b"].status.process["pid"]  # one process
+    for name in ("a", "b"):
+        assert f"print of {name}\n" in logs[name]  # Python-level output: the writer's run
+        assert "other runs ran in this Dask worker process at the same time" in logs[name]
+    assert "fd output of a" in logs["a"] + logs["b"]
+    assert logs["alone"] == "fd output of c\nprint of c\n"  # no overlap, no note

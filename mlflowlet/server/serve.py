@@ -26,7 +26,8 @@ class Event:
 
     Attributes:
         body: the parsed JSON body (a dict), as Nuclio gives a JSON body.
-        headers: the request headers.
+        headers: the request headers (credentials hidden: ``authorization`` reads
+            ``Bearer ***``; the server checked them).
         method: ``POST`` or ``PUT``.
         path: the request path.
     """

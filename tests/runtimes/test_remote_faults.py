@@ -197,3 +197,35 @@ def test_an_answer_that_is_not_an_ended_run_is_a_one_line_run_error(answer, what
     assert "\n" not in run.error and what in run.error, run.error
     assert run.error.startswith(f"remote function {url} answered something that is not an ended")
     assert get_run_db().read_run(run.uid, run.metadata.project)["status"]["error"] == run.error
+
+
+PEEK = textwrap.dedent('''
+    def peek(context, event):
+        print("headers:", dict(event.headers))
+        context.log_result("auth", event.headers.get("authorization"))
+''')
+
+
+def test_the_function_token_never_reaches_a_handler_s_records(tmp_path, dbdir):
+    # a handler that logged its event recorded `Bearer <token>` in its log and results, in the
+    # function's run DB and the caller's
+    from mlflowlet.server._uvicorn import ThreadedServer
+    from mlflowlet.server.serve import create_function_app
+
+    token = "tok-4242-function-token"
+    (tmp_path / "peek.py").write_text(PEEK)
+    function_db = tmp_path / "function-db"
+    app = create_function_app(f"{tmp_path / 'peek.py'}:peek", db=str(function_db), token=token)
+    server = ThreadedServer(app).start()
+    try:
+        run = new_runner(server.url, token=token).run(raise_on_error=False)
+    finally:
+        server.stop()
+    assert run.state == "completed", run.error
+    assert run.results == {"auth": "Bearer ***"}
+    log = get_run_db().get_log(run.uid).decode()
+    assert "'authorization': 'Bearer ***'" in log and token not in log
+    for folder in (dbdir, function_db):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert token.encode() not in path.read_bytes(), path

@@ -165,7 +165,8 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
         ``run`` (the run dict), ``artifacts``, ``metrics`` (rows), ``log`` (bytes) and
         ``stored`` (whether the worker already wrote the run to ``db_url``).
     """
-    from .local import LocalRuntime
+    from ..context import Context
+    from .local import call_handler
 
     run = RunObject.model_validate_json(run_json)
     try:
@@ -195,11 +196,15 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
         for flag in _active.values():
             flag[0] = True
         overlapped = _active[id(memory)] = [bool(_active)]
+    ctx = Context(run, db)
     try:
-        result = LocalRuntime()._execute(run, fn, db)
+        call_handler(ctx, lambda: fn)
+    except KeyboardInterrupt:  # raised by code in this worker thread (the handler, or an abort
+        pass  # asked elsewhere), never a signal: the run is recorded aborted, the worker lives on
     finally:
         with _active_lock:
             _active.pop(id(memory), None)
+    result = ctx.to_run_object()
     if overlapped[0]:  # the log says where its fd-level output may have gone
         note = log_bytes(_SHARED_FDS)
         if db_url:

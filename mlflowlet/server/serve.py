@@ -126,7 +126,10 @@ def execute(
         confine_run(run, artifact_root)  # before the handler: nothing runs for a bad request
     recorder = _Recorder(db, artifact_root)
     ctx = Context(run, cast("RunDB", recorder))  # records like a run DB: the response carries it
-    call_handler(ctx, lambda: fn, {"event": event})  # a failure is the run's, sent to the caller
+    try:  # a failure is the run's, sent to the caller
+        call_handler(ctx, lambda: fn, {"event": event})
+    except KeyboardInterrupt:  # raised by code in a request thread (the handler, an abort asked
+        pass  # elsewhere), never the server's Ctrl-C: the run is recorded aborted, and answered
     return {
         "run": recorder.run or ctx.to_dict(),
         "log": b"".join(recorder.log).decode("utf-8", "replace"),

@@ -260,3 +260,20 @@ def test_runs_sharing_a_worker_process_say_where_their_fd_output_went(tmp_path):
         assert "other runs ran in this Dask worker process at the same time" in logs[name]
     assert "fd output of a" in logs["a"] + logs["b"]
     assert logs["alone"] == "fd output of c\nprint of c\n"  # no overlap, no note
+
+
+def interrupts(context):
+    print("stopping myself", flush=True)
+    raise KeyboardInterrupt
+
+
+@pytest.mark.timeout(120)
+def test_a_handler_raising_keyboardinterrupt_is_aborted_and_its_worker_lives(one_worker):
+    # the KeyboardInterrupt left the task and killed the worker process, 4 times over (Dask's
+    # retries): the run read `KilledWorker`, and the tasks of those workers were lost
+    before = one_worker.run(handler=quick).results["pid"]
+    run = one_worker.run(handler=interrupts, raise_on_error=False)
+    assert run.state == "aborted"
+    assert run.error == "aborted: the code raised KeyboardInterrupt; no signal was sent"
+    assert get_run_db().get_log(run.uid).decode().startswith("stopping myself\n")
+    assert one_worker.run(handler=quick).results["pid"] == before  # the same worker process

@@ -37,6 +37,10 @@ HANDLERS = textwrap.dedent('''
             time.sleep(0.01)
         return {"ok": 1}
 
+    def interrupts(context):
+        print("stopping myself")
+        raise KeyboardInterrupt
+
     def secretive(context):
         token = context.get_secret("TOKEN")
         print(f"token is {token}")
@@ -229,3 +233,14 @@ def test_the_function_token_never_reaches_a_handler_s_records(tmp_path, dbdir):
         for path in folder.rglob("*"):
             if path.is_file():
                 assert token.encode() not in path.read_bytes(), path
+
+
+def test_a_handler_raising_keyboardinterrupt_is_an_aborted_run_not_a_500(function_url, dbdir):
+    # the function answered `500: Internal Server Error`: the run's output and state were lost
+    url = function_url("interrupts")
+    for _ in range(2):  # and the function serves on
+        run = new_runner(url).run(raise_on_error=False)
+        assert run.state == "aborted"
+        assert run.error == "aborted: the code raised KeyboardInterrupt; no signal was sent"
+        log = get_run_db().get_log(run.uid).decode()
+        assert log == f"stopping myself\n{run.error}\n"

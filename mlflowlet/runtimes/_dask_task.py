@@ -11,11 +11,14 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._text import log_bytes
 from ..errors import ConfigError
 from ..model import RunObject, now_iso
+
+if TYPE_CHECKING:
+    from ..db.base import RunDB
 
 _pickle_lock = threading.Lock()
 _handlers: dict[str, Any] = {}  # payload digest -> unpickled handler, per worker process
@@ -40,12 +43,13 @@ def pickle_handler(fn: Any) -> bytes:
 
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     by_value = module is not None and module.__name__ != "__main__" and not _installed(module)
+    shipped = (fn, origin(fn))
     with _pickle_lock:
         try:
             if by_value:
                 cloudpickle.register_pickle_by_value(module)
             try:
-                return cloudpickle.dumps(fn)
+                return cloudpickle.dumps(shipped)
             finally:
                 if by_value:
                     cloudpickle.unregister_pickle_by_value(module)
@@ -53,7 +57,7 @@ def pickle_handler(fn: Any) -> bytes:
             error = exc
         if by_value:  # a module global that cannot travel: the workers may import the module
             try:
-                return cloudpickle.dumps(fn)
+                return cloudpickle.dumps(shipped)
             except Exception:
                 pass
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
@@ -62,6 +66,26 @@ def pickle_handler(fn: Any) -> bytes:
         f"{unpicklable_part(fn) or 'it'} cannot be pickled ({type(error).__name__}: {error}); "
         "create that object inside the handler, or pass what it needs as params"
     )
+
+
+def origin(fn: Any) -> dict[str, Any]:
+    """Return where ``fn`` comes from, as the caller sees it: its file, code hash and git facts.
+
+    A function shipped by value reaches a worker with its file name replaced (cloudpickle's
+    ``<dynamic-code>``) and maybe without its source: there its code hash (of the bytecode) and
+    git facts (of the worker's working directory) would differ from the same run's in-process.
+    """
+    import inspect
+
+    from .._binding import code_hash
+    from .._provenance import git_info, source_dir
+
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return {
+        "file": code.co_filename if code is not None else "",
+        "code_hash": code_hash(fn),
+        "git": git_info(source_dir(fn)),
+    }
 
 
 def _installed(module: Any) -> bool:
@@ -140,17 +164,53 @@ class MemoryDB:
         return get_run_db().read_artifact(*args, **kwargs)
 
 
-def _load_handler(payload: bytes) -> Any:
+class _Stamped:
+    """The worker's run DB, each record stamped with the caller's view of the handler."""
+
+    def __init__(self, db: Any, facts: dict[str, Any]) -> None:
+        self._db, self._facts = db, facts
+
+    def stamp(self, run: dict[str, Any]) -> dict[str, Any]:
+        """Return ``run`` with the caller's code hash and git facts."""
+        status = run.setdefault("status", {})
+        status["code_hash"], status["git"] = self._facts["code_hash"], dict(self._facts["git"])
+        return run
+
+    def commit_run(self, run: dict, *args: Any, **kwargs: Any) -> None:
+        """Commit the stamped record (see ``RunDB.commit_run``)."""
+        self._db.commit_run(self.stamp(run), *args, **kwargs)
+
+    def store_run(self, run: dict, *args: Any, **kwargs: Any) -> None:
+        """Store the stamped record (see ``RunDB.store_run``)."""
+        self._db.store_run(self.stamp(run), *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def _refile(code: Any, filename: str) -> Any:
+    """Return ``code`` (and the code nested in it) named after ``filename`` again."""
+    consts = tuple(_refile(c, filename) if hasattr(c, "co_filename") else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _load_handler(payload: bytes) -> tuple[Any, dict[str, Any]]:
     digest = hashlib.sha256(payload).hexdigest()
-    fn = _handlers.get(digest)
-    if fn is None:  # unpickle once per worker: later iterations reuse it (and its code hash)
+    found = _handlers.get(digest)
+    if found is None:  # unpickle once per worker: later iterations reuse it
         import cloudpickle
 
-        fn = cloudpickle.loads(payload)
+        found = fn, facts = cloudpickle.loads(payload)
+        code = getattr(fn, "__code__", None)
+        if code is not None and code.co_filename.startswith("<") and facts["file"]:
+            try:  # tracebacks name the handler's file (and quote it where the worker has it)
+                fn.__code__ = _refile(code, facts["file"])
+            except (TypeError, ValueError):  # a code object that cannot be replaced
+                pass
         if len(_handlers) >= 64:
             _handlers.clear()
-        _handlers[digest] = fn
-    return fn
+        _handlers[digest] = found
+    return found
 
 
 def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
@@ -177,7 +237,7 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
         pass
     memory = MemoryDB()
     try:
-        fn = _load_handler(payload)
+        fn, facts = _load_handler(payload)
     except BaseException as exc:  # a module the worker cannot import, a broken pickle
         where = run.metadata.annotations.get("dask.worker", "the Dask worker")
         run.status.state, run.status.end_time = "error", now_iso()
@@ -196,7 +256,8 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
         for flag in _active.values():
             flag[0] = True
         overlapped = _active[id(memory)] = [bool(_active)]
-    ctx = Context(run, db)
+    stamped = _Stamped(db, facts)  # the caller's code hash and git facts, as in-process
+    ctx = Context(run, cast("RunDB", stamped))
     try:
         call_handler(ctx, lambda: fn)
     except KeyboardInterrupt:  # raised by code in this worker thread (the handler, or an abort
@@ -204,7 +265,6 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
     finally:
         with _active_lock:
             _active.pop(id(memory), None)
-    result = ctx.to_run_object()
     if overlapped[0]:  # the log says where its fd-level output may have gone
         note = log_bytes(_SHARED_FDS)
         if db_url:
@@ -212,7 +272,7 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
         else:
             memory.log += note
     return {
-        "run": memory.run or result.to_dict(),
+        "run": memory.run or stamped.stamp(ctx.to_run_object().to_dict()),
         "artifacts": memory.artifacts,
         "metrics": memory.metrics,
         "log": bytes(memory.log),

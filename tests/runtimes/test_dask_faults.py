@@ -277,3 +277,26 @@ def test_a_handler_raising_keyboardinterrupt_is_aborted_and_its_worker_lives(one
     assert run.error == "aborted: the code raised KeyboardInterrupt; no signal was sent"
     assert get_run_db().get_log(run.uid).decode().startswith("stopping myself\n")
     assert one_worker.run(handler=quick).results["pid"] == before  # the same worker process
+
+
+def failing(context, x: int = 1):
+    raise ValueError(f"failing at x={x}")
+
+
+@pytest.mark.timeout(120)
+def test_a_dask_run_records_the_handler_as_an_in_process_run_does(one_worker):
+    # shipped by value, the handler reached the worker as `<dynamic-code>`: its code hash was
+    # its bytecode's, its git facts the worker's working directory's, its traceback had no file
+    from mlflowlet import new_task
+
+    local = new_runner().run(handler=failing, raise_on_error=False)
+    remote = one_worker.run(handler=failing, raise_on_error=False)
+    assert local.status.git, "this test file lives in a git checkout"
+    assert remote.status.code_hash == local.status.code_hash
+    assert remote.status.git == local.status.git
+    assert remote.error == local.error  # the same traceback: file, line and source quoted
+    assert f'File "{__file__}"' in remote.error and 'raise ValueError(f"failing' in remote.error
+    sweep = one_worker.run(new_task(hyper_params={"x": [1, 2]}), handler=failing,
+                           raise_on_error=False)
+    children = get_run_db().list_runs(uid=sweep.uid, iter=True)
+    assert {r["status"]["code_hash"] for r in children} == {local.status.code_hash}

@@ -119,6 +119,10 @@ def execute(
     meta.name = meta.name or getattr(fn, "__name__", "handler")
     meta.project = meta.project or "default"
     meta.labels.setdefault("kind", "remote")
+    if not run.spec.handler:  # recorded as an in-process run records it: 'module:function'
+        from ..runtimes.base import _qualname
+
+        run.spec.handler = _qualname(fn)
     run.status.state = "created"
     if artifact_root:
         from ._confine import confine_run

@@ -120,6 +120,7 @@ def test_inline_secrets_reach_the_function_and_no_record(function_url, tmp_path,
     run = new_runner(function_url("secretive")).run(task, raise_on_error=False)
     assert run.state == "completed", run.error
     assert run.results == {"token": "***", "length": len(SECRET)}  # was None: never sent
+    assert run.spec.handler == "fault_handlers:secretive"  # was empty: an in-process run names it
     db = get_run_db()
     assert db.get_log(run.uid) == b"token is ***\n"
     stored = db.read_run(run.uid, run.metadata.project)

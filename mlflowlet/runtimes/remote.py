@@ -105,6 +105,11 @@ class RemoteRuntime(Runtime):
             done, arts, rows, log = self._read_envelope(self._post(run))
         except _RemoteFailure as exc:
             return self._fail(run, db, str(exc))
+        except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM while waiting: recorded aborted
+            from .._interrupt import reason
+
+            self._fail(run, db, reason(exc), "aborted")
+            raise
         done.metadata.uid, done.metadata.iteration = run.uid, run.metadata.iteration
         done.metadata.project = done.metadata.project or run.metadata.project
         done.spec.parent_uid = run.spec.parent_uid
@@ -200,8 +205,8 @@ class RemoteRuntime(Runtime):
                 f"remote function {self.url} answered non-JSON: {resp.text[:200]!r}"
             ) from None
 
-    def _fail(self, run: RunObject, db: RunDB, message: str) -> RunObject:
-        run.status.state, run.status.error = "error", message
+    def _fail(self, run: RunObject, db: RunDB, message: str, state: str = "error") -> RunObject:
+        run.status.state, run.status.error = state, message
         run.status.end_time = run.status.last_update = now_iso()
         if db is not None:
             db.commit_run(run.to_dict(), (), (), log_bytes(message + "\n"))

@@ -91,7 +91,17 @@ def function_url(tmp_path_factory):
 
 
 @pytest.mark.timeout(120)
-def test_a_caller_killed_mid_request_leaves_a_run_readers_resolve(function_url, tmp_path, dbdir):
+@pytest.mark.parametrize(
+    ("signum", "state", "error"),
+    [
+        (signal.SIGKILL, "error", "process died (pid {pid} on "),  # was `running` forever
+        (signal.SIGINT, "aborted", "aborted by Ctrl-C (SIGINT)"),  # was `running`, then died
+    ],
+    ids=["sigkill", "sigint"],
+)
+def test_a_caller_stopped_mid_request_leaves_a_run_that_says_so(
+    function_url, tmp_path, dbdir, signum, state, error
+):
     (tmp_path / "caller.py").write_text(CALLER)
     child = subprocess.Popen(
         [sys.executable, str(tmp_path / "caller.py"), function_url("gated"), str(tmp_path)],
@@ -101,7 +111,7 @@ def test_a_caller_killed_mid_request_leaves_a_run_readers_resolve(function_url, 
     )
     try:
         wait_for(tmp_path / "started")  # the request is in the function: the caller waits
-        os.kill(child.pid, signal.SIGKILL)
+        os.kill(child.pid, signum)
         child.wait(timeout=30)
     finally:
         (tmp_path / "go").write_text("go")  # free the function's thread
@@ -111,8 +121,8 @@ def test_a_caller_killed_mid_request_leaves_a_run_readers_resolve(function_url, 
     runs = get_run_db().list_runs(name="victim")
     assert len(runs) == 1, child.stderr.read() if child.stderr else ""
     status = runs[0]["status"]
-    assert status["state"] == "error"  # was `running` forever: the row named no owner
-    assert status["error"].startswith(f"process died (pid {child.pid} on ")
+    assert status["state"] == state  # the row named no owner: nobody could resolve it
+    assert status["error"].startswith(error.format(pid=child.pid))
 
 
 def test_inline_secrets_reach_the_function_and_no_record(function_url, tmp_path, dbdir):

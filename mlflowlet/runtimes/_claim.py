@@ -47,7 +47,8 @@ class Claim:
         import time
 
         status = self.run.status
-        status.state, status.process = "running", process_identity()
+        # `caller`: the process waits on the run (its Ctrl-C aborts it), it does not host it
+        status.state, status.process = "running", {**process_identity(), "caller": True}
         self._write()  # no start time: the executor sets it when the run starts (not queued)
         self._last = time.monotonic()
         if self.renew:

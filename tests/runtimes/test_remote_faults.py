@@ -255,3 +255,31 @@ def test_a_handler_raising_keyboardinterrupt_is_an_aborted_run_not_a_500(functio
         assert run.error == "aborted: the code raised KeyboardInterrupt; no signal was sent"
         log = get_run_db().get_log(run.uid).decode()
         assert log == f"stopping myself\n{run.error}\n"
+
+
+@pytest.mark.timeout(120)
+def test_mlflowlet_abort_stops_the_caller_waiting_on_the_function(function_url, tmp_path, dbdir):
+    # the run was marked aborted, then the function's answer overwrote it with `completed`
+    from mlflowlet.model import RunObject
+    from mlflowlet.runtimes import abort_run
+
+    (tmp_path / "caller.py").write_text(CALLER)
+    child = subprocess.Popen(
+        [sys.executable, str(tmp_path / "caller.py"), function_url("gated"), str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(tmp_path / "started")  # the request is in the function: the caller waits
+        db = get_run_db()
+        (stored,) = db.list_runs(name="victim")
+        run = abort_run(RunObject.model_validate(stored), db)
+        child.wait(timeout=30)  # Ctrl-C ends a caller that does not catch it
+    finally:
+        (tmp_path / "go").write_text("go")  # free the function's thread
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert run.state == "aborted" and run.error == "aborted by Ctrl-C (SIGINT)"
+    status = db.read_run(run.uid, run.metadata.project)["status"]
+    assert status["state"] == "aborted" and status["error"] == run.error

@@ -12,7 +12,7 @@ written: no heartbeat ever lands on a finished run.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._owner import process_identity
 from ..model import RunObject, now_iso
@@ -91,9 +91,9 @@ class Claim:
             self.db.update_run(beat, self.run.uid, meta.project, meta.iteration)
 
     @property
-    def db_for_outcome(self) -> Any:
+    def db_for_outcome(self) -> RunDB:
         """``db`` whose ``commit_run`` ends the claim first: where the run's outcome is stored."""
-        return _Outcome(self.db, self)
+        return cast("RunDB", _Outcome(self.db, self))
 
 
 class _Outcome:

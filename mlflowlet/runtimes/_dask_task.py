@@ -10,7 +10,8 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import CodeType
 from typing import TYPE_CHECKING, Any, cast
 
 from .._text import log_bytes
@@ -68,7 +69,7 @@ def pickle_handler(fn: Any) -> bytes:
     )
 
 
-def origin(fn: Any) -> dict[str, Any]:
+def origin(fn: Callable[..., Any]) -> dict[str, Any]:
     """Return where ``fn`` comes from, as the caller sees it: its file, code hash and git facts.
 
     A function shipped by value reaches a worker with its file name replaced (cloudpickle's
@@ -167,8 +168,9 @@ class MemoryDB:
 class _Stamped:
     """The worker's run DB, each record stamped with the caller's view of the handler."""
 
-    def __init__(self, db: Any, facts: dict[str, Any]) -> None:
-        self._db, self._facts = db, facts
+    def __init__(self, db: RunDB | MemoryDB, facts: dict[str, Any]) -> None:
+        self._db: Any = db
+        self._facts = facts
 
     def stamp(self, run: dict[str, Any]) -> dict[str, Any]:
         """Return ``run`` with the caller's code hash and git facts."""
@@ -188,7 +190,7 @@ class _Stamped:
         return getattr(self._db, name)
 
 
-def _refile(code: Any, filename: str) -> Any:
+def _refile(code: CodeType, filename: str) -> CodeType:
     """Return ``code`` (and the code nested in it) named after ``filename`` again."""
     consts = tuple(_refile(c, filename) if hasattr(c, "co_filename") else c for c in code.co_consts)
     return code.replace(co_filename=filename, co_consts=consts)

@@ -100,7 +100,7 @@ class RemoteRuntime(Runtime):
         with Claim(run, db) as claim:
             return self._answer(run, claim.db_for_outcome)
 
-    def _answer(self, run: RunObject, db: Any) -> RunObject:
+    def _answer(self, run: RunObject, db: RunDB | None) -> RunObject:
         try:
             done, arts, rows, log = self._read_envelope(self._post(run))
         except _RemoteFailure as exc:
@@ -117,7 +117,7 @@ class RemoteRuntime(Runtime):
             db.commit_run(done.to_dict(), arts, rows, log)
         return done
 
-    def _read_envelope(self, envelope: Any) -> tuple[RunObject, list, list, bytes]:
+    def _read_envelope(self, envelope: object) -> tuple[RunObject, list, list, bytes]:
         """Return the answered run, its artifact records, metric rows and log, checked.
 
         Raises:
@@ -205,7 +205,9 @@ class RemoteRuntime(Runtime):
                 f"remote function {self.url} answered non-JSON: {resp.text[:200]!r}"
             ) from None
 
-    def _fail(self, run: RunObject, db: RunDB, message: str, state: str = "error") -> RunObject:
+    def _fail(
+        self, run: RunObject, db: RunDB | None, message: str, state: str = "error"
+    ) -> RunObject:
         run.status.state, run.status.error = state, message
         run.status.end_time = run.status.last_update = now_iso()
         if db is not None:
@@ -213,7 +215,7 @@ class RemoteRuntime(Runtime):
         return run
 
 
-def _metric_row(row: Any) -> tuple:
+def _metric_row(row: object) -> tuple:
     """Return a metric row ``(key, step, value, time)`` of an answer, or raise ValueError."""
     if not isinstance(row, list) or len(row) != 4 or not isinstance(row[0], str):
         raise ValueError(f"a metric row {str(row)[:80]} that is not [key, step, value, time]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -71,7 +72,7 @@ def build_function_app(
 _CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
 
 
-def _shown_headers(headers: Any) -> dict[str, str]:
+def _shown_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Return the request headers a handler sees: credentials hidden (the server checked them).
 
     A handler that logs its event must not record the function's bearer token in the run's

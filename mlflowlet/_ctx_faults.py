@@ -2,7 +2,8 @@
 
 Free functions of :class:`mlflowlet._ctx_recorder.Recorder`'s failure paths: rows no run DB can
 store, a flush error said once on stderr (never in the run's output), and an abort recorded by
-another process (``mlflowlet abort`` from another host) read back by the flush thread.
+another process (``mlflowlet abort`` from another host) or a reader's wrong ``process died``
+verdict on a live run, read back by the flush thread.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ._names import drop_unstorable_rows
+from ._owner import is_died_message
 
 if TYPE_CHECKING:
     from .model import RunObject
@@ -55,17 +57,34 @@ def report_flush_error(run: RunObject, exc: Exception, said: str, interval: floa
 
 def aborted_elsewhere(db: Any, run: RunObject) -> str:
     """Return why the run DB says ``run`` was aborted ('' when it was not, or cannot be read)."""
+    state, reason = ended_elsewhere(db, run)
+    return reason if state == "aborted" else ""
+
+
+def ended_elsewhere(db: Any, run: RunObject) -> tuple[str, str]:
+    """Return ``(state, error)`` when the run DB says another process ended live ``run``.
+
+    ``('aborted', reason)``: ``mlflowlet abort`` (or another host) aborted it. ``('error',
+    verdict)``: a reader took its owner for dead (``_owner.died_message``). Else ``('', '')``,
+    also when the DB cannot tell (not stored yet, unreachable, no ``read_run``).
+    """
     read = getattr(db, "read_run", None)
     if read is None:
-        return ""
+        return "", ""
     meta = run.metadata
-    state = getattr(db, "read_state", None)  # a SQL DB: the record is read only if so
+    state = getattr(db, "read_state", None)  # a SQL DB: the record is read only if need be
     try:
-        if state is not None and state(meta.uid, meta.project, meta.iteration) != "aborted":
-            return ""
+        if state is not None and state(meta.uid, meta.project, meta.iteration) not in (
+            "aborted",
+            "error",
+        ):
+            return "", ""
         status = read(meta.uid, meta.project, meta.iteration).get("status") or {}
     except Exception:  # not stored yet, or unreachable: the write reports it
-        return ""
-    if status.get("state") != "aborted":
-        return ""
-    return str(status.get("error") or "aborted")
+        return "", ""
+    now, error = status.get("state"), str(status.get("error") or "")
+    if now == "aborted":
+        return now, error or "aborted"
+    if now == "error" and is_died_message(error):
+        return now, error
+    return "", ""

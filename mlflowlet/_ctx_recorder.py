@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import _capture
 from ._coerce import plain_json
-from ._ctx_faults import aborted_elsewhere, drop_unstorable, report_flush_error
+from ._ctx_faults import drop_unstorable, ended_elsewhere, report_flush_error
 from ._masking import masked as _masked
-from ._owner import process_identity
+from ._owner import alive_note, process_identity
 from ._provenance import git_info, host_facts, source_dir
 from ._text import LOG_ERRORS, log_bytes
 from ._writeguard import WriteGuard
@@ -309,9 +309,11 @@ class Recorder:
             pending = self.dirty or self.output or (final and self.held)
             if not (pending or quiet or self.finished):
                 return
-            if not self.finished:  # aborted from another host: the handler is asked to stop
-                reason = aborted_elsewhere(self.db, self.run)  # (as `request_abort` does)
-                if reason:
+            if not self.finished:  # ended by another process while this one lives:
+                state, reason = ended_elsewhere(self.db, self.run)
+                if state == "error":  # a reader took it for dead: the log says it was not
+                    self.write_log(alive_note(self.run.status.process))  # (written next)
+                elif state == "aborted":  # the handler is asked to stop (as `request_abort`)
                     self.abort_requested = reason
                     return  # never write `running` over it: it stops at its next log call
             try:

@@ -17,7 +17,8 @@ sweep's parent, a pipeline run) when one is active, else to the run that started
 it keeps its order, but not its order with the parallel runs' Python-level output: each run's
 buffer is stored when it flushes, so where they share one log (a sweep's iterations and their
 parent) two writers' chunks may land out of order. Runs that need their fd-level output apart
-and in order run in processes of their own (the subprocess or Dask runtime).
+and in order run in processes of their own (the subprocess runtime, Dask workers with one
+thread each; a Dask run that shared its worker process says so in its log).
 """
 
 from __future__ import annotations

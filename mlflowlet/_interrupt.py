@@ -63,12 +63,16 @@ def reason(exc: BaseException | None = None) -> str:
 
     A ``KeyboardInterrupt`` that no signal raised (code raised it: while :func:`guard` is held
     a signal raises :class:`~mlflowlet.errors.Interrupted`, and Python's own Ctrl-C has no
-    message) is described as that, and so are the runs it aborts.
+    message, and signals never raise outside the main thread) is described as that, and so are
+    the runs it aborts.
     """
     signum = getattr(exc, "signum", 0) or _state["first"]
     if not signum and _state["why"]:
         return str(_state["why"])
-    if not signum and exc is not None and (exc.args or _state["depth"]):
+    coded = exc is not None and (
+        exc.args or _state["depth"] or threading.current_thread() is not threading.main_thread()
+    )  # signals raise in the main thread only: elsewhere a bare KeyboardInterrupt is code's
+    if not signum and coded:
         said = f" ({exc})" if str(exc) else ""
         return f"aborted: the code raised KeyboardInterrupt{said}; no signal was sent"
     signum = signum or signal.SIGINT

@@ -132,3 +132,13 @@ def mark_died(run: dict[str, Any], message: str) -> dict[str, Any]:
     now = datetime.now(timezone.utc).isoformat()
     status.update(state="error", error=message, end_time=beat or now, last_update=now)
     return {**run, "status": status}
+
+
+def alive_note(identity: dict[str, Any]) -> str:
+    """Return the log line a live owner writes after a reader's wrong ``process died`` verdict."""
+    return (
+        f"mlflowlet: the process died verdict above was wrong: the run's process (pid "
+        f"{identity.get('pid')} on {identity.get('host')}) is alive and the run goes on; no "
+        "heartbeat of it reached the run DB within heartbeat_timeout (it was paused or cut off "
+        "from the DB, or the reader's clock runs ahead)\n"
+    )

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 ABORT_TIMEOUT = 10.0  # seconds to wait for a signalled process to record the run's end
 # kinds whose process runs the run itself (or a user's REPL, or a pipeline driver): SIGINT there
-# is Ctrl-C; a Dask worker or a serving process holds other work and is never signalled
+# is Ctrl-C; a Dask worker or a serving process holds other work and is never signalled, the
+# caller waiting on a Dask or http:// run (``status.process['caller']``) is, as Ctrl-C would
 SIGNALLED_KINDS = ("local", "subprocess", "pipeline", "")
 
 
@@ -47,7 +48,7 @@ def abort_process_run(run: RunObject, db: RunDB, timeout: float | None = None) -
         run.state == "running"
         and pid
         and host == here
-        and kind in SIGNALLED_KINDS
+        and (kind in SIGNALLED_KINDS or proc.get("caller"))  # a Dask/http:// run's waiting caller
         and process_alive(pid, proc.get("started"), proc.get("boot"))
     )
     who = _who()

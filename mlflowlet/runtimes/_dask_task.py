@@ -10,15 +10,27 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from types import CodeType
+from typing import TYPE_CHECKING, Any, cast
 
 from .._text import log_bytes
 from ..errors import ConfigError
 from ..model import RunObject, now_iso
 
+if TYPE_CHECKING:
+    from ..db.base import RunDB
+
 _pickle_lock = threading.Lock()
 _handlers: dict[str, Any] = {}  # payload digest -> unpickled handler, per worker process
+_active_lock = threading.Lock()
+_active: dict[int, list[bool]] = {}  # runs in this worker process -> [overlapped another]
+_SHARED_FDS = (
+    "mlflowlet: other runs ran in this Dask worker process at the same time (threads_per_worker "
+    "> 1): fd-level output written meanwhile (C code, child processes, os.write) carries no "
+    "thread and went to the run that started first, this one or another; run one thread per "
+    "worker to keep each run's apart\n"
+)
 
 
 # caller side ------------------------------------------------------------------------------------
@@ -32,12 +44,13 @@ def pickle_handler(fn: Any) -> bytes:
 
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     by_value = module is not None and module.__name__ != "__main__" and not _installed(module)
+    shipped = (fn, origin(fn))
     with _pickle_lock:
         try:
             if by_value:
                 cloudpickle.register_pickle_by_value(module)
             try:
-                return cloudpickle.dumps(fn)
+                return cloudpickle.dumps(shipped)
             finally:
                 if by_value:
                     cloudpickle.unregister_pickle_by_value(module)
@@ -45,7 +58,7 @@ def pickle_handler(fn: Any) -> bytes:
             error = exc
         if by_value:  # a module global that cannot travel: the workers may import the module
             try:
-                return cloudpickle.dumps(fn)
+                return cloudpickle.dumps(shipped)
             except Exception:
                 pass
     name = getattr(fn, "__qualname__", None) or type(fn).__name__
@@ -54,6 +67,26 @@ def pickle_handler(fn: Any) -> bytes:
         f"{unpicklable_part(fn) or 'it'} cannot be pickled ({type(error).__name__}: {error}); "
         "create that object inside the handler, or pass what it needs as params"
     )
+
+
+def origin(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Return where ``fn`` comes from, as the caller sees it: its file, code hash and git facts.
+
+    A function shipped by value reaches a worker with its file name replaced (cloudpickle's
+    ``<dynamic-code>``) and maybe without its source: there its code hash (of the bytecode) and
+    git facts (of the worker's working directory) would differ from the same run's in-process.
+    """
+    import inspect
+
+    from .._binding import code_hash
+    from .._provenance import git_info, source_dir
+
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return {
+        "file": code.co_filename if code is not None else "",
+        "code_hash": code_hash(fn),
+        "git": git_info(source_dir(fn)),
+    }
 
 
 def _installed(module: Any) -> bool:
@@ -132,17 +165,54 @@ class MemoryDB:
         return get_run_db().read_artifact(*args, **kwargs)
 
 
-def _load_handler(payload: bytes) -> Any:
+class _Stamped:
+    """The worker's run DB, each record stamped with the caller's view of the handler."""
+
+    def __init__(self, db: RunDB | MemoryDB, facts: dict[str, Any]) -> None:
+        self._db: Any = db
+        self._facts = facts
+
+    def stamp(self, run: dict[str, Any]) -> dict[str, Any]:
+        """Return ``run`` with the caller's code hash and git facts."""
+        status = run.setdefault("status", {})
+        status["code_hash"], status["git"] = self._facts["code_hash"], dict(self._facts["git"])
+        return run
+
+    def commit_run(self, run: dict, *args: Any, **kwargs: Any) -> None:
+        """Commit the stamped record (see ``RunDB.commit_run``)."""
+        self._db.commit_run(self.stamp(run), *args, **kwargs)
+
+    def store_run(self, run: dict, *args: Any, **kwargs: Any) -> None:
+        """Store the stamped record (see ``RunDB.store_run``)."""
+        self._db.store_run(self.stamp(run), *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def _refile(code: CodeType, filename: str) -> CodeType:
+    """Return ``code`` (and the code nested in it) named after ``filename`` again."""
+    consts = tuple(_refile(c, filename) if hasattr(c, "co_filename") else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _load_handler(payload: bytes) -> tuple[Any, dict[str, Any]]:
     digest = hashlib.sha256(payload).hexdigest()
-    fn = _handlers.get(digest)
-    if fn is None:  # unpickle once per worker: later iterations reuse it (and its code hash)
+    found = _handlers.get(digest)
+    if found is None:  # unpickle once per worker: later iterations reuse it
         import cloudpickle
 
-        fn = cloudpickle.loads(payload)
+        found = fn, facts = cloudpickle.loads(payload)
+        code = getattr(fn, "__code__", None)
+        if code is not None and code.co_filename.startswith("<") and facts["file"]:
+            try:  # tracebacks name the handler's file (and quote it where the worker has it)
+                fn.__code__ = _refile(code, facts["file"])
+            except (TypeError, ValueError):  # a code object that cannot be replaced
+                pass
         if len(_handlers) >= 64:
             _handlers.clear()
-        _handlers[digest] = fn
-    return fn
+        _handlers[digest] = found
+    return found
 
 
 def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
@@ -157,7 +227,8 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
         ``run`` (the run dict), ``artifacts``, ``metrics`` (rows), ``log`` (bytes) and
         ``stored`` (whether the worker already wrote the run to ``db_url``).
     """
-    from .local import LocalRuntime
+    from ..context import Context
+    from .local import call_handler
 
     run = RunObject.model_validate_json(run_json)
     try:
@@ -168,7 +239,7 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
         pass
     memory = MemoryDB()
     try:
-        fn = _load_handler(payload)
+        fn, facts = _load_handler(payload)
     except BaseException as exc:  # a module the worker cannot import, a broken pickle
         where = run.metadata.annotations.get("dask.worker", "the Dask worker")
         run.status.state, run.status.end_time = "error", now_iso()
@@ -183,9 +254,27 @@ def run_task(payload: bytes, run_json: str, db_url: str) -> dict[str, Any]:
         from ..db import get_run_db
 
         db = get_run_db(db_url)
-    result = LocalRuntime()._execute(run, fn, db)
+    with _active_lock:  # runs overlapping in one process share fds 1 and 2 (see _fdcapture)
+        for flag in _active.values():
+            flag[0] = True
+        overlapped = _active[id(memory)] = [bool(_active)]
+    stamped = _Stamped(db, facts)  # the caller's code hash and git facts, as in-process
+    ctx = Context(run, cast("RunDB", stamped))
+    try:
+        call_handler(ctx, lambda: fn)
+    except KeyboardInterrupt:  # raised by code in this worker thread (the handler, or an abort
+        pass  # asked elsewhere), never a signal: the run is recorded aborted, the worker lives on
+    finally:
+        with _active_lock:
+            _active.pop(id(memory), None)
+    if overlapped[0]:  # the log says where its fd-level output may have gone
+        note = log_bytes(_SHARED_FDS)
+        if db_url:
+            db.store_log(run.uid, run.metadata.project, note)
+        else:
+            memory.log += note
     return {
-        "run": memory.run or result.to_dict(),
+        "run": memory.run or stamped.stamp(ctx.to_run_object().to_dict()),
         "artifacts": memory.artifacts,
         "metrics": memory.metrics,
         "log": bytes(memory.log),

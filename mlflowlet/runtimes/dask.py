@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .._text import log_bytes
 from ..errors import ConfigError, MissingDependencyError, RunError
 from ..model import RunObject, now_iso
+from ._claim import Claim
 from ._dask_stop import bounded, probe, stop_overdue, stop_tasks
 from ._dask_task import pickle_handler, run_task
 from .base import Runtime
@@ -247,9 +248,10 @@ class DaskRuntime(Runtime):
 
     # execution --------------------------------------------------------------------------------
     def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
-        run.status.state = "pending"
-        db.store_run(run.to_dict(), run.uid, run.metadata.project, run.metadata.iteration)
-        return next(iter(self._execute_many([run], handler, db, 1)))
+        # owned by this process while it waits: a caller killed meanwhile leaves a run readers
+        # resolve (the worker's record replaces it; with worker_db the worker writes the row)
+        with Claim(run, db, renew=not self.worker_db) as claim:
+            return next(iter(self._execute_many([run], handler, claim.db_for_outcome, 1)))
 
     def _execute_many(
         self, runs: Iterable[RunObject], handler: Any, db: RunDB, parallel: int

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from .._text import log_bytes
 from ..db._json import dumps, loads
 from ..errors import ConfigError, MissingDependencyError
-from ..model import RunObject, now_iso
+from ..model import TERMINAL_STATES, RunObject, now_iso
+from ._claim import Claim
 from .base import Runtime, _short_name
 
 if TYPE_CHECKING:
@@ -92,30 +93,61 @@ class RemoteRuntime(Runtime):
     def _execute(self, run: RunObject, handler: Any, db: RunDB) -> RunObject:
         run.metadata.labels.setdefault("kind", "remote")
         run.status.state, run.status.start_time = "running", run.status.start_time or now_iso()
-        if db is not None:
-            db.store_run(run.to_dict(), run.uid, run.metadata.project, run.metadata.iteration)
+        if db is None:
+            return self._answer(run, None)
+        # owned by this process while it waits: a caller killed meanwhile leaves a run readers
+        # resolve (ended error), as an in-process run's
+        with Claim(run, db) as claim:
+            return self._answer(run, claim.db_for_outcome)
+
+    def _answer(self, run: RunObject, db: RunDB | None) -> RunObject:
         try:
-            envelope = self._post(run)
+            done, arts, rows, log = self._read_envelope(self._post(run))
         except _RemoteFailure as exc:
             return self._fail(run, db, str(exc))
-        try:
-            done = RunObject.model_validate(envelope["run"])
-        except (KeyError, TypeError, ValueError) as exc:
-            return self._fail(
-                run,
-                db,
-                f"remote function {self.url} answered something that is "
-                f"not a run ({type(exc).__name__}: {exc})",
-            )
+        except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM while waiting: recorded aborted
+            from .._interrupt import reason
+
+            self._fail(run, db, reason(exc), "aborted")
+            raise
         done.metadata.uid, done.metadata.iteration = run.uid, run.metadata.iteration
         done.metadata.project = done.metadata.project or run.metadata.project
         done.spec.parent_uid = run.spec.parent_uid
         if db is not None:
-            rows = [tuple(r) for r in envelope.get("metrics") or []]
-            arts = [a for a in envelope.get("artifacts") or [] if isinstance(a, dict)]
-            log = log_bytes(str(envelope.get("log") or ""))
             db.commit_run(done.to_dict(), arts, rows, log)
         return done
+
+    def _read_envelope(self, envelope: object) -> tuple[RunObject, list, list, bytes]:
+        """Return the answered run, its artifact records, metric rows and log, checked.
+
+        Raises:
+            _RemoteFailure: the answer is not an ended run's envelope; one line naming what.
+        """
+        try:
+            if not isinstance(envelope, dict):
+                raise TypeError(f"a JSON {type(envelope).__name__}, not an object")
+            done = RunObject.model_validate(envelope["run"])
+            if done.status.state not in TERMINAL_STATES:
+                raise ValueError(f"its run has not ended: state {done.status.state!r}")
+            rows = [_metric_row(r) for r in envelope.get("metrics") or []]
+            arts = envelope.get("artifacts") or []
+            if not all(isinstance(a, dict) and isinstance(a.get("key"), str) for a in arts):
+                raise ValueError("an artifact record without a 'key'")
+            log = envelope.get("log") or ""
+            if not isinstance(log, str):
+                raise TypeError(f"its log is a {type(log).__name__}, not text")
+        except (KeyError, TypeError, ValueError) as exc:
+            errors = getattr(exc, "errors", None)  # pydantic's: name the first bad field
+            if callable(errors):
+                first = errors()[0]
+                what = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+            else:
+                what = str(exc)
+            raise _RemoteFailure(
+                f"remote function {self.url} answered something that is not an ended run "
+                f"({type(exc).__name__}: {what}); serve the handler with `mlflowlet serve`"
+            ) from None
+        return done, list(arts), rows, log_bytes(log)
 
     # transport --------------------------------------------------------------------------------
     def _post(self, run: RunObject) -> dict[str, Any]:
@@ -124,13 +156,18 @@ class RemoteRuntime(Runtime):
         client = _client(self.url)
         read = run.spec.timeout or self.timeout
         timeout = httpx.Timeout(read, connect=self.connect_timeout)
+        body = run.to_dict()
+        # inline secret values travel to the function (its context masks them in what it
+        # records and answers), as they reach a subprocess or a Dask worker; never a run DB
+        body["spec"]["secret_sources"] = [dict(s) for s in run.spec.secret_sources]
+        content = dumps(body).encode()  # NaN/infinities tagged
         delay, attempt = 0.1, 0
         while True:
             try:
                 resp = client.post(
                     self.url,
                     params={"envelope": "1"},
-                    content=dumps(run.to_dict()).encode(),  # NaN/infinities tagged
+                    content=content,
                     headers={**self._headers, "content-type": "application/json"},
                     timeout=timeout,
                 )
@@ -168,12 +205,21 @@ class RemoteRuntime(Runtime):
                 f"remote function {self.url} answered non-JSON: {resp.text[:200]!r}"
             ) from None
 
-    def _fail(self, run: RunObject, db: RunDB, message: str) -> RunObject:
-        run.status.state, run.status.error = "error", message
+    def _fail(
+        self, run: RunObject, db: RunDB | None, message: str, state: str = "error"
+    ) -> RunObject:
+        run.status.state, run.status.error = state, message
         run.status.end_time = run.status.last_update = now_iso()
         if db is not None:
             db.commit_run(run.to_dict(), (), (), log_bytes(message + "\n"))
         return run
+
+
+def _metric_row(row: object) -> tuple:
+    """Return a metric row ``(key, step, value, time)`` of an answer, or raise ValueError."""
+    if not isinstance(row, list) or len(row) != 4 or not isinstance(row[0], str):
+        raise ValueError(f"a metric row {str(row)[:80]} that is not [key, step, value, time]")
+    return tuple(row)
 
 
 class _RemoteFailure(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -51,7 +52,7 @@ def build_function_app(
             body = loads(raw) if raw.strip() else {}  # NaN/infinities tagged (db/_json.py)
         except ValueError as exc:
             return JSONResponse({"detail": f"malformed JSON body: {exc}"}, status_code=400)
-        event = Event(body, dict(request.headers), request.method, request.url.path)
+        event = Event(body, _shown_headers(request.headers), request.method, request.url.path)
         try:
             out = await run_in_threadpool(run_one, body, event, envelope)
         except MlflowletError as exc:
@@ -66,3 +67,20 @@ def build_function_app(
     app.add_middleware(BodyLimitMiddleware, max_body=max_body)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+
+
+def _shown_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return the request headers a handler sees: credentials hidden (the server checked them).
+
+    A handler that logs its event must not record the function's bearer token in the run's
+    log, results or run DB.
+    """
+    out = dict(headers)
+    for name in _CREDENTIAL_HEADERS:
+        if name in out:
+            scheme, _, value = out[name].partition(" ")
+            out[name] = f"{scheme} ***" if value and name != "cookie" else "***"
+    return out

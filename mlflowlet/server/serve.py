@@ -26,7 +26,8 @@ class Event:
 
     Attributes:
         body: the parsed JSON body (a dict), as Nuclio gives a JSON body.
-        headers: the request headers.
+        headers: the request headers (credentials hidden: ``authorization`` reads
+            ``Bearer ***``; the server checked them).
         method: ``POST`` or ``PUT``.
         path: the request path.
     """
@@ -118,6 +119,10 @@ def execute(
     meta.name = meta.name or getattr(fn, "__name__", "handler")
     meta.project = meta.project or "default"
     meta.labels.setdefault("kind", "remote")
+    if not run.spec.handler:  # recorded as an in-process run records it: 'module:function'
+        from ..runtimes.base import _qualname
+
+        run.spec.handler = _qualname(fn)
     run.status.state = "created"
     if artifact_root:
         from ._confine import confine_run
@@ -125,7 +130,10 @@ def execute(
         confine_run(run, artifact_root)  # before the handler: nothing runs for a bad request
     recorder = _Recorder(db, artifact_root)
     ctx = Context(run, cast("RunDB", recorder))  # records like a run DB: the response carries it
-    call_handler(ctx, lambda: fn, {"event": event})  # a failure is the run's, sent to the caller
+    try:  # a failure is the run's, sent to the caller
+        call_handler(ctx, lambda: fn, {"event": event})
+    except KeyboardInterrupt:  # raised by code in a request thread (the handler, an abort asked
+        pass  # elsewhere), never the server's Ctrl-C: the run is recorded aborted, and answered
     return {
         "run": recorder.run or ctx.to_dict(),
         "log": b"".join(recorder.log).decode("utf-8", "replace"),

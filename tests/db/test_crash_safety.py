@@ -253,6 +253,43 @@ def test_listing_errors_or_every_state_judges_dead_runs(state):
     assert db._read("SELECT state FROM runs WHERE uid=?", ("gone",))[0][0] == "error"
 
 
+def _taken_for_dead(context):
+    """Make this live run look like another host's whose heartbeats stopped, as a reader sees it
+    when its owner was paused or cut off from the DB; then log on, as the owner does."""
+    db = get_run_db()
+    row = db.read_run(context.uid, context.project)
+    old = datetime.now(timezone.utc) - timedelta(minutes=10)
+    foreign = {**row["status"]["process"], "host": "elsewhere.example"}
+    db.store_run(_running(context.uid, foreign, old), context.uid, context.project)
+    verdict = db.read_run(context.uid, context.project)["status"]  # the reader's verdict
+    context.log_result("verdict", verdict["state"])
+    end = time.monotonic() + 60
+    while db.read_state(context.uid, context.project) != "running":  # the owner's next write
+        assert time.monotonic() < end, "the live owner never wrote again"
+        time.sleep(0.01)
+    return {"after": 1}
+
+
+def test_a_live_owner_taken_for_dead_says_so_in_its_log_and_completes(monkeypatch):
+    # the run came back from `error` to `running` and `completed`, its log keeping the
+    # reader's false "process died" line with nothing saying the process was alive
+    from mlflowlet import new_runner
+
+    monkeypatch.setenv("MLFLOWLET_FLUSH_INTERVAL", "0.05")
+    run = new_runner().run(handler=_taken_for_dead, project="p")
+    assert run.results == {"verdict": "error", "after": 1}
+    db = get_run_db()
+    stored = db.read_run(run.uid, "p")["status"]
+    assert stored["state"] == "completed" and stored["error"] == ""
+    lines = db.get_log(run.uid, "p").decode().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("process died (pid "), lines
+    me = process_identity()
+    assert lines[1].startswith(
+        f"mlflowlet: the process died verdict above was wrong: the run's process (pid "
+        f"{me['pid']} on {me['host']}) is alive and the run goes on"
+    )
+
+
 def test_the_died_line_starts_its_own_line_after_output_cut_mid_line():
     # a process killed after printing "half-" read back as "half-process died (...)"
     db = get_run_db()

@@ -138,32 +138,42 @@ def test_a_child_forked_while_another_thread_writes_can_end_its_copy_of_the_run(
     assert run.results["return"] == 0  # a wait status: 0 is "exited 0", a hang exits 3
 
 
-def test_a_forked_child_cannot_write_into_its_parents_run_even_after_it_ended(dbdir):
-    """The child's copy of the record would overwrite the parent's (completed -> running)."""
-    from mlflowlet.errors import ForkedRunError
-
+def _child_after_the_run_ended(child_body):
+    """Run a handler that forks a child; once the run ended the child runs ``child_body(context)``
+    and exits with the code it returns. Return the run and the child's wait status."""
     go_r, go_w = os.pipe()
     children = []
 
     def handler(context) -> None:
         context.log_result("x", 1)
         pid = os.fork()
-        if pid == 0:  # the child: waits until the parent ended the run, then tries to write
+        if pid == 0:  # the child: waits until the parent ended the run
             os.close(go_w)
             os.read(go_r, 1)
-            try:
-                context.log_result("from_child", "late")
-                context.commit()
-            except ForkedRunError as exc:
-                os._exit(0 if f"recorded by process {os.getppid()}" in str(exc) else 5)
-            os._exit(4)  # accepted: the bug
+            os._exit(child_body(context))
         children.append(pid)
 
     run = new_runner().run(handler=handler)
     os.close(go_r)
     os.write(go_w, b"x")  # the run ended and its final record is written: the child may go
     os.close(go_w)
-    assert os.waitpid(children[0], 0)[1] == 0  # exit 0: ForkedRunError naming this process
+    return run, os.waitpid(children[0], 0)[1]
+
+
+def test_a_forked_child_cannot_write_into_its_parents_run_even_after_it_ended(dbdir):
+    """The child's copy of the record would overwrite the parent's (completed -> running)."""
+    from mlflowlet.errors import ForkedRunError
+
+    def child(context) -> int:
+        try:
+            context.log_result("from_child", "late")
+            context.commit()
+        except ForkedRunError as exc:
+            return 0 if f"recorded by process {os.getppid()}" in str(exc) else 5
+        return 4  # accepted: the bug
+
+    run, status = _child_after_the_run_ended(child)
+    assert status == 0  # exit 0: ForkedRunError naming this process
     stored = get_run_db().read_run(run.uid)["status"]
     assert stored["state"] == "completed" and stored["results"] == {"x": 1}
 
@@ -171,24 +181,12 @@ def test_a_forked_child_cannot_write_into_its_parents_run_even_after_it_ended(db
 def test_a_forked_child_neither_ends_its_parents_run_nor_takes_it_for_its_own(dbdir):
     from mlflowlet import get_or_create_ctx
 
-    go_r, go_w = os.pipe()
-    children = []
+    def child(context) -> int:  # a multiprocessing worker, or code that returns or exits here
+        own = get_or_create_ctx("child-run")
+        context._recorder.finish("error", "the child's copy ended")  # a no-op in a copy
+        return 0 if own.uid != context.uid else 6
 
-    def handler(context) -> None:
-        context.log_result("x", 1)
-        pid = os.fork()
-        if pid == 0:  # the child: a multiprocessing worker, or code that returns or exits here
-            os.close(go_w)
-            os.read(go_r, 1)  # until the parent ended the run
-            child = get_or_create_ctx("child-run")
-            context._recorder.finish("error", "the child's copy ended")  # a no-op in a copy
-            os._exit(0 if child.uid != context.uid else 6)
-        children.append(pid)
-
-    run = new_runner().run(handler=handler)
-    os.close(go_r)
-    os.write(go_w, b"x")
-    os.close(go_w)
-    assert os.waitpid(children[0], 0)[1] == 0  # the child got a run of its own
+    run, status = _child_after_the_run_ended(child)
+    assert status == 0  # the child got a run of its own
     stored = get_run_db().read_run(run.uid)["status"]
     assert stored["state"] == "completed" and stored["results"] == {"x": 1}

@@ -21,7 +21,7 @@ distributed = pytest.importorskip("distributed")
 
 from mlflowlet import get_run_db, new_runner  # noqa: E402
 from mlflowlet.errors import RunError  # noqa: E402
-from tests._procs import alive, wait_for, wait_gone  # noqa: E402
+from tests._procs import alive, stop_while_waiting, wait_for, wait_gone  # noqa: E402
 
 
 def sleeper(context, folder: str = "", seconds: float = 600.0):
@@ -154,15 +154,7 @@ def test_a_caller_killed_while_its_task_runs_leaves_a_run_readers_resolve(one_wo
     address = one_worker.cluster.scheduler_address.replace("tcp://", "dask://")
     child = subprocess.Popen([sys.executable, str(tmp_path / "caller.py"), address, str(tmp_path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(tmp_path / "started", 90)  # the task runs on the worker: the caller waits
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        (tmp_path / "go").write_text("go")  # free the worker's thread
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    stop_while_waiting(child, tmp_path, signal.SIGKILL, 90)  # the task runs on the worker
     runs = get_run_db().list_runs(name="victim")
     assert len(runs) == 1
     status = runs[0]["status"]

@@ -11,6 +11,7 @@ from mlflowlet.db.sqlite import SQLiteRunDB
 from mlflowlet.errors import RunError
 from mlflowlet.model import new_task
 from mlflowlet.runtimes import new_runner
+from tests._procs import served_functions
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -71,20 +72,7 @@ def handlers_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def function_url(handlers_file):
     """One served function per handler name, started lazily and kept for the module."""
-    from mlflowlet.server._uvicorn import ThreadedServer
-    from mlflowlet.server.serve import create_function_app
-
-    servers: dict[str, ThreadedServer] = {}
-
-    def url(name: str) -> str:
-        if name not in servers:
-            app = create_function_app(f"{handlers_file}:{name}", token="")
-            servers[name] = ThreadedServer(app).start()
-        return servers[name].url
-
-    yield url
-    for server in servers.values():
-        server.stop()
+    yield from served_functions(handlers_file)
 
 
 @pytest.fixture

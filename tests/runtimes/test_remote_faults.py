@@ -15,7 +15,7 @@ import pytest
 from mlflowlet import get_run_db
 from mlflowlet.model import new_task
 from mlflowlet.runtimes import new_runner
-from tests._procs import wait_for
+from tests._procs import served_functions, stop_while_waiting, wait_for
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -72,22 +72,9 @@ CALLER = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def function_url(tmp_path_factory):
-    from mlflowlet.server._uvicorn import ThreadedServer
-    from mlflowlet.server.serve import create_function_app
-
     path = tmp_path_factory.mktemp("remote_faults") / "fault_handlers.py"
     path.write_text(HANDLERS)
-    servers: dict[str, ThreadedServer] = {}
-
-    def url(name: str) -> str:
-        if name not in servers:
-            app = create_function_app(f"{path}:{name}", token="")
-            servers[name] = ThreadedServer(app).start()
-        return servers[name].url
-
-    yield url
-    for server in servers.values():
-        server.stop()
+    yield from served_functions(path)
 
 
 @pytest.mark.timeout(120)
@@ -109,15 +96,7 @@ def test_a_caller_stopped_mid_request_leaves_a_run_that_says_so(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
-        wait_for(tmp_path / "started")  # the request is in the function: the caller waits
-        os.kill(child.pid, signum)
-        child.wait(timeout=30)
-    finally:
-        (tmp_path / "go").write_text("go")  # free the function's thread
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    stop_while_waiting(child, tmp_path, signum)  # the request is in the function
     runs = get_run_db().list_runs(name="victim")
     assert len(runs) == 1, child.stderr.read() if child.stderr else ""
     status = runs[0]["status"]

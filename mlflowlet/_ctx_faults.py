@@ -55,12 +55,6 @@ def report_flush_error(run: RunObject, exc: Exception, said: str, interval: floa
     return text
 
 
-def aborted_elsewhere(db: Any, run: RunObject) -> str:
-    """Return why the run DB says ``run`` was aborted ('' when it was not, or cannot be read)."""
-    state, reason = ended_elsewhere(db, run)
-    return reason if state == "aborted" else ""
-
-
 def ended_elsewhere(db: Any, run: RunObject) -> tuple[str, str]:
     """Return ``(state, error)`` when the run DB says another process ended live ``run``.
 

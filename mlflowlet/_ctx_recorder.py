@@ -379,11 +379,9 @@ class Recorder:
         status.state = "running"
         status.start_time = status.start_time or now_iso()
         _capture.install()
-        from .settings import get_setting  # two variables, not every setting: once per run
+        from .settings import heartbeat_timing  # two variables, not every setting: once per run
 
-        self._flush_interval = float(get_setting("flush_interval"))
-        timeout = float(get_setting("heartbeat_timeout"))
-        self.heartbeat_every = max(self._flush_interval, min(30.0, timeout / 4))
+        self._flush_interval, self.heartbeat_every = heartbeat_timing()
         if getattr(self.db, "holds_commits", False):  # a sweep's batched DB: the flush
             self.dirty = True  # thread's next tick writes the record, then the batch (one tick)
         else:

@@ -100,6 +100,16 @@ def get_setting(name: str) -> str | int | float:
     return int(raw) if kind == "int" else raw
 
 
+def heartbeat_timing() -> tuple[float, float]:
+    """Return ``(flush_interval, heartbeat_every)`` for a run's owner, read now.
+
+    A quiet owner writes a heartbeat every quarter of ``heartbeat_timeout`` (at most 30 s, at
+    least one flush interval), so readers on other hosts never take it for dead.
+    """
+    interval = float(get_setting("flush_interval"))
+    return interval, max(interval, min(30.0, float(get_setting("heartbeat_timeout")) / 4))
+
+
 def _seconds(name: str, raw: str) -> float:
     try:
         value = float(raw)

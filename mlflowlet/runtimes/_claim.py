@@ -33,14 +33,12 @@ class Claim:
     """
 
     def __init__(self, run: RunObject, db: RunDB, renew: bool = True) -> None:
-        from ..settings import get_setting
+        from ..settings import heartbeat_timing
 
         self.run, self.db, self.renew = run, db, renew
         self._lock = threading.Lock()
         self._done = False
-        self._flush_interval = float(get_setting("flush_interval"))
-        timeout = float(get_setting("heartbeat_timeout"))
-        self._every = max(self._flush_interval, min(30.0, timeout / 4))
+        self._flush_interval, self._every = heartbeat_timing()  # a run's own, as a context's
         self._last = 0.0
 
     def __enter__(self) -> Claim:

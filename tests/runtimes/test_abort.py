@@ -211,7 +211,7 @@ def test_a_run_whose_process_ignores_sigint_is_marked_and_stops_at_its_next_log(
 def test_the_abort_check_reads_a_runs_record_only_once_it_reads_aborted():
     # the flush thread checks every heartbeat; a sweep's parent holds every hyper-parameter
     # value in its record (a million: ~80 MB to parse), so the check reads the state column
-    from mlflowlet._ctx_faults import aborted_elsewhere
+    from mlflowlet._ctx_faults import ended_elsewhere
 
     db = get_run_db()
     reads: list[str] = []
@@ -230,10 +230,12 @@ def test_the_abort_check_reads_a_runs_record_only_once_it_reads_aborted():
     db.store_run(run.to_dict(), "watched", "p")
     counting = Counting()
     assert db.read_state("watched", "p") == "running" and db.read_state("nothing", "p") == ""
-    assert aborted_elsewhere(counting, run) == "" and reads == []
+    assert ended_elsewhere(counting, run) == ("", "") and reads == []
     db.update_run({"status.state": "aborted", "status.error": "stopped from afar"}, "watched", "p")
     assert db.read_state("watched", "p") == "aborted"
-    assert aborted_elsewhere(counting, run) == "stopped from afar" and reads == ["watched"]
+    assert ended_elsewhere(counting, run) == ("aborted", "stopped from afar") and reads == [
+        "watched"
+    ]
 
 
 def test_a_sweep_marked_aborted_from_another_host_launches_no_more_iterations(monkeypatch):

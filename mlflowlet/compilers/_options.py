@@ -11,7 +11,6 @@ from ..errors import CompileError, ConfigError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: env var names whose value is a credential (refused in ``env``: the YAML would hold it)
-_CREDENTIAL = CREDENTIAL_NAME  # one rule for env values and a pickled step's globals
 _STEP_KEYS = ("env", "secrets", "node_selector")
 KINDS = ("Workflow", "WorkflowTemplate")
 
@@ -145,7 +144,7 @@ def _env(value: object, where: str) -> dict[str, str]:
     """Plain env values, written into the YAML as they are: a credential's name is refused."""
     env = _str_dict(value, where)
     for name, text in env.items():
-        if _CREDENTIAL.search(name) and text:  # first: the refusal below shows the value
+        if CREDENTIAL_NAME.search(name) and text:  # first: the refusal below shows the value
             raise CompileError(
                 f"{where}[{name!r}]: refused: a credential's value would be written into the "
                 f"compiled YAML in plain text; pass it as a Kubernetes secret reference, e.g. "
